@@ -1,0 +1,154 @@
+//! `json.dumps` as the reference writes its files: document order,
+//! `ensure_ascii` escapes, Python `repr` numbers.
+
+use super::Value;
+
+/// Append `s` as a JSON string the way Python's `json.dumps` does by default
+/// (`ensure_ascii=True`): printable ASCII as is, `\"` `\\` `\n` `\r` `\t` `\b`
+/// `\f`, everything else as lowercase `\uXXXX` (surrogate pairs above the BMP).
+pub(crate) fn push_python_string(out: &mut String, s: &str) {
+    out.push('"');
+    let mut plain_start = 0;
+    for (i, ch) in s.char_indices() {
+        let plain = (' '..='~').contains(&ch) && ch != '"' && ch != '\\';
+        if plain {
+            continue;
+        }
+        out.push_str(&s[plain_start..i]);
+        plain_start = i + ch.len_utf8();
+        match ch {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\u{8}' => out.push_str("\\b"),
+            '\u{c}' => out.push_str("\\f"),
+            _ => {
+                let mut units = [0u16; 2];
+                for unit in ch.encode_utf16(&mut units) {
+                    push_u_escape(out, *unit);
+                }
+            }
+        }
+    }
+    out.push_str(&s[plain_start..]);
+    out.push('"');
+}
+
+pub(crate) fn push_u_escape(out: &mut String, unit: u16) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    out.push_str("\\u");
+    for shift in [12, 8, 4, 0] {
+        out.push(HEX[usize::from((unit >> shift) & 0xf)] as char);
+    }
+}
+
+/// `json.dumps(value, separators=(",", ":"))`: compact, document order.
+pub fn to_python_compact(value: &Value) -> String {
+    let mut out = String::new();
+    write_compact(&mut out, value);
+    out
+}
+
+fn write_compact(out: &mut String, value: &Value) {
+    match value {
+        Value::Null => out.push_str("null"),
+        Value::Bool(true) => out.push_str("true"),
+        Value::Bool(false) => out.push_str("false"),
+        Value::Number(n) => out.push_str(&n.to_python_text()),
+        Value::String(s) => push_python_string(out, s),
+        Value::Array(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_compact(out, item);
+            }
+            out.push(']');
+        }
+        Value::Object(map) => {
+            out.push('{');
+            for (i, (k, v)) in map.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                push_python_string(out, k);
+                out.push(':');
+                write_compact(out, v);
+            }
+            out.push('}');
+        }
+    }
+}
+
+/// `json.dumps(value, indent=2) + "\n"`: what `peaqos stream publish` writes
+/// for `chunk-N.json` and `manifest.json`.
+pub fn to_python_pretty(value: &Value) -> String {
+    let mut out = String::new();
+    write_pretty(&mut out, value, 0);
+    out.push('\n');
+    out
+}
+
+fn newline_indent(out: &mut String, level: usize) {
+    out.push('\n');
+    for _ in 0..level {
+        out.push_str("  ");
+    }
+}
+
+fn write_pretty(out: &mut String, value: &Value, level: usize) {
+    match value {
+        Value::Array(items) if !items.is_empty() => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                newline_indent(out, level + 1);
+                write_pretty(out, item, level + 1);
+            }
+            newline_indent(out, level);
+            out.push(']');
+        }
+        Value::Object(map) if !map.is_empty() => {
+            out.push('{');
+            for (i, (k, v)) in map.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                newline_indent(out, level + 1);
+                push_python_string(out, k);
+                out.push_str(": ");
+                write_pretty(out, v, level + 1);
+            }
+            newline_indent(out, level);
+            out.push('}');
+        }
+        other => write_compact(out, other),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::json::parse;
+
+    #[test]
+    fn pretty_matches_json_dumps_indent_2() {
+        let v = parse(br#"{"a":[1,{"b":null}],"c":{},"d":[],"e":"\u00fc"}"#).unwrap();
+        assert_eq!(
+            to_python_pretty(&v),
+            "{\n  \"a\": [\n    1,\n    {\n      \"b\": null\n    }\n  ],\n  \"c\": {},\n  \"d\": [],\n  \"e\": \"\\u00fc\"\n}\n"
+        );
+    }
+
+    #[test]
+    fn escapes_like_python() {
+        let mut s = String::new();
+        push_python_string(&mut s, "q\" b\\ n\n t\t c\u{1} del\u{7f} ü 🤖");
+        assert_eq!(s, r#""q\" b\\ n\n t\t c\u0001 del\u007f \u00fc \ud83e\udd16""#);
+    }
+}

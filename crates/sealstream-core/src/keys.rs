@@ -1,0 +1,350 @@
+//! Key types, one per kind, so an X25519 key cannot be passed where an
+//! Ed25519 or secp256k1 key is wanted.
+//!
+//! Secret keys zeroize on drop, print as `Kind(..)` in `Debug` and have no
+//! `Display`. Parsing accepts hex with or without `0x` (surrounding whitespace
+//! is ignored, as in key files); a wrong length or an invalid key is a
+//! [`ValidationError`] naming the field and never quoting the value.
+
+use std::fmt;
+
+use rand_core::{OsRng, RngCore};
+use zeroize::{Zeroize, Zeroizing};
+
+use crate::error::ValidationError;
+use crate::identity::EvmAddress;
+
+/// Decode `N` bytes of hex (optional `0x`/`0X`, surrounding whitespace ignored).
+pub fn parse_hex_array<const N: usize>(text: &str, field: &str) -> Result<[u8; N], ValidationError> {
+    let trimmed = text.trim();
+    let body = trimmed
+        .strip_prefix("0x")
+        .or_else(|| trimmed.strip_prefix("0X"))
+        .unwrap_or(trimmed);
+    let constraint = || format!("expected {N} bytes as hex ({} hex digits, optional 0x)", N * 2);
+    if body.len() != N * 2 {
+        return Err(ValidationError::new(
+            field,
+            format!("{}, got {} hex digits", constraint(), body.len()),
+        ));
+    }
+    let mut out = [0u8; N];
+    hex::decode_to_slice(body, &mut out).map_err(|_| ValidationError::new(field, constraint()))?;
+    Ok(out)
+}
+
+/// Decode hex of any even length (optional `0x`), as the reference's
+/// `parse_hex_bytes` does; empty input is refused.
+pub fn parse_hex_bytes(text: &str, field: &str) -> Result<Vec<u8>, ValidationError> {
+    let body = text.strip_prefix("0x").unwrap_or(text);
+    if body.is_empty() || body.len() % 2 != 0 {
+        return Err(ValidationError::new(field, "even-length hexadecimal string"));
+    }
+    hex::decode(body).map_err(|_| ValidationError::new(field, "even-length hexadecimal string"))
+}
+
+macro_rules! redacted_debug {
+    ($ty:ident) => {
+        impl fmt::Debug for $ty {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(concat!(stringify!($ty), "(..)"))
+            }
+        }
+    };
+}
+
+// ---------------------------------------------------------------- secp256k1
+
+/// The machine's secp256k1 signing key (EIP-191 package signatures, DID).
+pub struct MachineSigningKey(secp256k1::SecretKey);
+redacted_debug!(MachineSigningKey);
+
+impl Drop for MachineSigningKey {
+    fn drop(&mut self) {
+        self.0.non_secure_erase();
+    }
+}
+
+impl MachineSigningKey {
+    /// Parse 32 bytes of hex; `field` names the input in errors.
+    pub fn from_hex(text: &str, field: &str) -> Result<Self, ValidationError> {
+        let bytes = Zeroizing::new(parse_hex_array::<32>(text, field)?);
+        Self::from_bytes(&bytes, field)
+    }
+
+    /// From raw bytes; fails for zero or a value not below the curve order.
+    pub fn from_bytes(bytes: &[u8; 32], field: &str) -> Result<Self, ValidationError> {
+        secp256k1::SecretKey::from_byte_array(bytes)
+            .map(MachineSigningKey)
+            .map_err(|_| ValidationError::new(field, "not a valid secp256k1 private key"))
+    }
+
+    /// A fresh random key.
+    pub fn generate() -> Self {
+        MachineSigningKey(secp256k1::SecretKey::new(&mut OsRng))
+    }
+
+    /// The EVM address of this key.
+    pub fn address(&self) -> EvmAddress {
+        let public = secp256k1::PublicKey::from_secret_key_global(&self.0);
+        EvmAddress::from_public_key(&public)
+    }
+
+    /// `0x` + 64 hex digits: the key file form. Handle with care.
+    pub fn to_hex_secret(&self) -> Zeroizing<String> {
+        Zeroizing::new(format!("0x{}", hex::encode(self.0.secret_bytes())))
+    }
+
+    pub(crate) fn inner(&self) -> &secp256k1::SecretKey {
+        &self.0
+    }
+}
+
+// ---------------------------------------------------------------- ed25519
+
+/// The chain signing key (Ed25519 signatures over `encryptedDataHash`).
+pub struct ChainSigningKey(ed25519_dalek::SigningKey);
+redacted_debug!(ChainSigningKey);
+
+impl ChainSigningKey {
+    /// Parse a 32-byte seed as hex.
+    pub fn from_hex(text: &str, field: &str) -> Result<Self, ValidationError> {
+        let bytes = Zeroizing::new(parse_hex_array::<32>(text, field)?);
+        Ok(Self::from_bytes(&bytes))
+    }
+
+    /// From a 32-byte seed.
+    pub fn from_bytes(bytes: &[u8; 32]) -> Self {
+        ChainSigningKey(ed25519_dalek::SigningKey::from_bytes(bytes))
+    }
+
+    /// A fresh random key.
+    pub fn generate() -> Self {
+        ChainSigningKey(ed25519_dalek::SigningKey::generate(&mut OsRng))
+    }
+
+    /// The public key.
+    pub fn public_key(&self) -> ChainPublicKey {
+        ChainPublicKey(self.0.verifying_key())
+    }
+
+    /// Seed as lowercase hex (the reference's key file form). Handle with care.
+    pub fn to_hex_secret(&self) -> Zeroizing<String> {
+        Zeroizing::new(hex::encode(self.0.to_bytes()))
+    }
+
+    pub(crate) fn sign(&self, message: &[u8]) -> [u8; 64] {
+        use ed25519_dalek::Signer;
+        self.0.sign(message).to_bytes()
+    }
+}
+
+/// An Ed25519 chain public key.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct ChainPublicKey(ed25519_dalek::VerifyingKey);
+
+impl ChainPublicKey {
+    /// Parse 32 bytes of hex; fails if they are not a curve point.
+    pub fn from_hex(text: &str, field: &str) -> Result<Self, ValidationError> {
+        let bytes = parse_hex_array::<32>(text, field)?;
+        Self::from_bytes(&bytes, field)
+    }
+
+    /// From 32 bytes; fails if they are not a curve point.
+    pub fn from_bytes(bytes: &[u8; 32], field: &str) -> Result<Self, ValidationError> {
+        ed25519_dalek::VerifyingKey::from_bytes(bytes)
+            .map(ChainPublicKey)
+            .map_err(|_| ValidationError::new(field, "not a valid Ed25519 public key"))
+    }
+
+    /// Lowercase hex, no prefix.
+    pub fn to_hex(&self) -> String {
+        hex::encode(self.0.as_bytes())
+    }
+
+    /// Raw bytes.
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        self.0.as_bytes()
+    }
+
+    /// Verify an Ed25519 signature (RFC 8032, as `cryptography` does it).
+    pub fn verify(&self, message: &[u8], signature: &[u8; 64]) -> bool {
+        use ed25519_dalek::Verifier;
+        // Cofactorless RFC 8032 verification with canonical `s`, as OpenSSL
+        // (behind the reference's `cryptography`) does it.
+        let sig = ed25519_dalek::Signature::from_bytes(signature);
+        self.0.verify(message, &sig).is_ok()
+    }
+}
+
+impl fmt::Debug for ChainPublicKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ChainPublicKey({})", self.to_hex())
+    }
+}
+
+// ---------------------------------------------------------------- x25519
+
+/// An X25519 recipient secret key (owner, operator, machine, buyer).
+pub struct RecipientSecretKey(x25519_dalek::StaticSecret);
+redacted_debug!(RecipientSecretKey);
+
+impl RecipientSecretKey {
+    /// Parse 32 bytes of hex.
+    pub fn from_hex(text: &str, field: &str) -> Result<Self, ValidationError> {
+        let bytes = Zeroizing::new(parse_hex_array::<32>(text, field)?);
+        Ok(Self::from_bytes(*bytes))
+    }
+
+    /// From 32 raw bytes (clamped when used, as libsodium does).
+    pub fn from_bytes(bytes: [u8; 32]) -> Self {
+        RecipientSecretKey(x25519_dalek::StaticSecret::from(bytes))
+    }
+
+    /// A fresh random key.
+    pub fn generate() -> Self {
+        let mut bytes = Zeroizing::new([0u8; 32]);
+        OsRng.fill_bytes(bytes.as_mut());
+        Self::from_bytes(*bytes)
+    }
+
+    /// The public key.
+    pub fn public_key(&self) -> RecipientPublicKey {
+        RecipientPublicKey(x25519_dalek::PublicKey::from(&self.0).to_bytes())
+    }
+
+    /// Lowercase hex (the reference's key file form). Handle with care.
+    pub fn to_hex_secret(&self) -> Zeroizing<String> {
+        Zeroizing::new(hex::encode(self.0.as_bytes()))
+    }
+
+    pub(crate) fn secret(&self) -> &x25519_dalek::StaticSecret {
+        &self.0
+    }
+}
+
+/// An X25519 recipient public key.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct RecipientPublicKey(pub(crate) [u8; 32]);
+
+impl RecipientPublicKey {
+    /// Parse 32 bytes of hex.
+    pub fn from_hex(text: &str, field: &str) -> Result<Self, ValidationError> {
+        Ok(RecipientPublicKey(parse_hex_array::<32>(text, field)?))
+    }
+
+    /// From raw bytes.
+    pub fn from_bytes(bytes: [u8; 32]) -> Self {
+        RecipientPublicKey(bytes)
+    }
+
+    /// Raw bytes.
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
+    /// Lowercase hex, no prefix.
+    pub fn to_hex(&self) -> String {
+        hex::encode(self.0)
+    }
+}
+
+impl fmt::Debug for RecipientPublicKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "RecipientPublicKey({})", self.to_hex())
+    }
+}
+
+// ---------------------------------------------------------------- AES-256
+
+/// The 32-byte AES-256-GCM key of field-level encryption.
+#[derive(Clone)]
+pub struct FieldKey(Zeroizing<[u8; 32]>);
+redacted_debug!(FieldKey);
+
+impl FieldKey {
+    /// Parse 32 bytes of hex.
+    pub fn from_hex(text: &str, field: &str) -> Result<Self, ValidationError> {
+        Ok(FieldKey(Zeroizing::new(parse_hex_array::<32>(text, field)?)))
+    }
+
+    /// From raw bytes.
+    pub fn from_bytes(mut bytes: [u8; 32]) -> Self {
+        let key = FieldKey(Zeroizing::new(bytes));
+        bytes.zeroize();
+        key
+    }
+
+    /// A fresh random key.
+    pub fn generate() -> Self {
+        let mut bytes = Zeroizing::new([0u8; 32]);
+        OsRng.fill_bytes(bytes.as_mut());
+        FieldKey(bytes)
+    }
+
+    /// Lowercase hex. Handle with care.
+    pub fn to_hex_secret(&self) -> Zeroizing<String> {
+        Zeroizing::new(hex::encode(*self.0))
+    }
+
+    pub(crate) fn bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const OWNER_SK: &str = "51b48b68b1a9f4a820f7fb161053d09345b11e4eef1b81b2847556789e0db8e3";
+    const OWNER_PK: &str = "aaa52adfb12f7a161e2d502386cd3cb2eff0dbe38e90c70085a0872229a3b946";
+
+    #[test]
+    fn x25519_public_key_matches_reference() {
+        let sk = RecipientSecretKey::from_hex(OWNER_SK, "owner").unwrap();
+        assert_eq!(sk.public_key().to_hex(), OWNER_PK);
+        let with_prefix = RecipientSecretKey::from_hex(&format!(" 0x{OWNER_SK}\n"), "owner").unwrap();
+        assert_eq!(with_prefix.public_key().to_hex(), OWNER_PK);
+    }
+
+    #[test]
+    fn machine_key_gives_reference_address() {
+        let sk = MachineSigningKey::from_hex(
+            "0xfeba68765a73c491c47490ecff80e39f3e5b09c96c84189193dbceacc6ff6761",
+            "machine",
+        )
+        .unwrap();
+        assert_eq!(sk.address().to_checksum(), "0x3d9141C95c9384e002528cf6AeE3b33a4C816DE1");
+    }
+
+    #[test]
+    fn ed25519_public_key_matches_reference() {
+        let sk = ChainSigningKey::from_hex(
+            "1f6350a24055b23b7abc6aaaa4466007a95bf4807826b6810a79dfe06af8f45f",
+            "chain",
+        )
+        .unwrap();
+        assert_eq!(sk.public_key().to_hex(), "0c15b8ab0e85fd29f44ae2a505c039faea332c326ac39bb5506b4f6851d05ab7");
+    }
+
+    #[test]
+    fn wrong_lengths_name_the_field_and_hide_the_value() {
+        let short = &OWNER_SK[..62];
+        let err = RecipientSecretKey::from_hex(short, "owner_private_key").unwrap_err();
+        assert_eq!(err.field, "owner_private_key");
+        assert!(err.constraint.contains("got 62 hex digits"), "{err}");
+        assert!(!err.to_string().contains(short));
+        let err = MachineSigningKey::from_hex(&"0".repeat(64), "signing_key").unwrap_err();
+        assert!(err.to_string().contains("secp256k1"));
+        assert!(FieldKey::from_hex("zz", "field_key").is_err());
+    }
+
+    #[test]
+    fn secrets_print_redacted() {
+        let sk = RecipientSecretKey::from_hex(OWNER_SK, "owner").unwrap();
+        assert_eq!(format!("{sk:?}"), "RecipientSecretKey(..)");
+        assert_eq!(format!("{:?}", MachineSigningKey::generate()), "MachineSigningKey(..)");
+        assert_eq!(format!("{:?}", ChainSigningKey::generate()), "ChainSigningKey(..)");
+        assert_eq!(format!("{:?}", FieldKey::generate()), "FieldKey(..)");
+    }
+}

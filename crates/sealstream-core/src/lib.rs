@@ -1,0 +1,12 @@
+//! Formats and cryptography of sealstream, byte-compatible with peaq.stream v1.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod error;
+pub mod identity;
+pub mod json;
+pub mod keys;
+pub mod package;
+pub mod rules;
+
+pub use error::ValidationError;

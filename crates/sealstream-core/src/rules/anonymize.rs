@@ -1,0 +1,132 @@
+//! Anonymization strategies, exactly as the reference computes them.
+
+use sha2::{Digest, Sha256};
+
+use super::{AnonymizeStrategy, RulesError};
+use crate::json::{canonical, Map, Value};
+
+const MASK: &str = "***";
+
+/// The `{"__anonymized": true, "value": V, "strategy": S}` wrapper for `value`.
+pub(crate) fn anonymize(value: &Value, strategy: AnonymizeStrategy, path: &str) -> Result<Value, RulesError> {
+    let inner = match strategy {
+        AnonymizeStrategy::Hash => Value::String(hash_value(value)),
+        AnonymizeStrategy::Redact => Value::String("[REDACTED]".into()),
+        AnonymizeStrategy::Generalize => generalize(value, path)?,
+    };
+    let mut wrapper = Map::with_capacity(3);
+    wrapper.insert("__anonymized".into(), Value::Bool(true));
+    wrapper.insert("value".into(), inner);
+    wrapper.insert("strategy".into(), Value::String(strategy.as_str().into()));
+    Ok(Value::Object(wrapper))
+}
+
+/// `0x` + SHA-256 of the value's canonical JSON.
+pub(crate) fn hash_value(value: &Value) -> String {
+    format!("0x{}", hex::encode(Sha256::digest(canonical::python(value).as_bytes())))
+}
+
+/// Generalize: numbers to decade buckets, strings to masks, recursively.
+pub(crate) fn generalize(value: &Value, path: &str) -> Result<Value, RulesError> {
+    Ok(match value {
+        Value::Bool(_) | Value::Null => Value::String(MASK.into()),
+        Value::Number(n) => {
+            let f = n.as_f64().ok_or_else(|| RulesError::NumberOutOfRange { path: path.to_string() })?;
+            Value::String(bucket(f).ok_or_else(|| RulesError::NumberOutOfRange { path: path.to_string() })?)
+        }
+        Value::String(s) => {
+            let count = s.chars().count();
+            Value::String(if count <= 1 {
+                "*".into()
+            } else if count <= 4 {
+                MASK.into()
+            } else {
+                let mut chars = s.chars();
+                let first: String = chars.by_ref().take(2).collect();
+                let last = s.chars().next_back().unwrap_or_default();
+                format!("{first}{MASK}{last}")
+            })
+        }
+        Value::Array(items) => Value::Array(
+            items
+                .iter()
+                .enumerate()
+                .map(|(i, item)| generalize(item, &format!("{path}[{i}]")))
+                .collect::<Result<_, _>>()?,
+        ),
+        Value::Object(map) => {
+            let mut out = Map::with_capacity(map.len());
+            for (k, v) in map {
+                out.insert(k.clone(), generalize(v, &format!("{path}.{k}"))?);
+            }
+            Value::Object(out)
+        }
+    })
+}
+
+/// Python's `format(x, ".10f").rstrip("0").rstrip(".") or "0"`.
+fn fmt10(x: f64) -> String {
+    let text = format!("{x:.10}");
+    let stripped = text.trim_end_matches('0').trim_end_matches('.');
+    if stripped.is_empty() {
+        "0".into()
+    } else {
+        stripped.to_string()
+    }
+}
+
+/// The decade bucket `lower-upper` of a number (`_bucket_number` in the
+/// reference). `None` where Python raises `OverflowError` (|x| near the top
+/// of the double range).
+fn bucket(value: f64) -> Option<String> {
+    if value == 0.0 {
+        return Some("0-1".into());
+    }
+    // C log10 and pow, as CPython's math.log10 and float ** int use them.
+    let exponent = value.abs().log10().floor() as i32;
+    if exponent >= 0 {
+        // step = 10**exponent is a Python int: lower/upper are exact integers
+        // that are converted to the nearest double only when formatted.
+        let step: f64 = format!("1e{exponent}").parse().ok()?;
+        let q = (value / step).floor() as i64;
+        let lower: f64 = format!("{q}e{exponent}").parse().ok()?;
+        let upper: f64 = format!("{}e{exponent}", q + 1).parse().ok()?;
+        if !lower.is_finite() || !upper.is_finite() {
+            return None;
+        }
+        Some(format!("{}-{}", fmt10(lower), fmt10(upper)))
+    } else {
+        let step = 10f64.powf(f64::from(exponent));
+        let lower = (value / step).floor() * step;
+        let upper = lower + step;
+        Some(format!("{}-{}", fmt10(lower), fmt10(upper)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buckets_match_reference_examples() {
+        assert_eq!(bucket(0.0).unwrap(), "0-1");
+        assert_eq!(bucket(52.52).unwrap(), "50-60");
+        assert_eq!(bucket(0.0042).unwrap(), "0.004-0.005");
+        assert_eq!(bucket(-73.98).unwrap(), "-80--70");
+        assert_eq!(bucket(987654.0).unwrap(), "900000-1000000");
+        assert_eq!(bucket(3.0).unwrap(), "3-4");
+        assert_eq!(bucket(0.5).unwrap(), "0.5-0.6");
+        assert_eq!(bucket(1e-12).unwrap(), "0-0");
+        assert!(bucket(1.7e308).is_none());
+    }
+
+    #[test]
+    fn strings_by_code_points() {
+        let g = |s: &str| generalize(&Value::from(s), "x").unwrap();
+        assert_eq!(g("a"), Value::from("*"));
+        assert_eq!(g(""), Value::from("*"));
+        assert_eq!(g("abcd"), Value::from("***"));
+        assert_eq!(g("Jonathan9"), Value::from("Jo***9"));
+        assert_eq!(g("🤖🤖🤖🤖🤖"), Value::from("🤖🤖***🤖"));
+    }
+}
