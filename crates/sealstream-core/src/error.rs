@@ -17,7 +17,10 @@ pub struct ValidationError {
 impl ValidationError {
     /// A validation error for `field` breaking `constraint`.
     pub fn new(field: impl Into<String>, constraint: impl Into<String>) -> Self {
-        ValidationError { field: field.into(), constraint: constraint.into() }
+        ValidationError {
+            field: field.into(),
+            constraint: constraint.into(),
+        }
     }
 
     /// The same error with `prefix.` put before the field name.

@@ -35,7 +35,10 @@ impl EvmAddress {
             .strip_prefix("0x")
             .ok_or_else(|| ValidationError::new(field, "expected 0x followed by 40 hex digits"))?;
         if body.len() != 40 {
-            return Err(ValidationError::new(field, "expected 0x followed by 40 hex digits"));
+            return Err(ValidationError::new(
+                field,
+                "expected 0x followed by 40 hex digits",
+            ));
         }
         let mut out = [0u8; 20];
         hex::decode_to_slice(body, &mut out)
@@ -90,12 +93,12 @@ impl Did {
 
     /// Parse `did:peaq:0x` + 40 hex digits (address compared case-insensitively).
     pub fn parse(text: &str, field: &str) -> Result<Self, ValidationError> {
-        let rest = text
-            .strip_prefix(PEAQ_DID_PREFIX)
-            .ok_or_else(|| ValidationError::new(field, "expected did:peaq:0x followed by 40 hex digits"))?;
-        EvmAddress::parse(rest, field)
-            .map(Did)
-            .map_err(|_| ValidationError::new(field, "expected did:peaq:0x followed by 40 hex digits"))
+        let rest = text.strip_prefix(PEAQ_DID_PREFIX).ok_or_else(|| {
+            ValidationError::new(field, "expected did:peaq:0x followed by 40 hex digits")
+        })?;
+        EvmAddress::parse(rest, field).map(Did).map_err(|_| {
+            ValidationError::new(field, "expected did:peaq:0x followed by 40 hex digits")
+        })
     }
 
     /// The address.
@@ -185,7 +188,10 @@ pub enum RecoverError {
 
 /// Recover the signer's address of an EIP-191 personal message.
 /// Accepts v = 0/1 and 27/28.
-pub fn eip191_recover(message: &[u8], signature: &Eip191Signature) -> Result<EvmAddress, RecoverError> {
+pub fn eip191_recover(
+    message: &[u8],
+    signature: &Eip191Signature,
+) -> Result<EvmAddress, RecoverError> {
     let v = signature.0[64];
     let recid = match v {
         0 | 1 => i32::from(v),
@@ -209,7 +215,10 @@ mod tests {
     #[test]
     fn did_round_trip_and_case() {
         let did = Did::parse("did:peaq:0x3d9141c95c9384e002528cf6aee3b33a4c816de1", "did").unwrap();
-        assert_eq!(did.to_string(), "did:peaq:0x3d9141C95c9384e002528cf6AeE3b33a4C816DE1");
+        assert_eq!(
+            did.to_string(),
+            "did:peaq:0x3d9141C95c9384e002528cf6AeE3b33a4C816DE1"
+        );
         assert!(Did::parse("did:peaq:3d9141c95c9384e002528cf6aee3b33a4c816de1", "did").is_err());
         assert!(Did::parse("did:key:0x3d9141c95c9384e002528cf6aee3b33a4c816de1", "did").is_err());
     }
@@ -225,7 +234,10 @@ mod tests {
         assert_eq!(eip191_recover(b"hello", &low).unwrap(), key.address());
         let mut bad = sig;
         bad.0[64] = 29;
-        assert_eq!(eip191_recover(b"hello", &bad), Err(RecoverError::BadRecoveryByte));
+        assert_eq!(
+            eip191_recover(b"hello", &bad),
+            Err(RecoverError::BadRecoveryByte)
+        );
         assert_ne!(eip191_recover(b"hellO", &sig).ok(), Some(key.address()));
     }
 }

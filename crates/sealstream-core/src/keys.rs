@@ -15,13 +15,21 @@ use crate::error::ValidationError;
 use crate::identity::EvmAddress;
 
 /// Decode `N` bytes of hex (optional `0x`/`0X`, surrounding whitespace ignored).
-pub fn parse_hex_array<const N: usize>(text: &str, field: &str) -> Result<[u8; N], ValidationError> {
+pub fn parse_hex_array<const N: usize>(
+    text: &str,
+    field: &str,
+) -> Result<[u8; N], ValidationError> {
     let trimmed = text.trim();
     let body = trimmed
         .strip_prefix("0x")
         .or_else(|| trimmed.strip_prefix("0X"))
         .unwrap_or(trimmed);
-    let constraint = || format!("expected {N} bytes as hex ({} hex digits, optional 0x)", N * 2);
+    let constraint = || {
+        format!(
+            "expected {N} bytes as hex ({} hex digits, optional 0x)",
+            N * 2
+        )
+    };
     if body.len() != N * 2 {
         return Err(ValidationError::new(
             field,
@@ -38,7 +46,10 @@ pub fn parse_hex_array<const N: usize>(text: &str, field: &str) -> Result<[u8; N
 pub fn parse_hex_bytes(text: &str, field: &str) -> Result<Vec<u8>, ValidationError> {
     let body = text.strip_prefix("0x").unwrap_or(text);
     if body.is_empty() || body.len() % 2 != 0 {
-        return Err(ValidationError::new(field, "even-length hexadecimal string"));
+        return Err(ValidationError::new(
+            field,
+            "even-length hexadecimal string",
+        ));
     }
     hex::decode(body).map_err(|_| ValidationError::new(field, "even-length hexadecimal string"))
 }
@@ -186,7 +197,7 @@ impl fmt::Debug for ChainPublicKey {
 // ---------------------------------------------------------------- x25519
 
 /// An X25519 recipient secret key (owner, operator, machine, buyer).
-pub struct RecipientSecretKey(x25519_dalek::StaticSecret);
+pub struct RecipientSecretKey(crypto_box::SecretKey);
 redacted_debug!(RecipientSecretKey);
 
 impl RecipientSecretKey {
@@ -198,7 +209,7 @@ impl RecipientSecretKey {
 
     /// From 32 raw bytes (clamped when used, as libsodium does).
     pub fn from_bytes(bytes: [u8; 32]) -> Self {
-        RecipientSecretKey(x25519_dalek::StaticSecret::from(bytes))
+        RecipientSecretKey(crypto_box::SecretKey::from_bytes(bytes))
     }
 
     /// A fresh random key.
@@ -210,15 +221,15 @@ impl RecipientSecretKey {
 
     /// The public key.
     pub fn public_key(&self) -> RecipientPublicKey {
-        RecipientPublicKey(x25519_dalek::PublicKey::from(&self.0).to_bytes())
+        RecipientPublicKey(self.0.public_key().to_bytes())
     }
 
     /// Lowercase hex (the reference's key file form). Handle with care.
     pub fn to_hex_secret(&self) -> Zeroizing<String> {
-        Zeroizing::new(hex::encode(self.0.as_bytes()))
+        Zeroizing::new(hex::encode(*Zeroizing::new(self.0.to_bytes())))
     }
 
-    pub(crate) fn secret(&self) -> &x25519_dalek::StaticSecret {
+    pub(crate) fn secret(&self) -> &crypto_box::SecretKey {
         &self.0
     }
 }
@@ -265,7 +276,9 @@ redacted_debug!(FieldKey);
 impl FieldKey {
     /// Parse 32 bytes of hex.
     pub fn from_hex(text: &str, field: &str) -> Result<Self, ValidationError> {
-        Ok(FieldKey(Zeroizing::new(parse_hex_array::<32>(text, field)?)))
+        Ok(FieldKey(Zeroizing::new(parse_hex_array::<32>(
+            text, field,
+        )?)))
     }
 
     /// From raw bytes.
@@ -303,7 +316,8 @@ mod tests {
     fn x25519_public_key_matches_reference() {
         let sk = RecipientSecretKey::from_hex(OWNER_SK, "owner").unwrap();
         assert_eq!(sk.public_key().to_hex(), OWNER_PK);
-        let with_prefix = RecipientSecretKey::from_hex(&format!(" 0x{OWNER_SK}\n"), "owner").unwrap();
+        let with_prefix =
+            RecipientSecretKey::from_hex(&format!(" 0x{OWNER_SK}\n"), "owner").unwrap();
         assert_eq!(with_prefix.public_key().to_hex(), OWNER_PK);
     }
 
@@ -314,7 +328,10 @@ mod tests {
             "machine",
         )
         .unwrap();
-        assert_eq!(sk.address().to_checksum(), "0x3d9141C95c9384e002528cf6AeE3b33a4C816DE1");
+        assert_eq!(
+            sk.address().to_checksum(),
+            "0x3d9141C95c9384e002528cf6AeE3b33a4C816DE1"
+        );
     }
 
     #[test]
@@ -324,7 +341,10 @@ mod tests {
             "chain",
         )
         .unwrap();
-        assert_eq!(sk.public_key().to_hex(), "0c15b8ab0e85fd29f44ae2a505c039faea332c326ac39bb5506b4f6851d05ab7");
+        assert_eq!(
+            sk.public_key().to_hex(),
+            "0c15b8ab0e85fd29f44ae2a505c039faea332c326ac39bb5506b4f6851d05ab7"
+        );
     }
 
     #[test]
@@ -343,8 +363,14 @@ mod tests {
     fn secrets_print_redacted() {
         let sk = RecipientSecretKey::from_hex(OWNER_SK, "owner").unwrap();
         assert_eq!(format!("{sk:?}"), "RecipientSecretKey(..)");
-        assert_eq!(format!("{:?}", MachineSigningKey::generate()), "MachineSigningKey(..)");
-        assert_eq!(format!("{:?}", ChainSigningKey::generate()), "ChainSigningKey(..)");
+        assert_eq!(
+            format!("{:?}", MachineSigningKey::generate()),
+            "MachineSigningKey(..)"
+        );
+        assert_eq!(
+            format!("{:?}", ChainSigningKey::generate()),
+            "ChainSigningKey(..)"
+        );
         assert_eq!(format!("{:?}", FieldKey::generate()), "FieldKey(..)");
     }
 }

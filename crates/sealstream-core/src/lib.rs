@@ -2,11 +2,14 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod access;
+pub mod chunk;
 pub mod error;
 pub mod identity;
 pub mod json;
 pub mod keys;
 pub mod package;
+pub mod pool;
 pub mod rules;
 
 pub use error::ValidationError;

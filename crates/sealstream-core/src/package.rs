@@ -84,13 +84,21 @@ impl PackageSigner {
     ) -> Result<Self, ValidationError> {
         let parsed = Did::parse(did, "did")?;
         if parsed.address() != key.address() {
-            return Err(ValidationError::new("did", "must be the DID of the signing key"));
+            return Err(ValidationError::new(
+                "did",
+                "must be the DID of the signing key",
+            ));
         }
         let key_id = key_id.unwrap_or_else(|| format!("{did}#keys-1"));
         if key_id.trim().is_empty() {
             return Err(ValidationError::new("key_id", "non-empty string"));
         }
-        Ok(PackageSigner { key, did: did.to_string(), key_id, field_key })
+        Ok(PackageSigner {
+            key,
+            did: did.to_string(),
+            key_id,
+            field_key,
+        })
     }
 
     /// The DID packages are signed as.
@@ -183,8 +191,14 @@ impl DataPackage {
         let mut m = Map::with_capacity(5);
         m.insert("did".into(), Value::from(self.did.as_str()));
         m.insert("timestamp".into(), Value::from(self.timestamp.as_str()));
-        m.insert("schemaVersion".into(), Value::from(self.schema_version.as_str()));
-        m.insert("sequenceNumber".into(), Value::Number(self.sequence_number.clone()));
+        m.insert(
+            "schemaVersion".into(),
+            Value::from(self.schema_version.as_str()),
+        );
+        m.insert(
+            "sequenceNumber".into(),
+            Value::Number(self.sequence_number.clone()),
+        );
         m.insert("payload".into(), Value::Object(self.payload.clone()));
         Value::Object(m)
     }
@@ -198,13 +212,16 @@ impl DataPackage {
     /// then the RFC 8785 form a JavaScript signer would produce.
     pub fn verify(&self) -> Verification {
         let outcome = self.verify_inner();
-        Verification { signer_did: self.did.clone(), outcome }
+        Verification {
+            signer_did: self.did.clone(),
+            outcome,
+        }
     }
 
     fn verify_inner(&self) -> Result<CanonicalForm, InvalidReason> {
         let did = Did::parse(&self.did, "did").map_err(|_| InvalidReason::InvalidDid)?;
-        let signature =
-            Eip191Signature::from_hex(&self.signature, "signature").map_err(|_| InvalidReason::InvalidSignature)?;
+        let signature = Eip191Signature::from_hex(&self.signature, "signature")
+            .map_err(|_| InvalidReason::InvalidSignature)?;
         let signable = self.signable();
         let python_bytes = canonical::python(&signable);
         let first = eip191_recover(python_bytes.as_bytes(), &signature);
@@ -223,7 +240,9 @@ impl DataPackage {
             }
         }
         match first {
-            Ok(address) => Err(InvalidReason::SignerMismatch { recovered: address.to_checksum() }),
+            Ok(address) => Err(InvalidReason::SignerMismatch {
+                recovered: address.to_checksum(),
+            }),
             Err(_) => Err(InvalidReason::InvalidSignature),
         }
     }
@@ -233,11 +252,20 @@ impl DataPackage {
         let mut m = Map::with_capacity(7);
         m.insert("did".into(), Value::from(self.did.as_str()));
         m.insert("timestamp".into(), Value::from(self.timestamp.as_str()));
-        m.insert("schemaVersion".into(), Value::from(self.schema_version.as_str()));
-        m.insert("sequenceNumber".into(), Value::Number(self.sequence_number.clone()));
+        m.insert(
+            "schemaVersion".into(),
+            Value::from(self.schema_version.as_str()),
+        );
+        m.insert(
+            "sequenceNumber".into(),
+            Value::Number(self.sequence_number.clone()),
+        );
         m.insert("payload".into(), Value::Object(self.payload.clone()));
         m.insert("signature".into(), Value::from(self.signature.as_str()));
-        m.insert("signingKeyId".into(), Value::from(self.signing_key_id.as_str()));
+        m.insert(
+            "signingKeyId".into(),
+            Value::from(self.signing_key_id.as_str()),
+        );
         Value::Object(m)
     }
 
@@ -248,7 +276,9 @@ impl DataPackage {
 
     /// Read wire JSON; every field is required and typed.
     pub fn from_json(value: &Value) -> Result<Self, ValidationError> {
-        let obj = value.as_object().ok_or_else(|| ValidationError::new("package", "expected a JSON object"))?;
+        let obj = value
+            .as_object()
+            .ok_or_else(|| ValidationError::new("package", "expected a JSON object"))?;
         let string = |name: &str| -> Result<String, ValidationError> {
             obj.get(name)
                 .and_then(Value::as_str)
@@ -286,37 +316,72 @@ mod tests {
     const DID: &str = "did:peaq:0x3d9141C95c9384e002528cf6AeE3b33a4C816DE1";
 
     fn signer() -> PackageSigner {
-        PackageSigner::new(MachineSigningKey::from_hex(KEY, "key").unwrap(), DID, None, None).unwrap()
+        PackageSigner::new(
+            MachineSigningKey::from_hex(KEY, "key").unwrap(),
+            DID,
+            None,
+            None,
+        )
+        .unwrap()
     }
 
     fn payload(fields: &str) -> UnsignedPayload {
         UnsignedPayload {
             topic: "/t".into(),
-            fields: json::parse(fields.as_bytes()).unwrap().as_object().unwrap().clone(),
+            fields: json::parse(fields.as_bytes())
+                .unwrap()
+                .as_object()
+                .unwrap()
+                .clone(),
             captured_at: "2026-11-21T10:00:00Z".into(),
         }
     }
 
     #[test]
     fn build_then_verify() {
-        let p = signer().build(&payload(r#"{"a":1.5}"#), &TopicRules::new("/t", vec![]), "1.0.0", 7).unwrap();
+        let p = signer()
+            .build(
+                &payload(r#"{"a":1.5}"#),
+                &TopicRules::new("/t", vec![]),
+                "1.0.0",
+                7,
+            )
+            .unwrap();
         assert_eq!(p.verify().outcome, Ok(CanonicalForm::Python));
-        let back = DataPackage::from_json(&json::parse(p.to_json_line().as_bytes()).unwrap()).unwrap();
+        let back =
+            DataPackage::from_json(&json::parse(p.to_json_line().as_bytes()).unwrap()).unwrap();
         assert_eq!(back, p);
     }
 
     #[test]
     fn tampering_is_a_signer_mismatch() {
-        let mut p = signer().build(&payload(r#"{"a":1}"#), &TopicRules::new("/t", vec![]), "1.0.0", 1).unwrap();
+        let mut p = signer()
+            .build(
+                &payload(r#"{"a":1}"#),
+                &TopicRules::new("/t", vec![]),
+                "1.0.0",
+                1,
+            )
+            .unwrap();
         p.payload.insert("a".into(), Value::from(2u64));
-        assert!(matches!(p.verify().outcome, Err(InvalidReason::SignerMismatch { .. })));
+        assert!(matches!(
+            p.verify().outcome,
+            Err(InvalidReason::SignerMismatch { .. })
+        ));
         p.did = "did:peaq:nope".into();
         assert_eq!(p.verify().outcome, Err(InvalidReason::InvalidDid));
     }
 
     #[test]
     fn rfc8785_signatures_are_accepted() {
-        let mut p = signer().build(&payload(r#"{"f":1.0,"s":"ü"}"#), &TopicRules::new("/t", vec![]), "1.0.0", 1).unwrap();
+        let mut p = signer()
+            .build(
+                &payload(r#"{"f":1.0,"s":"ü"}"#),
+                &TopicRules::new("/t", vec![]),
+                "1.0.0",
+                1,
+            )
+            .unwrap();
         let jcs = canonical::rfc8785(&p.signable()).unwrap();
         let key = MachineSigningKey::from_hex(KEY, "key").unwrap();
         p.signature = eip191_sign(&key, jcs.as_bytes()).to_hex();

@@ -101,7 +101,10 @@ fn write_jcs(out: &mut String, value: &Value) -> Result<(), Rfc8785Error> {
         Value::Null => out.push_str("null"),
         Value::Bool(true) => out.push_str("true"),
         Value::Bool(false) => out.push_str("false"),
-        Value::Number(n) => out.push_str(&n.to_ecmascript_text().ok_or(Rfc8785Error::NumberOutOfRange)?),
+        Value::Number(n) => out.push_str(
+            &n.to_ecmascript_text()
+                .ok_or(Rfc8785Error::NumberOutOfRange)?,
+        ),
         Value::String(s) => push_jcs_string(out, s),
         Value::Array(items) => {
             out.push('[');
@@ -138,14 +141,22 @@ mod tests {
 
     #[test]
     fn python_form() {
-        let v = parse(r#"{"b":1.0,"a":[1e-07,1e16,-0.0,"ü🤖"],"\u00e9":null,"Z":true}"#.as_bytes()).unwrap();
-        assert_eq!(python(&v), r#"{"Z":true,"a":[1e-07,1e+16,-0.0,"\u00fc\ud83e\udd16"],"b":1.0,"\u00e9":null}"#);
+        let v = parse(r#"{"b":1.0,"a":[1e-07,1e16,-0.0,"ü🤖"],"\u00e9":null,"Z":true}"#.as_bytes())
+            .unwrap();
+        assert_eq!(
+            python(&v),
+            r#"{"Z":true,"a":[1e-07,1e+16,-0.0,"\u00fc\ud83e\udd16"],"b":1.0,"\u00e9":null}"#
+        );
     }
 
     #[test]
     fn rfc8785_form() {
-        let v = parse(r#"{"b":1.0,"a":[1e-07,1e16,-0.0,"ü🤖"],"\u00e9":null,"Z":true}"#.as_bytes()).unwrap();
-        assert_eq!(rfc8785(&v).unwrap(), "{\"Z\":true,\"a\":[1e-7,10000000000000000,0,\"ü🤖\"],\"b\":1,\"é\":null}");
+        let v = parse(r#"{"b":1.0,"a":[1e-07,1e16,-0.0,"ü🤖"],"\u00e9":null,"Z":true}"#.as_bytes())
+            .unwrap();
+        assert_eq!(
+            rfc8785(&v).unwrap(),
+            "{\"Z\":true,\"a\":[1e-7,10000000000000000,0,\"ü🤖\"],\"b\":1,\"é\":null}"
+        );
     }
 
     #[test]

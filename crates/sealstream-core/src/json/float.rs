@@ -18,7 +18,11 @@ fn shortest_digits(value: f64) -> (String, i32) {
 /// `1e+16`, `-0.0`, `0.1`, `123456789.0`.
 pub(crate) fn python_repr(value: f64) -> String {
     if value == 0.0 {
-        return if value.is_sign_negative() { "-0.0".into() } else { "0.0".into() };
+        return if value.is_sign_negative() {
+            "-0.0".into()
+        } else {
+            "0.0".into()
+        };
     }
     let (digits, decpt) = shortest_digits(value);
     let mut out = String::with_capacity(digits.len() + 8);

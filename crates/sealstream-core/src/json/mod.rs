@@ -61,7 +61,9 @@ enum NumberRepr {
 impl Number {
     /// A finite double; `None` for NaN or an infinity (JSON cannot carry them).
     pub fn from_f64(value: f64) -> Option<Number> {
-        value.is_finite().then_some(Number(NumberRepr::Float(value)))
+        value
+            .is_finite()
+            .then_some(Number(NumberRepr::Float(value)))
     }
 
     /// An integer from decimal text (`-?[0-9]+`); leading zeros and `-0` are normalised.
@@ -255,7 +257,9 @@ mod tests {
         assert_eq!(Number::from_int_text("-0").unwrap().to_python_text(), "0");
         assert_eq!(Number::from_int_text("007").unwrap().to_python_text(), "7");
         assert_eq!(
-            Number::from_int_text("-12345678901234567890123").unwrap().to_python_text(),
+            Number::from_int_text("-12345678901234567890123")
+                .unwrap()
+                .to_python_text(),
             "-12345678901234567890123"
         );
         assert!(Number::from_int_text("1.0").is_none());

@@ -39,7 +39,12 @@ pub fn parse(input: &[u8]) -> Result<Value, JsonError> {
 
 /// Parse one JSON document with explicit [`Limits`].
 pub fn parse_with_limits(input: &[u8], limits: Limits) -> Result<Value, JsonError> {
-    let mut p = Parser { input, pos: 0, depth: 0, limits };
+    let mut p = Parser {
+        input,
+        pos: 0,
+        depth: 0,
+        limits,
+    };
     // A UTF-8 byte order mark is not JSON; Python refuses it too.
     p.skip_ws();
     let value = p.value()?;
@@ -66,7 +71,11 @@ impl<'a> Parser<'a> {
         let upto = &self.input[..pos.min(self.input.len())];
         let line = upto.iter().filter(|b| **b == b'\n').count() + 1;
         let column = pos - upto.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1) + 1;
-        JsonError { message: message.to_string(), line, column }
+        JsonError {
+            message: message.to_string(),
+            line,
+            column,
+        }
     }
 
     fn peek(&self) -> Option<u8> {
@@ -218,7 +227,9 @@ impl<'a> Parser<'a> {
         // The slice is ASCII by construction.
         let text = std::str::from_utf8(&self.input[start..self.pos]).unwrap_or("0");
         if is_float {
-            let value: f64 = text.parse().map_err(|_| self.error_at(start, "invalid number"))?;
+            let value: f64 = text
+                .parse()
+                .map_err(|_| self.error_at(start, "invalid number"))?;
             Number::from_f64(value)
                 .map(Value::Number)
                 .ok_or_else(|| self.error_at(start, "number out of range for a double"))
@@ -294,13 +305,16 @@ impl<'a> Parser<'a> {
                                 if !(0xDC00..0xE000).contains(&second) {
                                     return Err(self.error("lone surrogate in \\u escape"));
                                 }
-                                0x10000 + ((u32::from(first) - 0xD800) << 10) + (u32::from(second) - 0xDC00)
+                                0x10000
+                                    + ((u32::from(first) - 0xD800) << 10)
+                                    + (u32::from(second) - 0xDC00)
                             } else if (0xDC00..0xE000).contains(&first) {
                                 return Err(self.error("lone surrogate in \\u escape"));
                             } else {
                                 u32::from(first)
                             };
-                            let ch = char::from_u32(code).ok_or_else(|| self.error("invalid \\u escape"))?;
+                            let ch = char::from_u32(code)
+                                .ok_or_else(|| self.error("invalid \\u escape"))?;
                             let mut buf = [0u8; 4];
                             out.extend_from_slice(ch.encode_utf8(&mut buf).as_bytes());
                         }
@@ -325,7 +339,10 @@ mod tests {
         assert!(!items[1].as_number().unwrap().is_int());
         assert_eq!(items[2].as_number().unwrap().to_python_text(), "0");
         assert_eq!(items[3].as_number().unwrap().to_python_text(), "100000.0");
-        assert_eq!(items[4].as_number().unwrap().to_python_text(), "12345678901234567890123");
+        assert_eq!(
+            items[4].as_number().unwrap().to_python_text(),
+            "12345678901234567890123"
+        );
         assert_eq!(items[5].as_number().unwrap().to_python_text(), "-0.0");
     }
 

@@ -149,6 +149,9 @@ mod tests {
     fn escapes_like_python() {
         let mut s = String::new();
         push_python_string(&mut s, "q\" b\\ n\n t\t c\u{1} del\u{7f} ü 🤖");
-        assert_eq!(s, r#""q\" b\\ n\n t\t c\u0001 del\u007f \u00fc \ud83e\udd16""#);
+        assert_eq!(
+            s,
+            r#""q\" b\\ n\n t\t c\u0001 del\u007f \u00fc \ud83e\udd16""#
+        );
     }
 }

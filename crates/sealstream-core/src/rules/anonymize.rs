@@ -8,7 +8,11 @@ use crate::json::{canonical, Map, Value};
 const MASK: &str = "***";
 
 /// The `{"__anonymized": true, "value": V, "strategy": S}` wrapper for `value`.
-pub(crate) fn anonymize(value: &Value, strategy: AnonymizeStrategy, path: &str) -> Result<Value, RulesError> {
+pub(crate) fn anonymize(
+    value: &Value,
+    strategy: AnonymizeStrategy,
+    path: &str,
+) -> Result<Value, RulesError> {
     let inner = match strategy {
         AnonymizeStrategy::Hash => Value::String(hash_value(value)),
         AnonymizeStrategy::Redact => Value::String("[REDACTED]".into()),
@@ -23,7 +27,10 @@ pub(crate) fn anonymize(value: &Value, strategy: AnonymizeStrategy, path: &str) 
 
 /// `0x` + SHA-256 of the value's canonical JSON.
 pub(crate) fn hash_value(value: &Value) -> String {
-    format!("0x{}", hex::encode(Sha256::digest(canonical::python(value).as_bytes())))
+    format!(
+        "0x{}",
+        hex::encode(Sha256::digest(canonical::python(value).as_bytes()))
+    )
 }
 
 /// Generalize: numbers to decade buckets, strings to masks, recursively.
@@ -31,8 +38,12 @@ pub(crate) fn generalize(value: &Value, path: &str) -> Result<Value, RulesError>
     Ok(match value {
         Value::Bool(_) | Value::Null => Value::String(MASK.into()),
         Value::Number(n) => {
-            let f = n.as_f64().ok_or_else(|| RulesError::NumberOutOfRange { path: path.to_string() })?;
-            Value::String(bucket(f).ok_or_else(|| RulesError::NumberOutOfRange { path: path.to_string() })?)
+            let f = n.as_f64().ok_or_else(|| RulesError::NumberOutOfRange {
+                path: path.to_string(),
+            })?;
+            Value::String(bucket(f).ok_or_else(|| RulesError::NumberOutOfRange {
+                path: path.to_string(),
+            })?)
         }
         Value::String(s) => {
             let count = s.chars().count();

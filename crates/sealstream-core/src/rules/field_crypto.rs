@@ -48,18 +48,24 @@ pub enum FieldDecryptError {
 
 /// Decrypt an encrypted field wrapper back to its value.
 pub fn decrypt_field(wrapper: &Value, key: &FieldKey) -> Result<Value, FieldDecryptError> {
-    let obj = wrapper.as_object().ok_or(FieldDecryptError::NotEncrypted("expected an object"))?;
+    let obj = wrapper
+        .as_object()
+        .ok_or(FieldDecryptError::NotEncrypted("expected an object"))?;
     if obj.get("__encrypted") != Some(&Value::Bool(true)) {
         return Err(FieldDecryptError::NotEncrypted("missing __encrypted: true"));
     }
     if obj.get("algorithm").and_then(Value::as_str) != Some(FIELD_ALGORITHM) {
-        return Err(FieldDecryptError::NotEncrypted("algorithm is not AES-256-GCM"));
+        return Err(FieldDecryptError::NotEncrypted(
+            "algorithm is not AES-256-GCM",
+        ));
     }
     let text = obj
         .get("ciphertext")
         .and_then(Value::as_str)
         .ok_or(FieldDecryptError::NotEncrypted("missing ciphertext"))?;
-    let packed = B64.decode(text).map_err(|_| FieldDecryptError::NotEncrypted("ciphertext is not base64"))?;
+    let packed = B64
+        .decode(text)
+        .map_err(|_| FieldDecryptError::NotEncrypted("ciphertext is not base64"))?;
     if packed.len() < 12 + 16 {
         return Err(FieldDecryptError::Decrypt);
     }

@@ -138,7 +138,11 @@ pub enum RulesError {
 impl TopicRules {
     /// Rules of a topic with `include` as default.
     pub fn new(topic: impl Into<String>, rules: Vec<FieldRule>) -> Self {
-        TopicRules { topic: topic.into(), rules, default_action: None }
+        TopicRules {
+            topic: topic.into(),
+            rules,
+            default_action: None,
+        }
     }
 
     /// Parse the rules file shape `{topic, defaultAction?, rules:[{fieldPath, action, anonymizeStrategy?}]}`.
@@ -146,7 +150,9 @@ impl TopicRules {
     /// an unknown action or strategy, and `defaultAction: anonymize` are refused
     /// up front rather than at the first matching field.
     pub fn from_json(value: &Value) -> Result<Self, ValidationError> {
-        let obj = value.as_object().ok_or_else(|| ValidationError::new("rules file", "expected a JSON object"))?;
+        let obj = value
+            .as_object()
+            .ok_or_else(|| ValidationError::new("rules file", "expected a JSON object"))?;
         let topic = match obj.get("topic") {
             None | Some(Value::Null) => String::new(),
             Some(Value::String(s)) => s.clone(),
@@ -162,9 +168,19 @@ impl TopicRules {
                     ))
                 }
                 Some(a) => Some(a),
-                None => return Err(ValidationError::new("defaultAction", "one of include, exclude, encrypt")),
+                None => {
+                    return Err(ValidationError::new(
+                        "defaultAction",
+                        "one of include, exclude, encrypt",
+                    ))
+                }
             },
-            Some(_) => return Err(ValidationError::new("defaultAction", "expected a string or null")),
+            Some(_) => {
+                return Err(ValidationError::new(
+                    "defaultAction",
+                    "expected a string or null",
+                ))
+            }
         };
         let rules_value = obj.get("rules").unwrap_or(&Value::Null);
         let items = match rules_value {
@@ -175,7 +191,9 @@ impl TopicRules {
         let mut rules = Vec::with_capacity(items.len());
         for (i, item) in items.iter().enumerate() {
             let at = |field: &str| format!("rules[{i}].{field}");
-            let r = item.as_object().ok_or_else(|| ValidationError::new(format!("rules[{i}]"), "expected an object"))?;
+            let r = item
+                .as_object()
+                .ok_or_else(|| ValidationError::new(format!("rules[{i}]"), "expected an object"))?;
             let field_path = r
                 .get("fieldPath")
                 .and_then(Value::as_str)
@@ -186,26 +204,50 @@ impl TopicRules {
                 .get("action")
                 .and_then(Value::as_str)
                 .and_then(Action::parse)
-                .ok_or_else(|| ValidationError::new(at("action"), "one of include, exclude, encrypt, anonymize"))?;
+                .ok_or_else(|| {
+                    ValidationError::new(
+                        at("action"),
+                        "one of include, exclude, encrypt, anonymize",
+                    )
+                })?;
             let anonymize_strategy = match r.get("anonymizeStrategy") {
                 None | Some(Value::Null) => None,
-                Some(v) => Some(v.as_str().and_then(AnonymizeStrategy::parse).ok_or_else(|| {
-                    ValidationError::new(at("anonymizeStrategy"), "one of hash, generalize, redact")
-                })?),
+                Some(v) => Some(v.as_str().and_then(AnonymizeStrategy::parse).ok_or_else(
+                    || {
+                        ValidationError::new(
+                            at("anonymizeStrategy"),
+                            "one of hash, generalize, redact",
+                        )
+                    },
+                )?),
             };
             if action == Action::Anonymize && anonymize_strategy.is_none() {
-                return Err(ValidationError::new(at("anonymizeStrategy"), "required when action is anonymize"));
+                return Err(ValidationError::new(
+                    at("anonymizeStrategy"),
+                    "required when action is anonymize",
+                ));
             }
-            rules.push(FieldRule { field_path, action, anonymize_strategy });
+            rules.push(FieldRule {
+                field_path,
+                action,
+                anonymize_strategy,
+            });
         }
-        Ok(TopicRules { topic, rules, default_action })
+        Ok(TopicRules {
+            topic,
+            rules,
+            default_action,
+        })
     }
 
     /// The rules file shape, as [`TopicRules::from_json`] reads it.
     pub fn to_json(&self) -> Value {
         let mut obj = Map::new();
         obj.insert("topic".into(), Value::from(self.topic.as_str()));
-        obj.insert("defaultAction".into(), self.default_action.map(|a| Value::from(a.as_str())).into());
+        obj.insert(
+            "defaultAction".into(),
+            self.default_action.map(|a| Value::from(a.as_str())).into(),
+        );
         let rules = self
             .rules
             .iter()
@@ -225,14 +267,18 @@ impl TopicRules {
 
     /// Whether applying these rules can need a field key.
     pub fn needs_field_key(&self) -> bool {
-        self.default_action == Some(Action::Encrypt) || self.rules.iter().any(|r| r.action == Action::Encrypt)
+        self.default_action == Some(Action::Encrypt)
+            || self.rules.iter().any(|r| r.action == Action::Encrypt)
     }
 
     /// Index of the governing rule of `path`.
     fn governing(&self, path: &str) -> Option<usize> {
         self.rules.iter().position(|rule| {
             let fp = rule.field_path.as_str();
-            path == fp || (path.len() > fp.len() && path.starts_with(fp) && path.as_bytes()[fp.len()] == b'.')
+            path == fp
+                || (path.len() > fp.len()
+                    && path.starts_with(fp)
+                    && path.as_bytes()[fp.len()] == b'.')
         })
     }
 
@@ -240,7 +286,11 @@ impl TopicRules {
     /// `field_key` is needed only if an `encrypt` action applies.
     pub fn apply(&self, fields: &Map, field_key: Option<&FieldKey>) -> Result<Map, RulesError> {
         let mut output = fields.clone();
-        let ctx = Ctx { rules: self, default: self.default_action.unwrap_or(Action::Include), field_key };
+        let ctx = Ctx {
+            rules: self,
+            default: self.default_action.unwrap_or(Action::Include),
+            field_key,
+        };
         for (key, value) in fields {
             if value.is_null() {
                 continue;
@@ -277,13 +327,17 @@ impl Ctx<'_> {
             Action::Include => {}
             Action::Exclude => delete_at_path(output, path),
             Action::Encrypt => {
-                let key = self.field_key.ok_or_else(|| RulesError::NoFieldKey { path: path.to_string() })?;
+                let key = self.field_key.ok_or_else(|| RulesError::NoFieldKey {
+                    path: path.to_string(),
+                })?;
                 set_at_path(output, path, encrypt_field(value, key));
             }
             Action::Anonymize => {
                 let strategy = rule
                     .and_then(|i| self.rules.rules[i].anonymize_strategy)
-                    .ok_or_else(|| RulesError::MissingStrategy { path: path.to_string() })?;
+                    .ok_or_else(|| RulesError::MissingStrategy {
+                        path: path.to_string(),
+                    })?;
                 set_at_path(output, path, anonymize::anonymize(value, strategy, path)?);
             }
         }
@@ -309,7 +363,9 @@ fn set_at_path(root: &mut Map, path: &str, value: Value) {
         return;
     }
     let segments: Vec<&str> = path.split('.').collect();
-    let (last, parents) = segments.split_last().expect("split yields at least one segment");
+    let (last, parents) = segments
+        .split_last()
+        .expect("split yields at least one segment");
     let mut current = root;
     for segment in parents {
         let is_object = matches!(current.get(*segment), Some(Value::Object(_)));
@@ -330,7 +386,9 @@ fn delete_at_path(root: &mut Map, path: &str) {
         return;
     }
     let segments: Vec<&str> = path.split('.').collect();
-    let (last, parents) = segments.split_last().expect("split yields at least one segment");
+    let (last, parents) = segments
+        .split_last()
+        .expect("split yields at least one segment");
     let mut current = root;
     for segment in parents {
         current = match current.get_mut(*segment) {
@@ -359,14 +417,23 @@ mod tests {
         let r = rules(
             r#"{"topic":"t","rules":[{"fieldPath":"a.keep","action":"include"},{"fieldPath":"a","action":"exclude"}]}"#,
         );
-        let out = r.apply(&fields(r#"{"a":{"keep":1,"drop":2},"b":3}"#), None).unwrap();
-        assert_eq!(crate::json::write::to_python_compact(&Value::Object(out)), r#"{"a":{"keep":1},"b":3}"#);
+        let out = r
+            .apply(&fields(r#"{"a":{"keep":1,"drop":2},"b":3}"#), None)
+            .unwrap();
+        assert_eq!(
+            crate::json::write::to_python_compact(&Value::Object(out)),
+            r#"{"a":{"keep":1},"b":3}"#
+        );
     }
 
     #[test]
     fn uniform_subtree_is_one_unit() {
-        let r = rules(r#"{"topic":"t","rules":[{"fieldPath":"a","action":"anonymize","anonymizeStrategy":"redact"}]}"#);
-        let out = r.apply(&fields(r#"{"a":{"x":1,"y":{"z":2}}}"#), None).unwrap();
+        let r = rules(
+            r#"{"topic":"t","rules":[{"fieldPath":"a","action":"anonymize","anonymizeStrategy":"redact"}]}"#,
+        );
+        let out = r
+            .apply(&fields(r#"{"a":{"x":1,"y":{"z":2}}}"#), None)
+            .unwrap();
         assert_eq!(
             crate::json::write::to_python_compact(&Value::Object(out)),
             r#"{"a":{"__anonymized":true,"value":"[REDACTED]","strategy":"redact"}}"#
@@ -375,21 +442,33 @@ mod tests {
 
     #[test]
     fn top_level_nulls_untouched_nested_nulls_acted_on() {
-        let r = rules(r#"{"topic":"t","defaultAction":"exclude","rules":[{"fieldPath":"o.k","action":"include"}]}"#);
-        let out = r.apply(&fields(r#"{"n":null,"o":{"m":null,"k":1},"k":2}"#), None).unwrap();
-        assert_eq!(crate::json::write::to_python_compact(&Value::Object(out)), r#"{"n":null,"o":{"k":1}}"#);
+        let r = rules(
+            r#"{"topic":"t","defaultAction":"exclude","rules":[{"fieldPath":"o.k","action":"include"}]}"#,
+        );
+        let out = r
+            .apply(&fields(r#"{"n":null,"o":{"m":null,"k":1},"k":2}"#), None)
+            .unwrap();
+        assert_eq!(
+            crate::json::write::to_python_compact(&Value::Object(out)),
+            r#"{"n":null,"o":{"k":1}}"#
+        );
     }
 
     #[test]
     fn prefix_is_not_ancestor() {
         let r = rules(r#"{"topic":"t","rules":[{"fieldPath":"a","action":"exclude"}]}"#);
         let out = r.apply(&fields(r#"{"a":1,"ab":2}"#), None).unwrap();
-        assert_eq!(crate::json::write::to_python_compact(&Value::Object(out)), r#"{"ab":2}"#);
+        assert_eq!(
+            crate::json::write::to_python_compact(&Value::Object(out)),
+            r#"{"ab":2}"#
+        );
     }
 
     #[test]
     fn dotted_keys_address_nested_objects_like_the_reference() {
-        let r = rules(r#"{"topic":"t","rules":[{"fieldPath":"a.b","action":"anonymize","anonymizeStrategy":"redact"}]}"#);
+        let r = rules(
+            r#"{"topic":"t","rules":[{"fieldPath":"a.b","action":"anonymize","anonymizeStrategy":"redact"}]}"#,
+        );
         let out = r.apply(&fields(r#"{"a.b":1,"a":5}"#), None).unwrap();
         assert_eq!(
             crate::json::write::to_python_compact(&Value::Object(out)),
@@ -403,17 +482,31 @@ mod tests {
             &parse(br#"{"topic":"t","rules":[{"fieldPath":"a","action":"include"},{"fieldPath":"b","action":"anonymize"}]}"#).unwrap(),
         )
         .unwrap_err();
-        assert_eq!(err.to_string(), "rules[1].anonymizeStrategy: required when action is anonymize");
-        let err = TopicRules::from_json(&parse(br#"{"rules":[{"fieldPath":"a","action":"hide"}]}"#).unwrap()).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "rules[1].anonymizeStrategy: required when action is anonymize"
+        );
+        let err = TopicRules::from_json(
+            &parse(br#"{"rules":[{"fieldPath":"a","action":"hide"}]}"#).unwrap(),
+        )
+        .unwrap_err();
         assert_eq!(err.field, "rules[0].action");
     }
 
     #[test]
     fn encrypt_without_key_is_an_error() {
         let r = rules(r#"{"topic":"t","rules":[{"fieldPath":"a","action":"encrypt"}]}"#);
-        assert!(matches!(r.apply(&fields(r#"{"a":1}"#), None), Err(RulesError::NoFieldKey { .. })));
+        assert!(matches!(
+            r.apply(&fields(r#"{"a":1}"#), None),
+            Err(RulesError::NoFieldKey { .. })
+        ));
         let key = FieldKey::generate();
-        let out = r.apply(&fields(r#"{"a":{"x":[1,2]}}"#), Some(&key)).unwrap();
-        assert_eq!(decrypt_field(&out["a"], &key).unwrap(), parse(br#"{"x":[1,2]}"#).unwrap());
+        let out = r
+            .apply(&fields(r#"{"a":{"x":[1,2]}}"#), Some(&key))
+            .unwrap();
+        assert_eq!(
+            decrypt_field(&out["a"], &key).unwrap(),
+            parse(br#"{"x":[1,2]}"#).unwrap()
+        );
     }
 }

@@ -1,0 +1,351 @@
+//! Buyer access (`peaq.stream.buyer-access.v1`): chunk keys re-wrapped to a
+//! buyer's X25519 key, without touching the chunks.
+//!
+//! Files are named `<buyerPublicKeyHex>-<n>.json` (n from 1) and cut so each
+//! stays within a maximum size. The cut follows the reference exactly: the
+//! size that counts is that of the SDK's internal snake_case rendering of the
+//! file (with `file_name` and a per-entry `schema_version`), not of the
+//! camelCase file that is written, so both sides shard identically.
+
+use std::collections::HashMap;
+
+use crate::chunk::{recipient_type, ChunkEnvelope, ChunkKey, KeyRecipient, WRAP_ALGORITHM};
+use crate::error::ValidationError;
+use crate::json::write::push_python_string;
+use crate::json::{self, Map, Value};
+use crate::keys::{RecipientPublicKey, RecipientSecretKey};
+
+/// `schemaVersion` of buyer access files.
+pub const ACCESS_SCHEMA_VERSION: &str = "peaq.stream.buyer-access.v1";
+/// The reference's default maximum access file size (500 KiB).
+pub const DEFAULT_MAX_ACCESS_FILE_SIZE: usize = 512_000;
+
+/// One chunk key re-wrapped to a buyer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AccessEntry {
+    /// The chunk's id.
+    pub chunk_id: String,
+    /// The buyer's key entry (type `buyer`).
+    pub buyer: KeyRecipient,
+}
+
+/// A buyer: id and X25519 public key (text kept as given, as the reference does).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Buyer {
+    /// Recipient id (usually the buyer's DID).
+    pub id: String,
+    /// The public key.
+    pub public_key: RecipientPublicKey,
+    /// The key text as given (file names and `publicKeyHex` use it verbatim).
+    pub public_key_text: String,
+}
+
+impl Buyer {
+    /// A buyer from an id and key text (hex, optional `0x`; surrounding whitespace trimmed).
+    pub fn new(id: &str, public_key_text: &str) -> Result<Self, ValidationError> {
+        let id = id.trim();
+        if id.is_empty() {
+            return Err(ValidationError::new("buyer_id", "non-empty string"));
+        }
+        let text = public_key_text.trim();
+        Ok(Buyer {
+            id: id.to_string(),
+            public_key: RecipientPublicKey::from_hex(text, "buyer_public_key")?,
+            public_key_text: text.to_string(),
+        })
+    }
+}
+
+/// Why an access entry could not be made.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum GrantError {
+    /// The chunk has no `owner` key recipient.
+    #[error("chunk {index} has no owner key recipient")]
+    NoOwnerRecipient {
+        /// Chunk index.
+        index: u64,
+    },
+    /// The owner's wrapped key does not open with the given key.
+    #[error("chunk {index}: the owner key does not open the chunk key (wrong owner key?)")]
+    Unwrap {
+        /// Chunk index.
+        index: u64,
+    },
+    /// The opened key does not match the chunk's commitment.
+    #[error("chunk {index}: the chunk key does not match its keyCommitment")]
+    KeyCommitment {
+        /// Chunk index.
+        index: u64,
+    },
+}
+
+/// Re-wrap one chunk's key from the owner to `buyer`: unwrap with the owner
+/// key, check the key commitment, seal to the buyer.
+pub fn grant_entry(
+    envelope: &ChunkEnvelope,
+    owner: &RecipientSecretKey,
+    buyer: &Buyer,
+) -> Result<AccessEntry, GrantError> {
+    let index = envelope.index;
+    let owner_entry = envelope
+        .recipient_of_type(recipient_type::OWNER)
+        .ok_or(GrantError::NoOwnerRecipient { index })?;
+    let key = ChunkKey::unwrap(&owner_entry.wrapped_key_hex, owner)
+        .ok_or(GrantError::Unwrap { index })?;
+    if key.commitment() != envelope.encryption.key_commitment {
+        return Err(GrantError::KeyCommitment { index });
+    }
+    Ok(AccessEntry {
+        chunk_id: envelope.chunk_id.clone(),
+        buyer: KeyRecipient {
+            recipient_id: buyer.id.clone(),
+            recipient_type: recipient_type::BUYER.into(),
+            algorithm: WRAP_ALGORITHM.into(),
+            public_key_hex: buyer.public_key_text.clone(),
+            wrapped_key_hex: key.wrap(&buyer.public_key),
+        },
+    })
+}
+
+/// One buyer access file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AccessFile {
+    /// `<buyerPublicKeyHex>-<n>.json`.
+    pub file_name: String,
+    /// The buyer key text.
+    pub buyer_public_key_hex: String,
+    /// Entries, in chain order.
+    pub entries: Vec<AccessEntry>,
+}
+
+impl AccessFile {
+    /// Wire JSON `{schemaVersion, buyerPublicKeyHex, entries:[{chunkId, buyer}]}`.
+    pub fn to_json(&self) -> Value {
+        let mut m = Map::new();
+        m.insert("schemaVersion".into(), Value::from(ACCESS_SCHEMA_VERSION));
+        m.insert(
+            "buyerPublicKeyHex".into(),
+            Value::from(self.buyer_public_key_hex.as_str()),
+        );
+        let entries = self
+            .entries
+            .iter()
+            .map(|e| {
+                let mut em = Map::new();
+                em.insert("chunkId".into(), Value::from(e.chunk_id.as_str()));
+                em.insert("buyer".into(), e.buyer.to_json());
+                Value::Object(em)
+            })
+            .collect();
+        m.insert("entries".into(), Value::Array(entries));
+        Value::Object(m)
+    }
+
+    /// The file's bytes as `peaqos stream grant` writes them (compact JSON, no newline).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        json::write::to_python_compact(&self.to_json()).into_bytes()
+    }
+}
+
+/// The SDK's size of one entry: `json.dumps(asdict(entry), separators=(",",":"))`.
+fn sdk_entry_len(entry: &AccessEntry) -> usize {
+    let mut s = String::with_capacity(400);
+    s.push_str("{\"chunk_id\":");
+    push_python_string(&mut s, &entry.chunk_id);
+    s.push_str(",\"buyer\":{\"recipient_id\":");
+    push_python_string(&mut s, &entry.buyer.recipient_id);
+    s.push_str(",\"recipient_type\":");
+    push_python_string(&mut s, &entry.buyer.recipient_type);
+    s.push_str(",\"algorithm\":");
+    push_python_string(&mut s, &entry.buyer.algorithm);
+    s.push_str(",\"public_key_hex\":");
+    push_python_string(&mut s, &entry.buyer.public_key_hex);
+    s.push_str(",\"wrapped_key_hex\":");
+    push_python_string(&mut s, &entry.buyer.wrapped_key_hex);
+    s.push_str("},\"schema_version\":");
+    push_python_string(&mut s, ACCESS_SCHEMA_VERSION);
+    s.push('}');
+    s.len()
+}
+
+/// The SDK's size of a file's frame (everything but the entries and their commas).
+fn sdk_frame_len(buyer_key_text: &str, file_index: usize) -> usize {
+    let mut s = String::with_capacity(256);
+    s.push_str("{\"schema_version\":");
+    push_python_string(&mut s, ACCESS_SCHEMA_VERSION);
+    s.push_str(",\"file_name\":");
+    push_python_string(&mut s, &format!("{buyer_key_text}-{file_index}.json"));
+    s.push_str(",\"buyer_public_key_hex\":");
+    push_python_string(&mut s, buyer_key_text);
+    s.push_str(",\"entries\":[]}");
+    s.len()
+}
+
+/// Cuts a stream of entries into access files as the reference does:
+/// an entry starts a new file when adding it would make the current
+/// (non-empty) file larger than the maximum. Memory: one file's entries.
+#[derive(Debug)]
+pub struct AccessFileBuilder {
+    buyer_public_key_hex: String,
+    max_file_size: usize,
+    files_done: usize,
+    current: Vec<AccessEntry>,
+    current_entries_len: usize,
+}
+
+impl AccessFileBuilder {
+    /// A builder for `buyer`'s files of at most `max_file_size` bytes (as the SDK measures them).
+    pub fn new(buyer: &Buyer, max_file_size: usize) -> Result<Self, ValidationError> {
+        if max_file_size == 0 {
+            return Err(ValidationError::new("max_file_size", "greater than 0"));
+        }
+        Ok(AccessFileBuilder {
+            buyer_public_key_hex: buyer.public_key_text.clone(),
+            max_file_size,
+            files_done: 0,
+            current: Vec::new(),
+            current_entries_len: 0,
+        })
+    }
+
+    fn take_file(&mut self) -> AccessFile {
+        self.files_done += 1;
+        self.current_entries_len = 0;
+        AccessFile {
+            file_name: format!("{}-{}.json", self.buyer_public_key_hex, self.files_done),
+            buyer_public_key_hex: self.buyer_public_key_hex.clone(),
+            entries: std::mem::take(&mut self.current),
+        }
+    }
+
+    /// Add the next entry; returns a finished file when this entry starts a new one.
+    pub fn push(&mut self, entry: AccessEntry) -> Option<AccessFile> {
+        let entry_len = sdk_entry_len(&entry);
+        let frame = sdk_frame_len(&self.buyer_public_key_hex, self.files_done + 1);
+        let next_size = frame + self.current_entries_len + entry_len + self.current.len();
+        let mut finished = None;
+        if !self.current.is_empty() && next_size > self.max_file_size {
+            finished = Some(self.take_file());
+        }
+        self.current_entries_len += entry_len;
+        self.current.push(entry);
+        finished
+    }
+
+    /// The last file, if any entries remain.
+    pub fn finish(mut self) -> Option<AccessFile> {
+        (!self.current.is_empty()).then(|| self.take_file())
+    }
+}
+
+/// Why access files could not be read.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum AccessReadError {
+    /// Not JSON.
+    #[error("invalid JSON: {0}")]
+    Json(#[from] json::JsonError),
+    /// Not an access file.
+    #[error(transparent)]
+    Invalid(#[from] ValidationError),
+}
+
+/// The entries of one access file that belong to `buyer_id`, by chunk id.
+/// Validation follows the reference's reader (every entry must be complete,
+/// whoever it is for).
+pub fn read_access_file(
+    bytes: &[u8],
+    buyer_id: &str,
+    into: &mut HashMap<String, KeyRecipient>,
+) -> Result<usize, AccessReadError> {
+    let value = json::parse(bytes)?;
+    let obj = value
+        .as_object()
+        .ok_or_else(|| ValidationError::new("access file", "expected a JSON object"))?;
+    if obj.get("schemaVersion").and_then(Value::as_str) != Some(ACCESS_SCHEMA_VERSION) {
+        return Err(ValidationError::new(
+            "schemaVersion",
+            format!("expected {ACCESS_SCHEMA_VERSION}"),
+        )
+        .into());
+    }
+    if obj
+        .get("buyerPublicKeyHex")
+        .and_then(Value::as_str)
+        .is_none()
+    {
+        return Err(ValidationError::new("buyerPublicKeyHex", "required string").into());
+    }
+    let entries = obj
+        .get("entries")
+        .and_then(Value::as_array)
+        .ok_or_else(|| ValidationError::new("entries", "required array"))?;
+    let mut found = 0;
+    for (i, entry) in entries.iter().enumerate() {
+        let at = format!("entries[{i}]");
+        let e = entry
+            .as_object()
+            .ok_or_else(|| ValidationError::new(&at, "expected an object"))?;
+        let chunk_id = e
+            .get("chunkId")
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| ValidationError::new(format!("{at}.chunkId"), "required string"))?;
+        let buyer = KeyRecipient::from_json(
+            e.get("buyer")
+                .ok_or_else(|| ValidationError::new(format!("{at}.buyer"), "required object"))?,
+            &format!("{at}.buyer"),
+        )?;
+        for (field, value) in [
+            ("recipientId", &buyer.recipient_id),
+            ("recipientType", &buyer.recipient_type),
+            ("algorithm", &buyer.algorithm),
+            ("publicKeyHex", &buyer.public_key_hex),
+            ("wrappedKeyHex", &buyer.wrapped_key_hex),
+        ] {
+            if value.is_empty() {
+                return Err(ValidationError::new(
+                    format!("{at}.buyer.{field}"),
+                    "non-empty string",
+                )
+                .into());
+            }
+        }
+        if buyer.recipient_id == buyer_id {
+            into.insert(chunk_id.to_string(), buyer);
+            found += 1;
+        }
+    }
+    Ok(found)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sdk_sizes_match_a_rendering() {
+        let buyer = Buyer::new("did:peaq:0xb0b", &"ab".repeat(32)).unwrap();
+        let entry = AccessEntry {
+            chunk_id: "0x01".into(),
+            buyer: KeyRecipient {
+                recipient_id: buyer.id.clone(),
+                recipient_type: "buyer".into(),
+                algorithm: WRAP_ALGORITHM.into(),
+                public_key_hex: buyer.public_key_text.clone(),
+                wrapped_key_hex: "cd".repeat(80),
+            },
+        };
+        let frame = sdk_frame_len(&buyer.public_key_text, 1);
+        let one = frame + sdk_entry_len(&entry);
+        let mut b = AccessFileBuilder::new(&buyer, one).unwrap();
+        assert!(b.push(entry.clone()).is_none());
+        // A second entry (plus comma) exceeds the limit: the first file is done.
+        let done = b.push(entry.clone()).unwrap();
+        assert_eq!(done.entries.len(), 1);
+        assert_eq!(done.file_name, format!("{}-1.json", "ab".repeat(32)));
+        let last = b.finish().unwrap();
+        assert_eq!(last.file_name, format!("{}-2.json", "ab".repeat(32)));
+    }
+}

@@ -1,0 +1,24 @@
+//! Chunk chains (`peaq.stream.chunks.v1`): envelopes, the streaming writer,
+//! verification, decryption and the publish manifest.
+
+mod crypto;
+mod decrypt;
+mod envelope;
+mod manifest;
+mod state;
+mod verify;
+mod writer;
+
+pub use crypto::{compute_chunk_id, sha256_hex, ChunkKey, NONCE_LEN, TAG_LEN};
+pub use decrypt::{decrypt_chain, decrypt_chunk, DecryptChainError, DecryptError, DecryptSummary};
+pub use envelope::{
+    recipient_type, ChunkEncryption, ChunkEnvelope, ChunkSignature, EnvelopeParseError,
+    KeyRecipient, CHUNK_CIPHER, CHUNK_SCHEMA_VERSION, SIGNATURE_ALGORITHM, WRAP_ALGORITHM,
+};
+pub use manifest::{format_utc_seconds, utc_now_seconds, PublishManifest};
+pub use state::ChainState;
+pub use verify::{verify_chain, ChainVerifier, VerifyError, VerifyReason};
+pub use writer::{
+    ChainConfig, ChainSummary, ChainWriter, ChunkSink, Recipient, SealedChunk, WriteError,
+    DEFAULT_CHUNK_SIZE,
+};

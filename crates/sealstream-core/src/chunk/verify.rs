@@ -1,0 +1,250 @@
+//! Chain verification without keys, over a stream of envelopes and ciphertexts.
+//!
+//! Checks, in the reference's order, for each chunk: sequential index,
+//! link to the previous chunk, ciphertext present, ciphertext hash, chunk id,
+//! signature identity fields, Ed25519 signature over `encryptedDataHash`.
+//! The first failure is reported with its index and a [`VerifyReason`].
+
+use std::fmt;
+
+use sha2::{Digest, Sha256};
+
+use super::crypto::compute_chunk_id;
+use super::envelope::ChunkEnvelope;
+use super::state::ChainState;
+use crate::keys::{parse_hex_array, ChainPublicKey};
+use crate::pool::OrderedPool;
+
+/// Why a chain does not verify.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum VerifyReason {
+    /// No chunks at all.
+    Empty,
+    /// `index` is not the chunk's position.
+    IndexNotSequential {
+        /// The index the envelope claims.
+        found: u64,
+    },
+    /// The first chunk has a `previousChunkId`.
+    FirstHasPrevious,
+    /// `previousChunkId` is not the preceding chunk's id.
+    BrokenLink,
+    /// No ciphertext for the chunk.
+    MissingCiphertext,
+    /// The ciphertext does not hash to `encryptedDataHash`.
+    HashMismatch,
+    /// `chunkId` does not recompute from the linkage fields.
+    ChunkIdMismatch,
+    /// The signature block is incomplete or the signature does not verify.
+    InvalidSignature,
+}
+
+impl VerifyReason {
+    /// The reason string the reference reports for the same failure.
+    pub fn reference_reason(&self) -> &'static str {
+        match self {
+            VerifyReason::Empty => "Chunk chain is empty",
+            VerifyReason::IndexNotSequential { .. } => "Chunk index is not sequential",
+            VerifyReason::FirstHasPrevious => "First chunk must have null previous_chunk_id",
+            VerifyReason::BrokenLink => "previous_chunk_id does not match preceding chunk_id",
+            VerifyReason::MissingCiphertext => "encrypted_data sidecar missing for chunk",
+            VerifyReason::HashMismatch => "hash_mismatch",
+            VerifyReason::ChunkIdMismatch => "chunk_id does not match linkage fields",
+            VerifyReason::InvalidSignature => "invalid_signature",
+        }
+    }
+}
+
+impl fmt::Display for VerifyReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            VerifyReason::Empty => f.write_str("the chain has no chunks"),
+            VerifyReason::IndexNotSequential { found } => {
+                write!(f, "envelope index is {found}, not its position")
+            }
+            VerifyReason::FirstHasPrevious => f.write_str("the first chunk has a previousChunkId"),
+            VerifyReason::BrokenLink => {
+                f.write_str("previousChunkId does not match the preceding chunkId")
+            }
+            VerifyReason::MissingCiphertext => f.write_str("ciphertext is missing"),
+            VerifyReason::HashMismatch => {
+                f.write_str("ciphertext does not match encryptedDataHash")
+            }
+            VerifyReason::ChunkIdMismatch => {
+                f.write_str("chunkId does not match its linkage fields")
+            }
+            VerifyReason::InvalidSignature => f.write_str("signature is invalid"),
+        }
+    }
+}
+
+/// A verification failure at a chunk index.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("chain verification failed at chunk {index}: {reason}")]
+pub struct VerifyError {
+    /// Position of the failing chunk.
+    pub index: u64,
+    /// What is wrong.
+    pub reason: VerifyReason,
+}
+
+/// Checks of one chunk that need no other chunk: hash, id, signature.
+fn check_self(envelope: &ChunkEnvelope, ciphertext: Option<&[u8]>) -> Result<(), VerifyReason> {
+    let ciphertext = ciphertext.ok_or(VerifyReason::MissingCiphertext)?;
+    let digest = Sha256::digest(ciphertext);
+    let expected_hash = format!("0x{}", hex::encode(digest));
+    if envelope.encrypted_data_hash != expected_hash {
+        return Err(VerifyReason::HashMismatch);
+    }
+    let id = compute_chunk_id(
+        envelope.previous_chunk_id.as_deref(),
+        &envelope.encrypted_data_hash,
+        envelope.index,
+    );
+    if envelope.chunk_id != id {
+        return Err(VerifyReason::ChunkIdMismatch);
+    }
+    let sig = &envelope.signature;
+    if sig.machine_did.trim().is_empty() || sig.key_id.trim().is_empty() {
+        return Err(VerifyReason::InvalidSignature);
+    }
+    let public = ChainPublicKey::from_hex(&sig.public_key_hex, "signature.publicKeyHex")
+        .map_err(|_| VerifyReason::InvalidSignature)?;
+    let value = parse_hex_array::<64>(&sig.value, "signature.value")
+        .map_err(|_| VerifyReason::InvalidSignature)?;
+    if !public.verify(expected_hash.as_bytes(), &value) {
+        return Err(VerifyReason::InvalidSignature);
+    }
+    Ok(())
+}
+
+/// Sequential, streaming verification: feed chunks in order with [`push`](Self::push).
+#[derive(Debug)]
+pub struct ChainVerifier {
+    expected: ChainState,
+    count: u64,
+}
+
+impl ChainVerifier {
+    /// Verify a chain from its first chunk.
+    pub fn new() -> Self {
+        Self::resuming(ChainState::new())
+    }
+
+    /// Verify the continuation of a chain whose verified part ends at `state`.
+    pub fn resuming(state: ChainState) -> Self {
+        ChainVerifier {
+            expected: state,
+            count: 0,
+        }
+    }
+
+    fn check_link(&self, envelope: &ChunkEnvelope) -> Result<(), VerifyReason> {
+        if envelope.index != self.expected.next_index {
+            return Err(VerifyReason::IndexNotSequential {
+                found: envelope.index,
+            });
+        }
+        match (
+            &self.expected.previous_chunk_id,
+            &envelope.previous_chunk_id,
+        ) {
+            (None, None) => Ok(()),
+            (None, Some(_)) => Err(VerifyReason::FirstHasPrevious),
+            (Some(a), Some(b)) if a == b => Ok(()),
+            (Some(_), _) => Err(VerifyReason::BrokenLink),
+        }
+    }
+
+    fn fail(&self, reason: VerifyReason) -> VerifyError {
+        VerifyError {
+            index: self.expected.next_index,
+            reason,
+        }
+    }
+
+    fn advance(&mut self, envelope: &ChunkEnvelope) {
+        self.expected = ChainState::after(envelope);
+        self.count += 1;
+    }
+
+    /// Check the next chunk; `ciphertext` is `None` when it is missing.
+    pub fn push(
+        &mut self,
+        envelope: &ChunkEnvelope,
+        ciphertext: Option<&[u8]>,
+    ) -> Result<(), VerifyError> {
+        self.check_link(envelope).map_err(|r| self.fail(r))?;
+        check_self(envelope, ciphertext).map_err(|r| self.fail(r))?;
+        self.advance(envelope);
+        Ok(())
+    }
+
+    /// End of the chain: an empty chain fails, as in the reference.
+    pub fn finish(self) -> Result<ChainState, VerifyError> {
+        if self.count == 0 && self.expected.next_index == 0 {
+            return Err(VerifyError {
+                index: 0,
+                reason: VerifyReason::Empty,
+            });
+        }
+        Ok(self.expected)
+    }
+}
+
+impl Default for ChainVerifier {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Verify a whole chain from an iterator of `(envelope, ciphertext)` in index
+/// order, hashing and checking signatures on `parallelism` threads with at
+/// most `2 × parallelism` chunks in memory. Item errors of the iterator
+/// (`E`, such as a file that cannot be read) stop the verification.
+pub fn verify_chain<I, E>(
+    chunks: I,
+    parallelism: usize,
+) -> Result<Result<ChainState, VerifyError>, E>
+where
+    I: IntoIterator<Item = Result<(ChunkEnvelope, Option<Vec<u8>>), E>>,
+{
+    let parallelism = parallelism.max(1);
+    let mut pool = OrderedPool::new(
+        parallelism,
+        parallelism * 2,
+        move |(envelope, ciphertext): (ChunkEnvelope, Option<Vec<u8>>)| {
+            let result = check_self(&envelope, ciphertext.as_deref());
+            (envelope, result)
+        },
+    );
+    let mut verifier = ChainVerifier::new();
+    let mut failure: Option<VerifyError> = None;
+    let mut deliver =
+        |(envelope, result): (ChunkEnvelope, Result<(), VerifyReason>)| -> Result<(), VerifyError> {
+            verifier
+                .check_link(&envelope)
+                .map_err(|r| verifier.fail(r))?;
+            result.map_err(|r| verifier.fail(r))?;
+            verifier.advance(&envelope);
+            Ok(())
+        };
+    for item in chunks {
+        let item = item?;
+        if let Err(e) = pool.submit(item, &mut deliver) {
+            failure = Some(e);
+            break;
+        }
+    }
+    if failure.is_none() {
+        if let Err(e) = pool.drain(&mut deliver) {
+            failure = Some(e);
+        }
+    }
+    drop(pool);
+    Ok(match failure {
+        Some(e) => Err(e),
+        None => verifier.finish(),
+    })
+}
