@@ -8,6 +8,7 @@ pub mod error;
 pub mod identity;
 pub mod json;
 pub mod keys;
+pub mod layout;
 pub mod package;
 pub mod pool;
 pub mod rules;

@@ -88,7 +88,7 @@ fn fmt10(x: f64) -> String {
 
 /// The decade bucket `lower-upper` of a number (`_bucket_number` in the
 /// reference). `None` where Python raises `OverflowError` (|x| near the top
-/// of the double range).
+/// of the double range) or raises `ZeroDivisionError` (subnormals).
 fn bucket(value: f64) -> Option<String> {
     if value == 0.0 {
         return Some("0-1".into());
@@ -108,8 +108,15 @@ fn bucket(value: f64) -> Option<String> {
         Some(format!("{}-{}", fmt10(lower), fmt10(upper)))
     } else {
         let step = 10f64.powf(f64::from(exponent));
+        if step == 0.0 {
+            // Subnormals: the reference divides by zero here.
+            return None;
+        }
         let lower = (value / step).floor() * step;
         let upper = lower + step;
+        if !lower.is_finite() || !upper.is_finite() {
+            return None;
+        }
         Some(format!("{}-{}", fmt10(lower), fmt10(upper)))
     }
 }
@@ -129,6 +136,7 @@ mod tests {
         assert_eq!(bucket(0.5).unwrap(), "0.5-0.6");
         assert_eq!(bucket(1e-12).unwrap(), "0-0");
         assert!(bucket(1.7e308).is_none());
+        assert!(bucket(5e-324).is_none());
     }
 
     #[test]

@@ -1,0 +1,187 @@
+//! The reference's directory layout of a published chain: `chunk-N.json`
+//! (pretty envelope), `chunk-N.bin` (ciphertext), `manifest.json`.
+//!
+//! Every file is written to a temporary name in the same directory, synced,
+//! and renamed into place, so a reader never sees a partial file and a crash
+//! leaves either the old state or the new one.
+
+use std::fs::{self, File};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use crate::chunk::{ChunkEnvelope, ChunkSink, EnvelopeParseError, SealedChunk};
+
+/// Write `bytes` to `path` atomically (temporary file, fsync, rename).
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let name = path.file_name().ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "path has no file name"))?;
+    let tmp = dir.join(format!(".{}.tmp-{}", name.to_string_lossy(), std::process::id()));
+    let result = (|| {
+        let mut f = File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_data()?;
+        fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// `chunk-N.json` of index `n`.
+pub fn envelope_name(index: u64) -> String {
+    format!("chunk-{index}.json")
+}
+
+/// `chunk-N.bin` of index `n`.
+pub fn ciphertext_name(index: u64) -> String {
+    format!("chunk-{index}.bin")
+}
+
+/// An I/O failure with the file it concerns.
+#[derive(Debug, thiserror::Error)]
+#[error("{}: {source}", path.display())]
+pub struct FileError {
+    /// The file.
+    pub path: PathBuf,
+    /// What went wrong.
+    #[source]
+    pub source: io::Error,
+}
+
+impl FileError {
+    /// Attach `path` to an I/O error.
+    pub fn new(path: impl Into<PathBuf>, source: io::Error) -> Self {
+        FileError { path: path.into(), source }
+    }
+}
+
+/// A [`ChunkSink`] that writes the reference layout into a directory.
+#[derive(Debug)]
+pub struct DirectorySink {
+    dir: PathBuf,
+    written: u64,
+}
+
+impl DirectorySink {
+    /// Write into `dir` (created if missing).
+    pub fn new(dir: impl Into<PathBuf>) -> Result<Self, FileError> {
+        let dir = dir.into();
+        fs::create_dir_all(&dir).map_err(|e| FileError::new(&dir, e))?;
+        Ok(DirectorySink { dir, written: 0 })
+    }
+
+    /// Chunks written so far.
+    pub fn written(&self) -> u64 {
+        self.written
+    }
+
+    /// The directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+}
+
+impl ChunkSink for DirectorySink {
+    type Error = FileError;
+    fn put(&mut self, chunk: SealedChunk) -> Result<(), FileError> {
+        let index = chunk.envelope.index;
+        // Ciphertext first: an envelope on disk always has its ciphertext.
+        let bin = self.dir.join(ciphertext_name(index));
+        write_atomic(&bin, &chunk.ciphertext).map_err(|e| FileError::new(&bin, e))?;
+        let json = self.dir.join(envelope_name(index));
+        write_atomic(&json, chunk.envelope.to_pretty_json().as_bytes()).map_err(|e| FileError::new(&json, e))?;
+        self.written += 1;
+        Ok(())
+    }
+}
+
+/// Why a chain directory could not be read.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReadChainError {
+    /// A file could not be read.
+    #[error(transparent)]
+    Io(#[from] FileError),
+    /// An envelope is malformed.
+    #[error("{}: {source}", path.display())]
+    Envelope {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        #[source]
+        source: EnvelopeParseError,
+    },
+    /// No `chunk-*.json` at all.
+    #[error("{}: no chunk files (chunk-*.json) found", dir.display())]
+    NoChunks {
+        /// The directory.
+        dir: PathBuf,
+    },
+    /// Two envelopes claim the same index.
+    #[error("{}: duplicate chunk at index {index}", path.display())]
+    Duplicate {
+        /// The second file with that index.
+        path: PathBuf,
+        /// The index.
+        index: u64,
+    },
+    /// An index between 0 and the highest is missing.
+    #[error("{}: missing chunk at index {index}", dir.display())]
+    Missing {
+        /// The directory.
+        dir: PathBuf,
+        /// The first missing index.
+        index: u64,
+    },
+}
+
+/// The envelope files of a chain directory, ordered by the index inside each
+/// envelope (as the reference orders them), checked to be 0..n without gaps
+/// or duplicates. Only the file list and indexes are kept in memory; read the
+/// envelopes again with [`read_envelope`] while streaming.
+pub fn list_chain(dir: &Path) -> Result<Vec<(u64, PathBuf)>, ReadChainError> {
+    let mut found = Vec::new();
+    let entries = fs::read_dir(dir).map_err(|e| FileError::new(dir, e))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| FileError::new(dir, e))?;
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with("chunk-") && name.ends_with(".json") {
+            let path = entry.path();
+            let env = read_envelope(&path)?;
+            found.push((env.index, path));
+        }
+    }
+    if found.is_empty() {
+        return Err(ReadChainError::NoChunks { dir: dir.to_path_buf() });
+    }
+    found.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.cmp(&b.1)));
+    for pair in found.windows(2) {
+        if pair[0].0 == pair[1].0 {
+            return Err(ReadChainError::Duplicate { path: pair[1].1.clone(), index: pair[1].0 });
+        }
+    }
+    for (expected, (index, _)) in found.iter().enumerate() {
+        if *index != expected as u64 {
+            return Err(ReadChainError::Missing { dir: dir.to_path_buf(), index: expected as u64 });
+        }
+    }
+    Ok(found)
+}
+
+/// Read and parse one envelope file.
+pub fn read_envelope(path: &Path) -> Result<ChunkEnvelope, ReadChainError> {
+    let bytes = fs::read(path).map_err(|e| FileError::new(path, e))?;
+    ChunkEnvelope::parse(&bytes).map_err(|source| ReadChainError::Envelope { path: path.to_path_buf(), source })
+}
+
+/// Read a ciphertext file; `Ok(None)` if it does not exist.
+pub fn read_ciphertext(data_dir: &Path, index: u64) -> Result<Option<Vec<u8>>, FileError> {
+    let path = data_dir.join(ciphertext_name(index));
+    match fs::read(&path) {
+        Ok(bytes) => Ok(Some(bytes)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(FileError::new(path, e)),
+    }
+}
