@@ -48,9 +48,11 @@ impl Buyer {
             return Err(ValidationError::new("buyer_id", "non-empty string"));
         }
         let text = public_key_text.trim();
+        let public_key = RecipientPublicKey::from_hex(text, "buyer_public_key")?;
+        public_key.check_usable("buyer_public_key")?;
         Ok(Buyer {
             id: id.to_string(),
-            public_key: RecipientPublicKey::from_hex(text, "buyer_public_key")?,
+            public_key,
             public_key_text: text.to_string(),
         })
     }

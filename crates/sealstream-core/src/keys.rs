@@ -197,7 +197,11 @@ impl fmt::Debug for ChainPublicKey {
 // ---------------------------------------------------------------- x25519
 
 /// An X25519 recipient secret key (owner, operator, machine, buyer).
-pub struct RecipientSecretKey(crypto_box::SecretKey);
+pub struct RecipientSecretKey {
+    bytes: Zeroizing<[u8; 32]>,
+    private: aws_lc_rs::agreement::PrivateKey,
+    public: RecipientPublicKey,
+}
 redacted_debug!(RecipientSecretKey);
 
 impl RecipientSecretKey {
@@ -209,7 +213,20 @@ impl RecipientSecretKey {
 
     /// From 32 raw bytes (clamped when used, as libsodium does).
     pub fn from_bytes(bytes: [u8; 32]) -> Self {
-        RecipientSecretKey(crypto_box::SecretKey::from_bytes(bytes))
+        let bytes = Zeroizing::new(bytes);
+        let private = aws_lc_rs::agreement::PrivateKey::from_private_key(
+            &aws_lc_rs::agreement::X25519,
+            bytes.as_ref(),
+        )
+        .expect("any 32 bytes are an X25519 private key");
+        let public = private.compute_public_key().expect("X25519 public key");
+        let mut pk = [0u8; 32];
+        pk.copy_from_slice(public.as_ref());
+        RecipientSecretKey {
+            bytes,
+            private,
+            public: RecipientPublicKey(pk),
+        }
     }
 
     /// A fresh random key.
@@ -221,16 +238,16 @@ impl RecipientSecretKey {
 
     /// The public key.
     pub fn public_key(&self) -> RecipientPublicKey {
-        RecipientPublicKey(self.0.public_key().to_bytes())
+        self.public
     }
 
     /// Lowercase hex (the reference's key file form). Handle with care.
     pub fn to_hex_secret(&self) -> Zeroizing<String> {
-        Zeroizing::new(hex::encode(*Zeroizing::new(self.0.to_bytes())))
+        Zeroizing::new(hex::encode(*self.bytes))
     }
 
-    pub(crate) fn secret(&self) -> &crypto_box::SecretKey {
-        &self.0
+    pub(crate) fn private(&self) -> &aws_lc_rs::agreement::PrivateKey {
+        &self.private
     }
 }
 
@@ -257,6 +274,18 @@ impl RecipientPublicKey {
     /// Lowercase hex, no prefix.
     pub fn to_hex(&self) -> String {
         hex::encode(self.0)
+    }
+
+    /// Refuse keys of small order: X25519 with them gives an all-zero secret,
+    /// so nothing sealed to them could ever be opened (libsodium refuses them too).
+    pub fn check_usable(&self, field: &str) -> Result<(), ValidationError> {
+        use aws_lc_rs::agreement::{agree, PrivateKey, UnparsedPublicKey, X25519};
+        let probe = PrivateKey::generate(&X25519)
+            .map_err(|_| ValidationError::new(field, "X25519 unavailable"))?;
+        agree(&probe, UnparsedPublicKey::new(&X25519, &self.0), (), |_| {
+            Ok(())
+        })
+        .map_err(|_| ValidationError::new(field, "not a usable X25519 public key (small order)"))
     }
 }
 

@@ -13,9 +13,18 @@ use crate::chunk::{ChunkEnvelope, ChunkSink, EnvelopeParseError, SealedChunk};
 
 /// Write `bytes` to `path` atomically (temporary file, fsync, rename).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let name = path.file_name().ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "path has no file name"))?;
-    let tmp = dir.join(format!(".{}.tmp-{}", name.to_string_lossy(), std::process::id()));
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "path has no file name"))?;
+    let tmp = dir.join(format!(
+        ".{}.tmp-{}",
+        name.to_string_lossy(),
+        std::process::id()
+    ));
     let result = (|| {
         let mut f = File::create(&tmp)?;
         f.write_all(bytes)?;
@@ -52,7 +61,10 @@ pub struct FileError {
 impl FileError {
     /// Attach `path` to an I/O error.
     pub fn new(path: impl Into<PathBuf>, source: io::Error) -> Self {
-        FileError { path: path.into(), source }
+        FileError {
+            path: path.into(),
+            source,
+        }
     }
 }
 
@@ -90,7 +102,8 @@ impl ChunkSink for DirectorySink {
         let bin = self.dir.join(ciphertext_name(index));
         write_atomic(&bin, &chunk.ciphertext).map_err(|e| FileError::new(&bin, e))?;
         let json = self.dir.join(envelope_name(index));
-        write_atomic(&json, chunk.envelope.to_pretty_json().as_bytes()).map_err(|e| FileError::new(&json, e))?;
+        write_atomic(&json, chunk.envelope.to_pretty_json().as_bytes())
+            .map_err(|e| FileError::new(&json, e))?;
         self.written += 1;
         Ok(())
     }
@@ -154,17 +167,25 @@ pub fn list_chain(dir: &Path) -> Result<Vec<(u64, PathBuf)>, ReadChainError> {
         }
     }
     if found.is_empty() {
-        return Err(ReadChainError::NoChunks { dir: dir.to_path_buf() });
+        return Err(ReadChainError::NoChunks {
+            dir: dir.to_path_buf(),
+        });
     }
     found.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.cmp(&b.1)));
     for pair in found.windows(2) {
         if pair[0].0 == pair[1].0 {
-            return Err(ReadChainError::Duplicate { path: pair[1].1.clone(), index: pair[1].0 });
+            return Err(ReadChainError::Duplicate {
+                path: pair[1].1.clone(),
+                index: pair[1].0,
+            });
         }
     }
     for (expected, (index, _)) in found.iter().enumerate() {
         if *index != expected as u64 {
-            return Err(ReadChainError::Missing { dir: dir.to_path_buf(), index: expected as u64 });
+            return Err(ReadChainError::Missing {
+                dir: dir.to_path_buf(),
+                index: expected as u64,
+            });
         }
     }
     Ok(found)
@@ -173,7 +194,10 @@ pub fn list_chain(dir: &Path) -> Result<Vec<(u64, PathBuf)>, ReadChainError> {
 /// Read and parse one envelope file.
 pub fn read_envelope(path: &Path) -> Result<ChunkEnvelope, ReadChainError> {
     let bytes = fs::read(path).map_err(|e| FileError::new(path, e))?;
-    ChunkEnvelope::parse(&bytes).map_err(|source| ReadChainError::Envelope { path: path.to_path_buf(), source })
+    ChunkEnvelope::parse(&bytes).map_err(|source| ReadChainError::Envelope {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 /// Read a ciphertext file; `Ok(None)` if it does not exist.

@@ -12,5 +12,6 @@ pub mod layout;
 pub mod package;
 pub mod pool;
 pub mod rules;
+pub mod sealed_box;
 
 pub use error::ValidationError;

@@ -1,8 +1,7 @@
 //! Per-chunk cryptography: keys, XChaCha20-Poly1305, sealed-box key wrapping,
 //! key commitments, hashes and chunk ids.
 
-use chacha20poly1305::aead::{AeadInPlace, KeyInit};
-use chacha20poly1305::{Tag, XChaCha20Poly1305, XNonce};
+use aws_lc_rs::aead::{Aad, LessSafeKey, Nonce, UnboundKey, CHACHA20_POLY1305};
 use rand_core::{OsRng, RngCore};
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
@@ -43,48 +42,62 @@ impl ChunkKey {
 
     /// Seal this key to `recipient` (libsodium `crypto_box_seal`), hex.
     pub fn wrap(&self, recipient: &RecipientPublicKey) -> String {
-        let pk = crypto_box::PublicKey::from_bytes(*recipient.as_bytes());
-        let sealed = pk
-            .seal(&mut OsRng, self.0.as_ref())
-            .expect("sealing 32 bytes in memory cannot fail");
-        hex::encode(sealed)
+        hex::encode(crate::sealed_box::seal(
+            self.0.as_ref(),
+            recipient.as_bytes(),
+        ))
     }
 
     /// Open a wrapped key with the recipient's secret key. `None` if the box
     /// does not open or does not hold 32 bytes (deliberately not more specific).
     pub fn unwrap(wrapped_hex: &str, secret: &RecipientSecretKey) -> Option<Self> {
         let sealed = crate::keys::parse_hex_bytes(wrapped_hex, "wrappedKeyHex").ok()?;
-        let opened = Zeroizing::new(secret.secret().unseal(&sealed).ok()?);
+        let opened = crate::sealed_box::open(&sealed, secret)?;
         Self::from_slice(&opened)
+    }
+
+    /// XChaCha20-Poly1305 (draft-irtf-cfrg-xchacha): HChaCha20 derives a
+    /// subkey from the key and the first 16 nonce bytes; ChaCha20-Poly1305
+    /// (aws-lc, vectorised) runs under it with nonce `0⁴ ‖ nonce[16..24]`.
+    fn subkey(&self, nonce: &[u8; NONCE_LEN]) -> (LessSafeKey, Nonce) {
+        let mut prefix = [0u8; 16];
+        prefix.copy_from_slice(&nonce[..16]);
+        let sub = Zeroizing::new(chacha20::hchacha::<chacha20::cipher::consts::U10>(
+            self.0.as_ref().into(),
+            &prefix.into(),
+        ));
+        let key = LessSafeKey::new(
+            UnboundKey::new(&CHACHA20_POLY1305, sub.as_slice()).expect("32-byte key"),
+        );
+        let mut n = [0u8; 12];
+        n[4..].copy_from_slice(&nonce[16..]);
+        (key, Nonce::assume_unique_for_key(n))
     }
 
     /// Encrypt `buf` in place and append the tag.
     pub fn encrypt_in_place(&self, nonce: &[u8; NONCE_LEN], buf: &mut Vec<u8>) {
-        let cipher = XChaCha20Poly1305::new(self.0.as_ref().into());
-        let tag = cipher
-            .encrypt_in_place_detached(XNonce::from_slice(nonce), b"", buf)
-            .expect("XChaCha20-Poly1305 accepts any in-memory length");
-        buf.extend_from_slice(&tag);
+        let (key, n) = self.subkey(nonce);
+        key.seal_in_place_append_tag(n, Aad::empty(), buf)
+            .expect("ChaCha20-Poly1305 accepts any in-memory length");
     }
 
     /// Decrypt `buf` (ciphertext ‖ tag) in place; `false` if the tag is wrong.
     #[must_use]
     pub fn decrypt_in_place(&self, nonce: &[u8; NONCE_LEN], buf: &mut Vec<u8>) -> bool {
         if buf.len() < TAG_LEN {
-            return false;
-        }
-        let split = buf.len() - TAG_LEN;
-        let tag = Tag::clone_from_slice(&buf[split..]);
-        buf.truncate(split);
-        let cipher = XChaCha20Poly1305::new(self.0.as_ref().into());
-        if cipher
-            .decrypt_in_place_detached(XNonce::from_slice(nonce), b"", buf, &tag)
-            .is_err()
-        {
             buf.clear();
             return false;
         }
-        true
+        let (key, n) = self.subkey(nonce);
+        let ok = key
+            .open_in_place(n, Aad::empty(), buf.as_mut_slice())
+            .is_ok();
+        if ok {
+            buf.truncate(buf.len() - TAG_LEN);
+        } else {
+            buf.clear();
+        }
+        ok
     }
 }
 
@@ -144,6 +157,26 @@ mod tests {
         let mut bad = buf.clone();
         bad[0] ^= 1;
         assert!(!key.decrypt_in_place(&nonce, &mut bad));
+    }
+
+    #[test]
+    fn xchacha_matches_rustcrypto() {
+        use chacha20poly1305::aead::{Aead, KeyInit};
+        let key = ChunkKey::generate();
+        let nonce = random_nonce();
+        let reference = chacha20poly1305::XChaCha20Poly1305::new(key.0.as_ref().into());
+        for len in [0usize, 1, 63, 64, 65, 1000, 70_000] {
+            let data: Vec<u8> = (0..len).map(|i| i as u8).collect();
+            let mut ours = data.clone();
+            key.encrypt_in_place(&nonce, &mut ours);
+            assert_eq!(
+                ours,
+                reference.encrypt((&nonce).into(), data.as_slice()).unwrap(),
+                "len {len}"
+            );
+            assert!(key.decrypt_in_place(&nonce, &mut ours));
+            assert_eq!(ours, data);
+        }
     }
 
     #[test]
