@@ -351,3 +351,84 @@ mod tests {
         assert_eq!(last.file_name, format!("{}-2.json", "ab".repeat(32)));
     }
 }
+
+/// What [`grant_dir`] wrote.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GrantSummary {
+    /// Chunks granted.
+    pub chunks: u64,
+    /// Files written, in order, with their sizes in bytes.
+    pub files: Vec<(String, u64)>,
+}
+
+/// Why [`grant_dir`] failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum GrantDirError {
+    /// The chunk directory is unreadable or inconsistent.
+    #[error(transparent)]
+    Chain(#[from] crate::layout::ReadChainError),
+    /// A chunk key could not be re-wrapped.
+    #[error(transparent)]
+    Grant(#[from] GrantError),
+    /// Writing output failed.
+    #[error(transparent)]
+    Write(#[from] crate::layout::FileError),
+    /// An option is invalid.
+    #[error(transparent)]
+    Validation(#[from] ValidationError),
+}
+
+/// Grant `buyer` access to every chunk in `chunk_dir` with the owner's key,
+/// writing `<buyerPublicKeyHex>-<n>.json` files into `out_dir` as
+/// `peaqos stream grant` does. Re-wrapping runs on `parallelism` threads;
+/// files are staged and moved into place only when all are written.
+pub fn grant_dir(
+    chunk_dir: &std::path::Path,
+    owner: std::sync::Arc<RecipientSecretKey>,
+    buyer: &Buyer,
+    max_file_size: usize,
+    out_dir: &std::path::Path,
+    parallelism: usize,
+    progress: &mut dyn FnMut(u64),
+) -> Result<GrantSummary, GrantDirError> {
+    use crate::layout::{list_chain, read_envelope, write_atomic, FileError};
+    let list = list_chain(chunk_dir)?;
+    let mut builder = AccessFileBuilder::new(buyer, max_file_size)?;
+    let staging = crate::staging::Staging::new(out_dir)?;
+    let mut files = Vec::new();
+    let parallelism = parallelism.max(1);
+    let worker_buyer = buyer.clone();
+    let mut pool = crate::pool::OrderedPool::new(parallelism, parallelism * 4, move |env: ChunkEnvelope| {
+        grant_entry(&env, &owner, &worker_buyer)
+    });
+    let staged = staging.path().to_path_buf();
+    let mut chunks = 0u64;
+    {
+        let mut write_file = |file: AccessFile| -> Result<(), GrantDirError> {
+            let bytes = file.to_bytes();
+            let path = staged.join(&file.file_name);
+            write_atomic(&path, &bytes).map_err(|e| FileError::new(&path, e))?;
+            files.push((file.file_name, bytes.len() as u64));
+            Ok(())
+        };
+        let mut deliver = |entry: Result<AccessEntry, GrantError>| -> Result<(), GrantDirError> {
+            if let Some(done) = builder.push(entry?) {
+                write_file(done)?;
+            }
+            chunks += 1;
+            progress(1);
+            Ok(())
+        };
+        for (_, path) in &list {
+            pool.submit(read_envelope(path)?, &mut deliver)?;
+        }
+        pool.drain(&mut deliver)?;
+        drop(pool);
+        if let Some(last) = builder.finish() {
+            write_file(last)?;
+        }
+    }
+    staging.commit()?;
+    Ok(GrantSummary { chunks, files })
+}

@@ -4,6 +4,7 @@
 
 pub mod access;
 pub mod chunk;
+pub mod consume;
 pub mod error;
 pub mod identity;
 pub mod json;
@@ -11,7 +12,9 @@ pub mod keys;
 pub mod layout;
 pub mod package;
 pub mod pool;
+pub mod publish;
 pub mod rules;
 pub mod sealed_box;
+pub mod staging;
 
 pub use error::ValidationError;

@@ -6,7 +6,7 @@ mod decrypt;
 mod envelope;
 mod manifest;
 mod state;
-mod verify;
+pub(crate) mod verify;
 mod writer;
 
 pub use crypto::{compute_chunk_id, sha256_hex, ChunkKey, NONCE_LEN, TAG_LEN};

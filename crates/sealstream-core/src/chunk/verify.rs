@@ -90,7 +90,7 @@ pub struct VerifyError {
 }
 
 /// Checks of one chunk that need no other chunk: hash, id, signature.
-fn check_self(envelope: &ChunkEnvelope, ciphertext: Option<&[u8]>) -> Result<(), VerifyReason> {
+pub(crate) fn check_self(envelope: &ChunkEnvelope, ciphertext: Option<&[u8]>) -> Result<(), VerifyReason> {
     let ciphertext = ciphertext.ok_or(VerifyReason::MissingCiphertext)?;
     let digest = Sha256::digest(ciphertext);
     let expected_hash = format!("0x{}", hex::encode(digest));
@@ -140,7 +140,7 @@ impl ChainVerifier {
         }
     }
 
-    fn check_link(&self, envelope: &ChunkEnvelope) -> Result<(), VerifyReason> {
+    pub(crate) fn check_link(&self, envelope: &ChunkEnvelope) -> Result<(), VerifyReason> {
         if envelope.index != self.expected.next_index {
             return Err(VerifyReason::IndexNotSequential {
                 found: envelope.index,
@@ -157,14 +157,14 @@ impl ChainVerifier {
         }
     }
 
-    fn fail(&self, reason: VerifyReason) -> VerifyError {
+    pub(crate) fn fail(&self, reason: VerifyReason) -> VerifyError {
         VerifyError {
             index: self.expected.next_index,
             reason,
         }
     }
 
-    fn advance(&mut self, envelope: &ChunkEnvelope) {
+    pub(crate) fn advance(&mut self, envelope: &ChunkEnvelope) {
         self.expected = ChainState::after(envelope);
         self.count += 1;
     }

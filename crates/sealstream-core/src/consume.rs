@@ -1,0 +1,251 @@
+//! Consume a purchased chain as `peaqos stream consume` does: read the chunk,
+//! access and data directories, verify the chain, decrypt every chunk with
+//! the buyer's key, and reassemble the plaintext in index order.
+//!
+//! One streaming pass: ciphertexts are read once, hashed, signature-checked
+//! and decrypted on worker threads, linked and written in order on the
+//! caller's thread. The output goes to a temporary file that is renamed onto
+//! the destination only if everything checks out — including, beyond the
+//! reference, the manifest's `sourceHash` when there is one.
+
+use std::collections::HashMap;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use sha2::{Digest, Sha256};
+
+use crate::access::{read_access_file, AccessReadError};
+use crate::chunk::verify::{check_self, ChainVerifier};
+use crate::chunk::{decrypt_chunk, ChunkEnvelope, DecryptError, KeyRecipient, PublishManifest, VerifyError};
+use crate::json;
+use crate::keys::RecipientSecretKey;
+use crate::layout::{list_chain, read_ciphertext, read_envelope, FileError, ReadChainError};
+use crate::pool::OrderedPool;
+use crate::staging::TempFile;
+
+/// Where the inputs are and who reads them.
+#[derive(Debug)]
+pub struct ConsumeRequest<'a> {
+    /// Directory of `chunk-N.json` (and `manifest.json`).
+    pub chunk_dir: &'a Path,
+    /// Directory of `chunk-N.bin`.
+    pub data_dir: &'a Path,
+    /// Directory of buyer access files (`*.json`).
+    pub access_dir: &'a Path,
+    /// The buyer id the access entries are for.
+    pub buyer_id: &'a str,
+    /// The buyer's X25519 secret key.
+    pub buyer_key: Arc<RecipientSecretKey>,
+    /// Verify the chain (hashes, links, ids, signatures) while decrypting.
+    pub verify: bool,
+    /// Worker threads.
+    pub parallelism: usize,
+}
+
+/// What [`consume_to_file`] produced.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConsumeSummary {
+    /// Chunks decrypted.
+    pub chunks: u64,
+    /// Bytes written.
+    pub bytes: u64,
+    /// The manifest's `sourceHash` (empty if there is no manifest).
+    pub source_hash: String,
+    /// `0x` + SHA-256 of the output.
+    pub output_hash: String,
+    /// Whether the chain was verified.
+    pub verified: bool,
+}
+
+/// Why a consume failed. Each names the file or chunk concerned.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConsumeError {
+    /// The chunk directory is unreadable or inconsistent.
+    #[error(transparent)]
+    Chain(#[from] ReadChainError),
+    /// A file could not be read or written.
+    #[error(transparent)]
+    File(#[from] FileError),
+    /// No access files at all.
+    #[error("{}: no buyer access files (*.json) found", .0.display())]
+    NoAccessFiles(PathBuf),
+    /// An access file is malformed.
+    #[error("{}: {source}", path.display())]
+    AccessFile {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        #[source]
+        source: AccessReadError,
+    },
+    /// The manifest is malformed.
+    #[error("{}: {message}", path.display())]
+    Manifest {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// A chunk has no ciphertext file.
+    #[error("{}: missing encrypted data for chunk {index}", path.display())]
+    MissingCiphertext {
+        /// The expected file.
+        path: PathBuf,
+        /// The chunk index.
+        index: u64,
+    },
+    /// No access entry for a chunk.
+    #[error("no buyer access for chunk {index} ({chunk_id}) for buyer {buyer_id}")]
+    NoAccess {
+        /// The chunk index.
+        index: u64,
+        /// The chunk id.
+        chunk_id: String,
+        /// The buyer id looked for.
+        buyer_id: String,
+    },
+    /// The chain does not verify.
+    #[error(transparent)]
+    Verify(#[from] VerifyError),
+    /// A chunk does not decrypt.
+    #[error("chunk {index}: {error}")]
+    Decrypt {
+        /// The chunk index.
+        index: u64,
+        /// What went wrong.
+        error: DecryptError,
+    },
+    /// The reassembled bytes do not hash to the manifest's `sourceHash`.
+    #[error("reassembled data does not match sourceHash of {}", manifest.display())]
+    SourceHash {
+        /// The manifest.
+        manifest: PathBuf,
+    },
+}
+
+/// Read all access entries of `buyer_id` in `access_dir` (files sorted by name).
+pub fn read_access_dir(access_dir: &Path, buyer_id: &str) -> Result<HashMap<String, KeyRecipient>, ConsumeError> {
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(access_dir)
+        .map_err(|e| FileError::new(access_dir, e))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "json") && p.is_file())
+        .collect();
+    if paths.is_empty() {
+        return Err(ConsumeError::NoAccessFiles(access_dir.to_path_buf()));
+    }
+    paths.sort();
+    let mut access = HashMap::new();
+    for path in paths {
+        let bytes = std::fs::read(&path).map_err(|e| FileError::new(&path, e))?;
+        read_access_file(&bytes, buyer_id, &mut access).map_err(|source| ConsumeError::AccessFile { path, source })?;
+    }
+    Ok(access)
+}
+
+/// The manifest's `sourceHash`, if `chunk_dir/manifest.json` exists.
+fn read_source_hash(chunk_dir: &Path) -> Result<Option<String>, ConsumeError> {
+    let path = chunk_dir.join("manifest.json");
+    let bytes = match std::fs::read(&path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(FileError::new(path, e).into()),
+    };
+    let value = json::parse(&bytes).map_err(|e| ConsumeError::Manifest { path: path.clone(), message: e.to_string() })?;
+    let manifest =
+        PublishManifest::from_json(&value).map_err(|e| ConsumeError::Manifest { path, message: e.to_string() })?;
+    Ok(Some(manifest.source_hash))
+}
+
+type Job = (ChunkEnvelope, KeyRecipient, Vec<u8>);
+type Done = (ChunkEnvelope, Result<Vec<u8>, ConsumeError>);
+
+/// Verify, decrypt and reassemble into `output` (atomically).
+/// `progress` is called with the number of plaintext bytes written.
+pub fn consume_to_file(
+    req: &ConsumeRequest<'_>,
+    output: &Path,
+    progress: &mut dyn FnMut(u64),
+) -> Result<ConsumeSummary, ConsumeError> {
+    let list = list_chain(req.chunk_dir)?;
+    let access = read_access_dir(req.access_dir, req.buyer_id)?;
+    let source_hash = read_source_hash(req.chunk_dir)?;
+    // Every chunk needs its ciphertext before anything is decrypted.
+    for (index, _) in &list {
+        let path = req.data_dir.join(crate::layout::ciphertext_name(*index));
+        if !path.is_file() {
+            return Err(ConsumeError::MissingCiphertext { path, index: *index });
+        }
+    }
+
+    let mut tmp = TempFile::new(output)?;
+    let verify = req.verify;
+    let key = Arc::clone(&req.buyer_key);
+    let parallelism = req.parallelism.max(1);
+    let mut pool = OrderedPool::new(parallelism, parallelism * 2, move |(env, entry, ct): Job| -> Done {
+        if verify {
+            if let Err(reason) = check_self(&env, Some(&ct)) {
+                let index = env.index;
+                return (env, Err(VerifyError { index, reason }.into()));
+            }
+        }
+        let index = env.index;
+        let result = decrypt_chunk(&env, &entry, &key, ct).map_err(|error| ConsumeError::Decrypt { index, error });
+        (env, result)
+    });
+
+    let mut verifier = ChainVerifier::new();
+    let mut hasher = Sha256::new();
+    let mut chunks = 0u64;
+    let mut bytes = 0u64;
+    let tmp_path_for_errors = output.to_path_buf();
+    {
+        let mut out = BufWriter::with_capacity(1 << 20, tmp.file());
+        let mut deliver = |(env, result): Done| -> Result<(), ConsumeError> {
+            if verify {
+                verifier.check_link(&env).map_err(|r| verifier.fail(r))?;
+            }
+            let plaintext = result?;
+            if verify {
+                verifier.advance(&env);
+            }
+            out.write_all(&plaintext).map_err(|e| FileError::new(&tmp_path_for_errors, e))?;
+            hasher.update(&plaintext);
+            chunks += 1;
+            bytes += plaintext.len() as u64;
+            progress(plaintext.len() as u64);
+            Ok(())
+        };
+        for (index, path) in &list {
+            let env = read_envelope(path)?;
+            let entry = access.get(&env.chunk_id).cloned().ok_or_else(|| ConsumeError::NoAccess {
+                index: *index,
+                chunk_id: env.chunk_id.clone(),
+                buyer_id: req.buyer_id.to_string(),
+            })?;
+            let ct = read_ciphertext(req.data_dir, *index)?.ok_or_else(|| ConsumeError::MissingCiphertext {
+                path: req.data_dir.join(crate::layout::ciphertext_name(*index)),
+                index: *index,
+            })?;
+            pool.submit((env, entry, ct), &mut deliver)?;
+        }
+        pool.drain(&mut deliver)?;
+        drop(pool);
+        out.flush().map_err(|e| FileError::new(output, e))?;
+    }
+    let output_hash = format!("0x{}", hex::encode(hasher.finalize()));
+    if let Some(expected) = &source_hash {
+        if *expected != output_hash {
+            return Err(ConsumeError::SourceHash { manifest: req.chunk_dir.join("manifest.json") });
+        }
+    }
+    tmp.commit()?;
+    Ok(ConsumeSummary {
+        chunks,
+        bytes,
+        source_hash: source_hash.unwrap_or_default(),
+        output_hash,
+        verified: verify,
+    })
+}

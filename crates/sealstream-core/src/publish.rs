@@ -1,0 +1,107 @@
+//! Publish a stream into a directory in the reference layout, as
+//! `peaqos stream publish` does: `chunk-N.json`, `chunk-N.bin`, `manifest.json`.
+//!
+//! The input is streamed (memory stays near `2 × parallelism × chunk_size`);
+//! files are staged and moved into the directory only when the whole chain and
+//! its manifest are written, so a failed publish leaves nothing behind.
+
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+
+use crate::chunk::{utc_now_seconds, ChainConfig, ChainState, ChainWriter, PublishManifest, WriteError};
+use crate::error::ValidationError;
+use crate::json::Map;
+use crate::layout::{write_atomic, DirectorySink, FileError};
+use crate::staging::Staging;
+
+/// What [`publish_to_dir`] wrote.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PublishSummary {
+    /// The manifest written.
+    pub manifest: PublishManifest,
+    /// Path of `manifest.json`.
+    pub manifest_path: PathBuf,
+    /// Plaintext bytes read.
+    pub bytes: u64,
+}
+
+/// Why a publish failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PublishError {
+    /// The configuration is invalid.
+    #[error(transparent)]
+    Validation(#[from] ValidationError),
+    /// Reading the input failed.
+    #[error("reading input: {0}")]
+    Read(#[source] io::Error),
+    /// Writing output failed.
+    #[error(transparent)]
+    Write(#[from] FileError),
+}
+
+/// A reader that reports how many bytes went through it.
+struct Counting<'a, R> {
+    inner: R,
+    progress: &'a mut dyn FnMut(u64),
+}
+
+impl<R: Read> Read for Counting<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        (self.progress)(n as u64);
+        Ok(n)
+    }
+}
+
+/// Chunk, encrypt, sign and link `input` into `out_dir` (created if missing).
+/// `progress` is called with the number of input bytes read, as they are read.
+pub fn publish_to_dir<R: Read>(
+    input: R,
+    config: ChainConfig,
+    out_dir: &Path,
+    progress: &mut dyn FnMut(u64),
+) -> Result<PublishSummary, PublishError> {
+    let machine_did = config.machine_did.clone();
+    let chunk_size = config.chunk_size as u64;
+    let staging = Staging::new(out_dir)?;
+    let sink = DirectorySink::new(staging.path())?;
+    let mut writer = ChainWriter::new(config, ChainState::new(), sink)?;
+    writer.copy_from(Counting { inner: input, progress }).map_err(|e| match e {
+        WriteError::Read(e) => PublishError::Read(e),
+        WriteError::Sink(e) => PublishError::Write(e),
+    })?;
+    let (summary, _) = writer.finish()?;
+    let manifest = PublishManifest {
+        source_hash: summary.source_hash,
+        total_chunks: summary.state.next_index,
+        chunk_size,
+        machine_did,
+        created_at: utc_now_seconds(),
+        extra: Map::new(),
+    };
+    let staged_manifest = staging.path().join("manifest.json");
+    write_atomic(&staged_manifest, manifest.to_pretty_json().as_bytes())
+        .map_err(|e| FileError::new(&staged_manifest, e))?;
+    staging.commit()?;
+    remove_stale_chunks(out_dir, manifest.total_chunks)?;
+    Ok(PublishSummary { manifest, manifest_path: out_dir.join("manifest.json"), bytes: summary.bytes })
+}
+
+/// Remove `chunk-N.json`/`chunk-N.bin` with `N >= total` left by an earlier,
+/// longer chain in the same directory, so the directory holds one chain.
+fn remove_stale_chunks(dir: &Path, total: u64) -> Result<(), FileError> {
+    for entry in std::fs::read_dir(dir).map_err(|e| FileError::new(dir, e))? {
+        let entry = entry.map_err(|e| FileError::new(dir, e))?;
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        let index = name
+            .strip_prefix("chunk-")
+            .and_then(|rest| rest.strip_suffix(".json").or_else(|| rest.strip_suffix(".bin")))
+            .and_then(|n| n.parse::<u64>().ok());
+        if matches!(index, Some(i) if i >= total) {
+            std::fs::remove_file(entry.path()).map_err(|e| FileError::new(entry.path(), e))?;
+        }
+    }
+    Ok(())
+}
