@@ -1,0 +1,245 @@
+//! Command-line definitions. Flags of `publish`, `grant` and `consume` are
+//! those of `peaqos stream publish|grant|consume`, so scripts switch by
+//! changing the program name only.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+const EXIT_CODES: &str = "\
+Exit codes:
+  0  success (verify: the chain is intact; package verify: every package is valid)
+  1  bad input: flags, missing or unreadable files, keys of the wrong length or kind,
+     malformed documents; verify: the chain is not intact; package verify: a package is invalid
+  2  integrity or network: a chain that does not verify or decrypt, a source hash
+     mismatch, a failed download (also: invalid command-line usage)
+
+Human-readable output goes to stderr; --json output goes to stdout.";
+
+#[derive(Debug, Parser)]
+#[command(name = "sealstream", version, about = "Sell machine data without handing over plaintext: chunk, encrypt, sign, grant, consume and verify peaq.stream v1 chains.", after_help = EXIT_CODES)]
+pub struct Cli {
+    /// Suppress progress and summaries on stderr (errors are still printed).
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Chunk, encrypt and sign data into a chain directory (like `peaqos stream publish`).
+    #[command(after_help = EXIT_CODES)]
+    Publish(PublishArgs),
+    /// Re-wrap every chunk key of a chain for a buyer (like `peaqos stream grant`).
+    #[command(after_help = EXIT_CODES)]
+    Grant(GrantArgs),
+    /// Verify, decrypt and reassemble a purchased chain (like `peaqos stream consume`).
+    #[command(after_help = EXIT_CODES)]
+    Consume(ConsumeArgs),
+    /// Verify a chain without keys: exit 0 when intact, 1 when not.
+    #[command(after_help = EXIT_CODES)]
+    Verify(VerifyArgs),
+    /// Generate and inspect key files.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+    /// Sign and verify data packages (EIP-191, did:peaq).
+    #[command(subcommand)]
+    Package(PackageCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct PublishArgs {
+    /// Input: a file path, `-` for stdin, or an http(s) URL (streamed, never held in memory).
+    #[arg(long = "input")]
+    pub input: String,
+    /// Directory for chunk-N.json, chunk-N.bin and manifest.json (created if missing).
+    #[arg(long)]
+    pub output_dir: PathBuf,
+    /// Owner's X25519 public key (hex, optional 0x).
+    #[arg(long)]
+    pub owner_public_key: String,
+    /// Operator's X25519 public key (hex, optional 0x).
+    #[arg(long)]
+    pub operator_public_key: String,
+    /// Machine's X25519 public key (hex, optional 0x).
+    #[arg(long)]
+    pub machine_public_key: String,
+    /// File holding the Ed25519 chain signing key (32 bytes of hex).
+    #[arg(long)]
+    pub signing_key_file: PathBuf,
+    /// Machine DID (did:peaq:0x…).
+    #[arg(long)]
+    pub machine_did: String,
+    /// Key id written into every chunk signature (did:peaq:0x…#keys-1).
+    #[arg(long)]
+    pub machine_key_id: String,
+    /// Bytes per chunk.
+    #[arg(long, default_value_t = 262_144)]
+    pub chunk_size: i64,
+    /// An extra recipient of every chunk key, as ID:TYPE:HEX (repeatable).
+    #[arg(long = "recipient", value_name = "ID:TYPE:HEX")]
+    pub recipients: Vec<String>,
+    /// Worker threads (default: all cores).
+    #[arg(long)]
+    pub parallelism: Option<usize>,
+    /// Print the manifest as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct GrantArgs {
+    /// Directory of the published chain (chunk-*.json).
+    #[arg(long)]
+    pub chunk_dir: PathBuf,
+    /// Buyer's X25519 public key (hex, optional 0x).
+    #[arg(long)]
+    pub buyer_public_key: String,
+    /// Buyer recipient id (usually the buyer's DID).
+    #[arg(long)]
+    pub buyer_id: String,
+    /// File holding the owner's X25519 private key (hex).
+    #[arg(long)]
+    pub owner_private_key_file: PathBuf,
+    /// Directory for the buyer access files (created if missing).
+    #[arg(long)]
+    pub output_dir: PathBuf,
+    /// Maximum access file size in bytes (measured as the reference measures it).
+    #[arg(long, default_value_t = 512_000)]
+    pub max_file_size: i64,
+    /// Worker threads (default: all cores).
+    #[arg(long)]
+    pub parallelism: Option<usize>,
+    /// Print a summary as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ConsumeArgs {
+    /// Directory of chunk envelopes (chunk-*.json, manifest.json). Required unless --download-url.
+    #[arg(long)]
+    pub chunk_dir: Option<PathBuf>,
+    /// Directory of buyer access files (*.json). Required unless --download-url.
+    #[arg(long)]
+    pub access_dir: Option<PathBuf>,
+    /// Directory of ciphertexts (chunk-*.bin). Required unless --download-url.
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// File holding the buyer's X25519 private key (hex).
+    #[arg(long)]
+    pub buyer_private_key_file: PathBuf,
+    /// Buyer recipient id the access files were made for.
+    #[arg(long)]
+    pub buyer_id: String,
+    /// Where to write the reassembled data (written atomically).
+    #[arg(long)]
+    pub output: PathBuf,
+    /// Skip chain verification (not recommended).
+    #[arg(long)]
+    pub skip_verify: bool,
+    /// Fetch a release package first: a URL whose manifest.json lists files, or a ZIP of them.
+    #[arg(long, conflicts_with_all = ["chunk_dir", "access_dir", "data_dir"])]
+    pub download_url: Option<String>,
+    /// Working directory for downloaded files (default: a temporary directory).
+    #[arg(long)]
+    pub work_dir: Option<PathBuf>,
+    /// Keep downloaded files after a successful consume.
+    #[arg(long)]
+    pub keep_files: bool,
+    /// Worker threads (default: all cores).
+    #[arg(long)]
+    pub parallelism: Option<usize>,
+    /// Print a summary as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// Directory of chunk envelopes (chunk-*.json).
+    #[arg(long)]
+    pub chunk_dir: PathBuf,
+    /// Directory of ciphertexts (chunk-*.bin); default: the chunk directory.
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Worker threads (default: all cores).
+    #[arg(long)]
+    pub parallelism: Option<usize>,
+    /// Print the result as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Generate a machine's keys: secp256k1 (and its DID), Ed25519 chain key, X25519 owner/operator/machine keys.
+    Generate {
+        /// Directory for the key files (mode 0600); existing key files are never overwritten.
+        #[arg(long)]
+        out_dir: PathBuf,
+        /// Print the public parts as JSON on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the public part of a key file.
+    Show {
+        /// The key file.
+        file: PathBuf,
+        /// The key's kind; default: from the file name (*.secp256k1.sk, *.ed25519.sk, *.x25519.sk).
+        #[arg(long, value_enum)]
+        kind: Option<KeyKind>,
+        /// Print as JSON on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum KeyKind {
+    /// Machine signing key (EIP-191, DID).
+    Secp256k1,
+    /// Chain signing key.
+    Ed25519,
+    /// Recipient key (owner, operator, machine, buyer).
+    X25519,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PackageCommand {
+    /// Sign JSON lines {topic, capturedAt, fields, sequenceNumber?} from stdin, one package per line on stdout.
+    Sign {
+        /// Field rules of the topic: {topic, defaultAction?, rules:[{fieldPath, action, anonymizeStrategy?}]}.
+        #[arg(long)]
+        rules: PathBuf,
+        /// File holding the machine's secp256k1 key (hex, optional 0x).
+        #[arg(long)]
+        key_file: PathBuf,
+        /// The machine's DID (must be the key's).
+        #[arg(long)]
+        did: String,
+        /// Signing key id (default: DID#keys-1).
+        #[arg(long)]
+        key_id: Option<String>,
+        /// Schema version written into every package.
+        #[arg(long, default_value = "1.0.0")]
+        schema_version: String,
+        /// File holding the 32-byte AES-256-GCM field key (needed by encrypt rules).
+        #[arg(long)]
+        field_key_file: Option<PathBuf>,
+        /// Sequence number of the first line without one (later lines count up).
+        #[arg(long, default_value_t = 0)]
+        start_sequence: u64,
+    },
+    /// Verify packages (JSON lines, one document, or an array) and report each; exit 1 if any is invalid.
+    Verify {
+        /// File to read, or `-` for stdin.
+        #[arg(default_value = "-")]
+        input: String,
+        /// One JSON result per package on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+}

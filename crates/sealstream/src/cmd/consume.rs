@@ -1,0 +1,160 @@
+//! `sealstream consume`.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use sealstream_core::consume::{consume_to_file, ConsumeError, ConsumeRequest};
+use sealstream_core::json::{Map, Value};
+use sealstream_core::pool::default_parallelism;
+
+use crate::cli::ConsumeArgs;
+use crate::cmd::chain_error;
+use crate::error::{at, CliError, CliResult};
+use crate::fetch;
+use crate::keyfile;
+use crate::ui::Ui;
+
+fn need_dir(dir: &Option<PathBuf>, flag: &str) -> CliResult<PathBuf> {
+    let dir = dir.clone().ok_or_else(|| {
+        CliError::input(format!(
+            "{flag} is required when --download-url is not provided"
+        ))
+    })?;
+    if !dir.is_dir() {
+        return Err(CliError::input(format!(
+            "{}: {flag}: no such directory",
+            dir.display()
+        )));
+    }
+    Ok(dir)
+}
+
+pub fn run(args: ConsumeArgs, ui: Ui) -> CliResult {
+    let buyer_id = args.buyer_id.trim().to_string();
+    if buyer_id.is_empty() {
+        return Err(CliError::input("--buyer-id must not be empty"));
+    }
+    if args.output.is_dir() {
+        return Err(CliError::input(format!(
+            "{}: --output must be a file path, not a directory",
+            args.output.display()
+        )));
+    }
+    if let Some(parent) = args.output.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)
+            .map_err(|e| CliError::input(at(parent, format!("cannot create ({e})"))))?;
+    }
+    let buyer_key = Arc::new(keyfile::x25519_secret(
+        &args.buyer_private_key_file,
+        "buyer private key",
+    )?);
+
+    // With --download-url, fetch the release package into a work directory first.
+    let mut package = None;
+    let (chunk_dir, data_dir, access_dir) = match &args.download_url {
+        Some(url) => {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return Err(CliError::input(
+                    "--download-url must start with http:// or https://",
+                ));
+            }
+            ui.say(format!(
+                "Downloading release package from {}...",
+                fetch::redact_url(url)
+            ));
+            let pkg = fetch::ReleasePackage::download(url, args.work_dir.as_deref())?;
+            let dirs = (pkg.chunk_dir(), pkg.data_dir(), pkg.access_dir());
+            package = Some(pkg);
+            dirs
+        }
+        None => (
+            need_dir(&args.chunk_dir, "--chunk-dir")?,
+            need_dir(&args.data_dir, "--data-dir")?,
+            need_dir(&args.access_dir, "--access-dir")?,
+        ),
+    };
+
+    let req = ConsumeRequest {
+        chunk_dir: &chunk_dir,
+        data_dir: &data_dir,
+        access_dir: &access_dir,
+        buyer_id: &buyer_id,
+        buyer_key,
+        verify: !args.skip_verify,
+        parallelism: args.parallelism.unwrap_or_else(default_parallelism),
+    };
+    let bar = ui.progress(None, true, "decrypting");
+    let mut progress = |n: u64| bar.inc(n);
+    let result = consume_to_file(&req, &args.output, &mut progress);
+    bar.finish_and_clear();
+    let summary = match result {
+        Ok(s) => s,
+        Err(e) => {
+            if let Some(pkg) = package {
+                ui.say(format!(
+                    "Downloaded files kept for debugging in: {}",
+                    pkg.keep().display()
+                ));
+            }
+            return Err(consume_error(e, &args.buyer_private_key_file));
+        }
+    };
+    if let Some(pkg) = package {
+        if args.keep_files {
+            ui.say(format!(
+                "Downloaded files kept in: {}",
+                pkg.keep().display()
+            ));
+        }
+    }
+
+    if ui.json {
+        let mut m = Map::new();
+        m.insert("output".into(), args.output.display().to_string().into());
+        m.insert("totalBytes".into(), Value::from(summary.bytes));
+        m.insert("chunkCount".into(), Value::from(summary.chunks));
+        m.insert("sourceHash".into(), summary.source_hash.as_str().into());
+        m.insert("buyerId".into(), buyer_id.as_str().into());
+        m.insert("verified".into(), summary.verified.into());
+        ui.json_out(&Value::Object(m));
+    } else {
+        if summary.verified {
+            ui.say(format!(
+                "Verifying chain... \u{2713} {} chunks valid.",
+                summary.chunks
+            ));
+        }
+        ui.say(format!(
+            "\nReassembled {} bytes to {}\n",
+            summary.bytes,
+            args.output.display()
+        ));
+        ui.say(format!("  Source Hash:  {}", summary.source_hash));
+        ui.say(format!("  Chunks:       {}", summary.chunks));
+        ui.say(format!("  Buyer ID:     {buyer_id}"));
+    }
+    Ok(())
+}
+
+fn consume_error(e: ConsumeError, key_file: &Path) -> CliError {
+    use sealstream_core::chunk::DecryptError;
+    match e {
+        ConsumeError::Chain(err) => chain_error(err),
+        ConsumeError::File(err) => CliError::input(err.to_string()),
+        ConsumeError::NoAccessFiles(_)
+        | ConsumeError::AccessFile { .. }
+        | ConsumeError::Manifest { .. } => CliError::input(e.to_string()),
+        ConsumeError::Decrypt {
+            index,
+            error: DecryptError::Unwrap,
+        } => CliError::integrity(format!(
+            "{}: chunk {index}: access not granted to this buyer private key",
+            key_file.display()
+        )),
+        ConsumeError::Verify(err) => CliError::integrity(format!(
+            "chain verification failed at chunk {}: {}",
+            err.index, err.reason
+        )),
+        other => CliError::integrity(other.to_string()),
+    }
+}

@@ -1,0 +1,168 @@
+//! `sealstream keys generate|show`.
+
+use std::io::Write;
+use std::path::Path;
+
+use sealstream_core::identity::Did;
+use sealstream_core::json::{Map, Value};
+use sealstream_core::keys::{ChainSigningKey, MachineSigningKey, RecipientSecretKey};
+
+use crate::cli::{KeyKind, KeysCommand};
+use crate::error::{at, CliError, CliResult};
+use crate::keyfile;
+use crate::ui::Ui;
+
+/// Write a secret key file with mode 0600, never replacing an existing file.
+fn write_secret(path: &Path, text: &str) -> CliResult {
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts.open(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::AlreadyExists => {
+            CliError::input(at(path, "already exists; key files are never overwritten"))
+        }
+        _ => CliError::input(at(path, format!("cannot create ({e})"))),
+    })?;
+    f.write_all(text.as_bytes())
+        .and_then(|()| f.sync_all())
+        .map_err(|e| CliError::input(at(path, e)))
+}
+
+fn write_public(path: &Path, text: &str) -> CliResult {
+    sealstream_core::layout::write_atomic(path, text.as_bytes())
+        .map_err(|e| CliError::input(at(path, e)))
+}
+
+pub fn run(cmd: KeysCommand, ui: Ui) -> CliResult {
+    match cmd {
+        KeysCommand::Generate { out_dir, json } => generate(&out_dir, Ui { json, ..ui }),
+        KeysCommand::Show { file, kind, json } => show(&file, kind, Ui { json, ..ui }),
+    }
+}
+
+const FILES: [&str; 5] = [
+    "machine.secp256k1.sk",
+    "chain.ed25519.sk",
+    "owner.x25519.sk",
+    "operator.x25519.sk",
+    "machine.x25519.sk",
+];
+
+fn generate(dir: &Path, ui: Ui) -> CliResult {
+    std::fs::create_dir_all(dir)
+        .map_err(|e| CliError::input(at(dir, format!("cannot create ({e})"))))?;
+    for name in FILES {
+        if dir.join(name).exists() {
+            return Err(CliError::input(at(
+                &dir.join(name),
+                "already exists; key files are never overwritten",
+            )));
+        }
+    }
+    let machine = MachineSigningKey::generate();
+    let did = Did::of_key(&machine);
+    let chain = ChainSigningKey::generate();
+    let recipients: Vec<(&str, RecipientSecretKey)> = ["owner", "operator", "machine"]
+        .into_iter()
+        .map(|who| (who, RecipientSecretKey::generate()))
+        .collect();
+
+    write_secret(&dir.join("machine.secp256k1.sk"), &machine.to_hex_secret())?;
+    write_secret(&dir.join("chain.ed25519.sk"), &chain.to_hex_secret())?;
+    for (who, key) in &recipients {
+        write_secret(&dir.join(format!("{who}.x25519.sk")), &key.to_hex_secret())?;
+    }
+
+    let mut m = Map::new();
+    m.insert("machineDid".into(), did.to_string().into());
+    m.insert("machineAddress".into(), did.address().to_checksum().into());
+    m.insert("machineKeyId".into(), did.default_key_id().into());
+    m.insert(
+        "chainPublicKeyHex".into(),
+        chain.public_key().to_hex().into(),
+    );
+    for (who, key) in &recipients {
+        m.insert(
+            format!("{who}PublicKeyHex"),
+            key.public_key().to_hex().into(),
+        );
+    }
+    let public = Value::Object(m);
+    write_public(&dir.join("machine.did"), &did.to_string())?;
+    write_public(
+        &dir.join("keys.json"),
+        &sealstream_core::json::write::to_python_pretty(&public),
+    )?;
+
+    if ui.json {
+        ui.json_out(&public);
+    } else {
+        ui.say(format!("Generated keys in {}", dir.display()));
+        ui.say(format!("  Machine DID:   {did}"));
+        ui.say(format!("  Chain key:     {}", chain.public_key().to_hex()));
+        for (who, key) in &recipients {
+            ui.say(format!(
+                "  {:<14} {}",
+                format!("{who} X25519:"),
+                key.public_key().to_hex()
+            ));
+        }
+        ui.say("  Secret key files are mode 0600; public parts are in keys.json.");
+    }
+    Ok(())
+}
+
+fn kind_from_name(path: &Path) -> Option<KeyKind> {
+    let name = path.file_name()?.to_string_lossy().to_lowercase();
+    if name.contains("secp256k1") {
+        Some(KeyKind::Secp256k1)
+    } else if name.contains("ed25519") {
+        Some(KeyKind::Ed25519)
+    } else if name.contains("x25519") {
+        Some(KeyKind::X25519)
+    } else {
+        None
+    }
+}
+
+fn show(path: &Path, kind: Option<KeyKind>, ui: Ui) -> CliResult {
+    let kind = kind.or_else(|| kind_from_name(path)).ok_or_else(|| {
+        CliError::input(at(
+            path,
+            "cannot tell the key kind from the file name; pass --kind secp256k1|ed25519|x25519",
+        ))
+    })?;
+    let mut m = Map::new();
+    match kind {
+        KeyKind::Secp256k1 => {
+            let key = keyfile::secp256k1_secret(path, "secp256k1 key")?;
+            let did = Did::of_key(&key);
+            m.insert("kind".into(), "secp256k1".into());
+            m.insert("address".into(), did.address().to_checksum().into());
+            m.insert("did".into(), did.to_string().into());
+        }
+        KeyKind::Ed25519 => {
+            let key = keyfile::ed25519_secret(path, "ed25519 key")?;
+            m.insert("kind".into(), "ed25519".into());
+            m.insert("publicKeyHex".into(), key.public_key().to_hex().into());
+        }
+        KeyKind::X25519 => {
+            let key = keyfile::x25519_secret(path, "x25519 key")?;
+            m.insert("kind".into(), "x25519".into());
+            m.insert("publicKeyHex".into(), key.public_key().to_hex().into());
+        }
+    }
+    if ui.json {
+        ui.json_out(&Value::Object(m));
+    } else {
+        // The public part is the command's result: it goes to stdout.
+        for (k, v) in &m {
+            println!("{k}: {}", v.as_str().unwrap_or_default());
+        }
+    }
+    Ok(())
+}
