@@ -16,15 +16,26 @@ pub struct Staging {
     dest: PathBuf,
     dir: PathBuf,
     committed: bool,
+    created_dest: bool,
 }
 
 impl Staging {
     /// Create `dest` if needed and a fresh staging directory inside it.
     pub fn new(dest: &Path) -> Result<Self, FileError> {
+        let created_dest = !dest.exists();
         fs::create_dir_all(dest).map_err(|e| FileError::new(dest, e))?;
-        let dir = dest.join(format!(".sealstream-staging-{}-{:016x}", std::process::id(), OsRng.next_u64()));
+        let dir = dest.join(format!(
+            ".sealstream-staging-{}-{:016x}",
+            std::process::id(),
+            OsRng.next_u64()
+        ));
         fs::create_dir(&dir).map_err(|e| FileError::new(&dir, e))?;
-        Ok(Staging { dest: dest.to_path_buf(), dir, committed: false })
+        Ok(Staging {
+            dest: dest.to_path_buf(),
+            dir,
+            committed: false,
+            created_dest,
+        })
     }
 
     /// Where to write the files.
@@ -58,6 +69,10 @@ impl Drop for Staging {
     fn drop(&mut self) {
         if !self.committed {
             let _ = fs::remove_dir_all(&self.dir);
+            if self.created_dest {
+                // Only succeeds if nothing else was put there meanwhile.
+                let _ = fs::remove_dir(&self.dest);
+            }
         }
     }
 }
@@ -74,11 +89,28 @@ pub struct TempFile {
 impl TempFile {
     /// Create the temporary file (the destination's directory must exist).
     pub fn new(dest: &Path) -> Result<Self, FileError> {
-        let dir = dest.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-        let name = dest.file_name().map_or_else(|| "output".into(), |n| n.to_string_lossy().into_owned());
-        let tmp = dir.join(format!(".{name}.sealstream-{}-{:08x}.tmp", std::process::id(), OsRng.next_u32()));
-        let file = fs::OpenOptions::new().write(true).create_new(true).open(&tmp).map_err(|e| FileError::new(&tmp, e))?;
-        Ok(TempFile { dest: dest.to_path_buf(), tmp, file: Some(file) })
+        let dir = dest
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let name = dest
+            .file_name()
+            .map_or_else(|| "output".into(), |n| n.to_string_lossy().into_owned());
+        let tmp = dir.join(format!(
+            ".{name}.sealstream-{}-{:08x}.tmp",
+            std::process::id(),
+            OsRng.next_u32()
+        ));
+        let file = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)
+            .map_err(|e| FileError::new(&tmp, e))?;
+        Ok(TempFile {
+            dest: dest.to_path_buf(),
+            tmp,
+            file: Some(file),
+        })
     }
 
     /// The open file.

@@ -8,7 +8,7 @@ use sealstream_core::json::{Map, Value};
 use sealstream_core::pool::default_parallelism;
 
 use crate::cli::ConsumeArgs;
-use crate::cmd::chain_error;
+use crate::cmd::{chain_error, verify_message};
 use crate::error::{at, CliError, CliResult};
 use crate::fetch;
 use crate::keyfile;
@@ -96,7 +96,11 @@ pub fn run(args: ConsumeArgs, ui: Ui) -> CliResult {
                     pkg.keep().display()
                 ));
             }
-            return Err(consume_error(e, &args.buyer_private_key_file));
+            return Err(consume_error(
+                e,
+                &args.buyer_private_key_file,
+                (&chunk_dir, &data_dir, &access_dir),
+            ));
         }
     };
     if let Some(pkg) = package {
@@ -136,8 +140,13 @@ pub fn run(args: ConsumeArgs, ui: Ui) -> CliResult {
     Ok(())
 }
 
-fn consume_error(e: ConsumeError, key_file: &Path) -> CliError {
+fn consume_error(
+    e: ConsumeError,
+    key_file: &Path,
+    (chunk_dir, data_dir, access_dir): (&Path, &Path, &Path),
+) -> CliError {
     use sealstream_core::chunk::DecryptError;
+    use sealstream_core::layout::{ciphertext_name, envelope_name};
     match e {
         ConsumeError::Chain(err) => chain_error(err),
         ConsumeError::File(err) => CliError::input(err.to_string()),
@@ -151,9 +160,18 @@ fn consume_error(e: ConsumeError, key_file: &Path) -> CliError {
             "{}: chunk {index}: access not granted to this buyer private key",
             key_file.display()
         )),
-        ConsumeError::Verify(err) => CliError::integrity(format!(
-            "chain verification failed at chunk {}: {}",
-            err.index, err.reason
+        ConsumeError::Verify(err) => CliError::integrity(verify_message(&err, chunk_dir, data_dir)),
+        ConsumeError::NoAccess { .. } => CliError::integrity(at(access_dir, e)),
+        ConsumeError::Decrypt {
+            index,
+            error: error @ (DecryptError::Cipher | DecryptError::PlaintextHash),
+        } => CliError::integrity(at(
+            &data_dir.join(ciphertext_name(index)),
+            format!("chunk {index}: {error}"),
+        )),
+        ConsumeError::Decrypt { index, error } => CliError::integrity(at(
+            &chunk_dir.join(envelope_name(index)),
+            format!("chunk {index}: {error}"),
         )),
         other => CliError::integrity(other.to_string()),
     }

@@ -15,3 +15,27 @@ use crate::error::CliError;
 pub fn chain_error(e: ReadChainError) -> CliError {
     CliError::input(e.to_string())
 }
+
+/// "DIR/chunk-N.bin: chain verification failed at chunk N: reason", naming
+/// the ciphertext for ciphertext problems and the envelope otherwise.
+pub fn verify_message(
+    e: &sealstream_core::chunk::VerifyError,
+    chunk_dir: &std::path::Path,
+    data_dir: &std::path::Path,
+) -> String {
+    use sealstream_core::chunk::VerifyReason;
+    use sealstream_core::layout::{ciphertext_name, envelope_name};
+    let file = match e.reason {
+        VerifyReason::HashMismatch | VerifyReason::MissingCiphertext => {
+            data_dir.join(ciphertext_name(e.index))
+        }
+        VerifyReason::Empty => chunk_dir.to_path_buf(),
+        _ => chunk_dir.join(envelope_name(e.index)),
+    };
+    format!(
+        "{}: chain verification failed at chunk {}: {}",
+        file.display(),
+        e.index,
+        e.reason
+    )
+}

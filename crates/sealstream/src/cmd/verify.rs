@@ -6,7 +6,7 @@ use sealstream_core::layout::{list_chain, read_ciphertext, read_envelope, ReadCh
 use sealstream_core::pool::default_parallelism;
 
 use crate::cli::VerifyArgs;
-use crate::cmd::chain_error;
+use crate::cmd::{chain_error, verify_message};
 use crate::error::{at, CliError, CliResult, Exit};
 use crate::ui::Ui;
 
@@ -75,7 +75,7 @@ pub fn run(args: VerifyArgs, ui: Ui) -> CliResult {
             m.insert("referenceReason".into(), e.reason.reference_reason().into());
             Err(CliError {
                 exit: Exit::Input,
-                message: at(&args.chunk_dir, e),
+                message: verify_message(e, &args.chunk_dir, &data_dir),
             })
         }
         (Ok(_), Some(problem)) => {
