@@ -399,9 +399,10 @@ pub fn grant_dir(
     let mut files = Vec::new();
     let parallelism = parallelism.max(1);
     let worker_buyer = buyer.clone();
-    let mut pool = crate::pool::OrderedPool::new(parallelism, parallelism * 4, move |env: ChunkEnvelope| {
-        grant_entry(&env, &owner, &worker_buyer)
-    });
+    let mut pool =
+        crate::pool::OrderedPool::new(parallelism, parallelism * 4, move |env: ChunkEnvelope| {
+            grant_entry(&env, &owner, &worker_buyer)
+        });
     let staged = staging.path().to_path_buf();
     let mut chunks = 0u64;
     {

@@ -17,7 +17,9 @@ use sha2::{Digest, Sha256};
 
 use crate::access::{read_access_file, AccessReadError};
 use crate::chunk::verify::{check_self, ChainVerifier};
-use crate::chunk::{decrypt_chunk, ChunkEnvelope, DecryptError, KeyRecipient, PublishManifest, VerifyError};
+use crate::chunk::{
+    decrypt_chunk, ChunkEnvelope, DecryptError, KeyRecipient, PublishManifest, VerifyError,
+};
 use crate::json;
 use crate::keys::RecipientSecretKey;
 use crate::layout::{list_chain, read_ciphertext, read_envelope, FileError, ReadChainError};
@@ -126,7 +128,10 @@ pub enum ConsumeError {
 }
 
 /// Read all access entries of `buyer_id` in `access_dir` (files sorted by name).
-pub fn read_access_dir(access_dir: &Path, buyer_id: &str) -> Result<HashMap<String, KeyRecipient>, ConsumeError> {
+pub fn read_access_dir(
+    access_dir: &Path,
+    buyer_id: &str,
+) -> Result<HashMap<String, KeyRecipient>, ConsumeError> {
     let mut paths: Vec<PathBuf> = std::fs::read_dir(access_dir)
         .map_err(|e| FileError::new(access_dir, e))?
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -139,7 +144,8 @@ pub fn read_access_dir(access_dir: &Path, buyer_id: &str) -> Result<HashMap<Stri
     let mut access = HashMap::new();
     for path in paths {
         let bytes = std::fs::read(&path).map_err(|e| FileError::new(&path, e))?;
-        read_access_file(&bytes, buyer_id, &mut access).map_err(|source| ConsumeError::AccessFile { path, source })?;
+        read_access_file(&bytes, buyer_id, &mut access)
+            .map_err(|source| ConsumeError::AccessFile { path, source })?;
     }
     Ok(access)
 }
@@ -152,9 +158,14 @@ fn read_source_hash(chunk_dir: &Path) -> Result<Option<String>, ConsumeError> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(FileError::new(path, e).into()),
     };
-    let value = json::parse(&bytes).map_err(|e| ConsumeError::Manifest { path: path.clone(), message: e.to_string() })?;
-    let manifest =
-        PublishManifest::from_json(&value).map_err(|e| ConsumeError::Manifest { path, message: e.to_string() })?;
+    let value = json::parse(&bytes).map_err(|e| ConsumeError::Manifest {
+        path: path.clone(),
+        message: e.to_string(),
+    })?;
+    let manifest = PublishManifest::from_json(&value).map_err(|e| ConsumeError::Manifest {
+        path,
+        message: e.to_string(),
+    })?;
     Ok(Some(manifest.source_hash))
 }
 
@@ -175,7 +186,10 @@ pub fn consume_to_file(
     for (index, _) in &list {
         let path = req.data_dir.join(crate::layout::ciphertext_name(*index));
         if !path.is_file() {
-            return Err(ConsumeError::MissingCiphertext { path, index: *index });
+            return Err(ConsumeError::MissingCiphertext {
+                path,
+                index: *index,
+            });
         }
     }
 
@@ -183,17 +197,22 @@ pub fn consume_to_file(
     let verify = req.verify;
     let key = Arc::clone(&req.buyer_key);
     let parallelism = req.parallelism.max(1);
-    let mut pool = OrderedPool::new(parallelism, parallelism * 2, move |(env, entry, ct): Job| -> Done {
-        if verify {
-            if let Err(reason) = check_self(&env, Some(&ct)) {
-                let index = env.index;
-                return (env, Err(VerifyError { index, reason }.into()));
+    let mut pool = OrderedPool::new(
+        parallelism,
+        parallelism * 2,
+        move |(env, entry, ct): Job| -> Done {
+            if verify {
+                if let Err(reason) = check_self(&env, Some(&ct)) {
+                    let index = env.index;
+                    return (env, Err(VerifyError { index, reason }.into()));
+                }
             }
-        }
-        let index = env.index;
-        let result = decrypt_chunk(&env, &entry, &key, ct).map_err(|error| ConsumeError::Decrypt { index, error });
-        (env, result)
-    });
+            let index = env.index;
+            let result = decrypt_chunk(&env, &entry, &key, ct)
+                .map_err(|error| ConsumeError::Decrypt { index, error });
+            (env, result)
+        },
+    );
 
     let mut verifier = ChainVerifier::new();
     let mut hasher = Sha256::new();
@@ -210,7 +229,8 @@ pub fn consume_to_file(
             if verify {
                 verifier.advance(&env);
             }
-            out.write_all(&plaintext).map_err(|e| FileError::new(&tmp_path_for_errors, e))?;
+            out.write_all(&plaintext)
+                .map_err(|e| FileError::new(&tmp_path_for_errors, e))?;
             hasher.update(&plaintext);
             chunks += 1;
             bytes += plaintext.len() as u64;
@@ -219,14 +239,20 @@ pub fn consume_to_file(
         };
         for (index, path) in &list {
             let env = read_envelope(path)?;
-            let entry = access.get(&env.chunk_id).cloned().ok_or_else(|| ConsumeError::NoAccess {
-                index: *index,
-                chunk_id: env.chunk_id.clone(),
-                buyer_id: req.buyer_id.to_string(),
-            })?;
-            let ct = read_ciphertext(req.data_dir, *index)?.ok_or_else(|| ConsumeError::MissingCiphertext {
-                path: req.data_dir.join(crate::layout::ciphertext_name(*index)),
-                index: *index,
+            let entry =
+                access
+                    .get(&env.chunk_id)
+                    .cloned()
+                    .ok_or_else(|| ConsumeError::NoAccess {
+                        index: *index,
+                        chunk_id: env.chunk_id.clone(),
+                        buyer_id: req.buyer_id.to_string(),
+                    })?;
+            let ct = read_ciphertext(req.data_dir, *index)?.ok_or_else(|| {
+                ConsumeError::MissingCiphertext {
+                    path: req.data_dir.join(crate::layout::ciphertext_name(*index)),
+                    index: *index,
+                }
             })?;
             pool.submit((env, entry, ct), &mut deliver)?;
         }
@@ -237,7 +263,9 @@ pub fn consume_to_file(
     let output_hash = format!("0x{}", hex::encode(hasher.finalize()));
     if let Some(expected) = &source_hash {
         if *expected != output_hash {
-            return Err(ConsumeError::SourceHash { manifest: req.chunk_dir.join("manifest.json") });
+            return Err(ConsumeError::SourceHash {
+                manifest: req.chunk_dir.join("manifest.json"),
+            });
         }
     }
     tmp.commit()?;

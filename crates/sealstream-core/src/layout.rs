@@ -13,6 +13,12 @@ use crate::chunk::{ChunkEnvelope, ChunkSink, EnvelopeParseError, SealedChunk};
 
 /// Write `bytes` to `path` atomically (temporary file, fsync, rename).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    write_replace(path, bytes, true)
+}
+
+/// Write `bytes` to `path` through a temporary file and a rename; with
+/// `durable`, the data is synced to disk before the rename.
+pub fn write_replace(path: &Path, bytes: &[u8], durable: bool) -> io::Result<()> {
     let dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
@@ -28,7 +34,9 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
     let result = (|| {
         let mut f = File::create(&tmp)?;
         f.write_all(bytes)?;
-        f.sync_data()?;
+        if durable {
+            f.sync_data()?;
+        }
         fs::rename(&tmp, path)
     })();
     if result.is_err() {
@@ -73,6 +81,7 @@ impl FileError {
 pub struct DirectorySink {
     dir: PathBuf,
     written: u64,
+    durable: bool,
 }
 
 impl DirectorySink {
@@ -80,7 +89,19 @@ impl DirectorySink {
     pub fn new(dir: impl Into<PathBuf>) -> Result<Self, FileError> {
         let dir = dir.into();
         fs::create_dir_all(&dir).map_err(|e| FileError::new(&dir, e))?;
-        Ok(DirectorySink { dir, written: 0 })
+        Ok(DirectorySink {
+            dir,
+            written: 0,
+            durable: true,
+        })
+    }
+
+    /// Whether each file is synced to disk before it is renamed into place
+    /// (default: yes). Staged outputs that are committed as a whole, and
+    /// can be produced again, may turn this off for speed.
+    pub fn durable(mut self, durable: bool) -> Self {
+        self.durable = durable;
+        self
     }
 
     /// Chunks written so far.
@@ -100,10 +121,15 @@ impl ChunkSink for DirectorySink {
         let index = chunk.envelope.index;
         // Ciphertext first: an envelope on disk always has its ciphertext.
         let bin = self.dir.join(ciphertext_name(index));
-        write_atomic(&bin, &chunk.ciphertext).map_err(|e| FileError::new(&bin, e))?;
+        write_replace(&bin, &chunk.ciphertext, self.durable)
+            .map_err(|e| FileError::new(&bin, e))?;
         let json = self.dir.join(envelope_name(index));
-        write_atomic(&json, chunk.envelope.to_pretty_json().as_bytes())
-            .map_err(|e| FileError::new(&json, e))?;
+        write_replace(
+            &json,
+            chunk.envelope.to_pretty_json().as_bytes(),
+            self.durable,
+        )
+        .map_err(|e| FileError::new(&json, e))?;
         self.written += 1;
         Ok(())
     }

@@ -8,7 +8,9 @@
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
-use crate::chunk::{utc_now_seconds, ChainConfig, ChainState, ChainWriter, PublishManifest, WriteError};
+use crate::chunk::{
+    utc_now_seconds, ChainConfig, ChainState, ChainWriter, PublishManifest, WriteError,
+};
 use crate::error::ValidationError;
 use crate::json::Map;
 use crate::layout::{write_atomic, DirectorySink, FileError};
@@ -65,12 +67,18 @@ pub fn publish_to_dir<R: Read>(
     let machine_did = config.machine_did.clone();
     let chunk_size = config.chunk_size as u64;
     let staging = Staging::new(out_dir)?;
-    let sink = DirectorySink::new(staging.path())?;
+    // Staged and committed as a whole: no per-file sync (it would dominate the run time).
+    let sink = DirectorySink::new(staging.path())?.durable(false);
     let mut writer = ChainWriter::new(config, ChainState::new(), sink)?;
-    writer.copy_from(Counting { inner: input, progress }).map_err(|e| match e {
-        WriteError::Read(e) => PublishError::Read(e),
-        WriteError::Sink(e) => PublishError::Write(e),
-    })?;
+    writer
+        .copy_from(Counting {
+            inner: input,
+            progress,
+        })
+        .map_err(|e| match e {
+            WriteError::Read(e) => PublishError::Read(e),
+            WriteError::Sink(e) => PublishError::Write(e),
+        })?;
     let (summary, _) = writer.finish()?;
     let manifest = PublishManifest {
         source_hash: summary.source_hash,
@@ -85,7 +93,11 @@ pub fn publish_to_dir<R: Read>(
         .map_err(|e| FileError::new(&staged_manifest, e))?;
     staging.commit()?;
     remove_stale_chunks(out_dir, manifest.total_chunks)?;
-    Ok(PublishSummary { manifest, manifest_path: out_dir.join("manifest.json"), bytes: summary.bytes })
+    Ok(PublishSummary {
+        manifest,
+        manifest_path: out_dir.join("manifest.json"),
+        bytes: summary.bytes,
+    })
 }
 
 /// Remove `chunk-N.json`/`chunk-N.bin` with `N >= total` left by an earlier,
@@ -97,7 +109,10 @@ fn remove_stale_chunks(dir: &Path, total: u64) -> Result<(), FileError> {
         let name = name.to_string_lossy();
         let index = name
             .strip_prefix("chunk-")
-            .and_then(|rest| rest.strip_suffix(".json").or_else(|| rest.strip_suffix(".bin")))
+            .and_then(|rest| {
+                rest.strip_suffix(".json")
+                    .or_else(|| rest.strip_suffix(".bin"))
+            })
             .and_then(|n| n.parse::<u64>().ok());
         if matches!(index, Some(i) if i >= total) {
             std::fs::remove_file(entry.path()).map_err(|e| FileError::new(entry.path(), e))?;

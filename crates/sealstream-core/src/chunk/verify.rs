@@ -90,7 +90,10 @@ pub struct VerifyError {
 }
 
 /// Checks of one chunk that need no other chunk: hash, id, signature.
-pub(crate) fn check_self(envelope: &ChunkEnvelope, ciphertext: Option<&[u8]>) -> Result<(), VerifyReason> {
+pub(crate) fn check_self(
+    envelope: &ChunkEnvelope,
+    ciphertext: Option<&[u8]>,
+) -> Result<(), VerifyReason> {
     let ciphertext = ciphertext.ok_or(VerifyReason::MissingCiphertext)?;
     let digest = Sha256::digest(ciphertext);
     let expected_hash = format!("0x{}", hex::encode(digest));

@@ -1,0 +1,97 @@
+//! Peak memory of publish, grant and consume on a 1 GiB input stays under
+//! 64 MiB (the reference needs about 4× the input). The size can be changed
+//! with SEALSTREAM_MEMORY_TEST_BYTES.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use common::*;
+
+const LIMIT_KIB: u64 = 64 * 1024;
+
+fn python() -> String {
+    std::env::var("SEALSTREAM_PYTHON").unwrap_or_else(|_| "python3".into())
+}
+
+/// Run `args` of our binary under the RSS wrapper; returns the peak in KiB.
+fn peak_kib(stdin_bytes: Option<u64>, args: &mut Command) -> u64 {
+    let wrapper = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/maxrss.py");
+    let mut c = Command::new(python());
+    c.arg(wrapper);
+    if let Some(n) = stdin_bytes {
+        c.args(["--stdin-bytes", &n.to_string()]);
+    }
+    c.arg("--").arg(args.get_program()).args(args.get_args());
+    let out = c.output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let line = stderr
+        .lines()
+        .rev()
+        .find(|l| l.starts_with("maxrss_kib="))
+        .expect("wrapper output");
+    line.trim_start_matches("maxrss_kib=")
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn publish_grant_consume_of_one_gib_stay_under_64_mib() {
+    let bytes: u64 = std::env::var("SEALSTREAM_MEMORY_TEST_BYTES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1 << 30);
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let chain = t.join("chain");
+
+    let mut publish = sealstream();
+    publish
+        .args(["--quiet", "publish", "--input", "-"])
+        .arg("--output-dir")
+        .arg(&chain);
+    publish.args([
+        "--owner-public-key",
+        OWNER_PK,
+        "--operator-public-key",
+        OPERATOR_PK,
+        "--machine-public-key",
+        MACHINE_PK,
+    ]);
+    publish
+        .arg("--signing-key-file")
+        .arg(keyfile("chain.ed25519.sk"));
+    publish.args(["--machine-did", DID, "--machine-key-id", KEY_ID]);
+    let publish_kib = peak_kib(Some(bytes), &mut publish);
+
+    let access = t.join("access");
+    let mut grant = sealstream();
+    grant.arg("--quiet");
+    grant_args(&mut grant, &chain, &access, 512_000);
+    let grant_kib = peak_kib(None, &mut grant);
+
+    let out = t.join("out.bin");
+    let mut consume = sealstream();
+    consume.arg("--quiet");
+    consume_args(&mut consume, &chain, &access, &out);
+    let consume_kib = peak_kib(None, &mut consume);
+
+    eprintln!("peak RSS for {bytes} bytes: publish {publish_kib} KiB, grant {grant_kib} KiB, consume {consume_kib} KiB");
+    // consume checks the reassembled bytes against the manifest's sourceHash itself.
+    assert_eq!(std::fs::metadata(&out).unwrap().len(), bytes);
+    for (what, kib) in [
+        ("publish", publish_kib),
+        ("grant", grant_kib),
+        ("consume", consume_kib),
+    ] {
+        assert!(
+            kib < LIMIT_KIB,
+            "{what} peaked at {kib} KiB, over {LIMIT_KIB} KiB"
+        );
+    }
+}
