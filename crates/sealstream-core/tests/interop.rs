@@ -15,7 +15,9 @@ use sealstream_core::access::{grant_entry, read_access_file, AccessFileBuilder, 
 use sealstream_core::chunk::{decrypt_chain, verify_chain, ChainConfig, ChainState, ChainWriter};
 use sealstream_core::json::{self, canonical, write::to_python_compact, Map, Value};
 use sealstream_core::keys::{ChainSigningKey, FieldKey, MachineSigningKey, RecipientSecretKey};
-use sealstream_core::layout::{list_chain, read_ciphertext, read_envelope, write_atomic, DirectorySink};
+use sealstream_core::layout::{
+    list_chain, read_ciphertext, read_envelope, write_atomic, DirectorySink,
+};
 use sealstream_core::package::{CanonicalForm, DataPackage, PackageSigner, UnsignedPayload};
 use sealstream_core::rules::{decrypt_field, TopicRules};
 use sealstream_core::{chunk::PublishManifest, identity::Did};
@@ -24,14 +26,27 @@ use sealstream_core::{chunk::PublishManifest, identity::Did};
 fn canonical_json_matches_reference_on_random_documents() {
     let mut peer = Peer::start();
     let mut rng = rng("canonical");
-    let docs: Vec<Value> = (0..400).map(|_| Value::Object(random_map(&mut rng, 0))).collect();
+    let docs: Vec<Value> = (0..400)
+        .map(|_| Value::Object(random_map(&mut rng, 0)))
+        .collect();
     let texts: Vec<String> = docs.iter().map(to_python_compact).collect();
-    let resp = peer.call(obj(vec![("op", "canonical".into()), ("texts", strings(&texts))]));
+    let resp = peer.call(obj(vec![
+        ("op", "canonical".into()),
+        ("texts", strings(&texts)),
+    ]));
     let theirs = resp["results"].as_array().unwrap();
     for ((doc, text), their) in docs.iter().zip(&texts).zip(theirs) {
-        assert_eq!(canonical::python(doc), their.as_str().unwrap(), "document {text}");
+        assert_eq!(
+            canonical::python(doc),
+            their.as_str().unwrap(),
+            "document {text}"
+        );
         // And our parser reads their output back to the same value.
-        assert_eq!(&json::parse(their.as_str().unwrap().as_bytes()).unwrap(), &canonicalized(doc), "{text}");
+        assert_eq!(
+            &json::parse(their.as_str().unwrap().as_bytes()).unwrap(),
+            &canonicalized(doc),
+            "{text}"
+        );
     }
 }
 
@@ -41,7 +56,12 @@ fn canonicalized(v: &Value) -> Value {
         Value::Object(m) => {
             let mut entries: Vec<_> = m.iter().collect();
             entries.sort_by(|a, b| a.0.cmp(b.0));
-            Value::Object(entries.into_iter().map(|(k, v)| (k.clone(), canonicalized(v))).collect())
+            Value::Object(
+                entries
+                    .into_iter()
+                    .map(|(k, v)| (k.clone(), canonicalized(v)))
+                    .collect(),
+            )
         }
         Value::Array(a) => Value::Array(a.iter().map(canonicalized).collect()),
         other => other.clone(),
@@ -51,10 +71,15 @@ fn canonicalized(v: &Value) -> Value {
 /// Replace each encrypted wrapper by `{"decrypted": value}`.
 fn normalize(value: &Value, key: &FieldKey) -> Value {
     match value {
-        Value::Object(m) if m.get("__encrypted") == Some(&Value::Bool(true)) => {
-            obj(vec![("decrypted", decrypt_field(value, key).expect("encrypted field decrypts"))])
-        }
-        Value::Object(m) => Value::Object(m.iter().map(|(k, v)| (k.clone(), normalize(v, key))).collect()),
+        Value::Object(m) if m.get("__encrypted") == Some(&Value::Bool(true)) => obj(vec![(
+            "decrypted",
+            decrypt_field(value, key).expect("encrypted field decrypts"),
+        )]),
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .map(|(k, v)| (k.clone(), normalize(v, key)))
+                .collect(),
+        ),
         Value::Array(a) => Value::Array(a.iter().map(|v| normalize(v, key)).collect()),
         other => other.clone(),
     }
@@ -72,8 +97,15 @@ fn field_rules_match_reference_on_random_payloads_and_rules() {
         let rules_doc = random_rules(&mut rng, &fields, true);
         let rules = TopicRules::from_json(&rules_doc).unwrap();
         let out = rules.apply(&fields, Some(&field_key));
-        ours.push((to_python_compact(&Value::Object(fields.clone())), to_python_compact(&rules_doc), out));
-        cases.push(obj(vec![("fields", to_python_compact(&Value::Object(fields)).into()), ("rules", rules_doc)]));
+        ours.push((
+            to_python_compact(&Value::Object(fields.clone())),
+            to_python_compact(&rules_doc),
+            out,
+        ));
+        cases.push(obj(vec![
+            ("fields", to_python_compact(&Value::Object(fields)).into()),
+            ("rules", rules_doc),
+        ]));
     }
     let resp = peer.call(obj(vec![
         ("op", "apply_rules".into()),
@@ -94,10 +126,15 @@ fn field_rules_match_reference_on_random_payloads_and_rules() {
             }
             // The reference fails on numbers it cannot bucket (subnormals, near-overflow); so must we.
             (Err(_), None) => failures += 1,
-            (our, _) => panic!("outcomes differ: ours {our:?}, theirs {their:?}\nfields {fields}\nrules {rules}"),
+            (our, _) => panic!(
+                "outcomes differ: ours {our:?}, theirs {their:?}\nfields {fields}\nrules {rules}"
+            ),
         }
     }
-    assert!(failures < ours.len() / 10, "too many failing cases ({failures}) for the test to mean much");
+    assert!(
+        failures < ours.len() / 10,
+        "too many failing cases ({failures}) for the test to mean much"
+    );
 }
 
 const SIGNING_KEY: &str = "0xfeba68765a73c491c47490ecff80e39f3e5b09c96c84189193dbceacc6ff6761";
@@ -110,7 +147,8 @@ fn packages_signed_by_each_side_verify_on_the_other() {
     let did = Did::of_key(&key).to_string();
     let key_id = format!("{did}#keys-1");
     let field_key = FieldKey::generate();
-    let signer = PackageSigner::new(key, &did, Some(key_id.clone()), Some(field_key.clone())).unwrap();
+    let signer =
+        PackageSigner::new(key, &did, Some(key_id.clone()), Some(field_key.clone())).unwrap();
 
     let mut cases = Vec::new();
     let mut ours = Vec::new();
@@ -119,9 +157,18 @@ fn packages_signed_by_each_side_verify_on_the_other() {
         let encrypt = rng.gen_bool(0.3);
         let rules_doc = random_rules(&mut rng, &fields, encrypt);
         let seq = if rng.gen_bool(0.2) { u64::MAX - i } else { i };
-        let payload = UnsignedPayload { topic: "/t".into(), fields: fields.clone(), captured_at: format!("2026-11-21T10:00:{:02}Z", i % 60) };
+        let payload = UnsignedPayload {
+            topic: "/t".into(),
+            fields: fields.clone(),
+            captured_at: format!("2026-11-21T10:00:{:02}Z", i % 60),
+        };
         // Numbers the reference cannot generalize fail on both sides (see the rules test).
-        let Ok(pkg) = signer.build(&payload, &TopicRules::from_json(&rules_doc).unwrap(), "1.0.0", seq) else {
+        let Ok(pkg) = signer.build(
+            &payload,
+            &TopicRules::from_json(&rules_doc).unwrap(),
+            "1.0.0",
+            seq,
+        ) else {
             continue;
         };
         assert_eq!(pkg.verify().outcome, Ok(CanonicalForm::Python));
@@ -137,9 +184,16 @@ fn packages_signed_by_each_side_verify_on_the_other() {
     }
     // Ours → their verifier.
     let lines: Vec<String> = ours.iter().map(|(p, _)| p.to_json_line()).collect();
-    let resp = peer.call(obj(vec![("op", "verify_packages".into()), ("packages", strings(&lines))]));
+    let resp = peer.call(obj(vec![
+        ("op", "verify_packages".into()),
+        ("packages", strings(&lines)),
+    ]));
     for (line, r) in lines.iter().zip(resp["results"].as_array().unwrap()) {
-        assert_eq!(r.as_object().unwrap()["valid"], Value::Bool(true), "their verify of ours: {line} {r:?}");
+        assert_eq!(
+            r.as_object().unwrap()["valid"],
+            Value::Bool(true),
+            "their verify of ours: {line} {r:?}"
+        );
     }
     // Theirs → our verifier; without encryption (random IVs) the packages are byte-identical.
     let resp = peer.call(obj(vec![
@@ -153,7 +207,11 @@ fn packages_signed_by_each_side_verify_on_the_other() {
     for ((our, encrypt), their) in ours.iter().zip(resp["results"].as_array().unwrap()) {
         let text = their.as_str().unwrap();
         let pkg = DataPackage::from_json(&json::parse(text.as_bytes()).unwrap()).unwrap();
-        assert_eq!(pkg.verify().outcome, Ok(CanonicalForm::Python), "our verify of theirs: {text}");
+        assert_eq!(
+            pkg.verify().outcome,
+            Ok(CanonicalForm::Python),
+            "our verify of theirs: {text}"
+        );
         if !encrypt {
             assert_eq!(our.to_json_line(), text);
         }
@@ -162,8 +220,14 @@ fn packages_signed_by_each_side_verify_on_the_other() {
     let mut bad = ours[0].0.clone();
     bad.timestamp.push('1');
     assert!(!bad.verify().is_valid());
-    let resp = peer.call(obj(vec![("op", "verify_packages".into()), ("packages", strings(&[bad.to_json_line()]))]));
-    assert_eq!(resp["results"].as_array().unwrap()[0].as_object().unwrap()["valid"], Value::Bool(false));
+    let resp = peer.call(obj(vec![
+        ("op", "verify_packages".into()),
+        ("packages", strings(&[bad.to_json_line()])),
+    ]));
+    assert_eq!(
+        resp["results"].as_array().unwrap()[0].as_object().unwrap()["valid"],
+        Value::Bool(false)
+    );
 }
 
 struct Keys {
@@ -193,10 +257,15 @@ fn our_publish(k: &Keys, input: &[u8], chunk_size: usize, dir: &Path) {
         ChainSigningKey::from_hex(&k.chain.to_hex_secret(), "chain").unwrap(),
         &k.did,
         &format!("{}#keys-1", k.did),
-        ChainConfig::default_recipients(k.owner.public_key(), k.operator.public_key(), k.machine.public_key()),
+        ChainConfig::default_recipients(
+            k.owner.public_key(),
+            k.operator.public_key(),
+            k.machine.public_key(),
+        ),
     );
     config.chunk_size = chunk_size;
-    let mut writer = ChainWriter::new(config, ChainState::new(), DirectorySink::new(dir).unwrap()).unwrap();
+    let mut writer =
+        ChainWriter::new(config, ChainState::new(), DirectorySink::new(dir).unwrap()).unwrap();
     writer.copy_from(input).unwrap();
     let (summary, _) = writer.finish().unwrap();
     let manifest = PublishManifest {
@@ -207,7 +276,11 @@ fn our_publish(k: &Keys, input: &[u8], chunk_size: usize, dir: &Path) {
         created_at: sealstream_core::chunk::utc_now_seconds(),
         extra: Map::new(),
     };
-    write_atomic(&dir.join("manifest.json"), manifest.to_pretty_json().as_bytes()).unwrap();
+    write_atomic(
+        &dir.join("manifest.json"),
+        manifest.to_pretty_json().as_bytes(),
+    )
+    .unwrap();
 }
 
 fn our_grant(k: &Keys, chunk_dir: &Path, out: &Path, max: usize) -> usize {
@@ -216,7 +289,9 @@ fn our_grant(k: &Keys, chunk_dir: &Path, out: &Path, max: usize) -> usize {
     let mut builder = AccessFileBuilder::new(&buyer, max).unwrap();
     let mut files = Vec::new();
     for (_, path) in list_chain(chunk_dir).unwrap() {
-        files.extend(builder.push(grant_entry(&read_envelope(&path).unwrap(), &k.owner, &buyer).unwrap()));
+        files.extend(
+            builder.push(grant_entry(&read_envelope(&path).unwrap(), &k.owner, &buyer).unwrap()),
+        );
     }
     files.extend(builder.finish());
     for f in &files {
@@ -227,11 +302,21 @@ fn our_grant(k: &Keys, chunk_dir: &Path, out: &Path, max: usize) -> usize {
 
 fn our_consume(k: &Keys, chunk_dir: &Path, access_dir: &Path) -> Vec<u8> {
     let list = list_chain(chunk_dir).unwrap();
-    let items = list.iter().map(|(i, p)| Ok::<_, ()>((read_envelope(p).unwrap(), read_ciphertext(chunk_dir, *i).unwrap())));
+    let items = list.iter().map(|(i, p)| {
+        Ok::<_, ()>((
+            read_envelope(p).unwrap(),
+            read_ciphertext(chunk_dir, *i).unwrap(),
+        ))
+    });
     verify_chain(items, 2).unwrap().expect("chain verifies");
     let mut access = HashMap::new();
     for e in std::fs::read_dir(access_dir).unwrap() {
-        read_access_file(&std::fs::read(e.unwrap().path()).unwrap(), BUYER_ID, &mut access).unwrap();
+        read_access_file(
+            &std::fs::read(e.unwrap().path()).unwrap(),
+            BUYER_ID,
+            &mut access,
+        )
+        .unwrap();
     }
     let items = list.iter().map(|(i, p)| {
         let env = read_envelope(p).unwrap();
@@ -244,10 +329,20 @@ fn our_consume(k: &Keys, chunk_dir: &Path, access_dir: &Path) -> Vec<u8> {
 }
 
 fn input_of(len: usize, seed: u8) -> Vec<u8> {
-    (0..len).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed) ^ (i >> 8) as u8).collect()
+    (0..len)
+        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed) ^ (i >> 8) as u8)
+        .collect()
 }
 
-const SIZES: [(usize, usize); 7] = [(0, 4096), (1, 4096), (190, 4096), (8192, 4096), (12305, 4096), (40, 1), (100_000, 7000)];
+const SIZES: [(usize, usize); 7] = [
+    (0, 4096),
+    (1, 4096),
+    (190, 4096),
+    (8192, 4096),
+    (12305, 4096),
+    (40, 1),
+    (100_000, 7000),
+];
 
 #[test]
 fn our_chains_verify_grant_and_decrypt_on_the_reference() {
@@ -261,7 +356,10 @@ fn our_chains_verify_grant_and_decrypt_on_the_reference() {
         our_publish(&k, &input, chunk_size, &chunks);
         let case = format!("len {len}, chunk size {chunk_size}");
 
-        let r = peer.call(obj(vec![("op", "verify_chain".into()), ("chunkDir", chunks.to_str().unwrap().into())]));
+        let r = peer.call(obj(vec![
+            ("op", "verify_chain".into()),
+            ("chunkDir", chunks.to_str().unwrap().into()),
+        ]));
         assert_eq!(r["valid"], Value::Bool(true), "{case}: {r:?}");
 
         // Their grant on our chain; our consume.
@@ -275,7 +373,11 @@ fn our_chains_verify_grant_and_decrypt_on_the_reference() {
             ("outDir", their_access.to_str().unwrap().into()),
             ("maxFileSize", Value::from(2048u64)),
         ]));
-        assert_eq!(our_consume(&k, &chunks, &their_access), input, "{case}: our consume of their grant");
+        assert_eq!(
+            our_consume(&k, &chunks, &their_access),
+            input,
+            "{case}: our consume of their grant"
+        );
 
         // Our grant on our chain; their consume.
         let our_access = tmp.path().join("our-access");
@@ -291,7 +393,11 @@ fn our_chains_verify_grant_and_decrypt_on_the_reference() {
             ("output", out.to_str().unwrap().into()),
         ]));
         assert_eq!(r["verified"], Value::Bool(true), "{case}");
-        assert_eq!(std::fs::read(&out).unwrap(), input, "{case}: their consume of our grant");
+        assert_eq!(
+            std::fs::read(&out).unwrap(),
+            input,
+            "{case}: their consume of our grant"
+        );
 
         // Same access file names and sizes from both sides.
         let names = |d: &Path| {
@@ -299,13 +405,20 @@ fn our_chains_verify_grant_and_decrypt_on_the_reference() {
                 .unwrap()
                 .map(|e| {
                     let e = e.unwrap();
-                    (e.file_name().into_string().unwrap(), e.metadata().unwrap().len())
+                    (
+                        e.file_name().into_string().unwrap(),
+                        e.metadata().unwrap().len(),
+                    )
                 })
                 .collect();
             v.sort();
             v
         };
-        assert_eq!(names(&our_access), names(&their_access), "{case}: access files");
+        assert_eq!(
+            names(&our_access),
+            names(&their_access),
+            "{case}: access files"
+        );
     }
 }
 
@@ -332,8 +445,10 @@ fn reference_chains_verify_grant_and_decrypt_here() {
             ("keyId", format!("{}#keys-1", k.did).into()),
             ("chunkSize", Value::from(chunk_size as u64)),
         ]));
-        let manifest =
-            PublishManifest::from_json(&json::parse(&std::fs::read(chunks.join("manifest.json")).unwrap()).unwrap()).unwrap();
+        let manifest = PublishManifest::from_json(
+            &json::parse(&std::fs::read(chunks.join("manifest.json")).unwrap()).unwrap(),
+        )
+        .unwrap();
         assert_eq!(Value::from(manifest.source_hash.as_str()), r["sourceHash"]);
 
         // Our grant; their consume.
@@ -368,7 +483,10 @@ fn reference_chains_verify_grant_and_decrypt_here() {
         // Our envelope rendering of their files is byte-identical.
         for (_, path) in list_chain(&chunks).unwrap() {
             let bytes = std::fs::read(&path).unwrap();
-            assert_eq!(read_envelope(&path).unwrap().to_pretty_json().as_bytes(), bytes.as_slice());
+            assert_eq!(
+                read_envelope(&path).unwrap().to_pretty_json().as_bytes(),
+                bytes.as_slice()
+            );
         }
     }
 }

@@ -10,7 +10,10 @@ use rand::{Rng, SeedableRng};
 use sealstream_core::json::{self, write::to_python_compact, Map, Number, Value};
 
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
 }
 
 /// The Python of the venv holding the reference (`SEALSTREAM_REF_PYTHON`, or
@@ -48,7 +51,11 @@ impl Peer {
             .expect("start the reference peer");
         let stdin = child.stdin.take().unwrap();
         let stdout = BufReader::new(child.stdout.take().unwrap());
-        Peer { child, stdin, stdout }
+        Peer {
+            child,
+            stdin,
+            stdout,
+        }
     }
 
     /// Send a request; panic with the peer's trace if it failed.
@@ -72,7 +79,11 @@ impl Peer {
         let mut resp = String::new();
         self.stdout.read_line(&mut resp).unwrap();
         assert!(!resp.is_empty(), "reference peer exited");
-        json::parse(resp.as_bytes()).unwrap().as_object().unwrap().clone()
+        json::parse(resp.as_bytes())
+            .unwrap()
+            .as_object()
+            .unwrap()
+            .clone()
     }
 }
 
@@ -94,19 +105,63 @@ pub fn strings(items: &[String]) -> Value {
 
 /// Seeded RNG: `SEALSTREAM_TEST_SEED` or a fixed default, printed so failures reproduce.
 pub fn rng(name: &str) -> StdRng {
-    let seed = std::env::var("SEALSTREAM_TEST_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(0x5ea1_5eed_u64);
+    let seed = std::env::var("SEALSTREAM_TEST_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0x5ea1_5eed_u64);
     eprintln!("{name}: seed {seed} (set SEALSTREAM_TEST_SEED to change)");
-    StdRng::seed_from_u64(seed ^ name.bytes().fold(0u64, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(b))))
+    StdRng::seed_from_u64(
+        seed ^ name
+            .bytes()
+            .fold(0u64, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(b))),
+    )
 }
 
 const SPECIAL_FLOATS: [f64; 14] = [
-    1.0, 1e-07, 1e16, -0.0, 0.1, 0.5, 52.520008, -73.9857, 5e-324, 1.7976931348623157e308, 123456.789, 1e21, 1e-7, 0.0042,
+    1.0,
+    1e-07,
+    1e16,
+    -0.0,
+    0.1,
+    0.5,
+    52.520008,
+    -73.9857,
+    5e-324,
+    1.7976931348623157e308,
+    123456.789,
+    1e21,
+    1e-7,
+    0.0042,
 ];
 
 pub fn random_string(rng: &mut StdRng) -> String {
     const POOL: &[&str] = &[
-        "a", "Z", "0", " ", "\"", "\\", "\n", "\t", "\r", "\u{1}", "\u{1f}", "\u{7f}", "ü", "ß", "✓", "東", "京", "🤖",
-        "😀", "\u{10FFFF}", "\u{FF61}", "\u{E000}", "\u{2028}", "/", "<", "é",
+        "a",
+        "Z",
+        "0",
+        " ",
+        "\"",
+        "\\",
+        "\n",
+        "\t",
+        "\r",
+        "\u{1}",
+        "\u{1f}",
+        "\u{7f}",
+        "ü",
+        "ß",
+        "✓",
+        "東",
+        "京",
+        "🤖",
+        "😀",
+        "\u{10FFFF}",
+        "\u{FF61}",
+        "\u{E000}",
+        "\u{2028}",
+        "/",
+        "<",
+        "é",
     ];
     let len = rng.gen_range(0..12);
     (0..len)
@@ -133,9 +188,18 @@ pub fn random_key(rng: &mut StdRng) -> String {
 pub fn random_number(rng: &mut StdRng) -> Number {
     match rng.gen_range(0..6) {
         0 => Number::from(rng.gen_range(-1000i64..1000)),
-        1 => Number::from_int_text(&format!("{}{}", rng.gen_range(1u64..u64::MAX), rng.gen_range(0u32..1_000_000_000))).unwrap(),
+        1 => Number::from_int_text(&format!(
+            "{}{}",
+            rng.gen_range(1u64..u64::MAX),
+            rng.gen_range(0u32..1_000_000_000)
+        ))
+        .unwrap(),
         2 => Number::from(rng.gen::<u64>() >> rng.gen_range(0..63)),
-        3 => Number::from_f64(SPECIAL_FLOATS[rng.gen_range(0..SPECIAL_FLOATS.len())] * if rng.gen_bool(0.3) { -1.0 } else { 1.0 }).unwrap(),
+        3 => Number::from_f64(
+            SPECIAL_FLOATS[rng.gen_range(0..SPECIAL_FLOATS.len())]
+                * if rng.gen_bool(0.3) { -1.0 } else { 1.0 },
+        )
+        .unwrap(),
         4 => loop {
             let f = f64::from_bits(rng.gen());
             if f.is_finite() && f.abs() < 1e300 {
@@ -175,7 +239,11 @@ pub fn random_map(rng: &mut StdRng, depth: u32) -> Map {
 /// Every dot path of `map` (objects and leaves).
 pub fn paths(map: &Map, prefix: &str, out: &mut Vec<String>) {
     for (k, v) in map {
-        let p = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+        let p = if prefix.is_empty() {
+            k.clone()
+        } else {
+            format!("{prefix}.{k}")
+        };
         out.push(p.clone());
         if let Value::Object(inner) = v {
             paths(inner, &p, out);
@@ -198,19 +266,28 @@ pub fn random_rules(rng: &mut StdRng, fields: &Map, allow_encrypt: bool) -> Valu
             2 => "anonymize",
             _ => "encrypt",
         };
-        let mut r = vec![("fieldPath", Value::from(path.as_str())), ("action", Value::from(action))];
+        let mut r = vec![
+            ("fieldPath", Value::from(path.as_str())),
+            ("action", Value::from(action)),
+        ];
         if action == "anonymize" {
             let s = ["hash", "generalize", "redact"][rng.gen_range(0..3)];
             r.push(("anonymizeStrategy", Value::from(s)));
         }
         rules.push(obj(r));
     }
-    let defaults: &[Option<&str>] =
-        if allow_encrypt { &[None, Some("include"), Some("exclude"), Some("encrypt")] } else { &[None, Some("include"), Some("exclude")] };
+    let defaults: &[Option<&str>] = if allow_encrypt {
+        &[None, Some("include"), Some("exclude"), Some("encrypt")]
+    } else {
+        &[None, Some("include"), Some("exclude")]
+    };
     let default = defaults[rng.gen_range(0..defaults.len())];
     obj(vec![
         ("topic", Value::from("/t")),
-        ("defaultAction", default.map(Value::from).unwrap_or(Value::Null)),
+        (
+            "defaultAction",
+            default.map(Value::from).unwrap_or(Value::Null),
+        ),
         ("rules", Value::Array(rules)),
     ])
 }
