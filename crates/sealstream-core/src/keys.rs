@@ -41,8 +41,10 @@ pub fn parse_hex_array<const N: usize>(
     Ok(out)
 }
 
-/// Decode hex of any even length (optional `0x`), as the reference's
-/// `parse_hex_bytes` does; empty input is refused.
+/// Decode hex of any even length (optional lowercase `0x`, no whitespace),
+/// exactly as the reference's `parse_hex_bytes` does; empty input is refused.
+/// Use it for values read from envelopes, where a lenient parse would accept
+/// documents the reference rejects.
 pub fn parse_hex_bytes(text: &str, field: &str) -> Result<Vec<u8>, ValidationError> {
     let body = text.strip_prefix("0x").unwrap_or(text);
     if body.is_empty() || body.len() % 2 != 0 {
@@ -52,6 +54,23 @@ pub fn parse_hex_bytes(text: &str, field: &str) -> Result<Vec<u8>, ValidationErr
         ));
     }
     hex::decode(body).map_err(|_| ValidationError::new(field, "even-length hexadecimal string"))
+}
+
+/// [`parse_hex_bytes`] that also requires exactly `N` bytes.
+pub fn parse_hex_exact<const N: usize>(
+    text: &str,
+    field: &str,
+) -> Result<[u8; N], ValidationError> {
+    parse_hex_bytes(text, field)?
+        .try_into()
+        .map_err(|_| ValidationError::new(field, format!("expected {N} bytes of hex")))
+}
+
+/// Whether `s` is empty or only whitespace as Python's `str.strip()` sees it
+/// (Unicode whitespace plus the separators U+001C–U+001F).
+pub fn is_blank(s: &str) -> bool {
+    s.chars()
+        .all(|c| c.is_whitespace() || ('\u{1c}'..='\u{1f}').contains(&c))
 }
 
 macro_rules! redacted_debug {

@@ -77,11 +77,84 @@ impl FileError {
 }
 
 /// A [`ChunkSink`] that writes the reference layout into a directory.
+///
+/// With [`DirectorySink::io_threads`], files are written by a small pool of
+/// I/O threads (bounded queue; errors surface at the next `put` or at
+/// `finish`), which helps on filesystems where creating a file is slow.
 #[derive(Debug)]
 pub struct DirectorySink {
     dir: PathBuf,
     written: u64,
     durable: bool,
+    io: Option<IoPool>,
+}
+
+#[derive(Debug)]
+struct IoPool {
+    jobs: Option<crossbeam_channel::Sender<(PathBuf, Vec<u8>)>>,
+    errors: crossbeam_channel::Receiver<FileError>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl IoPool {
+    fn new(n: usize, durable: bool) -> Self {
+        let (job_tx, job_rx) = crossbeam_channel::bounded::<(PathBuf, Vec<u8>)>(n * 2);
+        let (err_tx, err_rx) = crossbeam_channel::unbounded();
+        let threads = (0..n.max(1))
+            .map(|i| {
+                let job_rx = job_rx.clone();
+                let err_tx = err_tx.clone();
+                std::thread::Builder::new()
+                    .name(format!("sealstream-io-{i}"))
+                    .spawn(move || {
+                        for (path, bytes) in job_rx {
+                            if let Err(e) = write_replace(&path, &bytes, durable) {
+                                let _ = err_tx.send(FileError::new(path, e));
+                            }
+                        }
+                    })
+                    .expect("spawning an I/O thread")
+            })
+            .collect();
+        IoPool {
+            jobs: Some(job_tx),
+            errors: err_rx,
+            threads,
+        }
+    }
+
+    fn check(&self) -> Result<(), FileError> {
+        match self.errors.try_recv() {
+            Ok(e) => Err(e),
+            Err(_) => Ok(()),
+        }
+    }
+
+    fn send(&self, path: PathBuf, bytes: Vec<u8>) -> Result<(), FileError> {
+        self.check()?;
+        self.jobs
+            .as_ref()
+            .expect("I/O pool open until finish")
+            .send((path, bytes))
+            .map_err(|_| FileError::new("", io::Error::other("I/O threads stopped")))
+    }
+
+    fn finish(&mut self) -> Result<(), FileError> {
+        self.jobs.take();
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+        self.check()
+    }
+}
+
+impl Drop for IoPool {
+    fn drop(&mut self) {
+        self.jobs.take();
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
 }
 
 impl DirectorySink {
@@ -93,6 +166,7 @@ impl DirectorySink {
             dir,
             written: 0,
             durable: true,
+            io: None,
         })
     }
 
@@ -101,6 +175,12 @@ impl DirectorySink {
     /// can be produced again, may turn this off for speed.
     pub fn durable(mut self, durable: bool) -> Self {
         self.durable = durable;
+        self
+    }
+
+    /// Write files on `n` background I/O threads.
+    pub fn io_threads(mut self, n: usize) -> Self {
+        self.io = Some(IoPool::new(n, self.durable));
         self
     }
 
@@ -119,19 +199,31 @@ impl ChunkSink for DirectorySink {
     type Error = FileError;
     fn put(&mut self, chunk: SealedChunk) -> Result<(), FileError> {
         let index = chunk.envelope.index;
-        // Ciphertext first: an envelope on disk always has its ciphertext.
         let bin = self.dir.join(ciphertext_name(index));
-        write_replace(&bin, &chunk.ciphertext, self.durable)
-            .map_err(|e| FileError::new(&bin, e))?;
         let json = self.dir.join(envelope_name(index));
-        write_replace(
-            &json,
-            chunk.envelope.to_pretty_json().as_bytes(),
-            self.durable,
-        )
-        .map_err(|e| FileError::new(&json, e))?;
+        let envelope = chunk.envelope.to_pretty_json().into_bytes();
+        match &self.io {
+            Some(io) => {
+                io.send(bin, chunk.ciphertext)?;
+                io.send(json, envelope)?;
+            }
+            None => {
+                // Ciphertext first: an envelope on disk always has its ciphertext.
+                write_replace(&bin, &chunk.ciphertext, self.durable)
+                    .map_err(|e| FileError::new(&bin, e))?;
+                write_replace(&json, &envelope, self.durable)
+                    .map_err(|e| FileError::new(&json, e))?;
+            }
+        }
         self.written += 1;
         Ok(())
+    }
+
+    fn finish(&mut self) -> Result<(), FileError> {
+        match &mut self.io {
+            Some(io) => io.finish(),
+            None => Ok(()),
+        }
     }
 }
 

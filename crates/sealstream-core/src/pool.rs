@@ -125,14 +125,12 @@ impl<I: Send + 'static, O: Send + 'static> OrderedPool<I, O> {
 
 impl<I: Send + 'static, O: Send + 'static> Drop for OrderedPool<I, O> {
     fn drop(&mut self) {
+        // Closing the job channel ends the workers once the queue is empty;
+        // reading (and discarding) results until every worker has dropped its
+        // sender unblocks any worker waiting to deliver.
         self.jobs.take();
-        // Unblock workers waiting to send results nobody will read.
-        while self.results.try_recv().is_ok() {}
+        while self.results.recv().is_ok() {}
         for worker in self.workers.drain(..) {
-            while !worker.is_finished() {
-                while self.results.try_recv().is_ok() {}
-                std::thread::yield_now();
-            }
             let _ = worker.join();
         }
     }

@@ -68,7 +68,9 @@ pub fn publish_to_dir<R: Read>(
     let chunk_size = config.chunk_size as u64;
     let staging = Staging::new(out_dir)?;
     // Staged and committed as a whole: no per-file sync (it would dominate the run time).
-    let sink = DirectorySink::new(staging.path())?.durable(false);
+    let sink = DirectorySink::new(staging.path())?
+        .durable(false)
+        .io_threads(1);
     let mut writer = ChainWriter::new(config, ChainState::new(), sink)?;
     writer
         .copy_from(Counting {

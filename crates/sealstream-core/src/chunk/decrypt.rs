@@ -8,7 +8,7 @@ use sha2::{Digest, Sha256};
 
 use super::crypto::{ChunkKey, NONCE_LEN};
 use super::envelope::{ChunkEnvelope, KeyRecipient, CHUNK_CIPHER};
-use crate::keys::{parse_hex_array, RecipientSecretKey};
+use crate::keys::{parse_hex_exact, RecipientSecretKey};
 use crate::pool::OrderedPool;
 
 /// Why a chunk did not decrypt. Cryptographic failures are deliberately coarse.
@@ -45,7 +45,7 @@ pub fn decrypt_chunk(
     if envelope.encryption.algorithm != CHUNK_CIPHER {
         return Err(DecryptError::UnsupportedCipher);
     }
-    let nonce = parse_hex_array::<NONCE_LEN>(&envelope.encryption.nonce, "nonce")
+    let nonce = parse_hex_exact::<NONCE_LEN>(&envelope.encryption.nonce, "nonce")
         .map_err(|_| DecryptError::BadNonce)?;
     let key = ChunkKey::unwrap(&wrapped.wrapped_key_hex, secret).ok_or(DecryptError::Unwrap)?;
     if key.commitment() != envelope.encryption.key_commitment {

@@ -12,7 +12,7 @@ use sha2::{Digest, Sha256};
 use super::crypto::compute_chunk_id;
 use super::envelope::ChunkEnvelope;
 use super::state::ChainState;
-use crate::keys::{parse_hex_array, ChainPublicKey};
+use crate::keys::{is_blank, parse_hex_exact, ChainPublicKey};
 use crate::pool::OrderedPool;
 
 /// Why a chain does not verify.
@@ -109,12 +109,14 @@ pub(crate) fn check_self(
         return Err(VerifyReason::ChunkIdMismatch);
     }
     let sig = &envelope.signature;
-    if sig.machine_did.trim().is_empty() || sig.key_id.trim().is_empty() {
+    if is_blank(&sig.machine_did) || is_blank(&sig.key_id) {
         return Err(VerifyReason::InvalidSignature);
     }
-    let public = ChainPublicKey::from_hex(&sig.public_key_hex, "signature.publicKeyHex")
+    // Strict hex, as the reference parses these fields.
+    let public = parse_hex_exact::<32>(&sig.public_key_hex, "signature.publicKeyHex")
+        .and_then(|bytes| ChainPublicKey::from_bytes(&bytes, "signature.publicKeyHex"))
         .map_err(|_| VerifyReason::InvalidSignature)?;
-    let value = parse_hex_array::<64>(&sig.value, "signature.value")
+    let value = parse_hex_exact::<64>(&sig.value, "signature.value")
         .map_err(|_| VerifyReason::InvalidSignature)?;
     if !public.verify(expected_hash.as_bytes(), &value) {
         return Err(VerifyReason::InvalidSignature);

@@ -135,17 +135,17 @@ impl ChainConfig {
         if self.chunk_size == 0 {
             return Err(ValidationError::new("chunk_size", "positive integer"));
         }
-        if self.machine_did.trim().is_empty() {
+        if crate::keys::is_blank(&self.machine_did) {
             return Err(ValidationError::new("machine_did", "non-empty string"));
         }
-        if self.key_id.trim().is_empty() {
+        if crate::keys::is_blank(&self.key_id) {
             return Err(ValidationError::new("machine_key_id", "non-empty string"));
         }
         if self.recipients.is_empty() {
             return Err(ValidationError::new("recipients", "at least one recipient"));
         }
         for (i, r) in self.recipients.iter().enumerate() {
-            if r.id.trim().is_empty() {
+            if crate::keys::is_blank(&r.id) {
                 return Err(ValidationError::new(
                     format!("recipients[{i}].id"),
                     "non-empty string",
@@ -171,6 +171,12 @@ pub trait ChunkSink {
     type Error;
     /// Accept the next chunk of the chain.
     fn put(&mut self, chunk: SealedChunk) -> Result<(), Self::Error>;
+
+    /// Called once after the last chunk: complete any outstanding work
+    /// (such as background writes) and report its failure.
+    fn finish(&mut self) -> Result<(), Self::Error> {
+        Ok(())
+    }
 }
 
 impl<F, E> ChunkSink for F
@@ -424,6 +430,7 @@ impl<S: ChunkSink> ChainWriter<S> {
             pool.drain(&mut deliver)?;
         }
         drop(pool);
+        sink.finish()?;
         let summary = ChainSummary {
             state,
             source_hash: format!("0x{}", hex::encode(self.source.finalize())),
