@@ -20,6 +20,7 @@ use crate::chunk::verify::{check_self, ChainVerifier};
 use crate::chunk::{
     decrypt_chunk, ChunkEnvelope, DecryptError, KeyRecipient, PublishManifest, VerifyError,
 };
+use crate::dataset::{DatasetManifest, DatasetMismatch, DatasetVerifier};
 use crate::json;
 use crate::keys::RecipientSecretKey;
 use crate::layout::{list_chain, read_ciphertext, read_envelope, FileError, ReadChainError};
@@ -119,6 +120,14 @@ pub enum ConsumeError {
         /// What went wrong.
         error: DecryptError,
     },
+    /// The chain is not the one `dataset.json` commits to.
+    #[error("{}: {mismatch}", path.display())]
+    Dataset {
+        /// The dataset manifest.
+        path: PathBuf,
+        /// What differs.
+        mismatch: DatasetMismatch,
+    },
     /// The reassembled bytes do not hash to the manifest's `sourceHash`.
     #[error("reassembled data does not match sourceHash of {}", manifest.display())]
     SourceHash {
@@ -150,8 +159,8 @@ pub fn read_access_dir(
     Ok(access)
 }
 
-/// The manifest's `sourceHash`, if `chunk_dir/manifest.json` exists.
-fn read_source_hash(chunk_dir: &Path) -> Result<Option<String>, ConsumeError> {
+/// The publish manifest, if `chunk_dir/manifest.json` exists.
+fn read_manifest(chunk_dir: &Path) -> Result<Option<PublishManifest>, ConsumeError> {
     let path = chunk_dir.join("manifest.json");
     let bytes = match std::fs::read(&path) {
         Ok(b) => b,
@@ -166,7 +175,23 @@ fn read_source_hash(chunk_dir: &Path) -> Result<Option<String>, ConsumeError> {
         path,
         message: e.to_string(),
     })?;
-    Ok(Some(manifest.source_hash))
+    Ok(Some(manifest))
+}
+
+/// The dataset manifest, if `chunk_dir/dataset.json` exists.
+pub fn read_dataset(chunk_dir: &Path) -> Result<Option<DatasetManifest>, ConsumeError> {
+    let path = chunk_dir.join("dataset.json");
+    let bytes = match std::fs::read(&path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(FileError::new(path, e).into()),
+    };
+    DatasetManifest::parse(&bytes)
+        .map(Some)
+        .map_err(|e| ConsumeError::Manifest {
+            path,
+            message: e.to_string(),
+        })
 }
 
 type Job = (ChunkEnvelope, KeyRecipient, Vec<u8>);
@@ -181,7 +206,34 @@ pub fn consume_to_file(
 ) -> Result<ConsumeSummary, ConsumeError> {
     let list = list_chain(req.chunk_dir)?;
     let access = read_access_dir(req.access_dir, req.buyer_id)?;
-    let source_hash = read_source_hash(req.chunk_dir)?;
+    let manifest = read_manifest(req.chunk_dir)?;
+    if let Some(m) = &manifest {
+        if m.total_chunks != list.len() as u64 {
+            return Err(ConsumeError::Manifest {
+                path: req.chunk_dir.join("manifest.json"),
+                message: format!(
+                    "totalChunks is {}, the chain has {} chunks (chunks dropped or appended)",
+                    m.total_chunks,
+                    list.len()
+                ),
+            });
+        }
+    }
+    let source_hash = manifest.map(|m| m.source_hash);
+    // A dataset manifest, when present, is checked as the chain streams by.
+    let dataset = if req.verify {
+        read_dataset(req.chunk_dir)?
+    } else {
+        None
+    };
+    let mut dataset_check = match &dataset {
+        Some(d) => Some(DatasetVerifier::new(d).map_err(|e| ConsumeError::Dataset {
+            path: req.chunk_dir.join("dataset.json"),
+            mismatch: e,
+        })?),
+        None => None,
+    };
+    let dataset_path = req.chunk_dir.join("dataset.json");
     // Every chunk needs its ciphertext before anything is decrypted.
     for (index, _) in &list {
         let path = req.data_dir.join(crate::layout::ciphertext_name(*index));
@@ -229,6 +281,12 @@ pub fn consume_to_file(
             if verify {
                 verifier.advance(&env);
             }
+            if let Some(check) = dataset_check.as_mut() {
+                check.push(&env).map_err(|mismatch| ConsumeError::Dataset {
+                    path: dataset_path.clone(),
+                    mismatch,
+                })?;
+            }
             out.write_all(&plaintext)
                 .map_err(|e| FileError::new(&tmp_path_for_errors, e))?;
             hasher.update(&plaintext);
@@ -260,7 +318,21 @@ pub fn consume_to_file(
         drop(pool);
         out.flush().map_err(|e| FileError::new(output, e))?;
     }
+    if let Some(check) = dataset_check {
+        check.finish().map_err(|mismatch| ConsumeError::Dataset {
+            path: dataset_path.clone(),
+            mismatch,
+        })?;
+    }
     let output_hash = format!("0x{}", hex::encode(hasher.finalize()));
+    if let Some(d) = &dataset {
+        if d.source_hash != output_hash {
+            return Err(ConsumeError::Dataset {
+                path: dataset_path,
+                mismatch: DatasetMismatch::SourceHash,
+            });
+        }
+    }
     if let Some(expected) = &source_hash {
         if *expected != output_hash {
             return Err(ConsumeError::SourceHash {

@@ -5,11 +5,13 @@
 pub mod access;
 pub mod chunk;
 pub mod consume;
+pub mod dataset;
 pub mod error;
 pub mod identity;
 pub mod json;
 pub mod keys;
 pub mod layout;
+pub mod merkle;
 pub mod package;
 pub mod pool;
 pub mod publish;

@@ -9,12 +9,45 @@ use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
 use crate::chunk::{
-    utc_now_seconds, ChainConfig, ChainState, ChainWriter, PublishManifest, WriteError,
+    utc_now_seconds, ChainConfig, ChainState, ChainWriter, ChunkSink, PublishManifest, SealedChunk,
+    WriteError,
 };
+use crate::dataset::{DatasetBuilder, DatasetInfo, DatasetManifest};
 use crate::error::ValidationError;
 use crate::json::Map;
+use crate::keys::{ChainSigningKey, MachineSigningKey};
 use crate::layout::{write_atomic, DirectorySink, FileError};
 use crate::staging::Staging;
+
+/// How to sign a `dataset.json` written next to `manifest.json`.
+#[derive(Debug, Default)]
+pub struct DatasetSigning {
+    /// The machine's secp256k1 key: an EIP-191 signature verifiable from the DID alone.
+    pub machine_key: Option<MachineSigningKey>,
+    /// The chain key: an Ed25519 signature.
+    pub chain_key: Option<ChainSigningKey>,
+    /// Topic, capture times, schema version, samples (chunk size and source hash are filled in).
+    pub info: DatasetInfo,
+}
+
+/// A sink that records what a dataset commits to on the way to another sink.
+struct Recording<S> {
+    inner: S,
+    dataset: DatasetBuilder,
+}
+
+impl<S: ChunkSink> ChunkSink for Recording<S> {
+    type Error = S::Error;
+    fn put(&mut self, chunk: SealedChunk) -> Result<(), S::Error> {
+        self.dataset
+            .push(&chunk.envelope)
+            .expect("the chain writer makes 32-byte chunk ids");
+        self.inner.put(chunk)
+    }
+    fn finish(&mut self) -> Result<(), S::Error> {
+        self.inner.finish()
+    }
+}
 
 /// What [`publish_to_dir`] wrote.
 #[derive(Clone, Debug, PartialEq)]
@@ -25,6 +58,8 @@ pub struct PublishSummary {
     pub manifest_path: PathBuf,
     /// Plaintext bytes read.
     pub bytes: u64,
+    /// The dataset manifest written, if one was asked for.
+    pub dataset: Option<DatasetManifest>,
 }
 
 /// Why a publish failed.
@@ -56,21 +91,44 @@ impl<R: Read> Read for Counting<'_, R> {
     }
 }
 
-/// Chunk, encrypt, sign and link `input` into `out_dir` (created if missing).
+/// Chunk, encrypt, sign and link `input` into `out_dir` (created if missing);
+/// with `dataset`, also write a signed `dataset.json`.
 /// `progress` is called with the number of input bytes read, as they are read.
 pub fn publish_to_dir<R: Read>(
     input: R,
     config: ChainConfig,
     out_dir: &Path,
+    dataset: Option<DatasetSigning>,
     progress: &mut dyn FnMut(u64),
 ) -> Result<PublishSummary, PublishError> {
+    if let Some(d) = &dataset {
+        if d.machine_key.is_none() && d.chain_key.is_none() {
+            return Err(ValidationError::new(
+                "dataset",
+                "needs a machine key or a chain key to sign with",
+            )
+            .into());
+        }
+        if let Some(k) = &d.chain_key {
+            if k.public_key() != config.signing_key.public_key() {
+                return Err(ValidationError::new(
+                    "dataset chain key",
+                    "is not the chain signing key",
+                )
+                .into());
+            }
+        }
+    }
     let machine_did = config.machine_did.clone();
     let chunk_size = config.chunk_size as u64;
     let staging = Staging::new(out_dir)?;
     // Staged and committed as a whole: no per-file sync (it would dominate the run time).
-    let sink = DirectorySink::new(staging.path())?
-        .durable(false)
-        .io_threads(1);
+    let sink = Recording {
+        inner: DirectorySink::new(staging.path())?
+            .durable(false)
+            .io_threads(1),
+        dataset: DatasetBuilder::new(),
+    };
     let mut writer = ChainWriter::new(config, ChainState::new(), sink)?;
     writer
         .copy_from(Counting {
@@ -81,7 +139,7 @@ pub fn publish_to_dir<R: Read>(
             WriteError::Read(e) => PublishError::Read(e),
             WriteError::Sink(e) => PublishError::Write(e),
         })?;
-    let (summary, _) = writer.finish()?;
+    let (summary, sink) = writer.finish()?;
     let manifest = PublishManifest {
         source_hash: summary.source_hash,
         total_chunks: summary.state.next_index,
@@ -93,12 +151,42 @@ pub fn publish_to_dir<R: Read>(
     let staged_manifest = staging.path().join("manifest.json");
     write_atomic(&staged_manifest, manifest.to_pretty_json().as_bytes())
         .map_err(|e| FileError::new(&staged_manifest, e))?;
+    let dataset = match dataset {
+        None => None,
+        Some(d) => {
+            let mut info = d.info;
+            info.chunk_size = chunk_size;
+            info.source_hash = manifest.source_hash.clone();
+            let mut m = sink
+                .dataset
+                .finish(info)
+                .expect("a chain has at least one chunk");
+            if let Some(k) = &d.machine_key {
+                m.sign_eip191(k)?;
+            }
+            if let Some(k) = &d.chain_key {
+                m.sign_ed25519(k)?;
+            }
+            let path = staging.path().join("dataset.json");
+            write_atomic(&path, m.to_pretty_json().as_bytes())
+                .map_err(|e| FileError::new(&path, e))?;
+            Some(m)
+        }
+    };
     staging.commit()?;
+    if dataset.is_none() {
+        // A dataset.json of an earlier publish would describe another chain.
+        let stale = out_dir.join("dataset.json");
+        if stale.exists() {
+            std::fs::remove_file(&stale).map_err(|e| FileError::new(&stale, e))?;
+        }
+    }
     remove_stale_chunks(out_dir, manifest.total_chunks)?;
     Ok(PublishSummary {
         manifest,
         manifest_path: out_dir.join("manifest.json"),
         bytes: summary.bytes,
+        dataset,
     })
 }
 

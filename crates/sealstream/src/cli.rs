@@ -47,6 +47,99 @@ pub enum Command {
     /// Sign and verify data packages (EIP-191, did:peaq).
     #[command(subcommand)]
     Package(PackageCommand),
+    /// Signed dataset manifests (Merkle root over the chain), inclusion and consistency proofs.
+    #[command(subcommand, after_help = EXIT_CODES)]
+    Dataset(DatasetCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DatasetCommand {
+    /// Build and sign dataset.json for an existing chain (the chain is verified first).
+    Sign {
+        /// Directory of the chain (chunk-*.json, chunk-*.bin, manifest.json).
+        #[arg(long)]
+        chunk_dir: PathBuf,
+        /// The machine's secp256k1 key file (EIP-191 signature, verifiable from the DID).
+        #[arg(long)]
+        key_file: Option<PathBuf>,
+        /// The chain's Ed25519 key file (adds an Ed25519 signature).
+        #[arg(long)]
+        chain_key_file: Option<PathBuf>,
+        #[command(flatten)]
+        info: DatasetInfoArgs,
+        /// Print the manifest as JSON on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write the inclusion proof of one chunk.
+    Prove {
+        /// Directory of the chain.
+        #[arg(long)]
+        chunk_dir: PathBuf,
+        /// The chunk index.
+        #[arg(long)]
+        index: u64,
+        /// Where to write the proof (default: stdout).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Write the consistency proof from an older dataset.json to the chain as it is now.
+    ProveExtension {
+        /// Directory of the (grown) chain.
+        #[arg(long)]
+        chunk_dir: PathBuf,
+        /// The older dataset.json.
+        #[arg(long)]
+        old: PathBuf,
+        /// Where to write the proof (default: stdout).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Check one chunk against a signed dataset with its inclusion proof, without any other chunk.
+    VerifyChunk {
+        /// The dataset.json.
+        #[arg(long)]
+        dataset: PathBuf,
+        /// The inclusion proof.
+        #[arg(long)]
+        proof: PathBuf,
+        /// The chunk's envelope (chunk-N.json).
+        #[arg(long)]
+        envelope: PathBuf,
+        /// The chunk's ciphertext (chunk-N.bin).
+        #[arg(long)]
+        data: PathBuf,
+    },
+    /// Check that a newer dataset.json extends an older one (exit 0) or not (exit 1).
+    VerifyExtension {
+        /// The older dataset.json.
+        old: PathBuf,
+        /// The newer dataset.json.
+        new: PathBuf,
+        /// The consistency proof.
+        #[arg(long)]
+        proof: PathBuf,
+    },
+}
+
+/// What a chain alone does not say about its data.
+#[derive(Debug, Args, Default)]
+pub struct DatasetInfoArgs {
+    /// Topic of the data.
+    #[arg(long)]
+    pub topic: Option<String>,
+    /// Schema version of the data packages.
+    #[arg(long)]
+    pub data_schema_version: Option<String>,
+    /// Capture time of the first package (ISO 8601).
+    #[arg(long)]
+    pub first_captured_at: Option<String>,
+    /// Capture time of the last package (ISO 8601).
+    #[arg(long)]
+    pub last_captured_at: Option<String>,
+    /// Chunk indexes offered for preview before purchase (comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    pub sample_chunks: Vec<u64>,
 }
 
 #[derive(Debug, Args)]
@@ -84,6 +177,12 @@ pub struct PublishArgs {
     /// Worker threads (default: all cores).
     #[arg(long)]
     pub parallelism: Option<usize>,
+    /// Also write a signed dataset.json: the machine's secp256k1 key file (EIP-191;
+    /// the chain key adds an Ed25519 signature).
+    #[arg(long)]
+    pub dataset_key_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub dataset: DatasetInfoArgs,
     /// Print the manifest as JSON on stdout.
     #[arg(long)]
     pub json: bool,
@@ -165,6 +264,9 @@ pub struct VerifyArgs {
     /// Directory of ciphertexts (chunk-*.bin); default: the chunk directory.
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
+    /// Fail when there is no dataset.json (it is checked whenever it is present).
+    #[arg(long)]
+    pub require_dataset: bool,
     /// Worker threads (default: all cores).
     #[arg(long)]
     pub parallelism: Option<usize>,

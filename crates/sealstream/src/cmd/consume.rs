@@ -150,9 +150,10 @@ fn consume_error(
     match e {
         ConsumeError::Chain(err) => chain_error(err),
         ConsumeError::File(err) => CliError::input(err.to_string()),
-        ConsumeError::NoAccessFiles(_)
-        | ConsumeError::AccessFile { .. }
-        | ConsumeError::Manifest { .. } => CliError::input(e.to_string()),
+        ConsumeError::NoAccessFiles(_) | ConsumeError::AccessFile { .. } => {
+            CliError::input(e.to_string())
+        }
+        ConsumeError::Manifest { .. } => CliError::integrity(e.to_string()),
         ConsumeError::Decrypt {
             index,
             error: DecryptError::Unwrap,
@@ -162,6 +163,9 @@ fn consume_error(
         )),
         ConsumeError::Verify(err) => CliError::integrity(verify_message(&err, chunk_dir, data_dir)),
         ConsumeError::NoAccess { .. } => CliError::integrity(at(access_dir, e)),
+        ConsumeError::Dataset { .. } | ConsumeError::SourceHash { .. } => {
+            CliError::integrity(e.to_string())
+        }
         ConsumeError::Decrypt {
             index,
             error: error @ (DecryptError::Cipher | DecryptError::PlaintextHash),

@@ -1,6 +1,7 @@
 //! One module per command.
 
 pub mod consume;
+pub mod dataset;
 pub mod grant;
 pub mod keys;
 pub mod package;

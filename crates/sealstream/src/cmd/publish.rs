@@ -4,7 +4,7 @@ use std::io::Read;
 use std::path::Path;
 
 use sealstream_core::chunk::{ChainConfig, Recipient};
-use sealstream_core::publish::{publish_to_dir, PublishError};
+use sealstream_core::publish::{publish_to_dir, DatasetSigning, PublishError};
 
 use crate::cli::PublishArgs;
 use crate::error::{at, CliError, CliResult};
@@ -70,6 +70,33 @@ pub fn run(args: PublishArgs, ui: Ui) -> CliResult {
         recipients.push(recipient_flag(r)?);
     }
     let signing_key = keyfile::ed25519_secret(&args.signing_key_file, "signing key")?;
+    let dataset = match &args.dataset_key_file {
+        Some(path) => {
+            let machine_key = keyfile::secp256k1_secret(path, "dataset key")?;
+            let did = sealstream_core::identity::Did::parse(&args.machine_did, "--machine-did")
+                .map_err(|e| CliError::input(format!("{e} (needed to sign a dataset)")))?;
+            if did.address() != machine_key.address() {
+                return Err(CliError::input(at(
+                    path,
+                    "dataset key: not the key of --machine-did",
+                )));
+            }
+            Some(DatasetSigning {
+                machine_key: Some(machine_key),
+                chain_key: Some(keyfile::ed25519_secret(
+                    &args.signing_key_file,
+                    "signing key",
+                )?),
+                info: crate::cmd::dataset::info_from(&args.dataset),
+            })
+        }
+        None if crate::cmd::dataset::has_info(&args.dataset) => {
+            return Err(CliError::input(
+                "--topic and the other dataset flags need --dataset-key-file",
+            ));
+        }
+        None => None,
+    };
     let mut config = ChainConfig::new(
         signing_key,
         &args.machine_did,
@@ -103,7 +130,7 @@ pub fn run(args: PublishArgs, ui: Ui) -> CliResult {
 
     let bar = ui.progress(total, true, "publishing");
     let mut progress = |n: u64| bar.inc(n);
-    let result = publish_to_dir(reader, config, &args.output_dir, &mut progress);
+    let result = publish_to_dir(reader, config, &args.output_dir, dataset, &mut progress);
     bar.finish_and_clear();
     let summary = result.map_err(|e| match e {
         PublishError::Read(err) => {
@@ -133,6 +160,12 @@ pub fn run(args: PublishArgs, ui: Ui) -> CliResult {
         ui.say(format!("  Chunk Size:   {} bytes", m.chunk_size));
         ui.say(format!("  Machine DID:  {}", m.machine_did));
         ui.say(format!("  Bytes:        {}", summary.bytes));
+        if let Some(d) = &summary.dataset {
+            ui.say(format!(
+                "  Dataset:      dataset.json, merkle root {}",
+                d.merkle_root
+            ));
+        }
         // The manifest path on stdout, for piping (as the reference does).
         println!("{}", summary.manifest_path.display());
     }

@@ -55,15 +55,50 @@ pub fn run(args: VerifyArgs, ui: Ui) -> CliResult {
         }
     }
 
+    // The dataset, when present (or required), must describe this chain.
+    let dataset_path = args.chunk_dir.join("dataset.json");
+    let dataset_result = if outcome.is_err() || manifest_problem.is_some() {
+        None
+    } else if dataset_path.exists() {
+        Some(crate::cmd::dataset::check_chain(
+            &args.chunk_dir,
+            &dataset_path,
+        ))
+    } else if args.require_dataset {
+        Some(Err(CliError::input(at(
+            &dataset_path,
+            "no dataset.json (--require-dataset)",
+        ))))
+    } else {
+        None
+    };
+    if let Some(Err(e)) = dataset_result {
+        if ui.json {
+            let mut m = Map::new();
+            m.insert("valid".into(), false.into());
+            m.insert("totalChunks".into(), Value::from(list.len() as u64));
+            m.insert("reason".into(), e.message.as_str().into());
+            ui.json_out(&Value::Object(m));
+        }
+        return Err(e);
+    }
+    let dataset_checked = dataset_result.is_some();
+
     let mut m = Map::new();
     let result = match (&outcome, &manifest_problem) {
         (Ok(_), None) => {
             m.insert("valid".into(), true.into());
             m.insert("totalChunks".into(), Value::from(list.len() as u64));
+            m.insert("datasetChecked".into(), dataset_checked.into());
             ui.say(format!(
-                "chain intact: {} chunks verified in {}",
+                "chain intact: {} chunks verified in {}{}",
                 list.len(),
-                args.chunk_dir.display()
+                args.chunk_dir.display(),
+                if dataset_checked {
+                    ", matching its signed dataset.json"
+                } else {
+                    ""
+                }
             ));
             Ok(())
         }

@@ -1,0 +1,434 @@
+//! `dataset.json` (`sealstream.dataset.v1`): what a chain (or a range of it)
+//! commits to, signed by the machine.
+
+use std::fmt;
+
+use crate::error::ValidationError;
+use crate::identity::{eip191_recover, eip191_sign, Did, Eip191Signature};
+use crate::json::{self, canonical, Map, Value};
+use crate::keys::{parse_hex_exact, ChainPublicKey, ChainSigningKey, MachineSigningKey};
+
+/// `schemaVersion` of dataset manifests.
+pub const DATASET_SCHEMA_VERSION: &str = "sealstream.dataset.v1";
+/// The tree: RFC 6962 over SHA-256, leaves are the 32-byte chunk ids in order.
+pub const MERKLE_TREE: &str = "rfc6962-sha256";
+/// Signature algorithm names.
+pub const SIG_EIP191: &str = "eip191-secp256k1";
+/// Ed25519 by the chain key.
+pub const SIG_ED25519: &str = "ed25519";
+
+/// One signature over the manifest's signed bytes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DatasetSignature {
+    /// EIP-191 personal signature by the machine's secp256k1 key; verifiable
+    /// from the DID alone.
+    Eip191 {
+        /// The signer's DID (must be the manifest's `machineDid`).
+        signer: String,
+        /// `0x` + r‖s‖v.
+        value: String,
+    },
+    /// Ed25519 by the chain key (`chainPublicKeyHex`).
+    Ed25519 {
+        /// Hex of the public key.
+        public_key_hex: String,
+        /// Hex of the signature.
+        value: String,
+    },
+}
+
+/// A dataset manifest. See `docs/formats.md`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DatasetManifest {
+    /// The machine whose chain this is.
+    pub machine_did: String,
+    /// The topic, when the chain carries one topic.
+    pub topic: Option<String>,
+    /// Schema version of the data packages, when known.
+    pub data_schema_version: Option<String>,
+    /// Capture time of the first package, when known.
+    pub first_captured_at: Option<String>,
+    /// Capture time of the last package, when known.
+    pub last_captured_at: Option<String>,
+    /// Chunk size the chain was cut with (0 when chunks are batches).
+    pub chunk_size: u64,
+    /// Index of the first chunk (0 for a whole chain).
+    pub first_index: u64,
+    /// Number of chunks.
+    pub chunk_count: u64,
+    /// Id of the first chunk.
+    pub first_chunk_id: String,
+    /// Id of the last chunk (the head).
+    pub head_chunk_id: String,
+    /// `0x` + SHA-256 of the plaintext of all chunks, in order.
+    pub source_hash: String,
+    /// `0x` + root of the RFC 6962 tree over the chunk ids.
+    pub merkle_root: String,
+    /// The chain's Ed25519 public key.
+    pub chain_public_key_hex: String,
+    /// Chunk indexes offered for preview before purchase.
+    pub sample_chunk_indexes: Vec<u64>,
+    /// Creation time, `YYYY-MM-DDTHH:MM:SSZ`.
+    pub created_at: String,
+    /// Signatures over [`DatasetManifest::signed_bytes`].
+    pub signatures: Vec<DatasetSignature>,
+}
+
+/// Why a manifest's signatures do not hold.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SignatureError {
+    /// No signature at all.
+    #[error("signatures: the manifest is not signed")]
+    Unsigned,
+    /// `machineDid` is not a peaq DID.
+    #[error("machineDid: not a did:peaq:0x… DID")]
+    BadDid,
+    /// An EIP-191 signature is malformed or recovers another address.
+    #[error("signatures[{position}]: EIP-191 signature is not by {did} (the manifest was changed, or signed by another key)")]
+    Eip191 {
+        /// Position in `signatures`.
+        position: usize,
+        /// The machine DID.
+        did: String,
+    },
+    /// An Ed25519 signature is malformed, by another key than `chainPublicKeyHex`, or does not verify.
+    #[error("signatures[{position}]: Ed25519 signature does not verify with chainPublicKeyHex (the manifest was changed, or signed by another key)")]
+    Ed25519 {
+        /// Position in `signatures`.
+        position: usize,
+    },
+}
+
+fn opt_str(v: &Option<String>) -> Value {
+    v.clone().into()
+}
+
+impl DatasetManifest {
+    /// The manifest without signatures, in document order.
+    fn body(&self) -> Map {
+        let mut m = Map::new();
+        m.insert("schemaVersion".into(), DATASET_SCHEMA_VERSION.into());
+        m.insert("machineDid".into(), self.machine_did.as_str().into());
+        m.insert("topic".into(), opt_str(&self.topic));
+        m.insert(
+            "dataSchemaVersion".into(),
+            opt_str(&self.data_schema_version),
+        );
+        m.insert("firstCapturedAt".into(), opt_str(&self.first_captured_at));
+        m.insert("lastCapturedAt".into(), opt_str(&self.last_captured_at));
+        m.insert("chunkSize".into(), Value::from(self.chunk_size));
+        m.insert("firstIndex".into(), Value::from(self.first_index));
+        m.insert("chunkCount".into(), Value::from(self.chunk_count));
+        m.insert("firstChunkId".into(), self.first_chunk_id.as_str().into());
+        m.insert("headChunkId".into(), self.head_chunk_id.as_str().into());
+        m.insert("sourceHash".into(), self.source_hash.as_str().into());
+        m.insert("merkleTree".into(), MERKLE_TREE.into());
+        m.insert("merkleRoot".into(), self.merkle_root.as_str().into());
+        m.insert(
+            "chainPublicKeyHex".into(),
+            self.chain_public_key_hex.as_str().into(),
+        );
+        m.insert(
+            "sampleChunkIndexes".into(),
+            Value::Array(
+                self.sample_chunk_indexes
+                    .iter()
+                    .map(|i| Value::from(*i))
+                    .collect(),
+            ),
+        );
+        m.insert("createdAt".into(), self.created_at.as_str().into());
+        m
+    }
+
+    /// The exact bytes every signature covers: the canonical JSON (Python
+    /// form, keys sorted, no whitespace) of the manifest without `signatures`.
+    pub fn signed_bytes(&self) -> String {
+        canonical::python(&Value::Object(self.body()))
+    }
+
+    /// Add an EIP-191 signature by the machine key (which must be `machineDid`'s).
+    pub fn sign_eip191(&mut self, key: &MachineSigningKey) -> Result<(), ValidationError> {
+        let did = Did::parse(&self.machine_did, "machineDid")?;
+        if did.address() != key.address() {
+            return Err(ValidationError::new(
+                "dataset key",
+                "is not the key of the manifest's machineDid",
+            ));
+        }
+        let value = eip191_sign(key, self.signed_bytes().as_bytes()).to_hex();
+        self.signatures.push(DatasetSignature::Eip191 {
+            signer: self.machine_did.clone(),
+            value,
+        });
+        Ok(())
+    }
+
+    /// Add an Ed25519 signature by the chain key (which must be `chainPublicKeyHex`).
+    pub fn sign_ed25519(&mut self, key: &ChainSigningKey) -> Result<(), ValidationError> {
+        let public = key.public_key().to_hex();
+        if public != self.chain_public_key_hex {
+            return Err(ValidationError::new(
+                "chain key",
+                "is not the chain key the chunks are signed with",
+            ));
+        }
+        let value = hex::encode(key.sign(self.signed_bytes().as_bytes()));
+        self.signatures.push(DatasetSignature::Ed25519 {
+            public_key_hex: public,
+            value,
+        });
+        Ok(())
+    }
+
+    /// Check every signature; at least one is required. EIP-191 signatures
+    /// are checked from the DID alone; Ed25519 ones against `chainPublicKeyHex`.
+    pub fn verify_signatures(&self) -> Result<(), SignatureError> {
+        if self.signatures.is_empty() {
+            return Err(SignatureError::Unsigned);
+        }
+        let bytes = self.signed_bytes();
+        for (position, sig) in self.signatures.iter().enumerate() {
+            match sig {
+                DatasetSignature::Eip191 { signer, value } => {
+                    let did = Did::parse(&self.machine_did, "machineDid")
+                        .map_err(|_| SignatureError::BadDid)?;
+                    let bad = || SignatureError::Eip191 {
+                        position,
+                        did: self.machine_did.clone(),
+                    };
+                    if !signer.eq_ignore_ascii_case(&self.machine_did) {
+                        return Err(bad());
+                    }
+                    let sig = Eip191Signature::from_hex(value, "value").map_err(|_| bad())?;
+                    let recovered = eip191_recover(bytes.as_bytes(), &sig).map_err(|_| bad())?;
+                    if recovered != did.address() {
+                        return Err(bad());
+                    }
+                }
+                DatasetSignature::Ed25519 {
+                    public_key_hex,
+                    value,
+                } => {
+                    let bad = || SignatureError::Ed25519 { position };
+                    if *public_key_hex != self.chain_public_key_hex {
+                        return Err(bad());
+                    }
+                    let public = parse_hex_exact::<32>(public_key_hex, "publicKeyHex")
+                        .and_then(|b| ChainPublicKey::from_bytes(&b, "publicKeyHex"))
+                        .map_err(|_| bad())?;
+                    let sig = parse_hex_exact::<64>(value, "value").map_err(|_| bad())?;
+                    if !public.verify(bytes.as_bytes(), &sig) {
+                        return Err(bad());
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Wire JSON.
+    pub fn to_json(&self) -> Value {
+        let mut m = self.body();
+        let sigs = self
+            .signatures
+            .iter()
+            .map(|s| {
+                let mut o = Map::new();
+                match s {
+                    DatasetSignature::Eip191 { signer, value } => {
+                        o.insert("algorithm".into(), SIG_EIP191.into());
+                        o.insert("signer".into(), signer.as_str().into());
+                        o.insert("value".into(), value.as_str().into());
+                    }
+                    DatasetSignature::Ed25519 {
+                        public_key_hex,
+                        value,
+                    } => {
+                        o.insert("algorithm".into(), SIG_ED25519.into());
+                        o.insert("publicKeyHex".into(), public_key_hex.as_str().into());
+                        o.insert("value".into(), value.as_str().into());
+                    }
+                }
+                Value::Object(o)
+            })
+            .collect();
+        m.insert("signatures".into(), Value::Array(sigs));
+        Value::Object(m)
+    }
+
+    /// `dataset.json` as written (indent 2, trailing newline).
+    pub fn to_pretty_json(&self) -> String {
+        json::write::to_python_pretty(&self.to_json())
+    }
+
+    /// Read `dataset.json`; every field is checked and named in errors.
+    pub fn from_json(value: &Value) -> Result<Self, ValidationError> {
+        let o = value
+            .as_object()
+            .ok_or_else(|| ValidationError::new("dataset", "expected a JSON object"))?;
+        let s = |k: &str| -> Result<String, ValidationError> {
+            o.get(k)
+                .and_then(Value::as_str)
+                .map(str::to_string)
+                .ok_or_else(|| ValidationError::new(k, "required string"))
+        };
+        let os = |k: &str| -> Result<Option<String>, ValidationError> {
+            match o.get(k) {
+                None | Some(Value::Null) => Ok(None),
+                Some(Value::String(v)) => Ok(Some(v.clone())),
+                Some(_) => Err(ValidationError::new(k, "expected a string or null")),
+            }
+        };
+        let n = |k: &str| -> Result<u64, ValidationError> {
+            o.get(k)
+                .and_then(Value::as_number)
+                .and_then(json::Number::as_u64)
+                .ok_or_else(|| ValidationError::new(k, "required non-negative integer"))
+        };
+        if s("schemaVersion")? != DATASET_SCHEMA_VERSION {
+            return Err(ValidationError::new(
+                "schemaVersion",
+                format!("expected {DATASET_SCHEMA_VERSION}"),
+            ));
+        }
+        if s("merkleTree")? != MERKLE_TREE {
+            return Err(ValidationError::new(
+                "merkleTree",
+                format!("expected {MERKLE_TREE}"),
+            ));
+        }
+        let samples = match o.get("sampleChunkIndexes") {
+            None | Some(Value::Null) => Vec::new(),
+            Some(Value::Array(items)) => items
+                .iter()
+                .enumerate()
+                .map(|(i, v)| {
+                    v.as_number().and_then(json::Number::as_u64).ok_or_else(|| {
+                        ValidationError::new(
+                            format!("sampleChunkIndexes[{i}]"),
+                            "non-negative integer",
+                        )
+                    })
+                })
+                .collect::<Result<_, _>>()?,
+            Some(_) => {
+                return Err(ValidationError::new(
+                    "sampleChunkIndexes",
+                    "expected an array",
+                ))
+            }
+        };
+        let sig_items = o
+            .get("signatures")
+            .and_then(Value::as_array)
+            .ok_or_else(|| ValidationError::new("signatures", "required array"))?;
+        let mut signatures = Vec::with_capacity(sig_items.len());
+        for (i, item) in sig_items.iter().enumerate() {
+            let at = |k: &str| format!("signatures[{i}].{k}");
+            let so = item.as_object().ok_or_else(|| {
+                ValidationError::new(format!("signatures[{i}]"), "expected an object")
+            })?;
+            let field = |k: &str| -> Result<String, ValidationError> {
+                so.get(k)
+                    .and_then(Value::as_str)
+                    .map(str::to_string)
+                    .ok_or_else(|| ValidationError::new(at(k), "required string"))
+            };
+            signatures.push(match field("algorithm")?.as_str() {
+                SIG_EIP191 => DatasetSignature::Eip191 {
+                    signer: field("signer")?,
+                    value: field("value")?,
+                },
+                SIG_ED25519 => DatasetSignature::Ed25519 {
+                    public_key_hex: field("publicKeyHex")?,
+                    value: field("value")?,
+                },
+                _ => {
+                    return Err(ValidationError::new(
+                        at("algorithm"),
+                        format!("one of {SIG_EIP191}, {SIG_ED25519}"),
+                    ))
+                }
+            });
+        }
+        let manifest = DatasetManifest {
+            machine_did: s("machineDid")?,
+            topic: os("topic")?,
+            data_schema_version: os("dataSchemaVersion")?,
+            first_captured_at: os("firstCapturedAt")?,
+            last_captured_at: os("lastCapturedAt")?,
+            chunk_size: n("chunkSize")?,
+            first_index: n("firstIndex")?,
+            chunk_count: n("chunkCount")?,
+            first_chunk_id: s("firstChunkId")?,
+            head_chunk_id: s("headChunkId")?,
+            source_hash: s("sourceHash")?,
+            merkle_root: s("merkleRoot")?,
+            chain_public_key_hex: s("chainPublicKeyHex")?,
+            sample_chunk_indexes: samples,
+            created_at: s("createdAt")?,
+            signatures,
+        };
+        if manifest.chunk_count == 0 {
+            return Err(ValidationError::new("chunkCount", "at least 1"));
+        }
+        // Unknown fields would be unsigned: refuse them rather than ignore them.
+        let known = [
+            "schemaVersion",
+            "machineDid",
+            "topic",
+            "dataSchemaVersion",
+            "firstCapturedAt",
+            "lastCapturedAt",
+            "chunkSize",
+            "firstIndex",
+            "chunkCount",
+            "firstChunkId",
+            "headChunkId",
+            "sourceHash",
+            "merkleTree",
+            "merkleRoot",
+            "chainPublicKeyHex",
+            "sampleChunkIndexes",
+            "createdAt",
+            "signatures",
+        ];
+        if let Some(k) = o.keys().find(|k| !known.contains(&k.as_str())) {
+            return Err(ValidationError::new(
+                k.as_str(),
+                "unknown field (it would not be covered by the signatures)",
+            ));
+        }
+        Ok(manifest)
+    }
+
+    /// Parse `dataset.json` bytes.
+    pub fn parse(bytes: &[u8]) -> Result<Self, DatasetParseError> {
+        Ok(Self::from_json(&json::parse(bytes)?)?)
+    }
+}
+
+/// Why `dataset.json` could not be read.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DatasetParseError {
+    /// Not JSON.
+    #[error("invalid JSON: {0}")]
+    Json(#[from] json::JsonError),
+    /// Not a dataset manifest.
+    #[error(transparent)]
+    Invalid(#[from] ValidationError),
+}
+
+impl fmt::Display for DatasetSignature {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DatasetSignature::Eip191 { signer, .. } => write!(f, "{SIG_EIP191} by {signer}"),
+            DatasetSignature::Ed25519 { public_key_hex, .. } => {
+                write!(f, "{SIG_ED25519} by {public_key_hex}")
+            }
+        }
+    }
+}
