@@ -47,9 +47,26 @@ pub enum Command {
     /// Sign and verify data packages (EIP-191, did:peaq).
     #[command(subcommand)]
     Package(PackageCommand),
+    /// The edge agent, configured by a Data Event Map (docs/data-event-map.md).
+    #[command(subcommand, after_help = EXIT_CODES)]
+    Agent(AgentCommand),
     /// Signed dataset manifests (Merkle root over the chain), inclusion and consistency proofs.
     #[command(subcommand, after_help = EXIT_CODES)]
     Dataset(DatasetCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AgentCommand {
+    /// Validate a Data Event Map (YAML) and its key files without running: every
+    /// problem is reported with its line and field; exit 1 if there is any.
+    Check {
+        /// The Data Event Map.
+        #[arg(long)]
+        config: PathBuf,
+        /// Print the validated configuration's summary as JSON on stdout.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -42,6 +42,7 @@ fn main() -> ExitCode {
         Command::Keys(c) => cmd::keys::run(c, ui(false)),
         Command::Package(c) => cmd::package::run(c, ui(false)),
         Command::Dataset(c) => cmd::dataset::run(c, ui(false)),
+        Command::Agent(c) => cmd::agent::run(c, ui(false)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

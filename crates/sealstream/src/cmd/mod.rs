@@ -1,5 +1,6 @@
 //! One module per command.
 
+pub mod agent;
 pub mod consume;
 pub mod dataset;
 pub mod grant;

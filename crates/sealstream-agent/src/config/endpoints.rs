@@ -1,0 +1,316 @@
+//! Reading the endpoints of the Data Event Map: `sources` and `destinations`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use sealstream_core::identity::Did;
+
+use super::check::{index, join, Checker, MapReader};
+use super::read::resolve;
+use super::yaml::{Kind, Node};
+use super::{Destination, JsonlInput, MqttSource, ObjectStoreLocation, Source};
+
+const SOURCE_TYPES: &[&str] = &["mcap", "mqtt", "jsonl"];
+const SOURCE_KEYS: &[&str] = &["type", "path", "url", "clientId", "qos"];
+const DESTINATION_TYPES: &[&str] = &["directory", "object-store", "market"];
+const DESTINATION_KEYS: &[&str] = &["type", "path", "url"];
+
+pub(super) type SourceKinds = BTreeMap<String, Option<&'static str>>;
+
+/// The sources, and every source name with its type (if valid), so that
+/// topics can be checked against sources that have problems of their own.
+pub(super) fn sources(
+    c: &mut Checker,
+    node: &Node,
+    line: usize,
+    base: &Path,
+    did: Option<Did>,
+) -> (Option<BTreeMap<String, Source>>, Option<SourceKinds>) {
+    let Some(m) = c.map(node, "sources", line, &[]) else {
+        return (None, None);
+    };
+    let mut kinds = SourceKinds::new();
+    let mut out = BTreeMap::new();
+    let mut ok = true;
+    for (name, key, value) in m.entries() {
+        let path = join("sources", name);
+        let source = source(c, value, key.line, &path, base, did);
+        kinds.insert(name.to_string(), source.as_ref().map(Source::kind));
+        match source {
+            Some(source) => {
+                out.insert(name.to_string(), source);
+            }
+            None => ok = false,
+        }
+    }
+    if kinds.is_empty() {
+        c.report(line, "sources", "at least one source is required");
+        return (None, Some(kinds));
+    }
+    (ok.then_some(out), Some(kinds))
+}
+
+/// Read the `type` of a source or destination, then check every other key
+/// is one that type takes.
+fn typed<'a>(
+    c: &mut Checker,
+    m: &MapReader<'a>,
+    types: &[&'static str],
+    keys_of: impl Fn(&str) -> &'static [&'static str],
+) -> Option<&'static str> {
+    let kind = m
+        .required(c, "type")
+        .and_then(|n| c.choice(n, &m.at("type"), types))?;
+    let allowed = keys_of(kind);
+    for (name, key, _) in m.entries() {
+        if name != "type" && !allowed.contains(&name) {
+            c.report(
+                key.line,
+                &m.at(name),
+                format!(
+                    "not a field of type {kind} (expected: {})",
+                    allowed.join(", ")
+                ),
+            );
+        }
+    }
+    Some(kind)
+}
+
+fn source(
+    c: &mut Checker,
+    node: &Node,
+    line: usize,
+    path: &str,
+    base: &Path,
+    did: Option<Did>,
+) -> Option<Source> {
+    let m = c.map(node, path, line, SOURCE_KEYS)?;
+    let kind = typed(c, &m, SOURCE_TYPES, |kind| match kind {
+        "mqtt" => &["url", "clientId", "qos"],
+        _ => &["path"],
+    })?;
+    match kind {
+        "mcap" => {
+            let text = m
+                .required(c, "path")
+                .and_then(|n| c.string(n, &m.at("path")))?;
+            Some(Source::Mcap {
+                path: resolve(base, &text),
+            })
+        }
+        "jsonl" => {
+            let text = m
+                .required(c, "path")
+                .and_then(|n| c.string(n, &m.at("path")))?;
+            Some(Source::Jsonl {
+                input: if text == "-" {
+                    JsonlInput::Stdin
+                } else {
+                    JsonlInput::File(resolve(base, &text))
+                },
+            })
+        }
+        _ => {
+            let url = m.required(c, "url").and_then(|n| {
+                let text = c.string(n, &m.at("url"))?;
+                match parse_mqtt_url(&text) {
+                    Ok(parts) => Some((text, parts)),
+                    Err(message) => {
+                        c.report(n.line, &m.at("url"), message);
+                        None
+                    }
+                }
+            });
+            let client_id = match m.get("clientId") {
+                Some(n) => c.string(n, &m.at("clientId")),
+                None => Some(match did {
+                    Some(did) => {
+                        let hex = did.address().to_checksum().to_ascii_lowercase();
+                        format!("sealstream-{}", &hex[2..10])
+                    }
+                    None => "sealstream".to_string(),
+                }),
+            };
+            let qos = match m.get("qos") {
+                None => Some(1),
+                Some(n) => match &n.kind {
+                    Kind::Scalar { text, plain: true }
+                        if matches!(text.as_str(), "0" | "1" | "2") =>
+                    {
+                        text.parse().ok()
+                    }
+                    _ => {
+                        c.report(n.line, &m.at("qos"), "expected 0, 1 or 2");
+                        None
+                    }
+                },
+            };
+            let (url, (host, port, tls)) = url?;
+            Some(Source::Mqtt(MqttSource {
+                url,
+                host,
+                port,
+                tls,
+                client_id: client_id?,
+                qos: qos?,
+            }))
+        }
+    }
+}
+
+/// `mqtt://host[:port]` or `mqtts://host[:port]` → (host, port, tls).
+fn parse_mqtt_url(text: &str) -> Result<(String, u16, bool), String> {
+    const SHAPE: &str = "expected mqtt://host[:port] or mqtts://host[:port]";
+    let (scheme, rest) = text.split_once("://").ok_or(SHAPE)?;
+    let tls = match scheme {
+        "mqtt" => false,
+        "mqtts" => true,
+        _ => return Err(SHAPE.into()),
+    };
+    if rest.contains('@') {
+        return Err("credentials in the URL are not supported".into());
+    }
+    let authority = rest.strip_suffix('/').unwrap_or(rest);
+    if authority.contains(['/', '?', '#']) {
+        return Err(format!("{SHAPE} (no path)"));
+    }
+    let (host, port) = split_host_port(authority).ok_or(SHAPE)?;
+    let port = match port {
+        None => {
+            if tls {
+                8883
+            } else {
+                1883
+            }
+        }
+        Some(p) => p,
+    };
+    Ok((host, port, tls))
+}
+
+/// `host`, `host:port`, `[v6]`, `[v6]:port`.
+fn split_host_port(authority: &str) -> Option<(String, Option<u16>)> {
+    let (host, port) = if let Some(rest) = authority.strip_prefix('[') {
+        let (host, after) = rest.split_once(']')?;
+        match after {
+            "" => (host, None),
+            _ => (host, Some(after.strip_prefix(':')?)),
+        }
+    } else {
+        match authority.rsplit_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (authority, None),
+        }
+    };
+    if host.is_empty() || host.contains(char::is_whitespace) {
+        return None;
+    }
+    let port = match port {
+        None => None,
+        Some(p) => Some(p.parse::<u16>().ok().filter(|p| *p > 0)?),
+    };
+    Some((host.to_string(), port))
+}
+
+pub(super) fn destinations(c: &mut Checker, node: &Node, base: &Path) -> Option<Vec<Destination>> {
+    let items = c.list(node, "destinations")?;
+    if items.is_empty() {
+        c.report(
+            node.line,
+            "destinations",
+            "at least one destination is required",
+        );
+        return None;
+    }
+    let mut out: Vec<(Destination, usize)> = Vec::new();
+    let mut ok = true;
+    for (i, item) in items.iter().enumerate() {
+        let path = index("destinations", i);
+        match destination(c, item, &path, base) {
+            Some(d) => {
+                if let Some(j) = out.iter().position(|(seen, _)| *seen == d) {
+                    c.report(item.line, &path, format!("duplicate of destinations[{j}]"));
+                    ok = false;
+                } else {
+                    out.push((d, i));
+                }
+            }
+            None => ok = false,
+        }
+    }
+    ok.then(|| out.into_iter().map(|(d, _)| d).collect())
+}
+
+fn destination(c: &mut Checker, node: &Node, path: &str, base: &Path) -> Option<Destination> {
+    let m = c.map(node, path, node.line, DESTINATION_KEYS)?;
+    let kind = typed(c, &m, DESTINATION_TYPES, |kind| match kind {
+        "directory" => &["path"],
+        _ => &["url"],
+    })?;
+    if kind == "directory" {
+        let text = m
+            .required(c, "path")
+            .and_then(|n| c.string(n, &m.at("path")))?;
+        return Some(Destination::Directory {
+            path: resolve(base, &text),
+        });
+    }
+    let n = m.required(c, "url")?;
+    let url = c.string(n, &m.at("url"))?;
+    let parsed = if kind == "object-store" {
+        parse_object_store_url(&url).map(|location| Destination::ObjectStore {
+            url: url.clone(),
+            location,
+        })
+    } else {
+        parse_http_url(&url).map(|()| Destination::Market { url: url.clone() })
+    };
+    parsed
+        .map_err(|message| c.report(n.line, &m.at("url"), message))
+        .ok()
+}
+
+fn parse_object_store_url(url: &str) -> Result<ObjectStoreLocation, String> {
+    const SHAPE: &str = "expected s3://bucket/prefix or file:///absolute/path";
+    if let Some(rest) = url.strip_prefix("s3://") {
+        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+        let valid_bucket = (3..=63).contains(&bucket.len())
+            && bucket
+                .chars()
+                .all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '.' || ch == '-')
+            && bucket.starts_with(|ch: char| ch.is_ascii_alphanumeric())
+            && bucket.ends_with(|ch: char| ch.is_ascii_alphanumeric());
+        if !valid_bucket {
+            return Err(format!(
+                "{SHAPE} (a bucket name is 3 to 63 lowercase letters, digits, dots and hyphens)"
+            ));
+        }
+        Ok(ObjectStoreLocation::S3 {
+            bucket: bucket.to_string(),
+            prefix: prefix.trim_matches('/').to_string(),
+        })
+    } else if let Some(rest) = url.strip_prefix("file://") {
+        if !rest.starts_with('/') {
+            return Err(SHAPE.into());
+        }
+        Ok(ObjectStoreLocation::File {
+            path: PathBuf::from(rest),
+        })
+    } else {
+        Err(SHAPE.into())
+    }
+}
+
+fn parse_http_url(url: &str) -> Result<(), String> {
+    const SHAPE: &str = "expected http://host[:port][/path] or https://…";
+    let rest = url
+        .strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://"))
+        .ok_or(SHAPE)?;
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    if authority.contains('@') {
+        return Err("credentials in the URL are not supported".into());
+    }
+    split_host_port(authority).map(|_| ()).ok_or(SHAPE.into())
+}

@@ -1,0 +1,17 @@
+//! ROS 2 messages without ROS: message definitions ([`msgdef`]) and CDR
+//! payload decoding ([`cdr`]) into [`sealstream_core::json::Map`].
+//!
+//! ```
+//! use sealstream_agent::ros2::{cdr, msgdef::Registry};
+//!
+//! let registry = Registry::parse("std_msgs/msg/String", "string data\n").unwrap();
+//! let payload = [0, 1, 0, 0, 3, 0, 0, 0, b'h', b'i', 0];
+//! let fields = cdr::decode(&registry, &payload).unwrap();
+//! assert_eq!(fields["data"].as_str(), Some("hi"));
+//! ```
+
+pub mod cdr;
+pub mod msgdef;
+
+pub use cdr::{decode, CdrError};
+pub use msgdef::{MsgDefError, Registry};
