@@ -6,4 +6,6 @@
 
 pub mod config;
 pub mod mcap_source;
+pub mod pipeline;
 pub mod ros2;
+pub mod state;

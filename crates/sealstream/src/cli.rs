@@ -57,6 +57,17 @@ pub enum Command {
 
 #[derive(Debug, Subcommand)]
 pub enum AgentCommand {
+    /// Run the agent over its replayable sources (JSON lines files, MCAP bags) to their end:
+    /// signed packages, one continuous chain per topic in the spool, delivered to directory
+    /// destinations. Crash-safe: a rerun continues exactly where the last commit left off.
+    Run {
+        /// The Data Event Map.
+        #[arg(long)]
+        config: PathBuf,
+        /// Print per-topic counts as JSON on stdout.
+        #[arg(long)]
+        json: bool,
+    },
     /// Validate a Data Event Map (YAML) and its key files without running: every
     /// problem is reported with its line and field; exit 1 if there is any.
     Check {

@@ -199,7 +199,7 @@ pub enum Source {
     },
     /// An MQTT broker (`type: mqtt`).
     Mqtt(MqttSource),
-    /// JSON lines `{"topic": …, "payload": …}` (`type: jsonl`).
+    /// JSON lines `{"topic": …, "capturedAt": …, "fields": {…}}` (`type: jsonl`; `payload` is accepted for `fields`).
     Jsonl {
         /// Standard input or a file.
         input: JsonlInput,

@@ -382,6 +382,24 @@ impl<S: ChunkSink> ChainWriter<S> {
         }
     }
 
+    /// Deliver every chunk submitted so far to the sink (without sealing a
+    /// partial slice): after this, [`ChainWriter::state`] covers every chunk
+    /// sealed, which is the moment to persist it.
+    pub fn flush(&mut self) -> Result<(), S::Error> {
+        let ChainWriter {
+            pool,
+            sink,
+            state,
+            machine_did,
+            key_id,
+            public_key_hex,
+            ..
+        } = self;
+        let mut deliver =
+            |part: SealedPart| link(part, state, machine_did, key_id, public_key_hex, sink);
+        pool.drain(&mut deliver)
+    }
+
     /// Seal `data` as exactly one chunk (after sealing any partial slice
     /// already buffered). This is how batches of packages become chunks.
     pub fn seal_chunk(&mut self, data: Vec<u8>) -> Result<(), S::Error> {

@@ -1,0 +1,196 @@
+//! The agent's persisted state: what is committed to the chains.
+//!
+//! One file, `<spool>/state.json`, replaced atomically after every chunk is
+//! durably written. It holds the machine's next sequence number, and per topic
+//! the chain head, the source position of the last message committed to the
+//! chain, and how far each destination has been delivered. On restart, sources
+//! resume from these positions and already-committed messages are skipped, so
+//! every input message lands in its chain exactly once and sequence numbers
+//! have no gaps or repeats, however the previous run ended.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use sealstream_core::chunk::ChainState;
+use sealstream_core::json::{self, Map, Number, Value};
+use sealstream_core::layout::write_atomic;
+
+/// Committed state of one topic.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TopicState {
+    /// The chain head.
+    pub chain: ChainState,
+    /// Source position of the last message committed (`None`: nothing yet).
+    pub committed_through: Option<u64>,
+    /// Packages committed.
+    pub packages: u64,
+    /// Messages skipped as bad (undecodable, or breaking a rule).
+    pub skipped: u64,
+    /// Per destination (by position in the Data Event Map): the next chunk index to deliver.
+    pub delivered: BTreeMap<usize, u64>,
+}
+
+/// The whole agent state.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AgentState {
+    /// The next package sequence number of the machine.
+    pub next_sequence: u64,
+    /// Per topic name.
+    pub topics: BTreeMap<String, TopicState>,
+}
+
+/// Why the state file could not be read or written.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StateError {
+    /// Reading or writing failed.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not a state file.
+    #[error("{}: {message}", path.display())]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+fn u64_of(v: Option<&Value>) -> Option<u64> {
+    v.and_then(Value::as_number).and_then(Number::as_u64)
+}
+
+impl AgentState {
+    /// `<spool>/state.json`.
+    pub fn path(spool: &Path) -> PathBuf {
+        spool.join("state.json")
+    }
+
+    /// Load the state, or a fresh one if there is none yet.
+    pub fn load(spool: &Path) -> Result<AgentState, StateError> {
+        let path = Self::path(spool);
+        let bytes = match std::fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(AgentState::default()),
+            Err(source) => return Err(StateError::Io { path, source }),
+        };
+        let invalid = |message: String| StateError::Invalid {
+            path: path.clone(),
+            message,
+        };
+        let v = json::parse(&bytes).map_err(|e| invalid(e.to_string()))?;
+        let o = v
+            .as_object()
+            .ok_or_else(|| invalid("expected an object".into()))?;
+        let next_sequence = u64_of(o.get("nextSequence"))
+            .ok_or_else(|| invalid("nextSequence: required".into()))?;
+        let mut topics = BTreeMap::new();
+        for (name, t) in o
+            .get("topics")
+            .and_then(Value::as_object)
+            .into_iter()
+            .flatten()
+        {
+            let t = t
+                .as_object()
+                .ok_or_else(|| invalid(format!("topics.{name}: expected an object")))?;
+            let chain = ChainState::from_json(t.get("chain").unwrap_or(&Value::Null))
+                .map_err(|e| invalid(format!("topics.{name}.chain: {e}")))?;
+            let mut delivered = BTreeMap::new();
+            for (k, n) in t
+                .get("delivered")
+                .and_then(Value::as_object)
+                .into_iter()
+                .flatten()
+            {
+                let k: usize = k
+                    .parse()
+                    .map_err(|_| invalid(format!("topics.{name}.delivered: bad key")))?;
+                delivered.insert(
+                    k,
+                    u64_of(Some(n))
+                        .ok_or_else(|| invalid(format!("topics.{name}.delivered.{k}")))?,
+                );
+            }
+            topics.insert(
+                name.clone(),
+                TopicState {
+                    chain,
+                    committed_through: u64_of(t.get("committedThrough")),
+                    packages: u64_of(t.get("packages")).unwrap_or(0),
+                    skipped: u64_of(t.get("skipped")).unwrap_or(0),
+                    delivered,
+                },
+            );
+        }
+        Ok(AgentState {
+            next_sequence,
+            topics,
+        })
+    }
+
+    /// Replace the state file atomically (temporary file, fsync, rename).
+    pub fn save(&self, spool: &Path) -> Result<(), StateError> {
+        let mut topics = Map::new();
+        for (name, t) in &self.topics {
+            let mut o = Map::new();
+            o.insert("chain".into(), t.chain.to_json());
+            o.insert(
+                "committedThrough".into(),
+                t.committed_through.map(Value::from).unwrap_or(Value::Null),
+            );
+            o.insert("packages".into(), Value::from(t.packages));
+            o.insert("skipped".into(), Value::from(t.skipped));
+            let delivered: Map = t
+                .delivered
+                .iter()
+                .map(|(k, v)| (k.to_string(), Value::from(*v)))
+                .collect();
+            o.insert("delivered".into(), Value::Object(delivered));
+            topics.insert(name.clone(), Value::Object(o));
+        }
+        let mut m = Map::new();
+        m.insert("nextSequence".into(), Value::from(self.next_sequence));
+        m.insert("topics".into(), Value::Object(topics));
+        let path = Self::path(spool);
+        write_atomic(
+            &path,
+            json::write::to_python_pretty(&Value::Object(m)).as_bytes(),
+        )
+        .map_err(|source| StateError::Io { path, source })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(AgentState::load(dir.path()).unwrap(), AgentState::default());
+        let mut s = AgentState {
+            next_sequence: 42,
+            ..AgentState::default()
+        };
+        let mut t = TopicState {
+            chain: ChainState {
+                next_index: 3,
+                previous_chunk_id: Some("0xab".into()),
+            },
+            committed_through: Some(99),
+            packages: 40,
+            skipped: 2,
+            ..TopicState::default()
+        };
+        t.delivered.insert(0, 2);
+        s.topics.insert("/gps".into(), t);
+        s.save(dir.path()).unwrap();
+        assert_eq!(AgentState::load(dir.path()).unwrap(), s);
+    }
+}
