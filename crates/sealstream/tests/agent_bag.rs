@@ -1,0 +1,109 @@
+//! A 100,000-message ROS 2 bag (written by mcap-ros2-support, not by us)
+//! through `sealstream agent run`, then `grant`, `consume` and
+//! `package verify`: 100,000 signed packages with the field rules applied.
+
+mod common;
+
+use std::process::Command;
+
+use common::*;
+
+const MACHINE_SK: &str = "0xfeba68765a73c491c47490ecff80e39f3e5b09c96c84189193dbceacc6ff6761";
+
+fn python() -> std::path::PathBuf {
+    match std::env::var_os("SEALSTREAM_REF_PYTHON") {
+        Some(p) => p.into(),
+        None => repo_root().join(".venv/bin/python"),
+    }
+}
+
+#[test]
+fn hundred_thousand_message_bag_to_verified_packages() {
+    let n: usize = std::env::var("SEALSTREAM_BAG_MESSAGES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(100_000);
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/big_bag.py");
+    let status = Command::new(python())
+        .arg(script)
+        .arg(t.join("run.mcap"))
+        .arg(n.to_string())
+        .status()
+        .unwrap();
+    assert!(
+        status.success(),
+        "writing the bag (needs rosbags and mcap-ros2-support: scripts/setup-test-peers)"
+    );
+
+    std::fs::create_dir_all(t.join("keys")).unwrap();
+    std::fs::write(t.join("keys/machine.secp256k1.sk"), MACHINE_SK).unwrap();
+    std::fs::copy(keyfile("chain.ed25519.sk"), t.join("keys/chain.ed25519.sk")).unwrap();
+    std::fs::write(
+        t.join("map.yaml"),
+        format!(
+            "machine:\n  did: {DID}\n  signingKeyFile: keys/machine.secp256k1.sk\n  chainKeyFile: keys/chain.ed25519.sk\n\
+             recipients:\n  owner: {OWNER_PK}\n  operator: {OPERATOR_PK}\n  machine: {MACHINE_PK}\n\
+             sources:\n  bag: {{type: mcap, path: run.mcap}}\n\
+             topics:\n  - name: /gps/fix\n    source: bag\n    schemaVersion: \"2.0.0\"\n    rules:\n\
+             \x20     - {{fieldPath: latitude, action: anonymize, anonymizeStrategy: generalize}}\n\
+             \x20     - {{fieldPath: longitude, action: anonymize, anonymizeStrategy: generalize}}\n\
+             \x20     - {{fieldPath: position_covariance, action: exclude}}\n\
+             destinations:\n  - {{type: directory, path: out}}\n"
+        ),
+    )
+    .unwrap();
+    let mut c = sealstream();
+    c.args(["--quiet", "agent", "run", "--config"])
+        .arg(t.join("map.yaml"));
+    run_ok(c, "agent run");
+
+    let chain = std::fs::read_dir(t.join("out"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let access = t.join("access");
+    let mut c = sealstream();
+    c.arg("--quiet");
+    grant_args(&mut c, &chain, &access, 512_000);
+    run_ok(c, "grant");
+    let out = t.join("packages.jsonl");
+    let mut c = sealstream();
+    c.args(["--quiet", "consume", "--chunk-dir"])
+        .arg(&chain)
+        .arg("--data-dir")
+        .arg(&chain);
+    c.arg("--access-dir").arg(&access).arg("--output").arg(&out);
+    c.args(["--buyer-id", BUYER_ID])
+        .arg("--buyer-private-key-file")
+        .arg(keyfile("buyer.x25519.sk"));
+    run_ok(c, "consume");
+
+    let text = std::fs::read_to_string(&out).unwrap();
+    assert_eq!(text.lines().count(), n, "one package per message");
+    for (i, line) in text.lines().enumerate().step_by(997) {
+        let v = sealstream_core::json::parse(line.as_bytes()).unwrap();
+        let p = v.as_object().unwrap();
+        let payload = p["payload"].as_object().unwrap();
+        assert!(
+            !payload.contains_key("position_covariance"),
+            "line {i}: excluded"
+        );
+        assert_eq!(
+            payload["latitude"].as_object().unwrap()["strategy"],
+            "generalize".into(),
+            "line {i}"
+        );
+        assert_eq!(p["schemaVersion"], "2.0.0".into());
+        assert!(
+            p["timestamp"].as_str().unwrap().starts_with("2026-"),
+            "capture time from the bag's log time"
+        );
+    }
+    let mut c = sealstream();
+    c.args(["--quiet", "package", "verify"]).arg(&out);
+    run_ok(c, "package verify of every package");
+}
