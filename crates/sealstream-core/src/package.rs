@@ -117,10 +117,38 @@ impl PackageSigner {
         if schema_version.trim().is_empty() {
             return Err(ValidationError::new("schema_version", "required").into());
         }
-        let processed = rules.apply(&payload.fields, self.field_key.as_ref())?;
+        let processed = self.apply_rules(payload, rules)?;
+        Ok(self.sign_processed(
+            processed,
+            &payload.captured_at,
+            schema_version,
+            sequence_number,
+        ))
+    }
+
+    /// The first half of [`PackageSigner::build`]: the payload after `rules`
+    /// (with this signer's field key for `encrypt`). Lets a caller apply rules,
+    /// number only the packages that pass, and sign them in parallel.
+    pub fn apply_rules(
+        &self,
+        payload: &UnsignedPayload,
+        rules: &TopicRules,
+    ) -> Result<Map, RulesError> {
+        rules.apply(&payload.fields, self.field_key.as_ref())
+    }
+
+    /// The second half of [`PackageSigner::build`]: sign an already processed
+    /// payload. `schema_version` must not be blank (as `build` checks).
+    pub fn sign_processed(
+        &self,
+        processed: Map,
+        captured_at: &str,
+        schema_version: &str,
+        sequence_number: u64,
+    ) -> DataPackage {
         let mut package = DataPackage {
             did: self.did.clone(),
-            timestamp: payload.captured_at.clone(),
+            timestamp: captured_at.to_string(),
             schema_version: schema_version.to_string(),
             sequence_number: Number::from(sequence_number),
             payload: processed,
@@ -129,7 +157,7 @@ impl PackageSigner {
         };
         let bytes = package.signed_bytes();
         package.signature = eip191_sign(&self.key, bytes.as_bytes()).to_hex();
-        Ok(package)
+        package
     }
 }
 
