@@ -126,7 +126,7 @@ fn download_url_with_manifest_listing_and_zip() {
     std::fs::write(t.join("input.bin"), &input).unwrap();
     let chain = t.join("chain");
     let mut c = sealstream();
-    publish_args(&mut c, &t.join("input.bin"), &chain, 8192);
+    publish_args(&mut c, t.join("input.bin"), &chain, 8192);
     run_ok(c, "publish");
     let access = t.join("access");
     let mut c = sealstream();
@@ -217,50 +217,12 @@ fn publish_from_stdin_and_url() {
 
     let from_url = t.join("url");
     let mut c = sealstream();
-    c.args(["publish", "--input", &format!("{base}/data.bin")])
-        .arg("--output-dir")
-        .arg(&from_url);
-    c.args([
-        "--owner-public-key",
-        OWNER_PK,
-        "--operator-public-key",
-        OPERATOR_PK,
-        "--machine-public-key",
-        MACHINE_PK,
-    ]);
-    c.arg("--signing-key-file").arg(keyfile("chain.ed25519.sk"));
-    c.args([
-        "--machine-did",
-        DID,
-        "--machine-key-id",
-        KEY_ID,
-        "--chunk-size",
-        "4096",
-    ]);
+    publish_args(&mut c, format!("{base}/data.bin"), &from_url, 4096);
     run_ok(c, "publish from URL");
 
     let from_stdin = t.join("stdin");
     let mut c = sealstream();
-    c.args(["publish", "--input", "-"])
-        .arg("--output-dir")
-        .arg(&from_stdin);
-    c.args([
-        "--owner-public-key",
-        OWNER_PK,
-        "--operator-public-key",
-        OPERATOR_PK,
-        "--machine-public-key",
-        MACHINE_PK,
-    ]);
-    c.arg("--signing-key-file").arg(keyfile("chain.ed25519.sk"));
-    c.args([
-        "--machine-did",
-        DID,
-        "--machine-key-id",
-        KEY_ID,
-        "--chunk-size",
-        "4096",
-    ]);
+    publish_args(&mut c, "-", &from_stdin, 4096);
     c.stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped());

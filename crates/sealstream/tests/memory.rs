@@ -51,22 +51,8 @@ fn publish_grant_consume_of_one_gib_stay_under_64_mib() {
     let chain = t.join("chain");
 
     let mut publish = sealstream();
-    publish
-        .args(["--quiet", "publish", "--input", "-"])
-        .arg("--output-dir")
-        .arg(&chain);
-    publish.args([
-        "--owner-public-key",
-        OWNER_PK,
-        "--operator-public-key",
-        OPERATOR_PK,
-        "--machine-public-key",
-        MACHINE_PK,
-    ]);
-    publish
-        .arg("--signing-key-file")
-        .arg(keyfile("chain.ed25519.sk"));
-    publish.args(["--machine-did", DID, "--machine-key-id", KEY_ID]);
+    publish.arg("--quiet");
+    publish_args(&mut publish, "-", &chain, 262_144);
     let publish_kib = peak_kib(Some(bytes), &mut publish);
 
     let access = t.join("access");

@@ -129,27 +129,8 @@ fn publish_interrupted_mid_stream_leaves_nothing() {
     std::fs::write(existing.join("notes.txt"), "mine").unwrap();
     for out_dir in [tmp.path().join("fresh"), existing.clone()] {
         let mut c = sealstream();
-        c.args(["publish", "--input", &url])
-            .arg("--output-dir")
-            .arg(&out_dir);
-        c.args([
-            "--owner-public-key",
-            OWNER_PK,
-            "--operator-public-key",
-            OPERATOR_PK,
-            "--machine-public-key",
-            MACHINE_PK,
-        ]);
-        c.arg("--signing-key-file").arg(keyfile("chain.ed25519.sk"));
-        c.args([
-            "--machine-did",
-            DID,
-            "--machine-key-id",
-            KEY_ID,
-            "--chunk-size",
-            "4096",
-            "--quiet",
-        ]);
+        publish_args(&mut c, &url, &out_dir, 4096);
+        c.arg("--quiet");
         let out = c.output().unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{stderr}");

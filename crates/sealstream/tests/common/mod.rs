@@ -77,9 +77,15 @@ pub fn run_ok(mut c: Command, what: &str) -> Output {
     out
 }
 
-pub fn publish_args(c: &mut Command, input: &Path, out: &Path, chunk_size: usize) {
+/// `publish` flags with the fixture keys; `input` is a path, `-` or a URL.
+pub fn publish_args(
+    c: &mut Command,
+    input: impl AsRef<std::ffi::OsStr>,
+    out: &Path,
+    chunk_size: usize,
+) {
     c.args(["publish", "--input"])
-        .arg(input)
+        .arg(input.as_ref())
         .arg("--output-dir")
         .arg(out);
     c.args([
