@@ -1,11 +1,18 @@
 //! The sealstream edge agent: reads a machine's topics and, as its Data Event
 //! Map says, applies field rules, signs every data package, groups packages
-//! into bounded chunks and appends them to one continuous chain per topic.
+//! into bounded chunks and appends them to one continuous chain per topic,
+//! kept in a crash-safe spool and forwarded to its destinations.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod config;
+pub mod forward;
+pub mod journal;
 pub mod mcap_source;
+pub mod mqtt;
 pub mod pipeline;
 pub mod ros2;
+pub mod sink;
 pub mod state;
+pub mod status;
+pub mod window;

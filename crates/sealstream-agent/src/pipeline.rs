@@ -1,17 +1,26 @@
-//! The agent's pipeline for sources that can be replayed (JSON lines files,
-//! MCAP bags): decode → field rules → signed package → batch → one continuous
-//! chain per topic in the spool → directory destinations.
+//! The agent's pipeline: sources (one thread each) → decode → field rules →
+//! signed package → batch → one continuous chain per topic in the spool →
+//! the forwarder (see [`crate::forward`]) → destinations.
 //!
 //! Exactly once, whatever kills the process: a topic's batch is signed when it
 //! is sealed into a chunk (so sequence numbers are handed out only to what is
 //! committed), the chunk is written durably, and only then is the state file
-//! replaced (see [`crate::state`]). A restart replays each source from its
-//! beginning, skips what its topics have committed, and continues the chains.
+//! replaced (see [`crate::state`]). A restart replays each source (files and
+//! bags from their beginning, live sources from their journal), skips what its
+//! topics have committed, and continues the chains.
+//!
+//! A chunk is cut when its topic's batch reaches `maxMessages` or `maxBytes`,
+//! or its oldest message is `maxAge` old; on stop (SIGTERM) every open batch
+//! is sealed before the run returns.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{RecvTimeoutError, Sender};
 
 use sealstream_core::chunk::{utc_now_seconds, ChainConfig, ChainWriter};
 use sealstream_core::json::{self, Map, Value};
@@ -19,9 +28,15 @@ use sealstream_core::keys::{ChainSigningKey, MachineSigningKey};
 use sealstream_core::layout::{ciphertext_name, envelope_name, DirectorySink, FileError};
 use sealstream_core::package::{PackageSigner, UnsignedPayload};
 
-use crate::config::{DataEventMap, Destination, JsonlInput, Source, Topic};
+use crate::config::{DataEventMap, JsonlInput, Source, Topic, WhenFull};
+use crate::forward::{self, Outbox, TopicOutbox};
+use crate::journal::Journal;
 use crate::mcap_source::{format_log_time, McapSource, TimePrecision};
+use crate::mqtt::MqttRun;
+use crate::sink::{self, Sink};
 use crate::state::{AgentState, StateError, TopicState};
+use crate::status;
+use crate::window::Windows;
 
 /// One decoded input message.
 #[derive(Clone, Debug)]
@@ -60,6 +75,12 @@ pub enum AgentError {
     /// A key or option is invalid.
     #[error(transparent)]
     Validation(#[from] sealstream_core::ValidationError),
+    /// The delivery state could not be read or written.
+    #[error("{0}")]
+    Delivery(String),
+    /// A dataset manifest could not be built or written.
+    #[error("{0}")]
+    Dataset(String),
 }
 
 /// Per-topic counts after a run.
@@ -98,6 +119,53 @@ pub fn topic_dir_name(topic: &str) -> String {
     )
 }
 
+/// What the source threads send the pipeline.
+#[derive(Debug)]
+pub enum SourceEvent {
+    /// A message.
+    Message {
+        /// The source's name.
+        source: String,
+        /// The message.
+        input: Input,
+    },
+    /// The source has no more messages (a file or bag at its end).
+    End {
+        /// The source's name.
+        source: String,
+    },
+    /// The source cannot go on.
+    Failed {
+        /// The source's name.
+        source: String,
+        /// Why.
+        message: String,
+    },
+}
+
+/// Where log lines go.
+pub type Log = Arc<dyn Fn(&str) + Send + Sync>;
+
+/// How [`Agent::run`] behaves.
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    /// Set (by SIGTERM or SIGINT, say) to stop: open chunks are sealed and
+    /// committed, then the run returns.
+    pub stop: Arc<AtomicBool>,
+    /// When every source has ended, wait until each destination has every
+    /// chunk (retrying unreachable ones) before returning. Default true.
+    pub wait_for_delivery: bool,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions {
+            stop: Arc::new(AtomicBool::new(false)),
+            wait_for_delivery: true,
+        }
+    }
+}
+
 struct TopicRun {
     topic: Topic,
     chain_dir: PathBuf,
@@ -107,12 +175,19 @@ struct TopicRun {
     batch_started: Option<Instant>,
 }
 
-/// The agent over replayable sources.
+/// The agent: sources → field rules → signed packages → one chain per topic
+/// in the spool → destinations.
 pub struct Agent {
     map: DataEventMap,
     state: AgentState,
     signer: PackageSigner,
     runs: BTreeMap<String, TopicRun>,
+    outbox: Arc<Outbox>,
+    sinks: Vec<Box<dyn Sink>>,
+    /// Per source, the last position the pipeline has taken in whole.
+    processed: BTreeMap<String, u64>,
+    windows: Windows,
+    spool_full_logged: bool,
 }
 
 impl std::fmt::Debug for Agent {
@@ -133,15 +208,59 @@ fn copy_chain_key(key: &ChainSigningKey) -> ChainSigningKey {
         .expect("a valid key round-trips")
 }
 
+/// `<spool>/journal/<source-dir>`: the journal of a live source.
+pub fn journal_dir(spool: &Path, source: &str) -> PathBuf {
+    spool.join("journal").join(topic_dir_name(source))
+}
+
+fn lowest_spooled(chain_dir: &Path, head: u64) -> u64 {
+    let Ok(entries) = std::fs::read_dir(chain_dir) else {
+        return head;
+    };
+    entries
+        .flatten()
+        .filter_map(|e| {
+            e.file_name()
+                .to_str()
+                .and_then(|n| n.strip_prefix("chunk-"))
+                .and_then(|n| n.strip_suffix(".json"))
+                .and_then(|n| n.parse::<u64>().ok())
+        })
+        .min()
+        .unwrap_or(head)
+        .min(head)
+}
+
+fn spooled_datasets(dir: &Path) -> Vec<(u64, u64)> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut out: Vec<(u64, u64)> = entries
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name();
+            let (a, b) = name
+                .to_str()?
+                .strip_prefix("dataset-")?
+                .strip_suffix(".json")?
+                .split_once('-')?;
+            Some((a.parse().ok()?, b.parse().ok()?))
+        })
+        .collect();
+    out.sort_unstable();
+    out
+}
+
 impl Agent {
-    /// Prepare a run: load the committed state and reopen every topic's chain.
+    /// Prepare a run: load the committed state, reopen every topic's chain,
+    /// open the destinations.
     pub fn open(map: DataEventMap) -> Result<Agent, AgentError> {
+        let mut sinks = Vec::new();
         for (i, d) in map.destinations.iter().enumerate() {
-            if !matches!(d, Destination::Directory { .. }) {
-                return Err(AgentError::Unsupported(format!(
-                    "destinations[{i}]: only directory destinations are delivered by this version of `agent run`"
-                )));
-            }
+            sinks.push(
+                sink::open(d)
+                    .map_err(|e| AgentError::Unsupported(format!("destinations[{i}]: {e}")))?,
+            );
         }
         let spool = map.spool.dir.clone();
         std::fs::create_dir_all(&spool).map_err(|e| FileError::new(&spool, e))?;
@@ -153,8 +272,11 @@ impl Agent {
             map.machine.field_key.clone(),
         )?;
         let mut runs = BTreeMap::new();
+        let mut outboxes = BTreeMap::new();
         for topic in &map.topics {
-            let chain_dir = spool.join("chains").join(topic_dir_name(&topic.name));
+            let dir_name = topic_dir_name(&topic.name);
+            let chain_dir = spool.join("chains").join(&dir_name);
+            let dataset_dir = spool.join("datasets").join(&dir_name);
             let committed = state.topics.get(&topic.name).cloned().unwrap_or_default();
             let mut config = ChainConfig::new(
                 copy_chain_key(&map.machine.chain_key),
@@ -168,6 +290,18 @@ impl Agent {
                 committed.chain.clone(),
                 DirectorySink::new(&chain_dir)?,
             )?;
+            let head = committed.chain.next_index;
+            outboxes.insert(
+                topic.name.clone(),
+                TopicOutbox {
+                    dir_name,
+                    pruned: lowest_spooled(&chain_dir, head),
+                    chain_dir: chain_dir.clone(),
+                    datasets: spooled_datasets(&dataset_dir),
+                    dataset_dir,
+                    head,
+                },
+            );
             runs.insert(
                 topic.name.clone(),
                 TopicRun {
@@ -180,96 +314,254 @@ impl Agent {
                 },
             );
         }
+        let ids = sinks.iter().map(|s| s.describe()).collect();
+        let windows = Windows::new(&map, &state)?;
+        // A manifest written for the open window before a crash kept the state
+        // from recording its close: it is redone when the window closes.
+        for topic in &map.topics {
+            if let Some(first) = windows.open_first(&topic.name) {
+                let dir = spool.join("datasets").join(topic_dir_name(&topic.name));
+                for (a, b) in spooled_datasets(&dir) {
+                    if a == first {
+                        let _ = std::fs::remove_file(dir.join(forward::dataset_name(a, b)));
+                    }
+                }
+            }
+        }
+        let outbox = Outbox::new(&spool, ids, outboxes).map_err(AgentError::Delivery)?;
         Ok(Agent {
             map,
             state,
             signer,
             runs,
+            outbox: Arc::new(outbox),
+            sinks,
+            processed: BTreeMap::new(),
+            windows,
+            spool_full_logged: false,
         })
     }
 
-    /// Read every source to its end, commit everything, deliver to the
-    /// destinations, and report per topic.
+    /// The store-and-forward state shared with the forwarder.
+    pub fn outbox(&self) -> &Arc<Outbox> {
+        &self.outbox
+    }
+
+    /// Read every source — to its end for files and bags, until `stop` for
+    /// live ones — commit everything, deliver to the destinations, and report
+    /// per topic.
+    pub fn run(&mut self, options: &RunOptions, log: Log) -> Result<Vec<TopicReport>, AgentError> {
+        let stop = options.stop.clone();
+        let forwarder = forward::spawn(
+            self.outbox.clone(),
+            std::mem::take(&mut self.sinks),
+            log.clone(),
+        );
+        let result = self.run_sources(options, &log);
+        if result.is_ok() && options.wait_for_delivery && !stop.load(Ordering::Relaxed) {
+            if !self.outbox.drained() {
+                log("all sources read; waiting for the destinations to receive everything");
+            }
+            self.outbox.wait_drained(&stop);
+        }
+        self.outbox.shutdown();
+        let _ = forwarder.join();
+        let _ = status::write(&self.map, &self.outbox, false);
+        result.map(|()| self.report())
+    }
+
+    /// The compatibility entry point: [`Agent::run`] with default options and
+    /// a log callback.
     pub fn run_to_end(
         &mut self,
         log: &mut dyn FnMut(&str),
     ) -> Result<Vec<TopicReport>, AgentError> {
-        let sources: Vec<(String, Source)> = self
-            .map
-            .sources
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
-        for (name, source) in sources {
-            if !self.map.topics.iter().any(|t| t.source == name) {
+        let lines = Arc::new(Mutex::new(Vec::<String>::new()));
+        let sink = lines.clone();
+        let result = self.run(
+            &RunOptions::default(),
+            Arc::new(move |l: &str| {
+                sink.lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push(l.into())
+            }),
+        );
+        for l in lines.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+            log(l);
+        }
+        result
+    }
+
+    fn spawn_sources(
+        &mut self,
+        tx: &Sender<SourceEvent>,
+        stop: &Arc<AtomicBool>,
+        log: &Log,
+    ) -> Result<usize, AgentError> {
+        let mut spawned = 0;
+        for (name, source) in self.map.sources.clone() {
+            let topics: Vec<&Topic> = self
+                .map
+                .topics
+                .iter()
+                .filter(|t| t.source == name)
+                .collect();
+            if topics.is_empty() {
                 continue;
             }
-            match &source {
+            // Replays start after what every topic of the source has committed.
+            let after = topics
+                .iter()
+                .map(|t| {
+                    self.state
+                        .topics
+                        .get(&t.name)
+                        .and_then(|s| s.committed_through)
+                })
+                .min()
+                .flatten();
+            let tx = tx.clone();
+            spawned += 1;
+            match source {
                 Source::Jsonl { input } => {
-                    let reader: Box<dyn BufRead> = match input {
-                        JsonlInput::Stdin => Box::new(BufReader::new(std::io::stdin())),
-                        JsonlInput::File(p) => {
-                            Box::new(BufReader::new(std::fs::File::open(p).map_err(|e| {
-                                AgentError::Source {
-                                    name: name.clone(),
-                                    message: format!("{}: {e}", p.display()),
-                                }
-                            })?))
-                        }
-                    };
-                    for (position, line) in reader.lines().enumerate() {
-                        let line = line.map_err(|e| AgentError::Source {
-                            name: name.clone(),
+                    std::thread::Builder::new()
+                        .name(format!("source-{name}"))
+                        .spawn(move || read_jsonl(&name, &input, after, &tx))
+                        .map_err(|e| AgentError::Source {
+                            name: "thread".into(),
                             message: e.to_string(),
                         })?;
-                        if line.trim().is_empty() {
-                            continue;
-                        }
-                        self.accept(&name, jsonl_input(position as u64, &line), log)?;
-                    }
                 }
                 Source::Mcap { path } => {
-                    let messages = McapSource::open(path).map_err(|e| AgentError::Source {
+                    std::thread::Builder::new()
+                        .name(format!("source-{name}"))
+                        .spawn(move || read_mcap(&name, &path, after, &tx))
+                        .map_err(|e| AgentError::Source {
+                            name: "thread".into(),
+                            message: e.to_string(),
+                        })?;
+                }
+                Source::Mqtt(mqtt) => {
+                    let dir = journal_dir(&self.map.spool.dir, &name);
+                    let journal = Journal::open(&dir).map_err(|e| AgentError::Source {
                         name: name.clone(),
                         message: e.to_string(),
                     })?;
-                    for (position, item) in messages.enumerate() {
-                        let input = match item {
-                            Ok(m) => Input {
-                                position: position as u64,
-                                captured_at: format_log_time(m.log_time_ns, TimePrecision::Nanos),
-                                topic: m.topic,
-                                fields: m.fields.map_err(|e| e.to_string()),
-                            },
-                            Err(e) => {
-                                return Err(AgentError::Source {
-                                    name: name.clone(),
-                                    message: e.to_string(),
-                                })
-                            }
-                        };
-                        self.accept(&name, input, log)?;
-                    }
-                }
-                Source::Mqtt(_) => {
-                    return Err(AgentError::Unsupported(format!(
-                        "source {name}: MQTT sources are not run by this version of `agent run`"
-                    )))
+                    let run = MqttRun {
+                        name: name.clone(),
+                        source: mqtt,
+                        filters: topics.iter().map(|t| t.matcher.clone()).collect(),
+                        journal,
+                        replay_after: after,
+                        tx,
+                        stop: stop.clone(),
+                        log: log.clone(),
+                    };
+                    std::thread::Builder::new()
+                        .name(format!("source-{name}"))
+                        .spawn(move || run.run())
+                        .map_err(|e| AgentError::Source {
+                            name: "thread".into(),
+                            message: e.to_string(),
+                        })?;
                 }
             }
         }
-        let names: Vec<String> = self.runs.keys().cloned().collect();
-        for name in names {
-            self.seal(&name, log)?;
+        Ok(spawned)
+    }
+
+    fn run_sources(&mut self, options: &RunOptions, log: &Log) -> Result<(), AgentError> {
+        let stop = options.stop.clone();
+        let (tx, rx) = crossbeam_channel::bounded::<SourceEvent>(4096);
+        let mut open_sources = self.spawn_sources(&tx, &stop, log)?;
+        drop(tx);
+        let tick = Duration::from_millis(100);
+        let mut last_tick = Instant::now();
+        let mut last_status = Instant::now() - Duration::from_secs(10);
+        let mut failure = None;
+        let mut ended = true;
+        while open_sources > 0 {
+            if stop.load(Ordering::Relaxed) {
+                ended = false;
+                log("stopping: sealing open chunks");
+                break;
+            }
+            match rx.recv_timeout(tick) {
+                Ok(SourceEvent::Message { source, input }) => {
+                    self.accept(&source, input, &stop, log)?;
+                }
+                Ok(SourceEvent::End { source }) => {
+                    log(&format!("source {source}: read to its end"));
+                    open_sources -= 1;
+                }
+                Ok(SourceEvent::Failed { source, message }) => {
+                    failure = Some(AgentError::Source {
+                        name: source,
+                        message,
+                    });
+                    ended = false;
+                    break;
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => break,
+            }
+            if last_tick.elapsed() >= tick {
+                last_tick = Instant::now();
+                self.on_tick(&stop, log)?;
+                if last_status.elapsed() >= Duration::from_secs(1) {
+                    last_status = Instant::now();
+                    let _ = status::write(&self.map, &self.outbox, true);
+                }
+            }
         }
-        Ok(self.report())
+        // Seal what is open (on SIGTERM too: "graceful shutdown flushes the open chunk").
+        let names: Vec<String> = self.runs.keys().cloned().collect();
+        for name in &names {
+            self.seal(name, &stop, log)?;
+        }
+        if ended {
+            // Every source is at its end: the open dataset windows close too.
+            for name in &names {
+                self.close_window(name, log)?;
+            }
+            self.state.save(&self.map.spool.dir)?;
+        }
+        match failure {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    /// Time-driven work: seal chunks past their age, close dataset windows.
+    fn on_tick(&mut self, stop: &AtomicBool, log: &Log) -> Result<(), AgentError> {
+        let max_age = self.map.chunking.max_age;
+        let names: Vec<String> = self.runs.keys().cloned().collect();
+        for name in &names {
+            let old = self.runs[name]
+                .batch_started
+                .is_some_and(|t| t.elapsed() >= max_age);
+            if old {
+                self.seal(name, stop, log)?;
+            }
+        }
+        let mut closed = false;
+        for name in &names {
+            if self.windows.due(name) {
+                closed |= self.close_window(name, log)?;
+            }
+        }
+        if closed {
+            self.state.save(&self.map.spool.dir)?;
+        }
+        Ok(())
     }
 
     fn accept(
         &mut self,
         source: &str,
         input: Input,
-        log: &mut dyn FnMut(&str),
+        stop: &AtomicBool,
+        log: &Log,
     ) -> Result<(), AgentError> {
         let targets: Vec<String> = self
             .runs
@@ -299,8 +591,8 @@ impl Agent {
                 Ok(f) => f.clone(),
                 Err(why) => {
                     log(&format!(
-                        "topic {name}: skipped message {} of source {source}: {why}",
-                        input.position
+                        "topic {name}: skipped message {} of source {source} (topic {:?}): {why}",
+                        input.position, input.topic
                     ));
                     self.state.topics.entry(name.clone()).or_default().skipped += 1;
                     continue;
@@ -324,18 +616,59 @@ impl Agent {
                 || run.batch_bytes >= c.max_bytes
                 || run.batch_started.is_some_and(|t| t.elapsed() >= c.max_age);
             if full {
-                self.seal(&name, log)?;
+                self.seal(&name, stop, log)?;
             }
         }
+        // Only now is the message taken by every topic it goes to.
+        self.processed.insert(source.to_string(), input.position);
         Ok(())
     }
 
+    /// Make room in the spool for about `bytes` more, as `whenFull` says.
+    fn make_room(&mut self, bytes: u64, stop: &AtomicBool, log: &Log) {
+        let cap = self.map.spool.max_bytes;
+        if self.outbox.spool_bytes() + bytes <= cap {
+            self.spool_full_logged = false;
+            return;
+        }
+        match self.map.spool.when_full {
+            WhenFull::Block => {
+                if !self.spool_full_logged {
+                    log(&format!(
+                        "spool full ({} of {cap} bytes): not reading sources until the destinations take chunks (whenFull: block)",
+                        self.outbox.spool_bytes()
+                    ));
+                    self.spool_full_logged = true;
+                }
+                let _ = status::write(&self.map, &self.outbox, true);
+                self.outbox.wait_below(cap.saturating_sub(bytes), stop);
+                if self.outbox.spool_bytes() + bytes <= cap {
+                    log("spool has room again: reading sources");
+                    self.spool_full_logged = false;
+                }
+            }
+            WhenFull::DropOldest => {
+                while self.outbox.spool_bytes() + bytes > cap {
+                    match self.outbox.drop_oldest() {
+                        Some((topic, index, missed)) => log(&format!(
+                            "spool full: dropped chunk {index} of topic {topic}, never delivered to {} (whenFull: drop-oldest)",
+                            if missed.is_empty() { "-".to_string() } else { missed.join(", ") }
+                        )),
+                        None => break,
+                    }
+                }
+            }
+        }
+    }
+
     /// Sign the topic's batch, seal it as one chunk, write it durably, commit the state.
-    fn seal(&mut self, name: &str, log: &mut dyn FnMut(&str)) -> Result<(), AgentError> {
-        let run = self.runs.get_mut(name).expect("a run per topic");
-        if run.batch.is_empty() {
+    fn seal(&mut self, name: &str, stop: &AtomicBool, log: &Log) -> Result<(), AgentError> {
+        if self.runs[name].batch.is_empty() {
             return Ok(());
         }
+        let estimate = self.runs[name].batch_bytes + 8 * 1024;
+        self.make_room(estimate, stop, log);
+        let run = self.runs.get_mut(name).expect("a run per topic");
         let batch = std::mem::take(&mut run.batch);
         run.batch_bytes = 0;
         run.batch_started = None;
@@ -344,6 +677,7 @@ impl Agent {
         let mut lines = Vec::with_capacity(batch.len() * 400);
         let mut last_position = topic_state.committed_through;
         let mut packages = 0u64;
+        let mut captured = (None, None);
         for (position, payload) in &batch {
             last_position = Some(*position);
             match self.signer.build(
@@ -357,6 +691,10 @@ impl Agent {
                     lines.push(b'\n');
                     next_sequence += 1;
                     packages += 1;
+                    if captured.0.is_none() {
+                        captured.0 = Some(payload.captured_at.clone());
+                    }
+                    captured.1 = Some(payload.captured_at.clone());
                 }
                 Err(e) => {
                     log(&format!("topic {name}: skipped message {position}: {e}"));
@@ -365,50 +703,84 @@ impl Agent {
             }
         }
         if packages > 0 {
+            let index = run.writer.state().next_index;
+            let plaintext = self.windows.enabled().then(|| lines.clone());
             run.writer.seal_chunk(lines)?;
             run.writer.flush()?;
             topic_state.chain = run.writer.state().clone();
+            let bytes = file_len(&run.chain_dir.join(envelope_name(index)))
+                + file_len(&run.chain_dir.join(ciphertext_name(index)));
+            if let Some(plaintext) = plaintext {
+                self.windows.push(
+                    name,
+                    &run.chain_dir.join(envelope_name(index)),
+                    &plaintext,
+                    captured,
+                )?;
+            }
+            topic_state.window = self.windows.saved(name);
+            self.outbox
+                .committed(name, topic_state.chain.next_index, bytes);
         }
         topic_state.committed_through = last_position;
         topic_state.packages += packages;
         self.state.next_sequence = next_sequence;
         self.state.topics.insert(name.to_string(), topic_state);
+        // Topics of the same source with nothing pending have taken everything
+        // the pipeline has processed of it.
+        let source = self.runs[name].topic.source.clone();
+        if let Some(&processed) = self.processed.get(&source) {
+            for (other, run) in &self.runs {
+                if run.topic.source == source && run.batch.is_empty() && other != name {
+                    let t = self.state.topics.entry(other.clone()).or_default();
+                    if t.committed_through.is_none_or(|c| c < processed) {
+                        t.committed_through = Some(processed);
+                    }
+                }
+            }
+        }
         self.state.save(&self.map.spool.dir)?;
-        self.deliver(name)?;
+        self.prune_journal(&source);
         Ok(())
     }
 
-    /// Copy committed chunks the directory destinations do not have yet.
-    fn deliver(&mut self, name: &str) -> Result<(), AgentError> {
-        let run = &self.runs[name];
-        let topic_state = self.state.topics.entry(name.to_string()).or_default();
-        let head = topic_state.chain.next_index;
-        for (i, d) in self.map.destinations.iter().enumerate() {
-            let Destination::Directory { path, .. } = d else {
-                continue;
-            };
-            let dest = path.join(topic_dir_name(name));
-            std::fs::create_dir_all(&dest).map_err(|e| FileError::new(&dest, e))?;
-            let from = topic_state.delivered.get(&i).copied().unwrap_or(0);
-            for index in from..head {
-                for file in [ciphertext_name(index), envelope_name(index)] {
-                    let bytes = std::fs::read(run.chain_dir.join(&file))
-                        .map_err(|e| FileError::new(run.chain_dir.join(&file), e))?;
-                    sealstream_core::layout::write_atomic(&dest.join(&file), &bytes)
-                        .map_err(|e| FileError::new(dest.join(&file), e))?;
-                }
-            }
-            topic_state.delivered.insert(i, head);
+    /// Close the topic's dataset window: sign and spool its manifest.
+    fn close_window(&mut self, name: &str, log: &Log) -> Result<bool, AgentError> {
+        let Some((first, last, path)) = self.windows.close(name, &self.map)? else {
+            return Ok(false);
+        };
+        let bytes = file_len(&path);
+        log(&format!(
+            "topic {name}: dataset manifest for chunks {first}..={last} signed"
+        ));
+        self.outbox.dataset_written(name, first, last, bytes);
+        if let Some(t) = self.state.topics.get_mut(name) {
+            t.window = self.windows.saved(name);
         }
-        if self
+        Ok(true)
+    }
+
+    /// Delete journal segments of a live source that every topic has committed.
+    fn prune_journal(&self, source: &str) {
+        if !matches!(self.map.sources.get(source), Some(Source::Mqtt(_))) {
+            return;
+        }
+        let through = self
             .map
-            .destinations
+            .topics
             .iter()
-            .any(|d| matches!(d, Destination::Directory { .. }))
-        {
-            self.state.save(&self.map.spool.dir)?;
+            .filter(|t| t.source == source)
+            .map(|t| {
+                self.state
+                    .topics
+                    .get(&t.name)
+                    .and_then(|s| s.committed_through)
+            })
+            .min()
+            .flatten();
+        if let Some(through) = through {
+            let _ = crate::journal::prune(&journal_dir(&self.map.spool.dir, source), through);
         }
-        Ok(())
     }
 
     /// Per-topic counts.
@@ -432,6 +804,94 @@ impl Agent {
     pub fn chain_dir(&self, topic: &str) -> Option<&Path> {
         self.runs.get(topic).map(|r| r.chain_dir.as_path())
     }
+}
+
+fn file_len(path: &Path) -> u64 {
+    std::fs::metadata(path).map_or(0, |m| m.len())
+}
+
+fn read_jsonl(name: &str, input: &JsonlInput, after: Option<u64>, tx: &Sender<SourceEvent>) {
+    let reader: Box<dyn BufRead> = match input {
+        JsonlInput::Stdin => Box::new(BufReader::new(std::io::stdin())),
+        JsonlInput::File(p) => match std::fs::File::open(p) {
+            Ok(f) => Box::new(BufReader::new(f)),
+            Err(e) => {
+                let _ = tx.send(SourceEvent::Failed {
+                    source: name.to_string(),
+                    message: format!("{}: {e}", p.display()),
+                });
+                return;
+            }
+        },
+    };
+    for (position, line) in reader.lines().enumerate() {
+        let position = position as u64;
+        let line = match line {
+            Ok(l) => l,
+            Err(e) => {
+                let _ = tx.send(SourceEvent::Failed {
+                    source: name.to_string(),
+                    message: format!("line {}: {e}", position + 1),
+                });
+                return;
+            }
+        };
+        if after.is_some_and(|a| position <= a) || line.trim().is_empty() {
+            continue;
+        }
+        let event = SourceEvent::Message {
+            source: name.to_string(),
+            input: jsonl_input(position, &line),
+        };
+        if tx.send(event).is_err() {
+            return;
+        }
+    }
+    let _ = tx.send(SourceEvent::End {
+        source: name.to_string(),
+    });
+}
+
+fn read_mcap(name: &str, path: &Path, after: Option<u64>, tx: &Sender<SourceEvent>) {
+    let messages = match McapSource::open(path) {
+        Ok(m) => m,
+        Err(e) => {
+            let _ = tx.send(SourceEvent::Failed {
+                source: name.to_string(),
+                message: e.to_string(),
+            });
+            return;
+        }
+    };
+    for (position, item) in messages.enumerate() {
+        let position = position as u64;
+        let input = match item {
+            Ok(_) if after.is_some_and(|a| position <= a) => continue,
+            Ok(m) => Input {
+                position,
+                captured_at: format_log_time(m.log_time_ns, TimePrecision::Nanos),
+                topic: m.topic,
+                fields: m.fields.map_err(|e| e.to_string()),
+            },
+            Err(e) => {
+                let _ = tx.send(SourceEvent::Failed {
+                    source: name.to_string(),
+                    message: e.to_string(),
+                });
+                return;
+            }
+        };
+        let event = SourceEvent::Message {
+            source: name.to_string(),
+            input,
+        };
+        if tx.send(event).is_err() {
+            return;
+        }
+    }
+    let _ = tx.send(SourceEvent::End {
+        source: name.to_string(),
+    });
 }
 
 /// A JSON line `{"topic", "capturedAt"?, "fields" | "payload"}`.

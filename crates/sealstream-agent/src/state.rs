@@ -3,7 +3,8 @@
 //! One file, `<spool>/state.json`, replaced atomically after every chunk is
 //! durably written. It holds the machine's next sequence number, and per topic
 //! the chain head, the source position of the last message committed to the
-//! chain, and how far each destination has been delivered. On restart, sources
+//! chain, and the open dataset window. (Delivery progress is kept by the
+//! forwarder, in `delivery.json`.) On restart, sources
 //! resume from these positions and already-committed messages are skipped, so
 //! every input message lands in its chain exactly once and sequence numbers
 //! have no gaps or repeats, however the previous run ended.
@@ -16,7 +17,7 @@ use sealstream_core::json::{self, Map, Number, Value};
 use sealstream_core::layout::write_atomic;
 
 /// Committed state of one topic.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct TopicState {
     /// The chain head.
     pub chain: ChainState,
@@ -26,12 +27,12 @@ pub struct TopicState {
     pub packages: u64,
     /// Messages skipped as bad (undecodable, or breaking a rule).
     pub skipped: u64,
-    /// Per destination (by position in the Data Event Map): the next chunk index to deliver.
-    pub delivered: BTreeMap<usize, u64>,
+    /// The open dataset window (see [`crate::window`]), if any.
+    pub window: Option<Value>,
 }
 
 /// The whole agent state.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct AgentState {
     /// The next package sequence number of the machine.
     pub next_sequence: u64,
@@ -101,22 +102,6 @@ impl AgentState {
                 .ok_or_else(|| invalid(format!("topics.{name}: expected an object")))?;
             let chain = ChainState::from_json(t.get("chain").unwrap_or(&Value::Null))
                 .map_err(|e| invalid(format!("topics.{name}.chain: {e}")))?;
-            let mut delivered = BTreeMap::new();
-            for (k, n) in t
-                .get("delivered")
-                .and_then(Value::as_object)
-                .into_iter()
-                .flatten()
-            {
-                let k: usize = k
-                    .parse()
-                    .map_err(|_| invalid(format!("topics.{name}.delivered: bad key")))?;
-                delivered.insert(
-                    k,
-                    u64_of(Some(n))
-                        .ok_or_else(|| invalid(format!("topics.{name}.delivered.{k}")))?,
-                );
-            }
             topics.insert(
                 name.clone(),
                 TopicState {
@@ -124,7 +109,7 @@ impl AgentState {
                     committed_through: u64_of(t.get("committedThrough")),
                     packages: u64_of(t.get("packages")).unwrap_or(0),
                     skipped: u64_of(t.get("skipped")).unwrap_or(0),
-                    delivered,
+                    window: t.get("window").filter(|w| !w.is_null()).cloned(),
                 },
             );
         }
@@ -146,12 +131,9 @@ impl AgentState {
             );
             o.insert("packages".into(), Value::from(t.packages));
             o.insert("skipped".into(), Value::from(t.skipped));
-            let delivered: Map = t
-                .delivered
-                .iter()
-                .map(|(k, v)| (k.to_string(), Value::from(*v)))
-                .collect();
-            o.insert("delivered".into(), Value::Object(delivered));
+            if let Some(w) = &t.window {
+                o.insert("window".into(), w.clone());
+            }
             topics.insert(name.clone(), Value::Object(o));
         }
         let mut m = Map::new();
@@ -188,7 +170,7 @@ mod tests {
             skipped: 2,
             ..TopicState::default()
         };
-        t.delivered.insert(0, 2);
+        t.window = Some(Value::from(7u64));
         s.topics.insert("/gps".into(), t);
         s.save(dir.path()).unwrap();
         assert_eq!(AgentState::load(dir.path()).unwrap(), s);

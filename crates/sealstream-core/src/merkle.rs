@@ -68,6 +68,34 @@ impl RootBuilder {
         self.size
     }
 
+    /// The frontier: the number of leaves and the roots of the complete
+    /// subtrees they form, largest first, each with its level (height above
+    /// the leaves; a subtree of level `l` covers `2^l` leaves). The levels are
+    /// the set bits of the size, in decreasing order, so there are at most 64
+    /// entries. Together with [`RootBuilder::from_frontier`] this saves and
+    /// restores a builder in `O(log n)` space.
+    pub fn frontier(&self) -> (u64, Vec<(u32, Hash)>) {
+        (self.size, self.stack.clone())
+    }
+
+    /// Restore a builder from its [`frontier`](RootBuilder::frontier).
+    /// `None` unless the levels are exactly the set bits of `size`, largest
+    /// first (the only frontier a builder of that size can have).
+    pub fn from_frontier(size: u64, frontier: Vec<(u32, Hash)>) -> Option<Self> {
+        let mut rest = size;
+        for &(level, _) in &frontier {
+            // The highest bit not yet accounted for must be this level.
+            if rest.checked_ilog2() != Some(level) {
+                return None;
+            }
+            rest &= !(1u64 << level);
+        }
+        (rest == 0).then_some(RootBuilder {
+            stack: frontier,
+            size,
+        })
+    }
+
     /// The root of the leaves so far.
     pub fn root(&self) -> Hash {
         let mut iter = self.stack.iter().rev();
@@ -248,6 +276,50 @@ mod tests {
             }
             assert_eq!(b.root(), root(&l), "n = {n}");
         }
+    }
+
+    #[test]
+    fn frontier_restore_at_every_size_continues_to_the_same_root() {
+        let l = leaves(200);
+        let mut whole = RootBuilder::new();
+        for h in &l {
+            whole.push(*h);
+        }
+        for cut in 0..=l.len() {
+            let mut b = RootBuilder::new();
+            for h in &l[..cut] {
+                b.push(*h);
+            }
+            let (size, frontier) = b.frontier();
+            assert_eq!(size, cut as u64);
+            assert_eq!(frontier.len() as u32, size.count_ones());
+            let mut r = RootBuilder::from_frontier(size, frontier).expect("own frontier");
+            assert_eq!(r.root(), root(&l[..cut]), "cut {cut}");
+            for h in &l[cut..] {
+                r.push(*h);
+            }
+            assert_eq!(r.size(), whole.size());
+            assert_eq!(r.root(), whole.root(), "cut {cut}");
+        }
+    }
+
+    #[test]
+    fn frontier_levels_must_match_size() {
+        let h = [7u8; 32];
+        assert!(RootBuilder::from_frontier(0, vec![]).is_some());
+        assert!(RootBuilder::from_frontier(5, vec![(2, h), (0, h)]).is_some());
+        assert!(
+            RootBuilder::from_frontier(u64::MAX, (0..64).rev().map(|l| (l, h)).collect()).is_some()
+        );
+        // Missing, extra, misordered, wrong and out-of-range levels.
+        assert!(RootBuilder::from_frontier(0, vec![(0, h)]).is_none());
+        assert!(RootBuilder::from_frontier(5, vec![(2, h)]).is_none());
+        assert!(RootBuilder::from_frontier(5, vec![(0, h), (2, h)]).is_none());
+        assert!(RootBuilder::from_frontier(5, vec![(2, h), (1, h)]).is_none());
+        assert!(RootBuilder::from_frontier(5, vec![(2, h), (0, h), (0, h)]).is_none());
+        assert!(RootBuilder::from_frontier(4, vec![(1, h), (1, h)]).is_none());
+        assert!(RootBuilder::from_frontier(1, vec![(64, h)]).is_none());
+        assert!(RootBuilder::from_frontier(1, vec![(u32::MAX, h)]).is_none());
     }
 
     #[test]

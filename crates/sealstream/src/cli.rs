@@ -57,14 +57,31 @@ pub enum Command {
 
 #[derive(Debug, Subcommand)]
 pub enum AgentCommand {
-    /// Run the agent over its replayable sources (JSON lines files, MCAP bags) to their end:
-    /// signed packages, one continuous chain per topic in the spool, delivered to directory
-    /// destinations. Crash-safe: a rerun continues exactly where the last commit left off.
+    /// Run the agent: read its sources (JSON lines, MCAP bags, MQTT), sign packages, append
+    /// one continuous chain per topic in the spool and forward the chunks to the destinations
+    /// (directories, object stores). Runs until every file and bag is read and delivered; with
+    /// an MQTT source or standard input, until SIGTERM or SIGINT, which seal the open chunks
+    /// first. Crash-safe: a rerun continues exactly where the last commit left off.
     Run {
         /// The Data Event Map.
         #[arg(long)]
         config: PathBuf,
-        /// Print per-topic counts as JSON on stdout.
+        /// Print per-topic counts as JSON on stdout at the end.
+        #[arg(long)]
+        json: bool,
+        /// Return once the sources are read, without waiting for unreachable destinations
+        /// (the spool keeps what they lack for the next run).
+        #[arg(long)]
+        no_wait: bool,
+    },
+    /// Show the agent's state from its spool: per topic the packages, chunks, skipped
+    /// messages and chunks delivered per destination; the last sequence number; the spool's
+    /// size and cap; each destination's health (while the agent runs).
+    Status {
+        /// The Data Event Map.
+        #[arg(long)]
+        config: PathBuf,
+        /// Print the status as JSON on stdout.
         #[arg(long)]
         json: bool,
     },

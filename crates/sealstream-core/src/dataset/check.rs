@@ -5,6 +5,8 @@ use std::fmt;
 
 use super::manifest::{DatasetManifest, SignatureError};
 use crate::chunk::{utc_now_seconds, ChunkEnvelope};
+use crate::error::ValidationError;
+use crate::json::{Map, Number, Value};
 use crate::keys::parse_hex_exact;
 use crate::merkle::{leaf_hash, Hash, RootBuilder};
 
@@ -22,6 +24,11 @@ pub fn hash_hex(h: &Hash) -> String {
 }
 
 /// Collects what a manifest commits to while a chain is written or read.
+///
+/// Its whole state is `O(log n)`: the Merkle frontier plus the first and last
+/// chunk ids and the signer. [`DatasetBuilder::to_json`] saves it and
+/// [`DatasetBuilder::from_json`] restores it, so a builder can outlive the
+/// process that started it (see [`ResumableDataset`](super::ResumableDataset)).
 #[derive(Clone, Debug, Default)]
 pub struct DatasetBuilder {
     tree: RootBuilder,
@@ -76,6 +83,213 @@ impl DatasetBuilder {
         self.tree.size()
     }
 
+    /// Index of the first chunk pushed (`None` before the first).
+    pub fn first_index(&self) -> Option<u64> {
+        self.first.as_ref().map(|(index, _)| *index)
+    }
+
+    /// Id of the last chunk pushed (`None` before the first).
+    pub fn head_chunk_id(&self) -> Option<&str> {
+        self.head.as_deref()
+    }
+
+    /// `machineDid` of the first chunk (`None` before the first).
+    pub(crate) fn machine_did(&self) -> Option<&str> {
+        self.machine_did.as_deref()
+    }
+
+    /// `publicKeyHex` of the first chunk (`None` before the first).
+    pub(crate) fn chain_key(&self) -> Option<&str> {
+        self.chain_key.as_deref()
+    }
+
+    /// The saved state, a JSON object of `O(log n)` size (never the list of
+    /// chunk ids):
+    ///
+    /// ```json
+    /// {"chunkCount": 5,
+    ///  "frontier": [{"level": 2, "hash": "0x…"}, {"level": 0, "hash": "0x…"}],
+    ///  "firstIndex": 3, "firstChunkId": "0x…", "headChunkId": "0x…",
+    ///  "machineDid": "did:peaq:0x…", "chainPublicKeyHex": "…"}
+    /// ```
+    ///
+    /// `frontier` holds the roots of the complete subtrees, largest first
+    /// ([`RootBuilder::frontier`]); before the first chunk the other fields
+    /// are `null`.
+    pub fn to_json(&self) -> Value {
+        let mut m = Map::new();
+        self.write_state(&mut m);
+        Value::Object(m)
+    }
+
+    /// Restore a builder saved with [`DatasetBuilder::to_json`]. The frontier
+    /// must fit `chunkCount`, the ids must be chunk ids, and what can be
+    /// cross-checked (the last leaf against `headChunkId`) must agree.
+    /// Unknown fields are refused.
+    pub fn from_json(value: &Value) -> Result<Self, ValidationError> {
+        let o = value
+            .as_object()
+            .ok_or_else(|| ValidationError::new("dataset state", "expected a JSON object"))?;
+        refuse_unknown(o, &BUILDER_STATE_KEYS)?;
+        Self::read_state(o)
+    }
+
+    /// Write the state's fields into `m` (shared with `ResumableDataset`).
+    pub(crate) fn write_state(&self, m: &mut Map) {
+        let (size, frontier) = self.tree.frontier();
+        m.insert("chunkCount".into(), Value::from(size));
+        m.insert(
+            "frontier".into(),
+            Value::Array(
+                frontier
+                    .iter()
+                    .map(|(level, hash)| {
+                        let mut e = Map::new();
+                        e.insert("level".into(), Value::from(u64::from(*level)));
+                        e.insert("hash".into(), hash_hex(hash).into());
+                        Value::Object(e)
+                    })
+                    .collect(),
+            ),
+        );
+        let opt = |v: &Option<String>| -> Value { v.clone().into() };
+        m.insert(
+            "firstIndex".into(),
+            self.first_index().map_or(Value::Null, Value::from),
+        );
+        m.insert(
+            "firstChunkId".into(),
+            opt(&self.first.as_ref().map(|(_, id)| id.clone())),
+        );
+        m.insert("headChunkId".into(), opt(&self.head));
+        m.insert("machineDid".into(), opt(&self.machine_did));
+        m.insert("chainPublicKeyHex".into(), opt(&self.chain_key));
+    }
+
+    /// Read the fields written by [`DatasetBuilder::write_state`] from `o`.
+    pub(crate) fn read_state(o: &Map) -> Result<Self, ValidationError> {
+        let count = o
+            .get("chunkCount")
+            .and_then(Value::as_number)
+            .and_then(Number::as_u64)
+            .ok_or_else(|| ValidationError::new("chunkCount", "required non-negative integer"))?;
+        let items = o
+            .get("frontier")
+            .and_then(Value::as_array)
+            .ok_or_else(|| ValidationError::new("frontier", "required array"))?;
+        let mut frontier = Vec::with_capacity(items.len());
+        for (i, item) in items.iter().enumerate() {
+            let at = |k: &str| format!("frontier[{i}].{k}");
+            let e = item.as_object().ok_or_else(|| {
+                ValidationError::new(format!("frontier[{i}]"), "expected an object")
+            })?;
+            let level = e
+                .get("level")
+                .and_then(Value::as_number)
+                .and_then(Number::as_u64)
+                .and_then(|l| u32::try_from(l).ok())
+                .ok_or_else(|| {
+                    ValidationError::new(at("level"), "required non-negative integer")
+                })?;
+            let hash = e
+                .get("hash")
+                .and_then(Value::as_str)
+                .ok_or_else(|| ValidationError::new(at("hash"), "required string"))
+                .and_then(|h| parse_hex_exact::<32>(h, &at("hash")))?;
+            if e.len() != 2 {
+                return Err(ValidationError::new(
+                    format!("frontier[{i}]"),
+                    "only level and hash",
+                ));
+            }
+            frontier.push((level, hash));
+        }
+        let tree = RootBuilder::from_frontier(count, frontier).ok_or_else(|| {
+            ValidationError::new(
+                "frontier",
+                "levels must be the set bits of chunkCount, largest first",
+            )
+        })?;
+        let opt_str = |k: &str| -> Result<Option<String>, ValidationError> {
+            match o.get(k) {
+                None | Some(Value::Null) => Ok(None),
+                Some(Value::String(v)) => Ok(Some(v.clone())),
+                Some(_) => Err(ValidationError::new(k, "expected a string or null")),
+            }
+        };
+        let first_index = match o.get("firstIndex") {
+            None | Some(Value::Null) => None,
+            Some(v) => Some(v.as_number().and_then(Number::as_u64).ok_or_else(|| {
+                ValidationError::new("firstIndex", "expected a non-negative integer or null")
+            })?),
+        };
+        let first_id = opt_str("firstChunkId")?;
+        let head = opt_str("headChunkId")?;
+        let machine_did = opt_str("machineDid")?;
+        let chain_key = opt_str("chainPublicKeyHex")?;
+        let set = [
+            ("firstIndex", first_index.is_some()),
+            ("firstChunkId", first_id.is_some()),
+            ("headChunkId", head.is_some()),
+            ("machineDid", machine_did.is_some()),
+            ("chainPublicKeyHex", chain_key.is_some()),
+        ];
+        if let Some((k, present)) = set.iter().find(|(_, present)| *present != (count > 0)) {
+            return Err(ValidationError::new(
+                *k,
+                if *present {
+                    "must be null when chunkCount is 0"
+                } else {
+                    "required when chunkCount is above 0"
+                },
+            ));
+        }
+        let first = match (first_index, first_id) {
+            (Some(index), Some(id)) => {
+                if chunk_leaf(&id).is_none() {
+                    return Err(ValidationError::new(
+                        "firstChunkId",
+                        "expected 0x + 64 hex digits",
+                    ));
+                }
+                if index.checked_add(count - 1).is_none() {
+                    return Err(ValidationError::new(
+                        "firstIndex",
+                        "firstIndex + chunkCount overflows the chunk index",
+                    ));
+                }
+                Some((index, id))
+            }
+            _ => None,
+        };
+        if let Some(h) = &head {
+            let leaf = chunk_leaf(h).ok_or_else(|| {
+                ValidationError::new("headChunkId", "expected 0x + 64 hex digits")
+            })?;
+            // With an odd count the last subtree is the head's leaf alone.
+            let (_, frontier) = tree.frontier();
+            if count % 2 == 1 && frontier.last().map(|(_, hash)| hash) != Some(&leaf) {
+                return Err(ValidationError::new(
+                    "headChunkId",
+                    "is not the last leaf of the frontier",
+                ));
+            }
+            if count == 1 && first.as_ref().map(|(_, id)| id) != Some(h) {
+                return Err(ValidationError::new(
+                    "headChunkId",
+                    "must be firstChunkId when chunkCount is 1",
+                ));
+            }
+        }
+        Ok(DatasetBuilder {
+            tree,
+            first,
+            head,
+            machine_did,
+            chain_key,
+        })
+    }
+
     /// The unsigned manifest (`None` if no chunk was pushed).
     pub fn finish(self, info: DatasetInfo) -> Option<DatasetManifest> {
         let (first_index, first_chunk_id) = self.first?;
@@ -97,6 +311,25 @@ impl DatasetBuilder {
             created_at: utc_now_seconds(),
             signatures: Vec::new(),
         })
+    }
+}
+
+/// The fields of [`DatasetBuilder::to_json`].
+pub(crate) const BUILDER_STATE_KEYS: [&str; 7] = [
+    "chunkCount",
+    "frontier",
+    "firstIndex",
+    "firstChunkId",
+    "headChunkId",
+    "machineDid",
+    "chainPublicKeyHex",
+];
+
+/// Refuse a field of `o` not in `known`.
+pub(crate) fn refuse_unknown(o: &Map, known: &[&str]) -> Result<(), ValidationError> {
+    match o.keys().find(|k| !known.contains(&k.as_str())) {
+        Some(k) => Err(ValidationError::new(k.as_str(), "unknown field")),
+        None => Ok(()),
     }
 }
 
@@ -143,6 +376,20 @@ pub enum DatasetMismatch {
     HeadChunkId,
     /// The plaintext does not hash to `sourceHash`.
     SourceHash,
+    /// A chunk pushed to a [`ResumableDataset`](super::ResumableDataset) is
+    /// not the next one of its range (pushed twice, or one skipped).
+    NotNext {
+        /// The index the dataset expects next.
+        expected: u64,
+        /// The chunk's index.
+        found: u64,
+    },
+    /// A chunk pushed to a [`ResumableDataset`](super::ResumableDataset) does
+    /// not link to the dataset's head (`previousChunkId`).
+    PreviousChunkId {
+        /// Chunk index.
+        index: u64,
+    },
 }
 
 impl fmt::Display for DatasetMismatch {
@@ -173,6 +420,13 @@ impl fmt::Display for DatasetMismatch {
             DatasetMismatch::FirstChunkId => f.write_str("firstChunkId: the chain starts with another chunk"),
             DatasetMismatch::HeadChunkId => f.write_str("headChunkId: the chain ends with another chunk"),
             DatasetMismatch::SourceHash => f.write_str("sourceHash: the decrypted data is not the data the dataset commits to"),
+            DatasetMismatch::NotNext { expected, found } => write!(
+                f,
+                "chunk {found}: not the next chunk of the dataset, which expects chunk {expected} (a chunk pushed twice or skipped)"
+            ),
+            DatasetMismatch::PreviousChunkId { index } => {
+                write!(f, "chunk {index}: previousChunkId is not the dataset's headChunkId (not the next chunk of this chain)")
+            }
         }
     }
 }

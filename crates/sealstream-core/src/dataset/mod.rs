@@ -4,10 +4,15 @@
 //! growing dataset only ever extends. Additive: v1 readers ignore
 //! `dataset.json`; sealstream readers check it. The format, with the exact
 //! bytes that are hashed and signed, is in `docs/formats.md`.
+//!
+//! [`ResumableDataset`] builds a manifest in a process that may be killed at
+//! any moment: its whole progress, including the running `sourceHash`, saves
+//! to JSON of `O(log n)` size and restores to continue where it stopped.
 
 mod check;
 mod manifest;
 mod proof;
+mod resumable;
 
 pub use check::{
     chunk_leaf, hash_hex, DatasetBuilder, DatasetInfo, DatasetMismatch, DatasetVerifier,
@@ -20,3 +25,4 @@ pub use proof::{
     verify_chunk, verify_extension, ChunkProofError, ConsistencyProof, ExtensionError,
     InclusionProof, CONSISTENCY_SCHEMA_VERSION, INCLUSION_SCHEMA_VERSION,
 };
+pub use resumable::{ResumableDataset, ResumableSha256, DATASET_STATE_SCHEMA_VERSION};

@@ -1,7 +1,10 @@
-//! `sealstream agent check`.
+//! `sealstream agent run|check|status`.
+
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 
 use sealstream_agent::config::{ConfigError, DataEventMap, Destination, Source};
-use sealstream_agent::pipeline::Agent;
+use sealstream_agent::pipeline::{Agent, RunOptions};
 use sealstream_core::json::{Map, Value};
 
 use crate::cli::AgentCommand;
@@ -27,17 +30,26 @@ fn load(config: &std::path::Path) -> CliResult<DataEventMap> {
     }
 }
 
-fn run_agent(config: &std::path::Path, ui: Ui) -> CliResult {
+fn run_agent(config: &std::path::Path, no_wait: bool, ui: Ui) -> CliResult {
     let map = load(config)?;
     let mut agent = Agent::open(map).map_err(|e| CliError::input(e.to_string()))?;
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        signal_hook::flag::register(signal, stop.clone())
+            .map_err(|e| CliError::input(format!("cannot handle signals: {e}")))?;
+    }
     let quiet = ui.quiet;
-    let mut log = |line: &str| {
+    let log: sealstream_agent::pipeline::Log = Arc::new(move |line: &str| {
         if !quiet {
             eprintln!("{line}");
         }
+    });
+    let options = RunOptions {
+        stop,
+        wait_for_delivery: !no_wait,
     };
     let reports = agent
-        .run_to_end(&mut log)
+        .run(&options, log)
         .map_err(|e| CliError::input(e.to_string()))?;
     if ui.json {
         let topics = reports
@@ -82,7 +94,12 @@ fn run_agent(config: &std::path::Path, ui: Ui) -> CliResult {
 
 pub fn run(cmd: AgentCommand, ui: Ui) -> CliResult {
     match cmd {
-        AgentCommand::Run { config, json } => run_agent(&config, Ui { json, ..ui }),
+        AgentCommand::Run {
+            config,
+            json,
+            no_wait,
+        } => run_agent(&config, no_wait, Ui { json, ..ui }),
+        AgentCommand::Status { config, json } => status(&config, Ui { json, ..ui }),
         AgentCommand::Check { config, json } => {
             let ui = Ui { json, ..ui };
             let map = load(&config)?;
@@ -147,4 +164,90 @@ pub fn run(cmd: AgentCommand, ui: Ui) -> CliResult {
             Ok(())
         }
     }
+}
+
+fn status(config: &std::path::Path, ui: Ui) -> CliResult {
+    let map = load(config)?;
+    let v = sealstream_agent::status::collect(&map).map_err(CliError::input)?;
+    if ui.json {
+        ui.json_out(&v);
+        return Ok(());
+    }
+    let o = v.as_object().expect("status is an object");
+    let get = |o: &Map, k: &str| o.get(k).cloned().unwrap_or(Value::Null);
+    let text = |v: Value| match v {
+        Value::Null => "-".to_string(),
+        Value::String(s) => s,
+        other => sealstream_core::json::write::to_python_compact(&other),
+    };
+    ui.say(format!(
+        "Agent:          {} ({})",
+        map.machine.did,
+        if get(o, "running") == Value::Bool(true) {
+            "running"
+        } else {
+            "not running"
+        }
+    ));
+    ui.say(format!("Last sequence:  {}", text(get(o, "lastSequence"))));
+    if let Some(sp) = o.get("spool").and_then(Value::as_object) {
+        ui.say(format!(
+            "Spool:          {} bytes of {} ({}), journal {} bytes, in {}",
+            text(get(sp, "bytes")),
+            text(get(sp, "maxBytes")),
+            text(get(sp, "whenFull")),
+            text(get(sp, "journalBytes")),
+            text(get(sp, "dir")),
+        ));
+    }
+    for t in o
+        .get("topics")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let Some(t) = t.as_object() else { continue };
+        let delivered: Vec<String> = t
+            .get("deliveredChunks")
+            .and_then(Value::as_object)
+            .into_iter()
+            .flatten()
+            .map(|(d, n)| format!("{} to {d}", text(n.clone())))
+            .collect();
+        ui.say(format!(
+            "Topic {}: {} packages in {} chunks, {} skipped; delivered {}",
+            text(get(t, "topic")),
+            text(get(t, "packages")),
+            text(get(t, "chunks")),
+            text(get(t, "skipped")),
+            if delivered.is_empty() {
+                "-".to_string()
+            } else {
+                delivered.join(", ")
+            }
+        ));
+    }
+    for d in o
+        .get("destinations")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let Some(d) = d.as_object() else { continue };
+        let health = match d.get("ok") {
+            Some(Value::Bool(true)) => "ok".to_string(),
+            Some(Value::Bool(false)) => format!(
+                "failing ({} attempts): {}",
+                text(get(d, "failures")),
+                text(get(d, "lastError"))
+            ),
+            _ => "not tried yet".to_string(),
+        };
+        ui.say(format!(
+            "Destination {}: {health}; last delivery {}",
+            text(get(d, "destination")),
+            text(get(d, "lastDeliveredAt"))
+        ));
+    }
+    Ok(())
 }

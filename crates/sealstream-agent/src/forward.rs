@@ -1,0 +1,611 @@
+//! Store and forward: the spool holds every sealed chunk (and dataset
+//! manifest) until each destination has it; a forwarder thread copies them,
+//! per topic in chain order, and deletes them from the spool once every
+//! destination has them.
+//!
+//! A destination that fails is retried with exponential backoff (0.5 s up to
+//! 30 s) while the others go on. What each destination has received is kept
+//! in `<spool>/delivery.json`, replaced atomically after every object, so a
+//! restart resumes where delivery stopped (an object may be sent twice, never
+//! skipped; sinks replace objects whole).
+//!
+//! The spool's size is tracked here ([`Outbox::spool_bytes`]); when it reaches
+//! its cap, the pipeline either waits for the forwarder ([`Outbox::wait_below`],
+//! `whenFull: block`) or drops the oldest undelivered chunk
+//! ([`Outbox::drop_oldest`], `whenFull: drop-oldest`).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use sealstream_core::chunk::utc_now_seconds;
+use sealstream_core::json::{self, Map, Number, Value};
+use sealstream_core::layout::{ciphertext_name, envelope_name, write_atomic};
+
+use crate::sink::Sink;
+
+/// How far one destination has received one topic.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Delivered {
+    /// The next chunk index to send.
+    pub chunks: u64,
+    /// The first chunk index of the next dataset manifest to send.
+    pub datasets: u64,
+}
+
+/// A destination's health, for `agent status`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Health {
+    /// The destination, as in logs.
+    pub destination: String,
+    /// Whether the last attempt succeeded (`None`: nothing tried yet).
+    pub ok: Option<bool>,
+    /// The last error, if the last attempt failed.
+    pub last_error: Option<String>,
+    /// When the last object was delivered (UTC).
+    pub last_delivered_at: Option<String>,
+    /// Failed attempts in a row.
+    pub failures: u64,
+}
+
+/// One topic's chain in the spool.
+#[derive(Clone, Debug)]
+pub struct TopicOutbox {
+    /// The directory name of the topic at destinations (`<name>-<hash>`).
+    pub dir_name: String,
+    /// The spool directory of its chain.
+    pub chain_dir: PathBuf,
+    /// The spool directory of its dataset manifests.
+    pub dataset_dir: PathBuf,
+    /// Chunks committed (the next index).
+    pub head: u64,
+    /// The spool holds chunks from this index on.
+    pub pruned: u64,
+    /// Dataset manifests in the spool: (first index, last index).
+    pub datasets: Vec<(u64, u64)>,
+}
+
+/// The name of a dataset manifest file.
+pub fn dataset_name(first: u64, last: u64) -> String {
+    format!("dataset-{first}-{last}.json")
+}
+
+struct Inner {
+    topics: BTreeMap<String, TopicOutbox>,
+    /// Per destination id, per topic.
+    delivery: BTreeMap<String, BTreeMap<String, Delivered>>,
+    health: Vec<Health>,
+    dropped: u64,
+    shutdown: bool,
+}
+
+/// What the pipeline and the forwarder share.
+pub struct Outbox {
+    spool: PathBuf,
+    ids: Vec<String>,
+    inner: Mutex<Inner>,
+    changed: Condvar,
+    bytes: AtomicU64,
+}
+
+impl std::fmt::Debug for Outbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Outbox")
+            .field("spool", &self.spool)
+            .field("destinations", &self.ids)
+            .finish_non_exhaustive()
+    }
+}
+
+/// `<spool>/delivery.json`.
+pub fn delivery_path(spool: &Path) -> PathBuf {
+    spool.join("delivery.json")
+}
+
+/// Read `<spool>/delivery.json` (empty if there is none).
+pub fn load_delivery(
+    spool: &Path,
+) -> Result<BTreeMap<String, BTreeMap<String, Delivered>>, String> {
+    let path = delivery_path(spool);
+    let bytes = match std::fs::read(&path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(BTreeMap::new()),
+        Err(e) => return Err(format!("{}: {e}", path.display())),
+    };
+    let v = json::parse(&bytes).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut out = BTreeMap::new();
+    let n = |o: &Map, k: &str| o.get(k).and_then(Value::as_number).and_then(Number::as_u64);
+    for (dest, topics) in v
+        .as_object()
+        .and_then(|o| o.get("destinations"))
+        .and_then(Value::as_object)
+        .into_iter()
+        .flatten()
+    {
+        let mut per = BTreeMap::new();
+        for (topic, d) in topics.as_object().into_iter().flatten() {
+            let d = d.as_object().ok_or_else(|| {
+                format!(
+                    "{}: destinations.{dest}.{topic}: expected an object",
+                    path.display()
+                )
+            })?;
+            per.insert(
+                topic.clone(),
+                Delivered {
+                    chunks: n(d, "chunks").unwrap_or(0),
+                    datasets: n(d, "datasets").unwrap_or(0),
+                },
+            );
+        }
+        out.insert(dest.clone(), per);
+    }
+    Ok(out)
+}
+
+fn save_delivery(
+    spool: &Path,
+    delivery: &BTreeMap<String, BTreeMap<String, Delivered>>,
+) -> Result<(), String> {
+    let mut dests = Map::new();
+    for (dest, topics) in delivery {
+        let mut t = Map::new();
+        for (name, d) in topics {
+            let mut o = Map::new();
+            o.insert("chunks".into(), Value::from(d.chunks));
+            o.insert("datasets".into(), Value::from(d.datasets));
+            t.insert(name.clone(), Value::Object(o));
+        }
+        dests.insert(dest.clone(), Value::Object(t));
+    }
+    let mut m = Map::new();
+    m.insert("destinations".into(), Value::Object(dests));
+    let path = delivery_path(spool);
+    write_atomic(
+        &path,
+        json::write::to_python_pretty(&Value::Object(m)).as_bytes(),
+    )
+    .map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// The bytes of every file under `dir`.
+pub fn dir_bytes(dir: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|e| match e.file_type() {
+            Ok(t) if t.is_dir() => dir_bytes(&e.path()),
+            Ok(_) => e.metadata().map_or(0, |m| m.len()),
+            Err(_) => 0,
+        })
+        .sum()
+}
+
+fn file_len(path: &Path) -> u64 {
+    std::fs::metadata(path).map_or(0, |m| m.len())
+}
+
+enum Item {
+    Chunk(u64),
+    Dataset(u64, u64),
+}
+
+impl Outbox {
+    /// The shared outbox over `topics` (their spooled chunks start at
+    /// `pruned`) for destinations with these ids (their descriptions).
+    pub fn new(
+        spool: &Path,
+        destination_ids: Vec<String>,
+        topics: BTreeMap<String, TopicOutbox>,
+    ) -> Result<Outbox, String> {
+        let delivery = load_delivery(spool)?;
+        let health = destination_ids
+            .iter()
+            .map(|id| Health {
+                destination: id.clone(),
+                ..Health::default()
+            })
+            .collect();
+        Ok(Outbox {
+            spool: spool.to_path_buf(),
+            bytes: AtomicU64::new(
+                dir_bytes(&spool.join("chains")) + dir_bytes(&spool.join("datasets")),
+            ),
+            ids: destination_ids,
+            inner: Mutex::new(Inner {
+                topics,
+                delivery,
+                health,
+                dropped: 0,
+                shutdown: false,
+            }),
+            changed: Condvar::new(),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Bytes of sealed chunks and dataset manifests in the spool (what its
+    /// cap limits; journals of live sources and state files are not counted).
+    pub fn spool_bytes(&self) -> u64 {
+        self.bytes.load(Ordering::Relaxed)
+    }
+
+    /// Account for bytes written to (positive) or removed from the spool.
+    pub fn add_bytes(&self, n: i64) {
+        if n >= 0 {
+            self.bytes.fetch_add(n as u64, Ordering::Relaxed);
+        } else {
+            let n = n.unsigned_abs();
+            let _ = self
+                .bytes
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |b| {
+                    Some(b.saturating_sub(n))
+                });
+        }
+    }
+
+    /// A topic's chain grew to `head` chunks, adding `bytes` to the spool.
+    pub fn committed(&self, topic: &str, head: u64, bytes: u64) {
+        self.add_bytes(bytes as i64);
+        let mut inner = self.lock();
+        if let Some(t) = inner.topics.get_mut(topic) {
+            t.head = head;
+        }
+        drop(inner);
+        self.changed.notify_all();
+    }
+
+    /// A dataset manifest over chunks `first..=last` was written to the spool.
+    pub fn dataset_written(&self, topic: &str, first: u64, last: u64, bytes: u64) {
+        self.add_bytes(bytes as i64);
+        let mut inner = self.lock();
+        if let Some(t) = inner.topics.get_mut(topic) {
+            if !t.datasets.contains(&(first, last)) {
+                t.datasets.push((first, last));
+                t.datasets.sort_unstable();
+            }
+        }
+        drop(inner);
+        self.changed.notify_all();
+    }
+
+    /// Per destination, how far it has received `topic`.
+    pub fn delivered(&self, topic: &str) -> Vec<(String, Delivered)> {
+        let inner = self.lock();
+        self.ids
+            .iter()
+            .map(|id| {
+                let d = inner
+                    .delivery
+                    .get(id)
+                    .and_then(|t| t.get(topic))
+                    .copied()
+                    .unwrap_or_default();
+                (id.clone(), d)
+            })
+            .collect()
+    }
+
+    /// Destination health, in configuration order.
+    pub fn health(&self) -> Vec<Health> {
+        self.lock().health.clone()
+    }
+
+    /// Chunks dropped from the spool undelivered (`whenFull: drop-oldest`) in this run.
+    pub fn dropped(&self) -> u64 {
+        self.lock().dropped
+    }
+
+    /// Whether every destination has every committed chunk and manifest.
+    pub fn drained(&self) -> bool {
+        let inner = self.lock();
+        inner.topics.iter().all(|(name, t)| {
+            self.ids.iter().all(|id| {
+                let d = inner
+                    .delivery
+                    .get(id)
+                    .and_then(|x| x.get(name))
+                    .copied()
+                    .unwrap_or_default();
+                d.chunks >= t.head && t.datasets.iter().all(|(first, _)| d.datasets > *first)
+            })
+        })
+    }
+
+    /// Wait until the spool holds at most `limit` bytes, or `stop` is set.
+    /// Returns whether it had to wait.
+    pub fn wait_below(&self, limit: u64, stop: &AtomicBool) -> bool {
+        let mut waited = false;
+        let mut inner = self.lock();
+        while self.spool_bytes() > limit && !stop.load(Ordering::Relaxed) {
+            waited = true;
+            inner = self
+                .changed
+                .wait_timeout(inner, Duration::from_millis(200))
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+        waited
+    }
+
+    /// Wait until every destination has everything, or `stop` is set.
+    pub fn wait_drained(&self, stop: &AtomicBool) {
+        while !self.drained() && !stop.load(Ordering::Relaxed) {
+            let inner = self.lock();
+            let _ = self
+                .changed
+                .wait_timeout(inner, Duration::from_millis(200))
+                .unwrap_or_else(|p| p.into_inner());
+        }
+    }
+
+    /// Delete the oldest chunk still in the spool (by its envelope's
+    /// modification time), marking it as passed for every destination that
+    /// lacks it. Returns the topic, the index, and the destinations that
+    /// never got it; `None` if the spool holds no chunk.
+    pub fn drop_oldest(&self) -> Option<(String, u64, Vec<String>)> {
+        let mut inner = self.lock();
+        let (name, index) = inner
+            .topics
+            .iter()
+            .filter(|(_, t)| t.pruned < t.head)
+            .map(|(name, t)| {
+                let modified = std::fs::metadata(t.chain_dir.join(envelope_name(t.pruned)))
+                    .and_then(|m| m.modified())
+                    .ok();
+                (modified, name.clone(), t.pruned)
+            })
+            .min()
+            .map(|(_, name, index)| (name, index))?;
+        let mut missed = Vec::new();
+        for id in &self.ids {
+            let d = inner
+                .delivery
+                .entry(id.clone())
+                .or_default()
+                .entry(name.clone())
+                .or_default();
+            if d.chunks <= index {
+                d.chunks = index + 1;
+                missed.push(id.clone());
+            }
+        }
+        let _ = save_delivery(&self.spool, &inner.delivery);
+        let t = inner.topics.get_mut(&name).expect("chosen above");
+        let mut freed = 0;
+        for file in [envelope_name(index), ciphertext_name(index)] {
+            let path = t.chain_dir.join(file);
+            freed += file_len(&path);
+            let _ = std::fs::remove_file(&path);
+        }
+        t.pruned = index + 1;
+        inner.dropped += 1;
+        drop(inner);
+        self.add_bytes(-(freed as i64));
+        self.changed.notify_all();
+        Some((name, index, missed))
+    }
+
+    /// Ask the forwarder to stop after its current object.
+    pub fn shutdown(&self) {
+        self.lock().shutdown = true;
+        self.changed.notify_all();
+    }
+
+    /// The next object destination `d` lacks, per topic in name order.
+    fn next_item(&self, d: usize) -> Option<(String, TopicOutbox, Item)> {
+        let inner = self.lock();
+        for (name, t) in &inner.topics {
+            let got = inner
+                .delivery
+                .get(&self.ids[d])
+                .and_then(|x| x.get(name))
+                .copied()
+                .unwrap_or_default();
+            let next_chunk = got.chunks.max(t.pruned);
+            if next_chunk < t.head {
+                return Some((name.clone(), t.clone(), Item::Chunk(next_chunk)));
+            }
+            if let Some((first, last)) = t
+                .datasets
+                .iter()
+                .find(|(first, last)| *first >= got.datasets && *last < got.chunks)
+            {
+                return Some((name.clone(), t.clone(), Item::Dataset(*first, *last)));
+            }
+        }
+        None
+    }
+
+    fn delivered_item(&self, d: usize, topic: &str, item: &Item) -> Result<(), String> {
+        let mut inner = self.lock();
+        let entry = inner
+            .delivery
+            .entry(self.ids[d].clone())
+            .or_default()
+            .entry(topic.to_string())
+            .or_default();
+        match item {
+            Item::Chunk(i) => entry.chunks = entry.chunks.max(i + 1),
+            Item::Dataset(first, _) => entry.datasets = entry.datasets.max(first + 1),
+        }
+        let h = &mut inner.health[d];
+        h.ok = Some(true);
+        h.last_error = None;
+        h.failures = 0;
+        h.last_delivered_at = Some(utc_now_seconds());
+        save_delivery(&self.spool, &inner.delivery)
+    }
+
+    fn failed(&self, d: usize, message: String) -> u64 {
+        let mut inner = self.lock();
+        let h = &mut inner.health[d];
+        h.ok = Some(false);
+        h.last_error = Some(message);
+        h.failures += 1;
+        h.failures
+    }
+
+    /// Delete from the spool what every destination has.
+    fn prune(&self) {
+        let mut freed = 0;
+        let mut inner = self.lock();
+        let inner = &mut *inner;
+        for (name, t) in inner.topics.iter_mut() {
+            let got: Vec<Delivered> = self
+                .ids
+                .iter()
+                .map(|id| {
+                    inner
+                        .delivery
+                        .get(id)
+                        .and_then(|x| x.get(name))
+                        .copied()
+                        .unwrap_or_default()
+                })
+                .collect();
+            let all_chunks = got.iter().map(|d| d.chunks).min().unwrap_or(0).min(t.head);
+            while t.pruned < all_chunks {
+                for file in [envelope_name(t.pruned), ciphertext_name(t.pruned)] {
+                    let path = t.chain_dir.join(file);
+                    freed += file_len(&path);
+                    let _ = std::fs::remove_file(&path);
+                }
+                t.pruned += 1;
+            }
+            let all_datasets = got.iter().map(|d| d.datasets).min().unwrap_or(0);
+            t.datasets.retain(|(first, last)| {
+                if *first < all_datasets {
+                    let path = t.dataset_dir.join(dataset_name(*first, *last));
+                    freed += file_len(&path);
+                    let _ = std::fs::remove_file(&path);
+                    false
+                } else {
+                    true
+                }
+            });
+        }
+        if freed > 0 {
+            self.add_bytes(-(freed as i64));
+            self.changed.notify_all();
+        }
+    }
+}
+
+/// Read a spooled object: (key at the destination, bytes). `None` if it was
+/// dropped meanwhile.
+/// Objects to put: (key at the destination, bytes).
+type Objects = Vec<(String, Vec<u8>)>;
+
+fn read_item(topic: &TopicOutbox, item: &Item) -> Result<Option<Objects>, String> {
+    let files: Vec<(PathBuf, String)> = match item {
+        Item::Chunk(i) => [ciphertext_name(*i), envelope_name(*i)]
+            .into_iter()
+            .map(|f| (topic.chain_dir.join(&f), f))
+            .collect(),
+        Item::Dataset(first, last) => {
+            let f = dataset_name(*first, *last);
+            vec![(topic.dataset_dir.join(&f), f)]
+        }
+    };
+    let mut out = Vec::new();
+    for (path, name) in files {
+        match std::fs::read(&path) {
+            Ok(bytes) => out.push((format!("{}/{name}", topic.dir_name), bytes)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(format!("{}: {e}", path.display())),
+        }
+    }
+    Ok(Some(out))
+}
+
+/// Start the forwarder thread over `sinks` (in the order of the outbox's ids).
+/// `log` receives one line per event worth a log line.
+pub fn spawn(
+    outbox: Arc<Outbox>,
+    mut sinks: Vec<Box<dyn Sink>>,
+    log: Arc<dyn Fn(&str) + Send + Sync>,
+) -> std::thread::JoinHandle<()> {
+    std::thread::Builder::new()
+        .name("sealstream-forwarder".into())
+        .spawn(move || {
+            let mut retry_at: Vec<Option<Instant>> = vec![None; sinks.len()];
+            loop {
+                if outbox.lock().shutdown {
+                    return;
+                }
+                let mut progressed = false;
+                for d in 0..sinks.len() {
+                    if retry_at[d].is_some_and(|t| Instant::now() < t) {
+                        continue;
+                    }
+                    // A bounded round per destination, so others get their turn.
+                    for _ in 0..64 {
+                        if outbox.lock().shutdown {
+                            return;
+                        }
+                        let Some((topic, t, item)) = outbox.next_item(d) else {
+                            break;
+                        };
+                        let result = read_item(&t, &item).and_then(|files| {
+                            for (key, bytes) in files.iter().flatten() {
+                                sinks[d].put(key, bytes).map_err(|e| e.to_string())?;
+                            }
+                            Ok(())
+                        });
+                        match result.and_then(|()| outbox.delivered_item(d, &topic, &item)) {
+                            Ok(()) => {
+                                if retry_at[d].take().is_some() {
+                                    log(&format!(
+                                        "destination {}: reachable again, delivering",
+                                        outbox.ids[d]
+                                    ));
+                                }
+                                progressed = true;
+                            }
+                            Err(message) => {
+                                let failures = outbox.failed(d, message.clone());
+                                let backoff = Duration::from_millis(500)
+                                    .saturating_mul(1 << failures.min(6))
+                                    .min(Duration::from_secs(30));
+                                log(&format!(
+                                    "destination {}: {message}; retrying in {:.1} s",
+                                    outbox.ids[d],
+                                    backoff.as_secs_f64()
+                                ));
+                                retry_at[d] = Some(Instant::now() + backoff);
+                                break;
+                            }
+                        }
+                    }
+                }
+                outbox.prune();
+                if !progressed {
+                    let wake = retry_at
+                        .iter()
+                        .flatten()
+                        .min()
+                        .map_or(Duration::from_secs(1), |t| {
+                            t.saturating_duration_since(Instant::now())
+                        })
+                        .clamp(Duration::from_millis(10), Duration::from_millis(100));
+                    let inner = outbox.lock();
+                    if inner.shutdown {
+                        return;
+                    }
+                    let _ = outbox
+                        .changed
+                        .wait_timeout(inner, wake)
+                        .unwrap_or_else(|p| p.into_inner());
+                }
+            }
+        })
+        .expect("spawn the forwarder thread")
+}

@@ -1,0 +1,264 @@
+//! An object store: an S3-compatible bucket (`s3://bucket/prefix`) or a local
+//! directory laid out as one (`file:///path`), through the `object_store`
+//! crate.
+//!
+//! S3 takes its endpoint, region and credentials from the standard `AWS_*`
+//! environment variables (see [`ObjectStoreDestination::open`]). Requests use
+//! short timeouts and few retries: the forwarder retries a failed `put` later
+//! with its own backoff.
+
+use std::fmt;
+use std::time::Duration;
+
+use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
+use object_store::local::LocalFileSystem;
+use object_store::path::Path as ObjectPath;
+use object_store::{BackoffConfig, ClientConfigKey, ObjectStore, ObjectStoreExt, RetryConfig};
+
+use super::{Sink, SinkError};
+use crate::config::ObjectStoreLocation;
+
+/// How long to wait for a TCP (and TLS) connection to the store.
+const CONNECT_TIMEOUT: &str = "5s";
+/// How long one request may take, from sending to the end of the response.
+const REQUEST_TIMEOUT: &str = "60s";
+/// Retries of one request inside `put`; the forwarder retries after that.
+const MAX_RETRIES: usize = 2;
+/// The region when the environment names none.
+const DEFAULT_REGION: &str = "us-east-1";
+
+/// Writes each object to `<prefix>/<key>` in an object store. Every `put` is
+/// one whole-object upload (S3 `PutObject`; for `file://`, a temporary file
+/// renamed into place), so readers never see a partial object.
+///
+/// Owns a single-threaded tokio runtime; `put` blocks on it, so it must not
+/// be called from inside another tokio runtime.
+pub struct ObjectStoreDestination {
+    url: String,
+    prefix: String,
+    store: Box<dyn ObjectStore>,
+    runtime: tokio::runtime::Runtime,
+}
+
+impl fmt::Debug for ObjectStoreDestination {
+    // The store's own Debug output includes its configuration (credentials
+    // among it for S3), so only the URL is shown.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ObjectStoreDestination")
+            .field("url", &self.url)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ObjectStoreDestination {
+    /// Open the store at `location` (`url` is the destination as written, for
+    /// messages). Does no network I/O: an unreachable store shows on `put`.
+    ///
+    /// For `s3://`, these environment variables are honoured (all `AWS_*`
+    /// variables `object_store` knows are read):
+    /// - `AWS_ENDPOINT_URL_S3`, `AWS_ENDPOINT_URL` or `AWS_ENDPOINT`: the
+    ///   endpoint of an S3-compatible server (path-style requests unless
+    ///   `AWS_VIRTUAL_HOSTED_STYLE_REQUEST=true`); AWS itself when unset. An
+    ///   `http://` endpoint is allowed without `AWS_ALLOW_HTTP`, unless
+    ///   `AWS_ALLOW_HTTP` is set (then it decides);
+    /// - `AWS_REGION`, else `AWS_DEFAULT_REGION`, else `us-east-1`;
+    /// - `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`;
+    ///   without them, web identity (`AWS_WEB_IDENTITY_TOKEN_FILE`,
+    ///   `AWS_ROLE_ARN`), container credentials, then the EC2 instance
+    ///   metadata service (`~/.aws` files and `AWS_PROFILE` are not read);
+    /// - `AWS_CONNECT_TIMEOUT` and `AWS_TIMEOUT` (e.g. `10s`) replace the
+    ///   defaults of 5 s and 60 s.
+    ///
+    /// For `file://`, the directory is created if needed.
+    pub fn open(
+        url: &str,
+        location: &ObjectStoreLocation,
+    ) -> Result<ObjectStoreDestination, SinkError> {
+        let fail = |what: &str, e: &dyn std::error::Error| {
+            SinkError::new(format!("object store {url}: {what}: {}", error_chain(e)))
+        };
+        let (store, prefix): (Box<dyn ObjectStore>, String) = match location {
+            ObjectStoreLocation::S3 { bucket, prefix } => {
+                let store = s3_builder(bucket)
+                    .build()
+                    .map_err(|e| fail("cannot configure the S3 client", &e))?;
+                (Box::new(store), prefix.clone())
+            }
+            ObjectStoreLocation::File { path } => {
+                std::fs::create_dir_all(path).map_err(|e| {
+                    fail(&format!("cannot create directory {}", path.display()), &e)
+                })?;
+                let store = LocalFileSystem::new_with_prefix(path)
+                    .map_err(|e| fail(&format!("cannot open directory {}", path.display()), &e))?
+                    .with_fsync(true);
+                (Box::new(store), String::new())
+            }
+        };
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| fail("cannot start the I/O runtime", &e))?;
+        Ok(ObjectStoreDestination {
+            url: url.to_owned(),
+            prefix,
+            store,
+            runtime,
+        })
+    }
+}
+
+impl Sink for ObjectStoreDestination {
+    fn describe(&self) -> String {
+        format!("object store {}", self.url)
+    }
+
+    fn put(&mut self, key: &str, bytes: &[u8]) -> Result<(), SinkError> {
+        let fail = |e: &dyn std::error::Error| {
+            SinkError::new(format!(
+                "object store {}: cannot store {key}: {}",
+                self.url,
+                error_chain(e)
+            ))
+        };
+        let path = object_path(&self.prefix, key).map_err(|e| fail(&e))?;
+        let payload = object_store::PutPayload::from(bytes.to_vec());
+        self.runtime
+            .block_on(self.store.put(&path, payload))
+            .map(drop)
+            .map_err(|e| fail(&e))
+    }
+}
+
+/// An S3 builder for `bucket` from the environment, with this sink's
+/// timeouts, retries and defaults.
+fn s3_builder(bucket: &str) -> AmazonS3Builder {
+    let env_set = |name: &str| std::env::var_os(name).is_some();
+    let mut builder = AmazonS3Builder::from_env().with_bucket_name(bucket);
+    let client = |key| AmazonS3ConfigKey::Client(key);
+    // The S3-specific endpoint wins over the generic one, as in `build`.
+    let endpoint = builder
+        .get_config_value(&AmazonS3ConfigKey::S3Endpoint)
+        .or_else(|| builder.get_config_value(&AmazonS3ConfigKey::Endpoint));
+    if !env_set("AWS_ALLOW_HTTP")
+        && endpoint.is_some_and(|e| {
+            e.get(..7)
+                .is_some_and(|s| s.eq_ignore_ascii_case("http://"))
+        })
+    {
+        builder = builder.with_allow_http(true);
+    }
+    if builder
+        .get_config_value(&AmazonS3ConfigKey::Region)
+        .is_none()
+    {
+        builder = builder.with_region(DEFAULT_REGION);
+    }
+    if !env_set("AWS_CONNECT_TIMEOUT") {
+        builder = builder.with_config(client(ClientConfigKey::ConnectTimeout), CONNECT_TIMEOUT);
+    }
+    if !env_set("AWS_TIMEOUT") {
+        builder = builder.with_config(client(ClientConfigKey::Timeout), REQUEST_TIMEOUT);
+    }
+    builder.with_retry(RetryConfig {
+        backoff: BackoffConfig {
+            init_backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_secs(1),
+            base: 2.0,
+        },
+        max_retries: MAX_RETRIES,
+        retry_timeout: Duration::from_secs(30),
+    })
+}
+
+/// The object key of `key` under `prefix` (no leading or trailing `/`; may
+/// be empty).
+fn object_key(prefix: &str, key: &str) -> String {
+    if prefix.is_empty() {
+        key.to_owned()
+    } else {
+        format!("{prefix}/{key}")
+    }
+}
+
+/// The store path of `key` under `prefix`; refuses keys that are not plain
+/// relative paths (empty, absolute, `//`, `.` or `..` segments).
+fn object_path(prefix: &str, key: &str) -> Result<ObjectPath, object_store::path::Error> {
+    let full = object_key(prefix, key);
+    if key.is_empty() || key.starts_with('/') || key.ends_with('/') {
+        // `Path::parse` would quietly strip the slashes; a sink key never has them.
+        return Err(object_store::path::Error::EmptySegment { path: full });
+    }
+    ObjectPath::parse(full)
+}
+
+/// `e` and its sources, joined with `: `, skipping a source whose text the
+/// message before it already contains (several wrappers repeat their cause).
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut message = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !text.is_empty() && !message.contains(&text) {
+            message.push_str(": ");
+            message.push_str(&text);
+        }
+        source = cause.source();
+    }
+    message
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_join_under_the_prefix() {
+        assert_eq!(object_key("", "t/chunk-0.bin"), "t/chunk-0.bin");
+        assert_eq!(object_key("fleet", "t/chunk-0.bin"), "fleet/t/chunk-0.bin");
+        assert_eq!(
+            object_key("fleet/robot-7", "t/dataset-0-9.json"),
+            "fleet/robot-7/t/dataset-0-9.json"
+        );
+    }
+
+    #[test]
+    fn paths_are_the_joined_keys() {
+        let path = object_path("fleet/robot-7", "t/chunk-0.json").unwrap();
+        assert_eq!(path.as_ref(), "fleet/robot-7/t/chunk-0.json");
+        assert_eq!(object_path("", "a/b").unwrap().as_ref(), "a/b");
+    }
+
+    #[test]
+    fn odd_keys_are_refused() {
+        for key in ["", "/a", "a/", "a//b", "a/../b", "./a"] {
+            assert!(object_path("p", key).is_err(), "{key:?}");
+            assert!(object_path("", key).is_err(), "{key:?}");
+        }
+    }
+
+    #[test]
+    fn file_destination_stores_under_its_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("store");
+        let location = ObjectStoreLocation::File { path: root.clone() };
+        let url = format!("file://{}", root.display());
+        let mut sink = ObjectStoreDestination::open(&url, &location).unwrap();
+        assert_eq!(sink.describe(), format!("object store {url}"));
+        sink.put("t/chunk-0.bin", b"first").unwrap();
+        sink.put("t/chunk-0.bin", b"second").unwrap();
+        sink.put("t/chunk-0.json", b"{}").unwrap();
+        assert_eq!(
+            std::fs::read(root.join("t/chunk-0.bin")).unwrap(),
+            b"second"
+        );
+        assert_eq!(std::fs::read(root.join("t/chunk-0.json")).unwrap(), b"{}");
+        let mut names: Vec<_> = std::fs::read_dir(root.join("t"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["chunk-0.bin", "chunk-0.json"]);
+        let err = sink.put("../escape", b"x").unwrap_err().to_string();
+        assert!(err.contains(&url) && err.contains("../escape"), "{err}");
+    }
+}

@@ -1,0 +1,143 @@
+//! What `sealstream agent status` shows: per topic the packages, chunks,
+//! skipped messages and delivery progress; the last sequence number; the
+//! spool's size; each destination's health.
+//!
+//! A running agent writes `<spool>/status.json` about once a second (and on
+//! exit) with what only it knows, destination health; [`collect`] combines it
+//! with the committed state (`state.json`) and delivery progress
+//! (`delivery.json`), which are authoritative whether the agent runs or not.
+
+use std::path::{Path, PathBuf};
+
+use sealstream_core::chunk::utc_now_seconds;
+use sealstream_core::json::{self, Map, Value};
+use sealstream_core::layout::write_replace;
+
+use crate::config::{DataEventMap, WhenFull};
+use crate::forward::{self, Outbox};
+use crate::state::AgentState;
+
+/// `<spool>/status.json`.
+pub fn path(spool: &Path) -> PathBuf {
+    spool.join("status.json")
+}
+
+fn opt_str(v: &Option<String>) -> Value {
+    v.as_deref().map(Value::from).unwrap_or(Value::Null)
+}
+
+/// Write `<spool>/status.json` (not fsynced: it is a view, not state).
+pub fn write(map: &DataEventMap, outbox: &Outbox, running: bool) -> std::io::Result<()> {
+    let mut m = Map::new();
+    m.insert("running".into(), running.into());
+    m.insert("pid".into(), Value::from(u64::from(std::process::id())));
+    m.insert("updatedAt".into(), utc_now_seconds().into());
+    m.insert("spoolBytes".into(), Value::from(outbox.spool_bytes()));
+    m.insert("droppedThisRun".into(), Value::from(outbox.dropped()));
+    let health = outbox
+        .health()
+        .iter()
+        .map(|h| {
+            let mut o = Map::new();
+            o.insert("destination".into(), h.destination.as_str().into());
+            o.insert("ok".into(), h.ok.map(Value::from).unwrap_or(Value::Null));
+            o.insert("lastError".into(), opt_str(&h.last_error));
+            o.insert("lastDeliveredAt".into(), opt_str(&h.last_delivered_at));
+            o.insert("failures".into(), Value::from(h.failures));
+            Value::Object(o)
+        })
+        .collect();
+    m.insert("destinations".into(), Value::Array(health));
+    write_replace(
+        &path(&map.spool.dir),
+        json::write::to_python_pretty(&Value::Object(m)).as_bytes(),
+        false,
+    )
+}
+
+/// The status of the agent of `map`, from its spool: see the module docs.
+pub fn collect(map: &DataEventMap) -> Result<Value, String> {
+    let spool = &map.spool.dir;
+    let state = AgentState::load(spool).map_err(|e| e.to_string())?;
+    let delivery = forward::load_delivery(spool)?;
+    let live: Option<Value> = std::fs::read(path(spool))
+        .ok()
+        .and_then(|b| json::parse(&b).ok());
+    let live_obj = live.as_ref().and_then(Value::as_object);
+    let running = live_obj
+        .and_then(|o| o.get("running"))
+        .and_then(Value::as_bool)
+        .unwrap_or(false)
+        && live_obj
+            .and_then(|o| o.get("pid"))
+            .and_then(Value::as_number)
+            .and_then(|n| n.as_u64())
+            .is_some_and(|pid| Path::new(&format!("/proc/{pid}")).exists());
+    let mut topics = Vec::new();
+    for t in &map.topics {
+        let s = state.topics.get(&t.name).cloned().unwrap_or_default();
+        let mut o = Map::new();
+        o.insert("topic".into(), t.name.as_str().into());
+        o.insert("source".into(), t.source.as_str().into());
+        o.insert("packages".into(), Value::from(s.packages));
+        o.insert("chunks".into(), Value::from(s.chain.next_index));
+        o.insert("skipped".into(), Value::from(s.skipped));
+        o.insert(
+            "committedThrough".into(),
+            s.committed_through.map(Value::from).unwrap_or(Value::Null),
+        );
+        let mut delivered = Map::new();
+        for (dest, per) in &delivery {
+            let d = per.get(&t.name).copied().unwrap_or_default();
+            delivered.insert(dest.clone(), Value::from(d.chunks));
+        }
+        o.insert("deliveredChunks".into(), Value::Object(delivered));
+        topics.push(Value::Object(o));
+    }
+    let chunk_bytes =
+        forward::dir_bytes(&spool.join("chains")) + forward::dir_bytes(&spool.join("datasets"));
+    let mut sp = Map::new();
+    sp.insert("dir".into(), spool.display().to_string().into());
+    sp.insert("bytes".into(), Value::from(chunk_bytes));
+    sp.insert("maxBytes".into(), Value::from(map.spool.max_bytes));
+    sp.insert(
+        "whenFull".into(),
+        match map.spool.when_full {
+            WhenFull::Block => "block",
+            WhenFull::DropOldest => "drop-oldest",
+        }
+        .into(),
+    );
+    sp.insert(
+        "journalBytes".into(),
+        Value::from(forward::dir_bytes(&spool.join("journal"))),
+    );
+    let mut m = Map::new();
+    m.insert("machineDid".into(), map.machine.did.to_string().into());
+    m.insert("running".into(), running.into());
+    m.insert(
+        "updatedAt".into(),
+        live_obj
+            .and_then(|o| o.get("updatedAt"))
+            .cloned()
+            .unwrap_or(Value::Null),
+    );
+    m.insert(
+        "lastSequence".into(),
+        state
+            .next_sequence
+            .checked_sub(1)
+            .map(Value::from)
+            .unwrap_or(Value::Null),
+    );
+    m.insert("topics".into(), Value::Array(topics));
+    m.insert("spool".into(), Value::Object(sp));
+    m.insert(
+        "destinations".into(),
+        live_obj
+            .and_then(|o| o.get("destinations"))
+            .cloned()
+            .unwrap_or(Value::Array(Vec::new())),
+    );
+    Ok(Value::Object(m))
+}
