@@ -185,14 +185,34 @@ impl MqttRun {
                         }
                     ));
                     if !ack.session_present {
-                        for f in &self.filters {
-                            client
-                                .subscribe(f.clone(), qos(self.source.qos))
-                                .map_err(|e| Fatal(format!("subscribe {f}: {e}")))?;
-                        }
+                        // One SUBSCRIBE for all filters: one SUBACK, one log line.
+                        let filters = self.filters.iter().map(|f| {
+                            rumqttc::SubscribeFilter::new(f.clone(), qos(self.source.qos))
+                        });
+                        client
+                            .subscribe_many(filters)
+                            .map_err(|e| Fatal(format!("subscribe: {e}")))?;
                     }
                 }
                 Ok(Event::Incoming(Packet::Publish(p))) => publishes.push(p),
+                Ok(Event::Incoming(Packet::SubAck(ack))) => {
+                    let refused = ack
+                        .return_codes
+                        .iter()
+                        .any(|c| matches!(c, rumqttc::SubscribeReasonCode::Failure));
+                    if refused {
+                        return Err(Fatal(format!(
+                            "the broker at {} refused a subscription of {}",
+                            self.source.url,
+                            self.filters.join(", ")
+                        )));
+                    }
+                    (self.log)(&format!(
+                        "source {}: subscribed to {}",
+                        self.name,
+                        self.filters.join(", ")
+                    ));
+                }
                 Ok(_) => {}
                 Err(e) => {
                     self.flush(client, std::mem::take(&mut publishes))?;

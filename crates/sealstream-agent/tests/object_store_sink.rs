@@ -4,7 +4,7 @@
 //! The sink reads its endpoint and credentials from the process environment,
 //! which is global, so everything runs in one test function.
 
-use std::io::Read;
+use std::collections::BTreeMap;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -103,35 +103,47 @@ impl MotoServer {
             .unwrap_or_else(|e| panic!("create bucket {bucket}: {e}"));
     }
 
-    /// The object's bytes, or `None` when it does not exist.
-    fn get(&self, bucket: &str, key: &str) -> Option<Vec<u8>> {
-        match ureq::get(&format!("{}/{bucket}/{key}", self.base)).call() {
-            Ok(response) => {
-                let mut bytes = Vec::new();
-                response.into_reader().read_to_end(&mut bytes).unwrap();
-                Some(bytes)
-            }
-            Err(ureq::Error::Status(404, _)) => None,
-            Err(e) => panic!("GET {bucket}/{key}: {e}"),
-        }
-    }
-
-    /// Every key in the bucket (ListObjectsV2), sorted.
-    fn keys(&self, bucket: &str) -> Vec<String> {
-        let body = ureq::get(&format!("{}/{bucket}?list-type=2", self.base))
-            .call()
-            .unwrap()
-            .into_string()
+    /// Every object in the bucket, key to bytes, as boto3 (an independent
+    /// S3 client) lists and downloads them.
+    fn objects(&self, bucket: &str) -> BTreeMap<String, Vec<u8>> {
+        let out = tempfile::tempdir().unwrap();
+        let output = Command::new(repo_root().join(".venv/bin/python"))
+            .args(["-c", DUMP_BUCKET, &self.base, bucket])
+            .arg(out.path())
+            .stdin(Stdio::null())
+            .output()
             .unwrap();
-        let mut keys: Vec<String> = body
-            .split("<Key>")
-            .skip(1)
-            .map(|s| s.split("</Key>").next().unwrap().to_owned())
-            .collect();
-        keys.sort();
-        keys
+        assert!(
+            output.status.success(),
+            "boto3 dump of {bucket} failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout)
+            .unwrap()
+            .lines()
+            .map(|key| {
+                let bytes = std::fs::read(out.path().join(key)).unwrap();
+                (key.to_owned(), bytes)
+            })
+            .collect()
     }
 }
+
+/// `python -c DUMP_BUCKET ENDPOINT BUCKET DIR`: download every object of the
+/// bucket to `DIR/<key>` and print the keys, one a line.
+const DUMP_BUCKET: &str = r#"
+import os, sys, boto3
+endpoint, bucket, out = sys.argv[1:4]
+s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
+                  aws_access_key_id="reader", aws_secret_access_key="reader")
+keys = [o["Key"] for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket)
+        for o in page.get("Contents", [])]
+for key in keys:
+    path = os.path.join(out, key)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    s3.download_file(bucket, key, path)
+print("\n".join(keys))
+"#;
 
 impl Drop for MotoServer {
     fn drop(&mut self) {
@@ -202,36 +214,20 @@ fn object_store_sink_against_moto() {
     sink.put("t/chunk-0.bin", &bin).unwrap();
     sink.put("t/chunk-0.json", &json).unwrap();
     sink.put("t/empty", b"").unwrap();
-    assert_eq!(
-        moto.get("chains", "fleet/robot-7/t/chunk-0.bin").as_deref(),
-        Some(&bin[..])
-    );
-    assert_eq!(
-        moto.get("chains", "fleet/robot-7/t/chunk-0.json")
-            .as_deref(),
-        Some(&json[..])
-    );
-    assert_eq!(
-        moto.get("chains", "fleet/robot-7/t/empty").as_deref(),
-        Some(&[][..])
-    );
-    assert_eq!(
-        moto.keys("chains"),
-        [
-            "fleet/robot-7/t/chunk-0.bin",
-            "fleet/robot-7/t/chunk-0.json",
-            "fleet/robot-7/t/empty"
-        ]
-    );
+    let expected = BTreeMap::from([
+        ("fleet/robot-7/t/chunk-0.bin".to_owned(), bin.clone()),
+        ("fleet/robot-7/t/chunk-0.json".to_owned(), json),
+        ("fleet/robot-7/t/empty".to_owned(), Vec::new()),
+    ]);
+    assert!(moto.objects("chains") == expected, "objects differ");
 
     // An empty prefix puts keys at the bucket's root (no leading `/`).
     let (url, location) = s3("flat", "");
     let mut sink = ObjectStoreDestination::open(&url, &location).unwrap();
     sink.put("t/dataset-0-9.json", b"[]").unwrap();
-    assert_eq!(moto.keys("flat"), ["t/dataset-0-9.json"]);
     assert_eq!(
-        moto.get("flat", "t/dataset-0-9.json").as_deref(),
-        Some(&b"[]"[..])
+        moto.objects("flat"),
+        BTreeMap::from([("t/dataset-0-9.json".to_owned(), b"[]".to_vec())])
     );
 
     // A missing bucket: the server's refusal, naming URL and key, no secret.
@@ -240,6 +236,12 @@ fn object_store_sink_against_moto() {
     let err = sink.put("t/chunk-1.bin", b"x").unwrap_err();
     assert_clean_error(&err.to_string(), &url, "t/chunk-1.bin");
     assert_clean_error(&format!("{err:?}"), &url, "t/chunk-1.bin");
+    let message = err.to_string();
+    assert!(
+        message.contains("NoSuchBucket") && !message.contains('\n'),
+        "{message}"
+    );
+    eprintln!("missing bucket: {message}");
 
     // AWS_ALLOW_HTTP, when set, decides over the http:// endpoint.
     std::env::set_var("AWS_ALLOW_HTTP", "false");
@@ -247,7 +249,10 @@ fn object_store_sink_against_moto() {
     let mut sink = ObjectStoreDestination::open(&url, &location).unwrap();
     let err = sink.put("t/chunk-2.bin", b"x").unwrap_err().to_string();
     assert_clean_error(&err, &url, "t/chunk-2.bin");
-    assert_eq!(moto.get("chains", "fleet/robot-7/t/chunk-2.bin"), None);
+    eprintln!("AWS_ALLOW_HTTP=false: {err}");
+    assert!(!moto
+        .objects("chains")
+        .contains_key("fleet/robot-7/t/chunk-2.bin"));
     std::env::remove_var("AWS_ALLOW_HTTP");
 
     // Nothing listening: `put` fails soon (few retries, short backoff).

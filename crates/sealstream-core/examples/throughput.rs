@@ -360,7 +360,7 @@ impl Results {
             let start = CpuSample::now();
             let value = f();
             let foreign = start.foreign_cores();
-            if best.map_or(true, |(_, b)| foreign < b) {
+            if best.is_none_or(|(_, b)| foreign < b) {
                 best = Some((value, foreign));
             }
             if foreign <= MAX_FOREIGN_CORES {

@@ -47,7 +47,7 @@ pub fn parse_hex_array<const N: usize>(
 /// documents the reference rejects.
 pub fn parse_hex_bytes(text: &str, field: &str) -> Result<Vec<u8>, ValidationError> {
     let body = text.strip_prefix("0x").unwrap_or(text);
-    if body.is_empty() || body.len() % 2 != 0 {
+    if body.is_empty() || !body.len().is_multiple_of(2) {
         return Err(ValidationError::new(
             field,
             "even-length hexadecimal string",

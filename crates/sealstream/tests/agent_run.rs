@@ -5,18 +5,15 @@
 
 mod common;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::Arc;
 use std::time::Duration;
 
+use common::agent::{chain_dirs, check_datasets, packages};
 use common::*;
-use sealstream_core::chunk::decrypt_chain;
 use sealstream_core::json;
-use sealstream_core::keys::RecipientSecretKey;
-use sealstream_core::layout::{list_chain, read_ciphertext, read_envelope};
-use sealstream_core::package::DataPackage;
+use sealstream_core::layout::list_chain;
 
 const MACHINE_SK: &str = "0xfeba68765a73c491c47490ecff80e39f3e5b09c96c84189193dbceacc6ff6761";
 
@@ -41,6 +38,8 @@ chunking:
   maxBytes: 1MiB
   maxMessages: {max_messages}
   maxAge: 1h
+datasets:
+  window: 1h
 spool:
   dir: spool
 sources:
@@ -77,40 +76,6 @@ fn write_input(dir: &Path, n: usize) {
     std::fs::write(dir.join("input.jsonl"), text).unwrap();
 }
 
-/// Decrypt a topic's chain with the owner key and return its packages.
-fn packages(chain: &Path) -> Vec<DataPackage> {
-    let owner = Arc::new(
-        RecipientSecretKey::from_hex(
-            &std::fs::read_to_string(keyfile("owner.x25519.sk")).unwrap(),
-            "o",
-        )
-        .unwrap(),
-    );
-    let list = list_chain(chain).unwrap();
-    let items = list.iter().map(|(i, p)| {
-        let env = read_envelope(p).unwrap();
-        let entry = env.recipient_of_type("owner").unwrap().clone();
-        Ok::<_, ()>((env, entry, read_ciphertext(chain, *i).unwrap().unwrap()))
-    });
-    let mut out = Vec::new();
-    decrypt_chain(items, owner, 2, &mut out).unwrap();
-    String::from_utf8(out)
-        .unwrap()
-        .lines()
-        .map(|l| DataPackage::from_json(&json::parse(l.as_bytes()).unwrap()).unwrap())
-        .collect()
-}
-
-fn chain_dirs(root: &Path) -> BTreeMap<String, PathBuf> {
-    std::fs::read_dir(root)
-        .unwrap()
-        .map(|e| {
-            let e = e.unwrap();
-            (e.file_name().into_string().unwrap(), e.path())
-        })
-        .collect()
-}
-
 fn check_output(dir: &Path, n: usize) {
     // Every message exactly once, across both topics; sequence numbers 0..n without gaps.
     let mut seen = BTreeSet::new();
@@ -119,6 +84,13 @@ fn check_output(dir: &Path, n: usize) {
         let mut v = sealstream();
         v.args(["verify", "--chunk-dir"]).arg(&chain);
         run_ok(v, &format!("verify {name}"));
+        // The run ended with every source read: its dataset windows closed,
+        // and their manifests cover the whole chain.
+        assert_eq!(
+            check_datasets(&chain),
+            list_chain(&chain).unwrap().len() as u64,
+            "{name}: dataset manifests cover the chain"
+        );
         for p in packages(&chain) {
             assert!(p.verify().is_valid(), "{name}: package signature");
             let i = p.payload["i"].as_number().unwrap().as_u64().unwrap();

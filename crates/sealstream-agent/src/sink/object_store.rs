@@ -191,8 +191,13 @@ fn object_path(prefix: &str, key: &str) -> Result<ObjectPath, object_store::path
     ObjectPath::parse(full)
 }
 
+/// The longest error message kept (S3 error bodies can be long).
+const MAX_MESSAGE: usize = 1000;
+
 /// `e` and its sources, joined with `: `, skipping a source whose text the
-/// message before it already contains (several wrappers repeat their cause).
+/// message before it already contains (several wrappers repeat their cause);
+/// on one line (S3 error bodies are multi-line XML) and at most
+/// [`MAX_MESSAGE`] bytes.
 fn error_chain(e: &dyn std::error::Error) -> String {
     let mut message = e.to_string();
     let mut source = e.source();
@@ -204,7 +209,21 @@ fn error_chain(e: &dyn std::error::Error) -> String {
         }
         source = cause.source();
     }
-    message
+    let mut line = message
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ");
+    if line.len() > MAX_MESSAGE {
+        let mut end = MAX_MESSAGE;
+        while !line.is_char_boundary(end) {
+            end -= 1;
+        }
+        line.truncate(end);
+        line.push('…');
+    }
+    line
 }
 
 #[cfg(test)]
@@ -234,6 +253,38 @@ mod tests {
             assert!(object_path("p", key).is_err(), "{key:?}");
             assert!(object_path("", key).is_err(), "{key:?}");
         }
+    }
+
+    #[derive(Debug)]
+    struct Wrapper(&'static str, Option<Box<Wrapper>>);
+
+    impl fmt::Display for Wrapper {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str(self.0)
+        }
+    }
+
+    impl std::error::Error for Wrapper {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            self.1.as_deref().map(|e| e as _)
+        }
+    }
+
+    #[test]
+    fn error_messages_are_one_line_without_repeats() {
+        let inner = Wrapper(
+            "404: <?xml?>\n  <Error>\n<Code>NoSuchBucket</Code></Error>\n",
+            None,
+        );
+        let middle = Wrapper("PUT failed", Some(Box::new(inner)));
+        let outer = Wrapper("not found: PUT failed", Some(Box::new(middle)));
+        assert_eq!(
+            error_chain(&outer),
+            "not found: PUT failed: 404: <?xml?> <Error> <Code>NoSuchBucket</Code></Error>"
+        );
+        let long = Wrapper(Box::leak("é".repeat(MAX_MESSAGE).into_boxed_str()), None);
+        let message = error_chain(&long);
+        assert!(message.len() <= MAX_MESSAGE + '…'.len_utf8() && message.ends_with('…'));
     }
 
     #[test]

@@ -2,6 +2,8 @@
 //! and a tiny static HTTP server for download tests.
 #![allow(dead_code)]
 
+pub mod agent;
+
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
