@@ -319,20 +319,23 @@ impl Outbox {
         })
     }
 
-    /// Wait until the spool holds at most `limit` bytes, or `stop` is set.
-    /// Returns whether it had to wait.
-    pub fn wait_below(&self, limit: u64, stop: &AtomicBool) -> bool {
-        let mut waited = false;
+    /// Wait until the spool holds at most `limit` bytes, `stop` is set, or
+    /// `timeout` has passed. Returns whether the spool is within `limit`.
+    pub fn wait_below(&self, limit: u64, stop: &AtomicBool, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
         let mut inner = self.lock();
         while self.spool_bytes() > limit && !stop.load(Ordering::Relaxed) {
-            waited = true;
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
             inner = self
                 .changed
-                .wait_timeout(inner, Duration::from_millis(200))
+                .wait_timeout(inner, left.min(Duration::from_millis(200)))
                 .unwrap_or_else(|p| p.into_inner())
                 .0;
         }
-        waited
+        self.spool_bytes() <= limit
     }
 
     /// Wait until every destination has everything, or `stop` is set.

@@ -640,8 +640,15 @@ impl Agent {
                     ));
                     self.spool_full_logged = true;
                 }
-                let _ = status::write(&self.map, &self.outbox, true);
-                self.outbox.wait_below(cap.saturating_sub(bytes), stop);
+                // Wait, keeping the status fresh for `agent status`.
+                while !self.outbox.wait_below(
+                    cap.saturating_sub(bytes),
+                    stop,
+                    Duration::from_secs(1),
+                ) && !stop.load(Ordering::Relaxed)
+                {
+                    let _ = status::write(&self.map, &self.outbox, true);
+                }
                 if self.outbox.spool_bytes() + bytes <= cap {
                     log("spool has room again: reading sources");
                     self.spool_full_logged = false;
