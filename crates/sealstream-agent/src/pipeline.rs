@@ -704,7 +704,10 @@ impl Agent {
                     captured.1 = Some(payload.captured_at.clone());
                 }
                 Err(e) => {
-                    log(&format!("topic {name}: skipped message {position}: {e}"));
+                    log(&format!(
+                        "topic {name}: skipped message {position} of source {}: {e}",
+                        run.topic.source
+                    ));
                     topic_state.skipped += 1;
                 }
             }

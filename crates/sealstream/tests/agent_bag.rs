@@ -107,3 +107,103 @@ fn hundred_thousand_message_bag_to_verified_packages() {
     c.args(["--quiet", "package", "verify"]).arg(&out);
     run_ok(c, "package verify of every package");
 }
+
+/// Undecodable CDR, invalid JSON and a payload a rule refuses, in a bag
+/// written by third-party tools: each is logged with its topic and position,
+/// counted, and skipped; the run goes on and commits everything else.
+#[test]
+fn bad_messages_are_logged_counted_and_skipped() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/bad_bag.py");
+    let status = Command::new(python())
+        .arg(script)
+        .arg(t.join("bad.mcap"))
+        .status()
+        .unwrap();
+    assert!(status.success(), "writing the bag");
+    std::fs::create_dir_all(t.join("keys")).unwrap();
+    std::fs::write(t.join("keys/machine.secp256k1.sk"), MACHINE_SK).unwrap();
+    std::fs::copy(keyfile("chain.ed25519.sk"), t.join("keys/chain.ed25519.sk")).unwrap();
+    std::fs::write(
+        t.join("map.yaml"),
+        format!(
+            "machine:\n  did: {DID}\n  signingKeyFile: keys/machine.secp256k1.sk\n  chainKeyFile: keys/chain.ed25519.sk\n\
+             recipients:\n  owner: {OWNER_PK}\n  operator: {OPERATOR_PK}\n  machine: {MACHINE_PK}\n\
+             sources:\n  bag: {{type: mcap, path: bad.mcap}}\n\
+             topics:\n  - name: /gps/fix\n    source: bag\n    rules:\n\
+             \x20     - {{fieldPath: latitude, action: anonymize, anonymizeStrategy: generalize}}\n\
+             \x20 - name: /events\n    source: bag\n    rules:\n\
+             \x20     - {{fieldPath: v, action: anonymize, anonymizeStrategy: generalize}}\n\
+             destinations:\n  - {{type: directory, path: out}}\n"
+        ),
+    )
+    .unwrap();
+    let mut c = sealstream();
+    c.args(["agent", "run", "--config"]).arg(t.join("map.yaml"));
+    let out = run_ok(c, "agent run");
+    let log = String::from_utf8_lossy(&out.stderr);
+    let skips: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("skipped message"))
+        .collect();
+    assert_eq!(skips.len(), 4, "four bad messages logged:\n{log}");
+    assert_eq!(
+        skips
+            .iter()
+            .filter(|l| l.starts_with("topic /gps/fix: "))
+            .count(),
+        2,
+        "undecodable CDR, with the topic:\n{log}"
+    );
+    assert!(
+        skips
+            .iter()
+            .any(|l| l.starts_with("topic /events: ") && l.contains("JSON payload")),
+        "{log}"
+    );
+    assert!(
+        skips
+            .iter()
+            .any(|l| l.starts_with("topic /events: ") && l.contains(": v: number out of range")),
+        "{log}"
+    );
+    // Each names its position in the bag (its message number).
+    for l in &skips {
+        let n = l.split("skipped message ").nth(1).unwrap();
+        assert!(
+            n.split(|c: char| !c.is_ascii_digit())
+                .next()
+                .unwrap()
+                .parse::<u64>()
+                .is_ok(),
+            "{l}"
+        );
+    }
+
+    let mut c = sealstream();
+    c.args(["agent", "status", "--json", "--config"])
+        .arg(t.join("map.yaml"));
+    let s = sealstream_core::json::parse(&run_ok(c, "agent status").stdout).unwrap();
+    let counts: Vec<(String, u64, u64)> = s.as_object().unwrap()["topics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            let t = t.as_object().unwrap();
+            let n = |k: &str| t[k].as_number().unwrap().as_u64().unwrap();
+            (
+                t["topic"].as_str().unwrap().to_string(),
+                n("packages"),
+                n("skipped"),
+            )
+        })
+        .collect();
+    assert_eq!(
+        counts,
+        vec![
+            ("/gps/fix".to_string(), 18, 2),
+            ("/events".to_string(), 8, 2)
+        ]
+    );
+}
