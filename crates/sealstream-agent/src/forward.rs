@@ -612,3 +612,156 @@ pub fn spawn(
         })
         .expect("spawn the forwarder thread")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sink::SinkError;
+
+    /// A sink that records puts, and fails while `down` is set.
+    struct Recording {
+        puts: Arc<Mutex<Vec<String>>>,
+        down: Arc<AtomicBool>,
+    }
+
+    impl Sink for Recording {
+        fn describe(&self) -> String {
+            "recording".into()
+        }
+        fn put(&mut self, key: &str, _bytes: &[u8]) -> Result<(), SinkError> {
+            if self.down.load(Ordering::Relaxed) {
+                return Err(SinkError::new(format!("recording: {key}: down")));
+            }
+            self.puts.lock().unwrap().push(key.to_string());
+            Ok(())
+        }
+    }
+
+    fn spool_chunk(dir: &Path, index: u64) {
+        std::fs::write(dir.join(ciphertext_name(index)), vec![7u8; 100]).unwrap();
+        std::fs::write(dir.join(envelope_name(index)), vec![b'{'; 50]).unwrap();
+    }
+
+    #[test]
+    fn delivers_in_order_after_failures_prunes_and_resumes() {
+        let tmp = tempfile::tempdir().unwrap();
+        let spool = tmp.path();
+        let chain_dir = spool.join("chains/t-1");
+        std::fs::create_dir_all(&chain_dir).unwrap();
+        for i in 0..3 {
+            spool_chunk(&chain_dir, i);
+        }
+        let topic = TopicOutbox {
+            dir_name: "t-1".into(),
+            chain_dir: chain_dir.clone(),
+            dataset_dir: spool.join("datasets/t-1"),
+            head: 3,
+            pruned: 0,
+            datasets: Vec::new(),
+        };
+        let outbox = Arc::new(
+            Outbox::new(
+                spool,
+                vec!["recording".into()],
+                BTreeMap::from([("t".to_string(), topic.clone())]),
+            )
+            .unwrap(),
+        );
+        assert_eq!(outbox.spool_bytes(), 450);
+        let puts = Arc::new(Mutex::new(Vec::new()));
+        let down = Arc::new(AtomicBool::new(true));
+        let sink = Recording {
+            puts: puts.clone(),
+            down: down.clone(),
+        };
+        let lines = Arc::new(Mutex::new(Vec::<String>::new()));
+        let l = lines.clone();
+        let handle = spawn(
+            outbox.clone(),
+            vec![Box::new(sink)],
+            Arc::new(move |s: &str| l.lock().unwrap().push(s.into())),
+        );
+        // Down: nothing delivered, the failure is in the health and the log.
+        while outbox.health()[0].ok != Some(false) {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert!(puts.lock().unwrap().is_empty());
+        assert!(outbox.health()[0]
+            .last_error
+            .as_deref()
+            .unwrap()
+            .contains("down"));
+        // Back: everything, in chain order, ciphertext before envelope.
+        down.store(false, Ordering::Relaxed);
+        let stop = AtomicBool::new(false);
+        outbox.wait_drained(&stop);
+        assert_eq!(
+            *puts.lock().unwrap(),
+            [
+                "t-1/chunk-0.bin",
+                "t-1/chunk-0.json",
+                "t-1/chunk-1.bin",
+                "t-1/chunk-1.json",
+                "t-1/chunk-2.bin",
+                "t-1/chunk-2.json"
+            ]
+        );
+        // Delivered chunks leave the spool.
+        while outbox.spool_bytes() > 0 {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert!(std::fs::read_dir(&chain_dir).unwrap().next().is_none());
+        outbox.shutdown();
+        handle.join().unwrap();
+        assert!(lines
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|l| l.contains("reachable again")));
+        // A restart reads what was delivered: nothing is sent again.
+        let again = Outbox::new(
+            spool,
+            vec!["recording".into()],
+            BTreeMap::from([("t".to_string(), TopicOutbox { pruned: 3, ..topic })]),
+        )
+        .unwrap();
+        assert!(again.drained());
+        assert_eq!(again.delivered("t")[0].1.chunks, 3);
+    }
+
+    #[test]
+    fn drop_oldest_marks_and_frees() {
+        let tmp = tempfile::tempdir().unwrap();
+        let spool = tmp.path();
+        let chain_dir = spool.join("chains/t-1");
+        std::fs::create_dir_all(&chain_dir).unwrap();
+        for i in 0..2 {
+            spool_chunk(&chain_dir, i);
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let outbox = Outbox::new(
+            spool,
+            vec!["a".into(), "b".into()],
+            BTreeMap::from([(
+                "t".to_string(),
+                TopicOutbox {
+                    dir_name: "t-1".into(),
+                    chain_dir: chain_dir.clone(),
+                    dataset_dir: spool.join("datasets/t-1"),
+                    head: 2,
+                    pruned: 0,
+                    datasets: Vec::new(),
+                },
+            )]),
+        )
+        .unwrap();
+        let (topic, index, missed) = outbox.drop_oldest().unwrap();
+        assert_eq!((topic.as_str(), index), ("t", 0));
+        assert_eq!(missed, ["a", "b"]);
+        assert_eq!(outbox.spool_bytes(), 150);
+        assert!(!chain_dir.join(envelope_name(0)).exists());
+        assert_eq!(outbox.drop_oldest().unwrap().1, 1);
+        assert!(outbox.drop_oldest().is_none());
+        assert!(outbox.drained());
+    }
+}

@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{RecvTimeoutError, Sender};
@@ -368,28 +368,6 @@ impl Agent {
         let _ = forwarder.join();
         let _ = status::write(&self.map, &self.outbox, false);
         result.map(|()| self.report())
-    }
-
-    /// The compatibility entry point: [`Agent::run`] with default options and
-    /// a log callback.
-    pub fn run_to_end(
-        &mut self,
-        log: &mut dyn FnMut(&str),
-    ) -> Result<Vec<TopicReport>, AgentError> {
-        let lines = Arc::new(Mutex::new(Vec::<String>::new()));
-        let sink = lines.clone();
-        let result = self.run(
-            &RunOptions::default(),
-            Arc::new(move |l: &str| {
-                sink.lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .push(l.into())
-            }),
-        );
-        for l in lines.lock().unwrap_or_else(|p| p.into_inner()).iter() {
-            log(l);
-        }
-        result
     }
 
     fn spawn_sources(
@@ -810,7 +788,7 @@ impl Agent {
             .collect()
     }
 
-    /// The spool directory of a topic's chain.
+    /// The spool directory of a topic's chain (it holds the chunks not yet at every destination).
     pub fn chain_dir(&self, topic: &str) -> Option<&Path> {
         self.runs.get(topic).map(|r| r.chain_dir.as_path())
     }

@@ -60,12 +60,10 @@ fn run_agent(config: &std::path::Path, no_wait: bool, ui: Ui) -> CliResult {
                 o.insert("packages".into(), Value::from(r.packages));
                 o.insert("chunks".into(), Value::from(r.chunks));
                 o.insert("skipped".into(), Value::from(r.skipped));
+                // The topic's directory at every destination.
                 o.insert(
-                    "chainDir".into(),
-                    agent
-                        .chain_dir(&r.name)
-                        .map(|p| p.display().to_string())
-                        .into(),
+                    "topicDir".into(),
+                    sealstream_agent::pipeline::topic_dir_name(&r.name).into(),
                 );
                 Value::Object(o)
             })
