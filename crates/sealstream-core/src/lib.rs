@@ -9,6 +9,7 @@ pub mod dataset;
 pub mod error;
 pub mod identity;
 pub mod json;
+pub mod keyfile;
 pub mod keys;
 pub mod layout;
 pub mod merkle;

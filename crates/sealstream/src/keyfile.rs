@@ -3,54 +3,42 @@
 
 use std::path::Path;
 
+use sealstream_core::keyfile::{read_key_file, KeyFileError};
 use sealstream_core::keys::{
     ChainSigningKey, FieldKey, MachineSigningKey, RecipientPublicKey, RecipientSecretKey,
 };
-use zeroize::Zeroizing;
 
 use crate::error::{at, CliError, CliResult};
 
-fn read_text(path: &Path, what: &str) -> CliResult<Zeroizing<String>> {
-    match std::fs::read(path) {
-        Ok(bytes) => match String::from_utf8(bytes) {
-            Ok(s) => Ok(Zeroizing::new(s)),
-            Err(e) => {
-                let mut bytes = e.into_bytes();
-                zeroize::Zeroize::zeroize(&mut bytes);
-                Err(CliError::input(at(
-                    path,
-                    format!("{what}: not a text file of hex"),
-                )))
-            }
-        },
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            Err(CliError::input(at(path, format!("{what}: no such file"))))
+/// Read and parse a key file; errors name the file and `what`, never the key.
+fn read<T>(
+    path: &Path,
+    what: &str,
+    parse: impl FnOnce(&str) -> Result<T, sealstream_core::ValidationError>,
+) -> CliResult<T> {
+    read_key_file(path, parse).map_err(|e| match e {
+        KeyFileError::Invalid(e) => CliError::input(at(path, e)),
+        KeyFileError::NotText => {
+            CliError::input(at(path, format!("{what}: not a text file of hex")))
         }
-        Err(e) => Err(CliError::input(at(
-            path,
-            format!("{what}: cannot read ({e})"),
-        ))),
-    }
+        other => CliError::input(at(path, format!("{what}: {other}"))),
+    })
 }
 
 pub fn x25519_secret(path: &Path, what: &str) -> CliResult<RecipientSecretKey> {
-    let text = read_text(path, what)?;
-    RecipientSecretKey::from_hex(&text, what).map_err(|e| CliError::input(at(path, e)))
+    read(path, what, |text| RecipientSecretKey::from_hex(text, what))
 }
 
 pub fn ed25519_secret(path: &Path, what: &str) -> CliResult<ChainSigningKey> {
-    let text = read_text(path, what)?;
-    ChainSigningKey::from_hex(&text, what).map_err(|e| CliError::input(at(path, e)))
+    read(path, what, |text| ChainSigningKey::from_hex(text, what))
 }
 
 pub fn secp256k1_secret(path: &Path, what: &str) -> CliResult<MachineSigningKey> {
-    let text = read_text(path, what)?;
-    MachineSigningKey::from_hex(&text, what).map_err(|e| CliError::input(at(path, e)))
+    read(path, what, |text| MachineSigningKey::from_hex(text, what))
 }
 
 pub fn field_key(path: &Path, what: &str) -> CliResult<FieldKey> {
-    let text = read_text(path, what)?;
-    FieldKey::from_hex(&text, what).map_err(|e| CliError::input(at(path, e)))
+    read(path, what, |text| FieldKey::from_hex(text, what))
 }
 
 /// An X25519 public key flag, checked to be usable.
