@@ -97,7 +97,18 @@ fn u64_at(v: &Value) -> u64 {
     v.as_number().unwrap().as_u64().unwrap()
 }
 
-fn wait_exit(child: &mut Child, log: &Path) -> std::process::ExitStatus {
+/// An agent process, killed if the test ends (or panics) while it runs.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn wait_exit(agent: &mut Running, log: &Path) -> std::process::ExitStatus {
+    let child = &mut agent.0;
     let start = Instant::now();
     loop {
         if let Some(s) = child.try_wait().unwrap() {
@@ -114,13 +125,13 @@ fn wait_exit(child: &mut Child, log: &Path) -> std::process::ExitStatus {
     }
 }
 
-fn spawn_agent(port: u16, config: &Path, extra: &[&str], log: &Path) -> Child {
+fn spawn_agent(port: u16, config: &Path, extra: &[&str], log: &Path) -> Running {
     let mut args = vec!["run"];
     args.extend_from_slice(extra);
     let mut c = agent_command(port, &args, config);
     c.stdout(Stdio::null())
         .stderr(std::fs::File::create(log).unwrap());
-    c.spawn().unwrap()
+    Running(c.spawn().unwrap())
 }
 
 /// Download the topic's objects from the bucket into `dir` (flat chain layout).
@@ -159,7 +170,7 @@ fn block_waits_at_the_cap_and_drains_in_order() {
     let start = Instant::now();
     while log_lines(&log, "spool full").is_empty() {
         assert!(start.elapsed() < PATIENCE, "no 'spool full' in the log");
-        assert!(agent.try_wait().unwrap().is_none(), "agent exited early");
+        assert!(agent.0.try_wait().unwrap().is_none(), "agent exited early");
         std::thread::sleep(Duration::from_millis(50));
     }
     // The forwarder's failures show in the status.
