@@ -114,7 +114,17 @@ pub fn load_delivery(
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(BTreeMap::new()),
         Err(e) => return Err(format!("{}: {e}", path.display())),
     };
-    let v = json::parse(&bytes).map_err(|e| format!("{}: {e}", path.display()))?;
+    parse_delivery(&bytes, &path)
+}
+
+/// Parse the content of a `delivery.json` (per destination id, per topic);
+/// `path` only names the file in errors. Reads what [`delivery_json_bytes`]
+/// writes back to an equal map.
+pub fn parse_delivery(
+    bytes: &[u8],
+    path: &Path,
+) -> Result<BTreeMap<String, BTreeMap<String, Delivered>>, String> {
+    let v = json::parse(bytes).map_err(|e| format!("{}: {e}", path.display()))?;
     let mut out = BTreeMap::new();
     let n = |o: &Map, k: &str| o.get(k).and_then(Value::as_number).and_then(Number::as_u64);
     for (dest, topics) in v
@@ -149,6 +159,14 @@ fn save_delivery(
     spool: &Path,
     delivery: &BTreeMap<String, BTreeMap<String, Delivered>>,
 ) -> Result<(), String> {
+    let path = delivery_path(spool);
+    write_atomic(&path, &delivery_json_bytes(delivery))
+        .map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// The content of `delivery.json`: pretty-printed JSON
+/// `{"destinations": {<id>: {<topic>: {"chunks": …, "datasets": …}}}}`.
+pub fn delivery_json_bytes(delivery: &BTreeMap<String, BTreeMap<String, Delivered>>) -> Vec<u8> {
     let mut dests = Map::new();
     for (dest, topics) in delivery {
         let mut t = Map::new();
@@ -162,12 +180,7 @@ fn save_delivery(
     }
     let mut m = Map::new();
     m.insert("destinations".into(), Value::Object(dests));
-    let path = delivery_path(spool);
-    write_atomic(
-        &path,
-        json::write::to_python_pretty(&Value::Object(m)).as_bytes(),
-    )
-    .map_err(|e| format!("{}: {e}", path.display()))
+    json::write::to_python_pretty(&Value::Object(m)).into_bytes()
 }
 
 /// The bytes of every file under `dir`.

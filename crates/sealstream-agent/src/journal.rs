@@ -43,7 +43,10 @@ pub struct Record {
 }
 
 impl Record {
-    fn to_line(&self) -> String {
+    /// The record as one journal line: compact JSON
+    /// (`{"p":…,"t":…,"at":…,"m":…|"bad":…,"k":…,"d":…}`) ending in `\n`.
+    /// [`Record::parse_line`] reads it back to an equal record.
+    pub fn to_line(&self) -> String {
         let mut o = Map::new();
         o.insert("p".into(), Value::from(self.position));
         o.insert("t".into(), self.topic.as_str().into());
@@ -59,7 +62,11 @@ impl Record {
         line
     }
 
-    fn from_line(line: &str) -> Option<Record> {
+    /// Parse one journal line (as written by [`Record::to_line`], with or
+    /// without its `\n`). `None` if it is not a whole, valid record: not
+    /// JSON, or a field missing or of the wrong type (unknown fields are
+    /// ignored). Never panics, whatever `line` holds.
+    pub fn parse_line(line: &str) -> Option<Record> {
         let v = json::parse(line.as_bytes()).ok()?;
         let o = v.as_object()?;
         let s = |k: &str| o.get(k).and_then(Value::as_str).map(str::to_string);
@@ -145,7 +152,7 @@ pub fn read_after(dir: &Path, after: Option<u64>) -> Result<Vec<Record>, Journal
         let file = File::open(path).map_err(err(path))?;
         for line in BufReader::new(file).lines() {
             let line = line.map_err(err(path))?;
-            if let Some(r) = Record::from_line(&line) {
+            if let Some(r) = Record::parse_line(&line) {
                 if after.is_none_or(|a| r.position > a) {
                     out.push(r);
                 }
@@ -200,7 +207,7 @@ impl Journal {
                 let whole = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
                 next_position = *first;
                 for line in bytes[..whole].split(|&b| b == b'\n') {
-                    if let Some(r) = std::str::from_utf8(line).ok().and_then(Record::from_line) {
+                    if let Some(r) = std::str::from_utf8(line).ok().and_then(Record::parse_line) {
                         next_position = r.position + 1;
                         remember(&mut recent, r.packet_id, r.digest);
                     }

@@ -80,11 +80,18 @@ impl AgentState {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(AgentState::default()),
             Err(source) => return Err(StateError::Io { path, source }),
         };
+        Self::parse(&bytes, &path)
+    }
+
+    /// Parse the content of a state file; `path` only names the file in
+    /// errors ([`StateError::Invalid`]). Reads what [`AgentState::to_json_bytes`]
+    /// writes back to an equal state.
+    pub fn parse(bytes: &[u8], path: &Path) -> Result<AgentState, StateError> {
         let invalid = |message: String| StateError::Invalid {
-            path: path.clone(),
+            path: path.to_path_buf(),
             message,
         };
-        let v = json::parse(&bytes).map_err(|e| invalid(e.to_string()))?;
+        let v = json::parse(bytes).map_err(|e| invalid(e.to_string()))?;
         let o = v
             .as_object()
             .ok_or_else(|| invalid("expected an object".into()))?;
@@ -119,8 +126,17 @@ impl AgentState {
         })
     }
 
-    /// Replace the state file atomically (temporary file, fsync, rename).
+    /// Replace the state file atomically (temporary file, fsync, rename)
+    /// with [`AgentState::to_json_bytes`].
     pub fn save(&self, spool: &Path) -> Result<(), StateError> {
+        let path = Self::path(spool);
+        write_atomic(&path, &self.to_json_bytes()).map_err(|source| StateError::Io { path, source })
+    }
+
+    /// The content of the state file: pretty-printed JSON
+    /// `{"nextSequence": …, "topics": {<name>: {"chain": …, "committedThrough": …,
+    /// "packages": …, "skipped": …, "window": …}}}` (`window` only when open).
+    pub fn to_json_bytes(&self) -> Vec<u8> {
         let mut topics = Map::new();
         for (name, t) in &self.topics {
             let mut o = Map::new();
@@ -139,12 +155,7 @@ impl AgentState {
         let mut m = Map::new();
         m.insert("nextSequence".into(), Value::from(self.next_sequence));
         m.insert("topics".into(), Value::Object(topics));
-        let path = Self::path(spool);
-        write_atomic(
-            &path,
-            json::write::to_python_pretty(&Value::Object(m)).as_bytes(),
-        )
-        .map_err(|source| StateError::Io { path, source })
+        json::write::to_python_pretty(&Value::Object(m)).into_bytes()
     }
 }
 
