@@ -101,16 +101,35 @@ enum Frame {
     },
 }
 
+/// Nodes a document may expand to, aliases included: far more than any Data
+/// Event Map needs, far less than an alias bomb (each alias copies its node).
+const MAX_NODES: usize = 100_000;
+
+fn node_count(node: &Node) -> usize {
+    match &node.kind {
+        Kind::Scalar { .. } => 1,
+        Kind::Seq(items) => 1 + items.iter().map(node_count).sum::<usize>(),
+        Kind::Map(entries) => {
+            1 + entries
+                .iter()
+                .map(|(k, v)| node_count(k) + node_count(v))
+                .sum::<usize>()
+        }
+    }
+}
+
 #[derive(Default)]
 struct Builder {
     stack: Vec<Frame>,
     root: Option<Node>,
     anchors: HashMap<usize, Node>,
     error: Option<SyntaxError>,
+    nodes: usize,
 }
 
 impl Builder {
     fn push(&mut self, node: Node, anchor: usize) {
+        self.nodes += 1;
         if anchor > 0 {
             self.anchors.insert(anchor, node.clone());
         }
@@ -180,9 +199,22 @@ impl MarkedEventReceiver for Builder {
                 self.push(node, anchor);
             }
             Event::Alias(id) => match self.anchors.get(&id) {
+                Some(_) if self.error.is_some() => {}
                 Some(node) => {
+                    let size = node_count(node);
+                    if self.nodes + size > MAX_NODES {
+                        self.error = Some(SyntaxError {
+                            line,
+                            column: mark.col() + 1,
+                            message: format!(
+                                "the document expands to more than {MAX_NODES} nodes through aliases"
+                            ),
+                        });
+                        return;
+                    }
                     let mut node = node.clone();
                     node.line = line;
+                    self.nodes += size - 1;
                     self.push(node, 0);
                 }
                 None => {
@@ -219,5 +251,22 @@ mod tests {
         };
         let lines: Vec<(usize, usize)> = entries.iter().map(|(k, v)| (k.line, v.line)).collect();
         assert_eq!(lines, vec![(1, 1), (2, 3), (5, 5)]);
+    }
+
+    #[test]
+    fn alias_bombs_are_refused() {
+        let mut text = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x]\n");
+        for i in 1..10 {
+            let p = i - 1;
+            text.push_str(&format!(
+                "a{i}: &a{i} [*a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}]\n"
+            ));
+        }
+        let e = parse(&text).err().expect("refused");
+        assert!(
+            e.message.contains("more than 100000 nodes"),
+            "{}",
+            e.message
+        );
     }
 }

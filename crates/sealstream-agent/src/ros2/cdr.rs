@@ -85,6 +85,9 @@ struct Decoder<'a, 'r> {
     reader: Reader<'a>,
     registry: &'r Registry,
     path: Vec<Seg<'r>>,
+    /// Minimum encoded size per message type, computed once: without it a
+    /// schema whose types each use the next one twice takes exponential time.
+    min_sizes: std::cell::RefCell<std::collections::HashMap<&'r str, usize>>,
 }
 
 /// Decode `payload` (encapsulation header + body) as the registry's root type.
@@ -120,6 +123,7 @@ pub fn decode(registry: &Registry, payload: &[u8]) -> Result<Map, CdrError> {
         },
         registry,
         path: Vec::new(),
+        min_sizes: Default::default(),
     };
     decoder.message(registry.root_def(), 0)
 }
@@ -252,17 +256,21 @@ impl<'a, 'r> Decoder<'a, 'r> {
     }
 
     /// A lower bound of the wire size of one element (ignoring alignment).
-    fn min_size(&self, base: &BaseType, depth: usize) -> usize {
+    fn min_size(&self, base: &'r BaseType, depth: usize) -> usize {
         match base {
             BaseType::Primitive(p) => p.fixed_size().unwrap_or(4),
             BaseType::Message(name) => {
                 if depth > MAX_DEPTH {
                     return 0;
                 }
+                if let Some(size) = self.min_sizes.borrow().get(name.as_str()) {
+                    return *size;
+                }
                 let Some(def) = self.registry.get(name) else {
                     return 0;
                 };
-                def.fields
+                let size = def
+                    .fields
                     .iter()
                     .map(|f| match f.ty.array {
                         ArrayKind::Single => self.min_size(&f.ty.base, depth + 1),
@@ -271,7 +279,9 @@ impl<'a, 'r> Decoder<'a, 'r> {
                         }
                         ArrayKind::Unbounded | ArrayKind::Bounded(_) => 4,
                     })
-                    .fold(0usize, usize::saturating_add)
+                    .fold(0usize, usize::saturating_add);
+                self.min_sizes.borrow_mut().insert(name.as_str(), size);
+                size
             }
         }
     }
@@ -602,5 +612,23 @@ uint16 service
             Value::Array(vec![Value::from(7u64), Value::from(255u64)])
         );
         assert_eq!(map["c"], Value::from(120u64));
+    }
+
+    /// Types that each use the next one twice: sizes are computed once per
+    /// type, not once per path (2^40 paths here).
+    #[test]
+    fn shared_nested_types_decode_in_linear_time() {
+        let mut text = String::from("fuzz/T0[] x\n");
+        for i in 0..40 {
+            text.push_str(&format!(
+                "================================================================================\nMSG: fuzz/T{i}\nfuzz/T{n} a\nfuzz/T{n} b\n",
+                n = i + 1
+            ));
+        }
+        text.push_str("================================================================================\nMSG: fuzz/T40\nuint8 v\n");
+        let registry = Registry::parse("fuzz/Root", &text).unwrap();
+        // One element would need 2^40 bytes: the length check refuses it at once.
+        let e = decode(&registry, &[0, 1, 0, 0, 1, 0, 0, 0]).unwrap_err();
+        assert!(e.to_string().contains('x'), "{e}");
     }
 }

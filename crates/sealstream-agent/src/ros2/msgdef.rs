@@ -275,6 +275,13 @@ impl Registry {
             if let Some(field) =
                 parse_field_line(line, &current.name).map_err(|m| err(&current.name, m))?
             {
+                if current.fields.iter().any(|f| f.name == field.name) {
+                    // ROS refuses this too; decoding would keep only one value.
+                    return Err(err(
+                        &current.name,
+                        format!("field {} is defined twice", field.name),
+                    ));
+                }
                 field_lines.insert((current.name.clone(), current.fields.len()), line_no);
                 current.fields.push(field);
             }
@@ -649,5 +656,11 @@ float64 z
 
         let e = Registry::parse("pkg/msg/A", "B b\n=====\nMSG: pkg/B\nA a\n").unwrap_err();
         assert!(e.to_string().contains("contains itself"), "{e}");
+    }
+
+    #[test]
+    fn duplicate_field_names_are_refused() {
+        let e = Registry::parse("pkg/msg/T", "int8 a\nint8 a\n").unwrap_err();
+        assert!(e.to_string().contains("field a is defined twice"), "{e}");
     }
 }

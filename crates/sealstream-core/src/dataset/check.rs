@@ -252,7 +252,8 @@ impl DatasetBuilder {
                         "expected 0x + 64 hex digits",
                     ));
                 }
-                if index.checked_add(count - 1).is_none() {
+                // Room for the next chunk too: its index, and the count after it.
+                if count == u64::MAX || index.checked_add(count).is_none() {
                     return Err(ValidationError::new(
                         "firstIndex",
                         "firstIndex + chunkCount overflows the chunk index",
