@@ -262,7 +262,9 @@ mod tests {
                 "a{i}: &a{i} [*a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}]\n"
             ));
         }
-        let e = parse(&text).err().expect("refused");
+        let Err(e) = parse(&text) else {
+            panic!("refused")
+        };
         assert!(
             e.message.contains("more than 100000 nodes"),
             "{}",
