@@ -192,3 +192,23 @@ fn sigkill_at_many_points_loses_and_repeats_nothing() {
     run_ok(c, "final agent run");
     check_output(t, n);
 }
+
+/// A `jsonl` source on standard input (`path: "-"`): read to its end, then
+/// the open chunks are sealed and the run ends.
+#[test]
+fn jsonl_from_standard_input() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let config = write_config(t, 100);
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("path: input.jsonl", "path: \"-\"");
+    std::fs::write(&config, text).unwrap();
+    write_input(t, 250);
+    let mut c = sealstream();
+    c.args(["--quiet", "agent", "run", "--config"])
+        .arg(&config)
+        .stdin(std::fs::File::open(t.join("input.jsonl")).unwrap());
+    run_ok(c, "agent run < input.jsonl");
+    check_output(t, 250);
+}
