@@ -388,16 +388,7 @@ impl Agent {
                 continue;
             }
             // Replays start after what every topic of the source has committed.
-            let after = topics
-                .iter()
-                .map(|t| {
-                    self.state
-                        .topics
-                        .get(&t.name)
-                        .and_then(|s| s.committed_through)
-                })
-                .min()
-                .flatten();
+            let after = self.committed_by_all(&name);
             let tx = tx.clone();
             spawned += 1;
             match source {
@@ -748,13 +739,10 @@ impl Agent {
         Ok(true)
     }
 
-    /// Delete journal segments of a live source that every topic has committed.
-    fn prune_journal(&self, source: &str) {
-        if !matches!(self.map.sources.get(source), Some(Source::Mqtt(_))) {
-            return;
-        }
-        let through = self
-            .map
+    /// The source position every topic of `source` has committed through
+    /// (`None` if one of them has committed nothing yet).
+    fn committed_by_all(&self, source: &str) -> Option<u64> {
+        self.map
             .topics
             .iter()
             .filter(|t| t.source == source)
@@ -765,8 +753,15 @@ impl Agent {
                     .and_then(|s| s.committed_through)
             })
             .min()
-            .flatten();
-        if let Some(through) = through {
+            .flatten()
+    }
+
+    /// Delete journal segments of a live source that every topic has committed.
+    fn prune_journal(&self, source: &str) {
+        if !matches!(self.map.sources.get(source), Some(Source::Mqtt(_))) {
+            return;
+        }
+        if let Some(through) = self.committed_by_all(source) {
             let _ = crate::journal::prune(&journal_dir(&self.map.spool.dir, source), through);
         }
     }

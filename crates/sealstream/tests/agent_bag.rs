@@ -6,9 +6,8 @@ mod common;
 
 use std::process::Command;
 
+use common::agent::machine_sections;
 use common::*;
-
-const MACHINE_SK: &str = "0xfeba68765a73c491c47490ecff80e39f3e5b09c96c84189193dbceacc6ff6761";
 
 fn python() -> std::path::PathBuf {
     match std::env::var_os("SEALSTREAM_REF_PYTHON") {
@@ -37,15 +36,11 @@ fn hundred_thousand_message_bag_to_verified_packages() {
         "writing the bag (needs rosbags and mcap-ros2-support: scripts/setup-test-peers)"
     );
 
-    std::fs::create_dir_all(t.join("keys")).unwrap();
-    std::fs::write(t.join("keys/machine.secp256k1.sk"), MACHINE_SK).unwrap();
-    std::fs::copy(keyfile("chain.ed25519.sk"), t.join("keys/chain.ed25519.sk")).unwrap();
+    let machine = machine_sections(t);
     std::fs::write(
         t.join("map.yaml"),
         format!(
-            "machine:\n  did: {DID}\n  signingKeyFile: keys/machine.secp256k1.sk\n  chainKeyFile: keys/chain.ed25519.sk\n\
-             recipients:\n  owner: {OWNER_PK}\n  operator: {OPERATOR_PK}\n  machine: {MACHINE_PK}\n\
-             sources:\n  bag: {{type: mcap, path: run.mcap}}\n\
+            "{machine}sources:\n  bag: {{type: mcap, path: run.mcap}}\n\
              topics:\n  - name: /gps/fix\n    source: bag\n    schemaVersion: \"2.0.0\"\n    rules:\n\
              \x20     - {{fieldPath: latitude, action: anonymize, anonymizeStrategy: generalize}}\n\
              \x20     - {{fieldPath: longitude, action: anonymize, anonymizeStrategy: generalize}}\n\
@@ -122,15 +117,11 @@ fn bad_messages_are_logged_counted_and_skipped() {
         .status()
         .unwrap();
     assert!(status.success(), "writing the bag");
-    std::fs::create_dir_all(t.join("keys")).unwrap();
-    std::fs::write(t.join("keys/machine.secp256k1.sk"), MACHINE_SK).unwrap();
-    std::fs::copy(keyfile("chain.ed25519.sk"), t.join("keys/chain.ed25519.sk")).unwrap();
+    let machine = machine_sections(t);
     std::fs::write(
         t.join("map.yaml"),
         format!(
-            "machine:\n  did: {DID}\n  signingKeyFile: keys/machine.secp256k1.sk\n  chainKeyFile: keys/chain.ed25519.sk\n\
-             recipients:\n  owner: {OWNER_PK}\n  operator: {OPERATOR_PK}\n  machine: {MACHINE_PK}\n\
-             sources:\n  bag: {{type: mcap, path: bad.mcap}}\n\
+            "{machine}sources:\n  bag: {{type: mcap, path: bad.mcap}}\n\
              topics:\n  - name: /gps/fix\n    source: bag\n    rules:\n\
              \x20     - {{fieldPath: latitude, action: anonymize, anonymizeStrategy: generalize}}\n\
              \x20 - name: /events\n    source: bag\n    rules:\n\

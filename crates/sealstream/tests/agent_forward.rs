@@ -11,24 +11,16 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::agent::{check_datasets, packages};
+use common::agent::{check_datasets, machine_sections, packages};
 use common::moto::{MotoServer, ACCESS_KEY_ID, SECRET_ACCESS_KEY};
 use common::*;
 use sealstream_core::json::{self, Value};
 use sealstream_core::layout::list_chain;
 
-const MACHINE_SK: &str = "0xfeba68765a73c491c47490ecff80e39f3e5b09c96c84189193dbceacc6ff6761";
 const MESSAGES: u64 = 600;
 const PATIENCE: Duration = Duration::from_secs(120);
 
 fn write_config(dir: &Path, when_full: &str) -> PathBuf {
-    std::fs::create_dir_all(dir.join("keys")).unwrap();
-    std::fs::write(dir.join("keys/machine.secp256k1.sk"), MACHINE_SK).unwrap();
-    std::fs::copy(
-        keyfile("chain.ed25519.sk"),
-        dir.join("keys/chain.ed25519.sk"),
-    )
-    .unwrap();
     let mut input = String::new();
     for i in 0..MESSAGES {
         input.push_str(&format!(
@@ -36,16 +28,9 @@ fn write_config(dir: &Path, when_full: &str) -> PathBuf {
         ));
     }
     std::fs::write(dir.join("input.jsonl"), input).unwrap();
+    let machine = machine_sections(dir);
     let config = format!(
-        r#"machine:
-  did: {DID}
-  signingKeyFile: keys/machine.secp256k1.sk
-  chainKeyFile: keys/chain.ed25519.sk
-recipients:
-  owner: {OWNER_PK}
-  operator: {OPERATOR_PK}
-  machine: {MACHINE_PK}
-chunking:
+        r#"{machine}chunking:
   maxBytes: 16KiB
   maxMessages: 20
   maxAge: 1h

@@ -17,11 +17,10 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::agent::{chain_dirs, check_datasets, packages};
+use common::agent::{chain_dirs, check_datasets, machine_sections, packages};
 use common::*;
 use sealstream_core::json::{self, Value};
 
-const MACHINE_SK: &str = "0xfeba68765a73c491c47490ecff80e39f3e5b09c96c84189193dbceacc6ff6761";
 /// Generous bound for waiting on real processes; only reached on failure.
 const PATIENCE: Duration = Duration::from_secs(120);
 
@@ -182,23 +181,9 @@ impl Drop for Agent {
 }
 
 fn write_config(dir: &Path, port: u16) -> PathBuf {
-    std::fs::create_dir_all(dir.join("keys")).unwrap();
-    std::fs::write(dir.join("keys/machine.secp256k1.sk"), MACHINE_SK).unwrap();
-    std::fs::copy(
-        keyfile("chain.ed25519.sk"),
-        dir.join("keys/chain.ed25519.sk"),
-    )
-    .unwrap();
+    let machine = machine_sections(dir);
     let config = format!(
-        r#"machine:
-  did: {DID}
-  signingKeyFile: keys/machine.secp256k1.sk
-  chainKeyFile: keys/chain.ed25519.sk
-recipients:
-  owner: {OWNER_PK}
-  operator: {OPERATOR_PK}
-  machine: {MACHINE_PK}
-chunking:
+        r#"{machine}chunking:
   maxBytes: 1MiB
   maxMessages: 50
   maxAge: 1h

@@ -10,31 +10,15 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::agent::{chain_dirs, check_datasets, packages};
+use common::agent::{chain_dirs, check_datasets, machine_sections, packages};
 use common::*;
 use sealstream_core::json;
 use sealstream_core::layout::list_chain;
 
-const MACHINE_SK: &str = "0xfeba68765a73c491c47490ecff80e39f3e5b09c96c84189193dbceacc6ff6761";
-
 fn write_config(dir: &Path, max_messages: u64) -> PathBuf {
-    std::fs::create_dir_all(dir.join("keys")).unwrap();
-    std::fs::write(dir.join("keys/machine.secp256k1.sk"), MACHINE_SK).unwrap();
-    std::fs::copy(
-        keyfile("chain.ed25519.sk"),
-        dir.join("keys/chain.ed25519.sk"),
-    )
-    .unwrap();
+    let machine = machine_sections(dir);
     let config = format!(
-        r#"machine:
-  did: {DID}
-  signingKeyFile: keys/machine.secp256k1.sk
-  chainKeyFile: keys/chain.ed25519.sk
-recipients:
-  owner: {OWNER_PK}
-  operator: {OPERATOR_PK}
-  machine: {MACHINE_PK}
-chunking:
+        r#"{machine}chunking:
   maxBytes: 1MiB
   maxMessages: {max_messages}
   maxAge: 1h

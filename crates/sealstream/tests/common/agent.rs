@@ -12,7 +12,7 @@ use sealstream_core::keys::RecipientSecretKey;
 use sealstream_core::layout::{list_chain, read_ciphertext, read_envelope};
 use sealstream_core::package::DataPackage;
 
-use super::keyfile;
+use super::{keyfile, DID, MACHINE_PK, OPERATOR_PK, OWNER_PK};
 
 /// Decrypt a topic's chain with the owner key and return its packages.
 pub fn packages(chain: &Path) -> Vec<DataPackage> {
@@ -85,4 +85,23 @@ pub fn check_datasets(chain: &Path) -> u64 {
         next = last + 1;
     }
     next
+}
+
+/// The test machine's secp256k1 key (its address is [`DID`]).
+pub const MACHINE_SK: &str = "0xfeba68765a73c491c47490ecff80e39f3e5b09c96c84189193dbceacc6ff6761";
+
+/// Write the test machine's key files to `<dir>/keys/` and return the Data
+/// Event Map's `machine` and `recipients` sections that use them.
+pub fn machine_sections(dir: &Path) -> String {
+    std::fs::create_dir_all(dir.join("keys")).unwrap();
+    std::fs::write(dir.join("keys/machine.secp256k1.sk"), MACHINE_SK).unwrap();
+    std::fs::copy(
+        keyfile("chain.ed25519.sk"),
+        dir.join("keys/chain.ed25519.sk"),
+    )
+    .unwrap();
+    format!(
+        "machine:\n  did: {DID}\n  signingKeyFile: keys/machine.secp256k1.sk\n  chainKeyFile: keys/chain.ed25519.sk\n\
+         recipients:\n  owner: {OWNER_PK}\n  operator: {OPERATOR_PK}\n  machine: {MACHINE_PK}\n"
+    )
 }
