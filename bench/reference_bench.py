@@ -89,65 +89,15 @@ def make_input(n: int) -> bytes:
     return (block * (n // len(block) + 1))[:n]
 
 
-# Measurements are retried while other processes use more than this many cores.
-MAX_FOREIGN_CORES = 0.15
-ATTEMPTS = 6
-
-
-class CpuSample:
-    """Busy time of the whole machine (/proc/stat) and of this process."""
-
-    def __init__(self) -> None:
-        self.at = time.perf_counter()
-        self.busy = 0.0
-        try:
-            with open("/proc/stat") as f:
-                v = [int(x) for x in f.readline().split()[1:9]]
-            self.busy = (sum(v) - v[3] - v[4]) / 100.0  # USER_HZ
-        except OSError:
-            pass
-        t = os.times()
-        self.own = t.user + t.system
-
-    def foreign_cores(self) -> float:
-        now = CpuSample()
-        if self.busy == 0.0:
-            return 0.0
-        return max(0.0, (now.busy - self.busy) - (now.own - self.own)) / (now.at - self.at)
-
-
-def wait_for_quiet(max_seconds: float = 120.0) -> None:
-    deadline = time.perf_counter() + max_seconds
-    while time.perf_counter() < deadline:
-        s = CpuSample()
-        time.sleep(1.0)
-        if s.foreign_cores() <= MAX_FOREIGN_CORES / 2:
-            return
-
+import quiet  # noqa: E402  (bench/quiet.py)
 
 FOREIGN: dict[str, float] = {}
 
 
 def measure(key: str, fn) -> float:
     """Run fn() until other processes leave the machine alone; keep the least disturbed attempt."""
-    best = None
-    for attempt in range(1, ATTEMPTS + 1):
-        s = CpuSample()
-        value = fn()
-        foreign = s.foreign_cores()
-        if best is None or foreign < best[1]:
-            best = (value, foreign)
-        if foreign <= MAX_FOREIGN_CORES:
-            break
-        if attempt < ATTEMPTS:
-            print(
-                f"  {key}: other processes used {foreign:.2f} cores (attempt {attempt}/{ATTEMPTS}); "
-                "waiting for a quiet machine",
-                file=sys.stderr,
-            )
-            wait_for_quiet()
-    FOREIGN[key] = round(best[1], 2)
-    return best[0]
+    value, FOREIGN[key] = quiet.measure(key, fn)
+    return value
 
 
 def rate(fn, seconds: float, min_items: int = 5) -> float:
@@ -216,7 +166,7 @@ def main() -> None:
     def build() -> None:
         built["r"] = build_chunk_chain(params)
 
-    wait_for_quiet()
+    quiet.wait_for_quiet()
     results["chain_build_mbps"] = measure("chain_build_mbps", lambda: size / median_time(build, args.chain_runs) / 1e6)
     chain = built["r"].chain
     enc = built["r"].encrypted_data
