@@ -59,9 +59,9 @@ pub enum Command {
 pub enum AgentCommand {
     /// Run the agent: read its sources (JSON lines, MCAP bags, MQTT), sign packages, append
     /// one continuous chain per topic in the spool and forward the chunks to the destinations
-    /// (directories, object stores). Runs until every file and bag is read and delivered; with
-    /// an MQTT source or standard input, until SIGTERM or SIGINT, which seal the open chunks
-    /// first. Crash-safe: a rerun continues exactly where the last commit left off.
+    /// (directories, object stores). Runs until every file, bag and standard input is read and
+    /// delivered; with an MQTT source, until SIGTERM or SIGINT. Either signal seals the open
+    /// chunks first. Crash-safe: a rerun continues exactly where the last commit left off.
     Run {
         /// The Data Event Map.
         #[arg(long)]
