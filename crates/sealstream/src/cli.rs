@@ -53,6 +53,64 @@ pub enum Command {
     /// Signed dataset manifests (Merkle root over the chain), inclusion and consistency proofs.
     #[command(subcommand, after_help = EXIT_CODES)]
     Dataset(DatasetCommand),
+    /// The market server (docs/market-design.md) and its audit log.
+    #[command(subcommand, after_help = MARKET_EXIT_CODES)]
+    Market(MarketCommand),
+}
+
+const MARKET_EXIT_CODES: &str = "\
+Exit codes:
+  0  success (audit verify: the audit log is intact)
+  1  bad input or an unusable database: flags, a database that cannot be opened,
+     an address that cannot be bound
+  2  integrity: the audit log does not verify (the first bad event is named)
+     (also: invalid command-line usage)";
+
+#[derive(Debug, Subcommand)]
+pub enum MarketCommand {
+    /// Run the market server until SIGTERM or SIGINT (then finish requests in flight and
+    /// exit 0). Opens or creates the database, brings its schema up to date, records a
+    /// `server.start` event in the audit log and serves GET /healthz, GET /metrics
+    /// (Prometheus text) and GET /v1/audit/head. Logs go to stderr.
+    #[command(after_help = MARKET_EXIT_CODES)]
+    Serve {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: std::net::SocketAddr,
+        #[command(flatten)]
+        db: MarketDbArgs,
+    },
+    /// The hash-linked audit log.
+    #[command(subcommand, after_help = MARKET_EXIT_CODES)]
+    Audit(MarketAuditCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MarketAuditCommand {
+    /// Check every event of the audit log: numbering without gaps, each hash against its
+    /// content, each link to the event before. Exit 0 and "audit log intact: N events, head
+    /// 0x…"; exit 2 naming the first bad event.
+    #[command(after_help = MARKET_EXIT_CODES)]
+    Verify {
+        #[command(flatten)]
+        db: MarketDbArgs,
+        /// Print {"intact", "events", "head"} or {"intact", "error"} as JSON on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Where the market's data lives.
+#[derive(Debug, Args)]
+pub struct MarketDbArgs {
+    /// Data directory (created if missing by `serve`); holds market.db unless
+    /// --database-url says otherwise.
+    #[arg(long, default_value = "./sealstream-market-data")]
+    pub data_dir: PathBuf,
+    /// Database URL: sqlite://PATH or postgres://USER@HOST/DB [default:
+    /// sqlite://DATA_DIR/market.db].
+    #[arg(long)]
+    pub database_url: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]

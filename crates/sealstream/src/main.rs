@@ -43,6 +43,7 @@ fn main() -> ExitCode {
         Command::Package(c) => cmd::package::run(c, ui(false)),
         Command::Dataset(c) => cmd::dataset::run(c, ui(false)),
         Command::Agent(c) => cmd::agent::run(c, ui(false)),
+        Command::Market(c) => cmd::market::run(c, ui(false)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -5,6 +5,7 @@ pub mod consume;
 pub mod dataset;
 pub mod grant;
 pub mod keys;
+pub mod market;
 pub mod package;
 pub mod publish;
 pub mod verify;

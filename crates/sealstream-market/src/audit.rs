@@ -1,0 +1,472 @@
+//! The audit log: an append-only table of events, each carrying the SHA-256
+//! of its own content (RFC 8785 canonical JSON of `seq`, `at`, `actor`,
+//! `action`, `subject`, `details` and `prev`) and the hash of the event
+//! before it, so that changing, removing or reordering any event but the
+//! last breaks the chain at a place [`verify`] names.
+
+use sealstream_core::json::{self, canonical, Map, Number, Value};
+use sha2::{Digest, Sha256};
+use sqlx::{Any, Row, Transaction};
+
+use crate::store::{Store, StoreError};
+
+/// `prev` of the first event.
+pub const GENESIS: &str = "0x0000000000000000000000000000000000000000000000000000000000000000";
+
+/// One audit event as stored.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Event {
+    /// Position in the log, from 1 without gaps.
+    pub seq: i64,
+    /// UTC time, `YYYY-MM-DDTHH:MM:SSZ`.
+    pub at: String,
+    /// Who acted (a DID, or `server`).
+    pub actor: String,
+    /// What was done, e.g. `server.start`.
+    pub action: String,
+    /// What it was done to.
+    pub subject: String,
+    /// Details, as RFC 8785 canonical JSON text.
+    pub details: String,
+    /// Hash of the previous event, or [`GENESIS`].
+    pub prev: String,
+    /// `0x` + hex SHA-256 of this event's canonical content.
+    pub hash: String,
+}
+
+/// Why an event could not be appended.
+#[derive(Debug, thiserror::Error)]
+pub enum AppendError {
+    /// The details have no RFC 8785 form.
+    #[error("audit details: {0}")]
+    Details(#[from] canonical::Rfc8785Error),
+    /// The database failed.
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+}
+
+/// What an intact log holds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuditReport {
+    /// Number of events.
+    pub events: u64,
+    /// Hash of the last event ([`GENESIS`] for an empty log).
+    pub head: String,
+}
+
+/// Why the log does not verify.
+#[derive(Debug, thiserror::Error)]
+pub enum AuditError {
+    /// The log could not be read.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The first event that is wrong, and how.
+    #[error("{}", broken_message(*seq, problem))]
+    Broken {
+        /// The event's sequence number.
+        seq: i64,
+        /// What is wrong with it.
+        problem: Problem,
+    },
+}
+
+fn broken_message(seq: i64, problem: &Problem) -> String {
+    match problem {
+        Problem::Missing => format!("seq {seq} missing"),
+        _ => format!("seq {seq}: {problem}"),
+    }
+}
+
+impl From<sqlx::Error> for AuditError {
+    fn from(e: sqlx::Error) -> Self {
+        AuditError::Store(StoreError::Database(e))
+    }
+}
+
+/// What is wrong with an event.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Problem {
+    /// The stored hash is not the hash of the event's content.
+    #[error("hash does not match its content")]
+    HashMismatch,
+    /// The event does not link to its predecessor.
+    #[error("prev does not match the hash of seq {0}")]
+    PrevMismatch(i64),
+    /// The first event does not start from [`GENESIS`].
+    #[error("prev is not the genesis value 0x00…00")]
+    NotGenesis,
+    /// The event is not in the log although later ones are.
+    #[error("missing")]
+    Missing,
+    /// The details are not JSON.
+    #[error("details are not valid JSON")]
+    BadDetails,
+}
+
+/// `0x` + hex SHA-256 of the RFC 8785 form of
+/// `{seq, at, actor, action, subject, details, prev}`.
+pub fn event_hash(
+    seq: i64,
+    at: &str,
+    actor: &str,
+    action: &str,
+    subject: &str,
+    details: &Value,
+    prev: &str,
+) -> Result<String, canonical::Rfc8785Error> {
+    let mut m = Map::new();
+    m.insert(
+        "seq".into(),
+        Value::Number(Number::from_int_text(&seq.to_string()).expect("an i64 is an integer")),
+    );
+    m.insert("at".into(), Value::String(at.into()));
+    m.insert("actor".into(), Value::String(actor.into()));
+    m.insert("action".into(), Value::String(action.into()));
+    m.insert("subject".into(), Value::String(subject.into()));
+    m.insert("details".into(), details.clone());
+    m.insert("prev".into(), Value::String(prev.into()));
+    let text = canonical::rfc8785(&Value::Object(m))?;
+    Ok(format!(
+        "0x{}",
+        hex::encode(Sha256::digest(text.as_bytes()))
+    ))
+}
+
+/// Appends one event inside `tx`. The write lock is taken first (SQLite: the
+/// database's write lock; PostgreSQL: an exclusive lock on the table), so
+/// appends from any number of connections or processes are serialised;
+/// the event is visible once `tx` commits.
+pub async fn append(
+    tx: &mut Transaction<'static, Any>,
+    actor: &str,
+    action: &str,
+    subject: &str,
+    details: &Value,
+) -> Result<Event, AppendError> {
+    let lock = if tx.backend_name().eq_ignore_ascii_case("postgresql") {
+        "LOCK TABLE audit_events IN EXCLUSIVE MODE"
+    } else {
+        // A write that changes nothing: takes SQLite's write lock (waiting
+        // for it under the busy timeout) before anything is read.
+        "UPDATE audit_events SET seq = seq WHERE 1 = 0"
+    };
+    sqlx::query(lock).execute(&mut **tx).await?;
+    let last = sqlx::query("SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1")
+        .fetch_optional(&mut **tx)
+        .await?;
+    let (seq, prev) = match last {
+        Some(row) => (row.try_get::<i64, _>(0)? + 1, row.try_get::<String, _>(1)?),
+        None => (1, GENESIS.to_string()),
+    };
+    let at = sealstream_core::chunk::utc_now_seconds();
+    let hash = event_hash(seq, &at, actor, action, subject, details, &prev)?;
+    let details_text = canonical::rfc8785(details)?;
+    sqlx::query(
+        "INSERT INTO audit_events (seq, at, actor, action, subject, details, prev, hash) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(seq)
+    .bind(&at)
+    .bind(actor)
+    .bind(action)
+    .bind(subject)
+    .bind(&details_text)
+    .bind(&prev)
+    .bind(&hash)
+    .execute(&mut **tx)
+    .await?;
+    Ok(Event {
+        seq,
+        at,
+        actor: actor.into(),
+        action: action.into(),
+        subject: subject.into(),
+        details: details_text,
+        prev,
+        hash,
+    })
+}
+
+/// Appends one event in a transaction of its own.
+pub async fn append_now(
+    store: &Store,
+    actor: &str,
+    action: &str,
+    subject: &str,
+    details: &Value,
+) -> Result<Event, AppendError> {
+    let mut tx = store.pool().begin().await?;
+    let event = append(&mut tx, actor, action, subject, details).await?;
+    tx.commit().await?;
+    Ok(event)
+}
+
+/// Number of events and the head hash, as stored (not verified).
+pub async fn head(store: &Store) -> Result<AuditReport, StoreError> {
+    let row = sqlx::query("SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1")
+        .fetch_optional(store.pool())
+        .await?;
+    let (count,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM audit_events")
+        .fetch_one(store.pool())
+        .await?;
+    Ok(AuditReport {
+        events: count as u64,
+        head: match row {
+            Some(row) => row.try_get::<String, _>(1)?,
+            None => GENESIS.to_string(),
+        },
+    })
+}
+
+/// Checks every event from the first: numbering without gaps, each hash
+/// against its content, each `prev` against the hash before it. Names the
+/// first event that is wrong. (Removing events from the end leaves an
+/// intact, shorter log: compare the head with one recorded elsewhere.)
+pub async fn verify(store: &Store) -> Result<AuditReport, AuditError> {
+    let rows = sqlx::query(
+        "SELECT seq, at, actor, action, subject, details, prev, hash \
+         FROM audit_events ORDER BY seq",
+    )
+    .fetch_all(store.pool())
+    .await?;
+    let mut expected = 1i64;
+    let mut head = GENESIS.to_string();
+    for row in rows {
+        let seq: i64 = row.try_get(0)?;
+        let at: String = row.try_get(1)?;
+        let actor: String = row.try_get(2)?;
+        let action: String = row.try_get(3)?;
+        let subject: String = row.try_get(4)?;
+        let details: String = row.try_get(5)?;
+        let prev: String = row.try_get(6)?;
+        let hash: String = row.try_get(7)?;
+        let broken = |seq, problem| AuditError::Broken { seq, problem };
+        if seq != expected {
+            return Err(broken(expected, Problem::Missing));
+        }
+        let value =
+            json::parse(details.as_bytes()).map_err(|_| broken(seq, Problem::BadDetails))?;
+        let computed = event_hash(seq, &at, &actor, &action, &subject, &value, &prev)
+            .map_err(|_| broken(seq, Problem::BadDetails))?;
+        if computed != hash {
+            return Err(broken(seq, Problem::HashMismatch));
+        }
+        if prev != head {
+            return Err(broken(
+                seq,
+                if seq == 1 {
+                    Problem::NotGenesis
+                } else {
+                    Problem::PrevMismatch(seq - 1)
+                },
+            ));
+        }
+        head = hash;
+        expected += 1;
+    }
+    Ok(AuditReport {
+        events: (expected - 1) as u64,
+        head,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn details(n: u64) -> Value {
+        let mut m = Map::new();
+        m.insert("z".into(), Value::String("last".into()));
+        m.insert(
+            "n".into(),
+            Value::Number(Number::from_int_text(&n.to_string()).unwrap()),
+        );
+        Value::Object(m)
+    }
+
+    async fn memory_store_with(n: u64) -> Store {
+        let store = Store::open("sqlite::memory:").await.unwrap();
+        for i in 0..n {
+            append_now(&store, "server", "test.event", "subject", &details(i))
+                .await
+                .unwrap();
+        }
+        store
+    }
+
+    #[test]
+    fn hash_is_sha256_of_rfc8785_form() {
+        let h = event_hash(
+            1,
+            "2026-01-02T03:04:05Z",
+            "server",
+            "server.start",
+            "market",
+            &details(7),
+            GENESIS,
+        )
+        .unwrap();
+        let text = format!(
+            "{{\"action\":\"server.start\",\"actor\":\"server\",\"at\":\"2026-01-02T03:04:05Z\",\
+             \"details\":{{\"n\":7,\"z\":\"last\"}},\"prev\":\"{GENESIS}\",\"seq\":1,\
+             \"subject\":\"market\"}}"
+        );
+        let expected = format!("0x{}", hex::encode(Sha256::digest(text.as_bytes())));
+        assert_eq!(h, expected);
+        assert_eq!(h.len(), 66);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_appends_are_serialised() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("market.db").display());
+        let store = Store::open(&url).await.unwrap();
+        let mut tasks = Vec::new();
+        for t in 0..8 {
+            let store = store.clone();
+            tasks.push(tokio::spawn(async move {
+                for i in 0..5 {
+                    append_now(
+                        &store,
+                        "server",
+                        "test.event",
+                        "subject",
+                        &details(t * 10 + i),
+                    )
+                    .await
+                    .unwrap();
+                }
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        assert_eq!(verify(&store).await.unwrap().events, 40);
+    }
+
+    #[tokio::test]
+    async fn empty_log_verifies_at_genesis() {
+        let store = memory_store_with(0).await;
+        let report = verify(&store).await.unwrap();
+        assert_eq!(report.events, 0);
+        assert_eq!(report.head, GENESIS);
+    }
+
+    #[tokio::test]
+    async fn appended_events_link_and_verify() {
+        let store = memory_store_with(3).await;
+        let report = verify(&store).await.unwrap();
+        assert_eq!(report.events, 3);
+        assert_eq!(head(&store).await.unwrap(), report);
+        let (prev1, hash1): (String, String) =
+            sqlx::query_as("SELECT prev, hash FROM audit_events WHERE seq = 1")
+                .fetch_one(store.pool())
+                .await
+                .unwrap();
+        assert_eq!(prev1, GENESIS);
+        let (prev2, details2): (String, String) =
+            sqlx::query_as("SELECT prev, details FROM audit_events WHERE seq = 2")
+                .fetch_one(store.pool())
+                .await
+                .unwrap();
+        assert_eq!(prev2, hash1);
+        assert_eq!(details2, r#"{"n":1,"z":"last"}"#);
+    }
+
+    async fn exec(store: &Store, sql: &str) {
+        sqlx::query(sql).execute(store.pool()).await.unwrap();
+    }
+
+    async fn broken(store: &Store) -> String {
+        verify(store).await.unwrap_err().to_string()
+    }
+
+    #[tokio::test]
+    async fn changed_details_are_named() {
+        let store = memory_store_with(4).await;
+        exec(
+            &store,
+            r#"UPDATE audit_events SET details = '{"n":99,"z":"last"}' WHERE seq = 3"#,
+        )
+        .await;
+        assert_eq!(
+            broken(&store).await,
+            "seq 3: hash does not match its content"
+        );
+    }
+
+    #[tokio::test]
+    async fn deleted_event_is_named() {
+        let store = memory_store_with(4).await;
+        exec(&store, "DELETE FROM audit_events WHERE seq = 2").await;
+        assert_eq!(broken(&store).await, "seq 2 missing");
+    }
+
+    #[tokio::test]
+    async fn renumbered_gap_breaks_the_link() {
+        let store = memory_store_with(4).await;
+        exec(&store, "DELETE FROM audit_events WHERE seq = 2").await;
+        exec(
+            &store,
+            "UPDATE audit_events SET seq = seq - 1 WHERE seq > 2",
+        )
+        .await;
+        // seq 2 is now the old seq 3: its content hash names seq 3, so it fails first.
+        assert_eq!(
+            broken(&store).await,
+            "seq 2: hash does not match its content"
+        );
+    }
+
+    #[tokio::test]
+    async fn rehashed_event_breaks_the_next_link() {
+        let store = memory_store_with(3).await;
+        let (at, prev): (String, String) =
+            sqlx::query_as("SELECT at, prev FROM audit_events WHERE seq = 2")
+                .fetch_one(store.pool())
+                .await
+                .unwrap();
+        let forged = details(42);
+        let hash = event_hash(2, &at, "server", "test.event", "subject", &forged, &prev).unwrap();
+        sqlx::query("UPDATE audit_events SET details = $1, hash = $2 WHERE seq = 2")
+            .bind(canonical::rfc8785(&forged).unwrap())
+            .bind(hash)
+            .execute(store.pool())
+            .await
+            .unwrap();
+        assert_eq!(
+            broken(&store).await,
+            "seq 3: prev does not match the hash of seq 2"
+        );
+    }
+
+    #[tokio::test]
+    async fn first_event_must_start_at_genesis() {
+        let store = memory_store_with(1).await;
+        let (at,): (String,) = sqlx::query_as("SELECT at FROM audit_events WHERE seq = 1")
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+        let prev = format!("0x{}", "1".repeat(64));
+        let hash = event_hash(
+            1,
+            &at,
+            "server",
+            "test.event",
+            "subject",
+            &details(0),
+            &prev,
+        )
+        .unwrap();
+        sqlx::query("UPDATE audit_events SET prev = $1, hash = $2 WHERE seq = 1")
+            .bind(prev)
+            .bind(hash)
+            .execute(store.pool())
+            .await
+            .unwrap();
+        assert_eq!(
+            broken(&store).await,
+            "seq 1: prev is not the genesis value 0x00…00"
+        );
+    }
+}

@@ -1,0 +1,302 @@
+//! The HTTP API (axum): health, Prometheus metrics and the audit head, so far.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{header, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use sealstream_core::json::{Map, Value};
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::audit;
+use crate::store::{Store, StoreError};
+
+/// Default listen address.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+/// Default data directory.
+pub const DEFAULT_DATA_DIR: &str = "./sealstream-market-data";
+/// Default limit on a request body: 1 MiB.
+pub const DEFAULT_BODY_LIMIT: usize = 1 << 20;
+
+/// How to run the server.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// Directory for the SQLite database (and later the object store).
+    pub data_dir: PathBuf,
+    /// Database URL; `None` for `sqlite://<data_dir>/market.db`.
+    pub database_url: Option<String>,
+    /// Largest request body accepted, in bytes.
+    pub body_limit: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: DEFAULT_LISTEN.parse().expect("a valid address"),
+            data_dir: PathBuf::from(DEFAULT_DATA_DIR),
+            database_url: None,
+            body_limit: DEFAULT_BODY_LIMIT,
+        }
+    }
+}
+
+impl Config {
+    /// The database URL in force.
+    pub fn database_url(&self) -> String {
+        database_url(&self.data_dir, self.database_url.as_deref())
+    }
+}
+
+/// `url` if given, else `sqlite://<data_dir>/market.db`.
+pub fn database_url(data_dir: &std::path::Path, url: Option<&str>) -> String {
+    match url {
+        Some(u) => u.to_string(),
+        None => format!("sqlite://{}", data_dir.join("market.db").display()),
+    }
+}
+
+/// Why the server stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The store could not be opened.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The start event could not be recorded.
+    #[error("audit log: {0}")]
+    Audit(#[from] audit::AppendError),
+    /// Binding or serving failed.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done.
+        context: String,
+        /// The failure.
+        source: std::io::Error,
+    },
+}
+
+/// Hand-written Prometheus counters.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    inner: Mutex<MetricsInner>,
+}
+
+#[derive(Debug, Default)]
+struct MetricsInner {
+    /// (route, status) → requests.
+    requests: BTreeMap<(String, u16), u64>,
+    /// route → (seconds, count).
+    durations: BTreeMap<String, (f64, u64)>,
+}
+
+impl Metrics {
+    fn record(&self, route: &str, status: u16, seconds: f64) {
+        let mut m = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        *m.requests.entry((route.to_string(), status)).or_default() += 1;
+        let d = m.durations.entry(route.to_string()).or_default();
+        d.0 += seconds;
+        d.1 += 1;
+    }
+
+    /// The Prometheus text exposition (format 0.0.4).
+    pub fn render(&self) -> String {
+        use std::fmt::Write;
+        let m = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let mut out = String::new();
+        out.push_str(
+            "# HELP sealstream_market_http_requests_total HTTP requests by route and status.\n",
+        );
+        out.push_str("# TYPE sealstream_market_http_requests_total counter\n");
+        for ((route, status), n) in &m.requests {
+            let _ = writeln!(
+                out,
+                "sealstream_market_http_requests_total{{route=\"{}\",status=\"{status}\"}} {n}",
+                escape_label(route)
+            );
+        }
+        out.push_str("# HELP sealstream_market_http_request_duration_seconds Time to answer HTTP requests, by route.\n");
+        out.push_str("# TYPE sealstream_market_http_request_duration_seconds summary\n");
+        for (route, (sum, count)) in &m.durations {
+            let route = escape_label(route);
+            let _ = writeln!(
+                out,
+                "sealstream_market_http_request_duration_seconds_sum{{route=\"{route}\"}} {sum}"
+            );
+            let _ = writeln!(
+                out,
+                "sealstream_market_http_request_duration_seconds_count{{route=\"{route}\"}} {count}"
+            );
+        }
+        out
+    }
+}
+
+fn escape_label(s: &str) -> String {
+    s.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+/// What the handlers share.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    /// The store.
+    pub store: Store,
+    /// The counters behind `/metrics`.
+    pub metrics: Arc<Metrics>,
+}
+
+/// The API's routes and layers.
+pub fn router(state: AppState, body_limit: usize) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .route("/v1/audit/head", get(audit_head))
+        .route_layer(middleware::from_fn_with_state(state.clone(), count))
+        .fallback(not_found)
+        .layer(RequestBodyLimitLayer::new(body_limit))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+async fn count(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".into());
+    let start = Instant::now();
+    let response = next.run(request).await;
+    state.metrics.record(
+        &route,
+        response.status().as_u16(),
+        start.elapsed().as_secs_f64(),
+    );
+    response
+}
+
+fn json_response(status: StatusCode, value: Value) -> Response {
+    let body = sealstream_core::json::canonical::rfc8785(&value)
+        .unwrap_or_else(|_| "{\"error\":\"unrepresentable\"}".into());
+    (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+fn object(pairs: &[(&str, Value)]) -> Value {
+    let mut m = Map::new();
+    for (k, v) in pairs {
+        m.insert((*k).to_string(), v.clone());
+    }
+    Value::Object(m)
+}
+
+fn error_response(status: StatusCode, message: &str) -> Response {
+    json_response(status, object(&[("error", Value::String(message.into()))]))
+}
+
+async fn healthz(State(state): State<AppState>) -> Response {
+    match state.store.ping().await {
+        Ok(()) => json_response(
+            StatusCode::OK,
+            object(&[("status", Value::String("ok".into()))]),
+        ),
+        Err(e) => {
+            tracing::warn!("health check: {e}");
+            error_response(StatusCode::SERVICE_UNAVAILABLE, "database unavailable")
+        }
+    }
+}
+
+async fn metrics(State(state): State<AppState>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.metrics.render(),
+    )
+        .into_response()
+}
+
+async fn audit_head(State(state): State<AppState>) -> Response {
+    match audit::head(&state.store).await {
+        Ok(report) => json_response(
+            StatusCode::OK,
+            object(&[
+                (
+                    "events",
+                    Value::Number(
+                        sealstream_core::json::Number::from_int_text(&report.events.to_string())
+                            .expect("a u64 is an integer"),
+                    ),
+                ),
+                ("head", Value::String(report.head)),
+            ]),
+        ),
+        Err(e) => {
+            tracing::warn!("audit head: {e}");
+            error_response(StatusCode::SERVICE_UNAVAILABLE, "database unavailable")
+        }
+    }
+}
+
+async fn not_found() -> Response {
+    error_response(StatusCode::NOT_FOUND, "not found")
+}
+
+/// Opens the store (creating the data directory), records `server.start` in
+/// the audit log, and serves until `shutdown` completes; requests in flight
+/// are finished first.
+pub async fn serve(
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    std::fs::create_dir_all(&config.data_dir).map_err(|source| ServeError::Io {
+        context: format!("{}", config.data_dir.display()),
+        source,
+    })?;
+    let url = config.database_url();
+    let store = Store::open(&url).await?;
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| ServeError::Io {
+            context: format!("listen on {}", config.listen),
+            source,
+        })?;
+    let local = listener.local_addr().map_err(|source| ServeError::Io {
+        context: "listen address".into(),
+        source,
+    })?;
+    let details = object(&[
+        ("listen", Value::String(local.to_string())),
+        ("version", Value::String(env!("CARGO_PKG_VERSION").into())),
+    ]);
+    let event = audit::append_now(&store, "server", "server.start", "market", &details).await?;
+    tracing::info!(
+        listen = %local,
+        engine = ?store.engine(),
+        audit_events = event.seq,
+        audit_head = %event.hash,
+        "market server started"
+    );
+    let state = AppState {
+        store: store.clone(),
+        metrics: Arc::default(),
+    };
+    axum::serve(listener, router(state, config.body_limit))
+        .with_graceful_shutdown(shutdown)
+        .await
+        .map_err(|source| ServeError::Io {
+            context: "serve".into(),
+            source,
+        })?;
+    store.close().await;
+    tracing::info!("market server stopped");
+    Ok(())
+}

@@ -1,0 +1,144 @@
+//! The store: one schema on two engines, SQLite (a file under the data
+//! directory, the default) and PostgreSQL. Migrations run at open.
+
+use std::str::FromStr;
+
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::migrate::Migrator;
+use sqlx::{Any, AnyPool, Transaction};
+
+static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// The database engine behind a [`Store`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Engine {
+    /// SQLite (`sqlite://…`).
+    Sqlite,
+    /// PostgreSQL (`postgres://…` or `postgresql://…`).
+    Postgres,
+}
+
+/// Why the store could not be opened or used.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The URL names no supported engine.
+    #[error("unsupported database URL (expected sqlite://… or postgres://…): {0}")]
+    UnsupportedUrl(String),
+    /// The database refused or failed a query.
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    /// A migration failed.
+    #[error("database migration: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+/// A connection pool on the market database.
+#[derive(Clone, Debug)]
+pub struct Store {
+    pool: AnyPool,
+    engine: Engine,
+}
+
+impl Store {
+    /// Opens `sqlite://PATH` (the file is created if missing and put in WAL
+    /// mode; `sqlite::memory:` for a private in-memory database) or
+    /// `postgres://…`, and brings the schema up to date.
+    pub async fn open(database_url: &str) -> Result<Store, StoreError> {
+        sqlx::any::install_default_drivers();
+        let engine = engine_of(database_url)?;
+        let mut url = database_url.to_string();
+        let mut max_connections = 8;
+        if engine == Engine::Sqlite {
+            if database_url.contains(":memory:") {
+                // Every connection to :memory: is its own database: keep one.
+                max_connections = 1;
+            } else if !database_url.contains("mode=") {
+                url.push(if url.contains('?') { '&' } else { '?' });
+                url.push_str("mode=rwc");
+            }
+        }
+        let options = AnyConnectOptions::from_str(&url)?;
+        let pool = AnyPoolOptions::new()
+            .max_connections(max_connections)
+            .connect_with(options)
+            .await?;
+        if engine == Engine::Sqlite && max_connections > 1 {
+            // Persistent in the file: readers no longer block the writer.
+            sqlx::query("PRAGMA journal_mode=WAL")
+                .fetch_optional(&pool)
+                .await?;
+        }
+        let migrator = match engine {
+            Engine::Sqlite => &SQLITE_MIGRATIONS,
+            Engine::Postgres => &POSTGRES_MIGRATIONS,
+        };
+        migrator.run(&pool).await?;
+        Ok(Store { pool, engine })
+    }
+
+    /// The engine behind this store.
+    pub fn engine(&self) -> Engine {
+        self.engine
+    }
+
+    /// The connection pool.
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    /// Starts a transaction.
+    pub async fn begin(&self) -> Result<Transaction<'static, Any>, StoreError> {
+        Ok(self.pool.begin().await?)
+    }
+
+    /// Checks that the database answers.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").fetch_one(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Closes the pool, waiting for connections in use.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+fn engine_of(url: &str) -> Result<Engine, StoreError> {
+    if url.starts_with("sqlite:") {
+        Ok(Engine::Sqlite)
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Engine::Postgres)
+    } else {
+        Err(StoreError::UnsupportedUrl(url.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn opens_a_new_sqlite_file_in_wal_mode() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("market.db").display());
+        let store = Store::open(&url).await.unwrap();
+        store.ping().await.unwrap();
+        let (mode,): (String,) = sqlx::query_as("PRAGMA journal_mode")
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+        assert_eq!(mode, "wal");
+        store.close().await;
+        // Reopening runs no migration twice.
+        Store::open(&url).await.unwrap().close().await;
+    }
+
+    #[tokio::test]
+    async fn rejects_other_urls() {
+        assert!(matches!(
+            Store::open("mysql://x").await,
+            Err(StoreError::UnsupportedUrl(_))
+        ));
+    }
+}
