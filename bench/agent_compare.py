@@ -101,12 +101,7 @@ BAG_RULES = [
 ]
 
 
-def fixtures_dir() -> Path:
-    env = os.environ.get("SEALSTREAM_FIXTURES")
-    d = Path(env) if env else REPO.parent / "shared" / "fixtures" / "peaq-stream-v1"
-    if not (d / "keys.json").is_file():
-        sys.exit(f"fixtures not found at {d} (set SEALSTREAM_FIXTURES)")
-    return d
+from fixtures import fixtures_dir  # noqa: E402,F401  (bench/fixtures.py)
 
 
 # ---------------------------------------------------------------- quiet machine
