@@ -1,9 +1,12 @@
 //! The sealstream market server (docs/market-design.md): the store, the audit
-//! log and the HTTP API. The `sealstream market …` commands only parse flags
-//! and call this crate.
+//! log, the object store and the HTTP API. The `sealstream market …`
+//! commands only parse flags and call this crate.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod audit;
+pub mod auth;
+pub mod error;
+pub mod objects;
 pub mod server;
 pub mod store;

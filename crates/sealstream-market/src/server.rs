@@ -1,4 +1,4 @@
-//! The HTTP API (axum): health, Prometheus metrics and the audit head, so far.
+//! The HTTP server (axum): state, routes, layers, and start-up.
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -18,6 +18,8 @@ use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::audit;
+use crate::error::ApiError;
+use crate::objects::{Objects, ObjectsError};
 use crate::store::{Store, StoreError};
 
 /// Default listen address.
@@ -26,6 +28,8 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 pub const DEFAULT_DATA_DIR: &str = "./sealstream-market-data";
 /// Default limit on a request body: 1 MiB.
 pub const DEFAULT_BODY_LIMIT: usize = 1 << 20;
+/// Default limit on a chunk upload: 256 MiB.
+pub const DEFAULT_CHUNK_LIMIT: usize = 256 << 20;
 
 /// How to run the server.
 #[derive(Clone, Debug)]
@@ -36,8 +40,16 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// Database URL; `None` for `sqlite://<data_dir>/market.db`.
     pub database_url: Option<String>,
-    /// Largest request body accepted, in bytes.
+    /// Object store URL (`s3://bucket/prefix`, `file:///path`); `None` for
+    /// `<data_dir>/objects`.
+    pub object_store: Option<String>,
+    /// Largest request body accepted, in bytes, on every route but chunk
+    /// upload.
     pub body_limit: usize,
+    /// Largest chunk upload (envelope and ciphertext), in bytes.
+    pub chunk_limit: usize,
+    /// DIDs given the admin role at start.
+    pub admins: Vec<String>,
 }
 
 impl Default for Config {
@@ -46,7 +58,10 @@ impl Default for Config {
             listen: DEFAULT_LISTEN.parse().expect("a valid address"),
             data_dir: PathBuf::from(DEFAULT_DATA_DIR),
             database_url: None,
+            object_store: None,
             body_limit: DEFAULT_BODY_LIMIT,
+            chunk_limit: DEFAULT_CHUNK_LIMIT,
+            admins: Vec::new(),
         }
     }
 }
@@ -72,6 +87,9 @@ pub enum ServeError {
     /// The store could not be opened.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The object store could not be opened.
+    #[error(transparent)]
+    Objects(#[from] ObjectsError),
     /// The start event could not be recorded.
     #[error("audit log: {0}")]
     Audit(#[from] audit::AppendError),
@@ -152,19 +170,27 @@ fn escape_label(s: &str) -> String {
 pub struct AppState {
     /// The store.
     pub store: Store,
+    /// Where ciphertext objects live.
+    pub objects: Objects,
     /// The counters behind `/metrics`.
     pub metrics: Arc<Metrics>,
+    /// The configuration the server runs with.
+    pub config: Arc<Config>,
 }
 
-/// The API's routes and layers.
-pub fn router(state: AppState, body_limit: usize) -> Router {
-    Router::new()
+/// The API's routes and layers. Every route has a body limit:
+/// `config.body_limit` for all but chunk upload, `config.chunk_limit` there.
+pub fn router(state: AppState) -> Router {
+    let body_limit = state.config.body_limit;
+    let small = Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .route("/v1/audit/head", get(audit_head))
+        .layer(RequestBodyLimitLayer::new(body_limit));
+    Router::new()
+        .merge(small)
         .route_layer(middleware::from_fn_with_state(state.clone(), count))
         .fallback(not_found)
-        .layer(RequestBodyLimitLayer::new(body_limit))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }
@@ -200,7 +226,7 @@ fn object(pairs: &[(&str, Value)]) -> Value {
 }
 
 fn error_response(status: StatusCode, message: &str) -> Response {
-    json_response(status, object(&[("error", Value::String(message.into()))]))
+    ApiError::new(status, None, message).into_response()
 }
 
 async fn healthz(State(state): State<AppState>) -> Response {
@@ -250,53 +276,96 @@ async fn not_found() -> Response {
     error_response(StatusCode::NOT_FOUND, "not found")
 }
 
-/// Opens the store (creating the data directory), records `server.start` in
-/// the audit log, and serves until `shutdown` completes; requests in flight
-/// are finished first.
+/// A server bound to its address, not yet serving.
+#[derive(Debug)]
+pub struct Server {
+    listener: tokio::net::TcpListener,
+    state: AppState,
+}
+
+impl Server {
+    /// Opens the store (creating the data directory) and the object store,
+    /// seeds the admins, binds the listen address and records `server.start`
+    /// in the audit log.
+    pub async fn bind(config: Config) -> Result<Server, ServeError> {
+        std::fs::create_dir_all(&config.data_dir).map_err(|source| ServeError::Io {
+            context: format!("{}", config.data_dir.display()),
+            source,
+        })?;
+        let url = config.database_url();
+        let store = Store::open(&url).await?;
+        let objects = Objects::open(&config.data_dir, config.object_store.as_deref())?;
+        for did in &config.admins {
+            crate::auth::grant_role(&store, did, crate::auth::Role::Admin, "server").await?;
+        }
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .map_err(|source| ServeError::Io {
+                context: format!("listen on {}", config.listen),
+                source,
+            })?;
+        let local = listener.local_addr().map_err(|source| ServeError::Io {
+            context: "listen address".into(),
+            source,
+        })?;
+        let details = object(&[
+            ("listen", Value::String(local.to_string())),
+            ("version", Value::String(env!("CARGO_PKG_VERSION").into())),
+        ]);
+        let event = audit::append_now(&store, "server", "server.start", "market", &details).await?;
+        tracing::info!(
+            listen = %local,
+            engine = ?store.engine(),
+            objects = %objects,
+            audit_events = event.seq,
+            audit_head = %event.hash,
+            "market server started"
+        );
+        let state = AppState {
+            store,
+            objects,
+            metrics: Arc::default(),
+            config: Arc::new(config),
+        };
+        Ok(Server { listener, state })
+    }
+
+    /// The address the server listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("a bound listener has an address")
+    }
+
+    /// The state handlers share (the store, for tools and tests).
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until `shutdown` completes; requests in flight are finished
+    /// first, then the store is closed.
+    pub async fn run(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), ServeError> {
+        let store = self.state.store.clone();
+        axum::serve(self.listener, router(self.state))
+            .with_graceful_shutdown(shutdown)
+            .await
+            .map_err(|source| ServeError::Io {
+                context: "serve".into(),
+                source,
+            })?;
+        store.close().await;
+        tracing::info!("market server stopped");
+        Ok(())
+    }
+}
+
+/// [`Server::bind`], then [`Server::run`].
 pub async fn serve(
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
-    std::fs::create_dir_all(&config.data_dir).map_err(|source| ServeError::Io {
-        context: format!("{}", config.data_dir.display()),
-        source,
-    })?;
-    let url = config.database_url();
-    let store = Store::open(&url).await?;
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .map_err(|source| ServeError::Io {
-            context: format!("listen on {}", config.listen),
-            source,
-        })?;
-    let local = listener.local_addr().map_err(|source| ServeError::Io {
-        context: "listen address".into(),
-        source,
-    })?;
-    let details = object(&[
-        ("listen", Value::String(local.to_string())),
-        ("version", Value::String(env!("CARGO_PKG_VERSION").into())),
-    ]);
-    let event = audit::append_now(&store, "server", "server.start", "market", &details).await?;
-    tracing::info!(
-        listen = %local,
-        engine = ?store.engine(),
-        audit_events = event.seq,
-        audit_head = %event.hash,
-        "market server started"
-    );
-    let state = AppState {
-        store: store.clone(),
-        metrics: Arc::default(),
-    };
-    axum::serve(listener, router(state, config.body_limit))
-        .with_graceful_shutdown(shutdown)
-        .await
-        .map_err(|source| ServeError::Io {
-            context: "serve".into(),
-            source,
-        })?;
-    store.close().await;
-    tracing::info!("market server stopped");
-    Ok(())
+    Server::bind(config).await?.run(shutdown).await
 }

@@ -79,6 +79,20 @@ pub enum MarketCommand {
         listen: std::net::SocketAddr,
         #[command(flatten)]
         db: MarketDbArgs,
+        /// Where chunk ciphertexts are stored: s3://BUCKET/PREFIX (endpoint, region and
+        /// credentials from the AWS_* environment variables) or file:///PATH [default:
+        /// DATA_DIR/objects].
+        #[arg(long, value_name = "URL")]
+        object_store: Option<String>,
+        /// Give this DID (did:peaq:0x…) the admin role; repeatable.
+        #[arg(long = "admin", value_name = "DID")]
+        admins: Vec<String>,
+        /// Largest request body on every route but chunk upload, in bytes.
+        #[arg(long, default_value_t = 1 << 20, value_name = "BYTES")]
+        max_body_bytes: usize,
+        /// Largest chunk upload (envelope and ciphertext), in bytes.
+        #[arg(long, default_value_t = 256 << 20, value_name = "BYTES")]
+        max_chunk_bytes: usize,
     },
     /// The hash-linked audit log.
     #[command(subcommand, after_help = MARKET_EXIT_CODES)]

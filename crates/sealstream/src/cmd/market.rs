@@ -13,7 +13,32 @@ use crate::ui::Ui;
 
 pub fn run(command: MarketCommand, ui: Ui) -> CliResult {
     match command {
-        MarketCommand::Serve { listen, db } => serve(listen, db, ui),
+        MarketCommand::Serve {
+            listen,
+            db,
+            object_store,
+            admins,
+            max_body_bytes,
+            max_chunk_bytes,
+        } => {
+            let config = Config {
+                listen,
+                data_dir: db.data_dir,
+                database_url: db.database_url,
+                object_store,
+                body_limit: max_body_bytes,
+                chunk_limit: max_chunk_bytes,
+                admins: admins
+                    .iter()
+                    .map(|d| {
+                        sealstream_core::identity::Did::parse(d, "--admin")
+                            .map(|did| did.to_string())
+                            .map_err(|e| CliError::input(e.to_string()))
+                    })
+                    .collect::<CliResult<_>>()?,
+            };
+            serve(config, ui)
+        }
         MarketCommand::Audit(MarketAuditCommand::Verify { db, json }) => {
             verify(db, Ui { json, ..ui })
         }
@@ -27,7 +52,7 @@ fn runtime() -> CliResult<tokio::runtime::Runtime> {
         .map_err(|e| CliError::input(format!("cannot start the async runtime: {e}")))
 }
 
-fn serve(listen: std::net::SocketAddr, db: MarketDbArgs, ui: Ui) -> CliResult {
+fn serve(config: Config, ui: Ui) -> CliResult {
     let level = if ui.quiet {
         tracing_subscriber::filter::LevelFilter::WARN
     } else {
@@ -38,12 +63,6 @@ fn serve(listen: std::net::SocketAddr, db: MarketDbArgs, ui: Ui) -> CliResult {
         .with_writer(std::io::stderr)
         .with_max_level(level)
         .try_init();
-    let config = Config {
-        listen,
-        data_dir: db.data_dir,
-        database_url: db.database_url,
-        ..Config::default()
-    };
     runtime()?.block_on(async move {
         server::serve(config, shutdown_signal())
             .await

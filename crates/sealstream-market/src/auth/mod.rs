@@ -1,0 +1,228 @@
+//! Who is calling: sessions, roles and the extractors handlers use.
+//!
+//! A request carries `Authorization: Bearer <token>`; the token came from
+//! sign-in and only its SHA-256 is stored ([`session`]). [`Principal`]
+//! requires a valid session (401 otherwise); [`MaybePrincipal`] lets
+//! anonymous callers through, for public routes.
+
+pub mod session;
+
+use std::fmt;
+
+use axum::extract::FromRequestParts;
+use axum::http::header;
+use axum::http::request::Parts;
+use sqlx::Row;
+
+use crate::error::ApiError;
+use crate::server::AppState;
+use crate::store::Store;
+
+/// What a principal may do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Role {
+    /// Uploads its own chunks (a DID registered in `machines`).
+    Machine,
+    /// Registers machines and sells their data: datasets, listings.
+    Owner,
+    /// Browses and buys.
+    Buyer,
+    /// Reads the audit log.
+    Auditor,
+    /// Grants roles; reads everything.
+    Admin,
+}
+
+impl Role {
+    /// All roles.
+    pub const ALL: [Role; 5] = [
+        Role::Machine,
+        Role::Owner,
+        Role::Buyer,
+        Role::Auditor,
+        Role::Admin,
+    ];
+
+    /// The lower-case name used in the API and the database.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Machine => "machine",
+            Role::Owner => "owner",
+            Role::Buyer => "buyer",
+            Role::Auditor => "auditor",
+            Role::Admin => "admin",
+        }
+    }
+
+    /// Parses a role name.
+    pub fn parse(text: &str) -> Option<Role> {
+        Role::ALL.into_iter().find(|r| r.as_str() == text)
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A signed-in caller.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Principal {
+    /// `did:peaq:0x…` (checksummed address).
+    pub did: String,
+    /// Its roles, sorted.
+    pub roles: Vec<Role>,
+}
+
+impl Principal {
+    /// Whether the principal has `role`.
+    pub fn has(&self, role: Role) -> bool {
+        self.roles.contains(&role)
+    }
+
+    /// 403 unless the principal has `role`.
+    pub fn require(&self, role: Role) -> Result<(), ApiError> {
+        if self.has(role) {
+            Ok(())
+        } else {
+            Err(ApiError::forbidden(format!(
+                "{} does not have the {role} role",
+                self.did
+            )))
+        }
+    }
+}
+
+/// The roles of `did`: those granted in `principal_roles`, plus `machine`
+/// when it is a registered machine.
+pub async fn roles_of(store: &Store, did: &str) -> Result<Vec<Role>, sqlx::Error> {
+    let rows = sqlx::query("SELECT role FROM principal_roles WHERE did = $1")
+        .bind(did)
+        .fetch_all(store.pool())
+        .await?;
+    let mut roles: Vec<Role> = rows
+        .iter()
+        .filter_map(|r| r.try_get::<String, _>(0).ok())
+        .filter_map(|name| Role::parse(&name))
+        .collect();
+    let machine = sqlx::query("SELECT 1 FROM machines WHERE did = $1")
+        .bind(did)
+        .fetch_optional(store.pool())
+        .await?;
+    if machine.is_some() {
+        roles.push(Role::Machine);
+    }
+    roles.sort();
+    roles.dedup();
+    Ok(roles)
+}
+
+/// The bearer token of a request, if it has one. A malformed header is a 401
+/// naming it.
+fn bearer(parts: &Parts) -> Result<Option<&str>, ApiError> {
+    let Some(value) = parts.headers.get(header::AUTHORIZATION) else {
+        return Ok(None);
+    };
+    let text = value
+        .to_str()
+        .map_err(|_| ApiError::unauthorized("Authorization", "not valid text"))?;
+    match text.strip_prefix("Bearer ") {
+        Some(token) if !token.trim().is_empty() => Ok(Some(token.trim())),
+        _ => Err(ApiError::unauthorized(
+            "Authorization",
+            "expected \"Bearer <session token>\"",
+        )),
+    }
+}
+
+async fn principal_of(parts: &Parts, state: &AppState) -> Result<Option<Principal>, ApiError> {
+    let Some(token) = bearer(parts)? else {
+        return Ok(None);
+    };
+    let did = session::lookup(&state.store, token).await?.ok_or_else(|| {
+        ApiError::unauthorized("Authorization", "session token unknown or expired")
+    })?;
+    let roles = roles_of(&state.store, &did).await?;
+    Ok(Some(Principal { did, roles }))
+}
+
+impl FromRequestParts<AppState> for Principal {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        principal_of(parts, state).await?.ok_or_else(|| {
+            ApiError::unauthorized(
+                "Authorization",
+                "sign in first (POST /v1/auth/nonce, then /v1/auth/verify) and send \"Authorization: Bearer <token>\"",
+            )
+        })
+    }
+}
+
+/// The caller if signed in, `None` if anonymous. A token that is sent but
+/// unknown or expired is still a 401: a client should learn its session ended.
+#[derive(Clone, Debug)]
+pub struct MaybePrincipal(pub Option<Principal>);
+
+impl FromRequestParts<AppState> for MaybePrincipal {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        principal_of(parts, state).await.map(MaybePrincipal)
+    }
+}
+
+/// Grants `role` to `did` (recording the principal if new) and appends
+/// `role.grant` to the audit log, in one transaction. Granting a role the
+/// principal already has changes nothing; returns whether it was new.
+pub async fn grant_role(
+    store: &Store,
+    did: &str,
+    role: Role,
+    granted_by: &str,
+) -> Result<bool, crate::audit::AppendError> {
+    let mut tx = store.pool().begin().await?;
+    let now = sealstream_core::chunk::utc_now_seconds();
+    ensure_principal(&mut tx, did, &now).await?;
+    let exists = sqlx::query("SELECT 1 FROM principal_roles WHERE did = $1 AND role = $2")
+        .bind(did)
+        .bind(role.as_str())
+        .fetch_optional(&mut *tx)
+        .await?
+        .is_some();
+    if exists {
+        return Ok(false);
+    }
+    sqlx::query(
+        "INSERT INTO principal_roles (did, role, granted_by, granted_at) VALUES ($1, $2, $3, $4)",
+    )
+    .bind(did)
+    .bind(role.as_str())
+    .bind(granted_by)
+    .bind(&now)
+    .execute(&mut *tx)
+    .await?;
+    let details =
+        sealstream_core::json::parse(format!("{{\"role\":\"{}\"}}", role.as_str()).as_bytes())
+            .expect("a fixed JSON object");
+    crate::audit::append(&mut tx, granted_by, "role.grant", did, &details).await?;
+    tx.commit().await?;
+    Ok(true)
+}
+
+/// Records `did` in `principals` if it is not there yet.
+pub async fn ensure_principal(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    did: &str,
+    now: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO principals (did, first_seen_at) VALUES ($1, $2) ON CONFLICT (did) DO NOTHING",
+    )
+    .bind(did)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}

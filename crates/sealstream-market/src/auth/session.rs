@@ -1,0 +1,109 @@
+//! Session tokens: 32 random bytes, hex, given to the client once; the
+//! database holds only their SHA-256 and an expiry.
+
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+use sqlx::Row;
+
+use crate::store::Store;
+
+/// How long a session lasts unless the sign-in message says less: 12 hours.
+pub const DEFAULT_TTL_SECS: i64 = 12 * 3600;
+
+/// A new session token, as handed to the client.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Token(String);
+
+impl Token {
+    /// The token text, to send as `Authorization: Bearer <token>`.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Token {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Token(<redacted>)")
+    }
+}
+
+fn hash(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+/// Seconds since the epoch.
+pub fn now_unix() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// Creates a session for `did` that expires at `expires_unix`, inside `tx`.
+pub async fn issue_in(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    did: &str,
+    expires_unix: i64,
+) -> Result<Token, sqlx::Error> {
+    let mut bytes = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    let token = hex::encode(bytes);
+    sqlx::query(
+        "INSERT INTO sessions (token_hash, did, created_at, expires_unix) VALUES ($1, $2, $3, $4)",
+    )
+    .bind(hash(&token))
+    .bind(did)
+    .bind(sealstream_core::chunk::utc_now_seconds())
+    .bind(expires_unix)
+    .execute(&mut **tx)
+    .await?;
+    Ok(Token(token))
+}
+
+/// Creates a session for `did` lasting [`DEFAULT_TTL_SECS`] (for tools and
+/// tests that have already established who `did` is).
+pub async fn issue(store: &Store, did: &str) -> Result<Token, sqlx::Error> {
+    let mut tx = store.pool().begin().await?;
+    let token = issue_in(&mut tx, did, now_unix() + DEFAULT_TTL_SECS).await?;
+    tx.commit().await?;
+    Ok(token)
+}
+
+/// The DID of a live session, or `None` for an unknown or expired token.
+pub async fn lookup(store: &Store, token: &str) -> Result<Option<String>, sqlx::Error> {
+    let row = sqlx::query("SELECT did FROM sessions WHERE token_hash = $1 AND expires_unix > $2")
+        .bind(hash(token))
+        .bind(now_unix())
+        .fetch_optional(store.pool())
+        .await?;
+    row.map(|r| r.try_get::<String, _>(0)).transpose()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_token_finds_its_did_until_it_expires() {
+        let store = Store::open("sqlite::memory:").await.unwrap();
+        let token = issue(&store, "did:peaq:0xA").await.unwrap();
+        assert_eq!(
+            lookup(&store, token.expose()).await.unwrap().as_deref(),
+            Some("did:peaq:0xA")
+        );
+        assert_eq!(lookup(&store, "nope").await.unwrap(), None);
+        let mut tx = store.pool().begin().await.unwrap();
+        let old = issue_in(&mut tx, "did:peaq:0xB", now_unix() - 1)
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        assert_eq!(lookup(&store, old.expose()).await.unwrap(), None);
+        assert_eq!(format!("{token:?}"), "Token(<redacted>)");
+        // Only the hash is stored.
+        let (stored,): (String,) = sqlx::query_as("SELECT token_hash FROM sessions LIMIT 1")
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+        assert_ne!(stored, token.expose());
+    }
+}

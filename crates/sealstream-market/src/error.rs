@@ -1,0 +1,248 @@
+//! API errors and the strict JSON body extractor.
+//!
+//! Every refusal is a JSON body `{"error": {"field": F, "message": M}}`,
+//! where `field` names the request part at fault (a JSON path such as
+//! `recipients[1].publicKeyHex`, a path or query parameter, a header) or is
+//! `null` when no single part is.
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Request};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::de::DeserializeOwned;
+
+use crate::store::StoreError;
+
+/// A refusal or failure, turned into a JSON response.
+#[derive(Debug)]
+pub struct ApiError {
+    /// HTTP status.
+    pub status: StatusCode,
+    /// The request part at fault, if one is.
+    pub field: Option<String>,
+    /// What is wrong, for a person to read.
+    pub message: String,
+}
+
+impl ApiError {
+    /// A refusal with `status`.
+    pub fn new(status: StatusCode, field: Option<&str>, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            field: field.map(str::to_string),
+            message: message.into(),
+        }
+    }
+
+    /// 400: `field` is malformed or invalid.
+    pub fn bad_request(field: &str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, Some(field), message)
+    }
+
+    /// 422: `field` is well formed but does not check out (a signature, a
+    /// hash, a link).
+    pub fn unprocessable(field: &str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNPROCESSABLE_ENTITY, Some(field), message)
+    }
+
+    /// 401: no valid session (or a failed sign-in).
+    pub fn unauthorized(field: &str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, Some(field), message)
+    }
+
+    /// 403: signed in, but not allowed.
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, None, message)
+    }
+
+    /// 404: `what` does not exist (or is not visible to the caller).
+    pub fn not_found(what: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, None, what)
+    }
+
+    /// 409: conflicts with what is stored.
+    pub fn conflict(field: Option<&str>, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, field, message)
+    }
+
+    /// 413: the body is larger than the route accepts.
+    pub fn too_large(limit: usize) -> Self {
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            Some("body"),
+            format!("request body larger than {limit} bytes"),
+        )
+    }
+
+    /// 500: logged with its cause; the caller sees only that it failed.
+    pub fn internal(context: &str, cause: impl std::fmt::Display) -> Self {
+        tracing::error!("{context}: {cause}");
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            None,
+            format!("internal error ({context})"),
+        )
+    }
+
+    /// The JSON body.
+    pub fn body(&self) -> serde_json::Value {
+        serde_json::json!({
+            "error": { "field": self.field, "message": self.message }
+        })
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.field {
+            Some(field) => write!(f, "{} {field}: {}", self.status.as_u16(), self.message),
+            None => write!(f, "{} {}", self.status.as_u16(), self.message),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        if self.status.is_server_error() {
+            tracing::warn!(status = self.status.as_u16(), "{}", self.message);
+        } else {
+            tracing::debug!(status = self.status.as_u16(), "refused: {self}");
+        }
+        let body = serde_json::to_vec(&self.body()).unwrap_or_default();
+        (
+            self.status,
+            [(header::CONTENT_TYPE, "application/json")],
+            body,
+        )
+            .into_response()
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        ApiError::internal("database", e)
+    }
+}
+
+impl From<sqlx::Error> for ApiError {
+    fn from(e: sqlx::Error) -> Self {
+        ApiError::internal("database", e)
+    }
+}
+
+impl From<crate::audit::AppendError> for ApiError {
+    fn from(e: crate::audit::AppendError) -> Self {
+        ApiError::internal("audit log", e)
+    }
+}
+
+/// Result of a handler.
+pub type ApiResult<T> = Result<T, ApiError>;
+
+/// A JSON request body, decoded with the path of the first bad field in the
+/// error (`serde_path_to_error`). Types meant to be strict carry
+/// `#[serde(deny_unknown_fields)]`; an unknown field is then a 400 naming it.
+#[derive(Debug)]
+pub struct ApiJson<T>(pub T);
+
+impl<S, T> FromRequest<S> for ApiJson<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let bytes = Bytes::from_request(req, state)
+            .await
+            .map_err(|rejection| body_rejection(rejection.status(), rejection.body_text()))?;
+        decode_json(&bytes).map(ApiJson)
+    }
+}
+
+/// Turns a failed body read into a 413 (over the limit) or a 400.
+pub fn body_rejection(status: StatusCode, text: String) -> ApiError {
+    if status == StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError::new(status, Some("body"), "request body too large")
+    } else {
+        ApiError::new(status, Some("body"), text)
+    }
+}
+
+/// Decodes `bytes` as JSON into `T`, naming the first bad field.
+pub fn decode_json<T: DeserializeOwned>(bytes: &[u8]) -> ApiResult<T> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let value: T = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        let field = if path == "." || path.is_empty() {
+            "body".to_string()
+        } else {
+            path
+        };
+        ApiError::bad_request(&field, json_message(&inner))
+    })?;
+    de.end()
+        .map_err(|e| ApiError::bad_request("body", json_message(&e)))?;
+    Ok(value)
+}
+
+/// serde_json's message without its "at line 1 column 7" suffix, which
+/// names a position the `field` already names better.
+fn json_message(e: &serde_json::Error) -> String {
+    let text = e.to_string();
+    match text.rfind(" at line ") {
+        Some(i) if e.line() > 0 => text[..i].to_string(),
+        _ => text,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::Deserialize;
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields, rename_all = "camelCase")]
+    #[allow(dead_code)]
+    struct Inner {
+        public_key_hex: String,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Outer {
+        name: String,
+        items: Vec<Inner>,
+    }
+
+    #[test]
+    fn names_the_bad_field() {
+        let e = decode_json::<Outer>(
+            br#"{"name":"a","items":[{"publicKeyHex":"x"},{"publicKeyHex":3}]}"#,
+        )
+        .unwrap_err();
+        assert_eq!(e.status, StatusCode::BAD_REQUEST);
+        assert_eq!(e.field.as_deref(), Some("items[1].publicKeyHex"));
+        assert!(e.message.contains("invalid type"), "{}", e.message);
+    }
+
+    #[test]
+    fn names_unknown_and_missing_fields() {
+        let e = decode_json::<Outer>(br#"{"name":"a","items":[],"extra":1}"#).unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("extra"));
+        assert!(e.message.contains("unknown field `extra`"), "{}", e.message);
+        let e = decode_json::<Outer>(br#"{"items":[]}"#).unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("body"));
+        assert!(e.message.contains("missing field `name`"), "{}", e.message);
+    }
+
+    #[test]
+    fn malformed_json_and_trailing_bytes_are_refused() {
+        let e = decode_json::<Outer>(b"{\"name\":").unwrap_err();
+        assert_eq!(e.status, StatusCode::BAD_REQUEST);
+        let e = decode_json::<Outer>(br#"{"name":"a","items":[]} x"#).unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("body"));
+    }
+}
