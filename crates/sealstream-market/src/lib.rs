@@ -8,5 +8,6 @@ pub mod audit;
 pub mod auth;
 pub mod error;
 pub mod objects;
+pub mod openapi;
 pub mod server;
 pub mod store;

@@ -186,6 +186,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .route("/v1/audit/head", get(audit_head))
+        .route("/openapi.json", get(openapi_json))
         .layer(RequestBodyLimitLayer::new(body_limit));
     Router::new()
         .merge(small)
@@ -229,7 +230,11 @@ fn error_response(status: StatusCode, message: &str) -> Response {
     ApiError::new(status, None, message).into_response()
 }
 
-async fn healthz(State(state): State<AppState>) -> Response {
+/// Whether the server and its database answer.
+#[utoipa::path(get, path = "/healthz", tag = "operations",
+    responses((status = 200, description = "`{\"status\": \"ok\"}`"),
+               (status = 503, description = "The database does not answer", body = crate::openapi::ErrorBody)))]
+pub(crate) async fn healthz(State(state): State<AppState>) -> Response {
     match state.store.ping().await {
         Ok(()) => json_response(
             StatusCode::OK,
@@ -242,7 +247,10 @@ async fn healthz(State(state): State<AppState>) -> Response {
     }
 }
 
-async fn metrics(State(state): State<AppState>) -> Response {
+/// Prometheus counters (text exposition format 0.0.4).
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    responses((status = 200, description = "Request counts and durations by route", content_type = "text/plain")))]
+pub(crate) async fn metrics(State(state): State<AppState>) -> Response {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         state.metrics.render(),
@@ -250,7 +258,11 @@ async fn metrics(State(state): State<AppState>) -> Response {
         .into_response()
 }
 
-async fn audit_head(State(state): State<AppState>) -> Response {
+/// The number of audit events and the hash of the last one. Publishing the
+/// head lets anyone detect a truncated log later.
+#[utoipa::path(get, path = "/v1/audit/head", tag = "audit",
+    responses((status = 200, description = "`{\"events\": N, \"head\": \"0x…\"}`")))]
+pub(crate) async fn audit_head(State(state): State<AppState>) -> Response {
     match audit::head(&state.store).await {
         Ok(report) => json_response(
             StatusCode::OK,
@@ -270,6 +282,18 @@ async fn audit_head(State(state): State<AppState>) -> Response {
             error_response(StatusCode::SERVICE_UNAVAILABLE, "database unavailable")
         }
     }
+}
+
+/// This document.
+#[utoipa::path(get, path = "/openapi.json", tag = "operations",
+    responses((status = 200, description = "The OpenAPI 3.1 description of the API", content_type = "application/json")))]
+pub(crate) async fn openapi_json() -> Response {
+    static DOC: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        DOC.get_or_init(crate::openapi::document).clone(),
+    )
+        .into_response()
 }
 
 async fn not_found() -> Response {
