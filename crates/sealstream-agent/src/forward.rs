@@ -24,7 +24,7 @@ use sealstream_core::chunk::utc_now_seconds;
 use sealstream_core::json::{self, Map, Number, Value};
 use sealstream_core::layout::{ciphertext_name, envelope_name, write_atomic};
 
-use crate::sink::Sink;
+use crate::sink::{Delivery, Sink};
 
 /// How far one destination has received one topic.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -571,10 +571,25 @@ pub fn spawn(
                             break;
                         };
                         let result = read_item(&t, &item).and_then(|files| {
-                            for (key, bytes) in files.iter().flatten() {
-                                sinks[d].put(key, bytes).map_err(|e| e.to_string())?;
-                            }
-                            Ok(())
+                            let Some(files) = files else {
+                                return Ok(());
+                            };
+                            let delivery = match (&item, files.as_slice()) {
+                                (Item::Chunk(index), [bin, json]) => Delivery::Chunk {
+                                    index: *index,
+                                    ciphertext: (&bin.0, &bin.1),
+                                    envelope: (&json.0, &json.1),
+                                },
+                                (Item::Dataset(first, last), [manifest]) => Delivery::Dataset {
+                                    first: *first,
+                                    last: *last,
+                                    manifest: (&manifest.0, &manifest.1),
+                                },
+                                _ => return Err("internal: unexpected spool item".into()),
+                            };
+                            sinks[d]
+                                .deliver(&topic, &delivery)
+                                .map_err(|e| e.to_string())
                         });
                         match result.and_then(|()| outbox.delivered_item(d, &topic, &item)) {
                             Ok(()) => {

@@ -8,6 +8,7 @@
 pub mod config;
 pub mod forward;
 pub mod journal;
+pub mod market;
 pub mod mcap_source;
 pub mod mqtt;
 pub mod pipeline;

@@ -258,8 +258,13 @@ impl Agent {
         let mut sinks = Vec::new();
         for (i, d) in map.destinations.iter().enumerate() {
             sinks.push(
-                sink::open(d)
-                    .map_err(|e| AgentError::Unsupported(format!("destinations[{i}]: {e}")))?,
+                sink::open(
+                    d,
+                    &sink::SinkContext {
+                        machine_key: &map.machine.signing_key,
+                    },
+                )
+                .map_err(|e| AgentError::Unsupported(format!("destinations[{i}]: {e}")))?,
             );
         }
         let spool = map.spool.dir.clone();

@@ -62,8 +62,10 @@ const MARKET_EXIT_CODES: &str = "\
 Exit codes:
   0  success (audit verify: the audit log is intact)
   1  bad input or an unusable database: flags, a database that cannot be opened,
-     an address that cannot be bound
-  2  integrity: the audit log does not verify (the first bad event is named)
+     an address that cannot be bound; upload: files that cannot be read, a server
+     that stays unreachable
+  2  integrity: the audit log does not verify (the first bad event is named);
+     upload: the server refused a chunk or the dataset (its reason is printed)
      (also: invalid command-line usage)";
 
 #[derive(Debug, Subcommand)]
@@ -97,6 +99,31 @@ pub enum MarketCommand {
     /// The hash-linked audit log.
     #[command(subcommand, after_help = MARKET_EXIT_CODES)]
     Audit(MarketAuditCommand),
+    /// Upload a published chain (chunk-N.json, chunk-N.bin, and dataset.json if present)
+    /// to a market server as a machine: sign in with the machine's key, skip the chunks
+    /// the server already holds, upload the rest in order (retrying network errors and
+    /// 5xx), then the dataset manifest. The machine must be registered by its owner.
+    #[command(after_help = MARKET_EXIT_CODES)]
+    Upload {
+        /// The server (http(s)://HOST:PORT).
+        #[arg(long, value_name = "URL")]
+        server: String,
+        /// Directory of the chain (as written by `publish` or an agent destination).
+        #[arg(long)]
+        chunk_dir: PathBuf,
+        /// The topic the chain carries (e.g. /sensor/gps).
+        #[arg(long)]
+        topic: String,
+        /// File holding the machine's secp256k1 key (hex): it signs in.
+        #[arg(long)]
+        key_file: PathBuf,
+        /// Attempts per request before giving up on transient failures.
+        #[arg(long, default_value_t = 8)]
+        attempts: u32,
+        /// Print {"chunks", "stored", "alreadyHeld", "datasetId"} as JSON on stdout.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -300,6 +327,12 @@ pub struct PublishArgs {
     pub dataset_key_file: Option<PathBuf>,
     #[command(flatten)]
     pub dataset: DatasetInfoArgs,
+    /// Then upload the chain (and dataset.json) to this market server
+    /// (http(s)://HOST:PORT), signed in with --dataset-key-file (the machine's key), as
+    /// --topic; each request is retried on network errors and 5xx. The machine must be
+    /// registered on the server by its owner.
+    #[arg(long, value_name = "URL", requires_all = ["dataset_key_file", "topic"])]
+    pub to: Option<String>,
     /// Print the manifest as JSON on stdout.
     #[arg(long)]
     pub json: bool,

@@ -8,9 +8,11 @@
 //! themselves.
 
 mod directory;
+mod market;
 mod object_store;
 
 pub use self::directory::DirectoryDestination;
+pub use self::market::MarketDestination;
 pub use self::object_store::ObjectStoreDestination;
 
 use crate::config::Destination;
@@ -42,18 +44,69 @@ pub trait Sink: Send {
     /// Store `bytes` under `key` (a relative path with `/` separators),
     /// replacing any object there; atomic for readers.
     fn put(&mut self, key: &str, bytes: &[u8]) -> Result<(), SinkError>;
+
+    /// Delivers one item of `topic`. The default stores its objects with
+    /// [`put`](Self::put), ciphertext before envelope, so a reader that
+    /// sees the envelope finds the ciphertext; sinks that speak an API
+    /// (the market) override it.
+    fn deliver(&mut self, topic: &str, item: &Delivery<'_>) -> Result<(), SinkError> {
+        let _ = topic;
+        match item {
+            Delivery::Chunk {
+                ciphertext,
+                envelope,
+                ..
+            } => {
+                self.put(ciphertext.0, ciphertext.1)?;
+                self.put(envelope.0, envelope.1)
+            }
+            Delivery::Dataset { manifest, .. } => self.put(manifest.0, manifest.1),
+        }
+    }
 }
 
-/// Open the sink of a configured destination. Market destinations are not
-/// delivered by this version (the market server comes later).
-pub fn open(destination: &Destination) -> Result<Box<dyn Sink>, SinkError> {
+/// One item the forwarder delivers, with its objects as (key, bytes) in the
+/// directory layout.
+#[derive(Debug)]
+pub enum Delivery<'a> {
+    /// Chunk `index` of the topic's chain.
+    Chunk {
+        /// The chain index.
+        index: u64,
+        /// `<topic-dir>/chunk-N.bin`.
+        ciphertext: (&'a str, &'a [u8]),
+        /// `<topic-dir>/chunk-N.json`.
+        envelope: (&'a str, &'a [u8]),
+    },
+    /// The signed dataset manifest of chunks `first..=last`.
+    Dataset {
+        /// First chain index covered.
+        first: u64,
+        /// Last chain index covered.
+        last: u64,
+        /// `<topic-dir>/dataset-A-B.json`.
+        manifest: (&'a str, &'a [u8]),
+    },
+}
+
+/// What sinks may need besides their configuration.
+pub struct SinkContext<'a> {
+    /// The machine's secp256k1 key: the market destination signs in with it.
+    pub machine_key: &'a sealstream_core::keys::MachineSigningKey,
+}
+
+/// Open the sink of a configured destination.
+pub fn open(
+    destination: &Destination,
+    context: &SinkContext<'_>,
+) -> Result<Box<dyn Sink>, SinkError> {
     match destination {
         Destination::Directory { path } => Ok(Box::new(DirectoryDestination::new(path.clone()))),
         Destination::ObjectStore { url, location } => {
             Ok(Box::new(ObjectStoreDestination::open(url, location)?))
         }
-        Destination::Market { url } => Err(SinkError::new(format!(
-            "market {url}: delivery to a market server is not available in this version"
-        ))),
+        Destination::Market { url } => {
+            Ok(Box::new(MarketDestination::new(url, context.machine_key)))
+        }
     }
 }

@@ -229,6 +229,16 @@ impl Value {
         }
     }
 
+    /// The member `key`, if this is an object that has it.
+    pub fn get(&self, key: &str) -> Option<&Value> {
+        self.as_object().and_then(|m| m.get(key))
+    }
+
+    /// The number as a `u64`, if this is a non-negative integer that fits.
+    pub fn as_u64(&self) -> Option<u64> {
+        self.as_number().and_then(Number::as_u64)
+    }
+
     /// The number, if this is a number.
     pub fn as_number(&self) -> Option<&Number> {
         match self {

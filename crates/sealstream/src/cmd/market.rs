@@ -2,6 +2,9 @@
 
 use std::path::Path;
 
+use sealstream_agent::market::{
+    upload_chain_dir, ChainUpload, ClientError, MarketClient, UploadError,
+};
 use sealstream_core::json::{Map, Number, Value};
 use sealstream_market::audit::{self, AuditError};
 use sealstream_market::server::{self, Config};
@@ -42,7 +45,102 @@ pub fn run(command: MarketCommand, ui: Ui) -> CliResult {
         MarketCommand::Audit(MarketAuditCommand::Verify { db, json }) => {
             verify(db, Ui { json, ..ui })
         }
+        MarketCommand::Upload {
+            server,
+            chunk_dir,
+            topic,
+            key_file,
+            attempts,
+            json,
+        } => {
+            let ui = Ui { json, ..ui };
+            let key = crate::keyfile::secp256k1_secret(&key_file, "machine key")?;
+            let summary = upload_dir(&server, &chunk_dir, &topic, key, attempts, &ui)?;
+            if ui.json {
+                ui.json_out(&upload_json(&summary));
+            }
+            Ok(())
+        }
     }
+}
+
+/// Uploads the chain in `dir` to `server` as `topic`, signed in with `key`;
+/// reports on the terminal. A refusal by the server exits 2, a server that
+/// stays unreachable 1.
+pub fn upload_dir(
+    server: &str,
+    dir: &Path,
+    topic: &str,
+    key: sealstream_core::keys::MachineSigningKey,
+    attempts: u32,
+    ui: &Ui,
+) -> CliResult<ChainUpload> {
+    if !(server.starts_with("http://") || server.starts_with("https://")) {
+        return Err(CliError::input(format!(
+            "--server/--to: expected an http:// or https:// URL, got {server:?}"
+        )));
+    }
+    let mut client = MarketClient::new(server, key);
+    ui.say(format!(
+        "Uploading {} to {} as {} ({})...",
+        dir.display(),
+        server,
+        client.did(),
+        topic
+    ));
+    let bar = ui.progress(None, true, "uploading");
+    let mut progress = |n: u64| bar.inc(n);
+    let mut log = |line: &str| bar.suspend(|| ui.say(line));
+    let result = upload_chain_dir(
+        &mut client,
+        topic,
+        dir,
+        attempts.max(1),
+        &mut progress,
+        &mut log,
+    );
+    bar.finish_and_clear();
+    let summary = result.map_err(|e| {
+        let refused = match &e {
+            UploadError::Chunk { source, .. } | UploadError::Dataset(source) => {
+                matches!(source, ClientError::Refused { .. })
+            }
+            UploadError::Client(source) => matches!(source, ClientError::Refused { .. }),
+            UploadError::Read(_) | UploadError::File { .. } => false,
+        };
+        let message = format!("upload to {server}: {e}");
+        if refused {
+            CliError::integrity(message)
+        } else {
+            CliError::input(message)
+        }
+    })?;
+    ui.say(format!(
+        "Uploaded {}: {} chunk{} stored, {} already held{}",
+        topic,
+        summary.stored,
+        if summary.stored == 1 { "" } else { "s" },
+        summary.already_held,
+        summary
+            .dataset_id
+            .as_deref()
+            .map(|id| format!(", dataset {id}"))
+            .unwrap_or_default()
+    ));
+    Ok(summary)
+}
+
+fn upload_json(s: &ChainUpload) -> Value {
+    let n = |v: u64| Value::Number(Number::from_int_text(&v.to_string()).expect("an integer"));
+    let mut m = Map::new();
+    m.insert("chunks".into(), n(s.chunks));
+    m.insert("stored".into(), n(s.stored));
+    m.insert("alreadyHeld".into(), n(s.already_held));
+    m.insert(
+        "datasetId".into(),
+        s.dataset_id.clone().map_or(Value::Null, Value::String),
+    );
+    Value::Object(m)
 }
 
 fn runtime() -> CliResult<tokio::runtime::Runtime> {

@@ -90,7 +90,7 @@ pub fn run(args: PublishArgs, ui: Ui) -> CliResult {
                 info: crate::cmd::dataset::info_from(&args.dataset),
             })
         }
-        None if crate::cmd::dataset::has_info(&args.dataset) => {
+        None if crate::cmd::dataset::has_info(&args.dataset) && args.to.is_none() => {
             return Err(CliError::input(
                 "--topic and the other dataset flags need --dataset-key-file",
             ));
@@ -168,6 +168,12 @@ pub fn run(args: PublishArgs, ui: Ui) -> CliResult {
         }
         // The manifest path on stdout, for piping (as the reference does).
         println!("{}", summary.manifest_path.display());
+    }
+    if let (Some(server), Some(key_file), Some(topic)) =
+        (&args.to, &args.dataset_key_file, &args.dataset.topic)
+    {
+        let key = keyfile::secp256k1_secret(key_file, "dataset key")?;
+        crate::cmd::market::upload_dir(server, &args.output_dir, topic, key, 8, &ui)?;
     }
     Ok(())
 }
