@@ -102,6 +102,12 @@ impl QueryParams {
             if pairs[..i].iter().any(|(n, _)| n == name) {
                 return Err(ApiError::bad_request(name, "given more than once"));
             }
+            if pairs[i].1.chars().any(char::is_control) {
+                return Err(ApiError::bad_request(
+                    name,
+                    "must not contain control characters",
+                ));
+            }
         }
         Ok(QueryParams(pairs))
     }
@@ -156,8 +162,26 @@ pub fn parse_time(text: &str) -> Option<i64> {
     let (y, m, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
     let (hh, mm, ss) = (num(11..13)?, num(14..16)?, num(17..19)?);
     let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-    let days_in = [31, if leap { 29 } else { 28 }, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
-    if !(1..=12).contains(&m) || d < 1 || d > days_in[(m - 1) as usize] || hh > 23 || mm > 59 || ss > 59
+    let days_in = [
+        31,
+        if leap { 29 } else { 28 },
+        31,
+        30,
+        31,
+        30,
+        31,
+        31,
+        30,
+        31,
+        30,
+        31,
+    ];
+    if !(1..=12).contains(&m)
+        || d < 1
+        || d > days_in[(m - 1) as usize]
+        || hh > 23
+        || mm > 59
+        || ss > 59
     {
         return None;
     }
@@ -216,7 +240,9 @@ impl Cursor {
     }
 
     fn decode(text: &str, sort: Sort, descending: bool) -> ApiResult<Cursor> {
-        let bad = || ApiError::bad_request("cursor", "not a cursor of this query (use nextCursor as given, with the same sort and order)");
+        let bad = || {
+            ApiError::bad_request("cursor", "not a cursor of this query (use nextCursor as given, with the same sort and order)")
+        };
         let raw = hex::decode(text).map_err(|_| bad())?;
         let raw = String::from_utf8(raw).map_err(|_| bad())?;
         let (tag, body) = raw.split_once('|').ok_or_else(bad)?;
@@ -227,7 +253,10 @@ impl Cursor {
             Sort::Relevance => body.parse().map(Cursor::Offset).map_err(|_| bad()),
             Sort::Newest => {
                 let (t, id) = body.split_once('|').ok_or_else(bad)?;
-                Ok(Cursor::Newest(t.parse().map_err(|_| bad())?, id.to_string()))
+                Ok(Cursor::Newest(
+                    t.parse().map_err(|_| bad())?,
+                    id.to_string(),
+                ))
             }
             Sort::Price => {
                 let (k, id) = body.split_once('|').ok_or_else(bad)?;
@@ -337,8 +366,14 @@ impl Search {
                 ));
             }
         }
-        let min_price = params.get("minPrice").map(|p| price(p, "minPrice")).transpose()?;
-        let max_price = params.get("maxPrice").map(|p| price(p, "maxPrice")).transpose()?;
+        let min_price = params
+            .get("minPrice")
+            .map(|p| price(p, "minPrice"))
+            .transpose()?;
+        let max_price = params
+            .get("maxPrice")
+            .map(|p| price(p, "maxPrice"))
+            .transpose()?;
         if let (Some(lo), Some(hi)) = (&min_price, &max_price) {
             if price_key(lo) > price_key(hi) {
                 return Err(ApiError::bad_request("minPrice", "greater than maxPrice"));
@@ -504,7 +539,10 @@ fn build(search: &Search, engine: Engine) -> Sql {
             ));
         }
         Some(Cursor::Price(k, id)) => {
-            let (pk, pid) = (sql.bind(Bind::Text(k.clone())), sql.bind(Bind::Text(id.clone())));
+            let (pk, pid) = (
+                sql.bind(Bind::Text(k.clone())),
+                sql.bind(Bind::Text(id.clone())),
+            );
             conditions.push(format!(
                 "(l.price_key {cmp} {pk} OR (l.price_key = {pk} AND l.id {cmp} {pid}))"
             ));
@@ -589,7 +627,8 @@ pub async fn catalog(
         let description: String = row.try_get("description")?;
         let id: String = row.try_get("id")?;
         last = Some((
-            row.try_get::<Option<i64>, _>("published_unix")?.unwrap_or(0),
+            row.try_get::<Option<i64>, _>("published_unix")?
+                .unwrap_or(0),
             row.try_get::<String, _>("price_key")?,
             id.clone(),
         ));
@@ -661,9 +700,10 @@ mod tests {
 
     #[test]
     fn words_are_letters_and_digits_only() {
-        assert_eq!(words("Air-Quality  \"PM2.5\" NEAR(x*)"), [
-            "air", "quality", "pm2", "5", "near", "x"
-        ]);
+        assert_eq!(
+            words("Air-Quality  \"PM2.5\" NEAR(x*)"),
+            ["air", "quality", "pm2", "5", "near", "x"]
+        );
         assert!(words("\"*()-^:").is_empty());
         assert_eq!(words("Überlingen über"), ["überlingen", "über"]);
         assert_eq!(fts5_query(&words("a b")), "\"a\" \"b\"");
@@ -679,7 +719,12 @@ mod tests {
             let text = sealstream_core::chunk::format_utc_seconds(secs as u64);
             assert_eq!(parse_time(&text), Some(secs), "{text}");
         }
-        for bad in ["2023-02-29T00:00:00Z", "2024-13-01T00:00:00Z", "yesterday", "2024-01-01 00:00:00"] {
+        for bad in [
+            "2023-02-29T00:00:00Z",
+            "2024-13-01T00:00:00Z",
+            "yesterday",
+            "2024-01-01 00:00:00",
+        ] {
             assert_eq!(parse_time(bad), None, "{bad}");
         }
     }

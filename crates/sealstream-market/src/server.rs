@@ -197,7 +197,10 @@ pub fn router(state: AppState) -> Router {
             get(crate::listings::get).patch(crate::listings::patch),
         )
         .route("/v1/listings/{id}/publish", post(crate::listings::publish))
-        .route("/v1/listings/{id}/withdraw", post(crate::listings::withdraw))
+        .route(
+            "/v1/listings/{id}/withdraw",
+            post(crate::listings::withdraw),
+        )
         .route("/v1/listings/{id}/card", get(crate::listings::card::card))
         .route(
             "/v1/listings/{id}/samples",

@@ -260,7 +260,14 @@ pub async fn create(
         "price": listing.fields.price,
         "rail": listing.fields.rail.to_json(),
     }));
-    crate::audit::append(&mut tx, &caller.did, "listing.create", &listing.id, &details).await?;
+    crate::audit::append(
+        &mut tx,
+        &caller.did,
+        "listing.create",
+        &listing.id,
+        &details,
+    )
+    .await?;
     let view = view(&mut tx, &listing).await?;
     tx.commit().await?;
     Ok((StatusCode::CREATED, Json(view)))
@@ -303,11 +310,13 @@ pub async fn patch(
         // Keys of chunks that are no longer samples are no longer given out.
         for index in disclosed(&mut tx, &id).await? {
             if !fields.sample_chunk_indexes.contains(&index) {
-                sqlx::query("DELETE FROM listing_samples WHERE listing_id = $1 AND chunk_index = $2")
-                    .bind(&id)
-                    .bind(index as i64)
-                    .execute(&mut *tx)
-                    .await?;
+                sqlx::query(
+                    "DELETE FROM listing_samples WHERE listing_id = $1 AND chunk_index = $2",
+                )
+                .bind(&id)
+                .bind(index as i64)
+                .execute(&mut *tx)
+                .await?;
             }
         }
     }

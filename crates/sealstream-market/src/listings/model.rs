@@ -322,6 +322,12 @@ impl Rail {
                             format!("longer than {max} characters"),
                         ));
                     }
+                    if s.chars().any(char::is_control) {
+                        return Err(ApiError::bad_request(
+                            &field,
+                            "must not contain control characters",
+                        ));
+                    }
                     Ok(Some(s.clone()))
                 }
                 Some(_) => Err(ApiError::bad_request(&field, "expected a string")),
@@ -329,8 +335,9 @@ impl Rail {
         };
         let decimals = |max: u64, default: Option<u8>| -> ApiResult<u8> {
             match obj.get("decimals") {
-                None | Some(Value::Null) => default
-                    .ok_or_else(|| ApiError::bad_request("rail.decimals", "required")),
+                None | Some(Value::Null) => {
+                    default.ok_or_else(|| ApiError::bad_request("rail.decimals", "required"))
+                }
                 Some(v) => match v.as_u64() {
                     Some(d) if d <= max => Ok(d as u8),
                     _ => Err(ApiError::bad_request(
@@ -360,10 +367,8 @@ impl Rail {
                 } else {
                     Some(evm_address(&token, "rail.token")?)
                 };
-                let pay_to = evm_address(
-                    &text("payTo", true, 42)?.unwrap_or_default(),
-                    "rail.payTo",
-                )?;
+                let pay_to =
+                    evm_address(&text("payTo", true, 42)?.unwrap_or_default(), "rail.payTo")?;
                 if pay_to == "0x0000000000000000000000000000000000000000" {
                     return Err(ApiError::bad_request(
                         "rail.payTo",
@@ -475,7 +480,10 @@ fn required_text(value: &str, field: &str, min: usize, max: usize) -> ApiResult<
             format!("longer than {max} characters ({n})"),
         ));
     }
-    if value.chars().any(|c| c.is_control() && c != '\n' && c != '\t' && c != '\r') {
+    if value
+        .chars()
+        .any(|c| c.is_control() && c != '\n' && c != '\t' && c != '\r')
+    {
         return Err(ApiError::bad_request(
             field,
             "must not contain control characters",
@@ -530,7 +538,10 @@ fn sample_indexes(values: &[u64]) -> ApiResult<Vec<u64>> {
     if values.len() > MAX_SAMPLES {
         return Err(ApiError::bad_request(
             "sampleChunkIndexes",
-            format!("at most {MAX_SAMPLES} sample chunks ({} given)", values.len()),
+            format!(
+                "at most {MAX_SAMPLES} sample chunks ({} given)",
+                values.len()
+            ),
         ));
     }
     for (i, v) in values.iter().enumerate() {
@@ -553,8 +564,9 @@ fn sample_indexes(values: &[u64]) -> ApiResult<Vec<u64>> {
 fn license(value: Option<&Value>) -> ApiResult<Option<Value>> {
     match value {
         None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => optional_text(Some(s), "license", MAX_LICENSE)
-            .map(|t| t.map(Value::String)),
+        Some(Value::String(s)) => {
+            optional_text(Some(s), "license", MAX_LICENSE).map(|t| t.map(Value::String))
+        }
         Some(v @ Value::Object(_)) => {
             if v.to_string().len() > MAX_LICENSE {
                 return Err(ApiError::bad_request(
@@ -650,6 +662,13 @@ impl ListingFields {
     }
 }
 
+/// Whether `id` could name a row at all: ids with control characters (a
+/// NUL, which PostgreSQL refuses in text) or absurd lengths are looked up
+/// no further.
+pub fn plausible_id(id: &str) -> bool {
+    !id.is_empty() && id.len() <= 200 && !id.chars().any(char::is_control)
+}
+
 /// A listing as stored.
 #[derive(Clone, Debug)]
 pub struct Listing {
@@ -732,6 +751,9 @@ impl Listing {
         tx: &mut Transaction<'static, Any>,
         id: &str,
     ) -> Result<Option<Listing>, sqlx::Error> {
+        if !plausible_id(id) {
+            return Ok(None);
+        }
         let sql = format!("SELECT {COLUMNS} FROM listings l WHERE l.id = $1");
         let row = sqlx::query(&sql).bind(id).fetch_optional(&mut **tx).await?;
         row.as_ref().map(Listing::from_row).transpose()
@@ -866,6 +888,9 @@ impl DatasetSummary {
         tx: &mut Transaction<'static, Any>,
         id: &str,
     ) -> Result<Option<DatasetSummary>, sqlx::Error> {
+        if !plausible_id(id) {
+            return Ok(None);
+        }
         let row = sqlx::query(
             "SELECT d.id, d.owner_did, d.machine_did, d.topic, d.first_index, d.chunk_count, \
              d.merkle_root, d.first_received_unix, d.last_received_unix, d.state, m.chain_public_key \
@@ -938,7 +963,10 @@ mod tests {
         assert_eq!(evm_address(lower, "rail.payTo").unwrap(), checksum);
         assert_eq!(evm_address(checksum, "rail.payTo").unwrap(), checksum);
         let wrong = "0x5AAeb6053F3E94C9b9A09f33669435E7Ef1BeAed";
-        assert_eq!(field(evm_address(wrong, "rail.payTo").unwrap_err()), "rail.payTo");
+        assert_eq!(
+            field(evm_address(wrong, "rail.payTo").unwrap_err()),
+            "rail.payTo"
+        );
         assert!(evm_address("0x1234", "rail.payTo").is_err());
         assert!(evm_address("5aaeb6053f3e94c9b9a09f33669435e7ef1beaed", "x").is_err());
     }
@@ -953,13 +981,31 @@ mod tests {
             (json!(1), "rail"),
             (json!({}), "rail.kind"),
             (json!({"kind":"barter"}), "rail.kind"),
-            (json!({"kind":"evm","chainId":0,"token":"native","decimals":18,"payTo":"0x5aaeb6053f3e94c9b9a09f33669435e7ef1beaed"}), "rail.chainId"),
-            (json!({"kind":"evm","chainId":1,"token":"gold","decimals":18,"payTo":"0x5aaeb6053f3e94c9b9a09f33669435e7ef1beaed"}), "rail.token"),
-            (json!({"kind":"evm","chainId":1,"token":"native","decimals":99,"payTo":"0x5aaeb6053f3e94c9b9a09f33669435e7ef1beaed"}), "rail.decimals"),
-            (json!({"kind":"evm","chainId":1,"token":"native","decimals":18}), "rail.payTo"),
-            (json!({"kind":"evm","chainId":1,"token":"native","decimals":18,"payTo":"0x5aaeb6053f3e94c9b9a09f33669435e7ef1beaed","x":1}), "rail.x"),
+            (
+                json!({"kind":"evm","chainId":0,"token":"native","decimals":18,"payTo":"0x5aaeb6053f3e94c9b9a09f33669435e7ef1beaed"}),
+                "rail.chainId",
+            ),
+            (
+                json!({"kind":"evm","chainId":1,"token":"gold","decimals":18,"payTo":"0x5aaeb6053f3e94c9b9a09f33669435e7ef1beaed"}),
+                "rail.token",
+            ),
+            (
+                json!({"kind":"evm","chainId":1,"token":"native","decimals":99,"payTo":"0x5aaeb6053f3e94c9b9a09f33669435e7ef1beaed"}),
+                "rail.decimals",
+            ),
+            (
+                json!({"kind":"evm","chainId":1,"token":"native","decimals":18}),
+                "rail.payTo",
+            ),
+            (
+                json!({"kind":"evm","chainId":1,"token":"native","decimals":18,"payTo":"0x5aaeb6053f3e94c9b9a09f33669435e7ef1beaed","x":1}),
+                "rail.x",
+            ),
             (json!({"kind":"invoice","currency":"eur"}), "rail.currency"),
-            (json!({"kind":"invoice","currency":"EUR","chainId":1}), "rail.chainId"),
+            (
+                json!({"kind":"invoice","currency":"EUR","chainId":1}),
+                "rail.chainId",
+            ),
         ];
         for (value, name) in cases {
             assert_eq!(field(Rail::parse(&value).unwrap_err()), name, "{value}");

@@ -182,7 +182,10 @@ pub async fn disclose(
             .ok_or_else(|| {
                 ApiError::unprocessable(
                     &index_field,
-                    format!("chunk {} of dataset {} is not stored", entry.index, dataset.id),
+                    format!(
+                        "chunk {} of dataset {} is not stored",
+                        entry.index, dataset.id
+                    ),
                 )
             })?;
         let envelope = ChunkEnvelope::parse(envelope_text.as_bytes())
@@ -216,7 +219,14 @@ pub async fn disclose(
     let details = audit_details(json!({
         "samples": checked.iter().map(|(i, _, c)| json!({"index": i, "keyCommitment": c})).collect::<Vec<_>>(),
     }));
-    crate::audit::append(&mut tx, &caller.did, "listing.samples.disclose", &id, &details).await?;
+    crate::audit::append(
+        &mut tx,
+        &caller.did,
+        "listing.samples.disclose",
+        &id,
+        &details,
+    )
+    .await?;
     let rows = sqlx::query(
         "SELECT chunk_index FROM listing_samples WHERE listing_id = $1 ORDER BY chunk_index",
     )
@@ -293,10 +303,14 @@ pub async fn get(
     let index = parse_index(&index)?;
     let field = "recipientPublicKey";
     let text = params.get(field).ok_or_else(|| {
-        ApiError::bad_request(field, "required: your X25519 public key (64 hex digits), to seal the sample key to")
+        ApiError::bad_request(
+            field,
+            "required: your X25519 public key (64 hex digits), to seal the sample key to",
+        )
     })?;
-    let recipient = RecipientPublicKey::from_hex(text, field)
-        .map_err(|_| ApiError::bad_request(field, "expected 32 bytes of hex (an X25519 public key)"))?;
+    let recipient = RecipientPublicKey::from_hex(text, field).map_err(|_| {
+        ApiError::bad_request(field, "expected 32 bytes of hex (an X25519 public key)")
+    })?;
     recipient
         .check_usable(field)
         .map_err(|e| ApiError::bad_request(field, e.to_string()))?;

@@ -67,7 +67,9 @@ async fn exec(server: &TestServer, sql: &str, binds: Vec<Value>) {
             other => q.bind(other.to_string()),
         };
     }
-    q.execute(server.store.pool()).await.expect("fixture insert");
+    q.execute(server.store.pool())
+        .await
+        .expect("fixture insert");
 }
 
 /// Registers a machine of `owner_did` and stores a chain of one chunk per
@@ -218,7 +220,12 @@ pub fn set_dataset_state(server: &TestServer, dataset_id: &str, state: &str) {
 }
 
 /// A signed dataset of `n` small chunks on `topic`, on a new machine.
-pub fn signed_dataset(server: &TestServer, owner_did: &str, topic: &str, n: usize) -> (Chain, String) {
+pub fn signed_dataset(
+    server: &TestServer,
+    owner_did: &str,
+    topic: &str,
+    n: usize,
+) -> (Chain, String) {
     let plaintexts: Vec<Vec<u8>> = (0..n)
         .map(|i| format!("{topic} reading {i}").into_bytes())
         .collect();
