@@ -6,7 +6,9 @@
 
 pub mod audit;
 pub mod auth;
+pub mod catalog;
 pub mod error;
+pub mod listings;
 pub mod objects;
 pub mod openapi;
 pub mod server;

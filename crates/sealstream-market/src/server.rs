@@ -11,7 +11,7 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::http::{header, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 use sealstream_core::json::{Map, Value};
 use tower_http::limit::RequestBodyLimitLayer;
@@ -187,6 +187,33 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(metrics))
         .route("/v1/audit/head", get(audit_head))
         .route("/openapi.json", get(openapi_json))
+        .route("/v1/catalog", get(crate::catalog::catalog))
+        .route(
+            "/v1/listings",
+            get(crate::listings::list_mine).post(crate::listings::create),
+        )
+        .route(
+            "/v1/listings/{id}",
+            get(crate::listings::get).patch(crate::listings::patch),
+        )
+        .route("/v1/listings/{id}/publish", post(crate::listings::publish))
+        .route(
+            "/v1/listings/{id}/withdraw",
+            post(crate::listings::withdraw),
+        )
+        .route("/v1/listings/{id}/card", get(crate::listings::card::card))
+        .route(
+            "/v1/listings/{id}/samples",
+            post(crate::listings::samples::disclose),
+        )
+        .route(
+            "/v1/listings/{id}/samples/{index}",
+            get(crate::listings::samples::get),
+        )
+        .route(
+            "/v1/listings/{id}/samples/{index}/ciphertext",
+            get(crate::listings::samples::ciphertext),
+        )
         .layer(RequestBodyLimitLayer::new(body_limit));
     Router::new()
         .merge(small)

@@ -1,0 +1,755 @@
+//! The public catalog: published listings, searched by words in their
+//! title, description, tags and schema hint (SQLite FTS5 / PostgreSQL
+//! `tsvector`), filtered by domain, machine, topic, price and time span,
+//! sorted by relevance, publication time or price, a page at a time.
+//!
+//! Words are taken from `q` the same way on both engines: runs of letters
+//! and digits, lower-cased; every word must match (AND). Nothing of `q`
+//! reaches the query syntax of either engine (FTS5 gets each word quoted,
+//! PostgreSQL gets the words space-separated through
+//! `websearch_to_tsquery`), so no `q` is ever a syntax error.
+//!
+//! Pages: `limit` (≤ 100) items and a `nextCursor`, which carries the sort
+//! key of the last item (keyset pagination: no item is repeated or skipped
+//! while the catalog does not change); relevance pages carry an offset.
+//! Prices compare exactly, as base-unit integers (see the migration).
+
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
+use axum::Json;
+use serde::Serialize;
+use serde_json::Value;
+use sqlx::Row;
+use utoipa::ToSchema;
+
+use crate::error::{ApiError, ApiResult};
+use crate::listings::model::{price, price_key, Rail};
+use crate::server::AppState;
+use crate::store::Engine;
+
+/// Default page size.
+pub const DEFAULT_LIMIT: usize = 20;
+/// Largest page size.
+pub const MAX_LIMIT: usize = 100;
+/// Longest `q`, in characters.
+pub const MAX_QUERY: usize = 1_000;
+/// Most words in `q`.
+pub const MAX_WORDS: usize = 32;
+/// Length of a description excerpt, in characters.
+pub const EXCERPT: usize = 280;
+
+/// Sales as a bucket: `0`, `1-10`, `11-100`, `101-1000`, … A page shows
+/// this, never a count of buyers nor who they are.
+pub fn sales_bucket(sales: i64) -> String {
+    if sales <= 0 {
+        return "0".to_string();
+    }
+    let mut high: i128 = 10;
+    while i128::from(sales) > high {
+        high *= 10;
+    }
+    let low = if high == 10 { 1 } else { high / 10 + 1 };
+    format!("{low}-{high}")
+}
+
+/// The searchable words of `q`: runs of letters and digits, lower-cased,
+/// deduplicated, in order.
+pub fn words(q: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for word in q.split(|c: char| !c.is_alphanumeric()) {
+        if word.is_empty() {
+            continue;
+        }
+        let w = word.to_lowercase();
+        if !out.contains(&w) {
+            out.push(w);
+        }
+    }
+    out
+}
+
+/// An FTS5 query requiring every word: each one a quoted string (words
+/// hold only letters and digits, so nothing needs escaping; quotes would
+/// be doubled anyway).
+pub fn fts5_query(words: &[String]) -> String {
+    words
+        .iter()
+        .map(|w| format!("\"{}\"", w.replace('"', "\"\"")))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Query parameters, checked: unknown or repeated names are refused,
+/// naming them.
+#[derive(Debug)]
+pub struct QueryParams(Vec<(String, String)>);
+
+impl QueryParams {
+    /// From the query extractor's result; `allowed` names the parameters
+    /// the route takes.
+    pub fn new(
+        query: Result<Query<Vec<(String, String)>>, QueryRejection>,
+        allowed: &[&str],
+    ) -> ApiResult<QueryParams> {
+        let Query(pairs) = query.map_err(|e| ApiError::bad_request("query", e.body_text()))?;
+        for (i, (name, _)) in pairs.iter().enumerate() {
+            if !allowed.contains(&name.as_str()) {
+                return Err(ApiError::bad_request(
+                    name,
+                    format!("unknown parameter (expected one of {})", allowed.join(", ")),
+                ));
+            }
+            if pairs[..i].iter().any(|(n, _)| n == name) {
+                return Err(ApiError::bad_request(name, "given more than once"));
+            }
+            if pairs[i].1.chars().any(char::is_control) {
+                return Err(ApiError::bad_request(
+                    name,
+                    "must not contain control characters",
+                ));
+            }
+        }
+        Ok(QueryParams(pairs))
+    }
+
+    /// The value of `name`, if given and not empty.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(n, v)| n == name && !v.is_empty())
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// `limit`: 1 to [`MAX_LIMIT`], default [`DEFAULT_LIMIT`].
+    pub fn limit(&self) -> ApiResult<usize> {
+        match self.get("limit") {
+            None => Ok(DEFAULT_LIMIT),
+            Some(text) => match text.parse::<usize>() {
+                Ok(n) if (1..=MAX_LIMIT).contains(&n) => Ok(n),
+                _ => Err(ApiError::bad_request(
+                    "limit",
+                    format!("expected an integer from 1 to {MAX_LIMIT}"),
+                )),
+            },
+        }
+    }
+}
+
+/// Seconds since the epoch of `YYYY-MM-DDTHH:MM:SSZ`, or of a plain
+/// integer (already seconds).
+pub fn parse_time(text: &str) -> Option<i64> {
+    if let Ok(n) = text.parse::<i64>() {
+        return Some(n);
+    }
+    let b = text.as_bytes();
+    if b.len() != 20
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || b[10] != b'T'
+        || b[13] != b':'
+        || b[16] != b':'
+        || b[19] != b'Z'
+    {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| -> Option<i64> {
+        let s = text.get(r)?;
+        s.bytes()
+            .all(|c| c.is_ascii_digit())
+            .then(|| s.parse().ok())
+            .flatten()
+    };
+    let (y, m, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (hh, mm, ss) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    let days_in = [
+        31,
+        if leap { 29 } else { 28 },
+        31,
+        30,
+        31,
+        30,
+        31,
+        31,
+        30,
+        31,
+        30,
+        31,
+    ];
+    if !(1..=12).contains(&m)
+        || d < 1
+        || d > days_in[(m - 1) as usize]
+        || hh > 23
+        || mm > 59
+        || ss > 59
+    {
+        return None;
+    }
+    // Howard Hinnant's days_from_civil.
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some(days * 86_400 + hh * 3600 + mm * 60 + ss)
+}
+
+/// How the catalog is sorted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Sort {
+    /// Best match first (needs `q`).
+    Relevance,
+    /// By publication time.
+    Newest,
+    /// By price.
+    Price,
+}
+
+/// A position in a sorted catalog.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Cursor {
+    /// After the item with this (published time, id).
+    Newest(i64, String),
+    /// After the item with this (price key, id).
+    Price(String, String),
+    /// After this many items.
+    Offset(u64),
+}
+
+fn cursor_tag(sort: Sort, descending: bool) -> &'static str {
+    match (sort, descending) {
+        (Sort::Newest, true) => "n-",
+        (Sort::Newest, false) => "n+",
+        (Sort::Price, true) => "p-",
+        (Sort::Price, false) => "p+",
+        (Sort::Relevance, true) => "r-",
+        (Sort::Relevance, false) => "r+",
+    }
+}
+
+impl Cursor {
+    fn encode(&self, sort: Sort, descending: bool) -> String {
+        let body = match self {
+            Cursor::Newest(t, id) => format!("{t}|{id}"),
+            Cursor::Price(k, id) => format!("{k}|{id}"),
+            Cursor::Offset(n) => n.to_string(),
+        };
+        hex::encode(format!("{}|{body}", cursor_tag(sort, descending)))
+    }
+
+    fn decode(text: &str, sort: Sort, descending: bool) -> ApiResult<Cursor> {
+        let bad = || {
+            ApiError::bad_request("cursor", "not a cursor of this query (use nextCursor as given, with the same sort and order)")
+        };
+        let raw = hex::decode(text).map_err(|_| bad())?;
+        let raw = String::from_utf8(raw).map_err(|_| bad())?;
+        let (tag, body) = raw.split_once('|').ok_or_else(bad)?;
+        if tag != cursor_tag(sort, descending) {
+            return Err(bad());
+        }
+        match sort {
+            Sort::Relevance => body.parse().map(Cursor::Offset).map_err(|_| bad()),
+            Sort::Newest => {
+                let (t, id) = body.split_once('|').ok_or_else(bad)?;
+                Ok(Cursor::Newest(
+                    t.parse().map_err(|_| bad())?,
+                    id.to_string(),
+                ))
+            }
+            Sort::Price => {
+                let (k, id) = body.split_once('|').ok_or_else(bad)?;
+                if k.len() != crate::listings::model::PRICE_DIGITS
+                    || !k.bytes().all(|b| b.is_ascii_digit())
+                {
+                    return Err(bad());
+                }
+                Ok(Cursor::Price(k.to_string(), id.to_string()))
+            }
+        }
+    }
+}
+
+/// One listing in the catalog.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CatalogItem {
+    /// `ls_…`.
+    pub id: String,
+    /// Title.
+    pub title: String,
+    /// The start of the description.
+    pub description_excerpt: String,
+    /// Tags.
+    pub tags: Vec<String>,
+    /// Domain.
+    pub domain: Option<String>,
+    /// The machine whose chain is on sale.
+    pub machine_did: String,
+    /// Its topic.
+    pub topic: String,
+    /// Price in the rail's base units.
+    pub price: String,
+    /// Payment rail.
+    #[schema(value_type = Object)]
+    pub rail: Value,
+    /// The dataset.
+    pub dataset_id: String,
+    /// Chunks in the dataset.
+    pub chunk_count: i64,
+    /// The dataset's Merkle root.
+    pub merkle_root: String,
+    /// When the dataset's first chunk was received (UTC).
+    pub from: String,
+    /// When its last chunk was received (UTC).
+    pub to: String,
+    /// Sales as a bucket (`0`, `1-10`, …).
+    pub sales_bucket: String,
+    /// When published (UTC).
+    pub published_at: Option<String>,
+}
+
+/// A page of the catalog.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CatalogPage {
+    /// The listings.
+    pub items: Vec<CatalogItem>,
+    /// Pass as `cursor` for the next page; absent on the last.
+    pub next_cursor: Option<String>,
+}
+
+/// A catalog query, checked.
+#[derive(Debug)]
+struct Search {
+    words: Vec<String>,
+    domain: Option<String>,
+    machine: Option<String>,
+    topic: Option<String>,
+    min_price: Option<String>,
+    max_price: Option<String>,
+    from: Option<i64>,
+    to: Option<i64>,
+    sort: Sort,
+    descending: bool,
+    limit: usize,
+    cursor: Option<Cursor>,
+}
+
+const PARAMS: [&str; 12] = [
+    "q", "domain", "machine", "topic", "minPrice", "maxPrice", "from", "to", "sort", "order",
+    "limit", "cursor",
+];
+
+impl Search {
+    fn parse(params: &QueryParams) -> ApiResult<Search> {
+        let mut words_found = Vec::new();
+        if let Some(q) = params.get("q") {
+            if q.chars().count() > MAX_QUERY {
+                return Err(ApiError::bad_request(
+                    "q",
+                    format!("longer than {MAX_QUERY} characters"),
+                ));
+            }
+            words_found = words(q);
+            if words_found.is_empty() {
+                return Err(ApiError::bad_request(
+                    "q",
+                    "no word to search for (words are letters and digits)",
+                ));
+            }
+            if words_found.len() > MAX_WORDS {
+                return Err(ApiError::bad_request(
+                    "q",
+                    format!("more than {MAX_WORDS} words"),
+                ));
+            }
+        }
+        let min_price = params
+            .get("minPrice")
+            .map(|p| price(p, "minPrice"))
+            .transpose()?;
+        let max_price = params
+            .get("maxPrice")
+            .map(|p| price(p, "maxPrice"))
+            .transpose()?;
+        if let (Some(lo), Some(hi)) = (&min_price, &max_price) {
+            if price_key(lo) > price_key(hi) {
+                return Err(ApiError::bad_request("minPrice", "greater than maxPrice"));
+            }
+        }
+        let time = |name: &str| -> ApiResult<Option<i64>> {
+            params
+                .get(name)
+                .map(|t| {
+                    parse_time(t).ok_or_else(|| {
+                        ApiError::bad_request(
+                            name,
+                            "expected YYYY-MM-DDTHH:MM:SSZ or seconds since the epoch",
+                        )
+                    })
+                })
+                .transpose()
+        };
+        let (from, to) = (time("from")?, time("to")?);
+        if let (Some(f), Some(t)) = (from, to) {
+            if f > t {
+                return Err(ApiError::bad_request("from", "later than to"));
+            }
+        }
+        let sort = match params.get("sort") {
+            None if !words_found.is_empty() => Sort::Relevance,
+            None | Some("newest") => Sort::Newest,
+            Some("relevance") if !words_found.is_empty() => Sort::Relevance,
+            Some("relevance") => {
+                return Err(ApiError::bad_request(
+                    "sort",
+                    "relevance needs words to search for in q",
+                ))
+            }
+            Some("price") => Sort::Price,
+            Some(_) => {
+                return Err(ApiError::bad_request(
+                    "sort",
+                    "expected relevance, newest or price",
+                ))
+            }
+        };
+        let descending = match params.get("order") {
+            None => sort != Sort::Price,
+            Some("desc") => true,
+            Some("asc") => false,
+            Some(_) => return Err(ApiError::bad_request("order", "expected asc or desc")),
+        };
+        let limit = params.limit()?;
+        let cursor = params
+            .get("cursor")
+            .map(|c| Cursor::decode(c, sort, descending))
+            .transpose()?;
+        let text = |name: &str, max: usize| -> ApiResult<Option<String>> {
+            match params.get(name) {
+                Some(v) if v.chars().count() > max => Err(ApiError::bad_request(
+                    name,
+                    format!("longer than {max} characters"),
+                )),
+                v => Ok(v.map(str::to_string)),
+            }
+        };
+        Ok(Search {
+            words: words_found,
+            domain: text("domain", 200)?,
+            machine: text("machine", 200)?,
+            topic: text("topic", 1_000)?,
+            min_price,
+            max_price,
+            from,
+            to,
+            sort,
+            descending,
+            limit,
+            cursor,
+        })
+    }
+}
+
+enum Bind {
+    Text(String),
+    Int(i64),
+}
+
+/// SQL text with its `$n` parameters.
+struct Sql {
+    text: String,
+    binds: Vec<Bind>,
+}
+
+impl Sql {
+    fn bind(&mut self, b: Bind) -> String {
+        self.binds.push(b);
+        format!("${}", self.binds.len())
+    }
+}
+
+fn build(search: &Search, engine: Engine) -> Sql {
+    let mut sql = Sql {
+        text: String::new(),
+        binds: Vec::new(),
+    };
+    let mut conditions = vec!["l.state = 'published'".to_string()];
+    let mut from = "listings l JOIN datasets d ON d.id = l.dataset_id".to_string();
+    let mut rank = None;
+    if !search.words.is_empty() {
+        match engine {
+            Engine::Sqlite => {
+                let p = sql.bind(Bind::Text(fts5_query(&search.words)));
+                from = "listing_search JOIN listings l ON l.id = listing_search.listing_id \
+                        JOIN datasets d ON d.id = l.dataset_id"
+                    .to_string();
+                conditions.push(format!("listing_search MATCH {p}"));
+                // bm25: lower is better; columns listing_id, title,
+                // description, tags, schema_hint.
+                rank = Some("(-bm25(listing_search, 0.0, 10.0, 1.0, 5.0, 2.0))".to_string());
+            }
+            Engine::Postgres => {
+                let p = sql.bind(Bind::Text(search.words.join(" ")));
+                conditions.push(format!("l.search @@ websearch_to_tsquery('simple', {p})"));
+                rank = Some(format!(
+                    "ts_rank(l.search, websearch_to_tsquery('simple', {p}))"
+                ));
+            }
+        }
+    }
+    let mut eq = |column: &str, value: &Option<String>, sql: &mut Sql| {
+        if let Some(v) = value {
+            let p = sql.bind(Bind::Text(v.clone()));
+            conditions.push(format!("{column} = {p}"));
+        }
+    };
+    eq("l.domain", &search.domain, &mut sql);
+    eq("d.machine_did", &search.machine, &mut sql);
+    eq("d.topic", &search.topic, &mut sql);
+    if let Some(lo) = &search.min_price {
+        let p = sql.bind(Bind::Text(price_key(lo)));
+        conditions.push(format!("l.price_key >= {p}"));
+    }
+    if let Some(hi) = &search.max_price {
+        let p = sql.bind(Bind::Text(price_key(hi)));
+        conditions.push(format!("l.price_key <= {p}"));
+    }
+    if let Some(f) = search.from {
+        let p = sql.bind(Bind::Int(f));
+        conditions.push(format!("d.last_received_unix >= {p}"));
+    }
+    if let Some(t) = search.to {
+        let p = sql.bind(Bind::Int(t));
+        conditions.push(format!("d.first_received_unix <= {p}"));
+    }
+    let (cmp, dir) = if search.descending {
+        ("<", "DESC")
+    } else {
+        (">", "ASC")
+    };
+    let mut offset = 0;
+    match &search.cursor {
+        Some(Cursor::Newest(t, id)) => {
+            let (pt, pid) = (sql.bind(Bind::Int(*t)), sql.bind(Bind::Text(id.clone())));
+            conditions.push(format!(
+                "(l.published_unix {cmp} {pt} OR (l.published_unix = {pt} AND l.id {cmp} {pid}))"
+            ));
+        }
+        Some(Cursor::Price(k, id)) => {
+            let (pk, pid) = (
+                sql.bind(Bind::Text(k.clone())),
+                sql.bind(Bind::Text(id.clone())),
+            );
+            conditions.push(format!(
+                "(l.price_key {cmp} {pk} OR (l.price_key = {pk} AND l.id {cmp} {pid}))"
+            ));
+        }
+        Some(Cursor::Offset(n)) => offset = *n,
+        None => {}
+    }
+    let order = match search.sort {
+        Sort::Newest => format!("l.published_unix {dir}, l.id {dir}"),
+        Sort::Price => format!("l.price_key {dir}, l.id {dir}"),
+        Sort::Relevance => format!(
+            "{} {dir}, l.id ASC",
+            rank.as_deref().unwrap_or("l.published_unix")
+        ),
+    };
+    let limit = sql.bind(Bind::Int(search.limit as i64 + 1));
+    let offset = sql.bind(Bind::Int(offset.min(i64::MAX as u64) as i64));
+    sql.text = format!(
+        "SELECT l.id, l.title, l.description, l.tags, l.domain, l.price_amount, l.price_key, \
+         l.rail, l.sales_count, l.published_at, l.published_unix, d.id AS dataset_id, \
+         d.machine_did, d.topic, d.chunk_count, d.merkle_root, d.first_received_unix, \
+         d.last_received_unix \
+         FROM {from} WHERE {} ORDER BY {order} LIMIT {limit} OFFSET {offset}",
+        conditions.join(" AND ")
+    );
+    sql
+}
+
+fn excerpt(text: &str) -> String {
+    match text.char_indices().nth(EXCERPT) {
+        None => text.to_string(),
+        Some((cut, _)) => format!("{}…", text[..cut].trim_end()),
+    }
+}
+
+/// Searches the published listings.
+#[utoipa::path(get, path = "/v1/catalog", tag = "catalog",
+    params(
+        ("q" = Option<String>, Query, description = "Words to find in title, description, tags and schema hint (all must match; at most 1,000 characters)"),
+        ("domain" = Option<String>, Query, description = "Only this domain"),
+        ("machine" = Option<String>, Query, description = "Only datasets of this machine DID"),
+        ("topic" = Option<String>, Query, description = "Only datasets of this topic"),
+        ("minPrice" = Option<String>, Query, description = "Lowest price, base units"),
+        ("maxPrice" = Option<String>, Query, description = "Highest price, base units"),
+        ("from" = Option<String>, Query, description = "Datasets with data at or after this time (UTC YYYY-MM-DDTHH:MM:SSZ or epoch seconds)"),
+        ("to" = Option<String>, Query, description = "Datasets with data at or before this time"),
+        ("sort" = Option<String>, Query, description = "relevance (default with q), newest (default without), price"),
+        ("order" = Option<String>, Query, description = "asc or desc (default desc; asc for price)"),
+        ("limit" = Option<u32>, Query, description = "1 to 100, default 20"),
+        ("cursor" = Option<String>, Query, description = "nextCursor of the previous page")),
+    responses(
+        (status = 200, description = "A page of published listings", body = CatalogPage),
+        (status = 400, description = "A parameter is wrong (named in `field`)", body = crate::openapi::ErrorBody)))]
+pub async fn catalog(
+    State(state): State<AppState>,
+    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
+) -> ApiResult<Json<CatalogPage>> {
+    let params = QueryParams::new(query, &PARAMS)?;
+    let search = Search::parse(&params)?;
+    let sql = build(&search, state.store.engine());
+    let mut q = sqlx::query(&sql.text);
+    for b in &sql.binds {
+        q = match b {
+            Bind::Text(t) => q.bind(t.clone()),
+            Bind::Int(i) => q.bind(*i),
+        };
+    }
+    let rows = q.fetch_all(state.store.pool()).await?;
+    let utc = |v: i64| sealstream_core::chunk::format_utc_seconds(v.max(0) as u64);
+    let mut items = Vec::with_capacity(rows.len().min(search.limit));
+    let mut last = None;
+    for row in rows.iter().take(search.limit) {
+        let tags: String = row.try_get("tags")?;
+        let rail: String = row.try_get("rail")?;
+        let rail: Value =
+            serde_json::from_str(&rail).map_err(|e| ApiError::internal("stored rail", e))?;
+        // Stored rails were checked on the way in; re-checking keeps the
+        // output in the one shape clients know.
+        let rail = Rail::parse(&rail)
+            .map_err(|e| ApiError::internal("stored rail", e))?
+            .to_json();
+        let description: String = row.try_get("description")?;
+        let id: String = row.try_get("id")?;
+        last = Some((
+            row.try_get::<Option<i64>, _>("published_unix")?
+                .unwrap_or(0),
+            row.try_get::<String, _>("price_key")?,
+            id.clone(),
+        ));
+        items.push(CatalogItem {
+            id,
+            title: row.try_get("title")?,
+            description_excerpt: excerpt(&description),
+            tags: serde_json::from_str(&tags).map_err(|e| ApiError::internal("stored tags", e))?,
+            domain: row.try_get("domain")?,
+            machine_did: row.try_get("machine_did")?,
+            topic: row.try_get("topic")?,
+            price: row.try_get("price_amount")?,
+            rail,
+            dataset_id: row.try_get("dataset_id")?,
+            chunk_count: row.try_get("chunk_count")?,
+            merkle_root: row.try_get("merkle_root")?,
+            from: utc(row.try_get("first_received_unix")?),
+            to: utc(row.try_get("last_received_unix")?),
+            sales_bucket: sales_bucket(row.try_get("sales_count")?),
+            published_at: row.try_get("published_at")?,
+        });
+    }
+    let next_cursor = match (rows.len() > search.limit, last) {
+        (true, Some((published, key, id))) => {
+            let cursor = match search.sort {
+                Sort::Newest => Cursor::Newest(published, id),
+                Sort::Price => Cursor::Price(key, id),
+                Sort::Relevance => {
+                    let before = match &search.cursor {
+                        Some(Cursor::Offset(n)) => *n,
+                        _ => 0,
+                    };
+                    Cursor::Offset(before + search.limit as u64)
+                }
+            };
+            Some(cursor.encode(search.sort, search.descending))
+        }
+        _ => None,
+    };
+    Ok(Json(CatalogPage { items, next_cursor }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sales_buckets() {
+        let cases = [
+            (-3, "0"),
+            (0, "0"),
+            (1, "1-10"),
+            (10, "1-10"),
+            (11, "11-100"),
+            (100, "11-100"),
+            (101, "101-1000"),
+            (1000, "101-1000"),
+            (1001, "1001-10000"),
+            (999_999, "100001-1000000"),
+        ];
+        for (n, bucket) in cases {
+            assert_eq!(sales_bucket(n), bucket, "{n}");
+        }
+        assert_eq!(
+            sales_bucket(i64::MAX),
+            "1000000000000000001-10000000000000000000"
+        );
+    }
+
+    #[test]
+    fn words_are_letters_and_digits_only() {
+        assert_eq!(
+            words("Air-Quality  \"PM2.5\" NEAR(x*)"),
+            ["air", "quality", "pm2", "5", "near", "x"]
+        );
+        assert!(words("\"*()-^:").is_empty());
+        assert_eq!(words("Überlingen über"), ["überlingen", "über"]);
+        assert_eq!(fts5_query(&words("a b")), "\"a\" \"b\"");
+    }
+
+    #[test]
+    fn times_parse_as_utc_text_or_seconds() {
+        assert_eq!(parse_time("1970-01-01T00:00:00Z"), Some(0));
+        assert_eq!(parse_time("2024-02-29T12:00:00Z"), Some(1_709_208_000));
+        assert_eq!(parse_time("1700000000"), Some(1_700_000_000));
+        for t in 0..3 {
+            let secs = 1_600_000_000 + t * 86_399 * 37;
+            let text = sealstream_core::chunk::format_utc_seconds(secs as u64);
+            assert_eq!(parse_time(&text), Some(secs), "{text}");
+        }
+        for bad in [
+            "2023-02-29T00:00:00Z",
+            "2024-13-01T00:00:00Z",
+            "yesterday",
+            "2024-01-01 00:00:00",
+        ] {
+            assert_eq!(parse_time(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn cursors_round_trip_and_are_tied_to_their_sort() {
+        let c = Cursor::Newest(17, "ls_ab".into());
+        let text = c.encode(Sort::Newest, true);
+        assert_eq!(Cursor::decode(&text, Sort::Newest, true).unwrap(), c);
+        assert!(Cursor::decode(&text, Sort::Newest, false).is_err());
+        assert!(Cursor::decode(&text, Sort::Price, true).is_err());
+        assert!(Cursor::decode("zz", Sort::Newest, true).is_err());
+        let o = Cursor::Offset(40);
+        assert_eq!(
+            Cursor::decode(&o.encode(Sort::Relevance, true), Sort::Relevance, true).unwrap(),
+            o
+        );
+    }
+
+    #[test]
+    fn excerpts_cut_on_characters() {
+        assert_eq!(excerpt("short"), "short");
+        let long = "é".repeat(EXCERPT + 5);
+        let e = excerpt(&long);
+        assert_eq!(e.chars().count(), EXCERPT + 1);
+        assert!(e.ends_with('…'));
+    }
+}

@@ -1,0 +1,513 @@
+//! Listings: what an owner offers for one of its datasets (title,
+//! description, tags, domain, schema hint, sample chunks, license, price
+//! and payment rail, delivery options), their lifecycle (draft →
+//! published → withdrawn), the public listing page, its Dazaar-style card,
+//! and sample chunks whose keys anyone may have.
+//!
+//! Owner routes answer 404 for a listing of another owner, exactly as for
+//! one that does not exist; public routes show drafts and withdrawn
+//! listings to their owner only. Every change appends an audit event in the
+//! same transaction.
+
+pub mod card;
+pub mod model;
+pub mod samples;
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::Json;
+use rand::RngCore;
+use serde::Serialize;
+use serde_json::{json, Value};
+use sqlx::{Any, Row, Transaction};
+use utoipa::ToSchema;
+
+use crate::auth::{MaybePrincipal, Principal, Role};
+use crate::catalog::{sales_bucket, QueryParams};
+use crate::error::{ApiError, ApiJson, ApiResult};
+use crate::server::AppState;
+
+pub use model::{
+    CreateListing, DatasetSummary, Listing, ListingFields, ListingState, PatchListing, Rail,
+};
+
+/// A listing as its page shows it.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ListingView {
+    /// `ls_…`.
+    pub id: String,
+    /// The owner's DID (the provider).
+    pub owner_did: String,
+    /// The dataset on sale.
+    pub dataset_id: String,
+    /// Title.
+    pub title: String,
+    /// Description.
+    pub description: String,
+    /// Tags.
+    pub tags: Vec<String>,
+    /// Domain.
+    pub domain: Option<String>,
+    /// Schema hint.
+    pub schema_hint: Option<String>,
+    /// Chain indexes of the sample chunks.
+    pub sample_chunk_indexes: Vec<u64>,
+    /// The sample chunks whose keys the owner has disclosed (fetchable).
+    pub samples_available: Vec<u64>,
+    /// License terms (text or object).
+    #[schema(value_type = Option<Object>)]
+    pub license: Option<Value>,
+    /// Price in the rail's base units.
+    pub price: String,
+    /// Payment rail.
+    #[schema(value_type = Object)]
+    pub rail: Value,
+    /// Delivery options.
+    pub delivery: Vec<String>,
+    /// `draft`, `published` or `withdrawn`.
+    pub state: String,
+    /// Sales as a bucket: `0`, `1-10`, `11-100`, … (never a count of buyers).
+    pub sales: String,
+    /// Created (UTC).
+    pub created_at: String,
+    /// Last changed (UTC).
+    pub updated_at: String,
+    /// Published (UTC), once published.
+    pub published_at: Option<String>,
+    /// The dataset: root, counts, time span.
+    pub dataset: DatasetSummary,
+}
+
+/// `GET /v1/listings?mine=true`.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ListingList {
+    /// The caller's listings, by id.
+    pub items: Vec<ListingView>,
+    /// Pass as `cursor` for the next page; absent on the last.
+    pub next_cursor: Option<String>,
+}
+
+/// A new listing id: `ls_` + 32 hex digits.
+pub fn new_id() -> String {
+    let mut bytes = [0u8; 16];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    format!("{}{}", model::ID_PREFIX, hex::encode(bytes))
+}
+
+/// Audit details from serde JSON.
+pub(crate) fn audit_details(v: Value) -> sealstream_core::json::Value {
+    sealstream_core::json::parse(v.to_string().as_bytes())
+        .unwrap_or_else(|_| sealstream_core::json::Value::Null)
+}
+
+pub(crate) fn not_found(id: &str) -> ApiError {
+    ApiError::not_found(format!("listing {id} not found"))
+}
+
+/// The listing if `caller` may see it: published listings to anyone,
+/// others to their owner only.
+pub(crate) async fn visible(
+    tx: &mut Transaction<'static, Any>,
+    id: &str,
+    caller: Option<&Principal>,
+) -> ApiResult<Listing> {
+    let listing = Listing::load(tx, id).await?.ok_or_else(|| not_found(id))?;
+    let owner = caller.is_some_and(|p| p.did == listing.owner_did);
+    if listing.state == ListingState::Published || owner {
+        Ok(listing)
+    } else {
+        Err(not_found(id))
+    }
+}
+
+/// The listing if `caller` owns it (404 otherwise).
+pub(crate) async fn owned(
+    tx: &mut Transaction<'static, Any>,
+    id: &str,
+    caller: &Principal,
+) -> ApiResult<Listing> {
+    match Listing::load(tx, id).await? {
+        Some(l) if l.owner_did == caller.did => Ok(l),
+        _ => Err(not_found(id)),
+    }
+}
+
+pub(crate) async fn dataset_of(
+    tx: &mut Transaction<'static, Any>,
+    listing: &Listing,
+) -> ApiResult<DatasetSummary> {
+    DatasetSummary::load(tx, &listing.dataset_id)
+        .await?
+        .ok_or_else(|| {
+            ApiError::internal(
+                "listing",
+                format!("dataset {} of {} missing", listing.dataset_id, listing.id),
+            )
+        })
+}
+
+async fn disclosed(
+    tx: &mut Transaction<'static, Any>,
+    listing_id: &str,
+) -> Result<Vec<u64>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT chunk_index FROM listing_samples WHERE listing_id = $1 ORDER BY chunk_index",
+    )
+    .bind(listing_id)
+    .fetch_all(&mut **tx)
+    .await?;
+    rows.iter()
+        .map(|r| r.try_get::<i64, _>(0).map(|i| i.max(0) as u64))
+        .collect()
+}
+
+pub(crate) async fn view(
+    tx: &mut Transaction<'static, Any>,
+    listing: &Listing,
+) -> ApiResult<ListingView> {
+    let dataset = dataset_of(tx, listing).await?;
+    let samples_available = disclosed(tx, &listing.id).await?;
+    let f = &listing.fields;
+    Ok(ListingView {
+        id: listing.id.clone(),
+        owner_did: listing.owner_did.clone(),
+        dataset_id: listing.dataset_id.clone(),
+        title: f.title.clone(),
+        description: f.description.clone(),
+        tags: f.tags.clone(),
+        domain: f.domain.clone(),
+        schema_hint: f.schema_hint.clone(),
+        sample_chunk_indexes: f.sample_chunk_indexes.clone(),
+        samples_available,
+        license: f.license.clone(),
+        price: f.price.clone(),
+        rail: f.rail.to_json(),
+        delivery: f.delivery.clone(),
+        state: listing.state.as_str().to_string(),
+        sales: sales_bucket(listing.sales_count),
+        created_at: listing.created_at.clone(),
+        updated_at: listing.updated_at.clone(),
+        published_at: listing.published_at.clone(),
+        dataset,
+    })
+}
+
+fn check_samples_in(dataset: &DatasetSummary, indexes: &[u64]) -> ApiResult<()> {
+    for (i, index) in indexes.iter().enumerate() {
+        if !dataset.contains(*index) {
+            return Err(ApiError::unprocessable(
+                &format!("sampleChunkIndexes[{i}]"),
+                format!(
+                    "chunk {index} is not in dataset {} (chain indexes {} to {})",
+                    dataset.id,
+                    dataset.first_index,
+                    dataset.first_index + dataset.chunk_count - 1
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Creates a draft listing for one of the caller's datasets.
+#[utoipa::path(post, path = "/v1/listings", tag = "listings",
+    request_body = CreateListing,
+    security(("session" = [])),
+    responses(
+        (status = 201, description = "The new draft listing", body = ListingView),
+        (status = 400, description = "A field is malformed (named in `field`)", body = crate::openapi::ErrorBody),
+        (status = 401, description = "No session", body = crate::openapi::ErrorBody),
+        (status = 403, description = "The caller is not an owner", body = crate::openapi::ErrorBody),
+        (status = 404, description = "No such dataset of the caller's (`datasetId`)", body = crate::openapi::ErrorBody),
+        (status = 422, description = "A sample chunk is outside the dataset", body = crate::openapi::ErrorBody)))]
+pub async fn create(
+    State(state): State<AppState>,
+    caller: Principal,
+    ApiJson(req): ApiJson<CreateListing>,
+) -> ApiResult<(StatusCode, Json<ListingView>)> {
+    caller.require(Role::Owner)?;
+    let fields = ListingFields::from_create(&req)?;
+    let mut tx = state.store.begin().await?;
+    let dataset = match DatasetSummary::load(&mut tx, &req.dataset_id).await? {
+        Some(d) if d.owner_did == caller.did => d,
+        _ => {
+            return Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                Some("datasetId"),
+                format!("dataset {} not found", req.dataset_id),
+            ))
+        }
+    };
+    check_samples_in(&dataset, &fields.sample_chunk_indexes)?;
+    let now = sealstream_core::chunk::utc_now_seconds();
+    let listing = Listing {
+        id: new_id(),
+        owner_did: caller.did.clone(),
+        dataset_id: dataset.id.clone(),
+        fields,
+        state: ListingState::Draft,
+        sales_count: 0,
+        created_at: now.clone(),
+        updated_at: now,
+        published_at: None,
+    };
+    listing.insert(&mut tx, state.store.engine()).await?;
+    let details = audit_details(json!({
+        "datasetId": listing.dataset_id,
+        "title": listing.fields.title,
+        "price": listing.fields.price,
+        "rail": listing.fields.rail.to_json(),
+    }));
+    crate::audit::append(
+        &mut tx,
+        &caller.did,
+        "listing.create",
+        &listing.id,
+        &details,
+    )
+    .await?;
+    let view = view(&mut tx, &listing).await?;
+    tx.commit().await?;
+    Ok((StatusCode::CREATED, Json(view)))
+}
+
+/// Changes the given fields of a draft or published listing.
+#[utoipa::path(patch, path = "/v1/listings/{id}", tag = "listings",
+    params(("id" = String, Path, description = "Listing id")),
+    request_body = PatchListing,
+    security(("session" = [])),
+    responses(
+        (status = 200, description = "The listing after the change", body = ListingView),
+        (status = 400, description = "A field is malformed, or none is given", body = crate::openapi::ErrorBody),
+        (status = 401, description = "No session", body = crate::openapi::ErrorBody),
+        (status = 404, description = "No such listing of the caller's", body = crate::openapi::ErrorBody),
+        (status = 409, description = "The listing is withdrawn", body = crate::openapi::ErrorBody),
+        (status = 422, description = "A sample chunk is outside the dataset", body = crate::openapi::ErrorBody)))]
+pub async fn patch(
+    State(state): State<AppState>,
+    caller: Principal,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<PatchListing>,
+) -> ApiResult<Json<ListingView>> {
+    let given = req.given();
+    if given.is_empty() {
+        return Err(ApiError::bad_request("body", "no field to change"));
+    }
+    let mut tx = state.store.begin().await?;
+    let mut listing = owned(&mut tx, &id, &caller).await?;
+    if listing.state == ListingState::Withdrawn {
+        return Err(ApiError::conflict(
+            Some("state"),
+            format!("listing {id} is withdrawn and can no longer change"),
+        ));
+    }
+    let fields = listing.fields.patched(&req)?;
+    if req.sample_chunk_indexes.is_some() {
+        let dataset = dataset_of(&mut tx, &listing).await?;
+        check_samples_in(&dataset, &fields.sample_chunk_indexes)?;
+        // Keys of chunks that are no longer samples are no longer given out.
+        for index in disclosed(&mut tx, &id).await? {
+            if !fields.sample_chunk_indexes.contains(&index) {
+                sqlx::query(
+                    "DELETE FROM listing_samples WHERE listing_id = $1 AND chunk_index = $2",
+                )
+                .bind(&id)
+                .bind(index as i64)
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
+    }
+    listing.fields = fields;
+    listing.updated_at = sealstream_core::chunk::utc_now_seconds();
+    listing.update_fields(&mut tx, state.store.engine()).await?;
+    let details = audit_details(json!({ "fields": given }));
+    crate::audit::append(&mut tx, &caller.did, "listing.update", &id, &details).await?;
+    let view = view(&mut tx, &listing).await?;
+    tx.commit().await?;
+    Ok(Json(view))
+}
+
+/// Puts a draft listing in the catalog. Its dataset must be signed and the
+/// keys of all its sample chunks disclosed (`POST …/samples`) first.
+#[utoipa::path(post, path = "/v1/listings/{id}/publish", tag = "listings",
+    params(("id" = String, Path, description = "Listing id")),
+    security(("session" = [])),
+    responses(
+        (status = 200, description = "The published listing", body = ListingView),
+        (status = 401, description = "No session", body = crate::openapi::ErrorBody),
+        (status = 404, description = "No such listing of the caller's", body = crate::openapi::ErrorBody),
+        (status = 409, description = "Not a draft, dataset not signed, or sample keys missing", body = crate::openapi::ErrorBody)))]
+pub async fn publish(
+    State(state): State<AppState>,
+    caller: Principal,
+    Path(id): Path<String>,
+) -> ApiResult<Json<ListingView>> {
+    let mut tx = state.store.begin().await?;
+    let mut listing = owned(&mut tx, &id, &caller).await?;
+    if listing.state != ListingState::Draft {
+        return Err(ApiError::conflict(
+            Some("state"),
+            format!("listing {id} is {}, not a draft", listing.state.as_str()),
+        ));
+    }
+    let dataset = dataset_of(&mut tx, &listing).await?;
+    if dataset.state != "signed" {
+        return Err(ApiError::conflict(
+            Some("datasetId"),
+            format!(
+                "dataset {} is {}: sign its manifest before publishing",
+                dataset.id, dataset.state
+            ),
+        ));
+    }
+    let have = disclosed(&mut tx, &id).await?;
+    let missing: Vec<u64> = listing
+        .fields
+        .sample_chunk_indexes
+        .iter()
+        .copied()
+        .filter(|i| !have.contains(i))
+        .collect();
+    if !missing.is_empty() {
+        return Err(ApiError::conflict(
+            Some("sampleChunkIndexes"),
+            format!(
+                "keys of sample chunks {missing:?} not disclosed yet: POST /v1/listings/{id}/samples first"
+            ),
+        ));
+    }
+    let now = sealstream_core::chunk::utc_now_seconds();
+    let now_unix = crate::auth::session::now_unix();
+    sqlx::query(
+        "UPDATE listings SET state = 'published', published_at = $1, published_unix = $2, \
+         updated_at = $1 WHERE id = $3",
+    )
+    .bind(&now)
+    .bind(now_unix)
+    .bind(&id)
+    .execute(&mut *tx)
+    .await?;
+    listing.state = ListingState::Published;
+    listing.published_at = Some(now.clone());
+    listing.updated_at = now;
+    let details = audit_details(json!({
+        "datasetId": dataset.id,
+        "merkleRoot": dataset.merkle_root,
+    }));
+    crate::audit::append(&mut tx, &caller.did, "listing.publish", &id, &details).await?;
+    let view = view(&mut tx, &listing).await?;
+    tx.commit().await?;
+    Ok(Json(view))
+}
+
+/// Takes a listing out of the catalog for good (a draft or a published
+/// listing).
+#[utoipa::path(post, path = "/v1/listings/{id}/withdraw", tag = "listings",
+    params(("id" = String, Path, description = "Listing id")),
+    security(("session" = [])),
+    responses(
+        (status = 200, description = "The withdrawn listing", body = ListingView),
+        (status = 401, description = "No session", body = crate::openapi::ErrorBody),
+        (status = 404, description = "No such listing of the caller's", body = crate::openapi::ErrorBody),
+        (status = 409, description = "Already withdrawn", body = crate::openapi::ErrorBody)))]
+pub async fn withdraw(
+    State(state): State<AppState>,
+    caller: Principal,
+    Path(id): Path<String>,
+) -> ApiResult<Json<ListingView>> {
+    let mut tx = state.store.begin().await?;
+    let mut listing = owned(&mut tx, &id, &caller).await?;
+    if listing.state == ListingState::Withdrawn {
+        return Err(ApiError::conflict(
+            Some("state"),
+            format!("listing {id} is already withdrawn"),
+        ));
+    }
+    let now = sealstream_core::chunk::utc_now_seconds();
+    sqlx::query("UPDATE listings SET state = 'withdrawn', updated_at = $1 WHERE id = $2")
+        .bind(&now)
+        .bind(&id)
+        .execute(&mut *tx)
+        .await?;
+    let details = audit_details(json!({ "from": listing.state.as_str() }));
+    listing.state = ListingState::Withdrawn;
+    listing.updated_at = now;
+    crate::audit::append(&mut tx, &caller.did, "listing.withdraw", &id, &details).await?;
+    let view = view(&mut tx, &listing).await?;
+    tx.commit().await?;
+    Ok(Json(view))
+}
+
+/// The caller's own listings in every state (`mine=true` is required; the
+/// public list is `/v1/catalog`), by id, `limit` (≤ 100) at a time.
+#[utoipa::path(get, path = "/v1/listings", tag = "listings",
+    params(
+        ("mine" = bool, Query, description = "Must be `true`"),
+        ("limit" = Option<u32>, Query, description = "1 to 100, default 20"),
+        ("cursor" = Option<String>, Query, description = "`nextCursor` of the previous page")),
+    security(("session" = [])),
+    responses(
+        (status = 200, description = "The caller's listings", body = ListingList),
+        (status = 400, description = "A parameter is wrong (named in `field`)", body = crate::openapi::ErrorBody),
+        (status = 401, description = "No session", body = crate::openapi::ErrorBody)))]
+pub async fn list_mine(
+    State(state): State<AppState>,
+    caller: Principal,
+    query: Result<Query<Vec<(String, String)>>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Json<ListingList>> {
+    let params = QueryParams::new(query, &["mine", "limit", "cursor"])?;
+    match params.get("mine") {
+        Some("true") => {}
+        _ => {
+            return Err(ApiError::bad_request(
+                "mine",
+                "must be true (the public list is GET /v1/catalog)",
+            ))
+        }
+    }
+    let limit = params.limit()?;
+    let after = params.get("cursor").unwrap_or("");
+    let sql = format!(
+        "SELECT {} FROM listings l WHERE l.owner_did = $1 AND l.id > $2 ORDER BY l.id LIMIT $3",
+        model::COLUMNS
+    );
+    let mut tx = state.store.begin().await?;
+    let rows = sqlx::query(&sql)
+        .bind(&caller.did)
+        .bind(after)
+        .bind(limit as i64 + 1)
+        .fetch_all(&mut *tx)
+        .await?;
+    let mut items = Vec::new();
+    for row in rows.iter().take(limit) {
+        let listing = Listing::from_row(row)?;
+        items.push(view(&mut tx, &listing).await?);
+    }
+    let next_cursor = (rows.len() > limit)
+        .then(|| items.last().map(|v| v.id.clone()))
+        .flatten();
+    tx.commit().await?;
+    Ok(Json(ListingList { items, next_cursor }))
+}
+
+/// A listing's page: anyone for a published listing, the owner only for a
+/// draft or withdrawn one (404 for others).
+#[utoipa::path(get, path = "/v1/listings/{id}", tag = "listings",
+    params(("id" = String, Path, description = "Listing id")),
+    responses(
+        (status = 200, description = "The listing with its dataset summary", body = ListingView),
+        (status = 404, description = "No such listing visible to the caller", body = crate::openapi::ErrorBody)))]
+pub async fn get(
+    State(state): State<AppState>,
+    MaybePrincipal(caller): MaybePrincipal,
+    Path(id): Path<String>,
+) -> ApiResult<Json<ListingView>> {
+    let mut tx = state.store.begin().await?;
+    let listing = visible(&mut tx, &id, caller.as_ref()).await?;
+    let view = view(&mut tx, &listing).await?;
+    tx.commit().await?;
+    Ok(Json(view))
+}

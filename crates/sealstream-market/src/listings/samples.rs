@@ -1,0 +1,390 @@
+//! Sample chunks: free previews of a listing. **Their keys are disclosed
+//! by design.** The server never has chunk keys, so the owner hands over
+//! the plaintext keys of the chosen sample chunks (its client unwraps them
+//! with its recipient secret); the server checks each against the chunk
+//! envelope's `keyCommitment`, keeps it, and seals it to the X25519 key of
+//! whoever asks, exactly as an envelope wraps keys for its recipients, so
+//! the caller decrypts with the normal chunk path.
+
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use object_store::ObjectStoreExt;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use sqlx::{Any, Row, Transaction};
+use utoipa::ToSchema;
+
+use sealstream_core::chunk::{ChunkEnvelope, ChunkKey, WRAP_ALGORITHM};
+use sealstream_core::keys::{parse_hex_array, RecipientPublicKey, RecipientSecretKey};
+
+use super::{audit_details, dataset_of, owned, visible, DatasetSummary, Listing, ListingState};
+use crate::auth::{MaybePrincipal, Principal};
+use crate::catalog::QueryParams;
+use crate::error::{ApiError, ApiJson, ApiResult};
+use crate::server::AppState;
+
+/// `POST /v1/listings/{id}/samples`: plaintext keys of sample chunks.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct PostSamples {
+    /// One entry per sample chunk (1 to 5).
+    pub keys: Vec<SampleKey>,
+}
+
+/// The key of one sample chunk.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct SampleKey {
+    /// Chain index of the chunk (one of the listing's `sampleChunkIndexes`).
+    pub index: u64,
+    /// The 32-byte chunk key, hex.
+    pub chunk_key_hex: String,
+}
+
+impl std::fmt::Debug for SampleKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SampleKey")
+            .field("index", &self.index)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The sample chunks whose keys are disclosed.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SamplesDisclosed {
+    /// The listing.
+    pub listing_id: String,
+    /// Chain indexes of the sample chunks whose keys anyone may now have.
+    pub samples_available: Vec<u64>,
+}
+
+/// The chunk key wrapped for the caller, in the envelope's recipient form.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WrappedKey {
+    /// `sample`.
+    pub recipient_id: String,
+    /// `buyer`.
+    pub recipient_type: String,
+    /// `x25519-sealedbox`.
+    pub algorithm: String,
+    /// The caller's X25519 public key, hex.
+    pub public_key_hex: String,
+    /// The chunk key sealed to it, hex.
+    pub wrapped_key_hex: String,
+}
+
+/// A sample chunk, ready to decrypt.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SampleView {
+    /// The listing.
+    pub listing_id: String,
+    /// The dataset the chunk belongs to.
+    pub dataset_id: String,
+    /// The dataset's Merkle root (check the chunk's inclusion proof against it).
+    pub merkle_root: String,
+    /// Chain index of the chunk.
+    pub index: u64,
+    /// The chunk envelope as uploaded (`peaq.stream.chunks.v1`).
+    #[schema(value_type = Object)]
+    pub envelope: Value,
+    /// Where to fetch the ciphertext, relative to the server.
+    pub ciphertext_url: String,
+    /// The chunk key sealed to `recipientPublicKey`.
+    pub wrapped_key: WrappedKey,
+}
+
+/// A chunk key from its 32 bytes, through core's own unwrap path (seal to
+/// a throwaway key, open it), so every later use is core's `ChunkKey`.
+fn chunk_key(bytes: &[u8; 32]) -> ChunkKey {
+    let throwaway = RecipientSecretKey::generate();
+    let sealed = sealstream_core::sealed_box::seal(bytes, throwaway.public_key().as_bytes());
+    ChunkKey::unwrap(&hex::encode(sealed), &throwaway).expect("a box sealed here opens")
+}
+
+/// The stored envelope text and object key of chunk `index` of a dataset.
+async fn chunk_row(
+    tx: &mut Transaction<'static, Any>,
+    dataset: &DatasetSummary,
+    index: u64,
+) -> Result<Option<(String, String)>, sqlx::Error> {
+    let row = sqlx::query(
+        "SELECT envelope, object_key FROM chunks WHERE machine_did = $1 AND topic = $2 AND idx = $3",
+    )
+    .bind(&dataset.machine_did)
+    .bind(&dataset.topic)
+    .bind(index as i64)
+    .fetch_optional(&mut **tx)
+    .await?;
+    row.map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).transpose()
+}
+
+/// Discloses the keys of sample chunks (owner only). Each key must match
+/// its chunk's `keyCommitment`; nothing is stored unless all do.
+#[utoipa::path(post, path = "/v1/listings/{id}/samples", tag = "listings",
+    params(("id" = String, Path, description = "Listing id")),
+    request_body = PostSamples,
+    security(("session" = [])),
+    responses(
+        (status = 200, description = "The sample chunks now available", body = SamplesDisclosed),
+        (status = 400, description = "A field is malformed (named in `field`)", body = crate::openapi::ErrorBody),
+        (status = 401, description = "No session", body = crate::openapi::ErrorBody),
+        (status = 404, description = "No such listing of the caller's", body = crate::openapi::ErrorBody),
+        (status = 409, description = "The listing is withdrawn", body = crate::openapi::ErrorBody),
+        (status = 422, description = "A key does not match its chunk (`keys[i].chunkKeyHex`), or an index is not a sample", body = crate::openapi::ErrorBody)))]
+pub async fn disclose(
+    State(state): State<AppState>,
+    caller: Principal,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<PostSamples>,
+) -> ApiResult<Json<SamplesDisclosed>> {
+    if req.keys.is_empty() || req.keys.len() > super::model::MAX_SAMPLES {
+        return Err(ApiError::bad_request(
+            "keys",
+            format!("1 to {} keys", super::model::MAX_SAMPLES),
+        ));
+    }
+    let mut tx = state.store.begin().await?;
+    let listing = owned(&mut tx, &id, &caller).await?;
+    if listing.state == ListingState::Withdrawn {
+        return Err(ApiError::conflict(
+            Some("state"),
+            format!("listing {id} is withdrawn"),
+        ));
+    }
+    let dataset = dataset_of(&mut tx, &listing).await?;
+    let mut checked = Vec::with_capacity(req.keys.len());
+    for (i, entry) in req.keys.iter().enumerate() {
+        let index_field = format!("keys[{i}].index");
+        let key_field = format!("keys[{i}].chunkKeyHex");
+        if req.keys[..i].iter().any(|k| k.index == entry.index) {
+            return Err(ApiError::bad_request(&index_field, "duplicate index"));
+        }
+        if !listing.fields.sample_chunk_indexes.contains(&entry.index) {
+            return Err(ApiError::unprocessable(
+                &index_field,
+                format!(
+                    "chunk {} is not a sample chunk of listing {id} (samples: {:?})",
+                    entry.index, listing.fields.sample_chunk_indexes
+                ),
+            ));
+        }
+        let bytes = parse_hex_array::<32>(&entry.chunk_key_hex, &key_field)
+            .map_err(|_| ApiError::bad_request(&key_field, "expected 32 bytes of hex"))?;
+        let key = chunk_key(&bytes);
+        let (envelope_text, _) = chunk_row(&mut tx, &dataset, entry.index)
+            .await?
+            .ok_or_else(|| {
+                ApiError::unprocessable(
+                    &index_field,
+                    format!(
+                        "chunk {} of dataset {} is not stored",
+                        entry.index, dataset.id
+                    ),
+                )
+            })?;
+        let envelope = ChunkEnvelope::parse(envelope_text.as_bytes())
+            .map_err(|e| ApiError::internal("stored envelope", e))?;
+        let commitment = key.commitment();
+        if commitment != envelope.encryption.key_commitment {
+            return Err(ApiError::unprocessable(
+                &key_field,
+                format!(
+                    "not the key of chunk {}: it does not match the envelope's keyCommitment",
+                    entry.index
+                ),
+            ));
+        }
+        checked.push((entry.index, hex::encode(bytes), commitment));
+    }
+    let now = sealstream_core::chunk::utc_now_seconds();
+    for (index, key_hex, commitment) in &checked {
+        sqlx::query(
+            "INSERT INTO listing_samples (listing_id, chunk_index, chunk_key_hex, key_commitment, disclosed_at) \
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (listing_id, chunk_index) DO NOTHING",
+        )
+        .bind(&id)
+        .bind(*index as i64)
+        .bind(key_hex)
+        .bind(commitment)
+        .bind(&now)
+        .execute(&mut *tx)
+        .await?;
+    }
+    let details = audit_details(json!({
+        "samples": checked.iter().map(|(i, _, c)| json!({"index": i, "keyCommitment": c})).collect::<Vec<_>>(),
+    }));
+    crate::audit::append(
+        &mut tx,
+        &caller.did,
+        "listing.samples.disclose",
+        &id,
+        &details,
+    )
+    .await?;
+    let rows = sqlx::query(
+        "SELECT chunk_index FROM listing_samples WHERE listing_id = $1 ORDER BY chunk_index",
+    )
+    .bind(&id)
+    .fetch_all(&mut *tx)
+    .await?;
+    let samples_available = rows
+        .iter()
+        .map(|r| r.try_get::<i64, _>(0).map(|i| i.max(0) as u64))
+        .collect::<Result<Vec<_>, _>>()?;
+    tx.commit().await?;
+    Ok(Json(SamplesDisclosed {
+        listing_id: id,
+        samples_available,
+    }))
+}
+
+fn parse_index(text: &str) -> ApiResult<u64> {
+    text.parse::<u64>()
+        .ok()
+        .filter(|i| *i <= i64::MAX as u64)
+        .ok_or_else(|| ApiError::bad_request("index", "expected a chunk index (an integer ≥ 0)"))
+}
+
+/// The listing, its dataset and the stored key of sample `index`, if the
+/// caller may see the listing and the key is disclosed.
+async fn sample(
+    tx: &mut Transaction<'static, Any>,
+    id: &str,
+    index: u64,
+    caller: Option<&Principal>,
+) -> ApiResult<(Listing, DatasetSummary, String)> {
+    let listing = visible(tx, id, caller).await?;
+    let row = sqlx::query(
+        "SELECT chunk_key_hex FROM listing_samples WHERE listing_id = $1 AND chunk_index = $2",
+    )
+    .bind(id)
+    .bind(index as i64)
+    .fetch_optional(&mut **tx)
+    .await?;
+    let key_hex: String = match row {
+        Some(r) if listing.fields.sample_chunk_indexes.contains(&index) => r.try_get(0)?,
+        _ => {
+            return Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                Some("index"),
+                format!("sample chunk {index} of listing {id} not found"),
+            ))
+        }
+    };
+    let dataset = dataset_of(tx, &listing).await?;
+    Ok((listing, dataset, key_hex))
+}
+
+/// A sample chunk: its envelope, where its ciphertext is, and its key
+/// sealed to `recipientPublicKey`. Anyone may ask (the key is disclosed by
+/// design); the listing must be visible to the caller.
+#[utoipa::path(get, path = "/v1/listings/{id}/samples/{index}", tag = "listings",
+    params(
+        ("id" = String, Path, description = "Listing id"),
+        ("index" = u64, Path, description = "Chain index of a sample chunk"),
+        ("recipientPublicKey" = String, Query, description = "The caller's X25519 public key, 64 hex digits")),
+    responses(
+        (status = 200, description = "The sample", body = SampleView),
+        (status = 400, description = "`recipientPublicKey` missing or not a usable key, or a bad index", body = crate::openapi::ErrorBody),
+        (status = 404, description = "No such listing or sample", body = crate::openapi::ErrorBody)))]
+pub async fn get(
+    State(state): State<AppState>,
+    MaybePrincipal(caller): MaybePrincipal,
+    Path((id, index)): Path<(String, String)>,
+    query: Result<Query<Vec<(String, String)>>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Json<SampleView>> {
+    let params = QueryParams::new(query, &["recipientPublicKey"])?;
+    let index = parse_index(&index)?;
+    let field = "recipientPublicKey";
+    let text = params.get(field).ok_or_else(|| {
+        ApiError::bad_request(
+            field,
+            "required: your X25519 public key (64 hex digits), to seal the sample key to",
+        )
+    })?;
+    let recipient = RecipientPublicKey::from_hex(text, field).map_err(|_| {
+        ApiError::bad_request(field, "expected 32 bytes of hex (an X25519 public key)")
+    })?;
+    recipient
+        .check_usable(field)
+        .map_err(|e| ApiError::bad_request(field, e.to_string()))?;
+    let mut tx = state.store.begin().await?;
+    let (listing, dataset, key_hex) = sample(&mut tx, &id, index, caller.as_ref()).await?;
+    let (envelope_text, _) = chunk_row(&mut tx, &dataset, index)
+        .await?
+        .ok_or_else(|| ApiError::internal("sample", format!("chunk {index} of {id} missing")))?;
+    tx.commit().await?;
+    let bytes = parse_hex_array::<32>(&key_hex, "chunk_key_hex")
+        .map_err(|e| ApiError::internal("stored sample key", e))?;
+    let envelope: Value = serde_json::from_str(&envelope_text)
+        .map_err(|e| ApiError::internal("stored envelope", e))?;
+    Ok(Json(SampleView {
+        listing_id: listing.id.clone(),
+        dataset_id: dataset.id.clone(),
+        merkle_root: dataset.merkle_root.clone(),
+        index,
+        envelope,
+        ciphertext_url: format!("/v1/listings/{}/samples/{index}/ciphertext", listing.id),
+        wrapped_key: WrappedKey {
+            recipient_id: "sample".into(),
+            recipient_type: sealstream_core::chunk::recipient_type::BUYER.into(),
+            algorithm: WRAP_ALGORITHM.into(),
+            public_key_hex: recipient.to_hex(),
+            wrapped_key_hex: chunk_key(&bytes).wrap(&recipient),
+        },
+    }))
+}
+
+/// The ciphertext of a sample chunk, streamed from the object store.
+#[utoipa::path(get, path = "/v1/listings/{id}/samples/{index}/ciphertext", tag = "listings",
+    params(
+        ("id" = String, Path, description = "Listing id"),
+        ("index" = u64, Path, description = "Chain index of a sample chunk")),
+    responses(
+        (status = 200, description = "The ciphertext (ciphertext ‖ tag)", content_type = "application/octet-stream"),
+        (status = 400, description = "A bad index", body = crate::openapi::ErrorBody),
+        (status = 404, description = "No such listing or sample", body = crate::openapi::ErrorBody)))]
+pub async fn ciphertext(
+    State(state): State<AppState>,
+    MaybePrincipal(caller): MaybePrincipal,
+    Path((id, index)): Path<(String, String)>,
+) -> ApiResult<Response> {
+    let index = parse_index(&index)?;
+    let mut tx = state.store.begin().await?;
+    let (_, dataset, _) = sample(&mut tx, &id, index, caller.as_ref()).await?;
+    let (_, object_key) = chunk_row(&mut tx, &dataset, index)
+        .await?
+        .ok_or_else(|| ApiError::internal("sample", format!("chunk {index} of {id} missing")))?;
+    tx.commit().await?;
+    let path = state
+        .objects
+        .path(&object_key)
+        .map_err(|e| ApiError::internal("object key", e))?;
+    let object = state
+        .objects
+        .store()
+        .get(&path)
+        .await
+        .map_err(|e| match e {
+            object_store::Error::NotFound { .. } => ApiError::internal(
+                "object store",
+                format!("ciphertext of chunk {index} of {id} missing"),
+            ),
+            e => ApiError::internal("object store", e),
+        })?;
+    let size = object.meta.size;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/octet-stream".to_string()),
+            (header::CONTENT_LENGTH, size.to_string()),
+        ],
+        Body::from_stream(object.into_stream()),
+    )
+        .into_response())
+}
