@@ -7,6 +7,7 @@
 pub mod audit;
 pub mod auth;
 pub mod error;
+pub mod machines;
 pub mod objects;
 pub mod openapi;
 pub mod server;

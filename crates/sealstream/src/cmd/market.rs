@@ -18,6 +18,7 @@ pub fn run(command: MarketCommand, ui: Ui) -> CliResult {
             db,
             object_store,
             admins,
+            public_domain,
             max_body_bytes,
             max_chunk_bytes,
         } => {
@@ -36,6 +37,7 @@ pub fn run(command: MarketCommand, ui: Ui) -> CliResult {
                             .map_err(|e| CliError::input(e.to_string()))
                     })
                     .collect::<CliResult<_>>()?,
+                public_domain,
             };
             serve(config, ui)
         }
