@@ -236,10 +236,7 @@ mod tests {
         assert_eq!(r.verify(&r.sign(&other)).unwrap_err().field, "signature");
         let mut for_other_owner = r.clone();
         for_other_owner.owner = Did::of_key(&other);
-        assert_eq!(
-            for_other_owner.verify(&sig).unwrap_err().field,
-            "signature"
-        );
+        assert_eq!(for_other_owner.verify(&sig).unwrap_err().field, "signature");
         let mut bad_v = sig;
         bad_v.0[64] = 5;
         assert_eq!(r.verify(&bad_v).unwrap_err().field, "signature");
@@ -266,7 +263,10 @@ mod tests {
                 .field
         };
         assert_eq!(field(&owner, "did:x", &chain, &[]), "machineDid");
-        assert_eq!(field(&owner, &owner, &chain, &[("a", "owner", &key)]), "machineDid");
+        assert_eq!(
+            field(&owner, &owner, &chain, &[("a", "owner", &key)]),
+            "machineDid"
+        );
         assert_eq!(field(&owner, &machine_did, "00", &[]), "chainPublicKey");
         assert_eq!(field(&owner, &machine_did, &chain, &[]), "recipients");
         assert_eq!(
@@ -292,7 +292,12 @@ mod tests {
         );
         let small_order = "00".repeat(32);
         assert_eq!(
-            field(&owner, &machine_did, &chain, &[("a", "owner", &small_order)]),
+            field(
+                &owner,
+                &machine_did,
+                &chain,
+                &[("a", "owner", &small_order)]
+            ),
             "recipients[0].publicKeyHex"
         );
     }

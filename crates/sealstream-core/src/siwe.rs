@@ -168,7 +168,10 @@ impl SiweMessage {
     pub fn validate(&self) -> Result<(), ValidationError> {
         if let Some(scheme) = &self.scheme {
             if !is_scheme(scheme) {
-                return Err(err("scheme", "URI scheme (a letter, then letters, digits, +, -, .)"));
+                return Err(err(
+                    "scheme",
+                    "URI scheme (a letter, then letters, digits, +, -, .)",
+                ));
             }
         }
         check_authority(&self.domain).map_err(|c| err("domain", c))?;
@@ -322,7 +325,10 @@ impl<'a> Parser<'a> {
             Some("") => Ok(()),
             _ => Err(ValidationError::new(
                 "message",
-                format!("expected an empty line after the {after} (line {})", self.next),
+                format!(
+                    "expected an empty line after the {after} (line {})",
+                    self.next
+                ),
             )),
         }
     }
@@ -341,7 +347,10 @@ impl<'a> Parser<'a> {
         };
         if let Some(scheme) = &scheme {
             if !is_scheme(scheme) {
-                return Err(err("scheme", "URI scheme (a letter, then letters, digits, +, -, .)"));
+                return Err(err(
+                    "scheme",
+                    "URI scheme (a letter, then letters, digits, +, -, .)",
+                ));
             }
         }
         check_authority(domain).map_err(|c| err("domain", c))?;
@@ -411,7 +420,10 @@ impl<'a> Parser<'a> {
                 resources.push(r.to_string());
             }
             if resources.is_empty() {
-                return Err(err("resources", "at least one \"- {uri}\" line after \"Resources:\""));
+                return Err(err(
+                    "resources",
+                    "at least one \"- {uri}\" line after \"Resources:\"",
+                ));
             }
         }
         if self.peek().is_some() {
@@ -472,7 +484,9 @@ fn check_statement(statement: &str) -> Result<(), ValidationError> {
 }
 
 fn check_request_id(id: &str) -> Result<(), ValidationError> {
-    if all_chars(id, |b| is_unreserved(b) || is_sub_delim(b) || b == b':' || b == b'@') {
+    if all_chars(id, |b| {
+        is_unreserved(b) || is_sub_delim(b) || b == b':' || b == b'@'
+    }) {
         Ok(())
     } else {
         Err(err("requestId", "RFC 3986 path characters (pchar)"))
@@ -527,7 +541,9 @@ fn check_authority(authority: &str) -> Result<(), &'static str> {
     const SHAPE: &str = "RFC 3986 authority: [userinfo@]host[:port]";
     let host_port = match authority.rsplit_once('@') {
         Some((userinfo, rest)) => {
-            if !all_chars(userinfo, |b| is_unreserved(b) || is_sub_delim(b) || b == b':') {
+            if !all_chars(userinfo, |b| {
+                is_unreserved(b) || is_sub_delim(b) || b == b':'
+            }) {
                 return Err(SHAPE);
             }
             rest
@@ -582,7 +598,9 @@ fn check_uri(uri: &str) -> Result<(), &'static str> {
     if !is_scheme(scheme) {
         return Err(SHAPE);
     }
-    if !all_chars(rest, |b| is_unreserved(b) || is_gen_delim(b) || is_sub_delim(b)) {
+    if !all_chars(rest, |b| {
+        is_unreserved(b) || is_gen_delim(b) || is_sub_delim(b)
+    }) {
         return Err(SHAPE);
     }
     // '[' and ']' are only allowed inside the authority (an IP literal).
@@ -628,7 +646,11 @@ fn parse_rfc3339(text: &str) -> Option<i64> {
         if !digits.iter().all(u8::is_ascii_digit) {
             return None;
         }
-        Some(digits.iter().fold(0i64, |n, d| n * 10 + i64::from(d - b'0')))
+        Some(
+            digits
+                .iter()
+                .fold(0i64, |n, d| n * 10 + i64::from(d - b'0')),
+        )
     };
     if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || b[13] != b':' || b[16] != b':' {
         return None;
@@ -772,7 +794,9 @@ Request ID: req-1:@!";
         assert_eq!(m.request_id.as_deref(), Some("req-1:@!"));
         assert_eq!(
             m.issued_at.unix_seconds(),
-            Timestamp::parse("2024-02-29T22:29:59Z", "t").unwrap().unix_seconds()
+            Timestamp::parse("2024-02-29T22:29:59Z", "t")
+                .unwrap()
+                .unix_seconds()
         );
         assert_eq!(m.to_string(), text);
     }
@@ -810,7 +834,10 @@ Request ID: req-1:@!";
         assert_eq!(field_of(&statement), "message.statement");
         let resource = SPEC_EXAMPLE.replace("- https://example.com", "* https://example.com");
         assert_eq!(field_of(&resource), "message.resources[1]");
-        assert_eq!(field_of(&format!("{SPEC_EXAMPLE}\n")), "message.resources[2]");
+        assert_eq!(
+            field_of(&format!("{SPEC_EXAMPLE}\n")),
+            "message.resources[2]"
+        );
         let trailing = SPEC_EXAMPLE.replace("Resources:", "Surprise: 1\nResources:");
         assert_eq!(field_of(&trailing), "message");
         let crlf = SPEC_EXAMPLE.replace('\n', "\r\n");
@@ -845,7 +872,9 @@ Issued At: 2021-09-30T16:25:24Z";
         let text = m.to_string();
         assert_eq!(SiweMessage::parse(&text).unwrap(), m);
         assert_eq!(m.did(), did);
-        assert!(text.contains("Issued At: 2023-11-14T22:13:20Z\nExpiration Time: 2023-11-14T22:23:20Z"));
+        assert!(
+            text.contains("Issued At: 2023-11-14T22:13:20Z\nExpiration Time: 2023-11-14T22:23:20Z")
+        );
         let e = sign_in_message(
             "127.0.0.1:8080",
             "http://127.0.0.1:8080",

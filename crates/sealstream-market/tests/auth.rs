@@ -21,7 +21,9 @@ fn roles(body: &Value) -> Vec<&str> {
 }
 
 fn audit_events(server: &TestServer) -> i64 {
-    server.get("/v1/audit/head", None).1["events"].as_i64().unwrap()
+    server.get("/v1/audit/head", None).1["events"]
+        .as_i64()
+        .unwrap()
 }
 
 /// (sessions, principals, used nonces, audit events): what a refused
@@ -62,7 +64,8 @@ fn sign_in_me_and_logout(db: Db) {
     assert_eq!(body["did"], did);
     assert_eq!(roles(&body), ["owner", "buyer"]);
     assert_eq!(
-        body["expiresAt"], expiration.as_str(),
+        body["expiresAt"],
+        expiration.as_str(),
         "a session ends when the message expires, if sooner than 12 h"
     );
     // role.grant ×2 and auth.sign_in.
@@ -146,7 +149,8 @@ fn messages_outside_their_time_window_are_refused(db: Db) {
     let server = TestServer::start(db);
     let key = MachineSigningKey::generate();
     let now = now_unix();
-    let cases: [(&str, fn(&mut SiweMessage, u64)); 5] = [
+    type Adjust = fn(&mut SiweMessage, u64);
+    let cases: [(&str, Adjust); 5] = [
         ("message.expirationTime", |m, now| {
             m.issued_at = Timestamp::from_unix(now - 120);
             m.expiration_time = Some(Timestamp::from_unix(now - 1));
@@ -220,8 +224,14 @@ fn forged_and_malformed_sign_ins_are_refused(db: Db) {
             message.replace(&address, &address.to_lowercase()),
             "message.address",
         ),
-        (message.replace("Version: 1", "Version: 2"), "message.version"),
-        (message.replace("Issued At: ", "Issued At: yesterday "), "message.issuedAt"),
+        (
+            message.replace("Version: 1", "Version: 2"),
+            "message.version",
+        ),
+        (
+            message.replace("Issued At: ", "Issued At: yesterday "),
+            "message.issuedAt",
+        ),
         (message.replace("URI: ", "URI: /"), "message.uri"),
         (format!("{message}\nextra"), "message"),
         ("hello".to_string(), "message"),
@@ -238,7 +248,12 @@ fn forged_and_malformed_sign_ins_are_refused(db: Db) {
         &json!({"message": message, "signature": "0x00", "extra": 1}),
     );
     assert_eq!(refused(reply, 400), "extra");
-    let reply = server.send("POST", "/v1/auth/verify", None, &json!({"message": message}));
+    let reply = server.send(
+        "POST",
+        "/v1/auth/verify",
+        None,
+        &json!({"message": message}),
+    );
     assert_eq!(refused(reply, 400), "body");
     assert_eq!(stored(&server), before, "nothing stored");
     // And the nonce is still good.
@@ -294,7 +309,9 @@ fn admins_grant_and_revoke_roles(db: Db) {
     assert_eq!(reply.0, 403, "{}", reply.1);
     let reply = server.send("PUT", &path(&user_did, "admin"), None, &json!({}));
     assert_eq!(refused(reply, 401), "Authorization");
-    let reply = server.request("DELETE", &path(&admin_did, "admin"), Some(&user)).call();
+    let reply = server
+        .request("DELETE", &path(&admin_did, "admin"), Some(&user))
+        .call();
     assert_eq!(common::reply(reply).0, 403);
 
     // Grant, idempotently (one audit event).
@@ -305,35 +322,52 @@ fn admins_grant_and_revoke_roles(db: Db) {
     let (status, _) = server.send("PUT", &path(&user_did, "auditor"), Some(&admin), &json!({}));
     assert_eq!(status, 200);
     assert_eq!(audit_events(&server), before + 1);
-    assert_eq!(roles(&server.get("/v1/me", Some(&user)).1), ["owner", "buyer", "auditor"]);
+    assert_eq!(
+        roles(&server.get("/v1/me", Some(&user)).1),
+        ["owner", "buyer", "auditor"]
+    );
 
     // A lower-case DID names the same principal.
     let lower = user_did.to_lowercase();
-    let reply = server.request("DELETE", &path(&lower, "owner"), Some(&admin)).call();
+    let reply = server
+        .request("DELETE", &path(&lower, "owner"), Some(&admin))
+        .call();
     let (status, body) = common::reply(reply);
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["did"], user_did);
     assert_eq!(roles(&body), ["buyer", "auditor"]);
     assert_eq!(audit_events(&server), before + 2);
     // Revoking what is not there changes nothing.
-    let reply = server.request("DELETE", &path(&user_did, "owner"), Some(&admin)).call();
+    let reply = server
+        .request("DELETE", &path(&user_did, "owner"), Some(&admin))
+        .call();
     assert_eq!(common::reply(reply).0, 200);
     assert_eq!(audit_events(&server), before + 2);
     // Signing in again does not give the owner role back, even after a
     // restart.
     server.restart();
     let again = server.sign_in(&user_key);
-    assert_eq!(roles(&server.get("/v1/me", Some(&again)).1), ["buyer", "auditor"]);
+    assert_eq!(
+        roles(&server.get("/v1/me", Some(&again)).1),
+        ["buyer", "auditor"]
+    );
     let admin = server.sign_in(&admin_key);
 
     // Bad targets name the field; the machine role is implicit.
-    let reply = server.send("PUT", &path("did:peaq:nope", "buyer"), Some(&admin), &json!({}));
+    let reply = server.send(
+        "PUT",
+        &path("did:peaq:nope", "buyer"),
+        Some(&admin),
+        &json!({}),
+    );
     assert_eq!(refused(reply, 400), "did");
     let reply = server.send("PUT", &path(&user_did, "king"), Some(&admin), &json!({}));
     assert_eq!(refused(reply, 400), "role");
     let reply = server.send("PUT", &path(&user_did, "machine"), Some(&admin), &json!({}));
     assert_eq!(refused(reply, 409), "role");
-    let reply = server.request("DELETE", &path(&user_did, "machine"), Some(&admin)).call();
+    let reply = server
+        .request("DELETE", &path(&user_did, "machine"), Some(&admin))
+        .call();
     assert_eq!(refused(common::reply(reply), 409), "role");
 }
 
@@ -356,7 +390,11 @@ fn a_registered_machine_signs_in_as_a_machine(db: Db) {
     let machine = server.sign_in(&machine_key);
     let (_, me) = server.get("/v1/me", Some(&machine));
     assert_eq!(me["did"], Did::of_key(&machine_key).to_string());
-    assert_eq!(roles(&me), ["machine"], "a machine gets neither owner nor buyer");
+    assert_eq!(
+        roles(&me),
+        ["machine"],
+        "a machine gets neither owner nor buyer"
+    );
     // It cannot register machines of its own.
     let other = MachineSigningKey::generate();
     let (status, _) = server.register_machine(

@@ -29,7 +29,10 @@ fn owner(server: &TestServer) -> Owner {
     }
 }
 
-fn keys() -> (ChainPublicKey, Vec<(&'static str, &'static str, RecipientPublicKey)>) {
+fn keys() -> (
+    ChainPublicKey,
+    Vec<(&'static str, &'static str, RecipientPublicKey)>,
+) {
     let r = || RecipientSecretKey::generate().public_key();
     (
         ChainSigningKey::generate().public_key(),
@@ -68,7 +71,10 @@ fn register_list_and_show(db: Db) {
     assert_eq!(body["ownerDid"], alice.did);
     assert_eq!(body["chainPublicKey"], chain.to_hex());
     assert_eq!(body["recipients"][1]["recipientType"], "operator");
-    assert_eq!(body["recipients"][2]["publicKeyHex"], recipients[2].2.to_hex());
+    assert_eq!(
+        body["recipients"][2]["publicKeyHex"],
+        recipients[2].2.to_hex()
+    );
     assert!(body["registeredAt"].as_str().unwrap().ends_with('Z'));
     assert_eq!(
         audit_actions(&server).last().map(String::as_str),
@@ -112,11 +118,13 @@ fn signed_request(
         chain_public_key: *chain,
         recipients: recipients
             .iter()
-            .map(|(id, kind, key)| sealstream_core::registration::RegistrationRecipient {
-                recipient_id: (*id).into(),
-                recipient_type: (*kind).into(),
-                public_key: *key,
-            })
+            .map(
+                |(id, kind, key)| sealstream_core::registration::RegistrationRecipient {
+                    recipient_id: (*id).into(),
+                    recipient_type: (*kind).into(),
+                    public_key: *key,
+                },
+            )
             .collect(),
     };
     json!({
@@ -160,7 +168,9 @@ fn a_bad_signature_is_422_and_stores_nothing(db: Db) {
     let (_, list) = server.get("/v1/machines", Some(&alice.token));
     assert_eq!(list, json!({"machines": []}));
     assert_eq!(
-        server.get(&format!("/v1/machines/{machine_did}"), Some(&alice.token)).0,
+        server
+            .get(&format!("/v1/machines/{machine_did}"), Some(&alice.token))
+            .0,
         404
     );
 
@@ -177,9 +187,11 @@ fn a_machine_is_registered_once(db: Db) {
     let bob = owner(&server);
     let machine_key = MachineSigningKey::generate();
     let (chain, recipients) = keys();
-    let first = server.register_machine(&alice.token, &alice.did, &machine_key, &chain, &recipients);
+    let first =
+        server.register_machine(&alice.token, &alice.did, &machine_key, &chain, &recipients);
     assert_eq!(first.0, 201, "{}", first.1);
-    let again = server.register_machine(&alice.token, &alice.did, &machine_key, &chain, &recipients);
+    let again =
+        server.register_machine(&alice.token, &alice.did, &machine_key, &chain, &recipients);
     assert_eq!(again.0, 409, "{}", again.1);
     assert_eq!(field(&again), "machineDid");
     // Even with a valid signature for another owner.
@@ -202,7 +214,8 @@ fn only_the_owner_the_machine_and_admins_see_it(db: Db) {
     let machine_key = MachineSigningKey::generate();
     let machine_did = Did::of_key(&machine_key).to_string();
     let (chain, recipients) = keys();
-    let reply = server.register_machine(&alice.token, &alice.did, &machine_key, &chain, &recipients);
+    let reply =
+        server.register_machine(&alice.token, &alice.did, &machine_key, &chain, &recipients);
     assert_eq!(reply.0, 201);
 
     let path = format!("/v1/machines/{machine_did}");
@@ -216,7 +229,10 @@ fn only_the_owner_the_machine_and_admins_see_it(db: Db) {
     let nobody = Did::of_key(&MachineSigningKey::generate()).to_string();
     let (status, body) = server.get(&format!("/v1/machines/{nobody}"), Some(&bob.token));
     assert_eq!(status, 404);
-    assert_eq!(body["error"]["message"], format!("machine {nobody} not found"));
+    assert_eq!(
+        body["error"]["message"],
+        format!("machine {nobody} not found")
+    );
     let (_, list) = server.get("/v1/machines", Some(&bob.token));
     assert_eq!(list, json!({"machines": []}));
 
@@ -237,7 +253,8 @@ fn only_the_owner_the_machine_and_admins_see_it(db: Db) {
     // Anonymous callers: 401 everywhere.
     assert_eq!(server.get("/v1/machines", None).0, 401);
     assert_eq!(server.get(&path, None).0, 401);
-    let reply = server.register_machine("not-a-token", &alice.did, &machine_key, &chain, &recipients);
+    let reply =
+        server.register_machine("not-a-token", &alice.did, &machine_key, &chain, &recipients);
     assert_eq!(reply.0, 401);
     let reply = server.send("POST", "/v1/machines", None, &json!({}));
     assert_eq!(reply.0, 401);
@@ -267,10 +284,26 @@ fn registration_needs_the_owner_role_and_well_formed_fields(db: Db) {
         ("/machineDid", json!(alice.did), "machineDid"),
         ("/chainPublicKey", json!("abcd"), "chainPublicKey"),
         ("/recipients", json!([]), "recipients"),
-        ("/recipients/0/recipientType", json!("buyer"), "recipients[0].recipientType"),
-        ("/recipients/0/recipientId", json!("two words"), "recipients[0].recipientId"),
-        ("/recipients/0/publicKeyHex", json!("00"), "recipients[0].publicKeyHex"),
-        ("/recipients/0/publicKeyHex", json!(7), "recipients[0].publicKeyHex"),
+        (
+            "/recipients/0/recipientType",
+            json!("buyer"),
+            "recipients[0].recipientType",
+        ),
+        (
+            "/recipients/0/recipientId",
+            json!("two words"),
+            "recipients[0].recipientId",
+        ),
+        (
+            "/recipients/0/publicKeyHex",
+            json!("00"),
+            "recipients[0].publicKeyHex",
+        ),
+        (
+            "/recipients/0/publicKeyHex",
+            json!(7),
+            "recipients[0].publicKeyHex",
+        ),
         ("/recipients/0/extra", json!(1), "recipients[0].extra"),
         ("/signature", json!("0x12"), "signature"),
         ("/extra", json!(true), "extra"),

@@ -101,7 +101,12 @@ pub fn server_domain(state: &AppState, headers: &HeaderMap) -> ApiResult<String>
     }
     let host = headers
         .get(header::HOST)
-        .ok_or_else(|| ApiError::bad_request("Host", "required (or start the server with a public domain)"))?
+        .ok_or_else(|| {
+            ApiError::bad_request(
+                "Host",
+                "required (or start the server with a public domain)",
+            )
+        })?
         .to_str()
         .map_err(|_| ApiError::bad_request("Host", "not valid text"))?
         .trim();
@@ -160,11 +165,7 @@ pub(crate) async fn nonce(
 
 /// Checks everything about a sign-in that needs no database: the message,
 /// its domain, URI and times, and the signature. Returns the message.
-fn check_message(
-    request: &VerifyRequest,
-    domain: &str,
-    now: i64,
-) -> ApiResult<SiweMessage> {
+fn check_message(request: &VerifyRequest, domain: &str, now: i64) -> ApiResult<SiweMessage> {
     let message = SiweMessage::parse(&request.message)
         .map_err(|e| ApiError::bad_request(&e.field, e.constraint))?;
     let signature = Eip191Signature::from_hex(&request.signature, "signature")
@@ -191,10 +192,7 @@ fn check_message(
     }
     let issued = message.issued_at.unix_seconds();
     if issued > now + CLOCK_SKEW_SECS {
-        return Err(ApiError::unauthorized(
-            "message.issuedAt",
-            "in the future",
-        ));
+        return Err(ApiError::unauthorized("message.issuedAt", "in the future"));
     }
     if issued < now - MAX_MESSAGE_AGE_SECS {
         return Err(ApiError::unauthorized(
@@ -382,8 +380,14 @@ pub(crate) async fn logout(
     let mut tx = state.store.pool().begin().await?;
     if session::revoke_in(&mut tx, &token).await? {
         let details = super::audit_details(&serde_json::json!({}));
-        crate::audit::append(&mut tx, &principal.did, "auth.sign_out", &principal.did, &details)
-            .await?;
+        crate::audit::append(
+            &mut tx,
+            &principal.did,
+            "auth.sign_out",
+            &principal.did,
+            &details,
+        )
+        .await?;
     }
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
