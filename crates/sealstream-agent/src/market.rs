@@ -16,6 +16,7 @@ use std::time::Duration;
 use sealstream_core::identity::{eip191_sign, Did};
 use sealstream_core::json::{self, Map, Value};
 use sealstream_core::keys::MachineSigningKey;
+use sealstream_core::siwe::{sign_in_message, Timestamp};
 
 /// Why a request to the market failed.
 #[derive(Debug, thiserror::Error)]
@@ -214,14 +215,19 @@ impl MarketClient {
                 .map(str::to_string)
                 .ok_or_else(|| self.protocol(format!("nonce answer without {name}")))
         };
+        let issued_at = Timestamp::parse(&field("issuedAt")?, "issuedAt")
+            .map_err(|e| self.protocol(format!("nonce answer: {e}")))?;
         let message = sign_in_message(
             &field("domain")?,
             &field("uri")?,
             &self.did,
             &field("nonce")?,
-            &field("issuedAt")?,
+            issued_at,
+            None,
+            Some("Sign in to the sealstream market as a machine."),
         )
-        .map_err(|e| self.protocol(format!("cannot build the sign-in message: {e}")))?;
+        .map_err(|e| self.protocol(format!("cannot build the sign-in message: {e}")))?
+        .to_string();
         let signature = eip191_sign(&self.key, message.as_bytes());
         let mut body = Map::new();
         body.insert("message".into(), Value::String(message));
@@ -430,20 +436,6 @@ mod tests {
         assert!(r.is_err());
         assert_eq!(calls, 1);
     }
-}
-
-// TEMPORARY until sealstream_core::siwe lands.
-fn sign_in_message(
-    domain: &str,
-    uri: &str,
-    did: &Did,
-    nonce: &str,
-    issued_at: &str,
-) -> Result<String, String> {
-    Ok(format!(
-        "{domain} wants you to sign in with your Ethereum account:\n{}\n\nSign in to the sealstream market as a machine.\n\nURI: {uri}\nVersion: 1\nChain ID: 3338\nNonce: {nonce}\nIssued At: {issued_at}",
-        did.address().to_checksum()
-    ))
 }
 
 /// What [`upload_chain_dir`] did.

@@ -16,8 +16,10 @@ pub mod merkle;
 pub mod package;
 pub mod pool;
 pub mod publish;
+pub mod registration;
 pub mod rules;
 pub mod sealed_box;
+pub mod siwe;
 pub mod staging;
 
 pub use error::ValidationError;

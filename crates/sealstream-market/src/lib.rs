@@ -9,6 +9,7 @@ pub mod auth;
 pub mod catalog;
 pub mod error;
 pub mod listings;
+pub mod machines;
 pub mod objects;
 pub mod openapi;
 pub mod server;

@@ -50,6 +50,9 @@ pub struct Config {
     pub chunk_limit: usize,
     /// DIDs given the admin role at start.
     pub admins: Vec<String>,
+    /// The domain (`host[:port]`) sign-in messages must name; `None` for
+    /// the `Host` header of each request.
+    pub public_domain: Option<String>,
 }
 
 impl Default for Config {
@@ -62,6 +65,7 @@ impl Default for Config {
             body_limit: DEFAULT_BODY_LIMIT,
             chunk_limit: DEFAULT_CHUNK_LIMIT,
             admins: Vec::new(),
+            public_domain: None,
         }
     }
 }
@@ -214,6 +218,8 @@ pub fn router(state: AppState) -> Router {
             "/v1/listings/{id}/samples/{index}/ciphertext",
             get(crate::listings::samples::ciphertext),
         )
+        .merge(crate::auth::routes())
+        .merge(crate::machines::routes())
         .layer(RequestBodyLimitLayer::new(body_limit));
     Router::new()
         .merge(small)

@@ -89,6 +89,10 @@ pub enum MarketCommand {
         /// Give this DID (did:peaq:0x…) the admin role; repeatable.
         #[arg(long = "admin", value_name = "DID")]
         admins: Vec<String>,
+        /// The domain (host[:port]) sign-in messages must name, as clients
+        /// reach the server (default: each request's Host header).
+        #[arg(long, value_name = "HOST[:PORT]")]
+        public_domain: Option<String>,
         /// Largest request body on every route but chunk upload, in bytes.
         #[arg(long, default_value_t = 1 << 20, value_name = "BYTES")]
         max_body_bytes: usize,

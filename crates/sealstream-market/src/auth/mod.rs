@@ -5,7 +5,9 @@
 //! requires a valid session (401 otherwise); [`MaybePrincipal`] lets
 //! anonymous callers through, for public routes.
 
+pub mod admin;
 pub mod session;
+pub mod siwe_routes;
 
 use std::fmt;
 
@@ -120,8 +122,8 @@ pub async fn roles_of(store: &Store, did: &str) -> Result<Vec<Role>, sqlx::Error
 
 /// The bearer token of a request, if it has one. A malformed header is a 401
 /// naming it.
-fn bearer(parts: &Parts) -> Result<Option<&str>, ApiError> {
-    let Some(value) = parts.headers.get(header::AUTHORIZATION) else {
+pub(crate) fn bearer(headers: &axum::http::HeaderMap) -> Result<Option<&str>, ApiError> {
+    let Some(value) = headers.get(header::AUTHORIZATION) else {
         return Ok(None);
     };
     let text = value
@@ -137,7 +139,7 @@ fn bearer(parts: &Parts) -> Result<Option<&str>, ApiError> {
 }
 
 async fn principal_of(parts: &Parts, state: &AppState) -> Result<Option<Principal>, ApiError> {
-    let Some(token) = bearer(parts)? else {
+    let Some(token) = bearer(&parts.headers)? else {
         return Ok(None);
     };
     let did = session::lookup(&state.store, token).await?.ok_or_else(|| {
@@ -225,4 +227,26 @@ pub async fn ensure_principal(
     .execute(&mut **tx)
     .await?;
     Ok(())
+}
+
+/// Audit event details from a `serde_json` value (an object of strings,
+/// integers and booleans).
+pub fn audit_details(value: &serde_json::Value) -> sealstream_core::json::Value {
+    let text = serde_json::to_vec(value).unwrap_or_else(|_| b"{}".to_vec());
+    sealstream_core::json::parse(&text)
+        .unwrap_or_else(|_| sealstream_core::json::Value::Object(Default::default()))
+}
+
+/// The sign-in, session and role administration routes.
+pub fn routes() -> axum::Router<AppState> {
+    use axum::routing::{get, post, put};
+    axum::Router::new()
+        .route("/v1/auth/nonce", post(siwe_routes::nonce))
+        .route("/v1/auth/verify", post(siwe_routes::verify))
+        .route("/v1/auth/logout", post(siwe_routes::logout))
+        .route("/v1/me", get(siwe_routes::me))
+        .route(
+            "/v1/admin/principals/{did}/roles/{role}",
+            put(admin::grant).delete(admin::revoke),
+        )
 }

@@ -69,6 +69,19 @@ pub async fn issue(store: &Store, did: &str) -> Result<Token, sqlx::Error> {
     Ok(token)
 }
 
+/// Deletes the session of `token` inside `tx`; returns whether there was
+/// one.
+pub async fn revoke_in(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    token: &str,
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query("DELETE FROM sessions WHERE token_hash = $1")
+        .bind(hash(token))
+        .execute(&mut **tx)
+        .await?;
+    Ok(done.rows_affected() > 0)
+}
+
 /// The DID of a live session, or `None` for an unknown or expired token.
 pub async fn lookup(store: &Store, token: &str) -> Result<Option<String>, sqlx::Error> {
     let row = sqlx::query("SELECT did FROM sessions WHERE token_hash = $1 AND expires_unix > $2")

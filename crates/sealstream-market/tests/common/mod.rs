@@ -268,3 +268,120 @@ pub fn files_under(dir: &Path) -> Vec<PathBuf> {
     out.sort();
     out
 }
+
+// ---------------------------------------------------------------- sign-in
+
+use sealstream_core::identity::{eip191_sign, Did};
+use sealstream_core::keys::{ChainPublicKey, MachineSigningKey, RecipientPublicKey};
+use sealstream_core::registration::{MachineRegistration, RegistrationRecipient};
+use sealstream_core::siwe::{sign_in_message, SiweMessage, Timestamp};
+
+/// Seconds since the epoch.
+pub fn now_unix() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+impl TestServer {
+    /// `POST /v1/auth/nonce`: `{nonce, domain, uri, issuedAt, expiresAt}`.
+    pub fn new_nonce(&self) -> Value {
+        let (status, body) = self.send_raw("POST", "/v1/auth/nonce", None, "text/plain", b"");
+        assert_eq!(status, 200, "nonce: {body}");
+        body
+    }
+
+    /// A sign-in message for `key` with a fresh nonce, issued now, valid
+    /// for 10 minutes.
+    pub fn siwe_message(&self, key: &MachineSigningKey) -> SiweMessage {
+        let n = self.new_nonce();
+        let now = now_unix();
+        sign_in_message(
+            n["domain"].as_str().unwrap(),
+            n["uri"].as_str().unwrap(),
+            &Did::of_key(key),
+            n["nonce"].as_str().unwrap(),
+            Timestamp::from_unix(now),
+            Some(Timestamp::from_unix(now + 600)),
+            Some("Sign in to the sealstream market."),
+        )
+        .expect("a valid sign-in message")
+    }
+
+    /// `POST /v1/auth/verify` with `message` and the EIP-191 signature of
+    /// it by `key`.
+    pub fn siwe_verify(&self, message: &str, key: &MachineSigningKey) -> (u16, Value) {
+        let signature = eip191_sign(key, message.as_bytes()).to_hex();
+        self.send(
+            "POST",
+            "/v1/auth/verify",
+            None,
+            &serde_json::json!({ "message": message, "signature": signature }),
+        )
+    }
+
+    /// Signs in with `key` through the real nonce/verify flow; returns the
+    /// session token.
+    pub fn sign_in(&self, key: &MachineSigningKey) -> String {
+        let message = self.siwe_message(key).to_string();
+        let (status, body) = self.siwe_verify(&message, key);
+        assert_eq!(status, 200, "sign-in: {body}");
+        body["token"].as_str().expect("a token").to_string()
+    }
+
+    /// `POST /v1/machines` as the owner (`owner_token`, `owner_did`), with
+    /// `machine_key`'s signature over the registration statement;
+    /// `recipients` are `(recipientId, recipientType, key)`.
+    pub fn register_machine(
+        &self,
+        owner_token: &str,
+        owner_did: &str,
+        machine_key: &MachineSigningKey,
+        chain_public_key: &ChainPublicKey,
+        recipients: &[(&str, &str, RecipientPublicKey)],
+    ) -> (u16, Value) {
+        let registration = MachineRegistration {
+            machine: Did::of_key(machine_key),
+            owner: Did::parse(owner_did, "owner").unwrap(),
+            chain_public_key: *chain_public_key,
+            recipients: recipients
+                .iter()
+                .map(|(id, kind, key)| RegistrationRecipient {
+                    recipient_id: (*id).to_string(),
+                    recipient_type: (*kind).to_string(),
+                    public_key: *key,
+                })
+                .collect(),
+        };
+        let signature = registration.sign(machine_key).to_hex();
+        let recipients: Vec<Value> = recipients
+            .iter()
+            .map(|(id, kind, key)| {
+                serde_json::json!({"recipientId": id, "recipientType": kind, "publicKeyHex": key.to_hex()})
+            })
+            .collect();
+        self.send(
+            "POST",
+            "/v1/machines",
+            Some(owner_token),
+            &serde_json::json!({
+                "machineDid": Did::of_key(machine_key).to_string(),
+                "chainPublicKey": chain_public_key.to_hex(),
+                "recipients": recipients,
+                "signature": signature,
+            }),
+        )
+    }
+
+    /// The number of rows of `table`.
+    pub fn count_rows(&self, table: &str) -> i64 {
+        block_on(async {
+            let (n,): (i64,) = sqlx::query_as(&format!("SELECT COUNT(*) FROM {table}"))
+                .fetch_one(self.store.pool())
+                .await
+                .unwrap();
+            n
+        })
+    }
+}

@@ -21,6 +21,7 @@ pub fn run(command: MarketCommand, ui: Ui) -> CliResult {
             db,
             object_store,
             admins,
+            public_domain,
             max_body_bytes,
             max_chunk_bytes,
         } => {
@@ -39,6 +40,7 @@ pub fn run(command: MarketCommand, ui: Ui) -> CliResult {
                             .map_err(|e| CliError::input(e.to_string()))
                     })
                     .collect::<CliResult<_>>()?,
+                public_domain,
             };
             serve(config, ui)
         }

@@ -1,0 +1,400 @@
+//! Sign-in with Ethereum (EIP-4361): `POST /v1/auth/nonce`,
+//! `POST /v1/auth/verify`, `POST /v1/auth/logout`, `GET /v1/me`.
+//!
+//! The server hands out a nonce (random, valid [`NONCE_TTL_SECS`], single
+//! use); the client signs a message (`sealstream_core::siwe`) naming the
+//! server's domain, a URI on it and that nonce, as an EIP-191 personal
+//! message; `verify` checks every field and the signature, then, in one
+//! transaction, consumes the nonce, records the principal, creates the
+//! session and appends the audit events. A refused sign-in stores nothing
+//! and in particular does not consume the nonce: only a message whose
+//! signature checks out can use it up, and a replay of that message is a
+//! 401 naming `message.nonce`.
+
+use axum::extract::State;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::Json;
+use rand::RngCore;
+use sealstream_core::identity::{eip191_recover, Eip191Signature};
+use sealstream_core::siwe::SiweMessage;
+use serde::{Deserialize, Serialize};
+use sqlx::Row;
+use utoipa::ToSchema;
+
+use super::{bearer, ensure_principal, roles_of, session, Principal, Role};
+use crate::error::{ApiError, ApiJson, ApiResult};
+use crate::server::AppState;
+
+/// How long a nonce can be used: 5 minutes.
+pub const NONCE_TTL_SECS: i64 = 300;
+/// How long expired nonces are kept (to tell "expired" from "unknown").
+pub const NONCE_KEEP_SECS: i64 = 3600;
+/// Oldest `Issued At` accepted: 5 minutes ago.
+pub const MAX_MESSAGE_AGE_SECS: i64 = 300;
+/// How far ahead of the server's clock `Issued At` and `Not Before` may be.
+pub const CLOCK_SKEW_SECS: i64 = 60;
+/// Roles a DID that is not a machine gets at its first sign-in.
+pub const FIRST_SIGN_IN_ROLES: [Role; 2] = [Role::Owner, Role::Buyer];
+
+/// What the client puts in its sign-in message.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct NonceResponse {
+    /// The `Nonce` (32 hex digits).
+    pub nonce: String,
+    /// The domain the message must name (`--public-domain`, else the
+    /// request's `Host`).
+    pub domain: String,
+    /// A URI for the message's `URI` line (its host must be the domain).
+    pub uri: String,
+    /// A suggested `Issued At`: the server's time now.
+    pub issued_at: String,
+    /// When the nonce can no longer be used.
+    pub expires_at: String,
+}
+
+/// A signed sign-in message.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct VerifyRequest {
+    /// The EIP-4361 message, exactly as signed.
+    pub message: String,
+    /// The EIP-191 signature of `message` by its address: 65 bytes as hex.
+    pub signature: String,
+}
+
+/// A new session.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionResponse {
+    /// Send as `Authorization: Bearer <token>`. Shown once.
+    pub token: String,
+    /// The signed-in DID.
+    pub did: String,
+    /// Its roles.
+    pub roles: Vec<String>,
+    /// When the session ends: the message's `Expiration Time` or 12 hours,
+    /// whichever is sooner.
+    pub expires_at: String,
+}
+
+/// Who the caller is.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MeResponse {
+    /// The caller's DID.
+    pub did: String,
+    /// Its roles.
+    pub roles: Vec<String>,
+}
+
+/// Role names, for responses.
+pub fn role_names(roles: &[Role]) -> Vec<String> {
+    roles.iter().map(|r| r.as_str().to_string()).collect()
+}
+
+/// The domain sign-in messages must name: `Config::public_domain`, or else
+/// the request's `Host` header.
+pub fn server_domain(state: &AppState, headers: &HeaderMap) -> ApiResult<String> {
+    if let Some(domain) = &state.config.public_domain {
+        return Ok(domain.clone());
+    }
+    let host = headers
+        .get(header::HOST)
+        .ok_or_else(|| {
+            ApiError::bad_request(
+                "Host",
+                "required (or start the server with a public domain)",
+            )
+        })?
+        .to_str()
+        .map_err(|_| ApiError::bad_request("Host", "not valid text"))?
+        .trim();
+    if host.is_empty() || host.contains(|c: char| c.is_whitespace() || c == '/') {
+        return Err(ApiError::bad_request("Host", "not a host[:port]"));
+    }
+    Ok(host.to_string())
+}
+
+fn utc(unix: i64) -> String {
+    sealstream_core::chunk::format_utc_seconds(u64::try_from(unix).unwrap_or(0))
+}
+
+/// Issues a sign-in nonce.
+#[utoipa::path(post, path = "/v1/auth/nonce", tag = "auth",
+    responses(
+        (status = 200, description = "A nonce for the sign-in message", body = NonceResponse),
+        (status = 400, description = "No usable Host header", body = crate::openapi::ErrorBody)))]
+pub(crate) async fn nonce(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> ApiResult<Json<NonceResponse>> {
+    let domain = server_domain(&state, &headers)?;
+    let mut bytes = [0u8; 16];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    let nonce = hex::encode(bytes);
+    let now = session::now_unix();
+    let mut tx = state.store.pool().begin().await?;
+    sqlx::query("DELETE FROM auth_nonces WHERE expires_unix < $1")
+        .bind(now - NONCE_KEEP_SECS)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query(
+        "INSERT INTO auth_nonces (nonce, domain, issued_at, expires_unix) VALUES ($1, $2, $3, $4)",
+    )
+    .bind(&nonce)
+    .bind(domain.to_ascii_lowercase())
+    .bind(utc(now))
+    .bind(now + NONCE_TTL_SECS)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    let scheme = if state.config.public_domain.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    Ok(Json(NonceResponse {
+        uri: format!("{scheme}://{domain}"),
+        nonce,
+        domain,
+        issued_at: utc(now),
+        expires_at: utc(now + NONCE_TTL_SECS),
+    }))
+}
+
+/// Checks everything about a sign-in that needs no database: the message,
+/// its domain, URI and times, and the signature. Returns the message.
+fn check_message(request: &VerifyRequest, domain: &str, now: i64) -> ApiResult<SiweMessage> {
+    let message = SiweMessage::parse(&request.message)
+        .map_err(|e| ApiError::bad_request(&e.field, e.constraint))?;
+    let signature = Eip191Signature::from_hex(&request.signature, "signature")
+        .map_err(|e| ApiError::bad_request(&e.field, e.constraint))?;
+    if let Some(scheme) = &message.scheme {
+        if !matches!(scheme.as_str(), "http" | "https") {
+            return Err(ApiError::unauthorized("message.scheme", "http or https"));
+        }
+    }
+    if !message.domain.eq_ignore_ascii_case(domain) {
+        return Err(ApiError::unauthorized(
+            "message.domain",
+            format!("this server signs in for the domain {domain}"),
+        ));
+    }
+    if !message
+        .uri_authority()
+        .is_some_and(|a| a.eq_ignore_ascii_case(domain))
+    {
+        return Err(ApiError::unauthorized(
+            "message.uri",
+            format!("must be a URI on {domain}"),
+        ));
+    }
+    let issued = message.issued_at.unix_seconds();
+    if issued > now + CLOCK_SKEW_SECS {
+        return Err(ApiError::unauthorized("message.issuedAt", "in the future"));
+    }
+    if issued < now - MAX_MESSAGE_AGE_SECS {
+        return Err(ApiError::unauthorized(
+            "message.issuedAt",
+            "older than 5 minutes: sign a new message",
+        ));
+    }
+    if let Some(expiration) = &message.expiration_time {
+        if expiration.unix_seconds() <= now {
+            return Err(ApiError::unauthorized(
+                "message.expirationTime",
+                "the message has expired",
+            ));
+        }
+    }
+    if let Some(not_before) = &message.not_before {
+        if not_before.unix_seconds() > now + CLOCK_SKEW_SECS {
+            return Err(ApiError::unauthorized(
+                "message.notBefore",
+                "the message is not valid yet",
+            ));
+        }
+    }
+    let signer = eip191_recover(request.message.as_bytes(), &signature)
+        .map_err(|e| ApiError::unauthorized("signature", e.to_string()))?;
+    if signer != message.address {
+        return Err(ApiError::unauthorized(
+            "signature",
+            "not a signature of the message by its address",
+        ));
+    }
+    Ok(message)
+}
+
+/// Why a nonce could not be used (the transaction is then dropped).
+async fn nonce_refusal(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    nonce: &str,
+    domain: &str,
+    now: i64,
+) -> ApiResult<ApiError> {
+    let row = sqlx::query("SELECT domain, expires_unix, used_at FROM auth_nonces WHERE nonce = $1")
+        .bind(nonce)
+        .fetch_optional(&mut **tx)
+        .await?;
+    let reason = match row {
+        None => "unknown nonce: get one from POST /v1/auth/nonce",
+        Some(row) => {
+            let stored_domain: String = row.try_get("domain")?;
+            let expires: i64 = row.try_get("expires_unix")?;
+            let used: Option<String> = row.try_get("used_at")?;
+            if used.is_some() {
+                "nonce already used: this sign-in message was replayed"
+            } else if expires <= now {
+                "nonce expired: get a new one"
+            } else if stored_domain != domain {
+                "nonce issued for another domain"
+            } else {
+                "nonce not usable"
+            }
+        }
+    };
+    Ok(ApiError::unauthorized("message.nonce", reason))
+}
+
+/// Signs in with a signed EIP-4361 message and returns a session token.
+#[utoipa::path(post, path = "/v1/auth/verify", tag = "auth",
+    request_body = VerifyRequest,
+    responses(
+        (status = 200, description = "Signed in", body = SessionResponse),
+        (status = 400, description = "Malformed message or signature (field named)", body = crate::openapi::ErrorBody),
+        (status = 401, description = "Wrong domain or URI, out of its time window, unknown, expired or used nonce, or a signature not by the message's address (field named)", body = crate::openapi::ErrorBody)))]
+pub(crate) async fn verify(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    ApiJson(request): ApiJson<VerifyRequest>,
+) -> ApiResult<Json<SessionResponse>> {
+    let domain = server_domain(&state, &headers)?;
+    let now = session::now_unix();
+    let message = check_message(&request, &domain, now)?;
+    let did = message.did().to_string();
+    let now_text = utc(now);
+    let domain_key = domain.to_ascii_lowercase();
+
+    let mut tx = state.store.pool().begin().await?;
+    let used = sqlx::query(
+        "UPDATE auth_nonces SET used_at = $1, used_by = $2 \
+         WHERE nonce = $3 AND used_at IS NULL AND expires_unix > $4 AND domain = $5",
+    )
+    .bind(&now_text)
+    .bind(&did)
+    .bind(&message.nonce)
+    .bind(now)
+    .bind(&domain_key)
+    .execute(&mut *tx)
+    .await?;
+    if used.rows_affected() != 1 {
+        return Err(nonce_refusal(&mut tx, &message.nonce, &domain_key, now).await?);
+    }
+    ensure_principal(&mut tx, &did, &now_text).await?;
+    let first = sqlx::query(
+        "UPDATE principals SET first_sign_in_at = $1 WHERE did = $2 AND first_sign_in_at IS NULL",
+    )
+    .bind(&now_text)
+    .bind(&did)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected()
+        == 1;
+    let is_machine = sqlx::query("SELECT 1 FROM machines WHERE did = $1")
+        .bind(&did)
+        .fetch_optional(&mut *tx)
+        .await?
+        .is_some();
+    if first && !is_machine {
+        for role in FIRST_SIGN_IN_ROLES {
+            let granted = sqlx::query(
+                "INSERT INTO principal_roles (did, role, granted_by, granted_at) \
+                 VALUES ($1, $2, $3, $4) ON CONFLICT (did, role) DO NOTHING",
+            )
+            .bind(&did)
+            .bind(role.as_str())
+            .bind("server")
+            .bind(&now_text)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if granted == 1 {
+                let details = super::audit_details(&serde_json::json!({
+                    "role": role.as_str(),
+                    "reason": "first sign-in",
+                }));
+                crate::audit::append(&mut tx, "server", "role.grant", &did, &details).await?;
+            }
+        }
+    }
+    let expires = message
+        .expiration_time
+        .as_ref()
+        .map_or(i64::MAX, |t| t.unix_seconds())
+        .min(now + session::DEFAULT_TTL_SECS);
+    let token = session::issue_in(&mut tx, &did, expires).await?;
+    let details = super::audit_details(&serde_json::json!({
+        "domain": domain_key,
+        "expiresAt": utc(expires),
+        "firstSignIn": first,
+    }));
+    crate::audit::append(&mut tx, &did, "auth.sign_in", &did, &details).await?;
+    tx.commit().await?;
+
+    let roles = roles_of(&state.store, &did).await?;
+    Ok(Json(SessionResponse {
+        token: token.expose().to_string(),
+        did,
+        roles: role_names(&roles),
+        expires_at: utc(expires),
+    }))
+}
+
+/// The caller's DID and roles.
+#[utoipa::path(get, path = "/v1/me", tag = "auth",
+    security(("session" = [])),
+    responses(
+        (status = 200, description = "The caller", body = MeResponse),
+        (status = 401, description = "No valid session", body = crate::openapi::ErrorBody)))]
+pub(crate) async fn me(principal: Principal) -> Json<MeResponse> {
+    Json(MeResponse {
+        roles: role_names(&principal.roles),
+        did: principal.did,
+    })
+}
+
+/// Ends the caller's session (the token stops working at once).
+#[utoipa::path(post, path = "/v1/auth/logout", tag = "auth",
+    security(("session" = [])),
+    responses(
+        (status = 204, description = "Signed out"),
+        (status = 401, description = "No valid session", body = crate::openapi::ErrorBody)))]
+pub(crate) async fn logout(
+    State(state): State<AppState>,
+    principal: Principal,
+    headers: HeaderMap,
+) -> ApiResult<StatusCode> {
+    let token = bearer_of(&headers)?;
+    let mut tx = state.store.pool().begin().await?;
+    if session::revoke_in(&mut tx, &token).await? {
+        let details = super::audit_details(&serde_json::json!({}));
+        crate::audit::append(
+            &mut tx,
+            &principal.did,
+            "auth.sign_out",
+            &principal.did,
+            &details,
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+fn bearer_of(headers: &HeaderMap) -> ApiResult<String> {
+    bearer(headers)?
+        .map(str::to_string)
+        .ok_or_else(|| ApiError::unauthorized("Authorization", "no session token"))
+}

@@ -1,0 +1,420 @@
+//! Sign-in with Ethereum, sessions and role administration, on both
+//! databases: the real nonce/verify flow with real keys; replayed, forged,
+//! malformed, expired, early and misaddressed messages are refused naming the
+//! field, with nothing stored; /v1/me, logout; admin grants and revocations.
+
+mod common;
+
+use common::{now_unix, Db, TestServer};
+use sealstream_core::identity::{eip191_sign, Did};
+use sealstream_core::keys::MachineSigningKey;
+use sealstream_core::siwe::{SiweMessage, Timestamp};
+use serde_json::{json, Value};
+
+fn roles(body: &Value) -> Vec<&str> {
+    body["roles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r.as_str().unwrap())
+        .collect()
+}
+
+fn audit_events(server: &TestServer) -> i64 {
+    server.get("/v1/audit/head", None).1["events"]
+        .as_i64()
+        .unwrap()
+}
+
+/// (sessions, principals, used nonces, audit events): what a refused
+/// sign-in must leave unchanged.
+fn stored(server: &TestServer) -> (i64, i64, i64, i64) {
+    (
+        server.count_rows("sessions"),
+        server.count_rows("principals"),
+        server.count_rows("auth_nonces WHERE used_at IS NOT NULL"),
+        audit_events(server),
+    )
+}
+
+/// `field` of a refusal, after checking its status.
+fn refused(reply: (u16, Value), status: u16) -> String {
+    assert_eq!(reply.0, status, "{}", reply.1);
+    reply.1["error"]["field"].as_str().unwrap_or("").to_string()
+}
+
+fn sign_in_me_and_logout(db: Db) {
+    let server = TestServer::start(db);
+    let key = MachineSigningKey::generate();
+    let did = Did::of_key(&key).to_string();
+    let nonce = server.new_nonce();
+    assert_eq!(nonce["nonce"].as_str().unwrap().len(), 32);
+    assert!(server.base.ends_with(nonce["domain"].as_str().unwrap()));
+    assert_eq!(
+        nonce["uri"].as_str().unwrap(),
+        server.base,
+        "the suggested URI is the server's"
+    );
+
+    let message = server.siwe_message(&key);
+    let expiration = message.expiration_time.clone().unwrap();
+    let before = audit_events(&server);
+    let (status, body) = server.siwe_verify(&message.to_string(), &key);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["did"], did);
+    assert_eq!(roles(&body), ["owner", "buyer"]);
+    assert_eq!(
+        body["expiresAt"],
+        expiration.as_str(),
+        "a session ends when the message expires, if sooner than 12 h"
+    );
+    // role.grant ×2 and auth.sign_in.
+    assert_eq!(audit_events(&server), before + 3);
+    let token = body["token"].as_str().unwrap().to_string();
+
+    let (status, me) = server.get("/v1/me", Some(&token));
+    assert_eq!(status, 200, "{me}");
+    assert_eq!(me, json!({"did": did, "roles": ["owner", "buyer"]}));
+    assert_eq!(refused(server.get("/v1/me", None), 401), "Authorization");
+
+    // A second sign-in is not a first one: nothing more granted.
+    let second = server.sign_in(&key);
+    assert_eq!(audit_events(&server), before + 4);
+
+    let (status, _) = server.send_raw("POST", "/v1/auth/logout", Some(&token), "text/plain", b"");
+    assert_eq!(status, 204);
+    assert_eq!(audit_events(&server), before + 5);
+    assert_eq!(
+        refused(server.get("/v1/me", Some(&token)), 401),
+        "Authorization"
+    );
+    assert_eq!(
+        refused(
+            server.send_raw("POST", "/v1/auth/logout", Some(&token), "text/plain", b""),
+            401
+        ),
+        "Authorization"
+    );
+    // The other session lives on.
+    assert_eq!(server.get("/v1/me", Some(&second)).0, 200);
+}
+
+fn a_replayed_message_is_refused(db: Db) {
+    let server = TestServer::start(db);
+    let key = MachineSigningKey::generate();
+    let message = server.siwe_message(&key).to_string();
+    assert_eq!(server.siwe_verify(&message, &key).0, 200);
+    let before = stored(&server);
+    let reply = server.siwe_verify(&message, &key);
+    assert_eq!(refused(reply.clone(), 401), "message.nonce");
+    assert!(
+        reply.1["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("already used"),
+        "{}",
+        reply.1
+    );
+    assert_eq!(stored(&server), before);
+}
+
+fn misaddressed_messages_are_refused_and_leave_the_nonce_usable(db: Db) {
+    let server = TestServer::start(db);
+    let key = MachineSigningKey::generate();
+    let good = server.siwe_message(&key);
+    let before = stored(&server);
+
+    let mut other_domain = good.clone();
+    other_domain.domain = "evil.example".into();
+    other_domain.uri = "https://evil.example/login".into();
+    let reply = server.siwe_verify(&other_domain.to_string(), &key);
+    assert_eq!(refused(reply, 401), "message.domain");
+
+    let mut other_uri = good.clone();
+    other_uri.uri = "https://evil.example/login".into();
+    let reply = server.siwe_verify(&other_uri.to_string(), &key);
+    assert_eq!(refused(reply, 401), "message.uri");
+
+    let mut ftp = good.clone();
+    ftp.scheme = Some("ftp".into());
+    let reply = server.siwe_verify(&ftp.to_string(), &key);
+    assert_eq!(refused(reply, 401), "message.scheme");
+
+    assert_eq!(stored(&server), before, "nothing stored");
+    // The nonce was not used up by the refusals.
+    assert_eq!(server.siwe_verify(&good.to_string(), &key).0, 200);
+}
+
+fn messages_outside_their_time_window_are_refused(db: Db) {
+    let server = TestServer::start(db);
+    let key = MachineSigningKey::generate();
+    let now = now_unix();
+    type Adjust = fn(&mut SiweMessage, u64);
+    let cases: [(&str, Adjust); 5] = [
+        ("message.expirationTime", |m, now| {
+            m.issued_at = Timestamp::from_unix(now - 120);
+            m.expiration_time = Some(Timestamp::from_unix(now - 1));
+        }),
+        ("message.issuedAt", |m, now| {
+            m.issued_at = Timestamp::from_unix(now + 600);
+            m.expiration_time = Some(Timestamp::from_unix(now + 1200));
+        }),
+        ("message.issuedAt", |m, now| {
+            m.issued_at = Timestamp::from_unix(now - 600);
+        }),
+        ("message.notBefore", |m, now| {
+            m.not_before = Some(Timestamp::from_unix(now + 600));
+        }),
+        ("message.issuedAt", |m, _| {
+            // An hour ahead, said with an offset: still the future.
+            m.issued_at = Timestamp::parse(
+                &format!(
+                    "{}+00:00",
+                    &Timestamp::from_unix(now_unix() + 3600).as_str()[..19]
+                ),
+                "t",
+            )
+            .unwrap();
+        }),
+    ];
+    for (field, adjust) in cases {
+        let mut message = server.siwe_message(&key);
+        adjust(&mut message, now);
+        let before = stored(&server);
+        let reply = server.siwe_verify(&message.to_string(), &key);
+        assert_eq!(refused(reply, 401), field, "{message}");
+        assert_eq!(stored(&server), before);
+    }
+}
+
+fn forged_and_malformed_sign_ins_are_refused(db: Db) {
+    let server = TestServer::start(db);
+    let key = MachineSigningKey::generate();
+    let forger = MachineSigningKey::generate();
+    let message = server.siwe_message(&key).to_string();
+    let before = stored(&server);
+
+    // Signed by another key.
+    let reply = server.siwe_verify(&message, &forger);
+    assert_eq!(refused(reply, 401), "signature");
+    // A signature of another text.
+    let other = eip191_sign(&key, b"something else").to_hex();
+    let reply = server.send(
+        "POST",
+        "/v1/auth/verify",
+        None,
+        &json!({"message": message, "signature": other}),
+    );
+    assert_eq!(refused(reply, 401), "signature");
+    // Not a signature at all.
+    for bad in ["0x1234", "zz", ""] {
+        let reply = server.send(
+            "POST",
+            "/v1/auth/verify",
+            None,
+            &json!({"message": message, "signature": bad}),
+        );
+        assert_eq!(refused(reply, 400), "signature");
+    }
+    // Malformed messages name the field; the signature is the signer's own.
+    let address = Did::of_key(&key).address().to_checksum();
+    let malformed = [
+        (message.replacen("Nonce: ", "Nonce: !", 1), "message.nonce"),
+        (
+            message.replace(&address, &address.to_lowercase()),
+            "message.address",
+        ),
+        (
+            message.replace("Version: 1", "Version: 2"),
+            "message.version",
+        ),
+        (
+            message.replace("Issued At: ", "Issued At: yesterday "),
+            "message.issuedAt",
+        ),
+        (message.replace("URI: ", "URI: /"), "message.uri"),
+        (format!("{message}\nextra"), "message"),
+        ("hello".to_string(), "message"),
+    ];
+    for (text, field) in malformed {
+        let reply = server.siwe_verify(&text, &key);
+        assert_eq!(refused(reply, 400), field, "{text}");
+    }
+    // Strict body.
+    let reply = server.send(
+        "POST",
+        "/v1/auth/verify",
+        None,
+        &json!({"message": message, "signature": "0x00", "extra": 1}),
+    );
+    assert_eq!(refused(reply, 400), "extra");
+    let reply = server.send(
+        "POST",
+        "/v1/auth/verify",
+        None,
+        &json!({"message": message}),
+    );
+    assert_eq!(refused(reply, 400), "body");
+    assert_eq!(stored(&server), before, "nothing stored");
+    // And the nonce is still good.
+    assert_eq!(server.siwe_verify(&message, &key).0, 200);
+}
+
+fn an_unknown_nonce_is_refused(db: Db) {
+    let server = TestServer::start(db);
+    let key = MachineSigningKey::generate();
+    let mut message = server.siwe_message(&key);
+    message.nonce = "abcdefgh12345678".into();
+    let before = stored(&server);
+    let reply = server.siwe_verify(&message.to_string(), &key);
+    assert_eq!(refused(reply.clone(), 401), "message.nonce");
+    assert!(reply.1["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("unknown"));
+    assert_eq!(stored(&server), before);
+}
+
+fn the_public_domain_is_the_one_to_sign_for(db: Db) {
+    let server = TestServer::start_with(db, |c| c.public_domain = Some("market.example".into()));
+    let nonce = server.new_nonce();
+    assert_eq!(nonce["domain"], "market.example");
+    assert_eq!(nonce["uri"], "https://market.example");
+    let key = MachineSigningKey::generate();
+    let message = server.siwe_message(&key);
+    assert_eq!(server.siwe_verify(&message.to_string(), &key).0, 200);
+    // A message for the address the client happened to connect to is not.
+    let mut local = server.siwe_message(&key);
+    local.domain = server.base.trim_start_matches("http://").to_string();
+    local.uri = server.base.clone();
+    let reply = server.siwe_verify(&local.to_string(), &key);
+    assert_eq!(refused(reply, 401), "message.domain");
+}
+
+fn admins_grant_and_revoke_roles(db: Db) {
+    let admin_key = MachineSigningKey::generate();
+    let admin_did = Did::of_key(&admin_key).to_string();
+    let mut server = TestServer::start_with(db, |c| c.admins = vec![admin_did.clone()]);
+    let admin = server.sign_in(&admin_key);
+    let (_, me) = server.get("/v1/me", Some(&admin));
+    assert_eq!(roles(&me), ["owner", "buyer", "admin"]);
+
+    let user_key = MachineSigningKey::generate();
+    let user_did = Did::of_key(&user_key).to_string();
+    let user = server.sign_in(&user_key);
+    let path = |did: &str, role: &str| format!("/v1/admin/principals/{did}/roles/{role}");
+
+    // Only admins.
+    let reply = server.send("PUT", &path(&user_did, "admin"), Some(&user), &json!({}));
+    assert_eq!(reply.0, 403, "{}", reply.1);
+    let reply = server.send("PUT", &path(&user_did, "admin"), None, &json!({}));
+    assert_eq!(refused(reply, 401), "Authorization");
+    let reply = server
+        .request("DELETE", &path(&admin_did, "admin"), Some(&user))
+        .call();
+    assert_eq!(common::reply(reply).0, 403);
+
+    // Grant, idempotently (one audit event).
+    let before = audit_events(&server);
+    let (status, body) = server.send("PUT", &path(&user_did, "auditor"), Some(&admin), &json!({}));
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(roles(&body), ["owner", "buyer", "auditor"]);
+    let (status, _) = server.send("PUT", &path(&user_did, "auditor"), Some(&admin), &json!({}));
+    assert_eq!(status, 200);
+    assert_eq!(audit_events(&server), before + 1);
+    assert_eq!(
+        roles(&server.get("/v1/me", Some(&user)).1),
+        ["owner", "buyer", "auditor"]
+    );
+
+    // A lower-case DID names the same principal.
+    let lower = user_did.to_lowercase();
+    let reply = server
+        .request("DELETE", &path(&lower, "owner"), Some(&admin))
+        .call();
+    let (status, body) = common::reply(reply);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["did"], user_did);
+    assert_eq!(roles(&body), ["buyer", "auditor"]);
+    assert_eq!(audit_events(&server), before + 2);
+    // Revoking what is not there changes nothing.
+    let reply = server
+        .request("DELETE", &path(&user_did, "owner"), Some(&admin))
+        .call();
+    assert_eq!(common::reply(reply).0, 200);
+    assert_eq!(audit_events(&server), before + 2);
+    // Signing in again does not give the owner role back, even after a
+    // restart.
+    server.restart();
+    let again = server.sign_in(&user_key);
+    assert_eq!(
+        roles(&server.get("/v1/me", Some(&again)).1),
+        ["buyer", "auditor"]
+    );
+    let admin = server.sign_in(&admin_key);
+
+    // Bad targets name the field; the machine role is implicit.
+    let reply = server.send(
+        "PUT",
+        &path("did:peaq:nope", "buyer"),
+        Some(&admin),
+        &json!({}),
+    );
+    assert_eq!(refused(reply, 400), "did");
+    let reply = server.send("PUT", &path(&user_did, "king"), Some(&admin), &json!({}));
+    assert_eq!(refused(reply, 400), "role");
+    let reply = server.send("PUT", &path(&user_did, "machine"), Some(&admin), &json!({}));
+    assert_eq!(refused(reply, 409), "role");
+    let reply = server
+        .request("DELETE", &path(&user_did, "machine"), Some(&admin))
+        .call();
+    assert_eq!(refused(common::reply(reply), 409), "role");
+}
+
+fn a_registered_machine_signs_in_as_a_machine(db: Db) {
+    let server = TestServer::start(db);
+    let owner_key = MachineSigningKey::generate();
+    let owner_did = Did::of_key(&owner_key).to_string();
+    let owner = server.sign_in(&owner_key);
+    let machine_key = MachineSigningKey::generate();
+    let chain = sealstream_core::keys::ChainSigningKey::generate().public_key();
+    let recipient = sealstream_core::keys::RecipientSecretKey::generate().public_key();
+    let (status, body) = server.register_machine(
+        &owner,
+        &owner_did,
+        &machine_key,
+        &chain,
+        &[("owner-1", "owner", recipient)],
+    );
+    assert_eq!(status, 201, "{body}");
+    let machine = server.sign_in(&machine_key);
+    let (_, me) = server.get("/v1/me", Some(&machine));
+    assert_eq!(me["did"], Did::of_key(&machine_key).to_string());
+    assert_eq!(
+        roles(&me),
+        ["machine"],
+        "a machine gets neither owner nor buyer"
+    );
+    // It cannot register machines of its own.
+    let other = MachineSigningKey::generate();
+    let (status, _) = server.register_machine(
+        &machine,
+        me["did"].as_str().unwrap(),
+        &other,
+        &chain,
+        &[("owner-1", "owner", recipient)],
+    );
+    assert_eq!(status, 403);
+}
+
+on_both_databases!(
+    sign_in_me_and_logout,
+    a_replayed_message_is_refused,
+    misaddressed_messages_are_refused_and_leave_the_nonce_usable,
+    messages_outside_their_time_window_are_refused,
+    forged_and_malformed_sign_ins_are_refused,
+    an_unknown_nonce_is_refused,
+    the_public_domain_is_the_one_to_sign_for,
+    admins_grant_and_revoke_roles,
+    a_registered_machine_signs_in_as_a_machine,
+);
