@@ -17,6 +17,8 @@ pub mod package;
 pub mod pool;
 pub mod publish;
 pub mod rules;
+#[cfg(feature = "object-store")]
+pub mod s3;
 pub mod sealed_box;
 pub mod staging;
 

@@ -6,7 +6,9 @@
 
 pub mod audit;
 pub mod auth;
+pub mod chunks;
 pub mod error;
+pub mod ingest;
 pub mod objects;
 pub mod openapi;
 pub mod server;

@@ -58,6 +58,11 @@ impl Modify for BearerAuth {
         crate::server::metrics,
         crate::server::audit_head,
         crate::server::openapi_json,
+        crate::ingest::upload::put_chunk,
+        crate::ingest::read::list_topics,
+        crate::ingest::read::list_chunks,
+        crate::ingest::read::get_envelope,
+        crate::ingest::read::get_ciphertext,
     ),
     components(schemas(ErrorBody, ErrorDetail)),
     modifiers(&BearerAuth)

@@ -187,9 +187,11 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(metrics))
         .route("/v1/audit/head", get(audit_head))
         .route("/openapi.json", get(openapi_json))
+        .merge(crate::ingest::read_routes())
         .layer(RequestBodyLimitLayer::new(body_limit));
     Router::new()
         .merge(small)
+        .merge(crate::ingest::upload_routes(state.config.chunk_limit))
         .route_layer(middleware::from_fn_with_state(state.clone(), count))
         .fallback(not_found)
         .layer(TraceLayer::new_for_http())

@@ -100,6 +100,19 @@ pub(crate) fn check_self(
     if envelope.encrypted_data_hash != expected_hash {
         return Err(VerifyReason::HashMismatch);
     }
+    verify_signed(envelope)
+}
+
+/// The checks of one envelope that need neither its ciphertext nor another
+/// chunk: `chunkId` recomputes from the linkage fields, the signature block
+/// is complete and its Ed25519 signature over `encryptedDataHash` verifies
+/// with `signature.publicKeyHex`.
+///
+/// With the ciphertext hashed separately (say while it streams in) and
+/// compared with `encryptedDataHash`, this is what [`ChainVerifier::push`]
+/// checks of a chunk apart from its link. It does not say whose key signed:
+/// compare `signature.publicKeyHex` with the key expected.
+pub fn verify_signed(envelope: &ChunkEnvelope) -> Result<(), VerifyReason> {
     let id = compute_chunk_id(
         envelope.previous_chunk_id.as_deref(),
         &envelope.encrypted_data_hash,
@@ -118,10 +131,27 @@ pub(crate) fn check_self(
         .map_err(|_| VerifyReason::InvalidSignature)?;
     let value = parse_hex_exact::<64>(&sig.value, "signature.value")
         .map_err(|_| VerifyReason::InvalidSignature)?;
-    if !public.verify(expected_hash.as_bytes(), &value) {
+    if !public.verify(envelope.encrypted_data_hash.as_bytes(), &value) {
         return Err(VerifyReason::InvalidSignature);
     }
     Ok(())
+}
+
+/// Whether `envelope` is the next chunk of a chain whose verified part ends
+/// at `state`: its `index` is `state.next_index` and its `previousChunkId`
+/// is the last chunk's id (none for the first chunk).
+pub fn check_link(state: &ChainState, envelope: &ChunkEnvelope) -> Result<(), VerifyReason> {
+    if envelope.index != state.next_index {
+        return Err(VerifyReason::IndexNotSequential {
+            found: envelope.index,
+        });
+    }
+    match (&state.previous_chunk_id, &envelope.previous_chunk_id) {
+        (None, None) => Ok(()),
+        (None, Some(_)) => Err(VerifyReason::FirstHasPrevious),
+        (Some(a), Some(b)) if a == b => Ok(()),
+        (Some(_), _) => Err(VerifyReason::BrokenLink),
+    }
 }
 
 /// Sequential, streaming verification: feed chunks in order with [`push`](Self::push).
@@ -146,20 +176,7 @@ impl ChainVerifier {
     }
 
     pub(crate) fn check_link(&self, envelope: &ChunkEnvelope) -> Result<(), VerifyReason> {
-        if envelope.index != self.expected.next_index {
-            return Err(VerifyReason::IndexNotSequential {
-                found: envelope.index,
-            });
-        }
-        match (
-            &self.expected.previous_chunk_id,
-            &envelope.previous_chunk_id,
-        ) {
-            (None, None) => Ok(()),
-            (None, Some(_)) => Err(VerifyReason::FirstHasPrevious),
-            (Some(a), Some(b)) if a == b => Ok(()),
-            (Some(_), _) => Err(VerifyReason::BrokenLink),
-        }
+        check_link(&self.expected, envelope)
     }
 
     pub(crate) fn fail(&self, reason: VerifyReason) -> VerifyError {
