@@ -241,9 +241,7 @@ impl Upload {
     pub async fn finish(self) -> Result<u64, ObjectError> {
         match self.state {
             UploadState::Buffered(buffer) => {
-                self.store
-                    .put(&self.path, PutPayload::from(buffer))
-                    .await?;
+                self.store.put(&self.path, PutPayload::from(buffer)).await?;
             }
             UploadState::Parts(parts) => {
                 parts.finish().await?;

@@ -270,3 +270,75 @@ where
         None => verifier.finish(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::chunk::{ChainConfig, ChainWriter, SealedChunk};
+    use crate::keys::{ChainSigningKey, RecipientSecretKey};
+
+    fn chain(n: usize) -> Vec<SealedChunk> {
+        let recipients = vec![crate::chunk::Recipient::new(
+            "owner-1",
+            "owner",
+            RecipientSecretKey::generate().public_key(),
+        )];
+        let mut config = ChainConfig::new(
+            ChainSigningKey::generate(),
+            "did:peaq:0x0000000000000000000000000000000000000001",
+            "k",
+            recipients,
+        );
+        config.chunk_size = 10;
+        let mut out = Vec::new();
+        {
+            let mut w = ChainWriter::new(config, ChainState::new(), |c: SealedChunk| {
+                out.push(c);
+                Ok::<(), std::convert::Infallible>(())
+            })
+            .unwrap();
+            w.write(&vec![7u8; 10 * n]).unwrap();
+            let _summary = w.finish().unwrap();
+        }
+        out
+    }
+
+    #[test]
+    fn verify_signed_checks_id_and_signature_without_the_ciphertext() {
+        let c = chain(1).remove(0);
+        verify_signed(&c.envelope).unwrap();
+        let mut e = c.envelope.clone();
+        e.chunk_id = format!("0x{}", "00".repeat(32));
+        assert_eq!(verify_signed(&e), Err(VerifyReason::ChunkIdMismatch));
+        let mut e = c.envelope.clone();
+        e.signature.value = "00".repeat(64);
+        assert_eq!(verify_signed(&e), Err(VerifyReason::InvalidSignature));
+        let mut e = c.envelope;
+        e.signature.public_key_hex = ChainSigningKey::generate().public_key().to_hex();
+        assert_eq!(verify_signed(&e), Err(VerifyReason::InvalidSignature));
+    }
+
+    #[test]
+    fn check_link_follows_the_state() {
+        let c = chain(2);
+        let start = ChainState::new();
+        check_link(&start, &c[0].envelope).unwrap();
+        assert_eq!(
+            check_link(&start, &c[1].envelope),
+            Err(VerifyReason::IndexNotSequential { found: 1 })
+        );
+        let after = ChainState::after(&c[0].envelope);
+        check_link(&after, &c[1].envelope).unwrap();
+        let other = chain(2);
+        assert_eq!(
+            check_link(&after, &other[1].envelope),
+            Err(VerifyReason::BrokenLink)
+        );
+        let mut first = c[0].envelope.clone();
+        first.previous_chunk_id = Some("0x01".into());
+        assert_eq!(
+            check_link(&start, &first),
+            Err(VerifyReason::FirstHasPrevious)
+        );
+    }
+}

@@ -39,7 +39,9 @@ pub fn check_envelope(
         .map_err(|_| ApiError::bad_request("envelope", "not UTF-8 text"))?
         .to_string();
     let envelope = ChunkEnvelope::parse(bytes).map_err(|e| match e {
-        EnvelopeParseError::Json(e) => ApiError::bad_request("envelope", format!("invalid JSON: {e}")),
+        EnvelopeParseError::Json(e) => {
+            ApiError::bad_request("envelope", format!("invalid JSON: {e}"))
+        }
         EnvelopeParseError::Invalid(v) => {
             let field = if v.field == "envelope" {
                 "envelope".to_string()
@@ -108,7 +110,9 @@ fn check_form(envelope: &ChunkEnvelope) -> ApiResult<()> {
 /// `0x` and 64 lowercase hex digits, as [`sealstream_core::chunk::sha256_hex`] writes.
 fn is_digest(text: &str) -> bool {
     text.strip_prefix("0x").is_some_and(|h| {
-        h.len() == 64 && h.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        h.len() == 64
+            && h.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
     })
 }
 
@@ -160,7 +164,10 @@ fn check_signature(envelope: &ChunkEnvelope, machine: &MachineRecord) -> ApiResu
     }
     let registered = ChainPublicKey::from_hex(&machine.chain_public_key, "chainPublicKey")
         .map_err(|e| {
-            ApiError::internal("registered chain key", format!("machine {}: {e}", machine.did))
+            ApiError::internal(
+                "registered chain key",
+                format!("machine {}: {e}", machine.did),
+            )
         })?;
     let given = parse_hex_exact::<32>(&signature.public_key_hex, "envelope.signature.publicKeyHex")
         .map_err(|e| ApiError::unprocessable(&e.field, e.constraint))?;

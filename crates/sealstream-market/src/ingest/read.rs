@@ -266,11 +266,7 @@ pub(crate) async fn get_envelope(
     path: Result<Path<(String, String, String)>, PathRejection>,
 ) -> ApiResult<Response> {
     let chunk = stored_chunk(&state, &principal, path).await?;
-    Ok((
-        [(header::CONTENT_TYPE, "application/json")],
-        chunk.envelope,
-    )
-        .into_response())
+    Ok(([(header::CONTENT_TYPE, "application/json")], chunk.envelope).into_response())
 }
 
 /// One chunk's ciphertext, streamed from the object store.

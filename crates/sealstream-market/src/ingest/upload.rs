@@ -39,10 +39,10 @@ pub(crate) fn routes(chunk_limit: usize) -> Router<AppState> {
             "/v1/machines/{did}/topics/{topic}/chunks/{index}",
             put(put_chunk),
         )
+        .layer(RequestBodyLimitLayer::new(chunk_limit))
         .layer(axum::middleware::map_response(
             move |response: Response| async move { json_too_large(response, chunk_limit) },
         ))
-        .layer(RequestBodyLimitLayer::new(chunk_limit))
         // The limit layer above bounds the body; axum's own default (2 MB)
         // must not.
         .layer(DefaultBodyLimit::disable())
@@ -177,7 +177,10 @@ fn broken_body(e: axum::extract::multipart::MultipartError, limit: usize) -> Ref
     let error = if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
         ApiError::too_large(limit)
     } else {
-        ApiError::bad_request("body", format!("malformed multipart body: {}", e.body_text()))
+        ApiError::bad_request(
+            "body",
+            format!("malformed multipart body: {}", e.body_text()),
+        )
     };
     Refusal {
         error,
@@ -370,11 +373,9 @@ async fn receive_ciphertext(
         Ok(Some(field)) => {
             let name = field.name().unwrap_or("body").to_string();
             upload.abort().await;
-            return Err(ApiError::bad_request(
-                &name,
-                "unexpected part after the ciphertext",
-            )
-            .into());
+            return Err(
+                ApiError::bad_request(&name, "unexpected part after the ciphertext").into(),
+            );
         }
         Err(e) => {
             upload.abort().await;
