@@ -18,6 +18,8 @@ pub mod pool;
 pub mod publish;
 pub mod registration;
 pub mod rules;
+#[cfg(feature = "object-store")]
+pub mod s3;
 pub mod sealed_box;
 pub mod siwe;
 pub mod staging;

@@ -7,7 +7,9 @@
 pub mod audit;
 pub mod auth;
 pub mod catalog;
+pub mod chunks;
 pub mod error;
+pub mod ingest;
 pub mod listings;
 pub mod machines;
 pub mod objects;

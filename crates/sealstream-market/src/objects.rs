@@ -1,15 +1,29 @@
 //! Where ciphertext lives: a local directory (`<data-dir>/objects`, the
 //! default) or an S3-compatible bucket (`s3://bucket/prefix`, configured from
-//! the standard `AWS_*` environment variables), through `object_store`.
+//! the standard `AWS_*` environment variables as [`sealstream_core::s3`]
+//! describes, the same as the agent's sink), through `object_store`.
+//!
+//! Objects are written with an [`Upload`]: bytes are handed over as they
+//! arrive and never held whole (at most a few parts of [`PART_SIZE`]); the
+//! object appears only when the upload is finished, so an upload that is
+//! refused half-way (a hash that does not match) leaves nothing behind.
 
 use std::fmt;
 use std::path::Path;
 use std::sync::Arc;
 
-use object_store::aws::AmazonS3Builder;
+use bytes::Bytes;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path as ObjectPath;
-use object_store::ObjectStore;
+use object_store::{GetResult, ObjectStore, ObjectStoreExt, PutPayload, WriteMultipart};
+use sealstream_core::s3::{parse_s3_url, s3_builder};
+
+/// Size of the parts of a multipart upload, and the most an [`Upload`]
+/// buffers before it starts one (smaller objects are one plain `PUT`).
+/// S3 needs parts of at least 5 MiB (but the last).
+pub const PART_SIZE: usize = 8 << 20;
+/// Parts of one upload in flight at once.
+const PARTS_IN_FLIGHT: usize = 2;
 
 /// Why the object store could not be opened.
 #[derive(Debug, thiserror::Error)]
@@ -58,18 +72,14 @@ impl Objects {
                 Self::local(dir, u.to_string()).map_err(|m| fail(u, m))
             }
             Some(u) if u.starts_with("s3://") => {
-                let rest = &u["s3://".len()..];
-                let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
-                if bucket.is_empty() {
-                    return Err(fail(u, "no bucket name".into()));
-                }
-                let store = AmazonS3Builder::from_env()
-                    .with_bucket_name(bucket)
+                let (bucket, prefix) =
+                    parse_s3_url(u).ok_or_else(|| fail(u, "no bucket name".into()))?;
+                let store = s3_builder(bucket)
                     .build()
                     .map_err(|e| fail(u, format!("cannot configure the S3 client: {e}")))?;
                 Ok(Objects {
                     store: Arc::new(store),
-                    prefix: prefix.trim_matches('/').to_string(),
+                    prefix: prefix.to_string(),
                     url: u.to_string(),
                 })
             }
@@ -104,6 +114,148 @@ impl Objects {
             ObjectPath::parse(key)
         } else {
             ObjectPath::parse(format!("{}/{key}", self.prefix))
+        }
+    }
+
+    /// The store path of `key`, as an [`ObjectError`].
+    fn located(&self, key: &str) -> Result<ObjectPath, ObjectError> {
+        self.path(key).map_err(|e| ObjectError::Key {
+            key: key.to_string(),
+            message: e.to_string(),
+        })
+    }
+
+    /// Starts writing the object `key` (replacing it when finished, if it
+    /// exists).
+    pub fn upload(&self, key: &str) -> Result<Upload, ObjectError> {
+        Ok(Upload {
+            store: self.store.clone(),
+            path: self.located(key)?,
+            state: UploadState::Buffered(Vec::new()),
+            written: 0,
+        })
+    }
+
+    /// Reads the object `key` (its payload streams from the store).
+    pub async fn get(&self, key: &str) -> Result<GetResult, ObjectError> {
+        let path = self.located(key)?;
+        self.store.get(&path).await.map_err(ObjectError::from)
+    }
+
+    /// Deletes the object `key`; a missing object is not an error.
+    pub async fn delete(&self, key: &str) -> Result<(), ObjectError> {
+        let path = self.located(key)?;
+        match self.store.delete(&path).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+/// Why an object could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum ObjectError {
+    /// The key is not a valid object path.
+    #[error("object key {key}: {message}")]
+    Key {
+        /// The key.
+        key: String,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// The object does not exist.
+    #[error("object not found")]
+    NotFound,
+    /// The store failed.
+    #[error("object store: {0}")]
+    Store(object_store::Error),
+}
+
+impl From<object_store::Error> for ObjectError {
+    fn from(e: object_store::Error) -> Self {
+        match e {
+            object_store::Error::NotFound { .. } => ObjectError::NotFound,
+            e => ObjectError::Store(e),
+        }
+    }
+}
+
+/// An object being written; see the [module documentation](self). Dropping
+/// an upload without [`finish`](Upload::finish) or [`abort`](Upload::abort)
+/// leaves no object (on S3 an unfinished multipart upload may remain until
+/// the bucket's lifecycle rules remove it).
+pub struct Upload {
+    store: Arc<dyn ObjectStore>,
+    path: ObjectPath,
+    state: UploadState,
+    written: u64,
+}
+
+enum UploadState {
+    /// Not more than [`PART_SIZE`] so far: kept, for one plain `PUT`.
+    Buffered(Vec<u8>),
+    /// A multipart upload under way.
+    Parts(WriteMultipart),
+}
+
+impl fmt::Debug for Upload {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Upload")
+            .field("path", &self.path.as_ref())
+            .field("written", &self.written)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Upload {
+    /// Bytes handed over so far.
+    pub fn written(&self) -> u64 {
+        self.written
+    }
+
+    /// Appends `data`. Waits while [`PART_SIZE`]-sized parts are in flight,
+    /// so memory stays bounded whatever the object's size.
+    pub async fn write(&mut self, data: Bytes) -> Result<(), ObjectError> {
+        self.written += data.len() as u64;
+        match &mut self.state {
+            UploadState::Buffered(buffer) if buffer.len() + data.len() <= PART_SIZE => {
+                buffer.extend_from_slice(&data);
+            }
+            UploadState::Buffered(buffer) => {
+                let first = std::mem::take(buffer);
+                let upload = self.store.put_multipart(&self.path).await?;
+                let mut parts = WriteMultipart::new_with_chunk_size(upload, PART_SIZE);
+                parts.put(Bytes::from(first));
+                parts.put(data);
+                self.state = UploadState::Parts(parts);
+            }
+            UploadState::Parts(parts) => {
+                parts.wait_for_capacity(PARTS_IN_FLIGHT).await?;
+                parts.put(data);
+            }
+        }
+        Ok(())
+    }
+
+    /// Completes the object: it is visible from now on. Returns its size.
+    pub async fn finish(self) -> Result<u64, ObjectError> {
+        match self.state {
+            UploadState::Buffered(buffer) => {
+                self.store.put(&self.path, PutPayload::from(buffer)).await?;
+            }
+            UploadState::Parts(parts) => {
+                parts.finish().await?;
+            }
+        }
+        Ok(self.written)
+    }
+
+    /// Gives the upload up: no object is written.
+    pub async fn abort(self) {
+        if let UploadState::Parts(parts) = self.state {
+            if let Err(e) = parts.abort().await {
+                tracing::warn!(path = %self.path, "cannot abort a multipart upload: {e}");
+            }
         }
     }
 }

@@ -78,6 +78,11 @@ impl Modify for BearerAuth {
         crate::machines::register,
         crate::machines::list,
         crate::machines::show,
+        crate::ingest::upload::put_chunk,
+        crate::ingest::read::list_topics,
+        crate::ingest::read::list_chunks,
+        crate::ingest::read::get_envelope,
+        crate::ingest::read::get_ciphertext,
     ),
     components(schemas(
         ErrorBody,

@@ -220,9 +220,11 @@ pub fn router(state: AppState) -> Router {
         )
         .merge(crate::auth::routes())
         .merge(crate::machines::routes())
+        .merge(crate::ingest::read_routes())
         .layer(RequestBodyLimitLayer::new(body_limit));
     Router::new()
         .merge(small)
+        .merge(crate::ingest::upload_routes(state.config.chunk_limit))
         .route_layer(middleware::from_fn_with_state(state.clone(), count))
         .fallback(not_found)
         .layer(TraceLayer::new_for_http())

@@ -8,24 +8,14 @@
 //! with its own backoff.
 
 use std::fmt;
-use std::time::Duration;
 
-use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
 use object_store::local::LocalFileSystem;
 use object_store::path::Path as ObjectPath;
-use object_store::{BackoffConfig, ClientConfigKey, ObjectStore, ObjectStoreExt, RetryConfig};
+use object_store::{ObjectStore, ObjectStoreExt};
+use sealstream_core::s3::s3_builder;
 
 use super::{Sink, SinkError};
 use crate::config::ObjectStoreLocation;
-
-/// How long to wait for a TCP (and TLS) connection to the store.
-const CONNECT_TIMEOUT: &str = "5s";
-/// How long one request may take, from sending to the end of the response.
-const REQUEST_TIMEOUT: &str = "60s";
-/// Retries of one request inside `put`; the forwarder retries after that.
-const MAX_RETRIES: usize = 2;
-/// The region when the environment names none.
-const DEFAULT_REGION: &str = "us-east-1";
 
 /// Writes each object to `<prefix>/<key>` in an object store. Every `put` is
 /// one whole-object upload (S3 `PutObject`; for `file://`, a temporary file
@@ -54,20 +44,8 @@ impl ObjectStoreDestination {
     /// Open the store at `location` (`url` is the destination as written, for
     /// messages). Does no network I/O: an unreachable store shows on `put`.
     ///
-    /// For `s3://`, these environment variables are honoured (all `AWS_*`
-    /// variables `object_store` knows are read):
-    /// - `AWS_ENDPOINT_URL_S3`, `AWS_ENDPOINT_URL` or `AWS_ENDPOINT`: the
-    ///   endpoint of an S3-compatible server (path-style requests unless
-    ///   `AWS_VIRTUAL_HOSTED_STYLE_REQUEST=true`); AWS itself when unset. An
-    ///   `http://` endpoint is allowed without `AWS_ALLOW_HTTP`, unless
-    ///   `AWS_ALLOW_HTTP` is set (then it decides);
-    /// - `AWS_REGION`, else `AWS_DEFAULT_REGION`, else `us-east-1`;
-    /// - `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`;
-    ///   without them, web identity (`AWS_WEB_IDENTITY_TOKEN_FILE`,
-    ///   `AWS_ROLE_ARN`), container credentials, then the EC2 instance
-    ///   metadata service (`~/.aws` files and `AWS_PROFILE` are not read);
-    /// - `AWS_CONNECT_TIMEOUT` and `AWS_TIMEOUT` (e.g. `10s`) replace the
-    ///   defaults of 5 s and 60 s.
+    /// For `s3://`, endpoint, region, credentials and timeouts come from the
+    /// `AWS_*` environment variables, as [`sealstream_core::s3`] describes.
     ///
     /// For `file://`, the directory is created if needed.
     pub fn open(
@@ -127,47 +105,6 @@ impl Sink for ObjectStoreDestination {
             .map(drop)
             .map_err(|e| fail(&e))
     }
-}
-
-/// An S3 builder for `bucket` from the environment, with this sink's
-/// timeouts, retries and defaults.
-fn s3_builder(bucket: &str) -> AmazonS3Builder {
-    let env_set = |name: &str| std::env::var_os(name).is_some();
-    let mut builder = AmazonS3Builder::from_env().with_bucket_name(bucket);
-    let client = |key| AmazonS3ConfigKey::Client(key);
-    // The S3-specific endpoint wins over the generic one, as in `build`.
-    let endpoint = builder
-        .get_config_value(&AmazonS3ConfigKey::S3Endpoint)
-        .or_else(|| builder.get_config_value(&AmazonS3ConfigKey::Endpoint));
-    if !env_set("AWS_ALLOW_HTTP")
-        && endpoint.is_some_and(|e| {
-            e.get(..7)
-                .is_some_and(|s| s.eq_ignore_ascii_case("http://"))
-        })
-    {
-        builder = builder.with_allow_http(true);
-    }
-    if builder
-        .get_config_value(&AmazonS3ConfigKey::Region)
-        .is_none()
-    {
-        builder = builder.with_region(DEFAULT_REGION);
-    }
-    if !env_set("AWS_CONNECT_TIMEOUT") {
-        builder = builder.with_config(client(ClientConfigKey::ConnectTimeout), CONNECT_TIMEOUT);
-    }
-    if !env_set("AWS_TIMEOUT") {
-        builder = builder.with_config(client(ClientConfigKey::Timeout), REQUEST_TIMEOUT);
-    }
-    builder.with_retry(RetryConfig {
-        backoff: BackoffConfig {
-            init_backoff: Duration::from_millis(100),
-            max_backoff: Duration::from_secs(1),
-            base: 2.0,
-        },
-        max_retries: MAX_RETRIES,
-        retry_timeout: Duration::from_secs(30),
-    })
 }
 
 /// The object key of `key` under `prefix` (no leading or trailing `/`; may

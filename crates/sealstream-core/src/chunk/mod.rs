@@ -17,7 +17,9 @@ pub use envelope::{
 };
 pub use manifest::{format_utc_seconds, utc_now_seconds, PublishManifest};
 pub use state::ChainState;
-pub use verify::{verify_chain, ChainVerifier, VerifyError, VerifyReason};
+pub use verify::{
+    check_link, verify_chain, verify_signed, ChainVerifier, VerifyError, VerifyReason,
+};
 pub use writer::{
     ChainConfig, ChainSummary, ChainWriter, ChunkSink, Recipient, SealedChunk, WriteError,
     DEFAULT_CHUNK_SIZE,

@@ -100,6 +100,19 @@ pub(crate) fn check_self(
     if envelope.encrypted_data_hash != expected_hash {
         return Err(VerifyReason::HashMismatch);
     }
+    verify_signed(envelope)
+}
+
+/// The checks of one envelope that need neither its ciphertext nor another
+/// chunk: `chunkId` recomputes from the linkage fields, the signature block
+/// is complete and its Ed25519 signature over `encryptedDataHash` verifies
+/// with `signature.publicKeyHex`.
+///
+/// With the ciphertext hashed separately (say while it streams in) and
+/// compared with `encryptedDataHash`, this is what [`ChainVerifier::push`]
+/// checks of a chunk apart from its link. It does not say whose key signed:
+/// compare `signature.publicKeyHex` with the key expected.
+pub fn verify_signed(envelope: &ChunkEnvelope) -> Result<(), VerifyReason> {
     let id = compute_chunk_id(
         envelope.previous_chunk_id.as_deref(),
         &envelope.encrypted_data_hash,
@@ -118,10 +131,27 @@ pub(crate) fn check_self(
         .map_err(|_| VerifyReason::InvalidSignature)?;
     let value = parse_hex_exact::<64>(&sig.value, "signature.value")
         .map_err(|_| VerifyReason::InvalidSignature)?;
-    if !public.verify(expected_hash.as_bytes(), &value) {
+    if !public.verify(envelope.encrypted_data_hash.as_bytes(), &value) {
         return Err(VerifyReason::InvalidSignature);
     }
     Ok(())
+}
+
+/// Whether `envelope` is the next chunk of a chain whose verified part ends
+/// at `state`: its `index` is `state.next_index` and its `previousChunkId`
+/// is the last chunk's id (none for the first chunk).
+pub fn check_link(state: &ChainState, envelope: &ChunkEnvelope) -> Result<(), VerifyReason> {
+    if envelope.index != state.next_index {
+        return Err(VerifyReason::IndexNotSequential {
+            found: envelope.index,
+        });
+    }
+    match (&state.previous_chunk_id, &envelope.previous_chunk_id) {
+        (None, None) => Ok(()),
+        (None, Some(_)) => Err(VerifyReason::FirstHasPrevious),
+        (Some(a), Some(b)) if a == b => Ok(()),
+        (Some(_), _) => Err(VerifyReason::BrokenLink),
+    }
 }
 
 /// Sequential, streaming verification: feed chunks in order with [`push`](Self::push).
@@ -146,20 +176,7 @@ impl ChainVerifier {
     }
 
     pub(crate) fn check_link(&self, envelope: &ChunkEnvelope) -> Result<(), VerifyReason> {
-        if envelope.index != self.expected.next_index {
-            return Err(VerifyReason::IndexNotSequential {
-                found: envelope.index,
-            });
-        }
-        match (
-            &self.expected.previous_chunk_id,
-            &envelope.previous_chunk_id,
-        ) {
-            (None, None) => Ok(()),
-            (None, Some(_)) => Err(VerifyReason::FirstHasPrevious),
-            (Some(a), Some(b)) if a == b => Ok(()),
-            (Some(_), _) => Err(VerifyReason::BrokenLink),
-        }
+        check_link(&self.expected, envelope)
     }
 
     pub(crate) fn fail(&self, reason: VerifyReason) -> VerifyError {
@@ -252,4 +269,76 @@ where
         Some(e) => Err(e),
         None => verifier.finish(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::chunk::{ChainConfig, ChainWriter, SealedChunk};
+    use crate::keys::{ChainSigningKey, RecipientSecretKey};
+
+    fn chain(n: usize) -> Vec<SealedChunk> {
+        let recipients = vec![crate::chunk::Recipient::new(
+            "owner-1",
+            "owner",
+            RecipientSecretKey::generate().public_key(),
+        )];
+        let mut config = ChainConfig::new(
+            ChainSigningKey::generate(),
+            "did:peaq:0x0000000000000000000000000000000000000001",
+            "k",
+            recipients,
+        );
+        config.chunk_size = 10;
+        let mut out = Vec::new();
+        {
+            let mut w = ChainWriter::new(config, ChainState::new(), |c: SealedChunk| {
+                out.push(c);
+                Ok::<(), std::convert::Infallible>(())
+            })
+            .unwrap();
+            w.write(&vec![7u8; 10 * n]).unwrap();
+            let _summary = w.finish().unwrap();
+        }
+        out
+    }
+
+    #[test]
+    fn verify_signed_checks_id_and_signature_without_the_ciphertext() {
+        let c = chain(1).remove(0);
+        verify_signed(&c.envelope).unwrap();
+        let mut e = c.envelope.clone();
+        e.chunk_id = format!("0x{}", "00".repeat(32));
+        assert_eq!(verify_signed(&e), Err(VerifyReason::ChunkIdMismatch));
+        let mut e = c.envelope.clone();
+        e.signature.value = "00".repeat(64);
+        assert_eq!(verify_signed(&e), Err(VerifyReason::InvalidSignature));
+        let mut e = c.envelope;
+        e.signature.public_key_hex = ChainSigningKey::generate().public_key().to_hex();
+        assert_eq!(verify_signed(&e), Err(VerifyReason::InvalidSignature));
+    }
+
+    #[test]
+    fn check_link_follows_the_state() {
+        let c = chain(2);
+        let start = ChainState::new();
+        check_link(&start, &c[0].envelope).unwrap();
+        assert_eq!(
+            check_link(&start, &c[1].envelope),
+            Err(VerifyReason::IndexNotSequential { found: 1 })
+        );
+        let after = ChainState::after(&c[0].envelope);
+        check_link(&after, &c[1].envelope).unwrap();
+        let other = chain(2);
+        assert_eq!(
+            check_link(&after, &other[1].envelope),
+            Err(VerifyReason::BrokenLink)
+        );
+        let mut first = c[0].envelope.clone();
+        first.previous_chunk_id = Some("0x01".into());
+        assert_eq!(
+            check_link(&start, &first),
+            Err(VerifyReason::FirstHasPrevious)
+        );
+    }
 }

@@ -385,3 +385,103 @@ impl TestServer {
         })
     }
 }
+
+// ---- Ingest helpers (machines registered by SQL, multipart bodies) ----
+
+pub mod moto;
+
+/// The repository's root directory.
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
+}
+
+/// A TCP port free at the time of asking.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// One recipient registered for a machine: (recipientId, recipientType,
+/// publicKeyHex).
+pub type RegisteredRecipient<'a> = (&'a str, &'a str, &'a str);
+
+/// Registers `machine_did` under `owner_did` by inserting its `machines` row
+/// directly (the registration route has its own tests).
+pub fn register_machine_row(
+    server: &TestServer,
+    machine_did: &str,
+    owner_did: &str,
+    chain_public_key_hex: &str,
+    recipients: &[RegisteredRecipient<'_>],
+) {
+    let recipients: Vec<Value> = recipients
+        .iter()
+        .map(|(id, kind, key)| {
+            serde_json::json!({"recipientId": id, "recipientType": kind, "publicKeyHex": key})
+        })
+        .collect();
+    block_on(async {
+        sqlx::query(
+            "INSERT INTO machines (did, owner_did, chain_public_key, recipients, statement, \
+             signature, registered_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(machine_did)
+        .bind(owner_did)
+        .bind(chain_public_key_hex)
+        .bind(Value::Array(recipients).to_string())
+        .bind("registered by a test")
+        .bind("0x00")
+        .bind("2025-01-01T00:00:00Z")
+        .execute(server.store.pool())
+        .await
+        .unwrap();
+    });
+}
+
+/// The boundary [`multipart`] uses.
+pub const BOUNDARY: &str = "sealstream-test-boundary-4f2b9c7e1a";
+
+/// A `multipart/form-data` body of `parts` (name, content type, bytes) in
+/// order, and its Content-Type header value.
+pub fn multipart(parts: &[(&str, &str, &[u8])]) -> (String, Vec<u8>) {
+    let mut body = Vec::new();
+    for (name, content_type, bytes) in parts {
+        body.extend_from_slice(format!("--{BOUNDARY}\r\n").as_bytes());
+        let filename = if *content_type == "application/octet-stream" {
+            format!("; filename=\"{name}.bin\"")
+        } else {
+            String::new()
+        };
+        body.extend_from_slice(
+            format!(
+                "Content-Disposition: form-data; name=\"{name}\"{filename}\r\n\
+                 Content-Type: {content_type}\r\n\r\n"
+            )
+            .as_bytes(),
+        );
+        body.extend_from_slice(bytes);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{BOUNDARY}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={BOUNDARY}"), body)
+}
+
+/// `text` percent-encoded as one path segment (everything but unreserved
+/// characters).
+pub fn path_segment(text: &str) -> String {
+    let mut out = String::new();
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}

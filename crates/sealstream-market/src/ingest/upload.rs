@@ -1,0 +1,597 @@
+//! `PUT /v1/machines/{did}/topics/{topic}/chunks/{index}`: one chunk of a
+//! chain, as `multipart/form-data` with the part `envelope` (the envelope
+//! JSON as the reference writes it, at most 1 MiB) first and the part
+//! `ciphertext` after it.
+//!
+//! The envelope is checked ([`super::checks`]) and linked to the chain held
+//! before a byte of ciphertext is read. The ciphertext then streams to the
+//! object store while its SHA-256 is computed; it becomes an object only if
+//! the hash is the envelope's `encryptedDataHash`. The chunk row, the chain
+//! row and the audit event are written in one transaction that re-checks
+//! the chain row (`UPDATE … WHERE chunk_count = expected`), so of two
+//! uploads racing for an index one wins and the other is a 409 (or a 200
+//! when it was the same chunk). A refused upload leaves no object and no row.
+
+use axum::extract::multipart::MultipartRejection;
+use axum::extract::rejection::PathRejection;
+use axum::extract::{DefaultBodyLimit, Multipart, Path, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::put;
+use axum::Router;
+use sealstream_core::chunk::{check_link, ChainState, VerifyReason, TAG_LEN};
+use sha2::{Digest, Sha256};
+use tower_http::limit::RequestBodyLimitLayer;
+
+use super::checks::{check_envelope, CheckedEnvelope, MAX_ENVELOPE_BYTES};
+use super::{chunk_path, object_key};
+use crate::auth::Principal;
+use crate::chunks::{self, same_did, MachineRecord};
+use crate::error::{ApiError, ApiResult};
+use crate::objects::Upload;
+use crate::server::AppState;
+
+/// The upload route with its own body limit; a body over the limit is a 413
+/// in the API's error form.
+pub(crate) fn routes(chunk_limit: usize) -> Router<AppState> {
+    Router::new()
+        .route(
+            "/v1/machines/{did}/topics/{topic}/chunks/{index}",
+            put(put_chunk),
+        )
+        .layer(RequestBodyLimitLayer::new(chunk_limit))
+        .layer(axum::middleware::map_response(
+            move |response: Response| async move { json_too_large(response, chunk_limit) },
+        ))
+        // The limit layer above bounds the body; axum's own default (2 MB)
+        // must not.
+        .layer(DefaultBodyLimit::disable())
+}
+
+/// The limit layer answers 413 in plain text; the API answers JSON.
+fn json_too_large(response: Response, limit: usize) -> Response {
+    let plain = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v != HeaderValue::from_static("application/json"));
+    if response.status() == StatusCode::PAYLOAD_TOO_LARGE && plain {
+        ApiError::too_large(limit).into_response()
+    } else {
+        response
+    }
+}
+
+/// The form of an upload, for the API description.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub(crate) struct ChunkUpload {
+    /// The chunk envelope JSON (`peaq.stream.chunks.v1`) exactly as the
+    /// reference writes it; at most 1 MiB. Must be the first part.
+    #[schema(value_type = Object)]
+    envelope: String,
+    /// The encrypted bytes (ciphertext ‖ tag), after the envelope.
+    #[schema(value_type = String, format = Binary)]
+    ciphertext: Vec<u8>,
+}
+
+/// The answer to an upload.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct UploadAnswer {
+    /// Whether this request stored the chunk (false: it was already stored).
+    stored: bool,
+    /// The chunk's id.
+    chunk_id: String,
+    /// Its index.
+    index: u64,
+    /// Chunks held in the chain after this request.
+    chain_length: u64,
+}
+
+/// Uploads one chunk of a machine's chain.
+#[utoipa::path(put, path = "/v1/machines/{did}/topics/{topic}/chunks/{index}", tag = "ingest",
+    params(
+        ("did" = String, Path, description = "The machine's DID, `did:peaq:0x…`"),
+        ("topic" = String, Path, description = "The topic, percent-encoded (`%2Fsensor%2Fgps`)"),
+        ("index" = u64, Path, description = "The chunk's index; must equal the envelope's `index`"),
+    ),
+    request_body(content = inline(ChunkUpload), content_type = "multipart/form-data",
+        description = "Part `envelope` first, then part `ciphertext`"),
+    responses(
+        (status = 201, description = "Stored", body = UploadAnswer),
+        (status = 200, description = "The same chunk was already stored; nothing written", body = UploadAnswer),
+        (status = 400, description = "Malformed path, form or envelope", body = crate::openapi::ErrorBody),
+        (status = 401, description = "No session", body = crate::openapi::ErrorBody),
+        (status = 403, description = "Neither the machine nor its owner", body = crate::openapi::ErrorBody),
+        (status = 404, description = "The machine is not registered", body = crate::openapi::ErrorBody),
+        (status = 409, description = "The chunk does not link to the chain held, or its index is taken", body = crate::openapi::ErrorBody),
+        (status = 413, description = "Body or envelope too large", body = crate::openapi::ErrorBody),
+        (status = 422, description = "Signature, chain key, recipients or ciphertext hash do not check out", body = crate::openapi::ErrorBody),
+    ),
+    security(("session" = [])))]
+pub(crate) async fn put_chunk(
+    State(state): State<AppState>,
+    principal: Principal,
+    path: Result<Path<(String, String, String)>, PathRejection>,
+    multipart: Result<Multipart, MultipartRejection>,
+) -> ApiResult<Response> {
+    let (did, topic, index) = chunk_path(path)?;
+    let machine = chunks::machine(&state.store, &did)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("machine {did} is not registered")))?;
+    if !same_did(&principal.did, &machine.did) && !same_did(&principal.did, &machine.owner_did) {
+        return Err(ApiError::forbidden(format!(
+            "only machine {did} or its owner may upload its chunks"
+        )));
+    }
+    let mut form = multipart.map_err(|e| {
+        ApiError::bad_request(
+            "Content-Type",
+            format!("expected multipart/form-data: {}", e.body_text()),
+        )
+    })?;
+    let target = Target {
+        principal: &principal,
+        machine: &machine,
+        topic: &topic,
+        index,
+    };
+    match receive(&state, &target, &mut form).await {
+        Ok(response) => {
+            drain(&mut form).await;
+            Ok(response)
+        }
+        Err(Refusal { error, drain: true }) => {
+            // Read the rest, so the client sees the answer rather than a
+            // reset connection.
+            drain(&mut form).await;
+            Err(error)
+        }
+        Err(Refusal { error, .. }) => Err(error),
+    }
+}
+
+/// Who uploads what.
+struct Target<'a> {
+    principal: &'a Principal,
+    machine: &'a MachineRecord,
+    topic: &'a str,
+    index: u64,
+}
+
+/// A refusal, and whether the rest of the body can still be read.
+struct Refusal {
+    error: ApiError,
+    drain: bool,
+}
+
+impl From<ApiError> for Refusal {
+    fn from(error: ApiError) -> Self {
+        Refusal { error, drain: true }
+    }
+}
+
+/// The body stream failed (over the limit, malformed form): nothing more
+/// can be read from it.
+fn broken_body(e: axum::extract::multipart::MultipartError, limit: usize) -> Refusal {
+    let error = if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError::too_large(limit)
+    } else {
+        ApiError::bad_request(
+            "body",
+            format!("malformed multipart body: {}", e.body_text()),
+        )
+    };
+    Refusal {
+        error,
+        drain: false,
+    }
+}
+
+async fn drain(form: &mut Multipart) {
+    while let Ok(Some(mut field)) = form.next_field().await {
+        while let Ok(Some(_)) = field.chunk().await {}
+    }
+}
+
+/// Where the chunk goes relative to the chain held.
+enum Link {
+    /// It is the next chunk: the chain holds `state.next_index` chunks.
+    Next(ChainState),
+    /// The same chunk is already stored; the chain holds this many.
+    AlreadyStored(u64),
+}
+
+async fn receive(
+    state: &AppState,
+    target: &Target<'_>,
+    form: &mut Multipart,
+) -> Result<Response, Refusal> {
+    let limit = state.config.chunk_limit;
+    // 1. The envelope, first.
+    let envelope_bytes = {
+        let mut field = match form.next_field().await {
+            Err(e) => return Err(broken_body(e, limit)),
+            Ok(None) => {
+                return Err(ApiError::bad_request(
+                    "envelope",
+                    "the envelope part is missing (send it first, then the ciphertext part)",
+                )
+                .into())
+            }
+            Ok(Some(field)) => field,
+        };
+        match field.name() {
+            Some("envelope") => {}
+            Some("ciphertext") => {
+                return Err(ApiError::bad_request(
+                    "envelope",
+                    "the envelope part must come before the ciphertext part",
+                )
+                .into())
+            }
+            other => {
+                return Err(ApiError::bad_request(
+                    other.unwrap_or("body"),
+                    "unexpected part: expected envelope, then ciphertext",
+                )
+                .into())
+            }
+        }
+        let mut bytes = Vec::new();
+        loop {
+            match field.chunk().await {
+                Err(e) => return Err(broken_body(e, limit)),
+                Ok(None) => break,
+                Ok(Some(piece)) => {
+                    if bytes.len() + piece.len() > MAX_ENVELOPE_BYTES {
+                        return Err(ApiError::new(
+                            StatusCode::PAYLOAD_TOO_LARGE,
+                            Some("envelope"),
+                            format!("the envelope is larger than {MAX_ENVELOPE_BYTES} bytes"),
+                        )
+                        .into());
+                    }
+                    bytes.extend_from_slice(&piece);
+                }
+            }
+        }
+        bytes
+    };
+    // 2. Everything about it that needs no ciphertext.
+    let checked = check_envelope(&envelope_bytes, target.machine, target.index)?;
+    let expected = match link(state, target, &checked).await? {
+        Link::AlreadyStored(length) => {
+            return Ok(answer(StatusCode::OK, false, &checked, length));
+        }
+        Link::Next(expected) => expected,
+    };
+    // 3. The ciphertext, streamed to the object store and hashed.
+    let key = object_key(
+        &target.machine.did,
+        target.topic,
+        target.index,
+        &checked.envelope.chunk_id,
+    );
+    let upload = state
+        .objects
+        .upload(&key)
+        .map_err(|e| ApiError::internal("object store", e))?;
+    let size = receive_ciphertext(form, upload, &checked, limit).await?;
+    // 4. The rows, in one transaction with the audit event.
+    match commit(state, target, &checked, &key, size, &expected).await {
+        Ok(length) => Ok(answer(StatusCode::CREATED, true, &checked, length)),
+        Err(Commit::Conflict) => {
+            // Another upload took the index first. The same chunk has the
+            // same object key (and the same bytes): keep the object.
+            let winner = chunks::chunk(
+                &state.store,
+                &target.machine.did,
+                target.topic,
+                target.index,
+            )
+            .await
+            .map_err(ApiError::from)?;
+            if winner.is_some_and(|r| r.object_key == key) {
+                let length = chunks::chain(&state.store, &target.machine.did, target.topic)
+                    .await
+                    .map_err(ApiError::from)?
+                    .map_or(0, |c| c.chunk_count);
+                return Ok(answer(StatusCode::OK, false, &checked, length));
+            }
+            remove_object(state, &key).await;
+            Err(ApiError::conflict(
+                Some("envelope.index"),
+                format!(
+                    "another chunk was stored at index {} while this one was uploaded",
+                    target.index
+                ),
+            )
+            .into())
+        }
+        Err(Commit::Failed(e)) => {
+            remove_object(state, &key).await;
+            Err(e.into())
+        }
+    }
+}
+
+/// Streams the `ciphertext` part into `upload`, hashing it; the object is
+/// completed only if the hash is the envelope's and nothing follows the
+/// part. Returns the size.
+async fn receive_ciphertext(
+    form: &mut Multipart,
+    mut upload: Upload,
+    checked: &CheckedEnvelope,
+    limit: usize,
+) -> Result<u64, Refusal> {
+    let mut hasher = Sha256::new();
+    {
+        let mut field = match form.next_field().await {
+            Err(e) => {
+                upload.abort().await;
+                return Err(broken_body(e, limit));
+            }
+            Ok(None) => {
+                upload.abort().await;
+                return Err(ApiError::bad_request(
+                    "ciphertext",
+                    "the ciphertext part is missing (after the envelope part)",
+                )
+                .into());
+            }
+            Ok(Some(field)) => field,
+        };
+        if field.name() != Some("ciphertext") {
+            let name = field.name().unwrap_or("body").to_string();
+            upload.abort().await;
+            return Err(ApiError::bad_request(
+                &name,
+                "unexpected part: expected ciphertext after the envelope",
+            )
+            .into());
+        }
+        loop {
+            match field.chunk().await {
+                Err(e) => {
+                    upload.abort().await;
+                    return Err(broken_body(e, limit));
+                }
+                Ok(None) => break,
+                Ok(Some(piece)) => {
+                    hasher.update(&piece);
+                    if let Err(e) = upload.write(piece).await {
+                        upload.abort().await;
+                        return Err(ApiError::internal("object store", e).into());
+                    }
+                }
+            }
+        }
+    }
+    match form.next_field().await {
+        Ok(None) => {}
+        Ok(Some(field)) => {
+            let name = field.name().unwrap_or("body").to_string();
+            upload.abort().await;
+            return Err(
+                ApiError::bad_request(&name, "unexpected part after the ciphertext").into(),
+            );
+        }
+        Err(e) => {
+            upload.abort().await;
+            return Err(broken_body(e, limit));
+        }
+    }
+    let hash = format!("0x{}", hex::encode(hasher.finalize()));
+    if hash != checked.envelope.encrypted_data_hash {
+        upload.abort().await;
+        return Err(ApiError::unprocessable(
+            "ciphertext",
+            "its SHA-256 is not the envelope's encryptedDataHash",
+        )
+        .into());
+    }
+    if upload.written() < TAG_LEN as u64 {
+        upload.abort().await;
+        return Err(ApiError::unprocessable(
+            "ciphertext",
+            format!("shorter than the {TAG_LEN}-byte authentication tag: not a ciphertext"),
+        )
+        .into());
+    }
+    upload
+        .finish()
+        .await
+        .map_err(|e| ApiError::internal("object store", e).into())
+}
+
+async fn remove_object(state: &AppState, key: &str) {
+    if let Err(e) = state.objects.delete(key).await {
+        tracing::error!(key, "cannot remove the object of a refused upload: {e}");
+    }
+}
+
+/// Checks the envelope against the chain held: the next chunk, or the
+/// same chunk again.
+async fn link(state: &AppState, target: &Target<'_>, checked: &CheckedEnvelope) -> ApiResult<Link> {
+    let envelope = &checked.envelope;
+    let chain = chunks::chain(&state.store, &target.machine.did, target.topic).await?;
+    let held = chain.as_ref().map_or(0, |c| c.chunk_count);
+    if envelope.index < held {
+        let stored = chunks::chunk(
+            &state.store,
+            &target.machine.did,
+            target.topic,
+            envelope.index,
+        )
+        .await?;
+        return match stored {
+            Some(row) if row.chunk_id == envelope.chunk_id => Ok(Link::AlreadyStored(held)),
+            Some(row) => Err(ApiError::conflict(
+                Some("envelope.index"),
+                format!(
+                    "index {} is taken by chunk {}; the chain holds {held} chunks",
+                    envelope.index, row.chunk_id
+                ),
+            )),
+            None => Err(ApiError::internal(
+                "chain",
+                format!("chunk {} below the head is missing", envelope.index),
+            )),
+        };
+    }
+    let expected = ChainState {
+        next_index: held,
+        previous_chunk_id: chain.map(|c| c.head_chunk_id),
+    };
+    check_link(&expected, envelope).map_err(|reason| match reason {
+        VerifyReason::IndexNotSequential { .. } => ApiError::conflict(
+            Some("envelope.index"),
+            format!(
+                "the chain holds {held} chunks: the next chunk has index {held}, not {}",
+                envelope.index
+            ),
+        ),
+        VerifyReason::FirstHasPrevious => ApiError::conflict(
+            Some("envelope.previousChunkId"),
+            "must be null for the first chunk of a chain",
+        ),
+        _ => ApiError::conflict(
+            Some("envelope.previousChunkId"),
+            format!(
+                "does not link to the chain head {}",
+                expected.previous_chunk_id.as_deref().unwrap_or("(none)")
+            ),
+        ),
+    })?;
+    Ok(Link::Next(expected))
+}
+
+enum Commit {
+    /// The chain moved since [`link`] looked.
+    Conflict,
+    /// The database failed.
+    Failed(ApiError),
+}
+
+impl From<ApiError> for Commit {
+    fn from(e: ApiError) -> Self {
+        Commit::Failed(e)
+    }
+}
+
+impl From<sqlx::Error> for Commit {
+    fn from(e: sqlx::Error) -> Self {
+        Commit::Failed(e.into())
+    }
+}
+
+impl From<crate::store::StoreError> for Commit {
+    fn from(e: crate::store::StoreError) -> Self {
+        Commit::Failed(e.into())
+    }
+}
+
+impl From<crate::audit::AppendError> for Commit {
+    fn from(e: crate::audit::AppendError) -> Self {
+        Commit::Failed(e.into())
+    }
+}
+
+/// Inserts the chunk row, moves the chain row on from `expected` (or
+/// creates it), and appends `chunk.ingest`, in one transaction. Returns the
+/// chain's new length.
+async fn commit(
+    state: &AppState,
+    target: &Target<'_>,
+    checked: &CheckedEnvelope,
+    key: &str,
+    size: u64,
+    expected: &ChainState,
+) -> Result<u64, Commit> {
+    let envelope = &checked.envelope;
+    let did = target.machine.did.as_str();
+    let size_db = i64::try_from(size).map_err(|_| ApiError::internal("chunk size", size))?;
+    let index = i64::try_from(envelope.index)
+        .map_err(|_| ApiError::bad_request("envelope.index", "too large"))?;
+    let now_unix = crate::auth::session::now_unix();
+    let now = sealstream_core::chunk::utc_now_seconds();
+    let mut tx = state.store.begin().await?;
+    let moved = match &expected.previous_chunk_id {
+        None => sqlx::query(
+            "INSERT INTO chains (machine_did, topic, chunk_count, head_chunk_id, bytes, updated_at) \
+             VALUES ($1, $2, 1, $3, $4, $5) ON CONFLICT (machine_did, topic) DO NOTHING",
+        )
+        .bind(did)
+        .bind(target.topic)
+        .bind(&envelope.chunk_id)
+        .bind(size_db)
+        .bind(&now)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected(),
+        Some(head) => sqlx::query(
+            "UPDATE chains SET chunk_count = chunk_count + 1, head_chunk_id = $3, \
+             bytes = bytes + $4, updated_at = $5 \
+             WHERE machine_did = $1 AND topic = $2 AND chunk_count = $6 AND head_chunk_id = $7",
+        )
+        .bind(did)
+        .bind(target.topic)
+        .bind(&envelope.chunk_id)
+        .bind(size_db)
+        .bind(&now)
+        .bind(index)
+        .bind(head)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected(),
+    };
+    if moved != 1 {
+        return Err(Commit::Conflict);
+    }
+    sqlx::query(
+        "INSERT INTO chunks (machine_did, topic, idx, chunk_id, previous_chunk_id, envelope, \
+         object_key, size, ciphertext_hash, received_at, received_unix) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+    )
+    .bind(did)
+    .bind(target.topic)
+    .bind(index)
+    .bind(&envelope.chunk_id)
+    .bind(envelope.previous_chunk_id.clone())
+    .bind(&checked.text)
+    .bind(key)
+    .bind(size_db)
+    .bind(&envelope.encrypted_data_hash)
+    .bind(&now)
+    .bind(now_unix)
+    .execute(&mut *tx)
+    .await?;
+    let details = serde_json::json!({
+        "chunkId": envelope.chunk_id,
+        "size": size,
+        "ciphertextHash": envelope.encrypted_data_hash,
+    });
+    let details = sealstream_core::json::parse(details.to_string().as_bytes())
+        .map_err(|e| ApiError::internal("audit details", e))?;
+    crate::audit::append(
+        &mut tx,
+        &target.principal.did,
+        "chunk.ingest",
+        &format!("{did} {} {}", target.topic, envelope.index),
+        &details,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(envelope.index + 1)
+}
+
+fn answer(status: StatusCode, stored: bool, checked: &CheckedEnvelope, length: u64) -> Response {
+    let body = UploadAnswer {
+        stored,
+        chunk_id: checked.envelope.chunk_id.clone(),
+        index: checked.envelope.index,
+        chain_length: length,
+    };
+    (status, axum::Json(body)).into_response()
+}
