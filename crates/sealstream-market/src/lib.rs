@@ -6,6 +6,7 @@
 
 pub mod audit;
 pub mod auth;
+pub mod datasets;
 pub mod error;
 pub mod objects;
 pub mod openapi;

@@ -58,8 +58,21 @@ impl Modify for BearerAuth {
         crate::server::metrics,
         crate::server::audit_head,
         crate::server::openapi_json,
+        crate::datasets::create_dataset,
+        crate::datasets::list_datasets,
+        crate::datasets::get_dataset,
+        crate::datasets::put_manifest,
+        crate::datasets::get_proof,
+        crate::datasets::get_envelope,
     ),
-    components(schemas(ErrorBody, ErrorDetail)),
+    components(schemas(
+        ErrorBody,
+        ErrorDetail,
+        crate::datasets::CreateDataset,
+        crate::datasets::SignDataset,
+        crate::datasets::DatasetView,
+        crate::datasets::DatasetPage,
+    )),
     modifiers(&BearerAuth)
 )]
 pub struct ApiDoc;

@@ -187,6 +187,7 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(metrics))
         .route("/v1/audit/head", get(audit_head))
         .route("/openapi.json", get(openapi_json))
+        .merge(crate::datasets::routes())
         .layer(RequestBodyLimitLayer::new(body_limit));
     Router::new()
         .merge(small)

@@ -8,6 +8,7 @@
 //! databases by `on_both_databases!(name, …)`.
 #![allow(dead_code)]
 
+pub mod chains;
 pub mod postgres;
 
 use std::path::{Path, PathBuf};
