@@ -8,6 +8,7 @@ pub mod audit;
 pub mod auth;
 pub mod catalog;
 pub mod chunks;
+pub mod datasets;
 pub mod error;
 pub mod ingest;
 pub mod listings;

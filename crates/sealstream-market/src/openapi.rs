@@ -83,6 +83,12 @@ impl Modify for BearerAuth {
         crate::ingest::read::list_chunks,
         crate::ingest::read::get_envelope,
         crate::ingest::read::get_ciphertext,
+        crate::datasets::create_dataset,
+        crate::datasets::list_datasets,
+        crate::datasets::get_dataset,
+        crate::datasets::put_manifest,
+        crate::datasets::get_proof,
+        crate::datasets::get_envelope,
     ),
     components(schemas(
         ErrorBody,
@@ -102,6 +108,10 @@ impl Modify for BearerAuth {
         crate::listings::samples::SamplesDisclosed,
         crate::listings::samples::SampleView,
         crate::listings::samples::WrappedKey,
+        crate::datasets::CreateDataset,
+        crate::datasets::SignDataset,
+        crate::datasets::DatasetView,
+        crate::datasets::DatasetPage,
     )),
     modifiers(&BearerAuth)
 )]

@@ -221,6 +221,7 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::auth::routes())
         .merge(crate::machines::routes())
         .merge(crate::ingest::read_routes())
+        .merge(crate::datasets::routes())
         .layer(RequestBodyLimitLayer::new(body_limit));
     Router::new()
         .merge(small)

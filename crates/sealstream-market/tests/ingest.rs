@@ -667,14 +667,19 @@ fn oversize_body_is_413(db: Db) {
     machine.register(&server);
     let token = server.session_for(&machine.did, &[]);
     let chain = machine.chain(&vec![3u8; 100_000], 100_000);
-    let answer = refused(
-        &server,
-        &token,
+    let (content_type, body) = body_of(&chain[0]);
+    let before = stored(&server);
+    // The head alone: the limit answers before any of the body is read.
+    let (status, answer) = server.send_head_only(
+        "PUT",
         &chunk_path(&machine.did, TOPIC, 0),
-        body_of(&chain[0]),
-        413,
-        "body",
+        Some(&token),
+        &content_type,
+        body.len(),
     );
+    assert_eq!(status, 413, "{answer}");
+    assert_eq!(answer["error"]["field"], "body", "{answer}");
+    assert_eq!(stored(&server), before);
     assert!(answer["error"]["message"]
         .as_str()
         .unwrap()

@@ -92,6 +92,16 @@ pub enum SignatureError {
         /// The machine DID.
         did: String,
     },
+    /// An EIP-191 signature names a signer that is neither `machineDid`
+    /// nor one of the DIDs the caller accepts
+    /// ([`DatasetManifest::verify_signatures_allowing`]).
+    #[error("signatures[{position}]: EIP-191 signer {signer} is neither machineDid nor an accepted signer")]
+    Eip191Signer {
+        /// Position in `signatures`.
+        position: usize,
+        /// The `signer` the signature names.
+        signer: String,
+    },
     /// An Ed25519 signature is malformed, by another key than `chainPublicKeyHex`, or does not verify.
     #[error("signatures[{position}]: Ed25519 signature does not verify with chainPublicKeyHex (the manifest was changed, or signed by another key)")]
     Ed25519 {
@@ -182,9 +192,42 @@ impl DatasetManifest {
         Ok(())
     }
 
+    /// Add an EIP-191 signature by any secp256k1 key, naming that key's DID
+    /// as `signer` (an owner's signature over its machine's dataset). Only
+    /// [`DatasetManifest::verify_signatures_allowing`] with that DID accepts
+    /// it; [`DatasetManifest::verify_signatures`] accepts the machine alone.
+    pub fn sign_eip191_as(&mut self, key: &MachineSigningKey) {
+        let value = eip191_sign(key, self.signed_bytes().as_bytes()).to_hex();
+        self.signatures.push(DatasetSignature::Eip191 {
+            signer: Did::of_key(key).to_string(),
+            value,
+        });
+    }
+
+    /// The `signer` of every EIP-191 signature, in order (not verified).
+    pub fn eip191_signers(&self) -> Vec<&str> {
+        self.signatures
+            .iter()
+            .filter_map(|s| match s {
+                DatasetSignature::Eip191 { signer, .. } => Some(signer.as_str()),
+                DatasetSignature::Ed25519 { .. } => None,
+            })
+            .collect()
+    }
+
     /// Check every signature; at least one is required. EIP-191 signatures
     /// are checked from the DID alone; Ed25519 ones against `chainPublicKeyHex`.
     pub fn verify_signatures(&self) -> Result<(), SignatureError> {
+        self.verify_signatures_allowing(&[])
+    }
+
+    /// [`DatasetManifest::verify_signatures`], except that an EIP-191
+    /// signature may also be by one of `also_eip191` (DIDs the caller trusts
+    /// to speak for the machine, such as its registered owner): its `signer`
+    /// must name that DID and the signature must recover that DID's address.
+    /// Every signature present must still verify, at least one is required,
+    /// and Ed25519 signatures are still only by `chainPublicKeyHex`.
+    pub fn verify_signatures_allowing(&self, also_eip191: &[&str]) -> Result<(), SignatureError> {
         if self.signatures.is_empty() {
             return Err(SignatureError::Unsigned);
         }
@@ -192,18 +235,35 @@ impl DatasetManifest {
         for (position, sig) in self.signatures.iter().enumerate() {
             match sig {
                 DatasetSignature::Eip191 { signer, value } => {
-                    let did = Did::parse(&self.machine_did, "machineDid")
+                    let machine = Did::parse(&self.machine_did, "machineDid")
                         .map_err(|_| SignatureError::BadDid)?;
+                    let expected = if signer.eq_ignore_ascii_case(&self.machine_did) {
+                        machine
+                    } else if let Some(other) =
+                        also_eip191.iter().find(|d| d.eq_ignore_ascii_case(signer))
+                    {
+                        Did::parse(other, "signer").map_err(|_| SignatureError::Eip191 {
+                            position,
+                            did: (*other).to_string(),
+                        })?
+                    } else if also_eip191.is_empty() {
+                        return Err(SignatureError::Eip191 {
+                            position,
+                            did: self.machine_did.clone(),
+                        });
+                    } else {
+                        return Err(SignatureError::Eip191Signer {
+                            position,
+                            signer: signer.clone(),
+                        });
+                    };
                     let bad = || SignatureError::Eip191 {
                         position,
-                        did: self.machine_did.clone(),
+                        did: expected.to_string(),
                     };
-                    if !signer.eq_ignore_ascii_case(&self.machine_did) {
-                        return Err(bad());
-                    }
                     let sig = Eip191Signature::from_hex(value, "value").map_err(|_| bad())?;
                     let recovered = eip191_recover(bytes.as_bytes(), &sig).map_err(|_| bad())?;
-                    if recovered != did.address() {
+                    if recovered != expected.address() {
                         return Err(bad());
                     }
                 }
@@ -430,5 +490,126 @@ impl fmt::Display for DatasetSignature {
                 write!(f, "{SIG_ED25519} by {public_key_hex}")
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn manifest(machine: &MachineSigningKey, chain: &ChainSigningKey) -> DatasetManifest {
+        DatasetManifest {
+            machine_did: Did::of_key(machine).to_string(),
+            topic: Some("/t".into()),
+            data_schema_version: None,
+            first_captured_at: None,
+            last_captured_at: None,
+            chunk_size: 0,
+            first_index: 0,
+            chunk_count: 1,
+            first_chunk_id: format!("0x{}", "11".repeat(32)),
+            head_chunk_id: format!("0x{}", "11".repeat(32)),
+            source_hash: format!("0x{}", "22".repeat(32)),
+            merkle_root: format!("0x{}", "33".repeat(32)),
+            chain_public_key_hex: chain.public_key().to_hex(),
+            sample_chunk_indexes: vec![0],
+            created_at: "2026-01-02T03:04:05Z".into(),
+            signatures: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn an_accepted_owner_signature_verifies_only_when_allowed() {
+        let (machine, chain, owner) = (
+            MachineSigningKey::generate(),
+            ChainSigningKey::generate(),
+            MachineSigningKey::generate(),
+        );
+        let owner_did = Did::of_key(&owner).to_string();
+        let mut m = manifest(&machine, &chain);
+        m.sign_eip191_as(&owner);
+        assert_eq!(m.eip191_signers(), vec![owner_did.as_str()]);
+        // The machine alone is accepted by default: the owner's signer is refused.
+        assert!(matches!(
+            m.verify_signatures(),
+            Err(SignatureError::Eip191 { position: 0, .. })
+        ));
+        m.verify_signatures_allowing(&[&owner_did]).unwrap();
+        // DIDs compare case-insensitively, as machineDid does.
+        m.verify_signatures_allowing(&[&owner_did.to_lowercase()])
+            .unwrap();
+        // Another accepted DID does not make the owner's signature acceptable.
+        let stranger = Did::of_key(&MachineSigningKey::generate()).to_string();
+        assert_eq!(
+            m.verify_signatures_allowing(&[&stranger]),
+            Err(SignatureError::Eip191Signer {
+                position: 0,
+                signer: owner_did.clone()
+            })
+        );
+        // Machine and chain signatures still verify beside it.
+        m.sign_eip191(&machine).unwrap();
+        m.sign_ed25519(&chain).unwrap();
+        m.verify_signatures_allowing(&[&owner_did]).unwrap();
+        // Any change to the signed bytes breaks the owner's signature first.
+        let mut changed = m.clone();
+        changed.chunk_count = 2;
+        assert_eq!(
+            changed.verify_signatures_allowing(&[&owner_did]),
+            Err(SignatureError::Eip191 {
+                position: 0,
+                did: owner_did.clone()
+            })
+        );
+    }
+
+    #[test]
+    fn a_signature_naming_an_accepted_signer_but_made_by_another_key_fails() {
+        let (machine, chain, owner) = (
+            MachineSigningKey::generate(),
+            ChainSigningKey::generate(),
+            MachineSigningKey::generate(),
+        );
+        let owner_did = Did::of_key(&owner).to_string();
+        let mut m = manifest(&machine, &chain);
+        // A stranger's signature relabelled as the owner's.
+        m.sign_eip191_as(&MachineSigningKey::generate());
+        if let DatasetSignature::Eip191 { signer, .. } = &mut m.signatures[0] {
+            *signer = owner_did.clone();
+        }
+        assert_eq!(
+            m.verify_signatures_allowing(&[&owner_did]),
+            Err(SignatureError::Eip191 {
+                position: 0,
+                did: owner_did.clone()
+            })
+        );
+        // A malformed accepted DID is refused, not trusted.
+        let mut n = manifest(&machine, &chain);
+        n.signatures.push(DatasetSignature::Eip191 {
+            signer: "not-a-did".into(),
+            value: "0x00".into(),
+        });
+        assert!(matches!(
+            n.verify_signatures_allowing(&["not-a-did"]),
+            Err(SignatureError::Eip191 { position: 0, .. })
+        ));
+        // Still at least one signature.
+        assert_eq!(
+            manifest(&machine, &chain).verify_signatures_allowing(&[&owner_did]),
+            Err(SignatureError::Unsigned)
+        );
+    }
+
+    #[test]
+    fn the_machine_signature_round_trips_through_json_with_or_without_extras() {
+        let (machine, chain) = (MachineSigningKey::generate(), ChainSigningKey::generate());
+        let mut m = manifest(&machine, &chain);
+        m.sign_eip191(&machine).unwrap();
+        let read = DatasetManifest::parse(m.to_pretty_json().as_bytes()).unwrap();
+        read.verify_signatures().unwrap();
+        read.verify_signatures_allowing(&["did:peaq:0x0000000000000000000000000000000000000001"])
+            .unwrap();
+        assert_eq!(read.eip191_signers(), vec![m.machine_did.as_str()]);
     }
 }

@@ -8,6 +8,7 @@
 //! databases by `on_both_databases!(name, …)`.
 #![allow(dead_code)]
 
+pub mod chains;
 pub mod listings_fixtures;
 pub mod postgres;
 
@@ -484,4 +485,43 @@ pub fn path_segment(text: &str) -> String {
         }
     }
     out
+}
+
+impl TestServer {
+    /// Sends only the head of a request announcing a `content_length`-byte
+    /// body, and reads the answer. For refusals made on the head alone (413
+    /// from the body limit): sending the body would race the server closing
+    /// the connection after its early answer.
+    pub fn send_head_only(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        content_type: &str,
+        content_length: usize,
+    ) -> (u16, Value) {
+        use std::io::{Read, Write};
+        let addr = self.base.trim_start_matches("http://");
+        let mut stream = std::net::TcpStream::connect(addr).expect("connect");
+        let auth = token
+            .map(|t| format!("Authorization: Bearer {t}\r\n"))
+            .unwrap_or_default();
+        write!(
+            stream,
+            "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}Content-Type: {content_type}\r\n\
+             Content-Length: {content_length}\r\nConnection: close\r\n\r\n"
+        )
+        .expect("send the request head");
+        let mut raw = Vec::new();
+        stream.read_to_end(&mut raw).expect("read the answer");
+        let text = String::from_utf8_lossy(&raw);
+        let status: u16 = text
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .expect("a status line");
+        let body = text.split("\r\n\r\n").nth(1).unwrap_or("");
+        let value = serde_json::from_str(body).unwrap_or(Value::String(body.to_string()));
+        (status, value)
+    }
 }
