@@ -322,8 +322,9 @@ impl MarketClient {
         })
     }
 
-    /// Chunks the server holds for `topic` of this machine (0 when none).
-    pub fn chain_length(&mut self, topic: &str) -> Result<u64, ClientError> {
+    /// What the server holds of `topic` for this machine: the number of
+    /// chunks and the head chunk's id (`(0, None)` when nothing).
+    pub fn chain_head(&mut self, topic: &str) -> Result<(u64, Option<String>), ClientError> {
         let path = format!(
             "/v1/machines/{}/topics",
             encode_segment(&self.did.to_string())
@@ -335,16 +336,20 @@ impl MarketClient {
             );
             me.answer(request.call())
         })?;
-        let topics = match answer.get("topics") {
-            Some(Value::Array(items)) => items.clone(),
-            _ => return Err(self.protocol("topics answer without topics")),
+        let Some(Value::Array(topics)) = answer.get("topics") else {
+            return Err(self.protocol("topics answer without topics"));
         };
         for t in topics {
             if t.get("topic").and_then(Value::as_str) == Some(topic) {
-                return Ok(t.get("chunkCount").and_then(|v| v.as_u64()).unwrap_or(0));
+                let count = t.get("chunkCount").and_then(Value::as_u64).unwrap_or(0);
+                let head = t
+                    .get("headChunkId")
+                    .and_then(Value::as_str)
+                    .map(str::to_string);
+                return Ok((count, head));
             }
         }
-        Ok(0)
+        Ok((0, None))
     }
 
     /// Uploads a signed `sealstream.dataset.v1` manifest (as written by the
@@ -496,11 +501,29 @@ pub fn upload_chain_dir(
 ) -> Result<ChainUpload, UploadError> {
     use sealstream_core::layout::{ciphertext_name, list_chain};
     let chain = list_chain(dir)?;
-    let held = with_retries(
+    let (count, head) = with_retries(
         attempts,
-        || client.chain_length(topic),
+        || client.chain_head(topic),
         |e, wait| log(&format!("{e}; retrying in {:.1} s", wait.as_secs_f64())),
     )?;
+    // Skip what the server holds only when it is this chain: its head is
+    // our chunk at the same index. Otherwise send everything and let the
+    // server judge (the same chunks are accepted again; another chain's
+    // are refused with the reason).
+    let held = match (count.checked_sub(1), head) {
+        (Some(last), Some(head)) => match chain.iter().find(|(i, _)| *i == last) {
+            Some((_, path)) => {
+                let envelope = sealstream_core::layout::read_envelope(path)?;
+                if envelope.chunk_id == head {
+                    count
+                } else {
+                    0
+                }
+            }
+            None => 0,
+        },
+        _ => 0,
+    };
     let mut summary = ChainUpload {
         chunks: chain.len() as u64,
         ..ChainUpload::default()

@@ -171,6 +171,28 @@ pub async fn set_public(
     Ok(done.rows_affected() > 0)
 }
 
+/// A signed dataset already held over the same range with the same root as
+/// `row` (a manifest delivered twice), if any.
+pub async fn signed_twin(
+    store: &Store,
+    row: &DatasetRow,
+) -> Result<Option<DatasetRow>, DatasetStoreError> {
+    let found = sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM datasets WHERE machine_did = $1 AND topic = $2 \
+         AND first_index = $3 AND chunk_count = $4 AND merkle_root = $5 AND state = $6 \
+         ORDER BY created_at, id LIMIT 1"
+    ))
+    .bind(&row.machine_did)
+    .bind(&row.topic)
+    .bind(i64::try_from(row.first_index).unwrap_or(i64::MAX))
+    .bind(i64::try_from(row.chunk_count).unwrap_or(i64::MAX))
+    .bind(&row.merkle_root)
+    .bind(DatasetState::Signed.as_str())
+    .fetch_optional(store.pool())
+    .await?;
+    found.as_ref().map(row_of).transpose()
+}
+
 /// Inserts a new dataset row inside `tx`.
 pub(crate) async fn insert(
     tx: &mut Transaction<'static, Any>,

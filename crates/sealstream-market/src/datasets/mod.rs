@@ -466,7 +466,18 @@ async fn signed_from_manifest(
     value: &serde_json::Value,
 ) -> ApiResult<DatasetRow> {
     let m: DatasetManifest = parse_manifest(value)?;
-    let machine = owned_machine(state, principal, &m.machine_did, "manifest.machineDid").await?;
+    // The owner, or the machine itself (the agent delivers the manifests
+    // it signs per window).
+    let machine = match Did::parse(&m.machine_did, "manifest.machineDid") {
+        Ok(did) if did.to_string() == principal.did && principal.has(Role::Machine) => {
+            machine(&state.store, &principal.did)
+                .await?
+                .ok_or_else(|| {
+                    ApiError::not_found(format!("machine {} not found", shown(&principal.did)))
+                })?
+        }
+        _ => owned_machine(state, principal, &m.machine_did, "manifest.machineDid").await?,
+    };
     let topic = m.topic.clone().ok_or_else(|| {
         ApiError::unprocessable(
             "manifest.topic",
@@ -551,6 +562,12 @@ pub(crate) async fn create_dataset(
             new_row(&machine, topic, summary)
         }
     };
+    if row.signer_did.is_some() {
+        // The same signed dataset again (a redelivery): answer with the one held.
+        if let Some(held) = db::signed_twin(&state.store, &row).await? {
+            return json_reply(StatusCode::OK, &DatasetView::of(&held)?);
+        }
+    }
     let mut tx = state.store.pool().begin().await?;
     db::insert(&mut tx, &row).await?;
     crate::audit::append(

@@ -1,0 +1,561 @@
+//! The market end to end, as processes and over HTTP only: `sealstream
+//! market serve`; an owner signs in (Sign-In with Ethereum) and registers
+//! the machine with the machine's signature; `sealstream agent run` uploads
+//! a topic's chain and its signed window dataset to the server through its
+//! `market` destination; the owner lists the dataset with a sample chunk and
+//! publishes; an anonymous client finds the listing by full-text search,
+//! fetches the sample (key sealed to its own X25519 key), the dataset
+//! manifest and the chunk's inclusion proof, checks the chunk against the
+//! dataset root with `sealstream dataset verify-chunk`, and decrypts it.
+//! A plaintext canary in the agent's input is nowhere on the server's disk.
+//! `sealstream publish --to` uploads a second chain the same way.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::agent::{machine_sections, MACHINE_SK};
+use common::*;
+use sealstream_core::chunk::{decrypt_chunk, ChunkEnvelope, KeyRecipient};
+use sealstream_core::identity::{eip191_sign, Did};
+use sealstream_core::json::{self, Value};
+use sealstream_core::keys::{
+    ChainSigningKey, MachineSigningKey, RecipientPublicKey, RecipientSecretKey,
+};
+use sealstream_core::registration::{MachineRegistration, RegistrationRecipient};
+use sealstream_core::siwe::{sign_in_message, Timestamp};
+
+fn sealstream() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_sealstream"))
+}
+
+/// `sealstream market serve` as a child process, stopped with SIGTERM.
+struct Market {
+    child: Child,
+    base: String,
+}
+
+impl Market {
+    fn start(data_dir: &Path) -> Market {
+        let port = free_port();
+        let child = sealstream()
+            .args(["market", "serve", "--listen"])
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("--data-dir")
+            .arg(data_dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start sealstream market serve");
+        let market = Market {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while ureq::get(&format!("{}/healthz", market.base))
+            .call()
+            .is_err()
+        {
+            assert!(Instant::now() < deadline, "server did not become healthy");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        market
+    }
+
+    /// `method path` with an optional JSON body and token: (status, JSON).
+    fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&str>,
+    ) -> (u16, Value) {
+        let mut r = ureq::request(method, &format!("{}{path}", self.base));
+        if let Some(t) = token {
+            r = r.set("Authorization", &format!("Bearer {t}"));
+        }
+        let result = match body {
+            Some(b) => r.set("Content-Type", "application/json").send_string(b),
+            None => r.call(),
+        };
+        let response = match result {
+            Ok(r) => r,
+            Err(ureq::Error::Status(_, r)) => r,
+            Err(e) => panic!("{method} {path}: {e}"),
+        };
+        let status = response.status();
+        let text = response.into_string().unwrap();
+        (
+            status,
+            json::parse(text.as_bytes()).unwrap_or(Value::String(text)),
+        )
+    }
+
+    fn bytes(&self, path: &str) -> Vec<u8> {
+        let mut out = Vec::new();
+        std::io::Read::read_to_end(
+            &mut ureq::get(&format!("{}{path}", self.base))
+                .call()
+                .unwrap_or_else(|e| panic!("GET {path}: {e}"))
+                .into_reader(),
+            &mut out,
+        )
+        .unwrap();
+        out
+    }
+
+    /// Signs in as `key`'s DID; the session token.
+    fn sign_in(&self, key: &MachineSigningKey) -> String {
+        let (status, nonce) = self.call("POST", "/v1/auth/nonce", None, Some("{}"));
+        assert_eq!(status, 200, "{nonce:?}");
+        let s = |name: &str| nonce.get(name).and_then(Value::as_str).unwrap().to_string();
+        let message = sign_in_message(
+            &s("domain"),
+            &s("uri"),
+            &Did::of_key(key),
+            &s("nonce"),
+            Timestamp::parse(&s("issuedAt"), "issuedAt").unwrap(),
+            None,
+            Some("Sign in to the sealstream market."),
+        )
+        .unwrap()
+        .to_string();
+        let signature = eip191_sign(key, message.as_bytes()).to_hex();
+        let body = format!(
+            "{{\"message\":{},\"signature\":\"{signature}\"}}",
+            json_string(&message)
+        );
+        let (status, answer) = self.call("POST", "/v1/auth/verify", None, Some(&body));
+        assert_eq!(status, 200, "{answer:?}");
+        answer
+            .get("token")
+            .and_then(Value::as_str)
+            .unwrap()
+            .to_string()
+    }
+}
+
+impl Drop for Market {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let _ = self.child.wait();
+    }
+}
+
+fn json_string(s: &str) -> String {
+    json::canonical::rfc8785(&Value::String(s.to_string())).unwrap()
+}
+
+fn text(v: &Value, name: &str) -> String {
+    v.get(name)
+        .and_then(Value::as_str)
+        .unwrap_or_else(|| panic!("{name} in {v:?}"))
+        .to_string()
+}
+
+fn chain_public_key() -> String {
+    let hex = std::fs::read_to_string(keyfile("chain.ed25519.sk")).unwrap();
+    ChainSigningKey::from_hex(hex.trim(), "chain key")
+        .unwrap()
+        .public_key()
+        .to_hex()
+}
+
+/// The owner registers the test machine (its fixture keys) with the
+/// machine's signature over the registration statement.
+fn register_machine(market: &Market, owner_token: &str, owner_did: &str) {
+    let machine_key = MachineSigningKey::from_hex(MACHINE_SK, "machine").unwrap();
+    let recipients = [
+        ("owner-1", "owner", OWNER_PK),
+        ("operator-1", "operator", OPERATOR_PK),
+        ("machine-1", "machine", MACHINE_PK),
+    ];
+    let registration = MachineRegistration {
+        machine: Did::of_key(&machine_key),
+        owner: Did::parse(owner_did, "owner").unwrap(),
+        chain_public_key: sealstream_core::keys::ChainPublicKey::from_hex(
+            &chain_public_key(),
+            "chain",
+        )
+        .unwrap(),
+        recipients: recipients
+            .iter()
+            .map(|(id, kind, hex)| RegistrationRecipient {
+                recipient_id: (*id).into(),
+                recipient_type: (*kind).into(),
+                public_key: RecipientPublicKey::from_hex(hex, "pk").unwrap(),
+            })
+            .collect(),
+    };
+    let signature = registration.sign(&machine_key).to_hex();
+    let recipients_json: Vec<String> = recipients
+        .iter()
+        .map(|(id, kind, hex)| {
+            format!("{{\"recipientId\":\"{id}\",\"recipientType\":\"{kind}\",\"publicKeyHex\":\"{hex}\"}}")
+        })
+        .collect();
+    let body = format!(
+        "{{\"machineDid\":\"{DID}\",\"chainPublicKey\":\"{}\",\"recipients\":[{}],\"signature\":\"{signature}\"}}",
+        chain_public_key(),
+        recipients_json.join(",")
+    );
+    let (status, answer) = market.call("POST", "/v1/machines", Some(owner_token), Some(&body));
+    assert_eq!(status, 201, "{answer:?}");
+}
+
+fn write_agent(dir: &Path, server: &str, canary: &str, messages: usize) -> PathBuf {
+    let machine = machine_sections(dir);
+    let config = format!(
+        r#"{machine}chunking:
+  maxBytes: 1MiB
+  maxMessages: 40
+  maxAge: 1h
+datasets:
+  window: 1h
+spool:
+  dir: spool
+sources:
+  lines: {{type: jsonl, path: input.jsonl}}
+topics:
+  - name: /field/soil
+    source: lines
+destinations:
+  - {{type: market, url: "{server}"}}
+"#
+    );
+    let mut input = String::new();
+    for i in 0..messages {
+        input.push_str(&format!(
+            "{{\"topic\":\"/field/soil\",\"capturedAt\":\"2026-11-21T10:00:{:02}.{i:06}Z\",\"fields\":{{\"i\":{i},\"moisture\":0.{i},\"note\":\"{canary}\"}}}}\n",
+            i % 60
+        ));
+    }
+    std::fs::write(dir.join("input.jsonl"), input).unwrap();
+    let path = dir.join("map.yaml");
+    std::fs::write(&path, config).unwrap();
+    path
+}
+
+/// Every file under `dir`, recursively.
+fn files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn agent_to_market_to_anonymous_verifier() {
+    let tmp = tempfile::tempdir().unwrap();
+    let market = Market::start(&tmp.path().join("market"));
+    let owner_key = MachineSigningKey::generate();
+    let owner_did = Did::of_key(&owner_key).to_string();
+    let owner = market.sign_in(&owner_key);
+    register_machine(&market, &owner, &owner_did);
+
+    // The agent uploads the chain and its window's signed dataset manifest.
+    let canary = format!(
+        "CANARY-{}-{}",
+        std::process::id() ^ 0x5eed_c0de,
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    );
+    let agent_dir = tmp.path().join("agent");
+    std::fs::create_dir_all(&agent_dir).unwrap();
+    let config = write_agent(&agent_dir, &market.base, &canary, 200);
+    let out = sealstream()
+        .args(["agent", "run", "--json", "--config"])
+        .arg(&config)
+        .current_dir(&agent_dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "agent run: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // The server holds the chain: 200 messages, 40 per chunk.
+    let machine_path = format!("/v1/machines/{}", DID);
+    let (status, topics) =
+        market.call("GET", &format!("{machine_path}/topics"), Some(&owner), None);
+    assert_eq!(status, 200, "{topics:?}");
+    let topic = &topics.get("topics").and_then(Value::as_array).unwrap()[0];
+    assert_eq!(text(topic, "topic"), "/field/soil");
+    assert_eq!(topic.get("chunkCount").and_then(Value::as_u64), Some(5));
+
+    // The machine's signed window manifest became a dataset of the owner.
+    let (status, datasets) = market.call("GET", "/v1/datasets", Some(&owner), None);
+    assert_eq!(status, 200, "{datasets:?}");
+    let datasets = datasets
+        .get("datasets")
+        .and_then(Value::as_array)
+        .unwrap()
+        .clone();
+    assert_eq!(datasets.len(), 1, "{datasets:?}");
+    let dataset = &datasets[0];
+    assert_eq!(text(dataset, "state"), "signed");
+    assert_eq!(dataset.get("chunkCount").and_then(Value::as_u64), Some(5));
+    let dataset_id = text(dataset, "id");
+    let root = text(dataset, "merkleRoot");
+
+    // The owner lists it with chunk 2 as a sample, discloses that chunk's
+    // key (unwrapped with the owner's recipient key) and publishes.
+    let listing = format!(
+        "{{\"datasetId\":\"{dataset_id}\",\"title\":\"Soil moisture, vineyard block 7\",\
+         \"description\":\"Capacitive soil moisture probes every minute.\",\"tags\":[\"agriculture\",\"soil\"],\
+         \"domain\":\"agriculture\",\"schemaHint\":\"{{i, moisture}}\",\"license\":{{\"spdx\":\"CC-BY-4.0\"}},\
+         \"price\":\"2500000000000000000\",\"rail\":{{\"kind\":\"evm\",\"chainId\":3338,\"token\":\"native\",\
+         \"decimals\":18,\"payTo\":\"0x5aaeb6053f3e94c9b9a09f33669435e7ef1beaed\",\"symbol\":\"PEAQ\"}},\
+         \"delivery\":[\"api\"],\"sampleChunkIndexes\":[2]}}"
+    );
+    let (status, created) = market.call("POST", "/v1/listings", Some(&owner), Some(&listing));
+    assert_eq!(status, 201, "{created:?}");
+    let listing_id = text(&created, "id");
+    let (status, envelope_text) = market.call(
+        "GET",
+        &format!("{machine_path}/topics/%2Ffield%2Fsoil/chunks/2/envelope"),
+        Some(&owner),
+        None,
+    );
+    assert_eq!(status, 200);
+    let envelope =
+        ChunkEnvelope::parse(json::canonical::rfc8785(&envelope_text).unwrap().as_bytes()).unwrap();
+    let owner_secret = RecipientSecretKey::from_hex(
+        std::fs::read_to_string(keyfile("owner.x25519.sk"))
+            .unwrap()
+            .trim(),
+        "owner",
+    )
+    .unwrap();
+    let entry = envelope.recipient_of_type("owner").unwrap();
+    let chunk_key = sealstream_core::sealed_box::open(
+        &sealstream_core::keys::parse_hex_bytes(&entry.wrapped_key_hex, "wrapped").unwrap(),
+        &owner_secret,
+    )
+    .unwrap();
+    let (status, answer) = market.call(
+        "POST",
+        &format!("/v1/listings/{listing_id}/samples"),
+        Some(&owner),
+        Some(&format!(
+            "{{\"keys\":[{{\"index\":2,\"chunkKeyHex\":\"{}\"}}]}}",
+            chunk_key
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>()
+        )),
+    );
+    assert_eq!(status, 200, "{answer:?}");
+    let (status, answer) = market.call(
+        "POST",
+        &format!("/v1/listings/{listing_id}/publish"),
+        Some(&owner),
+        Some("{}"),
+    );
+    assert_eq!(status, 200, "{answer:?}");
+
+    // Anonymous: search finds it.
+    let (status, page) = market.call(
+        "GET",
+        "/v1/catalog?q=soil%20moisture&domain=agriculture",
+        None,
+        None,
+    );
+    assert_eq!(status, 200, "{page:?}");
+    let items = page.get("items").and_then(Value::as_array).unwrap();
+    assert_eq!(items.len(), 1, "{page:?}");
+    assert_eq!(text(&items[0], "id"), listing_id);
+    assert_eq!(text(&items[0], "merkleRoot"), root);
+
+    // Anonymous: the sample, sealed to a fresh key of its own; the dataset
+    // manifest; the proof; the ciphertext.
+    let mine = RecipientSecretKey::generate();
+    let (status, sample) = market.call(
+        "GET",
+        &format!(
+            "/v1/listings/{listing_id}/samples/2?recipientPublicKey={}",
+            mine.public_key().to_hex()
+        ),
+        None,
+        None,
+    );
+    assert_eq!(status, 200, "{sample:?}");
+    let ciphertext = market.bytes(&text(&sample, "ciphertextUrl"));
+    let (status, ds) = market.call("GET", &format!("/v1/datasets/{dataset_id}"), None, None);
+    assert_eq!(status, 200, "{ds:?}");
+    let manifest = ds.get("manifest").expect("the signed manifest").clone();
+    let (status, proof) = market.call(
+        "GET",
+        &format!("/v1/datasets/{dataset_id}/proofs/2"),
+        None,
+        None,
+    );
+    assert_eq!(status, 200, "{proof:?}");
+    let check = tmp.path().join("check");
+    std::fs::create_dir_all(&check).unwrap();
+    let write = |name: &str, v: &Value| {
+        std::fs::write(check.join(name), json::canonical::rfc8785(v).unwrap()).unwrap()
+    };
+    write("dataset.json", &manifest);
+    write("proof.json", &proof);
+    write("chunk-2.json", sample.get("envelope").unwrap());
+    std::fs::write(check.join("chunk-2.bin"), &ciphertext).unwrap();
+    let verified = sealstream()
+        .args(["dataset", "verify-chunk"])
+        .arg("--dataset")
+        .arg(check.join("dataset.json"))
+        .arg("--proof")
+        .arg(check.join("proof.json"))
+        .arg("--envelope")
+        .arg(check.join("chunk-2.json"))
+        .arg("--data")
+        .arg(check.join("chunk-2.bin"))
+        .output()
+        .unwrap();
+    assert!(
+        verified.status.success(),
+        "verify-chunk: {}{}",
+        String::from_utf8_lossy(&verified.stdout),
+        String::from_utf8_lossy(&verified.stderr)
+    );
+    // A tampered ciphertext does not verify.
+    let mut bad = ciphertext.clone();
+    bad[0] ^= 1;
+    std::fs::write(check.join("chunk-2.bin"), &bad).unwrap();
+    let refused = sealstream()
+        .args(["dataset", "verify-chunk"])
+        .arg("--dataset")
+        .arg(check.join("dataset.json"))
+        .arg("--proof")
+        .arg(check.join("proof.json"))
+        .arg("--envelope")
+        .arg(check.join("chunk-2.json"))
+        .arg("--data")
+        .arg(check.join("chunk-2.bin"))
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+
+    // And decrypts the sample with its own key: the packages of chunk 2.
+    let w = sample.get("wrappedKey").unwrap();
+    let wrapped = KeyRecipient {
+        recipient_id: text(w, "recipientId"),
+        recipient_type: text(w, "recipientType"),
+        algorithm: text(w, "algorithm"),
+        public_key_hex: text(w, "publicKeyHex"),
+        wrapped_key_hex: text(w, "wrappedKeyHex"),
+    };
+    let plaintext = decrypt_chunk(&envelope, &wrapped, &mine, ciphertext).unwrap();
+    let plaintext = String::from_utf8(plaintext).unwrap();
+    assert!(
+        plaintext.contains("\"i\":80"),
+        "chunk 2 holds messages 80..119"
+    );
+    assert!(plaintext.contains(&canary));
+
+    // The canary never reached the server's disk in the clear.
+    drop(market);
+    for file in files(&tmp.path().join("market")) {
+        let bytes = std::fs::read(&file).unwrap();
+        assert!(
+            !bytes.windows(canary.len()).any(|w| w == canary.as_bytes()),
+            "plaintext canary found in {}",
+            file.display()
+        );
+    }
+}
+
+#[test]
+fn publish_to_uploads_a_chain_and_its_dataset() {
+    let tmp = tempfile::tempdir().unwrap();
+    let market = Market::start(&tmp.path().join("market"));
+    let owner_key = MachineSigningKey::generate();
+    let owner_did = Did::of_key(&owner_key).to_string();
+    let owner = market.sign_in(&owner_key);
+    register_machine(&market, &owner, &owner_did);
+    let input = tmp.path().join("input.bin");
+    let machine_key_file = tmp.path().join("machine.sk");
+    std::fs::write(&machine_key_file, MACHINE_SK).unwrap();
+    let run = |out: &str, fill: u8| {
+        std::fs::write(&input, vec![fill; 300_000]).unwrap();
+        let mut c = sealstream();
+        publish_args(&mut c, &input, &tmp.path().join(out), 100_000);
+        c.args(["--topic", "/lidar/raw", "--to", &market.base])
+            .arg("--dataset-key-file")
+            .arg(&machine_key_file)
+            .output()
+            .unwrap()
+    };
+    let out = run("out", 7);
+    assert!(
+        out.status.success(),
+        "publish --to: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("3 chunks stored"));
+    let (_, topics) = market.call(
+        "GET",
+        &format!("/v1/machines/{DID}/topics"),
+        Some(&owner),
+        None,
+    );
+    let topic = &topics.get("topics").and_then(Value::as_array).unwrap()[0];
+    assert_eq!(topic.get("chunkCount").and_then(Value::as_u64), Some(3));
+    let (_, datasets) = market.call("GET", "/v1/datasets", Some(&owner), None);
+    assert_eq!(
+        datasets
+            .get("datasets")
+            .and_then(Value::as_array)
+            .unwrap()
+            .len(),
+        1
+    );
+    // The same chain again: the server holds it all, nothing is sent twice.
+    let again = sealstream()
+        .args([
+            "market",
+            "upload",
+            "--server",
+            &market.base,
+            "--topic",
+            "/lidar/raw",
+        ])
+        .arg("--chunk-dir")
+        .arg(tmp.path().join("out"))
+        .arg("--key-file")
+        .arg(&machine_key_file)
+        .output()
+        .unwrap();
+    assert!(
+        again.status.success(),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+    assert!(String::from_utf8_lossy(&again.stderr).contains("0 chunks stored, 3 already held"));
+    // Another chain for the same topic does not link: refused, exit 2.
+    let out = run("out2", 9);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("409"), "{stderr}");
+}
