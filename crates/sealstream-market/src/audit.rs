@@ -60,6 +60,15 @@ pub enum AuditError {
     /// The log could not be read.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The log ends before an event a published head names: events were
+    /// cut off its end.
+    #[error("truncated: {events} events, but the published head is of event {expected}")]
+    Truncated {
+        /// Events in the log.
+        events: u64,
+        /// The event count the published head was taken at.
+        expected: u64,
+    },
     /// The first event that is wrong, and how.
     #[error("{}", broken_message(*seq, problem))]
     Broken {
@@ -101,6 +110,10 @@ pub enum Problem {
     /// The details are not JSON.
     #[error("details are not valid JSON")]
     BadDetails,
+    /// The event's hash is not the head published when it was the last
+    /// event: the log was rewritten from here.
+    #[error("hash is not the published head")]
+    NotPublishedHead,
 }
 
 /// `0x` + hex SHA-256 of the RFC 8785 form of
@@ -218,20 +231,29 @@ pub async fn head(store: &Store) -> Result<AuditReport, StoreError> {
     })
 }
 
-/// Checks every event from the first: numbering without gaps, each hash
-/// against its content, each `prev` against the hash before it. Names the
-/// first event that is wrong. (Removing events from the end leaves an
-/// intact, shorter log: compare the head with one recorded elsewhere.)
+/// Checks every event: numbering from 1 without gaps, each hash against its
+/// content, each link to the event before; reads the log as a stream.
 pub async fn verify(store: &Store) -> Result<AuditReport, AuditError> {
-    let rows = sqlx::query(
+    verify_against(store, None).await
+}
+
+/// [`verify`], and also that the log still holds a head published earlier
+/// (`/v1/audit/head`, the server's start log line): event `events` has hash
+/// `head`. An edited or deleted event anywhere, a rewritten log, and a log
+/// cut short after the head was published are all detected.
+pub async fn verify_against(
+    store: &Store,
+    published: Option<&AuditReport>,
+) -> Result<AuditReport, AuditError> {
+    use futures_util::TryStreamExt;
+    let mut rows = sqlx::query(
         "SELECT seq, at, actor, action, subject, details, prev, hash \
          FROM audit_events ORDER BY seq",
     )
-    .fetch_all(store.pool())
-    .await?;
+    .fetch(store.pool());
     let mut expected = 1i64;
     let mut head = GENESIS.to_string();
-    for row in rows {
+    while let Some(row) = rows.try_next().await? {
         let seq: i64 = row.try_get(0)?;
         let at: String = row.try_get(1)?;
         let actor: String = row.try_get(2)?;
@@ -261,13 +283,24 @@ pub async fn verify(store: &Store) -> Result<AuditReport, AuditError> {
                 },
             ));
         }
+        if let Some(p) = published {
+            if p.events == seq as u64 && !p.head.eq_ignore_ascii_case(&hash) {
+                return Err(broken(seq, Problem::NotPublishedHead));
+            }
+        }
         head = hash;
         expected += 1;
     }
-    Ok(AuditReport {
-        events: (expected - 1) as u64,
-        head,
-    })
+    let events = (expected - 1) as u64;
+    if let Some(p) = published {
+        if events < p.events {
+            return Err(AuditError::Truncated {
+                events,
+                expected: p.events,
+            });
+        }
+    }
+    Ok(AuditReport { events, head })
 }
 
 #[cfg(test)]

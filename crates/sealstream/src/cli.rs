@@ -142,6 +142,14 @@ pub enum MarketAuditCommand {
         /// Print {"intact", "events", "head"} or {"intact", "error"} as JSON on stdout.
         #[arg(long)]
         json: bool,
+        /// A head published earlier (GET /v1/audit/head, or the server's start log line):
+        /// the log must still hold it as event --events. Detects a log cut short or
+        /// rewritten since, which the chain alone cannot show.
+        #[arg(long, value_name = "HASH", requires = "events")]
+        head: Option<String>,
+        /// The event count the --head was published at.
+        #[arg(long, value_name = "N", requires = "head")]
+        events: Option<u64>,
     },
 }
 

@@ -173,8 +173,46 @@ fn serve_restart_verify_and_tamper() {
 
     // A third event, so that there is a middle one to remove.
     let server = Server::start(&data);
+    let published = server.get("/v1/audit/head");
     assert!(server.stop().success());
     assert_eq!(audit_verify(&data, false).status.code(), Some(0));
+    let published_head = published
+        .split("\"head\":\"")
+        .nth(1)
+        .unwrap()
+        .trim_end_matches("\"}")
+        .to_string();
+
+    // The last event cut off: the chain alone still verifies, the published
+    // head does not.
+    let cut = tmp.path().join("cut");
+    std::fs::create_dir(&cut).unwrap();
+    std::fs::copy(data.join("market.db"), cut.join("market.db")).unwrap();
+    tamper(&cut, "DELETE FROM audit_events WHERE seq = 3");
+    assert_eq!(audit_verify(&cut, false).status.code(), Some(0));
+    let against = |dir: &Path, head: &str| {
+        sealstream()
+            .args(["market", "audit", "verify", "--data-dir"])
+            .arg(dir)
+            .args(["--head", head, "--events", "3"])
+            .output()
+            .unwrap()
+    };
+    let ok = against(&data, &published_head);
+    assert_eq!(ok.status.code(), Some(0), "{}", stderr(&ok));
+    let bad = against(&cut, &published_head);
+    assert_eq!(bad.status.code(), Some(2));
+    assert_eq!(
+        stderr(&bad).trim(),
+        "error: audit log not intact: truncated: 2 events, but the published head is of event 3"
+    );
+    let other = format!("0x{}", "ab".repeat(32));
+    let bad = against(&data, &other);
+    assert_eq!(bad.status.code(), Some(2));
+    assert_eq!(
+        stderr(&bad).trim(),
+        "error: audit log not intact: seq 3: hash is not the published head"
+    );
 
     // Changed details: the event's own hash no longer matches.
     let copy = tmp.path().join("copy");

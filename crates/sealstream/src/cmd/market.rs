@@ -44,8 +44,17 @@ pub fn run(command: MarketCommand, ui: Ui) -> CliResult {
             };
             serve(config, ui)
         }
-        MarketCommand::Audit(MarketAuditCommand::Verify { db, json }) => {
-            verify(db, Ui { json, ..ui })
+        MarketCommand::Audit(MarketAuditCommand::Verify {
+            db,
+            json,
+            head,
+            events,
+        }) => {
+            let published = match (head, events) {
+                (Some(head), Some(events)) => Some(audit::AuditReport { events, head }),
+                _ => None,
+            };
+            verify(db, published, Ui { json, ..ui })
         }
         MarketCommand::Upload {
             server,
@@ -200,7 +209,7 @@ fn sqlite_file(url: &str) -> Option<&Path> {
     (!path.is_empty() && !path.contains(":memory:")).then(|| Path::new(path))
 }
 
-fn verify(db: MarketDbArgs, ui: Ui) -> CliResult {
+fn verify(db: MarketDbArgs, published: Option<audit::AuditReport>, ui: Ui) -> CliResult {
     let url = server::database_url(&db.data_dir, db.database_url.as_deref());
     if let Some(file) = sqlite_file(&url) {
         if !file.is_file() {
@@ -214,7 +223,7 @@ fn verify(db: MarketDbArgs, ui: Ui) -> CliResult {
         let store = Store::open(&url)
             .await
             .map_err(|e| CliError::input(e.to_string()))?;
-        let result = audit::verify(&store).await;
+        let result = audit::verify_against(&store, published.as_ref()).await;
         store.close().await;
         Ok::<_, CliError>(result)
     })?;
@@ -242,7 +251,7 @@ fn verify(db: MarketDbArgs, ui: Ui) -> CliResult {
             Ok(())
         }
         Err(AuditError::Store(e)) => Err(CliError::input(e.to_string())),
-        Err(e @ AuditError::Broken { .. }) => {
+        Err(e @ (AuditError::Broken { .. } | AuditError::Truncated { .. })) => {
             let message = format!("audit log not intact: {e}");
             if ui.json {
                 let mut m = Map::new();
