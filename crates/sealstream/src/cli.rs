@@ -71,9 +71,11 @@ Exit codes:
 #[derive(Debug, Subcommand)]
 pub enum MarketCommand {
     /// Run the market server until SIGTERM or SIGINT (then finish requests in flight and
-    /// exit 0). Opens or creates the database, brings its schema up to date, records a
-    /// `server.start` event in the audit log and serves GET /healthz, GET /metrics
-    /// (Prometheus text) and GET /v1/audit/head. Logs go to stderr.
+    /// exit 0). Opens or creates the database and the object store, brings the schema up
+    /// to date, records a `server.start` event in the audit log and serves the JSON API
+    /// described at GET /openapi.json (sign-in, machines, verified chunk ingest, datasets
+    /// and proofs, listings, catalog), GET /healthz, GET /metrics (Prometheus text) and
+    /// GET /v1/audit/head. Logs go to stderr.
     #[command(after_help = MARKET_EXIT_CODES)]
     Serve {
         /// Address to listen on.
