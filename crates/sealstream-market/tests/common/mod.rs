@@ -389,6 +389,9 @@ impl TestServer {
 
 // ---- Ingest helpers (machines registered by SQL, multipart bodies) ----
 
+// One moto harness for both crates' tests (it needs `free_port` and
+// `repo_root` from here).
+#[path = "../../../sealstream/tests/common/moto.rs"]
 pub mod moto;
 
 /// The repository's root directory.

@@ -140,7 +140,7 @@ impl Drop for MotoServer {
     }
 }
 
-/// Point the sink's environment at `endpoint` with the test credentials,
+/// Point the object store environment at `endpoint` with the test credentials,
 /// clearing every other `AWS_*` variable the process inherited.
 pub fn set_s3_env(endpoint: &str) {
     for (name, _) in std::env::vars_os() {
