@@ -390,6 +390,9 @@ pub async fn publish(
     .bind(&id)
     .execute(&mut *tx)
     .await?;
+    // Buyers verify before paying: the dataset's manifest, proofs and
+    // envelopes become public with its first published listing.
+    crate::datasets::set_public(&mut tx, &dataset.id, true).await?;
     listing.state = ListingState::Published;
     listing.published_at = Some(now.clone());
     listing.updated_at = now;
@@ -435,6 +438,16 @@ pub async fn withdraw(
         .bind(&id)
         .execute(&mut *tx)
         .await?;
+    // The dataset stays public while another listing of it is published.
+    let still_listed = sqlx::query(
+        "SELECT 1 FROM listings WHERE dataset_id = $1 AND state = 'published' AND id <> $2",
+    )
+    .bind(&listing.dataset_id)
+    .bind(&id)
+    .fetch_optional(&mut *tx)
+    .await?
+    .is_some();
+    crate::datasets::set_public(&mut tx, &listing.dataset_id, still_listed).await?;
     let details = audit_details(json!({ "from": listing.state.as_str() }));
     listing.state = ListingState::Withdrawn;
     listing.updated_at = now;

@@ -1,0 +1,979 @@
+//! The authorization matrix (issue 6): every documented route × every kind
+//! of caller, against owner A's resources, on both databases.
+//!
+//! The world is built through the real routes: owners A and B sign in, each
+//! registers a machine, the machine signs in and uploads a chain, the owner
+//! makes datasets (one public through a published listing, one signed but
+//! only in a draft listing, one draft) and listings (published with a
+//! disclosed sample key, draft with one, and spares for publish and
+//! withdraw). Then each row of [`matrix`] is requested by each caller and
+//! the answer's class compared with the table:
+//!
+//! - `O` allowed (2xx);
+//! - `S` allowed, but the answer lists only the caller's own (nothing of
+//!   A's private resources appears in it);
+//! - `U` 401 (anonymous on a route needing a session);
+//! - `F` 403 (wrong role);
+//! - `H` 404, worded exactly as for a resource that does not exist;
+//! - `V` 422 (the request is refused on its content: a registration
+//!   statement naming another owner).
+//!
+//! Every refusal must leave the database (audit head, machines, chains,
+//! chunks, datasets, listings, samples, roles, sessions) and the object
+//! store as they were. The table must name every route `/openapi.json`
+//! documents, so a new route fails this test until it is placed in the
+//! matrix; anonymous callers must get 401 on every route documented as
+//! needing a session, and reach only the public routes.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Read;
+
+use common::listings_fixtures::listing_body;
+use common::{block_on, files_under, multipart, path_segment, Db, TestServer};
+use sealstream_core::chunk::{
+    sha256_hex, ChainConfig, ChainState, ChainWriter, Recipient, SealedChunk,
+};
+use sealstream_core::dataset::{DatasetBuilder, DatasetInfo};
+use sealstream_core::identity::{eip191_sign, Did};
+use sealstream_core::keys::{ChainSigningKey, MachineSigningKey, RecipientSecretKey};
+use sealstream_market::auth::Role;
+use sealstream_market::store::Engine;
+use serde_json::{json, Value};
+use sqlx::{Column, Row};
+
+const TOPIC: &str = "/sensor/temp";
+/// Chunks sealed per machine; the last is kept back for the upload row.
+const CHUNKS: usize = 7;
+
+// ------------------------------------------------------------------ callers
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Caller {
+    Anonymous,
+    OwnerA,
+    OwnerB,
+    Buyer,
+    Auditor,
+    Admin,
+    MachineA,
+    MachineB,
+}
+
+/// The column order of the table.
+const CALLERS: [Caller; 8] = [
+    Caller::Anonymous,
+    Caller::OwnerA,
+    Caller::OwnerB,
+    Caller::Buyer,
+    Caller::Auditor,
+    Caller::Admin,
+    Caller::MachineA,
+    Caller::MachineB,
+];
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Expect {
+    /// 2xx.
+    Ok,
+    /// 2xx, listing only the caller's own.
+    Own,
+    /// 401.
+    Unauthenticated,
+    /// 403.
+    Forbidden,
+    /// 404, as for a missing resource.
+    Hidden,
+    /// 422.
+    Invalid,
+}
+
+impl Expect {
+    fn parse(row: &str) -> [Expect; 8] {
+        let cells: Vec<Expect> = row
+            .split_whitespace()
+            .map(|c| match c {
+                "O" => Expect::Ok,
+                "S" => Expect::Own,
+                "U" => Expect::Unauthenticated,
+                "F" => Expect::Forbidden,
+                "H" => Expect::Hidden,
+                "V" => Expect::Invalid,
+                other => panic!("unknown cell {other:?} in {row:?}"),
+            })
+            .collect();
+        cells
+            .try_into()
+            .unwrap_or_else(|_| panic!("8 cells: {row:?}"))
+    }
+
+    fn allowed(self) -> bool {
+        matches!(self, Expect::Ok | Expect::Own)
+    }
+
+    fn status_ok(self, status: u16) -> bool {
+        match self {
+            Expect::Ok | Expect::Own => (200..300).contains(&status),
+            Expect::Unauthenticated => status == 401,
+            Expect::Forbidden => status == 403,
+            Expect::Hidden => status == 404,
+            Expect::Invalid => status == 422,
+        }
+    }
+}
+
+// -------------------------------------------------------------------- world
+
+/// One owner's side of the world.
+struct Side {
+    owner_did: String,
+    owner_token: String,
+    machine_key: MachineSigningKey,
+    machine_did: String,
+    machine_token: String,
+    chain_key: ChainSigningKey,
+    recipient: RecipientSecretKey,
+    plaintexts: Vec<Vec<u8>>,
+    chunks: Vec<SealedChunk>,
+    /// Signed, and public through a published listing (chunks 0–2).
+    ds_public: String,
+    /// Signed, only in a draft listing (chunks 3–5).
+    ds_private: String,
+    /// A draft (chunks 0–5).
+    ds_draft: String,
+    /// Published, sample chunk 1 disclosed.
+    listing_published: String,
+    /// Published, no samples (the withdraw row's target).
+    listing_published_spare: String,
+    /// Draft over `ds_private`, sample chunk 3 disclosed.
+    listing_draft: String,
+    /// Draft over `ds_public`, no samples (the publish row's target).
+    listing_draft_spare: String,
+}
+
+struct World {
+    server: TestServer,
+    a: Side,
+    b: Side,
+    buyer: String,
+    auditor: String,
+    admin: String,
+}
+
+impl World {
+    fn token(&self, caller: Caller) -> Option<&str> {
+        match caller {
+            Caller::Anonymous => None,
+            Caller::OwnerA => Some(&self.a.owner_token),
+            Caller::OwnerB => Some(&self.b.owner_token),
+            Caller::Buyer => Some(&self.buyer),
+            Caller::Auditor => Some(&self.auditor),
+            Caller::Admin => Some(&self.admin),
+            Caller::MachineA => Some(&self.a.machine_token),
+            Caller::MachineB => Some(&self.b.machine_token),
+        }
+    }
+}
+
+fn new_did() -> String {
+    Did::of_key(&MachineSigningKey::generate()).to_string()
+}
+
+fn copy_chain_key(key: &ChainSigningKey) -> ChainSigningKey {
+    ChainSigningKey::from_hex(&key.to_hex_secret(), "chain key").unwrap()
+}
+
+fn chunks_path(did: &str) -> String {
+    format!("/v1/machines/{did}/topics/{}/chunks", path_segment(TOPIC))
+}
+
+fn upload_body(chunk: &SealedChunk) -> (String, Vec<u8>) {
+    multipart(&[
+        (
+            "envelope",
+            "application/json",
+            chunk.envelope.to_pretty_json().as_bytes(),
+        ),
+        ("ciphertext", "application/octet-stream", &chunk.ciphertext),
+    ])
+}
+
+/// The plaintext key of chunk `index`, as the owner's client unwraps it.
+fn chunk_key(side: &Side, index: usize) -> String {
+    let entry = &side.chunks[index].envelope.encryption.key_recipients[0];
+    let sealed = hex::decode(&entry.wrapped_key_hex).unwrap();
+    let opened = sealstream_core::sealed_box::open(&sealed, &side.recipient).unwrap();
+    hex::encode(&opened[..])
+}
+
+/// The manifest of chunks `first..=last`, signed by the machine and its
+/// chain key, as a request carries it.
+fn signed_manifest(side: &Side, first: usize, last: usize) -> Value {
+    let mut b = DatasetBuilder::new();
+    for c in &side.chunks[first..=last] {
+        b.push(&c.envelope).unwrap();
+    }
+    let mut m = b
+        .finish(DatasetInfo {
+            topic: Some(TOPIC.into()),
+            source_hash: sha256_hex(&side.plaintexts[first..=last].concat()),
+            sample_chunk_indexes: vec![first as u64],
+            ..DatasetInfo::default()
+        })
+        .unwrap();
+    m.sign_eip191(&side.machine_key).unwrap();
+    m.sign_ed25519(&side.chain_key).unwrap();
+    serde_json::from_str(&m.to_pretty_json()).unwrap()
+}
+
+fn expect_status(reply: (u16, Value), status: u16, what: &str) -> Value {
+    assert_eq!(reply.0, status, "{what}: {}", reply.1);
+    reply.1
+}
+
+fn id_of(reply: (u16, Value), status: u16, what: &str) -> String {
+    expect_status(reply, status, what)["id"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+/// One owner, signed in; its machine registered, signed in, and its chain
+/// uploaded (all but the last chunk); its datasets and listings.
+fn side(server: &TestServer, name: &str) -> Side {
+    let owner_key = MachineSigningKey::generate();
+    let owner_did = Did::of_key(&owner_key).to_string();
+    let owner_token = server.sign_in(&owner_key);
+
+    let machine_key = MachineSigningKey::generate();
+    let machine_did = Did::of_key(&machine_key).to_string();
+    let chain_key = ChainSigningKey::generate();
+    let recipient = RecipientSecretKey::generate();
+    expect_status(
+        server.register_machine(
+            &owner_token,
+            &owner_did,
+            &machine_key,
+            &chain_key.public_key(),
+            &[("owner-1", "owner", recipient.public_key())],
+        ),
+        201,
+        "register",
+    );
+    let machine_token = server.sign_in(&machine_key);
+
+    let plaintexts: Vec<Vec<u8>> = (0..CHUNKS)
+        .map(|i| format!("{name} reading {i}: 21.{i} C").into_bytes())
+        .collect();
+    let mut config = ChainConfig::new(
+        copy_chain_key(&chain_key),
+        &machine_did,
+        &format!("{machine_did}#keys-1"),
+        vec![Recipient::new("owner-1", "owner", recipient.public_key())],
+    );
+    config.parallelism = 1;
+    let mut chunks = Vec::new();
+    let mut writer = ChainWriter::new(config, ChainState::new(), |c: SealedChunk| {
+        chunks.push(c);
+        Ok::<(), std::convert::Infallible>(())
+    })
+    .unwrap();
+    for p in &plaintexts {
+        writer.seal_chunk(p.clone()).unwrap();
+    }
+    let _ = writer.finish().unwrap();
+    for chunk in &chunks[..CHUNKS - 1] {
+        let (ct, body) = upload_body(chunk);
+        let path = format!("{}/{}", chunks_path(&machine_did), chunk.envelope.index);
+        expect_status(
+            server.send_raw("PUT", &path, Some(&machine_token), &ct, &body),
+            201,
+            "upload",
+        );
+    }
+
+    let mut s = Side {
+        owner_did,
+        owner_token,
+        machine_key,
+        machine_did,
+        machine_token,
+        chain_key,
+        recipient,
+        plaintexts,
+        chunks,
+        ds_public: String::new(),
+        ds_private: String::new(),
+        ds_draft: String::new(),
+        listing_published: String::new(),
+        listing_published_spare: String::new(),
+        listing_draft: String::new(),
+        listing_draft_spare: String::new(),
+    };
+    let token = s.owner_token.clone();
+    let machine = s.machine_did.clone();
+    let (key1, key3) = (chunk_key(&s, 1), chunk_key(&s, 3));
+    let post = |path: &str, body: Value| server.send("POST", path, Some(&token), &body);
+    let range = |from: u64, to: u64| json!({"machineDid": machine, "topic": TOPIC, "fromIndex": from, "toIndex": to});
+
+    // Datasets: a draft completed by PUT, one signed at once, one draft.
+    s.ds_public = id_of(post("/v1/datasets", range(0, 2)), 201, "draft");
+    expect_status(
+        server.send(
+            "PUT",
+            &format!("/v1/datasets/{}/manifest", s.ds_public),
+            Some(&token),
+            &json!({"manifest": signed_manifest(&s, 0, 2)}),
+        ),
+        200,
+        "sign",
+    );
+    s.ds_private = id_of(
+        post(
+            "/v1/datasets",
+            json!({"manifest": signed_manifest(&s, 3, 5)}),
+        ),
+        201,
+        "signed dataset",
+    );
+    s.ds_draft = id_of(post("/v1/datasets", range(0, 5)), 201, "draft");
+
+    // Listings.
+    let listing = |dataset: &str, title: &str, samples: &[u64]| {
+        let mut body = listing_body(dataset, title);
+        body["sampleChunkIndexes"] = json!(samples);
+        id_of(post("/v1/listings", body), 201, "listing")
+    };
+    let disclose = |id: &str, index: usize, key: &str| {
+        expect_status(
+            post(
+                &format!("/v1/listings/{id}/samples"),
+                json!({"keys": [{"index": index, "chunkKeyHex": key}]}),
+            ),
+            200,
+            "disclose",
+        );
+    };
+    let publish = |id: &str| {
+        expect_status(
+            post(&format!("/v1/listings/{id}/publish"), json!({})),
+            200,
+            "publish",
+        );
+    };
+    let published = listing(&s.ds_public, &format!("{name} temperatures"), &[1]);
+    disclose(&published, 1, &key1);
+    publish(&published);
+    let spare = listing(&s.ds_public, &format!("{name} temperatures, again"), &[]);
+    publish(&spare);
+    let draft = listing(&s.ds_private, &format!("{name} later temperatures"), &[3]);
+    disclose(&draft, 3, &key3);
+    let draft_spare = listing(&s.ds_public, &format!("{name} to publish"), &[]);
+    s.listing_published = published;
+    s.listing_published_spare = spare;
+    s.listing_draft = draft;
+    s.listing_draft_spare = draft_spare;
+    s
+}
+
+fn world(db: Db) -> World {
+    let admin_did = new_did();
+    let admin_seed = admin_did.clone();
+    let server = TestServer::start_with(db, move |c| c.admins = vec![admin_seed]);
+    let a = side(&server, "A");
+    let b = side(&server, "B");
+    let buyer = server.session_for(&new_did(), &[Role::Buyer]);
+    let auditor = server.session_for(&new_did(), &[Role::Auditor]);
+    let admin = server.session_for(&admin_did, &[]);
+    World {
+        server,
+        a,
+        b,
+        buyer,
+        auditor,
+        admin,
+    }
+}
+
+// ------------------------------------------------------------------- matrix
+
+enum Body {
+    None,
+    Json(Value),
+    Multipart(String, Vec<u8>),
+    /// A fresh sign-in message for a new key, signed.
+    SignIn,
+}
+
+struct Case {
+    method: &'static str,
+    template: &'static str,
+    path: String,
+    body: Body,
+    expect: [Expect; 8],
+    /// (the real id in path and body, an id of the same kind that does not
+    /// exist): a 404 must read exactly as the 404 for the missing one.
+    hidden: Option<(String, String)>,
+    /// What an `S` answer must not contain.
+    private: Vec<String>,
+}
+
+fn row(method: &'static str, template: &'static str, path: String, expect: &str) -> Case {
+    Case {
+        method,
+        template,
+        path,
+        body: Body::None,
+        expect: Expect::parse(expect),
+        hidden: None,
+        private: Vec::new(),
+    }
+}
+
+impl Case {
+    fn json(mut self, body: Value) -> Case {
+        self.body = Body::Json(body);
+        self
+    }
+    fn hidden(mut self, real: &str, missing: &str) -> Case {
+        self.hidden = Some((real.to_string(), missing.to_string()));
+        self
+    }
+    fn private(mut self, items: Vec<String>) -> Case {
+        self.private = items;
+        self
+    }
+}
+
+/// Every route, against owner A's resources. Columns:
+/// anonymous, owner A, owner B, buyer, auditor, admin, machine A, machine B.
+#[rustfmt::skip]
+fn matrix(w: &World) -> Vec<Case> {
+    let a = &w.a;
+    let m = &a.machine_did;
+    let missing_did = new_did();
+    let missing_ds = "ds_00000000deadbeef";
+    let missing_ls = "ls_000000000000000000000000deadbeef";
+    let sample_for = format!(
+        "?recipientPublicKey={}",
+        RecipientSecretKey::generate().public_key().to_hex()
+    );
+    let chunk = |i: u64| format!("{}/{i}", chunks_path(m));
+    let next = &a.chunks[CHUNKS - 1];
+    let (upload_ct, upload) = upload_body(next);
+    // A new machine's registration naming owner A.
+    let fresh = MachineSigningKey::generate();
+    let fresh_chain = ChainSigningKey::generate();
+    let fresh_recipient = RecipientSecretKey::generate().public_key();
+    let registration = {
+        use sealstream_core::registration::{MachineRegistration, RegistrationRecipient};
+        let r = MachineRegistration {
+            machine: Did::of_key(&fresh),
+            owner: Did::parse(&a.owner_did, "owner").unwrap(),
+            chain_public_key: fresh_chain.public_key(),
+            recipients: vec![RegistrationRecipient {
+                recipient_id: "owner-1".into(),
+                recipient_type: "owner".into(),
+                public_key: fresh_recipient,
+            }],
+        };
+        json!({
+            "machineDid": Did::of_key(&fresh).to_string(),
+            "chainPublicKey": fresh_chain.public_key().to_hex(),
+            "recipients": [{"recipientId": "owner-1", "recipientType": "owner",
+                            "publicKeyHex": fresh_recipient.to_hex()}],
+            "signature": r.sign(&fresh).to_hex(),
+        })
+    };
+    let a_machines = vec![m.clone()];
+    let a_datasets = vec![a.ds_public.clone(), a.ds_private.clone(), a.ds_draft.clone()];
+    let a_listings = vec![
+        a.listing_published.clone(),
+        a.listing_published_spare.clone(),
+        a.listing_draft.clone(),
+        a.listing_draft_spare.clone(),
+    ];
+    let a_unpublished = vec![
+        a.listing_draft.clone(),
+        a.listing_draft_spare.clone(),
+        a.ds_private.clone(),
+        a.ds_draft.clone(),
+    ];
+    let ds = |id: &str, rest: &str| format!("/v1/datasets/{id}{rest}");
+    let ls = |id: &str, rest: &str| format!("/v1/listings/{id}{rest}");
+    let role_target = format!("/v1/admin/principals/{}/roles/admin", new_did());
+    let (pub_, draft) = (&a.listing_published, &a.listing_draft);
+
+    // method, documented path, request, and expectations:
+    //                                                                         an A  B  by au ad mA mB
+    vec![
+        // Operations and the public catalog.
+        row("GET", "/healthz", "/healthz".into(),                              "O  O  O  O  O  O  O  O"),
+        row("GET", "/metrics", "/metrics".into(),                              "O  O  O  O  O  O  O  O"),
+        row("GET", "/openapi.json", "/openapi.json".into(),                    "O  O  O  O  O  O  O  O"),
+        row("GET", "/v1/audit/head", "/v1/audit/head".into(),                  "O  O  O  O  O  O  O  O"),
+        row("GET", "/v1/catalog", "/v1/catalog?limit=100".into(),              "S  S  S  S  S  S  S  S")
+            .private(a_unpublished.clone()),
+        // Sign-in.
+        row("POST", "/v1/auth/nonce", "/v1/auth/nonce".into(),                 "O  O  O  O  O  O  O  O"),
+        Case { body: Body::SignIn, ..row("POST", "/v1/auth/verify", "/v1/auth/verify".into(),
+                                                                               "O  O  O  O  O  O  O  O") },
+        row("GET", "/v1/me", "/v1/me".into(),                                  "U  O  O  O  O  O  O  O"),
+        // Machines and their chains.
+        row("GET", "/v1/machines", "/v1/machines".into(),                      "U  O  S  S  S  O  S  S")
+            .private(a_machines),
+        row("POST", "/v1/machines", "/v1/machines".into(),                     "U  O  V  F  F  F  F  F")
+            .json(registration),
+        row("GET", "/v1/machines/{did}", format!("/v1/machines/{m}"),          "U  O  H  H  H  O  O  H")
+            .hidden(m, &missing_did),
+        row("GET", "/v1/machines/{did}/topics", format!("/v1/machines/{m}/topics"),
+                                                                               "U  O  H  H  H  O  O  H")
+            .hidden(m, &missing_did),
+        row("GET", "/v1/machines/{did}/topics/{topic}/chunks", chunks_path(m), "U  O  H  H  H  O  O  H")
+            .hidden(m, &missing_did),
+        row("GET", "/v1/machines/{did}/topics/{topic}/chunks/{index}/envelope", chunk(4) + "/envelope",
+                                                                               "U  O  H  H  H  O  O  H")
+            .hidden(m, &missing_did),
+        row("GET", "/v1/machines/{did}/topics/{topic}/chunks/{index}/ciphertext", chunk(4) + "/ciphertext",
+                                                                               "U  O  H  H  H  O  O  H")
+            .hidden(m, &missing_did),
+        Case { body: Body::Multipart(upload_ct, upload),
+               ..row("PUT", "/v1/machines/{did}/topics/{topic}/chunks/{index}", chunk(next.envelope.index),
+                                                                               "U  O  F  F  F  F  O  F") },
+        // Datasets.
+        row("GET", "/v1/datasets", "/v1/datasets?limit=500".into(),            "U  O  S  S  S  O  S  S")
+            .private(a_datasets),
+        row("POST", "/v1/datasets", "/v1/datasets".into(),                     "U  O  H  H  H  H  H  H")
+            .json(json!({"machineDid": m, "topic": TOPIC, "fromIndex": 1, "toIndex": 4}))
+            .hidden(m, &missing_did),
+        row("POST", "/v1/datasets", "/v1/datasets".into(),                     "U  O  H  H  H  H  H  H")
+            .json(json!({"manifest": signed_manifest(a, 1, 2)})),
+        row("GET", "/v1/datasets/{id}", ds(&a.ds_public, ""),                  "O  O  O  O  O  O  O  O"),
+        row("GET", "/v1/datasets/{id}", ds(&a.ds_private, ""),                 "H  O  H  H  H  O  H  H")
+            .hidden(&a.ds_private, missing_ds),
+        row("GET", "/v1/datasets/{id}", ds(&a.ds_draft, ""),                   "H  O  H  H  H  O  H  H")
+            .hidden(&a.ds_draft, missing_ds),
+        row("GET", "/v1/datasets/{id}/proofs/{index}", ds(&a.ds_public, "/proofs/1"),
+                                                                               "O  O  O  O  O  O  O  O"),
+        row("GET", "/v1/datasets/{id}/proofs/{index}", ds(&a.ds_private, "/proofs/4"),
+                                                                               "H  O  H  H  H  O  H  H")
+            .hidden(&a.ds_private, missing_ds),
+        row("GET", "/v1/datasets/{id}/proofs/{index}", ds(&a.ds_draft, "/proofs/4"),
+                                                                               "H  O  H  H  H  O  H  H")
+            .hidden(&a.ds_draft, missing_ds),
+        row("GET", "/v1/datasets/{id}/chunks/{index}/envelope", ds(&a.ds_public, "/chunks/1/envelope"),
+                                                                               "O  O  O  O  O  O  O  O"),
+        row("GET", "/v1/datasets/{id}/chunks/{index}/envelope", ds(&a.ds_private, "/chunks/4/envelope"),
+                                                                               "H  O  H  H  H  O  H  H")
+            .hidden(&a.ds_private, missing_ds),
+        row("PUT", "/v1/datasets/{id}/manifest", ds(&a.ds_draft, "/manifest"), "U  O  H  H  H  F  H  H")
+            .json(json!({"manifest": signed_manifest(a, 0, 5)}))
+            .hidden(&a.ds_draft, missing_ds),
+        // Listings: pages, cards and samples.
+        row("GET", "/v1/listings", "/v1/listings?mine=true&limit=100".into(),  "U  O  S  S  S  S  S  S")
+            .private(a_listings),
+        row("POST", "/v1/listings", "/v1/listings".into(),                     "U  O  H  F  F  F  F  F")
+            .json(listing_body(&a.ds_public, "Another listing of A's"))
+            .hidden(&a.ds_public, missing_ds),
+        row("GET", "/v1/listings/{id}", ls(pub_, ""),                          "O  O  O  O  O  O  O  O"),
+        row("GET", "/v1/listings/{id}", ls(draft, ""),                         "H  O  H  H  H  H  H  H")
+            .hidden(draft, missing_ls),
+        row("GET", "/v1/listings/{id}/card", ls(pub_, "/card"),                "O  O  O  O  O  O  O  O"),
+        row("GET", "/v1/listings/{id}/card", ls(draft, "/card"),               "H  O  H  H  H  H  H  H")
+            .hidden(draft, missing_ls),
+        row("GET", "/v1/listings/{id}/samples/{index}", ls(pub_, &format!("/samples/1{sample_for}")),
+                                                                               "O  O  O  O  O  O  O  O"),
+        row("GET", "/v1/listings/{id}/samples/{index}", ls(draft, &format!("/samples/3{sample_for}")),
+                                                                               "H  O  H  H  H  H  H  H")
+            .hidden(draft, missing_ls),
+        row("GET", "/v1/listings/{id}/samples/{index}/ciphertext", ls(pub_, "/samples/1/ciphertext"),
+                                                                               "O  O  O  O  O  O  O  O"),
+        row("GET", "/v1/listings/{id}/samples/{index}/ciphertext", ls(draft, "/samples/3/ciphertext"),
+                                                                               "H  O  H  H  H  H  H  H")
+            .hidden(draft, missing_ls),
+        // Listings: changes.
+        row("PATCH", "/v1/listings/{id}", ls(pub_, ""),                        "U  O  H  H  H  H  H  H")
+            .json(json!({"title": "Retitled by its owner"}))
+            .hidden(pub_, missing_ls),
+        row("PATCH", "/v1/listings/{id}", ls(draft, ""),                       "U  O  H  H  H  H  H  H")
+            .json(json!({"description": "Described again by its owner"}))
+            .hidden(draft, missing_ls),
+        row("POST", "/v1/listings/{id}/samples", ls(pub_, "/samples"),         "U  O  H  H  H  H  H  H")
+            .json(json!({"keys": [{"index": 1, "chunkKeyHex": chunk_key(a, 1)}]}))
+            .hidden(pub_, missing_ls),
+        row("POST", "/v1/listings/{id}/samples", ls(draft, "/samples"),        "U  O  H  H  H  H  H  H")
+            .json(json!({"keys": [{"index": 3, "chunkKeyHex": chunk_key(a, 3)}]}))
+            .hidden(draft, missing_ls),
+        row("POST", "/v1/listings/{id}/publish", ls(&a.listing_draft_spare, "/publish"),
+                                                                               "U  O  H  H  H  H  H  H")
+            .json(json!({}))
+            .hidden(&a.listing_draft_spare, missing_ls),
+        row("POST", "/v1/listings/{id}/withdraw", ls(&a.listing_published_spare, "/withdraw"),
+                                                                               "U  O  H  H  H  H  H  H")
+            .json(json!({}))
+            .hidden(&a.listing_published_spare, missing_ls),
+        // Role administration: making a new DID an admin, and back.
+        row("PUT", "/v1/admin/principals/{did}/roles/{role}", role_target.clone(),
+                                                                               "U  F  F  F  F  O  F  F"),
+        row("DELETE", "/v1/admin/principals/{did}/roles/{role}", role_target,  "U  F  F  F  F  O  F  F"),
+        // Last: every caller ends its own session.
+        row("POST", "/v1/auth/logout", "/v1/auth/logout".into(),               "U  O  O  O  O  O  O  O"),
+    ]
+}
+
+// ------------------------------------------------------------------- runner
+
+/// (status, body bytes) of any request.
+fn call(
+    server: &TestServer,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: &Body,
+) -> (u16, Vec<u8>) {
+    let request = server.request(method, path, token);
+    let result = match body {
+        Body::None => request.call(),
+        Body::Json(v) => request
+            .set("Content-Type", "application/json")
+            .send_string(&v.to_string()),
+        Body::Multipart(ct, bytes) => request.set("Content-Type", ct).send_bytes(bytes),
+        Body::SignIn => {
+            let key = MachineSigningKey::generate();
+            let message = server.siwe_message(&key).to_string();
+            let signature = eip191_sign(&key, message.as_bytes()).to_hex();
+            request
+                .set("Content-Type", "application/json")
+                .send_string(&json!({"message": message, "signature": signature}).to_string())
+        }
+    };
+    let response = match result {
+        Ok(r) => r,
+        Err(ureq::Error::Status(_, r)) => r,
+        Err(e) => panic!("{method} {path}: {e}"),
+    };
+    let status = response.status();
+    let mut bytes = Vec::new();
+    response.into_reader().read_to_end(&mut bytes).unwrap();
+    (status, bytes)
+}
+
+fn json_of(bytes: &[u8]) -> Value {
+    serde_json::from_slice(bytes).unwrap_or(Value::Null)
+}
+
+/// Everything a refused request must leave as it was.
+#[derive(Debug, PartialEq)]
+struct Snapshot {
+    audit_head: Value,
+    tables: BTreeMap<&'static str, Vec<String>>,
+    objects: Vec<std::path::PathBuf>,
+}
+
+const TABLES: [&str; 11] = [
+    "principals",
+    "principal_roles",
+    "sessions",
+    "machines",
+    "chains",
+    "chunks",
+    "datasets",
+    "listings",
+    "listing_samples",
+    "auth_nonces",
+    "audit_events",
+];
+
+fn snapshot(server: &TestServer) -> Snapshot {
+    let tables = block_on(async {
+        let mut out = BTreeMap::new();
+        for table in TABLES {
+            // PostgreSQL renders whole rows as text (a `tsvector` column
+            // does not decode through `Any`); SQLite's cells decode one by one.
+            let sql = match server.store.engine() {
+                Engine::Postgres => format!("SELECT CAST(t AS TEXT) FROM {table} t"),
+                Engine::Sqlite => format!("SELECT * FROM {table}"),
+            };
+            let rows = sqlx::query(&sql)
+                .fetch_all(server.store.pool())
+                .await
+                .unwrap();
+            let mut dumped: Vec<String> = rows
+                .iter()
+                .map(|r| {
+                    (0..r.len())
+                        .map(|i| {
+                            let cell = r
+                                .try_get::<Option<String>, _>(i)
+                                .map(|v| format!("{v:?}"))
+                                .or_else(|_| {
+                                    r.try_get::<Option<i64>, _>(i).map(|v| format!("{v:?}"))
+                                })
+                                .or_else(|_| {
+                                    r.try_get::<Option<f64>, _>(i).map(|v| format!("{v:?}"))
+                                })
+                                .or_else(|_| {
+                                    r.try_get::<Option<Vec<u8>>, _>(i).map(|v| format!("{v:?}"))
+                                })
+                                .unwrap_or_else(|e| format!("<{e}>"));
+                            format!("{}={cell}", r.column(i).name())
+                        })
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                })
+                .collect();
+            dumped.sort();
+            out.insert(table, dumped);
+        }
+        out
+    });
+    Snapshot {
+        audit_head: server.get("/v1/audit/head", None).1,
+        tables,
+        objects: files_under(&server.objects_dir()),
+    }
+}
+
+fn replaced(body: &Body, from: &str, to: &str) -> Body {
+    match body {
+        Body::Json(v) => {
+            Body::Json(serde_json::from_str(&v.to_string().replace(from, to)).unwrap())
+        }
+        Body::None => Body::None,
+        _ => panic!("no hidden comparison for this body"),
+    }
+}
+
+/// The documented operations: (METHOD, path) → whether only a session may
+/// call it.
+fn documented(server: &TestServer) -> BTreeMap<(String, String), bool> {
+    let (status, doc) = server.get("/openapi.json", None);
+    assert_eq!(status, 200);
+    let mut out = BTreeMap::new();
+    for (path, item) in doc["paths"].as_object().expect("paths") {
+        for (method, op) in item.as_object().unwrap() {
+            if !["get", "post", "put", "patch", "delete"].contains(&method.as_str()) {
+                continue;
+            }
+            let session_only = op["security"]
+                .as_array()
+                .is_some_and(|s| !s.is_empty() && s.iter().all(|r| r.get("session").is_some()));
+            out.insert((method.to_uppercase(), path.clone()), session_only);
+        }
+    }
+    out
+}
+
+fn authorization_matrix(db: Db) {
+    let w = world(db);
+    let server = &w.server;
+    let cases = matrix(&w);
+
+    // The table names every documented route, and only those.
+    let doc = documented(server);
+    let table: BTreeSet<(String, String)> = cases
+        .iter()
+        .map(|c| (c.method.to_string(), c.template.to_string()))
+        .collect();
+    let documented_routes: BTreeSet<(String, String)> = doc.keys().cloned().collect();
+    let unplaced: Vec<_> = documented_routes.difference(&table).collect();
+    assert!(
+        unplaced.is_empty(),
+        "documented routes missing from the matrix: {unplaced:?}"
+    );
+    let undocumented: Vec<_> = table.difference(&documented_routes).collect();
+    assert!(
+        undocumented.is_empty(),
+        "matrix rows for undocumented routes: {undocumented:?}"
+    );
+    // Routes documented as needing a session are 401 to anonymous callers.
+    for c in &cases {
+        if doc[&(c.method.to_string(), c.template.to_string())] {
+            assert_eq!(
+                c.expect[0],
+                Expect::Unauthenticated,
+                "{} {}",
+                c.method,
+                c.template
+            );
+        }
+    }
+
+    let mut failures = Vec::new();
+    let mut anonymous_reach = BTreeSet::new();
+    let mut cells = 0;
+    for case in &cases {
+        // Refusals first, then the callers allowed (whose writes change things).
+        let order = CALLERS
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !case.expect[*i].allowed())
+            .chain(
+                CALLERS
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, _)| case.expect[*i].allowed()),
+            );
+        for (i, caller) in order {
+            cells += 1;
+            let expect = case.expect[i];
+            let token = w.token(*caller);
+            let before = (!expect.allowed()).then(|| snapshot(server));
+            let (status, bytes) = call(server, case.method, &case.path, token, &case.body);
+            let what = format!("{} {} as {caller:?}", case.method, case.path);
+            let text = String::from_utf8_lossy(&bytes);
+            if !expect.status_ok(status) {
+                failures.push(format!("{what}: expected {expect:?}, got {status} {text}"));
+                continue;
+            }
+            if *caller == Caller::Anonymous && expect.allowed() {
+                anonymous_reach.insert((case.method, case.template));
+            }
+            if expect == Expect::Own {
+                for secret in &case.private {
+                    if text.contains(secret.as_str()) {
+                        failures.push(format!("{what}: the answer shows {secret}"));
+                    }
+                }
+            }
+            if let Some(before) = before {
+                let after = snapshot(server);
+                if after != before {
+                    failures.push(format!("{what}: refused ({status}) but changed state"));
+                }
+            }
+            if let (Expect::Hidden, Some((real, missing))) = (expect, &case.hidden) {
+                let (other, other_bytes) = call(
+                    server,
+                    case.method,
+                    &case.path.replace(real.as_str(), missing),
+                    token,
+                    &replaced(&case.body, real, missing),
+                );
+                let shown = json_of(&bytes)["error"].clone();
+                let mut absent = json_of(&other_bytes)["error"].clone();
+                if let Some(m) = absent["message"].as_str() {
+                    absent["message"] = Value::String(m.replace(missing.as_str(), real));
+                }
+                if other != 404 || shown != absent {
+                    failures.push(format!(
+                        "{what}: the 404 {shown} differs from a missing resource's {other} {absent}"
+                    ));
+                }
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {cells} cells wrong:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+    assert_eq!(cells, cases.len() * CALLERS.len());
+
+    // Anonymous callers reach the catalog, public pages, sign-in, and the
+    // operational endpoints; nothing else.
+    let expected: BTreeSet<(&str, &str)> = [
+        ("GET", "/healthz"),
+        ("GET", "/metrics"),
+        ("GET", "/openapi.json"),
+        ("GET", "/v1/audit/head"),
+        ("GET", "/v1/catalog"),
+        ("POST", "/v1/auth/nonce"),
+        ("POST", "/v1/auth/verify"),
+        ("GET", "/v1/listings/{id}"),
+        ("GET", "/v1/listings/{id}/card"),
+        ("GET", "/v1/listings/{id}/samples/{index}"),
+        ("GET", "/v1/listings/{id}/samples/{index}/ciphertext"),
+        ("GET", "/v1/datasets/{id}"),
+        ("GET", "/v1/datasets/{id}/proofs/{index}"),
+        ("GET", "/v1/datasets/{id}/chunks/{index}/envelope"),
+    ]
+    .into_iter()
+    .collect();
+    assert_eq!(anonymous_reach, expected);
+
+    // The writes allowed did happen, and only to A.
+    let (_, catalog) = server.get("/v1/catalog?limit=100", None);
+    let listed = catalog.to_string();
+    for id in [
+        &w.a.listing_published,
+        &w.a.listing_draft_spare,
+        &w.b.listing_published,
+    ] {
+        assert!(
+            listed.contains(id.as_str()),
+            "{id} in the catalog: {catalog}"
+        );
+    }
+    assert!(
+        !listed.contains(w.a.listing_published_spare.as_str()),
+        "withdrawn: {catalog}"
+    );
+    let (_, b_listing) = server.get(&format!("/v1/listings/{}", w.b.listing_published), None);
+    assert_eq!(b_listing["title"], "B temperatures");
+    // Every session ended by the logout row is over.
+    for caller in CALLERS {
+        if let Some(token) = w.token(caller) {
+            assert_eq!(server.get("/v1/me", Some(token)).0, 401, "{caller:?}");
+        }
+    }
+}
+
+/// A dataset is public while a listing of it is published, and private
+/// again once none is.
+fn datasets_are_public_while_listed(db: Db) {
+    let w = world(db);
+    let server = &w.server;
+    let a = &w.a;
+    let proof = format!("/v1/datasets/{}/proofs/1", a.ds_public);
+    let private_proof = format!("/v1/datasets/{}/proofs/4", a.ds_private);
+    assert_eq!(server.get(&proof, None).0, 200);
+    assert_eq!(server.get(&private_proof, None).0, 404);
+    // The public dataset covers chunks 0–2 only: its routes give out nothing else.
+    assert_eq!(
+        server
+            .get(
+                &format!("/v1/datasets/{}/chunks/4/envelope", a.ds_public),
+                None
+            )
+            .0,
+        404
+    );
+    for id in [&a.listing_published, &a.listing_published_spare] {
+        assert_eq!(server.get(&proof, None).0, 200, "still listed");
+        let (status, body) = server.send(
+            "POST",
+            &format!("/v1/listings/{id}/withdraw"),
+            Some(&a.owner_token),
+            &json!({}),
+        );
+        assert_eq!(status, 200, "{body}");
+    }
+    let (status, body) = server.get(&proof, None);
+    assert_eq!(status, 404, "{body}");
+    assert_eq!(
+        server.get(&format!("/v1/datasets/{}", a.ds_public), None).0,
+        404
+    );
+    assert_eq!(server.get(&proof, Some(&a.owner_token)).0, 200);
+    // Publishing the draft listing of the private dataset makes it public.
+    let (status, body) = server.send(
+        "POST",
+        &format!("/v1/listings/{}/publish", a.listing_draft),
+        Some(&a.owner_token),
+        &json!({}),
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(server.get(&private_proof, None).0, 200);
+    // B's are untouched throughout.
+    assert_eq!(
+        server
+            .get(&format!("/v1/datasets/{}/proofs/1", w.b.ds_public), None)
+            .0,
+        200
+    );
+}
+
+on_both_databases!(authorization_matrix, datasets_are_public_while_listed);
