@@ -401,9 +401,6 @@ pub async fn publish(
         "merkleRoot": dataset.merkle_root,
     }));
     crate::audit::append(&mut tx, &caller.did, "listing.publish", &id, &details).await?;
-    // A published listing makes its dataset public: manifest, proofs and
-    // envelopes are readable by anyone, so buyers can verify before paying.
-    crate::datasets::set_public(&mut tx, &dataset.id, true).await?;
     let view = view(&mut tx, &listing).await?;
     tx.commit().await?;
     Ok(Json(view))
@@ -452,16 +449,6 @@ pub async fn withdraw(
     listing.state = ListingState::Withdrawn;
     listing.updated_at = now;
     crate::audit::append(&mut tx, &caller.did, "listing.withdraw", &id, &details).await?;
-    // The dataset stays public while another listing of it is published.
-    let others: i64 = sqlx::query_scalar(
-        "SELECT COUNT(*) FROM listings WHERE dataset_id = $1 AND state = 'published'",
-    )
-    .bind(&listing.dataset_id)
-    .fetch_one(&mut *tx)
-    .await?;
-    if others == 0 {
-        crate::datasets::set_public(&mut tx, &listing.dataset_id, false).await?;
-    }
     let view = view(&mut tx, &listing).await?;
     tx.commit().await?;
     Ok(Json(view))
