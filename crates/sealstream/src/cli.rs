@@ -267,6 +267,10 @@ pub enum DatasetCommand {
         /// The chunk's ciphertext (chunk-N.bin).
         #[arg(long)]
         data: PathBuf,
+        /// Also accept EIP-191 dataset signatures by this DID (repeatable), e.g. the
+        /// owner a market names as the dataset's provider; by default only the machine's.
+        #[arg(long = "signer", value_name = "DID")]
+        signers: Vec<String>,
     },
     /// Check that a newer dataset.json extends an older one (exit 0) or not (exit 1).
     VerifyExtension {

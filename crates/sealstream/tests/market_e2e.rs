@@ -7,6 +7,10 @@
 //! fetches the sample (key sealed to its own X25519 key), the dataset
 //! manifest and the chunk's inclusion proof, checks the chunk against the
 //! dataset root with `sealstream dataset verify-chunk`, and decrypts it.
+//! The owner then creates a dataset of its own by chunk range (the server
+//! computes the root, the owner decrypts the chunks for the source hash and
+//! signs), lists it, and the anonymous client verifies its sample with the
+//! owner accepted as signer (`--signer`), and not without.
 //! A plaintext canary in the agent's input is nowhere on the server's disk.
 //! `sealstream publish --to` uploads a second chain the same way.
 
@@ -19,6 +23,7 @@ use std::time::{Duration, Instant};
 use common::agent::{machine_sections, MACHINE_SK};
 use common::*;
 use sealstream_core::chunk::{decrypt_chunk, ChunkEnvelope, KeyRecipient};
+use sealstream_core::dataset::{DatasetBuilder, DatasetInfo};
 use sealstream_core::identity::{eip191_sign, Did};
 use sealstream_core::json::{self, Value};
 use sealstream_core::keys::{
@@ -94,9 +99,17 @@ impl Market {
     }
 
     fn bytes(&self, path: &str) -> Vec<u8> {
+        self.bytes_as(path, None)
+    }
+
+    fn bytes_as(&self, path: &str, token: Option<&str>) -> Vec<u8> {
+        let mut r = ureq::get(&format!("{}{path}", self.base));
+        if let Some(t) = token {
+            r = r.set("Authorization", &format!("Bearer {t}"));
+        }
         let mut out = Vec::new();
         std::io::Read::read_to_end(
-            &mut ureq::get(&format!("{}{path}", self.base))
+            &mut r
                 .call()
                 .unwrap_or_else(|e| panic!("GET {path}: {e}"))
                 .into_reader(),
@@ -468,6 +481,127 @@ fn agent_to_market_to_anonymous_verifier() {
         "chunk 2 holds messages 80..119"
     );
     assert!(plaintext.contains(&canary));
+
+    // The owner also makes a dataset of its own: chunks 1 to 3, by range.
+    // The server computes the root; the owner decrypts those chunks with its
+    // recipient key for the source hash, signs the manifest and completes
+    // the draft; lists it with chunk 2 as a sample.
+    let (status, draft) = market.call(
+        "POST",
+        "/v1/datasets",
+        Some(&owner),
+        Some(&format!(
+            "{{\"machineDid\":\"{DID}\",\"topic\":\"/field/soil\",\"fromIndex\":1,\"toIndex\":3}}"
+        )),
+    );
+    assert_eq!(status, 201, "{draft:?}");
+    assert_eq!(text(&draft, "state"), "draft");
+    let own_id = text(&draft, "id");
+    let mut builder = DatasetBuilder::new();
+    let mut plain = Vec::new();
+    for i in 1..=3 {
+        let chunk = format!("{machine_path}/topics/%2Ffield%2Fsoil/chunks/{i}");
+        let (_, e) = market.call("GET", &format!("{chunk}/envelope"), Some(&owner), None);
+        let e = ChunkEnvelope::parse(json::canonical::rfc8785(&e).unwrap().as_bytes()).unwrap();
+        let ct = market.bytes_as(&format!("{chunk}/ciphertext"), Some(&owner));
+        let entry = e.recipient_of_type("owner").unwrap().clone();
+        plain.extend(decrypt_chunk(&e, &entry, &owner_secret, ct).unwrap());
+        builder.push(&e).unwrap();
+    }
+    let mut own = builder
+        .finish(DatasetInfo {
+            topic: Some("/field/soil".into()),
+            source_hash: sealstream_core::chunk::sha256_hex(&plain),
+            ..DatasetInfo::default()
+        })
+        .unwrap();
+    own.sign_eip191_as(&owner_key);
+    let body = format!(
+        "{{\"manifest\":{}}}",
+        json::canonical::rfc8785(&own.to_json()).unwrap()
+    );
+    let (status, signed) = market.call(
+        "PUT",
+        &format!("/v1/datasets/{own_id}/manifest"),
+        Some(&owner),
+        Some(&body),
+    );
+    assert_eq!(status, 200, "{signed:?}");
+    assert_eq!(text(&signed, "signerDid"), owner_did);
+    let listing2 = listing
+        .replace(&dataset_id, &own_id)
+        .replace("block 7", "block 7, rows 1-3");
+    let (status, created) = market.call("POST", "/v1/listings", Some(&owner), Some(&listing2));
+    assert_eq!(status, 201, "{created:?}");
+    let listing2_id = text(&created, "id");
+    for (path, body) in [
+        (
+            format!("/v1/listings/{listing2_id}/samples"),
+            format!(
+                "{{\"keys\":[{{\"index\":2,\"chunkKeyHex\":\"{}\"}}]}}",
+                chunk_key
+                    .iter()
+                    .map(|b| format!("{b:02x}"))
+                    .collect::<String>()
+            ),
+        ),
+        (
+            format!("/v1/listings/{listing2_id}/publish"),
+            "{}".to_string(),
+        ),
+    ] {
+        let (status, answer) = market.call("POST", &path, Some(&owner), Some(&body));
+        assert_eq!(status, 200, "{path}: {answer:?}");
+    }
+    // Anonymous: the owner-signed dataset verifies when the verifier
+    // accepts the owner (the listing's provider) as a signer, not otherwise.
+    let (_, card) = market.call(
+        "GET",
+        &format!("/v1/listings/{listing2_id}/card"),
+        None,
+        None,
+    );
+    let provider = text(&card, "provider");
+    assert_eq!(provider, owner_did);
+    let (status, ds) = market.call("GET", &format!("/v1/datasets/{own_id}"), None, None);
+    assert_eq!(status, 200, "{ds:?}");
+    write("dataset.json", ds.get("manifest").unwrap());
+    let (status, proof) = market.call(
+        "GET",
+        &format!("/v1/datasets/{own_id}/proofs/2"),
+        None,
+        None,
+    );
+    assert_eq!(status, 200, "{proof:?}");
+    write("proof.json", &proof);
+    std::fs::write(
+        check.join("chunk-2.bin"),
+        market.bytes(&text(&sample, "ciphertextUrl")),
+    )
+    .unwrap();
+    let verify = |signer: Option<&str>| {
+        let mut c = sealstream();
+        c.args(["dataset", "verify-chunk"])
+            .arg("--dataset")
+            .arg(check.join("dataset.json"))
+            .arg("--proof")
+            .arg(check.join("proof.json"))
+            .arg("--envelope")
+            .arg(check.join("chunk-2.json"))
+            .arg("--data")
+            .arg(check.join("chunk-2.bin"));
+        if let Some(s) = signer {
+            c.args(["--signer", s]);
+        }
+        c.output().unwrap()
+    };
+    let with_owner = verify(Some(&provider));
+    assert!(
+        with_owner.status.success(),
+        "{}",
+        String::from_utf8_lossy(&with_owner.stderr)
+    );
+    assert!(!verify(None).status.success());
 
     // The canary never reached the server's disk in the clear.
     drop(market);

@@ -22,7 +22,7 @@ pub use manifest::{
     MERKLE_TREE, SIG_ED25519, SIG_EIP191,
 };
 pub use proof::{
-    verify_chunk, verify_extension, ChunkProofError, ConsistencyProof, ExtensionError,
-    InclusionProof, CONSISTENCY_SCHEMA_VERSION, INCLUSION_SCHEMA_VERSION,
+    verify_chunk, verify_chunk_allowing, verify_extension, ChunkProofError, ConsistencyProof,
+    ExtensionError, InclusionProof, CONSISTENCY_SCHEMA_VERSION, INCLUSION_SCHEMA_VERSION,
 };
 pub use resumable::{ResumableDataset, ResumableSha256, DATASET_STATE_SCHEMA_VERSION};

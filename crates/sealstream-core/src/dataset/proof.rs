@@ -201,8 +201,22 @@ pub fn verify_chunk(
     envelope: &ChunkEnvelope,
     ciphertext: &[u8],
 ) -> Result<(), ChunkProofError> {
+    verify_chunk_allowing(dataset, proof, envelope, ciphertext, &[])
+}
+
+/// [`verify_chunk`], except that the dataset's EIP-191 signatures may also
+/// be by one of `also_eip191` (DIDs the verifier trusts to speak for the
+/// machine, such as the owner a market lists as the dataset's provider);
+/// see [`DatasetManifest::verify_signatures_allowing`].
+pub fn verify_chunk_allowing(
+    dataset: &DatasetManifest,
+    proof: &InclusionProof,
+    envelope: &ChunkEnvelope,
+    ciphertext: &[u8],
+    also_eip191: &[&str],
+) -> Result<(), ChunkProofError> {
     dataset
-        .verify_signatures()
+        .verify_signatures_allowing(also_eip191)
         .map_err(ChunkProofError::Signature)?;
     check_self(envelope, Some(ciphertext)).map_err(ChunkProofError::Chunk)?;
     if !envelope

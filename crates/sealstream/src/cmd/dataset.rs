@@ -4,8 +4,8 @@ use std::path::Path;
 
 use sealstream_core::chunk::{verify_chain, ChunkEnvelope, PublishManifest};
 use sealstream_core::dataset::{
-    verify_chunk, verify_extension, ConsistencyProof, DatasetBuilder, DatasetInfo, DatasetManifest,
-    DatasetVerifier, InclusionProof,
+    verify_chunk_allowing, verify_extension, ConsistencyProof, DatasetBuilder, DatasetInfo,
+    DatasetManifest, DatasetVerifier, InclusionProof,
 };
 use sealstream_core::json::{self, write::to_python_pretty, Value};
 use sealstream_core::layout::{
@@ -129,8 +129,14 @@ pub fn run(cmd: DatasetCommand, ui: Ui) -> CliResult {
             proof,
             envelope,
             data,
+            signers,
         } => {
             let manifest = read_dataset(&dataset)?;
+            for (i, did) in signers.iter().enumerate() {
+                sealstream_core::identity::Did::parse(did, "--signer")
+                    .map_err(|e| CliError::input(format!("--signer #{}: {e}", i + 1)))?;
+            }
+            let signers: Vec<&str> = signers.iter().map(String::as_str).collect();
             let proof_doc = InclusionProof::from_json(&read_json(&proof, "proof")?)
                 .map_err(|e| CliError::input(at(&proof, e)))?;
             let env_bytes = std::fs::read(&envelope)
@@ -139,9 +145,11 @@ pub fn run(cmd: DatasetCommand, ui: Ui) -> CliResult {
                 ChunkEnvelope::parse(&env_bytes).map_err(|e| CliError::input(at(&envelope, e)))?;
             let ct = std::fs::read(&data)
                 .map_err(|e| CliError::input(at(&data, format!("cannot read ({e})"))))?;
-            verify_chunk(&manifest, &proof_doc, &env, &ct).map_err(|e| CliError {
-                exit: Exit::Input,
-                message: format!("chunk {}: {e}", env.index),
+            verify_chunk_allowing(&manifest, &proof_doc, &env, &ct, &signers).map_err(|e| {
+                CliError {
+                    exit: Exit::Input,
+                    message: format!("chunk {}: {e}", env.index),
+                }
             })?;
             ui.say(format!(
                 "chunk {} is part of the dataset (merkle root {})",
