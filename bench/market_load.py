@@ -1,0 +1,586 @@
+#!/usr/bin/env python3
+"""Load benchmark of the market server (`sealstream market serve`, SQLite and
+local objects) with a real load generator, wrk. Usage:
+
+    cargo build --release -p sealstream      # or let the script build it
+    .venv/bin/python bench/market_load.py [--ingest-mib 384] [--listings 1000]
+        [--duration 10] [--ingest-threads 8] [--catalog-threads 2]
+        [--catalog-connections 32] [--binary PATH] [--no-build]
+
+Needs wrk (Debian package `wrk`) and the venv's eth_account (SIWE and
+registration signatures) and PyNaCl (to unwrap sample chunk keys).
+
+What it does, against one server started on a free port with a temporary
+--data-dir (market.db, objects/) and the owner as --admin:
+
+- Signs in an owner (a fresh secp256k1 key) and the machine (from
+  `sealstream keys generate`) with Sign-In with Ethereum (POST /v1/auth/nonce,
+  the EIP-4361 message as `sealstream_core::siwe::sign_in_message` builds it,
+  EIP-191 signature, POST /v1/auth/verify); the owner registers the machine
+  (POST /v1/machines with the machine's signature over the statement of
+  `sealstream_core::registration`, checked by a 201).
+- Ingest: `sealstream publish` of --ingest-mib MiB of random bytes in 1 MiB
+  chunks (recipients: the registered owner, operator and machine keys), then
+  `wrk -t8 -c8 -d10s -s bench/wrk/ingest.lua`: every wrk thread uploads that
+  chain in order under its own topic (one connection each, so 8 chains
+  upload in parallel; the server verifies each envelope's signature, link
+  and ciphertext hash and streams the ciphertext to the object store).
+  MB/s = ciphertext bytes of the uploads answered 201 ÷ wrk's wall time
+  (MB = 10^6 bytes). A run where a request is refused or a thread runs out
+  of chunks is an error.
+- Catalog: a few tiny chains, uploaded with `sealstream market upload`
+  (each with its signed dataset manifest), and --listings listings over
+  them through the API (POST /v1/listings, sample chunk 0 with its key
+  through POST /v1/listings/{id}/samples on one listing in ten,
+  POST /v1/listings/{id}/publish) with titles, descriptions, tags, domains
+  and prices drawn from a vocabulary; then
+  `wrk -t2 -c32 -d10s -s bench/wrk/catalog.lua` on anonymous
+  GET /v1/catalog requests rotating through searches of one or two words,
+  with and without filters (domain, topic, price range) and sorts, 20 items
+  a page. Requests/s and latency percentiles; a non-200 answer is an error.
+
+The machine may be shared: every wrk run records how many cores other
+processes used meanwhile (from /proc/stat, less this script, its children,
+the server and the interrupt time, where the kernel does the loopback TCP
+work of the benchmark's own traffic) and is repeated, after waiting for a quiet machine, while
+that exceeds 0.15 cores (bench/quiet.py); the least disturbed attempt is
+kept and its `foreign_cores` reported. The server's CPU use during each run
+is reported too (cores, from /proc/PID/stat). Work files (the chain, the
+objects, and market.db unless --db-dir) go to $TMPDIR (default /tmp) and are
+removed at the end; the ciphertexts uploaded by each ingest attempt are
+removed after it.
+
+Prints a Markdown table, the exact commands and one line `RESULT {json}`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import http.client
+import json
+import os
+import platform
+import random
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.parse
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import quiet  # noqa: E402
+
+from eth_account import Account  # noqa: E402
+from eth_account.messages import encode_defunct  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
+OURS = REPO / "target" / "release" / "sealstream"
+INGEST_LUA = REPO / "bench" / "wrk" / "ingest.lua"
+CATALOG_LUA = REPO / "bench" / "wrk" / "catalog.lua"
+WRK = shutil.which("wrk") or "/usr/bin/wrk"
+MIB = 1 << 20
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+# Targets of issue 6.
+CATALOG_TARGET = 1_000.0  # requests/s
+INGEST_TARGET = 50.0  # MB/s
+
+SIWE_STATEMENT = "Sign in to the sealstream market."
+REGISTRATION_HEADER = "sealstream machine registration v1"
+
+# The catalog's vocabulary.
+SUBJECTS = [
+    ("soil moisture", "agriculture", ["soil", "moisture", "irrigation"]),
+    ("crane hydraulic pressure", "logistics", ["crane", "port", "hydraulics"]),
+    ("air quality", "environment", ["air", "pm25", "pollution"]),
+    ("wind turbine vibration", "energy", ["wind", "turbine", "vibration"]),
+    ("solar inverter output", "energy", ["solar", "inverter", "power"]),
+    ("delivery van GPS", "mobility", ["gps", "fleet", "van"]),
+    ("e-scooter battery health", "mobility", ["battery", "scooter", "charging"]),
+    ("cold chain temperature", "logistics", ["temperature", "refrigeration", "cold"]),
+    ("vineyard microclimate", "agriculture", ["vineyard", "humidity", "frost"]),
+    ("factory spindle load", "manufacturing", ["spindle", "cnc", "load"]),
+    ("water network pressure", "utilities", ["water", "leak", "pressure"]),
+    ("traffic camera counts", "mobility", ["traffic", "counts", "intersection"]),
+    ("beehive acoustics", "agriculture", ["bees", "hive", "acoustics"]),
+    ("warehouse robot odometry", "logistics", ["robot", "warehouse", "odometry"]),
+    ("river level gauge", "environment", ["river", "flood", "level"]),
+    ("HVAC energy use", "buildings", ["hvac", "energy", "occupancy"]),
+]
+PLACES = [
+    "Lyon", "Hamburg", "Rotterdam", "Porto", "Gdansk", "Turin", "Valencia", "Ghent",
+    "Tallinn", "Bilbao", "Aarhus", "Brno", "Utrecht", "Graz", "Nantes", "Malmo",
+]
+ADJECTIVES = ["hourly", "minute-level", "raw", "cleaned", "calibrated", "daily", "high-rate", "annotated"]
+FILLER = (
+    "readings from sealed edge devices, signed at the source and encrypted per chunk; "
+    "every chunk verifies against the dataset root before purchase"
+)
+
+# Searches: one or two words of the vocabulary, with and without filters.
+QUERY_WORDS = ["moisture", "crane", "air", "turbine", "solar", "gps", "battery", "temperature",
+               "vineyard", "spindle", "water", "traffic", "bees", "robot", "river", "hvac",
+               "lyon", "hamburg", "calibrated", "hourly"]
+TWO_WORDS = ["soil lyon", "wind vibration", "cold chain", "air porto", "battery scooter",
+             "river flood", "solar power", "gps fleet"]
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def run(cmd: list[str], **kw) -> subprocess.CompletedProcess:
+    r = subprocess.run(cmd, capture_output=True, text=True, **kw)
+    if r.returncode != 0:
+        sys.exit(f"{' '.join(map(str, cmd))} exited {r.returncode}:\n{r.stdout}\n{r.stderr}")
+    return r
+
+
+def process_cpu(pid: int) -> float:
+    """CPU seconds (user + system) of a running process."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+class Api:
+    """A keep-alive HTTP/1.1 client of the server."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+
+    def call(self, method: str, path: str, body=None, token: str | None = None):
+        headers = {"Accept": "application/json"}
+        data = None
+        if body is not None:
+            data = json.dumps(body).encode()
+            headers["Content-Type"] = "application/json"
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        for attempt in range(2):
+            try:
+                self.conn.request(method, path, body=data, headers=headers)
+                r = self.conn.getresponse()
+                raw = r.read()
+                break
+            except (http.client.HTTPException, ConnectionError):
+                self.conn.close()
+                self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
+                if attempt:
+                    raise
+        try:
+            value = json.loads(raw) if raw else None
+        except ValueError:
+            value = raw.decode(errors="replace")
+        return r.status, value
+
+    def expect(self, status: int, method: str, path: str, body=None, token=None):
+        got, value = self.call(method, path, body, token)
+        if got != status:
+            sys.exit(f"{method} {path} answered {got} (expected {status}): {value}")
+        return value
+
+
+def did_of(address: str) -> str:
+    return f"did:peaq:{address}"
+
+
+def sign_in(api: Api, account) -> str:
+    """Sign-In with Ethereum; returns the session token."""
+    n = api.expect(200, "POST", "/v1/auth/nonce", {})
+    # sealstream_core::siwe::sign_in_message, rendered by SiweMessage's Display.
+    message = (
+        f"{n['domain']} wants you to sign in with your Ethereum account:\n"
+        f"{account.address}\n"
+        "\n"
+        f"{SIWE_STATEMENT}\n"
+        "\n"
+        f"URI: {n['uri']}\n"
+        "Version: 1\n"
+        "Chain ID: 3338\n"
+        f"Nonce: {n['nonce']}\n"
+        f"Issued At: {n['issuedAt']}"
+    )
+    signature = account.sign_message(encode_defunct(text=message)).signature
+    session = api.expect(200, "POST", "/v1/auth/verify",
+                         {"message": message, "signature": "0x" + bytes(signature).hex()})
+    return session["token"]
+
+
+def registration_statement(machine_did: str, owner_did: str, chain_key: str, recipients) -> str:
+    """sealstream_core::registration::MachineRegistration::statement."""
+    lines = [REGISTRATION_HEADER, f"machine: {machine_did}", f"owner: {owner_did}",
+             f"chain public key: {chain_key}"]
+    for r in recipients:
+        lines.append(f"recipient: {r['recipientType']} {r['recipientId']} {r['publicKeyHex']}")
+    return "\n".join(lines)
+
+
+def interrupt_cpu() -> float:
+    """CPU seconds of the whole machine in interrupts and soft interrupts
+    (/proc/stat): the kernel's loopback TCP work for the benchmark's own
+    traffic is done there, attributed to no process."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:9]]
+    return (v[5] + v[6]) / 100.0  # USER_HZ
+
+
+def measure(key: str, server_pid: int, fn):
+    """quiet.measure, with the server's CPU and the machine's interrupt time
+    (the loopback traffic) counted as ours, and reported. Returns (value,
+    foreign cores, server cores, interrupt cores)."""
+    best = None
+    for attempt in range(1, quiet.ATTEMPTS + 1):
+        s = quiet.CpuSample()
+        server_before = process_cpu(server_pid)
+        irq_before = interrupt_cpu()
+        value = fn(attempt)
+        elapsed = time.perf_counter() - s.at
+        server_cores = (process_cpu(server_pid) - server_before) / elapsed
+        irq_cores = (interrupt_cpu() - irq_before) / elapsed
+        foreign = max(0.0, s.foreign_cores() - server_cores - irq_cores)
+        if best is None or foreign < best[1]:
+            best = (value, foreign, server_cores, irq_cores)
+        if foreign <= quiet.MAX_FOREIGN_CORES:
+            break
+        if attempt < quiet.ATTEMPTS:
+            print(f"  {key}: other processes used {foreign:.2f} cores (attempt {attempt}/"
+                  f"{quiet.ATTEMPTS}); waiting for a quiet machine", file=sys.stderr)
+            quiet.wait_for_quiet()
+    return best[0], round(best[1], 2), round(best[2], 2), round(best[3], 2)
+
+
+def filesystem(path: Path) -> str:
+    """The type of the file system holding path (from /proc/mounts)."""
+    best = ("", "?")
+    real = str(path.resolve())
+    with open("/proc/mounts") as f:
+        for line in f:
+            _, mount, kind = line.split()[:3]
+            if (real == mount or real.startswith(mount.rstrip("/") + "/")) and len(mount) > len(best[0]):
+                best = (mount, kind)
+    return f"{best[1]} at {best[0]}"
+
+
+def wrk_cores(t0, t1, result: dict) -> float:
+    """CPU of the wrk process (the load generator shares the 2 cores with the server)."""
+    cpu = (t1.children_user + t1.children_system) - (t0.children_user + t0.children_system)
+    return round(cpu / (result["duration_us"] / 1e6), 2)
+
+
+def wrk_result(out: str) -> dict:
+    m = re.search(r"^RESULT (.*)$", out, re.M)
+    if not m:
+        sys.exit(f"wrk printed no RESULT line:\n{out}")
+    result = {k: int(v) for k, v in (kv.split("=") for kv in m.group(1).split())}
+    rps = re.search(r"^Requests/sec:\s+([\d.]+)", out, re.M)
+    result["requests_per_s"] = float(rps.group(1)) if rps else None
+    return result
+
+
+# ---------------------------------------------------------------- the run
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--ingest-mib", type=int, default=384, help="size of the uploaded chain (MiB)")
+    ap.add_argument("--chunk-mib", type=int, default=1)
+    ap.add_argument("--listings", type=int, default=1000)
+    ap.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
+    ap.add_argument("--ingest-threads", type=int, default=8)
+    ap.add_argument("--catalog-threads", type=int, default=2)
+    ap.add_argument("--catalog-connections", type=int, default=32)
+    ap.add_argument("--binary", type=Path, default=OURS)
+    ap.add_argument("--no-build", action="store_true", help="do not run cargo build --release first")
+    ap.add_argument("--keep", action="store_true", help="keep the work directory")
+    ap.add_argument("--db-dir", type=Path,
+                    help="directory for market.db (default: the data directory, in $TMPDIR); "
+                         "to keep SQLite on disk when $TMPDIR is a tmpfs")
+    ap.add_argument("--attempts", type=int, default=quiet.ATTEMPTS,
+                    help="most attempts per measurement while the machine is busy")
+    args = ap.parse_args()
+    quiet.ATTEMPTS = max(1, args.attempts)
+
+    if not Path(WRK).exists():
+        sys.exit("wrk not found (apt-get install wrk)")
+    if not args.no_build and args.binary == OURS:
+        print("cargo build --release -p sealstream", file=sys.stderr)
+        subprocess.run(["cargo", "build", "--release", "-p", "sealstream"], cwd=REPO, check=True)
+    binary = str(args.binary)
+    if not Path(binary).exists():
+        sys.exit(f"{binary} not found (cargo build --release -p sealstream)")
+
+    work = Path(tempfile.mkdtemp(prefix="sealstream-market-load-"))
+    server = None
+    try:
+        # Keys: the machine's from the CLI, the owner's from eth_account.
+        keys = json.loads(run([binary, "keys", "generate", "--out-dir", str(work / "keys"), "--json"]).stdout)
+        machine_key = (work / "keys" / "machine.secp256k1.sk").read_text().strip()
+        machine = Account.from_key(machine_key if machine_key.startswith("0x") else "0x" + machine_key)
+        owner = Account.create()
+        owner_did, machine_did = did_of(owner.address), keys["machineDid"]
+        assert machine_did == did_of(machine.address), (machine_did, machine.address)
+
+        port = free_port()
+        base = f"http://127.0.0.1:{port}"
+        serve_cmd = [binary, "market", "serve", "--listen", f"127.0.0.1:{port}",
+                     "--data-dir", str(work / "data"), "--admin", owner_did]
+        db_file = work / "data" / "market.db"
+        if args.db_dir:
+            db_dir = Path(tempfile.mkdtemp(prefix="sealstream-market-load-db-", dir=args.db_dir))
+            db_file = db_dir / "market.db"
+            serve_cmd += ["--database-url", f"sqlite://{db_file}"]
+        log = open(work / "server.log", "wb")
+        server = subprocess.Popen(serve_cmd, stdout=subprocess.DEVNULL, stderr=log)
+        api = Api(port)
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if api.call("GET", "/healthz")[0] == 200:
+                    break
+            except OSError:
+                api = Api(port)
+            if time.monotonic() > deadline or server.poll() is not None:
+                sys.exit(f"the server did not start; log: {(work / 'server.log').read_text()}")
+            time.sleep(0.1)
+
+        owner_token = sign_in(api, owner)
+        recipients = [
+            {"recipientId": f"{who}-1", "recipientType": who, "publicKeyHex": keys[f"{who}PublicKeyHex"]}
+            for who in ("owner", "operator", "machine")
+        ]
+        statement = registration_statement(machine_did, owner_did, keys["chainPublicKeyHex"], recipients)
+        signature = machine.sign_message(encode_defunct(text=statement)).signature
+        api.expect(201, "POST", "/v1/machines", {
+            "machineDid": machine_did, "chainPublicKey": keys["chainPublicKeyHex"],
+            "recipients": recipients, "signature": "0x" + bytes(signature).hex(),
+        }, owner_token)
+        machine_token = sign_in(api, machine)
+
+        def publish_cmd(input_path: Path, out: Path, chunk_size: int, extra=()) -> list[str]:
+            return [binary, "--quiet", "publish", "--input", str(input_path), "--output-dir", str(out),
+                    "--owner-public-key", keys["ownerPublicKeyHex"],
+                    "--operator-public-key", keys["operatorPublicKeyHex"],
+                    "--machine-public-key", keys["machinePublicKeyHex"],
+                    "--signing-key-file", str(work / "keys" / "chain.ed25519.sk"),
+                    "--machine-did", machine_did, "--machine-key-id", keys["machineKeyId"],
+                    "--chunk-size", str(chunk_size), *extra]
+
+        # ------------------------------------------------------ ingest
+        print(f"publishing {args.ingest_mib} MiB in {args.chunk_mib} MiB chunks", file=sys.stderr)
+        data = work / "ingest.bin"
+        with open(data, "wb") as f:
+            for _ in range(args.ingest_mib):
+                f.write(os.urandom(MIB))
+        chain = work / "ingest-chain"
+        run(publish_cmd(data, chain, args.chunk_mib * MIB))
+        data.unlink()
+        chunks = len(list(chain.glob("chunk-*.bin")))
+        ingest_cmd = [WRK, f"-t{args.ingest_threads}", f"-c{args.ingest_threads}", f"-d{args.duration}s",
+                      "--timeout", "60s", "-s", str(INGEST_LUA), base]
+
+        def ingest(attempt: int) -> dict:
+            env = dict(os.environ, CHAIN_DIR=str(chain), CHUNKS=str(chunks), TOKEN=machine_token,
+                       MACHINE=machine_did, TOPIC=f"/bench/ingest-{attempt}")
+            t0 = os.times()
+            r = subprocess.run(ingest_cmd, capture_output=True, text=True, env=env)
+            t1 = os.times()
+            # The uploaded ciphertexts are not read again: free the disk for the next attempt.
+            shutil.rmtree(work / "data" / "objects" / "chunks", ignore_errors=True)
+            if r.returncode != 0:
+                sys.exit(f"wrk failed:\n{r.stdout}\n{r.stderr}")
+            result = wrk_result(r.stdout)
+            if result["failed"] or result["stored"] == 0:
+                sys.exit(f"uploads refused:\n{r.stdout}\n{r.stderr}")
+            if result["exhausted"]:
+                sys.exit(f"{result['exhausted']} wrk threads ran out of chunks: use a larger --ingest-mib\n{r.stdout}")
+            result["mb_per_s"] = result["bytes"] / (result["duration_us"] / 1e6) / 1e6
+            result["wrk_cores"] = wrk_cores(t0, t1, result)
+            print(f"  ingest attempt {attempt}: {result['mb_per_s']:.1f} MB/s, {result['stored']} chunks",
+                  file=sys.stderr)
+            return result
+
+        if quiet.ATTEMPTS > 1:
+            quiet.wait_for_quiet()
+        ing, ing_foreign, ing_server, ing_irq = measure("ingest", server.pid, ingest)
+
+        # ------------------------------------------------------ catalog seed
+        print(f"seeding {args.listings} listings", file=sys.stderr)
+        rng = random.Random(6)
+        datasets = []  # (id, topic)
+        sample_keys = {}  # dataset id -> hex key of chunk 0
+        from nacl.public import PrivateKey, SealedBox
+        owner_x25519 = PrivateKey(bytes.fromhex((work / "keys" / "owner.x25519.sk").read_text().strip().removeprefix("0x")))
+        for k, (subject, _, _) in enumerate(SUBJECTS[:8]):
+            topic = "/" + subject.replace(" ", "-")
+            small = work / f"small-{k}.bin"
+            small.write_bytes(os.urandom(4096))
+            out = work / f"small-chain-{k}"
+            run(publish_cmd(small, out, 1024, [
+                "--dataset-key-file", str(work / "keys" / "machine.secp256k1.sk"), "--topic", topic,
+                "--first-captured-at", f"2024-0{1 + k % 9}-01T00:00:00Z",
+                "--last-captured-at", f"2024-0{1 + k % 9}-28T00:00:00Z", "--sample-chunks", "0"]))
+            # The chain as the machine; the dataset (its machine-signed manifest) as
+            # the owner: POST /v1/datasets takes the caller's machines only, so
+            # `market upload` is given the chain without dataset.json.
+            manifest = json.loads((out / "dataset.json").read_text())
+            (out / "dataset.json").rename(work / f"dataset-{k}.json")
+            run([binary, "--quiet", "market", "upload", "--server", base, "--chunk-dir", str(out),
+                 "--topic", topic, "--key-file", str(work / "keys" / "machine.secp256k1.sk")])
+            created = api.expect(201, "POST", "/v1/datasets", {"manifest": manifest}, owner_token)
+            if created["state"] != "signed":
+                sys.exit(f"dataset not signed: {created}")
+            datasets.append((created["id"], topic))
+            envelope = json.loads((out / "chunk-0.json").read_text())
+            wrapped = next(r for r in envelope["encryption"]["keyRecipients"] if r["recipientId"] == "owner-1")
+            sample_keys[created["id"]] = SealedBox(owner_x25519).decrypt(bytes.fromhex(wrapped["wrappedKeyHex"])).hex()
+
+        seed_start = time.perf_counter()
+        for i in range(args.listings):
+            s = rng.randrange(len(SUBJECTS))
+            subject, domain, tags = SUBJECTS[s]
+            place = rng.choice(PLACES)
+            ds, topic = datasets[s % len(datasets)]
+            adjective = rng.choice(ADJECTIVES)
+            body = {
+                "datasetId": ds,
+                "title": f"{subject.capitalize()}, {place} {2020 + i % 6} #{i}",
+                "description": f"{adjective.capitalize()} {subject} {FILLER}. Site {rng.choice(PLACES)}, "
+                               f"batch {rng.randrange(10_000)}.",
+                "tags": sorted(set(rng.sample(tags, 2) + [place.lower()])),
+                "domain": domain,
+                "schemaHint": json.dumps({w: "number" for w in tags}),
+                "license": {"spdx": rng.choice(["CC-BY-4.0", "CC-BY-NC-4.0", "ODbL-1.0"])},
+                "price": str(rng.randrange(1, 500) * 10**16),
+                "rail": {"kind": "evm", "chainId": 3338, "token": "native", "decimals": 18,
+                         "payTo": owner.address, "symbol": "PEAQ"},
+                "delivery": ["api"],
+            }
+            with_sample = i % 10 == 0
+            if with_sample:
+                body["sampleChunkIndexes"] = [0]
+            created = api.expect(201, "POST", "/v1/listings", body, owner_token)
+            if with_sample:
+                api.expect(200, "POST", f"/v1/listings/{created['id']}/samples",
+                           {"keys": [{"index": 0, "chunkKeyHex": sample_keys[ds]}]}, owner_token)
+            api.expect(200, "POST", f"/v1/listings/{created['id']}/publish", {}, owner_token)
+        seed_seconds = time.perf_counter() - seed_start
+        print(f"  seeded in {seed_seconds:.1f} s", file=sys.stderr)
+
+        paths = []
+        enc = urllib.parse.quote
+        for w in QUERY_WORDS:
+            paths.append(f"/v1/catalog?q={enc(w)}&limit=20")
+        for w in TWO_WORDS:
+            paths.append(f"/v1/catalog?q={enc(w)}&limit=20")
+        for subject, domain, tags in SUBJECTS[:8]:
+            paths.append(f"/v1/catalog?q={enc(tags[0])}&domain={enc(domain)}&limit=20")
+            paths.append(f"/v1/catalog?q={enc(tags[1])}&sort=newest&limit=20")
+            paths.append(f"/v1/catalog?domain={enc(domain)}&sort=price&limit=20")
+        for _, topic in datasets[:4]:
+            paths.append(f"/v1/catalog?topic={enc(topic, safe='')}&limit=20")
+        paths.append(f"/v1/catalog?q=lyon&minPrice={10**17}&maxPrice={3 * 10**18}&limit=20")
+        paths.append("/v1/catalog?limit=20")
+        paths_file = work / "catalog-paths.txt"
+        paths_file.write_text("\n".join(paths) + "\n")
+        for p in paths:  # every search answers 200
+            api.expect(200, "GET", p)
+
+        catalog_cmd = [WRK, f"-t{args.catalog_threads}", f"-c{args.catalog_connections}", f"-d{args.duration}s",
+                       "--latency", "-s", str(CATALOG_LUA), base]
+
+        def catalog(attempt: int) -> dict:
+            env = dict(os.environ, PATHS=str(paths_file))
+            t0 = os.times()
+            r = subprocess.run(catalog_cmd, capture_output=True, text=True, env=env)
+            t1 = os.times()
+            if r.returncode != 0:
+                sys.exit(f"wrk failed:\n{r.stdout}\n{r.stderr}")
+            result = wrk_result(r.stdout)
+            if result["failed"] or result["ok"] == 0:
+                sys.exit(f"searches failed:\n{r.stdout}\n{r.stderr}")
+            result["wrk_cores"] = wrk_cores(t0, t1, result)
+            print(f"  catalog attempt {attempt}: {result['requests_per_s']:.0f} requests/s", file=sys.stderr)
+            return result
+
+        if quiet.ATTEMPTS > 1:
+            quiet.wait_for_quiet()
+        cat, cat_foreign, cat_server, cat_irq = measure("catalog", server.pid, catalog)
+        db_size = db_file.stat().st_size
+    finally:
+        if server is not None:
+            server.terminate()
+            try:
+                server.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                server.kill()
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+            if args.db_dir and "db_file" in locals():
+                shutil.rmtree(db_file.parent, ignore_errors=True)
+        else:
+            print(f"work directory kept: {work}", file=sys.stderr)
+
+    # ------------------------------------------------------ report
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True,
+                                text=True).stdout.strip()
+        dirty = bool(subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO,
+                                    capture_output=True, text=True).stdout.strip())
+    except OSError:
+        commit, dirty = "unknown", False
+    ingest_ok = ing["mb_per_s"] >= INGEST_TARGET
+    catalog_ok = cat["requests_per_s"] >= CATALOG_TARGET
+    ms = lambda us: f"{us / 1000:.1f} ms"  # noqa: E731
+    print()
+    print(f"Machine: {platform.machine()}, {os.cpu_count()} cores, {platform.platform()}; "
+          f"commit {commit}{' (dirty)' if dirty else ''}; SQLite ({filesystem(db_file)}), "
+          f"local objects ({filesystem(Path(tempfile.gettempdir()))}).")
+    print()
+    print("| Load | wrk | Result | p50 | p99 | Server CPU | wrk CPU | Interrupts | Other processes | Target |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---|")
+    print(f"| Ingest: {args.ingest_threads} chains in parallel, {args.chunk_mib} MiB chunks | "
+          f"-t{args.ingest_threads} -c{args.ingest_threads} -d{args.duration}s | "
+          f"**{ing['mb_per_s']:.1f} MB/s** ({ing['stored']} chunks) | {ms(ing['p50_us'])} | {ms(ing['p99_us'])} | "
+          f"{ing_server:.2f} cores | {ing['wrk_cores']:.2f} cores | {ing_irq:.2f} cores | {ing_foreign:.2f} cores | ≥ 50 MB/s: {'met' if ingest_ok else 'MISSED'} |")
+    print(f"| Catalog search over {args.listings} listings, pages of 20 | "
+          f"-t{args.catalog_threads} -c{args.catalog_connections} -d{args.duration}s | "
+          f"**{cat['requests_per_s']:.0f} requests/s** ({cat['empty']} of {cat['ok']} empty) | "
+          f"{ms(cat['p50_us'])} | {ms(cat['p99_us'])} | {cat_server:.2f} cores | {cat['wrk_cores']:.2f} cores | {cat_irq:.2f} cores | {cat_foreign:.2f} cores | "
+          f"≥ 1,000/s: {'met' if catalog_ok else 'MISSED'} |")
+    print()
+    print(f"Catalog latency: p50 {ms(cat['p50_us'])}, p90 {ms(cat['p90_us'])}, p99 {ms(cat['p99_us'])}, "
+          f"max {ms(cat['max_us'])}. Seeding {args.listings} listings through the API took {seed_seconds:.1f} s; "
+          f"market.db {db_size / MIB:.1f} MiB.")
+    print()
+    print("Commands:")
+    print(f"    {' '.join(serve_cmd)}")
+    print(f"    CHAIN_DIR=… CHUNKS={chunks} TOKEN=… MACHINE={machine_did} TOPIC=/bench/ingest-N {' '.join(ingest_cmd)}")
+    print(f"    PATHS=catalog-paths.txt {' '.join(catalog_cmd)}")
+    result = {
+        "date": datetime.date.today().isoformat(), "commit": commit, "dirty": dirty,
+        "cores": os.cpu_count(),
+        "ingest": {"mb_per_s": round(ing["mb_per_s"], 1), "chunks": ing["stored"], "bytes": ing["bytes"],
+                   "p50_ms": ing["p50_us"] / 1000, "p99_ms": ing["p99_us"] / 1000,
+                   "server_cores": ing_server, "wrk_cores": ing["wrk_cores"], "interrupt_cores": ing_irq, "foreign_cores": ing_foreign, "target_met": ingest_ok},
+        "catalog": {"requests_per_s": round(cat["requests_per_s"]), "requests": cat["ok"], "empty": cat["empty"],
+                    "p50_ms": cat["p50_us"] / 1000, "p90_ms": cat["p90_us"] / 1000,
+                    "p99_ms": cat["p99_us"] / 1000, "listings": args.listings,
+                    "server_cores": cat_server, "wrk_cores": cat["wrk_cores"], "interrupt_cores": cat_irq, "foreign_cores": cat_foreign, "target_met": catalog_ok},
+    }
+    print(f"RESULT {json.dumps(result)}")
+
+
+if __name__ == "__main__":
+    main()
