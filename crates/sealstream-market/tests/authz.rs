@@ -547,7 +547,9 @@ fn matrix(w: &World) -> Vec<Case> {
         row("POST", "/v1/datasets", "/v1/datasets".into(),                     "U  O  H  H  H  H  H  H")
             .json(json!({"machineDid": m, "topic": TOPIC, "fromIndex": 1, "toIndex": 4}))
             .hidden(m, &missing_did),
-        row("POST", "/v1/datasets", "/v1/datasets".into(),                     "U  O  H  H  H  H  H  H")
+        // A signed manifest: its owner, or the machine itself (the agent
+        // delivers its window manifests); the same one again is the one held.
+        row("POST", "/v1/datasets", "/v1/datasets".into(),                     "U  O  H  H  H  H  O  H")
             .json(json!({"manifest": signed_manifest(a, 1, 2)})),
         row("GET", "/v1/datasets/{id}", ds(&a.ds_public, ""),                  "O  O  O  O  O  O  O  O"),
         row("GET", "/v1/datasets/{id}", ds(&a.ds_private, ""),                 "H  O  H  H  H  O  H  H")
