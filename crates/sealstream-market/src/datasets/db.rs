@@ -171,8 +171,8 @@ pub async fn set_public(
     Ok(done.rows_affected() > 0)
 }
 
-/// A signed dataset already held over the same range with the same root as
-/// `row` (a manifest delivered twice), if any.
+/// The signed dataset already held with exactly `row`'s manifest (the same
+/// manifest delivered twice), if any.
 pub async fn signed_twin(
     store: &Store,
     row: &DatasetRow,
@@ -180,7 +180,7 @@ pub async fn signed_twin(
     let found = sqlx::query(&format!(
         "SELECT {COLUMNS} FROM datasets WHERE machine_did = $1 AND topic = $2 \
          AND first_index = $3 AND chunk_count = $4 AND merkle_root = $5 AND state = $6 \
-         ORDER BY created_at, id LIMIT 1"
+         AND manifest = $7 ORDER BY created_at, id LIMIT 1"
     ))
     .bind(&row.machine_did)
     .bind(&row.topic)
@@ -188,6 +188,7 @@ pub async fn signed_twin(
     .bind(i64::try_from(row.chunk_count).unwrap_or(i64::MAX))
     .bind(&row.merkle_root)
     .bind(DatasetState::Signed.as_str())
+    .bind(&row.manifest)
     .fetch_optional(store.pool())
     .await?;
     found.as_ref().map(row_of).transpose()
