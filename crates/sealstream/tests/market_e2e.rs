@@ -253,6 +253,24 @@ destinations:
     path
 }
 
+/// `sealstream dataset verify-chunk` on `dir`'s dataset.json, proof.json,
+/// chunk-2.json and chunk-2.bin, accepting `signer` too if given.
+fn verify_chunk(dir: &Path, signer: Option<&str>) -> std::process::Output {
+    let mut c = sealstream();
+    c.args(["dataset", "verify-chunk", "--dataset"])
+        .arg(dir.join("dataset.json"))
+        .arg("--proof")
+        .arg(dir.join("proof.json"))
+        .arg("--envelope")
+        .arg(dir.join("chunk-2.json"))
+        .arg("--data")
+        .arg(dir.join("chunk-2.bin"));
+    if let Some(s) = signer {
+        c.args(["--signer", s]);
+    }
+    c.output().unwrap()
+}
+
 /// Every file under `dir`, recursively.
 fn files(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
@@ -429,18 +447,7 @@ fn agent_to_market_to_anonymous_verifier() {
     write("proof.json", &proof);
     write("chunk-2.json", sample.get("envelope").unwrap());
     std::fs::write(check.join("chunk-2.bin"), &ciphertext).unwrap();
-    let verified = sealstream()
-        .args(["dataset", "verify-chunk"])
-        .arg("--dataset")
-        .arg(check.join("dataset.json"))
-        .arg("--proof")
-        .arg(check.join("proof.json"))
-        .arg("--envelope")
-        .arg(check.join("chunk-2.json"))
-        .arg("--data")
-        .arg(check.join("chunk-2.bin"))
-        .output()
-        .unwrap();
+    let verified = verify_chunk(&check, None);
     assert!(
         verified.status.success(),
         "verify-chunk: {}{}",
@@ -451,18 +458,7 @@ fn agent_to_market_to_anonymous_verifier() {
     let mut bad = ciphertext.clone();
     bad[0] ^= 1;
     std::fs::write(check.join("chunk-2.bin"), &bad).unwrap();
-    let refused = sealstream()
-        .args(["dataset", "verify-chunk"])
-        .arg("--dataset")
-        .arg(check.join("dataset.json"))
-        .arg("--proof")
-        .arg(check.join("proof.json"))
-        .arg("--envelope")
-        .arg(check.join("chunk-2.json"))
-        .arg("--data")
-        .arg(check.join("chunk-2.bin"))
-        .output()
-        .unwrap();
+    let refused = verify_chunk(&check, None);
     assert!(!refused.status.success());
 
     // And decrypts the sample with its own key: the packages of chunk 2.
@@ -579,29 +575,13 @@ fn agent_to_market_to_anonymous_verifier() {
         market.bytes(&text(&sample, "ciphertextUrl")),
     )
     .unwrap();
-    let verify = |signer: Option<&str>| {
-        let mut c = sealstream();
-        c.args(["dataset", "verify-chunk"])
-            .arg("--dataset")
-            .arg(check.join("dataset.json"))
-            .arg("--proof")
-            .arg(check.join("proof.json"))
-            .arg("--envelope")
-            .arg(check.join("chunk-2.json"))
-            .arg("--data")
-            .arg(check.join("chunk-2.bin"));
-        if let Some(s) = signer {
-            c.args(["--signer", s]);
-        }
-        c.output().unwrap()
-    };
-    let with_owner = verify(Some(&provider));
+    let with_owner = verify_chunk(&check, Some(&provider));
     assert!(
         with_owner.status.success(),
         "{}",
         String::from_utf8_lossy(&with_owner.stderr)
     );
-    assert!(!verify(None).status.success());
+    assert!(!verify_chunk(&check, None).status.success());
 
     // The canary never reached the server's disk in the clear.
     drop(market);
