@@ -5,7 +5,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{header, StatusCode};
@@ -30,6 +30,14 @@ pub const DEFAULT_DATA_DIR: &str = "./sealstream-market-data";
 pub const DEFAULT_BODY_LIMIT: usize = 1 << 20;
 /// Default limit on a chunk upload: 256 MiB.
 pub const DEFAULT_CHUNK_LIMIT: usize = 256 << 20;
+/// The receipt key's file name under the data directory.
+pub const RECEIPT_KEY_FILE: &str = "receipt-key";
+/// Default limit on a grant upload: 64 MiB (about 150,000 chunks).
+pub const DEFAULT_GRANT_LIMIT: usize = 64 << 20;
+/// Default confirmations a payment needs.
+pub const DEFAULT_CONFIRMATIONS: u64 = 3;
+/// Default interval between checks of claimed payments.
+pub const DEFAULT_PAYMENT_POLL: Duration = Duration::from_secs(5);
 
 /// How to run the server.
 #[derive(Clone, Debug)]
@@ -53,6 +61,22 @@ pub struct Config {
     /// The domain (`host[:port]`) sign-in messages must name; `None` for
     /// the `Host` header of each request.
     pub public_domain: Option<String>,
+    /// The server's public base URL (`https://market.example`) for the URLs
+    /// in orders and links; `None` for `http://<Host header>`.
+    pub public_url: Option<String>,
+    /// JSON-RPC endpoints of the EVM chains whose payments this server
+    /// verifies, by EIP-155 chain id.
+    pub evm_rpc: BTreeMap<u64, String>,
+    /// Confirmations a payment needs (1 = mined).
+    pub confirmations: u64,
+    /// How often claimed payments waiting for confirmations are checked
+    /// again.
+    pub payment_poll: Duration,
+    /// The Ed25519 key file receipts are signed with; `None` for
+    /// `<data_dir>/receipt-key` (created if missing).
+    pub receipt_key_file: Option<PathBuf>,
+    /// Largest grant upload (access files), in bytes.
+    pub grant_limit: usize,
 }
 
 impl Default for Config {
@@ -66,6 +90,12 @@ impl Default for Config {
             chunk_limit: DEFAULT_CHUNK_LIMIT,
             admins: Vec::new(),
             public_domain: None,
+            public_url: None,
+            evm_rpc: BTreeMap::new(),
+            confirmations: DEFAULT_CONFIRMATIONS,
+            payment_poll: DEFAULT_PAYMENT_POLL,
+            receipt_key_file: None,
+            grant_limit: DEFAULT_GRANT_LIMIT,
         }
     }
 }
@@ -97,6 +127,10 @@ pub enum ServeError {
     /// The start event could not be recorded.
     #[error("audit log: {0}")]
     Audit(#[from] audit::AppendError),
+    /// The configuration is unusable (an EVM endpoint on another chain,
+    /// an unreadable receipt key).
+    #[error("{0}")]
+    Config(String),
     /// Binding or serving failed.
     #[error("{context}: {source}")]
     Io {
@@ -180,6 +214,10 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// The configuration the server runs with.
     pub config: Arc<Config>,
+    /// The EVM chains payments are verified on, by chain id.
+    pub evm: Arc<BTreeMap<u64, crate::evm::EvmRpc>>,
+    /// The key receipts are signed with.
+    pub receipt_key: Arc<sealstream_core::keys::ReceiptSigningKey>,
 }
 
 /// The API's routes and layers. Every route has a body limit:
@@ -222,10 +260,12 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::machines::routes())
         .merge(crate::ingest::read_routes())
         .merge(crate::datasets::routes())
+        .merge(crate::orders::routes())
         .layer(RequestBodyLimitLayer::new(body_limit));
     Router::new()
         .merge(small)
         .merge(crate::ingest::upload_routes(state.config.chunk_limit))
+        .merge(crate::orders::grant_routes(state.config.grant_limit))
         .route_layer(middleware::from_fn_with_state(state.clone(), count))
         .fallback(not_found)
         .layer(TraceLayer::new_for_http())
@@ -381,11 +421,38 @@ impl Server {
             audit_head = %event.hash,
             "market server started"
         );
+        let receipt_key_file = config
+            .receipt_key_file
+            .clone()
+            .unwrap_or_else(|| config.data_dir.join(RECEIPT_KEY_FILE));
+        let receipt_key = crate::receipt_key::load_or_create_receipt_key(&receipt_key_file)
+            .map_err(|e| ServeError::Config(e.to_string()))?;
+        let mut evm = BTreeMap::new();
+        for (chain_id, url) in &config.evm_rpc {
+            let rpc = crate::evm::EvmRpc::new(url).map_err(|e| {
+                ServeError::Config(format!("EVM endpoint for chain {chain_id}: {e}"))
+            })?;
+            match rpc.chain_id().await {
+                Ok(id) if id == *chain_id => {}
+                Ok(id) => {
+                    return Err(ServeError::Config(format!(
+                        "the EVM endpoint given for chain {chain_id} ({rpc}) serves chain {id}"
+                    )))
+                }
+                Err(e) => tracing::warn!(
+                    chain_id,
+                    "EVM endpoint {rpc} does not answer yet ({e}); payments on it wait"
+                ),
+            }
+            evm.insert(*chain_id, rpc);
+        }
         let state = AppState {
             store,
             objects,
             metrics: Arc::default(),
             config: Arc::new(config),
+            evm: Arc::new(evm),
+            receipt_key: Arc::new(receipt_key),
         };
         Ok(Server { listener, state })
     }
@@ -409,13 +476,22 @@ impl Server {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), ServeError> {
         let store = self.state.store.clone();
-        axum::serve(self.listener, router(self.state))
+        let watcher = (!self.state.evm.is_empty()).then(|| {
+            crate::orders::payment::spawn_claim_watcher(
+                self.state.clone(),
+                self.state.config.payment_poll,
+            )
+        });
+        let served = axum::serve(self.listener, router(self.state))
             .with_graceful_shutdown(shutdown)
-            .await
-            .map_err(|source| ServeError::Io {
-                context: "serve".into(),
-                source,
-            })?;
+            .await;
+        if let Some(w) = watcher {
+            w.abort();
+        }
+        served.map_err(|source| ServeError::Io {
+            context: "serve".into(),
+            source,
+        })?;
         store.close().await;
         tracing::info!("market server stopped");
         Ok(())

@@ -101,6 +101,62 @@ pub enum MarketCommand {
         /// Largest chunk upload (envelope and ciphertext), in bytes.
         #[arg(long, default_value_t = 256 << 20, value_name = "BYTES")]
         max_chunk_bytes: usize,
+        /// Largest grant upload (a paid order's access files), in bytes.
+        #[arg(long, default_value_t = 64 << 20, value_name = "BYTES")]
+        max_grant_bytes: usize,
+        /// The server's public base URL (https://market.example), used in the URLs of
+        /// orders and links (default: http://<Host header of each request>).
+        #[arg(long, value_name = "URL")]
+        public_url: Option<String>,
+        /// Verify payments on EVM chain CHAIN_ID through this JSON-RPC endpoint;
+        /// repeatable, e.g. --evm-rpc 8453=https://mainnet.base.org. The server checks
+        /// at start that the endpoint serves that chain. Listings on chains without an
+        /// endpoint cannot be ordered.
+        #[arg(long = "evm-rpc", value_name = "CHAIN_ID=URL", value_parser = parse_evm_rpc)]
+        evm_rpc: Vec<(u64, String)>,
+        /// Confirmations a payment needs before an order is paid (1 = mined).
+        #[arg(long, default_value_t = 3, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+        confirmations: u64,
+        /// Seconds between checks of claimed payments still waiting for confirmations.
+        #[arg(long, default_value_t = 5, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
+        payment_poll: u64,
+        /// File holding the Ed25519 key that signs license receipts (hex; created with
+        /// mode 0600 if missing) [default: DATA_DIR/receipt-key].
+        #[arg(long, value_name = "FILE")]
+        receipt_key_file: Option<PathBuf>,
+    },
+    /// Grant paid orders on the owner's side: sign in as the owner, list the paid orders
+    /// of the owner's listings that are not granted yet, re-wrap every chunk key of each
+    /// order's dataset from the owner's X25519 key to the buyer's key (checking each
+    /// key against its commitment), and upload the buyer access files. Repeats every
+    /// --interval seconds until SIGTERM or SIGINT (or once, with --once). Keeps no state:
+    /// a restart picks up whatever is still paid and not granted, and the server stores
+    /// one grant per order, so nothing is granted twice or skipped. The owner's keys
+    /// never leave this process.
+    #[command(after_help = MARKET_EXIT_CODES)]
+    GrantDaemon {
+        /// The server (http(s)://HOST:PORT).
+        #[arg(long, value_name = "URL")]
+        server: String,
+        /// File holding the owner's secp256k1 key (hex): it signs in.
+        #[arg(long)]
+        key_file: PathBuf,
+        /// File holding the owner's X25519 recipient secret key (hex): it opens the chunk
+        /// keys.
+        #[arg(long)]
+        owner_key_file: PathBuf,
+        /// One pass, then exit (0 when every pending order was granted, 2 otherwise).
+        #[arg(long)]
+        once: bool,
+        /// Seconds between passes.
+        #[arg(long, default_value_t = 5, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
+        interval: u64,
+        /// Largest buyer access file, in bytes (as the reference measures them).
+        #[arg(long, default_value_t = 512_000)]
+        max_file_size: usize,
+        /// Print a JSON document per order granted or failed on stdout.
+        #[arg(long)]
+        json: bool,
     },
     /// The hash-linked audit log.
     #[command(subcommand, after_help = MARKET_EXIT_CODES)]
@@ -512,4 +568,20 @@ pub enum PackageCommand {
         #[arg(long)]
         json: bool,
     },
+}
+
+/// `CHAIN_ID=URL` of `--evm-rpc`.
+fn parse_evm_rpc(text: &str) -> Result<(u64, String), String> {
+    let (id, url) = text
+        .split_once('=')
+        .ok_or_else(|| "expected CHAIN_ID=URL".to_string())?;
+    let id: u64 = id
+        .trim()
+        .parse()
+        .map_err(|_| format!("chain id {id:?} is not a number"))?;
+    let url = url.trim();
+    if !(url.starts_with("http://") || url.starts_with("https://")) {
+        return Err("the endpoint must be an http:// or https:// URL".into());
+    }
+    Ok((id, url.to_string()))
 }

@@ -219,6 +219,23 @@ impl ReleasePackage {
                         copy_limited(reader, &files.join(name), MAX_FILE_BYTES.min(budget), name)?;
                     budget -= n;
                 }
+                // sealstream's release packages name the signed dataset
+                // manifest apart from `files` (the reference would take it
+                // for an access file); consume verifies the chain against it.
+                let dataset = manifest
+                    .as_ref()
+                    .and_then(|(v, _)| v.as_object())
+                    .and_then(|m| m.get("sealstreamDataset"))
+                    .and_then(json::Value::as_str);
+                if let Some(name) = dataset {
+                    if name != "dataset.json" {
+                        return Err(CliError::integrity(format!(
+                            "manifest.json: sealstreamDataset must be \"dataset.json\", got {name:?}"
+                        )));
+                    }
+                    let (reader, _) = open_stream(&join_url(url, name))?;
+                    copy_limited(reader, &self.pkg.join(name), MAX_MANIFEST_BYTES, name)?;
+                }
                 Ok(())
             }
             None => self.fetch_zip(url, files),
@@ -287,6 +304,11 @@ impl ReleasePackage {
                 .map_err(|e| CliError::input(at(&dest, e)))?;
         }
         let _ = fs::remove_dir(files);
+        let dataset = self.pkg.join("dataset.json");
+        if dataset.is_file() {
+            let dest = self.chunk_dir().join("dataset.json");
+            fs::rename(&dataset, &dest).map_err(|e| CliError::input(at(&dest, e)))?;
+        }
         Ok(())
     }
 

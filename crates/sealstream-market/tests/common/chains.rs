@@ -64,17 +64,28 @@ pub fn write_chain(
     state: ChainState,
     plaintexts: &[Vec<u8>],
 ) -> Vec<SealedChunk> {
+    write_chain_to(
+        machine,
+        state,
+        plaintexts,
+        RecipientSecretKey::generate().public_key(),
+    )
+}
+
+/// [`write_chain`], with chunk keys wrapped for the owner key `owner`.
+pub fn write_chain_to(
+    machine: &TestMachine,
+    state: ChainState,
+    plaintexts: &[Vec<u8>],
+    owner: sealstream_core::keys::RecipientPublicKey,
+) -> Vec<SealedChunk> {
     let did: Did = machine.did.parse().expect("machine DID");
     let mut config = ChainConfig::new(
         ChainSigningKey::from_hex(&machine.chain_key.to_hex_secret(), "chain key")
             .expect("chain key"),
         &machine.did,
         &did.default_key_id(),
-        vec![Recipient::new(
-            "owner-1",
-            "owner",
-            RecipientSecretKey::generate().public_key(),
-        )],
+        vec![Recipient::new("owner-1", "owner", owner)],
     );
     config.parallelism = 1;
     let mut sealed = Vec::new();

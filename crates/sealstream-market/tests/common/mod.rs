@@ -10,6 +10,7 @@
 
 pub mod chains;
 pub mod listings_fixtures;
+pub mod orders_fixtures;
 pub mod postgres;
 
 use std::path::{Path, PathBuf};

@@ -1,4 +1,5 @@
-//! `sealstream market serve|audit verify`: flags in, sealstream-market out.
+//! `sealstream market serve|audit verify|upload|grant-daemon`: flags in,
+//! sealstream-market and sealstream-client out.
 
 use std::path::Path;
 
@@ -24,6 +25,12 @@ pub fn run(command: MarketCommand, ui: Ui) -> CliResult {
             public_domain,
             max_body_bytes,
             max_chunk_bytes,
+            max_grant_bytes,
+            public_url,
+            evm_rpc,
+            confirmations,
+            payment_poll,
+            receipt_key_file,
         } => {
             let config = Config {
                 listen,
@@ -41,6 +48,12 @@ pub fn run(command: MarketCommand, ui: Ui) -> CliResult {
                     })
                     .collect::<CliResult<_>>()?,
                 public_domain,
+                public_url,
+                evm_rpc: evm_rpc.into_iter().collect(),
+                confirmations,
+                payment_poll: std::time::Duration::from_secs(payment_poll),
+                receipt_key_file,
+                grant_limit: max_grant_bytes,
             };
             serve(config, ui)
         }
@@ -71,6 +84,127 @@ pub fn run(command: MarketCommand, ui: Ui) -> CliResult {
                 ui.json_out(&upload_json(&summary));
             }
             Ok(())
+        }
+        MarketCommand::GrantDaemon {
+            server,
+            key_file,
+            owner_key_file,
+            once,
+            interval,
+            max_file_size,
+            json,
+        } => grant_daemon(
+            &server,
+            &key_file,
+            &owner_key_file,
+            once,
+            std::time::Duration::from_secs(interval),
+            max_file_size,
+            Ui { json, ..ui },
+        ),
+    }
+}
+
+fn grant_daemon(
+    server: &str,
+    key_file: &Path,
+    owner_key_file: &Path,
+    once: bool,
+    interval: std::time::Duration,
+    max_file_size: usize,
+    ui: Ui,
+) -> CliResult {
+    use sealstream_client::grants::GrantDaemon;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+
+    if !(server.starts_with("http://") || server.starts_with("https://")) {
+        return Err(CliError::input(format!(
+            "--server: expected an http:// or https:// URL, got {server:?}"
+        )));
+    }
+    if max_file_size == 0 {
+        return Err(CliError::input("--max-file-size: must be greater than 0"));
+    }
+    let key = crate::keyfile::secp256k1_secret(key_file, "owner key")?;
+    let owner_key = crate::keyfile::x25519_secret(owner_key_file, "owner recipient key")?;
+    let client = MarketClient::new(server, key)
+        .with_statement("Sign in to the sealstream market as an owner (grant daemon).");
+    ui.say(format!("Grant daemon for {} on {server}", client.did()));
+    let mut daemon = GrantDaemon::new(client, owner_key, max_file_size);
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        signal_hook::flag::register(signal, stop.clone())
+            .map_err(|e| CliError::input(format!("cannot handle signals: {e}")))?;
+    }
+    loop {
+        let mut failed = 0u64;
+        let pass = daemon.run_once(|order, result| {
+            match result {
+                Ok(g) => {
+                    ui.say(format!(
+                        "{}: {} ({} chunks, {} access file{})",
+                        g.order_id,
+                        if g.new { "granted" } else { "already granted" },
+                        g.entries,
+                        g.files,
+                        if g.files == 1 { "" } else { "s" }
+                    ));
+                    if ui.json {
+                        let mut m = Map::new();
+                        m.insert("orderId".into(), Value::String(g.order_id.clone()));
+                        m.insert("granted".into(), Value::Bool(g.new));
+                        m.insert(
+                            "entries".into(),
+                            Value::Number(Number::from_int_text(&g.entries.to_string()).expect("an integer")),
+                        );
+                        ui.json_out(&Value::Object(m));
+                    }
+                }
+                Err(e) => {
+                    failed += 1;
+                    eprintln!("{}: not granted: {e}", order.id);
+                    if ui.json {
+                        let mut m = Map::new();
+                        m.insert("orderId".into(), Value::String(order.id.clone()));
+                        m.insert("error".into(), Value::String(e.to_string()));
+                        ui.json_out(&Value::Object(m));
+                    }
+                }
+            }
+        });
+        match pass {
+            Ok(_) => {}
+            Err(e) if once || !e.is_transient() => {
+                let message = format!("grant daemon: {e}");
+                return Err(match e {
+                    ClientError::Refused { .. } => CliError::integrity(message),
+                    _ => CliError::input(message),
+                });
+            }
+            Err(e) => eprintln!("grant daemon: {e}; trying again"),
+        }
+        if once {
+            return if failed == 0 {
+                Ok(())
+            } else {
+                Err(CliError::integrity(format!(
+                    "{failed} order{} not granted",
+                    if failed == 1 { "" } else { "s" }
+                )))
+            };
+        }
+        let until = std::time::Instant::now() + interval;
+        while std::time::Instant::now() < until {
+            if stop.load(Ordering::Relaxed) {
+                ui.say("Grant daemon stopped");
+                return Ok(());
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        if stop.load(Ordering::Relaxed) {
+            ui.say("Grant daemon stopped");
+            return Ok(());
         }
     }
 }

@@ -81,6 +81,7 @@ pub struct MarketClient {
     key: MachineSigningKey,
     did: Did,
     token: Option<String>,
+    statement: String,
 }
 
 impl std::fmt::Debug for MarketClient {
@@ -123,7 +124,15 @@ impl MarketClient {
             key,
             did,
             token: None,
+            statement: "Sign in to the sealstream market as a machine.".into(),
         }
+    }
+
+    /// The same client signing in with another EIP-4361 statement (an
+    /// owner's or a buyer's tools say who is signing in).
+    pub fn with_statement(mut self, statement: &str) -> MarketClient {
+        self.statement = statement.to_string();
+        self
     }
 
     /// The machine's DID.
@@ -224,7 +233,7 @@ impl MarketClient {
             &field("nonce")?,
             issued_at,
             None,
-            Some("Sign in to the sealstream market as a machine."),
+            Some(&self.statement),
         )
         .map_err(|e| self.protocol(format!("cannot build the sign-in message: {e}")))?
         .to_string();
@@ -350,6 +359,45 @@ impl MarketClient {
             }
         }
         Ok((0, None))
+    }
+
+    /// Sends a signed-in JSON request (`GET`, `POST`, `PUT`, `PATCH`,
+    /// `DELETE`) to `path` (starting with `/`, query included) and returns
+    /// the JSON answer (`null` for an empty one); a 401 signs in again once.
+    pub fn request(
+        &mut self,
+        method: &str,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<Value, ClientError> {
+        let text = match body {
+            Some(b) => Some(json::canonical::rfc8785(b).map_err(|e| self.protocol(e.to_string()))?),
+            None => None,
+        };
+        self.with_session(|me| {
+            let request = me
+                .agent
+                .request(method, &format!("{}{path}", me.base))
+                .set(
+                    "Authorization",
+                    &format!("Bearer {}", me.token.as_deref().unwrap_or("")),
+                );
+            let result = match &text {
+                Some(t) => request
+                    .set("Content-Type", "application/json")
+                    .send_string(t),
+                None => request.call(),
+            };
+            match result {
+                Ok(r) if r.status() == 204 => Ok(Value::Null),
+                other => me.answer(other),
+            }
+        })
+    }
+
+    /// `GET path`, signed in.
+    pub fn get(&mut self, path: &str) -> Result<Value, ClientError> {
+        self.request("GET", path, None)
     }
 
     /// Uploads a signed `sealstream.dataset.v1` manifest (as written by the

@@ -1,0 +1,251 @@
+//! The owner's grant daemon: it runs on the owner's side with the owner's
+//! X25519 recipient key, which never leaves it. Each pass lists the paid,
+//! not yet granted orders of the owner's listings, and for each one reads
+//! the dataset's chunk envelopes from the server, unwraps every chunk key
+//! with the owner key (checking it against the envelope's commitment),
+//! seals it to the buyer's key, cuts the entries into buyer access files
+//! exactly as the reference does, and uploads them.
+//!
+//! It keeps no state of its own: the server's order states are the state.
+//! A crash or restart at any point re-lists what is still paid and not
+//! granted; the server stores at most one grant per order, so an upload
+//! sent twice grants once, and an order is never skipped.
+
+use sealstream_core::access::{grant_entry, AccessFileBuilder, Buyer, GrantError};
+use sealstream_core::chunk::ChunkEnvelope;
+use sealstream_core::json::{Map, Value};
+use sealstream_core::keys::RecipientSecretKey;
+
+use crate::market::{encode_segment, ClientError, MarketClient};
+
+/// Chunks read per request.
+const PAGE: u64 = 1000;
+
+/// A paid order waiting for its grant.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PendingOrder {
+    /// `ord_…`.
+    pub id: String,
+    /// The dataset sold.
+    pub dataset_id: String,
+    /// The access entries' recipient id.
+    pub buyer_id: String,
+    /// The buyer's X25519 public key (hex).
+    pub buyer_public_key_hex: String,
+}
+
+/// One order granted (or found granted already).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Granted {
+    /// The order.
+    pub order_id: String,
+    /// Chunks granted.
+    pub entries: u64,
+    /// Access files.
+    pub files: u64,
+    /// `false` when the server already held a grant for the order.
+    pub new: bool,
+}
+
+/// Why an order could not be granted.
+#[derive(Debug, thiserror::Error)]
+pub enum GrantDaemonError {
+    /// The server refused or could not be reached.
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    /// A chunk key could not be re-wrapped (a wrong owner key, a chunk
+    /// without an owner entry, a key that does not match its commitment).
+    #[error("order {order}: {source}")]
+    Grant {
+        /// The order.
+        order: String,
+        /// What failed.
+        #[source]
+        source: GrantError,
+    },
+    /// The server's answer about the order or its dataset is unusable.
+    #[error("order {order}: {message}")]
+    Order {
+        /// The order.
+        order: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+impl GrantDaemonError {
+    /// Whether trying the same order later may succeed.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, GrantDaemonError::Client(e) if e.is_transient())
+    }
+}
+
+/// The daemon: a signed-in owner session and the owner's recipient key.
+#[derive(Debug)]
+pub struct GrantDaemon {
+    client: MarketClient,
+    owner_key: RecipientSecretKey,
+    max_file_size: usize,
+}
+
+fn text(v: &Value, key: &str) -> Option<String> {
+    v.get(key).and_then(Value::as_str).map(str::to_string)
+}
+
+impl GrantDaemon {
+    /// A daemon granting through `client` (signed in as the owner) with
+    /// `owner_key`, cutting access files at `max_file_size` bytes.
+    pub fn new(client: MarketClient, owner_key: RecipientSecretKey, max_file_size: usize) -> Self {
+        GrantDaemon {
+            client,
+            owner_key,
+            max_file_size,
+        }
+    }
+
+    /// The paid, ungranted orders of the owner's listings, every page.
+    pub fn pending(&mut self) -> Result<Vec<PendingOrder>, ClientError> {
+        let mut out = Vec::new();
+        let mut cursor = String::new();
+        loop {
+            let mut path = "/v1/orders?as=seller&state=paid&limit=200".to_string();
+            if !cursor.is_empty() {
+                path.push_str(&format!("&cursor={}", encode_segment(&cursor)));
+            }
+            let page = self.client.get(&path)?;
+            let items = page
+                .get("items")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
+            for item in &items {
+                if let (Some(id), Some(dataset_id), Some(buyer_id), Some(key)) = (
+                    text(item, "id"),
+                    text(item, "datasetId"),
+                    text(item, "buyerId"),
+                    text(item, "buyerPublicKeyHex"),
+                ) {
+                    out.push(PendingOrder {
+                        id,
+                        dataset_id,
+                        buyer_id,
+                        buyer_public_key_hex: key,
+                    });
+                }
+            }
+            match text(&page, "nextCursor") {
+                Some(next) => cursor = next,
+                None => return Ok(out),
+            }
+        }
+    }
+
+    /// Builds and uploads the access files of one order.
+    pub fn grant(&mut self, order: &PendingOrder) -> Result<Granted, GrantDaemonError> {
+        let bad = |message: String| GrantDaemonError::Order {
+            order: order.id.clone(),
+            message,
+        };
+        let buyer = Buyer::new(&order.buyer_id, &order.buyer_public_key_hex)
+            .map_err(|e| bad(format!("buyer: {e}")))?;
+        let dataset = self
+            .client
+            .get(&format!("/v1/datasets/{}", encode_segment(&order.dataset_id)))?;
+        let (Some(machine), Some(topic)) = (text(&dataset, "machineDid"), text(&dataset, "topic"))
+        else {
+            return Err(bad("dataset answer without machineDid or topic".into()));
+        };
+        let first = dataset.get("firstIndex").and_then(Value::as_u64);
+        let count = dataset.get("chunkCount").and_then(Value::as_u64);
+        let (Some(first), Some(count)) = (first, count) else {
+            return Err(bad("dataset answer without firstIndex or chunkCount".into()));
+        };
+        let end = first + count;
+        let mut builder =
+            AccessFileBuilder::new(&buyer, self.max_file_size).map_err(|e| bad(e.to_string()))?;
+        let mut files = Vec::new();
+        let mut next = first;
+        while next < end {
+            let limit = PAGE.min(end - next);
+            let page = self.client.get(&format!(
+                "/v1/machines/{}/topics/{}/chunks?from={next}&limit={limit}",
+                encode_segment(&machine),
+                encode_segment(&topic)
+            ))?;
+            let chunks = page
+                .get("chunks")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
+            if chunks.is_empty() {
+                return Err(bad(format!("the server has no chunk {next} of the dataset")));
+            }
+            for chunk in &chunks {
+                let envelope = chunk
+                    .get("envelope")
+                    .ok_or_else(|| bad("chunk without envelope".into()))?;
+                let envelope = ChunkEnvelope::from_json(envelope)
+                    .map_err(|e| bad(format!("chunk {next}: {e}")))?;
+                if envelope.index != next {
+                    return Err(bad(format!(
+                        "the server answered chunk {} for chunk {next}",
+                        envelope.index
+                    )));
+                }
+                let entry = grant_entry(&envelope, &self.owner_key, &buyer).map_err(|source| {
+                    GrantDaemonError::Grant {
+                        order: order.id.clone(),
+                        source,
+                    }
+                })?;
+                files.extend(builder.push(entry));
+                next += 1;
+                if next == end {
+                    break;
+                }
+            }
+        }
+        files.extend(builder.finish());
+        let mut body = Map::new();
+        body.insert(
+            "files".into(),
+            Value::Array(files.iter().map(|f| f.to_json()).collect()),
+        );
+        let answer = self.client.request(
+            "PUT",
+            &format!("/v1/orders/{}/grant", encode_segment(&order.id)),
+            Some(&Value::Object(body)),
+        )?;
+        Ok(Granted {
+            order_id: order.id.clone(),
+            entries: answer.get("entries").and_then(Value::as_u64).unwrap_or(count),
+            files: answer
+                .get("files")
+                .and_then(Value::as_array)
+                .map_or(files.len() as u64, |f| f.len() as u64),
+            new: answer
+                .get("granted")
+                .and_then(Value::as_bool)
+                .unwrap_or(true),
+        })
+    }
+
+    /// One pass: grants every pending order, reporting each outcome to
+    /// `report`. Fails only when the list of orders cannot be read; an
+    /// order that fails is reported and tried again on the next pass.
+    pub fn run_once(
+        &mut self,
+        mut report: impl FnMut(&PendingOrder, &Result<Granted, GrantDaemonError>),
+    ) -> Result<usize, ClientError> {
+        let pending = self.pending()?;
+        let mut granted = 0;
+        for order in &pending {
+            let result = self.grant(order);
+            if result.is_ok() {
+                granted += 1;
+            }
+            report(order, &result);
+        }
+        Ok(granted)
+    }
+}

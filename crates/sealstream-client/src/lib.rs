@@ -1,0 +1,13 @@
+//! Blocking HTTP clients of the sealstream market server.
+//!
+//! - [`market`]: a signed-in session (Sign-In with Ethereum with a
+//!   secp256k1 key), chunk and dataset uploads for machines, and plain JSON
+//!   requests for everything else.
+//! - [`grants`]: the owner's grant daemon: it watches paid orders of the
+//!   owner's listings, re-wraps the chunk keys to each buyer with the
+//!   owner's X25519 key and uploads the access files.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod grants;
+pub mod market;

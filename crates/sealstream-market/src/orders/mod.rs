@@ -1,0 +1,716 @@
+//! Orders: a buyer orders a published listing with their X25519 public
+//! key and buyer id, pays (on an EVM chain, verified by the server through
+//! the chain's JSON-RPC, or by invoice, marked paid by the seller), and the
+//! seller's grant daemon (or the server, with an operator key) uploads the
+//! access files: the chunk keys re-wrapped to the buyer's key, the data
+//! never re-encrypted. The buyer then downloads the release package and
+//! both parties fetch the signed license receipt.
+//!
+//! States: `awaiting-payment` → `paid` → `granted`; an unpaid order may be
+//! `cancelled` by its buyer. An order is visible to its buyer and its
+//! seller only (404 to anyone else, as for an order that does not exist);
+//! bearer links ([`links`]) open its confirmation or release package to
+//! whoever holds them.
+
+pub mod grant;
+pub mod links;
+pub mod payment;
+pub mod receipt;
+pub mod release;
+
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::{delete, get, post, put};
+use axum::{Json, Router};
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use sqlx::any::AnyRow;
+use sqlx::{Any, Row, Transaction};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::auth::{Principal, Role};
+use crate::error::{ApiError, ApiJson, ApiResult};
+use crate::listings::{audit_details, Listing, ListingState, Rail};
+use crate::server::AppState;
+
+/// Order ids: `ord_` + 32 hex digits (128 random bits: not guessable).
+pub const ID_PREFIX: &str = "ord_";
+
+/// The life of an order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum OrderState {
+    /// Made; no verified payment yet.
+    AwaitingPayment,
+    /// Payment verified (or invoice marked paid); not granted yet.
+    Paid,
+    /// Access files uploaded: the release package is ready.
+    Granted,
+    /// Cancelled by the buyer before payment.
+    Cancelled,
+}
+
+impl OrderState {
+    /// The stored and shown name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OrderState::AwaitingPayment => "awaiting-payment",
+            OrderState::Paid => "paid",
+            OrderState::Granted => "granted",
+            OrderState::Cancelled => "cancelled",
+        }
+    }
+
+    /// From the stored name.
+    pub fn parse(text: &str) -> Option<Self> {
+        [
+            OrderState::AwaitingPayment,
+            OrderState::Paid,
+            OrderState::Granted,
+            OrderState::Cancelled,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == text)
+    }
+
+    /// Paid or granted.
+    pub fn is_paid(self) -> bool {
+        matches!(self, OrderState::Paid | OrderState::Granted)
+    }
+}
+
+/// An `orders` row.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Order {
+    /// `ord_…`.
+    pub id: String,
+    /// The listing ordered.
+    pub listing_id: String,
+    /// The dataset sold.
+    pub dataset_id: String,
+    /// The listing's owner.
+    pub seller_did: String,
+    /// Who ordered (signed in).
+    pub buyer_did: String,
+    /// The recipient id the access entries carry.
+    pub buyer_id: String,
+    /// The buyer's X25519 public key, as given (hex).
+    pub buyer_public_key_hex: String,
+    /// The price at order time, base units.
+    pub amount: String,
+    /// The rail at order time.
+    pub rail: Rail,
+    /// Where the order is.
+    pub state: OrderState,
+    /// The transaction the buyer last claimed pays it (not yet verified).
+    pub claimed_tx: Option<String>,
+    /// Why the claimed transaction does not pay the order yet.
+    pub claim_status: Option<String>,
+    /// Created (UTC).
+    pub created_at: String,
+    /// Paid (UTC).
+    pub paid_at: Option<String>,
+    /// Granted (UTC).
+    pub granted_at: Option<String>,
+}
+
+const COLUMNS: &str = "id, listing_id, dataset_id, seller_did, buyer_did, buyer_id, \
+     buyer_public_key_hex, amount, rail, state, claimed_tx, claim_status, created_at, paid_at, \
+     granted_at";
+
+fn corrupt(what: &str) -> ApiError {
+    ApiError::internal("order", format!("stored {what} is malformed"))
+}
+
+impl Order {
+    fn from_row(r: &AnyRow) -> ApiResult<Order> {
+        let rail_text: String = r.try_get(8)?;
+        let rail_json: Value = serde_json::from_str(&rail_text).map_err(|_| corrupt("rail"))?;
+        let state: String = r.try_get(9)?;
+        Ok(Order {
+            id: r.try_get(0)?,
+            listing_id: r.try_get(1)?,
+            dataset_id: r.try_get(2)?,
+            seller_did: r.try_get(3)?,
+            buyer_did: r.try_get(4)?,
+            buyer_id: r.try_get(5)?,
+            buyer_public_key_hex: r.try_get(6)?,
+            amount: r.try_get(7)?,
+            rail: Rail::parse(&rail_json).map_err(|_| corrupt("rail"))?,
+            state: OrderState::parse(&state).ok_or_else(|| corrupt("state"))?,
+            claimed_tx: r.try_get(10)?,
+            claim_status: r.try_get(11)?,
+            created_at: r.try_get(12)?,
+            paid_at: r.try_get(13)?,
+            granted_at: r.try_get(14)?,
+        })
+    }
+
+    /// The order `id`, if it exists.
+    pub async fn load(tx: &mut Transaction<'static, Any>, id: &str) -> ApiResult<Option<Order>> {
+        let row = sqlx::query(&format!("SELECT {COLUMNS} FROM orders WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(&mut **tx)
+            .await?;
+        row.as_ref().map(Order::from_row).transpose()
+    }
+
+    /// Whether `did` is the buyer or the seller.
+    pub fn is_party(&self, did: &str) -> bool {
+        self.buyer_did == did || self.seller_did == did
+    }
+}
+
+pub(crate) fn not_found(id: &str) -> ApiError {
+    ApiError::not_found(format!("order {id} not found"))
+}
+
+/// The order if `caller` is its buyer or seller (404 otherwise).
+pub(crate) async fn party_order(
+    tx: &mut Transaction<'static, Any>,
+    id: &str,
+    caller: &Principal,
+) -> ApiResult<Order> {
+    match Order::load(tx, id).await? {
+        Some(o) if o.is_party(&caller.did) => Ok(o),
+        _ => Err(not_found(id)),
+    }
+}
+
+/// The order if `caller` is its seller (404 otherwise).
+pub(crate) async fn sold_order(
+    tx: &mut Transaction<'static, Any>,
+    id: &str,
+    caller: &Principal,
+) -> ApiResult<Order> {
+    match Order::load(tx, id).await? {
+        Some(o) if o.seller_did == caller.did => Ok(o),
+        _ => Err(not_found(id)),
+    }
+}
+
+/// The order if `caller` is its buyer (404 otherwise).
+pub(crate) async fn bought_order(
+    tx: &mut Transaction<'static, Any>,
+    id: &str,
+    caller: &Principal,
+) -> ApiResult<Order> {
+    match Order::load(tx, id).await? {
+        Some(o) if o.buyer_did == caller.did => Ok(o),
+        _ => Err(not_found(id)),
+    }
+}
+
+/// A new order id.
+pub fn new_id() -> String {
+    let mut bytes = [0u8; 16];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    format!("{ID_PREFIX}{}", hex::encode(bytes))
+}
+
+/// The public chain names the reference CLI uses (`--chain`) and their
+/// EIP-155 ids.
+pub const CHAIN_NAMES: [(&str, u64); 2] = [("base", 8453), ("peaq", 3338)];
+
+/// The reference's name of an EVM chain id, if it has one.
+pub fn chain_name(chain_id: u64) -> Option<&'static str> {
+    CHAIN_NAMES
+        .iter()
+        .find(|(_, id)| *id == chain_id)
+        .map(|(n, _)| *n)
+}
+
+/// The server's base URL as the caller reached it: `https://<public
+/// domain>` when one is configured, else `http://<Host>` (or the scheme in
+/// `X-Forwarded-Proto`).
+pub(crate) fn base_url(state: &AppState, headers: &HeaderMap) -> String {
+    if let Some(url) = &state.config.public_url {
+        return url.trim_end_matches('/').to_string();
+    }
+    let host = headers
+        .get(axum::http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("localhost");
+    let scheme = headers
+        .get("x-forwarded-proto")
+        .and_then(|h| h.to_str().ok())
+        .filter(|s| *s == "https" || *s == "http")
+        .unwrap_or("http");
+    format!("{scheme}://{host}")
+}
+
+/// `POST /v1/orders`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct CreateOrder {
+    /// The published listing to buy.
+    pub listing_id: String,
+    /// The X25519 public key the chunk keys are to be wrapped to (hex).
+    pub buyer_public_key_hex: String,
+    /// The recipient id of the access entries (default: the buyer's DID).
+    pub buyer_id: Option<String>,
+}
+
+/// How to pay an order.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PaymentInstructions {
+    /// `evm` or `invoice`.
+    pub rail: String,
+    /// Amount in base units (wei, token units, cents).
+    pub amount: String,
+    /// The same with its decimal point (`1.5`).
+    pub amount_display: String,
+    /// Decimals of the coin, token or currency.
+    pub decimals: u8,
+    /// EIP-155 chain id (EVM).
+    pub chain_id: Option<u64>,
+    /// The reference CLI's `--chain` name, when the chain has one.
+    pub chain: Option<String>,
+    /// Where to pay (EVM).
+    pub pay_to: Option<String>,
+    /// `native` or the ERC-20 contract (EVM).
+    pub token: Option<String>,
+    /// Display symbol.
+    pub symbol: Option<String>,
+    /// The only address a payment is accepted from: the buyer's.
+    pub payer: Option<String>,
+    /// Confirmations the server waits for (EVM).
+    pub confirmations: Option<u64>,
+    /// Currency (invoice).
+    pub currency: Option<String>,
+    /// Who invoices (invoice).
+    pub payee: Option<String>,
+}
+
+/// Where to go next with an order.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OrderUrls {
+    /// POST the payment proof here (`peaqos stream pay --confirmation-url`).
+    pub payment_proof: String,
+    /// Poll the confirmation here (`peaqos stream distribute --confirmation-url`,
+    /// with a seller link).
+    pub confirmation: String,
+    /// The release package (`consume --download-url`), once granted.
+    pub release: String,
+    /// The signed license receipt, once paid.
+    pub receipt: String,
+}
+
+/// An order as its buyer and seller see it.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OrderView {
+    /// `ord_…`.
+    pub id: String,
+    /// The listing.
+    pub listing_id: String,
+    /// The dataset.
+    pub dataset_id: String,
+    /// The seller.
+    pub seller_did: String,
+    /// The buyer.
+    pub buyer_did: String,
+    /// The access entries' recipient id.
+    pub buyer_id: String,
+    /// The buyer's X25519 key.
+    pub buyer_public_key_hex: String,
+    /// `awaiting-payment`, `paid`, `granted` or `cancelled`.
+    pub state: String,
+    /// The claimed transaction, while it is not verified.
+    pub claimed_tx: Option<String>,
+    /// Why the claimed transaction does not pay the order yet.
+    pub claim_status: Option<String>,
+    /// How to pay.
+    pub payment: PaymentInstructions,
+    /// Where to go next.
+    pub urls: OrderUrls,
+    /// Created (UTC).
+    pub created_at: String,
+    /// Paid (UTC).
+    pub paid_at: Option<String>,
+    /// Granted (UTC).
+    pub granted_at: Option<String>,
+}
+
+/// The buyer's address, from their DID.
+pub(crate) fn buyer_address(order: &Order) -> Option<String> {
+    order
+        .buyer_did
+        .strip_prefix("did:peaq:")
+        .map(str::to_string)
+}
+
+pub(crate) fn instructions(state: &AppState, order: &Order) -> PaymentInstructions {
+    let display = crate::listings::model::format_units(&order.amount, order.rail.decimals());
+    match &order.rail {
+        Rail::Evm {
+            chain_id,
+            token,
+            decimals,
+            pay_to,
+            symbol,
+        } => PaymentInstructions {
+            rail: "evm".into(),
+            amount: order.amount.clone(),
+            amount_display: display,
+            decimals: *decimals,
+            chain_id: Some(*chain_id),
+            chain: chain_name(*chain_id).map(str::to_string),
+            pay_to: Some(pay_to.clone()),
+            token: Some(token.clone().unwrap_or_else(|| "native".into())),
+            symbol: symbol.clone(),
+            payer: buyer_address(order),
+            confirmations: Some(state.config.confirmations),
+            currency: None,
+            payee: None,
+        },
+        Rail::Invoice {
+            currency,
+            decimals,
+            payee,
+            ..
+        } => PaymentInstructions {
+            rail: "invoice".into(),
+            amount: order.amount.clone(),
+            amount_display: display,
+            decimals: *decimals,
+            chain_id: None,
+            chain: None,
+            pay_to: None,
+            token: None,
+            symbol: None,
+            payer: None,
+            confirmations: None,
+            currency: Some(currency.clone()),
+            payee: payee.clone(),
+        },
+    }
+}
+
+pub(crate) fn view(state: &AppState, headers: &HeaderMap, order: &Order) -> OrderView {
+    let base = format!("{}/v1/orders/{}", base_url(state, headers), order.id);
+    OrderView {
+        id: order.id.clone(),
+        listing_id: order.listing_id.clone(),
+        dataset_id: order.dataset_id.clone(),
+        seller_did: order.seller_did.clone(),
+        buyer_did: order.buyer_did.clone(),
+        buyer_id: order.buyer_id.clone(),
+        buyer_public_key_hex: order.buyer_public_key_hex.clone(),
+        state: order.state.as_str().into(),
+        claimed_tx: order.claimed_tx.clone(),
+        claim_status: order.claim_status.clone(),
+        payment: instructions(state, order),
+        urls: OrderUrls {
+            payment_proof: format!("{base}/payment-proof"),
+            confirmation: format!("{base}/confirmation"),
+            release: format!("{base}/release"),
+            receipt: format!("{base}/receipt"),
+        },
+        created_at: order.created_at.clone(),
+        paid_at: order.paid_at.clone(),
+        granted_at: order.granted_at.clone(),
+    }
+}
+
+/// Orders a published listing. The response says how to pay and where to
+/// send the proof. The price and rail are those of the listing now.
+#[utoipa::path(post, path = "/v1/orders", tag = "orders",
+    request_body = CreateOrder,
+    security(("session" = [])),
+    responses(
+        (status = 201, description = "The order, with payment instructions", body = OrderView),
+        (status = 400, description = "Malformed body or key", body = crate::openapi::ErrorBody),
+        (status = 401, description = "No session", body = crate::openapi::ErrorBody),
+        (status = 403, description = "Not a buyer", body = crate::openapi::ErrorBody),
+        (status = 404, description = "No such published listing", body = crate::openapi::ErrorBody),
+        (status = 409, description = "Own listing, or payments on its chain are not verified here", body = crate::openapi::ErrorBody)))]
+pub async fn create(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    caller: Principal,
+    ApiJson(req): ApiJson<CreateOrder>,
+) -> ApiResult<(StatusCode, Json<OrderView>)> {
+    caller.require(Role::Buyer)?;
+    let buyer_id = req.buyer_id.as_deref().unwrap_or(&caller.did).trim();
+    let buyer = sealstream_core::access::Buyer::new(buyer_id, &req.buyer_public_key_hex)
+        .map_err(|e| {
+            let field = if e.field == "buyer_id" {
+                "buyerId"
+            } else {
+                "buyerPublicKeyHex"
+            };
+            ApiError::bad_request(field, e.to_string())
+        })?;
+    if buyer.id.len() > 256 || buyer.id.chars().any(char::is_control) {
+        return Err(ApiError::bad_request(
+            "buyerId",
+            "at most 256 characters, no control characters",
+        ));
+    }
+    let mut tx = state.store.begin().await?;
+    let listing = match Listing::load(&mut tx, &req.listing_id).await? {
+        Some(l) if l.state == ListingState::Published => l,
+        _ => return Err(crate::listings::not_found(&req.listing_id)),
+    };
+    if listing.owner_did == caller.did {
+        return Err(ApiError::conflict(
+            Some("listingId"),
+            "a seller cannot order their own listing",
+        ));
+    }
+    if let Rail::Evm { chain_id, .. } = &listing.fields.rail {
+        if !state.evm.contains_key(chain_id) {
+            return Err(ApiError::conflict(
+                Some("listingId"),
+                format!("this server does not verify payments on chain {chain_id}"),
+            ));
+        }
+    }
+    let order = Order {
+        id: new_id(),
+        listing_id: listing.id.clone(),
+        dataset_id: listing.dataset_id.clone(),
+        seller_did: listing.owner_did.clone(),
+        buyer_did: caller.did.clone(),
+        buyer_id: buyer.id.clone(),
+        buyer_public_key_hex: hex::encode(buyer.public_key.as_bytes()),
+        amount: listing.fields.price.clone(),
+        rail: listing.fields.rail.clone(),
+        state: OrderState::AwaitingPayment,
+        claimed_tx: None,
+        claim_status: None,
+        created_at: sealstream_core::chunk::utc_now_seconds(),
+        paid_at: None,
+        granted_at: None,
+    };
+    sqlx::query(
+        "INSERT INTO orders (id, listing_id, dataset_id, seller_did, buyer_did, buyer_id, \
+         buyer_public_key_hex, amount, rail, state, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+    )
+    .bind(&order.id)
+    .bind(&order.listing_id)
+    .bind(&order.dataset_id)
+    .bind(&order.seller_did)
+    .bind(&order.buyer_did)
+    .bind(&order.buyer_id)
+    .bind(&order.buyer_public_key_hex)
+    .bind(&order.amount)
+    .bind(order.rail.to_json().to_string())
+    .bind(order.state.as_str())
+    .bind(&order.created_at)
+    .execute(&mut *tx)
+    .await?;
+    let details = audit_details(json!({
+        "listingId": order.listing_id,
+        "datasetId": order.dataset_id,
+        "seller": order.seller_did,
+        "amount": order.amount,
+        "buyerPublicKeyHex": order.buyer_public_key_hex,
+    }));
+    crate::audit::append(&mut tx, &caller.did, "order.create", &order.id, &details).await?;
+    tx.commit().await?;
+    Ok((StatusCode::CREATED, Json(view(&state, &headers, &order))))
+}
+
+/// One order, to its buyer or seller.
+#[utoipa::path(get, path = "/v1/orders/{id}", tag = "orders",
+    params(("id" = String, Path, description = "Order id")),
+    security(("session" = [])),
+    responses(
+        (status = 200, description = "The order", body = OrderView),
+        (status = 401, description = "No session", body = crate::openapi::ErrorBody),
+        (status = 404, description = "No such order of the caller's", body = crate::openapi::ErrorBody)))]
+pub async fn get_order(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    caller: Principal,
+    Path(id): Path<String>,
+) -> ApiResult<Json<OrderView>> {
+    let mut tx = state.store.begin().await?;
+    let order = party_order(&mut tx, &id, &caller).await?;
+    tx.commit().await?;
+    Ok(Json(view(&state, &headers, &order)))
+}
+
+/// `GET /v1/orders` query.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ListQuery {
+    /// `buyer` (the caller's purchases, the default) or `seller` (orders of
+    /// the caller's listings).
+    #[serde(rename = "as")]
+    pub as_: Option<String>,
+    /// Only orders in this state.
+    pub state: Option<String>,
+    /// Only orders of this listing.
+    pub listing: Option<String>,
+    /// Orders after this id (the previous page's `nextCursor`).
+    pub cursor: Option<String>,
+    /// Page size, 1 to 200 (default 50).
+    pub limit: Option<u32>,
+}
+
+/// A page of orders.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OrderList {
+    /// Orders by id.
+    pub items: Vec<OrderView>,
+    /// Pass as `cursor` for the next page; absent on the last.
+    pub next_cursor: Option<String>,
+}
+
+/// The caller's orders, as buyer or as seller, by id.
+#[utoipa::path(get, path = "/v1/orders", tag = "orders",
+    params(ListQuery),
+    security(("session" = [])),
+    responses(
+        (status = 200, description = "A page of orders", body = OrderList),
+        (status = 400, description = "Bad query", body = crate::openapi::ErrorBody),
+        (status = 401, description = "No session", body = crate::openapi::ErrorBody)))]
+pub async fn list(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    caller: Principal,
+    Query(q): Query<ListQuery>,
+) -> ApiResult<Json<OrderList>> {
+    let party = match q.as_.as_deref().unwrap_or("buyer") {
+        "buyer" => "buyer_did",
+        "seller" => "seller_did",
+        _ => return Err(ApiError::bad_request("as", "expected buyer or seller")),
+    };
+    if let Some(s) = &q.state {
+        if OrderState::parse(s).is_none() {
+            return Err(ApiError::bad_request(
+                "state",
+                "expected awaiting-payment, paid, granted or cancelled",
+            ));
+        }
+    }
+    let limit = q.limit.unwrap_or(50);
+    if !(1..=200).contains(&limit) {
+        return Err(ApiError::bad_request("limit", "expected 1 to 200"));
+    }
+    let mut sql = format!("SELECT {COLUMNS} FROM orders WHERE {party} = $1 AND id > $2");
+    let mut n = 2;
+    if q.state.is_some() {
+        n += 1;
+        sql.push_str(&format!(" AND state = ${n}"));
+    }
+    if q.listing.is_some() {
+        n += 1;
+        sql.push_str(&format!(" AND listing_id = ${n}"));
+    }
+    sql.push_str(&format!(" ORDER BY id LIMIT {}", limit + 1));
+    let mut query = sqlx::query(&sql)
+        .bind(&caller.did)
+        .bind(q.cursor.clone().unwrap_or_default());
+    if let Some(s) = &q.state {
+        query = query.bind(s.clone());
+    }
+    if let Some(l) = &q.listing {
+        query = query.bind(l.clone());
+    }
+    let rows = query.fetch_all(state.store.pool()).await?;
+    let mut orders = rows
+        .iter()
+        .map(Order::from_row)
+        .collect::<ApiResult<Vec<_>>>()?;
+    let next_cursor = if orders.len() > limit as usize {
+        orders.truncate(limit as usize);
+        orders.last().map(|o| o.id.clone())
+    } else {
+        None
+    };
+    Ok(Json(OrderList {
+        items: orders
+            .iter()
+            .map(|o| view(&state, &headers, o))
+            .collect(),
+        next_cursor,
+    }))
+}
+
+/// Cancels an unpaid order (its buyer only). A payment that arrives later
+/// is refused.
+#[utoipa::path(post, path = "/v1/orders/{id}/cancel", tag = "orders",
+    params(("id" = String, Path, description = "Order id")),
+    security(("session" = [])),
+    responses(
+        (status = 200, description = "The cancelled order", body = OrderView),
+        (status = 401, description = "No session", body = crate::openapi::ErrorBody),
+        (status = 404, description = "No such order bought by the caller", body = crate::openapi::ErrorBody),
+        (status = 409, description = "Already paid", body = crate::openapi::ErrorBody)))]
+pub async fn cancel(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    caller: Principal,
+    Path(id): Path<String>,
+) -> ApiResult<Json<OrderView>> {
+    let mut tx = state.store.begin().await?;
+    let mut order = bought_order(&mut tx, &id, &caller).await?;
+    if order.state != OrderState::AwaitingPayment {
+        return Err(ApiError::conflict(
+            Some("state"),
+            format!("order {id} is {}", order.state.as_str()),
+        ));
+    }
+    let changed = sqlx::query(
+        "UPDATE orders SET state = 'cancelled' WHERE id = $1 AND state = 'awaiting-payment'",
+    )
+    .bind(&id)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    if changed != 1 {
+        return Err(ApiError::conflict(Some("state"), "the order changed"));
+    }
+    order.state = OrderState::Cancelled;
+    crate::audit::append(
+        &mut tx,
+        &caller.did,
+        "order.cancel",
+        &id,
+        &audit_details(json!({})),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Json(view(&state, &headers, &order)))
+}
+
+/// The order routes (merged into the router's small-body group, except
+/// the grant upload, which takes `grant_limit` bytes).
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/v1/orders", post(create).get(list))
+        .route("/v1/orders/{id}", get(get_order))
+        .route("/v1/orders/{id}/cancel", post(cancel))
+        .route(
+            "/v1/orders/{id}/payment-proof",
+            post(payment::payment_proof),
+        )
+        .route("/v1/orders/{id}/confirmation", get(payment::confirmation))
+        .route("/v1/orders/{id}/mark-paid", post(payment::mark_paid))
+        .route("/v1/orders/{id}/receipt", get(receipt::get_receipt))
+        .route("/v1/orders/{id}/links", post(links::create))
+        .route("/v1/orders/{id}/links/{link}", delete(links::revoke))
+        .route(
+            "/v1/orders/{id}/release/manifest.json",
+            get(release::manifest),
+        )
+        .route("/v1/orders/{id}/release/{name}", get(release::file))
+        .route("/v1/receipts/key", get(receipt::server_key))
+}
+
+/// The grant upload route, with its own body limit.
+pub fn grant_routes(limit: usize) -> Router<AppState> {
+    Router::new()
+        .route("/v1/orders/{id}/grant", put(grant::upload).get(grant::show))
+        .layer(tower_http::limit::RequestBodyLimitLayer::new(limit))
+}

@@ -1,0 +1,127 @@
+//! License receipts: when an order is paid the server signs a receipt
+//! (`sealstream.receipt.v1`, [`sealstream_core::receipt`]) with its Ed25519
+//! receipt key, in the same transaction as the payment. Its buyer and its
+//! seller fetch it; `sealstream receipt verify` checks it offline, pinned to
+//! the key `GET /v1/receipts/key` publishes.
+
+use axum::extract::{Path, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::json;
+use sqlx::{Any, Row, Transaction};
+
+use sealstream_core::receipt::{LicenseReceipt, ReceiptPayment};
+
+use super::{party_order, Order};
+use crate::auth::Principal;
+use crate::error::{ApiError, ApiResult};
+use crate::listings::Listing;
+use crate::server::AppState;
+
+fn core_json(v: &serde_json::Value) -> ApiResult<sealstream_core::json::Value> {
+    sealstream_core::json::parse(v.to_string().as_bytes())
+        .map_err(|e| ApiError::internal("receipt", e))
+}
+
+/// Signs and stores the receipt of `order`, just paid with `payment` (the
+/// stored payment details), inside `tx`.
+pub(crate) async fn issue(
+    state: &AppState,
+    tx: &mut Transaction<'static, Any>,
+    order: &Order,
+    payment: &serde_json::Value,
+) -> ApiResult<()> {
+    let listing = Listing::load(tx, &order.listing_id)
+        .await?
+        .ok_or_else(|| ApiError::internal("receipt", "listing missing"))?;
+    let row = sqlx::query(
+        "SELECT merkle_root, machine_did, topic, first_index, chunk_count FROM datasets WHERE id = $1",
+    )
+    .bind(&order.dataset_id)
+    .fetch_optional(&mut **tx)
+    .await?
+    .ok_or_else(|| ApiError::internal("receipt", "dataset missing"))?;
+    let payment = match (payment["txHash"].as_str(), payment["reference"].as_str()) {
+        (Some(hash), _) => ReceiptPayment::Evm {
+            tx_hash: hash.to_string(),
+            chain_id: payment["chainId"].as_u64().unwrap_or_default(),
+            payer: payment["payer"].as_str().unwrap_or_default().to_string(),
+            block_number: payment["blockNumber"].as_u64().unwrap_or_default(),
+        },
+        (None, Some(reference)) => ReceiptPayment::Invoice {
+            invoice_reference: reference.to_string(),
+            marked_by: payment["markedBy"].as_str().unwrap_or_default().to_string(),
+        },
+        _ => return Err(ApiError::internal("receipt", "payment details malformed")),
+    };
+    let now = sealstream_core::chunk::utc_now_seconds();
+    let receipt = LicenseReceipt {
+        order_id: order.id.clone(),
+        listing_id: listing.id.clone(),
+        listing_title: listing.fields.title.clone(),
+        dataset_id: order.dataset_id.clone(),
+        dataset_root: row.try_get(0)?,
+        machine_did: row.try_get(1)?,
+        topic: row.try_get(2)?,
+        first_index: row.try_get::<i64, _>(3)?.max(0) as u64,
+        chunk_count: row.try_get::<i64, _>(4)?.max(0) as u64,
+        seller_did: order.seller_did.clone(),
+        buyer_did: order.buyer_did.clone(),
+        buyer_id: order.buyer_id.clone(),
+        buyer_public_key_hex: order.buyer_public_key_hex.clone(),
+        amount: order.amount.clone(),
+        decimals: order.rail.decimals(),
+        rail: core_json(&order.rail.to_json())?,
+        payment,
+        license: core_json(listing.fields.license.as_ref().unwrap_or(&json!(null)))?,
+        ordered_at: order.created_at.clone(),
+        paid_at: order.paid_at.clone().unwrap_or_else(|| now.clone()),
+        issued_at: now.clone(),
+    };
+    let signed = receipt
+        .sign(&state.receipt_key)
+        .map_err(|e| ApiError::internal("receipt", e))?;
+    sqlx::query("INSERT INTO receipts (order_id, receipt, issued_at) VALUES ($1, $2, $3)")
+        .bind(&order.id)
+        .bind(signed.to_json_pretty())
+        .bind(&now)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// The signed license receipt of a paid order, to its buyer or seller.
+#[utoipa::path(get, path = "/v1/orders/{id}/receipt", tag = "orders",
+    params(("id" = String, Path, description = "Order id")),
+    security(("session" = [])),
+    responses(
+        (status = 200, description = "The `sealstream.receipt.v1` document"),
+        (status = 401, description = "No session", body = crate::openapi::ErrorBody),
+        (status = 404, description = "No such order for the caller, or not paid yet", body = crate::openapi::ErrorBody)))]
+pub async fn get_receipt(
+    State(state): State<AppState>,
+    caller: Principal,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    let mut tx = state.store.begin().await?;
+    party_order(&mut tx, &id, &caller).await?;
+    let row = sqlx::query("SELECT receipt FROM receipts WHERE order_id = $1")
+        .bind(&id)
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("order {id} has no receipt: it is not paid")))?;
+    tx.commit().await?;
+    let text: String = row.try_get(0)?;
+    Ok(([(header::CONTENT_TYPE, "application/json")], text).into_response())
+}
+
+/// The public key receipts are signed with (pin it to verify offline).
+#[utoipa::path(get, path = "/v1/receipts/key", tag = "orders",
+    responses((status = 200, description = "`{\"algorithm\": \"ed25519\", \"publicKeyHex\": …}`")))]
+pub async fn server_key(State(state): State<AppState>) -> Json<serde_json::Value> {
+    Json(json!({
+        "algorithm": "ed25519",
+        "publicKeyHex": state.receipt_key.public_key().to_hex(),
+    }))
+}
