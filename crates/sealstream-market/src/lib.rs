@@ -10,6 +10,7 @@ pub mod catalog;
 pub mod chunks;
 pub mod datasets;
 pub mod error;
+pub mod evm;
 pub mod ingest;
 pub mod listings;
 pub mod machines;
