@@ -194,7 +194,10 @@ mod tests {
             let amount = Amount::parse_decimal(text, "amount").unwrap();
             assert_eq!(amount.to_string(), text);
         }
-        assert_eq!(Amount::parse_decimal(MAX_DECIMAL, "a").unwrap(), Amount::MAX);
+        assert_eq!(
+            Amount::parse_decimal(MAX_DECIMAL, "a").unwrap(),
+            Amount::MAX
+        );
         assert_eq!(
             Amount::parse_decimal("18446744073709551616", "a").unwrap(),
             Amount([0, 0, 1, 0])
@@ -226,7 +229,9 @@ mod tests {
             Amount::from(4096u64)
         );
         assert_eq!(
-            Amount::parse_quantity("0xDE0B6B3A7640000", "v").unwrap().to_string(),
+            Amount::parse_quantity("0xDE0B6B3A7640000", "v")
+                .unwrap()
+                .to_string(),
             "1000000000000000000"
         );
         let max = format!("0x{}", "f".repeat(64));
@@ -269,10 +274,7 @@ mod tests {
         );
         assert_eq!(Amount::MAX.checked_add(Amount::from(1u64)), None);
         assert_eq!(Amount::MAX.saturating_add(Amount::MAX), Amount::MAX);
-        assert_eq!(
-            Amount::MAX.checked_add(Amount::ZERO),
-            Some(Amount::MAX)
-        );
+        assert_eq!(Amount::MAX.checked_add(Amount::ZERO), Some(Amount::MAX));
     }
 
     #[test]

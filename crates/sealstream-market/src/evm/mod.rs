@@ -28,3 +28,32 @@ pub use rpc::{EvmRpc, RpcError, RpcErrorKind, DEFAULT_TIMEOUT};
 /// A 20-byte EVM address: parsed from `0x` + 40 hex digits in any case,
 /// displayed in its EIP-55 checksum form.
 pub use sealstream_core::identity::EvmAddress as Address;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_parse_in_any_case_and_display_checksummed() {
+        // The EIP-55 test vector.
+        let checksummed = "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed";
+        for text in [
+            checksummed.to_string(),
+            checksummed.to_lowercase(),
+            format!("0x{}", checksummed[2..].to_uppercase()),
+        ] {
+            let a = Address::parse(&text, "payerAddress").unwrap();
+            assert_eq!(a.to_string(), checksummed);
+        }
+        for bad in [
+            "5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed",
+            "0x5aAeb6053F",
+            "0xzz",
+        ] {
+            assert_eq!(
+                Address::parse(bad, "payeeAddress").unwrap_err().field,
+                "payeeAddress"
+            );
+        }
+    }
+}

@@ -141,7 +141,11 @@ pub enum PaymentError {
     /// The transaction pays in another currency (`None` = the native coin):
     /// a call of another contract, a native transfer where a token was
     /// expected, or a contract call where the native coin was expected.
-    #[error("the transaction pays in {}, not in {}", Currency(found), Currency(expected))]
+    #[error(
+        "the transaction pays in {}, not in {}",
+        Currency(found),
+        Currency(expected)
+    )]
     WrongToken {
         /// The currency expected.
         expected: Option<Address>,
@@ -277,9 +281,11 @@ impl EvmRpc {
             return pending(0);
         };
         if tx.hash.0 != expected.tx_hash.0 {
-            return Err(self.payment_malformed("eth_getTransactionByHash.hash", "not the hash asked for"));
+            return Err(self
+                .malformed("eth_getTransactionByHash.hash", "not the hash asked for")
+                .into());
         }
-        let native_value = check_transaction(&tx, expected)?;
+        let paid = check_transaction(&tx, expected)?;
         let Some(tx_block) = tx.block_number else {
             return pending(0);
         };
@@ -288,13 +294,18 @@ impl EvmRpc {
             return pending(0);
         };
         check_receipt_matches(self, &tx, tx_block.0, &receipt, &expected.tx_hash)?;
-        if receipt.status.0 == 0 {
-            return Err(PaymentError::Reverted);
+        match receipt.status.0 {
+            1 => {}
+            0 => return Err(PaymentError::Reverted),
+            _ => {
+                return Err(self
+                    .malformed("eth_getTransactionReceipt.status", "expected 0x0 or 0x1")
+                    .into())
+            }
         }
-        let amount = match (expected.token, native_value) {
-            (None, Some(value)) => value,
-            (Some(token), _) => token_amount(&receipt, token, expected)?,
-            (None, None) => unreachable!("check_transaction returns the value of a native payment"),
+        let amount = match paid {
+            Paid::Native(value) => value,
+            Paid::Token(token) => token_amount(&receipt, token, expected)?,
         };
         if amount < expected.min_amount {
             return Err(PaymentError::Underpaid {
@@ -322,22 +333,18 @@ impl EvmRpc {
             confirmations,
         }))
     }
-
-    fn payment_malformed(&self, field: &str, reason: &str) -> PaymentError {
-        PaymentError::Rpc(self.error(RpcErrorKind::Malformed {
-            field: field.to_string(),
-            reason: reason.to_string(),
-        }))
-    }
 }
 
-/// The checks on what the transaction itself commits to. Returns the value
-/// of a native payment (checked against the minimum already), `None` for
-/// a token payment.
-fn check_transaction(
-    tx: &Transaction,
-    expected: &ExpectedPayment,
-) -> Result<Option<Amount>, PaymentError> {
+/// What a transaction that passed [`check_transaction`] pays in.
+enum Paid {
+    /// The native coin: the transaction's value (at least the minimum).
+    Native(Amount),
+    /// This token: the amount is in the receipt's logs.
+    Token(Address),
+}
+
+/// The checks on what the transaction itself commits to.
+fn check_transaction(tx: &Transaction, expected: &ExpectedPayment) -> Result<Paid, PaymentError> {
     if let Some(chain) = tx.chain_id {
         if chain.0 != expected.chain_id {
             return Err(PaymentError::TxOnOtherChain {
@@ -383,7 +390,7 @@ fn check_transaction(
                     required: expected.min_amount,
                 });
             }
-            Ok(Some(value))
+            Ok(Paid::Native(value))
         }
         Some(token) => {
             if to != token {
@@ -393,7 +400,7 @@ fn check_transaction(
                     found: (to != expected.pay_to).then_some(to),
                 });
             }
-            Ok(None)
+            Ok(Paid::Token(token))
         }
     }
 }
@@ -408,13 +415,15 @@ fn check_receipt_matches(
     hash: &TxHash,
 ) -> Result<(), PaymentError> {
     if receipt.transaction_hash.0 != hash.0 {
-        return Err(PaymentError::Rpc(rpc.malformed(
-            "eth_getTransactionReceipt.transactionHash",
-            "not the hash asked for",
-        )));
+        return Err(rpc
+            .malformed(
+                "eth_getTransactionReceipt.transactionHash",
+                "not the hash asked for",
+            )
+            .into());
     }
-    let same_block = receipt.block_number.0 == tx_block
-        && tx.block_hash.is_none_or(|h| h == receipt.block_hash);
+    let same_block =
+        receipt.block_number.0 == tx_block && tx.block_hash.is_none_or(|h| h == receipt.block_hash);
     if !same_block || receipt.logs.iter().any(|l| l.removed) {
         return Err(PaymentError::Rpc(rpc.error(RpcErrorKind::Inconsistent(
             "the transaction and its receipt name different blocks".to_string(),
@@ -540,6 +549,73 @@ mod tests {
         assert_eq!(decode_transfer(&log).unwrap().value, Amount::MAX);
     }
 
+    fn receipt_with(logs: Vec<Log>) -> Receipt {
+        Receipt {
+            transaction_hash: Word([1; 32]),
+            block_hash: Word([2; 32]),
+            block_number: super::super::wire::Quantity(5),
+            status: super::super::wire::Quantity(1),
+            logs,
+        }
+    }
+
+    fn token_expected(token: Address, pay_to: Address) -> ExpectedPayment {
+        ExpectedPayment {
+            chain_id: 8453,
+            tx_hash: TxHash([1; 32]),
+            payer: addr(1),
+            pay_to,
+            token: Some(token),
+            min_amount: Amount::from(1u64),
+            confirmations: 1,
+        }
+    }
+
+    #[test]
+    fn token_transfers_to_the_payee_are_summed() {
+        let (token, payee, other) = (addr(0xaa), addr(2), addr(3));
+        let receipt = receipt_with(vec![
+            transfer_log(token, addr(1), payee, 300),
+            // To someone else, and from another contract: not counted.
+            transfer_log(token, addr(1), other, 1_000),
+            transfer_log(addr(0xbb), addr(1), payee, 1_000),
+            transfer_log(token, addr(9), payee, 200),
+        ]);
+        let expected = token_expected(token, payee);
+        assert_eq!(
+            token_amount(&receipt, token, &expected).unwrap(),
+            Amount::from(500u64)
+        );
+    }
+
+    #[test]
+    fn token_receipts_without_a_transfer_to_the_payee_are_refused() {
+        let (token, payee, other) = (addr(0xaa), addr(2), addr(3));
+        let expected = token_expected(token, payee);
+        let only_other = receipt_with(vec![transfer_log(token, addr(1), other, 1)]);
+        assert!(matches!(
+            token_amount(&only_other, token, &expected),
+            Err(PaymentError::WrongRecipient { found: Some(f), .. }) if f == other
+        ));
+        let other_token = receipt_with(vec![transfer_log(addr(0xbb), addr(1), payee, 1)]);
+        assert!(matches!(
+            token_amount(&other_token, token, &expected),
+            Err(PaymentError::NothingPaid)
+        ));
+        let zero = receipt_with(vec![transfer_log(token, addr(1), payee, 0)]);
+        assert!(matches!(
+            token_amount(&zero, token, &expected),
+            Err(PaymentError::NothingPaid)
+        ));
+        let mut huge = transfer_log(token, addr(1), payee, 0);
+        huge.data = Data(vec![0xff; 32]);
+        let overflow = receipt_with(vec![huge.clone(), huge]);
+        assert_eq!(
+            token_amount(&overflow, token, &expected).unwrap(),
+            Amount::MAX
+        );
+    }
+
     #[test]
     fn fields_name_the_proof_parts() {
         assert_eq!(PaymentError::Reverted.field(), "txHash");
@@ -565,5 +641,4 @@ mod tests {
         };
         assert!(e.to_string().contains("contract creation"), "{e}");
     }
-
 }

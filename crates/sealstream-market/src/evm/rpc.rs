@@ -176,7 +176,11 @@ impl EvmRpc {
         }
     }
 
-    pub(crate) fn malformed(&self, field: impl Into<String>, reason: impl Into<String>) -> RpcError {
+    pub(crate) fn malformed(
+        &self,
+        field: impl Into<String>,
+        reason: impl Into<String>,
+    ) -> RpcError {
         self.error(RpcErrorKind::Malformed {
             field: field.into(),
             reason: reason.into(),
@@ -268,10 +272,7 @@ impl EvmRpc {
         let mut out = Vec::new();
         while let Some(chunk) = response.chunk().await.map_err(transport)? {
             if out.len() + chunk.len() > MAX_REPLY_BYTES {
-                return Err(self.malformed(
-                    "reply",
-                    format!("larger than {MAX_REPLY_BYTES} bytes"),
-                ));
+                return Err(self.malformed("reply", format!("larger than {MAX_REPLY_BYTES} bytes")));
             }
             out.extend_from_slice(&chunk);
         }
@@ -311,9 +312,18 @@ mod tests {
     #[test]
     fn urls_are_redacted_to_scheme_host_and_port() {
         for (url, shown) in [
-            ("https://base-mainnet.example.com/v2/SECRETKEY", "https://base-mainnet.example.com/…"),
-            ("https://node.example.com/?apikey=SECRETKEY", "https://node.example.com/…"),
-            ("https://user:SECRETKEY@node.example.com", "https://node.example.com"),
+            (
+                "https://base-mainnet.example.com/v2/SECRETKEY",
+                "https://base-mainnet.example.com/…",
+            ),
+            (
+                "https://node.example.com/?apikey=SECRETKEY",
+                "https://node.example.com/…",
+            ),
+            (
+                "https://user:SECRETKEY@node.example.com",
+                "https://node.example.com",
+            ),
             ("http://127.0.0.1:8545", "http://127.0.0.1:8545"),
             ("http://127.0.0.1:8545/", "http://127.0.0.1:8545"),
             ("http://[::1]:8545/#SECRETKEY", "http://[::1]:8545/…"),

@@ -17,7 +17,9 @@ pub(crate) struct Quantity(pub u64);
 impl<'de> Deserialize<'de> for Quantity {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let text = String::deserialize(d)?;
-        parse_u64_quantity(&text).map(Quantity).map_err(D::Error::custom)
+        parse_u64_quantity(&text)
+            .map(Quantity)
+            .map_err(D::Error::custom)
     }
 }
 
@@ -144,7 +146,10 @@ mod tests {
         for bad in ["0x", "2105", "0x1_0", "0x10000000000000000", "0xz", ""] {
             assert!(parse_u64_quantity(bad).is_err(), "{bad:?}");
         }
-        assert!(decode::<Quantity>(json!(5)).is_err(), "numbers are not quantities");
+        assert!(
+            decode::<Quantity>(json!(5)).is_err(),
+            "numbers are not quantities"
+        );
     }
 
     #[test]
@@ -168,7 +173,9 @@ mod tests {
 
         let mut bad = receipt.clone();
         bad["logs"][0]["data"] = json!("0x123");
-        assert!(decode::<Receipt>(bad).unwrap_err().starts_with("logs[0].data: "));
+        assert!(decode::<Receipt>(bad)
+            .unwrap_err()
+            .starts_with("logs[0].data: "));
         let mut bad = receipt.clone();
         bad["logs"][0]["topics"][0] = json!("0x12");
         assert!(decode::<Receipt>(bad)
@@ -179,7 +186,9 @@ mod tests {
         assert!(decode::<Receipt>(bad).unwrap_err().contains("status"));
         let mut bad = receipt;
         bad["blockNumber"] = json!(16);
-        assert!(decode::<Receipt>(bad).unwrap_err().starts_with("blockNumber: "));
+        assert!(decode::<Receipt>(bad)
+            .unwrap_err()
+            .starts_with("blockNumber: "));
     }
 
     #[test]

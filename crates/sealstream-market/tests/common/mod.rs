@@ -8,6 +8,7 @@
 //! databases by `on_both_databases!(name, …)`.
 #![allow(dead_code)]
 
+pub mod anvil;
 pub mod chains;
 pub mod listings_fixtures;
 pub mod orders_fixtures;
