@@ -16,6 +16,7 @@ pub mod merkle;
 pub mod package;
 pub mod pool;
 pub mod publish;
+pub mod receipt;
 pub mod registration;
 pub mod rules;
 #[cfg(feature = "object-store")]

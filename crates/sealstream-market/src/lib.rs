@@ -15,5 +15,6 @@ pub mod listings;
 pub mod machines;
 pub mod objects;
 pub mod openapi;
+pub mod receipt_key;
 pub mod server;
 pub mod store;

@@ -12,11 +12,18 @@ use super::{Map, Number, Value};
 pub struct Limits {
     /// Maximum nesting depth of arrays and objects.
     pub max_depth: usize,
+    /// Refuse an object that has the same key twice (instead of keeping the
+    /// last value, as Python does). Signed documents set it: two readers
+    /// must not see two different values under one signature.
+    pub reject_duplicate_keys: bool,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { max_depth: 512 }
+        Limits {
+            max_depth: 512,
+            reject_duplicate_keys: false,
+        }
     }
 }
 
@@ -134,7 +141,11 @@ impl<'a> Parser<'a> {
             if self.peek() != Some(b'"') {
                 return Err(self.error("expecting property name enclosed in double quotes"));
             }
+            let key_pos = self.pos;
             let key = self.string()?;
+            if self.limits.reject_duplicate_keys && map.contains_key(&key) {
+                return Err(self.error_at(key_pos, &format!("duplicate key {key:?}")));
+            }
             self.skip_ws();
             if self.peek() != Some(b':') {
                 return Err(self.error("expecting ':' delimiter"));
@@ -353,6 +364,18 @@ mod tests {
         let keys: Vec<_> = m.keys().cloned().collect();
         assert_eq!(keys, ["a", "b"]);
         assert_eq!(m["a"], Value::from(3u64));
+    }
+
+    #[test]
+    fn duplicate_keys_can_be_refused() {
+        let strict = Limits {
+            reject_duplicate_keys: true,
+            ..Limits::default()
+        };
+        let e = parse_with_limits(b"{\"a\":1,\n \"b\":{\"a\":2},\"a\":3}", strict).unwrap_err();
+        assert_eq!(e.message, "duplicate key \"a\"");
+        assert_eq!((e.line, e.column), (2, 14));
+        assert!(parse_with_limits(br#"{"a":{"a":1},"b":[{"a":1},{"a":2}]}"#, strict).is_ok());
     }
 
     #[test]
