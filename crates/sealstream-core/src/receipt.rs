@@ -854,6 +854,9 @@ mod tests {
         }
     }
 
+    type ReceiptEdit = Box<dyn Fn(&mut LicenseReceipt)>;
+    type DocumentEdit = Box<dyn Fn(&mut Map)>;
+
     /// The document of `signed` with `edit` applied to it.
     fn edited(signed: &SignedReceipt, edit: impl FnOnce(&mut Map)) -> Vec<u8> {
         let mut v = signed.to_json();
@@ -912,7 +915,7 @@ mod tests {
     fn any_changed_field_breaks_the_signature() {
         let signed = example().sign(&key()).unwrap();
         let other_did = "did:peaq:0x1111111111111111111111111111111111111111".to_string();
-        let edits: Vec<(&str, Box<dyn Fn(&mut LicenseReceipt)>)> = vec![
+        let edits: Vec<(&str, ReceiptEdit)> = vec![
             ("orderId", Box::new(|r| r.order_id.push('x'))),
             ("listingId", Box::new(|r| r.listing_id.push('x'))),
             (
@@ -1056,7 +1059,7 @@ mod tests {
                 }
             }
         };
-        let cases: Vec<(Box<dyn Fn(&mut Map)>, &str, &str)> = vec![
+        let cases: Vec<(DocumentEdit, &str, &str)> = vec![
             (
                 Box::new(|m| {
                     m.insert("extra".into(), Value::Null);
