@@ -521,7 +521,8 @@ mod tests {
             "0c15b8ab0e85fd29f44ae2a505c039faea332c326ac39bb5506b4f6851d05ab7"
         );
         assert_eq!(sk.to_hex_secret().as_str(), seed);
-        let pk = ReceiptPublicKey::from_hex(&format!("0x{}", sk.public_key().to_hex()), "k").unwrap();
+        let pk =
+            ReceiptPublicKey::from_hex(&format!("0x{}", sk.public_key().to_hex()), "k").unwrap();
         assert_eq!(pk, sk.public_key());
         let sig = sk.sign(b"message");
         assert!(pk.verify(b"message", &sig));

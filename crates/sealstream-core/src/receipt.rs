@@ -688,7 +688,12 @@ fn text(value: &str, field: &str) -> Result<(), ValidationError> {
 }
 
 /// `digits` lowercase hex digits, after `0x` when `prefixed`.
-fn lower_hex(value: &str, field: &str, prefixed: bool, digits: usize) -> Result<(), ValidationError> {
+fn lower_hex(
+    value: &str,
+    field: &str,
+    prefixed: bool,
+    digits: usize,
+) -> Result<(), ValidationError> {
     let body = if prefixed {
         value.strip_prefix("0x")
     } else {
@@ -723,8 +728,7 @@ fn safe_integer(value: u64, field: &str, min: u64) -> Result<(), ValidationError
 /// Base units: decimal digits without leading zeros, at most 78.
 fn amount(value: &str, field: &str) -> Result<(), ValidationError> {
     let digits = !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit());
-    if !digits || (value.len() > 1 && value.starts_with('0')) || value.len() > MAX_AMOUNT_DIGITS
-    {
+    if !digits || (value.len() > 1 && value.starts_with('0')) || value.len() > MAX_AMOUNT_DIGITS {
         return Err(ValidationError::new(
             field,
             format!(
@@ -804,7 +808,8 @@ mod tests {
             listing_id: "ls_0f4e2a91c37b5d68e0a1f2b3c4d5e6f7".into(),
             listing_title: "GPS traces, Munich ring road, 2026-11".into(),
             dataset_id: "ds_8a2c4e6f1b3d5a79".into(),
-            dataset_root: "0x365d83360136b9689ade346c279d23c328d7aa52c5c3c48ec320a5c07fd15f3d".into(),
+            dataset_root: "0x365d83360136b9689ade346c279d23c328d7aa52c5c3c48ec320a5c07fd15f3d"
+                .into(),
             machine_did: "did:peaq:0x3d9141C95c9384e002528cf6AeE3b33a4C816DE1".into(),
             topic: "/sensor/gps".into(),
             first_index: 0,
@@ -812,17 +817,23 @@ mod tests {
             seller_did: "did:peaq:0x9C5e5e3F2d1a0B8c7D6e5F4a3B2c1D0e9F8a7B6c".into(),
             buyer_did: "did:peaq:0x000000000000000000000000000000000000b0b0".into(),
             buyer_id: "did:peaq:0x000000000000000000000000000000000000b0b0".into(),
-            buyer_public_key_hex: "ad047d9237812541968a9fbd5fc1621d4261352e99a27de75642a9a0bca3d101".into(),
+            buyer_public_key_hex:
+                "ad047d9237812541968a9fbd5fc1621d4261352e99a27de75642a9a0bca3d101".into(),
             amount: "1500000".into(),
             decimals: 6,
-            rail: obj(r#"{"kind":"evm","chainId":8453,"token":"0x833589fCD6eDb6E08f4c7C32D4f71b54bdA02913","decimals":6,"payTo":"0x71C7656EC7ab88b098defB751B7401B5f6d8976F","symbol":"USDC"}"#),
+            rail: obj(
+                r#"{"kind":"evm","chainId":8453,"token":"0x833589fCD6eDb6E08f4c7C32D4f71b54bdA02913","decimals":6,"payTo":"0x71C7656EC7ab88b098defB751B7401B5f6d8976F","symbol":"USDC"}"#,
+            ),
             payment: ReceiptPayment::Evm {
-                tx_hash: "0x5e8d0a4b7c2f91e3d6a8b0c4e2f7193a5d8c6b0e4f2a7d9c1b3e5f8a0c2d4e6f".into(),
+                tx_hash: "0x5e8d0a4b7c2f91e3d6a8b0c4e2f7193a5d8c6b0e4f2a7d9c1b3e5f8a0c2d4e6f"
+                    .into(),
                 chain_id: 8453,
                 payer: "0x4B0897b0513fdC7C541B6d9D7E929C4e5364D2dB".into(),
                 block_number: 23_411_873,
             },
-            license: obj(r#"{"name":"sealstream-data-1.0","commercialUse":true,"redistribution":false}"#),
+            license: obj(
+                r#"{"name":"sealstream-data-1.0","commercialUse":true,"redistribution":false}"#,
+            ),
             ordered_at: "2026-11-21T19:03:19Z".into(),
             paid_at: "2026-11-21T19:04:02Z".into(),
             issued_at: "2026-11-21T19:04:05Z".into(),
@@ -842,6 +853,9 @@ mod tests {
             ..example()
         }
     }
+
+    type ReceiptEdit = Box<dyn Fn(&mut LicenseReceipt)>;
+    type DocumentEdit = Box<dyn Fn(&mut Map)>;
 
     /// The document of `signed` with `edit` applied to it.
     fn edited(signed: &SignedReceipt, edit: impl FnOnce(&mut Map)) -> Vec<u8> {
@@ -901,35 +915,86 @@ mod tests {
     fn any_changed_field_breaks_the_signature() {
         let signed = example().sign(&key()).unwrap();
         let other_did = "did:peaq:0x1111111111111111111111111111111111111111".to_string();
-        let edits: Vec<(&str, Box<dyn Fn(&mut LicenseReceipt)>)> = vec![
+        let edits: Vec<(&str, ReceiptEdit)> = vec![
             ("orderId", Box::new(|r| r.order_id.push('x'))),
             ("listingId", Box::new(|r| r.listing_id.push('x'))),
-            ("listingTitle", Box::new(|r| r.listing_title = r.listing_title.to_uppercase())),
+            (
+                "listingTitle",
+                Box::new(|r| r.listing_title = r.listing_title.to_uppercase()),
+            ),
             ("datasetId", Box::new(|r| r.dataset_id.push('x'))),
-            ("datasetRoot", Box::new(|r| r.dataset_root = format!("0x{}", "ab".repeat(32)))),
-            ("machineDid", Box::new({ let d = other_did.clone(); move |r| r.machine_did = d.clone() })),
+            (
+                "datasetRoot",
+                Box::new(|r| r.dataset_root = format!("0x{}", "ab".repeat(32))),
+            ),
+            (
+                "machineDid",
+                Box::new({
+                    let d = other_did.clone();
+                    move |r| r.machine_did = d.clone()
+                }),
+            ),
             ("topic", Box::new(|r| r.topic = "/sensor/imu".into())),
             ("firstIndex", Box::new(|r| r.first_index = 1)),
             ("chunkCount", Box::new(|r| r.chunk_count = 2)),
-            ("sellerDid", Box::new({ let d = other_did.clone(); move |r| r.seller_did = d.clone() })),
-            ("buyerDid", Box::new({ let d = other_did.clone(); move |r| r.buyer_did = d.clone() })),
+            (
+                "sellerDid",
+                Box::new({
+                    let d = other_did.clone();
+                    move |r| r.seller_did = d.clone()
+                }),
+            ),
+            (
+                "buyerDid",
+                Box::new({
+                    let d = other_did.clone();
+                    move |r| r.buyer_did = d.clone()
+                }),
+            ),
             ("buyerId", Box::new(|r| r.buyer_id = "someone else".into())),
-            ("buyerPublicKeyHex", Box::new(|r| r.buyer_public_key_hex = "cd".repeat(32))),
+            (
+                "buyerPublicKeyHex",
+                Box::new(|r| r.buyer_public_key_hex = "cd".repeat(32)),
+            ),
             ("amount", Box::new(|r| r.amount = "150000".into())),
-            ("decimals", Box::new(|r| {
-                r.decimals = 5;
-                r.rail = obj(r#"{"kind":"evm","chainId":8453,"token":"native","decimals":5,"payTo":"0x71C7656EC7ab88b098defB751B7401B5f6d8976F"}"#);
-            })),
-            ("rail", Box::new(|r| r.rail = obj(r#"{"kind":"evm","chainId":8453,"token":"native","decimals":6,"payTo":"0x71C7656EC7ab88b098defB751B7401B5f6d8976F"}"#))),
-            ("payment", Box::new(|r| {
-                if let ReceiptPayment::Evm { block_number, .. } = &mut r.payment {
-                    *block_number += 1;
-                }
-            })),
+            (
+                "decimals",
+                Box::new(|r| {
+                    r.decimals = 5;
+                    r.rail = obj(
+                        r#"{"kind":"evm","chainId":8453,"token":"native","decimals":5,"payTo":"0x71C7656EC7ab88b098defB751B7401B5f6d8976F"}"#,
+                    );
+                }),
+            ),
+            (
+                "rail",
+                Box::new(|r| {
+                    r.rail = obj(
+                        r#"{"kind":"evm","chainId":8453,"token":"native","decimals":6,"payTo":"0x71C7656EC7ab88b098defB751B7401B5f6d8976F"}"#,
+                    )
+                }),
+            ),
+            (
+                "payment",
+                Box::new(|r| {
+                    if let ReceiptPayment::Evm { block_number, .. } = &mut r.payment {
+                        *block_number += 1;
+                    }
+                }),
+            ),
             ("license", Box::new(|r| r.license = Value::Null)),
-            ("orderedAt", Box::new(|r| r.ordered_at = "2026-11-21T19:03:18Z".into())),
-            ("paidAt", Box::new(|r| r.paid_at = "2026-11-21T19:04:03Z".into())),
-            ("issuedAt", Box::new(|r| r.issued_at = "2026-11-22T19:04:05Z".into())),
+            (
+                "orderedAt",
+                Box::new(|r| r.ordered_at = "2026-11-21T19:03:18Z".into()),
+            ),
+            (
+                "paidAt",
+                Box::new(|r| r.paid_at = "2026-11-21T19:04:03Z".into()),
+            ),
+            (
+                "issuedAt",
+                Box::new(|r| r.issued_at = "2026-11-22T19:04:05Z".into()),
+            ),
         ];
         assert_eq!(edits.len(), RECEIPT_FIELDS.len(), "one edit per field");
         for (field, edit) in edits {
@@ -939,7 +1004,11 @@ mod tests {
             // Still a well-formed receipt, read back from its file.
             let read = SignedReceipt::parse(tampered.to_json_pretty().as_bytes())
                 .unwrap_or_else(|e| panic!("{field}: {e}"));
-            assert_eq!(read.verify(None), Err(ReceiptError::BadSignature), "{field}");
+            assert_eq!(
+                read.verify(None),
+                Err(ReceiptError::BadSignature),
+                "{field}"
+            );
             assert!(read.verify(None).unwrap_err().is_integrity());
         }
         // The signature itself, bit by bit in one byte.
@@ -970,7 +1039,9 @@ mod tests {
             }
         );
         assert!(e.is_integrity());
-        assert!(e.to_string().starts_with("signature.publicKeyHex: signed by "));
+        assert!(e
+            .to_string()
+            .starts_with("signature.publicKeyHex: signed by "));
     }
 
     #[test]
@@ -988,52 +1059,276 @@ mod tests {
                 }
             }
         };
-        let cases: Vec<(Box<dyn Fn(&mut Map)>, &str, &str)> = vec![
-            (Box::new(|m| { m.insert("extra".into(), Value::Null); }), "extra", "unknown field"),
-            (Box::new(|m| { m.insert("schemaVersion".into(), "sealstream.receipt.v2".into()); }), "schemaVersion", "expected sealstream.receipt.v1"),
-            (Box::new(|m| { m.shift_remove("schemaVersion"); }), "schemaVersion", "required"),
-            (Box::new(|m| { m.shift_remove("signature"); }), "signature", "required"),
-            (Box::new(set("discount", "1")), "receipt.discount", "unknown field"),
-            (Box::new(|m| { receipt_mut(m).shift_remove("paidAt"); }), "receipt.paidAt", "required"),
-            (Box::new(set("orderId", "7")), "receipt.orderId", "expected a string, got integer"),
-            (Box::new(set("listingTitle", r#"" \t ""#)), "receipt.listingTitle", "must not be empty"),
-            (Box::new(set("datasetRoot", r#""0x365D83360136b9689ade346c279d23c328d7aa52c5c3c48ec320a5c07fd15f3d""#)), "receipt.datasetRoot", "lowercase hex"),
-            (Box::new(set("datasetRoot", r#""365d83360136b9689ade346c279d23c328d7aa52c5c3c48ec320a5c07fd15f3d""#)), "receipt.datasetRoot", "0x followed by 64"),
-            (Box::new(set("machineDid", r#""did:peaq:0x3d91""#)), "receipt.machineDid", "did:peaq:0x"),
-            (Box::new(set("sellerDid", r#""did:key:z6Mk""#)), "receipt.sellerDid", "did:peaq:0x"),
-            (Box::new(set("firstIndex", "-1")), "receipt.firstIndex", "from 0 to"),
-            (Box::new(set("firstIndex", "9007199254740992")), "receipt.firstIndex", "from 0 to 9007199254740991"),
-            (Box::new(set("chunkCount", "0")), "receipt.chunkCount", "from 1 to"),
-            (Box::new(set("chunkCount", "3.0")), "receipt.chunkCount", "got 3.0"),
-            (Box::new(set("buyerPublicKeyHex", r#""0xad047d9237812541968a9fbd5fc1621d4261352e99a27de75642a9a0bca3d101""#)), "receipt.buyerPublicKeyHex", "64 lowercase hex"),
-            (Box::new(set("amount", r#""01500000""#)), "receipt.amount", "without leading zeros"),
-            (Box::new(set("amount", r#""1.5""#)), "receipt.amount", "base units"),
-            (Box::new(set("amount", "1500000")), "receipt.amount", "expected a string"),
-            (Box::new(set("decimals", "37")), "receipt.decimals", "from 0 to 36"),
-            (Box::new(set("decimals", "5")), "receipt.decimals", "the rail's decimals is 6"),
-            (Box::new(set("rail", r#""evm""#)), "receipt.rail", "expected an object"),
-            (Box::new(set("rail", r#"{"kind":"lightning"}"#)), "receipt.rail.kind", "\"evm\" or \"invoice\""),
-            (Box::new(set("rail", r#"{"kind":"evm","chainId":1,"decimals":6}"#)), "receipt.payment.chainId", "8453, but the rail's chainId is 1"),
-            (Box::new(set("rail", r#"{"kind":"invoice","currency":"EUR","decimals":6}"#)), "receipt.payment", "an invoice rail"),
-            (Box::new(set("rail", r#"{"kind":"evm","chainId":8453,"decimals":6,"big":9007199254740993}"#)), "receipt.rail.big", "no exact canonical form"),
-            (Box::new(set("payment", r#"{"txHash":"0x00","invoiceReference":"INV-1"}"#)), "receipt.payment", "exactly one of"),
-            (Box::new(set("payment", r#"{}"#)), "receipt.payment", "exactly one of"),
-            (Box::new(set_payment("memo", r#""x""#)), "receipt.payment.memo", "unknown field"),
-            (Box::new(set_payment("txHash", r#""0x1234""#)), "receipt.payment.txHash", "0x followed by 64"),
-            (Box::new(set_payment("payer", r#""0x4B08""#)), "receipt.payment.payer", "40 hex digits"),
-            (Box::new(set_payment("chainId", "0")), "receipt.payment.chainId", "from 1 to"),
-            (Box::new(set_payment("blockNumber", r#""12""#)), "receipt.payment.blockNumber", "got \"12\""),
-            (Box::new(set("license", "[1]")), "receipt.license", "got array"),
-            (Box::new(set("license", r#"{"terms":[{"n":-9007199254740992}]}"#)), "receipt.license.terms[0].n", "no exact canonical form"),
-            (Box::new(set("orderedAt", r#""2026-11-21T19:03:19.5Z""#)), "receipt.orderedAt", "YYYY-MM-DDTHH:MM:SSZ"),
-            (Box::new(set("paidAt", r#""2026-11-21T20:04:02+01:00""#)), "receipt.paidAt", "YYYY-MM-DDTHH:MM:SSZ"),
-            (Box::new(set("issuedAt", r#""2026-02-30T00:00:00Z""#)), "receipt.issuedAt", "YYYY-MM-DDTHH:MM:SSZ"),
-            (Box::new(set("issuedAt", r#""2026-11-21t19:04:05z""#)), "receipt.issuedAt", "YYYY-MM-DDTHH:MM:SSZ"),
-            (Box::new(|m| { m.insert("signature".into(), obj(r#"{"algorithm":"eip191-secp256k1","publicKeyHex":"","value":""}"#)); }), "signature.algorithm", "expected ed25519"),
-            (Box::new(|m| { if let Some(Value::Object(s)) = m.get_mut("signature") { s.insert("value".into(), "ab".into()); } }), "signature.value", "128 lowercase hex"),
-            (Box::new(|m| { if let Some(Value::Object(s)) = m.get_mut("signature") { s.insert("keyId".into(), "k".into()); } }), "signature.keyId", "unknown field"),
+        let cases: Vec<(DocumentEdit, &str, &str)> = vec![
+            (
+                Box::new(|m| {
+                    m.insert("extra".into(), Value::Null);
+                }),
+                "extra",
+                "unknown field",
+            ),
+            (
+                Box::new(|m| {
+                    m.insert("schemaVersion".into(), "sealstream.receipt.v2".into());
+                }),
+                "schemaVersion",
+                "expected sealstream.receipt.v1",
+            ),
+            (
+                Box::new(|m| {
+                    m.shift_remove("schemaVersion");
+                }),
+                "schemaVersion",
+                "required",
+            ),
+            (
+                Box::new(|m| {
+                    m.shift_remove("signature");
+                }),
+                "signature",
+                "required",
+            ),
+            (
+                Box::new(set("discount", "1")),
+                "receipt.discount",
+                "unknown field",
+            ),
+            (
+                Box::new(|m| {
+                    receipt_mut(m).shift_remove("paidAt");
+                }),
+                "receipt.paidAt",
+                "required",
+            ),
+            (
+                Box::new(set("orderId", "7")),
+                "receipt.orderId",
+                "expected a string, got integer",
+            ),
+            (
+                Box::new(set("listingTitle", r#"" \t ""#)),
+                "receipt.listingTitle",
+                "must not be empty",
+            ),
+            (
+                Box::new(set(
+                    "datasetRoot",
+                    r#""0x365D83360136b9689ade346c279d23c328d7aa52c5c3c48ec320a5c07fd15f3d""#,
+                )),
+                "receipt.datasetRoot",
+                "lowercase hex",
+            ),
+            (
+                Box::new(set(
+                    "datasetRoot",
+                    r#""365d83360136b9689ade346c279d23c328d7aa52c5c3c48ec320a5c07fd15f3d""#,
+                )),
+                "receipt.datasetRoot",
+                "0x followed by 64",
+            ),
+            (
+                Box::new(set("machineDid", r#""did:peaq:0x3d91""#)),
+                "receipt.machineDid",
+                "did:peaq:0x",
+            ),
+            (
+                Box::new(set("sellerDid", r#""did:key:z6Mk""#)),
+                "receipt.sellerDid",
+                "did:peaq:0x",
+            ),
+            (
+                Box::new(set("firstIndex", "-1")),
+                "receipt.firstIndex",
+                "from 0 to",
+            ),
+            (
+                Box::new(set("firstIndex", "9007199254740992")),
+                "receipt.firstIndex",
+                "from 0 to 9007199254740991",
+            ),
+            (
+                Box::new(set("chunkCount", "0")),
+                "receipt.chunkCount",
+                "from 1 to",
+            ),
+            (
+                Box::new(set("chunkCount", "3.0")),
+                "receipt.chunkCount",
+                "got 3.0",
+            ),
+            (
+                Box::new(set(
+                    "buyerPublicKeyHex",
+                    r#""0xad047d9237812541968a9fbd5fc1621d4261352e99a27de75642a9a0bca3d101""#,
+                )),
+                "receipt.buyerPublicKeyHex",
+                "64 lowercase hex",
+            ),
+            (
+                Box::new(set("amount", r#""01500000""#)),
+                "receipt.amount",
+                "without leading zeros",
+            ),
+            (
+                Box::new(set("amount", r#""1.5""#)),
+                "receipt.amount",
+                "base units",
+            ),
+            (
+                Box::new(set("amount", "1500000")),
+                "receipt.amount",
+                "expected a string",
+            ),
+            (
+                Box::new(set("decimals", "37")),
+                "receipt.decimals",
+                "from 0 to 36",
+            ),
+            (
+                Box::new(set("decimals", "5")),
+                "receipt.decimals",
+                "the rail's decimals is 6",
+            ),
+            (
+                Box::new(set("rail", r#""evm""#)),
+                "receipt.rail",
+                "expected an object",
+            ),
+            (
+                Box::new(set("rail", r#"{"kind":"lightning"}"#)),
+                "receipt.rail.kind",
+                "\"evm\" or \"invoice\"",
+            ),
+            (
+                Box::new(set("rail", r#"{"kind":"evm","chainId":1,"decimals":6}"#)),
+                "receipt.payment.chainId",
+                "8453, but the rail's chainId is 1",
+            ),
+            (
+                Box::new(set(
+                    "rail",
+                    r#"{"kind":"invoice","currency":"EUR","decimals":6}"#,
+                )),
+                "receipt.payment",
+                "an invoice rail",
+            ),
+            (
+                Box::new(set(
+                    "rail",
+                    r#"{"kind":"evm","chainId":8453,"decimals":6,"big":9007199254740993}"#,
+                )),
+                "receipt.rail.big",
+                "no exact canonical form",
+            ),
+            (
+                Box::new(set(
+                    "payment",
+                    r#"{"txHash":"0x00","invoiceReference":"INV-1"}"#,
+                )),
+                "receipt.payment",
+                "exactly one of",
+            ),
+            (
+                Box::new(set("payment", r#"{}"#)),
+                "receipt.payment",
+                "exactly one of",
+            ),
+            (
+                Box::new(set_payment("memo", r#""x""#)),
+                "receipt.payment.memo",
+                "unknown field",
+            ),
+            (
+                Box::new(set_payment("txHash", r#""0x1234""#)),
+                "receipt.payment.txHash",
+                "0x followed by 64",
+            ),
+            (
+                Box::new(set_payment("payer", r#""0x4B08""#)),
+                "receipt.payment.payer",
+                "40 hex digits",
+            ),
+            (
+                Box::new(set_payment("chainId", "0")),
+                "receipt.payment.chainId",
+                "from 1 to",
+            ),
+            (
+                Box::new(set_payment("blockNumber", r#""12""#)),
+                "receipt.payment.blockNumber",
+                "got \"12\"",
+            ),
+            (
+                Box::new(set("license", "[1]")),
+                "receipt.license",
+                "got array",
+            ),
+            (
+                Box::new(set("license", r#"{"terms":[{"n":-9007199254740992}]}"#)),
+                "receipt.license.terms[0].n",
+                "no exact canonical form",
+            ),
+            (
+                Box::new(set("orderedAt", r#""2026-11-21T19:03:19.5Z""#)),
+                "receipt.orderedAt",
+                "YYYY-MM-DDTHH:MM:SSZ",
+            ),
+            (
+                Box::new(set("paidAt", r#""2026-11-21T20:04:02+01:00""#)),
+                "receipt.paidAt",
+                "YYYY-MM-DDTHH:MM:SSZ",
+            ),
+            (
+                Box::new(set("issuedAt", r#""2026-02-30T00:00:00Z""#)),
+                "receipt.issuedAt",
+                "YYYY-MM-DDTHH:MM:SSZ",
+            ),
+            (
+                Box::new(set("issuedAt", r#""2026-11-21t19:04:05z""#)),
+                "receipt.issuedAt",
+                "YYYY-MM-DDTHH:MM:SSZ",
+            ),
+            (
+                Box::new(|m| {
+                    m.insert(
+                        "signature".into(),
+                        obj(r#"{"algorithm":"eip191-secp256k1","publicKeyHex":"","value":""}"#),
+                    );
+                }),
+                "signature.algorithm",
+                "expected ed25519",
+            ),
+            (
+                Box::new(|m| {
+                    if let Some(Value::Object(s)) = m.get_mut("signature") {
+                        s.insert("value".into(), "ab".into());
+                    }
+                }),
+                "signature.value",
+                "128 lowercase hex",
+            ),
+            (
+                Box::new(|m| {
+                    if let Some(Value::Object(s)) = m.get_mut("signature") {
+                        s.insert("keyId".into(), "k".into());
+                    }
+                }),
+                "signature.keyId",
+                "unknown field",
+            ),
             // y = 2 is not on the curve.
-            (Box::new(|m| { if let Some(Value::Object(s)) = m.get_mut("signature") { s.insert("publicKeyHex".into(), format!("02{}", "00".repeat(31)).into()); } }), "signature.publicKeyHex", "not a valid Ed25519 public key"),
+            (
+                Box::new(|m| {
+                    if let Some(Value::Object(s)) = m.get_mut("signature") {
+                        s.insert(
+                            "publicKeyHex".into(),
+                            format!("02{}", "00".repeat(31)).into(),
+                        );
+                    }
+                }),
+                "signature.publicKeyHex",
+                "not a valid Ed25519 public key",
+            ),
         ];
         for (edit, field, want) in cases {
             let bytes = edited(&signed, edit);
@@ -1050,7 +1345,10 @@ mod tests {
             SignedReceipt::parse(b"[]"),
             Err(ReceiptError::Invalid(e)) if e.field == "receipt file"
         ));
-        assert!(matches!(SignedReceipt::parse(b"{"), Err(ReceiptError::Json(_))));
+        assert!(matches!(
+            SignedReceipt::parse(b"{"),
+            Err(ReceiptError::Json(_))
+        ));
         let text = signed.to_json_pretty().replacen(
             "\"amount\": \"1500000\",",
             "\"amount\": \"1500000\",\n    \"amount\": \"9500000\",",

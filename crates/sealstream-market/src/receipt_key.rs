@@ -157,12 +157,17 @@ mod tests {
         let path = dir.path().join("receipt.sk");
         fs::write(&path, "9d61b19deffd5a60").unwrap();
         let e = load_or_create_receipt_key(&path).unwrap_err().to_string();
-        assert!(e.starts_with(&format!("{}: receipt signing key: ", path.display())), "{e}");
+        assert!(
+            e.starts_with(&format!("{}: receipt signing key: ", path.display())),
+            "{e}"
+        );
         assert!(e.contains("64 hex digits"), "{e}");
         assert!(!e.contains("9d61b19d"), "quoted the file: {e}");
         // Never replaced by a fresh key.
         assert_eq!(fs::read_to_string(&path).unwrap(), "9d61b19deffd5a60");
-        let e = load_or_create_receipt_key(dir.path()).unwrap_err().to_string();
+        let e = load_or_create_receipt_key(dir.path())
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("not a file"), "{e}");
     }
 
@@ -173,8 +178,17 @@ mod tests {
         fs::write(&blocker, "x").unwrap();
         let path = blocker.join("receipt.sk");
         let e = load_or_create_receipt_key(&path).unwrap_err();
-        assert!(matches!(e, ReceiptKeyError::Create { .. } | ReceiptKeyError::Read { .. }), "{e}");
-        assert!(e.to_string().starts_with(&path.display().to_string()), "{e}");
+        assert!(
+            matches!(
+                e,
+                ReceiptKeyError::Create { .. } | ReceiptKeyError::Read { .. }
+            ),
+            "{e}"
+        );
+        assert!(
+            e.to_string().starts_with(&path.display().to_string()),
+            "{e}"
+        );
     }
 
     #[test]
@@ -183,13 +197,23 @@ mod tests {
         let path = dir.path().join("receipt.sk");
         let keys: Vec<String> = std::thread::scope(|s| {
             let handles: Vec<_> = (0..8)
-                .map(|_| s.spawn(|| load_or_create_receipt_key(&path).unwrap().public_key().to_hex()))
+                .map(|_| {
+                    s.spawn(|| {
+                        load_or_create_receipt_key(&path)
+                            .unwrap()
+                            .public_key()
+                            .to_hex()
+                    })
+                })
                 .collect();
             handles.into_iter().map(|h| h.join().unwrap()).collect()
         });
         assert!(keys.iter().all(|k| *k == keys[0]), "{keys:?}");
         assert_eq!(
-            load_or_create_receipt_key(&path).unwrap().public_key().to_hex(),
+            load_or_create_receipt_key(&path)
+                .unwrap()
+                .public_key()
+                .to_hex(),
             keys[0]
         );
     }

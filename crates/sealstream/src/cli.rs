@@ -56,6 +56,43 @@ pub enum Command {
     /// The market server (docs/market-design.md) and its audit log.
     #[command(subcommand, after_help = MARKET_EXIT_CODES)]
     Market(MarketCommand),
+    /// License receipts signed by a market, checked offline.
+    #[command(subcommand, after_help = RECEIPT_EXIT_CODES)]
+    Receipt(ReceiptCommand),
+}
+
+const RECEIPT_EXIT_CODES: &str = "\
+Exit codes:
+  0  the receipt is valid: well formed, and its signature verifies (by --server-key when given)
+  1  bad input: a file that cannot be read, a malformed receipt (the file and the field are
+     named), a malformed --server-key
+  2  integrity: the signature does not verify (the receipt was changed after signing), or
+     the receipt is signed by another key than --server-key
+     (also: invalid command-line usage)
+
+The summary goes to stderr; --json output goes to stdout.";
+
+#[derive(Debug, Subcommand)]
+pub enum ReceiptCommand {
+    /// Verify a license receipt (sealstream.receipt.v1, docs/formats.md) without the market:
+    /// read it strictly, check the Ed25519 signature over it and, with --server-key, that
+    /// the market's key made it. Prints the order, listing, dataset and its root, buyer,
+    /// amount, payment, times and signing key.
+    #[command(after_help = RECEIPT_EXIT_CODES)]
+    Verify {
+        /// The receipt file (JSON).
+        file: PathBuf,
+        /// The market's receipt public key (64 hex digits, optional 0x): the receipt must be
+        /// signed by it. Without it any signer is accepted, which only shows that the receipt
+        /// is unchanged since someone signed it.
+        #[arg(long, value_name = "HEX")]
+        server_key: Option<String>,
+        /// Print {"valid": true, "keyPinned", "signerPublicKeyHex", "amountDisplay",
+        /// "receipt"} as JSON on stdout; a receipt that fails the signature check prints
+        /// {"valid": false, "error"}.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 const MARKET_EXIT_CODES: &str = "\

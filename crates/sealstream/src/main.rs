@@ -44,6 +44,7 @@ fn main() -> ExitCode {
         Command::Dataset(c) => cmd::dataset::run(c, ui(false)),
         Command::Agent(c) => cmd::agent::run(c, ui(false)),
         Command::Market(c) => cmd::market::run(c, ui(false)),
+        Command::Receipt(c) => cmd::receipt::run(c, ui(false)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -8,6 +8,7 @@ pub mod keys;
 pub mod market;
 pub mod package;
 pub mod publish;
+pub mod receipt;
 pub mod verify;
 
 use sealstream_core::layout::ReadChainError;

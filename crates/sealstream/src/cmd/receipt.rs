@@ -1,0 +1,154 @@
+//! `sealstream receipt verify`.
+
+use std::path::Path;
+
+use sealstream_core::json::{Map, Value};
+use sealstream_core::keys::ReceiptPublicKey;
+use sealstream_core::receipt::{LicenseReceipt, SignedReceipt};
+
+use crate::cli::ReceiptCommand;
+use crate::error::{at, CliError, CliResult};
+use crate::ui::Ui;
+
+pub fn run(cmd: ReceiptCommand, ui: Ui) -> CliResult {
+    match cmd {
+        ReceiptCommand::Verify {
+            file,
+            server_key,
+            json,
+        } => verify(&file, server_key.as_deref(), Ui { json, ..ui }),
+    }
+}
+
+fn verify(path: &Path, server_key: Option<&str>, ui: Ui) -> CliResult {
+    let pinned = server_key
+        .map(|text| {
+            ReceiptPublicKey::from_hex(text, "--server-key")
+                .map_err(|e| CliError::input(e.to_string()))
+        })
+        .transpose()?;
+    let bytes =
+        std::fs::read(path).map_err(|e| CliError::input(at(path, format!("cannot read ({e})"))))?;
+    let signed = SignedReceipt::parse(&bytes).map_err(|e| CliError::input(at(path, e)))?;
+    if let Err(e) = signed.verify(pinned.as_ref()) {
+        let message = at(path, &e);
+        if !e.is_integrity() {
+            return Err(CliError::input(message));
+        }
+        if ui.json {
+            let mut m = Map::new();
+            m.insert("valid".into(), false.into());
+            m.insert("error".into(), message.as_str().into());
+            ui.json_out(&Value::Object(m));
+        }
+        return Err(CliError::integrity(message));
+    }
+    let r = &signed.receipt;
+    if ui.json {
+        let mut m = Map::new();
+        m.insert("valid".into(), true.into());
+        m.insert("keyPinned".into(), pinned.is_some().into());
+        m.insert(
+            "signerPublicKeyHex".into(),
+            signed.public_key.to_hex().into(),
+        );
+        m.insert("amountDisplay".into(), r.amount_display().into());
+        m.insert("receipt".into(), r.to_json());
+        ui.json_out(&Value::Object(m));
+    } else {
+        let signer = signed.public_key.to_hex();
+        ui.say(if pinned.is_some() {
+            format!("receipt valid: signed by the market key {signer} (--server-key)")
+        } else {
+            format!(
+                "receipt signature valid, by key {signer} (not pinned: pass --server-key to check it is the market's)"
+            )
+        });
+        for line in summary(r) {
+            ui.say(line);
+        }
+    }
+    Ok(())
+}
+
+/// Receipt texts are the market's and the seller's: show control characters escaped.
+fn shown(text: &str) -> String {
+    text.chars()
+        .flat_map(|c| {
+            let escaped: Vec<char> = if c.is_control() {
+                c.escape_default().collect()
+            } else {
+                vec![c]
+            };
+            escaped
+        })
+        .collect()
+}
+
+/// The license on one line: its text or its JSON, cut after 120 characters.
+fn license(value: &Value) -> String {
+    let full = match value {
+        Value::Null => return "none".into(),
+        Value::String(text) => text.clone(),
+        other => sealstream_core::json::write::to_python_compact(other),
+    };
+    let text = shown(&full);
+    match text.char_indices().nth(120) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text,
+    }
+}
+
+fn summary(r: &LicenseReceipt) -> Vec<String> {
+    let amount = match r.unit() {
+        Some("native") => format!("{} in the native coin", r.amount_display()),
+        Some(unit) => format!("{} {}", r.amount_display(), shown(unit)),
+        None => r.amount_display(),
+    };
+    vec![
+        format!("  order     {}", shown(&r.order_id)),
+        format!(
+            "  listing   {} \"{}\"",
+            shown(&r.listing_id),
+            shown(&r.listing_title)
+        ),
+        format!(
+            "  dataset   {}, root {}: {} chunk{} from index {} of {} on {}",
+            shown(&r.dataset_id),
+            r.dataset_root,
+            r.chunk_count,
+            if r.chunk_count == 1 { "" } else { "s" },
+            r.first_index,
+            shown(&r.topic),
+            r.machine_did
+        ),
+        format!("  seller    {}", r.seller_did),
+        format!(
+            "  buyer     {} (recipient {}, key {})",
+            r.buyer_did,
+            shown(&r.buyer_id),
+            r.buyer_public_key_hex
+        ),
+        format!(
+            "  amount    {amount} ({} base units, {} decimals)",
+            r.amount, r.decimals
+        ),
+        format!("  payment   {}", shown(&r.payment.to_string())),
+        format!("  license   {}", license(&r.license)),
+        format!(
+            "  times     ordered {}, paid {}, issued {}",
+            r.ordered_at, r.paid_at, r.issued_at
+        ),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_characters_are_escaped() {
+        assert_eq!(shown("a\u{1b}[31mb\nc"), "a\\u{1b}[31mb\\nc");
+        assert_eq!(shown("Überweisung 🤖"), "Überweisung 🤖");
+    }
+}
