@@ -148,9 +148,10 @@ impl GrantDaemon {
         };
         let buyer = Buyer::new(&order.buyer_id, &order.buyer_public_key_hex)
             .map_err(|e| bad(format!("buyer: {e}")))?;
-        let dataset = self
-            .client
-            .get(&format!("/v1/datasets/{}", encode_segment(&order.dataset_id)))?;
+        let dataset = self.client.get(&format!(
+            "/v1/datasets/{}",
+            encode_segment(&order.dataset_id)
+        ))?;
         let (Some(machine), Some(topic)) = (text(&dataset, "machineDid"), text(&dataset, "topic"))
         else {
             return Err(bad("dataset answer without machineDid or topic".into()));
@@ -178,7 +179,9 @@ impl GrantDaemon {
                 .cloned()
                 .unwrap_or_default();
             if chunks.is_empty() {
-                return Err(bad(format!("the server has no chunk {next} of the dataset")));
+                return Err(bad(format!(
+                    "the server has no chunk {next} of the dataset"
+                )));
             }
             for chunk in &chunks {
                 let envelope = chunk
@@ -218,7 +221,10 @@ impl GrantDaemon {
         )?;
         Ok(Granted {
             order_id: order.id.clone(),
-            entries: answer.get("entries").and_then(Value::as_u64).unwrap_or(count),
+            entries: answer
+                .get("entries")
+                .and_then(Value::as_u64)
+                .unwrap_or(count),
             files: answer
                 .get("files")
                 .and_then(Value::as_array)

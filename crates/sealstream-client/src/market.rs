@@ -375,13 +375,10 @@ impl MarketClient {
             None => None,
         };
         self.with_session(|me| {
-            let request = me
-                .agent
-                .request(method, &format!("{}{path}", me.base))
-                .set(
-                    "Authorization",
-                    &format!("Bearer {}", me.token.as_deref().unwrap_or("")),
-                );
+            let request = me.agent.request(method, &format!("{}{path}", me.base)).set(
+                "Authorization",
+                &format!("Bearer {}", me.token.as_deref().unwrap_or("")),
+            );
             let result = match &text {
                 Some(t) => request
                     .set("Content-Type", "application/json")

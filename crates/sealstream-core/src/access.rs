@@ -256,12 +256,26 @@ pub enum AccessReadError {
 /// The entries of one access file that belong to `buyer_id`, by chunk id.
 /// Validation follows the reference's reader (every entry must be complete,
 /// whoever it is for).
+///
+/// Besides the wire form (camelCase, as `peaqos stream grant` writes it),
+/// the snake_case form that the reference's `peaqos stream distribute
+/// --delivery s3` uploads (its dataclasses as they are: `schema_version`,
+/// `buyer_public_key_hex`, `chunk_id`, `wrapped_key_hex`…) is read too:
+/// a file whose top level has `schema_version` and no `schemaVersion` has
+/// its keys renamed to camelCase first. The reference's own reader refuses
+/// those files, so without this its S3 deliveries cannot be consumed.
 pub fn read_access_file(
     bytes: &[u8],
     buyer_id: &str,
     into: &mut HashMap<String, KeyRecipient>,
 ) -> Result<usize, AccessReadError> {
-    let value = json::parse(bytes)?;
+    let mut value = json::parse(bytes)?;
+    let snake = value
+        .as_object()
+        .is_some_and(|o| o.contains_key("schema_version") && !o.contains_key("schemaVersion"));
+    if snake {
+        value = camel_case_keys(value, "")?;
+    }
     let obj = value
         .as_object()
         .ok_or_else(|| ValidationError::new("access file", "expected a JSON object"))?;
@@ -322,9 +336,87 @@ pub fn read_access_file(
     Ok(found)
 }
 
+/// `value` with every object key in snake_case renamed to camelCase
+/// (`wrapped_key_hex` → `wrappedKeyHex`); a key that is there in both forms
+/// is an error naming it.
+fn camel_case_keys(value: Value, at: &str) -> Result<Value, ValidationError> {
+    Ok(match value {
+        Value::Object(map) => {
+            let mut out = json::Map::with_capacity(map.len());
+            for (key, v) in map {
+                let camel = snake_to_camel(&key);
+                let path = if at.is_empty() {
+                    camel.clone()
+                } else {
+                    format!("{at}.{camel}")
+                };
+                let v = camel_case_keys(v, &path)?;
+                if out.insert(camel, v).is_some() {
+                    return Err(ValidationError::new(
+                        path,
+                        format!("given twice (as {key} and in another form)"),
+                    ));
+                }
+            }
+            Value::Object(out)
+        }
+        Value::Array(items) => Value::Array(
+            items
+                .into_iter()
+                .enumerate()
+                .map(|(i, v)| camel_case_keys(v, &format!("{at}[{i}]")))
+                .collect::<Result<_, _>>()?,
+        ),
+        other => other,
+    })
+}
+
+fn snake_to_camel(key: &str) -> String {
+    let mut out = String::with_capacity(key.len());
+    let mut upper = false;
+    for c in key.chars() {
+        if c == '_' && !out.is_empty() {
+            upper = true;
+        } else if upper {
+            out.extend(c.to_uppercase());
+            upper = false;
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_snake_case_form_of_distribute_reads_like_the_wire_form() {
+        let wire = br#"{"schemaVersion":"peaq.stream.buyer-access.v1","fileName":"k-1.json",
+            "buyerPublicKeyHex":"aa","entries":[{"chunkId":"0x01","buyer":{"recipientId":"b",
+            "recipientType":"buyer","algorithm":"x25519-sealedbox","publicKeyHex":"aa",
+            "wrappedKeyHex":"bb"}}]}"#;
+        let snake = br#"{"schema_version":"peaq.stream.buyer-access.v1","file_name":"k-1.json",
+            "buyer_public_key_hex":"aa","entries":[{"chunk_id":"0x01","buyer":{"recipient_id":"b",
+            "recipient_type":"buyer","algorithm":"x25519-sealedbox","public_key_hex":"aa",
+            "wrapped_key_hex":"bb"},"schema_version":"peaq.stream.buyer-access.v1"}]}"#;
+        let (mut a, mut b) = (HashMap::new(), HashMap::new());
+        assert_eq!(read_access_file(wire, "b", &mut a).unwrap(), 1);
+        assert_eq!(read_access_file(snake, "b", &mut b).unwrap(), 1);
+        assert_eq!(a, b);
+        // Both forms of one key are refused, naming it.
+        let twice =
+            br#"{"schema_version":"peaq.stream.buyer-access.v1","buyer_public_key_hex":"aa",
+            "buyerPublicKeyHex":"aa","entries":[]}"#;
+        let e = read_access_file(twice, "b", &mut HashMap::new()).unwrap_err();
+        assert!(e.to_string().contains("buyerPublicKeyHex"), "{e}");
+        // A snake_case entry in a wire-form file is still incomplete.
+        let mixed = br#"{"schemaVersion":"peaq.stream.buyer-access.v1","buyerPublicKeyHex":"aa",
+            "entries":[{"chunk_id":"0x01"}]}"#;
+        let e = read_access_file(mixed, "b", &mut HashMap::new()).unwrap_err();
+        assert!(e.to_string().contains("entries[0].chunkId"), "{e}");
+    }
 
     #[test]
     fn sdk_sizes_match_a_rendering() {

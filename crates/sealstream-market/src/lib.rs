@@ -16,6 +16,7 @@ pub mod listings;
 pub mod machines;
 pub mod objects;
 pub mod openapi;
+pub mod orders;
 pub mod receipt_key;
 pub mod server;
 pub mod store;

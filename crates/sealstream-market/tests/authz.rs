@@ -16,7 +16,15 @@
 //! - `F` 403 (wrong role);
 //! - `H` 404, worded exactly as for a resource that does not exist;
 //! - `V` 422 (the request is refused on its content: a registration
-//!   statement naming another owner).
+//!   statement naming another owner);
+//! - `C` 409 (refused on the state of things, the same for every caller:
+//!   a seller ordering their own listing, a chain payment proof for an
+//!   order paid by invoice).
+//!
+//! Orders (issue 7) are seen by their buyer and seller only; the world has
+//! A's invoice listing and the buyer's orders of it in every state, and
+//! bearer links that open an order's confirmation or release package to
+//! whoever holds them, session or not.
 //!
 //! Every refusal must leave the database (audit head, machines, chains,
 //! chunks, datasets, listings, samples, roles, sessions) and the object
@@ -31,7 +39,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
 
 use common::listings_fixtures::listing_body;
+use common::orders_fixtures::invoice_rail;
 use common::{block_on, files_under, multipart, path_segment, Db, TestServer};
+use sealstream_core::access::{grant_entry, AccessFileBuilder, Buyer as CoreBuyer};
 use sealstream_core::chunk::{
     sha256_hex, ChainConfig, ChainState, ChainWriter, Recipient, SealedChunk,
 };
@@ -87,6 +97,8 @@ enum Expect {
     Hidden,
     /// 422.
     Invalid,
+    /// 409.
+    Conflict,
 }
 
 impl Expect {
@@ -100,6 +112,7 @@ impl Expect {
                 "F" => Expect::Forbidden,
                 "H" => Expect::Hidden,
                 "V" => Expect::Invalid,
+                "C" => Expect::Conflict,
                 other => panic!("unknown cell {other:?} in {row:?}"),
             })
             .collect();
@@ -119,6 +132,7 @@ impl Expect {
             Expect::Forbidden => status == 403,
             Expect::Hidden => status == 404,
             Expect::Invalid => status == 422,
+            Expect::Conflict => status == 409,
         }
     }
 }
@@ -152,6 +166,28 @@ struct Side {
     listing_draft_spare: String,
 }
 
+/// The buyer's orders of A's invoice listing (over `ds_public`, chunks 0–2).
+struct Orders {
+    /// A's published invoice listing.
+    listing: String,
+    /// Awaiting payment: the payment-proof and mark-paid rows' target.
+    awaiting: String,
+    /// Awaiting payment: the cancel row's target.
+    to_cancel: String,
+    /// Marked paid: the grant upload row's target.
+    paid: String,
+    /// The access files of `paid`, as the grant daemon makes them.
+    paid_files: Vec<Value>,
+    /// Paid and granted: grant, receipt, links, release.
+    granted: String,
+    /// `?link=…` of A's confirmation link to `granted`.
+    confirmation_link: String,
+    /// `?link=…` of the buyer's release link to `granted`.
+    release_link: String,
+    /// Another release link of the buyer's: the revoke row's target.
+    spare_link: String,
+}
+
 struct World {
     server: TestServer,
     a: Side,
@@ -159,6 +195,7 @@ struct World {
     buyer: String,
     auditor: String,
     admin: String,
+    orders: Orders,
 }
 
 impl World {
@@ -383,9 +420,11 @@ fn world(db: Db) -> World {
     let server = TestServer::start_with(db, move |c| c.admins = vec![admin_seed]);
     let a = side(&server, "A");
     let b = side(&server, "B");
-    let buyer = server.session_for(&new_did(), &[Role::Buyer]);
+    let buyer_did = new_did();
+    let buyer = server.session_for(&buyer_did, &[Role::Buyer]);
     let auditor = server.session_for(&new_did(), &[Role::Auditor]);
     let admin = server.session_for(&admin_did, &[]);
+    let orders = orders(&server, &a, &buyer_did, &buyer);
     World {
         server,
         a,
@@ -393,6 +432,115 @@ fn world(db: Db) -> World {
         buyer,
         auditor,
         admin,
+        orders,
+    }
+}
+
+/// A's invoice listing over `ds_public` and the buyer's orders of it.
+fn orders(server: &TestServer, a: &Side, buyer_did: &str, buyer: &str) -> Orders {
+    let owner = Some(a.owner_token.as_str());
+    let mut body = listing_body(&a.ds_public, "A temperatures by invoice");
+    body["price"] = json!("4200");
+    body["rail"] = invoice_rail();
+    let listing = id_of(
+        server.send("POST", "/v1/listings", owner, &body),
+        201,
+        "listing",
+    );
+    expect_status(
+        server.send(
+            "POST",
+            &format!("/v1/listings/{listing}/publish"),
+            owner,
+            &json!({}),
+        ),
+        200,
+        "publish",
+    );
+    let buyer_key = RecipientSecretKey::generate().public_key().to_hex();
+    let order = || {
+        id_of(
+            server.send(
+                "POST",
+                "/v1/orders",
+                Some(buyer),
+                &json!({"listingId": listing, "buyerPublicKeyHex": buyer_key}),
+            ),
+            201,
+            "order",
+        )
+    };
+    let files = || {
+        let core_buyer = CoreBuyer::new(buyer_did, &buyer_key).unwrap();
+        let mut builder = AccessFileBuilder::new(&core_buyer, 512_000).unwrap();
+        let mut files = Vec::new();
+        for c in &a.chunks[0..=2] {
+            files
+                .extend(builder.push(grant_entry(&c.envelope, &a.recipient, &core_buyer).unwrap()));
+        }
+        files.extend(builder.finish());
+        files
+            .iter()
+            .map(|f| serde_json::from_slice::<Value>(&f.to_bytes()).unwrap())
+            .collect::<Vec<_>>()
+    };
+    let mark_paid = |id: &str| {
+        expect_status(
+            server.send(
+                "POST",
+                &format!("/v1/orders/{id}/mark-paid"),
+                owner,
+                &json!({"reference": format!("INV-{id}")}),
+            ),
+            200,
+            "mark paid",
+        );
+    };
+    let link = |id: &str, token: &str, purpose: &str| {
+        let view = expect_status(
+            server.send(
+                "POST",
+                &format!("/v1/orders/{id}/links"),
+                Some(token),
+                &json!({"purpose": purpose}),
+            ),
+            201,
+            "link",
+        );
+        (
+            view["id"].as_str().unwrap().to_string(),
+            format!("?link={}", view["token"].as_str().unwrap()),
+        )
+    };
+    let awaiting = order();
+    let to_cancel = order();
+    let paid = order();
+    mark_paid(&paid);
+    let granted = order();
+    mark_paid(&granted);
+    expect_status(
+        server.send(
+            "PUT",
+            &format!("/v1/orders/{granted}/grant"),
+            owner,
+            &json!({"files": files()}),
+        ),
+        200,
+        "grant",
+    );
+    let (_, confirmation_link) = link(&granted, &a.owner_token, "confirmation");
+    let (_, release_link) = link(&granted, buyer, "release");
+    let (spare_link, _) = link(&granted, buyer, "release");
+    Orders {
+        listing,
+        awaiting,
+        to_cancel,
+        paid,
+        paid_files: files(),
+        granted,
+        confirmation_link,
+        release_link,
+        spare_link,
     }
 }
 
@@ -504,6 +652,12 @@ fn matrix(w: &World) -> Vec<Case> {
     let ls = |id: &str, rest: &str| format!("/v1/listings/{id}{rest}");
     let role_target = format!("/v1/admin/principals/{}/roles/admin", new_did());
     let (pub_, draft) = (&a.listing_published, &a.listing_draft);
+    let o = &w.orders;
+    let missing_ord = "ord_000000000000000000000000deadbeef";
+    let ord = |id: &str, rest: &str| format!("/v1/orders/{id}{rest}");
+    let all_orders = vec![o.awaiting.clone(), o.to_cancel.clone(), o.paid.clone(), o.granted.clone()];
+    let granted = &o.granted;
+    let (release, confirmation) = (&o.release_link, &o.confirmation_link);
 
     // method, documented path, request, and expectations:
     //                                                                         an A  B  by au ad mA mB
@@ -615,6 +769,72 @@ fn matrix(w: &World) -> Vec<Case> {
                                                                                "U  O  H  H  H  H  H  H")
             .json(json!({}))
             .hidden(&a.listing_published_spare, missing_ls),
+        // Orders: made by buyers (a seller's own listing is a conflict),
+        // seen by their buyer and seller only.
+        row("POST", "/v1/orders", "/v1/orders".into(),                         "U  C  O  O  F  F  F  F")
+            .json(json!({"listingId": o.listing,
+                         "buyerPublicKeyHex": RecipientSecretKey::generate().public_key().to_hex()})),
+        row("GET", "/v1/orders", "/v1/orders?as=seller&limit=200".into(),      "U  O  S  S  S  S  S  S")
+            .private(all_orders.clone()),
+        row("GET", "/v1/orders", "/v1/orders?as=buyer&limit=200".into(),       "U  S  S  O  S  S  S  S")
+            .private(all_orders),
+        row("GET", "/v1/orders/{id}", ord(granted, ""),                        "U  O  H  O  H  H  H  H")
+            .hidden(granted, missing_ord),
+        row("GET", "/v1/orders/{id}/receipt", ord(granted, "/receipt"),        "U  O  H  O  H  H  H  H")
+            .hidden(granted, missing_ord),
+        row("GET", "/v1/receipts/key", "/v1/receipts/key".into(),              "O  O  O  O  O  O  O  O"),
+        row("GET", "/v1/orders/{id}/grant", ord(granted, "/grant"),            "U  O  H  O  H  H  H  H")
+            .hidden(granted, missing_ord),
+        // The payment proof needs no session (the reference sends none):
+        // the chain is the judge, and an invoice order has no chain.
+        row("POST", "/v1/orders/{id}/payment-proof", ord(&o.awaiting, "/payment-proof"),
+                                                                               "C  C  C  C  C  C  C  C")
+            .json(json!({"txHash": format!("0x{}", "ab".repeat(32)), "orderId": o.awaiting,
+                         "chain": "base", "payerAddress": format!("0x{}", "11".repeat(20)),
+                         "payeeAddress": format!("0x{}", "22".repeat(20)), "amount": "42.00",
+                         "tokenAddress": null, "token": null})),
+        row("POST", "/v1/orders/{id}/mark-paid", ord(&o.awaiting, "/mark-paid"),
+                                                                               "U  O  H  H  H  H  H  H")
+            .json(json!({"reference": "INV-2026-0042"}))
+            .hidden(&o.awaiting, missing_ord),
+        row("POST", "/v1/orders/{id}/cancel", ord(&o.to_cancel, "/cancel"),   "U  H  H  O  H  H  H  H")
+            .json(json!({}))
+            .hidden(&o.to_cancel, missing_ord),
+        row("PUT", "/v1/orders/{id}/grant", ord(&o.paid, "/grant"),            "U  O  H  H  H  H  H  H")
+            .json(json!({"files": o.paid_files}))
+            .hidden(&o.paid, missing_ord),
+        // Confirmations: the parties' sessions, or the seller's link.
+        row("GET", "/v1/orders/{id}/confirmation", ord(granted, "/confirmation"),
+                                                                               "H  O  H  O  H  H  H  H")
+            .hidden(granted, missing_ord),
+        row("GET", "/v1/orders/{id}/confirmation", ord(granted, &format!("/confirmation{confirmation}")),
+                                                                               "O  O  O  O  O  O  O  O"),
+        row("GET", "/v1/orders/{id}/confirmation", ord(granted, &format!("/confirmation{release}")),
+                                                                               "H  H  H  H  H  H  H  H"),
+        // Release packages: the buyer's session, or the buyer's link.
+        row("GET", "/v1/orders/{id}/release/manifest.json", ord(granted, "/release/manifest.json"),
+                                                                               "H  H  H  O  H  H  H  H")
+            .hidden(granted, missing_ord),
+        row("GET", "/v1/orders/{id}/release/manifest.json", ord(granted, &format!("/release/manifest.json{release}")),
+                                                                               "O  O  O  O  O  O  O  O"),
+        row("GET", "/v1/orders/{id}/release/manifest.json", ord(granted, &format!("/release/manifest.json{confirmation}")),
+                                                                               "H  H  H  H  H  H  H  H"),
+        row("GET", "/v1/orders/{id}/release/{name}", ord(granted, "/release/chunk-1.bin"),
+                                                                               "H  H  H  O  H  H  H  H")
+            .hidden(granted, missing_ord),
+        row("GET", "/v1/orders/{id}/release/{name}", ord(granted, &format!("/release/chunk-1.json{release}")),
+                                                                               "O  O  O  O  O  O  O  O"),
+        // Links: the buyer makes release links, the seller confirmation
+        // links; only a link's maker revokes it.
+        row("POST", "/v1/orders/{id}/links", ord(granted, "/links"),           "U  H  H  O  H  H  H  H")
+            .json(json!({"purpose": "release"}))
+            .hidden(granted, missing_ord),
+        row("POST", "/v1/orders/{id}/links", ord(granted, "/links"),           "U  O  H  H  H  H  H  H")
+            .json(json!({"purpose": "confirmation"}))
+            .hidden(granted, missing_ord),
+        row("DELETE", "/v1/orders/{id}/links/{link}", ord(granted, &format!("/links/{}", o.spare_link)),
+                                                                               "U  H  H  O  H  H  H  H")
+            .hidden(&o.spare_link, "lnk_00000000deadbeef"),
         // Role administration: making a new DID an admin, and back.
         row("PUT", "/v1/admin/principals/{did}/roles/{role}", role_target.clone(),
                                                                                "U  F  F  F  F  O  F  F"),
@@ -673,7 +893,7 @@ struct Snapshot {
     objects: Vec<std::path::PathBuf>,
 }
 
-const TABLES: [&str; 11] = [
+const TABLES: [&str; 17] = [
     "principals",
     "principal_roles",
     "sessions",
@@ -685,6 +905,12 @@ const TABLES: [&str; 11] = [
     "listing_samples",
     "auth_nonces",
     "audit_events",
+    "orders",
+    "payments",
+    "grants",
+    "order_links",
+    "receipts",
+    "operator_keys",
 ];
 
 fn snapshot(server: &TestServer) -> Snapshot {
@@ -891,6 +1117,11 @@ fn authorization_matrix(db: Db) {
         ("GET", "/v1/datasets/{id}"),
         ("GET", "/v1/datasets/{id}/proofs/{index}"),
         ("GET", "/v1/datasets/{id}/chunks/{index}/envelope"),
+        ("GET", "/v1/receipts/key"),
+        // With a bearer link only.
+        ("GET", "/v1/orders/{id}/confirmation"),
+        ("GET", "/v1/orders/{id}/release/manifest.json"),
+        ("GET", "/v1/orders/{id}/release/{name}"),
     ]
     .into_iter()
     .collect();
@@ -943,7 +1174,11 @@ fn datasets_are_public_while_listed(db: Db) {
             .0,
         404
     );
-    for id in [&a.listing_published, &a.listing_published_spare] {
+    for id in [
+        &a.listing_published,
+        &a.listing_published_spare,
+        &w.orders.listing,
+    ] {
         assert_eq!(server.get(&proof, None).0, 200, "still listed");
         let (status, body) = server.send(
             "POST",

@@ -46,7 +46,10 @@ fn invoice_order_end_to_end(db: Db) {
     let id = created["id"].as_str().unwrap().to_string();
     assert!(id.starts_with("ord_") && id.len() == 36, "{id}");
     assert_eq!(created["state"], "awaiting-payment");
-    assert_eq!(created["buyerId"], alice.did, "the buyer id defaults to the DID");
+    assert_eq!(
+        created["buyerId"], alice.did,
+        "the buyer id defaults to the DID"
+    );
     assert_eq!(created["payment"]["rail"], "invoice");
     assert_eq!(created["payment"]["amountDisplay"], "1250");
     assert_eq!(created["payment"]["currency"], "EUR");
@@ -62,15 +65,28 @@ fn invoice_order_end_to_end(db: Db) {
     assert_eq!(server.get(&base, Some(&mallory.token)).0, 404);
     assert_eq!(server.get(&base, None).0, 401);
     let (status, c) = server.get(&format!("{base}/confirmation"), Some(&alice.token));
-    assert_eq!((status, c["status"].as_str()), (200, Some("awaiting-payment")));
+    assert_eq!(
+        (status, c["status"].as_str()),
+        (200, Some("awaiting-payment"))
+    );
     assert_eq!(server.get(&format!("{base}/confirmation"), None).0, 404);
-    assert_eq!(server.get(&format!("{base}/receipt"), Some(&alice.token)).0, 404);
+    assert_eq!(
+        server.get(&format!("{base}/receipt"), Some(&alice.token)).0,
+        404
+    );
     let (status, body) = server.get(&format!("{base}/release/manifest.json"), Some(&alice.token));
     assert_eq!(status, 409, "{body}");
     // Nobody but the seller marks it paid; a proof is for chain orders.
     let paid = json!({"reference": "INV-2026-0042"});
     assert_eq!(
-        server.send("POST", &format!("{base}/mark-paid"), Some(&alice.token), &paid).0,
+        server
+            .send(
+                "POST",
+                &format!("{base}/mark-paid"),
+                Some(&alice.token),
+                &paid
+            )
+            .0,
         404
     );
     let proof = json!({"txHash": format!("0x{}", "ab".repeat(32)), "orderId": id, "chain": "base",
@@ -85,12 +101,25 @@ fn invoice_order_end_to_end(db: Db) {
         Some(&sale.owner),
         &json!({"reference": ""}),
     );
-    assert_eq!((status, body["error"]["field"].as_str()), (400, Some("reference")));
+    assert_eq!(
+        (status, body["error"]["field"].as_str()),
+        (400, Some("reference"))
+    );
 
-    let (status, body) = server.send("POST", &format!("{base}/mark-paid"), Some(&sale.owner), &paid);
+    let (status, body) = server.send(
+        "POST",
+        &format!("{base}/mark-paid"),
+        Some(&sale.owner),
+        &paid,
+    );
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["state"], "paid");
-    let (status, body) = server.send("POST", &format!("{base}/mark-paid"), Some(&sale.owner), &paid);
+    let (status, body) = server.send(
+        "POST",
+        &format!("{base}/mark-paid"),
+        Some(&sale.owner),
+        &paid,
+    );
     assert_eq!(status, 409, "paid twice: {body}");
     let (status, c) = server.get(&format!("{base}/confirmation"), Some(&sale.owner));
     assert_eq!(status, 200, "{c}");
@@ -125,7 +154,12 @@ fn invoice_order_end_to_end(db: Db) {
             }
         );
     }
-    assert_eq!(server.get(&format!("{base}/receipt"), Some(&mallory.token)).0, 404);
+    assert_eq!(
+        server
+            .get(&format!("{base}/receipt"), Some(&mallory.token))
+            .0,
+        404
+    );
     let (_, listing) = server.get(&format!("/v1/listings/{}", sale.listing_id), None);
     assert_eq!(listing["sales"], "1-10");
 
@@ -145,27 +179,44 @@ fn invoice_order_end_to_end(db: Db) {
 
     // The buyer downloads and decrypts the release package.
     let dir = tempfile::tempdir().unwrap();
-    let manifest = download_release(&server, &format!("{base}/release"), Some(&alice.token), "", dir.path());
+    let manifest = download_release(
+        &server,
+        &format!("{base}/release"),
+        Some(&alice.token),
+        "",
+        dir.path(),
+    );
     assert_eq!(manifest["totalChunks"], 6);
     assert_eq!(manifest["orderId"], id.as_str());
     let plain = decrypt_release(dir.path(), &alice.did, &alice.recipient);
     assert_eq!(plain, sale.source());
     // The seller and others cannot fetch it with a session.
     assert_eq!(
-        server.get(&format!("{base}/release/manifest.json"), Some(&sale.owner)).0,
+        server
+            .get(&format!("{base}/release/manifest.json"), Some(&sale.owner))
+            .0,
         404
     );
     assert_eq!(
-        server.get(&format!("{base}/release/manifest.json"), Some(&mallory.token)).0,
+        server
+            .get(
+                &format!("{base}/release/manifest.json"),
+                Some(&mallory.token)
+            )
+            .0,
         404
     );
     assert_eq!(
-        server.get(&format!("{base}/release/chunk-6.json"), Some(&alice.token)).0,
+        server
+            .get(&format!("{base}/release/chunk-6.json"), Some(&alice.token))
+            .0,
         404,
         "outside the dataset"
     );
     assert_eq!(
-        server.get(&format!("{base}/release/..%2Fsecret"), Some(&alice.token)).0,
+        server
+            .get(&format!("{base}/release/..%2Fsecret"), Some(&alice.token))
+            .0,
         404
     );
 
@@ -178,16 +229,28 @@ fn invoice_order_end_to_end(db: Db) {
     );
     assert_eq!(status, 201, "{link}");
     let url = link["url"].as_str().unwrap();
-    assert!(url.starts_with(&format!("{}{base}/release?link=", server.base)), "{url}");
+    assert!(
+        url.starts_with(&format!("{}{base}/release?link=", server.base)),
+        "{url}"
+    );
     let query = format!("?link={}", link["token"].as_str().unwrap());
     let dir2 = tempfile::tempdir().unwrap();
-    download_release(&server, &format!("{base}/release"), None, &query, dir2.path());
+    download_release(
+        &server,
+        &format!("{base}/release"),
+        None,
+        &query,
+        dir2.path(),
+    );
     assert_eq!(
         decrypt_release(dir2.path(), &alice.did, &alice.recipient),
         sale.source()
     );
     // Not a confirmation link, not for another order.
-    assert_eq!(server.get(&format!("{base}/confirmation{query}"), None).0, 404);
+    assert_eq!(
+        server.get(&format!("{base}/confirmation{query}"), None).0,
+        404
+    );
     // The seller cannot make a release link, the buyer no confirmation link.
     for (token, purpose) in [(&sale.owner, "release"), (&alice.token, "confirmation")] {
         let (status, _) = server.send(
@@ -216,7 +279,9 @@ fn invoice_order_end_to_end(db: Db) {
     );
     assert_eq!(status, 204);
     assert_eq!(
-        server.get(&format!("{base}/release/manifest.json{query}"), None).0,
+        server
+            .get(&format!("{base}/release/manifest.json{query}"), None)
+            .0,
         404
     );
 
@@ -229,7 +294,10 @@ fn invoice_order_end_to_end(db: Db) {
     );
     assert_eq!(status, 201, "{link}");
     let (status, c) = server.get(
-        &format!("{base}/confirmation?link={}", link["token"].as_str().unwrap()),
+        &format!(
+            "{base}/confirmation?link={}",
+            link["token"].as_str().unwrap()
+        ),
         None,
     );
     assert_eq!((status, c["status"].as_str()), (200, Some("confirmed")));
@@ -258,7 +326,8 @@ fn files_for(
     let mut builder = AccessFileBuilder::new(&buyer, 512_000).unwrap();
     let mut files = Vec::new();
     for c in &sale.chunks[chunks] {
-        files.extend(builder.push(grant_entry(&c.envelope, &sale.owner_recipient, &buyer).unwrap()));
+        files
+            .extend(builder.push(grant_entry(&c.envelope, &sale.owner_recipient, &buyer).unwrap()));
     }
     files.extend(builder.finish());
     files
@@ -279,7 +348,11 @@ fn bad_grants_are_refused_and_store_nothing(db: Db) {
 
     // Not paid yet.
     let (status, body) = server.send("PUT", &path, Some(&sale.owner), &json!({"files": good}));
-    assert_eq!((status, body["error"]["field"].as_str()), (409, Some("state")), "{body}");
+    assert_eq!(
+        (status, body["error"]["field"].as_str()),
+        (409, Some("state")),
+        "{body}"
+    );
     let (status, _) = server.send(
         "POST",
         &format!("/v1/orders/{id}/mark-paid"),
@@ -299,10 +372,26 @@ fn bad_grants_are_refused_and_store_nothing(db: Db) {
     let cases: Vec<(Value, u16, &str)> = vec![
         (json!({"files": []}), 400, "files"),
         (json!({"files": good, "more": 1}), 400, "more"),
-        (json!({"files": files_for(&sale, &alice.did, &key, 0..3)}), 422, "files"),
-        (json!({"files": files_for(&sale, "someone-else", &key, 0..4)}), 422, "files[0].entries[0].buyer.recipientId"),
-        (json!({"files": files_for(&sale, &alice.did, &other, 0..4)}), 422, "files[0].buyerPublicKeyHex"),
-        (json!({"files": wrong_wrap}), 422, "files[0].entries[1].buyer.wrappedKeyHex"),
+        (
+            json!({"files": files_for(&sale, &alice.did, &key, 0..3)}),
+            422,
+            "files",
+        ),
+        (
+            json!({"files": files_for(&sale, "someone-else", &key, 0..4)}),
+            422,
+            "files[0].entries[0].buyer.recipientId",
+        ),
+        (
+            json!({"files": files_for(&sale, &alice.did, &other, 0..4)}),
+            422,
+            "files[0].buyerPublicKeyHex",
+        ),
+        (
+            json!({"files": wrong_wrap}),
+            422,
+            "files[0].entries[1].buyer.wrappedKeyHex",
+        ),
         (json!({"files": unknown}), 400, "files[0].extra"),
         (json!({"files": twice}), 422, "files[0].entries[1].chunkId"),
     ];
@@ -317,7 +406,9 @@ fn bad_grants_are_refused_and_store_nothing(db: Db) {
     }
     // The buyer cannot grant themselves.
     assert_eq!(
-        server.send("PUT", &path, Some(&alice.token), &json!({"files": good})).0,
+        server
+            .send("PUT", &path, Some(&alice.token), &json!({"files": good}))
+            .0,
         404
     );
     assert_eq!(
@@ -351,11 +442,31 @@ fn orders_need_a_published_listing_and_a_buyer(db: Db) {
     let alice = buyer(&server);
     let key = alice.recipient.public_key().to_hex();
     let cases = [
-        (json!({"listingId": "ls_nope", "buyerPublicKeyHex": key}), 404, None),
-        (json!({"listingId": sale.listing_id, "buyerPublicKeyHex": "zz"}), 400, Some("buyerPublicKeyHex")),
-        (json!({"listingId": sale.listing_id, "buyerPublicKeyHex": "00".repeat(32)}), 400, Some("buyerPublicKeyHex")),
-        (json!({"listingId": sale.listing_id, "buyerPublicKeyHex": key, "buyerId": " "}), 400, Some("buyerId")),
-        (json!({"listingId": sale.listing_id, "buyerPublicKeyHex": key, "x": 1}), 400, Some("x")),
+        (
+            json!({"listingId": "ls_nope", "buyerPublicKeyHex": key}),
+            404,
+            None,
+        ),
+        (
+            json!({"listingId": sale.listing_id, "buyerPublicKeyHex": "zz"}),
+            400,
+            Some("buyerPublicKeyHex"),
+        ),
+        (
+            json!({"listingId": sale.listing_id, "buyerPublicKeyHex": "00".repeat(32)}),
+            400,
+            Some("buyerPublicKeyHex"),
+        ),
+        (
+            json!({"listingId": sale.listing_id, "buyerPublicKeyHex": key, "buyerId": " "}),
+            400,
+            Some("buyerId"),
+        ),
+        (
+            json!({"listingId": sale.listing_id, "buyerPublicKeyHex": key, "x": 1}),
+            400,
+            Some("x"),
+        ),
     ];
     for (body, status, field) in cases {
         let (got, answer) = server.send("POST", "/v1/orders", Some(&alice.token), &body);
@@ -365,8 +476,13 @@ fn orders_need_a_published_listing_and_a_buyer(db: Db) {
         }
     }
     // The seller cannot buy their own listing.
-    let seller_as_buyer =
-        server.session_for(&sale.owner_did, &[sealstream_market::auth::Role::Owner, sealstream_market::auth::Role::Buyer]);
+    let seller_as_buyer = server.session_for(
+        &sale.owner_did,
+        &[
+            sealstream_market::auth::Role::Owner,
+            sealstream_market::auth::Role::Buyer,
+        ],
+    );
     let (status, answer) = server.send(
         "POST",
         "/v1/orders",
@@ -388,7 +504,12 @@ fn orders_need_a_published_listing_and_a_buyer(db: Db) {
     // Cancel: the buyer, before payment; a cancelled order cannot be paid.
     let created = order(&server, &alice, &sale.listing_id);
     let id = created["id"].as_str().unwrap();
-    let (status, body) = server.send("POST", &format!("/v1/orders/{id}/cancel"), Some(&alice.token), &json!({}));
+    let (status, body) = server.send(
+        "POST",
+        &format!("/v1/orders/{id}/cancel"),
+        Some(&alice.token),
+        &json!({}),
+    );
     assert_eq!((status, body["state"].as_str()), (200, Some("cancelled")));
     let (status, _) = server.send(
         "POST",
@@ -423,23 +544,44 @@ fn orders_survive_a_restart(db: Db) {
     daemon(&server, &sale).run_once(|_, _| {}).unwrap();
     let key_before = server.get("/v1/receipts/key", None).1;
     let receipt_before = server
-        .request("GET", &format!("/v1/orders/{id}/receipt"), Some(&alice.token))
+        .request(
+            "GET",
+            &format!("/v1/orders/{id}/receipt"),
+            Some(&alice.token),
+        )
         .call()
         .unwrap()
         .into_string()
         .unwrap();
     server.restart();
-    assert_eq!(server.get("/v1/receipts/key", None).1, key_before, "the receipt key is kept");
+    assert_eq!(
+        server.get("/v1/receipts/key", None).1,
+        key_before,
+        "the receipt key is kept"
+    );
     let receipt_after = server
-        .request("GET", &format!("/v1/orders/{id}/receipt"), Some(&alice.token))
+        .request(
+            "GET",
+            &format!("/v1/orders/{id}/receipt"),
+            Some(&alice.token),
+        )
         .call()
         .unwrap()
         .into_string()
         .unwrap();
     assert_eq!(receipt_after, receipt_before);
     let dir = tempfile::tempdir().unwrap();
-    download_release(&server, &format!("/v1/orders/{id}/release"), Some(&alice.token), "", dir.path());
-    assert_eq!(decrypt_release(dir.path(), &alice.did, &alice.recipient), sale.source());
+    download_release(
+        &server,
+        &format!("/v1/orders/{id}/release"),
+        Some(&alice.token),
+        "",
+        dir.path(),
+    );
+    assert_eq!(
+        decrypt_release(dir.path(), &alice.did, &alice.recipient),
+        sale.source()
+    );
 }
 
 on_both_databases!(

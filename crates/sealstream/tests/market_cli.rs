@@ -2,96 +2,15 @@
 //! health, metrics and audit head over HTTP; graceful stop on SIGTERM; the
 //! audit log growing across restarts; tampering named by `audit verify`.
 
-use std::net::TcpListener;
+mod common;
+
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output};
+
+use common::market::Market;
 
 fn sealstream() -> Command {
     Command::new(env!("CARGO_BIN_EXE_sealstream"))
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// The server as a child process, killed if the test ends without stopping it.
-struct Server {
-    child: Option<Child>,
-    base: String,
-}
-
-impl Server {
-    fn start(data_dir: &Path) -> Server {
-        let port = free_port();
-        let child = sealstream()
-            .args(["market", "serve", "--listen"])
-            .arg(format!("127.0.0.1:{port}"))
-            .arg("--data-dir")
-            .arg(data_dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start sealstream market serve");
-        let server = Server {
-            child: Some(child),
-            base: format!("http://127.0.0.1:{port}"),
-        };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Ok(r) = ureq::get(&format!("{}/healthz", server.base)).call() {
-                if r.status() == 200 {
-                    assert_eq!(r.into_string().unwrap(), r#"{"status":"ok"}"#);
-                    break;
-                }
-            }
-            assert!(Instant::now() < deadline, "server did not become healthy");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        server
-    }
-
-    fn get(&self, path: &str) -> String {
-        ureq::get(&format!("{}{path}", self.base))
-            .call()
-            .unwrap_or_else(|e| panic!("GET {path}: {e}"))
-            .into_string()
-            .unwrap()
-    }
-
-    /// SIGTERM, then the exit status.
-    fn stop(mut self) -> std::process::ExitStatus {
-        let mut child = self.child.take().unwrap();
-        let killed = Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(killed.success());
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                return status;
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                panic!("server did not stop on SIGTERM");
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
 }
 
 fn audit_verify(data_dir: &Path, json: bool) -> Output {
@@ -131,7 +50,7 @@ fn serve_restart_verify_and_tamper() {
     let data = tmp.path().join("market-data");
 
     // First run: created data dir, health, metrics, one audit event.
-    let server = Server::start(&data);
+    let mut server = Market::start(&data);
     assert!(data.join("market.db").is_file());
     let metrics = server.get("/metrics");
     assert!(
@@ -150,7 +69,7 @@ fn serve_restart_verify_and_tamper() {
     assert!(server.stop().success(), "SIGTERM must stop with exit 0");
 
     // Second run: one more start event.
-    let server = Server::start(&data);
+    let mut server = Market::start(&data);
     let head = server.get("/v1/audit/head");
     assert!(head.starts_with(r#"{"events":2,"head":"0x"#), "{head}");
     assert!(server.stop().success());
@@ -172,7 +91,7 @@ fn serve_restart_verify_and_tamper() {
     );
 
     // A third event, so that there is a middle one to remove.
-    let server = Server::start(&data);
+    let mut server = Market::start(&data);
     let published = server.get("/v1/audit/head");
     assert!(server.stop().success());
     assert_eq!(audit_verify(&data, false).status.code(), Some(0));

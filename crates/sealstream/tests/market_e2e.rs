@@ -17,150 +17,19 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
 use common::agent::{machine_sections, MACHINE_SK};
+use common::market::{register_machine, Market};
 use common::*;
 use sealstream_core::chunk::{decrypt_chunk, ChunkEnvelope, KeyRecipient};
 use sealstream_core::dataset::{DatasetBuilder, DatasetInfo};
-use sealstream_core::identity::{eip191_sign, Did};
+use sealstream_core::identity::Did;
 use sealstream_core::json::{self, Value};
-use sealstream_core::keys::{
-    ChainSigningKey, MachineSigningKey, RecipientPublicKey, RecipientSecretKey,
-};
-use sealstream_core::registration::{MachineRegistration, RegistrationRecipient};
-use sealstream_core::siwe::{sign_in_message, Timestamp};
+use sealstream_core::keys::{MachineSigningKey, RecipientSecretKey};
 
 fn sealstream() -> Command {
     Command::new(env!("CARGO_BIN_EXE_sealstream"))
-}
-
-/// `sealstream market serve` as a child process, stopped with SIGTERM.
-struct Market {
-    child: Child,
-    base: String,
-}
-
-impl Market {
-    fn start(data_dir: &Path) -> Market {
-        let port = free_port();
-        let child = sealstream()
-            .args(["market", "serve", "--listen"])
-            .arg(format!("127.0.0.1:{port}"))
-            .arg("--data-dir")
-            .arg(data_dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start sealstream market serve");
-        let market = Market {
-            child,
-            base: format!("http://127.0.0.1:{port}"),
-        };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while ureq::get(&format!("{}/healthz", market.base))
-            .call()
-            .is_err()
-        {
-            assert!(Instant::now() < deadline, "server did not become healthy");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        market
-    }
-
-    /// `method path` with an optional JSON body and token: (status, JSON).
-    fn call(
-        &self,
-        method: &str,
-        path: &str,
-        token: Option<&str>,
-        body: Option<&str>,
-    ) -> (u16, Value) {
-        let mut r = ureq::request(method, &format!("{}{path}", self.base));
-        if let Some(t) = token {
-            r = r.set("Authorization", &format!("Bearer {t}"));
-        }
-        let result = match body {
-            Some(b) => r.set("Content-Type", "application/json").send_string(b),
-            None => r.call(),
-        };
-        let response = match result {
-            Ok(r) => r,
-            Err(ureq::Error::Status(_, r)) => r,
-            Err(e) => panic!("{method} {path}: {e}"),
-        };
-        let status = response.status();
-        let text = response.into_string().unwrap();
-        (
-            status,
-            json::parse(text.as_bytes()).unwrap_or(Value::String(text)),
-        )
-    }
-
-    fn bytes(&self, path: &str) -> Vec<u8> {
-        self.bytes_as(path, None)
-    }
-
-    fn bytes_as(&self, path: &str, token: Option<&str>) -> Vec<u8> {
-        let mut r = ureq::get(&format!("{}{path}", self.base));
-        if let Some(t) = token {
-            r = r.set("Authorization", &format!("Bearer {t}"));
-        }
-        let mut out = Vec::new();
-        std::io::Read::read_to_end(
-            &mut r
-                .call()
-                .unwrap_or_else(|e| panic!("GET {path}: {e}"))
-                .into_reader(),
-            &mut out,
-        )
-        .unwrap();
-        out
-    }
-
-    /// Signs in as `key`'s DID; the session token.
-    fn sign_in(&self, key: &MachineSigningKey) -> String {
-        let (status, nonce) = self.call("POST", "/v1/auth/nonce", None, Some("{}"));
-        assert_eq!(status, 200, "{nonce:?}");
-        let s = |name: &str| nonce.get(name).and_then(Value::as_str).unwrap().to_string();
-        let message = sign_in_message(
-            &s("domain"),
-            &s("uri"),
-            &Did::of_key(key),
-            &s("nonce"),
-            Timestamp::parse(&s("issuedAt"), "issuedAt").unwrap(),
-            None,
-            Some("Sign in to the sealstream market."),
-        )
-        .unwrap()
-        .to_string();
-        let signature = eip191_sign(key, message.as_bytes()).to_hex();
-        let body = format!(
-            "{{\"message\":{},\"signature\":\"{signature}\"}}",
-            json_string(&message)
-        );
-        let (status, answer) = self.call("POST", "/v1/auth/verify", None, Some(&body));
-        assert_eq!(status, 200, "{answer:?}");
-        answer
-            .get("token")
-            .and_then(Value::as_str)
-            .unwrap()
-            .to_string()
-    }
-}
-
-impl Drop for Market {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let _ = self.child.wait();
-    }
-}
-
-fn json_string(s: &str) -> String {
-    json::canonical::rfc8785(&Value::String(s.to_string())).unwrap()
 }
 
 fn text(v: &Value, name: &str) -> String {
@@ -168,56 +37,6 @@ fn text(v: &Value, name: &str) -> String {
         .and_then(Value::as_str)
         .unwrap_or_else(|| panic!("{name} in {v:?}"))
         .to_string()
-}
-
-fn chain_public_key() -> String {
-    let hex = std::fs::read_to_string(keyfile("chain.ed25519.sk")).unwrap();
-    ChainSigningKey::from_hex(hex.trim(), "chain key")
-        .unwrap()
-        .public_key()
-        .to_hex()
-}
-
-/// The owner registers the test machine (its fixture keys) with the
-/// machine's signature over the registration statement.
-fn register_machine(market: &Market, owner_token: &str, owner_did: &str) {
-    let machine_key = MachineSigningKey::from_hex(MACHINE_SK, "machine").unwrap();
-    let recipients = [
-        ("owner-1", "owner", OWNER_PK),
-        ("operator-1", "operator", OPERATOR_PK),
-        ("machine-1", "machine", MACHINE_PK),
-    ];
-    let registration = MachineRegistration {
-        machine: Did::of_key(&machine_key),
-        owner: Did::parse(owner_did, "owner").unwrap(),
-        chain_public_key: sealstream_core::keys::ChainPublicKey::from_hex(
-            &chain_public_key(),
-            "chain",
-        )
-        .unwrap(),
-        recipients: recipients
-            .iter()
-            .map(|(id, kind, hex)| RegistrationRecipient {
-                recipient_id: (*id).into(),
-                recipient_type: (*kind).into(),
-                public_key: RecipientPublicKey::from_hex(hex, "pk").unwrap(),
-            })
-            .collect(),
-    };
-    let signature = registration.sign(&machine_key).to_hex();
-    let recipients_json: Vec<String> = recipients
-        .iter()
-        .map(|(id, kind, hex)| {
-            format!("{{\"recipientId\":\"{id}\",\"recipientType\":\"{kind}\",\"publicKeyHex\":\"{hex}\"}}")
-        })
-        .collect();
-    let body = format!(
-        "{{\"machineDid\":\"{DID}\",\"chainPublicKey\":\"{}\",\"recipients\":[{}],\"signature\":\"{signature}\"}}",
-        chain_public_key(),
-        recipients_json.join(",")
-    );
-    let (status, answer) = market.call("POST", "/v1/machines", Some(owner_token), Some(&body));
-    assert_eq!(status, 201, "{answer:?}");
 }
 
 fn write_agent(dir: &Path, server: &str, canary: &str, messages: usize) -> PathBuf {

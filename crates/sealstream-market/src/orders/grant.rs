@@ -115,7 +115,10 @@ fn check_files(
             .ok_or_else(|| ApiError::bad_request(&at, "expected an access file object"))?;
         for key in obj.keys() {
             if !["schemaVersion", "buyerPublicKeyHex", "entries"].contains(&key.as_str()) {
-                return Err(ApiError::bad_request(&format!("{at}.{key}"), "unknown field"));
+                return Err(ApiError::bad_request(
+                    &format!("{at}.{key}"),
+                    "unknown field",
+                ));
             }
         }
         if obj.get("schemaVersion").and_then(cj::Value::as_str) != Some(ACCESS_SCHEMA_VERSION) {
@@ -156,7 +159,9 @@ fn check_files(
             let chunk_id = e
                 .get("chunkId")
                 .and_then(cj::Value::as_str)
-                .ok_or_else(|| ApiError::bad_request(&format!("{at}.chunkId"), "required string"))?;
+                .ok_or_else(|| {
+                    ApiError::bad_request(&format!("{at}.chunkId"), "required string")
+                })?;
             let buyer = KeyRecipient::from_json(
                 e.get("buyer").unwrap_or(&cj::Value::Null),
                 &format!("{at}.buyer"),
@@ -175,7 +180,11 @@ fn check_files(
                 ));
             }
             let checks = [
-                (buyer.recipient_id == order.buyer_id, "recipientId", "not the order's buyer id"),
+                (
+                    buyer.recipient_id == order.buyer_id,
+                    "recipientId",
+                    "not the order's buyer id",
+                ),
                 (
                     buyer.recipient_type == recipient_type::BUYER,
                     "recipientType",
@@ -401,9 +410,9 @@ pub async fn upload(
     let mut tx = state.store.begin().await?;
     let order = sold_order(&mut tx, &id, &caller).await?;
     if order.state == OrderState::Granted {
-        let held = load_grant(&mut tx, &id)
-            .await?
-            .ok_or_else(|| ApiError::internal("grant", format!("granted order {id} has no grant")))?;
+        let held = load_grant(&mut tx, &id).await?.ok_or_else(|| {
+            ApiError::internal("grant", format!("granted order {id} has no grant"))
+        })?;
         tx.commit().await?;
         return Ok(Json(held.view(false)));
     }
@@ -411,7 +420,10 @@ pub async fn upload(
     if order.state != OrderState::Paid {
         return Err(ApiError::conflict(
             Some("state"),
-            format!("order {id} is {}: only paid orders are granted", order.state.as_str()),
+            format!(
+                "order {id} is {}: only paid orders are granted",
+                order.state.as_str()
+            ),
         ));
     }
     let (_, chunk_ids) = dataset_chunk_ids(&state, &order.dataset_id).await?;

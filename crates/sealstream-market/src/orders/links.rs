@@ -51,15 +51,15 @@ pub(crate) async fn open(
     token: &str,
     purpose: Purpose,
 ) -> ApiResult<Order> {
-    let row = sqlx::query(
-        "SELECT order_id, purpose, revoked_at FROM order_links WHERE token_hash = $1",
-    )
-    .bind(token_hash(token))
-    .fetch_optional(&mut **tx)
-    .await?;
+    let row =
+        sqlx::query("SELECT order_id, purpose, revoked_at FROM order_links WHERE token_hash = $1")
+            .bind(token_hash(token))
+            .fetch_optional(&mut **tx)
+            .await?;
     let live = row.is_some_and(|r| {
         r.try_get::<String, _>(0).is_ok_and(|o| o == id)
-            && r.try_get::<String, _>(1).is_ok_and(|p| p == purpose.as_str())
+            && r.try_get::<String, _>(1)
+                .is_ok_and(|p| p == purpose.as_str())
             && r.try_get::<Option<String>, _>(2).is_ok_and(|x| x.is_none())
     });
     if !live {

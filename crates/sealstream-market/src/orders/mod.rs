@@ -436,8 +436,8 @@ pub async fn create(
 ) -> ApiResult<(StatusCode, Json<OrderView>)> {
     caller.require(Role::Buyer)?;
     let buyer_id = req.buyer_id.as_deref().unwrap_or(&caller.did).trim();
-    let buyer = sealstream_core::access::Buyer::new(buyer_id, &req.buyer_public_key_hex)
-        .map_err(|e| {
+    let buyer =
+        sealstream_core::access::Buyer::new(buyer_id, &req.buyer_public_key_hex).map_err(|e| {
             let field = if e.field == "buyer_id" {
                 "buyerId"
             } else {
@@ -629,10 +629,7 @@ pub async fn list(
         None
     };
     Ok(Json(OrderList {
-        items: orders
-            .iter()
-            .map(|o| view(&state, &headers, o))
-            .collect(),
+        items: orders.iter().map(|o| view(&state, &headers, o)).collect(),
         next_cursor,
     }))
 }

@@ -86,7 +86,11 @@ fn chain_id_of(name: &str) -> Option<u64> {
 }
 
 /// The checks of a payment of `order`, ready for the chain.
-pub(crate) fn expected(state: &AppState, order: &Order, tx_hash: TxHash) -> ApiResult<ExpectedPayment> {
+pub(crate) fn expected(
+    state: &AppState,
+    order: &Order,
+    tx_hash: TxHash,
+) -> ApiResult<ExpectedPayment> {
     let Rail::Evm {
         chain_id,
         token,
@@ -112,7 +116,8 @@ pub(crate) fn expected(state: &AppState, order: &Order, tx_hash: TxHash) -> ApiR
             Some(t) => Some(Address::parse(t, "token").map_err(|_| corrupt("token"))?),
             None => None,
         },
-        min_amount: Amount::parse_decimal(&order.amount, "amount").map_err(|_| corrupt("amount"))?,
+        min_amount: Amount::parse_decimal(&order.amount, "amount")
+            .map_err(|_| corrupt("amount"))?,
         confirmations: state.config.confirmations,
     })
 }
@@ -136,7 +141,10 @@ fn check_proof(order: &Order, proof: &PaymentProof) -> ApiResult<()> {
         Some(id) => {
             return Err(ApiError::unprocessable(
                 "chain",
-                format!("the order is paid on chain {chain_id}, not {} ({id})", proof.chain),
+                format!(
+                    "the order is paid on chain {chain_id}, not {} ({id})",
+                    proof.chain
+                ),
             ))
         }
         None => {
@@ -231,10 +239,10 @@ pub(crate) async fn record_payment(
         } else {
             "orderId"
         };
-        let message = if held.iter().any(|r| {
-            r.try_get::<String, _>(0)
-                .is_ok_and(|k| k == payment_key)
-        }) {
+        let message = if held
+            .iter()
+            .any(|r| r.try_get::<String, _>(0).is_ok_and(|k| k == payment_key))
+        {
             "this transaction already paid another order".to_string()
         } else {
             format!("order {} is already paid by another payment", order.id)
@@ -278,10 +286,7 @@ pub(crate) enum Checked {
     /// Verified and recorded (or recorded before).
     Paid,
     /// Valid so far; more confirmations needed.
-    Pending {
-        confirmations: u64,
-        required: u64,
-    },
+    Pending { confirmations: u64, required: u64 },
 }
 
 /// Asks the chain about `tx_hash` for `order` and records the outcome:
@@ -418,7 +423,10 @@ async fn take_proof(state: &AppState, id: &str, proof: &PaymentProof) -> ApiResu
     if proof.order_id.trim() != id {
         return Err(ApiError::bad_request(
             "orderId",
-            format!("the proof is for order {:?}, posted to order {id}", proof.order_id),
+            format!(
+                "the proof is for order {:?}, posted to order {id}",
+                proof.order_id
+            ),
         ));
     }
     let tx_hash = TxHash::parse(&proof.tx_hash, "txHash")
@@ -510,15 +518,17 @@ pub async fn confirmation(
 ) -> ApiResult<Json<Value>> {
     let mut tx = state.store.begin().await?;
     let mut order = match (&caller, &q.link) {
-        (_, Some(token)) => {
-            links::open(&mut tx, &id, token, links::Purpose::Confirmation).await?
-        }
+        (_, Some(token)) => links::open(&mut tx, &id, token, links::Purpose::Confirmation).await?,
         (Some(p), None) => party_order(&mut tx, &id, p).await?,
         (None, None) => return Err(super::not_found(&id)),
     };
     tx.commit().await?;
     if order.state == OrderState::AwaitingPayment {
-        if let Some(claimed) = order.claimed_tx.as_deref().and_then(|t| TxHash::parse(t, "txHash").ok()) {
+        if let Some(claimed) = order
+            .claimed_tx
+            .as_deref()
+            .and_then(|t| TxHash::parse(t, "txHash").ok())
+        {
             // A poll moves a waiting claim forward; the node's silence or a
             // refusal leaves the answer at "not yet".
             if check_claim(&state, &order, claimed, "confirmation-poll")
@@ -558,7 +568,11 @@ pub async fn confirmation(
     let tx_hash = details["txHash"]
         .as_str()
         .map(str::to_string)
-        .or_else(|| details["reference"].as_str().map(|r| format!("invoice:{r}")))
+        .or_else(|| {
+            details["reference"]
+                .as_str()
+                .map(|r| format!("invoice:{r}"))
+        })
         .unwrap_or(key);
     Ok(Json(json!({
         "status": "confirmed",
@@ -665,7 +679,11 @@ pub async fn watch_once(state: &AppState) -> ApiResult<usize> {
     let mut paid = 0;
     for row in &rows {
         let order = Order::from_row(row)?;
-        let Some(hash) = order.claimed_tx.as_deref().and_then(|t| TxHash::parse(t, "txHash").ok()) else {
+        let Some(hash) = order
+            .claimed_tx
+            .as_deref()
+            .and_then(|t| TxHash::parse(t, "txHash").ok())
+        else {
             continue;
         };
         match check_claim(state, &order, hash, "payment-watcher").await {

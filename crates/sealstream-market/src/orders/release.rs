@@ -80,7 +80,10 @@ pub async fn manifest(
         .as_deref()
         .and_then(|m| sealstream_core::dataset::DatasetManifest::parse(m.as_bytes()).ok())
         .ok_or_else(|| {
-            ApiError::internal("dataset", format!("dataset {} has no signed manifest", dataset.id))
+            ApiError::internal(
+                "dataset",
+                format!("dataset {} has no signed manifest", dataset.id),
+            )
         })?;
     let mut tx = state.store.begin().await?;
     let grant = load_grant(&mut tx, &id)
@@ -95,14 +98,23 @@ pub async fn manifest(
     files.extend(grant.files.iter().map(|f| Value::from(f.as_str())));
     let mut m = Map::new();
     m.insert("schemaVersion".into(), Value::from(CHUNK_SCHEMA_VERSION));
-    m.insert("sourceHash".into(), Value::from(signed.source_hash.as_str()));
+    m.insert(
+        "sourceHash".into(),
+        Value::from(signed.source_hash.as_str()),
+    );
     m.insert("totalChunks".into(), Value::from(dataset.chunk_count));
     m.insert("chunkSize".into(), Value::from(signed.chunk_size));
-    m.insert("machineDid".into(), Value::from(dataset.machine_did.as_str()));
+    m.insert(
+        "machineDid".into(),
+        Value::from(dataset.machine_did.as_str()),
+    );
     m.insert("createdAt".into(), Value::from(dataset.created_at.as_str()));
     m.insert("orderId".into(), Value::from(order.id.as_str()));
     m.insert("datasetId".into(), Value::from(dataset.id.as_str()));
-    m.insert("merkleRoot".into(), Value::from(dataset.merkle_root.as_str()));
+    m.insert(
+        "merkleRoot".into(),
+        Value::from(dataset.merkle_root.as_str()),
+    );
     m.insert("firstIndex".into(), Value::from(dataset.first_index));
     m.insert("sealstreamDataset".into(), Value::from(DATASET_FILE));
     m.insert("files".into(), Value::Array(files));

@@ -310,13 +310,18 @@ impl Anvil {
 }
 
 /// The reference CLI `peaqos` (beside `$SEALSTREAM_REF_PYTHON`, else in
-/// `.venv/bin`), or `None` when it is not installed.
-pub fn peaqos_binary() -> Option<PathBuf> {
+/// `.venv/bin`); panics when it is not installed.
+pub fn peaqos_binary() -> PathBuf {
     let bin = match std::env::var_os("SEALSTREAM_REF_PYTHON") {
         Some(py) => PathBuf::from(py).with_file_name("peaqos"),
         None => repo_root().join(".venv/bin/peaqos"),
     };
-    bin.is_file().then_some(bin)
+    assert!(
+        bin.is_file(),
+        "peaqos not found at {}: run scripts/setup-test-peers",
+        bin.display()
+    );
+    bin
 }
 
 impl Anvil {
@@ -325,12 +330,12 @@ impl Anvil {
     /// (`--seller-address`, `--amount`, `--order-id`, `--token-address`,
     /// `--token-decimals`, `--confirmation-url`…), in a clean temporary
     /// directory (the reference reads a `.env` from its working directory).
-    /// `None` when the reference CLI is not installed. With `--json` it
+    /// Panics when the reference CLI is not installed. With `--json` it
     /// prints `{txHash, chain, status: "submitted", payerAddress,
     /// payeeAddress, amount, token, tokenAddress, proof}`; it returns once
     /// the transaction is submitted (use [`wait_mined`](Self::wait_mined)).
-    pub fn peaqos_pay(&self, payer: &DevAccount, args: &[&str]) -> Option<Output> {
-        let bin = peaqos_binary()?;
+    pub fn peaqos_pay(&self, payer: &DevAccount, args: &[&str]) -> Output {
+        let bin = peaqos_binary();
         let cwd = tempfile::tempdir().expect("temporary directory");
         let key_file = cwd.path().join("buyer.key");
         payer.write_key_file(&key_file);
@@ -355,7 +360,7 @@ impl Anvil {
             .stdin(Stdio::null())
             .output()
             .expect("run peaqos stream pay");
-        Some(output)
+        output
     }
 }
 

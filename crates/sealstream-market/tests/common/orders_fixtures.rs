@@ -186,7 +186,13 @@ pub fn order(server: &TestServer, buyer: &Buyer, listing_id: &str) -> Value {
 
 /// Downloads the release package at `base` (`…/release`, with `?link=`
 /// when `query` is given) into `dir`, as consume would.
-pub fn download_release(server: &TestServer, base: &str, token: Option<&str>, query: &str, dir: &Path) -> Value {
+pub fn download_release(
+    server: &TestServer,
+    base: &str,
+    token: Option<&str>,
+    query: &str,
+    dir: &Path,
+) -> Value {
     let (status, manifest) = server.get(&format!("{base}/manifest.json{query}"), token);
     assert_eq!(status, 200, "{manifest}");
     let chunks = dir.join("chunks");
@@ -212,13 +218,14 @@ pub fn download_release(server: &TestServer, base: &str, token: Option<&str>, qu
         let response = request.call().unwrap_or_else(|e| panic!("GET {name}: {e}"));
         let mut bytes = Vec::new();
         std::io::Read::read_to_end(&mut response.into_reader(), &mut bytes).unwrap();
-        let dest = if name.starts_with("chunk-") && name.ends_with(".json") || name == "dataset.json" {
-            chunks.join(&name)
-        } else if name.ends_with(".bin") {
-            data.join(&name)
-        } else {
-            access.join(&name)
-        };
+        let dest =
+            if name.starts_with("chunk-") && name.ends_with(".json") || name == "dataset.json" {
+                chunks.join(&name)
+            } else if name.ends_with(".bin") {
+                data.join(&name)
+            } else {
+                access.join(&name)
+            };
         std::fs::write(dest, bytes).unwrap();
     }
     manifest
@@ -233,7 +240,9 @@ pub fn decrypt_release(dir: &Path, buyer_id: &str, key: &RecipientSecretKey) -> 
         data_dir: &dir.join("data"),
         access_dir: &dir.join("access"),
         buyer_id,
-        buyer_key: Arc::new(RecipientSecretKey::from_hex(&key.to_hex_secret(), "buyer key").unwrap()),
+        buyer_key: Arc::new(
+            RecipientSecretKey::from_hex(&key.to_hex_secret(), "buyer key").unwrap(),
+        ),
         verify: true,
         parallelism: 2,
     };

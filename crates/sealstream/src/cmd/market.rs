@@ -139,37 +139,37 @@ fn grant_daemon(
     }
     loop {
         let mut failed = 0u64;
-        let pass = daemon.run_once(|order, result| {
-            match result {
-                Ok(g) => {
-                    ui.say(format!(
-                        "{}: {} ({} chunks, {} access file{})",
-                        g.order_id,
-                        if g.new { "granted" } else { "already granted" },
-                        g.entries,
-                        g.files,
-                        if g.files == 1 { "" } else { "s" }
-                    ));
-                    if ui.json {
-                        let mut m = Map::new();
-                        m.insert("orderId".into(), Value::String(g.order_id.clone()));
-                        m.insert("granted".into(), Value::Bool(g.new));
-                        m.insert(
-                            "entries".into(),
-                            Value::Number(Number::from_int_text(&g.entries.to_string()).expect("an integer")),
-                        );
-                        ui.json_out(&Value::Object(m));
-                    }
+        let pass = daemon.run_once(|order, result| match result {
+            Ok(g) => {
+                ui.say(format!(
+                    "{}: {} ({} chunks, {} access file{})",
+                    g.order_id,
+                    if g.new { "granted" } else { "already granted" },
+                    g.entries,
+                    g.files,
+                    if g.files == 1 { "" } else { "s" }
+                ));
+                if ui.json {
+                    let mut m = Map::new();
+                    m.insert("orderId".into(), Value::String(g.order_id.clone()));
+                    m.insert("granted".into(), Value::Bool(g.new));
+                    m.insert(
+                        "entries".into(),
+                        Value::Number(
+                            Number::from_int_text(&g.entries.to_string()).expect("an integer"),
+                        ),
+                    );
+                    ui.json_out(&Value::Object(m));
                 }
-                Err(e) => {
-                    failed += 1;
-                    eprintln!("{}: not granted: {e}", order.id);
-                    if ui.json {
-                        let mut m = Map::new();
-                        m.insert("orderId".into(), Value::String(order.id.clone()));
-                        m.insert("error".into(), Value::String(e.to_string()));
-                        ui.json_out(&Value::Object(m));
-                    }
+            }
+            Err(e) => {
+                failed += 1;
+                eprintln!("{}: not granted: {e}", order.id);
+                if ui.json {
+                    let mut m = Map::new();
+                    m.insert("orderId".into(), Value::String(order.id.clone()));
+                    m.insert("error".into(), Value::String(e.to_string()));
+                    ui.json_out(&Value::Object(m));
                 }
             }
         });

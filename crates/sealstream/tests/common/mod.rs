@@ -3,6 +3,10 @@
 #![allow(dead_code)]
 
 pub mod agent;
+/// anvil, shared with the market crate's tests.
+#[path = "../../../sealstream-market/tests/common/anvil.rs"]
+pub mod anvil;
+pub mod market;
 pub mod moto;
 
 use std::io::{BufRead, BufReader, Write};

@@ -1,0 +1,438 @@
+//! Chain payments through the server (issue 7), against a real EVM node
+//! (anvil, `scripts/setup-test-peers`): the buyer pays from the address of
+//! the key they signed in with, anyone posts the proof (the reference sends
+//! no credentials), and the server asks the node before the order is paid.
+//!
+//! Native coin and ERC-20 payments are accepted with their receipt; an
+//! underpayment, a payment to someone else, from someone else, in another
+//! currency, a reverted transfer and a transaction already used for another
+//! order are refused
+//! with the proof's field at fault, and the order stays payable; a payment
+//! short of its confirmations is held as a claim until a confirmation poll
+//! finds it deep enough. Both databases.
+
+mod common;
+
+use common::anvil::{Anvil, DevAccount, BASE_CHAIN_ID};
+use common::orders_fixtures::{buyer_with_key, native_rail, order, sale, token_rail, Buyer};
+use common::{Db, TestServer};
+use sealstream_core::keys::{MachineSigningKey, ReceiptPublicKey};
+use sealstream_core::receipt::{ReceiptPayment, SignedReceipt};
+use sealstream_market::evm::{Address, TxHash};
+use serde_json::{json, Value};
+
+const ETH: u128 = 1_000_000_000_000_000_000;
+
+/// A server that verifies payments on `anvil`'s chain with `confirmations`;
+/// the background claim watcher polls only once an hour, so every
+/// confirmation in these tests comes from a request.
+fn server(db: Db, anvil: &Anvil, confirmations: u64) -> TestServer {
+    let url = anvil.url.clone();
+    TestServer::start_with(db, move |c| {
+        c.evm_rpc.insert(BASE_CHAIN_ID, url);
+        c.confirmations = confirmations;
+        c.payment_poll = std::time::Duration::from_secs(3600);
+    })
+}
+
+/// A buyer who signs in with dev account `account`'s key (so pays from it).
+fn paying_buyer(server: &TestServer, account: &DevAccount) -> Buyer {
+    let hex = account.private_key.trim_start_matches("0x");
+    buyer_with_key(server, MachineSigningKey::from_hex(hex, "dev key").unwrap())
+}
+
+/// The proof body `peaqos stream pay` posts, for `order` paid by `hash`.
+fn proof(order: &Value, hash: &TxHash, payer: Address, token: Option<Address>) -> Value {
+    let payment = &order["payment"];
+    json!({
+        "txHash": hash.to_string(),
+        "orderId": order["id"],
+        "chain": "base",
+        "payerAddress": payer.to_string(),
+        "payeeAddress": payment["payTo"],
+        "amount": payment["amountDisplay"],
+        "tokenAddress": token.map(|t| t.to_string()),
+        "token": payment["symbol"],
+    })
+}
+
+fn post_proof(server: &TestServer, order: &Value, body: &Value) -> (u16, Value) {
+    let id = order["id"].as_str().unwrap();
+    server.send(
+        "POST",
+        &format!("/v1/orders/{id}/payment-proof"),
+        None,
+        body,
+    )
+}
+
+fn order_state(server: &TestServer, buyer: &Buyer, order: &Value) -> Value {
+    let id = order["id"].as_str().unwrap();
+    let (status, body) = server.get(&format!("/v1/orders/{id}"), Some(&buyer.token));
+    assert_eq!(status, 200, "{body}");
+    body
+}
+
+/// The receipt of a paid order, verified against the server's key.
+fn receipt(server: &TestServer, buyer: &Buyer, order: &Value) -> SignedReceipt {
+    let (_, key) = server.get("/v1/receipts/key", None);
+    let pinned = ReceiptPublicKey::from_hex(key["publicKeyHex"].as_str().unwrap(), "key").unwrap();
+    let id = order["id"].as_str().unwrap();
+    let text = server
+        .request(
+            "GET",
+            &format!("/v1/orders/{id}/receipt"),
+            Some(&buyer.token),
+        )
+        .call()
+        .unwrap()
+        .into_string()
+        .unwrap();
+    let receipt = SignedReceipt::parse(text.as_bytes()).unwrap();
+    receipt.verify(Some(&pinned)).unwrap();
+    receipt
+}
+
+/// Asserts a refusal naming `field`, with `accepted: false`, and that the
+/// order is still awaiting payment.
+fn assert_refused(
+    server: &TestServer,
+    buyer: &Buyer,
+    order: &Value,
+    reply: (u16, Value),
+    status: u16,
+    field: &str,
+) {
+    let (got, body) = reply;
+    assert_eq!(got, status, "{body}");
+    assert_eq!(body["accepted"], false, "{body}");
+    assert_eq!(body["error"]["field"], field, "{body}");
+    assert_eq!(
+        order_state(server, buyer, order)["state"],
+        "awaiting-payment"
+    );
+}
+
+fn native_payment_is_verified_once(db: Db) {
+    let anvil = Anvil::start();
+    let server = server(db, &anvil, 1);
+    let pay_to = anvil.account(2).address;
+    let sale = sale(
+        &server,
+        3,
+        &(ETH / 4).to_string(),
+        native_rail(BASE_CHAIN_ID, &pay_to.to_string()),
+    );
+    let payer = anvil.account(1);
+    let alice = paying_buyer(&server, payer);
+    let first = order(&server, &alice, &sale.listing_id);
+    assert_eq!(first["payment"]["rail"], "evm");
+    assert_eq!(first["payment"]["chainId"], BASE_CHAIN_ID);
+    assert_eq!(first["payment"]["payer"], payer.address.to_string());
+
+    let hash = anvil.send_native(payer.address, pay_to, ETH / 4);
+    let (status, body) = post_proof(&server, &first, &proof(&first, &hash, payer.address, None));
+    assert_eq!(
+        (status, body["accepted"].as_bool()),
+        (200, Some(true)),
+        "{body}"
+    );
+    let shown = order_state(&server, &alice, &first);
+    assert_eq!(shown["state"], "paid");
+    // Posting the same proof again is answered the same and changes nothing.
+    let (status, body) = post_proof(&server, &first, &proof(&first, &hash, payer.address, None));
+    assert_eq!(
+        (status, body["accepted"].as_bool()),
+        (200, Some(true)),
+        "{body}"
+    );
+    assert_eq!(server.count_rows("payments"), 1);
+
+    let r = receipt(&server, &alice, &first);
+    let mined = anvil.receipt(&hash).unwrap();
+    let block = u64::from_str_radix(
+        mined["blockNumber"]
+            .as_str()
+            .unwrap()
+            .trim_start_matches("0x"),
+        16,
+    )
+    .unwrap();
+    assert_eq!(
+        r.receipt.payment,
+        ReceiptPayment::Evm {
+            tx_hash: hash.to_string(),
+            chain_id: BASE_CHAIN_ID,
+            payer: payer.address.to_string(),
+            block_number: block,
+        }
+    );
+    assert_eq!(r.receipt.amount, (ETH / 4).to_string());
+
+    // The confirmation reads as the reference's distribute expects.
+    let id = first["id"].as_str().unwrap();
+    let (status, c) = server.get(&format!("/v1/orders/{id}/confirmation"), Some(&sale.owner));
+    assert_eq!(status, 200, "{c}");
+    assert_eq!(c["status"], "confirmed");
+    assert_eq!(c["tx_hash"], hash.to_string());
+    assert_eq!(
+        c["buyer_public_key_hex"],
+        alice.recipient.public_key().to_hex()
+    );
+
+    // The same transaction cannot pay a second order.
+    let second = order(&server, &alice, &sale.listing_id);
+    let reply = post_proof(
+        &server,
+        &second,
+        &proof(&second, &hash, payer.address, None),
+    );
+    assert_refused(&server, &alice, &second, reply, 409, "txHash");
+    assert_eq!(server.count_rows("payments"), 1);
+}
+
+fn token_payment_is_verified(db: Db) {
+    let anvil = Anvil::start();
+    let server = server(db, &anvil, 1);
+    let (issuer, payer, pay_to) = (
+        anvil.account(0).address,
+        anvil.account(1),
+        anvil.account(3).address,
+    );
+    let token = anvil.deploy_token(issuer);
+    anvil.send_token(token, issuer, payer.address, 10_000_000);
+    let sale = sale(
+        &server,
+        2,
+        "2500000",
+        token_rail(BASE_CHAIN_ID, &token.to_string(), &pay_to.to_string()),
+    );
+    let alice = paying_buyer(&server, payer);
+    let o = order(&server, &alice, &sale.listing_id);
+    assert_eq!(o["payment"]["token"], token.to_string());
+    assert_eq!(o["payment"]["amountDisplay"], "2.5");
+
+    // A proof naming the native coin for a token order is refused before
+    // the node is asked.
+    let hash = anvil.send_token(token, payer.address, pay_to, 2_500_000);
+    let reply = post_proof(&server, &o, &proof(&o, &hash, payer.address, None));
+    assert_refused(&server, &alice, &o, reply, 422, "tokenAddress");
+    // Reverted: a transfer of more than the buyer holds, mined with
+    // explicit gas (no estimate).
+    let reverted = anvil.send_raw(json!({
+        "from": payer.address.to_string(),
+        "to": token.to_string(),
+        "data": Anvil::transfer_call(pay_to, 50_000_000),
+        "gas": "0x30000",
+    }));
+    assert_eq!(anvil.receipt(&reverted).unwrap()["status"], "0x0");
+    let reply = post_proof(
+        &server,
+        &o,
+        &proof(&o, &reverted, payer.address, Some(token)),
+    );
+    assert_refused(&server, &alice, &o, reply, 422, "txHash");
+    let (status, body) = post_proof(&server, &o, &proof(&o, &hash, payer.address, Some(token)));
+    assert_eq!(
+        (status, body["accepted"].as_bool()),
+        (200, Some(true)),
+        "{body}"
+    );
+    assert_eq!(order_state(&server, &alice, &o)["state"], "paid");
+    assert_eq!(anvil.token_balance(token, pay_to).to_string(), "2500000");
+    let r = receipt(&server, &alice, &o);
+    assert_eq!(r.receipt.amount, "2500000");
+    assert_eq!(r.receipt.decimals, 6);
+}
+
+fn bad_payments_are_refused_and_the_order_stays_payable(db: Db) {
+    let anvil = Anvil::start();
+    let server = server(db, &anvil, 1);
+    let (issuer, payer, stranger, pay_to) = (
+        anvil.account(0).address,
+        anvil.account(1),
+        anvil.account(4),
+        anvil.account(2).address,
+    );
+    let token = anvil.deploy_token(issuer);
+    anvil.send_token(token, issuer, payer.address, 1_000);
+    let sale = sale(
+        &server,
+        2,
+        &(ETH / 2).to_string(),
+        native_rail(BASE_CHAIN_ID, &pay_to.to_string()),
+    );
+    let alice = paying_buyer(&server, payer);
+    let o = order(&server, &alice, &sale.listing_id);
+    let good = |hash: &TxHash| proof(&o, hash, payer.address, None);
+
+    // Too little.
+    let short = anvil.send_native(payer.address, pay_to, ETH / 2 - 1);
+    assert_refused(
+        &server,
+        &alice,
+        &o,
+        post_proof(&server, &o, &good(&short)),
+        422,
+        "amount",
+    );
+    // To someone else.
+    let elsewhere = anvil.send_native(payer.address, anvil.account(5).address, ETH / 2);
+    assert_refused(
+        &server,
+        &alice,
+        &o,
+        post_proof(&server, &o, &good(&elsewhere)),
+        422,
+        "payeeAddress",
+    );
+    // From someone else, claimed as the buyer's.
+    let theirs = anvil.send_native(stranger.address, pay_to, ETH / 2);
+    assert_refused(
+        &server,
+        &alice,
+        &o,
+        post_proof(&server, &o, &good(&theirs)),
+        422,
+        "payerAddress",
+    );
+    // A proof naming another payer is refused on its face.
+    let mut claimed = good(&theirs);
+    claimed["payerAddress"] = json!(stranger.address.to_string());
+    assert_refused(
+        &server,
+        &alice,
+        &o,
+        post_proof(&server, &o, &claimed),
+        422,
+        "payerAddress",
+    );
+    // A token transfer for a native order.
+    let tokens = anvil.send_token(token, payer.address, pay_to, 1_000);
+    assert_refused(
+        &server,
+        &alice,
+        &o,
+        post_proof(&server, &o, &good(&tokens)),
+        422,
+        "tokenAddress",
+    );
+    // The wrong chain, and a malformed hash.
+    let mut peaq = good(&short);
+    peaq["chain"] = json!("peaq");
+    assert_refused(
+        &server,
+        &alice,
+        &o,
+        post_proof(&server, &o, &peaq),
+        422,
+        "chain",
+    );
+    let mut malformed = good(&short);
+    malformed["txHash"] = json!("0x1234");
+    assert_refused(
+        &server,
+        &alice,
+        &o,
+        post_proof(&server, &o, &malformed),
+        400,
+        "txHash",
+    );
+    assert_eq!(server.count_rows("payments"), 0);
+    let id = o["id"].as_str().unwrap();
+
+    // The order is still payable; a payment after cancelling is refused.
+    let right = anvil.send_native(payer.address, pay_to, ETH / 2);
+    let (status, body) = server.send(
+        "POST",
+        &format!("/v1/orders/{id}/cancel"),
+        Some(&alice.token),
+        &json!({}),
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_refused_cancelled(&server, &o, &good(&right));
+    let again = order(&server, &alice, &sale.listing_id);
+    let (status, body) = post_proof(&server, &again, &proof(&again, &right, payer.address, None));
+    assert_eq!(
+        (status, body["accepted"].as_bool()),
+        (200, Some(true)),
+        "{body}"
+    );
+    assert_eq!(server.count_rows("payments"), 1);
+}
+
+fn assert_refused_cancelled(server: &TestServer, order: &Value, body: &Value) {
+    let (status, reply) = post_proof(server, order, body);
+    assert_eq!(
+        (status, reply["error"]["field"].as_str()),
+        (409, Some("orderId")),
+        "{reply}"
+    );
+    assert_eq!(reply["accepted"], false);
+}
+
+fn payments_wait_for_their_confirmations(db: Db) {
+    let anvil = Anvil::start();
+    let server = server(db, &anvil, 3);
+    let pay_to = anvil.account(2).address;
+    let sale = sale(
+        &server,
+        2,
+        "1000",
+        native_rail(BASE_CHAIN_ID, &pay_to.to_string()),
+    );
+    let payer = anvil.account(1);
+    let alice = paying_buyer(&server, payer);
+    let o = order(&server, &alice, &sale.listing_id);
+    let id = o["id"].as_str().unwrap();
+    assert_eq!(o["payment"]["confirmations"], 3);
+
+    let hash = anvil.send_native(payer.address, pay_to, 1000);
+    let (status, body) = post_proof(&server, &o, &proof(&o, &hash, payer.address, None));
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["accepted"], false);
+    assert_eq!(body["status"], "awaiting-confirmations");
+    assert_eq!(
+        (body["confirmations"].as_u64(), body["required"].as_u64()),
+        (Some(1), Some(3))
+    );
+    let shown = order_state(&server, &alice, &o);
+    assert_eq!(shown["state"], "awaiting-payment");
+    assert_eq!(shown["claimedTx"], hash.to_string());
+
+    // One more block: still short.
+    anvil.mine(1);
+    let (status, c) = server.get(&format!("/v1/orders/{id}/confirmation"), Some(&sale.owner));
+    assert_eq!(
+        (status, c["status"].as_str()),
+        (200, Some("awaiting-confirmations")),
+        "{c}"
+    );
+    assert!(
+        c["claim_status"]
+            .as_str()
+            .unwrap()
+            .ends_with("2 of 3 confirmations"),
+        "{c}"
+    );
+    assert_eq!(server.count_rows("payments"), 0);
+    // Deep enough: the seller's poll records the claimed payment.
+    anvil.mine(1);
+    let (status, c) = server.get(&format!("/v1/orders/{id}/confirmation"), Some(&sale.owner));
+    assert_eq!(
+        (status, c["status"].as_str()),
+        (200, Some("confirmed")),
+        "{c}"
+    );
+    assert_eq!(c["tx_hash"], hash.to_string());
+    assert_eq!(order_state(&server, &alice, &o)["state"], "paid");
+    let r = receipt(&server, &alice, &o);
+    assert_eq!(r.receipt.order_id, id);
+}
+
+on_both_databases!(
+    native_payment_is_verified_once,
+    token_payment_is_verified,
+    bad_payments_are_refused_and_the_order_stays_payable,
+    payments_wait_for_their_confirmations,
+);

@@ -1,0 +1,315 @@
+//! An order end to end, as processes and over HTTP only (issue 7):
+//! `sealstream market serve` verifying payments on a real EVM node (anvil);
+//! `sealstream publish --to` uploads a chain and its signed dataset; the
+//! owner lists it, priced in the chain's coin; a buyer signs in with the key
+//! of a funded account, orders with their X25519 key, and pays with the
+//! reference CLI (`peaqos stream pay --confirmation-url`, which posts the
+//! proof); `sealstream market grant-daemon --once` re-wraps the chunk keys
+//! to the buyer; the buyer makes a release link, and both `sealstream
+//! consume --download-url` and the reference's `peaqos stream consume
+//! --download-url` rebuild the published bytes from it. The reference's
+//! seller seat works too: `peaqos stream distribute` reads the payment
+//! through the seller's confirmation link and delivers the buyer's access
+//! files to S3 (moto), and `sealstream consume` opens the chain with them. The signed license
+//! receipt verifies with `sealstream receipt verify` against the server's
+//! published key.
+
+mod common;
+
+use std::path::Path;
+
+use common::anvil::{Anvil, BASE_CHAIN_ID};
+use common::market::{json_string, register_machine, Market};
+use common::moto::MotoServer;
+use common::*;
+use sealstream_core::identity::Did;
+use sealstream_core::json::Value;
+use sealstream_core::keys::MachineSigningKey;
+
+fn text(v: &Value, path: &str) -> String {
+    let mut at = v;
+    for name in path.split('.') {
+        at = at.get(name).unwrap_or_else(|| panic!("{path} in {v:?}"));
+    }
+    at.as_str()
+        .unwrap_or_else(|| panic!("{path} is not text in {v:?}"))
+        .to_string()
+}
+
+fn run_ok(mut c: std::process::Command, what: &str) -> std::process::Output {
+    let out = c.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{what}: {}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&out.stdout)
+    );
+    out
+}
+
+/// 300,000 bytes that differ from chunk to chunk.
+fn source(path: &Path) -> Vec<u8> {
+    let bytes: Vec<u8> = (0..300_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    std::fs::write(path, &bytes).unwrap();
+    bytes
+}
+
+#[test]
+fn an_order_paid_on_chain_is_granted_and_consumed_by_both_clis() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let anvil = Anvil::start();
+    let rpc = format!("{BASE_CHAIN_ID}={}", anvil.url);
+    let market = Market::start_with(
+        &t.join("market"),
+        &["--evm-rpc", &rpc, "--confirmations", "1"],
+    );
+
+    // The owner registers the machine; the machine publishes a chain with
+    // its dataset.
+    let owner_key = MachineSigningKey::generate();
+    let owner_did = Did::of_key(&owner_key).to_string();
+    let owner = market.sign_in(&owner_key);
+    register_machine(&market, &owner, &owner_did);
+    let input = t.join("input.bin");
+    let source = source(&input);
+    let machine_key_file = t.join("machine.sk");
+    std::fs::write(&machine_key_file, common::agent::MACHINE_SK).unwrap();
+    let mut publish = sealstream();
+    publish_args(&mut publish, &input, &t.join("chain"), 100_000);
+    publish
+        .args(["--topic", "/lidar/raw", "--to", &market.base])
+        .arg("--dataset-key-file")
+        .arg(&machine_key_file);
+    run_ok(publish, "publish --to");
+    let (_, datasets) = market.call("GET", "/v1/datasets", Some(&owner), None);
+    let dataset = &datasets.get("datasets").and_then(Value::as_array).unwrap()[0];
+    let dataset_id = text(dataset, "id");
+
+    // Listed at 0.25 ETH, paid to a dev account.
+    let pay_to = anvil.account(2).address.to_string();
+    let listing = format!(
+        r#"{{"datasetId":"{dataset_id}","title":"Lidar sweep","description":"Three chunks of lidar.",
+            "tags":["lidar"],"domain":"robotics","license":{{"spdx":"CC-BY-4.0"}},
+            "price":"250000000000000000",
+            "rail":{{"kind":"evm","chainId":{BASE_CHAIN_ID},"token":"native","decimals":18,
+                     "payTo":"{pay_to}","symbol":"ETH"}},
+            "delivery":["api"]}}"#
+    );
+    let (status, created) = market.call("POST", "/v1/listings", Some(&owner), Some(&listing));
+    assert_eq!(status, 201, "{created:?}");
+    let listing_id = text(&created, "id");
+    let (status, body) = market.call(
+        "POST",
+        &format!("/v1/listings/{listing_id}/publish"),
+        Some(&owner),
+        Some("{}"),
+    );
+    assert_eq!(status, 200, "{body:?}");
+
+    // The buyer signs in with a funded account's key and orders.
+    let payer = anvil.account(1);
+    let buyer_key =
+        MachineSigningKey::from_hex(payer.private_key.trim_start_matches("0x"), "dev key").unwrap();
+    let buyer = market.sign_in(&buyer_key);
+    let order_body = format!(
+        r#"{{"listingId":"{listing_id}","buyerPublicKeyHex":"{BUYER_PK}","buyerId":{}}}"#,
+        json_string(BUYER_ID)
+    );
+    let (status, order) = market.call("POST", "/v1/orders", Some(&buyer), Some(&order_body));
+    assert_eq!(status, 201, "{order:?}");
+    let id = text(&order, "id");
+    assert_eq!(text(&order, "payment.amountDisplay"), "0.25");
+    assert_eq!(text(&order, "payment.chain"), "base");
+
+    // The reference pays and posts the proof to the order's proof URL.
+    let paid = anvil.peaqos_pay(
+        payer,
+        &[
+            "--seller-address",
+            &text(&order, "payment.payTo"),
+            "--amount",
+            &text(&order, "payment.amountDisplay"),
+            "--order-id",
+            &id,
+            "--confirmation-url",
+            &text(&order, "urls.paymentProof"),
+        ],
+    );
+    assert!(
+        paid.status.success(),
+        "peaqos stream pay: {}\n{}",
+        String::from_utf8_lossy(&paid.stderr),
+        String::from_utf8_lossy(&paid.stdout)
+    );
+    let reply: serde_json::Value = serde_json::from_slice(&paid.stdout).unwrap();
+    let hash =
+        sealstream_market::evm::TxHash::parse(reply["txHash"].as_str().unwrap(), "txHash").unwrap();
+    anvil.wait_mined(&hash);
+    // The buyer's poll of the confirmation settles a proof that arrived
+    // before the node had the transaction; once paid it just reads back.
+    let (status, confirmation) = market.call(
+        "GET",
+        &format!("/v1/orders/{id}/confirmation"),
+        Some(&buyer),
+        None,
+    );
+    assert_eq!(status, 200, "{confirmation:?}");
+    assert_eq!(text(&confirmation, "status"), "confirmed");
+    assert_eq!(text(&confirmation, "tx_hash"), hash.to_string());
+
+    // The owner's grant daemon grants it, once.
+    let owner_key_file = t.join("owner.sk");
+    std::fs::write(&owner_key_file, owner_key.to_hex_secret().as_bytes()).unwrap();
+    let daemon = || {
+        let mut c = sealstream();
+        c.args([
+            "market",
+            "grant-daemon",
+            "--server",
+            &market.base,
+            "--once",
+            "--json",
+        ])
+        .arg("--key-file")
+        .arg(&owner_key_file)
+        .arg("--owner-key-file")
+        .arg(keyfile("owner.x25519.sk"));
+        run_ok(c, "grant-daemon --once")
+    };
+    let first = daemon();
+    let report = String::from_utf8_lossy(&first.stdout);
+    assert!(report.contains(&id), "{report}");
+    let (_, shown) = market.call("GET", &format!("/v1/orders/{id}"), Some(&buyer), None);
+    assert_eq!(text(&shown, "state"), "granted");
+    let second = daemon();
+    assert!(
+        !String::from_utf8_lossy(&second.stdout).contains(&id),
+        "granted twice"
+    );
+
+    // A release link; both consumers rebuild the source from it.
+    let (status, link) = market.call(
+        "POST",
+        &format!("/v1/orders/{id}/links"),
+        Some(&buyer),
+        Some(r#"{"purpose":"release"}"#),
+    );
+    assert_eq!(status, 201, "{link:?}");
+    let url = text(&link, "url");
+    for ours in [true, false] {
+        let out = t.join(format!("out-{ours}.bin"));
+        let mut c = if ours { sealstream() } else { peaqos() };
+        if !ours {
+            c.arg("stream");
+        }
+        c.args(["consume", "--download-url", &url, "--buyer-id", BUYER_ID])
+            .arg("--buyer-private-key-file")
+            .arg(keyfile("buyer.x25519.sk"))
+            .arg("--output")
+            .arg(&out);
+        run_ok(
+            c,
+            if ours {
+                "sealstream consume"
+            } else {
+                "peaqos stream consume"
+            },
+        );
+        assert_eq!(std::fs::read(&out).unwrap(), source, "ours: {ours}");
+    }
+
+    // The reference's seller seat: distribute waits for the confirmation
+    // behind the seller's link, then delivers the chain and access files.
+    let moto = MotoServer::start();
+    moto.create_bucket("deliveries");
+    let (status, link) = market.call(
+        "POST",
+        &format!("/v1/orders/{id}/links"),
+        Some(&owner),
+        Some(r#"{"purpose":"confirmation"}"#),
+    );
+    assert_eq!(status, 201, "{link:?}");
+    let mut distribute = peaqos();
+    distribute
+        .args(["stream", "distribute", "--chunk-dir"])
+        .arg(t.join("chain"))
+        .arg("--owner-private-key-file")
+        .arg(keyfile("owner.x25519.sk"))
+        .args(["--confirmation-url", &text(&link, "url"), "--order-id", &id])
+        .args([
+            "--poll-interval",
+            "1",
+            "--timeout",
+            "120",
+            "--delivery",
+            "s3",
+        ])
+        .args([
+            "--s3",
+            "s3://deliveries/orders/",
+            "--s3-endpoint",
+            &moto.base,
+            "--json",
+        ])
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_DEFAULT_REGION", "us-east-1")
+        .env("PEAQOS_S3_ACCESS_KEY_ID", "testing")
+        .env("PEAQOS_S3_SECRET_ACCESS_KEY", "testing");
+    let out = run_ok(distribute, "peaqos stream distribute");
+    let reply: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(reply["buyer_id"], BUYER_ID, "{reply}");
+    assert_eq!(reply["tx_hash"], hash.to_string(), "{reply}");
+    assert_eq!(reply["chunks_distributed"], 3, "{reply}");
+    // The delivery is the buyer's access files alone (the download URL
+    // points at the first); the chain comes from the published directory.
+    let objects = moto.objects("deliveries");
+    let keys: Vec<&String> = objects.keys().collect();
+    let (chunks, access) = (t.join("chain"), t.join("delivered"));
+    std::fs::create_dir_all(&access).unwrap();
+    for (key, bytes) in &objects {
+        let name = key.rsplit('/').next().unwrap();
+        assert!(
+            key.starts_with("orders/") && name.starts_with(BUYER_PK),
+            "{keys:?}"
+        );
+        std::fs::write(access.join(name), bytes).unwrap();
+    }
+    assert_eq!(
+        std::fs::read_dir(&access).unwrap().count(),
+        reply["access_files_count"].as_u64().unwrap() as usize,
+        "{keys:?}"
+    );
+    let out = t.join("out-distributed.bin");
+    let mut c = sealstream();
+    c.args(["consume", "--buyer-id", BUYER_ID])
+        .arg("--chunk-dir")
+        .arg(&chunks)
+        .arg("--data-dir")
+        .arg(&chunks)
+        .arg("--access-dir")
+        .arg(&access)
+        .arg("--buyer-private-key-file")
+        .arg(keyfile("buyer.x25519.sk"))
+        .arg("--output")
+        .arg(&out);
+    run_ok(
+        c,
+        &format!("sealstream consume of the reference's delivery {keys:?}"),
+    );
+    assert_eq!(std::fs::read(&out).unwrap(), source);
+
+    // The receipt verifies offline against the key the server publishes.
+    let receipt = market.bytes_as(&format!("/v1/orders/{id}/receipt"), Some(&buyer));
+    std::fs::write(t.join("receipt.json"), &receipt).unwrap();
+    let (_, key) = market.call("GET", "/v1/receipts/key", None, None);
+    let mut verify = sealstream();
+    verify
+        .args(["receipt", "verify"])
+        .arg(t.join("receipt.json"))
+        .args(["--server-key", &text(&key, "publicKeyHex"), "--json"]);
+    run_ok(verify, "receipt verify");
+}
