@@ -62,17 +62,23 @@ impl Buyer {
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum GrantError {
-    /// The chunk has no `owner` key recipient.
-    #[error("chunk {index} has no owner key recipient")]
-    NoOwnerRecipient {
+    /// The chunk has no key recipient of the granting type.
+    #[error("chunk {index} has no {recipient_type} key recipient")]
+    NoRecipient {
         /// Chunk index.
         index: u64,
+        /// `owner` or `operator`.
+        recipient_type: &'static str,
     },
-    /// The owner's wrapped key does not open with the given key.
-    #[error("chunk {index}: the owner key does not open the chunk key (wrong owner key?)")]
+    /// The granting recipient's wrapped key does not open with the given key.
+    #[error(
+        "chunk {index}: the {recipient_type} key does not open the chunk key (wrong {recipient_type} key?)"
+    )]
     Unwrap {
         /// Chunk index.
         index: u64,
+        /// `owner` or `operator`.
+        recipient_type: &'static str,
     },
     /// The opened key does not match the chunk's commitment.
     #[error("chunk {index}: the chunk key does not match its keyCommitment")]
@@ -89,12 +95,30 @@ pub fn grant_entry(
     owner: &RecipientSecretKey,
     buyer: &Buyer,
 ) -> Result<AccessEntry, GrantError> {
+    grant_entry_as(envelope, recipient_type::OWNER, owner, buyer)
+}
+
+/// [`grant_entry`] from the chunk's recipient of `granting_type` (`owner`,
+/// or `operator` for a market granting with an operator key): unwrap that
+/// recipient's key with `secret`, check the key commitment, seal to the
+/// buyer.
+pub fn grant_entry_as(
+    envelope: &ChunkEnvelope,
+    granting_type: &'static str,
+    secret: &RecipientSecretKey,
+    buyer: &Buyer,
+) -> Result<AccessEntry, GrantError> {
     let index = envelope.index;
-    let owner_entry = envelope
-        .recipient_of_type(recipient_type::OWNER)
-        .ok_or(GrantError::NoOwnerRecipient { index })?;
-    let key = ChunkKey::unwrap(&owner_entry.wrapped_key_hex, owner)
-        .ok_or(GrantError::Unwrap { index })?;
+    let entry = envelope
+        .recipient_of_type(granting_type)
+        .ok_or(GrantError::NoRecipient {
+            index,
+            recipient_type: granting_type,
+        })?;
+    let key = ChunkKey::unwrap(&entry.wrapped_key_hex, secret).ok_or(GrantError::Unwrap {
+        index,
+        recipient_type: granting_type,
+    })?;
     if key.commitment() != envelope.encryption.key_commitment {
         return Err(GrantError::KeyCommitment { index });
     }

@@ -208,7 +208,7 @@ pub async fn append_now(
     subject: &str,
     details: &Value,
 ) -> Result<Event, AppendError> {
-    let mut tx = store.pool().begin().await?;
+    let mut tx = store.begin_sqlx().await?;
     let event = append(&mut tx, actor, action, subject, details).await?;
     tx.commit().await?;
     Ok(event)

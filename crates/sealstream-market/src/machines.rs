@@ -154,7 +154,7 @@ pub(crate) async fn register(
     let recipients_json = serde_json::to_string(&machine.recipients)
         .map_err(|e| ApiError::internal("machines.recipients", e))?;
 
-    let mut tx = state.store.pool().begin().await?;
+    let mut tx = state.store.begin().await?;
     let inserted = sqlx::query(
         "INSERT INTO machines (did, owner_did, chain_public_key, recipients, statement, signature, registered_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (did) DO NOTHING",

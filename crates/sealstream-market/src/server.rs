@@ -77,6 +77,12 @@ pub struct Config {
     pub receipt_key_file: Option<PathBuf>,
     /// Largest grant upload (access files), in bytes.
     pub grant_limit: usize,
+    /// The file holding the key operator keys are sealed under; `None` for
+    /// `<data_dir>/operator-kek` (created if missing).
+    pub operator_kek_file: Option<PathBuf>,
+    /// Largest access file the server writes when it grants with an
+    /// operator key, in bytes (the reference's default).
+    pub access_file_size: usize,
 }
 
 impl Default for Config {
@@ -96,6 +102,8 @@ impl Default for Config {
             payment_poll: DEFAULT_PAYMENT_POLL,
             receipt_key_file: None,
             grant_limit: DEFAULT_GRANT_LIMIT,
+            operator_kek_file: None,
+            access_file_size: sealstream_core::access::DEFAULT_MAX_ACCESS_FILE_SIZE,
         }
     }
 }
@@ -218,6 +226,10 @@ pub struct AppState {
     pub evm: Arc<BTreeMap<u64, crate::evm::EvmRpc>>,
     /// The key receipts are signed with.
     pub receipt_key: Arc<sealstream_core::keys::ReceiptSigningKey>,
+    /// The key operator keys are sealed under in the store.
+    pub operator_kek: Arc<crate::operator_key::KeyEncryptionKey>,
+    /// Wakes the operator granter (an order was paid, a key registered).
+    pub grant_wake: Arc<tokio::sync::Notify>,
 }
 
 /// The API's routes and layers. Every route has a body limit:
@@ -258,6 +270,7 @@ pub fn router(state: AppState) -> Router {
         )
         .merge(crate::auth::routes())
         .merge(crate::machines::routes())
+        .merge(crate::operator_key::routes())
         .merge(crate::ingest::read_routes())
         .merge(crate::datasets::routes())
         .merge(crate::orders::routes())
@@ -425,7 +438,13 @@ impl Server {
             .receipt_key_file
             .clone()
             .unwrap_or_else(|| config.data_dir.join(RECEIPT_KEY_FILE));
-        let receipt_key = crate::receipt_key::load_or_create_receipt_key(&receipt_key_file)
+        let receipt_key = crate::server_key::load_or_create_receipt_key(&receipt_key_file)
+            .map_err(|e| ServeError::Config(e.to_string()))?;
+        let kek_file = config
+            .operator_kek_file
+            .clone()
+            .unwrap_or_else(|| config.data_dir.join(crate::operator_key::KEK_FILE));
+        let operator_kek = crate::server_key::load_or_create(&kek_file)
             .map_err(|e| ServeError::Config(e.to_string()))?;
         let mut evm = BTreeMap::new();
         for (chain_id, url) in &config.evm_rpc {
@@ -453,6 +472,8 @@ impl Server {
             config: Arc::new(config),
             evm: Arc::new(evm),
             receipt_key: Arc::new(receipt_key),
+            operator_kek: Arc::new(operator_kek),
+            grant_wake: Arc::default(),
         };
         Ok(Server { listener, state })
     }
@@ -482,9 +503,11 @@ impl Server {
                 self.state.config.payment_poll,
             )
         });
+        let granter = crate::operator_key::spawn_granter(self.state.clone());
         let served = axum::serve(self.listener, router(self.state))
             .with_graceful_shutdown(shutdown)
             .await;
+        granter.abort();
         if let Some(w) = watcher {
             w.abort();
         }

@@ -87,9 +87,21 @@ impl Store {
         &self.pool
     }
 
-    /// Starts a transaction.
+    /// Starts a transaction. On SQLite it is `BEGIN IMMEDIATE`: the write
+    /// lock is taken at the start, waiting up to the busy timeout, so two
+    /// transactions that read then write can't meet a stale snapshot
+    /// (`SQLITE_BUSY_SNAPSHOT`, which no timeout retries).
     pub async fn begin(&self) -> Result<Transaction<'static, Any>, StoreError> {
-        Ok(self.pool.begin().await?)
+        Ok(self.begin_sqlx().await?)
+    }
+
+    /// [`Store::begin`] with the driver's error, for callers whose error
+    /// types wrap `sqlx::Error`.
+    pub async fn begin_sqlx(&self) -> Result<Transaction<'static, Any>, sqlx::Error> {
+        match self.engine {
+            Engine::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
+            Engine::Postgres => self.pool.begin().await,
+        }
     }
 
     /// Checks that the database answers.
@@ -132,6 +144,52 @@ mod tests {
         store.close().await;
         // Reopening runs no migration twice.
         Store::open(&url).await.unwrap().close().await;
+    }
+
+    /// Transactions that read then write, run concurrently on the pool,
+    /// all commit: none meets a stale WAL snapshot.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_read_then_write_transactions_all_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("market.db").display());
+        let store = Store::open(&url).await.unwrap();
+        sqlx::query("CREATE TABLE counter (n BIGINT NOT NULL)")
+            .execute(store.pool())
+            .await
+            .unwrap();
+        sqlx::query("INSERT INTO counter (n) VALUES (0)")
+            .execute(store.pool())
+            .await
+            .unwrap();
+        let tasks: Vec<_> = (0..32)
+            .map(|_| {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    let mut tx = store.begin().await?;
+                    let (n,): (i64,) = sqlx::query_as("SELECT n FROM counter")
+                        .fetch_one(&mut *tx)
+                        .await?;
+                    for _ in 0..4 {
+                        tokio::task::yield_now().await;
+                    }
+                    sqlx::query("UPDATE counter SET n = $1")
+                        .bind(n + 1)
+                        .execute(&mut *tx)
+                        .await?;
+                    tx.commit().await?;
+                    Ok::<(), StoreError>(())
+                })
+            })
+            .collect();
+        for task in tasks {
+            task.await.unwrap().unwrap();
+        }
+        let (n,): (i64,) = sqlx::query_as("SELECT n FROM counter")
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+        assert_eq!(n, 32);
+        store.close().await;
     }
 
     #[tokio::test]

@@ -196,6 +196,12 @@ struct World {
     auditor: String,
     admin: String,
     orders: Orders,
+    /// A second machine of A's, wrapping for an operator recipient too,
+    /// whose operator key A registered with the server (no datasets, so
+    /// nothing is granted with it).
+    operator_machine: String,
+    /// That operator recipient's secret key (hex).
+    operator_secret: String,
 }
 
 impl World {
@@ -425,6 +431,7 @@ fn world(db: Db) -> World {
     let auditor = server.session_for(&new_did(), &[Role::Auditor]);
     let admin = server.session_for(&admin_did, &[]);
     let orders = orders(&server, &a, &buyer_did, &buyer);
+    let (operator_machine, operator_secret) = operator_machine(&server, &a);
     World {
         server,
         a,
@@ -433,7 +440,44 @@ fn world(db: Db) -> World {
         auditor,
         admin,
         orders,
+        operator_machine,
+        operator_secret,
     }
+}
+
+/// A's second machine, with an operator recipient whose key A registers.
+fn operator_machine(server: &TestServer, a: &Side) -> (String, String) {
+    let machine_key = MachineSigningKey::generate();
+    let did = Did::of_key(&machine_key).to_string();
+    let operator = RecipientSecretKey::generate();
+    expect_status(
+        server.register_machine(
+            &a.owner_token,
+            &a.owner_did,
+            &machine_key,
+            &ChainSigningKey::generate().public_key(),
+            &[
+                ("owner-1", "owner", a.recipient.public_key()),
+                ("operator-1", "operator", operator.public_key()),
+            ],
+        ),
+        201,
+        "register the operator machine",
+    );
+    let secret = operator.to_hex_secret().to_string();
+    let view = expect_status(
+        server.send(
+            "PUT",
+            &format!("/v1/machines/{did}/operator-key"),
+            Some(&a.owner_token),
+            &json!({"secretKeyHex": secret}),
+        ),
+        200,
+        "register the operator key",
+    );
+    assert_eq!(view["publicKeyHex"], operator.public_key().to_hex());
+    assert!(!view.to_string().contains(&secret), "{view}");
+    (did, secret)
 }
 
 /// A's invoice listing over `ds_public` and the buyer's orders of it.
@@ -634,7 +678,9 @@ fn matrix(w: &World) -> Vec<Case> {
             "signature": r.sign(&fresh).to_hex(),
         })
     };
-    let a_machines = vec![m.clone()];
+    let a_machines = vec![m.clone(), w.operator_machine.clone()];
+    let om = &w.operator_machine;
+    let op_key = format!("/v1/machines/{om}/operator-key");
     let a_datasets = vec![a.ds_public.clone(), a.ds_private.clone(), a.ds_draft.clone()];
     let a_listings = vec![
         a.listing_published.clone(),
@@ -692,6 +738,14 @@ fn matrix(w: &World) -> Vec<Case> {
         row("GET", "/v1/machines/{did}/topics/{topic}/chunks/{index}/ciphertext", chunk(4) + "/ciphertext",
                                                                                "U  O  H  H  H  O  O  H")
             .hidden(m, &missing_did),
+        // Operator keys: the machine's owner only.
+        row("GET", "/v1/machines/{did}/operator-key", op_key.clone(),         "U  O  H  H  H  F  H  H")
+            .hidden(om, &missing_did),
+        row("PUT", "/v1/machines/{did}/operator-key", op_key.clone(),         "U  O  H  H  H  F  H  H")
+            .json(json!({"secretKeyHex": w.operator_secret}))
+            .hidden(om, &missing_did),
+        row("DELETE", "/v1/machines/{did}/operator-key", op_key,              "U  O  H  H  H  F  H  H")
+            .hidden(om, &missing_did),
         Case { body: Body::Multipart(upload_ct, upload),
                ..row("PUT", "/v1/machines/{did}/topics/{topic}/chunks/{index}", chunk(next.envelope.index),
                                                                                "U  O  F  F  F  F  O  F") },

@@ -161,6 +161,11 @@ pub enum MarketCommand {
         /// mode 0600 if missing) [default: DATA_DIR/receipt-key].
         #[arg(long, value_name = "FILE")]
         receipt_key_file: Option<PathBuf>,
+        /// File holding the key that seals operator keys owners register for automatic
+        /// grants (hex; created with mode 0600 if missing). Keep it apart from database
+        /// backups [default: DATA_DIR/operator-kek].
+        #[arg(long, value_name = "FILE")]
+        operator_kek_file: Option<PathBuf>,
     },
     /// Grant paid orders on the owner's side: sign in as the owner, list the paid orders
     /// of the owner's listings that are not granted yet, re-wrap every chunk key of each

@@ -1,13 +1,16 @@
 //! An order end to end, as processes and over HTTP only (issue 7):
 //! `sealstream market serve` verifying payments on a real EVM node (anvil);
-//! `sealstream publish --to` uploads a chain and its signed dataset; the
-//! owner lists it, priced in the chain's coin; a buyer signs in with the key
+//! `sealstream agent run` turns 200 JSON-line messages into signed packages,
+//! uploads the topic's chain and its signed window dataset to the server
+//! (and keeps a copy in a local directory); the owner lists the dataset,
+//! priced in the chain's coin; a buyer signs in with the key
 //! of a funded account, orders with their X25519 key, and pays with the
 //! reference CLI (`peaqos stream pay --confirmation-url`, which posts the
 //! proof); `sealstream market grant-daemon --once` re-wraps the chunk keys
 //! to the buyer; the buyer makes a release link, and both `sealstream
 //! consume --download-url` and the reference's `peaqos stream consume
-//! --download-url` rebuild the published bytes from it. The reference's
+//! --download-url` rebuild from it exactly the bytes the agent sealed (its
+//! signed packages, every message once, in order). The reference's
 //! seller seat works too: `peaqos stream distribute` reads the payment
 //! through the seller's confirmation link and delivers the buyer's access
 //! files to S3 (moto), and `sealstream consume` opens the chain with them. The signed license
@@ -18,13 +21,16 @@ mod common;
 
 use std::path::Path;
 
+use common::agent::{machine_sections, packages};
 use common::anvil::{Anvil, BASE_CHAIN_ID};
 use common::market::{json_string, register_machine, Market};
 use common::moto::MotoServer;
 use common::*;
+use sealstream_core::chunk::decrypt_chunk;
 use sealstream_core::identity::Did;
 use sealstream_core::json::Value;
-use sealstream_core::keys::MachineSigningKey;
+use sealstream_core::keys::{MachineSigningKey, RecipientSecretKey};
+use sealstream_core::layout::{list_chain, read_ciphertext, read_envelope};
 
 fn text(v: &Value, path: &str) -> String {
     let mut at = v;
@@ -47,12 +53,67 @@ fn run_ok(mut c: std::process::Command, what: &str) -> std::process::Output {
     out
 }
 
-/// 300,000 bytes that differ from chunk to chunk.
-fn source(path: &Path) -> Vec<u8> {
-    let bytes: Vec<u8> = (0..300_000u32)
-        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
-        .collect();
-    std::fs::write(path, &bytes).unwrap();
+/// An agent in `dir` reading `messages` JSON lines of one topic, 40
+/// messages to a chunk, delivering to the market at `server` and to the
+/// directory `out`.
+fn write_agent(dir: &Path, server: &str, messages: usize) -> std::path::PathBuf {
+    let machine = machine_sections(dir);
+    let config = format!(
+        r#"{machine}chunking:
+  maxBytes: 1MiB
+  maxMessages: 40
+  maxAge: 1h
+datasets:
+  window: 1h
+spool:
+  dir: spool
+sources:
+  lines: {{type: jsonl, path: input.jsonl}}
+topics:
+  - name: /field/soil
+    source: lines
+destinations:
+  - {{type: market, url: "{server}"}}
+  - {{type: directory, path: out}}
+"#
+    );
+    let mut input = String::new();
+    for i in 0..messages {
+        input.push_str(&format!(
+            "{{\"topic\":\"/field/soil\",\"capturedAt\":\"2026-11-21T10:00:{:02}.{i:06}Z\",\"fields\":{{\"i\":{i},\"moisture\":0.{i}}}}}\n",
+            i % 60
+        ));
+    }
+    std::fs::write(dir.join("input.jsonl"), input).unwrap();
+    let path = dir.join("map.yaml");
+    std::fs::write(&path, config).unwrap();
+    path
+}
+
+/// The owner's plaintext of the agent's local chain: its signed packages,
+/// one per line, as they were sealed.
+fn sealed_source(chain: &Path, messages: usize) -> Vec<u8> {
+    let packages = packages(chain);
+    assert_eq!(packages.len(), messages);
+    let mut bytes = Vec::new();
+    for (i, p) in packages.iter().enumerate() {
+        assert!(p.verify().is_valid(), "package {i}");
+        assert_eq!(p.payload["i"].as_number().unwrap().as_u64(), Some(i as u64));
+    }
+    let mut v = sealstream();
+    v.args(["verify", "--chunk-dir"]).arg(chain);
+    run_ok(v, "verify the agent's chain");
+    let owner = RecipientSecretKey::from_hex(
+        &std::fs::read_to_string(keyfile("owner.x25519.sk")).unwrap(),
+        "owner",
+    )
+    .unwrap();
+    for (index, path) in list_chain(chain).unwrap() {
+        let envelope = read_envelope(&path).unwrap();
+        let ciphertext = read_ciphertext(chain, index).unwrap().unwrap();
+        let entry = envelope.recipient_of_type("owner").unwrap();
+        bytes.extend(decrypt_chunk(&envelope, entry, &owner, ciphertext).unwrap());
+    }
     bytes
 }
 
@@ -67,32 +128,44 @@ fn an_order_paid_on_chain_is_granted_and_consumed_by_both_clis() {
         &["--evm-rpc", &rpc, "--confirmations", "1"],
     );
 
-    // The owner registers the machine; the machine publishes a chain with
-    // its dataset.
+    // The owner registers the machine; the machine's agent uploads a
+    // topic's chain and its window's signed dataset.
     let owner_key = MachineSigningKey::generate();
     let owner_did = Did::of_key(&owner_key).to_string();
     let owner = market.sign_in(&owner_key);
     register_machine(&market, &owner, &owner_did);
-    let input = t.join("input.bin");
-    let source = source(&input);
-    let machine_key_file = t.join("machine.sk");
-    std::fs::write(&machine_key_file, common::agent::MACHINE_SK).unwrap();
-    let mut publish = sealstream();
-    publish_args(&mut publish, &input, &t.join("chain"), 100_000);
-    publish
-        .args(["--topic", "/lidar/raw", "--to", &market.base])
-        .arg("--dataset-key-file")
-        .arg(&machine_key_file);
-    run_ok(publish, "publish --to");
+    let agent_dir = t.join("agent");
+    std::fs::create_dir_all(&agent_dir).unwrap();
+    let config = write_agent(&agent_dir, &market.base, 200);
+    let mut agent = sealstream();
+    agent
+        .args(["agent", "run", "--json", "--config"])
+        .arg(&config)
+        .current_dir(&agent_dir);
+    run_ok(agent, "agent run");
+    let chain = std::fs::read_dir(agent_dir.join("out"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let source = sealed_source(&chain, 200);
     let (_, datasets) = market.call("GET", "/v1/datasets", Some(&owner), None);
-    let dataset = &datasets.get("datasets").and_then(Value::as_array).unwrap()[0];
+    let datasets = datasets
+        .get("datasets")
+        .and_then(Value::as_array)
+        .unwrap()
+        .clone();
+    assert_eq!(datasets.len(), 1, "{datasets:?}");
+    let dataset = &datasets[0];
+    assert_eq!(dataset.get("chunkCount").and_then(Value::as_u64), Some(5));
     let dataset_id = text(dataset, "id");
 
     // Listed at 0.25 ETH, paid to a dev account.
     let pay_to = anvil.account(2).address.to_string();
     let listing = format!(
-        r#"{{"datasetId":"{dataset_id}","title":"Lidar sweep","description":"Three chunks of lidar.",
-            "tags":["lidar"],"domain":"robotics","license":{{"spdx":"CC-BY-4.0"}},
+        r#"{{"datasetId":"{dataset_id}","title":"Soil moisture","description":"Five chunks of soil moisture.",
+            "tags":["soil"],"domain":"robotics","license":{{"spdx":"CC-BY-4.0"}},
             "price":"250000000000000000",
             "rail":{{"kind":"evm","chainId":{BASE_CHAIN_ID},"token":"native","decimals":18,
                      "payTo":"{pay_to}","symbol":"ETH"}},
@@ -235,7 +308,7 @@ fn an_order_paid_on_chain_is_granted_and_consumed_by_both_clis() {
     let mut distribute = peaqos();
     distribute
         .args(["stream", "distribute", "--chunk-dir"])
-        .arg(t.join("chain"))
+        .arg(&chain)
         .arg("--owner-private-key-file")
         .arg(keyfile("owner.x25519.sk"))
         .args(["--confirmation-url", &text(&link, "url"), "--order-id", &id])
@@ -263,12 +336,12 @@ fn an_order_paid_on_chain_is_granted_and_consumed_by_both_clis() {
     let reply: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(reply["buyer_id"], BUYER_ID, "{reply}");
     assert_eq!(reply["tx_hash"], hash.to_string(), "{reply}");
-    assert_eq!(reply["chunks_distributed"], 3, "{reply}");
+    assert_eq!(reply["chunks_distributed"], 5, "{reply}");
     // The delivery is the buyer's access files alone (the download URL
     // points at the first); the chain comes from the published directory.
     let objects = moto.objects("deliveries");
     let keys: Vec<&String> = objects.keys().collect();
-    let (chunks, access) = (t.join("chain"), t.join("delivered"));
+    let (chunks, access) = (chain.clone(), t.join("delivered"));
     std::fs::create_dir_all(&access).unwrap();
     for (key, bytes) in &objects {
         let name = key.rsplit('/').next().unwrap();

@@ -75,7 +75,7 @@ pub(crate) async fn revoke(
 ) -> ApiResult<Json<MeResponse>> {
     principal.require(Role::Admin)?;
     let (did, role) = target(&did, &role)?;
-    let mut tx = state.store.pool().begin().await?;
+    let mut tx = state.store.begin().await?;
     let removed = sqlx::query("DELETE FROM principal_roles WHERE did = $1 AND role = $2")
         .bind(&did)
         .bind(role.as_str())

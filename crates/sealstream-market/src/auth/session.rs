@@ -63,7 +63,7 @@ pub async fn issue_in(
 /// Creates a session for `did` lasting [`DEFAULT_TTL_SECS`] (for tools and
 /// tests that have already established who `did` is).
 pub async fn issue(store: &Store, did: &str) -> Result<Token, sqlx::Error> {
-    let mut tx = store.pool().begin().await?;
+    let mut tx = store.begin_sqlx().await?;
     let token = issue_in(&mut tx, did, now_unix() + DEFAULT_TTL_SECS).await?;
     tx.commit().await?;
     Ok(token)
@@ -105,7 +105,7 @@ mod tests {
             Some("did:peaq:0xA")
         );
         assert_eq!(lookup(&store, "nope").await.unwrap(), None);
-        let mut tx = store.pool().begin().await.unwrap();
+        let mut tx = store.begin().await.unwrap();
         let old = issue_in(&mut tx, "did:peaq:0xB", now_unix() - 1)
             .await
             .unwrap();

@@ -134,7 +134,7 @@ pub(crate) async fn nonce(
     rand::rngs::OsRng.fill_bytes(&mut bytes);
     let nonce = hex::encode(bytes);
     let now = session::now_unix();
-    let mut tx = state.store.pool().begin().await?;
+    let mut tx = state.store.begin().await?;
     sqlx::query("DELETE FROM auth_nonces WHERE expires_unix < $1")
         .bind(now - NONCE_KEEP_SECS)
         .execute(&mut *tx)
@@ -277,7 +277,7 @@ pub(crate) async fn verify(
     let now_text = utc(now);
     let domain_key = domain.to_ascii_lowercase();
 
-    let mut tx = state.store.pool().begin().await?;
+    let mut tx = state.store.begin().await?;
     let used = sqlx::query(
         "UPDATE auth_nonces SET used_at = $1, used_by = $2 \
          WHERE nonce = $3 AND used_at IS NULL AND expires_unix > $4 AND domain = $5",
@@ -377,7 +377,7 @@ pub(crate) async fn logout(
     headers: HeaderMap,
 ) -> ApiResult<StatusCode> {
     let token = bearer_of(&headers)?;
-    let mut tx = state.store.pool().begin().await?;
+    let mut tx = state.store.begin().await?;
     if session::revoke_in(&mut tx, &token).await? {
         let details = super::audit_details(&serde_json::json!({}));
         crate::audit::append(

@@ -568,7 +568,7 @@ pub(crate) async fn create_dataset(
             return json_reply(StatusCode::OK, &DatasetView::of(&held)?);
         }
     }
-    let mut tx = state.store.pool().begin().await?;
+    let mut tx = state.store.begin().await?;
     db::insert(&mut tx, &row).await?;
     crate::audit::append(
         &mut tx,
@@ -635,7 +635,7 @@ pub(crate) async fn put_manifest(
     let m = parse_manifest(&req.manifest)?;
     let signer = check_manifest(&m, &expected_of(&row))?;
     let text = m.to_pretty_json();
-    let mut tx = state.store.pool().begin().await?;
+    let mut tx = state.store.begin().await?;
     if !db::sign_draft(&mut tx, &row.id, &text, &signer).await? {
         return Err(ApiError::conflict(
             Some("manifest"),

@@ -383,6 +383,7 @@ pub(crate) async fn check_claim(
             let key = format!("evm:{hash_text}");
             record_payment(state, &mut tx, &current, &key, &payment, actor).await?;
             tx.commit().await?;
+            state.grant_wake.notify_one();
             Ok(Checked::Paid)
         }
     }
@@ -647,6 +648,7 @@ pub async fn mark_paid(
         .await?
         .ok_or_else(|| super::not_found(&id))?;
     tx.commit().await?;
+    state.grant_wake.notify_one();
     Ok(Json(view(&state, &headers, &order)))
 }
 

@@ -205,12 +205,21 @@ impl Anvil {
         hash
     }
 
-    /// Waits until `hash` has a receipt; returns it.
+    /// Waits until `hash` has a receipt, the transaction its block number
+    /// and the node's head reached that block (anvil can answer the receipt
+    /// a moment before the others); returns the receipt.
     pub fn wait_mined(&self, hash: &TxHash) -> Value {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             if let Some(receipt) = self.receipt(hash) {
-                return receipt;
+                let block = receipt["blockNumber"]
+                    .as_str()
+                    .and_then(|b| u64::from_str_radix(b.trim_start_matches("0x"), 16).ok())
+                    .expect("a receipt's block number");
+                let tx = self.rpc("eth_getTransactionByHash", json!([hash.to_string()]));
+                if !tx["blockNumber"].is_null() && self.block_number() >= block {
+                    return receipt;
+                }
             }
             assert!(
                 Instant::now() < deadline,

@@ -30,6 +30,25 @@ pub fn new_owner() -> (MachineSigningKey, String) {
 
 /// Inserts a `machines` row for a new machine owned by `owner_did`.
 pub fn insert_machine(server: &TestServer, owner_did: &str) -> TestMachine {
+    insert_machine_with(server, owner_did, &[])
+}
+
+/// [`insert_machine`] with registered `recipients` (id, type, key).
+pub fn insert_machine_with(
+    server: &TestServer,
+    owner_did: &str,
+    recipients: &[Recipient],
+) -> TestMachine {
+    let recipients_json = serde_json::to_string(
+        &recipients
+            .iter()
+            .map(|r| {
+                serde_json::json!({"recipientId": r.id, "recipientType": r.recipient_type,
+                                   "publicKeyHex": r.public_key.to_hex()})
+            })
+            .collect::<Vec<_>>(),
+    )
+    .unwrap();
     let key = MachineSigningKey::generate();
     let chain_key = ChainSigningKey::generate();
     let did = Did::of_key(&key).to_string();
@@ -41,7 +60,7 @@ pub fn insert_machine(server: &TestServer, owner_did: &str) -> TestMachine {
         .bind(&did)
         .bind(owner_did)
         .bind(chain_key.public_key().to_hex())
-        .bind("[]")
+        .bind(&recipients_json)
         .bind("inserted by a test")
         .bind("0x")
         .bind(sealstream_core::chunk::utc_now_seconds())
@@ -79,13 +98,28 @@ pub fn write_chain_to(
     plaintexts: &[Vec<u8>],
     owner: sealstream_core::keys::RecipientPublicKey,
 ) -> Vec<SealedChunk> {
+    write_chain_for(
+        machine,
+        state,
+        plaintexts,
+        vec![Recipient::new("owner-1", "owner", owner)],
+    )
+}
+
+/// [`write_chain`], with chunk keys wrapped for `recipients`.
+pub fn write_chain_for(
+    machine: &TestMachine,
+    state: ChainState,
+    plaintexts: &[Vec<u8>],
+    recipients: Vec<Recipient>,
+) -> Vec<SealedChunk> {
     let did: Did = machine.did.parse().expect("machine DID");
     let mut config = ChainConfig::new(
         ChainSigningKey::from_hex(&machine.chain_key.to_hex_secret(), "chain key")
             .expect("chain key"),
         &machine.did,
         &did.default_key_id(),
-        vec![Recipient::new("owner-1", "owner", owner)],
+        recipients,
     );
     config.parallelism = 1;
     let mut sealed = Vec::new();

@@ -78,6 +78,9 @@ pub struct TestServer {
     pub store: Store,
     /// The configuration, reused by [`restart`](Self::restart).
     pub config: Config,
+    /// The running server's state (its store, keys and wake-ups), for
+    /// driving its background passes by hand.
+    pub state: sealstream_market::server::AppState,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
     _dir: Option<tempfile::TempDir>,
@@ -113,6 +116,7 @@ impl TestServer {
     fn launch(config: Config, database_url: String, data_dir: PathBuf) -> TestServer {
         let bound = block_on(Server::bind(config.clone())).expect("server starts");
         let addr = bound.local_addr();
+        let state = bound.state().clone();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let handle = runtime().handle().clone();
         let thread = std::thread::spawn(move || {
@@ -129,6 +133,7 @@ impl TestServer {
             data_dir,
             store,
             config,
+            state,
             stop: Some(stop),
             thread: Some(thread),
             _dir: None,

@@ -7,16 +7,18 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use sealstream_core::chunk::{ChainState, SealedChunk};
+use sealstream_core::chunk::{ChainState, Recipient, SealedChunk};
 use sealstream_core::consume::{consume_to_file, ConsumeRequest};
 use sealstream_core::dataset::{DatasetBuilder, DatasetInfo};
 use sealstream_core::identity::Did;
-use sealstream_core::keys::{MachineSigningKey, RecipientSecretKey};
+use sealstream_core::keys::{MachineSigningKey, RecipientPublicKey, RecipientSecretKey};
 use sealstream_market::auth::Role;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
-use super::chains::{insert_chain, insert_machine, new_owner, write_chain_to, TestMachine};
+use super::chains::{
+    insert_chain, insert_machine, insert_machine_with, new_owner, write_chain_for, TestMachine,
+};
 use super::TestServer;
 
 /// A seller, its chain, dataset and published listing.
@@ -77,20 +79,47 @@ pub fn invoice_rail() -> Value {
 /// dataset over all of it (posted through the API) and a published listing
 /// at `price` on `rail`.
 pub fn sale(server: &TestServer, n: usize, price: &str, rail: Value) -> Sale {
+    sale_for(server, n, price, rail, None)
+}
+
+/// [`sale`] on a machine registered with an `operator-1` recipient of key
+/// `operator` too, every chunk key wrapped for it as well.
+pub fn sale_with_operator(
+    server: &TestServer,
+    n: usize,
+    price: &str,
+    rail: Value,
+    operator: RecipientPublicKey,
+) -> Sale {
+    sale_for(server, n, price, rail, Some(operator))
+}
+
+fn sale_for(
+    server: &TestServer,
+    n: usize,
+    price: &str,
+    rail: Value,
+    operator: Option<RecipientPublicKey>,
+) -> Sale {
     let (owner_key, owner_did) = new_owner();
     let owner = server.session_for(&owner_did, &[Role::Owner]);
     let owner_recipient = RecipientSecretKey::generate();
-    let machine = insert_machine(server, &owner_did);
+    let mut recipients = vec![Recipient::new(
+        "owner-1",
+        "owner",
+        owner_recipient.public_key(),
+    )];
+    recipients.extend(operator.map(|k| Recipient::new("operator-1", "operator", k)));
+    let machine = if operator.is_some() {
+        insert_machine_with(server, &owner_did, &recipients)
+    } else {
+        insert_machine(server, &owner_did)
+    };
     let topic = "/robot/lidar".to_string();
     let plaintexts: Vec<Vec<u8>> = (0..n)
         .map(|i| format!("scan {i}: {}", "x".repeat(40 + i % 7)).into_bytes())
         .collect();
-    let chunks = write_chain_to(
-        &machine,
-        ChainState::new(),
-        &plaintexts,
-        owner_recipient.public_key(),
-    );
+    let chunks = write_chain_for(&machine, ChainState::new(), &plaintexts, recipients);
     let received: Vec<i64> = (0..n as i64).map(|i| 1_767_323_045 + i).collect();
     insert_chain(server, &machine.did, &topic, &chunks, &received);
     let mut builder = DatasetBuilder::new();

@@ -48,7 +48,7 @@ pub fn run(args: GrantArgs, ui: Ui) -> CliResult {
     let summary = result.map_err(|e| match e {
         GrantDirError::Chain(err) => chain_error(err),
         GrantDirError::Grant(
-            GrantError::Unwrap { index } | GrantError::KeyCommitment { index },
+            GrantError::Unwrap { index, .. } | GrantError::KeyCommitment { index },
         ) => CliError::integrity(format!(
             "{}: chunk {index}: the owner key does not open the chunk key (wrong owner key?)",
             args.owner_private_key_file.display()

@@ -31,6 +31,7 @@ pub fn run(command: MarketCommand, ui: Ui) -> CliResult {
             confirmations,
             payment_poll,
             receipt_key_file,
+            operator_kek_file,
         } => {
             let config = Config {
                 listen,
@@ -54,6 +55,8 @@ pub fn run(command: MarketCommand, ui: Ui) -> CliResult {
                 payment_poll: std::time::Duration::from_secs(payment_poll),
                 receipt_key_file,
                 grant_limit: max_grant_bytes,
+                operator_kek_file,
+                ..Config::default()
             };
             serve(config, ui)
         }

@@ -1,6 +1,7 @@
-//! The market's receipt signing key in a file: created on first use (random,
-//! hex, mode 0600, never replacing a file that appeared meanwhile), read
-//! otherwise. Errors name the file and never quote it.
+//! The market's own secrets in files — the receipt signing key and the
+//! key-encryption key that seals operator keys: each created on first use
+//! (random, hex, mode 0600, never replacing a file that appeared
+//! meanwhile), read otherwise. Errors name the file and never quote it.
 
 use std::fs::{self, OpenOptions};
 use std::io::{self, Write};
@@ -9,50 +10,99 @@ use std::path::{Path, PathBuf};
 use rand::RngCore;
 use sealstream_core::keyfile::{read_key_file, KeyFileError};
 use sealstream_core::keys::ReceiptSigningKey;
+use sealstream_core::ValidationError;
+use zeroize::Zeroizing;
 
-/// What the key is called in errors.
-const WHAT: &str = "receipt signing key";
+use crate::operator_key::KeyEncryptionKey;
 
-/// Why the receipt key file could not be used.
+/// A secret the server keeps in a file of its own, as hex.
+pub trait ServerSecret: Sized {
+    /// What the key is called in errors.
+    const WHAT: &'static str;
+    /// A fresh random key.
+    fn generate() -> Self;
+    /// The key as hex, for the file.
+    fn to_hex_secret(&self) -> Zeroizing<String>;
+    /// The key from the file's text.
+    fn from_hex(text: &str) -> Result<Self, ValidationError>;
+}
+
+impl ServerSecret for ReceiptSigningKey {
+    const WHAT: &'static str = "receipt signing key";
+    fn generate() -> Self {
+        ReceiptSigningKey::generate()
+    }
+    fn to_hex_secret(&self) -> Zeroizing<String> {
+        ReceiptSigningKey::to_hex_secret(self)
+    }
+    fn from_hex(text: &str) -> Result<Self, ValidationError> {
+        ReceiptSigningKey::from_hex(text, Self::WHAT)
+    }
+}
+
+impl ServerSecret for KeyEncryptionKey {
+    const WHAT: &'static str = "operator key-encryption key";
+    fn generate() -> Self {
+        KeyEncryptionKey::generate()
+    }
+    fn to_hex_secret(&self) -> Zeroizing<String> {
+        KeyEncryptionKey::to_hex_secret(self)
+    }
+    fn from_hex(text: &str) -> Result<Self, ValidationError> {
+        KeyEncryptionKey::from_hex(text, Self::WHAT)
+    }
+}
+
+/// Why a server key file could not be used.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
-pub enum ReceiptKeyError {
+pub enum ServerKeyError {
     /// The file exists but cannot be read or is not a key (32 bytes as hex).
-    #[error("{}: {WHAT}: {source}", path.display())]
+    #[error("{}: {what}: {source}", path.display())]
     Read {
         /// The key file.
         path: PathBuf,
+        /// Which key.
+        what: &'static str,
         /// What is wrong with it.
         source: KeyFileError,
     },
     /// The file was missing and could not be created.
-    #[error("{}: cannot create the {WHAT} ({source})", path.display())]
+    #[error("{}: cannot create the {what} ({source})", path.display())]
     Create {
         /// The key file.
         path: PathBuf,
+        /// Which key.
+        what: &'static str,
         /// The filesystem's reason.
         source: io::Error,
     },
 }
 
-/// The receipt signing key in `path`, created there first if the file does
-/// not exist (with its missing parent directories). A new key is written to
-/// a temporary file in the same directory with mode 0600, synced, then
-/// linked into place without replacing anything: if another process created
-/// the file meanwhile, its key is read and used instead.
-pub fn load_or_create_receipt_key(path: &Path) -> Result<ReceiptSigningKey, ReceiptKeyError> {
-    match read(path) {
-        Err(ReceiptKeyError::Read {
+/// The receipt signing key in `path`, as [`load_or_create`].
+pub fn load_or_create_receipt_key(path: &Path) -> Result<ReceiptSigningKey, ServerKeyError> {
+    load_or_create(path)
+}
+
+/// The key in `path`, created there first if the file does not exist (with
+/// its missing parent directories). A new key is written to a temporary
+/// file in the same directory with mode 0600, synced, then linked into
+/// place without replacing anything: if another process created the file
+/// meanwhile, its key is read and used instead.
+pub fn load_or_create<K: ServerSecret>(path: &Path) -> Result<K, ServerKeyError> {
+    match read::<K>(path) {
+        Err(ServerKeyError::Read {
             source: KeyFileError::NotFound,
             ..
         }) => {}
         other => return other,
     }
-    let create = |source: io::Error| ReceiptKeyError::Create {
+    let create = |source: io::Error| ServerKeyError::Create {
         path: path.to_path_buf(),
+        what: K::WHAT,
         source,
     };
-    let key = ReceiptSigningKey::generate();
+    let key = K::generate();
     let dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
@@ -89,12 +139,11 @@ pub fn load_or_create_receipt_key(path: &Path) -> Result<ReceiptSigningKey, Rece
     }
 }
 
-fn read(path: &Path) -> Result<ReceiptSigningKey, ReceiptKeyError> {
-    read_key_file(path, |text| ReceiptSigningKey::from_hex(text, WHAT)).map_err(|source| {
-        ReceiptKeyError::Read {
-            path: path.to_path_buf(),
-            source,
-        }
+fn read<K: ServerSecret>(path: &Path) -> Result<K, ServerKeyError> {
+    read_key_file(path, K::from_hex).map_err(|source| ServerKeyError::Read {
+        path: path.to_path_buf(),
+        what: K::WHAT,
+        source,
     })
 }
 
@@ -181,7 +230,7 @@ mod tests {
         assert!(
             matches!(
                 e,
-                ReceiptKeyError::Create { .. } | ReceiptKeyError::Read { .. }
+                ServerKeyError::Create { .. } | ServerKeyError::Read { .. }
             ),
             "{e}"
         );

@@ -1,0 +1,578 @@
+//! Operator keys: an owner who opts in hands the server the X25519 secret
+//! of a machine's `operator` recipient, so paid orders of that machine's
+//! datasets are granted on confirmation without the owner's grant daemon.
+//! The owner's own key never leaves the owner's side.
+//!
+//! - `PUT /v1/machines/{did}/operator-key` (the machine's owner) registers
+//!   the secret; it must be the secret of the `operator` recipient the
+//!   machine registered. It is stored sealed (ChaCha20-Poly1305 under the
+//!   server's key-encryption key, a file of its own in the data directory,
+//!   bound to the machine's DID) and never answered back.
+//! - `GET` shows the public key and since when; `DELETE` revokes: the row
+//!   is removed and no order is granted with it afterwards.
+//! - The granter ([`spawn_granter`]) grants every paid order whose dataset's
+//!   machine has an operator key: woken when an order is paid or a key is
+//!   registered, and sweeping every [`SWEEP_EVERY`] so that an order paid
+//!   just before a crash is granted after the restart. A grant is stored by
+//!   the same path as an uploaded one (`grants` keyed by order), so the
+//!   granter and a grant daemon racing on an order grant it once.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use sqlx::Row;
+use tokio::sync::Notify;
+use utoipa::ToSchema;
+use zeroize::{Zeroize, Zeroizing};
+
+use sealstream_core::access::{grant_entry_as, AccessFileBuilder, Buyer};
+use sealstream_core::chunk::{recipient_type, ChunkEnvelope};
+use sealstream_core::identity::Did;
+use sealstream_core::keys::{parse_hex_array, RecipientSecretKey};
+use sealstream_core::ValidationError;
+
+use crate::auth::{audit_details, Principal};
+use crate::chunks::same_did;
+use crate::error::{ApiError, ApiJson, ApiResult};
+use crate::orders::Order;
+use crate::server::AppState;
+
+/// The file name of the key-encryption key in the data directory.
+pub const KEK_FILE: &str = "operator-kek";
+
+/// How often the granter sweeps for paid orders when nothing wakes it.
+pub const SWEEP_EVERY: Duration = Duration::from_secs(10);
+
+/// Who the audit log and the grant name as granter.
+pub const OPERATOR: &str = "operator";
+
+/// Orders granted per sweep, at most.
+const SWEEP_LIMIT: i64 = 100;
+
+/// Chunks read from the store per query while granting.
+const CHUNK_PAGE: u64 = 1000;
+
+/// The server's key-encryption key for operator secrets (32 bytes). Wiped
+/// on drop; `Debug` shows no key material.
+pub struct KeyEncryptionKey(Zeroizing<[u8; 32]>);
+
+impl std::fmt::Debug for KeyEncryptionKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("KeyEncryptionKey(<redacted>)")
+    }
+}
+
+/// Domain separation for the sealed secret's associated data.
+const AAD_PREFIX: &[u8] = b"sealstream.operator-key.v1\0";
+
+impl KeyEncryptionKey {
+    /// A fresh random key.
+    pub fn generate() -> Self {
+        let mut bytes = Zeroizing::new([0u8; 32]);
+        rand::rngs::OsRng.fill_bytes(bytes.as_mut());
+        KeyEncryptionKey(bytes)
+    }
+
+    /// 32 bytes as hex (optional `0x`).
+    pub fn from_hex(text: &str, field: &str) -> Result<Self, ValidationError> {
+        Ok(KeyEncryptionKey(Zeroizing::new(parse_hex_array::<32>(
+            text, field,
+        )?)))
+    }
+
+    /// The key as lowercase hex (the key file form).
+    pub fn to_hex_secret(&self) -> Zeroizing<String> {
+        Zeroizing::new(hex::encode(self.0.as_ref()))
+    }
+
+    fn cipher(&self) -> ChaCha20Poly1305 {
+        ChaCha20Poly1305::new(Key::from_slice(self.0.as_ref()))
+    }
+
+    /// Seals `secret` for `machine_did`: hex of nonce (12 bytes) ‖
+    /// ciphertext ‖ tag. The DID is authenticated, so a sealed secret moved
+    /// to another machine's row does not open.
+    pub fn seal(&self, machine_did: &str, secret: &RecipientSecretKey) -> String {
+        let mut nonce = [0u8; 12];
+        rand::rngs::OsRng.fill_bytes(&mut nonce);
+        let plain = Zeroizing::new(
+            hex::decode(secret.to_hex_secret().as_bytes()).expect("a key's own hex decodes"),
+        );
+        let aad = [AAD_PREFIX, machine_did.as_bytes()].concat();
+        let sealed = self
+            .cipher()
+            .encrypt(
+                Nonce::from_slice(&nonce),
+                Payload {
+                    msg: plain.as_ref(),
+                    aad: &aad,
+                },
+            )
+            .expect("ChaCha20-Poly1305 seals 32 bytes");
+        let mut out = nonce.to_vec();
+        out.extend_from_slice(&sealed);
+        hex::encode(out)
+    }
+
+    /// Opens what [`KeyEncryptionKey::seal`] made for `machine_did`;
+    /// `None` if it was sealed under another key or for another machine,
+    /// or altered.
+    pub fn open(&self, machine_did: &str, sealed_hex: &str) -> Option<RecipientSecretKey> {
+        let bytes = hex::decode(sealed_hex).ok()?;
+        if bytes.len() != 12 + 32 + 16 {
+            return None;
+        }
+        let aad = [AAD_PREFIX, machine_did.as_bytes()].concat();
+        let plain = Zeroizing::new(
+            self.cipher()
+                .decrypt(
+                    Nonce::from_slice(&bytes[..12]),
+                    Payload {
+                        msg: &bytes[12..],
+                        aad: &aad,
+                    },
+                )
+                .ok()?,
+        );
+        let mut key = Zeroizing::new([0u8; 32]);
+        key.copy_from_slice(&plain);
+        Some(RecipientSecretKey::from_bytes(*key))
+    }
+}
+
+/// `PUT /v1/machines/{did}/operator-key`. The secret is wiped from memory
+/// when the request is done and never appears in `Debug` output.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RegisterOperatorKey {
+    /// The X25519 secret key of the machine's `operator` recipient, 32
+    /// bytes as hex.
+    pub secret_key_hex: String,
+}
+
+impl Drop for RegisterOperatorKey {
+    fn drop(&mut self) {
+        self.secret_key_hex.zeroize();
+    }
+}
+
+impl std::fmt::Debug for RegisterOperatorKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RegisterOperatorKey { secret_key_hex: <redacted> }")
+    }
+}
+
+/// An operator key held by the server (its public half only).
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OperatorKeyView {
+    /// The machine.
+    pub machine_did: String,
+    /// The operator recipient's id, as registered with the machine.
+    pub recipient_id: String,
+    /// The operator's X25519 public key (lowercase hex).
+    pub public_key_hex: String,
+    /// Since when the server grants with it (UTC).
+    pub registered_at: String,
+}
+
+/// The operator-key routes.
+pub fn routes() -> axum::Router<AppState> {
+    use axum::routing::get;
+    axum::Router::new().route(
+        "/v1/machines/{did}/operator-key",
+        get(show).put(register).delete(revoke),
+    )
+}
+
+/// The machine `did` if the caller owns it; a 403 for those who may see
+/// it otherwise (the machine itself, admins); for anyone else the same 404
+/// as for an unknown machine.
+async fn owned_machine(
+    state: &AppState,
+    caller: &Principal,
+    did: &str,
+) -> ApiResult<crate::chunks::MachineRecord> {
+    let did = Did::parse(did, "did")
+        .map_err(|e| ApiError::bad_request(&e.field, e.constraint))?
+        .to_string();
+    match crate::chunks::machine(&state.store, &did).await? {
+        Some(m) if same_did(&m.owner_did, &caller.did) => Ok(m),
+        Some(m) if crate::chunks::may_read(caller, &m) => Err(ApiError::forbidden(
+            "only the machine's owner manages its operator key",
+        )),
+        _ => Err(ApiError::not_found(format!("machine {did} not found"))),
+    }
+}
+
+/// Registers (or replaces) the operator key of a machine the caller owns.
+/// From then on the server grants paid orders of the machine's datasets
+/// itself.
+#[utoipa::path(put, path = "/v1/machines/{did}/operator-key", tag = "machines",
+    params(("did" = String, Path, description = "The machine, did:peaq:0x…")),
+    request_body = RegisterOperatorKey,
+    security(("session" = [])),
+    responses(
+        (status = 200, description = "Registered; the secret is not answered back", body = OperatorKeyView),
+        (status = 400, description = "Malformed DID or key (field named)", body = crate::openapi::ErrorBody),
+        (status = 401, description = "No session", body = crate::openapi::ErrorBody),
+        (status = 403, description = "Not the machine's owner (an admin, the machine)", body = crate::openapi::ErrorBody),
+        (status = 404, description = "No such machine owned by the caller", body = crate::openapi::ErrorBody),
+        (status = 422, description = "Not the secret of the machine's registered operator recipient", body = crate::openapi::ErrorBody)))]
+pub async fn register(
+    State(state): State<AppState>,
+    caller: Principal,
+    Path(did): Path<String>,
+    ApiJson(req): ApiJson<RegisterOperatorKey>,
+) -> ApiResult<Json<OperatorKeyView>> {
+    let machine = owned_machine(&state, &caller, &did).await?;
+    let secret = RecipientSecretKey::from_hex(&req.secret_key_hex, "secretKeyHex")
+        .map_err(|e| ApiError::bad_request(&e.field, e.constraint))?;
+    drop(req);
+    let public_key_hex = secret.public_key().to_hex();
+    let operator = machine
+        .recipients
+        .iter()
+        .find(|r| r.recipient_type == recipient_type::OPERATOR)
+        .ok_or_else(|| {
+            ApiError::unprocessable(
+                "did",
+                format!("machine {} registered no operator recipient", machine.did),
+            )
+        })?;
+    if !operator
+        .public_key_hex
+        .eq_ignore_ascii_case(&public_key_hex)
+    {
+        return Err(ApiError::unprocessable(
+            "secretKeyHex",
+            format!(
+                "not the secret of the machine's operator recipient {}",
+                operator.recipient_id
+            ),
+        ));
+    }
+    let sealed = state.operator_kek.seal(&machine.did, &secret);
+    let now = sealstream_core::chunk::utc_now_seconds();
+    let mut tx = state.store.begin().await?;
+    sqlx::query("DELETE FROM operator_keys WHERE machine_did = $1")
+        .bind(&machine.did)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query(
+        "INSERT INTO operator_keys (machine_did, owner_did, public_key_hex, sealed_secret, created_at) \
+         VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(&machine.did)
+    .bind(&machine.owner_did)
+    .bind(&public_key_hex)
+    .bind(&sealed)
+    .bind(&now)
+    .execute(&mut *tx)
+    .await?;
+    let details = audit_details(&json!({
+        "recipientId": operator.recipient_id,
+        "publicKeyHex": public_key_hex,
+    }));
+    crate::audit::append(
+        &mut tx,
+        &caller.did,
+        "operator_key.register",
+        &machine.did,
+        &details,
+    )
+    .await?;
+    tx.commit().await?;
+    state.grant_wake.notify_one();
+    Ok(Json(OperatorKeyView {
+        machine_did: machine.did,
+        recipient_id: operator.recipient_id.clone(),
+        public_key_hex,
+        registered_at: now,
+    }))
+}
+
+/// The operator key the server holds for a machine the caller owns.
+#[utoipa::path(get, path = "/v1/machines/{did}/operator-key", tag = "machines",
+    params(("did" = String, Path, description = "The machine, did:peaq:0x…")),
+    security(("session" = [])),
+    responses(
+        (status = 200, description = "The key's public half", body = OperatorKeyView),
+        (status = 401, description = "No session", body = crate::openapi::ErrorBody),
+        (status = 403, description = "Not the machine's owner (an admin, the machine)", body = crate::openapi::ErrorBody),
+        (status = 404, description = "No such machine owned by the caller, or no operator key", body = crate::openapi::ErrorBody)))]
+pub async fn show(
+    State(state): State<AppState>,
+    caller: Principal,
+    Path(did): Path<String>,
+) -> ApiResult<Json<OperatorKeyView>> {
+    let machine = owned_machine(&state, &caller, &did).await?;
+    let row =
+        sqlx::query("SELECT public_key_hex, created_at FROM operator_keys WHERE machine_did = $1")
+            .bind(&machine.did)
+            .fetch_optional(state.store.pool())
+            .await?
+            .ok_or_else(|| {
+                ApiError::not_found(format!("machine {} has no operator key", machine.did))
+            })?;
+    let recipient_id = machine
+        .recipients
+        .iter()
+        .find(|r| r.recipient_type == recipient_type::OPERATOR)
+        .map(|r| r.recipient_id.clone())
+        .unwrap_or_default();
+    Ok(Json(OperatorKeyView {
+        machine_did: machine.did,
+        recipient_id,
+        public_key_hex: row.try_get(0)?,
+        registered_at: row.try_get(1)?,
+    }))
+}
+
+/// Revokes a machine's operator key: the server forgets it and grants no
+/// order with it afterwards (grants issued before stay).
+#[utoipa::path(delete, path = "/v1/machines/{did}/operator-key", tag = "machines",
+    params(("did" = String, Path, description = "The machine, did:peaq:0x…")),
+    security(("session" = [])),
+    responses(
+        (status = 204, description = "Revoked"),
+        (status = 401, description = "No session", body = crate::openapi::ErrorBody),
+        (status = 403, description = "Not the machine's owner (an admin, the machine)", body = crate::openapi::ErrorBody),
+        (status = 404, description = "No such machine owned by the caller, or no operator key", body = crate::openapi::ErrorBody)))]
+pub async fn revoke(
+    State(state): State<AppState>,
+    caller: Principal,
+    Path(did): Path<String>,
+) -> ApiResult<StatusCode> {
+    let machine = owned_machine(&state, &caller, &did).await?;
+    let mut tx = state.store.begin().await?;
+    let removed = sqlx::query("DELETE FROM operator_keys WHERE machine_did = $1")
+        .bind(&machine.did)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+    if removed == 0 {
+        tx.rollback().await?;
+        return Err(ApiError::not_found(format!(
+            "machine {} has no operator key",
+            machine.did
+        )));
+    }
+    let details = audit_details(&json!({}));
+    crate::audit::append(
+        &mut tx,
+        &caller.did,
+        "operator_key.revoke",
+        &machine.did,
+        &details,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The granter: a task that grants paid orders with operator keys, woken
+/// by `state.grant_wake` and every [`SWEEP_EVERY`].
+pub fn spawn_granter(state: AppState) -> tokio::task::JoinHandle<()> {
+    let wake: Arc<Notify> = state.grant_wake.clone();
+    tokio::spawn(async move {
+        loop {
+            match grant_once(&state).await {
+                // A full sweep may have left more: go on at once.
+                Ok(n) if n as i64 >= SWEEP_LIMIT => continue,
+                Ok(_) => {}
+                Err(e) => tracing::warn!("operator granter: {e}"),
+            }
+            tokio::select! {
+                _ = wake.notified() => {}
+                _ = tokio::time::sleep(SWEEP_EVERY) => {}
+            }
+        }
+    })
+}
+
+/// One sweep: grants the paid orders (at most 100, oldest payment first)
+/// whose dataset's machine has an operator key. Returns how many were
+/// tried; an order that fails is logged and tried again next sweep.
+pub async fn grant_once(state: &AppState) -> ApiResult<usize> {
+    let rows = sqlx::query(
+        "SELECT o.id, k.machine_did, k.sealed_secret FROM orders o \
+         JOIN datasets d ON d.id = o.dataset_id \
+         JOIN operator_keys k ON k.machine_did = d.machine_did \
+         WHERE o.state = 'paid' ORDER BY o.paid_at, o.id LIMIT $1",
+    )
+    .bind(SWEEP_LIMIT)
+    .fetch_all(state.store.pool())
+    .await?;
+    let mut tried = 0;
+    for row in &rows {
+        let id: String = row.try_get(0)?;
+        let machine_did: String = row.try_get(1)?;
+        let sealed: String = row.try_get(2)?;
+        tried += 1;
+        let Some(secret) = state.operator_kek.open(&machine_did, &sealed).map(Arc::new) else {
+            tracing::error!(
+                order = %id,
+                machine = %machine_did,
+                "the operator key of the machine does not open with this server's key-encryption key"
+            );
+            continue;
+        };
+        if let Err(e) = grant_order(state, &id, &secret).await {
+            tracing::warn!(order = %id, "operator grant failed: {}", e.message);
+        }
+    }
+    Ok(tried)
+}
+
+/// Grants one paid order with the operator's secret: every chunk key of
+/// the dataset unwrapped from the `operator` recipient, checked against
+/// its commitment and sealed to the buyer, cut into access files as the
+/// reference does. The key work runs on blocking threads, one page of
+/// chunks at a time split across the cores, so a large dataset neither
+/// stalls the server's request handling nor waits on one core.
+async fn grant_order(
+    state: &AppState,
+    order_id: &str,
+    secret: &Arc<RecipientSecretKey>,
+) -> ApiResult<()> {
+    let mut tx = state.store.begin().await?;
+    let order = Order::load(&mut tx, order_id).await?;
+    tx.commit().await?;
+    let Some(order) = order else { return Ok(()) };
+    if order.state != crate::orders::OrderState::Paid {
+        return Ok(());
+    }
+    let buyer = Buyer::new(&order.buyer_id, &order.buyer_public_key_hex)
+        .map_err(|e| ApiError::internal("order", format!("buyer key: {e}")))?;
+    let dataset = crate::datasets::dataset_by_id(&state.store, &order.dataset_id)
+        .await?
+        .ok_or_else(|| {
+            ApiError::internal("order", format!("dataset {} missing", order.dataset_id))
+        })?;
+    let mut builder = AccessFileBuilder::new(&buyer, state.config.access_file_size)
+        .map_err(|e| ApiError::internal("grant", e))?;
+    let mut files = Vec::new();
+    let end = dataset.first_index + dataset.chunk_count;
+    let mut next = dataset.first_index;
+    while next < end {
+        let rows = crate::chunks::chunk_rows(
+            &state.store,
+            &dataset.machine_did,
+            &dataset.topic,
+            next..end.min(next + CHUNK_PAGE),
+        )
+        .await?;
+        let contiguous = rows
+            .iter()
+            .enumerate()
+            .take_while(|(offset, row)| row.index == next + *offset as u64)
+            .count();
+        if contiguous == 0 {
+            return Err(ApiError::internal(
+                "grant",
+                format!("chunk {next} of dataset {} missing", dataset.id),
+            ));
+        }
+        let envelopes: Vec<(u64, String)> = rows
+            .into_iter()
+            .take(contiguous)
+            .map(|r| (r.index, r.envelope))
+            .collect();
+        let (secret, page_buyer) = (secret.clone(), buyer.clone());
+        let entries =
+            tokio::task::spawn_blocking(move || wrap_page(&envelopes, &secret, &page_buyer))
+                .await
+                .map_err(|e| ApiError::internal("grant", e))?
+                .map_err(|e| ApiError::internal("grant", e))?;
+        for entry in entries {
+            files.extend(builder.push(entry));
+        }
+        next += contiguous as u64;
+    }
+    files.extend(builder.finish());
+    crate::orders::grant::store_grant(state, &order, files, OPERATOR).await?;
+    Ok(())
+}
+
+/// The access entries of one page of envelopes (index, JSON text), in
+/// order, the page split across the available cores.
+fn wrap_page(
+    envelopes: &[(u64, String)],
+    secret: &RecipientSecretKey,
+    buyer: &Buyer,
+) -> Result<Vec<sealstream_core::access::AccessEntry>, String> {
+    let one = |(index, text): &(u64, String)| {
+        let value = sealstream_core::json::parse(text.as_bytes())
+            .map_err(|e| format!("chunk {index}: {e}"))?;
+        let envelope =
+            ChunkEnvelope::from_json(&value).map_err(|e| format!("chunk {index}: {e}"))?;
+        grant_entry_as(&envelope, recipient_type::OPERATOR, secret, buyer)
+            .map_err(|e| e.to_string())
+    };
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if threads == 1 || envelopes.len() < 16 {
+        return envelopes.iter().map(one).collect();
+    }
+    let per = envelopes.len().div_ceil(threads);
+    std::thread::scope(|scope| {
+        let parts: Vec<_> = envelopes
+            .chunks(per)
+            .map(|part| scope.spawn(move || part.iter().map(one).collect::<Result<Vec<_>, _>>()))
+            .collect();
+        let mut out = Vec::with_capacity(envelopes.len());
+        for part in parts {
+            out.extend(
+                part.join()
+                    .map_err(|_| "a grant thread panicked".to_string())??,
+            );
+        }
+        Ok(out)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sealed_secrets_open_only_for_their_machine_and_key() {
+        let kek = KeyEncryptionKey::generate();
+        let secret = RecipientSecretKey::generate();
+        let sealed = kek.seal("did:peaq:0xA", &secret);
+        assert_eq!(sealed.len(), 2 * (12 + 32 + 16));
+        let opened = kek.open("did:peaq:0xA", &sealed).unwrap();
+        assert_eq!(opened.public_key(), secret.public_key());
+        assert!(kek.open("did:peaq:0xB", &sealed).is_none());
+        assert!(KeyEncryptionKey::generate()
+            .open("did:peaq:0xA", &sealed)
+            .is_none());
+        let mut bent = sealed.clone().into_bytes();
+        bent[40] = if bent[40] == b'0' { b'1' } else { b'0' };
+        assert!(kek
+            .open("did:peaq:0xA", &String::from_utf8(bent).unwrap())
+            .is_none());
+        assert!(kek.open("did:peaq:0xA", "zz").is_none());
+        // Two seals of one secret differ (fresh nonces).
+        assert_ne!(kek.seal("did:peaq:0xA", &secret), sealed);
+    }
+
+    #[test]
+    fn nothing_secret_in_debug_output() {
+        let kek = KeyEncryptionKey::generate();
+        let text = format!("{kek:?}");
+        assert!(!text.contains(&kek.to_hex_secret()[..16]), "{text}");
+        let req = RegisterOperatorKey {
+            secret_key_hex: "ab".repeat(32),
+        };
+        assert!(!format!("{req:?}").contains("abab"));
+    }
+}
