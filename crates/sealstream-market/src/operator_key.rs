@@ -54,7 +54,7 @@ pub const SWEEP_EVERY: Duration = Duration::from_secs(10);
 /// Who the audit log and the grant name as granter.
 pub const OPERATOR: &str = "operator";
 
-/// Orders granted per sweep, at most.
+/// Orders read per page of a sweep.
 const SWEEP_LIMIT: i64 = 100;
 
 /// Chunks read from the store per query while granting.
@@ -385,11 +385,8 @@ pub fn spawn_granter(state: AppState) -> tokio::task::JoinHandle<()> {
     let wake: Arc<Notify> = state.grant_wake.clone();
     tokio::spawn(async move {
         loop {
-            match grant_once(&state).await {
-                // A full sweep may have left more: go on at once.
-                Ok(n) if n as i64 >= SWEEP_LIMIT => continue,
-                Ok(_) => {}
-                Err(e) => tracing::warn!("operator granter: {e}"),
+            if let Err(e) = grant_once(&state).await {
+                tracing::warn!("operator granter: {e}");
             }
             tokio::select! {
                 _ = wake.notified() => {}
@@ -399,38 +396,51 @@ pub fn spawn_granter(state: AppState) -> tokio::task::JoinHandle<()> {
     })
 }
 
-/// One sweep: grants the paid orders (at most 100, oldest payment first)
-/// whose dataset's machine has an operator key. Returns how many were
-/// tried; an order that fails is logged and tried again next sweep.
+/// One sweep over every paid order whose dataset's machine has an operator
+/// key, oldest payment first, read in pages of 100: each is granted. An
+/// order that fails is logged and tried again on the next sweep; it never
+/// holds up the orders behind it. Returns how many were granted.
 pub async fn grant_once(state: &AppState) -> ApiResult<usize> {
-    let rows = sqlx::query(
-        "SELECT o.id, k.machine_did, k.sealed_secret FROM orders o \
-         JOIN datasets d ON d.id = o.dataset_id \
-         JOIN operator_keys k ON k.machine_did = d.machine_did \
-         WHERE o.state = 'paid' ORDER BY o.paid_at, o.id LIMIT $1",
-    )
-    .bind(SWEEP_LIMIT)
-    .fetch_all(state.store.pool())
-    .await?;
-    let mut tried = 0;
-    for row in &rows {
-        let id: String = row.try_get(0)?;
-        let machine_did: String = row.try_get(1)?;
-        let sealed: String = row.try_get(2)?;
-        tried += 1;
-        let Some(secret) = state.operator_kek.open(&machine_did, &sealed).map(Arc::new) else {
-            tracing::error!(
-                order = %id,
-                machine = %machine_did,
-                "the operator key of the machine does not open with this server's key-encryption key"
-            );
-            continue;
-        };
-        if let Err(e) = grant_order(state, &id, &secret).await {
-            tracing::warn!(order = %id, "operator grant failed: {}", e.message);
+    let mut granted = 0;
+    let mut after: Option<(String, String)> = None;
+    loop {
+        let (paid_at, id) = after.clone().unwrap_or_default();
+        let rows = sqlx::query(
+            "SELECT o.id, o.paid_at, k.machine_did, k.sealed_secret FROM orders o \
+             JOIN datasets d ON d.id = o.dataset_id \
+             JOIN operator_keys k ON k.machine_did = d.machine_did \
+             WHERE o.state = 'paid' AND (o.paid_at > $1 OR (o.paid_at = $1 AND o.id > $2)) \
+             ORDER BY o.paid_at, o.id LIMIT $3",
+        )
+        .bind(&paid_at)
+        .bind(&id)
+        .bind(SWEEP_LIMIT)
+        .fetch_all(state.store.pool())
+        .await?;
+        for row in &rows {
+            let id: String = row.try_get(0)?;
+            let paid_at: Option<String> = row.try_get(1)?;
+            let machine_did: String = row.try_get(2)?;
+            let sealed: String = row.try_get(3)?;
+            after = Some((paid_at.unwrap_or_default(), id.clone()));
+            let Some(secret) = state.operator_kek.open(&machine_did, &sealed).map(Arc::new) else {
+                tracing::error!(
+                    order = %id,
+                    machine = %machine_did,
+                    "the operator key of the machine does not open with this server's key-encryption key"
+                );
+                continue;
+            };
+            match grant_order(state, &id, &secret).await {
+                Ok(true) => granted += 1,
+                Ok(false) => {}
+                Err(e) => tracing::warn!(order = %id, "operator grant failed: {}", e.message),
+            }
+        }
+        if (rows.len() as i64) < SWEEP_LIMIT {
+            return Ok(granted);
         }
     }
-    Ok(tried)
 }
 
 /// Grants one paid order with the operator's secret: every chunk key of
@@ -443,13 +453,15 @@ async fn grant_order(
     state: &AppState,
     order_id: &str,
     secret: &Arc<RecipientSecretKey>,
-) -> ApiResult<()> {
+) -> ApiResult<bool> {
     let mut tx = state.store.begin().await?;
     let order = Order::load(&mut tx, order_id).await?;
     tx.commit().await?;
-    let Some(order) = order else { return Ok(()) };
+    let Some(order) = order else {
+        return Ok(false);
+    };
     if order.state != crate::orders::OrderState::Paid {
-        return Ok(());
+        return Ok(false);
     }
     let buyer = Buyer::new(&order.buyer_id, &order.buyer_public_key_hex)
         .map_err(|e| ApiError::internal("order", format!("buyer key: {e}")))?;
@@ -499,8 +511,11 @@ async fn grant_order(
         next += contiguous as u64;
     }
     files.extend(builder.finish());
-    crate::orders::grant::store_grant(state, &order, files, OPERATOR).await?;
-    Ok(())
+    Ok(
+        crate::orders::grant::store_grant(state, &order, files, OPERATOR)
+            .await?
+            .granted,
+    )
 }
 
 /// The access entries of one page of envelopes (index, JSON text), in

@@ -197,8 +197,8 @@ fn operator_keys_grant_paid_orders(db: Db) {
     assert_eq!(server.count_rows("operator_keys"), 0);
     let bob = buyer(&server);
     let second = paid_order(&server, &sale, &bob);
-    let tried = block_on(sealstream_market::operator_key::grant_once(&server.state)).unwrap();
-    assert_eq!(tried, 0);
+    let granted = block_on(sealstream_market::operator_key::grant_once(&server.state)).unwrap();
+    assert_eq!(granted, 0);
     assert_eq!(order_view(&server, &bob, &second)["state"], "paid");
 
     // Registered again (waking the granter): the waiting order is granted.

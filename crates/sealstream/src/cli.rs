@@ -99,10 +99,12 @@ const MARKET_EXIT_CODES: &str = "\
 Exit codes:
   0  success (audit verify: the audit log is intact)
   1  bad input or an unusable database: flags, a database that cannot be opened,
-     an address that cannot be bound; upload: files that cannot be read, a server
-     that stays unreachable
+     an address that cannot be bound, an unreadable key file; upload and
+     grant-daemon: files that cannot be read, a server that stays unreachable
   2  integrity: the audit log does not verify (the first bad event is named);
-     upload: the server refused a chunk or the dataset (its reason is printed)
+     upload: the server refused a chunk or the dataset (its reason is printed);
+     grant-daemon --once: an order could not be granted (each one is named), or
+     the server refused the owner
      (also: invalid command-line usage)";
 
 #[derive(Debug, Subcommand)]
@@ -110,9 +112,12 @@ pub enum MarketCommand {
     /// Run the market server until SIGTERM or SIGINT (then finish requests in flight and
     /// exit 0). Opens or creates the database and the object store, brings the schema up
     /// to date, records a `server.start` event in the audit log and serves the JSON API
-    /// described at GET /openapi.json (sign-in, machines, verified chunk ingest, datasets
-    /// and proofs, listings, catalog), GET /healthz, GET /metrics (Prometheus text) and
-    /// GET /v1/audit/head. Logs go to stderr.
+    /// described at GET /openapi.json (sign-in, machines and operator keys, verified chunk
+    /// ingest, datasets and proofs, listings, catalog, orders, payment proofs checked on
+    /// the --evm-rpc chains, grants, release packages and links, signed receipts),
+    /// GET /healthz, GET /metrics (Prometheus text) and GET /v1/audit/head. Paid orders
+    /// of machines with an operator key are granted by the server itself. Logs go to
+    /// stderr.
     #[command(after_help = MARKET_EXIT_CODES)]
     Serve {
         /// Address to listen on.
@@ -174,7 +179,9 @@ pub enum MarketCommand {
     /// --interval seconds until SIGTERM or SIGINT (or once, with --once). Keeps no state:
     /// a restart picks up whatever is still paid and not granted, and the server stores
     /// one grant per order, so nothing is granted twice or skipped. The owner's keys
-    /// never leave this process.
+    /// never leave this process. (Orders of machines whose operator key the owner
+    /// registered with the server, PUT /v1/machines/{did}/operator-key, are granted by
+    /// the server itself.)
     #[command(after_help = MARKET_EXIT_CODES)]
     GrantDaemon {
         /// The server (http(s)://HOST:PORT).

@@ -189,13 +189,24 @@ fn help_describes_the_market_commands() {
     let o = sealstream().args(["market", "--help"]).output().unwrap();
     assert!(o.status.success());
     let text = String::from_utf8(o.stdout).unwrap();
-    assert!(text.contains("serve") && text.contains("audit"), "{text}");
+    for command in ["serve", "audit", "upload", "grant-daemon"] {
+        assert!(text.contains(command), "{command} in {text}");
+    }
     let o = sealstream()
         .args(["market", "serve", "--help"])
         .output()
         .unwrap();
     let text = String::from_utf8(o.stdout).unwrap();
-    for flag in ["--listen", "--data-dir", "--database-url", "127.0.0.1:8080"] {
+    for flag in [
+        "--listen",
+        "--data-dir",
+        "--database-url",
+        "127.0.0.1:8080",
+        "--evm-rpc",
+        "--confirmations",
+        "--receipt-key-file",
+        "--operator-kek-file",
+    ] {
         assert!(text.contains(flag), "{flag} in {text}");
     }
 }
