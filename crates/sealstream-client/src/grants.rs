@@ -11,7 +11,8 @@
 //! granted; the server stores at most one grant per order, so an upload
 //! sent twice grants once, and an order is never skipped.
 
-use sealstream_core::access::{grant_entry, AccessFileBuilder, Buyer, GrantError};
+use sealstream_core::access::{grant_entries_as, AccessFileBuilder, Buyer, GrantError};
+use sealstream_core::chunk::recipient_type;
 use sealstream_core::chunk::ChunkEnvelope;
 use sealstream_core::json::{Map, Value};
 use sealstream_core::keys::RecipientSecretKey;
@@ -86,6 +87,7 @@ pub struct GrantDaemon {
     client: MarketClient,
     owner_key: RecipientSecretKey,
     max_file_size: usize,
+    threads: usize,
 }
 
 fn text(v: &Value, key: &str) -> Option<String> {
@@ -100,6 +102,7 @@ impl GrantDaemon {
             client,
             owner_key,
             max_file_size,
+            threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
         }
     }
 
@@ -183,6 +186,7 @@ impl GrantDaemon {
                     "the server has no chunk {next} of the dataset"
                 )));
             }
+            let mut envelopes = Vec::with_capacity(chunks.len());
             for chunk in &chunks {
                 let envelope = chunk
                     .get("envelope")
@@ -195,17 +199,25 @@ impl GrantDaemon {
                         envelope.index
                     )));
                 }
-                let entry = grant_entry(&envelope, &self.owner_key, &buyer).map_err(|source| {
-                    GrantDaemonError::Grant {
-                        order: order.id.clone(),
-                        source,
-                    }
-                })?;
-                files.extend(builder.push(entry));
+                envelopes.push(envelope);
                 next += 1;
                 if next == end {
                     break;
                 }
+            }
+            let entries = grant_entries_as(
+                &envelopes,
+                recipient_type::OWNER,
+                &self.owner_key,
+                &buyer,
+                self.threads,
+            )
+            .map_err(|source| GrantDaemonError::Grant {
+                order: order.id.clone(),
+                source,
+            })?;
+            for entry in entries {
+                files.extend(builder.push(entry));
             }
         }
         files.extend(builder.finish());

@@ -134,6 +134,35 @@ pub fn grant_entry_as(
     })
 }
 
+/// [`grant_entry_as`] for each of `envelopes`, in order, the work split
+/// across `threads` threads (chunk keys are independent; each costs two
+/// X25519 operations and a key generation). The first failure, in chain
+/// order, is returned.
+pub fn grant_entries_as(
+    envelopes: &[ChunkEnvelope],
+    granting_type: &'static str,
+    secret: &RecipientSecretKey,
+    buyer: &Buyer,
+    threads: usize,
+) -> Result<Vec<AccessEntry>, GrantError> {
+    let one = |e: &ChunkEnvelope| grant_entry_as(e, granting_type, secret, buyer);
+    if threads <= 1 || envelopes.len() < 16 {
+        return envelopes.iter().map(one).collect();
+    }
+    let per = envelopes.len().div_ceil(threads);
+    std::thread::scope(|scope| {
+        let parts: Vec<_> = envelopes
+            .chunks(per)
+            .map(|part| scope.spawn(move || part.iter().map(one).collect::<Result<Vec<_>, _>>()))
+            .collect();
+        let mut out = Vec::with_capacity(envelopes.len());
+        for part in parts {
+            out.extend(part.join().expect("a grant thread panicked")?);
+        }
+        Ok(out)
+    })
+}
+
 /// One buyer access file.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AccessFile {

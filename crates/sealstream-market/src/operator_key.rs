@@ -33,7 +33,7 @@ use tokio::sync::Notify;
 use utoipa::ToSchema;
 use zeroize::{Zeroize, Zeroizing};
 
-use sealstream_core::access::{grant_entry_as, AccessFileBuilder, Buyer};
+use sealstream_core::access::{grant_entries_as, AccessFileBuilder, Buyer};
 use sealstream_core::chunk::{recipient_type, ChunkEnvelope};
 use sealstream_core::identity::Did;
 use sealstream_core::keys::{parse_hex_array, RecipientSecretKey};
@@ -525,33 +525,17 @@ fn wrap_page(
     secret: &RecipientSecretKey,
     buyer: &Buyer,
 ) -> Result<Vec<sealstream_core::access::AccessEntry>, String> {
-    let one = |(index, text): &(u64, String)| {
-        let value = sealstream_core::json::parse(text.as_bytes())
-            .map_err(|e| format!("chunk {index}: {e}"))?;
-        let envelope =
-            ChunkEnvelope::from_json(&value).map_err(|e| format!("chunk {index}: {e}"))?;
-        grant_entry_as(&envelope, recipient_type::OPERATOR, secret, buyer)
-            .map_err(|e| e.to_string())
-    };
+    let parsed = envelopes
+        .iter()
+        .map(|(index, text)| {
+            let value = sealstream_core::json::parse(text.as_bytes())
+                .map_err(|e| format!("chunk {index}: {e}"))?;
+            ChunkEnvelope::from_json(&value).map_err(|e| format!("chunk {index}: {e}"))
+        })
+        .collect::<Result<Vec<_>, String>>()?;
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    if threads == 1 || envelopes.len() < 16 {
-        return envelopes.iter().map(one).collect();
-    }
-    let per = envelopes.len().div_ceil(threads);
-    std::thread::scope(|scope| {
-        let parts: Vec<_> = envelopes
-            .chunks(per)
-            .map(|part| scope.spawn(move || part.iter().map(one).collect::<Result<Vec<_>, _>>()))
-            .collect();
-        let mut out = Vec::with_capacity(envelopes.len());
-        for part in parts {
-            out.extend(
-                part.join()
-                    .map_err(|_| "a grant thread panicked".to_string())??,
-            );
-        }
-        Ok(out)
-    })
+    grant_entries_as(&parsed, recipient_type::OPERATOR, secret, buyer, threads)
+        .map_err(|e| e.to_string())
 }
 
 #[cfg(test)]
