@@ -73,6 +73,7 @@ from market_load import (  # noqa: E402
     registration_statement,
     run,
     sign_in,
+    start_server,
 )
 
 from eth_account import Account  # noqa: E402
@@ -143,19 +144,7 @@ def main() -> None:
         base = f"http://127.0.0.1:{port}"
         serve_cmd = [binary, "market", "serve", "--listen", f"127.0.0.1:{port}",
                      "--data-dir", str(work / "data")]
-        log = open(work / "server.log", "wb")
-        server = subprocess.Popen(serve_cmd, stdout=subprocess.DEVNULL, stderr=log)
-        api = Api(port)
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if api.call("GET", "/healthz")[0] == 200:
-                    break
-            except OSError:
-                api = Api(port)
-            if time.monotonic() > deadline or server.poll() is not None:
-                sys.exit(f"the server did not start; log: {(work / 'server.log').read_text()}")
-            time.sleep(0.1)
+        server, api = start_server(serve_cmd, port, work / "server.log")
 
         # ------------------------------------------------------ setup
         owner_token = sign_in(api, owner)

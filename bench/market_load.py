@@ -192,6 +192,24 @@ class Api:
         return value
 
 
+def start_server(serve_cmd: list[str], port: int, log_path: Path):
+    """Starts `serve_cmd` (logging to `log_path`) and waits for /healthz;
+    returns the process and a client."""
+    log = open(log_path, "wb")
+    server = subprocess.Popen(serve_cmd, stdout=subprocess.DEVNULL, stderr=log)
+    api = Api(port)
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            if api.call("GET", "/healthz")[0] == 200:
+                return server, api
+        except OSError:
+            api = Api(port)
+        if time.monotonic() > deadline or server.poll() is not None:
+            sys.exit(f"the server did not start; log: {log_path.read_text()}")
+        time.sleep(0.1)
+
+
 def did_of(address: str) -> str:
     return f"did:peaq:{address}"
 
@@ -341,19 +359,7 @@ def main() -> None:
             db_dir = Path(tempfile.mkdtemp(prefix="sealstream-market-load-db-", dir=args.db_dir))
             db_file = db_dir / "market.db"
             serve_cmd += ["--database-url", f"sqlite://{db_file}"]
-        log = open(work / "server.log", "wb")
-        server = subprocess.Popen(serve_cmd, stdout=subprocess.DEVNULL, stderr=log)
-        api = Api(port)
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if api.call("GET", "/healthz")[0] == 200:
-                    break
-            except OSError:
-                api = Api(port)
-            if time.monotonic() > deadline or server.poll() is not None:
-                sys.exit(f"the server did not start; log: {(work / 'server.log').read_text()}")
-            time.sleep(0.1)
+        server, api = start_server(serve_cmd, port, work / "server.log")
 
         owner_token = sign_in(api, owner)
         recipients = [

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::market::{register_machine, Market};
+use common::market::{grant_daemon_once, register_machine, Market};
 use common::*;
 use sealstream_core::identity::Did;
 use sealstream_core::json::Value;
@@ -371,19 +371,7 @@ fn paid_orders_are_granted_exactly_once_through_crashes() {
 
     // A last pass has nothing to do; release packages open.
     market.restart();
-    let once = sealstream()
-        .args([
-            "market",
-            "grant-daemon",
-            "--server",
-            &market.base,
-            "--once",
-            "--json",
-        ])
-        .arg("--key-file")
-        .arg(&owner_key_file)
-        .arg("--owner-key-file")
-        .arg(keyfile("owner.x25519.sk"))
+    let once = grant_daemon_once(&market.base, &owner_key_file)
         .output()
         .unwrap();
     assert!(

@@ -19,8 +19,8 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::agent::{machine_sections, MACHINE_SK};
-use common::market::{register_machine, Market};
+use common::agent::MACHINE_SK;
+use common::market::{register_machine, write_market_agent, Market};
 use common::*;
 use sealstream_core::chunk::{decrypt_chunk, ChunkEnvelope, KeyRecipient};
 use sealstream_core::dataset::{DatasetBuilder, DatasetInfo};
@@ -37,39 +37,6 @@ fn text(v: &Value, name: &str) -> String {
         .and_then(Value::as_str)
         .unwrap_or_else(|| panic!("{name} in {v:?}"))
         .to_string()
-}
-
-fn write_agent(dir: &Path, server: &str, canary: &str, messages: usize) -> PathBuf {
-    let machine = machine_sections(dir);
-    let config = format!(
-        r#"{machine}chunking:
-  maxBytes: 1MiB
-  maxMessages: 40
-  maxAge: 1h
-datasets:
-  window: 1h
-spool:
-  dir: spool
-sources:
-  lines: {{type: jsonl, path: input.jsonl}}
-topics:
-  - name: /field/soil
-    source: lines
-destinations:
-  - {{type: market, url: "{server}"}}
-"#
-    );
-    let mut input = String::new();
-    for i in 0..messages {
-        input.push_str(&format!(
-            "{{\"topic\":\"/field/soil\",\"capturedAt\":\"2026-11-21T10:00:{:02}.{i:06}Z\",\"fields\":{{\"i\":{i},\"moisture\":0.{i},\"note\":\"{canary}\"}}}}\n",
-            i % 60
-        ));
-    }
-    std::fs::write(dir.join("input.jsonl"), input).unwrap();
-    let path = dir.join("map.yaml");
-    std::fs::write(&path, config).unwrap();
-    path
 }
 
 /// `sealstream dataset verify-chunk` on `dir`'s dataset.json, proof.json,
@@ -127,7 +94,7 @@ fn agent_to_market_to_anonymous_verifier() {
     );
     let agent_dir = tmp.path().join("agent");
     std::fs::create_dir_all(&agent_dir).unwrap();
-    let config = write_agent(&agent_dir, &market.base, &canary, 200);
+    let config = write_market_agent(&agent_dir, &market.base, 200, Some(&canary), false);
     let out = sealstream()
         .args(["agent", "run", "--json", "--config"])
         .arg(&config)

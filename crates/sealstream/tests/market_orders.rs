@@ -21,9 +21,11 @@ mod common;
 
 use std::path::Path;
 
-use common::agent::{machine_sections, packages};
+use common::agent::packages;
 use common::anvil::{Anvil, BASE_CHAIN_ID};
-use common::market::{json_string, register_machine, Market};
+use common::market::{
+    grant_daemon_once, json_string, register_machine, write_market_agent, Market,
+};
 use common::moto::MotoServer;
 use common::*;
 use sealstream_core::chunk::decrypt_chunk;
@@ -51,43 +53,6 @@ fn run_ok(mut c: std::process::Command, what: &str) -> std::process::Output {
         String::from_utf8_lossy(&out.stdout)
     );
     out
-}
-
-/// An agent in `dir` reading `messages` JSON lines of one topic, 40
-/// messages to a chunk, delivering to the market at `server` and to the
-/// directory `out`.
-fn write_agent(dir: &Path, server: &str, messages: usize) -> std::path::PathBuf {
-    let machine = machine_sections(dir);
-    let config = format!(
-        r#"{machine}chunking:
-  maxBytes: 1MiB
-  maxMessages: 40
-  maxAge: 1h
-datasets:
-  window: 1h
-spool:
-  dir: spool
-sources:
-  lines: {{type: jsonl, path: input.jsonl}}
-topics:
-  - name: /field/soil
-    source: lines
-destinations:
-  - {{type: market, url: "{server}"}}
-  - {{type: directory, path: out}}
-"#
-    );
-    let mut input = String::new();
-    for i in 0..messages {
-        input.push_str(&format!(
-            "{{\"topic\":\"/field/soil\",\"capturedAt\":\"2026-11-21T10:00:{:02}.{i:06}Z\",\"fields\":{{\"i\":{i},\"moisture\":0.{i}}}}}\n",
-            i % 60
-        ));
-    }
-    std::fs::write(dir.join("input.jsonl"), input).unwrap();
-    let path = dir.join("map.yaml");
-    std::fs::write(&path, config).unwrap();
-    path
 }
 
 /// The owner's plaintext of the agent's local chain: its signed packages,
@@ -136,7 +101,7 @@ fn an_order_paid_on_chain_is_granted_and_consumed_by_both_clis() {
     register_machine(&market, &owner, &owner_did);
     let agent_dir = t.join("agent");
     std::fs::create_dir_all(&agent_dir).unwrap();
-    let config = write_agent(&agent_dir, &market.base, 200);
+    let config = write_market_agent(&agent_dir, &market.base, 200, None, true);
     let mut agent = sealstream();
     agent
         .args(["agent", "run", "--json", "--config"])
@@ -237,20 +202,10 @@ fn an_order_paid_on_chain_is_granted_and_consumed_by_both_clis() {
     let owner_key_file = t.join("owner.sk");
     std::fs::write(&owner_key_file, owner_key.to_hex_secret().as_bytes()).unwrap();
     let daemon = || {
-        let mut c = sealstream();
-        c.args([
-            "market",
-            "grant-daemon",
-            "--server",
-            &market.base,
-            "--once",
-            "--json",
-        ])
-        .arg("--key-file")
-        .arg(&owner_key_file)
-        .arg("--owner-key-file")
-        .arg(keyfile("owner.x25519.sk"));
-        run_ok(c, "grant-daemon --once")
+        run_ok(
+            grant_daemon_once(&market.base, &owner_key_file),
+            "grant-daemon --once",
+        )
     };
     let first = daemon();
     let report = String::from_utf8_lossy(&first.stdout);
