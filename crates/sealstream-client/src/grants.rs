@@ -17,7 +17,7 @@ use sealstream_core::chunk::ChunkEnvelope;
 use sealstream_core::json::{Map, Value};
 use sealstream_core::keys::RecipientSecretKey;
 
-use crate::market::{encode_segment, ClientError, MarketClient};
+use crate::market::{encode_segment, ClientError, MarketClient, Paging};
 
 /// Chunks read per request.
 const PAGE: u64 = 1000;
@@ -108,39 +108,23 @@ impl GrantDaemon {
 
     /// The paid, ungranted orders of the owner's listings, every page.
     pub fn pending(&mut self) -> Result<Vec<PendingOrder>, ClientError> {
-        let mut out = Vec::new();
-        let mut cursor = String::new();
-        loop {
-            let mut path = "/v1/orders?as=seller&state=paid&limit=200".to_string();
-            if !cursor.is_empty() {
-                path.push_str(&format!("&cursor={}", encode_segment(&cursor)));
-            }
-            let page = self.client.get(&path)?;
-            let items = page
-                .get("items")
-                .and_then(Value::as_array)
-                .cloned()
-                .unwrap_or_default();
-            for item in &items {
-                if let (Some(id), Some(dataset_id), Some(buyer_id), Some(key)) = (
-                    text(item, "id"),
-                    text(item, "datasetId"),
-                    text(item, "buyerId"),
-                    text(item, "buyerPublicKeyHex"),
-                ) {
-                    out.push(PendingOrder {
-                        id,
-                        dataset_id,
-                        buyer_id,
-                        buyer_public_key_hex: key,
-                    });
-                }
-            }
-            match text(&page, "nextCursor") {
-                Some(next) => cursor = next,
-                None => return Ok(out),
-            }
-        }
+        let items = self.client.all_pages(
+            "/v1/orders?as=seller&state=paid",
+            "items",
+            200,
+            Paging::Cursor,
+        )?;
+        Ok(items
+            .iter()
+            .filter_map(|item| {
+                Some(PendingOrder {
+                    id: text(item, "id")?,
+                    dataset_id: text(item, "datasetId")?,
+                    buyer_id: text(item, "buyerId")?,
+                    buyer_public_key_hex: text(item, "buyerPublicKeyHex")?,
+                })
+            })
+            .collect())
     }
 
     /// Builds and uploads the access files of one order.

@@ -6,8 +6,12 @@
 //! - [`grants`]: the owner's grant daemon: it watches paid orders of the
 //!   owner's listings, re-wraps the chunk keys to each buyer with the
 //!   owner's X25519 key and uploads the access files.
+//! - [`seller`]: the owner's other requests that need its keys: a machine's
+//!   signed registration, owner-signed datasets (the plaintext hashed on the
+//!   owner's side), listings with their sample keys disclosed.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod grants;
 pub mod market;
+pub mod seller;

@@ -65,6 +65,15 @@ impl ClientError {
     }
 }
 
+/// How a list route pages (see [`MarketClient::all_pages`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Paging {
+    /// `cursor=` from the previous page's `nextCursor` (orders).
+    Cursor,
+    /// `offset=` (datasets).
+    Offset,
+}
+
 /// What the server did with an uploaded chunk.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Uploaded {
@@ -395,6 +404,78 @@ impl MarketClient {
     /// `GET path`, signed in.
     pub fn get(&mut self, path: &str) -> Result<Value, ClientError> {
         self.request("GET", path, None)
+    }
+
+    /// Every item of a paged list, signed in: `GET path` (with its query)
+    /// page by page, `limit` items a page, the items read from the array
+    /// `field`. [`Paging::Cursor`] lists follow `nextCursor` (`cursor=`);
+    /// [`Paging::Offset`] lists add `offset=` until a page comes back short.
+    pub fn all_pages(
+        &mut self,
+        path: &str,
+        field: &str,
+        limit: u32,
+        paging: Paging,
+    ) -> Result<Vec<Value>, ClientError> {
+        let sep = if path.contains('?') { '&' } else { '?' };
+        let mut items = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let mut url = format!("{path}{sep}limit={limit}");
+            match (paging, &cursor) {
+                (Paging::Offset, _) => url.push_str(&format!("&offset={}", items.len())),
+                (Paging::Cursor, Some(c)) => {
+                    url.push_str(&format!("&cursor={}", encode_segment(c)))
+                }
+                (Paging::Cursor, None) => {}
+            }
+            let page = self.get(&url)?;
+            let got = match page.get(field) {
+                Some(Value::Array(list)) => list.clone(),
+                _ => return Err(self.protocol(format!("{path}: answer without {field}"))),
+            };
+            let n = got.len();
+            items.extend(got);
+            match paging {
+                Paging::Offset if n == limit as usize => {}
+                Paging::Offset => return Ok(items),
+                Paging::Cursor => match page.get("nextCursor").and_then(Value::as_str) {
+                    Some(c) if n > 0 => cursor = Some(c.to_string()),
+                    _ => return Ok(items),
+                },
+            }
+        }
+    }
+
+    /// `GET path`, signed in, as bytes (a chunk's ciphertext, a receipt):
+    /// at most `limit` bytes, a longer answer is a protocol error.
+    pub fn get_bytes(&mut self, path: &str, limit: u64) -> Result<Vec<u8>, ClientError> {
+        self.with_session(|me| {
+            let request = me.agent.get(&format!("{}{path}", me.base)).set(
+                "Authorization",
+                &format!("Bearer {}", me.token.as_deref().unwrap_or("")),
+            );
+            match request.call() {
+                Ok(r) => {
+                    let mut bytes = Vec::new();
+                    r.into_reader()
+                        .take(limit.saturating_add(1))
+                        .read_to_end(&mut bytes)
+                        .map_err(|e| me.network(e))?;
+                    if bytes.len() as u64 > limit {
+                        return Err(me.protocol(format!("{path}: answer over {limit} bytes")));
+                    }
+                    Ok(bytes)
+                }
+                Err(e) => me.answer(Err(e)).map(|_| Vec::new()),
+            }
+        })
+    }
+
+    /// The key this client signs in with (an owner also signs dataset
+    /// manifests with it).
+    pub fn key(&self) -> &MachineSigningKey {
+        &self.key
     }
 
     /// Uploads a signed `sealstream.dataset.v1` manifest (as written by the

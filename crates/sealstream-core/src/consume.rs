@@ -18,12 +18,13 @@ use sha2::{Digest, Sha256};
 use crate::access::{read_access_file, AccessReadError};
 use crate::chunk::verify::{check_self, ChainVerifier};
 use crate::chunk::{
-    decrypt_chunk, ChunkEnvelope, DecryptError, KeyRecipient, PublishManifest, VerifyError,
+    decrypt_chunk, ChainState, ChunkEnvelope, DecryptError, KeyRecipient, PublishManifest,
+    VerifyError,
 };
 use crate::dataset::{DatasetManifest, DatasetMismatch, DatasetVerifier};
 use crate::json;
 use crate::keys::RecipientSecretKey;
-use crate::layout::{list_chain, read_ciphertext, read_envelope, FileError, ReadChainError};
+use crate::layout::{list_chain_from, read_ciphertext, read_envelope, FileError, ReadChainError};
 use crate::pool::OrderedPool;
 use crate::staging::TempFile;
 
@@ -42,6 +43,9 @@ pub struct ConsumeRequest<'a> {
     pub buyer_key: Arc<RecipientSecretKey>,
     /// Verify the chain (hashes, links, ids, signatures) while decrypting.
     pub verify: bool,
+    /// DIDs whose EIP-191 signature of `dataset.json` is accepted besides
+    /// the machine's (the owner who signed its machine's dataset).
+    pub dataset_signers: &'a [String],
     /// Worker threads.
     pub parallelism: usize,
 }
@@ -204,7 +208,17 @@ pub fn consume_to_file(
     output: &Path,
     progress: &mut dyn FnMut(u64),
 ) -> Result<ConsumeSummary, ConsumeError> {
-    let list = list_chain(req.chunk_dir)?;
+    // A dataset manifest, when present, is checked as the chain streams by;
+    // it also says where the chain starts: a dataset sold out of the middle
+    // of a chain starts at its `firstIndex`, pinned by its `firstChunkId`
+    // and root. Without verification it only gives that start.
+    let dataset = if req.verify {
+        read_dataset(req.chunk_dir)?
+    } else {
+        read_dataset(req.chunk_dir).ok().flatten()
+    };
+    let first = dataset.as_ref().map_or(0, |d| d.first_index);
+    let list = list_chain_from(req.chunk_dir, first)?;
     let access = read_access_dir(req.access_dir, req.buyer_id)?;
     let manifest = read_manifest(req.chunk_dir)?;
     if let Some(m) = &manifest {
@@ -220,17 +234,21 @@ pub fn consume_to_file(
         }
     }
     let source_hash = manifest.map(|m| m.source_hash);
-    // A dataset manifest, when present, is checked as the chain streams by.
-    let dataset = if req.verify {
-        read_dataset(req.chunk_dir)?
-    } else {
-        None
-    };
+    let dataset = if req.verify { dataset } else { None };
     let mut dataset_check = match &dataset {
-        Some(d) => Some(DatasetVerifier::new(d).map_err(|e| ConsumeError::Dataset {
-            path: req.chunk_dir.join("dataset.json"),
-            mismatch: e,
-        })?),
+        Some(d) => Some(
+            DatasetVerifier::allowing(
+                d,
+                &req.dataset_signers
+                    .iter()
+                    .map(String::as_str)
+                    .collect::<Vec<_>>(),
+            )
+            .map_err(|e| ConsumeError::Dataset {
+                path: req.chunk_dir.join("dataset.json"),
+                mismatch: e,
+            })?,
+        ),
         None => None,
     };
     let dataset_path = req.chunk_dir.join("dataset.json");
@@ -266,7 +284,15 @@ pub fn consume_to_file(
         },
     );
 
-    let mut verifier = ChainVerifier::new();
+    // A segment links on from its first chunk's previousChunkId, which the
+    // chunk id (and so the dataset's firstChunkId and root) commits to.
+    let mut verifier = match (first, list.first()) {
+        (0, _) | (_, None) => ChainVerifier::new(),
+        (_, Some((_, path))) => ChainVerifier::resuming(ChainState {
+            next_index: first,
+            previous_chunk_id: read_envelope(path)?.previous_chunk_id,
+        }),
+    };
     let mut hasher = Sha256::new();
     let mut chunks = 0u64;
     let mut bytes = 0u64;

@@ -257,7 +257,8 @@ pub enum ReadChainError {
         /// The index.
         index: u64,
     },
-    /// An index between 0 and the highest is missing.
+    /// An index between the first (0, or a dataset's `firstIndex`) and the
+    /// highest is missing.
     #[error("{}: missing chunk at index {index}", dir.display())]
     Missing {
         /// The directory.
@@ -272,6 +273,13 @@ pub enum ReadChainError {
 /// or duplicates. Only the file list and indexes are kept in memory; read the
 /// envelopes again with [`read_envelope`] while streaming.
 pub fn list_chain(dir: &Path) -> Result<Vec<(u64, PathBuf)>, ReadChainError> {
+    list_chain_from(dir, 0)
+}
+
+/// As [`list_chain`], for a segment of a chain that starts at index
+/// `first` (a dataset sold out of the middle of a chain): the indexes must
+/// be `first..first + n` without gaps or duplicates.
+pub fn list_chain_from(dir: &Path, first: u64) -> Result<Vec<(u64, PathBuf)>, ReadChainError> {
     let mut found = Vec::new();
     let entries = fs::read_dir(dir).map_err(|e| FileError::new(dir, e))?;
     for entry in entries {
@@ -298,11 +306,12 @@ pub fn list_chain(dir: &Path) -> Result<Vec<(u64, PathBuf)>, ReadChainError> {
             });
         }
     }
-    for (expected, (index, _)) in found.iter().enumerate() {
-        if *index != expected as u64 {
+    for (offset, (index, _)) in found.iter().enumerate() {
+        let expected = first + offset as u64;
+        if *index != expected {
             return Err(ReadChainError::Missing {
                 dir: dir.to_path_buf(),
-                index: expected as u64,
+                index: expected,
             });
         }
     }

@@ -8,8 +8,8 @@ use sealstream_core::chunk::{
 };
 use sealstream_core::dataset::{
     verify_chunk, verify_extension, ChunkProofError, ConsistencyProof, DatasetBuilder, DatasetInfo,
-    DatasetManifest, DatasetMismatch, DatasetVerifier, ExtensionError, InclusionProof,
-    SignatureError,
+    DatasetManifest, DatasetMismatch, DatasetSignature, DatasetVerifier, ExtensionError,
+    InclusionProof, SignatureError,
 };
 use sealstream_core::identity::Did;
 use sealstream_core::json::{self, Value};
@@ -257,7 +257,19 @@ fn signatures_verify_from_the_did_alone_and_fail_for_another_key() {
     let did = forged.machine_did.clone();
     forged.machine_did = Did::of_key(&stranger).to_string();
     forged.sign_eip191(&stranger).unwrap();
-    forged.machine_did = did;
+    forged.machine_did = did.clone();
+    // Its signature names the stranger, who is not the machine.
+    assert_eq!(
+        forged.verify_signatures(),
+        Err(SignatureError::Eip191Signer {
+            position: 0,
+            signer: Did::of_key(&stranger).to_string()
+        })
+    );
+    // Relabelled as the machine's, it does not recover the machine.
+    if let DatasetSignature::Eip191 { signer, .. } = &mut forged.signatures[0] {
+        *signer = did.clone();
+    }
     assert!(matches!(
         forged.verify_signatures(),
         Err(SignatureError::Eip191 { position: 0, .. })

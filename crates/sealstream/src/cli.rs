@@ -104,7 +104,9 @@ Exit codes:
   2  integrity: the audit log does not verify (the first bad event is named);
      upload: the server refused a chunk or the dataset (its reason is printed);
      grant-daemon --once: an order could not be granted (each one is named), or
-     the server refused the owner
+     the server refused the owner; machine, dataset, listing, order: the server
+     refused (its status, the field and its reason are printed), or a chunk it
+     served does not decrypt or does not match the root it computed
      (also: invalid command-line usage)";
 
 #[derive(Debug, Subcommand)]
@@ -234,6 +236,276 @@ pub enum MarketCommand {
         /// Print {"chunks", "stored", "alreadyHeld", "datasetId"} as JSON on stdout.
         #[arg(long)]
         json: bool,
+    },
+    /// Machines: the registration a machine signs for its owner, the owner's registration
+    /// of it, and the owner's machines.
+    #[command(subcommand, after_help = MARKET_EXIT_CODES)]
+    Machine(MarketMachineCommand),
+    /// The owner's datasets: made from a range of a chain the server holds and signed on
+    /// the owner's side.
+    #[command(subcommand, after_help = MARKET_EXIT_CODES)]
+    Dataset(MarketDatasetCommand),
+    /// The owner's listings: create (sample keys disclosed), publish, withdraw.
+    #[command(subcommand, after_help = MARKET_EXIT_CODES)]
+    Listing(MarketListingCommand),
+    /// Orders: a buyer orders a published listing; buyer and seller follow it; the seller
+    /// marks invoice orders paid; the buyer makes release links and fetches receipts.
+    #[command(subcommand, after_help = MARKET_EXIT_CODES)]
+    Order(MarketOrderCommand),
+}
+
+/// Who signs in (Sign-In with Ethereum) where.
+#[derive(Debug, Args)]
+pub struct MarketSession {
+    /// The server (http(s)://HOST:PORT).
+    #[arg(long, value_name = "URL")]
+    pub server: String,
+    /// File holding the secp256k1 key (hex) that signs in: the owner's for machines,
+    /// datasets and listings; the buyer's or the seller's for orders.
+    #[arg(long, value_name = "FILE")]
+    pub key_file: PathBuf,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MarketMachineCommand {
+    /// On the machine: sign the registration statement naming --owner, the chain key and
+    /// the recipient keys of keys.json (as `keys generate` writes it; recipient ids
+    /// owner-1, operator-1, machine-1). Writes the registration document the owner sends
+    /// with `market machine register --registration` (to --out, or stdout). Needs no
+    /// server.
+    Sign {
+        /// File holding the machine's secp256k1 key (hex).
+        #[arg(long, value_name = "FILE")]
+        machine_key_file: PathBuf,
+        /// The public parts: keys.json of `sealstream keys generate`.
+        #[arg(long, value_name = "FILE")]
+        keys: PathBuf,
+        /// The owner the machine is registered to (did:peaq:0x…).
+        #[arg(long, value_name = "DID")]
+        owner: String,
+        /// Write the registration here (atomically) instead of stdout.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
+    /// As the owner: register a machine with its signed registration (checked here
+    /// first: it must name the key signing in as owner). Either --registration, or the
+    /// machine's key and keys.json to sign it on the spot.
+    Register {
+        #[command(flatten)]
+        session: MarketSession,
+        /// The registration `market machine sign` wrote.
+        #[arg(long, value_name = "FILE", conflicts_with_all = ["machine_key_file", "keys"])]
+        registration: Option<PathBuf>,
+        /// Sign here instead: the machine's secp256k1 key (with --keys).
+        #[arg(long, value_name = "FILE", requires = "keys")]
+        machine_key_file: Option<PathBuf>,
+        /// Sign here instead: keys.json (with --machine-key-file).
+        #[arg(long, value_name = "FILE", requires = "machine_key_file")]
+        keys: Option<PathBuf>,
+        /// Print the registered machine as JSON on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// As the owner: the machines registered to the key signing in.
+    List {
+        #[command(flatten)]
+        session: MarketSession,
+        /// Print the server's answer as JSON on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MarketDatasetCommand {
+    /// Make a dataset of chunks --from-index..=--to-index (or received --from-time..--to-time)
+    /// of a machine's topic and sign it as the owner: the server computes the Merkle root;
+    /// this reads every chunk back, decrypts it with --owner-key-file for the sourceHash
+    /// (the plaintext never leaves this process), checks the server's root against the
+    /// envelopes, signs the manifest (EIP-191, the --key-file) and completes the dataset.
+    /// For an index range, a dataset of it the owner already signed is reported as it is,
+    /// and a draft of it (a run that stopped) is completed rather than made again.
+    Create {
+        #[command(flatten)]
+        session: MarketSession,
+        /// File holding the owner's X25519 recipient secret key (hex).
+        #[arg(long, value_name = "FILE")]
+        owner_key_file: PathBuf,
+        /// The machine (did:peaq:0x…).
+        #[arg(long, value_name = "DID")]
+        machine: String,
+        /// The chain's topic (e.g. /sensor/gps).
+        #[arg(long)]
+        topic: String,
+        /// First chain index (inclusive).
+        #[arg(long, value_name = "N", requires = "to_index", conflicts_with_all = ["from_time", "to_time"])]
+        from_index: Option<u64>,
+        /// Last chain index (inclusive).
+        #[arg(long, value_name = "N", requires = "from_index")]
+        to_index: Option<u64>,
+        /// First chunk received at or after this time (YYYY-MM-DDTHH:MM:SSZ).
+        #[arg(long, value_name = "TIME", requires = "to_time")]
+        from_time: Option<String>,
+        /// Up to the last chunk received before this time (YYYY-MM-DDTHH:MM:SSZ).
+        #[arg(long, value_name = "TIME", requires = "from_time")]
+        to_time: Option<String>,
+        /// Decryption threads [default: the number of cores].
+        #[arg(long, value_name = "N")]
+        threads: Option<usize>,
+        /// Print {"id", "merkleRoot", "firstIndex", "chunkCount", "sourceHash", "bytes",
+        /// "signedNow"} as JSON on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The datasets of the owner signing in, every page.
+    List {
+        #[command(flatten)]
+        session: MarketSession,
+        /// Print {"datasets": […]} as JSON on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MarketListingCommand {
+    /// Create a listing from a JSON file (the body of POST /v1/listings: datasetId, title,
+    /// description, tags, domain, schemaHint, license, price, rail, delivery,
+    /// sampleChunkIndexes; see GET /openapi.json). The sample chunks' keys are opened
+    /// with --owner-key-file, checked against their commitments and disclosed, so anyone
+    /// may preview them. --publish publishes it (it enters the catalog).
+    Create {
+        #[command(flatten)]
+        session: MarketSession,
+        /// The listing (JSON).
+        #[arg(long, value_name = "FILE")]
+        listing: PathBuf,
+        /// File holding the owner's X25519 recipient secret key (hex); needed when the
+        /// listing names sample chunks.
+        #[arg(long, value_name = "FILE")]
+        owner_key_file: Option<PathBuf>,
+        /// Publish it once created.
+        #[arg(long)]
+        publish: bool,
+        /// Print the listing as JSON on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Publish a draft or withdrawn listing.
+    Publish {
+        #[command(flatten)]
+        session: MarketSession,
+        /// The listing id (lst_…).
+        id: String,
+        /// Print the listing as JSON on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Withdraw a published listing from the catalog (orders already placed stand).
+    Withdraw {
+        #[command(flatten)]
+        session: MarketSession,
+        /// The listing id (lst_…).
+        id: String,
+        /// Print the listing as JSON on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MarketOrderCommand {
+    /// As the buyer: order a published listing for an X25519 key. Prints how to pay (on an
+    /// EVM rail: chain, pay-to, amount, token, and the payment proof URL for `peaqos
+    /// stream pay --confirmation-url`; on the invoice rail: the seller marks it paid).
+    Create {
+        #[command(flatten)]
+        session: MarketSession,
+        /// The listing id (lst_…).
+        #[arg(long, value_name = "ID")]
+        listing: String,
+        /// File holding the buyer's X25519 secret key (hex): only its public part is sent.
+        #[arg(
+            long,
+            value_name = "FILE",
+            required_unless_present = "buyer_public_key",
+            conflicts_with = "buyer_public_key"
+        )]
+        buyer_key_file: Option<PathBuf>,
+        /// The buyer's X25519 public key (hex), instead of --buyer-key-file.
+        #[arg(long, value_name = "HEX")]
+        buyer_public_key: Option<String>,
+        /// The recipient id of the access entries [default: the buyer's DID].
+        #[arg(long, value_name = "ID")]
+        buyer_id: Option<String>,
+        /// Print the order as JSON on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// One order, as its buyer or seller sees it.
+    Show {
+        #[command(flatten)]
+        session: MarketSession,
+        /// The order id (ord_…).
+        id: String,
+        /// Print the order as JSON on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The orders of the key signing in: its purchases (--as buyer) or the orders of its
+    /// listings (--as seller), by id, every page.
+    List {
+        #[command(flatten)]
+        session: MarketSession,
+        /// buyer or seller.
+        #[arg(long = "as", value_name = "SIDE", default_value = "buyer", value_parser = ["buyer", "seller"])]
+        side: String,
+        /// Only orders in this state (awaiting-payment, paid, granted, cancelled).
+        #[arg(long)]
+        state: Option<String>,
+        /// Print {"orders": […]} as JSON on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// As the seller: mark an invoice order paid, with the invoice or bank reference.
+    MarkPaid {
+        #[command(flatten)]
+        session: MarketSession,
+        /// The order id (ord_…).
+        id: String,
+        /// The invoice or bank reference.
+        #[arg(long)]
+        reference: String,
+        /// Print the order as JSON on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Make a bearer link (revocable with DELETE /v1/orders/{id}/links/{link}): as the
+    /// buyer, to the release package (for `consume --download-url`); as the seller, to the
+    /// confirmation (for `peaqos stream distribute --confirmation-url`). Prints the URL on
+    /// stdout.
+    Link {
+        #[command(flatten)]
+        session: MarketSession,
+        /// The order id (ord_…).
+        id: String,
+        /// release (the buyer) or confirmation (the seller).
+        #[arg(long, default_value = "release", value_parser = ["release", "confirmation"])]
+        purpose: String,
+        /// Print {"id", "purpose", "url", "token", "createdAt"} as JSON on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Fetch the order's signed license receipt (its buyer or seller), to --out
+    /// (atomically) or stdout; check it with `sealstream receipt verify`.
+    Receipt {
+        #[command(flatten)]
+        session: MarketSession,
+        /// The order id (ord_…).
+        id: String,
+        /// Write the receipt here instead of stdout.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
     },
 }
 
@@ -512,6 +784,12 @@ pub struct ConsumeArgs {
     /// Skip chain verification (not recommended).
     #[arg(long)]
     pub skip_verify: bool,
+    /// Also accept an EIP-191 signature of dataset.json by this DID (did:peaq:0x…),
+    /// besides the machine's: the owner who signed a dataset of its machine, as the
+    /// market's listing card names it (provider) and `market order show` (seller);
+    /// repeatable. Without it a dataset signed by anyone but the machine is refused.
+    #[arg(long = "dataset-signer", value_name = "DID")]
+    pub dataset_signers: Vec<String>,
     /// Fetch a release package first: a URL whose manifest.json lists files, or a ZIP of them.
     #[arg(long, conflicts_with_all = ["chunk_dir", "access_dir", "data_dir"])]
     pub download_url: Option<String>,

@@ -189,7 +189,16 @@ fn help_describes_the_market_commands() {
     let o = sealstream().args(["market", "--help"]).output().unwrap();
     assert!(o.status.success());
     let text = String::from_utf8(o.stdout).unwrap();
-    for command in ["serve", "audit", "upload", "grant-daemon"] {
+    for command in [
+        "serve",
+        "audit",
+        "upload",
+        "grant-daemon",
+        "machine",
+        "dataset",
+        "listing",
+        "order",
+    ] {
         assert!(text.contains(command), "{command} in {text}");
     }
     let o = sealstream()

@@ -35,6 +35,12 @@ impl ChunkKey {
         Some(ChunkKey(Zeroizing::new(arr)))
     }
 
+    /// The key as hex, for disclosing it on purpose (a listing's sample
+    /// chunks); wiped when dropped.
+    pub fn to_hex_secret(&self) -> Zeroizing<String> {
+        Zeroizing::new(hex::encode(self.0.as_ref()))
+    }
+
     /// `sha256:` + hex(SHA-256(key)).
     pub fn commitment(&self) -> String {
         format!("sha256:{}", hex::encode(Sha256::digest(self.0.as_ref())))

@@ -444,8 +444,18 @@ pub struct DatasetVerifier<'a> {
 impl<'a> DatasetVerifier<'a> {
     /// Check the manifest's signatures and start a chain check.
     pub fn new(manifest: &'a DatasetManifest) -> Result<Self, DatasetMismatch> {
+        Self::allowing(manifest, &[])
+    }
+
+    /// [`DatasetVerifier::new`], also accepting EIP-191 signatures by the
+    /// DIDs of `also_eip191` (an owner who signed its machine's dataset; see
+    /// [`DatasetManifest::verify_signatures_allowing`]).
+    pub fn allowing(
+        manifest: &'a DatasetManifest,
+        also_eip191: &[&str],
+    ) -> Result<Self, DatasetMismatch> {
         manifest
-            .verify_signatures()
+            .verify_signatures_allowing(also_eip191)
             .map_err(DatasetMismatch::Signature)?;
         Ok(DatasetVerifier {
             manifest,

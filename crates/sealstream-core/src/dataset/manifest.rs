@@ -246,11 +246,6 @@ impl DatasetManifest {
                             position,
                             did: (*other).to_string(),
                         })?
-                    } else if also_eip191.is_empty() {
-                        return Err(SignatureError::Eip191 {
-                            position,
-                            did: self.machine_did.clone(),
-                        });
                     } else {
                         return Err(SignatureError::Eip191Signer {
                             position,
@@ -529,11 +524,15 @@ mod tests {
         let mut m = manifest(&machine, &chain);
         m.sign_eip191_as(&owner);
         assert_eq!(m.eip191_signers(), vec![owner_did.as_str()]);
-        // The machine alone is accepted by default: the owner's signer is refused.
-        assert!(matches!(
+        // The machine alone is accepted by default: the owner's signer is
+        // refused, and named.
+        assert_eq!(
             m.verify_signatures(),
-            Err(SignatureError::Eip191 { position: 0, .. })
-        ));
+            Err(SignatureError::Eip191Signer {
+                position: 0,
+                signer: owner_did.clone()
+            })
+        );
         m.verify_signatures_allowing(&[&owner_did]).unwrap();
         // DIDs compare case-insensitively, as machineDid does.
         m.verify_signatures_allowing(&[&owner_did.to_lowercase()])

@@ -273,6 +273,7 @@ pub fn decrypt_release(dir: &Path, buyer_id: &str, key: &RecipientSecretKey) -> 
             RecipientSecretKey::from_hex(&key.to_hex_secret(), "buyer key").unwrap(),
         ),
         verify: true,
+        dataset_signers: &[],
         parallelism: 2,
     };
     consume_to_file(&request, &out, &mut |_| {}).expect("consume the release");

@@ -34,6 +34,10 @@ pub fn run(args: ConsumeArgs, ui: Ui) -> CliResult {
     if buyer_id.is_empty() {
         return Err(CliError::input("--buyer-id must not be empty"));
     }
+    for (i, did) in args.dataset_signers.iter().enumerate() {
+        sealstream_core::identity::Did::parse(did, "--dataset-signer")
+            .map_err(|e| CliError::input(format!("--dataset-signer #{}: {e}", i + 1)))?;
+    }
     if args.output.is_dir() {
         return Err(CliError::input(format!(
             "{}: --output must be a file path, not a directory",
@@ -81,6 +85,7 @@ pub fn run(args: ConsumeArgs, ui: Ui) -> CliResult {
         buyer_id: &buyer_id,
         buyer_key,
         verify: !args.skip_verify,
+        dataset_signers: &args.dataset_signers,
         parallelism: args.parallelism.unwrap_or_else(default_parallelism),
     };
     let bar = ui.progress(None, true, "decrypting");
@@ -146,6 +151,7 @@ fn consume_error(
     (chunk_dir, data_dir, access_dir): (&Path, &Path, &Path),
 ) -> CliError {
     use sealstream_core::chunk::DecryptError;
+    use sealstream_core::dataset::{DatasetMismatch, SignatureError};
     use sealstream_core::layout::{ciphertext_name, envelope_name};
     match e {
         ConsumeError::Chain(err) => chain_error(err),
@@ -163,6 +169,16 @@ fn consume_error(
         )),
         ConsumeError::Verify(err) => CliError::integrity(verify_message(&err, chunk_dir, data_dir)),
         ConsumeError::NoAccess { .. } => CliError::integrity(at(access_dir, e)),
+        ConsumeError::Dataset {
+            mismatch: DatasetMismatch::Signature(SignatureError::Eip191Signer { ref signer, .. }),
+            ..
+        } => {
+            let hint = format!(
+                " (a dataset signed by its machine's owner: pass --dataset-signer {signer} if \
+                 that is who sold it, the listing's provider)"
+            );
+            CliError::integrity(format!("{e}{hint}"))
+        }
         ConsumeError::Dataset { .. } | ConsumeError::SourceHash { .. } => {
             CliError::integrity(e.to_string())
         }

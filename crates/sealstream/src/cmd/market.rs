@@ -1,5 +1,7 @@
 //! `sealstream market serve|audit verify|upload|grant-daemon`: flags in,
-//! sealstream-market and sealstream-client out.
+//! sealstream-market and sealstream-client out. The owner's and buyer's
+//! requests (`machine`, `dataset`, `listing`, `order`) are in
+//! `market_seller` and `market_orders`.
 
 use std::path::Path;
 
@@ -105,6 +107,10 @@ pub fn run(command: MarketCommand, ui: Ui) -> CliResult {
             max_file_size,
             Ui { json, ..ui },
         ),
+        MarketCommand::Machine(c) => super::market_seller::machine(c, ui),
+        MarketCommand::Dataset(c) => super::market_seller::dataset(c, ui),
+        MarketCommand::Listing(c) => super::market_seller::listing(c, ui),
+        MarketCommand::Order(c) => super::market_orders::run(c, ui),
     }
 }
 

@@ -1,0 +1,776 @@
+//! The seller's side of the market, beside the grant daemon: registering a
+//! machine (the machine signs, the owner sends), making an owner-signed
+//! dataset from a range of a chain the server holds, and listing a dataset
+//! with its sample chunk keys disclosed. `sealstream market machine`,
+//! `market dataset` and `market listing` call these.
+//!
+//! Everything secret stays here: the machine key signs the registration on
+//! the machine, the owner's X25519 key opens chunk keys on the owner's side
+//! (to hash the plaintext for a dataset's `sourceHash`, and to disclose the
+//! keys of sample chunks, which the owner publishes on purpose).
+
+use std::sync::Arc;
+
+use sealstream_core::chunk::{
+    decrypt_chain, ChunkEnvelope, ChunkKey, DecryptChainError, KeyRecipient,
+};
+use sealstream_core::dataset::{DatasetBuilder, DatasetInfo};
+use sealstream_core::identity::{Did, Eip191Signature};
+use sealstream_core::json::{Map, Value};
+use sealstream_core::keys::{MachineSigningKey, RecipientSecretKey};
+use sealstream_core::registration::{MachineRegistration, RegistrationRecipient};
+use sealstream_core::ValidationError;
+
+use crate::market::{encode_segment, ClientError, MarketClient, Paging};
+
+/// Envelopes read per request while making a dataset.
+const PAGE: u64 = 500;
+
+/// Largest chunk ciphertext read back from the server (the server's own
+/// upload limit is 256 MiB by default).
+const MAX_CIPHERTEXT: u64 = 1 << 30;
+
+/// The recipient ids `sealstream keys generate`, `publish` and the agent
+/// write into envelopes, by recipient type.
+pub const DEFAULT_RECIPIENTS: [(&str, &str); 3] = [
+    ("owner-1", "owner"),
+    ("operator-1", "operator"),
+    ("machine-1", "machine"),
+];
+
+/// Why a seller's request could not be carried out.
+#[derive(Debug, thiserror::Error)]
+pub enum SellerError {
+    /// The server refused or could not be reached.
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    /// An input document is wrong; `field` names the part.
+    #[error("{field}: {message}")]
+    Invalid {
+        /// The field at fault (`chainPublicKeyHex` of keys.json, `sampleChunkIndexes`
+        /// of a listing, `registration: signature`…).
+        field: String,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// A chunk the server served could not be used.
+    #[error("dataset {dataset}: chunk {index}: {message}")]
+    Chunk {
+        /// The dataset being made.
+        dataset: String,
+        /// The chunk's chain index.
+        index: u64,
+        /// What went wrong.
+        message: String,
+    },
+    /// The server's answer disagrees with what the chunks say.
+    #[error("dataset {dataset}: {message}")]
+    Mismatch {
+        /// The dataset.
+        dataset: String,
+        /// The disagreement.
+        message: String,
+    },
+}
+
+impl SellerError {
+    fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
+        SellerError::Invalid {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+
+    /// Whether the server refused (as opposed to local input or the
+    /// network failing).
+    pub fn is_refusal(&self) -> bool {
+        matches!(self, SellerError::Client(ClientError::Refused { .. }))
+    }
+}
+
+impl From<ValidationError> for SellerError {
+    fn from(e: ValidationError) -> Self {
+        SellerError::invalid(e.field.clone(), e.constraint.clone())
+    }
+}
+
+fn text<'a>(v: &'a Value, name: &str) -> Option<&'a str> {
+    v.get(name).and_then(Value::as_str)
+}
+
+fn required<'a>(v: &'a Value, name: &str) -> Result<&'a str, SellerError> {
+    text(v, name).ok_or_else(|| SellerError::invalid(name, "missing"))
+}
+
+/// The registration a machine signs for `owner`, from the public parts in
+/// `keys.json` as `sealstream keys generate` writes it (`machineDid`,
+/// `chainPublicKeyHex`, `ownerPublicKeyHex`, `operatorPublicKeyHex`,
+/// `machinePublicKeyHex`; recipient ids `owner-1`, `operator-1`,
+/// `machine-1`). The result is the document `market machine register`
+/// sends: `{ownerDid, machineDid, chainPublicKey, recipients, signature}`.
+pub fn sign_registration(
+    machine_key: &MachineSigningKey,
+    owner: &Did,
+    keys: &Value,
+) -> Result<Value, SellerError> {
+    let machine = Did::of_key(machine_key);
+    if let Some(listed) = text(keys, "machineDid") {
+        let listed = Did::parse(listed, "machineDid")?;
+        if listed != machine {
+            return Err(SellerError::invalid(
+                "machineDid",
+                format!("{listed} is not the DID of the machine key ({machine})"),
+            ));
+        }
+    }
+    let chain = required(keys, "chainPublicKeyHex")?;
+    let mut recipients = Vec::new();
+    for (id, kind) in DEFAULT_RECIPIENTS {
+        let field = format!("{kind}PublicKeyHex");
+        let hex = required(keys, &field)?;
+        recipients.push((id.to_string(), kind.to_string(), hex.to_string()));
+    }
+    let registration = MachineRegistration {
+        machine,
+        owner: *owner,
+        chain_public_key: sealstream_core::keys::ChainPublicKey::from_hex(
+            chain,
+            "chainPublicKeyHex",
+        )?,
+        recipients: recipients
+            .iter()
+            .map(|(id, kind, hex)| {
+                Ok(RegistrationRecipient {
+                    recipient_id: id.clone(),
+                    recipient_type: kind.clone(),
+                    public_key: sealstream_core::keys::RecipientPublicKey::from_hex(
+                        hex,
+                        &format!("{kind}PublicKeyHex"),
+                    )?,
+                })
+            })
+            .collect::<Result<Vec<_>, ValidationError>>()?,
+    };
+    registration.validate()?;
+    let signature = registration.sign(machine_key);
+    let mut m = Map::new();
+    m.insert("ownerDid".into(), owner.to_string().into());
+    m.insert("machineDid".into(), machine.to_string().into());
+    m.insert("chainPublicKey".into(), chain.to_ascii_lowercase().into());
+    m.insert(
+        "recipients".into(),
+        Value::Array(
+            recipients
+                .iter()
+                .map(|(id, kind, hex)| {
+                    let mut r = Map::new();
+                    r.insert("recipientId".into(), id.as_str().into());
+                    r.insert("recipientType".into(), kind.as_str().into());
+                    r.insert("publicKeyHex".into(), hex.to_ascii_lowercase().into());
+                    Value::Object(r)
+                })
+                .collect(),
+        ),
+    );
+    m.insert("signature".into(), signature.to_hex().into());
+    Ok(Value::Object(m))
+}
+
+/// Registers the machine of a signed `registration` (as
+/// [`sign_registration`] writes it) under the signed-in owner. The
+/// signature is checked here first, so a registration signed for another
+/// owner or with other keys is named before anything is sent. Returns the
+/// server's view of the machine.
+pub fn register_machine(
+    client: &mut MarketClient,
+    registration: &Value,
+) -> Result<Value, SellerError> {
+    let owner = *client.did();
+    if let Some(named) = text(registration, "ownerDid") {
+        let named = Did::parse(named, "registration: ownerDid")?;
+        if named != owner {
+            return Err(SellerError::invalid(
+                "registration: ownerDid",
+                format!("the machine signed it for {named}, but the key signing in is {owner}'s"),
+            ));
+        }
+    }
+    let required = |name: &str| {
+        text(registration, name)
+            .ok_or_else(|| SellerError::invalid(format!("registration: {name}"), "missing"))
+    };
+    let machine_did = required("machineDid")?;
+    let chain = required("chainPublicKey")?;
+    let signature = required("signature")?;
+    let Some(Value::Array(list)) = registration.get("recipients") else {
+        return Err(SellerError::invalid(
+            "registration: recipients",
+            "missing or not an array",
+        ));
+    };
+    let mut recipients = Vec::with_capacity(list.len());
+    for (i, r) in list.iter().enumerate() {
+        let field = |name: &str| {
+            text(r, name).ok_or_else(|| {
+                SellerError::invalid(format!("registration: recipients[{i}].{name}"), "missing")
+            })
+        };
+        recipients.push((
+            field("recipientId")?,
+            field("recipientType")?,
+            field("publicKeyHex")?,
+        ));
+    }
+    let parsed =
+        MachineRegistration::from_text(&owner.to_string(), machine_did, chain, &recipients)
+            .map_err(|e| {
+                SellerError::invalid(format!("registration: {}", e.field), e.constraint)
+            })?;
+    let sig = Eip191Signature::from_hex(signature, "registration: signature")?;
+    parsed.verify(&sig).map_err(|e| {
+        SellerError::invalid(
+            "registration: signature",
+            format!(
+                "{} (owner {owner}: a registration is signed for one owner)",
+                e.constraint
+            ),
+        )
+    })?;
+    let mut body = match registration {
+        Value::Object(m) => m.clone(),
+        _ => unreachable!("fields were read from an object"),
+    };
+    body.shift_remove("ownerDid");
+    Ok(client.request("POST", "/v1/machines", Some(&Value::Object(body)))?)
+}
+
+/// A range of a machine's chain on the server, as `POST /v1/datasets`
+/// takes it: by chain index (both inclusive) or by receive time.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DatasetRange {
+    /// The machine (`did:peaq:0x…`).
+    pub machine_did: String,
+    /// The chain's topic.
+    pub topic: String,
+    /// First chain index, with `to_index`.
+    pub from_index: Option<u64>,
+    /// Last chain index (inclusive), with `from_index`.
+    pub to_index: Option<u64>,
+    /// `YYYY-MM-DDTHH:MM:SSZ`, with `to_time`.
+    pub from_time: Option<String>,
+    /// `YYYY-MM-DDTHH:MM:SSZ` (exclusive), with `from_time`.
+    pub to_time: Option<String>,
+}
+
+impl DatasetRange {
+    fn to_json(&self) -> Value {
+        let mut m = Map::new();
+        m.insert("machineDid".into(), self.machine_did.as_str().into());
+        m.insert("topic".into(), self.topic.as_str().into());
+        if let Some(i) = self.from_index {
+            m.insert("fromIndex".into(), i.into());
+        }
+        if let Some(i) = self.to_index {
+            m.insert("toIndex".into(), i.into());
+        }
+        if let Some(t) = &self.from_time {
+            m.insert("fromTime".into(), t.as_str().into());
+        }
+        if let Some(t) = &self.to_time {
+            m.insert("toTime".into(), t.as_str().into());
+        }
+        Value::Object(m)
+    }
+}
+
+/// An owner-signed dataset, as [`create_dataset`] left it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OwnDataset {
+    /// `ds_…`.
+    pub id: String,
+    /// `0x` + the Merkle root over the chunk ids.
+    pub merkle_root: String,
+    /// First chain index covered.
+    pub first_index: u64,
+    /// Chunks covered.
+    pub chunk_count: u64,
+    /// `0x` + SHA-256 of the plaintext of the chunks, in order (`None` when
+    /// the server already held this dataset signed and nothing was read).
+    pub source_hash: Option<String>,
+    /// Plaintext bytes hashed.
+    pub bytes: u64,
+    /// `false` when the server already held it signed.
+    pub signed_now: bool,
+}
+
+/// Makes a dataset of `range` and signs it as the owner: the server
+/// computes the draft (root, first and head chunk ids); this reads every
+/// covered chunk back (envelope and ciphertext, a page of envelopes at a
+/// time, one ciphertext at a time per thread), decrypts it with the
+/// owner's recipient key on `threads` threads for the `sourceHash` the
+/// server cannot compute, rebuilds the Merkle root from the envelopes and
+/// checks it against the server's, signs the manifest with the key the
+/// client signs in with (EIP-191), and completes the draft. At most
+/// `2 × threads` chunks are in memory. For an index range, a dataset of
+/// the same range the owner already signed is returned as it is, and a
+/// draft of it is completed instead of making another.
+pub fn create_dataset(
+    client: &mut MarketClient,
+    owner_key: &RecipientSecretKey,
+    range: &DatasetRange,
+    threads: usize,
+) -> Result<OwnDataset, SellerError> {
+    let draft = match same_range(client, range)? {
+        Some(held) => held,
+        None => client.request("POST", "/v1/datasets", Some(&range.to_json()))?,
+    };
+    let field = |name: &str| {
+        draft.get(name).cloned().ok_or_else(|| {
+            SellerError::Client(ClientError::Protocol {
+                url: client.base_url().to_string(),
+                message: format!("dataset answer without {name}"),
+            })
+        })
+    };
+    let id = field("id")?.as_str().unwrap_or_default().to_string();
+    let root = field("merkleRoot")?
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let first = field("firstIndex")?.as_u64().unwrap_or_default();
+    let count = field("chunkCount")?.as_u64().unwrap_or_default();
+    if text(&draft, "state") == Some("signed") {
+        return Ok(OwnDataset {
+            id,
+            merkle_root: root,
+            first_index: first,
+            chunk_count: count,
+            source_hash: None,
+            bytes: 0,
+            signed_now: false,
+        });
+    }
+    let owner_public = owner_key.public_key().to_hex();
+    let chunk_error = |index: u64, message: String| SellerError::Chunk {
+        dataset: id.clone(),
+        index,
+        message,
+    };
+    let machine = encode_segment(&range.machine_did);
+    let topic = encode_segment(&range.topic);
+    let mut builder = DatasetBuilder::new();
+    let end = first + count;
+    let items = ChunkReader {
+        client: &mut *client,
+        dataset: &id,
+        machine: &machine,
+        topic: &topic,
+        owner_public: &owner_public,
+        next: first,
+        end,
+        page: Vec::new(),
+        builder: &mut builder,
+        failed: false,
+    };
+    let summary = decrypt_chain(
+        items,
+        Arc::new(clone_secret(owner_key)),
+        threads,
+        std::io::sink(),
+    )
+    .map_err(|e| match e {
+        DecryptChainError::Source(e) => e,
+        DecryptChainError::Chunk { index, error } => chunk_error(index, error.to_string()),
+        DecryptChainError::Write(e) => chunk_error(first, e.to_string()),
+        other => chunk_error(first, other.to_string()),
+    })?;
+    if summary.chunks != count {
+        return Err(SellerError::Mismatch {
+            dataset: id.clone(),
+            message: format!("the server served {} of {count} chunks", summary.chunks),
+        });
+    }
+    let mut manifest = builder
+        .finish(DatasetInfo {
+            topic: Some(range.topic.clone()),
+            source_hash: summary.output_hash.clone(),
+            ..DatasetInfo::default()
+        })
+        .ok_or_else(|| SellerError::Mismatch {
+            dataset: id.clone(),
+            message: "no chunks".into(),
+        })?;
+    let manifest_json = manifest.to_json();
+    let ours = text(&manifest_json, "merkleRoot").unwrap_or_default();
+    if !ours.eq_ignore_ascii_case(&root) {
+        return Err(SellerError::Mismatch {
+            dataset: id.clone(),
+            message: format!(
+                "the server's root {root} is not the root {ours} of the chunks it served"
+            ),
+        });
+    }
+    manifest.sign_eip191_as(client.key());
+    let mut body = Map::new();
+    body.insert("manifest".into(), manifest.to_json());
+    client.request(
+        "PUT",
+        &format!("/v1/datasets/{}/manifest", encode_segment(&id)),
+        Some(&Value::Object(body)),
+    )?;
+    Ok(OwnDataset {
+        id,
+        merkle_root: root,
+        first_index: first,
+        chunk_count: count,
+        source_hash: Some(summary.output_hash),
+        bytes: summary.bytes,
+        signed_now: true,
+    })
+}
+
+/// The owner's dataset of exactly this index range, if the server holds
+/// one: a signed one first, else a draft (a run that stopped before
+/// signing), so that running the same command again makes no second
+/// dataset. Time ranges are resolved by the server and always make a new
+/// draft.
+fn same_range(
+    client: &mut MarketClient,
+    range: &DatasetRange,
+) -> Result<Option<Value>, ClientError> {
+    let (Some(from), Some(to)) = (range.from_index, range.to_index) else {
+        return Ok(None);
+    };
+    let me = client.did().to_string();
+    let datasets = client.all_pages("/v1/datasets", "datasets", PAGE as u32, Paging::Offset)?;
+    let mut draft = None;
+    for d in datasets {
+        let same = text(&d, "machineDid")
+            .is_some_and(|m| m.eq_ignore_ascii_case(&range.machine_did))
+            && text(&d, "topic") == Some(range.topic.as_str())
+            && d.get("firstIndex").and_then(Value::as_u64) == Some(from)
+            && d.get("lastIndex").and_then(Value::as_u64) == Some(to);
+        if !same {
+            continue;
+        }
+        match text(&d, "state") {
+            Some("signed")
+                if text(&d, "signerDid").is_some_and(|s| s.eq_ignore_ascii_case(&me)) =>
+            {
+                return Ok(Some(d))
+            }
+            Some("draft") if draft.is_none() => draft = Some(d),
+            _ => {}
+        }
+    }
+    Ok(draft)
+}
+
+fn clone_secret(key: &RecipientSecretKey) -> RecipientSecretKey {
+    RecipientSecretKey::from_hex(&key.to_hex_secret(), "owner key").expect("a key's own hex")
+}
+
+/// The covered chunks in order, read from the server as
+/// [`decrypt_chain`] asks for them; every envelope also goes into the
+/// Merkle builder.
+struct ChunkReader<'a> {
+    client: &'a mut MarketClient,
+    dataset: &'a str,
+    machine: &'a str,
+    topic: &'a str,
+    owner_public: &'a str,
+    next: u64,
+    end: u64,
+    /// Envelopes read ahead, in order.
+    page: Vec<ChunkEnvelope>,
+    builder: &'a mut DatasetBuilder,
+    failed: bool,
+}
+
+impl ChunkReader<'_> {
+    fn chunk_error(&self, index: u64, message: impl Into<String>) -> SellerError {
+        SellerError::Chunk {
+            dataset: self.dataset.to_string(),
+            index,
+            message: message.into(),
+        }
+    }
+
+    fn read(&mut self) -> Result<(ChunkEnvelope, KeyRecipient, Vec<u8>), SellerError> {
+        let index = self.next;
+        if self.page.is_empty() {
+            let limit = PAGE.min(self.end - index);
+            let answer = self.client.get(&format!(
+                "/v1/machines/{}/topics/{}/chunks?from={index}&limit={limit}",
+                self.machine, self.topic
+            ))?;
+            let chunks = answer
+                .get("chunks")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
+            for chunk in chunks.into_iter().rev() {
+                let envelope = chunk
+                    .get("envelope")
+                    .ok_or_else(|| self.chunk_error(index, "the server sent no envelope"))?;
+                let envelope = ChunkEnvelope::from_json(envelope)
+                    .map_err(|e| self.chunk_error(index, format!("envelope: {e}")))?;
+                self.page.push(envelope);
+            }
+            if self.page.is_empty() {
+                return Err(self.chunk_error(index, "the server has no such chunk"));
+            }
+        }
+        let envelope = self.page.pop().expect("a page was read");
+        if envelope.index != index {
+            return Err(self.chunk_error(
+                index,
+                format!("the server sent chunk {} in its place", envelope.index),
+            ));
+        }
+        let entry = envelope
+            .encryption
+            .key_recipients
+            .iter()
+            .find(|r| r.public_key_hex.eq_ignore_ascii_case(self.owner_public))
+            .cloned()
+            .ok_or_else(|| {
+                self.chunk_error(
+                    index,
+                    format!(
+                        "its key is not wrapped for the owner key given (public key {})",
+                        self.owner_public
+                    ),
+                )
+            })?;
+        self.builder
+            .push(&envelope)
+            .map_err(|e| self.chunk_error(index, e.to_string()))?;
+        let ciphertext = self.client.get_bytes(
+            &format!(
+                "/v1/machines/{}/topics/{}/chunks/{index}/ciphertext",
+                self.machine, self.topic
+            ),
+            MAX_CIPHERTEXT,
+        )?;
+        self.next += 1;
+        Ok((envelope, entry, ciphertext))
+    }
+}
+
+impl Iterator for ChunkReader<'_> {
+    type Item = Result<(ChunkEnvelope, KeyRecipient, Vec<u8>), SellerError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.failed || self.next >= self.end {
+            return None;
+        }
+        let item = self.read();
+        self.failed = item.is_err();
+        Some(item)
+    }
+}
+
+/// Creates a listing from `listing` (the body of `POST /v1/listings`). When
+/// it names `sampleChunkIndexes`, their chunk keys are opened with
+/// `owner_key` (each checked against its envelope's commitment) and
+/// disclosed (`POST /v1/listings/{id}/samples`), so that anyone may preview
+/// them; with `publish`, the listing is then published. Returns the
+/// listing as the server shows it at the end.
+pub fn create_listing(
+    client: &mut MarketClient,
+    listing: &Value,
+    owner_key: Option<&RecipientSecretKey>,
+    publish: bool,
+) -> Result<Value, SellerError> {
+    let Value::Object(_) = listing else {
+        return Err(SellerError::invalid("listing", "expected a JSON object"));
+    };
+    let samples: Vec<u64> = match listing.get("sampleChunkIndexes") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(list)) => list
+            .iter()
+            .enumerate()
+            .map(|(i, v)| {
+                v.as_u64().ok_or_else(|| {
+                    SellerError::invalid(
+                        format!("sampleChunkIndexes[{i}]"),
+                        "expected a chain index (a whole number)",
+                    )
+                })
+            })
+            .collect::<Result<_, _>>()?,
+        Some(_) => {
+            return Err(SellerError::invalid(
+                "sampleChunkIndexes",
+                "expected an array of chain indexes",
+            ))
+        }
+    };
+    if !samples.is_empty() && owner_key.is_none() {
+        return Err(SellerError::invalid(
+            "sampleChunkIndexes",
+            "disclosing the sample chunks' keys needs the owner's X25519 key (--owner-key-file)",
+        ));
+    }
+    let dataset = required(listing, "datasetId")?.to_string();
+    let created = client.request("POST", "/v1/listings", Some(listing))?;
+    let id = text(&created, "id")
+        .ok_or_else(|| {
+            SellerError::Client(ClientError::Protocol {
+                url: client.base_url().to_string(),
+                message: "listing answer without id".into(),
+            })
+        })?
+        .to_string();
+    let path = format!("/v1/listings/{}", encode_segment(&id));
+    if let (false, Some(owner_key)) = (samples.is_empty(), owner_key) {
+        let mut keys = Vec::with_capacity(samples.len());
+        let owner_public = owner_key.public_key().to_hex();
+        for index in samples {
+            let envelope = client.get(&format!(
+                "/v1/datasets/{}/chunks/{index}/envelope",
+                encode_segment(&dataset)
+            ))?;
+            let bad = |message: String| SellerError::Chunk {
+                dataset: dataset.clone(),
+                index,
+                message,
+            };
+            let envelope =
+                ChunkEnvelope::from_json(&envelope).map_err(|e| bad(format!("envelope: {e}")))?;
+            let entry = envelope
+                .encryption
+                .key_recipients
+                .iter()
+                .find(|r| r.public_key_hex.eq_ignore_ascii_case(&owner_public))
+                .ok_or_else(|| {
+                    bad(format!(
+                        "its key is not wrapped for the owner key given (public key {owner_public})"
+                    ))
+                })?;
+            let key = ChunkKey::unwrap(&entry.wrapped_key_hex, owner_key)
+                .ok_or_else(|| bad("the owner key does not open its wrapped key".into()))?;
+            if key.commitment() != envelope.encryption.key_commitment {
+                return Err(bad(
+                    "its key does not match the envelope's keyCommitment".into()
+                ));
+            }
+            let mut k = Map::new();
+            k.insert("index".into(), index.into());
+            k.insert("chunkKeyHex".into(), key.to_hex_secret().as_str().into());
+            keys.push(Value::Object(k));
+        }
+        let mut body = Map::new();
+        body.insert("keys".into(), Value::Array(keys));
+        client.request(
+            "POST",
+            &format!("{path}/samples"),
+            Some(&Value::Object(body)),
+        )?;
+    }
+    if publish {
+        client.request(
+            "POST",
+            &format!("{path}/publish"),
+            Some(&Value::Object(Map::new())),
+        )?;
+    }
+    Ok(client.get(&path)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sealstream_core::keys::ChainSigningKey;
+
+    fn keys_json(machine: &MachineSigningKey) -> Value {
+        let mut m = Map::new();
+        m.insert("machineDid".into(), Did::of_key(machine).to_string().into());
+        m.insert(
+            "chainPublicKeyHex".into(),
+            ChainSigningKey::generate().public_key().to_hex().into(),
+        );
+        for who in ["owner", "operator", "machine"] {
+            m.insert(
+                format!("{who}PublicKeyHex"),
+                RecipientSecretKey::generate().public_key().to_hex().into(),
+            );
+        }
+        Value::Object(m)
+    }
+
+    #[test]
+    fn a_signed_registration_verifies_for_its_owner_only() {
+        let machine = MachineSigningKey::generate();
+        let owner = Did::of_key(&MachineSigningKey::generate());
+        let doc = sign_registration(&machine, &owner, &keys_json(&machine)).unwrap();
+        let list: Vec<(String, String, String)> = doc
+            .get("recipients")
+            .and_then(Value::as_array)
+            .unwrap()
+            .iter()
+            .map(|r| {
+                (
+                    text(r, "recipientId").unwrap().to_string(),
+                    text(r, "recipientType").unwrap().to_string(),
+                    text(r, "publicKeyHex").unwrap().to_string(),
+                )
+            })
+            .collect();
+        let borrowed: Vec<(&str, &str, &str)> = list
+            .iter()
+            .map(|(a, b, c)| (a.as_str(), b.as_str(), c.as_str()))
+            .collect();
+        let sig = Eip191Signature::from_hex(text(&doc, "signature").unwrap(), "s").unwrap();
+        let as_for = |owner: &Did| {
+            MachineRegistration::from_text(
+                &owner.to_string(),
+                text(&doc, "machineDid").unwrap(),
+                text(&doc, "chainPublicKey").unwrap(),
+                &borrowed,
+            )
+            .unwrap()
+        };
+        as_for(&owner).verify(&sig).unwrap();
+        let other = Did::of_key(&MachineSigningKey::generate());
+        assert!(as_for(&other).verify(&sig).is_err());
+        assert_eq!(list[0].0, "owner-1");
+        assert_eq!(list[2].1, "machine");
+    }
+
+    #[test]
+    fn keys_of_another_machine_or_missing_parts_are_named() {
+        let machine = MachineSigningKey::generate();
+        let owner = Did::of_key(&MachineSigningKey::generate());
+        let other = keys_json(&MachineSigningKey::generate());
+        let e = sign_registration(&machine, &owner, &other).unwrap_err();
+        assert!(e.to_string().starts_with("machineDid:"), "{e}");
+        let mut partial = keys_json(&machine);
+        if let Value::Object(m) = &mut partial {
+            m.shift_remove("operatorPublicKeyHex");
+        }
+        let e = sign_registration(&machine, &owner, &partial).unwrap_err();
+        assert_eq!(e.to_string(), "operatorPublicKeyHex: missing");
+    }
+
+    #[test]
+    fn samples_without_an_owner_key_are_refused_before_sending() {
+        let mut client = MarketClient::new("http://127.0.0.1:9", MachineSigningKey::generate());
+        let listing = sealstream_core::json::parse(
+            br#"{"datasetId":"ds_1","title":"t","sampleChunkIndexes":[0,"x"]}"#,
+        )
+        .unwrap();
+        let e = create_listing(&mut client, &listing, None, false).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "sampleChunkIndexes[1]: expected a chain index (a whole number)"
+        );
+        let listing = sealstream_core::json::parse(
+            br#"{"datasetId":"ds_1","title":"t","sampleChunkIndexes":[0]}"#,
+        )
+        .unwrap();
+        let e = create_listing(&mut client, &listing, None, false).unwrap_err();
+        assert!(e.to_string().contains("--owner-key-file"), "{e}");
+    }
+}

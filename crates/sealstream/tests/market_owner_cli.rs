@@ -1,0 +1,457 @@
+//! The market's owner and buyer commands as processes, with no HTTP written
+//! by hand on the selling or buying side: `keys generate` makes a machine;
+//! `market machine sign` (on the machine) and `market machine register` (the
+//! owner) register it; `publish` and `market upload` upload a chain; `market dataset
+//! create` makes an owner-signed dataset of chunks 1..=2 (the source hash
+//! computed on the owner's side); `market listing create --publish` lists it
+//! with a sample whose key is disclosed; a buyer orders with `market order
+//! create`, the seller marks it paid, the grant daemon grants it, and the
+//! buyer consumes the release through `market order link` and checks the
+//! receipt from `market order receipt`. The plaintext consumed is exactly
+//! chunks 1 and 2 of the input. Refusals and bad input are exit codes and
+//! messages naming what is wrong.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use common::market::Market;
+use common::*;
+use sealstream_core::identity::Did;
+use sealstream_core::json::{self, Value};
+use sealstream_core::keys::{MachineSigningKey, RecipientSecretKey};
+
+const CHUNK: usize = 50_000;
+
+fn text(v: &Value, name: &str) -> String {
+    v.get(name)
+        .and_then(Value::as_str)
+        .unwrap_or_else(|| panic!("no {name} in {v:?}"))
+        .to_string()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn json_of(o: &Output) -> Value {
+    json::parse(&o.stdout).unwrap_or_else(|e| {
+        panic!(
+            "not JSON ({e}): {}\nstderr: {}",
+            String::from_utf8_lossy(&o.stdout),
+            stderr(o)
+        )
+    })
+}
+
+/// `sealstream market ARGS… --server URL --key-file KEY`.
+fn market_cmd(server: &str, key: &Path, args: &[&str]) -> Command {
+    let mut c = sealstream();
+    c.arg("market").args(args);
+    c.args(["--server", server]).arg("--key-file").arg(key);
+    c
+}
+
+fn write_key(path: &Path, hex: &str) {
+    std::fs::write(path, hex).unwrap();
+}
+
+#[test]
+fn an_owner_and_a_buyer_trade_with_the_cli_only() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let market = Market::start(&t.join("market"));
+    let server = market.base.as_str();
+
+    // The machine's keys, as a user makes them.
+    run_ok(
+        {
+            let mut c = sealstream();
+            c.args(["keys", "generate", "--out-dir"])
+                .arg(t.join("machine"));
+            c
+        },
+        "keys generate",
+    );
+    let keys = json::parse(&std::fs::read(t.join("machine/keys.json")).unwrap()).unwrap();
+    let machine_did = text(&keys, "machineDid");
+    // The owner's and the buyer's sign-in keys, and the buyer's X25519 key.
+    let owner_key = MachineSigningKey::generate();
+    let owner_did = Did::of_key(&owner_key).to_string();
+    write_key(&t.join("owner.sk"), &owner_key.to_hex_secret());
+    let buyer_key = MachineSigningKey::generate();
+    let buyer_did = Did::of_key(&buyer_key).to_string();
+    write_key(&t.join("buyer.sk"), &buyer_key.to_hex_secret());
+    write_key(
+        &t.join("buyer.x25519.sk"),
+        &RecipientSecretKey::generate().to_hex_secret(),
+    );
+    let owner_sk = t.join("owner.sk");
+    let buyer_sk = t.join("buyer.sk");
+
+    // On the machine: the signed registration for this owner.
+    let mut sign = sealstream();
+    sign.args(["market", "machine", "sign", "--machine-key-file"])
+        .arg(t.join("machine/machine.secp256k1.sk"))
+        .arg("--keys")
+        .arg(t.join("machine/keys.json"))
+        .args(["--owner", &owner_did, "--out"])
+        .arg(t.join("registration.json"));
+    run_ok(sign, "machine sign");
+
+    // Another principal cannot send it: named before anything is sent.
+    let mut wrong = market_cmd(server, &buyer_sk, &["machine", "register"]);
+    wrong.arg("--registration").arg(t.join("registration.json"));
+    let out = wrong.output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("registration: ownerDid: the machine signed it for"),
+        "{}",
+        stderr(&out)
+    );
+
+    let mut register = market_cmd(server, &owner_sk, &["machine", "register", "--json"]);
+    register
+        .arg("--registration")
+        .arg(t.join("registration.json"));
+    let machine = json_of(&run_ok(register, "machine register"));
+    assert_eq!(text(&machine, "did"), machine_did);
+    assert_eq!(text(&machine, "ownerDid"), owner_did);
+
+    // The machine publishes 4 chunks and uploads them (no dataset.json: the
+    // owner makes the only dataset).
+    let input: Vec<u8> = (0..4 * CHUNK).map(|i| (i * 7 % 251) as u8).collect();
+    std::fs::write(t.join("input.bin"), &input).unwrap();
+    let key = |name: &str| text(&keys, name);
+    let mut publish = sealstream();
+    publish
+        .args(["publish", "--input"])
+        .arg(t.join("input.bin"))
+        .arg("--output-dir")
+        .arg(t.join("chain"))
+        .args(["--owner-public-key", &key("ownerPublicKeyHex")])
+        .args(["--operator-public-key", &key("operatorPublicKeyHex")])
+        .args(["--machine-public-key", &key("machinePublicKeyHex")])
+        .arg("--signing-key-file")
+        .arg(t.join("machine/chain.ed25519.sk"))
+        .args(["--machine-did", &machine_did])
+        .args(["--machine-key-id", &key("machineKeyId")])
+        .args(["--chunk-size", &CHUNK.to_string()]);
+    run_ok(publish, "publish");
+    let mut upload = sealstream();
+    upload
+        .args([
+            "market",
+            "upload",
+            "--server",
+            server,
+            "--topic",
+            "/arm/torque",
+        ])
+        .arg("--chunk-dir")
+        .arg(t.join("chain"))
+        .arg("--key-file")
+        .arg(t.join("machine/machine.secp256k1.sk"));
+    let out = run_ok(upload, "market upload");
+    assert!(stderr(&out).contains("4 chunks stored"), "{}", stderr(&out));
+
+    // A dataset of chunks 1..=2, signed by the owner.
+    let dataset_args = |from: &str, to: &str| {
+        let mut c = market_cmd(server, &owner_sk, &["dataset", "create", "--json"]);
+        c.args(["--machine", &machine_did, "--topic", "/arm/torque"])
+            .args(["--from-index", from, "--to-index", to])
+            .arg("--owner-key-file")
+            .arg(t.join("machine/owner.x25519.sk"));
+        c
+    };
+    let made = json_of(&run_ok(dataset_args("1", "2"), "dataset create"));
+    let dataset_id = text(&made, "id");
+    assert_eq!(made.get("chunkCount").and_then(Value::as_u64), Some(2));
+    assert_eq!(made.get("signedNow").and_then(Value::as_bool), Some(true));
+    assert_eq!(
+        text(&made, "sourceHash"),
+        sealstream_core::chunk::sha256_hex(&input[CHUNK..3 * CHUNK])
+    );
+    // Again: the same dataset, already signed.
+    let again = json_of(&run_ok(dataset_args("1", "2"), "dataset create again"));
+    assert_eq!(text(&again, "id"), dataset_id);
+    assert_eq!(again.get("signedNow").and_then(Value::as_bool), Some(false));
+    // With a key the chunks are not wrapped for: exit 2, the chunk named.
+    write_key(
+        &t.join("stranger.x25519.sk"),
+        &RecipientSecretKey::generate().to_hex_secret(),
+    );
+    let mut stranger = market_cmd(server, &owner_sk, &["dataset", "create"]);
+    stranger
+        .args(["--machine", &machine_did, "--topic", "/arm/torque"])
+        .args(["--from-index", "0", "--to-index", "3", "--owner-key-file"])
+        .arg(t.join("stranger.x25519.sk"));
+    let out = stranger.output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("chunk 0: its key is not wrapped for the owner key given"),
+        "{}",
+        stderr(&out)
+    );
+    // A range the server does not hold: its refusal, exit 2.
+    let out = dataset_args("2", "9").output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("dataset create: market "),
+        "{}",
+        stderr(&out)
+    );
+
+    // The listing, with chunk 2 as a sample, published.
+    let listing = format!(
+        r#"{{"datasetId":"{dataset_id}","title":"Arm torque, cell 4","description":"Joint torque of a welding arm.",
+            "tags":["robotics","torque"],"domain":"robotics","license":{{"spdx":"CC-BY-4.0"}},"price":"1250",
+            "rail":{{"kind":"invoice","currency":"EUR","decimals":2,"payee":"Robots GmbH","terms":"30 days net"}},
+            "delivery":["api"],"sampleChunkIndexes":[2]}}"#
+    );
+    std::fs::write(t.join("listing.json"), listing).unwrap();
+    // Samples without the owner's key: exit 1, the file and field named.
+    let mut no_key = market_cmd(server, &owner_sk, &["listing", "create"]);
+    no_key.arg("--listing").arg(t.join("listing.json"));
+    let out = no_key.output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("listing.json: sampleChunkIndexes:"),
+        "{}",
+        stderr(&out)
+    );
+    let mut create = market_cmd(
+        server,
+        &owner_sk,
+        &["listing", "create", "--publish", "--json"],
+    );
+    create
+        .arg("--listing")
+        .arg(t.join("listing.json"))
+        .arg("--owner-key-file")
+        .arg(t.join("machine/owner.x25519.sk"));
+    let listed = json_of(&run_ok(create, "listing create"));
+    let listing_id = text(&listed, "id");
+    assert_eq!(text(&listed, "state"), "published");
+
+    // Anonymous: the catalog finds it, and the sample's key is there.
+    let (status, page) = market.call("GET", "/v1/catalog?q=torque", None, None);
+    assert_eq!(status, 200, "{page:?}");
+    let items = page.get("items").and_then(Value::as_array).unwrap();
+    assert_eq!(items.len(), 1, "{page:?}");
+    assert_eq!(text(&items[0], "id"), listing_id);
+    let (status, sample) = market.call(
+        "GET",
+        &format!(
+            "/v1/listings/{listing_id}/samples/2?recipientPublicKey={}",
+            RecipientSecretKey::generate().public_key().to_hex()
+        ),
+        None,
+        None,
+    );
+    assert_eq!(status, 200, "{sample:?}");
+
+    // The buyer orders; the seller marks it paid; the daemon grants it.
+    let mut order = market_cmd(server, &buyer_sk, &["order", "create", "--json"]);
+    order
+        .args(["--listing", &listing_id])
+        .arg("--buyer-key-file")
+        .arg(t.join("buyer.x25519.sk"));
+    let order = json_of(&run_ok(order, "order create"));
+    let order_id = text(&order, "id");
+    assert_eq!(text(&order, "state"), "awaiting-payment");
+    assert_eq!(text(&order, "buyerId"), buyer_did);
+    // Only the seller may mark it paid.
+    let out = market_cmd(
+        server,
+        &buyer_sk,
+        &["order", "mark-paid", &order_id, "--reference", "INV-7"],
+    )
+    .output()
+    .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("order mark-paid: market "),
+        "{}",
+        stderr(&out)
+    );
+    let paid = json_of(&run_ok(
+        market_cmd(
+            server,
+            &owner_sk,
+            &[
+                "order",
+                "mark-paid",
+                &order_id,
+                "--reference",
+                "INV-7",
+                "--json",
+            ],
+        ),
+        "mark-paid",
+    ));
+    assert_eq!(text(&paid, "state"), "paid");
+    let mut daemon = sealstream();
+    daemon
+        .args(["market", "grant-daemon", "--once", "--server", server])
+        .arg("--key-file")
+        .arg(&owner_sk)
+        .arg("--owner-key-file")
+        .arg(t.join("machine/owner.x25519.sk"));
+    run_ok(daemon, "grant-daemon --once");
+    let shown = json_of(&run_ok(
+        market_cmd(server, &buyer_sk, &["order", "show", &order_id, "--json"]),
+        "order show",
+    ));
+    assert_eq!(text(&shown, "state"), "granted");
+    let sold = json_of(&run_ok(
+        market_cmd(
+            server,
+            &owner_sk,
+            &["order", "list", "--as", "seller", "--json"],
+        ),
+        "order list",
+    ));
+    let sold = sold.get("orders").and_then(Value::as_array).unwrap();
+    assert_eq!(sold.len(), 1);
+    assert_eq!(text(&sold[0], "id"), order_id);
+
+    // The buyer consumes the release through a link: chunks 1 and 2.
+    let link = run_ok(
+        market_cmd(server, &buyer_sk, &["order", "link", &order_id]),
+        "order link",
+    );
+    let url = String::from_utf8(link.stdout).unwrap().trim().to_string();
+    assert!(url.starts_with("http://"), "{url}");
+    let consume = |signer: Option<&str>| {
+        let mut c = sealstream();
+        c.args(["consume", "--download-url", &url, "--buyer-id", &buyer_did])
+            .arg("--buyer-private-key-file")
+            .arg(t.join("buyer.x25519.sk"))
+            .arg("--output")
+            .arg(t.join("bought.bin"));
+        if let Some(did) = signer {
+            c.args(["--dataset-signer", did]);
+        }
+        c
+    };
+    // The owner signed the dataset, not the machine: refused unless the
+    // buyer accepts the seller as signer, and the error says how.
+    let out = consume(None).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(&format!("pass --dataset-signer {owner_did}")),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!t.join("bought.bin").exists());
+    assert_eq!(text(&shown, "sellerDid"), owner_did);
+    run_ok(consume(Some(&owner_did)), "consume --download-url");
+    assert!(std::fs::read(t.join("bought.bin")).unwrap() == input[CHUNK..3 * CHUNK]);
+
+    // The receipt verifies against the market's key.
+    let mut receipt = market_cmd(server, &buyer_sk, &["order", "receipt", &order_id]);
+    receipt.arg("--out").arg(t.join("receipt.json"));
+    run_ok(receipt, "order receipt");
+    let (_, key) = market.call("GET", "/v1/receipts/key", None, None);
+    let mut verify = sealstream();
+    verify
+        .args(["receipt", "verify"])
+        .arg(t.join("receipt.json"))
+        .args(["--server-key", &text(&key, "publicKeyHex")]);
+    run_ok(verify, "receipt verify");
+
+    // Lists, and withdrawal.
+    let datasets = json_of(&run_ok(
+        market_cmd(server, &owner_sk, &["dataset", "list", "--json"]),
+        "dataset list",
+    ));
+    let datasets = datasets.get("datasets").and_then(Value::as_array).unwrap();
+    // The signed one, and the draft of 0..=3 the stranger key could not
+    // sign (a rerun with the right key completes it).
+    assert_eq!(datasets.len(), 2, "{datasets:?}");
+    let signed = datasets
+        .iter()
+        .find(|d| text(d, "id") == dataset_id)
+        .unwrap();
+    assert_eq!(text(signed, "signerDid"), owner_did);
+    let draft = datasets
+        .iter()
+        .find(|d| text(d, "id") != dataset_id)
+        .unwrap();
+    assert_eq!(text(draft, "state"), "draft");
+    let completed = json_of(&run_ok(dataset_args("0", "3"), "dataset create 0..=3"));
+    assert_eq!(text(&completed, "id"), text(draft, "id"));
+    assert_eq!(
+        text(&completed, "sourceHash"),
+        sealstream_core::chunk::sha256_hex(&input)
+    );
+    let machines = run_ok(
+        market_cmd(server, &owner_sk, &["machine", "list"]),
+        "machine list",
+    );
+    assert!(String::from_utf8_lossy(&machines.stdout).contains(&machine_did));
+    let withdrawn = json_of(&run_ok(
+        market_cmd(
+            server,
+            &owner_sk,
+            &["listing", "withdraw", &listing_id, "--json"],
+        ),
+        "listing withdraw",
+    ));
+    assert_eq!(text(&withdrawn, "state"), "withdrawn");
+    let (_, page) = market.call("GET", "/v1/catalog?q=torque", None, None);
+    assert_eq!(
+        page.get("items").and_then(Value::as_array).unwrap().len(),
+        0
+    );
+}
+
+#[test]
+fn bad_flags_and_unreachable_servers_are_input_errors() {
+    let tmp = tempfile::tempdir().unwrap();
+    let key = tmp.path().join("k.sk");
+    write_key(&key, &MachineSigningKey::generate().to_hex_secret());
+    // Not a URL.
+    let out = market_cmd("ftp://x", &key, &["machine", "list"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("--server: expected an http:// or https:// URL"));
+    // Nobody listening: exit 1, the server named.
+    let port = free_port();
+    let server = format!("http://127.0.0.1:{port}");
+    let out = market_cmd(&server, &key, &["order", "list"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains(&format!("order list: market {server}")));
+    // A dataset without a range.
+    let out = market_cmd(&server, &key, &["dataset", "create"])
+        .args(["--machine", DID, "--topic", "/t", "--owner-key-file"])
+        .arg(&key)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("give the range"), "{}", stderr(&out));
+    // keys.json of another machine: the file and the field named.
+    let other = tempfile::tempdir().unwrap();
+    let mut gen = sealstream();
+    gen.args(["keys", "generate", "--out-dir"])
+        .arg(other.path().join("k"));
+    run_ok(gen, "keys generate");
+    let mut sign = sealstream();
+    sign.args(["market", "machine", "sign", "--machine-key-file"])
+        .arg(&key)
+        .arg("--keys")
+        .arg(other.path().join("k/keys.json"))
+        .args(["--owner", DID]);
+    let out = sign.output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("keys.json: machineDid:"),
+        "{}",
+        stderr(&out)
+    );
+}
