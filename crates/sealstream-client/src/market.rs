@@ -235,7 +235,7 @@ impl MarketClient {
         };
         let issued_at = Timestamp::parse(&field("issuedAt")?, "issuedAt")
             .map_err(|e| self.protocol(format!("nonce answer: {e}")))?;
-        let message = sign_in_message(
+        let mut message = sign_in_message(
             &field("domain")?,
             &field("uri")?,
             &self.did,
@@ -244,8 +244,13 @@ impl MarketClient {
             None,
             Some(&self.statement),
         )
-        .map_err(|e| self.protocol(format!("cannot build the sign-in message: {e}")))?
-        .to_string();
+        .map_err(|e| self.protocol(format!("cannot build the sign-in message: {e}")))?;
+        // The chain id the server signs in on (servers before it said so
+        // accept the peaq chain id the message names by default).
+        if let Some(chain_id) = nonce.get("chainId").and_then(Value::as_u64) {
+            message.chain_id = chain_id;
+        }
+        let message = message.to_string();
         let signature = eip191_sign(&self.key, message.as_bytes());
         let mut body = Map::new();
         body.insert("message".into(), Value::String(message));

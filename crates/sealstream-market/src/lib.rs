@@ -18,6 +18,7 @@ pub mod objects;
 pub mod openapi;
 pub mod operator_key;
 pub mod orders;
+pub mod public_url;
 pub mod server;
 pub mod server_key;
 pub mod store;

@@ -58,12 +58,14 @@ pub struct Config {
     pub chunk_limit: usize,
     /// DIDs given the admin role at start.
     pub admins: Vec<String>,
-    /// The domain (`host[:port]`) sign-in messages must name; `None` for
-    /// the `Host` header of each request.
-    pub public_domain: Option<String>,
-    /// The server's public base URL (`https://market.example`) for the URLs
-    /// in orders and links; `None` for `http://<Host header>`.
+    /// The server's public base URL (`https://market.example`): the domain
+    /// and URI sign-in messages must name and the base of the URLs in orders
+    /// and links. `None` for `http://<listen address>`, allowed only on a
+    /// loopback address ([`crate::public_url`]). Request headers never
+    /// change it.
     pub public_url: Option<String>,
+    /// The EIP-155 chain ids a sign-in message may name (`Chain ID`).
+    pub sign_in_chain_ids: Vec<u64>,
     /// JSON-RPC endpoints of the EVM chains whose payments this server
     /// verifies, by EIP-155 chain id.
     pub evm_rpc: BTreeMap<u64, String>,
@@ -95,8 +97,8 @@ impl Default for Config {
             body_limit: DEFAULT_BODY_LIMIT,
             chunk_limit: DEFAULT_CHUNK_LIMIT,
             admins: Vec::new(),
-            public_domain: None,
             public_url: None,
+            sign_in_chain_ids: vec![sealstream_core::siwe::PEAQ_CHAIN_ID],
             evm_rpc: BTreeMap::new(),
             confirmations: DEFAULT_CONFIRMATIONS,
             payment_poll: DEFAULT_PAYMENT_POLL,
@@ -230,6 +232,10 @@ pub struct AppState {
     pub operator_kek: Arc<crate::operator_key::KeyEncryptionKey>,
     /// Wakes the operator granter (an order was paid, a key registered).
     pub grant_wake: Arc<tokio::sync::Notify>,
+    /// The server's public address, from configuration only.
+    pub public_url: Arc<crate::public_url::PublicUrl>,
+    /// The key sign-in nonces are authenticated with.
+    pub nonce_key: Arc<crate::auth::nonce::NonceKey>,
 }
 
 /// The API's routes and layers. Every route has a body limit:
@@ -405,6 +411,8 @@ impl Server {
             context: format!("{}", config.data_dir.display()),
             source,
         })?;
+        crate::public_url::PublicUrl::resolve(config.public_url.as_deref(), config.listen)
+            .map_err(|e| ServeError::Config(e.to_string()))?;
         let url = config.database_url();
         let store = Store::open(&url).await?;
         let objects = Objects::open(&config.data_dir, config.object_store.as_deref())?;
@@ -421,13 +429,17 @@ impl Server {
             context: "listen address".into(),
             source,
         })?;
+        let public_url = crate::public_url::PublicUrl::resolve(config.public_url.as_deref(), local)
+            .map_err(|e| ServeError::Config(e.to_string()))?;
         let details = object(&[
             ("listen", Value::String(local.to_string())),
+            ("publicUrl", Value::String(public_url.base().to_string())),
             ("version", Value::String(env!("CARGO_PKG_VERSION").into())),
         ]);
         let event = audit::append_now(&store, "server", "server.start", "market", &details).await?;
         tracing::info!(
             listen = %local,
+            public_url = %public_url,
             engine = ?store.engine(),
             objects = %objects,
             audit_events = event.seq,
@@ -446,6 +458,9 @@ impl Server {
             .unwrap_or_else(|| config.data_dir.join(crate::operator_key::KEK_FILE));
         let operator_kek = crate::server_key::load_or_create(&kek_file)
             .map_err(|e| ServeError::Config(e.to_string()))?;
+        let nonce_key =
+            crate::server_key::load_or_create(&config.data_dir.join(crate::auth::nonce::KEY_FILE))
+                .map_err(|e| ServeError::Config(e.to_string()))?;
         let mut evm = BTreeMap::new();
         for (chain_id, url) in &config.evm_rpc {
             let rpc = crate::evm::EvmRpc::new(url).map_err(|e| {
@@ -474,6 +489,8 @@ impl Server {
             receipt_key: Arc::new(receipt_key),
             operator_kek: Arc::new(operator_kek),
             grant_wake: Arc::default(),
+            public_url: Arc::new(public_url),
+            nonce_key: Arc::new(nonce_key),
         };
         Ok(Server { listener, state })
     }

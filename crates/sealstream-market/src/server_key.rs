@@ -40,6 +40,19 @@ impl ServerSecret for ReceiptSigningKey {
     }
 }
 
+impl ServerSecret for crate::auth::nonce::NonceKey {
+    const WHAT: &'static str = "sign-in nonce key";
+    fn generate() -> Self {
+        crate::auth::nonce::NonceKey::generate()
+    }
+    fn to_hex_secret(&self) -> Zeroizing<String> {
+        crate::auth::nonce::NonceKey::to_hex_secret(self)
+    }
+    fn from_hex(text: &str) -> Result<Self, ValidationError> {
+        crate::auth::nonce::NonceKey::from_hex(text, Self::WHAT)
+    }
+}
+
 impl ServerSecret for KeyEncryptionKey {
     const WHAT: &'static str = "operator key-encryption key";
     fn generate() -> Self {

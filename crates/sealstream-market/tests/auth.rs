@@ -48,7 +48,7 @@ fn sign_in_me_and_logout(db: Db) {
     let key = MachineSigningKey::generate();
     let did = Did::of_key(&key).to_string();
     let nonce = server.new_nonce();
-    assert_eq!(nonce["nonce"].as_str().unwrap().len(), 32);
+    assert_eq!(nonce["nonce"].as_str().unwrap().len(), 64);
     assert!(server.base.ends_with(nonce["domain"].as_str().unwrap()));
     assert_eq!(
         nonce["uri"].as_str().unwrap(),
@@ -282,8 +282,10 @@ fn an_unknown_nonce_is_refused(db: Db) {
     assert_eq!(stored(&server), before);
 }
 
-fn the_public_domain_is_the_one_to_sign_for(db: Db) {
-    let server = TestServer::start_with(db, |c| c.public_domain = Some("market.example".into()));
+fn the_public_url_is_the_one_to_sign_for(db: Db) {
+    let server = TestServer::start_with(db, |c| {
+        c.public_url = Some("https://Market.Example/".into())
+    });
     let nonce = server.new_nonce();
     assert_eq!(nonce["domain"], "market.example");
     assert_eq!(nonce["uri"], "https://market.example");
@@ -296,6 +298,154 @@ fn the_public_domain_is_the_one_to_sign_for(db: Db) {
     local.uri = server.base.clone();
     let reply = server.siwe_verify(&local.to_string(), &key);
     assert_eq!(refused(reply, 401), "message.domain");
+}
+
+/// Issue 14, item 1: an attacker's site that relays the victim's sign-in
+/// with its own `Host` header gets neither a nonce for its domain nor a
+/// session; order and link URLs ignore `Host` and `X-Forwarded-*` too.
+fn the_host_header_never_decides_the_sign_in_domain(db: Db) {
+    let server = TestServer::start(db);
+    let own_domain = server.base.trim_start_matches("http://").to_string();
+    let evil = |method: &str, path: &str| {
+        server
+            .request(method, path, None)
+            .set("Host", "evil.example")
+            .set("X-Forwarded-Host", "evil.example")
+            .set("X-Forwarded-Proto", "https")
+    };
+    // The nonce the attacker's site fetches names the real server.
+    let nonce: Value = common::reply(evil("POST", "/v1/auth/nonce").send_string("")).1;
+    assert_eq!(nonce["domain"], own_domain.as_str(), "{nonce}");
+    assert_eq!(nonce["uri"], server.base.as_str(), "{nonce}");
+
+    // The victim signs an ordinary-looking message for evil.example, with
+    // that nonce; relayed with the same Host, it is refused.
+    let victim = MachineSigningKey::generate();
+    let mut message = server.siwe_message(&victim);
+    message.nonce = nonce["nonce"].as_str().unwrap().to_string();
+    message.domain = "evil.example".into();
+    message.uri = "https://evil.example/login".into();
+    let text = message.to_string();
+    let signature = eip191_sign(&victim, text.as_bytes()).to_hex();
+    let before = stored(&server);
+    let reply = common::reply(
+        evil("POST", "/v1/auth/verify")
+            .set("Content-Type", "application/json")
+            .send_string(&json!({"message": text, "signature": signature}).to_string()),
+    );
+    assert_eq!(refused(reply, 401), "message.domain");
+    assert_eq!(stored(&server), before, "nothing stored for the relayed sign-in");
+
+    // Orders and links name the configured base, whatever the headers say.
+    let sale = common::orders_fixtures::sale(
+        &server,
+        2,
+        "1000",
+        common::orders_fixtures::invoice_rail(),
+    );
+    let buyer = common::orders_fixtures::buyer(&server);
+    let (status, order) = common::reply(
+        evil("POST", "/v1/orders")
+            .set("Authorization", &format!("Bearer {}", buyer.token))
+            .set("Content-Type", "application/json")
+            .send_string(
+                &json!({
+                    "listingId": sale.listing_id,
+                    "buyerPublicKeyHex": buyer.recipient.public_key().to_hex(),
+                })
+                .to_string(),
+            ),
+    );
+    assert_eq!(status, 201, "{order}");
+    let text = order.to_string();
+    assert!(!text.contains("evil.example"), "{order}");
+    assert!(text.contains(&server.base), "{order}");
+    let id = order["id"].as_str().unwrap();
+    let (status, link) = common::reply(
+        evil("POST", &format!("/v1/orders/{id}/links"))
+            .set("Authorization", &format!("Bearer {}", buyer.token))
+            .set("Content-Type", "application/json")
+            .send_string(r#"{"purpose":"release"}"#),
+    );
+    assert_eq!(status, 201, "{link}");
+    assert!(
+        link["url"].as_str().unwrap().starts_with(&server.base),
+        "{link}"
+    );
+}
+
+/// Issue 14, item 1: without --public-url the server listens only on
+/// loopback; elsewhere it refuses to start, naming the flag.
+#[test]
+fn a_public_listener_needs_a_public_url() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = sealstream_market::server::Config {
+        listen: "0.0.0.0:0".parse().unwrap(),
+        data_dir: dir.path().join("data"),
+        ..sealstream_market::server::Config::default()
+    };
+    let error = common::block_on(sealstream_market::server::Server::bind(config.clone()))
+        .expect_err("a public listener without --public-url");
+    assert!(error.to_string().contains("--public-url"), "{error}");
+    let bound = common::block_on(sealstream_market::server::Server::bind(
+        sealstream_market::server::Config {
+            public_url: Some("https://market.example".into()),
+            ..config
+        },
+    ))
+    .expect("starts with a public URL");
+    assert_eq!(bound.state().public_url.domain(), "market.example");
+}
+
+/// Issue 14, item 2: a sign-in message on a chain id the server does not
+/// accept is refused naming `message.chainId`.
+fn only_the_configured_chain_ids_sign_in(db: Db) {
+    let server = TestServer::start(db);
+    let key = MachineSigningKey::generate();
+    assert_eq!(server.new_nonce()["chainId"], 3338);
+    let mut message = server.siwe_message(&key);
+    message.chain_id = 999_999_999;
+    let before = stored(&server);
+    let reply = server.siwe_verify(&message.to_string(), &key);
+    assert_eq!(refused(reply, 401), "message.chainId");
+    assert_eq!(stored(&server), before);
+
+    let server = TestServer::start_with(db, |c| c.sign_in_chain_ids = vec![8453, 1]);
+    assert_eq!(server.new_nonce()["chainId"], 8453);
+    let message = server.siwe_message(&key);
+    assert_eq!(server.siwe_verify(&message.to_string(), &key).0, 200);
+    let mut peaq = server.siwe_message(&key);
+    peaq.chain_id = 3338;
+    assert_eq!(
+        refused(server.siwe_verify(&peaq.to_string(), &key), 401),
+        "message.chainId"
+    );
+    let mut mainnet = server.siwe_message(&key);
+    mainnet.chain_id = 1;
+    assert_eq!(server.siwe_verify(&mainnet.to_string(), &key).0, 200);
+}
+
+/// Issue 14, item 7: anonymous nonce requests store nothing, and a nonce
+/// still works after a restart (it is checked with the server's key).
+fn nonces_are_stateless(db: Db) {
+    let mut server = TestServer::start(db);
+    let before = server.count_rows("auth_nonces");
+    let key = MachineSigningKey::generate();
+    for _ in 0..1000 {
+        server.new_nonce();
+    }
+    assert_eq!(server.count_rows("auth_nonces"), before, "a nonce flood stores nothing");
+    // A nonce from before a restart signs in after it (same domain: a
+    // fixed public URL, since a restart takes a new port).
+    server.config.public_url = Some("http://market.test".into());
+    server.restart();
+    let message = server.siwe_message(&key);
+    server.restart();
+    assert_eq!(server.siwe_verify(&message.to_string(), &key).0, 200);
+    assert_eq!(
+        refused(server.siwe_verify(&message.to_string(), &key), 401),
+        "message.nonce"
+    );
 }
 
 fn admins_grant_and_revoke_roles(db: Db) {
@@ -421,7 +571,10 @@ on_both_databases!(
     messages_outside_their_time_window_are_refused,
     forged_and_malformed_sign_ins_are_refused,
     an_unknown_nonce_is_refused,
-    the_public_domain_is_the_one_to_sign_for,
+    the_public_url_is_the_one_to_sign_for,
+    the_host_header_never_decides_the_sign_in_domain,
+    only_the_configured_chain_ids_sign_in,
+    nonces_are_stateless,
     admins_grant_and_revoke_roles,
     a_registered_machine_signs_in_as_a_machine,
 );

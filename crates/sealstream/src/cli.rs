@@ -135,10 +135,6 @@ pub enum MarketCommand {
         /// Give this DID (did:peaq:0x…) the admin role; repeatable.
         #[arg(long = "admin", value_name = "DID")]
         admins: Vec<String>,
-        /// The domain (host[:port]) sign-in messages must name, as clients
-        /// reach the server (default: each request's Host header).
-        #[arg(long, value_name = "HOST[:PORT]")]
-        public_domain: Option<String>,
         /// Largest request body on every route but chunk upload, in bytes.
         #[arg(long, default_value_t = 1 << 20, value_name = "BYTES")]
         max_body_bytes: usize,
@@ -148,10 +144,16 @@ pub enum MarketCommand {
         /// Largest grant upload (a paid order's access files), in bytes.
         #[arg(long, default_value_t = 64 << 20, value_name = "BYTES")]
         max_grant_bytes: usize,
-        /// The server's public base URL (https://market.example), used in the URLs of
-        /// orders and links (default: http://<Host header of each request>).
+        /// The server's public base URL (https://market.example.org), as clients reach
+        /// it: sign-in messages must name its host, and the URLs in orders and links
+        /// start with it. Required unless --listen is a loopback address (then
+        /// http://LISTEN). Request headers (Host, X-Forwarded-*) never change it.
         #[arg(long, value_name = "URL")]
         public_url: Option<String>,
+        /// The EIP-155 chain id sign-in messages may name (`Chain ID`); repeatable
+        /// [default: 3338, peaq]. The first is the one POST /v1/auth/nonce suggests.
+        #[arg(long = "sign-in-chain-id", value_name = "CHAIN_ID")]
+        sign_in_chain_ids: Vec<u64>,
         /// Verify payments on EVM chain CHAIN_ID through this JSON-RPC endpoint;
         /// repeatable, e.g. --evm-rpc 8453=https://mainnet.base.org. The server checks
         /// at start that the endpoint serves that chain. Listings on chains without an

@@ -6,6 +6,7 @@
 //! anonymous callers through, for public routes.
 
 pub mod admin;
+pub mod nonce;
 pub mod session;
 pub mod siwe_routes;
 

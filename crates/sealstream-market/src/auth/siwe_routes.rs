@@ -1,9 +1,11 @@
 //! Sign-in with Ethereum (EIP-4361): `POST /v1/auth/nonce`,
 //! `POST /v1/auth/verify`, `POST /v1/auth/logout`, `GET /v1/me`.
 //!
-//! The server hands out a nonce (random, valid [`NONCE_TTL_SECS`], single
-//! use); the client signs a message (`sealstream_core::siwe`) naming the
-//! server's domain, a URI on it and that nonce, as an EIP-191 personal
+//! The server hands out a nonce (valid [`NONCE_TTL_SECS`], single use,
+//! stateless: [`super::nonce`]); the client signs a message
+//! (`sealstream_core::siwe`) naming the server's domain (from its configured
+//! public URL, [`crate::public_url`], never from request headers), a URI on
+//! it, one of the server's chain ids and that nonce, as an EIP-191 personal
 //! message; `verify` checks every field and the signature, then, in one
 //! transaction, consumes the nonce, records the principal, creates the
 //! session and appends the audit events. A refused sign-in stores nothing
@@ -13,12 +15,11 @@
 
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::Json;
-use rand::RngCore;
 use sealstream_core::identity::{eip191_recover, Eip191Signature};
 use sealstream_core::siwe::SiweMessage;
 use serde::{Deserialize, Serialize};
-use sqlx::Row;
 use utoipa::ToSchema;
 
 use super::{bearer, ensure_principal, roles_of, session, Principal, Role};
@@ -27,8 +28,6 @@ use crate::server::AppState;
 
 /// How long a nonce can be used: 5 minutes.
 pub const NONCE_TTL_SECS: i64 = 300;
-/// How long expired nonces are kept (to tell "expired" from "unknown").
-pub const NONCE_KEEP_SECS: i64 = 3600;
 /// Oldest `Issued At` accepted: 5 minutes ago.
 pub const MAX_MESSAGE_AGE_SECS: i64 = 300;
 /// How far ahead of the server's clock `Issued At` and `Not Before` may be.
@@ -42,11 +41,13 @@ pub const FIRST_SIGN_IN_ROLES: [Role; 2] = [Role::Owner, Role::Buyer];
 pub struct NonceResponse {
     /// The `Nonce` (32 hex digits).
     pub nonce: String,
-    /// The domain the message must name (`--public-domain`, else the
-    /// request's `Host`).
+    /// The domain the message must name: the host of the server's
+    /// configured public URL.
     pub domain: String,
     /// A URI for the message's `URI` line (its host must be the domain).
     pub uri: String,
+    /// The `Chain ID` to name (the server accepts only its configured ones).
+    pub chain_id: u64,
     /// A suggested `Issued At`: the server's time now.
     pub issued_at: String,
     /// When the nonce can no longer be used.
@@ -93,79 +94,43 @@ pub fn role_names(roles: &[Role]) -> Vec<String> {
     roles.iter().map(|r| r.as_str().to_string()).collect()
 }
 
-/// The domain sign-in messages must name: `Config::public_domain`, or else
-/// the request's `Host` header.
-pub fn server_domain(state: &AppState, headers: &HeaderMap) -> ApiResult<String> {
-    if let Some(domain) = &state.config.public_domain {
-        return Ok(domain.clone());
-    }
-    let host = headers
-        .get(header::HOST)
-        .ok_or_else(|| {
-            ApiError::bad_request(
-                "Host",
-                "required (or start the server with a public domain)",
-            )
-        })?
-        .to_str()
-        .map_err(|_| ApiError::bad_request("Host", "not valid text"))?
-        .trim();
-    if host.is_empty() || host.contains(|c: char| c.is_whitespace() || c == '/') {
-        return Err(ApiError::bad_request("Host", "not a host[:port]"));
-    }
-    Ok(host.to_string())
-}
-
 fn utc(unix: i64) -> String {
     sealstream_core::chunk::format_utc_seconds(u64::try_from(unix).unwrap_or(0))
 }
 
-/// Issues a sign-in nonce.
+/// Issues a sign-in nonce for the server's domain. Nothing is stored: the
+/// nonce carries its expiry and the server's tag ([`super::nonce`]).
 #[utoipa::path(post, path = "/v1/auth/nonce", tag = "auth",
     responses(
-        (status = 200, description = "A nonce for the sign-in message", body = NonceResponse),
-        (status = 400, description = "No usable Host header", body = crate::openapi::ErrorBody)))]
-pub(crate) async fn nonce(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-) -> ApiResult<Json<NonceResponse>> {
-    let domain = server_domain(&state, &headers)?;
-    let mut bytes = [0u8; 16];
-    rand::rngs::OsRng.fill_bytes(&mut bytes);
-    let nonce = hex::encode(bytes);
+        (status = 200, description = "A nonce for the sign-in message", body = NonceResponse)))]
+pub(crate) async fn nonce(State(state): State<AppState>) -> Response {
+    let domain = state.public_url.domain().to_string();
     let now = session::now_unix();
-    let mut tx = state.store.begin().await?;
-    sqlx::query("DELETE FROM auth_nonces WHERE expires_unix < $1")
-        .bind(now - NONCE_KEEP_SECS)
-        .execute(&mut *tx)
-        .await?;
-    sqlx::query(
-        "INSERT INTO auth_nonces (nonce, domain, issued_at, expires_unix) VALUES ($1, $2, $3, $4)",
-    )
-    .bind(&nonce)
-    .bind(domain.to_ascii_lowercase())
-    .bind(utc(now))
-    .bind(now + NONCE_TTL_SECS)
-    .execute(&mut *tx)
-    .await?;
-    tx.commit().await?;
-    let scheme = if state.config.public_domain.is_some() {
-        "https"
-    } else {
-        "http"
-    };
-    Ok(Json(NonceResponse {
-        uri: format!("{scheme}://{domain}"),
+    let expires = now + NONCE_TTL_SECS;
+    let nonce = state.nonce_key.issue(&domain, expires);
+    no_store(Json(NonceResponse {
+        uri: state.public_url.sign_in_uri(),
         nonce,
         domain,
+        chain_id: state
+            .config
+            .sign_in_chain_ids
+            .first()
+            .copied()
+            .unwrap_or(sealstream_core::siwe::PEAQ_CHAIN_ID),
         issued_at: utc(now),
-        expires_at: utc(now + NONCE_TTL_SECS),
+        expires_at: utc(expires),
     }))
 }
 
 /// Checks everything about a sign-in that needs no database: the message,
 /// its domain, URI and times, and the signature. Returns the message.
-fn check_message(request: &VerifyRequest, domain: &str, now: i64) -> ApiResult<SiweMessage> {
+fn check_message(
+    request: &VerifyRequest,
+    domain: &str,
+    chain_ids: &[u64],
+    now: i64,
+) -> ApiResult<SiweMessage> {
     let message = SiweMessage::parse(&request.message)
         .map_err(|e| ApiError::bad_request(&e.field, e.constraint))?;
     let signature = Eip191Signature::from_hex(&request.signature, "signature")
@@ -188,6 +153,12 @@ fn check_message(request: &VerifyRequest, domain: &str, now: i64) -> ApiResult<S
         return Err(ApiError::unauthorized(
             "message.uri",
             format!("must be a URI on {domain}"),
+        ));
+    }
+    if !chain_ids.contains(&message.chain_id) {
+        return Err(ApiError::unauthorized(
+            "message.chainId",
+            format!("this server signs in on chain ids {chain_ids:?}"),
         ));
     }
     let issued = message.issued_at.unix_seconds();
@@ -227,70 +198,55 @@ fn check_message(request: &VerifyRequest, domain: &str, now: i64) -> ApiResult<S
     Ok(message)
 }
 
-/// Why a nonce could not be used (the transaction is then dropped).
-async fn nonce_refusal(
-    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
-    nonce: &str,
-    domain: &str,
-    now: i64,
-) -> ApiResult<ApiError> {
-    let row = sqlx::query("SELECT domain, expires_unix, used_at FROM auth_nonces WHERE nonce = $1")
-        .bind(nonce)
-        .fetch_optional(&mut **tx)
-        .await?;
-    let reason = match row {
-        None => "unknown nonce: get one from POST /v1/auth/nonce",
-        Some(row) => {
-            let stored_domain: String = row.try_get("domain")?;
-            let expires: i64 = row.try_get("expires_unix")?;
-            let used: Option<String> = row.try_get("used_at")?;
-            if used.is_some() {
-                "nonce already used: this sign-in message was replayed"
-            } else if expires <= now {
-                "nonce expired: get a new one"
-            } else if stored_domain != domain {
-                "nonce issued for another domain"
-            } else {
-                "nonce not usable"
-            }
-        }
-    };
-    Ok(ApiError::unauthorized("message.nonce", reason))
-}
-
 /// Signs in with a signed EIP-4361 message and returns a session token.
 #[utoipa::path(post, path = "/v1/auth/verify", tag = "auth",
     request_body = VerifyRequest,
     responses(
         (status = 200, description = "Signed in", body = SessionResponse),
         (status = 400, description = "Malformed message or signature (field named)", body = crate::openapi::ErrorBody),
-        (status = 401, description = "Wrong domain or URI, out of its time window, unknown, expired or used nonce, or a signature not by the message's address (field named)", body = crate::openapi::ErrorBody)))]
+        (status = 401, description = "Wrong domain, URI or chain id, out of its time window, unknown, expired or used nonce, or a signature not by the message's address (field named)", body = crate::openapi::ErrorBody)))]
 pub(crate) async fn verify(
     State(state): State<AppState>,
-    headers: HeaderMap,
     ApiJson(request): ApiJson<VerifyRequest>,
-) -> ApiResult<Json<SessionResponse>> {
-    let domain = server_domain(&state, &headers)?;
+) -> ApiResult<Response> {
+    let domain = state.public_url.domain().to_string();
     let now = session::now_unix();
-    let message = check_message(&request, &domain, now)?;
+    let message = check_message(&request, &domain, &state.config.sign_in_chain_ids, now)
+        .inspect_err(|e| tracing::warn!(refusal = %e, "sign-in refused"))?;
+    let nonce_expires = state
+        .nonce_key
+        .check(&message.nonce, &domain, now)
+        .map_err(|e| ApiError::unauthorized("message.nonce", e.to_string()))
+        .inspect_err(|e| tracing::warn!(refusal = %e, "sign-in refused"))?;
     let did = message.did().to_string();
     let now_text = utc(now);
     let domain_key = domain.to_ascii_lowercase();
 
+    // Single use: the nonce is recorded by the sign-in that uses it, and
+    // kept until it expires (after which its tag no longer checks).
     let mut tx = state.store.begin().await?;
+    sqlx::query("DELETE FROM auth_nonces WHERE expires_unix <= $1")
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
     let used = sqlx::query(
-        "UPDATE auth_nonces SET used_at = $1, used_by = $2 \
-         WHERE nonce = $3 AND used_at IS NULL AND expires_unix > $4 AND domain = $5",
+        "INSERT INTO auth_nonces (nonce, domain, issued_at, expires_unix, used_at, used_by) \
+         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (nonce) DO NOTHING",
     )
+    .bind(&message.nonce)
+    .bind(&domain_key)
+    .bind(utc(nonce_expires - NONCE_TTL_SECS))
+    .bind(nonce_expires)
     .bind(&now_text)
     .bind(&did)
-    .bind(&message.nonce)
-    .bind(now)
-    .bind(&domain_key)
     .execute(&mut *tx)
     .await?;
     if used.rows_affected() != 1 {
-        return Err(nonce_refusal(&mut tx, &message.nonce, &domain_key, now).await?);
+        tracing::warn!(did = %did, "sign-in refused: nonce replayed");
+        return Err(ApiError::unauthorized(
+            "message.nonce",
+            "nonce already used: this sign-in message was replayed",
+        ));
     }
     ensure_principal(&mut tx, &did, &now_text).await?;
     let first = sqlx::query(
@@ -344,12 +300,23 @@ pub(crate) async fn verify(
     tx.commit().await?;
 
     let roles = roles_of(&state.store, &did).await?;
-    Ok(Json(SessionResponse {
+    Ok(no_store(Json(SessionResponse {
         token: token.expose().to_string(),
         did,
         roles: role_names(&roles),
         expires_at: utc(expires),
-    }))
+    })))
+}
+
+/// `response` with `Cache-Control: no-store`: it carries a token or a key
+/// that no cache may keep.
+pub(crate) fn no_store(response: impl IntoResponse) -> Response {
+    let mut response = response.into_response();
+    response.headers_mut().insert(
+        header::CACHE_CONTROL,
+        header::HeaderValue::from_static("no-store"),
+    );
+    response
 }
 
 /// The caller's DID and roles.

@@ -6,7 +6,7 @@
 //! as `?link=`; only its SHA-256 is stored; its maker can revoke it.
 
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::Json;
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
@@ -107,7 +107,6 @@ pub struct LinkView {
         (status = 404, description = "No such order for the caller in that seat", body = crate::openapi::ErrorBody)))]
 pub async fn create(
     State(state): State<AppState>,
-    headers: HeaderMap,
     caller: Principal,
     Path(id): Path<String>,
     ApiJson(req): ApiJson<CreateLink>,
@@ -162,7 +161,7 @@ pub async fn create(
         Json(LinkView {
             url: format!(
                 "{}/v1/orders/{id}/{path}?link={token}",
-                base_url(&state, &headers)
+                base_url(&state)
             ),
             id: link_id,
             purpose: purpose.as_str().into(),

@@ -19,7 +19,7 @@ pub mod receipt;
 pub mod release;
 
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
 use rand::RngCore;
@@ -221,23 +221,10 @@ pub fn chain_name(chain_id: u64) -> Option<&'static str> {
         .map(|(n, _)| *n)
 }
 
-/// The server's base URL as the caller reached it: `https://<public
-/// domain>` when one is configured, else `http://<Host>` (or the scheme in
-/// `X-Forwarded-Proto`).
-pub(crate) fn base_url(state: &AppState, headers: &HeaderMap) -> String {
-    if let Some(url) = &state.config.public_url {
-        return url.trim_end_matches('/').to_string();
-    }
-    let host = headers
-        .get(axum::http::header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or("localhost");
-    let scheme = headers
-        .get("x-forwarded-proto")
-        .and_then(|h| h.to_str().ok())
-        .filter(|s| *s == "https" || *s == "http")
-        .unwrap_or("http");
-    format!("{scheme}://{host}")
+/// The server's base URL, from its configuration ([`crate::public_url`]);
+/// request headers never change it.
+pub(crate) fn base_url(state: &AppState) -> &str {
+    state.public_url.base()
 }
 
 /// `POST /v1/orders`.
@@ -390,8 +377,8 @@ pub(crate) fn instructions(state: &AppState, order: &Order) -> PaymentInstructio
     }
 }
 
-pub(crate) fn view(state: &AppState, headers: &HeaderMap, order: &Order) -> OrderView {
-    let base = format!("{}/v1/orders/{}", base_url(state, headers), order.id);
+pub(crate) fn view(state: &AppState, order: &Order) -> OrderView {
+    let base = format!("{}/v1/orders/{}", base_url(state), order.id);
     OrderView {
         id: order.id.clone(),
         listing_id: order.listing_id.clone(),
@@ -430,7 +417,6 @@ pub(crate) fn view(state: &AppState, headers: &HeaderMap, order: &Order) -> Orde
         (status = 409, description = "Own listing, or payments on its chain are not verified here", body = crate::openapi::ErrorBody)))]
 pub async fn create(
     State(state): State<AppState>,
-    headers: HeaderMap,
     caller: Principal,
     ApiJson(req): ApiJson<CreateOrder>,
 ) -> ApiResult<(StatusCode, Json<OrderView>)> {
@@ -514,7 +500,7 @@ pub async fn create(
     }));
     crate::audit::append(&mut tx, &caller.did, "order.create", &order.id, &details).await?;
     tx.commit().await?;
-    Ok((StatusCode::CREATED, Json(view(&state, &headers, &order))))
+    Ok((StatusCode::CREATED, Json(view(&state, &order))))
 }
 
 /// One order, to its buyer or seller.
@@ -527,14 +513,13 @@ pub async fn create(
         (status = 404, description = "No such order of the caller's", body = crate::openapi::ErrorBody)))]
 pub async fn get_order(
     State(state): State<AppState>,
-    headers: HeaderMap,
     caller: Principal,
     Path(id): Path<String>,
 ) -> ApiResult<Json<OrderView>> {
     let mut tx = state.store.begin().await?;
     let order = party_order(&mut tx, &id, &caller).await?;
     tx.commit().await?;
-    Ok(Json(view(&state, &headers, &order)))
+    Ok(Json(view(&state, &order)))
 }
 
 /// `GET /v1/orders` query.
@@ -576,7 +561,6 @@ pub struct OrderList {
         (status = 401, description = "No session", body = crate::openapi::ErrorBody)))]
 pub async fn list(
     State(state): State<AppState>,
-    headers: HeaderMap,
     caller: Principal,
     Query(q): Query<ListQuery>,
 ) -> ApiResult<Json<OrderList>> {
@@ -629,7 +613,7 @@ pub async fn list(
         None
     };
     Ok(Json(OrderList {
-        items: orders.iter().map(|o| view(&state, &headers, o)).collect(),
+        items: orders.iter().map(|o| view(&state, o)).collect(),
         next_cursor,
     }))
 }
@@ -646,7 +630,6 @@ pub async fn list(
         (status = 409, description = "Already paid", body = crate::openapi::ErrorBody)))]
 pub async fn cancel(
     State(state): State<AppState>,
-    headers: HeaderMap,
     caller: Principal,
     Path(id): Path<String>,
 ) -> ApiResult<Json<OrderView>> {
@@ -678,7 +661,7 @@ pub async fn cancel(
     )
     .await?;
     tx.commit().await?;
-    Ok(Json(view(&state, &headers, &order)))
+    Ok(Json(view(&state, &order)))
 }
 
 /// The order routes (merged into the router's small-body group, except

@@ -608,7 +608,6 @@ pub struct MarkPaid {
         (status = 409, description = "Not an invoice order, or not awaiting payment", body = crate::openapi::ErrorBody)))]
 pub async fn mark_paid(
     State(state): State<AppState>,
-    headers: axum::http::HeaderMap,
     caller: Principal,
     Path(id): Path<String>,
     ApiJson(req): ApiJson<MarkPaid>,
@@ -649,7 +648,7 @@ pub async fn mark_paid(
         .ok_or_else(|| super::not_found(&id))?;
     tx.commit().await?;
     state.grant_wake.notify_one();
-    Ok(Json(view(&state, &headers, &order)))
+    Ok(Json(view(&state, &order)))
 }
 
 /// Re-checks claimed transactions still waiting for confirmations, every

@@ -305,7 +305,7 @@ impl TestServer {
     pub fn siwe_message(&self, key: &MachineSigningKey) -> SiweMessage {
         let n = self.new_nonce();
         let now = now_unix();
-        sign_in_message(
+        let mut message = sign_in_message(
             n["domain"].as_str().unwrap(),
             n["uri"].as_str().unwrap(),
             &Did::of_key(key),
@@ -314,7 +314,11 @@ impl TestServer {
             Some(Timestamp::from_unix(now + 600)),
             Some("Sign in to the sealstream market."),
         )
-        .expect("a valid sign-in message")
+        .expect("a valid sign-in message");
+        if let Some(chain_id) = n["chainId"].as_u64() {
+            message.chain_id = chain_id;
+        }
+        message
     }
 
     /// `POST /v1/auth/verify` with `message` and the EIP-191 signature of

@@ -24,11 +24,11 @@ pub fn run(command: MarketCommand, ui: Ui) -> CliResult {
             db,
             object_store,
             admins,
-            public_domain,
             max_body_bytes,
             max_chunk_bytes,
             max_grant_bytes,
             public_url,
+            sign_in_chain_ids,
             evm_rpc,
             confirmations,
             payment_poll,
@@ -50,8 +50,12 @@ pub fn run(command: MarketCommand, ui: Ui) -> CliResult {
                             .map_err(|e| CliError::input(e.to_string()))
                     })
                     .collect::<CliResult<_>>()?,
-                public_domain,
                 public_url,
+                sign_in_chain_ids: if sign_in_chain_ids.is_empty() {
+                    Config::default().sign_in_chain_ids
+                } else {
+                    sign_in_chain_ids
+                },
                 evm_rpc: evm_rpc.into_iter().collect(),
                 confirmations,
                 payment_poll: std::time::Duration::from_secs(payment_poll),
