@@ -17,7 +17,7 @@ use sealstream_core::chunk::{
 use sealstream_core::dataset::{DatasetBuilder, DatasetInfo};
 use sealstream_core::identity::{Did, Eip191Signature};
 use sealstream_core::json::{Map, Value};
-use sealstream_core::keys::{MachineSigningKey, RecipientSecretKey};
+use sealstream_core::keys::{ChainSigningKey, MachineSigningKey, RecipientSecretKey};
 use sealstream_core::registration::{MachineRegistration, RegistrationRecipient};
 use sealstream_core::ValidationError;
 
@@ -106,10 +106,14 @@ fn required<'a>(v: &'a Value, name: &str) -> Result<&'a str, SellerError> {
 /// `keys.json` as `sealstream keys generate` writes it (`machineDid`,
 /// `chainPublicKeyHex`, `ownerPublicKeyHex`, `operatorPublicKeyHex`,
 /// `machinePublicKeyHex`; recipient ids `owner-1`, `operator-1`,
-/// `machine-1`). The result is the document `market machine register`
-/// sends: `{ownerDid, machineDid, chainPublicKey, recipients, signature}`.
+/// `machine-1`), signed by the machine's key and by its chain key (proof of
+/// possession; `chain_key` must be the key of `chainPublicKeyHex`). The
+/// result is the document `market machine register` sends:
+/// `{ownerDid, machineDid, chainPublicKey, recipients, signature,
+/// chainKeySignature}`.
 pub fn sign_registration(
     machine_key: &MachineSigningKey,
+    chain_key: &ChainSigningKey,
     owner: &Did,
     keys: &Value,
 ) -> Result<Value, SellerError> {
@@ -153,6 +157,12 @@ pub fn sign_registration(
     };
     registration.validate()?;
     let signature = registration.sign(machine_key);
+    let chain_key_signature = registration.sign_chain_key(chain_key).map_err(|_| {
+        SellerError::invalid(
+            "chain key",
+            format!("is not the chain key of keys.json ({chain})"),
+        )
+    })?;
     let mut m = Map::new();
     m.insert("ownerDid".into(), owner.to_string().into());
     m.insert("machineDid".into(), machine.to_string().into());
@@ -173,6 +183,7 @@ pub fn sign_registration(
         ),
     );
     m.insert("signature".into(), signature.to_hex().into());
+    m.insert("chainKeySignature".into(), chain_key_signature.into());
     Ok(Value::Object(m))
 }
 
@@ -202,6 +213,7 @@ pub fn register_machine(
     let machine_did = required("machineDid")?;
     let chain = required("chainPublicKey")?;
     let signature = required("signature")?;
+    let chain_key_signature = required("chainKeySignature")?;
     let Some(Value::Array(list)) = registration.get("recipients") else {
         return Err(SellerError::invalid(
             "registration: recipients",
@@ -236,6 +248,9 @@ pub fn register_machine(
             ),
         )
     })?;
+    parsed
+        .verify_chain_key(chain_key_signature)
+        .map_err(|e| SellerError::invalid("registration: chainKeySignature", e.constraint))?;
     let mut body = match registration {
         Value::Object(m) => m.clone(),
         _ => unreachable!("fields were read from an object"),
@@ -682,14 +697,13 @@ pub fn create_listing(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sealstream_core::keys::ChainSigningKey;
 
-    fn keys_json(machine: &MachineSigningKey) -> Value {
+    fn keys_json(machine: &MachineSigningKey, chain: &ChainSigningKey) -> Value {
         let mut m = Map::new();
         m.insert("machineDid".into(), Did::of_key(machine).to_string().into());
         m.insert(
             "chainPublicKeyHex".into(),
-            ChainSigningKey::generate().public_key().to_hex().into(),
+            chain.public_key().to_hex().into(),
         );
         for who in ["owner", "operator", "machine"] {
             m.insert(
@@ -704,7 +718,9 @@ mod tests {
     fn a_signed_registration_verifies_for_its_owner_only() {
         let machine = MachineSigningKey::generate();
         let owner = Did::of_key(&MachineSigningKey::generate());
-        let doc = sign_registration(&machine, &owner, &keys_json(&machine)).unwrap();
+        let chain = ChainSigningKey::generate();
+        let doc =
+            sign_registration(&machine, &chain, &owner, &keys_json(&machine, &chain)).unwrap();
         let list: Vec<(String, String, String)> = doc
             .get("recipients")
             .and_then(Value::as_array)
@@ -733,8 +749,11 @@ mod tests {
             .unwrap()
         };
         as_for(&owner).verify(&sig).unwrap();
+        let proof = text(&doc, "chainKeySignature").unwrap();
+        as_for(&owner).verify_chain_key(proof).unwrap();
         let other = Did::of_key(&MachineSigningKey::generate());
         assert!(as_for(&other).verify(&sig).is_err());
+        assert!(as_for(&other).verify_chain_key(proof).is_err());
         assert_eq!(list[0].0, "owner-1");
         assert_eq!(list[2].1, "machine");
     }
@@ -743,15 +762,20 @@ mod tests {
     fn keys_of_another_machine_or_missing_parts_are_named() {
         let machine = MachineSigningKey::generate();
         let owner = Did::of_key(&MachineSigningKey::generate());
-        let other = keys_json(&MachineSigningKey::generate());
-        let e = sign_registration(&machine, &owner, &other).unwrap_err();
+        let chain = ChainSigningKey::generate();
+        let other = keys_json(&MachineSigningKey::generate(), &chain);
+        let e = sign_registration(&machine, &chain, &owner, &other).unwrap_err();
         assert!(e.to_string().starts_with("machineDid:"), "{e}");
-        let mut partial = keys_json(&machine);
+        let mut partial = keys_json(&machine, &chain);
         if let Value::Object(m) = &mut partial {
             m.shift_remove("operatorPublicKeyHex");
         }
-        let e = sign_registration(&machine, &owner, &partial).unwrap_err();
+        let e = sign_registration(&machine, &chain, &owner, &partial).unwrap_err();
         assert_eq!(e.to_string(), "operatorPublicKeyHex: missing");
+        let mine = keys_json(&machine, &chain);
+        let e =
+            sign_registration(&machine, &ChainSigningKey::generate(), &owner, &mine).unwrap_err();
+        assert!(e.to_string().starts_with("chain key:"), "{e}");
     }
 
     #[test]

@@ -3,6 +3,7 @@
 #![warn(missing_docs)]
 
 pub mod access;
+pub mod audit_head;
 pub mod chunk;
 pub mod consume;
 pub mod dataset;

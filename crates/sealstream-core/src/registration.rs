@@ -19,11 +19,18 @@
 //! the same text ([`MachineRegistration::statement`]); the server does so
 //! with the signed-in caller as owner, so a signature made for one owner
 //! cannot register the machine for another.
+//!
+//! The chain's Ed25519 key signs the same statement
+//! ([`MachineRegistration::sign_chain_key`]): a registration proves
+//! possession of both keys it names, so nobody can register a chain key they
+//! only saw in a purchased chunk's envelope under a machine of their own.
 
 use crate::chunk::recipient_type;
 use crate::error::ValidationError;
 use crate::identity::{eip191_recover, eip191_sign, Did, Eip191Signature};
-use crate::keys::{ChainPublicKey, MachineSigningKey, RecipientPublicKey};
+use crate::keys::{
+    parse_hex_array, ChainPublicKey, ChainSigningKey, MachineSigningKey, RecipientPublicKey,
+};
 
 /// The first line of the statement.
 pub const HEADER: &str = "sealstream machine registration v1";
@@ -170,6 +177,36 @@ impl MachineRegistration {
         eip191_sign(key, self.statement().as_bytes())
     }
 
+    /// The chain key's Ed25519 signature over [`statement`](Self::statement),
+    /// 64 bytes as lowercase hex: proof of possession of the chain key. The
+    /// error names `chainKey` when `key` is not the chain key named.
+    pub fn sign_chain_key(&self, key: &ChainSigningKey) -> Result<String, ValidationError> {
+        if key.public_key() != self.chain_public_key {
+            return Err(ValidationError::new(
+                "chainKey",
+                "is not the chain key the registration names",
+            ));
+        }
+        Ok(hex::encode(key.sign(self.statement().as_bytes())))
+    }
+
+    /// Checks that `signature_hex` is the chain key's Ed25519 signature over
+    /// the statement. The error names `chainKeySignature`.
+    pub fn verify_chain_key(&self, signature_hex: &str) -> Result<(), ValidationError> {
+        const FIELD: &str = "chainKeySignature";
+        let signature = parse_hex_array::<64>(signature_hex, FIELD)?;
+        if !self
+            .chain_public_key
+            .verify(self.statement().as_bytes(), &signature)
+        {
+            return Err(ValidationError::new(
+                FIELD,
+                "not the chain key's signature over the registration statement",
+            ));
+        }
+        Ok(())
+    }
+
     /// Checks that `signature` is the machine's over the statement: the
     /// signer recovered from it is the machine DID's address. The error
     /// names `signature`.
@@ -211,6 +248,31 @@ mod tests {
             }],
         };
         (machine, registration)
+    }
+
+    #[test]
+    fn the_chain_key_proves_possession() {
+        let (_, mut r) = example();
+        let chain = ChainSigningKey::from_bytes(&[7; 32]);
+        let proof = r.sign_chain_key(&chain).unwrap();
+        assert_eq!(proof.len(), 128);
+        r.verify_chain_key(&proof).unwrap();
+        assert_eq!(
+            r.sign_chain_key(&ChainSigningKey::from_bytes(&[8; 32]))
+                .unwrap_err()
+                .field,
+            "chainKey"
+        );
+        // The proof covers the whole statement: another owner breaks it.
+        r.owner = Did::parse("did:peaq:0x0000000000000000000000000000000000000001", "o").unwrap();
+        assert_eq!(
+            r.verify_chain_key(&proof).unwrap_err().field,
+            "chainKeySignature"
+        );
+        assert_eq!(
+            r.verify_chain_key("zz").unwrap_err().field,
+            "chainKeySignature"
+        );
     }
 
     #[test]

@@ -159,11 +159,12 @@ pub async fn machine(store: &Store, did: &str) -> Result<Option<MachineRecord>, 
 }
 
 /// Whether `principal` may read the chains of `machine`: the machine
-/// itself, its owner, or an admin.
-pub fn may_read(principal: &Principal, machine: &MachineRecord) -> bool {
-    same_did(&principal.did, &machine.did)
-        || same_did(&principal.did, &machine.owner_did)
+/// itself, its owner (while an owner: a 403 once the role is revoked), or
+/// an admin.
+pub fn may_read(principal: &Principal, machine: &MachineRecord) -> Result<bool, ApiError> {
+    Ok(same_did(&principal.did, &machine.did)
         || principal.has(Role::Admin)
+        || principal.owner_access(&machine.owner_did)?)
 }
 
 /// The machine `did` (as given in a request path, field `did`) if
@@ -176,7 +177,7 @@ pub async fn readable_machine(
 ) -> ApiResult<MachineRecord> {
     let did = canonical_did(did, "did")?;
     match machine(store, &did).await? {
-        Some(m) if may_read(principal, &m) => Ok(m),
+        Some(m) if may_read(principal, &m)? => Ok(m),
         _ => Err(ApiError::not_found(format!("machine {did} not found"))),
     }
 }

@@ -106,7 +106,8 @@ impl IntoResponse for ApiError {
         if self.status.is_server_error() {
             tracing::warn!(status = self.status.as_u16(), "{}", self.message);
         } else {
-            tracing::debug!(status = self.status.as_u16(), "refused: {self}");
+            // Refusals name the field and never carry secrets.
+            tracing::warn!(status = self.status.as_u16(), "refused: {self}");
         }
         let body = serde_json::to_vec(&self.body()).unwrap_or_default();
         (

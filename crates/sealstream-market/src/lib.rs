@@ -11,6 +11,7 @@ pub mod chunks;
 pub mod datasets;
 pub mod error;
 pub mod evm;
+pub mod files;
 pub mod ingest;
 pub mod listings;
 pub mod machines;

@@ -44,6 +44,9 @@ pub struct RegisterMachine {
     /// The machine's EIP-191 signature over the registration statement
     /// naming the caller as owner (docs/formats.md), 65 bytes as hex.
     pub signature: String,
+    /// The chain key's Ed25519 signature over the same statement, 64 bytes
+    /// as hex: proof of possession of the chain key.
+    pub chain_key_signature: String,
 }
 
 /// A registered machine.
@@ -103,8 +106,8 @@ fn view(row: &AnyRow) -> ApiResult<MachineView> {
         (status = 400, description = "A malformed field (named)", body = crate::openapi::ErrorBody),
         (status = 401, description = "No valid session", body = crate::openapi::ErrorBody),
         (status = 403, description = "Not an owner", body = crate::openapi::ErrorBody),
-        (status = 409, description = "The machine is already registered", body = crate::openapi::ErrorBody),
-        (status = 422, description = "The signature is not the machine's over the statement naming the caller", body = crate::openapi::ErrorBody)))]
+        (status = 409, description = "The machine is already registered, or its chain key is another machine's", body = crate::openapi::ErrorBody),
+        (status = 422, description = "A signature is not the machine's or the chain key's over the statement naming the caller", body = crate::openapi::ErrorBody)))]
 pub(crate) async fn register(
     State(state): State<AppState>,
     principal: Principal,
@@ -134,6 +137,9 @@ pub(crate) async fn register(
     registration
         .verify(&signature)
         .map_err(|e| ApiError::unprocessable(&e.field, e.constraint))?;
+    registration
+        .verify_chain_key(&request.chain_key_signature)
+        .map_err(|e| ApiError::unprocessable(&e.field, e.constraint))?;
 
     let machine = MachineView {
         did: registration.machine.to_string(),
@@ -156,8 +162,9 @@ pub(crate) async fn register(
 
     let mut tx = state.store.begin().await?;
     let inserted = sqlx::query(
-        "INSERT INTO machines (did, owner_did, chain_public_key, recipients, statement, signature, registered_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (did) DO NOTHING",
+        "INSERT INTO machines (did, owner_did, chain_public_key, recipients, statement, signature, \
+         chain_key_signature, registered_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
     )
     .bind(&machine.did)
     .bind(&machine.owner_did)
@@ -165,14 +172,33 @@ pub(crate) async fn register(
     .bind(&recipients_json)
     .bind(registration.statement())
     .bind(&machine.signature)
+    .bind(request.chain_key_signature.to_ascii_lowercase())
     .bind(&machine.registered_at)
     .execute(&mut *tx)
     .await?
     .rows_affected();
     if inserted != 1 {
+        // The DID is taken, or (a unique index) the chain key is another
+        // machine's.
+        let registered = sqlx::query("SELECT 1 FROM machines WHERE did = $1")
+            .bind(&machine.did)
+            .fetch_optional(&mut *tx)
+            .await?
+            .is_some();
+        if registered {
+            return Err(ApiError::conflict(
+                Some("machineDid"),
+                format!("machine {} is already registered", machine.did),
+            ));
+        }
+        tracing::warn!(
+            owner = %principal.did,
+            machine = %machine.did,
+            "machine registration refused: its chain key belongs to another machine"
+        );
         return Err(ApiError::conflict(
-            Some("machineDid"),
-            format!("machine {} is already registered", machine.did),
+            Some("chainPublicKey"),
+            "this chain key is registered to another machine",
         ));
     }
     let details = audit_details(&serde_json::json!({
@@ -244,8 +270,8 @@ pub(crate) async fn show(
     let missing = || ApiError::not_found(format!("machine {did} not found"));
     let machine = view(&row.ok_or_else(missing)?)?;
     let visible = principal.has(Role::Admin)
-        || principal.did == machine.owner_did
-        || principal.did == machine.did;
+        || principal.did == machine.did
+        || principal.owner_access(&machine.owner_did)?;
     if !visible {
         return Err(missing());
     }

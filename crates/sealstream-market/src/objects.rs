@@ -39,6 +39,8 @@ pub struct Objects {
     store: Arc<dyn ObjectStore>,
     prefix: String,
     url: String,
+    /// The directory of a local store, whose files are made 0600.
+    local_root: Option<Arc<std::path::PathBuf>>,
 }
 
 impl fmt::Debug for Objects {
@@ -81,6 +83,7 @@ impl Objects {
                     store: Arc::new(store),
                     prefix: prefix.to_string(),
                     url: u.to_string(),
+                    local_root: None,
                 })
             }
             Some(u) => Err(fail(
@@ -91,7 +94,7 @@ impl Objects {
     }
 
     fn local(dir: &Path, url: String) -> Result<Objects, String> {
-        std::fs::create_dir_all(dir)
+        crate::files::private_dir(dir)
             .map_err(|e| format!("cannot create directory {}: {e}", dir.display()))?;
         let store = LocalFileSystem::new_with_prefix(dir)
             .map_err(|e| format!("cannot open directory {}: {e}", dir.display()))?
@@ -100,6 +103,7 @@ impl Objects {
             store: Arc::new(store),
             prefix: String::new(),
             url,
+            local_root: Some(Arc::new(dir.to_path_buf())),
         })
     }
 
@@ -130,6 +134,7 @@ impl Objects {
     pub fn upload(&self, key: &str) -> Result<Upload, ObjectError> {
         Ok(Upload {
             store: self.store.clone(),
+            local_root: self.local_root.clone(),
             path: self.located(key)?,
             state: UploadState::Buffered(Vec::new()),
             written: 0,
@@ -186,6 +191,7 @@ impl From<object_store::Error> for ObjectError {
 /// the bucket's lifecycle rules remove it).
 pub struct Upload {
     store: Arc<dyn ObjectStore>,
+    local_root: Option<Arc<std::path::PathBuf>>,
     path: ObjectPath,
     state: UploadState,
     written: u64,
@@ -245,6 +251,17 @@ impl Upload {
             }
             UploadState::Parts(parts) => {
                 parts.finish().await?;
+            }
+        }
+        if let Some(root) = &self.local_root {
+            // object_store creates files by the process umask: narrow the
+            // object to the owner (its directories sit in a 0700 root).
+            let file = root.join(self.path.as_ref());
+            let private = <std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(
+                crate::files::FILE_MODE,
+            );
+            if let Err(e) = std::fs::set_permissions(&file, private) {
+                tracing::warn!(path = %file.display(), "cannot make the object private: {e}");
             }
         }
         Ok(self.written)

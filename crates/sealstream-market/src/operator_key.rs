@@ -40,7 +40,6 @@ use sealstream_core::keys::{parse_hex_array, RecipientSecretKey};
 use sealstream_core::ValidationError;
 
 use crate::auth::{audit_details, Principal};
-use crate::chunks::same_did;
 use crate::error::{ApiError, ApiJson, ApiResult};
 use crate::orders::Order;
 use crate::server::AppState;
@@ -205,8 +204,8 @@ async fn owned_machine(
         .map_err(|e| ApiError::bad_request(&e.field, e.constraint))?
         .to_string();
     match crate::chunks::machine(&state.store, &did).await? {
-        Some(m) if same_did(&m.owner_did, &caller.did) => Ok(m),
-        Some(m) if crate::chunks::may_read(caller, &m) => Err(ApiError::forbidden(
+        Some(m) if caller.owner_access(&m.owner_did)? => Ok(m),
+        Some(m) if crate::chunks::may_read(caller, &m)? => Err(ApiError::forbidden(
             "only the machine's owner manages its operator key",
         )),
         _ => Err(ApiError::not_found(format!("machine {did} not found"))),

@@ -74,7 +74,9 @@ impl PublicUrl {
         }
         let valid_char = |c: char| c.is_ascii_alphanumeric() || "-.:[]_".contains(c);
         if !authority.chars().all(valid_char) {
-            return Err(bad("the host may hold letters, digits, '-', '.', ':' and brackets"));
+            return Err(bad(
+                "the host may hold letters, digits, '-', '.', ':' and brackets",
+            ));
         }
         if path.chars().any(|c| c.is_whitespace() || c.is_control()) {
             return Err(bad("the path may not hold spaces"));

@@ -36,6 +36,8 @@ pub const RECEIPT_KEY_FILE: &str = "receipt-key";
 pub const DEFAULT_GRANT_LIMIT: usize = 64 << 20;
 /// Default confirmations a payment needs.
 pub const DEFAULT_CONFIRMATIONS: u64 = 3;
+/// Default interval between signatures of the audit head.
+pub const DEFAULT_AUDIT_SIGN_INTERVAL: Duration = Duration::from_secs(1);
 /// Default interval between checks of claimed payments.
 pub const DEFAULT_PAYMENT_POLL: Duration = Duration::from_secs(5);
 
@@ -85,6 +87,13 @@ pub struct Config {
     /// Largest access file the server writes when it grants with an
     /// operator key, in bytes (the reference's default).
     pub access_file_size: usize,
+    /// How often the audit log's head is signed while events are appended
+    /// ([`crate::audit::signed`]).
+    pub audit_sign_interval: Duration,
+    /// A second address serving only `GET /metrics`, without a session
+    /// (for a Prometheus scraper on a private network). On the main address
+    /// `/metrics` needs an admin or auditor session.
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 impl Default for Config {
@@ -106,6 +115,8 @@ impl Default for Config {
             grant_limit: DEFAULT_GRANT_LIMIT,
             operator_kek_file: None,
             access_file_size: sealstream_core::access::DEFAULT_MAX_ACCESS_FILE_SIZE,
+            audit_sign_interval: DEFAULT_AUDIT_SIGN_INTERVAL,
+            metrics_listen: None,
         }
     }
 }
@@ -288,7 +299,55 @@ pub fn router(state: AppState) -> Router {
         .route_layer(middleware::from_fn_with_state(state.clone(), count))
         .fallback(not_found)
         .layer(TraceLayer::new_for_http())
+        .layer(middleware::from_fn(api_answers))
         .with_state(state)
+}
+
+/// Most a plain-text refusal body is read to be re-worded as JSON.
+const PLAIN_REFUSAL_LIMIT: usize = 4096;
+
+/// Every answer: `Cache-Control: no-store` unless the handler chose (tokens,
+/// keys, wrapped keys and private data must never sit in a cache), and
+/// every refusal in the JSON error shape `{"error": {"field", "message"}}`,
+/// also those the framework writes as text (a body over its limit, a
+/// malformed query string, a wrong method).
+async fn api_answers(request: Request, next: Next) -> Response {
+    let mut response = next.run(request).await;
+    response
+        .headers_mut()
+        .entry(header::CACHE_CONTROL)
+        .or_insert(header::HeaderValue::from_static("no-store"));
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let text = match axum::body::to_bytes(body, PLAIN_REFUSAL_LIMIT).await {
+        Ok(bytes) => String::from_utf8_lossy(&bytes).trim().to_string(),
+        Err(_) => String::new(),
+    };
+    let message = match (status, text.is_empty()) {
+        (StatusCode::PAYLOAD_TOO_LARGE, _) => {
+            "the request body is larger than this route accepts".to_string()
+        }
+        (_, true) => status
+            .canonical_reason()
+            .unwrap_or("refused")
+            .to_ascii_lowercase(),
+        (_, false) => text,
+    };
+    let mut json = ApiError::new(status, None, &message).into_response();
+    for (name, value) in parts.headers.iter() {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            json.headers_mut().insert(name.clone(), value.clone());
+        }
+    }
+    json
 }
 
 async fn count(State(state): State<AppState>, request: Request, next: Next) -> Response {
@@ -342,10 +401,26 @@ pub(crate) async fn healthz(State(state): State<AppState>) -> Response {
     }
 }
 
-/// Prometheus counters (text exposition format 0.0.4).
+/// Prometheus counters (text exposition format 0.0.4), for admins and
+/// auditors: they show market-wide activity. A scraper without a session
+/// uses the separate `--metrics-listen` address instead.
 #[utoipa::path(get, path = "/metrics", tag = "operations",
-    responses((status = 200, description = "Request counts and durations by route", content_type = "text/plain")))]
-pub(crate) async fn metrics(State(state): State<AppState>) -> Response {
+    security(("session" = [])),
+    responses((status = 200, description = "Request counts and durations by route", content_type = "text/plain"),
+              (status = 401, description = "No session", body = crate::openapi::ErrorBody),
+              (status = 403, description = "Neither admin nor auditor", body = crate::openapi::ErrorBody)))]
+pub(crate) async fn metrics(
+    State(state): State<AppState>,
+    principal: crate::auth::Principal,
+) -> Response {
+    if let Err(e) = principal.require_any(&[crate::auth::Role::Admin, crate::auth::Role::Auditor]) {
+        return e.into_response();
+    }
+    metrics_text(&state)
+}
+
+/// The exposition, as the metrics listener serves it.
+pub(crate) fn metrics_text(state: &AppState) -> Response {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         state.metrics.render(),
@@ -353,25 +428,26 @@ pub(crate) async fn metrics(State(state): State<AppState>) -> Response {
         .into_response()
 }
 
-/// The number of audit events and the hash of the last one. Publishing the
-/// head lets anyone detect a truncated log later.
+/// The audit log's head, signed by the server's key
+/// (`sealstream.audit-head.v1`: the number of events, the hash of the last
+/// one), for admins and auditors. Keeping a copy elsewhere lets anyone with
+/// the server's public key detect a log cut short or rewritten later
+/// (`market audit verify --anchor`).
 #[utoipa::path(get, path = "/v1/audit/head", tag = "audit",
-    responses((status = 200, description = "`{\"events\": N, \"head\": \"0x…\"}`")))]
-pub(crate) async fn audit_head(State(state): State<AppState>) -> Response {
-    match audit::head(&state.store).await {
-        Ok(report) => json_response(
-            StatusCode::OK,
-            object(&[
-                (
-                    "events",
-                    Value::Number(
-                        sealstream_core::json::Number::from_int_text(&report.events.to_string())
-                            .expect("a u64 is an integer"),
-                    ),
-                ),
-                ("head", Value::String(report.head)),
-            ]),
-        ),
+    security(("session" = [])),
+    responses((status = 200, description = "The signed head: `{schemaVersion, events, head, signedAt, serverPublicKeyHex, signature}`"),
+              (status = 401, description = "No session", body = crate::openapi::ErrorBody),
+              (status = 403, description = "Neither admin nor auditor", body = crate::openapi::ErrorBody),
+              (status = 503, description = "The database does not answer", body = crate::openapi::ErrorBody)))]
+pub(crate) async fn audit_head(
+    State(state): State<AppState>,
+    principal: crate::auth::Principal,
+) -> Response {
+    if let Err(e) = principal.require_any(&[crate::auth::Role::Admin, crate::auth::Role::Auditor]) {
+        return e.into_response();
+    }
+    match state.sign_audit_head().await {
+        Ok(signed) => json_response(StatusCode::OK, signed.to_json()),
         Err(e) => {
             tracing::warn!("audit head: {e}");
             error_response(StatusCode::SERVICE_UNAVAILABLE, "database unavailable")
@@ -399,6 +475,7 @@ async fn not_found() -> Response {
 #[derive(Debug)]
 pub struct Server {
     listener: tokio::net::TcpListener,
+    metrics_listener: Option<tokio::net::TcpListener>,
     state: AppState,
 }
 
@@ -407,28 +484,48 @@ impl Server {
     /// seeds the admins, binds the listen address and records `server.start`
     /// in the audit log.
     pub async fn bind(config: Config) -> Result<Server, ServeError> {
-        std::fs::create_dir_all(&config.data_dir).map_err(|source| ServeError::Io {
-            context: format!("{}", config.data_dir.display()),
-            source,
-        })?;
+        let io = |context: String| move |source| ServeError::Io { context, source };
         crate::public_url::PublicUrl::resolve(config.public_url.as_deref(), config.listen)
             .map_err(|e| ServeError::Config(e.to_string()))?;
+        crate::files::private_dir(&config.data_dir)
+            .map_err(io(format!("{}", config.data_dir.display())))?;
         let url = config.database_url();
+        if let Some(db) = sqlite_file(&url) {
+            // SQLite gives -wal and -shm the database file's mode.
+            crate::files::private_file(&db).map_err(io(format!("{}", db.display())))?;
+            for suffix in ["-wal", "-shm"] {
+                let side = PathBuf::from(format!("{}{suffix}", db.display()));
+                crate::files::narrow(&side, crate::files::FILE_MODE)
+                    .map_err(io(format!("{}", side.display())))?;
+            }
+        }
         let store = Store::open(&url).await?;
         let objects = Objects::open(&config.data_dir, config.object_store.as_deref())?;
+        let receipt_key_file = config
+            .receipt_key_file
+            .clone()
+            .unwrap_or_else(|| config.data_dir.join(RECEIPT_KEY_FILE));
+        let receipt_key = crate::server_key::load_or_create_receipt_key(&receipt_key_file)
+            .map_err(|e| ServeError::Config(e.to_string()))?;
+        let head_file = config.data_dir.join(audit::signed::HEAD_FILE);
+        let (report, signed) =
+            audit::signed::verify_signed(&store, &receipt_key.public_key(), Some(&head_file), None)
+                .await
+                .map_err(|e| {
+                    ServeError::Config(format!(
+                        "the audit log does not verify ({e}); the server does not start on a log \
+                 that was cut short or rewritten: see `sealstream market audit verify`"
+                    ))
+                })?;
         for did in &config.admins {
             crate::auth::grant_role(&store, did, crate::auth::Role::Admin, "server").await?;
         }
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
-            .map_err(|source| ServeError::Io {
-                context: format!("listen on {}", config.listen),
-                source,
-            })?;
-        let local = listener.local_addr().map_err(|source| ServeError::Io {
-            context: "listen address".into(),
-            source,
-        })?;
+            .map_err(io(format!("listen on {}", config.listen)))?;
+        let local = listener
+            .local_addr()
+            .map_err(io("listen address".to_string()))?;
         let public_url = crate::public_url::PublicUrl::resolve(config.public_url.as_deref(), local)
             .map_err(|e| ServeError::Config(e.to_string()))?;
         let details = object(&[
@@ -437,25 +534,32 @@ impl Server {
             ("version", Value::String(env!("CARGO_PKG_VERSION").into())),
         ]);
         let event = audit::append_now(&store, "server", "server.start", "market", &details).await?;
+        let head = audit::signed::sign_current(&store, &receipt_key, Some(&head_file))
+            .await
+            .map_err(|e| ServeError::Config(format!("cannot sign the audit head: {e}")))?;
         tracing::info!(
             listen = %local,
             public_url = %public_url,
             engine = ?store.engine(),
             objects = %objects,
+            audit_verified = report.events,
+            audit_signed_before = signed.map_or(0, |h| h.events),
             audit_events = event.seq,
-            audit_head = %event.hash,
+            audit_head = %head.head,
             "market server started"
         );
-        let receipt_key_file = config
-            .receipt_key_file
-            .clone()
-            .unwrap_or_else(|| config.data_dir.join(RECEIPT_KEY_FILE));
-        let receipt_key = crate::server_key::load_or_create_receipt_key(&receipt_key_file)
-            .map_err(|e| ServeError::Config(e.to_string()))?;
         let kek_file = config
             .operator_kek_file
             .clone()
             .unwrap_or_else(|| config.data_dir.join(crate::operator_key::KEK_FILE));
+        if same_dir(kek_file.parent(), Some(&config.data_dir)) {
+            tracing::warn!(
+                kek = %kek_file.display(),
+                "the operator key-encryption key is stored beside the database: a copy of \
+                 the data directory opens every operator key; keep it elsewhere with \
+                 --operator-kek-file"
+            );
+        }
         let operator_kek = crate::server_key::load_or_create(&kek_file)
             .map_err(|e| ServeError::Config(e.to_string()))?;
         let nonce_key =
@@ -492,7 +596,19 @@ impl Server {
             public_url: Arc::new(public_url),
             nonce_key: Arc::new(nonce_key),
         };
-        Ok(Server { listener, state })
+        let metrics_listener = match state.config.metrics_listen {
+            Some(addr) => Some(
+                tokio::net::TcpListener::bind(addr)
+                    .await
+                    .map_err(io(format!("metrics listener on {addr}")))?,
+            ),
+            None => None,
+        };
+        Ok(Server {
+            listener,
+            metrics_listener,
+            state,
+        })
     }
 
     /// The address the server listens on.
@@ -500,6 +616,13 @@ impl Server {
         self.listener
             .local_addr()
             .expect("a bound listener has an address")
+    }
+
+    /// The address of the metrics listener, when one is configured.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_listener
+            .as_ref()
+            .and_then(|l| l.local_addr().ok())
     }
 
     /// The state handlers share (the store, for tools and tests).
@@ -521,10 +644,33 @@ impl Server {
             )
         });
         let granter = crate::operator_key::spawn_granter(self.state.clone());
+        let head_signer = spawn_head_signer(self.state.clone());
+        let signer_state = self.state.clone();
+        let metrics = self.metrics_listener.map(|listener| {
+            let app = Router::new()
+                .route(
+                    "/metrics",
+                    get(|State(s): State<AppState>| async move { metrics_text(&s) }),
+                )
+                .fallback(not_found)
+                .with_state(self.state.clone());
+            tokio::spawn(async move {
+                if let Err(e) = axum::serve(listener, app).await {
+                    tracing::error!("metrics listener: {e}");
+                }
+            })
+        });
         let served = axum::serve(self.listener, router(self.state))
             .with_graceful_shutdown(shutdown)
             .await;
         granter.abort();
+        head_signer.abort();
+        if let Some(m) = metrics {
+            m.abort();
+        }
+        if let Err(e) = signer_state.sign_audit_head().await {
+            tracing::error!("cannot sign the audit head at shutdown: {e}");
+        }
         if let Some(w) = watcher {
             w.abort();
         }
@@ -536,6 +682,53 @@ impl Server {
         tracing::info!("market server stopped");
         Ok(())
     }
+}
+
+/// Signs the audit head every `config.audit_sign_interval` (when it moved).
+fn spawn_head_signer(state: AppState) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(state.config.audit_sign_interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            if let Err(e) = state.sign_audit_head().await {
+                tracing::error!("cannot sign the audit head: {e}");
+            }
+        }
+    })
+}
+
+impl AppState {
+    /// Signs the audit log's current head (unless already signed) and keeps
+    /// it in the database and the head file; returns the newest signed head.
+    pub async fn sign_audit_head(
+        &self,
+    ) -> Result<sealstream_core::audit_head::SignedAuditHead, audit::signed::SignedHeadError> {
+        let file = self.config.data_dir.join(audit::signed::HEAD_FILE);
+        audit::signed::sign_current(&self.store, &self.receipt_key, Some(&file)).await
+    }
+}
+
+/// The database file of a `sqlite://` URL (not of an in-memory database).
+fn sqlite_file(url: &str) -> Option<PathBuf> {
+    let rest = url.strip_prefix("sqlite://")?;
+    let path = rest.split('?').next().unwrap_or(rest);
+    (!path.is_empty() && !path.starts_with(':')).then(|| PathBuf::from(path))
+}
+
+/// Whether two directories are the same (after resolving links).
+fn same_dir(a: Option<&std::path::Path>, b: Option<&std::path::Path>) -> bool {
+    let resolve = |p: Option<&std::path::Path>| {
+        p.map(|p| {
+            if p.as_os_str().is_empty() {
+                std::path::Path::new(".")
+            } else {
+                p
+            }
+        })
+        .and_then(|p| std::fs::canonicalize(p).ok())
+    };
+    matches!((resolve(a), resolve(b)), (Some(x), Some(y)) if x == y)
 }
 
 /// [`Server::bind`], then [`Server::run`].

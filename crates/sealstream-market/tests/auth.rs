@@ -21,9 +21,7 @@ fn roles(body: &Value) -> Vec<&str> {
 }
 
 fn audit_events(server: &TestServer) -> i64 {
-    server.get("/v1/audit/head", None).1["events"]
-        .as_i64()
-        .unwrap()
+    server.audit_head()["events"].as_i64().unwrap()
 }
 
 /// (sessions, principals, used nonces, audit events): what a refused
@@ -334,15 +332,15 @@ fn the_host_header_never_decides_the_sign_in_domain(db: Db) {
             .send_string(&json!({"message": text, "signature": signature}).to_string()),
     );
     assert_eq!(refused(reply, 401), "message.domain");
-    assert_eq!(stored(&server), before, "nothing stored for the relayed sign-in");
+    assert_eq!(
+        stored(&server),
+        before,
+        "nothing stored for the relayed sign-in"
+    );
 
     // Orders and links name the configured base, whatever the headers say.
-    let sale = common::orders_fixtures::sale(
-        &server,
-        2,
-        "1000",
-        common::orders_fixtures::invoice_rail(),
-    );
+    let sale =
+        common::orders_fixtures::sale(&server, 2, "1000", common::orders_fixtures::invoice_rail());
     let buyer = common::orders_fixtures::buyer(&server);
     let (status, order) = common::reply(
         evil("POST", "/v1/orders")
@@ -434,7 +432,11 @@ fn nonces_are_stateless(db: Db) {
     for _ in 0..1000 {
         server.new_nonce();
     }
-    assert_eq!(server.count_rows("auth_nonces"), before, "a nonce flood stores nothing");
+    assert_eq!(
+        server.count_rows("auth_nonces"),
+        before,
+        "a nonce flood stores nothing"
+    );
     // A nonce from before a restart signs in after it (same domain: a
     // fixed public URL, since a restart takes a new port).
     server.config.public_url = Some("http://market.test".into());
@@ -534,7 +536,7 @@ fn a_registered_machine_signs_in_as_a_machine(db: Db) {
     let owner_did = Did::of_key(&owner_key).to_string();
     let owner = server.sign_in(&owner_key);
     let machine_key = MachineSigningKey::generate();
-    let chain = sealstream_core::keys::ChainSigningKey::generate().public_key();
+    let chain = sealstream_core::keys::ChainSigningKey::generate();
     let recipient = sealstream_core::keys::RecipientSecretKey::generate().public_key();
     let (status, body) = server.register_machine(
         &owner,

@@ -298,7 +298,7 @@ fn side(server: &TestServer, name: &str) -> Side {
             &owner_token,
             &owner_did,
             &machine_key,
-            &chain_key.public_key(),
+            &chain_key,
             &[("owner-1", "owner", recipient.public_key())],
         ),
         201,
@@ -455,7 +455,7 @@ fn operator_machine(server: &TestServer, a: &Side) -> (String, String) {
             &a.owner_token,
             &a.owner_did,
             &machine_key,
-            &ChainSigningKey::generate().public_key(),
+            &ChainSigningKey::generate(),
             &[
                 ("owner-1", "owner", a.recipient.public_key()),
                 ("operator-1", "operator", operator.public_key()),
@@ -676,6 +676,7 @@ fn matrix(w: &World) -> Vec<Case> {
             "recipients": [{"recipientId": "owner-1", "recipientType": "owner",
                             "publicKeyHex": fresh_recipient.to_hex()}],
             "signature": r.sign(&fresh).to_hex(),
+            "chainKeySignature": r.sign_chain_key(&fresh_chain).unwrap(),
         })
     };
     let a_machines = vec![m.clone(), w.operator_machine.clone()];
@@ -710,9 +711,10 @@ fn matrix(w: &World) -> Vec<Case> {
     vec![
         // Operations and the public catalog.
         row("GET", "/healthz", "/healthz".into(),                              "O  O  O  O  O  O  O  O"),
-        row("GET", "/metrics", "/metrics".into(),                              "O  O  O  O  O  O  O  O"),
+        // Market-wide counts: auditors and admins only (issue 14, item 13).
+        row("GET", "/metrics", "/metrics".into(),                              "U  F  F  F  O  O  F  F"),
         row("GET", "/openapi.json", "/openapi.json".into(),                    "O  O  O  O  O  O  O  O"),
-        row("GET", "/v1/audit/head", "/v1/audit/head".into(),                  "O  O  O  O  O  O  O  O"),
+        row("GET", "/v1/audit/head", "/v1/audit/head".into(),                  "U  F  F  F  O  O  F  F"),
         row("GET", "/v1/catalog", "/v1/catalog?limit=100".into(),              "S  S  S  S  S  S  S  S")
             .private(a_unpublished.clone()),
         // Sign-in.
@@ -1011,7 +1013,7 @@ fn snapshot(server: &TestServer) -> Snapshot {
         out
     });
     Snapshot {
-        audit_head: server.get("/v1/audit/head", None).1,
+        audit_head: server.audit_head(),
         tables,
         objects: files_under(&server.objects_dir()),
     }
@@ -1158,9 +1160,7 @@ fn authorization_matrix(db: Db) {
     // operational endpoints; nothing else.
     let expected: BTreeSet<(&str, &str)> = [
         ("GET", "/healthz"),
-        ("GET", "/metrics"),
         ("GET", "/openapi.json"),
-        ("GET", "/v1/audit/head"),
         ("GET", "/v1/catalog"),
         ("POST", "/v1/auth/nonce"),
         ("POST", "/v1/auth/verify"),
@@ -1206,6 +1206,57 @@ fn authorization_matrix(db: Db) {
             assert_eq!(server.get("/v1/me", Some(token)).0, 401, "{caller:?}");
         }
     }
+}
+
+/// Issue 14, item 4: once an admin revokes owner A's owner role, every
+/// route A could use only as an owner (the matrix rows A may call and a
+/// buyer may not) is a 403 for A, and changes nothing. A stays signed in,
+/// and the machine's own routes keep working.
+fn a_revoked_owner_can_no_longer_sell(db: Db) {
+    let w = world(db);
+    let server = &w.server;
+    let cases = matrix(&w);
+    let a = &w.a;
+    let (status, body) = server.send(
+        "DELETE",
+        &format!("/v1/admin/principals/{}/roles/owner", a.owner_did),
+        Some(&w.admin),
+        &json!({}),
+    );
+    assert_eq!(status, 200, "{body}");
+    let owner_col = CALLERS.iter().position(|c| *c == Caller::OwnerA).unwrap();
+    let buyer_col = CALLERS.iter().position(|c| *c == Caller::Buyer).unwrap();
+    let mut failures = Vec::new();
+    let mut checked = 0;
+    for case in &cases {
+        if !case.expect[owner_col].allowed() || case.expect[buyer_col].allowed() {
+            continue;
+        }
+        checked += 1;
+        let before = snapshot(server);
+        let (status, bytes) = call(
+            server,
+            case.method,
+            &case.path,
+            Some(&a.owner_token),
+            &case.body,
+        );
+        let what = format!("{} {} as the revoked owner", case.method, case.path);
+        if status != 403 {
+            failures.push(format!(
+                "{what}: expected 403, got {status} {}",
+                String::from_utf8_lossy(&bytes)
+            ));
+        } else if snapshot(server) != before {
+            failures.push(format!("{what}: refused but changed state"));
+        }
+    }
+    assert!(checked >= 20, "only {checked} owner routes in the matrix");
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    // Still signed in, as a buyer.
+    let (status, me) = server.get("/v1/me", Some(&a.owner_token));
+    assert_eq!(status, 200, "{me}");
+    assert_eq!(me["roles"], json!(["buyer"]));
 }
 
 /// A dataset is public while a listing of it is published, and private
@@ -1267,4 +1318,8 @@ fn datasets_are_public_while_listed(db: Db) {
     );
 }
 
-on_both_databases!(authorization_matrix, datasets_are_public_while_listed);
+on_both_databases!(
+    authorization_matrix,
+    datasets_are_public_while_listed,
+    a_revoked_owner_can_no_longer_sell
+);

@@ -4,7 +4,12 @@
 
 mod common;
 
-use common::{Db, TestServer};
+use common::listings_fixtures::new_did;
+use common::{block_on, Db, TestServer};
+use sealstream_core::audit_head::SignedAuditHead;
+use sealstream_core::keys::ReceiptPublicKey;
+use sealstream_market::auth::Role;
+use sealstream_market::server::Server;
 
 fn health_and_not_found(db: Db) {
     let mut server = TestServer::start(db);
@@ -13,11 +18,146 @@ fn health_and_not_found(db: Db) {
     let (status, body) = server.get("/v1/nope", None);
     assert_eq!(status, 404);
     assert_eq!(body["error"]["message"], "not found");
-    let (_, head) = server.get("/v1/audit/head", None);
+    let head = server.audit_head();
     assert_eq!(head["events"], 1);
     server.restart();
-    let (_, head) = server.get("/v1/audit/head", None);
+    let head = server.audit_head();
     assert_eq!(head["events"], 2, "the log survives a restart: {head}");
 }
 
-on_both_databases!(health_and_not_found);
+/// Issue 14, item 13: market-wide counts are for auditors and admins; a
+/// scraper uses the separate metrics listener.
+fn metrics_and_the_audit_head_are_for_auditors(db: Db) {
+    let server = TestServer::start_with(db, |c| {
+        c.metrics_listen = Some("127.0.0.1:0".parse().unwrap())
+    });
+    let buyer = server.session_for(&new_did(), &[Role::Buyer, Role::Owner]);
+    let auditor = server.session_for(&new_did(), &[Role::Auditor]);
+    for path in ["/metrics", "/v1/audit/head"] {
+        assert_eq!(server.get(path, None).0, 401, "{path}");
+        let (status, body) = server.get(path, Some(&buyer));
+        assert_eq!(status, 403, "{path}: {body}");
+        assert!(
+            body["error"]["message"].is_string(),
+            "{path}: JSON refusal {body}"
+        );
+        assert_eq!(server.get(path, Some(&auditor)).0, 200, "{path}");
+    }
+    let scraped = ureq::get(&format!(
+        "{}/metrics",
+        server.metrics_base.as_ref().unwrap()
+    ))
+    .call()
+    .unwrap()
+    .into_string()
+    .unwrap();
+    assert!(
+        scraped.contains("sealstream_market_http_requests_total"),
+        "{scraped}"
+    );
+    let other = ureq::get(&format!(
+        "{}/v1/catalog",
+        server.metrics_base.as_ref().unwrap()
+    ))
+    .call();
+    assert!(
+        matches!(other, Err(ureq::Error::Status(404, _))),
+        "the metrics listener serves /metrics only"
+    );
+}
+
+/// Issue 14, item 15: the audit head is signed by the server's key; a log
+/// cut short or rewritten with recomputed hashes is refused at start.
+fn the_audit_head_is_signed_and_checked_at_start(db: Db) {
+    let mut server = TestServer::start(db);
+    let auditor = server.session_for(&new_did(), &[Role::Auditor]);
+    let (status, head) = server.get("/v1/audit/head", Some(&auditor));
+    assert_eq!(status, 200, "{head}");
+    let signed = SignedAuditHead::parse(head.to_string().as_bytes()).unwrap();
+    let (_, key) = server.get("/v1/receipts/key", None);
+    let key = ReceiptPublicKey::from_hex(key["publicKeyHex"].as_str().unwrap(), "key").unwrap();
+    signed.verify(Some(&key)).unwrap();
+    assert_eq!(
+        serde_json::json!(signed.events),
+        server.audit_head()["events"]
+    );
+
+    // Cut the last events off (and the signed heads with them): the head
+    // file outside the database still names the longer log.
+    server.restart();
+    server.restart();
+    let events = server.audit_head()["events"].as_i64().unwrap();
+    server.stop();
+    let store = block_on(sealstream_market::store::Store::open(&server.database_url)).unwrap();
+    block_on(async {
+        for sql in [
+            "DELETE FROM audit_events WHERE seq > 1",
+            "DELETE FROM audit_heads WHERE events > 1",
+        ] {
+            sqlx::query(sql).execute(store.pool()).await.unwrap();
+        }
+        store.close().await;
+    });
+    assert!(events > 1);
+    let error = block_on(Server::bind(server.config.clone())).expect_err("a cut log");
+    let text = error.to_string();
+    assert!(text.contains("audit log does not verify"), "{text}");
+    assert!(text.contains("truncated"), "{text}");
+}
+
+/// Issue 14, item 16: every refusal is JSON, the framework's too, and no
+/// answer may be cached.
+fn refusals_are_json_and_answers_are_not_cached(db: Db) {
+    let server = TestServer::start_with(db, |c| c.body_limit = 1024);
+    let json_refusal = |what: &str, result: Result<ureq::Response, ureq::Error>, status: u16| {
+        let response = match result {
+            Err(ureq::Error::Status(_, r)) => r,
+            other => panic!("{what}: expected {status}, got {other:?}"),
+        };
+        assert_eq!(response.status(), status, "{what}");
+        assert_eq!(response.header("Cache-Control"), Some("no-store"), "{what}");
+        assert!(
+            response.content_type().starts_with("application/json"),
+            "{what}: {}",
+            response.content_type()
+        );
+        let body: serde_json::Value = serde_json::from_str(&response.into_string().unwrap())
+            .unwrap_or_else(|e| panic!("{what}: not JSON: {e}"));
+        assert!(body["error"]["message"].is_string(), "{what}: {body}");
+    };
+    let big = "x".repeat(4096);
+    json_refusal(
+        "a body over the limit",
+        server
+            .request("POST", "/v1/auth/verify", None)
+            .set("Content-Type", "application/json")
+            .send_string(&format!("{{\"message\":\"{big}\",\"signature\":\"00\"}}")),
+        413,
+    );
+    json_refusal(
+        "a wrong method",
+        server.request("DELETE", "/healthz", None).call(),
+        405,
+    );
+    json_refusal(
+        "a malformed query string",
+        server.request("GET", "/v1/catalog?limit=many", None).call(),
+        400,
+    );
+    // Answers that carry a nonce, a session token or anything else.
+    for (method, path) in [
+        ("POST", "/v1/auth/nonce"),
+        ("GET", "/healthz"),
+        ("GET", "/v1/catalog"),
+    ] {
+        let response = server.request(method, path, None).send_string("").unwrap();
+        assert_eq!(response.header("Cache-Control"), Some("no-store"), "{path}");
+    }
+}
+
+on_both_databases!(
+    refusals_are_json_and_answers_are_not_cached,
+    health_and_not_found,
+    metrics_and_the_audit_head_are_for_auditors,
+    the_audit_head_is_signed_and_checked_at_start
+);

@@ -178,7 +178,7 @@ fn stored(server: &TestServer) -> Stored {
         chunks,
         chains,
         objects: files_under(&server.objects_dir()),
-        audit: server.get("/v1/audit/head", None).1,
+        audit: server.audit_head(),
     }
 }
 
@@ -197,9 +197,7 @@ fn multi_chunk_chain_uploads_and_reads_back(db: Db) {
     let data: Vec<u8> = (0..5000u32).flat_map(|i| i.to_le_bytes()).collect();
     let chain = machine.chain(&data, 4096);
     assert_eq!(chain.len(), 5);
-    let before = server.get("/v1/audit/head", None).1["events"]
-        .as_u64()
-        .unwrap();
+    let before = server.audit_head()["events"].as_u64().unwrap();
     for (i, chunk) in chain.iter().enumerate() {
         // The machine uploads the first chunks, its owner the rest.
         let token = if i < 3 { &machine_token } else { &owner_token };
@@ -210,9 +208,7 @@ fn multi_chunk_chain_uploads_and_reads_back(db: Db) {
         assert_eq!(body["index"], i as u64);
         assert_eq!(body["chainLength"], i as u64 + 1);
     }
-    let after = server.get("/v1/audit/head", None).1["events"]
-        .as_u64()
-        .unwrap();
+    let after = server.audit_head()["events"].as_u64().unwrap();
     assert_eq!(after, before + 5, "one audit event per chunk");
     let last_event = block_on(async {
         sqlx::query(
@@ -330,6 +326,31 @@ fn multi_chunk_chain_uploads_and_reads_back(db: Db) {
     ))
     .unwrap();
     assert_eq!(rows.iter().map(|r| r.index).collect::<Vec<_>>(), vec![1, 2]);
+}
+
+/// Issue 14, item 3: a chunk id is held once in the market. The same
+/// machine's chunk uploaded again under another topic would start a copy of
+/// the chain there (the signature and the link of a first chunk both check
+/// out); it is refused, and nothing is stored.
+fn a_chunk_is_held_under_one_chain_only(db: Db) {
+    let (server, machine, machine_token, _) = setup(db);
+    let chain = machine.chain(b"one reading, sold once", 4096);
+    assert_eq!(
+        upload(&server, &machine_token, &machine.did, &chain[0]).0,
+        201
+    );
+    let before = stored(&server);
+    let (content_type, body) = body_of(&chain[0]);
+    let reply = server.send_raw(
+        "PUT",
+        &chunk_path(&machine.did, "/sensor/copy", 0),
+        Some(&machine_token),
+        &content_type,
+        &body,
+    );
+    assert_eq!(reply.0, 409, "{}", reply.1);
+    assert_eq!(reply.1["error"]["field"], "envelope.chunkId", "{}", reply.1);
+    assert_eq!(stored(&server), before);
 }
 
 fn same_chunk_again_is_stored_once(db: Db) {
@@ -912,6 +933,7 @@ fn racing_uploads_store_one_chunk(db: Db) {
 }
 
 on_both_databases!(
+    a_chunk_is_held_under_one_chain_only,
     multi_chunk_chain_uploads_and_reads_back,
     same_chunk_again_is_stored_once,
     bad_uploads_are_refused_and_store_nothing,

@@ -646,6 +646,45 @@ fn samples_decrypt_with_core(db: Db) {
     assert!(audit_actions(&server, &id).contains(&"listing.samples.disclose".to_string()));
 }
 
+/// Issue 14, item 12: the envelopes of a public (listed) dataset do not
+/// carry `plaintextHash` for anyone but its owner: the SHA-256 of a
+/// low-entropy chunk ("yes", "no") confirms a guess offline. The chunk id
+/// (which a proof needs) is untouched.
+fn public_envelopes_withhold_the_plaintext_hash(db: Db) {
+    let server = TestServer::start(db);
+    let alice = owner(&server);
+    let plaintexts: [&[u8]; 3] = [b"yes", b"no", b"yes"];
+    let chain = chain(&server, &alice.did, "door/open", &plaintexts, 1_700_000_000);
+    let ds = dataset(&server, &alice.did, &chain, 0, 3, "signed");
+    publish(&server, &alice.token, &listing_body(&ds, "Door states"));
+    let buyer = server.session_for(&common::listings_fixtures::new_did(), &[Role::Buyer]);
+    for (i, plaintext) in plaintexts.iter().enumerate() {
+        let path = format!("/v1/datasets/{ds}/chunks/{i}/envelope");
+        let secret = sealstream_core::chunk::sha256_hex(plaintext);
+        let secret = secret.trim_start_matches("0x");
+        for token in [None, Some(buyer.as_str())] {
+            let (status, envelope) = server.get(&path, token);
+            assert_eq!(status, 200, "{envelope}");
+            assert_eq!(envelope["plaintextHash"], "", "{envelope}");
+            assert!(!envelope.to_string().contains(secret), "{envelope}");
+            assert_eq!(
+                envelope["chunkId"],
+                chain.chunks[i].envelope.chunk_id.as_str()
+            );
+            let parsed = ChunkEnvelope::parse(envelope.to_string().as_bytes()).unwrap();
+            assert_eq!(parsed.chunk_id, chain.chunks[i].envelope.chunk_id);
+            assert_eq!(parsed.signature, chain.chunks[i].envelope.signature);
+        }
+        let (status, envelope) = server.get(&path, Some(&alice.token));
+        assert_eq!(status, 200, "{envelope}");
+        assert_eq!(
+            envelope["plaintextHash"],
+            chain.chunks[i].envelope.plaintext_hash.as_str(),
+            "the owner sees the envelope as uploaded"
+        );
+    }
+}
+
 fn restart_keeps_listings(db: Db) {
     let mut server = TestServer::start(db);
     let alice = owner(&server);
@@ -666,6 +705,7 @@ fn restart_keeps_listings(db: Db) {
 }
 
 on_both_databases!(
+    public_envelopes_withhold_the_plaintext_hash,
     lifecycle,
     refusals_name_the_field,
     mine_lists_only_the_callers,

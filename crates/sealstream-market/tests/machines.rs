@@ -8,7 +8,7 @@ mod common;
 use common::{Db, TestServer};
 use sealstream_core::identity::Did;
 use sealstream_core::keys::{
-    ChainPublicKey, ChainSigningKey, MachineSigningKey, RecipientPublicKey, RecipientSecretKey,
+    ChainSigningKey, MachineSigningKey, RecipientPublicKey, RecipientSecretKey,
 };
 use sealstream_market::auth::Role;
 use serde_json::{json, Value};
@@ -30,12 +30,12 @@ fn owner(server: &TestServer) -> Owner {
 }
 
 fn keys() -> (
-    ChainPublicKey,
+    ChainSigningKey,
     Vec<(&'static str, &'static str, RecipientPublicKey)>,
 ) {
     let r = || RecipientSecretKey::generate().public_key();
     (
-        ChainSigningKey::generate().public_key(),
+        ChainSigningKey::generate(),
         vec![
             ("owner-1", "owner", r()),
             ("operator-1", "operator", r()),
@@ -69,7 +69,7 @@ fn register_list_and_show(db: Db) {
     assert_eq!(status, 201, "{body}");
     assert_eq!(body["did"], machine_did);
     assert_eq!(body["ownerDid"], alice.did);
-    assert_eq!(body["chainPublicKey"], chain.to_hex());
+    assert_eq!(body["chainPublicKey"], chain.public_key().to_hex());
     assert_eq!(body["recipients"][1]["recipientType"], "operator");
     assert_eq!(
         body["recipients"][2]["publicKeyHex"],
@@ -109,13 +109,13 @@ fn signed_request(
     machine_key: &MachineSigningKey,
     signer: &MachineSigningKey,
     owner_did: &str,
-    chain: &ChainPublicKey,
+    chain: &ChainSigningKey,
     recipients: &[(&str, &str, RecipientPublicKey)],
 ) -> Value {
     let registration = sealstream_core::registration::MachineRegistration {
         machine: Did::of_key(machine_key),
         owner: Did::parse(owner_did, "owner").unwrap(),
-        chain_public_key: *chain,
+        chain_public_key: chain.public_key(),
         recipients: recipients
             .iter()
             .map(
@@ -129,11 +129,12 @@ fn signed_request(
     };
     json!({
         "machineDid": Did::of_key(machine_key).to_string(),
-        "chainPublicKey": chain.to_hex(),
+        "chainPublicKey": chain.public_key().to_hex(),
         "recipients": recipients.iter().map(|(id, kind, key)| json!({
             "recipientId": id, "recipientType": kind, "publicKeyHex": key.to_hex()
         })).collect::<Vec<_>>(),
         "signature": registration.sign(signer).to_hex(),
+        "chainKeySignature": registration.sign_chain_key(chain).unwrap(),
     })
 }
 
@@ -205,6 +206,92 @@ fn a_machine_is_registered_once(db: Db) {
     assert_eq!(server.count_rows("machines"), 1);
 }
 
+/// Issue 14, item 3: a registration proves possession of the chain key,
+/// and a chain key belongs to one machine. The attack: a buyer who read the
+/// chain public key from a purchased chunk's envelope registers it under a
+/// machine of their own, to re-upload the purchased chunks as theirs.
+fn a_chain_key_is_proved_and_belongs_to_one_machine(db: Db) {
+    let server = TestServer::start(db);
+    let alice = owner(&server);
+    let mallory = owner(&server);
+    let (chain, recipients) = keys();
+    let alices_machine = MachineSigningKey::generate();
+    let reply = server.register_machine(
+        &alice.token,
+        &alice.did,
+        &alices_machine,
+        &chain,
+        &recipients,
+    );
+    assert_eq!(reply.0, 201, "{}", reply.1);
+    let before = (server.count_rows("machines"), audit_actions(&server).len());
+
+    // Mallory knows the chain public key only: whatever key she signs the
+    // proof with, it is not the chain key's.
+    let mallorys_machine = MachineSigningKey::generate();
+    let mut request = signed_request(
+        &mallorys_machine,
+        &mallorys_machine,
+        &mallory.did,
+        &ChainSigningKey::generate(),
+        &recipients,
+    );
+    request["chainPublicKey"] = json!(chain.public_key().to_hex());
+    let reply = server.send("POST", "/v1/machines", Some(&mallory.token), &request);
+    assert_eq!((reply.0, field(&reply)), (422, "signature"), "{}", reply.1);
+    // Her machine's signature over the right statement, and a proof by
+    // another Ed25519 key.
+    let honest_statement = signed_request(
+        &mallorys_machine,
+        &mallorys_machine,
+        &mallory.did,
+        &chain,
+        &recipients,
+    );
+    let mut forged = honest_statement.clone();
+    let other = signed_request(
+        &mallorys_machine,
+        &mallorys_machine,
+        &mallory.did,
+        &ChainSigningKey::generate(),
+        &recipients,
+    );
+    forged["chainKeySignature"] = other["chainKeySignature"].clone();
+    let reply = server.send("POST", "/v1/machines", Some(&mallory.token), &forged);
+    assert_eq!(
+        (reply.0, field(&reply)),
+        (422, "chainKeySignature"),
+        "{}",
+        reply.1
+    );
+    // Without a proof at all.
+    let mut unproved = honest_statement.clone();
+    unproved
+        .as_object_mut()
+        .unwrap()
+        .remove("chainKeySignature");
+    let reply = server.send("POST", "/v1/machines", Some(&mallory.token), &unproved);
+    assert_eq!(reply.0, 400, "{}", reply.1);
+    // Even holding the chain key (stolen), it stays Alice's machine's.
+    let reply = server.send(
+        "POST",
+        "/v1/machines",
+        Some(&mallory.token),
+        &honest_statement,
+    );
+    assert_eq!(
+        (reply.0, field(&reply)),
+        (409, "chainPublicKey"),
+        "{}",
+        reply.1
+    );
+    assert_eq!(
+        (server.count_rows("machines"), audit_actions(&server).len()),
+        before,
+        "nothing stored"
+    );
+}
+
 fn only_the_owner_the_machine_and_admins_see_it(db: Db) {
     let admin_key = MachineSigningKey::generate();
     let admin_did = Did::of_key(&admin_key).to_string();
@@ -243,7 +330,14 @@ fn only_the_owner_the_machine_and_admins_see_it(db: Db) {
     let admin = server.sign_in(&admin_key);
     assert_eq!(server.get(&path, Some(&admin)).0, 200);
     let bobs_machine = MachineSigningKey::generate();
-    let reply = server.register_machine(&bob.token, &bob.did, &bobs_machine, &chain, &recipients);
+    let (bobs_chain, _) = keys();
+    let reply = server.register_machine(
+        &bob.token,
+        &bob.did,
+        &bobs_machine,
+        &bobs_chain,
+        &recipients,
+    );
     assert_eq!(reply.0, 201);
     let (_, all) = server.get("/v1/machines", Some(&admin));
     assert_eq!(all["machines"].as_array().unwrap().len(), 2);
@@ -275,9 +369,10 @@ fn registration_needs_the_owner_role_and_well_formed_fields(db: Db) {
     let alice = owner(&server);
     let base = json!({
         "machineDid": Did::of_key(&machine_key).to_string(),
-        "chainPublicKey": chain.to_hex(),
+        "chainPublicKey": chain.public_key().to_hex(),
         "recipients": [{"recipientId": "owner-1", "recipientType": "owner", "publicKeyHex": recipients[0].2.to_hex()}],
         "signature": format!("0x{}", "11".repeat(65)),
+        "chainKeySignature": "22".repeat(64),
     });
     let cases: Vec<(&str, Value, &str)> = vec![
         ("/machineDid", json!("did:peaq:0x12"), "machineDid"),
@@ -328,6 +423,7 @@ on_both_databases!(
     register_list_and_show,
     a_bad_signature_is_422_and_stores_nothing,
     a_machine_is_registered_once,
+    a_chain_key_is_proved_and_belongs_to_one_machine,
     only_the_owner_the_machine_and_admins_see_it,
     registration_needs_the_owner_role_and_well_formed_fields,
 );

@@ -397,7 +397,7 @@ fn bad_grants_are_refused_and_store_nothing(db: Db) {
     ];
     let before = (
         server.count_rows("grants"),
-        server.get("/v1/audit/head", None).1["events"].clone(),
+        server.audit_head()["events"].clone(),
     );
     for (body, status, field) in cases {
         let (got, answer) = server.send("PUT", &path, Some(&sale.owner), &body);
@@ -414,7 +414,7 @@ fn bad_grants_are_refused_and_store_nothing(db: Db) {
     assert_eq!(
         (
             server.count_rows("grants"),
-            server.get("/v1/audit/head", None).1["events"].clone()
+            server.audit_head()["events"].clone()
         ),
         before
     );

@@ -150,6 +150,15 @@ pub enum MarketCommand {
         /// http://LISTEN). Request headers (Host, X-Forwarded-*) never change it.
         #[arg(long, value_name = "URL")]
         public_url: Option<String>,
+        /// Also serve GET /metrics (Prometheus text) without a session on this address, for
+        /// a scraper on a private network; on --listen, /metrics needs an admin or auditor
+        /// session.
+        #[arg(long, value_name = "ADDR")]
+        metrics_listen: Option<std::net::SocketAddr>,
+        /// Seconds between signatures of the audit log's head while events are appended
+        /// (it is also signed at start, at shutdown and on GET /v1/audit/head).
+        #[arg(long, default_value_t = 1, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
+        audit_sign_interval: u64,
         /// The EIP-155 chain id sign-in messages may name (`Chain ID`); repeatable
         /// [default: 3338, peaq]. The first is the one POST /v1/auth/nonce suggests.
         #[arg(long = "sign-in-chain-id", value_name = "CHAIN_ID")]
@@ -272,9 +281,10 @@ pub struct MarketSession {
 pub enum MarketMachineCommand {
     /// On the machine: sign the registration statement naming --owner, the chain key and
     /// the recipient keys of keys.json (as `keys generate` writes it; recipient ids
-    /// owner-1, operator-1, machine-1). Writes the registration document the owner sends
-    /// with `market machine register --registration` (to --out, or stdout). Needs no
-    /// server.
+    /// owner-1, operator-1, machine-1) with the machine's key and with the chain key
+    /// (proof that the machine holds it). Writes the registration document the owner
+    /// sends with `market machine register --registration` (to --out, or stdout). Needs
+    /// no server.
     Sign {
         /// File holding the machine's secp256k1 key (hex).
         #[arg(long, value_name = "FILE")]
@@ -282,6 +292,10 @@ pub enum MarketMachineCommand {
         /// The public parts: keys.json of `sealstream keys generate`.
         #[arg(long, value_name = "FILE")]
         keys: PathBuf,
+        /// File holding the chain's Ed25519 key (hex) [default: chain.ed25519.sk beside
+        /// --keys].
+        #[arg(long, value_name = "FILE")]
+        chain_key_file: Option<PathBuf>,
         /// The owner the machine is registered to (did:peaq:0x…).
         #[arg(long, value_name = "DID")]
         owner: String,
@@ -304,6 +318,10 @@ pub enum MarketMachineCommand {
         /// Sign here instead: keys.json (with --machine-key-file).
         #[arg(long, value_name = "FILE", requires = "machine_key_file")]
         keys: Option<PathBuf>,
+        /// Sign here instead: the chain's Ed25519 key [default: chain.ed25519.sk beside
+        /// --keys].
+        #[arg(long, value_name = "FILE", requires = "keys")]
+        chain_key_file: Option<PathBuf>,
         /// Print the registered machine as JSON on stdout.
         #[arg(long)]
         json: bool,
@@ -514,13 +532,23 @@ pub enum MarketOrderCommand {
 #[derive(Debug, Subcommand)]
 pub enum MarketAuditCommand {
     /// Check every event of the audit log: numbering without gaps, each hash against its
-    /// content, each link to the event before. Exit 0 and "audit log intact: N events, head
-    /// 0x…"; exit 2 naming the first bad event.
+    /// content, each link to the event before; and that the log still holds the newest head
+    /// the server signed (kept in the database, in DATA_DIR/audit-head.json and, with
+    /// --anchor, a copy kept elsewhere), so that a log cut short or rewritten with
+    /// recomputed hashes is caught. Exit 0 and "audit log intact: N events, head 0x…"; exit
+    /// 2 naming the first bad event.
     #[command(after_help = MARKET_EXIT_CODES)]
     Verify {
         #[command(flatten)]
         db: MarketDbArgs,
-        /// Print {"intact", "events", "head"} or {"intact", "error"} as JSON on stdout.
+        #[command(flatten)]
+        key: MarketServerKeyArgs,
+        /// A signed head exported earlier with `market audit anchor` (or saved from GET
+        /// /v1/audit/head): the log must still hold it.
+        #[arg(long, value_name = "FILE")]
+        anchor: Option<PathBuf>,
+        /// Print {"intact", "events", "head", "signedEvents"} or {"intact", "error"} as JSON
+        /// on stdout.
         #[arg(long)]
         json: bool,
         /// A head published earlier (GET /v1/audit/head, or the server's start log line):
@@ -532,6 +560,34 @@ pub enum MarketAuditCommand {
         #[arg(long, value_name = "N", requires = "head")]
         events: Option<u64>,
     },
+    /// Export the audit log's signed head for storage outside the market (another
+    /// machine, a ticket, a transparency service): verifies the log as `audit verify` does,
+    /// signs its current head with the server key when this process can read it (else
+    /// takes the newest head the server signed) and writes the signed head
+    /// (sealstream.audit-head.v1 JSON) to --out or stdout. `audit verify --anchor FILE`
+    /// later proves the log still holds it.
+    #[command(after_help = MARKET_EXIT_CODES)]
+    Anchor {
+        #[command(flatten)]
+        db: MarketDbArgs,
+        #[command(flatten)]
+        key: MarketServerKeyArgs,
+        /// Write the signed head here (atomically) instead of stdout.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
+}
+
+/// The market's key, which signs audit heads (and receipts).
+#[derive(Debug, Args)]
+pub struct MarketServerKeyArgs {
+    /// The market's public key (hex, as GET /v1/receipts/key gives it) [default: the public
+    /// half of --receipt-key-file].
+    #[arg(long, value_name = "HEX")]
+    pub server_key: Option<String>,
+    /// The server's receipt key file [default: DATA_DIR/receipt-key].
+    #[arg(long, value_name = "FILE")]
+    pub receipt_key_file: Option<PathBuf>,
 }
 
 /// Where the market's data lives.

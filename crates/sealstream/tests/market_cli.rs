@@ -8,15 +8,23 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 use common::market::Market;
+use sealstream_core::identity::Did;
+use sealstream_core::json::Value;
+use sealstream_core::keys::MachineSigningKey;
 
 fn sealstream() -> Command {
     Command::new(env!("CARGO_BIN_EXE_sealstream"))
 }
 
 fn audit_verify(data_dir: &Path, json: bool) -> Output {
+    audit_verify_with(data_dir, json, &[])
+}
+
+fn audit_verify_with(data_dir: &Path, json: bool, extra: &[&str]) -> Output {
     let mut cmd = sealstream();
     cmd.args(["market", "audit", "verify", "--data-dir"])
-        .arg(data_dir);
+        .arg(data_dir)
+        .args(extra);
     if json {
         cmd.arg("--json");
     }
@@ -50,9 +58,24 @@ fn serve_restart_verify_and_tamper() {
     let data = tmp.path().join("market-data");
 
     // First run: created data dir, health, metrics, one audit event.
-    let mut server = Market::start(&data);
+    let admin_key = MachineSigningKey::generate();
+    let admin_did = Did::of_key(&admin_key).to_string();
+    let flags = ["--admin", admin_did.as_str()];
+    let mut server = Market::start_with(&data, &flags);
     assert!(data.join("market.db").is_file());
-    let metrics = server.get("/metrics");
+    // Market-wide counts and the audit head are for admins and auditors.
+    assert_eq!(server.call("GET", "/metrics", None, None).0, 401);
+    assert_eq!(server.call("GET", "/v1/audit/head", None, None).0, 401);
+    let admin = server.sign_in(&admin_key);
+    let as_admin = |server: &Market, path: &str| {
+        let (status, body) = server.call("GET", path, Some(&admin), None);
+        assert_eq!(status, 200, "{path}: {body:?}");
+        match body {
+            Value::String(text) => text,
+            other => sealstream_core::json::canonical::rfc8785(&other).unwrap(),
+        }
+    };
+    let metrics = as_admin(&server, "/metrics");
     assert!(
         metrics.contains("# TYPE sealstream_market_http_requests_total counter"),
         "{metrics}"
@@ -62,75 +85,145 @@ fn serve_restart_verify_and_tamper() {
         "{metrics}"
     );
     assert!(metrics.contains("sealstream_market_http_request_duration_seconds_count"));
-    let head = server.get("/v1/audit/head");
-    assert!(head.starts_with(r#"{"events":1,"head":"0x"#), "{head}");
+    let head = as_admin(&server, "/v1/audit/head");
+    // The admin's role, the start, the admin's first sign-in (two roles):
+    // five events so far.
+    assert!(head.starts_with(r#"{"events":5,"head":"0x"#), "{head}");
     let unknown = ureq::get(&format!("{}/nope", server.base)).call();
     assert!(matches!(unknown, Err(ureq::Error::Status(404, _))));
     assert!(server.stop().success(), "SIGTERM must stop with exit 0");
 
     // Second run: one more start event.
-    let mut server = Market::start(&data);
-    let head = server.get("/v1/audit/head");
-    assert!(head.starts_with(r#"{"events":2,"head":"0x"#), "{head}");
+    let mut server = Market::start_with(&data, &flags);
+    let head = as_admin(&server, "/v1/audit/head");
+    assert!(head.starts_with(r#"{"events":6,"head":"0x"#), "{head}");
     assert!(server.stop().success());
 
     let ok = audit_verify(&data, false);
     assert_eq!(ok.status.code(), Some(0), "{}", stderr(&ok));
     let line = stderr(&ok);
     assert!(
-        line.starts_with("audit log intact: 2 events, head 0x"),
+        line.starts_with("audit log intact: 6 events, head 0x"),
         "{line}"
     );
-    assert!(head.contains(line.trim().rsplit(' ').next().unwrap()));
+    assert!(line.contains("(signed head: 6 events"), "{line}");
+    let hash = line
+        .split("head ")
+        .nth(1)
+        .unwrap()
+        .split(' ')
+        .next()
+        .unwrap();
+    assert!(head.contains(hash), "{head} {line}");
     let json = audit_verify(&data, true);
     assert_eq!(json.status.code(), Some(0));
     let out = String::from_utf8(json.stdout).unwrap();
     assert!(
-        out.contains("\"intact\": true") && out.contains("\"events\": 2"),
+        out.contains("\"intact\": true") && out.contains("\"events\": 6"),
         "{out}"
     );
 
-    // A third event, so that there is a middle one to remove.
-    let mut server = Market::start(&data);
-    let published = server.get("/v1/audit/head");
+    // A seventh event, so that there is a middle one to remove.
+    let mut server = Market::start_with(&data, &flags);
+    let published = as_admin(&server, "/v1/audit/head");
+    let server_key = match server.call("GET", "/v1/receipts/key", None, None).1 {
+        Value::Object(m) => m["publicKeyHex"].as_str().unwrap().to_string(),
+        other => panic!("{other:?}"),
+    };
     assert!(server.stop().success());
     assert_eq!(audit_verify(&data, false).status.code(), Some(0));
     let published_head = published
         .split("\"head\":\"")
         .nth(1)
         .unwrap()
-        .trim_end_matches("\"}")
+        .split('"')
+        .next()
+        .unwrap()
         .to_string();
 
-    // The last event cut off: the chain alone still verifies, the published
-    // head does not.
+    // The last event cut off (issue 14, item 15): the chain alone would
+    // still verify, but the server signed its head at shutdown. Without the
+    // market's key the signed heads cannot be checked, and verify says so.
     let cut = tmp.path().join("cut");
     std::fs::create_dir(&cut).unwrap();
     std::fs::copy(data.join("market.db"), cut.join("market.db")).unwrap();
-    tamper(&cut, "DELETE FROM audit_events WHERE seq = 3");
-    assert_eq!(audit_verify(&cut, false).status.code(), Some(0));
+    tamper(&cut, "DELETE FROM audit_events WHERE seq = 7");
+    let no_key = audit_verify(&cut, false);
+    assert_eq!(no_key.status.code(), Some(1), "{}", stderr(&no_key));
+    assert!(
+        stderr(&no_key).contains("--server-key"),
+        "{}",
+        stderr(&no_key)
+    );
+    let with_key = sealstream()
+        .args(["market", "audit", "verify", "--data-dir"])
+        .arg(&cut)
+        .args(["--server-key", &server_key])
+        .output()
+        .unwrap();
+    assert_eq!(with_key.status.code(), Some(2), "{}", stderr(&with_key));
+    assert_eq!(
+        stderr(&with_key).trim(),
+        "error: audit log not intact: truncated: 6 events, but the published head is of event 7"
+    );
     let against = |dir: &Path, head: &str| {
         sealstream()
             .args(["market", "audit", "verify", "--data-dir"])
             .arg(dir)
-            .args(["--head", head, "--events", "3"])
+            .args(["--server-key", &server_key])
+            .args(["--head", head, "--events", "7"])
             .output()
             .unwrap()
     };
     let ok = against(&data, &published_head);
     assert_eq!(ok.status.code(), Some(0), "{}", stderr(&ok));
-    let bad = against(&cut, &published_head);
-    assert_eq!(bad.status.code(), Some(2));
-    assert_eq!(
-        stderr(&bad).trim(),
-        "error: audit log not intact: truncated: 2 events, but the published head is of event 3"
-    );
     let other = format!("0x{}", "ab".repeat(32));
     let bad = against(&data, &other);
     assert_eq!(bad.status.code(), Some(2));
     assert_eq!(
         stderr(&bad).trim(),
-        "error: audit log not intact: seq 3: hash is not the published head"
+        "error: audit log not intact: seq 7: hash is not the published head"
+    );
+
+    // An anchor exported and kept elsewhere outlives a rollback of both the
+    // database and the head file.
+    let anchor = tmp.path().join("anchor.json");
+    let exported = sealstream()
+        .args(["market", "audit", "anchor", "--data-dir"])
+        .arg(&data)
+        .arg("--out")
+        .arg(&anchor)
+        .output()
+        .unwrap();
+    assert_eq!(exported.status.code(), Some(0), "{}", stderr(&exported));
+    let rolled = tmp.path().join("rolled");
+    std::fs::create_dir(&rolled).unwrap();
+    std::fs::copy(data.join("market.db"), rolled.join("market.db")).unwrap();
+    tamper(&rolled, "DELETE FROM audit_events WHERE seq = 7");
+    tamper(&rolled, "DELETE FROM audit_heads WHERE events = 7");
+    let rolled_back = sealstream()
+        .args(["market", "audit", "verify", "--data-dir"])
+        .arg(&rolled)
+        .args(["--server-key", &server_key])
+        .output()
+        .unwrap();
+    assert_eq!(
+        rolled_back.status.code(),
+        Some(0),
+        "the database alone cannot tell"
+    );
+    let anchored = sealstream()
+        .args(["market", "audit", "verify", "--data-dir"])
+        .arg(&rolled)
+        .args(["--server-key", &server_key, "--anchor"])
+        .arg(&anchor)
+        .output()
+        .unwrap();
+    assert_eq!(anchored.status.code(), Some(2), "{}", stderr(&anchored));
+    assert!(
+        stderr(&anchored).contains("truncated"),
+        "{}",
+        stderr(&anchored)
     );
 
     // Changed details: the event's own hash no longer matches.
@@ -155,7 +248,7 @@ fn serve_restart_verify_and_tamper() {
 
     // A removed middle event: the gap is named.
     tamper(&copy, "DELETE FROM audit_events WHERE seq = 2");
-    let bad = audit_verify(&copy, false);
+    let bad = audit_verify_with(&copy, false, &["--server-key", &server_key]);
     assert_eq!(bad.status.code(), Some(2), "{}", stderr(&bad));
     assert_eq!(
         stderr(&bad).trim(),
@@ -164,7 +257,7 @@ fn serve_restart_verify_and_tamper() {
 
     // Renumbered to hide the gap: the link is broken instead.
     tamper(&copy, "UPDATE audit_events SET seq = 2 WHERE seq = 3");
-    let bad = audit_verify(&copy, false);
+    let bad = audit_verify_with(&copy, false, &["--server-key", &server_key]);
     assert_eq!(bad.status.code(), Some(2));
     assert_eq!(
         stderr(&bad).trim(),

@@ -84,6 +84,45 @@ impl Principal {
         self.roles.contains(&role)
     }
 
+    /// Whether the principal acts as the owner of a resource that
+    /// `owner_did` owns: it is that DID and still holds the owner role. A
+    /// seller whose owner role an admin revoked can no longer act on their
+    /// machines, datasets, listings or sales.
+    pub fn owns(&self, owner_did: &str) -> bool {
+        self.has(Role::Owner) && crate::chunks::same_did(&self.did, owner_did)
+    }
+
+    /// For a resource that `owner_did` owns: `Ok(true)` when the principal
+    /// owns it ([`owns`](Self::owns)), a 403 when it is the principal's but
+    /// the owner role was revoked, `Ok(false)` for anyone else (whom the
+    /// caller answers as usual, often with a 404).
+    pub fn owner_access(&self, owner_did: &str) -> Result<bool, ApiError> {
+        if !crate::chunks::same_did(&self.did, owner_did) {
+            return Ok(false);
+        }
+        if self.has(Role::Owner) {
+            return Ok(true);
+        }
+        tracing::warn!(did = %self.did, "refused: the owner role was revoked");
+        Err(ApiError::forbidden(format!(
+            "{} no longer has the owner role",
+            self.did
+        )))
+    }
+
+    /// 403 unless the principal has one of `roles`.
+    pub fn require_any(&self, roles: &[Role]) -> Result<(), ApiError> {
+        if roles.iter().any(|r| self.has(*r)) {
+            return Ok(());
+        }
+        let names: Vec<&str> = roles.iter().map(|r| r.as_str()).collect();
+        Err(ApiError::forbidden(format!(
+            "{} has none of the roles {}",
+            self.did,
+            names.join(", ")
+        )))
+    }
+
     /// 403 unless the principal has `role`.
     pub fn require(&self, role: Role) -> Result<(), ApiError> {
         if self.has(role) {

@@ -114,7 +114,8 @@ impl NonceKey {
         self.mac(domain, &expires, &random)
             .verify_truncated_left(&bytes[16..])
             .map_err(|_| NonceError::Unknown)?;
-        let expires = i64::try_from(u64::from_be_bytes(expires)).map_err(|_| NonceError::Unknown)?;
+        let expires =
+            i64::try_from(u64::from_be_bytes(expires)).map_err(|_| NonceError::Unknown)?;
         if expires <= now {
             return Err(NonceError::Expired);
         }
@@ -133,8 +134,14 @@ mod tests {
         assert_eq!(nonce.len(), NONCE_HEX_LEN);
         assert!(nonce.chars().all(|c| c.is_ascii_hexdigit()));
         assert_eq!(key.check(&nonce, "Market.Example", 999), Ok(1_000));
-        assert_eq!(key.check(&nonce, "market.example", 1_000), Err(NonceError::Expired));
-        assert_eq!(key.check(&nonce, "evil.example", 999), Err(NonceError::Unknown));
+        assert_eq!(
+            key.check(&nonce, "market.example", 1_000),
+            Err(NonceError::Expired)
+        );
+        assert_eq!(
+            key.check(&nonce, "evil.example", 999),
+            Err(NonceError::Unknown)
+        );
         assert_eq!(
             NonceKey::generate().check(&nonce, "market.example", 999),
             Err(NonceError::Unknown)

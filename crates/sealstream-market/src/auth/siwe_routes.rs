@@ -14,7 +14,7 @@
 //! 401 naming `message.nonce`.
 
 use axum::extract::State;
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use sealstream_core::identity::{eip191_recover, Eip191Signature};
@@ -108,7 +108,7 @@ pub(crate) async fn nonce(State(state): State<AppState>) -> Response {
     let now = session::now_unix();
     let expires = now + NONCE_TTL_SECS;
     let nonce = state.nonce_key.issue(&domain, expires);
-    no_store(Json(NonceResponse {
+    Json(NonceResponse {
         uri: state.public_url.sign_in_uri(),
         nonce,
         domain,
@@ -120,7 +120,8 @@ pub(crate) async fn nonce(State(state): State<AppState>) -> Response {
             .unwrap_or(sealstream_core::siwe::PEAQ_CHAIN_ID),
         issued_at: utc(now),
         expires_at: utc(expires),
-    }))
+    })
+    .into_response()
 }
 
 /// Checks everything about a sign-in that needs no database: the message,
@@ -211,13 +212,11 @@ pub(crate) async fn verify(
 ) -> ApiResult<Response> {
     let domain = state.public_url.domain().to_string();
     let now = session::now_unix();
-    let message = check_message(&request, &domain, &state.config.sign_in_chain_ids, now)
-        .inspect_err(|e| tracing::warn!(refusal = %e, "sign-in refused"))?;
+    let message = check_message(&request, &domain, &state.config.sign_in_chain_ids, now)?;
     let nonce_expires = state
         .nonce_key
         .check(&message.nonce, &domain, now)
-        .map_err(|e| ApiError::unauthorized("message.nonce", e.to_string()))
-        .inspect_err(|e| tracing::warn!(refusal = %e, "sign-in refused"))?;
+        .map_err(|e| ApiError::unauthorized("message.nonce", e.to_string()))?;
     let did = message.did().to_string();
     let now_text = utc(now);
     let domain_key = domain.to_ascii_lowercase();
@@ -300,23 +299,13 @@ pub(crate) async fn verify(
     tx.commit().await?;
 
     let roles = roles_of(&state.store, &did).await?;
-    Ok(no_store(Json(SessionResponse {
+    Ok(Json(SessionResponse {
         token: token.expose().to_string(),
         did,
         roles: role_names(&roles),
         expires_at: utc(expires),
-    })))
-}
-
-/// `response` with `Cache-Control: no-store`: it carries a token or a key
-/// that no cache may keep.
-pub(crate) fn no_store(response: impl IntoResponse) -> Response {
-    let mut response = response.into_response();
-    response.headers_mut().insert(
-        header::CACHE_CONTROL,
-        header::HeaderValue::from_static("no-store"),
-    );
-    response
+    })
+    .into_response())
 }
 
 /// The caller's DID and roles.

@@ -263,7 +263,7 @@ async fn owned_machine(
         None => None,
     };
     match found {
-        Some(m) if m.owner_did.eq_ignore_ascii_case(&principal.did) => Ok(m),
+        Some(m) if principal.owner_access(&m.owner_did)? => Ok(m),
         _ => Err(ApiError::not_found(format!(
             "machine {} not found",
             shown(did)
@@ -271,16 +271,20 @@ async fn owned_machine(
     }
 }
 
-/// Whether `caller` may read `row`.
-fn visible(row: &DatasetRow, caller: Option<&Principal>) -> bool {
-    row.public
-        || caller.is_some_and(|p| p.did.eq_ignore_ascii_case(&row.owner_did) || p.has(Role::Admin))
+/// Whether `caller` may read `row`: a public dataset anyone, others their
+/// owner (while an owner) and admins.
+fn visible(row: &DatasetRow, caller: Option<&Principal>) -> ApiResult<bool> {
+    Ok(row.public
+        || match caller {
+            Some(p) => p.has(Role::Admin) || p.owner_access(&row.owner_did)?,
+            None => false,
+        })
 }
 
 /// The dataset `id` if `caller` may read it; 404 otherwise.
 async fn readable(state: &AppState, id: &str, caller: Option<&Principal>) -> ApiResult<DatasetRow> {
     match dataset_by_id(&state.store, id).await? {
-        Some(row) if visible(&row, caller) => Ok(row),
+        Some(row) if visible(&row, caller)? => Ok(row),
         _ => Err(dataset_not_found(id)),
     }
 }
@@ -616,7 +620,7 @@ pub(crate) async fn put_manifest(
     let mut row = readable(&state, &id, Some(&principal))
         .await
         .and_then(|row| {
-            if row.owner_did.eq_ignore_ascii_case(&principal.did) {
+            if principal.owns(&row.owner_did) {
                 Ok(row)
             } else if principal.has(Role::Admin) {
                 Err(ApiError::forbidden(format!(
@@ -798,14 +802,20 @@ pub async fn inclusion_proof(
     })
 }
 
-/// The envelope (JSON as uploaded) of one chunk of the dataset, so that a
-/// verifier can recompute chunk id → leaf → root.
+/// The envelope of one chunk of the dataset, so that a verifier can
+/// recompute chunk id → leaf → root: as uploaded for the dataset's owner and
+/// admins; for anyone else (a public dataset, before purchase) with
+/// `plaintextHash` withheld as `""` — the SHA-256 of a chunk's plaintext
+/// would let anyone confirm a guessed low-entropy plaintext offline. It is
+/// covered by neither the chunk id nor the signature, so the proof still
+/// checks; buyers get it in their release package, and listing samples
+/// keep it.
 #[utoipa::path(get, path = "/v1/datasets/{id}/chunks/{index}/envelope", tag = "datasets",
     params(("id" = String, Path, description = "Dataset id, `ds_…`"),
            ("index" = u64, Path, description = "Chain index of the chunk")),
     security((), ("session" = [])),
     responses(
-        (status = 200, description = "The chunk's `peaq.stream.chunks.v1` envelope", content_type = "application/json"),
+        (status = 200, description = "The chunk's `peaq.stream.chunks.v1` envelope (`plaintextHash` withheld as `\"\"` unless the caller owns the dataset or is an admin)", content_type = "application/json"),
         (status = 400, description = "`index` is not a number", body = crate::openapi::ErrorBody),
         (status = 404, description = "No such dataset visible to the caller, or a chunk outside it", body = crate::openapi::ErrorBody),
     ))]
@@ -824,5 +834,19 @@ pub(crate) async fn get_envelope(
                 format!("dataset {}: chunk {index} is missing", row.id),
             )
         })?;
-    Ok(json_text_reply(text))
+    let full_view = caller
+        .as_ref()
+        .is_some_and(|p| p.has(Role::Admin) || p.owns(&row.owner_did));
+    if full_view {
+        return Ok(json_text_reply(text));
+    }
+    Ok(json_text_reply(withhold_plaintext_hash(&text)?))
+}
+
+/// `envelope` (JSON text) with `plaintextHash` set to `""`.
+pub(crate) fn withhold_plaintext_hash(envelope: &str) -> ApiResult<String> {
+    let mut parsed = sealstream_core::chunk::ChunkEnvelope::parse(envelope.as_bytes())
+        .map_err(|e| ApiError::internal("chunks.envelope", e))?;
+    parsed.plaintext_hash = String::new();
+    Ok(parsed.to_pretty_json())
 }

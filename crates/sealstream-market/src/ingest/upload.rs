@@ -119,7 +119,7 @@ pub(crate) async fn put_chunk(
     let machine = chunks::machine(&state.store, &did)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("machine {did} is not registered")))?;
-    if !same_did(&principal.did, &machine.did) && !same_did(&principal.did, &machine.owner_did) {
+    if !same_did(&principal.did, &machine.did) && !principal.owner_access(&machine.owner_did)? {
         return Err(ApiError::forbidden(format!(
             "only machine {did} or its owner may upload its chunks"
         )));
@@ -440,6 +440,13 @@ async fn link(state: &AppState, target: &Target<'_>, checked: &CheckedEnvelope) 
             )),
         };
     }
+    let elsewhere = sqlx::query("SELECT 1 FROM chunks WHERE chunk_id = $1")
+        .bind(&envelope.chunk_id)
+        .fetch_optional(state.store.pool())
+        .await?;
+    if elsewhere.is_some() {
+        return Err(copied_chunk(target));
+    }
     let expected = ChainState {
         next_index: held,
         previous_chunk_id: chain.map(|c| c.head_chunk_id),
@@ -465,6 +472,20 @@ async fn link(state: &AppState, target: &Target<'_>, checked: &CheckedEnvelope) 
         ),
     })?;
     Ok(Link::Next(expected))
+}
+
+/// A chunk already held elsewhere in the market (another machine's chain,
+/// or another topic): a copy, refused.
+fn copied_chunk(target: &Target<'_>) -> ApiError {
+    tracing::warn!(
+        principal = %target.principal.did,
+        machine = %target.machine.did,
+        "chunk upload refused: the chunk id is already held under another chain"
+    );
+    ApiError::conflict(
+        Some("envelope.chunkId"),
+        "this chunk is already held under another machine or topic",
+    )
 }
 
 enum Commit {
@@ -549,10 +570,12 @@ async fn commit(
     if moved != 1 {
         return Err(Commit::Conflict);
     }
-    sqlx::query(
+    // The chain row moved, so the index is ours; a conflict here is the
+    // chunk id, stored under another machine meanwhile.
+    let inserted = sqlx::query(
         "INSERT INTO chunks (machine_did, topic, idx, chunk_id, previous_chunk_id, envelope, \
          object_key, size, ciphertext_hash, received_at, received_unix) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT DO NOTHING",
     )
     .bind(did)
     .bind(target.topic)
@@ -566,7 +589,11 @@ async fn commit(
     .bind(&now)
     .bind(now_unix)
     .execute(&mut *tx)
-    .await?;
+    .await?
+    .rows_affected();
+    if inserted != 1 {
+        return Err(Commit::Failed(copied_chunk(target)));
+    }
     let details = serde_json::json!({
         "chunkId": envelope.chunk_id,
         "size": size,

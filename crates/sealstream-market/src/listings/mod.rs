@@ -114,22 +114,29 @@ pub(crate) async fn visible(
     caller: Option<&Principal>,
 ) -> ApiResult<Listing> {
     let listing = Listing::load(tx, id).await?.ok_or_else(|| not_found(id))?;
-    let owner = caller.is_some_and(|p| p.did == listing.owner_did);
-    if listing.state == ListingState::Published || owner {
+    if listing.state == ListingState::Published {
+        return Ok(listing);
+    }
+    let owner = match caller {
+        Some(p) => p.owner_access(&listing.owner_did)?,
+        None => false,
+    };
+    if owner {
         Ok(listing)
     } else {
         Err(not_found(id))
     }
 }
 
-/// The listing if `caller` owns it (404 otherwise).
+/// The listing if `caller` owns it (404 otherwise; 403 once the caller's
+/// owner role is revoked).
 pub(crate) async fn owned(
     tx: &mut Transaction<'static, Any>,
     id: &str,
     caller: &Principal,
 ) -> ApiResult<Listing> {
     match Listing::load(tx, id).await? {
-        Some(l) if l.owner_did == caller.did => Ok(l),
+        Some(l) if caller.owner_access(&l.owner_did)? => Ok(l),
         _ => Err(not_found(id)),
     }
 }

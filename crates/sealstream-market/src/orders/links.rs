@@ -125,7 +125,7 @@ pub async fn create(
     let order = party_order(&mut tx, &id, &caller).await?;
     let seat_ok = match purpose {
         Purpose::Release => order.buyer_did == caller.did,
-        Purpose::Confirmation => order.seller_did == caller.did,
+        Purpose::Confirmation => caller.owns(&order.seller_did),
     };
     if !seat_ok {
         return Err(super::not_found(&id));
@@ -159,10 +159,7 @@ pub async fn create(
     Ok((
         StatusCode::CREATED,
         Json(LinkView {
-            url: format!(
-                "{}/v1/orders/{id}/{path}?link={token}",
-                base_url(&state)
-            ),
+            url: format!("{}/v1/orders/{id}/{path}?link={token}", base_url(&state)),
             id: link_id,
             purpose: purpose.as_str().into(),
             token,

@@ -156,9 +156,10 @@ impl Order {
         row.as_ref().map(Order::from_row).transpose()
     }
 
-    /// Whether `did` is the buyer or the seller.
-    pub fn is_party(&self, did: &str) -> bool {
-        self.buyer_did == did || self.seller_did == did
+    /// Whether `caller` is the buyer, or the seller while an owner (a 403
+    /// once the seller's owner role is revoked).
+    pub fn is_party(&self, caller: &Principal) -> ApiResult<bool> {
+        Ok(self.buyer_did == caller.did || caller.owner_access(&self.seller_did)?)
     }
 }
 
@@ -173,19 +174,20 @@ pub(crate) async fn party_order(
     caller: &Principal,
 ) -> ApiResult<Order> {
     match Order::load(tx, id).await? {
-        Some(o) if o.is_party(&caller.did) => Ok(o),
+        Some(o) if o.is_party(caller)? => Ok(o),
         _ => Err(not_found(id)),
     }
 }
 
-/// The order if `caller` is its seller (404 otherwise).
+/// The order if `caller` is its seller and still an owner (404 otherwise;
+/// 403 once the seller's owner role is revoked).
 pub(crate) async fn sold_order(
     tx: &mut Transaction<'static, Any>,
     id: &str,
     caller: &Principal,
 ) -> ApiResult<Order> {
     match Order::load(tx, id).await? {
-        Some(o) if o.seller_did == caller.did => Ok(o),
+        Some(o) if caller.owner_access(&o.seller_did)? => Ok(o),
         _ => Err(not_found(id)),
     }
 }

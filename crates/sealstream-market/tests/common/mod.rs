@@ -81,6 +81,8 @@ pub struct TestServer {
     /// The running server's state (its store, keys and wake-ups), for
     /// driving its background passes by hand.
     pub state: sealstream_market::server::AppState,
+    /// `http://ADDR` of the metrics listener, when configured.
+    pub metrics_base: Option<String>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
     _dir: Option<tempfile::TempDir>,
@@ -116,6 +118,7 @@ impl TestServer {
     fn launch(config: Config, database_url: String, data_dir: PathBuf) -> TestServer {
         let bound = block_on(Server::bind(config.clone())).expect("server starts");
         let addr = bound.local_addr();
+        let metrics_base = bound.metrics_addr().map(|a| format!("http://{a}"));
         let state = bound.state().clone();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let handle = runtime().handle().clone();
@@ -134,6 +137,7 @@ impl TestServer {
             store,
             config,
             state,
+            metrics_base,
             stop: Some(stop),
             thread: Some(thread),
             _dir: None,
@@ -152,6 +156,11 @@ impl TestServer {
         );
         next._dir = dir;
         *self = next;
+    }
+
+    /// Stops the server (finishing requests in flight); the data stays.
+    pub fn stop(&mut self) {
+        self.shutdown();
     }
 
     fn shutdown(&mut self) {
@@ -280,7 +289,7 @@ pub fn files_under(dir: &Path) -> Vec<PathBuf> {
 // ---------------------------------------------------------------- sign-in
 
 use sealstream_core::identity::{eip191_sign, Did};
-use sealstream_core::keys::{ChainPublicKey, MachineSigningKey, RecipientPublicKey};
+use sealstream_core::keys::{ChainSigningKey, MachineSigningKey, RecipientPublicKey};
 use sealstream_core::registration::{MachineRegistration, RegistrationRecipient};
 use sealstream_core::siwe::{sign_in_message, SiweMessage, Timestamp};
 
@@ -350,9 +359,10 @@ impl TestServer {
         owner_token: &str,
         owner_did: &str,
         machine_key: &MachineSigningKey,
-        chain_public_key: &ChainPublicKey,
+        chain_key: &ChainSigningKey,
         recipients: &[(&str, &str, RecipientPublicKey)],
     ) -> (u16, Value) {
+        let chain_public_key = &chain_key.public_key();
         let registration = MachineRegistration {
             machine: Did::of_key(machine_key),
             owner: Did::parse(owner_did, "owner").unwrap(),
@@ -367,6 +377,7 @@ impl TestServer {
                 .collect(),
         };
         let signature = registration.sign(machine_key).to_hex();
+        let chain_key_signature = registration.sign_chain_key(chain_key).unwrap();
         let recipients: Vec<Value> = recipients
             .iter()
             .map(|(id, kind, key)| {
@@ -382,11 +393,19 @@ impl TestServer {
                 "chainPublicKey": chain_public_key.to_hex(),
                 "recipients": recipients,
                 "signature": signature,
+                "chainKeySignature": chain_key_signature,
             }),
         )
     }
 
     /// The number of rows of `table`.
+    /// `{"events": N, "head": "0x…"}` of the audit log as stored (the
+    /// route `/v1/audit/head` is for auditors, and signs).
+    pub fn audit_head(&self) -> Value {
+        let report = block_on(sealstream_market::audit::head(&self.store)).unwrap();
+        serde_json::json!({"events": report.events, "head": report.head})
+    }
+
     pub fn count_rows(&self, table: &str) -> i64 {
         block_on(async {
             let (n,): (i64,) = sqlx::query_as(&format!("SELECT COUNT(*) FROM {table}"))

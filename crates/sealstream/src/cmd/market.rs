@@ -9,11 +9,10 @@ use sealstream_agent::market::{
     upload_chain_dir, ChainUpload, ClientError, MarketClient, UploadError,
 };
 use sealstream_core::json::{Map, Number, Value};
-use sealstream_market::audit::{self, AuditError};
+use sealstream_market::audit;
 use sealstream_market::server::{self, Config};
-use sealstream_market::store::Store;
 
-use crate::cli::{MarketAuditCommand, MarketCommand, MarketDbArgs};
+use crate::cli::{MarketAuditCommand, MarketCommand};
 use crate::error::{CliError, CliResult};
 use crate::ui::Ui;
 
@@ -29,6 +28,8 @@ pub fn run(command: MarketCommand, ui: Ui) -> CliResult {
             max_grant_bytes,
             public_url,
             sign_in_chain_ids,
+            metrics_listen,
+            audit_sign_interval,
             evm_rpc,
             confirmations,
             payment_poll,
@@ -62,12 +63,16 @@ pub fn run(command: MarketCommand, ui: Ui) -> CliResult {
                 receipt_key_file,
                 grant_limit: max_grant_bytes,
                 operator_kek_file,
+                metrics_listen,
+                audit_sign_interval: std::time::Duration::from_secs(audit_sign_interval),
                 ..Config::default()
             };
             serve(config, ui)
         }
         MarketCommand::Audit(MarketAuditCommand::Verify {
             db,
+            key,
+            anchor,
             json,
             head,
             events,
@@ -76,7 +81,10 @@ pub fn run(command: MarketCommand, ui: Ui) -> CliResult {
                 (Some(head), Some(events)) => Some(audit::AuditReport { events, head }),
                 _ => None,
             };
-            verify(db, published, Ui { json, ..ui })
+            super::market_audit::verify(db, key, anchor, published, Ui { json, ..ui })
+        }
+        MarketCommand::Audit(MarketAuditCommand::Anchor { db, key, out }) => {
+            super::market_audit::anchor(db, key, out, ui)
         }
         MarketCommand::Upload {
             server,
@@ -301,7 +309,7 @@ fn upload_json(s: &ChainUpload) -> Value {
     Value::Object(m)
 }
 
-fn runtime() -> CliResult<tokio::runtime::Runtime> {
+pub(super) fn runtime() -> CliResult<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -314,6 +322,9 @@ fn serve(config: Config, ui: Ui) -> CliResult {
     } else {
         tracing_subscriber::filter::LevelFilter::INFO
     };
+    // Everything the server creates is its own: the database and its WAL,
+    // ciphertext objects, keys, temporary files (issue 14, item 14).
+    rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
     // Ignore a second initialisation (only possible in tests).
     let _ = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
@@ -350,63 +361,8 @@ async fn shutdown_signal() {
 }
 
 /// The SQLite file a `sqlite://` URL names, if any (not `:memory:`).
-fn sqlite_file(url: &str) -> Option<&Path> {
+pub(super) fn sqlite_file(url: &str) -> Option<&Path> {
     let rest = url.strip_prefix("sqlite://")?;
     let path = rest.split('?').next().unwrap_or(rest);
     (!path.is_empty() && !path.contains(":memory:")).then(|| Path::new(path))
-}
-
-fn verify(db: MarketDbArgs, published: Option<audit::AuditReport>, ui: Ui) -> CliResult {
-    let url = server::database_url(&db.data_dir, db.database_url.as_deref());
-    if let Some(file) = sqlite_file(&url) {
-        if !file.is_file() {
-            return Err(CliError::input(format!(
-                "{}: no market database here",
-                file.display()
-            )));
-        }
-    }
-    let result = runtime()?.block_on(async {
-        let store = Store::open(&url)
-            .await
-            .map_err(|e| CliError::input(e.to_string()))?;
-        let result = audit::verify_against(&store, published.as_ref()).await;
-        store.close().await;
-        Ok::<_, CliError>(result)
-    })?;
-    match result {
-        Ok(report) => {
-            if ui.json {
-                let mut m = Map::new();
-                m.insert("intact".into(), Value::Bool(true));
-                m.insert(
-                    "events".into(),
-                    Value::Number(
-                        Number::from_int_text(&report.events.to_string())
-                            .expect("a u64 is an integer"),
-                    ),
-                );
-                m.insert("head".into(), Value::String(report.head.clone()));
-                ui.json_out(&Value::Object(m));
-            }
-            ui.say(format!(
-                "audit log intact: {} event{}, head {}",
-                report.events,
-                if report.events == 1 { "" } else { "s" },
-                report.head
-            ));
-            Ok(())
-        }
-        Err(AuditError::Store(e)) => Err(CliError::input(e.to_string())),
-        Err(e @ (AuditError::Broken { .. } | AuditError::Truncated { .. })) => {
-            let message = format!("audit log not intact: {e}");
-            if ui.json {
-                let mut m = Map::new();
-                m.insert("intact".into(), Value::Bool(false));
-                m.insert("error".into(), Value::String(e.to_string()));
-                ui.json_out(&Value::Object(m));
-            }
-            Err(CliError::integrity(message))
-        }
-    }
 }

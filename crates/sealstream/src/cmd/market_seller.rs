@@ -46,14 +46,16 @@ pub fn machine(command: MarketMachineCommand, ui: Ui) -> CliResult {
         MarketMachineCommand::Sign {
             machine_key_file,
             keys,
+            chain_key_file,
             owner,
             out,
         } => {
             let key = crate::keyfile::secp256k1_secret(&machine_key_file, "machine key")?;
+            let chain_key = chain_key(chain_key_file.as_deref(), &keys)?;
             let owner =
                 Did::parse(&owner, "--owner").map_err(|e| CliError::input(e.to_string()))?;
             let keys_doc = read_json(&keys)?;
-            let registration = seller::sign_registration(&key, &owner, &keys_doc)
+            let registration = seller::sign_registration(&key, &chain_key, &owner, &keys_doc)
                 .map_err(|e| CliError::input(at(&keys, e)))?;
             match out {
                 Some(path) => {
@@ -73,6 +75,7 @@ pub fn machine(command: MarketMachineCommand, ui: Ui) -> CliResult {
             registration,
             machine_key_file,
             keys,
+            chain_key_file,
             json,
         } => {
             let ui = Ui { json, ..ui };
@@ -81,7 +84,8 @@ pub fn machine(command: MarketMachineCommand, ui: Ui) -> CliResult {
                 (Some(path), _, _) => read_json(&path)?,
                 (None, Some(key_file), Some(keys)) => {
                     let key = crate::keyfile::secp256k1_secret(&key_file, "machine key")?;
-                    seller::sign_registration(&key, client.did(), &read_json(&keys)?)
+                    let chain_key = chain_key(chain_key_file.as_deref(), &keys)?;
+                    seller::sign_registration(&key, &chain_key, client.did(), &read_json(&keys)?)
                         .map_err(|e| CliError::input(at(&keys, e)))?
                 }
                 _ => {
@@ -287,4 +291,17 @@ pub fn listing(command: MarketListingCommand, ui: Ui) -> CliResult {
         ui.json_out(&answer);
     }
     Ok(())
+}
+
+/// The chain key file given, or `chain.ed25519.sk` beside keys.json (as
+/// `keys generate` writes them).
+fn chain_key(
+    file: Option<&Path>,
+    keys: &Path,
+) -> CliResult<sealstream_core::keys::ChainSigningKey> {
+    let default = keys
+        .parent()
+        .unwrap_or_else(|| Path::new("."))
+        .join("chain.ed25519.sk");
+    crate::keyfile::ed25519_secret(file.unwrap_or(&default), "chain key")
 }

@@ -6,6 +6,7 @@ pub mod dataset;
 pub mod grant;
 pub mod keys;
 pub mod market;
+pub mod market_audit;
 pub mod market_orders;
 pub mod market_seller;
 pub mod market_session;

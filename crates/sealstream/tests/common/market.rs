@@ -25,6 +25,8 @@ pub struct Market {
     port: u16,
     data_dir: std::path::PathBuf,
     extra: Vec<String>,
+    /// Where the server's stderr goes (appended), when not inherited.
+    log: Option<std::path::PathBuf>,
 }
 
 impl Market {
@@ -41,6 +43,22 @@ impl Market {
             port: free_port(),
             data_dir: data_dir.to_path_buf(),
             extra: extra.iter().map(|s| s.to_string()).collect(),
+            log: None,
+        };
+        market.spawn();
+        market
+    }
+
+    /// [`start_with`](Self::start_with), the server's stderr appended to
+    /// `log`.
+    pub fn start_logged(data_dir: &Path, extra: &[&str], log: &Path) -> Market {
+        let mut market = Market {
+            child: None,
+            base: String::new(),
+            port: free_port(),
+            data_dir: data_dir.to_path_buf(),
+            extra: extra.iter().map(|s| s.to_string()).collect(),
+            log: Some(log.to_path_buf()),
         };
         market.spawn();
         market
@@ -54,7 +72,16 @@ impl Market {
             .arg(&self.data_dir)
             .args(&self.extra)
             .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
+            .stderr(match &self.log {
+                Some(path) => Stdio::from(
+                    std::fs::OpenOptions::new()
+                        .create(true)
+                        .append(true)
+                        .open(path)
+                        .expect("the server's log file"),
+                ),
+                None => Stdio::inherit(),
+            })
             .spawn()
             .expect("start sealstream market serve");
         self.child = Some(child);
@@ -176,7 +203,7 @@ impl Market {
         let (status, nonce) = self.call("POST", "/v1/auth/nonce", None, Some("{}"));
         assert_eq!(status, 200, "{nonce:?}");
         let s = |name: &str| nonce.get(name).and_then(Value::as_str).unwrap().to_string();
-        let message = sign_in_message(
+        let mut message = sign_in_message(
             &s("domain"),
             &s("uri"),
             &Did::of_key(key),
@@ -185,8 +212,11 @@ impl Market {
             None,
             Some("Sign in to the sealstream market."),
         )
-        .unwrap()
-        .to_string();
+        .unwrap();
+        if let Some(chain_id) = nonce.get("chainId").and_then(Value::as_u64) {
+            message.chain_id = chain_id;
+        }
+        let message = message.to_string();
         let signature = eip191_sign(key, message.as_bytes()).to_hex();
         let body = format!(
             "{{\"message\":{},\"signature\":\"{signature}\"}}",
@@ -259,6 +289,14 @@ pub fn register_machine(market: &Market, owner_token: &str, owner_did: &str) {
             .collect(),
     };
     let signature = registration.sign(&machine_key).to_hex();
+    let chain_key = ChainSigningKey::from_hex(
+        std::fs::read_to_string(keyfile("chain.ed25519.sk"))
+            .unwrap()
+            .trim(),
+        "chain key",
+    )
+    .unwrap();
+    let chain_key_signature = registration.sign_chain_key(&chain_key).unwrap();
     let recipients_json: Vec<String> = recipients
         .iter()
         .map(|(id, kind, hex)| {
@@ -266,7 +304,7 @@ pub fn register_machine(market: &Market, owner_token: &str, owner_did: &str) {
         })
         .collect();
     let body = format!(
-        "{{\"machineDid\":\"{DID}\",\"chainPublicKey\":\"{}\",\"recipients\":[{}],\"signature\":\"{signature}\"}}",
+        "{{\"machineDid\":\"{DID}\",\"chainPublicKey\":\"{}\",\"recipients\":[{}],\"signature\":\"{signature}\",\"chainKeySignature\":\"{chain_key_signature}\"}}",
         chain_public_key(),
         recipients_json.join(",")
     );

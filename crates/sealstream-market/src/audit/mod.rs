@@ -2,7 +2,11 @@
 //! of its own content (RFC 8785 canonical JSON of `seq`, `at`, `actor`,
 //! `action`, `subject`, `details` and `prev`) and the hash of the event
 //! before it, so that changing, removing or reordering any event but the
-//! last breaks the chain at a place [`verify`] names.
+//! last breaks the chain at a place [`verify`] names. Signed heads
+//! ([`signed`]) fix the log's end, so that cutting it short or rewriting it
+//! is detected too.
+
+pub mod signed;
 
 use sealstream_core::json::{self, canonical, Map, Number, Value};
 use sha2::{Digest, Sha256};
@@ -69,6 +73,9 @@ pub enum AuditError {
         /// The event count the published head was taken at.
         expected: u64,
     },
+    /// A signed head is not the market's, or does not verify.
+    #[error("signed head: {0}")]
+    SignedHead(String),
     /// The first event that is wrong, and how.
     #[error("{}", broken_message(*seq, problem))]
     Broken {

@@ -1,0 +1,133 @@
+//! The server's files: its data directory is private (0700) and every file
+//! it writes there is 0600, so that other users of the machine read neither
+//! the database, the ciphertext objects nor the keys. Writes that replace a
+//! file go through a temporary file and a rename.
+
+use std::fs;
+use std::io::{self, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::path::Path;
+
+/// Mode of the server's directories.
+pub const DIR_MODE: u32 = 0o700;
+/// Mode of the server's files.
+pub const FILE_MODE: u32 = 0o600;
+
+/// Creates `dir` (and missing parents) with mode 0700; an existing `dir`
+/// that group or others may enter is narrowed to 0700, with a warning.
+pub fn private_dir(dir: &Path) -> io::Result<()> {
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(DIR_MODE)
+        .create(dir)?;
+    narrow(dir, DIR_MODE)
+}
+
+/// Narrows `path` to `mode` if group or others have any access to it,
+/// logging what was changed. Missing files are left alone.
+pub fn narrow(path: &Path, mode: u32) -> io::Result<()> {
+    let meta = match fs::metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    let current = meta.permissions().mode() & 0o777;
+    if current & 0o077 != 0 {
+        tracing::warn!(
+            path = %path.display(),
+            "was mode {current:o}, readable by other users: now {mode:o}"
+        );
+        fs::set_permissions(path, fs::Permissions::from_mode(mode))?;
+    }
+    Ok(())
+}
+
+/// Creates `path` empty with mode 0600 unless it exists (then narrows it):
+/// SQLite gives its `-wal` and `-shm` files the mode of the database file,
+/// so creating it 0600 first keeps all three private.
+pub fn private_file(path: &Path) -> io::Result<()> {
+    match fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(FILE_MODE)
+        .open(path)
+    {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => narrow(path, FILE_MODE),
+        Err(e) => Err(e),
+    }
+}
+
+/// Writes `bytes` to `path` through a temporary 0600 file in the same
+/// directory, synced, then renamed into place.
+pub fn write_private(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "path has no file name"))?;
+    let tmp = dir.join(format!(
+        ".{}.tmp-{}",
+        name.to_string_lossy(),
+        std::process::id()
+    ));
+    let result = (|| {
+        let mut f = fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(FILE_MODE)
+            .open(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_data()?;
+        fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mode(p: &Path) -> u32 {
+        fs::metadata(p).unwrap().permissions().mode() & 0o777
+    }
+
+    #[test]
+    fn directories_and_files_are_private() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("a/b");
+        private_dir(&dir).unwrap();
+        assert_eq!(mode(&dir), 0o700);
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).unwrap();
+        private_dir(&dir).unwrap();
+        assert_eq!(mode(&dir), 0o700, "an existing open directory is narrowed");
+
+        let db = dir.join("market.db");
+        private_file(&db).unwrap();
+        assert_eq!(mode(&db), 0o600);
+        fs::write(&db, b"kept").unwrap();
+        fs::set_permissions(&db, fs::Permissions::from_mode(0o644)).unwrap();
+        private_file(&db).unwrap();
+        assert_eq!(mode(&db), 0o600);
+        assert_eq!(
+            fs::read(&db).unwrap(),
+            b"kept",
+            "an existing file keeps its bytes"
+        );
+
+        let head = dir.join("head.json");
+        write_private(&head, b"{}").unwrap();
+        assert_eq!(mode(&head), 0o600);
+        assert_eq!(
+            fs::read_dir(&dir).unwrap().count(),
+            2,
+            "no temporary file left"
+        );
+    }
+}

@@ -1,0 +1,246 @@
+//! `sealstream market audit verify|anchor`: the audit log checked as a
+//! chain and against the newest signed head (database, head file, anchor).
+
+use std::path::{Path, PathBuf};
+
+use sealstream_core::audit_head::SignedAuditHead;
+use sealstream_core::json::{Map, Number, Value};
+use sealstream_core::keys::{ReceiptPublicKey, ReceiptSigningKey};
+use sealstream_market::audit::{self, signed, AuditError, AuditReport};
+use sealstream_market::server;
+use sealstream_market::store::Store;
+
+use super::market::{runtime, sqlite_file};
+use crate::cli::{MarketDbArgs, MarketServerKeyArgs};
+use crate::error::{at, CliError, CliResult};
+use crate::ui::Ui;
+
+/// The market key: `--server-key`, else the receipt key file's public half
+/// (with the secret, when readable, for signing).
+struct Key {
+    public: ReceiptPublicKey,
+    secret: Option<ReceiptSigningKey>,
+}
+
+fn key(db: &MarketDbArgs, args: &MarketServerKeyArgs) -> CliResult<Option<Key>> {
+    let file = args
+        .receipt_key_file
+        .clone()
+        .unwrap_or_else(|| db.data_dir.join(server::RECEIPT_KEY_FILE));
+    let secret = if file.is_file() {
+        Some(
+            sealstream_core::keyfile::read_key_file(&file, |text| {
+                ReceiptSigningKey::from_hex(text, "receipt key")
+            })
+            .map_err(|e| CliError::input(at(&file, format!("receipt key: {e}"))))?,
+        )
+    } else if args.receipt_key_file.is_some() {
+        return Err(CliError::input(at(&file, "no such file")));
+    } else {
+        None
+    };
+    let public = match &args.server_key {
+        Some(hex) => {
+            let given = ReceiptPublicKey::from_hex(hex, "--server-key")
+                .map_err(|e| CliError::input(e.to_string()))?;
+            if let Some(s) = &secret {
+                if s.public_key() != given {
+                    return Err(CliError::input(format!(
+                        "--server-key is not the key of {}",
+                        file.display()
+                    )));
+                }
+            }
+            given
+        }
+        None => match &secret {
+            Some(s) => s.public_key(),
+            None => return Ok(None),
+        },
+    };
+    Ok(Some(Key { public, secret }))
+}
+
+fn open(db: &MarketDbArgs) -> CliResult<String> {
+    let url = server::database_url(&db.data_dir, db.database_url.as_deref());
+    if let Some(file) = sqlite_file(&url) {
+        if !file.is_file() {
+            return Err(CliError::input(format!(
+                "{}: no market database here",
+                file.display()
+            )));
+        }
+    }
+    Ok(url)
+}
+
+fn read_anchor(path: &Path) -> CliResult<SignedAuditHead> {
+    let bytes = std::fs::read(path).map_err(|e| CliError::input(at(path, e)))?;
+    SignedAuditHead::parse(&bytes).map_err(|e| CliError::input(at(path, e)))
+}
+
+/// The log checked as a chain, against the newest signed head with `key`
+/// (or, without a key, the chain alone when nothing is signed), and
+/// against `published` when given.
+async fn check(
+    store: &Store,
+    head_file: &Path,
+    key: Option<&Key>,
+    anchor: Option<&SignedAuditHead>,
+    published: Option<&AuditReport>,
+) -> CliResult<Result<(AuditReport, Option<SignedAuditHead>), AuditError>> {
+    let result = match key {
+        Some(k) => signed::verify_signed(store, &k.public, Some(head_file), anchor).await,
+        None => {
+            let stored = signed::latest(store)
+                .await
+                .map_err(|e| CliError::input(e.to_string()))?;
+            if stored.is_some() || anchor.is_some() || head_file.is_file() {
+                return Err(CliError::input(
+                    "the log has signed heads: give the market's key with --server-key HEX \
+                     (GET /v1/receipts/key) or --receipt-key-file FILE to check them",
+                ));
+            }
+            audit::verify(store).await.map(|r| (r, None))
+        }
+    };
+    Ok(match (result, published) {
+        (Ok(found), Some(p)) => audit::verify_against(store, Some(p)).await.map(|_| found),
+        (other, _) => other,
+    })
+}
+
+fn number(n: u64) -> Value {
+    Value::Number(Number::from_int_text(&n.to_string()).expect("a u64 is an integer"))
+}
+
+/// `market audit verify`.
+pub fn verify(
+    db: MarketDbArgs,
+    key_args: MarketServerKeyArgs,
+    anchor: Option<PathBuf>,
+    published: Option<AuditReport>,
+    ui: Ui,
+) -> CliResult {
+    let url = open(&db)?;
+    let key = key(&db, &key_args)?;
+    let anchor = anchor.as_deref().map(read_anchor).transpose()?;
+    let head_file = db.data_dir.join(signed::HEAD_FILE);
+    let result = runtime()?.block_on(async {
+        let store = Store::open(&url)
+            .await
+            .map_err(|e| CliError::input(e.to_string()))?;
+        let result = check(
+            &store,
+            &head_file,
+            key.as_ref(),
+            anchor.as_ref(),
+            published.as_ref(),
+        )
+        .await;
+        store.close().await;
+        result
+    })?;
+    match result {
+        Ok((report, signed)) => {
+            if ui.json {
+                let mut m = Map::new();
+                m.insert("intact".into(), Value::Bool(true));
+                m.insert("events".into(), number(report.events));
+                m.insert("head".into(), Value::String(report.head.clone()));
+                m.insert(
+                    "signedEvents".into(),
+                    signed.as_ref().map_or(Value::Null, |h| number(h.events)),
+                );
+                ui.json_out(&Value::Object(m));
+            }
+            let signed_note = match &signed {
+                Some(h) => format!(" (signed head: {} events, {})", h.events, h.signed_at),
+                None => " (no signed head)".to_string(),
+            };
+            ui.say(format!(
+                "audit log intact: {} event{}, head {}{signed_note}",
+                report.events,
+                if report.events == 1 { "" } else { "s" },
+                report.head
+            ));
+            Ok(())
+        }
+        Err(AuditError::Store(e)) => Err(CliError::input(e.to_string())),
+        Err(e) => {
+            let message = format!("audit log not intact: {e}");
+            if ui.json {
+                let mut m = Map::new();
+                m.insert("intact".into(), Value::Bool(false));
+                m.insert("error".into(), Value::String(e.to_string()));
+                ui.json_out(&Value::Object(m));
+            }
+            Err(CliError::integrity(message))
+        }
+    }
+}
+
+/// `market audit anchor`.
+pub fn anchor(
+    db: MarketDbArgs,
+    key_args: MarketServerKeyArgs,
+    out: Option<PathBuf>,
+    ui: Ui,
+) -> CliResult {
+    let url = open(&db)?;
+    let key = key(&db, &key_args)?.ok_or_else(|| {
+        CliError::input(
+            "give the market's key: --server-key HEX (GET /v1/receipts/key) or \
+             --receipt-key-file FILE",
+        )
+    })?;
+    let head_file = db.data_dir.join(signed::HEAD_FILE);
+    let signed = runtime()?.block_on(async {
+        let store = Store::open(&url)
+            .await
+            .map_err(|e| CliError::input(e.to_string()))?;
+        let checked = match check(&store, &head_file, Some(&key), None, None).await {
+            Ok(checked) => checked,
+            Err(e) => {
+                store.close().await;
+                return Err(e);
+            }
+        };
+        let result = match checked {
+            Err(AuditError::Store(e)) => Err(CliError::input(e.to_string())),
+            Err(e) => Err(CliError::integrity(format!("audit log not intact: {e}"))),
+            Ok((_, newest)) => match &key.secret {
+                // Signed here: the anchor covers the log up to now. The head
+                // file is the server's, left alone.
+                Some(secret) => signed::sign_current(&store, secret, None)
+                    .await
+                    .map_err(|e| CliError::input(e.to_string())),
+                None => newest.ok_or_else(|| {
+                    CliError::input(
+                        "the server has signed no head yet, and without its key file this \
+                         command cannot sign one",
+                    )
+                }),
+            },
+        };
+        store.close().await;
+        result
+    })?;
+    let text = signed.to_pretty_json();
+    match out {
+        Some(path) => {
+            sealstream_core::layout::write_atomic(&path, text.as_bytes())
+                .map_err(|e| CliError::input(at(&path, e)))?;
+            ui.say(format!(
+                "signed audit head written to {}: {}",
+                path.display(),
+                signed.describe()
+            ));
+        }
+        None => {
+            print!("{text}");
+            ui.say(format!("signed audit head: {}", signed.describe()));
+        }
+    }
+    Ok(())
+}
