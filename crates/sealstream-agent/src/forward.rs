@@ -489,10 +489,16 @@ impl Outbox {
                 .collect();
             let all_chunks = got.iter().map(|d| d.chunks).min().unwrap_or(0).min(t.head);
             while t.pruned < all_chunks {
-                for file in [envelope_name(t.pruned), ciphertext_name(t.pruned)] {
+                for (k, file) in [envelope_name(t.pruned), ciphertext_name(t.pruned)]
+                    .into_iter()
+                    .enumerate()
+                {
                     let path = t.chain_dir.join(file);
                     freed += file_len(&path);
                     let _ = std::fs::remove_file(&path);
+                    if k == 0 {
+                        crate::killpoint::reached(crate::killpoint::PRUNE_BETWEEN_FILES, || true);
+                    }
                 }
                 t.pruned += 1;
             }

@@ -8,6 +8,7 @@
 pub mod config;
 pub mod forward;
 pub mod journal;
+pub mod killpoint;
 pub use sealstream_client::market;
 pub mod mcap_source;
 pub mod mqtt;

@@ -495,8 +495,15 @@ impl Agent {
         }
         if ended {
             // Every source is at its end: the open dataset windows close too.
+            let mut closed = false;
             for name in &names {
-                self.close_window(name, log)?;
+                closed |= self.close_window(name, log)?;
+            }
+            if closed {
+                let outbox = self.outbox.clone();
+                crate::killpoint::reached(crate::killpoint::AFTER_DATASET_BEFORE_COMMIT, || {
+                    outbox.drained()
+                });
             }
             self.state.save(&self.map.spool.dir)?;
         }
@@ -525,6 +532,10 @@ impl Agent {
             }
         }
         if closed {
+            let outbox = self.outbox.clone();
+            crate::killpoint::reached(crate::killpoint::AFTER_DATASET_BEFORE_COMMIT, || {
+                outbox.drained()
+            });
             self.state.save(&self.map.spool.dir)?;
         }
         Ok(())
@@ -722,6 +733,12 @@ impl Agent {
                     }
                 }
             }
+        }
+        if packages > 0 {
+            let outbox = self.outbox.clone();
+            crate::killpoint::reached(crate::killpoint::AFTER_SEAL_BEFORE_COMMIT, || {
+                outbox.drained()
+            });
         }
         self.state.save(&self.map.spool.dir)?;
         self.prune_journal(&source);

@@ -5,105 +5,23 @@
 
 mod common;
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::agent::{chain_dirs, check_datasets, machine_sections, packages};
+use common::agent::{
+    check_jsonl_output as check_output, write_jsonl_input as write_input, JsonlMap,
+};
 use common::*;
 use sealstream_core::json;
-use sealstream_core::layout::list_chain;
 
 fn write_config(dir: &Path, max_messages: u64) -> PathBuf {
-    let machine = machine_sections(dir);
-    let config = format!(
-        r#"{machine}chunking:
-  maxBytes: 1MiB
-  maxMessages: {max_messages}
-  maxAge: 1h
-datasets:
-  window: 1h
-spool:
-  dir: spool
-sources:
-  lines: {{type: jsonl, path: input.jsonl}}
-topics:
-  - name: /gps
-    source: lines
-    rules:
-      - {{fieldPath: lat, action: anonymize, anonymizeStrategy: generalize}}
-      - {{fieldPath: secret, action: exclude}}
-      - {{fieldPath: note, action: anonymize, anonymizeStrategy: hash}}
-  - name: /imu
-    source: lines
-destinations:
-  - {{type: directory, path: out}}
-"#
-    );
-    let path = dir.join("map.yaml");
-    std::fs::write(&path, config).unwrap();
-    path
-}
-
-fn write_input(dir: &Path, n: usize) {
-    let mut text = String::new();
-    for i in 0..n {
-        let topic = if i % 3 == 0 { "/imu" } else { "/gps" };
-        text.push_str(&format!(
-            "{{\"topic\":\"{topic}\",\"capturedAt\":\"2026-11-21T10:00:00.{i:06}Z\",\"fields\":{{\"i\":{i},\"lat\":52.5{i},\"secret\":\"s{i}\",\"note\":\"n{i}\"}}}}\n"
-        ));
-        if i == 10 {
-            text.push_str("this line is not JSON\n");
-        }
+    JsonlMap {
+        max_messages,
+        ..JsonlMap::default()
     }
-    std::fs::write(dir.join("input.jsonl"), text).unwrap();
-}
-
-fn check_output(dir: &Path, n: usize) {
-    // Every message exactly once, across both topics; sequence numbers 0..n without gaps.
-    let mut seen = BTreeSet::new();
-    let mut sequences = Vec::new();
-    for (name, chain) in chain_dirs(&dir.join("out")) {
-        let mut v = sealstream();
-        v.args(["verify", "--chunk-dir"]).arg(&chain);
-        run_ok(v, &format!("verify {name}"));
-        // The run ended with every source read: its dataset windows closed,
-        // and their manifests cover the whole chain.
-        assert_eq!(
-            check_datasets(&chain),
-            list_chain(&chain).unwrap().len() as u64,
-            "{name}: dataset manifests cover the chain"
-        );
-        for p in packages(&chain) {
-            assert!(p.verify().is_valid(), "{name}: package signature");
-            let i = p.payload["i"].as_number().unwrap().as_u64().unwrap();
-            assert!(seen.insert(i), "{name}: message {i} appears twice");
-            if name.starts_with("gps") {
-                assert!(
-                    !p.payload.contains_key("secret"),
-                    "{name}: excluded field present"
-                );
-                assert!(
-                    p.payload["lat"].as_object().is_some(),
-                    "{name}: rules applied"
-                );
-            } else {
-                assert!(
-                    p.payload.contains_key("secret"),
-                    "{name}: no rules, all fields"
-                );
-            }
-            sequences.push(p.sequence_number.as_u64().unwrap());
-        }
-    }
-    assert_eq!(seen.len(), n, "every message once");
-    sequences.sort_unstable();
-    assert_eq!(
-        sequences,
-        (0..n as u64).collect::<Vec<_>>(),
-        "sequence numbers without gaps or repeats"
-    );
+    .write(dir)
 }
 
 #[test]
