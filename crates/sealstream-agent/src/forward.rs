@@ -85,6 +85,7 @@ struct Inner {
 pub struct Outbox {
     spool: PathBuf,
     ids: Vec<String>,
+    start_notes: Vec<String>,
     inner: Mutex<Inner>,
     changed: Condvar,
     bytes: AtomicU64,
@@ -215,7 +216,26 @@ impl Outbox {
         destination_ids: Vec<String>,
         topics: BTreeMap<String, TopicOutbox>,
     ) -> Result<Outbox, String> {
-        let delivery = load_delivery(spool)?;
+        let mut delivery = load_delivery(spool)?;
+        let mut start_notes = Vec::new();
+        // Earlier versions could deliver a chunk before committing it; after
+        // a crash there, the chunk is sealed again, differently, and must
+        // replace what the destination got.
+        for (name, t) in &topics {
+            for id in &destination_ids {
+                let Some(d) = delivery.get_mut(id).and_then(|x| x.get_mut(name)) else {
+                    continue;
+                };
+                if d.chunks > t.head {
+                    start_notes.push(format!(
+                        "destination {id}: topic {name}: chunks {}..={} were delivered but never committed (an earlier version delivered before committing); they are sealed again and will be delivered again",
+                        t.head,
+                        d.chunks - 1
+                    ));
+                    d.chunks = t.head;
+                }
+            }
+        }
         let health = destination_ids
             .iter()
             .map(|id| Health {
@@ -229,6 +249,7 @@ impl Outbox {
                 dir_bytes(&spool.join("chains")) + dir_bytes(&spool.join("datasets")),
             ),
             ids: destination_ids,
+            start_notes,
             inner: Mutex::new(Inner {
                 topics,
                 delivery,
@@ -238,6 +259,11 @@ impl Outbox {
             }),
             changed: Condvar::new(),
         })
+    }
+
+    /// What [`Outbox::new`] found and corrected in the spool, one log line each.
+    pub fn start_notes(&self) -> &[String] {
+        &self.start_notes
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -761,6 +787,44 @@ mod tests {
         .unwrap();
         assert!(again.drained());
         assert_eq!(again.delivered("t")[0].1.chunks, 3);
+    }
+
+    #[test]
+    fn delivery_beyond_the_committed_head_is_taken_back() {
+        let tmp = tempfile::tempdir().unwrap();
+        let spool = tmp.path();
+        let mut delivery = BTreeMap::new();
+        delivery.insert(
+            "a".to_string(),
+            BTreeMap::from([(
+                "t".to_string(),
+                Delivered {
+                    chunks: 5,
+                    datasets: 0,
+                },
+            )]),
+        );
+        save_delivery(spool, &delivery).unwrap();
+        let topic = TopicOutbox {
+            dir_name: "t-1".into(),
+            chain_dir: spool.join("chains/t-1"),
+            dataset_dir: spool.join("datasets/t-1"),
+            head: 3,
+            pruned: 3,
+            datasets: Vec::new(),
+        };
+        let outbox = Outbox::new(
+            spool,
+            vec!["a".into()],
+            BTreeMap::from([("t".to_string(), topic)]),
+        )
+        .unwrap();
+        assert_eq!(outbox.delivered("t")[0].1.chunks, 3);
+        assert!(
+            outbox.start_notes()[0].contains("chunks 3..=4 were delivered but never committed"),
+            "{:?}",
+            outbox.start_notes()
+        );
     }
 
     #[test]

@@ -15,6 +15,7 @@ pub mod mqtt;
 pub mod pipeline;
 pub mod ros2;
 pub mod sink;
+pub mod spool;
 pub mod state;
 pub mod status;
 pub mod window;

@@ -4,8 +4,9 @@
 //!
 //! Exactly once, whatever kills the process: a topic's batch is signed when it
 //! is sealed into a chunk (so sequence numbers are handed out only to what is
-//! committed), the chunk is written durably, and only then is the state file
-//! replaced (see [`crate::state`]). A restart replays each source (files and
+//! committed), the chunk is written durably, then the state file is replaced
+//! (see [`crate::state`]), and only then does the forwarder learn of the
+//! chunk: no destination receives a chunk that is not committed. A restart replays each source (files and
 //! bags from their beginning, live sources from their journal), skips what its
 //! topics have committed, and continues the chains.
 //!
@@ -166,6 +167,18 @@ impl Default for RunOptions {
     }
 }
 
+/// A dataset manifest in the spool: (topic, first index, last index, bytes).
+type Dataset = (String, u64, u64, u64);
+
+/// What a commit makes visible to the forwarder, once `state.json` holds it.
+#[derive(Default)]
+struct Publish {
+    /// Chunks: (topic, the chain's new head, bytes added to the spool).
+    chunks: Vec<(String, u64, u64)>,
+    /// Dataset manifests.
+    datasets: Vec<Dataset>,
+}
+
 struct TopicRun {
     topic: Topic,
     chain_dir: PathBuf,
@@ -270,6 +283,21 @@ impl Agent {
         let spool = map.spool.dir.clone();
         std::fs::create_dir_all(&spool).map_err(|e| FileError::new(&spool, e))?;
         let state = AgentState::load(&spool)?;
+        let windows = Windows::new(&map, &state)?;
+        // A manifest written for the open window before a crash kept the state
+        // from recording its close: it is redone when the window closes. (Before
+        // the outbox lists the spooled manifests: it must never see this one.)
+        for topic in &map.topics {
+            if let Some(first) = windows.open_first(&topic.name) {
+                let dir = spool.join("datasets").join(topic_dir_name(&topic.name));
+                for (a, b) in spooled_datasets(&dir) {
+                    if a == first {
+                        let path = dir.join(forward::dataset_name(a, b));
+                        std::fs::remove_file(&path).map_err(|e| FileError::new(&path, e))?;
+                    }
+                }
+            }
+        }
         let signer = PackageSigner::new(
             copy_key(&map.machine.signing_key),
             &map.machine.did.to_string(),
@@ -320,19 +348,6 @@ impl Agent {
             );
         }
         let ids = sinks.iter().map(|s| s.describe()).collect();
-        let windows = Windows::new(&map, &state)?;
-        // A manifest written for the open window before a crash kept the state
-        // from recording its close: it is redone when the window closes.
-        for topic in &map.topics {
-            if let Some(first) = windows.open_first(&topic.name) {
-                let dir = spool.join("datasets").join(topic_dir_name(&topic.name));
-                for (a, b) in spooled_datasets(&dir) {
-                    if a == first {
-                        let _ = std::fs::remove_file(dir.join(forward::dataset_name(a, b)));
-                    }
-                }
-            }
-        }
         let outbox = Outbox::new(&spool, ids, outboxes).map_err(AgentError::Delivery)?;
         Ok(Agent {
             map,
@@ -357,6 +372,9 @@ impl Agent {
     /// per topic.
     pub fn run(&mut self, options: &RunOptions, log: Log) -> Result<Vec<TopicReport>, AgentError> {
         let stop = options.stop.clone();
+        for note in self.outbox.start_notes() {
+            log(note);
+        }
         let forwarder = forward::spawn(
             self.outbox.clone(),
             std::mem::take(&mut self.sinks),
@@ -495,17 +513,11 @@ impl Agent {
         }
         if ended {
             // Every source is at its end: the open dataset windows close too.
-            let mut closed = false;
+            let mut publish = Publish::default();
             for name in &names {
-                closed |= self.close_window(name, log)?;
+                publish.datasets.extend(self.close_window(name, log)?);
             }
-            if closed {
-                let outbox = self.outbox.clone();
-                crate::killpoint::reached(crate::killpoint::AFTER_DATASET_BEFORE_COMMIT, || {
-                    outbox.drained()
-                });
-            }
-            self.state.save(&self.map.spool.dir)?;
+            self.commit(publish)?;
         }
         match failure {
             Some(e) => Err(e),
@@ -525,18 +537,14 @@ impl Agent {
                 self.seal(name, stop, log)?;
             }
         }
-        let mut closed = false;
+        let mut publish = Publish::default();
         for name in &names {
             if self.windows.due(name) {
-                closed |= self.close_window(name, log)?;
+                publish.datasets.extend(self.close_window(name, log)?);
             }
         }
-        if closed {
-            let outbox = self.outbox.clone();
-            crate::killpoint::reached(crate::killpoint::AFTER_DATASET_BEFORE_COMMIT, || {
-                outbox.drained()
-            });
-            self.state.save(&self.map.spool.dir)?;
+        if !publish.datasets.is_empty() {
+            self.commit(publish)?;
         }
         Ok(())
     }
@@ -697,11 +705,15 @@ impl Agent {
                 }
             }
         }
+        let mut publish = Publish::default();
         if packages > 0 {
             let index = run.writer.state().next_index;
             let plaintext = self.windows.enabled().then(|| lines.clone());
             run.writer.seal_chunk(lines)?;
             run.writer.flush()?;
+            // The chunk's files are durable before any state commits them.
+            crate::spool::sync_dir(&run.chain_dir)
+                .map_err(|e| FileError::new(&run.chain_dir, e))?;
             topic_state.chain = run.writer.state().clone();
             let bytes = file_len(&run.chain_dir.join(envelope_name(index)))
                 + file_len(&run.chain_dir.join(ciphertext_name(index)));
@@ -714,8 +726,9 @@ impl Agent {
                 )?;
             }
             topic_state.window = self.windows.saved(name);
-            self.outbox
-                .committed(name, topic_state.chain.next_index, bytes);
+            publish
+                .chunks
+                .push((name.to_string(), topic_state.chain.next_index, bytes));
         }
         topic_state.committed_through = last_position;
         topic_state.packages += packages;
@@ -734,31 +747,52 @@ impl Agent {
                 }
             }
         }
-        if packages > 0 {
-            let outbox = self.outbox.clone();
-            crate::killpoint::reached(crate::killpoint::AFTER_SEAL_BEFORE_COMMIT, || {
-                outbox.drained()
-            });
-        }
-        self.state.save(&self.map.spool.dir)?;
+        self.commit(publish)?;
         self.prune_journal(&source);
         Ok(())
     }
 
-    /// Close the topic's dataset window: sign and spool its manifest.
-    fn close_window(&mut self, name: &str, log: &Log) -> Result<bool, AgentError> {
+    /// Save the state (durably: it is the commit), and only then hand the
+    /// forwarder what it commits. So a destination never holds a chunk or
+    /// manifest that a restart would seal again, differently.
+    fn commit(&mut self, publish: Publish) -> Result<(), AgentError> {
+        let outbox = self.outbox.clone();
+        if !publish.chunks.is_empty() {
+            crate::killpoint::reached(crate::killpoint::AFTER_SEAL_BEFORE_COMMIT, || {
+                outbox.drained()
+            });
+        }
+        if !publish.datasets.is_empty() {
+            crate::killpoint::reached(crate::killpoint::AFTER_DATASET_BEFORE_COMMIT, || {
+                outbox.drained()
+            });
+        }
+        self.state.save(&self.map.spool.dir)?;
+        for (topic, head, bytes) in publish.chunks {
+            outbox.committed(&topic, head, bytes);
+        }
+        for (topic, first, last, bytes) in publish.datasets {
+            outbox.dataset_written(&topic, first, last, bytes);
+        }
+        Ok(())
+    }
+
+    /// Close the topic's dataset window: sign and spool its manifest, for
+    /// the forwarder once the state records the window closed.
+    fn close_window(&mut self, name: &str, log: &Log) -> Result<Option<Dataset>, AgentError> {
         let Some((first, last, path)) = self.windows.close(name, &self.map)? else {
-            return Ok(false);
+            return Ok(None);
         };
+        crate::spool::sync_dir(path.parent().unwrap_or(Path::new(".")))
+            .map_err(|e| FileError::new(&path, e))?;
         let bytes = file_len(&path);
         log(&format!(
             "topic {name}: dataset manifest for chunks {first}..={last} signed"
         ));
-        self.outbox.dataset_written(name, first, last, bytes);
         if let Some(t) = self.state.topics.get_mut(name) {
             t.window = self.windows.saved(name);
         }
-        Ok(true)
+        Ok(Some((name.to_string(), first, last, bytes)))
     }
 
     /// The source position every topic of `source` has committed through
