@@ -9,6 +9,10 @@
 //! restart resumes where delivery stopped (an object may be sent twice, never
 //! skipped; sinks replace objects whole).
 //!
+//! Delivered chunks leave the spool ciphertext first, envelope last, so a
+//! crash between the two leaves the envelope, by which the next start finds
+//! the chunk and removes the rest (see [`crate::spool`]).
+//!
 //! The spool's size is tracked here ([`Outbox::spool_bytes`]); when it reaches
 //! its cap, the pipeline either waits for the forwarder ([`Outbox::wait_below`],
 //! `whenFull: block`) or drops the oldest undelivered chunk
@@ -25,6 +29,7 @@ use sealstream_core::json::{self, Map, Number, Value};
 use sealstream_core::layout::{ciphertext_name, envelope_name, write_atomic};
 
 use crate::sink::{Delivery, Sink};
+use crate::spool::{file_len, live_chunk_bytes};
 
 /// How far one destination has received one topic.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -199,10 +204,6 @@ pub fn dir_bytes(dir: &Path) -> u64 {
         .sum()
 }
 
-fn file_len(path: &Path) -> u64 {
-    std::fs::metadata(path).map_or(0, |m| m.len())
-}
-
 enum Item {
     Chunk(u64),
     Dataset(u64, u64),
@@ -243,11 +244,22 @@ impl Outbox {
                 ..Health::default()
             })
             .collect();
+        // Only what the outbox will deliver counts against the cap: the
+        // chunks `pruned..head` and the listed manifests, not whatever else
+        // an interrupted run may have left in the directories.
+        let bytes = topics
+            .values()
+            .map(|t| {
+                live_chunk_bytes(&t.chain_dir, t.pruned, t.head)
+                    + t.datasets
+                        .iter()
+                        .map(|(a, b)| file_len(&t.dataset_dir.join(dataset_name(*a, *b))))
+                        .sum::<u64>()
+            })
+            .sum();
         Ok(Outbox {
             spool: spool.to_path_buf(),
-            bytes: AtomicU64::new(
-                dir_bytes(&spool.join("chains")) + dir_bytes(&spool.join("datasets")),
-            ),
+            bytes: AtomicU64::new(bytes),
             ids: destination_ids,
             start_notes,
             inner: Mutex::new(Inner {
@@ -422,7 +434,7 @@ impl Outbox {
         let _ = save_delivery(&self.spool, &inner.delivery);
         let t = inner.topics.get_mut(&name).expect("chosen above");
         let mut freed = 0;
-        for file in [envelope_name(index), ciphertext_name(index)] {
+        for file in [ciphertext_name(index), envelope_name(index)] {
             let path = t.chain_dir.join(file);
             freed += file_len(&path);
             let _ = std::fs::remove_file(&path);
@@ -515,7 +527,9 @@ impl Outbox {
                 .collect();
             let all_chunks = got.iter().map(|d| d.chunks).min().unwrap_or(0).min(t.head);
             while t.pruned < all_chunks {
-                for (k, file) in [envelope_name(t.pruned), ciphertext_name(t.pruned)]
+                // The envelope last: while it is there, a restart finds the
+                // chunk and finishes pruning it (see `crate::spool`).
+                for (k, file) in [ciphertext_name(t.pruned), envelope_name(t.pruned)]
                     .into_iter()
                     .enumerate()
                 {

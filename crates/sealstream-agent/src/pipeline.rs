@@ -35,6 +35,7 @@ use crate::journal::Journal;
 use crate::mcap_source::{format_log_time, McapSource, TimePrecision};
 use crate::mqtt::MqttRun;
 use crate::sink::{self, Sink};
+use crate::spool::file_len;
 use crate::state::{AgentState, StateError, TopicState};
 use crate::status;
 use crate::window::Windows;
@@ -201,6 +202,8 @@ pub struct Agent {
     processed: BTreeMap<String, u64>,
     windows: Windows,
     spool_full_logged: bool,
+    /// What the start found and corrected, for the log.
+    start_notes: Vec<String>,
 }
 
 impl std::fmt::Debug for Agent {
@@ -226,39 +229,13 @@ pub fn journal_dir(spool: &Path, source: &str) -> PathBuf {
     spool.join("journal").join(topic_dir_name(source))
 }
 
-fn lowest_spooled(chain_dir: &Path, head: u64) -> u64 {
-    let Ok(entries) = std::fs::read_dir(chain_dir) else {
-        return head;
-    };
-    entries
-        .flatten()
-        .filter_map(|e| {
-            e.file_name()
-                .to_str()
-                .and_then(|n| n.strip_prefix("chunk-"))
-                .and_then(|n| n.strip_suffix(".json"))
-                .and_then(|n| n.parse::<u64>().ok())
-        })
-        .min()
-        .unwrap_or(head)
-        .min(head)
-}
-
 fn spooled_datasets(dir: &Path) -> Vec<(u64, u64)> {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return Vec::new();
     };
     let mut out: Vec<(u64, u64)> = entries
         .flatten()
-        .filter_map(|e| {
-            let name = e.file_name();
-            let (a, b) = name
-                .to_str()?
-                .strip_prefix("dataset-")?
-                .strip_suffix(".json")?
-                .split_once('-')?;
-            Some((a.parse().ok()?, b.parse().ok()?))
-        })
+        .filter_map(|e| crate::spool::dataset_range(e.file_name().to_str()?))
         .collect();
     out.sort_unstable();
     out
@@ -304,6 +281,29 @@ impl Agent {
             Some(map.machine.key_id.clone()),
             map.machine.field_key.clone(),
         )?;
+        // What an interrupted run left in the spool and at directory
+        // destinations goes before anything counts or delivers it.
+        let heads: Vec<(String, u64)> = map
+            .topics
+            .iter()
+            .map(|t| {
+                let head = state.topics.get(&t.name).map_or(0, |s| s.chain.next_index);
+                (topic_dir_name(&t.name), head)
+            })
+            .collect();
+        let (pruned, mut start_notes) = crate::spool::recover(&spool, &heads)?;
+        let dir_names: Vec<String> = heads.into_iter().map(|(d, _)| d).collect();
+        for sink in &mut sinks {
+            match sink.remove_stale(&dir_names) {
+                Ok(0) => {}
+                Ok(n) => start_notes.push(format!(
+                    "destination {}: removed {n} temporary file{} of interrupted writes",
+                    sink.describe(),
+                    if n == 1 { "" } else { "s" }
+                )),
+                Err(e) => start_notes.push(format!("destination {}: {e}", sink.describe())),
+            }
+        }
         let mut runs = BTreeMap::new();
         let mut outboxes = BTreeMap::new();
         for topic in &map.topics {
@@ -327,8 +327,9 @@ impl Agent {
             outboxes.insert(
                 topic.name.clone(),
                 TopicOutbox {
+                    pruned: pruned.get(&dir_name).copied().unwrap_or(head),
                     dir_name,
-                    pruned: lowest_spooled(&chain_dir, head),
+
                     chain_dir: chain_dir.clone(),
                     datasets: spooled_datasets(&dataset_dir),
                     dataset_dir,
@@ -359,6 +360,7 @@ impl Agent {
             processed: BTreeMap::new(),
             windows,
             spool_full_logged: false,
+            start_notes,
         })
     }
 
@@ -372,7 +374,7 @@ impl Agent {
     /// per topic.
     pub fn run(&mut self, options: &RunOptions, log: Log) -> Result<Vec<TopicReport>, AgentError> {
         let stop = options.stop.clone();
-        for note in self.outbox.start_notes() {
+        for note in self.start_notes.iter().chain(self.outbox.start_notes()) {
             log(note);
         }
         let forwarder = forward::spawn(
@@ -843,10 +845,6 @@ impl Agent {
     pub fn chain_dir(&self, topic: &str) -> Option<&Path> {
         self.runs.get(topic).map(|r| r.chain_dir.as_path())
     }
-}
-
-fn file_len(path: &Path) -> u64 {
-    std::fs::metadata(path).map_or(0, |m| m.len())
 }
 
 fn read_jsonl(name: &str, input: &JsonlInput, after: Option<u64>, tx: &Sender<SourceEvent>) {

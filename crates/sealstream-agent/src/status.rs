@@ -15,6 +15,8 @@ use sealstream_core::layout::write_replace;
 
 use crate::config::{DataEventMap, WhenFull};
 use crate::forward::{self, Outbox};
+use crate::pipeline::topic_dir_name;
+use crate::spool::{dataset_range, file_len, live_chunk_bytes, lowest_chunk};
 use crate::state::AgentState;
 
 /// `<spool>/status.json`.
@@ -94,8 +96,25 @@ pub fn collect(map: &DataEventMap) -> Result<Value, String> {
         o.insert("deliveredChunks".into(), Value::Object(delivered));
         topics.push(Value::Object(o));
     }
-    let chunk_bytes =
-        forward::dir_bytes(&spool.join("chains")) + forward::dir_bytes(&spool.join("datasets"));
+    // What the cap counts: committed chunks not yet everywhere, manifests.
+    let chunk_bytes: u64 = map
+        .topics
+        .iter()
+        .map(|t| {
+            let dir_name = topic_dir_name(&t.name);
+            let head = state.topics.get(&t.name).map_or(0, |s| s.chain.next_index);
+            let chains = spool.join("chains").join(&dir_name);
+            let datasets = spool.join("datasets").join(&dir_name);
+            let manifests: u64 = std::fs::read_dir(&datasets)
+                .into_iter()
+                .flatten()
+                .flatten()
+                .filter(|e| e.file_name().to_str().and_then(dataset_range).is_some())
+                .map(|e| file_len(&e.path()))
+                .sum();
+            live_chunk_bytes(&chains, lowest_chunk(&chains, head), head) + manifests
+        })
+        .sum();
     let mut sp = Map::new();
     sp.insert("dir".into(), spool.display().to_string().into());
     sp.insert("bytes".into(), Value::from(chunk_bytes));
