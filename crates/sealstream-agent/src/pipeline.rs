@@ -10,9 +10,10 @@
 //! bags from their beginning, live sources from their journal), skips what its
 //! topics have committed, and continues the chains.
 //!
-//! A chunk is cut when its topic's batch reaches `maxMessages` or `maxBytes`,
-//! or its oldest message is `maxAge` old; on stop (SIGTERM) every open batch
-//! is sealed before the run returns.
+//! A chunk is cut when its topic's batch reaches `maxMessages`, or the next
+//! message would take its plaintext (the signed packages' lines) past
+//! `maxBytes` (see [`crate::batch`]), or its oldest message is `maxAge` old;
+//! on stop (SIGTERM) every open batch is sealed before the run returns.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
@@ -27,8 +28,9 @@ use sealstream_core::chunk::{utc_now_seconds, ChainConfig, ChainWriter};
 use sealstream_core::json::{self, Map, Value};
 use sealstream_core::keys::{ChainSigningKey, MachineSigningKey};
 use sealstream_core::layout::{ciphertext_name, envelope_name, DirectorySink, FileError};
-use sealstream_core::package::{PackageSigner, UnsignedPayload};
+use sealstream_core::package::PackageSigner;
 
+use crate::batch::{Draft, Pending};
 use crate::config::{DataEventMap, JsonlInput, Source, Topic, WhenFull};
 use crate::forward::{self, Outbox, TopicOutbox};
 use crate::journal::Journal;
@@ -184,7 +186,7 @@ struct TopicRun {
     topic: Topic,
     chain_dir: PathBuf,
     writer: ChainWriter<DirectorySink>,
-    batch: Vec<(u64, UnsignedPayload)>,
+    batch: Vec<Pending>,
     batch_bytes: u64,
     batch_started: Option<Instant>,
 }
@@ -593,19 +595,28 @@ impl Agent {
                     continue;
                 }
             };
-            let run = self.runs.get_mut(&name).expect("a run per topic");
-            let size =
-                json::write::to_python_compact(&Value::Object(fields.clone())).len() as u64 + 400;
-            run.batch_started.get_or_insert_with(Instant::now);
-            run.batch.push((
+            // The sequence number it may get: the next, after every package
+            // waiting in any topic's batch (an estimate, see `crate::batch`).
+            let waiting: u64 = self.runs.values().map(|r| r.batch.len() as u64).sum();
+            let run = &self.runs[&name];
+            let pending = Pending::new(
+                &self.signer,
+                &self.map.machine.key_id,
+                &run.topic,
                 input.position,
-                UnsignedPayload {
-                    topic: name.clone(),
-                    fields,
-                    captured_at: input.captured_at.clone(),
-                },
-            ));
-            run.batch_bytes += size;
+                fields,
+                &input.captured_at,
+                self.state.next_sequence + waiting,
+            );
+            let c = &self.map.chunking;
+            if !run.batch.is_empty() && run.batch_bytes + pending.bytes > c.max_bytes {
+                // It would not fit: what is waiting becomes a chunk first.
+                self.seal(&name, stop, log)?;
+            }
+            let run = self.runs.get_mut(&name).expect("a run per topic");
+            run.batch_started.get_or_insert_with(Instant::now);
+            run.batch_bytes += pending.bytes;
+            run.batch.push(pending);
             let c = &self.map.chunking;
             let full = run.batch.len() as u64 >= c.max_messages
                 || run.batch_bytes >= c.max_bytes
@@ -663,55 +674,72 @@ impl Agent {
         }
     }
 
-    /// Sign the topic's batch, seal it as one chunk, write it durably, commit the state.
+    /// Sign the topic's batch and seal it into chunks whose plaintext is at
+    /// most `chunking.maxBytes` (one chunk, unless the batch's estimate fell
+    /// short; a package larger than maxBytes alone), each written durably
+    /// and committed before the next.
     fn seal(&mut self, name: &str, stop: &AtomicBool, log: &Log) -> Result<(), AgentError> {
         if self.runs[name].batch.is_empty() {
             return Ok(());
         }
         let estimate = self.runs[name].batch_bytes + 8 * 1024;
         self.make_room(estimate, stop, log);
+        let max_bytes = self.map.chunking.max_bytes;
         let run = self.runs.get_mut(name).expect("a run per topic");
         let batch = std::mem::take(&mut run.batch);
         run.batch_bytes = 0;
         run.batch_started = None;
-        let mut topic_state = self.state.topics.get(name).cloned().unwrap_or_default();
-        let mut next_sequence = self.state.next_sequence;
-        let mut lines = Vec::with_capacity(batch.len() * 400);
-        let mut last_position = topic_state.committed_through;
-        let mut packages = 0u64;
-        let mut captured = (None, None);
-        for (position, payload) in &batch {
-            last_position = Some(*position);
-            match self.signer.build(
-                payload,
-                &run.topic.rules,
-                &run.topic.schema_version,
-                next_sequence,
-            ) {
-                Ok(p) => {
-                    lines.extend_from_slice(p.to_json_line().as_bytes());
-                    lines.push(b'\n');
-                    next_sequence += 1;
-                    packages += 1;
-                    if captured.0.is_none() {
-                        captured.0 = Some(payload.captured_at.clone());
-                    }
-                    captured.1 = Some(payload.captured_at.clone());
-                }
-                Err(e) => {
+        let source = run.topic.source.clone();
+        let mut draft = Draft::default();
+        for pending in batch {
+            let package = match pending.package {
+                Ok(p) => p,
+                Err(why) => {
                     log(&format!(
-                        "topic {name}: skipped message {position} of source {}: {e}",
-                        run.topic.source
+                        "topic {name}: skipped message {} of source {source}: {why}",
+                        pending.position
                     ));
-                    topic_state.skipped += 1;
+                    draft.skip(pending.position);
+                    continue;
                 }
+            };
+            // Numbered only now: the numbers of what a crash loses are given again.
+            let sequence = self.state.next_sequence + draft.packages;
+            let signed = self.signer.sign_processed(
+                package.payload,
+                &package.timestamp,
+                &package.schema_version,
+                sequence,
+            );
+            let mut line = signed.to_json_line().into_bytes();
+            line.push(b'\n');
+            if !draft.fits(line.len(), max_bytes) {
+                // The sequence number stays right: the commit advances the
+                // next number by exactly the packages before this one.
+                self.commit_chunk(name, std::mem::take(&mut draft))?;
             }
+            if line.len() as u64 > max_bytes {
+                log(&format!(
+                    "topic {name}: message {} of source {source} makes a package of {} bytes, more than chunking.maxBytes ({max_bytes}): it is sealed alone, in a chunk of its own",
+                    pending.position,
+                    line.len()
+                ));
+            }
+            draft.push(pending.position, &line, &package.timestamp);
         }
+        self.commit_chunk(name, draft)
+    }
+
+    /// Seal `draft` as the topic's next chunk (if it has packages), write it
+    /// durably, and commit it with the messages it takes.
+    fn commit_chunk(&mut self, name: &str, draft: Draft) -> Result<(), AgentError> {
+        let run = self.runs.get_mut(name).expect("a run per topic");
+        let mut topic_state = self.state.topics.get(name).cloned().unwrap_or_default();
         let mut publish = Publish::default();
-        if packages > 0 {
+        if draft.packages > 0 {
             let index = run.writer.state().next_index;
-            let plaintext = self.windows.enabled().then(|| lines.clone());
-            run.writer.seal_chunk(lines)?;
+            let plaintext = self.windows.enabled().then(|| draft.plaintext.clone());
+            run.writer.seal_chunk(draft.plaintext)?;
             run.writer.flush()?;
             // The chunk's files are durable before any state commits them.
             crate::spool::sync_dir(&run.chain_dir)
@@ -724,7 +752,7 @@ impl Agent {
                     name,
                     &run.chain_dir.join(envelope_name(index)),
                     &plaintext,
-                    captured,
+                    draft.captured,
                 )?;
             }
             topic_state.window = self.windows.saved(name);
@@ -732,9 +760,12 @@ impl Agent {
                 .chunks
                 .push((name.to_string(), topic_state.chain.next_index, bytes));
         }
-        topic_state.committed_through = last_position;
-        topic_state.packages += packages;
-        self.state.next_sequence = next_sequence;
+        if draft.last_position.is_some() {
+            topic_state.committed_through = draft.last_position;
+        }
+        topic_state.packages += draft.packages;
+        topic_state.skipped += draft.skipped;
+        self.state.next_sequence += draft.packages;
         self.state.topics.insert(name.to_string(), topic_state);
         // Topics of the same source with nothing pending have taken everything
         // the pipeline has processed of it.
