@@ -161,6 +161,46 @@ pub fn parse_delivery(
     Ok(out)
 }
 
+/// Carry delivery progress recorded under the names of earlier versions
+/// over to the destinations' identities `ids` (see [`crate::sink::identity`]).
+/// A recorded name that is not one of `ids` but stands for one (among the
+/// candidates `resolve` gives) is merged into it, per topic the further
+/// progress (both reached the same place), and removed; `delivery.json` is
+/// then rewritten. Names that stand for none are kept. Returns one log line
+/// per name carried over.
+pub fn migrate_delivery(
+    spool: &Path,
+    ids: &[String],
+    resolve: impl Fn(&str) -> Vec<String>,
+) -> Result<Vec<String>, String> {
+    let mut delivery = load_delivery(spool)?;
+    let mut notes = Vec::new();
+    let names: Vec<String> = delivery
+        .keys()
+        .filter(|k| !ids.contains(k))
+        .cloned()
+        .collect();
+    for name in names {
+        let Some(id) = resolve(&name).into_iter().find(|c| ids.contains(c)) else {
+            continue;
+        };
+        let old = delivery.remove(&name).unwrap_or_default();
+        let entry = delivery.entry(id.clone()).or_default();
+        for (topic, d) in old {
+            let e = entry.entry(topic).or_default();
+            e.chunks = e.chunks.max(d.chunks);
+            e.datasets = e.datasets.max(d.datasets);
+        }
+        notes.push(format!(
+            "delivery.json: what was recorded as delivered to {name:?} is now recorded for destination {id}"
+        ));
+    }
+    if !notes.is_empty() {
+        save_delivery(spool, &delivery)?;
+    }
+    Ok(notes)
+}
+
 fn save_delivery(
     spool: &Path,
     delivery: &BTreeMap<String, BTreeMap<String, Delivered>>,
@@ -234,6 +274,27 @@ impl Outbox {
                         d.chunks - 1
                     ));
                     d.chunks = t.head;
+                }
+            }
+        }
+        // Chunks that left the spool before a destination was configured
+        // (or was known by this name) cannot reach it: say so, and go on
+        // from the spool's oldest chunk instead of waiting for them forever.
+        for (name, t) in &topics {
+            for id in &destination_ids {
+                let d = delivery
+                    .entry(id.clone())
+                    .or_default()
+                    .entry(name.clone())
+                    .or_default();
+                if d.chunks < t.pruned {
+                    start_notes.push(format!(
+                        "destination {id}: topic {name}: chunks {}..={} left the spool before this destination received them; it will not get them, and gets chunk {} on",
+                        d.chunks,
+                        t.pruned - 1,
+                        t.pruned
+                    ));
+                    d.chunks = t.pruned;
                 }
             }
         }
@@ -804,7 +865,40 @@ mod tests {
     }
 
     #[test]
-    fn delivery_beyond_the_committed_head_is_taken_back() {
+    fn progress_under_an_old_name_is_carried_over() {
+        let tmp = tempfile::tempdir().unwrap();
+        let spool = tmp.path();
+        let record =
+            |chunks, datasets| BTreeMap::from([("t".to_string(), Delivered { chunks, datasets })]);
+        let delivery = BTreeMap::from([
+            ("old a".to_string(), record(7, 1)),
+            ("a".to_string(), record(5, 2)),
+            ("unknown".to_string(), record(1, 0)),
+        ]);
+        save_delivery(spool, &delivery).unwrap();
+        let ids = vec!["a".to_string(), "b".to_string()];
+        let notes = migrate_delivery(spool, &ids, |name| {
+            vec![name.trim_start_matches("old ").to_string()]
+        })
+        .unwrap();
+        assert_eq!(notes.len(), 1, "{notes:?}");
+        let after = load_delivery(spool).unwrap();
+        assert_eq!(
+            after["a"]["t"],
+            Delivered {
+                chunks: 7,
+                datasets: 2
+            }
+        );
+        assert_eq!(after["unknown"]["t"].chunks, 1, "kept");
+        assert!(!after.contains_key("old a"));
+        assert!(migrate_delivery(spool, &ids, |_| Vec::new())
+            .unwrap()
+            .is_empty());
+    }
+
+    #[test]
+    fn delivery_beyond_the_head_is_taken_back_and_before_the_spool_passed() {
         let tmp = tempfile::tempdir().unwrap();
         let spool = tmp.path();
         let mut delivery = BTreeMap::new();
@@ -829,16 +923,26 @@ mod tests {
         };
         let outbox = Outbox::new(
             spool,
-            vec!["a".into()],
+            vec!["a".into(), "b".into()],
             BTreeMap::from([("t".to_string(), topic)]),
         )
         .unwrap();
         assert_eq!(outbox.delivered("t")[0].1.chunks, 3);
+        let notes = outbox.start_notes();
         assert!(
-            outbox.start_notes()[0].contains("chunks 3..=4 were delivered but never committed"),
-            "{:?}",
-            outbox.start_notes()
+            notes[0].contains(
+                "destination a: topic t: chunks 3..=4 were delivered but never committed"
+            ),
+            "{notes:?}"
         );
+        // A destination the spool has no record of cannot get what left it:
+        // it goes on from the spool's oldest chunk (here: none left yet).
+        assert_eq!(outbox.delivered("t")[1].1.chunks, 3);
+        assert!(
+            notes[1].contains("destination b: topic t: chunks 0..=2 left the spool"),
+            "{notes:?}"
+        );
+        assert!(outbox.drained());
     }
 
     #[test]

@@ -36,6 +36,7 @@ use crate::forward::{self, Outbox, TopicOutbox};
 use crate::journal::Journal;
 use crate::mcap_source::{format_log_time, McapSource, TimePrecision};
 use crate::mqtt::MqttRun;
+use crate::sink::identity::{identity, legacy_identities};
 use crate::sink::{self, Sink};
 use crate::spool::file_len;
 use crate::state::{AgentState, StateError, TopicState};
@@ -350,7 +351,23 @@ impl Agent {
                 },
             );
         }
-        let ids = sinks.iter().map(|s| s.describe()).collect();
+        // Delivery progress is recorded per destination identity, its
+        // canonical target (names of earlier versions carried over).
+        let ids: Vec<String> = map.destinations.iter().map(identity).collect();
+        for (j, id) in ids.iter().enumerate() {
+            if let Some(i) = ids[..j].iter().position(|other| other == id) {
+                return Err(AgentError::Unsupported(format!(
+                    "destinations[{j}]: the same destination as destinations[{i}] ({id})"
+                )));
+            }
+        }
+        let cwd = std::env::current_dir().unwrap_or_default();
+        start_notes.extend(
+            forward::migrate_delivery(&spool, &ids, |name| {
+                legacy_identities(name, &[&cwd, &map.base_dir])
+            })
+            .map_err(AgentError::Delivery)?,
+        );
         let outbox = Outbox::new(&spool, ids, outboxes).map_err(AgentError::Delivery)?;
         Ok(Agent {
             map,

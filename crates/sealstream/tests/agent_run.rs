@@ -11,8 +11,8 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::agent::{
-    chain_dirs, check_jsonl_output as check_output, chunk_plaintexts, machine_sections,
-    write_jsonl_input as write_input, JsonlMap,
+    agent_status, chain_dirs, check_jsonl_output as check_output, chunk_plaintexts,
+    machine_sections, run_agent_ok, write_jsonl_input as write_input, JsonlMap,
 };
 use common::*;
 use sealstream_core::json;
@@ -207,4 +207,109 @@ fn chunk_plaintext_stays_within_chunking_max_bytes() {
         "{} chunks for {total} bytes",
         chunks.len()
     );
+}
+
+/// The delivery state of the single directory destination, per topic, as
+/// `agent status` shows it: (destination id, chunks delivered, chunks).
+fn delivered_per_topic(config: &Path) -> Vec<(Vec<String>, u64, u64)> {
+    let s = agent_status(config);
+    s["topics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            let t = t.as_object().unwrap();
+            let d = t["deliveredChunks"].as_object().unwrap();
+            let n = |v: &json::Value| v.as_number().unwrap().as_u64().unwrap();
+            (
+                d.keys().cloned().collect(),
+                d.values().map(n).min().unwrap_or(0),
+                n(&t["chunks"]),
+            )
+        })
+        .collect()
+}
+
+/// Issue 14, item 20: a destination is known by its canonical target, not
+/// by how the path to the Data Event Map was spelled. Run with the map's
+/// absolute path, then with a relative one: what was delivered is still
+/// known as delivered, and the run ends. Before, the relative spelling was
+/// a new destination that had received nothing, and the run waited forever
+/// for chunks that had left the spool.
+#[test]
+fn destination_identity_ignores_the_config_path_spelling() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let config = write_config(t, 100);
+    write_input(t, 300);
+    let mut c = sealstream();
+    c.current_dir("/")
+        .args(["agent", "run", "--config"])
+        .arg(&config);
+    run_agent_ok(c, &t.join("run1.log"));
+
+    let relative = |extra: &[&str]| {
+        let mut c = sealstream();
+        c.current_dir(t).args(["agent", "run"]).args(extra);
+        c.args(["--config", "map.yaml"]);
+        c
+    };
+    run_agent_ok(relative(&["--no-wait"]), &t.join("run2.log"));
+    for (ids, delivered, chunks) in delivered_per_topic(&config) {
+        assert_eq!(ids.len(), 1, "one destination: {ids:?}");
+        assert_eq!(delivered, chunks, "{ids:?}: everything delivered");
+    }
+    run_agent_ok(relative(&[]), &t.join("run3.log"));
+    check_output(t, 300);
+}
+
+/// Issue 14, item 20: a spool whose `delivery.json` names a destination the
+/// way earlier versions did (`directory ./out`, the path as resolved from
+/// a relative map path) keeps its delivery state under the canonical name.
+#[test]
+fn delivery_recorded_under_an_old_destination_name_still_counts() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let config = write_config(t, 100);
+    write_input(t, 300);
+    let mut c = sealstream();
+    c.current_dir(t)
+        .args(["agent", "run", "--config", "map.yaml"]);
+    run_agent_ok(c, &t.join("run1.log"));
+    // Rename the destination in delivery.json to the old spelling.
+    let path = t.join("spool/delivery.json");
+    let delivery = json::parse(&std::fs::read(&path).unwrap()).unwrap();
+    let dests = delivery.as_object().unwrap()["destinations"]
+        .as_object()
+        .unwrap();
+    assert_eq!(dests.len(), 1, "{dests:?}");
+    let mut renamed = json::Map::new();
+    renamed.insert("directory ./out".to_string(), dests[0].clone());
+    let mut top = json::Map::new();
+    top.insert("destinations".to_string(), json::Value::Object(renamed));
+    std::fs::write(
+        &path,
+        json::write::to_python_pretty(&json::Value::Object(top)),
+    )
+    .unwrap();
+
+    let absolute = |extra: &[&str]| {
+        let mut c = sealstream();
+        c.current_dir("/").args(["agent", "run"]).args(extra);
+        c.arg("--config").arg(&config);
+        c
+    };
+    run_agent_ok(absolute(&["--no-wait"]), &t.join("run2.log"));
+    let log = std::fs::read_to_string(t.join("run2.log")).unwrap();
+    assert!(
+        log.contains("what was recorded as delivered to \"directory ./out\" is now recorded for destination directory /"),
+        "{log}"
+    );
+    for (ids, delivered, chunks) in delivered_per_topic(&config) {
+        assert_eq!(ids.len(), 1, "one destination: {ids:?}");
+        assert!(!ids[0].contains("./"), "canonical name: {ids:?}");
+        assert_eq!(delivered, chunks, "{ids:?}: everything delivered");
+    }
+    run_agent_ok(absolute(&[]), &t.join("run3.log"));
+    check_output(t, 300);
 }

@@ -8,6 +8,7 @@
 //! themselves.
 
 mod directory;
+pub mod identity;
 mod market;
 mod object_store;
 
