@@ -10,6 +10,7 @@ mod common;
 
 use std::path::Path;
 use std::process::Command;
+use std::time::{Duration, Instant};
 
 use common::agent::{
     agent_status, chain_dirs, check_jsonl_output, committed_heads, files_under, killed,
@@ -256,4 +257,74 @@ fn a_dataset_manifest_reaches_destinations_only_after_its_commit() {
     write_jsonl_input(t, 600);
     run_agent_ok(agent_run(&config), &t.join("run2.log"));
     check_jsonl_output(t, 600);
+}
+
+/// Issue 14, the fault test: 50 SIGKILLs at random moments (seeded:
+/// `SEALSTREAM_TEST_SEED`) of `agent run` with a 1 MiB spool, then one run
+/// to the end. Whatever the moments, every message is delivered exactly
+/// once (sequence numbers without gaps, chains that verify), the spool holds
+/// no chunk once all is delivered, and no temporary file is left in the
+/// spool or at the destination.
+#[test]
+fn fifty_random_sigkills_with_a_1mib_spool_deliver_every_message_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let mut n = 20_000;
+    let config = JsonlMap {
+        chunk_bytes: "256KiB",
+        max_messages: 1000,
+        spool_bytes: "1MiB",
+    }
+    .write(t);
+    write_jsonl_input(t, n);
+    let mut rng = SplitMix64::new(test_seed("fifty_random_sigkills"));
+    let started = Instant::now();
+    let mut kills = 0;
+    let mut runs = 0;
+    let log = t.join("agent.log");
+    while kills < 50 {
+        runs += 1;
+        assert!(
+            runs <= 200,
+            "only {kills} of 200 runs were still going when killed"
+        );
+        let delay = Duration::from_millis(rng.in_range(5..400));
+        let mut agent = spawn_logged(agent_run(&config), &log);
+        std::thread::sleep(delay);
+        if agent.0.try_wait().unwrap().is_none() {
+            agent.0.kill().unwrap(); // SIGKILL
+            kills += 1;
+        }
+        let status = wait_exit(&mut agent, &log);
+        assert!(
+            status.success() || killed(status),
+            "run {runs}: {status}\n{}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        if status.success() {
+            // It got through the whole input before its kill: more input.
+            n += 5_000;
+            write_jsonl_input(t, n);
+        }
+    }
+    eprintln!(
+        "{kills} SIGKILLs in {runs} runs over {n} messages, {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    run_agent_ok(agent_run(&config), &log);
+    eprintln!("done after {:.1} s", started.elapsed().as_secs_f64());
+
+    check_jsonl_output(t, n);
+    let spool = t.join("spool");
+    assert_eq!(
+        spooled(&spool),
+        Vec::<std::path::PathBuf>::new(),
+        "spool drained"
+    );
+    assert_eq!(status_spool_bytes(&config), 0, "spool drained");
+    assert_eq!(
+        temp_files(t),
+        Vec::<std::path::PathBuf>::new(),
+        "no temp files"
+    );
 }
