@@ -261,7 +261,7 @@ impl Agent {
             );
         }
         let spool = map.spool.dir.clone();
-        std::fs::create_dir_all(&spool).map_err(|e| FileError::new(&spool, e))?;
+        crate::spool::create_private_dir(&spool).map_err(|e| FileError::new(&spool, e))?;
         let state = AgentState::load(&spool)?;
         let windows = Windows::new(&map, &state)?;
         // A manifest written for the open window before a crash kept the state

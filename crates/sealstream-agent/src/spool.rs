@@ -24,6 +24,18 @@ use std::path::Path;
 
 use sealstream_core::layout::{ciphertext_name, envelope_name, FileError};
 
+/// Create `dir` (and its missing parents) readable by the owner only
+/// (mode 0700), so that what the spool holds (journals of live sources keep
+/// messages as received, before field rules) is not open to other users
+/// whatever the files' own modes. An existing directory is left as it is.
+pub fn create_private_dir(dir: &Path) -> io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+}
+
 /// Make the entries of `dir` durable (fsync the directory): a file renamed
 /// into it survives a power loss once this returns.
 pub fn sync_dir(dir: &Path) -> io::Result<()> {
@@ -224,6 +236,17 @@ fn remove(path: &Path) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_new_spool_is_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("a/spool");
+        create_private_dir(&dir).unwrap();
+        let mode = std::fs::metadata(&dir).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o700);
+        create_private_dir(&dir).unwrap();
+    }
 
     #[test]
     fn temp_names() {
