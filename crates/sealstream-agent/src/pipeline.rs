@@ -6,9 +6,11 @@
 //! is sealed into a chunk (so sequence numbers are handed out only to what is
 //! committed), the chunk is written durably, then the state file is replaced
 //! (see [`crate::state`]), and only then does the forwarder learn of the
-//! chunk: no destination receives a chunk that is not committed. A restart replays each source (files and
-//! bags from their beginning, live sources from their journal), skips what its
-//! topics have committed, and continues the chains.
+//! chunk: no destination receives a chunk that is not committed. A restart
+//! first clears what the crash left in the spool (see [`crate::spool`]), then
+//! replays each source (files and bags from their beginning, live sources
+//! from their journal), skips what its topics have committed, and continues
+//! the chains.
 //!
 //! A chunk is cut when its topic's batch reaches `maxMessages`, or the next
 //! message would take its plaintext (the signed packages' lines) past
@@ -332,7 +334,6 @@ impl Agent {
                 TopicOutbox {
                     pruned: pruned.get(&dir_name).copied().unwrap_or(head),
                     dir_name,
-
                     chain_dir: chain_dir.clone(),
                     datasets: spooled_datasets(&dataset_dir),
                     dataset_dir,
