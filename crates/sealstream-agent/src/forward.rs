@@ -9,6 +9,10 @@
 //! restart resumes where delivery stopped (an object may be sent twice, never
 //! skipped; sinks replace objects whole).
 //!
+//! Delivered chunks leave the spool ciphertext first, envelope last, so a
+//! crash between the two leaves the envelope, by which the next start finds
+//! the chunk and removes the rest (see [`crate::spool`]).
+//!
 //! The spool's size is tracked here ([`Outbox::spool_bytes`]); when it reaches
 //! its cap, the pipeline either waits for the forwarder ([`Outbox::wait_below`],
 //! `whenFull: block`) or drops the oldest undelivered chunk
@@ -25,6 +29,7 @@ use sealstream_core::json::{self, Map, Number, Value};
 use sealstream_core::layout::{ciphertext_name, envelope_name, write_atomic};
 
 use crate::sink::{Delivery, Sink};
+use crate::spool::{file_len, live_chunk_bytes};
 
 /// How far one destination has received one topic.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -85,6 +90,7 @@ struct Inner {
 pub struct Outbox {
     spool: PathBuf,
     ids: Vec<String>,
+    start_notes: Vec<String>,
     inner: Mutex<Inner>,
     changed: Condvar,
     bytes: AtomicU64,
@@ -155,6 +161,46 @@ pub fn parse_delivery(
     Ok(out)
 }
 
+/// Carry delivery progress recorded under the names of earlier versions
+/// over to the destinations' identities `ids` (see [`crate::sink::identity`]).
+/// A recorded name that is not one of `ids` but stands for one (among the
+/// candidates `resolve` gives) is merged into it, per topic the further
+/// progress (both reached the same place), and removed; `delivery.json` is
+/// then rewritten. Names that stand for none are kept. Returns one log line
+/// per name carried over.
+pub fn migrate_delivery(
+    spool: &Path,
+    ids: &[String],
+    resolve: impl Fn(&str) -> Vec<String>,
+) -> Result<Vec<String>, String> {
+    let mut delivery = load_delivery(spool)?;
+    let mut notes = Vec::new();
+    let names: Vec<String> = delivery
+        .keys()
+        .filter(|k| !ids.contains(k))
+        .cloned()
+        .collect();
+    for name in names {
+        let Some(id) = resolve(&name).into_iter().find(|c| ids.contains(c)) else {
+            continue;
+        };
+        let old = delivery.remove(&name).unwrap_or_default();
+        let entry = delivery.entry(id.clone()).or_default();
+        for (topic, d) in old {
+            let e = entry.entry(topic).or_default();
+            e.chunks = e.chunks.max(d.chunks);
+            e.datasets = e.datasets.max(d.datasets);
+        }
+        notes.push(format!(
+            "delivery.json: what was recorded as delivered to {name:?} is now recorded for destination {id}"
+        ));
+    }
+    if !notes.is_empty() {
+        save_delivery(spool, &delivery)?;
+    }
+    Ok(notes)
+}
+
 fn save_delivery(
     spool: &Path,
     delivery: &BTreeMap<String, BTreeMap<String, Delivered>>,
@@ -198,10 +244,6 @@ pub fn dir_bytes(dir: &Path) -> u64 {
         .sum()
 }
 
-fn file_len(path: &Path) -> u64 {
-    std::fs::metadata(path).map_or(0, |m| m.len())
-}
-
 enum Item {
     Chunk(u64),
     Dataset(u64, u64),
@@ -215,7 +257,47 @@ impl Outbox {
         destination_ids: Vec<String>,
         topics: BTreeMap<String, TopicOutbox>,
     ) -> Result<Outbox, String> {
-        let delivery = load_delivery(spool)?;
+        let mut delivery = load_delivery(spool)?;
+        let mut start_notes = Vec::new();
+        // Earlier versions could deliver a chunk before committing it; after
+        // a crash there, the chunk is sealed again, differently, and must
+        // replace what the destination got.
+        for (name, t) in &topics {
+            for id in &destination_ids {
+                let Some(d) = delivery.get_mut(id).and_then(|x| x.get_mut(name)) else {
+                    continue;
+                };
+                if d.chunks > t.head {
+                    start_notes.push(format!(
+                        "destination {id}: topic {name}: chunks {}..={} were delivered but never committed (an earlier version delivered before committing); they are sealed again and will be delivered again",
+                        t.head,
+                        d.chunks - 1
+                    ));
+                    d.chunks = t.head;
+                }
+            }
+        }
+        // Chunks that left the spool before a destination was configured
+        // (or was known by this name) cannot reach it: say so, and go on
+        // from the spool's oldest chunk instead of waiting for them forever.
+        for (name, t) in &topics {
+            for id in &destination_ids {
+                let d = delivery
+                    .entry(id.clone())
+                    .or_default()
+                    .entry(name.clone())
+                    .or_default();
+                if d.chunks < t.pruned {
+                    start_notes.push(format!(
+                        "destination {id}: topic {name}: chunks {}..={} left the spool before this destination received them; it will not get them, and gets chunk {} on",
+                        d.chunks,
+                        t.pruned - 1,
+                        t.pruned
+                    ));
+                    d.chunks = t.pruned;
+                }
+            }
+        }
         let health = destination_ids
             .iter()
             .map(|id| Health {
@@ -223,12 +305,24 @@ impl Outbox {
                 ..Health::default()
             })
             .collect();
+        // Only what the outbox will deliver counts against the cap: the
+        // chunks `pruned..head` and the listed manifests, not whatever else
+        // an interrupted run may have left in the directories.
+        let bytes = topics
+            .values()
+            .map(|t| {
+                live_chunk_bytes(&t.chain_dir, t.pruned, t.head)
+                    + t.datasets
+                        .iter()
+                        .map(|(a, b)| file_len(&t.dataset_dir.join(dataset_name(*a, *b))))
+                        .sum::<u64>()
+            })
+            .sum();
         Ok(Outbox {
             spool: spool.to_path_buf(),
-            bytes: AtomicU64::new(
-                dir_bytes(&spool.join("chains")) + dir_bytes(&spool.join("datasets")),
-            ),
+            bytes: AtomicU64::new(bytes),
             ids: destination_ids,
+            start_notes,
             inner: Mutex::new(Inner {
                 topics,
                 delivery,
@@ -238,6 +332,11 @@ impl Outbox {
             }),
             changed: Condvar::new(),
         })
+    }
+
+    /// What [`Outbox::new`] found and corrected in the spool, one log line each.
+    pub fn start_notes(&self) -> &[String] {
+        &self.start_notes
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -396,7 +495,7 @@ impl Outbox {
         let _ = save_delivery(&self.spool, &inner.delivery);
         let t = inner.topics.get_mut(&name).expect("chosen above");
         let mut freed = 0;
-        for file in [envelope_name(index), ciphertext_name(index)] {
+        for file in [ciphertext_name(index), envelope_name(index)] {
             let path = t.chain_dir.join(file);
             freed += file_len(&path);
             let _ = std::fs::remove_file(&path);
@@ -489,10 +588,18 @@ impl Outbox {
                 .collect();
             let all_chunks = got.iter().map(|d| d.chunks).min().unwrap_or(0).min(t.head);
             while t.pruned < all_chunks {
-                for file in [envelope_name(t.pruned), ciphertext_name(t.pruned)] {
+                // The envelope last: while it is there, a restart finds the
+                // chunk and finishes pruning it (see `crate::spool`).
+                for (k, file) in [ciphertext_name(t.pruned), envelope_name(t.pruned)]
+                    .into_iter()
+                    .enumerate()
+                {
                     let path = t.chain_dir.join(file);
                     freed += file_len(&path);
                     let _ = std::fs::remove_file(&path);
+                    if k == 0 {
+                        crate::killpoint::reached(crate::killpoint::PRUNE_BETWEEN_FILES, || true);
+                    }
                 }
                 t.pruned += 1;
             }
@@ -755,6 +862,87 @@ mod tests {
         .unwrap();
         assert!(again.drained());
         assert_eq!(again.delivered("t")[0].1.chunks, 3);
+    }
+
+    #[test]
+    fn progress_under_an_old_name_is_carried_over() {
+        let tmp = tempfile::tempdir().unwrap();
+        let spool = tmp.path();
+        let record =
+            |chunks, datasets| BTreeMap::from([("t".to_string(), Delivered { chunks, datasets })]);
+        let delivery = BTreeMap::from([
+            ("old a".to_string(), record(7, 1)),
+            ("a".to_string(), record(5, 2)),
+            ("unknown".to_string(), record(1, 0)),
+        ]);
+        save_delivery(spool, &delivery).unwrap();
+        let ids = vec!["a".to_string(), "b".to_string()];
+        let notes = migrate_delivery(spool, &ids, |name| {
+            vec![name.trim_start_matches("old ").to_string()]
+        })
+        .unwrap();
+        assert_eq!(notes.len(), 1, "{notes:?}");
+        let after = load_delivery(spool).unwrap();
+        assert_eq!(
+            after["a"]["t"],
+            Delivered {
+                chunks: 7,
+                datasets: 2
+            }
+        );
+        assert_eq!(after["unknown"]["t"].chunks, 1, "kept");
+        assert!(!after.contains_key("old a"));
+        assert!(migrate_delivery(spool, &ids, |_| Vec::new())
+            .unwrap()
+            .is_empty());
+    }
+
+    #[test]
+    fn delivery_beyond_the_head_is_taken_back_and_before_the_spool_passed() {
+        let tmp = tempfile::tempdir().unwrap();
+        let spool = tmp.path();
+        let mut delivery = BTreeMap::new();
+        delivery.insert(
+            "a".to_string(),
+            BTreeMap::from([(
+                "t".to_string(),
+                Delivered {
+                    chunks: 5,
+                    datasets: 0,
+                },
+            )]),
+        );
+        save_delivery(spool, &delivery).unwrap();
+        let topic = TopicOutbox {
+            dir_name: "t-1".into(),
+            chain_dir: spool.join("chains/t-1"),
+            dataset_dir: spool.join("datasets/t-1"),
+            head: 3,
+            pruned: 3,
+            datasets: Vec::new(),
+        };
+        let outbox = Outbox::new(
+            spool,
+            vec!["a".into(), "b".into()],
+            BTreeMap::from([("t".to_string(), topic)]),
+        )
+        .unwrap();
+        assert_eq!(outbox.delivered("t")[0].1.chunks, 3);
+        let notes = outbox.start_notes();
+        assert!(
+            notes[0].contains(
+                "destination a: topic t: chunks 3..=4 were delivered but never committed"
+            ),
+            "{notes:?}"
+        );
+        // A destination the spool has no record of cannot get what left it:
+        // it goes on from the spool's oldest chunk (here: none left yet).
+        assert_eq!(outbox.delivered("t")[1].1.chunks, 3);
+        assert!(
+            notes[1].contains("destination b: topic t: chunks 0..=2 left the spool"),
+            "{notes:?}"
+        );
+        assert!(outbox.drained());
     }
 
     #[test]

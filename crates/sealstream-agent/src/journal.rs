@@ -321,7 +321,7 @@ fn segment_name(first: u64) -> String {
 }
 
 fn sync_dir(dir: &Path) -> Result<(), JournalError> {
-    File::open(dir).and_then(|d| d.sync_all()).map_err(err(dir))
+    crate::spool::sync_dir(dir).map_err(err(dir))
 }
 
 #[cfg(test)]

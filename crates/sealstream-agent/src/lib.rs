@@ -5,15 +5,18 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod batch;
 pub mod config;
 pub mod forward;
 pub mod journal;
+pub mod killpoint;
 pub use sealstream_client::market;
 pub mod mcap_source;
 pub mod mqtt;
 pub mod pipeline;
 pub mod ros2;
 pub mod sink;
+pub mod spool;
 pub mod state;
 pub mod status;
 pub mod window;

@@ -4,14 +4,18 @@
 //!
 //! Exactly once, whatever kills the process: a topic's batch is signed when it
 //! is sealed into a chunk (so sequence numbers are handed out only to what is
-//! committed), the chunk is written durably, and only then is the state file
-//! replaced (see [`crate::state`]). A restart replays each source (files and
-//! bags from their beginning, live sources from their journal), skips what its
-//! topics have committed, and continues the chains.
+//! committed), the chunk is written durably, then the state file is replaced
+//! (see [`crate::state`]), and only then does the forwarder learn of the
+//! chunk: no destination receives a chunk that is not committed. A restart
+//! first clears what the crash left in the spool (see [`crate::spool`]), then
+//! replays each source (files and bags from their beginning, live sources
+//! from their journal), skips what its topics have committed, and continues
+//! the chains.
 //!
-//! A chunk is cut when its topic's batch reaches `maxMessages` or `maxBytes`,
-//! or its oldest message is `maxAge` old; on stop (SIGTERM) every open batch
-//! is sealed before the run returns.
+//! A chunk is cut when its topic's batch reaches `maxMessages`, or the next
+//! message would take its plaintext (the signed packages' lines) past
+//! `maxBytes` (see [`crate::batch`]), or its oldest message is `maxAge` old;
+//! on stop (SIGTERM) every open batch is sealed before the run returns.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
@@ -26,14 +30,17 @@ use sealstream_core::chunk::{utc_now_seconds, ChainConfig, ChainWriter};
 use sealstream_core::json::{self, Map, Value};
 use sealstream_core::keys::{ChainSigningKey, MachineSigningKey};
 use sealstream_core::layout::{ciphertext_name, envelope_name, DirectorySink, FileError};
-use sealstream_core::package::{PackageSigner, UnsignedPayload};
+use sealstream_core::package::PackageSigner;
 
+use crate::batch::{Draft, Pending};
 use crate::config::{DataEventMap, JsonlInput, Source, Topic, WhenFull};
 use crate::forward::{self, Outbox, TopicOutbox};
 use crate::journal::Journal;
 use crate::mcap_source::{format_log_time, McapSource, TimePrecision};
 use crate::mqtt::MqttRun;
+use crate::sink::identity::{identity, legacy_identities};
 use crate::sink::{self, Sink};
+use crate::spool::file_len;
 use crate::state::{AgentState, StateError, TopicState};
 use crate::status;
 use crate::window::Windows;
@@ -166,11 +173,23 @@ impl Default for RunOptions {
     }
 }
 
+/// A dataset manifest in the spool: (topic, first index, last index, bytes).
+type Dataset = (String, u64, u64, u64);
+
+/// What a commit makes visible to the forwarder, once `state.json` holds it.
+#[derive(Default)]
+struct Publish {
+    /// Chunks: (topic, the chain's new head, bytes added to the spool).
+    chunks: Vec<(String, u64, u64)>,
+    /// Dataset manifests.
+    datasets: Vec<Dataset>,
+}
+
 struct TopicRun {
     topic: Topic,
     chain_dir: PathBuf,
     writer: ChainWriter<DirectorySink>,
-    batch: Vec<(u64, UnsignedPayload)>,
+    batch: Vec<Pending>,
     batch_bytes: u64,
     batch_started: Option<Instant>,
 }
@@ -188,6 +207,8 @@ pub struct Agent {
     processed: BTreeMap<String, u64>,
     windows: Windows,
     spool_full_logged: bool,
+    /// What the start found and corrected, for the log.
+    start_notes: Vec<String>,
 }
 
 impl std::fmt::Debug for Agent {
@@ -213,39 +234,13 @@ pub fn journal_dir(spool: &Path, source: &str) -> PathBuf {
     spool.join("journal").join(topic_dir_name(source))
 }
 
-fn lowest_spooled(chain_dir: &Path, head: u64) -> u64 {
-    let Ok(entries) = std::fs::read_dir(chain_dir) else {
-        return head;
-    };
-    entries
-        .flatten()
-        .filter_map(|e| {
-            e.file_name()
-                .to_str()
-                .and_then(|n| n.strip_prefix("chunk-"))
-                .and_then(|n| n.strip_suffix(".json"))
-                .and_then(|n| n.parse::<u64>().ok())
-        })
-        .min()
-        .unwrap_or(head)
-        .min(head)
-}
-
 fn spooled_datasets(dir: &Path) -> Vec<(u64, u64)> {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return Vec::new();
     };
     let mut out: Vec<(u64, u64)> = entries
         .flatten()
-        .filter_map(|e| {
-            let name = e.file_name();
-            let (a, b) = name
-                .to_str()?
-                .strip_prefix("dataset-")?
-                .strip_suffix(".json")?
-                .split_once('-')?;
-            Some((a.parse().ok()?, b.parse().ok()?))
-        })
+        .filter_map(|e| crate::spool::dataset_range(e.file_name().to_str()?))
         .collect();
     out.sort_unstable();
     out
@@ -268,14 +263,52 @@ impl Agent {
             );
         }
         let spool = map.spool.dir.clone();
-        std::fs::create_dir_all(&spool).map_err(|e| FileError::new(&spool, e))?;
+        crate::spool::create_private_dir(&spool).map_err(|e| FileError::new(&spool, e))?;
         let state = AgentState::load(&spool)?;
+        let windows = Windows::new(&map, &state)?;
+        // A manifest written for the open window before a crash kept the state
+        // from recording its close: it is redone when the window closes. (Before
+        // the outbox lists the spooled manifests: it must never see this one.)
+        for topic in &map.topics {
+            if let Some(first) = windows.open_first(&topic.name) {
+                let dir = spool.join("datasets").join(topic_dir_name(&topic.name));
+                for (a, b) in spooled_datasets(&dir) {
+                    if a == first {
+                        let path = dir.join(forward::dataset_name(a, b));
+                        std::fs::remove_file(&path).map_err(|e| FileError::new(&path, e))?;
+                    }
+                }
+            }
+        }
         let signer = PackageSigner::new(
             copy_key(&map.machine.signing_key),
             &map.machine.did.to_string(),
             Some(map.machine.key_id.clone()),
             map.machine.field_key.clone(),
         )?;
+        // What an interrupted run left in the spool and at directory
+        // destinations goes before anything counts or delivers it.
+        let heads: Vec<(String, u64)> = map
+            .topics
+            .iter()
+            .map(|t| {
+                let head = state.topics.get(&t.name).map_or(0, |s| s.chain.next_index);
+                (topic_dir_name(&t.name), head)
+            })
+            .collect();
+        let (pruned, mut start_notes) = crate::spool::recover(&spool, &heads)?;
+        let dir_names: Vec<String> = heads.into_iter().map(|(d, _)| d).collect();
+        for sink in &mut sinks {
+            match sink.remove_stale(&dir_names) {
+                Ok(0) => {}
+                Ok(n) => start_notes.push(format!(
+                    "destination {}: removed {n} temporary file{} of interrupted writes",
+                    sink.describe(),
+                    if n == 1 { "" } else { "s" }
+                )),
+                Err(e) => start_notes.push(format!("destination {}: {e}", sink.describe())),
+            }
+        }
         let mut runs = BTreeMap::new();
         let mut outboxes = BTreeMap::new();
         for topic in &map.topics {
@@ -299,8 +332,8 @@ impl Agent {
             outboxes.insert(
                 topic.name.clone(),
                 TopicOutbox {
+                    pruned: pruned.get(&dir_name).copied().unwrap_or(head),
                     dir_name,
-                    pruned: lowest_spooled(&chain_dir, head),
                     chain_dir: chain_dir.clone(),
                     datasets: spooled_datasets(&dataset_dir),
                     dataset_dir,
@@ -319,20 +352,23 @@ impl Agent {
                 },
             );
         }
-        let ids = sinks.iter().map(|s| s.describe()).collect();
-        let windows = Windows::new(&map, &state)?;
-        // A manifest written for the open window before a crash kept the state
-        // from recording its close: it is redone when the window closes.
-        for topic in &map.topics {
-            if let Some(first) = windows.open_first(&topic.name) {
-                let dir = spool.join("datasets").join(topic_dir_name(&topic.name));
-                for (a, b) in spooled_datasets(&dir) {
-                    if a == first {
-                        let _ = std::fs::remove_file(dir.join(forward::dataset_name(a, b)));
-                    }
-                }
+        // Delivery progress is recorded per destination identity, its
+        // canonical target (names of earlier versions carried over).
+        let ids: Vec<String> = map.destinations.iter().map(identity).collect();
+        for (j, id) in ids.iter().enumerate() {
+            if let Some(i) = ids[..j].iter().position(|other| other == id) {
+                return Err(AgentError::Unsupported(format!(
+                    "destinations[{j}]: the same destination as destinations[{i}] ({id})"
+                )));
             }
         }
+        let cwd = std::env::current_dir().unwrap_or_default();
+        start_notes.extend(
+            forward::migrate_delivery(&spool, &ids, |name| {
+                legacy_identities(name, &[&cwd, &map.base_dir])
+            })
+            .map_err(AgentError::Delivery)?,
+        );
         let outbox = Outbox::new(&spool, ids, outboxes).map_err(AgentError::Delivery)?;
         Ok(Agent {
             map,
@@ -344,6 +380,7 @@ impl Agent {
             processed: BTreeMap::new(),
             windows,
             spool_full_logged: false,
+            start_notes,
         })
     }
 
@@ -357,6 +394,9 @@ impl Agent {
     /// per topic.
     pub fn run(&mut self, options: &RunOptions, log: Log) -> Result<Vec<TopicReport>, AgentError> {
         let stop = options.stop.clone();
+        for note in self.start_notes.iter().chain(self.outbox.start_notes()) {
+            log(note);
+        }
         let forwarder = forward::spawn(
             self.outbox.clone(),
             std::mem::take(&mut self.sinks),
@@ -495,10 +535,11 @@ impl Agent {
         }
         if ended {
             // Every source is at its end: the open dataset windows close too.
+            let mut publish = Publish::default();
             for name in &names {
-                self.close_window(name, log)?;
+                publish.datasets.extend(self.close_window(name, log)?);
             }
-            self.state.save(&self.map.spool.dir)?;
+            self.commit(publish)?;
         }
         match failure {
             Some(e) => Err(e),
@@ -518,14 +559,14 @@ impl Agent {
                 self.seal(name, stop, log)?;
             }
         }
-        let mut closed = false;
+        let mut publish = Publish::default();
         for name in &names {
             if self.windows.due(name) {
-                closed |= self.close_window(name, log)?;
+                publish.datasets.extend(self.close_window(name, log)?);
             }
         }
-        if closed {
-            self.state.save(&self.map.spool.dir)?;
+        if !publish.datasets.is_empty() {
+            self.commit(publish)?;
         }
         Ok(())
     }
@@ -572,19 +613,28 @@ impl Agent {
                     continue;
                 }
             };
-            let run = self.runs.get_mut(&name).expect("a run per topic");
-            let size =
-                json::write::to_python_compact(&Value::Object(fields.clone())).len() as u64 + 400;
-            run.batch_started.get_or_insert_with(Instant::now);
-            run.batch.push((
+            // The sequence number it may get: the next, after every package
+            // waiting in any topic's batch (an estimate, see `crate::batch`).
+            let waiting: u64 = self.runs.values().map(|r| r.batch.len() as u64).sum();
+            let run = &self.runs[&name];
+            let pending = Pending::new(
+                &self.signer,
+                &self.map.machine.key_id,
+                &run.topic,
                 input.position,
-                UnsignedPayload {
-                    topic: name.clone(),
-                    fields,
-                    captured_at: input.captured_at.clone(),
-                },
-            ));
-            run.batch_bytes += size;
+                fields,
+                &input.captured_at,
+                self.state.next_sequence + waiting,
+            );
+            let c = &self.map.chunking;
+            if !run.batch.is_empty() && run.batch_bytes + pending.bytes > c.max_bytes {
+                // It would not fit: what is waiting becomes a chunk first.
+                self.seal(&name, stop, log)?;
+            }
+            let run = self.runs.get_mut(&name).expect("a run per topic");
+            run.batch_started.get_or_insert_with(Instant::now);
+            run.batch_bytes += pending.bytes;
+            run.batch.push(pending);
             let c = &self.map.chunking;
             let full = run.batch.len() as u64 >= c.max_messages
                 || run.batch_bytes >= c.max_bytes
@@ -642,55 +692,76 @@ impl Agent {
         }
     }
 
-    /// Sign the topic's batch, seal it as one chunk, write it durably, commit the state.
+    /// Sign the topic's batch and seal it into chunks whose plaintext is at
+    /// most `chunking.maxBytes` (one chunk, unless the batch's estimate fell
+    /// short; a package larger than maxBytes alone), each written durably
+    /// and committed before the next.
     fn seal(&mut self, name: &str, stop: &AtomicBool, log: &Log) -> Result<(), AgentError> {
         if self.runs[name].batch.is_empty() {
             return Ok(());
         }
         let estimate = self.runs[name].batch_bytes + 8 * 1024;
         self.make_room(estimate, stop, log);
+        let max_bytes = self.map.chunking.max_bytes;
         let run = self.runs.get_mut(name).expect("a run per topic");
         let batch = std::mem::take(&mut run.batch);
         run.batch_bytes = 0;
         run.batch_started = None;
-        let mut topic_state = self.state.topics.get(name).cloned().unwrap_or_default();
-        let mut next_sequence = self.state.next_sequence;
-        let mut lines = Vec::with_capacity(batch.len() * 400);
-        let mut last_position = topic_state.committed_through;
-        let mut packages = 0u64;
-        let mut captured = (None, None);
-        for (position, payload) in &batch {
-            last_position = Some(*position);
-            match self.signer.build(
-                payload,
-                &run.topic.rules,
-                &run.topic.schema_version,
-                next_sequence,
-            ) {
-                Ok(p) => {
-                    lines.extend_from_slice(p.to_json_line().as_bytes());
-                    lines.push(b'\n');
-                    next_sequence += 1;
-                    packages += 1;
-                    if captured.0.is_none() {
-                        captured.0 = Some(payload.captured_at.clone());
-                    }
-                    captured.1 = Some(payload.captured_at.clone());
-                }
-                Err(e) => {
+        let source = run.topic.source.clone();
+        let mut draft = Draft::default();
+        for pending in batch {
+            let package = match pending.package {
+                Ok(p) => p,
+                Err(why) => {
                     log(&format!(
-                        "topic {name}: skipped message {position} of source {}: {e}",
-                        run.topic.source
+                        "topic {name}: skipped message {} of source {source}: {why}",
+                        pending.position
                     ));
-                    topic_state.skipped += 1;
+                    draft.skip(pending.position);
+                    continue;
                 }
+            };
+            // Numbered only now: the numbers of what a crash loses are given again.
+            let sequence = self.state.next_sequence + draft.packages;
+            let signed = self.signer.sign_processed(
+                package.payload,
+                &package.timestamp,
+                &package.schema_version,
+                sequence,
+            );
+            let mut line = signed.to_json_line().into_bytes();
+            line.push(b'\n');
+            if !draft.fits(line.len(), max_bytes) {
+                // The sequence number stays right: the commit advances the
+                // next number by exactly the packages before this one.
+                self.commit_chunk(name, std::mem::take(&mut draft))?;
             }
+            if line.len() as u64 > max_bytes {
+                log(&format!(
+                    "topic {name}: message {} of source {source} makes a package of {} bytes, more than chunking.maxBytes ({max_bytes}): it is sealed alone, in a chunk of its own",
+                    pending.position,
+                    line.len()
+                ));
+            }
+            draft.push(pending.position, &line, &package.timestamp);
         }
-        if packages > 0 {
+        self.commit_chunk(name, draft)
+    }
+
+    /// Seal `draft` as the topic's next chunk (if it has packages), write it
+    /// durably, and commit it with the messages it takes.
+    fn commit_chunk(&mut self, name: &str, draft: Draft) -> Result<(), AgentError> {
+        let run = self.runs.get_mut(name).expect("a run per topic");
+        let mut topic_state = self.state.topics.get(name).cloned().unwrap_or_default();
+        let mut publish = Publish::default();
+        if draft.packages > 0 {
             let index = run.writer.state().next_index;
-            let plaintext = self.windows.enabled().then(|| lines.clone());
-            run.writer.seal_chunk(lines)?;
+            let plaintext = self.windows.enabled().then(|| draft.plaintext.clone());
+            run.writer.seal_chunk(draft.plaintext)?;
             run.writer.flush()?;
+            // The chunk's files are durable before any state commits them.
+            crate::spool::sync_dir(&run.chain_dir)
+                .map_err(|e| FileError::new(&run.chain_dir, e))?;
             topic_state.chain = run.writer.state().clone();
             let bytes = file_len(&run.chain_dir.join(envelope_name(index)))
                 + file_len(&run.chain_dir.join(ciphertext_name(index)));
@@ -699,16 +770,20 @@ impl Agent {
                     name,
                     &run.chain_dir.join(envelope_name(index)),
                     &plaintext,
-                    captured,
+                    draft.captured,
                 )?;
             }
             topic_state.window = self.windows.saved(name);
-            self.outbox
-                .committed(name, topic_state.chain.next_index, bytes);
+            publish
+                .chunks
+                .push((name.to_string(), topic_state.chain.next_index, bytes));
         }
-        topic_state.committed_through = last_position;
-        topic_state.packages += packages;
-        self.state.next_sequence = next_sequence;
+        if draft.last_position.is_some() {
+            topic_state.committed_through = draft.last_position;
+        }
+        topic_state.packages += draft.packages;
+        topic_state.skipped += draft.skipped;
+        self.state.next_sequence += draft.packages;
         self.state.topics.insert(name.to_string(), topic_state);
         // Topics of the same source with nothing pending have taken everything
         // the pipeline has processed of it.
@@ -723,25 +798,52 @@ impl Agent {
                 }
             }
         }
-        self.state.save(&self.map.spool.dir)?;
+        self.commit(publish)?;
         self.prune_journal(&source);
         Ok(())
     }
 
-    /// Close the topic's dataset window: sign and spool its manifest.
-    fn close_window(&mut self, name: &str, log: &Log) -> Result<bool, AgentError> {
+    /// Save the state (durably: it is the commit), and only then hand the
+    /// forwarder what it commits. So a destination never holds a chunk or
+    /// manifest that a restart would seal again, differently.
+    fn commit(&mut self, publish: Publish) -> Result<(), AgentError> {
+        let outbox = self.outbox.clone();
+        if !publish.chunks.is_empty() {
+            crate::killpoint::reached(crate::killpoint::AFTER_SEAL_BEFORE_COMMIT, || {
+                outbox.drained()
+            });
+        }
+        if !publish.datasets.is_empty() {
+            crate::killpoint::reached(crate::killpoint::AFTER_DATASET_BEFORE_COMMIT, || {
+                outbox.drained()
+            });
+        }
+        self.state.save(&self.map.spool.dir)?;
+        for (topic, head, bytes) in publish.chunks {
+            outbox.committed(&topic, head, bytes);
+        }
+        for (topic, first, last, bytes) in publish.datasets {
+            outbox.dataset_written(&topic, first, last, bytes);
+        }
+        Ok(())
+    }
+
+    /// Close the topic's dataset window: sign and spool its manifest, for
+    /// the forwarder once the state records the window closed.
+    fn close_window(&mut self, name: &str, log: &Log) -> Result<Option<Dataset>, AgentError> {
         let Some((first, last, path)) = self.windows.close(name, &self.map)? else {
-            return Ok(false);
+            return Ok(None);
         };
+        crate::spool::sync_dir(path.parent().unwrap_or(Path::new(".")))
+            .map_err(|e| FileError::new(&path, e))?;
         let bytes = file_len(&path);
         log(&format!(
             "topic {name}: dataset manifest for chunks {first}..={last} signed"
         ));
-        self.outbox.dataset_written(name, first, last, bytes);
         if let Some(t) = self.state.topics.get_mut(name) {
             t.window = self.windows.saved(name);
         }
-        Ok(true)
+        Ok(Some((name.to_string(), first, last, bytes)))
     }
 
     /// The source position every topic of `source` has committed through
@@ -792,10 +894,6 @@ impl Agent {
     pub fn chain_dir(&self, topic: &str) -> Option<&Path> {
         self.runs.get(topic).map(|r| r.chain_dir.as_path())
     }
-}
-
-fn file_len(path: &Path) -> u64 {
-    std::fs::metadata(path).map_or(0, |m| m.len())
 }
 
 fn read_jsonl(name: &str, input: &JsonlInput, after: Option<u64>, tx: &Sender<SourceEvent>) {

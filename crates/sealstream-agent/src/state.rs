@@ -1,7 +1,9 @@
 //! The agent's persisted state: what is committed to the chains.
 //!
 //! One file, `<spool>/state.json`, replaced atomically after every chunk is
-//! durably written. It holds the machine's next sequence number, and per topic
+//! durably written. A chunk (or dataset manifest) becomes visible to the
+//! forwarder only after the state that commits it is saved, so no
+//! destination ever receives something a restart could seal differently. It holds the machine's next sequence number, and per topic
 //! the chain head, the source position of the last message committed to the
 //! chain, and the open dataset window. (Delivery progress is kept by the
 //! forwarder, in `delivery.json`.) On restart, sources
@@ -126,11 +128,15 @@ impl AgentState {
         })
     }
 
-    /// Replace the state file atomically (temporary file, fsync, rename)
-    /// with [`AgentState::to_json_bytes`].
+    /// Replace the state file atomically (temporary file, fsync, rename,
+    /// fsync of the spool directory) with [`AgentState::to_json_bytes`]:
+    /// once this returns, the new state is the committed one, even across a
+    /// power loss.
     pub fn save(&self, spool: &Path) -> Result<(), StateError> {
         let path = Self::path(spool);
-        write_atomic(&path, &self.to_json_bytes()).map_err(|source| StateError::Io { path, source })
+        write_atomic(&path, &self.to_json_bytes())
+            .and_then(|()| crate::spool::sync_dir(spool))
+            .map_err(|source| StateError::Io { path, source })
     }
 
     /// The content of the state file: pretty-printed JSON

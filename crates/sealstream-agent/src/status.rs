@@ -1,5 +1,6 @@
 //! What `sealstream agent status` shows: per topic the packages, chunks,
-//! skipped messages and delivery progress; the last sequence number; the
+//! skipped messages and delivery progress (per destination, by its identity,
+//! see [`crate::sink::identity`]); the last sequence number; the
 //! spool's size; each destination's health.
 //!
 //! A running agent writes `<spool>/status.json` about once a second (and on
@@ -15,6 +16,9 @@ use sealstream_core::layout::write_replace;
 
 use crate::config::{DataEventMap, WhenFull};
 use crate::forward::{self, Outbox};
+use crate::pipeline::topic_dir_name;
+use crate::sink::identity::{identity, legacy_identities};
+use crate::spool::{dataset_range, file_len, live_chunk_bytes, lowest_chunk};
 use crate::state::AgentState;
 
 /// `<spool>/status.json`.
@@ -73,6 +77,8 @@ pub fn collect(map: &DataEventMap) -> Result<Value, String> {
             .and_then(Value::as_number)
             .and_then(|n| n.as_u64())
             .is_some_and(|pid| Path::new(&format!("/proc/{pid}")).exists());
+    let ids: Vec<String> = map.destinations.iter().map(identity).collect();
+    let cwd = std::env::current_dir().unwrap_or_default();
     let mut topics = Vec::new();
     for t in &map.topics {
         let s = state.topics.get(&t.name).cloned().unwrap_or_default();
@@ -86,16 +92,42 @@ pub fn collect(map: &DataEventMap) -> Result<Value, String> {
             "committedThrough".into(),
             s.committed_through.map(Value::from).unwrap_or(Value::Null),
         );
+        // Per configured destination, by its identity (names recorded by
+        // earlier versions count for the destination they stand for).
         let mut delivered = Map::new();
-        for (dest, per) in &delivery {
-            let d = per.get(&t.name).copied().unwrap_or_default();
-            delivered.insert(dest.clone(), Value::from(d.chunks));
+        for id in &ids {
+            let chunks = delivery
+                .iter()
+                .filter(|(name, _)| {
+                    *name == id || legacy_identities(name, &[&cwd, &map.base_dir]).contains(id)
+                })
+                .filter_map(|(_, per)| per.get(&t.name).map(|d| d.chunks))
+                .max()
+                .unwrap_or(0);
+            delivered.insert(id.clone(), Value::from(chunks));
         }
         o.insert("deliveredChunks".into(), Value::Object(delivered));
         topics.push(Value::Object(o));
     }
-    let chunk_bytes =
-        forward::dir_bytes(&spool.join("chains")) + forward::dir_bytes(&spool.join("datasets"));
+    // What the cap counts: committed chunks not yet everywhere, manifests.
+    let chunk_bytes: u64 = map
+        .topics
+        .iter()
+        .map(|t| {
+            let dir_name = topic_dir_name(&t.name);
+            let head = state.topics.get(&t.name).map_or(0, |s| s.chain.next_index);
+            let chains = spool.join("chains").join(&dir_name);
+            let datasets = spool.join("datasets").join(&dir_name);
+            let manifests: u64 = std::fs::read_dir(&datasets)
+                .into_iter()
+                .flatten()
+                .flatten()
+                .filter(|e| e.file_name().to_str().and_then(dataset_range).is_some())
+                .map(|e| file_len(&e.path()))
+                .sum();
+            live_chunk_bytes(&chains, lowest_chunk(&chains, head), head) + manifests
+        })
+        .sum();
     let mut sp = Map::new();
     sp.insert("dir".into(), spool.display().to_string().into());
     sp.insert("bytes".into(), Value::from(chunk_bytes));

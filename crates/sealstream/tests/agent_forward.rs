@@ -8,17 +8,18 @@ mod common;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::agent::{check_datasets, machine_sections, packages};
+use common::agent::{
+    check_datasets, machine_sections, packages, spawn_logged, wait_exit, Running, PATIENCE,
+};
 use common::moto::{MotoServer, ACCESS_KEY_ID, SECRET_ACCESS_KEY};
 use common::*;
 use sealstream_core::json::{self, Value};
 use sealstream_core::layout::list_chain;
 
 const MESSAGES: u64 = 600;
-const PATIENCE: Duration = Duration::from_secs(120);
 
 fn write_config(dir: &Path, when_full: &str) -> PathBuf {
     let mut input = String::new();
@@ -82,41 +83,10 @@ fn u64_at(v: &Value) -> u64 {
     v.as_number().unwrap().as_u64().unwrap()
 }
 
-/// An agent process, killed if the test ends (or panics) while it runs.
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn wait_exit(agent: &mut Running, log: &Path) -> std::process::ExitStatus {
-    let child = &mut agent.0;
-    let start = Instant::now();
-    loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            return s;
-        }
-        if start.elapsed() > PATIENCE {
-            let _ = child.kill();
-            panic!(
-                "agent did not finish:\n{}",
-                std::fs::read_to_string(log).unwrap_or_default()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 fn spawn_agent(port: u16, config: &Path, extra: &[&str], log: &Path) -> Running {
     let mut args = vec!["run"];
     args.extend_from_slice(extra);
-    let mut c = agent_command(port, &args, config);
-    c.stdout(Stdio::null())
-        .stderr(std::fs::File::create(log).unwrap());
-    Running(c.spawn().unwrap())
+    spawn_logged(agent_command(port, &args, config), log)
 }
 
 /// Download the topic's objects from the bucket into `dir` (flat chain layout).

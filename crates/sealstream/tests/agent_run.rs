@@ -5,105 +5,25 @@
 
 mod common;
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::agent::{chain_dirs, check_datasets, machine_sections, packages};
+use common::agent::{
+    agent_status, chain_dirs, check_jsonl_output as check_output, chunk_plaintexts,
+    machine_sections, run_agent_ok, write_jsonl_input as write_input, JsonlMap,
+};
 use common::*;
 use sealstream_core::json;
-use sealstream_core::layout::list_chain;
+use sealstream_core::package::DataPackage;
 
 fn write_config(dir: &Path, max_messages: u64) -> PathBuf {
-    let machine = machine_sections(dir);
-    let config = format!(
-        r#"{machine}chunking:
-  maxBytes: 1MiB
-  maxMessages: {max_messages}
-  maxAge: 1h
-datasets:
-  window: 1h
-spool:
-  dir: spool
-sources:
-  lines: {{type: jsonl, path: input.jsonl}}
-topics:
-  - name: /gps
-    source: lines
-    rules:
-      - {{fieldPath: lat, action: anonymize, anonymizeStrategy: generalize}}
-      - {{fieldPath: secret, action: exclude}}
-      - {{fieldPath: note, action: anonymize, anonymizeStrategy: hash}}
-  - name: /imu
-    source: lines
-destinations:
-  - {{type: directory, path: out}}
-"#
-    );
-    let path = dir.join("map.yaml");
-    std::fs::write(&path, config).unwrap();
-    path
-}
-
-fn write_input(dir: &Path, n: usize) {
-    let mut text = String::new();
-    for i in 0..n {
-        let topic = if i % 3 == 0 { "/imu" } else { "/gps" };
-        text.push_str(&format!(
-            "{{\"topic\":\"{topic}\",\"capturedAt\":\"2026-11-21T10:00:00.{i:06}Z\",\"fields\":{{\"i\":{i},\"lat\":52.5{i},\"secret\":\"s{i}\",\"note\":\"n{i}\"}}}}\n"
-        ));
-        if i == 10 {
-            text.push_str("this line is not JSON\n");
-        }
+    JsonlMap {
+        max_messages,
+        ..JsonlMap::default()
     }
-    std::fs::write(dir.join("input.jsonl"), text).unwrap();
-}
-
-fn check_output(dir: &Path, n: usize) {
-    // Every message exactly once, across both topics; sequence numbers 0..n without gaps.
-    let mut seen = BTreeSet::new();
-    let mut sequences = Vec::new();
-    for (name, chain) in chain_dirs(&dir.join("out")) {
-        let mut v = sealstream();
-        v.args(["verify", "--chunk-dir"]).arg(&chain);
-        run_ok(v, &format!("verify {name}"));
-        // The run ended with every source read: its dataset windows closed,
-        // and their manifests cover the whole chain.
-        assert_eq!(
-            check_datasets(&chain),
-            list_chain(&chain).unwrap().len() as u64,
-            "{name}: dataset manifests cover the chain"
-        );
-        for p in packages(&chain) {
-            assert!(p.verify().is_valid(), "{name}: package signature");
-            let i = p.payload["i"].as_number().unwrap().as_u64().unwrap();
-            assert!(seen.insert(i), "{name}: message {i} appears twice");
-            if name.starts_with("gps") {
-                assert!(
-                    !p.payload.contains_key("secret"),
-                    "{name}: excluded field present"
-                );
-                assert!(
-                    p.payload["lat"].as_object().is_some(),
-                    "{name}: rules applied"
-                );
-            } else {
-                assert!(
-                    p.payload.contains_key("secret"),
-                    "{name}: no rules, all fields"
-                );
-            }
-            sequences.push(p.sequence_number.as_u64().unwrap());
-        }
-    }
-    assert_eq!(seen.len(), n, "every message once");
-    sequences.sort_unstable();
-    assert_eq!(
-        sequences,
-        (0..n as u64).collect::<Vec<_>>(),
-        "sequence numbers without gaps or repeats"
-    );
+    .write(dir)
 }
 
 #[test]
@@ -195,4 +115,201 @@ fn jsonl_from_standard_input() {
         .stdin(std::fs::File::open(t.join("input.jsonl")).unwrap());
     run_ok(c, "agent run < input.jsonl");
     check_output(t, 250);
+}
+
+/// Issue 14, item 18: `chunking.maxBytes` bounds the plaintext of a chunk,
+/// the signed packages as they are in it, whatever the field rules make of
+/// a message (ten hashed fields turn a message of about 100 bytes into a
+/// package of about 1.4 KB). A package larger than maxBytes goes alone into
+/// a chunk of its own. Before, the raw message plus 400 bytes was counted,
+/// and chunks held several times maxBytes.
+#[test]
+fn chunk_plaintext_stays_within_chunking_max_bytes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let machine = machine_sections(t);
+    let rules: String = (0..10)
+        .map(|k| {
+            format!("      - {{fieldPath: f{k}, action: anonymize, anonymizeStrategy: hash}}\n")
+        })
+        .collect();
+    let config = t.join("map.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "{machine}chunking:\n  maxBytes: 16KiB\n  maxMessages: 1000\n  maxAge: 1h\n\
+             spool:\n  dir: spool\nsources:\n  lines: {{type: jsonl, path: input.jsonl}}\n\
+             topics:\n  - name: /t\n    source: lines\n    rules:\n{rules}\
+             destinations:\n  - {{type: directory, path: out}}\n"
+        ),
+    )
+    .unwrap();
+    let n = 300;
+    let big = 150;
+    let mut input = String::new();
+    for i in 0..n {
+        let fields: String = (0..10).map(|k| format!(",\"f{k}\":{i}")).collect();
+        let blob = if i == big {
+            format!(",\"blob\":\"{}\"", "x".repeat(20_000))
+        } else {
+            String::new()
+        };
+        input.push_str(&format!(
+            "{{\"topic\":\"/t\",\"capturedAt\":\"2026-11-21T10:00:00Z\",\"fields\":{{\"i\":{i}{fields}{blob}}}}}\n"
+        ));
+    }
+    std::fs::write(t.join("input.jsonl"), input).unwrap();
+    let mut c = sealstream();
+    c.args(["--quiet", "agent", "run", "--config"]).arg(&config);
+    run_ok(c, "agent run");
+
+    let (_, chain) = chain_dirs(&t.join("out")).into_iter().next().unwrap();
+    let mut v = sealstream();
+    v.args(["verify", "--chunk-dir"]).arg(&chain);
+    run_ok(v, "verify");
+    let max = 16 * 1024;
+    let mut ids = Vec::new();
+    let mut total = 0;
+    let chunks = chunk_plaintexts(&chain);
+    for (index, plaintext) in &chunks {
+        total += plaintext.len();
+        let lines: Vec<&[u8]> = plaintext
+            .split(|b| *b == b'\n')
+            .filter(|l| !l.is_empty())
+            .collect();
+        let these: Vec<u64> = lines
+            .iter()
+            .map(|l| {
+                let p = DataPackage::from_json(&json::parse(l).unwrap()).unwrap();
+                p.payload["i"].as_number().unwrap().as_u64().unwrap()
+            })
+            .collect();
+        if these.contains(&big) {
+            assert_eq!(these, [big], "chunk {index}: the large package is alone");
+        } else {
+            assert!(
+                plaintext.len() <= max,
+                "chunk {index}: {} plaintext bytes, maxBytes {max}",
+                plaintext.len()
+            );
+        }
+        ids.extend(these);
+    }
+    assert_eq!(
+        ids,
+        (0..n).collect::<Vec<_>>(),
+        "every message once, in order"
+    );
+    // Bounded, not needlessly small: the chunks besides the large one are
+    // filled to more than half on average.
+    assert!(
+        chunks.len() <= total / (max / 2) + 2,
+        "{} chunks for {total} bytes",
+        chunks.len()
+    );
+}
+
+/// The delivery state of the single directory destination, per topic, as
+/// `agent status` shows it: (destination id, chunks delivered, chunks).
+fn delivered_per_topic(config: &Path) -> Vec<(Vec<String>, u64, u64)> {
+    let s = agent_status(config);
+    s["topics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            let t = t.as_object().unwrap();
+            let d = t["deliveredChunks"].as_object().unwrap();
+            let n = |v: &json::Value| v.as_number().unwrap().as_u64().unwrap();
+            (
+                d.keys().cloned().collect(),
+                d.values().map(n).min().unwrap_or(0),
+                n(&t["chunks"]),
+            )
+        })
+        .collect()
+}
+
+/// Issue 14, item 20: a destination is known by its canonical target, not
+/// by how the path to the Data Event Map was spelled. Run with the map's
+/// absolute path, then with a relative one: what was delivered is still
+/// known as delivered, and the run ends. Before, the relative spelling was
+/// a new destination that had received nothing, and the run waited forever
+/// for chunks that had left the spool.
+#[test]
+fn destination_identity_ignores_the_config_path_spelling() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let config = write_config(t, 100);
+    write_input(t, 300);
+    let mut c = sealstream();
+    c.current_dir("/")
+        .args(["agent", "run", "--config"])
+        .arg(&config);
+    run_agent_ok(c, &t.join("run1.log"));
+
+    let relative = |extra: &[&str]| {
+        let mut c = sealstream();
+        c.current_dir(t).args(["agent", "run"]).args(extra);
+        c.args(["--config", "map.yaml"]);
+        c
+    };
+    run_agent_ok(relative(&["--no-wait"]), &t.join("run2.log"));
+    for (ids, delivered, chunks) in delivered_per_topic(&config) {
+        assert_eq!(ids.len(), 1, "one destination: {ids:?}");
+        assert_eq!(delivered, chunks, "{ids:?}: everything delivered");
+    }
+    run_agent_ok(relative(&[]), &t.join("run3.log"));
+    check_output(t, 300);
+}
+
+/// Issue 14, item 20: a spool whose `delivery.json` names a destination the
+/// way earlier versions did (`directory ./out`, the path as resolved from
+/// a relative map path) keeps its delivery state under the canonical name.
+#[test]
+fn delivery_recorded_under_an_old_destination_name_still_counts() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let config = write_config(t, 100);
+    write_input(t, 300);
+    let mut c = sealstream();
+    c.current_dir(t)
+        .args(["agent", "run", "--config", "map.yaml"]);
+    run_agent_ok(c, &t.join("run1.log"));
+    // Rename the destination in delivery.json to the old spelling.
+    let path = t.join("spool/delivery.json");
+    let delivery = json::parse(&std::fs::read(&path).unwrap()).unwrap();
+    let dests = delivery.as_object().unwrap()["destinations"]
+        .as_object()
+        .unwrap();
+    assert_eq!(dests.len(), 1, "{dests:?}");
+    let mut renamed = json::Map::new();
+    renamed.insert("directory ./out".to_string(), dests[0].clone());
+    let mut top = json::Map::new();
+    top.insert("destinations".to_string(), json::Value::Object(renamed));
+    std::fs::write(
+        &path,
+        json::write::to_python_pretty(&json::Value::Object(top)),
+    )
+    .unwrap();
+
+    let absolute = |extra: &[&str]| {
+        let mut c = sealstream();
+        c.current_dir("/").args(["agent", "run"]).args(extra);
+        c.arg("--config").arg(&config);
+        c
+    };
+    run_agent_ok(absolute(&["--no-wait"]), &t.join("run2.log"));
+    let log = std::fs::read_to_string(t.join("run2.log")).unwrap();
+    assert!(
+        log.contains("what was recorded as delivered to \"directory ./out\" is now recorded for destination directory /"),
+        "{log}"
+    );
+    for (ids, delivered, chunks) in delivered_per_topic(&config) {
+        assert_eq!(ids.len(), 1, "one destination: {ids:?}");
+        assert!(!ids[0].contains("./"), "canonical name: {ids:?}");
+        assert_eq!(delivered, chunks, "{ids:?}: everything delivered");
+    }
+    run_agent_ok(absolute(&[]), &t.join("run3.log"));
+    check_output(t, 300);
 }

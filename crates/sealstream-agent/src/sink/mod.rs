@@ -8,6 +8,7 @@
 //! themselves.
 
 mod directory;
+pub mod identity;
 mod market;
 mod object_store;
 
@@ -44,6 +45,15 @@ pub trait Sink: Send {
     /// Store `bytes` under `key` (a relative path with `/` separators),
     /// replacing any object there; atomic for readers.
     fn put(&mut self, key: &str, bytes: &[u8]) -> Result<(), SinkError>;
+
+    /// Remove what interrupted writes left in the directories of the topics
+    /// (`topic_dirs`, their directory names): temporary files of objects
+    /// never completed. Returns how many were removed. The default, for
+    /// sinks that leave nothing partial behind (S3, the market): none.
+    fn remove_stale(&mut self, topic_dirs: &[String]) -> Result<usize, SinkError> {
+        let _ = topic_dirs;
+        Ok(0)
+    }
 
     /// Delivers one item of `topic`. The default stores its objects with
     /// [`put`](Self::put), ciphertext before envelope, so a reader that

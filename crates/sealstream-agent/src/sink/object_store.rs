@@ -26,6 +26,8 @@ use crate::config::ObjectStoreLocation;
 pub struct ObjectStoreDestination {
     url: String,
     prefix: String,
+    /// For `file://`: the directory.
+    local: Option<std::path::PathBuf>,
     store: Box<dyn ObjectStore>,
     runtime: tokio::runtime::Runtime,
 }
@@ -76,9 +78,14 @@ impl ObjectStoreDestination {
             .enable_all()
             .build()
             .map_err(|e| fail("cannot start the I/O runtime", &e))?;
+        let local = match location {
+            ObjectStoreLocation::File { path } => Some(path.clone()),
+            ObjectStoreLocation::S3 { .. } => None,
+        };
         Ok(ObjectStoreDestination {
             url: url.to_owned(),
             prefix,
+            local,
             store,
             runtime,
         })
@@ -88,6 +95,14 @@ impl ObjectStoreDestination {
 impl Sink for ObjectStoreDestination {
     fn describe(&self) -> String {
         format!("object store {}", self.url)
+    }
+
+    fn remove_stale(&mut self, topic_dirs: &[String]) -> Result<usize, SinkError> {
+        match &self.local {
+            // The store's staging files (`<name>#<n>`) of uploads never finished.
+            Some(dir) => super::directory::remove_stale_under(dir, topic_dirs),
+            None => Ok(0),
+        }
     }
 
     fn put(&mut self, key: &str, bytes: &[u8]) -> Result<(), SinkError> {

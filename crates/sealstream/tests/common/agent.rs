@@ -1,28 +1,49 @@
 //! Helpers for the agent tests: decrypting a delivered topic chain, and
-//! checking its dataset manifests.
+//! checking its dataset manifests; a JSON lines Data Event Map with its
+//! input and the checks of its output; agent processes, their status and
+//! what a crash may leave behind.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use sealstream_core::chunk::decrypt_chain;
+use sealstream_core::chunk::{decrypt_chain, decrypt_chunk};
 use sealstream_core::dataset::{DatasetManifest, DatasetVerifier};
-use sealstream_core::json;
+use sealstream_core::json::{self, Map, Value};
 use sealstream_core::keys::RecipientSecretKey;
 use sealstream_core::layout::{list_chain, read_ciphertext, read_envelope};
 use sealstream_core::package::DataPackage;
 
-use super::{keyfile, DID, MACHINE_PK, OPERATOR_PK, OWNER_PK};
+use super::{keyfile, run_ok, sealstream, DID, MACHINE_PK, OPERATOR_PK, OWNER_PK};
+
+fn owner_key() -> RecipientSecretKey {
+    RecipientSecretKey::from_hex(
+        &std::fs::read_to_string(keyfile("owner.x25519.sk")).unwrap(),
+        "o",
+    )
+    .unwrap()
+}
+
+/// Decrypt every chunk of a topic's chain with the owner key: (index, plaintext).
+pub fn chunk_plaintexts(chain: &Path) -> Vec<(u64, Vec<u8>)> {
+    let owner = owner_key();
+    list_chain(chain)
+        .unwrap()
+        .iter()
+        .map(|(i, p)| {
+            let env = read_envelope(p).unwrap();
+            let entry = env.recipient_of_type("owner").unwrap().clone();
+            let ciphertext = read_ciphertext(chain, *i).unwrap().unwrap();
+            (*i, decrypt_chunk(&env, &entry, &owner, ciphertext).unwrap())
+        })
+        .collect()
+}
 
 /// Decrypt a topic's chain with the owner key and return its packages.
 pub fn packages(chain: &Path) -> Vec<DataPackage> {
-    let owner = Arc::new(
-        RecipientSecretKey::from_hex(
-            &std::fs::read_to_string(keyfile("owner.x25519.sk")).unwrap(),
-            "o",
-        )
-        .unwrap(),
-    );
+    let owner = Arc::new(owner_key());
     let list = list_chain(chain).unwrap();
     let items = list.iter().map(|(i, p)| {
         let env = read_envelope(p).unwrap();
@@ -104,4 +125,250 @@ pub fn machine_sections(dir: &Path) -> String {
         "machine:\n  did: {DID}\n  signingKeyFile: keys/machine.secp256k1.sk\n  chainKeyFile: keys/chain.ed25519.sk\n\
          recipients:\n  owner: {OWNER_PK}\n  operator: {OPERATOR_PK}\n  machine: {MACHINE_PK}\n"
     )
+}
+
+/// A Data Event Map over one JSON lines file (`input.jsonl`, see
+/// [`write_jsonl_input`]) with two topics, `/gps` (with rules) and `/imu`,
+/// delivered to the directory `out`, with hourly dataset manifests.
+pub struct JsonlMap {
+    /// `chunking.maxBytes`.
+    pub chunk_bytes: &'static str,
+    /// `chunking.maxMessages`.
+    pub max_messages: u64,
+    /// `spool.maxBytes`.
+    pub spool_bytes: &'static str,
+}
+
+impl Default for JsonlMap {
+    fn default() -> Self {
+        JsonlMap {
+            chunk_bytes: "1MiB",
+            max_messages: 100,
+            spool_bytes: "1GiB",
+        }
+    }
+}
+
+impl JsonlMap {
+    /// Write `<dir>/map.yaml` (and the machine's keys) and return its path.
+    pub fn write(&self, dir: &Path) -> PathBuf {
+        let machine = machine_sections(dir);
+        let JsonlMap {
+            chunk_bytes,
+            max_messages,
+            spool_bytes,
+        } = self;
+        let config = format!(
+            r#"{machine}chunking:
+  maxBytes: {chunk_bytes}
+  maxMessages: {max_messages}
+  maxAge: 1h
+datasets:
+  window: 1h
+spool:
+  dir: spool
+  maxBytes: {spool_bytes}
+sources:
+  lines: {{type: jsonl, path: input.jsonl}}
+topics:
+  - name: /gps
+    source: lines
+    rules:
+      - {{fieldPath: lat, action: anonymize, anonymizeStrategy: generalize}}
+      - {{fieldPath: secret, action: exclude}}
+      - {{fieldPath: note, action: anonymize, anonymizeStrategy: hash}}
+  - name: /imu
+    source: lines
+destinations:
+  - {{type: directory, path: out}}
+"#
+        );
+        let path = dir.join("map.yaml");
+        std::fs::write(&path, config).unwrap();
+        path
+    }
+}
+
+/// `<dir>/input.jsonl`: messages 0..n (one in three on `/imu`, the others
+/// on `/gps`), and one line that is not JSON after message 10. Writing a
+/// longer input over a shorter one appends to it, as far as the agent knows.
+pub fn write_jsonl_input(dir: &Path, n: usize) {
+    let mut text = String::new();
+    for i in 0..n {
+        let topic = if i % 3 == 0 { "/imu" } else { "/gps" };
+        text.push_str(&format!(
+            "{{\"topic\":\"{topic}\",\"capturedAt\":\"2026-11-21T10:00:00.{i:06}Z\",\"fields\":{{\"i\":{i},\"lat\":52.5{i},\"secret\":\"s{i}\",\"note\":\"n{i}\"}}}}\n"
+        ));
+        if i == 10 {
+            text.push_str("this line is not JSON\n");
+        }
+    }
+    std::fs::write(dir.join("input.jsonl"), text).unwrap();
+}
+
+/// Check what a [`JsonlMap`] agent delivered to `<dir>/out` for the first
+/// `n` messages: chains that verify, dataset manifests over each whole
+/// chain, every message exactly once with its topic's rules applied, and
+/// sequence numbers 0..n without gaps or repeats.
+pub fn check_jsonl_output(dir: &Path, n: usize) {
+    let mut seen = BTreeSet::new();
+    let mut sequences = Vec::new();
+    for (name, chain) in chain_dirs(&dir.join("out")) {
+        let mut v = sealstream();
+        v.args(["verify", "--chunk-dir"]).arg(&chain);
+        run_ok(v, &format!("verify {name}"));
+        // The run ended with every source read: its dataset windows closed,
+        // and their manifests cover the whole chain.
+        assert_eq!(
+            check_datasets(&chain),
+            list_chain(&chain).unwrap().len() as u64,
+            "{name}: dataset manifests cover the chain"
+        );
+        for p in packages(&chain) {
+            assert!(p.verify().is_valid(), "{name}: package signature");
+            let i = p.payload["i"].as_number().unwrap().as_u64().unwrap();
+            assert!(seen.insert(i), "{name}: message {i} appears twice");
+            if name.starts_with("gps") {
+                assert!(
+                    !p.payload.contains_key("secret"),
+                    "{name}: excluded field present"
+                );
+                assert!(
+                    p.payload["lat"].as_object().is_some(),
+                    "{name}: rules applied"
+                );
+            } else {
+                assert!(
+                    p.payload.contains_key("secret"),
+                    "{name}: no rules, all fields"
+                );
+            }
+            sequences.push(p.sequence_number.as_u64().unwrap());
+        }
+    }
+    assert_eq!(seen.len(), n, "every message once");
+    sequences.sort_unstable();
+    assert_eq!(
+        sequences,
+        (0..n as u64).collect::<Vec<_>>(),
+        "sequence numbers without gaps or repeats"
+    );
+}
+
+/// Generous bound for an agent run; only reached when a run hangs.
+pub const PATIENCE: Duration = Duration::from_secs(120);
+
+/// An agent process, killed if the test ends (or panics) while it runs.
+pub struct Running(pub Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Start `c` (an agent command) with its standard error going to `log`.
+pub fn spawn_logged(mut c: Command, log: &Path) -> Running {
+    c.stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(log).unwrap());
+    Running(c.spawn().unwrap())
+}
+
+/// Wait for the agent to exit. A run still going after [`PATIENCE`] hangs:
+/// it is killed and the test fails with its log.
+pub fn wait_exit(agent: &mut Running, log: &Path) -> ExitStatus {
+    let child = &mut agent.0;
+    let start = Instant::now();
+    loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            return s;
+        }
+        if start.elapsed() > PATIENCE {
+            let _ = child.kill();
+            panic!(
+                "agent did not finish:\n{}",
+                std::fs::read_to_string(log).unwrap_or_default()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Run `c` (an agent command) to its end, which must be a success.
+pub fn run_agent_ok(c: Command, log: &Path) {
+    let mut agent = spawn_logged(c, log);
+    let status = wait_exit(&mut agent, log);
+    assert!(
+        status.success(),
+        "agent run failed ({status}):\n{}",
+        std::fs::read_to_string(log).unwrap_or_default()
+    );
+}
+
+/// Whether the process was ended by `SIGKILL`.
+pub fn killed(status: ExitStatus) -> bool {
+    use std::os::unix::process::ExitStatusExt;
+    status.signal() == Some(9)
+}
+
+/// `sealstream agent status --json` of `config`.
+pub fn agent_status(config: &Path) -> Map {
+    let mut c = sealstream();
+    c.args(["agent", "status", "--json", "--config"])
+        .arg(config);
+    match json::parse(&run_ok(c, "agent status").stdout).unwrap() {
+        Value::Object(o) => o,
+        other => panic!("agent status: {other:?}"),
+    }
+}
+
+/// Every file under `root`, recursively (none if it does not exist).
+pub fn files_under(root: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(root) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for e in entries {
+        let e = e.unwrap();
+        if e.file_type().unwrap().is_dir() {
+            out.extend(files_under(&e.path()));
+        } else {
+            out.push(e.path());
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Temporary files under `root` that an interrupted write leaves:
+/// `.<name>.tmp-<pid>` (ours) and `<name>#<n>` (the `object_store` crate's
+/// local files).
+pub fn temp_files(root: &Path) -> Vec<PathBuf> {
+    files_under(root)
+        .into_iter()
+        .filter(|p| {
+            let name = p.file_name().unwrap().to_string_lossy();
+            (name.starts_with('.') && name.contains(".tmp-")) || name.contains('#')
+        })
+        .collect()
+}
+
+/// The committed chain head (`chain.nextIndex`) of each topic in `<spool>/state.json`.
+pub fn committed_heads(spool: &Path) -> BTreeMap<String, u64> {
+    let state = json::parse(&std::fs::read(spool.join("state.json")).unwrap()).unwrap();
+    state.as_object().unwrap()["topics"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(name, t)| {
+            let next = t.as_object().unwrap()["chain"].as_object().unwrap()["nextIndex"]
+                .as_number()
+                .unwrap()
+                .as_u64()
+                .unwrap();
+            (name.clone(), next)
+        })
+        .collect()
 }
