@@ -12,6 +12,7 @@ pub mod datasets;
 pub mod error;
 pub mod evm;
 pub mod ingest;
+pub mod limits;
 pub mod listings;
 pub mod machines;
 pub mod objects;

@@ -27,6 +27,7 @@ use common::{Db, TestServer};
 use sealstream_core::keys::{MachineSigningKey, ReceiptPublicKey};
 use sealstream_core::receipt::{ReceiptPayment, SignedReceipt};
 use sealstream_market::evm::{Address, TxHash};
+use sealstream_market::limits::Rate;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
@@ -447,7 +448,7 @@ fn bogus_hash(label: &str) -> TxHash {
 /// One pass of the server's payment watcher, as its background task runs
 /// it (the tests count passes; the task itself polls once an hour).
 fn sweep(server: &TestServer) {
-    common::block_on(sealstream_market::orders::payment::watch_once(
+    common::block_on(sealstream_market::orders::watcher::watch_once(
         &server.state,
     ))
     .expect("a watcher sweep");
@@ -533,7 +534,11 @@ fn a_claim_is_not_replaced_by_another(db: Db) {
     // Anyone who knows the order id claims a hash no node knows.
     let bogus = bogus_hash("replace");
     let (status, body) = post_proof(&server, &o, &proof(&o, &bogus, payer.address, None));
-    assert_eq!((status, body["accepted"].as_bool()), (200, Some(false)), "{body}");
+    assert_eq!(
+        (status, body["accepted"].as_bool()),
+        (200, Some(false)),
+        "{body}"
+    );
     anvil.mine(2);
     sweep(&server);
     assert_eq!(order_state(&server, &alice, &o)["state"], "paid");
@@ -558,6 +563,8 @@ fn unknown_transactions_expire(db: Db) {
         c.evm_rpc.insert(BASE_CHAIN_ID, url);
         c.confirmations = 1;
         c.payment_poll = std::time::Duration::from_secs(3600);
+        // No minimum age: the number of checks decides.
+        c.unknown_claim_ttl = std::time::Duration::ZERO;
     });
     let pay_to = anvil.account(2).address;
     let sale = sale(
@@ -571,7 +578,11 @@ fn unknown_transactions_expire(db: Db) {
     let o = order(&server, &alice, &sale.listing_id);
     let bogus = bogus_hash("expire");
     let (status, body) = post_proof(&server, &o, &proof(&o, &bogus, payer.address, None));
-    assert_eq!((status, body["accepted"].as_bool()), (200, Some(false)), "{body}");
+    assert_eq!(
+        (status, body["accepted"].as_bool()),
+        (200, Some(false)),
+        "{body}"
+    );
     let mut sweeps = 0;
     while order_state(&server, &alice, &o)["claimedTx"] == bogus.to_string() {
         assert!(sweeps < 3, "still claimed after {sweeps} sweeps");
@@ -595,7 +606,14 @@ fn unknown_transactions_expire(db: Db) {
 /// two sweeps.
 fn bogus_claims_do_not_starve_a_real_payment(db: Db) {
     let anvil = Anvil::start();
-    let server = server(db, &anvil, 2);
+    let url = anvil.url.clone();
+    let server = TestServer::start_with(db, move |c| {
+        c.evm_rpc.insert(BASE_CHAIN_ID, url);
+        c.confirmations = 2;
+        c.payment_poll = std::time::Duration::from_secs(3600);
+        // As if from 251 addresses: the per-client limit is not under test.
+        c.proof_rate_per_client = Rate::new(1000, std::time::Duration::from_secs(1));
+    });
     let pay_to = anvil.account(2).address;
     let sale = sale(
         &server,
@@ -701,6 +719,10 @@ fn proof_posts_are_rate_limited(db: Db) {
         c.evm_rpc.insert(BASE_CHAIN_ID, url);
         c.confirmations = 1;
         c.payment_poll = std::time::Duration::from_secs(3600);
+        // Bursts of 6 and 3, then (in effect) nothing more.
+        let hour = std::time::Duration::from_secs(3600);
+        c.proof_rate_per_client = Rate::new(6, hour);
+        c.proof_rate_per_order = Rate::new(3, hour);
     });
     let pay_to = anvil.account(2).address;
     let sale = sale(
@@ -722,7 +744,10 @@ fn proof_posts_are_rate_limited(db: Db) {
     assert_eq!(status, 429, "{body}");
     assert_eq!(body["error"]["field"], "orderId", "{body}");
     assert!(
-        body["error"]["message"].as_str().unwrap().contains("per order"),
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("per order"),
         "{body}"
     );
     // The buyer's own payment is not held by the order's limit.
@@ -758,6 +783,55 @@ fn proof_posts_are_rate_limited(db: Db) {
     let shown = order_state(&server, &alice, &other);
     assert!(claim_of(&shown, &bogus_hash("ip 1")).is_some(), "{shown}");
     assert!(claim_of(&shown, &bogus_hash("ip 2")).is_none(), "{shown}");
+}
+
+/// One transaction claimed for two orders while short of its
+/// confirmations pays the first the watcher reaches; the other claim is
+/// closed as refused (not checked again every sweep).
+fn one_transaction_claimed_for_two_orders_pays_one(db: Db) {
+    let anvil = Anvil::start();
+    let server = server(db, &anvil, 2);
+    let pay_to = anvil.account(2).address;
+    let sale = sale(
+        &server,
+        2,
+        "1000",
+        native_rail(BASE_CHAIN_ID, &pay_to.to_string()),
+    );
+    let payer = anvil.account(1);
+    let alice = paying_buyer(&server, payer);
+    let (a, b) = (
+        order(&server, &alice, &sale.listing_id),
+        order(&server, &alice, &sale.listing_id),
+    );
+    let paid = anvil.send_native(payer.address, pay_to, 1000);
+    for o in [&a, &b] {
+        let (status, body) = post_proof(&server, o, &proof(o, &paid, payer.address, None));
+        assert_eq!(status, 200, "{body}");
+    }
+    anvil.mine(1);
+    sweep(&server);
+    let states: Vec<Value> = [&a, &b]
+        .iter()
+        .map(|o| order_state(&server, &alice, o))
+        .collect();
+    let (won, lost) = if states[0]["state"] == "paid" {
+        (&states[0], &states[1])
+    } else {
+        (&states[1], &states[0])
+    };
+    assert_eq!(won["state"], "paid", "{won}");
+    assert_eq!(lost["state"], "awaiting-payment", "{lost}");
+    let claim = claim_of(lost, &paid).expect("the losing claim");
+    assert_eq!(claim["state"], "rejected", "{lost}");
+    assert!(
+        claim["reason"]
+            .as_str()
+            .unwrap()
+            .contains("already paid another order"),
+        "{lost}"
+    );
+    assert_eq!(server.count_rows("payments"), 1);
 }
 
 /// Issue 14, item 11: a proof that cannot be confirmed yet is answered
@@ -862,7 +936,96 @@ fn the_reference_reports_a_pending_proof_as_not_accepted(db: Db) {
     assert_eq!(order_state(&server, &alice, &o)["state"], "paid");
 }
 
+/// Issue 14, migration 0010: claims held in the older `orders.claimed_tx`
+/// and `claim_status` columns are carried over: an open claim as an
+/// unknown claim the watcher checks first, the claim of a cancelled order
+/// closed, a refused claim kept with its reason; the older columns are
+/// gone.
+fn claims_are_carried_over_by_the_upgrade(db: Db) {
+    let buyer_key = MachineSigningKey::generate();
+    let buyer_did = sealstream_core::identity::Did::of_key(&buyer_key).to_string();
+    let (open, refused, cancelled) = (bogus_hash("open"), bogus_hash("refused"), bogus_hash("x"));
+    let rail = native_rail(BASE_CHAIN_ID, "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed").to_string();
+    let server = TestServer::start_prepared(
+        db,
+        |url| {
+            let pool = common::migrate_below(db, url, 10);
+            let rows = [
+                (
+                    "ord_00000000000000000000000000000001",
+                    "awaiting-payment",
+                    Some(open.to_string()),
+                    Some(format!("{open}: 0 of 3 confirmations")),
+                ),
+                (
+                    "ord_00000000000000000000000000000002",
+                    "awaiting-payment",
+                    None,
+                    Some(format!("{refused}: the transaction reverted")),
+                ),
+                (
+                    "ord_00000000000000000000000000000003",
+                    "cancelled",
+                    Some(cancelled.to_string()),
+                    Some(format!("{cancelled}: 0 of 3 confirmations")),
+                ),
+            ];
+            for (id, state, claimed, status) in rows {
+                common::block_on(
+                    sqlx::query(
+                        "INSERT INTO orders (id, listing_id, dataset_id, seller_did, buyer_did, \
+                         buyer_id, buyer_public_key_hex, amount, rail, state, claimed_tx, \
+                         claim_status, created_at) VALUES ($1, 'ls_1', 'ds_1', \
+                         'did:peaq:0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed', $2, $2, $3, '1000', \
+                         $4, $5, $6, $7, '2026-01-02T03:04:05Z')",
+                    )
+                    .bind(id)
+                    .bind(&buyer_did)
+                    .bind("11".repeat(32))
+                    .bind(&rail)
+                    .bind(state)
+                    .bind(claimed)
+                    .bind(status)
+                    .execute(&pool),
+                )
+                .unwrap();
+            }
+            common::block_on(pool.close());
+        },
+        |_| {},
+    );
+    let alice = buyer_with_key(&server, buyer_key);
+    let shown = |id: &str| order_state(&server, &alice, &json!({ "id": id }));
+
+    let first = shown("ord_00000000000000000000000000000001");
+    assert_eq!(first["claimedTx"], open.to_string(), "{first}");
+    let claim = claim_of(&first, &open).expect("the open claim");
+    assert_eq!(claim["state"], "unknown", "{first}");
+    assert_eq!(claim["chainId"], BASE_CHAIN_ID, "{first}");
+    assert_eq!(claim["checks"], 0, "{first}");
+
+    let second = shown("ord_00000000000000000000000000000002");
+    assert!(second["claimedTx"].is_null(), "{second}");
+    let claim = claim_of(&second, &refused).expect("the refused claim");
+    assert_eq!(claim["state"], "rejected", "{second}");
+    assert_eq!(claim["reason"], "the transaction reverted", "{second}");
+    assert_eq!(
+        second["claimStatus"],
+        format!("{refused}: the transaction reverted")
+    );
+
+    let third = shown("ord_00000000000000000000000000000003");
+    let claim = claim_of(&third, &cancelled).expect("the cancelled order's claim");
+    assert_eq!(claim["state"], "superseded", "{third}");
+    assert_eq!(server.count_rows("payment_claims"), 3);
+    let old_column = common::block_on(
+        sqlx::query("SELECT claimed_tx FROM orders").fetch_all(server.store.pool()),
+    );
+    assert!(old_column.is_err(), "orders.claimed_tx is still there");
+}
+
 on_both_databases!(
+    claims_are_carried_over_by_the_upgrade,
     native_payment_is_verified_once,
     token_payment_is_verified,
     bad_payments_are_refused_and_the_order_stays_payable,
@@ -873,6 +1036,7 @@ on_both_databases!(
     bogus_claims_do_not_starve_a_real_payment,
     claims_per_order_are_capped,
     proof_posts_are_rate_limited,
+    one_transaction_claimed_for_two_orders_pays_one,
     a_pending_proof_says_what_is_missing,
     the_reference_reports_a_pending_proof_as_not_accepted,
 );
