@@ -170,8 +170,8 @@ pub enum MarketCommand {
         #[arg(long, default_value_t = 300, value_name = "SECONDS")]
         payment_skew: u64,
         /// Most open claims per order of transactions the chain's node does not know;
-        /// past it a proof of another unknown transaction is refused (429). A proof of
-        /// the buyer's valid payment is always taken.
+        /// past it a proof of another unknown transaction is refused (429). A proof of a
+        /// transaction the node knows as the buyer's valid payment is not held by it.
         #[arg(long, default_value_t = 5, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
         max_claims_per_order: u64,
         /// Seconds a claimed transaction may stay unknown to the chain's node (and be
