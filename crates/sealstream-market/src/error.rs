@@ -65,6 +65,11 @@ impl ApiError {
         Self::new(StatusCode::CONFLICT, field, message)
     }
 
+    /// 429: a limit is reached; `message` names it and when to retry.
+    pub fn too_many_requests(field: Option<&str>, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::TOO_MANY_REQUESTS, field, message)
+    }
+
     /// 413: the body is larger than the route accepts.
     pub fn too_large(limit: usize) -> Self {
         Self::new(

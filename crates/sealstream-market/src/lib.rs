@@ -13,6 +13,7 @@ pub mod error;
 pub mod evm;
 pub mod files;
 pub mod ingest;
+pub mod limits;
 pub mod listings;
 pub mod machines;
 pub mod objects;

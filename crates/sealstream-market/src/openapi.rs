@@ -135,6 +135,7 @@ impl Modify for BearerAuth {
         crate::orders::OrderList,
         crate::orders::PaymentInstructions,
         crate::orders::OrderUrls,
+        crate::orders::claims::ClaimView,
         crate::orders::payment::PaymentProof,
         crate::orders::payment::ProofAnswer,
         crate::orders::payment::MarkPaid,

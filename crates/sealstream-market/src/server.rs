@@ -40,6 +40,26 @@ pub const DEFAULT_CONFIRMATIONS: u64 = 3;
 pub const DEFAULT_AUDIT_SIGN_INTERVAL: Duration = Duration::from_secs(1);
 /// Default interval between checks of claimed payments.
 pub const DEFAULT_PAYMENT_POLL: Duration = Duration::from_secs(5);
+/// Default skew allowed between the chain's clock and the server's: a
+/// payment may be mined in a block stamped up to this long before the
+/// order was made.
+pub const DEFAULT_PAYMENT_SKEW: Duration = Duration::from_secs(5 * 60);
+/// Default bound on an order's open claims of transactions the node does
+/// not know.
+pub const DEFAULT_MAX_CLAIMS_PER_ORDER: usize = 5;
+/// Default time a claimed transaction may stay unknown to the node before
+/// the claim is dropped as expired.
+pub const DEFAULT_UNKNOWN_CLAIM_TTL: Duration = Duration::from_secs(15 * 60);
+/// Default number of claims the payment watcher checks per sweep.
+pub const DEFAULT_CLAIMS_PER_SWEEP: usize = 100;
+/// Default rate of payment proofs per client address: 30 at once, then
+/// one every 2 s.
+pub const DEFAULT_PROOF_RATE_PER_CLIENT: crate::limits::Rate =
+    crate::limits::Rate::new(30, Duration::from_secs(2));
+/// Default rate of payment proofs per order that do not show a valid
+/// payment: 10 at once, then one every 30 s.
+pub const DEFAULT_PROOF_RATE_PER_ORDER: crate::limits::Rate =
+    crate::limits::Rate::new(10, Duration::from_secs(30));
 
 /// How to run the server.
 #[derive(Clone, Debug)]
@@ -76,6 +96,20 @@ pub struct Config {
     /// How often claimed payments waiting for confirmations are checked
     /// again.
     pub payment_poll: Duration,
+    /// How long before an order's creation its payment's block may be
+    /// stamped (the chain's clock against the server's).
+    pub payment_skew: Duration,
+    /// Most open claims of transactions the node does not know, per order.
+    pub max_claims_per_order: usize,
+    /// How long a claimed transaction may stay unknown to the node (and
+    /// checked at least 3 times) before its claim expires.
+    pub unknown_claim_ttl: Duration,
+    /// Most claims the payment watcher checks per sweep.
+    pub claims_per_sweep: usize,
+    /// Payment proofs per client address (the socket's peer address).
+    pub proof_rate_per_client: crate::limits::Rate,
+    /// Payment proofs per order that do not show a valid payment of it.
+    pub proof_rate_per_order: crate::limits::Rate,
     /// The Ed25519 key file receipts are signed with; `None` for
     /// `<data_dir>/receipt-key` (created if missing).
     pub receipt_key_file: Option<PathBuf>,
@@ -111,6 +145,12 @@ impl Default for Config {
             evm_rpc: BTreeMap::new(),
             confirmations: DEFAULT_CONFIRMATIONS,
             payment_poll: DEFAULT_PAYMENT_POLL,
+            payment_skew: DEFAULT_PAYMENT_SKEW,
+            max_claims_per_order: DEFAULT_MAX_CLAIMS_PER_ORDER,
+            unknown_claim_ttl: DEFAULT_UNKNOWN_CLAIM_TTL,
+            claims_per_sweep: DEFAULT_CLAIMS_PER_SWEEP,
+            proof_rate_per_client: DEFAULT_PROOF_RATE_PER_CLIENT,
+            proof_rate_per_order: DEFAULT_PROOF_RATE_PER_ORDER,
             receipt_key_file: None,
             grant_limit: DEFAULT_GRANT_LIMIT,
             operator_kek_file: None,
@@ -247,6 +287,8 @@ pub struct AppState {
     pub public_url: Arc<crate::public_url::PublicUrl>,
     /// The key sign-in nonces are authenticated with.
     pub nonce_key: Arc<crate::auth::nonce::NonceKey>,
+    /// Rate limits of anonymous requests (payment proofs).
+    pub limits: Arc<crate::limits::RateLimiter>,
 }
 
 /// The API's routes and layers. Every route has a body limit:
@@ -595,6 +637,7 @@ impl Server {
             grant_wake: Arc::default(),
             public_url: Arc::new(public_url),
             nonce_key: Arc::new(nonce_key),
+            limits: Arc::default(),
         };
         let metrics_listener = match state.config.metrics_listen {
             Some(addr) => Some(
@@ -638,7 +681,7 @@ impl Server {
     ) -> Result<(), ServeError> {
         let store = self.state.store.clone();
         let watcher = (!self.state.evm.is_empty()).then(|| {
-            crate::orders::payment::spawn_claim_watcher(
+            crate::orders::watcher::spawn_claim_watcher(
                 self.state.clone(),
                 self.state.config.payment_poll,
             )
@@ -660,7 +703,9 @@ impl Server {
                 }
             })
         });
-        let served = axum::serve(self.listener, router(self.state))
+        // The peer address of each connection, for per-client limits.
+        let app = router(self.state).into_make_service_with_connect_info::<SocketAddr>();
+        let served = axum::serve(self.listener, app)
             .with_graceful_shutdown(shutdown)
             .await;
         granter.abort();

@@ -29,6 +29,7 @@ fn expected(
         token,
         min_amount: Amount::from(min_amount),
         confirmations: 1,
+        not_before: None,
     }
 }
 
@@ -343,8 +344,9 @@ fn a_transaction_not_yet_mined_is_pending_and_checked_once_mined() {
     assert_eq!(v.confirmations, 1);
 }
 
-/// An unknown hash is pending, not refused: a transaction just sent may
-/// not have reached this node yet (the caller decides how long to wait).
+/// An unknown hash is not refused: a transaction just sent may not have
+/// reached this node yet. It is reported as unknown (not as pending, since
+/// issue 14): the caller decides how long to wait, and drops it after.
 #[test]
 fn an_unknown_transaction_is_pending() {
     let anvil = Anvil::start();
@@ -356,10 +358,42 @@ fn an_unknown_transaction_is_pending() {
     };
     assert_eq!(
         check(&anvil, &expect).unwrap(),
-        PaymentStatus::Pending {
-            confirmations: 0,
-            required: 2
-        }
+        PaymentStatus::Unknown { required: 2 }
+    );
+}
+
+/// Issue 14, item 9: with `not_before`, a transaction mined in a block
+/// older than it is refused (the block's timestamp decides), one mined at
+/// or after it is confirmed, with its block's time.
+#[test]
+fn a_payment_mined_before_not_before_is_refused() {
+    let anvil = Anvil::start_in_the_past(3600);
+    let (buyer, seller) = (anvil.account(1).address, anvil.account(2).address);
+    let hash = anvil.send_native(buyer, seller, ETH);
+    let mined_at = anvil.mined_at(&hash);
+    let late = ExpectedPayment {
+        not_before: Some(mined_at + 1),
+        ..expected(hash, buyer, seller, None, ETH)
+    };
+    let e = refused(&anvil, &late);
+    assert_eq!(e.field(), "txHash");
+    assert!(
+        matches!(e, PaymentError::MinedTooEarly { mined_at: m, not_before: n }
+            if m == mined_at && n == mined_at + 1),
+        "{e:?}"
+    );
+    let v = confirmed(
+        &anvil,
+        &ExpectedPayment {
+            not_before: Some(mined_at),
+            ..expected(hash, buyer, seller, None, ETH)
+        },
+    );
+    assert_eq!(v.mined_at, Some(mined_at));
+    // Without a bound the block is not asked for.
+    assert_eq!(
+        confirmed(&anvil, &expected(hash, buyer, seller, None, ETH)).mined_at,
+        None
     );
 }
 
@@ -402,6 +436,7 @@ fn an_unreachable_node_is_a_transient_error_that_hides_the_url() {
             token: None,
             min_amount: Amount::from(1u64),
             confirmations: 1,
+            not_before: None,
         }))
         .unwrap_err();
         assert!(e.is_transient());

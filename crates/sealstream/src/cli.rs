@@ -175,6 +175,24 @@ pub enum MarketCommand {
         /// Seconds between checks of claimed payments still waiting for confirmations.
         #[arg(long, default_value_t = 5, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
         payment_poll: u64,
+        /// Seconds a payment's block may be stamped before its order was made (the
+        /// chain's clock against the server's); a transfer mined earlier does not pay
+        /// the order.
+        #[arg(long, default_value_t = 300, value_name = "SECONDS")]
+        payment_skew: u64,
+        /// Most open claims per order of transactions the chain's node does not know;
+        /// past it a proof of another unknown transaction is refused (429). A proof of a
+        /// transaction the node knows as the buyer's valid payment is not held by it.
+        #[arg(long, default_value_t = 5, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+        max_claims_per_order: u64,
+        /// Seconds a claimed transaction may stay unknown to the chain's node (and be
+        /// checked at least 3 times) before its claim is dropped as expired.
+        #[arg(long, default_value_t = 900, value_name = "SECONDS")]
+        unknown_claim_ttl: u64,
+        /// Most payment claims checked on chain per pass of the payment watcher
+        /// (claims of known transactions first, each oldest-checked first).
+        #[arg(long, default_value_t = 100, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+        claims_per_sweep: u64,
         /// File holding the Ed25519 key that signs license receipts (hex; created with
         /// mode 0600 if missing) [default: DATA_DIR/receipt-key].
         #[arg(long, value_name = "FILE")]

@@ -162,6 +162,32 @@ fn an_order_paid_on_chain_is_granted_and_consumed_by_both_clis() {
     assert_eq!(text(&order, "payment.amountDisplay"), "0.25");
     assert_eq!(text(&order, "payment.chain"), "base");
 
+    // Anyone who knows the order id may claim a hash for it (the proof
+    // URL takes no credentials): the claim is kept apart, and `order show`
+    // says what it waits for (issue 14, items 10 and 11).
+    let bogus = format!("0x{}", "5e".repeat(32));
+    let bogus_proof = format!(
+        r#"{{"txHash":"{bogus}","orderId":"{id}","chain":"base","payerAddress":"{}",
+            "payeeAddress":"{}","amount":"0.25","tokenAddress":null}}"#,
+        payer.address,
+        text(&order, "payment.payTo")
+    );
+    let proof_path = format!("/v1/orders/{id}/payment-proof");
+    let (status, answer) = market.call("POST", &proof_path, None, Some(&bogus_proof));
+    assert_eq!(status, 200, "{answer:?}");
+    let buyer_key_file = t.join("buyer.sk");
+    std::fs::write(&buyer_key_file, buyer_key.to_hex_secret().as_bytes()).unwrap();
+    let mut show = sealstream();
+    show.args(["market", "order", "show", &id, "--server", &market.base])
+        .arg("--key-file")
+        .arg(&buyer_key_file);
+    let shown = run_ok(show, "market order show");
+    let said = String::from_utf8_lossy(&shown.stderr);
+    assert!(
+        said.contains(&bogus) && said.contains("transaction not yet known to the node"),
+        "{said}"
+    );
+
     // The reference pays and posts the proof to the order's proof URL.
     let paid = anvil.peaqos_pay(
         payer,

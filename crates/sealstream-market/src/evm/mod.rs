@@ -3,13 +3,17 @@
 //! transaction pays an order ([`EvmRpc::check_payment`]).
 //!
 //! One [`EvmRpc`] per configured chain. The check asks the node for its
-//! chain id, the transaction, its receipt and the latest block number
-//! (`eth_chainId`, `eth_getTransactionByHash`, `eth_getTransactionReceipt`,
-//! `eth_blockNumber`) and decides:
+//! chain id, the transaction, its receipt, the block it was mined in (when
+//! the payment must not be older than a given time) and the latest block
+//! number (`eth_chainId`, `eth_getTransactionByHash`,
+//! `eth_getTransactionReceipt`, `eth_getBlockByHash`, `eth_blockNumber`)
+//! and decides:
 //! - [`PaymentStatus::Confirmed`]: every check passed with enough
 //!   confirmations;
-//! - [`PaymentStatus::Pending`]: nothing wrong yet, but not mined, not deep
-//!   enough, or not known to the node;
+//! - [`PaymentStatus::Pending`]: nothing wrong yet, but not mined or not
+//!   deep enough;
+//! - [`PaymentStatus::Unknown`]: the node does not know the transaction
+//!   (the caller decides how long to wait for it);
 //! - [`PaymentError`]: the transaction is not the payment (final), or the
 //!   node could not be asked ([`PaymentError::Rpc`], transient).
 

@@ -14,7 +14,13 @@
 //! Everything a transaction commits to (sender, recipient, value, chain id)
 //! is checked as soon as the node knows the transaction, mined or not, so a
 //! wrong payment is refused at once; what only mining decides (success,
-//! logs, depth) waits for the receipt.
+//! logs, the block's time, depth) waits for the receipt.
+//!
+//! The order id is not on chain, so a transfer from the buyer to the payee
+//! made before the order (for something else) would pass every other
+//! check: [`ExpectedPayment::not_before`] binds the payment in time, by the
+//! timestamp of the block it was mined in (set by the block's producer,
+//! so the caller allows some skew).
 
 use std::fmt;
 
@@ -51,6 +57,10 @@ pub struct ExpectedPayment {
     /// The confirmations required: `latest - block + 1` must reach it
     /// (values below 1 count as 1: a payment must be mined).
     pub confirmations: u64,
+    /// The earliest block timestamp accepted (Unix seconds): a
+    /// transaction mined in an earlier block is refused
+    /// ([`PaymentError::MinedTooEarly`]). `None` accepts any time.
+    pub not_before: Option<u64>,
 }
 
 /// The outcome of a check that found nothing wrong (yet).
@@ -59,13 +69,19 @@ pub enum PaymentStatus {
     /// Every check passed, with enough confirmations.
     Confirmed(VerifiedPayment),
     /// Nothing wrong so far, but not final: mined with fewer confirmations
-    /// than required, or not mined yet, or unknown to the node
-    /// (`confirmations: 0`). An unknown hash is pending rather than refused
-    /// because a transaction just sent may not have reached this node yet;
-    /// the caller decides how long to wait.
+    /// than required, or known to the node but not mined yet (or mined and
+    /// its receipt not indexed yet: `confirmations: 0`).
     Pending {
-        /// The confirmations so far (0 when not mined or unknown).
+        /// The confirmations so far (0 when not mined).
         confirmations: u64,
+        /// The confirmations required.
+        required: u64,
+    },
+    /// The node does not know the transaction. Not refused, because a
+    /// transaction just sent may not have reached this node yet; the
+    /// caller decides how long to wait (a hash nobody sent stays unknown
+    /// for ever).
+    Unknown {
         /// The confirmations required.
         required: u64,
     },
@@ -92,6 +108,9 @@ pub struct VerifiedPayment {
     pub token: Option<Address>,
     /// The confirmations at the time of the check.
     pub confirmations: u64,
+    /// The timestamp of its block (Unix seconds), when
+    /// [`ExpectedPayment::not_before`] asked for it.
+    pub mined_at: Option<u64>,
 }
 
 /// Why a transaction is not the expected payment, or why it could not be
@@ -165,6 +184,19 @@ pub enum PaymentError {
         /// The amount required.
         required: Amount,
     },
+    /// The transaction was mined before the earliest time accepted
+    /// ([`ExpectedPayment::not_before`]): it was made before the order.
+    #[error(
+        "the transaction was mined at {}, before the order (payments mined from {} on are accepted)",
+        Utc(*mined_at),
+        Utc(*not_before)
+    )]
+    MinedTooEarly {
+        /// Its block's timestamp (Unix seconds).
+        mined_at: u64,
+        /// The earliest timestamp accepted (Unix seconds).
+        not_before: u64,
+    },
 }
 
 impl PaymentError {
@@ -175,7 +207,7 @@ impl PaymentError {
             PaymentError::Rpc(_)
             | PaymentError::WrongChain { .. }
             | PaymentError::TxOnOtherChain { .. } => "chain",
-            PaymentError::Reverted => "txHash",
+            PaymentError::Reverted | PaymentError::MinedTooEarly { .. } => "txHash",
             PaymentError::WrongPayer { .. } => "payerAddress",
             PaymentError::WrongRecipient { .. } => "payeeAddress",
             PaymentError::WrongToken { .. } => "tokenAddress",
@@ -199,6 +231,15 @@ impl fmt::Display for OrCreation<'_> {
             Some(a) => write!(f, "{a}"),
             None => f.write_str("no one (a contract creation)"),
         }
+    }
+}
+
+/// Unix seconds as `YYYY-MM-DDTHH:MM:SSZ`.
+struct Utc(u64);
+
+impl fmt::Display for Utc {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&sealstream_core::chunk::format_utc_seconds(self.0))
     }
 }
 
@@ -278,7 +319,7 @@ impl EvmRpc {
             });
         }
         let Some(tx) = self.transaction(&expected.tx_hash).await? else {
-            return pending(0);
+            return Ok(PaymentStatus::Unknown { required });
         };
         if tx.hash.0 != expected.tx_hash.0 {
             return Err(self
@@ -313,6 +354,19 @@ impl EvmRpc {
                 required: expected.min_amount,
             });
         }
+        let mined_at = match expected.not_before {
+            None => None,
+            Some(not_before) => {
+                let mined_at = self.block_time(&receipt).await?;
+                if mined_at < not_before {
+                    return Err(PaymentError::MinedTooEarly {
+                        mined_at,
+                        not_before,
+                    });
+                }
+                Some(mined_at)
+            }
+        };
 
         // Asked after the receipt, so a consistent node is at or past its
         // block; a lagging one (behind a load balancer) counts as 0.
@@ -331,7 +385,26 @@ impl EvmRpc {
             amount,
             token: expected.token,
             confirmations,
+            mined_at,
         }))
+    }
+
+    /// The timestamp of the block `receipt` names (which must be the block
+    /// the node has under that hash and number).
+    async fn block_time(&self, receipt: &Receipt) -> Result<u64, PaymentError> {
+        let inconsistent = || {
+            PaymentError::Rpc(self.error(RpcErrorKind::Inconsistent(
+                "the receipt's block is not the node's block of that hash".to_string(),
+            )))
+        };
+        let block = self
+            .block_by_hash(&receipt.block_hash.0)
+            .await?
+            .ok_or_else(inconsistent)?;
+        if block.hash != receipt.block_hash || block.number != receipt.block_number {
+            return Err(inconsistent());
+        }
+        Ok(block.timestamp.0)
     }
 }
 
@@ -568,6 +641,7 @@ mod tests {
             token: Some(token),
             min_amount: Amount::from(1u64),
             confirmations: 1,
+            not_before: None,
         }
     }
 
@@ -640,5 +714,16 @@ mod tests {
             found: None,
         };
         assert!(e.to_string().contains("contract creation"), "{e}");
+        let e = PaymentError::MinedTooEarly {
+            mined_at: 1_767_323_045,
+            not_before: 1_767_323_046,
+        };
+        assert_eq!(e.field(), "txHash");
+        assert!(!e.is_transient());
+        assert_eq!(
+            e.to_string(),
+            "the transaction was mined at 2026-01-02T03:04:05Z, before the order \
+             (payments mined from 2026-01-02T03:04:06Z on are accepted)"
+        );
     }
 }

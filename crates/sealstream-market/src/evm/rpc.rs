@@ -13,7 +13,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
 
 use super::hash::to_hex;
-use super::wire::{parse_u64_quantity, Receipt, Transaction};
+use super::wire::{parse_u64_quantity, BlockHeader, Receipt, Transaction};
 use super::TxHash;
 
 /// The default time limit of one request, connecting included.
@@ -166,6 +166,16 @@ impl EvmRpc {
     /// `eth_getTransactionReceipt`; `None` while not mined (or unknown).
     pub(crate) async fn receipt(&self, hash: &TxHash) -> Result<Option<Receipt>, RpcError> {
         self.call("eth_getTransactionReceipt", json!([to_hex(&hash.0)]))
+            .await
+    }
+
+    /// `eth_getBlockByHash` without its transactions; `None` when the node
+    /// does not know the block.
+    pub(crate) async fn block_by_hash(
+        &self,
+        hash: &[u8; 32],
+    ) -> Result<Option<BlockHeader>, RpcError> {
+        self.call("eth_getBlockByHash", json!([to_hex(hash), false]))
             .await
     }
 

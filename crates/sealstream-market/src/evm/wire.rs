@@ -118,6 +118,16 @@ pub(crate) struct Receipt {
     pub logs: Vec<Log>,
 }
 
+/// The fields of `eth_getBlockByHash` (without transactions) the check
+/// reads.
+#[derive(Debug, Deserialize)]
+pub(crate) struct BlockHeader {
+    pub hash: Word,
+    pub number: Quantity,
+    /// Unix seconds, as the block's producer set them.
+    pub timestamp: Quantity,
+}
+
 /// One log of a receipt.
 #[derive(Clone, Debug, Deserialize)]
 pub(crate) struct Log {

@@ -12,11 +12,13 @@
 //! bearer links ([`links`]) open its confirmation or release package to
 //! whoever holds them.
 
+pub mod claims;
 pub mod grant;
 pub mod links;
 pub mod payment;
 pub mod receipt;
 pub mod release;
+pub mod watcher;
 
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -103,10 +105,6 @@ pub struct Order {
     pub rail: Rail,
     /// Where the order is.
     pub state: OrderState,
-    /// The transaction the buyer last claimed pays it (not yet verified).
-    pub claimed_tx: Option<String>,
-    /// Why the claimed transaction does not pay the order yet.
-    pub claim_status: Option<String>,
     /// Created (UTC).
     pub created_at: String,
     /// Paid (UTC).
@@ -115,9 +113,34 @@ pub struct Order {
     pub granted_at: Option<String>,
 }
 
-const COLUMNS: &str = "id, listing_id, dataset_id, seller_did, buyer_did, buyer_id, \
-     buyer_public_key_hex, amount, rail, state, claimed_tx, claim_status, created_at, paid_at, \
-     granted_at";
+/// The columns [`Order::from_row`] reads, in order.
+const COLUMN_NAMES: [&str; 13] = [
+    "id",
+    "listing_id",
+    "dataset_id",
+    "seller_did",
+    "buyer_did",
+    "buyer_id",
+    "buyer_public_key_hex",
+    "amount",
+    "rail",
+    "state",
+    "created_at",
+    "paid_at",
+    "granted_at",
+];
+
+/// The number of columns [`Order::from_row`] reads.
+pub(crate) const COLUMN_COUNT: usize = COLUMN_NAMES.len();
+
+/// [`COLUMN_NAMES`] of table alias `alias` (`o.id, o.listing_id, …`).
+pub(crate) fn columns_of(alias: &str) -> String {
+    COLUMN_NAMES
+        .iter()
+        .map(|c| format!("{alias}.{c}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
 
 fn corrupt(what: &str) -> ApiError {
     ApiError::internal("order", format!("stored {what} is malformed"))
@@ -139,20 +162,21 @@ impl Order {
             amount: r.try_get(7)?,
             rail: Rail::parse(&rail_json).map_err(|_| corrupt("rail"))?,
             state: OrderState::parse(&state).ok_or_else(|| corrupt("state"))?,
-            claimed_tx: r.try_get(10)?,
-            claim_status: r.try_get(11)?,
-            created_at: r.try_get(12)?,
-            paid_at: r.try_get(13)?,
-            granted_at: r.try_get(14)?,
+            created_at: r.try_get(10)?,
+            paid_at: r.try_get(11)?,
+            granted_at: r.try_get(12)?,
         })
     }
 
     /// The order `id`, if it exists.
     pub async fn load(tx: &mut Transaction<'static, Any>, id: &str) -> ApiResult<Option<Order>> {
-        let row = sqlx::query(&format!("SELECT {COLUMNS} FROM orders WHERE id = $1"))
-            .bind(id)
-            .fetch_optional(&mut **tx)
-            .await?;
+        let row = sqlx::query(&format!(
+            "SELECT {} FROM orders o WHERE o.id = $1",
+            columns_of("o")
+        ))
+        .bind(id)
+        .fetch_optional(&mut **tx)
+        .await?;
         row.as_ref().map(Order::from_row).transpose()
     }
 
@@ -308,10 +332,17 @@ pub struct OrderView {
     pub buyer_public_key_hex: String,
     /// `awaiting-payment`, `paid`, `granted` or `cancelled`.
     pub state: String,
-    /// The claimed transaction, while it is not verified.
+    /// The open claim nearest to paying the order (a transaction the node
+    /// knows before one it does not), while the order awaits payment.
     pub claimed_tx: Option<String>,
-    /// Why the claimed transaction does not pay the order yet.
+    /// `<tx hash>: <what it waits for>` of that claim (with `<n> of <m>
+    /// confirmations` once mined), or of the last closed claim (`<tx
+    /// hash>: <why it was refused or dropped>`) when none is open.
     pub claim_status: Option<String>,
+    /// The order's payment claims: every open one and the last closed ones
+    /// (only open ones in lists), each with what it waits for or why it
+    /// closed.
+    pub claims: Vec<claims::ClaimView>,
     /// How to pay.
     pub payment: PaymentInstructions,
     /// Where to go next.
@@ -379,8 +410,39 @@ pub(crate) fn instructions(state: &AppState, order: &Order) -> PaymentInstructio
     }
 }
 
-pub(crate) fn view(state: &AppState, order: &Order) -> OrderView {
+/// `(claimedTx, claimStatus)` of an order with `claims`.
+pub(crate) fn claim_summary(
+    state: &AppState,
+    order: &Order,
+    claims: &[claims::Claim],
+) -> (Option<String>, Option<String>) {
+    if order.state != OrderState::AwaitingPayment {
+        return (None, None);
+    }
+    let required = state.config.confirmations.max(1);
+    match claims::nearest(claims) {
+        Some(c) => (
+            Some(c.tx_hash.clone()),
+            Some(claims::status_line(c, required)),
+        ),
+        None => (
+            None,
+            claims
+                .iter()
+                .filter(|c| c.last_checked_at.is_some())
+                .max_by(|a, b| a.last_checked_at.cmp(&b.last_checked_at))
+                .map(|c| claims::status_line(c, required)),
+        ),
+    }
+}
+
+pub(crate) fn view(
+    state: &AppState,
+    order: &Order,
+    claims: &[claims::Claim],
+) -> OrderView {
     let base = format!("{}/v1/orders/{}", base_url(state), order.id);
+    let (claimed_tx, claim_status) = claim_summary(state, order, claims);
     OrderView {
         id: order.id.clone(),
         listing_id: order.listing_id.clone(),
@@ -390,8 +452,9 @@ pub(crate) fn view(state: &AppState, order: &Order) -> OrderView {
         buyer_id: order.buyer_id.clone(),
         buyer_public_key_hex: order.buyer_public_key_hex.clone(),
         state: order.state.as_str().into(),
-        claimed_tx: order.claimed_tx.clone(),
-        claim_status: order.claim_status.clone(),
+        claimed_tx,
+        claim_status,
+        claims: claims.iter().map(claims::ClaimView::from).collect(),
         payment: instructions(state, order),
         urls: OrderUrls {
             payment_proof: format!("{base}/payment-proof"),
@@ -469,8 +532,6 @@ pub async fn create(
         amount: listing.fields.price.clone(),
         rail: listing.fields.rail.clone(),
         state: OrderState::AwaitingPayment,
-        claimed_tx: None,
-        claim_status: None,
         created_at: sealstream_core::chunk::utc_now_seconds(),
         paid_at: None,
         granted_at: None,
@@ -502,7 +563,10 @@ pub async fn create(
     }));
     crate::audit::append(&mut tx, &caller.did, "order.create", &order.id, &details).await?;
     tx.commit().await?;
-    Ok((StatusCode::CREATED, Json(view(&state, &order))))
+    Ok((
+        StatusCode::CREATED,
+        Json(view(&state, &order, &[])),
+    ))
 }
 
 /// One order, to its buyer or seller.
@@ -520,8 +584,9 @@ pub async fn get_order(
 ) -> ApiResult<Json<OrderView>> {
     let mut tx = state.store.begin().await?;
     let order = party_order(&mut tx, &id, &caller).await?;
+    let shown = claims::Claim::shown_of(&mut tx, &id).await?;
     tx.commit().await?;
-    Ok(Json(view(&state, &order)))
+    Ok(Json(view(&state, &order, &shown)))
 }
 
 /// `GET /v1/orders` query.
@@ -583,17 +648,20 @@ pub async fn list(
     if !(1..=200).contains(&limit) {
         return Err(ApiError::bad_request("limit", "expected 1 to 200"));
     }
-    let mut sql = format!("SELECT {COLUMNS} FROM orders WHERE {party} = $1 AND id > $2");
+    let mut sql = format!(
+        "SELECT {} FROM orders o WHERE o.{party} = $1 AND o.id > $2",
+        columns_of("o")
+    );
     let mut n = 2;
     if q.state.is_some() {
         n += 1;
-        sql.push_str(&format!(" AND state = ${n}"));
+        sql.push_str(&format!(" AND o.state = ${n}"));
     }
     if q.listing.is_some() {
         n += 1;
-        sql.push_str(&format!(" AND listing_id = ${n}"));
+        sql.push_str(&format!(" AND o.listing_id = ${n}"));
     }
-    sql.push_str(&format!(" ORDER BY id LIMIT {}", limit + 1));
+    sql.push_str(&format!(" ORDER BY o.id LIMIT {}", limit + 1));
     let mut query = sqlx::query(&sql)
         .bind(&caller.did)
         .bind(q.cursor.clone().unwrap_or_default());
@@ -614,8 +682,16 @@ pub async fn list(
     } else {
         None
     };
+    let ids: Vec<&str> = orders.iter().map(|o| o.id.as_str()).collect();
+    let open = claims::Claim::open_of_orders(state.store.pool(), &ids).await?;
     Ok(Json(OrderList {
-        items: orders.iter().map(|o| view(&state, o)).collect(),
+        items: orders
+            .iter()
+            .map(|o| {
+                let claims = open.get(&o.id).map(Vec::as_slice).unwrap_or_default();
+                view(&state, o, claims)
+            })
+            .collect(),
         next_cursor,
     }))
 }
@@ -654,6 +730,7 @@ pub async fn cancel(
         return Err(ApiError::conflict(Some("state"), "the order changed"));
     }
     order.state = OrderState::Cancelled;
+    claims::close_open(&mut tx, &id, None, "the order was cancelled").await?;
     crate::audit::append(
         &mut tx,
         &caller.did,
@@ -662,8 +739,9 @@ pub async fn cancel(
         &audit_details(json!({})),
     )
     .await?;
+    let shown = claims::Claim::shown_of(&mut tx, &id).await?;
     tx.commit().await?;
-    Ok(Json(view(&state, &order)))
+    Ok(Json(view(&state, &order, &shown)))
 }
 
 /// The order routes (merged into the router's small-body group, except

@@ -1,18 +1,28 @@
 //! Payments: the proof a buyer posts after paying on an EVM chain
 //! (`peaqos stream pay --confirmation-url`, `peaqos stream payproof`), the
 //! confirmation the seller polls (`peaqos stream distribute
-//! --confirmation-url`), invoices marked paid by the seller, and the
-//! background re-check of claims still waiting for confirmations.
+//! --confirmation-url`) and invoices marked paid by the seller. Claims
+//! are kept in [`super::claims`] and checked again in the background by
+//! [`super::watcher`].
 //!
 //! The order id is not on chain, so the server checks the transaction
 //! itself through the chain's JSON-RPC: mined with success, enough
 //! confirmations, sent by the buyer (the address of the DID they signed in
 //! with: nobody else can claim a payment they watched go by), to the
 //! listing's pay-to (native) or moving the token to it (ERC-20), at least
-//! the price, on the configured chain. A transaction pays one order only:
-//! the key of `payments` makes a replay a 409.
-
-use std::time::Duration;
+//! the price, on the configured chain, mined in a block stamped no earlier
+//! than the order's creation less `--payment-skew` (so an earlier transfer
+//! from the buyer to the seller, for something else, does not pay it). A
+//! transaction pays one order only: the key of `payments` makes a replay a
+//! 409.
+//!
+//! Until then each posted transaction is a claim of its own
+//! ([`super::claims`]): a later claim never replaces an earlier one; a
+//! hash the node does not know expires; the watcher checks claims
+//! oldest-checked first, a bounded number per sweep, known transactions
+//! before unknown ones; an order takes a bounded number of unknown claims;
+//! anonymous posts are rate-limited per client address and per order
+//! ([`crate::limits`]).
 
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -23,10 +33,13 @@ use serde_json::{json, Value};
 use sqlx::{Any, Row, Transaction};
 use utoipa::{IntoParams, ToSchema};
 
+use super::claims::{self, Claim, ClaimState};
+use super::watcher::{ask_chain, settle, SettleRules, Settled};
 use super::{links, party_order, sold_order, view, Order, OrderState};
 use crate::auth::{MaybePrincipal, Principal};
 use crate::error::{ApiError, ApiJson, ApiResult};
-use crate::evm::{Address, Amount, ExpectedPayment, PaymentError, PaymentStatus, TxHash};
+use crate::evm::{Address, Amount, ExpectedPayment, TxHash};
+use crate::limits::{ClientAddr, Limited};
 use crate::listings::{audit_details, Rail};
 use crate::server::AppState;
 
@@ -58,7 +71,9 @@ pub struct PaymentProof {
 pub struct ProofAnswer {
     /// The payment is verified and the order paid.
     pub accepted: bool,
-    /// `confirmed` or `awaiting-confirmations`.
+    /// `confirmed`, `awaiting-confirmations` (the node knows the
+    /// transaction: not mined, or not deep enough) or
+    /// `awaiting-transaction` (the node does not know it yet).
     pub status: String,
     /// Confirmations seen so far.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -66,6 +81,22 @@ pub struct ProofAnswer {
     /// Confirmations required.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub required: Option<u64>,
+    /// What is missing ("waiting for 2 more confirmations", "transaction
+    /// not yet known to the node").
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+impl ProofAnswer {
+    fn confirmed() -> ProofAnswer {
+        ProofAnswer {
+            accepted: true,
+            status: "confirmed".into(),
+            confirmations: None,
+            required: None,
+            reason: None,
+        }
+    }
 }
 
 fn from_api(e: ApiError) -> Response {
@@ -107,6 +138,11 @@ pub(crate) fn expected(
     let payer = super::buyer_address(order)
         .and_then(|a| Address::parse(&a, "buyer").ok())
         .ok_or_else(|| corrupt("buyer DID"))?;
+    let created = crate::datasets::parse_utc_seconds(&order.created_at)
+        .ok_or_else(|| corrupt("creation time"))?;
+    let not_before = u64::try_from(created)
+        .unwrap_or(0)
+        .saturating_sub(state.config.payment_skew.as_secs());
     Ok(ExpectedPayment {
         chain_id: *chain_id,
         tx_hash,
@@ -119,6 +155,7 @@ pub(crate) fn expected(
         min_amount: Amount::parse_decimal(&order.amount, "amount")
             .map_err(|_| corrupt("amount"))?,
         confirmations: state.config.confirmations,
+        not_before: Some(not_before),
     })
 }
 
@@ -187,8 +224,12 @@ fn check_proof(order: &Order, proof: &PaymentProof) -> ApiResult<()> {
     Ok(())
 }
 
-fn payment_field(e: &PaymentError) -> &'static str {
-    e.field()
+fn node_silent() -> ApiError {
+    ApiError::new(
+        StatusCode::BAD_GATEWAY,
+        Some("chain"),
+        "the chain's node did not answer; send the proof again later",
+    )
 }
 
 /// Records a verified payment of `order` and makes it paid, with its
@@ -250,7 +291,7 @@ pub(crate) async fn record_payment(
         return Err(ApiError::conflict(Some(field), message));
     }
     let changed = sqlx::query(
-        "UPDATE orders SET state = 'paid', paid_at = $1, claimed_tx = NULL, claim_status = NULL \
+        "UPDATE orders SET state = 'paid', paid_at = $1 \
          WHERE id = $2 AND state = 'awaiting-payment'",
     )
     .bind(&now)
@@ -264,6 +305,13 @@ pub(crate) async fn record_payment(
             format!("order {} is {}", order.id, order.state.as_str()),
         ));
     }
+    claims::close_open(
+        tx,
+        &order.id,
+        payment_key.strip_prefix("evm:"),
+        &format!("the order was paid by {payment_key}"),
+    )
+    .await?;
     sqlx::query("UPDATE listings SET sales_count = sales_count + 1 WHERE id = $1")
         .bind(&order.listing_id)
         .execute(&mut **tx)
@@ -281,135 +329,42 @@ pub(crate) async fn record_payment(
     Ok(true)
 }
 
-/// What checking a claimed transaction came to.
-pub(crate) enum Checked {
-    /// Verified and recorded (or recorded before).
-    Paid,
-    /// Valid so far; more confirmations needed.
-    Pending { confirmations: u64, required: u64 },
-}
-
-/// Asks the chain about `tx_hash` for `order` and records the outcome:
-/// paid, a pending claim, or (for a refusal) nothing but the reason on the
-/// order's claim when `clear_refused_claim`.
-pub(crate) async fn check_claim(
-    state: &AppState,
-    order: &Order,
-    tx_hash: TxHash,
-    actor: &str,
-) -> ApiResult<Checked> {
-    let expected = expected(state, order, tx_hash)?;
-    let rpc = state.evm.get(&expected.chain_id).ok_or_else(|| {
-        ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            Some("chain"),
-            format!(
-                "this server does not verify payments on chain {}",
-                expected.chain_id
-            ),
-        )
-    })?;
-    let hash_text = tx_hash.to_string();
-    match rpc.check_payment(&expected).await {
-        Err(PaymentError::Rpc(e)) => {
-            tracing::warn!(order = %order.id, "payment check: {e}");
-            Err(ApiError::new(
-                StatusCode::BAD_GATEWAY,
-                Some("chain"),
-                "the chain's node did not answer; send the proof again later",
-            ))
-        }
-        Err(e) => {
-            // Nothing binds: a refused claim is forgotten (the reason kept).
-            let mut tx = state.store.begin().await?;
-            sqlx::query(
-                "UPDATE orders SET claimed_tx = NULL, claim_status = $1 \
-                 WHERE id = $2 AND state = 'awaiting-payment' AND claimed_tx = $3",
-            )
-            .bind(format!("{hash_text}: {e}"))
-            .bind(&order.id)
-            .bind(&hash_text)
-            .execute(&mut *tx)
-            .await?;
-            tx.commit().await?;
-            Err(ApiError::unprocessable(payment_field(&e), e.to_string()))
-        }
-        Ok(PaymentStatus::Pending {
-            confirmations,
-            required,
-        }) => {
-            let mut tx = state.store.begin().await?;
-            let status = format!("{hash_text}: {confirmations} of {required} confirmations");
-            let changed = sqlx::query(
-                "UPDATE orders SET claimed_tx = $1, claim_status = $2 \
-                 WHERE id = $3 AND state = 'awaiting-payment'",
-            )
-            .bind(&hash_text)
-            .bind(&status)
-            .bind(&order.id)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            if changed == 1 && order.claimed_tx.as_deref() != Some(hash_text.as_str()) {
-                let details = audit_details(json!({
-                    "txHash": hash_text,
-                    "confirmations": confirmations,
-                    "required": required,
-                }));
-                crate::audit::append(&mut tx, actor, "payment.claim", &order.id, &details).await?;
-            }
-            tx.commit().await?;
-            Ok(Checked::Pending {
-                confirmations,
-                required,
-            })
-        }
-        Ok(PaymentStatus::Confirmed(v)) => {
-            let payment = json!({
-                "txHash": hash_text,
-                "chainId": expected.chain_id,
-                "payer": v.from.to_string(),
-                "payTo": expected.pay_to.to_string(),
-                "token": v.token.map(|t| t.to_string()),
-                "amount": v.amount.to_string(),
-                "blockNumber": v.block_number,
-                "blockHash": v.block_hash,
-                "confirmations": v.confirmations,
-            });
-            let mut tx = state.store.begin().await?;
-            let current = Order::load(&mut tx, &order.id)
-                .await?
-                .ok_or_else(|| super::not_found(&order.id))?;
-            let key = format!("evm:{hash_text}");
-            record_payment(state, &mut tx, &current, &key, &payment, actor).await?;
-            tx.commit().await?;
-            state.grant_wake.notify_one();
-            Ok(Checked::Paid)
-        }
-    }
-}
-
 /// Takes a payment proof. Anyone may post it (the reference sends no
-/// credentials): the transaction must come from the buyer's address.
+/// credentials): the transaction must come from the buyer's address, and
+/// be mined after the order was made (less `--payment-skew`).
+///
 /// 200 with `accepted: true` once verified with enough confirmations;
-/// 200 with `accepted: false` while waiting for confirmations (the server
-/// keeps checking; post again or poll the confirmation); 4xx with
-/// `accepted: false` and the field at fault otherwise.
+/// 200 with `accepted: false`, a `status` and a `reason` saying what is
+/// missing while it cannot be confirmed yet (`awaiting-confirmations`: the
+/// node knows the transaction, not mined or not deep enough;
+/// `awaiting-transaction`: the node does not know it yet). The claim is
+/// kept and checked again by the server (post again, or poll the
+/// confirmation). 4xx with `accepted: false` and the field at fault
+/// otherwise; 429 past a limit: proofs per client address, proofs per
+/// order that show no payment of it, or open claims of unknown
+/// transactions per order (a proof of the buyer's valid payment is never
+/// held by the last two).
 #[utoipa::path(post, path = "/v1/orders/{id}/payment-proof", tag = "orders",
     params(("id" = String, Path, description = "Order id")),
     request_body = PaymentProof,
     responses(
-        (status = 200, description = "`accepted`: verified, or waiting for confirmations", body = ProofAnswer),
+        (status = 200, description = "`accepted`: verified; or not yet, with what is missing", body = ProofAnswer),
         (status = 400, description = "Malformed proof", body = crate::openapi::ErrorBody),
         (status = 404, description = "No such order", body = crate::openapi::ErrorBody),
         (status = 409, description = "Transaction already used for another order, order paid otherwise or cancelled", body = crate::openapi::ErrorBody),
         (status = 422, description = "The transaction does not pay the order (field named)", body = crate::openapi::ErrorBody),
+        (status = 429, description = "A limit is reached (named in the message)", body = crate::openapi::ErrorBody),
         (status = 502, description = "The chain's node did not answer", body = crate::openapi::ErrorBody)))]
 pub async fn payment_proof(
     State(state): State<AppState>,
+    client: ClientAddr,
     Path(id): Path<String>,
     proof: Result<ApiJson<PaymentProof>, ApiError>,
 ) -> Response {
+    // The client's limit first: a malformed proof costs a token too.
+    if let Err(e) = limit_client(&state, &client, &id) {
+        return from_api(e);
+    }
     let ApiJson(proof) = match proof {
         Ok(p) => p,
         Err(e) => return from_api(e),
@@ -418,6 +373,49 @@ pub async fn payment_proof(
         Ok(answer) => (StatusCode::OK, Json(answer)).into_response(),
         Err(e) => from_api(e),
     }
+}
+
+/// Seconds to wait, at least 1.
+fn retry_secs(l: Limited) -> u64 {
+    l.retry_after.as_secs_f64().ceil().max(1.0) as u64
+}
+
+fn limit_client(state: &AppState, client: &ClientAddr, id: &str) -> ApiResult<()> {
+    let rate = state.config.proof_rate_per_client;
+    let key = client.key();
+    state
+        .limits
+        .take(&format!("proof:ip:{key}"), rate)
+        .map_err(|l| {
+            tracing::warn!(client = %key, order = %id, "payment proof refused: the limit per client address");
+            ApiError::too_many_requests(
+                None,
+                format!(
+                    "rate limit of payment proofs per client address reached ({}): try again in {} s",
+                    rate.describe(),
+                    retry_secs(l)
+                ),
+            )
+        })
+}
+
+fn limit_order(state: &AppState, id: &str) -> ApiResult<()> {
+    let rate = state.config.proof_rate_per_order;
+    state
+        .limits
+        .take(&format!("proof:order:{id}"), rate)
+        .map_err(|l| {
+            tracing::warn!(order = %id, "payment proof refused: the limit per order");
+            ApiError::too_many_requests(
+                Some("orderId"),
+                format!(
+                    "rate limit of payment proofs per order that show no payment of it reached \
+                     ({}): try again in {} s",
+                    rate.describe(),
+                    retry_secs(l)
+                ),
+            )
+        })
 }
 
 async fn take_proof(state: &AppState, id: &str, proof: &PaymentProof) -> ApiResult<ProofAnswer> {
@@ -445,12 +443,7 @@ async fn take_proof(state: &AppState, id: &str, proof: &PaymentProof) -> ApiResu
     if let Some(row) = held {
         let paid: String = row.try_get(0)?;
         return if paid == order.id {
-            Ok(ProofAnswer {
-                accepted: true,
-                status: "confirmed".into(),
-                confirmations: None,
-                required: None,
-            })
+            Ok(ProofAnswer::confirmed())
         } else {
             Err(ApiError::conflict(
                 Some("txHash"),
@@ -474,22 +467,52 @@ async fn take_proof(state: &AppState, id: &str, proof: &PaymentProof) -> ApiResu
         }
     }
     check_proof(&order, proof)?;
-    match check_claim(state, &order, tx_hash, "payment-proof").await? {
-        Checked::Paid => Ok(ProofAnswer {
-            accepted: true,
-            status: "confirmed".into(),
-            confirmations: None,
-            required: None,
-        }),
-        Checked::Pending {
+    let verdict = ask_chain(state, &order, tx_hash).await?;
+    if !verdict.shows_payment() {
+        limit_order(state, id)?;
+    }
+    let rules = SettleRules {
+        may_expire: false,
+        cap: Some(state.config.max_claims_per_order),
+    };
+    match settle(state, &order, tx_hash, verdict, "payment-proof", rules).await? {
+        Settled::Paid => Ok(ProofAnswer::confirmed()),
+        Settled::Waiting {
+            claim,
             confirmations,
             required,
         } => Ok(ProofAnswer {
             accepted: false,
-            status: "awaiting-confirmations".into(),
+            status: if claim.state == ClaimState::Pending {
+                "awaiting-confirmations"
+            } else {
+                "awaiting-transaction"
+            }
+            .into(),
             confirmations: Some(confirmations),
             required: Some(required),
+            reason: claim.reason,
         }),
+        Settled::Refused(e) => Err(e),
+        Settled::Capped { max } => {
+            tracing::warn!(order = %id, tx = %hash_text, "payment proof refused: the limit of unknown claims per order");
+            Err(ApiError::too_many_requests(
+                Some("txHash"),
+                format!(
+                    "order {id} already has {max} open claims of transactions the node does not \
+                     know (the limit of claims per order): post this proof again once the node \
+                     knows the transaction, or after those claims expire"
+                ),
+            ))
+        }
+        Settled::Expired(claim) => Ok(ProofAnswer {
+            accepted: false,
+            status: "expired".into(),
+            confirmations: None,
+            required: None,
+            reason: claim.reason,
+        }),
+        Settled::Silent => Err(node_silent()),
     }
 }
 
@@ -502,10 +525,18 @@ pub struct LinkQuery {
     pub link: Option<String>,
 }
 
+/// Open claims a confirmation poll checks, at most (nearest to paying
+/// first).
+const POLL_CHECKS: usize = 3;
+
 /// The confirmation the reference's `distribute` polls. 200 with
 /// `status: "confirmed"` once paid; `awaiting-payment`,
-/// `awaiting-confirmations` or `cancelled` before. For the buyer, the
-/// seller, or whoever holds a confirmation link of the order.
+/// `awaiting-confirmations` (a claimed transaction the node knows),
+/// `awaiting-transaction` (only claims of transactions the node does not
+/// know) or `cancelled` before, with `claim_status` saying what the
+/// nearest claim waits for. For the buyer, the seller, or whoever holds a
+/// confirmation link of the order. A poll checks the order's open claims
+/// (at most 3) on chain.
 #[utoipa::path(get, path = "/v1/orders/{id}/confirmation", tag = "orders",
     params(("id" = String, Path, description = "Order id"), LinkQuery),
     responses(
@@ -523,37 +554,50 @@ pub async fn confirmation(
         (Some(p), None) => party_order(&mut tx, &id, p).await?,
         (None, None) => return Err(super::not_found(&id)),
     };
+    let open = if order.state == OrderState::AwaitingPayment {
+        Claim::open_of(&mut tx, &id).await?
+    } else {
+        Vec::new()
+    };
     tx.commit().await?;
-    if order.state == OrderState::AwaitingPayment {
-        if let Some(claimed) = order
-            .claimed_tx
-            .as_deref()
-            .and_then(|t| TxHash::parse(t, "txHash").ok())
-        {
-            // A poll moves a waiting claim forward; the node's silence or a
-            // refusal leaves the answer at "not yet".
-            if check_claim(&state, &order, claimed, "confirmation-poll")
-                .await
-                .is_ok()
+    if !open.is_empty() {
+        // A poll moves waiting claims forward; the node's silence or a
+        // refusal leaves the answer at "not yet".
+        for claim in open.iter().take(POLL_CHECKS) {
+            let Ok(hash) = TxHash::parse(&claim.tx_hash, "txHash") else {
+                continue;
+            };
+            let Ok(verdict) = ask_chain(&state, &order, hash).await else {
+                break;
+            };
+            let rules = SettleRules::default();
+            if let Ok(Settled::Paid) =
+                settle(&state, &order, hash, verdict, "confirmation-poll", rules).await
             {
-                let mut tx = state.store.begin().await?;
-                order = Order::load(&mut tx, &id)
-                    .await?
-                    .ok_or_else(|| super::not_found(&id))?;
-                tx.commit().await?;
+                break;
             }
         }
+        let mut tx = state.store.begin().await?;
+        order = Order::load(&mut tx, &id)
+            .await?
+            .ok_or_else(|| super::not_found(&id))?;
+        tx.commit().await?;
     }
     if !order.state.is_paid() {
-        let status = match (order.state, &order.claimed_tx) {
+        let mut tx = state.store.begin().await?;
+        let claims = Claim::shown_of(&mut tx, &id).await?;
+        tx.commit().await?;
+        let nearest = claims::nearest(&claims);
+        let status = match (order.state, nearest.map(|c| c.state)) {
             (OrderState::Cancelled, _) => "cancelled",
-            (_, Some(_)) => "awaiting-confirmations",
+            (_, Some(ClaimState::Pending)) => "awaiting-confirmations",
+            (_, Some(_)) => "awaiting-transaction",
             _ => "awaiting-payment",
         };
         return Ok(Json(json!({
             "status": status,
             "order_id": order.id,
-            "claim_status": order.claim_status,
+            "claim_status": super::claim_summary(&state, &order, &claims).1,
         })));
     }
     let mut tx = state.store.begin().await?;
@@ -646,52 +690,8 @@ pub async fn mark_paid(
     let order = Order::load(&mut tx, &id)
         .await?
         .ok_or_else(|| super::not_found(&id))?;
+    let shown = Claim::shown_of(&mut tx, &id).await?;
     tx.commit().await?;
     state.grant_wake.notify_one();
-    Ok(Json(view(&state, &order)))
-}
-
-/// Re-checks claimed transactions still waiting for confirmations, every
-/// `every`, until the returned task is aborted.
-pub fn spawn_claim_watcher(state: AppState, every: Duration) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut ticker = tokio::time::interval(every);
-        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            ticker.tick().await;
-            if let Err(e) = watch_once(&state).await {
-                tracing::warn!("payment watcher: {e}");
-            }
-        }
-    })
-}
-
-/// One pass of the watcher over waiting claims (at most 200).
-pub async fn watch_once(state: &AppState) -> ApiResult<usize> {
-    let mut tx = state.store.begin().await?;
-    let rows = sqlx::query(&format!(
-        "SELECT {} FROM orders WHERE state = 'awaiting-payment' AND claimed_tx IS NOT NULL \
-         ORDER BY id LIMIT 200",
-        super::COLUMNS
-    ))
-    .fetch_all(&mut *tx)
-    .await?;
-    tx.commit().await?;
-    let mut paid = 0;
-    for row in &rows {
-        let order = Order::from_row(row)?;
-        let Some(hash) = order
-            .claimed_tx
-            .as_deref()
-            .and_then(|t| TxHash::parse(t, "txHash").ok())
-        else {
-            continue;
-        };
-        match check_claim(state, &order, hash, "payment-watcher").await {
-            Ok(Checked::Paid) => paid += 1,
-            Ok(Checked::Pending { .. }) => {}
-            Err(e) => tracing::info!(order = %order.id, "claim not (yet) a payment: {}", e.message),
-        }
-    }
-    Ok(paid)
+    Ok(Json(view(&state, &order, &shown)))
 }

@@ -92,12 +92,27 @@ impl Anvil {
 
     /// A node on chain `chain_id`.
     pub fn start_on_chain(chain_id: u64) -> Anvil {
+        Self::start_with(chain_id, &[])
+    }
+
+    /// A node on chain [`BASE_CHAIN_ID`] whose genesis block is
+    /// `seconds_ago` seconds in the past: its blocks keep that distance
+    /// from the wall clock (anvil adds the time elapsed since it started)
+    /// until [`set_next_block_timestamp`](Self::set_next_block_timestamp)
+    /// moves them on.
+    pub fn start_in_the_past(seconds_ago: u64) -> Anvil {
+        let genesis = unix_now() - seconds_ago;
+        Self::start_with(BASE_CHAIN_ID, &["--timestamp", &genesis.to_string()])
+    }
+
+    /// A node on chain `chain_id`, with `extra` anvil arguments.
+    pub fn start_with(chain_id: u64, extra: &[&str]) -> Anvil {
         let binary = anvil_binary();
         // A port free when asked may be taken before anvil binds it: try
         // a few.
         let mut last_error = String::new();
         for _ in 0..5 {
-            match Self::try_start(&binary, chain_id) {
+            match Self::try_start(&binary, chain_id, extra) {
                 Ok(anvil) => return anvil,
                 Err(e) => last_error = e,
             }
@@ -105,7 +120,7 @@ impl Anvil {
         panic!("anvil did not start: {last_error}");
     }
 
-    fn try_start(binary: &Path, chain_id: u64) -> Result<Anvil, String> {
+    fn try_start(binary: &Path, chain_id: u64, extra: &[&str]) -> Result<Anvil, String> {
         let dir = tempfile::tempdir().expect("temporary directory");
         let port = free_port();
         let config = dir.path().join("anvil.json");
@@ -113,6 +128,7 @@ impl Anvil {
         let child = Command::new(binary)
             .args(["--host", "127.0.0.1", "--port", &port.to_string()])
             .args(["--chain-id", &chain_id.to_string()])
+            .args(extra)
             .arg("--config-out")
             .arg(&config)
             .current_dir(dir.path())
@@ -310,6 +326,23 @@ impl Anvil {
         self.automine.set(on);
     }
 
+    /// The timestamp the next block will have (`evm_setNextBlockTimestamp`;
+    /// later than the latest block's); later blocks follow on from it.
+    pub fn set_next_block_timestamp(&self, unix: u64) {
+        self.rpc("evm_setNextBlockTimestamp", json!([unix]));
+    }
+
+    /// The timestamp of the block `hash` was mined in.
+    pub fn mined_at(&self, hash: &TxHash) -> u64 {
+        let receipt = self.receipt(hash).expect("mined");
+        let block = self.rpc(
+            "eth_getBlockByHash",
+            json!([receipt["blockHash"].clone(), false]),
+        );
+        let ts = block["timestamp"].as_str().expect("a block timestamp");
+        u64::from_str_radix(ts.trim_start_matches("0x"), 16).expect("a timestamp")
+    }
+
     /// The latest block number.
     pub fn block_number(&self) -> u64 {
         let n = self.rpc("eth_blockNumber", json!([]));
@@ -378,6 +411,14 @@ impl Drop for Anvil {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Seconds since the Unix epoch, by the wall clock.
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("the clock is after 1970")
+        .as_secs()
 }
 
 /// The dev accounts from anvil's `--config-out` file.

@@ -115,6 +115,35 @@ impl TestServer {
         server
     }
 
+    /// A new server on a new database that `prepare` filled first (given
+    /// the database URL; the data directory exists), with `adjust` applied
+    /// to its configuration: for upgrades of databases made by older
+    /// schemas.
+    pub fn start_prepared(
+        db: Db,
+        prepare: impl FnOnce(&str),
+        adjust: impl FnOnce(&mut Config),
+    ) -> TestServer {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let data_dir = dir.path().join("data");
+        std::fs::create_dir_all(&data_dir).expect("data directory");
+        let database_url = match db {
+            Db::Sqlite => format!("sqlite://{}", data_dir.join("market.db").display()),
+            Db::Postgres => postgres::cluster().new_database(),
+        };
+        prepare(&database_url);
+        let mut config = Config {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            data_dir: data_dir.clone(),
+            database_url: Some(database_url.clone()),
+            ..Config::default()
+        };
+        adjust(&mut config);
+        let mut server = Self::launch(config, database_url, data_dir);
+        server._dir = Some(dir);
+        server
+    }
+
     fn launch(config: Config, database_url: String, data_dir: PathBuf) -> TestServer {
         let bound = block_on(Server::bind(config.clone())).expect("server starts");
         let addr = bound.local_addr();
@@ -250,6 +279,47 @@ impl Drop for TestServer {
             let _ = stop.send(());
         }
     }
+}
+
+/// Opens `url` (creating a SQLite file) and applies the market's
+/// migrations numbered below `before` only: the schema as an older server
+/// left it.
+pub fn migrate_below(db: Db, url: &str, before: i64) -> sqlx::AnyPool {
+    block_on(async {
+        sqlx::any::install_default_drivers();
+        let engine = match db {
+            Db::Sqlite => "sqlite",
+            Db::Postgres => "postgres",
+        };
+        let all = repo_root()
+            .join("crates/sealstream-market/migrations")
+            .join(engine);
+        let older = tempfile::tempdir().expect("temporary directory");
+        for entry in std::fs::read_dir(&all).expect("the migrations") {
+            let path = entry.expect("a migration").path();
+            let name = path.file_name().unwrap().to_string_lossy().to_string();
+            let version: i64 = name.split('_').next().unwrap().parse().expect("NNNN_");
+            if version < before {
+                std::fs::copy(&path, older.path().join(&name)).expect("copy a migration");
+            }
+        }
+        let url = match db {
+            Db::Sqlite => format!("{url}?mode=rwc"),
+            Db::Postgres => url.to_string(),
+        };
+        let pool = sqlx::any::AnyPoolOptions::new()
+            .max_connections(1)
+            .connect(&url)
+            .await
+            .expect("open the database");
+        sqlx::migrate::Migrator::new(older.path())
+            .await
+            .expect("the older migrations")
+            .run(&pool)
+            .await
+            .expect("the older schema");
+        pool
+    })
 }
 
 /// (status, body as JSON, or `Value::String` of the text when not JSON).

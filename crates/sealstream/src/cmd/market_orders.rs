@@ -56,13 +56,48 @@ fn describe(ui: &Ui, order: &Value) {
         )),
         _ => {}
     }
-    if let Some(tx) = order.get("claimedTx").and_then(Value::as_str) {
-        ui.say(format!(
-            "  claimed payment: {tx} ({})",
-            field(order, "claimStatus")
-        ));
+    for line in claim_lines(order) {
+        ui.say(line);
     }
     ui.say(format!("  release: {}", field(&urls, "release")));
+}
+
+/// The order's payment claims, one line each: the transaction, its state
+/// and what it waits for ("waiting for 2 more confirmations", "transaction
+/// not yet known to the node") or why it closed.
+fn claim_lines(order: &Value) -> Vec<String> {
+    let claims = order
+        .get("claims")
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    if claims.is_empty() {
+        // A server before claims were listed: its summary.
+        return order
+            .get("claimedTx")
+            .and_then(Value::as_str)
+            .map(|tx| {
+                vec![format!(
+                    "  claimed payment: {tx} ({})",
+                    field(order, "claimStatus")
+                )]
+            })
+            .unwrap_or_default();
+    }
+    let mut lines = vec!["  payment claims:".to_string()];
+    for c in claims {
+        let mut line = format!(
+            "    {} {}: {}",
+            field(c, "txHash"),
+            field(c, "state"),
+            field(c, "reason")
+        );
+        if let Some(checked) = c.get("lastCheckedAt").and_then(Value::as_str) {
+            line.push_str(&format!(" (checked {checked})"));
+        }
+        lines.push(line);
+    }
+    lines
 }
 
 fn get_order(client: &mut MarketClient, id: &str) -> CliResult<Value> {
@@ -234,5 +269,39 @@ pub fn run(command: MarketOrderCommand, ui: Ui) -> CliResult {
             }
             Ok(())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn claims_say_what_they_wait_for() {
+        let order = sealstream_core::json::parse(
+            br#"{"claimedTx":"0xaa","claimStatus":"0xaa: waiting","claims":[
+                {"txHash":"0xaa","state":"pending","reason":"waiting for 2 more confirmations",
+                 "lastCheckedAt":"2026-01-02T03:04:05Z"},
+                {"txHash":"0xbb","state":"unknown","reason":"transaction not yet known to the node",
+                 "lastCheckedAt":null}]}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            claim_lines(&order),
+            vec![
+                "  payment claims:",
+                "    0xaa pending: waiting for 2 more confirmations (checked 2026-01-02T03:04:05Z)",
+                "    0xbb unknown: transaction not yet known to the node",
+            ]
+        );
+        let older =
+            sealstream_core::json::parse(br#"{"claimedTx":"0xaa","claimStatus":"0xaa: 1 of 3"}"#)
+                .unwrap();
+        assert_eq!(
+            claim_lines(&older),
+            vec!["  claimed payment: 0xaa (0xaa: 1 of 3)"]
+        );
+        let none = sealstream_core::json::parse(br#"{"claims":[]}"#).unwrap();
+        assert!(claim_lines(&none).is_empty());
     }
 }

@@ -1,0 +1,550 @@
+//! Payment claims: each transaction anyone posted as paying an order,
+//! kept on its own row of `payment_claims` (migration 0010) with what its
+//! last check found.
+//!
+//! A claim binds nothing: the order is paid only when a check finds the
+//! transaction valid and deep enough ([`super::payment`]). Claims are kept
+//! apart so that a second claim (anyone may post one: the proof URL takes
+//! no credentials) never hides the first, and each says what it waits for.
+//!
+//! - **Open** claims are `unknown` (the node does not know the
+//!   transaction) and `pending` (known and valid so far: not mined, or not
+//!   deep enough). The watcher checks them oldest-checked first
+//!   (`check_seq`), `pending` ones before `unknown` ones.
+//! - An `unknown` claim **expires** once the watcher has checked it at
+//!   least [`UNKNOWN_MIN_CHECKS`] times and it is older than
+//!   `--unknown-claim-ttl`: a hash nobody sent stays unknown for ever.
+//! - **Closed** claims (`confirmed`, `rejected`, `expired`, `superseded`)
+//!   are shown, never checked again, and deleted
+//!   [`CLOSED_RETENTION_SECS`] after their last check.
+
+use std::collections::HashMap;
+
+use serde::Serialize;
+use sqlx::any::AnyRow;
+use sqlx::{Any, Row, Transaction};
+use utoipa::ToSchema;
+
+use crate::error::{ApiError, ApiResult};
+
+/// Checks by the watcher an unknown claim gets before it may expire
+/// (the claim's own post counts as one).
+pub const UNKNOWN_MIN_CHECKS: u64 = 3;
+
+/// How long closed claims are kept after their last check (7 days).
+pub const CLOSED_RETENTION_SECS: i64 = 7 * 24 * 3600;
+
+/// Closed claims listed with an order (besides every open one).
+pub const CLOSED_SHOWN: i64 = 10;
+
+/// Where a claim is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClaimState {
+    /// The node does not know the transaction (yet).
+    Unknown,
+    /// Known and valid so far: not mined, or not deep enough.
+    Pending,
+    /// It paid the order.
+    Confirmed,
+    /// It does not pay the order (final).
+    Rejected,
+    /// Unknown to the node for too long: dropped.
+    Expired,
+    /// The order was paid by another transaction, or cancelled.
+    Superseded,
+}
+
+impl ClaimState {
+    /// The stored and shown name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ClaimState::Unknown => "unknown",
+            ClaimState::Pending => "pending",
+            ClaimState::Confirmed => "confirmed",
+            ClaimState::Rejected => "rejected",
+            ClaimState::Expired => "expired",
+            ClaimState::Superseded => "superseded",
+        }
+    }
+
+    /// From the stored name.
+    pub fn parse(text: &str) -> Option<Self> {
+        [
+            ClaimState::Unknown,
+            ClaimState::Pending,
+            ClaimState::Confirmed,
+            ClaimState::Rejected,
+            ClaimState::Expired,
+            ClaimState::Superseded,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == text)
+    }
+
+    /// Still checked: unknown or pending.
+    pub fn is_open(self) -> bool {
+        matches!(self, ClaimState::Unknown | ClaimState::Pending)
+    }
+}
+
+/// A `payment_claims` row.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Claim {
+    /// The order claimed to be paid.
+    pub order_id: String,
+    /// The transaction, `0x` + 64 lower-case hex digits.
+    pub tx_hash: String,
+    /// The order's chain.
+    pub chain_id: u64,
+    /// First posted (or posted again after it closed), UTC.
+    pub claimed_at: String,
+    /// Last asked about on chain, UTC.
+    pub last_checked_at: Option<String>,
+    /// Times asked about since `claimed_at` (the node's silence excluded).
+    pub checks: u64,
+    /// Where it is.
+    pub state: ClaimState,
+    /// What it waits for, or why it closed.
+    pub reason: Option<String>,
+    /// Confirmations at the last check, once mined.
+    pub confirmations: Option<u64>,
+}
+
+/// The columns [`Claim::from_row_at`] reads, in order.
+pub(crate) const COLUMNS: &str = "c.order_id, c.tx_hash, c.chain_id, c.claimed_at, \
+     c.last_checked_at, c.checks, c.state, c.reason, c.confirmations";
+
+fn count(n: i64, what: &str) -> ApiResult<u64> {
+    u64::try_from(n)
+        .map_err(|_| ApiError::internal("payment claim", format!("stored {what} is negative")))
+}
+
+impl Claim {
+    /// The claim in `r`'s columns from `at` on ([`COLUMNS`]).
+    pub(crate) fn from_row_at(r: &AnyRow, at: usize) -> ApiResult<Claim> {
+        let state: String = r.try_get(at + 6)?;
+        Ok(Claim {
+            order_id: r.try_get(at)?,
+            tx_hash: r.try_get(at + 1)?,
+            chain_id: count(r.try_get(at + 2)?, "chain id")?,
+            claimed_at: r.try_get(at + 3)?,
+            last_checked_at: r.try_get(at + 4)?,
+            checks: count(r.try_get(at + 5)?, "checks")?,
+            state: ClaimState::parse(&state)
+                .ok_or_else(|| ApiError::internal("payment claim", "stored state is malformed"))?,
+            reason: r.try_get(at + 7)?,
+            confirmations: r
+                .try_get::<Option<i64>, _>(at + 8)?
+                .map(|n| count(n, "confirmations"))
+                .transpose()?,
+        })
+    }
+
+    /// The claim of `tx_hash` for `order_id`, if any.
+    pub async fn load(
+        tx: &mut Transaction<'static, Any>,
+        order_id: &str,
+        tx_hash: &str,
+    ) -> ApiResult<Option<Claim>> {
+        let row = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM payment_claims c WHERE c.order_id = $1 AND c.tx_hash = $2"
+        ))
+        .bind(order_id)
+        .bind(tx_hash)
+        .fetch_optional(&mut **tx)
+        .await?;
+        row.map(|r| Claim::from_row_at(&r, 0)).transpose()
+    }
+
+    /// The order's open claims, pending before unknown, each oldest-checked
+    /// first.
+    pub async fn open_of(
+        tx: &mut Transaction<'static, Any>,
+        order_id: &str,
+    ) -> ApiResult<Vec<Claim>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM payment_claims c \
+             WHERE c.order_id = $1 AND c.state IN ('pending', 'unknown') \
+             ORDER BY CASE c.state WHEN 'pending' THEN 0 ELSE 1 END, c.check_seq, c.tx_hash"
+        ))
+        .bind(order_id)
+        .fetch_all(&mut **tx)
+        .await?;
+        rows.iter().map(|r| Claim::from_row_at(r, 0)).collect()
+    }
+
+    /// The claims shown with an order: every open one, and the
+    /// [`CLOSED_SHOWN`] last checked closed ones.
+    pub async fn shown_of(
+        tx: &mut Transaction<'static, Any>,
+        order_id: &str,
+    ) -> ApiResult<Vec<Claim>> {
+        let mut claims = Claim::open_of(tx, order_id).await?;
+        let rows = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM payment_claims c \
+             WHERE c.order_id = $1 AND c.state NOT IN ('pending', 'unknown') \
+             ORDER BY c.last_checked_at DESC, c.tx_hash LIMIT {CLOSED_SHOWN}"
+        ))
+        .bind(order_id)
+        .fetch_all(&mut **tx)
+        .await?;
+        for r in &rows {
+            claims.push(Claim::from_row_at(r, 0)?);
+        }
+        Ok(claims)
+    }
+
+    /// The open claims of each of `order_ids` (for a page of orders).
+    pub async fn open_of_orders(
+        pool: &sqlx::AnyPool,
+        order_ids: &[&str],
+    ) -> ApiResult<HashMap<String, Vec<Claim>>> {
+        let mut out: HashMap<String, Vec<Claim>> = HashMap::new();
+        if order_ids.is_empty() {
+            return Ok(out);
+        }
+        let marks: Vec<String> = (1..=order_ids.len()).map(|i| format!("${i}")).collect();
+        let sql = format!(
+            "SELECT {COLUMNS} FROM payment_claims c \
+             WHERE c.state IN ('pending', 'unknown') AND c.order_id IN ({}) \
+             ORDER BY c.order_id, CASE c.state WHEN 'pending' THEN 0 ELSE 1 END, \
+             c.check_seq, c.tx_hash",
+            marks.join(", ")
+        );
+        let mut query = sqlx::query(&sql);
+        for id in order_ids {
+            query = query.bind(*id);
+        }
+        for r in &query.fetch_all(pool).await? {
+            let claim = Claim::from_row_at(r, 0)?;
+            out.entry(claim.order_id.clone()).or_default().push(claim);
+        }
+        Ok(out)
+    }
+
+    /// The order's open claims of transactions the node does not know.
+    pub async fn unknown_count(
+        tx: &mut Transaction<'static, Any>,
+        order_id: &str,
+    ) -> ApiResult<u64> {
+        let (n,): (i64,) = sqlx::query_as(
+            "SELECT COUNT(*) FROM payment_claims WHERE order_id = $1 AND state = 'unknown'",
+        )
+        .bind(order_id)
+        .fetch_one(&mut **tx)
+        .await?;
+        count(n, "count")
+    }
+}
+
+/// What a check of a claim found, to record.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Observation {
+    /// The claim's new state.
+    pub state: ClaimState,
+    /// What it waits for, or why it closed.
+    pub reason: Option<String>,
+    /// Confirmations seen, once mined.
+    pub confirmations: Option<u64>,
+    /// Whether the chain answered (the node's silence does not count as a
+    /// check, and changes nothing but the time of the last attempt).
+    pub answered: bool,
+}
+
+/// Records `seen` for the claim of `tx_hash` on `order_id`, in `tx`:
+/// a new claim, or the existing one updated (a closed claim posted again
+/// opens anew, its count of checks restarted). Returns the claim as
+/// recorded.
+pub async fn record(
+    tx: &mut Transaction<'static, Any>,
+    order_id: &str,
+    tx_hash: &str,
+    chain_id: u64,
+    seen: &Observation,
+) -> ApiResult<Claim> {
+    let now = sealstream_core::chunk::utc_now_seconds();
+    let chain = i64::try_from(chain_id)
+        .map_err(|_| ApiError::internal("payment claim", "chain id out of range"))?;
+    let confirmations = seen
+        .confirmations
+        .map(|c| i64::try_from(c).unwrap_or(i64::MAX));
+    let next_seq = "(SELECT COALESCE(MAX(check_seq), 0) + 1 FROM payment_claims)";
+    let existing = Claim::load(tx, order_id, tx_hash).await?;
+    let inserted = existing.is_none()
+        && sqlx::query(&format!(
+            "INSERT INTO payment_claims (order_id, tx_hash, chain_id, claimed_at, \
+             last_checked_at, checks, check_seq, state, reason, confirmations) \
+             VALUES ($1, $2, $3, $4, $4, $5, {next_seq}, $6, $7, $8) \
+             ON CONFLICT (order_id, tx_hash) DO NOTHING"
+        ))
+        .bind(order_id)
+        .bind(tx_hash)
+        .bind(chain)
+        .bind(&now)
+        .bind(i64::from(seen.answered))
+        .bind(seen.state.as_str())
+        .bind(&seen.reason)
+        .bind(confirmations)
+        .execute(&mut **tx)
+        .await?
+        .rows_affected()
+            == 1;
+    if !inserted && !seen.answered {
+        // Only the time of the attempt moves (so the sweep goes on to
+        // other claims); what the last answer said stays.
+        sqlx::query(&format!(
+            "UPDATE payment_claims SET last_checked_at = $1, check_seq = {next_seq} \
+             WHERE order_id = $2 AND tx_hash = $3"
+        ))
+        .bind(&now)
+        .bind(order_id)
+        .bind(tx_hash)
+        .execute(&mut **tx)
+        .await?;
+    } else if !inserted {
+        // Inserted meanwhile by a concurrent post: read it back.
+        let old = match existing {
+            Some(old) => old,
+            None => Claim::load(tx, order_id, tx_hash)
+                .await?
+                .ok_or_else(|| ApiError::internal("payment claim", "a claim vanished"))?,
+        };
+        let reopen = !old.state.is_open() && seen.state.is_open();
+        let checks = if reopen { 1 } else { old.checks + 1 };
+        let claimed_at = if reopen { now.clone() } else { old.claimed_at };
+        sqlx::query(&format!(
+            "UPDATE payment_claims SET claimed_at = $1, last_checked_at = $2, checks = $3, \
+             check_seq = {next_seq}, state = $4, reason = $5, confirmations = $6 \
+             WHERE order_id = $7 AND tx_hash = $8"
+        ))
+        .bind(&claimed_at)
+        .bind(&now)
+        .bind(i64::try_from(checks).unwrap_or(i64::MAX))
+        .bind(seen.state.as_str())
+        .bind(&seen.reason)
+        .bind(confirmations)
+        .bind(order_id)
+        .bind(tx_hash)
+        .execute(&mut **tx)
+        .await?;
+    }
+    Claim::load(tx, order_id, tx_hash)
+        .await?
+        .ok_or_else(|| ApiError::internal("payment claim", "the claim just recorded is missing"))
+}
+
+/// Expires `claim` if it is unknown, was checked at least
+/// [`UNKNOWN_MIN_CHECKS`] times and is older than `ttl_secs`. Returns
+/// whether it expired.
+pub async fn expire_if_stale(
+    tx: &mut Transaction<'static, Any>,
+    claim: &Claim,
+    ttl_secs: u64,
+) -> ApiResult<bool> {
+    if claim.state != ClaimState::Unknown || claim.checks < UNKNOWN_MIN_CHECKS {
+        return Ok(false);
+    }
+    let now = crate::auth::session::now_unix();
+    let age = crate::datasets::parse_utc_seconds(&claim.claimed_at)
+        .map(|t| now.saturating_sub(t))
+        .unwrap_or(i64::MAX);
+    if age < i64::try_from(ttl_secs).unwrap_or(i64::MAX) {
+        return Ok(false);
+    }
+    let reason = format!(
+        "transaction not known to the node after {} checks over {age} s: dropped \
+         (post the proof again once the node has it)",
+        claim.checks
+    );
+    let changed = sqlx::query(
+        "UPDATE payment_claims SET state = 'expired', reason = $1 \
+         WHERE order_id = $2 AND tx_hash = $3 AND state = 'unknown'",
+    )
+    .bind(&reason)
+    .bind(&claim.order_id)
+    .bind(&claim.tx_hash)
+    .execute(&mut **tx)
+    .await?
+    .rows_affected();
+    Ok(changed == 1)
+}
+
+/// Closes the order's open claims: `paid_by` (the transaction that paid
+/// it, if on chain) becomes confirmed, the others superseded with
+/// `reason`.
+pub async fn close_open(
+    tx: &mut Transaction<'static, Any>,
+    order_id: &str,
+    paid_by: Option<&str>,
+    reason: &str,
+) -> ApiResult<()> {
+    if let Some(hash) = paid_by {
+        sqlx::query(
+            "UPDATE payment_claims SET state = 'confirmed', reason = NULL \
+             WHERE order_id = $1 AND tx_hash = $2",
+        )
+        .bind(order_id)
+        .bind(hash)
+        .execute(&mut **tx)
+        .await?;
+    }
+    sqlx::query(
+        "UPDATE payment_claims SET state = 'superseded', reason = $1 \
+         WHERE order_id = $2 AND state IN ('pending', 'unknown')",
+    )
+    .bind(reason)
+    .bind(order_id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Housekeeping of a watcher sweep: closes the open claims of orders no
+/// longer awaiting payment (a safety net: payment and cancellation close
+/// them) and deletes closed claims last checked over
+/// [`CLOSED_RETENTION_SECS`] ago. Returns the claims deleted.
+pub async fn tidy(tx: &mut Transaction<'static, Any>) -> ApiResult<u64> {
+    sqlx::query(
+        "UPDATE payment_claims SET state = 'superseded', \
+         reason = 'the order is no longer awaiting payment' \
+         WHERE state IN ('pending', 'unknown') AND order_id IN \
+         (SELECT id FROM orders WHERE state <> 'awaiting-payment')",
+    )
+    .execute(&mut **tx)
+    .await?;
+    let cutoff =
+        crate::datasets::format_utc(crate::auth::session::now_unix() - CLOSED_RETENTION_SECS);
+    let deleted = sqlx::query(
+        "DELETE FROM payment_claims WHERE state NOT IN ('pending', 'unknown') \
+         AND last_checked_at < $1",
+    )
+    .bind(cutoff)
+    .execute(&mut **tx)
+    .await?
+    .rows_affected();
+    Ok(deleted)
+}
+
+/// A claim as the order's parties see it.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ClaimView {
+    /// The transaction.
+    pub tx_hash: String,
+    /// Its chain.
+    pub chain_id: u64,
+    /// `unknown`, `pending`, `confirmed`, `rejected`, `expired` or
+    /// `superseded`.
+    pub state: String,
+    /// What it waits for ("waiting for 2 more confirmations", "transaction
+    /// not yet known to the node"), or why it closed.
+    pub reason: Option<String>,
+    /// Confirmations at the last check, once mined.
+    pub confirmations: Option<u64>,
+    /// First posted, UTC.
+    pub claimed_at: String,
+    /// Last checked on chain, UTC.
+    pub last_checked_at: Option<String>,
+    /// Checks so far.
+    pub checks: u64,
+}
+
+impl From<&Claim> for ClaimView {
+    fn from(c: &Claim) -> Self {
+        ClaimView {
+            tx_hash: c.tx_hash.clone(),
+            chain_id: c.chain_id,
+            state: c.state.as_str().to_string(),
+            reason: c.reason.clone(),
+            confirmations: c.confirmations,
+            claimed_at: c.claimed_at.clone(),
+            last_checked_at: c.last_checked_at.clone(),
+            checks: c.checks,
+        }
+    }
+}
+
+/// The claim an order's summary names: the open claim nearest to paying
+/// (pending before unknown, most confirmations, then latest), if any.
+pub fn nearest(claims: &[Claim]) -> Option<&Claim> {
+    claims.iter().filter(|c| c.state.is_open()).max_by(|a, b| {
+        (
+            a.state == ClaimState::Pending,
+            a.confirmations,
+            &a.claimed_at,
+        )
+            .cmp(&(
+                b.state == ClaimState::Pending,
+                b.confirmations,
+                &b.claimed_at,
+            ))
+    })
+}
+
+/// `<hash>: <reason>` of `claim`, with `<n> of <required> confirmations`
+/// once mined.
+pub fn status_line(claim: &Claim, required: u64) -> String {
+    let mut line = format!(
+        "{}: {}",
+        claim.tx_hash,
+        claim.reason.as_deref().unwrap_or(claim.state.as_str())
+    );
+    if let (ClaimState::Pending, Some(n)) = (claim.state, claim.confirmations) {
+        if n > 0 {
+            line.push_str(&format!("; {n} of {required} confirmations"));
+        }
+    }
+    line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn claim(state: ClaimState, confirmations: Option<u64>, at: &str) -> Claim {
+        Claim {
+            order_id: "ord_1".into(),
+            tx_hash: format!("0x{}", at.len()),
+            chain_id: 8453,
+            claimed_at: at.into(),
+            last_checked_at: None,
+            checks: 1,
+            state,
+            reason: Some("waiting".into()),
+            confirmations,
+        }
+    }
+
+    #[test]
+    fn states_round_trip_and_only_unknown_and_pending_are_open() {
+        for s in [
+            ClaimState::Unknown,
+            ClaimState::Pending,
+            ClaimState::Confirmed,
+            ClaimState::Rejected,
+            ClaimState::Expired,
+            ClaimState::Superseded,
+        ] {
+            assert_eq!(ClaimState::parse(s.as_str()), Some(s));
+            assert_eq!(
+                s.is_open(),
+                matches!(s, ClaimState::Unknown | ClaimState::Pending)
+            );
+        }
+        assert_eq!(ClaimState::parse("paid"), None);
+    }
+
+    #[test]
+    fn the_nearest_claim_is_a_pending_one_with_most_confirmations() {
+        let unknown = claim(ClaimState::Unknown, None, "2026-01-02T03:04:09Z");
+        let one = claim(ClaimState::Pending, Some(1), "2026-01-02T03:04:05Z");
+        let two = claim(ClaimState::Pending, Some(2), "2026-01-02T03:04:01Z");
+        let closed = claim(ClaimState::Rejected, Some(9), "2026-01-02T03:04:10Z");
+        let all = [unknown.clone(), one.clone(), two.clone(), closed.clone()];
+        assert_eq!(nearest(&all), Some(&two));
+        assert_eq!(nearest(&[unknown.clone(), closed.clone()]), Some(&unknown));
+        assert_eq!(nearest(&[closed]), None);
+        assert!(status_line(&two, 3).ends_with("waiting; 2 of 3 confirmations"));
+        assert!(status_line(&unknown, 3).ends_with(": waiting"));
+    }
+}
