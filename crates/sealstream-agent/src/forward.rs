@@ -450,6 +450,24 @@ impl Outbox {
         self.spool_bytes() <= limit
     }
 
+    /// Wait until every destination has everything, or `timeout` has
+    /// passed. Returns whether everything was delivered.
+    pub fn wait_drained_for(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        while !self.drained() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            let inner = self.lock();
+            let _ = self
+                .changed
+                .wait_timeout(inner, left.min(Duration::from_millis(200)))
+                .unwrap_or_else(|p| p.into_inner());
+        }
+        true
+    }
+
     /// Wait until every destination has everything, or `stop` is set.
     pub fn wait_drained(&self, stop: &AtomicBool) {
         while !self.drained() && !stop.load(Ordering::Relaxed) {

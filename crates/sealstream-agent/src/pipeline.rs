@@ -162,13 +162,22 @@ pub struct RunOptions {
     /// When every source has ended, wait until each destination has every
     /// chunk (retrying unreachable ones) before returning. Default true.
     pub wait_for_delivery: bool,
+    /// After `stop`, how long the destinations are given to receive what
+    /// the stop sealed before the run returns (what they do not receive in
+    /// time stays in the spool for the next run). Default
+    /// [`DEFAULT_STOP_GRACE`].
+    pub stop_grace: Duration,
 }
+
+/// Default [`RunOptions::stop_grace`]: 5 seconds.
+pub const DEFAULT_STOP_GRACE: Duration = Duration::from_secs(5);
 
 impl Default for RunOptions {
     fn default() -> Self {
         RunOptions {
             stop: Arc::new(AtomicBool::new(false)),
             wait_for_delivery: true,
+            stop_grace: DEFAULT_STOP_GRACE,
         }
     }
 }
@@ -408,6 +417,10 @@ impl Agent {
                 log("all sources read; waiting for the destinations to receive everything");
             }
             self.outbox.wait_drained(&stop);
+        } else if result.is_ok() && stop.load(Ordering::Relaxed) && !self.outbox.drained() {
+            // Stopped (SIGTERM): the chunks just sealed reach reachable
+            // destinations now rather than at the next run.
+            self.outbox.wait_drained_for(options.stop_grace);
         }
         self.outbox.shutdown();
         let _ = forwarder.join();

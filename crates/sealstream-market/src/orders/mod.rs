@@ -436,11 +436,7 @@ pub(crate) fn claim_summary(
     }
 }
 
-pub(crate) fn view(
-    state: &AppState,
-    order: &Order,
-    claims: &[claims::Claim],
-) -> OrderView {
+pub(crate) fn view(state: &AppState, order: &Order, claims: &[claims::Claim]) -> OrderView {
     let base = format!("{}/v1/orders/{}", base_url(state), order.id);
     let (claimed_tx, claim_status) = claim_summary(state, order, claims);
     OrderView {
@@ -563,10 +559,7 @@ pub async fn create(
     }));
     crate::audit::append(&mut tx, &caller.did, "order.create", &order.id, &details).await?;
     tx.commit().await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(view(&state, &order, &[])),
-    ))
+    Ok((StatusCode::CREATED, Json(view(&state, &order, &[]))))
 }
 
 /// One order, to its buyer or seller.

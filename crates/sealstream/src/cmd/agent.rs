@@ -47,6 +47,7 @@ fn run_agent(config: &std::path::Path, no_wait: bool, ui: Ui) -> CliResult {
     let options = RunOptions {
         stop,
         wait_for_delivery: !no_wait,
+        ..RunOptions::default()
     };
     let reports = agent
         .run(&options, log)
