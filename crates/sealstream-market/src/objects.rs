@@ -39,6 +39,8 @@ pub struct Objects {
     store: Arc<dyn ObjectStore>,
     prefix: String,
     url: String,
+    /// The directory of a local store.
+    local_dir: Option<std::path::PathBuf>,
 }
 
 impl fmt::Debug for Objects {
@@ -81,6 +83,7 @@ impl Objects {
                     store: Arc::new(store),
                     prefix: prefix.to_string(),
                     url: u.to_string(),
+                    local_dir: None,
                 })
             }
             Some(u) => Err(fail(
@@ -100,7 +103,13 @@ impl Objects {
             store: Arc::new(store),
             prefix: String::new(),
             url,
+            local_dir: Some(dir.to_path_buf()),
         })
+    }
+
+    /// The directory of a local store (`None` for S3).
+    pub fn local_dir(&self) -> Option<&Path> {
+        self.local_dir.as_deref()
     }
 
     /// The underlying store.

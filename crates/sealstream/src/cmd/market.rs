@@ -34,7 +34,9 @@ pub fn run(command: MarketCommand, ui: Ui) -> CliResult {
             payment_poll,
             receipt_key_file,
             operator_kek_file,
+            limits,
         } => {
+            let seconds = std::time::Duration::from_secs;
             let config = Config {
                 listen,
                 data_dir: db.data_dir,
@@ -58,6 +60,18 @@ pub fn run(command: MarketCommand, ui: Ui) -> CliResult {
                 receipt_key_file,
                 grant_limit: max_grant_bytes,
                 operator_kek_file,
+                max_connections: usize::try_from(limits.max_connections).unwrap_or(usize::MAX),
+                max_connections_per_client: usize::try_from(limits.max_connections_per_client)
+                    .unwrap_or(usize::MAX),
+                header_timeout: seconds(limits.header_timeout),
+                idle_timeout: seconds(limits.idle_timeout),
+                request_timeout: seconds(limits.request_timeout),
+                upload_timeout: seconds(limits.upload_timeout),
+                owner_quota_bytes: limits.owner_quota_bytes,
+                owner_quota_chunks: limits.owner_quota_chunks,
+                min_free_disk: limits.min_free_disk,
+                write_rate: limits.write_rate,
+                write_burst: limits.write_burst,
                 ..Config::default()
             };
             serve(config, ui)

@@ -1,0 +1,226 @@
+//! In-process rate limits: a token bucket per key (a principal's DID, a
+//! client's address), held in memory.
+//!
+//! Each key has a bucket of at most `burst` tokens, refilled at `rate`
+//! tokens per second; a request takes one token, and is refused while the
+//! bucket is empty, with the time until a token is back. Nothing is shared
+//! between processes: behind several server processes every process has its
+//! own buckets.
+//!
+//! Memory is bounded: when a new key would make more than `max_keys`
+//! buckets, the buckets that are full again (unused for `burst / rate`
+//! seconds, so forgetting them changes nothing) are dropped first; if that
+//! is not enough, every bucket is dropped, which only lets the keys start
+//! over with a full burst (it never refuses more).
+//!
+//! [`LogThrottle`] keeps the log of refusals readable when they come in a
+//! flood: one line a second at most, with the count of those not logged.
+
+use std::collections::HashMap;
+use std::hash::Hash;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// Keys a [`KeyedTokenBucket`] holds at most, by default.
+pub const DEFAULT_MAX_KEYS: usize = 100_000;
+
+/// A token bucket per key.
+#[derive(Debug)]
+pub struct KeyedTokenBucket<K> {
+    /// Tokens added per second.
+    rate: f64,
+    /// Most tokens a bucket holds.
+    burst: f64,
+    max_keys: usize,
+    buckets: Mutex<HashMap<K, Bucket>>,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Bucket {
+    tokens: f64,
+    at: Instant,
+}
+
+impl Bucket {
+    /// The tokens at `now`, refilled since `at`.
+    fn tokens_at(&self, now: Instant, rate: f64, burst: f64) -> f64 {
+        let elapsed = now.saturating_duration_since(self.at).as_secs_f64();
+        (self.tokens + elapsed * rate).min(burst)
+    }
+}
+
+impl<K: Hash + Eq + Clone> KeyedTokenBucket<K> {
+    /// Buckets of `burst` tokens (at least 1) refilled at `rate` per second
+    /// (more than 0), at most [`DEFAULT_MAX_KEYS`] of them.
+    pub fn new(rate: f64, burst: u32) -> Self {
+        Self::with_max_keys(rate, burst, DEFAULT_MAX_KEYS)
+    }
+
+    /// [`new`](Self::new) holding at most `max_keys` buckets.
+    pub fn with_max_keys(rate: f64, burst: u32, max_keys: usize) -> Self {
+        assert!(rate > 0.0 && rate.is_finite(), "a positive, finite rate");
+        KeyedTokenBucket {
+            rate,
+            burst: f64::from(burst.max(1)),
+            max_keys: max_keys.max(1),
+            buckets: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Takes a token from `key`'s bucket now; `Err(wait)` when it is empty,
+    /// `wait` being the time until a token is back.
+    pub fn check(&self, key: &K) -> Result<(), Duration> {
+        self.check_at(key, Instant::now())
+    }
+
+    /// [`check`](Self::check) at the instant `now` (for tests: no clock).
+    pub fn check_at(&self, key: &K, now: Instant) -> Result<(), Duration> {
+        let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
+        if !buckets.contains_key(key) && buckets.len() >= self.max_keys {
+            let (rate, burst) = (self.rate, self.burst);
+            buckets.retain(|_, b| b.tokens_at(now, rate, burst) < burst);
+            if buckets.len() >= self.max_keys {
+                tracing::warn!(
+                    keys = buckets.len(),
+                    "rate limiter: more active keys than it holds; all buckets start over"
+                );
+                buckets.clear();
+            }
+        }
+        let bucket = buckets.entry(key.clone()).or_insert(Bucket {
+            tokens: self.burst,
+            at: now,
+        });
+        let tokens = bucket.tokens_at(now, self.rate, self.burst);
+        if tokens >= 1.0 {
+            *bucket = Bucket {
+                tokens: tokens - 1.0,
+                at: now,
+            };
+            Ok(())
+        } else {
+            Err(Duration::from_secs_f64((1.0 - tokens) / self.rate))
+        }
+    }
+
+    /// Buckets held (for tests and metrics).
+    pub fn keys(&self) -> usize {
+        self.buckets.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+}
+
+/// Lets a log line through at most once per interval, counting the others.
+#[derive(Debug)]
+pub struct LogThrottle {
+    every: Duration,
+    state: Mutex<(Option<Instant>, u64)>,
+}
+
+impl Default for LogThrottle {
+    fn default() -> Self {
+        LogThrottle::new(Duration::from_secs(1))
+    }
+}
+
+impl LogThrottle {
+    /// At most one line every `every`.
+    pub fn new(every: Duration) -> Self {
+        LogThrottle {
+            every,
+            state: Mutex::new((None, 0)),
+        }
+    }
+
+    /// `Some(lines held back since the last one)` when a line may be
+    /// written now, `None` when it must be held back.
+    pub fn allow(&self) -> Option<u64> {
+        self.allow_at(Instant::now())
+    }
+
+    fn allow_at(&self, now: Instant) -> Option<u64> {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let (last, held) = &mut *state;
+        if last.is_some_and(|t| now.saturating_duration_since(t) < self.every) {
+            *held += 1;
+            return None;
+        }
+        *last = Some(now);
+        Some(std::mem::take(held))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_throttle_counts_what_it_holds_back() {
+        let throttle = LogThrottle::new(Duration::from_secs(1));
+        let t0 = Instant::now();
+        assert_eq!(throttle.allow_at(t0), Some(0));
+        assert_eq!(throttle.allow_at(t0 + Duration::from_millis(10)), None);
+        assert_eq!(throttle.allow_at(t0 + Duration::from_millis(20)), None);
+        assert_eq!(throttle.allow_at(t0 + Duration::from_secs(1)), Some(2));
+    }
+
+    #[test]
+    fn a_burst_then_the_rate() {
+        let limiter = KeyedTokenBucket::new(2.0, 3);
+        let t0 = Instant::now();
+        for _ in 0..3 {
+            assert!(limiter.check_at(&"a", t0).is_ok());
+        }
+        let wait = limiter.check_at(&"a", t0).unwrap_err();
+        assert_eq!(wait, Duration::from_millis(500));
+        // Another key has its own bucket.
+        assert!(limiter.check_at(&"b", t0).is_ok());
+        // Half a second later one token is back, and only one.
+        let t1 = t0 + Duration::from_millis(500);
+        assert!(limiter.check_at(&"a", t1).is_ok());
+        assert!(limiter.check_at(&"a", t1).is_err());
+        // Refills stop at the burst.
+        let t2 = t1 + Duration::from_secs(3600);
+        for _ in 0..3 {
+            assert!(limiter.check_at(&"a", t2).is_ok());
+        }
+        assert!(limiter.check_at(&"a", t2).is_err());
+    }
+
+    #[test]
+    fn refused_requests_take_no_token() {
+        let limiter = KeyedTokenBucket::new(1.0, 1);
+        let t0 = Instant::now();
+        assert!(limiter.check_at(&1, t0).is_ok());
+        for ms in [100, 200, 900] {
+            assert!(limiter
+                .check_at(&1, t0 + Duration::from_millis(ms))
+                .is_err());
+        }
+        assert!(limiter.check_at(&1, t0 + Duration::from_secs(1)).is_ok());
+    }
+
+    #[test]
+    fn memory_is_bounded_and_forgets_only_full_buckets_first() {
+        let limiter = KeyedTokenBucket::with_max_keys(1.0, 2, 3);
+        let t0 = Instant::now();
+        for k in 0..3 {
+            assert!(limiter.check_at(&k, t0).is_ok());
+        }
+        // Key 0 drained its bucket; keys 1 and 2 refill by t1.
+        assert!(limiter.check_at(&0, t0).is_ok());
+        let t1 = t0 + Duration::from_millis(1500);
+        assert!(limiter.check_at(&3, t1).is_ok());
+        assert_eq!(limiter.keys(), 2, "keys 1 and 2 were full again: dropped");
+        // Key 0 is still held: half a token back, so refused.
+        assert!(limiter
+            .check_at(&0, t0 + Duration::from_millis(500))
+            .is_err());
+        // Over the bound with no full bucket: all start over.
+        let busy = KeyedTokenBucket::with_max_keys(1.0, 1, 2);
+        assert!(busy.check_at(&"x", t0).is_ok());
+        assert!(busy.check_at(&"y", t0).is_ok());
+        assert!(busy.check_at(&"z", t0).is_ok());
+        assert_eq!(busy.keys(), 1);
+        assert!(busy.check_at(&"x", t0).is_ok(), "x starts over, full");
+    }
+}
