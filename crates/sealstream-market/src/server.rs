@@ -20,10 +20,10 @@ use tower_http::trace::TraceLayer;
 use crate::audit;
 use crate::connections::{ConnectionEvents, ConnectionLimits, Listener};
 use crate::error::ApiError;
-use crate::limits::{KeyedTokenBucket, LogThrottle};
+use crate::limits::LogThrottle;
 use crate::objects::{Objects, ObjectsError};
 use crate::store::{Store, StoreError};
-use crate::throttle::WriteKey;
+use crate::throttle::WriteLimits;
 
 /// Default listen address.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -118,10 +118,15 @@ pub struct Config {
     /// free space than this, in bytes (0: no floor).
     pub min_free_disk: u64,
     /// Writes (requests other than GET, HEAD, OPTIONS) per second per
-    /// principal, or per client address without a session (0: no limit).
+    /// principal (0: no limit).
     pub write_rate: f64,
     /// Writes a principal may make at once before the rate applies.
     pub write_burst: u32,
+    /// Writes per second per client address without a session (0: no
+    /// limit).
+    pub anonymous_write_rate: f64,
+    /// Writes a client address without a session may make at once.
+    pub anonymous_write_burst: u32,
 }
 
 impl Default for Config {
@@ -154,6 +159,8 @@ impl Default for Config {
             min_free_disk: crate::quota::DEFAULT_MIN_FREE_DISK,
             write_rate: crate::throttle::DEFAULT_WRITE_RATE,
             write_burst: crate::throttle::DEFAULT_WRITE_BURST,
+            anonymous_write_rate: crate::throttle::DEFAULT_ANONYMOUS_WRITE_RATE,
+            anonymous_write_burst: crate::throttle::DEFAULT_ANONYMOUS_WRITE_BURST,
         }
     }
 }
@@ -331,8 +338,8 @@ pub struct AppState {
     pub operator_kek: Arc<crate::operator_key::KeyEncryptionKey>,
     /// Wakes the operator granter (an order was paid, a key registered).
     pub grant_wake: Arc<tokio::sync::Notify>,
-    /// The write rate limit's buckets (`None`: no limit).
-    pub writes: Option<Arc<KeyedTokenBucket<WriteKey>>>,
+    /// The write rate limits' buckets.
+    pub writes: Arc<WriteLimits>,
     /// Keeps the warnings about refusals to one line a second.
     pub refusal_log: Arc<LogThrottle>,
 }
@@ -348,8 +355,7 @@ impl AppState {
         receipt_key: sealstream_core::keys::ReceiptSigningKey,
         operator_kek: crate::operator_key::KeyEncryptionKey,
     ) -> AppState {
-        let writes = (config.write_rate > 0.0)
-            .then(|| Arc::new(KeyedTokenBucket::new(config.write_rate, config.write_burst)));
+        let writes = Arc::new(WriteLimits::new(&config));
         AppState {
             store,
             objects,

@@ -213,6 +213,8 @@ fn writes_are_rate_limited_per_principal(db: Db) {
     let server = TestServer::start_with(db, |c| {
         c.write_rate = 0.001;
         c.write_burst = 3;
+        c.anonymous_write_rate = 0.001;
+        c.anonymous_write_burst = 2;
     });
     let (_, alice) = new_owner();
     let (_, bob) = new_owner();
@@ -247,19 +249,21 @@ fn writes_are_rate_limited_per_principal(db: Db) {
     );
     assert_eq!(server.send("POST", "/v1/listings", Some(&b), &empty).0, 400);
     assert_eq!(server.get("/v1/listings?mine=true", Some(&a1)).0, 200);
-    // Anonymous writes count against the client's address.
-    for _ in 0..3 {
-        assert_eq!(
-            server
-                .send_raw("POST", "/v1/auth/nonce", None, "text/plain", b"")
-                .0,
-            200
-        );
+    // Anonymous writes count against the client's address, under their own
+    // limits; a token the server does not know is no session.
+    for _ in 0..2 {
+        let (status, _) = server.send_raw("POST", "/v1/auth/nonce", None, "text/plain", b"");
+        assert_eq!(status, 200);
     }
     let (status, body) = server.send_raw("POST", "/v1/auth/nonce", None, "text/plain", b"");
     assert_eq!(
         (status, &body["error"]["field"]),
-        (429, &Value::from("write-rate"))
+        (429, &Value::from("anonymous-write-rate"))
+    );
+    let (status, body) = server.send("POST", "/v1/listings", Some("not-a-token"), &empty);
+    assert_eq!(
+        (status, &body["error"]["field"]),
+        (429, &Value::from("anonymous-write-rate"))
     );
 }
 

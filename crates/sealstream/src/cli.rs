@@ -576,14 +576,21 @@ pub struct MarketLimitArgs {
     /// (0: no floor). S3 and PostgreSQL are not measured.
     #[arg(long, default_value_t = 1 << 30, value_name = "BYTES")]
     pub min_free_disk: u64,
-    /// Writes (requests other than GET, HEAD, OPTIONS) per second per principal, or per
-    /// client address without a session: then 429 naming write-rate, with Retry-After
-    /// (0: no limit).
+    /// Writes (requests other than GET, HEAD, OPTIONS) per second per signed-in principal
+    /// (its DID, whatever its session): then 429 naming write-rate, with Retry-After (0: no
+    /// limit).
     #[arg(long, default_value_t = 200.0, value_name = "PER_SECOND", value_parser = parse_rate)]
     pub write_rate: f64,
     /// Writes a principal may make at once before --write-rate applies.
-    #[arg(long, default_value_t = 1000, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, default_value_t = 2000, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub write_burst: u32,
+    /// Writes per second per client address without a session (sign-in, payment proofs):
+    /// then 429 naming anonymous-write-rate (0: no limit).
+    #[arg(long, default_value_t = 20.0, value_name = "PER_SECOND", value_parser = parse_rate)]
+    pub anonymous_write_rate: f64,
+    /// Writes a client address without a session may make at once.
+    #[arg(long, default_value_t = 200, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub anonymous_write_burst: u32,
 }
 
 fn parse_rate(text: &str) -> Result<f64, String> {

@@ -72,6 +72,8 @@ pub fn run(command: MarketCommand, ui: Ui) -> CliResult {
                 min_free_disk: limits.min_free_disk,
                 write_rate: limits.write_rate,
                 write_burst: limits.write_burst,
+                anonymous_write_rate: limits.anonymous_write_rate,
+                anonymous_write_burst: limits.anonymous_write_burst,
                 ..Config::default()
             };
             serve(config, ui)
