@@ -401,6 +401,8 @@ pub fn open_file_limit() -> Option<(u64, u64)> {
     #[cfg(unix)]
     {
         use nix::sys::resource::{getrlimit, Resource};
+        // `rlim_t` is not u64 on every Unix.
+        #[allow(clippy::unnecessary_cast)]
         getrlimit(Resource::RLIMIT_NOFILE)
             .ok()
             .map(|(soft, hard)| (soft as u64, hard as u64))

@@ -189,6 +189,8 @@ pub fn free_space(path: &Path) -> std::io::Result<u64> {
     #[cfg(unix)]
     {
         let stat = nix::sys::statvfs::statvfs(path).map_err(std::io::Error::from)?;
+        // `fsblkcnt_t` and `c_ulong` are not u64 on every Unix.
+        #[allow(clippy::unnecessary_cast)]
         Ok((stat.blocks_available() as u64).saturating_mul(stat.fragment_size() as u64))
     }
     #[cfg(not(unix))]
