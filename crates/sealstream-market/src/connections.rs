@@ -197,18 +197,25 @@ impl<T> IdleTimeout<T> {
     }
 
     /// Called when an operation is pending: an error once the deadline has
-    /// passed, else pending with the timer armed.
+    /// passed, else pending with the timer armed. The timer is not moved on
+    /// each byte (that would cost a timer update per read and write): it
+    /// stays at a deadline no later than the real one, and when it fires
+    /// early it is set again to the real one.
     fn pending<R>(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<R>> {
-        let deadline = tokio::time::Instant::from_std(self.last_progress + self.timeout);
-        if self.sleep.deadline() != deadline {
-            self.sleep.as_mut().reset(deadline);
-        }
-        match self.sleep.as_mut().poll(cx) {
-            Poll::Ready(()) => Poll::Ready(Err(io::Error::new(
-                io::ErrorKind::TimedOut,
-                "idle timeout: no byte moved",
-            ))),
-            Poll::Pending => Poll::Pending,
+        loop {
+            if self.sleep.as_mut().poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+            let deadline = self.last_progress + self.timeout;
+            if Instant::now() >= deadline {
+                return Poll::Ready(Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "idle timeout: no byte moved",
+                )));
+            }
+            self.sleep
+                .as_mut()
+                .reset(tokio::time::Instant::from_std(deadline));
         }
     }
 }

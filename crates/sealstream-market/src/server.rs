@@ -460,12 +460,9 @@ pub(crate) fn limited(
 ) -> Router<AppState> {
     routes
         .layer(RequestBodyLimitLayer::new(body_limit))
-        .layer(middleware::map_response(
-            move |response: Response| async move { json_too_large(response, body_limit) },
-        ))
         .layer(DefaultBodyLimit::disable())
         .layer(middleware::from_fn(move |request: Request, next: Next| {
-            timed(request, next, timeout, timeout_name)
+            timed(request, next, timeout, timeout_name, body_limit)
         }))
 }
 
@@ -482,18 +479,22 @@ fn json_too_large(response: Response, limit: usize) -> Response {
     }
 }
 
-/// Runs the request, or answers 408 once `limit` has passed.
-async fn timed(request: Request, next: Next, limit: Duration, name: &'static str) -> Response {
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| p.as_str().to_string());
+/// Runs the request, or answers 408 once `limit` has passed; a plain 413
+/// of the body limit layer is answered in the API's form.
+async fn timed(
+    request: Request,
+    next: Next,
+    limit: Duration,
+    name: &'static str,
+    body_limit: usize,
+) -> Response {
+    let route = request.extensions().get::<MatchedPath>().cloned();
     match tokio::time::timeout(limit, next.run(request)).await {
-        Ok(response) => response,
+        Ok(response) => json_too_large(response, body_limit),
         Err(_) => {
             tracing::warn!(
                 limit = name,
-                route = route.as_deref().unwrap_or("unmatched"),
+                route = route.as_ref().map_or("unmatched", MatchedPath::as_str),
                 "request cut: not answered within {} s",
                 limit.as_secs_f64()
             );
