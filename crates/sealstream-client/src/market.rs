@@ -125,7 +125,10 @@ impl MarketClient {
         let did = Did::of_key(&key);
         MarketClient {
             base: base_url.trim_end_matches('/').to_string(),
+            // TCP_NODELAY (ureq's default, said here so it stays): a
+            // request written in pieces must not wait for a delayed ACK.
             agent: ureq::AgentBuilder::new()
+                .no_delay(true)
                 .timeout_connect(Duration::from_secs(5))
                 .timeout_read(Duration::from_secs(120))
                 .timeout_write(Duration::from_secs(120))

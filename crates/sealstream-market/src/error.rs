@@ -14,7 +14,7 @@ use serde::de::DeserializeOwned;
 use crate::store::StoreError;
 
 /// A refusal or failure, turned into a JSON response.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct ApiError {
     /// HTTP status.
     pub status: StatusCode,

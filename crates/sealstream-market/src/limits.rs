@@ -1,24 +1,28 @@
-//! Rate limits: keyed token buckets held in this process.
+//! In-process rate limits: a token bucket per key (a principal's DID, a
+//! client's address, an order), held in memory.
 //!
-//! A [`RateLimiter`] keeps one bucket per key, a string naming what is
-//! limited and for whom (`proof:ip:192.0.2.7`, `proof:order:ord_…`). A
-//! bucket holds at most [`Rate::burst`] tokens and gains one every
-//! [`Rate::every`]; each request takes a token, or is refused with the
-//! time until the next one ([`Limited`]).
+//! Each key has a bucket of at most `burst` tokens, one regained every
+//! `every` ([`Rate`]); a request takes one token, and is refused while the
+//! bucket is empty, with the time until a token is back. Nothing is shared
+//! between processes: behind several server processes every process has its
+//! own buckets, and a restart refills them.
 //!
-//! The buckets live in memory: a restart refills them, and several servers
-//! on one database limit each on their own. Memory is bounded by
-//! `max_keys`: when a new key finds the table full, the buckets that have
-//! refilled are dropped (a full bucket is the same as none); if every
-//! bucket is still in use, all are dropped and a warning logged — past
-//! `max_keys` clients limited at once the limits are lifted for a moment
-//! rather than the memory grown.
+//! Memory is bounded: when a new key would make more than `max_keys`
+//! buckets, the buckets that are full again (unused for `burst × every`, so
+//! forgetting them changes nothing) are dropped first; if that is not
+//! enough, every bucket is dropped, which only lets the keys start over with
+//! a full burst (it never refuses more).
 //!
-//! Client keys come from the socket's peer address ([`ClientAddr`]), never
-//! from a header a client can write: behind a reverse proxy every client
-//! shares the proxy's address and its bucket.
+//! Client keys come from the socket's peer address ([`ClientAddr`],
+//! [`crate::connections::client_key`]), never from a header a client can
+//! write: behind a reverse proxy every client shares the proxy's address and
+//! its bucket.
+//!
+//! [`LogThrottle`] keeps the log of refusals readable when they come in a
+//! flood: one line a second at most, with the count of those not logged.
 
 use std::collections::HashMap;
+use std::hash::Hash;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -42,7 +46,16 @@ impl Rate {
         Rate { burst, every }
     }
 
-    /// `burst` and `every` as a person reads them: `10, then 1 every 30s`.
+    /// `per_second` tokens a second (more than 0), `burst` at once.
+    pub fn per_second(per_second: f64, burst: u32) -> Rate {
+        assert!(
+            per_second > 0.0 && per_second.is_finite(),
+            "a positive, finite rate"
+        );
+        Rate::new(burst, Duration::from_secs_f64(1.0 / per_second))
+    }
+
+    /// As a person reads it: `10 at once, then 1 every 30s`.
     pub fn describe(&self) -> String {
         format!(
             "{} at once, then 1 every {}s",
@@ -52,123 +65,161 @@ impl Rate {
     }
 }
 
-/// A request refused by a rate limit.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("rate limited: try again in {}s", retry_after.as_secs().max(1))]
-pub struct Limited {
-    /// Until the bucket has a token again.
-    pub retry_after: Duration,
+/// Keys a [`KeyedTokenBucket`] holds at most, by default.
+pub const DEFAULT_MAX_KEYS: usize = 100_000;
+
+/// A token bucket per key.
+#[derive(Debug)]
+pub struct KeyedTokenBucket<K> {
+    rate: Rate,
+    max_keys: usize,
+    buckets: Mutex<HashMap<K, Bucket>>,
 }
 
 #[derive(Clone, Copy, Debug)]
 struct Bucket {
     tokens: f64,
     at: Instant,
-    rate: Rate,
 }
 
 impl Bucket {
-    /// The tokens at `now`.
-    fn refilled(&self, now: Instant) -> f64 {
-        let every = self.rate.every.as_secs_f64();
+    /// The tokens at `now`, refilled since `at`.
+    fn tokens_at(&self, now: Instant, rate: Rate) -> f64 {
+        let every = rate.every.as_secs_f64();
         let gained = if every > 0.0 {
             now.saturating_duration_since(self.at).as_secs_f64() / every
         } else {
             f64::INFINITY
         };
-        (self.tokens + gained).min(f64::from(self.rate.burst))
+        (self.tokens + gained).min(f64::from(rate.burst))
     }
 }
 
-/// Keyed token buckets (see the module documentation).
-#[derive(Debug)]
-pub struct RateLimiter {
-    buckets: Mutex<HashMap<String, Bucket>>,
-    max_keys: usize,
-}
-
-/// The default bound on the buckets held at once.
-pub const DEFAULT_MAX_KEYS: usize = 100_000;
-
-impl Default for RateLimiter {
-    fn default() -> Self {
-        RateLimiter::new(DEFAULT_MAX_KEYS)
+impl<K: Hash + Eq + Clone> KeyedTokenBucket<K> {
+    /// Buckets of `burst` tokens (at least 1) refilled at `rate` per second
+    /// (more than 0), at most [`DEFAULT_MAX_KEYS`] of them.
+    pub fn new(rate: f64, burst: u32) -> Self {
+        Self::with_max_keys(rate, burst, DEFAULT_MAX_KEYS)
     }
-}
 
-impl RateLimiter {
-    /// A limiter holding at most `max_keys` buckets.
-    pub fn new(max_keys: usize) -> RateLimiter {
-        RateLimiter {
-            buckets: Mutex::new(HashMap::new()),
+    /// [`new`](Self::new) holding at most `max_keys` buckets.
+    pub fn with_max_keys(rate: f64, burst: u32, max_keys: usize) -> Self {
+        Self::of(Rate::per_second(rate, burst.max(1)), max_keys)
+    }
+
+    /// Buckets at `rate` (a burst of 0 refuses everything), at most
+    /// `max_keys` of them.
+    pub fn of(rate: Rate, max_keys: usize) -> Self {
+        KeyedTokenBucket {
+            rate,
             max_keys: max_keys.max(1),
+            buckets: Mutex::new(HashMap::new()),
         }
     }
 
-    /// Takes a token from `key`'s bucket (made full at `rate` if new).
-    pub fn take(&self, key: &str, rate: Rate) -> Result<(), Limited> {
-        self.take_at(key, rate, Instant::now())
+    /// The rate the buckets fill at.
+    pub fn rate(&self) -> Rate {
+        self.rate
     }
 
-    /// [`take`](Self::take) at `now` (for tests).
-    pub fn take_at(&self, key: &str, rate: Rate, now: Instant) -> Result<(), Limited> {
+    /// Takes a token from `key`'s bucket now; `Err(wait)` when it is empty,
+    /// `wait` being the time until a token is back.
+    pub fn check(&self, key: &K) -> Result<(), Duration> {
+        self.check_at(key, Instant::now())
+    }
+
+    /// [`check`](Self::check) at the instant `now` (for tests: no clock).
+    pub fn check_at(&self, key: &K, now: Instant) -> Result<(), Duration> {
         let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
+        let rate = self.rate;
+        let burst = f64::from(rate.burst);
         if !buckets.contains_key(key) && buckets.len() >= self.max_keys {
-            buckets.retain(|_, b| b.refilled(now) < f64::from(b.rate.burst));
+            buckets.retain(|_, b| b.tokens_at(now, rate) < burst);
             if buckets.len() >= self.max_keys {
                 tracing::warn!(
                     keys = buckets.len(),
-                    "rate limiter full: every bucket dropped"
+                    "rate limiter: more active keys than it holds; all buckets start over"
                 );
                 buckets.clear();
             }
         }
-        let bucket = buckets.entry(key.to_string()).or_insert(Bucket {
-            tokens: f64::from(rate.burst),
+        let bucket = buckets.entry(key.clone()).or_insert(Bucket {
+            tokens: burst,
             at: now,
-            rate,
         });
-        // A changed rate (a new configuration) applies from now on.
-        bucket.rate = rate;
-        let tokens = bucket.refilled(now);
-        bucket.at = now;
+        let tokens = bucket.tokens_at(now, rate);
         if tokens >= 1.0 {
-            bucket.tokens = tokens - 1.0;
+            *bucket = Bucket {
+                tokens: tokens - 1.0,
+                at: now,
+            };
             Ok(())
         } else {
-            bucket.tokens = tokens;
-            Err(Limited {
-                retry_after: rate.every.mul_f64(1.0 - tokens),
-            })
+            Err(rate.every.mul_f64(1.0 - tokens))
         }
+    }
+
+    /// Buckets held (for tests and metrics).
+    pub fn keys(&self) -> usize {
+        self.buckets.lock().unwrap_or_else(|e| e.into_inner()).len()
     }
 }
 
-/// The part of a client's address its limits are keyed by: an IPv4
-/// address (an IPv4-mapped IPv6 address as IPv4), the /64 of an IPv6
-/// address (one host commonly holds a whole /64), or `unknown` when the
-/// request came without a socket (tests calling the router directly).
-pub fn client_key(addr: Option<IpAddr>) -> String {
-    match addr.map(|a| a.to_canonical()) {
-        Some(IpAddr::V4(v4)) => v4.to_string(),
-        Some(IpAddr::V6(v6)) => {
-            let s = v6.segments();
-            let prefix = std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0);
-            format!("{prefix}/64")
-        }
-        None => "unknown".to_string(),
+/// Lets a log line through at most once per interval, counting the others.
+#[derive(Debug)]
+pub struct LogThrottle {
+    every: Duration,
+    state: Mutex<(Option<Instant>, u64)>,
+}
+
+impl Default for LogThrottle {
+    fn default() -> Self {
+        LogThrottle::new(Duration::from_secs(1))
     }
 }
 
-/// The peer address of the request's socket (never a header), when the
-/// server was started with connect info.
+impl LogThrottle {
+    /// At most one line every `every`.
+    pub fn new(every: Duration) -> Self {
+        LogThrottle {
+            every,
+            state: Mutex::new((None, 0)),
+        }
+    }
+
+    /// `Some(lines held back since the last one)` when a line may be
+    /// written now, `None` when it must be held back.
+    pub fn allow(&self) -> Option<u64> {
+        self.allow_at(Instant::now())
+    }
+
+    fn allow_at(&self, now: Instant) -> Option<u64> {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let (last, held) = &mut *state;
+        if last.is_some_and(|t| now.saturating_duration_since(t) < self.every) {
+            *held += 1;
+            return None;
+        }
+        *last = Some(now);
+        Some(std::mem::take(held))
+    }
+}
+
+/// The peer address of the request's socket (never a header), as the
+/// accept loop hands it to the router.
 #[derive(Clone, Copy, Debug)]
 pub struct ClientAddr(pub Option<IpAddr>);
 
 impl ClientAddr {
-    /// [`client_key`] of this address.
+    /// The key its limits go by: the address, or the /64 of an IPv6
+    /// address ([`crate::connections::client_key`]); `unknown` without a
+    /// socket (a router called directly).
     pub fn key(&self) -> String {
-        client_key(self.0)
+        match self.0.map(crate::connections::client_key) {
+            Some(IpAddr::V4(v4)) => v4.to_string(),
+            Some(IpAddr::V6(v6)) => format!("{v6}/64"),
+            None => "unknown".to_string(),
+        }
     }
 }
 
@@ -185,76 +236,117 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
     }
 }
 
+/// The limits of payment proof posts: per client address, and per order
+/// for proofs that show no payment of it.
+#[derive(Debug)]
+pub struct ProofLimits {
+    /// By [`ClientAddr::key`].
+    pub per_client: KeyedTokenBucket<String>,
+    /// By order id.
+    pub per_order: KeyedTokenBucket<String>,
+}
+
+impl ProofLimits {
+    /// The buckets at the configured rates.
+    pub fn new(config: &crate::server::Config) -> ProofLimits {
+        ProofLimits {
+            per_client: KeyedTokenBucket::of(config.proof_rate_per_client, DEFAULT_MAX_KEYS),
+            per_order: KeyedTokenBucket::of(config.proof_rate_per_order, DEFAULT_MAX_KEYS),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    const RATE: Rate = Rate::new(3, Duration::from_secs(10));
-
-    #[test]
-    fn a_bucket_allows_its_burst_then_one_per_interval() {
-        let limiter = RateLimiter::new(10);
-        let t0 = Instant::now();
-        for _ in 0..3 {
-            limiter.take_at("k", RATE, t0).unwrap();
-        }
-        let refused = limiter.take_at("k", RATE, t0).unwrap_err();
-        assert_eq!(refused.retry_after, Duration::from_secs(10));
-        // Other keys have their own bucket.
-        limiter.take_at("other", RATE, t0).unwrap();
-        // Half an interval on: still refused, 5 s to go.
-        let refused = limiter
-            .take_at("k", RATE, t0 + Duration::from_secs(5))
-            .unwrap_err();
-        assert_eq!(refused.retry_after, Duration::from_secs(5));
-        limiter
-            .take_at("k", RATE, t0 + Duration::from_secs(10))
-            .unwrap();
-        assert!(limiter
-            .take_at("k", RATE, t0 + Duration::from_secs(10))
-            .is_err());
-        // Long after: full again, never more than the burst.
-        let later = t0 + Duration::from_secs(3600);
-        for _ in 0..3 {
-            limiter.take_at("k", RATE, later).unwrap();
-        }
-        assert!(limiter.take_at("k", RATE, later).is_err());
-    }
-
     #[test]
     fn a_burst_of_zero_refuses_everything() {
-        let limiter = RateLimiter::new(10);
-        let none = Rate::new(0, Duration::from_secs(1));
-        assert!(limiter.take_at("k", none, Instant::now()).is_err());
-    }
-
-    #[test]
-    fn the_table_stays_within_its_bound() {
-        let limiter = RateLimiter::new(2);
-        let t0 = Instant::now();
-        limiter.take_at("a", RATE, t0).unwrap();
-        limiter.take_at("b", RATE, t0).unwrap();
-        // Full of buckets in use: all dropped for the newcomer.
-        limiter.take_at("c", RATE, t0).unwrap();
-        assert_eq!(limiter.buckets.lock().unwrap().len(), 1);
-        limiter.take_at("d", RATE, t0).unwrap();
-        // "c" and "d" have refilled an hour on: dropped, "e" kept apart.
-        let later = t0 + Duration::from_secs(3600);
-        limiter.take_at("e", RATE, later).unwrap();
-        let keys: Vec<String> = limiter.buckets.lock().unwrap().keys().cloned().collect();
-        assert_eq!(keys, vec!["e".to_string()]);
+        let none = KeyedTokenBucket::of(Rate::new(0, Duration::from_secs(1)), 10);
+        assert_eq!(
+            none.check_at(&"k", Instant::now()),
+            Err(Duration::from_secs(1))
+        );
     }
 
     #[test]
     fn clients_are_keyed_by_address_or_ipv6_slash_64() {
-        let v4: IpAddr = "192.0.2.7".parse().unwrap();
-        assert_eq!(client_key(Some(v4)), "192.0.2.7");
-        let mapped: IpAddr = "::ffff:192.0.2.7".parse().unwrap();
-        assert_eq!(client_key(Some(mapped)), "192.0.2.7");
-        let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
-        let b: IpAddr = "2001:db8:1:2:bbbb::9".parse().unwrap();
-        assert_eq!(client_key(Some(a)), "2001:db8:1:2::/64");
-        assert_eq!(client_key(Some(a)), client_key(Some(b)));
-        assert_eq!(client_key(None), "unknown");
+        let key = |a: &str| ClientAddr(Some(a.parse().unwrap())).key();
+        assert_eq!(key("192.0.2.7"), "192.0.2.7");
+        assert_eq!(key("::ffff:192.0.2.7"), "192.0.2.7");
+        assert_eq!(key("2001:db8:1:2:aaaa::1"), "2001:db8:1:2::/64");
+        assert_eq!(key("2001:db8:1:2:aaaa::1"), key("2001:db8:1:2:bbbb::9"));
+        assert_eq!(ClientAddr(None).key(), "unknown");
+    }
+
+    #[test]
+    fn log_throttle_counts_what_it_holds_back() {
+        let throttle = LogThrottle::new(Duration::from_secs(1));
+        let t0 = Instant::now();
+        assert_eq!(throttle.allow_at(t0), Some(0));
+        assert_eq!(throttle.allow_at(t0 + Duration::from_millis(10)), None);
+        assert_eq!(throttle.allow_at(t0 + Duration::from_millis(20)), None);
+        assert_eq!(throttle.allow_at(t0 + Duration::from_secs(1)), Some(2));
+    }
+
+    #[test]
+    fn a_burst_then_the_rate() {
+        let limiter = KeyedTokenBucket::new(2.0, 3);
+        let t0 = Instant::now();
+        for _ in 0..3 {
+            assert!(limiter.check_at(&"a", t0).is_ok());
+        }
+        let wait = limiter.check_at(&"a", t0).unwrap_err();
+        assert_eq!(wait, Duration::from_millis(500));
+        // Another key has its own bucket.
+        assert!(limiter.check_at(&"b", t0).is_ok());
+        // Half a second later one token is back, and only one.
+        let t1 = t0 + Duration::from_millis(500);
+        assert!(limiter.check_at(&"a", t1).is_ok());
+        assert!(limiter.check_at(&"a", t1).is_err());
+        // Refills stop at the burst.
+        let t2 = t1 + Duration::from_secs(3600);
+        for _ in 0..3 {
+            assert!(limiter.check_at(&"a", t2).is_ok());
+        }
+        assert!(limiter.check_at(&"a", t2).is_err());
+    }
+
+    #[test]
+    fn refused_requests_take_no_token() {
+        let limiter = KeyedTokenBucket::new(1.0, 1);
+        let t0 = Instant::now();
+        assert!(limiter.check_at(&1, t0).is_ok());
+        for ms in [100, 200, 900] {
+            assert!(limiter
+                .check_at(&1, t0 + Duration::from_millis(ms))
+                .is_err());
+        }
+        assert!(limiter.check_at(&1, t0 + Duration::from_secs(1)).is_ok());
+    }
+
+    #[test]
+    fn memory_is_bounded_and_forgets_only_full_buckets_first() {
+        let limiter = KeyedTokenBucket::with_max_keys(1.0, 2, 3);
+        let t0 = Instant::now();
+        for k in 0..3 {
+            assert!(limiter.check_at(&k, t0).is_ok());
+        }
+        // Key 0 drained its bucket; keys 1 and 2 refill by t1.
+        assert!(limiter.check_at(&0, t0).is_ok());
+        let t1 = t0 + Duration::from_millis(1500);
+        assert!(limiter.check_at(&3, t1).is_ok());
+        assert_eq!(limiter.keys(), 2, "keys 1 and 2 were full again: dropped");
+        // Key 0 is still held: half a token back, so refused.
+        assert!(limiter
+            .check_at(&0, t0 + Duration::from_millis(500))
+            .is_err());
+        // Over the bound with no full bucket: all start over.
+        let busy = KeyedTokenBucket::with_max_keys(1.0, 1, 2);
+        assert!(busy.check_at(&"x", t0).is_ok());
+        assert!(busy.check_at(&"y", t0).is_ok());
+        assert!(busy.check_at(&"z", t0).is_ok());
+        assert_eq!(busy.keys(), 1);
+        assert!(busy.check_at(&"x", t0).is_ok(), "x starts over, full");
     }
 }

@@ -39,8 +39,8 @@ pub struct Objects {
     store: Arc<dyn ObjectStore>,
     prefix: String,
     url: String,
-    /// The directory of a local store, whose files are made 0600.
-    local_root: Option<Arc<std::path::PathBuf>>,
+    /// The directory of a local store.
+    local_dir: Option<std::path::PathBuf>,
 }
 
 impl fmt::Debug for Objects {
@@ -83,7 +83,7 @@ impl Objects {
                     store: Arc::new(store),
                     prefix: prefix.to_string(),
                     url: u.to_string(),
-                    local_root: None,
+                    local_dir: None,
                 })
             }
             Some(u) => Err(fail(
@@ -103,8 +103,13 @@ impl Objects {
             store: Arc::new(store),
             prefix: String::new(),
             url,
-            local_root: Some(Arc::new(dir.to_path_buf())),
+            local_dir: Some(dir.to_path_buf()),
         })
+    }
+
+    /// The directory of a local store (`None` for S3).
+    pub fn local_dir(&self) -> Option<&Path> {
+        self.local_dir.as_deref()
     }
 
     /// The underlying store.
@@ -134,7 +139,7 @@ impl Objects {
     pub fn upload(&self, key: &str) -> Result<Upload, ObjectError> {
         Ok(Upload {
             store: self.store.clone(),
-            local_root: self.local_root.clone(),
+            local_root: self.local_dir.clone(),
             path: self.located(key)?,
             state: UploadState::Buffered(Vec::new()),
             written: 0,
@@ -191,7 +196,8 @@ impl From<object_store::Error> for ObjectError {
 /// the bucket's lifecycle rules remove it).
 pub struct Upload {
     store: Arc<dyn ObjectStore>,
-    local_root: Option<Arc<std::path::PathBuf>>,
+    /// The directory of a local store, whose files are made 0600.
+    local_root: Option<std::path::PathBuf>,
     path: ObjectPath,
     state: UploadState,
     written: u64,

@@ -7,8 +7,8 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::extract::{MatchedPath, Request, State};
-use axum::http::{header, StatusCode};
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -18,9 +18,12 @@ use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::audit;
+use crate::connections::{ConnectionEvents, ConnectionLimits, Listener};
 use crate::error::ApiError;
+use crate::limits::LogThrottle;
 use crate::objects::{Objects, ObjectsError};
 use crate::store::{Store, StoreError};
+use crate::throttle::WriteLimits;
 
 /// Default listen address.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -60,6 +63,11 @@ pub const DEFAULT_PROOF_RATE_PER_CLIENT: crate::limits::Rate =
 /// payment: 10 at once, then one every 30 s.
 pub const DEFAULT_PROOF_RATE_PER_ORDER: crate::limits::Rate =
     crate::limits::Rate::new(10, Duration::from_secs(30));
+/// Default time a request may take on every route but the uploads.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default time an upload (a chunk, a grant) may take: 30 minutes, enough
+/// for a 256 MiB chunk at about 150 kB/s.
+pub const DEFAULT_UPLOAD_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 
 /// How to run the server.
 #[derive(Clone, Debug)]
@@ -128,6 +136,42 @@ pub struct Config {
     /// (for a Prometheus scraper on a private network). On the main address
     /// `/metrics` needs an admin or auditor session.
     pub metrics_listen: Option<SocketAddr>,
+    /// Connections open at once, in all; at the cap the server stops
+    /// accepting until one closes.
+    pub max_connections: usize,
+    /// Connections open at once from one client address (an IPv6 address
+    /// by its /64); one more is answered 503 and closed.
+    pub max_connections_per_client: usize,
+    /// The longest a request's head may take to arrive, counted from the
+    /// accept or, on a kept-alive connection, from the end of the previous
+    /// response (so also the longest a kept-alive connection stays idle).
+    pub header_timeout: Duration,
+    /// The longest a read or a write on a connection may wait with no byte
+    /// moving (a stalled body, a client that stops reading).
+    pub idle_timeout: Duration,
+    /// The longest a request may take, body and answer, on every route but
+    /// the uploads (408 naming `request-timeout`).
+    pub request_timeout: Duration,
+    /// The longest a chunk or grant upload may take (408 naming
+    /// `upload-timeout`).
+    pub upload_timeout: Duration,
+    /// Ciphertext bytes an owner's machines may hold, in all.
+    pub owner_quota_bytes: u64,
+    /// Chunks an owner's machines may hold, in all.
+    pub owner_quota_chunks: u64,
+    /// Uploads are refused while a local disk the server writes to has less
+    /// free space than this, in bytes (0: no floor).
+    pub min_free_disk: u64,
+    /// Writes (requests other than GET, HEAD, OPTIONS) per second per
+    /// principal (0: no limit).
+    pub write_rate: f64,
+    /// Writes a principal may make at once before the rate applies.
+    pub write_burst: u32,
+    /// Writes per second per client address without a session (0: no
+    /// limit).
+    pub anonymous_write_rate: f64,
+    /// Writes a client address without a session may make at once.
+    pub anonymous_write_burst: u32,
 }
 
 impl Default for Config {
@@ -157,6 +201,19 @@ impl Default for Config {
             access_file_size: sealstream_core::access::DEFAULT_MAX_ACCESS_FILE_SIZE,
             audit_sign_interval: DEFAULT_AUDIT_SIGN_INTERVAL,
             metrics_listen: None,
+            max_connections: crate::connections::DEFAULT_MAX_CONNECTIONS,
+            max_connections_per_client: crate::connections::DEFAULT_MAX_CONNECTIONS_PER_CLIENT,
+            header_timeout: crate::connections::DEFAULT_HEADER_TIMEOUT,
+            idle_timeout: crate::connections::DEFAULT_IDLE_TIMEOUT,
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            upload_timeout: DEFAULT_UPLOAD_TIMEOUT,
+            owner_quota_bytes: crate::quota::DEFAULT_OWNER_QUOTA_BYTES,
+            owner_quota_chunks: crate::quota::DEFAULT_OWNER_QUOTA_CHUNKS,
+            min_free_disk: crate::quota::DEFAULT_MIN_FREE_DISK,
+            write_rate: crate::throttle::DEFAULT_WRITE_RATE,
+            write_burst: crate::throttle::DEFAULT_WRITE_BURST,
+            anonymous_write_rate: crate::throttle::DEFAULT_ANONYMOUS_WRITE_RATE,
+            anonymous_write_burst: crate::throttle::DEFAULT_ANONYMOUS_WRITE_BURST,
         }
     }
 }
@@ -165,6 +222,16 @@ impl Config {
     /// The database URL in force.
     pub fn database_url(&self) -> String {
         database_url(&self.data_dir, self.database_url.as_deref())
+    }
+
+    /// The limits on connections.
+    pub fn connection_limits(&self) -> ConnectionLimits {
+        ConnectionLimits {
+            max_connections: self.max_connections,
+            max_connections_per_client: self.max_connections_per_client,
+            header_timeout: self.header_timeout,
+            idle_timeout: self.idle_timeout,
+        }
     }
 }
 
@@ -214,6 +281,10 @@ struct MetricsInner {
     requests: BTreeMap<(String, u16), u64>,
     /// route → (seconds, count).
     durations: BTreeMap<String, (f64, u64)>,
+    /// Connections open.
+    connections: u64,
+    /// limit → refusals.
+    refusals: BTreeMap<&'static str, u64>,
 }
 
 impl Metrics {
@@ -223,6 +294,12 @@ impl Metrics {
         let d = m.durations.entry(route.to_string()).or_default();
         d.0 += seconds;
         d.1 += 1;
+    }
+
+    /// Counts a refusal by `limit` (its flag name).
+    pub fn refused(&self, limit: &'static str) {
+        let mut m = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        *m.refusals.entry(limit).or_default() += 1;
     }
 
     /// The Prometheus text exposition (format 0.0.4).
@@ -254,7 +331,38 @@ impl Metrics {
                 "sealstream_market_http_request_duration_seconds_count{{route=\"{route}\"}} {count}"
             );
         }
+        out.push_str("# HELP sealstream_market_connections Connections open.\n");
+        out.push_str("# TYPE sealstream_market_connections gauge\n");
+        let _ = writeln!(out, "sealstream_market_connections {}", m.connections);
+        out.push_str(
+            "# HELP sealstream_market_limit_refusals_total Requests and connections refused by a limit.\n",
+        );
+        out.push_str("# TYPE sealstream_market_limit_refusals_total counter\n");
+        for (limit, n) in &m.refusals {
+            let _ = writeln!(
+                out,
+                "sealstream_market_limit_refusals_total{{limit=\"{limit}\"}} {n}"
+            );
+        }
         out
+    }
+}
+
+impl ConnectionEvents for Metrics {
+    fn opened(&self) {
+        self.inner
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .connections += 1;
+    }
+
+    fn closed(&self) {
+        let mut m = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        m.connections = m.connections.saturating_sub(1);
+    }
+
+    fn refused(&self, limit: &'static str) {
+        Metrics::refused(self, limit);
     }
 }
 
@@ -287,14 +395,54 @@ pub struct AppState {
     pub public_url: Arc<crate::public_url::PublicUrl>,
     /// The key sign-in nonces are authenticated with.
     pub nonce_key: Arc<crate::auth::nonce::NonceKey>,
-    /// Rate limits of anonymous requests (payment proofs).
-    pub limits: Arc<crate::limits::RateLimiter>,
+    /// The rate limits of payment proofs.
+    pub proof_limits: Arc<crate::limits::ProofLimits>,
+    /// The write rate limits' buckets.
+    pub writes: Arc<WriteLimits>,
+    /// Keeps the warnings about refusals to one line a second.
+    pub refusal_log: Arc<LogThrottle>,
 }
 
-/// The API's routes and layers. Every route has a body limit:
-/// `config.body_limit` for all but chunk upload, `config.chunk_limit` there.
+impl AppState {
+    /// The state of a server on `store` and `objects` with `config` and
+    /// the given keys (what [`Server::bind`] builds; tools and tests).
+    pub fn new(
+        store: Store,
+        objects: Objects,
+        config: Config,
+        evm: BTreeMap<u64, crate::evm::EvmRpc>,
+        receipt_key: sealstream_core::keys::ReceiptSigningKey,
+        operator_kek: crate::operator_key::KeyEncryptionKey,
+        public_url: crate::public_url::PublicUrl,
+        nonce_key: crate::auth::nonce::NonceKey,
+    ) -> AppState {
+        let writes = Arc::new(WriteLimits::new(&config));
+        let proof_limits = Arc::new(crate::limits::ProofLimits::new(&config));
+        AppState {
+            store,
+            objects,
+            metrics: Arc::default(),
+            config: Arc::new(config),
+            evm: Arc::new(evm),
+            receipt_key: Arc::new(receipt_key),
+            operator_kek: Arc::new(operator_kek),
+            grant_wake: Arc::default(),
+            public_url: Arc::new(public_url),
+            nonce_key: Arc::new(nonce_key),
+            proof_limits,
+            writes,
+            refusal_log: Arc::default(),
+        }
+    }
+}
+
+/// The API's routes and layers. Every route has a body limit and a
+/// timeout ([`limited`]): `config.body_limit` and `config.request_timeout`
+/// for all but the uploads; `config.chunk_limit` (chunk upload) or
+/// `config.grant_limit` (grant upload) and `config.upload_timeout` there.
+/// Writes are rate-limited per principal ([`crate::throttle`]).
 pub fn router(state: AppState) -> Router {
-    let body_limit = state.config.body_limit;
+    let config = state.config.clone();
     let small = Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
@@ -332,12 +480,32 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::operator_key::routes())
         .merge(crate::ingest::read_routes())
         .merge(crate::datasets::routes())
-        .merge(crate::orders::routes())
-        .layer(RequestBodyLimitLayer::new(body_limit));
+        .merge(crate::orders::routes());
+    let small = limited(
+        small,
+        config.body_limit,
+        config.request_timeout,
+        "request-timeout",
+    );
+    let uploads = limited(
+        crate::ingest::upload_routes(),
+        config.chunk_limit,
+        config.upload_timeout,
+        "upload-timeout",
+    )
+    .merge(limited(
+        crate::orders::grant_routes(),
+        config.grant_limit,
+        config.upload_timeout,
+        "upload-timeout",
+    ));
     Router::new()
         .merge(small)
-        .merge(crate::ingest::upload_routes(state.config.chunk_limit))
-        .merge(crate::orders::grant_routes(state.config.grant_limit))
+        .merge(uploads)
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::throttle::limit_writes,
+        ))
         .route_layer(middleware::from_fn_with_state(state.clone(), count))
         .fallback(not_found)
         .layer(TraceLayer::new_for_http())
@@ -390,6 +558,70 @@ async fn api_answers(request: Request, next: Next) -> Response {
         }
     }
     json
+}
+
+/// `routes` with a body limit of `body_limit` bytes and a timeout of
+/// `timeout` for whole requests. A body over the limit is a 413 and a
+/// request cut by the timeout a 408 naming `timeout_name`, both in the
+/// API's error form. The limit is the one in force: axum's own default body
+/// limit (2 MiB, which silently capped JSON bodies) is lifted.
+pub(crate) fn limited(
+    routes: Router<AppState>,
+    body_limit: usize,
+    timeout: Duration,
+    timeout_name: &'static str,
+) -> Router<AppState> {
+    routes
+        .layer(RequestBodyLimitLayer::new(body_limit))
+        .layer(DefaultBodyLimit::disable())
+        .layer(middleware::from_fn(move |request: Request, next: Next| {
+            timed(request, next, timeout, timeout_name, body_limit)
+        }))
+}
+
+/// The limit layer answers 413 in plain text; the API answers JSON.
+fn json_too_large(response: Response, limit: usize) -> Response {
+    let plain = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_none_or(|v| v != HeaderValue::from_static("application/json"));
+    if response.status() == StatusCode::PAYLOAD_TOO_LARGE && plain {
+        ApiError::too_large(limit).into_response()
+    } else {
+        response
+    }
+}
+
+/// Runs the request, or answers 408 once `limit` has passed; a plain 413
+/// of the body limit layer is answered in the API's form.
+async fn timed(
+    request: Request,
+    next: Next,
+    limit: Duration,
+    name: &'static str,
+    body_limit: usize,
+) -> Response {
+    let route = request.extensions().get::<MatchedPath>().cloned();
+    match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(response) => json_too_large(response, body_limit),
+        Err(_) => {
+            tracing::warn!(
+                limit = name,
+                route = route.as_ref().map_or("unmatched", MatchedPath::as_str),
+                "request cut: not answered within {} s",
+                limit.as_secs_f64()
+            );
+            ApiError::new(
+                StatusCode::REQUEST_TIMEOUT,
+                Some(name),
+                format!(
+                    "the request was not answered within {} s ({name})",
+                    limit.as_secs_f64()
+                ),
+            )
+            .into_response()
+        }
+    }
 }
 
 async fn count(State(state): State<AppState>, request: Request, next: Next) -> Response {
@@ -516,8 +748,8 @@ async fn not_found() -> Response {
 /// A server bound to its address, not yet serving.
 #[derive(Debug)]
 pub struct Server {
-    listener: tokio::net::TcpListener,
-    metrics_listener: Option<tokio::net::TcpListener>,
+    listener: Listener,
+    metrics_listener: Option<Listener>,
     state: AppState,
 }
 
@@ -562,7 +794,7 @@ impl Server {
         for did in &config.admins {
             crate::auth::grant_role(&store, did, crate::auth::Role::Admin, "server").await?;
         }
-        let listener = tokio::net::TcpListener::bind(config.listen)
+        let listener = Listener::bind(config.listen)
             .await
             .map_err(io(format!("listen on {}", config.listen)))?;
         let local = listener
@@ -626,27 +858,25 @@ impl Server {
             }
             evm.insert(*chain_id, rpc);
         }
-        let state = AppState {
-            store,
-            objects,
-            metrics: Arc::default(),
-            config: Arc::new(config),
-            evm: Arc::new(evm),
-            receipt_key: Arc::new(receipt_key),
-            operator_kek: Arc::new(operator_kek),
-            grant_wake: Arc::default(),
-            public_url: Arc::new(public_url),
-            nonce_key: Arc::new(nonce_key),
-            limits: Arc::default(),
-        };
-        let metrics_listener = match state.config.metrics_listen {
+        crate::connections::warn_if_open_files_short(config.max_connections);
+        let metrics_listener = match config.metrics_listen {
             Some(addr) => Some(
-                tokio::net::TcpListener::bind(addr)
+                Listener::bind(addr)
                     .await
                     .map_err(io(format!("metrics listener on {addr}")))?,
             ),
             None => None,
         };
+        let state = AppState::new(
+            store,
+            objects,
+            config,
+            evm,
+            receipt_key,
+            operator_kek,
+            public_url,
+            nonce_key,
+        );
         Ok(Server {
             listener,
             metrics_listener,
@@ -689,6 +919,8 @@ impl Server {
         let granter = crate::operator_key::spawn_granter(self.state.clone());
         let head_signer = spawn_head_signer(self.state.clone());
         let signer_state = self.state.clone();
+        let limits = self.state.config.connection_limits();
+        let events = self.state.metrics.clone();
         let metrics = self.metrics_listener.map(|listener| {
             let app = Router::new()
                 .route(
@@ -697,16 +929,16 @@ impl Server {
                 )
                 .fallback(not_found)
                 .with_state(self.state.clone());
-            tokio::spawn(async move {
-                if let Err(e) = axum::serve(listener, app).await {
-                    tracing::error!("metrics listener: {e}");
-                }
-            })
+            let (limits, events) = (limits.clone(), events.clone());
+            tokio::spawn(crate::connections::serve(
+                listener,
+                app,
+                limits,
+                events,
+                std::future::pending::<()>(),
+            ))
         });
-        // The peer address of each connection, for per-client limits.
-        let app = router(self.state).into_make_service_with_connect_info::<SocketAddr>();
-        let served = axum::serve(self.listener, app)
-            .with_graceful_shutdown(shutdown)
+        crate::connections::serve(self.listener, router(self.state), limits, events, shutdown)
             .await;
         granter.abort();
         head_signer.abort();
@@ -719,10 +951,6 @@ impl Server {
         if let Some(w) = watcher {
             w.abort();
         }
-        served.map_err(|source| ServeError::Io {
-            context: "serve".into(),
-            source,
-        })?;
         store.close().await;
         tracing::info!("market server stopped");
         Ok(())

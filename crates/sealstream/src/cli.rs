@@ -202,6 +202,8 @@ pub enum MarketCommand {
         /// backups [default: DATA_DIR/operator-kek].
         #[arg(long, value_name = "FILE")]
         operator_kek_file: Option<PathBuf>,
+        #[command(flatten)]
+        limits: MarketLimitArgs,
     },
     /// Grant paid orders on the owner's side: sign in as the owner, list the paid orders
     /// of the owner's listings that are not granted yet, re-wrap every chunk key of each
@@ -606,6 +608,72 @@ pub struct MarketServerKeyArgs {
     /// The server's receipt key file [default: DATA_DIR/receipt-key].
     #[arg(long, value_name = "FILE")]
     pub receipt_key_file: Option<PathBuf>,
+}
+
+/// The market server's resource limits (docs/market-design.md, "Limits").
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Limits")]
+pub struct MarketLimitArgs {
+    /// Connections open at once, in all. At the cap the server stops accepting until one
+    /// closes. The open-file limit (ulimit -n) must exceed it by 64; the server warns at
+    /// start when it does not.
+    #[arg(long, default_value_t = 512, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_connections: u64,
+    /// Connections open at once from one client address (the socket's peer; an IPv6
+    /// address by its /64). One more is answered 503 and closed. Behind a reverse proxy
+    /// every client has the proxy's address.
+    #[arg(long, default_value_t = 64, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_connections_per_client: u64,
+    /// Seconds a request's head may take, from the accept or, on a kept-alive
+    /// connection, from the end of the previous response (so also how long a kept-alive
+    /// connection may stay idle). Then the connection is closed.
+    #[arg(long, default_value_t = 10, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub header_timeout: u64,
+    /// Seconds a read or a write may wait with no byte moving (a stalled body, a client
+    /// that stops reading the answer). Then the connection is closed.
+    #[arg(long, default_value_t = 60, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub idle_timeout: u64,
+    /// Seconds a request may take, body and answer, on every route but chunk and grant
+    /// uploads: then 408 naming request-timeout.
+    #[arg(long, default_value_t = 30, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub request_timeout: u64,
+    /// Seconds a chunk or grant upload may take: then 408 naming upload-timeout.
+    #[arg(long, default_value_t = 1800, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub upload_timeout: u64,
+    /// Ciphertext bytes one owner's machines may hold, in all: then 507 naming
+    /// owner-quota-bytes.
+    #[arg(long, default_value_t = 16 << 30, value_name = "BYTES")]
+    pub owner_quota_bytes: u64,
+    /// Chunks one owner's machines may hold, in all: then 507 naming owner-quota-chunks.
+    #[arg(long, default_value_t = 1_000_000, value_name = "N")]
+    pub owner_quota_chunks: u64,
+    /// Refuse uploads (507 naming min-free-disk) while the object directory, or the data
+    /// directory holding a SQLite database, has less free space than this, in bytes
+    /// (0: no floor). S3 and PostgreSQL are not measured.
+    #[arg(long, default_value_t = 1 << 30, value_name = "BYTES")]
+    pub min_free_disk: u64,
+    /// Writes (requests other than GET, HEAD, OPTIONS) per second per signed-in principal
+    /// (its DID, whatever its session): then 429 naming write-rate, with Retry-After (0: no
+    /// limit).
+    #[arg(long, default_value_t = 200.0, value_name = "PER_SECOND", value_parser = parse_rate)]
+    pub write_rate: f64,
+    /// Writes a principal may make at once before --write-rate applies.
+    #[arg(long, default_value_t = 2000, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub write_burst: u32,
+    /// Writes per second per client address without a session (sign-in, payment proofs):
+    /// then 429 naming anonymous-write-rate (0: no limit).
+    #[arg(long, default_value_t = 20.0, value_name = "PER_SECOND", value_parser = parse_rate)]
+    pub anonymous_write_rate: f64,
+    /// Writes a client address without a session may make at once.
+    #[arg(long, default_value_t = 200, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub anonymous_write_burst: u32,
+}
+
+fn parse_rate(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(r) if r.is_finite() && r >= 0.0 => Ok(r),
+        _ => Err("expected a number of writes per second, 0 or more".into()),
+    }
 }
 
 /// Where the market's data lives.

@@ -48,7 +48,9 @@ fn join_url(base: &str, segment: &str) -> String {
 }
 
 fn agent() -> ureq::Agent {
+    // TCP_NODELAY (ureq's default, said here so it stays).
     ureq::AgentBuilder::new()
+        .no_delay(true)
         .timeout_connect(TIMEOUT)
         .timeout_read(TIMEOUT)
         .build()

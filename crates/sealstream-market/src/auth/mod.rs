@@ -178,7 +178,24 @@ pub(crate) fn bearer(headers: &axum::http::HeaderMap) -> Result<Option<&str>, Ap
     }
 }
 
+/// The caller of a request as the write limiter found it (see
+/// [`crate::throttle`]), so the extractors do not look the session up again.
+#[derive(Clone, Debug)]
+pub(crate) struct Resolved(pub Result<Option<Principal>, ApiError>);
+
 async fn principal_of(parts: &Parts, state: &AppState) -> Result<Option<Principal>, ApiError> {
+    match parts.extensions.get::<Resolved>() {
+        Some(Resolved(found)) => found.clone(),
+        None => resolve(parts, state).await,
+    }
+}
+
+/// The caller of a request: `None` without a bearer token; a 401 for a
+/// token that is malformed, unknown or expired.
+pub(crate) async fn resolve(
+    parts: &Parts,
+    state: &AppState,
+) -> Result<Option<Principal>, ApiError> {
     let Some(token) = bearer(&parts.headers)? else {
         return Ok(None);
     };

@@ -119,6 +119,8 @@ impl EvmRpc {
             return Err(invalid("no host"));
         }
         let client = reqwest::Client::builder()
+            // TCP_NODELAY (reqwest's default, said here so it stays).
+            .tcp_nodelay(true)
             .timeout(timeout)
             .connect_timeout(timeout)
             // A redirect would send the request (and a key in its URL) to

@@ -28,9 +28,10 @@ use crate::server::AppState;
 /// Longest topic accepted, in bytes.
 pub const MAX_TOPIC_LEN: usize = 1024;
 
-/// The upload route, with its own body limit (`chunk_limit`).
-pub fn upload_routes(chunk_limit: usize) -> Router<AppState> {
-    upload::routes(chunk_limit)
+/// The upload route (the server gives it the chunk body limit and the
+/// upload timeout).
+pub fn upload_routes() -> Router<AppState> {
+    upload::routes()
 }
 
 /// The read routes (bodiless GETs; they go under the small body limit).

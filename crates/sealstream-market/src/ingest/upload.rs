@@ -14,14 +14,13 @@
 
 use axum::extract::multipart::MultipartRejection;
 use axum::extract::rejection::PathRejection;
-use axum::extract::{DefaultBodyLimit, Multipart, Path, State};
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::extract::{Multipart, Path, State};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::put;
 use axum::Router;
 use sealstream_core::chunk::{check_link, ChainState, VerifyReason, TAG_LEN};
 use sha2::{Digest, Sha256};
-use tower_http::limit::RequestBodyLimitLayer;
 
 use super::checks::{check_envelope, CheckedEnvelope, MAX_ENVELOPE_BYTES};
 use super::{chunk_path, object_key};
@@ -31,34 +30,13 @@ use crate::error::{ApiError, ApiResult};
 use crate::objects::Upload;
 use crate::server::AppState;
 
-/// The upload route with its own body limit; a body over the limit is a 413
-/// in the API's error form.
-pub(crate) fn routes(chunk_limit: usize) -> Router<AppState> {
-    Router::new()
-        .route(
-            "/v1/machines/{did}/topics/{topic}/chunks/{index}",
-            put(put_chunk),
-        )
-        .layer(RequestBodyLimitLayer::new(chunk_limit))
-        .layer(axum::middleware::map_response(
-            move |response: Response| async move { json_too_large(response, chunk_limit) },
-        ))
-        // The limit layer above bounds the body; axum's own default (2 MB)
-        // must not.
-        .layer(DefaultBodyLimit::disable())
-}
-
-/// The limit layer answers 413 in plain text; the API answers JSON.
-fn json_too_large(response: Response, limit: usize) -> Response {
-    let plain = response
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .is_some_and(|v| v != HeaderValue::from_static("application/json"));
-    if response.status() == StatusCode::PAYLOAD_TOO_LARGE && plain {
-        ApiError::too_large(limit).into_response()
-    } else {
-        response
-    }
+/// The upload route; the server gives it its own body limit and timeout
+/// (`chunk_limit`, `upload_timeout`: [`crate::server::limited`]).
+pub(crate) fn routes() -> Router<AppState> {
+    Router::new().route(
+        "/v1/machines/{did}/topics/{topic}/chunks/{index}",
+        put(put_chunk),
+    )
 }
 
 /// The form of an upload, for the API description.
@@ -105,8 +83,11 @@ pub(crate) struct UploadAnswer {
         (status = 403, description = "Neither the machine nor its owner", body = crate::openapi::ErrorBody),
         (status = 404, description = "The machine is not registered", body = crate::openapi::ErrorBody),
         (status = 409, description = "The chunk does not link to the chain held, or its index is taken", body = crate::openapi::ErrorBody),
+        (status = 408, description = "Not received within the upload timeout (`upload-timeout`)", body = crate::openapi::ErrorBody),
         (status = 413, description = "Body or envelope too large", body = crate::openapi::ErrorBody),
         (status = 422, description = "Signature, chain key, recipients or ciphertext hash do not check out", body = crate::openapi::ErrorBody),
+        (status = 429, description = "Too many writes (`write-rate`)", body = crate::openapi::ErrorBody),
+        (status = 507, description = "The owner's quota (`owner-quota-bytes`, `owner-quota-chunks`) or the server's free-disk floor (`min-free-disk`) is reached", body = crate::openapi::ErrorBody),
     ),
     security(("session" = [])))]
 pub(crate) async fn put_chunk(
@@ -266,7 +247,20 @@ async fn receive(
         }
         Link::Next(expected) => expected,
     };
-    // 3. The ciphertext, streamed to the object store and hashed.
+    // 3. Room for it: the disk floor, and the owner's quotas (the bytes
+    //    left bound the streaming).
+    crate::quota::check_free_disk(state)?;
+    let quotas = crate::quota::Quotas::of(state);
+    let owner = target.machine.owner_did.as_str();
+    let usage = crate::quota::owner_usage(state.store.pool(), owner)
+        .await
+        .map_err(ApiError::from)?;
+    let room = QuotaRoom {
+        left: quotas.room(state, owner, usage)?,
+        quotas,
+        usage,
+    };
+    // 4. The ciphertext, streamed to the object store and hashed.
     let key = object_key(
         &target.machine.did,
         target.topic,
@@ -277,8 +271,9 @@ async fn receive(
         .objects
         .upload(&key)
         .map_err(|e| ApiError::internal("object store", e))?;
-    let size = receive_ciphertext(form, upload, &checked, limit).await?;
-    // 4. The rows, in one transaction with the audit event.
+    let size = receive_ciphertext(state, target, form, upload, &checked, &room).await?;
+    // 5. The rows, in one transaction with the audit event (and the quota
+    //    checked again with the size, under the owner's lock).
     match commit(state, target, &checked, &key, size, &expected).await {
         Ok(length) => Ok(answer(StatusCode::CREATED, true, &checked, length)),
         Err(Commit::Conflict) => {
@@ -316,15 +311,26 @@ async fn receive(
     }
 }
 
+/// The owner's quota room when the upload started.
+struct QuotaRoom {
+    quotas: crate::quota::Quotas,
+    usage: crate::quota::Usage,
+    /// Ciphertext bytes the owner may still store.
+    left: u64,
+}
+
 /// Streams the `ciphertext` part into `upload`, hashing it; the object is
-/// completed only if the hash is the envelope's and nothing follows the
-/// part. Returns the size.
+/// completed only if the hash is the envelope's, nothing follows the part
+/// and it fits in the owner's bytes left. Returns the size.
 async fn receive_ciphertext(
+    state: &AppState,
+    target: &Target<'_>,
     form: &mut Multipart,
     mut upload: Upload,
     checked: &CheckedEnvelope,
-    limit: usize,
+    room: &QuotaRoom,
 ) -> Result<u64, Refusal> {
+    let limit = state.config.chunk_limit;
     let mut hasher = Sha256::new();
     {
         let mut field = match form.next_field().await {
@@ -359,6 +365,21 @@ async fn receive_ciphertext(
                 }
                 Ok(None) => break,
                 Ok(Some(piece)) => {
+                    if upload.written() + piece.len() as u64 > room.left {
+                        upload.abort().await;
+                        return Err(room
+                            .quotas
+                            .bytes_refusal(
+                                state,
+                                &target.machine.owner_did,
+                                room.usage,
+                                Some(format!(
+                                    "this chunk is larger than the {} bytes left",
+                                    room.left
+                                )),
+                            )
+                            .into());
+                    }
                     hasher.update(&piece);
                     if let Err(e) = upload.write(piece).await {
                         upload.abort().await;
@@ -538,6 +559,10 @@ async fn commit(
     let now_unix = crate::auth::session::now_unix();
     let now = sealstream_core::chunk::utc_now_seconds();
     let mut tx = state.store.begin().await?;
+    let owner = target.machine.owner_did.as_str();
+    crate::quota::lock_owner(&mut tx, state.store.engine(), owner).await?;
+    let usage = crate::quota::owner_usage(&mut *tx, owner).await?;
+    crate::quota::Quotas::of(state).admit(state, owner, usage, size)?;
     let moved = match &expected.previous_chunk_id {
         None => sqlx::query(
             "INSERT INTO chains (machine_did, topic, chunk_count, head_chunk_id, bytes, updated_at) \

@@ -251,6 +251,7 @@ pub(crate) async fn store_grant(
     files: Vec<AccessFile>,
     granted_by: &str,
 ) -> ApiResult<GrantView> {
+    crate::quota::check_free_disk(state)?;
     let mut nonce = [0u8; 8];
     rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut nonce);
     let prefix = format!("grants/{}/{}", order.id, hex::encode(nonce));
@@ -398,9 +399,12 @@ pub(crate) async fn load_grant(
         (status = 400, description = "Malformed files (field named)", body = crate::openapi::ErrorBody),
         (status = 401, description = "No session", body = crate::openapi::ErrorBody),
         (status = 404, description = "No such order sold by the caller", body = crate::openapi::ErrorBody),
+        (status = 408, description = "Not received within the upload timeout (`upload-timeout`)", body = crate::openapi::ErrorBody),
         (status = 409, description = "Not paid", body = crate::openapi::ErrorBody),
-        (status = 413, description = "Body too large", body = crate::openapi::ErrorBody),
-        (status = 422, description = "Files not for this buyer or not covering the dataset exactly", body = crate::openapi::ErrorBody)))]
+        (status = 413, description = "Body larger than `--max-grant-bytes`", body = crate::openapi::ErrorBody),
+        (status = 422, description = "Files not for this buyer or not covering the dataset exactly", body = crate::openapi::ErrorBody),
+        (status = 429, description = "Too many writes (`write-rate`)", body = crate::openapi::ErrorBody),
+        (status = 507, description = "The server's free-disk floor is reached (`min-free-disk`)", body = crate::openapi::ErrorBody)))]
 pub async fn upload(
     State(state): State<AppState>,
     caller: Principal,

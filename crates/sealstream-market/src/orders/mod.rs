@@ -761,9 +761,8 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/receipts/key", get(receipt::server_key))
 }
 
-/// The grant upload route, with its own body limit.
-pub fn grant_routes(limit: usize) -> Router<AppState> {
-    Router::new()
-        .route("/v1/orders/{id}/grant", put(grant::upload).get(grant::show))
-        .layer(tower_http::limit::RequestBodyLimitLayer::new(limit))
+/// The grant routes; the server gives them the grant body limit
+/// (`grant_limit`) and the upload timeout.
+pub fn grant_routes() -> Router<AppState> {
+    Router::new().route("/v1/orders/{id}/grant", put(grant::upload).get(grant::show))
 }

@@ -39,7 +39,7 @@ use super::{links, party_order, sold_order, view, Order, OrderState};
 use crate::auth::{MaybePrincipal, Principal};
 use crate::error::{ApiError, ApiJson, ApiResult};
 use crate::evm::{Address, Amount, ExpectedPayment, TxHash};
-use crate::limits::{ClientAddr, Limited};
+use crate::limits::ClientAddr;
 use crate::listings::{audit_details, Rail};
 use crate::server::AppState;
 
@@ -376,16 +376,17 @@ pub async fn payment_proof(
 }
 
 /// Seconds to wait, at least 1.
-fn retry_secs(l: Limited) -> u64 {
-    l.retry_after.as_secs_f64().ceil().max(1.0) as u64
+fn retry_secs(wait: std::time::Duration) -> u64 {
+    wait.as_secs_f64().ceil().max(1.0) as u64
 }
 
 fn limit_client(state: &AppState, client: &ClientAddr, id: &str) -> ApiResult<()> {
     let rate = state.config.proof_rate_per_client;
     let key = client.key();
     state
-        .limits
-        .take(&format!("proof:ip:{key}"), rate)
+        .proof_limits
+        .per_client
+        .check(&key)
         .map_err(|l| {
             tracing::warn!(client = %key, order = %id, "payment proof refused: the limit per client address");
             ApiError::too_many_requests(
@@ -402,8 +403,9 @@ fn limit_client(state: &AppState, client: &ClientAddr, id: &str) -> ApiResult<()
 fn limit_order(state: &AppState, id: &str) -> ApiResult<()> {
     let rate = state.config.proof_rate_per_order;
     state
-        .limits
-        .take(&format!("proof:order:{id}"), rate)
+        .proof_limits
+        .per_order
+        .check(&id.to_string())
         .map_err(|l| {
             tracing::warn!(order = %id, "payment proof refused: the limit per order");
             ApiError::too_many_requests(

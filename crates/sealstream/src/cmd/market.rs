@@ -39,7 +39,9 @@ pub fn run(command: MarketCommand, ui: Ui) -> CliResult {
             claims_per_sweep,
             receipt_key_file,
             operator_kek_file,
+            limits,
         } => {
+            let seconds = std::time::Duration::from_secs;
             let config = Config {
                 listen,
                 data_dir: db.data_dir,
@@ -73,6 +75,20 @@ pub fn run(command: MarketCommand, ui: Ui) -> CliResult {
                 operator_kek_file,
                 metrics_listen,
                 audit_sign_interval: std::time::Duration::from_secs(audit_sign_interval),
+                max_connections: usize::try_from(limits.max_connections).unwrap_or(usize::MAX),
+                max_connections_per_client: usize::try_from(limits.max_connections_per_client)
+                    .unwrap_or(usize::MAX),
+                header_timeout: seconds(limits.header_timeout),
+                idle_timeout: seconds(limits.idle_timeout),
+                request_timeout: seconds(limits.request_timeout),
+                upload_timeout: seconds(limits.upload_timeout),
+                owner_quota_bytes: limits.owner_quota_bytes,
+                owner_quota_chunks: limits.owner_quota_chunks,
+                min_free_disk: limits.min_free_disk,
+                write_rate: limits.write_rate,
+                write_burst: limits.write_burst,
+                anonymous_write_rate: limits.anonymous_write_rate,
+                anonymous_write_burst: limits.anonymous_write_burst,
                 ..Config::default()
             };
             serve(config, ui)
@@ -332,7 +348,7 @@ fn serve(config: Config, ui: Ui) -> CliResult {
     };
     // Everything the server creates is its own: the database and its WAL,
     // ciphertext objects, keys, temporary files (issue 14, item 14).
-    rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
+    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
     // Ignore a second initialisation (only possible in tests).
     let _ = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
