@@ -70,7 +70,7 @@ from market_load import (  # noqa: E402
     did_of,
     free_port,
     process_cpu,
-    registration_statement,
+    register_machine,
     run,
     sign_in,
     start_server,
@@ -148,16 +148,7 @@ def main() -> None:
 
         # ------------------------------------------------------ setup
         owner_token = sign_in(api, owner)
-        recipients = [
-            {"recipientId": f"{who}-1", "recipientType": who, "publicKeyHex": keys[f"{who}PublicKeyHex"]}
-            for who in ("owner", "operator", "machine")
-        ]
-        statement = registration_statement(machine_did, owner_did, keys["chainPublicKeyHex"], recipients)
-        signature = machine.sign_message(encode_defunct(text=statement)).signature
-        api.expect(201, "POST", "/v1/machines", {
-            "machineDid": machine_did, "chainPublicKey": keys["chainPublicKeyHex"],
-            "recipients": recipients, "signature": "0x" + bytes(signature).hex(),
-        }, owner_token)
+        register_machine(api, owner_token, owner_did, machine, keys, work / "keys")
 
         print(f"publishing {args.chunks} chunks", file=sys.stderr)
         source = work / "source.bin"

@@ -61,7 +61,7 @@ from market_load import (  # noqa: E402
     Api,
     did_of,
     free_port,
-    registration_statement,
+    register_machine,
     run,
     sign_in,
     start_server,
@@ -140,16 +140,7 @@ def main() -> None:
         server, api = start_server(serve_cmd, port, work / "server.log")
 
         owner_token = sign_in(api, owner)
-        recipients = [
-            {"recipientId": f"{who}-1", "recipientType": who, "publicKeyHex": keys[f"{who}PublicKeyHex"]}
-            for who in ("owner", "operator", "machine")
-        ]
-        statement = registration_statement(machine_did, owner_did, keys["chainPublicKeyHex"], recipients)
-        signature = machine.sign_message(encode_defunct(text=statement)).signature
-        api.expect(201, "POST", "/v1/machines", {
-            "machineDid": machine_did, "chainPublicKey": keys["chainPublicKeyHex"],
-            "recipients": recipients, "signature": "0x" + bytes(signature).hex(),
-        }, owner_token)
+        register_machine(api, owner_token, owner_did, machine, keys, work / "keys")
 
         data = work / "input.bin"
         data.write_bytes(os.urandom(4 * 4096))

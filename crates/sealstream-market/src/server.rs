@@ -403,6 +403,16 @@ pub struct AppState {
     pub refusal_log: Arc<LogThrottle>,
 }
 
+/// The server's own secrets, loaded or created at start.
+pub struct ServerKeys {
+    /// The key receipts (and audit heads) are signed with.
+    pub receipt_key: sealstream_core::keys::ReceiptSigningKey,
+    /// The key operator keys are sealed under in the store.
+    pub operator_kek: crate::operator_key::KeyEncryptionKey,
+    /// The key sign-in nonces are authenticated with.
+    pub nonce_key: crate::auth::nonce::NonceKey,
+}
+
 impl AppState {
     /// The state of a server on `store` and `objects` with `config` and
     /// the given keys (what [`Server::bind`] builds; tools and tests).
@@ -411,11 +421,14 @@ impl AppState {
         objects: Objects,
         config: Config,
         evm: BTreeMap<u64, crate::evm::EvmRpc>,
-        receipt_key: sealstream_core::keys::ReceiptSigningKey,
-        operator_kek: crate::operator_key::KeyEncryptionKey,
+        keys: ServerKeys,
         public_url: crate::public_url::PublicUrl,
-        nonce_key: crate::auth::nonce::NonceKey,
     ) -> AppState {
+        let ServerKeys {
+            receipt_key,
+            operator_kek,
+            nonce_key,
+        } = keys;
         let writes = Arc::new(WriteLimits::new(&config));
         let proof_limits = Arc::new(crate::limits::ProofLimits::new(&config));
         AppState {
@@ -482,7 +495,7 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::datasets::routes())
         .merge(crate::orders::routes());
     let small = limited(
-        small,
+        read_whole(small),
         config.body_limit,
         config.request_timeout,
         "request-timeout",
@@ -577,6 +590,35 @@ pub(crate) fn limited(
         .layer(middleware::from_fn(move |request: Request, next: Next| {
             timed(request, next, timeout, timeout_name, body_limit)
         }))
+}
+
+/// `routes` with each request's body read whole (it is within the route
+/// group's limit) before the handler runs. A handler that answers without
+/// reading the body (a refusal, a route that takes none) would otherwise
+/// leave it unread, and hyper then closes the kept-alive connection when
+/// the body had not arrived yet: the client's next request on that
+/// connection, already sent, meets a closed socket.
+fn read_whole(routes: Router<AppState>) -> Router<AppState> {
+    routes.layer(middleware::from_fn(
+        |request: Request, next: Next| async move {
+            let (parts, body) = request.into_parts();
+            match axum::body::to_bytes(body, usize::MAX).await {
+                Ok(bytes) => {
+                    next.run(Request::from_parts(parts, axum::body::Body::from(bytes)))
+                        .await
+                }
+                Err(e) if e.to_string().contains("length limit exceeded") => ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    Some("body"),
+                    "the request body is larger than this route accepts",
+                )
+                .into_response(),
+                Err(_) => {
+                    ApiError::bad_request("body", "could not be read to its end").into_response()
+                }
+            }
+        },
+    ))
 }
 
 /// The limit layer answers 413 in plain text; the API answers JSON.
@@ -867,16 +909,12 @@ impl Server {
             ),
             None => None,
         };
-        let state = AppState::new(
-            store,
-            objects,
-            config,
-            evm,
+        let keys = ServerKeys {
             receipt_key,
             operator_kek,
-            public_url,
             nonce_key,
-        );
+        };
+        let state = AppState::new(store, objects, config, evm, keys, public_url);
         Ok(Server {
             listener,
             metrics_listener,
@@ -929,7 +967,7 @@ impl Server {
                 )
                 .fallback(not_found)
                 .with_state(self.state.clone());
-            let (limits, events) = (limits.clone(), events.clone());
+            let events = events.clone();
             tokio::spawn(crate::connections::serve(
                 listener,
                 app,

@@ -155,7 +155,46 @@ fn refusals_are_json_and_answers_are_not_cached(db: Db) {
     }
 }
 
+/// A route that answers without reading the request body (the nonce takes
+/// none; a refusal comes before the body) must still read it, or hyper
+/// closes the kept-alive connection under the client's next request (seen
+/// as "Unexpected EOF" in clients signing in: nonce, then verify on the
+/// same connection).
+fn an_unread_body_does_not_close_the_connection(db: Db) {
+    use std::io::{Read, Write};
+    let server = TestServer::start(db);
+    let addr = server.base.trim_start_matches("http://").to_string();
+    let mut socket = std::net::TcpStream::connect(&addr).unwrap();
+    socket
+        .set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .unwrap();
+    // The head first; the body only once the server has had time to answer
+    // without it.
+    write!(
+        socket,
+        "POST /v1/auth/nonce HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
+         Content-Length: 2\r\n\r\n"
+    )
+    .unwrap();
+    socket.flush().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    write!(
+        socket,
+        "{{}}GET /healthz HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut answers = String::new();
+    let _ = socket.read_to_string(&mut answers);
+    assert_eq!(
+        answers.matches("HTTP/1.1 200 OK").count(),
+        2,
+        "both requests answered on one connection: {answers}"
+    );
+    assert!(answers.contains(r#"{"status":"ok"}"#), "{answers}");
+}
+
 on_both_databases!(
+    an_unread_body_does_not_close_the_connection,
     refusals_are_json_and_answers_are_not_cached,
     health_and_not_found,
     metrics_and_the_audit_head_are_for_auditors,

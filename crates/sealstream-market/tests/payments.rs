@@ -611,8 +611,9 @@ fn bogus_claims_do_not_starve_a_real_payment(db: Db) {
         c.evm_rpc.insert(BASE_CHAIN_ID, url);
         c.confirmations = 2;
         c.payment_poll = std::time::Duration::from_secs(3600);
-        // As if from 251 addresses: the per-client limit is not under test.
+        // As if from 251 addresses: the per-client limits are not under test.
         c.proof_rate_per_client = Rate::new(1000, std::time::Duration::from_secs(1));
+        c.anonymous_write_rate = 0.0;
     });
     let pay_to = anvil.account(2).address;
     let sale = sale(

@@ -203,7 +203,7 @@ pub enum MarketCommand {
         #[arg(long, value_name = "FILE")]
         operator_kek_file: Option<PathBuf>,
         #[command(flatten)]
-        limits: MarketLimitArgs,
+        limits: Box<MarketLimitArgs>,
     },
     /// Grant paid orders on the owner's side: sign in as the owner, list the paid orders
     /// of the owner's listings that are not granted yet, re-wrap every chunk key of each
