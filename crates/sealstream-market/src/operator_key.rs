@@ -20,7 +20,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
@@ -40,7 +40,7 @@ use sealstream_core::keys::{parse_hex_array, RecipientSecretKey};
 use sealstream_core::ValidationError;
 
 use crate::auth::{audit_details, Principal};
-use crate::error::{ApiError, ApiJson, ApiResult};
+use crate::error::{ApiError, ApiJson, ApiPath, ApiResult};
 use crate::orders::Order;
 use crate::server::AppState;
 
@@ -229,7 +229,7 @@ async fn owned_machine(
 pub async fn register(
     State(state): State<AppState>,
     caller: Principal,
-    Path(did): Path<String>,
+    ApiPath(did): ApiPath<String>,
     ApiJson(req): ApiJson<RegisterOperatorKey>,
 ) -> ApiResult<Json<OperatorKeyView>> {
     let machine = owned_machine(&state, &caller, &did).await?;
@@ -311,7 +311,7 @@ pub async fn register(
 pub async fn show(
     State(state): State<AppState>,
     caller: Principal,
-    Path(did): Path<String>,
+    ApiPath(did): ApiPath<String>,
 ) -> ApiResult<Json<OperatorKeyView>> {
     let machine = owned_machine(&state, &caller, &did).await?;
     let row =
@@ -349,7 +349,7 @@ pub async fn show(
 pub async fn revoke(
     State(state): State<AppState>,
     caller: Principal,
-    Path(did): Path<String>,
+    ApiPath(did): ApiPath<String>,
 ) -> ApiResult<StatusCode> {
     let machine = owned_machine(&state, &caller, &did).await?;
     let mut tx = state.store.begin().await?;

@@ -6,13 +6,13 @@
 //! nothing. The `machine` role cannot be granted or revoked here: a DID has
 //! it while it is registered in `machines`.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::Json;
 use sealstream_core::identity::Did;
 
 use super::siwe_routes::{role_names, MeResponse};
 use super::{grant_role, roles_of, Principal, Role};
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiPath, ApiResult};
 use crate::server::AppState;
 
 fn target(did: &str, role: &str) -> ApiResult<(String, Role)> {
@@ -45,7 +45,7 @@ fn target(did: &str, role: &str) -> ApiResult<(String, Role)> {
 pub(crate) async fn grant(
     State(state): State<AppState>,
     principal: Principal,
-    Path((did, role)): Path<(String, String)>,
+    ApiPath((did, role)): ApiPath<(String, String)>,
 ) -> ApiResult<Json<MeResponse>> {
     principal.require(Role::Admin)?;
     let (did, role) = target(&did, &role)?;
@@ -71,7 +71,7 @@ pub(crate) async fn grant(
 pub(crate) async fn revoke(
     State(state): State<AppState>,
     principal: Principal,
-    Path((did, role)): Path<(String, String)>,
+    ApiPath((did, role)): ApiPath<(String, String)>,
 ) -> ApiResult<Json<MeResponse>> {
     principal.require(Role::Admin)?;
     let (did, role) = target(&did, &role)?;

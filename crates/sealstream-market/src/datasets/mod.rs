@@ -25,7 +25,7 @@ mod db;
 mod time;
 
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
@@ -45,7 +45,7 @@ pub use db::{
 pub use time::{format_utc, parse_utc_seconds};
 
 use crate::auth::{MaybePrincipal, Principal, Role};
-use crate::error::{ApiError, ApiJson, ApiResult};
+use crate::error::{ApiError, ApiJson, ApiPath, ApiResult};
 use crate::server::AppState;
 
 /// Datasets listed per page unless `limit` says otherwise.
@@ -614,7 +614,7 @@ pub(crate) async fn create_dataset(
 pub(crate) async fn put_manifest(
     State(state): State<AppState>,
     principal: Principal,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(req): ApiJson<SignDataset>,
 ) -> ApiResult<Response> {
     let mut row = readable(&state, &id, Some(&principal))
@@ -714,7 +714,7 @@ pub(crate) async fn list_datasets(
 pub(crate) async fn get_dataset(
     State(state): State<AppState>,
     MaybePrincipal(caller): MaybePrincipal,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Response> {
     let row = readable(&state, &id, caller.as_ref()).await?;
     json_reply(StatusCode::OK, &DatasetView::of(&row)?)
@@ -755,7 +755,7 @@ fn covered_index(row: &DatasetRow, text: &str) -> ApiResult<u64> {
 pub(crate) async fn get_proof(
     State(state): State<AppState>,
     MaybePrincipal(caller): MaybePrincipal,
-    Path((id, index)): Path<(String, String)>,
+    ApiPath((id, index)): ApiPath<(String, String)>,
 ) -> ApiResult<Response> {
     let row = readable(&state, &id, caller.as_ref()).await?;
     let index = covered_index(&row, &index)?;
@@ -822,7 +822,7 @@ pub async fn inclusion_proof(
 pub(crate) async fn get_envelope(
     State(state): State<AppState>,
     MaybePrincipal(caller): MaybePrincipal,
-    Path((id, index)): Path<(String, String)>,
+    ApiPath((id, index)): ApiPath<(String, String)>,
 ) -> ApiResult<Response> {
     let row = readable(&state, &id, caller.as_ref()).await?;
     let index = covered_index(&row, &index)?;

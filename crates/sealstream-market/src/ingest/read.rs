@@ -169,7 +169,7 @@ pub(crate) struct ChunkList {
 #[utoipa::path(get, path = "/v1/machines/{did}/topics/{topic}/chunks", tag = "ingest",
     params(
         ("did" = String, Path, description = "The machine's DID"),
-        ("topic" = String, Path, description = "The topic, percent-encoded"),
+        ("topic" = String, Path, description = "The topic, percent-encoded", example = "/sensor/gps"),
         ChunkPage,
     ),
     responses(
@@ -251,7 +251,7 @@ async fn stored_chunk(
 #[utoipa::path(get, path = "/v1/machines/{did}/topics/{topic}/chunks/{index}/envelope", tag = "ingest",
     params(
         ("did" = String, Path, description = "The machine's DID"),
-        ("topic" = String, Path, description = "The topic, percent-encoded"),
+        ("topic" = String, Path, description = "The topic, percent-encoded", example = "/sensor/gps"),
         ("index" = u64, Path, description = "The chunk's index"),
     ),
     responses(
@@ -273,7 +273,7 @@ pub(crate) async fn get_envelope(
 #[utoipa::path(get, path = "/v1/machines/{did}/topics/{topic}/chunks/{index}/ciphertext", tag = "ingest",
     params(
         ("did" = String, Path, description = "The machine's DID"),
-        ("topic" = String, Path, description = "The topic, percent-encoded"),
+        ("topic" = String, Path, description = "The topic, percent-encoded", example = "/sensor/gps"),
         ("index" = u64, Path, description = "The chunk's index"),
     ),
     responses(

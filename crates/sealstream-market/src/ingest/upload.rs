@@ -70,7 +70,7 @@ pub(crate) struct UploadAnswer {
 #[utoipa::path(put, path = "/v1/machines/{did}/topics/{topic}/chunks/{index}", tag = "ingest",
     params(
         ("did" = String, Path, description = "The machine's DID, `did:peaq:0x…`"),
-        ("topic" = String, Path, description = "The topic, percent-encoded (`%2Fsensor%2Fgps`)"),
+        ("topic" = String, Path, description = "The topic, percent-encoded (`%2Fsensor%2Fgps`)", example = "/sensor/gps"),
         ("index" = u64, Path, description = "The chunk's index; must equal the envelope's `index`"),
     ),
     request_body(content = inline(ChunkUpload), content_type = "multipart/form-data",
