@@ -249,7 +249,7 @@ pub(crate) async fn list(
 /// One machine, for its owner, itself and admins.
 #[utoipa::path(get, path = "/v1/machines/{did}", tag = "machines",
     security(("session" = [])),
-    params(("did" = String, Path, description = "The machine, did:peaq:0x…")),
+    params(("did" = String, Path, description = "The machine, did:peaq:0x…", pattern = "^did:peaq:0x[0-9a-fA-F]{40}$")),
     responses(
         (status = 200, description = "The machine", body = MachineView),
         (status = 400, description = "Malformed DID", body = crate::openapi::ErrorBody),

@@ -216,7 +216,7 @@ async fn owned_machine(
 /// From then on the server grants paid orders of the machine's datasets
 /// itself.
 #[utoipa::path(put, path = "/v1/machines/{did}/operator-key", tag = "machines",
-    params(("did" = String, Path, description = "The machine, did:peaq:0x…")),
+    params(("did" = String, Path, description = "The machine, did:peaq:0x…", pattern = "^did:peaq:0x[0-9a-fA-F]{40}$")),
     request_body = RegisterOperatorKey,
     security(("session" = [])),
     responses(
@@ -301,7 +301,7 @@ pub async fn register(
 
 /// The operator key the server holds for a machine the caller owns.
 #[utoipa::path(get, path = "/v1/machines/{did}/operator-key", tag = "machines",
-    params(("did" = String, Path, description = "The machine, did:peaq:0x…")),
+    params(("did" = String, Path, description = "The machine, did:peaq:0x…", pattern = "^did:peaq:0x[0-9a-fA-F]{40}$")),
     security(("session" = [])),
     responses(
         (status = 200, description = "The key's public half", body = OperatorKeyView),
@@ -339,7 +339,7 @@ pub async fn show(
 /// Revokes a machine's operator key: the server forgets it and grants no
 /// order with it afterwards (grants issued before stay).
 #[utoipa::path(delete, path = "/v1/machines/{did}/operator-key", tag = "machines",
-    params(("did" = String, Path, description = "The machine, did:peaq:0x…")),
+    params(("did" = String, Path, description = "The machine, did:peaq:0x…", pattern = "^did:peaq:0x[0-9a-fA-F]{40}$")),
     security(("session" = [])),
     responses(
         (status = 204, description = "Revoked"),

@@ -34,8 +34,8 @@ fn target(did: &str, role: &str) -> ApiResult<(String, Role)> {
 /// Grants a role to a principal.
 #[utoipa::path(put, path = "/v1/admin/principals/{did}/roles/{role}", tag = "admin",
     security(("session" = [])),
-    params(("did" = String, Path, description = "The principal, did:peaq:0x…"),
-           ("role" = String, Path, description = "owner, buyer, auditor or admin")),
+    params(("did" = String, Path, description = "The principal, did:peaq:0x…", pattern = "^did:peaq:0x[0-9a-fA-F]{40}$"),
+           ("role" = String, Path, description = "owner, buyer, auditor or admin (machine, implicit, is a 409)", pattern = "^(machine|owner|buyer|auditor|admin)$")),
     responses(
         (status = 200, description = "The principal's roles now", body = MeResponse),
         (status = 400, description = "Malformed DID or unknown role", body = crate::openapi::ErrorBody),
@@ -60,8 +60,8 @@ pub(crate) async fn grant(
 /// Revokes a role from a principal.
 #[utoipa::path(delete, path = "/v1/admin/principals/{did}/roles/{role}", tag = "admin",
     security(("session" = [])),
-    params(("did" = String, Path, description = "The principal, did:peaq:0x…"),
-           ("role" = String, Path, description = "owner, buyer, auditor or admin")),
+    params(("did" = String, Path, description = "The principal, did:peaq:0x…", pattern = "^did:peaq:0x[0-9a-fA-F]{40}$"),
+           ("role" = String, Path, description = "owner, buyer, auditor or admin (machine, implicit, is a 409)", pattern = "^(machine|owner|buyer|auditor|admin)$")),
     responses(
         (status = 200, description = "The principal's roles now", body = MeResponse),
         (status = 400, description = "Malformed DID or unknown role", body = crate::openapi::ErrorBody),

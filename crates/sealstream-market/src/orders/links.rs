@@ -75,6 +75,7 @@ pub(crate) async fn open(
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct CreateLink {
     /// `release` (the buyer) or `confirmation` (the seller).
+    #[schema(pattern = "^(release|confirmation)$")]
     pub purpose: String,
 }
 

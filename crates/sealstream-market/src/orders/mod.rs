@@ -590,14 +590,17 @@ pub struct ListQuery {
     /// `buyer` (the caller's purchases, the default) or `seller` (orders of
     /// the caller's listings).
     #[serde(rename = "as")]
+    #[param(pattern = "^(buyer|seller)$")]
     pub as_: Option<String>,
     /// Only orders in this state.
+    #[param(pattern = "^(awaiting-payment|paid|granted|cancelled)$")]
     pub state: Option<String>,
     /// Only orders of this listing.
     pub listing: Option<String>,
     /// Orders after this id (the previous page's `nextCursor`).
     pub cursor: Option<String>,
     /// Page size, 1 to 200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<u32>,
 }
 

@@ -638,6 +638,7 @@ pub async fn confirmation(
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct MarkPaid {
     /// The invoice or bank reference (1 to 200 characters).
+    #[schema(min_length = 1, max_length = 200)]
     pub reference: String,
 }
 
