@@ -1,4 +1,6 @@
-//! API errors and the strict JSON body extractor.
+//! API errors and the strict extractors: the JSON body ([`ApiJson`]), path
+//! parameters ([`ApiPath`]) and the query string ([`ApiQuery`]), whose
+//! refusals name the part at fault.
 //!
 //! Every refusal is a JSON body `{"error": {"field": F, "message": M}}`,
 //! where `field` names the request part at fault (a JSON path such as
@@ -6,7 +8,10 @@
 //! `null` when no single part is.
 
 use axum::body::Bytes;
-use axum::extract::{FromRequest, Request};
+use axum::extract::path::ErrorKind;
+use axum::extract::rejection::PathRejection;
+use axum::extract::{FromRequest, FromRequestParts, Path, Request};
+use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
@@ -166,6 +171,87 @@ where
     }
 }
 
+/// Path parameters, decoded as axum's [`Path`] does; a parameter that does
+/// not decode (bad percent-encoding, not UTF-8, not of its type) is a 400
+/// naming it.
+#[derive(Debug)]
+pub struct ApiPath<T>(pub T);
+
+impl<S, T> FromRequestParts<S> for ApiPath<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned + Send,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match Path::<T>::from_request_parts(parts, state).await {
+            Ok(Path(value)) => Ok(ApiPath(value)),
+            Err(rejection) => Err(path_rejection(rejection)),
+        }
+    }
+}
+
+/// A path that did not decode, as a 400 naming the parameter (or `path`
+/// when no single one is at fault).
+pub fn path_rejection(rejection: PathRejection) -> ApiError {
+    let field = match &rejection {
+        PathRejection::FailedToDeserializePathParams(e) => match e.kind() {
+            ErrorKind::InvalidUtf8InPathParam { key }
+            | ErrorKind::ParseErrorAtKey { key, .. }
+            | ErrorKind::DeserializeError { key, .. } => key.clone(),
+            _ => "path".to_string(),
+        },
+        _ => "path".to_string(),
+    };
+    ApiError::bad_request(&field, rejection.body_text())
+}
+
+/// The query string, decoded into `T` with the name of the first bad
+/// parameter in the error (types meant to be strict carry
+/// `#[serde(deny_unknown_fields)]`; an unknown parameter is then a 400
+/// naming it).
+#[derive(Debug)]
+pub struct ApiQuery<T>(pub T);
+
+impl<S, T> FromRequestParts<S> for ApiQuery<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        decode_query(parts.uri.query().unwrap_or_default()).map(ApiQuery)
+    }
+}
+
+/// Decodes a query string into `T`, naming the first bad parameter.
+pub fn decode_query<T: DeserializeOwned>(query: &str) -> ApiResult<T> {
+    let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let message = e.into_inner().to_string();
+        // An unknown parameter's path is its own name; a missing one's is
+        // the query as a whole.
+        let field = if path == "." || path.is_empty() {
+            match unknown_field(&message) {
+                Some(name) if !name.is_empty() => name.to_string(),
+                _ => "query".to_string(),
+            }
+        } else {
+            path
+        };
+        ApiError::bad_request(&field, format!("query string: {message}"))
+    })
+}
+
+/// The name in serde's "unknown field `NAME`, expected …".
+fn unknown_field(message: &str) -> Option<&str> {
+    let rest = message.strip_prefix("unknown field `")?;
+    rest.split_once('`').map(|(name, _)| name)
+}
+
 /// Turns a failed body read into a 413 (over the limit) or a 400.
 pub fn body_rejection(status: StatusCode, text: String) -> ApiError {
     if status == StatusCode::PAYLOAD_TOO_LARGE {
@@ -242,6 +328,32 @@ mod tests {
         let e = decode_json::<Outer>(br#"{"items":[]}"#).unwrap_err();
         assert_eq!(e.field.as_deref(), Some("body"));
         assert!(e.message.contains("missing field `name`"), "{}", e.message);
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Page {
+        limit: Option<u32>,
+        link: Option<String>,
+    }
+
+    #[test]
+    fn query_refusals_name_the_parameter() {
+        let page: Page = decode_query("limit=5&link=x%20y").unwrap();
+        assert_eq!((page.limit, page.link.as_deref()), (Some(5), Some("x y")));
+        let e = decode_query::<Page>("limit=five").unwrap_err();
+        assert_eq!(e.status, StatusCode::BAD_REQUEST);
+        assert_eq!(e.field.as_deref(), Some("limit"));
+        let e = decode_query::<Page>("link=a&colour=red").unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("colour"));
+        assert!(
+            e.message.contains("unknown field `colour`"),
+            "{}",
+            e.message
+        );
+        let e = decode_query::<Page>("=x").unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("query"));
     }
 
     #[test]

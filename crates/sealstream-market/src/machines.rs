@@ -5,7 +5,7 @@
 //! machine itself and admins; anyone else gets the same 404 as for a machine
 //! that does not exist).
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use sealstream_core::identity::{Did, Eip191Signature};
@@ -16,7 +16,7 @@ use sqlx::Row;
 use utoipa::ToSchema;
 
 use crate::auth::{audit_details, Principal, Role};
-use crate::error::{ApiError, ApiJson, ApiResult};
+use crate::error::{ApiError, ApiJson, ApiPath, ApiResult};
 use crate::server::AppState;
 
 /// One key a machine's chunk keys are wrapped for.
@@ -249,7 +249,7 @@ pub(crate) async fn list(
 /// One machine, for its owner, itself and admins.
 #[utoipa::path(get, path = "/v1/machines/{did}", tag = "machines",
     security(("session" = [])),
-    params(("did" = String, Path, description = "The machine, did:peaq:0x…")),
+    params(("did" = String, Path, description = "The machine, did:peaq:0x…", pattern = "^did:peaq:0x[0-9a-fA-F]{40}$")),
     responses(
         (status = 200, description = "The machine", body = MachineView),
         (status = 400, description = "Malformed DID", body = crate::openapi::ErrorBody),
@@ -258,7 +258,7 @@ pub(crate) async fn list(
 pub(crate) async fn show(
     State(state): State<AppState>,
     principal: Principal,
-    Path(did): Path<String>,
+    ApiPath(did): ApiPath<String>,
 ) -> ApiResult<Json<MachineView>> {
     let did = Did::parse(&did, "did")
         .map_err(|e| ApiError::bad_request(&e.field, e.constraint))?

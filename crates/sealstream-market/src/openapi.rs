@@ -5,7 +5,9 @@
 //! `tests/openapi.rs` checks that the document and the router agree.
 
 use serde::Serialize;
+use utoipa::openapi::path::{HttpMethod, Operation};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{ContentBuilder, Ref, RefOr, Response, ResponseBuilder};
 use utoipa::{Modify, OpenApi, ToSchema};
 
 /// The body of every refusal.
@@ -43,6 +45,129 @@ impl Modify for BearerAuth {
             ),
         );
     }
+}
+
+/// The answers any operation of a kind can give, whatever its handler
+/// does, because a layer in front of every route gives them
+/// ([`crate::server::router`], [`crate::connections`]): declared once as
+/// components and referenced from every operation that can get them and
+/// does not declare the status itself.
+struct CommonResponses;
+
+/// (status, component name, description, which operations).
+const COMMON_RESPONSES: [(&str, &str, &str, Applies); 6] = [
+    (
+        "400",
+        "BadRequest",
+        "A path or query parameter, or the body, is malformed; `error.field` names it",
+        Applies::WithInput,
+    ),
+    (
+        "401",
+        "Unauthorized",
+        "The session token sent is unknown, expired or malformed (`error.field` is \
+         `Authorization`)",
+        Applies::WithSession,
+    ),
+    (
+        "408",
+        "RequestTimeout",
+        "The request was not answered in time (`request-timeout`, or `upload-timeout` on \
+         uploads)",
+        Applies::All,
+    ),
+    (
+        "413",
+        "PayloadTooLarge",
+        "The body is larger than the route accepts (`max-body-bytes`, or the upload limits)",
+        Applies::All,
+    ),
+    (
+        "429",
+        "TooManyWrites",
+        "Too many writes (`write-rate`, or `anonymous-write-rate` without a session); \
+         `Retry-After` says when to try again",
+        Applies::Writes,
+    ),
+    (
+        "503",
+        "Unavailable",
+        "Too many connections open from the client's address \
+         (`max-connections-per-client`); `Retry-After` says when to try again",
+        Applies::All,
+    ),
+];
+
+/// Which operations a common response applies to.
+#[derive(Clone, Copy)]
+enum Applies {
+    /// Every operation.
+    All,
+    /// Operations with path or query parameters or a request body.
+    WithInput,
+    /// Operations that take a session (required or optional).
+    WithSession,
+    /// Operations other than GET (the write rate limits).
+    Writes,
+}
+
+impl Applies {
+    fn to(self, method: &HttpMethod, operation: &Operation) -> bool {
+        match self {
+            Applies::All => true,
+            Applies::WithInput => {
+                operation.parameters.as_ref().is_some_and(|p| !p.is_empty())
+                    || operation.request_body.is_some()
+            }
+            Applies::WithSession => operation.security.as_ref().is_some_and(|s| !s.is_empty()),
+            Applies::Writes => !matches!(method, HttpMethod::Get | HttpMethod::Head),
+        }
+    }
+}
+
+impl Modify for CommonResponses {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        for (_, name, description, _) in COMMON_RESPONSES {
+            components
+                .responses
+                .insert(name.to_string(), RefOr::T(error_response(description)));
+        }
+        for item in openapi.paths.paths.values_mut() {
+            let operations = [
+                (HttpMethod::Get, &mut item.get),
+                (HttpMethod::Put, &mut item.put),
+                (HttpMethod::Post, &mut item.post),
+                (HttpMethod::Delete, &mut item.delete),
+                (HttpMethod::Patch, &mut item.patch),
+            ];
+            for (method, operation) in operations {
+                let Some(operation) = operation else { continue };
+                for (status, name, _, applies) in COMMON_RESPONSES {
+                    if applies.to(&method, operation) {
+                        operation
+                            .responses
+                            .responses
+                            .entry(status.to_string())
+                            .or_insert_with(|| RefOr::Ref(Ref::from_response_name(name)));
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A refusal in the JSON error shape.
+fn error_response(description: &str) -> Response {
+    ResponseBuilder::new()
+        .description(description)
+        .content(
+            "application/json",
+            ContentBuilder::new()
+                .schema(Some(Ref::from_schema_name("ErrorBody")))
+                .build(),
+        )
+        .build()
 }
 
 /// The API description.
@@ -146,7 +271,7 @@ impl Modify for BearerAuth {
         crate::orders::links::CreateLink,
         crate::orders::links::LinkView,
     )),
-    modifiers(&BearerAuth)
+    modifiers(&BearerAuth, &CommonResponses)
 )]
 pub struct ApiDoc;
 

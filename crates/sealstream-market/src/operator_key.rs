@@ -20,7 +20,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
@@ -40,7 +40,7 @@ use sealstream_core::keys::{parse_hex_array, RecipientSecretKey};
 use sealstream_core::ValidationError;
 
 use crate::auth::{audit_details, Principal};
-use crate::error::{ApiError, ApiJson, ApiResult};
+use crate::error::{ApiError, ApiJson, ApiPath, ApiResult};
 use crate::orders::Order;
 use crate::server::AppState;
 
@@ -216,7 +216,7 @@ async fn owned_machine(
 /// From then on the server grants paid orders of the machine's datasets
 /// itself.
 #[utoipa::path(put, path = "/v1/machines/{did}/operator-key", tag = "machines",
-    params(("did" = String, Path, description = "The machine, did:peaq:0x…")),
+    params(("did" = String, Path, description = "The machine, did:peaq:0x…", pattern = "^did:peaq:0x[0-9a-fA-F]{40}$")),
     request_body = RegisterOperatorKey,
     security(("session" = [])),
     responses(
@@ -229,7 +229,7 @@ async fn owned_machine(
 pub async fn register(
     State(state): State<AppState>,
     caller: Principal,
-    Path(did): Path<String>,
+    ApiPath(did): ApiPath<String>,
     ApiJson(req): ApiJson<RegisterOperatorKey>,
 ) -> ApiResult<Json<OperatorKeyView>> {
     let machine = owned_machine(&state, &caller, &did).await?;
@@ -301,7 +301,7 @@ pub async fn register(
 
 /// The operator key the server holds for a machine the caller owns.
 #[utoipa::path(get, path = "/v1/machines/{did}/operator-key", tag = "machines",
-    params(("did" = String, Path, description = "The machine, did:peaq:0x…")),
+    params(("did" = String, Path, description = "The machine, did:peaq:0x…", pattern = "^did:peaq:0x[0-9a-fA-F]{40}$")),
     security(("session" = [])),
     responses(
         (status = 200, description = "The key's public half", body = OperatorKeyView),
@@ -311,7 +311,7 @@ pub async fn register(
 pub async fn show(
     State(state): State<AppState>,
     caller: Principal,
-    Path(did): Path<String>,
+    ApiPath(did): ApiPath<String>,
 ) -> ApiResult<Json<OperatorKeyView>> {
     let machine = owned_machine(&state, &caller, &did).await?;
     let row =
@@ -339,7 +339,7 @@ pub async fn show(
 /// Revokes a machine's operator key: the server forgets it and grants no
 /// order with it afterwards (grants issued before stay).
 #[utoipa::path(delete, path = "/v1/machines/{did}/operator-key", tag = "machines",
-    params(("did" = String, Path, description = "The machine, did:peaq:0x…")),
+    params(("did" = String, Path, description = "The machine, did:peaq:0x…", pattern = "^did:peaq:0x[0-9a-fA-F]{40}$")),
     security(("session" = [])),
     responses(
         (status = 204, description = "Revoked"),
@@ -349,7 +349,7 @@ pub async fn show(
 pub async fn revoke(
     State(state): State<AppState>,
     caller: Principal,
-    Path(did): Path<String>,
+    ApiPath(did): ApiPath<String>,
 ) -> ApiResult<StatusCode> {
     let machine = owned_machine(&state, &caller, &did).await?;
     let mut tx = state.store.begin().await?;

@@ -193,8 +193,26 @@ fn an_unread_body_does_not_close_the_connection(db: Db) {
     assert!(answers.contains(r#"{"status":"ok"}"#), "{answers}");
 }
 
+/// A path parameter that does not decode and an unknown query parameter
+/// are 400s naming the parameter (the API fuzzing run sent both; the
+/// answers said `"field": null`).
+fn malformed_paths_and_queries_name_the_parameter(db: Db) {
+    let server = TestServer::start(db);
+    for (path, field) in [
+        ("/v1/listings/%FF", "id"),
+        ("/v1/listings/ls_1/samples/%C3%28", "index"),
+        ("/v1/orders/ord_1/confirmation?colour=red", "colour"),
+        ("/v1/orders/ord_1/release/manifest.json?=x", "query"),
+    ] {
+        let (status, body) = server.get(path, None);
+        assert_eq!(status, 400, "{path}: {body}");
+        assert_eq!(body["error"]["field"], field, "{path}: {body}");
+    }
+}
+
 on_both_databases!(
     an_unread_body_does_not_close_the_connection,
+    malformed_paths_and_queries_name_the_parameter,
     refusals_are_json_and_answers_are_not_cached,
     health_and_not_found,
     metrics_and_the_audit_head_are_for_auditors,

@@ -39,3 +39,56 @@ fn documented_paths_are_served() {
         }
     }
 }
+
+/// The refusals a layer in front of every route gives are documented on
+/// every operation that can get them (the API fuzzing run, `api_fuzz.rs`,
+/// checks each answer's status against the document): 408, 413 and 503 on
+/// all, 429 on every write, 401 wherever a session may be sent, 400
+/// wherever there is a parameter or a body to get wrong.
+#[test]
+fn common_refusals_are_documented() {
+    let server = TestServer::start(Db::Sqlite);
+    let (status, doc) = server.get("/openapi.json", None);
+    assert_eq!(status, 200);
+    let mut missing = Vec::new();
+    for (path, item) in doc["paths"].as_object().expect("paths") {
+        for (method, op) in item.as_object().unwrap() {
+            if !["get", "post", "put", "patch", "delete"].contains(&method.as_str()) {
+                continue;
+            }
+            let mut expected = vec!["408", "413", "503"];
+            if method != "get" {
+                expected.push("429");
+            }
+            if op["security"].as_array().is_some_and(|s| !s.is_empty()) {
+                expected.push("401");
+            }
+            let has_input = op["parameters"].as_array().is_some_and(|p| !p.is_empty())
+                || op.get("requestBody").is_some();
+            if has_input {
+                expected.push("400");
+            }
+            for status in expected {
+                let response = &op["responses"][status];
+                if response.is_null() {
+                    missing.push(format!("{method} {path}: {status}"));
+                    continue;
+                }
+                // Inline, or the shared component: JSON in the error shape.
+                let response = match response["$ref"].as_str() {
+                    Some(r) => {
+                        let name = r.trim_start_matches("#/components/responses/");
+                        &doc["components"]["responses"][name]
+                    }
+                    None => response,
+                };
+                let schema = &response["content"]["application/json"]["schema"]["$ref"];
+                assert_eq!(
+                    schema, "#/components/schemas/ErrorBody",
+                    "{method} {path} {status}: {response}"
+                );
+            }
+        }
+    }
+    assert!(missing.is_empty(), "undocumented refusals: {missing:?}");
+}

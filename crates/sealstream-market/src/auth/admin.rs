@@ -6,13 +6,13 @@
 //! nothing. The `machine` role cannot be granted or revoked here: a DID has
 //! it while it is registered in `machines`.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::Json;
 use sealstream_core::identity::Did;
 
 use super::siwe_routes::{role_names, MeResponse};
 use super::{grant_role, roles_of, Principal, Role};
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiPath, ApiResult};
 use crate::server::AppState;
 
 fn target(did: &str, role: &str) -> ApiResult<(String, Role)> {
@@ -34,8 +34,8 @@ fn target(did: &str, role: &str) -> ApiResult<(String, Role)> {
 /// Grants a role to a principal.
 #[utoipa::path(put, path = "/v1/admin/principals/{did}/roles/{role}", tag = "admin",
     security(("session" = [])),
-    params(("did" = String, Path, description = "The principal, did:peaq:0x…"),
-           ("role" = String, Path, description = "owner, buyer, auditor or admin")),
+    params(("did" = String, Path, description = "The principal, did:peaq:0x…", pattern = "^did:peaq:0x[0-9a-fA-F]{40}$"),
+           ("role" = String, Path, description = "owner, buyer, auditor or admin (machine, implicit, is a 409)", pattern = "^(machine|owner|buyer|auditor|admin)$")),
     responses(
         (status = 200, description = "The principal's roles now", body = MeResponse),
         (status = 400, description = "Malformed DID or unknown role", body = crate::openapi::ErrorBody),
@@ -45,7 +45,7 @@ fn target(did: &str, role: &str) -> ApiResult<(String, Role)> {
 pub(crate) async fn grant(
     State(state): State<AppState>,
     principal: Principal,
-    Path((did, role)): Path<(String, String)>,
+    ApiPath((did, role)): ApiPath<(String, String)>,
 ) -> ApiResult<Json<MeResponse>> {
     principal.require(Role::Admin)?;
     let (did, role) = target(&did, &role)?;
@@ -60,8 +60,8 @@ pub(crate) async fn grant(
 /// Revokes a role from a principal.
 #[utoipa::path(delete, path = "/v1/admin/principals/{did}/roles/{role}", tag = "admin",
     security(("session" = [])),
-    params(("did" = String, Path, description = "The principal, did:peaq:0x…"),
-           ("role" = String, Path, description = "owner, buyer, auditor or admin")),
+    params(("did" = String, Path, description = "The principal, did:peaq:0x…", pattern = "^did:peaq:0x[0-9a-fA-F]{40}$"),
+           ("role" = String, Path, description = "owner, buyer, auditor or admin (machine, implicit, is a 409)", pattern = "^(machine|owner|buyer|auditor|admin)$")),
     responses(
         (status = 200, description = "The principal's roles now", body = MeResponse),
         (status = 400, description = "Malformed DID or unknown role", body = crate::openapi::ErrorBody),
@@ -71,7 +71,7 @@ pub(crate) async fn grant(
 pub(crate) async fn revoke(
     State(state): State<AppState>,
     principal: Principal,
-    Path((did, role)): Path<(String, String)>,
+    ApiPath((did, role)): ApiPath<(String, String)>,
 ) -> ApiResult<Json<MeResponse>> {
     principal.require(Role::Admin)?;
     let (did, role) = target(&did, &role)?;

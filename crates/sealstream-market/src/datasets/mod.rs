@@ -24,8 +24,7 @@ mod check;
 mod db;
 mod time;
 
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
@@ -45,7 +44,7 @@ pub use db::{
 pub use time::{format_utc, parse_utc_seconds};
 
 use crate::auth::{MaybePrincipal, Principal, Role};
-use crate::error::{ApiError, ApiJson, ApiResult};
+use crate::error::{ApiError, ApiJson, ApiPath, ApiQuery, ApiResult};
 use crate::server::AppState;
 
 /// Datasets listed per page unless `limit` says otherwise.
@@ -170,6 +169,7 @@ pub struct DatasetPage {
 #[into_params(parameter_in = Query)]
 pub struct ListParams {
     /// Datasets per page (1 to 500, default 50).
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<u32>,
     /// Datasets to skip.
     pub offset: Option<u64>,
@@ -614,7 +614,7 @@ pub(crate) async fn create_dataset(
 pub(crate) async fn put_manifest(
     State(state): State<AppState>,
     principal: Principal,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(req): ApiJson<SignDataset>,
 ) -> ApiResult<Response> {
     let mut row = readable(&state, &id, Some(&principal))
@@ -673,9 +673,8 @@ pub(crate) async fn put_manifest(
 pub(crate) async fn list_datasets(
     State(state): State<AppState>,
     principal: Principal,
-    params: Result<Query<ListParams>, QueryRejection>,
+    ApiQuery(params): ApiQuery<ListParams>,
 ) -> ApiResult<Response> {
-    let Query(params) = params.map_err(|e| ApiError::bad_request("query", e.body_text()))?;
     let limit = params.limit.unwrap_or(DEFAULT_PAGE);
     if limit == 0 || limit > MAX_PAGE {
         return Err(ApiError::bad_request(
@@ -714,7 +713,7 @@ pub(crate) async fn list_datasets(
 pub(crate) async fn get_dataset(
     State(state): State<AppState>,
     MaybePrincipal(caller): MaybePrincipal,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Response> {
     let row = readable(&state, &id, caller.as_ref()).await?;
     json_reply(StatusCode::OK, &DatasetView::of(&row)?)
@@ -755,7 +754,7 @@ fn covered_index(row: &DatasetRow, text: &str) -> ApiResult<u64> {
 pub(crate) async fn get_proof(
     State(state): State<AppState>,
     MaybePrincipal(caller): MaybePrincipal,
-    Path((id, index)): Path<(String, String)>,
+    ApiPath((id, index)): ApiPath<(String, String)>,
 ) -> ApiResult<Response> {
     let row = readable(&state, &id, caller.as_ref()).await?;
     let index = covered_index(&row, &index)?;
@@ -822,7 +821,7 @@ pub async fn inclusion_proof(
 pub(crate) async fn get_envelope(
     State(state): State<AppState>,
     MaybePrincipal(caller): MaybePrincipal,
-    Path((id, index)): Path<(String, String)>,
+    ApiPath((id, index)): ApiPath<(String, String)>,
 ) -> ApiResult<Response> {
     let row = readable(&state, &id, caller.as_ref()).await?;
     let index = covered_index(&row, &index)?;

@@ -86,9 +86,9 @@ pub fn parse_index(text: &str, field: &str) -> ApiResult<u64> {
 }
 
 /// Turns a path that did not decode (bad percent-encoding, not UTF-8) into
-/// a 400.
+/// a 400 naming the parameter.
 pub(crate) fn path_error(rejection: PathRejection) -> ApiError {
-    ApiError::bad_request("path", rejection.body_text())
+    crate::error::path_rejection(rejection)
 }
 
 /// `/v1/machines/{did}/topics/{topic}`: the machine's canonical DID and the

@@ -76,7 +76,7 @@ pub(crate) struct TopicList {
 
 /// The chains of a machine.
 #[utoipa::path(get, path = "/v1/machines/{did}/topics", tag = "ingest",
-    params(("did" = String, Path, description = "The machine's DID")),
+    params(("did" = String, Path, description = "The machine's DID", pattern = "^did:peaq:0x[0-9a-fA-F]{40}$")),
     responses(
         (status = 200, description = "The machine's chains", body = TopicList),
         (status = 401, description = "No session", body = crate::openapi::ErrorBody),
@@ -168,8 +168,8 @@ pub(crate) struct ChunkList {
 /// A chain's chunks (envelopes and metadata), page by page.
 #[utoipa::path(get, path = "/v1/machines/{did}/topics/{topic}/chunks", tag = "ingest",
     params(
-        ("did" = String, Path, description = "The machine's DID"),
-        ("topic" = String, Path, description = "The topic, percent-encoded"),
+        ("did" = String, Path, description = "The machine's DID", pattern = "^did:peaq:0x[0-9a-fA-F]{40}$"),
+        ("topic" = String, Path, description = "The topic, percent-encoded", example = "/sensor/gps"),
         ChunkPage,
     ),
     responses(
@@ -250,8 +250,8 @@ async fn stored_chunk(
 /// One chunk's envelope, exactly as uploaded.
 #[utoipa::path(get, path = "/v1/machines/{did}/topics/{topic}/chunks/{index}/envelope", tag = "ingest",
     params(
-        ("did" = String, Path, description = "The machine's DID"),
-        ("topic" = String, Path, description = "The topic, percent-encoded"),
+        ("did" = String, Path, description = "The machine's DID", pattern = "^did:peaq:0x[0-9a-fA-F]{40}$"),
+        ("topic" = String, Path, description = "The topic, percent-encoded", example = "/sensor/gps"),
         ("index" = u64, Path, description = "The chunk's index"),
     ),
     responses(
@@ -272,8 +272,8 @@ pub(crate) async fn get_envelope(
 /// One chunk's ciphertext, streamed from the object store.
 #[utoipa::path(get, path = "/v1/machines/{did}/topics/{topic}/chunks/{index}/ciphertext", tag = "ingest",
     params(
-        ("did" = String, Path, description = "The machine's DID"),
-        ("topic" = String, Path, description = "The topic, percent-encoded"),
+        ("did" = String, Path, description = "The machine's DID", pattern = "^did:peaq:0x[0-9a-fA-F]{40}$"),
+        ("topic" = String, Path, description = "The topic, percent-encoded", example = "/sensor/gps"),
         ("index" = u64, Path, description = "The chunk's index"),
     ),
     responses(

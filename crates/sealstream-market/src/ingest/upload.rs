@@ -69,8 +69,8 @@ pub(crate) struct UploadAnswer {
 /// Uploads one chunk of a machine's chain.
 #[utoipa::path(put, path = "/v1/machines/{did}/topics/{topic}/chunks/{index}", tag = "ingest",
     params(
-        ("did" = String, Path, description = "The machine's DID, `did:peaq:0x…`"),
-        ("topic" = String, Path, description = "The topic, percent-encoded (`%2Fsensor%2Fgps`)"),
+        ("did" = String, Path, description = "The machine's DID, `did:peaq:0x…`", pattern = "^did:peaq:0x[0-9a-fA-F]{40}$"),
+        ("topic" = String, Path, description = "The topic, percent-encoded (`%2Fsensor%2Fgps`)", example = "/sensor/gps"),
         ("index" = u64, Path, description = "The chunk's index; must equal the envelope's `index`"),
     ),
     request_body(content = inline(ChunkUpload), content_type = "multipart/form-data",

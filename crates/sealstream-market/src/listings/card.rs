@@ -3,7 +3,7 @@
 //! seller's key, `payment` entries with `currency`, `amount` and `payTo`),
 //! extended with the provider, the license and the dataset commitment.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::Json;
 use serde::Serialize;
 use serde_json::Value;
@@ -12,7 +12,7 @@ use utoipa::ToSchema;
 use super::model::{format_units, Rail};
 use super::{dataset_of, visible, Listing};
 use crate::auth::MaybePrincipal;
-use crate::error::ApiResult;
+use crate::error::{ApiPath, ApiResult};
 use crate::server::AppState;
 
 /// A Dazaar-style card.
@@ -156,13 +156,14 @@ pub fn card_of(listing: &Listing, dataset: &super::DatasetSummary) -> Card {
 /// A listing as a Dazaar-style card (same visibility as the listing page).
 #[utoipa::path(get, path = "/v1/listings/{id}/card", tag = "listings",
     params(("id" = String, Path, description = "Listing id")),
+    security((), ("session" = [])),
     responses(
         (status = 200, description = "The card", body = Card),
         (status = 404, description = "No such listing visible to the caller", body = crate::openapi::ErrorBody)))]
 pub async fn card(
     State(state): State<AppState>,
     MaybePrincipal(caller): MaybePrincipal,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<Card>> {
     let mut tx = state.store.begin().await?;
     let listing = visible(&mut tx, &id, caller.as_ref()).await?;

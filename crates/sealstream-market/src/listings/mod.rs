@@ -13,7 +13,7 @@ pub mod card;
 pub mod model;
 pub mod samples;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::Json;
 use rand::RngCore;
@@ -24,7 +24,7 @@ use utoipa::ToSchema;
 
 use crate::auth::{MaybePrincipal, Principal, Role};
 use crate::catalog::{sales_bucket, QueryParams};
-use crate::error::{ApiError, ApiJson, ApiResult};
+use crate::error::{ApiError, ApiJson, ApiPath, ApiResult};
 use crate::server::AppState;
 
 pub use model::{
@@ -295,7 +295,7 @@ pub async fn create(
 pub async fn patch(
     State(state): State<AppState>,
     caller: Principal,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(req): ApiJson<PatchListing>,
 ) -> ApiResult<Json<ListingView>> {
     let given = req.given();
@@ -350,7 +350,7 @@ pub async fn patch(
 pub async fn publish(
     State(state): State<AppState>,
     caller: Principal,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<ListingView>> {
     let mut tx = state.store.begin().await?;
     let mut listing = owned(&mut tx, &id, &caller).await?;
@@ -426,7 +426,7 @@ pub async fn publish(
 pub async fn withdraw(
     State(state): State<AppState>,
     caller: Principal,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<ListingView>> {
     let mut tx = state.store.begin().await?;
     let mut listing = owned(&mut tx, &id, &caller).await?;
@@ -517,13 +517,14 @@ pub async fn list_mine(
 /// draft or withdrawn one (404 for others).
 #[utoipa::path(get, path = "/v1/listings/{id}", tag = "listings",
     params(("id" = String, Path, description = "Listing id")),
+    security((), ("session" = [])),
     responses(
         (status = 200, description = "The listing with its dataset summary", body = ListingView),
         (status = 404, description = "No such listing visible to the caller", body = crate::openapi::ErrorBody)))]
 pub async fn get(
     State(state): State<AppState>,
     MaybePrincipal(caller): MaybePrincipal,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<ListingView>> {
     let mut tx = state.store.begin().await?;
     let listing = visible(&mut tx, &id, caller.as_ref()).await?;

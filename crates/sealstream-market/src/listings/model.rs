@@ -77,6 +77,7 @@ pub struct CreateListing {
     /// The dataset on sale (`ds_…`), one of the caller's.
     pub dataset_id: String,
     /// 1 to 200 characters.
+    #[schema(min_length = 1, max_length = 200)]
     pub title: String,
     /// Up to 20,000 characters.
     #[serde(default)]

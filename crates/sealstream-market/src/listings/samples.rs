@@ -7,7 +7,7 @@
 //! the caller decrypts with the normal chunk path.
 
 use axum::body::Body;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -23,7 +23,7 @@ use sealstream_core::keys::{parse_hex_array, RecipientPublicKey, RecipientSecret
 use super::{audit_details, dataset_of, owned, visible, DatasetSummary, Listing, ListingState};
 use crate::auth::{MaybePrincipal, Principal};
 use crate::catalog::QueryParams;
-use crate::error::{ApiError, ApiJson, ApiResult};
+use crate::error::{ApiError, ApiJson, ApiPath, ApiResult};
 use crate::server::AppState;
 
 /// `POST /v1/listings/{id}/samples`: plaintext keys of sample chunks.
@@ -140,7 +140,7 @@ async fn chunk_row(
 pub async fn disclose(
     State(state): State<AppState>,
     caller: Principal,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(req): ApiJson<PostSamples>,
 ) -> ApiResult<Json<SamplesDisclosed>> {
     if req.keys.is_empty() || req.keys.len() > super::model::MAX_SAMPLES {
@@ -289,6 +289,7 @@ async fn sample(
         ("id" = String, Path, description = "Listing id"),
         ("index" = u64, Path, description = "Chain index of a sample chunk"),
         ("recipientPublicKey" = String, Query, description = "The caller's X25519 public key, 64 hex digits")),
+    security((), ("session" = [])),
     responses(
         (status = 200, description = "The sample", body = SampleView),
         (status = 400, description = "`recipientPublicKey` missing or not a usable key, or a bad index", body = crate::openapi::ErrorBody),
@@ -296,7 +297,7 @@ async fn sample(
 pub async fn get(
     State(state): State<AppState>,
     MaybePrincipal(caller): MaybePrincipal,
-    Path((id, index)): Path<(String, String)>,
+    ApiPath((id, index)): ApiPath<(String, String)>,
     query: Result<Query<Vec<(String, String)>>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<Json<SampleView>> {
     let params = QueryParams::new(query, &["recipientPublicKey"])?;
@@ -346,6 +347,7 @@ pub async fn get(
     params(
         ("id" = String, Path, description = "Listing id"),
         ("index" = u64, Path, description = "Chain index of a sample chunk")),
+    security((), ("session" = [])),
     responses(
         (status = 200, description = "The ciphertext (ciphertext ‖ tag)", content_type = "application/octet-stream"),
         (status = 400, description = "A bad index", body = crate::openapi::ErrorBody),
@@ -353,7 +355,7 @@ pub async fn get(
 pub async fn ciphertext(
     State(state): State<AppState>,
     MaybePrincipal(caller): MaybePrincipal,
-    Path((id, index)): Path<(String, String)>,
+    ApiPath((id, index)): ApiPath<(String, String)>,
 ) -> ApiResult<Response> {
     let index = parse_index(&index)?;
     let mut tx = state.store.begin().await?;

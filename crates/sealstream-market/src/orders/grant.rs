@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -21,7 +21,7 @@ use sealstream_core::json as cj;
 
 use super::{party_order, sold_order, Order, OrderState};
 use crate::auth::Principal;
-use crate::error::{ApiError, ApiJson, ApiResult};
+use crate::error::{ApiError, ApiJson, ApiPath, ApiResult};
 use crate::listings::audit_details;
 use crate::server::AppState;
 
@@ -408,7 +408,7 @@ pub(crate) async fn load_grant(
 pub async fn upload(
     State(state): State<AppState>,
     caller: Principal,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(req): ApiJson<UploadGrant>,
 ) -> ApiResult<Json<GrantView>> {
     let mut tx = state.store.begin().await?;
@@ -446,7 +446,7 @@ pub async fn upload(
 pub async fn show(
     State(state): State<AppState>,
     caller: Principal,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<GrantView>> {
     let mut tx = state.store.begin().await?;
     party_order(&mut tx, &id, &caller).await?;

@@ -5,7 +5,7 @@
 //! (for `peaqos stream distribute --confirmation-url`). The token travels
 //! as `?link=`; only its SHA-256 is stored; its maker can revoke it.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use rand::RngCore;
@@ -17,7 +17,7 @@ use utoipa::ToSchema;
 
 use super::{base_url, party_order, Order};
 use crate::auth::Principal;
-use crate::error::{ApiError, ApiJson, ApiResult};
+use crate::error::{ApiError, ApiJson, ApiPath, ApiResult};
 use crate::listings::audit_details;
 use crate::server::AppState;
 
@@ -75,6 +75,7 @@ pub(crate) async fn open(
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct CreateLink {
     /// `release` (the buyer) or `confirmation` (the seller).
+    #[schema(pattern = "^(release|confirmation)$")]
     pub purpose: String,
 }
 
@@ -108,7 +109,7 @@ pub struct LinkView {
 pub async fn create(
     State(state): State<AppState>,
     caller: Principal,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(req): ApiJson<CreateLink>,
 ) -> ApiResult<(StatusCode, Json<LinkView>)> {
     let purpose = match req.purpose.as_str() {
@@ -179,7 +180,7 @@ pub async fn create(
 pub async fn revoke(
     State(state): State<AppState>,
     caller: Principal,
-    Path((id, link)): Path<(String, String)>,
+    ApiPath((id, link)): ApiPath<(String, String)>,
 ) -> ApiResult<StatusCode> {
     let mut tx = state.store.begin().await?;
     let row = sqlx::query(

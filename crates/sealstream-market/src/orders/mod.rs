@@ -20,7 +20,7 @@ pub mod receipt;
 pub mod release;
 pub mod watcher;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
@@ -32,7 +32,7 @@ use sqlx::{Any, Row, Transaction};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::{Principal, Role};
-use crate::error::{ApiError, ApiJson, ApiResult};
+use crate::error::{ApiError, ApiJson, ApiPath, ApiQuery, ApiResult};
 use crate::listings::{audit_details, Listing, ListingState, Rail};
 use crate::server::AppState;
 
@@ -573,7 +573,7 @@ pub async fn create(
 pub async fn get_order(
     State(state): State<AppState>,
     caller: Principal,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<OrderView>> {
     let mut tx = state.store.begin().await?;
     let order = party_order(&mut tx, &id, &caller).await?;
@@ -590,14 +590,17 @@ pub struct ListQuery {
     /// `buyer` (the caller's purchases, the default) or `seller` (orders of
     /// the caller's listings).
     #[serde(rename = "as")]
+    #[param(pattern = "^(buyer|seller)$")]
     pub as_: Option<String>,
     /// Only orders in this state.
+    #[param(pattern = "^(awaiting-payment|paid|granted|cancelled)$")]
     pub state: Option<String>,
     /// Only orders of this listing.
     pub listing: Option<String>,
     /// Orders after this id (the previous page's `nextCursor`).
     pub cursor: Option<String>,
     /// Page size, 1 to 200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<u32>,
 }
 
@@ -622,7 +625,7 @@ pub struct OrderList {
 pub async fn list(
     State(state): State<AppState>,
     caller: Principal,
-    Query(q): Query<ListQuery>,
+    ApiQuery(q): ApiQuery<ListQuery>,
 ) -> ApiResult<Json<OrderList>> {
     let party = match q.as_.as_deref().unwrap_or("buyer") {
         "buyer" => "buyer_did",
@@ -702,7 +705,7 @@ pub async fn list(
 pub async fn cancel(
     State(state): State<AppState>,
     caller: Principal,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<OrderView>> {
     let mut tx = state.store.begin().await?;
     let mut order = bought_order(&mut tx, &id, &caller).await?;

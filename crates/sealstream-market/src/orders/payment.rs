@@ -24,7 +24,7 @@
 //! anonymous posts are rate-limited per client address and per order
 //! ([`crate::limits`]).
 
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -37,7 +37,7 @@ use super::claims::{self, Claim, ClaimState};
 use super::watcher::{ask_chain, settle, SettleRules, Settled};
 use super::{links, party_order, sold_order, view, Order, OrderState};
 use crate::auth::{MaybePrincipal, Principal};
-use crate::error::{ApiError, ApiJson, ApiResult};
+use crate::error::{ApiError, ApiJson, ApiPath, ApiQuery, ApiResult};
 use crate::evm::{Address, Amount, ExpectedPayment, TxHash};
 use crate::limits::ClientAddr;
 use crate::listings::{audit_details, Rail};
@@ -358,7 +358,7 @@ pub(crate) async fn record_payment(
 pub async fn payment_proof(
     State(state): State<AppState>,
     client: ClientAddr,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     proof: Result<ApiJson<PaymentProof>, ApiError>,
 ) -> Response {
     // The client's limit first: a malformed proof costs a token too.
@@ -541,14 +541,15 @@ const POLL_CHECKS: usize = 3;
 /// (at most 3) on chain.
 #[utoipa::path(get, path = "/v1/orders/{id}/confirmation", tag = "orders",
     params(("id" = String, Path, description = "Order id"), LinkQuery),
+    security((), ("session" = [])),
     responses(
         (status = 200, description = "`{status, order_id, buyer_id, buyer_public_key_hex, tx_hash, confirmed_at}`"),
         (status = 404, description = "No such order for the caller or link", body = crate::openapi::ErrorBody)))]
 pub async fn confirmation(
     State(state): State<AppState>,
     MaybePrincipal(caller): MaybePrincipal,
-    Path(id): Path<String>,
-    Query(q): Query<LinkQuery>,
+    ApiPath(id): ApiPath<String>,
+    ApiQuery(q): ApiQuery<LinkQuery>,
 ) -> ApiResult<Json<Value>> {
     let mut tx = state.store.begin().await?;
     let mut order = match (&caller, &q.link) {
@@ -637,6 +638,7 @@ pub async fn confirmation(
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct MarkPaid {
     /// The invoice or bank reference (1 to 200 characters).
+    #[schema(min_length = 1, max_length = 200)]
     pub reference: String,
 }
 
@@ -655,7 +657,7 @@ pub struct MarkPaid {
 pub async fn mark_paid(
     State(state): State<AppState>,
     caller: Principal,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(req): ApiJson<MarkPaid>,
 ) -> ApiResult<Json<super::OrderView>> {
     let reference = req.reference.trim();

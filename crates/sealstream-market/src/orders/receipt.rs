@@ -4,7 +4,7 @@
 //! seller fetch it; `sealstream receipt verify` checks it offline, pinned to
 //! the key `GET /v1/receipts/key` publishes.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -15,7 +15,7 @@ use sealstream_core::receipt::{LicenseReceipt, ReceiptPayment};
 
 use super::{party_order, Order};
 use crate::auth::Principal;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiPath, ApiResult};
 use crate::listings::Listing;
 use crate::server::AppState;
 
@@ -102,7 +102,7 @@ pub(crate) async fn issue(
 pub async fn get_receipt(
     State(state): State<AppState>,
     caller: Principal,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Response> {
     let mut tx = state.store.begin().await?;
     party_order(&mut tx, &id, &caller).await?;

@@ -12,7 +12,7 @@
 //! (`?link=`, kept by the reference on every file it fetches).
 
 use axum::body::Body;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use object_store::ObjectStoreExt;
@@ -25,7 +25,7 @@ use super::links::{self, Purpose};
 use super::payment::LinkQuery;
 use super::{bought_order, Order, OrderState};
 use crate::auth::MaybePrincipal;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiPath, ApiQuery, ApiResult};
 use crate::server::AppState;
 
 /// The name of the dataset manifest in a release package.
@@ -63,6 +63,7 @@ fn json_text(text: String) -> Response {
 /// The release manifest: a publish manifest plus `files` and the order.
 #[utoipa::path(get, path = "/v1/orders/{id}/release/manifest.json", tag = "orders",
     params(("id" = String, Path, description = "Order id"), LinkQuery),
+    security((), ("session" = [])),
     responses(
         (status = 200, description = "`{schemaVersion, sourceHash, totalChunks, chunkSize, machineDid, createdAt, orderId, datasetId, merkleRoot, sealstreamDataset, files}`"),
         (status = 404, description = "No such order for the caller or link", body = crate::openapi::ErrorBody),
@@ -70,8 +71,8 @@ fn json_text(text: String) -> Response {
 pub async fn manifest(
     State(state): State<AppState>,
     MaybePrincipal(caller): MaybePrincipal,
-    Path(id): Path<String>,
-    Query(q): Query<LinkQuery>,
+    ApiPath(id): ApiPath<String>,
+    ApiQuery(q): ApiQuery<LinkQuery>,
 ) -> ApiResult<Response> {
     let order = granted_order(&state, caller.as_ref(), &id, q.link.as_deref()).await?;
     let (dataset, chunk_ids) = dataset_chunk_ids(&state, &order.dataset_id).await?;
@@ -126,6 +127,7 @@ pub async fn manifest(
 /// One file of the release package.
 #[utoipa::path(get, path = "/v1/orders/{id}/release/{name}", tag = "orders",
     params(("id" = String, Path, description = "Order id"), ("name" = String, Path, description = "A name the manifest lists, or dataset.json"), LinkQuery),
+    security((), ("session" = [])),
     responses(
         (status = 200, description = "The file (JSON, or the ciphertext as application/octet-stream)"),
         (status = 404, description = "No such order, link or file", body = crate::openapi::ErrorBody),
@@ -133,8 +135,8 @@ pub async fn manifest(
 pub async fn file(
     State(state): State<AppState>,
     MaybePrincipal(caller): MaybePrincipal,
-    Path((id, name)): Path<(String, String)>,
-    Query(q): Query<LinkQuery>,
+    ApiPath((id, name)): ApiPath<(String, String)>,
+    ApiQuery(q): ApiQuery<LinkQuery>,
 ) -> ApiResult<Response> {
     let order = granted_order(&state, caller.as_ref(), &id, q.link.as_deref()).await?;
     let missing = || ApiError::not_found(format!("no file {name:?} in the release of order {id}"));

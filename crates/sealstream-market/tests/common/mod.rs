@@ -13,6 +13,7 @@ pub mod chains;
 pub mod listings_fixtures;
 pub mod orders_fixtures;
 pub mod postgres;
+pub mod world;
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
