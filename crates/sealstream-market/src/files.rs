@@ -68,10 +68,14 @@ pub fn write_private(path: &Path, bytes: &[u8]) -> io::Result<()> {
     let name = path
         .file_name()
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "path has no file name"))?;
+    // Unique per call, so writers of the same file in one process do not
+    // share a temporary file.
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let tmp = dir.join(format!(
-        ".{}.tmp-{}",
+        ".{}.tmp-{}-{}",
         name.to_string_lossy(),
-        std::process::id()
+        std::process::id(),
+        NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
     ));
     let result = (|| {
         let mut f = fs::OpenOptions::new()
@@ -88,6 +92,55 @@ pub fn write_private(path: &Path, bytes: &[u8]) -> io::Result<()> {
         let _ = fs::remove_file(&tmp);
     }
     result
+}
+
+/// Removes what a killed server leaves behind, before this one writes
+/// anything: temporary files of [`write_private`] in `data_dir` (named
+/// `.<file>.tmp-<pid>-<n>`) whose process is gone or is this one (a
+/// container restarts with the same pid), and the staging files of
+/// uploads to the local object store in `objects_dir` (`<key>#<n>`; object
+/// keys never hold a `#`). Returns how many files were removed.
+pub fn remove_debris(data_dir: &Path, objects_dir: Option<&Path>) -> io::Result<usize> {
+    let mut removed = 0;
+    for entry in fs::read_dir(data_dir)? {
+        let entry = entry?;
+        let name = entry.file_name();
+        let Some(pid) = temp_owner(&name.to_string_lossy()) else {
+            continue;
+        };
+        let alive = pid != std::process::id() && Path::new(&format!("/proc/{pid}")).exists();
+        if !alive && entry.file_type()?.is_file() {
+            fs::remove_file(entry.path())?;
+            removed += 1;
+        }
+    }
+    let mut dirs: Vec<std::path::PathBuf> =
+        objects_dir.map(Path::to_path_buf).into_iter().collect();
+    while let Some(dir) = dirs.pop() {
+        for entry in fs::read_dir(&dir)? {
+            let entry = entry?;
+            let kind = entry.file_type()?;
+            if kind.is_dir() {
+                dirs.push(entry.path());
+            } else if kind.is_file() && entry.file_name().to_string_lossy().contains('#') {
+                fs::remove_file(entry.path())?;
+                removed += 1;
+            }
+        }
+    }
+    if removed > 0 {
+        tracing::info!(removed, "removed the temporary files of an earlier run");
+    }
+    Ok(removed)
+}
+
+/// The pid in a [`write_private`] temporary file's name.
+fn temp_owner(name: &str) -> Option<u32> {
+    let rest = name.strip_prefix('.')?;
+    let (_, tail) = rest.rsplit_once(".tmp-")?;
+    let (pid, n) = tail.split_once('-')?;
+    n.parse::<u64>().ok()?;
+    pid.parse().ok()
 }
 
 #[cfg(test)]
@@ -129,5 +182,36 @@ mod tests {
             2,
             "no temporary file left"
         );
+    }
+
+    #[test]
+    fn debris_of_a_killed_run_is_removed_at_start() {
+        let tmp = tempfile::tempdir().unwrap();
+        let data = tmp.path();
+        let objects = data.join("objects/ab");
+        fs::create_dir_all(&objects).unwrap();
+        // A dead process's temporary file (pid beyond pid_max), this
+        // process's, and files that only look alike.
+        let dead = data.join(".audit-head.json.tmp-4194305-0");
+        let own = data.join(format!(".audit-head.json.tmp-{}-7", std::process::id()));
+        let kept = [
+            data.join("audit-head.json"),
+            data.join(".audit-head.json.tmp-x-1"),
+            data.join("market.db"),
+            objects.join("chunk.bin"),
+        ];
+        for f in [&dead, &own, &objects.join("chunk.bin#3")]
+            .into_iter()
+            .chain(kept.iter())
+        {
+            fs::write(f, b"x").unwrap();
+        }
+        assert_eq!(remove_debris(data, Some(&data.join("objects"))).unwrap(), 3);
+        assert!(!dead.exists() && !own.exists());
+        assert!(!objects.join("chunk.bin#3").exists());
+        for f in &kept {
+            assert!(f.exists(), "{} kept", f.display());
+        }
+        assert_eq!(remove_debris(data, None).unwrap(), 0);
     }
 }

@@ -817,6 +817,8 @@ impl Server {
         }
         let store = Store::open(&url).await?;
         let objects = Objects::open(&config.data_dir, config.object_store.as_deref())?;
+        crate::files::remove_debris(&config.data_dir, objects.local_dir())
+            .map_err(io(format!("{}", config.data_dir.display())))?;
         let receipt_key_file = config
             .receipt_key_file
             .clone()

@@ -101,11 +101,17 @@ pub fn read_file(path: &Path) -> Result<Option<SignedAuditHead>, SignedHeadError
 /// Refuses ([`SignedHeadError::Diverged`]) when the log no longer holds the
 /// newest signed head (in the table or the file): a head is never signed
 /// over a log that was cut short or rewritten.
+///
+/// Calls in one process take turns: the periodic signer, `GET
+/// /v1/audit/head` and the signing at shutdown can come at once, and each
+/// reads the newest head before it writes its own.
 pub async fn sign_current(
     store: &Store,
     key: &ReceiptSigningKey,
     file: Option<&Path>,
 ) -> Result<SignedAuditHead, SignedHeadError> {
+    static TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    let _turn = TURN.lock().await;
     let current = head(store).await?;
     let stored = latest(store).await?;
     let kept = match file {
@@ -230,6 +236,48 @@ mod tests {
 
     async fn exec(store: &Store, sql: &str) {
         sqlx::query(sql).execute(store.pool()).await.unwrap();
+    }
+
+    /// The periodic signer, `GET /v1/audit/head` and the signing at
+    /// shutdown may run at once, each writing the head file: none fails
+    /// (they shared one temporary file, and `/v1/audit/head` answered 503
+    /// now and then).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn heads_signed_at_once_all_succeed() {
+        let key = std::sync::Arc::new(ReceiptSigningKey::generate());
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join(HEAD_FILE);
+        let store = store_with(1).await;
+        let mut tasks = Vec::new();
+        for i in 0..32 {
+            let (store, key, file) = (store.clone(), key.clone(), file.clone());
+            tasks.push(tokio::spawn(async move {
+                if i % 4 == 0 {
+                    append_now(
+                        &store,
+                        "server",
+                        "test.event",
+                        "s",
+                        &Value::Object(Map::new()),
+                    )
+                    .await
+                    .unwrap();
+                }
+                sign_current(&store, &key, Some(&file)).await
+            }));
+        }
+        for task in tasks {
+            task.await.unwrap().expect("every signing succeeds");
+        }
+        let last = sign_current(&store, &key, Some(&file)).await.unwrap();
+        assert_eq!(last.events, 9);
+        assert_eq!(read_file(&file).unwrap().unwrap().events, 9);
+        let debris: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .filter(|n| n != HEAD_FILE)
+            .collect();
+        assert!(debris.is_empty(), "{debris:?}");
     }
 
     #[tokio::test]
