@@ -233,7 +233,7 @@ fn range_draft_has_the_root_core_computes(db: Db) {
     assert_refused(
         f.server.get("/v1/datasets?page=2", Some(&f.owner)),
         400,
-        "query",
+        "page",
     );
 }
 
