@@ -341,7 +341,8 @@ def wrk_result(out: str) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--ingest-mib", type=int, default=384, help="size of the uploaded chain (MiB)")
+    ap.add_argument("--ingest-mib", type=int, default=512,
+                    help="size of each wrk thread's chain (MiB; one chain a thread)")
     ap.add_argument("--chunk-mib", type=int, default=1)
     ap.add_argument("--listings", type=int, default=1000)
     ap.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
@@ -383,8 +384,15 @@ def main() -> None:
         base = f"http://127.0.0.1:{port}"
         serve_cmd = [binary, "market", "serve", "--listen", f"127.0.0.1:{port}",
                      "--data-dir", str(work / "data"), "--admin", owner_did]
+        serve_help = run([binary, "market", "serve", "--help"]).stdout
+        if "--write-rate" in serve_help:
+            # One principal uploads for the whole run, faster than the default
+            # write limit allows for long: the limiter still runs (its cost is
+            # measured), it just never refuses.
+            serve_cmd += ["--write-rate", "1000000"]
         db_file = work / "data" / "market.db"
         if args.db_dir:
+            Path(args.db_dir).mkdir(parents=True, exist_ok=True)
             db_dir = Path(tempfile.mkdtemp(prefix="sealstream-market-load-db-", dir=args.db_dir))
             db_file = db_dir / "market.db"
             serve_cmd += ["--database-url", f"sqlite://{db_file}"]
@@ -409,14 +417,20 @@ def main() -> None:
         with open(data, "wb") as f:
             for _ in range(args.ingest_mib):
                 f.write(os.urandom(MIB))
-        chain = work / "ingest-chain"
-        run(publish_cmd(data, chain, args.chunk_mib * MIB))
-        data.unlink()
-        chunks = len(list(chain.glob("chunk-*.bin")))
+        def publish_chains(attempt: int) -> tuple[Path, int]:
+            """One chain per wrk thread, published anew for every attempt: a
+            chunk is held under one chain only (a second upload of its id
+            under another topic is refused), and every publish draws fresh
+            chunk keys, so the chunk ids differ."""
+            prefix = work / f"ingest-{attempt}"
+            for k in range(args.ingest_threads):
+                run(publish_cmd(data, Path(f"{prefix}-{k}"), args.chunk_mib * MIB))
+            return prefix, len(list(Path(f"{prefix}-0").glob("chunk-*.bin")))
         ingest_cmd = [WRK, f"-t{args.ingest_threads}", f"-c{args.ingest_threads}", f"-d{args.duration}s",
                       "--timeout", "60s", "-s", str(INGEST_LUA), base]
 
         def ingest(attempt: int) -> dict:
+            chain, chunks = publish_chains(attempt)
             env = dict(os.environ, CHAIN_DIR=str(chain), CHUNKS=str(chunks), TOKEN=machine_token,
                        MACHINE=machine_did, TOPIC=f"/bench/ingest-{attempt}")
             t0 = os.times()
@@ -424,6 +438,8 @@ def main() -> None:
             t1 = os.times()
             # The uploaded ciphertexts are not read again: free the disk for the next attempt.
             shutil.rmtree(work / "data" / "objects" / "chunks", ignore_errors=True)
+            for k in range(args.ingest_threads):
+                shutil.rmtree(f"{chain}-{k}", ignore_errors=True)
             if r.returncode != 0:
                 sys.exit(f"wrk failed:\n{r.stdout}\n{r.stderr}")
             result = wrk_result(r.stdout)
@@ -440,6 +456,7 @@ def main() -> None:
         if quiet.ATTEMPTS > 1:
             quiet.wait_for_quiet()
         ing, ing_foreign, ing_server, ing_irq = measure("ingest", server.pid, ingest)
+        data.unlink()
 
         # ------------------------------------------------------ catalog seed
         print(f"seeding {args.listings} listings", file=sys.stderr)
@@ -592,7 +609,7 @@ def main() -> None:
     print()
     print("Commands:")
     print(f"    {' '.join(serve_cmd)}")
-    print(f"    CHAIN_DIR=… CHUNKS={chunks} TOKEN=… MACHINE={machine_did} TOPIC=/bench/ingest-N {' '.join(ingest_cmd)}")
+    print(f"    CHAIN_DIR=ingest-N CHUNKS={args.ingest_mib // args.chunk_mib} TOKEN=… MACHINE={machine_did} TOPIC=/bench/ingest-N {' '.join(ingest_cmd)}")
     print(f"    PATHS=catalog-paths.txt {' '.join(catalog_cmd)}")
     result = {
         "date": datetime.date.today().isoformat(), "commit": commit, "dirty": dirty,

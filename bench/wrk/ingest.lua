@@ -1,11 +1,12 @@
--- wrk script: each wrk thread uploads one chain, in order, as its own topic
+-- wrk script: each wrk thread uploads its own chain, in order, as its own topic
 -- (PUT /v1/machines/{did}/topics/{topic}/chunks/{index}, multipart/form-data:
 -- the envelope part, then the ciphertext part). Run with one connection per
 -- thread (-c equal to -t): with a request() function wrk sends one request
 -- at a time per connection, so each thread's uploads are sequential and the
 -- chain links hold. Environment:
---   CHAIN_DIR  a published chain (chunk-N.json, chunk-N.bin)
---   CHUNKS     number of chunks in it
+--   CHAIN_DIR  prefix of the published chains: thread k uploads CHAIN_DIR-k
+--              (chunk-N.json, chunk-N.bin); a chunk is held under one chain only
+--   CHUNKS     number of chunks in each
 --   TOKEN      a session token of the machine
 --   MACHINE    the machine's DID (did:peaq:0x…)
 --   TOPIC      topic prefix; thread k uploads TOPIC-k
@@ -37,7 +38,7 @@ local function encode(s)
 end
 
 function init(args)
-  dir = os.getenv("CHAIN_DIR")
+  dir = os.getenv("CHAIN_DIR") .. "-" .. id
   chunks = tonumber(os.getenv("CHUNKS"))
   token = os.getenv("TOKEN")
   machine = encode(os.getenv("MACHINE"))
