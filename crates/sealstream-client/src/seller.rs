@@ -12,7 +12,8 @@
 use std::sync::Arc;
 
 use sealstream_core::chunk::{
-    decrypt_chain, ChunkEnvelope, ChunkKey, DecryptChainError, KeyRecipient,
+    ChainItem, ChainReadError, ChainReader, ChainReaderOptions, ChunkEnvelope, ChunkKey,
+    KeyRecipient,
 };
 use sealstream_core::dataset::{DatasetBuilder, DatasetInfo};
 use sealstream_core::identity::{Did, Eip191Signature};
@@ -387,18 +388,28 @@ pub fn create_dataset(
         builder: &mut builder,
         failed: false,
     };
-    let summary = decrypt_chain(
-        items,
-        Arc::new(clone_secret(owner_key)),
-        threads,
-        std::io::sink(),
-    )
-    .map_err(|e| match e {
-        DecryptChainError::Source(e) => e,
-        DecryptChainError::Chunk { index, error } => chunk_error(index, error.to_string()),
-        DecryptChainError::Write(e) => chunk_error(first, e.to_string()),
+    let items = items.map(|item| {
+        item.map(|(envelope, key, ciphertext)| ChainItem {
+            envelope,
+            key,
+            ciphertext,
+        })
+    });
+    // Decrypted to hash the plaintext (sourceHash); the server checked the
+    // chain at upload and the root is compared below.
+    let options = ChainReaderOptions {
+        verify: false,
+        parallelism: threads,
+        ..ChainReaderOptions::default()
+    };
+    let mut reader = ChainReader::new(items, Arc::new(clone_secret(owner_key)), options);
+    let read_error = |e: ChainReadError<SellerError>| match e {
+        ChainReadError::Source(e) => e,
+        ChainReadError::Decrypt { index, error } => chunk_error(index, error.to_string()),
         other => chunk_error(first, other.to_string()),
-    })?;
+    };
+    while reader.next_chunk().map_err(read_error)?.is_some() {}
+    let summary = reader.finish().map_err(read_error)?;
     if summary.chunks != count {
         return Err(SellerError::Mismatch {
             dataset: id.clone(),
@@ -486,7 +497,7 @@ fn clone_secret(key: &RecipientSecretKey) -> RecipientSecretKey {
 }
 
 /// The covered chunks in order, read from the server as
-/// [`decrypt_chain`] asks for them; every envelope also goes into the
+/// the [`ChainReader`] asks for them; every envelope also goes into the
 /// Merkle builder.
 struct ChunkReader<'a> {
     client: &'a mut MarketClient,

@@ -32,8 +32,8 @@ use std::time::{Duration, Instant};
 
 use sealstream_core::access::{grant_entry, Buyer};
 use sealstream_core::chunk::{
-    decrypt_chain, recipient_type, verify_chain, ChainConfig, ChainState, ChainWriter, ChunkKey,
-    SealedChunk,
+    recipient_type, verify_chain, ChainConfig, ChainItem, ChainReader, ChainReaderOptions,
+    ChainState, ChainWriter, ChunkKey, SealedChunk,
 };
 use sealstream_core::identity::{eip191_recover, eip191_sign, Eip191Signature};
 use sealstream_core::json::{self, canonical, Map, Value};
@@ -437,14 +437,25 @@ fn main() {
                                 .recipient_of_type(recipient_type::OWNER)
                                 .unwrap()
                                 .clone();
-                            Ok::<_, Infallible>((c.envelope.clone(), entry, c.ciphertext.clone()))
+                            Ok::<_, Infallible>(ChainItem {
+                                envelope: c.envelope.clone(),
+                                key: entry,
+                                ciphertext: c.ciphertext.clone(),
+                            })
                         })
                         .collect::<Vec<_>>()
                 },
                 |items| {
-                    let s =
-                        decrypt_chain(items, Arc::clone(&owner), threads, std::io::sink()).unwrap();
-                    assert_eq!(s.bytes as usize, size);
+                    let options = ChainReaderOptions {
+                        verify: false,
+                        parallelism: threads,
+                        ..ChainReaderOptions::default()
+                    };
+                    let mut reader = ChainReader::new(items, Arc::clone(&owner), options);
+                    while let Some(plaintext) = reader.next_chunk().unwrap() {
+                        black_box(plaintext);
+                    }
+                    assert_eq!(reader.finish().unwrap().bytes as usize, size);
                 },
             ))
         });

@@ -13,19 +13,15 @@ use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use sha2::{Digest, Sha256};
-
 use crate::access::{read_access_file, AccessReadError};
-use crate::chunk::verify::{check_self, ChainVerifier};
 use crate::chunk::{
-    decrypt_chunk, ChainState, ChunkEnvelope, DecryptError, KeyRecipient, PublishManifest,
-    VerifyError,
+    ChainItem, ChainReadError, ChainReadSummary, ChainReader, ChainReaderOptions, ChainState,
+    DecryptError, KeyRecipient, PublishManifest, VerifyError,
 };
 use crate::dataset::{DatasetManifest, DatasetMismatch, DatasetVerifier};
 use crate::json;
 use crate::keys::RecipientSecretKey;
 use crate::layout::{list_chain_from, read_ciphertext, read_envelope, FileError, ReadChainError};
-use crate::pool::OrderedPool;
 use crate::staging::TempFile;
 
 /// Where the inputs are and who reads them.
@@ -198,9 +194,6 @@ pub fn read_dataset(chunk_dir: &Path) -> Result<Option<DatasetManifest>, Consume
         })
 }
 
-type Job = (ChunkEnvelope, KeyRecipient, Vec<u8>);
-type Done = (ChunkEnvelope, Result<Vec<u8>, ConsumeError>);
-
 /// Verify, decrypt and reassemble into `output` (atomically).
 /// `progress` is called with the number of plaintext bytes written.
 pub fn consume_to_file(
@@ -235,7 +228,8 @@ pub fn consume_to_file(
     }
     let source_hash = manifest.map(|m| m.source_hash);
     let dataset = if req.verify { dataset } else { None };
-    let mut dataset_check = match &dataset {
+    let dataset_path = req.chunk_dir.join("dataset.json");
+    let dataset_check = match &dataset {
         Some(d) => Some(
             DatasetVerifier::allowing(
                 d,
@@ -244,14 +238,13 @@ pub fn consume_to_file(
                     .map(String::as_str)
                     .collect::<Vec<_>>(),
             )
-            .map_err(|e| ConsumeError::Dataset {
-                path: req.chunk_dir.join("dataset.json"),
-                mismatch: e,
+            .map_err(|mismatch| ConsumeError::Dataset {
+                path: dataset_path.clone(),
+                mismatch,
             })?,
         ),
         None => None,
     };
-    let dataset_path = req.chunk_dir.join("dataset.json");
     // Every chunk needs its ciphertext before anything is decrypted.
     for (index, _) in &list {
         let path = req.data_dir.join(crate::layout::ciphertext_name(*index));
@@ -262,95 +255,71 @@ pub fn consume_to_file(
             });
         }
     }
-
-    let mut tmp = TempFile::new(output)?;
-    let verify = req.verify;
-    let key = Arc::clone(&req.buyer_key);
-    let parallelism = req.parallelism.max(1);
-    let mut pool = OrderedPool::new(
-        parallelism,
-        parallelism * 2,
-        move |(env, entry, ct): Job| -> Done {
-            if verify {
-                if let Err(reason) = check_self(&env, Some(&ct)) {
-                    let index = env.index;
-                    return (env, Err(VerifyError { index, reason }.into()));
-                }
-            }
-            let index = env.index;
-            let result = decrypt_chunk(&env, &entry, &key, ct)
-                .map_err(|error| ConsumeError::Decrypt { index, error });
-            (env, result)
-        },
-    );
-
     // A segment links on from its first chunk's previousChunkId, which the
     // chunk id (and so the dataset's firstChunkId and root) commits to.
-    let mut verifier = match (first, list.first()) {
-        (0, _) | (_, None) => ChainVerifier::new(),
-        (_, Some((_, path))) => ChainVerifier::resuming(ChainState {
+    let start = match (first, list.first()) {
+        (0, _) | (_, None) => None,
+        (_, Some((_, path))) => Some(ChainState {
             next_index: first,
             previous_chunk_id: read_envelope(path)?.previous_chunk_id,
         }),
     };
-    let mut hasher = Sha256::new();
-    let mut chunks = 0u64;
-    let mut bytes = 0u64;
-    let tmp_path_for_errors = output.to_path_buf();
+    let items = list.iter().map(|(index, path)| {
+        let envelope = read_envelope(path)?;
+        let key =
+            access
+                .get(&envelope.chunk_id)
+                .cloned()
+                .ok_or_else(|| ConsumeError::NoAccess {
+                    index: *index,
+                    chunk_id: envelope.chunk_id.clone(),
+                    buyer_id: req.buyer_id.to_string(),
+                })?;
+        let ciphertext = read_ciphertext(req.data_dir, *index)?.ok_or_else(|| {
+            ConsumeError::MissingCiphertext {
+                path: req.data_dir.join(crate::layout::ciphertext_name(*index)),
+                index: *index,
+            }
+        })?;
+        Ok(ChainItem {
+            envelope,
+            key,
+            ciphertext,
+        })
+    });
+    let mut reader = ChainReader::new(
+        items,
+        Arc::clone(&req.buyer_key),
+        ChainReaderOptions {
+            verify: req.verify,
+            start,
+            dataset: dataset_check,
+            parallelism: req.parallelism,
+        },
+    );
+
+    let mut tmp = TempFile::new(output)?;
     {
         let mut out = BufWriter::with_capacity(1 << 20, tmp.file());
-        let mut deliver = |(env, result): Done| -> Result<(), ConsumeError> {
-            if verify {
-                verifier.check_link(&env).map_err(|r| verifier.fail(r))?;
-            }
-            let plaintext = result?;
-            if verify {
-                verifier.advance(&env);
-            }
-            if let Some(check) = dataset_check.as_mut() {
-                check.push(&env).map_err(|mismatch| ConsumeError::Dataset {
-                    path: dataset_path.clone(),
-                    mismatch,
-                })?;
-            }
+        loop {
+            let plaintext = match reader.next_chunk() {
+                Ok(Some(plaintext)) => plaintext,
+                Ok(None) => break,
+                Err(e) => return Err(consume_error(e, &dataset_path)),
+            };
             out.write_all(&plaintext)
-                .map_err(|e| FileError::new(&tmp_path_for_errors, e))?;
-            hasher.update(&plaintext);
-            chunks += 1;
-            bytes += plaintext.len() as u64;
+                .map_err(|e| FileError::new(output, e))?;
             progress(plaintext.len() as u64);
-            Ok(())
-        };
-        for (index, path) in &list {
-            let env = read_envelope(path)?;
-            let entry =
-                access
-                    .get(&env.chunk_id)
-                    .cloned()
-                    .ok_or_else(|| ConsumeError::NoAccess {
-                        index: *index,
-                        chunk_id: env.chunk_id.clone(),
-                        buyer_id: req.buyer_id.to_string(),
-                    })?;
-            let ct = read_ciphertext(req.data_dir, *index)?.ok_or_else(|| {
-                ConsumeError::MissingCiphertext {
-                    path: req.data_dir.join(crate::layout::ciphertext_name(*index)),
-                    index: *index,
-                }
-            })?;
-            pool.submit((env, entry, ct), &mut deliver)?;
         }
-        pool.drain(&mut deliver)?;
-        drop(pool);
         out.flush().map_err(|e| FileError::new(output, e))?;
     }
-    if let Some(check) = dataset_check {
-        check.finish().map_err(|mismatch| ConsumeError::Dataset {
-            path: dataset_path.clone(),
-            mismatch,
-        })?;
-    }
-    let output_hash = format!("0x{}", hex::encode(hasher.finalize()));
+    let ChainReadSummary {
+        chunks,
+        bytes,
+        output_hash,
+    } = reader
+        .finish()
+        .map_err(|e| consume_error(e, &dataset_path))?;
     if let Some(d) = &dataset {
         if d.source_hash != output_hash {
             return Err(ConsumeError::Dataset {
@@ -372,6 +341,23 @@ pub fn consume_to_file(
         bytes,
         source_hash: source_hash.unwrap_or_default(),
         output_hash,
-        verified: verify,
+        verified: req.verify,
     })
+}
+
+/// A reader's failure as a consume error (the dataset's named by its file).
+fn consume_error(error: ChainReadError<ConsumeError>, dataset: &Path) -> ConsumeError {
+    match error {
+        ChainReadError::Source(e) => e,
+        ChainReadError::Verify(e) => ConsumeError::Verify(e),
+        ChainReadError::Decrypt { index, error } => ConsumeError::Decrypt { index, error },
+        ChainReadError::Dataset(mismatch) => ConsumeError::Dataset {
+            path: dataset.to_path_buf(),
+            mismatch,
+        },
+        // The loop stops at the first error and finishes only at the end.
+        ChainReadError::Stopped | ChainReadError::NotReadToEnd => {
+            unreachable!("consume reads to the end and stops at the first error")
+        }
+    }
 }

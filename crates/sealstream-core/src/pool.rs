@@ -111,6 +111,17 @@ impl<I: Send + 'static, O: Send + 'static> OrderedPool<I, O> {
     }
 
     /// Deliver every outstanding result in order.
+    /// Whether nothing is in flight.
+    pub(crate) fn idle(&self) -> bool {
+        self.in_flight() == 0
+    }
+
+    /// The next result in order, waiting for it; `None` when nothing is in
+    /// flight.
+    pub(crate) fn next(&mut self) -> Option<O> {
+        (self.in_flight() > 0).then(|| self.next_in_order())
+    }
+
     pub(crate) fn drain<E>(
         &mut self,
         deliver: &mut impl FnMut(O) -> Result<(), E>,

@@ -2,13 +2,15 @@
 //! is reproduced or accepted.
 
 use std::collections::HashMap;
+use std::convert::Infallible;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use sealstream_core::access::{grant_entry, read_access_file, AccessFileBuilder, Buyer};
 use sealstream_core::chunk::{
-    decrypt_chain, verify_chain, ChunkEnvelope, DecryptChainError, DecryptError, PublishManifest,
-    VerifyReason,
+    verify_chain, ChainItem, ChainReadError, ChainReader, ChainReaderOptions, ChunkEnvelope,
+    DecryptError, PublishManifest, VerifyReason,
 };
 use sealstream_core::json::{self, Value};
 use sealstream_core::keys::{FieldKey, MachineSigningKey, RecipientSecretKey};
@@ -234,10 +236,16 @@ fn chains_verify_and_decrypt_with_the_buyer_key() {
         let items = chain.envelopes.iter().map(|e| {
             let ct =
                 std::fs::read(chain.dir.join(format!("published/chunk-{}.bin", e.index))).unwrap();
-            Ok::<_, ()>((e.clone(), access[&e.chunk_id].clone(), ct))
+            Ok::<_, Infallible>(ChainItem {
+                envelope: e.clone(),
+                key: access[&e.chunk_id].clone(),
+                ciphertext: ct,
+            })
         });
         let mut out = Vec::new();
-        let summary = decrypt_chain(items, Arc::clone(&buyer_sk), 2, &mut out).unwrap();
+        let mut reader = ChainReader::new(items, Arc::clone(&buyer_sk), two_threads());
+        reader.read_to_end(&mut out).unwrap();
+        let summary = reader.finish().unwrap();
         assert_eq!(out, input, "{case}: decrypted bytes");
         assert_eq!(
             summary.output_hash, manifest.source_hash,
@@ -314,10 +322,14 @@ fn stranger_cannot_decrypt_and_tampering_is_caught() {
     }
     let items = chain.envelopes.iter().map(|e| {
         let ct = std::fs::read(chain.dir.join(format!("published/chunk-{}.bin", e.index))).unwrap();
-        Ok::<_, ()>((e.clone(), access[&e.chunk_id].clone(), ct))
+        Ok::<_, Infallible>(ChainItem {
+            envelope: e.clone(),
+            key: access[&e.chunk_id].clone(),
+            ciphertext: ct,
+        })
     });
-    match decrypt_chain(items, stranger, 2, Vec::new()) {
-        Err(DecryptChainError::Chunk {
+    match ChainReader::new(items, stranger, two_threads()).next_chunk() {
+        Err(ChainReadError::Decrypt {
             index: 0,
             error: DecryptError::Unwrap,
         }) => {}
@@ -335,4 +347,12 @@ fn stranger_cannot_decrypt_and_tampering_is_caught() {
     });
     let err = verify_chain(items, 2).unwrap().unwrap_err();
     assert_eq!((err.index, err.reason), (2, VerifyReason::HashMismatch));
+}
+
+/// A verifying chain reader on two threads.
+fn two_threads() -> ChainReaderOptions<'static> {
+    ChainReaderOptions {
+        parallelism: 2,
+        ..ChainReaderOptions::default()
+    }
 }

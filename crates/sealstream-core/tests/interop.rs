@@ -12,7 +12,9 @@ use std::sync::Arc;
 use common::{obj, random_map, random_rules, rng, strings, Peer};
 use rand::Rng;
 use sealstream_core::access::{grant_entry, read_access_file, AccessFileBuilder, Buyer};
-use sealstream_core::chunk::{decrypt_chain, verify_chain, ChainConfig, ChainState, ChainWriter};
+use sealstream_core::chunk::{
+    verify_chain, ChainConfig, ChainItem, ChainReader, ChainReaderOptions, ChainState, ChainWriter,
+};
 use sealstream_core::json::{self, canonical, write::to_python_compact, Map, Value};
 use sealstream_core::keys::{ChainSigningKey, FieldKey, MachineSigningKey, RecipientSecretKey};
 use sealstream_core::layout::{
@@ -321,10 +323,20 @@ fn our_consume(k: &Keys, chunk_dir: &Path, access_dir: &Path) -> Vec<u8> {
     let items = list.iter().map(|(i, p)| {
         let env = read_envelope(p).unwrap();
         let entry = access[&env.chunk_id].clone();
-        Ok::<_, ()>((env, entry, read_ciphertext(chunk_dir, *i).unwrap().unwrap()))
+        Ok::<_, std::convert::Infallible>(ChainItem {
+            envelope: env,
+            key: entry,
+            ciphertext: read_ciphertext(chunk_dir, *i).unwrap().unwrap(),
+        })
     });
+    let options = ChainReaderOptions {
+        parallelism: 2,
+        ..ChainReaderOptions::default()
+    };
+    let mut reader = ChainReader::new(items, Arc::clone(&k.buyer), options);
     let mut out = Vec::new();
-    decrypt_chain(items, Arc::clone(&k.buyer), 2, &mut out).unwrap();
+    std::io::Read::read_to_end(&mut reader, &mut out).unwrap();
+    reader.finish().unwrap();
     out
 }
 

@@ -17,8 +17,9 @@ use sealstream_core::access::{
     read_access_file, AccessEntry, AccessFile, AccessFileBuilder, Buyer, ACCESS_SCHEMA_VERSION,
 };
 use sealstream_core::chunk::{
-    decrypt_chain, recipient_type, sha256_hex, verify_chain, ChainConfig, ChainState, ChainSummary,
-    ChainVerifier, ChainWriter, KeyRecipient, SealedChunk, WRAP_ALGORITHM,
+    recipient_type, sha256_hex, verify_chain, ChainConfig, ChainItem, ChainReader,
+    ChainReaderOptions, ChainState, ChainSummary, ChainVerifier, ChainWriter, KeyRecipient,
+    SealedChunk, WRAP_ALGORITHM,
 };
 use sealstream_core::json::write::{to_python_compact, to_python_pretty};
 use sealstream_core::json::{self, canonical, Map, Number, Value};
@@ -258,10 +259,20 @@ fn verify_all(chunks: &[SealedChunk]) -> ChainState {
 fn decrypt_all(keys: &Keys, chunks: &[SealedChunk]) -> Vec<u8> {
     let items = chunks.iter().map(|c| {
         let entry = c.envelope.recipient_of_type("owner").unwrap().clone();
-        Ok::<_, Infallible>((c.envelope.clone(), entry, c.ciphertext.clone()))
+        Ok::<_, Infallible>(ChainItem {
+            envelope: c.envelope.clone(),
+            key: entry,
+            ciphertext: c.ciphertext.clone(),
+        })
     });
     let mut out = Vec::new();
-    let summary = decrypt_chain(items, keys.owner.clone(), 2, &mut out).unwrap();
+    let options = ChainReaderOptions {
+        parallelism: 2,
+        ..ChainReaderOptions::default()
+    };
+    let mut reader = ChainReader::new(items, keys.owner.clone(), options);
+    std::io::Read::read_to_end(&mut reader, &mut out).unwrap();
+    let summary = reader.finish().unwrap();
     assert_eq!(summary.chunks as usize, chunks.len());
     assert_eq!(summary.bytes as usize, out.len());
     assert_eq!(summary.output_hash, sha256_hex(&out));

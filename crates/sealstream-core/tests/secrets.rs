@@ -19,8 +19,8 @@ use sealstream_core::access::{
     grant_entry, read_access_file, AccessFileBuilder, Buyer, ACCESS_SCHEMA_VERSION,
 };
 use sealstream_core::chunk::{
-    decrypt_chain, decrypt_chunk, ChainConfig, ChainState, ChainWriter, ChunkEnvelope,
-    PublishManifest, Recipient, SealedChunk, CHUNK_SCHEMA_VERSION,
+    decrypt_chunk, ChainConfig, ChainItem, ChainReader, ChainReaderOptions, ChainState,
+    ChainWriter, ChunkEnvelope, PublishManifest, Recipient, SealedChunk, CHUNK_SCHEMA_VERSION,
 };
 use sealstream_core::identity::{Did, Eip191Signature, EvmAddress};
 use sealstream_core::json::{self, Map, Value};
@@ -376,11 +376,22 @@ fn wrong_keys_in_decrypt_grant_and_field_decryption_are_not_echoed() {
         }
         let items = chunks.iter().map(|c| {
             let entry = c.envelope.encryption.key_recipients[0].clone();
-            Ok::<_, Infallible>((c.envelope.clone(), entry, c.ciphertext.clone()))
+            Ok::<_, Infallible>(ChainItem {
+                envelope: c.envelope.clone(),
+                key: entry,
+                ciphertext: c.ciphertext.clone(),
+            })
         });
+        let options = ChainReaderOptions {
+            parallelism: 2,
+            ..ChainReaderOptions::default()
+        };
+        let mut reader = ChainReader::new(items, wrong.clone(), options);
+        w.fails("chain reader wrong key", reader.next_chunk());
+        let mut plaintext = Vec::new();
         w.fails(
-            "decrypt_chain wrong key",
-            decrypt_chain(items, wrong.clone(), 2, Vec::new()),
+            "chain reader wrong key, read",
+            std::io::Read::read_to_end(&mut reader, &mut plaintext),
         );
         let mut no_owner = chunks[0].envelope.clone();
         no_owner.encryption.key_recipients.remove(0);

@@ -24,9 +24,10 @@ use std::convert::Infallible;
 use std::sync::Arc;
 
 use sealstream_core::chunk::{
-    compute_chunk_id, decrypt_chain, decrypt_chunk, sha256_hex, verify_chain, ChainConfig,
-    ChainState, ChainVerifier, ChainWriter, ChunkEnvelope, DecryptChainError, DecryptError,
-    EnvelopeParseError, SealedChunk, VerifyError, VerifyReason, TAG_LEN,
+    compute_chunk_id, decrypt_chunk, sha256_hex, verify_chain, ChainConfig, ChainItem,
+    ChainReadError, ChainReader, ChainReaderOptions, ChainState, ChainVerifier, ChainWriter,
+    ChunkEnvelope, DecryptError, EnvelopeParseError, SealedChunk, VerifyError, VerifyReason,
+    TAG_LEN,
 };
 use sealstream_core::keys::{ChainSigningKey, RecipientSecretKey};
 
@@ -125,18 +126,32 @@ fn decrypt(chunks: &[SealedChunk], who: usize) -> Result<Vec<u8>, (u64, DecryptE
     let key = recipient_keys().swap_remove(who);
     let items = chunks.iter().map(|c| {
         let entry = c.envelope.encryption.key_recipients[who].clone();
-        Ok::<_, Infallible>((c.envelope.clone(), entry, c.ciphertext.clone()))
+        Ok::<_, Infallible>(ChainItem {
+            envelope: c.envelope.clone(),
+            key: entry,
+            ciphertext: c.ciphertext.clone(),
+        })
     });
+    // Decryption alone: what it catches without the chain's verification.
+    let options = ChainReaderOptions {
+        verify: false,
+        parallelism: 2,
+        ..ChainReaderOptions::default()
+    };
+    let mut reader = ChainReader::new(items, key, options);
     let mut out = Vec::new();
-    match decrypt_chain(items, key, 2, &mut out) {
-        Ok(summary) => {
-            assert_eq!(summary.bytes as usize, out.len());
-            assert_eq!(summary.output_hash, sha256_hex(&out));
-            Ok(out)
+    loop {
+        match reader.next_chunk() {
+            Ok(Some(plaintext)) => out.extend_from_slice(&plaintext),
+            Ok(None) => break,
+            Err(ChainReadError::Decrypt { index, error }) => return Err((index, error)),
+            Err(e) => panic!("unexpected chain reader error: {e}"),
         }
-        Err(DecryptChainError::Chunk { index, error }) => Err((index, error)),
-        Err(e) => panic!("unexpected decrypt_chain error: {e}"),
     }
+    let summary = reader.finish().unwrap();
+    assert_eq!(summary.bytes as usize, out.len());
+    assert_eq!(summary.output_hash, sha256_hex(&out));
+    Ok(out)
 }
 
 /// Envelope text round trip, so every mutation is one a file could carry.

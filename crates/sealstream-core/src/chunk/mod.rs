@@ -5,17 +5,19 @@ mod crypto;
 mod decrypt;
 mod envelope;
 mod manifest;
+mod reader;
 mod state;
 pub(crate) mod verify;
 mod writer;
 
 pub use crypto::{compute_chunk_id, sha256_hex, ChunkKey, NONCE_LEN, TAG_LEN};
-pub use decrypt::{decrypt_chain, decrypt_chunk, DecryptChainError, DecryptError, DecryptSummary};
+pub use decrypt::{decrypt_chunk, DecryptError};
 pub use envelope::{
     recipient_type, ChunkEncryption, ChunkEnvelope, ChunkSignature, EnvelopeParseError,
     KeyRecipient, CHUNK_CIPHER, CHUNK_SCHEMA_VERSION, SIGNATURE_ALGORITHM, WRAP_ALGORITHM,
 };
 pub use manifest::{format_utc_seconds, utc_now_seconds, PublishManifest};
+pub use reader::{ChainItem, ChainReadError, ChainReadSummary, ChainReader, ChainReaderOptions};
 pub use state::ChainState;
 pub use verify::{
     check_link, verify_chain, verify_signed, ChainVerifier, VerifyError, VerifyReason,

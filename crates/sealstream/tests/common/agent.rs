@@ -9,7 +9,7 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use sealstream_core::chunk::{decrypt_chain, decrypt_chunk};
+use sealstream_core::chunk::{decrypt_chunk, ChainItem, ChainReader, ChainReaderOptions};
 use sealstream_core::dataset::{DatasetManifest, DatasetVerifier};
 use sealstream_core::json::{self, Map, Value};
 use sealstream_core::keys::RecipientSecretKey;
@@ -48,10 +48,20 @@ pub fn packages(chain: &Path) -> Vec<DataPackage> {
     let items = list.iter().map(|(i, p)| {
         let env = read_envelope(p).unwrap();
         let entry = env.recipient_of_type("owner").unwrap().clone();
-        Ok::<_, ()>((env, entry, read_ciphertext(chain, *i).unwrap().unwrap()))
+        Ok::<_, std::convert::Infallible>(ChainItem {
+            envelope: env,
+            key: entry,
+            ciphertext: read_ciphertext(chain, *i).unwrap().unwrap(),
+        })
     });
     let mut out = Vec::new();
-    decrypt_chain(items, owner, 2, &mut out).unwrap();
+    let options = ChainReaderOptions {
+        parallelism: 2,
+        ..ChainReaderOptions::default()
+    };
+    let mut reader = ChainReader::new(items, owner, options);
+    std::io::Read::read_to_end(&mut reader, &mut out).unwrap();
+    reader.finish().unwrap();
     String::from_utf8(out)
         .unwrap()
         .lines()
