@@ -49,12 +49,14 @@ pub enum Command {
     Package(PackageCommand),
     /// The edge agent, configured by a Data Event Map (docs/data-event-map.md).
     #[command(subcommand, after_help = EXIT_CODES)]
+    #[cfg(feature = "agent")]
     Agent(AgentCommand),
     /// Signed dataset manifests (Merkle root over the chain), inclusion and consistency proofs.
     #[command(subcommand, after_help = EXIT_CODES)]
     Dataset(DatasetCommand),
     /// The market server (docs/market-design.md) and its audit log.
     #[command(subcommand, after_help = MARKET_EXIT_CODES)]
+    #[cfg(feature = "agent")]
     Market(MarketCommand),
     /// License receipts signed by a market, checked offline.
     #[command(subcommand, after_help = RECEIPT_EXIT_CODES)]
@@ -121,90 +123,8 @@ pub enum MarketCommand {
     /// of machines with an operator key are granted by the server itself. Logs go to
     /// stderr.
     #[command(after_help = MARKET_EXIT_CODES)]
-    Serve {
-        /// Address to listen on.
-        #[arg(long, default_value = "127.0.0.1:8080")]
-        listen: std::net::SocketAddr,
-        #[command(flatten)]
-        db: MarketDbArgs,
-        /// Where chunk ciphertexts are stored: s3://BUCKET/PREFIX (endpoint, region and
-        /// credentials from the AWS_* environment variables) or file:///PATH [default:
-        /// DATA_DIR/objects].
-        #[arg(long, value_name = "URL")]
-        object_store: Option<String>,
-        /// Give this DID (did:peaq:0x…) the admin role; repeatable.
-        #[arg(long = "admin", value_name = "DID")]
-        admins: Vec<String>,
-        /// Largest request body on every route but chunk upload, in bytes.
-        #[arg(long, default_value_t = 1 << 20, value_name = "BYTES")]
-        max_body_bytes: usize,
-        /// Largest chunk upload (envelope and ciphertext), in bytes.
-        #[arg(long, default_value_t = 256 << 20, value_name = "BYTES")]
-        max_chunk_bytes: usize,
-        /// Largest grant upload (a paid order's access files), in bytes.
-        #[arg(long, default_value_t = 64 << 20, value_name = "BYTES")]
-        max_grant_bytes: usize,
-        /// The server's public base URL (https://market.example.org), as clients reach
-        /// it: sign-in messages must name its host, and the URLs in orders and links
-        /// start with it. Required unless --listen is a loopback address (then
-        /// http://LISTEN). Request headers (Host, X-Forwarded-*) never change it.
-        #[arg(long, value_name = "URL")]
-        public_url: Option<String>,
-        /// Also serve GET /metrics (Prometheus text) without a session on this address, for
-        /// a scraper on a private network; on --listen, /metrics needs an admin or auditor
-        /// session.
-        #[arg(long, value_name = "ADDR")]
-        metrics_listen: Option<std::net::SocketAddr>,
-        /// Seconds between signatures of the audit log's head while events are appended
-        /// (it is also signed at start, at shutdown and on GET /v1/audit/head).
-        #[arg(long, default_value_t = 1, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
-        audit_sign_interval: u64,
-        /// The EIP-155 chain id sign-in messages may name (`Chain ID`); repeatable
-        /// [default: 3338, peaq]. The first is the one POST /v1/auth/nonce suggests.
-        #[arg(long = "sign-in-chain-id", value_name = "CHAIN_ID")]
-        sign_in_chain_ids: Vec<u64>,
-        /// Verify payments on EVM chain CHAIN_ID through this JSON-RPC endpoint;
-        /// repeatable, e.g. --evm-rpc 8453=https://mainnet.base.org. The server checks
-        /// at start that the endpoint serves that chain. Listings on chains without an
-        /// endpoint cannot be ordered.
-        #[arg(long = "evm-rpc", value_name = "CHAIN_ID=URL", value_parser = parse_evm_rpc)]
-        evm_rpc: Vec<(u64, String)>,
-        /// Confirmations a payment needs before an order is paid (1 = mined).
-        #[arg(long, default_value_t = 3, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
-        confirmations: u64,
-        /// Seconds between checks of claimed payments still waiting for confirmations.
-        #[arg(long, default_value_t = 5, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
-        payment_poll: u64,
-        /// Seconds a payment's block may be stamped before its order was made (the
-        /// chain's clock against the server's); a transfer mined earlier does not pay
-        /// the order.
-        #[arg(long, default_value_t = 300, value_name = "SECONDS")]
-        payment_skew: u64,
-        /// Most open claims per order of transactions the chain's node does not know;
-        /// past it a proof of another unknown transaction is refused (429). A proof of a
-        /// transaction the node knows as the buyer's valid payment is not held by it.
-        #[arg(long, default_value_t = 5, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
-        max_claims_per_order: u64,
-        /// Seconds a claimed transaction may stay unknown to the chain's node (and be
-        /// checked at least 3 times) before its claim is dropped as expired.
-        #[arg(long, default_value_t = 900, value_name = "SECONDS")]
-        unknown_claim_ttl: u64,
-        /// Most payment claims checked on chain per pass of the payment watcher
-        /// (claims of known transactions first, each oldest-checked first).
-        #[arg(long, default_value_t = 100, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
-        claims_per_sweep: u64,
-        /// File holding the Ed25519 key that signs license receipts (hex; created with
-        /// mode 0600 if missing) [default: DATA_DIR/receipt-key].
-        #[arg(long, value_name = "FILE")]
-        receipt_key_file: Option<PathBuf>,
-        /// File holding the key that seals operator keys owners register for automatic
-        /// grants (hex; created with mode 0600 if missing). Keep it apart from database
-        /// backups [default: DATA_DIR/operator-kek].
-        #[arg(long, value_name = "FILE")]
-        operator_kek_file: Option<PathBuf>,
-        #[command(flatten)]
-        limits: Box<MarketLimitArgs>,
-    },
+    #[cfg(feature = "market")]
+    Serve(Box<MarketServeArgs>),
     /// Grant paid orders on the owner's side: sign in as the owner, list the paid orders
     /// of the owner's listings that are not granted yet, re-wrap every chunk key of each
     /// order's dataset from the owner's X25519 key to the buyer's key (checking each
@@ -242,6 +162,7 @@ pub enum MarketCommand {
     },
     /// The hash-linked audit log.
     #[command(subcommand, after_help = MARKET_EXIT_CODES)]
+    #[cfg(feature = "market")]
     Audit(MarketAuditCommand),
     /// Upload a published chain (chunk-N.json, chunk-N.bin, and dataset.json if present)
     /// to a market server as a machine: sign in with the machine's key, skip the chunks
@@ -549,6 +470,95 @@ pub enum MarketOrderCommand {
     },
 }
 
+/// The flags of `market serve`.
+#[cfg(feature = "market")]
+#[derive(Debug, Args)]
+pub struct MarketServeArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: std::net::SocketAddr,
+    #[command(flatten)]
+    pub db: MarketDbArgs,
+    /// Where chunk ciphertexts are stored: s3://BUCKET/PREFIX (endpoint, region and
+    /// credentials from the AWS_* environment variables) or file:///PATH [default:
+    /// DATA_DIR/objects].
+    #[arg(long, value_name = "URL")]
+    pub object_store: Option<String>,
+    /// Give this DID (did:peaq:0x…) the admin role; repeatable.
+    #[arg(long = "admin", value_name = "DID")]
+    pub admins: Vec<String>,
+    /// Largest request body on every route but chunk upload, in bytes.
+    #[arg(long, default_value_t = 1 << 20, value_name = "BYTES")]
+    pub max_body_bytes: usize,
+    /// Largest chunk upload (envelope and ciphertext), in bytes.
+    #[arg(long, default_value_t = 256 << 20, value_name = "BYTES")]
+    pub max_chunk_bytes: usize,
+    /// Largest grant upload (a paid order's access files), in bytes.
+    #[arg(long, default_value_t = 64 << 20, value_name = "BYTES")]
+    pub max_grant_bytes: usize,
+    /// The server's public base URL (https://market.example.org), as clients reach
+    /// it: sign-in messages must name its host, and the URLs in orders and links
+    /// start with it. Required unless --listen is a loopback address (then
+    /// http://LISTEN). Request headers (Host, X-Forwarded-*) never change it.
+    #[arg(long, value_name = "URL")]
+    pub public_url: Option<String>,
+    /// Also serve GET /metrics (Prometheus text) without a session on this address, for
+    /// a scraper on a private network; on --listen, /metrics needs an admin or auditor
+    /// session.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_listen: Option<std::net::SocketAddr>,
+    /// Seconds between signatures of the audit log's head while events are appended
+    /// (it is also signed at start, at shutdown and on GET /v1/audit/head).
+    #[arg(long, default_value_t = 1, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub audit_sign_interval: u64,
+    /// The EIP-155 chain id sign-in messages may name (`Chain ID`); repeatable
+    /// [default: 3338, peaq]. The first is the one POST /v1/auth/nonce suggests.
+    #[arg(long = "sign-in-chain-id", value_name = "CHAIN_ID")]
+    pub sign_in_chain_ids: Vec<u64>,
+    /// Verify payments on EVM chain CHAIN_ID through this JSON-RPC endpoint;
+    /// repeatable, e.g. --evm-rpc 8453=https://mainnet.base.org. The server checks
+    /// at start that the endpoint serves that chain. Listings on chains without an
+    /// endpoint cannot be ordered.
+    #[arg(long = "evm-rpc", value_name = "CHAIN_ID=URL", value_parser = parse_evm_rpc)]
+    pub evm_rpc: Vec<(u64, String)>,
+    /// Confirmations a payment needs before an order is paid (1 = mined).
+    #[arg(long, default_value_t = 3, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub confirmations: u64,
+    /// Seconds between checks of claimed payments still waiting for confirmations.
+    #[arg(long, default_value_t = 5, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub payment_poll: u64,
+    /// Seconds a payment's block may be stamped before its order was made (the
+    /// chain's clock against the server's); a transfer mined earlier does not pay
+    /// the order.
+    #[arg(long, default_value_t = 300, value_name = "SECONDS")]
+    pub payment_skew: u64,
+    /// Most open claims per order of transactions the chain's node does not know;
+    /// past it a proof of another unknown transaction is refused (429). A proof of a
+    /// transaction the node knows as the buyer's valid payment is not held by it.
+    #[arg(long, default_value_t = 5, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_claims_per_order: u64,
+    /// Seconds a claimed transaction may stay unknown to the chain's node (and be
+    /// checked at least 3 times) before its claim is dropped as expired.
+    #[arg(long, default_value_t = 900, value_name = "SECONDS")]
+    pub unknown_claim_ttl: u64,
+    /// Most payment claims checked on chain per pass of the payment watcher
+    /// (claims of known transactions first, each oldest-checked first).
+    #[arg(long, default_value_t = 100, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub claims_per_sweep: u64,
+    /// File holding the Ed25519 key that signs license receipts (hex; created with
+    /// mode 0600 if missing) [default: DATA_DIR/receipt-key].
+    #[arg(long, value_name = "FILE")]
+    pub receipt_key_file: Option<PathBuf>,
+    /// File holding the key that seals operator keys owners register for automatic
+    /// grants (hex; created with mode 0600 if missing). Keep it apart from database
+    /// backups [default: DATA_DIR/operator-kek].
+    #[arg(long, value_name = "FILE")]
+    pub operator_kek_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub limits: MarketLimitArgs,
+}
+
+#[cfg(feature = "market")]
 #[derive(Debug, Subcommand)]
 pub enum MarketAuditCommand {
     /// Check every event of the audit log: numbering without gaps, each hash against its
@@ -598,6 +608,7 @@ pub enum MarketAuditCommand {
     },
 }
 
+#[cfg(feature = "market")]
 /// The market's key, which signs audit heads (and receipts).
 #[derive(Debug, Args)]
 pub struct MarketServerKeyArgs {
@@ -610,6 +621,7 @@ pub struct MarketServerKeyArgs {
     pub receipt_key_file: Option<PathBuf>,
 }
 
+#[cfg(feature = "market")]
 /// The market server's resource limits (docs/market-design.md, "Limits").
 #[derive(Debug, Args)]
 #[command(next_help_heading = "Limits")]
@@ -669,6 +681,7 @@ pub struct MarketLimitArgs {
     pub anonymous_write_burst: u32,
 }
 
+#[cfg(feature = "market")]
 fn parse_rate(text: &str) -> Result<f64, String> {
     match text.parse::<f64>() {
         Ok(r) if r.is_finite() && r >= 0.0 => Ok(r),
@@ -676,6 +689,7 @@ fn parse_rate(text: &str) -> Result<f64, String> {
     }
 }
 
+#[cfg(feature = "market")]
 /// Where the market's data lives.
 #[derive(Debug, Args)]
 pub struct MarketDbArgs {
@@ -689,6 +703,7 @@ pub struct MarketDbArgs {
     pub database_url: Option<String>,
 }
 
+#[cfg(feature = "agent")]
 #[derive(Debug, Subcommand)]
 pub enum AgentCommand {
     /// Run the agent: read its sources (JSON lines, MCAP bags, MQTT), sign packages, append
@@ -871,6 +886,7 @@ pub struct PublishArgs {
     /// --topic; each request is retried on network errors and 5xx. The machine must be
     /// registered on the server by its owner.
     #[arg(long, value_name = "URL", requires_all = ["dataset_key_file", "topic"])]
+    #[cfg(feature = "agent")]
     pub to: Option<String>,
     /// Print the manifest as JSON on stdout.
     #[arg(long)]
@@ -1041,6 +1057,7 @@ pub enum PackageCommand {
     },
 }
 
+#[cfg(feature = "market")]
 /// `CHAIN_ID=URL` of `--evm-rpc`.
 fn parse_evm_rpc(text: &str) -> Result<(u64, String), String> {
     let (id, url) = text

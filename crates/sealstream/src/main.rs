@@ -42,7 +42,9 @@ fn main() -> ExitCode {
         Command::Keys(c) => cmd::keys::run(c, ui(false)),
         Command::Package(c) => cmd::package::run(c, ui(false)),
         Command::Dataset(c) => cmd::dataset::run(c, ui(false)),
+        #[cfg(feature = "agent")]
         Command::Agent(c) => cmd::agent::run(c, ui(false)),
+        #[cfg(feature = "agent")]
         Command::Market(c) => cmd::market::run(c, ui(false)),
         Command::Receipt(c) => cmd::receipt::run(c, ui(false)),
     };

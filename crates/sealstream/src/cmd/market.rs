@@ -1,5 +1,6 @@
-//! `sealstream market serve|audit verify|upload|grant-daemon`: flags in,
-//! sealstream-market and sealstream-client out. The owner's and buyer's
+//! `sealstream market upload|grant-daemon` and the dispatch of every
+//! `market` command: flags in, sealstream-client out. The server's commands
+//! (`serve`, `audit`) are in `market_serve` and `market_audit`. The owner's and buyer's
 //! requests (`machine`, `dataset`, `listing`, `order`) are in
 //! `market_seller` and `market_orders`.
 
@@ -9,90 +10,20 @@ use sealstream_agent::market::{
     upload_chain_dir, ChainUpload, ClientError, MarketClient, UploadError,
 };
 use sealstream_core::json::{Map, Number, Value};
+#[cfg(feature = "market")]
 use sealstream_market::audit;
-use sealstream_market::server::{self, Config};
 
-use crate::cli::{MarketAuditCommand, MarketCommand};
+#[cfg(feature = "market")]
+use crate::cli::MarketAuditCommand;
+use crate::cli::MarketCommand;
 use crate::error::{CliError, CliResult};
 use crate::ui::Ui;
 
 pub fn run(command: MarketCommand, ui: Ui) -> CliResult {
     match command {
-        MarketCommand::Serve {
-            listen,
-            db,
-            object_store,
-            admins,
-            max_body_bytes,
-            max_chunk_bytes,
-            max_grant_bytes,
-            public_url,
-            sign_in_chain_ids,
-            metrics_listen,
-            audit_sign_interval,
-            evm_rpc,
-            confirmations,
-            payment_poll,
-            payment_skew,
-            max_claims_per_order,
-            unknown_claim_ttl,
-            claims_per_sweep,
-            receipt_key_file,
-            operator_kek_file,
-            limits,
-        } => {
-            let seconds = std::time::Duration::from_secs;
-            let config = Config {
-                listen,
-                data_dir: db.data_dir,
-                database_url: db.database_url,
-                object_store,
-                body_limit: max_body_bytes,
-                chunk_limit: max_chunk_bytes,
-                admins: admins
-                    .iter()
-                    .map(|d| {
-                        sealstream_core::identity::Did::parse(d, "--admin")
-                            .map(|did| did.to_string())
-                            .map_err(|e| CliError::input(e.to_string()))
-                    })
-                    .collect::<CliResult<_>>()?,
-                public_url,
-                sign_in_chain_ids: if sign_in_chain_ids.is_empty() {
-                    Config::default().sign_in_chain_ids
-                } else {
-                    sign_in_chain_ids
-                },
-                evm_rpc: evm_rpc.into_iter().collect(),
-                confirmations,
-                payment_poll: std::time::Duration::from_secs(payment_poll),
-                payment_skew: std::time::Duration::from_secs(payment_skew),
-                max_claims_per_order: usize::try_from(max_claims_per_order).unwrap_or(usize::MAX),
-                unknown_claim_ttl: std::time::Duration::from_secs(unknown_claim_ttl),
-                claims_per_sweep: usize::try_from(claims_per_sweep).unwrap_or(usize::MAX),
-                receipt_key_file,
-                grant_limit: max_grant_bytes,
-                operator_kek_file,
-                metrics_listen,
-                audit_sign_interval: std::time::Duration::from_secs(audit_sign_interval),
-                max_connections: usize::try_from(limits.max_connections).unwrap_or(usize::MAX),
-                max_connections_per_client: usize::try_from(limits.max_connections_per_client)
-                    .unwrap_or(usize::MAX),
-                header_timeout: seconds(limits.header_timeout),
-                idle_timeout: seconds(limits.idle_timeout),
-                request_timeout: seconds(limits.request_timeout),
-                upload_timeout: seconds(limits.upload_timeout),
-                owner_quota_bytes: limits.owner_quota_bytes,
-                owner_quota_chunks: limits.owner_quota_chunks,
-                min_free_disk: limits.min_free_disk,
-                write_rate: limits.write_rate,
-                write_burst: limits.write_burst,
-                anonymous_write_rate: limits.anonymous_write_rate,
-                anonymous_write_burst: limits.anonymous_write_burst,
-                ..Config::default()
-            };
-            serve(config, ui)
-        }
+        #[cfg(feature = "market")]
+        MarketCommand::Serve(args) => super::market_serve::run(*args, ui),
+        #[cfg(feature = "market")]
         MarketCommand::Audit(MarketAuditCommand::Verify {
             db,
             key,
@@ -107,6 +38,7 @@ pub fn run(command: MarketCommand, ui: Ui) -> CliResult {
             };
             super::market_audit::verify(db, key, anchor, published, Ui { json, ..ui })
         }
+        #[cfg(feature = "market")]
         MarketCommand::Audit(MarketAuditCommand::Anchor { db, key, out }) => {
             super::market_audit::anchor(db, key, out, ui)
         }
@@ -331,62 +263,4 @@ fn upload_json(s: &ChainUpload) -> Value {
         s.dataset_id.clone().map_or(Value::Null, Value::String),
     );
     Value::Object(m)
-}
-
-pub(super) fn runtime() -> CliResult<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| CliError::input(format!("cannot start the async runtime: {e}")))
-}
-
-fn serve(config: Config, ui: Ui) -> CliResult {
-    let level = if ui.quiet {
-        tracing_subscriber::filter::LevelFilter::WARN
-    } else {
-        tracing_subscriber::filter::LevelFilter::INFO
-    };
-    // Everything the server creates is its own: the database and its WAL,
-    // ciphertext objects, keys, temporary files (issue 14, item 14).
-    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
-    // Ignore a second initialisation (only possible in tests).
-    let _ = tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_max_level(level)
-        .try_init();
-    runtime()?.block_on(async move {
-        server::serve(config, shutdown_signal())
-            .await
-            .map_err(|e| CliError::input(e.to_string()))
-    })
-}
-
-/// Completes on SIGTERM or SIGINT (Ctrl-C).
-async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = term.recv() => {}
-                    _ = tokio::signal::ctrl_c() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
-}
-
-/// The SQLite file a `sqlite://` URL names, if any (not `:memory:`).
-pub(super) fn sqlite_file(url: &str) -> Option<&Path> {
-    let rest = url.strip_prefix("sqlite://")?;
-    let path = rest.split('?').next().unwrap_or(rest);
-    (!path.is_empty() && !path.contains(":memory:")).then(|| Path::new(path))
 }

@@ -10,7 +10,7 @@ use sealstream_market::audit::{self, signed, AuditError, AuditReport};
 use sealstream_market::server;
 use sealstream_market::store::Store;
 
-use super::market::{runtime, sqlite_file};
+use super::market_serve::{runtime, sqlite_file};
 use crate::cli::{MarketDbArgs, MarketServerKeyArgs};
 use crate::error::{at, CliError, CliResult};
 use crate::ui::Ui;

@@ -1,14 +1,22 @@
 //! One module per command.
 
+#[cfg(feature = "agent")]
 pub mod agent;
 pub mod consume;
 pub mod dataset;
 pub mod grant;
 pub mod keys;
+#[cfg(feature = "agent")]
 pub mod market;
+#[cfg(feature = "market")]
 pub mod market_audit;
+#[cfg(feature = "agent")]
 pub mod market_orders;
+#[cfg(feature = "agent")]
 pub mod market_seller;
+#[cfg(feature = "market")]
+pub mod market_serve;
+#[cfg(feature = "agent")]
 pub mod market_session;
 pub mod package;
 pub mod publish;

@@ -90,7 +90,7 @@ pub fn run(args: PublishArgs, ui: Ui) -> CliResult {
                 info: crate::cmd::dataset::info_from(&args.dataset),
             })
         }
-        None if crate::cmd::dataset::has_info(&args.dataset) && args.to.is_none() => {
+        None if crate::cmd::dataset::has_info(&args.dataset) && !uploads(&args) => {
             return Err(CliError::input(
                 "--topic and the other dataset flags need --dataset-key-file",
             ));
@@ -169,6 +169,7 @@ pub fn run(args: PublishArgs, ui: Ui) -> CliResult {
         // The manifest path on stdout, for piping (as the reference does).
         println!("{}", summary.manifest_path.display());
     }
+    #[cfg(feature = "agent")]
     if let (Some(server), Some(key_file), Some(topic)) =
         (&args.to, &args.dataset_key_file, &args.dataset.topic)
     {
@@ -176,4 +177,18 @@ pub fn run(args: PublishArgs, ui: Ui) -> CliResult {
         crate::cmd::market::upload_dir(server, &args.output_dir, topic, key, 8, &ui)?;
     }
     Ok(())
+}
+
+/// Whether `--to` names a market server to upload to (a build without the
+/// `agent` feature has no client and no `--to`).
+fn uploads(args: &PublishArgs) -> bool {
+    #[cfg(feature = "agent")]
+    {
+        args.to.is_some()
+    }
+    #[cfg(not(feature = "agent"))]
+    {
+        let _ = args;
+        false
+    }
 }
