@@ -8,7 +8,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use sealstream_agent::mcap_source::{format_log_time, McapSource, Message, TimePrecision};
+use sealstream_agent::mcap_source::{McapSource, Message};
 use sealstream_core::json::{self, Value};
 
 fn repo_root() -> PathBuf {
@@ -232,18 +232,6 @@ fn unindexed_file_is_read_whole_and_sorted() {
         writer.finish().unwrap();
         check(McapSource::open(&out_path).unwrap(), expected);
     }
-}
-
-#[test]
-fn log_time_formats() {
-    assert_eq!(
-        format_log_time(1_795_282_538_123_456_789, TimePrecision::Nanos),
-        "2026-11-21T17:35:38.123456789Z"
-    );
-    assert_eq!(
-        format_log_time(1_795_282_538_123_456_789, TimePrecision::Millis),
-        "2026-11-21T17:35:38.123Z"
-    );
 }
 
 #[test]

@@ -273,7 +273,7 @@ fn our_publish(k: &Keys, input: &[u8], chunk_size: usize, dir: &Path) {
         total_chunks: summary.state.next_index,
         chunk_size: chunk_size as u64,
         machine_did: k.did.clone(),
-        created_at: sealstream_core::chunk::utc_now_seconds(),
+        created_at: sealstream_core::utc::now(),
         extra: Map::new(),
     };
     write_atomic(

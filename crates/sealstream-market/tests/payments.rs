@@ -457,7 +457,7 @@ fn sweep(server: &TestServer) {
 /// The order's `createdAt`, in Unix seconds.
 fn created_unix(order: &Value) -> u64 {
     let text = order["createdAt"].as_str().expect("createdAt");
-    sealstream_market::datasets::parse_utc_seconds(text).expect("a UTC time") as u64
+    sealstream_core::utc::parse_seconds(text).expect("a UTC time") as u64
 }
 
 /// Issue 14, item 9: a transfer mined before the order was made (beyond

@@ -15,7 +15,7 @@ pub use envelope::{
     recipient_type, ChunkEncryption, ChunkEnvelope, ChunkSignature, EnvelopeParseError,
     KeyRecipient, CHUNK_CIPHER, CHUNK_SCHEMA_VERSION, SIGNATURE_ALGORITHM, WRAP_ALGORITHM,
 };
-pub use manifest::{format_utc_seconds, utc_now_seconds, PublishManifest};
+pub use manifest::PublishManifest;
 pub use state::ChainState;
 pub use verify::{
     check_link, verify_chain, verify_signed, ChainVerifier, VerifyError, VerifyReason,

@@ -139,7 +139,7 @@ pub fn chain(
                     json!(key),
                     json!(c.ciphertext.len() as i64),
                     json!(e.encrypted_data_hash),
-                    json!(sealstream_core::chunk::format_utc_seconds(unix as u64)),
+                    json!(sealstream_core::utc::format_seconds(unix)),
                     json!(unix),
                 ],
             )
