@@ -17,6 +17,7 @@ use sealstream_core::dataset::{
 use sealstream_core::keys::MachineSigningKey;
 use sealstream_core::merkle;
 use sealstream_market::auth::Role;
+use sealstream_testkit::on_both_databases;
 use serde_json::{json, Value};
 
 const TOPIC: &str = "/sensor/gps";

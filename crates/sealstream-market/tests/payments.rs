@@ -21,13 +21,14 @@
 
 mod common;
 
-use common::anvil::{unix_now, Anvil, DevAccount, BASE_CHAIN_ID};
+use common::anvil::{Anvil, DevAccount, BASE_CHAIN_ID};
 use common::orders_fixtures::{buyer_with_key, native_rail, order, sale, token_rail, Buyer};
-use common::{Db, TestServer};
+use common::{unix_now, Db, TestServer};
 use sealstream_core::keys::{MachineSigningKey, ReceiptPublicKey};
 use sealstream_core::receipt::{ReceiptPayment, SignedReceipt};
 use sealstream_market::evm::{Address, TxHash};
 use sealstream_market::limits::Rate;
+use sealstream_testkit::on_both_databases;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
