@@ -18,8 +18,10 @@ import sys
 import tempfile
 import time
 
+from fixtures import fixtures_dir  # bench/fixtures.py
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-FIX = os.path.join(ROOT, "..", "shared", "fixtures", "peaq-stream-v1", "keyfiles")
+FIX = str(fixtures_dir() / "keyfiles")
 OURS = os.path.join(ROOT, "target", "release", "sealstream")
 THEIRS = os.path.join(ROOT, ".venv", "bin", "peaqos")
 OWNER = "aaa52adfb12f7a161e2d502386cd3cb2eff0dbe38e90c70085a0872229a3b946"

@@ -1,5 +1,5 @@
-"""Where the reference's fixtures are: ../shared/fixtures/peaq-stream-v1 beside
-the repository, or $SEALSTREAM_FIXTURES. Used by the scripts of this directory."""
+"""Where the reference's fixtures are: fixtures/peaq-stream-v1 in the repository,
+or $SEALSTREAM_FIXTURES. Used by the scripts of this directory."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 def fixtures_dir() -> Path:
     env = os.environ.get("SEALSTREAM_FIXTURES")
-    d = Path(env) if env else REPO.parent / "shared" / "fixtures" / "peaq-stream-v1"
+    d = Path(env) if env else REPO / "fixtures" / "peaq-stream-v1"
     if not (d / "keys.json").is_file():
         sys.exit(f"fixtures not found at {d} (set SEALSTREAM_FIXTURES)")
     return d

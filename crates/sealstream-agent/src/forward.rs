@@ -24,7 +24,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use sealstream_core::chunk::utc_now_seconds;
 use sealstream_core::json::{self, Map, Number, Value};
 use sealstream_core::layout::{ciphertext_name, envelope_name, write_atomic};
 
@@ -573,7 +572,7 @@ impl Outbox {
         h.ok = Some(true);
         h.last_error = None;
         h.failures = 0;
-        h.last_delivered_at = Some(utc_now_seconds());
+        h.last_delivered_at = Some(sealstream_core::utc::now());
         save_delivery(&self.spool, &inner.delivery)
     }
 

@@ -121,29 +121,6 @@ pub enum SourceError {
     NoMcapFiles(PathBuf),
 }
 
-/// Precision of [`format_log_time`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum TimePrecision {
-    /// Nine fractional digits.
-    Nanos,
-    /// Three fractional digits (truncated, not rounded).
-    Millis,
-}
-
-/// Format a log time (nanoseconds since the Unix epoch) as ISO 8601 UTC, e.g.
-/// `2026-11-21T10:00:01.123456789Z` ([`TimePrecision::Nanos`]) or
-/// `2026-11-21T10:00:01.123Z` ([`TimePrecision::Millis`]).
-pub fn format_log_time(log_time_ns: u64, precision: TimePrecision) -> String {
-    let secs = log_time_ns / 1_000_000_000;
-    let nanos = log_time_ns % 1_000_000_000;
-    let whole = sealstream_core::chunk::format_utc_seconds(secs);
-    let base = whole.strip_suffix('Z').unwrap_or(&whole);
-    match precision {
-        TimePrecision::Nanos => format!("{base}.{nanos:09}Z"),
-        TimePrecision::Millis => format!("{base}.{:03}Z", nanos / 1_000_000),
-    }
-}
-
 /// What the decoder needs to know about a channel.
 #[derive(Debug)]
 struct ChannelInfo {
@@ -610,26 +587,4 @@ fn bag_files(dir: &Path) -> Result<Vec<PathBuf>, SourceError> {
         return Err(SourceError::NoMcapFiles(dir.to_path_buf()));
     }
     Ok(listed)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn log_time_formatting() {
-        let t = 1_795_282_537_123_456_789;
-        assert_eq!(
-            format_log_time(t, TimePrecision::Nanos),
-            "2026-11-21T17:35:37.123456789Z"
-        );
-        assert_eq!(
-            format_log_time(t, TimePrecision::Millis),
-            "2026-11-21T17:35:37.123Z"
-        );
-        assert_eq!(
-            format_log_time(5, TimePrecision::Nanos),
-            "1970-01-01T00:00:00.000000005Z"
-        );
-    }
 }

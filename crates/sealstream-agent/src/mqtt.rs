@@ -76,12 +76,9 @@ pub struct MqttRun {
 }
 
 fn now_millis() -> String {
-    let d = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    crate::mcap_source::format_log_time(
-        d.as_nanos() as u64,
-        crate::mcap_source::TimePrecision::Millis,
+    sealstream_core::utc::format_nanos(
+        sealstream_core::utc::now_unix_nanos(),
+        sealstream_core::utc::Fraction::Millis,
     )
 }
 

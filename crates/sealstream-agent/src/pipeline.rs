@@ -26,17 +26,18 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{RecvTimeoutError, Sender};
 
-use sealstream_core::chunk::{utc_now_seconds, ChainConfig, ChainWriter};
+use sealstream_core::chunk::{ChainConfig, ChainWriter};
 use sealstream_core::json::{self, Map, Value};
 use sealstream_core::keys::{ChainSigningKey, MachineSigningKey};
 use sealstream_core::layout::{ciphertext_name, envelope_name, DirectorySink, FileError};
 use sealstream_core::package::PackageSigner;
+use sealstream_core::utc;
 
 use crate::batch::{Draft, Pending};
 use crate::config::{DataEventMap, JsonlInput, Source, Topic, WhenFull};
 use crate::forward::{self, Outbox, TopicOutbox};
 use crate::journal::Journal;
-use crate::mcap_source::{format_log_time, McapSource, TimePrecision};
+use crate::mcap_source::McapSource;
 use crate::mqtt::MqttRun;
 use crate::sink::identity::{identity, legacy_identities};
 use crate::sink::{self, Sink};
@@ -968,7 +969,7 @@ fn read_mcap(name: &str, path: &Path, after: Option<u64>, tx: &Sender<SourceEven
             Ok(_) if after.is_some_and(|a| position <= a) => continue,
             Ok(m) => Input {
                 position,
-                captured_at: format_log_time(m.log_time_ns, TimePrecision::Nanos),
+                captured_at: utc::format_nanos(m.log_time_ns, utc::Fraction::Nanos),
                 topic: m.topic,
                 fields: m.fields.map_err(|e| e.to_string()),
             },
@@ -1004,7 +1005,7 @@ fn jsonl_input(position: u64, line: &str) -> Input {
                 .to_string(),
             o.get("capturedAt")
                 .and_then(Value::as_str)
-                .map_or_else(utc_now_seconds, str::to_string),
+                .map_or_else(utc::now, str::to_string),
             o.get("fields")
                 .or_else(|| o.get("payload"))
                 .and_then(Value::as_object)
@@ -1013,10 +1014,10 @@ fn jsonl_input(position: u64, line: &str) -> Input {
         ),
         Ok(_) => (
             String::new(),
-            utc_now_seconds(),
+            utc::now(),
             Err("expected a JSON object".to_string()),
         ),
-        Err(e) => (String::new(), utc_now_seconds(), Err(e.clone())),
+        Err(e) => (String::new(), utc::now(), Err(e.clone())),
     };
     Input {
         position,

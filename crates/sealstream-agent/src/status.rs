@@ -10,7 +10,6 @@
 
 use std::path::{Path, PathBuf};
 
-use sealstream_core::chunk::utc_now_seconds;
 use sealstream_core::json::{self, Map, Value};
 use sealstream_core::layout::write_replace;
 
@@ -35,7 +34,7 @@ pub fn write(map: &DataEventMap, outbox: &Outbox, running: bool) -> std::io::Res
     let mut m = Map::new();
     m.insert("running".into(), running.into());
     m.insert("pid".into(), Value::from(u64::from(std::process::id())));
-    m.insert("updatedAt".into(), utc_now_seconds().into());
+    m.insert("updatedAt".into(), sealstream_core::utc::now().into());
     m.insert("spoolBytes".into(), Value::from(outbox.spool_bytes()));
     m.insert("droppedThisRun".into(), Value::from(outbox.dropped()));
     let health = outbox

@@ -43,10 +43,10 @@ pub struct Windows {
     open: BTreeMap<String, Open>,
 }
 
+/// The wall clock's seconds since the epoch (window starts are multiples of
+/// the window length from the epoch).
 fn now_secs() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
+    u64::try_from(sealstream_core::utc::now_unix()).unwrap_or(0)
 }
 
 impl Windows {

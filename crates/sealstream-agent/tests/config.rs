@@ -8,12 +8,11 @@ use sealstream_agent::config::{
     ConfigError, DataEventMap, Destination, JsonlInput, ObjectStoreLocation, Source, WhenFull,
 };
 use sealstream_core::rules::{Action, AnonymizeStrategy, FieldRule};
+use sealstream_testkit::fixture::{DID, MACHINE_SK, OWNER_PK};
+use sealstream_testkit::repo_root;
 
-const MACHINE_SK: &str = "0xfeba68765a73c491c47490ecff80e39f3e5b09c96c84189193dbceacc6ff6761";
 const CHAIN_SK: &str = "1f6350a24055b23b7abc6aaaa4466007a95bf4807826b6810a79dfe06af8f45f";
 const FIELD_KEY: &str = "c84fcf398735bf46fad738fb45ffa606d05e9f01c5886c959abf79ef4e10d01c";
-const OWNER_PK: &str = "aaa52adfb12f7a161e2d502386cd3cb2eff0dbe38e90c70085a0872229a3b946";
-const DID: &str = "did:peaq:0x3d9141C95c9384e002528cf6AeE3b33a4C816DE1";
 
 /// A minimal valid map; tests edit single lines of it, so line numbers are fixed.
 const BASE: &str = "\
@@ -76,7 +75,7 @@ fn edit(from: &str, to: &str) -> String {
 }
 
 fn example_path() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/examples/data-event-map.yaml")
+    repo_root().join("docs/examples/data-event-map.yaml")
 }
 
 #[test]

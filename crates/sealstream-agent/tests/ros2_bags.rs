@@ -5,37 +5,18 @@
 //! under `SEALSTREAM_REF_PYTHON` or `<repo>/.venv/bin/python`, which needs
 //! `pip install rosbags mcap-ros2-support`.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
-use sealstream_agent::mcap_source::{format_log_time, McapSource, Message, TimePrecision};
+use sealstream_agent::mcap_source::{McapSource, Message};
 use sealstream_core::json::{self, Value};
-
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .unwrap()
-}
-
-fn python() -> PathBuf {
-    if let Some(p) = std::env::var_os("SEALSTREAM_REF_PYTHON") {
-        return PathBuf::from(p);
-    }
-    let p = repo_root().join(".venv/bin/python");
-    assert!(
-        p.exists(),
-        "no Python for the bag writers: create <repo>/.venv with `pip install rosbags \
-         mcap-ros2-support`, or set SEALSTREAM_REF_PYTHON"
-    );
-    p
-}
+use sealstream_testkit::reference_python;
 
 /// Run make_bags.py into a fresh temporary directory.
 fn make_bags() -> (tempfile::TempDir, Value) {
     let dir = tempfile::tempdir().unwrap();
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/make_bags.py");
-    let output = Command::new(python())
+    let output = Command::new(reference_python())
         .arg(&script)
         .arg(dir.path())
         .output()
@@ -232,18 +213,6 @@ fn unindexed_file_is_read_whole_and_sorted() {
         writer.finish().unwrap();
         check(McapSource::open(&out_path).unwrap(), expected);
     }
-}
-
-#[test]
-fn log_time_formats() {
-    assert_eq!(
-        format_log_time(1_795_282_538_123_456_789, TimePrecision::Nanos),
-        "2026-11-21T17:35:38.123456789Z"
-    );
-    assert_eq!(
-        format_log_time(1_795_282_538_123_456_789, TimePrecision::Millis),
-        "2026-11-21T17:35:38.123Z"
-    );
 }
 
 #[test]

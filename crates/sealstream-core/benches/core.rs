@@ -2,12 +2,12 @@
 //! decrypt), signed packages with field rules (sign, verify) and buyer
 //! re-wraps. See BENCHMARKS.md at the repository root for the figures.
 //!
-//! Inputs are the reference fixtures (`shared/fixtures/peaq-stream-v1`, or
+//! Inputs are the reference fixtures (`fixtures/peaq-stream-v1`, or
 //! `SEALSTREAM_FIXTURES`); chain benchmarks use 64 MiB of in-memory data.
 //! `SEALSTREAM_BENCH_MIB` changes the chain size.
 
 use std::convert::Infallible;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,25 +24,13 @@ use sealstream_core::keys::{
 use sealstream_core::package::{DataPackage, PackageSigner, UnsignedPayload};
 use sealstream_core::pool::default_parallelism;
 use sealstream_core::rules::TopicRules;
+use sealstream_testkit::fixture::BUYER_ID;
+use sealstream_testkit::fixtures;
 
-const BUYER_ID: &str = "did:peaq:0x000000000000000000000000000000000000b0b0";
 /// Packages (or re-wraps) per iteration of the two-thread batch benchmarks.
 const BATCH: usize = 2_000;
 /// Threads of the batch benchmarks (the target machine has two cores).
 const BATCH_THREADS: usize = 2;
-
-fn fixtures() -> PathBuf {
-    let dir = std::env::var_os("SEALSTREAM_FIXTURES").map_or_else(
-        || Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures/peaq-stream-v1"),
-        PathBuf::from,
-    );
-    assert!(
-        dir.join("keys.json").is_file(),
-        "fixtures not found at {} (set SEALSTREAM_FIXTURES)",
-        dir.display()
-    );
-    dir
-}
 
 fn read_json(path: &Path) -> Value {
     let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));

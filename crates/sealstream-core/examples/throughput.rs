@@ -43,8 +43,8 @@ use sealstream_core::keys::{
 use sealstream_core::package::{DataPackage, PackageSigner, UnsignedPayload};
 use sealstream_core::pool::default_parallelism;
 use sealstream_core::rules::TopicRules;
-
-const BUYER_ID: &str = "did:peaq:0x000000000000000000000000000000000000b0b0";
+use sealstream_testkit::fixture::BUYER_ID;
+use sealstream_testkit::fixtures;
 
 struct Args {
     mib: usize,
@@ -84,19 +84,6 @@ fn parse_args() -> Args {
     }
     args.chain_runs = args.chain_runs.max(1);
     args
-}
-
-fn fixtures() -> PathBuf {
-    let dir = std::env::var_os("SEALSTREAM_FIXTURES").map_or_else(
-        || Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures/peaq-stream-v1"),
-        PathBuf::from,
-    );
-    assert!(
-        dir.join("keys.json").is_file(),
-        "fixtures not found at {} (set SEALSTREAM_FIXTURES)",
-        dir.display()
-    );
-    dir
 }
 
 fn read_json(path: &Path) -> Value {

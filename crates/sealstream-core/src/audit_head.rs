@@ -104,7 +104,7 @@ impl SignedAuditHead {
         head: &str,
         key: &ReceiptSigningKey,
     ) -> Result<SignedAuditHead, ValidationError> {
-        Self::sign_at(events, head, &crate::chunk::utc_now_seconds(), key)
+        Self::sign_at(events, head, &crate::utc::now(), key)
     }
 
     /// [`sign`](Self::sign) with a given time (for tests and replays).

@@ -25,5 +25,6 @@ pub mod s3;
 pub mod sealed_box;
 pub mod siwe;
 pub mod staging;
+pub mod utc;
 
 pub use error::ValidationError;

@@ -9,8 +9,7 @@ use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
 use crate::chunk::{
-    utc_now_seconds, ChainConfig, ChainState, ChainWriter, ChunkSink, PublishManifest, SealedChunk,
-    WriteError,
+    ChainConfig, ChainState, ChainWriter, ChunkSink, PublishManifest, SealedChunk, WriteError,
 };
 use crate::dataset::{DatasetBuilder, DatasetInfo, DatasetManifest};
 use crate::error::ValidationError;
@@ -145,7 +144,7 @@ pub fn publish_to_dir<R: Read>(
         total_chunks: summary.state.next_index,
         chunk_size,
         machine_did,
-        created_at: utc_now_seconds(),
+        created_at: crate::utc::now(),
         extra: Map::new(),
     };
     let staged_manifest = staging.path().join("manifest.json");

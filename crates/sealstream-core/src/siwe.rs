@@ -37,6 +37,7 @@ use std::fmt;
 
 use crate::error::ValidationError;
 use crate::identity::{Did, EvmAddress};
+use crate::utc;
 
 /// The text after the domain on the first line.
 pub const PREAMBLE: &str = " wants you to sign in with your Ethereum account:";
@@ -70,7 +71,7 @@ impl Timestamp {
     /// Parses an RFC 3339 `date-time` (`2021-09-30T16:25:24Z`,
     /// `2021-09-30T16:25:24.123+02:00`).
     pub fn parse(text: &str, field: &str) -> Result<Timestamp, ValidationError> {
-        let unix = parse_rfc3339(text).ok_or_else(|| {
+        let unix = utc::parse_rfc3339(text).ok_or_else(|| {
             ValidationError::new(
                 field,
                 "RFC 3339 date-time (YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM))",
@@ -84,9 +85,10 @@ impl Timestamp {
 
     /// The UTC time `YYYY-MM-DDTHH:MM:SSZ` of `unix` seconds since the epoch.
     pub fn from_unix(unix: u64) -> Timestamp {
+        let unix = i64::try_from(unix).unwrap_or(i64::MAX);
         Timestamp {
-            text: crate::chunk::format_utc_seconds(unix),
-            unix: i64::try_from(unix).unwrap_or(i64::MAX),
+            text: utc::format_seconds(unix),
+            unix,
         }
     }
 
@@ -186,7 +188,7 @@ impl SiweMessage {
             (self.not_before.as_ref(), "notBefore"),
         ] {
             if let Some(ts) = ts {
-                if parse_rfc3339(&ts.text) != Some(ts.unix) {
+                if utc::parse_rfc3339(&ts.text) != Some(ts.unix) {
                     return Err(err(name, "RFC 3339 date-time"));
                 }
             }
@@ -638,95 +640,6 @@ pub fn uri_authority(uri: &str) -> Option<&str> {
     (!host_port.is_empty()).then_some(host_port)
 }
 
-/// Seconds since the epoch of an RFC 3339 `date-time`, or `None`.
-fn parse_rfc3339(text: &str) -> Option<i64> {
-    let b = text.as_bytes();
-    let num = |range: std::ops::Range<usize>| -> Option<i64> {
-        let digits = b.get(range)?;
-        if !digits.iter().all(u8::is_ascii_digit) {
-            return None;
-        }
-        Some(
-            digits
-                .iter()
-                .fold(0i64, |n, d| n * 10 + i64::from(d - b'0')),
-        )
-    };
-    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || b[13] != b':' || b[16] != b':' {
-        return None;
-    }
-    if !matches!(b[10], b'T' | b't') {
-        return None;
-    }
-    let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
-    let (hour, minute, second) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    if !(1..=12).contains(&month) || day < 1 || day > days_in_month(year, month) {
-        return None;
-    }
-    if hour > 23 || minute > 59 || second > 60 {
-        return None;
-    }
-    let mut i = 19;
-    if b[i] == b'.' {
-        i += 1;
-        let start = i;
-        while i < b.len() && b[i].is_ascii_digit() {
-            i += 1;
-        }
-        if i == start {
-            return None;
-        }
-    }
-    let offset = match b.get(i..)? {
-        [b'Z' | b'z'] => 0,
-        [sign @ (b'+' | b'-'), h1, h2, b':', m1, m2] => {
-            let digits = [*h1, *h2, *m1, *m2];
-            if !digits.iter().all(u8::is_ascii_digit) {
-                return None;
-            }
-            let h = i64::from((h1 - b'0') * 10 + (h2 - b'0'));
-            let m = i64::from((m1 - b'0') * 10 + (m2 - b'0'));
-            if h > 23 || m > 59 {
-                return None;
-            }
-            let off = h * 3600 + m * 60;
-            if *sign == b'+' {
-                off
-            } else {
-                -off
-            }
-        }
-        _ => return None,
-    };
-    let days = days_from_civil(year, month, day);
-    Some(days * 86_400 + hour * 3600 + minute * 60 + second - offset)
-}
-
-fn is_leap(year: i64) -> bool {
-    (year % 4 == 0 && year % 100 != 0) || year % 400 == 0
-}
-
-fn days_in_month(year: i64, month: i64) -> i64 {
-    match month {
-        2 if is_leap(year) => 29,
-        2 => 28,
-        4 | 6 | 9 | 11 => 30,
-        _ => 31,
-    }
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's
-/// `days_from_civil`).
-fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y.rem_euclid(400);
-    let mp = (month + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -889,23 +802,11 @@ Issued At: 2021-09-30T16:25:24Z";
     }
 
     #[test]
-    fn rfc3339_edges() {
-        let t = |s: &str| parse_rfc3339(s);
-        assert_eq!(t("1970-01-01T00:00:00Z"), Some(0));
-        assert_eq!(t("1970-01-01t00:00:00z"), Some(0));
-        assert_eq!(t("1970-01-01T01:00:00+01:00"), Some(0));
-        assert_eq!(t("2000-02-29T00:00:00Z"), Some(951_782_400));
-        assert_eq!(t("1900-02-29T00:00:00Z"), None);
-        assert_eq!(t("2021-13-01T00:00:00Z"), None);
-        assert_eq!(t("2021-01-01T24:00:00Z"), None);
-        assert_eq!(t("2021-01-01T00:00:00.Z"), None);
-        assert_eq!(t("2021-01-01T00:00:00+1:00"), None);
-        assert_eq!(t("2021-01-01 00:00:00Z"), None);
+    fn from_unix_keeps_the_instant() {
         for secs in [0u64, 951_782_400, 1_795_282_537, 4_102_444_800] {
-            assert_eq!(
-                Timestamp::from_unix(secs).unix_seconds(),
-                i64::try_from(secs).unwrap()
-            );
+            let t = Timestamp::from_unix(secs);
+            assert_eq!(t.unix_seconds(), i64::try_from(secs).unwrap());
+            assert_eq!(Timestamp::parse(t.as_str(), "t").unwrap(), t);
         }
     }
 
@@ -916,7 +817,7 @@ Issued At: 2021-09-30T16:25:24Z";
             prop::option::of((any::<bool>(), 0i64..24, 0i64..60)),
         )
             .prop_map(|(secs, frac, offset)| {
-                let base = crate::chunk::format_utc_seconds(secs);
+                let base = utc::format_seconds(secs as i64);
                 let mut text = base[..19].to_string();
                 if let Some(frac) = frac {
                     text.push('.');

@@ -1,4 +1,4 @@
-//! Every item under `shared/fixtures/peaq-stream-v1` (made by the reference)
+//! Every item under `fixtures/peaq-stream-v1` (made by the reference)
 //! is reproduced or accepted.
 
 use std::collections::HashMap;
@@ -16,21 +16,8 @@ use sealstream_core::json::{self, Value};
 use sealstream_core::keys::{FieldKey, MachineSigningKey, RecipientSecretKey};
 use sealstream_core::package::{CanonicalForm, DataPackage, PackageSigner, UnsignedPayload};
 use sealstream_core::rules::{decrypt_field, TopicRules};
-
-const BUYER_ID: &str = "did:peaq:0x000000000000000000000000000000000000b0b0";
-
-fn fixtures() -> PathBuf {
-    let dir = std::env::var_os("SEALSTREAM_FIXTURES").map_or_else(
-        || Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures/peaq-stream-v1"),
-        PathBuf::from,
-    );
-    assert!(
-        dir.join("keys.json").is_file(),
-        "fixtures not found at {}",
-        dir.display()
-    );
-    dir
-}
+use sealstream_testkit::fixture::BUYER_ID;
+use sealstream_testkit::fixtures;
 
 fn read_json(path: &Path) -> Value {
     json::parse(&std::fs::read(path).unwrap()).unwrap_or_else(|e| panic!("{}: {e}", path.display()))

@@ -5,10 +5,13 @@
 //! `SEALSTREAM_TEST_SEED` to explore others. Failures are not persisted to
 //! files; proptest prints the minimal failing input.
 
+mod common;
+
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::sync::Arc;
 
+use common::sorted;
 use proptest::prelude::*;
 use proptest::test_runner::{Config as ProptestConfig, RngSeed};
 use rand::rngs::StdRng;
@@ -29,13 +32,9 @@ const MACHINE_DID: &str = "did:peaq:0x3d9141C95c9384e002528cf6AeE3b33a4C816DE1";
 const BUYER_ID: &str = "did:peaq:0x000000000000000000000000000000000000b0b0";
 
 fn config(cases: u32) -> ProptestConfig {
-    let seed = std::env::var("SEALSTREAM_TEST_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0x5ea1_5eed_u64);
     ProptestConfig {
         cases,
-        rng_seed: RngSeed::Fixed(seed),
+        rng_seed: RngSeed::Fixed(sealstream_testkit::test_seed("properties")),
         failure_persistence: None,
         ..ProptestConfig::default()
     }
@@ -107,24 +106,6 @@ fn arb_value() -> impl Strategy<Value = Value> {
                 .prop_map(|pairs| Value::Object(pairs.into_iter().collect::<Map>())),
         ]
     })
-}
-
-/// The value with object keys sorted by code point at every level.
-fn sorted(v: &Value) -> Value {
-    match v {
-        Value::Object(m) => {
-            let mut entries: Vec<_> = m.iter().collect();
-            entries.sort_by(|a, b| a.0.cmp(b.0));
-            Value::Object(
-                entries
-                    .into_iter()
-                    .map(|(k, v)| (k.clone(), sorted(v)))
-                    .collect(),
-            )
-        }
-        Value::Array(a) => Value::Array(a.iter().map(sorted).collect()),
-        other => other.clone(),
-    }
 }
 
 fn parse(text: &str) -> Value {

@@ -32,7 +32,7 @@ use sealstream_core::layout::{list_chain, read_ciphertext, read_envelope, write_
 use sealstream_core::package::{DataPackage, PackageSigner, UnsignedPayload};
 use sealstream_core::rules::{decrypt_field, encrypt_field, TopicRules};
 
-// Test-only keys of shared/fixtures/peaq-stream-v1/keys.json.
+// Test-only keys of fixtures/peaq-stream-v1/keys.json.
 const MACHINE_SK: &str = "0xfeba68765a73c491c47490ecff80e39f3e5b09c96c84189193dbceacc6ff6761";
 const MACHINE_DID: &str = "did:peaq:0x3d9141C95c9384e002528cf6AeE3b33a4C816DE1";
 const CHAIN_SK: &str = "1f6350a24055b23b7abc6aaaa4466007a95bf4807826b6810a79dfe06af8f45f";

@@ -31,7 +31,7 @@ use sealstream_core::chunk::{
 };
 use sealstream_core::keys::{ChainSigningKey, RecipientSecretKey};
 
-// Test-only keys of shared/fixtures/peaq-stream-v1/keys.json.
+// Test-only keys of fixtures/peaq-stream-v1/keys.json.
 const CHAIN_SK: &str = "1f6350a24055b23b7abc6aaaa4466007a95bf4807826b6810a79dfe06af8f45f";
 const OWNER_SK: &str = "51b48b68b1a9f4a820f7fb161053d09345b11e4eef1b81b2847556789e0db8e3";
 const OPERATOR_SK: &str = "55d2dd87b598809c409f62265dc90af21da7e0d6324be3ce02fe2f176cc42494";

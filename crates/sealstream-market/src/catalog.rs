@@ -138,62 +138,9 @@ impl QueryParams {
 /// Seconds since the epoch of `YYYY-MM-DDTHH:MM:SSZ`, or of a plain
 /// integer (already seconds).
 pub fn parse_time(text: &str) -> Option<i64> {
-    if let Ok(n) = text.parse::<i64>() {
-        return Some(n);
-    }
-    let b = text.as_bytes();
-    if b.len() != 20
-        || b[4] != b'-'
-        || b[7] != b'-'
-        || b[10] != b'T'
-        || b[13] != b':'
-        || b[16] != b':'
-        || b[19] != b'Z'
-    {
-        return None;
-    }
-    let num = |r: std::ops::Range<usize>| -> Option<i64> {
-        let s = text.get(r)?;
-        s.bytes()
-            .all(|c| c.is_ascii_digit())
-            .then(|| s.parse().ok())
-            .flatten()
-    };
-    let (y, m, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
-    let (hh, mm, ss) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-    let days_in = [
-        31,
-        if leap { 29 } else { 28 },
-        31,
-        30,
-        31,
-        30,
-        31,
-        31,
-        30,
-        31,
-        30,
-        31,
-    ];
-    if !(1..=12).contains(&m)
-        || d < 1
-        || d > days_in[(m - 1) as usize]
-        || hh > 23
-        || mm > 59
-        || ss > 59
-    {
-        return None;
-    }
-    // Howard Hinnant's days_from_civil.
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    Some(days * 86_400 + hh * 3600 + mm * 60 + ss)
+    text.parse::<i64>()
+        .ok()
+        .or_else(|| sealstream_core::utc::parse_seconds(text))
 }
 
 /// How the catalog is sorted.
@@ -611,7 +558,7 @@ pub async fn catalog(
         };
     }
     let rows = q.fetch_all(state.store.pool()).await?;
-    let utc = |v: i64| sealstream_core::chunk::format_utc_seconds(v.max(0) as u64);
+    let utc = |v: i64| sealstream_core::utc::format_seconds(v.max(0));
     let mut items = Vec::with_capacity(rows.len().min(search.limit));
     let mut last = None;
     for row in rows.iter().take(search.limit) {
@@ -716,7 +663,7 @@ mod tests {
         assert_eq!(parse_time("1700000000"), Some(1_700_000_000));
         for t in 0..3 {
             let secs = 1_600_000_000 + t * 86_399 * 37;
-            let text = sealstream_core::chunk::format_utc_seconds(secs as u64);
+            let text = sealstream_core::utc::format_seconds(secs);
             assert_eq!(parse_time(&text), Some(secs), "{text}");
         }
         for bad in [

@@ -155,7 +155,7 @@ pub(crate) async fn register(
             })
             .collect(),
         signature: signature.to_hex(),
-        registered_at: sealstream_core::chunk::utc_now_seconds(),
+        registered_at: sealstream_core::utc::now(),
     };
     let recipients_json = serde_json::to_string(&machine.recipients)
         .map_err(|e| ApiError::internal("machines.recipients", e))?;

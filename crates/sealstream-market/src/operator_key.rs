@@ -260,7 +260,7 @@ pub async fn register(
         ));
     }
     let sealed = state.operator_kek.seal(&machine.did, &secret);
-    let now = sealstream_core::chunk::utc_now_seconds();
+    let now = sealstream_core::utc::now();
     let mut tx = state.store.begin().await?;
     sqlx::query("DELETE FROM operator_keys WHERE machine_did = $1")
         .bind(&machine.did)

@@ -39,10 +39,11 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::world::{new_did, world_with, World, CHUNKS, TOPIC};
-use common::{repo_root, Db};
+use common::Db;
 use sealstream_core::keys::RecipientSecretKey;
 use sealstream_market::auth::Role;
 use sealstream_market::limits::Rate;
+use sealstream_testkit::on_both_databases;
 use serde_json::Value;
 
 /// The schemathesis release `scripts/setup-test-peers` installs.
@@ -65,17 +66,7 @@ const CHECKS: &str = "not_a_server_error,status_code_conformance,content_type_co
 /// `schemathesis` beside `$SEALSTREAM_REF_PYTHON`, else in `<repo>/.venv`;
 /// fails (never skips) when it is missing or another version.
 fn schemathesis_binary() -> PathBuf {
-    let bin = match std::env::var_os("SEALSTREAM_REF_PYTHON") {
-        Some(py) => PathBuf::from(py).with_file_name("schemathesis"),
-        None => repo_root().join(".venv/bin/schemathesis"),
-    };
-    assert!(
-        bin.is_file(),
-        "schemathesis not found at {}: run scripts/setup-test-peers (installs \
-         schemathesis=={SCHEMATHESIS_VERSION} into .venv), or set SEALSTREAM_REF_PYTHON to \
-         the Python of a venv that has it",
-        bin.display()
-    );
+    let bin = sealstream_testkit::reference::venv_program("schemathesis");
     let out = Command::new(&bin)
         .arg("--version")
         .output()

@@ -5,10 +5,11 @@
 
 mod common;
 
-use common::{now_unix, Db, TestServer};
+use common::{unix_now, Db, TestServer};
 use sealstream_core::identity::{eip191_sign, Did};
 use sealstream_core::keys::MachineSigningKey;
 use sealstream_core::siwe::{SiweMessage, Timestamp};
+use sealstream_testkit::on_both_databases;
 use serde_json::{json, Value};
 
 fn roles(body: &Value) -> Vec<&str> {
@@ -146,7 +147,7 @@ fn misaddressed_messages_are_refused_and_leave_the_nonce_usable(db: Db) {
 fn messages_outside_their_time_window_are_refused(db: Db) {
     let server = TestServer::start(db);
     let key = MachineSigningKey::generate();
-    let now = now_unix();
+    let now = unix_now();
     type Adjust = fn(&mut SiweMessage, u64);
     let cases: [(&str, Adjust); 5] = [
         ("message.expirationTime", |m, now| {
@@ -168,7 +169,7 @@ fn messages_outside_their_time_window_are_refused(db: Db) {
             m.issued_at = Timestamp::parse(
                 &format!(
                     "{}+00:00",
-                    &Timestamp::from_unix(now_unix() + 3600).as_str()[..19]
+                    &Timestamp::from_unix(unix_now() + 3600).as_str()[..19]
                 ),
                 "t",
             )

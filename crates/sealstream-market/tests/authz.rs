@@ -46,6 +46,7 @@ use common::{block_on, files_under, Db, TestServer};
 use sealstream_core::identity::{eip191_sign, Did};
 use sealstream_core::keys::{ChainSigningKey, MachineSigningKey, RecipientSecretKey};
 use sealstream_market::store::Engine;
+use sealstream_testkit::on_both_databases;
 use serde_json::{json, Value};
 use sqlx::{Column, Row};
 

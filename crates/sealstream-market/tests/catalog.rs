@@ -11,6 +11,7 @@ use common::listings_fixtures::{
     chain, dataset, encode, listing_body, owner, publish, signed_dataset,
 };
 use common::{Db, TestServer};
+use sealstream_testkit::on_both_databases;
 use serde_json::{json, Value};
 
 fn ids(page: &Value) -> Vec<String> {

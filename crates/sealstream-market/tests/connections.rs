@@ -19,6 +19,7 @@ use std::time::Duration;
 
 use common::{block_on, Db, TestServer};
 use sealstream_market::connections::Listener;
+use sealstream_testkit::on_both_databases;
 use serde_json::Value;
 
 /// How long a read waits for an outcome before the test gives up.

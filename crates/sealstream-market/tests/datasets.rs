@@ -17,6 +17,7 @@ use sealstream_core::dataset::{
 use sealstream_core::keys::MachineSigningKey;
 use sealstream_core::merkle;
 use sealstream_market::auth::Role;
+use sealstream_testkit::on_both_databases;
 use serde_json::{json, Value};
 
 const TOPIC: &str = "/sensor/gps";
@@ -239,7 +240,7 @@ fn range_draft_has_the_root_core_computes(db: Db) {
 
 fn time_range_selects_by_receive_time(db: Db) {
     let f = fixture(db);
-    let t = sealstream_market::datasets::format_utc;
+    let t = sealstream_core::utc::format_seconds;
     // [T0+20, T0+50): chunks 2, 3, 4 (received at +20, +30, +40); +50 excluded.
     let (status, body) = f.create(json!({
         "machineDid": f.machine.did, "topic": TOPIC,

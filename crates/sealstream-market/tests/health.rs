@@ -10,6 +10,7 @@ use sealstream_core::audit_head::SignedAuditHead;
 use sealstream_core::keys::ReceiptPublicKey;
 use sealstream_market::auth::Role;
 use sealstream_market::server::Server;
+use sealstream_testkit::on_both_databases;
 
 fn health_and_not_found(db: Db) {
     let mut server = TestServer::start(db);

@@ -15,6 +15,7 @@ use sealstream_core::chunk::{ChainConfig, ChainState, ChainWriter, Recipient, Se
 use sealstream_core::identity::Did;
 use sealstream_core::keys::{ChainSigningKey, MachineSigningKey, RecipientSecretKey};
 use sealstream_market::auth::Role;
+use sealstream_testkit::on_both_databases;
 use serde_json::Value;
 use sqlx::Row;
 

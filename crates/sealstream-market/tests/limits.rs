@@ -10,6 +10,7 @@ use common::chains::{insert_machine, new_owner, write_chain, TestMachine};
 use common::{files_under, multipart, path_segment, Db, TestServer};
 use sealstream_core::chunk::{ChainState, SealedChunk, TAG_LEN};
 use sealstream_market::auth::Role;
+use sealstream_testkit::on_both_databases;
 use serde_json::Value;
 
 const TOPIC: &str = "/robot/imu";

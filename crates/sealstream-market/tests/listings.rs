@@ -15,6 +15,7 @@ use common::{Db, TestServer};
 use sealstream_core::chunk::{decrypt_chunk, ChunkEnvelope, KeyRecipient};
 use sealstream_core::keys::RecipientSecretKey;
 use sealstream_market::auth::Role;
+use sealstream_testkit::on_both_databases;
 use serde_json::{json, Value};
 
 fn lifecycle(db: Db) {

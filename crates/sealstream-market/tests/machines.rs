@@ -11,6 +11,7 @@ use sealstream_core::keys::{
     ChainSigningKey, MachineSigningKey, RecipientPublicKey, RecipientSecretKey,
 };
 use sealstream_market::auth::Role;
+use sealstream_testkit::on_both_databases;
 use serde_json::{json, Value};
 
 struct Owner {

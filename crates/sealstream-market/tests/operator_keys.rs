@@ -19,6 +19,7 @@ use common::orders_fixtures::{
 use common::{block_on, Db, TestServer};
 use sealstream_core::keys::RecipientSecretKey;
 use sealstream_market::auth::Role;
+use sealstream_testkit::on_both_databases;
 use serde_json::{json, Value};
 
 fn key_path(sale: &Sale) -> String {

@@ -17,6 +17,7 @@ use sealstream_client::market::MarketClient;
 use sealstream_core::access::{grant_entry, AccessFileBuilder, Buyer as CoreBuyer};
 use sealstream_core::keys::{ReceiptPublicKey, RecipientSecretKey};
 use sealstream_core::receipt::{ReceiptPayment, SignedReceipt};
+use sealstream_testkit::on_both_databases;
 use serde_json::{json, Value};
 
 fn daemon(server: &TestServer, sale: &common::orders_fixtures::Sale) -> GrantDaemon {

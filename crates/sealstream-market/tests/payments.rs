@@ -21,13 +21,14 @@
 
 mod common;
 
-use common::anvil::{unix_now, Anvil, DevAccount, BASE_CHAIN_ID};
+use common::anvil::{Anvil, DevAccount, BASE_CHAIN_ID};
 use common::orders_fixtures::{buyer_with_key, native_rail, order, sale, token_rail, Buyer};
-use common::{Db, TestServer};
+use common::{unix_now, Db, TestServer};
 use sealstream_core::keys::{MachineSigningKey, ReceiptPublicKey};
 use sealstream_core::receipt::{ReceiptPayment, SignedReceipt};
 use sealstream_market::evm::{Address, TxHash};
 use sealstream_market::limits::Rate;
+use sealstream_testkit::on_both_databases;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
@@ -457,7 +458,7 @@ fn sweep(server: &TestServer) {
 /// The order's `createdAt`, in Unix seconds.
 fn created_unix(order: &Value) -> u64 {
     let text = order["createdAt"].as_str().expect("createdAt");
-    sealstream_market::datasets::parse_utc_seconds(text).expect("a UTC time") as u64
+    sealstream_core::utc::parse_seconds(text).expect("a UTC time") as u64
 }
 
 /// Issue 14, item 9: a transfer mined before the order was made (beyond

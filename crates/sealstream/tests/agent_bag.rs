@@ -8,13 +8,7 @@ use std::process::Command;
 
 use common::agent::machine_sections;
 use common::*;
-
-fn python() -> std::path::PathBuf {
-    match std::env::var_os("SEALSTREAM_REF_PYTHON") {
-        Some(p) => p.into(),
-        None => repo_root().join(".venv/bin/python"),
-    }
-}
+use sealstream_testkit::reference_python;
 
 #[test]
 fn hundred_thousand_message_bag_to_verified_packages() {
@@ -25,7 +19,7 @@ fn hundred_thousand_message_bag_to_verified_packages() {
     let tmp = tempfile::tempdir().unwrap();
     let t = tmp.path();
     let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/big_bag.py");
-    let status = Command::new(python())
+    let status = Command::new(reference_python())
         .arg(script)
         .arg(t.join("run.mcap"))
         .arg(n.to_string())
@@ -111,7 +105,7 @@ fn bad_messages_are_logged_counted_and_skipped() {
     let tmp = tempfile::tempdir().unwrap();
     let t = tmp.path();
     let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/bad_bag.py");
-    let status = Command::new(python())
+    let status = Command::new(reference_python())
         .arg(script)
         .arg(t.join("bad.mcap"))
         .status()

@@ -11,109 +11,15 @@ mod common;
 
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader};
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
 use common::agent::{chain_dirs, check_datasets, machine_sections, packages};
 use common::*;
 use sealstream_core::json::{self, Value};
-
-/// Generous bound for waiting on real processes; only reached on failure.
-const PATIENCE: Duration = Duration::from_secs(120);
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn wait_until(what: &str, ready: impl FnMut() -> bool) {
-    wait_or(what, ready, String::new);
-}
-
-fn wait_or(what: &str, mut ready: impl FnMut() -> bool, context: impl Fn() -> String) {
-    let start = Instant::now();
-    while !ready() {
-        assert!(
-            start.elapsed() < PATIENCE,
-            "timed out waiting for {what}\n{}",
-            context()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-/// A mosquitto broker on a free port, stopped on drop.
-struct Broker {
-    port: u16,
-    dir: PathBuf,
-    child: Option<Child>,
-}
-
-impl Broker {
-    fn start(dir: &Path) -> Broker {
-        let mut b = Broker {
-            port: free_port(),
-            dir: dir.to_path_buf(),
-            child: None,
-        };
-        b.spawn();
-        b
-    }
-
-    fn spawn(&mut self) {
-        let bin = Path::new("/usr/sbin/mosquitto");
-        assert!(
-            bin.exists(),
-            "mosquitto is not installed (apt-get install mosquitto; .ci/run does it)"
-        );
-        let conf = self.dir.join("mosquitto.conf");
-        std::fs::write(
-            &conf,
-            format!(
-                "listener {} 127.0.0.1\nallow_anonymous true\npersistence false\nlog_dest file {}\n",
-                self.port,
-                self.dir.join("mosquitto.log").display()
-            ),
-        )
-        .unwrap();
-        let child = Command::new(bin)
-            .arg("-c")
-            .arg(&conf)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        self.child = Some(child);
-        let port = self.port;
-        wait_until("mosquitto to listen", || {
-            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
-        });
-    }
-
-    fn stop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-
-    fn restart(&mut self) {
-        self.stop();
-        self.spawn();
-    }
-}
-
-impl Drop for Broker {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
+use sealstream_testkit::mosquitto::Broker;
+use sealstream_testkit::{reference_python, wait};
 
 /// A running `sealstream agent run`, its stderr collected.
 struct Agent {
@@ -157,7 +63,7 @@ impl Agent {
 
     /// Wait for `ready`; on timeout, fail showing the agent's log.
     fn wait(&self, what: &str, ready: impl FnMut() -> bool) {
-        wait_or(what, ready, || {
+        wait::until_or(what, ready, || {
             format!("agent log:\n{}", self.log.lock().unwrap().join("\n"))
         });
     }
@@ -247,12 +153,7 @@ impl Batch {
     fn publish(&self, dir: &Path, port: u16) {
         let file = dir.join("messages.jsonl");
         std::fs::write(&file, self.lines.join("\n") + "\n").unwrap();
-        let python = repo_root().join(".venv/bin/python");
-        assert!(
-            python.exists(),
-            "{} missing: run scripts/setup-test-peers",
-            python.display()
-        );
+        let python = reference_python();
         let mut c = Command::new(python);
         c.arg(repo_root().join("crates/sealstream/tests/support/mqtt_publish.py"))
             .arg("127.0.0.1")

@@ -5,16 +5,14 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
 use common::market::Market;
+use common::sealstream;
 use sealstream_core::identity::Did;
 use sealstream_core::json::Value;
 use sealstream_core::keys::MachineSigningKey;
-
-fn sealstream() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_sealstream"))
-}
+use sealstream_testkit::server::block_on;
 
 fn audit_verify(data_dir: &Path, json: bool) -> Output {
     audit_verify_with(data_dir, json, &[])
@@ -38,18 +36,13 @@ fn stderr(o: &Output) -> String {
 /// Runs `sql` on the market database with sqlx (no sqlite3 binary needed).
 fn tamper(data_dir: &Path, sql: &str) {
     let url = format!("sqlite://{}", data_dir.join("market.db").display());
-    let sql = sql.to_string();
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(async move {
-            use sqlx::Connection;
-            let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
-            let done = sqlx::query(&sql).execute(&mut conn).await.unwrap();
-            assert_eq!(done.rows_affected(), 1, "{sql}");
-            conn.close().await.unwrap();
-        });
+    block_on(async move {
+        use sqlx::Connection;
+        let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+        let done = sqlx::query(sql).execute(&mut conn).await.unwrap();
+        assert_eq!(done.rows_affected(), 1, "{sql}");
+        conn.close().await.unwrap();
+    });
 }
 
 #[test]

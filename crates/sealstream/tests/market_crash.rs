@@ -14,10 +14,10 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use common::market::{grant_daemon_once, register_machine, Market};
+use common::market::{grant_daemon_once, register_machine, text, Market};
 use common::*;
 use sealstream_core::identity::Did;
 use sealstream_core::json::Value;
@@ -94,13 +94,6 @@ impl Drop for Daemon {
     }
 }
 
-fn text(v: &Value, name: &str) -> String {
-    v.get(name)
-        .and_then(Value::as_str)
-        .unwrap_or_else(|| panic!("{name} in {v:?}"))
-        .to_string()
-}
-
 /// `market.call`, retried while the server is down (a connection refused
 /// or reset); the first HTTP answer is returned.
 fn call_through_crashes(
@@ -155,22 +148,17 @@ fn mark_paid(market: &Market, seller: &str, id: &str) {
 /// Rows of `sql` on the market database (SQLite), as (text, count).
 fn query_counts(db: &Path, sql: &str) -> Vec<(String, i64)> {
     let url = format!("sqlite://{}?mode=ro", db.display());
-    let sql = sql.to_string();
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(async move {
-            use sqlx::{Connection, Row};
-            let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
-            let rows = sqlx::query(&sql).fetch_all(&mut conn).await.unwrap();
-            let out = rows
-                .iter()
-                .map(|r| (r.get::<String, _>(0), r.get::<i64, _>(1)))
-                .collect();
-            conn.close().await.unwrap();
-            out
-        })
+    sealstream_testkit::server::block_on(async move {
+        use sqlx::{Connection, Row};
+        let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+        let rows = sqlx::query(sql).fetch_all(&mut conn).await.unwrap();
+        let out = rows
+            .iter()
+            .map(|r| (r.get::<String, _>(0), r.get::<i64, _>(1)))
+            .collect();
+        conn.close().await.unwrap();
+        out
+    })
 }
 
 #[test]
@@ -395,7 +383,7 @@ fn paid_orders_are_granted_exactly_once_through_crashes() {
         );
         assert_eq!(status, 201, "{link:?}");
         let out = t.join(format!("out-{i}.bin"));
-        let consumed = Command::new(env!("CARGO_BIN_EXE_sealstream"))
+        let consumed = sealstream()
             .args(["consume", "--download-url", &text(&link, "url")])
             .args(["--buyer-id", &format!("buyer-{i}")])
             .arg("--buyer-private-key-file")

@@ -16,28 +16,16 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 
 use common::agent::MACHINE_SK;
-use common::market::{register_machine, write_market_agent, Market};
+use common::market::{register_machine, text, write_market_agent, Market};
 use common::*;
 use sealstream_core::chunk::{decrypt_chunk, ChunkEnvelope, KeyRecipient};
 use sealstream_core::dataset::{DatasetBuilder, DatasetInfo};
 use sealstream_core::identity::Did;
 use sealstream_core::json::{self, Value};
 use sealstream_core::keys::{MachineSigningKey, RecipientSecretKey};
-
-fn sealstream() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_sealstream"))
-}
-
-fn text(v: &Value, name: &str) -> String {
-    v.get(name)
-        .and_then(Value::as_str)
-        .unwrap_or_else(|| panic!("{name} in {v:?}"))
-        .to_string()
-}
 
 /// `sealstream dataset verify-chunk` on `dir`'s dataset.json, proof.json,
 /// chunk-2.json and chunk-2.bin, accepting `signer` too if given.
@@ -55,23 +43,6 @@ fn verify_chunk(dir: &Path, signer: Option<&str>) -> std::process::Output {
         c.args(["--signer", s]);
     }
     c.output().unwrap()
-}
-
-/// Every file under `dir`, recursively.
-fn files(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                out.push(p);
-            }
-        }
-    }
-    out
 }
 
 #[test]
@@ -371,7 +342,7 @@ fn agent_to_market_to_anonymous_verifier() {
 
     // The canary never reached the server's disk in the clear.
     drop(market);
-    for file in files(&tmp.path().join("market")) {
+    for file in sealstream_testkit::files_under(&tmp.path().join("market")) {
         let bytes = std::fs::read(&file).unwrap();
         assert!(
             !bytes.windows(canary.len()).any(|w| w == canary.as_bytes()),

@@ -9,7 +9,6 @@ mod common;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::process::Command;
 
 use common::market::{register_machine, write_market_agent, Market};
 use sealstream_core::identity::Did;
@@ -55,7 +54,7 @@ fn the_data_directory_is_private() {
     let agent_dir = tmp.path().join("agent");
     std::fs::create_dir_all(&agent_dir).unwrap();
     let config = write_market_agent(&agent_dir, &market.base, 120, None, false);
-    let out = Command::new(env!("CARGO_BIN_EXE_sealstream"))
+    let out = sealstream_testkit::sealstream()
         .args(["agent", "run", "--config"])
         .arg(&config)
         .current_dir(&agent_dir)
@@ -74,7 +73,7 @@ fn the_data_directory_is_private() {
     );
     assert!(market.stop().success());
 
-    let objects: Vec<_> = walk(&data.join("objects"));
+    let objects: Vec<_> = sealstream_testkit::files_under(&data.join("objects"));
     assert!(
         objects.len() >= 3,
         "ciphertext objects were written: {objects:?}"
@@ -99,22 +98,6 @@ fn the_data_directory_is_private() {
         text.contains("readable by other users"),
         "the narrowing is logged: {text}"
     );
-}
-
-fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                out.push(p);
-            }
-        }
-    }
-    out
 }
 
 /// Issue 14, item 16: a failed sign-in is logged at warn level, naming the

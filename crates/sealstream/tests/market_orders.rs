@@ -24,7 +24,7 @@ use std::path::Path;
 use common::agent::packages;
 use common::anvil::{Anvil, BASE_CHAIN_ID};
 use common::market::{
-    grant_daemon_once, json_string, register_machine, write_market_agent, Market,
+    grant_daemon_once, json_string, register_machine, text, write_market_agent, Market,
 };
 use common::moto::MotoServer;
 use common::*;
@@ -33,27 +33,6 @@ use sealstream_core::identity::Did;
 use sealstream_core::json::Value;
 use sealstream_core::keys::{MachineSigningKey, RecipientSecretKey};
 use sealstream_core::layout::{list_chain, read_ciphertext, read_envelope};
-
-fn text(v: &Value, path: &str) -> String {
-    let mut at = v;
-    for name in path.split('.') {
-        at = at.get(name).unwrap_or_else(|| panic!("{path} in {v:?}"));
-    }
-    at.as_str()
-        .unwrap_or_else(|| panic!("{path} is not text in {v:?}"))
-        .to_string()
-}
-
-fn run_ok(mut c: std::process::Command, what: &str) -> std::process::Output {
-    let out = c.output().unwrap();
-    assert!(
-        out.status.success(),
-        "{what}: {}\n{}",
-        String::from_utf8_lossy(&out.stderr),
-        String::from_utf8_lossy(&out.stdout)
-    );
-    out
-}
 
 /// The owner's plaintext of the agent's local chain: its signed packages,
 /// one per line, as they were sealed.

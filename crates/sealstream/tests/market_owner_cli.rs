@@ -16,20 +16,13 @@ mod common;
 use std::path::Path;
 use std::process::{Command, Output};
 
-use common::market::Market;
+use common::market::{text, Market};
 use common::*;
 use sealstream_core::identity::Did;
 use sealstream_core::json::{self, Value};
 use sealstream_core::keys::{MachineSigningKey, RecipientSecretKey};
 
 const CHUNK: usize = 50_000;
-
-fn text(v: &Value, name: &str) -> String {
-    v.get(name)
-        .and_then(Value::as_str)
-        .unwrap_or_else(|| panic!("no {name} in {v:?}"))
-        .to_string()
-}
 
 fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()

@@ -3,15 +3,12 @@
 //! malformed; exit codes, the file and field named, `--json` on stdout.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 use sealstream_core::json::{self, Value};
 use sealstream_core::keys::ReceiptSigningKey;
 use sealstream_core::receipt::{LicenseReceipt, ReceiptPayment, SignedReceipt};
-
-fn sealstream() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_sealstream"))
-}
+use sealstream_testkit::sealstream;
 
 fn run(args: &[&str], file: &Path) -> (i32, String, String) {
     let out: Output = sealstream()

@@ -16,7 +16,7 @@ pub use envelope::{
     recipient_type, ChunkEncryption, ChunkEnvelope, ChunkSignature, EnvelopeParseError,
     KeyRecipient, CHUNK_CIPHER, CHUNK_SCHEMA_VERSION, SIGNATURE_ALGORITHM, WRAP_ALGORITHM,
 };
-pub use manifest::{format_utc_seconds, utc_now_seconds, PublishManifest};
+pub use manifest::PublishManifest;
 pub use reader::{ChainItem, ChainReadError, ChainReadSummary, ChainReader, ChainReaderOptions};
 pub use state::ChainState;
 pub use verify::{

@@ -4,7 +4,7 @@
 use std::fmt;
 
 use super::manifest::{DatasetManifest, SignatureError};
-use crate::chunk::{utc_now_seconds, ChunkEnvelope};
+use crate::chunk::ChunkEnvelope;
 use crate::error::ValidationError;
 use crate::json::{Map, Number, Value};
 use crate::keys::parse_hex_exact;
@@ -309,7 +309,7 @@ impl DatasetBuilder {
             merkle_root: hash_hex(&self.tree.root()),
             chain_public_key_hex: self.chain_key?,
             sample_chunk_indexes: info.sample_chunk_indexes,
-            created_at: utc_now_seconds(),
+            created_at: crate::utc::now(),
             signatures: Vec::new(),
         })
     }

@@ -1,98 +1,12 @@
-//! Test helpers: the reference peer process and random JSON payloads.
-#![allow(dead_code)]
-
-use std::io::{BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+//! Test helpers: random JSON payloads and rules (the reference peer they
+//! are checked against is `sealstream-testkit`'s).
+// Each test binary uses a part of the harness (and of what it re-exports).
+#![allow(dead_code, unused_imports)]
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use sealstream_core::json::{self, write::to_python_compact, Map, Number, Value};
-
-pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .unwrap()
-}
-
-/// The Python of the venv holding the reference (`SEALSTREAM_REF_PYTHON`, or
-/// `<repo>/.venv/bin/python` as `.ci/run` makes it).
-pub fn reference_python() -> PathBuf {
-    if let Some(p) = std::env::var_os("SEALSTREAM_REF_PYTHON") {
-        return PathBuf::from(p);
-    }
-    let p = repo_root().join(".venv/bin/python");
-    assert!(
-        p.exists(),
-        "the reference venv is missing: run .ci/run once, or set SEALSTREAM_REF_PYTHON to a Python with peaq-os-sdk==0.12.1"
-    );
-    p
-}
-
-/// A running reference peer (tests/interop/refpeer.py).
-pub struct Peer {
-    child: Child,
-    stdin: ChildStdin,
-    stdout: BufReader<ChildStdout>,
-}
-
-impl Peer {
-    pub fn start() -> Peer {
-        let mut child = Command::new(reference_python())
-            .arg(repo_root().join("tests/interop/refpeer.py"))
-            .env("PEAQOS_TELEMETRY", "0")
-            .env("DO_NOT_TRACK", "1")
-            .current_dir(std::env::temp_dir())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start the reference peer");
-        let stdin = child.stdin.take().unwrap();
-        let stdout = BufReader::new(child.stdout.take().unwrap());
-        Peer {
-            child,
-            stdin,
-            stdout,
-        }
-    }
-
-    /// Send a request; panic with the peer's trace if it failed.
-    pub fn call(&mut self, request: Value) -> Map {
-        let resp = self.try_call(request);
-        if resp.get("ok") != Some(&Value::Bool(true)) {
-            panic!(
-                "reference peer failed: {}\n{}",
-                resp.get("error").and_then(Value::as_str).unwrap_or("?"),
-                resp.get("trace").and_then(Value::as_str).unwrap_or("")
-            );
-        }
-        resp
-    }
-
-    /// Send a request and return the response whatever it says.
-    pub fn try_call(&mut self, request: Value) -> Map {
-        let line = to_python_compact(&request);
-        writeln!(self.stdin, "{line}").unwrap();
-        self.stdin.flush().unwrap();
-        let mut resp = String::new();
-        self.stdout.read_line(&mut resp).unwrap();
-        assert!(!resp.is_empty(), "reference peer exited");
-        json::parse(resp.as_bytes())
-            .unwrap()
-            .as_object()
-            .unwrap()
-            .clone()
-    }
-}
-
-impl Drop for Peer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use sealstream_core::json::{Map, Number, Value};
+pub use sealstream_testkit::reference::Peer;
 
 /// Build an object from pairs.
 pub fn obj(pairs: Vec<(&str, Value)>) -> Value {
@@ -105,15 +19,11 @@ pub fn strings(items: &[String]) -> Value {
 
 /// Seeded RNG: `SEALSTREAM_TEST_SEED` or a fixed default, printed so failures reproduce.
 pub fn rng(name: &str) -> StdRng {
-    let seed = std::env::var("SEALSTREAM_TEST_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0x5ea1_5eed_u64);
-    eprintln!("{name}: seed {seed} (set SEALSTREAM_TEST_SEED to change)");
     StdRng::seed_from_u64(
-        seed ^ name
-            .bytes()
-            .fold(0u64, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(b))),
+        sealstream_testkit::test_seed(name)
+            ^ name
+                .bytes()
+                .fold(0u64, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(b))),
     )
 }
 
@@ -234,6 +144,25 @@ pub fn random_map(rng: &mut StdRng, depth: u32) -> Map {
         m.insert(random_key(rng), random_value(rng, depth));
     }
     m
+}
+
+/// The value with object keys sorted by code point at every level (what
+/// parsing canonical output gives).
+pub fn sorted(v: &Value) -> Value {
+    match v {
+        Value::Object(m) => {
+            let mut entries: Vec<_> = m.iter().collect();
+            entries.sort_by(|a, b| a.0.cmp(b.0));
+            Value::Object(
+                entries
+                    .into_iter()
+                    .map(|(k, v)| (k.clone(), sorted(v)))
+                    .collect(),
+            )
+        }
+        Value::Array(a) => Value::Array(a.iter().map(sorted).collect()),
+        other => other.clone(),
+    }
 }
 
 /// Every dot path of `map` (objects and leaves).

@@ -178,7 +178,7 @@ pub async fn append(
         Some(row) => (row.try_get::<i64, _>(0)? + 1, row.try_get::<String, _>(1)?),
         None => (1, GENESIS.to_string()),
     };
-    let at = sealstream_core::chunk::utc_now_seconds();
+    let at = sealstream_core::utc::now();
     let hash = event_hash(seq, &at, actor, action, subject, details, &prev)?;
     let details_text = canonical::rfc8785(details)?;
     sqlx::query(

@@ -242,7 +242,7 @@ pub async fn grant_role(
     granted_by: &str,
 ) -> Result<bool, crate::audit::AppendError> {
     let mut tx = store.begin_sqlx().await?;
-    let now = sealstream_core::chunk::utc_now_seconds();
+    let now = sealstream_core::utc::now();
     ensure_principal(&mut tx, did, &now).await?;
     let exists = sqlx::query("SELECT 1 FROM principal_roles WHERE did = $1 AND role = $2")
         .bind(did)

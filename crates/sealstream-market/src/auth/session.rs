@@ -2,6 +2,7 @@
 //! database holds only their SHA-256 and an expiry.
 
 use rand::RngCore;
+use sealstream_core::utc;
 use sha2::{Digest, Sha256};
 use sqlx::Row;
 
@@ -31,14 +32,6 @@ fn hash(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
 
-/// Seconds since the epoch.
-pub fn now_unix() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}
-
 /// Creates a session for `did` that expires at `expires_unix`, inside `tx`.
 pub async fn issue_in(
     tx: &mut sqlx::Transaction<'static, sqlx::Any>,
@@ -53,7 +46,7 @@ pub async fn issue_in(
     )
     .bind(hash(&token))
     .bind(did)
-    .bind(sealstream_core::chunk::utc_now_seconds())
+    .bind(utc::now())
     .bind(expires_unix)
     .execute(&mut **tx)
     .await?;
@@ -64,7 +57,7 @@ pub async fn issue_in(
 /// tests that have already established who `did` is).
 pub async fn issue(store: &Store, did: &str) -> Result<Token, sqlx::Error> {
     let mut tx = store.begin_sqlx().await?;
-    let token = issue_in(&mut tx, did, now_unix() + DEFAULT_TTL_SECS).await?;
+    let token = issue_in(&mut tx, did, utc::now_unix() + DEFAULT_TTL_SECS).await?;
     tx.commit().await?;
     Ok(token)
 }
@@ -86,7 +79,7 @@ pub async fn revoke_in(
 pub async fn lookup(store: &Store, token: &str) -> Result<Option<String>, sqlx::Error> {
     let row = sqlx::query("SELECT did FROM sessions WHERE token_hash = $1 AND expires_unix > $2")
         .bind(hash(token))
-        .bind(now_unix())
+        .bind(utc::now_unix())
         .fetch_optional(store.pool())
         .await?;
     row.map(|r| r.try_get::<String, _>(0)).transpose()
@@ -106,7 +99,7 @@ mod tests {
         );
         assert_eq!(lookup(&store, "nope").await.unwrap(), None);
         let mut tx = store.begin().await.unwrap();
-        let old = issue_in(&mut tx, "did:peaq:0xB", now_unix() - 1)
+        let old = issue_in(&mut tx, "did:peaq:0xB", utc::now_unix() - 1)
             .await
             .unwrap();
         tx.commit().await.unwrap();

@@ -19,6 +19,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use sealstream_core::identity::{eip191_recover, Eip191Signature};
 use sealstream_core::siwe::SiweMessage;
+use sealstream_core::utc;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -94,10 +95,6 @@ pub fn role_names(roles: &[Role]) -> Vec<String> {
     roles.iter().map(|r| r.as_str().to_string()).collect()
 }
 
-fn utc(unix: i64) -> String {
-    sealstream_core::chunk::format_utc_seconds(u64::try_from(unix).unwrap_or(0))
-}
-
 /// Issues a sign-in nonce for the server's domain. Nothing is stored: the
 /// nonce carries its expiry and the server's tag ([`super::nonce`]).
 #[utoipa::path(post, path = "/v1/auth/nonce", tag = "auth",
@@ -105,7 +102,7 @@ fn utc(unix: i64) -> String {
         (status = 200, description = "A nonce for the sign-in message", body = NonceResponse)))]
 pub(crate) async fn nonce(State(state): State<AppState>) -> Response {
     let domain = state.public_url.domain().to_string();
-    let now = session::now_unix();
+    let now = utc::now_unix();
     let expires = now + NONCE_TTL_SECS;
     let nonce = state.nonce_key.issue(&domain, expires);
     Json(NonceResponse {
@@ -118,8 +115,8 @@ pub(crate) async fn nonce(State(state): State<AppState>) -> Response {
             .first()
             .copied()
             .unwrap_or(sealstream_core::siwe::PEAQ_CHAIN_ID),
-        issued_at: utc(now),
-        expires_at: utc(expires),
+        issued_at: utc::format_seconds(now),
+        expires_at: utc::format_seconds(expires),
     })
     .into_response()
 }
@@ -211,14 +208,14 @@ pub(crate) async fn verify(
     ApiJson(request): ApiJson<VerifyRequest>,
 ) -> ApiResult<Response> {
     let domain = state.public_url.domain().to_string();
-    let now = session::now_unix();
+    let now = utc::now_unix();
     let message = check_message(&request, &domain, &state.config.sign_in_chain_ids, now)?;
     let nonce_expires = state
         .nonce_key
         .check(&message.nonce, &domain, now)
         .map_err(|e| ApiError::unauthorized("message.nonce", e.to_string()))?;
     let did = message.did().to_string();
-    let now_text = utc(now);
+    let now_text = utc::format_seconds(now);
     let domain_key = domain.to_ascii_lowercase();
 
     // Single use: the nonce is recorded by the sign-in that uses it, and
@@ -234,7 +231,7 @@ pub(crate) async fn verify(
     )
     .bind(&message.nonce)
     .bind(&domain_key)
-    .bind(utc(nonce_expires - NONCE_TTL_SECS))
+    .bind(utc::format_seconds(nonce_expires - NONCE_TTL_SECS))
     .bind(nonce_expires)
     .bind(&now_text)
     .bind(&did)
@@ -292,7 +289,7 @@ pub(crate) async fn verify(
     let token = session::issue_in(&mut tx, &did, expires).await?;
     let details = super::audit_details(&serde_json::json!({
         "domain": domain_key,
-        "expiresAt": utc(expires),
+        "expiresAt": utc::format_seconds(expires),
         "firstSignIn": first,
     }));
     crate::audit::append(&mut tx, &did, "auth.sign_in", &did, &details).await?;
@@ -303,7 +300,7 @@ pub(crate) async fn verify(
         token: token.expose().to_string(),
         did,
         roles: role_names(&roles),
-        expires_at: utc(expires),
+        expires_at: utc::format_seconds(expires),
     })
     .into_response())
 }

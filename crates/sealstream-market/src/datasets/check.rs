@@ -134,7 +134,7 @@ pub fn check_manifest(m: &DatasetManifest, e: &Expected<'_>) -> ApiResult<String
     if !is_hash(&m.source_hash) {
         return Err(mismatch("sourceHash", "expected 0x + 64 hex digits".into()));
     }
-    if super::time::parse_utc_seconds(&m.created_at).is_none() {
+    if sealstream_core::utc::parse_seconds(&m.created_at).is_none() {
         return Err(mismatch(
             "createdAt",
             "expected YYYY-MM-DDTHH:MM:SSZ".into(),

@@ -22,7 +22,6 @@
 
 mod check;
 mod db;
-mod time;
 
 use axum::extract::State;
 use axum::http::{header, StatusCode};
@@ -32,7 +31,7 @@ use axum::Router;
 use rand::RngCore;
 use sealstream_core::dataset::{hash_hex, DatasetManifest, InclusionProof, MERKLE_TREE};
 use sealstream_core::identity::Did;
-use sealstream_core::merkle;
+use sealstream_core::{merkle, utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -41,7 +40,6 @@ pub use db::{
     chain_length, dataset_by_id, index_range_received, leaves, list, machine, set_public,
     summarize_range, DatasetRow, DatasetState, DatasetStoreError, MachineRow, RangeSummary, PAGE,
 };
-pub use time::{format_utc, parse_utc_seconds};
 
 use crate::auth::{MaybePrincipal, Principal, Role};
 use crate::error::{ApiError, ApiJson, ApiPath, ApiQuery, ApiResult};
@@ -198,8 +196,8 @@ impl DatasetView {
             merkle_tree: MERKLE_TREE.into(),
             merkle_root: row.merkle_root.clone(),
             chain_public_key_hex: row.chain_public_key_hex.clone(),
-            first_received_at: format_utc(row.first_received_unix),
-            last_received_at: format_utc(row.last_received_unix),
+            first_received_at: utc::format_seconds(row.first_received_unix.max(0)),
+            last_received_at: utc::format_seconds(row.last_received_unix.max(0)),
             public: row.public,
             signer_did: row.signer_did.clone(),
             created_at: row.created_at.clone(),
@@ -377,7 +375,7 @@ async fn requested_range(
             let text = value
                 .as_deref()
                 .ok_or_else(|| ApiError::bad_request(field, format!("required with {other}")))?;
-            parse_utc_seconds(text).ok_or_else(|| {
+            utc::parse_seconds(text).ok_or_else(|| {
                 ApiError::bad_request(field, "expected a UTC time YYYY-MM-DDTHH:MM:SSZ")
             })
         };
@@ -425,7 +423,7 @@ fn new_row(machine: &MachineRow, topic: &str, summary: RangeSummary) -> DatasetR
         state: DatasetState::Draft,
         manifest: None,
         signer_did: None,
-        created_at: sealstream_core::chunk::utc_now_seconds(),
+        created_at: sealstream_core::utc::now(),
         public: false,
     }
 }

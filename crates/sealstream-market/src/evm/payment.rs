@@ -239,7 +239,9 @@ struct Utc(u64);
 
 impl fmt::Display for Utc {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&sealstream_core::chunk::format_utc_seconds(self.0))
+        f.write_str(&sealstream_core::utc::format_seconds(
+            i64::try_from(self.0).unwrap_or(i64::MAX),
+        ))
     }
 }
 

@@ -556,8 +556,8 @@ async fn commit(
     let size_db = i64::try_from(size).map_err(|_| ApiError::internal("chunk size", size))?;
     let index = i64::try_from(envelope.index)
         .map_err(|_| ApiError::bad_request("envelope.index", "too large"))?;
-    let now_unix = crate::auth::session::now_unix();
-    let now = sealstream_core::chunk::utc_now_seconds();
+    let now_unix = sealstream_core::utc::now_unix();
+    let now = sealstream_core::utc::now();
     let mut tx = state.store.begin().await?;
     let owner = target.machine.owner_did.as_str();
     crate::quota::lock_owner(&mut tx, state.store.engine(), owner).await?;

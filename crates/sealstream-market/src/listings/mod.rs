@@ -248,7 +248,7 @@ pub async fn create(
         }
     };
     check_samples_in(&dataset, &fields.sample_chunk_indexes)?;
-    let now = sealstream_core::chunk::utc_now_seconds();
+    let now = sealstream_core::utc::now();
     let listing = Listing {
         id: new_id(),
         owner_did: caller.did.clone(),
@@ -328,7 +328,7 @@ pub async fn patch(
         }
     }
     listing.fields = fields;
-    listing.updated_at = sealstream_core::chunk::utc_now_seconds();
+    listing.updated_at = sealstream_core::utc::now();
     listing.update_fields(&mut tx, state.store.engine()).await?;
     let details = audit_details(json!({ "fields": given }));
     crate::audit::append(&mut tx, &caller.did, "listing.update", &id, &details).await?;
@@ -386,8 +386,8 @@ pub async fn publish(
             ),
         ));
     }
-    let now = sealstream_core::chunk::utc_now_seconds();
-    let now_unix = crate::auth::session::now_unix();
+    let now = sealstream_core::utc::now();
+    let now_unix = sealstream_core::utc::now_unix();
     sqlx::query(
         "UPDATE listings SET state = 'published', published_at = $1, published_unix = $2, \
          updated_at = $1 WHERE id = $3",
@@ -436,7 +436,7 @@ pub async fn withdraw(
             format!("listing {id} is already withdrawn"),
         ));
     }
-    let now = sealstream_core::chunk::utc_now_seconds();
+    let now = sealstream_core::utc::now();
     sqlx::query("UPDATE listings SET state = 'withdrawn', updated_at = $1 WHERE id = $2")
         .bind(&now)
         .bind(&id)

@@ -901,7 +901,7 @@ impl DatasetSummary {
         .fetch_optional(&mut **tx)
         .await?;
         let Some(row) = row else { return Ok(None) };
-        let utc = |v: i64| sealstream_core::chunk::format_utc_seconds(v.max(0) as u64);
+        let utc = |v: i64| sealstream_core::utc::format_seconds(v.max(0));
         Ok(Some(DatasetSummary {
             id: row.try_get("id")?,
             owner_did: row.try_get("owner_did")?,

@@ -202,7 +202,7 @@ pub async fn disclose(
         }
         checked.push((entry.index, hex::encode(bytes), commitment));
     }
-    let now = sealstream_core::chunk::utc_now_seconds();
+    let now = sealstream_core::utc::now();
     for (index, key_hex, commitment) in &checked {
         sqlx::query(
             "INSERT INTO listing_samples (listing_id, chunk_index, chunk_key_hex, key_commitment, disclosed_at) \

@@ -262,7 +262,7 @@ pub async fn record(
     chain_id: u64,
     seen: &Observation,
 ) -> ApiResult<Claim> {
-    let now = sealstream_core::chunk::utc_now_seconds();
+    let now = sealstream_core::utc::now();
     let chain = i64::try_from(chain_id)
         .map_err(|_| ApiError::internal("payment claim", "chain id out of range"))?;
     let confirmations = seen
@@ -344,8 +344,8 @@ pub async fn expire_if_stale(
     if claim.state != ClaimState::Unknown || claim.checks < UNKNOWN_MIN_CHECKS {
         return Ok(false);
     }
-    let now = crate::auth::session::now_unix();
-    let age = crate::datasets::parse_utc_seconds(&claim.claimed_at)
+    let now = sealstream_core::utc::now_unix();
+    let age = sealstream_core::utc::parse_seconds(&claim.claimed_at)
         .map(|t| now.saturating_sub(t))
         .unwrap_or(i64::MAX);
     if age < i64::try_from(ttl_secs).unwrap_or(i64::MAX) {
@@ -412,8 +412,9 @@ pub async fn tidy(tx: &mut Transaction<'static, Any>) -> ApiResult<u64> {
     )
     .execute(&mut **tx)
     .await?;
-    let cutoff =
-        crate::datasets::format_utc(crate::auth::session::now_unix() - CLOSED_RETENTION_SECS);
+    let cutoff = sealstream_core::utc::format_seconds(
+        sealstream_core::utc::now_unix() - CLOSED_RETENTION_SECS,
+    );
     let deleted = sqlx::query(
         "DELETE FROM payment_claims WHERE state NOT IN ('pending', 'unknown') \
          AND last_checked_at < $1",

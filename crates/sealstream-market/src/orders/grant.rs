@@ -274,7 +274,7 @@ pub(crate) async fn store_grant(
         names.push(file.file_name.clone());
         entries += file.entries.len() as u64;
     }
-    let now = sealstream_core::chunk::utc_now_seconds();
+    let now = sealstream_core::utc::now();
     let mut tx = state.store.begin().await?;
     let inserted = sqlx::query(
         "INSERT INTO grants (order_id, object_prefix, files, entries, granted_by, granted_at) \

@@ -137,7 +137,7 @@ pub async fn create(
     let mut id_bytes = [0u8; 8];
     rand::rngs::OsRng.fill_bytes(&mut id_bytes);
     let link_id = format!("lnk_{}", hex::encode(id_bytes));
-    let now = sealstream_core::chunk::utc_now_seconds();
+    let now = sealstream_core::utc::now();
     sqlx::query(
         "INSERT INTO order_links (token_hash, id, order_id, purpose, created_by, created_at) \
          VALUES ($1, $2, $3, $4, $5, $6)",
@@ -194,7 +194,7 @@ pub async fn revoke(
     .ok_or_else(|| ApiError::not_found(format!("link {link} not found")))?;
     if row.try_get::<Option<String>, _>(0)?.is_none() {
         sqlx::query("UPDATE order_links SET revoked_at = $1 WHERE id = $2")
-            .bind(sealstream_core::chunk::utc_now_seconds())
+            .bind(sealstream_core::utc::now())
             .bind(&link)
             .execute(&mut *tx)
             .await?;

@@ -528,7 +528,7 @@ pub async fn create(
         amount: listing.fields.price.clone(),
         rail: listing.fields.rail.clone(),
         state: OrderState::AwaitingPayment,
-        created_at: sealstream_core::chunk::utc_now_seconds(),
+        created_at: sealstream_core::utc::now(),
         paid_at: None,
         granted_at: None,
     };

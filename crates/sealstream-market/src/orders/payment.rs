@@ -138,7 +138,7 @@ pub(crate) fn expected(
     let payer = super::buyer_address(order)
         .and_then(|a| Address::parse(&a, "buyer").ok())
         .ok_or_else(|| corrupt("buyer DID"))?;
-    let created = crate::datasets::parse_utc_seconds(&order.created_at)
+    let created = sealstream_core::utc::parse_seconds(&order.created_at)
         .ok_or_else(|| corrupt("creation time"))?;
     let not_before = u64::try_from(created)
         .unwrap_or(0)
@@ -244,7 +244,7 @@ pub(crate) async fn record_payment(
     payment: &Value,
     actor: &str,
 ) -> ApiResult<bool> {
-    let now = sealstream_core::chunk::utc_now_seconds();
+    let now = sealstream_core::utc::now();
     let inserted = sqlx::query(
         "INSERT INTO payments (payment_key, order_id, rail, details, verified_at) \
          VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",

@@ -55,7 +55,7 @@ pub(crate) async fn issue(
         },
         _ => return Err(ApiError::internal("receipt", "payment details malformed")),
     };
-    let now = sealstream_core::chunk::utc_now_seconds();
+    let now = sealstream_core::utc::now();
     let receipt = LicenseReceipt {
         order_id: order.id.clone(),
         listing_id: listing.id.clone(),

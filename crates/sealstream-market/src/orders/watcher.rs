@@ -160,7 +160,7 @@ pub(crate) async fn settle(
                 "amount": v.amount.to_string(),
                 "blockNumber": v.block_number,
                 "blockHash": v.block_hash,
-                "minedAt": v.mined_at.map(|t| crate::datasets::format_utc(t as i64)),
+                "minedAt": v.mined_at.map(|t| sealstream_core::utc::format_seconds(t as i64)),
                 "confirmations": v.confirmations,
             });
             let mut tx = state.store.begin().await?;

@@ -63,7 +63,7 @@ pub fn insert_machine_with(
         .bind(&recipients_json)
         .bind("inserted by a test")
         .bind("0x")
-        .bind(sealstream_core::chunk::utc_now_seconds())
+        .bind(sealstream_core::utc::now())
         .execute(server.store.pool())
         .await
         .expect("insert machine");
@@ -184,13 +184,13 @@ pub fn insert_chain(
             .bind(&key)
             .bind(chunk.ciphertext.len() as i64)
             .bind(&e.encrypted_data_hash)
-            .bind(sealstream_core::chunk::format_utc_seconds(*received as u64))
+            .bind(sealstream_core::utc::format_seconds(*received))
             .bind(*received)
             .execute(&mut *tx)
             .await
             .expect("insert chunk");
         }
-        let now = sealstream_core::chunk::utc_now_seconds();
+        let now = sealstream_core::utc::now();
         sqlx::query(
             "INSERT INTO chains (machine_did, topic, chunk_count, head_chunk_id, bytes, updated_at) \
              VALUES ($1, $2, $3, $4, $5, $6) \

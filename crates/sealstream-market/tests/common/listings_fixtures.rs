@@ -139,7 +139,7 @@ pub fn chain(
                     json!(key),
                     json!(c.ciphertext.len() as i64),
                     json!(e.encrypted_data_hash),
-                    json!(sealstream_core::chunk::format_utc_seconds(unix as u64)),
+                    json!(sealstream_core::utc::format_seconds(unix)),
                     json!(unix),
                 ],
             )
@@ -291,15 +291,5 @@ pub fn audit_actions(server: &TestServer, subject: &str) -> Vec<String> {
     })
 }
 
-/// Percent-encodes a query value.
-pub fn encode(value: &str) -> String {
-    let mut out = String::new();
-    for b in value.bytes() {
-        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
+/// Percent-encodes a query value (everything but unreserved characters).
+pub use sealstream_testkit::http::path_segment as encode;

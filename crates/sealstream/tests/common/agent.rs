@@ -16,6 +16,9 @@ use sealstream_core::keys::RecipientSecretKey;
 use sealstream_core::layout::{list_chain, read_ciphertext, read_envelope};
 use sealstream_core::package::DataPackage;
 
+pub use sealstream_testkit::files_under;
+pub use sealstream_testkit::fixture::MACHINE_SK;
+
 use super::{keyfile, run_ok, sealstream, DID, MACHINE_PK, OPERATOR_PK, OWNER_PK};
 
 fn owner_key() -> RecipientSecretKey {
@@ -117,9 +120,6 @@ pub fn check_datasets(chain: &Path) -> u64 {
     }
     next
 }
-
-/// The test machine's secp256k1 key (its address is [`DID`]).
-pub const MACHINE_SK: &str = "0xfeba68765a73c491c47490ecff80e39f3e5b09c96c84189193dbceacc6ff6761";
 
 /// Write the test machine's key files to `<dir>/keys/` and return the Data
 /// Event Map's `machine` and `recipients` sections that use them.
@@ -332,24 +332,6 @@ pub fn agent_status(config: &Path) -> Map {
         Value::Object(o) => o,
         other => panic!("agent status: {other:?}"),
     }
-}
-
-/// Every file under `root`, recursively (none if it does not exist).
-pub fn files_under(root: &Path) -> Vec<PathBuf> {
-    let Ok(entries) = std::fs::read_dir(root) else {
-        return Vec::new();
-    };
-    let mut out = Vec::new();
-    for e in entries {
-        let e = e.unwrap();
-        if e.file_type().unwrap().is_dir() {
-            out.extend(files_under(&e.path()));
-        } else {
-            out.push(e.path());
-        }
-    }
-    out.sort();
-    out
 }
 
 /// Temporary files under `root` that an interrupted write leaves:

@@ -1,88 +1,25 @@
-//! Helpers for the CLI tests: the real `peaqos` CLI, our binary, fixture keys,
-//! and a tiny static HTTP server for download tests.
-#![allow(dead_code)]
+//! Helpers for the CLI tests, on top of `sealstream-testkit` (our binary,
+//! the reference CLI, the fixture keys, the market as a child process, the
+//! peers): the CLI's publish, grant and consume flags with the fixture
+//! keys, inputs, and a tiny static HTTP server for download tests.
+// Each test binary uses a part of the harness (and of what it re-exports).
+#![allow(dead_code, unused_imports)]
 
 pub mod agent;
-/// anvil, shared with the market crate's tests.
-#[path = "../../../sealstream-market/tests/common/anvil.rs"]
-pub mod anvil;
 pub mod market;
-pub mod moto;
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
-pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .unwrap()
-}
-
-pub fn fixtures() -> PathBuf {
-    let dir = std::env::var_os("SEALSTREAM_FIXTURES").map_or_else(
-        || repo_root().join("../shared/fixtures/peaq-stream-v1"),
-        PathBuf::from,
-    );
-    assert!(
-        dir.join("keys.json").is_file(),
-        "fixtures not found at {}",
-        dir.display()
-    );
-    dir
-}
-
-pub fn keyfile(name: &str) -> PathBuf {
-    fixtures().join("keyfiles").join(name)
-}
-
-pub const OWNER_PK: &str = "aaa52adfb12f7a161e2d502386cd3cb2eff0dbe38e90c70085a0872229a3b946";
-pub const OPERATOR_PK: &str = "36691395f47b6c441acedea1e0bd38a58c7e8119fdc59b39f4c3687fb880106f";
-pub const MACHINE_PK: &str = "8c8bf93ac82af74d7526fd1473cc752f352fbb5f8e472bcba67ec7877e4c3f2b";
-pub const BUYER_PK: &str = "ad047d9237812541968a9fbd5fc1621d4261352e99a27de75642a9a0bca3d101";
-pub const STRANGER_PK: &str = "c4160af7babce0dd8b6562ca3c9594abb5920dda46a22e912a19de431ef0ab3c";
-pub const DID: &str = "did:peaq:0x3d9141C95c9384e002528cf6AeE3b33a4C816DE1";
-pub const KEY_ID: &str = "did:peaq:0x3d9141C95c9384e002528cf6AeE3b33a4C816DE1#keys-1";
-pub const BUYER_ID: &str = "did:peaq:0x000000000000000000000000000000000000b0b0";
-
-/// The reference CLI (`peaqos`) from the venv `.ci/run` makes.
-pub fn peaqos() -> Command {
-    let bin = match std::env::var_os("SEALSTREAM_REF_PYTHON") {
-        Some(py) => PathBuf::from(py).with_file_name("peaqos"),
-        None => repo_root().join(".venv/bin/peaqos"),
-    };
-    assert!(
-        bin.exists(),
-        "peaqos not found at {}: run scripts/setup-test-peers",
-        bin.display()
-    );
-    let mut c = Command::new(bin);
-    c.env("PEAQOS_TELEMETRY", "0").env("DO_NOT_TRACK", "1");
-    // The reference reads a .env from its working directory: give it an empty one.
-    c.current_dir(std::env::temp_dir());
-    c
-}
-
-/// Our binary.
-pub fn sealstream() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_sealstream"))
-}
-
-pub fn run_ok(mut c: Command, what: &str) -> Output {
-    let out = c
-        .output()
-        .unwrap_or_else(|e| panic!("{what}: cannot start: {e}"));
-    assert!(
-        out.status.success(),
-        "{what} failed ({}):\nstdout: {}\nstderr: {}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
+pub use sealstream_testkit::fixture::{
+    BUYER_ID, BUYER_PK, DID, KEY_ID, MACHINE_PK, OPERATOR_PK, OWNER_PK, STRANGER_PK,
+};
+pub use sealstream_testkit::{
+    anvil, fixtures, free_port, keyfile, moto, peaqos, repo_root, run_ok, sealstream, test_seed,
+    SplitMix64,
+};
 
 /// `publish` flags with the fixture keys; `input` is a path, `-` or a URL.
 pub fn publish_args(
@@ -198,46 +135,4 @@ pub fn input_of(len: usize, seed: u8) -> Vec<u8> {
     (0..len)
         .map(|i| (i as u8).wrapping_mul(13).wrapping_add(seed) ^ (i >> 9) as u8)
         .collect()
-}
-
-/// A free TCP port on 127.0.0.1 (bound, then released).
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// The seed of a randomized test: `SEALSTREAM_TEST_SEED`, or a fixed default;
-/// printed, so that a failure can be reproduced (as the core crate's tests do).
-pub fn test_seed(name: &str) -> u64 {
-    let seed = std::env::var("SEALSTREAM_TEST_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0x5ea1_5eed_u64);
-    eprintln!("{name}: seed {seed} (set SEALSTREAM_TEST_SEED to change)");
-    seed
-}
-
-/// SplitMix64: a small deterministic generator for test schedules.
-pub struct SplitMix64(u64);
-
-impl SplitMix64 {
-    pub fn new(seed: u64) -> SplitMix64 {
-        SplitMix64(seed)
-    }
-
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in `range` (not empty).
-    pub fn in_range(&mut self, range: std::ops::Range<u64>) -> u64 {
-        range.start + self.next_u64() % (range.end - range.start)
-    }
 }

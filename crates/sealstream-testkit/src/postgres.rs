@@ -13,7 +13,10 @@ use std::time::{Duration, Instant};
 
 use sqlx::Connection;
 
-/// The running cluster.
+use crate::free_port;
+use crate::server::block_on;
+
+/// The running cluster (one per test process).
 pub struct Cluster {
     port: u16,
 }
@@ -72,14 +75,6 @@ fn pg_command(bin: &Path, program: &str) -> Command {
     } else {
         Command::new(bin.join(program))
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 impl Cluster {
@@ -146,7 +141,7 @@ impl Cluster {
         let cluster = Cluster { port };
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
-            let ok = super::block_on(async {
+            let ok = block_on(async {
                 sqlx::PgConnection::connect(&cluster.admin_url())
                     .await
                     .is_ok()
@@ -172,7 +167,7 @@ impl Cluster {
     pub fn new_database(&self) -> String {
         static NEXT: AtomicU32 = AtomicU32::new(0);
         let name = format!("t{}", NEXT.fetch_add(1, Ordering::SeqCst));
-        super::block_on(async {
+        block_on(async {
             let mut c = sqlx::PgConnection::connect(&self.admin_url())
                 .await
                 .expect("connect to PostgreSQL");

@@ -16,7 +16,8 @@ use std::time::{Duration, Instant};
 use sealstream_market::evm::{Address, Amount, TxHash};
 use serde_json::{json, Value};
 
-use super::{free_port, repo_root};
+use crate::reference::peaqos_binary;
+use crate::{free_port, repo_root, unix_now};
 
 /// The chain id of Base mainnet, the default of [`Anvil::start`]
 /// (`peaqos stream pay --chain base` pays on it).
@@ -351,21 +352,6 @@ impl Anvil {
     }
 }
 
-/// The reference CLI `peaqos` (beside `$SEALSTREAM_REF_PYTHON`, else in
-/// `.venv/bin`); panics when it is not installed.
-pub fn peaqos_binary() -> PathBuf {
-    let bin = match std::env::var_os("SEALSTREAM_REF_PYTHON") {
-        Some(py) => PathBuf::from(py).with_file_name("peaqos"),
-        None => repo_root().join(".venv/bin/peaqos"),
-    };
-    assert!(
-        bin.is_file(),
-        "peaqos not found at {}: run scripts/setup-test-peers",
-        bin.display()
-    );
-    bin
-}
-
 impl Anvil {
     /// Runs `peaqos stream pay --chain base --rpc-url <this node>
     /// --private-key-file <payer's key> --json` with `args` appended
@@ -411,14 +397,6 @@ impl Drop for Anvil {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-/// Seconds since the Unix epoch, by the wall clock.
-pub fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("the clock is after 1970")
-        .as_secs()
 }
 
 /// The dev accounts from anvil's `--config-out` file.

@@ -1,12 +1,15 @@
-//! A real S3-compatible server for tests: moto's `moto_server`, from
-//! `<repo>/.venv` (`scripts/setup-test-peers` installs it).
+//! A real S3-compatible server for tests: moto's `moto_server`, from the
+//! reference's environment ([`venv_program`]; `scripts/setup-test-peers`
+//! installs it), and boto3 (an independent S3 client) to read what a test
+//! wrote.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::{free_port, repo_root};
+use crate::free_port;
+use crate::reference::{reference_python, venv_program};
 
 /// The access key id the tests use.
 pub const ACCESS_KEY_ID: &str = "AKIASEALSTREAMTEST01";
@@ -30,12 +33,7 @@ impl MotoServer {
 
     /// Start on `port` (a port a test has handed out before, say).
     pub fn start_on(port: u16) -> MotoServer {
-        let bin = repo_root().join(".venv/bin/moto_server");
-        assert!(
-            bin.exists(),
-            "{} is missing: run scripts/setup-test-peers (installs moto[server] into .venv)",
-            bin.display()
-        );
+        let bin = venv_program("moto_server");
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("moto.log");
         let log_file = std::fs::File::create(&log).unwrap();
@@ -95,7 +93,7 @@ impl MotoServer {
     /// S3 client) lists and downloads them.
     pub fn objects(&self, bucket: &str) -> BTreeMap<String, Vec<u8>> {
         let out = tempfile::tempdir().unwrap();
-        let output = Command::new(repo_root().join(".venv/bin/python"))
+        let output = Command::new(reference_python())
             .args(["-c", DUMP_BUCKET, &self.base, bucket])
             .arg(out.path())
             .stdin(Stdio::null())

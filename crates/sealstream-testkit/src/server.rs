@@ -1,0 +1,403 @@
+//! The market server in this process, on a free loopback port, on SQLite
+//! (a file in a temporary directory) or on PostgreSQL (a fresh database on
+//! the [`postgres`](crate::postgres) cluster of the test binary), with its
+//! store opened beside it for setup and inspection, and a small blocking
+//! HTTP client.
+//!
+//! A test of both databases is written once, `fn name(db: Db)`, and run on
+//! each by [`on_both_databases!`](crate::on_both_databases).
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+use std::thread::JoinHandle;
+
+use sealstream_core::keys::{ChainSigningKey, MachineSigningKey};
+use sealstream_core::siwe::SiweMessage;
+use sealstream_market::server::{AppState, Config, Server};
+use sealstream_market::store::Store;
+use serde_json::Value;
+
+use crate::registration::{self, Recipient};
+use crate::{postgres, sign_in};
+
+/// Which database a test runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Db {
+    /// A SQLite file in the server's data directory.
+    Sqlite,
+    /// A fresh database on the test binary's PostgreSQL cluster.
+    Postgres,
+}
+
+impl Db {
+    /// A new, empty database for a server whose data directory is
+    /// `data_dir`: its URL.
+    pub fn new_database(self, data_dir: &Path) -> String {
+        match self {
+            Db::Sqlite => format!("sqlite://{}", data_dir.join("market.db").display()),
+            Db::Postgres => postgres::cluster().new_database(),
+        }
+    }
+}
+
+/// Runs each named `fn(Db)` as two tests, `name::sqlite` and
+/// `name::postgres`.
+#[macro_export]
+macro_rules! on_both_databases {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                #[test]
+                fn sqlite() {
+                    super::$name($crate::server::Db::Sqlite)
+                }
+                #[test]
+                fn postgres() {
+                    super::$name($crate::server::Db::Postgres)
+                }
+            }
+        )*
+    };
+}
+
+fn runtime() -> &'static tokio::runtime::Runtime {
+    static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+    RT.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("tokio runtime")
+    })
+}
+
+/// Runs `f` to completion on the runtime the servers run on.
+pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    runtime().block_on(f)
+}
+
+/// A running server; stopped (gracefully) when dropped.
+pub struct TestServer {
+    /// `http://127.0.0.1:PORT`.
+    pub base: String,
+    /// The database URL (kept across restarts).
+    pub database_url: String,
+    /// The data directory (kept across restarts).
+    pub data_dir: PathBuf,
+    /// The store, opened beside the server's, for setup and inspection.
+    pub store: Store,
+    /// The configuration, reused by [`restart`](Self::restart).
+    pub config: Config,
+    /// The running server's state (its store, keys and wake-ups), for
+    /// driving its background passes by hand.
+    pub state: AppState,
+    /// `http://ADDR` of the metrics listener, when configured.
+    pub metrics_base: Option<String>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl TestServer {
+    /// A new server on a new, empty database.
+    pub fn start(db: Db) -> TestServer {
+        Self::start_with(db, |_| {})
+    }
+
+    /// A new server on a new, empty database, with `adjust` applied to its
+    /// configuration.
+    pub fn start_with(db: Db, adjust: impl FnOnce(&mut Config)) -> TestServer {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let data_dir = dir.path().join("data");
+        let database_url = db.new_database(&data_dir);
+        Self::launch_in(dir, data_dir, database_url, adjust)
+    }
+
+    /// A new server on a new database that `prepare` filled first (given
+    /// the database URL; the data directory exists), with `adjust` applied
+    /// to its configuration: for upgrades of databases made by older
+    /// schemas.
+    pub fn start_prepared(
+        db: Db,
+        prepare: impl FnOnce(&str),
+        adjust: impl FnOnce(&mut Config),
+    ) -> TestServer {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let data_dir = dir.path().join("data");
+        std::fs::create_dir_all(&data_dir).expect("data directory");
+        let database_url = db.new_database(&data_dir);
+        prepare(&database_url);
+        Self::launch_in(dir, data_dir, database_url, adjust)
+    }
+
+    /// Starts a server on `database_url` and `data_dir` (inside `dir`,
+    /// which it keeps), listening on a free port.
+    fn launch_in(
+        dir: tempfile::TempDir,
+        data_dir: PathBuf,
+        database_url: String,
+        adjust: impl FnOnce(&mut Config),
+    ) -> TestServer {
+        let mut config = Config {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            data_dir: data_dir.clone(),
+            database_url: Some(database_url.clone()),
+            ..Config::default()
+        };
+        adjust(&mut config);
+        let mut server = Self::launch(config, database_url, data_dir);
+        server._dir = Some(dir);
+        server
+    }
+
+    fn launch(config: Config, database_url: String, data_dir: PathBuf) -> TestServer {
+        let bound = block_on(Server::bind(config.clone())).expect("server starts");
+        let addr = bound.local_addr();
+        let metrics_base = bound.metrics_addr().map(|a| format!("http://{a}"));
+        let state = bound.state().clone();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let handle = runtime().handle().clone();
+        let thread = std::thread::spawn(move || {
+            handle
+                .block_on(bound.run(async move {
+                    let _ = stopped.await;
+                }))
+                .expect("server runs");
+        });
+        let store = block_on(Store::open(&database_url)).expect("open the store beside the server");
+        TestServer {
+            base: format!("http://{addr}"),
+            database_url,
+            data_dir,
+            store,
+            config,
+            state,
+            metrics_base,
+            stop: Some(stop),
+            thread: Some(thread),
+            _dir: None,
+        }
+    }
+
+    /// Stops the server (finishing requests in flight) and starts it again on
+    /// the same database and data directory, on a new port.
+    pub fn restart(&mut self) {
+        self.shutdown();
+        let dir = self._dir.take();
+        let mut next = Self::launch(
+            self.config.clone(),
+            self.database_url.clone(),
+            self.data_dir.clone(),
+        );
+        next._dir = dir;
+        *self = next;
+    }
+
+    /// Stops the server (finishing requests in flight); the data stays.
+    pub fn stop(&mut self) {
+        self.shutdown();
+    }
+
+    fn shutdown(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            thread.join().expect("server thread ends cleanly");
+        }
+        block_on(self.store.close());
+    }
+
+    /// A session token for `did` with `roles` granted (bypassing sign-in,
+    /// for tests of other routes; sign-in has its own tests).
+    pub fn session_for(&self, did: &str, roles: &[sealstream_market::auth::Role]) -> String {
+        block_on(async {
+            for role in roles {
+                sealstream_market::auth::grant_role(&self.store, did, *role, "test")
+                    .await
+                    .unwrap();
+            }
+            sealstream_market::auth::session::issue(&self.store, did)
+                .await
+                .unwrap()
+                .expose()
+                .to_string()
+        })
+    }
+
+    /// The objects directory of the default local object store.
+    pub fn objects_dir(&self) -> PathBuf {
+        self.data_dir.join("objects")
+    }
+
+    /// A request builder for `method` on `path`, with the bearer token if
+    /// given.
+    pub fn request(&self, method: &str, path: &str, token: Option<&str>) -> ureq::Request {
+        let mut r = ureq::request(method, &format!("{}{path}", self.base));
+        if let Some(t) = token {
+            r = r.set("Authorization", &format!("Bearer {t}"));
+        }
+        r
+    }
+
+    /// GET, as (status, JSON body).
+    pub fn get(&self, path: &str, token: Option<&str>) -> (u16, Value) {
+        reply(self.request("GET", path, token).call())
+    }
+
+    /// A JSON request with a JSON body, as (status, JSON body).
+    pub fn send(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: &Value,
+    ) -> (u16, Value) {
+        reply(
+            self.request(method, path, token)
+                .set("Content-Type", "application/json")
+                .send_string(&body.to_string()),
+        )
+    }
+
+    /// A request with a raw body, as (status, JSON body).
+    pub fn send_raw(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        content_type: &str,
+        body: &[u8],
+    ) -> (u16, Value) {
+        reply(
+            self.request(method, path, token)
+                .set("Content-Type", content_type)
+                .send_bytes(body),
+        )
+    }
+
+    /// Sends only the head of a request announcing a `content_length`-byte
+    /// body, and reads the answer. For refusals made on the head alone (413
+    /// from the body limit): sending the body would race the server closing
+    /// the connection after its early answer.
+    pub fn send_head_only(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        content_type: &str,
+        content_length: usize,
+    ) -> (u16, Value) {
+        use std::io::{Read, Write};
+        let addr = self.base.trim_start_matches("http://");
+        let mut stream = std::net::TcpStream::connect(addr).expect("connect");
+        let auth = token
+            .map(|t| format!("Authorization: Bearer {t}\r\n"))
+            .unwrap_or_default();
+        write!(
+            stream,
+            "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}Content-Type: {content_type}\r\n\
+             Content-Length: {content_length}\r\nConnection: close\r\n\r\n"
+        )
+        .expect("send the request head");
+        let mut raw = Vec::new();
+        stream.read_to_end(&mut raw).expect("read the answer");
+        let text = String::from_utf8_lossy(&raw);
+        let status: u16 = text
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .expect("a status line");
+        let body = text.split("\r\n\r\n").nth(1).unwrap_or("");
+        let value = serde_json::from_str(body).unwrap_or(Value::String(body.to_string()));
+        (status, value)
+    }
+
+    /// `POST /v1/auth/nonce`: `{nonce, domain, uri, issuedAt, expiresAt}`.
+    pub fn new_nonce(&self) -> Value {
+        sign_in::nonce(&self.base)
+    }
+
+    /// A sign-in message for `key` with a fresh nonce, issued now, valid
+    /// for 10 minutes.
+    pub fn siwe_message(&self, key: &MachineSigningKey) -> SiweMessage {
+        sign_in::message(&self.new_nonce(), key)
+    }
+
+    /// `POST /v1/auth/verify` with `message` and the EIP-191 signature of
+    /// it by `key`.
+    pub fn siwe_verify(&self, message: &str, key: &MachineSigningKey) -> (u16, Value) {
+        self.send(
+            "POST",
+            "/v1/auth/verify",
+            None,
+            &sign_in::verify_body(message, key),
+        )
+    }
+
+    /// Signs in with `key` through the real nonce/verify flow; returns the
+    /// session token.
+    pub fn sign_in(&self, key: &MachineSigningKey) -> String {
+        sign_in::sign_in(&self.base, key)
+    }
+
+    /// `POST /v1/machines` as the owner (`owner_token`, `owner_did`), with
+    /// `machine_key`'s signature over the registration statement;
+    /// `recipients` are `(recipientId, recipientType, key)`.
+    pub fn register_machine(
+        &self,
+        owner_token: &str,
+        owner_did: &str,
+        machine_key: &MachineSigningKey,
+        chain_key: &ChainSigningKey,
+        recipients: &[Recipient<'_>],
+    ) -> (u16, Value) {
+        self.send(
+            "POST",
+            "/v1/machines",
+            Some(owner_token),
+            &registration::body(owner_did, machine_key, chain_key, recipients),
+        )
+    }
+
+    /// `{"events": N, "head": "0x…"}` of the audit log as stored (the
+    /// route `/v1/audit/head` is for auditors, and signs).
+    pub fn audit_head(&self) -> Value {
+        let report = block_on(sealstream_market::audit::head(&self.store)).unwrap();
+        serde_json::json!({"events": report.events, "head": report.head})
+    }
+
+    /// The number of rows of `table`.
+    pub fn count_rows(&self, table: &str) -> i64 {
+        block_on(async {
+            let (n,): (i64,) = sqlx::query_as(&format!("SELECT COUNT(*) FROM {table}"))
+                .fetch_one(self.store.pool())
+                .await
+                .unwrap();
+            n
+        })
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            self.shutdown();
+        } else if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// (status, body as JSON, or `Value::String` of the text when not JSON).
+pub fn reply(result: Result<ureq::Response, ureq::Error>) -> (u16, Value) {
+    let response = match result {
+        Ok(r) => r,
+        Err(ureq::Error::Status(_, r)) => r,
+        Err(e) => panic!("request failed: {e}"),
+    };
+    let status = response.status();
+    let text = response.into_string().expect("response body");
+    let value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+    (status, value)
+}
