@@ -110,8 +110,19 @@ impl Store {
         Ok(())
     }
 
-    /// Closes the pool, waiting for connections in use.
+    /// Closes the pool, waiting for connections in use. On SQLite the
+    /// write-ahead log is first folded into the database file, so that a
+    /// stopped server leaves one self-contained `market.db` (a copy of that
+    /// file alone is then a complete copy of the market).
     pub async fn close(&self) {
+        if self.engine == Engine::Sqlite {
+            if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+                .fetch_optional(&self.pool)
+                .await
+            {
+                tracing::warn!("cannot fold the SQLite write-ahead log into the database: {e}");
+            }
+        }
         self.pool.close().await;
     }
 }

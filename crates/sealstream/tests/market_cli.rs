@@ -33,6 +33,17 @@ fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
+/// Copies a stopped market's database, with its write-ahead log if one is
+/// left beside it, into the directory `to`.
+fn copy_db(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for name in ["market.db", "market.db-wal"] {
+        if from.join(name).exists() {
+            std::fs::copy(from.join(name), to.join(name)).unwrap();
+        }
+    }
+}
+
 /// Runs `sql` on the market database with sqlx (no sqlite3 binary needed).
 fn tamper(data_dir: &Path, sql: &str) {
     let url = format!("sqlite://{}", data_dir.join("market.db").display());
@@ -139,7 +150,7 @@ fn serve_restart_verify_and_tamper() {
     // market's key the signed heads cannot be checked, and verify says so.
     let cut = tmp.path().join("cut");
     std::fs::create_dir(&cut).unwrap();
-    std::fs::copy(data.join("market.db"), cut.join("market.db")).unwrap();
+    copy_db(&data, &cut);
     tamper(&cut, "DELETE FROM audit_events WHERE seq = 7");
     let no_key = audit_verify(&cut, false);
     assert_eq!(no_key.status.code(), Some(1), "{}", stderr(&no_key));
@@ -191,7 +202,7 @@ fn serve_restart_verify_and_tamper() {
     assert_eq!(exported.status.code(), Some(0), "{}", stderr(&exported));
     let rolled = tmp.path().join("rolled");
     std::fs::create_dir(&rolled).unwrap();
-    std::fs::copy(data.join("market.db"), rolled.join("market.db")).unwrap();
+    copy_db(&data, &rolled);
     tamper(&rolled, "DELETE FROM audit_events WHERE seq = 7");
     tamper(&rolled, "DELETE FROM audit_heads WHERE events = 7");
     let rolled_back = sealstream()
@@ -222,7 +233,7 @@ fn serve_restart_verify_and_tamper() {
     // Changed details: the event's own hash no longer matches.
     let copy = tmp.path().join("copy");
     std::fs::create_dir(&copy).unwrap();
-    std::fs::copy(data.join("market.db"), copy.join("market.db")).unwrap();
+    copy_db(&data, &copy);
     tamper(
         &data,
         r#"UPDATE audit_events SET details = '{"listen":"0.0.0.0:1"}' WHERE seq = 2"#,
