@@ -6,9 +6,9 @@
 mod common;
 
 use common::{now_unix, Db, TestServer};
+use sealstream_api::siwe::{SiweMessage, Timestamp};
 use sealstream_core::identity::{eip191_sign, Did};
 use sealstream_core::keys::MachineSigningKey;
-use sealstream_core::siwe::{SiweMessage, Timestamp};
 use serde_json::{json, Value};
 
 fn roles(body: &Value) -> Vec<&str> {

@@ -359,10 +359,10 @@ pub fn files_under(dir: &Path) -> Vec<PathBuf> {
 
 // ---------------------------------------------------------------- sign-in
 
+use sealstream_api::registration::{MachineRegistration, RegistrationRecipient};
+use sealstream_api::siwe::{sign_in_message, SiweMessage, Timestamp};
 use sealstream_core::identity::{eip191_sign, Did};
 use sealstream_core::keys::{ChainSigningKey, MachineSigningKey, RecipientPublicKey};
-use sealstream_core::registration::{MachineRegistration, RegistrationRecipient};
-use sealstream_core::siwe::{sign_in_message, SiweMessage, Timestamp};
 
 /// Seconds since the epoch.
 pub fn now_unix() -> u64 {

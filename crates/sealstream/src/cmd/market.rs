@@ -5,9 +5,8 @@
 
 use std::path::Path;
 
-use sealstream_agent::market::{
-    upload_chain_dir, ChainUpload, ClientError, MarketClient, UploadError,
-};
+use sealstream_client::market::{ClientError, MarketClient};
+use sealstream_client::upload::{upload_chain_dir, ChainUpload, UploadError};
 use sealstream_core::json::{Map, Number, Value};
 use sealstream_market::audit;
 use sealstream_market::server::{self, Config};

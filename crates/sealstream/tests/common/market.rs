@@ -7,11 +7,11 @@ use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
+use sealstream_api::registration::{MachineRegistration, RegistrationRecipient};
+use sealstream_api::siwe::{sign_in_message, Timestamp};
 use sealstream_core::identity::{eip191_sign, Did};
 use sealstream_core::json::{self, Value};
 use sealstream_core::keys::{ChainSigningKey, MachineSigningKey, RecipientPublicKey};
-use sealstream_core::registration::{MachineRegistration, RegistrationRecipient};
-use sealstream_core::siwe::{sign_in_message, Timestamp};
 
 use super::agent::MACHINE_SK;
 use super::{free_port, keyfile, DID, MACHINE_PK, OPERATOR_PK, OWNER_PK};

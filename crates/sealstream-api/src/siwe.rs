@@ -35,8 +35,8 @@
 
 use std::fmt;
 
-use crate::error::ValidationError;
-use crate::identity::{Did, EvmAddress};
+use sealstream_core::identity::{Did, EvmAddress};
+use sealstream_core::ValidationError;
 
 /// The text after the domain on the first line.
 pub const PREAMBLE: &str = " wants you to sign in with your Ethereum account:";
@@ -85,7 +85,7 @@ impl Timestamp {
     /// The UTC time `YYYY-MM-DDTHH:MM:SSZ` of `unix` seconds since the epoch.
     pub fn from_unix(unix: u64) -> Timestamp {
         Timestamp {
-            text: crate::chunk::format_utc_seconds(unix),
+            text: sealstream_core::chunk::format_utc_seconds(unix),
             unix: i64::try_from(unix).unwrap_or(i64::MAX),
         }
     }
@@ -857,7 +857,7 @@ Issued At: 2021-09-30T16:25:24Z";
 
     #[test]
     fn sign_in_message_builds_a_valid_message() {
-        let key = crate::keys::MachineSigningKey::generate();
+        let key = sealstream_core::keys::MachineSigningKey::generate();
         let did = Did::of_key(&key);
         let m = sign_in_message(
             "127.0.0.1:8080",
@@ -916,7 +916,7 @@ Issued At: 2021-09-30T16:25:24Z";
             prop::option::of((any::<bool>(), 0i64..24, 0i64..60)),
         )
             .prop_map(|(secs, frac, offset)| {
-                let base = crate::chunk::format_utc_seconds(secs);
+                let base = sealstream_core::chunk::format_utc_seconds(secs);
                 let mut text = base[..19].to_string();
                 if let Some(frac) = frac {
                     text.push('.');
