@@ -21,6 +21,9 @@
 //!
 //! The signature covers `sealstream.audit-head.v1\n` followed by the RFC 8785
 //! form of `{"events", "head", "signedAt"}`.
+//!
+//! `GET /v1/audit/head` (admins and auditors) answers with a fresh signed
+//! head, [`SignedAuditHead::parse`] reads it.
 
 use sealstream_core::json::{self, canonical, Map, Number, Value};
 use sealstream_core::keys::{parse_hex_array, ReceiptPublicKey, ReceiptSigningKey};
