@@ -4,7 +4,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use sealstream_core::audit_head::SignedAuditHead;
+use sealstream_api::audit::SignedAuditHead;
 
 fuzz_target!(|data: &[u8]| {
     let Ok(head) = SignedAuditHead::parse(data) else {

@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use sealstream_core::receipt::SignedReceipt;
+use sealstream_api::receipts::SignedReceipt;
 
 fuzz_target!(|data: &[u8]| {
     let Ok(receipt) = SignedReceipt::parse(data) else {

@@ -11,13 +11,16 @@
 //! granted; the server stores at most one grant per order, so an upload
 //! sent twice grants once, and an order is never skipped.
 
+use sealstream_api::grants::UploadGrant;
+use sealstream_api::ingest::ChunkPage;
+use sealstream_api::orders::{ListQuery, OrderSide, OrderState};
+use sealstream_api::JsonDocument;
 use sealstream_core::access::{grant_entries_as, AccessFileBuilder, Buyer, GrantError};
 use sealstream_core::chunk::recipient_type;
 use sealstream_core::chunk::ChunkEnvelope;
-use sealstream_core::json::{Map, Value};
 use sealstream_core::keys::RecipientSecretKey;
 
-use crate::market::{encode_segment, ClientError, MarketClient, Paging};
+use crate::market::{ClientError, MarketClient};
 
 /// Chunks read per request.
 const PAGE: u64 = 1000;
@@ -90,10 +93,6 @@ pub struct GrantDaemon {
     threads: usize,
 }
 
-fn text(v: &Value, key: &str) -> Option<String> {
-    v.get(key).and_then(Value::as_str).map(str::to_string)
-}
-
 impl GrantDaemon {
     /// A daemon granting through `client` (signed in as the owner) with
     /// `owner_key`, cutting access files at `max_file_size` bytes.
@@ -108,21 +107,16 @@ impl GrantDaemon {
 
     /// The paid, ungranted orders of the owner's listings, every page.
     pub fn pending(&mut self) -> Result<Vec<PendingOrder>, ClientError> {
-        let items = self.client.all_pages(
-            "/v1/orders?as=seller&state=paid",
-            "items",
-            200,
-            Paging::Cursor,
-        )?;
-        Ok(items
-            .iter()
-            .filter_map(|item| {
-                Some(PendingOrder {
-                    id: text(item, "id")?,
-                    dataset_id: text(item, "datasetId")?,
-                    buyer_id: text(item, "buyerId")?,
-                    buyer_public_key_hex: text(item, "buyerPublicKeyHex")?,
-                })
+        let orders = self
+            .client
+            .all_orders(&ListQuery::new(OrderSide::Seller).state(OrderState::Paid))?;
+        Ok(orders
+            .into_iter()
+            .map(|order| PendingOrder {
+                id: order.id,
+                dataset_id: order.dataset_id,
+                buyer_id: order.buyer_id,
+                buyer_public_key_hex: order.buyer_public_key_hex,
             })
             .collect())
     }
@@ -135,19 +129,9 @@ impl GrantDaemon {
         };
         let buyer = Buyer::new(&order.buyer_id, &order.buyer_public_key_hex)
             .map_err(|e| bad(format!("buyer: {e}")))?;
-        let dataset = self.client.get(&format!(
-            "/v1/datasets/{}",
-            encode_segment(&order.dataset_id)
-        ))?;
-        let (Some(machine), Some(topic)) = (text(&dataset, "machineDid"), text(&dataset, "topic"))
-        else {
-            return Err(bad("dataset answer without machineDid or topic".into()));
-        };
-        let first = dataset.get("firstIndex").and_then(Value::as_u64);
-        let count = dataset.get("chunkCount").and_then(Value::as_u64);
-        let (Some(first), Some(count)) = (first, count) else {
-            return Err(bad("dataset answer without firstIndex or chunkCount".into()));
-        };
+        let dataset = self.client.dataset(&order.dataset_id)?;
+        let (machine, topic) = (dataset.machine_did, dataset.topic);
+        let (first, count) = (dataset.first_index, dataset.chunk_count);
         let end = first + count;
         let mut builder =
             AccessFileBuilder::new(&buyer, self.max_file_size).map_err(|e| bad(e.to_string()))?;
@@ -155,16 +139,10 @@ impl GrantDaemon {
         let mut next = first;
         while next < end {
             let limit = PAGE.min(end - next);
-            let page = self.client.get(&format!(
-                "/v1/machines/{}/topics/{}/chunks?from={next}&limit={limit}",
-                encode_segment(&machine),
-                encode_segment(&topic)
-            ))?;
-            let chunks = page
-                .get("chunks")
-                .and_then(Value::as_array)
-                .cloned()
-                .unwrap_or_default();
+            let chunks = self
+                .client
+                .chunks(&machine, &topic, &ChunkPage::new(next, limit))?
+                .chunks;
             if chunks.is_empty() {
                 return Err(bad(format!(
                     "the server has no chunk {next} of the dataset"
@@ -173,9 +151,10 @@ impl GrantDaemon {
             let mut envelopes = Vec::with_capacity(chunks.len());
             for chunk in &chunks {
                 let envelope = chunk
-                    .get("envelope")
-                    .ok_or_else(|| bad("chunk without envelope".into()))?;
-                let envelope = ChunkEnvelope::from_json(envelope)
+                    .envelope
+                    .to_core()
+                    .map_err(|e| bad(format!("chunk {next}: {e}")))?;
+                let envelope = ChunkEnvelope::from_json(&envelope)
                     .map_err(|e| bad(format!("chunk {next}: {e}")))?;
                 if envelope.index != next {
                     return Err(bad(format!(
@@ -205,30 +184,18 @@ impl GrantDaemon {
             }
         }
         files.extend(builder.finish());
-        let mut body = Map::new();
-        body.insert(
-            "files".into(),
-            Value::Array(files.iter().map(|f| f.to_json()).collect()),
-        );
-        let answer = self.client.request(
-            "PUT",
-            &format!("/v1/orders/{}/grant", encode_segment(&order.id)),
-            Some(&Value::Object(body)),
-        )?;
+        let request = UploadGrant {
+            files: files
+                .iter()
+                .map(|f| JsonDocument::from_core(&f.to_json()))
+                .collect(),
+        };
+        let grant = self.client.upload_grant(&order.id, &request)?;
         Ok(Granted {
             order_id: order.id.clone(),
-            entries: answer
-                .get("entries")
-                .and_then(Value::as_u64)
-                .unwrap_or(count),
-            files: answer
-                .get("files")
-                .and_then(Value::as_array)
-                .map_or(files.len() as u64, |f| f.len() as u64),
-            new: answer
-                .get("granted")
-                .and_then(Value::as_bool)
-                .unwrap_or(true),
+            entries: grant.entries,
+            files: grant.files.len() as u64,
+            new: grant.granted,
         })
     }
 

@@ -1,8 +1,12 @@
-//! Blocking HTTP clients of the sealstream market server.
+//! Blocking HTTP client of the sealstream market server, typed by
+//! `sealstream-api` (every body, route and refusal is one of its types).
 //!
 //! - [`market`]: a signed-in session (Sign-In with Ethereum with a
-//!   secp256k1 key), chunk and dataset uploads for machines, and plain JSON
-//!   requests for everything else.
+//!   secp256k1 key), the HTTP stack and its errors; the typed requests of
+//!   each resource: [`ingest`] (chunk uploads, chains), [`machines`],
+//!   [`datasets`], [`listings`], [`orders`].
+//! - [`upload`]: a chain directory uploaded from the first chunk the server
+//!   does not hold (`market upload`, `publish --to`).
 //! - [`grants`]: the owner's grant daemon: it watches paid orders of the
 //!   owner's listings, re-wraps the chunk keys to each buyer with the
 //!   owner's X25519 key and uploads the access files.
@@ -12,6 +16,12 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod datasets;
 pub mod grants;
+pub mod ingest;
+pub mod listings;
+pub mod machines;
 pub mod market;
+pub mod orders;
 pub mod seller;
+pub mod upload;

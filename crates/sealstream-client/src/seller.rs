@@ -11,18 +11,23 @@
 
 use std::sync::Arc;
 
+use sealstream_api::datasets::{CreateDataset, DatasetState, DatasetView, SignDataset};
+use sealstream_api::ingest::ChunkPage;
+use sealstream_api::listings::{CreateListing, ListingView, PostSamples, SampleKey};
+use sealstream_api::machines::{MachineRecipient, MachineView, SignedRegistration};
+use sealstream_api::registration::{MachineRegistration, RegistrationRecipient};
+use sealstream_api::JsonDocument;
 use sealstream_core::chunk::{
     ChainItem, ChainReadError, ChainReader, ChainReaderOptions, ChunkEnvelope, ChunkKey,
     KeyRecipient,
 };
 use sealstream_core::dataset::{DatasetBuilder, DatasetInfo};
 use sealstream_core::identity::{Did, Eip191Signature};
-use sealstream_core::json::{Map, Value};
+use sealstream_core::json::Value;
 use sealstream_core::keys::{ChainSigningKey, MachineSigningKey, RecipientSecretKey};
-use sealstream_core::registration::{MachineRegistration, RegistrationRecipient};
 use sealstream_core::ValidationError;
 
-use crate::market::{encode_segment, ClientError, MarketClient, Paging};
+use crate::market::{ClientError, MarketClient};
 
 /// Envelopes read per request while making a dataset.
 const PAGE: u64 = 500;
@@ -117,7 +122,7 @@ pub fn sign_registration(
     chain_key: &ChainSigningKey,
     owner: &Did,
     keys: &Value,
-) -> Result<Value, SellerError> {
+) -> Result<SignedRegistration, SellerError> {
     let machine = Did::of_key(machine_key);
     if let Some(listed) = text(keys, "machineDid") {
         let listed = Did::parse(listed, "machineDid")?;
@@ -164,28 +169,21 @@ pub fn sign_registration(
             format!("is not the chain key of keys.json ({chain})"),
         )
     })?;
-    let mut m = Map::new();
-    m.insert("ownerDid".into(), owner.to_string().into());
-    m.insert("machineDid".into(), machine.to_string().into());
-    m.insert("chainPublicKey".into(), chain.to_ascii_lowercase().into());
-    m.insert(
-        "recipients".into(),
-        Value::Array(
-            recipients
-                .iter()
-                .map(|(id, kind, hex)| {
-                    let mut r = Map::new();
-                    r.insert("recipientId".into(), id.as_str().into());
-                    r.insert("recipientType".into(), kind.as_str().into());
-                    r.insert("publicKeyHex".into(), hex.to_ascii_lowercase().into());
-                    Value::Object(r)
-                })
-                .collect(),
-        ),
-    );
-    m.insert("signature".into(), signature.to_hex().into());
-    m.insert("chainKeySignature".into(), chain_key_signature.into());
-    Ok(Value::Object(m))
+    Ok(SignedRegistration {
+        owner_did: owner.to_string(),
+        machine_did: machine.to_string(),
+        chain_public_key: chain.to_ascii_lowercase(),
+        recipients: recipients
+            .into_iter()
+            .map(|(recipient_id, recipient_type, hex)| MachineRecipient {
+                recipient_id,
+                recipient_type,
+                public_key_hex: hex.to_ascii_lowercase(),
+            })
+            .collect(),
+        signature: signature.to_hex(),
+        chain_key_signature,
+    })
 }
 
 /// Registers the machine of a signed `registration` (as
@@ -195,51 +193,35 @@ pub fn sign_registration(
 /// server's view of the machine.
 pub fn register_machine(
     client: &mut MarketClient,
-    registration: &Value,
-) -> Result<Value, SellerError> {
+    registration: &SignedRegistration,
+) -> Result<MachineView, SellerError> {
     let owner = *client.did();
-    if let Some(named) = text(registration, "ownerDid") {
-        let named = Did::parse(named, "registration: ownerDid")?;
-        if named != owner {
-            return Err(SellerError::invalid(
-                "registration: ownerDid",
-                format!("the machine signed it for {named}, but the key signing in is {owner}'s"),
-            ));
-        }
-    }
-    let required = |name: &str| {
-        text(registration, name)
-            .ok_or_else(|| SellerError::invalid(format!("registration: {name}"), "missing"))
-    };
-    let machine_did = required("machineDid")?;
-    let chain = required("chainPublicKey")?;
-    let signature = required("signature")?;
-    let chain_key_signature = required("chainKeySignature")?;
-    let Some(Value::Array(list)) = registration.get("recipients") else {
+    let named = Did::parse(&registration.owner_did, "registration: ownerDid")?;
+    if named != owner {
         return Err(SellerError::invalid(
-            "registration: recipients",
-            "missing or not an array",
-        ));
-    };
-    let mut recipients = Vec::with_capacity(list.len());
-    for (i, r) in list.iter().enumerate() {
-        let field = |name: &str| {
-            text(r, name).ok_or_else(|| {
-                SellerError::invalid(format!("registration: recipients[{i}].{name}"), "missing")
-            })
-        };
-        recipients.push((
-            field("recipientId")?,
-            field("recipientType")?,
-            field("publicKeyHex")?,
+            "registration: ownerDid",
+            format!("the machine signed it for {named}, but the key signing in is {owner}'s"),
         ));
     }
-    let parsed =
-        MachineRegistration::from_text(&owner.to_string(), machine_did, chain, &recipients)
-            .map_err(|e| {
-                SellerError::invalid(format!("registration: {}", e.field), e.constraint)
-            })?;
-    let sig = Eip191Signature::from_hex(signature, "registration: signature")?;
+    let recipients: Vec<(&str, &str, &str)> = registration
+        .recipients
+        .iter()
+        .map(|r| {
+            (
+                r.recipient_id.as_str(),
+                r.recipient_type.as_str(),
+                r.public_key_hex.as_str(),
+            )
+        })
+        .collect();
+    let parsed = MachineRegistration::from_text(
+        &owner.to_string(),
+        &registration.machine_did,
+        &registration.chain_public_key,
+        &recipients,
+    )
+    .map_err(|e| SellerError::invalid(format!("registration: {}", e.field), e.constraint))?;
+    let sig = Eip191Signature::from_hex(&registration.signature, "registration: signature")?;
     parsed.verify(&sig).map_err(|e| {
         SellerError::invalid(
             "registration: signature",
@@ -250,14 +232,9 @@ pub fn register_machine(
         )
     })?;
     parsed
-        .verify_chain_key(chain_key_signature)
+        .verify_chain_key(&registration.chain_key_signature)
         .map_err(|e| SellerError::invalid("registration: chainKeySignature", e.constraint))?;
-    let mut body = match registration {
-        Value::Object(m) => m.clone(),
-        _ => unreachable!("fields were read from an object"),
-    };
-    body.shift_remove("ownerDid");
-    Ok(client.request("POST", "/v1/machines", Some(&Value::Object(body)))?)
+    Ok(client.register_machine(&registration.request())?)
 }
 
 /// A range of a machine's chain on the server, as `POST /v1/datasets`
@@ -279,23 +256,17 @@ pub struct DatasetRange {
 }
 
 impl DatasetRange {
-    fn to_json(&self) -> Value {
-        let mut m = Map::new();
-        m.insert("machineDid".into(), self.machine_did.as_str().into());
-        m.insert("topic".into(), self.topic.as_str().into());
-        if let Some(i) = self.from_index {
-            m.insert("fromIndex".into(), i.into());
+    /// The request making a draft of this range.
+    pub fn request(&self) -> CreateDataset {
+        CreateDataset {
+            machine_did: Some(self.machine_did.clone()),
+            topic: Some(self.topic.clone()),
+            from_index: self.from_index,
+            to_index: self.to_index,
+            from_time: self.from_time.clone(),
+            to_time: self.to_time.clone(),
+            manifest: None,
         }
-        if let Some(i) = self.to_index {
-            m.insert("toIndex".into(), i.into());
-        }
-        if let Some(t) = &self.from_time {
-            m.insert("fromTime".into(), t.as_str().into());
-        }
-        if let Some(t) = &self.to_time {
-            m.insert("toTime".into(), t.as_str().into());
-        }
-        Value::Object(m)
     }
 }
 
@@ -338,24 +309,12 @@ pub fn create_dataset(
 ) -> Result<OwnDataset, SellerError> {
     let draft = match same_range(client, range)? {
         Some(held) => held,
-        None => client.request("POST", "/v1/datasets", Some(&range.to_json()))?,
+        None => client.create_dataset(&range.request())?,
     };
-    let field = |name: &str| {
-        draft.get(name).cloned().ok_or_else(|| {
-            SellerError::Client(ClientError::Protocol {
-                url: client.base_url().to_string(),
-                message: format!("dataset answer without {name}"),
-            })
-        })
-    };
-    let id = field("id")?.as_str().unwrap_or_default().to_string();
-    let root = field("merkleRoot")?
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
-    let first = field("firstIndex")?.as_u64().unwrap_or_default();
-    let count = field("chunkCount")?.as_u64().unwrap_or_default();
-    if text(&draft, "state") == Some("signed") {
+    let id = draft.id.clone();
+    let root = draft.merkle_root.clone();
+    let (first, count) = (draft.first_index, draft.chunk_count);
+    if draft.state == DatasetState::Signed {
         return Ok(OwnDataset {
             id,
             merkle_root: root,
@@ -372,15 +331,13 @@ pub fn create_dataset(
         index,
         message,
     };
-    let machine = encode_segment(&range.machine_did);
-    let topic = encode_segment(&range.topic);
     let mut builder = DatasetBuilder::new();
     let end = first + count;
     let items = ChunkReader {
         client: &mut *client,
         dataset: &id,
-        machine: &machine,
-        topic: &topic,
+        machine: &range.machine_did,
+        topic: &range.topic,
         owner_public: &owner_public,
         next: first,
         end,
@@ -437,12 +394,11 @@ pub fn create_dataset(
         });
     }
     manifest.sign_eip191_as(client.key());
-    let mut body = Map::new();
-    body.insert("manifest".into(), manifest.to_json());
-    client.request(
-        "PUT",
-        &format!("/v1/datasets/{}/manifest", encode_segment(&id)),
-        Some(&Value::Object(body)),
+    client.sign_dataset(
+        &id,
+        &SignDataset {
+            manifest: JsonDocument::from_core(&manifest.to_json()),
+        },
     )?;
     Ok(OwnDataset {
         id,
@@ -463,29 +419,29 @@ pub fn create_dataset(
 fn same_range(
     client: &mut MarketClient,
     range: &DatasetRange,
-) -> Result<Option<Value>, ClientError> {
+) -> Result<Option<DatasetView>, ClientError> {
     let (Some(from), Some(to)) = (range.from_index, range.to_index) else {
         return Ok(None);
     };
     let me = client.did().to_string();
-    let datasets = client.all_pages("/v1/datasets", "datasets", PAGE as u32, Paging::Offset)?;
     let mut draft = None;
-    for d in datasets {
-        let same = text(&d, "machineDid")
-            .is_some_and(|m| m.eq_ignore_ascii_case(&range.machine_did))
-            && text(&d, "topic") == Some(range.topic.as_str())
-            && d.get("firstIndex").and_then(Value::as_u64) == Some(from)
-            && d.get("lastIndex").and_then(Value::as_u64) == Some(to);
+    for d in client.all_datasets()? {
+        let same = d.machine_did.eq_ignore_ascii_case(&range.machine_did)
+            && d.topic == range.topic
+            && d.first_index == from
+            && d.last_index == to;
         if !same {
             continue;
         }
-        match text(&d, "state") {
-            Some("signed")
-                if text(&d, "signerDid").is_some_and(|s| s.eq_ignore_ascii_case(&me)) =>
+        match d.state {
+            DatasetState::Signed
+                if d.signer_did
+                    .as_deref()
+                    .is_some_and(|s| s.eq_ignore_ascii_case(&me)) =>
             {
                 return Ok(Some(d))
             }
-            Some("draft") if draft.is_none() => draft = Some(d),
+            DatasetState::Draft if draft.is_none() => draft = Some(d),
             _ => {}
         }
     }
@@ -526,20 +482,16 @@ impl ChunkReader<'_> {
         let index = self.next;
         if self.page.is_empty() {
             let limit = PAGE.min(self.end - index);
-            let answer = self.client.get(&format!(
-                "/v1/machines/{}/topics/{}/chunks?from={index}&limit={limit}",
-                self.machine, self.topic
-            ))?;
-            let chunks = answer
-                .get("chunks")
-                .and_then(Value::as_array)
-                .cloned()
-                .unwrap_or_default();
+            let chunks = self
+                .client
+                .chunks(self.machine, self.topic, &ChunkPage::new(index, limit))?
+                .chunks;
             for chunk in chunks.into_iter().rev() {
                 let envelope = chunk
-                    .get("envelope")
-                    .ok_or_else(|| self.chunk_error(index, "the server sent no envelope"))?;
-                let envelope = ChunkEnvelope::from_json(envelope)
+                    .envelope
+                    .to_core()
+                    .map_err(|e| self.chunk_error(index, format!("envelope: {e}")))?;
+                let envelope = ChunkEnvelope::from_json(&envelope)
                     .map_err(|e| self.chunk_error(index, format!("envelope: {e}")))?;
                 self.page.push(envelope);
             }
@@ -572,13 +524,9 @@ impl ChunkReader<'_> {
         self.builder
             .push(&envelope)
             .map_err(|e| self.chunk_error(index, e.to_string()))?;
-        let ciphertext = self.client.get_bytes(
-            &format!(
-                "/v1/machines/{}/topics/{}/chunks/{index}/ciphertext",
-                self.machine, self.topic
-            ),
-            MAX_CIPHERTEXT,
-        )?;
+        let ciphertext =
+            self.client
+                .chunk_ciphertext(self.machine, self.topic, index, MAX_CIPHERTEXT)?;
         self.next += 1;
         Ok((envelope, entry, ciphertext))
     }
@@ -597,74 +545,37 @@ impl Iterator for ChunkReader<'_> {
     }
 }
 
-/// Creates a listing from `listing` (the body of `POST /v1/listings`). When
-/// it names `sampleChunkIndexes`, their chunk keys are opened with
-/// `owner_key` (each checked against its envelope's commitment) and
-/// disclosed (`POST /v1/listings/{id}/samples`), so that anyone may preview
-/// them; with `publish`, the listing is then published. Returns the
-/// listing as the server shows it at the end.
+/// Creates a listing from `listing`. When it names sample chunks
+/// (`sampleChunkIndexes`), their chunk keys are opened with `owner_key`
+/// (each checked against its envelope's commitment) and disclosed
+/// (`POST /v1/listings/{id}/samples`), so that anyone may preview them;
+/// with `publish`, the listing is then published. Returns the listing as
+/// the server shows it at the end.
 pub fn create_listing(
     client: &mut MarketClient,
-    listing: &Value,
+    listing: &CreateListing,
     owner_key: Option<&RecipientSecretKey>,
     publish: bool,
-) -> Result<Value, SellerError> {
-    let Value::Object(_) = listing else {
-        return Err(SellerError::invalid("listing", "expected a JSON object"));
-    };
-    let samples: Vec<u64> = match listing.get("sampleChunkIndexes") {
-        None | Some(Value::Null) => Vec::new(),
-        Some(Value::Array(list)) => list
-            .iter()
-            .enumerate()
-            .map(|(i, v)| {
-                v.as_u64().ok_or_else(|| {
-                    SellerError::invalid(
-                        format!("sampleChunkIndexes[{i}]"),
-                        "expected a chain index (a whole number)",
-                    )
-                })
-            })
-            .collect::<Result<_, _>>()?,
-        Some(_) => {
-            return Err(SellerError::invalid(
-                "sampleChunkIndexes",
-                "expected an array of chain indexes",
-            ))
-        }
-    };
+) -> Result<ListingView, SellerError> {
+    let samples = &listing.sample_chunk_indexes;
     if !samples.is_empty() && owner_key.is_none() {
         return Err(SellerError::invalid(
             "sampleChunkIndexes",
             "disclosing the sample chunks' keys needs the owner's X25519 key (--owner-key-file)",
         ));
     }
-    let dataset = required(listing, "datasetId")?.to_string();
-    let created = client.request("POST", "/v1/listings", Some(listing))?;
-    let id = text(&created, "id")
-        .ok_or_else(|| {
-            SellerError::Client(ClientError::Protocol {
-                url: client.base_url().to_string(),
-                message: "listing answer without id".into(),
-            })
-        })?
-        .to_string();
-    let path = format!("/v1/listings/{}", encode_segment(&id));
+    let dataset = listing.dataset_id.clone();
+    let id = client.create_listing(listing)?.id;
     if let (false, Some(owner_key)) = (samples.is_empty(), owner_key) {
         let mut keys = Vec::with_capacity(samples.len());
         let owner_public = owner_key.public_key().to_hex();
-        for index in samples {
-            let envelope = client.get(&format!(
-                "/v1/datasets/{}/chunks/{index}/envelope",
-                encode_segment(&dataset)
-            ))?;
+        for &index in samples {
             let bad = |message: String| SellerError::Chunk {
                 dataset: dataset.clone(),
                 index,
                 message,
             };
-            let envelope =
-                ChunkEnvelope::from_json(&envelope).map_err(|e| bad(format!("envelope: {e}")))?;
+            let envelope = client.dataset_envelope(&dataset, index)?;
             let entry = envelope
                 .encryption
                 .key_recipients
@@ -682,32 +593,23 @@ pub fn create_listing(
                     "its key does not match the envelope's keyCommitment".into()
                 ));
             }
-            let mut k = Map::new();
-            k.insert("index".into(), index.into());
-            k.insert("chunkKeyHex".into(), key.to_hex_secret().as_str().into());
-            keys.push(Value::Object(k));
+            keys.push(SampleKey {
+                index,
+                chunk_key_hex: key.to_hex_secret().as_str().to_string(),
+            });
         }
-        let mut body = Map::new();
-        body.insert("keys".into(), Value::Array(keys));
-        client.request(
-            "POST",
-            &format!("{path}/samples"),
-            Some(&Value::Object(body)),
-        )?;
+        client.disclose_samples(&id, &PostSamples { keys })?;
     }
     if publish {
-        client.request(
-            "POST",
-            &format!("{path}/publish"),
-            Some(&Value::Object(Map::new())),
-        )?;
+        client.publish_listing(&id)?;
     }
-    Ok(client.get(&path)?)
+    Ok(client.listing(&id)?)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sealstream_core::json::Map;
 
     fn keys_json(machine: &MachineSigningKey, chain: &ChainSigningKey) -> Value {
         let mut m = Map::new();
@@ -733,15 +635,13 @@ mod tests {
         let doc =
             sign_registration(&machine, &chain, &owner, &keys_json(&machine, &chain)).unwrap();
         let list: Vec<(String, String, String)> = doc
-            .get("recipients")
-            .and_then(Value::as_array)
-            .unwrap()
+            .recipients
             .iter()
             .map(|r| {
                 (
-                    text(r, "recipientId").unwrap().to_string(),
-                    text(r, "recipientType").unwrap().to_string(),
-                    text(r, "publicKeyHex").unwrap().to_string(),
+                    r.recipient_id.clone(),
+                    r.recipient_type.clone(),
+                    r.public_key_hex.clone(),
                 )
             })
             .collect();
@@ -749,18 +649,18 @@ mod tests {
             .iter()
             .map(|(a, b, c)| (a.as_str(), b.as_str(), c.as_str()))
             .collect();
-        let sig = Eip191Signature::from_hex(text(&doc, "signature").unwrap(), "s").unwrap();
+        let sig = Eip191Signature::from_hex(&doc.signature, "s").unwrap();
         let as_for = |owner: &Did| {
             MachineRegistration::from_text(
                 &owner.to_string(),
-                text(&doc, "machineDid").unwrap(),
-                text(&doc, "chainPublicKey").unwrap(),
+                &doc.machine_did,
+                &doc.chain_public_key,
                 &borrowed,
             )
             .unwrap()
         };
         as_for(&owner).verify(&sig).unwrap();
-        let proof = text(&doc, "chainKeySignature").unwrap();
+        let proof = &doc.chain_key_signature;
         as_for(&owner).verify_chain_key(proof).unwrap();
         let other = Did::of_key(&MachineSigningKey::generate());
         assert!(as_for(&other).verify(&sig).is_err());
@@ -792,17 +692,8 @@ mod tests {
     #[test]
     fn samples_without_an_owner_key_are_refused_before_sending() {
         let mut client = MarketClient::new("http://127.0.0.1:9", MachineSigningKey::generate());
-        let listing = sealstream_core::json::parse(
-            br#"{"datasetId":"ds_1","title":"t","sampleChunkIndexes":[0,"x"]}"#,
-        )
-        .unwrap();
-        let e = create_listing(&mut client, &listing, None, false).unwrap_err();
-        assert_eq!(
-            e.to_string(),
-            "sampleChunkIndexes[1]: expected a chain index (a whole number)"
-        );
-        let listing = sealstream_core::json::parse(
-            br#"{"datasetId":"ds_1","title":"t","sampleChunkIndexes":[0]}"#,
+        let listing: CreateListing = serde_json::from_str(
+            r#"{"datasetId":"ds_1","title":"t","price":"1","rail":{},"sampleChunkIndexes":[0]}"#,
         )
         .unwrap();
         let e = create_listing(&mut client, &listing, None, false).unwrap_err();

@@ -163,7 +163,8 @@ impl ChainSigningKey {
         Zeroizing::new(hex::encode(self.0.to_bytes()))
     }
 
-    pub(crate) fn sign(&self, message: &[u8]) -> [u8; 64] {
+    /// The Ed25519 signature of `message`.
+    pub fn sign(&self, message: &[u8]) -> [u8; 64] {
         use ed25519_dalek::Signer;
         self.0.sign(message).to_bytes()
     }
@@ -248,7 +249,8 @@ impl ReceiptSigningKey {
         Zeroizing::new(hex::encode(self.0.to_bytes()))
     }
 
-    pub(crate) fn sign(&self, message: &[u8]) -> [u8; 64] {
+    /// The Ed25519 signature of `message`.
+    pub fn sign(&self, message: &[u8]) -> [u8; 64] {
         use ed25519_dalek::Signer;
         self.0.sign(message).to_bytes()
     }

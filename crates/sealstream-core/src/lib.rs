@@ -3,7 +3,6 @@
 #![warn(missing_docs)]
 
 pub mod access;
-pub mod audit_head;
 pub mod chunk;
 pub mod consume;
 pub mod dataset;
@@ -17,13 +16,10 @@ pub mod merkle;
 pub mod package;
 pub mod pool;
 pub mod publish;
-pub mod receipt;
-pub mod registration;
 pub mod rules;
 #[cfg(feature = "object-store")]
 pub mod s3;
 pub mod sealed_box;
-pub mod siwe;
 pub mod staging;
 pub mod utc;
 

@@ -17,10 +17,10 @@
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::Json;
-use serde::Serialize;
 use serde_json::Value;
 use sqlx::Row;
-use utoipa::ToSchema;
+
+pub use sealstream_api::catalog::{CatalogItem, CatalogPage};
 
 use crate::error::{ApiError, ApiResult};
 use crate::listings::model::{price, price_key, Rail};
@@ -216,55 +216,6 @@ impl Cursor {
             }
         }
     }
-}
-
-/// One listing in the catalog.
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct CatalogItem {
-    /// `ls_…`.
-    pub id: String,
-    /// Title.
-    pub title: String,
-    /// The start of the description.
-    pub description_excerpt: String,
-    /// Tags.
-    pub tags: Vec<String>,
-    /// Domain.
-    pub domain: Option<String>,
-    /// The machine whose chain is on sale.
-    pub machine_did: String,
-    /// Its topic.
-    pub topic: String,
-    /// Price in the rail's base units.
-    pub price: String,
-    /// Payment rail.
-    #[schema(value_type = Object)]
-    pub rail: Value,
-    /// The dataset.
-    pub dataset_id: String,
-    /// Chunks in the dataset.
-    pub chunk_count: i64,
-    /// The dataset's Merkle root.
-    pub merkle_root: String,
-    /// When the dataset's first chunk was received (UTC).
-    pub from: String,
-    /// When its last chunk was received (UTC).
-    pub to: String,
-    /// Sales as a bucket (`0`, `1-10`, …).
-    pub sales_bucket: String,
-    /// When published (UTC).
-    pub published_at: Option<String>,
-}
-
-/// A page of the catalog.
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct CatalogPage {
-    /// The listings.
-    pub items: Vec<CatalogItem>,
-    /// Pass as `cursor` for the next page; absent on the last.
-    pub next_cursor: Option<String>,
 }
 
 /// A catalog query, checked.
@@ -526,7 +477,7 @@ fn excerpt(text: &str) -> String {
 }
 
 /// Searches the published listings.
-#[utoipa::path(get, path = "/v1/catalog", tag = "catalog",
+#[utoipa::path(get, path = sealstream_api::routes::CATALOG, tag = "catalog",
     params(
         ("q" = Option<String>, Query, description = "Words to find in title, description, tags and schema hint (all must match; at most 1,000 characters)"),
         ("domain" = Option<String>, Query, description = "Only this domain"),
@@ -568,9 +519,7 @@ pub async fn catalog(
             serde_json::from_str(&rail).map_err(|e| ApiError::internal("stored rail", e))?;
         // Stored rails were checked on the way in; re-checking keeps the
         // output in the one shape clients know.
-        let rail = Rail::parse(&rail)
-            .map_err(|e| ApiError::internal("stored rail", e))?
-            .to_json();
+        let rail = Rail::parse(&rail).map_err(|e| ApiError::internal("stored rail", e))?;
         let description: String = row.try_get("description")?;
         let id: String = row.try_get("id")?;
         last = Some((

@@ -303,11 +303,11 @@ pub trait ConnectionEvents: Send + Sync + 'static {
 /// socket is closed (best effort: a client that does not read it just sees
 /// the connection close).
 fn per_client_refusal(cap: usize) -> Vec<u8> {
-    let body = serde_json::json!({"error": {
-        "field": "max-connections-per-client",
-        "message": format!("too many open connections from your address (the limit is {cap})"),
-    }})
-    .to_string();
+    let body = serde_json::to_string(&sealstream_api::ErrorBody::new(
+        Some("max-connections-per-client"),
+        format!("too many open connections from your address (the limit is {cap})"),
+    ))
+    .unwrap_or_default();
     format!(
         "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n\
          content-length: {}\r\nretry-after: 1\r\nconnection: close\r\n\r\n{body}",

@@ -14,6 +14,7 @@ use axum::extract::{FromRequest, FromRequestParts, Path, Request};
 use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
+use sealstream_api::errors::{ErrorBody, FieldError};
 use serde::de::DeserializeOwned;
 
 use crate::store::StoreError;
@@ -94,11 +95,14 @@ impl ApiError {
         )
     }
 
-    /// The JSON body.
+    /// The refusal's body, [`ErrorBody`].
+    pub fn error_body(&self) -> ErrorBody {
+        ErrorBody::new(self.field.as_deref(), self.message.clone())
+    }
+
+    /// The JSON body, as a value (to add to).
     pub fn body(&self) -> serde_json::Value {
-        serde_json::json!({
-            "error": { "field": self.field, "message": self.message }
-        })
+        serde_json::to_value(self.error_body()).unwrap_or_default()
     }
 }
 
@@ -119,13 +123,20 @@ impl IntoResponse for ApiError {
             // Refusals name the field and never carry secrets.
             tracing::warn!(status = self.status.as_u16(), "refused: {self}");
         }
-        let body = serde_json::to_vec(&self.body()).unwrap_or_default();
+        let body = serde_json::to_vec(&self.error_body()).unwrap_or_default();
         (
             self.status,
             [(header::CONTENT_TYPE, "application/json")],
             body,
         )
             .into_response()
+    }
+}
+
+/// A malformed or invalid request part: 400 naming it.
+impl From<FieldError> for ApiError {
+    fn from(e: FieldError) -> Self {
+        ApiError::bad_request(&e.field, e.message)
     }
 }
 
@@ -226,30 +237,10 @@ where
     }
 }
 
-/// Decodes a query string into `T`, naming the first bad parameter.
+/// Decodes a query string into `T`, naming the first bad parameter
+/// ([`sealstream_api::errors::decode_query`]).
 pub fn decode_query<T: DeserializeOwned>(query: &str) -> ApiResult<T> {
-    let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
-    serde_path_to_error::deserialize(de).map_err(|e| {
-        let path = e.path().to_string();
-        let message = e.into_inner().to_string();
-        // An unknown parameter's path is its own name; a missing one's is
-        // the query as a whole.
-        let field = if path == "." || path.is_empty() {
-            match unknown_field(&message) {
-                Some(name) if !name.is_empty() => name.to_string(),
-                _ => "query".to_string(),
-            }
-        } else {
-            path
-        };
-        ApiError::bad_request(&field, format!("query string: {message}"))
-    })
-}
-
-/// The name in serde's "unknown field `NAME`, expected …".
-fn unknown_field(message: &str) -> Option<&str> {
-    let rest = message.strip_prefix("unknown field `")?;
-    rest.split_once('`').map(|(name, _)| name)
+    Ok(sealstream_api::errors::decode_query(query)?)
 }
 
 /// Turns a failed body read into a 413 (over the limit) or a 400.
@@ -261,32 +252,10 @@ pub fn body_rejection(status: StatusCode, text: String) -> ApiError {
     }
 }
 
-/// Decodes `bytes` as JSON into `T`, naming the first bad field.
+/// Decodes `bytes` as JSON into `T`, naming the first bad field
+/// ([`sealstream_api::errors::decode_json`]).
 pub fn decode_json<T: DeserializeOwned>(bytes: &[u8]) -> ApiResult<T> {
-    let mut de = serde_json::Deserializer::from_slice(bytes);
-    let value: T = serde_path_to_error::deserialize(&mut de).map_err(|e| {
-        let path = e.path().to_string();
-        let inner = e.into_inner();
-        let field = if path == "." || path.is_empty() {
-            "body".to_string()
-        } else {
-            path
-        };
-        ApiError::bad_request(&field, json_message(&inner))
-    })?;
-    de.end()
-        .map_err(|e| ApiError::bad_request("body", json_message(&e)))?;
-    Ok(value)
-}
-
-/// serde_json's message without its "at line 1 column 7" suffix, which
-/// names a position the `field` already names better.
-fn json_message(e: &serde_json::Error) -> String {
-    let text = e.to_string();
-    match text.rfind(" at line ") {
-        Some(i) if e.line() > 0 => text[..i].to_string(),
-        _ => text,
-    }
+    Ok(sealstream_api::errors::decode_json(bytes)?)
 }
 
 #[cfg(test)]
@@ -295,72 +264,28 @@ mod tests {
     use serde::Deserialize;
 
     #[derive(Debug, Deserialize)]
-    #[serde(deny_unknown_fields, rename_all = "camelCase")]
-    #[allow(dead_code)]
-    struct Inner {
-        public_key_hex: String,
-    }
-
-    #[derive(Debug, Deserialize)]
-    #[serde(deny_unknown_fields)]
-    #[allow(dead_code)]
-    struct Outer {
-        name: String,
-        items: Vec<Inner>,
-    }
-
-    #[test]
-    fn names_the_bad_field() {
-        let e = decode_json::<Outer>(
-            br#"{"name":"a","items":[{"publicKeyHex":"x"},{"publicKeyHex":3}]}"#,
-        )
-        .unwrap_err();
-        assert_eq!(e.status, StatusCode::BAD_REQUEST);
-        assert_eq!(e.field.as_deref(), Some("items[1].publicKeyHex"));
-        assert!(e.message.contains("invalid type"), "{}", e.message);
-    }
-
-    #[test]
-    fn names_unknown_and_missing_fields() {
-        let e = decode_json::<Outer>(br#"{"name":"a","items":[],"extra":1}"#).unwrap_err();
-        assert_eq!(e.field.as_deref(), Some("extra"));
-        assert!(e.message.contains("unknown field `extra`"), "{}", e.message);
-        let e = decode_json::<Outer>(br#"{"items":[]}"#).unwrap_err();
-        assert_eq!(e.field.as_deref(), Some("body"));
-        assert!(e.message.contains("missing field `name`"), "{}", e.message);
-    }
-
-    #[derive(Debug, Deserialize)]
     #[serde(deny_unknown_fields)]
     #[allow(dead_code)]
     struct Page {
         limit: Option<u32>,
-        link: Option<String>,
     }
 
+    /// The decoders are sealstream-api's (tested there); a refusal is a
+    /// 400 naming the part at fault, in the JSON error shape.
     #[test]
-    fn query_refusals_name_the_parameter() {
-        let page: Page = decode_query("limit=5&link=x%20y").unwrap();
-        assert_eq!((page.limit, page.link.as_deref()), (Some(5), Some("x y")));
-        let e = decode_query::<Page>("limit=five").unwrap_err();
+    fn decoding_refusals_are_400_naming_the_field() {
+        let e = decode_json::<Page>(br#"{"limit":"x"}"#).unwrap_err();
         assert_eq!(e.status, StatusCode::BAD_REQUEST);
         assert_eq!(e.field.as_deref(), Some("limit"));
-        let e = decode_query::<Page>("link=a&colour=red").unwrap_err();
-        assert_eq!(e.field.as_deref(), Some("colour"));
-        assert!(
-            e.message.contains("unknown field `colour`"),
-            "{}",
-            e.message
-        );
-        let e = decode_query::<Page>("=x").unwrap_err();
-        assert_eq!(e.field.as_deref(), Some("query"));
-    }
-
-    #[test]
-    fn malformed_json_and_trailing_bytes_are_refused() {
-        let e = decode_json::<Outer>(b"{\"name\":").unwrap_err();
+        let e = decode_query::<Page>("colour=red").unwrap_err();
         assert_eq!(e.status, StatusCode::BAD_REQUEST);
-        let e = decode_json::<Outer>(br#"{"name":"a","items":[]} x"#).unwrap_err();
-        assert_eq!(e.field.as_deref(), Some("body"));
+        assert_eq!(e.field.as_deref(), Some("colour"));
+        assert_eq!(
+            serde_json::to_string(&e.error_body()).unwrap(),
+            format!(
+                r#"{{"error":{{"field":"colour","message":{:?}}}}}"#,
+                e.message
+            )
+        );
     }
 }

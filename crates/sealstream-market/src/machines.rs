@@ -1,6 +1,6 @@
 //! Machines: `POST /v1/machines` (an owner registers a machine with the
 //! machine's signature over the registration statement,
-//! `sealstream_core::registration`), `GET /v1/machines` (the caller's
+//! `sealstream_api::registration`), `GET /v1/machines` (the caller's
 //! machines; an admin's: all) and `GET /v1/machines/{did}` (its owner, the
 //! machine itself and admins; anyone else gets the same 404 as for a machine
 //! that does not exist).
@@ -8,78 +8,23 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
+use sealstream_api::registration::MachineRegistration;
 use sealstream_core::identity::{Did, Eip191Signature};
-use sealstream_core::registration::MachineRegistration;
-use serde::{Deserialize, Serialize};
 use sqlx::any::AnyRow;
 use sqlx::Row;
-use utoipa::ToSchema;
 
 use crate::auth::{audit_details, Principal, Role};
 use crate::error::{ApiError, ApiJson, ApiPath, ApiResult};
 use crate::server::AppState;
 
-/// One key a machine's chunk keys are wrapped for.
-#[derive(Clone, Debug, Deserialize, Serialize, ToSchema)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct MachineRecipient {
-    /// The id written into envelopes (`owner-1`).
-    pub recipient_id: String,
-    /// `owner`, `operator` or `machine`.
-    pub recipient_type: String,
-    /// The X25519 public key, 32 bytes as hex.
-    pub public_key_hex: String,
-}
-
-/// A machine registration.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct RegisterMachine {
-    /// The machine, `did:peaq:0x…`.
-    pub machine_did: String,
-    /// The Ed25519 public key its chunk envelopes are signed with (hex).
-    pub chain_public_key: String,
-    /// The keys its chunk keys are wrapped for.
-    pub recipients: Vec<MachineRecipient>,
-    /// The machine's EIP-191 signature over the registration statement
-    /// naming the caller as owner (docs/formats.md), 65 bytes as hex.
-    pub signature: String,
-    /// The chain key's Ed25519 signature over the same statement, 64 bytes
-    /// as hex: proof of possession of the chain key.
-    pub chain_key_signature: String,
-}
-
-/// A registered machine.
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct MachineView {
-    /// The machine's DID.
-    pub did: String,
-    /// The owner who registered it.
-    pub owner_did: String,
-    /// Its chain's Ed25519 public key (lowercase hex).
-    pub chain_public_key: String,
-    /// The keys its chunk keys are wrapped for (keys as lowercase hex).
-    pub recipients: Vec<MachineRecipient>,
-    /// The machine's signature over the registration statement.
-    pub signature: String,
-    /// When it was registered (UTC).
-    pub registered_at: String,
-}
-
-/// Machines the caller may see.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct MachineList {
-    /// Oldest first.
-    pub machines: Vec<MachineView>,
-}
+pub use sealstream_api::machines::{MachineList, MachineRecipient, MachineView, RegisterMachine};
 
 /// The machine routes.
 pub fn routes() -> axum::Router<AppState> {
     use axum::routing::get;
     axum::Router::new()
-        .route("/v1/machines", get(list).post(register))
-        .route("/v1/machines/{did}", get(show))
+        .route(sealstream_api::routes::MACHINES, get(list).post(register))
+        .route(sealstream_api::routes::MACHINE, get(show))
 }
 
 const COLUMNS: &str = "did, owner_did, chain_public_key, recipients, signature, registered_at";
@@ -98,7 +43,7 @@ fn view(row: &AnyRow) -> ApiResult<MachineView> {
 }
 
 /// Registers a machine under the caller (who needs the owner role).
-#[utoipa::path(post, path = "/v1/machines", tag = "machines",
+#[utoipa::path(post, path = sealstream_api::routes::MACHINES, tag = "machines",
     security(("session" = [])),
     request_body = RegisterMachine,
     responses(
@@ -219,7 +164,7 @@ pub(crate) async fn register(
 }
 
 /// The caller's machines (an admin's: all machines).
-#[utoipa::path(get, path = "/v1/machines", tag = "machines",
+#[utoipa::path(get, path = sealstream_api::routes::MACHINES, tag = "machines",
     security(("session" = [])),
     responses(
         (status = 200, description = "The machines", body = MachineList),
@@ -247,7 +192,7 @@ pub(crate) async fn list(
 }
 
 /// One machine, for its owner, itself and admins.
-#[utoipa::path(get, path = "/v1/machines/{did}", tag = "machines",
+#[utoipa::path(get, path = sealstream_api::routes::MACHINE, tag = "machines",
     security(("session" = [])),
     params(("did" = String, Path, description = "The machine, did:peaq:0x…", pattern = "^did:peaq:0x[0-9a-fA-F]{40}$")),
     responses(

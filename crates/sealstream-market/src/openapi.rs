@@ -4,29 +4,12 @@
 //! Every route the router serves is listed in `paths(…)` below; the test in
 //! `tests/openapi.rs` checks that the document and the router agree.
 
-use serde::Serialize;
 use utoipa::openapi::path::{HttpMethod, Operation};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, Ref, RefOr, Response, ResponseBuilder};
-use utoipa::{Modify, OpenApi, ToSchema};
+use utoipa::{Modify, OpenApi};
 
-/// The body of every refusal.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ErrorBody {
-    /// What went wrong.
-    pub error: ErrorDetail,
-}
-
-/// What went wrong, and where.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ErrorDetail {
-    /// The request part at fault: a JSON path (`recipients[1].publicKeyHex`),
-    /// a path or query parameter, a header, a multipart part, or `body`;
-    /// `null` when no single part is.
-    pub field: Option<String>,
-    /// What is wrong, for a person to read.
-    pub message: String,
-}
+pub use sealstream_api::errors::{ErrorBody, ErrorDetail};
 
 struct BearerAuth;
 

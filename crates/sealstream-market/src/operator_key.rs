@@ -26,18 +26,18 @@ use axum::Json;
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
 use rand::RngCore;
-use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sqlx::Row;
 use tokio::sync::Notify;
-use utoipa::ToSchema;
-use zeroize::{Zeroize, Zeroizing};
+use zeroize::Zeroizing;
 
 use sealstream_core::access::{grant_entries_as, AccessFileBuilder, Buyer};
 use sealstream_core::chunk::{recipient_type, ChunkEnvelope};
 use sealstream_core::identity::Did;
 use sealstream_core::keys::{parse_hex_array, RecipientSecretKey};
 use sealstream_core::ValidationError;
+
+pub use sealstream_api::machines::{OperatorKeyView, RegisterOperatorKey};
 
 use crate::auth::{audit_details, Principal};
 use crate::error::{ApiError, ApiJson, ApiPath, ApiResult};
@@ -147,47 +147,11 @@ impl KeyEncryptionKey {
     }
 }
 
-/// `PUT /v1/machines/{did}/operator-key`. The secret is wiped from memory
-/// when the request is done and never appears in `Debug` output.
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct RegisterOperatorKey {
-    /// The X25519 secret key of the machine's `operator` recipient, 32
-    /// bytes as hex.
-    pub secret_key_hex: String,
-}
-
-impl Drop for RegisterOperatorKey {
-    fn drop(&mut self) {
-        self.secret_key_hex.zeroize();
-    }
-}
-
-impl std::fmt::Debug for RegisterOperatorKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("RegisterOperatorKey { secret_key_hex: <redacted> }")
-    }
-}
-
-/// An operator key held by the server (its public half only).
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct OperatorKeyView {
-    /// The machine.
-    pub machine_did: String,
-    /// The operator recipient's id, as registered with the machine.
-    pub recipient_id: String,
-    /// The operator's X25519 public key (lowercase hex).
-    pub public_key_hex: String,
-    /// Since when the server grants with it (UTC).
-    pub registered_at: String,
-}
-
 /// The operator-key routes.
 pub fn routes() -> axum::Router<AppState> {
     use axum::routing::get;
     axum::Router::new().route(
-        "/v1/machines/{did}/operator-key",
+        sealstream_api::routes::OPERATOR_KEY,
         get(show).put(register).delete(revoke),
     )
 }
@@ -215,7 +179,7 @@ async fn owned_machine(
 /// Registers (or replaces) the operator key of a machine the caller owns.
 /// From then on the server grants paid orders of the machine's datasets
 /// itself.
-#[utoipa::path(put, path = "/v1/machines/{did}/operator-key", tag = "machines",
+#[utoipa::path(put, path = sealstream_api::routes::OPERATOR_KEY, tag = "machines",
     params(("did" = String, Path, description = "The machine, did:peaq:0x…", pattern = "^did:peaq:0x[0-9a-fA-F]{40}$")),
     request_body = RegisterOperatorKey,
     security(("session" = [])),
@@ -300,7 +264,7 @@ pub async fn register(
 }
 
 /// The operator key the server holds for a machine the caller owns.
-#[utoipa::path(get, path = "/v1/machines/{did}/operator-key", tag = "machines",
+#[utoipa::path(get, path = sealstream_api::routes::OPERATOR_KEY, tag = "machines",
     params(("did" = String, Path, description = "The machine, did:peaq:0x…", pattern = "^did:peaq:0x[0-9a-fA-F]{40}$")),
     security(("session" = [])),
     responses(
@@ -338,7 +302,7 @@ pub async fn show(
 
 /// Revokes a machine's operator key: the server forgets it and grants no
 /// order with it afterwards (grants issued before stay).
-#[utoipa::path(delete, path = "/v1/machines/{did}/operator-key", tag = "machines",
+#[utoipa::path(delete, path = sealstream_api::routes::OPERATOR_KEY, tag = "machines",
     params(("did" = String, Path, description = "The machine, did:peaq:0x…", pattern = "^did:peaq:0x[0-9a-fA-F]{40}$")),
     security(("session" = [])),
     responses(

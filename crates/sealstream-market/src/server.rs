@@ -185,7 +185,7 @@ impl Default for Config {
             chunk_limit: DEFAULT_CHUNK_LIMIT,
             admins: Vec::new(),
             public_url: None,
-            sign_in_chain_ids: vec![sealstream_core::siwe::PEAQ_CHAIN_ID],
+            sign_in_chain_ids: vec![sealstream_api::siwe::PEAQ_CHAIN_ID],
             evm_rpc: BTreeMap::new(),
             confirmations: DEFAULT_CONFIRMATIONS,
             payment_poll: DEFAULT_PAYMENT_POLL,
@@ -457,35 +457,44 @@ impl AppState {
 pub fn router(state: AppState) -> Router {
     let config = state.config.clone();
     let small = Router::new()
-        .route("/healthz", get(healthz))
-        .route("/metrics", get(metrics))
-        .route("/v1/audit/head", get(audit_head))
-        .route("/openapi.json", get(openapi_json))
-        .route("/v1/catalog", get(crate::catalog::catalog))
+        .route(sealstream_api::routes::HEALTHZ, get(healthz))
+        .route(sealstream_api::routes::METRICS, get(metrics))
+        .route(sealstream_api::routes::AUDIT_HEAD, get(audit_head))
+        .route(sealstream_api::routes::OPENAPI, get(openapi_json))
         .route(
-            "/v1/listings",
+            sealstream_api::routes::CATALOG,
+            get(crate::catalog::catalog),
+        )
+        .route(
+            sealstream_api::routes::LISTINGS,
             get(crate::listings::list_mine).post(crate::listings::create),
         )
         .route(
-            "/v1/listings/{id}",
+            sealstream_api::routes::LISTING,
             get(crate::listings::get).patch(crate::listings::patch),
         )
-        .route("/v1/listings/{id}/publish", post(crate::listings::publish))
         .route(
-            "/v1/listings/{id}/withdraw",
+            sealstream_api::routes::LISTING_PUBLISH,
+            post(crate::listings::publish),
+        )
+        .route(
+            sealstream_api::routes::LISTING_WITHDRAW,
             post(crate::listings::withdraw),
         )
-        .route("/v1/listings/{id}/card", get(crate::listings::card::card))
         .route(
-            "/v1/listings/{id}/samples",
+            sealstream_api::routes::LISTING_CARD,
+            get(crate::listings::card::card),
+        )
+        .route(
+            sealstream_api::routes::LISTING_SAMPLES,
             post(crate::listings::samples::disclose),
         )
         .route(
-            "/v1/listings/{id}/samples/{index}",
+            sealstream_api::routes::LISTING_SAMPLE,
             get(crate::listings::samples::get),
         )
         .route(
-            "/v1/listings/{id}/samples/{index}/ciphertext",
+            sealstream_api::routes::LISTING_SAMPLE_CIPHERTEXT,
             get(crate::listings::samples::ciphertext),
         )
         .merge(crate::auth::routes())
@@ -701,15 +710,15 @@ fn error_response(status: StatusCode, message: &str) -> Response {
 }
 
 /// Whether the server and its database answer.
-#[utoipa::path(get, path = "/healthz", tag = "operations",
+#[utoipa::path(get, path = sealstream_api::routes::HEALTHZ, tag = "operations",
     responses((status = 200, description = "`{\"status\": \"ok\"}`"),
                (status = 503, description = "The database does not answer", body = crate::openapi::ErrorBody)))]
 pub(crate) async fn healthz(State(state): State<AppState>) -> Response {
     match state.store.ping().await {
-        Ok(()) => json_response(
-            StatusCode::OK,
-            object(&[("status", Value::String("ok".into()))]),
-        ),
+        Ok(()) => axum::Json(sealstream_api::operations::Health {
+            status: sealstream_api::operations::HealthStatus::Ok,
+        })
+        .into_response(),
         Err(e) => {
             tracing::warn!("health check: {e}");
             error_response(StatusCode::SERVICE_UNAVAILABLE, "database unavailable")
@@ -720,7 +729,7 @@ pub(crate) async fn healthz(State(state): State<AppState>) -> Response {
 /// Prometheus counters (text exposition format 0.0.4), for admins and
 /// auditors: they show market-wide activity. A scraper without a session
 /// uses the separate `--metrics-listen` address instead.
-#[utoipa::path(get, path = "/metrics", tag = "operations",
+#[utoipa::path(get, path = sealstream_api::routes::METRICS, tag = "operations",
     security(("session" = [])),
     responses((status = 200, description = "Request counts and durations by route", content_type = "text/plain"),
               (status = 401, description = "No session", body = crate::openapi::ErrorBody),
@@ -749,7 +758,7 @@ pub(crate) fn metrics_text(state: &AppState) -> Response {
 /// one), for admins and auditors. Keeping a copy elsewhere lets anyone with
 /// the server's public key detect a log cut short or rewritten later
 /// (`market audit verify --anchor`).
-#[utoipa::path(get, path = "/v1/audit/head", tag = "audit",
+#[utoipa::path(get, path = sealstream_api::routes::AUDIT_HEAD, tag = "audit",
     security(("session" = [])),
     responses((status = 200, description = "The signed head: `{schemaVersion, events, head, signedAt, serverPublicKeyHex, signature}`"),
               (status = 401, description = "No session", body = crate::openapi::ErrorBody),
@@ -772,7 +781,7 @@ pub(crate) async fn audit_head(
 }
 
 /// This document.
-#[utoipa::path(get, path = "/openapi.json", tag = "operations",
+#[utoipa::path(get, path = sealstream_api::routes::OPENAPI, tag = "operations",
     responses((status = 200, description = "The OpenAPI 3.1 description of the API", content_type = "application/json")))]
 pub(crate) async fn openapi_json() -> Response {
     static DOC: std::sync::OnceLock<String> = std::sync::OnceLock::new();
@@ -964,7 +973,7 @@ impl Server {
         let metrics = self.metrics_listener.map(|listener| {
             let app = Router::new()
                 .route(
-                    "/metrics",
+                    sealstream_api::routes::METRICS,
                     get(|State(s): State<AppState>| async move { metrics_text(&s) }),
                 )
                 .fallback(not_found)
@@ -1016,7 +1025,7 @@ impl AppState {
     /// it in the database and the head file; returns the newest signed head.
     pub async fn sign_audit_head(
         &self,
-    ) -> Result<sealstream_core::audit_head::SignedAuditHead, audit::signed::SignedHeadError> {
+    ) -> Result<sealstream_api::audit::SignedAuditHead, audit::signed::SignedHeadError> {
         let file = self.config.data_dir.join(audit::signed::HEAD_FILE);
         audit::signed::sign_current(&self.store, &self.receipt_key, Some(&file)).await
     }

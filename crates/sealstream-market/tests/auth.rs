@@ -6,9 +6,9 @@
 mod common;
 
 use common::{unix_now, Db, TestServer};
+use sealstream_api::siwe::{SiweMessage, Timestamp};
 use sealstream_core::identity::{eip191_sign, Did};
 use sealstream_core::keys::MachineSigningKey;
-use sealstream_core::siwe::{SiweMessage, Timestamp};
 use sealstream_testkit::on_both_databases;
 use serde_json::{json, Value};
 

@@ -218,7 +218,7 @@ fn matrix(w: &World) -> Vec<Case> {
     let fresh_chain = ChainSigningKey::generate();
     let fresh_recipient = RecipientSecretKey::generate().public_key();
     let registration = {
-        use sealstream_core::registration::{MachineRegistration, RegistrationRecipient};
+        use sealstream_api::registration::{MachineRegistration, RegistrationRecipient};
         let r = MachineRegistration {
             machine: Did::of_key(&fresh),
             owner: Did::parse(&a.owner_did, "owner").unwrap(),

@@ -6,7 +6,7 @@ mod common;
 
 use common::listings_fixtures::new_did;
 use common::{block_on, Db, TestServer};
-use sealstream_core::audit_head::SignedAuditHead;
+use sealstream_api::audit::SignedAuditHead;
 use sealstream_core::keys::ReceiptPublicKey;
 use sealstream_market::auth::Role;
 use sealstream_market::server::Server;

@@ -113,14 +113,14 @@ fn signed_request(
     chain: &ChainSigningKey,
     recipients: &[(&str, &str, RecipientPublicKey)],
 ) -> Value {
-    let registration = sealstream_core::registration::MachineRegistration {
+    let registration = sealstream_api::registration::MachineRegistration {
         machine: Did::of_key(machine_key),
         owner: Did::parse(owner_did, "owner").unwrap(),
         chain_public_key: chain.public_key(),
         recipients: recipients
             .iter()
             .map(
-                |(id, kind, key)| sealstream_core::registration::RegistrationRecipient {
+                |(id, kind, key)| sealstream_api::registration::RegistrationRecipient {
                     recipient_id: (*id).into(),
                     recipient_type: (*kind).into(),
                     public_key: *key,

@@ -12,11 +12,11 @@ use common::orders_fixtures::{
     buyer, decrypt_release, download_release, invoice_rail, order, sale,
 };
 use common::{Db, TestServer};
+use sealstream_api::receipts::{ReceiptPayment, SignedReceipt};
 use sealstream_client::grants::GrantDaemon;
 use sealstream_client::market::MarketClient;
 use sealstream_core::access::{grant_entry, AccessFileBuilder, Buyer as CoreBuyer};
 use sealstream_core::keys::{ReceiptPublicKey, RecipientSecretKey};
-use sealstream_core::receipt::{ReceiptPayment, SignedReceipt};
 use sealstream_testkit::on_both_databases;
 use serde_json::{json, Value};
 

@@ -2,9 +2,9 @@
 //! registration statement signed by the machine's key (EIP-191) and by its
 //! chain key, with the recipients its chunk keys are wrapped for.
 
+use sealstream_api::registration::{MachineRegistration, RegistrationRecipient};
 use sealstream_core::identity::Did;
 use sealstream_core::keys::{ChainSigningKey, MachineSigningKey, RecipientPublicKey};
-use sealstream_core::registration::{MachineRegistration, RegistrationRecipient};
 use serde_json::{json, Value};
 
 /// One recipient: (recipientId, recipientType, public key).

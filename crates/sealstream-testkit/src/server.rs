@@ -11,8 +11,8 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::thread::JoinHandle;
 
+use sealstream_api::siwe::SiweMessage;
 use sealstream_core::keys::{ChainSigningKey, MachineSigningKey};
-use sealstream_core::siwe::SiweMessage;
 use sealstream_market::server::{AppState, Config, Server};
 use sealstream_market::store::Store;
 use serde_json::Value;

@@ -2,9 +2,9 @@
 //! write the message, sign it (EIP-191) and exchange it for a session
 //! token.
 
+use sealstream_api::siwe::{sign_in_message, SiweMessage, Timestamp};
 use sealstream_core::identity::{eip191_sign, Did};
 use sealstream_core::keys::MachineSigningKey;
-use sealstream_core::siwe::{sign_in_message, SiweMessage, Timestamp};
 use serde_json::{json, Value};
 
 use crate::http;

@@ -47,28 +47,55 @@ fn join_url(base: &str, segment: &str) -> String {
     out
 }
 
-fn agent() -> ureq::Agent {
-    // TCP_NODELAY (ureq's default, said here so it stays).
-    ureq::AgentBuilder::new()
-        .no_delay(true)
-        .timeout_connect(TIMEOUT)
-        .timeout_read(TIMEOUT)
-        .build()
+/// The HTTP client of every download: the market client's stack (reqwest,
+/// rustls on aws-lc-rs), TCP_NODELAY on, 60 s to connect, 60 s for a
+/// request to be answered and for each read of its answer.
+fn http() -> CliResult<&'static reqwest::blocking::Client> {
+    static CLIENT: std::sync::OnceLock<Result<reqwest::blocking::Client, String>> =
+        std::sync::OnceLock::new();
+    CLIENT
+        .get_or_init(|| {
+            reqwest::blocking::Client::builder()
+                .tcp_nodelay(true)
+                .connect_timeout(TIMEOUT)
+                .timeout(TIMEOUT)
+                .build()
+                .map_err(|e| e.to_string())
+        })
+        .as_ref()
+        .map_err(|e| CliError::integrity(format!("cannot start the HTTP client: {e}")))
 }
 
 enum Fetched {
-    Ok(Box<ureq::Response>),
+    Ok(reqwest::blocking::Response),
     Status(u16),
 }
 
+/// What kind of transport failure `e` is, for a person to read.
+fn failure_kind(e: &reqwest::Error) -> &'static str {
+    if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "connection failed"
+    } else if e.is_redirect() {
+        "too many redirects"
+    } else if e.is_builder() {
+        "bad URL"
+    } else {
+        "transport error"
+    }
+}
+
 fn get(url: &str) -> CliResult<Fetched> {
-    match agent().get(url).call() {
-        Ok(resp) => Ok(Fetched::Ok(Box::new(resp))),
-        Err(ureq::Error::Status(code, _)) => Ok(Fetched::Status(code)),
-        Err(ureq::Error::Transport(t)) => Err(CliError::integrity(format!(
+    match http()?.get(url).send() {
+        Ok(resp) if resp.status().is_client_error() || resp.status().is_server_error() => {
+            Ok(Fetched::Status(resp.status().as_u16()))
+        }
+        Ok(resp) => Ok(Fetched::Ok(resp)),
+        Err(e) => Err(CliError::integrity(format!(
             "download failed: {} ({})",
             redact_url(url),
-            t.kind()
+            failure_kind(&e)
         ))),
     }
 }
@@ -77,8 +104,8 @@ fn get(url: &str) -> CliResult<Fetched> {
 pub fn open_stream(url: &str) -> CliResult<(Box<dyn Read>, Option<u64>)> {
     match get(url)? {
         Fetched::Ok(resp) => {
-            let len = resp.header("content-length").and_then(|v| v.parse().ok());
-            Ok((Box::new(resp.into_reader()), len))
+            let len = resp.content_length();
+            Ok((Box::new(resp), len))
         }
         Fetched::Status(code) => Err(CliError::integrity(format!(
             "download failed: HTTP {code} from {}",
@@ -171,8 +198,7 @@ impl ReleasePackage {
         let manifest = match get(&manifest_url)? {
             Fetched::Ok(resp) => {
                 let mut raw = Vec::new();
-                resp.into_reader()
-                    .take(MAX_MANIFEST_BYTES + 1)
+                resp.take(MAX_MANIFEST_BYTES + 1)
                     .read_to_end(&mut raw)
                     .map_err(|e| {
                         CliError::integrity(format!("download of manifest.json failed: {e}"))

@@ -118,12 +118,12 @@ fn refusals_are_logged_without_secrets() {
             .unwrap()
             .to_string()
     };
-    let message = sealstream_core::siwe::sign_in_message(
+    let message = sealstream_api::siwe::sign_in_message(
         &field("domain"),
         &field("uri"),
         &Did::of_key(&key),
         &field("nonce"),
-        sealstream_core::siwe::Timestamp::parse(&field("issuedAt"), "issuedAt").unwrap(),
+        sealstream_api::siwe::Timestamp::parse(&field("issuedAt"), "issuedAt").unwrap(),
         None,
         None,
     )

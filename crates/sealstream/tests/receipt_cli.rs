@@ -5,9 +5,9 @@
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
+use sealstream_api::receipts::{LicenseReceipt, ReceiptPayment, SignedReceipt};
 use sealstream_core::json::{self, Value};
 use sealstream_core::keys::ReceiptSigningKey;
-use sealstream_core::receipt::{LicenseReceipt, ReceiptPayment, SignedReceipt};
 use sealstream_testkit::sealstream;
 
 fn run(args: &[&str], file: &Path) -> (i32, String, String) {

@@ -1,4 +1,4 @@
-//! Signed heads of the audit log ([`sealstream_core::audit_head`]).
+//! Signed heads of the audit log ([`sealstream_api::audit`]).
 //!
 //! The server signs the log's head with its key (the receipt key) at start,
 //! every `--audit-sign-interval` while events are appended, when an auditor
@@ -15,7 +15,7 @@
 
 use std::path::Path;
 
-use sealstream_core::audit_head::SignedAuditHead;
+use sealstream_api::audit::SignedAuditHead;
 use sealstream_core::keys::{parse_hex_array, ReceiptPublicKey, ReceiptSigningKey};
 use sqlx::Row;
 

@@ -10,7 +10,7 @@ use axum::extract::State;
 use axum::Json;
 use sealstream_core::identity::Did;
 
-use super::siwe_routes::{role_names, MeResponse};
+use super::siwe_routes::MeResponse;
 use super::{grant_role, roles_of, Principal, Role};
 use crate::error::{ApiError, ApiPath, ApiResult};
 use crate::server::AppState;
@@ -32,7 +32,7 @@ fn target(did: &str, role: &str) -> ApiResult<(String, Role)> {
 }
 
 /// Grants a role to a principal.
-#[utoipa::path(put, path = "/v1/admin/principals/{did}/roles/{role}", tag = "admin",
+#[utoipa::path(put, path = sealstream_api::routes::ADMIN_ROLE, tag = "admin",
     security(("session" = [])),
     params(("did" = String, Path, description = "The principal, did:peaq:0x…", pattern = "^did:peaq:0x[0-9a-fA-F]{40}$"),
            ("role" = String, Path, description = "owner, buyer, auditor or admin (machine, implicit, is a 409)", pattern = "^(machine|owner|buyer|auditor|admin)$")),
@@ -51,14 +51,11 @@ pub(crate) async fn grant(
     let (did, role) = target(&did, &role)?;
     grant_role(&state.store, &did, role, &principal.did).await?;
     let roles = roles_of(&state.store, &did).await?;
-    Ok(Json(MeResponse {
-        did,
-        roles: role_names(&roles),
-    }))
+    Ok(Json(MeResponse { did, roles }))
 }
 
 /// Revokes a role from a principal.
-#[utoipa::path(delete, path = "/v1/admin/principals/{did}/roles/{role}", tag = "admin",
+#[utoipa::path(delete, path = sealstream_api::routes::ADMIN_ROLE, tag = "admin",
     security(("session" = [])),
     params(("did" = String, Path, description = "The principal, did:peaq:0x…", pattern = "^did:peaq:0x[0-9a-fA-F]{40}$"),
            ("role" = String, Path, description = "owner, buyer, auditor or admin (machine, implicit, is a 409)", pattern = "^(machine|owner|buyer|auditor|admin)$")),
@@ -88,8 +85,5 @@ pub(crate) async fn revoke(
     }
     tx.commit().await?;
     let roles = roles_of(&state.store, &did).await?;
-    Ok(Json(MeResponse {
-        did,
-        roles: role_names(&roles),
-    }))
+    Ok(Json(MeResponse { did, roles }))
 }

@@ -10,8 +10,6 @@ pub mod nonce;
 pub mod session;
 pub mod siwe_routes;
 
-use std::fmt;
-
 use axum::extract::FromRequestParts;
 use axum::http::header;
 use axum::http::request::Parts;
@@ -21,53 +19,7 @@ use crate::error::ApiError;
 use crate::server::AppState;
 use crate::store::Store;
 
-/// What a principal may do.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Role {
-    /// Uploads its own chunks (a DID registered in `machines`).
-    Machine,
-    /// Registers machines and sells their data: datasets, listings.
-    Owner,
-    /// Browses and buys.
-    Buyer,
-    /// Reads the audit log.
-    Auditor,
-    /// Grants roles; reads everything.
-    Admin,
-}
-
-impl Role {
-    /// All roles.
-    pub const ALL: [Role; 5] = [
-        Role::Machine,
-        Role::Owner,
-        Role::Buyer,
-        Role::Auditor,
-        Role::Admin,
-    ];
-
-    /// The lower-case name used in the API and the database.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Machine => "machine",
-            Role::Owner => "owner",
-            Role::Buyer => "buyer",
-            Role::Auditor => "auditor",
-            Role::Admin => "admin",
-        }
-    }
-
-    /// Parses a role name.
-    pub fn parse(text: &str) -> Option<Role> {
-        Role::ALL.into_iter().find(|r| r.as_str() == text)
-    }
-}
-
-impl fmt::Display for Role {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+pub use sealstream_api::auth::Role;
 
 /// A signed-in caller.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -298,12 +250,18 @@ pub fn audit_details(value: &serde_json::Value) -> sealstream_core::json::Value 
 pub fn routes() -> axum::Router<AppState> {
     use axum::routing::{get, post, put};
     axum::Router::new()
-        .route("/v1/auth/nonce", post(siwe_routes::nonce))
-        .route("/v1/auth/verify", post(siwe_routes::verify))
-        .route("/v1/auth/logout", post(siwe_routes::logout))
-        .route("/v1/me", get(siwe_routes::me))
+        .route(sealstream_api::routes::AUTH_NONCE, post(siwe_routes::nonce))
         .route(
-            "/v1/admin/principals/{did}/roles/{role}",
+            sealstream_api::routes::AUTH_VERIFY,
+            post(siwe_routes::verify),
+        )
+        .route(
+            sealstream_api::routes::AUTH_LOGOUT,
+            post(siwe_routes::logout),
+        )
+        .route(sealstream_api::routes::ME, get(siwe_routes::me))
+        .route(
+            sealstream_api::routes::ADMIN_ROLE,
             put(admin::grant).delete(admin::revoke),
         )
 }

@@ -3,7 +3,7 @@
 //!
 //! The server hands out a nonce (valid [`NONCE_TTL_SECS`], single use,
 //! stateless: [`super::nonce`]); the client signs a message
-//! (`sealstream_core::siwe`) naming the server's domain (from its configured
+//! (`sealstream_api::siwe`) naming the server's domain (from its configured
 //! public URL, [`crate::public_url`], never from request headers), a URI on
 //! it, one of the server's chain ids and that nonce, as an EIP-191 personal
 //! message; `verify` checks every field and the signature, then, in one
@@ -17,11 +17,9 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use sealstream_api::siwe::SiweMessage;
 use sealstream_core::identity::{eip191_recover, Eip191Signature};
-use sealstream_core::siwe::SiweMessage;
 use sealstream_core::utc;
-use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
 
 use super::{bearer, ensure_principal, roles_of, session, Principal, Role};
 use crate::error::{ApiError, ApiJson, ApiResult};
@@ -36,68 +34,11 @@ pub const CLOCK_SKEW_SECS: i64 = 60;
 /// Roles a DID that is not a machine gets at its first sign-in.
 pub const FIRST_SIGN_IN_ROLES: [Role; 2] = [Role::Owner, Role::Buyer];
 
-/// What the client puts in its sign-in message.
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct NonceResponse {
-    /// The `Nonce` (32 hex digits).
-    pub nonce: String,
-    /// The domain the message must name: the host of the server's
-    /// configured public URL.
-    pub domain: String,
-    /// A URI for the message's `URI` line (its host must be the domain).
-    pub uri: String,
-    /// The `Chain ID` to name (the server accepts only its configured ones).
-    pub chain_id: u64,
-    /// A suggested `Issued At`: the server's time now.
-    pub issued_at: String,
-    /// When the nonce can no longer be used.
-    pub expires_at: String,
-}
-
-/// A signed sign-in message.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct VerifyRequest {
-    /// The EIP-4361 message, exactly as signed.
-    pub message: String,
-    /// The EIP-191 signature of `message` by its address: 65 bytes as hex.
-    pub signature: String,
-}
-
-/// A new session.
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct SessionResponse {
-    /// Send as `Authorization: Bearer <token>`. Shown once.
-    pub token: String,
-    /// The signed-in DID.
-    pub did: String,
-    /// Its roles.
-    pub roles: Vec<String>,
-    /// When the session ends: the message's `Expiration Time` or 12 hours,
-    /// whichever is sooner.
-    pub expires_at: String,
-}
-
-/// Who the caller is.
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct MeResponse {
-    /// The caller's DID.
-    pub did: String,
-    /// Its roles.
-    pub roles: Vec<String>,
-}
-
-/// Role names, for responses.
-pub fn role_names(roles: &[Role]) -> Vec<String> {
-    roles.iter().map(|r| r.as_str().to_string()).collect()
-}
+pub use sealstream_api::auth::{MeResponse, NonceResponse, SessionResponse, VerifyRequest};
 
 /// Issues a sign-in nonce for the server's domain. Nothing is stored: the
 /// nonce carries its expiry and the server's tag ([`super::nonce`]).
-#[utoipa::path(post, path = "/v1/auth/nonce", tag = "auth",
+#[utoipa::path(post, path = sealstream_api::routes::AUTH_NONCE, tag = "auth",
     responses(
         (status = 200, description = "A nonce for the sign-in message", body = NonceResponse)))]
 pub(crate) async fn nonce(State(state): State<AppState>) -> Response {
@@ -114,7 +55,7 @@ pub(crate) async fn nonce(State(state): State<AppState>) -> Response {
             .sign_in_chain_ids
             .first()
             .copied()
-            .unwrap_or(sealstream_core::siwe::PEAQ_CHAIN_ID),
+            .unwrap_or(sealstream_api::siwe::PEAQ_CHAIN_ID),
         issued_at: utc::format_seconds(now),
         expires_at: utc::format_seconds(expires),
     })
@@ -197,7 +138,7 @@ fn check_message(
 }
 
 /// Signs in with a signed EIP-4361 message and returns a session token.
-#[utoipa::path(post, path = "/v1/auth/verify", tag = "auth",
+#[utoipa::path(post, path = sealstream_api::routes::AUTH_VERIFY, tag = "auth",
     request_body = VerifyRequest,
     responses(
         (status = 200, description = "Signed in", body = SessionResponse),
@@ -299,27 +240,27 @@ pub(crate) async fn verify(
     Ok(Json(SessionResponse {
         token: token.expose().to_string(),
         did,
-        roles: role_names(&roles),
+        roles,
         expires_at: utc::format_seconds(expires),
     })
     .into_response())
 }
 
 /// The caller's DID and roles.
-#[utoipa::path(get, path = "/v1/me", tag = "auth",
+#[utoipa::path(get, path = sealstream_api::routes::ME, tag = "auth",
     security(("session" = [])),
     responses(
         (status = 200, description = "The caller", body = MeResponse),
         (status = 401, description = "No valid session", body = crate::openapi::ErrorBody)))]
 pub(crate) async fn me(principal: Principal) -> Json<MeResponse> {
     Json(MeResponse {
-        roles: role_names(&principal.roles),
+        roles: principal.roles.clone(),
         did: principal.did,
     })
 }
 
 /// Ends the caller's session (the token stops working at once).
-#[utoipa::path(post, path = "/v1/auth/logout", tag = "auth",
+#[utoipa::path(post, path = sealstream_api::routes::AUTH_LOGOUT, tag = "auth",
     security(("session" = [])),
     responses(
         (status = 204, description = "Signed out"),

@@ -13,33 +13,7 @@ use crate::store::Store;
 /// bounded whatever the range's length.
 pub const PAGE: i64 = 5_000;
 
-/// Where a dataset is in its life.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum DatasetState {
-    /// Computed by the server; nobody has signed a manifest for it yet.
-    Draft,
-    /// A signed `sealstream.dataset.v1` manifest is stored.
-    Signed,
-}
-
-impl DatasetState {
-    /// The name in the API and the database.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DatasetState::Draft => "draft",
-            DatasetState::Signed => "signed",
-        }
-    }
-
-    /// Parses a state name.
-    pub fn parse(text: &str) -> Option<Self> {
-        match text {
-            "draft" => Some(DatasetState::Draft),
-            "signed" => Some(DatasetState::Signed),
-            _ => None,
-        }
-    }
-}
+pub use sealstream_api::datasets::DatasetState;
 
 /// A `datasets` row.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -32,13 +32,16 @@ use rand::RngCore;
 use sealstream_core::dataset::{hash_hex, DatasetManifest, InclusionProof, MERKLE_TREE};
 use sealstream_core::identity::Did;
 use sealstream_core::{merkle, utc};
-use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
+use serde::Serialize;
 
 pub use check::{check_manifest, parse_manifest, Expected};
 pub use db::{
     chain_length, dataset_by_id, index_range_received, leaves, list, machine, set_public,
     summarize_range, DatasetRow, DatasetState, DatasetStoreError, MachineRow, RangeSummary, PAGE,
+};
+
+pub use sealstream_api::datasets::{
+    CreateDataset, DatasetPage, DatasetView, ListParams, SignDataset,
 };
 
 use crate::auth::{MaybePrincipal, Principal, Role};
@@ -53,14 +56,14 @@ pub const MAX_PAGE: u32 = 500;
 /// The dataset routes (merged into the router's small-body group).
 pub fn routes() -> Router<AppState> {
     Router::new()
-        .route("/v1/datasets", post(create_dataset).get(list_datasets))
-        .route("/v1/datasets/{id}", get(get_dataset))
-        .route("/v1/datasets/{id}/manifest", put(put_manifest))
-        .route("/v1/datasets/{id}/proofs/{index}", get(get_proof))
         .route(
-            "/v1/datasets/{id}/chunks/{index}/envelope",
-            get(get_envelope),
+            sealstream_api::routes::DATASETS,
+            post(create_dataset).get(list_datasets),
         )
+        .route(sealstream_api::routes::DATASET, get(get_dataset))
+        .route(sealstream_api::routes::DATASET_MANIFEST, put(put_manifest))
+        .route(sealstream_api::routes::DATASET_PROOF, get(get_proof))
+        .route(sealstream_api::routes::DATASET_ENVELOPE, get(get_envelope))
 }
 
 impl From<DatasetStoreError> for ApiError {
@@ -69,141 +72,35 @@ impl From<DatasetStoreError> for ApiError {
     }
 }
 
-/// `POST /v1/datasets`: a range of a chain (a draft the server computes), or
-/// a signed manifest (checked and stored as signed).
-#[derive(Debug, Default, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct CreateDataset {
-    /// The machine (`did:peaq:0x…`), one of the caller's. With a range.
-    pub machine_did: Option<String>,
-    /// The chain's topic. With a range.
-    pub topic: Option<String>,
-    /// Chain index of the first chunk (inclusive), with `toIndex`.
-    pub from_index: Option<u64>,
-    /// Chain index of the last chunk (inclusive), with `fromIndex`.
-    pub to_index: Option<u64>,
-    /// `YYYY-MM-DDTHH:MM:SSZ`: the first chunk the server received at or
-    /// after this time (server receive time, not capture time), with `toTime`.
-    pub from_time: Option<String>,
-    /// `YYYY-MM-DDTHH:MM:SSZ`: up to the last chunk the server received
-    /// before this time (exclusive), with `fromTime`.
-    pub to_time: Option<String>,
-    /// A signed `sealstream.dataset.v1` manifest, alone: its `machineDid`,
-    /// `topic`, `firstIndex` and `chunkCount` name the range.
-    #[schema(value_type = Option<Object>)]
-    pub manifest: Option<serde_json::Value>,
-}
-
-/// `PUT /v1/datasets/{id}/manifest`: the signed manifest of a draft.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct SignDataset {
-    /// A signed `sealstream.dataset.v1` manifest committing to exactly the
-    /// draft's range.
-    #[schema(value_type = Object)]
-    pub manifest: serde_json::Value,
-}
-
-/// A dataset, as the API shows it.
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct DatasetView {
-    /// `ds_` + 16 hex digits.
-    pub id: String,
-    /// `draft` (computed, unsigned) or `signed`.
-    pub state: String,
-    /// The machine's owner.
-    pub owner_did: String,
-    /// The machine.
-    pub machine_did: String,
-    /// The chain's topic.
-    pub topic: String,
-    /// Chain index of the first chunk.
-    pub first_index: u64,
-    /// Chain index of the last chunk.
-    pub last_index: u64,
-    /// Chunks covered.
-    pub chunk_count: u64,
-    /// Id of the first chunk.
-    pub first_chunk_id: String,
-    /// Id of the last chunk (the manifest's `headChunkId`).
-    pub head_chunk_id: String,
-    /// `rfc6962-sha256`.
-    pub merkle_tree: String,
-    /// `0x` + root over the chunk ids.
-    pub merkle_root: String,
-    /// The chain's Ed25519 public key.
-    pub chain_public_key_hex: String,
-    /// When the server received the first chunk.
-    pub first_received_at: String,
-    /// When the server received the last chunk.
-    pub last_received_at: String,
-    /// Readable by anyone (a listing of it is published).
-    pub public: bool,
-    /// Who signed the manifest: the owner if the owner signed, else the machine.
-    pub signer_did: Option<String>,
-    /// Creation time.
-    pub created_at: String,
-    /// The signed `sealstream.dataset.v1` manifest (absent for a draft).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Object>)]
-    pub manifest: Option<serde_json::Value>,
-}
-
-/// A page of datasets.
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct DatasetPage {
-    /// Newest first.
-    pub datasets: Vec<DatasetView>,
-    /// `offset` of the next page, absent on the last.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub next_offset: Option<u64>,
-}
-
-/// Paging of `GET /v1/datasets`.
-#[derive(Debug, Default, Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-pub struct ListParams {
-    /// Datasets per page (1 to 500, default 50).
-    #[param(minimum = 1, maximum = 500)]
-    pub limit: Option<u32>,
-    /// Datasets to skip.
-    pub offset: Option<u64>,
-}
-
-impl DatasetView {
-    /// The view of a row.
-    pub fn of(row: &DatasetRow) -> ApiResult<Self> {
-        let manifest = match &row.manifest {
-            Some(text) => Some(
-                serde_json::from_str(text).map_err(|e| ApiError::internal("stored manifest", e))?,
-            ),
-            None => None,
-        };
-        Ok(DatasetView {
-            id: row.id.clone(),
-            state: row.state.as_str().into(),
-            owner_did: row.owner_did.clone(),
-            machine_did: row.machine_did.clone(),
-            topic: row.topic.clone(),
-            first_index: row.first_index,
-            last_index: row.last_index(),
-            chunk_count: row.chunk_count,
-            first_chunk_id: row.first_chunk_id.clone(),
-            head_chunk_id: row.head_chunk_id.clone(),
-            merkle_tree: MERKLE_TREE.into(),
-            merkle_root: row.merkle_root.clone(),
-            chain_public_key_hex: row.chain_public_key_hex.clone(),
-            first_received_at: utc::format_seconds(row.first_received_unix.max(0)),
-            last_received_at: utc::format_seconds(row.last_received_unix.max(0)),
-            public: row.public,
-            signer_did: row.signer_did.clone(),
-            created_at: row.created_at.clone(),
-            manifest,
-        })
-    }
+/// The view of a row.
+pub fn view_of(row: &DatasetRow) -> ApiResult<DatasetView> {
+    let manifest = match &row.manifest {
+        Some(text) => {
+            Some(serde_json::from_str(text).map_err(|e| ApiError::internal("stored manifest", e))?)
+        }
+        None => None,
+    };
+    Ok(DatasetView {
+        id: row.id.clone(),
+        state: row.state,
+        owner_did: row.owner_did.clone(),
+        machine_did: row.machine_did.clone(),
+        topic: row.topic.clone(),
+        first_index: row.first_index,
+        last_index: row.last_index(),
+        chunk_count: row.chunk_count,
+        first_chunk_id: row.first_chunk_id.clone(),
+        head_chunk_id: row.head_chunk_id.clone(),
+        merkle_tree: MERKLE_TREE.into(),
+        merkle_root: row.merkle_root.clone(),
+        chain_public_key_hex: row.chain_public_key_hex.clone(),
+        first_received_at: utc::format_seconds(row.first_received_unix),
+        last_received_at: utc::format_seconds(row.last_received_unix),
+        public: row.public,
+        signer_did: row.signer_did.clone(),
+        created_at: row.created_at.clone(),
+        manifest,
+    })
 }
 
 fn json_reply<T: Serialize>(status: StatusCode, value: &T) -> ApiResult<Response> {
@@ -529,7 +426,7 @@ async fn signed_from_manifest(
 
 /// Create a dataset: a draft over a chunk or receive-time range, or a
 /// signed dataset from a manifest.
-#[utoipa::path(post, path = "/v1/datasets", tag = "datasets",
+#[utoipa::path(post, path = sealstream_api::routes::DATASETS, tag = "datasets",
     request_body = CreateDataset,
     security(("session" = [])),
     responses(
@@ -547,7 +444,7 @@ pub(crate) async fn create_dataset(
     let row = match &req.manifest {
         Some(value) => {
             only_manifest(&req)?;
-            signed_from_manifest(&state, &principal, value).await?
+            signed_from_manifest(&state, &principal, value.as_value()).await?
         }
         None => {
             let did = req
@@ -567,7 +464,7 @@ pub(crate) async fn create_dataset(
     if row.signer_did.is_some() {
         // The same signed dataset again (a redelivery): answer with the one held.
         if let Some(held) = db::signed_twin(&state.store, &row).await? {
-            return json_reply(StatusCode::OK, &DatasetView::of(&held)?);
+            return json_reply(StatusCode::OK, &view_of(&held)?);
         }
     }
     let mut tx = state.store.begin().await?;
@@ -591,12 +488,12 @@ pub(crate) async fn create_dataset(
         .await?;
     }
     tx.commit().await?;
-    json_reply(StatusCode::CREATED, &DatasetView::of(&row)?)
+    json_reply(StatusCode::CREATED, &view_of(&row)?)
 }
 
 /// Complete a draft with a signed manifest (by the machine, its chain key,
 /// or its owner).
-#[utoipa::path(put, path = "/v1/datasets/{id}/manifest", tag = "datasets",
+#[utoipa::path(put, path = sealstream_api::routes::DATASET_MANIFEST, tag = "datasets",
     params(("id" = String, Path, description = "Dataset id, `ds_…`")),
     request_body = SignDataset,
     security(("session" = [])),
@@ -634,7 +531,7 @@ pub(crate) async fn put_manifest(
             format!("dataset {id} is already signed"),
         ));
     }
-    let m = parse_manifest(&req.manifest)?;
+    let m = parse_manifest(req.manifest.as_value())?;
     let signer = check_manifest(&m, &expected_of(&row))?;
     let text = m.to_pretty_json();
     let mut tx = state.store.begin().await?;
@@ -656,11 +553,11 @@ pub(crate) async fn put_manifest(
     row.state = DatasetState::Signed;
     row.manifest = Some(text);
     row.signer_did = Some(signer);
-    json_reply(StatusCode::OK, &DatasetView::of(&row)?)
+    json_reply(StatusCode::OK, &view_of(&row)?)
 }
 
 /// The caller's datasets (every dataset for an admin), newest first.
-#[utoipa::path(get, path = "/v1/datasets", tag = "datasets",
+#[utoipa::path(get, path = sealstream_api::routes::DATASETS, tag = "datasets",
     params(ListParams),
     security(("session" = [])),
     responses(
@@ -692,7 +589,7 @@ pub(crate) async fn list_datasets(
     let more = rows.len() > limit as usize;
     rows.truncate(limit as usize);
     let page = DatasetPage {
-        datasets: rows.iter().map(DatasetView::of).collect::<ApiResult<_>>()?,
+        datasets: rows.iter().map(view_of).collect::<ApiResult<_>>()?,
         next_offset: more.then(|| offset + u64::from(limit)),
     };
     json_reply(StatusCode::OK, &page)
@@ -700,7 +597,7 @@ pub(crate) async fn list_datasets(
 
 /// One dataset, with its manifest once signed. The owner and admins see it;
 /// anyone does once it is public.
-#[utoipa::path(get, path = "/v1/datasets/{id}", tag = "datasets",
+#[utoipa::path(get, path = sealstream_api::routes::DATASET, tag = "datasets",
     params(("id" = String, Path, description = "Dataset id, `ds_…`")),
     security((), ("session" = [])),
     responses(
@@ -714,7 +611,7 @@ pub(crate) async fn get_dataset(
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Response> {
     let row = readable(&state, &id, caller.as_ref()).await?;
-    json_reply(StatusCode::OK, &DatasetView::of(&row)?)
+    json_reply(StatusCode::OK, &view_of(&row)?)
 }
 
 /// A chain index from the path: 400 naming `index` if it is not one; 404
@@ -740,7 +637,7 @@ fn covered_index(row: &DatasetRow, text: &str) -> ApiResult<u64> {
 
 /// The `sealstream.inclusion-proof.v1` proof of one chunk (by chain index)
 /// against the dataset's root.
-#[utoipa::path(get, path = "/v1/datasets/{id}/proofs/{index}", tag = "datasets",
+#[utoipa::path(get, path = sealstream_api::routes::DATASET_PROOF, tag = "datasets",
     params(("id" = String, Path, description = "Dataset id, `ds_…`"),
            ("index" = u64, Path, description = "Chain index of the chunk (firstIndex ≤ index ≤ lastIndex)")),
     security((), ("session" = [])),
@@ -807,7 +704,7 @@ pub async fn inclusion_proof(
 /// covered by neither the chunk id nor the signature, so the proof still
 /// checks; buyers get it in their release package, and listing samples
 /// keep it.
-#[utoipa::path(get, path = "/v1/datasets/{id}/chunks/{index}/envelope", tag = "datasets",
+#[utoipa::path(get, path = sealstream_api::routes::DATASET_ENVELOPE, tag = "datasets",
     params(("id" = String, Path, description = "Dataset id, `ds_…`"),
            ("index" = u64, Path, description = "Chain index of the chunk")),
     security((), ("session" = [])),

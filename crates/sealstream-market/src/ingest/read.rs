@@ -10,7 +10,6 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use serde::{Deserialize, Serialize};
 
 use super::{chunk_path, parse_index, path_error, topic_path};
 use crate::auth::Principal;
@@ -25,57 +24,29 @@ pub const MAX_PAGE: u64 = 1000;
 
 pub(crate) fn routes() -> Router<AppState> {
     Router::new()
-        .route("/v1/machines/{did}/topics", get(list_topics))
-        .route("/v1/machines/{did}/topics/{topic}/chunks", get(list_chunks))
+        .route(sealstream_api::routes::TOPICS, get(list_topics))
+        .route(sealstream_api::routes::CHUNKS, get(list_chunks))
+        .route(sealstream_api::routes::CHUNK_ENVELOPE, get(get_envelope))
         .route(
-            "/v1/machines/{did}/topics/{topic}/chunks/{index}/envelope",
-            get(get_envelope),
-        )
-        .route(
-            "/v1/machines/{did}/topics/{topic}/chunks/{index}/ciphertext",
+            sealstream_api::routes::CHUNK_CIPHERTEXT,
             get(get_ciphertext),
         )
 }
 
-/// A chain as listed.
-#[derive(Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub(crate) struct TopicSummary {
-    /// The topic.
-    topic: String,
-    /// Chunks held.
-    chunk_count: u64,
-    /// The last chunk's id.
-    head_chunk_id: String,
-    /// Ciphertext bytes held.
-    bytes: u64,
-    /// When the last chunk arrived.
-    updated_at: String,
-}
+pub use sealstream_api::ingest::{ChunkList, ChunkPage, ChunkSummary, TopicList, TopicSummary};
 
-impl From<ChainRow> for TopicSummary {
-    fn from(c: ChainRow) -> Self {
-        TopicSummary {
-            topic: c.topic,
-            chunk_count: c.chunk_count,
-            head_chunk_id: c.head_chunk_id,
-            bytes: c.bytes,
-            updated_at: c.updated_at,
-        }
+fn topic_summary(c: ChainRow) -> TopicSummary {
+    TopicSummary {
+        topic: c.topic,
+        chunk_count: c.chunk_count,
+        head_chunk_id: c.head_chunk_id,
+        bytes: c.bytes,
+        updated_at: c.updated_at,
     }
 }
 
-/// A machine's chains.
-#[derive(Serialize, utoipa::ToSchema)]
-pub(crate) struct TopicList {
-    /// The machine's DID.
-    machine: String,
-    /// Its chains, by topic.
-    topics: Vec<TopicSummary>,
-}
-
 /// The chains of a machine.
-#[utoipa::path(get, path = "/v1/machines/{did}/topics", tag = "ingest",
+#[utoipa::path(get, path = sealstream_api::routes::TOPICS, tag = "ingest",
     params(("did" = String, Path, description = "The machine's DID", pattern = "^did:peaq:0x[0-9a-fA-F]{40}$")),
     responses(
         (status = 200, description = "The machine's chains", body = TopicList),
@@ -93,80 +64,26 @@ pub(crate) async fn list_topics(
     let topics = chunks::chains(&state.store, &machine.did).await?;
     Ok(Json(TopicList {
         machine: machine.did,
-        topics: topics.into_iter().map(TopicSummary::from).collect(),
+        topics: topics.into_iter().map(topic_summary).collect(),
     }))
 }
 
-/// Paging of [`list_chunks`].
-#[derive(Deserialize, utoipa::IntoParams)]
-#[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-pub(crate) struct ChunkPage {
-    /// First index (default 0).
-    #[param(value_type = Option<u64>)]
-    from: Option<String>,
-    /// Chunks at most (default 100, at most 1000).
-    #[param(value_type = Option<u64>)]
-    limit: Option<String>,
-}
-
-/// A stored chunk as listed.
-#[derive(Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub(crate) struct ChunkSummary {
-    /// Position in the chain.
-    index: u64,
-    /// Chunk id.
-    chunk_id: String,
-    /// The previous chunk's id.
-    previous_chunk_id: Option<String>,
-    /// Ciphertext size in bytes.
-    size: u64,
-    /// `0x` + hex SHA-256 of the ciphertext.
-    ciphertext_hash: String,
-    /// When it arrived.
-    received_at: String,
-    /// The envelope as uploaded.
-    #[schema(value_type = Object)]
-    envelope: serde_json::Value,
-}
-
-impl TryFrom<ChunkRow> for ChunkSummary {
-    type Error = ApiError;
-    fn try_from(c: ChunkRow) -> ApiResult<Self> {
-        let envelope = serde_json::from_str(&c.envelope).map_err(|e| {
-            ApiError::internal("stored envelope", format!("chunk {}: {e}", c.index))
-        })?;
-        Ok(ChunkSummary {
-            index: c.index,
-            chunk_id: c.chunk_id,
-            previous_chunk_id: c.previous_chunk_id,
-            size: c.size,
-            ciphertext_hash: c.ciphertext_hash,
-            received_at: c.received_at,
-            envelope,
-        })
-    }
-}
-
-/// A page of a chain.
-#[derive(Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub(crate) struct ChunkList {
-    /// The machine's DID.
-    machine: String,
-    /// The topic.
-    topic: String,
-    /// Chunks held in the chain.
-    chain_length: u64,
-    /// The chunks from `from`, in index order.
-    chunks: Vec<ChunkSummary>,
-    /// `from` of the next page; `null` at the end of the chain.
-    next: Option<u64>,
+fn chunk_summary(c: ChunkRow) -> ApiResult<ChunkSummary> {
+    let envelope = serde_json::from_str(&c.envelope)
+        .map_err(|e| ApiError::internal("stored envelope", format!("chunk {}: {e}", c.index)))?;
+    Ok(ChunkSummary {
+        index: c.index,
+        chunk_id: c.chunk_id,
+        previous_chunk_id: c.previous_chunk_id,
+        size: c.size,
+        ciphertext_hash: c.ciphertext_hash,
+        received_at: c.received_at,
+        envelope,
+    })
 }
 
 /// A chain's chunks (envelopes and metadata), page by page.
-#[utoipa::path(get, path = "/v1/machines/{did}/topics/{topic}/chunks", tag = "ingest",
+#[utoipa::path(get, path = sealstream_api::routes::CHUNKS, tag = "ingest",
     params(
         ("did" = String, Path, description = "The machine's DID", pattern = "^did:peaq:0x[0-9a-fA-F]{40}$"),
         ("topic" = String, Path, description = "The topic, percent-encoded", example = "/sensor/gps"),
@@ -220,7 +137,7 @@ pub(crate) async fn list_chunks(
         chain_length: chain.chunk_count,
         chunks: rows
             .into_iter()
-            .map(ChunkSummary::try_from)
+            .map(chunk_summary)
             .collect::<ApiResult<_>>()?,
         next,
     }))
@@ -248,7 +165,7 @@ async fn stored_chunk(
 }
 
 /// One chunk's envelope, exactly as uploaded.
-#[utoipa::path(get, path = "/v1/machines/{did}/topics/{topic}/chunks/{index}/envelope", tag = "ingest",
+#[utoipa::path(get, path = sealstream_api::routes::CHUNK_ENVELOPE, tag = "ingest",
     params(
         ("did" = String, Path, description = "The machine's DID", pattern = "^did:peaq:0x[0-9a-fA-F]{40}$"),
         ("topic" = String, Path, description = "The topic, percent-encoded", example = "/sensor/gps"),
@@ -270,7 +187,7 @@ pub(crate) async fn get_envelope(
 }
 
 /// One chunk's ciphertext, streamed from the object store.
-#[utoipa::path(get, path = "/v1/machines/{did}/topics/{topic}/chunks/{index}/ciphertext", tag = "ingest",
+#[utoipa::path(get, path = sealstream_api::routes::CHUNK_CIPHERTEXT, tag = "ingest",
     params(
         ("did" = String, Path, description = "The machine's DID", pattern = "^did:peaq:0x[0-9a-fA-F]{40}$"),
         ("topic" = String, Path, description = "The topic, percent-encoded", example = "/sensor/gps"),

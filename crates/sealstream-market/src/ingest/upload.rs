@@ -33,41 +33,13 @@ use crate::server::AppState;
 /// The upload route; the server gives it its own body limit and timeout
 /// (`chunk_limit`, `upload_timeout`: [`crate::server::limited`]).
 pub(crate) fn routes() -> Router<AppState> {
-    Router::new().route(
-        "/v1/machines/{did}/topics/{topic}/chunks/{index}",
-        put(put_chunk),
-    )
+    Router::new().route(sealstream_api::routes::CHUNK, put(put_chunk))
 }
 
-/// The form of an upload, for the API description.
-#[derive(utoipa::ToSchema)]
-#[allow(dead_code)]
-pub(crate) struct ChunkUpload {
-    /// The chunk envelope JSON (`peaq.stream.chunks.v1`) exactly as the
-    /// reference writes it; at most 1 MiB. Must be the first part.
-    #[schema(value_type = Object)]
-    envelope: String,
-    /// The encrypted bytes (ciphertext ‖ tag), after the envelope.
-    #[schema(value_type = String, format = Binary)]
-    ciphertext: Vec<u8>,
-}
-
-/// The answer to an upload.
-#[derive(serde::Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub(crate) struct UploadAnswer {
-    /// Whether this request stored the chunk (false: it was already stored).
-    stored: bool,
-    /// The chunk's id.
-    chunk_id: String,
-    /// Its index.
-    index: u64,
-    /// Chunks held in the chain after this request.
-    chain_length: u64,
-}
+use sealstream_api::ingest::{ChunkUpload, UploadAnswer, CIPHERTEXT_PART, ENVELOPE_PART};
 
 /// Uploads one chunk of a machine's chain.
-#[utoipa::path(put, path = "/v1/machines/{did}/topics/{topic}/chunks/{index}", tag = "ingest",
+#[utoipa::path(put, path = sealstream_api::routes::CHUNK, tag = "ingest",
     params(
         ("did" = String, Path, description = "The machine's DID, `did:peaq:0x…`", pattern = "^did:peaq:0x[0-9a-fA-F]{40}$"),
         ("topic" = String, Path, description = "The topic, percent-encoded (`%2Fsensor%2Fgps`)", example = "/sensor/gps"),
@@ -203,8 +175,8 @@ async fn receive(
             Ok(Some(field)) => field,
         };
         match field.name() {
-            Some("envelope") => {}
-            Some("ciphertext") => {
+            Some(ENVELOPE_PART) => {}
+            Some(CIPHERTEXT_PART) => {
                 return Err(ApiError::bad_request(
                     "envelope",
                     "the envelope part must come before the ciphertext part",
@@ -348,7 +320,7 @@ async fn receive_ciphertext(
             }
             Ok(Some(field)) => field,
         };
-        if field.name() != Some("ciphertext") {
+        if field.name() != Some(CIPHERTEXT_PART) {
             let name = field.name().unwrap_or("body").to_string();
             upload.abort().await;
             return Err(ApiError::bad_request(

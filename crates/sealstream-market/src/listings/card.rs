@@ -5,9 +5,7 @@
 
 use axum::extract::State;
 use axum::Json;
-use serde::Serialize;
-use serde_json::Value;
-use utoipa::ToSchema;
+use sealstream_api::payments::{RailKind, NATIVE};
 
 use super::model::{format_units, Rail};
 use super::{dataset_of, visible, Listing};
@@ -15,76 +13,7 @@ use crate::auth::MaybePrincipal;
 use crate::error::{ApiPath, ApiResult};
 use crate::server::AppState;
 
-/// A Dazaar-style card.
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct Card {
-    /// The listing title.
-    pub name: String,
-    /// The listing description.
-    pub description: String,
-    /// The listing id.
-    pub id: String,
-    /// The owner's DID: who sells.
-    pub provider: String,
-    /// The Ed25519 public key (hex) that signs every chunk of the chain on
-    /// sale: what a buyer checks the data against (Dazaar's seller key).
-    pub seller_key: Option<String>,
-    /// The machine DID whose chain it is.
-    pub machine_did: String,
-    /// How to pay, one entry per accepted rail.
-    pub payment: Vec<PaymentTerm>,
-    /// License terms (text or object), the contract of the sale.
-    #[schema(value_type = Option<Object>)]
-    pub license: Option<Value>,
-    /// Delivery options.
-    pub delivery: Vec<String>,
-    /// Tags (Dazaar search keywords).
-    pub keywords: Vec<String>,
-    /// What is sold.
-    pub dataset: CardDataset,
-    /// The listing page, relative to the server.
-    pub url: String,
-}
-
-/// One payment entry of a card.
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct PaymentTerm {
-    /// `evm` or `invoice`.
-    pub method: String,
-    /// The currency: the rail's symbol (or `native`, or the token address)
-    /// on EVM; the ISO code for an invoice.
-    pub currency: String,
-    /// The price in whole units (`1.5`).
-    pub amount: String,
-    /// The price in base units (`1500000000000000000`).
-    pub amount_base_units: String,
-    /// Decimals between the two.
-    pub decimals: u8,
-    /// Where to pay: the EVM address, or the invoicing party.
-    pub pay_to: Option<String>,
-    /// EVM: the chain id.
-    pub chain_id: Option<u64>,
-    /// EVM: `native` or the token contract.
-    pub token: Option<String>,
-    /// Invoice: payment terms.
-    pub terms: Option<String>,
-}
-
-/// The dataset commitment a card carries.
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct CardDataset {
-    /// `ds_…`.
-    pub id: String,
-    /// Merkle root over its chunk ids.
-    pub merkle_root: String,
-    /// Number of chunks.
-    pub chunk_count: i64,
-    /// The topic.
-    pub topic: String,
-}
+pub use sealstream_api::listings::{Card, CardDataset, PaymentTerm};
 
 /// The payment entry of a rail and a price.
 pub fn payment_term(rail: &Rail, price: &str) -> PaymentTerm {
@@ -97,17 +26,17 @@ pub fn payment_term(rail: &Rail, price: &str) -> PaymentTerm {
             pay_to,
             symbol,
         } => PaymentTerm {
-            method: "evm".into(),
+            method: RailKind::Evm,
             currency: symbol
                 .clone()
                 .or_else(|| token.clone())
-                .unwrap_or_else(|| "native".into()),
+                .unwrap_or_else(|| NATIVE.into()),
             amount,
             amount_base_units: price.to_string(),
             decimals: *decimals,
             pay_to: Some(pay_to.clone()),
             chain_id: Some(*chain_id),
-            token: Some(token.clone().unwrap_or_else(|| "native".into())),
+            token: Some(token.clone().unwrap_or_else(|| NATIVE.into())),
             terms: None,
         },
         Rail::Invoice {
@@ -116,7 +45,7 @@ pub fn payment_term(rail: &Rail, price: &str) -> PaymentTerm {
             payee,
             terms,
         } => PaymentTerm {
-            method: "invoice".into(),
+            method: RailKind::Invoice,
             currency: currency.clone(),
             amount,
             amount_base_units: price.to_string(),
@@ -130,7 +59,7 @@ pub fn payment_term(rail: &Rail, price: &str) -> PaymentTerm {
 }
 
 /// The card of a listing, with its dataset.
-pub fn card_of(listing: &Listing, dataset: &super::DatasetSummary) -> Card {
+pub fn card_of(listing: &Listing, dataset: &super::ListedDataset) -> Card {
     let f = &listing.fields;
     Card {
         name: f.title.clone(),
@@ -149,12 +78,12 @@ pub fn card_of(listing: &Listing, dataset: &super::DatasetSummary) -> Card {
             chunk_count: dataset.chunk_count,
             topic: dataset.topic.clone(),
         },
-        url: format!("/v1/listings/{}", listing.id),
+        url: sealstream_api::routes::listing(&listing.id),
     }
 }
 
 /// A listing as a Dazaar-style card (same visibility as the listing page).
-#[utoipa::path(get, path = "/v1/listings/{id}/card", tag = "listings",
+#[utoipa::path(get, path = sealstream_api::routes::LISTING_CARD, tag = "listings",
     params(("id" = String, Path, description = "Listing id")),
     security((), ("session" = [])),
     responses(

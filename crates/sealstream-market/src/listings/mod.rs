@@ -17,10 +17,8 @@ use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::Json;
 use rand::RngCore;
-use serde::Serialize;
 use serde_json::{json, Value};
 use sqlx::{Any, Row, Transaction};
-use utoipa::ToSchema;
 
 use crate::auth::{MaybePrincipal, Principal, Role};
 use crate::catalog::{sales_bucket, QueryParams};
@@ -28,66 +26,10 @@ use crate::error::{ApiError, ApiJson, ApiPath, ApiResult};
 use crate::server::AppState;
 
 pub use model::{
-    CreateListing, DatasetSummary, Listing, ListingFields, ListingState, PatchListing, Rail,
+    CreateListing, DatasetState, DatasetSummary, ListedDataset, Listing, ListingFields,
+    ListingState, PatchListing, Rail,
 };
-
-/// A listing as its page shows it.
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct ListingView {
-    /// `ls_…`.
-    pub id: String,
-    /// The owner's DID (the provider).
-    pub owner_did: String,
-    /// The dataset on sale.
-    pub dataset_id: String,
-    /// Title.
-    pub title: String,
-    /// Description.
-    pub description: String,
-    /// Tags.
-    pub tags: Vec<String>,
-    /// Domain.
-    pub domain: Option<String>,
-    /// Schema hint.
-    pub schema_hint: Option<String>,
-    /// Chain indexes of the sample chunks.
-    pub sample_chunk_indexes: Vec<u64>,
-    /// The sample chunks whose keys the owner has disclosed (fetchable).
-    pub samples_available: Vec<u64>,
-    /// License terms (text or object).
-    #[schema(value_type = Option<Object>)]
-    pub license: Option<Value>,
-    /// Price in the rail's base units.
-    pub price: String,
-    /// Payment rail.
-    #[schema(value_type = Object)]
-    pub rail: Value,
-    /// Delivery options.
-    pub delivery: Vec<String>,
-    /// `draft`, `published` or `withdrawn`.
-    pub state: String,
-    /// Sales as a bucket: `0`, `1-10`, `11-100`, … (never a count of buyers).
-    pub sales: String,
-    /// Created (UTC).
-    pub created_at: String,
-    /// Last changed (UTC).
-    pub updated_at: String,
-    /// Published (UTC), once published.
-    pub published_at: Option<String>,
-    /// The dataset: root, counts, time span.
-    pub dataset: DatasetSummary,
-}
-
-/// `GET /v1/listings?mine=true`.
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct ListingList {
-    /// The caller's listings, by id.
-    pub items: Vec<ListingView>,
-    /// Pass as `cursor` for the next page; absent on the last.
-    pub next_cursor: Option<String>,
-}
+pub use sealstream_api::listings::{ListingList, ListingView};
 
 /// A new listing id: `ls_` + 32 hex digits.
 pub fn new_id() -> String {
@@ -144,8 +86,8 @@ pub(crate) async fn owned(
 pub(crate) async fn dataset_of(
     tx: &mut Transaction<'static, Any>,
     listing: &Listing,
-) -> ApiResult<DatasetSummary> {
-    DatasetSummary::load(tx, &listing.dataset_id)
+) -> ApiResult<ListedDataset> {
+    ListedDataset::load(tx, &listing.dataset_id)
         .await?
         .ok_or_else(|| {
             ApiError::internal(
@@ -190,14 +132,14 @@ pub(crate) async fn view(
         samples_available,
         license: f.license.clone(),
         price: f.price.clone(),
-        rail: f.rail.to_json(),
+        rail: f.rail.clone(),
         delivery: f.delivery.clone(),
-        state: listing.state.as_str().to_string(),
+        state: listing.state,
         sales: sales_bucket(listing.sales_count),
         created_at: listing.created_at.clone(),
         updated_at: listing.updated_at.clone(),
         published_at: listing.published_at.clone(),
-        dataset,
+        dataset: dataset.summary,
     })
 }
 
@@ -219,7 +161,7 @@ fn check_samples_in(dataset: &DatasetSummary, indexes: &[u64]) -> ApiResult<()> 
 }
 
 /// Creates a draft listing for one of the caller's datasets.
-#[utoipa::path(post, path = "/v1/listings", tag = "listings",
+#[utoipa::path(post, path = sealstream_api::routes::LISTINGS, tag = "listings",
     request_body = CreateListing,
     security(("session" = [])),
     responses(
@@ -237,7 +179,7 @@ pub async fn create(
     caller.require(Role::Owner)?;
     let fields = ListingFields::from_create(&req)?;
     let mut tx = state.store.begin().await?;
-    let dataset = match DatasetSummary::load(&mut tx, &req.dataset_id).await? {
+    let dataset = match ListedDataset::load(&mut tx, &req.dataset_id).await? {
         Some(d) if d.owner_did == caller.did => d,
         _ => {
             return Err(ApiError::new(
@@ -281,7 +223,7 @@ pub async fn create(
 }
 
 /// Changes the given fields of a draft or published listing.
-#[utoipa::path(patch, path = "/v1/listings/{id}", tag = "listings",
+#[utoipa::path(patch, path = sealstream_api::routes::LISTING, tag = "listings",
     params(("id" = String, Path, description = "Listing id")),
     request_body = PatchListing,
     security(("session" = [])),
@@ -339,7 +281,7 @@ pub async fn patch(
 
 /// Puts a draft listing in the catalog. Its dataset must be signed and the
 /// keys of all its sample chunks disclosed (`POST …/samples`) first.
-#[utoipa::path(post, path = "/v1/listings/{id}/publish", tag = "listings",
+#[utoipa::path(post, path = sealstream_api::routes::LISTING_PUBLISH, tag = "listings",
     params(("id" = String, Path, description = "Listing id")),
     security(("session" = [])),
     responses(
@@ -361,7 +303,7 @@ pub async fn publish(
         ));
     }
     let dataset = dataset_of(&mut tx, &listing).await?;
-    if dataset.state != "signed" {
+    if dataset.state != DatasetState::Signed {
         return Err(ApiError::conflict(
             Some("datasetId"),
             format!(
@@ -415,7 +357,7 @@ pub async fn publish(
 
 /// Takes a listing out of the catalog for good (a draft or a published
 /// listing).
-#[utoipa::path(post, path = "/v1/listings/{id}/withdraw", tag = "listings",
+#[utoipa::path(post, path = sealstream_api::routes::LISTING_WITHDRAW, tag = "listings",
     params(("id" = String, Path, description = "Listing id")),
     security(("session" = [])),
     responses(
@@ -463,7 +405,7 @@ pub async fn withdraw(
 
 /// The caller's own listings in every state (`mine=true` is required; the
 /// public list is `/v1/catalog`), by id, `limit` (≤ 100) at a time.
-#[utoipa::path(get, path = "/v1/listings", tag = "listings",
+#[utoipa::path(get, path = sealstream_api::routes::LISTINGS, tag = "listings",
     params(
         ("mine" = bool, Query, description = "Must be `true`"),
         ("limit" = Option<u32>, Query, description = "1 to 100, default 20"),
@@ -515,7 +457,7 @@ pub async fn list_mine(
 
 /// A listing's page: anyone for a published listing, the owner only for a
 /// draft or withdrawn one (404 for others).
-#[utoipa::path(get, path = "/v1/listings/{id}", tag = "listings",
+#[utoipa::path(get, path = sealstream_api::routes::LISTING, tag = "listings",
     params(("id" = String, Path, description = "Listing id")),
     security((), ("session" = [])),
     responses(

@@ -12,92 +12,21 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use object_store::ObjectStoreExt;
-use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde_json::json;
 use sqlx::{Any, Row, Transaction};
-use utoipa::ToSchema;
 
 use sealstream_core::chunk::{ChunkEnvelope, ChunkKey, WRAP_ALGORITHM};
 use sealstream_core::keys::{parse_hex_array, RecipientPublicKey, RecipientSecretKey};
 
-use super::{audit_details, dataset_of, owned, visible, DatasetSummary, Listing, ListingState};
+use super::{audit_details, dataset_of, owned, visible, ListedDataset, Listing, ListingState};
 use crate::auth::{MaybePrincipal, Principal};
 use crate::catalog::QueryParams;
 use crate::error::{ApiError, ApiJson, ApiPath, ApiResult};
 use crate::server::AppState;
 
-/// `POST /v1/listings/{id}/samples`: plaintext keys of sample chunks.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct PostSamples {
-    /// One entry per sample chunk (1 to 5).
-    pub keys: Vec<SampleKey>,
-}
-
-/// The key of one sample chunk.
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct SampleKey {
-    /// Chain index of the chunk (one of the listing's `sampleChunkIndexes`).
-    pub index: u64,
-    /// The 32-byte chunk key, hex.
-    pub chunk_key_hex: String,
-}
-
-impl std::fmt::Debug for SampleKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SampleKey")
-            .field("index", &self.index)
-            .finish_non_exhaustive()
-    }
-}
-
-/// The sample chunks whose keys are disclosed.
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct SamplesDisclosed {
-    /// The listing.
-    pub listing_id: String,
-    /// Chain indexes of the sample chunks whose keys anyone may now have.
-    pub samples_available: Vec<u64>,
-}
-
-/// The chunk key wrapped for the caller, in the envelope's recipient form.
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct WrappedKey {
-    /// `sample`.
-    pub recipient_id: String,
-    /// `buyer`.
-    pub recipient_type: String,
-    /// `x25519-sealedbox`.
-    pub algorithm: String,
-    /// The caller's X25519 public key, hex.
-    pub public_key_hex: String,
-    /// The chunk key sealed to it, hex.
-    pub wrapped_key_hex: String,
-}
-
-/// A sample chunk, ready to decrypt.
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct SampleView {
-    /// The listing.
-    pub listing_id: String,
-    /// The dataset the chunk belongs to.
-    pub dataset_id: String,
-    /// The dataset's Merkle root (check the chunk's inclusion proof against it).
-    pub merkle_root: String,
-    /// Chain index of the chunk.
-    pub index: u64,
-    /// The chunk envelope as uploaded (`peaq.stream.chunks.v1`).
-    #[schema(value_type = Object)]
-    pub envelope: Value,
-    /// Where to fetch the ciphertext, relative to the server.
-    pub ciphertext_url: String,
-    /// The chunk key sealed to `recipientPublicKey`.
-    pub wrapped_key: WrappedKey,
-}
+pub use sealstream_api::listings::{
+    PostSamples, SampleKey, SampleView, SamplesDisclosed, WrappedKey,
+};
 
 /// A chunk key from its 32 bytes, through core's own unwrap path (seal to
 /// a throwaway key, open it), so every later use is core's `ChunkKey`.
@@ -110,7 +39,7 @@ fn chunk_key(bytes: &[u8; 32]) -> ChunkKey {
 /// The stored envelope text and object key of chunk `index` of a dataset.
 async fn chunk_row(
     tx: &mut Transaction<'static, Any>,
-    dataset: &DatasetSummary,
+    dataset: &sealstream_api::listings::DatasetSummary,
     index: u64,
 ) -> Result<Option<(String, String)>, sqlx::Error> {
     let row = sqlx::query(
@@ -126,7 +55,7 @@ async fn chunk_row(
 
 /// Discloses the keys of sample chunks (owner only). Each key must match
 /// its chunk's `keyCommitment`; nothing is stored unless all do.
-#[utoipa::path(post, path = "/v1/listings/{id}/samples", tag = "listings",
+#[utoipa::path(post, path = sealstream_api::routes::LISTING_SAMPLES, tag = "listings",
     params(("id" = String, Path, description = "Listing id")),
     request_body = PostSamples,
     security(("session" = [])),
@@ -258,7 +187,7 @@ async fn sample(
     id: &str,
     index: u64,
     caller: Option<&Principal>,
-) -> ApiResult<(Listing, DatasetSummary, String)> {
+) -> ApiResult<(Listing, ListedDataset, String)> {
     let listing = visible(tx, id, caller).await?;
     let row = sqlx::query(
         "SELECT chunk_key_hex FROM listing_samples WHERE listing_id = $1 AND chunk_index = $2",
@@ -284,7 +213,7 @@ async fn sample(
 /// A sample chunk: its envelope, where its ciphertext is, and its key
 /// sealed to `recipientPublicKey`. Anyone may ask (the key is disclosed by
 /// design); the listing must be visible to the caller.
-#[utoipa::path(get, path = "/v1/listings/{id}/samples/{index}", tag = "listings",
+#[utoipa::path(get, path = sealstream_api::routes::LISTING_SAMPLE, tag = "listings",
     params(
         ("id" = String, Path, description = "Listing id"),
         ("index" = u64, Path, description = "Chain index of a sample chunk"),
@@ -323,7 +252,7 @@ pub async fn get(
     tx.commit().await?;
     let bytes = parse_hex_array::<32>(&key_hex, "chunk_key_hex")
         .map_err(|e| ApiError::internal("stored sample key", e))?;
-    let envelope: Value = serde_json::from_str(&envelope_text)
+    let envelope = serde_json::from_str(&envelope_text)
         .map_err(|e| ApiError::internal("stored envelope", e))?;
     Ok(Json(SampleView {
         listing_id: listing.id.clone(),
@@ -331,7 +260,7 @@ pub async fn get(
         merkle_root: dataset.merkle_root.clone(),
         index,
         envelope,
-        ciphertext_url: format!("/v1/listings/{}/samples/{index}/ciphertext", listing.id),
+        ciphertext_url: sealstream_api::routes::listing_sample_ciphertext(&listing.id, index),
         wrapped_key: WrappedKey {
             recipient_id: "sample".into(),
             recipient_type: sealstream_core::chunk::recipient_type::BUYER.into(),
@@ -343,7 +272,7 @@ pub async fn get(
 }
 
 /// The ciphertext of a sample chunk, streamed from the object store.
-#[utoipa::path(get, path = "/v1/listings/{id}/samples/{index}/ciphertext", tag = "listings",
+#[utoipa::path(get, path = sealstream_api::routes::LISTING_SAMPLE_CIPHERTEXT, tag = "listings",
     params(
         ("id" = String, Path, description = "Listing id"),
         ("index" = u64, Path, description = "Chain index of a sample chunk")),

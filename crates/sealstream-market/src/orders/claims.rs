@@ -20,10 +20,8 @@
 
 use std::collections::HashMap;
 
-use serde::Serialize;
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
-use utoipa::ToSchema;
 
 use crate::error::{ApiError, ApiResult};
 
@@ -37,55 +35,7 @@ pub const CLOSED_RETENTION_SECS: i64 = 7 * 24 * 3600;
 /// Closed claims listed with an order (besides every open one).
 pub const CLOSED_SHOWN: i64 = 10;
 
-/// Where a claim is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ClaimState {
-    /// The node does not know the transaction (yet).
-    Unknown,
-    /// Known and valid so far: not mined, or not deep enough.
-    Pending,
-    /// It paid the order.
-    Confirmed,
-    /// It does not pay the order (final).
-    Rejected,
-    /// Unknown to the node for too long: dropped.
-    Expired,
-    /// The order was paid by another transaction, or cancelled.
-    Superseded,
-}
-
-impl ClaimState {
-    /// The stored and shown name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ClaimState::Unknown => "unknown",
-            ClaimState::Pending => "pending",
-            ClaimState::Confirmed => "confirmed",
-            ClaimState::Rejected => "rejected",
-            ClaimState::Expired => "expired",
-            ClaimState::Superseded => "superseded",
-        }
-    }
-
-    /// From the stored name.
-    pub fn parse(text: &str) -> Option<Self> {
-        [
-            ClaimState::Unknown,
-            ClaimState::Pending,
-            ClaimState::Confirmed,
-            ClaimState::Rejected,
-            ClaimState::Expired,
-            ClaimState::Superseded,
-        ]
-        .into_iter()
-        .find(|s| s.as_str() == text)
-    }
-
-    /// Still checked: unknown or pending.
-    pub fn is_open(self) -> bool {
-        matches!(self, ClaimState::Unknown | ClaimState::Pending)
-    }
-}
+pub use sealstream_api::payments::{ClaimState, ClaimView};
 
 /// A `payment_claims` row.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -426,41 +376,18 @@ pub async fn tidy(tx: &mut Transaction<'static, Any>) -> ApiResult<u64> {
     Ok(deleted)
 }
 
-/// A claim as the order's parties see it.
-#[derive(Clone, Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct ClaimView {
-    /// The transaction.
-    pub tx_hash: String,
-    /// Its chain.
-    pub chain_id: u64,
-    /// `unknown`, `pending`, `confirmed`, `rejected`, `expired` or
-    /// `superseded`.
-    pub state: String,
-    /// What it waits for ("waiting for 2 more confirmations", "transaction
-    /// not yet known to the node"), or why it closed.
-    pub reason: Option<String>,
-    /// Confirmations at the last check, once mined.
-    pub confirmations: Option<u64>,
-    /// First posted, UTC.
-    pub claimed_at: String,
-    /// Last checked on chain, UTC.
-    pub last_checked_at: Option<String>,
-    /// Checks so far.
-    pub checks: u64,
-}
-
-impl From<&Claim> for ClaimView {
-    fn from(c: &Claim) -> Self {
+impl Claim {
+    /// The claim as the order's parties see it.
+    pub fn view(&self) -> ClaimView {
         ClaimView {
-            tx_hash: c.tx_hash.clone(),
-            chain_id: c.chain_id,
-            state: c.state.as_str().to_string(),
-            reason: c.reason.clone(),
-            confirmations: c.confirmations,
-            claimed_at: c.claimed_at.clone(),
-            last_checked_at: c.last_checked_at.clone(),
-            checks: c.checks,
+            tx_hash: self.tx_hash.clone(),
+            chain_id: self.chain_id,
+            state: self.state,
+            reason: self.reason.clone(),
+            confirmations: self.confirmations,
+            claimed_at: self.claimed_at.clone(),
+            last_checked_at: self.last_checked_at.clone(),
+            checks: self.checks,
         }
     }
 }

@@ -10,10 +10,8 @@ use std::collections::HashMap;
 
 use axum::extract::State;
 use axum::Json;
-use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sqlx::Row;
-use utoipa::ToSchema;
 
 use sealstream_core::access::{AccessEntry, AccessFile, ACCESS_SCHEMA_VERSION};
 use sealstream_core::chunk::{recipient_type, KeyRecipient, WRAP_ALGORITHM};
@@ -29,33 +27,7 @@ use crate::server::AppState;
 /// 32 + tag 16 + key 32), hex.
 const WRAPPED_HEX_LEN: usize = 160;
 
-/// `PUT /v1/orders/{id}/grant`.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct UploadGrant {
-    /// The buyer access files (`peaq.stream.buyer-access.v1` documents), in
-    /// order; together they hold exactly one entry per chunk of the dataset.
-    #[schema(value_type = Vec<Object>)]
-    pub files: Vec<serde_json::Value>,
-}
-
-/// A stored grant.
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct GrantView {
-    /// The order.
-    pub order_id: String,
-    /// `false` when the order was already granted (nothing changed).
-    pub granted: bool,
-    /// The access files' names in the release package.
-    pub files: Vec<String>,
-    /// Entries (chunks) granted.
-    pub entries: u64,
-    /// Who granted: the seller's DID or `operator`.
-    pub granted_by: String,
-    /// When (UTC).
-    pub granted_at: String,
-}
+pub use sealstream_api::grants::{GrantView, UploadGrant};
 
 /// The dataset's chunk ids in chain order, with their indexes.
 pub(crate) async fn dataset_chunk_ids(
@@ -98,7 +70,7 @@ pub(crate) async fn dataset_chunk_ids(
 fn check_files(
     order: &Order,
     chunk_ids: &[(u64, String)],
-    files: &[serde_json::Value],
+    files: &[sealstream_api::JsonDocument],
 ) -> ApiResult<Vec<AccessFile>> {
     if files.is_empty() {
         return Err(ApiError::bad_request("files", "at least one access file"));
@@ -108,7 +80,7 @@ fn check_files(
     let mut out = Vec::with_capacity(files.len());
     for (n, file) in files.iter().enumerate() {
         let at = format!("files[{n}]");
-        let value = cj::parse(file.to_string().as_bytes())
+        let value = cj::parse(file.as_value().to_string().as_bytes())
             .map_err(|e| ApiError::bad_request(&at, e.to_string()))?;
         let obj = value
             .as_object()
@@ -390,7 +362,7 @@ pub(crate) async fn load_grant(
 /// buyer id and key, and together they hold exactly one well-formed entry
 /// per chunk of the dataset. The same order again answers the grant held,
 /// `granted: false`.
-#[utoipa::path(put, path = "/v1/orders/{id}/grant", tag = "orders",
+#[utoipa::path(put, path = sealstream_api::routes::ORDER_GRANT, tag = "orders",
     params(("id" = String, Path, description = "Order id")),
     request_body = UploadGrant,
     security(("session" = [])),
@@ -436,7 +408,7 @@ pub async fn upload(
 }
 
 /// The grant of an order, to its buyer or seller.
-#[utoipa::path(get, path = "/v1/orders/{id}/grant", tag = "orders",
+#[utoipa::path(get, path = sealstream_api::routes::ORDER_GRANT, tag = "orders",
     params(("id" = String, Path, description = "Order id")),
     security(("session" = [])),
     responses(

@@ -9,11 +9,10 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use rand::RngCore;
-use serde::{Deserialize, Serialize};
+use sealstream_api::routes;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use sqlx::{Any, Row, Transaction};
-use utoipa::ToSchema;
 
 use super::{base_url, party_order, Order};
 use crate::auth::Principal;
@@ -21,23 +20,7 @@ use crate::error::{ApiError, ApiJson, ApiPath, ApiResult};
 use crate::listings::audit_details;
 use crate::server::AppState;
 
-/// What a link opens.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Purpose {
-    /// The release package (made by the buyer).
-    Release,
-    /// The confirmation (made by the seller).
-    Confirmation,
-}
-
-impl Purpose {
-    fn as_str(self) -> &'static str {
-        match self {
-            Purpose::Release => "release",
-            Purpose::Confirmation => "confirmation",
-        }
-    }
-}
+pub use sealstream_api::orders::{CreateLink, LinkPurpose, LinkView};
 
 fn token_hash(token: &str) -> String {
     hex::encode(Sha256::digest(token.trim().as_bytes()))
@@ -49,7 +32,7 @@ pub(crate) async fn open(
     tx: &mut Transaction<'static, Any>,
     id: &str,
     token: &str,
-    purpose: Purpose,
+    purpose: LinkPurpose,
 ) -> ApiResult<Order> {
     let row =
         sqlx::query("SELECT order_id, purpose, revoked_at FROM order_links WHERE token_hash = $1")
@@ -70,34 +53,9 @@ pub(crate) async fn open(
         .ok_or_else(|| super::not_found(id))
 }
 
-/// `POST /v1/orders/{id}/links`.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct CreateLink {
-    /// `release` (the buyer) or `confirmation` (the seller).
-    #[schema(pattern = "^(release|confirmation)$")]
-    pub purpose: String,
-}
-
-/// A link, as its maker sees it once.
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct LinkView {
-    /// `lnk_…`, to revoke it.
-    pub id: String,
-    /// `release` or `confirmation`.
-    pub purpose: String,
-    /// The URL to hand out (carries the token).
-    pub url: String,
-    /// The token alone.
-    pub token: String,
-    /// Made (UTC).
-    pub created_at: String,
-}
-
 /// Makes a bearer link: a release link (the order's buyer) or a
 /// confirmation link (its seller). The token is shown once.
-#[utoipa::path(post, path = "/v1/orders/{id}/links", tag = "orders",
+#[utoipa::path(post, path = sealstream_api::routes::ORDER_LINKS, tag = "orders",
     params(("id" = String, Path, description = "Order id")),
     request_body = CreateLink,
     security(("session" = [])),
@@ -112,21 +70,12 @@ pub async fn create(
     ApiPath(id): ApiPath<String>,
     ApiJson(req): ApiJson<CreateLink>,
 ) -> ApiResult<(StatusCode, Json<LinkView>)> {
-    let purpose = match req.purpose.as_str() {
-        "release" => Purpose::Release,
-        "confirmation" => Purpose::Confirmation,
-        _ => {
-            return Err(ApiError::bad_request(
-                "purpose",
-                "expected release or confirmation",
-            ))
-        }
-    };
+    let purpose = req.purpose;
     let mut tx = state.store.begin().await?;
     let order = party_order(&mut tx, &id, &caller).await?;
     let seat_ok = match purpose {
-        Purpose::Release => order.buyer_did == caller.did,
-        Purpose::Confirmation => caller.owns(&order.seller_did),
+        LinkPurpose::Release => order.buyer_did == caller.did,
+        LinkPurpose::Confirmation => caller.owns(&order.seller_did),
     };
     if !seat_ok {
         return Err(super::not_found(&id));
@@ -154,15 +103,15 @@ pub async fn create(
     crate::audit::append(&mut tx, &caller.did, "order.link.create", &id, &details).await?;
     tx.commit().await?;
     let path = match purpose {
-        Purpose::Release => "release",
-        Purpose::Confirmation => "confirmation",
+        LinkPurpose::Release => routes::order_release(&id),
+        LinkPurpose::Confirmation => routes::order_confirmation(&id),
     };
     Ok((
         StatusCode::CREATED,
         Json(LinkView {
-            url: format!("{}/v1/orders/{id}/{path}?link={token}", base_url(&state)),
+            url: format!("{}{path}?link={token}", base_url(&state)),
             id: link_id,
-            purpose: purpose.as_str().into(),
+            purpose,
             token,
             created_at: now,
         }),
@@ -170,7 +119,7 @@ pub async fn create(
 }
 
 /// Revokes a link (its maker only). Revoking twice is not an error.
-#[utoipa::path(delete, path = "/v1/orders/{id}/links/{link}", tag = "orders",
+#[utoipa::path(delete, path = sealstream_api::routes::ORDER_LINK, tag = "orders",
     params(("id" = String, Path, description = "Order id"), ("link" = String, Path, description = "Link id")),
     security(("session" = [])),
     responses(

@@ -25,11 +25,16 @@ use axum::http::StatusCode;
 use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
 use rand::RngCore;
-use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
-use utoipa::{IntoParams, ToSchema};
+
+pub use sealstream_api::orders::{
+    CreateOrder, ListQuery, OrderList, OrderState, OrderUrls, OrderView,
+};
+pub use sealstream_api::payments::PaymentInstructions;
+use sealstream_api::payments::{RailKind, NATIVE};
+use sealstream_api::routes;
 
 use crate::auth::{Principal, Role};
 use crate::error::{ApiError, ApiJson, ApiPath, ApiQuery, ApiResult};
@@ -38,49 +43,6 @@ use crate::server::AppState;
 
 /// Order ids: `ord_` + 32 hex digits (128 random bits: not guessable).
 pub const ID_PREFIX: &str = "ord_";
-
-/// The life of an order.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, ToSchema)]
-#[serde(rename_all = "kebab-case")]
-pub enum OrderState {
-    /// Made; no verified payment yet.
-    AwaitingPayment,
-    /// Payment verified (or invoice marked paid); not granted yet.
-    Paid,
-    /// Access files uploaded: the release package is ready.
-    Granted,
-    /// Cancelled by the buyer before payment.
-    Cancelled,
-}
-
-impl OrderState {
-    /// The stored and shown name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            OrderState::AwaitingPayment => "awaiting-payment",
-            OrderState::Paid => "paid",
-            OrderState::Granted => "granted",
-            OrderState::Cancelled => "cancelled",
-        }
-    }
-
-    /// From the stored name.
-    pub fn parse(text: &str) -> Option<Self> {
-        [
-            OrderState::AwaitingPayment,
-            OrderState::Paid,
-            OrderState::Granted,
-            OrderState::Cancelled,
-        ]
-        .into_iter()
-        .find(|s| s.as_str() == text)
-    }
-
-    /// Paid or granted.
-    pub fn is_paid(self) -> bool {
-        matches!(self, OrderState::Paid | OrderState::Granted)
-    }
-}
 
 /// An `orders` row.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -253,108 +215,6 @@ pub(crate) fn base_url(state: &AppState) -> &str {
     state.public_url.base()
 }
 
-/// `POST /v1/orders`.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct CreateOrder {
-    /// The published listing to buy.
-    pub listing_id: String,
-    /// The X25519 public key the chunk keys are to be wrapped to (hex).
-    pub buyer_public_key_hex: String,
-    /// The recipient id of the access entries (default: the buyer's DID).
-    pub buyer_id: Option<String>,
-}
-
-/// How to pay an order.
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct PaymentInstructions {
-    /// `evm` or `invoice`.
-    pub rail: String,
-    /// Amount in base units (wei, token units, cents).
-    pub amount: String,
-    /// The same with its decimal point (`1.5`).
-    pub amount_display: String,
-    /// Decimals of the coin, token or currency.
-    pub decimals: u8,
-    /// EIP-155 chain id (EVM).
-    pub chain_id: Option<u64>,
-    /// The reference CLI's `--chain` name, when the chain has one.
-    pub chain: Option<String>,
-    /// Where to pay (EVM).
-    pub pay_to: Option<String>,
-    /// `native` or the ERC-20 contract (EVM).
-    pub token: Option<String>,
-    /// Display symbol.
-    pub symbol: Option<String>,
-    /// The only address a payment is accepted from: the buyer's.
-    pub payer: Option<String>,
-    /// Confirmations the server waits for (EVM).
-    pub confirmations: Option<u64>,
-    /// Currency (invoice).
-    pub currency: Option<String>,
-    /// Who invoices (invoice).
-    pub payee: Option<String>,
-}
-
-/// Where to go next with an order.
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct OrderUrls {
-    /// POST the payment proof here (`peaqos stream pay --confirmation-url`).
-    pub payment_proof: String,
-    /// Poll the confirmation here (`peaqos stream distribute --confirmation-url`,
-    /// with a seller link).
-    pub confirmation: String,
-    /// The release package (`consume --download-url`), once granted.
-    pub release: String,
-    /// The signed license receipt, once paid.
-    pub receipt: String,
-}
-
-/// An order as its buyer and seller see it.
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct OrderView {
-    /// `ord_…`.
-    pub id: String,
-    /// The listing.
-    pub listing_id: String,
-    /// The dataset.
-    pub dataset_id: String,
-    /// The seller.
-    pub seller_did: String,
-    /// The buyer.
-    pub buyer_did: String,
-    /// The access entries' recipient id.
-    pub buyer_id: String,
-    /// The buyer's X25519 key.
-    pub buyer_public_key_hex: String,
-    /// `awaiting-payment`, `paid`, `granted` or `cancelled`.
-    pub state: String,
-    /// The open claim nearest to paying the order (a transaction the node
-    /// knows before one it does not), while the order awaits payment.
-    pub claimed_tx: Option<String>,
-    /// `<tx hash>: <what it waits for>` of that claim (with `<n> of <m>
-    /// confirmations` once mined), or of the last closed claim (`<tx
-    /// hash>: <why it was refused or dropped>`) when none is open.
-    pub claim_status: Option<String>,
-    /// The order's payment claims: every open one and the last closed ones
-    /// (only open ones in lists), each with what it waits for or why it
-    /// closed.
-    pub claims: Vec<claims::ClaimView>,
-    /// How to pay.
-    pub payment: PaymentInstructions,
-    /// Where to go next.
-    pub urls: OrderUrls,
-    /// Created (UTC).
-    pub created_at: String,
-    /// Paid (UTC).
-    pub paid_at: Option<String>,
-    /// Granted (UTC).
-    pub granted_at: Option<String>,
-}
-
 /// The buyer's address, from their DID.
 pub(crate) fn buyer_address(order: &Order) -> Option<String> {
     order
@@ -373,14 +233,14 @@ pub(crate) fn instructions(state: &AppState, order: &Order) -> PaymentInstructio
             pay_to,
             symbol,
         } => PaymentInstructions {
-            rail: "evm".into(),
+            rail: RailKind::Evm,
             amount: order.amount.clone(),
             amount_display: display,
             decimals: *decimals,
             chain_id: Some(*chain_id),
             chain: chain_name(*chain_id).map(str::to_string),
             pay_to: Some(pay_to.clone()),
-            token: Some(token.clone().unwrap_or_else(|| "native".into())),
+            token: Some(token.clone().unwrap_or_else(|| NATIVE.into())),
             symbol: symbol.clone(),
             payer: buyer_address(order),
             confirmations: Some(state.config.confirmations),
@@ -393,7 +253,7 @@ pub(crate) fn instructions(state: &AppState, order: &Order) -> PaymentInstructio
             payee,
             ..
         } => PaymentInstructions {
-            rail: "invoice".into(),
+            rail: RailKind::Invoice,
             amount: order.amount.clone(),
             amount_display: display,
             decimals: *decimals,
@@ -437,7 +297,7 @@ pub(crate) fn claim_summary(
 }
 
 pub(crate) fn view(state: &AppState, order: &Order, claims: &[claims::Claim]) -> OrderView {
-    let base = format!("{}/v1/orders/{}", base_url(state), order.id);
+    let base = base_url(state);
     let (claimed_tx, claim_status) = claim_summary(state, order, claims);
     OrderView {
         id: order.id.clone(),
@@ -447,16 +307,16 @@ pub(crate) fn view(state: &AppState, order: &Order, claims: &[claims::Claim]) ->
         buyer_did: order.buyer_did.clone(),
         buyer_id: order.buyer_id.clone(),
         buyer_public_key_hex: order.buyer_public_key_hex.clone(),
-        state: order.state.as_str().into(),
+        state: order.state,
         claimed_tx,
         claim_status,
-        claims: claims.iter().map(claims::ClaimView::from).collect(),
+        claims: claims.iter().map(claims::Claim::view).collect(),
         payment: instructions(state, order),
         urls: OrderUrls {
-            payment_proof: format!("{base}/payment-proof"),
-            confirmation: format!("{base}/confirmation"),
-            release: format!("{base}/release"),
-            receipt: format!("{base}/receipt"),
+            payment_proof: format!("{base}{}", routes::order_payment_proof(&order.id)),
+            confirmation: format!("{base}{}", routes::order_confirmation(&order.id)),
+            release: format!("{base}{}", routes::order_release(&order.id)),
+            receipt: format!("{base}{}", routes::order_receipt(&order.id)),
         },
         created_at: order.created_at.clone(),
         paid_at: order.paid_at.clone(),
@@ -466,7 +326,7 @@ pub(crate) fn view(state: &AppState, order: &Order, claims: &[claims::Claim]) ->
 
 /// Orders a published listing. The response says how to pay and where to
 /// send the proof. The price and rail are those of the listing now.
-#[utoipa::path(post, path = "/v1/orders", tag = "orders",
+#[utoipa::path(post, path = sealstream_api::routes::ORDERS, tag = "orders",
     request_body = CreateOrder,
     security(("session" = [])),
     responses(
@@ -563,7 +423,7 @@ pub async fn create(
 }
 
 /// One order, to its buyer or seller.
-#[utoipa::path(get, path = "/v1/orders/{id}", tag = "orders",
+#[utoipa::path(get, path = sealstream_api::routes::ORDER, tag = "orders",
     params(("id" = String, Path, description = "Order id")),
     security(("session" = [])),
     responses(
@@ -582,40 +442,8 @@ pub async fn get_order(
     Ok(Json(view(&state, &order, &shown)))
 }
 
-/// `GET /v1/orders` query.
-#[derive(Debug, Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-pub struct ListQuery {
-    /// `buyer` (the caller's purchases, the default) or `seller` (orders of
-    /// the caller's listings).
-    #[serde(rename = "as")]
-    #[param(pattern = "^(buyer|seller)$")]
-    pub as_: Option<String>,
-    /// Only orders in this state.
-    #[param(pattern = "^(awaiting-payment|paid|granted|cancelled)$")]
-    pub state: Option<String>,
-    /// Only orders of this listing.
-    pub listing: Option<String>,
-    /// Orders after this id (the previous page's `nextCursor`).
-    pub cursor: Option<String>,
-    /// Page size, 1 to 200 (default 50).
-    #[param(minimum = 1, maximum = 200)]
-    pub limit: Option<u32>,
-}
-
-/// A page of orders.
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct OrderList {
-    /// Orders by id.
-    pub items: Vec<OrderView>,
-    /// Pass as `cursor` for the next page; absent on the last.
-    pub next_cursor: Option<String>,
-}
-
 /// The caller's orders, as buyer or as seller, by id.
-#[utoipa::path(get, path = "/v1/orders", tag = "orders",
+#[utoipa::path(get, path = sealstream_api::routes::ORDERS, tag = "orders",
     params(ListQuery),
     security(("session" = [])),
     responses(
@@ -694,7 +522,7 @@ pub async fn list(
 
 /// Cancels an unpaid order (its buyer only). A payment that arrives later
 /// is refused.
-#[utoipa::path(post, path = "/v1/orders/{id}/cancel", tag = "orders",
+#[utoipa::path(post, path = sealstream_api::routes::ORDER_CANCEL, tag = "orders",
     params(("id" = String, Path, description = "Order id")),
     security(("session" = [])),
     responses(
@@ -744,28 +572,46 @@ pub async fn cancel(
 /// the grant upload, which takes `grant_limit` bytes).
 pub fn routes() -> Router<AppState> {
     Router::new()
-        .route("/v1/orders", post(create).get(list))
-        .route("/v1/orders/{id}", get(get_order))
-        .route("/v1/orders/{id}/cancel", post(cancel))
+        .route(sealstream_api::routes::ORDERS, post(create).get(list))
+        .route(sealstream_api::routes::ORDER, get(get_order))
+        .route(sealstream_api::routes::ORDER_CANCEL, post(cancel))
         .route(
-            "/v1/orders/{id}/payment-proof",
+            sealstream_api::routes::ORDER_PAYMENT_PROOF,
             post(payment::payment_proof),
         )
-        .route("/v1/orders/{id}/confirmation", get(payment::confirmation))
-        .route("/v1/orders/{id}/mark-paid", post(payment::mark_paid))
-        .route("/v1/orders/{id}/receipt", get(receipt::get_receipt))
-        .route("/v1/orders/{id}/links", post(links::create))
-        .route("/v1/orders/{id}/links/{link}", delete(links::revoke))
         .route(
-            "/v1/orders/{id}/release/manifest.json",
+            sealstream_api::routes::ORDER_CONFIRMATION,
+            get(payment::confirmation),
+        )
+        .route(
+            sealstream_api::routes::ORDER_MARK_PAID,
+            post(payment::mark_paid),
+        )
+        .route(
+            sealstream_api::routes::ORDER_RECEIPT,
+            get(receipt::get_receipt),
+        )
+        .route(sealstream_api::routes::ORDER_LINKS, post(links::create))
+        .route(sealstream_api::routes::ORDER_LINK, delete(links::revoke))
+        .route(
+            sealstream_api::routes::ORDER_RELEASE_MANIFEST,
             get(release::manifest),
         )
-        .route("/v1/orders/{id}/release/{name}", get(release::file))
-        .route("/v1/receipts/key", get(receipt::server_key))
+        .route(
+            sealstream_api::routes::ORDER_RELEASE_FILE,
+            get(release::file),
+        )
+        .route(
+            sealstream_api::routes::RECEIPTS_KEY,
+            get(receipt::server_key),
+        )
 }
 
 /// The grant routes; the server gives them the grant body limit
 /// (`grant_limit`) and the upload timeout.
 pub fn grant_routes() -> Router<AppState> {
-    Router::new().route("/v1/orders/{id}/grant", put(grant::upload).get(grant::show))
+    Router::new().route(
+        sealstream_api::routes::ORDER_GRANT,
+        put(grant::upload).get(grant::show),
+    )
 }

@@ -28,10 +28,8 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use sqlx::{Any, Row, Transaction};
-use utoipa::{IntoParams, ToSchema};
 
 use super::claims::{self, Claim, ClaimState};
 use super::watcher::{ask_chain, settle, SettleRules, Settled};
@@ -43,61 +41,8 @@ use crate::limits::ClientAddr;
 use crate::listings::{audit_details, Rail};
 use crate::server::AppState;
 
-/// The payment proof of `peaq.stream` v1 (section 5 of the wire format).
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct PaymentProof {
-    /// The transaction (`0x` + 64 hex).
-    pub tx_hash: String,
-    /// The order it pays (must be the order of the URL).
-    pub order_id: String,
-    /// `base` or `peaq` (the reference's chain names).
-    pub chain: String,
-    /// Who paid: must be the buyer's address.
-    pub payer_address: String,
-    /// Who was paid: must be the listing's pay-to.
-    pub payee_address: String,
-    /// Human-readable amount (informative: the chain is checked).
-    pub amount: String,
-    /// The ERC-20 contract, or null for the native coin.
-    pub token_address: Option<String>,
-    /// Token symbol (informative).
-    pub token: Option<String>,
-}
-
-/// What the proof endpoint answers (`accepted` is what the reference reads).
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct ProofAnswer {
-    /// The payment is verified and the order paid.
-    pub accepted: bool,
-    /// `confirmed`, `awaiting-confirmations` (the node knows the
-    /// transaction: not mined, or not deep enough) or
-    /// `awaiting-transaction` (the node does not know it yet).
-    pub status: String,
-    /// Confirmations seen so far.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub confirmations: Option<u64>,
-    /// Confirmations required.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub required: Option<u64>,
-    /// What is missing ("waiting for 2 more confirmations", "transaction
-    /// not yet known to the node").
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
-}
-
-impl ProofAnswer {
-    fn confirmed() -> ProofAnswer {
-        ProofAnswer {
-            accepted: true,
-            status: "confirmed".into(),
-            confirmations: None,
-            required: None,
-            reason: None,
-        }
-    }
-}
+pub use sealstream_api::orders::{Confirmation, ConfirmationStatus, Confirmed, LinkQuery, Waiting};
+pub use sealstream_api::payments::{MarkPaid, PaymentProof, ProofAnswer, ProofStatus};
 
 fn from_api(e: ApiError) -> Response {
     let status = e.status;
@@ -344,7 +289,7 @@ pub(crate) async fn record_payment(
 /// order that show no payment of it, or open claims of unknown
 /// transactions per order (a proof of the buyer's valid payment is never
 /// held by the last two).
-#[utoipa::path(post, path = "/v1/orders/{id}/payment-proof", tag = "orders",
+#[utoipa::path(post, path = sealstream_api::routes::ORDER_PAYMENT_PROOF, tag = "orders",
     params(("id" = String, Path, description = "Order id")),
     request_body = PaymentProof,
     responses(
@@ -486,11 +431,10 @@ async fn take_proof(state: &AppState, id: &str, proof: &PaymentProof) -> ApiResu
         } => Ok(ProofAnswer {
             accepted: false,
             status: if claim.state == ClaimState::Pending {
-                "awaiting-confirmations"
+                ProofStatus::AwaitingConfirmations
             } else {
-                "awaiting-transaction"
-            }
-            .into(),
+                ProofStatus::AwaitingTransaction
+            },
             confirmations: Some(confirmations),
             required: Some(required),
             reason: claim.reason,
@@ -509,22 +453,13 @@ async fn take_proof(state: &AppState, id: &str, proof: &PaymentProof) -> ApiResu
         }
         Settled::Expired(claim) => Ok(ProofAnswer {
             accepted: false,
-            status: "expired".into(),
+            status: ProofStatus::Expired,
             confirmations: None,
             required: None,
             reason: claim.reason,
         }),
         Settled::Silent => Err(node_silent()),
     }
-}
-
-/// `?link=` on routes bearer links open.
-#[derive(Debug, Default, Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-pub struct LinkQuery {
-    /// A bearer link's token (`POST /v1/orders/{id}/links`).
-    pub link: Option<String>,
 }
 
 /// Open claims a confirmation poll checks, at most (nearest to paying
@@ -539,7 +474,7 @@ const POLL_CHECKS: usize = 3;
 /// nearest claim waits for. For the buyer, the seller, or whoever holds a
 /// confirmation link of the order. A poll checks the order's open claims
 /// (at most 3) on chain.
-#[utoipa::path(get, path = "/v1/orders/{id}/confirmation", tag = "orders",
+#[utoipa::path(get, path = sealstream_api::routes::ORDER_CONFIRMATION, tag = "orders",
     params(("id" = String, Path, description = "Order id"), LinkQuery),
     security((), ("session" = [])),
     responses(
@@ -550,10 +485,12 @@ pub async fn confirmation(
     MaybePrincipal(caller): MaybePrincipal,
     ApiPath(id): ApiPath<String>,
     ApiQuery(q): ApiQuery<LinkQuery>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Confirmation>> {
     let mut tx = state.store.begin().await?;
     let mut order = match (&caller, &q.link) {
-        (_, Some(token)) => links::open(&mut tx, &id, token, links::Purpose::Confirmation).await?,
+        (_, Some(token)) => {
+            links::open(&mut tx, &id, token, links::LinkPurpose::Confirmation).await?
+        }
         (Some(p), None) => party_order(&mut tx, &id, p).await?,
         (None, None) => return Err(super::not_found(&id)),
     };
@@ -592,15 +529,15 @@ pub async fn confirmation(
         tx.commit().await?;
         let nearest = claims::nearest(&claims);
         let status = match (order.state, nearest.map(|c| c.state)) {
-            (OrderState::Cancelled, _) => "cancelled",
-            (_, Some(ClaimState::Pending)) => "awaiting-confirmations",
-            (_, Some(_)) => "awaiting-transaction",
-            _ => "awaiting-payment",
+            (OrderState::Cancelled, _) => ConfirmationStatus::Cancelled,
+            (_, Some(ClaimState::Pending)) => ConfirmationStatus::AwaitingConfirmations,
+            (_, Some(_)) => ConfirmationStatus::AwaitingTransaction,
+            _ => ConfirmationStatus::AwaitingPayment,
         };
-        return Ok(Json(json!({
-            "status": status,
-            "order_id": order.id,
-            "claim_status": super::claim_summary(&state, &order, &claims).1,
+        return Ok(Json(Confirmation::Waiting(Waiting {
+            claim_status: super::claim_summary(&state, &order, &claims).1,
+            order_id: order.id,
+            status,
         })));
     }
     let mut tx = state.store.begin().await?;
@@ -622,29 +559,20 @@ pub async fn confirmation(
                 .map(|r| format!("invoice:{r}"))
         })
         .unwrap_or(key);
-    Ok(Json(json!({
-        "status": "confirmed",
-        "order_id": order.id,
-        "buyer_id": order.buyer_id,
-        "buyer_public_key_hex": order.buyer_public_key_hex,
-        "tx_hash": tx_hash,
-        "confirmed_at": order.paid_at,
-        "state": order.state.as_str(),
+    Ok(Json(Confirmation::Confirmed(Confirmed {
+        buyer_id: order.buyer_id,
+        buyer_public_key_hex: order.buyer_public_key_hex,
+        confirmed_at: order.paid_at,
+        order_id: order.id,
+        state: order.state,
+        status: ConfirmationStatus::Confirmed,
+        tx_hash,
     })))
-}
-
-/// `POST /v1/orders/{id}/mark-paid`.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct MarkPaid {
-    /// The invoice or bank reference (1 to 200 characters).
-    #[schema(min_length = 1, max_length = 200)]
-    pub reference: String,
 }
 
 /// Marks an invoice order paid (its seller only), with the invoice
 /// reference; audited, and the receipt issued.
-#[utoipa::path(post, path = "/v1/orders/{id}/mark-paid", tag = "orders",
+#[utoipa::path(post, path = sealstream_api::routes::ORDER_MARK_PAID, tag = "orders",
     params(("id" = String, Path, description = "Order id")),
     request_body = MarkPaid,
     security(("session" = [])),

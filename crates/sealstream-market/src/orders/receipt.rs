@@ -1,5 +1,5 @@
 //! License receipts: when an order is paid the server signs a receipt
-//! (`sealstream.receipt.v1`, [`sealstream_core::receipt`]) with its Ed25519
+//! (`sealstream.receipt.v1`, [`sealstream_api::receipts`]) with its Ed25519
 //! receipt key, in the same transaction as the payment. Its buyer and its
 //! seller fetch it; `sealstream receipt verify` checks it offline, pinned to
 //! the key `GET /v1/receipts/key` publishes.
@@ -11,7 +11,9 @@ use axum::Json;
 use serde_json::json;
 use sqlx::{Any, Row, Transaction};
 
-use sealstream_core::receipt::{LicenseReceipt, ReceiptPayment};
+use sealstream_api::receipts::{
+    LicenseReceipt, ReceiptKey, ReceiptPayment, RECEIPT_SIGNATURE_ALGORITHM,
+};
 
 use super::{party_order, Order};
 use crate::auth::Principal;
@@ -92,7 +94,7 @@ pub(crate) async fn issue(
 }
 
 /// The signed license receipt of a paid order, to its buyer or seller.
-#[utoipa::path(get, path = "/v1/orders/{id}/receipt", tag = "orders",
+#[utoipa::path(get, path = sealstream_api::routes::ORDER_RECEIPT, tag = "orders",
     params(("id" = String, Path, description = "Order id")),
     security(("session" = [])),
     responses(
@@ -117,11 +119,11 @@ pub async fn get_receipt(
 }
 
 /// The public key receipts are signed with (pin it to verify offline).
-#[utoipa::path(get, path = "/v1/receipts/key", tag = "orders",
+#[utoipa::path(get, path = sealstream_api::routes::RECEIPTS_KEY, tag = "orders",
     responses((status = 200, description = "`{\"algorithm\": \"ed25519\", \"publicKeyHex\": …}`")))]
-pub async fn server_key(State(state): State<AppState>) -> Json<serde_json::Value> {
-    Json(json!({
-        "algorithm": "ed25519",
-        "publicKeyHex": state.receipt_key.public_key().to_hex(),
-    }))
+pub async fn server_key(State(state): State<AppState>) -> Json<ReceiptKey> {
+    Json(ReceiptKey {
+        algorithm: RECEIPT_SIGNATURE_ALGORITHM.into(),
+        public_key_hex: state.receipt_key.public_key().to_hex(),
+    })
 }

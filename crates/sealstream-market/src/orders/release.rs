@@ -21,7 +21,7 @@ use sealstream_core::chunk::CHUNK_SCHEMA_VERSION;
 use sealstream_core::json::{Map, Value};
 
 use super::grant::{dataset_chunk_ids, load_grant};
-use super::links::{self, Purpose};
+use super::links::{self, LinkPurpose};
 use super::payment::LinkQuery;
 use super::{bought_order, Order, OrderState};
 use crate::auth::MaybePrincipal;
@@ -39,7 +39,7 @@ async fn granted_order(
 ) -> ApiResult<Order> {
     let mut tx = state.store.begin().await?;
     let order = match (caller, link) {
-        (_, Some(token)) => links::open(&mut tx, id, token, Purpose::Release).await?,
+        (_, Some(token)) => links::open(&mut tx, id, token, LinkPurpose::Release).await?,
         (Some(p), None) => bought_order(&mut tx, id, p).await?,
         (None, None) => return Err(super::not_found(id)),
     };
@@ -61,7 +61,7 @@ fn json_text(text: String) -> Response {
 }
 
 /// The release manifest: a publish manifest plus `files` and the order.
-#[utoipa::path(get, path = "/v1/orders/{id}/release/manifest.json", tag = "orders",
+#[utoipa::path(get, path = sealstream_api::routes::ORDER_RELEASE_MANIFEST, tag = "orders",
     params(("id" = String, Path, description = "Order id"), LinkQuery),
     security((), ("session" = [])),
     responses(
@@ -125,7 +125,7 @@ pub async fn manifest(
 }
 
 /// One file of the release package.
-#[utoipa::path(get, path = "/v1/orders/{id}/release/{name}", tag = "orders",
+#[utoipa::path(get, path = sealstream_api::routes::ORDER_RELEASE_FILE, tag = "orders",
     params(("id" = String, Path, description = "Order id"), ("name" = String, Path, description = "A name the manifest lists, or dataset.json"), LinkQuery),
     security((), ("session" = [])),
     responses(

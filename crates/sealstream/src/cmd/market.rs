@@ -6,9 +6,8 @@
 
 use std::path::Path;
 
-use sealstream_agent::market::{
-    upload_chain_dir, ChainUpload, ClientError, MarketClient, UploadError,
-};
+use sealstream_client::market::{ClientError, MarketClient};
+use sealstream_client::upload::{upload_chain_dir, ChainUpload, UploadError};
 use sealstream_core::json::{Map, Number, Value};
 #[cfg(feature = "market")]
 use sealstream_market::audit;

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use sealstream_core::audit_head::SignedAuditHead;
+use sealstream_api::audit::SignedAuditHead;
 use sealstream_core::json::{Map, Number, Value};
 use sealstream_core::keys::{ReceiptPublicKey, ReceiptSigningKey};
 use sealstream_market::audit::{self, signed, AuditError, AuditReport};

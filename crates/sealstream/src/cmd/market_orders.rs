@@ -3,96 +3,84 @@
 
 use std::io::Write;
 
-use sealstream_client::market::{encode_segment, MarketClient, Paging};
-use sealstream_core::json::{Map, Value};
+use sealstream_api::orders::{
+    CreateLink, CreateOrder, LinkPurpose, ListQuery, OrderSide, OrderView,
+};
+use sealstream_api::payments::{MarkPaid, RailKind};
 
-use super::market_session::{client, client_error, field, wrap};
+use super::market_session::{client, client_error, json_answer};
 use crate::cli::MarketOrderCommand;
 use crate::error::{at, CliError, CliResult};
 use crate::ui::Ui;
 
-/// Largest receipt read (they are a few KiB).
-const MAX_RECEIPT: u64 = 1 << 20;
-
-fn order_path(id: &str) -> String {
-    format!("/v1/orders/{}", encode_segment(id))
+/// A text field of an answer, or "-".
+fn or_dash(text: Option<&str>) -> &str {
+    text.unwrap_or("-")
 }
 
 /// What a person needs to know of an order, on stderr.
-fn describe(ui: &Ui, order: &Value) {
-    let payment = order.get("payment").cloned().unwrap_or(Value::Null);
-    let urls = order.get("urls").cloned().unwrap_or(Value::Null);
+fn describe(ui: &Ui, order: &OrderView) {
+    let payment = &order.payment;
     ui.say(format!(
         "Order {} of listing {}: {}",
-        field(order, "id"),
-        field(order, "listingId"),
-        field(order, "state")
+        order.id, order.listing_id, order.state
     ));
-    ui.say(format!("  buyer:  {}", field(order, "buyerDid")));
-    ui.say(format!("  seller: {}", field(order, "sellerDid")));
-    match field(&payment, "rail") {
-        "evm" => {
+    ui.say(format!("  buyer:  {}", order.buyer_did));
+    ui.say(format!("  seller: {}", order.seller_did));
+    match payment.rail {
+        RailKind::Evm => {
             ui.say(format!(
                 "  pay:    {} {} ({} base units) on chain {} to {}, token {}",
-                field(&payment, "amountDisplay"),
-                field(&payment, "symbol"),
-                field(&payment, "amount"),
-                payment
-                    .get("chainId")
-                    .and_then(Value::as_u64)
-                    .map_or("-".to_string(), |c| c.to_string()),
-                field(&payment, "payTo"),
-                field(&payment, "token"),
+                payment.amount_display,
+                or_dash(payment.symbol.as_deref()),
+                payment.amount,
+                payment.chain_id.map_or("-".to_string(), |c| c.to_string()),
+                or_dash(payment.pay_to.as_deref()),
+                or_dash(payment.token.as_deref()),
             ));
             ui.say(format!(
                 "  proof:  {} (peaqos stream pay --confirmation-url)",
-                field(&urls, "paymentProof")
+                order.urls.payment_proof
             ));
         }
-        "invoice" => ui.say(format!(
+        RailKind::Invoice => ui.say(format!(
             "  pay:    {} {} by invoice; the seller marks the order paid",
-            field(&payment, "amountDisplay"),
-            field(&payment, "currency"),
+            payment.amount_display,
+            or_dash(payment.currency.as_deref()),
         )),
-        _ => {}
     }
     for line in claim_lines(order) {
         ui.say(line);
     }
-    ui.say(format!("  release: {}", field(&urls, "release")));
+    ui.say(format!("  release: {}", order.urls.release));
 }
 
 /// The order's payment claims, one line each: the transaction, its state
 /// and what it waits for ("waiting for 2 more confirmations", "transaction
 /// not yet known to the node") or why it closed.
-fn claim_lines(order: &Value) -> Vec<String> {
-    let claims = order
-        .get("claims")
-        .and_then(Value::as_array)
-        .map(Vec::as_slice)
-        .unwrap_or_default();
-    if claims.is_empty() {
-        // A server before claims were listed: its summary.
+fn claim_lines(order: &OrderView) -> Vec<String> {
+    if order.claims.is_empty() {
+        // A summary without the claims listed.
         return order
-            .get("claimedTx")
-            .and_then(Value::as_str)
+            .claimed_tx
+            .as_deref()
             .map(|tx| {
                 vec![format!(
                     "  claimed payment: {tx} ({})",
-                    field(order, "claimStatus")
+                    or_dash(order.claim_status.as_deref())
                 )]
             })
             .unwrap_or_default();
     }
     let mut lines = vec!["  payment claims:".to_string()];
-    for c in claims {
+    for c in &order.claims {
         let mut line = format!(
             "    {} {}: {}",
-            field(c, "txHash"),
-            field(c, "state"),
-            field(c, "reason")
+            c.tx_hash,
+            c.state,
+            or_dash(c.reason.as_deref())
         );
-        if let Some(checked) = c.get("lastCheckedAt").and_then(Value::as_str) {
+        if let Some(checked) = &c.last_checked_at {
             line.push_str(&format!(" (checked {checked})"));
         }
         lines.push(line);
@@ -100,10 +88,10 @@ fn claim_lines(order: &Value) -> Vec<String> {
     lines
 }
 
-fn get_order(client: &mut MarketClient, id: &str) -> CliResult<Value> {
-    client
-        .get(&order_path(id))
-        .map_err(|e| client_error("order show", e))
+/// `{"orders": […]}`.
+#[derive(serde::Serialize)]
+struct Orders<'a> {
+    orders: &'a [OrderView],
 }
 
 pub fn run(command: MarketOrderCommand, ui: Ui) -> CliResult {
@@ -133,28 +121,28 @@ pub fn run(command: MarketOrderCommand, ui: Ui) -> CliResult {
                 }
             };
             let mut client = client(&session, "a buyer")?;
-            let mut body = Map::new();
-            body.insert("listingId".into(), listing.into());
-            body.insert("buyerPublicKeyHex".into(), public.into());
-            if let Some(id) = buyer_id {
-                body.insert("buyerId".into(), id.into());
-            }
             let order = client
-                .request("POST", "/v1/orders", Some(&Value::Object(body)))
+                .create_order(&CreateOrder {
+                    listing_id: listing,
+                    buyer_public_key_hex: public,
+                    buyer_id,
+                })
                 .map_err(|e| client_error("order create", e))?;
             describe(&ui, &order);
             if ui.json {
-                ui.json_out(&order);
+                json_answer(&ui, &order)?;
             }
             Ok(())
         }
         MarketOrderCommand::Show { session, id, json } => {
             let ui = Ui { json, ..ui };
             let mut client = client(&session, "a buyer or seller")?;
-            let order = get_order(&mut client, &id)?;
+            let order = client
+                .order(&id)
+                .map_err(|e| client_error("order show", e))?;
             describe(&ui, &order);
             if ui.json {
-                ui.json_out(&order);
+                json_answer(&ui, &order)?;
             }
             Ok(())
         }
@@ -165,28 +153,29 @@ pub fn run(command: MarketOrderCommand, ui: Ui) -> CliResult {
             json,
         } => {
             let mut client = client(&session, "a buyer or seller")?;
-            let mut path = format!("/v1/orders?as={side}");
-            if let Some(state) = state {
-                path.push_str(&format!("&state={}", encode_segment(&state)));
-            }
+            let side = OrderSide::parse(&side).unwrap_or(OrderSide::Buyer);
+            // The state as given: the server names one it does not know.
+            let query = ListQuery {
+                state,
+                ..ListQuery::new(side)
+            };
             let orders = client
-                .all_pages(&path, "items", 200, Paging::Cursor)
+                .all_orders(&query)
                 .map_err(|e| client_error("order list", e))?;
             if json {
-                ui.json_out(&wrap("orders", orders));
+                json_answer(&ui, &Orders { orders: &orders })?;
             } else {
                 for o in &orders {
                     println!(
                         "{}\t{}\tlisting {}\t{}\t{}",
-                        field(o, "id"),
-                        field(o, "state"),
-                        field(o, "listingId"),
-                        if side == "buyer" {
-                            format!("seller {}", field(o, "sellerDid"))
-                        } else {
-                            format!("buyer {}", field(o, "buyerDid"))
+                        o.id,
+                        o.state,
+                        o.listing_id,
+                        match side {
+                            OrderSide::Buyer => format!("seller {}", o.seller_did),
+                            OrderSide::Seller => format!("buyer {}", o.buyer_did),
                         },
-                        field(o, "createdAt"),
+                        o.created_at,
                     );
                 }
             }
@@ -200,22 +189,12 @@ pub fn run(command: MarketOrderCommand, ui: Ui) -> CliResult {
         } => {
             let ui = Ui { json, ..ui };
             let mut client = client(&session, "a seller")?;
-            let mut body = Map::new();
-            body.insert("reference".into(), reference.into());
             let order = client
-                .request(
-                    "POST",
-                    &format!("{}/mark-paid", order_path(&id)),
-                    Some(&Value::Object(body)),
-                )
+                .mark_paid(&id, &MarkPaid { reference })
                 .map_err(|e| client_error("order mark-paid", e))?;
-            ui.say(format!(
-                "Order {} marked paid: {}",
-                field(&order, "id"),
-                field(&order, "state")
-            ));
+            ui.say(format!("Order {} marked paid: {}", order.id, order.state));
             if ui.json {
-                ui.json_out(&order);
+                json_answer(&ui, &order)?;
             }
             Ok(())
         }
@@ -226,24 +205,19 @@ pub fn run(command: MarketOrderCommand, ui: Ui) -> CliResult {
             json,
         } => {
             let mut client = client(&session, "a buyer or seller")?;
-            let mut body = Map::new();
-            body.insert("purpose".into(), purpose.into());
+            let purpose = LinkPurpose::parse(&purpose)
+                .ok_or_else(|| CliError::input("--purpose: expected release or confirmation"))?;
             let link = client
-                .request(
-                    "POST",
-                    &format!("{}/links", order_path(&id)),
-                    Some(&Value::Object(body)),
-                )
+                .create_link(&id, &CreateLink { purpose })
                 .map_err(|e| client_error("order link", e))?;
             if json {
-                ui.json_out(&link);
+                json_answer(&ui, &link)?;
             } else {
                 // The URL is the command's result: stdout, for `$(…)`.
-                println!("{}", field(&link, "url"));
+                println!("{}", link.url);
                 ui.say(format!(
                     "Link {} ({}); it carries a bearer token: hand it only to whom it is for",
-                    field(&link, "id"),
-                    field(&link, "purpose")
+                    link.id, link.purpose
                 ));
             }
             Ok(())
@@ -251,7 +225,7 @@ pub fn run(command: MarketOrderCommand, ui: Ui) -> CliResult {
         MarketOrderCommand::Receipt { session, id, out } => {
             let mut client = client(&session, "a buyer or seller")?;
             let bytes = client
-                .get_bytes(&format!("{}/receipt", order_path(&id)), MAX_RECEIPT)
+                .receipt(&id)
                 .map_err(|e| client_error("order receipt", e))?;
             match out {
                 Some(path) => {
@@ -275,33 +249,94 @@ pub fn run(command: MarketOrderCommand, ui: Ui) -> CliResult {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sealstream_api::orders::{OrderState, OrderUrls};
+    use sealstream_api::payments::{ClaimState, ClaimView, PaymentInstructions};
+
+    fn order(claims: Vec<ClaimView>, claimed: Option<(&str, &str)>) -> OrderView {
+        OrderView {
+            id: "ord_1".into(),
+            listing_id: "ls_1".into(),
+            dataset_id: "ds_1".into(),
+            seller_did: "s".into(),
+            buyer_did: "b".into(),
+            buyer_id: "b".into(),
+            buyer_public_key_hex: "00".into(),
+            state: OrderState::AwaitingPayment,
+            claimed_tx: claimed.map(|(tx, _)| tx.to_string()),
+            claim_status: claimed.map(|(_, status)| status.to_string()),
+            claims,
+            payment: PaymentInstructions {
+                rail: RailKind::Invoice,
+                amount: "1".into(),
+                amount_display: "0.01".into(),
+                decimals: 2,
+                chain_id: None,
+                chain: None,
+                pay_to: None,
+                token: None,
+                symbol: None,
+                payer: None,
+                confirmations: None,
+                currency: Some("EUR".into()),
+                payee: None,
+            },
+            urls: OrderUrls {
+                payment_proof: "p".into(),
+                confirmation: "c".into(),
+                release: "r".into(),
+                receipt: "q".into(),
+            },
+            created_at: "2026-01-01T00:00:00Z".into(),
+            paid_at: None,
+            granted_at: None,
+        }
+    }
+
+    fn claim(tx: &str, state: ClaimState, reason: &str, checked: Option<&str>) -> ClaimView {
+        ClaimView {
+            tx_hash: tx.into(),
+            chain_id: 1,
+            state,
+            reason: Some(reason.into()),
+            confirmations: None,
+            claimed_at: "2026-01-02T03:00:00Z".into(),
+            last_checked_at: checked.map(str::to_string),
+            checks: 1,
+        }
+    }
 
     #[test]
     fn claims_say_what_they_wait_for() {
-        let order = sealstream_core::json::parse(
-            br#"{"claimedTx":"0xaa","claimStatus":"0xaa: waiting","claims":[
-                {"txHash":"0xaa","state":"pending","reason":"waiting for 2 more confirmations",
-                 "lastCheckedAt":"2026-01-02T03:04:05Z"},
-                {"txHash":"0xbb","state":"unknown","reason":"transaction not yet known to the node",
-                 "lastCheckedAt":null}]}"#,
-        )
-        .unwrap();
+        let with_claims = order(
+            vec![
+                claim(
+                    "0xaa",
+                    ClaimState::Pending,
+                    "waiting for 2 more confirmations",
+                    Some("2026-01-02T03:04:05Z"),
+                ),
+                claim(
+                    "0xbb",
+                    ClaimState::Unknown,
+                    "transaction not yet known to the node",
+                    None,
+                ),
+            ],
+            Some(("0xaa", "0xaa: waiting")),
+        );
         assert_eq!(
-            claim_lines(&order),
+            claim_lines(&with_claims),
             vec![
                 "  payment claims:",
                 "    0xaa pending: waiting for 2 more confirmations (checked 2026-01-02T03:04:05Z)",
                 "    0xbb unknown: transaction not yet known to the node",
             ]
         );
-        let older =
-            sealstream_core::json::parse(br#"{"claimedTx":"0xaa","claimStatus":"0xaa: 1 of 3"}"#)
-                .unwrap();
+        let summary_only = order(Vec::new(), Some(("0xaa", "0xaa: 1 of 3")));
         assert_eq!(
-            claim_lines(&older),
+            claim_lines(&summary_only),
             vec!["  claimed payment: 0xaa (0xaa: 1 of 3)"]
         );
-        let none = sealstream_core::json::parse(br#"{"claims":[]}"#).unwrap();
-        assert!(claim_lines(&none).is_empty());
+        assert!(claim_lines(&order(Vec::new(), None)).is_empty());
     }
 }

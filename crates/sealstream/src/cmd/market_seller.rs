@@ -4,12 +4,14 @@
 
 use std::path::Path;
 
-use sealstream_client::market::Paging;
+use sealstream_api::datasets::DatasetView;
+use sealstream_api::listings::CreateListing;
+use sealstream_api::machines::SignedRegistration;
 use sealstream_client::seller::{self, DatasetRange};
 use sealstream_core::identity::Did;
 use sealstream_core::json::{self, write::to_python_pretty, Map, Value};
 
-use super::market_session::{client, client_error, field, seller_error, wrap};
+use super::market_session::{client, client_error, json_answer, seller_error};
 use crate::cli::{MarketDatasetCommand, MarketListingCommand, MarketMachineCommand};
 use crate::error::{at, CliError, CliResult};
 use crate::ui::Ui;
@@ -19,8 +21,8 @@ const OWNER: &str = "an owner";
 /// Largest JSON document read from a file (a listing, keys.json, a registration).
 const MAX_DOCUMENT: u64 = 1 << 20;
 
-/// Reads a JSON document, naming the file in every error.
-pub fn read_json(path: &Path) -> CliResult<Value> {
+/// The bytes of a document file, naming the file in every error.
+fn read_document_bytes(path: &Path) -> CliResult<Vec<u8>> {
     use std::io::Read;
     let file = std::fs::File::open(path).map_err(|e| CliError::input(at(path, e)))?;
     let mut bytes = Vec::new();
@@ -33,12 +35,34 @@ pub fn read_json(path: &Path) -> CliResult<Value> {
             format!("larger than {MAX_DOCUMENT} bytes"),
         )));
     }
+    Ok(bytes)
+}
+
+/// Reads a JSON document (keys.json), naming the file in every error.
+pub fn read_json(path: &Path) -> CliResult<Value> {
+    let bytes = read_document_bytes(path)?;
     json::parse(&bytes).map_err(|e| CliError::input(at(path, format!("not JSON: {e}"))))
 }
 
-fn write_out(path: &Path, value: &Value) -> CliResult {
-    sealstream_core::layout::write_atomic(path, to_python_pretty(value).as_bytes())
+/// Reads a document of the market API (a listing, a registration), naming
+/// the file and the field at fault in every error.
+fn read_body<T: serde::de::DeserializeOwned>(path: &Path) -> CliResult<T> {
+    let bytes = read_document_bytes(path)?;
+    sealstream_api::errors::decode_json(&bytes).map_err(|e| CliError::input(at(path, e)))
+}
+
+/// Writes a registration as `market machine register --registration` reads it.
+fn write_registration(path: &Path, registration: &SignedRegistration) -> CliResult {
+    let value = sealstream_api::document::core_value_of(registration)
+        .map_err(|e| CliError::input(at(path, e)))?;
+    sealstream_core::layout::write_atomic(path, to_python_pretty(&value).as_bytes())
         .map_err(|e| CliError::input(at(path, e)))
+}
+
+/// `{"datasets": […]}`.
+#[derive(serde::Serialize)]
+struct Datasets<'a> {
+    datasets: &'a [DatasetView],
 }
 
 pub fn machine(command: MarketMachineCommand, ui: Ui) -> CliResult {
@@ -59,14 +83,14 @@ pub fn machine(command: MarketMachineCommand, ui: Ui) -> CliResult {
                 .map_err(|e| CliError::input(at(&keys, e)))?;
             match out {
                 Some(path) => {
-                    write_out(&path, &registration)?;
+                    write_registration(&path, &registration)?;
                     ui.say(format!(
                         "Registration of {} for owner {owner} written to {}",
-                        field(&registration, "machineDid"),
+                        registration.machine_did,
                         path.display()
                     ));
                 }
-                None => ui.json_out(&registration),
+                None => json_answer(&ui, &registration)?,
             }
             Ok(())
         }
@@ -81,7 +105,7 @@ pub fn machine(command: MarketMachineCommand, ui: Ui) -> CliResult {
             let ui = Ui { json, ..ui };
             let mut client = client(&session, OWNER)?;
             let document = match (registration, machine_key_file, keys) {
-                (Some(path), _, _) => read_json(&path)?,
+                (Some(path), _, _) => read_body::<SignedRegistration>(&path)?,
                 (None, Some(key_file), Some(keys)) => {
                     let key = crate::keyfile::secp256k1_secret(&key_file, "machine key")?;
                     let chain_key = chain_key(chain_key_file.as_deref(), &keys)?;
@@ -98,34 +122,27 @@ pub fn machine(command: MarketMachineCommand, ui: Ui) -> CliResult {
                 .map_err(|e| seller_error("machine register", e))?;
             ui.say(format!(
                 "Registered {} to {} (chain key {})",
-                field(&machine, "did"),
+                machine.did,
                 client.did(),
-                field(&machine, "chainPublicKey")
+                machine.chain_public_key
             ));
             if ui.json {
-                ui.json_out(&machine);
+                json_answer(&ui, &machine)?;
             }
             Ok(())
         }
         MarketMachineCommand::List { session, json } => {
             let mut client = client(&session, OWNER)?;
             let answer = client
-                .get("/v1/machines")
+                .machines()
                 .map_err(|e| client_error("machine list", e))?;
             if json {
-                ui.json_out(&answer);
+                json_answer(&ui, &answer)?;
             } else {
-                for m in answer
-                    .get("machines")
-                    .and_then(Value::as_array)
-                    .into_iter()
-                    .flatten()
-                {
+                for m in &answer.machines {
                     println!(
                         "{}\towner {}\tregistered {}",
-                        field(m, "did"),
-                        field(m, "ownerDid"),
-                        field(m, "registeredAt")
+                        m.did, m.owner_did, m.registered_at
                     );
                 }
             }
@@ -212,21 +229,26 @@ pub fn dataset(command: MarketDatasetCommand, ui: Ui) -> CliResult {
         MarketDatasetCommand::List { session, json } => {
             let mut client = client(&session, OWNER)?;
             let datasets = client
-                .all_pages("/v1/datasets", "datasets", 500, Paging::Offset)
+                .all_datasets()
                 .map_err(|e| client_error("dataset list", e))?;
             if json {
-                ui.json_out(&wrap("datasets", datasets));
+                json_answer(
+                    &ui,
+                    &Datasets {
+                        datasets: &datasets,
+                    },
+                )?;
             } else {
                 for d in &datasets {
                     println!(
                         "{}\t{}\t{} {}\tchunks {}..={}\troot {}",
-                        field(d, "id"),
-                        field(d, "state"),
-                        field(d, "machineDid"),
-                        field(d, "topic"),
-                        d.get("firstIndex").and_then(Value::as_u64).unwrap_or(0),
-                        d.get("lastIndex").and_then(Value::as_u64).unwrap_or(0),
-                        field(d, "merkleRoot"),
+                        d.id,
+                        d.state,
+                        d.machine_did,
+                        d.topic,
+                        d.first_index,
+                        d.last_index,
+                        d.merkle_root,
                     );
                 }
             }
@@ -250,7 +272,7 @@ pub fn listing(command: MarketListingCommand, ui: Ui) -> CliResult {
             publish,
             ..
         } => {
-            let document = read_json(listing)?;
+            let document = read_body::<CreateListing>(listing)?;
             let owner_key = owner_key_file
                 .as_deref()
                 .map(|p| crate::keyfile::x25519_secret(p, "owner recipient key"))
@@ -268,27 +290,20 @@ pub fn listing(command: MarketListingCommand, ui: Ui) -> CliResult {
                 MarketListingCommand::Publish { .. } => ("publish", "Published"),
                 _ => ("withdraw", "Withdrew"),
             };
-            let answer = client
-                .request(
-                    "POST",
-                    &format!(
-                        "/v1/listings/{}/{verb}",
-                        sealstream_client::market::encode_segment(id)
-                    ),
-                    Some(&Value::Object(Map::new())),
-                )
-                .map_err(|e| client_error(&format!("listing {verb}"), e))?;
+            let answer = match command {
+                MarketListingCommand::Publish { .. } => client.publish_listing(id),
+                _ => client.withdraw_listing(id),
+            }
+            .map_err(|e| client_error(&format!("listing {verb}"), e))?;
             (done, answer)
         }
     };
     ui.say(format!(
         "{what} listing {} ({}): {}",
-        field(&answer, "id"),
-        field(&answer, "state"),
-        field(&answer, "title")
+        answer.id, answer.state, answer.title
     ));
     if ui.json {
-        ui.json_out(&answer);
+        json_answer(&ui, &answer)?;
     }
     Ok(())
 }

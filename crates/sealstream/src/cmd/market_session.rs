@@ -1,14 +1,14 @@
 //! What the owner's and buyer's market commands share: a signed-in client
-//! from `--server` and `--key-file`, list output, and how the
+//! from `--server` and `--key-file`, JSON output, and how the
 //! client's failures become exit codes (a refusal 2, an unreachable
 //! server 1).
 
 use sealstream_client::market::{ClientError, MarketClient};
 use sealstream_client::seller::SellerError;
-use sealstream_core::json::{Map, Value};
 
 use crate::cli::MarketSession;
 use crate::error::{CliError, CliResult};
+use crate::ui::Ui;
 
 /// A client of `--server` signing in with `--key-file` (nothing is sent
 /// yet); `role` words the EIP-4361 statement ("an owner", "a buyer").
@@ -46,14 +46,11 @@ pub fn seller_error(what: &str, e: SellerError) -> CliError {
     }
 }
 
-/// `{field: items}`.
-pub fn wrap(field: &str, items: Vec<Value>) -> Value {
-    let mut m = Map::new();
-    m.insert(field.into(), Value::Array(items));
-    Value::Object(m)
-}
-
-/// A text field of an answer, or "-".
-pub fn field<'a>(v: &'a Value, name: &str) -> &'a str {
-    v.get(name).and_then(Value::as_str).unwrap_or("-")
+/// Prints an answer (or any body of the API) as JSON on stdout, its keys in
+/// the order the server writes them.
+pub fn json_answer<T: serde::Serialize>(ui: &Ui, body: &T) -> CliResult {
+    let value = sealstream_api::document::core_value_of(body)
+        .map_err(|e| CliError::integrity(format!("answer: {e}")))?;
+    ui.json_out(&value);
+    Ok(())
 }

@@ -2,9 +2,9 @@
 
 use std::path::Path;
 
+use sealstream_api::receipts::{LicenseReceipt, SignedReceipt};
 use sealstream_core::json::{Map, Value};
 use sealstream_core::keys::ReceiptPublicKey;
-use sealstream_core::receipt::{LicenseReceipt, SignedReceipt};
 
 use crate::cli::ReceiptCommand;
 use crate::error::{at, CliError, CliResult};

@@ -9,13 +9,28 @@
 //! every integer must be exact in an IEEE double (|n| ≤ 2^53 − 1) so that the
 //! canonical form, and thus the signature, pins one document. The format is
 //! in `docs/formats.md`.
+//!
+//! `GET /v1/orders/{id}/receipt` answers with a [`SignedReceipt`] (its
+//! JSON, [`SignedReceipt::parse`]); `GET /v1/receipts/key` with the key
+//! that signs them ([`ReceiptKey`]).
 
 use std::fmt;
 
-use crate::error::ValidationError;
-use crate::identity::{Did, EvmAddress};
-use crate::json::{self, canonical, JsonError, Limits, Map, Value};
-use crate::keys::{is_blank, ReceiptPublicKey, ReceiptSigningKey};
+use sealstream_core::identity::{Did, EvmAddress};
+use sealstream_core::json::{self, canonical, JsonError, Limits, Map, Value};
+use sealstream_core::keys::{is_blank, ReceiptPublicKey, ReceiptSigningKey};
+use sealstream_core::ValidationError;
+
+/// `GET /v1/receipts/key`: the market's Ed25519 public key, which signs
+/// receipts and audit heads.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReceiptKey {
+    /// `ed25519`.
+    pub algorithm: String,
+    /// The public key, 32 bytes as hex.
+    pub public_key_hex: String,
+}
 
 /// `schemaVersion` of license receipts; also the first line of the signed bytes.
 pub const RECEIPT_SCHEMA_VERSION: &str = "sealstream.receipt.v1";
@@ -739,7 +754,7 @@ fn amount(value: &str, field: &str) -> Result<(), ValidationError> {
 
 /// `YYYY-MM-DDTHH:MM:SSZ`, a real UTC time from 1970 on.
 fn utc_time(value: &str, field: &str) -> Result<(), ValidationError> {
-    if crate::utc::parse_seconds(value).is_some_and(|secs| secs >= 0) {
+    if sealstream_core::utc::parse_seconds(value).is_some_and(|secs| secs >= 0) {
         Ok(())
     } else {
         Err(ValidationError::new(

@@ -25,12 +25,12 @@
 //! possession of both keys it names, so nobody can register a chain key they
 //! only saw in a purchased chunk's envelope under a machine of their own.
 
-use crate::chunk::recipient_type;
-use crate::error::ValidationError;
-use crate::identity::{eip191_recover, eip191_sign, Did, Eip191Signature};
-use crate::keys::{
+use sealstream_core::chunk::recipient_type;
+use sealstream_core::identity::{eip191_recover, eip191_sign, Did, Eip191Signature};
+use sealstream_core::keys::{
     parse_hex_array, ChainPublicKey, ChainSigningKey, MachineSigningKey, RecipientPublicKey,
 };
+use sealstream_core::ValidationError;
 
 /// The first line of the statement.
 pub const HEADER: &str = "sealstream machine registration v1";
@@ -226,7 +226,7 @@ impl MachineRegistration {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::keys::{ChainSigningKey, RecipientSecretKey};
+    use sealstream_core::keys::{ChainSigningKey, RecipientSecretKey};
 
     fn example() -> (MachineSigningKey, MachineRegistration) {
         let machine = MachineSigningKey::from_hex(

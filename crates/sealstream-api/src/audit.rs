@@ -21,10 +21,13 @@
 //!
 //! The signature covers `sealstream.audit-head.v1\n` followed by the RFC 8785
 //! form of `{"events", "head", "signedAt"}`.
+//!
+//! `GET /v1/audit/head` (admins and auditors) answers with a fresh signed
+//! head, [`SignedAuditHead::parse`] reads it.
 
-use crate::json::{self, canonical, Map, Number, Value};
-use crate::keys::{parse_hex_array, ReceiptPublicKey, ReceiptSigningKey};
-use crate::ValidationError;
+use sealstream_core::json::{self, canonical, Map, Number, Value};
+use sealstream_core::keys::{parse_hex_array, ReceiptPublicKey, ReceiptSigningKey};
+use sealstream_core::ValidationError;
 
 /// The schema version, also the first line of the signed bytes.
 pub const AUDIT_HEAD_SCHEMA_VERSION: &str = "sealstream.audit-head.v1";
@@ -104,7 +107,7 @@ impl SignedAuditHead {
         head: &str,
         key: &ReceiptSigningKey,
     ) -> Result<SignedAuditHead, ValidationError> {
-        Self::sign_at(events, head, &crate::utc::now(), key)
+        Self::sign_at(events, head, &sealstream_core::utc::now(), key)
     }
 
     /// [`sign`](Self::sign) with a given time (for tests and replays).

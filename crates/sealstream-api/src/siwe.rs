@@ -35,9 +35,9 @@
 
 use std::fmt;
 
-use crate::error::ValidationError;
-use crate::identity::{Did, EvmAddress};
-use crate::utc;
+use sealstream_core::identity::{Did, EvmAddress};
+use sealstream_core::utc;
+use sealstream_core::ValidationError;
 
 /// The text after the domain on the first line.
 pub const PREAMBLE: &str = " wants you to sign in with your Ethereum account:";
@@ -770,7 +770,7 @@ Issued At: 2021-09-30T16:25:24Z";
 
     #[test]
     fn sign_in_message_builds_a_valid_message() {
-        let key = crate::keys::MachineSigningKey::generate();
+        let key = sealstream_core::keys::MachineSigningKey::generate();
         let did = Did::of_key(&key);
         let m = sign_in_message(
             "127.0.0.1:8080",

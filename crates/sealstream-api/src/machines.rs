@@ -1,0 +1,140 @@
+//! Machines: `POST /v1/machines` (an owner registers a machine with the
+//! machine's signature over the registration statement,
+//! [`crate::registration`]), `GET /v1/machines`, `GET /v1/machines/{did}`,
+//! and a machine's operator key (`PUT|GET|DELETE
+//! /v1/machines/{did}/operator-key`).
+
+use serde::{Deserialize, Serialize};
+use zeroize::Zeroize;
+
+/// One key a machine's chunk keys are wrapped for.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct MachineRecipient {
+    /// The id written into envelopes (`owner-1`).
+    pub recipient_id: String,
+    /// `owner`, `operator` or `machine`.
+    pub recipient_type: String,
+    /// The X25519 public key, 32 bytes as hex.
+    pub public_key_hex: String,
+}
+
+/// A machine registration.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RegisterMachine {
+    /// The machine, `did:peaq:0x…`.
+    pub machine_did: String,
+    /// The Ed25519 public key its chunk envelopes are signed with (hex).
+    pub chain_public_key: String,
+    /// The keys its chunk keys are wrapped for.
+    pub recipients: Vec<MachineRecipient>,
+    /// The machine's EIP-191 signature over the registration statement
+    /// naming the caller as owner (docs/formats.md), 65 bytes as hex.
+    pub signature: String,
+    /// The chain key's Ed25519 signature over the same statement, 64 bytes
+    /// as hex: proof of possession of the chain key.
+    pub chain_key_signature: String,
+}
+
+/// The registration document a machine signs for its owner
+/// (`sealstream market machine sign`), which the owner sends
+/// (`market machine register --registration`): the request, with the owner
+/// the statement names.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct SignedRegistration {
+    /// The owner the statement names (the key signing in must be its).
+    pub owner_did: String,
+    /// The machine, `did:peaq:0x…`.
+    pub machine_did: String,
+    /// The chain's Ed25519 public key (lowercase hex).
+    pub chain_public_key: String,
+    /// The keys its chunk keys are wrapped for.
+    pub recipients: Vec<MachineRecipient>,
+    /// The machine's EIP-191 signature over the statement.
+    pub signature: String,
+    /// The chain key's Ed25519 signature over the statement.
+    pub chain_key_signature: String,
+}
+
+impl SignedRegistration {
+    /// The request that registers the machine (the server names the owner:
+    /// the caller).
+    pub fn request(&self) -> RegisterMachine {
+        RegisterMachine {
+            machine_did: self.machine_did.clone(),
+            chain_public_key: self.chain_public_key.clone(),
+            recipients: self.recipients.clone(),
+            signature: self.signature.clone(),
+            chain_key_signature: self.chain_key_signature.clone(),
+        }
+    }
+}
+
+/// A registered machine.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct MachineView {
+    /// The machine's DID.
+    pub did: String,
+    /// The owner who registered it.
+    pub owner_did: String,
+    /// Its chain's Ed25519 public key (lowercase hex).
+    pub chain_public_key: String,
+    /// The keys its chunk keys are wrapped for (keys as lowercase hex).
+    pub recipients: Vec<MachineRecipient>,
+    /// The machine's signature over the registration statement.
+    pub signature: String,
+    /// When it was registered (UTC).
+    pub registered_at: String,
+}
+
+/// Machines the caller may see.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct MachineList {
+    /// Oldest first.
+    pub machines: Vec<MachineView>,
+}
+
+/// `PUT /v1/machines/{did}/operator-key`. The secret is wiped from memory
+/// when the request is done and never appears in `Debug` output.
+#[derive(Clone, Deserialize, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RegisterOperatorKey {
+    /// The X25519 secret key of the machine's `operator` recipient, 32
+    /// bytes as hex.
+    pub secret_key_hex: String,
+}
+
+impl Drop for RegisterOperatorKey {
+    fn drop(&mut self) {
+        self.secret_key_hex.zeroize();
+    }
+}
+
+impl std::fmt::Debug for RegisterOperatorKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RegisterOperatorKey { secret_key_hex: <redacted> }")
+    }
+}
+
+/// An operator key held by the server (its public half only).
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct OperatorKeyView {
+    /// The machine.
+    pub machine_did: String,
+    /// The operator recipient's id, as registered with the machine.
+    pub recipient_id: String,
+    /// The operator's X25519 public key (lowercase hex).
+    pub public_key_hex: String,
+    /// Since when the server grants with it (UTC).
+    pub registered_at: String,
+}

@@ -1,0 +1,85 @@
+//! Orders: a buyer's order, the caller's orders as buyer or seller, an
+//! invoice marked paid, bearer links, receipts, and a seller's grant.
+
+use reqwest::Method;
+
+use sealstream_api::grants::{GrantView, UploadGrant};
+use sealstream_api::orders::{CreateLink, CreateOrder, LinkView, ListQuery, OrderList, OrderView};
+use sealstream_api::payments::MarkPaid;
+use sealstream_api::routes;
+
+use crate::market::{json_body, json_bytes, ClientError, MarketClient, Payload};
+
+/// Orders asked for a page.
+const PAGE: u32 = 200;
+
+/// Largest receipt read (they are a few KiB).
+const MAX_RECEIPT: u64 = 1 << 20;
+
+impl MarketClient {
+    /// Orders a published listing.
+    pub fn create_order(&mut self, request: &CreateOrder) -> Result<OrderView, ClientError> {
+        self.call(Method::POST, routes::ORDERS, json_body(request))
+    }
+
+    /// One order of the caller's (as buyer or seller).
+    pub fn order(&mut self, id: &str) -> Result<OrderView, ClientError> {
+        self.get(&routes::order(id))
+    }
+
+    /// A page of the caller's orders.
+    pub fn orders(&mut self, query: &ListQuery) -> Result<OrderList, ClientError> {
+        self.get(&routes::orders(query))
+    }
+
+    /// Every order `query` selects, page by page (its own paging is
+    /// replaced).
+    pub fn all_orders(&mut self, query: &ListQuery) -> Result<Vec<OrderView>, ClientError> {
+        let mut all = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let page = self.orders(&query.clone().page(PAGE, cursor.as_deref()))?;
+            let n = page.items.len();
+            all.extend(page.items);
+            match page.next_cursor {
+                Some(next) if n > 0 => cursor = Some(next),
+                _ => return Ok(all),
+            }
+        }
+    }
+
+    /// Marks an invoice order paid (its seller).
+    pub fn mark_paid(&mut self, id: &str, request: &MarkPaid) -> Result<OrderView, ClientError> {
+        self.call(
+            Method::POST,
+            &routes::order_mark_paid(id),
+            json_body(request),
+        )
+    }
+
+    /// Makes a bearer link to an order.
+    pub fn create_link(&mut self, id: &str, request: &CreateLink) -> Result<LinkView, ClientError> {
+        self.call(Method::POST, &routes::order_links(id), json_body(request))
+    }
+
+    /// The signed license receipt of a paid order, exactly as the server
+    /// keeps it (`sealstream_api::receipts::SignedReceipt::parse` reads it).
+    pub fn receipt(&mut self, id: &str) -> Result<Vec<u8>, ClientError> {
+        self.get_bytes(&routes::order_receipt(id), MAX_RECEIPT)
+    }
+
+    /// Uploads the access files of a paid order (its seller).
+    pub fn upload_grant(
+        &mut self,
+        id: &str,
+        request: &UploadGrant,
+    ) -> Result<GrantView, ClientError> {
+        // Access files can be large: sent as an upload, without an overall
+        // deadline.
+        self.call(
+            Method::PUT,
+            &routes::order_grant(id),
+            Payload::Upload("application/json".into(), json_bytes(request).into()),
+        )
+    }
+}
