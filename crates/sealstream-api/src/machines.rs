@@ -4,8 +4,11 @@
 //! and a machine's operator key (`PUT|GET|DELETE
 //! /v1/machines/{did}/operator-key`).
 
+use sealstream_core::ValidationError;
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroize;
+
+use crate::registration::MachineRegistration;
 
 /// One key a machine's chunk keys are wrapped for.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
@@ -37,6 +40,31 @@ pub struct RegisterMachine {
     /// The chain key's Ed25519 signature over the same statement, 64 bytes
     /// as hex: proof of possession of the chain key.
     pub chain_key_signature: String,
+}
+
+impl RegisterMachine {
+    /// The registration statement the request's signatures must be over,
+    /// with `owner_did` (the caller) as owner, its fields checked
+    /// ([`MachineRegistration::from_text`]: errors name the field).
+    pub fn registration(&self, owner_did: &str) -> Result<MachineRegistration, ValidationError> {
+        let recipients: Vec<(&str, &str, &str)> = self
+            .recipients
+            .iter()
+            .map(|r| {
+                (
+                    r.recipient_id.as_str(),
+                    r.recipient_type.as_str(),
+                    r.public_key_hex.as_str(),
+                )
+            })
+            .collect();
+        MachineRegistration::from_text(
+            owner_did,
+            &self.machine_did,
+            &self.chain_public_key,
+            &recipients,
+        )
+    }
 }
 
 /// The registration document a machine signs for its owner

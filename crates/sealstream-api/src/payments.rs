@@ -57,6 +57,23 @@ pub enum Rail {
 /// The `token` of an EVM rail paid in the chain's own coin.
 pub const NATIVE: &str = "native";
 
+/// `base` base units as a decimal amount with `decimals` digits after the
+/// point, trailing zeros dropped (`1500000000000000000`, 18 → `1.5`).
+pub fn format_units(base: &str, decimals: u8) -> String {
+    let d = usize::from(decimals);
+    if d == 0 {
+        return base.to_string();
+    }
+    let padded = format!("{base:0>width$}", width = d + 1);
+    let (int, frac) = padded.split_at(padded.len() - d);
+    let frac = frac.trim_end_matches('0');
+    if frac.is_empty() {
+        int.to_string()
+    } else {
+        format!("{int}.{frac}")
+    }
+}
+
 impl Rail {
     /// Its kind.
     pub fn kind(&self) -> RailKind {
@@ -491,6 +508,16 @@ pub struct MarkPaid {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn units_are_formatted_with_decimals() {
+        assert_eq!(format_units("1500000000000000000", 18), "1.5");
+        assert_eq!(format_units("1", 18), "0.000000000000000001");
+        assert_eq!(format_units("1250", 2), "12.5");
+        assert_eq!(format_units("1200", 2), "12");
+        assert_eq!(format_units("0", 2), "0");
+        assert_eq!(format_units("7", 0), "7");
+    }
     use serde_json::json;
 
     fn field(e: FieldError) -> String {

@@ -482,18 +482,7 @@ impl LicenseReceipt {
     /// `amount` with `decimals` digits after the point, trailing zeros
     /// dropped (`1500000`, 6 → `1.5`).
     pub fn amount_display(&self) -> String {
-        let d = usize::from(self.decimals);
-        if d == 0 {
-            return self.amount.clone();
-        }
-        let padded = format!("{:0>width$}", self.amount, width = d + 1);
-        let (int, frac) = padded.split_at(padded.len() - d);
-        let frac = frac.trim_end_matches('0');
-        if frac.is_empty() {
-            int.to_string()
-        } else {
-            format!("{int}.{frac}")
-        }
+        crate::payments::format_units(&self.amount, self.decimals)
     }
 
     /// What the amount is counted in: the rail's `symbol`, else its

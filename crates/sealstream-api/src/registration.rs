@@ -305,6 +305,29 @@ mod tests {
     }
 
     #[test]
+    fn a_request_reads_as_its_registration() {
+        let (machine, r) = example();
+        let request = crate::machines::RegisterMachine {
+            machine_did: Did::of_key(&machine).to_string(),
+            chain_public_key: r.chain_public_key.to_hex(),
+            recipients: vec![crate::machines::MachineRecipient {
+                recipient_id: "owner-1".into(),
+                recipient_type: "owner".into(),
+                public_key_hex: r.recipients[0].public_key.to_hex(),
+            }],
+            signature: String::new(),
+            chain_key_signature: String::new(),
+        };
+        assert_eq!(request.registration(&r.owner.to_string()).unwrap(), r);
+        let mut bad = request;
+        bad.recipients[0].public_key_hex = "zz".into();
+        assert_eq!(
+            bad.registration(&r.owner.to_string()).unwrap_err().field,
+            "recipients[0].publicKeyHex"
+        );
+    }
+
+    #[test]
     fn from_text_names_the_field() {
         let (machine, r) = example();
         let machine_did = Did::of_key(&machine).to_string();
