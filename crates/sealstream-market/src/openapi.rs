@@ -48,8 +48,8 @@ const COMMON_RESPONSES: [(&str, &str, &str, Applies); 6] = [
     (
         "401",
         "Unauthorized",
-        "The session token sent is unknown, expired or malformed (`error.field` is \
-         `Authorization`)",
+        "No session token where the operation requires one, or one that is unknown, expired \
+         or malformed (`error.field` is `Authorization`)",
         Applies::WithSession,
     ),
     (

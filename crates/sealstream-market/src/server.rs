@@ -732,7 +732,6 @@ pub(crate) async fn healthz(State(state): State<AppState>) -> Response {
 #[utoipa::path(get, path = sealstream_api::routes::METRICS, tag = "operations",
     security(("session" = [])),
     responses((status = 200, description = "Request counts and durations by route", content_type = "text/plain"),
-              (status = 401, description = "No session", body = crate::openapi::ErrorBody),
               (status = 403, description = "Neither admin nor auditor", body = crate::openapi::ErrorBody)))]
 pub(crate) async fn metrics(
     State(state): State<AppState>,
@@ -761,7 +760,6 @@ pub(crate) fn metrics_text(state: &AppState) -> Response {
 #[utoipa::path(get, path = sealstream_api::routes::AUDIT_HEAD, tag = "audit",
     security(("session" = [])),
     responses((status = 200, description = "The signed head: `{schemaVersion, events, head, signedAt, serverPublicKeyHex, signature}`"),
-              (status = 401, description = "No session", body = crate::openapi::ErrorBody),
               (status = 403, description = "Neither admin nor auditor", body = crate::openapi::ErrorBody),
               (status = 503, description = "The database does not answer", body = crate::openapi::ErrorBody)))]
 pub(crate) async fn audit_head(

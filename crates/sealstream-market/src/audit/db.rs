@@ -2,28 +2,27 @@
 //! and `audit_heads` (the heads signed so far).
 
 use futures_util::stream::BoxStream;
-use futures_util::StreamExt;
 use sealstream_api::audit::SignedAuditHead;
 use sealstream_core::keys::{parse_hex_array, ReceiptPublicKey};
 use sqlx::any::AnyRow;
-use sqlx::{Any, Row, Transaction};
+use sqlx::{Any, Row};
 
 use super::signed::SignedHeadError;
 use super::Event;
-use crate::store::Store;
+use crate::store::{changed, Store, Tx};
 
 /// Takes the log's write lock inside `tx`, before anything is read, so
 /// that appends from any number of connections or processes are
 /// serialised. PostgreSQL: an exclusive lock on the table; SQLite: a write
 /// that changes nothing, which takes the database's write lock (waiting
 /// for it under the busy timeout).
-pub(super) async fn lock(tx: &mut Transaction<'static, Any>) -> Result<(), sqlx::Error> {
+pub(super) async fn lock(tx: &mut Tx) -> Result<(), sqlx::Error> {
     let lock = if tx.backend_name().eq_ignore_ascii_case("postgresql") {
         "LOCK TABLE audit_events IN EXCLUSIVE MODE"
     } else {
         "UPDATE audit_events SET seq = seq WHERE 1 = 0"
     };
-    sqlx::query(lock).execute(&mut **tx).await?;
+    changed(tx, sqlx::query(lock)).await?;
     Ok(())
 }
 
@@ -33,19 +32,14 @@ pub(super) async fn last<'e, E>(executor: E) -> Result<Option<(i64, String)>, sq
 where
     E: sqlx::Executor<'e, Database = Any>,
 {
-    let row = sqlx::query("SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1")
+    sqlx::query_as("SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1")
         .fetch_optional(executor)
-        .await?;
-    row.map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
-        .transpose()
+        .await
 }
 
 /// Inserts `event` inside `tx` (which holds the [`lock`]).
-pub(super) async fn insert(
-    tx: &mut Transaction<'static, Any>,
-    event: &Event,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
+pub(super) async fn insert(tx: &mut Tx, event: &Event) -> Result<(), sqlx::Error> {
+    let query = sqlx::query(
         "INSERT INTO audit_events (seq, at, actor, action, subject, details, prev, hash) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
     )
@@ -56,44 +50,26 @@ pub(super) async fn insert(
     .bind(&event.subject)
     .bind(&event.details)
     .bind(&event.prev)
-    .bind(&event.hash)
-    .execute(&mut **tx)
-    .await?;
+    .bind(&event.hash);
+    changed(tx, query).await?;
     Ok(())
-}
-
-fn event_of(row: &AnyRow) -> Result<Event, sqlx::Error> {
-    Ok(Event {
-        seq: row.try_get(0)?,
-        at: row.try_get(1)?,
-        actor: row.try_get(2)?,
-        action: row.try_get(3)?,
-        subject: row.try_get(4)?,
-        details: row.try_get(5)?,
-        prev: row.try_get(6)?,
-        hash: row.try_get(7)?,
-    })
 }
 
 /// Every event, by number, as a stream (the log is never held whole).
 pub(super) fn events(store: &Store) -> BoxStream<'_, Result<Event, sqlx::Error>> {
-    sqlx::query(
+    sqlx::query_as(
         "SELECT seq, at, actor, action, subject, details, prev, hash \
          FROM audit_events ORDER BY seq",
     )
     .fetch(store.pool())
-    .map(|row| event_of(&row?))
-    .boxed()
 }
 
 /// The hash of event `seq`, if the log holds it.
 pub(super) async fn hash_of(store: &Store, seq: u64) -> Result<Option<String>, sqlx::Error> {
-    sqlx::query("SELECT hash FROM audit_events WHERE seq = $1")
+    sqlx::query_scalar("SELECT hash FROM audit_events WHERE seq = $1")
         .bind(i64::try_from(seq).unwrap_or(i64::MAX))
         .fetch_optional(store.pool())
-        .await?
-        .map(|row| row.try_get::<String, _>(0))
-        .transpose()
+        .await
 }
 
 fn head_of(row: &AnyRow) -> Result<SignedAuditHead, SignedHeadError> {

@@ -11,15 +11,14 @@ pub mod signed;
 
 use sealstream_core::json::{self, canonical, Map, Number, Value};
 use sha2::{Digest, Sha256};
-use sqlx::{Any, Transaction};
 
-use crate::store::{Store, StoreError};
+use crate::store::{Store, StoreError, Tx};
 
 /// `prev` of the first event.
 pub const GENESIS: &str = "0x0000000000000000000000000000000000000000000000000000000000000000";
 
 /// One audit event as stored.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, sqlx::FromRow)]
 pub struct Event {
     /// Position in the log, from 1 without gaps.
     pub seq: i64,
@@ -158,7 +157,7 @@ pub fn event_hash(
 /// appends from any number of connections or processes are serialised;
 /// the event is visible once `tx` commits.
 pub async fn append(
-    tx: &mut Transaction<'static, Any>,
+    tx: &mut Tx,
     actor: &str,
     action: &str,
     subject: &str,
@@ -287,7 +286,7 @@ pub async fn verify_against(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     fn details(n: u64) -> Value {
@@ -300,14 +299,54 @@ mod tests {
         Value::Object(m)
     }
 
-    async fn memory_store_with(n: u64) -> Store {
+    /// Appends one test event with `details(n)`.
+    pub(super) async fn append_test_event(store: &Store, n: u64) {
+        append_now(store, "server", "test.event", "subject", &details(n))
+            .await
+            .unwrap();
+    }
+
+    /// A private in-memory store whose log holds `n` test events.
+    pub(super) async fn memory_store_with(n: u64) -> Store {
         let store = Store::open("sqlite::memory:").await.unwrap();
         for i in 0..n {
-            append_now(&store, "server", "test.event", "subject", &details(i))
-                .await
-                .unwrap();
+            append_test_event(&store, i).await;
         }
         store
+    }
+
+    /// Runs `sql` on `store` (what someone who can write the database does).
+    pub(super) async fn exec(store: &Store, sql: &str) {
+        sqlx::query(sql).execute(store.pool()).await.unwrap();
+    }
+
+    /// Rewrites test event `seq` with other `details` and/or `prev`, and
+    /// the hash of that content: a forgery only a signed head catches.
+    pub(super) async fn forge(
+        store: &Store,
+        seq: i64,
+        details: Option<&Value>,
+        prev: Option<&str>,
+    ) {
+        let (at, old_details, old_prev): (String, String, String) =
+            sqlx::query_as("SELECT at, details, prev FROM audit_events WHERE seq = $1")
+                .bind(seq)
+                .fetch_one(store.pool())
+                .await
+                .unwrap();
+        let details = details
+            .cloned()
+            .unwrap_or_else(|| json::parse(old_details.as_bytes()).unwrap());
+        let prev = prev.unwrap_or(&old_prev);
+        let hash = event_hash(seq, &at, "server", "test.event", "subject", &details, prev).unwrap();
+        sqlx::query("UPDATE audit_events SET details = $1, prev = $2, hash = $3 WHERE seq = $4")
+            .bind(canonical::rfc8785(&details).unwrap())
+            .bind(prev)
+            .bind(hash)
+            .bind(seq)
+            .execute(store.pool())
+            .await
+            .unwrap();
     }
 
     #[test]
@@ -342,15 +381,7 @@ mod tests {
             let store = store.clone();
             tasks.push(tokio::spawn(async move {
                 for i in 0..5 {
-                    append_now(
-                        &store,
-                        "server",
-                        "test.event",
-                        "subject",
-                        &details(t * 10 + i),
-                    )
-                    .await
-                    .unwrap();
+                    append_test_event(&store, t * 10 + i).await;
                 }
             }));
         }
@@ -387,10 +418,6 @@ mod tests {
                 .unwrap();
         assert_eq!(prev2, hash1);
         assert_eq!(details2, r#"{"n":1,"z":"last"}"#);
-    }
-
-    async fn exec(store: &Store, sql: &str) {
-        sqlx::query(sql).execute(store.pool()).await.unwrap();
     }
 
     async fn broken(store: &Store) -> String {
@@ -437,19 +464,7 @@ mod tests {
     #[tokio::test]
     async fn rehashed_event_breaks_the_next_link() {
         let store = memory_store_with(3).await;
-        let (at, prev): (String, String) =
-            sqlx::query_as("SELECT at, prev FROM audit_events WHERE seq = 2")
-                .fetch_one(store.pool())
-                .await
-                .unwrap();
-        let forged = details(42);
-        let hash = event_hash(2, &at, "server", "test.event", "subject", &forged, &prev).unwrap();
-        sqlx::query("UPDATE audit_events SET details = $1, hash = $2 WHERE seq = 2")
-            .bind(canonical::rfc8785(&forged).unwrap())
-            .bind(hash)
-            .execute(store.pool())
-            .await
-            .unwrap();
+        forge(&store, 2, Some(&details(42)), None).await;
         assert_eq!(
             broken(&store).await,
             "seq 3: prev does not match the hash of seq 2"
@@ -459,27 +474,7 @@ mod tests {
     #[tokio::test]
     async fn first_event_must_start_at_genesis() {
         let store = memory_store_with(1).await;
-        let (at,): (String,) = sqlx::query_as("SELECT at FROM audit_events WHERE seq = 1")
-            .fetch_one(store.pool())
-            .await
-            .unwrap();
-        let prev = format!("0x{}", "1".repeat(64));
-        let hash = event_hash(
-            1,
-            &at,
-            "server",
-            "test.event",
-            "subject",
-            &details(0),
-            &prev,
-        )
-        .unwrap();
-        sqlx::query("UPDATE audit_events SET prev = $1, hash = $2 WHERE seq = 1")
-            .bind(prev)
-            .bind(hash)
-            .execute(store.pool())
-            .await
-            .unwrap();
+        forge(&store, 1, None, Some(&format!("0x{}", "1".repeat(64)))).await;
         assert_eq!(
             broken(&store).await,
             "seq 1: prev is not the genesis value 0x00…00"

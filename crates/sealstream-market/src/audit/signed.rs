@@ -179,28 +179,9 @@ pub async fn verify_signed(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::audit::{append_now, event_hash, Problem};
-    use sealstream_core::json::{Map, Value};
-
-    async fn store_with(n: u64) -> Store {
-        let store = Store::open("sqlite::memory:").await.unwrap();
-        for _ in 0..n {
-            append_now(
-                &store,
-                "server",
-                "test.event",
-                "s",
-                &Value::Object(Map::new()),
-            )
-            .await
-            .unwrap();
-        }
-        store
-    }
-
-    async fn exec(store: &Store, sql: &str) {
-        sqlx::query(sql).execute(store.pool()).await.unwrap();
-    }
+    use crate::audit::tests::{append_test_event, exec, forge, memory_store_with as store_with};
+    use crate::audit::Problem;
+    use sealstream_core::json::Value;
 
     /// The periodic signer, `GET /v1/audit/head` and the signing at
     /// shutdown may run at once, each writing the head file: none fails
@@ -217,15 +198,7 @@ mod tests {
             let (store, key, file) = (store.clone(), key.clone(), file.clone());
             tasks.push(tokio::spawn(async move {
                 if i % 4 == 0 {
-                    append_now(
-                        &store,
-                        "server",
-                        "test.event",
-                        "s",
-                        &Value::Object(Map::new()),
-                    )
-                    .await
-                    .unwrap();
+                    append_test_event(&store, i).await;
                 }
                 sign_current(&store, &key, Some(&file)).await
             }));
@@ -279,18 +252,7 @@ mod tests {
         let key = ReceiptSigningKey::generate();
         let store = store_with(3).await;
         sign_current(&store, &key, None).await.unwrap();
-        let (at, prev): (String, String) =
-            sqlx::query_as("SELECT at, prev FROM audit_events WHERE seq = 3")
-                .fetch_one(store.pool())
-                .await
-                .unwrap();
-        let forged = Value::String("forged".into());
-        let hash = event_hash(3, &at, "server", "test.event", "s", &forged, &prev).unwrap();
-        sqlx::query("UPDATE audit_events SET details = '\"forged\"', hash = $1 WHERE seq = 3")
-            .bind(hash)
-            .execute(store.pool())
-            .await
-            .unwrap();
+        forge(&store, 3, Some(&Value::String("forged".into())), None).await;
         crate::audit::verify(&store)
             .await
             .expect("the chain alone is fine");
@@ -316,16 +278,8 @@ mod tests {
         let file = dir.path().join(HEAD_FILE);
         let store = store_with(2).await;
         let early = sign_current(&store, &key, Some(&file)).await.unwrap();
-        for _ in 0..3 {
-            append_now(
-                &store,
-                "server",
-                "test.event",
-                "s",
-                &Value::Object(Map::new()),
-            )
-            .await
-            .unwrap();
+        for i in 2..5 {
+            append_test_event(&store, i).await;
         }
         let anchor = sign_current(&store, &key, Some(&file)).await.unwrap();
         assert_eq!(anchor.events, 5);

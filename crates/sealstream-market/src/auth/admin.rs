@@ -9,17 +9,34 @@
 use axum::extract::State;
 use axum::Json;
 use sealstream_core::identity::Did;
+use serde::Deserialize;
 
 use super::siwe_routes::MeResponse;
 use super::{grant_role, roles_of, Principal, Role};
 use crate::error::{ApiError, ApiPath, ApiResult};
 use crate::server::AppState;
 
-fn target(did: &str, role: &str) -> ApiResult<(String, Role)> {
-    let did = Did::parse(did, "did")
+/// The path of both routes: a principal and one of its roles.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+pub(crate) struct RolePath {
+    /// The principal, did:peaq:0x…
+    #[param(pattern = "^did:peaq:0x[0-9a-fA-F]{40}$")]
+    did: String,
+    /// owner, buyer, auditor or admin (machine, implicit, is a 409)
+    #[param(pattern = "^(machine|owner|buyer|auditor|admin)$")]
+    role: String,
+}
+
+/// The principal (its canonical DID) and the role `path` names, for an
+/// admin `caller`: a 403 for anyone else, a 400 for a malformed DID or an
+/// unknown role, a 409 for the implicit `machine` role.
+fn target(caller: &Principal, path: &RolePath) -> ApiResult<(String, Role)> {
+    caller.require(Role::Admin)?;
+    let did = Did::parse(&path.did, "did")
         .map_err(|e| ApiError::bad_request(&e.field, e.constraint))?
         .to_string();
-    let role = Role::parse(role).ok_or_else(|| {
+    let role = Role::parse(&path.role).ok_or_else(|| {
         ApiError::bad_request("role", "one of machine, owner, buyer, auditor, admin")
     })?;
     if role == Role::Machine {
@@ -31,53 +48,51 @@ fn target(did: &str, role: &str) -> ApiResult<(String, Role)> {
     Ok((did, role))
 }
 
+/// The answer to a change: the principal's roles now.
+async fn roles_now(state: &AppState, did: String) -> ApiResult<Json<MeResponse>> {
+    let roles = roles_of(&state.store, &did).await?;
+    Ok(Json(MeResponse { did, roles }))
+}
+
 /// Grants a role to a principal.
 #[utoipa::path(put, path = sealstream_api::routes::ADMIN_ROLE, tag = "admin",
     security(("session" = [])),
-    params(("did" = String, Path, description = "The principal, did:peaq:0x…", pattern = "^did:peaq:0x[0-9a-fA-F]{40}$"),
-           ("role" = String, Path, description = "owner, buyer, auditor or admin (machine, implicit, is a 409)", pattern = "^(machine|owner|buyer|auditor|admin)$")),
+    params(RolePath),
     responses(
         (status = 200, description = "The principal's roles now", body = MeResponse),
         (status = 400, description = "Malformed DID or unknown role", body = crate::openapi::ErrorBody),
-        (status = 401, description = "No valid session", body = crate::openapi::ErrorBody),
         (status = 403, description = "Not an admin", body = crate::openapi::ErrorBody),
         (status = 409, description = "The machine role is implicit", body = crate::openapi::ErrorBody)))]
 pub(crate) async fn grant(
     State(state): State<AppState>,
     principal: Principal,
-    ApiPath((did, role)): ApiPath<(String, String)>,
+    ApiPath(path): ApiPath<RolePath>,
 ) -> ApiResult<Json<MeResponse>> {
-    principal.require(Role::Admin)?;
-    let (did, role) = target(&did, &role)?;
+    let (did, role) = target(&principal, &path)?;
     grant_role(&state.store, &did, role, &principal.did).await?;
-    let roles = roles_of(&state.store, &did).await?;
-    Ok(Json(MeResponse { did, roles }))
+    roles_now(&state, did).await
 }
 
 /// Revokes a role from a principal.
 #[utoipa::path(delete, path = sealstream_api::routes::ADMIN_ROLE, tag = "admin",
     security(("session" = [])),
-    params(("did" = String, Path, description = "The principal, did:peaq:0x…", pattern = "^did:peaq:0x[0-9a-fA-F]{40}$"),
-           ("role" = String, Path, description = "owner, buyer, auditor or admin (machine, implicit, is a 409)", pattern = "^(machine|owner|buyer|auditor|admin)$")),
+    params(RolePath),
     responses(
         (status = 200, description = "The principal's roles now", body = MeResponse),
         (status = 400, description = "Malformed DID or unknown role", body = crate::openapi::ErrorBody),
-        (status = 401, description = "No valid session", body = crate::openapi::ErrorBody),
         (status = 403, description = "Not an admin", body = crate::openapi::ErrorBody),
         (status = 409, description = "The machine role is implicit and cannot be revoked", body = crate::openapi::ErrorBody)))]
 pub(crate) async fn revoke(
     State(state): State<AppState>,
     principal: Principal,
-    ApiPath((did, role)): ApiPath<(String, String)>,
+    ApiPath(path): ApiPath<RolePath>,
 ) -> ApiResult<Json<MeResponse>> {
-    principal.require(Role::Admin)?;
-    let (did, role) = target(&did, &role)?;
+    let (did, role) = target(&principal, &path)?;
     let mut tx = state.store.begin().await?;
     if super::db::delete_role(&mut tx, &did, role).await? {
         let details = super::audit_details(&serde_json::json!({ "role": role.as_str() }));
         crate::audit::append(&mut tx, &principal.did, "role.revoke", &did, &details).await?;
     }
     tx.commit().await?;
-    let roles = roles_of(&state.store, &did).await?;
-    Ok(Json(MeResponse { did, roles }))
+    roles_now(&state, did).await
 }

@@ -6,7 +6,7 @@ use sealstream_core::utc;
 use sha2::{Digest, Sha256};
 
 use super::db;
-use crate::store::Store;
+use crate::store::{Store, Tx};
 
 /// How long a session lasts unless the sign-in message says less: 12 hours.
 pub const DEFAULT_TTL_SECS: i64 = 12 * 3600;
@@ -33,11 +33,7 @@ fn hash(token: &str) -> String {
 }
 
 /// Creates a session for `did` that expires at `expires_unix`, inside `tx`.
-pub async fn issue_in(
-    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
-    did: &str,
-    expires_unix: i64,
-) -> Result<Token, sqlx::Error> {
+pub async fn issue_in(tx: &mut Tx, did: &str, expires_unix: i64) -> Result<Token, sqlx::Error> {
     let mut bytes = [0u8; 32];
     rand::rngs::OsRng.fill_bytes(&mut bytes);
     let token = hex::encode(bytes);
@@ -56,10 +52,7 @@ pub async fn issue(store: &Store, did: &str) -> Result<Token, sqlx::Error> {
 
 /// Deletes the session of `token` inside `tx`; returns whether there was
 /// one.
-pub async fn revoke_in(
-    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
-    token: &str,
-) -> Result<bool, sqlx::Error> {
+pub async fn revoke_in(tx: &mut Tx, token: &str) -> Result<bool, sqlx::Error> {
     db::delete_session(tx, &hash(token)).await
 }
 

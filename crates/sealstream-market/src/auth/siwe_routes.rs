@@ -21,7 +21,7 @@ use sealstream_api::siwe::SiweMessage;
 use sealstream_core::identity::{eip191_recover, Eip191Signature};
 use sealstream_core::utc;
 
-use super::db::{self, UsedNonce};
+use super::db;
 use super::{bearer, roles_of, session, Principal, Role};
 use crate::error::{ApiError, ApiJson, ApiResult};
 use crate::server::AppState;
@@ -163,15 +163,18 @@ pub(crate) async fn verify(
     // Single use: the nonce is recorded by the sign-in that uses it, and
     // kept until it expires (after which its tag no longer checks).
     let mut tx = state.store.begin().await?;
-    let nonce = UsedNonce {
-        nonce: &message.nonce,
-        domain: &domain_key,
-        issued_at: utc::format_seconds(nonce_expires - NONCE_TTL_SECS),
-        expires_unix: nonce_expires,
-        used_at: &now_text,
-        used_by: &did,
-    };
-    if !db::use_nonce(&mut tx, now, &nonce).await? {
+    let issued = nonce_expires - NONCE_TTL_SECS;
+    if !db::use_nonce(
+        &mut tx,
+        &message.nonce,
+        &domain_key,
+        issued,
+        nonce_expires,
+        now,
+        &did,
+    )
+    .await?
+    {
         tracing::warn!(did = %did, "sign-in refused: nonce replayed");
         return Err(ApiError::unauthorized(
             "message.nonce",
@@ -220,8 +223,7 @@ pub(crate) async fn verify(
 #[utoipa::path(get, path = sealstream_api::routes::ME, tag = "auth",
     security(("session" = [])),
     responses(
-        (status = 200, description = "The caller", body = MeResponse),
-        (status = 401, description = "No valid session", body = crate::openapi::ErrorBody)))]
+        (status = 200, description = "The caller", body = MeResponse)))]
 pub(crate) async fn me(principal: Principal) -> Json<MeResponse> {
     Json(MeResponse {
         roles: principal.roles.clone(),
@@ -233,8 +235,7 @@ pub(crate) async fn me(principal: Principal) -> Json<MeResponse> {
 #[utoipa::path(post, path = sealstream_api::routes::AUTH_LOGOUT, tag = "auth",
     security(("session" = [])),
     responses(
-        (status = 204, description = "Signed out"),
-        (status = 401, description = "No valid session", body = crate::openapi::ErrorBody)))]
+        (status = 204, description = "Signed out")))]
 pub(crate) async fn logout(
     State(state): State<AppState>,
     principal: Principal,

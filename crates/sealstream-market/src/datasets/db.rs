@@ -5,9 +5,9 @@ use futures_util::TryStreamExt;
 use sealstream_core::dataset::{chunk_leaf, hash_hex};
 use sealstream_core::merkle::{Hash, RootBuilder};
 use sqlx::any::AnyRow;
-use sqlx::{Any, Row, Transaction};
+use sqlx::Row;
 
-use crate::store::Store;
+use crate::store::{changed, DbError, Store, Tx};
 
 /// Rows read per query while a range's root is computed: memory stays
 /// bounded whatever the range's length.
@@ -78,6 +78,15 @@ pub enum DatasetStoreError {
     Inconsistent(String),
 }
 
+impl From<DbError> for DatasetStoreError {
+    fn from(e: DbError) -> Self {
+        match e {
+            DbError::Database(e) => DatasetStoreError::Database(e),
+            DbError::Inconsistent { message, .. } => DatasetStoreError::Inconsistent(message),
+        }
+    }
+}
+
 pub(crate) const COLUMNS: &str = "id, owner_did, machine_did, topic, first_index, chunk_count, \
      first_chunk_id, head_chunk_id, merkle_root, chain_public_key, first_received_unix, \
      last_received_unix, state, manifest, signer_did, created_at, public";
@@ -132,17 +141,11 @@ pub async fn dataset_by_id(
 /// envelopes) or not, inside the caller's transaction; the caller appends
 /// the audit event for the change that makes it so (a listing published or
 /// withdrawn). Returns whether the dataset exists.
-pub async fn set_public(
-    tx: &mut Transaction<'static, Any>,
-    id: &str,
-    public: bool,
-) -> Result<bool, sqlx::Error> {
-    let done = sqlx::query("UPDATE datasets SET public = $1 WHERE id = $2")
+pub async fn set_public(tx: &mut Tx, id: &str, public: bool) -> Result<bool, sqlx::Error> {
+    let query = sqlx::query("UPDATE datasets SET public = $1 WHERE id = $2")
         .bind(i64::from(public))
-        .bind(id)
-        .execute(&mut **tx)
-        .await?;
-    Ok(done.rows_affected() > 0)
+        .bind(id);
+    Ok(changed(tx, query).await? > 0)
 }
 
 /// The signed dataset already held with exactly `row`'s manifest (the same
@@ -169,45 +172,42 @@ pub async fn signed_twin(
 }
 
 /// Inserts a new dataset row inside `tx`.
-pub(crate) async fn insert(
-    tx: &mut Transaction<'static, Any>,
-    d: &DatasetRow,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(&format!(
+pub(crate) async fn insert(tx: &mut Tx, d: &DatasetRow) -> Result<(), sqlx::Error> {
+    let sql = format!(
         "INSERT INTO datasets ({COLUMNS}) VALUES \
          ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"
-    ))
-    .bind(&d.id)
-    .bind(&d.owner_did)
-    .bind(&d.machine_did)
-    .bind(&d.topic)
-    .bind(d.first_index as i64)
-    .bind(d.chunk_count as i64)
-    .bind(&d.first_chunk_id)
-    .bind(&d.head_chunk_id)
-    .bind(&d.merkle_root)
-    .bind(&d.chain_public_key_hex)
-    .bind(d.first_received_unix)
-    .bind(d.last_received_unix)
-    .bind(d.state.as_str())
-    .bind(d.manifest.clone())
-    .bind(d.signer_did.clone())
-    .bind(&d.created_at)
-    .bind(i64::from(d.public))
-    .execute(&mut **tx)
-    .await?;
+    );
+    let query = sqlx::query(&sql)
+        .bind(&d.id)
+        .bind(&d.owner_did)
+        .bind(&d.machine_did)
+        .bind(&d.topic)
+        .bind(d.first_index as i64)
+        .bind(d.chunk_count as i64)
+        .bind(&d.first_chunk_id)
+        .bind(&d.head_chunk_id)
+        .bind(&d.merkle_root)
+        .bind(&d.chain_public_key_hex)
+        .bind(d.first_received_unix)
+        .bind(d.last_received_unix)
+        .bind(d.state.as_str())
+        .bind(d.manifest.clone())
+        .bind(d.signer_did.clone())
+        .bind(&d.created_at)
+        .bind(i64::from(d.public));
+    changed(tx, query).await?;
     Ok(())
 }
 
 /// Stores the signed manifest of draft `id` inside `tx`. Returns `false`
 /// when the dataset is no longer a draft (signed meanwhile).
 pub(crate) async fn sign_draft(
-    tx: &mut Transaction<'static, Any>,
+    tx: &mut Tx,
     id: &str,
     manifest: &str,
     signer_did: &str,
 ) -> Result<bool, sqlx::Error> {
-    let done = sqlx::query(
+    let query = sqlx::query(
         "UPDATE datasets SET state = $1, manifest = $2, signer_did = $3 \
          WHERE id = $4 AND state = $5",
     )
@@ -215,10 +215,8 @@ pub(crate) async fn sign_draft(
     .bind(manifest)
     .bind(signer_did)
     .bind(id)
-    .bind(DatasetState::Draft.as_str())
-    .execute(&mut **tx)
-    .await?;
-    Ok(done.rows_affected() == 1)
+    .bind(DatasetState::Draft.as_str());
+    Ok(changed(tx, query).await? == 1)
 }
 
 /// Datasets owned by `owner` (every dataset when `None`), newest first.
@@ -446,7 +444,7 @@ pub async fn chunk_ids(
     store: &Store,
     dataset: &DatasetRow,
 ) -> Result<Vec<(u64, String)>, sqlx::Error> {
-    let rows = sqlx::query(
+    let rows: Vec<(i64, String)> = sqlx::query_as(
         "SELECT idx, chunk_id FROM chunks WHERE machine_did = $1 AND topic = $2 \
          AND idx >= $3 AND idx < $4 ORDER BY idx",
     )
@@ -456,49 +454,10 @@ pub async fn chunk_ids(
     .bind((dataset.first_index + dataset.chunk_count) as i64)
     .fetch_all(store.pool())
     .await?;
-    rows.iter()
-        .map(|r| {
-            Ok((
-                r.try_get::<i64, _>(0)?.max(0) as u64,
-                r.try_get::<String, _>(1)?,
-            ))
-        })
-        .collect()
-}
-
-/// The envelope (JSON text as uploaded) of chain index `index` of the
-/// dataset's chain.
-pub async fn envelope(
-    store: &Store,
-    dataset: &DatasetRow,
-    index: u64,
-) -> Result<Option<String>, sqlx::Error> {
-    let row = sqlx::query(
-        "SELECT envelope FROM chunks WHERE machine_did = $1 AND topic = $2 AND idx = $3",
-    )
-    .bind(&dataset.machine_did)
-    .bind(&dataset.topic)
-    .bind(index as i64)
-    .fetch_optional(store.pool())
-    .await?;
-    row.map(|r| r.try_get(0)).transpose()
-}
-
-/// The chunk id of chain index `index` of the dataset's chain.
-pub async fn chunk_id(
-    store: &Store,
-    dataset: &DatasetRow,
-    index: u64,
-) -> Result<Option<String>, sqlx::Error> {
-    let row = sqlx::query(
-        "SELECT chunk_id FROM chunks WHERE machine_did = $1 AND topic = $2 AND idx = $3",
-    )
-    .bind(&dataset.machine_did)
-    .bind(&dataset.topic)
-    .bind(index as i64)
-    .fetch_optional(store.pool())
-    .await?;
-    row.map(|r| r.try_get(0)).transpose()
+    Ok(rows
+        .into_iter()
+        .map(|(index, id)| (index.max(0) as u64, id))
+        .collect())
 }
 
 #[cfg(test)]

@@ -32,7 +32,7 @@ use rand::RngCore;
 use sealstream_core::dataset::{hash_hex, DatasetManifest, InclusionProof, MERKLE_TREE};
 use sealstream_core::identity::Did;
 use sealstream_core::{merkle, utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 pub use check::{check_manifest, parse_manifest, Expected};
 pub use db::{
@@ -46,6 +46,7 @@ pub use sealstream_api::datasets::{
 
 use crate::auth::{MaybePrincipal, Principal, Role};
 use crate::error::{ApiError, ApiJson, ApiPath, ApiQuery, ApiResult};
+use crate::ingest::db::chunk;
 use crate::machines::db::machine;
 use crate::machines::MachineView;
 use crate::server::AppState;
@@ -434,7 +435,6 @@ async fn signed_from_manifest(
     responses(
         (status = 201, description = "The dataset: a draft (to complete with PUT …/manifest) or signed", body = DatasetView),
         (status = 400, description = "Malformed request or manifest", body = crate::openapi::ErrorBody),
-        (status = 401, description = "No session", body = crate::openapi::ErrorBody),
         (status = 404, description = "No such machine of the caller's", body = crate::openapi::ErrorBody),
         (status = 422, description = "Empty range, range beyond the chain, or a manifest that does not match the chain (the field is named)", body = crate::openapi::ErrorBody),
     ))]
@@ -502,7 +502,6 @@ pub(crate) async fn create_dataset(
     responses(
         (status = 200, description = "The signed dataset", body = DatasetView),
         (status = 400, description = "Malformed manifest", body = crate::openapi::ErrorBody),
-        (status = 401, description = "No session", body = crate::openapi::ErrorBody),
         (status = 403, description = "An admin who is not the owner", body = crate::openapi::ErrorBody),
         (status = 404, description = "No such dataset of the caller's", body = crate::openapi::ErrorBody),
         (status = 409, description = "Already signed", body = crate::openapi::ErrorBody),
@@ -565,7 +564,6 @@ pub(crate) async fn put_manifest(
     responses(
         (status = 200, description = "A page of datasets", body = DatasetPage),
         (status = 400, description = "Bad paging parameters", body = crate::openapi::ErrorBody),
-        (status = 401, description = "No session", body = crate::openapi::ErrorBody),
     ))]
 pub(crate) async fn list_datasets(
     State(state): State<AppState>,
@@ -616,10 +614,27 @@ pub(crate) async fn get_dataset(
     json_reply(StatusCode::OK, &view_of(&row)?)
 }
 
-/// A chain index from the path: 400 naming `index` if it is not one; 404
-/// naming it if the dataset does not cover it.
-fn covered_index(row: &DatasetRow, text: &str) -> ApiResult<u64> {
-    let index: u64 = text.parse().map_err(|_| {
+/// The path of a chunk of a dataset (its proof, its envelope).
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+pub(crate) struct ChunkPath {
+    /// Dataset id, `ds_…`
+    id: String,
+    /// Chain index of the chunk (firstIndex ≤ index ≤ lastIndex)
+    #[param(value_type = u64)]
+    index: String,
+}
+
+/// The dataset and the chain index `path` names, if `caller` may read the
+/// dataset (404 otherwise) and it covers the chunk: 400 naming `index` if
+/// it is not a chain index; 404 naming it if the dataset does not cover it.
+async fn covered_chunk(
+    state: &AppState,
+    caller: Option<&Principal>,
+    path: &ChunkPath,
+) -> ApiResult<(DatasetRow, u64)> {
+    let row = readable(state, &path.id, caller).await?;
+    let index: u64 = path.index.parse().map_err(|_| {
         ApiError::bad_request("index", "expected a chain index (a non-negative integer)")
     })?;
     if !row.covers(index) {
@@ -634,14 +649,13 @@ fn covered_index(row: &DatasetRow, text: &str) -> ApiResult<u64> {
             ),
         ));
     }
-    Ok(index)
+    Ok((row, index))
 }
 
 /// The `sealstream.inclusion-proof.v1` proof of one chunk (by chain index)
 /// against the dataset's root.
 #[utoipa::path(get, path = sealstream_api::routes::DATASET_PROOF, tag = "datasets",
-    params(("id" = String, Path, description = "Dataset id, `ds_…`"),
-           ("index" = u64, Path, description = "Chain index of the chunk (firstIndex ≤ index ≤ lastIndex)")),
+    params(ChunkPath),
     security((), ("session" = [])),
     responses(
         (status = 200, description = "A `sealstream.inclusion-proof.v1` document (docs/formats.md)", content_type = "application/json"),
@@ -651,10 +665,9 @@ fn covered_index(row: &DatasetRow, text: &str) -> ApiResult<u64> {
 pub(crate) async fn get_proof(
     State(state): State<AppState>,
     MaybePrincipal(caller): MaybePrincipal,
-    ApiPath((id, index)): ApiPath<(String, String)>,
+    ApiPath(path): ApiPath<ChunkPath>,
 ) -> ApiResult<Response> {
-    let row = readable(&state, &id, caller.as_ref()).await?;
-    let index = covered_index(&row, &index)?;
+    let (row, index) = covered_chunk(&state, caller.as_ref(), &path).await?;
     let proof = inclusion_proof(&state.store, &row, index).await?;
     let text = sealstream_core::json::canonical::rfc8785(&proof.to_json())
         .map_err(|e| ApiError::internal("proof", e))?;
@@ -685,9 +698,10 @@ pub async fn inclusion_proof(
             dataset.id
         )));
     }
-    let chunk_id = db::chunk_id(store, dataset, index)
+    let chunk_id = chunk(store.pool(), &dataset.machine_did, &dataset.topic, index)
         .await?
-        .ok_or_else(|| DatasetStoreError::Inconsistent(format!("chunk {index} is missing")))?;
+        .ok_or_else(|| DatasetStoreError::Inconsistent(format!("chunk {index} is missing")))?
+        .chunk_id;
     Ok(InclusionProof {
         tree_size: dataset.chunk_count,
         chunk_index: index,
@@ -707,8 +721,7 @@ pub async fn inclusion_proof(
 /// checks; buyers get it in their release package, and listing samples
 /// keep it.
 #[utoipa::path(get, path = sealstream_api::routes::DATASET_ENVELOPE, tag = "datasets",
-    params(("id" = String, Path, description = "Dataset id, `ds_…`"),
-           ("index" = u64, Path, description = "Chain index of the chunk")),
+    params(ChunkPath),
     security((), ("session" = [])),
     responses(
         (status = 200, description = "The chunk's `peaq.stream.chunks.v1` envelope (`plaintextHash` withheld as `\"\"` unless the caller owns the dataset or is an admin)", content_type = "application/json"),
@@ -718,12 +731,12 @@ pub async fn inclusion_proof(
 pub(crate) async fn get_envelope(
     State(state): State<AppState>,
     MaybePrincipal(caller): MaybePrincipal,
-    ApiPath((id, index)): ApiPath<(String, String)>,
+    ApiPath(path): ApiPath<ChunkPath>,
 ) -> ApiResult<Response> {
-    let row = readable(&state, &id, caller.as_ref()).await?;
-    let index = covered_index(&row, &index)?;
-    let text = db::envelope(&state.store, &row, index)
+    let (row, index) = covered_chunk(&state, caller.as_ref(), &path).await?;
+    let text = chunk(state.store.pool(), &row.machine_did, &row.topic, index)
         .await?
+        .map(|chunk| chunk.envelope)
         .ok_or_else(|| {
             ApiError::internal(
                 "datasets",

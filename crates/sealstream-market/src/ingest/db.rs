@@ -9,10 +9,10 @@
 use std::ops::Range;
 
 use sqlx::any::AnyRow;
-use sqlx::{Any, Row, Transaction};
+use sqlx::{Any, Row};
 
 use crate::quota::Usage;
-use crate::store::{stored_u64, DbError, Engine, Store};
+use crate::store::{changed, stored_u64, DbError, Engine, Store, Tx};
 
 /// The chain of one (machine, topic), as held.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -190,7 +190,7 @@ pub(crate) async fn chunk_id_held(store: &Store, chunk_id: &str) -> Result<bool,
 /// only if it still holds `chunk.index` chunks ending at `head`. Returns
 /// `false` when the chain moved meanwhile (another upload won).
 pub(crate) async fn advance_chain(
-    tx: &mut Transaction<'static, Any>,
+    tx: &mut Tx,
     machine_did: &str,
     topic: &str,
     head: Option<&str>,
@@ -198,7 +198,7 @@ pub(crate) async fn advance_chain(
 ) -> Result<bool, DbError> {
     let size = to_db(chunk.size, "chunk size")?;
     let moved = match head {
-        None => sqlx::query(
+        None => changed(tx, sqlx::query(
             "INSERT INTO chains (machine_did, topic, chunk_count, head_chunk_id, bytes, updated_at) \
              VALUES ($1, $2, 1, $3, $4, $5) ON CONFLICT (machine_did, topic) DO NOTHING",
         )
@@ -206,11 +206,9 @@ pub(crate) async fn advance_chain(
         .bind(topic)
         .bind(&chunk.chunk_id)
         .bind(size)
-        .bind(&chunk.received_at)
-        .execute(&mut **tx)
-        .await?
-        .rows_affected(),
-        Some(head) => sqlx::query(
+        .bind(&chunk.received_at))
+        .await?,
+        Some(head) => changed(tx, sqlx::query(
             "UPDATE chains SET chunk_count = chunk_count + 1, head_chunk_id = $3, \
              bytes = bytes + $4, updated_at = $5 \
              WHERE machine_did = $1 AND topic = $2 AND chunk_count = $6 AND head_chunk_id = $7",
@@ -221,10 +219,8 @@ pub(crate) async fn advance_chain(
         .bind(size)
         .bind(&chunk.received_at)
         .bind(to_db(chunk.index, "chunk index")?)
-        .bind(head)
-        .execute(&mut **tx)
-        .await?
-        .rows_affected(),
+        .bind(head))
+        .await?,
     };
     Ok(moved == 1)
 }
@@ -233,12 +229,12 @@ pub(crate) async fn advance_chain(
 /// Returns `false` when its id is held already (stored under another
 /// machine or topic meanwhile).
 pub(crate) async fn insert_chunk(
-    tx: &mut Transaction<'static, Any>,
+    tx: &mut Tx,
     machine_did: &str,
     topic: &str,
     chunk: &ChunkRow,
 ) -> Result<bool, DbError> {
-    let inserted = sqlx::query(
+    let query = sqlx::query(
         "INSERT INTO chunks (machine_did, topic, idx, chunk_id, previous_chunk_id, envelope, \
          object_key, size, ciphertext_hash, received_at, received_unix) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT DO NOTHING",
@@ -253,11 +249,8 @@ pub(crate) async fn insert_chunk(
     .bind(to_db(chunk.size, "chunk size")?)
     .bind(&chunk.ciphertext_hash)
     .bind(&chunk.received_at)
-    .bind(chunk.received_unix)
-    .execute(&mut **tx)
-    .await?
-    .rows_affected();
-    Ok(inserted == 1)
+    .bind(chunk.received_unix);
+    Ok(changed(tx, query).await? == 1)
 }
 
 /// The ciphertext bytes and chunks held on the chains of `owner`'s
@@ -284,15 +277,14 @@ where
 /// PostgreSQL a transaction-scoped advisory lock on the owner; on SQLite
 /// the transaction already holds the database's write lock.
 pub(crate) async fn lock_owner(
-    tx: &mut Transaction<'static, Any>,
+    tx: &mut Tx,
     engine: Engine,
     owner: &str,
 ) -> Result<(), sqlx::Error> {
     if engine == Engine::Postgres {
-        sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
-            .bind(format!("sealstream.owner-quota:{owner}"))
-            .execute(&mut **tx)
-            .await?;
+        let query = sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
+            .bind(format!("sealstream.owner-quota:{owner}"));
+        changed(tx, query).await?;
     }
     Ok(())
 }

@@ -52,7 +52,6 @@ fn topic_summary(c: ChainRow) -> TopicSummary {
     params(("did" = String, Path, description = "The machine's DID", pattern = "^did:peaq:0x[0-9a-fA-F]{40}$")),
     responses(
         (status = 200, description = "The machine's chains", body = TopicList),
-        (status = 401, description = "No session", body = crate::openapi::ErrorBody),
         (status = 404, description = "No such machine visible to the caller", body = crate::openapi::ErrorBody),
     ),
     security(("session" = [])))]
@@ -94,7 +93,6 @@ fn chunk_summary(c: ChunkRow) -> ApiResult<ChunkSummary> {
     responses(
         (status = 200, description = "A page of the chain", body = ChunkList),
         (status = 400, description = "Bad `from` or `limit`", body = crate::openapi::ErrorBody),
-        (status = 401, description = "No session", body = crate::openapi::ErrorBody),
         (status = 404, description = "No such machine or topic visible to the caller", body = crate::openapi::ErrorBody),
     ),
     security(("session" = [])))]
@@ -175,7 +173,6 @@ async fn stored_chunk(
     ),
     responses(
         (status = 200, description = "The envelope JSON as uploaded", content_type = "application/json"),
-        (status = 401, description = "No session", body = crate::openapi::ErrorBody),
         (status = 404, description = "No such chunk visible to the caller", body = crate::openapi::ErrorBody),
     ),
     security(("session" = [])))]
@@ -197,7 +194,6 @@ pub(crate) async fn get_envelope(
     ),
     responses(
         (status = 200, description = "The encrypted bytes", content_type = "application/octet-stream"),
-        (status = 401, description = "No session", body = crate::openapi::ErrorBody),
         (status = 404, description = "No such chunk visible to the caller", body = crate::openapi::ErrorBody),
     ),
     security(("session" = [])))]

@@ -5,9 +5,9 @@
 
 use axum::extract::State;
 use axum::Json;
-use sealstream_api::payments::{RailKind, NATIVE};
+use sealstream_api::payments::{format_units, NATIVE};
 
-use super::model::{format_units, Rail};
+use super::model::Rail;
 use super::{dataset_of, visible, Listing};
 use crate::auth::MaybePrincipal;
 use crate::error::{ApiPath, ApiResult};
@@ -17,45 +17,44 @@ pub use sealstream_api::listings::{Card, CardDataset, PaymentTerm};
 
 /// The payment entry of a rail and a price.
 pub fn payment_term(rail: &Rail, price: &str) -> PaymentTerm {
-    let amount = format_units(price, rail.decimals());
+    let decimals = rail.decimals();
+    let mut term = PaymentTerm {
+        method: rail.kind(),
+        currency: String::new(),
+        amount: format_units(price, decimals),
+        amount_base_units: price.to_string(),
+        decimals,
+        pay_to: None,
+        chain_id: None,
+        token: None,
+        terms: None,
+    };
     match rail {
         Rail::Evm {
             chain_id,
             token,
-            decimals,
             pay_to,
             symbol,
-        } => PaymentTerm {
-            method: RailKind::Evm,
-            currency: symbol
-                .clone()
-                .or_else(|| token.clone())
-                .unwrap_or_else(|| NATIVE.into()),
-            amount,
-            amount_base_units: price.to_string(),
-            decimals: *decimals,
-            pay_to: Some(pay_to.clone()),
-            chain_id: Some(*chain_id),
-            token: Some(token.clone().unwrap_or_else(|| NATIVE.into())),
-            terms: None,
-        },
+            ..
+        } => {
+            let token = token.clone().unwrap_or_else(|| NATIVE.into());
+            term.currency = symbol.clone().unwrap_or_else(|| token.clone());
+            term.pay_to = Some(pay_to.clone());
+            term.chain_id = Some(*chain_id);
+            term.token = Some(token);
+        }
         Rail::Invoice {
             currency,
-            decimals,
             payee,
             terms,
-        } => PaymentTerm {
-            method: RailKind::Invoice,
-            currency: currency.clone(),
-            amount,
-            amount_base_units: price.to_string(),
-            decimals: *decimals,
-            pay_to: payee.clone(),
-            chain_id: None,
-            token: None,
-            terms: terms.clone(),
-        },
+            ..
+        } => {
+            term.currency = currency.clone();
+            term.pay_to = payee.clone();
+            term.terms = terms.clone();
+        }
     }
+    term
 }
 
 /// The card of a listing, with its dataset.

@@ -19,12 +19,12 @@ use axum::http::StatusCode;
 use axum::Json;
 use rand::RngCore;
 use serde_json::{json, Value};
-use sqlx::{Any, Transaction};
 
 use crate::auth::{MaybePrincipal, Principal, Role};
 use crate::catalog::{sales_bucket, QueryParams};
 use crate::error::{ApiError, ApiJson, ApiPath, ApiResult};
 use crate::server::AppState;
+use crate::store::Tx;
 
 pub use model::{
     CreateListing, DatasetState, DatasetSummary, ListedDataset, Listing, ListingFields,
@@ -52,7 +52,7 @@ pub(crate) fn not_found(id: &str) -> ApiError {
 /// The listing if `caller` may see it: published listings to anyone,
 /// others to their owner only.
 pub(crate) async fn visible(
-    tx: &mut Transaction<'static, Any>,
+    tx: &mut Tx,
     id: &str,
     caller: Option<&Principal>,
 ) -> ApiResult<Listing> {
@@ -73,21 +73,14 @@ pub(crate) async fn visible(
 
 /// The listing if `caller` owns it (404 otherwise; 403 once the caller's
 /// owner role is revoked).
-pub(crate) async fn owned(
-    tx: &mut Transaction<'static, Any>,
-    id: &str,
-    caller: &Principal,
-) -> ApiResult<Listing> {
+pub(crate) async fn owned(tx: &mut Tx, id: &str, caller: &Principal) -> ApiResult<Listing> {
     match db::listing(tx, id).await? {
         Some(l) if caller.owner_access(&l.owner_did)? => Ok(l),
         _ => Err(not_found(id)),
     }
 }
 
-pub(crate) async fn dataset_of(
-    tx: &mut Transaction<'static, Any>,
-    listing: &Listing,
-) -> ApiResult<ListedDataset> {
+pub(crate) async fn dataset_of(tx: &mut Tx, listing: &Listing) -> ApiResult<ListedDataset> {
     db::listed_dataset(tx, &listing.dataset_id)
         .await?
         .ok_or_else(|| {
@@ -98,10 +91,7 @@ pub(crate) async fn dataset_of(
         })
 }
 
-pub(crate) async fn view(
-    tx: &mut Transaction<'static, Any>,
-    listing: &Listing,
-) -> ApiResult<ListingView> {
+pub(crate) async fn view(tx: &mut Tx, listing: &Listing) -> ApiResult<ListingView> {
     let dataset = dataset_of(tx, listing).await?;
     let samples_available = db::disclosed(tx, &listing.id).await?;
     let f = &listing.fields;
@@ -129,6 +119,21 @@ pub(crate) async fn view(
     })
 }
 
+/// Appends `action` on `listing` by `caller` (with `details`) to the audit
+/// log in `tx`, reads the listing's view in it and commits.
+async fn commit_change(
+    mut tx: Tx,
+    caller: &Principal,
+    action: &str,
+    listing: &Listing,
+    details: &sealstream_core::json::Value,
+) -> ApiResult<ListingView> {
+    crate::audit::append(&mut tx, &caller.did, action, &listing.id, details).await?;
+    let view = view(&mut tx, listing).await?;
+    tx.commit().await?;
+    Ok(view)
+}
+
 fn check_samples_in(dataset: &DatasetSummary, indexes: &[u64]) -> ApiResult<()> {
     for (i, index) in indexes.iter().enumerate() {
         if !dataset.contains(*index) {
@@ -153,7 +158,6 @@ fn check_samples_in(dataset: &DatasetSummary, indexes: &[u64]) -> ApiResult<()> 
     responses(
         (status = 201, description = "The new draft listing", body = ListingView),
         (status = 400, description = "A field is malformed (named in `field`)", body = crate::openapi::ErrorBody),
-        (status = 401, description = "No session", body = crate::openapi::ErrorBody),
         (status = 403, description = "The caller is not an owner", body = crate::openapi::ErrorBody),
         (status = 404, description = "No such dataset of the caller's (`datasetId`)", body = crate::openapi::ErrorBody),
         (status = 422, description = "A sample chunk is outside the dataset", body = crate::openapi::ErrorBody)))]
@@ -195,16 +199,7 @@ pub async fn create(
         "price": listing.fields.price,
         "rail": listing.fields.rail.to_json(),
     }));
-    crate::audit::append(
-        &mut tx,
-        &caller.did,
-        "listing.create",
-        &listing.id,
-        &details,
-    )
-    .await?;
-    let view = view(&mut tx, &listing).await?;
-    tx.commit().await?;
+    let view = commit_change(tx, &caller, "listing.create", &listing, &details).await?;
     Ok((StatusCode::CREATED, Json(view)))
 }
 
@@ -216,7 +211,6 @@ pub async fn create(
     responses(
         (status = 200, description = "The listing after the change", body = ListingView),
         (status = 400, description = "A field is malformed, or none is given", body = crate::openapi::ErrorBody),
-        (status = 401, description = "No session", body = crate::openapi::ErrorBody),
         (status = 404, description = "No such listing of the caller's", body = crate::openapi::ErrorBody),
         (status = 409, description = "The listing is withdrawn", body = crate::openapi::ErrorBody),
         (status = 422, description = "A sample chunk is outside the dataset", body = crate::openapi::ErrorBody)))]
@@ -253,9 +247,7 @@ pub async fn patch(
     listing.updated_at = sealstream_core::utc::now();
     db::update_fields(&mut tx, state.store.engine(), &listing).await?;
     let details = audit_details(json!({ "fields": given }));
-    crate::audit::append(&mut tx, &caller.did, "listing.update", &id, &details).await?;
-    let view = view(&mut tx, &listing).await?;
-    tx.commit().await?;
+    let view = commit_change(tx, &caller, "listing.update", &listing, &details).await?;
     Ok(Json(view))
 }
 
@@ -266,7 +258,6 @@ pub async fn patch(
     security(("session" = [])),
     responses(
         (status = 200, description = "The published listing", body = ListingView),
-        (status = 401, description = "No session", body = crate::openapi::ErrorBody),
         (status = 404, description = "No such listing of the caller's", body = crate::openapi::ErrorBody),
         (status = 409, description = "Not a draft, dataset not signed, or sample keys missing", body = crate::openapi::ErrorBody)))]
 pub async fn publish(
@@ -321,9 +312,7 @@ pub async fn publish(
         "datasetId": dataset.id,
         "merkleRoot": dataset.merkle_root,
     }));
-    crate::audit::append(&mut tx, &caller.did, "listing.publish", &id, &details).await?;
-    let view = view(&mut tx, &listing).await?;
-    tx.commit().await?;
+    let view = commit_change(tx, &caller, "listing.publish", &listing, &details).await?;
     Ok(Json(view))
 }
 
@@ -334,7 +323,6 @@ pub async fn publish(
     security(("session" = [])),
     responses(
         (status = 200, description = "The withdrawn listing", body = ListingView),
-        (status = 401, description = "No session", body = crate::openapi::ErrorBody),
         (status = 404, description = "No such listing of the caller's", body = crate::openapi::ErrorBody),
         (status = 409, description = "Already withdrawn", body = crate::openapi::ErrorBody)))]
 pub async fn withdraw(
@@ -358,9 +346,7 @@ pub async fn withdraw(
     let details = audit_details(json!({ "from": listing.state.as_str() }));
     listing.state = ListingState::Withdrawn;
     listing.updated_at = now;
-    crate::audit::append(&mut tx, &caller.did, "listing.withdraw", &id, &details).await?;
-    let view = view(&mut tx, &listing).await?;
-    tx.commit().await?;
+    let view = commit_change(tx, &caller, "listing.withdraw", &listing, &details).await?;
     Ok(Json(view))
 }
 
@@ -374,8 +360,7 @@ pub async fn withdraw(
     security(("session" = [])),
     responses(
         (status = 200, description = "The caller's listings", body = ListingList),
-        (status = 400, description = "A parameter is wrong (named in `field`)", body = crate::openapi::ErrorBody),
-        (status = 401, description = "No session", body = crate::openapi::ErrorBody)))]
+        (status = 400, description = "A parameter is wrong (named in `field`)", body = crate::openapi::ErrorBody)))]
 pub async fn list_mine(
     State(state): State<AppState>,
     caller: Principal,

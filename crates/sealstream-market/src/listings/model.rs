@@ -83,23 +83,6 @@ pub fn price_key(price: &str) -> String {
     format!("{price:0>width$}", width = PRICE_DIGITS)
 }
 
-/// `base` base units as a decimal amount with `decimals` digits after the
-/// point, trailing zeros dropped (`1500000000000000000`, 18 → `1.5`).
-pub fn format_units(base: &str, decimals: u8) -> String {
-    let d = decimals as usize;
-    if d == 0 {
-        return base.to_string();
-    }
-    let padded = format!("{base:0>width$}", width = d + 1);
-    let (int, frac) = padded.split_at(padded.len() - d);
-    let frac = frac.trim_end_matches('0');
-    if frac.is_empty() {
-        int.to_string()
-    } else {
-        format!("{int}.{frac}")
-    }
-}
-
 fn required_text(value: &str, field: &str, min: usize, max: usize) -> ApiResult<String> {
     let n = value.chars().count();
     if min > 0 && value.trim().is_empty() {
@@ -371,16 +354,6 @@ mod tests {
         assert_eq!(price_key("12").len(), 78);
         assert!(price_key("9") < price_key("10"));
         assert!(price_key("999999999999999999999") < price_key("1000000000000000000000"));
-    }
-
-    #[test]
-    fn units_are_formatted_with_decimals() {
-        assert_eq!(format_units("1500000000000000000", 18), "1.5");
-        assert_eq!(format_units("1", 18), "0.000000000000000001");
-        assert_eq!(format_units("1250", 2), "12.5");
-        assert_eq!(format_units("1200", 2), "12");
-        assert_eq!(format_units("0", 2), "0");
-        assert_eq!(format_units("7", 0), "7");
     }
 
     #[test]

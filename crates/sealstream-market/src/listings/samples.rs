@@ -11,7 +11,6 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use axum::Json;
 use serde_json::json;
-use sqlx::{Any, Transaction};
 
 use sealstream_core::chunk::{ChunkEnvelope, ChunkKey, WRAP_ALGORITHM};
 use sealstream_core::keys::{parse_hex_array, RecipientPublicKey, RecipientSecretKey};
@@ -23,6 +22,7 @@ use crate::catalog::QueryParams;
 use crate::error::{ApiError, ApiJson, ApiPath, ApiResult};
 use crate::ingest::db::ChunkRow;
 use crate::server::AppState;
+use crate::store::Tx;
 
 pub use sealstream_api::listings::{
     PostSamples, SampleKey, SampleView, SamplesDisclosed, WrappedKey,
@@ -38,7 +38,7 @@ fn chunk_key(bytes: &[u8; 32]) -> ChunkKey {
 
 /// The stored chunk `index` of a dataset.
 async fn chunk_row(
-    tx: &mut Transaction<'static, Any>,
+    tx: &mut Tx,
     dataset: &sealstream_api::listings::DatasetSummary,
     index: u64,
 ) -> ApiResult<Option<ChunkRow>> {
@@ -54,7 +54,6 @@ async fn chunk_row(
     responses(
         (status = 200, description = "The sample chunks now available", body = SamplesDisclosed),
         (status = 400, description = "A field is malformed (named in `field`)", body = crate::openapi::ErrorBody),
-        (status = 401, description = "No session", body = crate::openapi::ErrorBody),
         (status = 404, description = "No such listing of the caller's", body = crate::openapi::ErrorBody),
         (status = 409, description = "The listing is withdrawn", body = crate::openapi::ErrorBody),
         (status = 422, description = "A key does not match its chunk (`keys[i].chunkKeyHex`), or an index is not a sample", body = crate::openapi::ErrorBody)))]
@@ -161,7 +160,7 @@ fn parse_index(text: &str) -> ApiResult<u64> {
 /// The listing, its dataset and the stored key of sample `index`, if the
 /// caller may see the listing and the key is disclosed.
 async fn sample(
-    tx: &mut Transaction<'static, Any>,
+    tx: &mut Tx,
     id: &str,
     index: u64,
     caller: Option<&Principal>,

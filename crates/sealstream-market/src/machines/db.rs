@@ -3,9 +3,9 @@
 
 use sealstream_api::machines::MachineView;
 use sqlx::any::AnyRow;
-use sqlx::{Any, Row, Transaction};
+use sqlx::{Any, Row};
 
-use crate::store::{DbError, Store};
+use crate::store::{changed, DbError, Store, Tx};
 
 const COLUMNS: &str = "did, owner_did, chain_public_key, recipients, signature, registered_at";
 
@@ -26,14 +26,14 @@ fn machine_of(row: &AnyRow) -> Result<MachineView, DbError> {
 /// `tx`. Returns `false` when its DID is taken or (a unique index) its
 /// chain key is another machine's.
 pub(crate) async fn insert(
-    tx: &mut Transaction<'static, Any>,
+    tx: &mut Tx,
     machine: &MachineView,
     statement: &str,
     chain_key_signature: &str,
 ) -> Result<bool, DbError> {
     let recipients = serde_json::to_string(&machine.recipients)
         .map_err(|e| DbError::inconsistent("machines.recipients", e.to_string()))?;
-    let inserted = sqlx::query(
+    let query = sqlx::query(
         "INSERT INTO machines (did, owner_did, chain_public_key, recipients, statement, signature, \
          chain_key_signature, registered_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
@@ -45,11 +45,8 @@ pub(crate) async fn insert(
     .bind(statement)
     .bind(&machine.signature)
     .bind(chain_key_signature)
-    .bind(&machine.registered_at)
-    .execute(&mut **tx)
-    .await?
-    .rows_affected();
-    Ok(inserted == 1)
+    .bind(&machine.registered_at);
+    Ok(changed(tx, query).await? == 1)
 }
 
 /// Whether `did` is a registered machine.

@@ -10,7 +10,6 @@ pub(crate) mod db;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
-use sealstream_api::registration::MachineRegistration;
 use sealstream_core::identity::Eip191Signature;
 
 use crate::auth::{audit_details, canonical_did, same_did, Principal, Role};
@@ -58,7 +57,6 @@ pub async fn readable_machine(
     responses(
         (status = 201, description = "Registered", body = MachineView),
         (status = 400, description = "A malformed field (named)", body = crate::openapi::ErrorBody),
-        (status = 401, description = "No valid session", body = crate::openapi::ErrorBody),
         (status = 403, description = "Not an owner", body = crate::openapi::ErrorBody),
         (status = 409, description = "The machine is already registered, or its chain key is another machine's", body = crate::openapi::ErrorBody),
         (status = 422, description = "A signature is not the machine's or the chain key's over the statement naming the caller", body = crate::openapi::ErrorBody)))]
@@ -68,24 +66,9 @@ pub(crate) async fn register(
     ApiJson(request): ApiJson<RegisterMachine>,
 ) -> ApiResult<(StatusCode, Json<MachineView>)> {
     principal.require(Role::Owner)?;
-    let recipients: Vec<(&str, &str, &str)> = request
-        .recipients
-        .iter()
-        .map(|r| {
-            (
-                r.recipient_id.as_str(),
-                r.recipient_type.as_str(),
-                r.public_key_hex.as_str(),
-            )
-        })
-        .collect();
-    let registration = MachineRegistration::from_text(
-        &principal.did,
-        &request.machine_did,
-        &request.chain_public_key,
-        &recipients,
-    )
-    .map_err(|e| ApiError::bad_request(&e.field, e.constraint))?;
+    let registration = request
+        .registration(&principal.did)
+        .map_err(|e| ApiError::bad_request(&e.field, e.constraint))?;
     let signature = Eip191Signature::from_hex(&request.signature, "signature")
         .map_err(|e| ApiError::bad_request(&e.field, e.constraint))?;
     registration
@@ -160,8 +143,7 @@ pub(crate) async fn register(
 #[utoipa::path(get, path = sealstream_api::routes::MACHINES, tag = "machines",
     security(("session" = [])),
     responses(
-        (status = 200, description = "The machines", body = MachineList),
-        (status = 401, description = "No valid session", body = crate::openapi::ErrorBody)))]
+        (status = 200, description = "The machines", body = MachineList)))]
 pub(crate) async fn list(
     State(state): State<AppState>,
     principal: Principal,
@@ -178,7 +160,6 @@ pub(crate) async fn list(
     responses(
         (status = 200, description = "The machine", body = MachineView),
         (status = 400, description = "Malformed DID", body = crate::openapi::ErrorBody),
-        (status = 401, description = "No valid session", body = crate::openapi::ErrorBody),
         (status = 404, description = "No such machine visible to the caller", body = crate::openapi::ErrorBody)))]
 pub(crate) async fn show(
     State(state): State<AppState>,

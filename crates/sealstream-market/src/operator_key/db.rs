@@ -1,9 +1,7 @@
 //! Operator keys in the database (`operator_keys`), and the paid orders
 //! the granter can grant with them.
 
-use sqlx::{Any, Row, Transaction};
-
-use crate::store::Store;
+use crate::store::{changed, Store, Tx};
 
 /// An operator key as stored: its public half and the sealed secret.
 pub(super) struct StoredKey<'a> {
@@ -20,12 +18,9 @@ pub(super) struct StoredKey<'a> {
 }
 
 /// Stores `key` as the machine's operator key, replacing any held.
-pub(super) async fn replace(
-    tx: &mut Transaction<'static, Any>,
-    key: &StoredKey<'_>,
-) -> Result<(), sqlx::Error> {
+pub(super) async fn replace(tx: &mut Tx, key: &StoredKey<'_>) -> Result<(), sqlx::Error> {
     delete(tx, key.machine_did).await?;
-    sqlx::query(
+    let query = sqlx::query(
         "INSERT INTO operator_keys (machine_did, owner_did, public_key_hex, sealed_secret, created_at) \
          VALUES ($1, $2, $3, $4, $5)",
     )
@@ -33,22 +28,15 @@ pub(super) async fn replace(
     .bind(key.owner_did)
     .bind(key.public_key_hex)
     .bind(key.sealed_secret)
-    .bind(key.created_at)
-    .execute(&mut **tx)
-    .await?;
+    .bind(key.created_at);
+    changed(tx, query).await?;
     Ok(())
 }
 
 /// Forgets the operator key of `machine_did`; returns whether one was held.
-pub(super) async fn delete(
-    tx: &mut Transaction<'static, Any>,
-    machine_did: &str,
-) -> Result<bool, sqlx::Error> {
-    let done = sqlx::query("DELETE FROM operator_keys WHERE machine_did = $1")
-        .bind(machine_did)
-        .execute(&mut **tx)
-        .await?;
-    Ok(done.rows_affected() > 0)
+pub(super) async fn delete(tx: &mut Tx, machine_did: &str) -> Result<bool, sqlx::Error> {
+    let query = sqlx::query("DELETE FROM operator_keys WHERE machine_did = $1").bind(machine_did);
+    Ok(changed(tx, query).await? > 0)
 }
 
 /// The public key (hex) of `machine_did`'s operator key and when it was
@@ -57,12 +45,10 @@ pub(super) async fn public_key(
     store: &Store,
     machine_did: &str,
 ) -> Result<Option<(String, String)>, sqlx::Error> {
-    let row =
-        sqlx::query("SELECT public_key_hex, created_at FROM operator_keys WHERE machine_did = $1")
-            .bind(machine_did)
-            .fetch_optional(store.pool())
-            .await?;
-    row.map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).transpose()
+    sqlx::query_as("SELECT public_key_hex, created_at FROM operator_keys WHERE machine_did = $1")
+        .bind(machine_did)
+        .fetch_optional(store.pool())
+        .await
 }
 
 /// A paid order whose dataset's machine has an operator key.
@@ -85,7 +71,7 @@ pub(super) async fn grantable(
     after: &(String, String),
     limit: i64,
 ) -> Result<Vec<Grantable>, sqlx::Error> {
-    let rows = sqlx::query(
+    let rows: Vec<(String, Option<String>, String, String)> = sqlx::query_as(
         "SELECT o.id, o.paid_at, k.machine_did, k.sealed_secret FROM orders o \
          JOIN datasets d ON d.id = o.dataset_id \
          JOIN operator_keys k ON k.machine_did = d.machine_did \
@@ -97,14 +83,15 @@ pub(super) async fn grantable(
     .bind(limit)
     .fetch_all(store.pool())
     .await?;
-    rows.iter()
-        .map(|r| {
-            Ok(Grantable {
-                order_id: r.try_get(0)?,
-                paid_at: r.try_get(1)?,
-                machine_did: r.try_get(2)?,
-                sealed_secret: r.try_get(3)?,
-            })
-        })
-        .collect()
+    Ok(rows
+        .into_iter()
+        .map(
+            |(order_id, paid_at, machine_did, sealed_secret)| Grantable {
+                order_id,
+                paid_at,
+                machine_did,
+                sealed_secret,
+            },
+        )
+        .collect())
 }

@@ -180,7 +180,6 @@ async fn owned_machine(state: &AppState, caller: &Principal, did: &str) -> ApiRe
     responses(
         (status = 200, description = "Registered; the secret is not answered back", body = OperatorKeyView),
         (status = 400, description = "Malformed DID or key (field named)", body = crate::openapi::ErrorBody),
-        (status = 401, description = "No session", body = crate::openapi::ErrorBody),
         (status = 403, description = "Not the machine's owner (an admin, the machine)", body = crate::openapi::ErrorBody),
         (status = 404, description = "No such machine owned by the caller", body = crate::openapi::ErrorBody),
         (status = 422, description = "Not the secret of the machine's registered operator recipient", body = crate::openapi::ErrorBody)))]
@@ -256,7 +255,6 @@ pub async fn register(
     security(("session" = [])),
     responses(
         (status = 200, description = "The key's public half", body = OperatorKeyView),
-        (status = 401, description = "No session", body = crate::openapi::ErrorBody),
         (status = 403, description = "Not the machine's owner (an admin, the machine)", body = crate::openapi::ErrorBody),
         (status = 404, description = "No such machine owned by the caller, or no operator key", body = crate::openapi::ErrorBody)))]
 pub async fn show(
@@ -291,7 +289,6 @@ pub async fn show(
     security(("session" = [])),
     responses(
         (status = 204, description = "Revoked"),
-        (status = 401, description = "No session", body = crate::openapi::ErrorBody),
         (status = 403, description = "Not the machine's owner (an admin, the machine)", body = crate::openapi::ErrorBody),
         (status = 404, description = "No such machine owned by the caller, or no operator key", body = crate::openapi::ErrorBody)))]
 pub async fn revoke(

@@ -18,10 +18,9 @@
 //!   are shown, never checked again, and deleted
 //!   [`CLOSED_RETENTION_SECS`] after their last check.
 
-use sqlx::{Any, Transaction};
-
 use super::db;
 use crate::error::{ApiError, ApiResult};
+use crate::store::Tx;
 
 /// Checks by the watcher an unknown claim gets before it may expire
 /// (the claim's own post counts as one).
@@ -77,7 +76,7 @@ pub struct Observation {
 /// opens anew, its count of checks restarted). Returns the claim as
 /// recorded.
 pub async fn record(
-    tx: &mut Transaction<'static, Any>,
+    tx: &mut Tx,
     order_id: &str,
     tx_hash: &str,
     chain_id: u64,
@@ -116,11 +115,7 @@ pub async fn record(
 /// Expires `claim` if it is unknown, was checked at least
 /// [`UNKNOWN_MIN_CHECKS`] times and is older than `ttl_secs`. Returns
 /// whether it expired.
-pub async fn expire_if_stale(
-    tx: &mut Transaction<'static, Any>,
-    claim: &Claim,
-    ttl_secs: u64,
-) -> ApiResult<bool> {
+pub async fn expire_if_stale(tx: &mut Tx, claim: &Claim, ttl_secs: u64) -> ApiResult<bool> {
     if claim.state != ClaimState::Unknown || claim.checks < UNKNOWN_MIN_CHECKS {
         return Ok(false);
     }
@@ -143,7 +138,7 @@ pub async fn expire_if_stale(
 /// longer awaiting payment (a safety net: payment and cancellation close
 /// them) and deletes closed claims last checked over
 /// [`CLOSED_RETENTION_SECS`] ago. Returns the claims deleted.
-pub async fn tidy(tx: &mut Transaction<'static, Any>) -> ApiResult<u64> {
+pub async fn tidy(tx: &mut Tx) -> ApiResult<u64> {
     let cutoff = sealstream_core::utc::format_seconds(
         sealstream_core::utc::now_unix() - CLOSED_RETENTION_SECS,
     );

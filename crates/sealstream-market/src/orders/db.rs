@@ -7,14 +7,14 @@ use std::collections::HashMap;
 
 use serde_json::Value;
 use sqlx::any::AnyRow;
-use sqlx::{Any, AnyPool, Row, Transaction};
+use sqlx::{AnyPool, Row};
 
 use super::claims::{Claim, ClaimState, Observation, CLOSED_SHOWN};
 use super::grant::GrantRow;
 use super::links::LinkPurpose;
 use super::{Order, OrderSide, OrderState};
 use crate::listings::Rail;
-use crate::store::{stored_u64, DbError, Store};
+use crate::store::{changed, stored_u64, DbError, Store, Tx};
 
 /// The columns [`order_of`] reads, in order.
 const ORDER_COLUMNS: [&str; 13] = [
@@ -69,10 +69,7 @@ fn order_of(r: &AnyRow) -> Result<Order, DbError> {
 }
 
 /// The order `id`, if it exists.
-pub(crate) async fn order(
-    tx: &mut Transaction<'static, Any>,
-    id: &str,
-) -> Result<Option<Order>, DbError> {
+pub(crate) async fn order(tx: &mut Tx, id: &str) -> Result<Option<Order>, DbError> {
     let row = sqlx::query(&format!(
         "SELECT {} FROM orders o WHERE o.id = $1",
         order_columns("o")
@@ -84,11 +81,8 @@ pub(crate) async fn order(
 }
 
 /// Stores a new order.
-pub(crate) async fn insert_order(
-    tx: &mut Transaction<'static, Any>,
-    order: &Order,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
+pub(crate) async fn insert_order(tx: &mut Tx, order: &Order) -> Result<(), sqlx::Error> {
+    let query = sqlx::query(
         "INSERT INTO orders (id, listing_id, dataset_id, seller_did, buyer_did, buyer_id, \
          buyer_public_key_hex, amount, rail, state, created_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
@@ -103,9 +97,8 @@ pub(crate) async fn insert_order(
     .bind(&order.amount)
     .bind(order.rail.to_json().to_string())
     .bind(order.state.as_str())
-    .bind(&order.created_at)
-    .execute(&mut **tx)
-    .await?;
+    .bind(&order.created_at);
+    changed(tx, query).await?;
     Ok(())
 }
 
@@ -158,36 +151,23 @@ pub(crate) async fn orders(store: &Store, filter: &OrderFilter<'_>) -> Result<Ve
 
 /// Marks order `id` paid at `now`; `false` when it no longer awaits
 /// payment.
-pub(crate) async fn mark_paid(
-    tx: &mut Transaction<'static, Any>,
-    id: &str,
-    now: &str,
-) -> Result<bool, sqlx::Error> {
-    let changed = sqlx::query(
+pub(crate) async fn mark_paid(tx: &mut Tx, id: &str, now: &str) -> Result<bool, sqlx::Error> {
+    let query = sqlx::query(
         "UPDATE orders SET state = 'paid', paid_at = $1 \
          WHERE id = $2 AND state = 'awaiting-payment'",
     )
     .bind(now)
-    .bind(id)
-    .execute(&mut **tx)
-    .await?
-    .rows_affected();
-    Ok(changed == 1)
+    .bind(id);
+    Ok(changed(tx, query).await? == 1)
 }
 
 /// Cancels order `id`; `false` when it no longer awaits payment.
-pub(crate) async fn cancel(
-    tx: &mut Transaction<'static, Any>,
-    id: &str,
-) -> Result<bool, sqlx::Error> {
-    let changed = sqlx::query(
+pub(crate) async fn cancel(tx: &mut Tx, id: &str) -> Result<bool, sqlx::Error> {
+    let query = sqlx::query(
         "UPDATE orders SET state = 'cancelled' WHERE id = $1 AND state = 'awaiting-payment'",
     )
-    .bind(id)
-    .execute(&mut **tx)
-    .await?
-    .rows_affected();
-    Ok(changed == 1)
+    .bind(id);
+    Ok(changed(tx, query).await? == 1)
 }
 
 /// The columns [`claim_of`] reads, in order.
@@ -220,7 +200,7 @@ fn claim_of(r: &AnyRow, at: usize) -> Result<Claim, DbError> {
 
 /// The claim of `tx_hash` for `order_id`, if any.
 pub(crate) async fn claim(
-    tx: &mut Transaction<'static, Any>,
+    tx: &mut Tx,
     order_id: &str,
     tx_hash: &str,
 ) -> Result<Option<Claim>, DbError> {
@@ -236,10 +216,7 @@ pub(crate) async fn claim(
 
 /// The order's open claims, pending before unknown, each oldest-checked
 /// first.
-pub(crate) async fn open_claims(
-    tx: &mut Transaction<'static, Any>,
-    order_id: &str,
-) -> Result<Vec<Claim>, DbError> {
+pub(crate) async fn open_claims(tx: &mut Tx, order_id: &str) -> Result<Vec<Claim>, DbError> {
     let rows = sqlx::query(&format!(
         "SELECT {CLAIM_COLUMNS} FROM payment_claims c \
          WHERE c.order_id = $1 AND c.state IN ('pending', 'unknown') \
@@ -253,10 +230,7 @@ pub(crate) async fn open_claims(
 
 /// The claims shown with an order: every open one, and the
 /// [`CLOSED_SHOWN`] last checked closed ones.
-pub(crate) async fn shown_claims(
-    tx: &mut Transaction<'static, Any>,
-    order_id: &str,
-) -> Result<Vec<Claim>, DbError> {
+pub(crate) async fn shown_claims(tx: &mut Tx, order_id: &str) -> Result<Vec<Claim>, DbError> {
     let mut claims = open_claims(tx, order_id).await?;
     let rows = sqlx::query(&format!(
         "SELECT {CLAIM_COLUMNS} FROM payment_claims c \
@@ -301,10 +275,7 @@ pub(crate) async fn open_claims_of(
 }
 
 /// The order's open claims of transactions the node does not know.
-pub(crate) async fn unknown_claims(
-    tx: &mut Transaction<'static, Any>,
-    order_id: &str,
-) -> Result<u64, DbError> {
+pub(crate) async fn unknown_claims(tx: &mut Tx, order_id: &str) -> Result<u64, DbError> {
     let (n,): (i64,) = sqlx::query_as(
         "SELECT COUNT(*) FROM payment_claims WHERE order_id = $1 AND state = 'unknown'",
     )
@@ -317,7 +288,7 @@ pub(crate) async fn unknown_claims(
 /// Open claims in `state` of orders awaiting payment, oldest-checked
 /// first, at most `limit`, with their orders.
 pub(crate) async fn due_claims(
-    tx: &mut Transaction<'static, Any>,
+    tx: &mut Tx,
     state: ClaimState,
     limit: usize,
 ) -> Result<Vec<(Order, Claim)>, DbError> {
@@ -347,151 +318,136 @@ fn confirmations_of(seen: &Observation) -> Option<i64> {
 /// Records a new claim of `tx_hash` on `order_id` (on chain `chain`)
 /// with what was `seen` at `now`; `false` when it exists already.
 pub(crate) async fn insert_claim(
-    tx: &mut Transaction<'static, Any>,
+    tx: &mut Tx,
     order_id: &str,
     tx_hash: &str,
     chain: i64,
     now: &str,
     seen: &Observation,
 ) -> Result<bool, sqlx::Error> {
-    let done = sqlx::query(&format!(
+    let sql = format!(
         "INSERT INTO payment_claims (order_id, tx_hash, chain_id, claimed_at, \
          last_checked_at, checks, check_seq, state, reason, confirmations) \
          VALUES ($1, $2, $3, $4, $4, $5, {NEXT_SEQ}, $6, $7, $8) \
          ON CONFLICT (order_id, tx_hash) DO NOTHING"
-    ))
-    .bind(order_id)
-    .bind(tx_hash)
-    .bind(chain)
-    .bind(now)
-    .bind(i64::from(seen.answered))
-    .bind(seen.state.as_str())
-    .bind(&seen.reason)
-    .bind(confirmations_of(seen))
-    .execute(&mut **tx)
-    .await?;
-    Ok(done.rows_affected() == 1)
+    );
+    let query = sqlx::query(&sql)
+        .bind(order_id)
+        .bind(tx_hash)
+        .bind(chain)
+        .bind(now)
+        .bind(i64::from(seen.answered))
+        .bind(seen.state.as_str())
+        .bind(&seen.reason)
+        .bind(confirmations_of(seen));
+    Ok(changed(tx, query).await? == 1)
 }
 
 /// Moves only the time of the last attempt of a claim to `now` (and the
 /// claim to the back of the queue).
 pub(crate) async fn touch_claim(
-    tx: &mut Transaction<'static, Any>,
+    tx: &mut Tx,
     order_id: &str,
     tx_hash: &str,
     now: &str,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query(&format!(
+    let sql = format!(
         "UPDATE payment_claims SET last_checked_at = $1, check_seq = {NEXT_SEQ} \
          WHERE order_id = $2 AND tx_hash = $3"
-    ))
-    .bind(now)
-    .bind(order_id)
-    .bind(tx_hash)
-    .execute(&mut **tx)
-    .await?;
+    );
+    let query = sqlx::query(&sql).bind(now).bind(order_id).bind(tx_hash);
+    changed(tx, query).await?;
     Ok(())
 }
 
 /// Records what a check at `now` found of an existing claim: `seen`,
 /// `checks` checks since `claimed_at`.
 pub(crate) async fn update_claim(
-    tx: &mut Transaction<'static, Any>,
+    tx: &mut Tx,
     claim: &Claim,
     now: &str,
     seen: &Observation,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query(&format!(
+    let sql = format!(
         "UPDATE payment_claims SET claimed_at = $1, last_checked_at = $2, checks = $3, \
          check_seq = {NEXT_SEQ}, state = $4, reason = $5, confirmations = $6 \
          WHERE order_id = $7 AND tx_hash = $8"
-    ))
-    .bind(&claim.claimed_at)
-    .bind(now)
-    .bind(i64::try_from(claim.checks).unwrap_or(i64::MAX))
-    .bind(seen.state.as_str())
-    .bind(&seen.reason)
-    .bind(confirmations_of(seen))
-    .bind(&claim.order_id)
-    .bind(&claim.tx_hash)
-    .execute(&mut **tx)
-    .await?;
+    );
+    let query = sqlx::query(&sql)
+        .bind(&claim.claimed_at)
+        .bind(now)
+        .bind(i64::try_from(claim.checks).unwrap_or(i64::MAX))
+        .bind(seen.state.as_str())
+        .bind(&seen.reason)
+        .bind(confirmations_of(seen))
+        .bind(&claim.order_id)
+        .bind(&claim.tx_hash);
+    changed(tx, query).await?;
     Ok(())
 }
 
 /// Expires `claim` with `reason` if it is still unknown; returns whether
 /// it expired.
 pub(crate) async fn expire_claim(
-    tx: &mut Transaction<'static, Any>,
+    tx: &mut Tx,
     claim: &Claim,
     reason: &str,
 ) -> Result<bool, sqlx::Error> {
-    let changed = sqlx::query(
+    let query = sqlx::query(
         "UPDATE payment_claims SET state = 'expired', reason = $1 \
          WHERE order_id = $2 AND tx_hash = $3 AND state = 'unknown'",
     )
     .bind(reason)
     .bind(&claim.order_id)
-    .bind(&claim.tx_hash)
-    .execute(&mut **tx)
-    .await?
-    .rows_affected();
-    Ok(changed == 1)
+    .bind(&claim.tx_hash);
+    Ok(changed(tx, query).await? == 1)
 }
 
 /// Closes the order's open claims: `paid_by` (the transaction that paid
 /// it, if on chain) becomes confirmed, the others superseded with
 /// `reason`.
 pub(crate) async fn close_claims(
-    tx: &mut Transaction<'static, Any>,
+    tx: &mut Tx,
     order_id: &str,
     paid_by: Option<&str>,
     reason: &str,
 ) -> Result<(), sqlx::Error> {
     if let Some(hash) = paid_by {
-        sqlx::query(
+        let query = sqlx::query(
             "UPDATE payment_claims SET state = 'confirmed', reason = NULL \
              WHERE order_id = $1 AND tx_hash = $2",
         )
         .bind(order_id)
-        .bind(hash)
-        .execute(&mut **tx)
-        .await?;
+        .bind(hash);
+        changed(tx, query).await?;
     }
-    sqlx::query(
+    let query = sqlx::query(
         "UPDATE payment_claims SET state = 'superseded', reason = $1 \
          WHERE order_id = $2 AND state IN ('pending', 'unknown')",
     )
     .bind(reason)
-    .bind(order_id)
-    .execute(&mut **tx)
-    .await?;
+    .bind(order_id);
+    changed(tx, query).await?;
     Ok(())
 }
 
 /// Closes the open claims of orders no longer awaiting payment and
 /// deletes closed claims last checked before `cutoff` (UTC). Returns the
 /// claims deleted.
-pub(crate) async fn tidy_claims(
-    tx: &mut Transaction<'static, Any>,
-    cutoff: &str,
-) -> Result<u64, sqlx::Error> {
-    sqlx::query(
+pub(crate) async fn tidy_claims(tx: &mut Tx, cutoff: &str) -> Result<u64, sqlx::Error> {
+    let query = sqlx::query(
         "UPDATE payment_claims SET state = 'superseded', \
          reason = 'the order is no longer awaiting payment' \
          WHERE state IN ('pending', 'unknown') AND order_id IN \
          (SELECT id FROM orders WHERE state <> 'awaiting-payment')",
-    )
-    .execute(&mut **tx)
-    .await?;
-    let deleted = sqlx::query(
+    );
+    changed(tx, query).await?;
+    let query = sqlx::query(
         "DELETE FROM payment_claims WHERE state NOT IN ('pending', 'unknown') \
          AND last_checked_at < $1",
     )
-    .bind(cutoff)
-    .execute(&mut **tx)
-    .await?
-    .rows_affected();
+    .bind(cutoff);
+    let deleted = changed(tx, query).await?;
     Ok(deleted)
 }
 
@@ -499,13 +455,13 @@ pub(crate) async fn tidy_claims(
 /// verified at `now`; `false` when the key or the order has a payment
 /// already.
 pub(crate) async fn insert_payment(
-    tx: &mut Transaction<'static, Any>,
+    tx: &mut Tx,
     order: &Order,
     payment_key: &str,
     details: &Value,
     now: &str,
 ) -> Result<bool, sqlx::Error> {
-    let inserted = sqlx::query(
+    let query = sqlx::query(
         "INSERT INTO payments (payment_key, order_id, rail, details, verified_at) \
          VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
     )
@@ -513,42 +469,35 @@ pub(crate) async fn insert_payment(
     .bind(&order.id)
     .bind(order.rail.kind().as_str())
     .bind(details.to_string())
-    .bind(now)
-    .execute(&mut **tx)
-    .await?
-    .rows_affected();
-    Ok(inserted == 1)
+    .bind(now);
+    Ok(changed(tx, query).await? == 1)
 }
 
 /// The payments held under `payment_key` or for `order_id`, as (payment
 /// key, order id).
 pub(crate) async fn payments_of(
-    tx: &mut Transaction<'static, Any>,
+    tx: &mut Tx,
     payment_key: &str,
     order_id: &str,
 ) -> Result<Vec<(String, String)>, sqlx::Error> {
-    let rows = sqlx::query(
+    sqlx::query_as(
         "SELECT payment_key, order_id FROM payments WHERE payment_key = $1 OR order_id = $2",
     )
     .bind(payment_key)
     .bind(order_id)
     .fetch_all(&mut **tx)
-    .await?;
-    rows.iter()
-        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
-        .collect()
+    .await
 }
 
 /// The order the payment `payment_key` paid, if it is held.
 pub(crate) async fn paid_order(
-    tx: &mut Transaction<'static, Any>,
+    tx: &mut Tx,
     payment_key: &str,
 ) -> Result<Option<String>, sqlx::Error> {
-    let row = sqlx::query("SELECT order_id FROM payments WHERE payment_key = $1")
+    sqlx::query_scalar("SELECT order_id FROM payments WHERE payment_key = $1")
         .bind(payment_key)
         .fetch_optional(&mut **tx)
-        .await?;
-    row.map(|r| r.try_get(0)).transpose()
+        .await
 }
 
 /// What a paid order's confirmation shows of its payment.
@@ -562,20 +511,20 @@ pub(crate) struct PaymentRecord {
 }
 
 /// The payment of `order_id`, if it is paid.
-pub(crate) async fn payment(
-    tx: &mut Transaction<'static, Any>,
-    order_id: &str,
-) -> Result<Option<PaymentRecord>, DbError> {
-    let row = sqlx::query("SELECT payment_key, details FROM payments WHERE order_id = $1")
-        .bind(order_id)
-        .fetch_optional(&mut **tx)
-        .await?;
-    let Some(row) = row else { return Ok(None) };
-    let details: Value = serde_json::from_str(&row.try_get::<String, _>(1)?)
+pub(crate) async fn payment(tx: &mut Tx, order_id: &str) -> Result<Option<PaymentRecord>, DbError> {
+    let row: Option<(String, String)> =
+        sqlx::query_as("SELECT payment_key, details FROM payments WHERE order_id = $1")
+            .bind(order_id)
+            .fetch_optional(&mut **tx)
+            .await?;
+    let Some((key, details)) = row else {
+        return Ok(None);
+    };
+    let details: Value = serde_json::from_str(&details)
         .map_err(|_| DbError::inconsistent("payment", "stored details are malformed"))?;
     let text = |name: &str| details[name].as_str().map(str::to_string);
     Ok(Some(PaymentRecord {
-        key: row.try_get(0)?,
+        key,
         tx_hash: text("txHash"),
         reference: text("reference"),
     }))
@@ -583,38 +532,31 @@ pub(crate) async fn payment(
 
 /// Stores the signed receipt (JSON text) of `order_id`.
 pub(crate) async fn insert_receipt(
-    tx: &mut Transaction<'static, Any>,
+    tx: &mut Tx,
     order_id: &str,
     receipt: &str,
     issued_at: &str,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query("INSERT INTO receipts (order_id, receipt, issued_at) VALUES ($1, $2, $3)")
-        .bind(order_id)
-        .bind(receipt)
-        .bind(issued_at)
-        .execute(&mut **tx)
-        .await?;
+    let query =
+        sqlx::query("INSERT INTO receipts (order_id, receipt, issued_at) VALUES ($1, $2, $3)")
+            .bind(order_id)
+            .bind(receipt)
+            .bind(issued_at);
+    changed(tx, query).await?;
     Ok(())
 }
 
 /// The signed receipt (JSON text) of `order_id`, once paid.
-pub(crate) async fn receipt(
-    tx: &mut Transaction<'static, Any>,
-    order_id: &str,
-) -> Result<Option<String>, sqlx::Error> {
-    let row = sqlx::query("SELECT receipt FROM receipts WHERE order_id = $1")
+pub(crate) async fn receipt(tx: &mut Tx, order_id: &str) -> Result<Option<String>, sqlx::Error> {
+    sqlx::query_scalar("SELECT receipt FROM receipts WHERE order_id = $1")
         .bind(order_id)
         .fetch_optional(&mut **tx)
-        .await?;
-    row.map(|r| r.try_get(0)).transpose()
+        .await
 }
 
 /// Stores `grant`; `false` when the order has a grant already.
-pub(crate) async fn insert_grant(
-    tx: &mut Transaction<'static, Any>,
-    grant: &GrantRow,
-) -> Result<bool, sqlx::Error> {
-    let inserted = sqlx::query(
+pub(crate) async fn insert_grant(tx: &mut Tx, grant: &GrantRow) -> Result<bool, sqlx::Error> {
+    let query = sqlx::query(
         "INSERT INTO grants (order_id, object_prefix, files, entries, granted_by, granted_at) \
          VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (order_id) DO NOTHING",
     )
@@ -623,35 +565,22 @@ pub(crate) async fn insert_grant(
     .bind(serde_json::to_string(&grant.files).unwrap_or_default())
     .bind(grant.entries as i64)
     .bind(&grant.granted_by)
-    .bind(&grant.granted_at)
-    .execute(&mut **tx)
-    .await?
-    .rows_affected();
-    Ok(inserted == 1)
+    .bind(&grant.granted_at);
+    Ok(changed(tx, query).await? == 1)
 }
 
 /// Marks paid order `id` granted at `now`; `false` when it is not paid.
-pub(crate) async fn mark_granted(
-    tx: &mut Transaction<'static, Any>,
-    id: &str,
-    now: &str,
-) -> Result<bool, sqlx::Error> {
-    let changed = sqlx::query(
+pub(crate) async fn mark_granted(tx: &mut Tx, id: &str, now: &str) -> Result<bool, sqlx::Error> {
+    let query = sqlx::query(
         "UPDATE orders SET state = 'granted', granted_at = $1 WHERE id = $2 AND state = 'paid'",
     )
     .bind(now)
-    .bind(id)
-    .execute(&mut **tx)
-    .await?
-    .rows_affected();
-    Ok(changed == 1)
+    .bind(id);
+    Ok(changed(tx, query).await? == 1)
 }
 
 /// The grant of `order_id`, if granted.
-pub(crate) async fn grant(
-    tx: &mut Transaction<'static, Any>,
-    order_id: &str,
-) -> Result<Option<GrantRow>, DbError> {
+pub(crate) async fn grant(tx: &mut Tx, order_id: &str) -> Result<Option<GrantRow>, DbError> {
     let row = sqlx::query(
         "SELECT order_id, object_prefix, files, entries, granted_by, granted_at \
          FROM grants WHERE order_id = $1",
@@ -689,11 +618,8 @@ pub(crate) struct LinkRow<'a> {
 }
 
 /// Stores a new link.
-pub(crate) async fn insert_link(
-    tx: &mut Transaction<'static, Any>,
-    link: &LinkRow<'_>,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
+pub(crate) async fn insert_link(tx: &mut Tx, link: &LinkRow<'_>) -> Result<(), sqlx::Error> {
+    let query = sqlx::query(
         "INSERT INTO order_links (token_hash, id, order_id, purpose, created_by, created_at) \
          VALUES ($1, $2, $3, $4, $5, $6)",
     )
@@ -702,42 +628,39 @@ pub(crate) async fn insert_link(
     .bind(link.order_id)
     .bind(link.purpose.as_str())
     .bind(link.created_by)
-    .bind(link.created_at)
-    .execute(&mut **tx)
-    .await?;
+    .bind(link.created_at);
+    changed(tx, query).await?;
     Ok(())
 }
 
 /// Whether the link of `token_hash` is live and opens order `order_id`
 /// for `purpose`.
 pub(crate) async fn link_opens(
-    tx: &mut Transaction<'static, Any>,
+    tx: &mut Tx,
     token_hash: &str,
     order_id: &str,
     purpose: LinkPurpose,
 ) -> Result<bool, sqlx::Error> {
-    let row =
-        sqlx::query("SELECT order_id, purpose, revoked_at FROM order_links WHERE token_hash = $1")
-            .bind(token_hash)
-            .fetch_optional(&mut **tx)
-            .await?;
-    Ok(row.is_some_and(|r| {
-        r.try_get::<String, _>(0).is_ok_and(|o| o == order_id)
-            && r.try_get::<String, _>(1)
-                .is_ok_and(|p| p == purpose.as_str())
-            && r.try_get::<Option<String>, _>(2).is_ok_and(|x| x.is_none())
+    let link: Option<(String, String, Option<String>)> = sqlx::query_as(
+        "SELECT order_id, purpose, revoked_at FROM order_links WHERE token_hash = $1",
+    )
+    .bind(token_hash)
+    .fetch_optional(&mut **tx)
+    .await?;
+    Ok(link.is_some_and(|(order, opens, revoked_at)| {
+        order == order_id && opens == purpose.as_str() && revoked_at.is_none()
     }))
 }
 
 /// Whether link `id` of order `order_id` made by `created_by` is revoked;
 /// `None` if there is no such link.
 pub(crate) async fn link_revoked(
-    tx: &mut Transaction<'static, Any>,
+    tx: &mut Tx,
     id: &str,
     order_id: &str,
     created_by: &str,
 ) -> Result<Option<bool>, sqlx::Error> {
-    let row = sqlx::query(
+    let revoked_at: Option<Option<String>> = sqlx::query_scalar(
         "SELECT revoked_at FROM order_links WHERE id = $1 AND order_id = $2 AND created_by = $3",
     )
     .bind(id)
@@ -745,20 +668,14 @@ pub(crate) async fn link_revoked(
     .bind(created_by)
     .fetch_optional(&mut **tx)
     .await?;
-    row.map(|r| Ok(r.try_get::<Option<String>, _>(0)?.is_some()))
-        .transpose()
+    Ok(revoked_at.map(|at| at.is_some()))
 }
 
 /// Revokes link `id` at `now`.
-pub(crate) async fn revoke_link(
-    tx: &mut Transaction<'static, Any>,
-    id: &str,
-    now: &str,
-) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE order_links SET revoked_at = $1 WHERE id = $2")
+pub(crate) async fn revoke_link(tx: &mut Tx, id: &str, now: &str) -> Result<(), sqlx::Error> {
+    let query = sqlx::query("UPDATE order_links SET revoked_at = $1 WHERE id = $2")
         .bind(now)
-        .bind(id)
-        .execute(&mut **tx)
-        .await?;
+        .bind(id);
+    changed(tx, query).await?;
     Ok(())
 }

@@ -319,13 +319,10 @@ impl GrantRow {
     responses(
         (status = 200, description = "The grant (`granted: false` if it was held already)", body = GrantView),
         (status = 400, description = "Malformed files (field named)", body = crate::openapi::ErrorBody),
-        (status = 401, description = "No session", body = crate::openapi::ErrorBody),
         (status = 404, description = "No such order sold by the caller", body = crate::openapi::ErrorBody),
-        (status = 408, description = "Not received within the upload timeout (`upload-timeout`)", body = crate::openapi::ErrorBody),
         (status = 409, description = "Not paid", body = crate::openapi::ErrorBody),
         (status = 413, description = "Body larger than `--max-grant-bytes`", body = crate::openapi::ErrorBody),
         (status = 422, description = "Files not for this buyer or not covering the dataset exactly", body = crate::openapi::ErrorBody),
-        (status = 429, description = "Too many writes (`write-rate`)", body = crate::openapi::ErrorBody),
         (status = 507, description = "The server's free-disk floor is reached (`min-free-disk`)", body = crate::openapi::ErrorBody)))]
 pub async fn upload(
     State(state): State<AppState>,
@@ -363,7 +360,6 @@ pub async fn upload(
     security(("session" = [])),
     responses(
         (status = 200, description = "The grant", body = GrantView),
-        (status = 401, description = "No session", body = crate::openapi::ErrorBody),
         (status = 404, description = "No such order for the caller, or not granted", body = crate::openapi::ErrorBody)))]
 pub async fn show(
     State(state): State<AppState>,

@@ -12,7 +12,6 @@ use rand::RngCore;
 use sealstream_api::routes;
 use serde_json::json;
 use sha2::{Digest, Sha256};
-use sqlx::{Any, Transaction};
 
 use super::db::{self, LinkRow};
 use super::{base_url, party_order, Order};
@@ -20,6 +19,7 @@ use crate::auth::Principal;
 use crate::error::{ApiError, ApiJson, ApiPath, ApiResult};
 use crate::listings::audit_details;
 use crate::server::AppState;
+use crate::store::Tx;
 
 pub use sealstream_api::orders::{CreateLink, LinkPurpose, LinkView};
 
@@ -30,7 +30,7 @@ fn token_hash(token: &str) -> String {
 /// The order `id` if `token` is a live link of that order for `purpose`;
 /// 404 otherwise (a revoked, unknown or misdirected link says nothing more).
 pub(crate) async fn open(
-    tx: &mut Transaction<'static, Any>,
+    tx: &mut Tx,
     id: &str,
     token: &str,
     purpose: LinkPurpose,
@@ -51,7 +51,6 @@ pub(crate) async fn open(
     responses(
         (status = 201, description = "The link", body = LinkView),
         (status = 400, description = "Unknown purpose", body = crate::openapi::ErrorBody),
-        (status = 401, description = "No session", body = crate::openapi::ErrorBody),
         (status = 404, description = "No such order for the caller in that seat", body = crate::openapi::ErrorBody)))]
 pub async fn create(
     State(state): State<AppState>,
@@ -110,7 +109,6 @@ pub async fn create(
     security(("session" = [])),
     responses(
         (status = 204, description = "Revoked"),
-        (status = 401, description = "No session", body = crate::openapi::ErrorBody),
         (status = 404, description = "No such link of the caller's", body = crate::openapi::ErrorBody)))]
 pub async fn revoke(
     State(state): State<AppState>,

@@ -27,19 +27,18 @@ use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
 use rand::RngCore;
 use serde_json::json;
-use sqlx::{Any, Transaction};
 
 pub use sealstream_api::orders::{
     CreateOrder, ListQuery, OrderList, OrderSide, OrderState, OrderUrls, OrderView,
 };
 pub use sealstream_api::payments::PaymentInstructions;
-use sealstream_api::payments::{RailKind, NATIVE};
 use sealstream_api::routes;
 
 use crate::auth::{Principal, Role};
 use crate::error::{ApiError, ApiJson, ApiPath, ApiQuery, ApiResult};
 use crate::listings::{audit_details, ListingState, Rail};
 use crate::server::AppState;
+use crate::store::Tx;
 
 /// Order ids: `ord_` + 32 hex digits (128 random bits: not guessable).
 pub const ID_PREFIX: &str = "ord_";
@@ -88,11 +87,7 @@ pub(crate) fn not_found(id: &str) -> ApiError {
 }
 
 /// The order if `caller` is its buyer or seller (404 otherwise).
-pub(crate) async fn party_order(
-    tx: &mut Transaction<'static, Any>,
-    id: &str,
-    caller: &Principal,
-) -> ApiResult<Order> {
+pub(crate) async fn party_order(tx: &mut Tx, id: &str, caller: &Principal) -> ApiResult<Order> {
     match db::order(tx, id).await? {
         Some(o) if o.is_party(caller)? => Ok(o),
         _ => Err(not_found(id)),
@@ -101,11 +96,7 @@ pub(crate) async fn party_order(
 
 /// The order if `caller` is its seller and still an owner (404 otherwise;
 /// 403 once the seller's owner role is revoked).
-pub(crate) async fn sold_order(
-    tx: &mut Transaction<'static, Any>,
-    id: &str,
-    caller: &Principal,
-) -> ApiResult<Order> {
+pub(crate) async fn sold_order(tx: &mut Tx, id: &str, caller: &Principal) -> ApiResult<Order> {
     match db::order(tx, id).await? {
         Some(o) if caller.owner_access(&o.seller_did)? => Ok(o),
         _ => Err(not_found(id)),
@@ -113,11 +104,7 @@ pub(crate) async fn sold_order(
 }
 
 /// The order if `caller` is its buyer (404 otherwise).
-pub(crate) async fn bought_order(
-    tx: &mut Transaction<'static, Any>,
-    id: &str,
-    caller: &Principal,
-) -> ApiResult<Order> {
+pub(crate) async fn bought_order(tx: &mut Tx, id: &str, caller: &Principal) -> ApiResult<Order> {
     match db::order(tx, id).await? {
         Some(o) if o.buyer_did == caller.did => Ok(o),
         _ => Err(not_found(id)),
@@ -157,50 +144,34 @@ pub(crate) fn buyer_address(order: &Order) -> Option<String> {
         .map(str::to_string)
 }
 
+/// How to pay `order`: the payment term a card shows for its rail and
+/// price, with the chain's name, the buyer's address (the only payer
+/// accepted) and the confirmations awaited on chain.
 pub(crate) fn instructions(state: &AppState, order: &Order) -> PaymentInstructions {
-    let display = crate::listings::model::format_units(&order.amount, order.rail.decimals());
-    match &order.rail {
-        Rail::Evm {
-            chain_id,
-            token,
-            decimals,
-            pay_to,
-            symbol,
-        } => PaymentInstructions {
-            rail: RailKind::Evm,
-            amount: order.amount.clone(),
-            amount_display: display,
-            decimals: *decimals,
-            chain_id: Some(*chain_id),
-            chain: chain_name(*chain_id).map(str::to_string),
-            pay_to: Some(pay_to.clone()),
-            token: Some(token.clone().unwrap_or_else(|| NATIVE.into())),
-            symbol: symbol.clone(),
-            payer: buyer_address(order),
-            confirmations: Some(state.config.confirmations),
-            currency: None,
-            payee: None,
-        },
-        Rail::Invoice {
-            currency,
-            decimals,
-            payee,
-            ..
-        } => PaymentInstructions {
-            rail: RailKind::Invoice,
-            amount: order.amount.clone(),
-            amount_display: display,
-            decimals: *decimals,
-            chain_id: None,
-            chain: None,
-            pay_to: None,
-            token: None,
-            symbol: None,
-            payer: None,
-            confirmations: None,
-            currency: Some(currency.clone()),
-            payee: payee.clone(),
-        },
+    let term = crate::listings::card::payment_term(&order.rail, &order.amount);
+    let (symbol, on_chain) = match &order.rail {
+        Rail::Evm { symbol, .. } => (symbol.clone(), true),
+        Rail::Invoice { .. } => (None, false),
+    };
+    let (pay_to, payee) = if on_chain {
+        (term.pay_to, None)
+    } else {
+        (None, term.pay_to)
+    };
+    PaymentInstructions {
+        rail: term.method,
+        amount: term.amount_base_units,
+        amount_display: term.amount,
+        decimals: term.decimals,
+        chain: term.chain_id.and_then(chain_name).map(str::to_string),
+        chain_id: term.chain_id,
+        pay_to,
+        token: term.token,
+        symbol,
+        payer: on_chain.then(|| buyer_address(order)).flatten(),
+        confirmations: on_chain.then_some(state.config.confirmations),
+        currency: (!on_chain).then_some(term.currency),
+        payee,
     }
 }
 
@@ -266,7 +237,6 @@ pub(crate) fn view(state: &AppState, order: &Order, claims: &[claims::Claim]) ->
     responses(
         (status = 201, description = "The order, with payment instructions", body = OrderView),
         (status = 400, description = "Malformed body or key", body = crate::openapi::ErrorBody),
-        (status = 401, description = "No session", body = crate::openapi::ErrorBody),
         (status = 403, description = "Not a buyer", body = crate::openapi::ErrorBody),
         (status = 404, description = "No such published listing", body = crate::openapi::ErrorBody),
         (status = 409, description = "Own listing, or payments on its chain are not verified here", body = crate::openapi::ErrorBody)))]
@@ -345,7 +315,6 @@ pub async fn create(
     security(("session" = [])),
     responses(
         (status = 200, description = "The order", body = OrderView),
-        (status = 401, description = "No session", body = crate::openapi::ErrorBody),
         (status = 404, description = "No such order of the caller's", body = crate::openapi::ErrorBody)))]
 pub async fn get_order(
     State(state): State<AppState>,
@@ -365,8 +334,7 @@ pub async fn get_order(
     security(("session" = [])),
     responses(
         (status = 200, description = "A page of orders", body = OrderList),
-        (status = 400, description = "Bad query", body = crate::openapi::ErrorBody),
-        (status = 401, description = "No session", body = crate::openapi::ErrorBody)))]
+        (status = 400, description = "Bad query", body = crate::openapi::ErrorBody)))]
 pub async fn list(
     State(state): State<AppState>,
     caller: Principal,
@@ -422,7 +390,6 @@ pub async fn list(
     security(("session" = [])),
     responses(
         (status = 200, description = "The cancelled order", body = OrderView),
-        (status = 401, description = "No session", body = crate::openapi::ErrorBody),
         (status = 404, description = "No such order bought by the caller", body = crate::openapi::ErrorBody),
         (status = 409, description = "Already paid", body = crate::openapi::ErrorBody)))]
 pub async fn cancel(

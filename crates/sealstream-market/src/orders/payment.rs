@@ -29,7 +29,6 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Value};
-use sqlx::{Any, Transaction};
 
 use super::claims::{self, ClaimState};
 use super::db;
@@ -41,6 +40,7 @@ use crate::evm::{Address, Amount, ExpectedPayment, TxHash};
 use crate::limits::ClientAddr;
 use crate::listings::{audit_details, Rail};
 use crate::server::AppState;
+use crate::store::Tx;
 
 pub use sealstream_api::orders::{Confirmation, ConfirmationStatus, Confirmed, LinkQuery, Waiting};
 pub use sealstream_api::payments::{MarkPaid, PaymentProof, ProofAnswer, ProofStatus};
@@ -62,24 +62,46 @@ fn chain_id_of(name: &str) -> Option<u64> {
         .map(|(_, id)| *id)
 }
 
+/// Where an order paid on chain is paid: its chain, its token (`None`:
+/// the native coin) and its pay-to address.
+struct OnChain<'a> {
+    chain_id: u64,
+    token: Option<&'a str>,
+    pay_to: &'a str,
+}
+
+/// The chain terms of `order`; a 409 naming `field` when it is paid by
+/// invoice.
+fn on_chain<'a>(order: &'a Order, field: &str) -> ApiResult<OnChain<'a>> {
+    match &order.rail {
+        Rail::Evm {
+            chain_id,
+            token,
+            pay_to,
+            ..
+        } => Ok(OnChain {
+            chain_id: *chain_id,
+            token: token.as_deref(),
+            pay_to,
+        }),
+        Rail::Invoice { .. } => Err(ApiError::conflict(
+            Some(field),
+            format!("order {} is paid by invoice, not on chain", order.id),
+        )),
+    }
+}
+
 /// The checks of a payment of `order`, ready for the chain.
 pub(crate) fn expected(
     state: &AppState,
     order: &Order,
     tx_hash: TxHash,
 ) -> ApiResult<ExpectedPayment> {
-    let Rail::Evm {
+    let OnChain {
         chain_id,
         token,
         pay_to,
-        ..
-    } = &order.rail
-    else {
-        return Err(ApiError::conflict(
-            Some("rail"),
-            format!("order {} is paid by invoice, not on chain", order.id),
-        ));
-    };
+    } = on_chain(order, "rail")?;
     let corrupt = |what: &str| ApiError::internal("order", format!("stored {what} is malformed"));
     let payer = super::buyer_address(order)
         .and_then(|a| Address::parse(&a, "buyer").ok())
@@ -90,7 +112,7 @@ pub(crate) fn expected(
         .unwrap_or(0)
         .saturating_sub(state.config.payment_skew.as_secs());
     Ok(ExpectedPayment {
-        chain_id: *chain_id,
+        chain_id,
         tx_hash,
         payer,
         pay_to: Address::parse(pay_to, "payTo").map_err(|_| corrupt("pay-to"))?,
@@ -107,20 +129,13 @@ pub(crate) fn expected(
 
 /// The proof's fields checked against the order, before asking the chain.
 fn check_proof(order: &Order, proof: &PaymentProof) -> ApiResult<()> {
-    let Rail::Evm {
+    let OnChain {
         chain_id,
         token,
         pay_to,
-        ..
-    } = &order.rail
-    else {
-        return Err(ApiError::conflict(
-            Some("orderId"),
-            format!("order {} is paid by invoice, not on chain", order.id),
-        ));
-    };
+    } = on_chain(order, "orderId")?;
     match chain_id_of(&proof.chain) {
-        Some(id) if id == *chain_id => {}
+        Some(id) if id == chain_id => {}
         Some(id) => {
             return Err(ApiError::unprocessable(
                 "chain",
@@ -184,7 +199,7 @@ fn node_silent() -> ApiError {
 /// order's, or the order has another payment or is cancelled.
 pub(crate) async fn record_payment(
     state: &AppState,
-    tx: &mut Transaction<'static, Any>,
+    tx: &mut Tx,
     order: &Order,
     payment_key: &str,
     payment: &Value,
@@ -529,7 +544,6 @@ pub async fn confirmation(
     responses(
         (status = 200, description = "The paid order", body = super::OrderView),
         (status = 400, description = "Bad reference", body = crate::openapi::ErrorBody),
-        (status = 401, description = "No session", body = crate::openapi::ErrorBody),
         (status = 404, description = "No such order sold by the caller", body = crate::openapi::ErrorBody),
         (status = 409, description = "Not an invoice order, or not awaiting payment", body = crate::openapi::ErrorBody)))]
 pub async fn mark_paid(

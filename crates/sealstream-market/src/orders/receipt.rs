@@ -9,7 +9,6 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
-use sqlx::{Any, Transaction};
 
 use sealstream_api::receipts::{
     LicenseReceipt, ReceiptKey, ReceiptPayment, RECEIPT_SIGNATURE_ALGORITHM,
@@ -19,6 +18,7 @@ use super::{db, party_order, Order};
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiPath, ApiResult};
 use crate::server::AppState;
+use crate::store::Tx;
 
 fn core_json(v: &serde_json::Value) -> ApiResult<sealstream_core::json::Value> {
     sealstream_core::json::parse(v.to_string().as_bytes())
@@ -29,7 +29,7 @@ fn core_json(v: &serde_json::Value) -> ApiResult<sealstream_core::json::Value> {
 /// stored payment details), inside `tx`.
 pub(crate) async fn issue(
     state: &AppState,
-    tx: &mut Transaction<'static, Any>,
+    tx: &mut Tx,
     order: &Order,
     payment: &serde_json::Value,
 ) -> ApiResult<()> {
@@ -89,7 +89,6 @@ pub(crate) async fn issue(
     security(("session" = [])),
     responses(
         (status = 200, description = "The `sealstream.receipt.v1` document"),
-        (status = 401, description = "No session", body = crate::openapi::ErrorBody),
         (status = 404, description = "No such order for the caller, or not paid yet", body = crate::openapi::ErrorBody)))]
 pub async fn get_receipt(
     State(state): State<AppState>,
