@@ -113,3 +113,27 @@ pub(super) async fn insert_head(store: &Store, head: &SignedAuditHead) -> Result
     .await?;
     Ok(())
 }
+
+/// What someone who can write the database does to the log, for the tests
+/// that show it is caught.
+#[cfg(test)]
+pub(super) mod tamper {
+    use super::{Event, Store};
+
+    /// Runs `sql` on `store`.
+    pub async fn exec(store: &Store, sql: &str) {
+        sqlx::query(sql).execute(store.pool()).await.unwrap();
+    }
+
+    /// Stores `event` over the event of its number.
+    pub async fn rewrite(store: &Store, event: &Event) {
+        sqlx::query("UPDATE audit_events SET details = $1, prev = $2, hash = $3 WHERE seq = $4")
+            .bind(&event.details)
+            .bind(&event.prev)
+            .bind(&event.hash)
+            .bind(event.seq)
+            .execute(store.pool())
+            .await
+            .unwrap();
+    }
+}

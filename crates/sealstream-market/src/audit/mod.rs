@@ -315,38 +315,40 @@ pub(crate) mod tests {
         store
     }
 
-    /// Runs `sql` on `store` (what someone who can write the database does).
-    pub(super) async fn exec(store: &Store, sql: &str) {
-        sqlx::query(sql).execute(store.pool()).await.unwrap();
+    pub(super) use super::db::tamper::exec;
+
+    /// Every event of the log, in order.
+    pub(super) async fn events_of(store: &Store) -> Vec<Event> {
+        use futures_util::TryStreamExt;
+        db::events(store).try_collect().await.unwrap()
     }
 
-    /// Rewrites test event `seq` with other `details` and/or `prev`, and
-    /// the hash of that content: a forgery only a signed head catches.
+    /// Rewrites event `seq` with other `details` and/or `prev`, and the
+    /// hash of that content: a forgery only a signed head catches.
     pub(super) async fn forge(
         store: &Store,
         seq: i64,
         details: Option<&Value>,
         prev: Option<&str>,
     ) {
-        let (at, old_details, old_prev): (String, String, String) =
-            sqlx::query_as("SELECT at, details, prev FROM audit_events WHERE seq = $1")
-                .bind(seq)
-                .fetch_one(store.pool())
-                .await
-                .unwrap();
-        let details = details
-            .cloned()
-            .unwrap_or_else(|| json::parse(old_details.as_bytes()).unwrap());
-        let prev = prev.unwrap_or(&old_prev);
-        let hash = event_hash(seq, &at, "server", "test.event", "subject", &details, prev).unwrap();
-        sqlx::query("UPDATE audit_events SET details = $1, prev = $2, hash = $3 WHERE seq = $4")
-            .bind(canonical::rfc8785(&details).unwrap())
-            .bind(prev)
-            .bind(hash)
-            .bind(seq)
-            .execute(store.pool())
+        let mut event = events_of(store)
             .await
+            .into_iter()
+            .find(|e| e.seq == seq)
             .unwrap();
+        if let Some(details) = details {
+            event.details = canonical::rfc8785(details).unwrap();
+        }
+        if let Some(prev) = prev {
+            event.prev = prev.to_string();
+        }
+        let details = json::parse(event.details.as_bytes()).unwrap();
+        let e = &event;
+        event.hash = event_hash(
+            seq, &e.at, &e.actor, &e.action, &e.subject, &details, &e.prev,
+        )
+        .unwrap();
+        db::tamper::rewrite(store, &event).await;
     }
 
     #[test]
@@ -405,19 +407,10 @@ pub(crate) mod tests {
         let report = verify(&store).await.unwrap();
         assert_eq!(report.events, 3);
         assert_eq!(head(&store).await.unwrap(), report);
-        let (prev1, hash1): (String, String) =
-            sqlx::query_as("SELECT prev, hash FROM audit_events WHERE seq = 1")
-                .fetch_one(store.pool())
-                .await
-                .unwrap();
-        assert_eq!(prev1, GENESIS);
-        let (prev2, details2): (String, String) =
-            sqlx::query_as("SELECT prev, details FROM audit_events WHERE seq = 2")
-                .fetch_one(store.pool())
-                .await
-                .unwrap();
-        assert_eq!(prev2, hash1);
-        assert_eq!(details2, r#"{"n":1,"z":"last"}"#);
+        let events = events_of(&store).await;
+        assert_eq!(events[0].prev, GENESIS);
+        assert_eq!(events[1].prev, events[0].hash);
+        assert_eq!(events[1].details, r#"{"n":1,"z":"last"}"#);
     }
 
     async fn broken(store: &Store) -> String {
