@@ -239,7 +239,7 @@ pub fn register_machine(market: &Market, owner_token: &str, owner_did: &str) {
     );
     let (status, answer) = market.call(
         "POST",
-        "/v1/machines",
+        sealstream_api::routes::MACHINES,
         Some(owner_token),
         Some(&body.to_string()),
     );

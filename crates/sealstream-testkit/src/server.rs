@@ -329,7 +329,7 @@ impl TestServer {
     pub fn siwe_verify(&self, message: &str, key: &MachineSigningKey) -> (u16, Value) {
         self.send(
             "POST",
-            "/v1/auth/verify",
+            sealstream_api::routes::AUTH_VERIFY,
             None,
             &sign_in::verify_body(message, key),
         )
@@ -354,7 +354,7 @@ impl TestServer {
     ) -> (u16, Value) {
         self.send(
             "POST",
-            "/v1/machines",
+            sealstream_api::routes::MACHINES,
             Some(owner_token),
             &registration::body(owner_did, machine_key, chain_key, recipients),
         )
