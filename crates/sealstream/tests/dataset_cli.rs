@@ -134,7 +134,7 @@ fn inclusion_proof_of_one_chunk_without_the_others() {
     let mut c = sealstream();
     c.args(["dataset", "prove", "--index", "6", "--chunk-dir"])
         .arg(&chain)
-        .arg("--out")
+        .arg("--output")
         .arg(lone.join("proof.json"));
     run_ok(c, "prove");
     let verify_chunk = |envelope: &str, data: &str| {
@@ -243,6 +243,7 @@ fn growing_dataset_extension_proofs() {
         .arg(&chain)
         .arg("--old")
         .arg(t.join("old.json"));
+    // `--out`: the older spelling of `--output`, kept as a hidden alias.
     c.arg("--out").arg(t.join("ext.json"));
     run_ok(c, "prove-extension");
     let mut c = sealstream();

@@ -195,7 +195,7 @@ fn serve_restart_verify_and_tamper() {
     let exported = sealstream()
         .args(["market", "audit", "anchor", "--data-dir"])
         .arg(&data)
-        .arg("--out")
+        .arg("--output")
         .arg(&anchor)
         .output()
         .unwrap();

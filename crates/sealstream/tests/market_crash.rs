@@ -61,6 +61,7 @@ impl Daemon {
                 "1".into(),
                 "--key-file".into(),
                 key_file.into(),
+                // The older spelling of --owner-private-key-file (a hidden alias).
                 "--owner-key-file".into(),
                 keyfile("owner.x25519.sk").into(),
             ],
@@ -187,6 +188,7 @@ fn paid_orders_are_granted_exactly_once_through_crashes() {
     let mut publish = sealstream();
     publish_args(&mut publish, &input, &t.join("chain"), 10_000);
     publish
+        // `--to`: the older spelling of `--server` (a hidden alias).
         .args(["--topic", "/arm/torque", "--to", &market.base])
         .arg("--dataset-key-file")
         .arg(&machine_key_file);

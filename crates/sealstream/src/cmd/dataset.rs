@@ -92,13 +92,12 @@ pub fn run(cmd: DatasetCommand, ui: Ui) -> CliResult {
             key_file,
             chain_key_file,
             info,
-            json,
         } => sign(
             &chunk_dir,
             key_file.as_deref(),
             chain_key_file.as_deref(),
             &info,
-            Ui { json, ..ui },
+            ui,
         ),
         DatasetCommand::Prove {
             chunk_dir,

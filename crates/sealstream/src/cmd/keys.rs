@@ -39,8 +39,8 @@ fn write_public(path: &Path, text: &str) -> CliResult {
 
 pub fn run(cmd: KeysCommand, ui: Ui) -> CliResult {
     match cmd {
-        KeysCommand::Generate { out_dir, json } => generate(&out_dir, Ui { json, ..ui }),
-        KeysCommand::Show { file, kind, json } => show(&file, kind, Ui { json, ..ui }),
+        KeysCommand::Generate { out_dir } => generate(&out_dir, ui),
+        KeysCommand::Show { file, kind } => show(&file, kind, ui),
     }
 }
 

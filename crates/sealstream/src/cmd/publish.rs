@@ -179,8 +179,8 @@ pub fn run(args: PublishArgs, ui: Ui) -> CliResult {
     Ok(())
 }
 
-/// Whether `--to` names a market server to upload to (a build without the
-/// `agent` feature has no client and no `--to`).
+/// Whether `--server` names a market server to upload to (a build without the
+/// `agent` feature has no client and no `--server`).
 fn uploads(args: &PublishArgs) -> bool {
     #[cfg(feature = "agent")]
     {
