@@ -8,10 +8,10 @@ use std::path::Path;
 use std::sync::Arc;
 
 use sealstream_core::chunk::{ChainState, Recipient, SealedChunk};
-use sealstream_core::consume::{consume_to_file, ConsumeRequest};
 use sealstream_core::dataset::{DatasetBuilder, DatasetInfo};
 use sealstream_core::identity::Did;
 use sealstream_core::keys::{MachineSigningKey, RecipientPublicKey, RecipientSecretKey};
+use sealstream_files::consume::{consume_to_file, ConsumeRequest};
 use sealstream_market::auth::Role;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};

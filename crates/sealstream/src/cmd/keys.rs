@@ -33,7 +33,7 @@ fn write_secret(path: &Path, text: &str) -> CliResult {
 }
 
 fn write_public(path: &Path, text: &str) -> CliResult {
-    sealstream_core::layout::write_atomic(path, text.as_bytes())
+    sealstream_files::layout::write_atomic(path, text.as_bytes())
         .map_err(|e| CliError::input(at(path, e)))
 }
 

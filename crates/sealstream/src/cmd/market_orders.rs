@@ -222,7 +222,7 @@ pub fn run(command: MarketOrderCommand, ui: Ui) -> CliResult {
                 .map_err(|e| client_error("order receipt", e))?;
             match out {
                 Some(path) => {
-                    sealstream_core::layout::write_atomic(&path, &bytes)
+                    sealstream_files::layout::write_atomic(&path, &bytes)
                         .map_err(|e| CliError::input(at(&path, e)))?;
                     ui.say(format!(
                         "Receipt of order {id} written to {}",

@@ -55,7 +55,7 @@ fn read_body<T: serde::de::DeserializeOwned>(path: &Path) -> CliResult<T> {
 fn write_registration(path: &Path, registration: &SignedRegistration) -> CliResult {
     let value = sealstream_api::document::core_value_of(registration)
         .map_err(|e| CliError::input(at(path, e)))?;
-    sealstream_core::layout::write_atomic(path, to_python_pretty(&value).as_bytes())
+    sealstream_files::layout::write_atomic(path, to_python_pretty(&value).as_bytes())
         .map_err(|e| CliError::input(at(path, e)))
 }
 

@@ -4,7 +4,7 @@ use std::io::Read;
 use std::path::Path;
 
 use sealstream_core::chunk::{ChainConfig, Recipient};
-use sealstream_core::publish::{publish_to_dir, DatasetSigning, PublishError};
+use sealstream_files::publish::{publish_to_dir, DatasetSigning, PublishError};
 
 use crate::cli::PublishArgs;
 use crate::error::{at, CliError, CliResult};
