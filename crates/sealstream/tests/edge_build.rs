@@ -1,7 +1,9 @@
 //! The edge build (`--no-default-features --features agent`: the agent and
 //! the market's client commands) carries no server: neither axum, sqlx, a
 //! PostgreSQL driver nor the market crate are among its dependencies, while
-//! the default build has them (so the check below can fail).
+//! the default build has them (so the check below can fail). Both builds
+//! have one TLS and cryptographic provider, aws-lc-rs: *ring* is in
+//! neither (docs/architecture.md, "One HTTP and TLS stack").
 
 use std::process::Command;
 
@@ -56,4 +58,26 @@ fn the_edge_build_has_no_server() {
         );
     }
     assert!(edge.len() < full.len());
+}
+
+#[test]
+fn one_tls_provider_in_every_build() {
+    let builds: [&[&str]; 3] = [
+        &[],
+        &["--no-default-features", "--features", "agent"],
+        &["--no-default-features"],
+    ];
+    for features in builds {
+        let deps = dependencies(features);
+        assert!(
+            !deps.iter().any(|n| n == "ring"),
+            "ring in the build with {features:?}"
+        );
+        for name in ["aws-lc-rs", "rustls"] {
+            assert!(
+                deps.iter().any(|n| n == name),
+                "{name} not in the build with {features:?}"
+            );
+        }
+    }
 }
