@@ -3,7 +3,9 @@
 //! PostgreSQL driver nor the market crate are among its dependencies, while
 //! the default build has them (so the check below can fail). And core is the
 //! format alone: no crate of ours and no object store below it, which
-//! `sealstream-files` brings only with its `object-store` feature.
+//! `sealstream-files` brings only with its `object-store` feature. Every
+//! build has one TLS and cryptographic provider, aws-lc-rs: *ring* is in
+//! none (docs/architecture.md, "One HTTP and TLS stack").
 
 use std::process::Command;
 
@@ -82,4 +84,26 @@ fn core_is_the_format_alone() {
         with_store.iter().any(|n| n == "object_store"),
         "{with_store:?}"
     );
+}
+
+#[test]
+fn one_tls_provider_in_every_build() {
+    let builds: [&[&str]; 3] = [
+        &[],
+        &["--no-default-features", "--features", "agent"],
+        &["--no-default-features"],
+    ];
+    for features in builds {
+        let deps = dependencies("sealstream", features);
+        assert!(
+            !deps.iter().any(|n| n == "ring"),
+            "ring in the build with {features:?}"
+        );
+        for name in ["aws-lc-rs", "rustls"] {
+            assert!(
+                deps.iter().any(|n| n == name),
+                "{name} not in the build with {features:?}"
+            );
+        }
+    }
 }
