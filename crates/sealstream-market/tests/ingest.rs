@@ -311,7 +311,7 @@ fn multi_chunk_chain_uploads_and_reads_back(db: Db) {
         assert!(!o.to_string_lossy().contains("sensor"), "{o:?}");
     }
     // The shared lookups read the same rows.
-    let rows = block_on(sealstream_market::chunks::chunk_rows(
+    let rows = block_on(sealstream_market::ingest::db::chunk_rows(
         &server.store,
         &machine.did,
         TOPIC,
