@@ -155,7 +155,7 @@ async fn stored_chunk(
     path: Result<Path<(String, String, String)>, PathRejection>,
 ) -> ApiResult<ChunkRow> {
     let (did, topic, index) = chunk_path(path)?;
-    let machine = readable_machine(&state, principal, &did).await?;
+    let machine = readable_machine(state, principal, &did).await?;
     db::chunk(state.store.pool(), &machine.did, &topic, index)
         .await?
         .ok_or_else(|| {
