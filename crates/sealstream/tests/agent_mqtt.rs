@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 
-use common::agent::{chain_dirs, check_datasets, machine_sections, packages};
+use common::agent::{chain_dirs, check_datasets, packages, write_map};
 use common::*;
 use sealstream_core::json::{self, Value};
 use sealstream_testkit::mosquitto::Broker;
@@ -87,17 +87,8 @@ impl Drop for Agent {
 }
 
 fn write_config(dir: &Path, port: u16) -> PathBuf {
-    let machine = machine_sections(dir);
-    let config = format!(
-        r#"{machine}chunking:
-  maxBytes: 1MiB
-  maxMessages: 50
-  maxAge: 1h
-datasets:
-  window: 1s
-spool:
-  dir: spool
-sources:
+    let rest = format!(
+        r#"sources:
   broker: {{type: mqtt, url: "mqtt://127.0.0.1:{port}", clientId: sealstream-test-robot, qos: 1}}
 topics:
   - name: telemetry
@@ -114,9 +105,7 @@ destinations:
   - {{type: directory, path: out}}
 "#
     );
-    let path = dir.join("map.yaml");
-    std::fs::write(&path, config).unwrap();
-    path
+    write_map(dir, ("1MiB", 50), "1s", "", &rest)
 }
 
 /// Messages `from..from+telemetry` on telemetry topics and `alerts` more on
