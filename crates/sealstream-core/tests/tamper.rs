@@ -379,6 +379,9 @@ impl Edit {
     }
 }
 
+/// Labelled edits of one field.
+type Edits = Vec<(&'static str, Edit)>;
+
 /// The text field of an envelope that `field` names.
 type Field = Rc<dyn Fn(&mut ChunkEnvelope) -> &mut String>;
 
@@ -389,12 +392,7 @@ fn field(get: impl Fn(&mut ChunkEnvelope) -> &mut String + 'static) -> Field {
 
 /// The mutations of text field `name` by each of `edits` (a label and the
 /// edit), all expected to lead to `expect`.
-fn field_mutations(
-    name: &str,
-    get: &Field,
-    edits: Vec<(&str, Edit)>,
-    expect: Expect,
-) -> Vec<Mutation> {
+fn field_mutations(name: &str, get: &Field, edits: Edits, expect: Expect) -> Vec<Mutation> {
     edits
         .into_iter()
         .map(|(label, edit)| {
@@ -531,7 +529,7 @@ fn mutations(chunks: &[SealedChunk], k: usize) -> Vec<Mutation> {
         DecryptAll(D::KeyCommitment),
     ));
     // signature block: identity fields, then key and value, then the signature.
-    let signature_fields: Vec<(&str, Field, Vec<(&str, Edit)>)> = vec![
+    let signature_fields: Vec<(&str, Field, Edits)> = vec![
         (
             "signature.value",
             field(|e| &mut e.signature.value),

@@ -122,6 +122,9 @@ fn chunk_path(did: &str, topic: &str, index: u64) -> String {
     )
 }
 
+/// A request body: its content type and bytes.
+type Body = (String, Vec<u8>);
+
 fn body_of(chunk: &SealedChunk) -> (String, Vec<u8>) {
     body_with(
         chunk.envelope.to_pretty_json().as_bytes(),
@@ -437,7 +440,7 @@ fn bad_uploads_are_refused_and_store_nothing(db: Db) {
     let other_chain = machine.chain(&[2u8; 400], 100);
     let big_envelope = vec![b' '; (1 << 20) + 1];
     // (what, path, body, status, the field named)
-    let cases: Vec<(&str, String, (String, Vec<u8>), u16, &str)> = vec![
+    let cases: Vec<(&str, String, Body, u16, &str)> = vec![
         (
             "wrong signature",
             path(1),

@@ -322,7 +322,7 @@ fn bad_grants_are_refused_and_store_nothing(db: Db) {
         (409, Some("state")),
         "{body}"
     );
-    let (status, _) = mark_paid(&server, &id, &sale.owner, "r1");
+    let (status, _) = mark_paid(&server, id, &sale.owner, "r1");
     assert_eq!(status, 200);
 
     let other = RecipientSecretKey::generate().public_key().to_hex();
@@ -475,7 +475,7 @@ fn orders_need_a_published_listing_and_a_buyer(db: Db) {
         &json!({}),
     );
     assert_eq!((status, body["state"].as_str()), (200, Some("cancelled")));
-    let (status, _) = mark_paid(&server, &id, &sale.owner, "late");
+    let (status, _) = mark_paid(&server, id, &sale.owner, "late");
     assert_eq!(status, 409);
     // Lists: the buyer's and the seller's.
     let (_, mine) = server.get("/v1/orders", Some(&alice.token));

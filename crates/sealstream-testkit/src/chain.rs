@@ -20,10 +20,11 @@ pub fn xorshift_bytes(len: usize) -> Vec<u8> {
         .collect()
 }
 
+/// One item `verify_chain` takes: an envelope with its ciphertext.
+pub type VerifyItem = Result<(ChunkEnvelope, Option<Vec<u8>>), Infallible>;
+
 /// The items `verify_chain` takes: each envelope with its ciphertext.
-pub fn verify_items(
-    chunks: &[SealedChunk],
-) -> Vec<Result<(ChunkEnvelope, Option<Vec<u8>>), Infallible>> {
+pub fn verify_items(chunks: &[SealedChunk]) -> Vec<VerifyItem> {
     chunks
         .iter()
         .map(|c| Ok((c.envelope.clone(), Some(c.ciphertext.clone()))))
