@@ -165,15 +165,6 @@ pub fn run(cmd: AgentCommand, ui: Ui) -> CliResult {
     }
 }
 
-/// The objects in the array at `key` of `o` (none if it is not an array).
-fn objects_at<'a>(o: &'a Map, key: &str) -> impl Iterator<Item = &'a Map> {
-    o.get(key)
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_object)
-}
-
 fn status(config: &std::path::Path, ui: Ui) -> CliResult {
     let map = load(config)?;
     let v = sealstream_agent::status::collect(&map).map_err(CliError::input)?;
@@ -208,7 +199,13 @@ fn status(config: &std::path::Path, ui: Ui) -> CliResult {
             text(get(sp, "dir")),
         ));
     }
-    for t in objects_at(o, "topics") {
+    for t in o
+        .get("topics")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let Some(t) = t.as_object() else { continue };
         let delivered: Vec<String> = t
             .get("deliveredChunks")
             .and_then(Value::as_object)
@@ -229,7 +226,13 @@ fn status(config: &std::path::Path, ui: Ui) -> CliResult {
             }
         ));
     }
-    for d in objects_at(o, "destinations") {
+    for d in o
+        .get("destinations")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let Some(d) = d.as_object() else { continue };
         let health = match d.get("ok") {
             Some(Value::Bool(true)) => "ok".to_string(),
             Some(Value::Bool(false)) => format!(
