@@ -4,10 +4,11 @@
 //! paste them into the wrong place) are fed through every failing path the
 //! public API has: key parsing of every kind, decryption and grants with wrong
 //! keys, field decryption, package signing, field rules, envelope / access
-//! file / package / state / manifest documents that carry the secret, and file
-//! reading. No `Display`, `Debug` or `{:#?}` of any resulting error, nor the
-//! `Debug` of key types, `PackageSigner` or `ChainConfig`, may contain the
-//! secret: neither whole nor any 16-hex-digit window of it, in any letter case.
+//! file / package / state / manifest documents that carry the secret (file
+//! reading is checked in sealstream-files' tests). No `Display`, `Debug` or
+//! `{:#?}` of any resulting error, nor the `Debug` of key types,
+//! `PackageSigner` or `ChainConfig`, may contain the secret: neither whole
+//! nor any 16-hex-digit window of it, in any letter case.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -28,7 +29,6 @@ use sealstream_core::keys::{
     parse_hex_array, parse_hex_bytes, ChainPublicKey, ChainSigningKey, FieldKey, MachineSigningKey,
     RecipientPublicKey, RecipientSecretKey,
 };
-use sealstream_core::layout::{list_chain, read_ciphertext, read_envelope, write_atomic};
 use sealstream_core::package::{DataPackage, PackageSigner, UnsignedPayload};
 use sealstream_core::rules::{decrypt_field, encrypt_field, TopicRules};
 use sealstream_testkit::chain::reader_items;
@@ -880,53 +880,4 @@ fn signer_and_config_debug_and_validation_errors_are_redacted() {
         let buyer = Buyer::new("b", &owner.public_key().to_hex()).unwrap();
         w.fails("AccessFileBuilder", AccessFileBuilder::new(&buyer, 0));
     }
-}
-
-#[test]
-fn file_errors_do_not_quote_file_contents() {
-    let mut w = Watch::new();
-    let keys = watched_keys(&mut w);
-    let dir = tempfile::tempdir().unwrap();
-    let s = keys.recipient[0].clone();
-    // An envelope file that is the secret, a broken envelope holding it, and a
-    // key file in a place where a chunk is expected.
-    std::fs::write(dir.path().join("chunk-0.json"), &s).unwrap();
-    w.fails(
-        "read_envelope",
-        read_envelope(&dir.path().join("chunk-0.json")),
-    );
-    w.fails("list_chain", list_chain(dir.path()));
-    std::fs::write(
-        dir.path().join("chunk-0.json"),
-        format!("{{\"schemaVersion\": \"{CHUNK_SCHEMA_VERSION}\", \"index\": \"{s}\"}}"),
-    )
-    .unwrap();
-    w.fails(
-        "read_envelope",
-        read_envelope(&dir.path().join("chunk-0.json")),
-    );
-    w.fails("list_chain", list_chain(dir.path()));
-    w.fails(
-        "read_envelope missing",
-        read_envelope(&dir.path().join("chunk-9.json")),
-    );
-    w.fails(
-        "list_chain missing dir",
-        list_chain(&dir.path().join("nope")),
-    );
-    std::fs::create_dir(dir.path().join("chunk-1.bin")).unwrap();
-    w.fails(
-        "read_ciphertext of a directory",
-        read_ciphertext(dir.path(), 1),
-    );
-    w.fails(
-        "write_atomic into a missing directory",
-        write_atomic(&dir.path().join("nope/x.json"), s.as_bytes()),
-    );
-    std::fs::write(dir.path().join("key.sk"), &s).unwrap();
-    let text = std::fs::read_to_string(dir.path().join("key.sk")).unwrap();
-    w.fails(
-        "key file read as a public key with a newline",
-        ChainPublicKey::from_hex(&format!("{text}{text}"), "key file"),
-    );
 }

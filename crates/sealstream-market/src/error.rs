@@ -146,6 +146,17 @@ impl From<StoreError> for ApiError {
     }
 }
 
+impl From<crate::store::DbError> for ApiError {
+    fn from(e: crate::store::DbError) -> Self {
+        match e {
+            crate::store::DbError::Database(e) => ApiError::internal("database", e),
+            crate::store::DbError::Inconsistent { context, message } => {
+                ApiError::internal(context, message)
+            }
+        }
+    }
+}
+
 impl From<sqlx::Error> for ApiError {
     fn from(e: sqlx::Error) -> Self {
         ApiError::internal("database", e)

@@ -7,7 +7,6 @@
 pub mod audit;
 pub mod auth;
 pub mod catalog;
-pub mod chunks;
 pub mod connections;
 pub mod datasets;
 pub mod error;

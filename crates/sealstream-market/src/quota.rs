@@ -3,14 +3,16 @@
 //!
 //! - **Usage** is what the owner's machines hold: the sum of the `chains`
 //!   rows (`bytes`, `chunk_count`) of every machine registered to the
-//!   owner, so it follows the chains and needs no counter of its own.
+//!   owner, so it follows the chains and needs no counter of its own
+//!   (read by `ingest::db::owner_usage`).
 //! - **Quotas** are checked twice per chunk upload: before any ciphertext
 //!   is read (no room for one more chunk: refused at once; the bytes left
 //!   bound the streaming), and again with the chunk's size inside the
 //!   transaction that stores it. That transaction serialises the owner's
 //!   uploads: SQLite's `BEGIN IMMEDIATE` holds the one write lock, and on
 //!   PostgreSQL a transaction-scoped advisory lock on the owner is taken
-//!   first. So concurrent uploads never store more than the quota.
+//!   first (`ingest::db::lock_owner`). So concurrent uploads never store
+//!   more than the quota.
 //! - **The disk floor** is checked before an upload (chunk or grant) is
 //!   accepted: uploads are refused while a local disk the server writes
 //!   to (the object directory, and the data directory holding a SQLite
@@ -24,7 +26,6 @@
 use std::path::{Path, PathBuf};
 
 use axum::http::StatusCode;
-use sqlx::{Any, Row, Transaction};
 
 use crate::error::{ApiError, ApiResult};
 use crate::server::AppState;
@@ -44,42 +45,6 @@ pub struct Usage {
     pub bytes: u64,
     /// Chunks.
     pub chunks: u64,
-}
-
-/// The ciphertext bytes and chunks held on the chains of `owner`'s
-/// machines.
-pub async fn owner_usage<'e, E>(executor: E, owner: &str) -> Result<Usage, sqlx::Error>
-where
-    E: sqlx::Executor<'e, Database = Any>,
-{
-    let row = sqlx::query(
-        "SELECT CAST(COALESCE(SUM(c.bytes), 0) AS BIGINT), \
-         CAST(COALESCE(SUM(c.chunk_count), 0) AS BIGINT) \
-         FROM chains c JOIN machines m ON m.did = c.machine_did WHERE m.owner_did = $1",
-    )
-    .bind(owner)
-    .fetch_one(executor)
-    .await?;
-    Ok(Usage {
-        bytes: row.try_get::<i64, _>(0)?.max(0) as u64,
-        chunks: row.try_get::<i64, _>(1)?.max(0) as u64,
-    })
-}
-
-/// Serialises the quota checks of `owner`'s uploads until `tx` ends. On
-/// SQLite the transaction already holds the database's write lock.
-pub async fn lock_owner(
-    tx: &mut Transaction<'static, Any>,
-    engine: Engine,
-    owner: &str,
-) -> Result<(), sqlx::Error> {
-    if engine == Engine::Postgres {
-        sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
-            .bind(format!("sealstream.owner-quota:{owner}"))
-            .execute(&mut **tx)
-            .await?;
-    }
-    Ok(())
 }
 
 /// The per-owner quotas.

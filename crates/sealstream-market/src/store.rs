@@ -33,6 +33,54 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
 }
 
+/// Why a resource's database access failed (the `db` module beside each
+/// resource): the database itself, or stored rows that break what the
+/// schema and the server promise (the database was changed behind the
+/// server). Handlers answer both with a 500; the second names its
+/// `context` (`order`, `payment claim`, …).
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    /// The database refused or failed a query.
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    /// A stored value or row is not what it must be.
+    #[error("{context}: {message}")]
+    Inconsistent {
+        /// What was being read (shown in the 500's message).
+        context: &'static str,
+        /// What is wrong (logged only).
+        message: String,
+    },
+}
+
+impl DbError {
+    /// A stored value or row that is not what it must be.
+    pub fn inconsistent(context: &'static str, message: impl Into<String>) -> DbError {
+        DbError::Inconsistent {
+            context,
+            message: message.into(),
+        }
+    }
+}
+
+/// A transaction on the store, as the `db` modules take it.
+pub type Tx = Transaction<'static, Any>;
+
+/// A statement with its parameters bound, ready to run.
+pub type Statement<'q> = sqlx::query::Query<'q, Any, sqlx::any::AnyArguments<'q>>;
+
+/// Runs `statement` inside `tx`; returns how many rows it changed.
+pub async fn changed(tx: &mut Tx, statement: Statement<'_>) -> Result<u64, sqlx::Error> {
+    Ok(statement.execute(&mut **tx).await?.rows_affected())
+}
+
+/// A stored count or index (`BIGINT`) as `u64`; a negative one is
+/// [`DbError::Inconsistent`], `stored {what} is negative`.
+pub fn stored_u64(value: i64, context: &'static str, what: &str) -> Result<u64, DbError> {
+    u64::try_from(value)
+        .map_err(|_| DbError::inconsistent(context, format!("stored {what} is negative")))
+}
+
 /// A connection pool on the market database.
 #[derive(Clone, Debug)]
 pub struct Store {

@@ -15,7 +15,7 @@ use sealstream_core::chunk::{ChainConfig, ChainState, ChainWriter, Recipient, Se
 use sealstream_core::identity::Did;
 use sealstream_core::keys::{ChainSigningKey, MachineSigningKey, RecipientSecretKey};
 use sealstream_market::auth::Role;
-use sealstream_testkit::on_both_databases;
+use sealstream_testkit::{http, on_both_databases};
 use serde_json::Value;
 use sqlx::Row;
 
@@ -290,23 +290,15 @@ fn multi_chunk_chain_uploads_and_reads_back(db: Db) {
     // Envelope and ciphertext of each chunk, as uploaded.
     for chunk in &chain {
         let path = chunk_path(&machine.did, TOPIC, chunk.envelope.index);
-        let response = server
-            .request("GET", &format!("{path}/envelope"), Some(&owner_token))
-            .call()
-            .unwrap();
+        let response =
+            http::send(server.request("GET", &format!("{path}/envelope"), Some(&owner_token))).ok();
         assert_eq!(response.content_type(), "application/json");
-        assert_eq!(
-            response.into_string().unwrap(),
-            chunk.envelope.to_pretty_json()
-        );
-        let response = server
-            .request("GET", &format!("{path}/ciphertext"), Some(&machine_token))
-            .call()
-            .unwrap();
+        assert_eq!(response.text(), chunk.envelope.to_pretty_json());
+        let response =
+            http::send(server.request("GET", &format!("{path}/ciphertext"), Some(&machine_token)))
+                .ok();
         assert_eq!(response.content_type(), "application/octet-stream");
-        let mut bytes = Vec::new();
-        std::io::Read::read_to_end(&mut response.into_reader(), &mut bytes).unwrap();
-        assert_eq!(bytes, chunk.ciphertext);
+        assert_eq!(response.body, chunk.ciphertext);
     }
     let (status, body) = server.get(
         &format!("{}/envelope", chunk_path(&machine.did, TOPIC, 5)),
@@ -322,7 +314,7 @@ fn multi_chunk_chain_uploads_and_reads_back(db: Db) {
         assert!(!o.to_string_lossy().contains("sensor"), "{o:?}");
     }
     // The shared lookups read the same rows.
-    let rows = block_on(sealstream_market::chunks::chunk_rows(
+    let rows = block_on(sealstream_market::ingest::db::chunk_rows(
         &server.store,
         &machine.did,
         TOPIC,
@@ -721,8 +713,8 @@ fn only_the_machine_and_its_owner_upload_and_read(db: Db) {
     ];
     for read in &reads {
         for t in [&token, &owner_token, &admin] {
-            let response = server.request("GET", read, Some(t)).call();
-            assert_eq!(response.map(|r| r.status()).unwrap_or(0), 200, "{read}");
+            let response = http::send(server.request("GET", read, Some(t)));
+            assert_eq!(response.status, 200, "{read}");
         }
         for t in [&other_owner, &other_machine] {
             let (status, answer) = server.get(read, Some(t));
@@ -755,17 +747,13 @@ fn restart_keeps_chains(db: Db) {
     );
     assert_eq!(status, 200);
     assert_eq!(page["chunks"].as_array().unwrap().len(), 5);
-    let response = server
-        .request(
-            "GET",
-            &format!("{}/ciphertext", chunk_path(&machine.did, TOPIC, 4)),
-            Some(&owner_token),
-        )
-        .call()
-        .unwrap();
-    let mut bytes = Vec::new();
-    std::io::Read::read_to_end(&mut response.into_reader(), &mut bytes).unwrap();
-    assert_eq!(bytes, chain[4].ciphertext);
+    let response = http::send(server.request(
+        "GET",
+        &format!("{}/ciphertext", chunk_path(&machine.did, TOPIC, 4)),
+        Some(&owner_token),
+    ))
+    .ok();
+    assert_eq!(response.body, chain[4].ciphertext);
 }
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
@@ -960,20 +948,16 @@ fn chains_live_in_s3() {
         assert_eq!(bytes, &chunk.ciphertext);
     }
     for chunk in &chain {
-        let response = server
-            .request(
-                "GET",
-                &format!(
-                    "{}/ciphertext",
-                    chunk_path(&machine.did, TOPIC, chunk.envelope.index)
-                ),
-                Some(&token),
-            )
-            .call()
-            .unwrap();
-        let mut bytes = Vec::new();
-        std::io::Read::read_to_end(&mut response.into_reader(), &mut bytes).unwrap();
-        assert_eq!(bytes, chunk.ciphertext);
+        let response = http::send(server.request(
+            "GET",
+            &format!(
+                "{}/ciphertext",
+                chunk_path(&machine.did, TOPIC, chunk.envelope.index)
+            ),
+            Some(&token),
+        ))
+        .ok();
+        assert_eq!(response.body, chunk.ciphertext);
     }
     assert!(files_under(&server.objects_dir()).is_empty());
 }

@@ -17,7 +17,7 @@ use sealstream_client::grants::GrantDaemon;
 use sealstream_client::market::MarketClient;
 use sealstream_core::access::{grant_entry, AccessFileBuilder, Buyer as CoreBuyer};
 use sealstream_core::keys::{ReceiptPublicKey, RecipientSecretKey};
-use sealstream_testkit::on_both_databases;
+use sealstream_testkit::{http, on_both_databases};
 use serde_json::{json, Value};
 
 fn daemon(server: &TestServer, sale: &common::orders_fixtures::Sale) -> GrantDaemon {
@@ -124,11 +124,9 @@ fn invoice_order_end_to_end(db: Db) {
     // The receipt, for both parties, verifies offline against the server key.
     let pinned = receipt_key(&server);
     for token in [&alice.token, &sale.owner] {
-        let response = server
-            .request("GET", &format!("{base}/receipt"), Some(token))
-            .call()
-            .unwrap();
-        let text = response.into_string().unwrap();
+        let text = http::send(server.request("GET", &format!("{base}/receipt"), Some(token)))
+            .ok()
+            .text();
         let receipt = SignedReceipt::parse(text.as_bytes()).unwrap();
         receipt.verify(Some(&pinned)).unwrap();
         assert_eq!(receipt.receipt.order_id, id);
@@ -497,32 +495,26 @@ fn orders_survive_a_restart(db: Db) {
     mark_paid(&server, &id, &sale.owner, "r");
     daemon(&server, &sale).run_once(|_, _| {}).unwrap();
     let key_before = server.get("/v1/receipts/key", None).1;
-    let receipt_before = server
-        .request(
-            "GET",
-            &format!("/v1/orders/{id}/receipt"),
-            Some(&alice.token),
-        )
-        .call()
-        .unwrap()
-        .into_string()
-        .unwrap();
+    let receipt_before = http::send(server.request(
+        "GET",
+        &format!("/v1/orders/{id}/receipt"),
+        Some(&alice.token),
+    ))
+    .ok()
+    .text();
     server.restart();
     assert_eq!(
         server.get("/v1/receipts/key", None).1,
         key_before,
         "the receipt key is kept"
     );
-    let receipt_after = server
-        .request(
-            "GET",
-            &format!("/v1/orders/{id}/receipt"),
-            Some(&alice.token),
-        )
-        .call()
-        .unwrap()
-        .into_string()
-        .unwrap();
+    let receipt_after = http::send(server.request(
+        "GET",
+        &format!("/v1/orders/{id}/receipt"),
+        Some(&alice.token),
+    ))
+    .ok()
+    .text();
     assert_eq!(receipt_after, receipt_before);
     let dir = tempfile::tempdir().unwrap();
     download_release(

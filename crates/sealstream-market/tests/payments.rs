@@ -29,7 +29,7 @@ use sealstream_core::keys::{MachineSigningKey, ReceiptPublicKey};
 use sealstream_market::evm::{Address, TxHash};
 use sealstream_market::limits::Rate;
 use sealstream_market::server::Config;
-use sealstream_testkit::on_both_databases;
+use sealstream_testkit::{http, on_both_databases};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
@@ -147,16 +147,13 @@ fn receipt(server: &TestServer, buyer: &Buyer, order: &Value) -> SignedReceipt {
     let (_, key) = server.get("/v1/receipts/key", None);
     let pinned = ReceiptPublicKey::from_hex(key["publicKeyHex"].as_str().unwrap(), "key").unwrap();
     let id = order["id"].as_str().unwrap();
-    let text = server
-        .request(
-            "GET",
-            &format!("/v1/orders/{id}/receipt"),
-            Some(&buyer.token),
-        )
-        .call()
-        .unwrap()
-        .into_string()
-        .unwrap();
+    let text = http::send(server.request(
+        "GET",
+        &format!("/v1/orders/{id}/receipt"),
+        Some(&buyer.token),
+    ))
+    .ok()
+    .text();
     let receipt = SignedReceipt::parse(text.as_bytes()).unwrap();
     receipt.verify(Some(&pinned)).unwrap();
     receipt

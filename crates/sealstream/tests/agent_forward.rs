@@ -17,7 +17,7 @@ use common::agent::{
 use common::moto::{MotoServer, ACCESS_KEY_ID, SECRET_ACCESS_KEY};
 use common::*;
 use sealstream_core::json::{self, Value};
-use sealstream_core::layout::list_chain;
+use sealstream_files::layout::list_chain;
 
 const MESSAGES: u64 = 600;
 

@@ -23,6 +23,7 @@ use common::market::{
 use common::*;
 use sealstream_core::json::Value;
 use sealstream_core::keys::{MachineSigningKey, RecipientSecretKey};
+use sealstream_testkit::http;
 
 const ORDERS: usize = 50;
 
@@ -62,6 +63,7 @@ impl Daemon {
                 "1".into(),
                 "--key-file".into(),
                 key_file.into(),
+                // The older spelling of --owner-private-key-file (a hidden alias).
                 "--owner-key-file".into(),
                 keyfile("owner.x25519.sk").into(),
             ],
@@ -106,24 +108,21 @@ fn call_through_crashes(
 ) -> (u16, Value) {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let r = ureq::request(method, &format!("{}{path}", market.base))
-            .set("Authorization", &format!("Bearer {token}"))
-            .set("Content-Type", "application/json")
-            .send_string(body);
-        let response = match r {
+        let request = http::request(method, &format!("{}{path}", market.base))
+            .bearer_auth(token)
+            .header("Content-Type", "application/json")
+            .body(body.to_string());
+        let response = match http::try_send(request) {
             Ok(r) => r,
-            Err(ureq::Error::Status(_, r)) => r,
             Err(e) => {
                 assert!(Instant::now() < deadline, "{method} {path}: {e}");
                 std::thread::sleep(Duration::from_millis(50));
                 continue;
             }
         };
-        let status = response.status();
-        let text = response.into_string().unwrap_or_default();
         return (
-            status,
-            sealstream_core::json::parse(text.as_bytes()).unwrap_or(Value::Null),
+            response.status,
+            sealstream_core::json::parse(&response.body).unwrap_or(Value::Null),
         );
     }
 }
@@ -185,6 +184,7 @@ fn paid_orders_are_granted_exactly_once_through_crashes() {
     let mut publish = sealstream();
     publish_args(&mut publish, &input, &t.join("chain"), 10_000);
     publish
+        // `--to`: the older spelling of `--server` (a hidden alias).
         .args(["--topic", "/arm/torque", "--to", &market.base])
         .arg("--dataset-key-file")
         .arg(&machine_key_file);

@@ -41,7 +41,7 @@ fn verify_chunk(dir: &Path, signer: Option<&str>) -> std::process::Output {
         .arg("--data")
         .arg(dir.join("chunk-2.bin"));
     if let Some(s) = signer {
-        c.args(["--signer", s]);
+        c.args(["--dataset-signer", s]);
     }
     c.output().unwrap()
 }
@@ -343,7 +343,7 @@ fn publish_to_uploads_a_chain_and_its_dataset() {
         std::fs::write(&input, vec![fill; 300_000]).unwrap();
         let mut c = sealstream();
         publish_args(&mut c, &input, &tmp.path().join(out), 100_000);
-        c.args(["--topic", "/lidar/raw", "--to", &market.base])
+        c.args(["--topic", "/lidar/raw", "--server", &market.base])
             .arg("--dataset-key-file")
             .arg(&machine_key_file)
             .output()

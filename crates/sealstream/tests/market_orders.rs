@@ -32,7 +32,7 @@ use common::*;
 use sealstream_core::chunk::decrypt_chunk;
 use sealstream_core::json::Value;
 use sealstream_core::keys::{MachineSigningKey, RecipientSecretKey};
-use sealstream_core::layout::{list_chain, read_ciphertext, read_envelope};
+use sealstream_files::layout::{list_chain, read_ciphertext, read_envelope};
 
 /// The owner's plaintext of the agent's local chain: its signed packages,
 /// one per line, as they were sealed.

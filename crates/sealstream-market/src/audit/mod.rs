@@ -6,11 +6,12 @@
 //! ([`signed`]) fix the log's end, so that cutting it short or rewriting it
 //! is detected too.
 
+mod db;
 pub mod signed;
 
 use sealstream_core::json::{self, canonical, Map, Number, Value};
 use sha2::{Digest, Sha256};
-use sqlx::{Any, Row, Transaction};
+use sqlx::{Any, Transaction};
 
 use crate::store::{Store, StoreError};
 
@@ -163,48 +164,25 @@ pub async fn append(
     subject: &str,
     details: &Value,
 ) -> Result<Event, AppendError> {
-    let lock = if tx.backend_name().eq_ignore_ascii_case("postgresql") {
-        "LOCK TABLE audit_events IN EXCLUSIVE MODE"
-    } else {
-        // A write that changes nothing: takes SQLite's write lock (waiting
-        // for it under the busy timeout) before anything is read.
-        "UPDATE audit_events SET seq = seq WHERE 1 = 0"
-    };
-    sqlx::query(lock).execute(&mut **tx).await?;
-    let last = sqlx::query("SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1")
-        .fetch_optional(&mut **tx)
-        .await?;
-    let (seq, prev) = match last {
-        Some(row) => (row.try_get::<i64, _>(0)? + 1, row.try_get::<String, _>(1)?),
+    db::lock(tx).await?;
+    let (seq, prev) = match db::last(&mut **tx).await? {
+        Some((seq, hash)) => (seq + 1, hash),
         None => (1, GENESIS.to_string()),
     };
     let at = sealstream_core::utc::now();
     let hash = event_hash(seq, &at, actor, action, subject, details, &prev)?;
-    let details_text = canonical::rfc8785(details)?;
-    sqlx::query(
-        "INSERT INTO audit_events (seq, at, actor, action, subject, details, prev, hash) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-    )
-    .bind(seq)
-    .bind(&at)
-    .bind(actor)
-    .bind(action)
-    .bind(subject)
-    .bind(&details_text)
-    .bind(&prev)
-    .bind(&hash)
-    .execute(&mut **tx)
-    .await?;
-    Ok(Event {
+    let event = Event {
         seq,
         at,
         actor: actor.into(),
         action: action.into(),
         subject: subject.into(),
-        details: details_text,
+        details: canonical::rfc8785(details)?,
         prev,
         hash,
-    })
+    };
+    db::insert(tx, &event).await?;
+    Ok(event)
 }
 
 /// Appends one event in a transaction of its own.
@@ -226,13 +204,10 @@ pub async fn append_now(
 /// read apart from the hash could pair with an event appended in between;
 /// events are numbered from 1 without gaps, which [`verify`] checks).
 pub async fn head(store: &Store) -> Result<AuditReport, StoreError> {
-    let row = sqlx::query("SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1")
-        .fetch_optional(store.pool())
-        .await?;
-    Ok(match row {
-        Some(row) => AuditReport {
-            events: u64::try_from(row.try_get::<i64, _>(0)?).unwrap_or(0),
-            head: row.try_get::<String, _>(1)?,
+    Ok(match db::last(store.pool()).await? {
+        Some((seq, hash)) => AuditReport {
+            events: u64::try_from(seq).unwrap_or(0),
+            head: hash,
         },
         None => AuditReport {
             events: 0,
@@ -256,22 +231,20 @@ pub async fn verify_against(
     published: Option<&AuditReport>,
 ) -> Result<AuditReport, AuditError> {
     use futures_util::TryStreamExt;
-    let mut rows = sqlx::query(
-        "SELECT seq, at, actor, action, subject, details, prev, hash \
-         FROM audit_events ORDER BY seq",
-    )
-    .fetch(store.pool());
+    let mut events = db::events(store);
     let mut expected = 1i64;
     let mut head = GENESIS.to_string();
-    while let Some(row) = rows.try_next().await? {
-        let seq: i64 = row.try_get(0)?;
-        let at: String = row.try_get(1)?;
-        let actor: String = row.try_get(2)?;
-        let action: String = row.try_get(3)?;
-        let subject: String = row.try_get(4)?;
-        let details: String = row.try_get(5)?;
-        let prev: String = row.try_get(6)?;
-        let hash: String = row.try_get(7)?;
+    while let Some(Event {
+        seq,
+        at,
+        actor,
+        action,
+        subject,
+        details,
+        prev,
+        hash,
+    }) = events.try_next().await?
+    {
         let broken = |seq, problem| AuditError::Broken { seq, problem };
         if seq != expected {
             return Err(broken(expected, Problem::Missing));

@@ -16,10 +16,9 @@
 use std::path::Path;
 
 use sealstream_api::audit::SignedAuditHead;
-use sealstream_core::keys::{parse_hex_array, ReceiptPublicKey, ReceiptSigningKey};
-use sqlx::Row;
+use sealstream_core::keys::{ReceiptPublicKey, ReceiptSigningKey};
 
-use super::{head, verify_against, AuditError, AuditReport};
+use super::{db, head, verify_against, AuditError, AuditReport};
 use crate::store::{Store, StoreError};
 
 /// The file the newest signed head is kept in, under the data directory.
@@ -58,29 +57,9 @@ impl From<sqlx::Error> for SignedHeadError {
     }
 }
 
-fn row_to_head(row: &sqlx::any::AnyRow) -> Result<SignedAuditHead, SignedHeadError> {
-    let events: i64 = row.try_get("events")?;
-    let key: String = row.try_get("server_key")?;
-    let signature: String = row.try_get("signature")?;
-    Ok(SignedAuditHead {
-        events: u64::try_from(events)
-            .map_err(|_| sealstream_core::ValidationError::new("audit_heads.events", "negative"))?,
-        head: row.try_get("head")?,
-        signed_at: row.try_get("signed_at")?,
-        public_key: ReceiptPublicKey::from_hex(&key, "audit_heads.server_key")?,
-        signature: parse_hex_array::<64>(&signature, "audit_heads.signature")?,
-    })
-}
-
 /// The newest signed head in the database, if any.
 pub async fn latest(store: &Store) -> Result<Option<SignedAuditHead>, SignedHeadError> {
-    let row = sqlx::query(
-        "SELECT events, head, signed_at, server_key, signature FROM audit_heads \
-         ORDER BY events DESC LIMIT 1",
-    )
-    .fetch_optional(store.pool())
-    .await?;
-    row.as_ref().map(row_to_head).transpose()
+    db::latest_head(store).await
 }
 
 /// The head kept in `path`, if the file exists.
@@ -126,12 +105,7 @@ pub async fn sign_current(
         let held: Option<String> = if last.events == 0 {
             Some(super::GENESIS.to_string())
         } else {
-            sqlx::query("SELECT hash FROM audit_events WHERE seq = $1")
-                .bind(i64::try_from(last.events).unwrap_or(i64::MAX))
-                .fetch_optional(store.pool())
-                .await?
-                .map(|row| row.try_get::<String, _>(0))
-                .transpose()?
+            db::hash_of(store, last.events).await?
         };
         if held.as_deref() != Some(last.head.as_str()) {
             tracing::error!(
@@ -150,17 +124,7 @@ pub async fn sign_current(
         }
     }
     let signed = SignedAuditHead::sign(current.events, &current.head, key)?;
-    sqlx::query(
-        "INSERT INTO audit_heads (events, head, signed_at, server_key, signature) \
-         VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
-    )
-    .bind(i64::try_from(signed.events).unwrap_or(i64::MAX))
-    .bind(&signed.head)
-    .bind(&signed.signed_at)
-    .bind(signed.public_key.to_hex())
-    .bind(hex::encode(signed.signature))
-    .execute(store.pool())
-    .await?;
+    db::insert_head(store, &signed).await?;
     if let Some(path) = file {
         crate::files::write_private(path, signed.to_pretty_json().as_bytes()).map_err(
             |source| SignedHeadError::File {

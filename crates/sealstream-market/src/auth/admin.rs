@@ -73,13 +73,7 @@ pub(crate) async fn revoke(
     principal.require(Role::Admin)?;
     let (did, role) = target(&did, &role)?;
     let mut tx = state.store.begin().await?;
-    let removed = sqlx::query("DELETE FROM principal_roles WHERE did = $1 AND role = $2")
-        .bind(&did)
-        .bind(role.as_str())
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-    if removed > 0 {
+    if super::db::delete_role(&mut tx, &did, role).await? {
         let details = super::audit_details(&serde_json::json!({ "role": role.as_str() }));
         crate::audit::append(&mut tx, &principal.did, "role.revoke", &did, &details).await?;
     }

@@ -6,6 +6,7 @@
 //! anonymous callers through, for public routes.
 
 pub mod admin;
+mod db;
 pub mod nonce;
 pub mod session;
 pub mod siwe_routes;
@@ -13,9 +14,9 @@ pub mod siwe_routes;
 use axum::extract::FromRequestParts;
 use axum::http::header;
 use axum::http::request::Parts;
-use sqlx::Row;
+use sealstream_core::identity::Did;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ApiResult};
 use crate::server::AppState;
 use crate::store::Store;
 
@@ -41,7 +42,7 @@ impl Principal {
     /// seller whose owner role an admin revoked can no longer act on their
     /// machines, datasets, listings or sales.
     pub fn owns(&self, owner_did: &str) -> bool {
-        self.has(Role::Owner) && crate::chunks::same_did(&self.did, owner_did)
+        self.has(Role::Owner) && same_did(&self.did, owner_did)
     }
 
     /// For a resource that `owner_did` owns: `Ok(true)` when the principal
@@ -49,7 +50,7 @@ impl Principal {
     /// the owner role was revoked, `Ok(false)` for anyone else (whom the
     /// caller answers as usual, often with a 404).
     pub fn owner_access(&self, owner_did: &str) -> Result<bool, ApiError> {
-        if !crate::chunks::same_did(&self.did, owner_did) {
+        if !same_did(&self.did, owner_did) {
             return Ok(false);
         }
         if self.has(Role::Owner) {
@@ -88,23 +89,28 @@ impl Principal {
     }
 }
 
+/// The canonical text of a DID given in a request (`did:peaq:0x` and the
+/// checksummed address), or a 400 naming `field`.
+pub fn canonical_did(text: &str, field: &str) -> ApiResult<String> {
+    Did::parse(text, field)
+        .map(|d| d.to_string())
+        .map_err(|e| ApiError::bad_request(field, e.constraint))
+}
+
+/// Whether two DIDs name the same identity (addresses compared without
+/// regard to case).
+pub fn same_did(a: &str, b: &str) -> bool {
+    match (Did::parse(a, "did"), Did::parse(b, "did")) {
+        (Ok(x), Ok(y)) => x == y,
+        _ => a == b,
+    }
+}
+
 /// The roles of `did`: those granted in `principal_roles`, plus `machine`
 /// when it is a registered machine.
 pub async fn roles_of(store: &Store, did: &str) -> Result<Vec<Role>, sqlx::Error> {
-    let rows = sqlx::query("SELECT role FROM principal_roles WHERE did = $1")
-        .bind(did)
-        .fetch_all(store.pool())
-        .await?;
-    let mut roles: Vec<Role> = rows
-        .iter()
-        .filter_map(|r| r.try_get::<String, _>(0).ok())
-        .filter_map(|name| Role::parse(&name))
-        .collect();
-    let machine = sqlx::query("SELECT 1 FROM machines WHERE did = $1")
-        .bind(did)
-        .fetch_optional(store.pool())
-        .await?;
-    if machine.is_some() {
+    let mut roles = db::granted_roles(store, did).await?;
+    if crate::machines::db::is_registered(store.pool(), did).await? {
         roles.push(Role::Machine);
     }
     roles.sort();
@@ -195,47 +201,17 @@ pub async fn grant_role(
 ) -> Result<bool, crate::audit::AppendError> {
     let mut tx = store.begin_sqlx().await?;
     let now = sealstream_core::utc::now();
-    ensure_principal(&mut tx, did, &now).await?;
-    let exists = sqlx::query("SELECT 1 FROM principal_roles WHERE did = $1 AND role = $2")
-        .bind(did)
-        .bind(role.as_str())
-        .fetch_optional(&mut *tx)
-        .await?
-        .is_some();
-    if exists {
+    db::ensure_principal(&mut tx, did, &now).await?;
+    if db::has_role(&mut tx, did, role).await? {
         return Ok(false);
     }
-    sqlx::query(
-        "INSERT INTO principal_roles (did, role, granted_by, granted_at) VALUES ($1, $2, $3, $4)",
-    )
-    .bind(did)
-    .bind(role.as_str())
-    .bind(granted_by)
-    .bind(&now)
-    .execute(&mut *tx)
-    .await?;
+    db::insert_role(&mut tx, did, role, granted_by, &now, false).await?;
     let details =
         sealstream_core::json::parse(format!("{{\"role\":\"{}\"}}", role.as_str()).as_bytes())
             .expect("a fixed JSON object");
     crate::audit::append(&mut tx, granted_by, "role.grant", did, &details).await?;
     tx.commit().await?;
     Ok(true)
-}
-
-/// Records `did` in `principals` if it is not there yet.
-pub async fn ensure_principal(
-    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
-    did: &str,
-    now: &str,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO principals (did, first_seen_at) VALUES ($1, $2) ON CONFLICT (did) DO NOTHING",
-    )
-    .bind(did)
-    .bind(now)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
 }
 
 /// Audit event details from a `serde_json` value (an object of strings,

@@ -4,8 +4,8 @@
 use rand::RngCore;
 use sealstream_core::utc;
 use sha2::{Digest, Sha256};
-use sqlx::Row;
 
+use super::db;
 use crate::store::Store;
 
 /// How long a session lasts unless the sign-in message says less: 12 hours.
@@ -41,15 +41,7 @@ pub async fn issue_in(
     let mut bytes = [0u8; 32];
     rand::rngs::OsRng.fill_bytes(&mut bytes);
     let token = hex::encode(bytes);
-    sqlx::query(
-        "INSERT INTO sessions (token_hash, did, created_at, expires_unix) VALUES ($1, $2, $3, $4)",
-    )
-    .bind(hash(&token))
-    .bind(did)
-    .bind(utc::now())
-    .bind(expires_unix)
-    .execute(&mut **tx)
-    .await?;
+    db::insert_session(tx, &hash(&token), did, &utc::now(), expires_unix).await?;
     Ok(Token(token))
 }
 
@@ -68,21 +60,12 @@ pub async fn revoke_in(
     tx: &mut sqlx::Transaction<'static, sqlx::Any>,
     token: &str,
 ) -> Result<bool, sqlx::Error> {
-    let done = sqlx::query("DELETE FROM sessions WHERE token_hash = $1")
-        .bind(hash(token))
-        .execute(&mut **tx)
-        .await?;
-    Ok(done.rows_affected() > 0)
+    db::delete_session(tx, &hash(token)).await
 }
 
 /// The DID of a live session, or `None` for an unknown or expired token.
 pub async fn lookup(store: &Store, token: &str) -> Result<Option<String>, sqlx::Error> {
-    let row = sqlx::query("SELECT did FROM sessions WHERE token_hash = $1 AND expires_unix > $2")
-        .bind(hash(token))
-        .bind(utc::now_unix())
-        .fetch_optional(store.pool())
-        .await?;
-    row.map(|r| r.try_get::<String, _>(0)).transpose()
+    db::session_did(store, &hash(token), utc::now_unix()).await
 }
 
 #[cfg(test)]

@@ -21,7 +21,8 @@ use sealstream_api::siwe::SiweMessage;
 use sealstream_core::identity::{eip191_recover, Eip191Signature};
 use sealstream_core::utc;
 
-use super::{bearer, ensure_principal, roles_of, session, Principal, Role};
+use super::db::{self, UsedNonce};
+use super::{bearer, roles_of, session, Principal, Role};
 use crate::error::{ApiError, ApiJson, ApiResult};
 use crate::server::AppState;
 
@@ -162,58 +163,27 @@ pub(crate) async fn verify(
     // Single use: the nonce is recorded by the sign-in that uses it, and
     // kept until it expires (after which its tag no longer checks).
     let mut tx = state.store.begin().await?;
-    sqlx::query("DELETE FROM auth_nonces WHERE expires_unix <= $1")
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-    let used = sqlx::query(
-        "INSERT INTO auth_nonces (nonce, domain, issued_at, expires_unix, used_at, used_by) \
-         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (nonce) DO NOTHING",
-    )
-    .bind(&message.nonce)
-    .bind(&domain_key)
-    .bind(utc::format_seconds(nonce_expires - NONCE_TTL_SECS))
-    .bind(nonce_expires)
-    .bind(&now_text)
-    .bind(&did)
-    .execute(&mut *tx)
-    .await?;
-    if used.rows_affected() != 1 {
+    let nonce = UsedNonce {
+        nonce: &message.nonce,
+        domain: &domain_key,
+        issued_at: utc::format_seconds(nonce_expires - NONCE_TTL_SECS),
+        expires_unix: nonce_expires,
+        used_at: &now_text,
+        used_by: &did,
+    };
+    if !db::use_nonce(&mut tx, now, &nonce).await? {
         tracing::warn!(did = %did, "sign-in refused: nonce replayed");
         return Err(ApiError::unauthorized(
             "message.nonce",
             "nonce already used: this sign-in message was replayed",
         ));
     }
-    ensure_principal(&mut tx, &did, &now_text).await?;
-    let first = sqlx::query(
-        "UPDATE principals SET first_sign_in_at = $1 WHERE did = $2 AND first_sign_in_at IS NULL",
-    )
-    .bind(&now_text)
-    .bind(&did)
-    .execute(&mut *tx)
-    .await?
-    .rows_affected()
-        == 1;
-    let is_machine = sqlx::query("SELECT 1 FROM machines WHERE did = $1")
-        .bind(&did)
-        .fetch_optional(&mut *tx)
-        .await?
-        .is_some();
+    db::ensure_principal(&mut tx, &did, &now_text).await?;
+    let first = db::mark_first_sign_in(&mut tx, &did, &now_text).await?;
+    let is_machine = crate::machines::db::is_registered(&mut *tx, &did).await?;
     if first && !is_machine {
         for role in FIRST_SIGN_IN_ROLES {
-            let granted = sqlx::query(
-                "INSERT INTO principal_roles (did, role, granted_by, granted_at) \
-                 VALUES ($1, $2, $3, $4) ON CONFLICT (did, role) DO NOTHING",
-            )
-            .bind(&did)
-            .bind(role.as_str())
-            .bind("server")
-            .bind(&now_text)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            if granted == 1 {
+            if db::insert_role(&mut tx, &did, role, "server", &now_text, true).await? {
                 let details = super::audit_details(&serde_json::json!({
                     "role": role.as_str(),
                     "reason": "first sign-in",

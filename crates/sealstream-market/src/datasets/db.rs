@@ -253,33 +253,6 @@ pub async fn list(
     rows.iter().map(row_of).collect()
 }
 
-/// A registered machine, as datasets need it.
-#[derive(Clone, Debug)]
-pub struct MachineRow {
-    /// The machine DID as registered.
-    pub did: String,
-    /// Its owner.
-    pub owner_did: String,
-    /// Its chain's Ed25519 public key (hex).
-    pub chain_public_key_hex: String,
-}
-
-/// The machine `did`, if registered.
-pub async fn machine(store: &Store, did: &str) -> Result<Option<MachineRow>, sqlx::Error> {
-    let row = sqlx::query("SELECT did, owner_did, chain_public_key FROM machines WHERE did = $1")
-        .bind(did)
-        .fetch_optional(store.pool())
-        .await?;
-    row.map(|r| {
-        Ok(MachineRow {
-            did: r.try_get(0)?,
-            owner_did: r.try_get(1)?,
-            chain_public_key_hex: r.try_get(2)?,
-        })
-    })
-    .transpose()
-}
-
 /// Chunks held on the chain of (`machine`, `topic`), `None` if it has none.
 pub async fn chain_length(
     store: &Store,
@@ -465,6 +438,32 @@ pub async fn leaves(store: &Store, dataset: &DatasetRow) -> Result<Vec<Hash>, Da
         )));
     }
     Ok(out)
+}
+
+/// The chunk ids of `dataset`'s chunks held, with their chain indexes, in
+/// order (the caller checks that none is missing).
+pub async fn chunk_ids(
+    store: &Store,
+    dataset: &DatasetRow,
+) -> Result<Vec<(u64, String)>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT idx, chunk_id FROM chunks WHERE machine_did = $1 AND topic = $2 \
+         AND idx >= $3 AND idx < $4 ORDER BY idx",
+    )
+    .bind(&dataset.machine_did)
+    .bind(&dataset.topic)
+    .bind(dataset.first_index as i64)
+    .bind((dataset.first_index + dataset.chunk_count) as i64)
+    .fetch_all(store.pool())
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok((
+                r.try_get::<i64, _>(0)?.max(0) as u64,
+                r.try_get::<String, _>(1)?,
+            ))
+        })
+        .collect()
 }
 
 /// The envelope (JSON text as uploaded) of chain index `index` of the

@@ -36,8 +36,8 @@ use serde::Serialize;
 
 pub use check::{check_manifest, parse_manifest, Expected};
 pub use db::{
-    chain_length, dataset_by_id, index_range_received, leaves, list, machine, set_public,
-    summarize_range, DatasetRow, DatasetState, DatasetStoreError, MachineRow, RangeSummary, PAGE,
+    chain_length, chunk_ids, dataset_by_id, index_range_received, leaves, list, set_public,
+    summarize_range, DatasetRow, DatasetState, DatasetStoreError, RangeSummary, PAGE,
 };
 
 pub use sealstream_api::datasets::{
@@ -46,6 +46,8 @@ pub use sealstream_api::datasets::{
 
 use crate::auth::{MaybePrincipal, Principal, Role};
 use crate::error::{ApiError, ApiJson, ApiPath, ApiQuery, ApiResult};
+use crate::machines::db::machine;
+use crate::machines::MachineView;
 use crate::server::AppState;
 
 /// Datasets listed per page unless `limit` says otherwise.
@@ -148,7 +150,7 @@ async fn owned_machine(
     principal: &Principal,
     did: &str,
     field: &str,
-) -> ApiResult<MachineRow> {
+) -> ApiResult<MachineView> {
     let parsed = Did::parse(did, field).map_err(|_| {
         ApiError::bad_request(field, "expected did:peaq:0x followed by 40 hex digits")
     })?;
@@ -216,7 +218,7 @@ fn range_refusal(field: &str, length: u64) -> ApiError {
 /// The inclusive chain index range a range request selects.
 async fn requested_range(
     state: &AppState,
-    machine: &MachineRow,
+    machine: &MachineView,
     topic: &str,
     req: &CreateDataset,
 ) -> ApiResult<(u64, u64)> {
@@ -303,7 +305,7 @@ async fn requested_range(
 }
 
 /// A new dataset row over `summary`.
-fn new_row(machine: &MachineRow, topic: &str, summary: RangeSummary) -> DatasetRow {
+fn new_row(machine: &MachineView, topic: &str, summary: RangeSummary) -> DatasetRow {
     DatasetRow {
         id: new_id(),
         owner_did: machine.owner_did.clone(),
@@ -314,7 +316,7 @@ fn new_row(machine: &MachineRow, topic: &str, summary: RangeSummary) -> DatasetR
         first_chunk_id: summary.first_chunk_id,
         head_chunk_id: summary.head_chunk_id,
         merkle_root: summary.merkle_root,
-        chain_public_key_hex: machine.chain_public_key_hex.clone(),
+        chain_public_key_hex: machine.chain_public_key.clone(),
         first_received_unix: summary.first_received_unix,
         last_received_unix: summary.last_received_unix,
         state: DatasetState::Draft,

@@ -13,8 +13,9 @@ use sealstream_core::chunk::{
 };
 use sealstream_core::keys::{is_blank, parse_hex_exact, ChainPublicKey, RecipientPublicKey};
 
-use crate::chunks::{same_did, MachineRecord};
+use crate::auth::same_did;
 use crate::error::{ApiError, ApiResult};
+use crate::machines::MachineView;
 
 /// Largest envelope accepted, in bytes.
 pub const MAX_ENVELOPE_BYTES: usize = 1 << 20;
@@ -32,7 +33,7 @@ pub struct CheckedEnvelope {
 /// everything that needs neither the chain held nor the ciphertext.
 pub fn check_envelope(
     bytes: &[u8],
-    machine: &MachineRecord,
+    machine: &MachineView,
     index: u64,
 ) -> ApiResult<CheckedEnvelope> {
     let text = std::str::from_utf8(bytes)
@@ -117,7 +118,7 @@ fn is_digest(text: &str) -> bool {
 }
 
 /// Every registered recipient's key is among the envelope's recipients.
-fn check_recipients(envelope: &ChunkEnvelope, machine: &MachineRecord) -> ApiResult<()> {
+fn check_recipients(envelope: &ChunkEnvelope, machine: &MachineView) -> ApiResult<()> {
     let mut wrapped_for = Vec::with_capacity(envelope.encryption.key_recipients.len());
     for (i, r) in envelope.encryption.key_recipients.iter().enumerate() {
         let field = format!("envelope.encryption.keyRecipients[{i}].publicKeyHex");
@@ -148,7 +149,7 @@ fn check_recipients(envelope: &ChunkEnvelope, machine: &MachineRecord) -> ApiRes
 
 /// Signed by the machine with its registered chain key, and the chunk id
 /// recomputes.
-fn check_signature(envelope: &ChunkEnvelope, machine: &MachineRecord) -> ApiResult<()> {
+fn check_signature(envelope: &ChunkEnvelope, machine: &MachineView) -> ApiResult<()> {
     let signature = &envelope.signature;
     if !same_did(&signature.machine_did, &machine.did) {
         return Err(ApiError::unprocessable(

@@ -7,12 +7,15 @@
 //! - [`checks`]: what an envelope must satisfy before anything is stored.
 //! - [`read`]: the chains of a machine, its chunks' envelopes and
 //!   ciphertext, for the machine, its owner and admins.
+//! - [`db`]: chains and chunks in the database, for ingest and for the
+//!   datasets, listings and orders that read them.
 //!
 //! The topic is a path segment, percent-encoded (`%2Fsensor%2Fgps`); it is
 //! kept as text in the database, and objects are keyed by its SHA-256
 //! ([`object_key`]).
 
 pub mod checks;
+pub mod db;
 pub mod read;
 pub mod upload;
 
@@ -21,9 +24,10 @@ use axum::extract::Path;
 use axum::Router;
 use sha2::{Digest, Sha256};
 
-use crate::chunks::{canonical_did, db_index};
+use crate::auth::canonical_did;
 use crate::error::{ApiError, ApiResult};
 use crate::server::AppState;
+use db::db_index;
 
 /// Longest topic accepted, in bytes.
 pub const MAX_TOPIC_LEN: usize = 1024;

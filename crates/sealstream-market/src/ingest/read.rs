@@ -11,10 +11,12 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 
+use super::db::{self, ChainRow, ChunkRow};
 use super::{chunk_path, parse_index, path_error, topic_path};
 use crate::auth::Principal;
-use crate::chunks::{self, readable_machine, ChainRow, ChunkRow};
 use crate::error::{ApiError, ApiResult};
+use crate::machines::readable_machine;
+use crate::objects::Objects;
 use crate::server::AppState;
 
 /// Chunks per page when `limit` is not given.
@@ -60,8 +62,8 @@ pub(crate) async fn list_topics(
     path: Result<Path<String>, PathRejection>,
 ) -> ApiResult<Json<TopicList>> {
     let Path(did) = path.map_err(path_error)?;
-    let machine = readable_machine(&state.store, &principal, &did).await?;
-    let topics = chunks::chains(&state.store, &machine.did).await?;
+    let machine = readable_machine(&state, &principal, &did).await?;
+    let topics = db::chains(&state.store, &machine.did).await?;
     Ok(Json(TopicList {
         machine: machine.did,
         topics: topics.into_iter().map(topic_summary).collect(),
@@ -118,11 +120,11 @@ pub(crate) async fn list_chunks(
             })?,
         None => DEFAULT_PAGE,
     };
-    let machine = readable_machine(&state.store, &principal, &did).await?;
-    let chain = chunks::chain(&state.store, &machine.did, &topic)
+    let machine = readable_machine(&state, &principal, &did).await?;
+    let chain = db::chain(&state.store, &machine.did, &topic)
         .await?
         .ok_or_else(|| topic_not_found(&machine.did, &topic))?;
-    let rows = chunks::chunk_rows(
+    let rows = db::chunk_rows(
         &state.store,
         &machine.did,
         &topic,
@@ -153,8 +155,8 @@ async fn stored_chunk(
     path: Result<Path<(String, String, String)>, PathRejection>,
 ) -> ApiResult<ChunkRow> {
     let (did, topic, index) = chunk_path(path)?;
-    let machine = readable_machine(&state.store, principal, &did).await?;
-    chunks::chunk(&state.store, &machine.did, &topic, index)
+    let machine = readable_machine(state, principal, &did).await?;
+    db::chunk(state.store.pool(), &machine.did, &topic, index)
         .await?
         .ok_or_else(|| {
             ApiError::not_found(format!(
@@ -205,16 +207,26 @@ pub(crate) async fn get_ciphertext(
     path: Result<Path<(String, String, String)>, PathRejection>,
 ) -> ApiResult<Response> {
     let chunk = stored_chunk(&state, &principal, path).await?;
-    let (size, stream) = chunks::ciphertext(&state.objects, &chunk)
+    ciphertext(&state.objects, &chunk.object_key).await
+}
+
+/// The ciphertext of a stored chunk (the object `key`), streamed from the
+/// object store as `application/octet-stream` with its length: for the
+/// chunk routes, sample chunks and release packages alike. A 500 if the
+/// object cannot be read.
+pub(crate) async fn ciphertext(objects: &Objects, key: &str) -> ApiResult<Response> {
+    let object = objects
+        .get(key)
         .await
-        .map_err(|e| ApiError::internal("object store", format!("{}: {e}", chunk.object_key)))?;
+        .map_err(|e| ApiError::internal("object store", format!("{key}: {e}")))?;
+    let size = object.meta.size;
     Ok((
         StatusCode::OK,
         [
             (header::CONTENT_TYPE, "application/octet-stream".to_string()),
             (header::CONTENT_LENGTH, size.to_string()),
         ],
-        Body::from_stream(stream),
+        Body::from_stream(object.into_stream()),
     )
         .into_response())
 }

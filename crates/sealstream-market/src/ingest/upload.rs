@@ -23,10 +23,11 @@ use sealstream_core::chunk::{check_link, ChainState, VerifyReason, TAG_LEN};
 use sha2::{Digest, Sha256};
 
 use super::checks::{check_envelope, CheckedEnvelope, MAX_ENVELOPE_BYTES};
+use super::db::{self, ChunkRow};
 use super::{chunk_path, object_key};
-use crate::auth::Principal;
-use crate::chunks::{self, same_did, MachineRecord};
+use crate::auth::{same_did, Principal};
 use crate::error::{ApiError, ApiResult};
+use crate::machines::MachineView;
 use crate::objects::Upload;
 use crate::server::AppState;
 
@@ -69,7 +70,7 @@ pub(crate) async fn put_chunk(
     multipart: Result<Multipart, MultipartRejection>,
 ) -> ApiResult<Response> {
     let (did, topic, index) = chunk_path(path)?;
-    let machine = chunks::machine(&state.store, &did)
+    let machine = crate::machines::db::machine(&state.store, &did)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("machine {did} is not registered")))?;
     if !same_did(&principal.did, &machine.did) && !principal.owner_access(&machine.owner_did)? {
@@ -107,7 +108,7 @@ pub(crate) async fn put_chunk(
 /// Who uploads what.
 struct Target<'a> {
     principal: &'a Principal,
-    machine: &'a MachineRecord,
+    machine: &'a MachineView,
     topic: &'a str,
     index: u64,
 }
@@ -224,7 +225,7 @@ async fn receive(
     crate::quota::check_free_disk(state)?;
     let quotas = crate::quota::Quotas::of(state);
     let owner = target.machine.owner_did.as_str();
-    let usage = crate::quota::owner_usage(state.store.pool(), owner)
+    let usage = db::owner_usage(state.store.pool(), owner)
         .await
         .map_err(ApiError::from)?;
     let room = QuotaRoom {
@@ -251,8 +252,8 @@ async fn receive(
         Err(Commit::Conflict) => {
             // Another upload took the index first. The same chunk has the
             // same object key (and the same bytes): keep the object.
-            let winner = chunks::chunk(
-                &state.store,
+            let winner = db::chunk(
+                state.store.pool(),
                 &target.machine.did,
                 target.topic,
                 target.index,
@@ -260,7 +261,7 @@ async fn receive(
             .await
             .map_err(ApiError::from)?;
             if winner.is_some_and(|r| r.object_key == key) {
-                let length = chunks::chain(&state.store, &target.machine.did, target.topic)
+                let length = db::chain(&state.store, &target.machine.did, target.topic)
                     .await
                     .map_err(ApiError::from)?
                     .map_or(0, |c| c.chunk_count);
@@ -408,11 +409,11 @@ async fn remove_object(state: &AppState, key: &str) {
 /// same chunk again.
 async fn link(state: &AppState, target: &Target<'_>, checked: &CheckedEnvelope) -> ApiResult<Link> {
     let envelope = &checked.envelope;
-    let chain = chunks::chain(&state.store, &target.machine.did, target.topic).await?;
+    let chain = db::chain(&state.store, &target.machine.did, target.topic).await?;
     let held = chain.as_ref().map_or(0, |c| c.chunk_count);
     if envelope.index < held {
-        let stored = chunks::chunk(
-            &state.store,
+        let stored = db::chunk(
+            state.store.pool(),
             &target.machine.did,
             target.topic,
             envelope.index,
@@ -433,11 +434,7 @@ async fn link(state: &AppState, target: &Target<'_>, checked: &CheckedEnvelope) 
             )),
         };
     }
-    let elsewhere = sqlx::query("SELECT 1 FROM chunks WHERE chunk_id = $1")
-        .bind(&envelope.chunk_id)
-        .fetch_optional(state.store.pool())
-        .await?;
-    if elsewhere.is_some() {
+    if db::chunk_id_held(&state.store, &envelope.chunk_id).await? {
         return Err(copied_chunk(target));
     }
     let expected = ChainState {
@@ -494,6 +491,12 @@ impl From<ApiError> for Commit {
     }
 }
 
+impl From<crate::store::DbError> for Commit {
+    fn from(e: crate::store::DbError) -> Self {
+        Commit::Failed(e.into())
+    }
+}
+
 impl From<sqlx::Error> for Commit {
     fn from(e: sqlx::Error) -> Self {
         Commit::Failed(e.into())
@@ -525,70 +528,32 @@ async fn commit(
 ) -> Result<u64, Commit> {
     let envelope = &checked.envelope;
     let did = target.machine.did.as_str();
-    let size_db = i64::try_from(size).map_err(|_| ApiError::internal("chunk size", size))?;
-    let index = i64::try_from(envelope.index)
+    i64::try_from(size).map_err(|_| ApiError::internal("chunk size", size))?;
+    i64::try_from(envelope.index)
         .map_err(|_| ApiError::bad_request("envelope.index", "too large"))?;
-    let now_unix = sealstream_core::utc::now_unix();
-    let now = sealstream_core::utc::now();
+    let chunk = ChunkRow {
+        index: envelope.index,
+        chunk_id: envelope.chunk_id.clone(),
+        previous_chunk_id: envelope.previous_chunk_id.clone(),
+        envelope: checked.text.clone(),
+        object_key: key.to_string(),
+        size,
+        ciphertext_hash: envelope.encrypted_data_hash.clone(),
+        received_at: sealstream_core::utc::now(),
+        received_unix: sealstream_core::utc::now_unix(),
+    };
     let mut tx = state.store.begin().await?;
     let owner = target.machine.owner_did.as_str();
-    crate::quota::lock_owner(&mut tx, state.store.engine(), owner).await?;
-    let usage = crate::quota::owner_usage(&mut *tx, owner).await?;
+    db::lock_owner(&mut tx, state.store.engine(), owner).await?;
+    let usage = db::owner_usage(&mut *tx, owner).await?;
     crate::quota::Quotas::of(state).admit(state, owner, usage, size)?;
-    let moved = match &expected.previous_chunk_id {
-        None => sqlx::query(
-            "INSERT INTO chains (machine_did, topic, chunk_count, head_chunk_id, bytes, updated_at) \
-             VALUES ($1, $2, 1, $3, $4, $5) ON CONFLICT (machine_did, topic) DO NOTHING",
-        )
-        .bind(did)
-        .bind(target.topic)
-        .bind(&envelope.chunk_id)
-        .bind(size_db)
-        .bind(&now)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected(),
-        Some(head) => sqlx::query(
-            "UPDATE chains SET chunk_count = chunk_count + 1, head_chunk_id = $3, \
-             bytes = bytes + $4, updated_at = $5 \
-             WHERE machine_did = $1 AND topic = $2 AND chunk_count = $6 AND head_chunk_id = $7",
-        )
-        .bind(did)
-        .bind(target.topic)
-        .bind(&envelope.chunk_id)
-        .bind(size_db)
-        .bind(&now)
-        .bind(index)
-        .bind(head)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected(),
-    };
-    if moved != 1 {
+    let head = expected.previous_chunk_id.as_deref();
+    if !db::advance_chain(&mut tx, did, target.topic, head, &chunk).await? {
         return Err(Commit::Conflict);
     }
     // The chain row moved, so the index is ours; a conflict here is the
     // chunk id, stored under another machine meanwhile.
-    let inserted = sqlx::query(
-        "INSERT INTO chunks (machine_did, topic, idx, chunk_id, previous_chunk_id, envelope, \
-         object_key, size, ciphertext_hash, received_at, received_unix) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT DO NOTHING",
-    )
-    .bind(did)
-    .bind(target.topic)
-    .bind(index)
-    .bind(&envelope.chunk_id)
-    .bind(envelope.previous_chunk_id.clone())
-    .bind(&checked.text)
-    .bind(key)
-    .bind(size_db)
-    .bind(&envelope.encrypted_data_hash)
-    .bind(&now)
-    .bind(now_unix)
-    .execute(&mut *tx)
-    .await?
-    .rows_affected();
-    if inserted != 1 {
+    if !db::insert_chunk(&mut tx, did, target.topic, &chunk).await? {
         return Err(Commit::Failed(copied_chunk(target)));
     }
     let details = serde_json::json!({

@@ -10,6 +10,7 @@
 //! same transaction.
 
 pub mod card;
+pub(crate) mod db;
 pub mod model;
 pub mod samples;
 
@@ -18,7 +19,7 @@ use axum::http::StatusCode;
 use axum::Json;
 use rand::RngCore;
 use serde_json::{json, Value};
-use sqlx::{Any, Row, Transaction};
+use sqlx::{Any, Transaction};
 
 use crate::auth::{MaybePrincipal, Principal, Role};
 use crate::catalog::{sales_bucket, QueryParams};
@@ -55,7 +56,7 @@ pub(crate) async fn visible(
     id: &str,
     caller: Option<&Principal>,
 ) -> ApiResult<Listing> {
-    let listing = Listing::load(tx, id).await?.ok_or_else(|| not_found(id))?;
+    let listing = db::listing(tx, id).await?.ok_or_else(|| not_found(id))?;
     if listing.state == ListingState::Published {
         return Ok(listing);
     }
@@ -77,7 +78,7 @@ pub(crate) async fn owned(
     id: &str,
     caller: &Principal,
 ) -> ApiResult<Listing> {
-    match Listing::load(tx, id).await? {
+    match db::listing(tx, id).await? {
         Some(l) if caller.owner_access(&l.owner_did)? => Ok(l),
         _ => Err(not_found(id)),
     }
@@ -87,7 +88,7 @@ pub(crate) async fn dataset_of(
     tx: &mut Transaction<'static, Any>,
     listing: &Listing,
 ) -> ApiResult<ListedDataset> {
-    ListedDataset::load(tx, &listing.dataset_id)
+    db::listed_dataset(tx, &listing.dataset_id)
         .await?
         .ok_or_else(|| {
             ApiError::internal(
@@ -97,27 +98,12 @@ pub(crate) async fn dataset_of(
         })
 }
 
-async fn disclosed(
-    tx: &mut Transaction<'static, Any>,
-    listing_id: &str,
-) -> Result<Vec<u64>, sqlx::Error> {
-    let rows = sqlx::query(
-        "SELECT chunk_index FROM listing_samples WHERE listing_id = $1 ORDER BY chunk_index",
-    )
-    .bind(listing_id)
-    .fetch_all(&mut **tx)
-    .await?;
-    rows.iter()
-        .map(|r| r.try_get::<i64, _>(0).map(|i| i.max(0) as u64))
-        .collect()
-}
-
 pub(crate) async fn view(
     tx: &mut Transaction<'static, Any>,
     listing: &Listing,
 ) -> ApiResult<ListingView> {
     let dataset = dataset_of(tx, listing).await?;
-    let samples_available = disclosed(tx, &listing.id).await?;
+    let samples_available = db::disclosed(tx, &listing.id).await?;
     let f = &listing.fields;
     Ok(ListingView {
         id: listing.id.clone(),
@@ -179,7 +165,7 @@ pub async fn create(
     caller.require(Role::Owner)?;
     let fields = ListingFields::from_create(&req)?;
     let mut tx = state.store.begin().await?;
-    let dataset = match ListedDataset::load(&mut tx, &req.dataset_id).await? {
+    let dataset = match db::listed_dataset(&mut tx, &req.dataset_id).await? {
         Some(d) if d.owner_did == caller.did => d,
         _ => {
             return Err(ApiError::new(
@@ -202,7 +188,7 @@ pub async fn create(
         updated_at: now,
         published_at: None,
     };
-    listing.insert(&mut tx, state.store.engine()).await?;
+    db::insert(&mut tx, state.store.engine(), &listing).await?;
     let details = audit_details(json!({
         "datasetId": listing.dataset_id,
         "title": listing.fields.title,
@@ -257,21 +243,15 @@ pub async fn patch(
         let dataset = dataset_of(&mut tx, &listing).await?;
         check_samples_in(&dataset, &fields.sample_chunk_indexes)?;
         // Keys of chunks that are no longer samples are no longer given out.
-        for index in disclosed(&mut tx, &id).await? {
+        for index in db::disclosed(&mut tx, &id).await? {
             if !fields.sample_chunk_indexes.contains(&index) {
-                sqlx::query(
-                    "DELETE FROM listing_samples WHERE listing_id = $1 AND chunk_index = $2",
-                )
-                .bind(&id)
-                .bind(index as i64)
-                .execute(&mut *tx)
-                .await?;
+                db::delete_sample(&mut tx, &id, index).await?;
             }
         }
     }
     listing.fields = fields;
     listing.updated_at = sealstream_core::utc::now();
-    listing.update_fields(&mut tx, state.store.engine()).await?;
+    db::update_fields(&mut tx, state.store.engine(), &listing).await?;
     let details = audit_details(json!({ "fields": given }));
     crate::audit::append(&mut tx, &caller.did, "listing.update", &id, &details).await?;
     let view = view(&mut tx, &listing).await?;
@@ -312,7 +292,7 @@ pub async fn publish(
             ),
         ));
     }
-    let have = disclosed(&mut tx, &id).await?;
+    let have = db::disclosed(&mut tx, &id).await?;
     let missing: Vec<u64> = listing
         .fields
         .sample_chunk_indexes
@@ -330,15 +310,7 @@ pub async fn publish(
     }
     let now = sealstream_core::utc::now();
     let now_unix = sealstream_core::utc::now_unix();
-    sqlx::query(
-        "UPDATE listings SET state = 'published', published_at = $1, published_unix = $2, \
-         updated_at = $1 WHERE id = $3",
-    )
-    .bind(&now)
-    .bind(now_unix)
-    .bind(&id)
-    .execute(&mut *tx)
-    .await?;
+    db::publish(&mut tx, &id, &now, now_unix).await?;
     // Buyers verify before paying: the dataset's manifest, proofs and
     // envelopes become public with its first published listing.
     crate::datasets::set_public(&mut tx, &dataset.id, true).await?;
@@ -379,20 +351,9 @@ pub async fn withdraw(
         ));
     }
     let now = sealstream_core::utc::now();
-    sqlx::query("UPDATE listings SET state = 'withdrawn', updated_at = $1 WHERE id = $2")
-        .bind(&now)
-        .bind(&id)
-        .execute(&mut *tx)
-        .await?;
+    db::withdraw(&mut tx, &id, &now).await?;
     // The dataset stays public while another listing of it is published.
-    let still_listed = sqlx::query(
-        "SELECT 1 FROM listings WHERE dataset_id = $1 AND state = 'published' AND id <> $2",
-    )
-    .bind(&listing.dataset_id)
-    .bind(&id)
-    .fetch_optional(&mut *tx)
-    .await?
-    .is_some();
+    let still_listed = db::other_published(&mut tx, &listing.dataset_id, &id).await?;
     crate::datasets::set_public(&mut tx, &listing.dataset_id, still_listed).await?;
     let details = audit_details(json!({ "from": listing.state.as_str() }));
     listing.state = ListingState::Withdrawn;
@@ -432,23 +393,13 @@ pub async fn list_mine(
     }
     let limit = params.limit()?;
     let after = params.get("cursor").unwrap_or("");
-    let sql = format!(
-        "SELECT {} FROM listings l WHERE l.owner_did = $1 AND l.id > $2 ORDER BY l.id LIMIT $3",
-        model::COLUMNS
-    );
     let mut tx = state.store.begin().await?;
-    let rows = sqlx::query(&sql)
-        .bind(&caller.did)
-        .bind(after)
-        .bind(limit as i64 + 1)
-        .fetch_all(&mut *tx)
-        .await?;
+    let listings = db::listings_of(&mut tx, &caller.did, after, limit as i64 + 1).await?;
     let mut items = Vec::new();
-    for row in rows.iter().take(limit) {
-        let listing = Listing::from_row(row)?;
-        items.push(view(&mut tx, &listing).await?);
+    for listing in listings.iter().take(limit) {
+        items.push(view(&mut tx, listing).await?);
     }
-    let next_cursor = (rows.len() > limit)
+    let next_cursor = (listings.len() > limit)
         .then(|| items.last().map(|v| v.id.clone()))
         .flatten();
     tx.commit().await?;

@@ -1,13 +1,9 @@
-//! What a listing holds, how a request's fields are checked (every refusal
-//! names its field), and how a listing is read from and written to the
-//! store.
+//! What a listing holds and how a request's fields are checked (every
+//! refusal names its field); [`super::db`] reads and writes listings.
 
-use serde_json::{json, Value};
-use sqlx::any::AnyRow;
-use sqlx::{Any, Row, Transaction};
+use serde_json::Value;
 
 use crate::error::{ApiError, ApiResult};
-use crate::store::Engine;
 
 /// Prefix of listing ids.
 pub const ID_PREFIX: &str = "ls_";
@@ -333,168 +329,6 @@ pub struct Listing {
     pub published_at: Option<String>,
 }
 
-/// The columns [`Listing::from_row`] reads, for `SELECT … FROM listings l`.
-pub const COLUMNS: &str = "l.id, l.owner_did, l.dataset_id, l.title, l.description, l.tags, \
-     l.domain, l.schema_hint, l.sample_chunk_indexes, l.license, l.price_amount, l.rail, \
-     l.delivery, l.state, l.sales_count, l.created_at, l.updated_at, l.published_at";
-
-fn stored_json(row: &AnyRow, column: &str) -> Result<Value, sqlx::Error> {
-    let text: String = row.try_get(column)?;
-    serde_json::from_str(&text).map_err(|e| sqlx::Error::Decode(Box::new(e)))
-}
-
-fn corrupt(what: &str) -> sqlx::Error {
-    sqlx::Error::Decode(format!("stored listing: bad {what}").into())
-}
-
-impl Listing {
-    /// Reads the [`COLUMNS`] of a row.
-    pub fn from_row(row: &AnyRow) -> Result<Listing, sqlx::Error> {
-        let tags: Vec<String> =
-            serde_json::from_value(stored_json(row, "tags")?).map_err(|_| corrupt("tags"))?;
-        let samples: Vec<u64> = serde_json::from_value(stored_json(row, "sample_chunk_indexes")?)
-            .map_err(|_| corrupt("sample_chunk_indexes"))?;
-        let delivery: Vec<String> = serde_json::from_value(stored_json(row, "delivery")?)
-            .map_err(|_| corrupt("delivery"))?;
-        let license: Option<String> = row.try_get("license")?;
-        let license = match license {
-            Some(text) => Some(serde_json::from_str(&text).map_err(|_| corrupt("license"))?),
-            None => None,
-        };
-        let rail = Rail::parse(&stored_json(row, "rail")?).map_err(|_| corrupt("rail"))?;
-        let state: String = row.try_get("state")?;
-        Ok(Listing {
-            id: row.try_get("id")?,
-            owner_did: row.try_get("owner_did")?,
-            dataset_id: row.try_get("dataset_id")?,
-            fields: ListingFields {
-                title: row.try_get("title")?,
-                description: row.try_get("description")?,
-                tags,
-                domain: row.try_get("domain")?,
-                schema_hint: row.try_get("schema_hint")?,
-                sample_chunk_indexes: samples,
-                license,
-                price: row.try_get("price_amount")?,
-                rail,
-                delivery,
-            },
-            state: ListingState::parse(&state).ok_or_else(|| corrupt("state"))?,
-            sales_count: row.try_get("sales_count")?,
-            created_at: row.try_get("created_at")?,
-            updated_at: row.try_get("updated_at")?,
-            published_at: row.try_get("published_at")?,
-        })
-    }
-
-    /// Loads a listing by id.
-    pub async fn load(
-        tx: &mut Transaction<'static, Any>,
-        id: &str,
-    ) -> Result<Option<Listing>, sqlx::Error> {
-        if !plausible_id(id) {
-            return Ok(None);
-        }
-        let sql = format!("SELECT {COLUMNS} FROM listings l WHERE l.id = $1");
-        let row = sqlx::query(&sql).bind(id).fetch_optional(&mut **tx).await?;
-        row.as_ref().map(Listing::from_row).transpose()
-    }
-
-    /// Inserts a new listing and its search entry.
-    pub async fn insert(
-        &self,
-        tx: &mut Transaction<'static, Any>,
-        engine: Engine,
-    ) -> Result<(), sqlx::Error> {
-        let f = &self.fields;
-        sqlx::query(
-            "INSERT INTO listings (id, owner_did, dataset_id, title, description, tags, domain, \
-             schema_hint, sample_chunk_indexes, license, price_amount, price_key, rail, delivery, \
-             state, sales_count, created_at, updated_at, published_at, published_unix) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, 0, $16, $17, NULL, NULL)",
-        )
-        .bind(&self.id)
-        .bind(&self.owner_did)
-        .bind(&self.dataset_id)
-        .bind(&f.title)
-        .bind(&f.description)
-        .bind(json!(f.tags).to_string())
-        .bind(f.domain.clone())
-        .bind(f.schema_hint.clone())
-        .bind(json!(f.sample_chunk_indexes).to_string())
-        .bind(f.license.as_ref().map(Value::to_string))
-        .bind(&f.price)
-        .bind(price_key(&f.price))
-        .bind(f.rail.to_json().to_string())
-        .bind(json!(f.delivery).to_string())
-        .bind(self.state.as_str())
-        .bind(&self.created_at)
-        .bind(&self.updated_at)
-        .execute(&mut **tx)
-        .await?;
-        index(tx, engine, &self.id, f).await
-    }
-
-    /// Writes changed fields (and `updated_at`) and refreshes the search entry.
-    pub async fn update_fields(
-        &self,
-        tx: &mut Transaction<'static, Any>,
-        engine: Engine,
-    ) -> Result<(), sqlx::Error> {
-        let f = &self.fields;
-        sqlx::query(
-            "UPDATE listings SET title = $1, description = $2, tags = $3, domain = $4, \
-             schema_hint = $5, sample_chunk_indexes = $6, license = $7, price_amount = $8, \
-             price_key = $9, rail = $10, delivery = $11, updated_at = $12 WHERE id = $13",
-        )
-        .bind(&f.title)
-        .bind(&f.description)
-        .bind(json!(f.tags).to_string())
-        .bind(f.domain.clone())
-        .bind(f.schema_hint.clone())
-        .bind(json!(f.sample_chunk_indexes).to_string())
-        .bind(f.license.as_ref().map(Value::to_string))
-        .bind(&f.price)
-        .bind(price_key(&f.price))
-        .bind(f.rail.to_json().to_string())
-        .bind(json!(f.delivery).to_string())
-        .bind(&self.updated_at)
-        .bind(&self.id)
-        .execute(&mut **tx)
-        .await?;
-        index(tx, engine, &self.id, f).await
-    }
-}
-
-/// Keeps SQLite's FTS5 table in step with a listing (PostgreSQL's
-/// `search` column is generated by the database).
-async fn index(
-    tx: &mut Transaction<'static, Any>,
-    engine: Engine,
-    id: &str,
-    f: &ListingFields,
-) -> Result<(), sqlx::Error> {
-    if engine != Engine::Sqlite {
-        return Ok(());
-    }
-    sqlx::query("DELETE FROM listing_search WHERE listing_id = $1")
-        .bind(id)
-        .execute(&mut **tx)
-        .await?;
-    sqlx::query(
-        "INSERT INTO listing_search (listing_id, title, description, tags, schema_hint) \
-         VALUES ($1, $2, $3, $4, $5)",
-    )
-    .bind(id)
-    .bind(&f.title)
-    .bind(&f.description)
-    .bind(f.tags.join(" "))
-    .bind(f.schema_hint.clone().unwrap_or_default())
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
-}
-
 /// A dataset as far as listings need it: what a listing shows
 /// ([`DatasetSummary`]), with its owner and its machine's chain key.
 #[derive(Clone, Debug)]
@@ -515,51 +349,10 @@ impl std::ops::Deref for ListedDataset {
     }
 }
 
-impl ListedDataset {
-    /// Loads a dataset (with its machine's chain key, if registered).
-    pub async fn load(
-        tx: &mut Transaction<'static, Any>,
-        id: &str,
-    ) -> Result<Option<ListedDataset>, sqlx::Error> {
-        if !plausible_id(id) {
-            return Ok(None);
-        }
-        let row = sqlx::query(
-            "SELECT d.id, d.owner_did, d.machine_did, d.topic, d.first_index, d.chunk_count, \
-             d.merkle_root, d.first_received_unix, d.last_received_unix, d.state, m.chain_public_key \
-             FROM datasets d LEFT JOIN machines m ON m.did = d.machine_did WHERE d.id = $1",
-        )
-        .bind(id)
-        .fetch_optional(&mut **tx)
-        .await?;
-        let Some(row) = row else { return Ok(None) };
-        let utc = |v: i64| sealstream_core::utc::format_seconds(v.max(0));
-        let state: String = row.try_get("state")?;
-        Ok(Some(ListedDataset {
-            summary: DatasetSummary {
-                id: row.try_get("id")?,
-                machine_did: row.try_get("machine_did")?,
-                topic: row.try_get("topic")?,
-                first_index: row.try_get("first_index")?,
-                chunk_count: row.try_get("chunk_count")?,
-                merkle_root: row.try_get("merkle_root")?,
-                from: utc(row.try_get("first_received_unix")?),
-                to: utc(row.try_get("last_received_unix")?),
-                state: DatasetState::parse(&state).ok_or_else(|| corrupt_dataset("state"))?,
-            },
-            owner_did: row.try_get("owner_did")?,
-            chain_public_key: row.try_get("chain_public_key")?,
-        }))
-    }
-}
-
-fn corrupt_dataset(what: &str) -> sqlx::Error {
-    sqlx::Error::Decode(format!("stored dataset: bad {what}").into())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn field(e: ApiError) -> String {
         e.field.unwrap_or_default()

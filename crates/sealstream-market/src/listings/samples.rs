@@ -6,22 +6,22 @@
 //! whoever asks, exactly as an envelope wraps keys for its recipients, so
 //! the caller decrypts with the normal chunk path.
 
-use axum::body::Body;
 use axum::extract::{Query, State};
-use axum::http::{header, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::http::StatusCode;
+use axum::response::Response;
 use axum::Json;
-use object_store::ObjectStoreExt;
 use serde_json::json;
-use sqlx::{Any, Row, Transaction};
+use sqlx::{Any, Transaction};
 
 use sealstream_core::chunk::{ChunkEnvelope, ChunkKey, WRAP_ALGORITHM};
 use sealstream_core::keys::{parse_hex_array, RecipientPublicKey, RecipientSecretKey};
 
+use super::db::{self, SampleKeyRow};
 use super::{audit_details, dataset_of, owned, visible, ListedDataset, Listing, ListingState};
 use crate::auth::{MaybePrincipal, Principal};
 use crate::catalog::QueryParams;
 use crate::error::{ApiError, ApiJson, ApiPath, ApiResult};
+use crate::ingest::db::ChunkRow;
 use crate::server::AppState;
 
 pub use sealstream_api::listings::{
@@ -36,21 +36,13 @@ fn chunk_key(bytes: &[u8; 32]) -> ChunkKey {
     ChunkKey::unwrap(&hex::encode(sealed), &throwaway).expect("a box sealed here opens")
 }
 
-/// The stored envelope text and object key of chunk `index` of a dataset.
+/// The stored chunk `index` of a dataset.
 async fn chunk_row(
     tx: &mut Transaction<'static, Any>,
     dataset: &sealstream_api::listings::DatasetSummary,
     index: u64,
-) -> Result<Option<(String, String)>, sqlx::Error> {
-    let row = sqlx::query(
-        "SELECT envelope, object_key FROM chunks WHERE machine_did = $1 AND topic = $2 AND idx = $3",
-    )
-    .bind(&dataset.machine_did)
-    .bind(&dataset.topic)
-    .bind(index as i64)
-    .fetch_optional(&mut **tx)
-    .await?;
-    row.map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).transpose()
+) -> ApiResult<Option<ChunkRow>> {
+    Ok(crate::ingest::db::chunk(&mut **tx, &dataset.machine_did, &dataset.topic, index).await?)
 }
 
 /// Discloses the keys of sample chunks (owner only). Each key must match
@@ -106,7 +98,7 @@ pub async fn disclose(
         let bytes = parse_hex_array::<32>(&entry.chunk_key_hex, &key_field)
             .map_err(|_| ApiError::bad_request(&key_field, "expected 32 bytes of hex"))?;
         let key = chunk_key(&bytes);
-        let (envelope_text, _) = chunk_row(&mut tx, &dataset, entry.index)
+        let stored = chunk_row(&mut tx, &dataset, entry.index)
             .await?
             .ok_or_else(|| {
                 ApiError::unprocessable(
@@ -117,7 +109,7 @@ pub async fn disclose(
                     ),
                 )
             })?;
-        let envelope = ChunkEnvelope::parse(envelope_text.as_bytes())
+        let envelope = ChunkEnvelope::parse(stored.envelope.as_bytes())
             .map_err(|e| ApiError::internal("stored envelope", e))?;
         let commitment = key.commitment();
         if commitment != envelope.encryption.key_commitment {
@@ -133,17 +125,12 @@ pub async fn disclose(
     }
     let now = sealstream_core::utc::now();
     for (index, key_hex, commitment) in &checked {
-        sqlx::query(
-            "INSERT INTO listing_samples (listing_id, chunk_index, chunk_key_hex, key_commitment, disclosed_at) \
-             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (listing_id, chunk_index) DO NOTHING",
-        )
-        .bind(&id)
-        .bind(*index as i64)
-        .bind(key_hex)
-        .bind(commitment)
-        .bind(&now)
-        .execute(&mut *tx)
-        .await?;
+        let key = SampleKeyRow {
+            index: *index,
+            key_hex,
+            commitment,
+        };
+        db::insert_sample(&mut tx, &id, &key, &now).await?;
     }
     let details = audit_details(json!({
         "samples": checked.iter().map(|(i, _, c)| json!({"index": i, "keyCommitment": c})).collect::<Vec<_>>(),
@@ -156,16 +143,7 @@ pub async fn disclose(
         &details,
     )
     .await?;
-    let rows = sqlx::query(
-        "SELECT chunk_index FROM listing_samples WHERE listing_id = $1 ORDER BY chunk_index",
-    )
-    .bind(&id)
-    .fetch_all(&mut *tx)
-    .await?;
-    let samples_available = rows
-        .iter()
-        .map(|r| r.try_get::<i64, _>(0).map(|i| i.max(0) as u64))
-        .collect::<Result<Vec<_>, _>>()?;
+    let samples_available = db::disclosed(&mut tx, &id).await?;
     tx.commit().await?;
     Ok(Json(SamplesDisclosed {
         listing_id: id,
@@ -189,15 +167,8 @@ async fn sample(
     caller: Option<&Principal>,
 ) -> ApiResult<(Listing, ListedDataset, String)> {
     let listing = visible(tx, id, caller).await?;
-    let row = sqlx::query(
-        "SELECT chunk_key_hex FROM listing_samples WHERE listing_id = $1 AND chunk_index = $2",
-    )
-    .bind(id)
-    .bind(index as i64)
-    .fetch_optional(&mut **tx)
-    .await?;
-    let key_hex: String = match row {
-        Some(r) if listing.fields.sample_chunk_indexes.contains(&index) => r.try_get(0)?,
+    let key_hex = match db::sample_key(tx, id, index).await? {
+        Some(key_hex) if listing.fields.sample_chunk_indexes.contains(&index) => key_hex,
         _ => {
             return Err(ApiError::new(
                 StatusCode::NOT_FOUND,
@@ -246,13 +217,13 @@ pub async fn get(
         .map_err(|e| ApiError::bad_request(field, e.to_string()))?;
     let mut tx = state.store.begin().await?;
     let (listing, dataset, key_hex) = sample(&mut tx, &id, index, caller.as_ref()).await?;
-    let (envelope_text, _) = chunk_row(&mut tx, &dataset, index)
+    let stored = chunk_row(&mut tx, &dataset, index)
         .await?
         .ok_or_else(|| ApiError::internal("sample", format!("chunk {index} of {id} missing")))?;
     tx.commit().await?;
     let bytes = parse_hex_array::<32>(&key_hex, "chunk_key_hex")
         .map_err(|e| ApiError::internal("stored sample key", e))?;
-    let envelope = serde_json::from_str(&envelope_text)
+    let envelope = serde_json::from_str(&stored.envelope)
         .map_err(|e| ApiError::internal("stored envelope", e))?;
     Ok(Json(SampleView {
         listing_id: listing.id.clone(),
@@ -289,33 +260,9 @@ pub async fn ciphertext(
     let index = parse_index(&index)?;
     let mut tx = state.store.begin().await?;
     let (_, dataset, _) = sample(&mut tx, &id, index, caller.as_ref()).await?;
-    let (_, object_key) = chunk_row(&mut tx, &dataset, index)
+    let stored = chunk_row(&mut tx, &dataset, index)
         .await?
         .ok_or_else(|| ApiError::internal("sample", format!("chunk {index} of {id} missing")))?;
     tx.commit().await?;
-    let path = state
-        .objects
-        .path(&object_key)
-        .map_err(|e| ApiError::internal("object key", e))?;
-    let object = state
-        .objects
-        .store()
-        .get(&path)
-        .await
-        .map_err(|e| match e {
-            object_store::Error::NotFound { .. } => ApiError::internal(
-                "object store",
-                format!("ciphertext of chunk {index} of {id} missing"),
-            ),
-            e => ApiError::internal("object store", e),
-        })?;
-    let size = object.meta.size;
-    Ok((
-        [
-            (header::CONTENT_TYPE, "application/octet-stream".to_string()),
-            (header::CONTENT_LENGTH, size.to_string()),
-        ],
-        Body::from_stream(object.into_stream()),
-    )
-        .into_response())
+    crate::ingest::read::ciphertext(&state.objects, &stored.object_key).await
 }

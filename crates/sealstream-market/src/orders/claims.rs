@@ -18,11 +18,9 @@
 //!   are shown, never checked again, and deleted
 //!   [`CLOSED_RETENTION_SECS`] after their last check.
 
-use std::collections::HashMap;
+use sqlx::{Any, Transaction};
 
-use sqlx::any::AnyRow;
-use sqlx::{Any, Row, Transaction};
-
+use super::db;
 use crate::error::{ApiError, ApiResult};
 
 /// Checks by the watcher an unknown claim gets before it may expire
@@ -60,133 +58,6 @@ pub struct Claim {
     pub confirmations: Option<u64>,
 }
 
-/// The columns [`Claim::from_row_at`] reads, in order.
-pub(crate) const COLUMNS: &str = "c.order_id, c.tx_hash, c.chain_id, c.claimed_at, \
-     c.last_checked_at, c.checks, c.state, c.reason, c.confirmations";
-
-fn count(n: i64, what: &str) -> ApiResult<u64> {
-    u64::try_from(n)
-        .map_err(|_| ApiError::internal("payment claim", format!("stored {what} is negative")))
-}
-
-impl Claim {
-    /// The claim in `r`'s columns from `at` on ([`COLUMNS`]).
-    pub(crate) fn from_row_at(r: &AnyRow, at: usize) -> ApiResult<Claim> {
-        let state: String = r.try_get(at + 6)?;
-        Ok(Claim {
-            order_id: r.try_get(at)?,
-            tx_hash: r.try_get(at + 1)?,
-            chain_id: count(r.try_get(at + 2)?, "chain id")?,
-            claimed_at: r.try_get(at + 3)?,
-            last_checked_at: r.try_get(at + 4)?,
-            checks: count(r.try_get(at + 5)?, "checks")?,
-            state: ClaimState::parse(&state)
-                .ok_or_else(|| ApiError::internal("payment claim", "stored state is malformed"))?,
-            reason: r.try_get(at + 7)?,
-            confirmations: r
-                .try_get::<Option<i64>, _>(at + 8)?
-                .map(|n| count(n, "confirmations"))
-                .transpose()?,
-        })
-    }
-
-    /// The claim of `tx_hash` for `order_id`, if any.
-    pub async fn load(
-        tx: &mut Transaction<'static, Any>,
-        order_id: &str,
-        tx_hash: &str,
-    ) -> ApiResult<Option<Claim>> {
-        let row = sqlx::query(&format!(
-            "SELECT {COLUMNS} FROM payment_claims c WHERE c.order_id = $1 AND c.tx_hash = $2"
-        ))
-        .bind(order_id)
-        .bind(tx_hash)
-        .fetch_optional(&mut **tx)
-        .await?;
-        row.map(|r| Claim::from_row_at(&r, 0)).transpose()
-    }
-
-    /// The order's open claims, pending before unknown, each oldest-checked
-    /// first.
-    pub async fn open_of(
-        tx: &mut Transaction<'static, Any>,
-        order_id: &str,
-    ) -> ApiResult<Vec<Claim>> {
-        let rows = sqlx::query(&format!(
-            "SELECT {COLUMNS} FROM payment_claims c \
-             WHERE c.order_id = $1 AND c.state IN ('pending', 'unknown') \
-             ORDER BY CASE c.state WHEN 'pending' THEN 0 ELSE 1 END, c.check_seq, c.tx_hash"
-        ))
-        .bind(order_id)
-        .fetch_all(&mut **tx)
-        .await?;
-        rows.iter().map(|r| Claim::from_row_at(r, 0)).collect()
-    }
-
-    /// The claims shown with an order: every open one, and the
-    /// [`CLOSED_SHOWN`] last checked closed ones.
-    pub async fn shown_of(
-        tx: &mut Transaction<'static, Any>,
-        order_id: &str,
-    ) -> ApiResult<Vec<Claim>> {
-        let mut claims = Claim::open_of(tx, order_id).await?;
-        let rows = sqlx::query(&format!(
-            "SELECT {COLUMNS} FROM payment_claims c \
-             WHERE c.order_id = $1 AND c.state NOT IN ('pending', 'unknown') \
-             ORDER BY c.last_checked_at DESC, c.tx_hash LIMIT {CLOSED_SHOWN}"
-        ))
-        .bind(order_id)
-        .fetch_all(&mut **tx)
-        .await?;
-        for r in &rows {
-            claims.push(Claim::from_row_at(r, 0)?);
-        }
-        Ok(claims)
-    }
-
-    /// The open claims of each of `order_ids` (for a page of orders).
-    pub async fn open_of_orders(
-        pool: &sqlx::AnyPool,
-        order_ids: &[&str],
-    ) -> ApiResult<HashMap<String, Vec<Claim>>> {
-        let mut out: HashMap<String, Vec<Claim>> = HashMap::new();
-        if order_ids.is_empty() {
-            return Ok(out);
-        }
-        let marks: Vec<String> = (1..=order_ids.len()).map(|i| format!("${i}")).collect();
-        let sql = format!(
-            "SELECT {COLUMNS} FROM payment_claims c \
-             WHERE c.state IN ('pending', 'unknown') AND c.order_id IN ({}) \
-             ORDER BY c.order_id, CASE c.state WHEN 'pending' THEN 0 ELSE 1 END, \
-             c.check_seq, c.tx_hash",
-            marks.join(", ")
-        );
-        let mut query = sqlx::query(&sql);
-        for id in order_ids {
-            query = query.bind(*id);
-        }
-        for r in &query.fetch_all(pool).await? {
-            let claim = Claim::from_row_at(r, 0)?;
-            out.entry(claim.order_id.clone()).or_default().push(claim);
-        }
-        Ok(out)
-    }
-
-    /// The order's open claims of transactions the node does not know.
-    pub async fn unknown_count(
-        tx: &mut Transaction<'static, Any>,
-        order_id: &str,
-    ) -> ApiResult<u64> {
-        let (n,): (i64,) = sqlx::query_as(
-            "SELECT COUNT(*) FROM payment_claims WHERE order_id = $1 AND state = 'unknown'",
-        )
-        .bind(order_id)
-        .fetch_one(&mut **tx)
-        .await?;
-        count(n, "count")
-    }
-}
-
 /// What a check of a claim found, to record.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Observation {
@@ -215,70 +86,29 @@ pub async fn record(
     let now = sealstream_core::utc::now();
     let chain = i64::try_from(chain_id)
         .map_err(|_| ApiError::internal("payment claim", "chain id out of range"))?;
-    let confirmations = seen
-        .confirmations
-        .map(|c| i64::try_from(c).unwrap_or(i64::MAX));
-    let next_seq = "(SELECT COALESCE(MAX(check_seq), 0) + 1 FROM payment_claims)";
-    let existing = Claim::load(tx, order_id, tx_hash).await?;
-    let inserted = existing.is_none()
-        && sqlx::query(&format!(
-            "INSERT INTO payment_claims (order_id, tx_hash, chain_id, claimed_at, \
-             last_checked_at, checks, check_seq, state, reason, confirmations) \
-             VALUES ($1, $2, $3, $4, $4, $5, {next_seq}, $6, $7, $8) \
-             ON CONFLICT (order_id, tx_hash) DO NOTHING"
-        ))
-        .bind(order_id)
-        .bind(tx_hash)
-        .bind(chain)
-        .bind(&now)
-        .bind(i64::from(seen.answered))
-        .bind(seen.state.as_str())
-        .bind(&seen.reason)
-        .bind(confirmations)
-        .execute(&mut **tx)
-        .await?
-        .rows_affected()
-            == 1;
+    let existing = db::claim(tx, order_id, tx_hash).await?;
+    let inserted =
+        existing.is_none() && db::insert_claim(tx, order_id, tx_hash, chain, &now, seen).await?;
     if !inserted && !seen.answered {
         // Only the time of the attempt moves (so the sweep goes on to
         // other claims); what the last answer said stays.
-        sqlx::query(&format!(
-            "UPDATE payment_claims SET last_checked_at = $1, check_seq = {next_seq} \
-             WHERE order_id = $2 AND tx_hash = $3"
-        ))
-        .bind(&now)
-        .bind(order_id)
-        .bind(tx_hash)
-        .execute(&mut **tx)
-        .await?;
+        db::touch_claim(tx, order_id, tx_hash, &now).await?;
     } else if !inserted {
         // Inserted meanwhile by a concurrent post: read it back.
-        let old = match existing {
+        let mut claim = match existing {
             Some(old) => old,
-            None => Claim::load(tx, order_id, tx_hash)
+            None => db::claim(tx, order_id, tx_hash)
                 .await?
                 .ok_or_else(|| ApiError::internal("payment claim", "a claim vanished"))?,
         };
-        let reopen = !old.state.is_open() && seen.state.is_open();
-        let checks = if reopen { 1 } else { old.checks + 1 };
-        let claimed_at = if reopen { now.clone() } else { old.claimed_at };
-        sqlx::query(&format!(
-            "UPDATE payment_claims SET claimed_at = $1, last_checked_at = $2, checks = $3, \
-             check_seq = {next_seq}, state = $4, reason = $5, confirmations = $6 \
-             WHERE order_id = $7 AND tx_hash = $8"
-        ))
-        .bind(&claimed_at)
-        .bind(&now)
-        .bind(i64::try_from(checks).unwrap_or(i64::MAX))
-        .bind(seen.state.as_str())
-        .bind(&seen.reason)
-        .bind(confirmations)
-        .bind(order_id)
-        .bind(tx_hash)
-        .execute(&mut **tx)
-        .await?;
+        let reopen = !claim.state.is_open() && seen.state.is_open();
+        claim.checks = if reopen { 1 } else { claim.checks + 1 };
+        if reopen {
+            claim.claimed_at = now.clone();
+        }
+        db::update_claim(tx, &claim, &now, seen).await?;
     }
-    Claim::load(tx, order_id, tx_hash)
+    db::claim(tx, order_id, tx_hash)
         .await?
         .ok_or_else(|| ApiError::internal("payment claim", "the claim just recorded is missing"))
 }
@@ -306,47 +136,7 @@ pub async fn expire_if_stale(
          (post the proof again once the node has it)",
         claim.checks
     );
-    let changed = sqlx::query(
-        "UPDATE payment_claims SET state = 'expired', reason = $1 \
-         WHERE order_id = $2 AND tx_hash = $3 AND state = 'unknown'",
-    )
-    .bind(&reason)
-    .bind(&claim.order_id)
-    .bind(&claim.tx_hash)
-    .execute(&mut **tx)
-    .await?
-    .rows_affected();
-    Ok(changed == 1)
-}
-
-/// Closes the order's open claims: `paid_by` (the transaction that paid
-/// it, if on chain) becomes confirmed, the others superseded with
-/// `reason`.
-pub async fn close_open(
-    tx: &mut Transaction<'static, Any>,
-    order_id: &str,
-    paid_by: Option<&str>,
-    reason: &str,
-) -> ApiResult<()> {
-    if let Some(hash) = paid_by {
-        sqlx::query(
-            "UPDATE payment_claims SET state = 'confirmed', reason = NULL \
-             WHERE order_id = $1 AND tx_hash = $2",
-        )
-        .bind(order_id)
-        .bind(hash)
-        .execute(&mut **tx)
-        .await?;
-    }
-    sqlx::query(
-        "UPDATE payment_claims SET state = 'superseded', reason = $1 \
-         WHERE order_id = $2 AND state IN ('pending', 'unknown')",
-    )
-    .bind(reason)
-    .bind(order_id)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
+    Ok(db::expire_claim(tx, claim, &reason).await?)
 }
 
 /// Housekeeping of a watcher sweep: closes the open claims of orders no
@@ -354,26 +144,10 @@ pub async fn close_open(
 /// them) and deletes closed claims last checked over
 /// [`CLOSED_RETENTION_SECS`] ago. Returns the claims deleted.
 pub async fn tidy(tx: &mut Transaction<'static, Any>) -> ApiResult<u64> {
-    sqlx::query(
-        "UPDATE payment_claims SET state = 'superseded', \
-         reason = 'the order is no longer awaiting payment' \
-         WHERE state IN ('pending', 'unknown') AND order_id IN \
-         (SELECT id FROM orders WHERE state <> 'awaiting-payment')",
-    )
-    .execute(&mut **tx)
-    .await?;
     let cutoff = sealstream_core::utc::format_seconds(
         sealstream_core::utc::now_unix() - CLOSED_RETENTION_SECS,
     );
-    let deleted = sqlx::query(
-        "DELETE FROM payment_claims WHERE state NOT IN ('pending', 'unknown') \
-         AND last_checked_at < $1",
-    )
-    .bind(cutoff)
-    .execute(&mut **tx)
-    .await?
-    .rows_affected();
-    Ok(deleted)
+    Ok(db::tidy_claims(tx, &cutoff).await?)
 }
 
 impl Claim {

@@ -11,13 +11,12 @@ use std::collections::HashMap;
 use axum::extract::State;
 use axum::Json;
 use serde_json::json;
-use sqlx::Row;
 
 use sealstream_core::access::{AccessEntry, AccessFile, ACCESS_SCHEMA_VERSION};
 use sealstream_core::chunk::{recipient_type, KeyRecipient, WRAP_ALGORITHM};
 use sealstream_core::json as cj;
 
-use super::{party_order, sold_order, Order, OrderState};
+use super::{db, party_order, sold_order, Order, OrderState};
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiJson, ApiPath, ApiResult};
 use crate::listings::audit_details;
@@ -37,25 +36,7 @@ pub(crate) async fn dataset_chunk_ids(
     let dataset = crate::datasets::dataset_by_id(&state.store, dataset_id)
         .await?
         .ok_or_else(|| ApiError::internal("order", format!("dataset {dataset_id} missing")))?;
-    let rows = sqlx::query(
-        "SELECT idx, chunk_id FROM chunks WHERE machine_did = $1 AND topic = $2 \
-         AND idx >= $3 AND idx < $4 ORDER BY idx",
-    )
-    .bind(&dataset.machine_did)
-    .bind(&dataset.topic)
-    .bind(dataset.first_index as i64)
-    .bind((dataset.first_index + dataset.chunk_count) as i64)
-    .fetch_all(state.store.pool())
-    .await?;
-    let ids = rows
-        .iter()
-        .map(|r| {
-            Ok((
-                r.try_get::<i64, _>(0)?.max(0) as u64,
-                r.try_get::<String, _>(1)?,
-            ))
-        })
-        .collect::<Result<Vec<_>, sqlx::Error>>()?;
+    let ids = crate::datasets::chunk_ids(&state.store, &dataset).await?;
     if ids.len() as u64 != dataset.chunk_count {
         return Err(ApiError::internal(
             "order",
@@ -246,82 +227,75 @@ pub(crate) async fn store_grant(
         names.push(file.file_name.clone());
         entries += file.entries.len() as u64;
     }
-    let now = sealstream_core::utc::now();
+    let grant = GrantRow {
+        order_id: order.id.clone(),
+        object_prefix: prefix,
+        files: names,
+        entries,
+        granted_by: granted_by.to_string(),
+        granted_at: sealstream_core::utc::now(),
+    };
     let mut tx = state.store.begin().await?;
-    let inserted = sqlx::query(
-        "INSERT INTO grants (order_id, object_prefix, files, entries, granted_by, granted_at) \
-         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (order_id) DO NOTHING",
-    )
-    .bind(&order.id)
-    .bind(&prefix)
-    .bind(serde_json::to_string(&names).unwrap_or_default())
-    .bind(entries as i64)
-    .bind(granted_by)
-    .bind(&now)
-    .execute(&mut *tx)
-    .await?
-    .rows_affected();
-    if inserted == 0 {
+    if !db::insert_grant(&mut tx, &grant).await? {
         tx.rollback().await?;
-        for name in &names {
-            let _ = state.objects.delete(&format!("{prefix}/{name}")).await;
-        }
+        remove_objects(state, &grant).await;
         let mut tx = state.store.begin().await?;
-        let existing = load_grant(&mut tx, &order.id)
+        let existing = db::grant(&mut tx, &order.id)
             .await?
             .ok_or_else(|| ApiError::internal("grant", "grant vanished"))?;
         tx.commit().await?;
         return Ok(existing.view(false));
     }
-    let changed = sqlx::query(
-        "UPDATE orders SET state = 'granted', granted_at = $1 WHERE id = $2 AND state = 'paid'",
-    )
-    .bind(&now)
-    .bind(&order.id)
-    .execute(&mut *tx)
-    .await?
-    .rows_affected();
-    if changed != 1 {
+    if !db::mark_granted(&mut tx, &order.id, &grant.granted_at).await? {
         tx.rollback().await?;
-        for name in &names {
-            let _ = state.objects.delete(&format!("{prefix}/{name}")).await;
-        }
+        remove_objects(state, &grant).await;
         return Err(ApiError::conflict(
             Some("state"),
             format!("order {} is not paid", order.id),
         ));
     }
     let details = audit_details(json!({
-        "files": names.len(),
-        "entries": entries,
+        "files": grant.files.len(),
+        "entries": grant.entries,
         "grantedBy": granted_by,
         "buyerPublicKeyHex": order.buyer_public_key_hex,
     }));
     crate::audit::append(&mut tx, granted_by, "grant.issue", &order.id, &details).await?;
     tx.commit().await?;
-    tracing::info!(order = %order.id, entries, "order granted");
-    Ok(GrantView {
-        order_id: order.id.clone(),
-        granted: true,
-        files: names,
-        entries,
-        granted_by: granted_by.to_string(),
-        granted_at: now,
-    })
+    tracing::info!(order = %order.id, entries = grant.entries, "order granted");
+    Ok(grant.view(true))
 }
 
-/// A `grants` row.
+/// Removes the objects of a grant that was not stored.
+async fn remove_objects(state: &AppState, grant: &GrantRow) {
+    for name in &grant.files {
+        let _ = state
+            .objects
+            .delete(&format!("{}/{name}", grant.object_prefix))
+            .await;
+    }
+}
+
+/// A grant as stored: where its access files are and what they hold.
 pub(crate) struct GrantRow {
+    /// The order granted.
     pub order_id: String,
+    /// The objects' key prefix (`grants/<order>/<nonce>`).
     pub object_prefix: String,
+    /// The access files' names, under the prefix.
     pub files: Vec<String>,
+    /// Access entries, across the files.
     pub entries: u64,
+    /// Who granted (the seller's DID, or `operator`).
     pub granted_by: String,
+    /// When (UTC).
     pub granted_at: String,
 }
 
 impl GrantRow {
-    fn view(self, granted: bool) -> GrantView {
+    /// The grant as its API view; `granted` says whether this request
+    /// stored it.
+    pub(crate) fn view(self, granted: bool) -> GrantView {
         GrantView {
             order_id: self.order_id,
             granted,
@@ -331,30 +305,6 @@ impl GrantRow {
             granted_at: self.granted_at,
         }
     }
-}
-
-pub(crate) async fn load_grant(
-    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
-    order_id: &str,
-) -> ApiResult<Option<GrantRow>> {
-    let row = sqlx::query(
-        "SELECT order_id, object_prefix, files, entries, granted_by, granted_at \
-         FROM grants WHERE order_id = $1",
-    )
-    .bind(order_id)
-    .fetch_optional(&mut **tx)
-    .await?;
-    let Some(r) = row else { return Ok(None) };
-    let files: Vec<String> = serde_json::from_str(&r.try_get::<String, _>(2)?)
-        .map_err(|_| ApiError::internal("grant", "stored file list is malformed"))?;
-    Ok(Some(GrantRow {
-        order_id: r.try_get(0)?,
-        object_prefix: r.try_get(1)?,
-        files,
-        entries: r.try_get::<i64, _>(3)?.max(0) as u64,
-        granted_by: r.try_get(4)?,
-        granted_at: r.try_get(5)?,
-    }))
 }
 
 /// Uploads the access files of a paid order (its seller only). Checked:
@@ -386,7 +336,7 @@ pub async fn upload(
     let mut tx = state.store.begin().await?;
     let order = sold_order(&mut tx, &id, &caller).await?;
     if order.state == OrderState::Granted {
-        let held = load_grant(&mut tx, &id).await?.ok_or_else(|| {
+        let held = db::grant(&mut tx, &id).await?.ok_or_else(|| {
             ApiError::internal("grant", format!("granted order {id} has no grant"))
         })?;
         tx.commit().await?;
@@ -422,7 +372,7 @@ pub async fn show(
 ) -> ApiResult<Json<GrantView>> {
     let mut tx = state.store.begin().await?;
     party_order(&mut tx, &id, &caller).await?;
-    let held = load_grant(&mut tx, &id)
+    let held = db::grant(&mut tx, &id)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("order {id} is not granted")))?;
     tx.commit().await?;

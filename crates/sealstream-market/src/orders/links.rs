@@ -12,8 +12,9 @@ use rand::RngCore;
 use sealstream_api::routes;
 use serde_json::json;
 use sha2::{Digest, Sha256};
-use sqlx::{Any, Row, Transaction};
+use sqlx::{Any, Transaction};
 
+use super::db::{self, LinkRow};
 use super::{base_url, party_order, Order};
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiJson, ApiPath, ApiResult};
@@ -34,23 +35,11 @@ pub(crate) async fn open(
     token: &str,
     purpose: LinkPurpose,
 ) -> ApiResult<Order> {
-    let row =
-        sqlx::query("SELECT order_id, purpose, revoked_at FROM order_links WHERE token_hash = $1")
-            .bind(token_hash(token))
-            .fetch_optional(&mut **tx)
-            .await?;
-    let live = row.is_some_and(|r| {
-        r.try_get::<String, _>(0).is_ok_and(|o| o == id)
-            && r.try_get::<String, _>(1)
-                .is_ok_and(|p| p == purpose.as_str())
-            && r.try_get::<Option<String>, _>(2).is_ok_and(|x| x.is_none())
-    });
+    let live = db::link_opens(tx, &token_hash(token), id, purpose).await?;
     if !live {
         return Err(super::not_found(id));
     }
-    Order::load(tx, id)
-        .await?
-        .ok_or_else(|| super::not_found(id))
+    db::order(tx, id).await?.ok_or_else(|| super::not_found(id))
 }
 
 /// Makes a bearer link: a release link (the order's buyer) or a
@@ -87,18 +76,15 @@ pub async fn create(
     rand::rngs::OsRng.fill_bytes(&mut id_bytes);
     let link_id = format!("lnk_{}", hex::encode(id_bytes));
     let now = sealstream_core::utc::now();
-    sqlx::query(
-        "INSERT INTO order_links (token_hash, id, order_id, purpose, created_by, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6)",
-    )
-    .bind(token_hash(&token))
-    .bind(&link_id)
-    .bind(&id)
-    .bind(purpose.as_str())
-    .bind(&caller.did)
-    .bind(&now)
-    .execute(&mut *tx)
-    .await?;
+    let link = LinkRow {
+        token_hash: &token_hash(&token),
+        id: &link_id,
+        order_id: &id,
+        purpose,
+        created_by: &caller.did,
+        created_at: &now,
+    };
+    db::insert_link(&mut tx, &link).await?;
     let details = audit_details(json!({"link": link_id, "purpose": purpose.as_str()}));
     crate::audit::append(&mut tx, &caller.did, "order.link.create", &id, &details).await?;
     tx.commit().await?;
@@ -132,21 +118,11 @@ pub async fn revoke(
     ApiPath((id, link)): ApiPath<(String, String)>,
 ) -> ApiResult<StatusCode> {
     let mut tx = state.store.begin().await?;
-    let row = sqlx::query(
-        "SELECT revoked_at FROM order_links WHERE id = $1 AND order_id = $2 AND created_by = $3",
-    )
-    .bind(&link)
-    .bind(&id)
-    .bind(&caller.did)
-    .fetch_optional(&mut *tx)
-    .await?
-    .ok_or_else(|| ApiError::not_found(format!("link {link} not found")))?;
-    if row.try_get::<Option<String>, _>(0)?.is_none() {
-        sqlx::query("UPDATE order_links SET revoked_at = $1 WHERE id = $2")
-            .bind(sealstream_core::utc::now())
-            .bind(&link)
-            .execute(&mut *tx)
-            .await?;
+    let revoked = db::link_revoked(&mut tx, &link, &id, &caller.did)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("link {link} not found")))?;
+    if !revoked {
+        db::revoke_link(&mut tx, &link, &sealstream_core::utc::now()).await?;
         let details = audit_details(json!({"link": link}));
         crate::audit::append(&mut tx, &caller.did, "order.link.revoke", &id, &details).await?;
     }

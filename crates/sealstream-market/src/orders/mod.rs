@@ -13,6 +13,7 @@
 //! whoever holds them.
 
 pub mod claims;
+pub(crate) mod db;
 pub mod grant;
 pub mod links;
 pub mod payment;
@@ -25,12 +26,11 @@ use axum::http::StatusCode;
 use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
 use rand::RngCore;
-use serde_json::{json, Value};
-use sqlx::any::AnyRow;
-use sqlx::{Any, Row, Transaction};
+use serde_json::json;
+use sqlx::{Any, Transaction};
 
 pub use sealstream_api::orders::{
-    CreateOrder, ListQuery, OrderList, OrderState, OrderUrls, OrderView,
+    CreateOrder, ListQuery, OrderList, OrderSide, OrderState, OrderUrls, OrderView,
 };
 pub use sealstream_api::payments::PaymentInstructions;
 use sealstream_api::payments::{RailKind, NATIVE};
@@ -38,7 +38,7 @@ use sealstream_api::routes;
 
 use crate::auth::{Principal, Role};
 use crate::error::{ApiError, ApiJson, ApiPath, ApiQuery, ApiResult};
-use crate::listings::{audit_details, Listing, ListingState, Rail};
+use crate::listings::{audit_details, ListingState, Rail};
 use crate::server::AppState;
 
 /// Order ids: `ord_` + 32 hex digits (128 random bits: not guessable).
@@ -75,73 +75,7 @@ pub struct Order {
     pub granted_at: Option<String>,
 }
 
-/// The columns [`Order::from_row`] reads, in order.
-const COLUMN_NAMES: [&str; 13] = [
-    "id",
-    "listing_id",
-    "dataset_id",
-    "seller_did",
-    "buyer_did",
-    "buyer_id",
-    "buyer_public_key_hex",
-    "amount",
-    "rail",
-    "state",
-    "created_at",
-    "paid_at",
-    "granted_at",
-];
-
-/// The number of columns [`Order::from_row`] reads.
-pub(crate) const COLUMN_COUNT: usize = COLUMN_NAMES.len();
-
-/// [`COLUMN_NAMES`] of table alias `alias` (`o.id, o.listing_id, …`).
-pub(crate) fn columns_of(alias: &str) -> String {
-    COLUMN_NAMES
-        .iter()
-        .map(|c| format!("{alias}.{c}"))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-fn corrupt(what: &str) -> ApiError {
-    ApiError::internal("order", format!("stored {what} is malformed"))
-}
-
 impl Order {
-    fn from_row(r: &AnyRow) -> ApiResult<Order> {
-        let rail_text: String = r.try_get(8)?;
-        let rail_json: Value = serde_json::from_str(&rail_text).map_err(|_| corrupt("rail"))?;
-        let state: String = r.try_get(9)?;
-        Ok(Order {
-            id: r.try_get(0)?,
-            listing_id: r.try_get(1)?,
-            dataset_id: r.try_get(2)?,
-            seller_did: r.try_get(3)?,
-            buyer_did: r.try_get(4)?,
-            buyer_id: r.try_get(5)?,
-            buyer_public_key_hex: r.try_get(6)?,
-            amount: r.try_get(7)?,
-            rail: Rail::parse(&rail_json).map_err(|_| corrupt("rail"))?,
-            state: OrderState::parse(&state).ok_or_else(|| corrupt("state"))?,
-            created_at: r.try_get(10)?,
-            paid_at: r.try_get(11)?,
-            granted_at: r.try_get(12)?,
-        })
-    }
-
-    /// The order `id`, if it exists.
-    pub async fn load(tx: &mut Transaction<'static, Any>, id: &str) -> ApiResult<Option<Order>> {
-        let row = sqlx::query(&format!(
-            "SELECT {} FROM orders o WHERE o.id = $1",
-            columns_of("o")
-        ))
-        .bind(id)
-        .fetch_optional(&mut **tx)
-        .await?;
-        row.as_ref().map(Order::from_row).transpose()
-    }
-
     /// Whether `caller` is the buyer, or the seller while an owner (a 403
     /// once the seller's owner role is revoked).
     pub fn is_party(&self, caller: &Principal) -> ApiResult<bool> {
@@ -159,7 +93,7 @@ pub(crate) async fn party_order(
     id: &str,
     caller: &Principal,
 ) -> ApiResult<Order> {
-    match Order::load(tx, id).await? {
+    match db::order(tx, id).await? {
         Some(o) if o.is_party(caller)? => Ok(o),
         _ => Err(not_found(id)),
     }
@@ -172,7 +106,7 @@ pub(crate) async fn sold_order(
     id: &str,
     caller: &Principal,
 ) -> ApiResult<Order> {
-    match Order::load(tx, id).await? {
+    match db::order(tx, id).await? {
         Some(o) if caller.owner_access(&o.seller_did)? => Ok(o),
         _ => Err(not_found(id)),
     }
@@ -184,7 +118,7 @@ pub(crate) async fn bought_order(
     id: &str,
     caller: &Principal,
 ) -> ApiResult<Order> {
-    match Order::load(tx, id).await? {
+    match db::order(tx, id).await? {
         Some(o) if o.buyer_did == caller.did => Ok(o),
         _ => Err(not_found(id)),
     }
@@ -359,7 +293,7 @@ pub async fn create(
         ));
     }
     let mut tx = state.store.begin().await?;
-    let listing = match Listing::load(&mut tx, &req.listing_id).await? {
+    let listing = match crate::listings::db::listing(&mut tx, &req.listing_id).await? {
         Some(l) if l.state == ListingState::Published => l,
         _ => return Err(crate::listings::not_found(&req.listing_id)),
     };
@@ -392,24 +326,7 @@ pub async fn create(
         paid_at: None,
         granted_at: None,
     };
-    sqlx::query(
-        "INSERT INTO orders (id, listing_id, dataset_id, seller_did, buyer_did, buyer_id, \
-         buyer_public_key_hex, amount, rail, state, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-    )
-    .bind(&order.id)
-    .bind(&order.listing_id)
-    .bind(&order.dataset_id)
-    .bind(&order.seller_did)
-    .bind(&order.buyer_did)
-    .bind(&order.buyer_id)
-    .bind(&order.buyer_public_key_hex)
-    .bind(&order.amount)
-    .bind(order.rail.to_json().to_string())
-    .bind(order.state.as_str())
-    .bind(&order.created_at)
-    .execute(&mut *tx)
-    .await?;
+    db::insert_order(&mut tx, &order).await?;
     let details = audit_details(json!({
         "listingId": order.listing_id,
         "datasetId": order.dataset_id,
@@ -437,7 +354,7 @@ pub async fn get_order(
 ) -> ApiResult<Json<OrderView>> {
     let mut tx = state.store.begin().await?;
     let order = party_order(&mut tx, &id, &caller).await?;
-    let shown = claims::Claim::shown_of(&mut tx, &id).await?;
+    let shown = db::shown_claims(&mut tx, &id).await?;
     tx.commit().await?;
     Ok(Json(view(&state, &order, &shown)))
 }
@@ -455,11 +372,8 @@ pub async fn list(
     caller: Principal,
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> ApiResult<Json<OrderList>> {
-    let party = match q.as_.as_deref().unwrap_or("buyer") {
-        "buyer" => "buyer_did",
-        "seller" => "seller_did",
-        _ => return Err(ApiError::bad_request("as", "expected buyer or seller")),
-    };
+    let side = OrderSide::parse(q.as_.as_deref().unwrap_or("buyer"))
+        .ok_or_else(|| ApiError::bad_request("as", "expected buyer or seller"))?;
     if let Some(s) = &q.state {
         if OrderState::parse(s).is_none() {
             return Err(ApiError::bad_request(
@@ -472,34 +386,15 @@ pub async fn list(
     if !(1..=200).contains(&limit) {
         return Err(ApiError::bad_request("limit", "expected 1 to 200"));
     }
-    let mut sql = format!(
-        "SELECT {} FROM orders o WHERE o.{party} = $1 AND o.id > $2",
-        columns_of("o")
-    );
-    let mut n = 2;
-    if q.state.is_some() {
-        n += 1;
-        sql.push_str(&format!(" AND o.state = ${n}"));
-    }
-    if q.listing.is_some() {
-        n += 1;
-        sql.push_str(&format!(" AND o.listing_id = ${n}"));
-    }
-    sql.push_str(&format!(" ORDER BY o.id LIMIT {}", limit + 1));
-    let mut query = sqlx::query(&sql)
-        .bind(&caller.did)
-        .bind(q.cursor.clone().unwrap_or_default());
-    if let Some(s) = &q.state {
-        query = query.bind(s.clone());
-    }
-    if let Some(l) = &q.listing {
-        query = query.bind(l.clone());
-    }
-    let rows = query.fetch_all(state.store.pool()).await?;
-    let mut orders = rows
-        .iter()
-        .map(Order::from_row)
-        .collect::<ApiResult<Vec<_>>>()?;
+    let filter = db::OrderFilter {
+        party: &caller.did,
+        side,
+        after: q.cursor.as_deref().unwrap_or_default(),
+        state: q.state.as_deref(),
+        listing: q.listing.as_deref(),
+        limit: limit + 1,
+    };
+    let mut orders = db::orders(&state.store, &filter).await?;
     let next_cursor = if orders.len() > limit as usize {
         orders.truncate(limit as usize);
         orders.last().map(|o| o.id.clone())
@@ -507,7 +402,7 @@ pub async fn list(
         None
     };
     let ids: Vec<&str> = orders.iter().map(|o| o.id.as_str()).collect();
-    let open = claims::Claim::open_of_orders(state.store.pool(), &ids).await?;
+    let open = db::open_claims_of(state.store.pool(), &ids).await?;
     Ok(Json(OrderList {
         items: orders
             .iter()
@@ -543,18 +438,11 @@ pub async fn cancel(
             format!("order {id} is {}", order.state.as_str()),
         ));
     }
-    let changed = sqlx::query(
-        "UPDATE orders SET state = 'cancelled' WHERE id = $1 AND state = 'awaiting-payment'",
-    )
-    .bind(&id)
-    .execute(&mut *tx)
-    .await?
-    .rows_affected();
-    if changed != 1 {
+    if !db::cancel(&mut tx, &id).await? {
         return Err(ApiError::conflict(Some("state"), "the order changed"));
     }
     order.state = OrderState::Cancelled;
-    claims::close_open(&mut tx, &id, None, "the order was cancelled").await?;
+    db::close_claims(&mut tx, &id, None, "the order was cancelled").await?;
     crate::audit::append(
         &mut tx,
         &caller.did,
@@ -563,7 +451,7 @@ pub async fn cancel(
         &audit_details(json!({})),
     )
     .await?;
-    let shown = claims::Claim::shown_of(&mut tx, &id).await?;
+    let shown = db::shown_claims(&mut tx, &id).await?;
     tx.commit().await?;
     Ok(Json(view(&state, &order, &shown)))
 }

@@ -29,9 +29,10 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Value};
-use sqlx::{Any, Row, Transaction};
+use sqlx::{Any, Transaction};
 
-use super::claims::{self, Claim, ClaimState};
+use super::claims::{self, ClaimState};
+use super::db;
 use super::watcher::{ask_chain, settle, SettleRules, Settled};
 use super::{links, party_order, sold_order, view, Order, OrderState};
 use crate::auth::{MaybePrincipal, Principal};
@@ -190,77 +191,40 @@ pub(crate) async fn record_payment(
     actor: &str,
 ) -> ApiResult<bool> {
     let now = sealstream_core::utc::now();
-    let inserted = sqlx::query(
-        "INSERT INTO payments (payment_key, order_id, rail, details, verified_at) \
-         VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
-    )
-    .bind(payment_key)
-    .bind(&order.id)
-    .bind(match order.rail {
-        Rail::Evm { .. } => "evm",
-        Rail::Invoice { .. } => "invoice",
-    })
-    .bind(payment.to_string())
-    .bind(&now)
-    .execute(&mut **tx)
-    .await?
-    .rows_affected();
-    if inserted == 0 {
-        let held = sqlx::query(
-            "SELECT payment_key, order_id FROM payments WHERE payment_key = $1 OR order_id = $2",
-        )
-        .bind(payment_key)
-        .bind(&order.id)
-        .fetch_all(&mut **tx)
-        .await?;
-        for row in &held {
-            let key: String = row.try_get(0)?;
-            let order_id: String = row.try_get(1)?;
-            if key == payment_key && order_id == order.id {
-                return Ok(false);
-            }
+    if !db::insert_payment(tx, order, payment_key, payment, &now).await? {
+        let held = db::payments_of(tx, payment_key, &order.id).await?;
+        if held
+            .iter()
+            .any(|(key, order_id)| key == payment_key && *order_id == order.id)
+        {
+            return Ok(false);
         }
         let field = if payment_key.starts_with("evm:") {
             "txHash"
         } else {
             "orderId"
         };
-        let message = if held
-            .iter()
-            .any(|r| r.try_get::<String, _>(0).is_ok_and(|k| k == payment_key))
-        {
+        let message = if held.iter().any(|(key, _)| key == payment_key) {
             "this transaction already paid another order".to_string()
         } else {
             format!("order {} is already paid by another payment", order.id)
         };
         return Err(ApiError::conflict(Some(field), message));
     }
-    let changed = sqlx::query(
-        "UPDATE orders SET state = 'paid', paid_at = $1 \
-         WHERE id = $2 AND state = 'awaiting-payment'",
-    )
-    .bind(&now)
-    .bind(&order.id)
-    .execute(&mut **tx)
-    .await?
-    .rows_affected();
-    if changed != 1 {
+    if !db::mark_paid(tx, &order.id, &now).await? {
         return Err(ApiError::conflict(
             Some("orderId"),
             format!("order {} is {}", order.id, order.state.as_str()),
         ));
     }
-    claims::close_open(
+    db::close_claims(
         tx,
         &order.id,
         payment_key.strip_prefix("evm:"),
         &format!("the order was paid by {payment_key}"),
     )
     .await?;
-    sqlx::query("UPDATE listings SET sales_count = sales_count + 1 WHERE id = $1")
-        .bind(&order.listing_id)
-        .execute(&mut **tx)
-        .await?;
+    crate::listings::db::count_sale(tx, &order.listing_id).await?;
     let mut paid = order.clone();
     paid.state = OrderState::Paid;
     paid.paid_at = Some(now.clone());
@@ -379,16 +343,12 @@ async fn take_proof(state: &AppState, id: &str, proof: &PaymentProof) -> ApiResu
         .map_err(|_| ApiError::bad_request("txHash", "expected 0x and 64 hex digits"))?;
     let hash_text = tx_hash.to_string();
     let mut tx = state.store.begin().await?;
-    let order = Order::load(&mut tx, id)
+    let order = db::order(&mut tx, id)
         .await?
         .ok_or_else(|| super::not_found(id))?;
-    let held = sqlx::query("SELECT order_id FROM payments WHERE payment_key = $1")
-        .bind(format!("evm:{hash_text}"))
-        .fetch_optional(&mut *tx)
-        .await?;
+    let held = db::paid_order(&mut tx, &format!("evm:{hash_text}")).await?;
     tx.commit().await?;
-    if let Some(row) = held {
-        let paid: String = row.try_get(0)?;
+    if let Some(paid) = held {
         return if paid == order.id {
             Ok(ProofAnswer::confirmed())
         } else {
@@ -495,7 +455,7 @@ pub async fn confirmation(
         (None, None) => return Err(super::not_found(&id)),
     };
     let open = if order.state == OrderState::AwaitingPayment {
-        Claim::open_of(&mut tx, &id).await?
+        db::open_claims(&mut tx, &id).await?
     } else {
         Vec::new()
     };
@@ -518,14 +478,14 @@ pub async fn confirmation(
             }
         }
         let mut tx = state.store.begin().await?;
-        order = Order::load(&mut tx, &id)
+        order = db::order(&mut tx, &id)
             .await?
             .ok_or_else(|| super::not_found(&id))?;
         tx.commit().await?;
     }
     if !order.state.is_paid() {
         let mut tx = state.store.begin().await?;
-        let claims = Claim::shown_of(&mut tx, &id).await?;
+        let claims = db::shown_claims(&mut tx, &id).await?;
         tx.commit().await?;
         let nearest = claims::nearest(&claims);
         let status = match (order.state, nearest.map(|c| c.state)) {
@@ -541,24 +501,14 @@ pub async fn confirmation(
         })));
     }
     let mut tx = state.store.begin().await?;
-    let row = sqlx::query("SELECT payment_key, details FROM payments WHERE order_id = $1")
-        .bind(&id)
-        .fetch_optional(&mut *tx)
+    let paid = db::payment(&mut tx, &id)
         .await?
         .ok_or_else(|| ApiError::internal("order", format!("paid order {id} has no payment")))?;
     tx.commit().await?;
-    let key: String = row.try_get(0)?;
-    let details: Value = serde_json::from_str(&row.try_get::<String, _>(1)?)
-        .map_err(|_| ApiError::internal("payment", "stored details are malformed"))?;
-    let tx_hash = details["txHash"]
-        .as_str()
-        .map(str::to_string)
-        .or_else(|| {
-            details["reference"]
-                .as_str()
-                .map(|r| format!("invoice:{r}"))
-        })
-        .unwrap_or(key);
+    let tx_hash = paid
+        .tx_hash
+        .or_else(|| paid.reference.map(|r| format!("invoice:{r}")))
+        .unwrap_or(paid.key);
     Ok(Json(Confirmation::Confirmed(Confirmed {
         buyer_id: order.buyer_id,
         buyer_public_key_hex: order.buyer_public_key_hex,
@@ -619,10 +569,10 @@ pub async fn mark_paid(
         &caller.did,
     )
     .await?;
-    let order = Order::load(&mut tx, &id)
+    let order = db::order(&mut tx, &id)
         .await?
         .ok_or_else(|| super::not_found(&id))?;
-    let shown = Claim::shown_of(&mut tx, &id).await?;
+    let shown = db::shown_claims(&mut tx, &id).await?;
     tx.commit().await?;
     state.grant_wake.notify_one();
     Ok(Json(view(&state, &order, &shown)))

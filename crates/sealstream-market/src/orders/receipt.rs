@@ -9,16 +9,15 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
-use sqlx::{Any, Row, Transaction};
+use sqlx::{Any, Transaction};
 
 use sealstream_api::receipts::{
     LicenseReceipt, ReceiptKey, ReceiptPayment, RECEIPT_SIGNATURE_ALGORITHM,
 };
 
-use super::{party_order, Order};
+use super::{db, party_order, Order};
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiPath, ApiResult};
-use crate::listings::Listing;
 use crate::server::AppState;
 
 fn core_json(v: &serde_json::Value) -> ApiResult<sealstream_core::json::Value> {
@@ -34,16 +33,12 @@ pub(crate) async fn issue(
     order: &Order,
     payment: &serde_json::Value,
 ) -> ApiResult<()> {
-    let listing = Listing::load(tx, &order.listing_id)
+    let listing = crate::listings::db::listing(tx, &order.listing_id)
         .await?
         .ok_or_else(|| ApiError::internal("receipt", "listing missing"))?;
-    let row = sqlx::query(
-        "SELECT merkle_root, machine_did, topic, first_index, chunk_count FROM datasets WHERE id = $1",
-    )
-    .bind(&order.dataset_id)
-    .fetch_optional(&mut **tx)
-    .await?
-    .ok_or_else(|| ApiError::internal("receipt", "dataset missing"))?;
+    let dataset = crate::listings::db::listed_dataset(tx, &order.dataset_id)
+        .await?
+        .ok_or_else(|| ApiError::internal("receipt", "dataset missing"))?;
     let payment = match (payment["txHash"].as_str(), payment["reference"].as_str()) {
         (Some(hash), _) => ReceiptPayment::Evm {
             tx_hash: hash.to_string(),
@@ -63,11 +58,11 @@ pub(crate) async fn issue(
         listing_id: listing.id.clone(),
         listing_title: listing.fields.title.clone(),
         dataset_id: order.dataset_id.clone(),
-        dataset_root: row.try_get(0)?,
-        machine_did: row.try_get(1)?,
-        topic: row.try_get(2)?,
-        first_index: row.try_get::<i64, _>(3)?.max(0) as u64,
-        chunk_count: row.try_get::<i64, _>(4)?.max(0) as u64,
+        dataset_root: dataset.summary.merkle_root,
+        machine_did: dataset.summary.machine_did,
+        topic: dataset.summary.topic,
+        first_index: dataset.summary.first_index.max(0) as u64,
+        chunk_count: dataset.summary.chunk_count.max(0) as u64,
         seller_did: order.seller_did.clone(),
         buyer_did: order.buyer_did.clone(),
         buyer_id: order.buyer_id.clone(),
@@ -84,12 +79,7 @@ pub(crate) async fn issue(
     let signed = receipt
         .sign(&state.receipt_key)
         .map_err(|e| ApiError::internal("receipt", e))?;
-    sqlx::query("INSERT INTO receipts (order_id, receipt, issued_at) VALUES ($1, $2, $3)")
-        .bind(&order.id)
-        .bind(signed.to_json_pretty())
-        .bind(&now)
-        .execute(&mut **tx)
-        .await?;
+    db::insert_receipt(tx, &order.id, &signed.to_json_pretty(), &now).await?;
     Ok(())
 }
 
@@ -108,13 +98,10 @@ pub async fn get_receipt(
 ) -> ApiResult<Response> {
     let mut tx = state.store.begin().await?;
     party_order(&mut tx, &id, &caller).await?;
-    let row = sqlx::query("SELECT receipt FROM receipts WHERE order_id = $1")
-        .bind(&id)
-        .fetch_optional(&mut *tx)
+    let text = db::receipt(&mut tx, &id)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("order {id} has no receipt: it is not paid")))?;
     tx.commit().await?;
-    let text: String = row.try_get(0)?;
     Ok(([(header::CONTENT_TYPE, "application/json")], text).into_response())
 }
 

@@ -11,16 +11,15 @@
 //! For the order's buyer (session) or whoever holds a release link
 //! (`?link=`, kept by the reference on every file it fetches).
 
-use axum::body::Body;
 use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
-use object_store::ObjectStoreExt;
 
 use sealstream_core::chunk::CHUNK_SCHEMA_VERSION;
 use sealstream_core::json::{Map, Value};
 
-use super::grant::{dataset_chunk_ids, load_grant};
+use super::db;
+use super::grant::dataset_chunk_ids;
 use super::links::{self, LinkPurpose};
 use super::payment::LinkQuery;
 use super::{bought_order, Order, OrderState};
@@ -87,7 +86,7 @@ pub async fn manifest(
             )
         })?;
     let mut tx = state.store.begin().await?;
-    let grant = load_grant(&mut tx, &id)
+    let grant = db::grant(&mut tx, &id)
         .await?
         .ok_or_else(|| ApiError::internal("grant", format!("granted order {id} has no grant")))?;
     tx.commit().await?;
@@ -159,37 +158,22 @@ pub async fn file(
         if !dataset.covers(index) || (number.len() > 1 && number.starts_with('0')) {
             return Err(missing());
         }
-        let chunk = crate::chunks::chunk(&state.store, &dataset.machine_did, &dataset.topic, index)
-            .await?
-            .ok_or_else(|| ApiError::internal("dataset", format!("chunk {index} missing")))?;
+        let chunk = crate::ingest::db::chunk(
+            state.store.pool(),
+            &dataset.machine_did,
+            &dataset.topic,
+            index,
+        )
+        .await?
+        .ok_or_else(|| ApiError::internal("dataset", format!("chunk {index} missing")))?;
         return match ext {
             "json" => Ok(json_text(chunk.envelope)),
-            "bin" => {
-                let path = state
-                    .objects
-                    .path(&chunk.object_key)
-                    .map_err(|e| ApiError::internal("object key", e))?;
-                let object = state
-                    .objects
-                    .store()
-                    .get(&path)
-                    .await
-                    .map_err(|e| ApiError::internal("object store", e))?;
-                let size = object.meta.size;
-                Ok((
-                    [
-                        (header::CONTENT_TYPE, "application/octet-stream".to_string()),
-                        (header::CONTENT_LENGTH, size.to_string()),
-                    ],
-                    Body::from_stream(object.into_stream()),
-                )
-                    .into_response())
-            }
+            "bin" => crate::ingest::read::ciphertext(&state.objects, &chunk.object_key).await,
             _ => Err(missing()),
         };
     }
     let mut tx = state.store.begin().await?;
-    let grant = load_grant(&mut tx, &id)
+    let grant = db::grant(&mut tx, &id)
         .await?
         .ok_or_else(|| ApiError::internal("grant", "no grant"))?;
     tx.commit().await?;

@@ -14,9 +14,9 @@ use std::time::Duration;
 
 use axum::http::StatusCode;
 use serde_json::json;
-use sqlx::{Any, Transaction};
 
 use super::claims::{self, Claim, ClaimState, Observation};
+use super::db;
 use super::payment::{expected, record_payment};
 use super::Order;
 use crate::error::{ApiError, ApiResult};
@@ -164,7 +164,7 @@ pub(crate) async fn settle(
                 "confirmations": v.confirmations,
             });
             let mut tx = state.store.begin().await?;
-            let current = Order::load(&mut tx, &order.id)
+            let current = db::order(&mut tx, &order.id)
                 .await?
                 .ok_or_else(|| super::not_found(&order.id))?;
             let seen = Observation {
@@ -206,7 +206,7 @@ pub(crate) async fn settle(
         } => {
             let reason = waiting_for(confirmations, required);
             let mut tx = state.store.begin().await?;
-            let before = Claim::load(&mut tx, &order.id, &hash_text).await?;
+            let before = db::claim(&mut tx, &order.id, &hash_text).await?;
             let seen = Observation {
                 state: ClaimState::Pending,
                 reason: Some(reason.clone()),
@@ -233,10 +233,10 @@ pub(crate) async fn settle(
         Verdict::Unknown { required } => {
             let mut tx = state.store.begin().await?;
             if let Some(max) = rules.cap {
-                let open_unknown = Claim::load(&mut tx, &order.id, &hash_text)
+                let open_unknown = db::claim(&mut tx, &order.id, &hash_text)
                     .await?
                     .is_some_and(|c| c.state == ClaimState::Unknown);
-                if !open_unknown && Claim::unknown_count(&mut tx, &order.id).await? >= max as u64 {
+                if !open_unknown && db::unknown_claims(&mut tx, &order.id).await? >= max as u64 {
                     return Ok(Settled::Capped { max });
                 }
             }
@@ -289,7 +289,7 @@ pub(crate) async fn settle(
         }
         Verdict::Silent => {
             let mut tx = state.store.begin().await?;
-            if Claim::load(&mut tx, &order.id, &hash_text).await?.is_some() {
+            if db::claim(&mut tx, &order.id, &hash_text).await?.is_some() {
                 let seen = Observation {
                     state: ClaimState::Unknown,
                     reason: None,
@@ -333,33 +333,6 @@ pub struct Sweep {
     pub silent: usize,
 }
 
-/// Open claims of orders awaiting payment in `state`, oldest-checked
-/// first, at most `limit`, with their orders.
-async fn due(
-    tx: &mut Transaction<'static, Any>,
-    state: ClaimState,
-    limit: usize,
-) -> ApiResult<Vec<(Order, Claim)>> {
-    let rows = sqlx::query(&format!(
-        "SELECT {}, {} FROM payment_claims c JOIN orders o ON o.id = c.order_id \
-         WHERE c.state = $1 AND o.state = 'awaiting-payment' \
-         ORDER BY c.check_seq, c.order_id, c.tx_hash LIMIT {limit}",
-        super::columns_of("o"),
-        claims::COLUMNS
-    ))
-    .bind(state.as_str())
-    .fetch_all(&mut **tx)
-    .await?;
-    rows.iter()
-        .map(|r| {
-            Ok((
-                Order::from_row(r)?,
-                Claim::from_row_at(r, super::COLUMN_COUNT)?,
-            ))
-        })
-        .collect()
-}
-
 /// One pass of the watcher: checks at most `--claims-per-sweep` open
 /// claims, each oldest-checked first, so that no claim waits behind
 /// others for more than a few sweeps. Claims of transactions the node
@@ -372,8 +345,8 @@ pub async fn watch_once(state: &AppState) -> ApiResult<Sweep> {
     let budget = state.config.claims_per_sweep.max(1);
     let mut tx = state.store.begin().await?;
     claims::tidy(&mut tx).await?;
-    let pending = due(&mut tx, ClaimState::Pending, budget).await?;
-    let unknown = due(&mut tx, ClaimState::Unknown, budget).await?;
+    let pending = db::due_claims(&mut tx, ClaimState::Pending, budget).await?;
+    let unknown = db::due_claims(&mut tx, ClaimState::Unknown, budget).await?;
     tx.commit().await?;
     let reserved = (budget / 4).max(1).min(unknown.len());
     let take_pending = pending.len().min(budget - reserved);

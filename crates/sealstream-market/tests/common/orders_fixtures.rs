@@ -8,10 +8,10 @@ use std::path::Path;
 use std::sync::Arc;
 
 use sealstream_core::chunk::{ChainState, Recipient, SealedChunk};
-use sealstream_core::consume::{consume_to_file, ConsumeRequest};
 use sealstream_core::dataset::{DatasetBuilder, DatasetInfo};
 use sealstream_core::identity::Did;
 use sealstream_core::keys::{MachineSigningKey, RecipientPublicKey, RecipientSecretKey};
+use sealstream_files::consume::{consume_to_file, ConsumeRequest};
 use sealstream_market::auth::Role;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
@@ -266,9 +266,7 @@ pub fn download_release(
     names.push(manifest["sealstreamDataset"].as_str().unwrap().to_string());
     for name in names {
         let request = server.request("GET", &format!("{base}/{name}{query}"), token);
-        let response = request.call().unwrap_or_else(|e| panic!("GET {name}: {e}"));
-        let mut bytes = Vec::new();
-        std::io::Read::read_to_end(&mut response.into_reader(), &mut bytes).unwrap();
+        let bytes = sealstream_testkit::http::send(request).ok().body;
         let dest =
             if name.starts_with("chunk-") && name.ends_with(".json") || name == "dataset.json" {
                 chunks.join(&name)

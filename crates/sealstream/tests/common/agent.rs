@@ -13,8 +13,8 @@ use sealstream_core::chunk::{decrypt_chunk, ChainItem, ChainReader, ChainReaderO
 use sealstream_core::dataset::{DatasetManifest, DatasetVerifier};
 use sealstream_core::json::{self, Map, Value};
 use sealstream_core::keys::RecipientSecretKey;
-use sealstream_core::layout::{list_chain, read_ciphertext, read_envelope};
 use sealstream_core::package::DataPackage;
+use sealstream_files::layout::{list_chain, read_ciphertext, read_envelope};
 
 pub use sealstream_testkit::files_under;
 pub use sealstream_testkit::fixture::MACHINE_SK;

@@ -143,7 +143,7 @@ pub fn grant_daemon_once(server: &str, owner_key_file: &Path) -> Command {
     ])
     .arg("--key-file")
     .arg(owner_key_file)
-    .arg("--owner-key-file")
+    .arg("--owner-private-key-file")
     .arg(keyfile("owner.x25519.sk"));
     c
 }

@@ -14,18 +14,17 @@
 //! while the catalog does not change); relevance pages carry an offset.
 //! Prices compare exactly, as base-unit integers (see the migration).
 
+mod db;
+
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::Json;
-use serde_json::Value;
-use sqlx::Row;
 
 pub use sealstream_api::catalog::{CatalogItem, CatalogPage};
 
 use crate::error::{ApiError, ApiResult};
-use crate::listings::model::{price, price_key, Rail};
+use crate::listings::model::{price, price_key};
 use crate::server::AppState;
-use crate::store::Engine;
 
 /// Default page size.
 pub const DEFAULT_LIMIT: usize = 20;
@@ -349,124 +348,6 @@ impl Search {
     }
 }
 
-enum Bind {
-    Text(String),
-    Int(i64),
-}
-
-/// SQL text with its `$n` parameters.
-struct Sql {
-    text: String,
-    binds: Vec<Bind>,
-}
-
-impl Sql {
-    fn bind(&mut self, b: Bind) -> String {
-        self.binds.push(b);
-        format!("${}", self.binds.len())
-    }
-}
-
-fn build(search: &Search, engine: Engine) -> Sql {
-    let mut sql = Sql {
-        text: String::new(),
-        binds: Vec::new(),
-    };
-    let mut conditions = vec!["l.state = 'published'".to_string()];
-    let mut from = "listings l JOIN datasets d ON d.id = l.dataset_id".to_string();
-    let mut rank = None;
-    if !search.words.is_empty() {
-        match engine {
-            Engine::Sqlite => {
-                let p = sql.bind(Bind::Text(fts5_query(&search.words)));
-                from = "listing_search JOIN listings l ON l.id = listing_search.listing_id \
-                        JOIN datasets d ON d.id = l.dataset_id"
-                    .to_string();
-                conditions.push(format!("listing_search MATCH {p}"));
-                // bm25: lower is better; columns listing_id, title,
-                // description, tags, schema_hint.
-                rank = Some("(-bm25(listing_search, 0.0, 10.0, 1.0, 5.0, 2.0))".to_string());
-            }
-            Engine::Postgres => {
-                let p = sql.bind(Bind::Text(search.words.join(" ")));
-                conditions.push(format!("l.search @@ websearch_to_tsquery('simple', {p})"));
-                rank = Some(format!(
-                    "ts_rank(l.search, websearch_to_tsquery('simple', {p}))"
-                ));
-            }
-        }
-    }
-    let mut eq = |column: &str, value: &Option<String>, sql: &mut Sql| {
-        if let Some(v) = value {
-            let p = sql.bind(Bind::Text(v.clone()));
-            conditions.push(format!("{column} = {p}"));
-        }
-    };
-    eq("l.domain", &search.domain, &mut sql);
-    eq("d.machine_did", &search.machine, &mut sql);
-    eq("d.topic", &search.topic, &mut sql);
-    if let Some(lo) = &search.min_price {
-        let p = sql.bind(Bind::Text(price_key(lo)));
-        conditions.push(format!("l.price_key >= {p}"));
-    }
-    if let Some(hi) = &search.max_price {
-        let p = sql.bind(Bind::Text(price_key(hi)));
-        conditions.push(format!("l.price_key <= {p}"));
-    }
-    if let Some(f) = search.from {
-        let p = sql.bind(Bind::Int(f));
-        conditions.push(format!("d.last_received_unix >= {p}"));
-    }
-    if let Some(t) = search.to {
-        let p = sql.bind(Bind::Int(t));
-        conditions.push(format!("d.first_received_unix <= {p}"));
-    }
-    let (cmp, dir) = if search.descending {
-        ("<", "DESC")
-    } else {
-        (">", "ASC")
-    };
-    let mut offset = 0;
-    match &search.cursor {
-        Some(Cursor::Newest(t, id)) => {
-            let (pt, pid) = (sql.bind(Bind::Int(*t)), sql.bind(Bind::Text(id.clone())));
-            conditions.push(format!(
-                "(l.published_unix {cmp} {pt} OR (l.published_unix = {pt} AND l.id {cmp} {pid}))"
-            ));
-        }
-        Some(Cursor::Price(k, id)) => {
-            let (pk, pid) = (
-                sql.bind(Bind::Text(k.clone())),
-                sql.bind(Bind::Text(id.clone())),
-            );
-            conditions.push(format!(
-                "(l.price_key {cmp} {pk} OR (l.price_key = {pk} AND l.id {cmp} {pid}))"
-            ));
-        }
-        Some(Cursor::Offset(n)) => offset = *n,
-        None => {}
-    }
-    let order = match search.sort {
-        Sort::Newest => format!("l.published_unix {dir}, l.id {dir}"),
-        Sort::Price => format!("l.price_key {dir}, l.id {dir}"),
-        Sort::Relevance => format!(
-            "{} {dir}, l.id ASC",
-            rank.as_deref().unwrap_or("l.published_unix")
-        ),
-    };
-    let limit = sql.bind(Bind::Int(search.limit as i64 + 1));
-    let offset = sql.bind(Bind::Int(offset.min(i64::MAX as u64) as i64));
-    sql.text = format!(
-        "SELECT l.id, l.title, l.description, l.tags, l.domain, l.price_amount, l.price_key, \
-         l.rail, l.sales_count, l.published_at, l.published_unix, d.id AS dataset_id, \
-         d.machine_did, d.topic, d.chunk_count, d.merkle_root, d.first_received_unix, \
-         d.last_received_unix \
-         FROM {from} WHERE {} ORDER BY {order} LIMIT {limit} OFFSET {offset}",
-        conditions.join(" AND ")
-    );
-    sql
-}
-
 fn excerpt(text: &str) -> String {
     match text.char_indices().nth(EXCERPT) {
         None => text.to_string(),
@@ -498,54 +379,13 @@ pub async fn catalog(
 ) -> ApiResult<Json<CatalogPage>> {
     let params = QueryParams::new(query, &PARAMS)?;
     let search = Search::parse(&params)?;
-    let sql = build(&search, state.store.engine());
-    let mut q = sqlx::query(&sql.text);
-    for b in &sql.binds {
-        q = match b {
-            Bind::Text(t) => q.bind(t.clone()),
-            Bind::Int(i) => q.bind(*i),
-        };
-    }
-    let rows = q.fetch_all(state.store.pool()).await?;
-    let utc = |v: i64| sealstream_core::utc::format_seconds(v.max(0));
-    let mut items = Vec::with_capacity(rows.len().min(search.limit));
-    let mut last = None;
-    for row in rows.iter().take(search.limit) {
-        let tags: String = row.try_get("tags")?;
-        let rail: String = row.try_get("rail")?;
-        let rail: Value =
-            serde_json::from_str(&rail).map_err(|e| ApiError::internal("stored rail", e))?;
-        // Stored rails were checked on the way in; re-checking keeps the
-        // output in the one shape clients know.
-        let rail = Rail::parse(&rail).map_err(|e| ApiError::internal("stored rail", e))?;
-        let description: String = row.try_get("description")?;
-        let id: String = row.try_get("id")?;
-        last = Some((
-            row.try_get::<Option<i64>, _>("published_unix")?
-                .unwrap_or(0),
-            row.try_get::<String, _>("price_key")?,
-            id.clone(),
-        ));
-        items.push(CatalogItem {
-            id,
-            title: row.try_get("title")?,
-            description_excerpt: excerpt(&description),
-            tags: serde_json::from_str(&tags).map_err(|e| ApiError::internal("stored tags", e))?,
-            domain: row.try_get("domain")?,
-            machine_did: row.try_get("machine_did")?,
-            topic: row.try_get("topic")?,
-            price: row.try_get("price_amount")?,
-            rail,
-            dataset_id: row.try_get("dataset_id")?,
-            chunk_count: row.try_get("chunk_count")?,
-            merkle_root: row.try_get("merkle_root")?,
-            from: utc(row.try_get("first_received_unix")?),
-            to: utc(row.try_get("last_received_unix")?),
-            sales_bucket: sales_bucket(row.try_get("sales_count")?),
-            published_at: row.try_get("published_at")?,
-        });
-    }
-    let next_cursor = match (rows.len() > search.limit, last) {
+    let page = db::search(&state.store, &search).await?;
+    let last = page
+        .found
+        .last()
+        .map(|f| (f.published_unix, f.price_key.clone(), f.item.id.clone()));
+    let items = page.found.into_iter().map(|f| f.item).collect();
+    let next_cursor = match (page.more, last) {
         (true, Some((published, key, id))) => {
             let cursor = match search.sort {
                 Sort::Newest => Cursor::Newest(published, id),

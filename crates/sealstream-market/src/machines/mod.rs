@@ -5,15 +5,15 @@
 //! machine itself and admins; anyone else gets the same 404 as for a machine
 //! that does not exist).
 
+pub(crate) mod db;
+
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use sealstream_api::registration::MachineRegistration;
-use sealstream_core::identity::{Did, Eip191Signature};
-use sqlx::any::AnyRow;
-use sqlx::Row;
+use sealstream_core::identity::Eip191Signature;
 
-use crate::auth::{audit_details, Principal, Role};
+use crate::auth::{audit_details, canonical_did, same_did, Principal, Role};
 use crate::error::{ApiError, ApiJson, ApiPath, ApiResult};
 use crate::server::AppState;
 
@@ -27,19 +27,28 @@ pub fn routes() -> axum::Router<AppState> {
         .route(sealstream_api::routes::MACHINE, get(show))
 }
 
-const COLUMNS: &str = "did, owner_did, chain_public_key, recipients, signature, registered_at";
+/// Whether `principal` may read `machine` and its chains: the machine
+/// itself, its owner (while an owner: a 403 once the role is revoked), or
+/// an admin.
+pub fn may_read(principal: &Principal, machine: &MachineView) -> ApiResult<bool> {
+    Ok(same_did(&principal.did, &machine.did)
+        || principal.has(Role::Admin)
+        || principal.owner_access(&machine.owner_did)?)
+}
 
-fn view(row: &AnyRow) -> ApiResult<MachineView> {
-    let recipients: String = row.try_get("recipients")?;
-    Ok(MachineView {
-        did: row.try_get("did")?,
-        owner_did: row.try_get("owner_did")?,
-        chain_public_key: row.try_get("chain_public_key")?,
-        recipients: serde_json::from_str(&recipients)
-            .map_err(|e| ApiError::internal("machines.recipients", e))?,
-        signature: row.try_get("signature")?,
-        registered_at: row.try_get("registered_at")?,
-    })
+/// The machine `did` (as given in a request path, field `did`) if
+/// `principal` may read it; a 404 otherwise, whether it is not registered
+/// or belongs to someone else.
+pub async fn readable_machine(
+    state: &AppState,
+    principal: &Principal,
+    did: &str,
+) -> ApiResult<MachineView> {
+    let did = canonical_did(did, "did")?;
+    match db::machine(&state.store, &did).await? {
+        Some(m) if may_read(principal, &m)? => Ok(m),
+        _ => Err(ApiError::not_found(format!("machine {did} not found"))),
+    }
 }
 
 /// Registers a machine under the caller (who needs the owner role).
@@ -102,35 +111,19 @@ pub(crate) async fn register(
         signature: signature.to_hex(),
         registered_at: sealstream_core::utc::now(),
     };
-    let recipients_json = serde_json::to_string(&machine.recipients)
-        .map_err(|e| ApiError::internal("machines.recipients", e))?;
-
     let mut tx = state.store.begin().await?;
-    let inserted = sqlx::query(
-        "INSERT INTO machines (did, owner_did, chain_public_key, recipients, statement, signature, \
-         chain_key_signature, registered_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
+    let chain_key_signature = request.chain_key_signature.to_ascii_lowercase();
+    if !db::insert(
+        &mut tx,
+        &machine,
+        &registration.statement(),
+        &chain_key_signature,
     )
-    .bind(&machine.did)
-    .bind(&machine.owner_did)
-    .bind(&machine.chain_public_key)
-    .bind(&recipients_json)
-    .bind(registration.statement())
-    .bind(&machine.signature)
-    .bind(request.chain_key_signature.to_ascii_lowercase())
-    .bind(&machine.registered_at)
-    .execute(&mut *tx)
     .await?
-    .rows_affected();
-    if inserted != 1 {
+    {
         // The DID is taken, or (a unique index) the chain key is another
         // machine's.
-        let registered = sqlx::query("SELECT 1 FROM machines WHERE did = $1")
-            .bind(&machine.did)
-            .fetch_optional(&mut *tx)
-            .await?
-            .is_some();
-        if registered {
+        if db::is_registered(&mut *tx, &machine.did).await? {
             return Err(ApiError::conflict(
                 Some("machineDid"),
                 format!("machine {} is already registered", machine.did),
@@ -173,21 +166,8 @@ pub(crate) async fn list(
     State(state): State<AppState>,
     principal: Principal,
 ) -> ApiResult<Json<MachineList>> {
-    let rows = if principal.has(Role::Admin) {
-        sqlx::query(&format!(
-            "SELECT {COLUMNS} FROM machines ORDER BY registered_at, did"
-        ))
-        .fetch_all(state.store.pool())
-        .await?
-    } else {
-        sqlx::query(&format!(
-            "SELECT {COLUMNS} FROM machines WHERE owner_did = $1 ORDER BY registered_at, did"
-        ))
-        .bind(&principal.did)
-        .fetch_all(state.store.pool())
-        .await?
-    };
-    let machines = rows.iter().map(view).collect::<ApiResult<Vec<_>>>()?;
+    let owner = (!principal.has(Role::Admin)).then_some(principal.did.as_str());
+    let machines = db::list(&state.store, owner).await?;
     Ok(Json(MachineList { machines }))
 }
 
@@ -205,20 +185,5 @@ pub(crate) async fn show(
     principal: Principal,
     ApiPath(did): ApiPath<String>,
 ) -> ApiResult<Json<MachineView>> {
-    let did = Did::parse(&did, "did")
-        .map_err(|e| ApiError::bad_request(&e.field, e.constraint))?
-        .to_string();
-    let row = sqlx::query(&format!("SELECT {COLUMNS} FROM machines WHERE did = $1"))
-        .bind(&did)
-        .fetch_optional(state.store.pool())
-        .await?;
-    let missing = || ApiError::not_found(format!("machine {did} not found"));
-    let machine = view(&row.ok_or_else(missing)?)?;
-    let visible = principal.has(Role::Admin)
-        || principal.did == machine.did
-        || principal.owner_access(&machine.owner_did)?;
-    if !visible {
-        return Err(missing());
-    }
-    Ok(Json(machine))
+    Ok(Json(readable_machine(&state, &principal, &did).await?))
 }

@@ -17,6 +17,8 @@
 //!   the same path as an uploaded one (`grants` keyed by order), so the
 //!   granter and a grant daemon racing on an order grant it once.
 
+mod db;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -27,21 +29,19 @@ use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
 use rand::RngCore;
 use serde_json::json;
-use sqlx::Row;
 use tokio::sync::Notify;
 use zeroize::Zeroizing;
 
 use sealstream_core::access::{grant_entries_as, AccessFileBuilder, Buyer};
 use sealstream_core::chunk::{recipient_type, ChunkEnvelope};
-use sealstream_core::identity::Did;
 use sealstream_core::keys::{parse_hex_array, RecipientSecretKey};
 use sealstream_core::ValidationError;
 
 pub use sealstream_api::machines::{OperatorKeyView, RegisterOperatorKey};
 
-use crate::auth::{audit_details, Principal};
+use crate::auth::{audit_details, canonical_did, Principal};
 use crate::error::{ApiError, ApiJson, ApiPath, ApiResult};
-use crate::orders::Order;
+use crate::machines::{may_read, MachineView};
 use crate::server::AppState;
 
 /// The file name of the key-encryption key in the data directory.
@@ -159,17 +159,11 @@ pub fn routes() -> axum::Router<AppState> {
 /// The machine `did` if the caller owns it; a 403 for those who may see
 /// it otherwise (the machine itself, admins); for anyone else the same 404
 /// as for an unknown machine.
-async fn owned_machine(
-    state: &AppState,
-    caller: &Principal,
-    did: &str,
-) -> ApiResult<crate::chunks::MachineRecord> {
-    let did = Did::parse(did, "did")
-        .map_err(|e| ApiError::bad_request(&e.field, e.constraint))?
-        .to_string();
-    match crate::chunks::machine(&state.store, &did).await? {
+async fn owned_machine(state: &AppState, caller: &Principal, did: &str) -> ApiResult<MachineView> {
+    let did = canonical_did(did, "did")?;
+    match crate::machines::db::machine(&state.store, &did).await? {
         Some(m) if caller.owner_access(&m.owner_did)? => Ok(m),
-        Some(m) if crate::chunks::may_read(caller, &m)? => Err(ApiError::forbidden(
+        Some(m) if may_read(caller, &m)? => Err(ApiError::forbidden(
             "only the machine's owner manages its operator key",
         )),
         _ => Err(ApiError::not_found(format!("machine {did} not found"))),
@@ -226,21 +220,14 @@ pub async fn register(
     let sealed = state.operator_kek.seal(&machine.did, &secret);
     let now = sealstream_core::utc::now();
     let mut tx = state.store.begin().await?;
-    sqlx::query("DELETE FROM operator_keys WHERE machine_did = $1")
-        .bind(&machine.did)
-        .execute(&mut *tx)
-        .await?;
-    sqlx::query(
-        "INSERT INTO operator_keys (machine_did, owner_did, public_key_hex, sealed_secret, created_at) \
-         VALUES ($1, $2, $3, $4, $5)",
-    )
-    .bind(&machine.did)
-    .bind(&machine.owner_did)
-    .bind(&public_key_hex)
-    .bind(&sealed)
-    .bind(&now)
-    .execute(&mut *tx)
-    .await?;
+    let key = db::StoredKey {
+        machine_did: &machine.did,
+        owner_did: &machine.owner_did,
+        public_key_hex: &public_key_hex,
+        sealed_secret: &sealed,
+        created_at: &now,
+    };
+    db::replace(&mut tx, &key).await?;
     let details = audit_details(&json!({
         "recipientId": operator.recipient_id,
         "publicKeyHex": public_key_hex,
@@ -278,14 +265,11 @@ pub async fn show(
     ApiPath(did): ApiPath<String>,
 ) -> ApiResult<Json<OperatorKeyView>> {
     let machine = owned_machine(&state, &caller, &did).await?;
-    let row =
-        sqlx::query("SELECT public_key_hex, created_at FROM operator_keys WHERE machine_did = $1")
-            .bind(&machine.did)
-            .fetch_optional(state.store.pool())
-            .await?
-            .ok_or_else(|| {
-                ApiError::not_found(format!("machine {} has no operator key", machine.did))
-            })?;
+    let (public_key_hex, registered_at) = db::public_key(&state.store, &machine.did)
+        .await?
+        .ok_or_else(|| {
+            ApiError::not_found(format!("machine {} has no operator key", machine.did))
+        })?;
     let recipient_id = machine
         .recipients
         .iter()
@@ -295,8 +279,8 @@ pub async fn show(
     Ok(Json(OperatorKeyView {
         machine_did: machine.did,
         recipient_id,
-        public_key_hex: row.try_get(0)?,
-        registered_at: row.try_get(1)?,
+        public_key_hex,
+        registered_at,
     }))
 }
 
@@ -317,12 +301,8 @@ pub async fn revoke(
 ) -> ApiResult<StatusCode> {
     let machine = owned_machine(&state, &caller, &did).await?;
     let mut tx = state.store.begin().await?;
-    let removed = sqlx::query("DELETE FROM operator_keys WHERE machine_did = $1")
-        .bind(&machine.did)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-    if removed == 0 {
+    let removed = db::delete(&mut tx, &machine.did).await?;
+    if !removed {
         tx.rollback().await?;
         return Err(ApiError::not_found(format!(
             "machine {} has no operator key",
@@ -365,28 +345,17 @@ pub fn spawn_granter(state: AppState) -> tokio::task::JoinHandle<()> {
 /// holds up the orders behind it. Returns how many were granted.
 pub async fn grant_once(state: &AppState) -> ApiResult<usize> {
     let mut granted = 0;
-    let mut after: Option<(String, String)> = None;
+    let mut after = (String::new(), String::new());
     loop {
-        let (paid_at, id) = after.clone().unwrap_or_default();
-        let rows = sqlx::query(
-            "SELECT o.id, o.paid_at, k.machine_did, k.sealed_secret FROM orders o \
-             JOIN datasets d ON d.id = o.dataset_id \
-             JOIN operator_keys k ON k.machine_did = d.machine_did \
-             WHERE o.state = 'paid' AND (o.paid_at > $1 OR (o.paid_at = $1 AND o.id > $2)) \
-             ORDER BY o.paid_at, o.id LIMIT $3",
-        )
-        .bind(&paid_at)
-        .bind(&id)
-        .bind(SWEEP_LIMIT)
-        .fetch_all(state.store.pool())
-        .await?;
+        let rows = db::grantable(&state.store, &after, SWEEP_LIMIT).await?;
         for row in &rows {
-            let id: String = row.try_get(0)?;
-            let paid_at: Option<String> = row.try_get(1)?;
-            let machine_did: String = row.try_get(2)?;
-            let sealed: String = row.try_get(3)?;
-            after = Some((paid_at.unwrap_or_default(), id.clone()));
-            let Some(secret) = state.operator_kek.open(&machine_did, &sealed).map(Arc::new) else {
+            let (id, machine_did) = (&row.order_id, &row.machine_did);
+            after = (row.paid_at.clone().unwrap_or_default(), id.clone());
+            let Some(secret) = state
+                .operator_kek
+                .open(machine_did, &row.sealed_secret)
+                .map(Arc::new)
+            else {
                 tracing::error!(
                     order = %id,
                     machine = %machine_did,
@@ -394,7 +363,7 @@ pub async fn grant_once(state: &AppState) -> ApiResult<usize> {
                 );
                 continue;
             };
-            match grant_order(state, &id, &secret).await {
+            match grant_order(state, id, &secret).await {
                 Ok(true) => granted += 1,
                 Ok(false) => {}
                 Err(e) => tracing::warn!(order = %id, "operator grant failed: {}", e.message),
@@ -418,7 +387,7 @@ async fn grant_order(
     secret: &Arc<RecipientSecretKey>,
 ) -> ApiResult<bool> {
     let mut tx = state.store.begin().await?;
-    let order = Order::load(&mut tx, order_id).await?;
+    let order = crate::orders::db::order(&mut tx, order_id).await?;
     tx.commit().await?;
     let Some(order) = order else {
         return Ok(false);
@@ -439,7 +408,7 @@ async fn grant_order(
     let end = dataset.first_index + dataset.chunk_count;
     let mut next = dataset.first_index;
     while next < end {
-        let rows = crate::chunks::chunk_rows(
+        let rows = crate::ingest::db::chunk_rows(
             &state.store,
             &dataset.machine_did,
             &dataset.topic,

@@ -1,0 +1,139 @@
+//! The audit log in the database: `audit_events` (the chain of events)
+//! and `audit_heads` (the heads signed so far).
+
+use futures_util::stream::BoxStream;
+use futures_util::StreamExt;
+use sealstream_api::audit::SignedAuditHead;
+use sealstream_core::keys::{parse_hex_array, ReceiptPublicKey};
+use sqlx::any::AnyRow;
+use sqlx::{Any, Row, Transaction};
+
+use super::signed::SignedHeadError;
+use super::Event;
+use crate::store::Store;
+
+/// Takes the log's write lock inside `tx`, before anything is read, so
+/// that appends from any number of connections or processes are
+/// serialised. PostgreSQL: an exclusive lock on the table; SQLite: a write
+/// that changes nothing, which takes the database's write lock (waiting
+/// for it under the busy timeout).
+pub(super) async fn lock(tx: &mut Transaction<'static, Any>) -> Result<(), sqlx::Error> {
+    let lock = if tx.backend_name().eq_ignore_ascii_case("postgresql") {
+        "LOCK TABLE audit_events IN EXCLUSIVE MODE"
+    } else {
+        "UPDATE audit_events SET seq = seq WHERE 1 = 0"
+    };
+    sqlx::query(lock).execute(&mut **tx).await?;
+    Ok(())
+}
+
+/// The newest event's number and hash, read together in one statement;
+/// `None` for an empty log.
+pub(super) async fn last<'e, E>(executor: E) -> Result<Option<(i64, String)>, sqlx::Error>
+where
+    E: sqlx::Executor<'e, Database = Any>,
+{
+    let row = sqlx::query("SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1")
+        .fetch_optional(executor)
+        .await?;
+    row.map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
+        .transpose()
+}
+
+/// Inserts `event` inside `tx` (which holds the [`lock`]).
+pub(super) async fn insert(
+    tx: &mut Transaction<'static, Any>,
+    event: &Event,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO audit_events (seq, at, actor, action, subject, details, prev, hash) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(event.seq)
+    .bind(&event.at)
+    .bind(&event.actor)
+    .bind(&event.action)
+    .bind(&event.subject)
+    .bind(&event.details)
+    .bind(&event.prev)
+    .bind(&event.hash)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+fn event_of(row: &AnyRow) -> Result<Event, sqlx::Error> {
+    Ok(Event {
+        seq: row.try_get(0)?,
+        at: row.try_get(1)?,
+        actor: row.try_get(2)?,
+        action: row.try_get(3)?,
+        subject: row.try_get(4)?,
+        details: row.try_get(5)?,
+        prev: row.try_get(6)?,
+        hash: row.try_get(7)?,
+    })
+}
+
+/// Every event, by number, as a stream (the log is never held whole).
+pub(super) fn events(store: &Store) -> BoxStream<'_, Result<Event, sqlx::Error>> {
+    sqlx::query(
+        "SELECT seq, at, actor, action, subject, details, prev, hash \
+         FROM audit_events ORDER BY seq",
+    )
+    .fetch(store.pool())
+    .map(|row| event_of(&row?))
+    .boxed()
+}
+
+/// The hash of event `seq`, if the log holds it.
+pub(super) async fn hash_of(store: &Store, seq: u64) -> Result<Option<String>, sqlx::Error> {
+    sqlx::query("SELECT hash FROM audit_events WHERE seq = $1")
+        .bind(i64::try_from(seq).unwrap_or(i64::MAX))
+        .fetch_optional(store.pool())
+        .await?
+        .map(|row| row.try_get::<String, _>(0))
+        .transpose()
+}
+
+fn head_of(row: &AnyRow) -> Result<SignedAuditHead, SignedHeadError> {
+    let events: i64 = row.try_get("events")?;
+    let key: String = row.try_get("server_key")?;
+    let signature: String = row.try_get("signature")?;
+    Ok(SignedAuditHead {
+        events: u64::try_from(events)
+            .map_err(|_| sealstream_core::ValidationError::new("audit_heads.events", "negative"))?,
+        head: row.try_get("head")?,
+        signed_at: row.try_get("signed_at")?,
+        public_key: ReceiptPublicKey::from_hex(&key, "audit_heads.server_key")?,
+        signature: parse_hex_array::<64>(&signature, "audit_heads.signature")?,
+    })
+}
+
+/// The newest signed head in `audit_heads`, if any.
+pub(super) async fn latest_head(store: &Store) -> Result<Option<SignedAuditHead>, SignedHeadError> {
+    let row = sqlx::query(
+        "SELECT events, head, signed_at, server_key, signature FROM audit_heads \
+         ORDER BY events DESC LIMIT 1",
+    )
+    .fetch_optional(store.pool())
+    .await?;
+    row.as_ref().map(head_of).transpose()
+}
+
+/// Keeps `head` in `audit_heads` (a head of the same event count already
+/// kept stays).
+pub(super) async fn insert_head(store: &Store, head: &SignedAuditHead) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO audit_heads (events, head, signed_at, server_key, signature) \
+         VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+    )
+    .bind(i64::try_from(head.events).unwrap_or(i64::MAX))
+    .bind(&head.head)
+    .bind(&head.signed_at)
+    .bind(head.public_key.to_hex())
+    .bind(hex::encode(head.signature))
+    .execute(store.pool())
+    .await?;
+    Ok(())
+}
