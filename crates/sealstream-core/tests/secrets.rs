@@ -12,7 +12,6 @@
 
 use std::collections::HashMap;
 use std::convert::Infallible;
-use std::fmt::{Debug, Display};
 use std::str::FromStr;
 use std::sync::Arc;
 
@@ -32,6 +31,7 @@ use sealstream_core::keys::{
 use sealstream_core::package::{DataPackage, PackageSigner, UnsignedPayload};
 use sealstream_core::rules::{decrypt_field, encrypt_field, TopicRules};
 use sealstream_testkit::chain::reader_items;
+use sealstream_testkit::secrets::{contains_secret, Watch};
 
 // Test-only keys of fixtures/peaq-stream-v1/keys.json.
 const MACHINE_SK: &str = "0xfeba68765a73c491c47490ecff80e39f3e5b09c96c84189193dbceacc6ff6761";
@@ -41,74 +41,6 @@ const FIELD_KEY: &str = "c84fcf398735bf46fad738fb45ffa606d05e9f01c5886c959abf79e
 const OWNER_SK: &str = "51b48b68b1a9f4a820f7fb161053d09345b11e4eef1b81b2847556789e0db8e3";
 const BUYER_SK: &str = "8172f3ac295975267ef814ec7f3f717d455e5a8587ba8f1d280caa43d39fc9c9";
 const STRANGER_SK: &str = "d356d600ed0d3dc0242282228afafceed4cfd3e88061eaf7580808e618293b86";
-
-/// The secrets under watch (64 lowercase hex digits each) and what was checked.
-struct Watch {
-    secrets: Vec<(String, String)>,
-    checked: usize,
-}
-
-/// Whether `text` contains `secret_hex` or any 16-digit window of it, in any case.
-fn contains_secret(text: &str, secret_hex: &str) -> bool {
-    let text = text.to_ascii_lowercase();
-    secret_hex
-        .as_bytes()
-        .windows(16)
-        .any(|w| text.contains(std::str::from_utf8(w).unwrap()))
-}
-
-impl Watch {
-    fn new() -> Self {
-        Watch {
-            secrets: Vec::new(),
-            checked: 0,
-        }
-    }
-
-    fn add(&mut self, name: &str, hex: &str) {
-        let hex = hex.trim_start_matches("0x").to_ascii_lowercase();
-        assert_eq!(hex.len(), 64, "{name}");
-        self.secrets.push((name.to_string(), hex));
-    }
-
-    fn text(&mut self, context: &str, text: &str) {
-        for (name, hex) in &self.secrets {
-            assert!(
-                !contains_secret(text, hex),
-                "{context}: output contains (part of) the secret {name}: {text}"
-            );
-        }
-        self.checked += 1;
-    }
-
-    /// An error's `Display`, `Debug` and pretty `Debug`.
-    fn error<E: Display + Debug>(&mut self, context: &str, e: &E) {
-        self.text(context, &e.to_string());
-        self.text(context, &format!("{e:?}"));
-        self.text(context, &format!("{e:#?}"));
-    }
-
-    /// A value's `Debug` and pretty `Debug`.
-    fn debug<T: Debug>(&mut self, context: &str, v: &T) {
-        self.text(context, &format!("{v:?}"));
-        self.text(context, &format!("{v:#?}"));
-    }
-
-    /// The error of a result that must fail.
-    fn fails<T, E: Display + Debug>(&mut self, context: &str, r: Result<T, E>) {
-        match r {
-            Ok(_) => panic!("{context}: expected an error"),
-            Err(e) => self.error(context, &e),
-        }
-    }
-
-    /// The error of a result that may fail; `Ok` values are not inspected.
-    fn maybe<T, E: Display + Debug>(&mut self, context: &str, r: Result<T, E>) {
-        if let Err(e) = r {
-            self.error(context, &e);
-        }
-    }
-}
 
 #[test]
 fn the_detector_finds_windows_in_any_case() {
