@@ -132,6 +132,43 @@ fn our_consume(k: &Keys, chunk_dir: &Path, access_dir: &Path) -> Vec<u8> {
     out
 }
 
+/// The reference's grant of `chunk_dir` to the buyer, into `access_dir`.
+fn their_grant(peer: &mut Peer, k: &Keys, chunk_dir: &Path, access_dir: &Path) {
+    peer.call(obj(vec![
+        ("op", "grant".into()),
+        ("chunkDir", chunk_dir.to_str().unwrap().into()),
+        ("ownerKey", k.owner.to_hex_secret().as_str().into()),
+        ("buyerId", BUYER_ID.into()),
+        ("buyerPublicKey", k.buyer.public_key().to_hex().into()),
+        ("outDir", access_dir.to_str().unwrap().into()),
+        ("maxFileSize", Value::from(2048u64)),
+    ]));
+}
+
+/// Our grant of `chunk_dir` to the buyer into `access_dir`, then the
+/// reference's consume of it, which must verify: the bytes it wrote.
+fn their_consume_of_our_grant(
+    peer: &mut Peer,
+    k: &Keys,
+    chunk_dir: &Path,
+    access_dir: &Path,
+    case: &str,
+) -> Vec<u8> {
+    our_grant(k, chunk_dir, access_dir, 2048);
+    let out = access_dir.with_file_name("their-output.bin");
+    let r = peer.call(obj(vec![
+        ("op", "consume".into()),
+        ("chunkDir", chunk_dir.to_str().unwrap().into()),
+        ("dataDir", chunk_dir.to_str().unwrap().into()),
+        ("accessDir", access_dir.to_str().unwrap().into()),
+        ("buyerId", BUYER_ID.into()),
+        ("buyerKey", k.buyer.to_hex_secret().as_str().into()),
+        ("output", out.to_str().unwrap().into()),
+    ]));
+    assert_eq!(r["verified"], Value::Bool(true), "{case}");
+    std::fs::read(&out).unwrap()
+}
+
 fn input_of(len: usize, seed: u8) -> Vec<u8> {
     (0..len)
         .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed) ^ (i >> 8) as u8)
@@ -168,15 +205,7 @@ fn our_chains_verify_grant_and_decrypt_on_the_reference() {
 
         // Their grant on our chain; our consume.
         let their_access = tmp.path().join("their-access");
-        peer.call(obj(vec![
-            ("op", "grant".into()),
-            ("chunkDir", chunks.to_str().unwrap().into()),
-            ("ownerKey", k.owner.to_hex_secret().as_str().into()),
-            ("buyerId", BUYER_ID.into()),
-            ("buyerPublicKey", k.buyer.public_key().to_hex().into()),
-            ("outDir", their_access.to_str().unwrap().into()),
-            ("maxFileSize", Value::from(2048u64)),
-        ]));
+        their_grant(&mut peer, &k, &chunks, &their_access);
         assert_eq!(
             our_consume(&k, &chunks, &their_access),
             input,
@@ -185,23 +214,8 @@ fn our_chains_verify_grant_and_decrypt_on_the_reference() {
 
         // Our grant on our chain; their consume.
         let our_access = tmp.path().join("our-access");
-        our_grant(&k, &chunks, &our_access, 2048);
-        let out = tmp.path().join("their-output.bin");
-        let r = peer.call(obj(vec![
-            ("op", "consume".into()),
-            ("chunkDir", chunks.to_str().unwrap().into()),
-            ("dataDir", chunks.to_str().unwrap().into()),
-            ("accessDir", our_access.to_str().unwrap().into()),
-            ("buyerId", BUYER_ID.into()),
-            ("buyerKey", k.buyer.to_hex_secret().as_str().into()),
-            ("output", out.to_str().unwrap().into()),
-        ]));
-        assert_eq!(r["verified"], Value::Bool(true), "{case}");
-        assert_eq!(
-            std::fs::read(&out).unwrap(),
-            input,
-            "{case}: their consume of our grant"
-        );
+        let out = their_consume_of_our_grant(&mut peer, &k, &chunks, &our_access, &case);
+        assert_eq!(out, input, "{case}: their consume of our grant");
 
         // Same access file names and sizes from both sides.
         let names = |d: &Path| {
@@ -257,31 +271,12 @@ fn reference_chains_verify_grant_and_decrypt_here() {
 
         // Our grant; their consume.
         let our_access = tmp.path().join("our-access");
-        our_grant(&k, &chunks, &our_access, 2048);
-        let out = tmp.path().join("their-output.bin");
-        let r = peer.call(obj(vec![
-            ("op", "consume".into()),
-            ("chunkDir", chunks.to_str().unwrap().into()),
-            ("dataDir", chunks.to_str().unwrap().into()),
-            ("accessDir", our_access.to_str().unwrap().into()),
-            ("buyerId", BUYER_ID.into()),
-            ("buyerKey", k.buyer.to_hex_secret().as_str().into()),
-            ("output", out.to_str().unwrap().into()),
-        ]));
-        assert_eq!(r["verified"], Value::Bool(true), "{case}");
-        assert_eq!(std::fs::read(&out).unwrap(), input, "{case}");
+        let out = their_consume_of_our_grant(&mut peer, &k, &chunks, &our_access, &case);
+        assert_eq!(out, input, "{case}");
 
         // Their grant; our verify and consume.
         let their_access = tmp.path().join("their-access");
-        peer.call(obj(vec![
-            ("op", "grant".into()),
-            ("chunkDir", chunks.to_str().unwrap().into()),
-            ("ownerKey", k.owner.to_hex_secret().as_str().into()),
-            ("buyerId", BUYER_ID.into()),
-            ("buyerPublicKey", k.buyer.public_key().to_hex().into()),
-            ("outDir", their_access.to_str().unwrap().into()),
-            ("maxFileSize", Value::from(2048u64)),
-        ]));
+        their_grant(&mut peer, &k, &chunks, &their_access);
         assert_eq!(our_consume(&k, &chunks, &their_access), input, "{case}");
 
         // Our envelope rendering of their files is byte-identical.

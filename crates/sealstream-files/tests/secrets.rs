@@ -3,54 +3,14 @@
 //! errors whose `Display`, `Debug` and `{:#?}` contain neither the secret
 //! nor any 16-hex-digit window of it, in any letter case.
 
-use std::fmt::{Debug, Display};
-
 use sealstream_core::chunk::CHUNK_SCHEMA_VERSION;
 use sealstream_core::keys::{ChainPublicKey, RecipientSecretKey};
 use sealstream_files::keyfile::read_key_file;
 use sealstream_files::layout::{list_chain, read_ciphertext, read_envelope, write_atomic};
+use sealstream_testkit::secrets::{contains_secret, Watch};
 
 // A test-only key of fixtures/peaq-stream-v1/keys.json (the owner's).
 const OWNER_SK: &str = "51b48b68b1a9f4a820f7fb161053d09345b11e4eef1b81b2847556789e0db8e3";
-
-/// Whether `text` contains `secret_hex` or any 16-digit window of it, in any case.
-fn contains_secret(text: &str, secret_hex: &str) -> bool {
-    let text = text.to_ascii_lowercase();
-    secret_hex
-        .as_bytes()
-        .windows(16)
-        .any(|w| text.contains(std::str::from_utf8(w).unwrap()))
-}
-
-/// The secrets under watch (64 lowercase hex digits each).
-struct Watch {
-    secrets: Vec<String>,
-    checked: usize,
-}
-
-impl Watch {
-    fn text(&mut self, context: &str, text: &str) {
-        for hex in &self.secrets {
-            assert!(
-                !contains_secret(text, hex),
-                "{context}: output contains (part of) a secret: {text}"
-            );
-        }
-        self.checked += 1;
-    }
-
-    /// The error of a result that must fail: its `Display`, `Debug` and pretty `Debug`.
-    fn fails<T, E: Display + Debug>(&mut self, context: &str, r: Result<T, E>) {
-        match r {
-            Ok(_) => panic!("{context}: expected an error"),
-            Err(e) => {
-                self.text(context, &e.to_string());
-                self.text(context, &format!("{e:?}"));
-                self.text(context, &format!("{e:#?}"));
-            }
-        }
-    }
-}
 
 #[test]
 fn the_detector_finds_windows_in_any_case() {
@@ -63,10 +23,9 @@ fn the_detector_finds_windows_in_any_case() {
 #[test]
 fn file_errors_do_not_quote_file_contents() {
     let generated = RecipientSecretKey::generate().to_hex_secret().to_string();
-    let mut w = Watch {
-        secrets: vec![OWNER_SK.into(), generated.clone()],
-        checked: 0,
-    };
+    let mut w = Watch::new();
+    w.add("owner", OWNER_SK);
+    w.add("generated", &generated);
     for s in [OWNER_SK.to_string(), generated] {
         let dir = tempfile::tempdir().unwrap();
         // An envelope file that is the secret, a broken envelope holding it, and a

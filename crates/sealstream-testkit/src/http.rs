@@ -132,17 +132,10 @@ pub fn send(request: RequestBuilder) -> Answer {
 }
 
 /// `text` percent-encoded as one path segment or query value: every byte
-/// but RFC 3986's unreserved characters as `%XX`.
+/// but RFC 3986's unreserved characters as `%XX` (the API's
+/// [`sealstream_api::routes::encode_segment`]).
 pub fn path_segment(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for b in text.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+    sealstream_api::routes::encode_segment(text)
 }
 
 /// `method base+path` with the bearer `token` if given and `body` (its

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 
-use common::agent::{chain_dirs, check_datasets, machine_sections, packages};
+use common::agent::{chain_dirs, check_datasets, packages, write_map};
 use common::*;
 use sealstream_core::json::{self, Value};
 use sealstream_testkit::mosquitto::{Authority, Broker};
@@ -103,17 +103,8 @@ impl Drop for Agent {
 
 /// The agent's Data Event Map in `dir`, its MQTT source at `url`.
 fn write_config(dir: &Path, url: &str) -> PathBuf {
-    let machine = machine_sections(dir);
-    let config = format!(
-        r#"{machine}chunking:
-  maxBytes: 1MiB
-  maxMessages: 50
-  maxAge: 1h
-datasets:
-  window: 1s
-spool:
-  dir: spool
-sources:
+    let rest = format!(
+        r#"sources:
   broker: {{type: mqtt, url: "{url}", clientId: sealstream-test-robot, qos: 1}}
 topics:
   - name: telemetry
@@ -130,9 +121,7 @@ destinations:
   - {{type: directory, path: out}}
 "#
     );
-    let path = dir.join("map.yaml");
-    std::fs::write(&path, config).unwrap();
-    path
+    write_map(dir, ("1MiB", 50), "1s", "", &rest)
 }
 
 /// Messages `from..from+telemetry` on telemetry topics and `alerts` more on

@@ -213,6 +213,28 @@ pub fn order(server: &TestServer, buyer: &Buyer, listing_id: &str) -> Value {
     body
 }
 
+/// `POST /v1/orders/{id}/mark-paid` as `token` with invoice `reference`.
+pub fn mark_paid(server: &TestServer, id: &str, token: &str, reference: &str) -> (u16, Value) {
+    server.send(
+        "POST",
+        &format!("/v1/orders/{id}/mark-paid"),
+        Some(token),
+        &json!({ "reference": reference }),
+    )
+}
+
+/// Orders as `buyer` and has the seller mark it paid (invoice
+/// `INV-<order id>`); the order id.
+pub fn paid_order(server: &TestServer, sale: &Sale, buyer: &Buyer) -> String {
+    let id = order(server, buyer, &sale.listing_id)["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (status, body) = mark_paid(server, &id, &sale.owner, &format!("INV-{id}"));
+    assert_eq!(status, 200, "{body}");
+    id
+}
+
 /// Downloads the release package at `base` (`…/release`, with `?link=`
 /// when `query` is given) into `dir`, as consume would.
 pub fn download_release(
