@@ -131,7 +131,7 @@ def main() -> None:
     server = None
     try:
         keys_dir = work / "keys"
-        keys = json.loads(run([binary, "keys", "generate", "--out-dir", str(keys_dir), "--json"]).stdout)
+        keys = json.loads(run([binary, "keys", "generate", "--output-dir", str(keys_dir), "--json"]).stdout)
         machine_key = (keys_dir / "machine.secp256k1.sk").read_text().strip()
         machine = Account.from_key(machine_key if machine_key.startswith("0x") else "0x" + machine_key)
         owner = Account.create()
@@ -268,7 +268,7 @@ def main() -> None:
         # ------------------------------------------------------ grant daemon
         api.expect(204, "DELETE", f"/v1/machines/{machine_did}/operator-key", None, owner_token)
         daemon_cmd = [binary, "--quiet", "market", "grant-daemon", "--server", base, "--key-file",
-                      str(owner_key_file), "--owner-key-file", str(keys_dir / "owner.x25519.sk"), "--once"]
+                      str(owner_key_file), "--owner-private-key-file", str(keys_dir / "owner.x25519.sk"), "--once"]
         print(f"grant daemon: one pass over {args.daemon_orders} paid orders", file=sys.stderr)
         bob = Buyer(port)
         pending = []

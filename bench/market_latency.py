@@ -128,7 +128,7 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="sealstream-market-latency-"))
     server = None
     try:
-        keys = json.loads(run([binary, "keys", "generate", "--out-dir", str(work / "keys"), "--json"]).stdout)
+        keys = json.loads(run([binary, "keys", "generate", "--output-dir", str(work / "keys"), "--json"]).stdout)
         machine_key = (work / "keys" / "machine.secp256k1.sk").read_text().strip()
         machine = Account.from_key(machine_key if machine_key.startswith("0x") else "0x" + machine_key)
         owner = Account.create()
@@ -205,7 +205,7 @@ def main() -> None:
             owner_key_file.write_text(bytes(owner.key).hex())
             cmd = [binary, "--quiet", "market", "dataset", "create", "--server", base,
                    "--key-file", str(owner_key_file),
-                   "--owner-key-file", str(work / "keys" / "owner.x25519.sk"),
+                   "--owner-private-key-file", str(work / "keys" / "owner.x25519.sk"),
                    "--machine", machine_did, "--topic", range_topic,
                    "--from-index", "0", "--to-index", str(n - 1), "--json"]
             t0 = time.perf_counter()

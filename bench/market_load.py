@@ -373,7 +373,7 @@ def main() -> None:
     server = None
     try:
         # Keys: the machine's from the CLI, the owner's from eth_account.
-        keys = json.loads(run([binary, "keys", "generate", "--out-dir", str(work / "keys"), "--json"]).stdout)
+        keys = json.loads(run([binary, "keys", "generate", "--output-dir", str(work / "keys"), "--json"]).stdout)
         machine_key = (work / "keys" / "machine.secp256k1.sk").read_text().strip()
         machine = Account.from_key(machine_key if machine_key.startswith("0x") else "0x" + machine_key)
         owner = Account.create()

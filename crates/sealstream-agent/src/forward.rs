@@ -25,7 +25,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use sealstream_core::json::{self, Map, Number, Value};
-use sealstream_core::layout::{ciphertext_name, envelope_name, write_atomic};
+use sealstream_files::layout::{ciphertext_name, envelope_name, write_atomic};
 
 use crate::sink::{Delivery, Sink};
 use crate::spool::{file_len, live_chunk_bytes};

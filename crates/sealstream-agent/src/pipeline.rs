@@ -29,9 +29,9 @@ use crossbeam_channel::{RecvTimeoutError, Sender};
 use sealstream_core::chunk::{ChainConfig, ChainWriter};
 use sealstream_core::json::{self, Map, Value};
 use sealstream_core::keys::{ChainSigningKey, MachineSigningKey};
-use sealstream_core::layout::{ciphertext_name, envelope_name, DirectorySink, FileError};
 use sealstream_core::package::PackageSigner;
 use sealstream_core::utc;
+use sealstream_files::layout::{ciphertext_name, envelope_name, DirectorySink, FileError};
 
 use crate::batch::{Draft, Pending};
 use crate::config::{DataEventMap, JsonlInput, Source, Topic, WhenFull};

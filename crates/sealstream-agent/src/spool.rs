@@ -3,7 +3,7 @@
 //!
 //! A process killed at any moment can leave, besides its committed state:
 //! - temporary files of interrupted writes (`.<name>.tmp-<pid>`, see
-//!   [`sealstream_core::layout::write_replace`]) in the spool and in
+//!   [`sealstream_files::layout::write_replace`]) in the spool and in
 //!   directory destinations;
 //! - chunk files at or beyond the committed head (a chunk written, or half
 //!   written, whose commit never happened; it is sealed again);
@@ -22,7 +22,7 @@ use std::fs::File;
 use std::io;
 use std::path::Path;
 
-use sealstream_core::layout::{ciphertext_name, envelope_name, FileError};
+use sealstream_files::layout::{ciphertext_name, envelope_name, FileError};
 
 /// Create `dir` (and its missing parents) readable by the owner only
 /// (mode 0700), so that what the spool holds (journals of live sources keep

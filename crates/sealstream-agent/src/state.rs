@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 
 use sealstream_core::chunk::ChainState;
 use sealstream_core::json::{self, Map, Number, Value};
-use sealstream_core::layout::write_atomic;
+use sealstream_files::layout::write_atomic;
 
 /// Committed state of one topic.
 #[derive(Clone, Debug, Default, PartialEq)]

@@ -11,7 +11,7 @@
 use std::path::{Path, PathBuf};
 
 use sealstream_core::json::{self, Map, Value};
-use sealstream_core::layout::write_replace;
+use sealstream_files::layout::write_replace;
 
 use crate::config::{DataEventMap, WhenFull};
 use crate::forward::{self, Outbox};

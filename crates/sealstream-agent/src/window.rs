@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use sealstream_core::dataset::{DatasetInfo, ResumableDataset};
 use sealstream_core::json::{Map, Number, Value};
-use sealstream_core::layout::{read_envelope, write_atomic};
+use sealstream_files::layout::{read_envelope, write_atomic};
 
 use crate::config::DataEventMap;
 use crate::forward::dataset_name;

@@ -32,6 +32,8 @@ use sealstream_core::keys::{
 };
 use sealstream_core::ValidationError;
 
+use crate::machines::MachineRecipient;
+
 /// The first line of the statement.
 pub const HEADER: &str = "sealstream machine registration v1";
 /// Longest recipient id.
@@ -64,6 +66,27 @@ pub struct MachineRegistration {
 }
 
 impl MachineRegistration {
+    /// [`MachineRegistration::from_text`] of a machine registered under
+    /// `owner_did` with the recipients as the API's requests carry them.
+    pub fn from_request(
+        owner_did: &str,
+        machine_did: &str,
+        chain_public_key_hex: &str,
+        recipients: &[MachineRecipient],
+    ) -> Result<MachineRegistration, ValidationError> {
+        let recipients: Vec<(&str, &str, &str)> = recipients
+            .iter()
+            .map(|r| {
+                (
+                    r.recipient_id.as_str(),
+                    r.recipient_type.as_str(),
+                    r.public_key_hex.as_str(),
+                )
+            })
+            .collect();
+        Self::from_text(owner_did, machine_did, chain_public_key_hex, &recipients)
+    }
+
     /// Reads and checks the fields as a client sends them (DIDs
     /// `did:peaq:0x…` in any case, keys as hex). Errors name the field as in
     /// the market API: `ownerDid`, `machineDid`, `chainPublicKey`,

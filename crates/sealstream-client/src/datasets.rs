@@ -7,6 +7,7 @@ use reqwest::Method;
 use sealstream_api::datasets::{CreateDataset, DatasetPage, DatasetView, ListParams, SignDataset};
 use sealstream_api::{routes, JsonDocument};
 use sealstream_core::chunk::ChunkEnvelope;
+use sealstream_core::dataset::InclusionProof;
 use sealstream_core::json;
 
 use crate::market::{json_body, ClientError, MarketClient};
@@ -69,6 +70,17 @@ impl MarketClient {
         let path = routes::dataset_envelope(id, index);
         let bytes = self.get_bytes(&path, MAX_ENVELOPE)?;
         ChunkEnvelope::parse(&bytes).map_err(|e| self.protocol(format!("{path}: {e}")))
+    }
+
+    /// The inclusion proof (`sealstream.inclusion-proof.v1`) of chunk
+    /// `index` against dataset `id`'s root, read strictly.
+    pub fn dataset_proof(&mut self, id: &str, index: u64) -> Result<InclusionProof, ClientError> {
+        let path = routes::dataset_proof(id, index);
+        let bytes = self.get_bytes(&path, MAX_ENVELOPE)?;
+        json::parse(&bytes)
+            .map_err(|e| e.to_string())
+            .and_then(|v| InclusionProof::from_json(&v).map_err(|e| e.to_string()))
+            .map_err(|e| self.protocol(format!("{path}: {e}")))
     }
 
     /// Uploads a signed `sealstream.dataset.v1` manifest (as written by the

@@ -4,7 +4,8 @@
 //! - [`market`]: a signed-in session (Sign-In with Ethereum with a
 //!   secp256k1 key), the HTTP stack and its errors; the typed requests of
 //!   each resource: [`ingest`] (chunk uploads, chains), [`machines`],
-//!   [`datasets`], [`listings`], [`orders`].
+//!   [`datasets`], [`listings`], [`orders`], and [`account`] (the
+//!   session, roles, the audit head, the receipt key, the catalog).
 //! - [`upload`]: a chain directory uploaded from the first chunk the server
 //!   does not hold (`market upload`, `publish --to`).
 //! - [`grants`]: the owner's grant daemon: it watches paid orders of the
@@ -16,6 +17,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod account;
 pub mod datasets;
 pub mod grants;
 pub mod ingest;

@@ -4,10 +4,17 @@
 
 use reqwest::Method;
 
-use sealstream_api::listings::{CreateListing, ListingView, PostSamples, SamplesDisclosed};
+use sealstream_api::listings::{
+    Card, CreateListing, ListingList, ListingView, MyListings, PatchListing, PostSamples,
+    SampleView, SamplesDisclosed,
+};
 use sealstream_api::routes;
 
 use crate::market::{json_body, ClientError, MarketClient, NoFields};
+
+/// Largest sample ciphertext read (the server takes chunks of at most
+/// 256 MiB).
+const MAX_SAMPLE: u64 = 256 << 20;
 
 impl MarketClient {
     /// Makes a draft listing.
@@ -49,5 +56,40 @@ impl MarketClient {
             &routes::listing_samples(id),
             json_body(request),
         )
+    }
+
+    /// Changes the fields `request` gives of a draft listing.
+    pub fn patch_listing(
+        &mut self,
+        id: &str,
+        request: &PatchListing,
+    ) -> Result<ListingView, ClientError> {
+        self.call(Method::PATCH, &routes::listing(id), json_body(request))
+    }
+
+    /// A page of the caller's own listings.
+    pub fn my_listings(&mut self, page: &MyListings) -> Result<ListingList, ClientError> {
+        self.get(&routes::my_listings(page))
+    }
+
+    /// The Dazaar-style card of a published listing (public).
+    pub fn listing_card(&mut self, id: &str) -> Result<Card, ClientError> {
+        self.get_public(&routes::listing_card(id))
+    }
+
+    /// Sample chunk `index` of listing `id`, its key sealed to
+    /// `recipient_public_key` (64 hex digits; public).
+    pub fn sample(
+        &mut self,
+        id: &str,
+        index: u64,
+        recipient_public_key: &str,
+    ) -> Result<SampleView, ClientError> {
+        self.get_public(&routes::listing_sample(id, index, recipient_public_key))
+    }
+
+    /// The ciphertext of sample chunk `index` of listing `id` (public).
+    pub fn sample_ciphertext(&mut self, id: &str, index: u64) -> Result<Vec<u8>, ClientError> {
+        self.get_public_bytes(&routes::listing_sample_ciphertext(id, index), MAX_SAMPLE)
     }
 }

@@ -2,10 +2,12 @@
 
 use reqwest::Method;
 
-use sealstream_api::machines::{MachineList, MachineView, RegisterMachine};
+use sealstream_api::machines::{
+    MachineList, MachineView, OperatorKeyView, RegisterMachine, RegisterOperatorKey,
+};
 use sealstream_api::routes;
 
-use crate::market::{json_body, ClientError, MarketClient};
+use crate::market::{json_body, ClientError, MarketClient, Payload};
 
 impl MarketClient {
     /// Registers a machine under the owner signed in (see
@@ -26,5 +28,25 @@ impl MarketClient {
     /// One machine.
     pub fn machine(&mut self, did: &str) -> Result<MachineView, ClientError> {
         self.get(&routes::machine(did))
+    }
+
+    /// Registers (or replaces) the operator key of machine `did`, with
+    /// which the server grants paid orders itself.
+    pub fn register_operator_key(
+        &mut self,
+        did: &str,
+        request: &RegisterOperatorKey,
+    ) -> Result<OperatorKeyView, ClientError> {
+        self.call(Method::PUT, &routes::operator_key(did), json_body(request))
+    }
+
+    /// The public half of machine `did`'s operator key.
+    pub fn operator_key(&mut self, did: &str) -> Result<OperatorKeyView, ClientError> {
+        self.get(&routes::operator_key(did))
+    }
+
+    /// Revokes machine `did`'s operator key.
+    pub fn revoke_operator_key(&mut self, did: &str) -> Result<(), ClientError> {
+        self.call_empty(Method::DELETE, &routes::operator_key(did), Payload::Empty)
     }
 }

@@ -376,6 +376,37 @@ impl MarketClient {
         self.call(Method::GET, path, Payload::Empty)
     }
 
+    /// A signed-in request whose answer has no body worth reading (`204`).
+    pub(crate) fn call_empty(
+        &mut self,
+        method: Method,
+        path: &str,
+        payload: Payload,
+    ) -> Result<(), ClientError> {
+        self.with_session(|me| {
+            me.send(method.clone(), path, &payload, true)?;
+            Ok(())
+        })
+    }
+
+    /// Forgets the session token (the next request signs in again).
+    pub(crate) fn forget_session(&mut self) {
+        self.token = None;
+    }
+
+    /// `GET path` without a session (public routes, bearer links), its
+    /// answer the JSON `R`.
+    pub(crate) fn get_public<R: DeserializeOwned>(&self, path: &str) -> Result<R, ClientError> {
+        let response = self.send(Method::GET, path, &Payload::Empty, false)?;
+        self.read_json(response, path)
+    }
+
+    /// `GET path` without a session, as at most `limit` bytes.
+    pub(crate) fn get_public_bytes(&self, path: &str, limit: u64) -> Result<Vec<u8>, ClientError> {
+        let response = self.send(Method::GET, path, &Payload::Empty, false)?;
+        self.read_bytes(response, path, limit)
+    }
+
     /// `GET path`, signed in, as bytes (a chunk's ciphertext, a receipt, an
     /// envelope): at most `limit` bytes, a longer answer is a protocol
     /// error.

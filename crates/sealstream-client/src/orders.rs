@@ -4,17 +4,30 @@
 use reqwest::Method;
 
 use sealstream_api::grants::{GrantView, UploadGrant};
-use sealstream_api::orders::{CreateLink, CreateOrder, LinkView, ListQuery, OrderList, OrderView};
-use sealstream_api::payments::MarkPaid;
+use sealstream_api::orders::{
+    Confirmation, CreateLink, CreateOrder, LinkView, ListQuery, OrderList, OrderView,
+};
+use sealstream_api::payments::{MarkPaid, PaymentProof, ProofAnswer};
 use sealstream_api::routes;
 
-use crate::market::{json_body, json_bytes, ClientError, MarketClient, Payload};
+use crate::market::{json_body, json_bytes, ClientError, MarketClient, NoFields, Payload};
 
 /// Orders asked for a page.
 const PAGE: u32 = 200;
 
 /// Largest receipt read (they are a few KiB).
 const MAX_RECEIPT: u64 = 1 << 20;
+
+/// Largest release file read at once (access files are cut at 256 MiB).
+const MAX_RELEASE_FILE: u64 = 256 << 20;
+
+/// `path?link=TOKEN` for a bearer link, `path` without one.
+fn with_link(path: String, link: Option<&str>) -> String {
+    match link {
+        Some(token) => routes::with_query(path, &format!("link={}", routes::encode_segment(token))),
+        None => path,
+    }
+}
 
 impl MarketClient {
     /// Orders a published listing.
@@ -81,5 +94,77 @@ impl MarketClient {
             &routes::order_grant(id),
             Payload::Upload("application/json".into(), json_bytes(request).into()),
         )
+    }
+
+    /// Cancels an unpaid order (its buyer).
+    pub fn cancel_order(&mut self, id: &str) -> Result<OrderView, ClientError> {
+        self.call(
+            Method::POST,
+            &routes::order_cancel(id),
+            json_body(&NoFields {}),
+        )
+    }
+
+    /// Submits the proof of an on-chain payment (the reference's
+    /// `payproof`); the answer says whether it is accepted or what is
+    /// missing.
+    pub fn payment_proof(
+        &mut self,
+        id: &str,
+        request: &PaymentProof,
+    ) -> Result<ProofAnswer, ClientError> {
+        self.call(
+            Method::POST,
+            &routes::order_payment_proof(id),
+            json_body(request),
+        )
+    }
+
+    /// The reference's confirmation of an order: signed in, or through a
+    /// bearer link's token.
+    pub fn confirmation(
+        &mut self,
+        id: &str,
+        link: Option<&str>,
+    ) -> Result<Confirmation, ClientError> {
+        let path = with_link(routes::order_confirmation(id), link);
+        match link {
+            Some(_) => self.get_public(&path),
+            None => self.get(&path),
+        }
+    }
+
+    /// Revokes a bearer link (its maker).
+    pub fn revoke_link(&mut self, id: &str, link_id: &str) -> Result<(), ClientError> {
+        self.call_empty(
+            Method::DELETE,
+            &routes::order_link(id, link_id),
+            Payload::Empty,
+        )
+    }
+
+    /// The grant of a granted order (its buyer or seller).
+    pub fn grant(&mut self, id: &str) -> Result<GrantView, ClientError> {
+        self.get(&routes::order_grant(id))
+    }
+
+    /// A file of a granted order's release (`manifest.json` is the
+    /// release manifest): signed in, or through a bearer link's token.
+    pub fn release_file(
+        &mut self,
+        id: &str,
+        name: &str,
+        link: Option<&str>,
+    ) -> Result<Vec<u8>, ClientError> {
+        let path = if name == "manifest.json" {
+            routes::order_release_manifest(id)
+        } else {
+            routes::order_release_file(id, name)
+        };
+        let path = with_link(path, link);
+        match link {
+            Some(_) => self.get_public_bytes(&path, MAX_RELEASE_FILE),
+            None => self.get_bytes(&path, MAX_RELEASE_FILE),
+        }
     }
 }

@@ -203,22 +203,11 @@ pub fn register_machine(
             format!("the machine signed it for {named}, but the key signing in is {owner}'s"),
         ));
     }
-    let recipients: Vec<(&str, &str, &str)> = registration
-        .recipients
-        .iter()
-        .map(|r| {
-            (
-                r.recipient_id.as_str(),
-                r.recipient_type.as_str(),
-                r.public_key_hex.as_str(),
-            )
-        })
-        .collect();
-    let parsed = MachineRegistration::from_text(
+    let parsed = MachineRegistration::from_request(
         &owner.to_string(),
         &registration.machine_did,
         &registration.chain_public_key,
-        &recipients,
+        &registration.recipients,
     )
     .map_err(|e| SellerError::invalid(format!("registration: {}", e.field), e.constraint))?;
     let sig = Eip191Signature::from_hex(&registration.signature, "registration: signature")?;

@@ -23,7 +23,7 @@ pub struct ChainUpload {
 pub enum UploadError {
     /// The directory's chain could not be read.
     #[error(transparent)]
-    Read(#[from] sealstream_core::layout::ReadChainError),
+    Read(#[from] sealstream_files::layout::ReadChainError),
     /// A file could not be read.
     #[error("{path}: {source}")]
     File {
@@ -61,7 +61,7 @@ pub fn upload_chain_dir(
     progress: &mut dyn FnMut(u64),
     log: &mut dyn FnMut(&str),
 ) -> Result<ChainUpload, UploadError> {
-    use sealstream_core::layout::{ciphertext_name, list_chain};
+    use sealstream_files::layout::{ciphertext_name, list_chain};
     let chain = list_chain(dir)?;
     let (count, head) = with_retries(
         attempts,
@@ -75,7 +75,7 @@ pub fn upload_chain_dir(
     let held = match (count.checked_sub(1), head) {
         (Some(last), Some(head)) => match chain.iter().find(|(i, _)| *i == last) {
             Some((_, path)) => {
-                let envelope = sealstream_core::layout::read_envelope(path)?;
+                let envelope = sealstream_files::layout::read_envelope(path)?;
                 if envelope.chunk_id == head {
                     count
                 } else {

@@ -7,35 +7,25 @@
 //! `SEALSTREAM_BENCH_MIB` changes the chain size.
 
 use std::convert::Infallible;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use sealstream_core::access::{grant_entry, Buyer};
 use sealstream_core::chunk::{
-    recipient_type, verify_chain, ChainConfig, ChainItem, ChainReader, ChainReaderOptions,
-    ChainState, ChainWriter, SealedChunk,
+    recipient_type, verify_chain, ChainItem, ChainReader, ChainReaderOptions, ChainState,
+    ChainWriter, SealedChunk,
 };
-use sealstream_core::json::{self, Map, Value};
-use sealstream_core::keys::{
-    ChainSigningKey, FieldKey, MachineSigningKey, RecipientPublicKey, RecipientSecretKey,
-};
-use sealstream_core::package::{DataPackage, PackageSigner, UnsignedPayload};
+use sealstream_core::package::{DataPackage, PackageSigner};
 use sealstream_core::pool::default_parallelism;
-use sealstream_core::rules::TopicRules;
-use sealstream_testkit::fixture::BUYER_ID;
+use sealstream_testkit::chain::{reader_items, verify_items, xorshift_bytes};
+use sealstream_testkit::fixture::{package_names, read_json, FixtureKeys, PackageCase, BUYER_ID};
 use sealstream_testkit::fixtures;
 
 /// Packages (or re-wraps) per iteration of the two-thread batch benchmarks.
 const BATCH: usize = 2_000;
 /// Threads of the batch benchmarks (the target machine has two cores).
 const BATCH_THREADS: usize = 2;
-
-fn read_json(path: &Path) -> Value {
-    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
-    json::parse(&bytes).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
 
 fn chain_mib() -> usize {
     std::env::var("SEALSTREAM_BENCH_MIB")
@@ -44,81 +34,8 @@ fn chain_mib() -> usize {
         .unwrap_or(64)
 }
 
-/// The fixture keys.
-struct Keys {
-    doc: Map,
-}
-
-impl Keys {
-    fn load() -> Keys {
-        let doc = read_json(&fixtures().join("keys.json"))
-            .as_object()
-            .expect("keys.json is an object")
-            .clone();
-        Keys { doc }
-    }
-
-    fn text(&self, who: &str, field: &str) -> &str {
-        self.doc[who].as_object().expect(who)[field]
-            .as_str()
-            .expect(field)
-    }
-
-    fn chain_key(&self) -> ChainSigningKey {
-        ChainSigningKey::from_hex(self.text("chainSigning", "privateKeyHex"), "chain").unwrap()
-    }
-
-    fn machine_key(&self) -> MachineSigningKey {
-        MachineSigningKey::from_hex(self.text("machineSigning", "privateKeyHex"), "machine")
-            .unwrap()
-    }
-
-    fn did(&self) -> &str {
-        self.text("machineSigning", "did")
-    }
-
-    fn field_key(&self) -> FieldKey {
-        let text = self.doc["fieldEncryptionKeyHex"].as_str().unwrap();
-        FieldKey::from_hex(text, "field key").unwrap()
-    }
-
-    fn public(&self, who: &str) -> RecipientPublicKey {
-        RecipientPublicKey::from_hex(self.text(who, "publicKeyHex"), who).unwrap()
-    }
-
-    fn secret(&self, who: &str) -> RecipientSecretKey {
-        RecipientSecretKey::from_hex(self.text(who, "privateKeyHex"), who).unwrap()
-    }
-
-    fn chain_config(&self, parallelism: usize) -> ChainConfig {
-        let recipients = ChainConfig::default_recipients(
-            self.public("owner"),
-            self.public("operator"),
-            self.public("machine"),
-        );
-        let did = self.did();
-        let mut config =
-            ChainConfig::new(self.chain_key(), did, &format!("{did}#keys-1"), recipients);
-        config.parallelism = parallelism;
-        config
-    }
-}
-
-/// Deterministic, incompressible-looking input.
-fn input(len: usize) -> Vec<u8> {
-    let mut state = 0x9e37_79b9_7f4a_7c15_u64;
-    (0..len)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state as u8
-        })
-        .collect()
-}
-
 /// Build a chain with `parallelism` workers, giving every chunk to `sink`.
-fn build_chain<F>(keys: &Keys, data: &[u8], parallelism: usize, sink: F) -> u64
+fn build_chain<F>(keys: &FixtureKeys, data: &[u8], parallelism: usize, sink: F) -> u64
 where
     F: FnMut(SealedChunk) -> Result<(), Infallible>,
 {
@@ -129,7 +46,7 @@ where
     summary.bytes
 }
 
-fn build_chunks(keys: &Keys, data: &[u8]) -> Vec<SealedChunk> {
+fn build_chunks(keys: &FixtureKeys, data: &[u8]) -> Vec<SealedChunk> {
     let mut chunks = Vec::new();
     build_chain(keys, data, default_parallelism(), |c: SealedChunk| {
         chunks.push(c);
@@ -139,8 +56,8 @@ fn build_chunks(keys: &Keys, data: &[u8]) -> Vec<SealedChunk> {
 }
 
 fn bench_chain(c: &mut Criterion) {
-    let keys = Keys::load();
-    let data = input(chain_mib() << 20);
+    let keys = FixtureKeys::load();
+    let data = xorshift_bytes(chain_mib() << 20);
     let mut group = c.benchmark_group("chain");
     group
         .sample_size(10)
@@ -169,12 +86,7 @@ fn bench_chain(c: &mut Criterion) {
     let chunks = build_chunks(&keys, &data);
     group.bench_function(format!("verify/{}MiB/2-threads", chain_mib()), |b| {
         b.iter_batched(
-            || {
-                chunks
-                    .iter()
-                    .map(|c| Ok::<_, Infallible>((c.envelope.clone(), Some(c.ciphertext.clone()))))
-                    .collect::<Vec<_>>()
-            },
+            || verify_items(&chunks),
             |items| verify_chain(items, 2).unwrap().unwrap(),
             BatchSize::PerIteration,
         )
@@ -184,77 +96,15 @@ fn bench_chain(c: &mut Criterion) {
     group.bench_function(format!("decrypt/{}MiB/2-threads", chain_mib()), |b| {
         b.iter_batched(
             || {
-                chunks
-                    .iter()
-                    .map(|c| {
-                        let entry = c
-                            .envelope
-                            .recipient_of_type(recipient_type::OWNER)
-                            .unwrap()
-                            .clone();
-                        Ok::<_, Infallible>(ChainItem {
-                            envelope: c.envelope.clone(),
-                            key: entry,
-                            ciphertext: c.ciphertext.clone(),
-                        })
-                    })
-                    .collect::<Vec<_>>()
+                reader_items(&chunks, |e| {
+                    e.recipient_of_type(recipient_type::OWNER).unwrap()
+                })
             },
             |items| decrypt_all(items, &owner, 2),
             BatchSize::PerIteration,
         )
     });
     group.finish();
-}
-
-/// One package fixture: its input, rules and the reference's signed package.
-struct PackageCase {
-    name: &'static str,
-    payload: UnsignedPayload,
-    rules: TopicRules,
-    schema_version: String,
-    sequence_number: u64,
-}
-
-impl PackageCase {
-    fn load(name: &'static str) -> PackageCase {
-        let dir = fixtures().join("packages");
-        let input = read_json(&dir.join(format!("{name}.input.json")));
-        let input = input.as_object().unwrap();
-        PackageCase {
-            name,
-            payload: UnsignedPayload {
-                topic: input["topic"].as_str().unwrap().into(),
-                fields: input["fields"].as_object().unwrap().clone(),
-                captured_at: input["capturedAt"].as_str().unwrap().into(),
-            },
-            rules: TopicRules::from_json(&read_json(&dir.join(format!("{name}.rules.json"))))
-                .unwrap(),
-            schema_version: input["schemaVersion"].as_str().unwrap().into(),
-            sequence_number: input["sequenceNumber"]
-                .as_number()
-                .and_then(json::Number::as_u64)
-                .unwrap(),
-        }
-    }
-
-    fn sign(&self, signer: &PackageSigner, seq: u64) -> DataPackage {
-        signer
-            .build(&self.payload, &self.rules, &self.schema_version, seq)
-            .unwrap()
-    }
-}
-
-fn package_names() -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(fixtures().join("packages"))
-        .unwrap()
-        .filter_map(|e| {
-            let name = e.unwrap().file_name().into_string().unwrap();
-            name.strip_suffix(".package.json").map(str::to_string)
-        })
-        .collect();
-    names.sort();
-    names
 }
 
 /// Run `work(i)` for `i` in `0..n`, split over `threads` scoped threads.
@@ -268,7 +118,7 @@ fn split<F: Fn(usize) + Sync>(n: usize, threads: usize, work: F) {
 }
 
 fn bench_packages(c: &mut Criterion) {
-    let keys = Keys::load();
+    let keys = FixtureKeys::load();
     let signer =
         PackageSigner::new(keys.machine_key(), keys.did(), None, Some(keys.field_key())).unwrap();
     let cases = [
@@ -280,7 +130,7 @@ fn bench_packages(c: &mut Criterion) {
     group.measurement_time(Duration::from_secs(3));
     group.throughput(Throughput::Elements(1));
     for case in &cases {
-        group.bench_function(case.name, |b| {
+        group.bench_function(&case.name, |b| {
             b.iter(|| case.sign(&signer, case.sequence_number))
         });
     }
@@ -327,9 +177,9 @@ fn bench_packages(c: &mut Criterion) {
 }
 
 fn bench_rewrap(c: &mut Criterion) {
-    let keys = Keys::load();
+    let keys = FixtureKeys::load();
     // A small chain: re-wrapping does not look at the ciphertext.
-    let chunks = build_chunks(&keys, &input(4 * 262_144));
+    let chunks = build_chunks(&keys, &xorshift_bytes(4 * 262_144));
     let envelope = &chunks[1].envelope;
     let owner = keys.secret("owner");
     let buyer = Buyer::new(BUYER_ID, keys.text("buyer", "publicKeyHex")).unwrap();

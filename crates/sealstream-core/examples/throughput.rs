@@ -26,24 +26,21 @@
 
 use std::convert::Infallible;
 use std::hint::black_box;
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sealstream_core::access::{grant_entry, Buyer};
 use sealstream_core::chunk::{
-    recipient_type, verify_chain, ChainConfig, ChainItem, ChainReader, ChainReaderOptions,
-    ChainState, ChainWriter, ChunkKey, SealedChunk,
+    recipient_type, verify_chain, ChainReader, ChainReaderOptions, ChainState, ChainWriter,
+    ChunkKey, SealedChunk,
 };
 use sealstream_core::identity::{eip191_recover, eip191_sign, Eip191Signature};
-use sealstream_core::json::{self, canonical, Map, Value};
-use sealstream_core::keys::{
-    ChainSigningKey, FieldKey, MachineSigningKey, RecipientPublicKey, RecipientSecretKey,
-};
-use sealstream_core::package::{DataPackage, PackageSigner, UnsignedPayload};
+use sealstream_core::json::canonical;
+use sealstream_core::keys::RecipientSecretKey;
+use sealstream_core::package::{DataPackage, PackageSigner};
 use sealstream_core::pool::default_parallelism;
-use sealstream_core::rules::TopicRules;
-use sealstream_testkit::fixture::BUYER_ID;
+use sealstream_testkit::chain::{reader_items, verify_items, xorshift_bytes};
+use sealstream_testkit::fixture::{package_names, read_json, FixtureKeys, PackageCase, BUYER_ID};
 use sealstream_testkit::fixtures;
 
 struct Args {
@@ -86,82 +83,9 @@ fn parse_args() -> Args {
     args
 }
 
-fn read_json(path: &Path) -> Value {
-    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
-    json::parse(&bytes).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
-
-struct Keys(Map);
-
-impl Keys {
-    fn load() -> Keys {
-        Keys(
-            read_json(&fixtures().join("keys.json"))
-                .as_object()
-                .expect("keys.json is an object")
-                .clone(),
-        )
-    }
-
-    fn text(&self, who: &str, field: &str) -> &str {
-        self.0[who].as_object().expect(who)[field]
-            .as_str()
-            .expect(field)
-    }
-
-    fn did(&self) -> &str {
-        self.text("machineSigning", "did")
-    }
-
-    fn public(&self, who: &str) -> RecipientPublicKey {
-        RecipientPublicKey::from_hex(self.text(who, "publicKeyHex"), who).unwrap()
-    }
-
-    fn secret(&self, who: &str) -> RecipientSecretKey {
-        RecipientSecretKey::from_hex(self.text(who, "privateKeyHex"), who).unwrap()
-    }
-
-    fn machine_key(&self) -> MachineSigningKey {
-        MachineSigningKey::from_hex(self.text("machineSigning", "privateKeyHex"), "machine")
-            .unwrap()
-    }
-
-    fn field_key(&self) -> FieldKey {
-        FieldKey::from_hex(self.0["fieldEncryptionKeyHex"].as_str().unwrap(), "field").unwrap()
-    }
-
-    fn chain_config(&self, parallelism: usize) -> ChainConfig {
-        let did = self.did();
-        let mut config = ChainConfig::new(
-            ChainSigningKey::from_hex(self.text("chainSigning", "privateKeyHex"), "chain").unwrap(),
-            did,
-            &format!("{did}#keys-1"),
-            ChainConfig::default_recipients(
-                self.public("owner"),
-                self.public("operator"),
-                self.public("machine"),
-            ),
-        );
-        config.parallelism = parallelism;
-        config
-    }
-}
-
-fn input(len: usize) -> Vec<u8> {
-    let mut state = 0x9e37_79b9_7f4a_7c15_u64;
-    (0..len)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state as u8
-        })
-        .collect()
-}
-
 /// Build a chain, handing every chunk to `sink`; returns the ciphertext bytes seen.
 fn build_chain_into(
-    keys: &Keys,
+    keys: &FixtureKeys,
     data: &[u8],
     parallelism: usize,
     mut sink: impl FnMut(SealedChunk),
@@ -183,7 +107,7 @@ fn build_chain_into(
 }
 
 /// Build a chain and keep it (input of the verify, decrypt and re-wrap measurements).
-fn build_chain(keys: &Keys, data: &[u8], parallelism: usize) -> Vec<SealedChunk> {
+fn build_chain(keys: &FixtureKeys, data: &[u8], parallelism: usize) -> Vec<SealedChunk> {
     let mut chunks = Vec::new();
     build_chain_into(keys, data, parallelism, |c| chunks.push(c));
     chunks
@@ -232,41 +156,14 @@ fn rate(threads: usize, seconds: f64, f: impl Fn(usize) + Sync) -> f64 {
     total as f64 / start.elapsed().as_secs_f64()
 }
 
-struct Case {
-    payload: UnsignedPayload,
-    rules: TopicRules,
-    schema_version: String,
-}
-
-impl Case {
-    fn load(name: &str) -> Case {
-        let dir = fixtures().join("packages");
-        let input = read_json(&dir.join(format!("{name}.input.json")));
-        let input = input.as_object().unwrap();
-        Case {
-            payload: UnsignedPayload {
-                topic: input["topic"].as_str().unwrap().into(),
-                fields: input["fields"].as_object().unwrap().clone(),
-                captured_at: input["capturedAt"].as_str().unwrap().into(),
-            },
-            rules: TopicRules::from_json(&read_json(&dir.join(format!("{name}.rules.json"))))
-                .unwrap(),
-            schema_version: input["schemaVersion"].as_str().unwrap().into(),
-        }
-    }
-}
-
+/// The reference's signed package fixtures.
 fn fixture_packages() -> Vec<DataPackage> {
-    let dir = fixtures().join("packages");
-    let mut names: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.to_string_lossy().ends_with(".package.json"))
-        .collect();
-    names.sort();
-    names
+    package_names()
         .iter()
-        .map(|p| DataPackage::from_json(&read_json(p)).unwrap())
+        .map(|name| {
+            let path = fixtures().join(format!("packages/{name}.package.json"));
+            DataPackage::from_json(&read_json(&path)).unwrap()
+        })
         .collect()
 }
 
@@ -375,10 +272,10 @@ impl Results {
 fn main() {
     let args = parse_args();
     wait_for_quiet(Duration::from_secs(120));
-    let keys = Keys::load();
+    let keys = FixtureKeys::load();
     let cores = default_parallelism();
     let size = args.mib << 20;
-    let data = input(size);
+    let data = xorshift_bytes(size);
     let mbps = |secs: f64| size as f64 / secs / 1e6;
     let mut r = Results::default();
 
@@ -398,14 +295,7 @@ fn main() {
         r.measure(key, || {
             mbps(median_secs(
                 args.chain_runs,
-                || {
-                    chunks
-                        .iter()
-                        .map(|c| {
-                            Ok::<_, Infallible>((c.envelope.clone(), Some(c.ciphertext.clone())))
-                        })
-                        .collect::<Vec<_>>()
-                },
+                || verify_items(&chunks),
                 |items| verify_chain(items, threads).unwrap().unwrap(),
             ))
         });
@@ -416,21 +306,9 @@ fn main() {
             mbps(median_secs(
                 args.chain_runs,
                 || {
-                    chunks
-                        .iter()
-                        .map(|c| {
-                            let entry = c
-                                .envelope
-                                .recipient_of_type(recipient_type::OWNER)
-                                .unwrap()
-                                .clone();
-                            Ok::<_, Infallible>(ChainItem {
-                                envelope: c.envelope.clone(),
-                                key: entry,
-                                ciphertext: c.ciphertext.clone(),
-                            })
-                        })
-                        .collect::<Vec<_>>()
+                    reader_items(&chunks, |e| {
+                        e.recipient_of_type(recipient_type::OWNER).unwrap()
+                    })
                 },
                 |items| {
                     let options = ChainReaderOptions {
@@ -455,7 +333,7 @@ fn main() {
         ("gps_basic", "package_sign"),
         ("nested_precedence", "package_sign_nested"),
     ] {
-        let case = Case::load(name);
+        let case = PackageCase::load(name);
         let sign = |i: usize| {
             black_box(
                 signer
@@ -600,13 +478,13 @@ fn micros(seconds: f64, mut f: impl FnMut()) -> f64 {
 
 /// Per-call costs of the primitives behind each operation.
 fn primitives(
-    keys: &Keys,
+    keys: &FixtureKeys,
     chunk: &SealedChunk,
     seconds: f64,
 ) -> Vec<(&'static str, f64, &'static str)> {
     use sha2::{Digest, Sha256};
     let mut out = Vec::new();
-    let block = input(262_144);
+    let block = xorshift_bytes(262_144);
     let mb = |us: f64| block.len() as f64 / us;
 
     out.push((
@@ -671,9 +549,7 @@ fn primitives(
         "µs",
     ));
 
-    let chain_pk = ChainSigningKey::from_hex(keys.text("chainSigning", "privateKeyHex"), "chain")
-        .unwrap()
-        .public_key();
+    let chain_pk = keys.chain_key().public_key();
     let env = &chunk.envelope;
     let ed_sig: [u8; 64] = hex::decode(&env.signature.value)
         .unwrap()
@@ -714,7 +590,7 @@ fn primitives(
         }),
         "µs",
     ));
-    let case = Case::load("nested_precedence");
+    let case = PackageCase::load("nested_precedence");
     let field_key = keys.field_key();
     out.push((
         "rules_apply_nested_us",

@@ -8,12 +8,14 @@
 //! camelCase file that is written, so both sides shard identically.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use crate::chunk::{recipient_type, ChunkEnvelope, ChunkKey, KeyRecipient, WRAP_ALGORITHM};
 use crate::error::ValidationError;
 use crate::json::write::push_python_string;
 use crate::json::{self, Map, Value};
 use crate::keys::{RecipientPublicKey, RecipientSecretKey};
+use crate::pool::OrderedPool;
 
 /// `schemaVersion` of buyer access files.
 pub const ACCESS_SCHEMA_VERSION: &str = "peaq.stream.buyer-access.v1";
@@ -440,6 +442,78 @@ fn snake_to_camel(key: &str) -> String {
     out
 }
 
+/// Re-wraps every chunk key of a chain from the owner to one buyer and cuts
+/// the entries into access files as the reference does (`peaqos stream
+/// grant`), whatever the envelopes are read from: the keys are re-wrapped
+/// on worker threads, in chain order, with at most 4 × `parallelism`
+/// envelopes in flight.
+#[derive(Debug)]
+pub struct GrantStream {
+    owner: Arc<RecipientSecretKey>,
+    buyer: Buyer,
+    files: AccessFileBuilder,
+    parallelism: usize,
+}
+
+impl GrantStream {
+    /// A grant to `buyer` with the owner's key, in files of at most
+    /// `max_file_size` bytes (as the SDK measures them), on `parallelism`
+    /// threads. Nothing runs until [`GrantStream::run`].
+    pub fn new(
+        owner: Arc<RecipientSecretKey>,
+        buyer: &Buyer,
+        max_file_size: usize,
+        parallelism: usize,
+    ) -> Result<Self, ValidationError> {
+        Ok(GrantStream {
+            owner,
+            files: AccessFileBuilder::new(buyer, max_file_size)?,
+            buyer: buyer.clone(),
+            parallelism: parallelism.max(1),
+        })
+    }
+
+    /// Grant every chunk of `envelopes` (in chain order), giving each access
+    /// file to `file` as soon as it is complete and calling `progress` with 1
+    /// per chunk granted. Stops at the first error: of `envelopes`, of a
+    /// re-wrap (in chain order) or of `file`. Returns the chunks granted.
+    pub fn run<E: From<GrantError>>(
+        self,
+        envelopes: impl IntoIterator<Item = Result<ChunkEnvelope, E>>,
+        file: &mut dyn FnMut(AccessFile) -> Result<(), E>,
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<u64, E> {
+        let GrantStream {
+            owner,
+            buyer,
+            mut files,
+            parallelism,
+        } = self;
+        let worker_buyer = buyer.clone();
+        let mut pool = OrderedPool::new(parallelism, parallelism * 4, move |env: ChunkEnvelope| {
+            grant_entry(&env, &owner, &worker_buyer)
+        });
+        let mut chunks = 0u64;
+        let mut deliver = |entry: Result<AccessEntry, GrantError>| -> Result<(), E> {
+            if let Some(done) = files.push(entry?) {
+                file(done)?;
+            }
+            chunks += 1;
+            progress(1);
+            Ok(())
+        };
+        for envelope in envelopes {
+            pool.submit(envelope?, &mut deliver)?;
+        }
+        pool.drain(&mut deliver)?;
+        drop(pool);
+        if let Some(last) = files.finish() {
+            file(last)?;
+        }
+        Ok(chunks)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -495,86 +569,4 @@ mod tests {
         let last = b.finish().unwrap();
         assert_eq!(last.file_name, format!("{}-2.json", "ab".repeat(32)));
     }
-}
-
-/// What [`grant_dir`] wrote.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct GrantSummary {
-    /// Chunks granted.
-    pub chunks: u64,
-    /// Files written, in order, with their sizes in bytes.
-    pub files: Vec<(String, u64)>,
-}
-
-/// Why [`grant_dir`] failed.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum GrantDirError {
-    /// The chunk directory is unreadable or inconsistent.
-    #[error(transparent)]
-    Chain(#[from] crate::layout::ReadChainError),
-    /// A chunk key could not be re-wrapped.
-    #[error(transparent)]
-    Grant(#[from] GrantError),
-    /// Writing output failed.
-    #[error(transparent)]
-    Write(#[from] crate::layout::FileError),
-    /// An option is invalid.
-    #[error(transparent)]
-    Validation(#[from] ValidationError),
-}
-
-/// Grant `buyer` access to every chunk in `chunk_dir` with the owner's key,
-/// writing `<buyerPublicKeyHex>-<n>.json` files into `out_dir` as
-/// `peaqos stream grant` does. Re-wrapping runs on `parallelism` threads;
-/// files are staged and moved into place only when all are written.
-pub fn grant_dir(
-    chunk_dir: &std::path::Path,
-    owner: std::sync::Arc<RecipientSecretKey>,
-    buyer: &Buyer,
-    max_file_size: usize,
-    out_dir: &std::path::Path,
-    parallelism: usize,
-    progress: &mut dyn FnMut(u64),
-) -> Result<GrantSummary, GrantDirError> {
-    use crate::layout::{list_chain, read_envelope, write_atomic, FileError};
-    let list = list_chain(chunk_dir)?;
-    let mut builder = AccessFileBuilder::new(buyer, max_file_size)?;
-    let staging = crate::staging::Staging::new(out_dir)?;
-    let mut files = Vec::new();
-    let parallelism = parallelism.max(1);
-    let worker_buyer = buyer.clone();
-    let mut pool =
-        crate::pool::OrderedPool::new(parallelism, parallelism * 4, move |env: ChunkEnvelope| {
-            grant_entry(&env, &owner, &worker_buyer)
-        });
-    let staged = staging.path().to_path_buf();
-    let mut chunks = 0u64;
-    {
-        let mut write_file = |file: AccessFile| -> Result<(), GrantDirError> {
-            let bytes = file.to_bytes();
-            let path = staged.join(&file.file_name);
-            write_atomic(&path, &bytes).map_err(|e| FileError::new(&path, e))?;
-            files.push((file.file_name, bytes.len() as u64));
-            Ok(())
-        };
-        let mut deliver = |entry: Result<AccessEntry, GrantError>| -> Result<(), GrantDirError> {
-            if let Some(done) = builder.push(entry?) {
-                write_file(done)?;
-            }
-            chunks += 1;
-            progress(1);
-            Ok(())
-        };
-        for (_, path) in &list {
-            pool.submit(read_envelope(path)?, &mut deliver)?;
-        }
-        pool.drain(&mut deliver)?;
-        drop(pool);
-        if let Some(last) = builder.finish() {
-            write_file(last)?;
-        }
-    }
-    staging.commit()?;
-    Ok(GrantSummary { chunks, files })
 }

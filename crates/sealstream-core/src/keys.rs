@@ -132,72 +132,98 @@ impl MachineSigningKey {
 
 // ---------------------------------------------------------------- ed25519
 
-/// The chain signing key (Ed25519 signatures over `encryptedDataHash`).
-pub struct ChainSigningKey(ed25519_dalek::SigningKey);
-redacted_debug!(ChainSigningKey);
+/// The methods every Ed25519 signing key type has: parsing a 32-byte seed,
+/// a fresh key, its public half (of type `$public`), the seed as hex and a
+/// signature. Each kind is a type of its own so one cannot stand for another.
+macro_rules! ed25519_signing_key {
+    ($ty:ident, $public:ident) => {
+        redacted_debug!($ty);
 
-impl ChainSigningKey {
-    /// Parse a 32-byte seed as hex.
-    pub fn from_hex(text: &str, field: &str) -> Result<Self, ValidationError> {
-        let bytes = Zeroizing::new(parse_hex_array::<32>(text, field)?);
-        Ok(Self::from_bytes(&bytes))
-    }
+        impl $ty {
+            /// Parse a 32-byte seed as hex (optional `0x`, surrounding whitespace ignored).
+            pub fn from_hex(text: &str, field: &str) -> Result<Self, ValidationError> {
+                let bytes = Zeroizing::new(parse_hex_array::<32>(text, field)?);
+                Ok(Self::from_bytes(&bytes))
+            }
 
-    /// From a 32-byte seed.
-    pub fn from_bytes(bytes: &[u8; 32]) -> Self {
-        ChainSigningKey(ed25519_dalek::SigningKey::from_bytes(bytes))
-    }
+            /// From a 32-byte seed.
+            pub fn from_bytes(bytes: &[u8; 32]) -> Self {
+                $ty(ed25519_dalek::SigningKey::from_bytes(bytes))
+            }
 
-    /// A fresh random key.
-    pub fn generate() -> Self {
-        ChainSigningKey(ed25519_dalek::SigningKey::generate(&mut OsRng))
-    }
+            /// A fresh random key.
+            pub fn generate() -> Self {
+                $ty(ed25519_dalek::SigningKey::generate(&mut OsRng))
+            }
 
-    /// The public key.
-    pub fn public_key(&self) -> ChainPublicKey {
-        ChainPublicKey(self.0.verifying_key())
-    }
+            /// The public key.
+            pub fn public_key(&self) -> $public {
+                $public(self.0.verifying_key())
+            }
 
-    /// Seed as lowercase hex (the reference's key file form). Handle with care.
-    pub fn to_hex_secret(&self) -> Zeroizing<String> {
-        Zeroizing::new(hex::encode(self.0.to_bytes()))
-    }
+            /// Seed as lowercase hex (the key file form). Handle with care.
+            pub fn to_hex_secret(&self) -> Zeroizing<String> {
+                Zeroizing::new(hex::encode(self.0.to_bytes()))
+            }
 
-    /// The Ed25519 signature of `message`.
-    pub fn sign(&self, message: &[u8]) -> [u8; 64] {
-        use ed25519_dalek::Signer;
-        self.0.sign(message).to_bytes()
-    }
+            /// The Ed25519 signature of `message`.
+            pub fn sign(&self, message: &[u8]) -> [u8; 64] {
+                use ed25519_dalek::Signer;
+                self.0.sign(message).to_bytes()
+            }
+        }
+    };
 }
+
+/// The methods every Ed25519 public key type has: parsing (which fails for
+/// bytes that are not a curve point), hex and bytes, and a `Debug` that
+/// shows the key. How a type verifies is its own.
+macro_rules! ed25519_public_key {
+    ($ty:ident) => {
+        impl $ty {
+            /// Parse 32 bytes of hex (optional `0x`); fails if they are not a curve point.
+            pub fn from_hex(text: &str, field: &str) -> Result<Self, ValidationError> {
+                let bytes = parse_hex_array::<32>(text, field)?;
+                Self::from_bytes(&bytes, field)
+            }
+
+            /// From 32 bytes; fails if they are not a curve point.
+            pub fn from_bytes(bytes: &[u8; 32], field: &str) -> Result<Self, ValidationError> {
+                ed25519_dalek::VerifyingKey::from_bytes(bytes)
+                    .map($ty)
+                    .map_err(|_| ValidationError::new(field, "not a valid Ed25519 public key"))
+            }
+
+            /// Lowercase hex, no prefix.
+            pub fn to_hex(&self) -> String {
+                hex::encode(self.0.as_bytes())
+            }
+
+            /// Raw bytes.
+            pub fn as_bytes(&self) -> &[u8; 32] {
+                self.0.as_bytes()
+            }
+        }
+
+        impl fmt::Debug for $ty {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, concat!(stringify!($ty), "({})"), self.to_hex())
+            }
+        }
+    };
+}
+
+/// The chain signing key (Ed25519 signatures over `encryptedDataHash`); its
+/// hex form is the reference's key file form.
+pub struct ChainSigningKey(ed25519_dalek::SigningKey);
+ed25519_signing_key!(ChainSigningKey, ChainPublicKey);
 
 /// An Ed25519 chain public key.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub struct ChainPublicKey(ed25519_dalek::VerifyingKey);
+ed25519_public_key!(ChainPublicKey);
 
 impl ChainPublicKey {
-    /// Parse 32 bytes of hex; fails if they are not a curve point.
-    pub fn from_hex(text: &str, field: &str) -> Result<Self, ValidationError> {
-        let bytes = parse_hex_array::<32>(text, field)?;
-        Self::from_bytes(&bytes, field)
-    }
-
-    /// From 32 bytes; fails if they are not a curve point.
-    pub fn from_bytes(bytes: &[u8; 32], field: &str) -> Result<Self, ValidationError> {
-        ed25519_dalek::VerifyingKey::from_bytes(bytes)
-            .map(ChainPublicKey)
-            .map_err(|_| ValidationError::new(field, "not a valid Ed25519 public key"))
-    }
-
-    /// Lowercase hex, no prefix.
-    pub fn to_hex(&self) -> String {
-        hex::encode(self.0.as_bytes())
-    }
-
-    /// Raw bytes.
-    pub fn as_bytes(&self) -> &[u8; 32] {
-        self.0.as_bytes()
-    }
-
     /// Verify an Ed25519 signature (RFC 8032, as `cryptography` does it).
     pub fn verify(&self, message: &[u8], signature: &[u8; 64]) -> bool {
         use ed25519_dalek::Verifier;
@@ -208,95 +234,27 @@ impl ChainPublicKey {
     }
 }
 
-impl fmt::Debug for ChainPublicKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "ChainPublicKey({})", self.to_hex())
-    }
-}
-
 // ---------------------------------------------------------------- receipts
 
 /// The market's Ed25519 key that signs license receipts
 /// ([`crate::receipt`]). A type of its own, so a chain key cannot sign a
 /// receipt by mistake (nor the other way round).
 pub struct ReceiptSigningKey(ed25519_dalek::SigningKey);
-redacted_debug!(ReceiptSigningKey);
-
-impl ReceiptSigningKey {
-    /// Parse a 32-byte seed as hex (optional `0x`, surrounding whitespace ignored).
-    pub fn from_hex(text: &str, field: &str) -> Result<Self, ValidationError> {
-        let bytes = Zeroizing::new(parse_hex_array::<32>(text, field)?);
-        Ok(Self::from_bytes(&bytes))
-    }
-
-    /// From a 32-byte seed.
-    pub fn from_bytes(bytes: &[u8; 32]) -> Self {
-        ReceiptSigningKey(ed25519_dalek::SigningKey::from_bytes(bytes))
-    }
-
-    /// A fresh random key.
-    pub fn generate() -> Self {
-        ReceiptSigningKey(ed25519_dalek::SigningKey::generate(&mut OsRng))
-    }
-
-    /// The public key.
-    pub fn public_key(&self) -> ReceiptPublicKey {
-        ReceiptPublicKey(self.0.verifying_key())
-    }
-
-    /// Seed as lowercase hex (the key file form). Handle with care.
-    pub fn to_hex_secret(&self) -> Zeroizing<String> {
-        Zeroizing::new(hex::encode(self.0.to_bytes()))
-    }
-
-    /// The Ed25519 signature of `message`.
-    pub fn sign(&self, message: &[u8]) -> [u8; 64] {
-        use ed25519_dalek::Signer;
-        self.0.sign(message).to_bytes()
-    }
-}
+ed25519_signing_key!(ReceiptSigningKey, ReceiptPublicKey);
 
 /// The public half of a [`ReceiptSigningKey`]: what a buyer pins to check
 /// receipts offline.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub struct ReceiptPublicKey(ed25519_dalek::VerifyingKey);
+ed25519_public_key!(ReceiptPublicKey);
 
 impl ReceiptPublicKey {
-    /// Parse 32 bytes of hex (optional `0x`); fails if they are not a curve point.
-    pub fn from_hex(text: &str, field: &str) -> Result<Self, ValidationError> {
-        let bytes = parse_hex_array::<32>(text, field)?;
-        Self::from_bytes(&bytes, field)
-    }
-
-    /// From 32 bytes; fails if they are not a curve point.
-    pub fn from_bytes(bytes: &[u8; 32], field: &str) -> Result<Self, ValidationError> {
-        ed25519_dalek::VerifyingKey::from_bytes(bytes)
-            .map(ReceiptPublicKey)
-            .map_err(|_| ValidationError::new(field, "not a valid Ed25519 public key"))
-    }
-
-    /// Lowercase hex, no prefix.
-    pub fn to_hex(&self) -> String {
-        hex::encode(self.0.as_bytes())
-    }
-
-    /// Raw bytes.
-    pub fn as_bytes(&self) -> &[u8; 32] {
-        self.0.as_bytes()
-    }
-
     /// Verify an Ed25519 signature strictly (RFC 8032 with canonical `s`,
     /// refusing small-order keys and points): receipts are only ever made by
     /// [`ReceiptSigningKey`], so nothing lenient needs to pass.
     pub fn verify(&self, message: &[u8], signature: &[u8; 64]) -> bool {
         let sig = ed25519_dalek::Signature::from_bytes(signature);
         self.0.verify_strict(message, &sig).is_ok()
-    }
-}
-
-impl fmt::Debug for ReceiptPublicKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "ReceiptPublicKey({})", self.to_hex())
     }
 }
 

@@ -216,7 +216,13 @@ impl Verification {
 impl DataPackage {
     /// The signable envelope `{did, timestamp, schemaVersion, sequenceNumber, payload}`.
     pub fn signable(&self) -> Value {
-        let mut m = Map::with_capacity(5);
+        Value::Object(self.signable_members(5))
+    }
+
+    /// The signable members in the reference's key order, in a map with
+    /// room for `capacity` members.
+    fn signable_members(&self, capacity: usize) -> Map {
+        let mut m = Map::with_capacity(capacity);
         m.insert("did".into(), Value::from(self.did.as_str()));
         m.insert("timestamp".into(), Value::from(self.timestamp.as_str()));
         m.insert(
@@ -228,7 +234,7 @@ impl DataPackage {
             Value::Number(self.sequence_number.clone()),
         );
         m.insert("payload".into(), Value::Object(self.payload.clone()));
-        Value::Object(m)
+        m
     }
 
     /// The exact bytes the reference signs (Python canonical form).
@@ -277,18 +283,7 @@ impl DataPackage {
 
     /// Wire JSON in the reference's key order.
     pub fn to_json(&self) -> Value {
-        let mut m = Map::with_capacity(7);
-        m.insert("did".into(), Value::from(self.did.as_str()));
-        m.insert("timestamp".into(), Value::from(self.timestamp.as_str()));
-        m.insert(
-            "schemaVersion".into(),
-            Value::from(self.schema_version.as_str()),
-        );
-        m.insert(
-            "sequenceNumber".into(),
-            Value::Number(self.sequence_number.clone()),
-        );
-        m.insert("payload".into(), Value::Object(self.payload.clone()));
+        let mut m = self.signable_members(7);
         m.insert("signature".into(), Value::from(self.signature.as_str()));
         m.insert(
             "signingKeyId".into(),

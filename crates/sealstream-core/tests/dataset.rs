@@ -3,8 +3,7 @@
 
 use proptest::prelude::*;
 use sealstream_core::chunk::{
-    compute_chunk_id, verify_chain, ChainConfig, ChainState, ChainWriter, ChunkEnvelope, Recipient,
-    SealedChunk,
+    compute_chunk_id, verify_chain, ChainState, ChainWriter, ChunkEnvelope, SealedChunk,
 };
 use sealstream_core::dataset::{
     verify_chunk, verify_extension, ChunkProofError, ConsistencyProof, DatasetBuilder, DatasetInfo,
@@ -13,34 +12,18 @@ use sealstream_core::dataset::{
 };
 use sealstream_core::identity::Did;
 use sealstream_core::json::{self, Value};
-use sealstream_core::keys::{ChainSigningKey, MachineSigningKey, RecipientSecretKey};
+use sealstream_core::keys::{ChainSigningKey, MachineSigningKey};
 use sealstream_core::merkle;
 
-const CHAIN_KEY: &str = "1f6350a24055b23b7abc6aaaa4466007a95bf4807826b6810a79dfe06af8f45f";
-const MACHINE_KEY: &str = "0xfeba68765a73c491c47490ecff80e39f3e5b09c96c84189193dbceacc6ff6761";
-
-fn machine() -> MachineSigningKey {
-    MachineSigningKey::from_hex(MACHINE_KEY, "machine").unwrap()
-}
-
-fn chain_key() -> ChainSigningKey {
-    ChainSigningKey::from_hex(CHAIN_KEY, "chain").unwrap()
-}
+// The fixtures' machine and chain keys.
+use sealstream_testkit::fixture::{
+    chain_signing_key as chain_key, machine_signing_key as machine, FixtureKeys,
+};
 
 fn build_chain(data: &[u8], chunk_size: usize) -> Vec<SealedChunk> {
-    let did = Did::of_key(&machine()).to_string();
-    let mut config = ChainConfig::new(
-        chain_key(),
-        &did,
-        &format!("{did}#keys-1"),
-        vec![Recipient::new(
-            "owner-1",
-            "owner",
-            RecipientSecretKey::generate().public_key(),
-        )],
-    );
+    // The fixtures' machine, chain key and recipients.
+    let mut config = FixtureKeys::load().chain_config(2);
     config.chunk_size = chunk_size;
-    config.parallelism = 2;
     let mut out = Vec::new();
     let mut w = ChainWriter::new(
         config,

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use sealstream_core::access::{grant_entry, read_access_file, AccessFileBuilder, Buyer};
@@ -13,36 +13,15 @@ use sealstream_core::chunk::{
     DecryptError, PublishManifest, VerifyReason,
 };
 use sealstream_core::json::{self, Value};
-use sealstream_core::keys::{FieldKey, MachineSigningKey, RecipientSecretKey};
-use sealstream_core::package::{CanonicalForm, DataPackage, PackageSigner, UnsignedPayload};
-use sealstream_core::rules::{decrypt_field, TopicRules};
-use sealstream_testkit::fixture::BUYER_ID;
+use sealstream_core::keys::FieldKey;
+use sealstream_core::package::{CanonicalForm, DataPackage, PackageSigner};
+use sealstream_core::rules::decrypt_field;
+use sealstream_testkit::fixture::{read_json, FixtureKeys, PackageCase, BUYER_ID};
 use sealstream_testkit::fixtures;
 
-fn read_json(path: &Path) -> Value {
-    json::parse(&std::fs::read(path).unwrap()).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
-
-fn keys() -> Value {
-    read_json(&fixtures().join("keys.json"))
-}
-
-fn key_text(keys: &Value, who: &str, field: &str) -> String {
-    keys.as_object().unwrap()[who].as_object().unwrap()[field]
-        .as_str()
-        .unwrap()
-        .to_string()
-}
-
+/// The package fixtures' names: the six the reference made.
 fn package_names() -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(fixtures().join("packages"))
-        .unwrap()
-        .filter_map(|e| {
-            let name = e.unwrap().file_name().into_string().unwrap();
-            name.strip_suffix(".package.json").map(str::to_string)
-        })
-        .collect();
-    names.sort();
+    let names = sealstream_testkit::fixture::package_names();
     assert!(
         names.len() >= 6,
         "expected the six package fixtures, found {names:?}"
@@ -69,49 +48,21 @@ fn packages_verify_and_canonical_bytes_match() {
 
 #[test]
 fn rules_reproduce_fixture_payloads_and_signatures() {
-    let keys = keys();
-    let field_key = FieldKey::from_hex(
-        keys.as_object().unwrap()["fieldEncryptionKeyHex"]
-            .as_str()
-            .unwrap(),
-        "field key",
-    )
-    .unwrap();
-    let machine_key = key_text(&keys, "machineSigning", "privateKeyHex");
-    let did = key_text(&keys, "machineSigning", "did");
+    let keys = FixtureKeys::load();
+    let field_key = keys.field_key();
     for name in package_names() {
         let dir = fixtures().join("packages");
-        let input = read_json(&dir.join(format!("{name}.input.json")));
-        let input = input.as_object().unwrap();
-        let rules =
-            TopicRules::from_json(&read_json(&dir.join(format!("{name}.rules.json")))).unwrap();
+        let case = PackageCase::load(&name);
         let expected =
             DataPackage::from_json(&read_json(&dir.join(format!("{name}.package.json")))).unwrap();
         let signer = PackageSigner::new(
-            MachineSigningKey::from_hex(&machine_key, "machine key").unwrap(),
-            &did,
+            keys.machine_key(),
+            keys.did(),
             Some(expected.signing_key_id.clone()),
             Some(field_key.clone()),
         )
         .unwrap();
-        let payload = UnsignedPayload {
-            topic: input["topic"].as_str().unwrap().into(),
-            fields: input["fields"].as_object().unwrap().clone(),
-            captured_at: input["capturedAt"].as_str().unwrap().into(),
-        };
-        let seq = input["sequenceNumber"]
-            .as_number()
-            .unwrap()
-            .as_u64()
-            .unwrap();
-        let ours = signer
-            .build(
-                &payload,
-                &rules,
-                input["schemaVersion"].as_str().unwrap(),
-                seq,
-            )
-            .unwrap();
+        let ours = case.sign(&signer, case.sequence_number);
         assert_eq!(ours.verify().outcome, Ok(CanonicalForm::Python), "{name}");
         let has_encrypted =
             json::write::to_python_compact(&expected.to_json()).contains("__encrypted");
@@ -179,21 +130,49 @@ fn load_chain(case: &str) -> Chain {
     Chain { dir, envelopes }
 }
 
+impl Chain {
+    /// The ciphertext of chunk `index`, if the fixture has it.
+    fn ciphertext(&self, index: u64) -> Option<Vec<u8>> {
+        std::fs::read(self.dir.join(format!("published/chunk-{index}.bin"))).ok()
+    }
+
+    /// Every chunk with its ciphertext and the buyer's entry of the
+    /// fixture's access files: what a buyer's chain reader takes.
+    fn buyer_items(&self) -> Vec<Result<ChainItem, Infallible>> {
+        let mut access = HashMap::new();
+        for entry in std::fs::read_dir(self.dir.join("access")).unwrap() {
+            read_access_file(
+                &std::fs::read(entry.unwrap().path()).unwrap(),
+                BUYER_ID,
+                &mut access,
+            )
+            .unwrap();
+        }
+        self.envelopes
+            .iter()
+            .map(|e| {
+                Ok(ChainItem {
+                    envelope: e.clone(),
+                    key: access[&e.chunk_id].clone(),
+                    ciphertext: self.ciphertext(e.index).unwrap(),
+                })
+            })
+            .collect()
+    }
+}
+
 const CASES: [&str; 4] = ["empty", "small", "exact2", "odd"];
 
 #[test]
 fn chains_verify_and_decrypt_with_the_buyer_key() {
-    let keys = keys();
-    let buyer_sk = Arc::new(
-        RecipientSecretKey::from_hex(&key_text(&keys, "buyer", "privateKeyHex"), "buyer").unwrap(),
-    );
+    let buyer_sk = Arc::new(FixtureKeys::load().secret("buyer"));
     for case in CASES {
         let chain = load_chain(case);
         let input = std::fs::read(chain.dir.join("input.bin")).unwrap();
-        let items = chain.envelopes.iter().map(|e| {
-            let ct = std::fs::read(chain.dir.join(format!("published/chunk-{}.bin", e.index))).ok();
-            Ok::<_, ()>((e.clone(), ct))
-        });
+        let items = chain
+            .envelopes
+            .iter()
+            .map(|e| Ok::<_, ()>((e.clone(), chain.ciphertext(e.index))));
         let state = verify_chain(items, 2)
             .unwrap()
             .unwrap_or_else(|e| panic!("{case}: {e}"));
@@ -211,24 +190,7 @@ fn chains_verify_and_decrypt_with_the_buyer_key() {
             "{case}: manifest rendering"
         );
 
-        let mut access = HashMap::new();
-        for entry in std::fs::read_dir(chain.dir.join("access")).unwrap() {
-            read_access_file(
-                &std::fs::read(entry.unwrap().path()).unwrap(),
-                BUYER_ID,
-                &mut access,
-            )
-            .unwrap();
-        }
-        let items = chain.envelopes.iter().map(|e| {
-            let ct =
-                std::fs::read(chain.dir.join(format!("published/chunk-{}.bin", e.index))).unwrap();
-            Ok::<_, Infallible>(ChainItem {
-                envelope: e.clone(),
-                key: access[&e.chunk_id].clone(),
-                ciphertext: ct,
-            })
-        });
+        let items = chain.buyer_items();
         let mut out = Vec::new();
         let mut reader = ChainReader::new(items, Arc::clone(&buyer_sk), two_threads());
         reader.read_to_end(&mut out).unwrap();
@@ -243,10 +205,9 @@ fn chains_verify_and_decrypt_with_the_buyer_key() {
 
 #[test]
 fn our_grant_shards_like_the_reference() {
-    let keys = keys();
-    let owner =
-        RecipientSecretKey::from_hex(&key_text(&keys, "owner", "privateKeyHex"), "owner").unwrap();
-    let buyer = Buyer::new(BUYER_ID, &key_text(&keys, "buyer", "publicKeyHex")).unwrap();
+    let keys = FixtureKeys::load();
+    let owner = keys.secret("owner");
+    let buyer = Buyer::new(BUYER_ID, keys.text("buyer", "publicKeyHex")).unwrap();
     for case in CASES {
         let chain = load_chain(case);
         let mut builder = AccessFileBuilder::new(&buyer, 2048).unwrap();
@@ -293,28 +254,9 @@ fn our_grant_shards_like_the_reference() {
 
 #[test]
 fn stranger_cannot_decrypt_and_tampering_is_caught() {
-    let keys = keys();
-    let stranger = Arc::new(
-        RecipientSecretKey::from_hex(&key_text(&keys, "stranger", "privateKeyHex"), "s").unwrap(),
-    );
+    let stranger = Arc::new(FixtureKeys::load().secret("stranger"));
     let chain = load_chain("odd");
-    let mut access = HashMap::new();
-    for entry in std::fs::read_dir(chain.dir.join("access")).unwrap() {
-        read_access_file(
-            &std::fs::read(entry.unwrap().path()).unwrap(),
-            BUYER_ID,
-            &mut access,
-        )
-        .unwrap();
-    }
-    let items = chain.envelopes.iter().map(|e| {
-        let ct = std::fs::read(chain.dir.join(format!("published/chunk-{}.bin", e.index))).unwrap();
-        Ok::<_, Infallible>(ChainItem {
-            envelope: e.clone(),
-            key: access[&e.chunk_id].clone(),
-            ciphertext: ct,
-        })
-    });
+    let items = chain.buyer_items();
     match ChainReader::new(items, stranger, two_threads()).next_chunk() {
         Err(ChainReadError::Decrypt {
             index: 0,
@@ -325,8 +267,7 @@ fn stranger_cannot_decrypt_and_tampering_is_caught() {
 
     // A flipped ciphertext byte in chunk 2 is a hash mismatch at index 2.
     let items = chain.envelopes.iter().map(|e| {
-        let mut ct =
-            std::fs::read(chain.dir.join(format!("published/chunk-{}.bin", e.index))).unwrap();
+        let mut ct = chain.ciphertext(e.index).unwrap();
         if e.index == 2 {
             ct[5] ^= 0x80;
         }

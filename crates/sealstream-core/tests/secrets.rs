@@ -4,14 +4,14 @@
 //! paste them into the wrong place) are fed through every failing path the
 //! public API has: key parsing of every kind, decryption and grants with wrong
 //! keys, field decryption, package signing, field rules, envelope / access
-//! file / package / state / manifest documents that carry the secret, and file
-//! reading. No `Display`, `Debug` or `{:#?}` of any resulting error, nor the
-//! `Debug` of key types, `PackageSigner` or `ChainConfig`, may contain the
-//! secret: neither whole nor any 16-hex-digit window of it, in any letter case.
+//! file / package / state / manifest documents that carry the secret (file
+//! reading is checked in sealstream-files' tests). No `Display`, `Debug` or
+//! `{:#?}` of any resulting error, nor the `Debug` of key types,
+//! `PackageSigner` or `ChainConfig`, may contain the secret: neither whole
+//! nor any 16-hex-digit window of it, in any letter case.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
-use std::fmt::{Debug, Display};
 use std::str::FromStr;
 use std::sync::Arc;
 
@@ -19,8 +19,8 @@ use sealstream_core::access::{
     grant_entry, read_access_file, AccessFileBuilder, Buyer, ACCESS_SCHEMA_VERSION,
 };
 use sealstream_core::chunk::{
-    decrypt_chunk, ChainConfig, ChainItem, ChainReader, ChainReaderOptions, ChainState,
-    ChainWriter, ChunkEnvelope, PublishManifest, Recipient, SealedChunk, CHUNK_SCHEMA_VERSION,
+    decrypt_chunk, ChainConfig, ChainReader, ChainReaderOptions, ChainState, ChainWriter,
+    ChunkEnvelope, PublishManifest, Recipient, SealedChunk, CHUNK_SCHEMA_VERSION,
 };
 use sealstream_core::identity::{Did, Eip191Signature, EvmAddress};
 use sealstream_core::json::{self, Map, Value};
@@ -28,9 +28,10 @@ use sealstream_core::keys::{
     parse_hex_array, parse_hex_bytes, ChainPublicKey, ChainSigningKey, FieldKey, MachineSigningKey,
     RecipientPublicKey, RecipientSecretKey,
 };
-use sealstream_core::layout::{list_chain, read_ciphertext, read_envelope, write_atomic};
 use sealstream_core::package::{DataPackage, PackageSigner, UnsignedPayload};
 use sealstream_core::rules::{decrypt_field, encrypt_field, TopicRules};
+use sealstream_testkit::chain::reader_items;
+use sealstream_testkit::secrets::{contains_secret, Watch};
 
 // Test-only keys of fixtures/peaq-stream-v1/keys.json.
 const MACHINE_SK: &str = "0xfeba68765a73c491c47490ecff80e39f3e5b09c96c84189193dbceacc6ff6761";
@@ -40,74 +41,6 @@ const FIELD_KEY: &str = "c84fcf398735bf46fad738fb45ffa606d05e9f01c5886c959abf79e
 const OWNER_SK: &str = "51b48b68b1a9f4a820f7fb161053d09345b11e4eef1b81b2847556789e0db8e3";
 const BUYER_SK: &str = "8172f3ac295975267ef814ec7f3f717d455e5a8587ba8f1d280caa43d39fc9c9";
 const STRANGER_SK: &str = "d356d600ed0d3dc0242282228afafceed4cfd3e88061eaf7580808e618293b86";
-
-/// The secrets under watch (64 lowercase hex digits each) and what was checked.
-struct Watch {
-    secrets: Vec<(String, String)>,
-    checked: usize,
-}
-
-/// Whether `text` contains `secret_hex` or any 16-digit window of it, in any case.
-fn contains_secret(text: &str, secret_hex: &str) -> bool {
-    let text = text.to_ascii_lowercase();
-    secret_hex
-        .as_bytes()
-        .windows(16)
-        .any(|w| text.contains(std::str::from_utf8(w).unwrap()))
-}
-
-impl Watch {
-    fn new() -> Self {
-        Watch {
-            secrets: Vec::new(),
-            checked: 0,
-        }
-    }
-
-    fn add(&mut self, name: &str, hex: &str) {
-        let hex = hex.trim_start_matches("0x").to_ascii_lowercase();
-        assert_eq!(hex.len(), 64, "{name}");
-        self.secrets.push((name.to_string(), hex));
-    }
-
-    fn text(&mut self, context: &str, text: &str) {
-        for (name, hex) in &self.secrets {
-            assert!(
-                !contains_secret(text, hex),
-                "{context}: output contains (part of) the secret {name}: {text}"
-            );
-        }
-        self.checked += 1;
-    }
-
-    /// An error's `Display`, `Debug` and pretty `Debug`.
-    fn error<E: Display + Debug>(&mut self, context: &str, e: &E) {
-        self.text(context, &e.to_string());
-        self.text(context, &format!("{e:?}"));
-        self.text(context, &format!("{e:#?}"));
-    }
-
-    /// A value's `Debug` and pretty `Debug`.
-    fn debug<T: Debug>(&mut self, context: &str, v: &T) {
-        self.text(context, &format!("{v:?}"));
-        self.text(context, &format!("{v:#?}"));
-    }
-
-    /// The error of a result that must fail.
-    fn fails<T, E: Display + Debug>(&mut self, context: &str, r: Result<T, E>) {
-        match r {
-            Ok(_) => panic!("{context}: expected an error"),
-            Err(e) => self.error(context, &e),
-        }
-    }
-
-    /// The error of a result that may fail; `Ok` values are not inspected.
-    fn maybe<T, E: Display + Debug>(&mut self, context: &str, r: Result<T, E>) {
-        if let Err(e) = r {
-            self.error(context, &e);
-        }
-    }
-}
 
 #[test]
 fn the_detector_finds_windows_in_any_case() {
@@ -153,69 +86,57 @@ fn variants(hex: &str) -> Vec<String> {
     v
 }
 
+/// [`Watch::maybe`] of each parse, named `what(text)`.
+macro_rules! watch_parses {
+    ($w:expr, $text:expr, $($what:literal => $parse:expr,)+) => {
+        $( $w.maybe(&format!("{}({:?})", $what, $text), $parse); )+
+    };
+}
+
+/// [`Watch::debug`] of each secret key type that parses `text`: a secret
+/// that parses must still print redacted.
+macro_rules! watch_parsed_keys {
+    ($w:expr, $text:expr, $($ty:ident),+) => {
+        $(
+            if let Ok(k) = $ty::from_hex($text, "k") {
+                $w.debug(&format!(concat!(stringify!($ty), " debug({:?})"), $text), &k);
+            }
+        )+
+    };
+}
+
 /// Feed text through every key, address, DID and hex parser.
 fn parse_everything(w: &mut Watch, text: &str) {
-    let c = |what: &str| format!("{what}({text:?})");
-    w.maybe(&c("FieldKey"), FieldKey::from_hex(text, "field_key"));
-    w.maybe(
-        &c("RecipientSecretKey"),
-        RecipientSecretKey::from_hex(text, "owner_private_key"),
+    watch_parses!(w, text,
+        "FieldKey" => FieldKey::from_hex(text, "field_key"),
+        "RecipientSecretKey" => RecipientSecretKey::from_hex(text, "owner_private_key"),
+        "RecipientPublicKey" => RecipientPublicKey::from_hex(text, "buyer_public_key"),
+        "ChainSigningKey" => ChainSigningKey::from_hex(text, "chain_key"),
+        "ChainPublicKey" => ChainPublicKey::from_hex(text, "publicKeyHex"),
+        "MachineSigningKey" => MachineSigningKey::from_hex(text, "signing_key"),
+        "hex20" => parse_hex_array::<20>(text, "address"),
+        "hex24" => parse_hex_array::<24>(text, "nonce"),
+        "hex32" => parse_hex_array::<32>(text, "key"),
+        "hex64" => parse_hex_array::<64>(text, "signature"),
+        "hex65" => parse_hex_array::<65>(text, "signature"),
+        "hex bytes" => parse_hex_bytes(text, "wrappedKeyHex"),
+        "EvmAddress" => EvmAddress::parse(text, "address"),
+        "EvmAddress 0x" => EvmAddress::parse(&format!("0x{text}"), "address"),
+        "Did" => Did::parse(text, "did"),
+        "Did prefix" => Did::parse(&format!("did:peaq:0x{text}"), "did"),
+        "Did::from_str" => Did::from_str(text),
+        "Eip191Signature" => Eip191Signature::from_hex(text, "signature"),
+        "Buyer" => Buyer::new("did:peaq:0xb0b", text),
+        "Recipient" => Recipient::from_text("owner-1", "owner", text, "owner_public_key"),
     );
-    w.maybe(
-        &c("RecipientPublicKey"),
-        RecipientPublicKey::from_hex(text, "buyer_public_key"),
+    watch_parsed_keys!(
+        w,
+        text,
+        FieldKey,
+        RecipientSecretKey,
+        ChainSigningKey,
+        MachineSigningKey
     );
-    w.maybe(
-        &c("ChainSigningKey"),
-        ChainSigningKey::from_hex(text, "chain_key"),
-    );
-    w.maybe(
-        &c("ChainPublicKey"),
-        ChainPublicKey::from_hex(text, "publicKeyHex"),
-    );
-    w.maybe(
-        &c("MachineSigningKey"),
-        MachineSigningKey::from_hex(text, "signing_key"),
-    );
-    w.maybe(&c("hex20"), parse_hex_array::<20>(text, "address"));
-    w.maybe(&c("hex24"), parse_hex_array::<24>(text, "nonce"));
-    w.maybe(&c("hex32"), parse_hex_array::<32>(text, "key"));
-    w.maybe(&c("hex64"), parse_hex_array::<64>(text, "signature"));
-    w.maybe(&c("hex65"), parse_hex_array::<65>(text, "signature"));
-    w.maybe(&c("hex bytes"), parse_hex_bytes(text, "wrappedKeyHex"));
-    w.maybe(&c("EvmAddress"), EvmAddress::parse(text, "address"));
-    w.maybe(
-        &c("EvmAddress 0x"),
-        EvmAddress::parse(&format!("0x{text}"), "address"),
-    );
-    w.maybe(&c("Did"), Did::parse(text, "did"));
-    w.maybe(
-        &c("Did prefix"),
-        Did::parse(&format!("did:peaq:0x{text}"), "did"),
-    );
-    w.maybe(&c("Did::from_str"), Did::from_str(text));
-    w.maybe(
-        &c("Eip191Signature"),
-        Eip191Signature::from_hex(text, "signature"),
-    );
-    w.maybe(&c("Buyer"), Buyer::new("did:peaq:0xb0b", text));
-    w.maybe(
-        &c("Recipient"),
-        Recipient::from_text("owner-1", "owner", text, "owner_public_key"),
-    );
-    // Secret-typed successes must still print redacted.
-    if let Ok(k) = FieldKey::from_hex(text, "k") {
-        w.debug(&c("FieldKey debug"), &k);
-    }
-    if let Ok(k) = RecipientSecretKey::from_hex(text, "k") {
-        w.debug(&c("RecipientSecretKey debug"), &k);
-    }
-    if let Ok(k) = ChainSigningKey::from_hex(text, "k") {
-        w.debug(&c("ChainSigningKey debug"), &k);
-    }
-    if let Ok(k) = MachineSigningKey::from_hex(text, "k") {
-        w.debug(&c("MachineSigningKey debug"), &k);
-    }
 }
 
 /// The fixture keys and a freshly generated set, all watched.
@@ -255,6 +176,22 @@ fn watched_keys(w: &mut Watch) -> Keys {
     keys
 }
 
+/// Each hex key of `$list` parsed as `$ty`: it gives its hex back and
+/// prints redacted; then the further checks of `|key| { … }`, if given.
+macro_rules! round_trip_keys {
+    ($w:expr, $list:expr, $ty:ident $(, |$key:ident| $more:block)?) => {
+        for hex in &$list {
+            let k = $ty::from_hex(hex, stringify!($ty)).unwrap();
+            assert_eq!(k.to_hex_secret().as_str(), hex.as_str());
+            $w.debug(stringify!($ty), &k);
+            $(
+                let $key = k;
+                $more
+            )?
+        }
+    };
+}
+
 #[test]
 fn key_parsing_errors_never_quote_the_key() {
     let mut w = Watch::new();
@@ -272,28 +209,14 @@ fn key_parsing_errors_never_quote_the_key() {
         }
     }
     // Keys of every type round-trip through to_hex_secret and print redacted.
-    for hex in &keys.machine {
-        let k = MachineSigningKey::from_hex(hex, "machine").unwrap();
-        assert_eq!(k.to_hex_secret().as_str(), hex.as_str());
-        w.debug("MachineSigningKey", &k);
-    }
-    for hex in &keys.chain {
-        let k = ChainSigningKey::from_hex(hex, "chain").unwrap();
-        assert_eq!(k.to_hex_secret().as_str(), hex.as_str());
-        w.debug("ChainSigningKey", &k);
-    }
-    for hex in &keys.field {
-        let k = FieldKey::from_hex(hex, "field").unwrap();
-        assert_eq!(k.to_hex_secret().as_str(), hex.as_str());
-        w.debug("FieldKey", &k);
+    round_trip_keys!(w, keys.machine, MachineSigningKey);
+    round_trip_keys!(w, keys.chain, ChainSigningKey);
+    round_trip_keys!(w, keys.field, FieldKey, |k| {
         w.debug("FieldKey clone", &k.clone());
-    }
-    for hex in &keys.recipient {
-        let k = RecipientSecretKey::from_hex(hex, "recipient").unwrap();
-        assert_eq!(k.to_hex_secret().as_str(), hex.as_str());
-        w.debug("RecipientSecretKey", &k);
+    });
+    round_trip_keys!(w, keys.recipient, RecipientSecretKey, |k| {
         w.debug("RecipientSecretKey in Arc", &Arc::new(k));
-    }
+    });
     // Invalid secp256k1 scalars (zero, the group order) name the field only.
     for bad in [
         "0".repeat(64),
@@ -374,14 +297,7 @@ fn wrong_keys_in_decrypt_grant_and_field_decryption_are_not_echoed() {
                 );
             }
         }
-        let items = chunks.iter().map(|c| {
-            let entry = c.envelope.encryption.key_recipients[0].clone();
-            Ok::<_, Infallible>(ChainItem {
-                envelope: c.envelope.clone(),
-                key: entry,
-                ciphertext: c.ciphertext.clone(),
-            })
-        });
+        let items = reader_items(&chunks, |e| &e.encryption.key_recipients[0]);
         let options = ChainReaderOptions {
             parallelism: 2,
             ..ChainReaderOptions::default()
@@ -896,53 +812,4 @@ fn signer_and_config_debug_and_validation_errors_are_redacted() {
         let buyer = Buyer::new("b", &owner.public_key().to_hex()).unwrap();
         w.fails("AccessFileBuilder", AccessFileBuilder::new(&buyer, 0));
     }
-}
-
-#[test]
-fn file_errors_do_not_quote_file_contents() {
-    let mut w = Watch::new();
-    let keys = watched_keys(&mut w);
-    let dir = tempfile::tempdir().unwrap();
-    let s = keys.recipient[0].clone();
-    // An envelope file that is the secret, a broken envelope holding it, and a
-    // key file in a place where a chunk is expected.
-    std::fs::write(dir.path().join("chunk-0.json"), &s).unwrap();
-    w.fails(
-        "read_envelope",
-        read_envelope(&dir.path().join("chunk-0.json")),
-    );
-    w.fails("list_chain", list_chain(dir.path()));
-    std::fs::write(
-        dir.path().join("chunk-0.json"),
-        format!("{{\"schemaVersion\": \"{CHUNK_SCHEMA_VERSION}\", \"index\": \"{s}\"}}"),
-    )
-    .unwrap();
-    w.fails(
-        "read_envelope",
-        read_envelope(&dir.path().join("chunk-0.json")),
-    );
-    w.fails("list_chain", list_chain(dir.path()));
-    w.fails(
-        "read_envelope missing",
-        read_envelope(&dir.path().join("chunk-9.json")),
-    );
-    w.fails(
-        "list_chain missing dir",
-        list_chain(&dir.path().join("nope")),
-    );
-    std::fs::create_dir(dir.path().join("chunk-1.bin")).unwrap();
-    w.fails(
-        "read_ciphertext of a directory",
-        read_ciphertext(dir.path(), 1),
-    );
-    w.fails(
-        "write_atomic into a missing directory",
-        write_atomic(&dir.path().join("nope/x.json"), s.as_bytes()),
-    );
-    std::fs::write(dir.path().join("key.sk"), &s).unwrap();
-    let text = std::fs::read_to_string(dir.path().join("key.sk")).unwrap();
-    w.fails(
-        "key file read as a public key with a newline",
-        ChainPublicKey::from_hex(&format!("{text}{text}"), "key file"),
-    );
 }

@@ -21,15 +21,16 @@
 //!   previousChunkId and chunkId: only the ciphertext hash is signed.
 
 use std::convert::Infallible;
+use std::rc::Rc;
 use std::sync::Arc;
 
 use sealstream_core::chunk::{
-    compute_chunk_id, decrypt_chunk, sha256_hex, verify_chain, ChainConfig, ChainItem,
-    ChainReadError, ChainReader, ChainReaderOptions, ChainState, ChainVerifier, ChainWriter,
-    ChunkEnvelope, DecryptError, EnvelopeParseError, SealedChunk, VerifyError, VerifyReason,
-    TAG_LEN,
+    compute_chunk_id, decrypt_chunk, sha256_hex, verify_chain, ChainConfig, ChainReadError,
+    ChainReader, ChainReaderOptions, ChainState, ChainVerifier, ChainWriter, ChunkEnvelope,
+    DecryptError, EnvelopeParseError, SealedChunk, VerifyError, VerifyReason, TAG_LEN,
 };
 use sealstream_core::keys::{ChainSigningKey, RecipientSecretKey};
+use sealstream_testkit::chain::reader_items;
 
 // Test-only keys of fixtures/peaq-stream-v1/keys.json.
 const CHAIN_SK: &str = "1f6350a24055b23b7abc6aaaa4466007a95bf4807826b6810a79dfe06af8f45f";
@@ -124,14 +125,7 @@ fn fails_at(index: u64, reason: VerifyReason) -> Result<ChainState, VerifyError>
 /// Decrypt the whole chain with recipient `who`'s entry and key.
 fn decrypt(chunks: &[SealedChunk], who: usize) -> Result<Vec<u8>, (u64, DecryptError)> {
     let key = recipient_keys().swap_remove(who);
-    let items = chunks.iter().map(|c| {
-        let entry = c.envelope.encryption.key_recipients[who].clone();
-        Ok::<_, Infallible>(ChainItem {
-            envelope: c.envelope.clone(),
-            key: entry,
-            ciphertext: c.ciphertext.clone(),
-        })
-    });
+    let items = reader_items(chunks, |e| &e.encryption.key_recipients[who]);
     // Decryption alone: what it catches without the chain's verification.
     let options = ChainReaderOptions {
         verify: false,
@@ -324,7 +318,7 @@ fn missing_or_misplaced_ciphertexts_are_detected() {
 }
 
 /// What a change to an envelope field must lead to.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 enum Expect {
     /// Verification fails at the changed chunk for this reason.
     Verify(VerifyReason),
@@ -344,10 +338,79 @@ fn mutation(name: &str, f: impl Fn(&mut ChunkEnvelope) + 'static, expect: Expect
     (name.to_string(), Box::new(f), expect)
 }
 
+/// One change to a text field of an envelope.
+#[derive(Clone)]
+enum Edit {
+    /// Another hex digit at this position ([`alter_hex`]).
+    Digit(isize),
+    /// The empty string.
+    Clear,
+    /// Upper case.
+    Upper,
+    /// Without its first `n` characters (a prefix such as `0x`).
+    DropPrefix(usize),
+    /// Cut to `n` characters.
+    Truncate(usize),
+    /// One character less.
+    Pop,
+    /// With this appended.
+    Push(&'static str),
+    /// The first character replaced by this.
+    First(&'static str),
+    /// This value instead.
+    Set(String),
+}
+
+impl Edit {
+    fn apply(&self, text: &mut String) {
+        match self {
+            Edit::Digit(pos) => *text = alter_hex(text, *pos),
+            Edit::Clear => text.clear(),
+            Edit::Upper => *text = text.to_uppercase(),
+            Edit::DropPrefix(n) => *text = text[*n..].to_string(),
+            Edit::Truncate(n) => text.truncate(*n),
+            Edit::Pop => {
+                text.pop();
+            }
+            Edit::Push(tail) => text.push_str(tail),
+            Edit::First(head) => text.replace_range(0..1, head),
+            Edit::Set(value) => *text = value.clone(),
+        }
+    }
+}
+
+/// Labelled edits of one field.
+type Edits = Vec<(&'static str, Edit)>;
+
+/// The text field of an envelope that `field` names.
+type Field = Rc<dyn Fn(&mut ChunkEnvelope) -> &mut String>;
+
+/// A [`Field`] from a closure, with the lifetimes a field accessor has.
+fn field(get: impl Fn(&mut ChunkEnvelope) -> &mut String + 'static) -> Field {
+    Rc::new(get)
+}
+
+/// The mutations of text field `name` by each of `edits` (a label and the
+/// edit), all expected to lead to `expect`.
+fn field_mutations(name: &str, get: &Field, edits: Edits, expect: Expect) -> Vec<Mutation> {
+    edits
+        .into_iter()
+        .map(|(label, edit)| {
+            let get = Rc::clone(get);
+            mutation(
+                &format!("{name} {label}"),
+                move |e| edit.apply(get(e)),
+                expect.clone(),
+            )
+        })
+        .collect()
+}
+
 /// Every protected field of chunk `k` of `chunks`, changed in several ways,
 /// with the outcome the order of checks gives.
 fn mutations(chunks: &[SealedChunk], k: usize) -> Vec<Mutation> {
     use DecryptError as D;
+    use Edit::*;
     use Expect::{DecryptAll, DecryptSome, Verify};
     use VerifyReason as V;
     let other = chunks[(k + 1) % chunks.len()].envelope.clone();
@@ -355,42 +418,27 @@ fn mutations(chunks: &[SealedChunk], k: usize) -> Vec<Mutation> {
         .unwrap()
         .public_key()
         .to_hex();
-    let mut m = vec![
-        // chunkId: linkage is fine, the id does not recompute.
-        mutation(
-            "chunkId last digit",
-            |e| e.chunk_id = alter_hex(&e.chunk_id, -1),
-            Verify(V::ChunkIdMismatch),
-        ),
-        mutation(
-            "chunkId first digit",
-            |e| e.chunk_id = alter_hex(&e.chunk_id, 2),
-            Verify(V::ChunkIdMismatch),
-        ),
-        mutation(
-            "chunkId empty",
-            |e| e.chunk_id.clear(),
-            Verify(V::ChunkIdMismatch),
-        ),
-        mutation(
-            "chunkId upper case",
-            |e| e.chunk_id = e.chunk_id.to_uppercase(),
-            Verify(V::ChunkIdMismatch),
-        ),
-        mutation(
-            "chunkId without 0x",
-            |e| e.chunk_id = e.chunk_id[2..].to_string(),
-            Verify(V::ChunkIdMismatch),
-        ),
-        {
-            let id = other.chunk_id.clone();
-            mutation(
-                "chunkId of another chunk",
-                move |e| e.chunk_id = id.clone(),
-                Verify(V::ChunkIdMismatch),
-            )
-        },
-        // index: reported as not sequential, with the index found.
+    let owner_chain_pk = ChainSigningKey::from_hex(OWNER_SK, "other")
+        .unwrap()
+        .public_key()
+        .to_hex();
+    let mut m = Vec::new();
+    // chunkId: linkage is fine, the id does not recompute.
+    m.extend(field_mutations(
+        "chunkId",
+        &field(|e| &mut e.chunk_id),
+        vec![
+            ("last digit", Digit(-1)),
+            ("first digit", Digit(2)),
+            ("empty", Clear),
+            ("upper case", Upper),
+            ("without 0x", DropPrefix(2)),
+            ("of another chunk", Set(other.chunk_id.clone())),
+        ],
+        Verify(V::ChunkIdMismatch),
+    ));
+    // index: reported as not sequential, with the index found.
+    m.extend([
         mutation(
             "index + 1",
             |e| e.index += 1,
@@ -410,258 +458,164 @@ fn mutations(chunks: &[SealedChunk], k: usize) -> Vec<Mutation> {
             |e| e.index = u64::MAX,
             Verify(V::IndexNotSequential { found: u64::MAX }),
         ),
-        // encryptedDataHash: the ciphertext no longer matches it.
-        mutation(
-            "encryptedDataHash last digit",
-            |e| e.encrypted_data_hash = alter_hex(&e.encrypted_data_hash, -1),
-            Verify(V::HashMismatch),
+    ]);
+    // encryptedDataHash: the ciphertext no longer matches it.
+    m.extend(field_mutations(
+        "encryptedDataHash",
+        &field(|e| &mut e.encrypted_data_hash),
+        vec![
+            ("last digit", Digit(-1)),
+            ("empty", Clear),
+            ("upper case", Upper),
+            ("without 0x", DropPrefix(2)),
+        ],
+        Verify(V::HashMismatch),
+    ));
+    // plaintextHash: unsigned, so verification passes; decryption checks it last.
+    m.extend(field_mutations(
+        "plaintextHash",
+        &field(|e| &mut e.plaintext_hash),
+        vec![
+            ("last digit", Digit(-1)),
+            ("empty", Clear),
+            ("upper case", Upper),
+        ],
+        DecryptAll(D::PlaintextHash),
+    ));
+    // encryption.algorithm: checked before anything else when decrypting.
+    m.extend(field_mutations(
+        "encryption.algorithm",
+        &field(|e| &mut e.encryption.algorithm),
+        vec![("another cipher", Set("aes-256-gcm".into()))],
+        DecryptAll(D::UnsupportedCipher),
+    ));
+    // encryption.nonce: another valid nonce fails the tag; a malformed one is BadNonce.
+    let nonce = field(|e| &mut e.encryption.nonce);
+    m.extend(field_mutations(
+        "nonce",
+        &nonce,
+        vec![
+            ("last digit", Digit(-1)),
+            ("first digit", Digit(0)),
+            ("of another chunk", Set(other.encryption.nonce.clone())),
+        ],
+        DecryptAll(D::Cipher),
+    ));
+    m.extend(field_mutations(
+        "nonce",
+        &nonce,
+        vec![
+            ("empty", Clear),
+            ("23 bytes", Truncate(46)),
+            ("25 bytes", Push("00")),
+            ("not hex", First("g")),
+        ],
+        DecryptAll(D::BadNonce),
+    ));
+    // encryption.keyCommitment: the opened key does not match it.
+    m.extend(field_mutations(
+        "keyCommitment",
+        &field(|e| &mut e.encryption.key_commitment),
+        vec![
+            ("last digit", Digit(-1)),
+            ("empty", Clear),
+            ("without prefix", DropPrefix(7)),
+            ("upper case", Upper),
+            (
+                "of another chunk",
+                Set(other.encryption.key_commitment.clone()),
+            ),
+        ],
+        DecryptAll(D::KeyCommitment),
+    ));
+    // signature block: identity fields, then key and value, then the signature.
+    let signature_fields: Vec<(&str, Field, Edits)> = vec![
+        (
+            "signature.value",
+            field(|e| &mut e.signature.value),
+            vec![
+                ("last digit", Digit(-1)),
+                ("first digit", Digit(0)),
+                ("empty", Clear),
+                ("truncated", Truncate(126)),
+                ("not hex", First("z")),
+                ("of another chunk", Set(other.signature.value.clone())),
+            ],
         ),
-        mutation(
-            "encryptedDataHash empty",
-            |e| e.encrypted_data_hash.clear(),
-            Verify(V::HashMismatch),
+        (
+            "signature.publicKeyHex",
+            field(|e| &mut e.signature.public_key_hex),
+            vec![
+                ("last digit", Digit(-1)),
+                ("first digit", Digit(0)),
+                ("empty", Clear),
+                ("another valid key", Set(owner_chain_pk)),
+            ],
         ),
-        mutation(
-            "encryptedDataHash upper case",
-            |e| e.encrypted_data_hash = e.encrypted_data_hash.to_uppercase(),
-            Verify(V::HashMismatch),
+        (
+            "signature.machineDid",
+            field(|e| &mut e.signature.machine_did),
+            vec![("empty", Clear), ("blank", Set(" \t\n".into()))],
         ),
-        mutation(
-            "encryptedDataHash without 0x",
-            |e| e.encrypted_data_hash = e.encrypted_data_hash[2..].to_string(),
-            Verify(V::HashMismatch),
-        ),
-        // plaintextHash: unsigned, so verification passes; decryption checks it last.
-        mutation(
-            "plaintextHash last digit",
-            |e| e.plaintext_hash = alter_hex(&e.plaintext_hash, -1),
-            DecryptAll(D::PlaintextHash),
-        ),
-        mutation(
-            "plaintextHash empty",
-            |e| e.plaintext_hash.clear(),
-            DecryptAll(D::PlaintextHash),
-        ),
-        mutation(
-            "plaintextHash upper case",
-            |e| e.plaintext_hash = e.plaintext_hash.to_uppercase(),
-            DecryptAll(D::PlaintextHash),
-        ),
-        // encryption.algorithm: checked before anything else when decrypting.
-        mutation(
-            "encryption.algorithm",
-            |e| e.encryption.algorithm = "aes-256-gcm".into(),
-            DecryptAll(D::UnsupportedCipher),
-        ),
-        // encryption.nonce: another valid nonce fails the tag; a malformed one is BadNonce.
-        mutation(
-            "nonce last digit",
-            |e| e.encryption.nonce = alter_hex(&e.encryption.nonce, -1),
-            DecryptAll(D::Cipher),
-        ),
-        mutation(
-            "nonce first digit",
-            |e| e.encryption.nonce = alter_hex(&e.encryption.nonce, 0),
-            DecryptAll(D::Cipher),
-        ),
-        {
-            let nonce = other.encryption.nonce.clone();
-            mutation(
-                "nonce of another chunk",
-                move |e| e.encryption.nonce = nonce.clone(),
-                DecryptAll(D::Cipher),
-            )
-        },
-        mutation(
-            "nonce empty",
-            |e| e.encryption.nonce.clear(),
-            DecryptAll(D::BadNonce),
-        ),
-        mutation(
-            "nonce 23 bytes",
-            |e| e.encryption.nonce.truncate(46),
-            DecryptAll(D::BadNonce),
-        ),
-        mutation(
-            "nonce 25 bytes",
-            |e| e.encryption.nonce.push_str("00"),
-            DecryptAll(D::BadNonce),
-        ),
-        mutation(
-            "nonce not hex",
-            |e| e.encryption.nonce.replace_range(0..1, "g"),
-            DecryptAll(D::BadNonce),
-        ),
-        // encryption.keyCommitment: the opened key does not match it.
-        mutation(
-            "keyCommitment last digit",
-            |e| e.encryption.key_commitment = alter_hex(&e.encryption.key_commitment, -1),
-            DecryptAll(D::KeyCommitment),
-        ),
-        mutation(
-            "keyCommitment empty",
-            |e| e.encryption.key_commitment.clear(),
-            DecryptAll(D::KeyCommitment),
-        ),
-        mutation(
-            "keyCommitment without prefix",
-            |e| e.encryption.key_commitment = e.encryption.key_commitment[7..].to_string(),
-            DecryptAll(D::KeyCommitment),
-        ),
-        mutation(
-            "keyCommitment upper case",
-            |e| e.encryption.key_commitment = e.encryption.key_commitment.to_uppercase(),
-            DecryptAll(D::KeyCommitment),
-        ),
-        {
-            let kc = other.encryption.key_commitment.clone();
-            mutation(
-                "keyCommitment of another chunk",
-                move |e| e.encryption.key_commitment = kc.clone(),
-                DecryptAll(D::KeyCommitment),
-            )
-        },
-        // signature block: identity fields, then key and value, then the signature.
-        mutation(
-            "signature.value last digit",
-            |e| e.signature.value = alter_hex(&e.signature.value, -1),
-            Verify(V::InvalidSignature),
-        ),
-        mutation(
-            "signature.value first digit",
-            |e| e.signature.value = alter_hex(&e.signature.value, 0),
-            Verify(V::InvalidSignature),
-        ),
-        mutation(
-            "signature.value empty",
-            |e| e.signature.value.clear(),
-            Verify(V::InvalidSignature),
-        ),
-        mutation(
-            "signature.value truncated",
-            |e| e.signature.value.truncate(126),
-            Verify(V::InvalidSignature),
-        ),
-        mutation(
-            "signature.value not hex",
-            |e| e.signature.value.replace_range(0..1, "z"),
-            Verify(V::InvalidSignature),
-        ),
-        {
-            let sig = other.signature.value.clone();
-            mutation(
-                "signature.value of another chunk",
-                move |e| e.signature.value = sig.clone(),
-                Verify(V::InvalidSignature),
-            )
-        },
-        mutation(
-            "signature.publicKeyHex last digit",
-            |e| e.signature.public_key_hex = alter_hex(&e.signature.public_key_hex, -1),
-            Verify(V::InvalidSignature),
-        ),
-        mutation(
-            "signature.publicKeyHex first digit",
-            |e| e.signature.public_key_hex = alter_hex(&e.signature.public_key_hex, 0),
-            Verify(V::InvalidSignature),
-        ),
-        mutation(
-            "signature.publicKeyHex empty",
-            |e| e.signature.public_key_hex.clear(),
-            Verify(V::InvalidSignature),
-        ),
-        mutation(
-            "signature.publicKeyHex another valid key",
-            {
-                let pk = ChainSigningKey::from_hex(OWNER_SK, "other")
-                    .unwrap()
-                    .public_key()
-                    .to_hex();
-                move |e| e.signature.public_key_hex = pk.clone()
-            },
-            Verify(V::InvalidSignature),
-        ),
-        mutation(
-            "signature.machineDid empty",
-            |e| e.signature.machine_did.clear(),
-            Verify(V::InvalidSignature),
-        ),
-        mutation(
-            "signature.machineDid blank",
-            |e| e.signature.machine_did = " \t\n".into(),
-            Verify(V::InvalidSignature),
-        ),
-        mutation(
-            "signature.keyId empty",
-            |e| e.signature.key_id.clear(),
-            Verify(V::InvalidSignature),
-        ),
-        mutation(
-            "signature.keyId blank",
-            |e| e.signature.key_id = "\u{3000}".into(),
-            Verify(V::InvalidSignature),
-        ),
-        // Swapped wrapped keys: each recipient gets a box it cannot open.
-        mutation(
-            "owner and operator wrapped keys swapped",
-            |e| {
-                let r = &mut e.encryption.key_recipients;
-                let owner = std::mem::take(&mut r[0].wrapped_key_hex);
-                r[0].wrapped_key_hex = std::mem::replace(&mut r[1].wrapped_key_hex, owner);
-            },
-            DecryptSome(vec![0, 1], D::Unwrap),
-        ),
-        mutation(
-            "owner's wrapped key for a stranger's public key text",
-            move |e| {
-                // Only the key text changes: it is not used to open the box (see
-                // `unsigned_metadata_is_outside_v1_integrity`), so this is not detected...
-                e.encryption.key_recipients[0].public_key_hex = stranger_pk.clone();
-                // ...but a changed box is.
-                let w = &mut e.encryption.key_recipients[0].wrapped_key_hex;
-                *w = alter_hex(w, 10);
-            },
-            DecryptSome(vec![0], D::Unwrap),
+        (
+            "signature.keyId",
+            field(|e| &mut e.signature.key_id),
+            vec![("empty", Clear), ("blank", Set("\u{3000}".into()))],
         ),
     ];
+    for (name, get, edits) in signature_fields {
+        m.extend(field_mutations(
+            name,
+            &get,
+            edits,
+            Verify(V::InvalidSignature),
+        ));
+    }
+    // Swapped wrapped keys: each recipient gets a box it cannot open.
+    m.push(mutation(
+        "owner and operator wrapped keys swapped",
+        |e| {
+            let r = &mut e.encryption.key_recipients;
+            let owner = std::mem::take(&mut r[0].wrapped_key_hex);
+            r[0].wrapped_key_hex = std::mem::replace(&mut r[1].wrapped_key_hex, owner);
+        },
+        DecryptSome(vec![0, 1], D::Unwrap),
+    ));
+    m.push(mutation(
+        "owner's wrapped key for a stranger's public key text",
+        move |e| {
+            // Only the key text changes: it is not used to open the box (see
+            // `unsigned_metadata_is_outside_v1_integrity`), so this is not detected...
+            e.encryption.key_recipients[0].public_key_hex = stranger_pk.clone();
+            // ...but a changed box is.
+            let w = &mut e.encryption.key_recipients[0].wrapped_key_hex;
+            *w = alter_hex(w, 10);
+        },
+        DecryptSome(vec![0], D::Unwrap),
+    ));
     // Each recipient's wrapped key: only that recipient is affected.
     for who in 0..3 {
-        for (what, pos) in [("ephemeral key", 0isize), ("MAC", 70), ("sealed key", -1)] {
-            m.push(mutation(
-                &format!("keyRecipients[{who}].wrappedKeyHex {what}"),
-                move |e| {
-                    let w = &mut e.encryption.key_recipients[who].wrapped_key_hex;
-                    *w = alter_hex(w, pos);
-                },
-                DecryptSome(vec![who], D::Unwrap),
-            ));
-        }
-        m.push(mutation(
-            &format!("keyRecipients[{who}].wrappedKeyHex empty"),
-            move |e| e.encryption.key_recipients[who].wrapped_key_hex.clear(),
+        let name = format!("keyRecipients[{who}].wrappedKeyHex");
+        let wrapped = field(move |e| &mut e.encryption.key_recipients[who].wrapped_key_hex);
+        m.extend(field_mutations(
+            &name,
+            &wrapped,
+            vec![
+                ("ephemeral key", Digit(0)),
+                ("MAC", Digit(70)),
+                ("sealed key", Digit(-1)),
+                ("empty", Clear),
+                ("truncated", Truncate(158)),
+                ("odd length", Pop),
+            ],
             DecryptSome(vec![who], D::Unwrap),
         ));
-        m.push(mutation(
-            &format!("keyRecipients[{who}].wrappedKeyHex truncated"),
-            move |e| {
-                e.encryption.key_recipients[who]
-                    .wrapped_key_hex
-                    .truncate(158)
-            },
-            DecryptSome(vec![who], D::Unwrap),
-        ));
-        m.push(mutation(
-            &format!("keyRecipients[{who}].wrappedKeyHex odd length"),
-            move |e| {
-                e.encryption.key_recipients[who].wrapped_key_hex.pop();
-            },
-            DecryptSome(vec![who], D::Unwrap),
-        ));
+        // Opens (same recipient) but holds another chunk's key.
         let foreign = other.encryption.key_recipients[who].wrapped_key_hex.clone();
-        m.push(mutation(
-            &format!("keyRecipients[{who}].wrappedKeyHex of another chunk"),
-            // Opens (same recipient) but holds another chunk's key.
-            move |e| e.encryption.key_recipients[who].wrapped_key_hex = foreign.clone(),
+        m.extend(field_mutations(
+            &name,
+            &wrapped,
+            vec![("of another chunk", Set(foreign))],
             DecryptSome(vec![who], D::KeyCommitment),
         ));
     }
@@ -935,52 +889,50 @@ fn empty_chain_is_refused_and_resumed_chain_may_be_empty() {
 fn tampered_envelope_text_is_refused_by_the_parser() {
     let chunks = build_chain(&input(10), 48);
     let text = chunks[0].envelope.to_pretty_json();
-    let cases: [(&str, String, &str); 8] = [
+    // (case, text replaced, replacement, field named); the replaced text
+    // stands once in the envelope, or is replaced where it first stands.
+    let cases = [
         (
             "schemaVersion",
-            text.replace("peaq.stream.chunks.v1", "peaq.stream.chunks.v2"),
+            "peaq.stream.chunks.v1",
+            "peaq.stream.chunks.v2",
             "schemaVersion",
         ),
         (
             "index as a string",
-            text.replace("\"index\": 0", "\"index\": \"0\""),
+            "\"index\": 0",
+            "\"index\": \"0\"",
             "index",
         ),
-        (
-            "negative index",
-            text.replace("\"index\": 0", "\"index\": -1"),
-            "index",
-        ),
+        ("negative index", "\"index\": 0", "\"index\": -1", "index"),
         (
             "fractional index",
-            text.replace("\"index\": 0", "\"index\": 0.0"),
+            "\"index\": 0",
+            "\"index\": 0.0",
             "index",
         ),
         (
             "nonce as a number",
-            text.replacen("\"nonce\": \"", "\"nonce\": 1, \"x\": \"", 1),
+            "\"nonce\": \"",
+            "\"nonce\": 1, \"x\": \"",
             "encryption.nonce",
         ),
-        (
-            "missing chunkId",
-            text.replace("\"chunkId\"", "\"chunkID\""),
-            "chunkId",
-        ),
+        ("missing chunkId", "\"chunkId\"", "\"chunkID\"", "chunkId"),
         (
             "recipients not a list",
-            text.replace(
-                "\"keyRecipients\": [",
-                "\"keyRecipients\": \"x\", \"old\": [",
-            ),
+            "\"keyRecipients\": [",
+            "\"keyRecipients\": \"x\", \"old\": [",
             "encryption.keyRecipients",
         ),
         (
             "wrapped key missing",
-            text.replacen("\"wrappedKeyHex\"", "\"wrappedKey\"", 1),
+            "\"wrappedKeyHex\"",
+            "\"wrappedKey\"",
             "encryption.keyRecipients[0].wrappedKeyHex",
         ),
     ];
-    for (name, bad, field) in cases {
+    for (name, from, to, field) in cases {
+        let bad = text.replacen(from, to, 1);
         assert_ne!(bad, text, "{name}: no change");
         match ChunkEnvelope::parse(bad.as_bytes()) {
             Err(EnvelopeParseError::Invalid(e)) => assert_eq!(e.field, field, "{name}: {e}"),

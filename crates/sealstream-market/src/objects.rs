@@ -1,6 +1,6 @@
 //! Where ciphertext lives: a local directory (`<data-dir>/objects`, the
 //! default) or an S3-compatible bucket (`s3://bucket/prefix`, configured from
-//! the standard `AWS_*` environment variables as [`sealstream_core::s3`]
+//! the standard `AWS_*` environment variables as [`sealstream_files::s3`]
 //! describes, the same as the agent's sink), through `object_store`.
 //!
 //! Objects are written with an [`Upload`]: bytes are handed over as they
@@ -16,7 +16,7 @@ use bytes::Bytes;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path as ObjectPath;
 use object_store::{GetResult, ObjectStore, ObjectStoreExt, PutPayload, WriteMultipart};
-use sealstream_core::s3::{parse_s3_url, s3_builder};
+use sealstream_files::s3::{parse_s3_url, s3_builder};
 
 /// Size of the parts of a multipart upload, and the most an [`Upload`]
 /// buffers before it starts one (smaller objects are one plain `PUT`).

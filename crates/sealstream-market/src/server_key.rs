@@ -8,9 +8,9 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use rand::RngCore;
-use sealstream_core::keyfile::{read_key_file, KeyFileError};
 use sealstream_core::keys::ReceiptSigningKey;
 use sealstream_core::ValidationError;
+use sealstream_files::keyfile::{read_key_file, KeyFileError};
 use zeroize::Zeroizing;
 
 use crate::operator_key::KeyEncryptionKey;

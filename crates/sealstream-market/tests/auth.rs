@@ -308,12 +308,12 @@ fn the_host_header_never_decides_the_sign_in_domain(db: Db) {
     let evil = |method: &str, path: &str| {
         server
             .request(method, path, None)
-            .set("Host", "evil.example")
-            .set("X-Forwarded-Host", "evil.example")
-            .set("X-Forwarded-Proto", "https")
+            .header("Host", "evil.example")
+            .header("X-Forwarded-Host", "evil.example")
+            .header("X-Forwarded-Proto", "https")
     };
     // The nonce the attacker's site fetches names the real server.
-    let nonce: Value = common::reply(evil("POST", "/v1/auth/nonce").send_string("")).1;
+    let nonce: Value = common::reply(evil("POST", "/v1/auth/nonce").body("")).1;
     assert_eq!(nonce["domain"], own_domain.as_str(), "{nonce}");
     assert_eq!(nonce["uri"], server.base.as_str(), "{nonce}");
 
@@ -329,8 +329,8 @@ fn the_host_header_never_decides_the_sign_in_domain(db: Db) {
     let before = stored(&server);
     let reply = common::reply(
         evil("POST", "/v1/auth/verify")
-            .set("Content-Type", "application/json")
-            .send_string(&json!({"message": text, "signature": signature}).to_string()),
+            .header("Content-Type", "application/json")
+            .body(json!({"message": text, "signature": signature}).to_string()),
     );
     assert_eq!(refused(reply, 401), "message.domain");
     assert_eq!(
@@ -345,10 +345,10 @@ fn the_host_header_never_decides_the_sign_in_domain(db: Db) {
     let buyer = common::orders_fixtures::buyer(&server);
     let (status, order) = common::reply(
         evil("POST", "/v1/orders")
-            .set("Authorization", &format!("Bearer {}", buyer.token))
-            .set("Content-Type", "application/json")
-            .send_string(
-                &json!({
+            .bearer_auth(&buyer.token)
+            .header("Content-Type", "application/json")
+            .body(
+                json!({
                     "listingId": sale.listing_id,
                     "buyerPublicKeyHex": buyer.recipient.public_key().to_hex(),
                 })
@@ -362,9 +362,9 @@ fn the_host_header_never_decides_the_sign_in_domain(db: Db) {
     let id = order["id"].as_str().unwrap();
     let (status, link) = common::reply(
         evil("POST", &format!("/v1/orders/{id}/links"))
-            .set("Authorization", &format!("Bearer {}", buyer.token))
-            .set("Content-Type", "application/json")
-            .send_string(r#"{"purpose":"release"}"#),
+            .bearer_auth(&buyer.token)
+            .header("Content-Type", "application/json")
+            .body(r#"{"purpose":"release"}"#),
     );
     assert_eq!(status, 201, "{link}");
     assert!(
@@ -471,9 +471,7 @@ fn admins_grant_and_revoke_roles(db: Db) {
     assert_eq!(reply.0, 403, "{}", reply.1);
     let reply = server.send("PUT", &path(&user_did, "admin"), None, &json!({}));
     assert_eq!(refused(reply, 401), "Authorization");
-    let reply = server
-        .request("DELETE", &path(&admin_did, "admin"), Some(&user))
-        .call();
+    let reply = server.request("DELETE", &path(&admin_did, "admin"), Some(&user));
     assert_eq!(common::reply(reply).0, 403);
 
     // Grant, idempotently (one audit event).
@@ -491,18 +489,14 @@ fn admins_grant_and_revoke_roles(db: Db) {
 
     // A lower-case DID names the same principal.
     let lower = user_did.to_lowercase();
-    let reply = server
-        .request("DELETE", &path(&lower, "owner"), Some(&admin))
-        .call();
+    let reply = server.request("DELETE", &path(&lower, "owner"), Some(&admin));
     let (status, body) = common::reply(reply);
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["did"], user_did);
     assert_eq!(roles(&body), ["buyer", "auditor"]);
     assert_eq!(audit_events(&server), before + 2);
     // Revoking what is not there changes nothing.
-    let reply = server
-        .request("DELETE", &path(&user_did, "owner"), Some(&admin))
-        .call();
+    let reply = server.request("DELETE", &path(&user_did, "owner"), Some(&admin));
     assert_eq!(common::reply(reply).0, 200);
     assert_eq!(audit_events(&server), before + 2);
     // Signing in again does not give the owner role back, even after a
@@ -527,9 +521,7 @@ fn admins_grant_and_revoke_roles(db: Db) {
     assert_eq!(refused(reply, 400), "role");
     let reply = server.send("PUT", &path(&user_did, "machine"), Some(&admin), &json!({}));
     assert_eq!(refused(reply, 409), "role");
-    let reply = server
-        .request("DELETE", &path(&user_did, "machine"), Some(&admin))
-        .call();
+    let reply = server.request("DELETE", &path(&user_did, "machine"), Some(&admin));
     assert_eq!(refused(common::reply(reply), 409), "role");
 }
 

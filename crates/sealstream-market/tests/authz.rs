@@ -36,7 +36,6 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::Read;
 
 use common::listings_fixtures::listing_body;
 use common::world::{
@@ -470,30 +469,25 @@ fn call(
     body: &Body,
 ) -> (u16, Vec<u8>) {
     let request = server.request(method, path, token);
-    let result = match body {
-        Body::None => request.call(),
+    let request = match body {
+        Body::None => request,
         Body::Json(v) => request
-            .set("Content-Type", "application/json")
-            .send_string(&v.to_string()),
-        Body::Multipart(ct, bytes) => request.set("Content-Type", ct).send_bytes(bytes),
+            .header("Content-Type", "application/json")
+            .body(v.to_string()),
+        Body::Multipart(ct, bytes) => request
+            .header("Content-Type", ct.as_str())
+            .body(bytes.clone()),
         Body::SignIn => {
             let key = MachineSigningKey::generate();
             let message = server.siwe_message(&key).to_string();
             let signature = eip191_sign(&key, message.as_bytes()).to_hex();
             request
-                .set("Content-Type", "application/json")
-                .send_string(&json!({"message": message, "signature": signature}).to_string())
+                .header("Content-Type", "application/json")
+                .body(json!({"message": message, "signature": signature}).to_string())
         }
     };
-    let response = match result {
-        Ok(r) => r,
-        Err(ureq::Error::Status(_, r)) => r,
-        Err(e) => panic!("{method} {path}: {e}"),
-    };
-    let status = response.status();
-    let mut bytes = Vec::new();
-    response.into_reader().read_to_end(&mut bytes).unwrap();
-    (status, bytes)
+    let answer = sealstream_testkit::http::send(request);
+    (answer.status, answer.body)
 }
 
 fn json_of(bytes: &[u8]) -> Value {

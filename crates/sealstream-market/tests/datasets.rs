@@ -89,6 +89,13 @@ impl Fixture {
             .send("POST", "/v1/datasets", Some(&self.owner), &body)
     }
 
+    /// A draft of the machine's `TOPIC` chain received from `from` to `to`.
+    fn time_range(&self, from: &str, to: &str) -> (u16, Value) {
+        self.create(json!({
+            "machineDid": self.machine.did, "topic": TOPIC, "fromTime": from, "toTime": to
+        }))
+    }
+
     fn draft(&self, from: u64, to: u64) -> Value {
         let (status, body) = self.create(json!({
             "machineDid": self.machine.did, "topic": TOPIC, "fromIndex": from, "toIndex": to
@@ -98,11 +105,17 @@ impl Fixture {
     }
 
     fn put_manifest(&self, id: &str, m: &DatasetManifest) -> (u16, Value) {
+        self.put_manifest_json(id, Some(&self.owner), wire(m))
+    }
+
+    /// `PUT /v1/datasets/{id}/manifest` of `manifest` (whatever JSON) with
+    /// `token`.
+    fn put_manifest_json(&self, id: &str, token: Option<&str>, manifest: Value) -> (u16, Value) {
         self.server.send(
             "PUT",
             &format!("/v1/datasets/{id}/manifest"),
-            Some(&self.owner),
-            &json!({ "manifest": wire(m) }),
+            token,
+            &json!({ "manifest": manifest }),
         )
     }
 
@@ -151,6 +164,20 @@ fn root_of(chunks: &[SealedChunk]) -> String {
         .map(|c| sealstream_core::dataset::chunk_leaf(&c.envelope.chunk_id).unwrap())
         .collect();
     sealstream_core::dataset::hash_hex(&merkle::root(&leaves))
+}
+
+/// A change to a manifest (which may sign it).
+type ManifestEdit<'a> = Box<dyn Fn(&mut DatasetManifest) + 'a>;
+
+/// `edit`, then the EIP-191 signature of `machine`.
+fn signed_by<'a>(
+    machine: &'a TestMachine,
+    edit: impl Fn(&mut DatasetManifest) + 'a,
+) -> ManifestEdit<'a> {
+    Box::new(move |m| {
+        edit(m);
+        m.sign_eip191(&machine.key).unwrap();
+    })
 }
 
 fn assert_refused(reply: (u16, Value), status: u16, field: &str) {
@@ -242,56 +269,31 @@ fn time_range_selects_by_receive_time(db: Db) {
     let f = fixture(db);
     let t = sealstream_core::utc::format_seconds;
     // [T0+20, T0+50): chunks 2, 3, 4 (received at +20, +30, +40); +50 excluded.
-    let (status, body) = f.create(json!({
-        "machineDid": f.machine.did, "topic": TOPIC,
-        "fromTime": t(T0 + 20), "toTime": t(T0 + 50)
-    }));
+    let (status, body) = f.time_range(&t(T0 + 20), &t(T0 + 50));
     assert_eq!(status, 201, "{body}");
     assert_eq!(body["firstIndex"], 2);
     assert_eq!(body["chunkCount"], 3);
     assert_eq!(body["merkleRoot"], root_of(&f.chunks[2..=4]).as_str());
     // Times between receive times round inwards.
-    let (_, body) = f.create(json!({
-        "machineDid": f.machine.did, "topic": TOPIC,
-        "fromTime": t(T0 + 11), "toTime": t(T0 + 41)
-    }));
+    let (_, body) = f.time_range(&t(T0 + 11), &t(T0 + 41));
     assert_eq!(
         (body["firstIndex"].clone(), body["chunkCount"].clone()),
         (json!(2), json!(3))
     );
     // Everything.
-    let (_, body) = f.create(json!({
-        "machineDid": f.machine.did, "topic": TOPIC,
-        "fromTime": t(T0 - 1000), "toTime": t(T0 + 1000)
-    }));
+    let (_, body) = f.time_range(&t(T0 - 1000), &t(T0 + 1000));
     assert_eq!(body["merkleRoot"], root_of(&f.chunks).as_str());
 
     let before = (f.audit_events(), f.dataset_rows());
-    // Nothing received in [T0+41, T0+49).
-    assert_refused(
-        f.create(json!({
-            "machineDid": f.machine.did, "topic": TOPIC,
-            "fromTime": t(T0 + 41), "toTime": t(T0 + 49)
-        })),
-        422,
-        "toTime",
-    );
-    assert_refused(
-        f.create(json!({
-            "machineDid": f.machine.did, "topic": TOPIC,
-            "fromTime": t(T0 + 40), "toTime": t(T0 + 40)
-        })),
-        422,
-        "toTime",
-    );
-    assert_refused(
-        f.create(json!({
-            "machineDid": f.machine.did, "topic": TOPIC,
-            "fromTime": "2026-01-02 03:04:05", "toTime": t(T0)
-        })),
-        400,
-        "fromTime",
-    );
+    // (from, to, status, the field named): nothing received in
+    // [T0+41, T0+49); an empty range; not a UTC time.
+    for (from, to, status, field) in [
+        (t(T0 + 41), t(T0 + 49), 422, "toTime"),
+        (t(T0 + 40), t(T0 + 40), 422, "toTime"),
+        ("2026-01-02 03:04:05".to_string(), t(T0), 400, "fromTime"),
+    ] {
+        assert_refused(f.time_range(&from, &to), status, field);
+    }
     assert_refused(
         f.create(json!({"machineDid": f.machine.did, "topic": TOPIC, "fromTime": t(T0)})),
         400,
@@ -448,13 +450,62 @@ fn bad_manifests_are_refused_naming_the_field(db: Db) {
     let draft = f.draft(2, 5);
     let id = draft["id"].as_str().unwrap().to_string();
     let before = (f.audit_events(), f.dataset_rows());
-    let signed = |m: &mut DatasetManifest| m.sign_eip191(&f.machine.key).unwrap();
+    let other_chain = sealstream_core::keys::ChainSigningKey::generate();
+    let wrong_root = root_of(&f.chunks[1..=5]);
+    let machine = &f.machine;
 
-    // Wrong root, signed as such.
-    let mut m = f.manifest(2, 5);
-    m.merkle_root = root_of(&f.chunks[1..=5]);
-    signed(&mut m);
-    assert_refused(f.put_manifest(&id, &m), 422, "manifest.merkleRoot");
+    // Manifests of 2..=5 changed (then signed by the machine alone where
+    // the change does not sign), refused by PUT naming the field.
+    let put_cases: Vec<(ManifestEdit, &str)> = vec![
+        // Wrong root, signed as such.
+        (
+            signed_by(machine, |m| m.merkle_root = wrong_root.clone()),
+            "manifest.merkleRoot",
+        ),
+        // Someone else's signature (a stranger, not the owner).
+        (
+            Box::new(|m| m.sign_eip191_as(&MachineSigningKey::generate())),
+            "manifest.signatures[0]",
+        ),
+        // The owner's signature relabelled as the machine's.
+        (
+            Box::new(|m| {
+                m.sign_eip191_as(&f.owner_key);
+                if let DatasetSignature::Eip191 { signer, .. } = &mut m.signatures[0] {
+                    *signer = machine.did.clone();
+                }
+            }),
+            "manifest.signatures[0]",
+        ),
+        // Topic, samples, head, chain key, unsigned.
+        (
+            signed_by(machine, |m| m.topic = Some("/other".into())),
+            "manifest.topic",
+        ),
+        (
+            signed_by(machine, |m| m.sample_chunk_indexes = vec![6]),
+            "manifest.sampleChunkIndexes[0]",
+        ),
+        (
+            signed_by(machine, |m| {
+                m.head_chunk_id = f.chunks[6].envelope.chunk_id.clone()
+            }),
+            "manifest.headChunkId",
+        ),
+        (
+            Box::new(|m| {
+                m.chain_public_key_hex = other_chain.public_key().to_hex();
+                m.sign_ed25519(&other_chain).unwrap();
+            }),
+            "manifest.chainPublicKeyHex",
+        ),
+        (Box::new(|_| {}), "manifest.signatures"),
+    ];
+    for (edit, field) in put_cases {
+        let mut m = f.manifest(2, 5);
+        edit(&mut m);
+        assert_refused(f.put_manifest(&id, &m), 422, field);
+    }
     // Wrong count: a true manifest of a shorter range.
     assert_refused(
         f.put_manifest(&id, &f.machine_signed(2, 4)),
@@ -467,132 +518,60 @@ fn bad_manifests_are_refused_naming_the_field(db: Db) {
         422,
         "manifest.firstIndex",
     );
-    // Someone else's signature (a stranger, not the owner).
-    let mut m = f.manifest(2, 5);
-    m.sign_eip191_as(&MachineSigningKey::generate());
-    assert_refused(f.put_manifest(&id, &m), 422, "manifest.signatures[0]");
-    // The owner's signature relabelled as the machine's.
-    let mut m = f.manifest(2, 5);
-    m.sign_eip191_as(&f.owner_key);
-    if let DatasetSignature::Eip191 { signer, .. } = &mut m.signatures[0] {
-        *signer = f.machine.did.clone();
-    }
-    assert_refused(f.put_manifest(&id, &m), 422, "manifest.signatures[0]");
-    // A field changed after signing (sourceHash is not checkable by the server,
-    // but the signatures cover it).
+    // Signed by the machine and the chain key, then a field changed after
+    // signing (sourceHash is not checkable by the server, but the
+    // signatures cover it), or the second signature broken.
     let mut m = f.machine_signed(2, 5);
     m.source_hash = sha256_hex(b"something else");
     assert_refused(f.put_manifest(&id, &m), 422, "manifest.signatures[0]");
-    // The second signature broken.
     let mut m = f.machine_signed(2, 5);
     if let DatasetSignature::Ed25519 { value, .. } = &mut m.signatures[1] {
         *value = "00".repeat(64);
     }
     assert_refused(f.put_manifest(&id, &m), 422, "manifest.signatures[1]");
-    // Topic, samples, head, chain key, unsigned.
-    let mut m = f.manifest(2, 5);
-    m.topic = Some("/other".into());
-    signed(&mut m);
-    assert_refused(f.put_manifest(&id, &m), 422, "manifest.topic");
-    let mut m = f.manifest(2, 5);
-    m.sample_chunk_indexes = vec![6];
-    signed(&mut m);
-    assert_refused(
-        f.put_manifest(&id, &m),
-        422,
-        "manifest.sampleChunkIndexes[0]",
-    );
-    let mut m = f.manifest(2, 5);
-    m.head_chunk_id = f.chunks[6].envelope.chunk_id.clone();
-    signed(&mut m);
-    assert_refused(f.put_manifest(&id, &m), 422, "manifest.headChunkId");
-    let other_chain = sealstream_core::keys::ChainSigningKey::generate();
-    let mut m = f.manifest(2, 5);
-    m.chain_public_key_hex = other_chain.public_key().to_hex();
-    m.sign_ed25519(&other_chain).unwrap();
-    assert_refused(f.put_manifest(&id, &m), 422, "manifest.chainPublicKeyHex");
-    assert_refused(
-        f.put_manifest(&id, &f.manifest(2, 5)),
-        422,
-        "manifest.signatures",
-    );
     // Malformed: a missing field, an unknown (unsigned) one, not an object.
-    let mut w = wire(&f.machine_signed(2, 5));
-    w.as_object_mut().unwrap().remove("merkleRoot");
-    assert_refused(
-        f.server.send(
-            "PUT",
-            &format!("/v1/datasets/{id}/manifest"),
-            Some(&f.owner),
-            &json!({"manifest": w}),
-        ),
-        400,
-        "manifest.merkleRoot",
-    );
-    let mut w = wire(&f.machine_signed(2, 5));
-    w["price"] = json!(1);
-    assert_refused(
-        f.server.send(
-            "PUT",
-            &format!("/v1/datasets/{id}/manifest"),
-            Some(&f.owner),
-            &json!({"manifest": w}),
-        ),
-        400,
-        "manifest.price",
-    );
-    assert_refused(
-        f.server.send(
-            "PUT",
-            &format!("/v1/datasets/{id}/manifest"),
-            Some(&f.owner),
-            &json!({"manifest": [1]}),
-        ),
-        400,
-        "manifest",
-    );
+    let mut missing = wire(&f.machine_signed(2, 5));
+    missing.as_object_mut().unwrap().remove("merkleRoot");
+    let mut unknown = wire(&f.machine_signed(2, 5));
+    unknown["price"] = json!(1);
+    for (manifest, field) in [
+        (missing, "manifest.merkleRoot"),
+        (unknown, "manifest.price"),
+        (json!([1]), "manifest"),
+    ] {
+        let reply = f.put_manifest_json(&id, Some(&f.owner), manifest);
+        assert_refused(reply, 400, field);
+    }
 
     // By POST: the same checks against the chain, and ranges beyond it.
-    let mut m = f.manifest(2, 5);
-    m.merkle_root = root_of(&f.chunks[1..=5]);
-    signed(&mut m);
-    assert_refused(
-        f.create(json!({"manifest": wire(&m)})),
-        422,
-        "manifest.merkleRoot",
-    );
-    let mut m = f.manifest(2, 5);
-    m.chunk_count = 9;
-    signed(&mut m);
-    assert_refused(
-        f.create(json!({"manifest": wire(&m)})),
-        422,
-        "manifest.chunkCount",
-    );
-    let mut m = f.manifest(2, 5);
-    m.first_index = 7;
-    signed(&mut m);
-    assert_refused(
-        f.create(json!({"manifest": wire(&m)})),
-        422,
-        "manifest.firstIndex",
-    );
-    // A true manifest of a shorter range than it claims: the head differs.
-    let mut m = f.manifest(2, 5);
-    m.chunk_count = 3;
-    signed(&mut m);
-    assert_refused(
-        f.create(json!({"manifest": wire(&m)})),
-        422,
-        "manifest.headChunkId",
-    );
-    let mut m = f.manifest(2, 5);
-    m.sign_eip191_as(&MachineSigningKey::generate());
-    assert_refused(
-        f.create(json!({"manifest": wire(&m)})),
-        422,
-        "manifest.signatures[0]",
-    );
+    let post_cases: Vec<(ManifestEdit, &str)> = vec![
+        (
+            signed_by(machine, |m| m.merkle_root = wrong_root.clone()),
+            "manifest.merkleRoot",
+        ),
+        (
+            signed_by(machine, |m| m.chunk_count = 9),
+            "manifest.chunkCount",
+        ),
+        (
+            signed_by(machine, |m| m.first_index = 7),
+            "manifest.firstIndex",
+        ),
+        // A true manifest of a shorter range than it claims: the head differs.
+        (
+            signed_by(machine, |m| m.chunk_count = 3),
+            "manifest.headChunkId",
+        ),
+        (
+            Box::new(|m| m.sign_eip191_as(&MachineSigningKey::generate())),
+            "manifest.signatures[0]",
+        ),
+    ];
+    for (edit, field) in post_cases {
+        let mut m = f.manifest(2, 5);
+        edit(&mut m);
+        assert_refused(f.create(json!({"manifest": wire(&m)})), 422, field);
+    }
 
     assert_eq!(
         (f.audit_events(), f.dataset_rows()),
@@ -624,12 +603,7 @@ fn only_the_owner_reaches_its_datasets(db: Db) {
     assert_refused(f.server.get("/v1/datasets", None), 401, "Authorization");
     let m = f.machine_signed(0, 2);
     assert_refused(
-        f.server.send(
-            "PUT",
-            &format!("/v1/datasets/{id}/manifest"),
-            None,
-            &json!({"manifest": wire(&m)}),
-        ),
+        f.put_manifest_json(&id, None, wire(&m)),
         401,
         "Authorization",
     );
@@ -660,12 +634,7 @@ fn only_the_owner_reaches_its_datasets(db: Db) {
             assert_eq!(reply["error"]["message"], format!("dataset {id} not found"));
         }
     }
-    let (status, _) = f.server.send(
-        "PUT",
-        &format!("/v1/datasets/{id}/manifest"),
-        Some(&stranger),
-        &json!({"manifest": wire(&m)}),
-    );
+    let (status, _) = f.put_manifest_json(&id, Some(&stranger), wire(&m));
     assert_eq!(status, 404);
     let (_, page) = f.server.get("/v1/datasets", Some(&stranger));
     assert_eq!(page["datasets"], json!([]));
@@ -674,12 +643,7 @@ fn only_the_owner_reaches_its_datasets(db: Db) {
     assert_eq!(status, 200);
     let (_, page) = f.server.get("/v1/datasets", Some(&admin));
     assert_eq!(page["datasets"].as_array().unwrap().len(), 1);
-    let (status, _) = f.server.send(
-        "PUT",
-        &format!("/v1/datasets/{id}/manifest"),
-        Some(&admin),
-        &json!({"manifest": wire(&m)}),
-    );
+    let (status, _) = f.put_manifest_json(&id, Some(&admin), wire(&m));
     assert_eq!(status, 403);
     let (status, _) = f
         .server
@@ -715,12 +679,7 @@ fn only_the_owner_reaches_its_datasets(db: Db) {
     );
     assert_eq!(status, 200);
     // Still not theirs to sign.
-    let (status, _) = f.server.send(
-        "PUT",
-        &format!("/v1/datasets/{id}/manifest"),
-        Some(&stranger),
-        &json!({"manifest": wire(&m)}),
-    );
+    let (status, _) = f.put_manifest_json(&id, Some(&stranger), wire(&m));
     assert_eq!(status, 404);
     let row = block_on(sealstream_market::datasets::dataset_by_id(
         &f.server.store,

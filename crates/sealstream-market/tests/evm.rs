@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::anvil::{Anvil, BASE_CHAIN_ID};
+use common::anvil::{Anvil, DevAccount, BASE_CHAIN_ID};
 use common::block_on;
 use sealstream_market::evm::{
     Address, Amount, EvmRpc, ExpectedPayment, PaymentError, PaymentStatus, RpcErrorKind, TxHash,
@@ -52,6 +52,36 @@ fn refused(anvil: &Anvil, expected: &ExpectedPayment) -> PaymentError {
     }
 }
 
+/// Dev accounts 1, 2 and 3: the buyer, the seller and someone else.
+fn parties(anvil: &Anvil) -> (Address, Address, Address) {
+    (
+        anvil.account(1).address,
+        anvil.account(2).address,
+        anvil.account(3).address,
+    )
+}
+
+/// Asserts what a confirmed payment `v` of `amount` in `token` (the native
+/// coin when `None`) by transaction `hash`, mined in one block, reports.
+fn assert_verified(
+    anvil: &Anvil,
+    v: &sealstream_market::evm::VerifiedPayment,
+    hash: TxHash,
+    (buyer, seller): (Address, Address),
+    amount: Amount,
+    token: Option<Address>,
+) {
+    let (block_number, block_hash) = mined_in(anvil, &hash);
+    assert_eq!(v.tx_hash, hash);
+    assert_eq!(v.block_number, block_number);
+    assert_eq!(v.block_hash, block_hash);
+    assert_eq!(v.from, buyer);
+    assert_eq!(v.to, seller);
+    assert_eq!(v.amount, amount);
+    assert_eq!(v.token, token);
+    assert_eq!(v.confirmations, 1);
+}
+
 /// The receipt's block number and hash.
 fn mined_in(anvil: &Anvil, hash: &TxHash) -> (u64, String) {
     let receipt = anvil.receipt(hash).expect("mined");
@@ -68,21 +98,20 @@ fn mined_in(anvil: &Anvil, hash: &TxHash) -> (u64, String) {
 #[test]
 fn a_native_payment_is_confirmed() {
     let anvil = Anvil::start();
-    let (buyer, seller) = (anvil.account(1).address, anvil.account(2).address);
+    let (buyer, seller, _) = parties(&anvil);
     let hash = anvil.send_native(buyer, seller, ETH / 2);
 
     // Paying more than asked is fine; the amount paid is reported.
     let v = confirmed(&anvil, &expected(hash, buyer, seller, None, ETH * 4 / 10));
-    let (block_number, block_hash) = mined_in(&anvil, &hash);
-    assert_eq!(v.tx_hash, hash);
-    assert_eq!(v.block_number, block_number);
-    assert_eq!(v.block_hash, block_hash);
-    assert_eq!(v.from, buyer);
-    assert_eq!(v.to, seller);
-    assert_eq!(v.amount, Amount::from(ETH / 2));
+    assert_verified(
+        &anvil,
+        &v,
+        hash,
+        (buyer, seller),
+        Amount::from(ETH / 2),
+        None,
+    );
     assert_eq!(v.amount.to_string(), "500000000000000000");
-    assert_eq!(v.token, None);
-    assert_eq!(v.confirmations, 1);
 
     // Exactly the amount asked is enough too.
     assert!(matches!(
@@ -94,26 +123,20 @@ fn a_native_payment_is_confirmed() {
 #[test]
 fn a_token_payment_is_confirmed() {
     let anvil = Anvil::start();
-    let (buyer, seller) = (anvil.account(1).address, anvil.account(2).address);
+    let (buyer, seller, _) = parties(&anvil);
     let token = anvil.deploy_token(buyer);
     let hash = anvil.send_token(token, buyer, seller, 500_000);
     assert_eq!(anvil.token_balance(token, seller), Amount::from(500_000u64));
 
     let v = confirmed(&anvil, &expected(hash, buyer, seller, Some(token), 500_000));
-    let (block_number, block_hash) = mined_in(&anvil, &hash);
-    assert_eq!(v.block_number, block_number);
-    assert_eq!(v.block_hash, block_hash);
-    assert_eq!(v.from, buyer);
-    assert_eq!(v.to, seller);
-    assert_eq!(v.amount, Amount::from(500_000u64));
-    assert_eq!(v.token, Some(token));
-    assert_eq!(v.confirmations, 1);
+    let amount = Amount::from(500_000u64);
+    assert_verified(&anvil, &v, hash, (buyer, seller), amount, Some(token));
 }
 
 #[test]
 fn a_native_underpayment_is_refused() {
     let anvil = Anvil::start();
-    let (buyer, seller) = (anvil.account(1).address, anvil.account(2).address);
+    let (buyer, seller, _) = parties(&anvil);
     let hash = anvil.send_native(buyer, seller, ETH / 2 - 1);
     let e = refused(&anvil, &expected(hash, buyer, seller, None, ETH / 2));
     assert_eq!(e.field(), "amount");
@@ -129,7 +152,7 @@ fn a_native_underpayment_is_refused() {
 #[test]
 fn a_token_underpayment_is_refused() {
     let anvil = Anvil::start();
-    let (buyer, seller) = (anvil.account(1).address, anvil.account(2).address);
+    let (buyer, seller, _) = parties(&anvil);
     let token = anvil.deploy_token(buyer);
     let hash = anvil.send_token(token, buyer, seller, 499_999);
     let e = refused(&anvil, &expected(hash, buyer, seller, Some(token), 500_000));
@@ -142,50 +165,42 @@ fn a_token_underpayment_is_refused() {
 }
 
 #[test]
-fn a_native_payment_to_someone_else_is_refused() {
+fn a_payment_to_someone_else_is_refused() {
     let anvil = Anvil::start();
-    let (buyer, seller, other) = (
-        anvil.account(1).address,
-        anvil.account(2).address,
-        anvil.account(3).address,
-    );
-    let hash = anvil.send_native(buyer, other, ETH);
-    let e = refused(&anvil, &expected(hash, buyer, seller, None, ETH / 2));
-    assert_eq!(e.field(), "payeeAddress");
-    assert!(
-        matches!(e, PaymentError::WrongRecipient { expected, found: Some(found) }
-            if expected == seller && found == other),
-        "{e:?}"
-    );
-}
-
-#[test]
-fn a_token_payment_to_someone_else_is_refused() {
-    let anvil = Anvil::start();
-    let (buyer, seller, other) = (
-        anvil.account(1).address,
-        anvil.account(2).address,
-        anvil.account(3).address,
-    );
+    let (buyer, seller, other) = parties(&anvil);
     let token = anvil.deploy_token(buyer);
-    let hash = anvil.send_token(token, buyer, other, 500_000);
-    let e = refused(&anvil, &expected(hash, buyer, seller, Some(token), 500_000));
-    assert_eq!(e.field(), "payeeAddress");
-    assert!(
-        matches!(e, PaymentError::WrongRecipient { expected, found: Some(found) }
-            if expected == seller && found == other),
-        "{e:?}"
-    );
+    // (what, transaction, token expected, amount expected)
+    for (what, hash, expected_token, amount) in [
+        (
+            "native",
+            anvil.send_native(buyer, other, ETH),
+            None,
+            ETH / 2,
+        ),
+        (
+            "token",
+            anvil.send_token(token, buyer, other, 500_000),
+            Some(token),
+            500_000,
+        ),
+    ] {
+        let e = refused(
+            &anvil,
+            &expected(hash, buyer, seller, expected_token, amount),
+        );
+        assert_eq!(e.field(), "payeeAddress", "{what}");
+        assert!(
+            matches!(e, PaymentError::WrongRecipient { expected, found: Some(found) }
+                if expected == seller && found == other),
+            "{what}: {e:?}"
+        );
+    }
 }
 
 #[test]
 fn a_payment_sent_by_someone_else_is_refused() {
     let anvil = Anvil::start();
-    let (buyer, seller, other) = (
-        anvil.account(1).address,
-        anvil.account(2).address,
-        anvil.account(3).address,
-    );
+    let (buyer, seller, other) = parties(&anvil);
     let hash = anvil.send_native(other, seller, ETH);
     let e = refused(&anvil, &expected(hash, buyer, seller, None, ETH / 2));
     assert_eq!(e.field(), "payerAddress");
@@ -229,7 +244,7 @@ fn a_reverted_token_transfer_is_refused() {
 #[test]
 fn a_payment_in_another_currency_is_refused() {
     let anvil = Anvil::start();
-    let (buyer, seller) = (anvil.account(1).address, anvil.account(2).address);
+    let (buyer, seller, _) = parties(&anvil);
     let token = anvil.deploy_token(buyer);
     let other_token = anvil.deploy_token(buyer);
 
@@ -263,7 +278,7 @@ fn a_payment_in_another_currency_is_refused() {
 #[test]
 fn a_transaction_that_moves_nothing_is_refused() {
     let anvil = Anvil::start();
-    let (buyer, seller) = (anvil.account(1).address, anvil.account(2).address);
+    let (buyer, seller, _) = parties(&anvil);
 
     // Native, value 0.
     let hash = anvil.send_native(buyer, seller, 0);
@@ -288,7 +303,7 @@ fn a_transaction_that_moves_nothing_is_refused() {
 #[test]
 fn a_payment_is_pending_until_it_has_the_confirmations_required() {
     let anvil = Anvil::start();
-    let (buyer, seller) = (anvil.account(1).address, anvil.account(2).address);
+    let (buyer, seller, _) = parties(&anvil);
     let hash = anvil.send_native(buyer, seller, ETH);
     let expect = ExpectedPayment {
         confirmations: 3,
@@ -318,11 +333,7 @@ fn a_payment_is_pending_until_it_has_the_confirmations_required() {
 #[test]
 fn a_transaction_not_yet_mined_is_pending_and_checked_once_mined() {
     let anvil = Anvil::start();
-    let (buyer, seller, other) = (
-        anvil.account(1).address,
-        anvil.account(2).address,
-        anvil.account(3).address,
-    );
+    let (buyer, seller, other) = parties(&anvil);
     anvil.set_automine(false);
     let hash = anvil.send_native(buyer, seller, ETH);
     assert!(anvil.receipt(&hash).is_none(), "not mined yet");
@@ -350,7 +361,7 @@ fn a_transaction_not_yet_mined_is_pending_and_checked_once_mined() {
 #[test]
 fn an_unknown_transaction_is_pending() {
     let anvil = Anvil::start();
-    let (buyer, seller) = (anvil.account(1).address, anvil.account(2).address);
+    let (buyer, seller, _) = parties(&anvil);
     let hash = TxHash([0x42; 32]);
     let expect = ExpectedPayment {
         confirmations: 2,
@@ -368,7 +379,7 @@ fn an_unknown_transaction_is_pending() {
 #[test]
 fn a_payment_mined_before_not_before_is_refused() {
     let anvil = Anvil::start_in_the_past(3600);
-    let (buyer, seller) = (anvil.account(1).address, anvil.account(2).address);
+    let (buyer, seller, _) = parties(&anvil);
     let hash = anvil.send_native(buyer, seller, ETH);
     let mined_at = anvil.mined_at(&hash);
     let late = ExpectedPayment {
@@ -400,7 +411,7 @@ fn a_payment_mined_before_not_before_is_refused() {
 #[test]
 fn a_node_on_another_chain_is_refused() {
     let anvil = Anvil::start_on_chain(1);
-    let (buyer, seller) = (anvil.account(1).address, anvil.account(2).address);
+    let (buyer, seller, _) = parties(&anvil);
     let hash = anvil.send_native(buyer, seller, ETH);
     let rpc = EvmRpc::new(&anvil.url).unwrap();
     assert_eq!(block_on(rpc.chain_id()).unwrap(), 1);
@@ -477,22 +488,9 @@ fn the_reference_cli_pays_in_the_form_checked() {
     let seller_text = seller.to_string();
 
     // Native: 0.5 ETH.
-    let out = anvil.peaqos_pay(
-        buyer,
-        &[
-            "--seller-address",
-            &seller_text,
-            "--amount",
-            "0.5",
-            "--order-id",
-            "o1",
-        ],
-    );
-    let reply = pay_reply(&out);
+    let (hash, reply) = reference_pays(&anvil, buyer, &seller_text, &["--order-id", "o1"]);
     assert_eq!(reply["payerAddress"], json!(buyer.address.to_string()));
     assert_eq!(reply["payeeAddress"], json!(seller_text));
-    let hash = TxHash::parse(reply["txHash"].as_str().expect("txHash"), "txHash").unwrap();
-    anvil.wait_mined(&hash);
     let v = confirmed(
         &anvil,
         &expected(hash, buyer.address, seller, None, ETH / 2),
@@ -502,13 +500,11 @@ fn the_reference_cli_pays_in_the_form_checked() {
     // ERC-20: 0.5 of a 6-decimal token.
     let token = anvil.deploy_token(buyer.address);
     let token_text = token.to_string();
-    let out = anvil.peaqos_pay(
+    let (hash, reply) = reference_pays(
+        &anvil,
         buyer,
+        &seller_text,
         &[
-            "--seller-address",
-            &seller_text,
-            "--amount",
-            "0.5",
             "--order-id",
             "o2",
             "--token-address",
@@ -517,19 +513,32 @@ fn the_reference_cli_pays_in_the_form_checked() {
             "6",
         ],
     );
-    let reply = pay_reply(&out);
     assert_eq!(
         reply["tokenAddress"].as_str().map(str::to_lowercase),
         Some(token_text.to_lowercase())
     );
-    let hash = TxHash::parse(reply["txHash"].as_str().expect("txHash"), "txHash").unwrap();
-    anvil.wait_mined(&hash);
     let v = confirmed(
         &anvil,
         &expected(hash, buyer.address, seller, Some(token), 500_000),
     );
     assert_eq!(v.amount, Amount::from(500_000u64));
     assert_eq!(anvil.token_balance(token, seller), Amount::from(500_000u64));
+}
+
+/// `peaqos stream pay` of 0.5 from `buyer` to `seller` with `more`
+/// arguments: the transaction, once mined, and the reply.
+fn reference_pays(
+    anvil: &Anvil,
+    buyer: &DevAccount,
+    seller: &str,
+    more: &[&str],
+) -> (TxHash, Value) {
+    let mut args = vec!["--seller-address", seller, "--amount", "0.5"];
+    args.extend_from_slice(more);
+    let reply = pay_reply(&anvil.peaqos_pay(buyer, &args));
+    let hash = TxHash::parse(reply["txHash"].as_str().expect("txHash"), "txHash").unwrap();
+    anvil.wait_mined(&hash);
+    (hash, reply)
 }
 
 /// The `--json` reply of a successful `peaqos stream pay`.

@@ -10,7 +10,7 @@ use sealstream_api::audit::SignedAuditHead;
 use sealstream_core::keys::ReceiptPublicKey;
 use sealstream_market::auth::Role;
 use sealstream_market::server::Server;
-use sealstream_testkit::on_both_databases;
+use sealstream_testkit::{http, on_both_databases};
 
 fn health_and_not_found(db: Db) {
     let mut server = TestServer::start(db);
@@ -44,25 +44,17 @@ fn metrics_and_the_audit_head_are_for_auditors(db: Db) {
         );
         assert_eq!(server.get(path, Some(&auditor)).0, 200, "{path}");
     }
-    let scraped = ureq::get(&format!(
-        "{}/metrics",
-        server.metrics_base.as_ref().unwrap()
-    ))
-    .call()
-    .unwrap()
-    .into_string()
-    .unwrap();
+    let metrics_base = server.metrics_base.as_ref().unwrap();
+    let scraped = http::send(http::request("GET", &format!("{metrics_base}/metrics")))
+        .ok()
+        .text();
     assert!(
         scraped.contains("sealstream_market_http_requests_total"),
         "{scraped}"
     );
-    let other = ureq::get(&format!(
-        "{}/v1/catalog",
-        server.metrics_base.as_ref().unwrap()
-    ))
-    .call();
-    assert!(
-        matches!(other, Err(ureq::Error::Status(404, _))),
+    let other = http::send(http::request("GET", &format!("{metrics_base}/v1/catalog")));
+    assert_eq!(
+        other.status, 404,
         "the metrics listener serves /metrics only"
     );
 }
@@ -110,19 +102,16 @@ fn the_audit_head_is_signed_and_checked_at_start(db: Db) {
 /// answer may be cached.
 fn refusals_are_json_and_answers_are_not_cached(db: Db) {
     let server = TestServer::start_with(db, |c| c.body_limit = 1024);
-    let json_refusal = |what: &str, result: Result<ureq::Response, ureq::Error>, status: u16| {
-        let response = match result {
-            Err(ureq::Error::Status(_, r)) => r,
-            other => panic!("{what}: expected {status}, got {other:?}"),
-        };
-        assert_eq!(response.status(), status, "{what}");
+    let json_refusal = |what: &str, request: http::RequestBuilder, status: u16| {
+        let response = http::send(request);
+        assert_eq!(response.status, status, "{what}");
         assert_eq!(response.header("Cache-Control"), Some("no-store"), "{what}");
         assert!(
             response.content_type().starts_with("application/json"),
             "{what}: {}",
             response.content_type()
         );
-        let body: serde_json::Value = serde_json::from_str(&response.into_string().unwrap())
+        let body: serde_json::Value = serde_json::from_slice(&response.body)
             .unwrap_or_else(|e| panic!("{what}: not JSON: {e}"));
         assert!(body["error"]["message"].is_string(), "{what}: {body}");
     };
@@ -131,18 +120,18 @@ fn refusals_are_json_and_answers_are_not_cached(db: Db) {
         "a body over the limit",
         server
             .request("POST", "/v1/auth/verify", None)
-            .set("Content-Type", "application/json")
-            .send_string(&format!("{{\"message\":\"{big}\",\"signature\":\"00\"}}")),
+            .header("Content-Type", "application/json")
+            .body(format!("{{\"message\":\"{big}\",\"signature\":\"00\"}}")),
         413,
     );
     json_refusal(
         "a wrong method",
-        server.request("DELETE", "/healthz", None).call(),
+        server.request("DELETE", "/healthz", None),
         405,
     );
     json_refusal(
         "a malformed query string",
-        server.request("GET", "/v1/catalog?limit=many", None).call(),
+        server.request("GET", "/v1/catalog?limit=many", None),
         400,
     );
     // Answers that carry a nonce, a session token or anything else.
@@ -151,7 +140,7 @@ fn refusals_are_json_and_answers_are_not_cached(db: Db) {
         ("GET", "/healthz"),
         ("GET", "/v1/catalog"),
     ] {
-        let response = server.request(method, path, None).send_string("").unwrap();
+        let response = http::send(server.request(method, path, None).body("")).ok();
         assert_eq!(response.header("Cache-Control"), Some("no-store"), "{path}");
     }
 }

@@ -15,7 +15,7 @@ use sealstream_core::chunk::{ChainConfig, ChainState, ChainWriter, Recipient, Se
 use sealstream_core::identity::Did;
 use sealstream_core::keys::{ChainSigningKey, MachineSigningKey, RecipientSecretKey};
 use sealstream_market::auth::Role;
-use sealstream_testkit::on_both_databases;
+use sealstream_testkit::{http, on_both_databases};
 use serde_json::Value;
 use sqlx::Row;
 
@@ -121,6 +121,9 @@ fn chunk_path(did: &str, topic: &str, index: u64) -> String {
         path_segment(topic)
     )
 }
+
+/// A request body: its content type and bytes.
+type Body = (String, Vec<u8>);
 
 fn body_of(chunk: &SealedChunk) -> (String, Vec<u8>) {
     body_with(
@@ -287,23 +290,15 @@ fn multi_chunk_chain_uploads_and_reads_back(db: Db) {
     // Envelope and ciphertext of each chunk, as uploaded.
     for chunk in &chain {
         let path = chunk_path(&machine.did, TOPIC, chunk.envelope.index);
-        let response = server
-            .request("GET", &format!("{path}/envelope"), Some(&owner_token))
-            .call()
-            .unwrap();
+        let response =
+            http::send(server.request("GET", &format!("{path}/envelope"), Some(&owner_token))).ok();
         assert_eq!(response.content_type(), "application/json");
-        assert_eq!(
-            response.into_string().unwrap(),
-            chunk.envelope.to_pretty_json()
-        );
-        let response = server
-            .request("GET", &format!("{path}/ciphertext"), Some(&machine_token))
-            .call()
-            .unwrap();
+        assert_eq!(response.text(), chunk.envelope.to_pretty_json());
+        let response =
+            http::send(server.request("GET", &format!("{path}/ciphertext"), Some(&machine_token)))
+                .ok();
         assert_eq!(response.content_type(), "application/octet-stream");
-        let mut bytes = Vec::new();
-        std::io::Read::read_to_end(&mut response.into_reader(), &mut bytes).unwrap();
-        assert_eq!(bytes, chunk.ciphertext);
+        assert_eq!(response.body, chunk.ciphertext);
     }
     let (status, body) = server.get(
         &format!("{}/envelope", chunk_path(&machine.did, TOPIC, 5)),
@@ -418,264 +413,223 @@ fn bad_uploads_are_refused_and_store_nothing(db: Db) {
     );
     assert_eq!(upload(&server, &token, did, &chain[0]).0, 201);
 
-    // Wrong signature.
-    let flipped = with(&chain[1], &|v| {
-        let s = v["signature"]["value"].as_str().unwrap().to_string();
-        let first = if s.starts_with('0') { "1" } else { "0" };
-        v["signature"]["value"] = Value::from(format!("{first}{}", &s[1..]));
-    });
-    refused(
-        &server,
-        &token,
-        &path(1),
-        flipped,
-        422,
-        "envelope.signature.value",
-    );
-    // Signed with another chain key than the one registered.
-    let other_key = machine.chain_with(
-        ChainSigningKey::generate(),
-        did,
-        machine.recipients.clone(),
-        &[1u8; 400],
-        100,
-    );
-    refused(
-        &server,
-        &token,
-        &path(0),
-        body_of(&other_key[0]),
-        422,
-        "envelope.signature.publicKeyHex",
-    );
-    // Signed for another machine DID.
-    let other_did = Did::of_key(&MachineSigningKey::generate()).to_string();
-    let foreign = machine.chain_with(
-        ChainSigningKey::from_bytes(&machine.chain_key_bytes()),
-        &other_did,
-        machine.recipients.clone(),
-        &[1u8; 400],
-        100,
-    );
-    refused(
-        &server,
-        &token,
-        &path(0),
-        body_of(&foreign[0]),
-        422,
-        "envelope.signature.machineDid",
-    );
-    // Ciphertext tampered.
-    let mut tampered = chain[1].ciphertext.clone();
-    tampered[0] ^= 1;
-    refused(
-        &server,
-        &token,
-        &path(1),
-        body_with(chain[1].envelope.to_pretty_json().as_bytes(), &tampered),
-        422,
-        "ciphertext",
-    );
-    // Ciphertext cut short.
-    refused(
-        &server,
-        &token,
-        &path(1),
-        body_with(
-            chain[1].envelope.to_pretty_json().as_bytes(),
-            &chain[1].ciphertext[..10],
-        ),
-        422,
-        "ciphertext",
-    );
-    // Broken link: chunk 1 of another chain by the same machine.
-    let other_chain = machine.chain(&[2u8; 400], 100);
-    refused(
-        &server,
-        &token,
-        &path(1),
-        body_of(&other_chain[1]),
-        409,
-        "envelope.previousChunkId",
-    );
-    // Another chunk at a taken index.
-    refused(
-        &server,
-        &token,
-        &path(0),
-        body_of(&other_chain[0]),
-        409,
-        "envelope.index",
-    );
-    // Index gap.
-    refused(
-        &server,
-        &token,
-        &path(2),
-        body_of(&chain[2]),
-        409,
-        "envelope.index",
-    );
-    // Index in the path is not the envelope's.
-    refused(
-        &server,
-        &token,
-        &path(2),
-        body_of(&chain[1]),
-        400,
-        "envelope.index",
-    );
-    // The chunk id does not recompute.
-    let wrong_id = with(&chain[1], &|v| {
-        v["chunkId"] = Value::from(format!("0x{}", "ab".repeat(32)));
-    });
-    refused(&server, &token, &path(1), wrong_id, 422, "envelope.chunkId");
-    // Not wrapped for a registered recipient.
-    let missing = machine.chain_with(
-        ChainSigningKey::from_bytes(&machine.chain_key_bytes()),
-        did,
-        machine.recipients[..2].to_vec(),
-        &[1u8; 400],
-        100,
-    );
-    refused(
-        &server,
-        &token,
-        &path(0),
-        body_of(&missing[0]),
-        422,
-        "envelope.encryption.keyRecipients",
-    );
-    let none = with(&chain[1], &|v| {
-        v["encryption"]["keyRecipients"] = Value::Array(vec![]);
-    });
-    refused(
-        &server,
-        &token,
-        &path(1),
-        none,
-        422,
-        "envelope.encryption.keyRecipients",
-    );
-    let no_encryption = with(&chain[1], &|v| {
-        v.as_object_mut().unwrap().remove("encryption");
-    });
-    refused(
-        &server,
-        &token,
-        &path(1),
-        no_encryption,
-        400,
-        "envelope.encryption",
-    );
-    let not_encrypted = with(&chain[1], &|v| {
-        v["encryption"]["algorithm"] = Value::from("none");
-    });
-    refused(
-        &server,
-        &token,
-        &path(1),
-        not_encrypted,
-        422,
-        "envelope.encryption.algorithm",
-    );
-    // Malformed envelopes.
-    refused(
-        &server,
-        &token,
-        &path(1),
-        body_with(b"{\"schemaVersion\": ", &chain[1].ciphertext),
-        400,
-        "envelope",
-    );
-    let no_signature = with(&chain[1], &|v| {
-        v.as_object_mut().unwrap().remove("signature");
-    });
-    refused(
-        &server,
-        &token,
-        &path(1),
-        no_signature,
-        400,
-        "envelope.signature",
-    );
-    let bad_index = with(&chain[1], &|v| v["index"] = Value::from("one"));
-    refused(&server, &token, &path(1), bad_index, 400, "envelope.index");
-    // Parts missing or out of order.
-    let ciphertext_only = multipart(&[(
+    let envelope_1 = chain[1].envelope.to_pretty_json();
+    let envelope_part = ("envelope", "application/json", envelope_1.as_bytes());
+    let ciphertext_part = (
         "ciphertext",
         "application/octet-stream",
-        &chain[1].ciphertext,
-    )]);
-    refused(&server, &token, &path(1), ciphertext_only, 400, "envelope");
-    let reversed = multipart(&[
-        (
-            "ciphertext",
-            "application/octet-stream",
-            &chain[1].ciphertext,
-        ),
-        (
-            "envelope",
-            "application/json",
-            chain[1].envelope.to_pretty_json().as_bytes(),
-        ),
-    ]);
-    refused(&server, &token, &path(1), reversed, 400, "envelope");
-    let envelope_only = multipart(&[(
-        "envelope",
-        "application/json",
-        chain[1].envelope.to_pretty_json().as_bytes(),
-    )]);
-    refused(&server, &token, &path(1), envelope_only, 400, "ciphertext");
-    let extra = multipart(&[
-        (
-            "envelope",
-            "application/json",
-            chain[1].envelope.to_pretty_json().as_bytes(),
-        ),
-        (
-            "ciphertext",
-            "application/octet-stream",
-            &chain[1].ciphertext,
-        ),
-        ("more", "text/plain", b"x"),
-    ]);
-    refused(&server, &token, &path(1), extra, 400, "more");
+        chain[1].ciphertext.as_slice(),
+    );
+    let other_chain_key = |chain_key, machine_did: &str, recipients: usize| {
+        let recipients = machine.recipients[..recipients].to_vec();
+        body_of(&machine.chain_with(chain_key, machine_did, recipients, &[1u8; 400], 100)[0])
+    };
+    let same_key = || ChainSigningKey::from_bytes(&machine.chain_key_bytes());
+    let other_did = Did::of_key(&MachineSigningKey::generate()).to_string();
+    let all = machine.recipients.len();
+    let mut tampered = chain[1].ciphertext.clone();
+    tampered[0] ^= 1;
+    let other_chain = machine.chain(&[2u8; 400], 100);
     let big_envelope = vec![b' '; (1 << 20) + 1];
-    refused(
-        &server,
-        &token,
-        &path(1),
-        body_with(&big_envelope, b"x"),
-        413,
-        "envelope",
-    );
-    // Not a form at all.
-    refused(
-        &server,
-        &token,
-        &path(1),
-        ("application/json".into(), b"{}".to_vec()),
-        400,
-        "Content-Type",
-    );
-    // Bad path parts.
-    refused(
-        &server,
-        &token,
-        &format!("/v1/machines/{did}/topics/t/chunks/x"),
-        body_of(&chain[1]),
-        400,
-        "index",
-    );
-    refused(
-        &server,
-        &token,
-        &chunk_path("did:peaq:0x12", TOPIC, 1),
-        body_of(&chain[1]),
-        400,
-        "did",
-    );
+    // (what, path, body, status, the field named)
+    let cases: Vec<(&str, String, Body, u16, &str)> = vec![
+        (
+            "wrong signature",
+            path(1),
+            with(&chain[1], &|v| {
+                let s = v["signature"]["value"].as_str().unwrap().to_string();
+                let first = if s.starts_with('0') { "1" } else { "0" };
+                v["signature"]["value"] = Value::from(format!("{first}{}", &s[1..]));
+            }),
+            422,
+            "envelope.signature.value",
+        ),
+        (
+            "signed with another chain key than the one registered",
+            path(0),
+            other_chain_key(ChainSigningKey::generate(), did, all),
+            422,
+            "envelope.signature.publicKeyHex",
+        ),
+        (
+            "signed for another machine DID",
+            path(0),
+            other_chain_key(same_key(), &other_did, all),
+            422,
+            "envelope.signature.machineDid",
+        ),
+        (
+            "ciphertext tampered",
+            path(1),
+            body_with(envelope_1.as_bytes(), &tampered),
+            422,
+            "ciphertext",
+        ),
+        (
+            "ciphertext cut short",
+            path(1),
+            body_with(envelope_1.as_bytes(), &chain[1].ciphertext[..10]),
+            422,
+            "ciphertext",
+        ),
+        (
+            "broken link: chunk 1 of another chain by the same machine",
+            path(1),
+            body_of(&other_chain[1]),
+            409,
+            "envelope.previousChunkId",
+        ),
+        (
+            "another chunk at a taken index",
+            path(0),
+            body_of(&other_chain[0]),
+            409,
+            "envelope.index",
+        ),
+        (
+            "index gap",
+            path(2),
+            body_of(&chain[2]),
+            409,
+            "envelope.index",
+        ),
+        (
+            "index in the path is not the envelope's",
+            path(2),
+            body_of(&chain[1]),
+            400,
+            "envelope.index",
+        ),
+        (
+            "the chunk id does not recompute",
+            path(1),
+            with(&chain[1], &|v| {
+                v["chunkId"] = Value::from(format!("0x{}", "ab".repeat(32)));
+            }),
+            422,
+            "envelope.chunkId",
+        ),
+        (
+            "not wrapped for a registered recipient",
+            path(0),
+            other_chain_key(same_key(), did, 2),
+            422,
+            "envelope.encryption.keyRecipients",
+        ),
+        (
+            "no recipients",
+            path(1),
+            with(&chain[1], &|v| {
+                v["encryption"]["keyRecipients"] = Value::Array(vec![]);
+            }),
+            422,
+            "envelope.encryption.keyRecipients",
+        ),
+        (
+            "no encryption",
+            path(1),
+            with(&chain[1], &|v| {
+                v.as_object_mut().unwrap().remove("encryption");
+            }),
+            400,
+            "envelope.encryption",
+        ),
+        (
+            "not encrypted",
+            path(1),
+            with(&chain[1], &|v| {
+                v["encryption"]["algorithm"] = Value::from("none");
+            }),
+            422,
+            "envelope.encryption.algorithm",
+        ),
+        // Malformed envelopes.
+        (
+            "truncated envelope",
+            path(1),
+            body_with(b"{\"schemaVersion\": ", &chain[1].ciphertext),
+            400,
+            "envelope",
+        ),
+        (
+            "no signature",
+            path(1),
+            with(&chain[1], &|v| {
+                v.as_object_mut().unwrap().remove("signature");
+            }),
+            400,
+            "envelope.signature",
+        ),
+        (
+            "index not a number",
+            path(1),
+            with(&chain[1], &|v| v["index"] = Value::from("one")),
+            400,
+            "envelope.index",
+        ),
+        // Parts missing or out of order.
+        (
+            "ciphertext only",
+            path(1),
+            multipart(&[ciphertext_part]),
+            400,
+            "envelope",
+        ),
+        (
+            "reversed",
+            path(1),
+            multipart(&[ciphertext_part, envelope_part]),
+            400,
+            "envelope",
+        ),
+        (
+            "envelope only",
+            path(1),
+            multipart(&[envelope_part]),
+            400,
+            "ciphertext",
+        ),
+        (
+            "an extra part",
+            path(1),
+            multipart(&[envelope_part, ciphertext_part, ("more", "text/plain", b"x")]),
+            400,
+            "more",
+        ),
+        (
+            "envelope too large",
+            path(1),
+            body_with(&big_envelope, b"x"),
+            413,
+            "envelope",
+        ),
+        (
+            "not a form at all",
+            path(1),
+            ("application/json".into(), b"{}".to_vec()),
+            400,
+            "Content-Type",
+        ),
+        // Bad path parts.
+        (
+            "index not a number in the path",
+            format!("/v1/machines/{did}/topics/t/chunks/x"),
+            body_of(&chain[1]),
+            400,
+            "index",
+        ),
+        (
+            "not a DID in the path",
+            chunk_path("did:peaq:0x12", TOPIC, 1),
+            body_of(&chain[1]),
+            400,
+            "did",
+        ),
+    ];
+    for (what, path, body, status, field) in cases {
+        eprintln!("{what}");
+        refused(&server, &token, &path, body, status, field);
+    }
 
     // After all that, the chain goes on from where it was.
     for chunk in &chain[1..] {
@@ -759,8 +713,8 @@ fn only_the_machine_and_its_owner_upload_and_read(db: Db) {
     ];
     for read in &reads {
         for t in [&token, &owner_token, &admin] {
-            let response = server.request("GET", read, Some(t)).call();
-            assert_eq!(response.map(|r| r.status()).unwrap_or(0), 200, "{read}");
+            let response = http::send(server.request("GET", read, Some(t)));
+            assert_eq!(response.status, 200, "{read}");
         }
         for t in [&other_owner, &other_machine] {
             let (status, answer) = server.get(read, Some(t));
@@ -793,17 +747,13 @@ fn restart_keeps_chains(db: Db) {
     );
     assert_eq!(status, 200);
     assert_eq!(page["chunks"].as_array().unwrap().len(), 5);
-    let response = server
-        .request(
-            "GET",
-            &format!("{}/ciphertext", chunk_path(&machine.did, TOPIC, 4)),
-            Some(&owner_token),
-        )
-        .call()
-        .unwrap();
-    let mut bytes = Vec::new();
-    std::io::Read::read_to_end(&mut response.into_reader(), &mut bytes).unwrap();
-    assert_eq!(bytes, chain[4].ciphertext);
+    let response = http::send(server.request(
+        "GET",
+        &format!("{}/ciphertext", chunk_path(&machine.did, TOPIC, 4)),
+        Some(&owner_token),
+    ))
+    .ok();
+    assert_eq!(response.body, chain[4].ciphertext);
 }
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
@@ -998,20 +948,16 @@ fn chains_live_in_s3() {
         assert_eq!(bytes, &chunk.ciphertext);
     }
     for chunk in &chain {
-        let response = server
-            .request(
-                "GET",
-                &format!(
-                    "{}/ciphertext",
-                    chunk_path(&machine.did, TOPIC, chunk.envelope.index)
-                ),
-                Some(&token),
-            )
-            .call()
-            .unwrap();
-        let mut bytes = Vec::new();
-        std::io::Read::read_to_end(&mut response.into_reader(), &mut bytes).unwrap();
-        assert_eq!(bytes, chunk.ciphertext);
+        let response = http::send(server.request(
+            "GET",
+            &format!(
+                "{}/ciphertext",
+                chunk_path(&machine.did, TOPIC, chunk.envelope.index)
+            ),
+            Some(&token),
+        ))
+        .ok();
+        assert_eq!(response.body, chunk.ciphertext);
     }
     assert!(files_under(&server.objects_dir()).is_empty());
 }

@@ -230,16 +230,16 @@ fn writes_are_rate_limited_per_principal(db: Db) {
             400
         );
     }
-    let refused = server
-        .request("POST", "/v1/listings", Some(&a2))
-        .set("Content-Type", "application/json")
-        .send_string("{}");
-    let Err(ureq::Error::Status(429, response)) = refused else {
-        panic!("expected 429: {refused:?}");
-    };
+    let response = sealstream_testkit::http::send(
+        server
+            .request("POST", "/v1/listings", Some(&a2))
+            .header("Content-Type", "application/json")
+            .body("{}"),
+    );
+    assert_eq!(response.status, 429, "expected 429: {response:?}");
     let retry_after: u64 = response.header("retry-after").unwrap().parse().unwrap();
     assert!(retry_after >= 1);
-    let body: Value = serde_json::from_str(&response.into_string().unwrap()).unwrap();
+    let body: Value = serde_json::from_slice(&response.body).unwrap();
     assert_eq!(body["error"]["field"], "write-rate", "{body}");
     assert!(
         body["error"]["message"]

@@ -5,8 +5,6 @@
 
 mod common;
 
-use std::io::Read;
-
 use common::listings_fixtures::{
     audit_actions, chain, count, dataset, listing_body, owner, publish, set_dataset_state,
     signed_dataset,
@@ -426,16 +424,8 @@ fn card_follows_dazaar(db: Db) {
 }
 
 fn get_bytes(server: &TestServer, path: &str) -> (u16, Vec<u8>) {
-    match server.request("GET", path, None).call() {
-        Ok(r) => {
-            let status = r.status();
-            let mut out = Vec::new();
-            r.into_reader().read_to_end(&mut out).unwrap();
-            (status, out)
-        }
-        Err(ureq::Error::Status(s, _)) => (s, Vec::new()),
-        Err(e) => panic!("{e}"),
-    }
+    let answer = sealstream_testkit::http::send(server.request("GET", path, None));
+    (answer.status, answer.body)
 }
 
 /// The owner's client: opens its wrapped copy of a chunk key.

@@ -78,28 +78,29 @@ fn migrated(db: Db, dir: &Path) -> String {
     url
 }
 
+/// Every row of `query` with its one parameter `bind`, on connection `c`.
+macro_rules! all_rows {
+    ($c:ident, $query:expr, $bind:expr) => {
+        $query.bind($bind).fetch_all(&mut $c).await.unwrap()
+    };
+}
+
 fn sqlite_schema(url: &str) -> Schema {
     block_on(async {
         let mut c = SqliteConnection::connect(url).await.expect("open SQLite");
         let mut schema = Schema::default();
-        let tables: Vec<String> = sqlx::query_scalar(
+        let tables: Vec<String> =
+            all_rows!(c, sqlx::query_scalar(
             "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' \
              AND name <> ?1",
-        )
-        .bind(SQLX_TABLE)
-        .fetch_all(&mut c)
-        .await
-        .unwrap();
+        ), SQLX_TABLE);
         for name in tables {
             let mut table = Table::default();
             let mut key = Vec::new();
-            for row in sqlx::query(
+            for row in
+                all_rows!(c, sqlx::query(
                 "SELECT name, type, \"notnull\", pk FROM pragma_table_info(?1) ORDER BY cid",
-            )
-            .bind(&name)
-            .fetch_all(&mut c)
-            .await
-            .unwrap()
+            ), &name)
             {
                 let column: String = row.get(0);
                 let ty: String = row.get(1);
@@ -117,22 +118,18 @@ fn sqlite_schema(url: &str) -> Schema {
             }
             key.sort();
             table.primary_key = key.into_iter().map(|(_, c)| c).collect();
-            let indexes = sqlx::query("SELECT name, \"unique\", origin FROM pragma_index_list(?1)")
-                .bind(&name)
-                .fetch_all(&mut c)
-                .await
-                .unwrap();
+            let indexes = all_rows!(
+                c,
+                sqlx::query("SELECT name, \"unique\", origin FROM pragma_index_list(?1)"),
+                &name
+            );
             for row in indexes {
                 let index: String = row.get(0);
                 let origin: String = row.get(2);
                 // An expression has no name: PostgreSQL's side lists none.
-                let columns: Vec<String> = sqlx::query_scalar(
+                let columns: Vec<String> = all_rows!(c, sqlx::query_scalar(
                     "SELECT name FROM pragma_index_info(?1) WHERE name IS NOT NULL ORDER BY seqno",
-                )
-                .bind(&index)
-                .fetch_all(&mut c)
-                .await
-                .unwrap();
+                ), &index);
                 match origin.as_str() {
                     "c" => {
                         schema.indexes.insert(
@@ -172,25 +169,24 @@ fn postgres_schema(url: &str) -> Schema {
     block_on(async {
         let mut c = PgConnection::connect(url).await.expect("open PostgreSQL");
         let mut schema = Schema::default();
-        let tables: Vec<String> = sqlx::query_scalar(
-            "SELECT table_name::text FROM information_schema.tables \
+        let tables: Vec<String> = all_rows!(
+            c,
+            sqlx::query_scalar(
+                "SELECT table_name::text FROM information_schema.tables \
              WHERE table_schema = 'public' AND table_type = 'BASE TABLE' AND table_name <> $1",
-        )
-        .bind(SQLX_TABLE)
-        .fetch_all(&mut c)
-        .await
-        .unwrap();
+            ),
+            SQLX_TABLE
+        );
         for name in tables {
             let mut table = Table::default();
-            for row in sqlx::query(
-                "SELECT column_name::text, data_type::text, is_nullable::text \
+            for row in all_rows!(
+                c,
+                sqlx::query(
+                    "SELECT column_name::text, data_type::text, is_nullable::text \
                  FROM information_schema.columns WHERE table_schema = 'public' AND table_name = $1",
-            )
-            .bind(&name)
-            .fetch_all(&mut c)
-            .await
-            .unwrap()
-            {
+                ),
+                &name
+            ) {
                 let nullable: String = row.get(2);
                 table.columns.insert(
                     row.get(0),
@@ -200,15 +196,15 @@ fn postgres_schema(url: &str) -> Schema {
                     },
                 );
             }
-            let constraints = sqlx::query(&format!(
-                "SELECT c.contype::text, {} FROM pg_constraint c \
+            let constraints = all_rows!(
+                c,
+                sqlx::query(&format!(
+                    "SELECT c.contype::text, {} FROM pg_constraint c \
                  WHERE c.conrelid = $1::regclass AND c.contype IN ('p', 'u')",
-                key_columns("c.conkey", "c.conrelid")
-            ))
-            .bind(&name)
-            .fetch_all(&mut c)
-            .await
-            .unwrap();
+                    key_columns("c.conkey", "c.conrelid")
+                )),
+                &name
+            );
             for row in constraints {
                 let kind: String = row.get(0);
                 let columns: Vec<String> = row.get(1);
@@ -220,20 +216,20 @@ fn postgres_schema(url: &str) -> Schema {
             }
             schema.tables.insert(name, table);
         }
-        let indexes = sqlx::query(&format!(
-            "SELECT i.relname::text, t.relname::text, ix.indisunique, {} \
+        let indexes = all_rows!(
+            c,
+            sqlx::query(&format!(
+                "SELECT i.relname::text, t.relname::text, ix.indisunique, {} \
              FROM pg_index ix \
              JOIN pg_class i ON i.oid = ix.indexrelid \
              JOIN pg_class t ON t.oid = ix.indrelid \
              JOIN pg_namespace n ON n.oid = t.relnamespace \
              WHERE n.nspname = 'public' AND t.relname <> $1 \
              AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = ix.indexrelid)",
-            key_columns("ix.indkey", "ix.indrelid")
-        ))
-        .bind(SQLX_TABLE)
-        .fetch_all(&mut c)
-        .await
-        .unwrap();
+                key_columns("ix.indkey", "ix.indrelid")
+            )),
+            SQLX_TABLE
+        );
         for row in indexes {
             schema.indexes.insert(
                 row.get(0),

@@ -26,10 +26,8 @@ fn documented_paths_are_served() {
             if !["get", "post", "put", "patch", "delete"].contains(&method.as_str()) {
                 continue;
             }
-            let response = server
-                .request(&method.to_uppercase(), &concrete, None)
-                .call();
-            let (status, body) = common::reply(response);
+            let (status, body) =
+                common::reply(server.request(&method.to_uppercase(), &concrete, None));
             let unrouted = status == 404 && body["error"]["message"] == "not found";
             let wrong_method = status == 405;
             assert!(

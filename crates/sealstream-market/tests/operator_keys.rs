@@ -14,7 +14,8 @@ use std::time::{Duration, Instant};
 
 use common::listings_fixtures::audit_actions;
 use common::orders_fixtures::{
-    buyer, decrypt_release, download_release, invoice_rail, order, sale_with_operator, Buyer, Sale,
+    buyer, decrypt_release, download_release, invoice_rail, paid_order, sale_with_operator, Buyer,
+    Sale,
 };
 use common::{block_on, Db, TestServer};
 use sealstream_core::keys::RecipientSecretKey;
@@ -24,22 +25,6 @@ use serde_json::{json, Value};
 
 fn key_path(sale: &Sale) -> String {
     format!("/v1/machines/{}/operator-key", sale.machine.did)
-}
-
-/// Orders as `buyer` and has the seller mark it paid; the order id.
-fn paid_order(server: &TestServer, sale: &Sale, buyer: &Buyer) -> String {
-    let id = order(server, buyer, &sale.listing_id)["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let (status, body) = server.send(
-        "POST",
-        &format!("/v1/orders/{id}/mark-paid"),
-        Some(&sale.owner),
-        &json!({"reference": format!("INV-{id}")}),
-    );
-    assert_eq!(status, 200, "{body}");
-    id
 }
 
 /// The order as its buyer sees it.

@@ -9,7 +9,7 @@ mod common;
 
 use common::listings_fixtures::audit_actions;
 use common::orders_fixtures::{
-    buyer, decrypt_release, download_release, invoice_rail, order, sale,
+    buyer, decrypt_release, download_release, invoice_rail, mark_paid, order, paid_order, sale,
 };
 use common::{Db, TestServer};
 use sealstream_api::receipts::{ReceiptPayment, SignedReceipt};
@@ -17,7 +17,7 @@ use sealstream_client::grants::GrantDaemon;
 use sealstream_client::market::MarketClient;
 use sealstream_core::access::{grant_entry, AccessFileBuilder, Buyer as CoreBuyer};
 use sealstream_core::keys::{ReceiptPublicKey, RecipientSecretKey};
-use sealstream_testkit::on_both_databases;
+use sealstream_testkit::{http, on_both_databases};
 use serde_json::{json, Value};
 
 fn daemon(server: &TestServer, sale: &common::orders_fixtures::Sale) -> GrantDaemon {
@@ -29,6 +29,17 @@ fn daemon(server: &TestServer, sale: &common::orders_fixtures::Sale) -> GrantDae
     let recipient =
         RecipientSecretKey::from_hex(&sale.owner_recipient.to_hex_secret(), "owner").unwrap();
     GrantDaemon::new(MarketClient::new(&server.base, key), recipient, 512_000)
+}
+
+/// `POST {base}/links` (`base` an order's path) of a link for `purpose`,
+/// as `token`.
+fn make_link(server: &TestServer, base: &str, token: &str, purpose: &str) -> (u16, Value) {
+    server.send(
+        "POST",
+        &format!("{base}/links"),
+        Some(token),
+        &json!({ "purpose": purpose }),
+    )
 }
 
 fn receipt_key(server: &TestServer) -> ReceiptPublicKey {
@@ -78,16 +89,8 @@ fn invoice_order_end_to_end(db: Db) {
     let (status, body) = server.get(&format!("{base}/release/manifest.json"), Some(&alice.token));
     assert_eq!(status, 409, "{body}");
     // Nobody but the seller marks it paid; a proof is for chain orders.
-    let paid = json!({"reference": "INV-2026-0042"});
     assert_eq!(
-        server
-            .send(
-                "POST",
-                &format!("{base}/mark-paid"),
-                Some(&alice.token),
-                &paid
-            )
-            .0,
+        mark_paid(&server, &id, &alice.token, "INV-2026-0042").0,
         404
     );
     let proof = json!({"txHash": format!("0x{}", "ab".repeat(32)), "orderId": id, "chain": "base",
@@ -96,31 +99,16 @@ fn invoice_order_end_to_end(db: Db) {
     let (status, body) = server.send("POST", &format!("{base}/payment-proof"), None, &proof);
     assert_eq!(status, 409, "{body}");
     assert_eq!(body["accepted"], false);
-    let (status, body) = server.send(
-        "POST",
-        &format!("{base}/mark-paid"),
-        Some(&sale.owner),
-        &json!({"reference": ""}),
-    );
+    let (status, body) = mark_paid(&server, &id, &sale.owner, "");
     assert_eq!(
         (status, body["error"]["field"].as_str()),
         (400, Some("reference"))
     );
 
-    let (status, body) = server.send(
-        "POST",
-        &format!("{base}/mark-paid"),
-        Some(&sale.owner),
-        &paid,
-    );
+    let (status, body) = mark_paid(&server, &id, &sale.owner, "INV-2026-0042");
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["state"], "paid");
-    let (status, body) = server.send(
-        "POST",
-        &format!("{base}/mark-paid"),
-        Some(&sale.owner),
-        &paid,
-    );
+    let (status, body) = mark_paid(&server, &id, &sale.owner, "INV-2026-0042");
     assert_eq!(status, 409, "paid twice: {body}");
     let (status, c) = server.get(&format!("{base}/confirmation"), Some(&sale.owner));
     assert_eq!(status, 200, "{c}");
@@ -136,11 +124,9 @@ fn invoice_order_end_to_end(db: Db) {
     // The receipt, for both parties, verifies offline against the server key.
     let pinned = receipt_key(&server);
     for token in [&alice.token, &sale.owner] {
-        let response = server
-            .request("GET", &format!("{base}/receipt"), Some(token))
-            .call()
-            .unwrap();
-        let text = response.into_string().unwrap();
+        let text = http::send(server.request("GET", &format!("{base}/receipt"), Some(token)))
+            .ok()
+            .text();
         let receipt = SignedReceipt::parse(text.as_bytes()).unwrap();
         receipt.verify(Some(&pinned)).unwrap();
         assert_eq!(receipt.receipt.order_id, id);
@@ -222,12 +208,7 @@ fn invoice_order_end_to_end(db: Db) {
     );
 
     // A release link opens it to whoever holds it, until revoked.
-    let (status, link) = server.send(
-        "POST",
-        &format!("{base}/links"),
-        Some(&alice.token),
-        &json!({"purpose": "release"}),
-    );
+    let (status, link) = make_link(&server, &base, &alice.token, "release");
     assert_eq!(status, 201, "{link}");
     let url = link["url"].as_str().unwrap();
     assert!(
@@ -254,31 +235,21 @@ fn invoice_order_end_to_end(db: Db) {
     );
     // The seller cannot make a release link, the buyer no confirmation link.
     for (token, purpose) in [(&sale.owner, "release"), (&alice.token, "confirmation")] {
-        let (status, _) = server.send(
-            "POST",
-            &format!("{base}/links"),
-            Some(token),
-            &json!({"purpose": purpose}),
-        );
+        let (status, _) = make_link(&server, &base, token, purpose);
         assert_eq!(status, 404, "{purpose}");
     }
     let link_id = link["id"].as_str().unwrap();
-    let (status, _) = server.send_raw(
-        "DELETE",
-        &format!("{base}/links/{link_id}"),
-        Some(&mallory.token),
-        "application/json",
-        b"",
-    );
-    assert_eq!(status, 404, "only its maker revokes a link");
-    let (status, _) = server.send_raw(
-        "DELETE",
-        &format!("{base}/links/{link_id}"),
-        Some(&alice.token),
-        "application/json",
-        b"",
-    );
-    assert_eq!(status, 204);
+    // Only its maker revokes a link.
+    for (token, expected) in [(&mallory.token, 404), (&alice.token, 204)] {
+        let (status, _) = server.send_raw(
+            "DELETE",
+            &format!("{base}/links/{link_id}"),
+            Some(token),
+            "application/json",
+            b"",
+        );
+        assert_eq!(status, expected);
+    }
     assert_eq!(
         server
             .get(&format!("{base}/release/manifest.json{query}"), None)
@@ -287,12 +258,7 @@ fn invoice_order_end_to_end(db: Db) {
     );
 
     // A confirmation link for the seller's tools (the reference sends no credentials).
-    let (status, link) = server.send(
-        "POST",
-        &format!("{base}/links"),
-        Some(&sale.owner),
-        &json!({"purpose": "confirmation"}),
-    );
+    let (status, link) = make_link(&server, &base, &sale.owner, "confirmation");
     assert_eq!(status, 201, "{link}");
     let (status, c) = server.get(
         &format!(
@@ -354,12 +320,7 @@ fn bad_grants_are_refused_and_store_nothing(db: Db) {
         (409, Some("state")),
         "{body}"
     );
-    let (status, _) = server.send(
-        "POST",
-        &format!("/v1/orders/{id}/mark-paid"),
-        Some(&sale.owner),
-        &json!({"reference": "r1"}),
-    );
+    let (status, _) = mark_paid(&server, id, &sale.owner, "r1");
     assert_eq!(status, 200);
 
     let other = RecipientSecretKey::generate().public_key().to_hex();
@@ -512,12 +473,7 @@ fn orders_need_a_published_listing_and_a_buyer(db: Db) {
         &json!({}),
     );
     assert_eq!((status, body["state"].as_str()), (200, Some("cancelled")));
-    let (status, _) = server.send(
-        "POST",
-        &format!("/v1/orders/{id}/mark-paid"),
-        Some(&sale.owner),
-        &json!({"reference": "late"}),
-    );
+    let (status, _) = mark_paid(&server, id, &sale.owner, "late");
     assert_eq!(status, 409);
     // Lists: the buyer's and the seller's.
     let (_, mine) = server.get("/v1/orders", Some(&alice.token));
@@ -536,40 +492,29 @@ fn orders_survive_a_restart(db: Db) {
     let alice = buyer(&server);
     let created = order(&server, &alice, &sale.listing_id);
     let id = created["id"].as_str().unwrap().to_string();
-    server.send(
-        "POST",
-        &format!("/v1/orders/{id}/mark-paid"),
-        Some(&sale.owner),
-        &json!({"reference": "r"}),
-    );
+    mark_paid(&server, &id, &sale.owner, "r");
     daemon(&server, &sale).run_once(|_, _| {}).unwrap();
     let key_before = server.get("/v1/receipts/key", None).1;
-    let receipt_before = server
-        .request(
-            "GET",
-            &format!("/v1/orders/{id}/receipt"),
-            Some(&alice.token),
-        )
-        .call()
-        .unwrap()
-        .into_string()
-        .unwrap();
+    let receipt_before = http::send(server.request(
+        "GET",
+        &format!("/v1/orders/{id}/receipt"),
+        Some(&alice.token),
+    ))
+    .ok()
+    .text();
     server.restart();
     assert_eq!(
         server.get("/v1/receipts/key", None).1,
         key_before,
         "the receipt key is kept"
     );
-    let receipt_after = server
-        .request(
-            "GET",
-            &format!("/v1/orders/{id}/receipt"),
-            Some(&alice.token),
-        )
-        .call()
-        .unwrap()
-        .into_string()
-        .unwrap();
+    let receipt_after = http::send(server.request(
+        "GET",
+        &format!("/v1/orders/{id}/receipt"),
+        Some(&alice.token),
+    ))
+    .ok()
+    .text();
     assert_eq!(receipt_after, receipt_before);
     let dir = tempfile::tempdir().unwrap();
     download_release(
@@ -594,17 +539,7 @@ fn a_20000_chunk_dataset_is_granted_through_the_daemon(db: Db) {
     let server = TestServer::start(db);
     let sale = sale(&server, 20_000, "100", invoice_rail());
     let alice = buyer(&server);
-    let id = order(&server, &alice, &sale.listing_id)["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let (status, body) = server.send(
-        "POST",
-        &format!("/v1/orders/{id}/mark-paid"),
-        Some(&sale.owner),
-        &json!({"reference": "INV-20000"}),
-    );
-    assert_eq!(status, 200, "{body}");
+    let id = paid_order(&server, &sale, &alice);
     let mut outcomes = Vec::new();
     let granted = daemon(&server, &sale)
         .run_once(|order, result| {

@@ -22,28 +22,86 @@
 mod common;
 
 use common::anvil::{Anvil, DevAccount, BASE_CHAIN_ID};
-use common::orders_fixtures::{buyer_with_key, native_rail, order, sale, token_rail, Buyer};
+use common::orders_fixtures::{buyer_with_key, native_rail, order, sale, token_rail, Buyer, Sale};
 use common::{unix_now, Db, TestServer};
 use sealstream_api::receipts::{ReceiptPayment, SignedReceipt};
 use sealstream_core::keys::{MachineSigningKey, ReceiptPublicKey};
 use sealstream_market::evm::{Address, TxHash};
 use sealstream_market::limits::Rate;
-use sealstream_testkit::on_both_databases;
+use sealstream_market::server::Config;
+use sealstream_testkit::{http, on_both_databases};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 const ETH: u128 = 1_000_000_000_000_000_000;
+const HOUR: std::time::Duration = std::time::Duration::from_secs(3600);
 
 /// A server that verifies payments on `anvil`'s chain with `confirmations`;
 /// the background claim watcher polls only once an hour, so every
 /// confirmation in these tests comes from a request.
 fn server(db: Db, anvil: &Anvil, confirmations: u64) -> TestServer {
+    server_with(db, anvil, confirmations, |_| {})
+}
+
+/// [`server`] with `adjust` applied to its configuration as well.
+fn server_with(
+    db: Db,
+    anvil: &Anvil,
+    confirmations: u64,
+    adjust: impl FnOnce(&mut Config),
+) -> TestServer {
     let url = anvil.url.clone();
     TestServer::start_with(db, move |c| {
         c.evm_rpc.insert(BASE_CHAIN_ID, url);
         c.confirmations = confirmations;
-        c.payment_poll = std::time::Duration::from_secs(3600);
+        c.payment_poll = HOUR;
+        adjust(c);
     })
+}
+
+/// A listing of `chunks` chunks at `price` wei paid to dev account 2, and
+/// a buyer who pays from dev account 1 (the payer): where most tests start.
+fn native_shop<'a>(
+    server: &TestServer,
+    anvil: &'a Anvil,
+    chunks: usize,
+    price: &str,
+) -> (Sale, Address, &'a DevAccount, Buyer) {
+    let pay_to = anvil.account(2).address;
+    let sale = sale(
+        server,
+        chunks,
+        price,
+        native_rail(BASE_CHAIN_ID, &pay_to.to_string()),
+    );
+    let payer = anvil.account(1);
+    let alice = paying_buyer(server, payer);
+    (sale, pay_to, payer, alice)
+}
+
+/// The proof of a native payment `hash` by `payer` for `order`, posted.
+fn pay(server: &TestServer, order: &Value, hash: &TxHash, payer: &DevAccount) -> (u16, Value) {
+    post_proof(server, order, &proof(order, hash, payer.address, None))
+}
+
+/// Asserts a 200 answer with `accepted` as given.
+fn assert_accepted(reply: (u16, Value), accepted: bool) {
+    let (status, body) = reply;
+    assert_eq!(
+        (status, body["accepted"].as_bool()),
+        (200, Some(accepted)),
+        "{body}"
+    );
+}
+
+/// Asserts a 200 answer whose claim waits for confirmations.
+fn assert_awaiting_confirmations(reply: (u16, Value)) {
+    let (status, body) = reply;
+    assert_eq!(
+        (status, body["status"].as_str()),
+        (200, Some("awaiting-confirmations")),
+        "{body}"
+    );
 }
 
 /// A buyer who signs in with dev account `account`'s key (so pays from it).
@@ -89,16 +147,13 @@ fn receipt(server: &TestServer, buyer: &Buyer, order: &Value) -> SignedReceipt {
     let (_, key) = server.get("/v1/receipts/key", None);
     let pinned = ReceiptPublicKey::from_hex(key["publicKeyHex"].as_str().unwrap(), "key").unwrap();
     let id = order["id"].as_str().unwrap();
-    let text = server
-        .request(
-            "GET",
-            &format!("/v1/orders/{id}/receipt"),
-            Some(&buyer.token),
-        )
-        .call()
-        .unwrap()
-        .into_string()
-        .unwrap();
+    let text = http::send(server.request(
+        "GET",
+        &format!("/v1/orders/{id}/receipt"),
+        Some(&buyer.token),
+    ))
+    .ok()
+    .text();
     let receipt = SignedReceipt::parse(text.as_bytes()).unwrap();
     receipt.verify(Some(&pinned)).unwrap();
     receipt
@@ -127,36 +182,18 @@ fn assert_refused(
 fn native_payment_is_verified_once(db: Db) {
     let anvil = Anvil::start();
     let server = server(db, &anvil, 1);
-    let pay_to = anvil.account(2).address;
-    let sale = sale(
-        &server,
-        3,
-        &(ETH / 4).to_string(),
-        native_rail(BASE_CHAIN_ID, &pay_to.to_string()),
-    );
-    let payer = anvil.account(1);
-    let alice = paying_buyer(&server, payer);
+    let (sale, pay_to, payer, alice) = native_shop(&server, &anvil, 3, &(ETH / 4).to_string());
     let first = order(&server, &alice, &sale.listing_id);
     assert_eq!(first["payment"]["rail"], "evm");
     assert_eq!(first["payment"]["chainId"], BASE_CHAIN_ID);
     assert_eq!(first["payment"]["payer"], payer.address.to_string());
 
     let hash = anvil.send_native(payer.address, pay_to, ETH / 4);
-    let (status, body) = post_proof(&server, &first, &proof(&first, &hash, payer.address, None));
-    assert_eq!(
-        (status, body["accepted"].as_bool()),
-        (200, Some(true)),
-        "{body}"
-    );
+    assert_accepted(pay(&server, &first, &hash, payer), true);
     let shown = order_state(&server, &alice, &first);
     assert_eq!(shown["state"], "paid");
     // Posting the same proof again is answered the same and changes nothing.
-    let (status, body) = post_proof(&server, &first, &proof(&first, &hash, payer.address, None));
-    assert_eq!(
-        (status, body["accepted"].as_bool()),
-        (200, Some(true)),
-        "{body}"
-    );
+    assert_accepted(pay(&server, &first, &hash, payer), true);
     assert_eq!(server.count_rows("payments"), 1);
 
     let r = receipt(&server, &alice, &first);
@@ -193,11 +230,7 @@ fn native_payment_is_verified_once(db: Db) {
 
     // The same transaction cannot pay a second order.
     let second = order(&server, &alice, &sale.listing_id);
-    let reply = post_proof(
-        &server,
-        &second,
-        &proof(&second, &hash, payer.address, None),
-    );
+    let reply = pay(&server, &second, &hash, payer);
     assert_refused(&server, &alice, &second, reply, 409, "txHash");
     assert_eq!(server.count_rows("payments"), 1);
 }
@@ -226,7 +259,7 @@ fn token_payment_is_verified(db: Db) {
     // A proof naming the native coin for a token order is refused before
     // the node is asked.
     let hash = anvil.send_token(token, payer.address, pay_to, 2_500_000);
-    let reply = post_proof(&server, &o, &proof(&o, &hash, payer.address, None));
+    let reply = pay(&server, &o, &hash, payer);
     assert_refused(&server, &alice, &o, reply, 422, "tokenAddress");
     // Reverted: a transfer of more than the buyer holds, mined with
     // explicit gas (no estimate).
@@ -243,11 +276,9 @@ fn token_payment_is_verified(db: Db) {
         &proof(&o, &reverted, payer.address, Some(token)),
     );
     assert_refused(&server, &alice, &o, reply, 422, "txHash");
-    let (status, body) = post_proof(&server, &o, &proof(&o, &hash, payer.address, Some(token)));
-    assert_eq!(
-        (status, body["accepted"].as_bool()),
-        (200, Some(true)),
-        "{body}"
+    assert_accepted(
+        post_proof(&server, &o, &proof(&o, &hash, payer.address, Some(token))),
+        true,
     );
     assert_eq!(order_state(&server, &alice, &o)["state"], "paid");
     assert_eq!(anvil.token_balance(token, pay_to).to_string(), "2500000");
@@ -277,78 +308,34 @@ fn bad_payments_are_refused_and_the_order_stays_payable(db: Db) {
     let o = order(&server, &alice, &sale.listing_id);
     let good = |hash: &TxHash| proof(&o, hash, payer.address, None);
 
-    // Too little.
+    // Too little; to someone else; from someone else, claimed as the
+    // buyer's; a token transfer for a native order.
     let short = anvil.send_native(payer.address, pay_to, ETH / 2 - 1);
-    assert_refused(
-        &server,
-        &alice,
-        &o,
-        post_proof(&server, &o, &good(&short)),
-        422,
-        "amount",
-    );
-    // To someone else.
     let elsewhere = anvil.send_native(payer.address, anvil.account(5).address, ETH / 2);
-    assert_refused(
-        &server,
-        &alice,
-        &o,
-        post_proof(&server, &o, &good(&elsewhere)),
-        422,
-        "payeeAddress",
-    );
-    // From someone else, claimed as the buyer's.
     let theirs = anvil.send_native(stranger.address, pay_to, ETH / 2);
-    assert_refused(
-        &server,
-        &alice,
-        &o,
-        post_proof(&server, &o, &good(&theirs)),
-        422,
-        "payerAddress",
-    );
-    // A proof naming another payer is refused on its face.
+    let tokens = anvil.send_token(token, payer.address, pay_to, 1_000);
+    // A proof naming another payer is refused on its face; so are the
+    // wrong chain and a malformed hash.
     let mut claimed = good(&theirs);
     claimed["payerAddress"] = json!(stranger.address.to_string());
-    assert_refused(
-        &server,
-        &alice,
-        &o,
-        post_proof(&server, &o, &claimed),
-        422,
-        "payerAddress",
-    );
-    // A token transfer for a native order.
-    let tokens = anvil.send_token(token, payer.address, pay_to, 1_000);
-    assert_refused(
-        &server,
-        &alice,
-        &o,
-        post_proof(&server, &o, &good(&tokens)),
-        422,
-        "tokenAddress",
-    );
-    // The wrong chain, and a malformed hash.
     let mut peaq = good(&short);
     peaq["chain"] = json!("peaq");
-    assert_refused(
-        &server,
-        &alice,
-        &o,
-        post_proof(&server, &o, &peaq),
-        422,
-        "chain",
-    );
     let mut malformed = good(&short);
     malformed["txHash"] = json!("0x1234");
-    assert_refused(
-        &server,
-        &alice,
-        &o,
-        post_proof(&server, &o, &malformed),
-        400,
-        "txHash",
-    );
+    // (proof, status, the field named)
+    let refusals = [
+        (good(&short), 422, "amount"),
+        (good(&elsewhere), 422, "payeeAddress"),
+        (good(&theirs), 422, "payerAddress"),
+        (claimed, 422, "payerAddress"),
+        (good(&tokens), 422, "tokenAddress"),
+        (peaq, 422, "chain"),
+        (malformed, 400, "txHash"),
+    ];
+    for (body, status, field) in refusals {
+        let reply = post_proof(&server, &o, &body);
+        assert_refused(&server, &alice, &o, reply, status, field);
+    }
     assert_eq!(server.count_rows("payments"), 0);
     let id = o["id"].as_str().unwrap();
 
@@ -363,12 +350,7 @@ fn bad_payments_are_refused_and_the_order_stays_payable(db: Db) {
     assert_eq!(status, 200, "{body}");
     assert_refused_cancelled(&server, &o, &good(&right));
     let again = order(&server, &alice, &sale.listing_id);
-    let (status, body) = post_proof(&server, &again, &proof(&again, &right, payer.address, None));
-    assert_eq!(
-        (status, body["accepted"].as_bool()),
-        (200, Some(true)),
-        "{body}"
-    );
+    assert_accepted(pay(&server, &again, &right, payer), true);
     assert_eq!(server.count_rows("payments"), 1);
 }
 
@@ -385,21 +367,13 @@ fn assert_refused_cancelled(server: &TestServer, order: &Value, body: &Value) {
 fn payments_wait_for_their_confirmations(db: Db) {
     let anvil = Anvil::start();
     let server = server(db, &anvil, 3);
-    let pay_to = anvil.account(2).address;
-    let sale = sale(
-        &server,
-        2,
-        "1000",
-        native_rail(BASE_CHAIN_ID, &pay_to.to_string()),
-    );
-    let payer = anvil.account(1);
-    let alice = paying_buyer(&server, payer);
+    let (sale, pay_to, payer, alice) = native_shop(&server, &anvil, 2, "1000");
     let o = order(&server, &alice, &sale.listing_id);
     let id = o["id"].as_str().unwrap();
     assert_eq!(o["payment"]["confirmations"], 3);
 
     let hash = anvil.send_native(payer.address, pay_to, 1000);
-    let (status, body) = post_proof(&server, &o, &proof(&o, &hash, payer.address, None));
+    let (status, body) = pay(&server, &o, &hash, payer);
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["accepted"], false);
     assert_eq!(body["status"], "awaiting-confirmations");
@@ -468,21 +442,13 @@ fn a_transfer_mined_before_the_order_does_not_pay_it(db: Db) {
     // The chain's clock runs two hours behind the wall clock.
     let anvil = Anvil::start_in_the_past(2 * 3600);
     let server = server(db, &anvil, 1);
-    let pay_to = anvil.account(2).address;
-    let sale = sale(
-        &server,
-        2,
-        "1000",
-        native_rail(BASE_CHAIN_ID, &pay_to.to_string()),
-    );
-    let payer = anvil.account(1);
-    let alice = paying_buyer(&server, payer);
+    let (sale, pay_to, payer, alice) = native_shop(&server, &anvil, 2, "1000");
     // A transfer the buyer made to the seller earlier, for something else.
     let earlier = anvil.send_native(payer.address, pay_to, 1000);
     let o = order(&server, &alice, &sale.listing_id);
     let created = created_unix(&o);
     assert!(anvil.mined_at(&earlier) + 3600 < created);
-    let (status, body) = post_proof(&server, &o, &proof(&o, &earlier, payer.address, None));
+    let (status, body) = pay(&server, &o, &earlier, payer);
     assert_refused(&server, &alice, &o, (status, body.clone()), 422, "txHash");
     assert!(
         body["error"]["message"]
@@ -495,17 +461,12 @@ fn a_transfer_mined_before_the_order_does_not_pay_it(db: Db) {
     anvil.set_next_block_timestamp(created - 301);
     let early = anvil.send_native(payer.address, pay_to, 1000);
     assert_eq!(anvil.mined_at(&early), created - 301);
-    let reply = post_proof(&server, &o, &proof(&o, &early, payer.address, None));
+    let reply = pay(&server, &o, &early, payer);
     assert_refused(&server, &alice, &o, reply, 422, "txHash");
     // Within the skew (a clock a minute off): paid.
     anvil.set_next_block_timestamp(created - 60);
     let recent = anvil.send_native(payer.address, pay_to, 1000);
-    let (status, body) = post_proof(&server, &o, &proof(&o, &recent, payer.address, None));
-    assert_eq!(
-        (status, body["accepted"].as_bool()),
-        (200, Some(true)),
-        "{body}"
-    );
+    assert_accepted(pay(&server, &o, &recent, payer), true);
     assert_eq!(order_state(&server, &alice, &o)["state"], "paid");
     assert!(unix_now() >= created);
 }
@@ -515,31 +476,13 @@ fn a_transfer_mined_before_the_order_does_not_pay_it(db: Db) {
 fn a_claim_is_not_replaced_by_another(db: Db) {
     let anvil = Anvil::start();
     let server = server(db, &anvil, 3);
-    let pay_to = anvil.account(2).address;
-    let sale = sale(
-        &server,
-        2,
-        "1000",
-        native_rail(BASE_CHAIN_ID, &pay_to.to_string()),
-    );
-    let payer = anvil.account(1);
-    let alice = paying_buyer(&server, payer);
+    let (sale, pay_to, payer, alice) = native_shop(&server, &anvil, 2, "1000");
     let o = order(&server, &alice, &sale.listing_id);
     let paid = anvil.send_native(payer.address, pay_to, 1000);
-    let (status, body) = post_proof(&server, &o, &proof(&o, &paid, payer.address, None));
-    assert_eq!(
-        (status, body["status"].as_str()),
-        (200, Some("awaiting-confirmations")),
-        "{body}"
-    );
+    assert_awaiting_confirmations(pay(&server, &o, &paid, payer));
     // Anyone who knows the order id claims a hash no node knows.
     let bogus = bogus_hash("replace");
-    let (status, body) = post_proof(&server, &o, &proof(&o, &bogus, payer.address, None));
-    assert_eq!(
-        (status, body["accepted"].as_bool()),
-        (200, Some(false)),
-        "{body}"
-    );
+    assert_accepted(pay(&server, &o, &bogus, payer), false);
     anvil.mine(2);
     sweep(&server);
     assert_eq!(order_state(&server, &alice, &o)["state"], "paid");
@@ -559,31 +502,14 @@ fn claim_of(shown: &Value, hash: &TxHash) -> Option<Value> {
 /// order view says so.
 fn unknown_transactions_expire(db: Db) {
     let anvil = Anvil::start();
-    let url = anvil.url.clone();
-    let server = TestServer::start_with(db, move |c| {
-        c.evm_rpc.insert(BASE_CHAIN_ID, url);
-        c.confirmations = 1;
-        c.payment_poll = std::time::Duration::from_secs(3600);
+    let server = server_with(db, &anvil, 1, |c| {
         // No minimum age: the number of checks decides.
         c.unknown_claim_ttl = std::time::Duration::ZERO;
     });
-    let pay_to = anvil.account(2).address;
-    let sale = sale(
-        &server,
-        2,
-        "1000",
-        native_rail(BASE_CHAIN_ID, &pay_to.to_string()),
-    );
-    let payer = anvil.account(1);
-    let alice = paying_buyer(&server, payer);
+    let (sale, _, payer, alice) = native_shop(&server, &anvil, 2, "1000");
     let o = order(&server, &alice, &sale.listing_id);
     let bogus = bogus_hash("expire");
-    let (status, body) = post_proof(&server, &o, &proof(&o, &bogus, payer.address, None));
-    assert_eq!(
-        (status, body["accepted"].as_bool()),
-        (200, Some(false)),
-        "{body}"
-    );
+    assert_accepted(pay(&server, &o, &bogus, payer), false);
     let mut sweeps = 0;
     while order_state(&server, &alice, &o)["claimedTx"] == bogus.to_string() {
         assert!(sweeps < 3, "still claimed after {sweeps} sweeps");
@@ -607,24 +533,12 @@ fn unknown_transactions_expire(db: Db) {
 /// two sweeps.
 fn bogus_claims_do_not_starve_a_real_payment(db: Db) {
     let anvil = Anvil::start();
-    let url = anvil.url.clone();
-    let server = TestServer::start_with(db, move |c| {
-        c.evm_rpc.insert(BASE_CHAIN_ID, url);
-        c.confirmations = 2;
-        c.payment_poll = std::time::Duration::from_secs(3600);
+    let server = server_with(db, &anvil, 2, |c| {
         // As if from 251 addresses: the per-client limits are not under test.
         c.proof_rate_per_client = Rate::new(1000, std::time::Duration::from_secs(1));
         c.anonymous_write_rate = 0.0;
     });
-    let pay_to = anvil.account(2).address;
-    let sale = sale(
-        &server,
-        2,
-        "1000",
-        native_rail(BASE_CHAIN_ID, &pay_to.to_string()),
-    );
-    let payer = anvil.account(1);
-    let alice = paying_buyer(&server, payer);
+    let (sale, pay_to, payer, alice) = native_shop(&server, &anvil, 2, "1000");
     let real = order(&server, &alice, &sale.listing_id);
     let real_id = real["id"].as_str().unwrap();
     // 250 orders of the same buyer, with ids before the real one's.
@@ -652,16 +566,11 @@ fn bogus_claims_do_not_starve_a_real_payment(db: Db) {
         .collect();
     for (i, o) in bogus_orders.iter().enumerate() {
         let hash = bogus_hash(&format!("starve {i}"));
-        let (status, body) = post_proof(&server, o, &proof(o, &hash, payer.address, None));
+        let (status, body) = pay(&server, o, &hash, payer);
         assert_eq!(status, 200, "bogus claim {i}: {body}");
     }
     let paid = anvil.send_native(payer.address, pay_to, 1000);
-    let (status, body) = post_proof(&server, &real, &proof(&real, &paid, payer.address, None));
-    assert_eq!(
-        (status, body["status"].as_str()),
-        (200, Some("awaiting-confirmations")),
-        "{body}"
-    );
+    assert_awaiting_confirmations(pay(&server, &real, &paid, payer));
     anvil.mine(1);
     let mut sweeps = 0;
     while order_state(&server, &alice, &real)["state"] != "paid" {
@@ -676,36 +585,19 @@ fn bogus_claims_do_not_starve_a_real_payment(db: Db) {
 fn claims_per_order_are_capped(db: Db) {
     let anvil = Anvil::start();
     let server = server(db, &anvil, 2);
-    let pay_to = anvil.account(2).address;
-    let sale = sale(
-        &server,
-        2,
-        "1000",
-        native_rail(BASE_CHAIN_ID, &pay_to.to_string()),
-    );
-    let payer = anvil.account(1);
-    let alice = paying_buyer(&server, payer);
+    let (sale, pay_to, payer, alice) = native_shop(&server, &anvil, 2, "1000");
     let o = order(&server, &alice, &sale.listing_id);
     for i in 0..5 {
         let hash = bogus_hash(&format!("cap {i}"));
-        let (status, body) = post_proof(&server, &o, &proof(&o, &hash, payer.address, None));
+        let (status, body) = pay(&server, &o, &hash, payer);
         assert_eq!(status, 200, "claim {i}: {body}");
     }
-    let (status, body) = post_proof(
-        &server,
-        &o,
-        &proof(&o, &bogus_hash("cap 5"), payer.address, None),
-    );
+    let (status, body) = pay(&server, &o, &bogus_hash("cap 5"), payer);
     assert_eq!(status, 429, "{body}");
     assert_eq!(body["error"]["field"], "txHash", "{body}");
     assert_eq!(body["accepted"], false, "{body}");
     let paid = anvil.send_native(payer.address, pay_to, 1000);
-    let (status, body) = post_proof(&server, &o, &proof(&o, &paid, payer.address, None));
-    assert_eq!(
-        (status, body["status"].as_str()),
-        (200, Some("awaiting-confirmations")),
-        "{body}"
-    );
+    assert_awaiting_confirmations(pay(&server, &o, &paid, payer));
     anvil.mine(1);
     sweep(&server);
     assert_eq!(order_state(&server, &alice, &o)["state"], "paid");
@@ -716,33 +608,21 @@ fn claims_per_order_are_capped(db: Db) {
 /// stored, and the buyer's real payment is not held by the per-order limit.
 fn proof_posts_are_rate_limited(db: Db) {
     let anvil = Anvil::start();
-    let url = anvil.url.clone();
-    let server = TestServer::start_with(db, move |c| {
-        c.evm_rpc.insert(BASE_CHAIN_ID, url);
-        c.confirmations = 1;
-        c.payment_poll = std::time::Duration::from_secs(3600);
+    let server = server_with(db, &anvil, 1, |c| {
         // Bursts of 6 and 3, then (in effect) nothing more.
-        let hour = std::time::Duration::from_secs(3600);
-        c.proof_rate_per_client = Rate::new(6, hour);
-        c.proof_rate_per_order = Rate::new(3, hour);
+        c.proof_rate_per_client = Rate::new(6, HOUR);
+        c.proof_rate_per_order = Rate::new(3, HOUR);
     });
-    let pay_to = anvil.account(2).address;
-    let sale = sale(
-        &server,
-        2,
-        "1000",
-        native_rail(BASE_CHAIN_ID, &pay_to.to_string()),
-    );
-    let (payer, stranger) = (anvil.account(1), anvil.account(4));
-    let alice = paying_buyer(&server, payer);
+    let (sale, pay_to, payer, alice) = native_shop(&server, &anvil, 2, "1000");
+    let stranger = anvil.account(4);
     let o = order(&server, &alice, &sale.listing_id);
     // Someone else's transfer claimed as the buyer's: refused on chain.
     let theirs = anvil.send_native(stranger.address, pay_to, 1000);
     for _ in 0..3 {
-        let (status, body) = post_proof(&server, &o, &proof(&o, &theirs, payer.address, None));
+        let (status, body) = pay(&server, &o, &theirs, payer);
         assert_eq!(status, 422, "{body}");
     }
-    let (status, body) = post_proof(&server, &o, &proof(&o, &theirs, payer.address, None));
+    let (status, body) = pay(&server, &o, &theirs, payer);
     assert_eq!(status, 429, "{body}");
     assert_eq!(body["error"]["field"], "orderId", "{body}");
     assert!(
@@ -754,25 +634,12 @@ fn proof_posts_are_rate_limited(db: Db) {
     );
     // The buyer's own payment is not held by the order's limit.
     let paid = anvil.send_native(payer.address, pay_to, 1000);
-    let (status, body) = post_proof(&server, &o, &proof(&o, &paid, payer.address, None));
-    assert_eq!(
-        (status, body["accepted"].as_bool()),
-        (200, Some(true)),
-        "{body}"
-    );
+    assert_accepted(pay(&server, &o, &paid, payer), true);
     // Six posts from this address so far: the seventh is refused.
     let other = order(&server, &alice, &sale.listing_id);
-    let (status, body) = post_proof(
-        &server,
-        &other,
-        &proof(&other, &bogus_hash("ip 1"), payer.address, None),
-    );
+    let (status, body) = pay(&server, &other, &bogus_hash("ip 1"), payer);
     assert_eq!(status, 200, "{body}");
-    let (status, body) = post_proof(
-        &server,
-        &other,
-        &proof(&other, &bogus_hash("ip 2"), payer.address, None),
-    );
+    let (status, body) = pay(&server, &other, &bogus_hash("ip 2"), payer);
     assert_eq!(status, 429, "{body}");
     assert!(body["error"].is_object(), "{body}");
     assert!(
@@ -793,22 +660,14 @@ fn proof_posts_are_rate_limited(db: Db) {
 fn one_transaction_claimed_for_two_orders_pays_one(db: Db) {
     let anvil = Anvil::start();
     let server = server(db, &anvil, 2);
-    let pay_to = anvil.account(2).address;
-    let sale = sale(
-        &server,
-        2,
-        "1000",
-        native_rail(BASE_CHAIN_ID, &pay_to.to_string()),
-    );
-    let payer = anvil.account(1);
-    let alice = paying_buyer(&server, payer);
+    let (sale, pay_to, payer, alice) = native_shop(&server, &anvil, 2, "1000");
     let (a, b) = (
         order(&server, &alice, &sale.listing_id),
         order(&server, &alice, &sale.listing_id),
     );
     let paid = anvil.send_native(payer.address, pay_to, 1000);
     for o in [&a, &b] {
-        let (status, body) = post_proof(&server, o, &proof(o, &paid, payer.address, None));
+        let (status, body) = pay(&server, o, &paid, payer);
         assert_eq!(status, 200, "{body}");
     }
     anvil.mine(1);
@@ -842,24 +701,16 @@ fn one_transaction_claimed_for_two_orders_pays_one(db: Db) {
 fn a_pending_proof_says_what_is_missing(db: Db) {
     let anvil = Anvil::start();
     let server = server(db, &anvil, 3);
-    let pay_to = anvil.account(2).address;
-    let sale = sale(
-        &server,
-        2,
-        "1000",
-        native_rail(BASE_CHAIN_ID, &pay_to.to_string()),
-    );
-    let payer = anvil.account(1);
-    let alice = paying_buyer(&server, payer);
+    let (sale, pay_to, payer, alice) = native_shop(&server, &anvil, 2, "1000");
     let o = order(&server, &alice, &sale.listing_id);
     let paid = anvil.send_native(payer.address, pay_to, 1000);
-    let (status, body) = post_proof(&server, &o, &proof(&o, &paid, payer.address, None));
+    let (status, body) = pay(&server, &o, &paid, payer);
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["accepted"], false, "{body}");
     assert_eq!(body["status"], "awaiting-confirmations", "{body}");
     assert_eq!(body["reason"], "waiting for 2 more confirmations", "{body}");
     let bogus = bogus_hash("missing");
-    let (status, body) = post_proof(&server, &o, &proof(&o, &bogus, payer.address, None));
+    let (status, body) = pay(&server, &o, &bogus, payer);
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["accepted"], false, "{body}");
     assert_eq!(body["status"], "awaiting-transaction", "{body}");
@@ -891,15 +742,7 @@ fn a_pending_proof_says_what_is_missing(db: Db) {
 fn the_reference_reports_a_pending_proof_as_not_accepted(db: Db) {
     let anvil = Anvil::start();
     let server = server(db, &anvil, 3);
-    let pay_to = anvil.account(2).address;
-    let sale = sale(
-        &server,
-        2,
-        &(ETH / 4).to_string(),
-        native_rail(BASE_CHAIN_ID, &pay_to.to_string()),
-    );
-    let payer = anvil.account(1);
-    let alice = paying_buyer(&server, payer);
+    let (sale, _, payer, alice) = native_shop(&server, &anvil, 2, &(ETH / 4).to_string());
     let o = order(&server, &alice, &sale.listing_id);
     let out = anvil.peaqos_pay(
         payer,

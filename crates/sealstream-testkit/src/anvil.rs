@@ -6,7 +6,8 @@
 //! unlocked, so `eth_sendTransaction` sends from them without signing here;
 //! their addresses and private keys are read from anvil's `--config-out`
 //! file (the well-known test mnemonic's accounts), never written down.
-//! Helpers are blocking (ureq), for use from plain `#[test]` functions.
+//! Helpers are blocking ([`crate::http`]), for use from plain `#[test]`
+//! functions.
 
 use std::cell::Cell;
 use std::path::{Path, PathBuf};
@@ -186,14 +187,20 @@ impl Anvil {
     /// outer result when the node could not be reached.
     pub fn try_rpc(&self, method: &str, params: Value) -> Result<Result<Value, Value>, String> {
         let body = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
-        let reply: Value = ureq::post(&self.url)
+        let request = crate::http::request("POST", &self.url)
             .timeout(Duration::from_secs(30))
-            .set("Content-Type", "application/json")
-            .send_string(&body.to_string())
-            .map_err(|e| e.to_string())?
-            .into_string()
-            .map_err(|e| e.to_string())
-            .and_then(|text| serde_json::from_str(&text).map_err(|e| e.to_string()))?;
+            .header("Content-Type", "application/json")
+            .body(body.to_string());
+        let answer = crate::http::try_send(request).map_err(|e| e.to_string())?;
+        if !answer.is_ok() {
+            return Err(format!(
+                "{}: status {}: {}",
+                answer.request,
+                answer.status,
+                String::from_utf8_lossy(&answer.body)
+            ));
+        }
+        let reply: Value = serde_json::from_slice(&answer.body).map_err(|e| e.to_string())?;
         match reply.get("error") {
             Some(error) if !error.is_null() => Ok(Err(error.clone())),
             _ => Ok(Ok(reply.get("result").cloned().unwrap_or(Value::Null))),

@@ -3,6 +3,9 @@
 //! - Where things are: the repository ([`repo_root`]), the reference's
 //!   fixtures and their keys ([`fixture`]), the `sealstream` binary
 //!   ([`binary`]), the reference's Python and CLI ([`reference`]).
+//! - Chunk chains in memory: input bytes and the items verifiers and
+//!   readers take ([`chain`]); watching output for secret keys
+//!   ([`secrets`]).
 //! - Small tools: free ports ([`free_port`]), waiting for a condition
 //!   ([`wait`]), files under a directory ([`files_under`]), seeded schedules
 //!   ([`seed`]).
@@ -24,6 +27,7 @@
 #[cfg(feature = "market")]
 pub mod anvil;
 pub mod binary;
+pub mod chain;
 pub mod fixture;
 pub mod http;
 pub mod market_process;
@@ -33,6 +37,7 @@ pub mod moto;
 pub mod postgres;
 pub mod reference;
 pub mod registration;
+pub mod secrets;
 pub mod seed;
 #[cfg(feature = "market")]
 pub mod server;

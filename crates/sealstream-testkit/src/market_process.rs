@@ -84,9 +84,10 @@ impl Market {
         self.base = format!("http://127.0.0.1:{}", self.port);
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            if let Ok(r) = ureq::get(&format!("{}/healthz", self.base)).call() {
-                if r.status() == 200 {
-                    assert_eq!(r.into_string().unwrap(), r#"{"status":"ok"}"#);
+            let health = http::request("GET", &format!("{}/healthz", self.base));
+            if let Ok(answer) = http::try_send(health) {
+                if answer.status == 200 {
+                    assert_eq!(answer.text(), r#"{"status":"ok"}"#);
                     break;
                 }
             }
@@ -134,11 +135,9 @@ impl Market {
 
     /// `GET path` as text (panics unless 2xx).
     pub fn get(&self, path: &str) -> String {
-        ureq::get(&format!("{}{path}", self.base))
-            .call()
-            .unwrap_or_else(|e| panic!("GET {path}: {e}"))
-            .into_string()
-            .unwrap()
+        http::send(http::request("GET", &format!("{}{path}", self.base)))
+            .ok()
+            .text()
     }
 
     /// `method path` with an optional JSON body and token: (status, JSON,
@@ -165,20 +164,11 @@ impl Market {
 
     /// The bytes of `GET path` with `token` (panics unless 2xx).
     pub fn bytes_as(&self, path: &str, token: Option<&str>) -> Vec<u8> {
-        let mut r = ureq::get(&format!("{}{path}", self.base));
+        let mut r = http::request("GET", &format!("{}{path}", self.base));
         if let Some(t) = token {
-            r = r.set("Authorization", &format!("Bearer {t}"));
+            r = r.bearer_auth(t);
         }
-        let mut out = Vec::new();
-        std::io::Read::read_to_end(
-            &mut r
-                .call()
-                .unwrap_or_else(|e| panic!("GET {path}: {e}"))
-                .into_reader(),
-            &mut out,
-        )
-        .unwrap();
-        out
+        http::send(r).ok().body
     }
 
     /// Signs in as `key`'s DID; the session token.
@@ -239,7 +229,7 @@ pub fn register_machine(market: &Market, owner_token: &str, owner_did: &str) {
     );
     let (status, answer) = market.call(
         "POST",
-        "/v1/machines",
+        sealstream_api::routes::MACHINES,
         Some(owner_token),
         Some(&body.to_string()),
     );

@@ -8,8 +8,8 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::free_port;
 use crate::reference::{reference_python, venv_program};
+use crate::{free_port, http};
 
 /// The access key id the tests use.
 pub const ACCESS_KEY_ID: &str = "AKIASEALSTREAMTEST01";
@@ -61,11 +61,10 @@ impl MotoServer {
                 panic!("moto_server exited ({status}):\n{}", self.log_text());
             }
             // GET / is ListBuckets; any HTTP answer means the server is up.
-            match ureq::get(&format!("{}/", self.base))
-                .timeout(Duration::from_secs(2))
-                .call()
-            {
-                Ok(_) | Err(ureq::Error::Status(..)) => return,
+            match http::try_send(
+                http::request("GET", &format!("{}/", self.base)).timeout(Duration::from_secs(2)),
+            ) {
+                Ok(_) => return,
                 Err(_) if Instant::now() < deadline => {
                     std::thread::sleep(Duration::from_millis(100))
                 }
@@ -84,9 +83,7 @@ impl MotoServer {
 
     /// Create a bucket.
     pub fn create_bucket(&self, bucket: &str) {
-        ureq::put(&format!("{}/{bucket}", self.base))
-            .call()
-            .unwrap_or_else(|e| panic!("create bucket {bucket}: {e}"));
+        http::send(http::request("PUT", &format!("{}/{bucket}", self.base))).ok();
     }
 
     /// Every object in the bucket, key to bytes, as boto3 (an independent

@@ -17,6 +17,7 @@ use sealstream_market::server::{AppState, Config, Server};
 use sealstream_market::store::Store;
 use serde_json::Value;
 
+use crate::http::{self, RequestBuilder};
 use crate::registration::{self, Recipient};
 use crate::{postgres, sign_in};
 
@@ -231,18 +232,18 @@ impl TestServer {
     }
 
     /// A request builder for `method` on `path`, with the bearer token if
-    /// given.
-    pub fn request(&self, method: &str, path: &str, token: Option<&str>) -> ureq::Request {
-        let mut r = ureq::request(method, &format!("{}{path}", self.base));
-        if let Some(t) = token {
-            r = r.set("Authorization", &format!("Bearer {t}"));
+    /// given; send it with [`http::send`] or [`reply`].
+    pub fn request(&self, method: &str, path: &str, token: Option<&str>) -> RequestBuilder {
+        let r = http::request(method, &format!("{}{path}", self.base));
+        match token {
+            Some(t) => r.bearer_auth(t),
+            None => r,
         }
-        r
     }
 
     /// GET, as (status, JSON body).
     pub fn get(&self, path: &str, token: Option<&str>) -> (u16, Value) {
-        reply(self.request("GET", path, token).call())
+        reply(self.request("GET", path, token))
     }
 
     /// A JSON request with a JSON body, as (status, JSON body).
@@ -255,8 +256,8 @@ impl TestServer {
     ) -> (u16, Value) {
         reply(
             self.request(method, path, token)
-                .set("Content-Type", "application/json")
-                .send_string(&body.to_string()),
+                .header("Content-Type", "application/json")
+                .body(body.to_string()),
         )
     }
 
@@ -271,8 +272,8 @@ impl TestServer {
     ) -> (u16, Value) {
         reply(
             self.request(method, path, token)
-                .set("Content-Type", content_type)
-                .send_bytes(body),
+                .header("Content-Type", content_type)
+                .body(body.to_vec()),
         )
     }
 
@@ -329,7 +330,7 @@ impl TestServer {
     pub fn siwe_verify(&self, message: &str, key: &MachineSigningKey) -> (u16, Value) {
         self.send(
             "POST",
-            "/v1/auth/verify",
+            sealstream_api::routes::AUTH_VERIFY,
             None,
             &sign_in::verify_body(message, key),
         )
@@ -354,7 +355,7 @@ impl TestServer {
     ) -> (u16, Value) {
         self.send(
             "POST",
-            "/v1/machines",
+            sealstream_api::routes::MACHINES,
             Some(owner_token),
             &registration::body(owner_did, machine_key, chain_key, recipients),
         )
@@ -389,15 +390,10 @@ impl Drop for TestServer {
     }
 }
 
-/// (status, body as JSON, or `Value::String` of the text when not JSON).
-pub fn reply(result: Result<ureq::Response, ureq::Error>) -> (u16, Value) {
-    let response = match result {
-        Ok(r) => r,
-        Err(ureq::Error::Status(_, r)) => r,
-        Err(e) => panic!("request failed: {e}"),
-    };
-    let status = response.status();
-    let text = response.into_string().expect("response body");
-    let value = serde_json::from_str(&text).unwrap_or(Value::String(text));
-    (status, value)
+/// Sends `request`: (status, body as JSON, or `Value::String` of the text
+/// when not JSON), whatever the status. Panics only when no answer came.
+#[track_caller]
+pub fn reply(request: RequestBuilder) -> (u16, Value) {
+    let answer = http::send(request);
+    (answer.status, answer.json())
 }

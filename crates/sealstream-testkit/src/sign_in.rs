@@ -18,7 +18,7 @@ pub fn nonce(base: &str) -> Value {
     let (status, text) = http::call(
         base,
         "POST",
-        "/v1/auth/nonce",
+        sealstream_api::routes::AUTH_NONCE,
         None,
         Some(("text/plain", &[][..])),
     );
@@ -65,7 +65,7 @@ pub fn sign_in(base: &str, key: &MachineSigningKey) -> String {
     let (status, answer) = http::json(
         base,
         "POST",
-        "/v1/auth/verify",
+        sealstream_api::routes::AUTH_VERIFY,
         None,
         &verify_body(&message, key),
     );

@@ -6,15 +6,27 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-const EXIT_CODES: &str = "\
+/// The exit code of invalid command-line usage, the same for every command
+/// (`Exit::Usage`). Written once here, shown in every command's exit codes.
+macro_rules! usage_exit_line {
+    () => {
+        "\n  64 invalid command-line usage: an unknown flag or command, a missing or malformed value"
+    };
+}
+
+const EXIT_CODES: &str = concat!(
+    "\
 Exit codes:
   0  success (verify: the chain is intact; package verify: every package is valid)
   1  bad input: flags, missing or unreadable files, keys of the wrong length or kind,
      malformed documents; verify: the chain is not intact; package verify: a package is invalid
   2  integrity or network: a chain that does not verify or decrypt, a source hash
-     mismatch, a failed download (also: invalid command-line usage)
+     mismatch, a failed download",
+    usage_exit_line!(),
+    "
 
-Human-readable output goes to stderr; --json output goes to stdout.";
+Human-readable output goes to stderr; --json output goes to stdout."
+);
 
 #[derive(Debug, Parser)]
 #[command(name = "sealstream", version, about = "Sell machine data without handing over plaintext: chunk, encrypt, sign, grant, consume and verify peaq.stream v1 chains.", after_help = EXIT_CODES)]
@@ -22,6 +34,11 @@ pub struct Cli {
     /// Suppress progress and summaries on stderr (errors are still printed).
     #[arg(short, long, global = true)]
     pub quiet: bool,
+
+    /// Print the command's result as JSON on stdout (human-readable output stays on
+    /// stderr). Accepted by every command; those with a result print it.
+    #[arg(long, global = true)]
+    pub json: bool,
 
     #[command(subcommand)]
     pub command: Command,
@@ -63,16 +80,19 @@ pub enum Command {
     Receipt(ReceiptCommand),
 }
 
-const RECEIPT_EXIT_CODES: &str = "\
+const RECEIPT_EXIT_CODES: &str = concat!(
+    "\
 Exit codes:
   0  the receipt is valid: well formed, and its signature verifies (by --server-key when given)
   1  bad input: a file that cannot be read, a malformed receipt (the file and the field are
      named), a malformed --server-key
   2  integrity: the signature does not verify (the receipt was changed after signing), or
-     the receipt is signed by another key than --server-key
-     (also: invalid command-line usage)
+     the receipt is signed by another key than --server-key",
+    usage_exit_line!(),
+    "
 
-The summary goes to stderr; --json output goes to stdout.";
+The summary goes to stderr; --json output goes to stdout."
+);
 
 #[derive(Debug, Subcommand)]
 pub enum ReceiptCommand {
@@ -89,15 +109,11 @@ pub enum ReceiptCommand {
         /// is unchanged since someone signed it.
         #[arg(long, value_name = "HEX")]
         server_key: Option<String>,
-        /// Print {"valid": true, "keyPinned", "signerPublicKeyHex", "amountDisplay",
-        /// "receipt"} as JSON on stdout; a receipt that fails the signature check prints
-        /// {"valid": false, "error"}.
-        #[arg(long)]
-        json: bool,
     },
 }
 
-const MARKET_EXIT_CODES: &str = "\
+const MARKET_EXIT_CODES: &str = concat!(
+    "\
 Exit codes:
   0  success (audit verify: the audit log is intact)
   1  bad input or an unusable database: flags, a database that cannot be opened,
@@ -108,8 +124,9 @@ Exit codes:
      grant-daemon --once: an order could not be granted (each one is named), or
      the server refused the owner; machine, dataset, listing, order: the server
      refused (its status, the field and its reason are printed), or a chunk it
-     served does not decrypt or does not match the root it computed
-     (also: invalid command-line usage)";
+     served does not decrypt or does not match the root it computed",
+    usage_exit_line!()
+);
 
 #[derive(Debug, Subcommand)]
 pub enum MarketCommand {
@@ -145,7 +162,7 @@ pub enum MarketCommand {
         key_file: PathBuf,
         /// File holding the owner's X25519 recipient secret key (hex): it opens the chunk
         /// keys.
-        #[arg(long)]
+        #[arg(long = "owner-private-key-file", alias = "owner-key-file")]
         owner_key_file: PathBuf,
         /// One pass, then exit (0 when every pending order was granted, 2 otherwise).
         #[arg(long)]
@@ -156,9 +173,6 @@ pub enum MarketCommand {
         /// Largest buyer access file, in bytes (as the reference measures them).
         #[arg(long, default_value_t = 512_000)]
         max_file_size: usize,
-        /// Print a JSON document per order granted or failed on stdout.
-        #[arg(long)]
-        json: bool,
     },
     /// The hash-linked audit log.
     #[command(subcommand, after_help = MARKET_EXIT_CODES)]
@@ -185,9 +199,6 @@ pub enum MarketCommand {
         /// Attempts per request before giving up on transient failures.
         #[arg(long, default_value_t = 8)]
         attempts: u32,
-        /// Print {"chunks", "stored", "alreadyHeld", "datasetId"} as JSON on stdout.
-        #[arg(long)]
-        json: bool,
     },
     /// Machines: the registration a machine signs for its owner, the owner's registration
     /// of it, and the owner's machines.
@@ -224,7 +235,7 @@ pub enum MarketMachineCommand {
     /// the recipient keys of keys.json (as `keys generate` writes it; recipient ids
     /// owner-1, operator-1, machine-1) with the machine's key and with the chain key
     /// (proof that the machine holds it). Writes the registration document the owner
-    /// sends with `market machine register --registration` (to --out, or stdout). Needs
+    /// sends with `market machine register --registration` (to --output, or stdout). Needs
     /// no server.
     Sign {
         /// File holding the machine's secp256k1 key (hex).
@@ -241,7 +252,7 @@ pub enum MarketMachineCommand {
         #[arg(long, value_name = "DID")]
         owner: String,
         /// Write the registration here (atomically) instead of stdout.
-        #[arg(long, value_name = "FILE")]
+        #[arg(long = "output", alias = "out", value_name = "FILE")]
         out: Option<PathBuf>,
     },
     /// As the owner: register a machine with its signed registration (checked here
@@ -263,17 +274,11 @@ pub enum MarketMachineCommand {
         /// --keys].
         #[arg(long, value_name = "FILE", requires = "keys")]
         chain_key_file: Option<PathBuf>,
-        /// Print the registered machine as JSON on stdout.
-        #[arg(long)]
-        json: bool,
     },
     /// As the owner: the machines registered to the key signing in.
     List {
         #[command(flatten)]
         session: MarketSession,
-        /// Print the server's answer as JSON on stdout.
-        #[arg(long)]
-        json: bool,
     },
 }
 
@@ -281,7 +286,7 @@ pub enum MarketMachineCommand {
 pub enum MarketDatasetCommand {
     /// Make a dataset of chunks --from-index..=--to-index (or received --from-time..--to-time)
     /// of a machine's topic and sign it as the owner: the server computes the Merkle root;
-    /// this reads every chunk back, decrypts it with --owner-key-file for the sourceHash
+    /// this reads every chunk back, decrypts it with --owner-private-key-file for the sourceHash
     /// (the plaintext never leaves this process), checks the server's root against the
     /// envelopes, signs the manifest (EIP-191, the --key-file) and completes the dataset.
     /// For an index range, a dataset of it the owner already signed is reported as it is,
@@ -290,10 +295,14 @@ pub enum MarketDatasetCommand {
         #[command(flatten)]
         session: MarketSession,
         /// File holding the owner's X25519 recipient secret key (hex).
-        #[arg(long, value_name = "FILE")]
+        #[arg(
+            long = "owner-private-key-file",
+            alias = "owner-key-file",
+            value_name = "FILE"
+        )]
         owner_key_file: PathBuf,
         /// The machine (did:peaq:0x…).
-        #[arg(long, value_name = "DID")]
+        #[arg(long = "machine-did", alias = "machine", value_name = "DID")]
         machine: String,
         /// The chain's topic (e.g. /sensor/gps).
         #[arg(long)]
@@ -311,20 +320,13 @@ pub enum MarketDatasetCommand {
         #[arg(long, value_name = "TIME", requires = "from_time")]
         to_time: Option<String>,
         /// Decryption threads [default: the number of cores].
-        #[arg(long, value_name = "N")]
+        #[arg(long = "parallelism", alias = "threads", value_name = "N")]
         threads: Option<usize>,
-        /// Print {"id", "merkleRoot", "firstIndex", "chunkCount", "sourceHash", "bytes",
-        /// "signedNow"} as JSON on stdout.
-        #[arg(long)]
-        json: bool,
     },
     /// The datasets of the owner signing in, every page.
     List {
         #[command(flatten)]
         session: MarketSession,
-        /// Print {"datasets": […]} as JSON on stdout.
-        #[arg(long)]
-        json: bool,
     },
 }
 
@@ -333,7 +335,7 @@ pub enum MarketListingCommand {
     /// Create a listing from a JSON file (the body of POST /v1/listings: datasetId, title,
     /// description, tags, domain, schemaHint, license, price, rail, delivery,
     /// sampleChunkIndexes; see GET /openapi.json). The sample chunks' keys are opened
-    /// with --owner-key-file, checked against their commitments and disclosed, so anyone
+    /// with --owner-private-key-file, checked against their commitments and disclosed, so anyone
     /// may preview them. --publish publishes it (it enters the catalog).
     Create {
         #[command(flatten)]
@@ -343,14 +345,15 @@ pub enum MarketListingCommand {
         listing: PathBuf,
         /// File holding the owner's X25519 recipient secret key (hex); needed when the
         /// listing names sample chunks.
-        #[arg(long, value_name = "FILE")]
+        #[arg(
+            long = "owner-private-key-file",
+            alias = "owner-key-file",
+            value_name = "FILE"
+        )]
         owner_key_file: Option<PathBuf>,
         /// Publish it once created.
         #[arg(long)]
         publish: bool,
-        /// Print the listing as JSON on stdout.
-        #[arg(long)]
-        json: bool,
     },
     /// Publish a draft or withdrawn listing.
     Publish {
@@ -358,9 +361,6 @@ pub enum MarketListingCommand {
         session: MarketSession,
         /// The listing id (lst_…).
         id: String,
-        /// Print the listing as JSON on stdout.
-        #[arg(long)]
-        json: bool,
     },
     /// Withdraw a published listing from the catalog (orders already placed stand).
     Withdraw {
@@ -368,9 +368,6 @@ pub enum MarketListingCommand {
         session: MarketSession,
         /// The listing id (lst_…).
         id: String,
-        /// Print the listing as JSON on stdout.
-        #[arg(long)]
-        json: bool,
     },
 }
 
@@ -387,21 +384,19 @@ pub enum MarketOrderCommand {
         listing: String,
         /// File holding the buyer's X25519 secret key (hex): only its public part is sent.
         #[arg(
-            long,
+            long = "buyer-private-key-file",
+            alias = "buyer-key-file",
             value_name = "FILE",
             required_unless_present = "buyer_public_key",
             conflicts_with = "buyer_public_key"
         )]
         buyer_key_file: Option<PathBuf>,
-        /// The buyer's X25519 public key (hex), instead of --buyer-key-file.
+        /// The buyer's X25519 public key (hex), instead of --buyer-private-key-file.
         #[arg(long, value_name = "HEX")]
         buyer_public_key: Option<String>,
         /// The recipient id of the access entries [default: the buyer's DID].
         #[arg(long, value_name = "ID")]
         buyer_id: Option<String>,
-        /// Print the order as JSON on stdout.
-        #[arg(long)]
-        json: bool,
     },
     /// One order, as its buyer or seller sees it.
     Show {
@@ -409,9 +404,6 @@ pub enum MarketOrderCommand {
         session: MarketSession,
         /// The order id (ord_…).
         id: String,
-        /// Print the order as JSON on stdout.
-        #[arg(long)]
-        json: bool,
     },
     /// The orders of the key signing in: its purchases (--as buyer) or the orders of its
     /// listings (--as seller), by id, every page.
@@ -424,9 +416,6 @@ pub enum MarketOrderCommand {
         /// Only orders in this state (awaiting-payment, paid, granted, cancelled).
         #[arg(long)]
         state: Option<String>,
-        /// Print {"orders": […]} as JSON on stdout.
-        #[arg(long)]
-        json: bool,
     },
     /// As the seller: mark an invoice order paid, with the invoice or bank reference.
     MarkPaid {
@@ -437,9 +426,6 @@ pub enum MarketOrderCommand {
         /// The invoice or bank reference.
         #[arg(long)]
         reference: String,
-        /// Print the order as JSON on stdout.
-        #[arg(long)]
-        json: bool,
     },
     /// Make a bearer link (revocable with DELETE /v1/orders/{id}/links/{link}): as the
     /// buyer, to the release package (for `consume --download-url`); as the seller, to the
@@ -453,11 +439,8 @@ pub enum MarketOrderCommand {
         /// release (the buyer) or confirmation (the seller).
         #[arg(long, default_value = "release", value_parser = ["release", "confirmation"])]
         purpose: String,
-        /// Print {"id", "purpose", "url", "token", "createdAt"} as JSON on stdout.
-        #[arg(long)]
-        json: bool,
     },
-    /// Fetch the order's signed license receipt (its buyer or seller), to --out
+    /// Fetch the order's signed license receipt (its buyer or seller), to --output
     /// (atomically) or stdout; check it with `sealstream receipt verify`.
     Receipt {
         #[command(flatten)]
@@ -465,7 +448,7 @@ pub enum MarketOrderCommand {
         /// The order id (ord_…).
         id: String,
         /// Write the receipt here instead of stdout.
-        #[arg(long, value_name = "FILE")]
+        #[arg(long = "output", alias = "out", value_name = "FILE")]
         out: Option<PathBuf>,
     },
 }
@@ -577,10 +560,6 @@ pub enum MarketAuditCommand {
         /// /v1/audit/head): the log must still hold it.
         #[arg(long, value_name = "FILE")]
         anchor: Option<PathBuf>,
-        /// Print {"intact", "events", "head", "signedEvents"} or {"intact", "error"} as JSON
-        /// on stdout.
-        #[arg(long)]
-        json: bool,
         /// A head published earlier (GET /v1/audit/head, or the server's start log line):
         /// the log must still hold it as event --events. Detects a log cut short or
         /// rewritten since, which the chain alone cannot show.
@@ -594,7 +573,7 @@ pub enum MarketAuditCommand {
     /// machine, a ticket, a transparency service): verifies the log as `audit verify` does,
     /// signs its current head with the server key when this process can read it (else
     /// takes the newest head the server signed) and writes the signed head
-    /// (sealstream.audit-head.v1 JSON) to --out or stdout. `audit verify --anchor FILE`
+    /// (sealstream.audit-head.v1 JSON) to --output or stdout. `audit verify --anchor FILE`
     /// later proves the log still holds it.
     #[command(after_help = MARKET_EXIT_CODES)]
     Anchor {
@@ -603,7 +582,7 @@ pub enum MarketAuditCommand {
         #[command(flatten)]
         key: MarketServerKeyArgs,
         /// Write the signed head here (atomically) instead of stdout.
-        #[arg(long, value_name = "FILE")]
+        #[arg(long = "output", alias = "out", value_name = "FILE")]
         out: Option<PathBuf>,
     },
 }
@@ -715,9 +694,6 @@ pub enum AgentCommand {
         /// The Data Event Map.
         #[arg(long)]
         config: PathBuf,
-        /// Print per-topic counts as JSON on stdout at the end.
-        #[arg(long)]
-        json: bool,
         /// Return once the sources are read, without waiting for unreachable destinations
         /// (the spool keeps what they lack for the next run).
         #[arg(long)]
@@ -730,9 +706,6 @@ pub enum AgentCommand {
         /// The Data Event Map.
         #[arg(long)]
         config: PathBuf,
-        /// Print the status as JSON on stdout.
-        #[arg(long)]
-        json: bool,
     },
     /// Validate a Data Event Map (YAML) and its key files without running: every
     /// problem is reported with its line and field; exit 1 if there is any.
@@ -740,9 +713,6 @@ pub enum AgentCommand {
         /// The Data Event Map.
         #[arg(long)]
         config: PathBuf,
-        /// Print the validated configuration's summary as JSON on stdout.
-        #[arg(long)]
-        json: bool,
     },
 }
 
@@ -761,9 +731,6 @@ pub enum DatasetCommand {
         chain_key_file: Option<PathBuf>,
         #[command(flatten)]
         info: DatasetInfoArgs,
-        /// Print the manifest as JSON on stdout.
-        #[arg(long)]
-        json: bool,
     },
     /// Write the inclusion proof of one chunk.
     Prove {
@@ -774,7 +741,7 @@ pub enum DatasetCommand {
         #[arg(long)]
         index: u64,
         /// Where to write the proof (default: stdout).
-        #[arg(long)]
+        #[arg(long = "output", alias = "out")]
         out: Option<PathBuf>,
     },
     /// Write the consistency proof from an older dataset.json to the chain as it is now.
@@ -786,7 +753,7 @@ pub enum DatasetCommand {
         #[arg(long)]
         old: PathBuf,
         /// Where to write the proof (default: stdout).
-        #[arg(long)]
+        #[arg(long = "output", alias = "out")]
         out: Option<PathBuf>,
     },
     /// Check one chunk against a signed dataset with its inclusion proof, without any other chunk.
@@ -805,7 +772,7 @@ pub enum DatasetCommand {
         data: PathBuf,
         /// Also accept EIP-191 dataset signatures by this DID (repeatable), e.g. the
         /// owner a market names as the dataset's provider; by default only the machine's.
-        #[arg(long = "signer", value_name = "DID")]
+        #[arg(long = "dataset-signer", alias = "signer", value_name = "DID")]
         signers: Vec<String>,
     },
     /// Check that a newer dataset.json extends an older one (exit 0) or not (exit 1).
@@ -858,7 +825,7 @@ pub struct PublishArgs {
     #[arg(long)]
     pub machine_public_key: String,
     /// File holding the Ed25519 chain signing key (32 bytes of hex).
-    #[arg(long)]
+    #[arg(long, alias = "chain-key-file")]
     pub signing_key_file: PathBuf,
     /// Machine DID (did:peaq:0x…).
     #[arg(long)]
@@ -885,12 +852,9 @@ pub struct PublishArgs {
     /// (http(s)://HOST:PORT), signed in with --dataset-key-file (the machine's key), as
     /// --topic; each request is retried on network errors and 5xx. The machine must be
     /// registered on the server by its owner.
-    #[arg(long, value_name = "URL", requires_all = ["dataset_key_file", "topic"])]
+    #[arg(long = "server", alias = "to", value_name = "URL", requires_all = ["dataset_key_file", "topic"])]
     #[cfg(feature = "agent")]
     pub to: Option<String>,
-    /// Print the manifest as JSON on stdout.
-    #[arg(long)]
-    pub json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -916,9 +880,6 @@ pub struct GrantArgs {
     /// Worker threads (default: all cores).
     #[arg(long)]
     pub parallelism: Option<usize>,
-    /// Print a summary as JSON on stdout.
-    #[arg(long)]
-    pub json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -962,9 +923,6 @@ pub struct ConsumeArgs {
     /// Worker threads (default: all cores).
     #[arg(long)]
     pub parallelism: Option<usize>,
-    /// Print a summary as JSON on stdout.
-    #[arg(long)]
-    pub json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -981,9 +939,6 @@ pub struct VerifyArgs {
     /// Worker threads (default: all cores).
     #[arg(long)]
     pub parallelism: Option<usize>,
-    /// Print the result as JSON on stdout.
-    #[arg(long)]
-    pub json: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -991,11 +946,8 @@ pub enum KeysCommand {
     /// Generate a machine's keys: secp256k1 (and its DID), Ed25519 chain key, X25519 owner/operator/machine keys.
     Generate {
         /// Directory for the key files (mode 0600); existing key files are never overwritten.
-        #[arg(long)]
+        #[arg(long = "output-dir", alias = "out-dir")]
         out_dir: PathBuf,
-        /// Print the public parts as JSON on stdout.
-        #[arg(long)]
-        json: bool,
     },
     /// Print the public part of a key file.
     Show {
@@ -1004,9 +956,6 @@ pub enum KeysCommand {
         /// The key's kind; default: from the file name (*.secp256k1.sk, *.ed25519.sk, *.x25519.sk).
         #[arg(long, value_enum)]
         kind: Option<KeyKind>,
-        /// Print as JSON on stdout.
-        #[arg(long)]
-        json: bool,
     },
 }
 
@@ -1031,10 +980,10 @@ pub enum PackageCommand {
         #[arg(long)]
         key_file: PathBuf,
         /// The machine's DID (must be the key's).
-        #[arg(long)]
+        #[arg(long = "machine-did", alias = "did")]
         did: String,
         /// Signing key id (default: DID#keys-1).
-        #[arg(long)]
+        #[arg(long = "machine-key-id", alias = "key-id")]
         key_id: Option<String>,
         /// Schema version written into every package.
         #[arg(long, default_value = "1.0.0")]
@@ -1051,9 +1000,6 @@ pub enum PackageCommand {
         /// File to read, or `-` for stdin.
         #[arg(default_value = "-")]
         input: String,
-        /// One JSON result per package on stdout.
-        #[arg(long)]
-        json: bool,
     },
 }
 

@@ -10,6 +10,8 @@ pub enum Exit {
     Input = 1,
     /// 2: integrity or network — a chain that does not verify or decrypt, a failed download.
     Integrity = 2,
+    /// 64: invalid command-line usage (`EX_USAGE`), told apart from both.
+    Usage = 64,
 }
 
 /// A failure to report: one line, no key material.

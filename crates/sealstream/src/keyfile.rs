@@ -3,10 +3,10 @@
 
 use std::path::Path;
 
-use sealstream_core::keyfile::{read_key_file, KeyFileError};
 use sealstream_core::keys::{
     ChainSigningKey, FieldKey, MachineSigningKey, RecipientPublicKey, RecipientSecretKey,
 };
+use sealstream_files::keyfile::{read_key_file, KeyFileError};
 
 use crate::error::{at, CliError, CliResult};
 

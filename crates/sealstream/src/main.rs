@@ -11,42 +11,33 @@ mod ui;
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::Parser as _;
 
 use crate::cli::{Cli, Command};
 use crate::ui::Ui;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    let ui = |json: bool| Ui {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage(e),
+    };
+    let ui = Ui {
         quiet: cli.quiet,
-        json,
+        json: cli.json,
     };
     let result = match cli.command {
-        Command::Publish(args) => {
-            let u = ui(args.json);
-            cmd::publish::run(args, u)
-        }
-        Command::Grant(args) => {
-            let u = ui(args.json);
-            cmd::grant::run(args, u)
-        }
-        Command::Consume(args) => {
-            let u = ui(args.json);
-            cmd::consume::run(args, u)
-        }
-        Command::Verify(args) => {
-            let u = ui(args.json);
-            cmd::verify::run(args, u)
-        }
-        Command::Keys(c) => cmd::keys::run(c, ui(false)),
-        Command::Package(c) => cmd::package::run(c, ui(false)),
-        Command::Dataset(c) => cmd::dataset::run(c, ui(false)),
+        Command::Publish(args) => cmd::publish::run(args, ui),
+        Command::Grant(args) => cmd::grant::run(args, ui),
+        Command::Consume(args) => cmd::consume::run(args, ui),
+        Command::Verify(args) => cmd::verify::run(args, ui),
+        Command::Keys(c) => cmd::keys::run(c, ui),
+        Command::Package(c) => cmd::package::run(c, ui),
+        Command::Dataset(c) => cmd::dataset::run(c, ui),
         #[cfg(feature = "agent")]
-        Command::Agent(c) => cmd::agent::run(c, ui(false)),
+        Command::Agent(c) => cmd::agent::run(c, ui),
         #[cfg(feature = "agent")]
-        Command::Market(c) => cmd::market::run(c, ui(false)),
-        Command::Receipt(c) => cmd::receipt::run(c, ui(false)),
+        Command::Market(c) => cmd::market::run(c, ui),
+        Command::Receipt(c) => cmd::receipt::run(c, ui),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -54,5 +45,16 @@ fn main() -> ExitCode {
             eprintln!("error: {e}");
             ExitCode::from(e.exit as u8)
         }
+    }
+}
+
+/// `--help` and `--version` print and succeed; any other parse failure is
+/// a usage error, with its own exit code ([`error::Exit::Usage`]).
+fn usage(e: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    let _ = e.print();
+    match e.kind() {
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => ExitCode::SUCCESS,
+        _ => ExitCode::from(error::Exit::Usage as u8),
     }
 }

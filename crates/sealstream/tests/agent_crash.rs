@@ -8,7 +8,7 @@
 
 mod common;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -35,15 +35,39 @@ fn status_spool_bytes(config: &Path) -> u64 {
 }
 
 /// The topic directories under `<root>` (spool `chains/`, a destination).
-fn topic_dirs(root: &Path) -> Vec<std::path::PathBuf> {
+fn topic_dirs(root: &Path) -> Vec<PathBuf> {
     chain_dirs(root).into_values().collect()
 }
 
 /// Every file left in the spool's chain and dataset directories.
-fn spooled(spool: &Path) -> Vec<std::path::PathBuf> {
+fn spooled(spool: &Path) -> Vec<PathBuf> {
     let mut files = files_under(&spool.join("chains"));
     files.extend(files_under(&spool.join("datasets")));
     files
+}
+
+/// An agent of 50 messages a chunk on `n` JSON lines under `t`, run (log
+/// `run1.log`) until it kills itself at `kill_at` (the test-only
+/// `SEALSTREAM_AGENT_KILL_AT`): its configuration.
+fn run_until_killed_at(t: &Path, n: usize, kill_at: &str) -> PathBuf {
+    let config = JsonlMap {
+        max_messages: 50,
+        ..JsonlMap::default()
+    }
+    .write(t);
+    write_jsonl_input(t, n);
+    let log = t.join("run1.log");
+    let mut c = agent_run(&config);
+    c.env("SEALSTREAM_AGENT_KILL_AT", kill_at);
+    let mut agent = spawn_logged(c, &log);
+    let status = wait_exit(&mut agent, &log);
+    assert!(killed(status), "killed at the kill point: {status}");
+    config
+}
+
+/// Asserts that `files` is empty: `what` is why it must be.
+fn assert_no_files(files: Vec<PathBuf>, what: &str) {
+    assert_eq!(files, Vec::<PathBuf>::new(), "{what}");
 }
 
 /// Issue 14, item 17: temporary files of interrupted writes (in the spool and
@@ -92,16 +116,8 @@ fn start_removes_what_kills_left_and_counts_only_live_chunks() {
     run_agent_ok(agent_run(&config), &log);
     let log = std::fs::read_to_string(&log).unwrap();
     assert!(!log.contains("spool full"), "{log}");
-    assert_eq!(
-        temp_files(t),
-        Vec::<std::path::PathBuf>::new(),
-        "no temp files"
-    );
-    assert_eq!(
-        spooled(&spool),
-        Vec::<std::path::PathBuf>::new(),
-        "no orphans"
-    );
+    assert_no_files(temp_files(t), "no temp files");
+    assert_no_files(spooled(&spool), "no orphans");
     assert_eq!(
         status_spool_bytes(&config),
         0,
@@ -118,18 +134,7 @@ fn start_removes_what_kills_left_and_counts_only_live_chunks() {
 fn prune_removes_the_envelope_last() {
     let tmp = tempfile::tempdir().unwrap();
     let t = tmp.path();
-    let config = JsonlMap {
-        max_messages: 50,
-        ..JsonlMap::default()
-    }
-    .write(t);
-    write_jsonl_input(t, 600);
-    let log = t.join("run1.log");
-    let mut c = agent_run(&config);
-    c.env("SEALSTREAM_AGENT_KILL_AT", "prune-between-files");
-    let mut agent = spawn_logged(c, &log);
-    let status = wait_exit(&mut agent, &log);
-    assert!(killed(status), "killed at the kill point: {status}");
+    let config = run_until_killed_at(t, 600, "prune-between-files");
     let spool = t.join("spool");
     // The first prune was of some topic's chunk 0, which the destination
     // has: one of its two spool files is left. (Another topic's chunk 0 may
@@ -158,11 +163,7 @@ fn prune_removes_the_envelope_last() {
     );
 
     run_agent_ok(agent_run(&config), &t.join("run2.log"));
-    assert_eq!(
-        spooled(&spool),
-        Vec::<std::path::PathBuf>::new(),
-        "no orphans"
-    );
+    assert_no_files(spooled(&spool), "no orphans");
     assert_eq!(status_spool_bytes(&config), 0);
     check_jsonl_output(t, 600);
 }
@@ -179,18 +180,7 @@ fn prune_removes_the_envelope_last() {
 fn a_chunk_reaches_destinations_only_after_its_commit() {
     let tmp = tempfile::tempdir().unwrap();
     let t = tmp.path();
-    let config = JsonlMap {
-        max_messages: 50,
-        ..JsonlMap::default()
-    }
-    .write(t);
-    write_jsonl_input(t, 600);
-    let log = t.join("run1.log");
-    let mut c = agent_run(&config);
-    c.env("SEALSTREAM_AGENT_KILL_AT", "after-seal-before-commit:3");
-    let mut agent = spawn_logged(c, &log);
-    let status = wait_exit(&mut agent, &log);
-    assert!(killed(status), "killed at the kill point: {status}");
+    let config = run_until_killed_at(t, 600, "after-seal-before-commit:3");
 
     let heads = committed_heads(&t.join("spool"));
     let delivered: u64 = topic_dirs(&t.join("out"))
@@ -227,18 +217,7 @@ fn a_chunk_reaches_destinations_only_after_its_commit() {
 fn a_dataset_manifest_reaches_destinations_only_after_its_commit() {
     let tmp = tempfile::tempdir().unwrap();
     let t = tmp.path();
-    let config = JsonlMap {
-        max_messages: 50,
-        ..JsonlMap::default()
-    }
-    .write(t);
-    write_jsonl_input(t, 300);
-    let log = t.join("run1.log");
-    let mut c = agent_run(&config);
-    c.env("SEALSTREAM_AGENT_KILL_AT", "after-dataset-before-commit");
-    let mut agent = spawn_logged(c, &log);
-    let status = wait_exit(&mut agent, &log);
-    assert!(killed(status), "killed at the kill point: {status}");
+    let config = run_until_killed_at(t, 300, "after-dataset-before-commit");
     let manifests: Vec<_> = files_under(&t.join("out"))
         .into_iter()
         .filter(|p| {
@@ -248,11 +227,7 @@ fn a_dataset_manifest_reaches_destinations_only_after_its_commit() {
                 .starts_with("dataset-")
         })
         .collect();
-    assert_eq!(
-        manifests,
-        Vec::<std::path::PathBuf>::new(),
-        "no manifest delivered"
-    );
+    assert_no_files(manifests, "no manifest delivered");
 
     write_jsonl_input(t, 600);
     run_agent_ok(agent_run(&config), &t.join("run2.log"));
@@ -316,15 +291,7 @@ fn fifty_random_sigkills_with_a_1mib_spool_deliver_every_message_once() {
 
     check_jsonl_output(t, n);
     let spool = t.join("spool");
-    assert_eq!(
-        spooled(&spool),
-        Vec::<std::path::PathBuf>::new(),
-        "spool drained"
-    );
+    assert_no_files(spooled(&spool), "spool drained");
     assert_eq!(status_spool_bytes(&config), 0, "spool drained");
-    assert_eq!(
-        temp_files(t),
-        Vec::<std::path::PathBuf>::new(),
-        "no temp files"
-    );
+    assert_no_files(temp_files(t), "no temp files");
 }

@@ -12,12 +12,12 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::agent::{
-    check_datasets, machine_sections, packages, spawn_logged, wait_exit, Running, PATIENCE,
+    check_datasets, packages, spawn_logged, wait_exit, write_map, Running, PATIENCE,
 };
 use common::moto::{MotoServer, ACCESS_KEY_ID, SECRET_ACCESS_KEY};
 use common::*;
 use sealstream_core::json::{self, Value};
-use sealstream_core::layout::list_chain;
+use sealstream_files::layout::list_chain;
 
 const MESSAGES: u64 = 600;
 
@@ -29,32 +29,23 @@ fn write_config(dir: &Path, when_full: &str) -> PathBuf {
         ));
     }
     std::fs::write(dir.join("input.jsonl"), input).unwrap();
-    let machine = machine_sections(dir);
-    let config = format!(
-        r#"{machine}chunking:
-  maxBytes: 16KiB
-  maxMessages: 20
-  maxAge: 1h
-datasets:
-  window: 1h
-spool:
-  dir: spool
-  maxBytes: 48KiB
-  whenFull: {when_full}
-sources:
-  lines: {{type: jsonl, path: input.jsonl}}
+    let spool = format!("  maxBytes: 48KiB\n  whenFull: {when_full}\n");
+    write_map(
+        dir,
+        ("16KiB", 20),
+        "1h",
+        &spool,
+        r#"sources:
+  lines: {type: jsonl, path: input.jsonl}
 topics:
   - name: /arm/joints
     source: lines
     rules:
-      - {{fieldPath: secret, action: exclude}}
+      - {fieldPath: secret, action: exclude}
 destinations:
-  - {{type: object-store, url: "s3://robot-data/fleet-1"}}
-"#
-    );
-    let path = dir.join("map.yaml");
-    std::fs::write(&path, config).unwrap();
-    path
+  - {type: object-store, url: "s3://robot-data/fleet-1"}
+"#,
+    )
 }
 
 /// `sealstream agent …` with the S3 endpoint and test credentials.

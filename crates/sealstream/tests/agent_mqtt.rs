@@ -6,6 +6,8 @@
 //! session keeps them), and SIGTERM sealing the open chunks. Every message
 //! must arrive exactly once, with the field rules applied, sequence numbers
 //! without gaps, in chains that verify, with dataset manifests per window.
+//! Over `mqtts`, the agent verifies the broker's certificate (rustls on
+//! aws-lc-rs) and refuses one it cannot trust.
 
 mod common;
 
@@ -15,10 +17,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 
-use common::agent::{chain_dirs, check_datasets, machine_sections, packages};
+use common::agent::{chain_dirs, check_datasets, packages, write_map};
 use common::*;
 use sealstream_core::json::{self, Value};
-use sealstream_testkit::mosquitto::Broker;
+use sealstream_testkit::mosquitto::{Authority, Broker};
 use sealstream_testkit::{reference_python, wait};
 
 /// A running `sealstream agent run`, its stderr collected.
@@ -29,11 +31,24 @@ struct Agent {
 
 impl Agent {
     fn start(config: &Path) -> Agent {
+        Agent::spawn(config, None)
+    }
+
+    /// Started with `ca` as the only trusted certificate authority (the
+    /// platform's store is read from `SSL_CERT_FILE` when it is set).
+    fn start_trusting(config: &Path, ca: &Path) -> Agent {
+        Agent::spawn(config, Some(ca))
+    }
+
+    fn spawn(config: &Path, ca: Option<&Path>) -> Agent {
         let mut c = sealstream();
         c.args(["agent", "run", "--config"])
             .arg(config)
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
+        if let Some(ca) = ca {
+            c.env("SSL_CERT_FILE", ca).env_remove("SSL_CERT_DIR");
+        }
         let mut child = c.spawn().unwrap();
         let log = Arc::new(Mutex::new(Vec::new()));
         let sink = log.clone();
@@ -86,19 +101,11 @@ impl Drop for Agent {
     }
 }
 
-fn write_config(dir: &Path, port: u16) -> PathBuf {
-    let machine = machine_sections(dir);
-    let config = format!(
-        r#"{machine}chunking:
-  maxBytes: 1MiB
-  maxMessages: 50
-  maxAge: 1h
-datasets:
-  window: 1s
-spool:
-  dir: spool
-sources:
-  broker: {{type: mqtt, url: "mqtt://127.0.0.1:{port}", clientId: sealstream-test-robot, qos: 1}}
+/// The agent's Data Event Map in `dir`, its MQTT source at `url`.
+fn write_config(dir: &Path, url: &str) -> PathBuf {
+    let rest = format!(
+        r#"sources:
+  broker: {{type: mqtt, url: "{url}", clientId: sealstream-test-robot, qos: 1}}
 topics:
   - name: telemetry
     source: broker
@@ -114,9 +121,7 @@ destinations:
   - {{type: directory, path: out}}
 "#
     );
-    let path = dir.join("map.yaml");
-    std::fs::write(&path, config).unwrap();
-    path
+    write_map(dir, ("1MiB", 50), "1s", "", &rest)
 }
 
 /// Messages `from..from+telemetry` on telemetry topics and `alerts` more on
@@ -212,7 +217,7 @@ fn mqtt_through_broker_restart_agent_crash_and_sigterm() {
     let tmp = tempfile::tempdir().unwrap();
     let t = tmp.path();
     let mut broker = Broker::start(t);
-    let config = write_config(t, broker.port);
+    let config = write_config(t, &format!("mqtt://127.0.0.1:{}", broker.port));
     let mut agent = Agent::start(&config);
     agent.wait_log("subscribed to", 1);
 
@@ -300,4 +305,34 @@ fn mqtt_through_broker_restart_agent_crash_and_sigterm() {
         (0..510).collect::<Vec<u64>>(),
         "no gaps or repeats"
     );
+}
+
+#[test]
+fn mqtts_verifies_the_broker_certificate() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let broker = Broker::start_with_tls(t);
+    let tls = broker.tls.as_ref().unwrap();
+    let config = write_config(t, &format!("mqtts://localhost:{}", tls.port));
+
+    // A broker whose certificate comes from an authority the agent does not
+    // trust: refused, and retried.
+    let stranger = Authority::new(t, "stranger-ca");
+    let agent = Agent::start_trusting(&config, &stranger.cert);
+    agent.wait_log("invalid peer certificate", 1);
+    assert_eq!(agent.count("connected to"), 0);
+    drop(agent);
+
+    // Trusted: connected, subscribed, and the messages (published on the
+    // broker's plain listener) arrive.
+    let mut agent = Agent::start_trusting(&config, &tls.authority.cert);
+    agent.wait_log("subscribed to", 1);
+    Batch::new(0, 50, 0).publish(t, broker.port);
+    agent.wait("50 packages", || committed(&config).0 == 50);
+    let status_code = agent.signal("-TERM");
+    assert!(
+        status_code.success(),
+        "SIGTERM exits cleanly: {status_code}"
+    );
+    assert_eq!(committed(&config), (50, 0));
 }

@@ -11,7 +11,7 @@ use common::*;
 use sealstream_core::chunk::{ChainConfig, ChainState, ChainWriter, PublishManifest, Recipient};
 use sealstream_core::json::Map;
 use sealstream_core::keys::{ChainSigningKey, RecipientPublicKey};
-use sealstream_core::layout::{write_atomic, DirectorySink};
+use sealstream_files::layout::{write_atomic, DirectorySink};
 
 fn publish_with_dataset(input: &Path, out: &Path, chunk_size: usize) {
     let mut c = sealstream();
@@ -134,7 +134,7 @@ fn inclusion_proof_of_one_chunk_without_the_others() {
     let mut c = sealstream();
     c.args(["dataset", "prove", "--index", "6", "--chunk-dir"])
         .arg(&chain)
-        .arg("--out")
+        .arg("--output")
         .arg(lone.join("proof.json"));
     run_ok(c, "prove");
     let verify_chunk = |envelope: &str, data: &str| {
@@ -176,8 +176,8 @@ fn inclusion_proof_of_one_chunk_without_the_others() {
 /// Append chunks to an existing chain directory with the library (the agent's
 /// way of growing a chain), updating manifest.json.
 fn grow(dir: &Path, extra: &[u8], chunk_size: usize) {
-    let list = sealstream_core::layout::list_chain(dir).unwrap();
-    let last = sealstream_core::layout::read_envelope(&list.last().unwrap().1).unwrap();
+    let list = sealstream_files::layout::list_chain(dir).unwrap();
+    let last = sealstream_files::layout::read_envelope(&list.last().unwrap().1).unwrap();
     let key = ChainSigningKey::from_hex(
         &std::fs::read_to_string(keyfile("chain.ed25519.sk")).unwrap(),
         "k",
@@ -243,6 +243,7 @@ fn growing_dataset_extension_proofs() {
         .arg(&chain)
         .arg("--old")
         .arg(t.join("old.json"));
+    // `--out`: the older spelling of `--output`, kept as a hidden alias.
     c.arg("--out").arg(t.join("ext.json"));
     run_ok(c, "prove-extension");
     let mut c = sealstream();

@@ -1,24 +1,21 @@
 //! The edge build (`--no-default-features --features agent`: the agent and
 //! the market's client commands) carries no server: neither axum, sqlx, a
 //! PostgreSQL driver nor the market crate are among its dependencies, while
-//! the default build has them (so the check below can fail).
+//! the default build has them (so the check below can fail). And core is the
+//! format alone: no crate of ours and no object store below it, which
+//! `sealstream-files` brings only with its `object-store` feature. Every
+//! build has one TLS and cryptographic provider, aws-lc-rs: *ring* is in
+//! none (docs/architecture.md, "One HTTP and TLS stack").
 
 use std::process::Command;
 
-/// The names of the normal dependencies of `sealstream` built with `features`.
-fn dependencies(features: &[&str]) -> Vec<String> {
+/// The names of the normal dependencies of `package` built with `features`.
+fn dependencies(package: &str, features: &[&str]) -> Vec<String> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let out = Command::new(cargo)
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .args([
-            "tree",
-            "-p",
-            "sealstream",
-            "-e",
-            "normal",
-            "--prefix",
-            "none",
-            "--locked",
+            "tree", "-p", package, "-e", "normal", "--prefix", "none", "--locked",
         ])
         .args(features)
         .output()
@@ -43,12 +40,15 @@ const SERVER_ONLY: [&str; 4] = ["axum", "sqlx", "sqlx-postgres", "sealstream-mar
 
 #[test]
 fn the_edge_build_has_no_server() {
-    let edge = dependencies(&["--no-default-features", "--features", "agent"]);
+    let edge = dependencies(
+        "sealstream",
+        &["--no-default-features", "--features", "agent"],
+    );
     assert!(edge.iter().any(|n| n == "sealstream-agent"), "{edge:?}");
     for name in SERVER_ONLY {
         assert!(!edge.iter().any(|n| n == name), "{name} in the edge build");
     }
-    let full = dependencies(&[]);
+    let full = dependencies("sealstream", &[]);
     for name in SERVER_ONLY {
         assert!(
             full.iter().any(|n| n == name),
@@ -56,4 +56,54 @@ fn the_edge_build_has_no_server() {
         );
     }
     assert!(edge.len() < full.len());
+}
+
+/// The crates of this workspace among `names`, other than `except`.
+fn ours<'a>(names: &'a [String], except: &str) -> Vec<&'a str> {
+    names
+        .iter()
+        .map(String::as_str)
+        .filter(|n| n.starts_with("sealstream") && *n != except)
+        .collect()
+}
+
+#[test]
+fn core_is_the_format_alone() {
+    let core = dependencies("sealstream-core", &[]);
+    assert!(core.iter().any(|n| n == "secp256k1"), "{core:?}");
+    assert_eq!(ours(&core, "sealstream-core"), Vec::<&str>::new());
+    assert!(
+        !core.iter().any(|n| n == "object_store"),
+        "object_store in core"
+    );
+    let files = dependencies("sealstream-files", &[]);
+    assert_eq!(ours(&files, "sealstream-files"), ["sealstream-core"]);
+    assert!(!files.iter().any(|n| n == "object_store"), "{files:?}");
+    let with_store = dependencies("sealstream-files", &["--features", "object-store"]);
+    assert!(
+        with_store.iter().any(|n| n == "object_store"),
+        "{with_store:?}"
+    );
+}
+
+#[test]
+fn one_tls_provider_in_every_build() {
+    let builds: [&[&str]; 3] = [
+        &[],
+        &["--no-default-features", "--features", "agent"],
+        &["--no-default-features"],
+    ];
+    for features in builds {
+        let deps = dependencies("sealstream", features);
+        assert!(
+            !deps.iter().any(|n| n == "ring"),
+            "ring in the build with {features:?}"
+        );
+        for name in ["aws-lc-rs", "rustls"] {
+            assert!(
+                deps.iter().any(|n| n == name),
+                "{name} not in the build with {features:?}"
+            );
+        }
+    }
 }

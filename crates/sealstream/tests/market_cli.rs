@@ -12,6 +12,7 @@ use common::sealstream;
 use sealstream_core::identity::Did;
 use sealstream_core::json::Value;
 use sealstream_core::keys::MachineSigningKey;
+use sealstream_testkit::http;
 use sealstream_testkit::server::block_on;
 
 fn audit_verify(data_dir: &Path, json: bool) -> Output {
@@ -93,8 +94,8 @@ fn serve_restart_verify_and_tamper() {
     // The admin's role, the start, the admin's first sign-in (two roles):
     // five events so far.
     assert!(head.starts_with(r#"{"events":5,"head":"0x"#), "{head}");
-    let unknown = ureq::get(&format!("{}/nope", server.base)).call();
-    assert!(matches!(unknown, Err(ureq::Error::Status(404, _))));
+    let unknown = http::send(http::request("GET", &format!("{}/nope", server.base)));
+    assert_eq!(unknown.status, 404);
     assert!(server.stop().success(), "SIGTERM must stop with exit 0");
 
     // Second run: one more start event.
@@ -195,7 +196,7 @@ fn serve_restart_verify_and_tamper() {
     let exported = sealstream()
         .args(["market", "audit", "anchor", "--data-dir"])
         .arg(&data)
-        .arg("--out")
+        .arg("--output")
         .arg(&anchor)
         .output()
         .unwrap();

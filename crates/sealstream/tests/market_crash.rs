@@ -17,11 +17,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use common::market::{grant_daemon_once, register_machine, text, Market};
+use common::market::{
+    datasets, grant_daemon_once, list_and_publish, owner_with_machine, release_link, text, Market,
+};
 use common::*;
-use sealstream_core::identity::Did;
 use sealstream_core::json::Value;
 use sealstream_core::keys::{MachineSigningKey, RecipientSecretKey};
+use sealstream_testkit::http;
 
 const ORDERS: usize = 50;
 
@@ -61,6 +63,7 @@ impl Daemon {
                 "1".into(),
                 "--key-file".into(),
                 key_file.into(),
+                // The older spelling of --owner-private-key-file (a hidden alias).
                 "--owner-key-file".into(),
                 keyfile("owner.x25519.sk").into(),
             ],
@@ -105,24 +108,21 @@ fn call_through_crashes(
 ) -> (u16, Value) {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let r = ureq::request(method, &format!("{}{path}", market.base))
-            .set("Authorization", &format!("Bearer {token}"))
-            .set("Content-Type", "application/json")
-            .send_string(body);
-        let response = match r {
+        let request = http::request(method, &format!("{}{path}", market.base))
+            .bearer_auth(token)
+            .header("Content-Type", "application/json")
+            .body(body.to_string());
+        let response = match http::try_send(request) {
             Ok(r) => r,
-            Err(ureq::Error::Status(_, r)) => r,
             Err(e) => {
                 assert!(Instant::now() < deadline, "{method} {path}: {e}");
                 std::thread::sleep(Duration::from_millis(50));
                 continue;
             }
         };
-        let status = response.status();
-        let text = response.into_string().unwrap_or_default();
         return (
-            status,
-            sealstream_core::json::parse(text.as_bytes()).unwrap_or(Value::Null),
+            response.status,
+            sealstream_core::json::parse(&response.body).unwrap_or(Value::Null),
         );
     }
 }
@@ -175,10 +175,7 @@ fn paid_orders_are_granted_exactly_once_through_crashes() {
     let mut market = Market::start(&data);
 
     // A 12-chunk chain, its dataset and an invoice listing.
-    let owner_key = MachineSigningKey::generate();
-    let owner_did = Did::of_key(&owner_key).to_string();
-    let seller = market.sign_in(&owner_key);
-    register_machine(&market, &seller, &owner_did);
+    let (owner_key, _, seller) = owner_with_machine(&market);
     let input = t.join("input.bin");
     let source: Vec<u8> = (0..120_000u32).map(|i| (i % 251) as u8).collect();
     std::fs::write(&input, &source).unwrap();
@@ -187,6 +184,7 @@ fn paid_orders_are_granted_exactly_once_through_crashes() {
     let mut publish = sealstream();
     publish_args(&mut publish, &input, &t.join("chain"), 10_000);
     publish
+        // `--to`: the older spelling of `--server` (a hidden alias).
         .args(["--topic", "/arm/torque", "--to", &market.base])
         .arg("--dataset-key-file")
         .arg(&machine_key_file);
@@ -196,27 +194,14 @@ fn paid_orders_are_granted_exactly_once_through_crashes() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let (_, datasets) = market.call("GET", "/v1/datasets", Some(&seller), None);
-    let dataset_id = text(
-        &datasets.get("datasets").and_then(Value::as_array).unwrap()[0],
-        "id",
-    );
+    let dataset_id = text(&datasets(&market, &seller)[0], "id");
     let listing = format!(
         r#"{{"datasetId":"{dataset_id}","title":"Arm torque","description":"Torque readings.",
             "tags":["arm"],"domain":"robotics","license":{{"spdx":"CC-BY-4.0"}},"price":"990",
             "rail":{{"kind":"invoice","currency":"EUR","decimals":2,"payee":"Robots GmbH",
                      "terms":"30 days net"}},"delivery":["api"]}}"#
     );
-    let (status, created) = market.call("POST", "/v1/listings", Some(&seller), Some(&listing));
-    assert_eq!(status, 201, "{created:?}");
-    let listing_id = text(&created, "id");
-    let (status, _) = market.call(
-        "POST",
-        &format!("/v1/listings/{listing_id}/publish"),
-        Some(&seller),
-        Some("{}"),
-    );
-    assert_eq!(status, 200);
+    let listing_id = list_and_publish(&market, &seller, &listing);
 
     // 50 orders, each with its own key; 35 are to be paid.
     let buyer = market.sign_in(&MachineSigningKey::generate());
@@ -375,13 +360,7 @@ fn paid_orders_are_granted_exactly_once_through_crashes() {
     for (i, (id, key, _)) in orders.iter().enumerate().filter(|(_, o)| o.2).take(3) {
         let key_file: PathBuf = t.join(format!("buyer-{i}.sk"));
         std::fs::write(&key_file, key.to_hex_secret().as_bytes()).unwrap();
-        let (status, link) = market.call(
-            "POST",
-            &format!("/v1/orders/{id}/links"),
-            Some(&buyer),
-            Some(r#"{"purpose":"release"}"#),
-        );
-        assert_eq!(status, 201, "{link:?}");
+        let link = release_link(&market, &buyer, id);
         let out = t.join(format!("out-{i}.bin"));
         let consumed = sealstream()
             .args(["consume", "--download-url", &text(&link, "url")])

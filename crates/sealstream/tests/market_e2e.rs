@@ -19,13 +19,14 @@ mod common;
 use std::path::Path;
 
 use common::agent::MACHINE_SK;
-use common::market::{register_machine, text, write_market_agent, Market};
+use common::market::{
+    datasets, owner_with_machine, publish_listing, run_market_agent, text, Market,
+};
 use common::*;
 use sealstream_core::chunk::{decrypt_chunk, ChunkEnvelope, KeyRecipient};
 use sealstream_core::dataset::{DatasetBuilder, DatasetInfo};
-use sealstream_core::identity::Did;
 use sealstream_core::json::{self, Value};
-use sealstream_core::keys::{MachineSigningKey, RecipientSecretKey};
+use sealstream_core::keys::RecipientSecretKey;
 
 /// `sealstream dataset verify-chunk` on `dir`'s dataset.json, proof.json,
 /// chunk-2.json and chunk-2.bin, accepting `signer` too if given.
@@ -40,7 +41,7 @@ fn verify_chunk(dir: &Path, signer: Option<&str>) -> std::process::Output {
         .arg("--data")
         .arg(dir.join("chunk-2.bin"));
     if let Some(s) = signer {
-        c.args(["--signer", s]);
+        c.args(["--dataset-signer", s]);
     }
     c.output().unwrap()
 }
@@ -49,10 +50,7 @@ fn verify_chunk(dir: &Path, signer: Option<&str>) -> std::process::Output {
 fn agent_to_market_to_anonymous_verifier() {
     let tmp = tempfile::tempdir().unwrap();
     let market = Market::start(&tmp.path().join("market"));
-    let owner_key = MachineSigningKey::generate();
-    let owner_did = Did::of_key(&owner_key).to_string();
-    let owner = market.sign_in(&owner_key);
-    register_machine(&market, &owner, &owner_did);
+    let (owner_key, owner_did, owner) = owner_with_machine(&market);
 
     // The agent uploads the chain and its window's signed dataset manifest.
     let canary = format!(
@@ -63,19 +61,12 @@ fn agent_to_market_to_anonymous_verifier() {
             .unwrap()
             .as_nanos()
     );
-    let agent_dir = tmp.path().join("agent");
-    std::fs::create_dir_all(&agent_dir).unwrap();
-    let config = write_market_agent(&agent_dir, &market.base, 200, Some(&canary), false);
-    let out = sealstream()
-        .args(["agent", "run", "--json", "--config"])
-        .arg(&config)
-        .current_dir(&agent_dir)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "agent run: {}",
-        String::from_utf8_lossy(&out.stderr)
+    run_market_agent(
+        &market,
+        &tmp.path().join("agent"),
+        200,
+        Some(&canary),
+        false,
     );
 
     // The server holds the chain: 200 messages, 40 per chunk.
@@ -88,13 +79,7 @@ fn agent_to_market_to_anonymous_verifier() {
     assert_eq!(topic.get("chunkCount").and_then(Value::as_u64), Some(5));
 
     // The machine's signed window manifest became a dataset of the owner.
-    let (status, datasets) = market.call("GET", "/v1/datasets", Some(&owner), None);
-    assert_eq!(status, 200, "{datasets:?}");
-    let datasets = datasets
-        .get("datasets")
-        .and_then(Value::as_array)
-        .unwrap()
-        .clone();
+    let datasets = datasets(&market, &owner);
     assert_eq!(datasets.len(), 1, "{datasets:?}");
     let dataset = &datasets[0];
     assert_eq!(text(dataset, "state"), "signed");
@@ -150,13 +135,7 @@ fn agent_to_market_to_anonymous_verifier() {
         )),
     );
     assert_eq!(status, 200, "{answer:?}");
-    let (status, answer) = market.call(
-        "POST",
-        &format!("/v1/listings/{listing_id}/publish"),
-        Some(&owner),
-        Some("{}"),
-    );
-    assert_eq!(status, 200, "{answer:?}");
+    publish_listing(&market, &owner, &listing_id);
 
     // Anonymous: search finds it.
     let (status, page) = market.call(
@@ -356,10 +335,7 @@ fn agent_to_market_to_anonymous_verifier() {
 fn publish_to_uploads_a_chain_and_its_dataset() {
     let tmp = tempfile::tempdir().unwrap();
     let market = Market::start(&tmp.path().join("market"));
-    let owner_key = MachineSigningKey::generate();
-    let owner_did = Did::of_key(&owner_key).to_string();
-    let owner = market.sign_in(&owner_key);
-    register_machine(&market, &owner, &owner_did);
+    let (_, _, owner) = owner_with_machine(&market);
     let input = tmp.path().join("input.bin");
     let machine_key_file = tmp.path().join("machine.sk");
     std::fs::write(&machine_key_file, MACHINE_SK).unwrap();
@@ -367,7 +343,7 @@ fn publish_to_uploads_a_chain_and_its_dataset() {
         std::fs::write(&input, vec![fill; 300_000]).unwrap();
         let mut c = sealstream();
         publish_args(&mut c, &input, &tmp.path().join(out), 100_000);
-        c.args(["--topic", "/lidar/raw", "--to", &market.base])
+        c.args(["--topic", "/lidar/raw", "--server", &market.base])
             .arg("--dataset-key-file")
             .arg(&machine_key_file)
             .output()

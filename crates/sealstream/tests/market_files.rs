@@ -10,7 +10,7 @@ mod common;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
-use common::market::{register_machine, write_market_agent, Market};
+use common::market::{owner_with_machine, run_market_agent, Market};
 use sealstream_core::identity::Did;
 use sealstream_core::keys::MachineSigningKey;
 
@@ -47,24 +47,8 @@ fn the_data_directory_is_private() {
     std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o755)).unwrap();
     let log = tmp.path().join("market.log");
     let mut market = Market::start_logged(&data, &[], &log);
-    let owner_key = MachineSigningKey::generate();
-    let owner_did = Did::of_key(&owner_key).to_string();
-    let owner = market.sign_in(&owner_key);
-    register_machine(&market, &owner, &owner_did);
-    let agent_dir = tmp.path().join("agent");
-    std::fs::create_dir_all(&agent_dir).unwrap();
-    let config = write_market_agent(&agent_dir, &market.base, 120, None, false);
-    let out = sealstream_testkit::sealstream()
-        .args(["agent", "run", "--config"])
-        .arg(&config)
-        .current_dir(&agent_dir)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "agent run: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    owner_with_machine(&market);
+    run_market_agent(&market, &tmp.path().join("agent"), 120, None, false);
     // Files written while running (WAL, objects) and at shutdown.
     assert!(
         open_to_others(&data).is_empty(),

@@ -24,15 +24,15 @@ use std::path::Path;
 use common::agent::packages;
 use common::anvil::{Anvil, BASE_CHAIN_ID};
 use common::market::{
-    grant_daemon_once, json_string, register_machine, text, write_market_agent, Market,
+    datasets, grant_daemon_once, json_string, list_and_publish, owner_with_machine, release_link,
+    run_market_agent, text, Market,
 };
 use common::moto::MotoServer;
 use common::*;
 use sealstream_core::chunk::decrypt_chunk;
-use sealstream_core::identity::Did;
 use sealstream_core::json::Value;
 use sealstream_core::keys::{MachineSigningKey, RecipientSecretKey};
-use sealstream_core::layout::{list_chain, read_ciphertext, read_envelope};
+use sealstream_files::layout::{list_chain, read_ciphertext, read_envelope};
 
 /// The owner's plaintext of the agent's local chain: its signed packages,
 /// one per line, as they were sealed.
@@ -74,19 +74,9 @@ fn an_order_paid_on_chain_is_granted_and_consumed_by_both_clis() {
 
     // The owner registers the machine; the machine's agent uploads a
     // topic's chain and its window's signed dataset.
-    let owner_key = MachineSigningKey::generate();
-    let owner_did = Did::of_key(&owner_key).to_string();
-    let owner = market.sign_in(&owner_key);
-    register_machine(&market, &owner, &owner_did);
+    let (owner_key, _, owner) = owner_with_machine(&market);
     let agent_dir = t.join("agent");
-    std::fs::create_dir_all(&agent_dir).unwrap();
-    let config = write_market_agent(&agent_dir, &market.base, 200, None, true);
-    let mut agent = sealstream();
-    agent
-        .args(["agent", "run", "--json", "--config"])
-        .arg(&config)
-        .current_dir(&agent_dir);
-    run_ok(agent, "agent run");
+    run_market_agent(&market, &agent_dir, 200, None, true);
     let chain = std::fs::read_dir(agent_dir.join("out"))
         .unwrap()
         .next()
@@ -94,12 +84,7 @@ fn an_order_paid_on_chain_is_granted_and_consumed_by_both_clis() {
         .unwrap()
         .path();
     let source = sealed_source(&chain, 200);
-    let (_, datasets) = market.call("GET", "/v1/datasets", Some(&owner), None);
-    let datasets = datasets
-        .get("datasets")
-        .and_then(Value::as_array)
-        .unwrap()
-        .clone();
+    let datasets = datasets(&market, &owner);
     assert_eq!(datasets.len(), 1, "{datasets:?}");
     let dataset = &datasets[0];
     assert_eq!(dataset.get("chunkCount").and_then(Value::as_u64), Some(5));
@@ -115,16 +100,7 @@ fn an_order_paid_on_chain_is_granted_and_consumed_by_both_clis() {
                      "payTo":"{pay_to}","symbol":"ETH"}},
             "delivery":["api"]}}"#
     );
-    let (status, created) = market.call("POST", "/v1/listings", Some(&owner), Some(&listing));
-    assert_eq!(status, 201, "{created:?}");
-    let listing_id = text(&created, "id");
-    let (status, body) = market.call(
-        "POST",
-        &format!("/v1/listings/{listing_id}/publish"),
-        Some(&owner),
-        Some("{}"),
-    );
-    assert_eq!(status, 200, "{body:?}");
+    let listing_id = list_and_publish(&market, &owner, &listing);
 
     // The buyer signs in with a funded account's key and orders.
     let payer = anvil.account(1);
@@ -224,13 +200,7 @@ fn an_order_paid_on_chain_is_granted_and_consumed_by_both_clis() {
     );
 
     // A release link; both consumers rebuild the source from it.
-    let (status, link) = market.call(
-        "POST",
-        &format!("/v1/orders/{id}/links"),
-        Some(&buyer),
-        Some(r#"{"purpose":"release"}"#),
-    );
-    assert_eq!(status, 201, "{link:?}");
+    let link = release_link(&market, &buyer, &id);
     let url = text(&link, "url");
     for ours in [true, false] {
         let out = t.join(format!("out-{ours}.bin"));

@@ -61,7 +61,7 @@ fn an_owner_and_a_buyer_trade_with_the_cli_only() {
     run_ok(
         {
             let mut c = sealstream();
-            c.args(["keys", "generate", "--out-dir"])
+            c.args(["keys", "generate", "--output-dir"])
                 .arg(t.join("machine"));
             c
         },
@@ -89,7 +89,7 @@ fn an_owner_and_a_buyer_trade_with_the_cli_only() {
         .arg(t.join("machine/machine.secp256k1.sk"))
         .arg("--keys")
         .arg(t.join("machine/keys.json"))
-        .args(["--owner", &owner_did, "--out"])
+        .args(["--owner", &owner_did, "--output"])
         .arg(t.join("registration.json"));
     run_ok(sign, "machine sign");
 
@@ -152,9 +152,9 @@ fn an_owner_and_a_buyer_trade_with_the_cli_only() {
     // A dataset of chunks 1..=2, signed by the owner.
     let dataset_args = |from: &str, to: &str| {
         let mut c = market_cmd(server, &owner_sk, &["dataset", "create", "--json"]);
-        c.args(["--machine", &machine_did, "--topic", "/arm/torque"])
+        c.args(["--machine-did", &machine_did, "--topic", "/arm/torque"])
             .args(["--from-index", from, "--to-index", to])
-            .arg("--owner-key-file")
+            .arg("--owner-private-key-file")
             .arg(t.join("machine/owner.x25519.sk"));
         c
     };
@@ -177,8 +177,14 @@ fn an_owner_and_a_buyer_trade_with_the_cli_only() {
     );
     let mut stranger = market_cmd(server, &owner_sk, &["dataset", "create"]);
     stranger
-        .args(["--machine", &machine_did, "--topic", "/arm/torque"])
-        .args(["--from-index", "0", "--to-index", "3", "--owner-key-file"])
+        .args(["--machine-did", &machine_did, "--topic", "/arm/torque"])
+        .args([
+            "--from-index",
+            "0",
+            "--to-index",
+            "3",
+            "--owner-private-key-file",
+        ])
         .arg(t.join("stranger.x25519.sk"));
     let out = stranger.output().unwrap();
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
@@ -222,7 +228,7 @@ fn an_owner_and_a_buyer_trade_with_the_cli_only() {
     create
         .arg("--listing")
         .arg(t.join("listing.json"))
-        .arg("--owner-key-file")
+        .arg("--owner-private-key-file")
         .arg(t.join("machine/owner.x25519.sk"));
     let listed = json_of(&run_ok(create, "listing create"));
     let listing_id = text(&listed, "id");
@@ -249,7 +255,7 @@ fn an_owner_and_a_buyer_trade_with_the_cli_only() {
     let mut order = market_cmd(server, &buyer_sk, &["order", "create", "--json"]);
     order
         .args(["--listing", &listing_id])
-        .arg("--buyer-key-file")
+        .arg("--buyer-private-key-file")
         .arg(t.join("buyer.x25519.sk"));
     let order = json_of(&run_ok(order, "order create"));
     let order_id = text(&order, "id");
@@ -290,7 +296,7 @@ fn an_owner_and_a_buyer_trade_with_the_cli_only() {
         .args(["market", "grant-daemon", "--once", "--server", server])
         .arg("--key-file")
         .arg(&owner_sk)
-        .arg("--owner-key-file")
+        .arg("--owner-private-key-file")
         .arg(t.join("machine/owner.x25519.sk"));
     run_ok(daemon, "grant-daemon --once");
     let shown = json_of(&run_ok(
@@ -345,7 +351,7 @@ fn an_owner_and_a_buyer_trade_with_the_cli_only() {
 
     // The receipt verifies against the market's key.
     let mut receipt = market_cmd(server, &buyer_sk, &["order", "receipt", &order_id]);
-    receipt.arg("--out").arg(t.join("receipt.json"));
+    receipt.arg("--output").arg(t.join("receipt.json"));
     run_ok(receipt, "order receipt");
     let (_, key) = market.call("GET", "/v1/receipts/key", None, None);
     let mut verify = sealstream();
@@ -422,7 +428,13 @@ fn bad_flags_and_unreachable_servers_are_input_errors() {
     assert!(stderr(&out).contains(&format!("order list: market {server}")));
     // A dataset without a range.
     let out = market_cmd(&server, &key, &["dataset", "create"])
-        .args(["--machine", DID, "--topic", "/t", "--owner-key-file"])
+        .args([
+            "--machine-did",
+            DID,
+            "--topic",
+            "/t",
+            "--owner-private-key-file",
+        ])
         .arg(&key)
         .output()
         .unwrap();
@@ -431,7 +443,7 @@ fn bad_flags_and_unreachable_servers_are_input_errors() {
     // keys.json of another machine: the file and the field named.
     let other = tempfile::tempdir().unwrap();
     let mut gen = sealstream();
-    gen.args(["keys", "generate", "--out-dir"])
+    gen.args(["keys", "generate", "--output-dir"])
         .arg(other.path().join("k"));
     run_ok(gen, "keys generate");
     let mut sign = sealstream();

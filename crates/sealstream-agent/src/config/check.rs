@@ -138,21 +138,13 @@ impl Checker {
             Kind::Scalar { text, plain: true } => parse_digits(text),
             _ => None,
         };
-        match value {
-            Some(0) => {
-                self.report(node.line, path, "must be greater than 0");
-                None
-            }
-            Some(v) => Some(v),
-            None => {
-                self.report(
-                    node.line,
-                    path,
-                    format!("expected a positive integer, got {}", node.describe()),
-                );
-                None
-            }
-        }
+        self.greater_than_zero(
+            node,
+            path,
+            value,
+            |v| *v == 0,
+            || format!("expected a positive integer, got {}", node.describe()),
+        )
     }
 
     /// Read a size: integer bytes, or a number with a unit (`256KiB`).
@@ -161,22 +153,17 @@ impl Checker {
             Kind::Scalar { text, .. } => parse_size(text),
             _ => None,
         };
-        match parsed {
-            Some(0) => {
-                self.report(node.line, path, "must be greater than 0");
-                None
-            }
-            Some(v) => Some(v),
-            None => {
-                self.report(
-                    node.line,
-                    path,
-                    "expected a size: bytes as an integer, or an integer with a unit \
-                     B, KiB, MiB, GiB, KB, MB, GB (e.g. 256KiB)",
-                );
-                None
-            }
-        }
+        self.greater_than_zero(
+            node,
+            path,
+            parsed,
+            |v| *v == 0,
+            || {
+                "expected a size: bytes as an integer, or an integer with a unit \
+             B, KiB, MiB, GiB, KB, MB, GB (e.g. 256KiB)"
+                    .into()
+            },
+        )
     }
 
     /// Read a duration: an integer with a unit `ms`, `s`, `m` or `h`.
@@ -185,18 +172,29 @@ impl Checker {
             Kind::Scalar { text, .. } => parse_duration(text),
             _ => None,
         };
+        self.greater_than_zero(node, path, parsed, Duration::is_zero, || {
+            "expected a duration: an integer with a unit ms, s, m or h (e.g. 500ms, 5s, 2m)".into()
+        })
+    }
+
+    /// `parsed` when it is there and not zero; else reported at `node`:
+    /// "must be greater than 0", or `expected()` when nothing parsed.
+    fn greater_than_zero<T>(
+        &mut self,
+        node: &Node,
+        path: &str,
+        parsed: Option<T>,
+        is_zero: impl Fn(&T) -> bool,
+        expected: impl FnOnce() -> String,
+    ) -> Option<T> {
         match parsed {
-            Some(d) if d.is_zero() => {
+            Some(v) if is_zero(&v) => {
                 self.report(node.line, path, "must be greater than 0");
                 None
             }
-            Some(d) => Some(d),
+            Some(v) => Some(v),
             None => {
-                self.report(
-                    node.line,
-                    path,
-                    "expected a duration: an integer with a unit ms, s, m or h (e.g. 500ms, 5s, 2m)",
-                );
+                self.report(node.line, path, expected());
                 None
             }
         }

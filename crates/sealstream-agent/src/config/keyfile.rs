@@ -1,11 +1,11 @@
 //! Reading key files without ever letting their content reach an error: the
-//! reading is `sealstream_core::keyfile`; this names the file as written in
+//! reading is `sealstream_files::keyfile`; this names the file as written in
 //! the Data Event Map.
 
 use std::path::Path;
 
 use sealstream_core::error::ValidationError;
-use sealstream_core::keyfile::{read_key_file, KeyFileError};
+use sealstream_files::keyfile::{read_key_file, KeyFileError};
 
 /// Read key file `file` (written as `shown` in the config) and parse it with
 /// `parse`. The error is a message naming the file, never its content.

@@ -34,7 +34,7 @@ impl Sink for DirectoryDestination {
             std::fs::create_dir_all(parent)
                 .map_err(|e| SinkError::new(format!("{}: {e}", parent.display())))?;
         }
-        sealstream_core::layout::write_atomic(&path, bytes)
+        sealstream_files::layout::write_atomic(&path, bytes)
             .map_err(|e| SinkError::new(format!("{}: {e}", path.display())))
     }
 }

@@ -12,7 +12,7 @@ use std::fmt;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, ObjectStoreExt};
-use sealstream_core::s3::s3_builder;
+use sealstream_files::s3::s3_builder;
 
 use super::{Sink, SinkError};
 use crate::config::ObjectStoreLocation;
@@ -47,7 +47,7 @@ impl ObjectStoreDestination {
     /// messages). Does no network I/O: an unreachable store shows on `put`.
     ///
     /// For `s3://`, endpoint, region, credentials and timeouts come from the
-    /// `AWS_*` environment variables, as [`sealstream_core::s3`] describes.
+    /// `AWS_*` environment variables, as [`sealstream_files::s3`] describes.
     ///
     /// For `file://`, the directory is created if needed.
     pub fn open(

@@ -311,6 +311,20 @@ impl<S: ChunkSink> ChainWriter<S> {
     }
 
     fn submit(&mut self, data: Vec<u8>) -> Result<(), S::Error> {
+        self.with_delivery(|pool, mut deliver| pool.submit(data, &mut deliver))?;
+        self.chunks += 1;
+        Ok(())
+    }
+
+    /// Run `op` on the pool with the delivery that links each sealed part
+    /// into the chain and hands it to the sink.
+    fn with_delivery(
+        &mut self,
+        op: impl FnOnce(
+            &mut OrderedPool<Vec<u8>, SealedPart>,
+            &mut dyn FnMut(SealedPart) -> Result<(), S::Error>,
+        ) -> Result<(), S::Error>,
+    ) -> Result<(), S::Error> {
         let ChainWriter {
             pool,
             sink,
@@ -318,14 +332,11 @@ impl<S: ChunkSink> ChainWriter<S> {
             machine_did,
             key_id,
             public_key_hex,
-            chunks,
             ..
         } = self;
-        let mut deliver =
-            |part: SealedPart| link(part, state, machine_did, key_id, public_key_hex, sink);
-        pool.submit(data, &mut deliver)?;
-        *chunks += 1;
-        Ok(())
+        op(pool, &mut |part: SealedPart| {
+            link(part, state, machine_did, key_id, public_key_hex, sink)
+        })
     }
 
     /// Append bytes to the stream; full slices are sealed as they fill.
@@ -386,18 +397,7 @@ impl<S: ChunkSink> ChainWriter<S> {
     /// partial slice): after this, [`ChainWriter::state`] covers every chunk
     /// sealed, which is the moment to persist it.
     pub fn flush(&mut self) -> Result<(), S::Error> {
-        let ChainWriter {
-            pool,
-            sink,
-            state,
-            machine_did,
-            key_id,
-            public_key_hex,
-            ..
-        } = self;
-        let mut deliver =
-            |part: SealedPart| link(part, state, machine_did, key_id, public_key_hex, sink);
-        pool.drain(&mut deliver)
+        self.with_delivery(|pool, mut deliver| pool.drain(&mut deliver))
     }
 
     /// Seal `data` as exactly one chunk (after sealing any partial slice

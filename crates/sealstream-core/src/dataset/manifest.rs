@@ -513,14 +513,34 @@ mod tests {
         }
     }
 
-    #[test]
-    fn an_accepted_owner_signature_verifies_only_when_allowed() {
-        let (machine, chain, owner) = (
+    /// Fresh machine, chain and owner keys, and the owner's DID.
+    fn parties() -> (
+        MachineSigningKey,
+        ChainSigningKey,
+        MachineSigningKey,
+        String,
+    ) {
+        let owner = MachineSigningKey::generate();
+        let owner_did = Did::of_key(&owner).to_string();
+        (
             MachineSigningKey::generate(),
             ChainSigningKey::generate(),
-            MachineSigningKey::generate(),
-        );
-        let owner_did = Did::of_key(&owner).to_string();
+            owner,
+            owner_did,
+        )
+    }
+
+    /// The refusal of the first EIP-191 signature, which names `did`.
+    fn bad_first_eip191(did: &str) -> Result<(), SignatureError> {
+        Err(SignatureError::Eip191 {
+            position: 0,
+            did: did.to_string(),
+        })
+    }
+
+    #[test]
+    fn an_accepted_owner_signature_verifies_only_when_allowed() {
+        let (machine, chain, owner, owner_did) = parties();
         let mut m = manifest(&machine, &chain);
         m.sign_eip191_as(&owner);
         assert_eq!(m.eip191_signers(), vec![owner_did.as_str()]);
@@ -555,21 +575,13 @@ mod tests {
         changed.chunk_count = 2;
         assert_eq!(
             changed.verify_signatures_allowing(&[&owner_did]),
-            Err(SignatureError::Eip191 {
-                position: 0,
-                did: owner_did.clone()
-            })
+            bad_first_eip191(&owner_did)
         );
     }
 
     #[test]
     fn a_signature_naming_an_accepted_signer_but_made_by_another_key_fails() {
-        let (machine, chain, owner) = (
-            MachineSigningKey::generate(),
-            ChainSigningKey::generate(),
-            MachineSigningKey::generate(),
-        );
-        let owner_did = Did::of_key(&owner).to_string();
+        let (machine, chain, _, owner_did) = parties();
         let mut m = manifest(&machine, &chain);
         // A stranger's signature relabelled as the owner's.
         m.sign_eip191_as(&MachineSigningKey::generate());
@@ -578,10 +590,7 @@ mod tests {
         }
         assert_eq!(
             m.verify_signatures_allowing(&[&owner_did]),
-            Err(SignatureError::Eip191 {
-                position: 0,
-                did: owner_did.clone()
-            })
+            bad_first_eip191(&owner_did)
         );
         // A malformed accepted DID is refused, not trusted.
         let mut n = manifest(&machine, &chain);

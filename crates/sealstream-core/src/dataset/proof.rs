@@ -100,9 +100,7 @@ impl InclusionProof {
 
     /// Wire JSON.
     pub fn to_json(&self) -> Value {
-        let mut m = Map::new();
-        m.insert("schemaVersion".into(), INCLUSION_SCHEMA_VERSION.into());
-        m.insert("merkleTree".into(), MERKLE_TREE.into());
+        let mut m = proof_header(INCLUSION_SCHEMA_VERSION);
         m.insert("treeSize".into(), Value::from(self.tree_size));
         m.insert("chunkIndex".into(), Value::from(self.chunk_index));
         m.insert("leafIndex".into(), Value::from(self.leaf_index));
@@ -114,15 +112,7 @@ impl InclusionProof {
 
     /// Read the form [`InclusionProof::to_json`] writes.
     pub fn from_json(v: &Value) -> Result<Self, ValidationError> {
-        let o = v
-            .as_object()
-            .ok_or_else(|| ValidationError::new("proof", "expected a JSON object"))?;
-        if get_str(o, "schemaVersion")? != INCLUSION_SCHEMA_VERSION {
-            return Err(ValidationError::new(
-                "schemaVersion",
-                format!("expected {INCLUSION_SCHEMA_VERSION}"),
-            ));
-        }
+        let o = proof_object(v, INCLUSION_SCHEMA_VERSION)?;
         if get_str(o, "merkleTree")? != MERKLE_TREE {
             return Err(ValidationError::new(
                 "merkleTree",
@@ -138,6 +128,28 @@ impl InclusionProof {
             path: hashes_from(o.get("path"), "path")?,
         })
     }
+}
+
+/// The first members of a proof's wire JSON: its schema and tree kind.
+fn proof_header(schema_version: &str) -> Map {
+    let mut m = Map::new();
+    m.insert("schemaVersion".into(), schema_version.into());
+    m.insert("merkleTree".into(), MERKLE_TREE.into());
+    m
+}
+
+/// The object of a proof's wire JSON, once its `schemaVersion` is checked.
+fn proof_object<'a>(v: &'a Value, schema_version: &str) -> Result<&'a Map, ValidationError> {
+    let o = v
+        .as_object()
+        .ok_or_else(|| ValidationError::new("proof", "expected a JSON object"))?;
+    if get_str(o, "schemaVersion")? != schema_version {
+        return Err(ValidationError::new(
+            "schemaVersion",
+            format!("expected {schema_version}"),
+        ));
+    }
+    Ok(o)
 }
 
 fn leaves_of(chunk_ids: &[String]) -> Result<Vec<Hash>, ValidationError> {
@@ -280,9 +292,7 @@ impl ConsistencyProof {
 
     /// Wire JSON.
     pub fn to_json(&self) -> Value {
-        let mut m = Map::new();
-        m.insert("schemaVersion".into(), CONSISTENCY_SCHEMA_VERSION.into());
-        m.insert("merkleTree".into(), MERKLE_TREE.into());
+        let mut m = proof_header(CONSISTENCY_SCHEMA_VERSION);
         m.insert("oldSize".into(), Value::from(self.old_size));
         m.insert("newSize".into(), Value::from(self.new_size));
         m.insert("oldRoot".into(), self.old_root.as_str().into());
@@ -293,15 +303,7 @@ impl ConsistencyProof {
 
     /// Read the form [`ConsistencyProof::to_json`] writes.
     pub fn from_json(v: &Value) -> Result<Self, ValidationError> {
-        let o = v
-            .as_object()
-            .ok_or_else(|| ValidationError::new("proof", "expected a JSON object"))?;
-        if get_str(o, "schemaVersion")? != CONSISTENCY_SCHEMA_VERSION {
-            return Err(ValidationError::new(
-                "schemaVersion",
-                format!("expected {CONSISTENCY_SCHEMA_VERSION}"),
-            ));
-        }
+        let o = proof_object(v, CONSISTENCY_SCHEMA_VERSION)?;
         Ok(ConsistencyProof {
             old_size: get_u64(o, "oldSize")?,
             new_size: get_u64(o, "newSize")?,

@@ -1,8 +1,9 @@
 //! Canonical JSON forms used for signatures.
 
 use std::cmp::Ordering;
+use std::convert::Infallible;
 
-use super::write::{push_python_string, push_u_escape};
+use super::write::{push_python_string, push_u_escape, write_compact, CompactStyle};
 use super::Value;
 
 /// The reference's canonical JSON (`canonical_json_stringify` in peaq-os-sdk):
@@ -11,42 +12,15 @@ use super::Value;
 /// in Python `repr` form.
 pub fn python(value: &Value) -> String {
     let mut out = String::with_capacity(256);
-    write_python(&mut out, value);
-    out
-}
-
-fn write_python(out: &mut String, value: &Value) {
-    match value {
-        Value::Null => out.push_str("null"),
-        Value::Bool(true) => out.push_str("true"),
-        Value::Bool(false) => out.push_str("false"),
-        Value::Number(n) => out.push_str(&n.to_python_text()),
-        Value::String(s) => push_python_string(out, s),
-        Value::Array(items) => {
-            out.push('[');
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                write_python(out, item);
-            }
-            out.push(']');
-        }
-        Value::Object(map) => {
-            // UTF-8 byte order is code point order, which is Python's `sorted`.
-            let mut entries: Vec<(&String, &Value)> = map.iter().collect();
-            entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
-            out.push('{');
-            for (i, (k, v)) in entries.into_iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                push_python_string(out, k);
-                out.push(':');
-                write_python(out, v);
-            }
-            out.push('}');
-        }
+    let style = CompactStyle::<Infallible> {
+        number: |n| Ok(n.to_python_text()),
+        string: push_python_string,
+        // UTF-8 byte order is code point order, which is Python's `sorted`.
+        key_order: Some(|a, b| a.cmp(b)),
+    };
+    match write_compact(&mut out, value, &style) {
+        Ok(()) => out,
+        Err(never) => match never {},
     }
 }
 
@@ -64,7 +38,12 @@ pub enum Rfc8785Error {
 /// This is what a JavaScript signer using `JSON.stringify` rules produces.
 pub fn rfc8785(value: &Value) -> Result<String, Rfc8785Error> {
     let mut out = String::with_capacity(256);
-    write_jcs(&mut out, value)?;
+    let style = CompactStyle {
+        number: |n| n.to_ecmascript_text().ok_or(Rfc8785Error::NumberOutOfRange),
+        string: push_jcs_string,
+        key_order: Some(utf16_cmp),
+    };
+    write_compact(&mut out, value, &style)?;
     Ok(out)
 }
 
@@ -94,44 +73,6 @@ fn push_jcs_string(out: &mut String, s: &str) {
     }
     out.push_str(&s[plain_start..]);
     out.push('"');
-}
-
-fn write_jcs(out: &mut String, value: &Value) -> Result<(), Rfc8785Error> {
-    match value {
-        Value::Null => out.push_str("null"),
-        Value::Bool(true) => out.push_str("true"),
-        Value::Bool(false) => out.push_str("false"),
-        Value::Number(n) => out.push_str(
-            &n.to_ecmascript_text()
-                .ok_or(Rfc8785Error::NumberOutOfRange)?,
-        ),
-        Value::String(s) => push_jcs_string(out, s),
-        Value::Array(items) => {
-            out.push('[');
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                write_jcs(out, item)?;
-            }
-            out.push(']');
-        }
-        Value::Object(map) => {
-            let mut entries: Vec<(&String, &Value)> = map.iter().collect();
-            entries.sort_unstable_by(|a, b| utf16_cmp(a.0, b.0));
-            out.push('{');
-            for (i, (k, v)) in entries.into_iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                push_jcs_string(out, k);
-                out.push(':');
-                write_jcs(out, v)?;
-            }
-            out.push('}');
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -1,7 +1,10 @@
 //! `json.dumps` as the reference writes its files: document order,
 //! `ensure_ascii` escapes, Python `repr` numbers.
 
-use super::Value;
+use std::cmp::Ordering;
+use std::convert::Infallible;
+
+use super::{Number, Value};
 
 /// Append `s` as a JSON string the way Python's `json.dumps` does by default
 /// (`ensure_ascii=True`): printable ASCII as is, `\"` `\\` `\n` `\r` `\t` `\b`
@@ -47,40 +50,82 @@ pub(crate) fn push_u_escape(out: &mut String, unit: u16) {
 /// `json.dumps(value, separators=(",", ":"))`: compact, document order.
 pub fn to_python_compact(value: &Value) -> String {
     let mut out = String::new();
-    write_compact(&mut out, value);
-    out
+    match write_compact(&mut out, value, &PYTHON_COMPACT) {
+        Ok(()) => out,
+        Err(never) => match never {},
+    }
 }
 
-fn write_compact(out: &mut String, value: &Value) {
+/// How a compact form (no whitespace, arrays in order) spells numbers and
+/// strings and orders object members: the one writer serves `json.dumps`
+/// and the canonical forms of [`super::canonical`].
+pub(crate) struct CompactStyle<E> {
+    /// A number's text, or why it has none in this form.
+    pub number: fn(&Number) -> Result<String, E>,
+    /// Append a string (value or key) in this form's escaping.
+    pub string: fn(&mut String, &str),
+    /// How object members are sorted by key; `None` keeps document order.
+    pub key_order: Option<fn(&str, &str) -> Ordering>,
+}
+
+/// Python's `json.dumps` compact form, in document order.
+const PYTHON_COMPACT: CompactStyle<Infallible> = CompactStyle {
+    number: |n| Ok(n.to_python_text()),
+    string: push_python_string,
+    key_order: None,
+};
+
+/// Append `value` in the compact form `style` describes.
+pub(crate) fn write_compact<E>(
+    out: &mut String,
+    value: &Value,
+    style: &CompactStyle<E>,
+) -> Result<(), E> {
     match value {
         Value::Null => out.push_str("null"),
         Value::Bool(true) => out.push_str("true"),
         Value::Bool(false) => out.push_str("false"),
-        Value::Number(n) => out.push_str(&n.to_python_text()),
-        Value::String(s) => push_python_string(out, s),
+        Value::Number(n) => out.push_str(&(style.number)(n)?),
+        Value::String(s) => (style.string)(out, s),
         Value::Array(items) => {
             out.push('[');
             for (i, item) in items.iter().enumerate() {
                 if i > 0 {
                     out.push(',');
                 }
-                write_compact(out, item);
+                write_compact(out, item, style)?;
             }
             out.push(']');
         }
-        Value::Object(map) => {
-            out.push('{');
-            for (i, (k, v)) in map.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                push_python_string(out, k);
-                out.push(':');
-                write_compact(out, v);
+        Value::Object(map) => match style.key_order {
+            Some(order) => {
+                let mut entries: Vec<(&String, &Value)> = map.iter().collect();
+                entries.sort_unstable_by(|a, b| order(a.0, b.0));
+                write_members(out, entries.into_iter(), style)?;
             }
-            out.push('}');
-        }
+            None => write_members(out, map.iter(), style)?,
+        },
     }
+    Ok(())
+}
+
+/// Append an object of `members`, in the order given.
+fn write_members<'a, E>(
+    out: &mut String,
+    members: impl Iterator<Item = (&'a String, &'a Value)>,
+    style: &CompactStyle<E>,
+) -> Result<(), E> {
+    out.push('{');
+    for (i, (k, v)) in members.enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        (style.string)(out, k);
+        out.push(':');
+        write_compact(out, v, style)?;
+    }
+    out.push('}');
+    Ok(())
 }
 
 /// `json.dumps(value, indent=2) + "\n"`: what `peaqos stream publish` writes
@@ -127,7 +172,10 @@ fn write_pretty(out: &mut String, value: &Value, level: usize) {
             newline_indent(out, level);
             out.push('}');
         }
-        other => write_compact(out, other),
+        other => match write_compact(out, other, &PYTHON_COMPACT) {
+            Ok(()) => {}
+            Err(never) => match never {},
+        },
     }
 }
 

@@ -356,47 +356,50 @@ impl Ctx<'_> {
     }
 }
 
+/// A dot path's parent segments and its last segment; `None` for the empty
+/// path, which names no field.
+fn split_path(path: &str) -> Option<(Vec<&str>, &str)> {
+    if path.is_empty() {
+        return None;
+    }
+    let mut segments: Vec<&str> = path.split('.').collect();
+    let last = segments.pop()?;
+    Some((segments, last))
+}
+
 /// `set_field_at_path`: write by dot path, replacing non-objects (and
 /// `null`s) on the way with new objects.
 fn set_at_path(root: &mut Map, path: &str, value: Value) {
-    if path.is_empty() {
+    let Some((parents, last)) = split_path(path) else {
         return;
-    }
-    let segments: Vec<&str> = path.split('.').collect();
-    let (last, parents) = segments
-        .split_last()
-        .expect("split yields at least one segment");
+    };
     let mut current = root;
     for segment in parents {
-        let is_object = matches!(current.get(*segment), Some(Value::Object(_)));
+        let is_object = matches!(current.get(segment), Some(Value::Object(_)));
         if !is_object {
-            current.insert((*segment).to_string(), Value::Object(Map::new()));
+            current.insert(segment.to_string(), Value::Object(Map::new()));
         }
-        current = match current.get_mut(*segment) {
+        current = match current.get_mut(segment) {
             Some(Value::Object(m)) => m,
             _ => unreachable!("an object was just ensured at this segment"),
         };
     }
-    current.insert((*last).to_string(), value);
+    current.insert(last.to_string(), value);
 }
 
 /// `delete_field_at_path`: remove by dot path if every parent exists and is an object.
 fn delete_at_path(root: &mut Map, path: &str) {
-    if path.is_empty() {
+    let Some((parents, last)) = split_path(path) else {
         return;
-    }
-    let segments: Vec<&str> = path.split('.').collect();
-    let (last, parents) = segments
-        .split_last()
-        .expect("split yields at least one segment");
+    };
     let mut current = root;
     for segment in parents {
-        current = match current.get_mut(*segment) {
+        current = match current.get_mut(segment) {
             Some(Value::Object(m)) => m,
             _ => return,
         };
     }
-    current.shift_remove(*last);
+    current.shift_remove(last);
 }
 
 #[cfg(test)]

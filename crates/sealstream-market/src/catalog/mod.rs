@@ -234,10 +234,8 @@ struct Search {
     cursor: Option<Cursor>,
 }
 
-const PARAMS: [&str; 12] = [
-    "q", "domain", "machine", "topic", "minPrice", "maxPrice", "from", "to", "sort", "order",
-    "limit", "cursor",
-];
+/// The parameters the catalog takes: those of the API's query type.
+const PARAMS: [&str; 12] = sealstream_api::catalog::CatalogQuery::PARAMS;
 
 impl Search {
     fn parse(params: &QueryParams) -> ApiResult<Search> {

@@ -8,10 +8,10 @@ use std::path::Path;
 use std::sync::Arc;
 
 use sealstream_core::chunk::{ChainState, Recipient, SealedChunk};
-use sealstream_core::consume::{consume_to_file, ConsumeRequest};
 use sealstream_core::dataset::{DatasetBuilder, DatasetInfo};
 use sealstream_core::identity::Did;
 use sealstream_core::keys::{MachineSigningKey, RecipientPublicKey, RecipientSecretKey};
+use sealstream_files::consume::{consume_to_file, ConsumeRequest};
 use sealstream_market::auth::Role;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
@@ -213,6 +213,28 @@ pub fn order(server: &TestServer, buyer: &Buyer, listing_id: &str) -> Value {
     body
 }
 
+/// `POST /v1/orders/{id}/mark-paid` as `token` with invoice `reference`.
+pub fn mark_paid(server: &TestServer, id: &str, token: &str, reference: &str) -> (u16, Value) {
+    server.send(
+        "POST",
+        &format!("/v1/orders/{id}/mark-paid"),
+        Some(token),
+        &json!({ "reference": reference }),
+    )
+}
+
+/// Orders as `buyer` and has the seller mark it paid (invoice
+/// `INV-<order id>`); the order id.
+pub fn paid_order(server: &TestServer, sale: &Sale, buyer: &Buyer) -> String {
+    let id = order(server, buyer, &sale.listing_id)["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (status, body) = mark_paid(server, &id, &sale.owner, &format!("INV-{id}"));
+    assert_eq!(status, 200, "{body}");
+    id
+}
+
 /// Downloads the release package at `base` (`…/release`, with `?link=`
 /// when `query` is given) into `dir`, as consume would.
 pub fn download_release(
@@ -244,9 +266,7 @@ pub fn download_release(
     names.push(manifest["sealstreamDataset"].as_str().unwrap().to_string());
     for name in names {
         let request = server.request("GET", &format!("{base}/{name}{query}"), token);
-        let response = request.call().unwrap_or_else(|e| panic!("GET {name}: {e}"));
-        let mut bytes = Vec::new();
-        std::io::Read::read_to_end(&mut response.into_reader(), &mut bytes).unwrap();
+        let bytes = sealstream_testkit::http::send(request).ok().body;
         let dest =
             if name.starts_with("chunk-") && name.ends_with(".json") || name == "dataset.json" {
                 chunks.join(&name)

@@ -93,14 +93,9 @@ fn run_agent(config: &std::path::Path, no_wait: bool, ui: Ui) -> CliResult {
 
 pub fn run(cmd: AgentCommand, ui: Ui) -> CliResult {
     match cmd {
-        AgentCommand::Run {
-            config,
-            json,
-            no_wait,
-        } => run_agent(&config, no_wait, Ui { json, ..ui }),
-        AgentCommand::Status { config, json } => status(&config, Ui { json, ..ui }),
-        AgentCommand::Check { config, json } => {
-            let ui = Ui { json, ..ui };
+        AgentCommand::Run { config, no_wait } => run_agent(&config, no_wait, ui),
+        AgentCommand::Status { config } => status(&config, ui),
+        AgentCommand::Check { config } => {
             let map = load(&config)?;
             let mut topics = Vec::new();
             for t in &map.topics {

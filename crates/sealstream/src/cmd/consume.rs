@@ -3,9 +3,9 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use sealstream_core::consume::{consume_to_file, ConsumeError, ConsumeRequest};
 use sealstream_core::json::{Map, Value};
 use sealstream_core::pool::default_parallelism;
+use sealstream_files::consume::{consume_to_file, ConsumeError, ConsumeRequest};
 
 use crate::cli::ConsumeArgs;
 use crate::cmd::{chain_error, verify_message};
@@ -152,7 +152,7 @@ fn consume_error(
 ) -> CliError {
     use sealstream_core::chunk::DecryptError;
     use sealstream_core::dataset::{DatasetMismatch, SignatureError};
-    use sealstream_core::layout::{ciphertext_name, envelope_name};
+    use sealstream_files::layout::{ciphertext_name, envelope_name};
     match e {
         ConsumeError::Chain(err) => chain_error(err),
         ConsumeError::File(err) => CliError::input(err.to_string()),

@@ -8,10 +8,10 @@ use sealstream_core::dataset::{
     DatasetManifest, DatasetVerifier, InclusionProof,
 };
 use sealstream_core::json::{self, write::to_python_pretty, Value};
-use sealstream_core::layout::{
+use sealstream_core::pool::default_parallelism;
+use sealstream_files::layout::{
     list_chain, read_ciphertext, read_envelope, write_atomic, ReadChainError,
 };
-use sealstream_core::pool::default_parallelism;
 
 use crate::cli::{DatasetCommand, DatasetInfoArgs};
 use crate::cmd::{chain_error, verify_message};
@@ -92,13 +92,12 @@ pub fn run(cmd: DatasetCommand, ui: Ui) -> CliResult {
             key_file,
             chain_key_file,
             info,
-            json,
         } => sign(
             &chunk_dir,
             key_file.as_deref(),
             chain_key_file.as_deref(),
             &info,
-            Ui { json, ..ui },
+            ui,
         ),
         DatasetCommand::Prove {
             chunk_dir,

@@ -2,9 +2,10 @@
 
 use std::sync::Arc;
 
-use sealstream_core::access::{grant_dir, Buyer, GrantDirError, GrantError, ACCESS_SCHEMA_VERSION};
+use sealstream_core::access::{Buyer, GrantError, ACCESS_SCHEMA_VERSION};
 use sealstream_core::json::{Map, Value};
 use sealstream_core::pool::default_parallelism;
+use sealstream_files::grant::{grant_dir, GrantDirError};
 
 use crate::cli::GrantArgs;
 use crate::cmd::chain_error;

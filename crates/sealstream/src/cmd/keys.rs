@@ -33,14 +33,14 @@ fn write_secret(path: &Path, text: &str) -> CliResult {
 }
 
 fn write_public(path: &Path, text: &str) -> CliResult {
-    sealstream_core::layout::write_atomic(path, text.as_bytes())
+    sealstream_files::layout::write_atomic(path, text.as_bytes())
         .map_err(|e| CliError::input(at(path, e)))
 }
 
 pub fn run(cmd: KeysCommand, ui: Ui) -> CliResult {
     match cmd {
-        KeysCommand::Generate { out_dir, json } => generate(&out_dir, Ui { json, ..ui }),
-        KeysCommand::Show { file, kind, json } => show(&file, kind, Ui { json, ..ui }),
+        KeysCommand::Generate { out_dir } => generate(&out_dir, ui),
+        KeysCommand::Show { file, kind } => show(&file, kind, ui),
     }
 }
 

@@ -27,7 +27,6 @@ pub fn run(command: MarketCommand, ui: Ui) -> CliResult {
             db,
             key,
             anchor,
-            json,
             head,
             events,
         }) => {
@@ -35,7 +34,7 @@ pub fn run(command: MarketCommand, ui: Ui) -> CliResult {
                 (Some(head), Some(events)) => Some(audit::AuditReport { events, head }),
                 _ => None,
             };
-            super::market_audit::verify(db, key, anchor, published, Ui { json, ..ui })
+            super::market_audit::verify(db, key, anchor, published, ui)
         }
         #[cfg(feature = "market")]
         MarketCommand::Audit(MarketAuditCommand::Anchor { db, key, out }) => {
@@ -47,9 +46,7 @@ pub fn run(command: MarketCommand, ui: Ui) -> CliResult {
             topic,
             key_file,
             attempts,
-            json,
         } => {
-            let ui = Ui { json, ..ui };
             let key = crate::keyfile::secp256k1_secret(&key_file, "machine key")?;
             let summary = upload_dir(&server, &chunk_dir, &topic, key, attempts, &ui)?;
             if ui.json {
@@ -64,7 +61,6 @@ pub fn run(command: MarketCommand, ui: Ui) -> CliResult {
             once,
             interval,
             max_file_size,
-            json,
         } => grant_daemon(
             &server,
             &key_file,
@@ -72,7 +68,7 @@ pub fn run(command: MarketCommand, ui: Ui) -> CliResult {
             once,
             std::time::Duration::from_secs(interval),
             max_file_size,
-            Ui { json, ..ui },
+            ui,
         ),
         MarketCommand::Machine(c) => super::market_seller::machine(c, ui),
         MarketCommand::Dataset(c) => super::market_seller::dataset(c, ui),

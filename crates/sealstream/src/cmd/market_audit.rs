@@ -29,7 +29,7 @@ fn key(db: &MarketDbArgs, args: &MarketServerKeyArgs) -> CliResult<Option<Key>> 
         .unwrap_or_else(|| db.data_dir.join(server::RECEIPT_KEY_FILE));
     let secret = if file.is_file() {
         Some(
-            sealstream_core::keyfile::read_key_file(&file, |text| {
+            sealstream_files::keyfile::read_key_file(&file, |text| {
                 ReceiptSigningKey::from_hex(text, "receipt key")
             })
             .map_err(|e| CliError::input(at(&file, format!("receipt key: {e}"))))?,
@@ -229,7 +229,7 @@ pub fn anchor(
     let text = signed.to_pretty_json();
     match out {
         Some(path) => {
-            sealstream_core::layout::write_atomic(&path, text.as_bytes())
+            sealstream_files::layout::write_atomic(&path, text.as_bytes())
                 .map_err(|e| CliError::input(at(&path, e)))?;
             ui.say(format!(
                 "signed audit head written to {}: {}",

@@ -102,9 +102,7 @@ pub fn run(command: MarketOrderCommand, ui: Ui) -> CliResult {
             buyer_key_file,
             buyer_public_key,
             buyer_id,
-            json,
         } => {
-            let ui = Ui { json, ..ui };
             let public = match (buyer_key_file, buyer_public_key) {
                 (Some(path), _) => crate::keyfile::x25519_secret(&path, "buyer key")?
                     .public_key()
@@ -116,7 +114,7 @@ pub fn run(command: MarketOrderCommand, ui: Ui) -> CliResult {
                 }
                 (None, None) => {
                     return Err(CliError::input(
-                        "give --buyer-key-file or --buyer-public-key",
+                        "give --buyer-private-key-file or --buyer-public-key",
                     ))
                 }
             };
@@ -134,8 +132,7 @@ pub fn run(command: MarketOrderCommand, ui: Ui) -> CliResult {
             }
             Ok(())
         }
-        MarketOrderCommand::Show { session, id, json } => {
-            let ui = Ui { json, ..ui };
+        MarketOrderCommand::Show { session, id } => {
             let mut client = client(&session, "a buyer or seller")?;
             let order = client
                 .order(&id)
@@ -150,7 +147,6 @@ pub fn run(command: MarketOrderCommand, ui: Ui) -> CliResult {
             session,
             side,
             state,
-            json,
         } => {
             let mut client = client(&session, "a buyer or seller")?;
             let side = OrderSide::parse(&side).unwrap_or(OrderSide::Buyer);
@@ -162,7 +158,7 @@ pub fn run(command: MarketOrderCommand, ui: Ui) -> CliResult {
             let orders = client
                 .all_orders(&query)
                 .map_err(|e| client_error("order list", e))?;
-            if json {
+            if ui.json {
                 json_answer(&ui, &Orders { orders: &orders })?;
             } else {
                 for o in &orders {
@@ -185,9 +181,7 @@ pub fn run(command: MarketOrderCommand, ui: Ui) -> CliResult {
             session,
             id,
             reference,
-            json,
         } => {
-            let ui = Ui { json, ..ui };
             let mut client = client(&session, "a seller")?;
             let order = client
                 .mark_paid(&id, &MarkPaid { reference })
@@ -202,7 +196,6 @@ pub fn run(command: MarketOrderCommand, ui: Ui) -> CliResult {
             session,
             id,
             purpose,
-            json,
         } => {
             let mut client = client(&session, "a buyer or seller")?;
             let purpose = LinkPurpose::parse(&purpose)
@@ -210,7 +203,7 @@ pub fn run(command: MarketOrderCommand, ui: Ui) -> CliResult {
             let link = client
                 .create_link(&id, &CreateLink { purpose })
                 .map_err(|e| client_error("order link", e))?;
-            if json {
+            if ui.json {
                 json_answer(&ui, &link)?;
             } else {
                 // The URL is the command's result: stdout, for `$(…)`.
@@ -229,7 +222,7 @@ pub fn run(command: MarketOrderCommand, ui: Ui) -> CliResult {
                 .map_err(|e| client_error("order receipt", e))?;
             match out {
                 Some(path) => {
-                    sealstream_core::layout::write_atomic(&path, &bytes)
+                    sealstream_files::layout::write_atomic(&path, &bytes)
                         .map_err(|e| CliError::input(at(&path, e)))?;
                     ui.say(format!(
                         "Receipt of order {id} written to {}",

@@ -55,7 +55,7 @@ fn read_body<T: serde::de::DeserializeOwned>(path: &Path) -> CliResult<T> {
 fn write_registration(path: &Path, registration: &SignedRegistration) -> CliResult {
     let value = sealstream_api::document::core_value_of(registration)
         .map_err(|e| CliError::input(at(path, e)))?;
-    sealstream_core::layout::write_atomic(path, to_python_pretty(&value).as_bytes())
+    sealstream_files::layout::write_atomic(path, to_python_pretty(&value).as_bytes())
         .map_err(|e| CliError::input(at(path, e)))
 }
 
@@ -100,9 +100,7 @@ pub fn machine(command: MarketMachineCommand, ui: Ui) -> CliResult {
             machine_key_file,
             keys,
             chain_key_file,
-            json,
         } => {
-            let ui = Ui { json, ..ui };
             let mut client = client(&session, OWNER)?;
             let document = match (registration, machine_key_file, keys) {
                 (Some(path), _, _) => read_body::<SignedRegistration>(&path)?,
@@ -131,12 +129,12 @@ pub fn machine(command: MarketMachineCommand, ui: Ui) -> CliResult {
             }
             Ok(())
         }
-        MarketMachineCommand::List { session, json } => {
+        MarketMachineCommand::List { session } => {
             let mut client = client(&session, OWNER)?;
             let answer = client
                 .machines()
                 .map_err(|e| client_error("machine list", e))?;
-            if json {
+            if ui.json {
                 json_answer(&ui, &answer)?;
             } else {
                 for m in &answer.machines {
@@ -163,15 +161,13 @@ pub fn dataset(command: MarketDatasetCommand, ui: Ui) -> CliResult {
             from_time,
             to_time,
             threads,
-            json,
         } => {
-            let ui = Ui { json, ..ui };
             if from_index.is_none() && from_time.is_none() {
                 return Err(CliError::input(
                     "give the range: --from-index and --to-index, or --from-time and --to-time",
                 ));
             }
-            let machine = Did::parse(&machine, "--machine")
+            let machine = Did::parse(&machine, "--machine-did")
                 .map_err(|e| CliError::input(e.to_string()))?
                 .to_string();
             let owner_key = crate::keyfile::x25519_secret(&owner_key_file, "owner recipient key")?;
@@ -226,12 +222,12 @@ pub fn dataset(command: MarketDatasetCommand, ui: Ui) -> CliResult {
             }
             Ok(())
         }
-        MarketDatasetCommand::List { session, json } => {
+        MarketDatasetCommand::List { session } => {
             let mut client = client(&session, OWNER)?;
             let datasets = client
                 .all_datasets()
                 .map_err(|e| client_error("dataset list", e))?;
-            if json {
+            if ui.json {
                 json_answer(
                     &ui,
                     &Datasets {
@@ -258,12 +254,11 @@ pub fn dataset(command: MarketDatasetCommand, ui: Ui) -> CliResult {
 }
 
 pub fn listing(command: MarketListingCommand, ui: Ui) -> CliResult {
-    let (session, json) = match &command {
-        MarketListingCommand::Create { session, json, .. }
-        | MarketListingCommand::Publish { session, json, .. }
-        | MarketListingCommand::Withdraw { session, json, .. } => (session, *json),
+    let session = match &command {
+        MarketListingCommand::Create { session, .. }
+        | MarketListingCommand::Publish { session, .. }
+        | MarketListingCommand::Withdraw { session, .. } => session,
     };
-    let ui = Ui { json, ..ui };
     let mut client = client(session, OWNER)?;
     let (what, answer) = match &command {
         MarketListingCommand::Create {

@@ -23,7 +23,7 @@ pub mod publish;
 pub mod receipt;
 pub mod verify;
 
-use sealstream_core::layout::ReadChainError;
+use sealstream_files::layout::ReadChainError;
 
 use crate::error::CliError;
 
@@ -40,7 +40,7 @@ pub fn verify_message(
     data_dir: &std::path::Path,
 ) -> String {
     use sealstream_core::chunk::VerifyReason;
-    use sealstream_core::layout::{ciphertext_name, envelope_name};
+    use sealstream_files::layout::{ciphertext_name, envelope_name};
     let file = match e.reason {
         VerifyReason::HashMismatch | VerifyReason::MissingCiphertext => {
             data_dir.join(ciphertext_name(e.index))

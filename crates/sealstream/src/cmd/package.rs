@@ -32,7 +32,7 @@ pub fn run(cmd: PackageCommand, ui: Ui) -> CliResult {
             start_sequence,
             ui,
         ),
-        PackageCommand::Verify { input, json } => verify(&input, Ui { json, ..ui }),
+        PackageCommand::Verify { input } => verify(&input, ui),
     }
 }
 

@@ -4,7 +4,7 @@ use std::io::Read;
 use std::path::Path;
 
 use sealstream_core::chunk::{ChainConfig, Recipient};
-use sealstream_core::publish::{publish_to_dir, DatasetSigning, PublishError};
+use sealstream_files::publish::{publish_to_dir, DatasetSigning, PublishError};
 
 use crate::cli::PublishArgs;
 use crate::error::{at, CliError, CliResult};
@@ -179,8 +179,8 @@ pub fn run(args: PublishArgs, ui: Ui) -> CliResult {
     Ok(())
 }
 
-/// Whether `--to` names a market server to upload to (a build without the
-/// `agent` feature has no client and no `--to`).
+/// Whether `--server` names a market server to upload to (a build without the
+/// `agent` feature has no client and no `--server`).
 fn uploads(args: &PublishArgs) -> bool {
     #[cfg(feature = "agent")]
     {

@@ -12,11 +12,7 @@ use crate::ui::Ui;
 
 pub fn run(cmd: ReceiptCommand, ui: Ui) -> CliResult {
     match cmd {
-        ReceiptCommand::Verify {
-            file,
-            server_key,
-            json,
-        } => verify(&file, server_key.as_deref(), Ui { json, ..ui }),
+        ReceiptCommand::Verify { file, server_key } => verify(&file, server_key.as_deref(), ui),
     }
 }
 

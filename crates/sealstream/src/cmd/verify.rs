@@ -2,8 +2,8 @@
 
 use sealstream_core::chunk::{verify_chain, PublishManifest};
 use sealstream_core::json::{self, Map, Value};
-use sealstream_core::layout::{list_chain, read_ciphertext, read_envelope, ReadChainError};
 use sealstream_core::pool::default_parallelism;
+use sealstream_files::layout::{list_chain, read_ciphertext, read_envelope, ReadChainError};
 
 use crate::cli::VerifyArgs;
 use crate::cmd::{chain_error, verify_message};

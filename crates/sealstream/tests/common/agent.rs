@@ -13,8 +13,8 @@ use sealstream_core::chunk::{decrypt_chunk, ChainItem, ChainReader, ChainReaderO
 use sealstream_core::dataset::{DatasetManifest, DatasetVerifier};
 use sealstream_core::json::{self, Map, Value};
 use sealstream_core::keys::RecipientSecretKey;
-use sealstream_core::layout::{list_chain, read_ciphertext, read_envelope};
 use sealstream_core::package::DataPackage;
+use sealstream_files::layout::{list_chain, read_ciphertext, read_envelope};
 
 pub use sealstream_testkit::files_under;
 pub use sealstream_testkit::fixture::MACHINE_SK;
@@ -162,41 +162,55 @@ impl Default for JsonlMap {
 impl JsonlMap {
     /// Write `<dir>/map.yaml` (and the machine's keys) and return its path.
     pub fn write(&self, dir: &Path) -> PathBuf {
-        let machine = machine_sections(dir);
         let JsonlMap {
             chunk_bytes,
             max_messages,
             spool_bytes,
         } = self;
-        let config = format!(
-            r#"{machine}chunking:
-  maxBytes: {chunk_bytes}
-  maxMessages: {max_messages}
-  maxAge: 1h
-datasets:
-  window: 1h
-spool:
-  dir: spool
-  maxBytes: {spool_bytes}
-sources:
-  lines: {{type: jsonl, path: input.jsonl}}
+        let spool = format!("  maxBytes: {spool_bytes}\n");
+        write_map(
+            dir,
+            (chunk_bytes, *max_messages),
+            "1h",
+            &spool,
+            r#"sources:
+  lines: {type: jsonl, path: input.jsonl}
 topics:
   - name: /gps
     source: lines
     rules:
-      - {{fieldPath: lat, action: anonymize, anonymizeStrategy: generalize}}
-      - {{fieldPath: secret, action: exclude}}
-      - {{fieldPath: note, action: anonymize, anonymizeStrategy: hash}}
+      - {fieldPath: lat, action: anonymize, anonymizeStrategy: generalize}
+      - {fieldPath: secret, action: exclude}
+      - {fieldPath: note, action: anonymize, anonymizeStrategy: hash}
   - name: /imu
     source: lines
 destinations:
-  - {{type: directory, path: out}}
-"#
-        );
-        let path = dir.join("map.yaml");
-        std::fs::write(&path, config).unwrap();
-        path
+  - {type: directory, path: out}
+"#,
+        )
     }
+}
+
+/// Writes `<dir>/map.yaml`, a Data Event Map: the machine's sections (its
+/// keys written to `dir`), chunks of at most `max_bytes` and `max_messages`
+/// messages (or an hour's), dataset windows of `window`, the spool in
+/// `spool/` with the further `spool` members `spool_more` (indented lines),
+/// then `rest` (sources, topics, destinations). Returns its path.
+pub fn write_map(
+    dir: &Path,
+    (max_bytes, max_messages): (&str, u64),
+    window: &str,
+    spool_more: &str,
+    rest: &str,
+) -> PathBuf {
+    let machine = machine_sections(dir);
+    let config = format!(
+        "{machine}chunking:\n  maxBytes: {max_bytes}\n  maxMessages: {max_messages}\n  maxAge: 1h\n\
+         datasets:\n  window: {window}\nspool:\n  dir: spool\n{spool_more}{rest}"
+    );
+    let path = dir.join("map.yaml");
+    std::fs::write(&path, config).unwrap();
+    path
 }
 
 /// `<dir>/input.jsonl`: messages 0..n (one in three on `/imu`, the others

@@ -2,12 +2,91 @@
 //! process (from `sealstream-testkit`), an agent configuration delivering
 //! to it, and the grant daemon's command.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use sealstream_core::identity::Did;
+use sealstream_core::json::Value;
+use sealstream_core::keys::MachineSigningKey;
 pub use sealstream_testkit::market_process::{json_string, register_machine, text, Market};
 
 use super::keyfile;
+
+/// A new owner signed in to `market` with the fixture machine registered
+/// to it: its key, DID and session token.
+pub fn owner_with_machine(market: &Market) -> (MachineSigningKey, String, String) {
+    let key = MachineSigningKey::generate();
+    let did = Did::of_key(&key).to_string();
+    let token = market.sign_in(&key);
+    register_machine(market, &token, &did);
+    (key, did, token)
+}
+
+/// `sealstream agent run --json` of [`write_market_agent`]'s map (with the
+/// same arguments) in `dir` (made here), to its end; asserts it succeeded.
+pub fn run_market_agent(
+    market: &Market,
+    dir: &Path,
+    messages: usize,
+    note: Option<&str>,
+    also_directory: bool,
+) {
+    std::fs::create_dir_all(dir).unwrap();
+    let config = write_market_agent(dir, &market.base, messages, note, also_directory);
+    let out = super::sealstream()
+        .args(["agent", "run", "--json", "--config"])
+        .arg(&config)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "agent run: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The datasets `token` sees on `market`.
+pub fn datasets(market: &Market, token: &str) -> Vec<Value> {
+    let (status, page) = market.call("GET", "/v1/datasets", Some(token), None);
+    assert_eq!(status, 200, "{page:?}");
+    page.get("datasets")
+        .and_then(Value::as_array)
+        .unwrap()
+        .clone()
+}
+
+/// A release link of order `id` made by its buyer (session `buyer`).
+pub fn release_link(market: &Market, buyer: &str, id: &str) -> Value {
+    let (status, link) = market.call(
+        "POST",
+        &format!("/v1/orders/{id}/links"),
+        Some(buyer),
+        Some(r#"{"purpose":"release"}"#),
+    );
+    assert_eq!(status, 201, "{link:?}");
+    link
+}
+
+/// `POST /v1/listings/{id}/publish` as `token`; asserts it succeeded.
+pub fn publish_listing(market: &Market, token: &str, listing_id: &str) {
+    let (status, body) = market.call(
+        "POST",
+        &format!("/v1/listings/{listing_id}/publish"),
+        Some(token),
+        Some("{}"),
+    );
+    assert_eq!(status, 200, "{body:?}");
+}
+
+/// Creates the listing `body` as `token` and publishes it: its id.
+pub fn list_and_publish(market: &Market, token: &str, body: &str) -> String {
+    let (status, created) = market.call("POST", "/v1/listings", Some(token), Some(body));
+    assert_eq!(status, 201, "{created:?}");
+    let listing_id = text(&created, "id");
+    publish_listing(market, token, &listing_id);
+    listing_id
+}
 
 /// A Data Event Map in `dir` for an agent reading `messages` JSON lines of
 /// `/field/soil`, 40 messages to a chunk, hourly dataset windows, delivering
@@ -20,23 +99,14 @@ pub fn write_market_agent(
     messages: usize,
     note: Option<&str>,
     also_directory: bool,
-) -> std::path::PathBuf {
-    let machine = super::agent::machine_sections(dir);
+) -> PathBuf {
     let directory = if also_directory {
         "  - {type: directory, path: out}\n"
     } else {
         ""
     };
-    let config = format!(
-        r#"{machine}chunking:
-  maxBytes: 1MiB
-  maxMessages: 40
-  maxAge: 1h
-datasets:
-  window: 1h
-spool:
-  dir: spool
-sources:
+    let rest = format!(
+        r#"sources:
   lines: {{type: jsonl, path: input.jsonl}}
 topics:
   - name: /field/soil
@@ -56,9 +126,7 @@ destinations:
         ));
     }
     std::fs::write(dir.join("input.jsonl"), input).unwrap();
-    let path = dir.join("map.yaml");
-    std::fs::write(&path, config).unwrap();
-    path
+    super::agent::write_map(dir, ("1MiB", 40), "1h", "", &rest)
 }
 
 /// `sealstream market grant-daemon --once --json` against `server`, signed
@@ -75,7 +143,7 @@ pub fn grant_daemon_once(server: &str, owner_key_file: &Path) -> Command {
     ])
     .arg("--key-file")
     .arg(owner_key_file)
-    .arg("--owner-key-file")
+    .arg("--owner-private-key-file")
     .arg(keyfile("owner.x25519.sk"));
     c
 }

@@ -9,7 +9,7 @@ use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
-use crate::chunk::{ChunkEnvelope, ChunkSink, EnvelopeParseError, SealedChunk};
+use sealstream_core::chunk::{ChunkEnvelope, ChunkSink, EnvelopeParseError, SealedChunk};
 
 /// Write `bytes` to `path` atomically (temporary file, fsync, rename).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {

@@ -12,14 +12,14 @@ use sealstream_core::access::{grant_entry, AccessFileBuilder, Buyer};
 use sealstream_core::chunk::{
     sha256_hex, ChainConfig, ChainState, ChainWriter, Recipient, SealedChunk,
 };
-use sealstream_core::consume::{consume_to_file, ConsumeError, ConsumeRequest};
 use sealstream_core::dataset::{
     DatasetBuilder, DatasetInfo, DatasetManifest, DatasetMismatch, SignatureError,
 };
 use sealstream_core::identity::Did;
 use sealstream_core::json::write::to_python_pretty;
 use sealstream_core::keys::{ChainSigningKey, MachineSigningKey, RecipientSecretKey};
-use sealstream_core::layout::{ciphertext_name, envelope_name, list_chain_from, ReadChainError};
+use sealstream_files::consume::{consume_to_file, ConsumeError, ConsumeRequest};
+use sealstream_files::layout::{ciphertext_name, envelope_name, list_chain_from, ReadChainError};
 
 const CHUNK: usize = 1000;
 

@@ -8,7 +8,7 @@ use std::path::Path;
 
 use zeroize::Zeroizing;
 
-use crate::error::ValidationError;
+use sealstream_core::ValidationError;
 
 /// Key files are hex text; anything much larger is not a key file.
 pub const MAX_KEY_FILE_BYTES: u64 = 1024;
@@ -79,7 +79,7 @@ pub fn read_key_file<T>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::keys::MachineSigningKey;
+    use sealstream_core::keys::MachineSigningKey;
 
     const SK: &str = "0xfeba68765a73c491c47490ecff80e39f3e5b09c96c84189193dbceacc6ff6761";
 

@@ -13,16 +13,16 @@ use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::access::{read_access_file, AccessReadError};
-use crate::chunk::{
+use crate::layout::{list_chain_from, read_ciphertext, read_envelope, FileError, ReadChainError};
+use crate::staging::TempFile;
+use sealstream_core::access::{read_access_file, AccessReadError};
+use sealstream_core::chunk::{
     ChainItem, ChainReadError, ChainReadSummary, ChainReader, ChainReaderOptions, ChainState,
     DecryptError, KeyRecipient, PublishManifest, VerifyError,
 };
-use crate::dataset::{DatasetManifest, DatasetMismatch, DatasetVerifier};
-use crate::json;
-use crate::keys::RecipientSecretKey;
-use crate::layout::{list_chain_from, read_ciphertext, read_envelope, FileError, ReadChainError};
-use crate::staging::TempFile;
+use sealstream_core::dataset::{DatasetManifest, DatasetMismatch, DatasetVerifier};
+use sealstream_core::json;
+use sealstream_core::keys::RecipientSecretKey;
 
 /// Where the inputs are and who reads them.
 #[derive(Debug)]
@@ -355,9 +355,8 @@ fn consume_error(error: ChainReadError<ConsumeError>, dataset: &Path) -> Consume
             path: dataset.to_path_buf(),
             mismatch,
         },
-        // The loop stops at the first error and finishes only at the end.
-        ChainReadError::Stopped | ChainReadError::NotReadToEnd => {
-            unreachable!("consume reads to the end and stops at the first error")
-        }
+        // The loop stops at the first error and finishes only at the end
+        // (`Stopped`, `NotReadToEnd`); `ChainReadError` is non-exhaustive.
+        other => unreachable!("consume reads to the end and stops at the first error: {other}"),
     }
 }

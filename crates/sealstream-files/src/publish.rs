@@ -8,15 +8,15 @@
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
-use crate::chunk::{
-    ChainConfig, ChainState, ChainWriter, ChunkSink, PublishManifest, SealedChunk, WriteError,
-};
-use crate::dataset::{DatasetBuilder, DatasetInfo, DatasetManifest};
-use crate::error::ValidationError;
-use crate::json::Map;
-use crate::keys::{ChainSigningKey, MachineSigningKey};
 use crate::layout::{write_atomic, DirectorySink, FileError};
 use crate::staging::Staging;
+use sealstream_core::chunk::{
+    ChainConfig, ChainState, ChainWriter, ChunkSink, PublishManifest, SealedChunk, WriteError,
+};
+use sealstream_core::dataset::{DatasetBuilder, DatasetInfo, DatasetManifest};
+use sealstream_core::json::Map;
+use sealstream_core::keys::{ChainSigningKey, MachineSigningKey};
+use sealstream_core::ValidationError;
 
 /// How to sign a `dataset.json` written next to `manifest.json`.
 #[derive(Debug, Default)]
@@ -137,6 +137,8 @@ pub fn publish_to_dir<R: Read>(
         .map_err(|e| match e {
             WriteError::Read(e) => PublishError::Read(e),
             WriteError::Sink(e) => PublishError::Write(e),
+            // `WriteError` is non-exhaustive; a chain write has no other failure.
+            other => unreachable!("a chain write failed otherwise: {other}"),
         })?;
     let (summary, sink) = writer.finish()?;
     let manifest = PublishManifest {
@@ -144,7 +146,7 @@ pub fn publish_to_dir<R: Read>(
         total_chunks: summary.state.next_index,
         chunk_size,
         machine_did,
-        created_at: crate::utc::now(),
+        created_at: sealstream_core::utc::now(),
         extra: Map::new(),
     };
     let staged_manifest = staging.path().join("manifest.json");
