@@ -109,6 +109,9 @@ pub enum ConsumeError {
         /// The buyer id looked for.
         buyer_id: String,
     },
+    /// The chain reader failed in a way this version does not name.
+    #[error("reading the chain: {0}")]
+    Reader(String),
     /// The chain does not verify.
     #[error(transparent)]
     Verify(#[from] VerifyError),
@@ -355,8 +358,9 @@ fn consume_error(error: ChainReadError<ConsumeError>, dataset: &Path) -> Consume
             path: dataset.to_path_buf(),
             mismatch,
         },
-        // The loop stops at the first error and finishes only at the end
-        // (`Stopped`, `NotReadToEnd`); `ChainReadError` is non-exhaustive.
-        other => unreachable!("consume reads to the end and stops at the first error: {other}"),
+        // The loop stops at the first error and finishes only at the end, so
+        // `Stopped` and `NotReadToEnd` do not occur; `ChainReadError` is
+        // non-exhaustive: anything else is reported by its text.
+        other => ConsumeError::Reader(other.to_string()),
     }
 }

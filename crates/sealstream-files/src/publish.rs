@@ -74,6 +74,9 @@ pub enum PublishError {
     /// Writing output failed.
     #[error(transparent)]
     Write(#[from] FileError),
+    /// The chain writer failed in a way this version does not name.
+    #[error("writing the chain: {0}")]
+    Chain(String),
 }
 
 /// A reader that reports how many bytes went through it.
@@ -137,8 +140,8 @@ pub fn publish_to_dir<R: Read>(
         .map_err(|e| match e {
             WriteError::Read(e) => PublishError::Read(e),
             WriteError::Sink(e) => PublishError::Write(e),
-            // `WriteError` is non-exhaustive; a chain write has no other failure.
-            other => unreachable!("a chain write failed otherwise: {other}"),
+            // `WriteError` is non-exhaustive: a later failure is reported by its text.
+            other => PublishError::Chain(other.to_string()),
         })?;
     let (summary, sink) = writer.finish()?;
     let manifest = PublishManifest {
