@@ -1,0 +1,130 @@
+//! `scripts/demo`, the README's first command, run as a newcomer runs it (with
+//! the binary Cargo built for the tests instead of a release build): the whole
+//! market flow with the CLI only — invoice payment, and with `--evm` an
+//! on-chain payment on a local anvil — and the local-only flow.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use common::*;
+use sealstream_testkit::anvil::anvil_binary;
+use sealstream_testkit::binary::sealstream_binary;
+
+fn demo(args: &[&str], out: &Path) -> Output {
+    let output = Command::new(repo_root().join("scripts/demo"))
+        .args(args)
+        .arg(out)
+        .env("SEALSTREAM_BIN", sealstream_binary())
+        .env("SEALSTREAM_ANVIL", anvil_binary())
+        .env_remove("SEALSTREAM_SERVER")
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "scripts/demo {args:?} failed ({}):\n--- stdout\n{}\n--- stderr\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+}
+
+/// Every step the demo promises is shown, in order.
+fn assert_steps(output: &Output, steps: &[&str]) {
+    let text = String::from_utf8_lossy(&output.stdout);
+    let mut from = 0;
+    for step in steps {
+        match text[from..].find(step) {
+            Some(at) => from += at + step.len(),
+            None => panic!("scripts/demo did not show {step:?} (in order):\n{text}"),
+        }
+    }
+}
+
+const MARKET_STEPS: &[&str] = &[
+    "keys for the three roles",
+    "the market server on embedded defaults",
+    "the owner registers it",
+    "the robot's agent",
+    "makes a signed dataset",
+    "a buyer searches the catalog and checks a sample",
+    "the buyer orders",
+    "grant daemon",
+    "the buyer downloads and consumes",
+    "verifies the market's signed license receipt",
+    "== done in",
+];
+
+#[test]
+fn the_demo_runs_the_whole_market_flow_with_an_invoice() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("demo-out");
+    let output = demo(&[], &out);
+    assert_steps(&output, MARKET_STEPS);
+    assert!(String::from_utf8_lossy(&output.stdout).contains("invoice rail"));
+    // The buyer's bytes are the robot's signed packages: 18,000 fixes.
+    let received = std::fs::read_to_string(out.join("received.jsonl")).unwrap();
+    assert_eq!(received.lines().count(), 18_000);
+    assert!(received.contains("\"topic\":\"/gps/fix\""));
+    // The server was stopped with the script.
+    let log = std::fs::read_to_string(out.join("market.log")).unwrap();
+    assert!(!log.is_empty());
+}
+
+#[test]
+fn the_demo_pays_on_chain_with_evm() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("demo-out");
+    let output = demo(&["--evm"], &out);
+    assert_steps(&output, MARKET_STEPS);
+    assert!(String::from_utf8_lossy(&output.stdout).contains("the buyer pays on chain"));
+    let received = std::fs::read_to_string(out.join("received.jsonl")).unwrap();
+    assert_eq!(received.lines().count(), 18_000);
+}
+
+#[test]
+fn the_local_demo_round_trips_a_chain() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("demo-out");
+    let output = Command::new(repo_root().join("scripts/demo"))
+        .args(["--local"])
+        .arg(&out)
+        .env("SEALSTREAM_BIN", sealstream_binary())
+        .env("DEMO_BYTES", "2000000")
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "scripts/demo --local: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_steps(
+        &output,
+        &[
+            "keys",
+            "sign every reading",
+            "publish the packages",
+            "verify the chain",
+            "grant the buyer",
+            "consume as the buyer",
+            "the buyer received exactly what was published",
+        ],
+    );
+    assert_eq!(
+        std::fs::read(out.join("packages.jsonl")).unwrap(),
+        std::fs::read(out.join("received.jsonl")).unwrap()
+    );
+}
+
+#[test]
+fn the_demo_refuses_an_unknown_option() {
+    let output = Command::new(repo_root().join("scripts/demo"))
+        .arg("--nope")
+        .env("SEALSTREAM_BIN", sealstream_binary())
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(64));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("unknown option --nope"));
+}
