@@ -264,7 +264,10 @@ mod tests {
         assert_eq!(p, Pseudonym::of(&DID.to_ascii_lowercase()));
         let text = p.to_string();
         assert!(text.starts_with("id:") && text.len() == 15, "{text}");
-        assert_ne!(p, Pseudonym::of("did:peaq:0x0000000000000000000000000000000000000001"));
+        assert_ne!(
+            p,
+            Pseudonym::of("did:peaq:0x0000000000000000000000000000000000000001")
+        );
         // What the module documents an operator computes.
         let digest = hex::encode(Sha256::digest(DID.to_ascii_lowercase().as_bytes()));
         assert_eq!(text, format!("id:{}", &digest[..12]));

@@ -40,9 +40,9 @@ fn parse_text(line: &str) -> Line {
     let mut fields = BTreeMap::new();
     let mut last: Option<String> = None;
     for word in words {
-        let field = word
-            .split_once('=')
-            .filter(|(k, _)| !k.is_empty() && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'));
+        let field = word.split_once('=').filter(|(k, _)| {
+            !k.is_empty() && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        });
         match (field, &last) {
             (Some((k, v)), _) => {
                 fields.insert(k.to_string(), v.trim_matches('"').to_string());
@@ -109,11 +109,8 @@ struct Secrets {
 fn run(format: &str) -> (String, Secrets) {
     let tmp = tempfile::tempdir().unwrap();
     let log = tmp.path().join("market.log");
-    let mut market = Market::start_logged(
-        &tmp.path().join("market"),
-        &["--log-format", format],
-        &log,
-    );
+    let mut market =
+        Market::start_logged(&tmp.path().join("market"), &["--log-format", format], &log);
     let key = MachineSigningKey::generate();
     let owner_did = Did::of_key(&key).to_string();
     let token = market.sign_in(&key);
@@ -148,7 +145,12 @@ fn run(format: &str) -> (String, Secrets) {
     );
     assert_eq!(status, 401);
     // No route: a token-like segment in the path.
-    let (status, _) = market.call("GET", &format!("/v1/nowhere/{}", "ff".repeat(32)), None, None);
+    let (status, _) = market.call(
+        "GET",
+        &format!("/v1/nowhere/{}", "ff".repeat(32)),
+        None,
+        None,
+    );
     assert_eq!(status, 404);
     assert!(market.stop().success());
     let secrets = Secrets {
@@ -161,8 +163,16 @@ fn run(format: &str) -> (String, Secrets) {
 
 fn check(format: &str) {
     let (text, secrets) = run(format);
-    let parse = if format == "json" { parse_json } else { parse_text };
-    let lines: Vec<Line> = text.lines().filter(|l| !l.trim().is_empty()).map(parse).collect();
+    let parse = if format == "json" {
+        parse_json
+    } else {
+        parse_text
+    };
+    let lines: Vec<Line> = text
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(parse)
+        .collect();
     let owner = Pseudonym::of(&secrets.owner_did).to_string();
     let machine = Pseudonym::of(DID).to_string();
 
@@ -178,7 +188,11 @@ fn check(format: &str) {
         let status: u16 = r.field("status").unwrap().parse().unwrap();
         assert!((200..600).contains(&status), "{r:?}");
         assert!(r.field("principal").is_some(), "{r:?}");
-        assert_ne!(r.field("route"), Some(sealstream_api::routes::HEALTHZ), "probes are at debug");
+        assert_ne!(
+            r.field("route"),
+            Some(sealstream_api::routes::HEALTHZ),
+            "probes are at debug"
+        );
     }
     let find = |method: &str, route: &str, status: &str| {
         requests
@@ -228,7 +242,10 @@ fn check(format: &str) {
     assert_eq!(machine_line.level, "INFO");
     assert_eq!(machine_line.field("machine"), Some(machine.as_str()));
     assert_eq!(machine_line.field("owner"), Some(owner.as_str()));
-    assert_eq!(event("role granted").field("principal"), Some(owner.as_str()));
+    assert_eq!(
+        event("role granted").field("principal"),
+        Some(owner.as_str())
+    );
     let refusal = lines
         .iter()
         .find(|l| l.message.contains("already registered"))
@@ -249,7 +266,10 @@ fn check(format: &str) {
         ("refused token", "ee".repeat(32)),
         ("unmatched token", "ff".repeat(32)),
     ] {
-        assert!(!lower.contains(&secret), "the {what} is in the log:\n{text}");
+        assert!(
+            !lower.contains(&secret),
+            "the {what} is in the log:\n{text}"
+        );
     }
 }
 
