@@ -15,6 +15,7 @@ pub mod files;
 pub mod ingest;
 pub mod limits;
 pub mod listings;
+pub mod logs;
 pub mod machines;
 pub mod objects;
 pub mod openapi;

@@ -131,7 +131,8 @@ impl Quotas {
 fn refusal(state: &AppState, limit: &'static str, owner: &str, message: String) -> ApiError {
     state.metrics.refused(limit);
     if let Some(held_back) = state.refusal_log.allow() {
-        tracing::warn!(limit, owner, held_back, "upload refused: {message}");
+        let owner = crate::logs::Pseudonym::of(owner);
+        tracing::warn!(limit, %owner, held_back, "upload refused: {message}");
     }
     ApiError::new(StatusCode::INSUFFICIENT_STORAGE, Some(limit), message)
 }

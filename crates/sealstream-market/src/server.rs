@@ -15,7 +15,6 @@ use axum::routing::{get, post};
 use axum::Router;
 use sealstream_core::json::{Map, Value};
 use tower_http::limit::RequestBodyLimitLayer;
-use tower_http::trace::TraceLayer;
 
 use crate::audit;
 use crate::connections::{ConnectionEvents, ConnectionLimits, Listener};
@@ -453,7 +452,8 @@ impl AppState {
 /// timeout ([`limited`]): `config.body_limit` and `config.request_timeout`
 /// for all but the uploads; `config.chunk_limit` (chunk upload) or
 /// `config.grant_limit` (grant upload) and `config.upload_timeout` there.
-/// Writes are rate-limited per principal ([`crate::throttle`]).
+/// Writes are rate-limited per principal ([`crate::throttle`]). Every
+/// request is logged once answered ([`crate::logs::log_request`]).
 pub fn router(state: AppState) -> Router {
     let config = state.config.clone();
     let small = Router::new()
@@ -530,8 +530,8 @@ pub fn router(state: AppState) -> Router {
         ))
         .route_layer(middleware::from_fn_with_state(state.clone(), count))
         .fallback(not_found)
-        .layer(TraceLayer::new_for_http())
         .layer(middleware::from_fn(api_answers))
+        .layer(middleware::from_fn(crate::logs::log_request))
         .with_state(state)
 }
 

@@ -118,7 +118,7 @@ fn refuse(state: &AppState, key: &WriteKey, wait: std::time::Duration) -> Respon
     state.metrics.refused(limit);
     if let Some(held_back) = state.refusal_log.allow() {
         let key = match key {
-            WriteKey::Principal(did) => did.clone(),
+            WriteKey::Principal(did) => crate::logs::Pseudonym::of(did).to_string(),
             WriteKey::Client(ip) => ip.to_string(),
             WriteKey::Unknown => "unknown".into(),
         };

@@ -537,8 +537,28 @@ pub struct MarketServeArgs {
     /// backups [default: DATA_DIR/operator-kek].
     #[arg(long, value_name = "FILE")]
     pub operator_kek_file: Option<PathBuf>,
+    /// How the log on stderr is written: text, one line per event; or json, one JSON
+    /// object per line (timestamp, level, target, message and the event's fields). It
+    /// has a line per request (method, route, status, latency, principal by pseudonym)
+    /// and one per change that matters (registrations, datasets, listings, orders,
+    /// payments, grants, roles); DIDs appear only as pseudonyms, tokens and keys never.
+    /// The level is info (warn with -q); RUST_LOG overrides it, per module if need be
+    /// (RUST_LOG=debug; RUST_LOG=info,sealstream_market::request=warn leaves out the
+    /// request lines).
+    #[arg(long, value_enum, default_value_t = LogFormat::Text, value_name = "FORMAT")]
+    pub log_format: LogFormat,
     #[command(flatten)]
     pub limits: MarketLimitArgs,
+}
+
+/// How `market serve` writes its log.
+#[cfg(feature = "market")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// One line of text per event.
+    Text,
+    /// One JSON object per line.
+    Json,
 }
 
 #[cfg(feature = "market")]

@@ -14,6 +14,7 @@ use serde::Deserialize;
 use super::siwe_routes::MeResponse;
 use super::{grant_role, roles_of, Principal, Role};
 use crate::error::{ApiError, ApiPath, ApiResult};
+use crate::logs::Pseudonym;
 use crate::server::AppState;
 
 /// The path of both routes: a principal and one of its roles.
@@ -89,10 +90,19 @@ pub(crate) async fn revoke(
 ) -> ApiResult<Json<MeResponse>> {
     let (did, role) = target(&principal, &path)?;
     let mut tx = state.store.begin().await?;
-    if super::db::delete_role(&mut tx, &did, role).await? {
+    let revoked = super::db::delete_role(&mut tx, &did, role).await?;
+    if revoked {
         let details = super::audit_details(&serde_json::json!({ "role": role.as_str() }));
         crate::audit::append(&mut tx, &principal.did, "role.revoke", &did, &details).await?;
     }
     tx.commit().await?;
+    if revoked {
+        tracing::info!(
+            principal = %Pseudonym::of(&did),
+            role = role.as_str(),
+            by = %Pseudonym::of(&principal.did),
+            "role revoked"
+        );
+    }
     roles_now(&state, did).await
 }

@@ -56,7 +56,7 @@ impl Principal {
         if self.has(Role::Owner) {
             return Ok(true);
         }
-        tracing::warn!(did = %self.did, "refused: the owner role was revoked");
+        tracing::warn!(principal = %crate::logs::Pseudonym::of(&self.did), "refused: the owner role was revoked");
         Err(ApiError::forbidden(format!(
             "{} no longer has the owner role",
             self.did
@@ -149,11 +149,18 @@ async fn principal_of(parts: &Parts, state: &AppState) -> Result<Option<Principa
 }
 
 /// The caller of a request: `None` without a bearer token; a 401 for a
-/// token that is malformed, unknown or expired.
+/// token that is malformed, unknown or expired. Noted for the request's
+/// log line ([`crate::logs`]).
 pub(crate) async fn resolve(
     parts: &Parts,
     state: &AppState,
 ) -> Result<Option<Principal>, ApiError> {
+    let found = lookup(parts, state).await;
+    crate::logs::note_caller(&parts.extensions, &found);
+    found
+}
+
+async fn lookup(parts: &Parts, state: &AppState) -> Result<Option<Principal>, ApiError> {
     let Some(token) = bearer(&parts.headers)? else {
         return Ok(None);
     };
@@ -211,6 +218,12 @@ pub async fn grant_role(
             .expect("a fixed JSON object");
     crate::audit::append(&mut tx, granted_by, "role.grant", did, &details).await?;
     tx.commit().await?;
+    tracing::info!(
+        principal = %crate::logs::Pseudonym::of(did),
+        role = role.as_str(),
+        by = %crate::logs::actor(granted_by),
+        "role granted"
+    );
     Ok(true)
 }
 

@@ -24,6 +24,7 @@ use sealstream_core::utc;
 use super::db;
 use super::{bearer, roles_of, session, Principal, Role};
 use crate::error::{ApiError, ApiJson, ApiResult};
+use crate::logs::Pseudonym;
 use crate::server::AppState;
 
 /// How long a nonce can be used: 5 minutes.
@@ -175,7 +176,7 @@ pub(crate) async fn verify(
     )
     .await?
     {
-        tracing::warn!(did = %did, "sign-in refused: nonce replayed");
+        tracing::warn!(principal = %Pseudonym::of(&did), "sign-in refused: nonce replayed");
         return Err(ApiError::unauthorized(
             "message.nonce",
             "nonce already used: this sign-in message was replayed",
@@ -184,9 +185,11 @@ pub(crate) async fn verify(
     db::ensure_principal(&mut tx, &did, &now_text).await?;
     let first = db::mark_first_sign_in(&mut tx, &did, &now_text).await?;
     let is_machine = crate::machines::db::is_registered(&mut *tx, &did).await?;
+    let mut granted = Vec::new();
     if first && !is_machine {
         for role in FIRST_SIGN_IN_ROLES {
             if db::insert_role(&mut tx, &did, role, "server", &now_text, true).await? {
+                granted.push(role.as_str());
                 let details = super::audit_details(&serde_json::json!({
                     "role": role.as_str(),
                     "reason": "first sign-in",
@@ -208,6 +211,11 @@ pub(crate) async fn verify(
     }));
     crate::audit::append(&mut tx, &did, "auth.sign_in", &did, &details).await?;
     tx.commit().await?;
+    let principal = Pseudonym::of(&did);
+    for role in granted {
+        tracing::info!(%principal, role, by = "server", "role granted");
+    }
+    tracing::info!(%principal, first_sign_in = first, "signed in");
 
     let roles = roles_of(&state.store, &did).await?;
     Ok(Json(SessionResponse {
@@ -255,6 +263,7 @@ pub(crate) async fn logout(
         .await?;
     }
     tx.commit().await?;
+    tracing::info!(principal = %Pseudonym::of(&principal.did), "signed out");
     Ok(StatusCode::NO_CONTENT)
 }
 

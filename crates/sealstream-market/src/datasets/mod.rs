@@ -490,6 +490,15 @@ pub(crate) async fn create_dataset(
         .await?;
     }
     tx.commit().await?;
+    tracing::info!(
+        dataset = %row.id,
+        machine = %crate::logs::Pseudonym::of(&row.machine_did),
+        topic = %row.topic,
+        first_index = row.first_index,
+        chunks = row.chunk_count,
+        signed = row.signer_did.is_some(),
+        "dataset created"
+    );
     json_reply(StatusCode::CREATED, &view_of(&row)?)
 }
 
@@ -551,6 +560,7 @@ pub(crate) async fn put_manifest(
     )
     .await?;
     tx.commit().await?;
+    tracing::info!(dataset = %row.id, signer = %crate::logs::actor(&signer), "dataset signed");
     row.state = DatasetState::Signed;
     row.manifest = Some(text);
     row.signer_did = Some(signer);

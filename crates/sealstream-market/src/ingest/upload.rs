@@ -569,6 +569,13 @@ async fn commit(
     )
     .await?;
     tx.commit().await?;
+    tracing::debug!(
+        machine = %crate::logs::Pseudonym::of(did),
+        topic = target.topic,
+        index = envelope.index,
+        bytes = size,
+        "chunk stored"
+    );
     Ok(envelope.index + 1)
 }
 

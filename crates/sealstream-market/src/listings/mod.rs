@@ -131,6 +131,19 @@ async fn commit_change(
     crate::audit::append(&mut tx, &caller.did, action, &listing.id, details).await?;
     let view = view(&mut tx, listing).await?;
     tx.commit().await?;
+    tracing::info!(
+        listing = %listing.id,
+        dataset = %listing.dataset_id,
+        owner = %crate::logs::Pseudonym::of(&listing.owner_did),
+        state = view.state.as_str(),
+        "{}",
+        match action {
+            "listing.create" => "listing created",
+            "listing.publish" => "listing published",
+            "listing.withdraw" => "listing withdrawn",
+            _ => "listing updated",
+        }
+    );
     Ok(view)
 }
 

@@ -144,6 +144,7 @@ pub async fn disclose(
     .await?;
     let samples_available = db::disclosed(&mut tx, &id).await?;
     tx.commit().await?;
+    tracing::info!(listing = %id, samples = checked.len(), "sample keys disclosed");
     Ok(Json(SamplesDisclosed {
         listing_id: id,
         samples_available,

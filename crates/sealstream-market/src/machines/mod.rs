@@ -14,6 +14,7 @@ use sealstream_core::identity::Eip191Signature;
 
 use crate::auth::{audit_details, canonical_did, same_did, Principal, Role};
 use crate::error::{ApiError, ApiJson, ApiPath, ApiResult};
+use crate::logs::Pseudonym;
 use crate::server::AppState;
 
 pub use sealstream_api::machines::{MachineList, MachineRecipient, MachineView, RegisterMachine};
@@ -113,8 +114,8 @@ pub(crate) async fn register(
             ));
         }
         tracing::warn!(
-            owner = %principal.did,
-            machine = %machine.did,
+            owner = %Pseudonym::of(&principal.did),
+            machine = %Pseudonym::of(&machine.did),
             "machine registration refused: its chain key belongs to another machine"
         );
         return Err(ApiError::conflict(
@@ -136,6 +137,12 @@ pub(crate) async fn register(
     )
     .await?;
     tx.commit().await?;
+    tracing::info!(
+        machine = %Pseudonym::of(&machine.did),
+        owner = %Pseudonym::of(&machine.owner_did),
+        recipients = machine.recipients.len(),
+        "machine registered"
+    );
     Ok((StatusCode::CREATED, Json(machine)))
 }
 

@@ -240,6 +240,7 @@ pub async fn register(
     )
     .await?;
     tx.commit().await?;
+    tracing::info!(machine = %crate::logs::Pseudonym::of(&machine.did), "operator key registered");
     state.grant_wake.notify_one();
     Ok(Json(OperatorKeyView {
         machine_did: machine.did,
@@ -316,6 +317,7 @@ pub async fn revoke(
     )
     .await?;
     tx.commit().await?;
+    tracing::info!(machine = %crate::logs::Pseudonym::of(&machine.did), "operator key removed");
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -355,7 +357,7 @@ pub async fn grant_once(state: &AppState) -> ApiResult<usize> {
             else {
                 tracing::error!(
                     order = %id,
-                    machine = %machine_did,
+                    machine = %crate::logs::Pseudonym::of(machine_did),
                     "the operator key of the machine does not open with this server's key-encryption key"
                 );
                 continue;

@@ -262,7 +262,12 @@ pub(crate) async fn store_grant(
     }));
     crate::audit::append(&mut tx, granted_by, "grant.issue", &order.id, &details).await?;
     tx.commit().await?;
-    tracing::info!(order = %order.id, entries = grant.entries, "order granted");
+    tracing::info!(
+        order = %order.id,
+        entries = grant.entries,
+        by = %crate::logs::actor(granted_by),
+        "order granted"
+    );
     Ok(grant.view(true))
 }
 

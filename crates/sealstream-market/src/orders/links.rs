@@ -87,6 +87,7 @@ pub async fn create(
     let details = audit_details(json!({"link": link_id, "purpose": purpose.as_str()}));
     crate::audit::append(&mut tx, &caller.did, "order.link.create", &id, &details).await?;
     tx.commit().await?;
+    tracing::info!(order = %id, link = %link_id, purpose = purpose.as_str(), "link created");
     let path = match purpose {
         LinkPurpose::Release => routes::order_release(&id),
         LinkPurpose::Confirmation => routes::order_confirmation(&id),
@@ -125,5 +126,8 @@ pub async fn revoke(
         crate::audit::append(&mut tx, &caller.did, "order.link.revoke", &id, &details).await?;
     }
     tx.commit().await?;
+    if !revoked {
+        tracing::info!(order = %id, link = %link, "link revoked");
+    }
     Ok(StatusCode::NO_CONTENT)
 }

@@ -306,6 +306,14 @@ pub async fn create(
     }));
     crate::audit::append(&mut tx, &caller.did, "order.create", &order.id, &details).await?;
     tx.commit().await?;
+    tracing::info!(
+        order = %order.id,
+        listing = %order.listing_id,
+        buyer = %crate::logs::Pseudonym::of(&order.buyer_did),
+        amount = %order.amount,
+        rail = order.rail.kind().as_str(),
+        "order created"
+    );
     Ok((StatusCode::CREATED, Json(view(&state, &order, &[]))))
 }
 
@@ -420,6 +428,7 @@ pub async fn cancel(
     .await?;
     let shown = db::shown_claims(&mut tx, &id).await?;
     tx.commit().await?;
+    tracing::info!(order = %id, "order cancelled");
     Ok(Json(view(&state, &order, &shown)))
 }
 

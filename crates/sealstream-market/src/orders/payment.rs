@@ -295,7 +295,10 @@ pub async fn payment_proof(
     };
     match take_proof(&state, &id, &proof).await {
         Ok(answer) => (StatusCode::OK, Json(answer)).into_response(),
-        Err(e) => from_api(e),
+        Err(e) => {
+            tracing::warn!(order = %id, status = e.status.as_u16(), "payment proof refused: {}", e.message);
+            from_api(e)
+        }
     }
 }
 
@@ -588,6 +591,7 @@ pub async fn mark_paid(
         .ok_or_else(|| super::not_found(&id))?;
     let shown = db::shown_claims(&mut tx, &id).await?;
     tx.commit().await?;
+    tracing::info!(order = %id, rail = "invoice", amount = %order.amount, "payment confirmed, receipt issued");
     state.grant_wake.notify_one();
     Ok(Json(view(&state, &order, &shown)))
 }

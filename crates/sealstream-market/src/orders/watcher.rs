@@ -196,7 +196,7 @@ pub(crate) async fn settle(
                 Err(e) => return Err(e),
             }
             tx.commit().await?;
-            tracing::info!(order = %order.id, tx = %hash_text, "payment confirmed");
+            tracing::info!(order = %order.id, tx = %hash_text, amount = %order.amount, "payment confirmed, receipt issued");
             state.grant_wake.notify_one();
             Ok(Settled::Paid)
         }

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use sealstream_market::server::{self, Config};
 
-use crate::cli::MarketServeArgs;
+use crate::cli::{LogFormat, MarketServeArgs};
 use crate::error::{CliError, CliResult};
 use crate::ui::Ui;
 
@@ -33,6 +33,7 @@ pub fn run(args: MarketServeArgs, ui: Ui) -> CliResult {
         claims_per_sweep,
         receipt_key_file,
         operator_kek_file,
+        log_format,
         limits,
     } = args;
     let seconds = std::time::Duration::from_secs;
@@ -85,7 +86,7 @@ pub fn run(args: MarketServeArgs, ui: Ui) -> CliResult {
         anonymous_write_burst: limits.anonymous_write_burst,
         ..Config::default()
     };
-    serve(config, ui)
+    serve(config, log_format, ui)
 }
 
 pub(super) fn runtime() -> CliResult<tokio::runtime::Runtime> {
@@ -95,25 +96,47 @@ pub(super) fn runtime() -> CliResult<tokio::runtime::Runtime> {
         .map_err(|e| CliError::input(format!("cannot start the async runtime: {e}")))
 }
 
-fn serve(config: Config, ui: Ui) -> CliResult {
-    let level = if ui.quiet {
-        tracing_subscriber::filter::LevelFilter::WARN
-    } else {
-        tracing_subscriber::filter::LevelFilter::INFO
-    };
+fn serve(config: Config, log_format: LogFormat, ui: Ui) -> CliResult {
     // Everything the server creates is its own: the database and its WAL,
     // ciphertext objects, keys, temporary files (issue 14, item 14).
     nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
-    // Ignore a second initialisation (only possible in tests).
-    let _ = tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_max_level(level)
-        .try_init();
+    init_log(log_format, ui)?;
     runtime()?.block_on(async move {
         server::serve(config, shutdown_signal())
             .await
             .map_err(|e| CliError::input(e.to_string()))
     })
+}
+
+/// The log on stderr, in `format`, at the level RUST_LOG names or else at
+/// info (warn with -q), every line passed through
+/// [`sealstream_market::logs::Redacting`].
+fn init_log(format: LogFormat, ui: Ui) -> CliResult {
+    use tracing_subscriber::filter::{EnvFilter, LevelFilter};
+    let level = if ui.quiet {
+        LevelFilter::WARN
+    } else {
+        LevelFilter::INFO
+    };
+    let filter = EnvFilter::builder()
+        .with_default_directive(level.into())
+        .from_env()
+        .map_err(|e| CliError::input(format!("RUST_LOG: {e}")))?;
+    let writer = || sealstream_market::logs::Redacting(std::io::stderr());
+    let builder = tracing_subscriber::fmt()
+        .with_writer(writer)
+        .with_env_filter(filter);
+    // Ignore a second initialisation (only possible in tests).
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .with_span_list(false)
+            .try_init(),
+    };
+    Ok(())
 }
 
 /// Completes on SIGTERM or SIGINT (Ctrl-C).
