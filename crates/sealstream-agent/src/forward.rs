@@ -4,7 +4,10 @@
 //! destination has them.
 //!
 //! A destination that fails is retried with exponential backoff (0.5 s up to
-//! 30 s) while the others go on. What each destination has received is kept
+//! 30 s) while the others go on. One that refuses for good (a permanent
+//! [`SinkError`](crate::sink::SinkError): a market's HTTP 4xx other than 408
+//! and 429) is stopped for the rest of the run: logged once, shown in its
+//! health, not waited for; what it lacks stays in the spool. What each destination has received is kept
 //! in `<spool>/delivery.json`, replaced atomically after every object, so a
 //! restart resumes where delivery stopped (an object may be sent twice, never
 //! skipped; sinks replace objects whole).
@@ -52,6 +55,9 @@ pub struct Health {
     pub last_delivered_at: Option<String>,
     /// Failed attempts in a row.
     pub failures: u64,
+    /// The destination refused for good ([`SinkError::permanent`](crate::sink::SinkError::permanent)):
+    /// nothing more is sent to it in this run; `last_error` says why.
+    pub stopped: bool,
 }
 
 /// One topic's chain in the spool.
@@ -414,19 +420,24 @@ impl Outbox {
         self.lock().dropped
     }
 
-    /// Whether every destination has every committed chunk and manifest.
+    /// Whether every destination still served (not stopped) has every
+    /// committed chunk and manifest.
     pub fn drained(&self) -> bool {
         let inner = self.lock();
         inner.topics.iter().all(|(name, t)| {
-            self.ids.iter().all(|id| {
-                let d = inner
-                    .delivery
-                    .get(id)
-                    .and_then(|x| x.get(name))
-                    .copied()
-                    .unwrap_or_default();
-                d.chunks >= t.head && t.datasets.iter().all(|(first, _)| d.datasets > *first)
-            })
+            self.ids
+                .iter()
+                .zip(&inner.health)
+                .filter(|(_, h)| !h.stopped)
+                .all(|(id, _)| {
+                    let d = inner
+                        .delivery
+                        .get(id)
+                        .and_then(|x| x.get(name))
+                        .copied()
+                        .unwrap_or_default();
+                    d.chunks >= t.head && t.datasets.iter().all(|(first, _)| d.datasets > *first)
+                })
         })
     }
 
@@ -585,6 +596,30 @@ impl Outbox {
         h.failures
     }
 
+    /// Destination `d` refused for good: mark it stopped, and wake whoever
+    /// waits for the destinations (they no longer wait for this one).
+    fn stop(&self, d: usize, message: String) {
+        self.failed(d, message);
+        self.lock().health[d].stopped = true;
+        self.changed.notify_all();
+    }
+
+    /// The destinations stopped in this run because they refused for good:
+    /// (destination, why).
+    pub fn stopped(&self) -> Vec<(String, String)> {
+        self.lock()
+            .health
+            .iter()
+            .filter(|h| h.stopped)
+            .map(|h| {
+                (
+                    h.destination.clone(),
+                    h.last_error.clone().unwrap_or_default(),
+                )
+            })
+            .collect()
+    }
+
     /// Delete from the spool what every destination has.
     fn prune(&self) {
         let mut freed = 0;
@@ -677,13 +712,14 @@ pub fn spawn(
         .name("sealstream-forwarder".into())
         .spawn(move || {
             let mut retry_at: Vec<Option<Instant>> = vec![None; sinks.len()];
+            let mut stopped = vec![false; sinks.len()];
             loop {
                 if outbox.lock().shutdown {
                     return;
                 }
                 let mut progressed = false;
                 for d in 0..sinks.len() {
-                    if retry_at[d].is_some_and(|t| Instant::now() < t) {
+                    if stopped[d] || retry_at[d].is_some_and(|t| Instant::now() < t) {
                         continue;
                     }
                     // A bounded round per destination, so others get their turn.
@@ -694,7 +730,8 @@ pub fn spawn(
                         let Some((topic, t, item)) = outbox.next_item(d) else {
                             break;
                         };
-                        let result = read_item(&t, &item).and_then(|files| {
+                        // Err: (why, whether for good).
+                        let result = read_item(&t, &item).map_err(|m| (m, false)).and_then(|files| {
                             let Some(files) = files else {
                                 return Ok(());
                             };
@@ -709,13 +746,16 @@ pub fn spawn(
                                     last: *last,
                                     manifest: (&manifest.0, &manifest.1),
                                 },
-                                _ => return Err("internal: unexpected spool item".into()),
+                                _ => return Err(("internal: unexpected spool item".into(), false)),
                             };
                             sinks[d]
                                 .deliver(&topic, &delivery)
-                                .map_err(|e| e.to_string())
+                                .map_err(|e| (e.message, e.permanent))
                         });
-                        match result.and_then(|()| outbox.delivered_item(d, &topic, &item)) {
+                        let result = result.and_then(|()| {
+                            outbox.delivered_item(d, &topic, &item).map_err(|m| (m, false))
+                        });
+                        match result {
                             Ok(()) => {
                                 if retry_at[d].take().is_some() {
                                     log(&format!(
@@ -725,7 +765,16 @@ pub fn spawn(
                                 }
                                 progressed = true;
                             }
-                            Err(message) => {
+                            Err((message, true)) => {
+                                log(&format!(
+                                    "destination {}: {message}; refused for good: stopped, not retried in this run (what it lacks stays in the spool for the next run)",
+                                    outbox.ids[d]
+                                ));
+                                outbox.stop(d, message);
+                                stopped[d] = true;
+                                break;
+                            }
+                            Err((message, false)) => {
                                 let failures = outbox.failed(d, message.clone());
                                 let backoff = Duration::from_millis(500)
                                     .saturating_mul(1 << failures.min(6))
@@ -879,6 +928,92 @@ mod tests {
         .unwrap();
         assert!(again.drained());
         assert_eq!(again.delivered("t")[0].1.chunks, 3);
+    }
+
+    /// A sink that refuses every object for good.
+    struct Refusing;
+
+    impl Sink for Refusing {
+        fn describe(&self) -> String {
+            "refusing".into()
+        }
+        fn put(&mut self, key: &str, _bytes: &[u8]) -> Result<(), SinkError> {
+            Err(SinkError::permanent(format!(
+                "refusing: {key}: 404 not registered"
+            )))
+        }
+    }
+
+    #[test]
+    fn a_destination_refusing_for_good_is_stopped_and_not_waited_for() {
+        let tmp = tempfile::tempdir().unwrap();
+        let spool = tmp.path();
+        let chain_dir = spool.join("chains/t-1");
+        std::fs::create_dir_all(&chain_dir).unwrap();
+        for i in 0..2 {
+            spool_chunk(&chain_dir, i);
+        }
+        let topic = TopicOutbox {
+            dir_name: "t-1".into(),
+            chain_dir: chain_dir.clone(),
+            dataset_dir: spool.join("datasets/t-1"),
+            head: 2,
+            pruned: 0,
+            datasets: Vec::new(),
+        };
+        let outbox = Arc::new(
+            Outbox::new(
+                spool,
+                vec!["refusing".into(), "recording".into()],
+                BTreeMap::from([("t".to_string(), topic)]),
+            )
+            .unwrap(),
+        );
+        let puts = Arc::new(Mutex::new(Vec::new()));
+        let recording = Recording {
+            puts: puts.clone(),
+            down: Arc::new(AtomicBool::new(false)),
+        };
+        let lines = Arc::new(Mutex::new(Vec::<String>::new()));
+        let l = lines.clone();
+        let handle = spawn(
+            outbox.clone(),
+            vec![Box::new(Refusing), Box::new(recording)],
+            Arc::new(move |s: &str| l.lock().unwrap().push(s.into())),
+        );
+        // The other destination gets everything; the run does not wait for
+        // the stopped one.
+        let stop = AtomicBool::new(false);
+        outbox.wait_drained(&stop);
+        assert_eq!(puts.lock().unwrap().len(), 4);
+        while outbox.stopped().is_empty() {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+        outbox.shutdown();
+        handle.join().unwrap();
+        let health = outbox.health();
+        assert!(health[0].stopped && !health[1].stopped);
+        assert_eq!(health[0].failures, 1, "tried once, not retried");
+        assert_eq!(
+            outbox.stopped(),
+            [(
+                "refusing".to_string(),
+                "refusing: t-1/chunk-0.bin: 404 not registered".to_string()
+            )]
+        );
+        let logged = lines.lock().unwrap().clone();
+        assert_eq!(
+            logged
+                .iter()
+                .filter(|l| l.contains("refused for good"))
+                .count(),
+            1,
+            "{logged:?}"
+        );
+        // What the stopped destination lacks stays in the spool.
+        assert!(chain_dir.join(envelope_name(0)).exists());
+        assert_eq!(outbox.spool_bytes(), 300);
     }
 
     #[test]

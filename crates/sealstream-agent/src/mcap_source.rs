@@ -492,6 +492,24 @@ impl McapSource {
     pub fn paths(&self) -> &[PathBuf] {
         &self.paths
     }
+
+    /// The topics of the bag's channels, sorted, each once (from the files'
+    /// summaries, or from their messages where there is no index).
+    pub fn topics(&self) -> Vec<String> {
+        let mut topics: Vec<String> = self
+            .files
+            .iter()
+            .flat_map(|f| match f {
+                FileMessages::Indexed { channels, .. }
+                | FileMessages::Buffered { channels, .. } => {
+                    channels.values().map(|c| c.topic.clone())
+                }
+            })
+            .collect();
+        topics.sort_unstable();
+        topics.dedup();
+        topics
+    }
 }
 
 impl Iterator for McapSource {

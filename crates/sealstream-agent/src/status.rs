@@ -47,6 +47,7 @@ pub fn write(map: &DataEventMap, outbox: &Outbox, running: bool) -> std::io::Res
             o.insert("lastError".into(), opt_str(&h.last_error));
             o.insert("lastDeliveredAt".into(), opt_str(&h.last_delivered_at));
             o.insert("failures".into(), Value::from(h.failures));
+            o.insert("stopped".into(), h.stopped.into());
             Value::Object(o)
         })
         .collect();

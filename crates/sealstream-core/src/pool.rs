@@ -13,7 +13,10 @@ pub fn default_parallelism() -> usize {
     std::thread::available_parallelism().map_or(1, usize::from)
 }
 
-pub(crate) struct OrderedPool<I: Send + 'static, O: Send + 'static> {
+/// Jobs of type `I` run by worker threads into results of type `O`, handed
+/// back in submission order, with at most `max_in_flight` jobs queued,
+/// running or waiting for delivery.
+pub struct OrderedPool<I: Send + 'static, O: Send + 'static> {
     jobs: Option<Sender<(u64, I)>>,
     results: Receiver<(u64, O)>,
     workers: Vec<JoinHandle<()>>,
@@ -26,7 +29,7 @@ pub(crate) struct OrderedPool<I: Send + 'static, O: Send + 'static> {
 impl<I: Send + 'static, O: Send + 'static> OrderedPool<I, O> {
     /// `threads` workers running `work`; at most `max_in_flight` jobs queued,
     /// running or waiting for delivery.
-    pub(crate) fn new(
+    pub fn new(
         threads: usize,
         max_in_flight: usize,
         work: impl Fn(I) -> O + Send + Sync + 'static,
@@ -86,7 +89,7 @@ impl<I: Send + 'static, O: Send + 'static> OrderedPool<I, O> {
 
     /// Submit a job; first deliver (in order) as many results as needed to
     /// stay within the in-flight bound.
-    pub(crate) fn submit<E>(
+    pub fn submit<E>(
         &mut self,
         item: I,
         deliver: &mut impl FnMut(O) -> Result<(), E>,
@@ -110,22 +113,19 @@ impl<I: Send + 'static, O: Send + 'static> OrderedPool<I, O> {
         Ok(())
     }
 
-    /// Deliver every outstanding result in order.
     /// Whether nothing is in flight.
-    pub(crate) fn idle(&self) -> bool {
+    pub fn idle(&self) -> bool {
         self.in_flight() == 0
     }
 
     /// The next result in order, waiting for it; `None` when nothing is in
     /// flight.
-    pub(crate) fn next(&mut self) -> Option<O> {
+    pub fn next(&mut self) -> Option<O> {
         (self.in_flight() > 0).then(|| self.next_in_order())
     }
 
-    pub(crate) fn drain<E>(
-        &mut self,
-        deliver: &mut impl FnMut(O) -> Result<(), E>,
-    ) -> Result<(), E> {
+    /// Deliver every outstanding result in order.
+    pub fn drain<E>(&mut self, deliver: &mut impl FnMut(O) -> Result<(), E>) -> Result<(), E> {
         while self.in_flight() > 0 {
             let out = self.next_in_order();
             deliver(out)?;

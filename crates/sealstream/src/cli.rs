@@ -707,9 +707,17 @@ pub struct MarketDbArgs {
 pub enum AgentCommand {
     /// Run the agent: read its sources (JSON lines, MCAP bags, MQTT), sign packages, append
     /// one continuous chain per topic in the spool and forward the chunks to the destinations
-    /// (directories, object stores). Runs until every file, bag and standard input is read and
-    /// delivered; with an MQTT source, until SIGTERM or SIGINT. Either signal seals the open
-    /// chunks first. Crash-safe: a rerun continues exactly where the last commit left off.
+    /// (`directory`, `object-store`: s3:// or file://, `market`: a market server, signed in as
+    /// the machine). Runs until every file, bag and standard input is read and delivered; with
+    /// an MQTT source, until SIGTERM or SIGINT. Either signal seals the open chunks first.
+    /// Crash-safe: a rerun continues exactly where the last commit left off.
+    ///
+    /// An unreachable destination (network errors, HTTP 5xx, 408, 429) is retried with
+    /// backoff while the others go on. A market that refuses for good (HTTP 4xx other than
+    /// 408 and 429: the machine is not registered, its key is refused) is stopped at once
+    /// with one error line and shown as stopped by `agent status`; the agent goes on serving
+    /// the other destinations and then exits 2. What the stopped destination lacks stays in
+    /// the spool and is delivered by the next run, once the cause is fixed.
     Run {
         /// The Data Event Map.
         #[arg(long)]
@@ -734,6 +742,60 @@ pub enum AgentCommand {
         #[arg(long)]
         config: PathBuf,
     },
+    /// Write a Data Event Map from a machine's keys, its sources and destinations.
+    #[command(long_about = AGENT_INIT_ABOUT)]
+    Init(AgentInitArgs),
+}
+
+#[cfg(feature = "agent")]
+const AGENT_INIT_ABOUT: &str = "\
+Write a Data Event Map (docs/data-event-map.md) from a machine's keys directory (as `keys \
+generate` writes it: keys.json, machine.secp256k1.sk, chain.ed25519.sk and, when present, \
+field.aes256.key), one or more sources and at least one destination. One topic per topic \
+found in each file or bag (or named with @TOPIC), no field rules (every field included; \
+the file's comments show where rules go), the default chunking, a spool beside the map. \
+The map is validated before it is written (atomically, mode 0600); an existing file is \
+replaced only with --force. Paths in it are written relative to the map's directory.";
+
+#[cfg(feature = "agent")]
+#[derive(Debug, Args)]
+pub struct AgentInitArgs {
+    /// The machine's keys directory (`keys generate --output-dir DIR`).
+    #[arg(long, value_name = "DIR")]
+    pub keys: PathBuf,
+    /// A source (repeatable): jsonl:PATH (a file of JSON lines; - for standard input),
+    /// mcap:PATH (a ROS 2 bag: an .mcap file or a rosbag2 directory), or
+    /// mqtt://HOST[:PORT]/FILTER or mqtts://HOST[:PORT]/FILTER (a broker and a topic
+    /// filter, wildcards allowed; mqtt://h//a/b is the topic /a/b). A file or bag feeds a
+    /// topic per topic it holds, or the ones named by a trailing @TOPIC[,TOPIC…] (needed
+    /// for standard input); @NAME after a filter names its topic (default: the filter).
+    #[arg(long = "source", value_name = "SPEC", required = true, value_parser = parse_source_spec)]
+    pub sources: Vec<sealstream_agent::config::init::SourceSpec>,
+    /// Deliver to this market server (http(s)://HOST:PORT), signed in as the machine
+    /// (repeatable). The machine must be registered there by its owner.
+    #[arg(long, value_name = "URL")]
+    pub market: Vec<String>,
+    /// Deliver to this local directory (repeatable).
+    #[arg(long, value_name = "DIR")]
+    pub directory: Vec<PathBuf>,
+    /// Deliver to this object store: s3://BUCKET/PREFIX or file:///PATH (repeatable).
+    #[arg(long, value_name = "URL")]
+    pub object_store: Vec<String>,
+    /// The spool directory [default: spool, beside the map].
+    #[arg(long, value_name = "DIR")]
+    pub spool: Option<PathBuf>,
+    /// Where to write the Data Event Map.
+    #[arg(long = "output", alias = "out", value_name = "FILE")]
+    pub output: PathBuf,
+    /// Replace an existing file at --output.
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[cfg(feature = "agent")]
+fn parse_source_spec(text: &str) -> Result<sealstream_agent::config::init::SourceSpec, String> {
+    text.parse()
+        .map_err(|e: sealstream_agent::config::init::SpecError| e.message)
 }
 
 #[derive(Debug, Subcommand)]
@@ -963,13 +1025,27 @@ pub struct VerifyArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum KeysCommand {
-    /// Generate a machine's keys: secp256k1 (and its DID), Ed25519 chain key, X25519 owner/operator/machine keys.
+    /// Generate the key set of a role and its keys.json (the public parts, with "role").
+    ///
+    /// machine (default): machine.secp256k1.sk (signs packages and datasets, signs in as
+    /// the machine), machine.did, chain.ed25519.sk (signs chunks), field.aes256.key (for
+    /// `encrypt` field rules), owner.x25519.sk, operator.x25519.sk and machine.x25519.sk
+    /// (the recipients every chunk key is wrapped for; give owner.x25519.sk to the owner). owner: owner.secp256k1.sk (signs in as the
+    /// owner, signs datasets), owner.did, owner.x25519.sk. buyer: buyer.secp256k1.sk (signs
+    /// in as the buyer, pays), buyer.did, buyer.x25519.sk (what the buyer is granted is
+    /// wrapped for it).
+    #[command(verbatim_doc_comment)]
     Generate {
-        /// Directory for the key files (mode 0600); existing key files are never overwritten.
+        /// Directory for the key files (created 0700 if missing; secret files mode 0600);
+        /// existing key files are never overwritten.
         #[arg(long = "output-dir", alias = "out-dir")]
         out_dir: PathBuf,
+        /// Whose keys: a machine's, an owner's (seller) or a buyer's.
+        #[arg(long, value_enum, default_value_t = KeyRole::Machine)]
+        role: KeyRole,
     },
-    /// Print the public part of a key file.
+    /// Print the public part of a key file (and its role, when the file name tells it:
+    /// machine.*, owner.*, buyer.*, operator.*, chain.*).
     Show {
         /// The key file.
         file: PathBuf,
@@ -977,6 +1053,17 @@ pub enum KeysCommand {
         #[arg(long, value_enum)]
         kind: Option<KeyKind>,
     },
+}
+
+/// Whose keys `keys generate` makes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum KeyRole {
+    /// A machine: signing, chain and recipient keys.
+    Machine,
+    /// A data owner (seller).
+    Owner,
+    /// A buyer.
+    Buyer,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -992,6 +1079,10 @@ pub enum KeyKind {
 #[derive(Debug, Subcommand)]
 pub enum PackageCommand {
     /// Sign JSON lines {topic, capturedAt, fields, sequenceNumber?} from stdin, one package per line on stdout.
+    ///
+    /// Streams: memory stays bounded whatever the input's size; lines are signed in batches
+    /// on every core and written in input order. A progress bar on a terminal, a summary at the end; the first bad line stops
+    /// it (exit 1, naming the line), after the packages of the lines before it.
     Sign {
         /// Field rules of the topic: {topic, defaultAction?, rules:[{fieldPath, action, anonymizeStrategy?}]}.
         #[arg(long)]
@@ -1016,6 +1107,13 @@ pub enum PackageCommand {
         start_sequence: u64,
     },
     /// Verify packages (JSON lines, one document, or an array) and report each; exit 1 if any is invalid.
+    ///
+    /// Streams: memory stays bounded whatever the input's size (an array is read element by
+    /// element); packages are verified in batches on every core and reported in input
+    /// order, each by its line (JSON lines), index (array) or the input's name (one
+    /// document). Invalid packages are always listed; valid ones too, except on a terminal,
+    /// where a progress bar counts them. A summary at the end; --json prints one result
+    /// line per package.
     Verify {
         /// File to read, or `-` for stdin.
         #[arg(default_value = "-")]

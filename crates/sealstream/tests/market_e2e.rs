@@ -20,7 +20,8 @@ use std::path::Path;
 
 use common::agent::MACHINE_SK;
 use common::market::{
-    datasets, owner_with_machine, publish_listing, run_market_agent, text, Market,
+    datasets, owner_with_machine, publish_listing, run_market_agent, text, write_market_agent,
+    Market,
 };
 use common::*;
 use sealstream_core::chunk::{decrypt_chunk, ChunkEnvelope, KeyRecipient};
@@ -405,4 +406,119 @@ fn publish_to_uploads_a_chain_and_its_dataset() {
     );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("409"), "{stderr}");
+}
+
+/// A market that refuses for good (here: the machine is not registered,
+/// 404) stops that destination with one log line instead of retrying
+/// forever; the directory destination still receives everything, `agent
+/// status` shows the market as stopped, and the run exits 2. Once the owner
+/// registers the machine, the next run delivers what the spool kept.
+#[test]
+fn a_market_refusing_for_good_is_stopped_and_the_rest_delivered() {
+    let tmp = tempfile::tempdir().unwrap();
+    let market = Market::start(&tmp.path().join("market"));
+    let agent_dir = tmp.path().join("agent");
+    std::fs::create_dir_all(&agent_dir).unwrap();
+    let config = write_market_agent(&agent_dir, &market.base, 100, None, true);
+    let run = || {
+        sealstream()
+            .args(["agent", "run", "--config"])
+            .arg(&config)
+            .current_dir(&agent_dir)
+            .output()
+            .unwrap()
+    };
+    let started = std::time::Instant::now();
+    let out = run();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(60),
+        "{stderr}"
+    );
+    let refused: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains("refused for good"))
+        .collect();
+    // One line when the destination stops, one error line at exit.
+    assert_eq!(refused.len(), 2, "{stderr}");
+    assert!(
+        refused
+            .iter()
+            .all(|l| l.contains("404") && l.contains(&format!("machine {DID} is not registered"))),
+        "{stderr}"
+    );
+    assert!(
+        refused[1].starts_with(&format!("error: destination market {}", market.base)),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("retrying"), "{stderr}");
+
+    // The directory got the whole chain.
+    let chain = std::fs::read_dir(agent_dir.join("out"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let mut v = sealstream();
+    v.args(["verify", "--chunk-dir"]).arg(&chain);
+    run_ok(v, "verify");
+
+    let status = || {
+        let mut c = sealstream();
+        c.args(["agent", "status", "--json", "--config"])
+            .arg(&config);
+        json::parse(&run_ok(c, "agent status").stdout).unwrap()
+    };
+    let market_health = |v: &Value| {
+        v.get("destinations")
+            .and_then(Value::as_array)
+            .unwrap()
+            .iter()
+            .find(|d| text(d, "destination").starts_with("market "))
+            .cloned()
+            .unwrap()
+    };
+    let stopped = market_health(&status());
+    assert_eq!(
+        stopped.get("stopped"),
+        Some(&Value::Bool(true)),
+        "{stopped:?}"
+    );
+    assert!(text(&stopped, "lastError").contains("is not registered"));
+    let mut c = sealstream();
+    c.args(["agent", "status", "--config"]).arg(&config);
+    let human = String::from_utf8_lossy(&run_ok(c, "agent status").stderr).into_owned();
+    assert!(
+        human.contains("stopped, refused for good: ") && human.contains("is not registered"),
+        "{human}"
+    );
+
+    // Registered, the next run delivers what the spool kept for the market.
+    owner_with_machine(&market);
+    let out = run();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let after = status();
+    let delivered = after.get("topics").and_then(Value::as_array).unwrap()[0]
+        .get("deliveredChunks")
+        .and_then(Value::as_object)
+        .unwrap()
+        .iter()
+        .find(|(d, _)| d.starts_with("market "))
+        .map(|(_, n)| n.clone())
+        .unwrap();
+    let chunks = after.get("topics").and_then(Value::as_array).unwrap()[0]
+        .get("chunks")
+        .cloned()
+        .unwrap();
+    assert_eq!(delivered, chunks);
+    assert_eq!(
+        market_health(&after).get("stopped"),
+        Some(&Value::Bool(false))
+    );
 }

@@ -12,6 +12,7 @@
 
 mod check;
 mod endpoints;
+pub mod init;
 mod keyfile;
 mod read;
 mod yaml;

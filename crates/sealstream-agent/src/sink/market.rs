@@ -6,11 +6,16 @@
 //! (signing in again once if the session expired). The server accepts the
 //! same chunk twice without storing it twice, so a delivery repeated after a
 //! crash is harmless.
+//!
+//! A refusal retrying cannot cure (HTTP 4xx other than 408 and 429: the
+//! machine is not registered, its key is refused, a chunk conflicts with
+//! what the server holds) is a permanent [`SinkError`]: the forwarder stops
+//! delivering to the server for the rest of the run.
 
 use sealstream_core::keys::MachineSigningKey;
 
 use super::{Delivery, Sink, SinkError};
-use crate::market::MarketClient;
+use crate::market::{ClientError, MarketClient};
 
 /// A market server destination.
 pub struct MarketDestination {
@@ -53,6 +58,48 @@ impl Sink for MarketDestination {
                 .map(drop),
             Delivery::Dataset { manifest, .. } => self.client.upload_dataset(manifest.1).map(drop),
         };
-        result.map_err(|e| SinkError::new(format!("{e} (topic {topic})")))
+        result.map_err(|e| {
+            let message = format!("{e} (topic {topic})");
+            if refused_for_good(&e) {
+                SinkError::permanent(message)
+            } else {
+                SinkError::new(message)
+            }
+        })
+    }
+}
+
+/// Whether the server refused in a way sending again cannot change: an
+/// HTTP 4xx other than 408 (timeout) and 429 (rate limit). A 401 counts
+/// only after the client signed in afresh and was refused again. Network
+/// failures, 5xx and answers that cannot be read are retried.
+fn refused_for_good(e: &ClientError) -> bool {
+    matches!(e, ClientError::Refused { status, .. }
+        if (400..500).contains(status) && *status != 408 && *status != 429)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_errors_but_timeouts_and_rate_limits_are_for_good() {
+        let refused = |status| ClientError::Refused {
+            url: "u".into(),
+            status,
+            field: None,
+            message: "m".into(),
+        };
+        for status in [400, 401, 403, 404, 409, 422] {
+            assert!(refused_for_good(&refused(status)), "{status}");
+        }
+        for status in [408, 429, 500, 502, 503] {
+            assert!(!refused_for_good(&refused(status)), "{status}");
+        }
+        let network = ClientError::Network {
+            url: "u".into(),
+            message: "connection refused".into(),
+        };
+        assert!(!refused_for_good(&network));
     }
 }

@@ -25,13 +25,27 @@ use crate::config::Destination;
 pub struct SinkError {
     /// What went wrong, for logs and `agent status`.
     pub message: String,
+    /// Whether trying again cannot help (a market's HTTP 4xx other than 408
+    /// and 429: the machine is not registered, the key is refused …): the
+    /// forwarder then stops delivering to the destination instead of
+    /// retrying.
+    pub permanent: bool,
 }
 
 impl SinkError {
-    /// An error with this message.
+    /// A transient error with this message: the forwarder retries.
     pub fn new(message: impl Into<String>) -> SinkError {
         SinkError {
             message: message.into(),
+            permanent: false,
+        }
+    }
+
+    /// An error retrying cannot cure: the forwarder stops the destination.
+    pub fn permanent(message: impl Into<String>) -> SinkError {
+        SinkError {
+            message: message.into(),
+            permanent: true,
         }
     }
 }

@@ -52,6 +52,9 @@ fn run_agent(config: &std::path::Path, no_wait: bool, ui: Ui) -> CliResult {
     let reports = agent
         .run(&options, log)
         .map_err(|e| CliError::input(e.to_string()))?;
+    // Destinations that refused for good were logged when they did; the
+    // run then failed for them (exit 2), after serving the others.
+    let stopped = agent.outbox().stopped();
     if ui.json {
         let topics = reports
             .iter()
@@ -88,13 +91,27 @@ fn run_agent(config: &std::path::Path, no_wait: bool, ui: Ui) -> CliResult {
             ));
         }
     }
-    Ok(())
+    match stopped.as_slice() {
+        [] => Ok(()),
+        [(destination, why)] => Err(CliError::integrity(format!(
+            "destination {destination} refused for good: {why}; what it lacks stays in the spool for the next run"
+        ))),
+        many => Err(CliError::integrity(format!(
+            "{} destinations refused for good: {}; what they lack stays in the spool for the next run",
+            many.len(),
+            many.iter()
+                .map(|(d, why)| format!("{d} ({why})"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))),
+    }
 }
 
 pub fn run(cmd: AgentCommand, ui: Ui) -> CliResult {
     match cmd {
         AgentCommand::Run { config, no_wait } => run_agent(&config, no_wait, ui),
         AgentCommand::Status { config } => status(&config, ui),
+        AgentCommand::Init(args) => super::agent_init::run(args, ui),
         AgentCommand::Check { config } => {
             let map = load(&config)?;
             let mut topics = Vec::new();
@@ -229,6 +246,9 @@ fn status(config: &std::path::Path, ui: Ui) -> CliResult {
     {
         let Some(d) = d.as_object() else { continue };
         let health = match d.get("ok") {
+            _ if d.get("stopped") == Some(&Value::Bool(true)) => {
+                format!("stopped, refused for good: {}", text(get(d, "lastError")))
+            }
             Some(Value::Bool(true)) => "ok".to_string(),
             Some(Value::Bool(false)) => format!(
                 "failing ({} attempts): {}",

@@ -2,6 +2,8 @@
 
 #[cfg(feature = "agent")]
 pub mod agent;
+#[cfg(feature = "agent")]
+pub mod agent_init;
 pub mod consume;
 pub mod dataset;
 pub mod grant;
@@ -19,6 +21,7 @@ pub mod market_serve;
 #[cfg(feature = "agent")]
 pub mod market_session;
 pub mod package;
+mod package_input;
 pub mod publish;
 pub mod receipt;
 pub mod verify;

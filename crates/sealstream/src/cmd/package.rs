@@ -1,11 +1,16 @@
 //! `sealstream package sign|verify`.
 
-use std::io::{BufRead, BufWriter, Read, Write};
+use std::io::{BufRead, BufWriter, Write};
 use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
 
 use sealstream_core::json::{self, Map, Value};
 use sealstream_core::package::{CanonicalForm, DataPackage, PackageSigner, UnsignedPayload};
+use sealstream_core::pool::{default_parallelism, OrderedPool};
 use sealstream_core::rules::TopicRules;
+
+use super::package_input::{Item, PackageInput, Position};
 
 use crate::cli::PackageCommand;
 use crate::error::{at, CliError, CliResult, Exit};
@@ -70,110 +75,188 @@ fn sign(
     }
     let signer = PackageSigner::new(key, did, key_id, field_key)
         .map_err(|e| CliError::input(format!("--{e}")))?;
+    let did = signer.did().to_string();
 
-    let stdin = std::io::stdin().lock();
+    let stdin = std::io::stdin();
+    let mut input = stdin.lock();
+    let bar = ui.progress(stdin_size(), true, "signing");
+    let started = Instant::now();
+    let threads = default_parallelism();
+    let signer = Arc::new(signer);
+    let rules = Arc::new(rules);
+    let schema_version = Arc::new(schema_version.to_string());
+    let mut pool = OrderedPool::new(threads, threads * 4, move |batch: Vec<Line>| {
+        batch
+            .into_iter()
+            .map(|line| sign_line(&signer, &rules, &schema_version, line))
+            .collect::<Vec<_>>()
+    });
     let mut out = BufWriter::new(std::io::stdout().lock());
-    let mut next_sequence = start_sequence;
     let mut count = 0u64;
-    for (n, line) in stdin.lines().enumerate() {
-        let line_no = n + 1;
-        let line = line.map_err(|e| CliError::input(format!("stdin: {e}")))?;
-        if line.trim().is_empty() {
+    let mut deliver = |signed: Vec<Result<String, CliError>>| -> CliResult {
+        for line in signed {
+            let mut line = line?;
+            line.push('\n');
+            out.write_all(line.as_bytes())
+                .map_err(|e| CliError::input(format!("stdout: {e}")))?;
+            count += 1;
+        }
+        Ok(())
+    };
+    let mut next_sequence = start_sequence;
+    let mut batch = Vec::with_capacity(BATCH_ITEMS);
+    let mut batch_bytes = 0;
+    let mut consumed = 0u64;
+    let mut line_no = 0u64;
+    loop {
+        let mut bytes = Vec::new();
+        let n = input
+            .read_until(b'\n', &mut bytes)
+            .map_err(|e| CliError::input(format!("stdin: {e}")))?;
+        if n == 0 {
+            break;
+        }
+        consumed += n as u64;
+        line_no += 1;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
             continue;
         }
-        let bad = |msg: String| CliError::input(format!("stdin line {line_no}: {msg}"));
-        let value = json::parse(line.as_bytes()).map_err(|e| bad(e.to_string()))?;
-        let obj = value
-            .as_object()
-            .ok_or_else(|| bad("expected a JSON object".into()))?;
-        let topic = obj
-            .get("topic")
-            .and_then(Value::as_str)
-            .ok_or_else(|| bad("topic: required string".into()))?;
-        let captured_at = obj
-            .get("capturedAt")
-            .and_then(Value::as_str)
-            .ok_or_else(|| bad("capturedAt: required string".into()))?;
-        let fields = obj
-            .get("fields")
-            .and_then(Value::as_object)
-            .ok_or_else(|| bad("fields: required object".into()))?;
-        let sequence = match obj.get("sequenceNumber") {
-            None | Some(Value::Null) => next_sequence,
-            Some(v) => v
-                .as_number()
-                .and_then(json::Number::as_u64)
-                .ok_or_else(|| bad("sequenceNumber: expected a non-negative integer".into()))?,
+        // Sequence numbers run on from the line before, so they are handed
+        // out here, in order; a line only needs parsing here when it may
+        // set its own (the worker checks everything else).
+        let sequence = match explicit_sequence(&bytes) {
+            Some(seq) => seq,
+            None => next_sequence,
         };
         next_sequence = sequence.saturating_add(1);
-        let payload = UnsignedPayload {
-            topic: topic.to_string(),
-            fields: fields.clone(),
-            captured_at: captured_at.to_string(),
-        };
-        let package = signer
-            .build(&payload, &rules, schema_version, sequence)
-            .map_err(|e| bad(e.to_string()))?;
-        writeln!(out, "{}", package.to_json_line())
-            .map_err(|e| CliError::input(format!("stdout: {e}")))?;
-        count += 1;
+        batch_bytes += bytes.len();
+        batch.push(Line {
+            line_no,
+            sequence,
+            bytes,
+        });
+        if batch.len() >= BATCH_ITEMS || batch_bytes >= BATCH_BYTES {
+            pool.submit(std::mem::take(&mut batch), &mut deliver)?;
+            batch_bytes = 0;
+            bar.set_position(consumed);
+        }
     }
+    if !batch.is_empty() {
+        pool.submit(batch, &mut deliver)?;
+    }
+    pool.drain(&mut deliver)?;
+    drop(deliver);
     out.flush()
         .map_err(|e| CliError::input(format!("stdout: {e}")))?;
-    ui.say(format!("signed {count} packages as {}", signer.did()));
+    bar.finish_and_clear();
+    ui.say(format!(
+        "signed {count} packages as {did}{}",
+        rate(count, started)
+    ));
     Ok(())
 }
 
-/// Packages from `input`: one JSON document (object or array) or JSON lines.
-fn read_packages(input: &str) -> CliResult<Vec<(String, Result<Value, String>)>> {
-    let (label, bytes) = if input == "-" {
-        let mut buf = Vec::new();
-        std::io::stdin()
-            .lock()
-            .read_to_end(&mut buf)
-            .map_err(|e| CliError::input(format!("stdin: {e}")))?;
-        ("stdin".to_string(), buf)
+/// Lines (or array elements) per job of the worker pool.
+const BATCH_ITEMS: usize = 256;
+/// Bytes per job, at most (besides one item).
+const BATCH_BYTES: usize = 1 << 20;
+
+/// ", N/s" after a summary, when the run took long enough to say.
+fn rate(count: u64, started: Instant) -> String {
+    let secs = started.elapsed().as_secs_f64();
+    if secs < 1.0 {
+        String::new()
     } else {
-        let path = Path::new(input);
-        let bytes = std::fs::read(path)
-            .map_err(|e| CliError::input(at(path, format!("cannot read ({e})"))))?;
-        (input.to_string(), bytes)
-    };
-    if let Ok(doc) = json::parse(&bytes) {
-        return Ok(match doc {
-            Value::Array(items) => items
-                .into_iter()
-                .enumerate()
-                .map(|(i, v)| (format!("{label}[{i}]"), Ok(v)))
-                .collect(),
-            other => vec![(label, Ok(other))],
-        });
+        format!(" in {secs:.1} s, {:.0}/s", count as f64 / secs)
     }
-    let mut out = Vec::new();
-    for (n, line) in bytes.lines().enumerate() {
-        let line = line.map_err(|e| CliError::input(format!("{label}: {e}")))?;
-        if line.trim().is_empty() {
-            continue;
-        }
-        out.push((
-            format!("{label} line {}", n + 1),
-            json::parse(line.as_bytes()).map_err(|e| e.to_string()),
-        ));
-    }
-    Ok(out)
 }
 
-fn verify(input: &str, ui: Ui) -> CliResult {
-    let packages = read_packages(input)?;
-    if packages.is_empty() {
-        return Err(CliError::input(format!("{input}: no packages")));
+/// The size of standard input when it is a file, for the progress bar.
+fn stdin_size() -> Option<u64> {
+    std::fs::metadata("/dev/stdin")
+        .ok()
+        .filter(std::fs::Metadata::is_file)
+        .map(|m| m.len())
+}
+
+/// A reading to sign, its line and the sequence number it gets.
+struct Line {
+    line_no: u64,
+    sequence: u64,
+    bytes: Vec<u8>,
+}
+
+/// The sequence number a line sets itself (`sequenceNumber`, a
+/// non-negative integer), if it does; parsed only when the line names the
+/// field. A malformed one is left to [`sign_line`] to report.
+fn explicit_sequence(line: &[u8]) -> Option<u64> {
+    const FIELD: &[u8] = b"\"sequenceNumber\"";
+    if !line.windows(FIELD.len()).any(|w| w == FIELD) {
+        return None;
     }
-    let mut invalid = 0usize;
-    let mut out = BufWriter::new(std::io::stdout().lock());
-    for (where_, parsed) in &packages {
-        let outcome: Result<(String, CanonicalForm), (Option<String>, String)> = match parsed {
+    json::parse(line)
+        .ok()?
+        .get("sequenceNumber")?
+        .as_number()?
+        .as_u64()
+}
+
+/// Sign one reading: the package's JSON line, or the error naming the line.
+fn sign_line(
+    signer: &PackageSigner,
+    rules: &TopicRules,
+    schema_version: &str,
+    line: Line,
+) -> Result<String, CliError> {
+    let line_no = line.line_no;
+    let bad = |msg: String| CliError::input(format!("stdin line {line_no}: {msg}"));
+    let value = json::parse(&line.bytes).map_err(|e| bad(e.to_string()))?;
+    let obj = value
+        .as_object()
+        .ok_or_else(|| bad("expected a JSON object".into()))?;
+    let topic = obj
+        .get("topic")
+        .and_then(Value::as_str)
+        .ok_or_else(|| bad("topic: required string".into()))?;
+    let captured_at = obj
+        .get("capturedAt")
+        .and_then(Value::as_str)
+        .ok_or_else(|| bad("capturedAt: required string".into()))?;
+    let fields = obj
+        .get("fields")
+        .and_then(Value::as_object)
+        .ok_or_else(|| bad("fields: required object".into()))?;
+    match obj.get("sequenceNumber") {
+        None | Some(Value::Null) => {}
+        Some(v) => {
+            v.as_number()
+                .and_then(json::Number::as_u64)
+                .ok_or_else(|| bad("sequenceNumber: expected a non-negative integer".into()))?;
+        }
+    }
+    let payload = UnsignedPayload {
+        topic: topic.to_string(),
+        fields: fields.clone(),
+        captured_at: captured_at.to_string(),
+    };
+    let package = signer
+        .build(&payload, rules, schema_version, line.sequence)
+        .map_err(|e| bad(e.to_string()))?;
+    Ok(package.to_json_line())
+}
+
+/// What verifying one package found.
+struct Checked {
+    at: Position,
+    outcome: Result<(String, CanonicalForm), (Option<String>, String)>,
+}
+
+fn check(item: Item) -> Checked {
+    let outcome = match item.bytes {
+        Err(e) => Err((None, e)),
+        Ok(bytes) => match json::parse(&bytes) {
             Err(e) => Err((None, format!("not JSON: {e}"))),
-            Ok(v) => match DataPackage::from_json(v) {
+            Ok(v) => match DataPackage::from_json(&v) {
                 Err(e) => Err((None, format!("not a package: {e}"))),
                 Ok(p) => {
                     let r = p.verify();
@@ -183,50 +266,120 @@ fn verify(input: &str, ui: Ui) -> CliResult {
                     }
                 }
             },
-        };
-        if outcome.is_err() {
-            invalid += 1;
+        },
+    };
+    Checked {
+        at: item.at,
+        outcome,
+    }
+}
+
+fn verify(input: &str, ui: Ui) -> CliResult {
+    let (label, reader, size): (String, Box<dyn BufRead>, Option<u64>) = if input == "-" {
+        (
+            "stdin".into(),
+            Box::new(std::io::BufReader::with_capacity(
+                READ_BUFFER,
+                std::io::stdin(),
+            )),
+            stdin_size(),
+        )
+    } else {
+        let path = Path::new(input);
+        let file = std::fs::File::open(path)
+            .map_err(|e| CliError::input(at(path, format!("cannot read ({e})"))))?;
+        let size = file.metadata().ok().map(|m| m.len());
+        (
+            input.to_string(),
+            Box::new(std::io::BufReader::with_capacity(READ_BUFFER, file)),
+            size,
+        )
+    };
+    let mut packages = PackageInput::new(reader);
+    let bar = ui.progress(size, true, "verifying");
+    // On a terminal the bar counts valid packages; elsewhere each is listed.
+    let list_valid = bar.is_hidden();
+    let started = Instant::now();
+    let threads = default_parallelism();
+    let mut pool = OrderedPool::new(threads, threads * 4, |batch: Vec<Item>| {
+        batch.into_iter().map(check).collect::<Vec<_>>()
+    });
+    let mut out = BufWriter::new(std::io::stdout().lock());
+    let (mut total, mut invalid) = (0u64, 0u64);
+    let mut deliver = |checked: Vec<Checked>| -> CliResult {
+        for Checked { at, outcome } in checked {
+            total += 1;
+            if outcome.is_err() {
+                invalid += 1;
+            }
+            let where_ = at.label(&label);
+            if ui.json {
+                let mut m = Map::new();
+                m.insert("at".into(), where_.as_str().into());
+                match &outcome {
+                    Ok((did, form)) => {
+                        m.insert("valid".into(), true.into());
+                        m.insert("did".into(), did.as_str().into());
+                        m.insert("form".into(), form_name(*form).into());
+                    }
+                    Err((did, reason)) => {
+                        m.insert("valid".into(), false.into());
+                        m.insert("did".into(), did.clone().into());
+                        m.insert("reason".into(), reason.as_str().into());
+                    }
+                }
+                let _ = writeln!(out, "{}", json::write::to_python_compact(&Value::Object(m)));
+            } else {
+                match &outcome {
+                    Ok((did, form)) if list_valid => ui.say(format!(
+                        "{where_}: valid, signed by {did} ({} canonical form)",
+                        form_name(*form)
+                    )),
+                    Ok(_) => {}
+                    Err((_, reason)) => bar.suspend(|| eprintln!("{where_}: INVALID: {reason}")),
+                }
+            }
         }
-        if ui.json {
-            let mut m = Map::new();
-            m.insert("at".into(), where_.as_str().into());
-            match &outcome {
-                Ok((did, form)) => {
-                    m.insert("valid".into(), true.into());
-                    m.insert("did".into(), did.as_str().into());
-                    m.insert("form".into(), form_name(*form).into());
-                }
-                Err((did, reason)) => {
-                    m.insert("valid".into(), false.into());
-                    m.insert("did".into(), did.clone().into());
-                    m.insert("reason".into(), reason.as_str().into());
-                }
-            }
-            let _ = writeln!(out, "{}", json::write::to_python_compact(&Value::Object(m)));
-        } else {
-            match &outcome {
-                Ok((did, form)) => ui.say(format!(
-                    "{where_}: valid, signed by {did} ({} canonical form)",
-                    form_name(*form)
-                )),
-                Err((_, reason)) => eprintln!("{where_}: INVALID: {reason}"),
-            }
+        Ok(())
+    };
+    let mut batch = Vec::with_capacity(BATCH_ITEMS);
+    let mut batch_bytes = 0;
+    while let Some(item) = packages.next() {
+        let item = item.map_err(|e| CliError::input(format!("{label}: {e}")))?;
+        batch_bytes += item.bytes.as_ref().map_or(0, Vec::len);
+        batch.push(item);
+        if batch.len() >= BATCH_ITEMS || batch_bytes >= BATCH_BYTES {
+            pool.submit(std::mem::take(&mut batch), &mut deliver)?;
+            batch_bytes = 0;
+            bar.set_position(packages.consumed());
         }
     }
+    if !batch.is_empty() {
+        pool.submit(batch, &mut deliver)?;
+    }
+    pool.drain(&mut deliver)?;
+    drop(deliver);
     let _ = out.flush();
+    bar.finish_and_clear();
+    if total == 0 {
+        return Err(CliError::input(format!("{input}: no packages")));
+    }
     ui.say(format!(
-        "{} of {} packages valid",
-        packages.len() - invalid,
-        packages.len()
+        "{} of {total} packages valid{}",
+        total - invalid,
+        rate(total, started)
     ));
     if invalid > 0 {
         return Err(CliError {
             exit: Exit::Input,
-            message: format!("{invalid} of {} packages are invalid", packages.len()),
+            message: format!("{invalid} of {total} packages are invalid"),
         });
     }
     Ok(())
 }
+
+/// Read buffer of `package verify`.
+const READ_BUFFER: usize = 256 << 10;
 
 fn form_name(form: CanonicalForm) -> &'static str {
     match form {

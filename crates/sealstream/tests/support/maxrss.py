@@ -1,8 +1,10 @@
 """Run a command and report its peak resident set size.
 
-Usage: maxrss.py [--stdin-bytes N] -- CMD ARGS...
+Usage: maxrss.py [--stdin-bytes N | --stdin-file PATH] [--stdout-null] -- CMD ARGS...
 With --stdin-bytes, N bytes of a fixed pattern are streamed to the command's
-stdin (never held in memory). Prints `maxrss_kib=K exit=E` on stderr's last line.
+stdin (never held in memory); with --stdin-file, the file is its stdin. With
+--stdout-null its stdout is discarded. Prints `maxrss_kib=K exit=E` on
+stderr's last line.
 """
 import resource
 import subprocess
@@ -10,16 +12,30 @@ import sys
 
 args = sys.argv[1:]
 stdin_bytes = None
-if args and args[0] == "--stdin-bytes":
-    stdin_bytes = int(args[1])
-    args = args[2:]
+stdin_file = None
+stdout = None
+while args and args[0] != "--":
+    if args[0] == "--stdin-bytes":
+        stdin_bytes = int(args[1])
+        args = args[2:]
+    elif args[0] == "--stdin-file":
+        stdin_file = args[1]
+        args = args[2:]
+    elif args[0] == "--stdout-null":
+        stdout = subprocess.DEVNULL
+        args = args[1:]
+    else:
+        sys.exit(f"maxrss.py: unknown option {args[0]}")
 if args and args[0] == "--":
     args = args[1:]
 
-if stdin_bytes is None:
-    code = subprocess.run(args).returncode
+if stdin_file is not None:
+    with open(stdin_file, "rb") as f:
+        code = subprocess.run(args, stdin=f, stdout=stdout).returncode
+elif stdin_bytes is None:
+    code = subprocess.run(args, stdout=stdout).returncode
 else:
-    p = subprocess.Popen(args, stdin=subprocess.PIPE)
+    p = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=stdout)
     block = bytes((i * 31 + 7) % 256 for i in range(1 << 20))
     left = stdin_bytes
     while left > 0:
