@@ -16,13 +16,17 @@ use crate::market::{json_body, ClientError, MarketClient, NoFields};
 /// 256 MiB).
 const MAX_SAMPLE: u64 = 256 << 20;
 
+/// Listings asked for a page (the server's most).
+const PAGE: u32 = 100;
+
 impl MarketClient {
     /// Makes a draft listing.
     pub fn create_listing(&mut self, request: &CreateListing) -> Result<ListingView, ClientError> {
         self.call(Method::POST, routes::LISTINGS, json_body(request))
     }
 
-    /// One listing.
+    /// One listing: a published one for anyone, a draft or withdrawn one
+    /// for its owner only.
     pub fn listing(&mut self, id: &str) -> Result<ListingView, ClientError> {
         self.get(&routes::listing(id))
     }
@@ -70,6 +74,25 @@ impl MarketClient {
     /// A page of the caller's own listings.
     pub fn my_listings(&mut self, page: &MyListings) -> Result<ListingList, ClientError> {
         self.get(&routes::my_listings(page))
+    }
+
+    /// Every listing of the caller's, page by page, by id.
+    pub fn all_my_listings(&mut self) -> Result<Vec<ListingView>, ClientError> {
+        let mut all = Vec::new();
+        let mut cursor = None;
+        loop {
+            let page = self.my_listings(&MyListings {
+                mine: true,
+                limit: Some(PAGE),
+                cursor: cursor.take(),
+            })?;
+            let n = page.items.len();
+            all.extend(page.items);
+            match page.next_cursor {
+                Some(next) if n > 0 => cursor = Some(next),
+                _ => return Ok(all),
+            }
+        }
     }
 
     /// The Dazaar-style card of a published listing (public).

@@ -112,6 +112,8 @@ pub struct MarketClient {
     did: Did,
     token: Option<String>,
     statement: String,
+    /// Never signs in ([`MarketClient::anonymous`]).
+    anonymous: bool,
 }
 
 impl std::fmt::Debug for MarketClient {
@@ -120,6 +122,7 @@ impl std::fmt::Debug for MarketClient {
             .field("base", &self.base)
             .field("did", &self.did)
             .field("signed_in", &self.token.is_some())
+            .field("anonymous", &self.anonymous)
             .finish()
     }
 }
@@ -180,6 +183,19 @@ impl MarketClient {
             did,
             token: None,
             statement: "Sign in to the sealstream market as a machine.".into(),
+            anonymous: false,
+        }
+    }
+
+    /// A client of the server at `base_url` that never signs in: every
+    /// request goes without a session, as anyone's would (the catalog,
+    /// published listings and their samples, public datasets and proofs,
+    /// the receipt key). A route that needs a session answers 401. Its
+    /// [`did`](Self::did) is that of a throwaway key and names no one.
+    pub fn anonymous(base_url: &str) -> MarketClient {
+        MarketClient {
+            anonymous: true,
+            ..MarketClient::new(base_url, MachineSigningKey::generate())
         }
     }
 
@@ -306,6 +322,9 @@ impl MarketClient {
     /// Signs in: asks for a nonce, signs an EIP-4361 message with the key,
     /// and keeps the session token.
     pub fn sign_in(&mut self) -> Result<(), ClientError> {
+        if self.anonymous {
+            return Err(self.protocol("an anonymous client does not sign in"));
+        }
         let nonce: NonceResponse = {
             let response = self.send(
                 Method::POST,
@@ -339,12 +358,26 @@ impl MarketClient {
         Ok(())
     }
 
+    /// The session's bearer token, signing in first if there is none yet
+    /// (`market login` prints it for scripts). It is a secret: whoever holds
+    /// it acts as this client's DID until it expires or is logged out.
+    pub fn session_token(&mut self) -> Result<&str, ClientError> {
+        if self.token.is_none() {
+            self.sign_in()?;
+        }
+        Ok(self.token.as_deref().unwrap_or_default())
+    }
+
     /// Runs `f` signed in; on a 401 (session expired) signs in again and
-    /// runs it once more.
+    /// runs it once more. An anonymous client runs it once, without a
+    /// session.
     fn with_session<T>(
         &mut self,
         mut f: impl FnMut(&Self) -> Result<T, ClientError>,
     ) -> Result<T, ClientError> {
+        if self.anonymous {
+            return f(self);
+        }
         if self.token.is_none() {
             self.sign_in()?;
         }
@@ -494,6 +527,17 @@ mod tests {
             String::from_utf8(json_bytes(&body)).unwrap(),
             r#"{"buyerPublicKeyHex":"ab","listingId":"ls_1"}"#
         );
+    }
+
+    #[test]
+    fn an_anonymous_client_never_signs_in() {
+        let mut client = MarketClient::anonymous("http://127.0.0.1:9");
+        let e = client.sign_in().unwrap_err();
+        assert!(matches!(e, ClientError::Protocol { .. }), "{e}");
+        // A request goes without signing in first: the network fails, not
+        // the sign-in.
+        let e = client.listing("ls_1").unwrap_err();
+        assert!(matches!(e, ClientError::Network { .. }), "{e}");
     }
 
     #[test]

@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use sealstream_api::datasets::{CreateDataset, DatasetState, DatasetView, SignDataset};
 use sealstream_api::ingest::ChunkPage;
-use sealstream_api::listings::{CreateListing, ListingView, PostSamples, SampleKey};
+use sealstream_api::listings::{CreateListing, ListingView, PatchListing, PostSamples, SampleKey};
 use sealstream_api::machines::{MachineRecipient, MachineView, SignedRegistration};
 use sealstream_api::registration::{MachineRegistration, RegistrationRecipient};
 use sealstream_api::JsonDocument;
@@ -550,49 +550,105 @@ pub fn create_listing(
     if !samples.is_empty() && owner_key.is_none() {
         return Err(SellerError::invalid(
             "sampleChunkIndexes",
-            "disclosing the sample chunks' keys needs the owner's X25519 key (--owner-key-file)",
+            "disclosing the sample chunks' keys needs the owner's X25519 key (--owner-private-key-file)",
         ));
     }
-    let dataset = listing.dataset_id.clone();
     let id = client.create_listing(listing)?.id;
-    if let (false, Some(owner_key)) = (samples.is_empty(), owner_key) {
-        let mut keys = Vec::with_capacity(samples.len());
-        let owner_public = owner_key.public_key().to_hex();
-        for &index in samples {
-            let bad = |message: String| SellerError::Chunk {
-                dataset: dataset.clone(),
-                index,
-                message,
-            };
-            let envelope = client.dataset_envelope(&dataset, index)?;
-            let entry = envelope
-                .encryption
-                .key_recipients
-                .iter()
-                .find(|r| r.public_key_hex.eq_ignore_ascii_case(&owner_public))
-                .ok_or_else(|| {
-                    bad(format!(
-                        "its key is not wrapped for the owner key given (public key {owner_public})"
-                    ))
-                })?;
-            let key = ChunkKey::unwrap(&entry.wrapped_key_hex, owner_key)
-                .ok_or_else(|| bad("the owner key does not open its wrapped key".into()))?;
-            if key.commitment() != envelope.encryption.key_commitment {
-                return Err(bad(
-                    "its key does not match the envelope's keyCommitment".into()
-                ));
-            }
-            keys.push(SampleKey {
-                index,
-                chunk_key_hex: key.to_hex_secret().as_str().to_string(),
-            });
-        }
-        client.disclose_samples(&id, &PostSamples { keys })?;
+    if let Some(owner_key) = owner_key {
+        disclose_sample_keys(client, &id, &listing.dataset_id, samples, owner_key)?;
     }
     if publish {
         client.publish_listing(&id)?;
     }
     Ok(client.listing(&id)?)
+}
+
+/// Changes the fields `patch` gives of listing `id` (a draft or a
+/// published one). When the patch names sample chunks whose keys are not
+/// disclosed yet, their keys are opened with `owner_key` and disclosed as
+/// [`create_listing`] does (without it, they are refused before anything is
+/// sent). Returns the listing as the server shows it at the end.
+pub fn edit_listing(
+    client: &mut MarketClient,
+    id: &str,
+    patch: &PatchListing,
+    owner_key: Option<&RecipientSecretKey>,
+) -> Result<ListingView, SellerError> {
+    if patch.given().is_empty() {
+        return Err(SellerError::invalid("body", "the patch changes no field"));
+    }
+    let Some(samples) = &patch.sample_chunk_indexes else {
+        return Ok(client.patch_listing(id, patch)?);
+    };
+    let before = client.listing(id)?;
+    let new: Vec<u64> = samples
+        .iter()
+        .copied()
+        .filter(|i| !before.samples_available.contains(i))
+        .collect();
+    if !new.is_empty() && owner_key.is_none() {
+        return Err(SellerError::invalid(
+            "sampleChunkIndexes",
+            format!(
+                "disclosing the keys of sample chunks {new:?} needs the owner's X25519 key \
+                 (--owner-private-key-file)"
+            ),
+        ));
+    }
+    client.patch_listing(id, patch)?;
+    if let (false, Some(owner_key)) = (new.is_empty(), owner_key) {
+        disclose_sample_keys(client, id, &before.dataset_id, &new, owner_key)?;
+    }
+    Ok(client.listing(id)?)
+}
+
+/// Opens the keys of chunks `samples` of dataset `dataset` with
+/// `owner_key`, checks each against its envelope's commitment and
+/// discloses them for listing `id` (`POST /v1/listings/{id}/samples`).
+/// Nothing is sent when `samples` is empty.
+fn disclose_sample_keys(
+    client: &mut MarketClient,
+    id: &str,
+    dataset: &str,
+    samples: &[u64],
+    owner_key: &RecipientSecretKey,
+) -> Result<(), SellerError> {
+    if samples.is_empty() {
+        return Ok(());
+    }
+    let mut keys = Vec::with_capacity(samples.len());
+    let owner_public = owner_key.public_key().to_hex();
+    for &index in samples {
+        let bad = |message: String| SellerError::Chunk {
+            dataset: dataset.to_string(),
+            index,
+            message,
+        };
+        let envelope = client.dataset_envelope(dataset, index)?;
+        let entry = envelope
+            .encryption
+            .key_recipients
+            .iter()
+            .find(|r| r.public_key_hex.eq_ignore_ascii_case(&owner_public))
+            .ok_or_else(|| {
+                bad(format!(
+                    "its key is not wrapped for the owner key given (public key {owner_public})"
+                ))
+            })?;
+        let key = ChunkKey::unwrap(&entry.wrapped_key_hex, owner_key)
+            .ok_or_else(|| bad("the owner key does not open its wrapped key".into()))?;
+        if key.commitment() != envelope.encryption.key_commitment {
+            return Err(bad(
+                "its key does not match the envelope's keyCommitment".into()
+            ));
+        }
+        keys.push(SampleKey {
+            index,
+            chunk_key_hex: key.to_hex_secret().as_str().to_string(),
+        });
+    }
+    client.disclose_samples(id, &PostSamples { keys })?;
+    Ok(())
 }
 
 #[cfg(test)]
@@ -686,6 +742,6 @@ mod tests {
         )
         .unwrap();
         let e = create_listing(&mut client, &listing, None, false).unwrap_err();
-        assert!(e.to_string().contains("--owner-key-file"), "{e}");
+        assert!(e.to_string().contains("--owner-private-key-file"), "{e}");
     }
 }

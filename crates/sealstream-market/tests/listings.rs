@@ -1,7 +1,8 @@
 //! Listings on both databases: the owner's lifecycle (create, patch,
 //! publish, withdraw) with refusals naming the field and nothing stored on
 //! a refusal; other owners and anonymous callers see nothing but published
-//! listings; cards; sample chunks decrypted end to end with core; restart.
+//! listings; cards; sample chunks decrypted end to end with core; restart;
+//! listings on EVM chains the server does not verify refused up front.
 
 mod common;
 
@@ -346,6 +347,84 @@ fn refusals_name_the_field(db: Db) {
     let (_, after) = server.get(&path, Some(&alice.token));
     assert_eq!(after["title"], created["title"]);
     assert_eq!(after["updatedAt"], created["updatedAt"]);
+}
+
+/// A listing on an EVM chain whose payments the server does not verify (no
+/// `--evm-rpc` for it) could never be paid: refused when created (422
+/// naming `rail.chainId`), when its rail is changed to such a chain, and
+/// when a draft made while the server verified the chain is published
+/// after a restart without it (409). Nothing is stored by a refusal.
+fn unverified_chains_are_refused_up_front(db: Db) {
+    const BASE: u64 = 8453;
+    let mut server = TestServer::start_with(db, |c| {
+        c.evm_rpc
+            .insert(BASE, sealstream_testkit::server::SILENT_RPC.into());
+    });
+    let alice = owner(&server);
+    let (_, ds) = signed_dataset(&server, &alice.did, "t", 2);
+    let on_chain = |chain_id: u64| {
+        let mut body = listing_body(&ds, "On another chain");
+        body["rail"]["chainId"] = json!(chain_id);
+        body
+    };
+    let audit_before = count(&server, "audit_events");
+    let (status, reply) = server.send("POST", "/v1/listings", Some(&alice.token), &on_chain(1));
+    assert_eq!(status, 422, "{reply}");
+    assert_eq!(reply["error"]["field"], "rail.chainId", "{reply}");
+    let message = reply["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("does not verify payments on chain 1")
+            && message.contains("chains verified: 3338, 8453"),
+        "{message}"
+    );
+    assert_eq!(count(&server, "listings"), 0);
+    assert_eq!(count(&server, "audit_events"), audit_before);
+
+    // A verified chain is accepted; changing its rail to another is not.
+    let (status, draft) = server.send("POST", "/v1/listings", Some(&alice.token), &on_chain(BASE));
+    assert_eq!(status, 201, "{draft}");
+    let id = draft["id"].as_str().unwrap().to_string();
+    let path = format!("/v1/listings/{id}");
+    let mut rail = on_chain(1)["rail"].clone();
+    let (status, reply) = server.send(
+        "PATCH",
+        &path,
+        Some(&alice.token),
+        &json!({ "rail": rail.clone() }),
+    );
+    assert_eq!(status, 422, "{reply}");
+    assert_eq!(reply["error"]["field"], "rail.chainId", "{reply}");
+    assert_eq!(
+        server.get(&path, Some(&alice.token)).1["rail"]["chainId"],
+        BASE
+    );
+    // Another field of it may change.
+    let (status, _) = server.send("PATCH", &path, Some(&alice.token), &json!({"price": "7"}));
+    assert_eq!(status, 200);
+
+    // The server restarts without chain 8453: the draft is not published.
+    server.config.evm_rpc.remove(&BASE);
+    server.restart();
+    let (status, reply) = server.send(
+        "POST",
+        &format!("{path}/publish"),
+        Some(&alice.token),
+        &json!({}),
+    );
+    assert_eq!(status, 409, "{reply}");
+    assert_eq!(reply["error"]["field"], "rail.chainId", "{reply}");
+    assert_eq!(server.get(&path, Some(&alice.token)).1["state"], "draft");
+    // Moved to a chain the server verifies, it is.
+    rail["chainId"] = json!(sealstream_testkit::server::PEAQ_CHAIN_ID);
+    let (status, reply) = server.send("PATCH", &path, Some(&alice.token), &json!({ "rail": rail }));
+    assert_eq!(status, 200, "{reply}");
+    let (status, reply) = server.send(
+        "POST",
+        &format!("{path}/publish"),
+        Some(&alice.token),
+        &json!({}),
+    );
+    assert_eq!(status, 200, "{reply}");
 }
 
 fn mine_lists_only_the_callers(db: Db) {
@@ -699,6 +778,7 @@ on_both_databases!(
     public_envelopes_withhold_the_plaintext_hash,
     lifecycle,
     refusals_name_the_field,
+    unverified_chains_are_refused_up_front,
     mine_lists_only_the_callers,
     card_follows_dazaar,
     samples_decrypt_with_core,

@@ -6,6 +6,13 @@
 //!
 //! A test of both databases is written once, `fn name(db: Db)`, and run on
 //! each by [`on_both_databases!`](crate::on_both_databases).
+//!
+//! A server verifies payments on chain [`PEAQ_CHAIN_ID`] through
+//! [`SILENT_RPC`], an endpoint nothing answers on (the server warns at
+//! start; a claim of a payment on it waits): listings of that chain, as the
+//! fixtures make them, are accepted, since the market refuses a listing on
+//! a chain whose payments it does not verify. The payment tests configure
+//! a real node (anvil) for theirs.
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -20,6 +27,14 @@ use serde_json::Value;
 use crate::http::{self, RequestBuilder};
 use crate::registration::{self, Recipient};
 use crate::{postgres, sign_in};
+
+/// peaq's EIP-155 chain id, the chain of the fixtures' EVM listings.
+pub const PEAQ_CHAIN_ID: u64 = 3338;
+
+/// A JSON-RPC endpoint nothing answers on (port 0 cannot be connected to):
+/// a server given it for a chain accepts listings on that chain and never
+/// confirms a payment on it.
+pub const SILENT_RPC: &str = "http://127.0.0.1:0";
 
 /// Which database a test runs on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -143,6 +158,7 @@ impl TestServer {
             listen: "127.0.0.1:0".parse().unwrap(),
             data_dir: data_dir.clone(),
             database_url: Some(database_url.clone()),
+            evm_rpc: [(PEAQ_CHAIN_ID, SILENT_RPC.to_string())].into(),
             ..Config::default()
         };
         adjust(&mut config);

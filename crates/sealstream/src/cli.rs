@@ -124,9 +124,21 @@ Exit codes:
      grant-daemon --once: an order could not be granted (each one is named), or
      the server refused the owner; machine, dataset, listing, order: the server
      refused (its status, the field and its reason are printed), or a chunk it
-     served does not decrypt or does not match the root it computed",
-    usage_exit_line!()
+     served does not decrypt or does not match the root it computed; login, search,
+     topics, receipt, link, operator-key, admin: the server refused; sample get: the
+     server refused, or the sample does not verify (--verify: its inclusion proof or
+     the dataset's signature) or decrypt (--decrypt)",
+    usage_exit_line!(),
+    "
+
+--server defaults to $SEALSTREAM_SERVER, else http://127.0.0.1:8080."
 );
+
+/// The market a client command talks to when `--server` is not given.
+pub const DEFAULT_SERVER: &str = "http://127.0.0.1:8080";
+/// The environment variable that gives `--server` when it is not on the
+/// command line.
+pub const SERVER_ENV: &str = "SEALSTREAM_SERVER";
 
 #[derive(Debug, Subcommand)]
 pub enum MarketCommand {
@@ -155,7 +167,7 @@ pub enum MarketCommand {
     #[command(after_help = MARKET_EXIT_CODES)]
     GrantDaemon {
         /// The server (http(s)://HOST:PORT).
-        #[arg(long, value_name = "URL")]
+        #[arg(long, value_name = "URL", env = SERVER_ENV, default_value = DEFAULT_SERVER)]
         server: String,
         /// File holding the owner's secp256k1 key (hex): it signs in.
         #[arg(long)]
@@ -185,7 +197,7 @@ pub enum MarketCommand {
     #[command(after_help = MARKET_EXIT_CODES)]
     Upload {
         /// The server (http(s)://HOST:PORT).
-        #[arg(long, value_name = "URL")]
+        #[arg(long, value_name = "URL", env = SERVER_ENV, default_value = DEFAULT_SERVER)]
         server: String,
         /// Directory of the chain (as written by `publish` or an agent destination).
         #[arg(long)]
@@ -208,20 +220,256 @@ pub enum MarketCommand {
     /// the owner's side.
     #[command(subcommand, after_help = MARKET_EXIT_CODES)]
     Dataset(MarketDatasetCommand),
-    /// The owner's listings: create (sample keys disclosed), publish, withdraw.
+    /// Listings: anyone's published listing (show); the owner's own (list, create with
+    /// sample keys disclosed, edit, publish, withdraw).
     #[command(subcommand, after_help = MARKET_EXIT_CODES)]
     Listing(MarketListingCommand),
     /// Orders: a buyer orders a published listing; buyer and seller follow it; the seller
     /// marks invoice orders paid; the buyer makes release links and fetches receipts.
     #[command(subcommand, after_help = MARKET_EXIT_CODES)]
     Order(MarketOrderCommand),
+    // Browsing (anonymous), the session, and the owner's and admin's settings (issue 16).
+    /// Sign in and print the session's bearer token on stdout, for scripts
+    /// (`Authorization: Bearer TOKEN`); who signed in, with which roles and until when, on
+    /// stderr. The token acts as the key's DID until it expires: keep it secret.
+    #[command(after_help = MARKET_EXIT_CODES)]
+    Login {
+        #[command(flatten)]
+        session: MarketSession,
+    },
+    /// Search the public catalog (no sign-in): published listings whose title,
+    /// description, tags or schema hint hold every word of TEXT, filtered; newest first
+    /// without TEXT, by relevance with it. A table on stdout (id, price, rail, chunks,
+    /// title); --json prints the catalog page.
+    #[command(after_help = MARKET_EXIT_CODES)]
+    Search(MarketSearchArgs),
+    /// The chains the server holds of a machine (as its owner, the machine or an admin):
+    /// per topic the chunks held, their bytes, when the last one arrived and the head
+    /// chunk. `market dataset create` without a range takes a whole chain.
+    #[command(after_help = MARKET_EXIT_CODES)]
+    Topics {
+        #[command(flatten)]
+        session: MarketSession,
+        /// The machine (did:peaq:0x…).
+        #[arg(long = "machine-did", alias = "machine", value_name = "DID")]
+        machine: String,
+    },
+    /// Free sample chunks of published listings, checked and decrypted before buying.
+    #[command(subcommand, after_help = MARKET_EXIT_CODES)]
+    Sample(MarketSampleCommand),
+    /// The market's receipt signing key.
+    #[command(subcommand, after_help = MARKET_EXIT_CODES)]
+    Receipt(MarketReceiptCommand),
+    /// An order's bearer links (made with `market order link`).
+    #[command(subcommand, after_help = MARKET_EXIT_CODES)]
+    Link(MarketLinkCommand),
+    /// As the owner: let the server grant the paid orders of a machine itself, with the
+    /// secret of the machine's operator recipient (opt-in), or stop it.
+    #[command(subcommand, after_help = MARKET_EXIT_CODES)]
+    OperatorKey(MarketOperatorKeyCommand),
+    /// As an admin: principals' roles.
+    #[command(subcommand, after_help = MARKET_EXIT_CODES)]
+    Admin(MarketAdminCommand),
 }
+
+/// Where an anonymous request goes (no key, no sign-in).
+#[derive(Debug, Args)]
+pub struct MarketServer {
+    /// The server (http(s)://HOST:PORT).
+    #[arg(long, value_name = "URL", env = SERVER_ENV, default_value = DEFAULT_SERVER)]
+    pub server: String,
+}
+
+/// The flags of `market search`.
+#[derive(Debug, Args)]
+pub struct MarketSearchArgs {
+    #[command(flatten)]
+    pub server: MarketServer,
+    /// Words to find (every one must match) in titles, descriptions, tags and schema
+    /// hints; without it, every published listing.
+    #[arg(value_name = "TEXT")]
+    pub text: Option<String>,
+    /// Only listings of this domain (mobility, energy, …).
+    #[arg(long)]
+    pub domain: Option<String>,
+    /// Only listings carrying this tag (repeatable: every one; case does not matter).
+    /// Checked here on the server's results, asking for further pages as needed.
+    #[arg(long = "tag", value_name = "TAG")]
+    pub tags: Vec<String>,
+    /// What the listing sells: dataset (every listing of this market sells a dataset).
+    #[arg(long, value_enum, value_name = "KIND")]
+    pub kind: Option<CatalogKind>,
+    /// Only listings paid on this rail. Checked here on the server's results, asking for
+    /// further pages as needed.
+    #[arg(long, value_enum, value_name = "RAIL")]
+    pub rail: Option<CatalogRail>,
+    /// Only datasets of this machine (did:peaq:0x…).
+    #[arg(long = "machine-did", value_name = "DID")]
+    pub machine: Option<String>,
+    /// Only datasets of this topic.
+    #[arg(long)]
+    pub topic: Option<String>,
+    /// Lowest price, in the rail's base units (wei, cents).
+    #[arg(long, value_name = "BASE_UNITS")]
+    pub min_price: Option<String>,
+    /// Highest price, in the rail's base units.
+    #[arg(long, value_name = "BASE_UNITS")]
+    pub max_price: Option<String>,
+    /// Listings shown at most.
+    #[arg(long, default_value_t = 20, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub limit: u32,
+}
+
+/// What a catalog item sells.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum CatalogKind {
+    /// A signed dataset: a range of one machine's chain.
+    Dataset,
+}
+
+/// A payment rail, as `market search --rail` names it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum CatalogRail {
+    /// On an EVM chain (its native coin or an ERC-20 token).
+    Evm,
+    /// Against the seller's invoice, off chain.
+    Invoice,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MarketSampleCommand {
+    /// Fetch a sample chunk of a published listing with no sign-in: the listing, its
+    /// dataset's signed manifest, the chunk's envelope and ciphertext and its inclusion
+    /// proof. --verify checks the proof against the manifest's Merkle root and the
+    /// manifest's signature (by the machine, or by the listing's provider: the owner who
+    /// signed it); --decrypt opens the chunk with its disclosed sample key (sealed to a
+    /// throwaway key made here), checking the key's commitment and the plaintext's hash.
+    /// With --output-dir the files are written there (dataset.json, chunk-N.json,
+    /// chunk-N.bin, proof-N.json, and chunk-N.plaintext with --decrypt); without it the
+    /// plaintext goes to stdout. Exit 2 when the proof, a signature or the decryption
+    /// fails.
+    #[command(after_help = MARKET_EXIT_CODES)]
+    Get {
+        #[command(flatten)]
+        server: MarketServer,
+        /// The listing id (ls_…).
+        #[arg(value_name = "LISTING_ID")]
+        listing: String,
+        /// The sample's chain index [default: the listing's first sample].
+        #[arg(long, value_name = "N")]
+        index: Option<u64>,
+        /// Check the chunk's inclusion proof against the dataset's signed root.
+        #[arg(long)]
+        verify: bool,
+        /// Decrypt the chunk with its disclosed key.
+        #[arg(long)]
+        decrypt: bool,
+        /// Write the files here (created if missing; each written atomically).
+        #[arg(long = "output-dir", alias = "out-dir", value_name = "DIR")]
+        output_dir: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MarketReceiptCommand {
+    /// Print the market's Ed25519 receipt key (hex) on stdout, no sign-in: what
+    /// `sealstream receipt verify --server-key` pins. Fetch it once and keep it; --json
+    /// prints the server's answer.
+    #[command(after_help = MARKET_EXIT_CODES)]
+    Key {
+        #[command(flatten)]
+        server: MarketServer,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MarketLinkCommand {
+    /// Revoke a bearer link of an order (as the one who made it): its URL stops working
+    /// at once.
+    #[command(after_help = MARKET_EXIT_CODES)]
+    Revoke {
+        #[command(flatten)]
+        session: MarketSession,
+        /// The order id (ord_…).
+        #[arg(value_name = "ORDER_ID")]
+        order: String,
+        /// The link id, as `market order link` printed it.
+        #[arg(value_name = "LINK_ID")]
+        link: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MarketOperatorKeyCommand {
+    /// Give the server the secret X25519 key of the machine's operator recipient
+    /// (operator.x25519.sk of `keys generate`): it keeps it sealed under its own key and
+    /// grants every paid order of the machine's datasets itself, with no grant daemon.
+    /// The server checks that it is the key registered with the machine. Replaces an
+    /// earlier one.
+    #[command(after_help = MARKET_EXIT_CODES)]
+    Set {
+        #[command(flatten)]
+        session: MarketSession,
+        /// The machine (did:peaq:0x…).
+        #[arg(long = "machine-did", alias = "machine", value_name = "DID")]
+        machine: String,
+        /// File holding the operator recipient's X25519 secret key (hex).
+        #[arg(long = "operator-private-key-file", value_name = "FILE")]
+        operator_key_file: PathBuf,
+    },
+    /// Remove the machine's operator key from the server: paid orders wait for the
+    /// owner's grant daemon again.
+    #[command(after_help = MARKET_EXIT_CODES)]
+    Remove {
+        #[command(flatten)]
+        session: MarketSession,
+        /// The machine (did:peaq:0x…).
+        #[arg(long = "machine-did", alias = "machine", value_name = "DID")]
+        machine: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MarketAdminCommand {
+    /// Grant or revoke a principal's role.
+    #[command(subcommand, after_help = MARKET_EXIT_CODES)]
+    Role(MarketRoleCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MarketRoleCommand {
+    /// Grant ROLE to DID; prints its roles now.
+    #[command(after_help = MARKET_EXIT_CODES)]
+    Grant {
+        #[command(flatten)]
+        session: MarketSession,
+        /// The principal (did:peaq:0x…).
+        did: String,
+        /// machine, owner, buyer, auditor or admin.
+        #[arg(value_parser = ROLES)]
+        role: String,
+    },
+    /// Revoke ROLE from DID; prints its roles now.
+    #[command(after_help = MARKET_EXIT_CODES)]
+    Revoke {
+        #[command(flatten)]
+        session: MarketSession,
+        /// The principal (did:peaq:0x…).
+        did: String,
+        /// machine, owner, buyer, auditor or admin.
+        #[arg(value_parser = ROLES)]
+        role: String,
+    },
+}
+
+/// The roles of the market's principals.
+const ROLES: [&str; 5] = ["machine", "owner", "buyer", "auditor", "admin"];
 
 /// Who signs in (Sign-In with Ethereum) where.
 #[derive(Debug, Args)]
 pub struct MarketSession {
     /// The server (http(s)://HOST:PORT).
-    #[arg(long, value_name = "URL")]
+    #[arg(long, value_name = "URL", env = SERVER_ENV, default_value = DEFAULT_SERVER)]
     pub server: String,
     /// File holding the secp256k1 key (hex) that signs in: the owner's for machines,
     /// datasets and listings; the buyer's or the seller's for orders.
@@ -284,8 +532,10 @@ pub enum MarketMachineCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum MarketDatasetCommand {
-    /// Make a dataset of chunks --from-index..=--to-index (or received --from-time..--to-time)
-    /// of a machine's topic and sign it as the owner: the server computes the Merkle root;
+    /// Make a dataset of chunks --from-index..=--to-index (or received --from-time..--to-time;
+    /// without a range, the whole chain: every chunk of the topic the server holds, as
+    /// `market topics` counts them) of a machine's topic and sign it as the owner: the
+    /// server computes the Merkle root;
     /// this reads every chunk back, decrypts it with --owner-private-key-file for the sourceHash
     /// (the plaintext never leaves this process), checks the server's root against the
     /// envelopes, signs the manifest (EIP-191, the --key-file) and completes the dataset.
@@ -334,15 +584,23 @@ pub enum MarketDatasetCommand {
 pub enum MarketListingCommand {
     /// Create a listing from a JSON file (the body of POST /v1/listings: datasetId, title,
     /// description, tags, domain, schemaHint, license, price, rail, delivery,
-    /// sampleChunkIndexes; see GET /openapi.json). The sample chunks' keys are opened
-    /// with --owner-private-key-file, checked against their commitments and disclosed, so anyone
-    /// may preview them. --publish publishes it (it enters the catalog).
+    /// sampleChunkIndexes). Complete examples: docs/examples/listing.json (invoice rail)
+    /// and docs/examples/listing-evm.json (EVM rail); the fields and the rail format are in
+    /// docs/market-design.md, "Listing documents"; --dataset-id names the dataset on sale.
+    /// An EVM rail must name a chain the server
+    /// verifies payments on (its --evm-rpc). The sample chunks' keys are opened with
+    /// --owner-private-key-file, checked against their commitments and disclosed, so
+    /// anyone may preview them. --publish publishes it (it enters the catalog).
     Create {
         #[command(flatten)]
         session: MarketSession,
         /// The listing (JSON).
         #[arg(long, value_name = "FILE")]
         listing: PathBuf,
+        /// The dataset on sale (ds_…, as `market dataset create` prints it): replaces the
+        /// file's datasetId, which may then be left out (the examples leave it out).
+        #[arg(long, value_name = "ID")]
+        dataset_id: Option<String>,
         /// File holding the owner's X25519 recipient secret key (hex); needed when the
         /// listing names sample chunks.
         #[arg(
@@ -355,19 +613,53 @@ pub enum MarketListingCommand {
         #[arg(long)]
         publish: bool,
     },
-    /// Publish a draft or withdrawn listing.
+    /// Publish a draft listing: it enters the catalog. Its dataset must be signed and the
+    /// keys of its sample chunks disclosed. A withdrawn listing stays withdrawn (the
+    /// server answers 409): create a new listing of the same dataset instead.
     Publish {
         #[command(flatten)]
         session: MarketSession,
-        /// The listing id (lst_…).
+        /// The listing id (ls_…).
         id: String,
     },
-    /// Withdraw a published listing from the catalog (orders already placed stand).
+    /// Withdraw a draft or published listing for good: it leaves the catalog and cannot be
+    /// published again (orders already placed stand).
     Withdraw {
         #[command(flatten)]
         session: MarketSession,
-        /// The listing id (lst_…).
+        /// The listing id (ls_…).
         id: String,
+    },
+    /// Show a listing with no sign-in (published listings only): title, provider, price
+    /// and rail, dataset and its root, samples, license. --json prints the server's answer.
+    Show {
+        #[command(flatten)]
+        server: MarketServer,
+        /// The listing id (ls_…).
+        id: String,
+    },
+    /// The listings of the owner signing in, in every state, every page: one line each
+    /// (id, state, price, dataset, title) on stdout; --json prints them all.
+    List {
+        #[command(flatten)]
+        session: MarketSession,
+    },
+    /// Change fields of a draft or published listing: --listing is a JSON file with only
+    /// the fields to change (the body of PATCH /v1/listings/{id}; null clears domain,
+    /// schemaHint or license), e.g. {"price": "900", "tags": ["robotics"]}. New sample
+    /// chunks have their keys disclosed with --owner-private-key-file.
+    Edit {
+        #[command(flatten)]
+        session: MarketSession,
+        /// The listing id (ls_…).
+        id: String,
+        /// The fields to change (JSON).
+        #[arg(long, value_name = "FILE")]
+        listing: PathBuf,
+        /// File holding the owner's X25519 recipient secret key (hex); needed when the
+        /// patch adds sample chunks.
+        #[arg(long = "owner-private-key-file", value_name = "FILE")]
+        owner_key_file: Option<PathBuf>,
     },
 }
 
@@ -379,7 +671,7 @@ pub enum MarketOrderCommand {
     Create {
         #[command(flatten)]
         session: MarketSession,
-        /// The listing id (lst_…).
+        /// The listing id (ls_…).
         #[arg(long, value_name = "ID")]
         listing: String,
         /// File holding the buyer's X25519 secret key (hex): only its public part is sent.
@@ -500,8 +792,8 @@ pub struct MarketServeArgs {
     pub sign_in_chain_ids: Vec<u64>,
     /// Verify payments on EVM chain CHAIN_ID through this JSON-RPC endpoint;
     /// repeatable, e.g. --evm-rpc 8453=https://mainnet.base.org. The server checks
-    /// at start that the endpoint serves that chain. Listings on chains without an
-    /// endpoint cannot be ordered.
+    /// at start that the endpoint serves that chain. A listing on a chain without an
+    /// endpoint is refused (created, changed or published) and cannot be ordered.
     #[arg(long = "evm-rpc", value_name = "CHAIN_ID=URL", value_parser = parse_evm_rpc)]
     pub evm_rpc: Vec<(u64, String)>,
     /// Confirmations a payment needs before an order is paid (1 = mined).

@@ -147,6 +147,37 @@ async fn commit_change(
     Ok(view)
 }
 
+/// Refuses a rail on an EVM chain whose payments this server does not
+/// verify (no `--evm-rpc` for its chain id): no order of it could ever be
+/// paid. `refuse` makes the refusal from the field and the message (422 at
+/// creation or change, 409 at publication).
+fn check_rail_verified(
+    state: &AppState,
+    rail: &Rail,
+    refuse: impl FnOnce(&str, String) -> ApiError,
+) -> ApiResult<()> {
+    match rail {
+        Rail::Evm { chain_id, .. } if !state.evm.contains_key(chain_id) => Err(refuse(
+            "rail.chainId",
+            format!(
+                "this server does not verify payments on chain {chain_id} (it has no --evm-rpc \
+                 for it), so the listing could not be paid; chains verified: {}",
+                verified_chains(state)
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// The chain ids the server verifies payments on, for a message.
+fn verified_chains(state: &AppState) -> String {
+    if state.evm.is_empty() {
+        return "none (use an invoice rail)".into();
+    }
+    let ids: Vec<String> = state.evm.keys().map(u64::to_string).collect();
+    ids.join(", ")
+}
+
 fn check_samples_in(dataset: &DatasetSummary, indexes: &[u64]) -> ApiResult<()> {
     for (i, index) in indexes.iter().enumerate() {
         if !dataset.contains(*index) {
@@ -173,7 +204,7 @@ fn check_samples_in(dataset: &DatasetSummary, indexes: &[u64]) -> ApiResult<()> 
         (status = 400, description = "A field is malformed (named in `field`)", body = crate::openapi::ErrorBody),
         (status = 403, description = "The caller is not an owner", body = crate::openapi::ErrorBody),
         (status = 404, description = "No such dataset of the caller's (`datasetId`)", body = crate::openapi::ErrorBody),
-        (status = 422, description = "A sample chunk is outside the dataset", body = crate::openapi::ErrorBody)))]
+        (status = 422, description = "A sample chunk is outside the dataset, or the rail names an EVM chain whose payments the server does not verify (`rail.chainId`)", body = crate::openapi::ErrorBody)))]
 pub async fn create(
     State(state): State<AppState>,
     caller: Principal,
@@ -181,6 +212,7 @@ pub async fn create(
 ) -> ApiResult<(StatusCode, Json<ListingView>)> {
     caller.require(Role::Owner)?;
     let fields = ListingFields::from_create(&req)?;
+    check_rail_verified(&state, &fields.rail, |f, m| ApiError::unprocessable(f, m))?;
     let mut tx = state.store.begin().await?;
     let dataset = match db::listed_dataset(&mut tx, &req.dataset_id).await? {
         Some(d) if d.owner_did == caller.did => d,
@@ -226,7 +258,7 @@ pub async fn create(
         (status = 400, description = "A field is malformed, or none is given", body = crate::openapi::ErrorBody),
         (status = 404, description = "No such listing of the caller's", body = crate::openapi::ErrorBody),
         (status = 409, description = "The listing is withdrawn", body = crate::openapi::ErrorBody),
-        (status = 422, description = "A sample chunk is outside the dataset", body = crate::openapi::ErrorBody)))]
+        (status = 422, description = "A sample chunk is outside the dataset, or the new rail names an EVM chain whose payments the server does not verify (`rail.chainId`)", body = crate::openapi::ErrorBody)))]
 pub async fn patch(
     State(state): State<AppState>,
     caller: Principal,
@@ -246,6 +278,9 @@ pub async fn patch(
         ));
     }
     let fields = listing.fields.patched(&req)?;
+    if req.rail.is_some() {
+        check_rail_verified(&state, &fields.rail, |f, m| ApiError::unprocessable(f, m))?;
+    }
     if req.sample_chunk_indexes.is_some() {
         let dataset = dataset_of(&mut tx, &listing).await?;
         check_samples_in(&dataset, &fields.sample_chunk_indexes)?;
@@ -272,7 +307,7 @@ pub async fn patch(
     responses(
         (status = 200, description = "The published listing", body = ListingView),
         (status = 404, description = "No such listing of the caller's", body = crate::openapi::ErrorBody),
-        (status = 409, description = "Not a draft, dataset not signed, or sample keys missing", body = crate::openapi::ErrorBody)))]
+        (status = 409, description = "Not a draft (a withdrawn listing stays withdrawn), dataset not signed, sample keys missing, or the rail's EVM chain is not verified by the server (`rail.chainId`)", body = crate::openapi::ErrorBody)))]
 pub async fn publish(
     State(state): State<AppState>,
     caller: Principal,
@@ -286,6 +321,11 @@ pub async fn publish(
             format!("listing {id} is {}, not a draft", listing.state.as_str()),
         ));
     }
+    // A draft made while the server verified its chain, published after
+    // a restart without it.
+    check_rail_verified(&state, &listing.fields.rail, |f, m| {
+        ApiError::conflict(Some(f), m)
+    })?;
     let dataset = dataset_of(&mut tx, &listing).await?;
     if dataset.state != DatasetState::Signed {
         return Err(ApiError::conflict(

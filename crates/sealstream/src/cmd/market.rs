@@ -2,7 +2,10 @@
 //! `market` command: flags in, sealstream-client out. The server's commands
 //! (`serve`, `audit`) are in `market_serve` and `market_audit`. The owner's and buyer's
 //! requests (`machine`, `dataset`, `listing`, `order`) are in
-//! `market_seller` and `market_orders`.
+//! `market_seller` and `market_orders`; browsing (`search`, `topics`,
+//! `listing show`, `receipt key`) in `market_browse`, samples in
+//! `market_sample`, the session and settings (`login`, `link`,
+//! `operator-key`, `admin`) in `market_account`.
 
 use std::path::Path;
 
@@ -14,7 +17,7 @@ use sealstream_market::audit;
 
 #[cfg(feature = "market")]
 use crate::cli::MarketAuditCommand;
-use crate::cli::MarketCommand;
+use crate::cli::{MarketCommand, MarketReceiptCommand, MarketSampleCommand};
 use crate::error::{CliError, CliResult};
 use crate::ui::Ui;
 
@@ -74,6 +77,35 @@ pub fn run(command: MarketCommand, ui: Ui) -> CliResult {
         MarketCommand::Dataset(c) => super::market_seller::dataset(c, ui),
         MarketCommand::Listing(c) => super::market_seller::listing(c, ui),
         MarketCommand::Order(c) => super::market_orders::run(c, ui),
+        MarketCommand::Login { session } => super::market_account::login(&session, ui),
+        MarketCommand::Search(args) => super::market_browse::search(args, ui),
+        MarketCommand::Topics { session, machine } => {
+            super::market_browse::topics(&session, &machine, ui)
+        }
+        MarketCommand::Sample(MarketSampleCommand::Get {
+            server,
+            listing,
+            index,
+            verify,
+            decrypt,
+            output_dir,
+        }) => super::market_sample::get(
+            &server,
+            super::market_sample::SampleRequest {
+                listing,
+                index,
+                verify,
+                decrypt,
+                output_dir,
+            },
+            ui,
+        ),
+        MarketCommand::Receipt(MarketReceiptCommand::Key { server }) => {
+            super::market_browse::receipt_key(&server, ui)
+        }
+        MarketCommand::Link(c) => super::market_account::link(c, ui),
+        MarketCommand::OperatorKey(c) => super::market_account::operator_key(c, ui),
+        MarketCommand::Admin(c) => super::market_account::admin(c, ui),
     }
 }
 

@@ -5,14 +5,14 @@
 use std::path::Path;
 
 use sealstream_api::datasets::DatasetView;
-use sealstream_api::listings::CreateListing;
+use sealstream_api::listings::{CreateListing, ListingView, PatchListing};
 use sealstream_api::machines::SignedRegistration;
 use sealstream_client::seller::{self, DatasetRange};
 use sealstream_core::identity::Did;
 use sealstream_core::json::{self, write::to_python_pretty, Map, Value};
 
 use super::market_session::{client, client_error, json_answer, seller_error};
-use crate::cli::{MarketDatasetCommand, MarketListingCommand, MarketMachineCommand};
+use crate::cli::{MarketDatasetCommand, MarketListingCommand, MarketMachineCommand, MarketSession};
 use crate::error::{at, CliError, CliResult};
 use crate::ui::Ui;
 
@@ -49,6 +49,23 @@ pub fn read_json(path: &Path) -> CliResult<Value> {
 fn read_body<T: serde::de::DeserializeOwned>(path: &Path) -> CliResult<T> {
     let bytes = read_document_bytes(path)?;
     sealstream_api::errors::decode_json(&bytes).map_err(|e| CliError::input(at(path, e)))
+}
+
+/// Reads a listing document, its `datasetId` replaced by `dataset_id` when
+/// given (the examples in docs/examples leave it out).
+fn read_listing(path: &Path, dataset_id: Option<String>) -> CliResult<CreateListing> {
+    let Some(id) = dataset_id else {
+        return read_body(path);
+    };
+    let mut document = read_json(path)?;
+    match &mut document {
+        Value::Object(fields) => {
+            fields.insert("datasetId".into(), Value::String(id));
+        }
+        _ => return Err(CliError::input(at(path, "expected a JSON object"))),
+    }
+    let bytes = json::write::to_python_compact(&document);
+    sealstream_api::errors::decode_json(bytes.as_bytes()).map_err(|e| CliError::input(at(path, e)))
 }
 
 /// Writes a registration as `market machine register --registration` reads it.
@@ -162,16 +179,21 @@ pub fn dataset(command: MarketDatasetCommand, ui: Ui) -> CliResult {
             to_time,
             threads,
         } => {
-            if from_index.is_none() && from_time.is_none() {
-                return Err(CliError::input(
-                    "give the range: --from-index and --to-index, or --from-time and --to-time",
-                ));
-            }
             let machine = Did::parse(&machine, "--machine-did")
                 .map_err(|e| CliError::input(e.to_string()))?
                 .to_string();
             let owner_key = crate::keyfile::x25519_secret(&owner_key_file, "owner recipient key")?;
             let mut client = client(&session, OWNER)?;
+            let (from_index, to_index) = match (from_index, to_index, &from_time) {
+                (None, None, None) => {
+                    let (first, last) = whole_chain(&mut client, &machine, &topic)?;
+                    ui.say(format!(
+                        "No range given: the whole chain, chunks {first}..={last}"
+                    ));
+                    (Some(first), Some(last))
+                }
+                _ => (from_index, to_index),
+            };
             let threads = threads
                 .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
                 .max(1);
@@ -253,49 +275,146 @@ pub fn dataset(command: MarketDatasetCommand, ui: Ui) -> CliResult {
     }
 }
 
+/// The first and last chain index of `machine`'s chain of `topic` on the
+/// server: the whole chain.
+fn whole_chain(
+    client: &mut sealstream_client::market::MarketClient,
+    machine: &str,
+    topic: &str,
+) -> CliResult<(u64, u64)> {
+    let list = client
+        .topics(machine)
+        .map_err(|e| client_error("dataset create", e))?;
+    let held = list.topics.iter().find(|t| t.topic == topic);
+    match held {
+        Some(t) if t.chunk_count > 0 => Ok((0, t.chunk_count - 1)),
+        _ => {
+            let topics: Vec<&str> = list.topics.iter().map(|t| t.topic.as_str()).collect();
+            Err(CliError::input(format!(
+                "dataset create: the server holds no chunk of {machine} {topic} (its topics: {})",
+                if topics.is_empty() {
+                    "none".to_string()
+                } else {
+                    topics.join(", ")
+                }
+            )))
+        }
+    }
+}
+
+/// `{"listings": […]}`.
+#[derive(serde::Serialize)]
+struct Listings<'a> {
+    listings: &'a [ListingView],
+}
+
 pub fn listing(command: MarketListingCommand, ui: Ui) -> CliResult {
-    let session = match &command {
-        MarketListingCommand::Create { session, .. }
-        | MarketListingCommand::Publish { session, .. }
-        | MarketListingCommand::Withdraw { session, .. } => session,
-    };
-    let mut client = client(session, OWNER)?;
-    let (what, answer) = match &command {
-        MarketListingCommand::Create {
+    let (what, answer) = match command {
+        MarketListingCommand::Show { server, id } => {
+            return super::market_browse::show_listing(&server, &id, ui)
+        }
+        MarketListingCommand::List { session } => return list_listings(&session, ui),
+        MarketListingCommand::Edit {
+            session,
+            id,
             listing,
             owner_key_file,
+        } => return edit_listing(&session, &id, &listing, owner_key_file.as_deref(), ui),
+        MarketListingCommand::Create {
+            session,
+            listing,
+            dataset_id,
+            owner_key_file,
             publish,
-            ..
         } => {
-            let document = read_body::<CreateListing>(listing)?;
+            let mut client = client(&session, OWNER)?;
+            let document = read_listing(&listing, dataset_id)?;
             let owner_key = owner_key_file
                 .as_deref()
                 .map(|p| crate::keyfile::x25519_secret(p, "owner recipient key"))
                 .transpose()?;
             let answer =
-                seller::create_listing(&mut client, &document, owner_key.as_ref(), *publish)
+                seller::create_listing(&mut client, &document, owner_key.as_ref(), publish)
                     .map_err(|e| match e {
-                        seller::SellerError::Invalid { .. } => CliError::input(at(listing, e)),
+                        seller::SellerError::Invalid { .. } => CliError::input(at(&listing, e)),
                         e => seller_error("listing create", e),
                     })?;
             ("Created", answer)
         }
-        MarketListingCommand::Publish { id, .. } | MarketListingCommand::Withdraw { id, .. } => {
-            let (verb, done) = match command {
-                MarketListingCommand::Publish { .. } => ("publish", "Published"),
-                _ => ("withdraw", "Withdrew"),
-            };
-            let answer = match command {
-                MarketListingCommand::Publish { .. } => client.publish_listing(id),
-                _ => client.withdraw_listing(id),
-            }
-            .map_err(|e| client_error(&format!("listing {verb}"), e))?;
-            (done, answer)
+        MarketListingCommand::Publish { session, id } => {
+            let answer = client(&session, OWNER)?
+                .publish_listing(&id)
+                .map_err(|e| client_error("listing publish", e))?;
+            ("Published", answer)
+        }
+        MarketListingCommand::Withdraw { session, id } => {
+            let answer = client(&session, OWNER)?
+                .withdraw_listing(&id)
+                .map_err(|e| client_error("listing withdraw", e))?;
+            ("Withdrew", answer)
         }
     };
     ui.say(format!(
         "{what} listing {} ({}): {}",
         answer.id, answer.state, answer.title
+    ));
+    if ui.json {
+        json_answer(&ui, &answer)?;
+    }
+    Ok(())
+}
+
+/// `market listing list`: every listing of the owner's.
+fn list_listings(session: &MarketSession, ui: Ui) -> CliResult {
+    let mut client = client(session, OWNER)?;
+    let listings = client
+        .all_my_listings()
+        .map_err(|e| client_error("listing list", e))?;
+    if ui.json {
+        return json_answer(
+            &ui,
+            &Listings {
+                listings: &listings,
+            },
+        );
+    }
+    for l in &listings {
+        println!(
+            "{}\t{}\t{}\tdataset {}\t{}",
+            l.id,
+            l.state,
+            super::market_browse::price_text(&l.price, &l.rail),
+            l.dataset_id,
+            l.title
+        );
+    }
+    Ok(())
+}
+
+/// `market listing edit`: PATCH with the file's fields.
+fn edit_listing(
+    session: &MarketSession,
+    id: &str,
+    listing: &Path,
+    owner_key_file: Option<&Path>,
+    ui: Ui,
+) -> CliResult {
+    let patch = read_body::<PatchListing>(listing)?;
+    let owner_key = owner_key_file
+        .map(|p| crate::keyfile::x25519_secret(p, "owner recipient key"))
+        .transpose()?;
+    let mut client = client(session, OWNER)?;
+    let answer =
+        seller::edit_listing(&mut client, id, &patch, owner_key.as_ref()).map_err(|e| match e {
+            seller::SellerError::Invalid { .. } => CliError::input(at(listing, e)),
+            e => seller_error("listing edit", e),
+        })?;
+    ui.say(format!(
+        "Changed {} of listing {} ({}): {}",
+        patch.given().join(", "),
+        answer.id,
+        answer.state,
+        answer.title
     ));
     if ui.json {
         json_answer(&ui, &answer)?;

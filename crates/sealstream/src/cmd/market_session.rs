@@ -6,22 +6,34 @@
 use sealstream_client::market::{ClientError, MarketClient};
 use sealstream_client::seller::SellerError;
 
-use crate::cli::MarketSession;
+use crate::cli::{MarketServer, MarketSession};
 use crate::error::{CliError, CliResult};
 use crate::ui::Ui;
 
 /// A client of `--server` signing in with `--key-file` (nothing is sent
 /// yet); `role` words the EIP-4361 statement ("an owner", "a buyer").
 pub fn client(session: &MarketSession, role: &str) -> CliResult<MarketClient> {
-    let server = &session.server;
-    if !(server.starts_with("http://") || server.starts_with("https://")) {
-        return Err(CliError::input(format!(
-            "--server: expected an http:// or https:// URL, got {server:?}"
-        )));
-    }
+    let server = checked_url(&session.server)?;
     let key = crate::keyfile::secp256k1_secret(&session.key_file, "sign-in key")?;
     Ok(MarketClient::new(server, key)
         .with_statement(&format!("Sign in to the sealstream market as {role}.")))
+}
+
+/// A client of `--server` that never signs in (the catalog, published
+/// listings and their samples, the receipt key).
+pub fn anonymous(server: &MarketServer) -> CliResult<MarketClient> {
+    Ok(MarketClient::anonymous(checked_url(&server.server)?))
+}
+
+/// `--server`, if it is an http(s) URL.
+fn checked_url(server: &str) -> CliResult<&str> {
+    if server.starts_with("http://") || server.starts_with("https://") {
+        Ok(server)
+    } else {
+        Err(CliError::input(format!(
+            "--server: expected an http:// or https:// URL, got {server:?}"
+        )))
+    }
 }
 
 /// A failed request: refused or not understood, exit 2; the server not

@@ -10,10 +10,16 @@ pub mod grant;
 pub mod keys;
 #[cfg(feature = "agent")]
 pub mod market;
+#[cfg(feature = "agent")]
+pub mod market_account;
 #[cfg(feature = "market")]
 pub mod market_audit;
 #[cfg(feature = "agent")]
+pub mod market_browse;
+#[cfg(feature = "agent")]
 pub mod market_orders;
+#[cfg(feature = "agent")]
+pub mod market_sample;
 #[cfg(feature = "agent")]
 pub mod market_seller;
 #[cfg(feature = "market")]
