@@ -371,11 +371,26 @@ pub enum MarketListingCommand {
     },
 }
 
+const ORDER_PAY_EXIT_CODES: &str = concat!(
+    "\
+Exit codes:
+  0  the payment is confirmed, or (without --wait) sent and pending: what the
+     server still waits for is printed
+  1  bad input: flags, the key file, an order that cannot be paid this way
+     (invoice rail, not awaiting payment, a payment already pending), a node
+     on another chain, a server or node that cannot be reached
+  2  refused: the node refused the transaction, it reverted or was not mined
+     in time, or the server refused the payment (its reason is printed)",
+    usage_exit_line!()
+);
+
 #[derive(Debug, Subcommand)]
 pub enum MarketOrderCommand {
-    /// As the buyer: order a published listing for an X25519 key. Prints how to pay (on an
-    /// EVM rail: chain, pay-to, amount, token, and the payment proof URL for `peaqos
-    /// stream pay --confirmation-url`; on the invoice rail: the seller marks it paid).
+    /// As the buyer: order a published listing for an X25519 key. Prints how to pay: on an
+    /// EVM rail the chain, pay-to, amount, token, the one address the server accepts the
+    /// payment from (the signing-in key's), the `market order pay` command to run and the
+    /// payment proof URL for `peaqos stream pay --confirmation-url`; on the invoice rail
+    /// the `market order mark-paid` command the seller runs.
     Create {
         #[command(flatten)]
         session: MarketSession,
@@ -398,7 +413,8 @@ pub enum MarketOrderCommand {
         #[arg(long, value_name = "ID")]
         buyer_id: Option<String>,
     },
-    /// One order, as its buyer or seller sees it.
+    /// One order, as its buyer or seller sees it: its payment, claims, and what to run
+    /// next (pay, mark paid, or make the release link for `consume --download-url`).
     Show {
         #[command(flatten)]
         session: MarketSession,
@@ -439,6 +455,49 @@ pub enum MarketOrderCommand {
         /// release (the buyer) or confirmation (the seller).
         #[arg(long, default_value = "release", value_parser = ["release", "confirmation"])]
         purpose: String,
+    },
+    /// As the buyer: cancel an order that is not paid yet (a payment already sent is not
+    /// refunded: cancel only what you will not pay).
+    Cancel {
+        #[command(flatten)]
+        session: MarketSession,
+        /// The order id (ord_…).
+        id: String,
+    },
+    /// As the buyer: pay an order on its EVM chain with the key that signs in (the only
+    /// payer the server accepts). Reads the order's payment instructions (chain id, pay-to,
+    /// amount, native coin or ERC-20 token), checks that --rpc serves that chain, builds
+    /// the transaction (nonce, fees and gas limit from the node; EIP-1559 where the chain
+    /// has a base fee, else EIP-155 legacy), signs and sends it, waits until it is mined,
+    /// posts its payment proof to the order and prints the server's answer: confirmed,
+    /// pending (what it still waits for: confirmations, the transaction) or refused with
+    /// the server's reason (exit 2). With --wait, then polls the order until it is paid
+    /// or the claim is refused. Refuses to pay an order that already has a pending
+    /// payment of the buyer's; --tx-hash posts the proof of a payment already sent.
+    #[command(after_help = ORDER_PAY_EXIT_CODES)]
+    Pay {
+        #[command(flatten)]
+        session: MarketSession,
+        /// The order id (ord_…).
+        id: String,
+        /// A JSON-RPC endpoint of the order's chain (http(s)://…).
+        #[arg(long, value_name = "URL")]
+        rpc: String,
+        /// After the proof, poll the order until it is paid (exit 0) or the server refuses
+        /// the payment (exit 2).
+        #[arg(long)]
+        wait: bool,
+        /// Send an EIP-155 legacy transaction even on a chain with EIP-1559 fees.
+        #[arg(long)]
+        legacy: bool,
+        /// Send nothing: post the proof of this transaction (0x…), already sent to pay
+        /// the order (after a proof that did not reach the server, or to wait again).
+        #[arg(long, value_name = "HASH")]
+        tx_hash: Option<String>,
+        /// Seconds to wait for the transaction to be mined, and with --wait for the order
+        /// to be paid.
+        #[arg(long, default_value_t = 300, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
+        timeout: u64,
     },
     /// Fetch the order's signed license receipt (its buyer or seller), to --output
     /// (atomically) or stdout; check it with `sealstream receipt verify`.

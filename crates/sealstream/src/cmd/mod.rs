@@ -13,6 +13,8 @@ pub mod market_audit;
 #[cfg(feature = "agent")]
 pub mod market_orders;
 #[cfg(feature = "agent")]
+pub mod market_pay;
+#[cfg(feature = "agent")]
 pub mod market_seller;
 #[cfg(feature = "market")]
 pub mod market_serve;
