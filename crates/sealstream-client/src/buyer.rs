@@ -117,7 +117,10 @@ impl PaymentPlan {
             ));
         }
         if order.state != OrderState::AwaitingPayment {
-            return Err(refuse(format!("it is {}, not awaiting payment", order.state)));
+            return Err(refuse(format!(
+                "it is {}, not awaiting payment",
+                order.state
+            )));
         }
         if let Some(c) = order
             .claims

@@ -563,9 +563,11 @@ pub struct MarketServeArgs {
     /// endpoint cannot be ordered.
     #[arg(long = "evm-rpc", value_name = "CHAIN_ID=URL", value_parser = parse_evm_rpc)]
     pub evm_rpc: Vec<(u64, String)>,
-    /// Confirmations a payment needs before an order is paid (1 = mined).
-    #[arg(long, default_value_t = 3, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
-    pub confirmations: u64,
+    /// Confirmations a payment needs before an order is paid (1 = mined), on every
+    /// chain [default: per chain: 1 on a dev chain (chain id 31337, anvil and hardhat;
+    /// 1337, ganache and geth --dev), whose node mines only when asked; 3 elsewhere].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub confirmations: Option<u64>,
     /// Seconds between checks of claimed payments still waiting for confirmations.
     #[arg(long, default_value_t = 5, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
     pub payment_poll: u64,
@@ -967,18 +969,33 @@ pub struct ConsumeArgs {
     /// Also accept an EIP-191 signature of dataset.json by this DID (did:peaq:0x…),
     /// besides the machine's: the owner who signed a dataset of its machine, as the
     /// market's listing card names it (provider) and `market order show` (seller);
-    /// repeatable. Without it a dataset signed by anyone but the machine is refused.
+    /// repeatable. Without it a dataset signed by anyone but the machine is refused,
+    /// unless a market's release package (--download-url) carries the machine's signed
+    /// registration: then the owner it names is accepted once the machine's and the chain
+    /// key's signatures over it check out (docs/security.md).
     #[arg(long = "dataset-signer", value_name = "DID")]
     pub dataset_signers: Vec<String>,
     /// Fetch a release package first: a URL whose manifest.json lists files, or a ZIP of them.
     #[arg(long, conflicts_with_all = ["chunk_dir", "access_dir", "data_dir"])]
     pub download_url: Option<String>,
-    /// Working directory for downloaded files (default: a temporary directory).
+    /// Working directory for downloaded files (default: a temporary directory); the
+    /// download is removed from it after consume, successful or not, unless --keep-files.
     #[arg(long)]
     pub work_dir: Option<PathBuf>,
-    /// Keep downloaded files after a successful consume.
+    /// Keep the downloaded files after consume, successful or not (in a package directory
+    /// under --work-dir or the temporary directory, named on stderr).
     #[arg(long)]
     pub keep_files: bool,
+    /// Download the release package into DIR (empty or new: chunks/, data/, access/ and
+    /// the package's registration.json) and keep it there, whatever the outcome. Without
+    /// it, or --keep-files, the download is removed after consume.
+    #[arg(
+        long,
+        value_name = "DIR",
+        requires = "download_url",
+        conflicts_with = "work_dir"
+    )]
+    pub keep_download: Option<PathBuf>,
     /// Worker threads (default: all cores).
     #[arg(long)]
     pub parallelism: Option<usize>,

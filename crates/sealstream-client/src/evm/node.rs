@@ -233,7 +233,8 @@ impl Node {
             "eth_getTransactionCount",
             (address.to_checksum(), "pending"),
         )?;
-        u64::try_from(n).map_err(|_| self.protocol("eth_getTransactionCount", "beyond 64 bits".into()))
+        u64::try_from(n)
+            .map_err(|_| self.protocol("eth_getTransactionCount", "beyond 64 bits".into()))
     }
 
     /// `eth_gasPrice`.
@@ -271,8 +272,7 @@ impl Node {
 
     /// The receipt of `hash` once mined, `None` before.
     pub fn receipt(&mut self, hash: &str) -> Result<Option<Receipt>, NodeError> {
-        let Some(fields) =
-            self.call::<_, ReceiptFields>("eth_getTransactionReceipt", (hash,))?
+        let Some(fields) = self.call::<_, ReceiptFields>("eth_getTransactionReceipt", (hash,))?
         else {
             return Ok(None);
         };

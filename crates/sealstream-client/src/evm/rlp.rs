@@ -90,12 +90,42 @@ mod tests {
 
     #[test]
     fn the_specification_examples() {
-        assert_eq!(one(|l| { l.bytes(b"dog"); }), b"\x83dog");
-        assert_eq!(one(|l| { l.bytes(b""); }), [0x80]);
-        assert_eq!(one(|l| { l.uint(0); }), [0x80]);
-        assert_eq!(one(|l| { l.bytes(&[0]); }), [0x00]);
-        assert_eq!(one(|l| { l.uint(15); }), [0x0f]);
-        assert_eq!(one(|l| { l.uint(1024); }), [0x82, 0x04, 0x00]);
+        assert_eq!(
+            one(|l| {
+                l.bytes(b"dog");
+            }),
+            b"\x83dog"
+        );
+        assert_eq!(
+            one(|l| {
+                l.bytes(b"");
+            }),
+            [0x80]
+        );
+        assert_eq!(
+            one(|l| {
+                l.uint(0);
+            }),
+            [0x80]
+        );
+        assert_eq!(
+            one(|l| {
+                l.bytes(&[0]);
+            }),
+            [0x00]
+        );
+        assert_eq!(
+            one(|l| {
+                l.uint(15);
+            }),
+            [0x0f]
+        );
+        assert_eq!(
+            one(|l| {
+                l.uint(1024);
+            }),
+            [0x82, 0x04, 0x00]
+        );
         let mut cat_dog = List::new();
         cat_dog.bytes(b"cat").bytes(b"dog");
         assert_eq!(cat_dog.finish(), b"\xc8\x83cat\x83dog");
@@ -115,7 +145,17 @@ mod tests {
         let lorem = b"Lorem ipsum dolor sit amet, consectetur adipisicing elit";
         let mut expected = vec![0xb8, 0x38];
         expected.extend_from_slice(lorem);
-        assert_eq!(one(|l| { l.bytes(lorem); }), expected);
-        assert_eq!(one(|l| { l.uint_be(&[0, 0, 1, 0]); }), [0x82, 0x01, 0x00]);
+        assert_eq!(
+            one(|l| {
+                l.bytes(lorem);
+            }),
+            expected
+        );
+        assert_eq!(
+            one(|l| {
+                l.uint_be(&[0, 0, 1, 0]);
+            }),
+            [0x82, 0x01, 0x00]
+        );
     }
 }
