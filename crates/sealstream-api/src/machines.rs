@@ -89,6 +89,26 @@ pub struct SignedRegistration {
 }
 
 impl SignedRegistration {
+    /// Reads a registration document (JSON); the error names what is
+    /// wrong.
+    pub fn parse(bytes: &[u8]) -> Result<SignedRegistration, ValidationError> {
+        serde_json::from_slice(bytes)
+            .map_err(|e| ValidationError::new("registration", e.to_string()))
+    }
+
+    /// The statement it signs, once both signatures are checked: the
+    /// machine's EIP-191 signature naming this owner, chain key and
+    /// recipients, and the chain key's over the same statement. Errors
+    /// name the field at fault.
+    pub fn verified(&self) -> Result<MachineRegistration, ValidationError> {
+        let registration = self.request().registration(&self.owner_did)?;
+        let signature =
+            sealstream_core::identity::Eip191Signature::from_hex(&self.signature, "signature")?;
+        registration.verify(&signature)?;
+        registration.verify_chain_key(&self.chain_key_signature)?;
+        Ok(registration)
+    }
+
     /// The request that registers the machine (the server names the owner:
     /// the caller).
     pub fn request(&self) -> RegisterMachine {
@@ -165,4 +185,54 @@ pub struct OperatorKeyView {
     pub public_key_hex: String,
     /// Since when the server grants with it (UTC).
     pub registered_at: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sealstream_core::identity::Did;
+    use sealstream_core::keys::{ChainSigningKey, MachineSigningKey, RecipientSecretKey};
+
+    fn signed(owner: &Did) -> SignedRegistration {
+        let machine = MachineSigningKey::generate();
+        let chain = ChainSigningKey::generate();
+        let recipients = vec![MachineRecipient {
+            recipient_id: "owner-1".into(),
+            recipient_type: "owner".into(),
+            public_key_hex: RecipientSecretKey::generate().public_key().to_hex(),
+        }];
+        let registration = MachineRegistration::from_request(
+            &owner.to_string(),
+            &Did::of_key(&machine).to_string(),
+            &chain.public_key().to_hex(),
+            &recipients,
+        )
+        .unwrap();
+        SignedRegistration {
+            owner_did: owner.to_string(),
+            machine_did: registration.machine.to_string(),
+            chain_public_key: chain.public_key().to_hex(),
+            recipients,
+            signature: registration.sign(&machine).to_hex(),
+            chain_key_signature: registration.sign_chain_key(&chain).unwrap(),
+        }
+    }
+
+    #[test]
+    fn a_registration_names_its_owner_only_with_both_signatures() {
+        let owner = Did::of_key(&MachineSigningKey::generate());
+        let doc = signed(&owner);
+        let text = serde_json::to_vec(&doc).unwrap();
+        let read = SignedRegistration::parse(&text).unwrap();
+        assert_eq!(read.verified().unwrap().owner, owner);
+        // Another owner named: the machine's signature no longer covers it.
+        let mut moved = read.clone();
+        moved.owner_did = Did::of_key(&MachineSigningKey::generate()).to_string();
+        assert_eq!(moved.verified().unwrap_err().field, "signature");
+        // Another chain key's signature: refused too.
+        let mut other = read.clone();
+        other.chain_key_signature = signed(&owner).chain_key_signature;
+        assert_eq!(other.verified().unwrap_err().field, "chainKeySignature");
+        assert!(SignedRegistration::parse(b"{}").is_err());
+    }
 }

@@ -14,11 +14,16 @@
 //! - [`seller`]: the owner's other requests that need its keys: a machine's
 //!   signed registration, owner-signed datasets (the plaintext hashed on the
 //!   owner's side), listings with their sample keys disclosed.
+//! - [`buyer`]: the buyer's requests that need its key: an order paid on
+//!   its EVM chain ([`evm`]: the transaction, signed and RLP-encoded, and
+//!   the chain's node over JSON-RPC), its proof posted.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod account;
+pub mod buyer;
 pub mod datasets;
+pub mod evm;
 pub mod grants;
 pub mod ingest;
 pub mod listings;

@@ -165,13 +165,20 @@ impl fmt::Debug for Eip191Signature {
 /// Sign `message` as an EIP-191 personal message (RFC 6979 deterministic,
 /// low-s, v = 27/28 — byte-identical to `eth_account.Account.sign_message`).
 pub fn eip191_sign(key: &MachineSigningKey, message: &[u8]) -> Eip191Signature {
-    let digest = eip191_hash(message);
-    let sig = SECP256K1.sign_ecdsa_recoverable(&Message::from_digest(digest), key.inner());
-    let (recid, compact) = sig.serialize_compact();
+    let (compact, recid) = sign_digest(key, eip191_hash(message));
     let mut out = [0u8; 65];
     out[..64].copy_from_slice(&compact);
-    out[64] = 27 + i32::from(recid) as u8;
+    out[64] = 27 + recid;
     Eip191Signature(out)
+}
+
+/// Sign a 32-byte digest (a Keccak-256 hash the caller made, such as an
+/// EVM transaction's signing hash): `r ‖ s` (RFC 6979 deterministic,
+/// low-s) and the recovery id, 0 or 1.
+pub fn sign_digest(key: &MachineSigningKey, digest: [u8; 32]) -> ([u8; 64], u8) {
+    let sig = SECP256K1.sign_ecdsa_recoverable(&Message::from_digest(digest), key.inner());
+    let (recid, compact) = sig.serialize_compact();
+    (compact, i32::from(recid) as u8)
 }
 
 /// Why an EIP-191 signature did not recover.

@@ -36,8 +36,16 @@ pub const DEFAULT_CHUNK_LIMIT: usize = 256 << 20;
 pub const RECEIPT_KEY_FILE: &str = "receipt-key";
 /// Default limit on a grant upload: 64 MiB (about 150,000 chunks).
 pub const DEFAULT_GRANT_LIMIT: usize = 64 << 20;
-/// Default confirmations a payment needs.
+/// Default confirmations a payment needs on a chain that is not a dev
+/// chain.
 pub const DEFAULT_CONFIRMATIONS: u64 = 3;
+/// Default confirmations a payment needs on a dev chain
+/// ([`DEV_CHAIN_IDS`]): its node mines only when asked, so deeper blocks
+/// may never come.
+pub const DEV_CHAIN_CONFIRMATIONS: u64 = 1;
+/// Chain ids of local development nodes: anvil and hardhat (31337),
+/// ganache and geth `--dev` (1337).
+pub const DEV_CHAIN_IDS: [u64; 2] = [31337, 1337];
 /// Default interval between signatures of the audit head.
 pub const DEFAULT_AUDIT_SIGN_INTERVAL: Duration = Duration::from_secs(1);
 /// Default interval between checks of claimed payments.
@@ -98,8 +106,9 @@ pub struct Config {
     /// JSON-RPC endpoints of the EVM chains whose payments this server
     /// verifies, by EIP-155 chain id.
     pub evm_rpc: BTreeMap<u64, String>,
-    /// Confirmations a payment needs (1 = mined).
-    pub confirmations: u64,
+    /// Confirmations a payment needs (1 = mined) on every chain; `None`:
+    /// each chain's default ([`Config::confirmations_for`]).
+    pub confirmations: Option<u64>,
     /// How often claimed payments waiting for confirmations are checked
     /// again.
     pub payment_poll: Duration,
@@ -173,6 +182,22 @@ pub struct Config {
     pub anonymous_write_burst: u32,
 }
 
+impl Config {
+    /// Confirmations a payment on `chain_id` needs: `confirmations` when
+    /// set, else [`DEV_CHAIN_CONFIRMATIONS`] on a dev chain
+    /// ([`DEV_CHAIN_IDS`]) and [`DEFAULT_CONFIRMATIONS`] elsewhere; at
+    /// least 1.
+    pub fn confirmations_for(&self, chain_id: u64) -> u64 {
+        self.confirmations
+            .unwrap_or(if DEV_CHAIN_IDS.contains(&chain_id) {
+                DEV_CHAIN_CONFIRMATIONS
+            } else {
+                DEFAULT_CONFIRMATIONS
+            })
+            .max(1)
+    }
+}
+
 impl Default for Config {
     fn default() -> Self {
         Config {
@@ -186,7 +211,7 @@ impl Default for Config {
             public_url: None,
             sign_in_chain_ids: vec![sealstream_api::siwe::PEAQ_CHAIN_ID],
             evm_rpc: BTreeMap::new(),
-            confirmations: DEFAULT_CONFIRMATIONS,
+            confirmations: None,
             payment_poll: DEFAULT_PAYMENT_POLL,
             payment_skew: DEFAULT_PAYMENT_SKEW,
             max_claims_per_order: DEFAULT_MAX_CLAIMS_PER_ORDER,

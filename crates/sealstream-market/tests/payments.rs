@@ -53,7 +53,7 @@ fn server_with(
     let url = anvil.url.clone();
     TestServer::start_with(db, move |c| {
         c.evm_rpc.insert(BASE_CHAIN_ID, url);
-        c.confirmations = confirmations;
+        c.confirmations = Some(confirmations);
         c.payment_poll = HOUR;
         adjust(c);
     })

@@ -663,11 +663,26 @@ pub enum MarketListingCommand {
     },
 }
 
+const ORDER_PAY_EXIT_CODES: &str = concat!(
+    "\
+Exit codes:
+  0  the payment is confirmed, or (without --wait) sent and pending: what the
+     server still waits for is printed
+  1  bad input: flags, the key file, an order that cannot be paid this way
+     (invoice rail, not awaiting payment, a payment already pending), a node
+     on another chain, a server or node that cannot be reached
+  2  refused: the node refused the transaction, it reverted or was not mined
+     in time, or the server refused the payment (its reason is printed)",
+    usage_exit_line!()
+);
+
 #[derive(Debug, Subcommand)]
 pub enum MarketOrderCommand {
-    /// As the buyer: order a published listing for an X25519 key. Prints how to pay (on an
-    /// EVM rail: chain, pay-to, amount, token, and the payment proof URL for `peaqos
-    /// stream pay --confirmation-url`; on the invoice rail: the seller marks it paid).
+    /// As the buyer: order a published listing for an X25519 key. Prints how to pay: on an
+    /// EVM rail the chain, pay-to, amount, token, the one address the server accepts the
+    /// payment from (the signing-in key's), the `market order pay` command to run and the
+    /// payment proof URL for `peaqos stream pay --confirmation-url`; on the invoice rail
+    /// the `market order mark-paid` command the seller runs.
     Create {
         #[command(flatten)]
         session: MarketSession,
@@ -690,7 +705,8 @@ pub enum MarketOrderCommand {
         #[arg(long, value_name = "ID")]
         buyer_id: Option<String>,
     },
-    /// One order, as its buyer or seller sees it.
+    /// One order, as its buyer or seller sees it: its payment, claims, and what to run
+    /// next (pay, mark paid, or make the release link for `consume --download-url`).
     Show {
         #[command(flatten)]
         session: MarketSession,
@@ -731,6 +747,49 @@ pub enum MarketOrderCommand {
         /// release (the buyer) or confirmation (the seller).
         #[arg(long, default_value = "release", value_parser = ["release", "confirmation"])]
         purpose: String,
+    },
+    /// As the buyer: cancel an order that is not paid yet (a payment already sent is not
+    /// refunded: cancel only what you will not pay).
+    Cancel {
+        #[command(flatten)]
+        session: MarketSession,
+        /// The order id (ord_…).
+        id: String,
+    },
+    /// As the buyer: pay an order on its EVM chain with the key that signs in (the only
+    /// payer the server accepts). Reads the order's payment instructions (chain id, pay-to,
+    /// amount, native coin or ERC-20 token), checks that --rpc serves that chain, builds
+    /// the transaction (nonce, fees and gas limit from the node; EIP-1559 where the chain
+    /// has a base fee, else EIP-155 legacy), signs and sends it, waits until it is mined,
+    /// posts its payment proof to the order and prints the server's answer: confirmed,
+    /// pending (what it still waits for: confirmations, the transaction) or refused with
+    /// the server's reason (exit 2). With --wait, then polls the order until it is paid
+    /// or the claim is refused. Refuses to pay an order that already has a pending
+    /// payment of the buyer's; --tx-hash posts the proof of a payment already sent.
+    #[command(after_help = ORDER_PAY_EXIT_CODES)]
+    Pay {
+        #[command(flatten)]
+        session: MarketSession,
+        /// The order id (ord_…).
+        id: String,
+        /// A JSON-RPC endpoint of the order's chain (http(s)://…).
+        #[arg(long, value_name = "URL")]
+        rpc: String,
+        /// After the proof, poll the order until it is paid (exit 0) or the server refuses
+        /// the payment (exit 2).
+        #[arg(long)]
+        wait: bool,
+        /// Send an EIP-155 legacy transaction even on a chain with EIP-1559 fees.
+        #[arg(long)]
+        legacy: bool,
+        /// Send nothing: post the proof of this transaction (0x…), already sent to pay
+        /// the order (after a proof that did not reach the server, or to wait again).
+        #[arg(long, value_name = "HASH")]
+        tx_hash: Option<String>,
+        /// Seconds to wait for the transaction to be mined, and with --wait for the order
+        /// to be paid.
+        #[arg(long, default_value_t = 300, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
+        timeout: u64,
     },
     /// Fetch the order's signed license receipt (its buyer or seller), to --output
     /// (atomically) or stdout; check it with `sealstream receipt verify`.
@@ -796,9 +855,11 @@ pub struct MarketServeArgs {
     /// endpoint is refused (created, changed or published) and cannot be ordered.
     #[arg(long = "evm-rpc", value_name = "CHAIN_ID=URL", value_parser = parse_evm_rpc)]
     pub evm_rpc: Vec<(u64, String)>,
-    /// Confirmations a payment needs before an order is paid (1 = mined).
-    #[arg(long, default_value_t = 3, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
-    pub confirmations: u64,
+    /// Confirmations a payment needs before an order is paid (1 = mined), on every
+    /// chain [default: per chain: 1 on a dev chain (chain id 31337, anvil and hardhat;
+    /// 1337, ganache and geth --dev), whose node mines only when asked; 3 elsewhere].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub confirmations: Option<u64>,
     /// Seconds between checks of claimed payments still waiting for confirmations.
     #[arg(long, default_value_t = 5, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
     pub payment_poll: u64,
@@ -1282,18 +1343,33 @@ pub struct ConsumeArgs {
     /// Also accept an EIP-191 signature of dataset.json by this DID (did:peaq:0x…),
     /// besides the machine's: the owner who signed a dataset of its machine, as the
     /// market's listing card names it (provider) and `market order show` (seller);
-    /// repeatable. Without it a dataset signed by anyone but the machine is refused.
+    /// repeatable. Without it a dataset signed by anyone but the machine is refused,
+    /// unless a market's release package (--download-url) carries the machine's signed
+    /// registration: then the owner it names is accepted once the machine's and the chain
+    /// key's signatures over it check out (docs/security.md).
     #[arg(long = "dataset-signer", value_name = "DID")]
     pub dataset_signers: Vec<String>,
     /// Fetch a release package first: a URL whose manifest.json lists files, or a ZIP of them.
     #[arg(long, conflicts_with_all = ["chunk_dir", "access_dir", "data_dir"])]
     pub download_url: Option<String>,
-    /// Working directory for downloaded files (default: a temporary directory).
+    /// Working directory for downloaded files (default: a temporary directory); the
+    /// download is removed from it after consume, successful or not, unless --keep-files.
     #[arg(long)]
     pub work_dir: Option<PathBuf>,
-    /// Keep downloaded files after a successful consume.
+    /// Keep the downloaded files after consume, successful or not (in a package directory
+    /// under --work-dir or the temporary directory, named on stderr).
     #[arg(long)]
     pub keep_files: bool,
+    /// Download the release package into DIR (empty or new: chunks/, data/, access/ and
+    /// the package's registration.json) and keep it there, whatever the outcome. Without
+    /// it, or --keep-files, the download is removed after consume.
+    #[arg(
+        long,
+        value_name = "DIR",
+        requires = "download_url",
+        conflicts_with = "work_dir"
+    )]
+    pub keep_download: Option<PathBuf>,
     /// Worker threads (default: all cores).
     #[arg(long)]
     pub parallelism: Option<usize>,

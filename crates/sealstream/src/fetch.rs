@@ -141,6 +141,22 @@ fn safe_name(name: &str) -> bool {
         && (name.ends_with(".json") || name.ends_with(".bin"))
 }
 
+/// Where a release package is downloaded.
+pub enum Destination<'a> {
+    /// A temporary directory, removed with the package.
+    Temporary,
+    /// A package directory made in this work directory (`--work-dir`); the
+    /// work directory is removed with it when the download created it.
+    WorkDir(&'a Path),
+    /// This directory itself, kept (`--keep-download`): it must be empty or
+    /// not exist.
+    Keep(&'a Path),
+}
+
+/// The machine registration sealstream's release packages name
+/// (`sealstreamRegistration`), kept beside the sorted directories.
+const REGISTRATION_FILE: &str = "registration.json";
+
 /// A downloaded release package, sorted into chunk, data and access directories.
 /// Removed when dropped unless kept.
 pub struct ReleasePackage {
@@ -151,16 +167,43 @@ pub struct ReleasePackage {
 }
 
 impl ReleasePackage {
-    pub fn download(url: &str, work_dir: Option<&Path>) -> CliResult<Self> {
-        let (root, remove_root) = match work_dir {
-            Some(dir) => {
+    pub fn download(url: &str, destination: Destination<'_>) -> CliResult<Self> {
+        let mut me = Self::place(destination)?;
+        let files = me.pkg.join("files");
+        fs::create_dir(&files).map_err(|e| CliError::input(at(&files, e)))?;
+        me.fetch_into(url, &files)?;
+        me.sort(&files)?;
+        Ok(me)
+    }
+
+    /// The empty package directory of `destination`, made.
+    fn place(destination: Destination<'_>) -> CliResult<Self> {
+        let (root, remove_root) = match destination {
+            Destination::Keep(dir) => {
+                if fs::read_dir(dir).is_ok_and(|mut d| d.next().is_some()) {
+                    return Err(CliError::input(at(
+                        dir,
+                        "--keep-download: the directory is not empty",
+                    )));
+                }
+                fs::create_dir_all(dir).map_err(|e| {
+                    CliError::input(at(dir, format!("--keep-download: cannot create ({e})")))
+                })?;
+                return Ok(ReleasePackage {
+                    root: dir.to_path_buf(),
+                    pkg: dir.to_path_buf(),
+                    remove_root: false,
+                    keep: true,
+                });
+            }
+            Destination::WorkDir(dir) => {
                 let existed = dir.exists();
                 fs::create_dir_all(dir).map_err(|e| {
                     CliError::input(at(dir, format!("--work-dir: cannot create ({e})")))
                 })?;
                 (dir.to_path_buf(), !existed)
             }
-            None => {
+            Destination::Temporary => {
                 let dir = tempfile::Builder::new()
                     .prefix("sealstream-download-")
                     .tempdir()
@@ -180,17 +223,12 @@ impl ReleasePackage {
                 ))
             })?
             .keep();
-        let mut me = ReleasePackage {
+        Ok(ReleasePackage {
             root,
             pkg,
             remove_root,
             keep: false,
-        };
-        let files = me.pkg.join("files");
-        fs::create_dir(&files).map_err(|e| CliError::input(at(&files, e)))?;
-        me.fetch_into(url, &files)?;
-        me.sort(&files)?;
-        Ok(me)
+        })
     }
 
     fn fetch_into(&mut self, url: &str, files: &Path) -> CliResult {
@@ -259,6 +297,22 @@ impl ReleasePackage {
                     if name != "dataset.json" {
                         return Err(CliError::integrity(format!(
                             "manifest.json: sealstreamDataset must be \"dataset.json\", got {name:?}"
+                        )));
+                    }
+                    let (reader, _) = open_stream(&join_url(url, name))?;
+                    copy_limited(reader, &self.pkg.join(name), MAX_MANIFEST_BYTES, name)?;
+                }
+                // And the machine's signed registration, which names the
+                // owner the buyer may accept as the dataset's signer.
+                let registration = manifest
+                    .as_ref()
+                    .and_then(|(v, _)| v.as_object())
+                    .and_then(|m| m.get("sealstreamRegistration"))
+                    .and_then(json::Value::as_str);
+                if let Some(name) = registration {
+                    if name != REGISTRATION_FILE {
+                        return Err(CliError::integrity(format!(
+                            "manifest.json: sealstreamRegistration must be \"{REGISTRATION_FILE}\", got {name:?}"
                         )));
                     }
                     let (reader, _) = open_stream(&join_url(url, name))?;
@@ -352,10 +406,24 @@ impl ReleasePackage {
         self.pkg.join("access")
     }
 
-    /// Keep the files; returns where they are.
-    pub fn keep(mut self) -> PathBuf {
+    /// The machine's signed registration, when the package named one.
+    pub fn registration(&self) -> Option<PathBuf> {
+        Some(self.pkg.join(REGISTRATION_FILE)).filter(|p| p.is_file())
+    }
+
+    /// Whether the files stay when the package is dropped.
+    pub fn is_kept(&self) -> bool {
+        self.keep
+    }
+
+    /// Where the package is.
+    pub fn path(&self) -> &Path {
+        &self.pkg
+    }
+
+    /// Keep the files when dropped.
+    pub fn retain(&mut self) {
         self.keep = true;
-        self.pkg.clone()
     }
 }
 

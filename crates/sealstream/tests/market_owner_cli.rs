@@ -257,8 +257,18 @@ fn an_owner_and_a_buyer_trade_with_the_cli_only() {
         .args(["--listing", &listing_id])
         .arg("--buyer-private-key-file")
         .arg(t.join("buyer.x25519.sk"));
-    let order = json_of(&run_ok(order, "order create"));
+    let created = run_ok(order, "order create");
+    let order = json_of(&created);
     let order_id = text(&order, "id");
+    // It says what the seller runs to mark it paid (issue 16).
+    let said = stderr(&created);
+    assert!(
+        said.contains(&format!(
+            "the seller then runs: sealstream market order mark-paid {order_id} --server {server} \
+             --key-file SELLER_KEY --reference INVOICE_REF"
+        )),
+        "{said}"
+    );
     assert_eq!(text(&order, "state"), "awaiting-payment");
     assert_eq!(text(&order, "buyerId"), buyer_did);
     // Only the seller may mark it paid.
@@ -299,11 +309,39 @@ fn an_owner_and_a_buyer_trade_with_the_cli_only() {
         .arg("--owner-private-key-file")
         .arg(t.join("machine/owner.x25519.sk"));
     run_ok(daemon, "grant-daemon --once");
-    let shown = json_of(&run_ok(
+    let show = run_ok(
         market_cmd(server, &buyer_sk, &["order", "show", &order_id, "--json"]),
         "order show",
-    ));
+    );
+    let shown = json_of(&show);
     assert_eq!(text(&shown, "state"), "granted");
+    // Every URL it prints works: the release is reached through the link
+    // command it prints (issue 16), run here as printed.
+    let said = stderr(&show);
+    let release = said
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("release: "))
+        .unwrap_or_else(|| panic!("no release line: {said}"));
+    let command = release.split("   (").next().unwrap();
+    let words: Vec<&str> = command.split_whitespace().collect();
+    assert_eq!(
+        words[..4],
+        ["sealstream", "market", "order", "link"],
+        "{said}"
+    );
+    let mut printed = sealstream();
+    printed.args(&words[1..]);
+    let printed_url = String::from_utf8(run_ok(printed, "the printed link command").stdout)
+        .unwrap()
+        .trim()
+        .to_string();
+    let (path, query) = printed_url
+        .strip_prefix(&market.base)
+        .and_then(|p| p.split_once('?'))
+        .unwrap_or_else(|| panic!("{printed_url}"));
+    let (status, manifest) =
+        market.call("GET", &format!("{path}/manifest.json?{query}"), None, None);
+    assert_eq!(status, 200, "{printed_url}: {manifest:?}");
     let sold = json_of(&run_ok(
         market_cmd(
             server,
@@ -323,9 +361,65 @@ fn an_owner_and_a_buyer_trade_with_the_cli_only() {
     );
     let url = String::from_utf8(link.stdout).unwrap().trim().to_string();
     assert!(url.starts_with("http://"), "{url}");
-    let consume = |signer: Option<&str>| {
+    let consume = |buyer_key: &Path| {
         let mut c = sealstream();
         c.args(["consume", "--download-url", &url, "--buyer-id", &buyer_did])
+            .arg("--buyer-private-key-file")
+            .arg(buyer_key)
+            .arg("--output")
+            .arg(t.join("bought.bin"));
+        c
+    };
+    // The owner signed the dataset, not the machine. The release package
+    // carries the machine's signed registration naming the owner, so the
+    // buyer's consumer accepts the owner without --dataset-signer (issue 16;
+    // before, this was refused). A failed consume leaves no download
+    // behind; --keep-download keeps it.
+    let wrong_buyer = t.join("stranger.x25519.sk");
+    let mut failed = consume(&wrong_buyer);
+    failed.arg("--work-dir").arg(t.join("work"));
+    let out = failed.output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("The download was removed"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        !t.join("work").exists(),
+        "the download is removed after a failure"
+    );
+    assert!(!t.join("bought.bin").exists());
+    assert_eq!(text(&shown, "sellerDid"), owner_did);
+    let mut kept = consume(&t.join("buyer.x25519.sk"));
+    kept.arg("--keep-download").arg(t.join("kept"));
+    let out = run_ok(kept, "consume --download-url");
+    assert!(
+        stderr(&out).contains(&format!("Accepting the machine's owner {owner_did}")),
+        "{}",
+        stderr(&out)
+    );
+    assert!(std::fs::read(t.join("bought.bin")).unwrap() == input[CHUNK..3 * CHUNK]);
+    for kept in [
+        "chunks/dataset.json",
+        "chunks/chunk-1.json",
+        "data/chunk-2.bin",
+        "registration.json",
+    ] {
+        assert!(t.join("kept").join(kept).is_file(), "{kept}");
+    }
+    // From the directories alone (no registration), the owner's signature
+    // is refused unless the buyer names the signer, and the error says how.
+    std::fs::remove_file(t.join("bought.bin")).unwrap();
+    let from_dirs = |signer: Option<&str>| {
+        let mut c = sealstream();
+        c.args(["consume", "--buyer-id", &buyer_did])
+            .arg("--chunk-dir")
+            .arg(t.join("kept/chunks"))
+            .arg("--data-dir")
+            .arg(t.join("kept/data"))
+            .arg("--access-dir")
+            .arg(t.join("kept/access"))
             .arg("--buyer-private-key-file")
             .arg(t.join("buyer.x25519.sk"))
             .arg("--output")
@@ -335,9 +429,7 @@ fn an_owner_and_a_buyer_trade_with_the_cli_only() {
         }
         c
     };
-    // The owner signed the dataset, not the machine: refused unless the
-    // buyer accepts the seller as signer, and the error says how.
-    let out = consume(None).output().unwrap();
+    let out = from_dirs(None).output().unwrap();
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(
         stderr(&out).contains(&format!("pass --dataset-signer {owner_did}")),
@@ -345,8 +437,7 @@ fn an_owner_and_a_buyer_trade_with_the_cli_only() {
         stderr(&out)
     );
     assert!(!t.join("bought.bin").exists());
-    assert_eq!(text(&shown, "sellerDid"), owner_did);
-    run_ok(consume(Some(&owner_did)), "consume --download-url");
+    run_ok(from_dirs(Some(&owner_did)), "consume --dataset-signer");
     assert!(std::fs::read(t.join("bought.bin")).unwrap() == input[CHUNK..3 * CHUNK]);
 
     // The receipt verifies against the market's key.

@@ -1,7 +1,7 @@
 //! Registered machines in the database (`machines`). A machine is read
 //! back as its API view, [`MachineView`]: what is stored is what is shown.
 
-use sealstream_api::machines::MachineView;
+use sealstream_api::machines::{MachineView, SignedRegistration};
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row};
 
@@ -68,6 +68,33 @@ pub(crate) async fn machine(store: &Store, did: &str) -> Result<Option<MachineVi
         .fetch_optional(store.pool())
         .await?;
     row.as_ref().map(machine_of).transpose()
+}
+
+/// The signed registration of machine `did` (canonical text), if
+/// registered: the document its owner sent, with the owner it names, so
+/// that a buyer can check both signatures.
+pub(crate) async fn signed_registration(
+    store: &Store,
+    did: &str,
+) -> Result<Option<SignedRegistration>, DbError> {
+    let row = sqlx::query(&format!(
+        "SELECT {COLUMNS}, chain_key_signature FROM machines WHERE did = $1"
+    ))
+    .bind(did)
+    .fetch_optional(store.pool())
+    .await?;
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let machine = machine_of(&row)?;
+    Ok(Some(SignedRegistration {
+        owner_did: machine.owner_did,
+        machine_did: machine.did,
+        chain_public_key: machine.chain_public_key,
+        recipients: machine.recipients,
+        signature: machine.signature,
+        chain_key_signature: row.try_get("chain_key_signature")?,
+    }))
 }
 
 /// The machines of `owner` (every machine when `None`), oldest first.

@@ -122,6 +122,15 @@ pub fn new_id() -> String {
 /// EIP-155 ids.
 pub const CHAIN_NAMES: [(&str, u64); 2] = [("base", 8453), ("peaq", 3338)];
 
+/// Confirmations a payment of `order` needs: the configured number, or its
+/// chain's default (1 on a dev chain, 3 elsewhere).
+pub(crate) fn confirmations(state: &AppState, order: &Order) -> u64 {
+    match &order.rail {
+        Rail::Evm { chain_id, .. } => state.config.confirmations_for(*chain_id),
+        Rail::Invoice { .. } => 1,
+    }
+}
+
 /// The reference's name of an EVM chain id, if it has one.
 pub fn chain_name(chain_id: u64) -> Option<&'static str> {
     CHAIN_NAMES
@@ -169,7 +178,7 @@ pub(crate) fn instructions(state: &AppState, order: &Order) -> PaymentInstructio
         token: term.token,
         symbol,
         payer: on_chain.then(|| buyer_address(order)).flatten(),
-        confirmations: on_chain.then_some(state.config.confirmations),
+        confirmations: on_chain.then(|| confirmations(state, order)),
         currency: (!on_chain).then_some(term.currency),
         payee,
     }
@@ -184,7 +193,7 @@ pub(crate) fn claim_summary(
     if order.state != OrderState::AwaitingPayment {
         return (None, None);
     }
-    let required = state.config.confirmations.max(1);
+    let required = confirmations(state, order);
     match claims::nearest(claims) {
         Some(c) => (
             Some(c.tx_hash.clone()),

@@ -54,12 +54,20 @@ fn from_api(e: ApiError) -> Response {
     (status, Json(body)).into_response()
 }
 
-/// The chain id the reference's `chain` name stands for.
+/// The chain id a proof's `chain` names: one of the reference's names
+/// (`base`, `peaq`), or the EIP-155 chain id in decimal (`31337`, for the
+/// chains the reference has no name for).
 fn chain_id_of(name: &str) -> Option<u64> {
+    let name = name.trim();
     super::CHAIN_NAMES
         .iter()
-        .find(|(n, _)| n.eq_ignore_ascii_case(name.trim()))
+        .find(|(n, _)| n.eq_ignore_ascii_case(name))
         .map(|(_, id)| *id)
+        .or_else(|| {
+            (!name.is_empty() && name.len() <= 20 && name.bytes().all(|b| b.is_ascii_digit()))
+                .then(|| name.parse().ok())
+                .flatten()
+        })
 }
 
 /// Where an order paid on chain is paid: its chain, its token (`None`:
@@ -122,7 +130,7 @@ pub(crate) fn expected(
         },
         min_amount: Amount::parse_decimal(&order.amount, "amount")
             .map_err(|_| corrupt("amount"))?,
-        confirmations: state.config.confirmations,
+        confirmations: super::confirmations(state, order),
         not_before: Some(not_before),
     })
 }
@@ -148,7 +156,10 @@ fn check_proof(order: &Order, proof: &PaymentProof) -> ApiResult<()> {
         None => {
             return Err(ApiError::unprocessable(
                 "chain",
-                format!("unsupported chain {:?}: expected base or peaq", proof.chain),
+                format!(
+                    "unsupported chain {:?}: expected base, peaq or the chain id in decimal",
+                    proof.chain
+                ),
             ))
         }
     }

@@ -29,6 +29,11 @@ use crate::server::AppState;
 
 /// The name of the dataset manifest in a release package.
 pub const DATASET_FILE: &str = "dataset.json";
+/// The name of the machine's signed registration in a release package
+/// (`sealstream_api::machines::SignedRegistration`): the machine's own
+/// signature naming its owner, which lets the buyer's consumer accept the
+/// owner's signature of the dataset (docs/security.md).
+pub const REGISTRATION_FILE: &str = "registration.json";
 
 async fn granted_order(
     state: &AppState,
@@ -64,7 +69,7 @@ fn json_text(text: String) -> Response {
     params(("id" = String, Path, description = "Order id"), LinkQuery),
     security((), ("session" = [])),
     responses(
-        (status = 200, description = "`{schemaVersion, sourceHash, totalChunks, chunkSize, machineDid, createdAt, orderId, datasetId, merkleRoot, sealstreamDataset, files}`"),
+        (status = 200, description = "`{schemaVersion, sourceHash, totalChunks, chunkSize, machineDid, createdAt, orderId, datasetId, merkleRoot, firstIndex, sealstreamDataset, sealstreamRegistration, files}`"),
         (status = 404, description = "No such order for the caller or link", body = crate::openapi::ErrorBody),
         (status = 409, description = "Not granted yet", body = crate::openapi::ErrorBody)))]
 pub async fn manifest(
@@ -117,6 +122,10 @@ pub async fn manifest(
     );
     m.insert("firstIndex".into(), Value::from(dataset.first_index));
     m.insert("sealstreamDataset".into(), Value::from(DATASET_FILE));
+    m.insert(
+        "sealstreamRegistration".into(),
+        Value::from(REGISTRATION_FILE),
+    );
     m.insert("files".into(), Value::Array(files));
     Ok(json_text(sealstream_core::json::write::to_python_pretty(
         &Value::Object(m),
@@ -125,7 +134,7 @@ pub async fn manifest(
 
 /// One file of the release package.
 #[utoipa::path(get, path = sealstream_api::routes::ORDER_RELEASE_FILE, tag = "orders",
-    params(("id" = String, Path, description = "Order id"), ("name" = String, Path, description = "A name the manifest lists, or dataset.json"), LinkQuery),
+    params(("id" = String, Path, description = "Order id"), ("name" = String, Path, description = "A name the manifest lists, dataset.json or registration.json"), LinkQuery),
     security((), ("session" = [])),
     responses(
         (status = 200, description = "The file (JSON, or the ciphertext as application/octet-stream)"),
@@ -147,6 +156,15 @@ pub async fn file(
             .manifest
             .clone()
             .ok_or_else(|| ApiError::internal("dataset", "no signed manifest"))?;
+        return Ok(json_text(text));
+    }
+    if name == REGISTRATION_FILE {
+        let registration =
+            crate::machines::db::signed_registration(&state.store, &dataset.machine_did)
+                .await?
+                .ok_or_else(|| ApiError::internal("dataset", "its machine is not registered"))?;
+        let text = serde_json::to_string_pretty(&registration)
+            .map_err(|e| ApiError::internal("registration", e))?;
         return Ok(json_text(text));
     }
     if let Some(rest) = name.strip_prefix("chunk-") {

@@ -10,7 +10,7 @@ use sealstream_files::consume::{consume_to_file, ConsumeError, ConsumeRequest};
 use crate::cli::ConsumeArgs;
 use crate::cmd::{chain_error, verify_message};
 use crate::error::{at, CliError, CliResult};
-use crate::fetch;
+use crate::fetch::{self, Destination};
 use crate::keyfile;
 use crate::ui::Ui;
 
@@ -54,6 +54,7 @@ pub fn run(args: ConsumeArgs, ui: Ui) -> CliResult {
     )?);
 
     // With --download-url, fetch the release package into a work directory first.
+    let mut dataset_signers = args.dataset_signers.clone();
     let mut package = None;
     let (chunk_dir, data_dir, access_dir) = match &args.download_url {
         Some(url) => {
@@ -66,7 +67,26 @@ pub fn run(args: ConsumeArgs, ui: Ui) -> CliResult {
                 "Downloading release package from {}...",
                 fetch::redact_url(url)
             ));
-            let pkg = fetch::ReleasePackage::download(url, args.work_dir.as_deref())?;
+            let destination = match (&args.keep_download, &args.work_dir) {
+                (Some(dir), _) => Destination::Keep(dir),
+                (None, Some(dir)) => Destination::WorkDir(dir),
+                (None, None) => Destination::Temporary,
+            };
+            let mut pkg = fetch::ReleasePackage::download(url, destination)?;
+            if args.keep_files {
+                pkg.retain();
+            }
+            let dataset = pkg.chunk_dir().join(DATASET_FILE);
+            if let (Some(registration), true) = (pkg.registration(), dataset.is_file()) {
+                let owner = registered_owner(&registration, &dataset)?;
+                if !dataset_signers.contains(&owner) {
+                    ui.say(format!(
+                        "Accepting the machine's owner {owner} as the dataset's signer: the \
+                         machine's signed registration in the release package names it"
+                    ));
+                    dataset_signers.push(owner);
+                }
+            }
             let dirs = (pkg.chunk_dir(), pkg.data_dir(), pkg.access_dir());
             package = Some(pkg);
             dirs
@@ -85,7 +105,7 @@ pub fn run(args: ConsumeArgs, ui: Ui) -> CliResult {
         buyer_id: &buyer_id,
         buyer_key,
         verify: !args.skip_verify,
-        dataset_signers: &args.dataset_signers,
+        dataset_signers: &dataset_signers,
         parallelism: args.parallelism.unwrap_or_else(default_parallelism),
     };
     let bar = ui.progress(None, true, "decrypting");
@@ -95,11 +115,12 @@ pub fn run(args: ConsumeArgs, ui: Ui) -> CliResult {
     let summary = match result {
         Ok(s) => s,
         Err(e) => {
-            if let Some(pkg) = package {
-                ui.say(format!(
-                    "Downloaded files kept for debugging in: {}",
-                    pkg.keep().display()
-                ));
+            if let Some(pkg) = &package {
+                ui.say(if pkg.is_kept() {
+                    format!("Downloaded files kept in: {}", pkg.path().display())
+                } else {
+                    "The download was removed (--keep-download DIR keeps it)".to_string()
+                });
             }
             return Err(consume_error(
                 e,
@@ -108,11 +129,11 @@ pub fn run(args: ConsumeArgs, ui: Ui) -> CliResult {
             ));
         }
     };
-    if let Some(pkg) = package {
-        if args.keep_files {
+    if let Some(pkg) = &package {
+        if pkg.is_kept() {
             ui.say(format!(
                 "Downloaded files kept in: {}",
-                pkg.keep().display()
+                pkg.path().display()
             ));
         }
     }
@@ -143,6 +164,46 @@ pub fn run(args: ConsumeArgs, ui: Ui) -> CliResult {
         ui.say(format!("  Buyer ID:     {buyer_id}"));
     }
     Ok(())
+}
+
+/// The name of the signed dataset manifest in a chunk directory.
+const DATASET_FILE: &str = "dataset.json";
+
+/// The owner a release package's machine registration names, once its
+/// signatures are checked and it is shown to be the registration of the
+/// dataset's machine and chain key: only the machine's own signature can
+/// make a DID its owner, so a server cannot name a signer of its choosing
+/// (docs/security.md). Anything else is an integrity failure (exit 2).
+fn registered_owner(registration: &Path, dataset: &Path) -> CliResult<String> {
+    let bad = |what: String| {
+        CliError::integrity(at(
+            registration,
+            format!("the release package's machine registration {what}"),
+        ))
+    };
+    let text = std::fs::read(registration).map_err(|e| CliError::input(at(registration, e)))?;
+    let checked = sealstream_api::machines::SignedRegistration::parse(&text)
+        .and_then(|doc| doc.verified())
+        .map_err(|e| bad(format!("does not verify: {e}")))?;
+    let bytes = std::fs::read(dataset).map_err(|e| CliError::input(at(dataset, e)))?;
+    let manifest = sealstream_core::dataset::DatasetManifest::parse(&bytes)
+        .map_err(|e| CliError::integrity(at(dataset, e)))?;
+    let same_machine = sealstream_core::identity::Did::parse(&manifest.machine_did, "machineDid")
+        .is_ok_and(|did| did == checked.machine);
+    if !same_machine {
+        return Err(bad(format!(
+            "is of machine {}, the dataset of {}",
+            checked.machine, manifest.machine_did
+        )));
+    }
+    if !checked
+        .chain_public_key
+        .to_hex()
+        .eq_ignore_ascii_case(&manifest.chain_public_key_hex)
+    {
+        return Err(bad("names another chain key than the dataset's".to_string()));
+    }
+    Ok(checked.owner.to_string())
 }
 
 fn consume_error(

@@ -1,15 +1,19 @@
-//! `sealstream market order create|show|list|mark-paid|link|receipt`: the
-//! buyer's and the seller's requests about orders.
+//! `sealstream market order create|show|list|mark-paid|link|cancel|pay|receipt`:
+//! the buyer's and the seller's requests about orders. What is printed of an
+//! order ends with what to run next, as commands to copy: pay it, mark it
+//! paid, or make the release link `consume --download-url` reads.
 
 use std::io::Write;
+use std::path::Path;
 
 use sealstream_api::orders::{
-    CreateLink, CreateOrder, LinkPurpose, ListQuery, OrderSide, OrderView,
+    CreateLink, CreateOrder, LinkPurpose, ListQuery, OrderSide, OrderState, OrderView,
 };
 use sealstream_api::payments::{MarkPaid, RailKind};
 
+use super::market_pay;
 use super::market_session::{client, client_error, json_answer};
-use crate::cli::MarketOrderCommand;
+use crate::cli::{MarketOrderCommand, MarketSession};
 use crate::error::{at, CliError, CliResult};
 use crate::ui::Ui;
 
@@ -18,8 +22,80 @@ fn or_dash(text: Option<&str>) -> &str {
     text.unwrap_or("-")
 }
 
-/// What a person needs to know of an order, on stderr.
-fn describe(ui: &Ui, order: &OrderView) {
+/// A word of a shell command as typed: as is when it is plain, else in
+/// single quotes.
+pub(crate) fn shell_word(word: &str) -> String {
+    let plain = !word.is_empty()
+        && word
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_-./:=@%+,".contains(&b));
+    if plain {
+        word.to_string()
+    } else {
+        format!("'{}'", word.replace('\'', r"'\''"))
+    }
+}
+
+/// `sealstream market order VERB ID --server S --key-file K`, the start of
+/// a command about `order` as the same person.
+fn order_command(verb: &str, id: &str, server: &str, key_file: &Path) -> String {
+    format!(
+        "sealstream market order {verb} {} --server {} --key-file {}",
+        shell_word(id),
+        shell_word(server),
+        shell_word(&key_file.display().to_string())
+    )
+}
+
+/// What the person signed in runs next, one line each: how to pay (the
+/// buyer's pay command and the address that must pay, or the seller's
+/// mark-paid), and how to get the release package once granted.
+fn next_steps(order: &OrderView, session: &MarketSession, as_buyer: bool) -> Vec<String> {
+    let payment = &order.payment;
+    let (server, key) = (&session.server, &session.key_file);
+    let mut lines = Vec::new();
+    if order.state == OrderState::AwaitingPayment {
+        match payment.rail {
+            RailKind::Evm => {
+                lines.push(format!(
+                    "  payer:  {} (the buyer's key: the server accepts a payment from this address only)",
+                    or_dash(payment.payer.as_deref())
+                ));
+                if as_buyer {
+                    lines.push(format!(
+                        "  to pay: {} --rpc RPC_URL   (RPC_URL: a JSON-RPC endpoint of chain {})",
+                        order_command("pay", &order.id, server, key),
+                        payment.chain_id.map_or("-".to_string(), |c| c.to_string()),
+                    ));
+                }
+            }
+            RailKind::Invoice => {
+                let seller_key = if as_buyer {
+                    Path::new("SELLER_KEY")
+                } else {
+                    key.as_path()
+                };
+                lines.push(format!(
+                    "  to pay: settle the seller's invoice; the seller then runs: {} --reference INVOICE_REF",
+                    order_command("mark-paid", &order.id, server, seller_key),
+                ));
+            }
+        }
+    }
+    if as_buyer && order.state != OrderState::Cancelled {
+        let link = order_command("link", &order.id, server, key);
+        lines.push(if order.state == OrderState::Granted {
+            format!("  release: {link}   (prints the URL for consume --download-url)")
+        } else {
+            format!("  release: once granted, {link} prints the URL for consume --download-url")
+        });
+    }
+    lines
+}
+
+/// What a person needs to know of an order, on stderr, and what to run
+/// next as the person signed in with `session`.
+fn describe(ui: &Ui, order: &OrderView, session: &MarketSession, me: &str) {
     let payment = &order.payment;
     ui.say(format!(
         "Order {} of listing {}: {}",
@@ -30,13 +106,16 @@ fn describe(ui: &Ui, order: &OrderView) {
     match payment.rail {
         RailKind::Evm => {
             ui.say(format!(
-                "  pay:    {} {} ({} base units) on chain {} to {}, token {}",
+                "  pay:    {} {} ({} base units) on chain {} to {}, token {}{}",
                 payment.amount_display,
                 or_dash(payment.symbol.as_deref()),
                 payment.amount,
                 payment.chain_id.map_or("-".to_string(), |c| c.to_string()),
                 or_dash(payment.pay_to.as_deref()),
                 or_dash(payment.token.as_deref()),
+                payment
+                    .confirmations
+                    .map_or(String::new(), |n| format!(", {n} confirmation(s)")),
             ));
             ui.say(format!(
                 "  proof:  {} (peaqos stream pay --confirmation-url)",
@@ -52,7 +131,10 @@ fn describe(ui: &Ui, order: &OrderView) {
     for line in claim_lines(order) {
         ui.say(line);
     }
-    ui.say(format!("  release: {}", order.urls.release));
+    let as_buyer = order.buyer_did.eq_ignore_ascii_case(me);
+    for line in next_steps(order, session, as_buyer) {
+        ui.say(line);
+    }
 }
 
 /// The order's payment claims, one line each: the transaction, its state
@@ -126,7 +208,7 @@ pub fn run(command: MarketOrderCommand, ui: Ui) -> CliResult {
                     buyer_id,
                 })
                 .map_err(|e| client_error("order create", e))?;
-            describe(&ui, &order);
+            describe(&ui, &order, &session, &client.did().to_string());
             if ui.json {
                 json_answer(&ui, &order)?;
             }
@@ -137,7 +219,7 @@ pub fn run(command: MarketOrderCommand, ui: Ui) -> CliResult {
             let order = client
                 .order(&id)
                 .map_err(|e| client_error("order show", e))?;
-            describe(&ui, &order);
+            describe(&ui, &order, &session, &client.did().to_string());
             if ui.json {
                 json_answer(&ui, &order)?;
             }
@@ -215,6 +297,37 @@ pub fn run(command: MarketOrderCommand, ui: Ui) -> CliResult {
             }
             Ok(())
         }
+        MarketOrderCommand::Cancel { session, id } => {
+            let mut client = client(&session, "a buyer")?;
+            let order = client
+                .cancel_order(&id)
+                .map_err(|e| client_error("order cancel", e))?;
+            ui.say(format!("Order {} cancelled: {}", order.id, order.state));
+            if ui.json {
+                json_answer(&ui, &order)?;
+            }
+            Ok(())
+        }
+        MarketOrderCommand::Pay {
+            session,
+            id,
+            rpc,
+            wait,
+            legacy,
+            tx_hash,
+            timeout,
+        } => market_pay::run(
+            &session,
+            &market_pay::PayArgs {
+                id,
+                rpc,
+                wait,
+                legacy,
+                tx_hash,
+                timeout: std::time::Duration::from_secs(timeout),
+            },
+            &ui,
+        ),
         MarketOrderCommand::Receipt { session, id, out } => {
             let mut client = client(&session, "a buyer or seller")?;
             let bytes = client
@@ -242,7 +355,7 @@ pub fn run(command: MarketOrderCommand, ui: Ui) -> CliResult {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sealstream_api::orders::{OrderState, OrderUrls};
+    use sealstream_api::orders::OrderUrls;
     use sealstream_api::payments::{ClaimState, ClaimView, PaymentInstructions};
 
     fn order(claims: Vec<ClaimView>, claimed: Option<(&str, &str)>) -> OrderView {

@@ -19,6 +19,8 @@ pub mod market_browse;
 #[cfg(feature = "agent")]
 pub mod market_orders;
 #[cfg(feature = "agent")]
+pub mod market_pay;
+#[cfg(feature = "agent")]
 pub mod market_sample;
 #[cfg(feature = "agent")]
 pub mod market_seller;
