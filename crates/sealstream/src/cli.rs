@@ -541,6 +541,7 @@ pub enum MarketDatasetCommand {
     /// envelopes, signs the manifest (EIP-191, the --key-file) and completes the dataset.
     /// For an index range, a dataset of it the owner already signed is reported as it is,
     /// and a draft of it (a run that stopped) is completed rather than made again.
+    /// Prints the dataset id on stdout (`DATASET=$(…)`; --json prints the whole answer).
     Create {
         #[command(flatten)]
         session: MarketSession,
@@ -591,6 +592,7 @@ pub enum MarketListingCommand {
     /// verifies payments on (its --evm-rpc). The sample chunks' keys are opened with
     /// --owner-private-key-file, checked against their commitments and disclosed, so
     /// anyone may preview them. --publish publishes it (it enters the catalog).
+    /// Prints the listing id on stdout (`LISTING=$(…)`; --json prints the whole answer).
     Create {
         #[command(flatten)]
         session: MarketSession,
@@ -682,7 +684,8 @@ pub enum MarketOrderCommand {
     /// EVM rail the chain, pay-to, amount, token, the one address the server accepts the
     /// payment from (the signing-in key's), the `market order pay` command to run and the
     /// payment proof URL for `peaqos stream pay --confirmation-url`; on the invoice rail
-    /// the `market order mark-paid` command the seller runs.
+    /// the `market order mark-paid` command the seller runs. Prints the order id on
+    /// stdout (`ORDER=$(…)`; --json prints the whole answer); the rest goes to stderr.
     Create {
         #[command(flatten)]
         session: MarketSession,
@@ -735,7 +738,7 @@ pub enum MarketOrderCommand {
         #[arg(long)]
         reference: String,
     },
-    /// Make a bearer link (revocable with DELETE /v1/orders/{id}/links/{link}): as the
+    /// Make a bearer link (revocable with `market link revoke`): as the
     /// buyer, to the release package (for `consume --download-url`); as the seller, to the
     /// confirmation (for `peaqos stream distribute --confirmation-url`). Prints the URL on
     /// stdout.
@@ -1134,6 +1137,12 @@ pub struct AgentInitArgs {
     /// Deliver to this object store: s3://BUCKET/PREFIX or file:///PATH (repeatable).
     #[arg(long, value_name = "URL")]
     pub object_store: Vec<String>,
+    /// Field rules for one topic (repeatable): a rules file as `package sign --rules`
+    /// reads it, `{"topic", "defaultAction"?, "rules": [{"fieldPath", "action",
+    /// "anonymizeStrategy"?}]}` (docs/examples/gps.rules.json); its topic must be one the
+    /// sources feed. Topics without a file keep every field.
+    #[arg(long = "rules", value_name = "FILE")]
+    pub rules: Vec<PathBuf>,
     /// The spool directory [default: spool, beside the map].
     #[arg(long, value_name = "DIR")]
     pub spool: Option<PathBuf>,

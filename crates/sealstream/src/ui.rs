@@ -23,6 +23,15 @@ impl Ui {
         }
     }
 
+    /// The id a command made, on stdout (its result, for `ID=$(sealstream …)`),
+    /// unless `--json` prints the whole answer instead. Printed with `-q` too.
+    pub fn id_out(&self, id: &str) {
+        if !self.json {
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "{id}").and_then(|()| out.flush());
+        }
+    }
+
     /// Print `value` as `json.dumps(value, indent=2)` on stdout.
     pub fn json_out(&self, value: &Value) {
         let text = to_python_pretty(value);

@@ -67,7 +67,19 @@ fn the_demo_runs_the_whole_market_flow_with_an_invoice() {
     // The buyer's bytes are the robot's signed packages: 18,000 fixes.
     let received = std::fs::read_to_string(out.join("received.jsonl")).unwrap();
     assert_eq!(received.lines().count(), 18_000);
-    assert!(received.contains("\"topic\":\"/gps/fix\""));
+    // The owner's field rules (demo/gps-fix.rules.json) held on every fix:
+    // the frame id hashed, status.service dropped, the covariance encrypted.
+    for line in received.lines() {
+        assert!(
+            line.contains("\"frame_id\":{\"__anonymized\":true"),
+            "{line}"
+        );
+        assert!(!line.contains("\"service\""), "{line}");
+        assert!(
+            line.contains("\"position_covariance\":{\"__encrypted\":true"),
+            "{line}"
+        );
+    }
     // The server was stopped with the script.
     let log = std::fs::read_to_string(out.join("market.log")).unwrap();
     assert!(!log.is_empty());

@@ -7,7 +7,8 @@
 //!   `demo/` and `docs/` of the repository are linked, with the `sealstream`
 //!   Cargo built for these tests first on `PATH`. A line starting with `cargo `
 //!   (building and installing the binary) is the one thing not run: the test
-//!   provides the binary.
+//!   provides the binary. The market's port, 8080 in the text, becomes a free
+//!   port, and background jobs (the server) are killed when the script ends.
 //! - Every other fenced block is a synopsis (placeholders such as `URL`, `HEX`
 //!   stand for values): each command in it is checked against
 //!   `sealstream <subcommand> --help` — the subcommand path exists and every
@@ -128,7 +129,14 @@ struct Shown {
 fn commands_of(line: &str) -> Vec<Shown> {
     let mut done = Vec::new();
     let mut stack: Vec<Shown> = Vec::new();
+    let mut previous = "";
     for token in line.split_whitespace() {
+        // `cargo build -p sealstream …` names the package, not the command.
+        if token == "sealstream" && matches!(previous, "-p" | "--package") {
+            previous = token;
+            continue;
+        }
+        previous = token;
         let opens = token.contains("$(");
         let mut t = token
             .trim_start_matches('"')
@@ -204,13 +212,18 @@ fn every_command_the_readme_shows_is_a_real_command_with_real_flags() {
             continue;
         }
         for (line_no, line) in logical_lines(&block) {
-            for script in line.split_whitespace().filter(|t| t.starts_with("scripts/")) {
+            for script in line
+                .split_whitespace()
+                .filter(|t| t.starts_with("scripts/"))
+            {
                 let path = repo_root().join(script);
                 let executable = std::fs::metadata(&path)
                     .map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o111 != 0)
                     .unwrap_or(false);
                 if !executable {
-                    problems.push(format!("README.md:{line_no}: {script} is not an executable script"));
+                    problems.push(format!(
+                        "README.md:{line_no}: {script} is not an executable script"
+                    ));
                 }
                 checked += 1;
             }
@@ -285,14 +298,16 @@ fn the_first_hour_runs_as_written() {
         blocks.len() >= 5,
         "README.md has no section \"{FIRST_HOUR}\" with its sh blocks"
     );
-    let mut script = String::from("set -euo pipefail\n");
+    let port = sealstream_testkit::free_port().to_string();
+    let mut script =
+        String::from("set -euo pipefail\ntrap 'kill $(jobs -p) 2>/dev/null || true' EXIT\n");
     for block in &blocks {
         script.push_str(&format!("# README.md:{}\n", block.line));
         for line in &block.lines {
             if line.trim_start().starts_with("cargo ") {
                 continue;
             }
-            script.push_str(line);
+            script.push_str(&line.replace("8080", &port));
             script.push('\n');
         }
     }
@@ -338,6 +353,7 @@ fn commands_are_read_with_their_nested_commands_apart() {
     assert_eq!(shown[1].flags, ["--download-url", "--buyer-id", "--json"]);
     let shown = commands_of("sealstream market listing publish|withdraw --server URL LISTING_ID");
     assert_eq!(shown[0].words, ["market", "listing", "publish|withdraw"]);
+    assert!(commands_of("cargo build --release -p sealstream --features agent").is_empty());
     assert_eq!(strip_comment("a b # c \"#d\""), "a b ");
     assert_eq!(strip_comment("a \"#d\" e"), "a \"#d\" e");
 }

@@ -20,6 +20,7 @@ use std::fmt::Write as _;
 use std::path::{Component, Path, PathBuf};
 
 use sealstream_core::json::{self, Value};
+use sealstream_core::rules::TopicRules;
 
 /// A source as `agent init --source` names it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -239,6 +240,8 @@ pub struct MapPlan {
     pub sources: Vec<SourcePlan>,
     /// The destinations, in order.
     pub destinations: Vec<DestinationPlan>,
+    /// Field rules of some topics (`topic` names which), written under them.
+    pub rules: Vec<TopicRules>,
 }
 
 /// `text` as a YAML double-quoted scalar.
@@ -334,6 +337,9 @@ impl MapPlan {
                 if let Some(m) = &t.matcher {
                     let _ = writeln!(y, "    match: {}", quote(m));
                 }
+                if let Some(rules) = self.rules.iter().find(|r| r.topic == t.name) {
+                    render_rules(&mut y, rules);
+                }
             }
         }
         y.push_str("\n# Where sealed chunks go.\ndestinations:\n");
@@ -347,6 +353,50 @@ impl MapPlan {
         }
         y
     }
+}
+
+/// A topic's `defaultAction` and `rules`, as the map writes them.
+fn render_rules(y: &mut String, rules: &TopicRules) {
+    if let Some(action) = rules.default_action {
+        let _ = writeln!(y, "    defaultAction: {}", action.as_str());
+    }
+    if rules.rules.is_empty() {
+        return;
+    }
+    y.push_str("    rules:\n");
+    for r in &rules.rules {
+        let _ = write!(
+            y,
+            "      - {{fieldPath: {}, action: {}",
+            quote(&r.field_path),
+            r.action.as_str()
+        );
+        if let Some(strategy) = r.anonymize_strategy {
+            let _ = write!(y, ", anonymizeStrategy: {}", strategy.as_str());
+        }
+        y.push_str("}\n");
+    }
+}
+
+/// Check that every rules file names a topic the sources feed, once.
+pub fn check_rules_topics(rules: &[TopicRules], sources: &[SourcePlan]) -> Result<(), String> {
+    let topics: Vec<&str> = sources
+        .iter()
+        .flat_map(|s| s.topics.iter().map(|t| t.name.as_str()))
+        .collect();
+    for (i, r) in rules.iter().enumerate() {
+        if !topics.contains(&r.topic.as_str()) {
+            return Err(format!(
+                "--rules: topic {:?} is not one the sources feed ({})",
+                r.topic,
+                topics.join(", ")
+            ));
+        }
+        if rules[..i].iter().any(|o| o.topic == r.topic) {
+            return Err(format!("--rules: topic {:?} has two rules files", r.topic));
+        }
+    }
+    Ok(())
 }
 
 /// Group source specifications into named sources: one per file or bag,

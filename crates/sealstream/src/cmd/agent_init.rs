@@ -5,8 +5,8 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use sealstream_agent::config::init::{
-    absolute, jsonl_topics, plan_sources, relative, DestinationPlan, MachineKeys, MapPlan,
-    SourceKind, SourceSpec,
+    absolute, check_rules_topics, jsonl_topics, plan_sources, relative, DestinationPlan,
+    MachineKeys, MapPlan, SourceKind, SourceSpec,
 };
 use sealstream_agent::config::{ConfigError, DataEventMap};
 use sealstream_agent::mcap_source::McapSource;
@@ -113,6 +113,12 @@ pub fn run(args: AgentInitArgs, ui: Ui) -> CliResult {
 
     let sources = plan_sources(&args.sources, topics_of, |p| written(Path::new(p)))
         .map_err(CliError::input)?;
+    let rules = args
+        .rules
+        .iter()
+        .map(|p| super::package::read_rules(p))
+        .collect::<CliResult<Vec<_>>>()?;
+    check_rules_topics(&rules, &sources).map_err(CliError::input)?;
     let mut destinations: Vec<DestinationPlan> = Vec::new();
     destinations.extend(args.market.iter().cloned().map(DestinationPlan::Market));
     destinations.extend(
@@ -143,6 +149,7 @@ pub fn run(args: AgentInitArgs, ui: Ui) -> CliResult {
             .map_or_else(|| "spool".to_string(), written),
         sources,
         destinations,
+        rules,
     };
     let text = plan.render();
     // What is written must pass `agent check`: the same validation, key

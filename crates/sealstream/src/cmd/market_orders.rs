@@ -209,6 +209,7 @@ pub fn run(command: MarketOrderCommand, ui: Ui) -> CliResult {
                 })
                 .map_err(|e| client_error("order create", e))?;
             describe(&ui, &order, &session, &client.did().to_string());
+            ui.id_out(&order.id);
             if ui.json {
                 json_answer(&ui, &order)?;
             }

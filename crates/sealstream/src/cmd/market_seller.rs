@@ -228,6 +228,7 @@ pub fn dataset(command: MarketDatasetCommand, ui: Ui) -> CliResult {
                     made.id, made.first_index, last, made.merkle_root
                 ));
             }
+            ui.id_out(&made.id);
             if ui.json {
                 let mut m = Map::new();
                 m.insert("id".into(), made.id.into());
@@ -358,6 +359,9 @@ pub fn listing(command: MarketListingCommand, ui: Ui) -> CliResult {
         "{what} listing {} ({}): {}",
         answer.id, answer.state, answer.title
     ));
+    if what == "Created" {
+        ui.id_out(&answer.id);
+    }
     if ui.json {
         json_answer(&ui, &answer)?;
     }

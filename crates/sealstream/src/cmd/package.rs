@@ -41,7 +41,8 @@ pub fn run(cmd: PackageCommand, ui: Ui) -> CliResult {
     }
 }
 
-fn read_rules(path: &Path) -> CliResult<TopicRules> {
+/// A rules file (`{topic, defaultAction?, rules}`), or an error naming it.
+pub(crate) fn read_rules(path: &Path) -> CliResult<TopicRules> {
     let bytes = std::fs::read(path)
         .map_err(|e| CliError::input(at(path, format!("rules: cannot read ({e})"))))?;
     let value = json::parse(&bytes).map_err(|e| CliError::input(at(path, e)))?;
