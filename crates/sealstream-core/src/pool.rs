@@ -120,7 +120,7 @@ impl<I: Send + 'static, O: Send + 'static> OrderedPool<I, O> {
 
     /// The next result in order, waiting for it; `None` when nothing is in
     /// flight.
-    pub fn next(&mut self) -> Option<O> {
+    pub fn next_result(&mut self) -> Option<O> {
         (self.in_flight() > 0).then(|| self.next_in_order())
     }
 

@@ -261,7 +261,7 @@ where
                 return Ok(Some(done));
             }
             if self.items_done {
-                return match self.pool.next() {
+                return match self.pool.next_result() {
                     Some(done) => Ok(Some(done)),
                     None => match self.source_error.take() {
                         Some(e) => Err(ChainReadError::Source(e)),
