@@ -25,6 +25,7 @@ impl Ui {
 
     /// The id a command made, on stdout (its result, for `ID=$(sealstream …)`),
     /// unless `--json` prints the whole answer instead. Printed with `-q` too.
+    #[cfg(feature = "agent")]
     pub fn id_out(&self, id: &str) {
         if !self.json {
             let mut out = std::io::stdout().lock();

@@ -240,15 +240,18 @@ fn an_owner_sells_and_anyone_browses_with_the_cli_only() {
     let mut expected = vec![invoice.clone(), evm.clone()];
     expected.sort();
     assert_eq!(both, expected);
-    assert_eq!(search(server, &["torque"]), [invoice.clone()]);
-    assert_eq!(search(server, &["--rail", "evm"]), [evm.clone()]);
+    assert_eq!(search(server, &["torque"]), vec![invoice.clone()]);
+    assert_eq!(search(server, &["--rail", "evm"]), vec![evm.clone()]);
     assert_eq!(
         search(server, &["--tag", "ROBOTICS", "--kind", "dataset"]),
-        [invoice.clone()]
+        vec![invoice.clone()]
     );
     assert!(search(server, &["--tag", "robotics", "--rail", "evm"]).is_empty());
-    assert_eq!(search(server, &["--domain", "mobility"]), [evm.clone()]);
-    assert_eq!(search(server, &["--max-price", "1250"]), [invoice.clone()]);
+    assert_eq!(search(server, &["--domain", "mobility"]), vec![evm.clone()]);
+    assert_eq!(
+        search(server, &["--max-price", "1250"]),
+        vec![invoice.clone()]
+    );
     assert_eq!(search(server, &["--limit", "1"]).len(), 1);
     let out = run_ok(market(server, &["search", "welding"]), "search (table)");
     let table = stdout(&out);
@@ -295,7 +298,7 @@ fn an_owner_sells_and_anyone_browses_with_the_cli_only() {
         edited.get("domain").is_some_and(|d| d.is_null()),
         "{edited:?}"
     );
-    assert_eq!(search(server, &["--tag", "welding"]), [invoice.clone()]);
+    assert_eq!(search(server, &["--tag", "welding"]), vec![invoice.clone()]);
     // A patch naming a field that does not exist: the file and field named.
     std::fs::write(t.join("bad-patch.json"), r#"{"colour": "red"}"#).unwrap();
     let mut edit = signed(server, &owner_sk, &["listing", "edit", &invoice]);

@@ -212,7 +212,7 @@ pub async fn create(
 ) -> ApiResult<(StatusCode, Json<ListingView>)> {
     caller.require(Role::Owner)?;
     let fields = ListingFields::from_create(&req)?;
-    check_rail_verified(&state, &fields.rail, |f, m| ApiError::unprocessable(f, m))?;
+    check_rail_verified(&state, &fields.rail, ApiError::unprocessable)?;
     let mut tx = state.store.begin().await?;
     let dataset = match db::listed_dataset(&mut tx, &req.dataset_id).await? {
         Some(d) if d.owner_did == caller.did => d,
@@ -279,7 +279,7 @@ pub async fn patch(
     }
     let fields = listing.fields.patched(&req)?;
     if req.rail.is_some() {
-        check_rail_verified(&state, &fields.rail, |f, m| ApiError::unprocessable(f, m))?;
+        check_rail_verified(&state, &fields.rail, ApiError::unprocessable)?;
     }
     if req.sample_chunk_indexes.is_some() {
         let dataset = dataset_of(&mut tx, &listing).await?;

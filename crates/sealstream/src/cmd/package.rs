@@ -146,7 +146,6 @@ fn sign(
         pool.submit(batch, &mut deliver)?;
     }
     pool.drain(&mut deliver)?;
-    drop(deliver);
     out.flush()
         .map_err(|e| CliError::input(format!("stdout: {e}")))?;
     bar.finish_and_clear();
@@ -359,7 +358,6 @@ fn verify(input: &str, ui: Ui) -> CliResult {
         pool.submit(batch, &mut deliver)?;
     }
     pool.drain(&mut deliver)?;
-    drop(deliver);
     let _ = out.flush();
     bar.finish_and_clear();
     if total == 0 {
