@@ -240,6 +240,106 @@ fn agent_init_writes_a_map_that_checks_and_runs() {
 }
 
 #[test]
+fn agent_init_writes_field_rules_that_the_run_applies() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    generate_keys(&t.join("keys"), "machine");
+    let mut input = String::new();
+    for i in 0..20 {
+        let topic = if i % 2 == 0 { "/gps" } else { "/imu" };
+        input.push_str(&format!(
+            "{{\"topic\":\"{topic}\",\"capturedAt\":\"2026-11-21T10:00:{i:02}Z\",\"fields\":{{\"lat\":52.5,\"id\":\"r{i}\",\"cov\":[1,2],\"keep\":{i}}}}}\n"
+        ));
+    }
+    std::fs::write(t.join("readings.jsonl"), input).unwrap();
+    std::fs::write(
+        t.join("gps.rules.json"),
+        r#"{"topic": "/gps", "defaultAction": "include", "rules": [
+            {"fieldPath": "id", "action": "anonymize", "anonymizeStrategy": "hash"},
+            {"fieldPath": "lat", "action": "exclude"},
+            {"fieldPath": "cov", "action": "encrypt"}]}"#,
+    )
+    .unwrap();
+    let args = |rules: &[&'static str]| -> Vec<&'static str> {
+        let mut a = vec![
+            "--keys",
+            "keys",
+            "--source",
+            "jsonl:readings.jsonl",
+            "--directory",
+            "out",
+            "--output",
+            "map.yaml",
+        ];
+        for r in rules {
+            a.extend(["--rules", r]);
+        }
+        a
+    };
+    let out = init(t, &args(&["gps.rules.json"]));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let map = t.join("map.yaml");
+    let text = std::fs::read_to_string(&map).unwrap();
+    assert!(text.contains("    defaultAction: include\n    rules:\n      - {fieldPath: \"id\", action: anonymize, anonymizeStrategy: hash}\n"), "{text}");
+    let checked = check_valid(&map);
+    let rules: Vec<u64> = checked
+        .get("topics")
+        .and_then(|v| v.as_array())
+        .unwrap()
+        .iter()
+        .map(|t| {
+            t.get("rules")
+                .and_then(|v| v.as_number())
+                .and_then(|n| n.as_u64())
+                .unwrap_or(0)
+        })
+        .collect();
+    assert_eq!(rules.iter().sum::<u64>(), 3, "{checked:?}");
+
+    // The checked map is what runs: both chains are made and verify.
+    let mut c = sealstream();
+    c.args(["--quiet", "agent", "run", "--config"]).arg(&map);
+    run_ok(c, "agent run");
+    let mut seen = 0;
+    for chain in std::fs::read_dir(t.join("out")).unwrap() {
+        let mut v = sealstream();
+        v.args(["--quiet", "verify", "--chunk-dir"])
+            .arg(chain.unwrap().path());
+        run_ok(v, "verify");
+        seen += 1;
+    }
+    assert_eq!(seen, 2);
+
+    // A rules file whose topic the sources do not feed, or two for one topic.
+    std::fs::remove_file(&map).unwrap();
+    std::fs::write(
+        t.join("other.rules.json"),
+        r#"{"topic": "/lidar", "rules": []}"#,
+    )
+    .unwrap();
+    for (rules, expected) in [
+        (
+            &["other.rules.json"][..],
+            "--rules: topic \"/lidar\" is not one the sources feed (/gps, /imu)",
+        ),
+        (
+            &["gps.rules.json", "gps.rules.json"][..],
+            "--rules: topic \"/gps\" has two rules files",
+        ),
+    ] {
+        let out = init(t, &args(rules));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        assert!(stderr.contains(expected), "{stderr}");
+        assert!(!map.exists());
+    }
+}
+
+#[test]
 fn agent_init_names_every_source_and_destination_kind() {
     let tmp = tempfile::tempdir().unwrap();
     let t = tmp.path();

@@ -31,6 +31,29 @@ fn demo(args: &[&str], out: &Path) -> Output {
     output
 }
 
+/// The servers the demo started (the market, anvil) are gone once it has
+/// exited: nothing listens on the ports it printed.
+fn assert_stopped(output: &Output) {
+    let text = String::from_utf8_lossy(&output.stdout);
+    let mut ports = 0;
+    for line in text.lines() {
+        for marker in ["listening on http://", "anvil on http://"] {
+            if let Some(rest) = line.trim().strip_prefix(marker) {
+                let addr = rest
+                    .split(|c: char| c.is_whitespace() || c == ';')
+                    .next()
+                    .unwrap();
+                assert!(
+                    std::net::TcpStream::connect(addr).is_err(),
+                    "{addr} still answers after scripts/demo exited"
+                );
+                ports += 1;
+            }
+        }
+    }
+    assert!(ports > 0, "no server address in the demo's output:\n{text}");
+}
+
 /// Every step the demo promises is shown, in order.
 fn assert_steps(output: &Output, steps: &[&str]) {
     let text = String::from_utf8_lossy(&output.stdout);
@@ -63,6 +86,7 @@ fn the_demo_runs_the_whole_market_flow_with_an_invoice() {
     let out = tmp.path().join("demo-out");
     let output = demo(&[], &out);
     assert_steps(&output, MARKET_STEPS);
+    assert_stopped(&output);
     assert!(String::from_utf8_lossy(&output.stdout).contains("invoice rail"));
     // The buyer's bytes are the robot's signed packages: 18,000 fixes.
     let received = std::fs::read_to_string(out.join("received.jsonl")).unwrap();
@@ -91,6 +115,7 @@ fn the_demo_pays_on_chain_with_evm() {
     let out = tmp.path().join("demo-out");
     let output = demo(&["--evm"], &out);
     assert_steps(&output, MARKET_STEPS);
+    assert_stopped(&output);
     assert!(String::from_utf8_lossy(&output.stdout).contains("the buyer pays on chain"));
     let received = std::fs::read_to_string(out.join("received.jsonl")).unwrap();
     assert_eq!(received.lines().count(), 18_000);
