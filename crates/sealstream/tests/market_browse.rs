@@ -558,7 +558,11 @@ fn server_defaults_help_and_usage() {
         &["order", "show"],
         &["upload"],
     ] {
-        let text = help(command);
+        // Help wraps long lines: compare with the whitespace folded.
+        let text = help(command)
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
         assert!(
             text.contains("[env: SEALSTREAM_SERVER=]")
                 && text.contains("[default: http://127.0.0.1:8080]"),

@@ -50,7 +50,14 @@ fn verify_chunk(dir: &Path, signer: Option<&str>) -> std::process::Output {
 #[test]
 fn agent_to_market_to_anonymous_verifier() {
     let tmp = tempfile::tempdir().unwrap();
-    let market = Market::start(&tmp.path().join("market"));
+    // The listing below is paid on peaq (3338): the server must verify that
+    // chain to accept it; nothing here pays, so an endpoint nobody answers on.
+    let peaq = format!(
+        "{}={}",
+        sealstream_testkit::server::PEAQ_CHAIN_ID,
+        sealstream_testkit::server::SILENT_RPC
+    );
+    let market = Market::start_with(&tmp.path().join("market"), &["--evm-rpc", &peaq]);
     let (owner_key, owner_did, owner) = owner_with_machine(&market);
 
     // The agent uploads the chain and its window's signed dataset manifest.
