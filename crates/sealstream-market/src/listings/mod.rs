@@ -431,6 +431,9 @@ pub async fn list_mine(
     }
     let limit = params.limit()?;
     let after = params.get("cursor").unwrap_or("");
+    if !after.is_empty() && !model::plausible_id(after) {
+        return Err(ApiError::bad_request("cursor", "not an id"));
+    }
     let mut tx = state.store.begin().await?;
     let listings = db::listings_of(&mut tx, &caller.did, after, limit as i64 + 1).await?;
     let mut items = Vec::new();

@@ -36,6 +36,7 @@ use sealstream_api::routes;
 
 use crate::auth::{Principal, Role};
 use crate::error::{ApiError, ApiJson, ApiPath, ApiQuery, ApiResult};
+use crate::listings::model::plausible_id;
 use crate::listings::{audit_details, ListingState, Rail};
 use crate::server::AppState;
 use crate::store::Tx;
@@ -370,6 +371,13 @@ pub async fn list(
     let limit = q.limit.unwrap_or(50);
     if !(1..=200).contains(&limit) {
         return Err(ApiError::bad_request("limit", "expected 1 to 200"));
+    }
+    // Ids only: a control character (a NUL, which PostgreSQL refuses in
+    // text) or an absurd length is a bad query, not a database error.
+    for (field, value) in [("cursor", &q.cursor), ("listing", &q.listing)] {
+        if value.as_deref().is_some_and(|v| !plausible_id(v)) {
+            return Err(ApiError::bad_request(field, "not an id"));
+        }
     }
     let filter = db::OrderFilter {
         party: &caller.did,
