@@ -237,7 +237,7 @@ impl ChainPublicKey {
 // ---------------------------------------------------------------- receipts
 
 /// The market's Ed25519 key that signs license receipts
-/// ([`crate::receipt`]). A type of its own, so a chain key cannot sign a
+/// (`sealstream_api::receipts`). A type of its own, so a chain key cannot sign a
 /// receipt by mistake (nor the other way round).
 pub struct ReceiptSigningKey(ed25519_dalek::SigningKey);
 ed25519_signing_key!(ReceiptSigningKey, ReceiptPublicKey);

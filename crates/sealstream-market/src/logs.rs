@@ -1,5 +1,5 @@
 //! The server's logs (docs/market-design.md, "Logs"): one line per request
-//! ([`log_request`]) and who made it, never by a DID, a token or a key but
+//! (`log_request`) and who made it, never by a DID, a token or a key but
 //! by a [`Pseudonym`]: the first 12 hex digits of the SHA-256 of the DID in
 //! lower case. The same identity has the same pseudonym in every line, and
 //! an operator who knows a DID can find its lines

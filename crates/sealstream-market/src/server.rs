@@ -474,11 +474,11 @@ impl AppState {
 }
 
 /// The API's routes and layers. Every route has a body limit and a
-/// timeout ([`limited`]): `config.body_limit` and `config.request_timeout`
+/// timeout (`limited`): `config.body_limit` and `config.request_timeout`
 /// for all but the uploads; `config.chunk_limit` (chunk upload) or
 /// `config.grant_limit` (grant upload) and `config.upload_timeout` there.
 /// Writes are rate-limited per principal ([`crate::throttle`]). Every
-/// request is logged once answered ([`crate::logs::log_request`]).
+/// request is logged once answered (`crate::logs::log_request`).
 pub fn router(state: AppState) -> Router {
     let config = state.config.clone();
     let small = Router::new()

@@ -2,7 +2,7 @@
 //!
 //! - Where things are: the repository ([`repo_root`]), the reference's
 //!   fixtures and their keys ([`fixture`]), the `sealstream` binary
-//!   ([`binary`]), the reference's Python and CLI ([`reference`]).
+//!   ([`binary`]), the reference's Python and CLI ([`mod@reference`]).
 //! - Chunk chains in memory: input bytes and the items verifiers and
 //!   readers take ([`chain`]); watching output for secret keys
 //!   ([`secrets`]).
@@ -12,11 +12,11 @@
 //! - The market as a client sees it: sign-in with Ethereum ([`sign_in`]),
 //!   machine registration ([`registration`]), plain HTTP ([`http`]), the
 //!   server as a child process ([`market_process`]) and, with the `market`
-//!   feature, in this process on SQLite or PostgreSQL ([`server`],
-//!   [`postgres`]).
+//!   feature, in this process on SQLite or PostgreSQL (`server`,
+//!   `postgres`).
 //! - The peers tests run against: the reference peer ([`reference::Peer`]),
 //!   an S3 server ([`moto`]), an MQTT broker ([`mosquitto`]) and, with the
-//!   `market` feature, an EVM node ([`anvil`]).
+//!   `market` feature, an EVM node (`anvil`).
 //!
 //! The peers are installed by `scripts/setup-test-peers`; a missing one
 //! fails its test with a message that says so.

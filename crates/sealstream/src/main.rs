@@ -1,6 +1,9 @@
 //! `sealstream`: a thin front end over sealstream-core. Argument parsing,
 //! progress and output formatting live here; everything else is in the library.
 #![forbid(unsafe_code)]
+// The doc comments of `cli` are the `--help` text clap prints as written
+// (`HOST[:PORT]`, URLs in examples), not rustdoc markup.
+#![allow(rustdoc::broken_intra_doc_links, rustdoc::bare_urls)]
 
 mod cli;
 mod cmd;

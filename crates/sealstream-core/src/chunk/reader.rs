@@ -115,7 +115,7 @@ enum Failure {
     Decrypt(DecryptError),
 }
 
-/// Verifies, decrypts and reassembles a chain: see the [module](self).
+/// Verifies, decrypts and reassembles a chain: see the `chunk::reader` module documentation.
 ///
 /// Read it to the end ([`Read`], or [`next_chunk`](Self::next_chunk) for a
 /// chunk at a time), then call [`finish`](Self::finish) for the dataset's

@@ -1,5 +1,5 @@
 //! What a listing holds and how a request's fields are checked (every
-//! refusal names its field); [`super::db`] reads and writes listings.
+//! refusal names its field); `super::db` reads and writes listings.
 
 use serde_json::Value;
 

@@ -1,5 +1,5 @@
 //! Checking claimed payments: what the chain says of a claimed
-//! transaction ([`ask_chain`]), recording it ([`settle`]: the payment and
+//! transaction (`ask_chain`), recording it (`settle`: the payment and
 //! the order paid, or the claim with what it waits for or why it is
 //! refused), and the watcher that checks open claims in the background
 //! ([`watch_once`], [`spawn_claim_watcher`]).
