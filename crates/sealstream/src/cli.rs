@@ -35,8 +35,9 @@ pub struct Cli {
     #[arg(short, long, global = true)]
     pub quiet: bool,
 
-    /// Print the command's result as JSON on stdout (human-readable output stays on
-    /// stderr). Accepted by every command; those with a result print it.
+    /// Print the command's result as JSON on stdout, in place of the human-readable
+    /// summary on stderr (errors and warnings are still printed there). Accepted by
+    /// every command; those with a result print it.
     #[arg(long, global = true)]
     pub json: bool,
 
