@@ -283,6 +283,16 @@ pub async fn create(
             "a seller cannot order their own listing",
         ));
     }
+    if listing.kind != crate::listings::ListingKind::Dataset {
+        return Err(ApiError::conflict(
+            Some("listingId"),
+            format!(
+                "listing {} is a subscription: subscribe with POST {}",
+                listing.id,
+                routes::SUBSCRIPTIONS
+            ),
+        ));
+    }
     if let Rail::Evm { chain_id, .. } = &listing.fields.rail {
         if !state.evm.contains_key(chain_id) {
             return Err(ApiError::conflict(
