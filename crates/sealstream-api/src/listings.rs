@@ -593,7 +593,12 @@ mod tests {
             assert_eq!(h, policy);
             assert_eq!(serde_json::to_value(h).unwrap(), json!(text));
         }
-        for bad in [json!("some"), json!({"lastChunks": -1}), json!({"last": 1}), json!(3)] {
+        for bad in [
+            json!("some"),
+            json!({"lastChunks": -1}),
+            json!({"last": 1}),
+            json!(3),
+        ] {
             let e = crate::errors::decode_json::<SubscriptionTerms>(
                 json!({"machineDid": "m", "topic": "t", "periodSeconds": 3600, "history": bad})
                     .to_string()
@@ -602,11 +607,13 @@ mod tests {
             .unwrap_err();
             assert_eq!(e.field, "history", "{bad}");
         }
-        let terms: SubscriptionTerms = serde_json::from_value(
-            json!({"machineDid": "m", "topic": "t", "periodSeconds": 3600}),
-        )
-        .unwrap();
-        assert_eq!((terms.grace_seconds, terms.history), (0, HistoryPolicy::None));
+        let terms: SubscriptionTerms =
+            serde_json::from_value(json!({"machineDid": "m", "topic": "t", "periodSeconds": 3600}))
+                .unwrap();
+        assert_eq!(
+            (terms.grace_seconds, terms.history),
+            (0, HistoryPolicy::None)
+        );
     }
 
     #[test]

@@ -83,7 +83,11 @@ fn build(search: &Search, engine: Engine) -> Sql {
         }
     };
     eq("l.domain", &search.domain, &mut sql);
-    eq("COALESCE(d.machine_did, l.machine_did)", &search.machine, &mut sql);
+    eq(
+        "COALESCE(d.machine_did, l.machine_did)",
+        &search.machine,
+        &mut sql,
+    );
     eq("COALESCE(d.topic, l.topic)", &search.topic, &mut sql);
     eq(
         "l.kind",

@@ -87,7 +87,11 @@ pub fn card_of(listing: &Listing, dataset: &super::ListedDataset) -> Card {
 /// The card of a subscription listing: Dazaar's payment terms, `amount`
 /// per `interval` `unit`s (`seconds`), and the machine's chain key (if
 /// registered) as the seller key.
-pub fn subscription_card(listing: &Listing, terms: &SubscriptionTerms, seller_key: Option<String>) -> Card {
+pub fn subscription_card(
+    listing: &Listing,
+    terms: &SubscriptionTerms,
+    seller_key: Option<String>,
+) -> Card {
     let f = &listing.fields;
     let mut term = payment_term(&f.rail, &f.price);
     term.unit = Some("seconds".into());

@@ -27,8 +27,8 @@ use crate::server::AppState;
 use crate::store::Tx;
 
 pub use model::{
-    CreateListing, DatasetState, DatasetSummary, ListedDataset, Listing, ListingFields,
-    ListingKind, ListingState, PatchListing, Rail, SubscriptionTerms,
+    CreateListing, DatasetState, DatasetSummary, HistoryPolicy, ListedDataset, Listing,
+    ListingFields, ListingKind, ListingState, PatchListing, Rail, SubscriptionTerms,
 };
 pub use sealstream_api::listings::{ListingList, ListingView};
 

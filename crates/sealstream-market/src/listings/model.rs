@@ -283,9 +283,6 @@ impl ListingFields {
     }
 }
 
-/// Longest topic of a subscription listing, in bytes (as a chain's).
-pub const MAX_TOPIC: usize = 512;
-
 /// Checks the kind of a creation request and its subscription terms: a
 /// `dataset` listing names a dataset and no terms; a `subscription`
 /// listing names terms (period, grace and history within bounds) and
@@ -327,14 +324,9 @@ pub fn subscription_terms(req: &CreateListing) -> ApiResult<Option<SubscriptionT
                     "a subscription listing names its machine, topic, period, grace and history",
                 ));
             };
-            let topic = t.topic.as_str();
-            if topic.is_empty() || topic.len() > MAX_TOPIC || topic.chars().any(char::is_control)
-            {
-                return Err(ApiError::bad_request(
-                    "subscription.topic",
-                    format!("1 to {MAX_TOPIC} bytes, no control characters"),
-                ));
-            }
+            // A chain's topic rules, the field named as in this request.
+            crate::ingest::check_topic(&t.topic)
+                .map_err(|e| ApiError::bad_request("subscription.topic", e.message.clone()))?;
             if !plausible_id(&t.machine_did) {
                 return Err(ApiError::bad_request(
                     "subscription.machineDid",
@@ -458,12 +450,32 @@ mod tests {
             HistoryPolicy::All
         );
         let cases = [
-            ("/subscription/periodSeconds", json!(3599), "subscription.periodSeconds"),
-            ("/subscription/periodSeconds", json!(31_536_001), "subscription.periodSeconds"),
-            ("/subscription/graceSeconds", json!(2_592_001), "subscription.graceSeconds"),
+            (
+                "/subscription/periodSeconds",
+                json!(3599),
+                "subscription.periodSeconds",
+            ),
+            (
+                "/subscription/periodSeconds",
+                json!(31_536_001),
+                "subscription.periodSeconds",
+            ),
+            (
+                "/subscription/graceSeconds",
+                json!(2_592_001),
+                "subscription.graceSeconds",
+            ),
             ("/subscription/topic", json!(""), "subscription.topic"),
-            ("/subscription/machineDid", json!(""), "subscription.machineDid"),
-            ("/subscription/history", json!({"lastChunks": 0}), "subscription.history.lastChunks"),
+            (
+                "/subscription/machineDid",
+                json!(""),
+                "subscription.machineDid",
+            ),
+            (
+                "/subscription/history",
+                json!({"lastChunks": 0}),
+                "subscription.history.lastChunks",
+            ),
             ("/datasetId", json!("ds_1"), "datasetId"),
             ("/sampleChunkIndexes", json!([1]), "sampleChunkIndexes"),
             ("/subscription", json!(null), "subscription"),
@@ -477,14 +489,21 @@ mod tests {
                 .unwrap()
                 .insert(key.into(), value);
             let req: CreateListing = serde_json::from_value(v).unwrap();
-            assert_eq!(field(subscription_terms(&req).unwrap_err()), field_named, "{pointer}");
+            assert_eq!(
+                field(subscription_terms(&req).unwrap_err()),
+                field_named,
+                "{pointer}"
+            );
         }
         let dataset: CreateListing = serde_json::from_value(json!({
             "title": "T", "price": "5", "rail": {"kind":"invoice","currency":"EUR"},
             "subscription": base["subscription"].clone(), "datasetId": "ds_1"
         }))
         .unwrap();
-        assert_eq!(field(subscription_terms(&dataset).unwrap_err()), "subscription");
+        assert_eq!(
+            field(subscription_terms(&dataset).unwrap_err()),
+            "subscription"
+        );
     }
 
     #[test]

@@ -396,6 +396,7 @@ mod tests {
             created_at: "2026-01-01T00:00:00Z".into(),
             paid_at: None,
             granted_at: None,
+            subscription_id: None,
         }
     }
 
