@@ -894,8 +894,8 @@ async fn window_of(tx: &mut Tx, s: &Subscription) -> ApiResult<(Window, Vec<KeyF
 /// an admin (the server's operator).
 #[utoipa::path(get, path = sealstream_api::routes::TOPIC_PENDING_GRANTS, tag = "subscriptions",
     params(
-        ("did" = String, Path, description = "The machine's DID"),
-        ("topic" = String, Path, description = "The topic, percent-encoded"),
+        ("did" = String, Path, description = "The machine's DID", pattern = "^did:peaq:0x[0-9a-fA-F]{40}$"),
+        ("topic" = String, Path, description = "The topic, percent-encoded", example = "/sensor/gps"),
         PendingQuery),
     security(("session" = [])),
     responses(
