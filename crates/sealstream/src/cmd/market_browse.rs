@@ -330,6 +330,8 @@ mod tests {
     fn item(tags: &[&str], rail: Rail) -> CatalogItem {
         CatalogItem {
             id: "ls_1".into(),
+            kind: Default::default(),
+            subscription: None,
             title: "t".into(),
             description_excerpt: String::new(),
             tags: tags.iter().map(|t| t.to_string()).collect(),
