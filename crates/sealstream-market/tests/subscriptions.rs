@@ -903,7 +903,54 @@ fn periods_paid_on_chain(db: Db) {
     );
 }
 
+/// Migration 0013: listings and orders made before it are dataset
+/// listings and orders of no subscription.
+fn older_listings_are_dataset_listings(db: Db) {
+    let server = TestServer::start_prepared(
+        db,
+        |url| {
+            let pool = common::migrate_below(db, url, 13);
+            block_on(
+                sqlx::query(
+                    "INSERT INTO listings (id, owner_did, dataset_id, title, description, tags, \
+                     sample_chunk_indexes, price_amount, price_key, rail, delivery, state, \
+                     created_at, updated_at) VALUES ('ls_old', 'did:peaq:0x1', 'ds_old', 'Old', '', \
+                     '[]', '[]', '5', '5', '{}', '[\"api\"]', 'draft', '2026-01-01T00:00:00Z', \
+                     '2026-01-01T00:00:00Z')",
+                )
+                .execute(&pool),
+            )
+            .unwrap();
+            block_on(
+                sqlx::query(
+                    "INSERT INTO orders (id, listing_id, dataset_id, seller_did, buyer_did, \
+                     buyer_id, buyer_public_key_hex, amount, rail, state, created_at) VALUES \
+                     ('ord_old', 'ls_old', 'ds_old', 's', 'b', 'b', '00', '5', '{}', 'paid', \
+                     '2026-01-01T00:00:00Z')",
+                )
+                .execute(&pool),
+            )
+            .unwrap();
+            block_on(pool.close());
+        },
+        |_| {},
+    );
+    let (kind, terms): (String, Option<String>) = block_on(
+        sqlx::query_as("SELECT kind, subscription FROM listings WHERE id = 'ls_old'")
+            .fetch_one(server.store.pool()),
+    )
+    .unwrap();
+    assert_eq!((kind.as_str(), terms), ("dataset", None));
+    let sub: Option<String> = block_on(
+        sqlx::query_scalar("SELECT subscription_id FROM orders WHERE id = 'ord_old'")
+            .fetch_one(server.store.pool()),
+    )
+    .unwrap();
+    assert_eq!(sub, None);
+}
+
 on_both_databases!(
+    older_listings_are_dataset_listings,
     periods_paid_on_chain,
     lifecycle_on_invoice,
     a_renewal_in_grace_continues_without_a_gap,
