@@ -2,14 +2,14 @@
 //! published `subscription` listing with their X25519 key; each period is
 //! paid by an order of its own (`orders.subscription_id`), so the order
 //! routes, payment claims, watcher and invoice marking serve it unchanged,
-//! and [`period_paid`] makes the payment take effect here in the same
+//! and `period_paid` makes the payment take effect here in the same
 //! transaction.
 //!
 //! States: `awaiting-payment` → `active` (first period paid) → `grace`
 //! (at `T`) → `lapsed` (at `T + G`); a renewal paid while active or in
 //! grace moves `T` by one period; the buyer cancels (access to `T`), the
 //! seller revokes (access ends now). Time-driven changes are made by
-//! [`settle`], from the background [`sweep`] or before any change of a
+//! `settle`, from the background [`sweep`] or before any change of a
 //! subscription, and recorded with the time they took effect. Every change
 //! is an audit event (`subscription.*`) and a row of the history.
 //!
