@@ -28,6 +28,7 @@ const TOPIC: &str = "/gps/fix";
 /// An owner with a registered machine and a published subscription
 /// listing of its topic.
 struct Seller {
+    key: MachineSigningKey,
     did: String,
     token: String,
     machine: TestMachine,
@@ -55,7 +56,7 @@ fn seller(server: &TestServer, history: Value) -> Seller {
 }
 
 fn seller_on(server: &TestServer, body: impl FnOnce(&str) -> Value) -> Seller {
-    let (_, did) = new_owner();
+    let (key, did) = new_owner();
     let token = server.session_for(&did, &[Role::Owner]);
     let machine = insert_machine(server, &did);
     let (status, listing) = server.send("POST", "/v1/listings", Some(&token), &body(&machine.did));
@@ -71,6 +72,7 @@ fn seller_on(server: &TestServer, body: impl FnOnce(&str) -> Value) -> Seller {
     );
     assert_eq!(status, 200, "{published}");
     Seller {
+        key,
         did,
         token,
         machine,
@@ -819,6 +821,76 @@ fn a_rotated_key_applies_from_its_renewal(db: Db) {
     );
 }
 
+/// The granter's loop with the typed client, as the seller: read the
+/// pending pairs of the topic, wrap each chunk key to the key named, store
+/// them; nothing is pending afterwards, and the buyer's key opens what was
+/// stored.
+fn the_client_grants_what_is_pending(db: Db) {
+    use sealstream_api::listings::WrappedKey;
+    use sealstream_api::subscriptions::{PostSubscriptionGrants, SubscriptionGrantEntry};
+    use sealstream_client::market::MarketClient;
+
+    let server = TestServer::start(db);
+    let s = seller(&server, json!("all"));
+    let now = unix_now() as i64;
+    let chunks = chain_at(&server, &s, &[now - 30, now - 20, now + 100]);
+    let carol = buyer(&server);
+    let (id, _) = paid_subscription(&server, &s, &carol);
+    let key = MachineSigningKey::from_hex(&s.key.to_hex_secret(), "owner key").unwrap();
+    let mut client = MarketClient::new(&server.base, key);
+    let pending = client
+        .pending_subscription_grants(&s.machine.did, TOPIC, Some(2))
+        .unwrap();
+    assert_eq!(pending.items.len(), 2);
+    assert!(pending.more, "3 pairs, 2 asked for");
+    let all = client
+        .pending_subscription_grants(&s.machine.did, TOPIC, None)
+        .unwrap();
+    assert_eq!(all.items.len(), 3);
+    let entries = all
+        .items
+        .iter()
+        .map(|p| {
+            let buyer = CoreBuyer::new(&p.buyer_id, &p.buyer_public_key_hex).unwrap();
+            let e = grant_entry(&chunks[p.index as usize].envelope, &s.recipient, &buyer).unwrap();
+            SubscriptionGrantEntry {
+                index: p.index,
+                chunk_id: e.chunk_id,
+                buyer: WrappedKey {
+                    recipient_id: e.buyer.recipient_id,
+                    recipient_type: e.buyer.recipient_type,
+                    algorithm: e.buyer.algorithm,
+                    public_key_hex: e.buyer.public_key_hex,
+                    wrapped_key_hex: e.buyer.wrapped_key_hex,
+                },
+            }
+        })
+        .collect::<Vec<_>>();
+    let stored = client
+        .store_subscription_grants(
+            &id,
+            &PostSubscriptionGrants {
+                entries: entries.clone(),
+            },
+        )
+        .unwrap();
+    assert_eq!((stored.stored, stored.already), (3, 0));
+    let left = client
+        .pending_subscription_grants(&s.machine.did, TOPIC, None)
+        .unwrap();
+    assert!(left.items.is_empty() && !left.more, "{left:?}");
+    // The buyer's key opens each stored key, and it is the chunk's.
+    for e in &entries {
+        let key =
+            sealstream_core::chunk::ChunkKey::unwrap(&e.buyer.wrapped_key_hex, &carol.recipient)
+                .expect("the buyer's key opens it");
+        assert_eq!(
+            key.commitment(),
+            chunks[e.index as usize].envelope.encryption.key_commitment
+        );
+    }
+}
+
 /// The EVM rail: each period's order is paid on chain and its proof
 /// checked by the node exactly as an order's; a transaction pays one
 /// period only.
@@ -950,6 +1022,7 @@ fn older_listings_are_dataset_listings(db: Db) {
 }
 
 on_both_databases!(
+    the_client_grants_what_is_pending,
     older_listings_are_dataset_listings,
     periods_paid_on_chain,
     lifecycle_on_invoice,
