@@ -6,6 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::listings::{ListingKind, SubscriptionTerms};
 use crate::payments::Rail;
 
 /// One listing in the catalog.
@@ -15,6 +16,13 @@ use crate::payments::Rail;
 pub struct CatalogItem {
     /// `ls_…`.
     pub id: String,
+    /// `dataset` or `subscription`.
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub kind: ListingKind,
+    /// A subscription listing's terms (its price is per period).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subscription: Option<SubscriptionTerms>,
     /// Title.
     pub title: String,
     /// The start of the description.
@@ -32,15 +40,16 @@ pub struct CatalogItem {
     /// Payment rail.
     #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub rail: Rail,
-    /// The dataset.
+    /// The dataset (empty for a subscription).
     pub dataset_id: String,
-    /// Chunks in the dataset.
+    /// Chunks in the dataset (0 for a subscription).
     pub chunk_count: i64,
-    /// The dataset's Merkle root.
+    /// The dataset's Merkle root (empty for a subscription).
     pub merkle_root: String,
-    /// When the dataset's first chunk was received (UTC).
+    /// When the dataset's first chunk was received (UTC; empty for a
+    /// subscription).
     pub from: String,
-    /// When its last chunk was received (UTC).
+    /// When its last chunk was received (UTC; empty for a subscription).
     pub to: String,
     /// Sales as a bucket (`0`, `1-10`, …).
     pub sales_bucket: String,
@@ -101,13 +110,16 @@ pub struct CatalogQuery {
     /// `nextCursor` of the previous page.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cursor: Option<String>,
+    /// Only listings of this kind: `dataset` or `subscription`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
 }
 
 impl CatalogQuery {
     /// The names of the parameters, as sent.
-    pub const PARAMS: [&'static str; 12] = [
+    pub const PARAMS: [&'static str; 13] = [
         "q", "domain", "machine", "topic", "minPrice", "maxPrice", "from", "to", "sort", "order",
-        "limit", "cursor",
+        "limit", "cursor", "kind",
     ];
 
     /// The query string (without `?`), parameters percent-encoded.
@@ -145,6 +157,7 @@ mod tests {
             order: Some("asc".into()),
             limit: Some(5),
             cursor: Some("c".into()),
+            kind: Some("subscription".into()),
         };
         let text = all.to_query();
         for name in CatalogQuery::PARAMS {

@@ -7,7 +7,7 @@
 //!   [`machines`] (with operator keys), [`ingest`], [`datasets`],
 //!   [`listings`] (with cards and samples), [`catalog`], [`orders`] (with
 //!   bearer links and the confirmation), [`payments`], [`grants`],
-//!   [`receipts`], [`audit`], [`operations`]) holds its bodies; [`errors`]
+//!   [`receipts`], [`audit`], [`operations`], [`subscriptions`]) holds its bodies; [`errors`]
 //!   the refusal shape and the strict decoders; [`routes`] the route
 //!   templates the server's router uses and the paths a client requests;
 //!   [`document`] the format documents (envelopes, manifests, access
@@ -46,6 +46,7 @@ pub mod receipts;
 pub mod registration;
 pub mod routes;
 pub mod siwe;
+pub mod subscriptions;
 
 pub use document::JsonDocument;
 pub use errors::{ErrorBody, ErrorDetail, FieldError};

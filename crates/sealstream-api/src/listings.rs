@@ -11,6 +11,106 @@ use crate::payments::{Rail, RailInput, RailKind};
 pub use crate::datasets::DatasetState;
 
 wire_enum! {
+    /// What a listing sells.
+    #[derive(Default)]
+    pub enum ListingKind refuse "expected dataset or subscription" {
+        /// A fixed, signed dataset (`datasetId`).
+        #[default]
+        Dataset = "dataset",
+        /// A machine's topic as it is recorded, paid per period
+        /// (`subscription`; docs/subscriptions.md).
+        Subscription = "subscription",
+    }
+}
+
+impl ListingKind {
+    /// Whether this is the default kind (`dataset`), left off the wire.
+    pub fn is_dataset(&self) -> bool {
+        *self == ListingKind::Dataset
+    }
+}
+
+/// Shortest subscription period, seconds (1 hour).
+pub const MIN_PERIOD_SECONDS: u64 = 3_600;
+/// Longest subscription period, seconds (365 days).
+pub const MAX_PERIOD_SECONDS: u64 = 31_536_000;
+/// Longest grace window, seconds (30 days).
+pub const MAX_GRACE_SECONDS: u64 = 2_592_000;
+
+/// How much of the topic recorded before a subscription starts its buyer
+/// receives: `"none"`, `"all"` or `{"lastChunks": N}`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum HistoryPolicy {
+    /// Nothing before the subscription's start.
+    #[default]
+    None,
+    /// Every chunk of the topic accepted before the start.
+    All,
+    /// The `N` last chunks accepted before the start.
+    LastChunks(u64),
+}
+
+impl Serialize for HistoryPolicy {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            HistoryPolicy::None => s.serialize_str("none"),
+            HistoryPolicy::All => s.serialize_str("all"),
+            HistoryPolicy::LastChunks(n) => {
+                use serde::ser::SerializeMap;
+                let mut m = s.serialize_map(Some(1))?;
+                m.serialize_entry("lastChunks", n)?;
+                m.end()
+            }
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for HistoryPolicy {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<HistoryPolicy, D::Error> {
+        const EXPECTED: &str = "expected \"none\", \"all\" or {\"lastChunks\": N}";
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields, rename_all = "camelCase")]
+        struct Last {
+            last_chunks: u64,
+        }
+        let v = Value::deserialize(d)?;
+        match &v {
+            Value::String(s) if s == "none" => Ok(HistoryPolicy::None),
+            Value::String(s) if s == "all" => Ok(HistoryPolicy::All),
+            Value::Object(_) => serde_json::from_value::<Last>(v)
+                .map(|l| HistoryPolicy::LastChunks(l.last_chunks))
+                .map_err(|_| serde::de::Error::custom(EXPECTED)),
+            _ => Err(serde::de::Error::custom(EXPECTED)),
+        }
+    }
+}
+
+/// The terms of a subscription listing: which machine's topic, the period
+/// paid for at a time, the grace window after it and the history a new
+/// subscriber receives. Fixed for a subscription's life once made.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct SubscriptionTerms {
+    /// The machine (one of the owner's, registered).
+    pub machine_did: String,
+    /// Its topic (need not have chunks yet).
+    pub topic: String,
+    /// Seconds paid for at a time: 3,600 to 31,536,000.
+    #[cfg_attr(feature = "openapi", schema(minimum = 3600, maximum = 31536000))]
+    pub period_seconds: u64,
+    /// Seconds after the paid time during which chunks are still granted:
+    /// 0 to 2,592,000 (default 0).
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(maximum = 2592000))]
+    pub grace_seconds: u64,
+    /// `"none"` (default), `"all"` or `{"lastChunks": N}`.
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Value))]
+    pub history: HistoryPolicy,
+}
+
+wire_enum! {
     /// Lifecycle of a listing.
     pub enum ListingState refuse "expected draft, published or withdrawn" {
         /// Visible to its owner only; editable.
@@ -28,8 +128,17 @@ wire_enum! {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct CreateListing {
-    /// The dataset on sale (`ds_…`), one of the caller's.
+    /// `dataset` (the default) or `subscription`.
+    #[serde(default, skip_serializing_if = "ListingKind::is_dataset")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
+    pub kind: ListingKind,
+    /// The dataset on sale (`ds_…`), one of the caller's: for a `dataset`
+    /// listing only.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub dataset_id: String,
+    /// The terms of a `subscription` listing (and only of one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subscription: Option<SubscriptionTerms>,
     /// 1 to 200 characters.
     #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 200))]
     pub title: String,
@@ -195,8 +304,15 @@ pub struct ListingView {
     pub id: String,
     /// The owner's DID (the provider).
     pub owner_did: String,
-    /// The dataset on sale.
+    /// `dataset` or `subscription`.
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub kind: ListingKind,
+    /// The dataset on sale (empty for a subscription listing).
     pub dataset_id: String,
+    /// A subscription listing's terms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subscription: Option<SubscriptionTerms>,
     /// Title.
     pub title: String,
     /// Description.
@@ -232,8 +348,10 @@ pub struct ListingView {
     pub updated_at: String,
     /// Published (UTC), once published.
     pub published_at: Option<String>,
-    /// The dataset: root, counts, time span.
-    pub dataset: DatasetSummary,
+    /// The dataset: root, counts, time span (absent for a subscription
+    /// listing).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dataset: Option<DatasetSummary>,
 }
 
 /// `GET /v1/listings?mine=true`.
@@ -287,8 +405,13 @@ pub struct Card {
     pub delivery: Vec<String>,
     /// Tags (Dazaar search keywords).
     pub keywords: Vec<String>,
-    /// What is sold.
-    pub dataset: CardDataset,
+    /// What is sold: the dataset of a `dataset` listing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dataset: Option<CardDataset>,
+    /// What is sold: the terms of a `subscription` listing (its payment
+    /// entries carry `unit`, `interval` and `amount` per period).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subscription: Option<SubscriptionTerms>,
     /// The listing page, relative to the server.
     pub url: String,
 }
@@ -318,6 +441,13 @@ pub struct PaymentTerm {
     pub token: Option<String>,
     /// Invoice: payment terms.
     pub terms: Option<String>,
+    /// A subscription's unit of time (`seconds`), Dazaar's `unit`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unit: Option<String>,
+    /// A subscription's period in `unit`s, Dazaar's `interval`: `amount`
+    /// pays for this long.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval: Option<u64>,
 }
 
 /// The dataset commitment a card carries.
@@ -440,6 +570,50 @@ mod tests {
         let empty: PatchListing = serde_json::from_value(json!({})).unwrap();
         assert!(empty.given().is_empty());
         assert_eq!(serde_json::to_value(&empty).unwrap(), json!({}));
+    }
+
+    #[test]
+    fn subscription_listings_name_their_terms() {
+        let req: CreateListing = serde_json::from_value(json!({
+            "kind": "subscription", "title": "T", "price": "5",
+            "rail": {"kind": "invoice", "currency": "EUR"},
+            "subscription": {"machineDid": "did:peaq:0x1", "topic": "/gps",
+                             "periodSeconds": 86400, "graceSeconds": 3600,
+                             "history": {"lastChunks": 100}}
+        }))
+        .unwrap();
+        assert_eq!(req.kind, ListingKind::Subscription);
+        let terms = req.subscription.clone().unwrap();
+        assert_eq!(terms.history, HistoryPolicy::LastChunks(100));
+        let back = serde_json::to_value(&req).unwrap();
+        assert_eq!(back["subscription"]["history"], json!({"lastChunks": 100}));
+        assert!(back.get("datasetId").is_none());
+        for (text, policy) in [("none", HistoryPolicy::None), ("all", HistoryPolicy::All)] {
+            let h: HistoryPolicy = serde_json::from_value(json!(text)).unwrap();
+            assert_eq!(h, policy);
+            assert_eq!(serde_json::to_value(h).unwrap(), json!(text));
+        }
+        for bad in [
+            json!("some"),
+            json!({"lastChunks": -1}),
+            json!({"last": 1}),
+            json!(3),
+        ] {
+            let e = crate::errors::decode_json::<SubscriptionTerms>(
+                json!({"machineDid": "m", "topic": "t", "periodSeconds": 3600, "history": bad})
+                    .to_string()
+                    .as_bytes(),
+            )
+            .unwrap_err();
+            assert_eq!(e.field, "history", "{bad}");
+        }
+        let terms: SubscriptionTerms =
+            serde_json::from_value(json!({"machineDid": "m", "topic": "t", "periodSeconds": 3600}))
+                .unwrap();
+        assert_eq!(
+            (terms.grace_seconds, terms.history),
+            (0, HistoryPolicy::None)
+        );
     }
 
     #[test]

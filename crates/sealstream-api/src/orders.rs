@@ -114,6 +114,10 @@ pub struct OrderView {
     pub paid_at: Option<String>,
     /// Granted (UTC).
     pub granted_at: Option<String>,
+    /// The subscription whose period this order pays, if it pays one (it
+    /// then has no dataset, grant or release package).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subscription_id: Option<String>,
 }
 
 /// `GET /v1/orders` query. The values are read as text and checked by the

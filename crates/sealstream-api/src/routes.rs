@@ -74,6 +74,24 @@ pub const LISTING_SAMPLE: &str = "/v1/listings/{id}/samples/{index}";
 /// `GET`: one sample chunk's ciphertext.
 pub const LISTING_SAMPLE_CIPHERTEXT: &str = "/v1/listings/{id}/samples/{index}/ciphertext";
 
+/// `GET`, `POST`: the caller's subscriptions; subscribe to a listing.
+pub const SUBSCRIPTIONS: &str = "/v1/subscriptions";
+/// `GET`: one subscription.
+pub const SUBSCRIPTION: &str = "/v1/subscriptions/{id}";
+/// `POST`: the buyer cancels a subscription.
+pub const SUBSCRIPTION_CANCEL: &str = "/v1/subscriptions/{id}/cancel";
+/// `POST`: the seller revokes a subscription.
+pub const SUBSCRIPTION_REVOKE: &str = "/v1/subscriptions/{id}/revoke";
+/// `POST`: the buyer asks for one more period.
+pub const SUBSCRIPTION_RENEWALS: &str = "/v1/subscriptions/{id}/renewals";
+/// `GET`: a subscription's history.
+pub const SUBSCRIPTION_HISTORY: &str = "/v1/subscriptions/{id}/history";
+/// `PUT`: chunk keys wrapped for a subscriber.
+pub const SUBSCRIPTION_GRANTS: &str = "/v1/subscriptions/{id}/grants";
+/// `GET`: the (subscription, chunk) pairs of a topic entitled and not yet
+/// granted.
+pub const TOPIC_PENDING_GRANTS: &str = "/v1/machines/{did}/topics/{topic}/subscription-grants";
+
 /// `GET`, `POST`: the caller's orders; order a listing.
 pub const ORDERS: &str = "/v1/orders";
 /// `GET`: one order.
@@ -264,6 +282,52 @@ pub fn listing_sample(id: &str, index: u64, recipient_public_key: &str) -> Strin
 /// [`LISTING_SAMPLE_CIPHERTEXT`].
 pub fn listing_sample_ciphertext(id: &str, index: u64) -> String {
     fill(LISTING_SAMPLE_CIPHERTEXT, &[id, &index.to_string()])
+}
+
+/// [`SUBSCRIPTIONS`], with the selection and page asked for.
+pub fn subscriptions(query: &crate::subscriptions::SubscriptionQuery) -> String {
+    with_query(
+        SUBSCRIPTIONS.to_string(),
+        &crate::errors::encode_query(query),
+    )
+}
+
+/// [`SUBSCRIPTION`].
+pub fn subscription(id: &str) -> String {
+    fill(SUBSCRIPTION, &[id])
+}
+
+/// [`SUBSCRIPTION_CANCEL`].
+pub fn subscription_cancel(id: &str) -> String {
+    fill(SUBSCRIPTION_CANCEL, &[id])
+}
+
+/// [`SUBSCRIPTION_REVOKE`].
+pub fn subscription_revoke(id: &str) -> String {
+    fill(SUBSCRIPTION_REVOKE, &[id])
+}
+
+/// [`SUBSCRIPTION_RENEWALS`].
+pub fn subscription_renewals(id: &str) -> String {
+    fill(SUBSCRIPTION_RENEWALS, &[id])
+}
+
+/// [`SUBSCRIPTION_HISTORY`].
+pub fn subscription_history(id: &str) -> String {
+    fill(SUBSCRIPTION_HISTORY, &[id])
+}
+
+/// [`SUBSCRIPTION_GRANTS`].
+pub fn subscription_grants(id: &str) -> String {
+    fill(SUBSCRIPTION_GRANTS, &[id])
+}
+
+/// [`TOPIC_PENDING_GRANTS`], at most `limit` pairs.
+pub fn topic_pending_grants(did: &str, topic: &str, limit: Option<u32>) -> String {
+    with_query(
+        fill(TOPIC_PENDING_GRANTS, &[did, topic]),
+        &crate::errors::encode_query(&crate::subscriptions::PendingQuery { limit }),
+    )
 }
 
 /// [`ORDERS`], with the selection and page asked for.

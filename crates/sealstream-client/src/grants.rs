@@ -112,6 +112,8 @@ impl GrantDaemon {
             .all_orders(&ListQuery::new(OrderSide::Seller).state(OrderState::Paid))?;
         Ok(orders
             .into_iter()
+            // A subscription's period orders are granted chunk by chunk.
+            .filter(|order| order.subscription_id.is_none())
             .map(|order| PendingOrder {
                 id: order.id,
                 dataset_id: order.dataset_id,

@@ -26,4 +26,5 @@ pub mod quota;
 pub mod server;
 pub mod server_key;
 pub mod store;
+pub mod subscriptions;
 pub mod throttle;

@@ -48,6 +48,8 @@ pub const DEV_CHAIN_CONFIRMATIONS: u64 = 1;
 pub const DEV_CHAIN_IDS: [u64; 2] = [31337, 1337];
 /// Default interval between signatures of the audit head.
 pub const DEFAULT_AUDIT_SIGN_INTERVAL: Duration = Duration::from_secs(1);
+/// Default interval between sweeps of subscriptions' time-driven states.
+pub const DEFAULT_SUBSCRIPTION_SWEEP: Duration = Duration::from_secs(10);
 /// Default interval between checks of claimed payments.
 pub const DEFAULT_PAYMENT_POLL: Duration = Duration::from_secs(5);
 /// Default skew allowed between the chain's clock and the server's: a
@@ -140,6 +142,9 @@ pub struct Config {
     /// How often the audit log's head is signed while events are appended
     /// ([`crate::audit::signed`]).
     pub audit_sign_interval: Duration,
+    /// How often subscriptions' grace and lapse are swept
+    /// ([`crate::subscriptions::sweep`]).
+    pub subscription_sweep: Duration,
     /// A second address serving only `GET /metrics`, without a session
     /// (for a Prometheus scraper on a private network). On the main address
     /// `/metrics` needs an admin or auditor session.
@@ -224,6 +229,7 @@ impl Default for Config {
             operator_kek_file: None,
             access_file_size: sealstream_core::access::DEFAULT_MAX_ACCESS_FILE_SIZE,
             audit_sign_interval: DEFAULT_AUDIT_SIGN_INTERVAL,
+            subscription_sweep: DEFAULT_SUBSCRIPTION_SWEEP,
             metrics_listen: None,
             max_connections: crate::connections::DEFAULT_MAX_CONNECTIONS,
             max_connections_per_client: crate::connections::DEFAULT_MAX_CONNECTIONS_PER_CLIENT,
@@ -527,7 +533,8 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::operator_key::routes())
         .merge(crate::ingest::read_routes())
         .merge(crate::datasets::routes())
-        .merge(crate::orders::routes());
+        .merge(crate::orders::routes())
+        .merge(crate::subscriptions::routes());
     let small = limited(
         read_whole(small),
         config.body_limit,
@@ -989,6 +996,10 @@ impl Server {
             )
         });
         let granter = crate::operator_key::spawn_granter(self.state.clone());
+        let sweeper = crate::subscriptions::spawn_sweeper(
+            self.state.clone(),
+            self.state.config.subscription_sweep,
+        );
         let head_signer = spawn_head_signer(self.state.clone());
         let signer_state = self.state.clone();
         let limits = self.state.config.connection_limits();
@@ -1013,6 +1024,7 @@ impl Server {
         crate::connections::serve(self.listener, router(self.state), limits, events, shutdown)
             .await;
         granter.abort();
+        sweeper.abort();
         head_signer.abort();
         if let Some(m) = metrics {
             m.abort();

@@ -6,7 +6,7 @@ use serde_json::Value;
 use sqlx::Row;
 
 use super::{excerpt, fts5_query, sales_bucket, CatalogItem, Cursor, Search, Sort};
-use crate::listings::model::{price_key, Rail};
+use crate::listings::model::{price_key, ListingKind, Rail};
 use crate::store::{DbError, Engine, Store};
 
 /// A catalog item found, with its sort keys (for the next page's cursor).
@@ -51,14 +51,16 @@ fn build(search: &Search, engine: Engine) -> Sql {
         binds: Vec::new(),
     };
     let mut conditions = vec!["l.state = 'published'".to_string()];
-    let mut from = "listings l JOIN datasets d ON d.id = l.dataset_id".to_string();
+    // Subscription listings have no dataset: their machine and topic are
+    // the listing's own columns.
+    let mut from = "listings l LEFT JOIN datasets d ON d.id = l.dataset_id".to_string();
     let mut rank = None;
     if !search.words.is_empty() {
         match engine {
             Engine::Sqlite => {
                 let p = sql.bind(Bind::Text(fts5_query(&search.words)));
                 from = "listing_search JOIN listings l ON l.id = listing_search.listing_id \
-                        JOIN datasets d ON d.id = l.dataset_id"
+                        LEFT JOIN datasets d ON d.id = l.dataset_id"
                     .to_string();
                 conditions.push(format!("listing_search MATCH {p}"));
                 // bm25: lower is better; columns listing_id, title,
@@ -81,8 +83,17 @@ fn build(search: &Search, engine: Engine) -> Sql {
         }
     };
     eq("l.domain", &search.domain, &mut sql);
-    eq("d.machine_did", &search.machine, &mut sql);
-    eq("d.topic", &search.topic, &mut sql);
+    eq(
+        "COALESCE(d.machine_did, l.machine_did)",
+        &search.machine,
+        &mut sql,
+    );
+    eq("COALESCE(d.topic, l.topic)", &search.topic, &mut sql);
+    eq(
+        "l.kind",
+        &search.kind.map(|k| k.as_str().to_string()),
+        &mut sql,
+    );
     if let Some(lo) = &search.min_price {
         let p = sql.bind(Bind::Text(price_key(lo)));
         conditions.push(format!("l.price_key >= {p}"));
@@ -136,8 +147,10 @@ fn build(search: &Search, engine: Engine) -> Sql {
     let offset = sql.bind(Bind::Int(offset.min(i64::MAX as u64) as i64));
     sql.text = format!(
         "SELECT l.id, l.title, l.description, l.tags, l.domain, l.price_amount, l.price_key, \
-         l.rail, l.sales_count, l.published_at, l.published_unix, d.id AS dataset_id, \
-         d.machine_did, d.topic, d.chunk_count, d.merkle_root, d.first_received_unix, \
+         l.rail, l.sales_count, l.published_at, l.published_unix, l.kind, l.subscription, \
+         COALESCE(d.id, '') AS dataset_id, COALESCE(d.machine_did, l.machine_did) AS machine_did, \
+         COALESCE(d.topic, l.topic) AS topic, COALESCE(d.chunk_count, 0) AS chunk_count, \
+         COALESCE(d.merkle_root, '') AS merkle_root, d.first_received_unix, \
          d.last_received_unix \
          FROM {from} WHERE {} ORDER BY {order} LIMIT {limit} OFFSET {offset}",
         conditions.join(" AND ")
@@ -168,6 +181,20 @@ pub(super) async fn search(store: &Store, search: &Search) -> Result<Page, DbErr
         let rail =
             Rail::parse(&rail).map_err(|e| DbError::inconsistent("stored rail", e.to_string()))?;
         let description: String = row.try_get("description")?;
+        let kind: String = row.try_get("kind")?;
+        let kind = ListingKind::parse(&kind)
+            .ok_or_else(|| DbError::inconsistent("stored kind", kind.clone()))?;
+        let subscription = row
+            .try_get::<Option<String>, _>("subscription")?
+            .map(|t| serde_json::from_str(&t))
+            .transpose()
+            .map_err(|e| DbError::inconsistent("stored subscription", e.to_string()))?;
+        let span = |column: &str| -> Result<String, DbError> {
+            Ok(row
+                .try_get::<Option<i64>, _>(column)?
+                .map(utc)
+                .unwrap_or_default())
+        };
         found.push(Found {
             published_unix: row
                 .try_get::<Option<i64>, _>("published_unix")?
@@ -175,6 +202,8 @@ pub(super) async fn search(store: &Store, search: &Search) -> Result<Page, DbErr
             price_key: row.try_get("price_key")?,
             item: CatalogItem {
                 id: row.try_get("id")?,
+                kind,
+                subscription,
                 title: row.try_get("title")?,
                 description_excerpt: excerpt(&description),
                 tags: serde_json::from_str(&tags)
@@ -187,8 +216,8 @@ pub(super) async fn search(store: &Store, search: &Search) -> Result<Page, DbErr
                 dataset_id: row.try_get("dataset_id")?,
                 chunk_count: row.try_get("chunk_count")?,
                 merkle_root: row.try_get("merkle_root")?,
-                from: utc(row.try_get("first_received_unix")?),
-                to: utc(row.try_get("last_received_unix")?),
+                from: span("first_received_unix")?,
+                to: span("last_received_unix")?,
                 sales_bucket: sales_bucket(row.try_get("sales_count")?),
                 published_at: row.try_get("published_at")?,
             },

@@ -232,10 +232,11 @@ struct Search {
     descending: bool,
     limit: usize,
     cursor: Option<Cursor>,
+    kind: Option<crate::listings::ListingKind>,
 }
 
 /// The parameters the catalog takes: those of the API's query type.
-const PARAMS: [&str; 12] = sealstream_api::catalog::CatalogQuery::PARAMS;
+const PARAMS: [&str; 13] = sealstream_api::catalog::CatalogQuery::PARAMS;
 
 impl Search {
     fn parse(params: &QueryParams) -> ApiResult<Search> {
@@ -344,6 +345,14 @@ impl Search {
             descending,
             limit,
             cursor,
+            kind: params
+                .get("kind")
+                .map(|k| {
+                    crate::listings::ListingKind::parse(k).ok_or_else(|| {
+                        ApiError::bad_request("kind", "expected dataset or subscription")
+                    })
+                })
+                .transpose()?,
         })
     }
 }
@@ -369,7 +378,8 @@ fn excerpt(text: &str) -> String {
         ("sort" = Option<String>, Query, description = "relevance (default with q), newest (default without), price"),
         ("order" = Option<String>, Query, description = "asc or desc (default desc; asc for price)"),
         ("limit" = Option<u32>, Query, description = "1 to 100, default 20"),
-        ("cursor" = Option<String>, Query, description = "nextCursor of the previous page")),
+        ("cursor" = Option<String>, Query, description = "nextCursor of the previous page"),
+        ("kind" = Option<String>, Query, description = "Only listings of this kind: dataset or subscription")),
     responses(
         (status = 200, description = "A page of published listings", body = CatalogPage),
         (status = 400, description = "A parameter is wrong (named in `field`)", body = crate::openapi::ErrorBody)))]

@@ -7,7 +7,7 @@ use axum::extract::State;
 use axum::Json;
 use sealstream_api::payments::{format_units, NATIVE};
 
-use super::model::Rail;
+use super::model::{Rail, SubscriptionTerms};
 use super::{dataset_of, visible, Listing};
 use crate::auth::MaybePrincipal;
 use crate::error::{ApiPath, ApiResult};
@@ -28,6 +28,8 @@ pub fn payment_term(rail: &Rail, price: &str) -> PaymentTerm {
         chain_id: None,
         token: None,
         terms: None,
+        unit: None,
+        interval: None,
     };
     match rail {
         Rail::Evm {
@@ -57,7 +59,7 @@ pub fn payment_term(rail: &Rail, price: &str) -> PaymentTerm {
     term
 }
 
-/// The card of a listing, with its dataset.
+/// The card of a dataset listing, with its dataset.
 pub fn card_of(listing: &Listing, dataset: &super::ListedDataset) -> Card {
     let f = &listing.fields;
     Card {
@@ -71,12 +73,42 @@ pub fn card_of(listing: &Listing, dataset: &super::ListedDataset) -> Card {
         license: f.license.clone(),
         delivery: f.delivery.clone(),
         keywords: f.tags.clone(),
-        dataset: CardDataset {
+        dataset: Some(CardDataset {
             id: dataset.id.clone(),
             merkle_root: dataset.merkle_root.clone(),
             chunk_count: dataset.chunk_count,
             topic: dataset.topic.clone(),
-        },
+        }),
+        subscription: None,
+        url: sealstream_api::routes::listing(&listing.id),
+    }
+}
+
+/// The card of a subscription listing: Dazaar's payment terms, `amount`
+/// per `interval` `unit`s (`seconds`), and the machine's chain key (if
+/// registered) as the seller key.
+pub fn subscription_card(
+    listing: &Listing,
+    terms: &SubscriptionTerms,
+    seller_key: Option<String>,
+) -> Card {
+    let f = &listing.fields;
+    let mut term = payment_term(&f.rail, &f.price);
+    term.unit = Some("seconds".into());
+    term.interval = Some(terms.period_seconds);
+    Card {
+        name: f.title.clone(),
+        description: f.description.clone(),
+        id: listing.id.clone(),
+        provider: listing.owner_did.clone(),
+        seller_key,
+        machine_did: terms.machine_did.clone(),
+        payment: vec![term],
+        license: f.license.clone(),
+        delivery: f.delivery.clone(),
+        keywords: f.tags.clone(),
+        dataset: None,
+        subscription: Some(terms.clone()),
         url: sealstream_api::routes::listing(&listing.id),
     }
 }
@@ -95,6 +127,13 @@ pub async fn card(
 ) -> ApiResult<Json<Card>> {
     let mut tx = state.store.begin().await?;
     let listing = visible(&mut tx, &id, caller.as_ref()).await?;
+    if let Some(terms) = &listing.subscription {
+        tx.commit().await?;
+        let seller_key = crate::machines::db::machine(&state.store, &terms.machine_did)
+            .await?
+            .map(|m| m.chain_public_key);
+        return Ok(Json(subscription_card(&listing, terms, seller_key)));
+    }
     let dataset = dataset_of(&mut tx, &listing).await?;
     tx.commit().await?;
     Ok(Json(card_of(&listing, &dataset)))

@@ -9,14 +9,15 @@ use sqlx::{Any, Row};
 
 use super::model::{
     plausible_id, price_key, DatasetState, DatasetSummary, ListedDataset, Listing, ListingFields,
-    ListingState, Rail,
+    ListingKind, ListingState, Rail, SubscriptionTerms,
 };
 use crate::store::{changed, Engine, Tx};
 
 /// The columns [`listing_of`] reads, for `SELECT … FROM listings l`.
 const COLUMNS: &str = "l.id, l.owner_did, l.dataset_id, l.title, l.description, l.tags, \
      l.domain, l.schema_hint, l.sample_chunk_indexes, l.license, l.price_amount, l.rail, \
-     l.delivery, l.state, l.sales_count, l.created_at, l.updated_at, l.published_at";
+     l.delivery, l.state, l.sales_count, l.created_at, l.updated_at, l.published_at, l.kind, \
+     l.subscription";
 
 fn stored_json(row: &AnyRow, column: &str) -> Result<Value, sqlx::Error> {
     let text: String = row.try_get(column)?;
@@ -42,10 +43,21 @@ fn listing_of(row: &AnyRow) -> Result<Listing, sqlx::Error> {
     };
     let rail = Rail::parse(&stored_json(row, "rail")?).map_err(|_| corrupt("rail"))?;
     let state: String = row.try_get("state")?;
+    let kind: String = row.try_get("kind")?;
+    let subscription: Option<String> = row.try_get("subscription")?;
+    let subscription = match subscription {
+        Some(text) => Some(
+            serde_json::from_str::<SubscriptionTerms>(&text)
+                .map_err(|_| corrupt("subscription"))?,
+        ),
+        None => None,
+    };
     Ok(Listing {
         id: row.try_get("id")?,
         owner_did: row.try_get("owner_did")?,
+        kind: ListingKind::parse(&kind).ok_or_else(|| corrupt("kind"))?,
         dataset_id: row.try_get("dataset_id")?,
+        subscription,
         fields: ListingFields {
             title: row.try_get("title")?,
             description: row.try_get("description")?,
@@ -126,16 +138,23 @@ pub(crate) async fn insert(
     let query = sqlx::query(
         "INSERT INTO listings (id, owner_did, dataset_id, title, description, tags, domain, \
          schema_hint, sample_chunk_indexes, license, price_amount, price_key, rail, delivery, \
-         state, sales_count, created_at, updated_at, published_at, published_unix) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, 0, $16, $17, NULL, NULL)",
+         state, sales_count, created_at, updated_at, published_at, published_unix, kind, \
+         subscription, machine_did, topic) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, 0, $16, $17, \
+         NULL, NULL, $18, $19, $20, $21)",
     )
     .bind(&listing.id)
     .bind(&listing.owner_did)
     .bind(&listing.dataset_id);
+    let terms = listing.subscription.as_ref();
     let query = bind_fields(query, &listing.fields)
         .bind(listing.state.as_str())
         .bind(&listing.created_at)
-        .bind(&listing.updated_at);
+        .bind(&listing.updated_at)
+        .bind(listing.kind.as_str())
+        .bind(terms.map(|t| json!(t).to_string()))
+        .bind(terms.map(|t| t.machine_did.clone()))
+        .bind(terms.map(|t| t.topic.clone()));
     let query = query;
     changed(tx, query).await?;
     index(tx, engine, &listing.id, &listing.fields).await

@@ -27,8 +27,8 @@ use crate::server::AppState;
 use crate::store::Tx;
 
 pub use model::{
-    CreateListing, DatasetState, DatasetSummary, ListedDataset, Listing, ListingFields,
-    ListingState, PatchListing, Rail,
+    CreateListing, DatasetState, DatasetSummary, HistoryPolicy, ListedDataset, Listing,
+    ListingFields, ListingKind, ListingState, PatchListing, Rail, SubscriptionTerms,
 };
 pub use sealstream_api::listings::{ListingList, ListingView};
 
@@ -81,6 +81,15 @@ pub(crate) async fn owned(tx: &mut Tx, id: &str, caller: &Principal) -> ApiResul
 }
 
 pub(crate) async fn dataset_of(tx: &mut Tx, listing: &Listing) -> ApiResult<ListedDataset> {
+    if listing.kind != ListingKind::Dataset {
+        return Err(ApiError::conflict(
+            Some("listingId"),
+            format!(
+                "listing {} is a subscription listing: it has no dataset",
+                listing.id
+            ),
+        ));
+    }
     db::listed_dataset(tx, &listing.dataset_id)
         .await?
         .ok_or_else(|| {
@@ -92,13 +101,18 @@ pub(crate) async fn dataset_of(tx: &mut Tx, listing: &Listing) -> ApiResult<List
 }
 
 pub(crate) async fn view(tx: &mut Tx, listing: &Listing) -> ApiResult<ListingView> {
-    let dataset = dataset_of(tx, listing).await?;
+    let dataset = match listing.kind {
+        ListingKind::Dataset => Some(dataset_of(tx, listing).await?.summary),
+        ListingKind::Subscription => None,
+    };
     let samples_available = db::disclosed(tx, &listing.id).await?;
     let f = &listing.fields;
     Ok(ListingView {
         id: listing.id.clone(),
         owner_did: listing.owner_did.clone(),
+        kind: listing.kind,
         dataset_id: listing.dataset_id.clone(),
+        subscription: listing.subscription.clone(),
         title: f.title.clone(),
         description: f.description.clone(),
         tags: f.tags.clone(),
@@ -115,7 +129,7 @@ pub(crate) async fn view(tx: &mut Tx, listing: &Listing) -> ApiResult<ListingVie
         created_at: listing.created_at.clone(),
         updated_at: listing.updated_at.clone(),
         published_at: listing.published_at.clone(),
-        dataset: dataset.summary,
+        dataset,
     })
 }
 
@@ -178,6 +192,19 @@ fn verified_chains(state: &AppState) -> String {
     ids.join(", ")
 }
 
+/// Refuses a machine that is not registered to `caller` (404 naming
+/// `subscription.machineDid`, as for a machine that does not exist).
+async fn check_machine_owned(state: &AppState, caller: &Principal, did: &str) -> ApiResult<()> {
+    match crate::machines::db::machine(&state.store, did).await? {
+        Some(m) if m.owner_did == caller.did => Ok(()),
+        _ => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            Some("subscription.machineDid"),
+            format!("machine {did} not found among the caller's"),
+        )),
+    }
+}
+
 fn check_samples_in(dataset: &DatasetSummary, indexes: &[u64]) -> ApiResult<()> {
     for (i, index) in indexes.iter().enumerate() {
         if !dataset.contains(*index) {
@@ -212,24 +239,36 @@ pub async fn create(
 ) -> ApiResult<(StatusCode, Json<ListingView>)> {
     caller.require(Role::Owner)?;
     let fields = ListingFields::from_create(&req)?;
+    let mut terms = model::subscription_terms(&req)?;
     check_rail_verified(&state, &fields.rail, ApiError::unprocessable)?;
+    if let Some(t) = &mut terms {
+        t.machine_did = crate::auth::canonical_did(&t.machine_did, "subscription.machineDid")?;
+        check_machine_owned(&state, &caller, &t.machine_did).await?;
+    }
     let mut tx = state.store.begin().await?;
-    let dataset = match db::listed_dataset(&mut tx, &req.dataset_id).await? {
-        Some(d) if d.owner_did == caller.did => d,
-        _ => {
-            return Err(ApiError::new(
-                StatusCode::NOT_FOUND,
-                Some("datasetId"),
-                format!("dataset {} not found", req.dataset_id),
-            ))
-        }
+    let dataset_id = if terms.is_some() {
+        String::new()
+    } else {
+        let dataset = match db::listed_dataset(&mut tx, &req.dataset_id).await? {
+            Some(d) if d.owner_did == caller.did => d,
+            _ => {
+                return Err(ApiError::new(
+                    StatusCode::NOT_FOUND,
+                    Some("datasetId"),
+                    format!("dataset {} not found", req.dataset_id),
+                ))
+            }
+        };
+        check_samples_in(&dataset, &fields.sample_chunk_indexes)?;
+        dataset.id.clone()
     };
-    check_samples_in(&dataset, &fields.sample_chunk_indexes)?;
     let now = sealstream_core::utc::now();
     let listing = Listing {
         id: new_id(),
         owner_did: caller.did.clone(),
-        dataset_id: dataset.id.clone(),
+        kind: req.kind,
+        dataset_id,
+        subscription: terms,
         fields,
         state: ListingState::Draft,
         sales_count: 0,
@@ -239,7 +278,9 @@ pub async fn create(
     };
     db::insert(&mut tx, state.store.engine(), &listing).await?;
     let details = audit_details(json!({
+        "kind": listing.kind.as_str(),
         "datasetId": listing.dataset_id,
+        "subscription": listing.subscription,
         "title": listing.fields.title,
         "price": listing.fields.price,
         "rail": listing.fields.rail.to_json(),
@@ -282,6 +323,12 @@ pub async fn patch(
         check_rail_verified(&state, &fields.rail, ApiError::unprocessable)?;
     }
     if req.sample_chunk_indexes.is_some() {
+        if listing.kind == ListingKind::Subscription && !fields.sample_chunk_indexes.is_empty() {
+            return Err(ApiError::bad_request(
+                "sampleChunkIndexes",
+                "a subscription listing has no sample chunks",
+            ));
+        }
         let dataset = dataset_of(&mut tx, &listing).await?;
         check_samples_in(&dataset, &fields.sample_chunk_indexes)?;
         // Keys of chunks that are no longer samples are no longer given out.
@@ -326,6 +373,22 @@ pub async fn publish(
     check_rail_verified(&state, &listing.fields.rail, |f, m| {
         ApiError::conflict(Some(f), m)
     })?;
+    if let Some(terms) = &listing.subscription {
+        // The machine must still be the owner's and registered.
+        check_machine_owned(&state, &caller, &terms.machine_did).await?;
+        let now = sealstream_core::utc::now();
+        db::publish(&mut tx, &id, &now, sealstream_core::utc::now_unix()).await?;
+        listing.state = ListingState::Published;
+        listing.published_at = Some(now.clone());
+        listing.updated_at = now;
+        let details = audit_details(json!({
+            "kind": listing.kind.as_str(),
+            "machineDid": terms.machine_did,
+            "topic": terms.topic,
+        }));
+        let view = commit_change(tx, &caller, "listing.publish", &listing, &details).await?;
+        return Ok(Json(view));
+    }
     let dataset = dataset_of(&mut tx, &listing).await?;
     if dataset.state != DatasetState::Signed {
         return Err(ApiError::conflict(
@@ -394,8 +457,10 @@ pub async fn withdraw(
     let now = sealstream_core::utc::now();
     db::withdraw(&mut tx, &id, &now).await?;
     // The dataset stays public while another listing of it is published.
-    let still_listed = db::other_published(&mut tx, &listing.dataset_id, &id).await?;
-    crate::datasets::set_public(&mut tx, &listing.dataset_id, still_listed).await?;
+    if listing.kind == ListingKind::Dataset {
+        let still_listed = db::other_published(&mut tx, &listing.dataset_id, &id).await?;
+        crate::datasets::set_public(&mut tx, &listing.dataset_id, still_listed).await?;
+    }
     let details = audit_details(json!({ "from": listing.state.as_str() }));
     listing.state = ListingState::Withdrawn;
     listing.updated_at = now;

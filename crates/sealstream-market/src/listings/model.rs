@@ -29,7 +29,8 @@ pub const PRICE_DIGITS: usize = 78;
 pub const DELIVERY_OPTIONS: [&str; 3] = ["api", "object-store", "p2p"];
 
 pub use sealstream_api::listings::{
-    CreateListing, DatasetState, DatasetSummary, ListingState, PatchListing,
+    CreateListing, DatasetState, DatasetSummary, HistoryPolicy, ListingKind, ListingState,
+    PatchListing, SubscriptionTerms, MAX_GRACE_SECONDS, MAX_PERIOD_SECONDS, MIN_PERIOD_SECONDS,
 };
 pub use sealstream_api::payments::Rail;
 
@@ -282,6 +283,81 @@ impl ListingFields {
     }
 }
 
+/// Checks the kind of a creation request and its subscription terms: a
+/// `dataset` listing names a dataset and no terms; a `subscription`
+/// listing names terms (period, grace and history within bounds) and
+/// neither a dataset nor sample chunks (a subscription has no fixed
+/// chunks). The machine is checked against the store by the caller.
+pub fn subscription_terms(req: &CreateListing) -> ApiResult<Option<SubscriptionTerms>> {
+    match req.kind {
+        ListingKind::Dataset => {
+            if req.subscription.is_some() {
+                return Err(ApiError::bad_request(
+                    "subscription",
+                    "only a listing of kind subscription has subscription terms",
+                ));
+            }
+            if req.dataset_id.is_empty() {
+                return Err(ApiError::bad_request(
+                    "datasetId",
+                    "a dataset listing names its dataset",
+                ));
+            }
+            Ok(None)
+        }
+        ListingKind::Subscription => {
+            if !req.dataset_id.is_empty() {
+                return Err(ApiError::bad_request(
+                    "datasetId",
+                    "a subscription listing sells a topic, not a dataset",
+                ));
+            }
+            if !req.sample_chunk_indexes.is_empty() {
+                return Err(ApiError::bad_request(
+                    "sampleChunkIndexes",
+                    "a subscription listing has no sample chunks",
+                ));
+            }
+            let Some(t) = &req.subscription else {
+                return Err(ApiError::bad_request(
+                    "subscription",
+                    "a subscription listing names its machine, topic, period, grace and history",
+                ));
+            };
+            // A chain's topic rules, the field named as in this request.
+            crate::ingest::check_topic(&t.topic)
+                .map_err(|e| ApiError::bad_request("subscription.topic", e.message.clone()))?;
+            if !plausible_id(&t.machine_did) {
+                return Err(ApiError::bad_request(
+                    "subscription.machineDid",
+                    "expected a machine DID",
+                ));
+            }
+            if !(MIN_PERIOD_SECONDS..=MAX_PERIOD_SECONDS).contains(&t.period_seconds) {
+                return Err(ApiError::bad_request(
+                    "subscription.periodSeconds",
+                    format!("expected {MIN_PERIOD_SECONDS} to {MAX_PERIOD_SECONDS} seconds"),
+                ));
+            }
+            if t.grace_seconds > MAX_GRACE_SECONDS {
+                return Err(ApiError::bad_request(
+                    "subscription.graceSeconds",
+                    format!("expected 0 to {MAX_GRACE_SECONDS} seconds"),
+                ));
+            }
+            if let HistoryPolicy::LastChunks(n) = t.history {
+                if n == 0 || n > i64::MAX as u64 {
+                    return Err(ApiError::bad_request(
+                        "subscription.history.lastChunks",
+                        "expected at least 1 (use \"none\" for no history)",
+                    ));
+                }
+            }
+            Ok(Some(t.clone()))
+        }
+    }
+}
+
 /// Whether `id` could name a row at all: ids with control characters (a
 /// NUL, which PostgreSQL refuses in text) or absurd lengths are looked up
 /// no further.
@@ -296,8 +372,12 @@ pub struct Listing {
     pub id: String,
     /// The owner's DID.
     pub owner_did: String,
-    /// The dataset on sale.
+    /// `dataset` or `subscription`.
+    pub kind: ListingKind,
+    /// The dataset on sale (empty for a subscription listing).
     pub dataset_id: String,
+    /// A subscription listing's terms.
+    pub subscription: Option<SubscriptionTerms>,
     /// The content.
     pub fields: ListingFields,
     /// Lifecycle state.
@@ -354,6 +434,76 @@ mod tests {
         assert_eq!(price_key("12").len(), 78);
         assert!(price_key("9") < price_key("10"));
         assert!(price_key("999999999999999999999") < price_key("1000000000000000000000"));
+    }
+
+    #[test]
+    fn subscription_terms_are_checked_field_by_field() {
+        let base = json!({
+            "kind": "subscription", "title": "T", "price": "5",
+            "rail": {"kind":"invoice","currency":"EUR"},
+            "subscription": {"machineDid": "did:peaq:0x1", "topic": "/gps",
+                             "periodSeconds": 86400, "graceSeconds": 3600, "history": "all"}
+        });
+        let req: CreateListing = serde_json::from_value(base.clone()).unwrap();
+        assert_eq!(
+            subscription_terms(&req).unwrap().unwrap().history,
+            HistoryPolicy::All
+        );
+        let cases = [
+            (
+                "/subscription/periodSeconds",
+                json!(3599),
+                "subscription.periodSeconds",
+            ),
+            (
+                "/subscription/periodSeconds",
+                json!(31_536_001),
+                "subscription.periodSeconds",
+            ),
+            (
+                "/subscription/graceSeconds",
+                json!(2_592_001),
+                "subscription.graceSeconds",
+            ),
+            ("/subscription/topic", json!(""), "subscription.topic"),
+            (
+                "/subscription/machineDid",
+                json!(""),
+                "subscription.machineDid",
+            ),
+            (
+                "/subscription/history",
+                json!({"lastChunks": 0}),
+                "subscription.history.lastChunks",
+            ),
+            ("/datasetId", json!("ds_1"), "datasetId"),
+            ("/sampleChunkIndexes", json!([1]), "sampleChunkIndexes"),
+            ("/subscription", json!(null), "subscription"),
+        ];
+        for (pointer, value, field_named) in cases {
+            let mut v = base.clone();
+            let (parent, key) = pointer.rsplit_once('/').unwrap();
+            v.pointer_mut(parent)
+                .unwrap()
+                .as_object_mut()
+                .unwrap()
+                .insert(key.into(), value);
+            let req: CreateListing = serde_json::from_value(v).unwrap();
+            assert_eq!(
+                field(subscription_terms(&req).unwrap_err()),
+                field_named,
+                "{pointer}"
+            );
+        }
+        let dataset: CreateListing = serde_json::from_value(json!({
+            "title": "T", "price": "5", "rail": {"kind":"invoice","currency":"EUR"},
+            "subscription": base["subscription"].clone(), "datasetId": "ds_1"
+        }))
+        .unwrap();
+        assert_eq!(
+            field(subscription_terms(&dataset).unwrap_err()),
+            "subscription"
+        );
     }
 
     #[test]

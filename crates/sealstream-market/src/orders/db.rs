@@ -17,7 +17,7 @@ use crate::listings::Rail;
 use crate::store::{changed, stored_u64, DbError, Store, Tx};
 
 /// The columns [`order_of`] reads, in order.
-const ORDER_COLUMNS: [&str; 13] = [
+const ORDER_COLUMNS: [&str; 14] = [
     "id",
     "listing_id",
     "dataset_id",
@@ -31,6 +31,7 @@ const ORDER_COLUMNS: [&str; 13] = [
     "created_at",
     "paid_at",
     "granted_at",
+    "subscription_id",
 ];
 
 /// [`ORDER_COLUMNS`] of table alias `alias` (`o.id, o.listing_id, …`).
@@ -65,6 +66,7 @@ fn order_of(r: &AnyRow) -> Result<Order, DbError> {
         created_at: r.try_get(10)?,
         paid_at: r.try_get(11)?,
         granted_at: r.try_get(12)?,
+        subscription_id: r.try_get(13)?,
     })
 }
 
@@ -84,8 +86,8 @@ pub(crate) async fn order(tx: &mut Tx, id: &str) -> Result<Option<Order>, DbErro
 pub(crate) async fn insert_order(tx: &mut Tx, order: &Order) -> Result<(), sqlx::Error> {
     let query = sqlx::query(
         "INSERT INTO orders (id, listing_id, dataset_id, seller_did, buyer_did, buyer_id, \
-         buyer_public_key_hex, amount, rail, state, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+         buyer_public_key_hex, amount, rail, state, created_at, subscription_id) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
     )
     .bind(&order.id)
     .bind(&order.listing_id)
@@ -97,7 +99,8 @@ pub(crate) async fn insert_order(tx: &mut Tx, order: &Order) -> Result<(), sqlx:
     .bind(&order.amount)
     .bind(order.rail.to_json().to_string())
     .bind(order.state.as_str())
-    .bind(&order.created_at);
+    .bind(&order.created_at)
+    .bind(order.subscription_id.clone());
     changed(tx, query).await?;
     Ok(())
 }

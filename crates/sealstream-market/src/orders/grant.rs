@@ -337,6 +337,15 @@ pub async fn upload(
 ) -> ApiResult<Json<GrantView>> {
     let mut tx = state.store.begin().await?;
     let order = sold_order(&mut tx, &id, &caller).await?;
+    if let Some(sub) = &order.subscription_id {
+        return Err(ApiError::conflict(
+            Some("orderId"),
+            format!(
+                "order {id} pays a period of subscription {sub}: its chunk keys are \
+                 subscription grants"
+            ),
+        ));
+    }
     if order.state == OrderState::Granted {
         let held = db::grant(&mut tx, &id).await?.ok_or_else(|| {
             ApiError::internal("grant", format!("granted order {id} has no grant"))

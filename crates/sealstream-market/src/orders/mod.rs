@@ -21,6 +21,8 @@ pub mod receipt;
 pub mod release;
 pub mod watcher;
 
+pub(crate) use db::{cancel as cancel_unpaid, close_claims, insert_order};
+
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{delete, get, post, put};
@@ -73,6 +75,9 @@ pub struct Order {
     pub paid_at: Option<String>,
     /// Granted (UTC).
     pub granted_at: Option<String>,
+    /// The subscription whose period this order pays (such an order has no
+    /// dataset, grant or receipt of its own).
+    pub subscription_id: Option<String>,
 }
 
 impl Order {
@@ -236,7 +241,49 @@ pub(crate) fn view(state: &AppState, order: &Order, claims: &[claims::Claim]) ->
         created_at: order.created_at.clone(),
         paid_at: order.paid_at.clone(),
         granted_at: order.granted_at.clone(),
+        subscription_id: order.subscription_id.clone(),
     }
+}
+
+/// The buyer of a new order or subscription: `buyer_id` (default: the
+/// caller's DID) and the X25519 public key the chunk keys are wrapped to,
+/// checked as a buyer access file needs them (fields `buyerId`,
+/// `buyerPublicKeyHex`).
+pub(crate) fn checked_buyer(
+    buyer_id: Option<&str>,
+    public_key_hex: &str,
+    caller: &Principal,
+) -> ApiResult<sealstream_core::access::Buyer> {
+    let buyer_id = buyer_id.unwrap_or(&caller.did).trim();
+    let buyer = sealstream_core::access::Buyer::new(buyer_id, public_key_hex).map_err(|e| {
+        let field = if e.field == "buyer_id" {
+            "buyerId"
+        } else {
+            "buyerPublicKeyHex"
+        };
+        ApiError::bad_request(field, e.to_string())
+    })?;
+    if buyer.id.len() > 256 || buyer.id.chars().any(char::is_control) {
+        return Err(ApiError::bad_request(
+            "buyerId",
+            "at most 256 characters, no control characters",
+        ));
+    }
+    Ok(buyer)
+}
+
+/// Refuses (409, `listingId`) a rail on an EVM chain whose payments this
+/// server does not verify.
+pub(crate) fn check_payable(state: &AppState, rail: &Rail) -> ApiResult<()> {
+    if let Rail::Evm { chain_id, .. } = rail {
+        if !state.evm.contains_key(chain_id) {
+            return Err(ApiError::conflict(
+                Some("listingId"),
+                format!("this server does not verify payments on chain {chain_id}"),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Orders a published listing. The response says how to pay and where to
@@ -256,22 +303,7 @@ pub async fn create(
     ApiJson(req): ApiJson<CreateOrder>,
 ) -> ApiResult<(StatusCode, Json<OrderView>)> {
     caller.require(Role::Buyer)?;
-    let buyer_id = req.buyer_id.as_deref().unwrap_or(&caller.did).trim();
-    let buyer =
-        sealstream_core::access::Buyer::new(buyer_id, &req.buyer_public_key_hex).map_err(|e| {
-            let field = if e.field == "buyer_id" {
-                "buyerId"
-            } else {
-                "buyerPublicKeyHex"
-            };
-            ApiError::bad_request(field, e.to_string())
-        })?;
-    if buyer.id.len() > 256 || buyer.id.chars().any(char::is_control) {
-        return Err(ApiError::bad_request(
-            "buyerId",
-            "at most 256 characters, no control characters",
-        ));
-    }
+    let buyer = checked_buyer(req.buyer_id.as_deref(), &req.buyer_public_key_hex, &caller)?;
     let mut tx = state.store.begin().await?;
     let listing = match crate::listings::db::listing(&mut tx, &req.listing_id).await? {
         Some(l) if l.state == ListingState::Published => l,
@@ -283,14 +315,17 @@ pub async fn create(
             "a seller cannot order their own listing",
         ));
     }
-    if let Rail::Evm { chain_id, .. } = &listing.fields.rail {
-        if !state.evm.contains_key(chain_id) {
-            return Err(ApiError::conflict(
-                Some("listingId"),
-                format!("this server does not verify payments on chain {chain_id}"),
-            ));
-        }
+    if listing.kind != crate::listings::ListingKind::Dataset {
+        return Err(ApiError::conflict(
+            Some("listingId"),
+            format!(
+                "listing {} is a subscription: subscribe with POST {}",
+                listing.id,
+                routes::SUBSCRIPTIONS
+            ),
+        ));
     }
+    check_payable(&state, &listing.fields.rail)?;
     let order = Order {
         id: new_id(),
         listing_id: listing.id.clone(),
@@ -305,6 +340,7 @@ pub async fn create(
         created_at: sealstream_core::utc::now(),
         paid_at: None,
         granted_at: None,
+        subscription_id: None,
     };
     db::insert_order(&mut tx, &order).await?;
     let details = audit_details(json!({

@@ -254,13 +254,20 @@ pub(crate) async fn record_payment(
     let mut paid = order.clone();
     paid.state = OrderState::Paid;
     paid.paid_at = Some(now.clone());
-    super::receipt::issue(state, tx, &paid, payment).await?;
+    // A subscription's period has no dataset, so no license receipt of
+    // one: it takes effect on the subscription instead, below.
+    if order.subscription_id.is_none() {
+        super::receipt::issue(state, tx, &paid, payment).await?;
+    }
     let details = audit_details(json!({
         "paymentKey": payment_key,
         "payment": payment,
         "amount": order.amount,
     }));
     crate::audit::append(tx, actor, "payment.confirm", &order.id, &details).await?;
+    if order.subscription_id.is_some() {
+        crate::subscriptions::period_paid(tx, &paid, &now, actor).await?;
+    }
     Ok(true)
 }
 

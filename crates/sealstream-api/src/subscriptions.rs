@@ -1,0 +1,401 @@
+//! Subscriptions (docs/subscriptions.md): a buyer subscribes to a
+//! published `subscription` listing with their X25519 public key, pays
+//! each period like an order (every period is an order of its own, paid
+//! through the order routes: EVM payment proof or invoice marked paid),
+//! and is granted every chunk of the listing's topic that the market
+//! accepts while the subscription covers it.
+//!
+//! States: `awaiting-payment` → `active` → `grace` → `lapsed`; `active`
+//! or `grace` → `active` again on a renewal; `cancelled` by the buyer,
+//! `revoked` by the seller.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::listings::{HistoryPolicy, WrappedKey};
+use crate::orders::OrderState;
+use crate::payments::PaymentInstructions;
+
+wire_enum! {
+    /// The life of a subscription.
+    pub enum SubscriptionState refuse "expected awaiting-payment, active, grace, lapsed, cancelled or revoked" {
+        /// Made; its first period is not paid yet.
+        AwaitingPayment = "awaiting-payment",
+        /// Paid through a time still to come.
+        Active = "active",
+        /// The paid time is over; chunks are still granted until its end.
+        Grace = "grace",
+        /// The grace window passed without a renewal (final).
+        Lapsed = "lapsed",
+        /// Cancelled by the buyer (final; access runs to the paid time).
+        Cancelled = "cancelled",
+        /// Revoked by the seller (final; access ends at the revocation).
+        Revoked = "revoked",
+    }
+}
+
+impl SubscriptionState {
+    /// Lapsed, cancelled or revoked: nothing changes it any more.
+    pub fn is_final(self) -> bool {
+        matches!(
+            self,
+            SubscriptionState::Lapsed | SubscriptionState::Cancelled | SubscriptionState::Revoked
+        )
+    }
+}
+
+wire_enum! {
+    /// Which of the caller's subscriptions a list shows.
+    pub enum SubscriptionSide refuse "expected buyer or seller" {
+        /// The caller's subscriptions.
+        Buyer = "buyer",
+        /// Subscriptions of the caller's listings.
+        Seller = "seller",
+    }
+}
+
+/// `POST /v1/subscriptions`.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct CreateSubscription {
+    /// The published `subscription` listing.
+    pub listing_id: String,
+    /// The X25519 public key the chunk keys are to be wrapped to (hex).
+    pub buyer_public_key_hex: String,
+    /// The recipient id of the access entries (default: the buyer's DID).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub buyer_id: Option<String>,
+}
+
+/// `POST /v1/subscriptions/{id}/renewals`: one more period.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RenewSubscription {
+    /// A new X25519 public key (hex): chunks accepted from the renewal's
+    /// payment on are wrapped to it only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub buyer_public_key_hex: Option<String>,
+}
+
+/// `POST /v1/subscriptions/{id}/revoke`.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RevokeSubscription {
+    /// Why (1 to 500 characters), shown to the buyer.
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 500))]
+    pub reason: String,
+}
+
+/// One period of a subscription: an order paying it.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct PeriodView {
+    /// 1 for the first period, then one more per renewal.
+    pub number: u32,
+    /// The order that pays it (`ord_…`): pay it with the order routes.
+    pub order_id: String,
+    /// The order's state (`awaiting-payment`, `paid`, `cancelled`).
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub state: OrderState,
+    /// The new buyer key this renewal carries, if any.
+    pub new_buyer_public_key_hex: Option<String>,
+    /// Asked for (UTC).
+    pub created_at: String,
+    /// Paid (UTC): the time it took effect.
+    pub paid_at: Option<String>,
+}
+
+/// A buyer key and the chunk time from which it applies.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct BuyerKeyView {
+    /// X25519 public key, hex.
+    pub public_key_hex: String,
+    /// Chunks accepted at or after this time (UTC) are wrapped to it (until
+    /// the next key's time); the first key applies from the start.
+    pub applies_from: String,
+}
+
+/// A subscription as its buyer and seller see it.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct SubscriptionView {
+    /// `sub_…`.
+    pub id: String,
+    /// The listing.
+    pub listing_id: String,
+    /// The seller.
+    pub seller_did: String,
+    /// The buyer.
+    pub buyer_did: String,
+    /// The access entries' recipient id.
+    pub buyer_id: String,
+    /// The buyer key in force now.
+    pub buyer_public_key_hex: String,
+    /// The machine whose topic it covers.
+    pub machine_did: String,
+    /// The topic.
+    pub topic: String,
+    /// Seconds per period (fixed at creation).
+    pub period_seconds: u64,
+    /// Grace seconds (fixed at creation).
+    pub grace_seconds: u64,
+    /// History policy (fixed at creation): `"none"`, `"all"` or
+    /// `{"lastChunks": N}`.
+    #[cfg_attr(feature = "openapi", schema(value_type = Value))]
+    pub history: HistoryPolicy,
+    /// Price of a period, base units (fixed at creation).
+    pub amount: String,
+    /// The state, as of the server's last sweep or change.
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub state: SubscriptionState,
+    /// When the first payment was confirmed (UTC).
+    pub active_from: Option<String>,
+    /// The end of the last paid period, `T` (UTC).
+    pub paid_through: Option<String>,
+    /// `T + G` (UTC), while it may still be renewed.
+    pub grace_until: Option<String>,
+    /// `E`: the end of access once it has one (UTC): `T + G` when lapsed,
+    /// `T` when cancelled, the revocation time when revoked.
+    pub access_ends: Option<String>,
+    /// Why it ended (the seller's reason for a revocation).
+    pub end_reason: Option<String>,
+    /// The buyer keys, oldest first, with the time each applies from.
+    pub keys: Vec<BuyerKeyView>,
+    /// The periods, oldest first.
+    pub periods: Vec<PeriodView>,
+    /// How to pay the period awaiting payment, if one does.
+    pub payment: Option<PaymentInstructions>,
+    /// Created (UTC).
+    pub created_at: String,
+}
+
+impl SubscriptionView {
+    /// The order of the period awaiting payment, if one does.
+    pub fn unpaid_order(&self) -> Option<&str> {
+        self.periods
+            .iter()
+            .rev()
+            .find(|p| p.state == OrderState::AwaitingPayment)
+            .map(|p| p.order_id.as_str())
+    }
+}
+
+/// A page of subscriptions.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct SubscriptionList {
+    /// By id.
+    pub items: Vec<SubscriptionView>,
+    /// Pass as `cursor` for the next page; absent on the last.
+    pub next_cursor: Option<String>,
+}
+
+/// `GET /v1/subscriptions` query, read as text and checked by the server.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams))]
+#[cfg_attr(feature = "openapi", into_params(parameter_in = Query))]
+#[serde(deny_unknown_fields)]
+pub struct SubscriptionQuery {
+    /// `buyer` (default) or `seller`.
+    #[serde(rename = "as", skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", param(pattern = "^(buyer|seller)$"))]
+    pub as_: Option<String>,
+    /// Only subscriptions in this state.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub state: Option<String>,
+    /// Only subscriptions of this listing.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listing: Option<String>,
+    /// After this id (the previous page's `nextCursor`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cursor: Option<String>,
+    /// Page size, 1 to 200 (default 50).
+    #[cfg_attr(feature = "openapi", param(minimum = 1, maximum = 200))]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u32>,
+}
+
+impl SubscriptionQuery {
+    /// The caller's subscriptions on `side`.
+    pub fn new(side: SubscriptionSide) -> SubscriptionQuery {
+        SubscriptionQuery {
+            as_: Some(side.as_str().to_string()),
+            ..SubscriptionQuery::default()
+        }
+    }
+
+    /// Only subscriptions in `state`.
+    pub fn state(mut self, state: SubscriptionState) -> SubscriptionQuery {
+        self.state = Some(state.as_str().to_string());
+        self
+    }
+
+    /// `limit` a page, after `cursor`.
+    pub fn page(mut self, limit: u32, cursor: Option<&str>) -> SubscriptionQuery {
+        self.limit = Some(limit);
+        self.cursor = cursor.map(str::to_string);
+        self
+    }
+}
+
+/// One row of a subscription's history.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct HistoryEntry {
+    /// 1, 2, … in order.
+    pub seq: u64,
+    /// `created`, `activated`, `renewed`, `grace`, `lapsed`, `cancelled`,
+    /// `revoked`, `key-rotated`.
+    pub event: String,
+    /// The state after it.
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub state: SubscriptionState,
+    /// When it took effect (UTC): for `grace` and `lapsed`, `T` and
+    /// `T + G`, not when the server noticed.
+    pub effective_at: String,
+    /// When the server recorded it (UTC).
+    pub recorded_at: String,
+    /// Who: a DID, or `server` for time-driven changes.
+    pub actor: String,
+    /// What it carried (order, key, reason).
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    pub details: Value,
+}
+
+/// `GET /v1/subscriptions/{id}/history`.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct SubscriptionHistory {
+    /// The subscription.
+    pub subscription_id: String,
+    /// Its history, oldest first.
+    pub entries: Vec<HistoryEntry>,
+}
+
+/// A chunk a subscription is entitled to and has no key for yet.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct PendingGrant {
+    /// The subscription.
+    pub subscription_id: String,
+    /// The chunk's chain index.
+    pub index: u64,
+    /// The chunk's id.
+    pub chunk_id: String,
+    /// The access entry's recipient id.
+    pub buyer_id: String,
+    /// The buyer key in force at the chunk's time: wrap to this one.
+    pub buyer_public_key_hex: String,
+}
+
+/// `GET /v1/machines/{did}/topics/{topic}/subscription-grants`: what the
+/// granter has to wrap.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct PendingGrants {
+    /// Entitled and not granted pairs, by subscription then index (at
+    /// most `limit`).
+    pub items: Vec<PendingGrant>,
+    /// Whether more remain.
+    pub more: bool,
+}
+
+/// The query of the pending grants.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams))]
+#[cfg_attr(feature = "openapi", into_params(parameter_in = Query))]
+#[serde(deny_unknown_fields)]
+pub struct PendingQuery {
+    /// At most this many pairs, 1 to 1,000 (default 500).
+    #[cfg_attr(feature = "openapi", param(minimum = 1, maximum = 1000))]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u32>,
+}
+
+/// One chunk key wrapped for a subscriber (a `peaq.stream.buyer-access.v1`
+/// entry, with the chunk's index).
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct SubscriptionGrantEntry {
+    /// The chunk's chain index.
+    pub index: u64,
+    /// The chunk's id.
+    pub chunk_id: String,
+    /// The buyer entry: `recipientId`, `recipientType` `buyer`,
+    /// `algorithm` `x25519-sealedbox`, `publicKeyHex`, `wrappedKeyHex`.
+    pub buyer: WrappedKey,
+}
+
+/// `PUT /v1/subscriptions/{id}/grants`.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct PostSubscriptionGrants {
+    /// 1 to 1,000 entries.
+    pub entries: Vec<SubscriptionGrantEntry>,
+}
+
+/// The answer to stored grants.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct SubscriptionGrantsStored {
+    /// The subscription.
+    pub subscription_id: String,
+    /// Entries newly stored.
+    pub stored: u64,
+    /// Entries already held (the same wrapped key; nothing changed).
+    pub already: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_list_query_is_text_on_the_wire() {
+        let q = SubscriptionQuery::new(SubscriptionSide::Seller)
+            .state(SubscriptionState::Grace)
+            .page(10, Some("sub_1"));
+        let text = crate::errors::encode_query(&q);
+        assert_eq!(text, "as=seller&state=grace&cursor=sub_1&limit=10");
+        assert_eq!(
+            crate::errors::decode_query::<SubscriptionQuery>(&text).unwrap(),
+            q
+        );
+    }
+
+    #[test]
+    fn final_states_are_final() {
+        let finals: Vec<_> = SubscriptionState::ALL
+            .iter()
+            .filter(|s| s.is_final())
+            .map(|s| s.as_str())
+            .collect();
+        assert_eq!(finals, ["lapsed", "cancelled", "revoked"]);
+    }
+
+    #[test]
+    fn a_renewal_without_a_key_is_an_empty_object() {
+        assert_eq!(
+            serde_json::to_value(RenewSubscription::default()).unwrap(),
+            json!({})
+        );
+        let e = crate::errors::decode_json::<RenewSubscription>(br#"{"key":"00"}"#).unwrap_err();
+        assert_eq!(e.field, "key");
+    }
+}

@@ -1,0 +1,509 @@
+//! Subscriptions in the database: `subscriptions`, their periods
+//! (`subscription_periods`, each paid by an order), buyer keys
+//! (`subscription_keys`), history (`subscription_history`) and grants
+//! (`subscription_grants`).
+
+use serde_json::Value;
+use sqlx::any::AnyRow;
+use sqlx::Row;
+
+use super::entitlement::KeyFrom;
+use super::{Subscription, SubscriptionState};
+use crate::listings::{HistoryPolicy, Rail};
+use crate::orders::OrderState;
+use crate::store::{changed, DbError, Store, Tx};
+
+const COLUMNS: &str = "s.id, s.listing_id, s.seller_did, s.buyer_did, s.buyer_id, \
+     s.machine_did, s.topic, s.period_seconds, s.grace_seconds, s.history, s.amount, s.rail, \
+     s.state, s.active_from_unix, s.paid_through_unix, s.access_end_unix, s.end_reason, \
+     s.created_at, s.updated_at";
+
+fn corrupt(what: &str) -> DbError {
+    DbError::inconsistent("subscription", format!("stored {what} is malformed"))
+}
+
+fn subscription_of(r: &AnyRow) -> Result<Subscription, DbError> {
+    let history: String = r.try_get("history")?;
+    let rail: String = r.try_get("rail")?;
+    let rail: Value = serde_json::from_str(&rail).map_err(|_| corrupt("rail"))?;
+    let state: String = r.try_get("state")?;
+    Ok(Subscription {
+        id: r.try_get("id")?,
+        listing_id: r.try_get("listing_id")?,
+        seller_did: r.try_get("seller_did")?,
+        buyer_did: r.try_get("buyer_did")?,
+        buyer_id: r.try_get("buyer_id")?,
+        machine_did: r.try_get("machine_did")?,
+        topic: r.try_get("topic")?,
+        period_seconds: r.try_get("period_seconds")?,
+        grace_seconds: r.try_get("grace_seconds")?,
+        history: serde_json::from_str::<HistoryPolicy>(&history).map_err(|_| corrupt("history"))?,
+        amount: r.try_get("amount")?,
+        rail: Rail::parse(&rail).map_err(|_| corrupt("rail"))?,
+        state: SubscriptionState::parse(&state).ok_or_else(|| corrupt("state"))?,
+        active_from: r.try_get("active_from_unix")?,
+        paid_through: r.try_get("paid_through_unix")?,
+        access_end: r.try_get("access_end_unix")?,
+        end_reason: r.try_get("end_reason")?,
+        created_at: r.try_get("created_at")?,
+        updated_at: r.try_get("updated_at")?,
+    })
+}
+
+/// The subscription `id`, if it exists.
+pub(crate) async fn subscription(tx: &mut Tx, id: &str) -> Result<Option<Subscription>, DbError> {
+    if !crate::listings::model::plausible_id(id) {
+        return Ok(None);
+    }
+    let row = sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM subscriptions s WHERE s.id = $1"
+    ))
+    .bind(id)
+    .fetch_optional(&mut **tx)
+    .await?;
+    row.as_ref().map(subscription_of).transpose()
+}
+
+/// Stores a new subscription.
+pub(crate) async fn insert(tx: &mut Tx, s: &Subscription) -> Result<(), DbError> {
+    let query = sqlx::query(
+        "INSERT INTO subscriptions (id, listing_id, seller_did, buyer_did, buyer_id, machine_did, \
+         topic, period_seconds, grace_seconds, history, amount, rail, state, active_from_unix, \
+         paid_through_unix, access_end_unix, end_reason, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)",
+    )
+    .bind(&s.id)
+    .bind(&s.listing_id)
+    .bind(&s.seller_did)
+    .bind(&s.buyer_did)
+    .bind(&s.buyer_id)
+    .bind(&s.machine_did)
+    .bind(&s.topic)
+    .bind(s.period_seconds)
+    .bind(s.grace_seconds)
+    .bind(serde_json::to_string(&s.history).unwrap_or_default())
+    .bind(&s.amount)
+    .bind(s.rail.to_json().to_string())
+    .bind(s.state.as_str())
+    .bind(s.active_from)
+    .bind(s.paid_through)
+    .bind(s.access_end)
+    .bind(s.end_reason.clone())
+    .bind(&s.created_at)
+    .bind(&s.updated_at);
+    changed(tx, query).await?;
+    Ok(())
+}
+
+/// Writes the changing columns of `s`, if it is still in state `was`;
+/// `false` when it changed meanwhile.
+pub(crate) async fn update(
+    tx: &mut Tx,
+    s: &Subscription,
+    was: SubscriptionState,
+) -> Result<bool, DbError> {
+    let query = sqlx::query(
+        "UPDATE subscriptions SET state = $1, active_from_unix = $2, paid_through_unix = $3, \
+         access_end_unix = $4, end_reason = $5, updated_at = $6 WHERE id = $7 AND state = $8",
+    )
+    .bind(s.state.as_str())
+    .bind(s.active_from)
+    .bind(s.paid_through)
+    .bind(s.access_end)
+    .bind(s.end_reason.clone())
+    .bind(&s.updated_at)
+    .bind(&s.id)
+    .bind(was.as_str());
+    Ok(changed(tx, query).await? == 1)
+}
+
+/// Which subscriptions a list shows.
+pub(crate) struct Filter<'a> {
+    /// The caller.
+    pub party: &'a str,
+    /// `buyer_did` or `seller_did`.
+    pub column: &'static str,
+    /// Only after this id.
+    pub after: &'a str,
+    /// Only in this state.
+    pub state: Option<&'a str>,
+    /// Only of this listing.
+    pub listing: Option<&'a str>,
+    /// At most this many.
+    pub limit: u32,
+}
+
+/// The subscriptions `filter` selects, by id.
+pub(crate) async fn list(store: &Store, f: &Filter<'_>) -> Result<Vec<Subscription>, DbError> {
+    let mut sql = format!(
+        "SELECT {COLUMNS} FROM subscriptions s WHERE s.{} = $1 AND s.id > $2",
+        f.column
+    );
+    let mut n = 2;
+    if f.state.is_some() {
+        n += 1;
+        sql.push_str(&format!(" AND s.state = ${n}"));
+    }
+    if f.listing.is_some() {
+        n += 1;
+        sql.push_str(&format!(" AND s.listing_id = ${n}"));
+    }
+    sql.push_str(&format!(" ORDER BY s.id LIMIT {}", f.limit));
+    let mut q = sqlx::query(&sql).bind(f.party).bind(f.after);
+    if let Some(s) = f.state {
+        q = q.bind(s);
+    }
+    if let Some(l) = f.listing {
+        q = q.bind(l);
+    }
+    let rows = q.fetch_all(store.pool()).await?;
+    rows.iter().map(subscription_of).collect()
+}
+
+/// Ids of subscriptions whose time-driven state is due at `now`: active
+/// ones paid through `now` or earlier, in grace ones whose grace ended.
+pub(crate) async fn due(store: &Store, now: i64, limit: i64) -> Result<Vec<String>, DbError> {
+    Ok(sqlx::query_scalar(
+        "SELECT id FROM subscriptions WHERE (state = 'active' AND paid_through_unix <= $1) \
+         OR (state = 'grace' AND paid_through_unix + grace_seconds <= $1) ORDER BY id LIMIT $2",
+    )
+    .bind(now)
+    .bind(limit)
+    .fetch_all(store.pool())
+    .await?)
+}
+
+/// Subscriptions of a topic that were ever active, by id.
+pub(crate) async fn of_topic(
+    tx: &mut Tx,
+    machine_did: &str,
+    topic: &str,
+) -> Result<Vec<Subscription>, DbError> {
+    let rows = sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM subscriptions s WHERE s.machine_did = $1 AND s.topic = $2 \
+         AND s.active_from_unix IS NOT NULL ORDER BY s.id"
+    ))
+    .bind(machine_did)
+    .bind(topic)
+    .fetch_all(&mut **tx)
+    .await?;
+    rows.iter().map(subscription_of).collect()
+}
+
+/// A period row, with the state of its order.
+#[derive(Clone, Debug)]
+pub(crate) struct Period {
+    /// 1, 2, …
+    pub number: i64,
+    /// The order paying it.
+    pub order_id: String,
+    /// The new key it carries.
+    pub new_public_key_hex: Option<String>,
+    /// Asked for.
+    pub created_at: String,
+    /// Paid.
+    pub paid_at: Option<String>,
+    /// Its order's state.
+    pub order_state: OrderState,
+}
+
+/// Stores period `number` of `subscription_id`, paid by `order_id`.
+pub(crate) async fn insert_period(
+    tx: &mut Tx,
+    subscription_id: &str,
+    number: i64,
+    order_id: &str,
+    new_key: Option<&str>,
+    created_at: &str,
+) -> Result<(), DbError> {
+    let query = sqlx::query(
+        "INSERT INTO subscription_periods (subscription_id, number, order_id, \
+         new_public_key_hex, created_at) VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(subscription_id)
+    .bind(number)
+    .bind(order_id)
+    .bind(new_key.map(str::to_string))
+    .bind(created_at);
+    changed(tx, query).await?;
+    Ok(())
+}
+
+/// The periods of a subscription, oldest first.
+pub(crate) async fn periods(tx: &mut Tx, subscription_id: &str) -> Result<Vec<Period>, DbError> {
+    let rows = sqlx::query(
+        "SELECT p.number, p.order_id, p.new_public_key_hex, p.created_at, p.paid_at, o.state \
+         FROM subscription_periods p JOIN orders o ON o.id = p.order_id \
+         WHERE p.subscription_id = $1 ORDER BY p.number",
+    )
+    .bind(subscription_id)
+    .fetch_all(&mut **tx)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            let state: String = r.try_get(5)?;
+            Ok(Period {
+                number: r.try_get(0)?,
+                order_id: r.try_get(1)?,
+                new_public_key_hex: r.try_get(2)?,
+                created_at: r.try_get(3)?,
+                paid_at: r.try_get(4)?,
+                order_state: OrderState::parse(&state).ok_or_else(|| corrupt("order state"))?,
+            })
+        })
+        .collect()
+}
+
+/// The period an order pays: (subscription, number, new key).
+pub(crate) async fn period_of_order(
+    tx: &mut Tx,
+    order_id: &str,
+) -> Result<Option<(String, i64, Option<String>)>, DbError> {
+    Ok(sqlx::query_as(
+        "SELECT subscription_id, number, new_public_key_hex FROM subscription_periods \
+         WHERE order_id = $1",
+    )
+    .bind(order_id)
+    .fetch_optional(&mut **tx)
+    .await?)
+}
+
+/// Marks the period paid by `order_id` paid at `now`.
+pub(crate) async fn mark_period_paid(
+    tx: &mut Tx,
+    order_id: &str,
+    now: &str,
+) -> Result<(), DbError> {
+    let query = sqlx::query("UPDATE subscription_periods SET paid_at = $1 WHERE order_id = $2")
+        .bind(now)
+        .bind(order_id);
+    changed(tx, query).await?;
+    Ok(())
+}
+
+/// Stores buyer key number `seq`, applying from `applies_from`.
+pub(crate) async fn insert_key(
+    tx: &mut Tx,
+    subscription_id: &str,
+    seq: i64,
+    public_key_hex: &str,
+    applies_from: i64,
+) -> Result<(), DbError> {
+    let query = sqlx::query(
+        "INSERT INTO subscription_keys (subscription_id, seq, public_key_hex, applies_from_unix) \
+         VALUES ($1, $2, $3, $4)",
+    )
+    .bind(subscription_id)
+    .bind(seq)
+    .bind(public_key_hex)
+    .bind(applies_from);
+    changed(tx, query).await?;
+    Ok(())
+}
+
+/// The buyer keys of a subscription, oldest first.
+pub(crate) async fn keys(tx: &mut Tx, subscription_id: &str) -> Result<Vec<KeyFrom>, DbError> {
+    let rows: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT public_key_hex, applies_from_unix FROM subscription_keys \
+         WHERE subscription_id = $1 ORDER BY seq",
+    )
+    .bind(subscription_id)
+    .fetch_all(&mut **tx)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(public_key_hex, applies_from)| KeyFrom {
+            applies_from,
+            public_key_hex,
+        })
+        .collect())
+}
+
+/// A history row to append.
+pub(crate) struct HistoryRow<'a> {
+    /// The event (`activated`, …).
+    pub event: &'a str,
+    /// The state after it.
+    pub state: SubscriptionState,
+    /// When it took effect (Unix seconds).
+    pub effective: i64,
+    /// When recorded (UTC).
+    pub recorded_at: &'a str,
+    /// Who.
+    pub actor: &'a str,
+    /// What it carried.
+    pub details: &'a Value,
+}
+
+/// Appends a row to a subscription's history.
+pub(crate) async fn append_history(
+    tx: &mut Tx,
+    subscription_id: &str,
+    row: &HistoryRow<'_>,
+) -> Result<(), DbError> {
+    let next: i64 = sqlx::query_scalar(
+        "SELECT COALESCE(MAX(seq), 0) + 1 FROM subscription_history WHERE subscription_id = $1",
+    )
+    .bind(subscription_id)
+    .fetch_one(&mut **tx)
+    .await?;
+    let query = sqlx::query(
+        "INSERT INTO subscription_history (subscription_id, seq, event, state, effective_unix, \
+         recorded_at, actor, details) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(subscription_id)
+    .bind(next)
+    .bind(row.event)
+    .bind(row.state.as_str())
+    .bind(row.effective)
+    .bind(row.recorded_at)
+    .bind(row.actor)
+    .bind(row.details.to_string());
+    changed(tx, query).await?;
+    Ok(())
+}
+
+/// A subscription's history, oldest first.
+pub(crate) async fn history(
+    tx: &mut Tx,
+    subscription_id: &str,
+) -> Result<Vec<sealstream_api::subscriptions::HistoryEntry>, DbError> {
+    let rows: Vec<(i64, String, String, i64, String, String, String)> = sqlx::query_as(
+        "SELECT seq, event, state, effective_unix, recorded_at, actor, details \
+         FROM subscription_history WHERE subscription_id = $1 ORDER BY seq",
+    )
+    .bind(subscription_id)
+    .fetch_all(&mut **tx)
+    .await?;
+    rows.into_iter()
+        .map(
+            |(seq, event, state, effective, recorded_at, actor, details)| {
+                Ok(sealstream_api::subscriptions::HistoryEntry {
+                    seq: seq.max(0) as u64,
+                    event,
+                    state: SubscriptionState::parse(&state)
+                        .ok_or_else(|| corrupt("history state"))?,
+                    effective_at: sealstream_core::utc::format_seconds(effective.max(0)),
+                    recorded_at,
+                    actor,
+                    details: serde_json::from_str(&details)
+                        .map_err(|_| corrupt("history details"))?,
+                })
+            },
+        )
+        .collect()
+}
+
+/// The number of chunks of a topic accepted before `at` (Unix seconds).
+pub(crate) async fn chunks_before(
+    tx: &mut Tx,
+    machine_did: &str,
+    topic: &str,
+    at: i64,
+) -> Result<u64, DbError> {
+    let n: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM chunks WHERE machine_did = $1 AND topic = $2 AND received_unix < $3",
+    )
+    .bind(machine_did)
+    .bind(topic)
+    .bind(at)
+    .fetch_one(&mut **tx)
+    .await?;
+    Ok(n.max(0) as u64)
+}
+
+/// A chunk of a topic: index, id, acceptance time.
+pub(crate) type ChunkRow = (i64, String, i64);
+
+/// Chunks of a topic from index `from` accepted before `before`, that
+/// `subscription_id` holds no grant of, by index, at most `limit`.
+pub(crate) async fn ungranted_chunks(
+    tx: &mut Tx,
+    subscription_id: &str,
+    machine_did: &str,
+    topic: &str,
+    (from, before): (u64, i64),
+    limit: i64,
+) -> Result<Vec<ChunkRow>, DbError> {
+    Ok(sqlx::query_as(
+        "SELECT c.idx, c.chunk_id, c.received_unix FROM chunks c \
+         WHERE c.machine_did = $1 AND c.topic = $2 AND c.idx >= $3 AND c.received_unix < $4 \
+         AND NOT EXISTS (SELECT 1 FROM subscription_grants g \
+           WHERE g.subscription_id = $5 AND g.chunk_index = c.idx) \
+         ORDER BY c.idx LIMIT $6",
+    )
+    .bind(machine_did)
+    .bind(topic)
+    .bind(from.min(i64::MAX as u64) as i64)
+    .bind(before)
+    .bind(subscription_id)
+    .bind(limit)
+    .fetch_all(&mut **tx)
+    .await?)
+}
+
+/// The chunk `index` of a topic: (id, acceptance time).
+pub(crate) async fn chunk(
+    tx: &mut Tx,
+    machine_did: &str,
+    topic: &str,
+    index: u64,
+) -> Result<Option<(String, i64)>, DbError> {
+    Ok(sqlx::query_as(
+        "SELECT chunk_id, received_unix FROM chunks WHERE machine_did = $1 AND topic = $2 AND idx = $3",
+    )
+    .bind(machine_did)
+    .bind(topic)
+    .bind(index.min(i64::MAX as u64) as i64)
+    .fetch_optional(&mut **tx)
+    .await?)
+}
+
+/// A subscription grant to store.
+pub(crate) struct GrantRow<'a> {
+    /// Chain index.
+    pub index: u64,
+    /// Chunk id.
+    pub chunk_id: &'a str,
+    /// Recipient id.
+    pub recipient_id: &'a str,
+    /// The buyer key wrapped to.
+    pub public_key_hex: &'a str,
+    /// The wrapped chunk key.
+    pub wrapped_key_hex: &'a str,
+}
+
+/// Stores a grant unless one of the chunk is held: `Ok(None)` stored,
+/// `Ok(Some(wrapped))` the wrapped key already held.
+pub(crate) async fn insert_grant(
+    tx: &mut Tx,
+    subscription_id: &str,
+    g: &GrantRow<'_>,
+    granted_by: &str,
+    now: &str,
+) -> Result<Option<String>, DbError> {
+    let query = sqlx::query(
+        "INSERT INTO subscription_grants (subscription_id, chunk_index, chunk_id, recipient_id, \
+         public_key_hex, wrapped_key_hex, granted_by, granted_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (subscription_id, chunk_index) DO NOTHING",
+    )
+    .bind(subscription_id)
+    .bind(g.index as i64)
+    .bind(g.chunk_id)
+    .bind(g.recipient_id)
+    .bind(g.public_key_hex)
+    .bind(g.wrapped_key_hex)
+    .bind(granted_by)
+    .bind(now);
+    if changed(tx, query).await? == 1 {
+        return Ok(None);
+    }
+    let held: String = sqlx::query_scalar(
+        "SELECT wrapped_key_hex FROM subscription_grants WHERE subscription_id = $1 AND chunk_index = $2",
+    )
+    .bind(subscription_id)
+    .bind(g.index as i64)
+    .fetch_one(&mut **tx)
+    .await?;
+    Ok(Some(held))
+}

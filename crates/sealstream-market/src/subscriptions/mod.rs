@@ -1,0 +1,1218 @@
+//! Subscriptions (docs/subscriptions.md): a buyer subscribes to a
+//! published `subscription` listing with their X25519 key; each period is
+//! paid by an order of its own (`orders.subscription_id`), so the order
+//! routes, payment claims, watcher and invoice marking serve it unchanged,
+//! and `period_paid` makes the payment take effect here in the same
+//! transaction.
+//!
+//! States: `awaiting-payment` → `active` (first period paid) → `grace`
+//! (at `T`) → `lapsed` (at `T + G`); a renewal paid while active or in
+//! grace moves `T` by one period; the buyer cancels (access to `T`), the
+//! seller revokes (access ends now). Time-driven changes are made by
+//! `settle`, from the background [`sweep`] or before any change of a
+//! subscription, and recorded with the time they took effect. Every change
+//! is an audit event (`subscription.*`) and a row of the history.
+//!
+//! A subscription is visible to its buyer and its seller only (404 to
+//! anyone else, as for one that does not exist).
+
+pub(crate) mod db;
+pub mod entitlement;
+
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post, put};
+use axum::{Json, Router};
+use rand::RngCore;
+use serde_json::{json, Value};
+
+pub use sealstream_api::subscriptions::{
+    BuyerKeyView, CreateSubscription, HistoryEntry, PendingGrant, PendingGrants, PendingQuery,
+    PeriodView, PostSubscriptionGrants, RenewSubscription, RevokeSubscription,
+    SubscriptionGrantsStored, SubscriptionHistory, SubscriptionList, SubscriptionQuery,
+    SubscriptionSide, SubscriptionState, SubscriptionView,
+};
+
+use self::entitlement::{Chunk, KeyFrom, Window};
+use crate::auth::{Principal, Role};
+use crate::error::{ApiError, ApiJson, ApiPath, ApiQuery, ApiResult};
+use crate::listings::model::plausible_id;
+use crate::listings::{audit_details, HistoryPolicy, ListingKind, ListingState, Rail};
+use crate::orders::{Order, OrderState};
+use crate::server::AppState;
+use crate::store::Tx;
+
+/// Subscription ids: `sub_` + 32 hex digits (128 random bits).
+pub const ID_PREFIX: &str = "sub_";
+/// Longest revocation reason, in characters.
+pub const MAX_REASON: usize = 500;
+/// Most entries of one grant upload.
+pub const MAX_GRANT_ENTRIES: usize = 1_000;
+/// Subscriptions settled per sweep pass.
+const SWEEP_BATCH: i64 = 200;
+/// The actor of time-driven changes.
+pub const SERVER_ACTOR: &str = "server";
+
+/// A `subscriptions` row.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Subscription {
+    /// `sub_…`.
+    pub id: String,
+    /// The listing.
+    pub listing_id: String,
+    /// The listing's owner.
+    pub seller_did: String,
+    /// Who subscribed.
+    pub buyer_did: String,
+    /// The access entries' recipient id.
+    pub buyer_id: String,
+    /// The machine.
+    pub machine_did: String,
+    /// Its topic.
+    pub topic: String,
+    /// `P`, seconds.
+    pub period_seconds: i64,
+    /// `G`, seconds.
+    pub grace_seconds: i64,
+    /// History policy.
+    pub history: HistoryPolicy,
+    /// Price per period, base units.
+    pub amount: String,
+    /// The rail.
+    pub rail: Rail,
+    /// The state as of the last change or sweep.
+    pub state: SubscriptionState,
+    /// When the first payment was confirmed.
+    pub active_from: Option<i64>,
+    /// `T`.
+    pub paid_through: Option<i64>,
+    /// `E`, once final.
+    pub access_end: Option<i64>,
+    /// Why it ended.
+    pub end_reason: Option<String>,
+    /// Created (UTC).
+    pub created_at: String,
+    /// Last changed (UTC).
+    pub updated_at: String,
+}
+
+impl Subscription {
+    /// The entitlement window: `E` is the stored end once final, `T + G`
+    /// before (see [`Window::access_end`]).
+    pub fn window(&self, first_live_index: u64) -> Window {
+        let end = match (self.access_end, self.paid_through) {
+            (Some(e), _) => e,
+            (None, Some(t)) => t.saturating_add(self.grace_seconds),
+            (None, None) => i64::MIN,
+        };
+        Window {
+            active_from: self.active_from,
+            access_end: end,
+            history: self.history,
+            first_live_index,
+        }
+    }
+
+    /// Whether `caller` is the buyer, or the seller while an owner.
+    fn is_party(&self, caller: &Principal) -> ApiResult<bool> {
+        Ok(self.buyer_did == caller.did || caller.owner_access(&self.seller_did)?)
+    }
+}
+
+fn new_id() -> String {
+    let mut bytes = [0u8; 16];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    format!("{ID_PREFIX}{}", hex::encode(bytes))
+}
+
+fn not_found(id: &str) -> ApiError {
+    ApiError::not_found(format!("subscription {id} not found"))
+}
+
+fn utc(t: i64) -> String {
+    sealstream_core::utc::format_seconds(t.max(0))
+}
+
+/// A change to record: its event name, when it took effect and what it
+/// carried.
+struct Change {
+    event: &'static str,
+    effective: i64,
+    details: Value,
+}
+
+/// Records `changes` of `s` (already applied to it; it was `was`): the
+/// row, a history row and an audit event (`subscription.<event>`) each.
+async fn record(
+    tx: &mut Tx,
+    s: &mut Subscription,
+    was: SubscriptionState,
+    actor: &str,
+    changes: &[Change],
+) -> ApiResult<()> {
+    let now = sealstream_core::utc::now();
+    s.updated_at = now.clone();
+    if !db::update(tx, s, was).await? {
+        return Err(ApiError::conflict(
+            Some("state"),
+            format!("subscription {} changed meanwhile; try again", s.id),
+        ));
+    }
+    for c in changes {
+        db::append_history(
+            tx,
+            &s.id,
+            &db::HistoryRow {
+                event: c.event,
+                state: s.state,
+                effective: c.effective,
+                recorded_at: &now,
+                actor,
+                details: &c.details,
+            },
+        )
+        .await?;
+        let mut details = c.details.clone();
+        if let Some(obj) = details.as_object_mut() {
+            obj.insert("state".into(), json!(s.state.as_str()));
+            obj.insert("effectiveAt".into(), json!(utc(c.effective)));
+        }
+        crate::audit::append(
+            tx,
+            actor,
+            &format!("subscription.{}", c.event),
+            &s.id,
+            &audit_details(details),
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// The time-driven changes of `s` due at `now`, applied to it: `grace` at
+/// `T`, `lapsed` at `T + G` (with `E = T + G`).
+fn due_changes(s: &mut Subscription, now: i64) -> Vec<Change> {
+    let mut out = Vec::new();
+    let Some(t) = s.paid_through else {
+        return out;
+    };
+    let end = t.saturating_add(s.grace_seconds);
+    if s.state == SubscriptionState::Active && now >= t {
+        s.state = SubscriptionState::Grace;
+        out.push(Change {
+            event: "grace",
+            effective: t,
+            details: json!({ "paidThrough": utc(t), "graceUntil": utc(end) }),
+        });
+    }
+    if s.state == SubscriptionState::Grace && now >= end {
+        s.state = SubscriptionState::Lapsed;
+        s.access_end = Some(end);
+        s.end_reason = Some("not renewed within the grace window".into());
+        out.push(Change {
+            event: "lapsed",
+            effective: end,
+            details: json!({ "accessEnds": utc(end) }),
+        });
+    }
+    out
+}
+
+/// Cancels the unpaid period orders of a subscription that ended, so a
+/// later payment of one is refused.
+async fn close_unpaid(tx: &mut Tx, id: &str, why: &str) -> ApiResult<()> {
+    for p in db::periods(tx, id).await? {
+        if p.order_state == OrderState::AwaitingPayment
+            && crate::orders::cancel_unpaid(tx, &p.order_id).await?
+        {
+            crate::orders::close_claims(tx, &p.order_id, None, why).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Applies the time-driven changes of `s` due at `now` and records them.
+pub(crate) async fn settle(tx: &mut Tx, s: &mut Subscription, now: i64) -> ApiResult<()> {
+    let was = s.state;
+    let changes = due_changes(s, now);
+    if changes.is_empty() {
+        return Ok(());
+    }
+    record(tx, s, was, SERVER_ACTOR, &changes).await?;
+    if s.state == SubscriptionState::Lapsed {
+        close_unpaid(tx, &s.id, "the subscription lapsed").await?;
+    }
+    tracing::info!(subscription = %s.id, state = s.state.as_str(), "subscription settled");
+    Ok(())
+}
+
+/// One pass of the sweep at `now` (Unix seconds; the system clock in the
+/// background task, any time in tests): every subscription whose grace or
+/// lapse is due is settled. Returns how many changed.
+pub async fn sweep(state: &AppState, now: i64) -> ApiResult<usize> {
+    let mut n = 0;
+    loop {
+        let ids = db::due(&state.store, now, SWEEP_BATCH).await?;
+        if ids.is_empty() {
+            return Ok(n);
+        }
+        for id in &ids {
+            let mut tx = state.store.begin().await?;
+            if let Some(mut s) = db::subscription(&mut tx, id).await? {
+                settle(&mut tx, &mut s, now).await?;
+                n += 1;
+            }
+            tx.commit().await?;
+        }
+        if (ids.len() as i64) < SWEEP_BATCH {
+            return Ok(n);
+        }
+    }
+}
+
+/// Sweeps every `every` with the system clock.
+pub fn spawn_sweeper(state: AppState, every: std::time::Duration) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            if let Err(e) = sweep(&state, sealstream_core::utc::now_unix()).await {
+                tracing::error!("subscription sweep failed: {}", e.message);
+            }
+        }
+    })
+}
+
+/// Makes the payment of the period `order` pays take effect at `now`
+/// (UTC), in the payment's transaction: the first period activates the
+/// subscription (`activeFrom` = now, `T` = now + P), a renewal moves `T`
+/// by P (without a gap when paid in grace) and brings its new key into
+/// force from now. A 409 when the subscription ended meanwhile (the
+/// payment is then not recorded).
+pub(crate) async fn period_paid(
+    tx: &mut Tx,
+    order: &Order,
+    now: &str,
+    actor: &str,
+) -> ApiResult<()> {
+    let (id, number, new_key) = db::period_of_order(tx, &order.id)
+        .await?
+        .ok_or_else(|| ApiError::internal("order", "a subscription order without its period"))?;
+    let mut s = db::subscription(tx, &id)
+        .await?
+        .ok_or_else(|| ApiError::internal("order", "the order's subscription is missing"))?;
+    let at = sealstream_core::utc::parse_seconds(now)
+        .ok_or_else(|| ApiError::internal("order", "payment time"))?;
+    settle(tx, &mut s, at).await?;
+    if s.state.is_final() {
+        return Err(ApiError::conflict(
+            Some("orderId"),
+            format!(
+                "subscription {id} is {}: its period can no longer be paid",
+                s.state
+            ),
+        ));
+    }
+    db::mark_period_paid(tx, &order.id, now).await?;
+    let was = s.state;
+    let mut changes = Vec::new();
+    if s.active_from.is_none() {
+        let t = at.saturating_add(s.period_seconds);
+        s.active_from = Some(at);
+        s.paid_through = Some(t);
+        s.state = SubscriptionState::Active;
+        changes.push(Change {
+            event: "activated",
+            effective: at,
+            details: json!({ "orderId": order.id, "period": number, "paidThrough": utc(t) }),
+        });
+    } else {
+        let t = s
+            .paid_through
+            .unwrap_or(at)
+            .saturating_add(s.period_seconds);
+        s.paid_through = Some(t);
+        s.state = if at < t {
+            SubscriptionState::Active
+        } else {
+            SubscriptionState::Grace
+        };
+        changes.push(Change {
+            event: "renewed",
+            effective: at,
+            details: json!({ "orderId": order.id, "period": number, "paidThrough": utc(t) }),
+        });
+        if let Some(key) = &new_key {
+            let seq = db::keys(tx, &id).await?.len() as i64 + 1;
+            db::insert_key(tx, &id, seq, key, at).await?;
+            changes.push(Change {
+                event: "key-rotated",
+                effective: at,
+                details: json!({ "orderId": order.id, "buyerPublicKeyHex": key }),
+            });
+        }
+    }
+    record(tx, &mut s, was, actor, &changes).await?;
+    tracing::info!(subscription = %id, period = number, state = s.state.as_str(), "subscription period paid");
+    Ok(())
+}
+
+/// The subscription if `caller` is its buyer or seller (404 otherwise).
+async fn party(tx: &mut Tx, id: &str, caller: &Principal) -> ApiResult<Subscription> {
+    match db::subscription(tx, id).await? {
+        Some(s) if s.is_party(caller)? => Ok(s),
+        _ => Err(not_found(id)),
+    }
+}
+
+/// The subscription if `caller` is its buyer (404 otherwise: the seller
+/// revokes, it does not cancel or renew).
+async fn bought(tx: &mut Tx, id: &str, caller: &Principal) -> ApiResult<Subscription> {
+    match db::subscription(tx, id).await? {
+        Some(s) if s.buyer_did == caller.did => Ok(s),
+        _ => Err(not_found(id)),
+    }
+}
+
+/// The subscription if `caller` is its seller and still an owner (404
+/// otherwise; 403 once the seller's owner role is revoked).
+async fn sold(tx: &mut Tx, id: &str, caller: &Principal) -> ApiResult<Subscription> {
+    match db::subscription(tx, id).await? {
+        Some(s) if caller.owner_access(&s.seller_did)? => Ok(s),
+        _ => Err(not_found(id)),
+    }
+}
+
+/// The view of `s`, read in `tx`.
+async fn view(state: &AppState, tx: &mut Tx, s: &Subscription) -> ApiResult<SubscriptionView> {
+    let periods = db::periods(tx, &s.id).await?;
+    let keys = db::keys(tx, &s.id).await?;
+    let unpaid = periods
+        .iter()
+        .rev()
+        .find(|p| p.order_state == OrderState::AwaitingPayment);
+    let payment = match unpaid {
+        Some(p) => crate::orders::db::order(tx, &p.order_id)
+            .await?
+            .map(|o| crate::orders::instructions(state, &o)),
+        None => None,
+    };
+    let current = keys
+        .last()
+        .map(|k| k.public_key_hex.clone())
+        .unwrap_or_default();
+    Ok(SubscriptionView {
+        id: s.id.clone(),
+        listing_id: s.listing_id.clone(),
+        seller_did: s.seller_did.clone(),
+        buyer_did: s.buyer_did.clone(),
+        buyer_id: s.buyer_id.clone(),
+        buyer_public_key_hex: current,
+        machine_did: s.machine_did.clone(),
+        topic: s.topic.clone(),
+        period_seconds: s.period_seconds.max(0) as u64,
+        grace_seconds: s.grace_seconds.max(0) as u64,
+        history: s.history,
+        amount: s.amount.clone(),
+        state: s.state,
+        active_from: s.active_from.map(utc),
+        paid_through: s.paid_through.map(utc),
+        grace_until: match s.state {
+            SubscriptionState::Active | SubscriptionState::Grace => s
+                .paid_through
+                .map(|t| utc(t.saturating_add(s.grace_seconds))),
+            _ => None,
+        },
+        access_ends: s.access_end.map(utc),
+        end_reason: s.end_reason.clone(),
+        keys: keys
+            .iter()
+            .map(|k| BuyerKeyView {
+                public_key_hex: k.public_key_hex.clone(),
+                applies_from: utc(k.applies_from),
+            })
+            .collect(),
+        periods: periods
+            .iter()
+            .map(|p| PeriodView {
+                number: p.number.clamp(0, u32::MAX as i64) as u32,
+                order_id: p.order_id.clone(),
+                state: p.order_state,
+                new_buyer_public_key_hex: p.new_public_key_hex.clone(),
+                created_at: p.created_at.clone(),
+                paid_at: p.paid_at.clone(),
+            })
+            .collect(),
+        payment,
+        created_at: s.created_at.clone(),
+    })
+}
+
+/// Makes the order paying period `number` of `s` (with its new key, if
+/// any) and its period row, and records its creation in the audit log.
+async fn new_period(
+    tx: &mut Tx,
+    s: &Subscription,
+    number: i64,
+    buyer_key: &str,
+    new_key: Option<&str>,
+    caller: &Principal,
+) -> ApiResult<String> {
+    let order = Order {
+        id: crate::orders::new_id(),
+        listing_id: s.listing_id.clone(),
+        dataset_id: String::new(),
+        seller_did: s.seller_did.clone(),
+        buyer_did: s.buyer_did.clone(),
+        buyer_id: s.buyer_id.clone(),
+        buyer_public_key_hex: buyer_key.to_string(),
+        amount: s.amount.clone(),
+        rail: s.rail.clone(),
+        state: OrderState::AwaitingPayment,
+        created_at: sealstream_core::utc::now(),
+        paid_at: None,
+        granted_at: None,
+        subscription_id: Some(s.id.clone()),
+    };
+    crate::orders::insert_order(tx, &order).await?;
+    db::insert_period(tx, &s.id, number, &order.id, new_key, &order.created_at).await?;
+    let details = audit_details(json!({
+        "listingId": order.listing_id,
+        "subscriptionId": s.id,
+        "period": number,
+        "seller": order.seller_did,
+        "amount": order.amount,
+        "buyerPublicKeyHex": order.buyer_public_key_hex,
+    }));
+    crate::audit::append(tx, &caller.did, "order.create", &order.id, &details).await?;
+    Ok(order.id)
+}
+
+/// Subscribes to a published subscription listing: the subscription awaits
+/// the payment of its first period, an order of its own (`periods[0]`,
+/// paid with the order routes).
+#[utoipa::path(post, path = sealstream_api::routes::SUBSCRIPTIONS, tag = "subscriptions",
+    request_body = CreateSubscription,
+    security(("session" = [])),
+    responses(
+        (status = 201, description = "The subscription, with how to pay its first period", body = SubscriptionView),
+        (status = 400, description = "Malformed body or key (field named)", body = crate::openapi::ErrorBody),
+        (status = 403, description = "Not a buyer", body = crate::openapi::ErrorBody),
+        (status = 404, description = "No such published listing", body = crate::openapi::ErrorBody),
+        (status = 409, description = "A dataset listing, the caller's own listing, or payments on its chain are not verified here", body = crate::openapi::ErrorBody)))]
+pub async fn create(
+    State(state): State<AppState>,
+    caller: Principal,
+    ApiJson(req): ApiJson<CreateSubscription>,
+) -> ApiResult<(StatusCode, Json<SubscriptionView>)> {
+    caller.require(Role::Buyer)?;
+    let buyer =
+        crate::orders::checked_buyer(req.buyer_id.as_deref(), &req.buyer_public_key_hex, &caller)?;
+    let mut tx = state.store.begin().await?;
+    let listing = match crate::listings::db::listing(&mut tx, &req.listing_id).await? {
+        Some(l) if l.state == ListingState::Published => l,
+        _ => return Err(crate::listings::not_found(&req.listing_id)),
+    };
+    let terms = match (&listing.kind, &listing.subscription) {
+        (ListingKind::Subscription, Some(t)) => t.clone(),
+        _ => {
+            return Err(ApiError::conflict(
+                Some("listingId"),
+                format!(
+                    "listing {} sells a dataset: order it with POST {}",
+                    listing.id,
+                    sealstream_api::routes::ORDERS
+                ),
+            ))
+        }
+    };
+    if listing.owner_did == caller.did {
+        return Err(ApiError::conflict(
+            Some("listingId"),
+            "a seller cannot subscribe to their own listing",
+        ));
+    }
+    crate::orders::check_payable(&state, &listing.fields.rail)?;
+    let now = sealstream_core::utc::now();
+    let key = hex::encode(buyer.public_key.as_bytes());
+    let s = Subscription {
+        id: new_id(),
+        listing_id: listing.id.clone(),
+        seller_did: listing.owner_did.clone(),
+        buyer_did: caller.did.clone(),
+        buyer_id: buyer.id.clone(),
+        machine_did: terms.machine_did.clone(),
+        topic: terms.topic.clone(),
+        period_seconds: terms.period_seconds.min(i64::MAX as u64) as i64,
+        grace_seconds: terms.grace_seconds.min(i64::MAX as u64) as i64,
+        history: terms.history,
+        amount: listing.fields.price.clone(),
+        rail: listing.fields.rail.clone(),
+        state: SubscriptionState::AwaitingPayment,
+        active_from: None,
+        paid_through: None,
+        access_end: None,
+        end_reason: None,
+        created_at: now.clone(),
+        updated_at: now.clone(),
+    };
+    db::insert(&mut tx, &s).await?;
+    // The first key applies from the start of time (history chunks use it).
+    db::insert_key(&mut tx, &s.id, 1, &key, 0).await?;
+    let order_id = new_period(&mut tx, &s, 1, &key, None, &caller).await?;
+    let at = sealstream_core::utc::now_unix();
+    let details = json!({
+        "listingId": s.listing_id,
+        "seller": s.seller_did,
+        "machineDid": s.machine_did,
+        "topic": s.topic,
+        "periodSeconds": s.period_seconds,
+        "graceSeconds": s.grace_seconds,
+        "history": s.history,
+        "amount": s.amount,
+        "orderId": order_id,
+        "buyerPublicKeyHex": key,
+    });
+    db::append_history(
+        &mut tx,
+        &s.id,
+        &db::HistoryRow {
+            event: "created",
+            state: s.state,
+            effective: at,
+            recorded_at: &now,
+            actor: &caller.did,
+            details: &details,
+        },
+    )
+    .await?;
+    crate::audit::append(
+        &mut tx,
+        &caller.did,
+        "subscription.created",
+        &s.id,
+        &audit_details(details),
+    )
+    .await?;
+    let view = view(&state, &mut tx, &s).await?;
+    tx.commit().await?;
+    tracing::info!(subscription = %s.id, listing = %s.listing_id, "subscription created");
+    Ok((StatusCode::CREATED, Json(view)))
+}
+
+/// One subscription, to its buyer or seller (its time-driven state brought
+/// up to date first).
+#[utoipa::path(get, path = sealstream_api::routes::SUBSCRIPTION, tag = "subscriptions",
+    params(("id" = String, Path, description = "Subscription id")),
+    security(("session" = [])),
+    responses(
+        (status = 200, description = "The subscription", body = SubscriptionView),
+        (status = 404, description = "No such subscription of the caller's", body = crate::openapi::ErrorBody)))]
+pub async fn show(
+    State(state): State<AppState>,
+    caller: Principal,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<Json<SubscriptionView>> {
+    let mut tx = state.store.begin().await?;
+    let mut s = party(&mut tx, &id, &caller).await?;
+    settle(&mut tx, &mut s, sealstream_core::utc::now_unix()).await?;
+    let view = view(&state, &mut tx, &s).await?;
+    tx.commit().await?;
+    Ok(Json(view))
+}
+
+/// The caller's subscriptions, as buyer or as seller, by id.
+#[utoipa::path(get, path = sealstream_api::routes::SUBSCRIPTIONS, tag = "subscriptions",
+    params(SubscriptionQuery),
+    security(("session" = [])),
+    responses(
+        (status = 200, description = "A page of subscriptions", body = SubscriptionList),
+        (status = 400, description = "Bad query (parameter named)", body = crate::openapi::ErrorBody)))]
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Principal,
+    ApiQuery(q): ApiQuery<SubscriptionQuery>,
+) -> ApiResult<Json<SubscriptionList>> {
+    let side = SubscriptionSide::parse(q.as_.as_deref().unwrap_or("buyer"))
+        .ok_or_else(|| ApiError::bad_request("as", "expected buyer or seller"))?;
+    if let Some(s) = &q.state {
+        if SubscriptionState::parse(s).is_none() {
+            return Err(ApiError::bad_request(
+                "state",
+                "expected awaiting-payment, active, grace, lapsed, cancelled or revoked",
+            ));
+        }
+    }
+    let limit = q.limit.unwrap_or(50);
+    if !(1..=200).contains(&limit) {
+        return Err(ApiError::bad_request("limit", "expected 1 to 200"));
+    }
+    for (field, value) in [("cursor", &q.cursor), ("listing", &q.listing)] {
+        if value.as_deref().is_some_and(|v| !plausible_id(v)) {
+            return Err(ApiError::bad_request(field, "not an id"));
+        }
+    }
+    let filter = db::Filter {
+        party: &caller.did,
+        column: match side {
+            SubscriptionSide::Buyer => "buyer_did",
+            SubscriptionSide::Seller => "seller_did",
+        },
+        after: q.cursor.as_deref().unwrap_or_default(),
+        state: q.state.as_deref(),
+        listing: q.listing.as_deref(),
+        limit: limit + 1,
+    };
+    let mut subs = db::list(&state.store, &filter).await?;
+    let next_cursor = if subs.len() > limit as usize {
+        subs.truncate(limit as usize);
+        subs.last().map(|s| s.id.clone())
+    } else {
+        None
+    };
+    let mut tx = state.store.begin().await?;
+    let mut items = Vec::with_capacity(subs.len());
+    for s in &subs {
+        items.push(view(&state, &mut tx, s).await?);
+    }
+    tx.commit().await?;
+    Ok(Json(SubscriptionList { items, next_cursor }))
+}
+
+/// Cancels a subscription (its buyer only): access runs to the end of the
+/// paid time, without grace; before the first payment, it ends with no
+/// access. Unpaid periods are cancelled with it.
+#[utoipa::path(post, path = sealstream_api::routes::SUBSCRIPTION_CANCEL, tag = "subscriptions",
+    params(("id" = String, Path, description = "Subscription id")),
+    security(("session" = [])),
+    responses(
+        (status = 200, description = "The cancelled subscription", body = SubscriptionView),
+        (status = 404, description = "No such subscription bought by the caller", body = crate::openapi::ErrorBody),
+        (status = 409, description = "Already ended (`state`)", body = crate::openapi::ErrorBody)))]
+pub async fn cancel(
+    State(state): State<AppState>,
+    caller: Principal,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<Json<SubscriptionView>> {
+    let mut tx = state.store.begin().await?;
+    let mut s = bought(&mut tx, &id, &caller).await?;
+    let now = sealstream_core::utc::now_unix();
+    settle(&mut tx, &mut s, now).await?;
+    if s.state.is_final() {
+        return Err(ApiError::conflict(
+            Some("state"),
+            format!("subscription {id} is {}", s.state),
+        ));
+    }
+    let was = s.state;
+    // Access runs to T (no grace), or ends unstarted.
+    let end = s.paid_through.unwrap_or(now);
+    s.state = SubscriptionState::Cancelled;
+    s.access_end = Some(end);
+    s.end_reason = Some("cancelled by the buyer".into());
+    record(
+        &mut tx,
+        &mut s,
+        was,
+        &caller.did,
+        &[Change {
+            event: "cancelled",
+            effective: now,
+            details: json!({ "accessEnds": utc(end) }),
+        }],
+    )
+    .await?;
+    close_unpaid(&mut tx, &id, "the subscription was cancelled").await?;
+    let view = view(&state, &mut tx, &s).await?;
+    tx.commit().await?;
+    tracing::info!(subscription = %id, "subscription cancelled");
+    Ok(Json(view))
+}
+
+/// Revokes a subscription (its seller only), with a reason: access ends
+/// now; chunks accepted from now on are not granted to it.
+#[utoipa::path(post, path = sealstream_api::routes::SUBSCRIPTION_REVOKE, tag = "subscriptions",
+    params(("id" = String, Path, description = "Subscription id")),
+    request_body = RevokeSubscription,
+    security(("session" = [])),
+    responses(
+        (status = 200, description = "The revoked subscription", body = SubscriptionView),
+        (status = 400, description = "No reason, or too long (`reason`)", body = crate::openapi::ErrorBody),
+        (status = 404, description = "No such subscription sold by the caller", body = crate::openapi::ErrorBody),
+        (status = 409, description = "Already ended (`state`)", body = crate::openapi::ErrorBody)))]
+pub async fn revoke(
+    State(state): State<AppState>,
+    caller: Principal,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(req): ApiJson<RevokeSubscription>,
+) -> ApiResult<Json<SubscriptionView>> {
+    let reason = req.reason.trim();
+    if reason.is_empty()
+        || reason.chars().count() > MAX_REASON
+        || reason.chars().any(char::is_control)
+    {
+        return Err(ApiError::bad_request(
+            "reason",
+            format!("1 to {MAX_REASON} characters, no control characters"),
+        ));
+    }
+    let mut tx = state.store.begin().await?;
+    let mut s = sold(&mut tx, &id, &caller).await?;
+    let now = sealstream_core::utc::now_unix();
+    settle(&mut tx, &mut s, now).await?;
+    if s.state.is_final() {
+        return Err(ApiError::conflict(
+            Some("state"),
+            format!("subscription {id} is {}", s.state),
+        ));
+    }
+    let was = s.state;
+    s.state = SubscriptionState::Revoked;
+    s.access_end = Some(now);
+    s.end_reason = Some(reason.to_string());
+    record(
+        &mut tx,
+        &mut s,
+        was,
+        &caller.did,
+        &[Change {
+            event: "revoked",
+            effective: now,
+            details: json!({ "reason": reason, "accessEnds": utc(now) }),
+        }],
+    )
+    .await?;
+    close_unpaid(&mut tx, &id, "the subscription was revoked").await?;
+    let view = view(&state, &mut tx, &s).await?;
+    tx.commit().await?;
+    tracing::info!(subscription = %id, "subscription revoked");
+    Ok(Json(view))
+}
+
+/// Asks for one more period (its buyer only, while active or in grace),
+/// optionally with a new X25519 key: the new period's order is in
+/// `periods` and `payment`; it takes effect when paid.
+#[utoipa::path(post, path = sealstream_api::routes::SUBSCRIPTION_RENEWALS, tag = "subscriptions",
+    params(("id" = String, Path, description = "Subscription id")),
+    request_body = RenewSubscription,
+    security(("session" = [])),
+    responses(
+        (status = 201, description = "The subscription with its new, unpaid period", body = SubscriptionView),
+        (status = 400, description = "Malformed key (`buyerPublicKeyHex`)", body = crate::openapi::ErrorBody),
+        (status = 404, description = "No such subscription bought by the caller", body = crate::openapi::ErrorBody),
+        (status = 409, description = "Not active or in grace, or a period already awaits payment (`state`)", body = crate::openapi::ErrorBody)))]
+pub async fn renew(
+    State(state): State<AppState>,
+    caller: Principal,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(req): ApiJson<RenewSubscription>,
+) -> ApiResult<(StatusCode, Json<SubscriptionView>)> {
+    let mut tx = state.store.begin().await?;
+    let mut s = bought(&mut tx, &id, &caller).await?;
+    let new_key = match &req.buyer_public_key_hex {
+        Some(k) => {
+            let b = crate::orders::checked_buyer(Some(&s.buyer_id), k, &caller)?;
+            Some(hex::encode(b.public_key.as_bytes()))
+        }
+        None => None,
+    };
+    settle(&mut tx, &mut s, sealstream_core::utc::now_unix()).await?;
+    if !matches!(
+        s.state,
+        SubscriptionState::Active | SubscriptionState::Grace
+    ) {
+        return Err(ApiError::conflict(
+            Some("state"),
+            format!(
+                "subscription {id} is {}: only an active subscription or one in grace is renewed",
+                s.state
+            ),
+        ));
+    }
+    let periods = db::periods(&mut tx, &id).await?;
+    if let Some(p) = periods
+        .iter()
+        .find(|p| p.order_state == OrderState::AwaitingPayment)
+    {
+        return Err(ApiError::conflict(
+            Some("state"),
+            format!(
+                "period {} (order {}) awaits payment: pay or wait for it first",
+                p.number, p.order_id
+            ),
+        ));
+    }
+    let number = periods.last().map_or(1, |p| p.number) + 1;
+    let current = db::keys(&mut tx, &id)
+        .await?
+        .last()
+        .map(|k| k.public_key_hex.clone())
+        .unwrap_or_default();
+    let order_key = new_key.clone().unwrap_or(current);
+    new_period(&mut tx, &s, number, &order_key, new_key.as_deref(), &caller).await?;
+    let view = view(&state, &mut tx, &s).await?;
+    tx.commit().await?;
+    Ok((StatusCode::CREATED, Json(view)))
+}
+
+/// A subscription's history, to its buyer or seller.
+#[utoipa::path(get, path = sealstream_api::routes::SUBSCRIPTION_HISTORY, tag = "subscriptions",
+    params(("id" = String, Path, description = "Subscription id")),
+    security(("session" = [])),
+    responses(
+        (status = 200, description = "Its history, oldest first", body = SubscriptionHistory),
+        (status = 404, description = "No such subscription of the caller's", body = crate::openapi::ErrorBody)))]
+pub async fn history(
+    State(state): State<AppState>,
+    caller: Principal,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<Json<SubscriptionHistory>> {
+    let mut tx = state.store.begin().await?;
+    let mut s = party(&mut tx, &id, &caller).await?;
+    settle(&mut tx, &mut s, sealstream_core::utc::now_unix()).await?;
+    let entries = db::history(&mut tx, &id).await?;
+    tx.commit().await?;
+    Ok(Json(SubscriptionHistory {
+        subscription_id: id,
+        entries,
+    }))
+}
+
+/// The entitlement window of `s` in `tx`, with its keys.
+async fn window_of(tx: &mut Tx, s: &Subscription) -> ApiResult<(Window, Vec<KeyFrom>)> {
+    let first_live = match s.active_from {
+        Some(from) => db::chunks_before(tx, &s.machine_did, &s.topic, from).await?,
+        None => 0,
+    };
+    Ok((s.window(first_live), db::keys(tx, &s.id).await?))
+}
+
+/// The (subscription, chunk, buyer key) pairs of a topic that are entitled
+/// and not granted yet: what the granter wraps. For the machine's owner or
+/// an admin (the server's operator).
+#[utoipa::path(get, path = sealstream_api::routes::TOPIC_PENDING_GRANTS, tag = "subscriptions",
+    params(
+        ("did" = String, Path, description = "The machine's DID", pattern = "^did:peaq:0x[0-9a-fA-F]{40}$"),
+        ("topic" = String, Path, description = "The topic, percent-encoded", example = "/sensor/gps"),
+        PendingQuery),
+    security(("session" = [])),
+    responses(
+        (status = 200, description = "Pairs to wrap, by subscription then index", body = PendingGrants),
+        (status = 400, description = "Bad path or `limit`", body = crate::openapi::ErrorBody),
+        (status = 404, description = "No such machine of the caller's", body = crate::openapi::ErrorBody)))]
+pub async fn pending(
+    State(state): State<AppState>,
+    caller: Principal,
+    path: Result<Path<(String, String)>, PathRejection>,
+    ApiQuery(q): ApiQuery<PendingQuery>,
+) -> ApiResult<Json<PendingGrants>> {
+    let (did, topic) = crate::ingest::topic_path(path)?;
+    let limit = q.limit.unwrap_or(500);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::bad_request("limit", "expected 1 to 1000"));
+    }
+    let machine = crate::machines::db::machine(&state.store, &did).await?;
+    match &machine {
+        Some(m) if caller.owner_access(&m.owner_did)? || caller.has(Role::Admin) => {}
+        _ => return Err(ApiError::not_found(format!("machine {did} not found"))),
+    }
+    let now = sealstream_core::utc::now_unix();
+    let mut tx = state.store.begin().await?;
+    let mut items = Vec::new();
+    let mut more = false;
+    for mut s in db::of_topic(&mut tx, &did, &topic).await? {
+        settle(&mut tx, &mut s, now).await?;
+        let (w, keys) = window_of(&mut tx, &s).await?;
+        let room = limit as i64 - items.len() as i64;
+        if room <= 0 {
+            more = true;
+            break;
+        }
+        let rows = db::ungranted_chunks(
+            &mut tx,
+            &s.id,
+            &did,
+            &topic,
+            (entitlement::lowest_index(&w), w.access_end),
+            room + 1,
+        )
+        .await?;
+        for (index, chunk_id, accepted) in rows {
+            let chunk = Chunk {
+                index: index.max(0) as u64,
+                accepted,
+            };
+            if !entitlement::entitled(&w, chunk) {
+                continue;
+            }
+            if items.len() as u32 >= limit {
+                more = true;
+                break;
+            }
+            let Some(key) = entitlement::key_for(&keys, accepted) else {
+                continue;
+            };
+            items.push(PendingGrant {
+                subscription_id: s.id.clone(),
+                index: chunk.index,
+                chunk_id,
+                buyer_id: s.buyer_id.clone(),
+                buyer_public_key_hex: key.public_key_hex.clone(),
+            });
+        }
+    }
+    tx.commit().await?;
+    Ok(Json(PendingGrants { items, more }))
+}
+
+/// Stores chunk keys wrapped for a subscriber (the seller, or an admin for
+/// the server's granter): every entry must be one the subscription is
+/// entitled to, wrapped to the buyer key in force at the chunk's time,
+/// else nothing is stored (409 naming the entry). An entry already held
+/// with the same wrapped key is counted, not stored twice.
+#[utoipa::path(put, path = sealstream_api::routes::SUBSCRIPTION_GRANTS, tag = "subscriptions",
+    params(("id" = String, Path, description = "Subscription id")),
+    request_body = PostSubscriptionGrants,
+    security(("session" = [])),
+    responses(
+        (status = 200, description = "Stored", body = SubscriptionGrantsStored),
+        (status = 400, description = "Malformed entry (named)", body = crate::openapi::ErrorBody),
+        (status = 404, description = "No such subscription of the caller's", body = crate::openapi::ErrorBody),
+        (status = 409, description = "An entry the subscription is not entitled to, the wrong key, or another wrapped key already held (`entries[i]…`)", body = crate::openapi::ErrorBody)))]
+pub async fn store_grants(
+    State(state): State<AppState>,
+    caller: Principal,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(req): ApiJson<PostSubscriptionGrants>,
+) -> ApiResult<Json<SubscriptionGrantsStored>> {
+    if req.entries.is_empty() || req.entries.len() > MAX_GRANT_ENTRIES {
+        return Err(ApiError::bad_request(
+            "entries",
+            format!("1 to {MAX_GRANT_ENTRIES} entries"),
+        ));
+    }
+    for (i, e) in req.entries.iter().enumerate() {
+        check_entry(i, e)?;
+    }
+    let mut tx = state.store.begin().await?;
+    let mut s = match db::subscription(&mut tx, &id).await? {
+        Some(s) if caller.owner_access(&s.seller_did)? || caller.has(Role::Admin) => s,
+        _ => return Err(not_found(&id)),
+    };
+    settle(&mut tx, &mut s, sealstream_core::utc::now_unix()).await?;
+    let (w, keys) = window_of(&mut tx, &s).await?;
+    let now = sealstream_core::utc::now();
+    let (mut stored, mut already) = (0u64, 0u64);
+    for (i, e) in req.entries.iter().enumerate() {
+        let field = format!("entries[{i}]");
+        let refuse = |what: &str, m: String| ApiError::conflict(Some(&format!("{field}{what}")), m);
+        let Some((chunk_id, accepted)) =
+            db::chunk(&mut tx, &s.machine_did, &s.topic, e.index).await?
+        else {
+            return Err(refuse(
+                ".index",
+                format!("no chunk {} in the topic", e.index),
+            ));
+        };
+        if chunk_id != e.chunk_id {
+            return Err(refuse(
+                ".chunkId",
+                format!("chunk {} is {chunk_id}", e.index),
+            ));
+        }
+        if !entitlement::entitled(
+            &w,
+            Chunk {
+                index: e.index,
+                accepted,
+            },
+        ) {
+            return Err(refuse(
+                "",
+                format!("subscription {id} is not entitled to chunk {}", e.index),
+            ));
+        }
+        let want = entitlement::key_for(&keys, accepted)
+            .map(|k| k.public_key_hex.as_str())
+            .unwrap_or_default();
+        if !e.buyer.public_key_hex.eq_ignore_ascii_case(want) {
+            return Err(refuse(
+                ".buyer.publicKeyHex",
+                format!("chunk {} is wrapped to the buyer key {want}", e.index),
+            ));
+        }
+        if e.buyer.recipient_id != s.buyer_id {
+            return Err(refuse(
+                ".buyer.recipientId",
+                format!("the subscription's recipient id is {}", s.buyer_id),
+            ));
+        }
+        let row = db::GrantRow {
+            index: e.index,
+            chunk_id: &e.chunk_id,
+            recipient_id: &e.buyer.recipient_id,
+            public_key_hex: want,
+            wrapped_key_hex: &e.buyer.wrapped_key_hex,
+        };
+        match db::insert_grant(&mut tx, &id, &row, &caller.did, &now).await? {
+            None => stored += 1,
+            Some(held) if held.eq_ignore_ascii_case(&e.buyer.wrapped_key_hex) => already += 1,
+            Some(_) => {
+                return Err(refuse(
+                    ".buyer.wrappedKeyHex",
+                    format!(
+                        "chunk {} is already granted with another wrapped key",
+                        e.index
+                    ),
+                ))
+            }
+        }
+    }
+    if stored > 0 {
+        let indexes: Vec<u64> = req.entries.iter().map(|e| e.index).collect();
+        crate::audit::append(
+            &mut tx,
+            &caller.did,
+            "subscription.grant",
+            &id,
+            &audit_details(json!({ "stored": stored, "indexes": indexes })),
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(Json(SubscriptionGrantsStored {
+        subscription_id: id,
+        stored,
+        already,
+    }))
+}
+
+/// The fixed fields of a grant entry, as a buyer access entry has them.
+fn check_entry(
+    i: usize,
+    e: &sealstream_api::subscriptions::SubscriptionGrantEntry,
+) -> ApiResult<()> {
+    let field = |f: &str| format!("entries[{i}].{f}");
+    let b = &e.buyer;
+    if b.recipient_type != sealstream_core::chunk::recipient_type::BUYER {
+        return Err(ApiError::bad_request(
+            &field("buyer.recipientType"),
+            "expected buyer",
+        ));
+    }
+    if b.algorithm != sealstream_core::chunk::WRAP_ALGORITHM {
+        return Err(ApiError::bad_request(
+            &field("buyer.algorithm"),
+            format!("expected {}", sealstream_core::chunk::WRAP_ALGORITHM),
+        ));
+    }
+    let hex_of =
+        |text: &str, len: usize| text.len() == len && text.bytes().all(|c| c.is_ascii_hexdigit());
+    if !hex_of(&b.public_key_hex, 64) {
+        return Err(ApiError::bad_request(
+            &field("buyer.publicKeyHex"),
+            "expected 64 hex digits",
+        ));
+    }
+    // A sealed box of a 32-byte key: 32 + 48 bytes.
+    if !hex_of(&b.wrapped_key_hex, 160) {
+        return Err(ApiError::bad_request(
+            &field("buyer.wrappedKeyHex"),
+            "expected 160 hex digits (a sealed 32-byte key)",
+        ));
+    }
+    if !plausible_id(&e.chunk_id) || !plausible_id(&b.recipient_id) {
+        return Err(ApiError::bad_request(&field("chunkId"), "not an id"));
+    }
+    Ok(())
+}
+
+/// The subscription routes.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route(
+            sealstream_api::routes::SUBSCRIPTIONS,
+            post(create).get(list),
+        )
+        .route(sealstream_api::routes::SUBSCRIPTION, get(show))
+        .route(sealstream_api::routes::SUBSCRIPTION_CANCEL, post(cancel))
+        .route(sealstream_api::routes::SUBSCRIPTION_REVOKE, post(revoke))
+        .route(sealstream_api::routes::SUBSCRIPTION_RENEWALS, post(renew))
+        .route(sealstream_api::routes::SUBSCRIPTION_HISTORY, get(history))
+        .route(
+            sealstream_api::routes::SUBSCRIPTION_GRANTS,
+            put(store_grants),
+        )
+        .route(sealstream_api::routes::TOPIC_PENDING_GRANTS, get(pending))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sub(state: SubscriptionState, t: Option<i64>) -> Subscription {
+        Subscription {
+            id: "sub_1".into(),
+            listing_id: "ls_1".into(),
+            seller_did: "s".into(),
+            buyer_did: "b".into(),
+            buyer_id: "b".into(),
+            machine_did: "m".into(),
+            topic: "/t".into(),
+            period_seconds: 100,
+            grace_seconds: 10,
+            history: HistoryPolicy::None,
+            amount: "1".into(),
+            rail: Rail::parse(&json!({"kind": "invoice", "currency": "EUR"})).unwrap(),
+            state,
+            active_from: t.map(|t| t - 100),
+            paid_through: t,
+            access_end: None,
+            end_reason: None,
+            created_at: String::new(),
+            updated_at: String::new(),
+        }
+    }
+
+    #[test]
+    fn time_moves_active_to_grace_at_t_and_to_lapsed_at_t_plus_g() {
+        let mut s = sub(SubscriptionState::Active, Some(1000));
+        assert!(due_changes(&mut s, 999).is_empty());
+        let c = due_changes(&mut s, 1000);
+        assert_eq!((c.len(), c[0].event, c[0].effective), (1, "grace", 1000));
+        assert_eq!(s.state, SubscriptionState::Grace);
+        assert!(due_changes(&mut s, 1009).is_empty());
+        let c = due_changes(&mut s, 5000);
+        assert_eq!((c[0].event, c[0].effective), ("lapsed", 1010));
+        assert_eq!(
+            (s.state, s.access_end),
+            (SubscriptionState::Lapsed, Some(1010))
+        );
+        // Both at once, each with its own time.
+        let mut s = sub(SubscriptionState::Active, Some(1000));
+        let c = due_changes(&mut s, 2000);
+        let got: Vec<_> = c.iter().map(|c| (c.event, c.effective)).collect();
+        assert_eq!(got, [("grace", 1000), ("lapsed", 1010)]);
+        // Final or unpaid states do not move.
+        for state in [
+            SubscriptionState::AwaitingPayment,
+            SubscriptionState::Revoked,
+        ] {
+            let mut s = sub(state, None);
+            assert!(due_changes(&mut s, i64::MAX).is_empty());
+        }
+    }
+
+    #[test]
+    fn the_window_ends_at_t_plus_g_until_final() {
+        let s = sub(SubscriptionState::Active, Some(1000));
+        assert_eq!(s.window(0).access_end, 1010);
+        let mut s = sub(SubscriptionState::Revoked, Some(1000));
+        s.access_end = Some(950);
+        assert_eq!(s.window(0).access_end, 950);
+        let s = sub(SubscriptionState::AwaitingPayment, None);
+        assert_eq!(s.window(0).active_from, None);
+    }
+}

@@ -1,0 +1,1035 @@
+//! Subscriptions on both databases (docs/subscriptions.md), on the
+//! invoice rail: listings of kind `subscription`, the state machine
+//! (payment of each period through its order, renewal with a key
+//! rotation, grace and lapse by the sweep at an injected time, recorded
+//! with the time they took effect), cancellation and revocation, every
+//! refusal naming its field, visibility to the buyer and the seller only,
+//! and the entitlement as the granter sees it: the pending pairs of a
+//! topic and grant uploads refused (409) for chunks not entitled.
+
+mod common;
+
+use common::anvil::{Anvil, BASE_CHAIN_ID};
+use common::chains::{insert_chain, insert_machine, new_owner, write_chain_to, TestMachine};
+use common::listings_fixtures::audit_actions;
+use common::orders_fixtures::{buyer, buyer_with_key, invoice_rail, mark_paid, native_rail, Buyer};
+use common::{block_on, path_segment, unix_now, Db, TestServer};
+use sealstream_core::access::{grant_entry, Buyer as CoreBuyer};
+use sealstream_core::chunk::{ChainState, SealedChunk};
+use sealstream_core::keys::{MachineSigningKey, RecipientSecretKey};
+use sealstream_market::auth::Role;
+use sealstream_testkit::on_both_databases;
+use serde_json::{json, Value};
+
+const PERIOD: i64 = 3_600;
+const GRACE: i64 = 600;
+const TOPIC: &str = "/gps/fix";
+
+/// An owner with a registered machine and a published subscription
+/// listing of its topic.
+struct Seller {
+    key: MachineSigningKey,
+    did: String,
+    token: String,
+    machine: TestMachine,
+    listing_id: String,
+    recipient: RecipientSecretKey,
+}
+
+fn listing_body(machine_did: &str, history: Value) -> Value {
+    listing_on(machine_did, history, invoice_rail(), "900")
+}
+
+fn listing_on(machine_did: &str, history: Value, rail: Value, price: &str) -> Value {
+    json!({
+        "kind": "subscription",
+        "title": "Live GPS fixes, truck 7",
+        "price": price,
+        "rail": rail,
+        "subscription": {"machineDid": machine_did, "topic": TOPIC,
+                         "periodSeconds": PERIOD, "graceSeconds": GRACE, "history": history}
+    })
+}
+
+fn seller(server: &TestServer, history: Value) -> Seller {
+    seller_on(server, |machine| listing_body(machine, history))
+}
+
+fn seller_on(server: &TestServer, body: impl FnOnce(&str) -> Value) -> Seller {
+    let (key, did) = new_owner();
+    let token = server.session_for(&did, &[Role::Owner]);
+    let machine = insert_machine(server, &did);
+    let (status, listing) = server.send("POST", "/v1/listings", Some(&token), &body(&machine.did));
+    assert_eq!(status, 201, "{listing}");
+    assert_eq!(listing["kind"], "subscription");
+    assert!(listing.get("dataset").is_none(), "{listing}");
+    let id = listing["id"].as_str().unwrap().to_string();
+    let (status, published) = server.send(
+        "POST",
+        &format!("/v1/listings/{id}/publish"),
+        Some(&token),
+        &json!({}),
+    );
+    assert_eq!(status, 200, "{published}");
+    Seller {
+        key,
+        did,
+        token,
+        machine,
+        listing_id: id,
+        recipient: RecipientSecretKey::generate(),
+    }
+}
+
+fn subscribe(server: &TestServer, buyer: &Buyer, listing_id: &str) -> Value {
+    let (status, body) = server.send(
+        "POST",
+        "/v1/subscriptions",
+        Some(&buyer.token),
+        &json!({"listingId": listing_id,
+                "buyerPublicKeyHex": buyer.recipient.public_key().to_hex()}),
+    );
+    assert_eq!(status, 201, "{body}");
+    body
+}
+
+fn show(server: &TestServer, id: &str, token: &str) -> Value {
+    let (status, body) = server.get(&format!("/v1/subscriptions/{id}"), Some(token));
+    assert_eq!(status, 200, "{body}");
+    body
+}
+
+fn unpaid_order(sub: &Value) -> String {
+    sub["periods"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .rev()
+        .find(|p| p["state"] == "awaiting-payment")
+        .expect("an unpaid period")["orderId"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+fn unix(text: &Value) -> i64 {
+    sealstream_core::utc::parse_seconds(text.as_str().expect("a time")).expect("UTC text")
+}
+
+fn events(server: &TestServer, id: &str, token: &str) -> Vec<(String, String, i64)> {
+    let (status, body) = server.get(&format!("/v1/subscriptions/{id}/history"), Some(token));
+    assert_eq!(status, 200, "{body}");
+    body["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["event"].as_str().unwrap().to_string(),
+                e["state"].as_str().unwrap().to_string(),
+                unix(&e["effectiveAt"]),
+            )
+        })
+        .collect()
+}
+
+fn sweep(server: &TestServer, at: i64) -> usize {
+    block_on(sealstream_market::subscriptions::sweep(&server.state, at)).expect("sweep")
+}
+
+fn paid_subscription(server: &TestServer, seller: &Seller, b: &Buyer) -> (String, Value) {
+    let sub = subscribe(server, b, &seller.listing_id);
+    let id = sub["id"].as_str().unwrap().to_string();
+    let order = unpaid_order(&sub);
+    let (status, body) = mark_paid(server, &order, &seller.token, &format!("INV-{order}"));
+    assert_eq!(status, 200, "{body}");
+    let shown = show(server, &id, &b.token);
+    assert_eq!(shown["state"], "active", "{shown}");
+    (id, shown)
+}
+
+fn lifecycle_on_invoice(db: Db) {
+    let server = TestServer::start(db);
+    let s = seller(&server, json!("none"));
+    let alice = buyer(&server);
+    let sub = subscribe(&server, &alice, &s.listing_id);
+    let id = sub["id"].as_str().unwrap().to_string();
+    assert!(id.starts_with("sub_") && id.len() == 36, "{id}");
+    assert_eq!(sub["state"], "awaiting-payment");
+    assert_eq!(sub["payment"]["rail"], "invoice");
+    assert_eq!(sub["payment"]["amount"], "900");
+    assert_eq!(sub["periodSeconds"], PERIOD);
+    assert_eq!(sub["machineDid"], s.machine.did.as_str());
+    let first = unpaid_order(&sub);
+    // The period is an order of its own, paid by the order routes.
+    let (status, order) = server.get(&format!("/v1/orders/{first}"), Some(&alice.token));
+    assert_eq!(status, 200, "{order}");
+    assert_eq!(order["subscriptionId"], id.as_str());
+    let before = unix_now() as i64;
+    assert_eq!(mark_paid(&server, &first, &s.token, "INV-1").0, 200);
+    let after = unix_now() as i64;
+    let active = show(&server, &id, &alice.token);
+    assert_eq!(active["state"], "active");
+    let from = unix(&active["activeFrom"]);
+    assert!((before..=after).contains(&from), "{active}");
+    assert_eq!(unix(&active["paidThrough"]), from + PERIOD);
+    assert_eq!(unix(&active["graceUntil"]), from + PERIOD + GRACE);
+    assert!(active["payment"].is_null());
+    // The period's order has no grant of its own.
+    let (status, body) = server.send(
+        "PUT",
+        &format!("/v1/orders/{first}/grant"),
+        Some(&s.token),
+        &json!({"files": []}),
+    );
+    assert_eq!(
+        (status, body["error"]["field"].as_str()),
+        (409, Some("orderId")),
+        "{body}"
+    );
+
+    // A renewal with a new key: one unpaid period at a time.
+    let rotated = RecipientSecretKey::generate();
+    let (status, renewed) = server.send(
+        "POST",
+        &format!("/v1/subscriptions/{id}/renewals"),
+        Some(&alice.token),
+        &json!({"buyerPublicKeyHex": rotated.public_key().to_hex()}),
+    );
+    assert_eq!(status, 201, "{renewed}");
+    assert_eq!(renewed["periods"].as_array().unwrap().len(), 2);
+    let second = unpaid_order(&renewed);
+    let (status, body) = server.send(
+        "POST",
+        &format!("/v1/subscriptions/{id}/renewals"),
+        Some(&alice.token),
+        &json!({}),
+    );
+    assert_eq!(
+        (status, body["error"]["field"].as_str()),
+        (409, Some("state")),
+        "{body}"
+    );
+    assert_eq!(mark_paid(&server, &second, &s.token, "INV-2").0, 200);
+    let renewed = show(&server, &id, &alice.token);
+    let t = from + 2 * PERIOD;
+    assert_eq!(unix(&renewed["paidThrough"]), t);
+    assert_eq!(renewed["buyerPublicKeyHex"], rotated.public_key().to_hex());
+    assert_eq!(renewed["keys"].as_array().unwrap().len(), 2);
+
+    // Time passes (injected): grace at T, lapsed at T + G, each with the
+    // time it took effect, not the time of the sweep.
+    assert_eq!(sweep(&server, t - 1), 0);
+    assert_eq!(sweep(&server, t + 5), 1);
+    assert_eq!(show(&server, &id, &s.token)["state"], "grace");
+    assert_eq!(sweep(&server, t + GRACE + 1000), 1);
+    let lapsed = show(&server, &id, &alice.token);
+    assert_eq!(lapsed["state"], "lapsed");
+    assert_eq!(unix(&lapsed["accessEnds"]), t + GRACE);
+    assert_eq!(sweep(&server, t + GRACE + 5000), 0, "final states stay");
+    let history = events(&server, &id, &alice.token);
+    let names: Vec<&str> = history.iter().map(|(e, _, _)| e.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "created",
+            "activated",
+            "renewed",
+            "key-rotated",
+            "grace",
+            "lapsed"
+        ]
+    );
+    assert_eq!(history[4], ("grace".into(), "grace".into(), t));
+    assert_eq!(history[5], ("lapsed".into(), "lapsed".into(), t + GRACE));
+    assert_eq!(
+        events(&server, &id, &s.token),
+        history,
+        "the seller reads it too"
+    );
+    assert_eq!(
+        audit_actions(&server, &id),
+        [
+            "subscription.created",
+            "subscription.activated",
+            "subscription.renewed",
+            "subscription.key-rotated",
+            "subscription.grace",
+            "subscription.lapsed"
+        ]
+    );
+    // Nothing moves a lapsed subscription.
+    for (path, token, body) in [
+        ("renewals", &alice.token, json!({})),
+        ("cancel", &alice.token, json!({})),
+        ("revoke", &s.token, json!({"reason": "late"})),
+    ] {
+        let (status, reply) = server.send(
+            "POST",
+            &format!("/v1/subscriptions/{id}/{path}"),
+            Some(token),
+            &body,
+        );
+        assert_eq!(
+            (status, reply["error"]["field"].as_str()),
+            (409, Some("state")),
+            "{path}: {reply}"
+        );
+    }
+}
+
+fn a_renewal_in_grace_continues_without_a_gap(db: Db) {
+    let server = TestServer::start(db);
+    let s = seller(&server, json!("none"));
+    let bob = buyer(&server);
+    let (id, active) = paid_subscription(&server, &s, &bob);
+    let t = unix(&active["paidThrough"]);
+    assert_eq!(sweep(&server, t + 10), 1);
+    assert_eq!(show(&server, &id, &bob.token)["state"], "grace");
+    let (status, renewal) = server.send(
+        "POST",
+        &format!("/v1/subscriptions/{id}/renewals"),
+        Some(&bob.token),
+        &json!({}),
+    );
+    assert_eq!(status, 201, "{renewal}");
+    assert_eq!(
+        mark_paid(&server, &unpaid_order(&renewal), &s.token, "INV-r").0,
+        200
+    );
+    let back = show(&server, &id, &bob.token);
+    assert_eq!(back["state"], "active");
+    assert_eq!(unix(&back["paidThrough"]), t + PERIOD, "grace is paid time");
+}
+
+fn cancel_and_revoke(db: Db) {
+    let server = TestServer::start(db);
+    let s = seller(&server, json!("none"));
+    // Cancelled before the first payment: no access, and the period's
+    // order can no longer be paid.
+    let carol = buyer(&server);
+    let sub = subscribe(&server, &carol, &s.listing_id);
+    let id = sub["id"].as_str().unwrap();
+    let order = unpaid_order(&sub);
+    let (status, body) = server.send(
+        "POST",
+        &format!("/v1/subscriptions/{id}/cancel"),
+        Some(&s.token),
+        &json!({}),
+    );
+    assert_eq!(
+        status, 404,
+        "the seller revokes, it does not cancel: {body}"
+    );
+    let (status, cancelled) = server.send(
+        "POST",
+        &format!("/v1/subscriptions/{id}/cancel"),
+        Some(&carol.token),
+        &json!({}),
+    );
+    assert_eq!(status, 200, "{cancelled}");
+    assert_eq!(cancelled["state"], "cancelled");
+    assert!(cancelled["activeFrom"].is_null());
+    let (status, body) = mark_paid(&server, &order, &s.token, "INV-late");
+    assert_eq!(status, 409, "{body}");
+
+    // Cancelled while active: access runs to T, without grace.
+    let dave = buyer(&server);
+    let (id, active) = paid_subscription(&server, &s, &dave);
+    let (status, cancelled) = server.send(
+        "POST",
+        &format!("/v1/subscriptions/{id}/cancel"),
+        Some(&dave.token),
+        &json!({}),
+    );
+    assert_eq!(status, 200, "{cancelled}");
+    assert_eq!(cancelled["accessEnds"], active["paidThrough"]);
+
+    // Revoked by the seller, with a reason: access ends now.
+    let erin = buyer(&server);
+    let (id, _) = paid_subscription(&server, &s, &erin);
+    for (token, body, status, field) in [
+        (&s.token, json!({"reason": " "}), 400, "reason"),
+        (&s.token, json!({"reason": "x".repeat(501)}), 400, "reason"),
+    ] {
+        let (got, reply) = server.send(
+            "POST",
+            &format!("/v1/subscriptions/{id}/revoke"),
+            Some(token),
+            &body,
+        );
+        assert_eq!(
+            (got, reply["error"]["field"].as_str()),
+            (status, Some(field)),
+            "{reply}"
+        );
+    }
+    let before = unix_now() as i64;
+    let (status, revoked) = server.send(
+        "POST",
+        &format!("/v1/subscriptions/{id}/revoke"),
+        Some(&s.token),
+        &json!({"reason": "resold the data"}),
+    );
+    assert_eq!(status, 200, "{revoked}");
+    assert_eq!(revoked["state"], "revoked");
+    assert_eq!(revoked["endReason"], "resold the data");
+    assert!(unix(&revoked["accessEnds"]) >= before);
+    let history = events(&server, &id, &erin.token);
+    assert_eq!(history.last().unwrap().0, "revoked");
+}
+
+fn refusals_name_the_field(db: Db) {
+    let server = TestServer::start(db);
+    let s = seller(&server, json!({"lastChunks": 3}));
+    let create = |body: &Value| server.send("POST", "/v1/listings", Some(&s.token), body);
+    let base = listing_body(&s.machine.did, json!("all"));
+    let cases = [
+        (
+            "/subscription/periodSeconds",
+            json!(60),
+            400,
+            "subscription.periodSeconds",
+        ),
+        (
+            "/subscription/graceSeconds",
+            json!(9_999_999),
+            400,
+            "subscription.graceSeconds",
+        ),
+        (
+            "/subscription/history",
+            json!({"lastChunks": 0}),
+            400,
+            "subscription.history.lastChunks",
+        ),
+        (
+            "/subscription/history",
+            json!("some"),
+            400,
+            "subscription.history",
+        ),
+        ("/subscription/topic", json!(""), 400, "subscription.topic"),
+        ("/datasetId", json!("ds_1"), 400, "datasetId"),
+        ("/kind", json!("feed"), 400, "kind"),
+    ];
+    for (pointer, value, status, field) in cases {
+        let mut body = base.clone();
+        let (parent, key) = pointer.rsplit_once('/').unwrap();
+        body.pointer_mut(parent).unwrap()[key] = value;
+        let (got, reply) = create(&body);
+        assert_eq!(
+            (got, reply["error"]["field"].as_str()),
+            (status, Some(field)),
+            "{pointer}: {reply}"
+        );
+    }
+    // Someone else's machine.
+    let (_, other) = new_owner();
+    let theirs = insert_machine(&server, &other);
+    let (got, reply) = create(&listing_body(&theirs.did, json!("none")));
+    assert_eq!(
+        (got, reply["error"]["field"].as_str()),
+        (404, Some("subscription.machineDid")),
+        "{reply}"
+    );
+
+    let alice = buyer(&server);
+    let key = alice.recipient.public_key().to_hex();
+    let send =
+        |token: &str, body: Value| server.send("POST", "/v1/subscriptions", Some(token), &body);
+    let (got, reply) = send(
+        &alice.token,
+        json!({"listingId": s.listing_id, "buyerPublicKeyHex": "zz"}),
+    );
+    assert_eq!(
+        (got, reply["error"]["field"].as_str()),
+        (400, Some("buyerPublicKeyHex")),
+        "{reply}"
+    );
+    let (got, reply) = send(
+        &alice.token,
+        json!({"listingId": "ls_nope", "buyerPublicKeyHex": key}),
+    );
+    assert_eq!(got, 404, "{reply}");
+    let owner_as_buyer = server.session_for(&s.did, &[Role::Owner, Role::Buyer]);
+    let (got, reply) = send(
+        &owner_as_buyer,
+        json!({"listingId": s.listing_id, "buyerPublicKeyHex": key}),
+    );
+    assert_eq!(
+        (got, reply["error"]["field"].as_str()),
+        (409, Some("listingId")),
+        "{reply}"
+    );
+    let owner_only = server.session_for(&common::listings_fixtures::new_did(), &[Role::Owner]);
+    let (got, reply) = send(
+        &owner_only,
+        json!({"listingId": s.listing_id, "buyerPublicKeyHex": key}),
+    );
+    assert_eq!(got, 403, "not a buyer: {reply}");
+    // A subscription listing is not ordered.
+    let (got, reply) = server.send(
+        "POST",
+        "/v1/orders",
+        Some(&alice.token),
+        &json!({"listingId": s.listing_id, "buyerPublicKeyHex": key}),
+    );
+    assert_eq!(
+        (got, reply["error"]["field"].as_str()),
+        (409, Some("listingId")),
+        "{reply}"
+    );
+    // Renewal with a bad key.
+    let (id, _) = paid_subscription(&server, &s, &alice);
+    let (got, reply) = server.send(
+        "POST",
+        &format!("/v1/subscriptions/{id}/renewals"),
+        Some(&alice.token),
+        &json!({"buyerPublicKeyHex": "00"}),
+    );
+    assert_eq!(
+        (got, reply["error"]["field"].as_str()),
+        (400, Some("buyerPublicKeyHex")),
+        "{reply}"
+    );
+    // List queries.
+    for (query, field) in [
+        ("as=owner", "as"),
+        ("state=paused", "state"),
+        ("limit=0", "limit"),
+        ("colour=red", "colour"),
+    ] {
+        let (got, reply) = server.get(&format!("/v1/subscriptions?{query}"), Some(&alice.token));
+        assert_eq!(
+            (got, reply["error"]["field"].as_str()),
+            (400, Some(field)),
+            "{query}: {reply}"
+        );
+    }
+
+    // The catalog finds either kind; the card carries the period.
+    let (status, page) = server.get("/v1/catalog?kind=subscription", None);
+    assert_eq!(status, 200, "{page}");
+    let items = page["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "{page}");
+    assert_eq!(items[0]["kind"], "subscription");
+    assert_eq!(items[0]["topic"], TOPIC);
+    assert_eq!(items[0]["machineDid"], s.machine.did.as_str());
+    assert_eq!(
+        items[0]["subscription"]["history"],
+        json!({"lastChunks": 3})
+    );
+    let (status, page) = server.get("/v1/catalog?kind=dataset", None);
+    assert_eq!(
+        (status, page["items"].as_array().unwrap().len()),
+        (200, 0),
+        "{page}"
+    );
+    let (status, page) = server.get(
+        &format!("/v1/catalog?machine={}", path_segment(&s.machine.did)),
+        None,
+    );
+    assert_eq!(
+        (status, page["items"].as_array().unwrap().len()),
+        (200, 1),
+        "{page}"
+    );
+    let (status, reply) = server.get("/v1/catalog?kind=feed", None);
+    assert_eq!(
+        (status, reply["error"]["field"].as_str()),
+        (400, Some("kind")),
+        "{reply}"
+    );
+    let (status, card) = server.get(&format!("/v1/listings/{}/card", s.listing_id), None);
+    assert_eq!(status, 200, "{card}");
+    assert_eq!(card["payment"][0]["unit"], "seconds");
+    assert_eq!(card["payment"][0]["interval"], PERIOD);
+    assert_eq!(card["payment"][0]["amount"], "9");
+    assert_eq!(card["payment"][0]["amountBaseUnits"], "900");
+    assert_eq!(card["subscription"]["topic"], TOPIC);
+    assert!(card.get("dataset").is_none());
+}
+
+fn only_the_buyer_and_the_seller_see_it(db: Db) {
+    let server = TestServer::start(db);
+    let s = seller(&server, json!("none"));
+    let alice = buyer(&server);
+    let mallory = buyer(&server);
+    let (id, _) = paid_subscription(&server, &s, &alice);
+    for path in [
+        format!("/v1/subscriptions/{id}"),
+        format!("/v1/subscriptions/{id}/history"),
+    ] {
+        let (status, body) = server.get(&path, Some(&mallory.token));
+        assert_eq!(status, 404, "{path}: {body}");
+        let (status, _) = server.get(&path, None);
+        assert_eq!(status, 401, "{path}");
+    }
+    for (path, body) in [
+        ("cancel", json!({})),
+        ("renewals", json!({})),
+        ("revoke", json!({"reason": "no"})),
+    ] {
+        let (status, reply) = server.send(
+            "POST",
+            &format!("/v1/subscriptions/{id}/{path}"),
+            Some(&mallory.token),
+            &body,
+        );
+        assert_eq!(status, 404, "{path}: {reply}");
+    }
+    let (_, mine) = server.get("/v1/subscriptions", Some(&alice.token));
+    assert_eq!(mine["items"].as_array().unwrap().len(), 1);
+    let (_, theirs) = server.get("/v1/subscriptions", Some(&mallory.token));
+    assert_eq!(theirs["items"].as_array().unwrap().len(), 0);
+    let (_, sold) = server.get("/v1/subscriptions?as=seller", Some(&s.token));
+    assert_eq!(sold["items"][0]["id"], id.as_str());
+    let (_, sold) = server.get("/v1/subscriptions?as=seller", Some(&alice.token));
+    assert_eq!(sold["items"], json!([]), "a buyer sells nothing: {sold}");
+    let (status, _) = server.send(
+        "POST",
+        &format!("/v1/subscriptions/{id}/revoke"),
+        Some(&alice.token),
+        &json!({"reason": "mine"}),
+    );
+    assert_eq!(status, 404, "the buyer cancels, it does not revoke");
+    // The pending grants of the topic: the machine's owner only.
+    let path = format!(
+        "/v1/machines/{}/topics/{}/subscription-grants",
+        path_segment(&s.machine.did),
+        path_segment(TOPIC)
+    );
+    let (status, _) = server.get(&path, Some(&alice.token));
+    assert_eq!(status, 404);
+    let (status, body) = server.get(&path, Some(&s.token));
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = server.send(
+        "PUT",
+        &format!("/v1/subscriptions/{id}/grants"),
+        Some(&alice.token),
+        &json!({"entries": []}),
+    );
+    assert_eq!(
+        (status, body["error"]["field"].as_str()),
+        (400, Some("entries")),
+        "{body}"
+    );
+}
+
+/// Chunks at chosen acceptance times around a subscription's start.
+fn chain_at(server: &TestServer, s: &Seller, times: &[i64]) -> Vec<SealedChunk> {
+    let plaintexts: Vec<Vec<u8>> = (0..times.len())
+        .map(|i| format!("fix {i}").into_bytes())
+        .collect();
+    let chunks = write_chain_to(
+        &s.machine,
+        ChainState::new(),
+        &plaintexts,
+        s.recipient.public_key(),
+    );
+    insert_chain(server, &s.machine.did, TOPIC, &chunks, times);
+    chunks
+}
+
+fn pending(server: &TestServer, s: &Seller) -> Vec<(String, u64, String)> {
+    let path = format!(
+        "/v1/machines/{}/topics/{}/subscription-grants",
+        path_segment(&s.machine.did),
+        path_segment(TOPIC)
+    );
+    let (status, body) = server.get(&path, Some(&s.token));
+    assert_eq!(status, 200, "{body}");
+    body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["subscriptionId"].as_str().unwrap().to_string(),
+                p["index"].as_u64().unwrap(),
+                p["buyerPublicKeyHex"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+fn entry(s: &Seller, chunk: &SealedChunk, buyer_id: &str, key: &RecipientSecretKey) -> Value {
+    let buyer = CoreBuyer::new(buyer_id, &key.public_key().to_hex()).unwrap();
+    let e = grant_entry(&chunk.envelope, &s.recipient, &buyer).unwrap();
+    json!({"index": chunk.envelope.index, "chunkId": e.chunk_id, "buyer": {
+        "recipientId": e.buyer.recipient_id, "recipientType": e.buyer.recipient_type,
+        "algorithm": e.buyer.algorithm, "publicKeyHex": e.buyer.public_key_hex,
+        "wrappedKeyHex": e.buyer.wrapped_key_hex}})
+}
+
+fn entitled_pairs_and_grants(db: Db) {
+    let server = TestServer::start(db);
+    let s = seller(&server, json!({"lastChunks": 2}));
+    let now = unix_now() as i64;
+    // 0..=2 before the start (history: the last 2), 3 and 4 live, 5 in
+    // grace, 6 after T + G.
+    let times = [
+        now - 900,
+        now - 800,
+        now - 700,
+        now + 100,
+        now + 200,
+        now + PERIOD + 300,
+        now + PERIOD + GRACE + 400,
+    ];
+    let chunks = chain_at(&server, &s, &times);
+    let alice = buyer(&server);
+    let (id, active) = paid_subscription(&server, &s, &alice);
+    let key = active["buyerPublicKeyHex"].as_str().unwrap().to_string();
+    let got = pending(&server, &s);
+    let indexes: Vec<u64> = got.iter().map(|(_, i, _)| *i).collect();
+    assert_eq!(indexes, [1, 2, 3, 4, 5], "{got:?}");
+    assert!(got.iter().all(|(sub, _, k)| *sub == id && *k == key));
+
+    let grant = |entries: Vec<Value>| {
+        server.send(
+            "PUT",
+            &format!("/v1/subscriptions/{id}/grants"),
+            Some(&s.token),
+            &json!({ "entries": entries }),
+        )
+    };
+    // Not entitled: outside the history, after T + G, or the wrong key.
+    for (e, field) in [
+        (
+            entry(&s, &chunks[0], &alice.did, &alice.recipient),
+            "entries[0]",
+        ),
+        (
+            entry(&s, &chunks[6], &alice.did, &alice.recipient),
+            "entries[0]",
+        ),
+        (
+            entry(&s, &chunks[3], &alice.did, &RecipientSecretKey::generate()),
+            "entries[0].buyer.publicKeyHex",
+        ),
+        (
+            entry(&s, &chunks[3], "someone", &alice.recipient),
+            "entries[0].buyer.recipientId",
+        ),
+    ] {
+        let (status, body) = grant(vec![e]);
+        assert_eq!(
+            (status, body["error"]["field"].as_str()),
+            (409, Some(field)),
+            "{body}"
+        );
+    }
+    // One bad entry among good ones stores nothing.
+    let (status, body) = grant(vec![
+        entry(&s, &chunks[3], &alice.did, &alice.recipient),
+        entry(&s, &chunks[0], &alice.did, &alice.recipient),
+    ]);
+    assert_eq!(
+        (status, body["error"]["field"].as_str()),
+        (409, Some("entries[1]")),
+        "{body}"
+    );
+    assert_eq!(server.count_rows("subscription_grants"), 0);
+    let good = entry(&s, &chunks[3], &alice.did, &alice.recipient);
+    let (status, body) = grant(vec![
+        good.clone(),
+        entry(&s, &chunks[1], &alice.did, &alice.recipient),
+    ]);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        (body["stored"].as_u64(), body["already"].as_u64()),
+        (Some(2), Some(0))
+    );
+    let (status, body) = grant(vec![good]);
+    assert_eq!((status, body["already"].as_u64()), (200, Some(1)), "{body}");
+    let (status, body) = grant(vec![entry(&s, &chunks[3], &alice.did, &alice.recipient)]);
+    assert_eq!(
+        (status, body["error"]["field"].as_str()),
+        (409, Some("entries[0].buyer.wrappedKeyHex")),
+        "another wrapping of a granted chunk: {body}"
+    );
+    let left: Vec<u64> = pending(&server, &s).iter().map(|(_, i, _)| *i).collect();
+    assert_eq!(left, [2, 4, 5]);
+    assert!(audit_actions(&server, &id).contains(&"subscription.grant".to_string()));
+
+    // Revoked now: the live chunks after now are no longer entitled.
+    let (status, _) = server.send(
+        "POST",
+        &format!("/v1/subscriptions/{id}/revoke"),
+        Some(&s.token),
+        &json!({"reason": "end of contract"}),
+    );
+    assert_eq!(status, 200);
+    let left: Vec<u64> = pending(&server, &s).iter().map(|(_, i, _)| *i).collect();
+    assert_eq!(
+        left,
+        [2],
+        "history stays entitled, nothing after the revocation"
+    );
+    let (status, body) = grant(vec![entry(&s, &chunks[4], &alice.did, &alice.recipient)]);
+    assert_eq!(
+        (status, body["error"]["field"].as_str()),
+        (409, Some("entries[0]")),
+        "{body}"
+    );
+}
+
+fn a_rotated_key_applies_from_its_renewal(db: Db) {
+    let server = TestServer::start(db);
+    let s = seller(&server, json!("all"));
+    let now = unix_now() as i64;
+    let chunks = chain_at(&server, &s, &[now - 50, now + 100, now + 2 * PERIOD - 10]);
+    let bob = buyer(&server);
+    let (id, first) = paid_subscription(&server, &s, &bob);
+    let old = first["buyerPublicKeyHex"].as_str().unwrap().to_string();
+    let rotated = RecipientSecretKey::generate();
+    let (status, renewal) = server.send(
+        "POST",
+        &format!("/v1/subscriptions/{id}/renewals"),
+        Some(&bob.token),
+        &json!({"buyerPublicKeyHex": rotated.public_key().to_hex()}),
+    );
+    assert_eq!(status, 201, "{renewal}");
+    assert_eq!(
+        mark_paid(&server, &unpaid_order(&renewal), &s.token, "INV-k").0,
+        200
+    );
+    // The renewal is confirmed now: chunk 0 (history) is wrapped to the
+    // first key, chunks 1 and 2 (accepted after the confirmation) to the
+    // new key only.
+    let got = pending(&server, &s);
+    let new = rotated.public_key().to_hex();
+    assert_eq!(
+        got[0],
+        (id.clone(), 0, old.clone()),
+        "history uses the first key"
+    );
+    assert_eq!(got[1].2, new, "{got:?}");
+    assert_eq!(got[2].2, new, "{got:?}");
+    let (status, body) = server.send(
+        "PUT",
+        &format!("/v1/subscriptions/{id}/grants"),
+        Some(&s.token),
+        &json!({"entries": [entry(&s, &chunks[2], &bob.did, &bob.recipient)]}),
+    );
+    assert_eq!(
+        (status, body["error"]["field"].as_str()),
+        (409, Some("entries[0].buyer.publicKeyHex")),
+        "{body}"
+    );
+}
+
+/// The granter's loop with the typed client, as the seller: read the
+/// pending pairs of the topic, wrap each chunk key to the key named, store
+/// them; nothing is pending afterwards, and the buyer's key opens what was
+/// stored.
+fn the_client_grants_what_is_pending(db: Db) {
+    use sealstream_api::listings::WrappedKey;
+    use sealstream_api::subscriptions::{PostSubscriptionGrants, SubscriptionGrantEntry};
+    use sealstream_client::market::MarketClient;
+
+    let server = TestServer::start(db);
+    let s = seller(&server, json!("all"));
+    let now = unix_now() as i64;
+    let chunks = chain_at(&server, &s, &[now - 30, now - 20, now + 100]);
+    let carol = buyer(&server);
+    let (id, _) = paid_subscription(&server, &s, &carol);
+    let key = MachineSigningKey::from_hex(&s.key.to_hex_secret(), "owner key").unwrap();
+    let mut client = MarketClient::new(&server.base, key);
+    let pending = client
+        .pending_subscription_grants(&s.machine.did, TOPIC, Some(2))
+        .unwrap();
+    assert_eq!(pending.items.len(), 2);
+    assert!(pending.more, "3 pairs, 2 asked for");
+    let all = client
+        .pending_subscription_grants(&s.machine.did, TOPIC, None)
+        .unwrap();
+    assert_eq!(all.items.len(), 3);
+    let entries = all
+        .items
+        .iter()
+        .map(|p| {
+            let buyer = CoreBuyer::new(&p.buyer_id, &p.buyer_public_key_hex).unwrap();
+            let e = grant_entry(&chunks[p.index as usize].envelope, &s.recipient, &buyer).unwrap();
+            SubscriptionGrantEntry {
+                index: p.index,
+                chunk_id: e.chunk_id,
+                buyer: WrappedKey {
+                    recipient_id: e.buyer.recipient_id,
+                    recipient_type: e.buyer.recipient_type,
+                    algorithm: e.buyer.algorithm,
+                    public_key_hex: e.buyer.public_key_hex,
+                    wrapped_key_hex: e.buyer.wrapped_key_hex,
+                },
+            }
+        })
+        .collect::<Vec<_>>();
+    let stored = client
+        .store_subscription_grants(
+            &id,
+            &PostSubscriptionGrants {
+                entries: entries.clone(),
+            },
+        )
+        .unwrap();
+    assert_eq!((stored.stored, stored.already), (3, 0));
+    let left = client
+        .pending_subscription_grants(&s.machine.did, TOPIC, None)
+        .unwrap();
+    assert!(left.items.is_empty() && !left.more, "{left:?}");
+    // The buyer's key opens each stored key, and it is the chunk's.
+    for e in &entries {
+        let key =
+            sealstream_core::chunk::ChunkKey::unwrap(&e.buyer.wrapped_key_hex, &carol.recipient)
+                .expect("the buyer's key opens it");
+        assert_eq!(
+            key.commitment(),
+            chunks[e.index as usize].envelope.encryption.key_commitment
+        );
+    }
+}
+
+/// The EVM rail: each period's order is paid on chain and its proof
+/// checked by the node exactly as an order's; a transaction pays one
+/// period only.
+fn periods_paid_on_chain(db: Db) {
+    let anvil = Anvil::start();
+    let url = anvil.url.clone();
+    let server = TestServer::start_with(db, move |c| {
+        c.evm_rpc.insert(BASE_CHAIN_ID, url);
+        c.confirmations = Some(1);
+        c.payment_poll = std::time::Duration::from_secs(3600);
+    });
+    let pay_to = anvil.account(2).address;
+    let rail = native_rail(BASE_CHAIN_ID, &pay_to.to_string());
+    let s = seller_on(&server, |m| {
+        listing_on(m, json!("none"), rail, "1000000000000000")
+    });
+    let payer = anvil.account(1);
+    let key =
+        MachineSigningKey::from_hex(payer.private_key.trim_start_matches("0x"), "dev key").unwrap();
+    let bob = buyer_with_key(&server, key);
+    let sub = subscribe(&server, &bob, &s.listing_id);
+    let id = sub["id"].as_str().unwrap().to_string();
+    assert_eq!(sub["payment"]["rail"], "evm");
+    assert_eq!(sub["payment"]["payer"], payer.address.to_string());
+    let proof = |order: &str, hash: &str| {
+        json!({"txHash": hash, "orderId": order, "chain": "base",
+               "payerAddress": payer.address.to_string(), "payeeAddress": pay_to.to_string(),
+               "amount": "0.001", "tokenAddress": null, "token": "ETH"})
+    };
+    let post = |order: &str, hash: &str| {
+        server.send(
+            "POST",
+            &format!("/v1/orders/{order}/payment-proof"),
+            None,
+            &proof(order, hash),
+        )
+    };
+    let first = unpaid_order(&sub);
+    let hash = anvil
+        .send_native(payer.address, pay_to, 1_000_000_000_000_000)
+        .to_string();
+    let (status, answer) = post(&first, &hash);
+    assert_eq!(
+        (status, answer["accepted"].as_bool()),
+        (200, Some(true)),
+        "{answer}"
+    );
+    assert_eq!(show(&server, &id, &bob.token)["state"], "active");
+    // The same transaction does not pay the renewal too.
+    let (status, renewal) = server.send(
+        "POST",
+        &format!("/v1/subscriptions/{id}/renewals"),
+        Some(&bob.token),
+        &json!({}),
+    );
+    assert_eq!(status, 201, "{renewal}");
+    let second = unpaid_order(&renewal);
+    let (status, answer) = post(&second, &hash);
+    assert_eq!(
+        (status, answer["error"]["field"].as_str()),
+        (409, Some("txHash")),
+        "{answer}"
+    );
+    // Underpaid: refused naming the amount, the period still unpaid.
+    let short = anvil.send_native(payer.address, pay_to, 1_000).to_string();
+    let (status, answer) = post(&second, &short);
+    assert_eq!(status, 422, "{answer}");
+    assert_eq!(unpaid_order(&show(&server, &id, &bob.token)), second);
+    let paid = anvil
+        .send_native(payer.address, pay_to, 1_000_000_000_000_000)
+        .to_string();
+    let (status, answer) = post(&second, &paid);
+    assert_eq!(
+        (status, answer["accepted"].as_bool()),
+        (200, Some(true)),
+        "{answer}"
+    );
+    let renewed = show(&server, &id, &bob.token);
+    assert_eq!(
+        unix(&renewed["paidThrough"]) - unix(&renewed["activeFrom"]),
+        2 * PERIOD
+    );
+}
+
+/// Migration 0013: listings and orders made before it are dataset
+/// listings and orders of no subscription.
+fn older_listings_are_dataset_listings(db: Db) {
+    let server = TestServer::start_prepared(
+        db,
+        |url| {
+            let pool = common::migrate_below(db, url, 13);
+            block_on(
+                sqlx::query(
+                    "INSERT INTO listings (id, owner_did, dataset_id, title, description, tags, \
+                     sample_chunk_indexes, price_amount, price_key, rail, delivery, state, \
+                     created_at, updated_at) VALUES ('ls_old', 'did:peaq:0x1', 'ds_old', 'Old', '', \
+                     '[]', '[]', '5', '5', '{}', '[\"api\"]', 'draft', '2026-01-01T00:00:00Z', \
+                     '2026-01-01T00:00:00Z')",
+                )
+                .execute(&pool),
+            )
+            .unwrap();
+            block_on(
+                sqlx::query(
+                    "INSERT INTO orders (id, listing_id, dataset_id, seller_did, buyer_did, \
+                     buyer_id, buyer_public_key_hex, amount, rail, state, created_at) VALUES \
+                     ('ord_old', 'ls_old', 'ds_old', 's', 'b', 'b', '00', '5', '{}', 'paid', \
+                     '2026-01-01T00:00:00Z')",
+                )
+                .execute(&pool),
+            )
+            .unwrap();
+            block_on(pool.close());
+        },
+        |_| {},
+    );
+    let (kind, terms): (String, Option<String>) = block_on(
+        sqlx::query_as("SELECT kind, subscription FROM listings WHERE id = 'ls_old'")
+            .fetch_one(server.store.pool()),
+    )
+    .unwrap();
+    assert_eq!((kind.as_str(), terms), ("dataset", None));
+    let sub: Option<String> = block_on(
+        sqlx::query_scalar("SELECT subscription_id FROM orders WHERE id = 'ord_old'")
+            .fetch_one(server.store.pool()),
+    )
+    .unwrap();
+    assert_eq!(sub, None);
+}
+
+on_both_databases!(
+    the_client_grants_what_is_pending,
+    older_listings_are_dataset_listings,
+    periods_paid_on_chain,
+    lifecycle_on_invoice,
+    a_renewal_in_grace_continues_without_a_gap,
+    cancel_and_revoke,
+    refusals_name_the_field,
+    only_the_buyer_and_the_seller_see_it,
+    entitled_pairs_and_grants,
+    a_rotated_key_applies_from_its_renewal,
+);
