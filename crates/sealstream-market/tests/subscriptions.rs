@@ -1021,7 +1021,59 @@ fn older_listings_are_dataset_listings(db: Db) {
     assert_eq!(sub, None);
 }
 
+/// A period's payment short of its confirmations is held as a claim and
+/// confirmed by the payment watcher, which activates the subscription.
+fn a_period_confirmed_by_the_watcher(db: Db) {
+    let anvil = Anvil::start();
+    let url = anvil.url.clone();
+    let server = TestServer::start_with(db, move |c| {
+        c.evm_rpc.insert(BASE_CHAIN_ID, url);
+        c.confirmations = Some(3);
+        c.payment_poll = std::time::Duration::from_secs(3600);
+    });
+    let pay_to = anvil.account(2).address;
+    let rail = native_rail(BASE_CHAIN_ID, &pay_to.to_string());
+    let s = seller_on(&server, |m| listing_on(m, json!("none"), rail, "1000"));
+    let payer = anvil.account(1);
+    let key =
+        MachineSigningKey::from_hex(payer.private_key.trim_start_matches("0x"), "dev key").unwrap();
+    let dan = buyer_with_key(&server, key);
+    let sub = subscribe(&server, &dan, &s.listing_id);
+    let id = sub["id"].as_str().unwrap().to_string();
+    let order = unpaid_order(&sub);
+    let hash = anvil.send_native(payer.address, pay_to, 1000).to_string();
+    let (status, answer) = server.send(
+        "POST",
+        &format!("/v1/orders/{order}/payment-proof"),
+        None,
+        &json!({"txHash": hash, "orderId": order, "chain": "base",
+                "payerAddress": payer.address.to_string(), "payeeAddress": pay_to.to_string(),
+                "amount": "0.000000000000001", "tokenAddress": null, "token": "ETH"}),
+    );
+    assert_eq!(
+        (status, answer["status"].as_str()),
+        (200, Some("awaiting-confirmations")),
+        "{answer}"
+    );
+    assert_eq!(show(&server, &id, &dan.token)["state"], "awaiting-payment");
+    anvil.mine(3);
+    block_on(sealstream_market::orders::watcher::watch_once(
+        &server.state,
+    ))
+    .expect("a sweep");
+    let active = show(&server, &id, &dan.token);
+    assert_eq!(active["state"], "active", "{active}");
+    assert_eq!(
+        events(&server, &id, &dan.token)
+            .iter()
+            .map(|(e, _, _)| e.as_str())
+            .collect::<Vec<_>>(),
+        ["created", "activated"]
+    );
+}
+
 on_both_databases!(
+    a_period_confirmed_by_the_watcher,
     the_client_grants_what_is_pending,
     older_listings_are_dataset_listings,
     periods_paid_on_chain,

@@ -129,6 +129,17 @@ fn a_subscription_on_the_invoice_rail_with_the_cli_only() {
         stderr(&out)
     );
 
+    // The period is an order: `market order show` says whose.
+    let out = run_ok(
+        market_cmd(server, &buyer_sk, &["order", "show", &first_order]),
+        "order show",
+    );
+    assert!(
+        stderr(&out).contains(&format!("pays:   a period of subscription {sub}")),
+        "{}",
+        stderr(&out)
+    );
+
     // The seller marks the period paid: active.
     run_ok(
         market_cmd(

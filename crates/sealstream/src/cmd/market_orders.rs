@@ -82,6 +82,14 @@ fn next_steps(order: &OrderView, session: &MarketSession, as_buyer: bool) -> Vec
             }
         }
     }
+    if let Some(sub) = &order.subscription_id {
+        // A subscription's period: its chunks are granted to the
+        // subscription, not released with the order.
+        lines.push(format!(
+            "  pays:   a period of subscription {sub} (sealstream market subscription show {sub})"
+        ));
+        return lines;
+    }
     if as_buyer && order.state != OrderState::Cancelled {
         let link = order_command("link", &order.id, server, key);
         lines.push(if order.state == OrderState::Granted {
