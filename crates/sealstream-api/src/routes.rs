@@ -332,6 +332,26 @@ pub fn subscription_grants(id: &str) -> String {
     fill(SUBSCRIPTION_GRANTS, &[id])
 }
 
+/// [`SUBSCRIPTION_FEED`], after chunk `after` if given.
+pub fn subscription_feed(id: &str, after: Option<u64>) -> String {
+    with_query(
+        fill(SUBSCRIPTION_FEED, &[id]),
+        &crate::errors::encode_query(&crate::subscriptions::FeedQuery {
+            after: after.map(|a| a.to_string()),
+        }),
+    )
+}
+
+/// [`SUBSCRIPTION_CHUNK_CIPHERTEXT`].
+pub fn subscription_chunk_ciphertext(id: &str, index: u64) -> String {
+    fill(SUBSCRIPTION_CHUNK_CIPHERTEXT, &[id, &index.to_string()])
+}
+
+/// [`SUBSCRIPTION_CHUNK_ENVELOPE`].
+pub fn subscription_chunk_envelope(id: &str, index: u64) -> String {
+    fill(SUBSCRIPTION_CHUNK_ENVELOPE, &[id, &index.to_string()])
+}
+
 /// [`TOPIC_PENDING_GRANTS`], at most `limit` pairs.
 pub fn topic_pending_grants(did: &str, topic: &str, limit: Option<u32>) -> String {
     with_query(

@@ -392,9 +392,9 @@ pub struct FeedChunk {
     pub previous_chunk_id: Option<String>,
     /// When the market accepted it, `t(c)` (UTC).
     pub accepted_at: String,
-    /// The envelope, exactly as the machine signed it.
+    /// The envelope, as the machine signed it.
     #[cfg_attr(feature = "openapi", schema(value_type = Object))]
-    pub envelope: Value,
+    pub envelope: crate::JsonDocument,
     /// The chunk key wrapped to the buyer key in force at `t(c)`.
     pub buyer: WrappedKey,
     /// The ciphertext's route on this server (relative to its base URL).

@@ -947,7 +947,7 @@ fn open_chunk(
     key: &RecipientSecretKey,
 ) -> Vec<u8> {
     let envelope =
-        sealstream_core::chunk::ChunkEnvelope::parse(c.envelope.to_string().as_bytes()).unwrap();
+        sealstream_core::chunk::ChunkEnvelope::from_json(&c.envelope.to_core().unwrap()).unwrap();
     sealstream_core::chunk::verify_signed(&envelope).unwrap();
     let answer =
         sealstream_testkit::http::send(server.request("GET", &c.ciphertext_path, Some(token)));

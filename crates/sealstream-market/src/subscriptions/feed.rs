@@ -293,9 +293,11 @@ impl Follow {
                 chunk_id: row.chunk_id,
                 previous_chunk_id: row.previous_chunk_id,
                 accepted_at: row.received_at,
-                envelope: serde_json::from_str(&row.envelope).map_err(|e| {
-                    ApiError::internal("stored envelope", format!("chunk {index}: {e}"))
-                })?,
+                envelope: sealstream_api::JsonDocument(
+                    serde_json::from_str(&row.envelope).map_err(|e| {
+                        ApiError::internal("stored envelope", format!("chunk {index}: {e}"))
+                    })?,
+                ),
                 buyer: WrappedKey {
                     recipient_id,
                     recipient_type: sealstream_core::chunk::recipient_type::BUYER.to_string(),
@@ -303,9 +305,9 @@ impl Follow {
                     public_key_hex,
                     wrapped_key_hex,
                 },
-                ciphertext_path: sealstream_api::routes::SUBSCRIPTION_CHUNK_CIPHERTEXT
-                    .replace("{id}", &self.id)
-                    .replace("{index}", &index.to_string()),
+                ciphertext_path: sealstream_api::routes::subscription_chunk_ciphertext(
+                    &self.id, index,
+                ),
                 size: row.size,
             };
             self.queue
