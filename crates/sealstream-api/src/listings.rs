@@ -106,7 +106,7 @@ pub struct SubscriptionTerms {
     pub grace_seconds: u64,
     /// `"none"` (default), `"all"` or `{"lastChunks": N}`.
     #[serde(default)]
-    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    #[cfg_attr(feature = "openapi", schema(value_type = Value))]
     pub history: HistoryPolicy,
 }
 

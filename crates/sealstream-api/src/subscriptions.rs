@@ -146,8 +146,9 @@ pub struct SubscriptionView {
     pub period_seconds: u64,
     /// Grace seconds (fixed at creation).
     pub grace_seconds: u64,
-    /// History policy (fixed at creation).
-    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    /// History policy (fixed at creation): `"none"`, `"all"` or
+    /// `{"lastChunks": N}`.
+    #[cfg_attr(feature = "openapi", schema(value_type = Value))]
     pub history: HistoryPolicy,
     /// Price of a period, base units (fixed at creation).
     pub amount: String,

@@ -4,7 +4,7 @@
 //! - [`market`]: a signed-in session (Sign-In with Ethereum with a
 //!   secp256k1 key), the HTTP stack and its errors; the typed requests of
 //!   each resource: [`ingest`] (chunk uploads, chains), [`machines`],
-//!   [`datasets`], [`listings`], [`orders`], and [`account`] (the
+//!   [`datasets`], [`listings`], [`orders`], [`subscriptions`], and [`account`] (the
 //!   session, roles, the audit head, the receipt key, the catalog).
 //! - [`upload`]: a chain directory uploaded from the first chunk the server
 //!   does not hold (`market upload`, `publish --to`).
@@ -32,4 +32,5 @@ pub mod machines;
 pub mod market;
 pub mod orders;
 pub mod seller;
+pub mod subscriptions;
 pub mod upload;

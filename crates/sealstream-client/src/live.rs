@@ -11,20 +11,18 @@
 //!   chunk before it, the ciphertext's hash, the key's commitment, the
 //!   plaintext's hash).
 //!
-//! Merge note: `pending_subscription_grants` and `store_subscription_grants`
-//! are written here as in the typed client of part A (`subscriptions.rs` of
-//! branch wt17-subs), same signatures; keep one of each when merging.
+//! The granter uses part A's typed client (`pending_subscription_grants`,
+//! `store_subscription_grants` in [`crate::subscriptions`]).
 
 use std::collections::BTreeMap;
 use std::io::BufReader;
 
-use reqwest::Method;
 use sealstream_api::listings::ListingKind;
 use sealstream_api::listings::WrappedKey;
 use sealstream_api::routes;
 use sealstream_api::subscriptions::{
-    read_feed_event, FeedChunk, FeedEvent, FeedReadError, PendingGrant, PendingGrants,
-    PostSubscriptionGrants, SubscriptionGrantEntry, SubscriptionGrantsStored,
+    read_feed_event, FeedChunk, FeedEvent, FeedReadError, PendingGrant, PostSubscriptionGrants,
+    SubscriptionGrantEntry,
 };
 use sealstream_core::access::{grant_entry_as, Buyer, GrantError};
 use sealstream_core::chunk::{
@@ -32,7 +30,7 @@ use sealstream_core::chunk::{
 };
 use sealstream_core::keys::RecipientSecretKey;
 
-use crate::market::{json_body, ClientError, MarketClient};
+use crate::market::{ClientError, MarketClient};
 
 /// Largest envelope read (bytes).
 const MAX_ENVELOPE: u64 = 4 << 20;
@@ -42,30 +40,6 @@ pub const MAX_CIPHERTEXT: u64 = 256 << 20;
 const PENDING_PAGE: u32 = 500;
 
 impl MarketClient {
-    /// The (subscription, chunk, key) pairs of a topic entitled and not yet
-    /// granted (the machine's owner, or an admin).
-    pub fn pending_subscription_grants(
-        &mut self,
-        machine_did: &str,
-        topic: &str,
-        limit: Option<u32>,
-    ) -> Result<PendingGrants, ClientError> {
-        self.get(&routes::topic_pending_grants(machine_did, topic, limit))
-    }
-
-    /// Stores chunk keys wrapped for a subscriber (the seller).
-    pub fn store_subscription_grants(
-        &mut self,
-        id: &str,
-        request: &PostSubscriptionGrants,
-    ) -> Result<SubscriptionGrantsStored, ClientError> {
-        self.call(
-            Method::PUT,
-            &routes::subscription_grants(id),
-            json_body(request),
-        )
-    }
-
     /// Opens the feed of subscription `id` (its buyer), after chunk
     /// `after` if given.
     pub fn subscription_feed(

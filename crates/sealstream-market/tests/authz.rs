@@ -41,7 +41,7 @@ use common::listings_fixtures::listing_body;
 use common::world::{
     chunk_key, chunks_path, new_did, signed_manifest, upload_body, world, World, CHUNKS, TOPIC,
 };
-use common::{block_on, files_under, Db, TestServer};
+use common::{block_on, files_under, path_segment, Db, TestServer};
 use sealstream_core::identity::{eip191_sign, Did};
 use sealstream_core::keys::{ChainSigningKey, MachineSigningKey, RecipientSecretKey};
 use sealstream_market::store::Engine;
@@ -261,6 +261,10 @@ fn matrix(w: &World) -> Vec<Case> {
     let missing_ord = "ord_000000000000000000000000deadbeef";
     let ord = |id: &str, rest: &str| format!("/v1/orders/{id}{rest}");
     let all_orders = vec![o.awaiting.clone(), o.to_cancel.clone(), o.paid.clone(), o.granted.clone()];
+    let su = &w.subscriptions;
+    let all_subs = vec![su.awaiting.clone(), su.active.clone(), su.to_revoke.clone()];
+    let missing_sub = "sub_000000000000000000000000deadbeef";
+    let sub = |id: &str, rest: &str| format!("/v1/subscriptions/{id}{rest}");
     let granted = &o.granted;
     let (release, confirmation) = (&o.release_link, &o.confirmation_link);
 
@@ -411,6 +415,43 @@ fn matrix(w: &World) -> Vec<Case> {
                                                                                "U  O  H  H  H  H  H  H")
             .json(json!({"reference": "INV-2026-0042"}))
             .hidden(&o.awaiting, missing_ord),
+        // Subscriptions: made by buyers, seen by their buyer and seller
+        // only; the buyer cancels and renews, the seller revokes; the
+        // granter (the machine's owner, or the admin for the server's
+        // granter) reads the pending pairs and stores grants.
+        row("POST", "/v1/subscriptions", "/v1/subscriptions".into(),           "U  C  O  O  F  F  F  F")
+            .json(json!({"listingId": su.listing,
+                         "buyerPublicKeyHex": RecipientSecretKey::generate().public_key().to_hex()})),
+        row("GET", "/v1/subscriptions", "/v1/subscriptions?as=seller&limit=200".into(),
+                                                                               "U  O  S  S  S  S  S  S")
+            .private(all_subs.clone()),
+        row("GET", "/v1/subscriptions", "/v1/subscriptions?as=buyer&limit=200".into(),
+                                                                               "U  S  S  O  S  S  S  S")
+            .private(all_subs),
+        row("GET", "/v1/subscriptions/{id}", sub(&su.active, ""),             "U  O  H  O  H  H  H  H")
+            .hidden(&su.active, missing_sub),
+        row("GET", "/v1/subscriptions/{id}/history", sub(&su.active, "/history"),
+                                                                               "U  O  H  O  H  H  H  H")
+            .hidden(&su.active, missing_sub),
+        row("PUT", "/v1/subscriptions/{id}/grants", sub(&su.active, "/grants"),
+                                                                               "U  O  H  H  H  O  H  H")
+            .json(json!({"entries": [su.entry]}))
+            .hidden(&su.active, missing_sub),
+        row("GET", "/v1/machines/{did}/topics/{topic}/subscription-grants",
+            format!("/v1/machines/{}/topics/{}/subscription-grants", path_segment(m), path_segment(TOPIC)),
+                                                                               "U  O  H  H  H  O  H  H"),
+        row("POST", "/v1/subscriptions/{id}/renewals", sub(&su.active, "/renewals"),
+                                                                               "U  H  H  O  H  H  H  H")
+            .json(json!({}))
+            .hidden(&su.active, missing_sub),
+        row("POST", "/v1/subscriptions/{id}/cancel", sub(&su.awaiting, "/cancel"),
+                                                                               "U  H  H  O  H  H  H  H")
+            .json(json!({}))
+            .hidden(&su.awaiting, missing_sub),
+        row("POST", "/v1/subscriptions/{id}/revoke", sub(&su.to_revoke, "/revoke"),
+                                                                               "U  O  H  H  H  H  H  H")
+            .json(json!({"reason": "end of the trial"}))
+            .hidden(&su.to_revoke, missing_sub),
         row("POST", "/v1/orders/{id}/cancel", ord(&o.to_cancel, "/cancel"),   "U  H  H  O  H  H  H  H")
             .json(json!({}))
             .hidden(&o.to_cancel, missing_ord),

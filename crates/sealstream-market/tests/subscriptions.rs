@@ -9,16 +9,17 @@
 
 mod common;
 
+use common::anvil::{Anvil, BASE_CHAIN_ID};
 use common::chains::{insert_chain, insert_machine, new_owner, write_chain_to, TestMachine};
 use common::listings_fixtures::audit_actions;
-use common::orders_fixtures::{buyer, invoice_rail, mark_paid, Buyer};
+use common::orders_fixtures::{buyer, buyer_with_key, invoice_rail, mark_paid, native_rail, Buyer};
 use common::{block_on, path_segment, unix_now, Db, TestServer};
 use sealstream_api::subscriptions::{
     read_feed_event, FeedChunk, FeedEvent, FeedState, FeedStatus, SubscriptionState,
 };
 use sealstream_core::access::{grant_entry, Buyer as CoreBuyer};
 use sealstream_core::chunk::{ChainState, SealedChunk};
-use sealstream_core::keys::RecipientSecretKey;
+use sealstream_core::keys::{MachineSigningKey, RecipientSecretKey};
 use sealstream_market::auth::Role;
 use sealstream_testkit::on_both_databases;
 use serde_json::{json, Value};
@@ -42,26 +43,29 @@ struct Seller {
 }
 
 fn listing_body(machine_did: &str, history: Value) -> Value {
+    listing_on(machine_did, history, invoice_rail(), "900")
+}
+
+fn listing_on(machine_did: &str, history: Value, rail: Value, price: &str) -> Value {
     json!({
         "kind": "subscription",
         "title": "Live GPS fixes, truck 7",
-        "price": "900",
-        "rail": invoice_rail(),
+        "price": price,
+        "rail": rail,
         "subscription": {"machineDid": machine_did, "topic": TOPIC,
                          "periodSeconds": PERIOD, "graceSeconds": GRACE, "history": history}
     })
 }
 
 fn seller(server: &TestServer, history: Value) -> Seller {
+    seller_on(server, |machine| listing_body(machine, history))
+}
+
+fn seller_on(server: &TestServer, body: impl FnOnce(&str) -> Value) -> Seller {
     let (_, did) = new_owner();
     let token = server.session_for(&did, &[Role::Owner]);
     let machine = insert_machine(server, &did);
-    let (status, listing) = server.send(
-        "POST",
-        "/v1/listings",
-        Some(&token),
-        &listing_body(&machine.did, history),
-    );
+    let (status, listing) = server.send("POST", "/v1/listings", Some(&token), &body(&machine.did));
     assert_eq!(status, 201, "{listing}");
     assert_eq!(listing["kind"], "subscription");
     assert!(listing.get("dataset").is_none(), "{listing}");
@@ -319,9 +323,8 @@ fn cancel_and_revoke(db: Db) {
         &json!({}),
     );
     assert_eq!(
-        (status, body["error"]["field"].as_str()),
-        (409, Some("id")),
-        "{body}"
+        status, 404,
+        "the seller revokes, it does not cancel: {body}"
     );
     let (status, cancelled) = server.send(
         "POST",
@@ -353,7 +356,6 @@ fn cancel_and_revoke(db: Db) {
     for (token, body, status, field) in [
         (&s.token, json!({"reason": " "}), 400, "reason"),
         (&s.token, json!({"reason": "x".repeat(501)}), 400, "reason"),
-        (&erin.token, json!({"reason": "mine"}), 409, "id"),
     ] {
         let (got, reply) = server.send(
             "POST",
@@ -589,7 +591,14 @@ fn only_the_buyer_and_the_seller_see_it(db: Db) {
     let (_, sold) = server.get("/v1/subscriptions?as=seller", Some(&s.token));
     assert_eq!(sold["items"][0]["id"], id.as_str());
     let (_, sold) = server.get("/v1/subscriptions?as=seller", Some(&alice.token));
-    assert_eq!(sold.get("items"), None, "a buyer sells nothing: {sold}");
+    assert_eq!(sold["items"], json!([]), "a buyer sells nothing: {sold}");
+    let (status, _) = server.send(
+        "POST",
+        &format!("/v1/subscriptions/{id}/revoke"),
+        Some(&alice.token),
+        &json!({"reason": "mine"}),
+    );
+    assert_eq!(status, 404, "the buyer cancels, it does not revoke");
     // The pending grants of the topic: the machine's owner only.
     let path = format!(
         "/v1/machines/{}/topics/{}/subscription-grants",
@@ -1169,7 +1178,139 @@ fn a_feed_is_its_buyers_only(db: Db) {
     assert!(open_feed(&server, id, &carol.token, "", None).is_ok());
 }
 
+/// The EVM rail: each period's order is paid on chain and its proof
+/// checked by the node exactly as an order's; a transaction pays one
+/// period only.
+fn periods_paid_on_chain(db: Db) {
+    let anvil = Anvil::start();
+    let url = anvil.url.clone();
+    let server = TestServer::start_with(db, move |c| {
+        c.evm_rpc.insert(BASE_CHAIN_ID, url);
+        c.confirmations = Some(1);
+        c.payment_poll = std::time::Duration::from_secs(3600);
+    });
+    let pay_to = anvil.account(2).address;
+    let rail = native_rail(BASE_CHAIN_ID, &pay_to.to_string());
+    let s = seller_on(&server, |m| {
+        listing_on(m, json!("none"), rail, "1000000000000000")
+    });
+    let payer = anvil.account(1);
+    let key =
+        MachineSigningKey::from_hex(payer.private_key.trim_start_matches("0x"), "dev key").unwrap();
+    let bob = buyer_with_key(&server, key);
+    let sub = subscribe(&server, &bob, &s.listing_id);
+    let id = sub["id"].as_str().unwrap().to_string();
+    assert_eq!(sub["payment"]["rail"], "evm");
+    assert_eq!(sub["payment"]["payer"], payer.address.to_string());
+    let proof = |order: &str, hash: &str| {
+        json!({"txHash": hash, "orderId": order, "chain": "base",
+               "payerAddress": payer.address.to_string(), "payeeAddress": pay_to.to_string(),
+               "amount": "0.001", "tokenAddress": null, "token": "ETH"})
+    };
+    let post = |order: &str, hash: &str| {
+        server.send(
+            "POST",
+            &format!("/v1/orders/{order}/payment-proof"),
+            None,
+            &proof(order, hash),
+        )
+    };
+    let first = unpaid_order(&sub);
+    let hash = anvil
+        .send_native(payer.address, pay_to, 1_000_000_000_000_000)
+        .to_string();
+    let (status, answer) = post(&first, &hash);
+    assert_eq!(
+        (status, answer["accepted"].as_bool()),
+        (200, Some(true)),
+        "{answer}"
+    );
+    assert_eq!(show(&server, &id, &bob.token)["state"], "active");
+    // The same transaction does not pay the renewal too.
+    let (status, renewal) = server.send(
+        "POST",
+        &format!("/v1/subscriptions/{id}/renewals"),
+        Some(&bob.token),
+        &json!({}),
+    );
+    assert_eq!(status, 201, "{renewal}");
+    let second = unpaid_order(&renewal);
+    let (status, answer) = post(&second, &hash);
+    assert_eq!(
+        (status, answer["error"]["field"].as_str()),
+        (409, Some("txHash")),
+        "{answer}"
+    );
+    // Underpaid: refused naming the amount, the period still unpaid.
+    let short = anvil.send_native(payer.address, pay_to, 1_000).to_string();
+    let (status, answer) = post(&second, &short);
+    assert_eq!(status, 422, "{answer}");
+    assert_eq!(unpaid_order(&show(&server, &id, &bob.token)), second);
+    let paid = anvil
+        .send_native(payer.address, pay_to, 1_000_000_000_000_000)
+        .to_string();
+    let (status, answer) = post(&second, &paid);
+    assert_eq!(
+        (status, answer["accepted"].as_bool()),
+        (200, Some(true)),
+        "{answer}"
+    );
+    let renewed = show(&server, &id, &bob.token);
+    assert_eq!(
+        unix(&renewed["paidThrough"]) - unix(&renewed["activeFrom"]),
+        2 * PERIOD
+    );
+}
+
+/// Migration 0013: listings and orders made before it are dataset
+/// listings and orders of no subscription.
+fn older_listings_are_dataset_listings(db: Db) {
+    let server = TestServer::start_prepared(
+        db,
+        |url| {
+            let pool = common::migrate_below(db, url, 13);
+            block_on(
+                sqlx::query(
+                    "INSERT INTO listings (id, owner_did, dataset_id, title, description, tags, \
+                     sample_chunk_indexes, price_amount, price_key, rail, delivery, state, \
+                     created_at, updated_at) VALUES ('ls_old', 'did:peaq:0x1', 'ds_old', 'Old', '', \
+                     '[]', '[]', '5', '5', '{}', '[\"api\"]', 'draft', '2026-01-01T00:00:00Z', \
+                     '2026-01-01T00:00:00Z')",
+                )
+                .execute(&pool),
+            )
+            .unwrap();
+            block_on(
+                sqlx::query(
+                    "INSERT INTO orders (id, listing_id, dataset_id, seller_did, buyer_did, \
+                     buyer_id, buyer_public_key_hex, amount, rail, state, created_at) VALUES \
+                     ('ord_old', 'ls_old', 'ds_old', 's', 'b', 'b', '00', '5', '{}', 'paid', \
+                     '2026-01-01T00:00:00Z')",
+                )
+                .execute(&pool),
+            )
+            .unwrap();
+            block_on(pool.close());
+        },
+        |_| {},
+    );
+    let (kind, terms): (String, Option<String>) = block_on(
+        sqlx::query_as("SELECT kind, subscription FROM listings WHERE id = 'ls_old'")
+            .fetch_one(server.store.pool()),
+    )
+    .unwrap();
+    assert_eq!((kind.as_str(), terms), ("dataset", None));
+    let sub: Option<String> = block_on(
+        sqlx::query_scalar("SELECT subscription_id FROM orders WHERE id = 'ord_old'")
+            .fetch_one(server.store.pool()),
+    )
+    .unwrap();
+    assert_eq!(sub, None);
+}
+
 on_both_databases!(
+    older_listings_are_dataset_listings,
+    periods_paid_on_chain,
     lifecycle_on_invoice,
     a_renewal_in_grace_continues_without_a_gap,
     cancel_and_revoke,

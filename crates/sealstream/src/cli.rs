@@ -228,6 +228,28 @@ pub enum MarketCommand {
     /// marks invoice orders paid; the buyer makes release links and fetches receipts.
     #[command(subcommand, after_help = MARKET_EXIT_CODES)]
     Order(MarketOrderCommand),
+    /// As the buyer: subscribe to a published subscription listing for an X25519 key
+    /// (docs/subscriptions.md). The first period is an order of its own, paid like any
+    /// order (`market order pay`, or the seller's `market order mark-paid`); the
+    /// subscription is active from its confirmation. Prints how to pay on stderr and the
+    /// subscription id on stdout (`SUB=$(…)`; --json prints the whole answer).
+    #[command(after_help = MARKET_EXIT_CODES)]
+    Subscribe {
+        #[command(flatten)]
+        session: MarketSession,
+        /// The subscription listing id (ls_…).
+        #[arg(long, value_name = "ID")]
+        listing: String,
+        #[command(flatten)]
+        key: BuyerKey,
+        /// The recipient id of the access entries [default: the buyer's DID].
+        #[arg(long, value_name = "ID")]
+        buyer_id: Option<String>,
+    },
+    /// Subscriptions: the buyer's and the seller's view, history, cancellation (buyer),
+    /// revocation (seller) and renewal (buyer, optionally with a new key).
+    #[command(subcommand, after_help = MARKET_EXIT_CODES)]
+    Subscription(MarketSubscriptionCommand),
     // Browsing (anonymous), the session, and the owner's and admin's settings (issue 16).
     /// Sign in and print the session's bearer token on stdout, for scripts
     /// (`Authorization: Bearer TOKEN`); who signed in, with which roles and until when, on
@@ -296,7 +318,8 @@ pub struct MarketSearchArgs {
     /// Checked here on the server's results, asking for further pages as needed.
     #[arg(long = "tag", value_name = "TAG")]
     pub tags: Vec<String>,
-    /// What the listing sells: dataset (every listing of this market sells a dataset).
+    /// What the listing sells: dataset (a signed range of a chain) or subscription (a
+    /// machine's topic as it is recorded, paid per period).
     #[arg(long, value_enum, value_name = "KIND")]
     pub kind: Option<CatalogKind>,
     /// Only listings paid on this rail. Checked here on the server's results, asking for
@@ -325,6 +348,8 @@ pub struct MarketSearchArgs {
 pub enum CatalogKind {
     /// A signed dataset: a range of one machine's chain.
     Dataset,
+    /// A subscription: a machine's topic as it is recorded, paid per period.
+    Subscription,
 }
 
 /// A payment rail, as `market search --rail` names it.
@@ -588,6 +613,9 @@ pub enum MarketListingCommand {
     /// sampleChunkIndexes). Complete examples: docs/examples/listing.json (invoice rail)
     /// and docs/examples/listing-evm.json (EVM rail); the fields and the rail format are in
     /// docs/market-design.md, "Listing documents"; --dataset-id names the dataset on sale.
+    /// A subscription listing (`"kind": "subscription"`, docs/subscriptions.md) sells a
+    /// machine's topic as it is recorded, per period, instead of a dataset: complete
+    /// example docs/examples/listing-subscription.json; --machine-did names the machine.
     /// An EVM rail must name a chain the server
     /// verifies payments on (its --evm-rpc). The sample chunks' keys are opened with
     /// --owner-private-key-file, checked against their commitments and disclosed, so
@@ -603,6 +631,14 @@ pub enum MarketListingCommand {
         /// file's datasetId, which may then be left out (the examples leave it out).
         #[arg(long, value_name = "ID")]
         dataset_id: Option<String>,
+        /// The machine of a subscription listing (did:peaq:0x…): replaces the file's
+        /// subscription.machineDid, which may then be left out (the example leaves it out).
+        #[arg(
+            long = "machine-did",
+            value_name = "DID",
+            conflicts_with = "dataset_id"
+        )]
+        machine_did: Option<String>,
         /// File holding the owner's X25519 recipient secret key (hex); needed when the
         /// listing names sample chunks.
         #[arg(
@@ -678,6 +714,94 @@ Exit codes:
     usage_exit_line!()
 );
 
+/// The buyer's X25519 key: a secret key file (only its public part is sent) or the
+/// public key.
+#[derive(Debug, Args)]
+pub struct BuyerKey {
+    /// File holding the buyer's X25519 secret key (hex): only its public part is sent.
+    #[arg(
+        long = "buyer-private-key-file",
+        alias = "buyer-key-file",
+        value_name = "FILE",
+        required_unless_present = "buyer_public_key",
+        conflicts_with = "buyer_public_key"
+    )]
+    pub buyer_key_file: Option<PathBuf>,
+    /// The buyer's X25519 public key (hex), instead of --buyer-private-key-file.
+    #[arg(long, value_name = "HEX")]
+    pub buyer_public_key: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MarketSubscriptionCommand {
+    /// One subscription, as its buyer or seller sees it: state, paid-through time, grace
+    /// end, access end, keys, periods, and how to pay a period awaiting payment.
+    Show {
+        #[command(flatten)]
+        session: MarketSession,
+        /// The subscription id (sub_…).
+        id: String,
+    },
+    /// The subscriptions of the key signing in: its own (--as buyer) or those of its
+    /// listings (--as seller), every page: one line each on stdout.
+    List {
+        #[command(flatten)]
+        session: MarketSession,
+        /// buyer or seller.
+        #[arg(long = "as", value_name = "SIDE", default_value = "buyer", value_parser = ["buyer", "seller"])]
+        side: String,
+        /// Only subscriptions in this state (awaiting-payment, active, grace, lapsed,
+        /// cancelled, revoked).
+        #[arg(long)]
+        state: Option<String>,
+    },
+    /// As the buyer: cancel a subscription. Access runs to the end of the paid time,
+    /// without grace; an unpaid period is cancelled (a payment already sent is not
+    /// refunded).
+    Cancel {
+        #[command(flatten)]
+        session: MarketSession,
+        /// The subscription id (sub_…).
+        id: String,
+    },
+    /// As the seller: revoke a subscription, with a reason the buyer sees. Access ends
+    /// now: no chunk accepted from now on is granted to it.
+    Revoke {
+        #[command(flatten)]
+        session: MarketSession,
+        /// The subscription id (sub_…).
+        id: String,
+        /// Why (1 to 500 characters).
+        #[arg(long)]
+        reason: String,
+    },
+    /// As the buyer: ask for one more period (while active or in grace). The period is
+    /// an order of its own: pay it like any order; the paid time grows by one period
+    /// when it is confirmed (without a gap when paid in grace). With --rotate-key (or
+    /// --new-buyer-public-key), chunks accepted from the renewal's confirmation on are
+    /// wrapped to the new key only. Prints the new period's order id on stdout.
+    Renew {
+        #[command(flatten)]
+        session: MarketSession,
+        /// The subscription id (sub_…).
+        id: String,
+        /// File holding the new X25519 secret key (hex): only its public part is sent.
+        #[arg(long, value_name = "FILE", conflicts_with = "new_buyer_public_key")]
+        rotate_key: Option<PathBuf>,
+        /// The new X25519 public key (hex), instead of --rotate-key.
+        #[arg(long, value_name = "HEX")]
+        new_buyer_public_key: Option<String>,
+    },
+    /// A subscription's history (its buyer or seller): every state change with the time
+    /// it took effect, who made it and what it carried.
+    History {
+        #[command(flatten)]
+        session: MarketSession,
+        /// The subscription id (sub_…).
+        id: String,
+    },
+}
+
 #[derive(Debug, Subcommand)]
 pub enum MarketOrderCommand {
     /// As the buyer: order a published listing for an X25519 key. Prints how to pay: on an
@@ -692,18 +816,8 @@ pub enum MarketOrderCommand {
         /// The listing id (ls_…).
         #[arg(long, value_name = "ID")]
         listing: String,
-        /// File holding the buyer's X25519 secret key (hex): only its public part is sent.
-        #[arg(
-            long = "buyer-private-key-file",
-            alias = "buyer-key-file",
-            value_name = "FILE",
-            required_unless_present = "buyer_public_key",
-            conflicts_with = "buyer_public_key"
-        )]
-        buyer_key_file: Option<PathBuf>,
-        /// The buyer's X25519 public key (hex), instead of --buyer-private-key-file.
-        #[arg(long, value_name = "HEX")]
-        buyer_public_key: Option<String>,
+        #[command(flatten)]
+        key: BuyerKey,
         /// The recipient id of the access entries [default: the buyer's DID].
         #[arg(long, value_name = "ID")]
         buyer_id: Option<String>,

@@ -369,6 +369,24 @@ async fn party(tx: &mut Tx, id: &str, caller: &Principal) -> ApiResult<Subscript
     }
 }
 
+/// The subscription if `caller` is its buyer (404 otherwise: the seller
+/// revokes, it does not cancel or renew).
+async fn bought(tx: &mut Tx, id: &str, caller: &Principal) -> ApiResult<Subscription> {
+    match db::subscription(tx, id).await? {
+        Some(s) if s.buyer_did == caller.did => Ok(s),
+        _ => Err(not_found(id)),
+    }
+}
+
+/// The subscription if `caller` is its seller and still an owner (404
+/// otherwise; 403 once the seller's owner role is revoked).
+async fn sold(tx: &mut Tx, id: &str, caller: &Principal) -> ApiResult<Subscription> {
+    match db::subscription(tx, id).await? {
+        Some(s) if caller.owner_access(&s.seller_did)? => Ok(s),
+        _ => Err(not_found(id)),
+    }
+}
+
 /// The view of `s`, read in `tx`.
 async fn view(state: &AppState, tx: &mut Tx, s: &Subscription) -> ApiResult<SubscriptionView> {
     let periods = db::periods(tx, &s.id).await?;
@@ -638,9 +656,6 @@ pub async fn list(
             return Err(ApiError::bad_request(field, "not an id"));
         }
     }
-    if side == SubscriptionSide::Seller {
-        caller.require(Role::Owner)?;
-    }
     let filter = db::Filter {
         party: &caller.did,
         column: match side {
@@ -676,21 +691,15 @@ pub async fn list(
     security(("session" = [])),
     responses(
         (status = 200, description = "The cancelled subscription", body = SubscriptionView),
-        (status = 404, description = "No such subscription of the caller's", body = crate::openapi::ErrorBody),
-        (status = 409, description = "Not the buyer's to cancel, or already ended (`state`)", body = crate::openapi::ErrorBody)))]
+        (status = 404, description = "No such subscription bought by the caller", body = crate::openapi::ErrorBody),
+        (status = 409, description = "Already ended (`state`)", body = crate::openapi::ErrorBody)))]
 pub async fn cancel(
     State(state): State<AppState>,
     caller: Principal,
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<SubscriptionView>> {
     let mut tx = state.store.begin().await?;
-    let mut s = party(&mut tx, &id, &caller).await?;
-    if s.buyer_did != caller.did {
-        return Err(ApiError::conflict(
-            Some("id"),
-            "only the buyer cancels a subscription; the seller revokes it",
-        ));
-    }
+    let mut s = bought(&mut tx, &id, &caller).await?;
     let now = sealstream_core::utc::now_unix();
     settle(&mut tx, &mut s, now).await?;
     if s.state.is_final() {
@@ -734,8 +743,8 @@ pub async fn cancel(
     responses(
         (status = 200, description = "The revoked subscription", body = SubscriptionView),
         (status = 400, description = "No reason, or too long (`reason`)", body = crate::openapi::ErrorBody),
-        (status = 404, description = "No such subscription of the caller's", body = crate::openapi::ErrorBody),
-        (status = 409, description = "Not the seller's to revoke, or already ended (`state`)", body = crate::openapi::ErrorBody)))]
+        (status = 404, description = "No such subscription sold by the caller", body = crate::openapi::ErrorBody),
+        (status = 409, description = "Already ended (`state`)", body = crate::openapi::ErrorBody)))]
 pub async fn revoke(
     State(state): State<AppState>,
     caller: Principal,
@@ -753,13 +762,7 @@ pub async fn revoke(
         ));
     }
     let mut tx = state.store.begin().await?;
-    let mut s = party(&mut tx, &id, &caller).await?;
-    if !caller.owner_access(&s.seller_did)? {
-        return Err(ApiError::conflict(
-            Some("id"),
-            "only the seller revokes a subscription; the buyer cancels it",
-        ));
-    }
+    let mut s = sold(&mut tx, &id, &caller).await?;
     let now = sealstream_core::utc::now_unix();
     settle(&mut tx, &mut s, now).await?;
     if s.state.is_final() {
@@ -802,8 +805,8 @@ pub async fn revoke(
     responses(
         (status = 201, description = "The subscription with its new, unpaid period", body = SubscriptionView),
         (status = 400, description = "Malformed key (`buyerPublicKeyHex`)", body = crate::openapi::ErrorBody),
-        (status = 404, description = "No such subscription of the caller's", body = crate::openapi::ErrorBody),
-        (status = 409, description = "Not the buyer's, not active or in grace, or a period already awaits payment (`state`)", body = crate::openapi::ErrorBody)))]
+        (status = 404, description = "No such subscription bought by the caller", body = crate::openapi::ErrorBody),
+        (status = 409, description = "Not active or in grace, or a period already awaits payment (`state`)", body = crate::openapi::ErrorBody)))]
 pub async fn renew(
     State(state): State<AppState>,
     caller: Principal,
@@ -811,13 +814,7 @@ pub async fn renew(
     ApiJson(req): ApiJson<RenewSubscription>,
 ) -> ApiResult<(StatusCode, Json<SubscriptionView>)> {
     let mut tx = state.store.begin().await?;
-    let mut s = party(&mut tx, &id, &caller).await?;
-    if s.buyer_did != caller.did {
-        return Err(ApiError::conflict(
-            Some("id"),
-            "only the buyer renews a subscription",
-        ));
-    }
+    let mut s = bought(&mut tx, &id, &caller).await?;
     let new_key = match &req.buyer_public_key_hex {
         Some(k) => {
             let b = crate::orders::checked_buyer(Some(&s.buyer_id), k, &caller)?;
@@ -901,8 +898,8 @@ async fn window_of(tx: &mut Tx, s: &Subscription) -> ApiResult<(Window, Vec<KeyF
 /// an admin (the server's operator).
 #[utoipa::path(get, path = sealstream_api::routes::TOPIC_PENDING_GRANTS, tag = "subscriptions",
     params(
-        ("did" = String, Path, description = "The machine's DID"),
-        ("topic" = String, Path, description = "The topic, percent-encoded"),
+        ("did" = String, Path, description = "The machine's DID", pattern = "^did:peaq:0x[0-9a-fA-F]{40}$"),
+        ("topic" = String, Path, description = "The topic, percent-encoded", example = "/sensor/gps"),
         PendingQuery),
     security(("session" = [])),
     responses(

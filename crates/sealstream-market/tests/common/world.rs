@@ -56,6 +56,22 @@ pub struct Side {
     pub listing_draft_spare: String,
 }
 
+/// The buyer's subscriptions of A's subscription listing (A's machine and
+/// topic, invoice rail, all history).
+pub struct Subscriptions {
+    /// A's published subscription listing.
+    pub listing: String,
+    /// Awaiting its first payment: the cancel row's target.
+    pub awaiting: String,
+    /// Active: show, history, renewal and grant rows.
+    pub active: String,
+    /// Active: the revoke row's target.
+    pub to_revoke: String,
+    /// A grant entry `active` is entitled to (chunk 0, a history chunk),
+    /// wrapped to the buyer's key.
+    pub entry: Value,
+}
+
 /// The buyer's orders of A's invoice listing (over `ds_public`, chunks 0–2).
 pub struct Orders {
     /// A's published invoice listing.
@@ -91,6 +107,7 @@ pub struct World {
     pub admin_did: String,
     pub admin: String,
     pub orders: Orders,
+    pub subscriptions: Subscriptions,
     /// A second machine of A's, wrapping for an operator recipient too,
     /// whose operator key A registered with the server (no datasets, so
     /// nothing is granted with it).
@@ -320,6 +337,7 @@ pub fn world_with(db: Db, adjust: impl FnOnce(&mut Config)) -> World {
     let auditor = server.session_for(&new_did(), &[Role::Auditor]);
     let admin = server.session_for(&admin_did, &[]);
     let orders = orders(&server, &a, &buyer_did, &buyer);
+    let subscriptions = subscriptions(&server, &a, &buyer_did, &buyer);
     let (operator_machine, operator_secret) = operator_machine(&server, &a);
     World {
         server,
@@ -331,8 +349,81 @@ pub fn world_with(db: Db, adjust: impl FnOnce(&mut Config)) -> World {
         admin_did,
         admin,
         orders,
+        subscriptions,
         operator_machine,
         operator_secret,
+    }
+}
+
+/// A's subscription listing of its topic and the buyer's subscriptions.
+pub fn subscriptions(server: &TestServer, a: &Side, buyer_did: &str, buyer: &str) -> Subscriptions {
+    let owner = Some(a.owner_token.as_str());
+    let body = json!({
+        "kind": "subscription",
+        "title": "A temperatures, live",
+        "price": "300",
+        "rail": invoice_rail(),
+        "subscription": {"machineDid": a.machine_did, "topic": TOPIC,
+                         "periodSeconds": 86_400, "graceSeconds": 3_600, "history": "all"}
+    });
+    let listing = id_of(
+        server.send("POST", "/v1/listings", owner, &body),
+        201,
+        "subscription listing",
+    );
+    expect_status(
+        server.send(
+            "POST",
+            &format!("/v1/listings/{listing}/publish"),
+            owner,
+            &json!({}),
+        ),
+        200,
+        "publish",
+    );
+    let key = RecipientSecretKey::generate().public_key().to_hex();
+    let subscribe = || {
+        expect_status(
+            server.send(
+                "POST",
+                "/v1/subscriptions",
+                Some(buyer),
+                &json!({"listingId": listing, "buyerPublicKeyHex": key}),
+            ),
+            201,
+            "subscribe",
+        )
+    };
+    let paid = || {
+        let sub = subscribe();
+        let order = sub["periods"][0]["orderId"].as_str().unwrap().to_string();
+        expect_status(
+            server.send(
+                "POST",
+                &format!("/v1/orders/{order}/mark-paid"),
+                owner,
+                &json!({"reference": format!("INV-{order}")}),
+            ),
+            200,
+            "mark the first period paid",
+        );
+        sub["id"].as_str().unwrap().to_string()
+    };
+    let awaiting = subscribe()["id"].as_str().unwrap().to_string();
+    let active = paid();
+    let to_revoke = paid();
+    let core_buyer = CoreBuyer::new(buyer_did, &key).unwrap();
+    let e = grant_entry(&a.chunks[0].envelope, &a.recipient, &core_buyer).unwrap();
+    let entry = json!({"index": 0, "chunkId": e.chunk_id, "buyer": {
+        "recipientId": e.buyer.recipient_id, "recipientType": e.buyer.recipient_type,
+        "algorithm": e.buyer.algorithm, "publicKeyHex": e.buyer.public_key_hex,
+        "wrappedKeyHex": e.buyer.wrapped_key_hex}});
+    Subscriptions {
+        listing,
+        awaiting,
+        active,
+        to_revoke,
+        entry,
     }
 }
 

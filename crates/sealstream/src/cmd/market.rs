@@ -77,6 +77,13 @@ pub fn run(command: MarketCommand, ui: Ui) -> CliResult {
         MarketCommand::Dataset(c) => super::market_seller::dataset(c, ui),
         MarketCommand::Listing(c) => super::market_seller::listing(c, ui),
         MarketCommand::Order(c) => super::market_orders::run(c, ui),
+        MarketCommand::Subscribe {
+            session,
+            listing,
+            key,
+            buyer_id,
+        } => super::market_subscriptions::subscribe(&session, listing, &key, buyer_id, ui),
+        MarketCommand::Subscription(c) => super::market_subscriptions::run(c, ui),
         MarketCommand::Login { session } => super::market_account::login(&session, ui),
         MarketCommand::Search(args) => super::market_browse::search(args, ui),
         MarketCommand::Topics { session, machine } => {

@@ -7,7 +7,7 @@ use sealstream_api::listings::ListingView;
 use sealstream_api::payments::{format_units, Rail, RailKind};
 
 use super::market_session::{anonymous, client, client_error, json_answer};
-use crate::cli::{CatalogRail, MarketSearchArgs, MarketServer, MarketSession};
+use crate::cli::{CatalogKind, CatalogRail, MarketSearchArgs, MarketServer, MarketSession};
 use crate::error::{CliError, CliResult};
 use crate::ui::Ui;
 
@@ -63,6 +63,13 @@ pub fn search(args: MarketSearchArgs, ui: Ui) -> CliResult {
         topic: args.topic,
         min_price: args.min_price,
         max_price: args.max_price,
+        kind: args.kind.map(|k| {
+            match k {
+                CatalogKind::Dataset => "dataset",
+                CatalogKind::Subscription => "subscription",
+            }
+            .to_string()
+        }),
         ..CatalogQuery::default()
     };
     let mut items: Vec<CatalogItem> = Vec::new();
@@ -166,19 +173,47 @@ pub fn show_listing(server: &MarketServer, id: &str, ui: Ui) -> CliResult {
     Ok(())
 }
 
+/// A history policy in a few words (`none`, `all`, `last 100 chunks`).
+pub fn history_text(history: sealstream_api::listings::HistoryPolicy) -> String {
+    use sealstream_api::listings::HistoryPolicy;
+    match history {
+        HistoryPolicy::None => "none".into(),
+        HistoryPolicy::All => "all".into(),
+        HistoryPolicy::LastChunks(n) => format!("last {n} chunks"),
+    }
+}
+
 /// What a person needs to know of a listing, a line each.
 fn describe_listing(l: &ListingView) -> Vec<String> {
-    let d = &l.dataset;
     let mut lines = vec![
         format!("{} ({}): {}", l.id, l.state, l.title),
         format!("  provider: {}", l.owner_did),
-        format!(
+    ];
+    if let Some(t) = &l.subscription {
+        lines.push(format!(
+            "  price:    {} ({} base units) per period of {} s, {}",
+            price_text(&l.price, &l.rail),
+            l.price,
+            t.period_seconds,
+            rail_text(&l.rail)
+        ));
+        lines.push(format!(
+            "  subscription: {} {}, grace {} s, history {}",
+            t.machine_did,
+            t.topic,
+            t.grace_seconds,
+            history_text(t.history)
+        ));
+    } else {
+        lines.push(format!(
             "  price:    {} ({} base units), {}",
             price_text(&l.price, &l.rail),
             l.price,
             rail_text(&l.rail)
-        ),
-        format!(
+        ));
+    }
+    if let Some(d) = &l.dataset {
+        lines.push(format!(
             "  dataset:  {} of {} {}: chunks {}..={}, root {}",
             d.id,
             d.machine_did,
@@ -186,9 +221,9 @@ fn describe_listing(l: &ListingView) -> Vec<String> {
             d.first_index,
             d.first_index + d.chunk_count - 1,
             d.merkle_root
-        ),
-        format!("  received: {} to {}", d.from, d.to),
-    ];
+        ));
+        lines.push(format!("  received: {} to {}", d.from, d.to));
+    }
     if let Rail::Evm { pay_to, token, .. } = &l.rail {
         lines.push(format!(
             "  pay to:   {pay_to}{}",
@@ -295,6 +330,8 @@ mod tests {
     fn item(tags: &[&str], rail: Rail) -> CatalogItem {
         CatalogItem {
             id: "ls_1".into(),
+            kind: Default::default(),
+            subscription: None,
             title: "t".into(),
             description_excerpt: String::new(),
             tags: tags.iter().map(|t| t.to_string()).collect(),

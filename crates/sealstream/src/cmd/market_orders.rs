@@ -13,7 +13,7 @@ use sealstream_api::payments::{MarkPaid, RailKind};
 
 use super::market_pay;
 use super::market_session::{client, client_error, json_answer};
-use crate::cli::{MarketOrderCommand, MarketSession};
+use crate::cli::{BuyerKey, MarketOrderCommand, MarketSession};
 use crate::error::{at, CliError, CliResult};
 use crate::ui::Ui;
 
@@ -38,7 +38,7 @@ pub(crate) fn shell_word(word: &str) -> String {
 
 /// `sealstream market order VERB ID --server S --key-file K`, the start of
 /// a command about `order` as the same person.
-fn order_command(verb: &str, id: &str, server: &str, key_file: &Path) -> String {
+pub(crate) fn order_command(verb: &str, id: &str, server: &str, key_file: &Path) -> String {
     format!(
         "sealstream market order {verb} {} --server {} --key-file {}",
         shell_word(id),
@@ -170,6 +170,24 @@ fn claim_lines(order: &OrderView) -> Vec<String> {
     lines
 }
 
+/// The X25519 public key (hex) of `key`: the public part of the secret key
+/// file, or the public key given.
+pub(crate) fn buyer_public_key(key: &BuyerKey) -> CliResult<String> {
+    match (&key.buyer_key_file, &key.buyer_public_key) {
+        (Some(path), _) => Ok(crate::keyfile::x25519_secret(path, "buyer key")?
+            .public_key()
+            .to_hex()),
+        (None, Some(hex)) => {
+            sealstream_core::keys::RecipientPublicKey::from_hex(hex, "--buyer-public-key")
+                .map(|k| k.to_hex())
+                .map_err(|e| CliError::input(e.to_string()))
+        }
+        (None, None) => Err(CliError::input(
+            "give --buyer-private-key-file or --buyer-public-key",
+        )),
+    }
+}
+
 /// `{"orders": […]}`.
 #[derive(serde::Serialize)]
 struct Orders<'a> {
@@ -181,25 +199,10 @@ pub fn run(command: MarketOrderCommand, ui: Ui) -> CliResult {
         MarketOrderCommand::Create {
             session,
             listing,
-            buyer_key_file,
-            buyer_public_key,
+            key,
             buyer_id,
         } => {
-            let public = match (buyer_key_file, buyer_public_key) {
-                (Some(path), _) => crate::keyfile::x25519_secret(&path, "buyer key")?
-                    .public_key()
-                    .to_hex(),
-                (None, Some(hex)) => {
-                    sealstream_core::keys::RecipientPublicKey::from_hex(&hex, "--buyer-public-key")
-                        .map_err(|e| CliError::input(e.to_string()))?
-                        .to_hex()
-                }
-                (None, None) => {
-                    return Err(CliError::input(
-                        "give --buyer-private-key-file or --buyer-public-key",
-                    ))
-                }
-            };
+            let public = buyer_public_key(&key)?;
             let mut client = client(&session, "a buyer")?;
             let order = client
                 .create_order(&CreateOrder {

@@ -187,7 +187,11 @@ fn verify(f: &Fetched) -> CliResult<Vec<String>> {
             f.listing.id
         ))
     };
-    let d = &f.listing.dataset;
+    let Some(d) = &f.listing.dataset else {
+        return Err(fail(
+            "the listing sells a subscription, not a dataset".into(),
+        ));
+    };
     if f.sample.dataset_id != d.id {
         return Err(fail(format!(
             "the sample is of dataset {}, the listing sells {}",

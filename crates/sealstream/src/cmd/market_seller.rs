@@ -53,16 +53,34 @@ fn read_body<T: serde::de::DeserializeOwned>(path: &Path) -> CliResult<T> {
 
 /// Reads a listing document, its `datasetId` replaced by `dataset_id` when
 /// given (the examples in docs/examples leave it out).
-fn read_listing(path: &Path, dataset_id: Option<String>) -> CliResult<CreateListing> {
-    let Some(id) = dataset_id else {
+fn read_listing(
+    path: &Path,
+    dataset_id: Option<String>,
+    machine_did: Option<String>,
+) -> CliResult<CreateListing> {
+    if dataset_id.is_none() && machine_did.is_none() {
         return read_body(path);
-    };
+    }
     let mut document = read_json(path)?;
-    match &mut document {
-        Value::Object(fields) => {
-            fields.insert("datasetId".into(), Value::String(id));
+    let Value::Object(fields) = &mut document else {
+        return Err(CliError::input(at(path, "expected a JSON object")));
+    };
+    if let Some(id) = dataset_id {
+        fields.insert("datasetId".into(), Value::String(id));
+    }
+    if let Some(did) = machine_did {
+        match fields.get_mut("subscription") {
+            Some(Value::Object(terms)) => {
+                terms.insert("machineDid".into(), Value::String(did));
+            }
+            _ => {
+                return Err(CliError::input(at(
+                    path,
+                    "--machine-did names the machine of a subscription listing: the file has no \
+                     subscription object",
+                )))
+            }
         }
-        _ => return Err(CliError::input(at(path, "expected a JSON object"))),
     }
     let bytes = json::write::to_python_compact(&document);
     sealstream_api::errors::decode_json(bytes.as_bytes()).map_err(|e| CliError::input(at(path, e)))
@@ -325,11 +343,12 @@ pub fn listing(command: MarketListingCommand, ui: Ui) -> CliResult {
             session,
             listing,
             dataset_id,
+            machine_did,
             owner_key_file,
             publish,
         } => {
             let mut client = client(&session, OWNER)?;
-            let document = read_listing(&listing, dataset_id)?;
+            let document = read_listing(&listing, dataset_id, machine_did)?;
             let owner_key = owner_key_file
                 .as_deref()
                 .map(|p| crate::keyfile::x25519_secret(p, "owner recipient key"))
@@ -383,12 +402,15 @@ fn list_listings(session: &MarketSession, ui: Ui) -> CliResult {
         );
     }
     for l in &listings {
+        let sells = match &l.subscription {
+            Some(t) => format!("subscription {} {}", t.machine_did, t.topic),
+            None => format!("dataset {}", l.dataset_id),
+        };
         println!(
-            "{}\t{}\t{}\tdataset {}\t{}",
+            "{}\t{}\t{}\t{sells}\t{}",
             l.id,
             l.state,
             super::market_browse::price_text(&l.price, &l.rail),
-            l.dataset_id,
             l.title
         );
     }

@@ -28,6 +28,8 @@ pub mod market_seller;
 pub mod market_serve;
 #[cfg(feature = "agent")]
 pub mod market_session;
+#[cfg(feature = "agent")]
+pub mod market_subscriptions;
 pub mod package;
 mod package_input;
 pub mod publish;
