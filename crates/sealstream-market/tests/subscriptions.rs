@@ -1057,7 +1057,10 @@ fn the_feed_sends_grants_in_order_resumes_and_ends(db: Db) {
         (st.status, st.state),
         (FeedStatus::Valid, SubscriptionState::Grace)
     );
-    assert!(st.remedy.unwrap().contains("renewals"));
+    assert!(st
+        .remedy
+        .unwrap()
+        .contains(&format!("subscription renew {id}")));
     // Revoked: invalid with the reason, and the feed ends (nothing more is
     // due: chunk 3 was accepted after the revocation).
     let (status, _) = server.send(

@@ -138,7 +138,7 @@ pub fn feed_state(s: &Subscription, now: i64, unpaid: Option<&str>) -> FeedState
     );
     let grace_end = s.paid_through.map(|t| t.saturating_add(s.grace_seconds));
     let renew = format!(
-        "renew it (POST /v1/subscriptions/{}/renewals) and pay the new period's order",
+        "renew: sealstream market subscription renew {}, then pay its order",
         s.id
     );
     let pay = |order: &str| format!("pay order {order}: sealstream market order pay {order}");
@@ -159,7 +159,7 @@ pub fn feed_state(s: &Subscription, now: i64, unpaid: Option<&str>) -> FeedState
                 s.end_reason.as_deref().unwrap_or("ended")
             )),
             Some(format!(
-                "subscribe again to listing {}: POST /v1/subscriptions",
+                "subscribe again: sealstream market subscribe --listing {}",
                 s.listing_id
             )),
         ),
