@@ -14,6 +14,7 @@
 //! The granter uses part A's typed client (`pending_subscription_grants`,
 //! `store_subscription_grants` in [`crate::subscriptions`]).
 
+use std::collections::btree_map::Entry;
 use std::collections::BTreeMap;
 use std::io::BufReader;
 
@@ -217,14 +218,17 @@ impl SubscriptionGranter {
         };
         let mut entries = Vec::with_capacity(pairs.len());
         for p in pairs {
-            if !envelopes.contains_key(&p.index) {
-                let path = routes::chunk_envelope(machine, topic, p.index);
-                let bytes = client.get_bytes(&path, MAX_ENVELOPE)?;
-                let envelope = ChunkEnvelope::parse(&bytes)
-                    .map_err(|e| answer(format!("chunk {}: {e}", p.index)))?;
-                envelopes.insert(p.index, envelope);
-            }
-            let envelope = &envelopes[&p.index];
+            let envelope = match envelopes.entry(p.index) {
+                Entry::Occupied(e) => e.into_mut(),
+                Entry::Vacant(e) => {
+                    let path = routes::chunk_envelope(machine, topic, p.index);
+                    let bytes = client.get_bytes(&path, MAX_ENVELOPE)?;
+                    e.insert(
+                        ChunkEnvelope::parse(&bytes)
+                            .map_err(|e| answer(format!("chunk {}: {e}", p.index)))?,
+                    )
+                }
+            };
             if envelope.index != p.index || envelope.chunk_id != p.chunk_id {
                 return Err(answer(format!(
                     "chunk {} is {} in its envelope, {} in the pending list",

@@ -1001,10 +1001,10 @@ fn the_feed_sends_grants_in_order_resumes_and_ends(db: Db) {
         (PERIOD + GRACE - 5..=PERIOD + GRACE).contains(&left),
         "{left}"
     );
-    for i in 0..2 {
+    for (i, chunk) in chunks.iter().enumerate().take(2) {
         let c = feed.chunk();
         assert_eq!(c.index, i as u64);
-        assert_eq!(c.chunk_id, chunks[i].envelope.chunk_id);
+        assert_eq!(c.chunk_id, chunk.envelope.chunk_id);
         assert_eq!(
             c.buyer.public_key_hex,
             alice.recipient.public_key().to_hex()

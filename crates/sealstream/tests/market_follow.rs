@@ -236,7 +236,7 @@ fn two_followers_one_revoked_mid_stream() {
     std::thread::sleep(Duration::from_millis(1100));
     copy_chunks(&t.join("chain"), &part, 3..CHUNKS);
     upload(server, &part, &machine_sk);
-    alice_follow = spawn(
+    let _alice_again = spawn(
         follow(server, &alice.0, &alice.2, &alice.1, &alice.3),
         &alice_log,
     );
