@@ -366,3 +366,67 @@ fn sleep_unless_stopped(d: Duration, stop: &AtomicBool) -> bool {
     }
     stop.load(Ordering::Relaxed)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn position(index: u64) -> Position {
+        Position {
+            index,
+            chunk_id: format!("0x{index:064x}"),
+        }
+    }
+
+    #[test]
+    fn an_append_without_its_record_is_cut_and_resumed_after_the_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.bin");
+        let (mut out, last) = Output::open(&path, "sub_1").unwrap();
+        assert_eq!(last, None);
+        out.append("sub_1", &position(0), b"chunk zero|").unwrap();
+        out.append("sub_1", &position(1), b"chunk one|").unwrap();
+        drop(out);
+        // A crash after the append of chunk 2 and before its record.
+        let mut f = OpenOptions::new().append(true).open(&path).unwrap();
+        f.write_all(b"chunk two, unrecorded").unwrap();
+        drop(f);
+        let (mut out, last) = Output::open(&path, "sub_1").unwrap();
+        assert_eq!(last, Some(position(1)));
+        assert_eq!(std::fs::read(&path).unwrap(), b"chunk zero|chunk one|");
+        out.append("sub_1", &position(2), b"chunk two|").unwrap();
+        assert_eq!(
+            std::fs::read(&path).unwrap(),
+            b"chunk zero|chunk one|chunk two|"
+        );
+        let state = read_state(&state_path(&path)).unwrap().unwrap();
+        assert_eq!((state.last, state.length), (position(2), 31));
+    }
+
+    #[test]
+    fn an_output_of_another_subscription_or_without_state_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.bin");
+        let (mut out, _) = Output::open(&path, "sub_1").unwrap();
+        out.append("sub_1", &position(0), b"x").unwrap();
+        drop(out);
+        let e = Output::open(&path, "sub_2").err().unwrap();
+        assert!(
+            e.message.contains("records subscription sub_1"),
+            "{}",
+            e.message
+        );
+        let other = dir.path().join("other.bin");
+        std::fs::write(&other, b"data").unwrap();
+        let e = Output::open(&other, "sub_1").err().unwrap();
+        assert!(
+            e.message.contains("without a follow state"),
+            "{}",
+            e.message
+        );
+        // Shorter than recorded: something else cut it.
+        std::fs::write(&path, b"").unwrap();
+        let e = Output::open(&path, "sub_1").err().unwrap();
+        assert_eq!(e.exit, crate::error::Exit::Integrity);
+    }
+}
