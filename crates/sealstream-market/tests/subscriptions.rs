@@ -1311,6 +1311,82 @@ fn older_listings_are_dataset_listings(db: Db) {
     assert_eq!(sub, None);
 }
 
+/// The buyer's side through the typed client: the Follower opens the
+/// chunks of the feed in order (the first one followed linked through the
+/// envelope before it, read from the server) and refuses every tampered
+/// event: another wrapped key, another envelope, a wrong link, another
+/// chunk's ciphertext, a key wrapped to someone else.
+fn the_follower_checks_every_chunk(db: Db) {
+    use sealstream_client::live::{FollowError, Follower, Position};
+    use sealstream_client::market::MarketClient;
+    let server = TestServer::start(db);
+    let s = seller(&server, json!("none"));
+    let now = unix_now() as i64;
+    let chunks = chain_at(&server, &s, &[now + 10, now + 20, now + 30, now + 40]);
+    let alice = buyer(&server);
+    let (id, _) = paid_subscription(&server, &s, &alice);
+    let e = |i: usize| entry(&s, &chunks[i], &alice.did, &alice.recipient);
+    grant_chunks(&server, &s, &id, (0..4).map(e).collect());
+    let key = MachineSigningKey::from_hex(&alice.key.to_hex_secret(), "key").unwrap();
+    let mut client = MarketClient::new(&server.base, key);
+    let mut feed = client.subscription_feed(&id, None).unwrap();
+    let mut events = Vec::new();
+    while events.len() < 4 {
+        match feed.next_event().unwrap().expect("an event") {
+            FeedEvent::Chunk(c) => events.push(*c),
+            FeedEvent::State(st) => assert_eq!(st.status, FeedStatus::Valid),
+        }
+    }
+    drop(feed);
+    let secret = || RecipientSecretKey::from_hex(&alice.recipient.to_hex_secret(), "x").unwrap();
+    let refused = |f: &mut Follower, c: &FeedChunk, client: &mut MarketClient| -> String {
+        match f.open(client, c) {
+            Ok(_) => panic!("chunk {} was accepted", c.index),
+            Err(e @ (FollowError::Chunk { .. } | FollowError::Decrypt { .. })) => e.to_string(),
+            Err(e) => panic!("chunk {}: {e}", c.index),
+        }
+    };
+
+    // From chunk 1 on: its link is checked against the server's chunk 0.
+    let mut f = Follower::new(&id, secret(), None);
+    for c in &events[1..] {
+        let plain = f.open(&mut client, c).unwrap();
+        assert_eq!(plain, format!("fix {}", c.index).into_bytes());
+    }
+    // In order from the start.
+    let mut f = Follower::new(&id, secret(), None);
+    assert_eq!(f.open(&mut client, &events[0]).unwrap(), b"fix 0");
+    // Sent again: refused.
+    assert!(refused(&mut f, &events[0], &mut client).contains("sent again"));
+
+    let mut wrapped = events[1].clone();
+    let mut hex = wrapped.buyer.wrapped_key_hex.into_bytes();
+    hex[70] = if hex[70] == b'0' { b'1' } else { b'0' };
+    wrapped.buyer.wrapped_key_hex = String::from_utf8(hex).unwrap();
+    let mut other_envelope = events[1].clone();
+    other_envelope.envelope = events[2].envelope.clone();
+    let mut other_ciphertext = events[1].clone();
+    other_ciphertext.ciphertext_path = events[2].ciphertext_path.clone();
+    for (c, why) in [
+        (&wrapped, "does not open"),
+        (&other_envelope, "the envelope is chunk 2"),
+        (&other_ciphertext, "encryptedDataHash"),
+    ] {
+        let mut f = Follower::new(&id, secret(), None);
+        let message = refused(&mut f, c, &mut client);
+        assert!(message.contains(why), "{message}");
+        assert_eq!(f.last, None, "nothing accepted");
+    }
+    let wrong_link = Position {
+        index: 0,
+        chunk_id: chunks[2].envelope.chunk_id.clone(),
+    };
+    let mut f = Follower::new(&id, secret(), Some(wrong_link));
+    assert!(refused(&mut f, &events[1], &mut client).contains("links to"));
+    let mut f = Follower::new(&id, RecipientSecretKey::generate(), None);
+    assert!(refused(&mut f, &events[0], &mut client).contains("not this buyer key"));
+}
+
 on_both_databases!(
     older_listings_are_dataset_listings,
     periods_paid_on_chain,
@@ -1324,4 +1400,5 @@ on_both_databases!(
     the_feed_sends_grants_in_order_resumes_and_ends,
     a_final_feed_waits_for_the_chunks_still_due,
     a_feed_is_its_buyers_only,
+    the_follower_checks_every_chunk,
 );
