@@ -1195,6 +1195,14 @@ pub struct MarketLimitArgs {
     /// Writes a client address without a session may make at once.
     #[arg(long, default_value_t = 200, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub anonymous_write_burst: u32,
+    /// Subscription feeds (GET /v1/subscriptions/{id}/feed) one principal may hold open
+    /// at once: one more is answered 429 naming feeds.
+    #[arg(long, default_value_t = 8, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_feeds_per_principal: u64,
+    /// Seconds between the keep-alive comments of an idle feed (keep it below
+    /// --idle-timeout, or idle feeds are cut).
+    #[arg(long, default_value_t = 15, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub feed_keep_alive: u64,
 }
 
 #[cfg(feature = "market")]
