@@ -1033,6 +1033,13 @@ impl Server {
                 std::future::pending::<()>(),
             ))
         });
+        // Feeds never finish by themselves: they end when the shutdown
+        // comes, so the graceful stop does not wait for them.
+        let feeds = self.state.feeds.clone();
+        let shutdown = async move {
+            shutdown.await;
+            feeds.close_all();
+        };
         crate::connections::serve(self.listener, router(self.state), limits, events, shutdown)
             .await;
         granter.abort();

@@ -1118,7 +1118,7 @@ fn a_final_feed_waits_for_the_chunks_still_due(db: Db) {
 }
 
 fn a_feed_is_its_buyers_only(db: Db) {
-    let server = TestServer::start_with(db, |c| {
+    let mut server = TestServer::start_with(db, |c| {
         c.max_feeds_per_principal = 1;
         c.feed_keep_alive = Duration::from_millis(100);
     });
@@ -1178,7 +1178,13 @@ fn a_feed_is_its_buyers_only(db: Db) {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-    assert!(open_feed(&server, id, &carol.token, "", None).is_ok());
+    let open = open_feed(&server, id, &carol.token, "", None).expect("a feed");
+    assert_eq!(open.state().status, FeedStatus::Valid);
+    // A server stopping ends its feeds (it does not wait for them).
+    let started = std::time::Instant::now();
+    server.stop();
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert_eq!(open.next(), None);
 }
 
 /// The EVM rail: each period's order is paid on chain and its proof

@@ -17,6 +17,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::convert::Infallible;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -55,6 +56,8 @@ const WAKE_CAPACITY: usize = 1024;
 pub struct Feeds {
     wake: broadcast::Sender<Arc<str>>,
     open: Mutex<HashMap<String, usize>>,
+    /// The server is stopping: every feed ends.
+    closing: AtomicBool,
 }
 
 impl Default for Feeds {
@@ -62,11 +65,24 @@ impl Default for Feeds {
         Feeds {
             wake: broadcast::channel(WAKE_CAPACITY).0,
             open: Mutex::default(),
+            closing: AtomicBool::new(false),
         }
     }
 }
 
 impl Feeds {
+    /// Ends every feed (the server is stopping: a graceful shutdown waits
+    /// for the responses in flight, and a feed would never finish). Its
+    /// followers reconnect after the last chunk they got.
+    pub fn close_all(&self) {
+        self.closing.store(true, Ordering::SeqCst);
+        let _ = self.wake.send(Arc::from(""));
+    }
+
+    fn closing(&self) -> bool {
+        self.closing.load(Ordering::SeqCst)
+    }
+
     /// Wakes the feeds of subscription `id` (call after the commit of its
     /// change).
     pub fn changed(&self, id: &str) {
@@ -226,6 +242,7 @@ impl Follow {
             loop {
                 match self.wake.recv().await {
                     Ok(id) if *id == *self.id => return,
+                    Ok(_) if self.state.feeds.closing() => return,
                     Ok(_) => continue,
                     // Missed some: read once, whatever they were.
                     Err(broadcast::error::RecvError::Lagged(_)) => return,
@@ -326,11 +343,14 @@ impl Follow {
             if let Some(e) = self.queue.pop_front() {
                 return Some((Ok(e), self));
             }
-            if self.done {
+            if self.done || self.state.feeds.closing() {
                 return None;
             }
             if !self.read_now {
                 self.wait().await;
+                if self.state.feeds.closing() {
+                    return None;
+                }
             }
             if let Err(e) = self.read().await {
                 tracing::error!(subscription = %self.id, "feed stopped: {}", e.message);
