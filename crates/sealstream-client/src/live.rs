@@ -315,7 +315,8 @@ pub struct Position {
 #[derive(Debug)]
 pub struct Follower {
     subscription_id: String,
-    secret: RecipientSecretKey,
+    /// The buyer keys (more than one after a renewal with a new key).
+    secrets: Vec<RecipientSecretKey>,
     /// The last chunk accepted.
     pub last: Option<Position>,
     machine_did: Option<String>,
@@ -325,9 +326,16 @@ impl Follower {
     /// A follower of subscription `id` with the buyer's X25519 `secret`,
     /// resuming after `last` if given.
     pub fn new(id: &str, secret: RecipientSecretKey, last: Option<Position>) -> Self {
+        Follower::with_keys(id, vec![secret], last)
+    }
+
+    /// A follower holding every buyer key of the subscription (the first
+    /// one and those of renewals with a new key): each chunk is opened with
+    /// the one it is wrapped to.
+    pub fn with_keys(id: &str, secrets: Vec<RecipientSecretKey>, last: Option<Position>) -> Self {
         Follower {
             subscription_id: id.to_string(),
-            secret,
+            secrets,
             last,
             machine_did: None,
         }
@@ -391,12 +399,16 @@ impl Follower {
                 envelope.previous_chunk_id, expected_previous
             )));
         }
-        if c.buyer.public_key_hex != self.secret.public_key().to_hex() {
+        let Some(secret) = self.secrets.iter().find(|k| {
+            c.buyer
+                .public_key_hex
+                .eq_ignore_ascii_case(&k.public_key().to_hex())
+        }) else {
             return Err(bad(format!(
                 "wrapped to the key {}, not this buyer key",
                 c.buyer.public_key_hex
             )));
-        }
+        };
         let ciphertext = client.subscription_ciphertext(&c.ciphertext_path, MAX_CIPHERTEXT)?;
         if sealstream_core::chunk::sha256_hex(&ciphertext) != envelope.encrypted_data_hash {
             return Err(bad("the ciphertext does not match encryptedDataHash".into()));
@@ -408,7 +420,7 @@ impl Follower {
             public_key_hex: c.buyer.public_key_hex.clone(),
             wrapped_key_hex: c.buyer.wrapped_key_hex.clone(),
         };
-        let plaintext = decrypt_chunk(&envelope, &wrapped, &self.secret, ciphertext)
+        let plaintext = decrypt_chunk(&envelope, &wrapped, secret, ciphertext)
             .map_err(|source| FollowError::Decrypt { index, source })?;
         self.machine_did = Some(signer.clone());
         self.last = Some(Position {

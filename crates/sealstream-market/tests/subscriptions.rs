@@ -1391,6 +1391,10 @@ fn the_follower_checks_every_chunk(db: Db) {
     assert!(refused(&mut f, &events[1], &mut client).contains("links to"));
     let mut f = Follower::new(&id, RecipientSecretKey::generate(), None);
     assert!(refused(&mut f, &events[0], &mut client).contains("not this buyer key"));
+    // With several keys (after renewals with a new key), the one each
+    // chunk is wrapped to opens it.
+    let mut f = Follower::with_keys(&id, vec![RecipientSecretKey::generate(), secret()], None);
+    assert_eq!(f.open(&mut client, &events[0]).unwrap(), b"fix 0");
 }
 
 on_both_databases!(

@@ -106,13 +106,16 @@ pub struct FollowArgs {
     /// The subscription id (sub_…).
     #[arg(long, value_name = "ID")]
     pub subscription: String,
-    /// File holding the buyer's X25519 secret key (hex): it opens the chunk keys.
+    /// File holding the buyer's X25519 secret key (hex): it opens the chunk keys. Give it
+    /// once per key after renewals with a new key (--rotate-key): each chunk is opened
+    /// with the key it is wrapped to.
     #[arg(
         long = "buyer-private-key-file",
         alias = "buyer-key-file",
-        value_name = "FILE"
+        value_name = "FILE",
+        required = true
     )]
-    pub buyer_key_file: PathBuf,
+    pub buyer_key_file: Vec<PathBuf>,
     /// Where the plaintext goes: a file (appended, with FILE.follow-state beside it), or
     /// - for stdout (no resumption).
     #[arg(long, value_name = "FILE")]

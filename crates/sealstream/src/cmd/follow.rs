@@ -250,12 +250,15 @@ pub fn run(args: FollowArgs, ui: Ui) -> CliResult {
         output,
     } = args;
     let mut client = super::market_session::client(&session, "a buyer (follow)")?;
-    let secret = crate::keyfile::x25519_secret(&buyer_key_file, "buyer recipient key")?;
+    let secrets = buyer_key_file
+        .iter()
+        .map(|f| crate::keyfile::x25519_secret(f, "buyer recipient key"))
+        .collect::<CliResult<Vec<_>>>()?;
     let (mut out, last) = Output::open(&output, &subscription)?;
     if let Some(p) = &last {
         ui.say(format!("Resuming after chunk {}", p.index));
     }
-    let mut follower = Follower::new(&subscription, secret, last);
+    let mut follower = Follower::with_keys(&subscription, secrets, last);
     let stop = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
         signal_hook::flag::register(signal, stop.clone())
