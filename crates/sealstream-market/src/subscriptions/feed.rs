@@ -446,7 +446,7 @@ pub async fn feed(
 /// The index of a subscription chunk route.
 fn chunk_index(path: Result<Path<(String, String)>, PathRejection>) -> ApiResult<(String, u64)> {
     let Path((id, index)) = path.map_err(crate::ingest::path_error)?;
-    Ok((id.clone(), crate::ingest::parse_index(&index, "index")?))
+    Ok((id, crate::ingest::parse_index(&index, "index")?))
 }
 
 /// The ciphertext of a chunk granted to the subscription, to its buyer.
