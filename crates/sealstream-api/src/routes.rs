@@ -88,6 +88,16 @@ pub const SUBSCRIPTION_RENEWALS: &str = "/v1/subscriptions/{id}/renewals";
 pub const SUBSCRIPTION_HISTORY: &str = "/v1/subscriptions/{id}/history";
 /// `PUT`: chunk keys wrapped for a subscriber.
 pub const SUBSCRIPTION_GRANTS: &str = "/v1/subscriptions/{id}/grants";
+/// `GET`: the buyer's live feed of a subscription (server-sent events:
+/// `chunk` and `state`, see [`crate::subscriptions::FeedChunk`] and
+/// [`crate::subscriptions::FeedState`]).
+pub const SUBSCRIPTION_FEED: &str = "/v1/subscriptions/{id}/feed";
+/// `GET`: the ciphertext of a chunk granted to a subscription, to its buyer.
+pub const SUBSCRIPTION_CHUNK_CIPHERTEXT: &str = "/v1/subscriptions/{id}/chunks/{index}/ciphertext";
+/// `GET`: the envelope of a chunk of a subscription's topic up to the last
+/// one granted to it, to its buyer (to check the link of the first chunk
+/// it follows).
+pub const SUBSCRIPTION_CHUNK_ENVELOPE: &str = "/v1/subscriptions/{id}/chunks/{index}/envelope";
 /// `GET`: the (subscription, chunk) pairs of a topic entitled and not yet
 /// granted.
 pub const TOPIC_PENDING_GRANTS: &str = "/v1/machines/{did}/topics/{topic}/subscription-grants";
@@ -320,6 +330,26 @@ pub fn subscription_history(id: &str) -> String {
 /// [`SUBSCRIPTION_GRANTS`].
 pub fn subscription_grants(id: &str) -> String {
     fill(SUBSCRIPTION_GRANTS, &[id])
+}
+
+/// [`SUBSCRIPTION_FEED`], after chunk `after` if given.
+pub fn subscription_feed(id: &str, after: Option<u64>) -> String {
+    with_query(
+        fill(SUBSCRIPTION_FEED, &[id]),
+        &crate::errors::encode_query(&crate::subscriptions::FeedQuery {
+            after: after.map(|a| a.to_string()),
+        }),
+    )
+}
+
+/// [`SUBSCRIPTION_CHUNK_CIPHERTEXT`].
+pub fn subscription_chunk_ciphertext(id: &str, index: u64) -> String {
+    fill(SUBSCRIPTION_CHUNK_CIPHERTEXT, &[id, &index.to_string()])
+}
+
+/// [`SUBSCRIPTION_CHUNK_ENVELOPE`].
+pub fn subscription_chunk_envelope(id: &str, index: u64) -> String {
+    fill(SUBSCRIPTION_CHUNK_ENVELOPE, &[id, &index.to_string()])
 }
 
 /// [`TOPIC_PENDING_GRANTS`], at most `limit` pairs.

@@ -361,6 +361,189 @@ pub struct SubscriptionGrantsStored {
     pub already: u64,
 }
 
+/// The name of the feed's chunk events.
+pub const FEED_EVENT_CHUNK: &str = "chunk";
+/// The name of the feed's state events.
+pub const FEED_EVENT_STATE: &str = "state";
+
+/// `GET /v1/subscriptions/{id}/feed` query, read as text and checked by the
+/// server.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams))]
+#[cfg_attr(feature = "openapi", into_params(parameter_in = Query))]
+#[serde(deny_unknown_fields)]
+pub struct FeedQuery {
+    /// Only chunks after this index (the last one the follower holds); the
+    /// SSE `Last-Event-ID` header says the same, and this wins over it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub after: Option<String>,
+}
+
+/// A `chunk` event of the feed (its SSE id is the index): a chunk granted
+/// to the subscription, with everything the buyer needs to open it.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct FeedChunk {
+    /// The chunk's chain index.
+    pub index: u64,
+    /// The chunk's id.
+    pub chunk_id: String,
+    /// The previous chunk's id (`None` for the first of the chain).
+    pub previous_chunk_id: Option<String>,
+    /// When the market accepted it, `t(c)` (UTC).
+    pub accepted_at: String,
+    /// The envelope, as the machine signed it.
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    pub envelope: crate::JsonDocument,
+    /// The chunk key wrapped to the buyer key in force at `t(c)`.
+    pub buyer: WrappedKey,
+    /// The ciphertext's route on this server (relative to its base URL).
+    pub ciphertext_path: String,
+    /// Ciphertext bytes.
+    pub size: u64,
+}
+
+wire_enum! {
+    /// Whether a subscription gives access now.
+    pub enum FeedStatus refuse "expected valid or invalid" {
+        /// Active or in grace: chunks accepted now are granted.
+        Valid = "valid",
+        /// Not yet paid, or ended: chunks accepted now are not granted.
+        Invalid = "invalid",
+    }
+}
+
+/// A `state` event of the feed: sent when the feed opens and on every
+/// change.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct FeedState {
+    /// `valid` or `invalid`.
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub status: FeedStatus,
+    /// The subscription's state.
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub state: SubscriptionState,
+    /// `T` (UTC), once paid.
+    pub paid_through: Option<String>,
+    /// `T + G` (UTC) while valid.
+    pub grace_until: Option<String>,
+    /// Seconds until `T + G` while valid (0 once passed).
+    pub seconds_left: Option<u64>,
+    /// The end of access (UTC), once it has one.
+    pub access_ends: Option<String>,
+    /// Why it is invalid.
+    pub reason: Option<String>,
+    /// What the buyer can do about it (pay the period's order, renew, or
+    /// subscribe again).
+    pub remedy: Option<String>,
+    /// Whether the feed ends once the chunks still due are sent (a final
+    /// state: lapsed, cancelled, revoked).
+    #[serde(rename = "final")]
+    pub is_final: bool,
+}
+
+/// One event of a feed, as a follower reads it.
+#[derive(Clone, Debug, PartialEq)]
+pub enum FeedEvent {
+    /// A chunk granted to the subscription.
+    Chunk(Box<FeedChunk>),
+    /// The subscription's state.
+    State(FeedState),
+}
+
+/// Why a feed could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum FeedReadError {
+    /// The connection failed or closed mid-event.
+    #[error("reading the feed: {0}")]
+    Io(#[from] std::io::Error),
+    /// An event of a known name whose data is not its JSON.
+    #[error("feed event {event}: {message}")]
+    Malformed {
+        /// The event's name.
+        event: String,
+        /// What was wrong.
+        message: String,
+    },
+}
+
+/// Longest line of a feed a reader accepts (an envelope is a few kB; the
+/// server writes each event's JSON on one line).
+pub const MAX_FEED_LINE: usize = 4 << 20;
+
+/// Reads the next event of a feed (`text/event-stream`) from `r`: skips
+/// comments (keep-alives) and events of other names; `None` at the end of
+/// the stream.
+pub fn read_feed_event(r: &mut impl std::io::BufRead) -> Result<Option<FeedEvent>, FeedReadError> {
+    let (mut name, mut data) = (String::new(), String::new());
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        let n = std::io::BufRead::read_until(
+            &mut std::io::Read::take(&mut *r, MAX_FEED_LINE as u64 + 1),
+            b'\n',
+            &mut line,
+        )?;
+        if n == 0 {
+            return Ok(None);
+        }
+        if line.len() > MAX_FEED_LINE {
+            return Err(FeedReadError::Malformed {
+                event: name,
+                message: format!("a line longer than {MAX_FEED_LINE} bytes"),
+            });
+        }
+        let text = String::from_utf8_lossy(&line);
+        let text = text.trim_end_matches(['\n', '\r']);
+        if text.is_empty() {
+            if data.is_empty() && name.is_empty() {
+                continue;
+            }
+            let malformed = |e: serde_json::Error| FeedReadError::Malformed {
+                event: name.clone(),
+                message: e.to_string(),
+            };
+            match name.as_str() {
+                FEED_EVENT_CHUNK => {
+                    return Ok(Some(FeedEvent::Chunk(Box::new(
+                        serde_json::from_str(&data).map_err(malformed)?,
+                    ))))
+                }
+                FEED_EVENT_STATE => {
+                    return Ok(Some(FeedEvent::State(
+                        serde_json::from_str(&data).map_err(malformed)?,
+                    )))
+                }
+                _ => {
+                    name.clear();
+                    data.clear();
+                    continue;
+                }
+            }
+        }
+        if text.starts_with(':') {
+            continue;
+        }
+        let (field, value) = match text.split_once(':') {
+            Some((f, v)) => (f, v.strip_prefix(' ').unwrap_or(v)),
+            None => (text, ""),
+        };
+        match field {
+            "event" => name = value.to_string(),
+            "data" => {
+                if !data.is_empty() {
+                    data.push('\n');
+                }
+                data.push_str(value);
+            }
+            _ => {}
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -377,6 +560,36 @@ mod tests {
             crate::errors::decode_query::<SubscriptionQuery>(&text).unwrap(),
             q
         );
+    }
+
+    #[test]
+    fn a_feed_reads_events_and_skips_keep_alives() {
+        let state = FeedState {
+            status: FeedStatus::Invalid,
+            state: SubscriptionState::Revoked,
+            paid_through: None,
+            grace_until: None,
+            seconds_left: None,
+            access_ends: Some("2026-01-01T00:00:00Z".into()),
+            reason: Some("revoked: gone".into()),
+            remedy: None,
+            is_final: true,
+        };
+        let text = format!(
+            ":\n\nevent: other\ndata: 1\n\nevent: state\ndata: {}\n\n: keep\n\n",
+            serde_json::to_string(&state).unwrap()
+        );
+        let mut r = std::io::Cursor::new(text.into_bytes());
+        assert_eq!(
+            read_feed_event(&mut r).unwrap(),
+            Some(FeedEvent::State(state))
+        );
+        assert_eq!(read_feed_event(&mut r).unwrap(), None);
+        let mut bad = std::io::Cursor::new(b"event: chunk\ndata: {}\n\n".to_vec());
+        assert!(matches!(
+            read_feed_event(&mut bad),
+            Err(FeedReadError::Malformed { event, .. }) if event == "chunk"
+        ));
     }
 
     #[test]

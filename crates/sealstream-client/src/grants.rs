@@ -105,6 +105,11 @@ impl GrantDaemon {
         }
     }
 
+    /// The signed-in owner session (for the subscription granter).
+    pub fn client_mut(&mut self) -> &mut MarketClient {
+        &mut self.client
+    }
+
     /// The paid, ungranted orders of the owner's listings, every page.
     pub fn pending(&mut self) -> Result<Vec<PendingOrder>, ClientError> {
         let orders = self

@@ -27,6 +27,7 @@ pub mod evm;
 pub mod grants;
 pub mod ingest;
 pub mod listings;
+pub mod live;
 pub mod machines;
 pub mod market;
 pub mod orders;

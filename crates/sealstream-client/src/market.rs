@@ -102,6 +102,9 @@ pub(crate) enum Payload {
     /// A body of another type (`Content-Type`, bytes), sent without an
     /// overall deadline.
     Upload(String, bytes::Bytes),
+    /// No body, and no overall deadline: the answer is a stream read as it
+    /// comes (a subscription feed).
+    Stream,
 }
 
 /// A signed-in (or about to sign in) session with one server.
@@ -258,6 +261,7 @@ impl MarketClient {
                 .header(CONTENT_TYPE, "application/json")
                 .body(bytes.clone())
                 .timeout(REQUEST_TIMEOUT),
+            Payload::Stream => request,
             Payload::Upload(content_type, bytes) => request
                 .header(CONTENT_TYPE, content_type.as_str())
                 .body(bytes.clone()),
@@ -420,6 +424,12 @@ impl MarketClient {
             me.send(method.clone(), path, &payload, true)?;
             Ok(())
         })
+    }
+
+    /// `GET path`, signed in, as the open answer, read as it streams
+    /// (no overall deadline).
+    pub(crate) fn get_stream(&mut self, path: &str) -> Result<Response, ClientError> {
+        self.with_session(|me| me.send(Method::GET, path, &Payload::Stream, true))
     }
 
     /// Forgets the session token (the next request signs in again).

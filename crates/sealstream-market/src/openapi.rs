@@ -224,6 +224,9 @@ fn error_response(description: &str) -> Response {
         crate::subscriptions::history,
         crate::subscriptions::pending,
         crate::subscriptions::store_grants,
+        crate::subscriptions::feed::feed,
+        crate::subscriptions::feed::chunk_ciphertext,
+        crate::subscriptions::feed::chunk_envelope,
     ),
     components(schemas(
         ErrorBody,
@@ -264,6 +267,8 @@ fn error_response(description: &str) -> Response {
         crate::orders::links::LinkView,
         crate::listings::SubscriptionTerms,
         crate::subscriptions::CreateSubscription,
+        crate::subscriptions::feed::FeedChunk,
+        crate::subscriptions::feed::FeedState,
         crate::subscriptions::RenewSubscription,
         crate::subscriptions::RevokeSubscription,
         crate::subscriptions::SubscriptionView,

@@ -185,6 +185,12 @@ pub struct Config {
     pub anonymous_write_rate: f64,
     /// Writes a client address without a session may make at once.
     pub anonymous_write_burst: u32,
+    /// Subscription feeds one principal may hold open at once (one more is
+    /// a 429).
+    pub max_feeds_per_principal: usize,
+    /// The interval of a feed's keep-alive comments (below `idle_timeout`,
+    /// so an idle feed is not cut).
+    pub feed_keep_alive: Duration,
 }
 
 impl Config {
@@ -244,6 +250,8 @@ impl Default for Config {
             write_burst: crate::throttle::DEFAULT_WRITE_BURST,
             anonymous_write_rate: crate::throttle::DEFAULT_ANONYMOUS_WRITE_RATE,
             anonymous_write_burst: crate::throttle::DEFAULT_ANONYMOUS_WRITE_BURST,
+            max_feeds_per_principal: crate::subscriptions::feed::DEFAULT_MAX_FEEDS_PER_PRINCIPAL,
+            feed_keep_alive: crate::subscriptions::feed::DEFAULT_KEEP_ALIVE,
         }
     }
 }
@@ -431,6 +439,9 @@ pub struct AppState {
     pub writes: Arc<WriteLimits>,
     /// Keeps the warnings about refusals to one line a second.
     pub refusal_log: Arc<LogThrottle>,
+    /// Wakes the subscription feeds (a grant stored, a state changed) and
+    /// counts the open ones per principal.
+    pub feeds: Arc<crate::subscriptions::feed::Feeds>,
 }
 
 /// The server's own secrets, loaded or created at start.
@@ -475,6 +486,7 @@ impl AppState {
             proof_limits,
             writes,
             refusal_log: Arc::default(),
+            feeds: Arc::default(),
         }
     }
 }
@@ -1021,6 +1033,13 @@ impl Server {
                 std::future::pending::<()>(),
             ))
         });
+        // Feeds never finish by themselves: they end when the shutdown
+        // comes, so the graceful stop does not wait for them.
+        let feeds = self.state.feeds.clone();
+        let shutdown = async move {
+            shutdown.await;
+            feeds.close_all();
+        };
         crate::connections::serve(self.listener, router(self.state), limits, events, shutdown)
             .await;
         granter.abort();

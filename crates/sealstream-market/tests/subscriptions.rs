@@ -14,12 +14,19 @@ use common::chains::{insert_chain, insert_machine, new_owner, write_chain_to, Te
 use common::listings_fixtures::audit_actions;
 use common::orders_fixtures::{buyer, buyer_with_key, invoice_rail, mark_paid, native_rail, Buyer};
 use common::{block_on, path_segment, unix_now, Db, TestServer};
+use sealstream_api::subscriptions::{
+    read_feed_event, FeedChunk, FeedEvent, FeedState, FeedStatus, SubscriptionState,
+};
 use sealstream_core::access::{grant_entry, Buyer as CoreBuyer};
 use sealstream_core::chunk::{ChainState, SealedChunk};
 use sealstream_core::keys::{MachineSigningKey, RecipientSecretKey};
 use sealstream_market::auth::Role;
 use sealstream_testkit::on_both_databases;
 use serde_json::{json, Value};
+use std::io::Read;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
 
 const PERIOD: i64 = 3_600;
 const GRACE: i64 = 600;
@@ -821,74 +828,365 @@ fn a_rotated_key_applies_from_its_renewal(db: Db) {
     );
 }
 
-/// The granter's loop with the typed client, as the seller: read the
-/// pending pairs of the topic, wrap each chunk key to the key named, store
-/// them; nothing is pending afterwards, and the buyer's key opens what was
-/// stored.
-fn the_client_grants_what_is_pending(db: Db) {
-    use sealstream_api::listings::WrappedKey;
-    use sealstream_api::subscriptions::{PostSubscriptionGrants, SubscriptionGrantEntry};
-    use sealstream_client::market::MarketClient;
+/// An open feed: its events as they arrive, read by a thread.
+struct Feed {
+    events: std::sync::mpsc::Receiver<Option<FeedEvent>>,
+    /// Set on drop: the reader closes the connection at its next read (a
+    /// keep-alive at the latest).
+    closed: Arc<AtomicBool>,
+}
 
-    let server = TestServer::start(db);
-    let s = seller(&server, json!("all"));
-    let now = unix_now() as i64;
-    let chunks = chain_at(&server, &s, &[now - 30, now - 20, now + 100]);
-    let carol = buyer(&server);
-    let (id, _) = paid_subscription(&server, &s, &carol);
-    let key = MachineSigningKey::from_hex(&s.key.to_hex_secret(), "owner key").unwrap();
-    let mut client = MarketClient::new(&server.base, key);
-    let pending = client
-        .pending_subscription_grants(&s.machine.did, TOPIC, Some(2))
-        .unwrap();
-    assert_eq!(pending.items.len(), 2);
-    assert!(pending.more, "3 pairs, 2 asked for");
-    let all = client
-        .pending_subscription_grants(&s.machine.did, TOPIC, None)
-        .unwrap();
-    assert_eq!(all.items.len(), 3);
-    let entries = all
-        .items
-        .iter()
-        .map(|p| {
-            let buyer = CoreBuyer::new(&p.buyer_id, &p.buyer_public_key_hex).unwrap();
-            let e = grant_entry(&chunks[p.index as usize].envelope, &s.recipient, &buyer).unwrap();
-            SubscriptionGrantEntry {
-                index: p.index,
-                chunk_id: e.chunk_id,
-                buyer: WrappedKey {
-                    recipient_id: e.buyer.recipient_id,
-                    recipient_type: e.buyer.recipient_type,
-                    algorithm: e.buyer.algorithm,
-                    public_key_hex: e.buyer.public_key_hex,
-                    wrapped_key_hex: e.buyer.wrapped_key_hex,
-                },
+impl Drop for Feed {
+    fn drop(&mut self) {
+        self.closed.store(true, Ordering::SeqCst);
+    }
+}
+
+/// A response that fails its next read once `closed` is set.
+struct Closable<R> {
+    inner: R,
+    closed: Arc<AtomicBool>,
+}
+
+impl<R: Read> Read for Closable<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.closed.load(Ordering::SeqCst) {
+            return Err(std::io::Error::other("closed by the test"));
+        }
+        self.inner.read(buf)
+    }
+}
+
+impl Feed {
+    /// The next event (`None`: the feed ended), within 20 s.
+    fn next(&self) -> Option<FeedEvent> {
+        self.events
+            .recv_timeout(Duration::from_secs(20))
+            .expect("a feed event within 20 s")
+    }
+
+    fn chunk(&self) -> FeedChunk {
+        match self.next() {
+            Some(FeedEvent::Chunk(c)) => *c,
+            other => panic!("expected a chunk event, got {other:?}"),
+        }
+    }
+
+    fn state(&self) -> FeedState {
+        match self.next() {
+            Some(FeedEvent::State(s)) => s,
+            other => panic!("expected a state event, got {other:?}"),
+        }
+    }
+
+    /// Nothing arrives for `wait`.
+    fn quiet(&self, wait: Duration) {
+        if let Ok(e) = self.events.recv_timeout(wait) {
+            panic!("expected no event, got {e:?}");
+        }
+    }
+}
+
+/// Opens the feed of `id` with `query` and `last_event_id`: the feed, or
+/// the refusal's (status, body).
+fn open_feed(
+    server: &TestServer,
+    id: &str,
+    token: &str,
+    query: &str,
+    last_event_id: Option<&str>,
+) -> Result<Feed, (u16, Value)> {
+    let mut request = server.request(
+        "GET",
+        &format!("/v1/subscriptions/{id}/feed{query}"),
+        Some(token),
+    );
+    if let Some(last) = last_event_id {
+        request = request.header("Last-Event-ID", last);
+    }
+    let response = request.send().expect("an answer");
+    let status = response.status().as_u16();
+    if status != 200 {
+        let body: Value = serde_json::from_slice(&response.bytes().unwrap()).unwrap();
+        return Err((status, body));
+    }
+    assert_eq!(
+        response.headers()["content-type"].to_str().unwrap(),
+        "text/event-stream"
+    );
+    let (tx, rx) = std::sync::mpsc::channel();
+    let closed = Arc::new(AtomicBool::new(false));
+    let inner = Closable {
+        inner: response,
+        closed: closed.clone(),
+    };
+    std::thread::spawn(move || {
+        let mut r = std::io::BufReader::new(inner);
+        loop {
+            match read_feed_event(&mut r) {
+                Ok(Some(e)) => {
+                    if tx.send(Some(e)).is_err() {
+                        return;
+                    }
+                }
+                Ok(None) | Err(_) => {
+                    let _ = tx.send(None);
+                    return;
+                }
             }
-        })
-        .collect::<Vec<_>>();
-    let stored = client
-        .store_subscription_grants(
-            &id,
-            &PostSubscriptionGrants {
-                entries: entries.clone(),
-            },
-        )
-        .unwrap();
-    assert_eq!((stored.stored, stored.already), (3, 0));
-    let left = client
-        .pending_subscription_grants(&s.machine.did, TOPIC, None)
-        .unwrap();
-    assert!(left.items.is_empty() && !left.more, "{left:?}");
-    // The buyer's key opens each stored key, and it is the chunk's.
-    for e in &entries {
-        let key =
-            sealstream_core::chunk::ChunkKey::unwrap(&e.buyer.wrapped_key_hex, &carol.recipient)
-                .expect("the buyer's key opens it");
+        }
+    });
+    Ok(Feed { events: rx, closed })
+}
+
+fn grant_chunks(server: &TestServer, s: &Seller, id: &str, entries: Vec<Value>) {
+    let (status, body) = server.send(
+        "PUT",
+        &format!("/v1/subscriptions/{id}/grants"),
+        Some(&s.token),
+        &json!({ "entries": entries }),
+    );
+    assert_eq!(status, 200, "{body}");
+}
+
+/// Opens a chunk event as a follower does: the ciphertext through the
+/// subscription, the key with the buyer's secret, every hash checked.
+fn open_chunk(
+    server: &TestServer,
+    token: &str,
+    c: &FeedChunk,
+    key: &RecipientSecretKey,
+) -> Vec<u8> {
+    let envelope =
+        sealstream_core::chunk::ChunkEnvelope::from_json(&c.envelope.to_core().unwrap()).unwrap();
+    sealstream_core::chunk::verify_signed(&envelope).unwrap();
+    let answer =
+        sealstream_testkit::http::send(server.request("GET", &c.ciphertext_path, Some(token)));
+    assert_eq!(answer.status, 200, "{}", c.ciphertext_path);
+    let wrapped = sealstream_core::chunk::KeyRecipient {
+        recipient_id: c.buyer.recipient_id.clone(),
+        recipient_type: c.buyer.recipient_type.clone(),
+        algorithm: c.buyer.algorithm.clone(),
+        public_key_hex: c.buyer.public_key_hex.clone(),
+        wrapped_key_hex: c.buyer.wrapped_key_hex.clone(),
+    };
+    sealstream_core::chunk::decrypt_chunk(&envelope, &wrapped, key, answer.body).unwrap()
+}
+
+fn the_feed_sends_grants_in_order_resumes_and_ends(db: Db) {
+    let server = TestServer::start(db);
+    let s = seller(&server, json!("none"));
+    let now = unix_now() as i64;
+    let chunks = chain_at(
+        &server,
+        &s,
+        &[now + 10, now + 20, now + 30, now + PERIOD + GRACE + 10],
+    );
+    let alice = buyer(&server);
+    let (id, active) = paid_subscription(&server, &s, &alice);
+    let e = |i: usize| entry(&s, &chunks[i], &alice.did, &alice.recipient);
+    grant_chunks(&server, &s, &id, vec![e(1), e(0)]);
+
+    let feed = open_feed(&server, &id, &alice.token, "", None).expect("a feed");
+    let st = feed.state();
+    assert_eq!(
+        (st.status, st.state),
+        (FeedStatus::Valid, SubscriptionState::Active)
+    );
+    assert_eq!(st.paid_through.as_deref(), active["paidThrough"].as_str());
+    assert_eq!(
+        unix(&json!(st.grace_until)) - unix(&active["paidThrough"]),
+        GRACE
+    );
+    let left = st.seconds_left.unwrap() as i64;
+    assert!(
+        (PERIOD + GRACE - 5..=PERIOD + GRACE).contains(&left),
+        "{left}"
+    );
+    for (i, chunk) in chunks.iter().enumerate().take(2) {
+        let c = feed.chunk();
+        assert_eq!(c.index, i as u64);
+        assert_eq!(c.chunk_id, chunk.envelope.chunk_id);
         assert_eq!(
-            key.commitment(),
-            chunks[e.index as usize].envelope.encryption.key_commitment
+            c.buyer.public_key_hex,
+            alice.recipient.public_key().to_hex()
+        );
+        assert_eq!(
+            open_chunk(&server, &alice.token, &c, &alice.recipient),
+            format!("fix {i}").into_bytes()
         );
     }
+    feed.quiet(Duration::from_millis(500));
+    // Stored after the feed opened: sent live.
+    grant_chunks(&server, &s, &id, vec![e(2)]);
+    let c = feed.chunk();
+    assert_eq!(
+        (c.index, c.previous_chunk_id.as_deref()),
+        (2, Some(chunks[1].envelope.chunk_id.as_str()))
+    );
+
+    // Resumed after an index, by query or by Last-Event-ID (the query wins).
+    let resumed = open_feed(&server, &id, &alice.token, "?after=1", Some("0")).expect("a feed");
+    assert_eq!(resumed.state().status, FeedStatus::Valid);
+    assert_eq!(resumed.chunk().index, 2);
+    let by_header = open_feed(&server, &id, &alice.token, "", Some("0")).expect("a feed");
+    by_header.state();
+    assert_eq!((by_header.chunk().index, by_header.chunk().index), (1, 2));
+    drop((resumed, by_header));
+
+    // The envelopes up to the last granted one, the ciphertext of granted
+    // ones only.
+    let (status, body) = server.get(
+        &format!("/v1/subscriptions/{id}/chunks/1/envelope"),
+        Some(&alice.token),
+    );
+    assert_eq!(
+        (status, body["chunkId"].as_str()),
+        (200, Some(chunks[1].envelope.chunk_id.as_str()))
+    );
+    for path in ["chunks/3/envelope", "chunks/3/ciphertext"] {
+        let (status, body) = server.get(
+            &format!("/v1/subscriptions/{id}/{path}"),
+            Some(&alice.token),
+        );
+        assert_eq!(status, 404, "{path}: {body}");
+    }
+
+    // The sweep moves it into grace at T: a state event.
+    sweep(&server, unix(&active["paidThrough"]));
+    let st = feed.state();
+    assert_eq!(
+        (st.status, st.state),
+        (FeedStatus::Valid, SubscriptionState::Grace)
+    );
+    assert!(st
+        .remedy
+        .unwrap()
+        .contains(&format!("subscription renew {id}")));
+    // Revoked: invalid with the reason, and the feed ends (nothing more is
+    // due: chunk 3 was accepted after the revocation).
+    let (status, _) = server.send(
+        "POST",
+        &format!("/v1/subscriptions/{id}/revoke"),
+        Some(&s.token),
+        &json!({"reason": "end of contract"}),
+    );
+    assert_eq!(status, 200);
+    let st = feed.state();
+    assert_eq!(
+        (st.status, st.state, st.is_final),
+        (FeedStatus::Invalid, SubscriptionState::Revoked, true)
+    );
+    assert!(st.reason.unwrap().contains("end of contract"));
+    assert!(st.access_ends.is_some());
+    assert_eq!(feed.next(), None, "the feed ends once drained");
+    // A feed opened now sends the state, what it holds, and ends.
+    let late = open_feed(&server, &id, &alice.token, "?after=1", None).expect("a feed");
+    assert_eq!(late.state().status, FeedStatus::Invalid);
+    assert_eq!(late.chunk().index, 2);
+    assert_eq!(late.next(), None);
+}
+
+fn a_final_feed_waits_for_the_chunks_still_due(db: Db) {
+    let server = TestServer::start(db);
+    let s = seller(&server, json!("none"));
+    let now = unix_now() as i64;
+    let chunks = chain_at(&server, &s, &[now + 1, now + 2 * PERIOD]);
+    let bob = buyer(&server);
+    let (id, _) = paid_subscription(&server, &s, &bob);
+    let (status, _) = server.send(
+        "POST",
+        &format!("/v1/subscriptions/{id}/cancel"),
+        Some(&bob.token),
+        &json!({}),
+    );
+    assert_eq!(status, 200);
+    // Cancelled (access to T): chunk 0 is still due, so the feed stays.
+    let feed = open_feed(&server, &id, &bob.token, "", None).expect("a feed");
+    let st = feed.state();
+    assert_eq!(
+        (st.status, st.state),
+        (FeedStatus::Invalid, SubscriptionState::Cancelled)
+    );
+    feed.quiet(Duration::from_millis(500));
+    grant_chunks(
+        &server,
+        &s,
+        &id,
+        vec![entry(&s, &chunks[0], &bob.did, &bob.recipient)],
+    );
+    assert_eq!(feed.chunk().index, 0);
+    assert_eq!(feed.next(), None);
+}
+
+fn a_feed_is_its_buyers_only(db: Db) {
+    let mut server = TestServer::start_with(db, |c| {
+        c.max_feeds_per_principal = 1;
+        c.feed_keep_alive = Duration::from_millis(100);
+    });
+    let s = seller(&server, json!("none"));
+    let carol = buyer(&server);
+    let stranger = buyer(&server);
+    let sub = subscribe(&server, &carol, &s.listing_id);
+    let id = sub["id"].as_str().unwrap();
+    let refused =
+        |token: &str, id: &str, query: &str| match open_feed(&server, id, token, query, None) {
+            Ok(_) => panic!("a feed was opened"),
+            Err((status, body)) => (status, body["error"]["field"].as_str().map(str::to_string)),
+        };
+    assert_eq!(refused(&s.token, id, "").0, 403);
+    assert_eq!(refused(&stranger.token, id, "").0, 404);
+    assert_eq!(
+        refused(&carol.token, "sub_00000000000000000000000000000000", "").0,
+        404
+    );
+    assert_eq!(
+        refused(&carol.token, id, "?after=x"),
+        (400, Some("after".into()))
+    );
+    assert_eq!(refused(&carol.token, id, "?from=1").0, 400);
+    let (status, _) = server.get(
+        &format!("/v1/subscriptions/{id}/chunks/0/ciphertext"),
+        Some(&stranger.token),
+    );
+    assert_eq!(status, 404);
+    let (status, _) = server.get(
+        &format!("/v1/subscriptions/{id}/chunks/0/ciphertext"),
+        Some(&s.token),
+    );
+    assert_eq!(status, 403);
+
+    // Awaiting payment: invalid, with the order to pay.
+    let feed = open_feed(&server, id, &carol.token, "", None).expect("a feed");
+    let st = feed.state();
+    assert_eq!(
+        (st.status, st.state),
+        (FeedStatus::Invalid, SubscriptionState::AwaitingPayment)
+    );
+    let order = unpaid_order(&sub);
+    assert!(st.remedy.unwrap().contains(&order));
+    // One feed per principal here: a second is refused until the first
+    // closes.
+    assert_eq!(refused(&carol.token, id, ""), (429, Some("feeds".into())));
+    // Paid: valid, live.
+    assert_eq!(mark_paid(&server, &order, &s.token, "INV-f").0, 200);
+    assert_eq!(feed.state().status, FeedStatus::Valid);
+    drop(feed);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while server.state.feeds.open_count(&carol.did) > 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "a closed feed is still counted"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let open = open_feed(&server, id, &carol.token, "", None).expect("a feed");
+    assert_eq!(open.state().status, FeedStatus::Valid);
+    // A server stopping ends its feeds (it does not wait for them).
+    let started = std::time::Instant::now();
+    server.stop();
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert_eq!(open.next(), None);
 }
 
 /// The EVM rail: each period's order is paid on chain and its proof
@@ -1021,6 +1319,156 @@ fn older_listings_are_dataset_listings(db: Db) {
     assert_eq!(sub, None);
 }
 
+/// The buyer's side through the typed client: the Follower opens the
+/// chunks of the feed in order (the first one followed linked through the
+/// envelope before it, read from the server) and refuses every tampered
+/// event: another wrapped key, another envelope, a wrong link, another
+/// chunk's ciphertext, a key wrapped to someone else.
+fn the_follower_checks_every_chunk(db: Db) {
+    use sealstream_client::live::{FollowError, Follower, Position};
+    use sealstream_client::market::MarketClient;
+    let server = TestServer::start(db);
+    let s = seller(&server, json!("none"));
+    let now = unix_now() as i64;
+    let chunks = chain_at(&server, &s, &[now + 10, now + 20, now + 30, now + 40]);
+    let alice = buyer(&server);
+    let (id, _) = paid_subscription(&server, &s, &alice);
+    let e = |i: usize| entry(&s, &chunks[i], &alice.did, &alice.recipient);
+    grant_chunks(&server, &s, &id, (0..4).map(e).collect());
+    let key = MachineSigningKey::from_hex(&alice.key.to_hex_secret(), "key").unwrap();
+    let mut client = MarketClient::new(&server.base, key);
+    let mut feed = client.subscription_feed(&id, None).unwrap();
+    let mut events = Vec::new();
+    while events.len() < 4 {
+        match feed.next_event().unwrap().expect("an event") {
+            FeedEvent::Chunk(c) => events.push(*c),
+            FeedEvent::State(st) => assert_eq!(st.status, FeedStatus::Valid),
+        }
+    }
+    drop(feed);
+    let secret = || RecipientSecretKey::from_hex(&alice.recipient.to_hex_secret(), "x").unwrap();
+    let refused = |f: &mut Follower, c: &FeedChunk, client: &mut MarketClient| -> String {
+        match f.open(client, c) {
+            Ok(_) => panic!("chunk {} was accepted", c.index),
+            Err(e @ (FollowError::Chunk { .. } | FollowError::Decrypt { .. })) => e.to_string(),
+            Err(e) => panic!("chunk {}: {e}", c.index),
+        }
+    };
+
+    // From chunk 1 on: its link is checked against the server's chunk 0.
+    let mut f = Follower::new(&id, secret(), None);
+    for c in &events[1..] {
+        let plain = f.open(&mut client, c).unwrap();
+        assert_eq!(plain, format!("fix {}", c.index).into_bytes());
+    }
+    // In order from the start.
+    let mut f = Follower::new(&id, secret(), None);
+    assert_eq!(f.open(&mut client, &events[0]).unwrap(), b"fix 0");
+    // Sent again: refused.
+    assert!(refused(&mut f, &events[0], &mut client).contains("sent again"));
+
+    let mut wrapped = events[1].clone();
+    let mut hex = wrapped.buyer.wrapped_key_hex.into_bytes();
+    hex[70] = if hex[70] == b'0' { b'1' } else { b'0' };
+    wrapped.buyer.wrapped_key_hex = String::from_utf8(hex).unwrap();
+    let mut other_envelope = events[1].clone();
+    other_envelope.envelope = events[2].envelope.clone();
+    let mut other_ciphertext = events[1].clone();
+    other_ciphertext.ciphertext_path = events[2].ciphertext_path.clone();
+    for (c, why) in [
+        (&wrapped, "does not open"),
+        (&other_envelope, "the envelope is chunk 2"),
+        (&other_ciphertext, "encryptedDataHash"),
+    ] {
+        let mut f = Follower::new(&id, secret(), None);
+        let message = refused(&mut f, c, &mut client);
+        assert!(message.contains(why), "{message}");
+        assert_eq!(f.last, None, "nothing accepted");
+    }
+    let wrong_link = Position {
+        index: 0,
+        chunk_id: chunks[2].envelope.chunk_id.clone(),
+    };
+    let mut f = Follower::new(&id, secret(), Some(wrong_link));
+    assert!(refused(&mut f, &events[1], &mut client).contains("links to"));
+    let mut f = Follower::new(&id, RecipientSecretKey::generate(), None);
+    assert!(refused(&mut f, &events[0], &mut client).contains("not this buyer key"));
+    // With several keys (after renewals with a new key), the one each
+    // chunk is wrapped to opens it.
+    let mut f = Follower::with_keys(&id, vec![RecipientSecretKey::generate(), secret()], None);
+    assert_eq!(f.open(&mut client, &events[0]).unwrap(), b"fix 0");
+}
+
+/// The granter's loop with the typed client, as the seller: read the
+/// pending pairs of the topic, wrap each chunk key to the key named, store
+/// them; nothing is pending afterwards, and the buyer's key opens what was
+/// stored.
+fn the_client_grants_what_is_pending(db: Db) {
+    use sealstream_api::listings::WrappedKey;
+    use sealstream_api::subscriptions::{PostSubscriptionGrants, SubscriptionGrantEntry};
+    use sealstream_client::market::MarketClient;
+
+    let server = TestServer::start(db);
+    let s = seller(&server, json!("all"));
+    let now = unix_now() as i64;
+    let chunks = chain_at(&server, &s, &[now - 30, now - 20, now + 100]);
+    let carol = buyer(&server);
+    let (id, _) = paid_subscription(&server, &s, &carol);
+    let key = MachineSigningKey::from_hex(&s.key.to_hex_secret(), "owner key").unwrap();
+    let mut client = MarketClient::new(&server.base, key);
+    let pending = client
+        .pending_subscription_grants(&s.machine.did, TOPIC, Some(2))
+        .unwrap();
+    assert_eq!(pending.items.len(), 2);
+    assert!(pending.more, "3 pairs, 2 asked for");
+    let all = client
+        .pending_subscription_grants(&s.machine.did, TOPIC, None)
+        .unwrap();
+    assert_eq!(all.items.len(), 3);
+    let entries = all
+        .items
+        .iter()
+        .map(|p| {
+            let buyer = CoreBuyer::new(&p.buyer_id, &p.buyer_public_key_hex).unwrap();
+            let e = grant_entry(&chunks[p.index as usize].envelope, &s.recipient, &buyer).unwrap();
+            SubscriptionGrantEntry {
+                index: p.index,
+                chunk_id: e.chunk_id,
+                buyer: WrappedKey {
+                    recipient_id: e.buyer.recipient_id,
+                    recipient_type: e.buyer.recipient_type,
+                    algorithm: e.buyer.algorithm,
+                    public_key_hex: e.buyer.public_key_hex,
+                    wrapped_key_hex: e.buyer.wrapped_key_hex,
+                },
+            }
+        })
+        .collect::<Vec<_>>();
+    let stored = client
+        .store_subscription_grants(
+            &id,
+            &PostSubscriptionGrants {
+                entries: entries.clone(),
+            },
+        )
+        .unwrap();
+    assert_eq!((stored.stored, stored.already), (3, 0));
+    let left = client
+        .pending_subscription_grants(&s.machine.did, TOPIC, None)
+        .unwrap();
+    assert!(left.items.is_empty() && !left.more, "{left:?}");
+    // The buyer's key opens each stored key, and it is the chunk's.
+    for e in &entries {
+        let key =
+            sealstream_core::chunk::ChunkKey::unwrap(&e.buyer.wrapped_key_hex, &carol.recipient)
+                .expect("the buyer's key opens it");
+        assert_eq!(
+            key.commitment(),
+            chunks[e.index as usize].envelope.encryption.key_commitment
+        );
+    }
+}
+
 /// A period's payment short of its confirmations is held as a claim and
 /// confirmed by the payment watcher, which activates the subscription.
 fn a_period_confirmed_by_the_watcher(db: Db) {
@@ -1084,4 +1532,8 @@ on_both_databases!(
     only_the_buyer_and_the_seller_see_it,
     entitled_pairs_and_grants,
     a_rotated_key_applies_from_its_renewal,
+    the_feed_sends_grants_in_order_resumes_and_ends,
+    a_final_feed_waits_for_the_chunks_still_due,
+    a_feed_is_its_buyers_only,
+    the_follower_checks_every_chunk,
 );

@@ -79,6 +79,48 @@ pub enum Command {
     /// License receipts signed by a market, checked offline.
     #[command(subcommand, after_help = RECEIPT_EXIT_CODES)]
     Receipt(ReceiptCommand),
+    /// As the buyer: follow a live subscription (docs/subscriptions.md). Reads its feed
+    /// (GET /v1/subscriptions/{id}/feed) and, for every chunk granted to it, checks the
+    /// envelope (chunk id, signature, the same machine, the link to the chunk before it,
+    /// read from the server when it is not the last one written), fetches the
+    /// ciphertext and checks its hash, opens the wrapped key with
+    /// --buyer-private-key-file and checks it against the key commitment, decrypts and
+    /// checks the plaintext hash, then appends the plaintext to --output (synced) and
+    /// records the chunk in OUTPUT.follow-state: a restart resumes after it, each chunk
+    /// written exactly once. The subscription's state is printed on stderr when the feed
+    /// opens and on every change (valid: paid-through time, grace end, time left;
+    /// invalid: the reason and what to do). Reconnects with backoff when the connection
+    /// drops. Exits 0 when the subscription is over (lapsed, cancelled, revoked) and
+    /// every chunk it was entitled to is written, or on SIGINT/SIGTERM; 2 when a chunk
+    /// does not check out or the server refuses.
+    #[command(after_help = MARKET_EXIT_CODES)]
+    #[cfg(feature = "agent")]
+    Follow(FollowArgs),
+}
+
+/// `sealstream follow`.
+#[derive(Debug, Args)]
+#[cfg(feature = "agent")]
+pub struct FollowArgs {
+    #[command(flatten)]
+    pub session: MarketSession,
+    /// The subscription id (sub_…).
+    #[arg(long, value_name = "ID")]
+    pub subscription: String,
+    /// File holding the buyer's X25519 secret key (hex): it opens the chunk keys. Give it
+    /// once per key after renewals with a new key (--rotate-key): each chunk is opened
+    /// with the key it is wrapped to.
+    #[arg(
+        long = "buyer-private-key-file",
+        alias = "buyer-key-file",
+        value_name = "FILE",
+        required = true
+    )]
+    pub buyer_key_file: Vec<PathBuf>,
+    /// Where the plaintext goes: a file (appended, with FILE.follow-state beside it), or
+    /// - for stdout (no resumption).
+    #[arg(long, value_name = "FILE")]
+    pub output: PathBuf,
 }
 
 const RECEIPT_EXIT_CODES: &str = concat!(
@@ -164,7 +206,12 @@ pub enum MarketCommand {
     /// one grant per order, so nothing is granted twice or skipped. The owner's keys
     /// never leave this process. (Orders of machines whose operator key the owner
     /// registered with the server, PUT /v1/machines/{did}/operator-key, are granted by
-    /// the server itself.)
+    /// the server itself.) With --follow it also grants live subscriptions: for the topic
+    /// of each of the owner's subscription listings, the chunks each subscription is
+    /// entitled to and holds no key of (GET .../subscription-grants), each chunk key
+    /// opened with the owner key, checked against its commitment, sealed to the
+    /// subscriber's key in force and stored (PUT /v1/subscriptions/{id}/grants); the
+    /// server refuses pairs not entitled and counts duplicates, so a restart is safe.
     #[command(after_help = MARKET_EXIT_CODES)]
     GrantDaemon {
         /// The server (http(s)://HOST:PORT).
@@ -180,6 +227,9 @@ pub enum MarketCommand {
         /// One pass, then exit (0 when every pending order was granted, 2 otherwise).
         #[arg(long)]
         once: bool,
+        /// Also grant the chunks of live subscriptions of the owner's listings.
+        #[arg(long)]
+        follow: bool,
         /// Seconds between passes.
         #[arg(long, default_value_t = 5, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
         interval: u64,
@@ -1149,6 +1199,14 @@ pub struct MarketLimitArgs {
     /// Writes a client address without a session may make at once.
     #[arg(long, default_value_t = 200, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub anonymous_write_burst: u32,
+    /// Subscription feeds (GET /v1/subscriptions/{id}/feed) one principal may hold open
+    /// at once: one more is answered 429 naming feeds.
+    #[arg(long, default_value_t = 8, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_feeds_per_principal: u64,
+    /// Seconds between the keep-alive comments of an idle feed (keep it below
+    /// --idle-timeout, or idle feeds are cut).
+    #[arg(long, default_value_t = 15, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub feed_keep_alive: u64,
 }
 
 #[cfg(feature = "market")]

@@ -40,6 +40,8 @@ fn main() -> ExitCode {
         Command::Agent(c) => cmd::agent::run(c, ui),
         #[cfg(feature = "agent")]
         Command::Market(c) => cmd::market::run(c, ui),
+        #[cfg(feature = "agent")]
+        Command::Follow(args) => cmd::follow::run(args, ui),
         Command::Receipt(c) => cmd::receipt::run(c, ui),
     };
     match result {

@@ -611,5 +611,8 @@ pub async fn mark_paid(
     tx.commit().await?;
     tracing::info!(order = %id, rail = "invoice", amount = %order.amount, "payment confirmed, receipt issued");
     state.grant_wake.notify_one();
+    if let Some(sub) = &order.subscription_id {
+        state.feeds.changed(sub);
+    }
     Ok(Json(view(&state, &order, &shown)))
 }

@@ -198,6 +198,9 @@ pub(crate) async fn settle(
             tx.commit().await?;
             tracing::info!(order = %order.id, tx = %hash_text, amount = %order.amount, "payment confirmed, receipt issued");
             state.grant_wake.notify_one();
+            if let Some(sub) = &order.subscription_id {
+                state.feeds.changed(sub);
+            }
             Ok(Settled::Paid)
         }
         Verdict::Pending {

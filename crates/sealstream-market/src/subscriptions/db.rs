@@ -507,3 +507,55 @@ pub(crate) async fn insert_grant(
     .await?;
     Ok(Some(held))
 }
+
+/// A grant held: index, recipient id, buyer key, wrapped key.
+pub(crate) type HeldGrant = (i64, String, String, String);
+
+/// The grants of `subscription_id` with an index above `after` (-1: all),
+/// by index, at most `limit`.
+pub(crate) async fn grants_after(
+    tx: &mut Tx,
+    subscription_id: &str,
+    after: i64,
+    limit: i64,
+) -> Result<Vec<HeldGrant>, DbError> {
+    Ok(sqlx::query_as(
+        "SELECT chunk_index, recipient_id, public_key_hex, wrapped_key_hex \
+         FROM subscription_grants WHERE subscription_id = $1 AND chunk_index > $2 \
+         ORDER BY chunk_index LIMIT $3",
+    )
+    .bind(subscription_id)
+    .bind(after)
+    .bind(limit)
+    .fetch_all(&mut **tx)
+    .await?)
+}
+
+/// Whether `subscription_id` holds a grant of chunk `index`.
+pub(crate) async fn is_granted(
+    store: &Store,
+    subscription_id: &str,
+    index: u64,
+) -> Result<bool, DbError> {
+    Ok(sqlx::query(
+        "SELECT 1 FROM subscription_grants WHERE subscription_id = $1 AND chunk_index = $2",
+    )
+    .bind(subscription_id)
+    .bind(index.min(i64::MAX as u64) as i64)
+    .fetch_optional(store.pool())
+    .await?
+    .is_some())
+}
+
+/// The highest index granted to `subscription_id`, if any.
+pub(crate) async fn last_granted(
+    store: &Store,
+    subscription_id: &str,
+) -> Result<Option<i64>, DbError> {
+    Ok(sqlx::query_scalar(
+        "SELECT MAX(chunk_index) FROM subscription_grants WHERE subscription_id = $1",
+    )
+    .bind(subscription_id)
+    .fetch_one(store.pool())
+    .await?)
+}

@@ -18,6 +18,7 @@
 
 pub(crate) mod db;
 pub mod entitlement;
+pub mod feed;
 
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
@@ -264,6 +265,7 @@ pub async fn sweep(state: &AppState, now: i64) -> ApiResult<usize> {
                 n += 1;
             }
             tx.commit().await?;
+            state.feeds.changed(id);
         }
         if (ids.len() as i64) < SWEEP_BATCH {
             return Ok(n);
@@ -727,6 +729,7 @@ pub async fn cancel(
     close_unpaid(&mut tx, &id, "the subscription was cancelled").await?;
     let view = view(&state, &mut tx, &s).await?;
     tx.commit().await?;
+    state.feeds.changed(&id);
     tracing::info!(subscription = %id, "subscription cancelled");
     Ok(Json(view))
 }
@@ -787,6 +790,7 @@ pub async fn revoke(
     close_unpaid(&mut tx, &id, "the subscription was revoked").await?;
     let view = view(&state, &mut tx, &s).await?;
     tx.commit().await?;
+    state.feeds.changed(&id);
     tracing::info!(subscription = %id, "subscription revoked");
     Ok(Json(view))
 }
@@ -924,47 +928,63 @@ pub async fn pending(
     let mut more = false;
     for mut s in db::of_topic(&mut tx, &did, &topic).await? {
         settle(&mut tx, &mut s, now).await?;
-        let (w, keys) = window_of(&mut tx, &s).await?;
-        let room = limit as i64 - items.len() as i64;
-        if room <= 0 {
+        let room = limit as usize - items.len();
+        if room == 0 {
             more = true;
             break;
         }
-        let rows = db::ungranted_chunks(
-            &mut tx,
-            &s.id,
-            &did,
-            &topic,
-            (entitlement::lowest_index(&w), w.access_end),
-            room + 1,
-        )
-        .await?;
-        for (index, chunk_id, accepted) in rows {
-            let chunk = Chunk {
-                index: index.max(0) as u64,
-                accepted,
-            };
-            if !entitlement::entitled(&w, chunk) {
-                continue;
-            }
-            if items.len() as u32 >= limit {
-                more = true;
-                break;
-            }
-            let Some(key) = entitlement::key_for(&keys, accepted) else {
-                continue;
-            };
-            items.push(PendingGrant {
-                subscription_id: s.id.clone(),
-                index: chunk.index,
-                chunk_id,
-                buyer_id: s.buyer_id.clone(),
-                buyer_public_key_hex: key.public_key_hex.clone(),
-            });
+        let (mut found, over) = pending_of(&mut tx, &s, room).await?;
+        items.append(&mut found);
+        if over {
+            more = true;
+            break;
         }
     }
     tx.commit().await?;
     Ok(Json(PendingGrants { items, more }))
+}
+
+/// The chunks `s` is entitled to and holds no key of, by index: at most
+/// `room` of them, and whether more remain.
+pub(crate) async fn pending_of(
+    tx: &mut Tx,
+    s: &Subscription,
+    room: usize,
+) -> ApiResult<(Vec<PendingGrant>, bool)> {
+    let (w, keys) = window_of(tx, s).await?;
+    let rows = db::ungranted_chunks(
+        tx,
+        &s.id,
+        &s.machine_did,
+        &s.topic,
+        (entitlement::lowest_index(&w), w.access_end),
+        room as i64 + 1,
+    )
+    .await?;
+    let mut items = Vec::new();
+    for (index, chunk_id, accepted) in rows {
+        let chunk = Chunk {
+            index: index.max(0) as u64,
+            accepted,
+        };
+        if !entitlement::entitled(&w, chunk) {
+            continue;
+        }
+        if items.len() >= room {
+            return Ok((items, true));
+        }
+        let Some(key) = entitlement::key_for(&keys, accepted) else {
+            continue;
+        };
+        items.push(PendingGrant {
+            subscription_id: s.id.clone(),
+            index: chunk.index,
+            chunk_id,
+            buyer_id: s.buyer_id.clone(),
+            buyer_public_key_hex: key.public_key_hex.clone(),
+        });
+    }
+    Ok((items, false))
 }
 
 /// Stores chunk keys wrapped for a subscriber (the seller, or an admin for
@@ -1082,6 +1102,9 @@ pub async fn store_grants(
         .await?;
     }
     tx.commit().await?;
+    if stored > 0 {
+        state.feeds.changed(&id);
+    }
     Ok(Json(SubscriptionGrantsStored {
         subscription_id: id,
         stored,
@@ -1146,6 +1169,15 @@ pub fn routes() -> Router<AppState> {
             put(store_grants),
         )
         .route(sealstream_api::routes::TOPIC_PENDING_GRANTS, get(pending))
+        .route(sealstream_api::routes::SUBSCRIPTION_FEED, get(feed::feed))
+        .route(
+            sealstream_api::routes::SUBSCRIPTION_CHUNK_CIPHERTEXT,
+            get(feed::chunk_ciphertext),
+        )
+        .route(
+            sealstream_api::routes::SUBSCRIPTION_CHUNK_ENVELOPE,
+            get(feed::chunk_envelope),
+        )
 }
 
 #[cfg(test)]

@@ -62,14 +62,18 @@ pub fn run(command: MarketCommand, ui: Ui) -> CliResult {
             key_file,
             owner_key_file,
             once,
+            follow,
             interval,
             max_file_size,
         } => grant_daemon(
             &server,
             &key_file,
             &owner_key_file,
-            once,
-            std::time::Duration::from_secs(interval),
+            GrantPasses {
+                once,
+                follow,
+                interval: std::time::Duration::from_secs(interval),
+            },
             max_file_size,
             ui,
         ),
@@ -116,15 +120,29 @@ pub fn run(command: MarketCommand, ui: Ui) -> CliResult {
     }
 }
 
+/// How the grant daemon runs its passes.
+struct GrantPasses {
+    /// One pass, then exit.
+    once: bool,
+    /// Also grant live subscriptions.
+    follow: bool,
+    /// Between passes.
+    interval: std::time::Duration,
+}
+
 fn grant_daemon(
     server: &str,
     key_file: &Path,
     owner_key_file: &Path,
-    once: bool,
-    interval: std::time::Duration,
+    passes: GrantPasses,
     max_file_size: usize,
     ui: Ui,
 ) -> CliResult {
+    let GrantPasses {
+        once,
+        follow,
+        interval,
+    } = passes;
     use sealstream_client::grants::GrantDaemon;
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::Arc;
@@ -142,6 +160,12 @@ fn grant_daemon(
     let client = MarketClient::new(server, key)
         .with_statement("Sign in to the sealstream market as an owner (grant daemon).");
     ui.say(format!("Grant daemon for {} on {server}", client.did()));
+    let granter = match follow {
+        true => Some(sealstream_client::live::SubscriptionGranter::new(
+            crate::keyfile::x25519_secret(owner_key_file, "owner recipient key")?,
+        )),
+        false => None,
+    };
     let mut daemon = GrantDaemon::new(client, owner_key, max_file_size);
     let stop = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
@@ -184,6 +208,34 @@ fn grant_daemon(
                 }
             }
         });
+        let pass = pass.and_then(|_| match &granter {
+            Some(g) => g.run_once(daemon.client_mut(), |sub, result| match result {
+                Ok(g) => {
+                    ui.say(format!(
+                        "{sub}: chunks {} granted ({} new, {} already held)",
+                        index_ranges(&g.indexes),
+                        g.stored,
+                        g.already
+                    ));
+                    if ui.json {
+                        let mut m = Map::new();
+                        m.insert("subscriptionId".into(), Value::String(sub.to_string()));
+                        m.insert(
+                            "stored".into(),
+                            Value::Number(
+                                Number::from_int_text(&g.stored.to_string()).expect("an integer"),
+                            ),
+                        );
+                        ui.json_out(&Value::Object(m));
+                    }
+                }
+                Err(e) => {
+                    failed += 1;
+                    eprintln!("{sub}: not granted: {e}");
+                }
+            }),
+            None => Ok(0),
+        });
         match pass {
             Ok(_) => {}
             Err(e) if once || !e.is_transient() => {
@@ -218,6 +270,27 @@ fn grant_daemon(
             return Ok(());
         }
     }
+}
+
+/// `0-3, 5, 7-9`: indexes in order, runs joined.
+fn index_ranges(indexes: &[u64]) -> String {
+    let mut out: Vec<String> = Vec::new();
+    let mut i = 0;
+    while i < indexes.len() {
+        let start = indexes[i];
+        let mut end = start;
+        while i + 1 < indexes.len() && indexes[i + 1] == end + 1 {
+            i += 1;
+            end += 1;
+        }
+        out.push(if start == end {
+            start.to_string()
+        } else {
+            format!("{start}-{end}")
+        });
+        i += 1;
+    }
+    out.join(", ")
 }
 
 /// Uploads the chain in `dir` to `server` as `topic`, signed in with `key`;

@@ -6,6 +6,8 @@ pub mod agent;
 pub mod agent_init;
 pub mod consume;
 pub mod dataset;
+#[cfg(feature = "agent")]
+pub mod follow;
 pub mod grant;
 pub mod keys;
 #[cfg(feature = "agent")]
