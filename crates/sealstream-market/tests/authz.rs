@@ -452,6 +452,19 @@ fn matrix(w: &World) -> Vec<Case> {
                                                                                "U  O  H  H  H  H  H  H")
             .json(json!({"reason": "end of the trial"}))
             .hidden(&su.to_revoke, missing_sub),
+        // The buyer's feed and chunks: 403 to the seller, 404 to the rest.
+        // The feed of the subscription the cancel row ended: final with
+        // nothing due, so its stream ends at once.
+        row("GET", "/v1/subscriptions/{id}/feed", sub(&su.awaiting, "/feed"),
+                                                                               "U  F  H  O  H  H  H  H")
+            .hidden(&su.awaiting, missing_sub),
+        // Chunk 0 of `active`, granted by the grants row above.
+        row("GET", "/v1/subscriptions/{id}/chunks/{index}/envelope", sub(&su.active, "/chunks/0/envelope"),
+                                                                               "U  F  H  O  H  H  H  H")
+            .hidden(&su.active, missing_sub),
+        row("GET", "/v1/subscriptions/{id}/chunks/{index}/ciphertext", sub(&su.active, "/chunks/0/ciphertext"),
+                                                                               "U  F  H  O  H  H  H  H")
+            .hidden(&su.active, missing_sub),
         row("POST", "/v1/orders/{id}/cancel", ord(&o.to_cancel, "/cancel"),   "U  H  H  O  H  H  H  H")
             .json(json!({}))
             .hidden(&o.to_cancel, missing_ord),
