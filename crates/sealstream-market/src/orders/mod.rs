@@ -382,6 +382,28 @@ pub async fn get_order(
     Ok(Json(view(&state, &order, &shown)))
 }
 
+/// The page size (`limit`, 1 to 200, default 50) of a list by id, after
+/// checking that `cursor` and `listing` could be ids: a control character
+/// (a NUL, which PostgreSQL refuses in text) or an absurd length is a bad
+/// query naming the parameter, not a database error. Shared by the order
+/// and subscription lists.
+pub(crate) fn list_page(
+    limit: Option<u32>,
+    cursor: Option<&str>,
+    listing: Option<&str>,
+) -> ApiResult<u32> {
+    let limit = limit.unwrap_or(50);
+    if !(1..=200).contains(&limit) {
+        return Err(ApiError::bad_request("limit", "expected 1 to 200"));
+    }
+    for (field, value) in [("cursor", cursor), ("listing", listing)] {
+        if value.is_some_and(|v| !plausible_id(v)) {
+            return Err(ApiError::bad_request(field, "not an id"));
+        }
+    }
+    Ok(limit)
+}
+
 /// The caller's orders, as buyer or as seller, by id.
 #[utoipa::path(get, path = sealstream_api::routes::ORDERS, tag = "orders",
     params(ListQuery),
@@ -404,17 +426,7 @@ pub async fn list(
             ));
         }
     }
-    let limit = q.limit.unwrap_or(50);
-    if !(1..=200).contains(&limit) {
-        return Err(ApiError::bad_request("limit", "expected 1 to 200"));
-    }
-    // Ids only: a control character (a NUL, which PostgreSQL refuses in
-    // text) or an absurd length is a bad query, not a database error.
-    for (field, value) in [("cursor", &q.cursor), ("listing", &q.listing)] {
-        if value.as_deref().is_some_and(|v| !plausible_id(v)) {
-            return Err(ApiError::bad_request(field, "not an id"));
-        }
-    }
+    let limit = list_page(q.limit, q.cursor.as_deref(), q.listing.as_deref())?;
     let filter = db::OrderFilter {
         party: &caller.did,
         side,

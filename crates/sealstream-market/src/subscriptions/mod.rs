@@ -647,15 +647,7 @@ pub async fn list(
             ));
         }
     }
-    let limit = q.limit.unwrap_or(50);
-    if !(1..=200).contains(&limit) {
-        return Err(ApiError::bad_request("limit", "expected 1 to 200"));
-    }
-    for (field, value) in [("cursor", &q.cursor), ("listing", &q.listing)] {
-        if value.as_deref().is_some_and(|v| !plausible_id(v)) {
-            return Err(ApiError::bad_request(field, "not an id"));
-        }
-    }
+    let limit = crate::orders::list_page(q.limit, q.cursor.as_deref(), q.listing.as_deref())?;
     let filter = db::Filter {
         party: &caller.did,
         column: match side {
