@@ -1110,6 +1110,23 @@ pub enum MarketAuditCommand {
         #[arg(long, value_name = "N", requires = "head")]
         events: Option<u64>,
     },
+    /// Write the audit log as JSON lines (one event per line: seq, at, actor, action,
+    /// subject, details, prev, hash), for auditors and for recomputing the market's
+    /// decisions (who was granted which chunk, when a subscription ended). The log is
+    /// verified first, as `audit verify` does; the export covers the events verified
+    /// (events appended meanwhile are left for the next export). Readable while the server
+    /// runs.
+    #[command(after_help = MARKET_EXIT_CODES)]
+    Export {
+        #[command(flatten)]
+        db: MarketDbArgs,
+        #[command(flatten)]
+        key: MarketServerKeyArgs,
+        /// Write the events here (a temporary file renamed when complete) instead of
+        /// stdout.
+        #[arg(long = "output", alias = "out", value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
     /// Export the audit log's signed head for storage outside the market (another
     /// machine, a ticket, a transparency service): verifies the log as `audit verify` does,
     /// signs its current head with the server key when this process can read it (else

@@ -182,6 +182,58 @@ fn serve_restart_verify_and_tamper() {
     };
     let ok = against(&data, &published_head);
     assert_eq!(ok.status.code(), Some(0), "{}", stderr(&ok));
+
+    // The log as JSON lines: every event once, in order, linked; a log that
+    // does not verify is not exported (and no file is left).
+    let export = |dir: &Path, out: &Path| {
+        sealstream()
+            .args(["market", "audit", "export", "--data-dir"])
+            .arg(dir)
+            .args(["--server-key", &server_key, "--output"])
+            .arg(out)
+            .output()
+            .unwrap()
+    };
+    let lines_file = tmp.path().join("audit.jsonl");
+    let exported = export(&data, &lines_file);
+    assert_eq!(exported.status.code(), Some(0), "{}", stderr(&exported));
+    assert!(
+        stderr(&exported).contains("audit log exported: 7 events"),
+        "{}",
+        stderr(&exported)
+    );
+    let text = std::fs::read_to_string(&lines_file).unwrap();
+    let mut prev = "0x".to_string() + &"0".repeat(64);
+    for (i, line) in text.lines().enumerate() {
+        let event = sealstream_core::json::parse(line.as_bytes()).unwrap();
+        assert_eq!(
+            event.get("seq").and_then(|v| v.as_u64()),
+            Some(i as u64 + 1),
+            "{line}"
+        );
+        assert_eq!(
+            event.get("prev").and_then(|v| v.as_str()),
+            Some(prev.as_str()),
+            "{line}"
+        );
+        assert!(
+            event
+                .get("details")
+                .is_some_and(|d| d.as_object().is_some()),
+            "{line}"
+        );
+        prev = event
+            .get("hash")
+            .and_then(|v| v.as_str())
+            .unwrap()
+            .to_string();
+    }
+    assert_eq!(text.lines().count(), 7);
+    assert_eq!(prev, published_head);
+    let refused_file = tmp.path().join("cut.jsonl");
+    let refused = export(&cut, &refused_file);
+    assert_eq!(refused.status.code(), Some(2), "{}", stderr(&refused));
+    assert!(!refused_file.exists());
     let other = format!("0x{}", "ab".repeat(32));
     let bad = against(&data, &other);
     assert_eq!(bad.status.code(), Some(2));

@@ -9,10 +9,11 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
+use common::live::{first_period_order, follow, market_cmd, recorded, spawn, stdout_of, wait_for};
 use common::market::{owner_with_machine, Market};
 use common::*;
 use sealstream_core::keys::{MachineSigningKey, RecipientSecretKey};
@@ -21,40 +22,6 @@ use sealstream_testkit::fixture::MACHINE_SK;
 const CHUNK: usize = 1000;
 const CHUNKS: usize = 6;
 const TOPIC: &str = "/gps/fix";
-
-/// `sealstream market ARGS… --server URL --key-file KEY`.
-fn market_cmd(server: &str, key: &Path, args: &[&str]) -> Command {
-    let mut c = sealstream();
-    c.arg("market").args(args);
-    c.args(["--server", server]).arg("--key-file").arg(key);
-    c
-}
-
-fn stdout_of(c: Command, what: &str) -> String {
-    String::from_utf8_lossy(&run_ok(c, what).stdout)
-        .trim()
-        .to_string()
-}
-
-/// A child killed when dropped (a failing test leaves nothing running).
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn spawn(mut c: Command, log: &Path) -> Running {
-    let err = std::fs::File::create(log).unwrap();
-    Running(
-        c.stdout(Stdio::null())
-            .stderr(Stdio::from(err))
-            .spawn()
-            .unwrap(),
-    )
-}
 
 /// Copies chunks `range` of the published chain in `from` to `to`.
 fn copy_chunks(from: &Path, to: &Path, range: std::ops::Range<usize>) {
@@ -75,48 +42,6 @@ fn upload(server: &str, dir: &Path, machine_key: &Path) {
         .arg("--key-file")
         .arg(machine_key);
     run_ok(c, "market upload");
-}
-
-/// The index recorded in a follower's state file, if any.
-fn recorded(output: &Path) -> Option<u64> {
-    let mut state = output.as_os_str().to_os_string();
-    state.push(".follow-state");
-    let text = std::fs::read_to_string(PathBuf::from(state)).ok()?;
-    text.lines()
-        .find_map(|l| l.strip_prefix("index "))
-        .and_then(|n| n.parse().ok())
-}
-
-fn wait_for(what: &str, logs: &[&Path], mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !done() {
-        if Instant::now() > deadline {
-            let logs: Vec<String> = logs
-                .iter()
-                .map(|l| {
-                    format!(
-                        "--- {}:\n{}",
-                        l.display(),
-                        std::fs::read_to_string(l).unwrap_or_default()
-                    )
-                })
-                .collect();
-            panic!("timed out waiting for {what}\n{}", logs.join("\n"));
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-fn follow(server: &str, key: &Path, sub: &str, x25519: &Path, output: &Path) -> Command {
-    let mut c = sealstream();
-    c.args(["follow", "--server", server, "--subscription", sub])
-        .arg("--key-file")
-        .arg(key)
-        .arg("--buyer-private-key-file")
-        .arg(x25519)
-        .arg("--output")
-        .arg(output);
-    c
 }
 
 #[test]
@@ -155,15 +80,7 @@ fn two_followers_one_revoked_mid_stream() {
         let mut subscribe = market_cmd(server, &key, &["subscribe", "--listing", &listing]);
         subscribe.arg("--buyer-private-key-file").arg(&x25519);
         let sub = stdout_of(subscribe, "subscribe");
-        let shown = market_cmd(server, &key, &["subscription", "show", &sub, "--json"]);
-        let shown = sealstream_core::json::parse(&run_ok(shown, "show").stdout).unwrap();
-        let order = shown
-            .get("periods")
-            .and_then(|p| p.as_array())
-            .and_then(|p| p[0].get("orderId"))
-            .and_then(|o| o.as_str())
-            .unwrap()
-            .to_string();
+        let order = first_period_order(server, &key, &sub);
         run_ok(
             market_cmd(
                 server,
@@ -196,10 +113,10 @@ fn two_followers_one_revoked_mid_stream() {
     let _daemon = spawn(daemon, &daemon_log);
     let (alice_log, bob_log) = (t.join("alice.log"), t.join("bob.log"));
     let mut alice_follow = spawn(
-        follow(server, &alice.0, &alice.2, &alice.1, &alice.3),
+        follow(server, &alice.0, &alice.2, &[&alice.1], &alice.3),
         &alice_log,
     );
-    let mut bob_follow = spawn(follow(server, &bob.0, &bob.2, &bob.1, &bob.3), &bob_log);
+    let mut bob_follow = spawn(follow(server, &bob.0, &bob.2, &[&bob.1], &bob.3), &bob_log);
     let logs = [daemon_log.as_path(), &alice_log, &bob_log];
 
     // Chunks 0 to 2 arrive: both get them.
@@ -237,7 +154,7 @@ fn two_followers_one_revoked_mid_stream() {
     copy_chunks(&t.join("chain"), &part, 3..CHUNKS);
     upload(server, &part, &machine_sk);
     let _alice_again = spawn(
-        follow(server, &alice.0, &alice.2, &alice.1, &alice.3),
+        follow(server, &alice.0, &alice.2, &[&alice.1], &alice.3),
         &alice_log,
     );
     wait_for("every chunk at alice's follower", &logs, || {

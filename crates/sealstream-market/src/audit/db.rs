@@ -64,6 +64,16 @@ pub(super) fn events(store: &Store) -> BoxStream<'_, Result<Event, sqlx::Error>>
     .fetch(store.pool())
 }
 
+/// Events `1..=upto`, by number, as a stream.
+pub(super) fn events_upto(store: &Store, upto: u64) -> BoxStream<'_, Result<Event, sqlx::Error>> {
+    sqlx::query_as(
+        "SELECT seq, at, actor, action, subject, details, prev, hash \
+         FROM audit_events WHERE seq <= $1 ORDER BY seq",
+    )
+    .bind(i64::try_from(upto).unwrap_or(i64::MAX))
+    .fetch(store.pool())
+}
+
 /// The hash of event `seq`, if the log holds it.
 pub(super) async fn hash_of(store: &Store, seq: u64) -> Result<Option<String>, sqlx::Error> {
     sqlx::query_scalar("SELECT hash FROM audit_events WHERE seq = $1")

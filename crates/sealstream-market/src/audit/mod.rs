@@ -215,6 +215,47 @@ pub async fn head(store: &Store) -> Result<AuditReport, StoreError> {
     })
 }
 
+/// Calls `each` with events `1..=upto` in order, read as a stream (the log
+/// is never held whole): an export of the part of the log a [`verify`]
+/// covered, whatever is appended meanwhile. Stops at the first error of
+/// `each` and returns it.
+pub async fn for_each_upto<E>(
+    store: &Store,
+    upto: u64,
+    mut each: impl FnMut(Event) -> Result<(), E>,
+) -> Result<Result<(), E>, StoreError> {
+    use futures_util::TryStreamExt;
+    let mut events = db::events_upto(store, upto);
+    while let Some(event) = events.try_next().await? {
+        if let Err(e) = each(event) {
+            return Ok(Err(e));
+        }
+    }
+    Ok(Ok(()))
+}
+
+impl Event {
+    /// The event as one JSON object (`seq`, `at`, `actor`, `action`,
+    /// `subject`, `details` as an object, `prev`, `hash`): a line of
+    /// `market audit export`. `None` when the stored details are not JSON
+    /// (which [`verify`] reports first).
+    pub fn to_json(&self) -> Option<Value> {
+        let mut m = Map::new();
+        m.insert(
+            "seq".into(),
+            Value::Number(Number::from_int_text(&self.seq.to_string())?),
+        );
+        m.insert("at".into(), Value::String(self.at.clone()));
+        m.insert("actor".into(), Value::String(self.actor.clone()));
+        m.insert("action".into(), Value::String(self.action.clone()));
+        m.insert("subject".into(), Value::String(self.subject.clone()));
+        m.insert("details".into(), json::parse(self.details.as_bytes()).ok()?);
+        m.insert("prev".into(), Value::String(self.prev.clone()));
+        m.insert("hash".into(), Value::String(self.hash.clone()));
+        Some(Value::Object(m))
+    }
+}
+
 /// Checks every event: numbering from 1 without gaps, each hash against its
 /// content, each link to the event before; reads the log as a stream.
 pub async fn verify(store: &Store) -> Result<AuditReport, AuditError> {

@@ -40,6 +40,10 @@ pub fn run(command: MarketCommand, ui: Ui) -> CliResult {
             super::market_audit::verify(db, key, anchor, published, ui)
         }
         #[cfg(feature = "market")]
+        MarketCommand::Audit(MarketAuditCommand::Export { db, key, out }) => {
+            super::market_audit::export(db, key, out, ui)
+        }
+        #[cfg(feature = "market")]
         MarketCommand::Audit(MarketAuditCommand::Anchor { db, key, out }) => {
             super::market_audit::anchor(db, key, out, ui)
         }

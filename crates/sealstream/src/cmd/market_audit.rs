@@ -1,5 +1,6 @@
-//! `sealstream market audit verify|anchor`: the audit log checked as a
-//! chain and against the newest signed head (database, head file, anchor).
+//! `sealstream market audit verify|anchor|export`: the audit log checked as a
+//! chain and against the newest signed head (database, head file, anchor),
+//! and written out as JSON lines.
 
 use std::path::{Path, PathBuf};
 
@@ -242,5 +243,86 @@ pub fn anchor(
             ui.say(format!("signed audit head: {}", signed.describe()));
         }
     }
+    Ok(())
+}
+
+/// `market audit export`: the log verified as `verify` does, then its
+/// events up to the verified head as JSON lines, streamed.
+pub fn export(
+    db: MarketDbArgs,
+    key_args: MarketServerKeyArgs,
+    out: Option<PathBuf>,
+    ui: Ui,
+) -> CliResult {
+    use std::io::Write;
+
+    let url = open(&db)?;
+    let key = key(&db, &key_args)?;
+    let head_file = db.data_dir.join(signed::HEAD_FILE);
+    let mut file = match &out {
+        Some(path) => {
+            let dir = path
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(Path::new("."));
+            Some(tempfile::NamedTempFile::new_in(dir).map_err(|e| CliError::input(at(path, e)))?)
+        }
+        None => None,
+    };
+    let report = runtime()?.block_on(async {
+        let store = Store::open(&url)
+            .await
+            .map_err(|e| CliError::input(e.to_string()))?;
+        let result = async {
+            let report = match check(&store, &head_file, key.as_ref(), None, None).await? {
+                Ok((report, _)) => report,
+                Err(AuditError::Store(e)) => return Err(CliError::input(e.to_string())),
+                Err(e) => return Err(CliError::integrity(format!("audit log not intact: {e}"))),
+            };
+            let stdout = std::io::stdout();
+            let mut sink: Box<dyn Write> = match file.as_mut() {
+                Some(f) => Box::new(std::io::BufWriter::new(f.as_file_mut())),
+                None => Box::new(std::io::BufWriter::new(stdout.lock())),
+            };
+            let write_err = |e: std::io::Error| match &out {
+                Some(path) => CliError::input(at(path, e)),
+                None => CliError::input(format!("standard output: {e}")),
+            };
+            audit::for_each_upto(&store, report.events, |event| {
+                let line = event.to_json().ok_or_else(|| {
+                    CliError::integrity(format!(
+                        "audit log not intact: event {}: details are not JSON",
+                        event.seq
+                    ))
+                })?;
+                let line = sealstream_core::json::canonical::rfc8785(&line).map_err(|e| {
+                    CliError::integrity(format!("audit log not intact: event {}: {e}", event.seq))
+                })?;
+                sink.write_all(line.as_bytes())
+                    .and_then(|()| sink.write_all(b"\n"))
+                    .map_err(write_err)
+            })
+            .await
+            .map_err(|e| CliError::input(e.to_string()))??;
+            sink.flush().map_err(write_err)?;
+            Ok(report)
+        }
+        .await;
+        store.close().await;
+        result
+    })?;
+    if let (Some(f), Some(path)) = (file, &out) {
+        f.as_file()
+            .sync_data()
+            .map_err(|e| CliError::input(at(path, e)))?;
+        f.persist(path)
+            .map_err(|e| CliError::input(at(path, e.error)))?;
+    }
+    ui.say(format!(
+        "audit log exported: {} event{}, head {}",
+        report.events,
+        if report.events == 1 { "" } else { "s" },
+        report.head
+    ));
     Ok(())
 }

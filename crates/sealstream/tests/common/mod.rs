@@ -6,6 +6,7 @@
 #![allow(dead_code, unused_imports)]
 
 pub mod agent;
+pub mod live;
 pub mod market;
 
 use std::io::{BufRead, BufReader, Write};
