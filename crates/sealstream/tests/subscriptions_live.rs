@@ -23,7 +23,7 @@ mod common;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -106,6 +106,191 @@ fn pay(server: &str, key: &Path, order: &str, rpc: &str) {
     );
 }
 
+/// The machine's agent streaming `/gps/fix` from its standard input, fed
+/// a GPS fix every 20 ms by a thread until [`Stream::stop`].
+struct Stream {
+    agent: Running,
+    streaming: Arc<AtomicBool>,
+    feeder: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Stream {
+    fn start(dir: &Path, server: &str, log: &Path) -> Stream {
+        let map = write_agent(dir, server);
+        let mut agent = sealstream();
+        agent
+            .args(["agent", "run", "--config"])
+            .arg(&map)
+            .current_dir(dir)
+            .stdin(Stdio::piped());
+        let mut agent = spawn(agent, log);
+        let mut stdin = agent.0.stdin.take().unwrap();
+        let streaming = Arc::new(AtomicBool::new(true));
+        let feeder = {
+            let streaming = streaming.clone();
+            std::thread::spawn(move || {
+                let mut i = 0u64;
+                while streaming.load(Ordering::Relaxed) {
+                    let line = format!(
+                        "{{\"topic\":\"{TOPIC}\",\"capturedAt\":\"2026-12-05T10:{:02}:{:02}.{:03}Z\",\"fields\":{{\"seq\":{i},\"lat\":52.{i},\"lon\":13.{i}}}}}\n",
+                        (i / 60_000) % 60,
+                        (i / 1000) % 60,
+                        i % 1000
+                    );
+                    if stdin.write_all(line.as_bytes()).is_err() {
+                        break;
+                    }
+                    i += 1;
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                // Dropping stdin ends the agent's input: it seals and
+                // delivers what it holds, then exits.
+            })
+        };
+        Stream {
+            agent,
+            streaming,
+            feeder: Some(feeder),
+        }
+    }
+
+    /// Ends the input and waits for the agent to deliver all and exit 0.
+    fn stop(&mut self, log: &Path) {
+        self.streaming.store(false, Ordering::Relaxed);
+        if let Some(f) = self.feeder.take() {
+            f.join().unwrap();
+        }
+        let status = self
+            .agent
+            .wait_within(Duration::from_secs(120), "agent", log);
+        assert!(
+            status.success(),
+            "agent: {}",
+            std::fs::read_to_string(log).unwrap()
+        );
+    }
+}
+
+/// The `kind`, title and `subscription` members of a listing of the topic
+/// without history.
+fn subscription_terms(period: u64, grace: u64) -> String {
+    format!(
+        r#""kind":"subscription","title":"Truck 7 live GPS","description":"GPS fixes as recorded.",
+           "delivery":["api"],
+           "subscription":{{"machineDid":"{DID}","topic":"{TOPIC}","periodSeconds":{period},
+                            "graceSeconds":{grace},"history":"none"}}"#
+    )
+}
+
+/// `market listing create --publish` of `body`: the listing's id.
+fn create_listing(t: &Path, server: &str, owner_sk: &Path, name: &str, body: &str) -> String {
+    let file = t.join(format!("listing-{name}.json"));
+    std::fs::write(&file, body).unwrap();
+    let mut create = market_cmd(server, owner_sk, &["listing", "create", "--publish"]);
+    create.arg("--listing").arg(&file);
+    stdout_of(create, "listing create")
+}
+
+/// The owner's `market grant-daemon --follow`.
+fn grant_daemon(server: &str, owner_sk: &Path) -> Command {
+    let mut daemon = sealstream();
+    daemon
+        .args(["market", "grant-daemon", "--follow", "--interval", "1"])
+        .args(["--server", server])
+        .arg("--key-file")
+        .arg(owner_sk)
+        .arg("--owner-private-key-file")
+        .arg(keyfile("owner.x25519.sk"));
+    daemon
+}
+
+/// A buyer's session key file: `secp` (hex) or a new key.
+fn session_key(t: &Path, name: &str, secp: Option<&str>) -> PathBuf {
+    let key = t.join(format!("{name}.sk"));
+    let text = match secp {
+        Some(s) => s.trim_start_matches("0x").to_string(),
+        None => MachineSigningKey::generate().to_hex_secret().to_string(),
+    };
+    std::fs::write(&key, text).unwrap();
+    key
+}
+
+/// The market's wrapped keys for subscription `sub` (its buyer's feed, read
+/// whole: the subscription is over) are exactly its entitled chunks, each
+/// wrapped to the buyer key in force at the chunk's time and opened by that
+/// key only among `keys`; none of `keys` opens any chunk accepted after its
+/// access end (tried against every entry of the raw envelopes in `chain`),
+/// and the market serves none of those to it. Returns the number of chunks
+/// after the end.
+fn check_keys(
+    market: &Market,
+    oracle: &AuditOracle,
+    chain: &Path,
+    (name, key, sub): (&str, &Path, &str),
+    keys: &[PathBuf],
+) -> usize {
+    let audited = &oracle.subscriptions[sub];
+    let entitled = oracle.entitled(sub);
+    assert_eq!(
+        audited.granted, entitled,
+        "{name}: grants against the oracle"
+    );
+    let token = market.sign_in(
+        &MachineSigningKey::from_hex(std::fs::read_to_string(key).unwrap().trim(), "k").unwrap(),
+    );
+    let feed =
+        feed_chunks(&market.bytes_as(&format!("/v1/subscriptions/{sub}/feed"), Some(&token)));
+    assert_eq!(
+        feed.keys()
+            .copied()
+            .collect::<std::collections::BTreeSet<_>>(),
+        entitled,
+        "{name}: the feed"
+    );
+    for (i, event) in &feed {
+        let buyer = event.get("buyer").unwrap();
+        let wrapped_to = buyer.get("publicKeyHex").and_then(Value::as_str).unwrap();
+        assert_eq!(
+            wrapped_to,
+            audited.key_at(oracle.time_of(TOPIC, *i)),
+            "{name}: chunk {i} wrapped to"
+        );
+        let wrapped = buyer.get("wrappedKeyHex").and_then(Value::as_str).unwrap();
+        for k in keys {
+            assert_eq!(
+                opens(wrapped, k),
+                public_hex(k) == wrapped_to,
+                "{name}: chunk {i} with {}",
+                k.display()
+            );
+        }
+    }
+    let Some(end) = audited.access_ends else {
+        return 0;
+    };
+    let mut after = 0;
+    for (&(_, i), _) in oracle.chunks.iter().filter(|(_, t)| **t >= end) {
+        let envelope = read_envelope(&chain.join(format!("chunk-{i}.json"))).unwrap();
+        for k in keys {
+            for r in &envelope.encryption.key_recipients {
+                assert!(
+                    !opens(&r.wrapped_key_hex, k),
+                    "{name}: chunk {i} opens after the end"
+                );
+            }
+        }
+        let (status, _) = market.call(
+            "GET",
+            &format!("/v1/subscriptions/{sub}/chunks/{i}/ciphertext"),
+            Some(&token),
+            None,
+        );
+        assert_eq!(status, 404, "{name}: chunk {i} served after the end");
+        after += 1;
+    }
+    after
+}
+
 #[test]
 fn three_buyers_follow_a_live_topic_lapse_renew_with_rotation_and_revocation() {
     let tmp = tempfile::tempdir().unwrap();
@@ -133,98 +318,39 @@ fn three_buyers_follow_a_live_topic_lapse_renew_with_rotation_and_revocation() {
 
     // The machine streams from now on: a GPS fix every 20 ms.
     let agent_dir = t.join("agent");
-    let map = write_agent(&agent_dir, server);
     let agent_log = t.join("agent.log");
-    let mut agent = sealstream();
-    agent
-        .args(["agent", "run", "--config"])
-        .arg(&map)
-        .current_dir(&agent_dir)
-        .stdin(Stdio::piped());
-    let mut agent = spawn(agent, &agent_log);
-    let mut stdin = agent.0.stdin.take().unwrap();
-    let streaming = Arc::new(AtomicBool::new(true));
-    let feeder = {
-        let streaming = streaming.clone();
-        std::thread::spawn(move || {
-            let mut i = 0u64;
-            while streaming.load(Ordering::Relaxed) {
-                let line = format!(
-                    "{{\"topic\":\"{TOPIC}\",\"capturedAt\":\"2026-12-05T10:{:02}:{:02}.{:03}Z\",\"fields\":{{\"seq\":{i},\"lat\":52.{i},\"lon\":13.{i}}}}}\n",
-                    (i / 60_000) % 60,
-                    (i / 1000) % 60,
-                    i % 1000
-                );
-                if stdin.write_all(line.as_bytes()).is_err() {
-                    break;
-                }
-                i += 1;
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            // Dropping stdin ends the agent's input: it seals and delivers
-            // what it holds, then exits.
-        })
-    };
+    let mut stream = Stream::start(&agent_dir, server, &agent_log);
 
     // Two listings of the topic: 10 s periods with 5 s of grace on the EVM
     // rail, hourly on the invoice rail; no history.
     let pay_to = anvil.account(2).address.to_string();
-    let subscription = |period: u64, grace: u64| {
-        format!(
-            r#""kind":"subscription","title":"Truck 7 live GPS","description":"GPS fixes as recorded.",
-               "delivery":["api"],
-               "subscription":{{"machineDid":"{DID}","topic":"{TOPIC}","periodSeconds":{period},
-                                "graceSeconds":{grace},"history":"none"}}"#
-        )
-    };
     let evm_listing = format!(
         r#"{{{},"price":"1000000000000000",
             "rail":{{"kind":"evm","chainId":{BASE_CHAIN_ID},"token":"native","decimals":18,
                      "payTo":"{pay_to}","symbol":"ETH"}}}}"#,
-        subscription(10, 5)
+        subscription_terms(10, 5)
     );
     let invoice_listing = format!(
         r#"{{{},"price":"490",
             "rail":{{"kind":"invoice","currency":"EUR","decimals":2,"payee":"Robots GmbH",
                      "terms":"14 days net"}}}}"#,
-        subscription(3600, 0)
+        subscription_terms(3600, 0)
     );
-    let mut listings = Vec::new();
-    for (name, body) in [("evm", evm_listing), ("invoice", invoice_listing)] {
-        let file = t.join(format!("listing-{name}.json"));
-        std::fs::write(&file, body).unwrap();
-        let mut create = market_cmd(server, &owner_sk, &["listing", "create", "--publish"]);
-        create.arg("--listing").arg(&file);
-        listings.push(stdout_of(create, "listing create"));
-    }
+    let listings = [
+        create_listing(t, server, &owner_sk, "evm", &evm_listing),
+        create_listing(t, server, &owner_sk, "invoice", &invoice_listing),
+    ];
 
     // The owner's granter runs throughout.
-    let mut daemon = sealstream();
-    daemon
-        .args(["market", "grant-daemon", "--follow", "--interval", "1"])
-        .args(["--server", server])
-        .arg("--key-file")
-        .arg(&owner_sk)
-        .arg("--owner-private-key-file")
-        .arg(keyfile("owner.x25519.sk"));
     let daemon_log = t.join("daemon.log");
-    let _daemon = spawn(daemon, &daemon_log);
+    let _daemon = spawn(grant_daemon(server, &owner_sk), &daemon_log);
 
     // Three buyers subscribe and pay their first period; each follows.
     let mut buyers = Vec::new();
     for (i, name) in ["ann", "ben", "cem"].into_iter().enumerate() {
-        let key = t.join(format!("{name}.sk"));
         let evm = i < 2;
-        let secp = if evm {
-            anvil
-                .account([1, 3][i])
-                .private_key
-                .trim_start_matches("0x")
-                .to_string()
-        } else {
-            MachineSigningKey::generate().to_hex_secret().to_string()
-        };
-        std::fs::write(&key, secp).unwrap();
+        let secp = evm.then(|| anvil.account([1, 3][i]).private_key.clone());
+        let key = session_key(t, name, secp.as_deref());
         let x25519 = x25519_file(t, name);
         let listing = &listings[usize::from(!evm)];
         let mut subscribe = market_cmd(server, &key, &["subscribe", "--listing", listing]);
@@ -324,14 +450,7 @@ fn three_buyers_follow_a_live_topic_lapse_renew_with_rotation_and_revocation() {
     // The machine keeps streaming a little after the last access end, then
     // stops; the agent delivers what it holds and exits.
     std::thread::sleep(Duration::from_secs(2));
-    streaming.store(false, Ordering::Relaxed);
-    feeder.join().unwrap();
-    let status = agent.wait_within(Duration::from_secs(60), "agent", &agent_log);
-    assert!(
-        status.success(),
-        "agent: {}",
-        std::fs::read_to_string(&agent_log).unwrap()
-    );
+    stream.stop(&agent_log);
 
     // The oracle: the market's audit log, exported.
     let oracle = AuditOracle::from_export(&audit_export(&data_dir));
@@ -345,15 +464,8 @@ fn three_buyers_follow_a_live_topic_lapse_renew_with_rotation_and_revocation() {
         "the market accepted every chunk the agent sealed"
     );
     for b in &buyers {
-        let sub = &oracle.subscriptions[&b.sub];
         let entitled = oracle.entitled(&b.sub);
         assert!(!entitled.is_empty(), "{}: entitled to nothing", b.name);
-        // The grants are exactly the entitled chunks: no missing, no extra.
-        assert_eq!(
-            sub.granted, entitled,
-            "{}: grants against the oracle",
-            b.name
-        );
         // A contiguous run of the chain, written byte for byte.
         let (first, last) = (*entitled.first().unwrap(), *entitled.last().unwrap());
         assert_eq!(entitled.len() as u64, last - first + 1, "{}: a gap", b.name);
@@ -372,72 +484,20 @@ fn three_buyers_follow_a_live_topic_lapse_renew_with_rotation_and_revocation() {
             "{}: the stream went on after its end",
             b.name
         );
-
-        // The wrapped keys the market holds for it, as its feed (read whole:
-        // the subscription is over) delivers them; each to the key in force.
-        let token = market.sign_in(
-            &MachineSigningKey::from_hex(std::fs::read_to_string(&b.key).unwrap().trim(), "k")
-                .unwrap(),
+        // Grants exactly the entitled chunks, each to the key in force; no
+        // key of its opens anything after its end.
+        assert!(
+            oracle.subscriptions[&b.sub].access_ends.is_some(),
+            "{}: not ended",
+            b.name
         );
-        let feed = feed_chunks(
-            &market.bytes_as(&format!("/v1/subscriptions/{}/feed", b.sub), Some(&token)),
+        let after = check_keys(
+            &market,
+            &oracle,
+            &chain,
+            (b.name, &b.key, &b.sub),
+            &b.x25519,
         );
-        assert_eq!(
-            feed.keys()
-                .copied()
-                .collect::<std::collections::BTreeSet<_>>(),
-            entitled
-        );
-        for (i, event) in &feed {
-            let buyer = event.get("buyer").unwrap();
-            let wrapped_to = buyer.get("publicKeyHex").and_then(Value::as_str).unwrap();
-            let t_c = oracle.time_of(TOPIC, *i);
-            assert_eq!(
-                wrapped_to,
-                sub.key_at(t_c),
-                "{}: chunk {i} wrapped to",
-                b.name
-            );
-            let wrapped = buyer.get("wrappedKeyHex").and_then(Value::as_str).unwrap();
-            let opens: Vec<bool> = b.x25519.iter().map(|k| opens(wrapped, k)).collect();
-            let current = b
-                .x25519
-                .iter()
-                .position(|k| public_hex(k) == wrapped_to)
-                .unwrap();
-            for (k, opened) in opens.iter().enumerate() {
-                assert_eq!(*opened, k == current, "{}: chunk {i} with key {k}", b.name);
-            }
-        }
-
-        // After its access end, none of its keys opens any later chunk:
-        // tried against every entry of the raw envelopes, and the market has
-        // no grant and serves no ciphertext of them to it.
-        let end = sub.access_ends.expect("every subscription ended");
-        let mut after = 0;
-        for (i, _) in plaintexts
-            .iter()
-            .filter(|(i, _)| oracle.time_of(TOPIC, **i) >= end)
-        {
-            let envelope = read_envelope(&chain.join(format!("chunk-{i}.json"))).unwrap();
-            for k in &b.x25519 {
-                for r in &envelope.encryption.key_recipients {
-                    assert!(
-                        !opens(&r.wrapped_key_hex, k),
-                        "{}: chunk {i} opens after the end",
-                        b.name
-                    );
-                }
-            }
-            let (status, _) = market.call(
-                "GET",
-                &format!("/v1/subscriptions/{}/chunks/{i}/ciphertext", b.sub),
-                Some(&token),
-                None,
-            );
-            assert_eq!(status, 404, "{}: chunk {i} served after the end", b.name);
-            after += 1;
-        }
         assert!(after > 0, "{}: no chunk after its end to try", b.name);
     }
 
@@ -463,4 +523,227 @@ fn three_buyers_follow_a_live_topic_lapse_renew_with_rotation_and_revocation() {
         .any(|i| oracle.time_of(TOPIC, *i) >= rotated));
     let said = std::fs::read_to_string(&daemon_log).unwrap();
     assert!(!said.contains("not granted"), "{said}");
+}
+
+/// One step of the crash test's schedule.
+enum Step {
+    /// SIGKILL the server, and start it again after a pause.
+    KillServer,
+    /// SIGKILL the grant daemon, and start it again.
+    KillGranter,
+    /// The next subscription change, if any is left.
+    Change,
+}
+
+#[test]
+fn server_and_granter_killed_at_random_points_grant_exactly_the_entitled() {
+    let seed = test_seed("subscriptions crash");
+    let mut rng = SplitMix64::new(seed);
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let data_dir = t.join("market");
+    let market_log = t.join("market.log");
+    let mut market = Market::start_logged(
+        &data_dir,
+        &[
+            "--min-subscription-period",
+            "1",
+            "--subscription-sweep",
+            "1",
+        ],
+        &market_log,
+    );
+    let server = market.base.clone();
+    let server = server.as_str();
+    let (owner_key, _, owner_token) = owner_with_machine(&market);
+    let owner_sk = t.join("owner.sk");
+    std::fs::write(&owner_sk, owner_key.to_hex_secret()).unwrap();
+    let agent_dir = t.join("agent");
+    let agent_log = t.join("agent.log");
+    let mut stream = Stream::start(&agent_dir, server, &agent_log);
+    let listing = create_listing(
+        t,
+        server,
+        &owner_sk,
+        "invoice",
+        &format!(
+            r#"{{{},"price":"490","rail":{{"kind":"invoice","currency":"EUR","decimals":2,
+                "payee":"Robots GmbH","terms":"14 days net"}}}}"#,
+            subscription_terms(8, 4)
+        ),
+    );
+    let daemon_log = t.join("daemon.log");
+    let mut daemon = spawn(grant_daemon(server, &owner_sk), &daemon_log);
+
+    // Buyers 0-3 subscribe now; buyer 4 later. Each first period is marked
+    // paid by the seller.
+    let buyer = |i: usize| -> (PathBuf, PathBuf, String) {
+        let name = format!("buyer{i}");
+        let key = session_key(t, &name, None);
+        let x25519 = x25519_file(t, &name);
+        let mut subscribe = market_cmd(server, &key, &["subscribe", "--listing", &listing]);
+        subscribe.arg("--buyer-private-key-file").arg(&x25519);
+        let sub = stdout_of(subscribe, "subscribe");
+        let order = first_period_order(server, &key, &sub);
+        run_ok(
+            market_cmd(
+                server,
+                &owner_sk,
+                &["order", "mark-paid", &order, "--reference", "I"],
+            ),
+            "mark-paid",
+        );
+        (key, x25519, sub)
+    };
+    let mut buyers: Vec<(PathBuf, Vec<PathBuf>, String)> = (0..4)
+        .map(|i| {
+            let (k, x, s) = buyer(i);
+            (k, vec![x], s)
+        })
+        .collect();
+    // A renewal (optionally with a new key), paid by invoice; skipped when
+    // the subscription has ended meanwhile (the oracle takes what happened).
+    let renew = |key: &Path, sub: &str, rotate: Option<&Path>| {
+        let mut c = market_cmd(server, key, &["subscription", "renew", sub]);
+        if let Some(r) = rotate {
+            c.arg("--rotate-key").arg(r);
+        }
+        let out = c.output().unwrap();
+        if out.status.success() {
+            let order = String::from_utf8_lossy(&out.stdout).trim().to_string();
+            run_ok(
+                market_cmd(
+                    server,
+                    &owner_sk,
+                    &["order", "mark-paid", &order, "--reference", "R"],
+                ),
+                "mark-paid",
+            );
+        }
+    };
+
+    // Kills and changes at random points while the agent streams.
+    let started = std::time::Instant::now();
+    let (mut kills, mut change) = (0, 0);
+    while change < 6 || started.elapsed() < Duration::from_secs(20) || kills < 6 {
+        std::thread::sleep(Duration::from_millis(rng.in_range(200..1200)));
+        let step = match rng.in_range(0..3) {
+            0 => Step::KillServer,
+            1 => Step::KillGranter,
+            _ => Step::Change,
+        };
+        match step {
+            Step::KillServer => {
+                market.kill();
+                std::thread::sleep(Duration::from_millis(rng.in_range(0..600)));
+                market.restart();
+                kills += 1;
+            }
+            Step::KillGranter => {
+                daemon.kill();
+                daemon = spawn(grant_daemon(server, &owner_sk), &daemon_log);
+                kills += 1;
+            }
+            Step::Change => {
+                match change {
+                    0 => renew(&buyers[1].0, &buyers[1].2, None),
+                    1 => drop(run_ok(
+                        market_cmd(
+                            server,
+                            &owner_sk,
+                            &[
+                                "subscription",
+                                "revoke",
+                                &buyers[2].2,
+                                "--reason",
+                                "crash test",
+                            ],
+                        ),
+                        "revoke",
+                    )),
+                    2 => {
+                        let (k, x, s) = buyer(4);
+                        buyers.push((k, vec![x], s));
+                    }
+                    3 => drop(run_ok(
+                        market_cmd(
+                            server,
+                            &buyers[3].0,
+                            &["subscription", "cancel", &buyers[3].2],
+                        ),
+                        "cancel",
+                    )),
+                    4 => renew(&buyers[1].0, &buyers[1].2, None),
+                    5 => {
+                        let rotated = x25519_file(t, "buyer4-2");
+                        renew(&buyers[4].0, &buyers[4].2, Some(&rotated));
+                        buyers[4].1.push(rotated);
+                    }
+                    _ => {}
+                }
+                change += 1;
+            }
+        }
+    }
+    eprintln!("{kills} kills, {change} changes in {:?}", started.elapsed());
+
+    // The machine stops; every subscription ends (at most 2 × 8 + 4 s after
+    // its last renewal); the granter catches up.
+    stream.stop(&agent_log);
+    let logs = [market_log.as_path(), &daemon_log, &agent_log];
+    for (key, _, sub) in &buyers {
+        wait_until(
+            "every subscription final",
+            Duration::from_secs(90),
+            &logs,
+            || {
+                let out = market_cmd(server, key, &["subscription", "show", sub, "--json"])
+                    .output()
+                    .unwrap();
+                let shown = sealstream_core::json::parse(&out.stdout).unwrap();
+                matches!(
+                    shown.get("state").and_then(Value::as_str),
+                    Some("lapsed" | "cancelled" | "revoked")
+                )
+            },
+        );
+    }
+    let pending = sealstream_api::routes::topic_pending_grants(DID, TOPIC, None);
+    wait_for("no pending grant", &logs, || {
+        let (status, body) = market.call("GET", &pending, Some(&owner_token), None);
+        assert_eq!(status, 200, "{body:?}");
+        body.get("items")
+            .and_then(Value::as_array)
+            .is_some_and(Vec::is_empty)
+    });
+
+    // Against the oracle from the audit log: every chunk granted exactly to
+    // the subscribers entitled to it, each to the key in force.
+    let oracle = AuditOracle::from_export(&audit_export(&data_dir));
+    let chain = chain_dir(&agent_dir.join("out"));
+    assert_eq!(
+        oracle.chunks.len(),
+        sealstream_files::layout::list_chain(&chain).unwrap().len(),
+        "the market accepted every chunk the agent sealed"
+    );
+    let mut granted = 0;
+    for (i, (key, x25519, sub)) in buyers.iter().enumerate() {
+        check_keys(
+            &market,
+            &oracle,
+            &chain,
+            (&format!("buyer{i}"), key, sub),
+            x25519,
+        );
+        granted += oracle.subscriptions[sub].granted.len();
+    }
+    assert!(granted > 0);
+    let ended: Vec<_> = oracle
+        .subscriptions
+        .values()
+        .filter_map(|s| s.ended.clone())
+        .collect();
+    for how in ["lapsed", "revoked", "cancelled"] {
+        assert!(ended.iter().any(|e| e == how), "none {how}: {ended:?}");
+    }
 }

@@ -701,8 +701,9 @@ pub async fn cancel(
         ));
     }
     let was = s.state;
-    // Access runs to T (no grace), or ends unstarted.
-    let end = s.paid_through.unwrap_or(now);
+    // Access runs to T (no grace), or ends now when T has passed (in
+    // grace: the chunks granted in grace stay granted), or ends unstarted.
+    let end = s.paid_through.map_or(now, |t| t.max(now));
     s.state = SubscriptionState::Cancelled;
     s.access_end = Some(end);
     s.end_reason = Some("cancelled by the buyer".into());
