@@ -1,0 +1,341 @@
+#!/usr/bin/env python3
+"""Live-subscription latency of the market server (`sealstream market serve`,
+SQLite and local objects): from a chunk's upload to its key being in the
+feed of each of 1, 100 and 1,000 subscribers of one topic, at 4 chunks/s.
+Usage:
+
+    cargo build --release -p sealstream      # or let the script build it
+    .venv/bin/python bench/subscription_latency.py [--subscribers 1,100,1000]
+        [--chunks 60] [--rate 4] [--binary PATH] [--no-build]
+
+Needs the venv's eth_account (SIWE and registration signatures) and PyNaCl
+(buyer keys, and to check a delivered key opens).
+
+What it does, per subscriber count N, against one server started on a free
+port with a temporary --data-dir (connection and sign-in limits raised for
+N feeds from one address):
+
+- Setup: `sealstream keys generate`; an owner signs in and registers the
+  machine, and registers the operator recipient's secret
+  (PUT /v1/machines/{did}/operator-key), so the server grants each chunk to
+  the subscribers itself; a subscription listing of the topic (invoice
+  rail, one hour per period, no history) is published. N buyers (fresh
+  secp256k1 accounts) sign in, subscribe with their own X25519 key, and the
+  seller marks each first period paid. `sealstream publish` seals the
+  chunks (1 KiB each) beforehand.
+- Each buyer opens its feed (GET /v1/subscriptions/{id}/feed, server-sent
+  events): N connections, read by one selector loop that stamps each
+  `chunk` event's arrival.
+- The machine uploads the chunks one by one at --rate chunks/s
+  (PUT /v1/machines/{did}/topics/{topic}/chunks/{index}, one connection).
+  Latency of a (chunk, subscriber) pair = arrival of the chunk's event in
+  that subscriber's feed − start of the chunk's upload; "all N" = the
+  latest arrival among the N subscribers − start of the upload. p50, p99
+  and max over the pairs and over the chunks; the upload's own time; the
+  server's CPU (cores, from /proc/PID/stat) over the streaming. The server
+  keeps up when the per-chunk latency does not grow over the run (the last
+  tenth of the chunks against the first).
+- Every delivered event is checked to be for its subscriber's key, and one
+  subscriber's first key is opened (PyNaCl's sealed box) and checked against
+  the chunk's key commitment.
+
+Prints a Markdown table, the exact commands and one line `RESULT {json}`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import resource
+import selectors
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.parse
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from market_grants import INVOICE, Buyer, summary  # noqa: E402
+from market_load import (  # noqa: E402
+    OURS,
+    REPO,
+    Api,
+    did_of,
+    free_port,
+    process_cpu,
+    register_machine,
+    run,
+    sign_in,
+    start_server,
+)
+
+from eth_account import Account  # noqa: E402
+from nacl.public import SealedBox  # noqa: E402
+
+TOPIC = "/bench/live"
+BOUNDARY = "sealstream-bench-boundary-7f3a9c"
+
+
+class Feeds:
+    """N server-sent event streams read by one selector loop."""
+
+    def __init__(self, port: int, subs: list[tuple[str, str, str]]) -> None:
+        # subs: (subscription id, token, buyer public key hex)
+        self.sel = selectors.DefaultSelector()
+        self.arrivals: dict[str, dict[int, float]] = {}
+        self.keys: dict[str, str] = {}
+        self.events: dict[str, dict[int, dict]] = {}
+        for sub, token, public_hex in subs:
+            s = socket.create_connection(("127.0.0.1", port))
+            s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            s.sendall(
+                f"GET /v1/subscriptions/{sub}/feed HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                f"Authorization: Bearer {token}\r\nAccept: text/event-stream\r\n\r\n".encode()
+            )
+            s.setblocking(False)
+            # [subscription, raw bytes not yet decoded, headers read, SSE text]
+            self.sel.register(s, selectors.EVENT_READ, [sub, b"", False, b""])
+            self.arrivals[sub] = {}
+            self.keys[sub] = public_hex
+            self.events[sub] = {}
+
+    def poll(self, timeout: float) -> None:
+        for key, _ in self.sel.select(timeout):
+            now = time.perf_counter()
+            state = key.data
+            try:
+                data = key.fileobj.recv(1 << 16)
+            except BlockingIOError:
+                continue
+            if not data:
+                sys.exit(f"the feed of {state[0]} closed")
+            raw = state[1] + data
+            if not state[2]:
+                head, sep, rest = raw.partition(b"\r\n\r\n")
+                if not sep:
+                    state[1] = raw
+                    continue
+                status = head.split(b"\r\n", 1)[0]
+                if b" 200 " not in status + b" ":
+                    sys.exit(f"feed of {state[0]}: {status.decode()}")
+                if b"transfer-encoding: chunked" not in head.lower():
+                    sys.exit(f"feed of {state[0]}: not chunked")
+                state[2] = True
+                raw = rest
+            # Chunked transfer encoding: "<hex size>\r\n<data>\r\n" frames.
+            text = state[3]
+            while True:
+                line, sep, rest = raw.partition(b"\r\n")
+                if not sep:
+                    break
+                size = int(line.split(b";")[0], 16)
+                if len(rest) < size + 2:
+                    break
+                text += rest[:size]
+                raw = rest[size + 2:]
+            state[1] = raw
+            while b"\n\n" in text:
+                event, text = text.split(b"\n\n", 1)
+                self._event(state[0], event, now)
+            state[3] = text
+
+    def _event(self, sub: str, raw: bytes, now: float) -> None:
+        name, data = None, []
+        for line in raw.split(b"\n"):
+            line = line.rstrip(b"\r")
+            if line.startswith(b"event:"):
+                name = line[6:].strip()
+            elif line.startswith(b"data:"):
+                data.append(line[5:].strip())
+        if name != b"chunk":
+            return
+        event = json.loads(b"".join(data))
+        index = event["index"]
+        if event["buyer"]["publicKeyHex"] != self.keys[sub]:
+            sys.exit(f"chunk {index} of {sub} wrapped to another key")
+        self.arrivals[sub].setdefault(index, now)
+        self.events[sub].setdefault(index, event)
+
+    def close(self) -> None:
+        for key in list(self.sel.get_map().values()):
+            key.fileobj.close()
+        self.sel.close()
+
+
+def upload(conn_api: Api, token: str, machine_did: str, chain: Path, index: int) -> None:
+    env = (chain / f"chunk-{index}.json").read_bytes()
+    bin_ = (chain / f"chunk-{index}.bin").read_bytes()
+    body = b"".join([
+        f"--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"envelope\"\r\n"
+        f"Content-Type: application/json\r\n\r\n".encode(), env,
+        f"\r\n--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"ciphertext\"\r\n"
+        f"Content-Type: application/octet-stream\r\n\r\n".encode(), bin_,
+        f"\r\n--{BOUNDARY}--\r\n".encode(),
+    ])
+    path = (f"/v1/machines/{urllib.parse.quote(machine_did, safe='')}/topics/"
+            f"{urllib.parse.quote(TOPIC, safe='')}/chunks/{index}")
+    conn = conn_api.conn
+    conn.request("PUT", path, body=body, headers={
+        "Authorization": f"Bearer {token}",
+        "Content-Type": f"multipart/form-data; boundary={BOUNDARY}",
+    })
+    r = conn.getresponse()
+    answer = r.read()
+    if r.status != 201:
+        sys.exit(f"upload of chunk {index} answered {r.status}: {answer[:300]!r}")
+
+
+def one_run(binary: str, n: int, chunks: int, rate: float, work: Path) -> dict:
+    keys_dir = work / "keys"
+    keys = json.loads(run([binary, "keys", "generate", "--output-dir", str(keys_dir), "--json"]).stdout)
+    machine_key = (keys_dir / "machine.secp256k1.sk").read_text().strip()
+    machine = Account.from_key(machine_key if machine_key.startswith("0x") else "0x" + machine_key)
+    owner = Account.create()
+    owner_did, machine_did = did_of(owner.address), keys["machineDid"]
+
+    source = work / "source.bin"
+    source.write_bytes(os.urandom(1024 * chunks))
+    chain = work / "chain"
+    run([binary, "--quiet", "publish", "--input", str(source), "--output-dir", str(chain),
+         "--owner-public-key", keys["ownerPublicKeyHex"],
+         "--operator-public-key", keys["operatorPublicKeyHex"],
+         "--machine-public-key", keys["machinePublicKeyHex"],
+         "--signing-key-file", str(keys_dir / "chain.ed25519.sk"),
+         "--machine-did", machine_did, "--machine-key-id", keys["machineKeyId"],
+         "--chunk-size", "1024", "--topic", TOPIC])
+
+    port = free_port()
+    serve_cmd = [binary, "market", "serve", "--listen", f"127.0.0.1:{port}",
+                 "--data-dir", str(work / "data"),
+                 "--max-connections", str(n + 256), "--max-connections-per-client", str(n + 64),
+                 "--anonymous-write-rate", "0"]
+    server, api = start_server(serve_cmd, port, work / "server.log")
+    try:
+        owner_token = sign_in(api, owner)
+        register_machine(api, owner_token, owner_did, machine, keys, keys_dir)
+        operator_secret = (keys_dir / "operator.x25519.sk").read_text().strip()
+        api.expect(200, "PUT", f"/v1/machines/{machine_did}/operator-key",
+                   {"secretKeyHex": operator_secret}, owner_token)
+        listing = api.expect(201, "POST", "/v1/listings", {
+            "kind": "subscription", "title": "Latency benchmark", "description": "1 KiB chunks, live",
+            "tags": ["bench"], "license": {"spdx": "CC-BY-4.0"}, "price": "100", "rail": INVOICE,
+            "delivery": ["api"],
+            "subscription": {"machineDid": machine_did, "topic": TOPIC, "periodSeconds": 3600,
+                             "graceSeconds": 0, "history": "none"},
+        }, owner_token)
+        api.expect(200, "POST", f"/v1/listings/{listing['id']}/publish", {}, owner_token)
+
+        print(f"N={n}: {n} buyers sign in, subscribe, are marked paid", file=sys.stderr)
+        subs = []
+        first = None
+        for i in range(n):
+            b = Buyer(port)
+            s = b.api.expect(201, "POST", "/v1/subscriptions",
+                             {"listingId": listing["id"], "buyerPublicKeyHex": b.public_hex}, b.token)
+            order = next(p["orderId"] for p in s["periods"])
+            api.expect(200, "POST", f"/v1/orders/{order}/mark-paid", {"reference": s["id"]}, owner_token)
+            subs.append((s["id"], b.token, b.public_hex))
+            b.api.conn.close()
+            if first is None:
+                first = (s["id"], b)
+        feeds = Feeds(port, subs)
+        machine_token = sign_in(Api(port), machine)
+        machine_api = Api(port)
+        time.sleep(1.0)  # the chunks' times must be after every activation (whole seconds)
+        feeds.poll(0.2)
+
+        print(f"N={n}: {chunks} chunks at {rate}/s", file=sys.stderr)
+        started: dict[int, float] = {}
+        upload_ms: list[float] = []
+        interval = 1.0 / rate
+        cpu0, w0 = process_cpu(server.pid), time.perf_counter()
+        next_at = time.perf_counter()
+        for i in range(chunks):
+            while time.perf_counter() < next_at:
+                feeds.poll(max(0.0, next_at - time.perf_counter()))
+            started[i] = time.perf_counter()
+            upload(machine_api, machine_token, machine_did, chain, i)
+            upload_ms.append((time.perf_counter() - started[i]) * 1000)
+            next_at += interval
+        deadline = time.perf_counter() + 60
+        while any(len(a) < chunks for a in feeds.arrivals.values()):
+            if time.perf_counter() > deadline:
+                missing = sum(chunks - len(a) for a in feeds.arrivals.values())
+                sys.exit(f"N={n}: {missing} (chunk, subscriber) events missing after 60 s")
+            feeds.poll(0.5)
+        wall = time.perf_counter() - w0
+        cpu = process_cpu(server.pid) - cpu0
+
+        # One delivered key opened and checked against its commitment.
+        sub_id, buyer = first
+        event = feeds.events[sub_id][0]
+        key = SealedBox(buyer.x25519).decrypt(bytes.fromhex(event["buyer"]["wrappedKeyHex"]))
+        commitment = "sha256:" + hashlib.sha256(key).hexdigest()
+        if commitment != event["envelope"]["encryption"]["keyCommitment"]:
+            sys.exit("a delivered key does not match its commitment")
+        feeds.close()
+
+        pairs = [feeds.arrivals[s][i] - started[i] for s, _, _ in subs for i in range(chunks)]
+        all_n = [max(feeds.arrivals[s][i] for s, _, _ in subs) - started[i] for i in range(chunks)]
+        tenth = max(1, chunks // 10)
+        return {
+            "subscribers": n,
+            "chunks": chunks,
+            "rate": rate,
+            "pair": summary(pairs),
+            "all": summary(all_n),
+            "upload": {"p50_ms": sorted(upload_ms)[len(upload_ms) // 2], "max_ms": max(upload_ms)},
+            "first_tenth_all_ms": 1000 * sum(all_n[:tenth]) / tenth,
+            "last_tenth_all_ms": 1000 * sum(all_n[-tenth:]) / tenth,
+            "server_cores": cpu / wall,
+        }
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--subscribers", default="1,100,1000", help="comma-separated subscriber counts")
+    ap.add_argument("--chunks", type=int, default=60, help="chunks uploaded per run")
+    ap.add_argument("--rate", type=float, default=4.0, help="chunks per second")
+    ap.add_argument("--binary", type=Path, default=OURS)
+    ap.add_argument("--no-build", action="store_true", help="do not run cargo build --release first")
+    args = ap.parse_args()
+    counts = [int(x) for x in args.subscribers.split(",")]
+
+    if not args.no_build and args.binary == OURS:
+        print("cargo build --release -p sealstream", file=sys.stderr)
+        subprocess.run(["cargo", "build", "--release", "-p", "sealstream"], cwd=REPO, check=True)
+    binary = str(args.binary)
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = min(hard, max(counts) * 2 + 1024)
+    if soft < want:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+
+    results = []
+    for n in counts:
+        with tempfile.TemporaryDirectory(prefix="sealstream-sub-latency-") as work:
+            results.append(one_run(binary, n, args.chunks, args.rate, Path(work)))
+
+    print("| subscribers | pair p50 | pair p99 | all N p50 | all N p99 | all N max "
+          "| upload p50 | first / last tenth (all N) | server cores |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for r in results:
+        print(f"| {r['subscribers']:,} | {r['pair']['p50_ms']:.1f} ms | {r['pair']['p99_ms']:.1f} ms "
+              f"| {r['all']['p50_ms']:.1f} ms | {r['all']['p99_ms']:.1f} ms | {r['all']['max_ms']:.1f} ms "
+              f"| {r['upload']['p50_ms']:.1f} ms "
+              f"| {r['first_tenth_all_ms']:.0f} / {r['last_tenth_all_ms']:.0f} ms "
+              f"| {r['server_cores']:.2f} |")
+    print()
+    print(f"Command: .venv/bin/python bench/subscription_latency.py --subscribers {args.subscribers} "
+          f"--chunks {args.chunks} --rate {args.rate:g}")
+    print("RESULT " + json.dumps(results))
+
+
+if __name__ == "__main__":
+    main()
