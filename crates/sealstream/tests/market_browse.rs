@@ -23,19 +23,6 @@ use sealstream_core::keys::{MachineSigningKey, RecipientSecretKey};
 const CHUNK: usize = 40_000;
 const TOPIC: &str = "/arm/torque";
 
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn json_of(o: &Output) -> Value {
-    json::parse(&o.stdout)
-        .unwrap_or_else(|e| panic!("not JSON ({e}): {}\nstderr: {}", stdout(o), stderr(o)))
-}
-
 /// `sealstream market ARGS…` with `SEALSTREAM_SERVER` naming `server` (no
 /// `--server` flag).
 fn market(server: &str, args: &[&str]) -> Command {
@@ -81,21 +68,12 @@ fn machine_with_chain(
     let out = run_ok(register, "machine register");
     assert!(stderr(&out).contains(owner_did), "{}", stderr(&out));
     std::fs::write(t.join("input.bin"), input).unwrap();
-    let key = |name: &str| text(&keys, name);
-    let mut publish = sealstream();
-    publish
-        .args(["publish", "--input"])
-        .arg(t.join("input.bin"))
-        .arg("--output-dir")
-        .arg(t.join("chain"))
-        .args(["--owner-public-key", &key("ownerPublicKeyHex")])
-        .args(["--operator-public-key", &key("operatorPublicKeyHex")])
-        .args(["--machine-public-key", &key("machinePublicKeyHex")])
-        .arg("--signing-key-file")
-        .arg(t.join("machine/chain.ed25519.sk"))
-        .args(["--machine-did", &machine_did])
-        .args(["--machine-key-id", &key("machineKeyId")])
-        .args(["--chunk-size", &CHUNK.to_string()]);
+    let publish = publish_with_keys(
+        &t.join("machine"),
+        &t.join("input.bin"),
+        &t.join("chain"),
+        CHUNK,
+    );
     run_ok(publish, "publish");
     let mut upload = signed(
         server,

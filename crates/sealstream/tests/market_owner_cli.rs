@@ -14,7 +14,7 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 
 use common::market::{text, Market};
 use common::*;
@@ -23,20 +23,6 @@ use sealstream_core::json::{self, Value};
 use sealstream_core::keys::{MachineSigningKey, RecipientSecretKey};
 
 const CHUNK: usize = 50_000;
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn json_of(o: &Output) -> Value {
-    json::parse(&o.stdout).unwrap_or_else(|e| {
-        panic!(
-            "not JSON ({e}): {}\nstderr: {}",
-            String::from_utf8_lossy(&o.stdout),
-            stderr(o)
-        )
-    })
-}
 
 /// `sealstream market ARGS… --server URL --key-file KEY`.
 fn market_cmd(server: &str, key: &Path, args: &[&str]) -> Command {
@@ -116,21 +102,12 @@ fn an_owner_and_a_buyer_trade_with_the_cli_only() {
     // owner makes the only dataset).
     let input: Vec<u8> = (0..4 * CHUNK).map(|i| (i * 7 % 251) as u8).collect();
     std::fs::write(t.join("input.bin"), &input).unwrap();
-    let key = |name: &str| text(&keys, name);
-    let mut publish = sealstream();
-    publish
-        .args(["publish", "--input"])
-        .arg(t.join("input.bin"))
-        .arg("--output-dir")
-        .arg(t.join("chain"))
-        .args(["--owner-public-key", &key("ownerPublicKeyHex")])
-        .args(["--operator-public-key", &key("operatorPublicKeyHex")])
-        .args(["--machine-public-key", &key("machinePublicKeyHex")])
-        .arg("--signing-key-file")
-        .arg(t.join("machine/chain.ed25519.sk"))
-        .args(["--machine-did", &machine_did])
-        .args(["--machine-key-id", &key("machineKeyId")])
-        .args(["--chunk-size", &CHUNK.to_string()]);
+    let publish = publish_with_keys(
+        &t.join("machine"),
+        &t.join("input.bin"),
+        &t.join("chain"),
+        CHUNK,
+    );
     run_ok(publish, "publish");
     let mut upload = sealstream();
     upload

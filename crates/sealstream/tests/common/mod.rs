@@ -12,7 +12,7 @@ pub mod market;
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Output};
 
 pub use sealstream_testkit::fixture::{
     BUYER_ID, BUYER_PK, DID, KEY_ID, MACHINE_PK, OPERATOR_PK, OWNER_PK, STRANGER_PK,
@@ -136,4 +136,49 @@ pub fn input_of(len: usize, seed: u8) -> Vec<u8> {
     (0..len)
         .map(|i| (i as u8).wrapping_mul(13).wrapping_add(seed) ^ (i >> 9) as u8)
         .collect()
+}
+
+/// A finished command's standard error, as text.
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// A finished command's standard output, as text.
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// A finished command's standard output as JSON (panics with both streams
+/// when it is not).
+pub fn json_of(o: &Output) -> sealstream_core::json::Value {
+    sealstream_core::json::parse(&o.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}\nstderr: {}", stdout(o), stderr(o)))
+}
+
+/// `sealstream publish` of `input` into `out` in chunks of `chunk` bytes,
+/// with the keys `sealstream keys generate` wrote to `keys_dir`.
+pub fn publish_with_keys(keys_dir: &Path, input: &Path, out: &Path, chunk: usize) -> Command {
+    let keys =
+        sealstream_core::json::parse(&std::fs::read(keys_dir.join("keys.json")).unwrap()).unwrap();
+    let key = |name: &str| {
+        keys.get(name)
+            .and_then(sealstream_core::json::Value::as_str)
+            .unwrap_or_else(|| panic!("keys.json has no {name}"))
+            .to_string()
+    };
+    let mut publish = sealstream();
+    publish
+        .args(["publish", "--input"])
+        .arg(input)
+        .arg("--output-dir")
+        .arg(out)
+        .args(["--owner-public-key", &key("ownerPublicKeyHex")])
+        .args(["--operator-public-key", &key("operatorPublicKeyHex")])
+        .args(["--machine-public-key", &key("machinePublicKeyHex")])
+        .arg("--signing-key-file")
+        .arg(keys_dir.join("chain.ed25519.sk"))
+        .args(["--machine-did", &key("machineDid")])
+        .args(["--machine-key-id", &key("machineKeyId")])
+        .args(["--chunk-size", &chunk.to_string()]);
+    publish
 }
