@@ -13,7 +13,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::live::{first_period_order, follow, market_cmd, recorded, spawn, stdout_of, wait_for};
+use common::live::{follow, market_cmd, recorded, spawn, stdout_of, subscribe, wait_for};
 use common::market::{owner_with_machine, Market};
 use common::*;
 use sealstream_core::keys::{MachineSigningKey, RecipientSecretKey};
@@ -77,18 +77,7 @@ fn two_followers_one_revoked_mid_stream() {
         std::fs::write(&key, MachineSigningKey::generate().to_hex_secret()).unwrap();
         let x25519 = t.join(format!("{name}.x25519.sk"));
         std::fs::write(&x25519, RecipientSecretKey::generate().to_hex_secret()).unwrap();
-        let mut subscribe = market_cmd(server, &key, &["subscribe", "--listing", &listing]);
-        subscribe.arg("--buyer-private-key-file").arg(&x25519);
-        let sub = stdout_of(subscribe, "subscribe");
-        let order = first_period_order(server, &key, &sub);
-        run_ok(
-            market_cmd(
-                server,
-                &owner_sk,
-                &["order", "mark-paid", &order, "--reference", "INV-1"],
-            ),
-            "mark-paid",
-        );
+        let sub = subscribe(server, &key, &x25519, &listing, Some(&owner_sk));
         buyers.push((key, x25519, sub, t.join(format!("{name}.out"))));
     }
     let (alice, bob) = (&buyers[0], &buyers[1]);

@@ -353,20 +353,19 @@ fn three_buyers_follow_a_live_topic_lapse_renew_with_rotation_and_revocation() {
         let key = session_key(t, name, secp.as_deref());
         let x25519 = x25519_file(t, name);
         let listing = &listings[usize::from(!evm)];
-        let mut subscribe = market_cmd(server, &key, &["subscribe", "--listing", listing]);
-        subscribe.arg("--buyer-private-key-file").arg(&x25519);
-        let sub = stdout_of(subscribe, "subscribe");
-        let order = first_period_order(server, &key, &sub);
+        let sub = subscribe(
+            server,
+            &key,
+            &x25519,
+            listing,
+            (!evm).then_some(owner_sk.as_path()),
+        );
         if evm {
-            pay(server, &key, &order, &anvil.url);
-        } else {
-            run_ok(
-                market_cmd(
-                    server,
-                    &owner_sk,
-                    &["order", "mark-paid", &order, "--reference", "INV-7"],
-                ),
-                "mark-paid",
+            pay(
+                server,
+                &key,
+                &first_period_order(server, &key, &sub),
+                &anvil.url,
             );
         }
         buyers.push(Buyer {
@@ -581,18 +580,7 @@ fn server_and_granter_killed_at_random_points_grant_exactly_the_entitled() {
         let name = format!("buyer{i}");
         let key = session_key(t, &name, None);
         let x25519 = x25519_file(t, &name);
-        let mut subscribe = market_cmd(server, &key, &["subscribe", "--listing", &listing]);
-        subscribe.arg("--buyer-private-key-file").arg(&x25519);
-        let sub = stdout_of(subscribe, "subscribe");
-        let order = first_period_order(server, &key, &sub);
-        run_ok(
-            market_cmd(
-                server,
-                &owner_sk,
-                &["order", "mark-paid", &order, "--reference", "I"],
-            ),
-            "mark-paid",
-        );
+        let sub = subscribe(server, &key, &x25519, &listing, Some(&owner_sk));
         (key, x25519, sub)
     };
     let mut buyers: Vec<(PathBuf, Vec<PathBuf>, String)> = (0..4)

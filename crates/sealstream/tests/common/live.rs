@@ -325,3 +325,30 @@ pub fn audit_export(data_dir: &Path) -> String {
         .arg(data_dir);
     String::from_utf8(run_ok(c, "market audit export").stdout).unwrap()
 }
+
+/// `market subscribe` to `listing` with the session key `key` and the buyer
+/// key file `x25519`; on the invoice rail (`owner_sk` given), the seller
+/// then marks the first period paid. The subscription's id.
+pub fn subscribe(
+    server: &str,
+    key: &Path,
+    x25519: &Path,
+    listing: &str,
+    owner_sk: Option<&Path>,
+) -> String {
+    let mut subscribe = market_cmd(server, key, &["subscribe", "--listing", listing]);
+    subscribe.arg("--buyer-private-key-file").arg(x25519);
+    let sub = stdout_of(subscribe, "subscribe");
+    if let Some(owner_sk) = owner_sk {
+        let order = first_period_order(server, key, &sub);
+        run_ok(
+            market_cmd(
+                server,
+                owner_sk,
+                &["order", "mark-paid", &order, "--reference", "INV"],
+            ),
+            "mark-paid",
+        );
+    }
+    sub
+}
