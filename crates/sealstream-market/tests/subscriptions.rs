@@ -1520,6 +1520,109 @@ fn a_period_confirmed_by_the_watcher(db: Db) {
     );
 }
 
+/// The manifest of `chunks` (a window), signed by the machine and its chain
+/// key, uploaded by `token`; its dataset id.
+fn upload_window(server: &TestServer, s: &Seller, chunks: &[SealedChunk], token: &str) -> String {
+    let mut b = sealstream_core::dataset::DatasetBuilder::new();
+    let mut plaintext = Vec::new();
+    for c in chunks {
+        b.push(&c.envelope).unwrap();
+        plaintext.extend(format!("fix {}", c.envelope.index).into_bytes());
+    }
+    let mut m = b
+        .finish(sealstream_core::dataset::DatasetInfo {
+            topic: Some(TOPIC.into()),
+            source_hash: sealstream_core::chunk::sha256_hex(&plaintext),
+            ..Default::default()
+        })
+        .unwrap();
+    m.sign_eip191(&s.machine.key).unwrap();
+    m.sign_ed25519(&s.machine.chain_key).unwrap();
+    let manifest: Value = serde_json::from_str(&m.to_pretty_json()).unwrap();
+    let (status, body) = server.send(
+        "POST",
+        "/v1/datasets",
+        Some(token),
+        &json!({ "manifest": manifest }),
+    );
+    assert_eq!(status, 201, "{body}");
+    body["id"].as_str().unwrap().to_string()
+}
+
+fn a_buyer_reads_the_signed_windows_of_its_chunks(db: Db) {
+    let server = TestServer::start(db);
+    let s = seller(&server, json!("none"));
+    let now = unix_now() as i64;
+    let chunks = chain_at(&server, &s, &[now + 10, now + 20, now + 30, now + 40, now + 50, now + 60]);
+    let alice = buyer(&server);
+    let (id, _) = paid_subscription(&server, &s, &alice);
+    let path = |q: &str| format!("/v1/subscriptions/{id}/datasets{q}");
+    // Nothing granted yet: no window.
+    let (status, body) = server.get(&path(""), Some(&alice.token));
+    assert_eq!((status, body), (200, json!({"items": [], "more": false})));
+
+    let machine_token = server.session_for(&s.machine.did, &[Role::Machine]);
+    let w0 = upload_window(&server, &s, &chunks[0..2], &machine_token);
+    let w1 = upload_window(&server, &s, &chunks[2..4], &s.token);
+    let w2 = upload_window(&server, &s, &chunks[4..6], &machine_token);
+    // A draft of the same topic is not the machine's word.
+    let (status, body) = server.send(
+        "POST",
+        "/v1/datasets",
+        Some(&s.token),
+        &json!({"machineDid": s.machine.did, "topic": TOPIC, "fromIndex": 1, "toIndex": 2}),
+    );
+    assert_eq!(status, 201, "{body}");
+    let e = |i: usize| entry(&s, &chunks[i], &alice.did, &alice.recipient);
+    grant_chunks(&server, &s, &id, vec![e(0), e(1), e(2), e(3)]);
+
+    let ids = |body: &Value| -> Vec<(String, u64, u64)> {
+        body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| {
+                (
+                    d["datasetId"].as_str().unwrap().to_string(),
+                    d["firstIndex"].as_u64().unwrap(),
+                    d["lastIndex"].as_u64().unwrap(),
+                )
+            })
+            .collect()
+    };
+    // Windows 0 and 1 overlap the grants, window 2 does not (yet).
+    let (status, body) = server.get(&path(""), Some(&alice.token));
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(ids(&body), [(w0.clone(), 0, 1), (w1.clone(), 2, 3)], "{body}");
+    assert_eq!(body["more"], false);
+    let manifest = sealstream_core::dataset::DatasetManifest::from_json(
+        &sealstream_core::json::parse(body["items"][0]["manifest"].to_string().as_bytes()).unwrap(),
+    )
+    .unwrap();
+    manifest.verify_signatures().unwrap();
+    assert_eq!(manifest.first_chunk_id, chunks[0].envelope.chunk_id);
+    let (_, body) = server.get(&path("?limit=1"), Some(&alice.token));
+    assert_eq!((ids(&body), &body["more"]), (vec![(w0.clone(), 0, 1)], &json!(true)));
+    let (_, body) = server.get(&path("?after=1"), Some(&alice.token));
+    assert_eq!(ids(&body), [(w1.clone(), 2, 3)]);
+    let (_, body) = server.get(&path("?after=3"), Some(&alice.token));
+    assert_eq!(ids(&body), []);
+    grant_chunks(&server, &s, &id, vec![e(4)]);
+    let (_, body) = server.get(&path("?after=3"), Some(&alice.token));
+    assert_eq!(ids(&body), [(w2, 4, 5)]);
+
+    // The seller: 403; anyone else: 404; bad queries name the field.
+    let (status, _) = server.get(&path(""), Some(&s.token));
+    assert_eq!(status, 403);
+    let bob = buyer(&server);
+    let (status, _) = server.get(&path(""), Some(&bob.token));
+    assert_eq!(status, 404);
+    for (q, field) in [("?limit=0", "limit"), ("?limit=101", "limit"), ("?after=x", "after")] {
+        let (status, body) = server.get(&path(q), Some(&alice.token));
+        assert_eq!((status, body["error"]["field"].as_str()), (400, Some(field)), "{q}: {body}");
+    }
+}
+
 on_both_databases!(
     a_period_confirmed_by_the_watcher,
     the_client_grants_what_is_pending,
@@ -1536,4 +1639,5 @@ on_both_databases!(
     a_final_feed_waits_for_the_chunks_still_due,
     a_feed_is_its_buyers_only,
     the_follower_checks_every_chunk,
+    a_buyer_reads_the_signed_windows_of_its_chunks,
 );

@@ -19,6 +19,7 @@
 pub(crate) mod db;
 pub mod entitlement;
 pub mod feed;
+pub mod windows;
 
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
@@ -1169,6 +1170,10 @@ pub fn routes() -> Router<AppState> {
         .route(
             sealstream_api::routes::SUBSCRIPTION_CHUNK_ENVELOPE,
             get(feed::chunk_envelope),
+        )
+        .route(
+            sealstream_api::routes::SUBSCRIPTION_DATASETS,
+            get(windows::datasets),
         )
 }
 
