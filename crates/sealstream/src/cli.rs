@@ -90,9 +90,13 @@ pub enum Command {
     /// written exactly once. The subscription's state is printed on stderr when the feed
     /// opens and on every change (valid: paid-through time, grace end, time left;
     /// invalid: the reason and what to do). Reconnects with backoff when the connection
-    /// drops. Exits 0 when the subscription is over (lapsed, cancelled, revoked) and
-    /// every chunk it was entitled to is written, or on SIGINT/SIGTERM; 2 when a chunk
-    /// does not check out or the server refuses.
+    /// drops. Each signed dataset window of the topic (the machine's manifests, GET
+    /// /v1/subscriptions/{id}/datasets) is checked once all its chunks are written: both
+    /// signatures, the Merkle root over the chunk ids written, sourceHash when the output
+    /// is the plaintext ("window N..M verified (root …)" on stderr). Exits 0 when the
+    /// subscription is over (lapsed, cancelled, revoked) and every chunk it was entitled
+    /// to is written, or on SIGINT/SIGTERM; 2 when a chunk, a package or a window does
+    /// not check out or the server refuses.
     #[command(after_help = MARKET_EXIT_CODES)]
     #[cfg(feature = "agent")]
     Follow(FollowArgs),
@@ -121,6 +125,21 @@ pub struct FollowArgs {
     /// - for stdout (no resumption).
     #[arg(long, value_name = "FILE")]
     pub output: PathBuf,
+    /// What is written: raw = the chunks' plaintext bytes; jsonl = the data packages the
+    /// plaintext holds (JSON lines), each package's signature verified, one compact JSON
+    /// object a line.
+    #[arg(long, value_enum, default_value_t = FollowFormatArg::Raw)]
+    pub format: FollowFormatArg,
+}
+
+/// `follow --format`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+#[cfg(feature = "agent")]
+pub enum FollowFormatArg {
+    /// The plaintext bytes.
+    Raw,
+    /// One verified data package a line.
+    Jsonl,
 }
 
 const RECEIPT_EXIT_CODES: &str = concat!(
