@@ -98,7 +98,7 @@ fn hash_range(path: &Path, start: u64, end: u64) -> std::io::Result<String> {
         hasher.update(&buf[..n]);
         left -= n as u64;
     }
-    Ok(format!("0x{}", hex::encode(hasher.finish())))
+    Ok(sealstream_core::dataset::hash_hex(&hasher.finish()))
 }
 
 /// The packages of `tail` + `plaintext` (JSON lines): each line ended is
