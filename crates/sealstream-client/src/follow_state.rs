@@ -20,10 +20,10 @@
 //!
 //! [`FollowState::parse`] takes any text (the file is read back after
 //! crashes and may be anything): it refuses what it does not understand,
-//! with the line, and never panics (`fuzz/follow_state`).
+//! with the line, and never panics (`fuzz/follow_state`). The file
+//! depends on nothing of the crate (the fuzz target includes it alone).
 
-use crate::live::Position;
-use crate::windows::{CheckedWindow, Followed, WindowState};
+use std::collections::BTreeMap;
 
 /// The first line of a state file.
 pub const STATE_MAGIC: &str = "sealstream-follow v1";
@@ -58,8 +58,10 @@ impl FollowFormat {
 pub struct FollowState {
     /// The subscription.
     pub subscription: String,
-    /// The last chunk written.
-    pub last: Position,
+    /// The index of the last chunk written.
+    pub last_index: u64,
+    /// Its id.
+    pub last_chunk_id: String,
     /// The output's length after it.
     pub length: u64,
     /// What the output holds.
@@ -120,7 +122,8 @@ impl FollowState {
         let length: u64 = length.parse().map_err(|_| err(n, "length: not a number"))?;
         let mut state = FollowState {
             subscription,
-            last: Position { index, chunk_id },
+            last_index: index,
+            last_chunk_id: chunk_id,
             length,
             format: FollowFormat::Raw,
             tail: Vec::new(),
@@ -220,8 +223,8 @@ impl FollowState {
         let mut out = format!(
             "{STATE_MAGIC}\nsubscription {}\nindex {}\nchunk {}\nlength {}\nformat {}\n",
             self.subscription,
-            self.last.index,
-            self.last.chunk_id,
+            self.last_index,
+            self.last_chunk_id,
             self.length,
             self.format.as_str()
         );
@@ -249,6 +252,42 @@ impl FollowState {
         }
         out
     }
+}
+
+/// A chunk followed and not yet covered by a window handled.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Followed {
+    /// Its id.
+    pub chunk_id: String,
+    /// Where its plaintext is in the output (start, end), when the output
+    /// is the plaintext.
+    pub span: Option<(u64, u64)>,
+}
+
+/// A window checked.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CheckedWindow {
+    /// Index of its first chunk.
+    pub first: u64,
+    /// Index of its last chunk.
+    pub last: u64,
+    /// Its Merkle root (`0x…`).
+    pub root: String,
+}
+
+/// What a follower keeps of the windows between runs.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct WindowState {
+    /// The first chunk this follower followed.
+    pub first_followed: Option<u64>,
+    /// The machine DID and chain public key of the chunks followed.
+    pub chain: Option<(String, String)>,
+    /// The last index of the windows handled (checked or not checkable).
+    pub cursor: Option<u64>,
+    /// The windows checked, in order.
+    pub checked: Vec<CheckedWindow>,
+    /// The chunks followed past the cursor, by index.
+    pub pending: BTreeMap<u64, Followed>,
 }
 
 #[cfg(test)]
@@ -283,10 +322,8 @@ mod tests {
         );
         FollowState {
             subscription: "sub_1".into(),
-            last: Position {
-                index: 7,
-                chunk_id: "0x77".into(),
-            },
+            last_index: 7,
+            last_chunk_id: "0x77".into(),
             length: 30,
             format: FollowFormat::Jsonl,
             tail: b"{\"did\":".to_vec(),

@@ -12,7 +12,6 @@
 //! file, `crate::follow_state`): the chunks followed and not yet covered by
 //! a window, the windows checked, and the cursor of the manifests read.
 
-use std::collections::BTreeMap;
 
 use sealstream_api::routes;
 use sealstream_api::subscriptions::{SubscriptionDataset, SubscriptionDatasets};
@@ -21,6 +20,7 @@ use sealstream_core::dataset::{chunk_leaf, hash_hex, DatasetManifest, DatasetSig
 use sealstream_core::merkle::RootBuilder;
 
 use crate::market::{ClientError, MarketClient};
+pub use crate::follow_state::{CheckedWindow, Followed, WindowState};
 
 /// Manifests asked for per page.
 const PAGE: u32 = 50;
@@ -37,42 +37,6 @@ impl MarketClient {
     ) -> Result<SubscriptionDatasets, ClientError> {
         self.get(&routes::subscription_datasets(id, after, limit))
     }
-}
-
-/// A chunk followed and not yet covered by a window handled.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Followed {
-    /// Its id.
-    pub chunk_id: String,
-    /// Where its plaintext is in the output (start, end), when the output
-    /// is the plaintext.
-    pub span: Option<(u64, u64)>,
-}
-
-/// A window checked.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct CheckedWindow {
-    /// Index of its first chunk.
-    pub first: u64,
-    /// Index of its last chunk.
-    pub last: u64,
-    /// Its Merkle root (`0x…`).
-    pub root: String,
-}
-
-/// What a follower keeps of the windows between runs.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct WindowState {
-    /// The first chunk this follower followed.
-    pub first_followed: Option<u64>,
-    /// The machine DID and chain public key of the chunks followed.
-    pub chain: Option<(String, String)>,
-    /// The last index of the windows handled (checked or not checkable).
-    pub cursor: Option<u64>,
-    /// The windows checked, in order.
-    pub checked: Vec<CheckedWindow>,
-    /// The chunks followed past the cursor, by index.
-    pub pending: BTreeMap<u64, Followed>,
 }
 
 /// What became of one window.

@@ -221,7 +221,10 @@ impl Output {
                 }
                 out.tail = r.tail;
                 out.windows = r.windows;
-                out.last = Some(r.last);
+                out.last = Some(Position {
+                    index: r.last_index,
+                    chunk_id: r.last_chunk_id,
+                });
                 r.length
             }
             None if held > 0 => {
@@ -288,7 +291,8 @@ impl Output {
             state,
             &FollowState {
                 subscription: self.subscription.clone(),
-                last: last.clone(),
+                last_index: last.index,
+                last_chunk_id: last.chunk_id.clone(),
                 length: *length,
                 format: self.format,
                 tail: self.tail.clone(),
@@ -607,7 +611,10 @@ mod tests {
             b"chunk zero|chunk one|chunk two|"
         );
         let state = read_state(&state_path(&path)).unwrap().unwrap();
-        assert_eq!((state.last, state.length), (position(2), 31));
+        assert_eq!(
+            (state.last_index, state.last_chunk_id, state.length),
+            (2, position(2).chunk_id, 31)
+        );
         // The chunks wait for their window, with where their plaintext is.
         let spans: Vec<_> = state.windows.pending.values().map(|p| p.span).collect();
         assert_eq!(spans, [Some((0, 11)), Some((11, 21)), Some((21, 31))]);
