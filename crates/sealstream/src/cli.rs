@@ -861,6 +861,35 @@ pub enum MarketSubscriptionCommand {
         /// The new X25519 public key (hex), instead of --rotate-key.
         #[arg(long, value_name = "HEX")]
         new_buyer_public_key: Option<String>,
+        /// Keep the subscription paid (EVM rail): a loop that pays the period awaiting
+        /// payment from the signing-in key (as `market order pay`), asks for the next
+        /// renewal when less than --before seconds are paid or in grace, and exits 0 once
+        /// the subscription is cancelled, revoked or lapsed (or on SIGINT/SIGTERM). A
+        /// restart pays a renewal left awaiting payment rather than asking for another.
+        #[arg(
+            long,
+            requires = "rpc",
+            conflicts_with_all = ["rotate_key", "new_buyer_public_key"]
+        )]
+        auto: bool,
+        /// With --auto: the chain's JSON-RPC endpoint (http:// or https://).
+        #[arg(long, value_name = "URL", requires = "auto")]
+        rpc: Option<String>,
+        /// With --auto: renew when less than this many seconds are paid (default: a tenth
+        /// of the period, at least 30).
+        #[arg(long, value_name = "SECONDS", requires = "auto")]
+        before: Option<u64>,
+        /// With --auto: the longest sleep between two looks at the subscription.
+        #[arg(long, value_name = "SECONDS", default_value_t = 60, requires = "auto",
+              value_parser = clap::value_parser!(u64).range(1..))]
+        poll: u64,
+        /// With --auto: EIP-155 legacy transactions even on a chain with EIP-1559 fees.
+        #[arg(long, requires = "auto")]
+        legacy: bool,
+        /// With --auto: how long to wait for a payment to be mined and confirmed.
+        #[arg(long, default_value_t = 300, value_name = "SECONDS", requires = "auto",
+              value_parser = clap::value_parser!(u64).range(1..))]
+        timeout: u64,
     },
     /// A subscription's history (its buyer or seller): every state change with the time
     /// it took effect, who made it and what it carried.
