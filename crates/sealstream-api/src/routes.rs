@@ -370,7 +370,19 @@ pub fn subscription_datasets(id: &str, after: Option<u64>, limit: Option<u32>) -
 pub fn topic_pending_grants(did: &str, topic: &str, limit: Option<u32>) -> String {
     with_query(
         fill(TOPIC_PENDING_GRANTS, &[did, topic]),
-        &crate::errors::encode_query(&crate::subscriptions::PendingQuery { limit }),
+        &crate::errors::encode_query(&crate::subscriptions::PendingQuery { limit, wait: None }),
+    )
+}
+
+/// [`TOPIC_PENDING_GRANTS`], at most `limit` pairs, waiting up to `wait`
+/// seconds while none is pending.
+pub fn topic_pending_grants_waiting(did: &str, topic: &str, limit: Option<u32>, wait: u32) -> String {
+    with_query(
+        fill(TOPIC_PENDING_GRANTS, &[did, topic]),
+        &crate::errors::encode_query(&crate::subscriptions::PendingQuery {
+            limit,
+            wait: Some(wait),
+        }),
     )
 }
 

@@ -322,6 +322,12 @@ pub struct PendingQuery {
     #[cfg_attr(feature = "openapi", param(minimum = 1, maximum = 1000))]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub limit: Option<u32>,
+    /// Long poll: when nothing is pending, wait up to this many seconds (1
+    /// to 60) for a chunk of the topic to be ingested or a period to be
+    /// paid, then answer.
+    #[cfg_attr(feature = "openapi", param(minimum = 1, maximum = 60))]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub wait: Option<u32>,
 }
 
 /// One chunk key wrapped for a subscriber (a `peaq.stream.buyer-access.v1`

@@ -25,6 +25,7 @@ pub mod buyer;
 pub mod datasets;
 pub mod evm;
 pub mod follow_state;
+pub mod grant_wait;
 pub mod grants;
 pub mod ingest;
 pub mod listings;

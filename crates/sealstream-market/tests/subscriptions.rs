@@ -1623,6 +1623,73 @@ fn a_buyer_reads_the_signed_windows_of_its_chunks(db: Db) {
     }
 }
 
+fn a_waiting_pending_list_answers_when_a_chunk_is_ingested(db: Db) {
+    let server = TestServer::start(db);
+    let s = seller(&server, json!("none"));
+    let alice = buyer(&server);
+    let (id, _) = paid_subscription(&server, &s, &alice);
+    let chunks = write_chain_to(
+        &s.machine,
+        ChainState::new(),
+        &[b"fix 0".to_vec()],
+        s.recipient.public_key(),
+    );
+    let path = |q: &str| {
+        format!(
+            "/v1/machines/{}/topics/{}/subscription-grants{q}",
+            path_segment(&s.machine.did),
+            path_segment(TOPIC)
+        )
+    };
+    // Nothing pending: the answer comes when the wait ends, empty.
+    let start = std::time::Instant::now();
+    let (status, body) = server.get(&path("?wait=1"), Some(&s.token));
+    assert_eq!((status, &body["items"]), (200, &json!([])), "{body}");
+    assert!(start.elapsed() >= Duration::from_millis(900), "{:?}", start.elapsed());
+    for q in ["?wait=0", "?wait=61", "?wait=x"] {
+        let (status, body) = server.get(&path(q), Some(&s.token));
+        assert_eq!((status, body["error"]["field"].as_str()), (400, Some("wait")), "{q}: {body}");
+    }
+    // A chunk ingested while it waits: the answer comes at once, with it.
+    let machine_token = server.session_for(&s.machine.did, &[Role::Machine]);
+    let (status, body, waited) = std::thread::scope(|scope| {
+        scope.spawn(|| {
+            std::thread::sleep(Duration::from_millis(700));
+            let (content_type, body) = common::multipart(&[
+                ("envelope", "application/json", chunks[0].envelope.to_pretty_json().as_bytes()),
+                ("ciphertext", "application/octet-stream", &chunks[0].ciphertext),
+            ]);
+            let (status, answer) = server.send_raw(
+                "PUT",
+                &format!(
+                    "/v1/machines/{}/topics/{}/chunks/0",
+                    s.machine.did,
+                    path_segment(TOPIC)
+                ),
+                Some(&machine_token),
+                &content_type,
+                &body,
+            );
+            assert_eq!(status, 201, "{answer}");
+        });
+        let start = std::time::Instant::now();
+        let (status, body) = server.get(&path("?wait=30"), Some(&s.token));
+        (status, body, start.elapsed())
+    });
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["items"][0]["subscriptionId"], json!(id), "{body}");
+    assert_eq!(body["items"][0]["index"], json!(0));
+    assert!(
+        waited >= Duration::from_millis(600) && waited < Duration::from_secs(10),
+        "answered after {waited:?}"
+    );
+    // Something pending: no wait at all.
+    let start = std::time::Instant::now();
+    let (_, body) = server.get(&path("?wait=30"), Some(&s.token));
+    assert_eq!(body["items"].as_array().unwrap().len(), 1);
+    assert!(start.elapsed() < Duration::from_secs(5));
+}
+
 on_both_databases!(
     a_period_confirmed_by_the_watcher,
     the_client_grants_what_is_pending,
@@ -1640,4 +1707,5 @@ on_both_databases!(
     a_feed_is_its_buyers_only,
     the_follower_checks_every_chunk,
     a_buyer_reads_the_signed_windows_of_its_chunks,
+    a_waiting_pending_list_answers_when_a_chunk_is_ingested,
 );
