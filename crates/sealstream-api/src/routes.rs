@@ -376,7 +376,12 @@ pub fn topic_pending_grants(did: &str, topic: &str, limit: Option<u32>) -> Strin
 
 /// [`TOPIC_PENDING_GRANTS`], at most `limit` pairs, waiting up to `wait`
 /// seconds while none is pending.
-pub fn topic_pending_grants_waiting(did: &str, topic: &str, limit: Option<u32>, wait: u32) -> String {
+pub fn topic_pending_grants_waiting(
+    did: &str,
+    topic: &str,
+    limit: Option<u32>,
+    wait: u32,
+) -> String {
     with_query(
         fill(TOPIC_PENDING_GRANTS, &[did, topic]),
         &crate::errors::encode_query(&crate::subscriptions::PendingQuery {

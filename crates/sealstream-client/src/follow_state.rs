@@ -139,7 +139,8 @@ impl FollowState {
                 return Err(err(n, "malformed line"));
             }
             let number = |w: &str| -> Result<u64, StateParseError> {
-                w.parse().map_err(|_| err(n, &format!("{}: not a number", words[0])))
+                w.parse()
+                    .map_err(|_| err(n, &format!("{}: not a number", words[0])))
             };
             let key = words[0];
             if matches!(key, "format" | "tail" | "first" | "machine" | "cursor") {
@@ -208,8 +209,7 @@ impl FollowState {
             }
         }
         let w = &state.windows;
-        if w
-            .cursor
+        if w.cursor
             .zip(w.pending.keys().next().copied())
             .is_some_and(|(c, p)| p <= c)
         {

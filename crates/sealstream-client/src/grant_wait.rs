@@ -60,7 +60,8 @@ impl SubscriptionGranter {
         let total = u32::try_from(wait.as_secs()).unwrap_or(MAX_WAIT).max(1);
         let share = (total / topics.len().max(1) as u32).clamp(1, MAX_WAIT);
         for (machine, topic) in &topics {
-            let page = client.pending_subscription_grants_waiting(machine, topic, Some(1), share)?;
+            let page =
+                client.pending_subscription_grants_waiting(machine, topic, Some(1), share)?;
             if !page.items.is_empty() {
                 return Ok(true);
             }

@@ -12,15 +12,14 @@
 //! file, `crate::follow_state`): the chunks followed and not yet covered by
 //! a window, the windows checked, and the cursor of the manifests read.
 
-
 use sealstream_api::routes;
 use sealstream_api::subscriptions::{SubscriptionDataset, SubscriptionDatasets};
 use sealstream_core::chunk::ChunkEnvelope;
 use sealstream_core::dataset::{chunk_leaf, hash_hex, DatasetManifest, DatasetSignature};
 use sealstream_core::merkle::RootBuilder;
 
-use crate::market::{ClientError, MarketClient};
 pub use crate::follow_state::{CheckedWindow, Followed, WindowState};
+use crate::market::{ClientError, MarketClient};
 
 /// Manifests asked for per page.
 const PAGE: u32 = 50;
@@ -305,7 +304,9 @@ mod tests {
         let c = Chain {
             machine: MachineSigningKey::generate(),
             chain: ChainSigningKey::generate(),
-            ids: (0..4u8).map(|i| format!("0x{}", hex::encode([i + 1; 32]))).collect(),
+            ids: (0..4u8)
+                .map(|i| format!("0x{}", hex::encode([i + 1; 32])))
+                .collect(),
             plaintext: (0..40u8).collect(),
         };
         let mut w = WindowState {
@@ -330,7 +331,12 @@ mod tests {
 
     /// The window `first..=last` as the machine signs it, changed by `edit`
     /// before signing.
-    fn window(c: &Chain, first: u64, last: u64, edit: impl FnOnce(&mut DatasetManifest)) -> SubscriptionDataset {
+    fn window(
+        c: &Chain,
+        first: u64,
+        last: u64,
+        edit: impl FnOnce(&mut DatasetManifest),
+    ) -> SubscriptionDataset {
         let ids = &c.ids[first as usize..=last as usize];
         let leaves: Vec<_> = ids.iter().map(|id| chunk_leaf(id).unwrap()).collect();
         let mut m = DatasetManifest {
@@ -370,8 +376,14 @@ mod tests {
     #[test]
     fn a_window_followed_whole_verifies_and_leaves_the_cursor_after_it() {
         let (c, mut w) = followed(0);
-        let out = w.check_one(&window(&c, 0, 1, |_| {}), &mut hasher(&c)).unwrap();
-        let WindowOutcome::Verified { window: got, source_checked } = out else {
+        let out = w
+            .check_one(&window(&c, 0, 1, |_| {}), &mut hasher(&c))
+            .unwrap();
+        let WindowOutcome::Verified {
+            window: got,
+            source_checked,
+        } = out
+        else {
             panic!("{out:?}")
         };
         assert!(source_checked);
@@ -383,8 +395,16 @@ mod tests {
         for p in w.pending.values_mut() {
             p.span = None;
         }
-        let out = w.check_one(&window(&c, 2, 3, |_| {}), &mut hasher(&c)).unwrap();
-        assert!(matches!(out, WindowOutcome::Verified { source_checked: false, .. }));
+        let out = w
+            .check_one(&window(&c, 2, 3, |_| {}), &mut hasher(&c))
+            .unwrap();
+        assert!(matches!(
+            out,
+            WindowOutcome::Verified {
+                source_checked: false,
+                ..
+            }
+        ));
     }
 
     #[test]
@@ -394,25 +414,46 @@ mod tests {
         let e = w.check_one(&bad_source, &mut hasher(&c)).unwrap_err();
         assert!(e.to_string().contains("sourceHash"), "{e}");
         let other_ids = window(&c, 2, 3, |m| {
-            m.merkle_root = hash_hex(&sealstream_core::merkle::root(&[chunk_leaf(&c.ids[0]).unwrap()]))
+            m.merkle_root = hash_hex(&sealstream_core::merkle::root(&[
+                chunk_leaf(&c.ids[0]).unwrap()
+            ]))
         });
         let e = w.check_one(&other_ids, &mut hasher(&c)).unwrap_err();
         assert!(e.to_string().contains("Merkle root"), "{e}");
         // Signed by another machine.
         let (other, _) = followed(0);
         let mut w = followed(0).1;
-        w.chain = Some((Did::of_key(&c.machine).to_string(), c.chain.public_key().to_hex()));
-        let e = w.check_one(&window(&other, 0, 1, |_| {}), &mut hasher(&c)).unwrap_err();
+        w.chain = Some((
+            Did::of_key(&c.machine).to_string(),
+            c.chain.public_key().to_hex(),
+        ));
+        let e = w
+            .check_one(&window(&other, 0, 1, |_| {}), &mut hasher(&c))
+            .unwrap_err();
         assert!(e.to_string().contains("machine"), "{e}");
     }
 
     #[test]
     fn a_window_partly_before_the_first_chunk_followed_is_not_checkable() {
         let (c, mut w) = followed(1);
-        let out = w.check_one(&window(&c, 0, 1, |_| {}), &mut hasher(&c)).unwrap();
-        assert!(matches!(out, WindowOutcome::NotCheckable { first: 0, last: 1, .. }), "{out:?}");
+        let out = w
+            .check_one(&window(&c, 0, 1, |_| {}), &mut hasher(&c))
+            .unwrap();
+        assert!(
+            matches!(
+                out,
+                WindowOutcome::NotCheckable {
+                    first: 0,
+                    last: 1,
+                    ..
+                }
+            ),
+            "{out:?}"
+        );
         assert_eq!(w.cursor, Some(1));
-        let out = w.check_one(&window(&c, 2, 3, |_| {}), &mut hasher(&c)).unwrap();
+        let out = w
+            .check_one(&window(&c, 2, 3, |_| {}), &mut hasher(&c))
+            .unwrap();
         assert!(matches!(out, WindowOutcome::Verified { .. }), "{out:?}");
     }
 }

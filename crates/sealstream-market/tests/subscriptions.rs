@@ -1553,7 +1553,11 @@ fn a_buyer_reads_the_signed_windows_of_its_chunks(db: Db) {
     let server = TestServer::start(db);
     let s = seller(&server, json!("none"));
     let now = unix_now() as i64;
-    let chunks = chain_at(&server, &s, &[now + 10, now + 20, now + 30, now + 40, now + 50, now + 60]);
+    let chunks = chain_at(
+        &server,
+        &s,
+        &[now + 10, now + 20, now + 30, now + 40, now + 50, now + 60],
+    );
     let alice = buyer(&server);
     let (id, _) = paid_subscription(&server, &s, &alice);
     let path = |q: &str| format!("/v1/subscriptions/{id}/datasets{q}");
@@ -1593,7 +1597,11 @@ fn a_buyer_reads_the_signed_windows_of_its_chunks(db: Db) {
     // Windows 0 and 1 overlap the grants, window 2 does not (yet).
     let (status, body) = server.get(&path(""), Some(&alice.token));
     assert_eq!(status, 200, "{body}");
-    assert_eq!(ids(&body), [(w0.clone(), 0, 1), (w1.clone(), 2, 3)], "{body}");
+    assert_eq!(
+        ids(&body),
+        [(w0.clone(), 0, 1), (w1.clone(), 2, 3)],
+        "{body}"
+    );
     assert_eq!(body["more"], false);
     let manifest = sealstream_core::dataset::DatasetManifest::from_json(
         &sealstream_core::json::parse(body["items"][0]["manifest"].to_string().as_bytes()).unwrap(),
@@ -1602,7 +1610,10 @@ fn a_buyer_reads_the_signed_windows_of_its_chunks(db: Db) {
     manifest.verify_signatures().unwrap();
     assert_eq!(manifest.first_chunk_id, chunks[0].envelope.chunk_id);
     let (_, body) = server.get(&path("?limit=1"), Some(&alice.token));
-    assert_eq!((ids(&body), &body["more"]), (vec![(w0.clone(), 0, 1)], &json!(true)));
+    assert_eq!(
+        (ids(&body), &body["more"]),
+        (vec![(w0.clone(), 0, 1)], &json!(true))
+    );
     let (_, body) = server.get(&path("?after=1"), Some(&alice.token));
     assert_eq!(ids(&body), [(w1.clone(), 2, 3)]);
     let (_, body) = server.get(&path("?after=3"), Some(&alice.token));
@@ -1617,9 +1628,17 @@ fn a_buyer_reads_the_signed_windows_of_its_chunks(db: Db) {
     let bob = buyer(&server);
     let (status, _) = server.get(&path(""), Some(&bob.token));
     assert_eq!(status, 404);
-    for (q, field) in [("?limit=0", "limit"), ("?limit=101", "limit"), ("?after=x", "after")] {
+    for (q, field) in [
+        ("?limit=0", "limit"),
+        ("?limit=101", "limit"),
+        ("?after=x", "after"),
+    ] {
         let (status, body) = server.get(&path(q), Some(&alice.token));
-        assert_eq!((status, body["error"]["field"].as_str()), (400, Some(field)), "{q}: {body}");
+        assert_eq!(
+            (status, body["error"]["field"].as_str()),
+            (400, Some(field)),
+            "{q}: {body}"
+        );
     }
 }
 
@@ -1645,10 +1664,18 @@ fn a_waiting_pending_list_answers_when_a_chunk_is_ingested(db: Db) {
     let start = std::time::Instant::now();
     let (status, body) = server.get(&path("?wait=1"), Some(&s.token));
     assert_eq!((status, &body["items"]), (200, &json!([])), "{body}");
-    assert!(start.elapsed() >= Duration::from_millis(900), "{:?}", start.elapsed());
+    assert!(
+        start.elapsed() >= Duration::from_millis(900),
+        "{:?}",
+        start.elapsed()
+    );
     for q in ["?wait=0", "?wait=61", "?wait=x"] {
         let (status, body) = server.get(&path(q), Some(&s.token));
-        assert_eq!((status, body["error"]["field"].as_str()), (400, Some("wait")), "{q}: {body}");
+        assert_eq!(
+            (status, body["error"]["field"].as_str()),
+            (400, Some("wait")),
+            "{q}: {body}"
+        );
     }
     // A chunk ingested while it waits: the answer comes at once, with it.
     let machine_token = server.session_for(&s.machine.did, &[Role::Machine]);
@@ -1656,8 +1683,16 @@ fn a_waiting_pending_list_answers_when_a_chunk_is_ingested(db: Db) {
         scope.spawn(|| {
             std::thread::sleep(Duration::from_millis(700));
             let (content_type, body) = common::multipart(&[
-                ("envelope", "application/json", chunks[0].envelope.to_pretty_json().as_bytes()),
-                ("ciphertext", "application/octet-stream", &chunks[0].ciphertext),
+                (
+                    "envelope",
+                    "application/json",
+                    chunks[0].envelope.to_pretty_json().as_bytes(),
+                ),
+                (
+                    "ciphertext",
+                    "application/octet-stream",
+                    &chunks[0].ciphertext,
+                ),
             ]);
             let (status, answer) = server.send_raw(
                 "PUT",

@@ -19,9 +19,9 @@ use std::time::{Duration, Instant};
 
 use common::market::{owner_with_machine, Market};
 use common::*;
-use sealstream_core::keys::{MachineSigningKey, RecipientSecretKey};
 use sealstream_core::chunk::{sha256_hex, ChunkEnvelope};
 use sealstream_core::dataset::{DatasetBuilder, DatasetInfo};
+use sealstream_core::keys::{MachineSigningKey, RecipientSecretKey};
 use sealstream_testkit::fixture::{chain_signing_key, machine_signing_key, MACHINE_SK};
 
 const CHUNK: usize = 1000;
@@ -129,7 +129,11 @@ fn package_lines(len: usize) -> Vec<u8> {
             fields,
             captured_at: "2026-12-05T09:00:00Z".into(),
         };
-        let line = signer.build(&payload, &rules, "gps.v1", i).unwrap().to_json_line() + "\n";
+        let line = signer
+            .build(&payload, &rules, "gps.v1", i)
+            .unwrap()
+            .to_json_line()
+            + "\n";
         if out.len() + line.len() > len {
             break;
         }
@@ -141,7 +145,12 @@ fn package_lines(len: usize) -> Vec<u8> {
 
 /// The machine signs the manifest of chunks `range` of the chain in `dir`
 /// (as the agent does per window) and uploads it.
-fn upload_window(market: &Market, dir: &Path, input: &[u8], range: std::ops::RangeInclusive<usize>) {
+fn upload_window(
+    market: &Market,
+    dir: &Path,
+    input: &[u8],
+    range: std::ops::RangeInclusive<usize>,
+) {
     let mut b = DatasetBuilder::new();
     for i in range.clone() {
         let bytes = std::fs::read(dir.join(format!("chunk-{i}.json"))).unwrap();
@@ -276,7 +285,9 @@ fn two_followers_one_revoked_mid_stream() {
     upload(server, &part, &machine_sk);
     let uploaded = Instant::now();
     wait_for("chunks 0-2 at the followers", &logs, || {
-        recorded(&alice.3) == Some(2) && recorded(&bob.3) == Some(2) && recorded(&carol.3) == Some(2)
+        recorded(&alice.3) == Some(2)
+            && recorded(&bob.3) == Some(2)
+            && recorded(&carol.3) == Some(2)
     });
     assert!(
         uploaded.elapsed() < Duration::from_secs(10),
@@ -291,7 +302,10 @@ fn two_followers_one_revoked_mid_stream() {
             .all(|l| log_has(l, "window 0..2 verified (root 0x"))
     });
     assert!(log_has(&alice_log, "window 0..2 verified (root 0x"));
-    assert!(log_has(&alice_log, ", sourceHash too"), "raw output: sourceHash checked");
+    assert!(
+        log_has(&alice_log, ", sourceHash too"),
+        "raw output: sourceHash checked"
+    );
     assert!(log_has(&carol_log, "sourceHash not checked"));
 
     // Alice's follower is stopped (SIGTERM) and started again later; the
@@ -324,16 +338,25 @@ fn two_followers_one_revoked_mid_stream() {
         follow(server, &alice.0, &alice.2, &alice.1, &alice.3),
         &alice_log,
     );
-    wait_for("every chunk at alice's and carol's followers", &logs, || {
-        recorded(&alice.3) == Some(CHUNKS as u64 - 1) && recorded(&carol.3) == Some(CHUNKS as u64 - 1)
-    });
+    wait_for(
+        "every chunk at alice's and carol's followers",
+        &logs,
+        || {
+            recorded(&alice.3) == Some(CHUNKS as u64 - 1)
+                && recorded(&carol.3) == Some(CHUNKS as u64 - 1)
+        },
+    );
     upload_window(&market, &t.join("chain"), &input, 3..=CHUNKS - 1);
     let last_window = format!("window 3..{} verified (root 0x", CHUNKS - 1);
     wait_for("window 3..5 checked", &logs, || {
         log_has(&alice_log, &last_window) && log_has(&carol_log, &last_window)
     });
     // carol wrote the packages, each once, as the machine signed them.
-    assert_eq!(std::fs::read(&carol.3).unwrap(), input, "carol: every package");
+    assert_eq!(
+        std::fs::read(&carol.3).unwrap(),
+        input,
+        "carol: every package"
+    );
 
     // Bob's follower saw the revocation, got nothing after it, and ended.
     let deadline = Instant::now() + Duration::from_secs(30);

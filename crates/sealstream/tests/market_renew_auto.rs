@@ -67,7 +67,16 @@ fn auto(market: &Market, key: &Path, sub: &str, rpc: &str, before: &str, log: &P
         market,
         key,
         &[
-            "subscription", "renew", sub, "--auto", "--rpc", rpc, "--before", before, "--poll", "1",
+            "subscription",
+            "renew",
+            sub,
+            "--auto",
+            "--rpc",
+            rpc,
+            "--before",
+            before,
+            "--poll",
+            "1",
         ],
     );
     let err = std::fs::File::create(log).unwrap();
@@ -89,7 +98,10 @@ fn the_loop_keeps_a_subscription_paid_until_it_is_cancelled() {
     let t = tmp.path();
     let anvil = Anvil::start();
     let rpc = format!("{BASE_CHAIN_ID}={}", anvil.url);
-    let market = Market::start_with(&t.join("market"), &["--evm-rpc", &rpc, "--confirmations", "1"]);
+    let market = Market::start_with(
+        &t.join("market"),
+        &["--evm-rpc", &rpc, "--confirmations", "1"],
+    );
     let (_, _, owner) = owner_with_machine(&market);
     let pay_to = anvil.account(2).address.to_string();
     let evm = format!(
@@ -100,7 +112,17 @@ fn the_loop_keeps_a_subscription_paid_until_it_is_cancelled() {
     std::fs::write(&key, anvil.account(1).private_key.trim_start_matches("0x")).unwrap();
     let subscribe = |listing: &str| {
         let out = run_ok(
-            market_cmd(&market, &key, &["subscribe", "--listing", listing, "--buyer-public-key", BUYER_PK]),
+            market_cmd(
+                &market,
+                &key,
+                &[
+                    "subscribe",
+                    "--listing",
+                    listing,
+                    "--buyer-public-key",
+                    BUYER_PK,
+                ],
+            ),
             "subscribe",
         );
         String::from_utf8_lossy(&out.stdout).trim().to_string()
@@ -111,9 +133,15 @@ fn the_loop_keeps_a_subscription_paid_until_it_is_cancelled() {
     // --before a whole period: the first period is paid, then one renewal
     // (then more than --before is paid).
     let mut running = auto(&market, &key, &sub, &anvil.url, "3600", &log);
-    wait_until("two periods paid", &log, || periods(&market, &key, &sub) == ["paid", "paid"]);
+    wait_until("two periods paid", &log, || {
+        periods(&market, &key, &sub) == ["paid", "paid"]
+    });
     std::thread::sleep(Duration::from_millis(1500));
-    assert_eq!(periods(&market, &key, &sub), ["paid", "paid"], "no third period");
+    assert_eq!(
+        periods(&market, &key, &sub),
+        ["paid", "paid"],
+        "no third period"
+    );
     let pid = running.0.id().to_string();
     run_ok(
         {
@@ -127,15 +155,24 @@ fn the_loop_keeps_a_subscription_paid_until_it_is_cancelled() {
 
     // A renewal asked for while it was stopped is paid by the next run, not
     // doubled.
-    run_ok(market_cmd(&market, &key, &["subscription", "renew", &sub]), "renew");
-    assert_eq!(periods(&market, &key, &sub), ["paid", "paid", "awaiting-payment"]);
+    run_ok(
+        market_cmd(&market, &key, &["subscription", "renew", &sub]),
+        "renew",
+    );
+    assert_eq!(
+        periods(&market, &key, &sub),
+        ["paid", "paid", "awaiting-payment"]
+    );
     let mut running = auto(&market, &key, &sub, &anvil.url, "60", &log);
     wait_until("the pending renewal paid", &log, || {
         periods(&market, &key, &sub) == ["paid", "paid", "paid"]
     });
 
     // The buyer cancels: the loop says so and exits 0.
-    run_ok(market_cmd(&market, &key, &["subscription", "cancel", &sub]), "cancel");
+    run_ok(
+        market_cmd(&market, &key, &["subscription", "cancel", &sub]),
+        "cancel",
+    );
     let deadline = Instant::now() + Duration::from_secs(30);
     let status = loop {
         if let Some(s) = running.0.try_wait().unwrap() {
@@ -146,18 +183,35 @@ fn the_loop_keeps_a_subscription_paid_until_it_is_cancelled() {
     };
     let said = std::fs::read_to_string(&log).unwrap();
     assert!(status.success(), "{said}");
-    assert!(said.contains("is cancelled (") && said.contains("nothing more to pay"), "{said}");
+    assert!(
+        said.contains("is cancelled (") && said.contains("nothing more to pay"),
+        "{said}"
+    );
     assert_eq!(periods(&market, &key, &sub), ["paid", "paid", "paid"]);
 
     // --auto with a new key: a usage error.
     let out = market_cmd(
         &market,
         &key,
-        &["subscription", "renew", &sub, "--auto", "--rpc", &anvil.url, "--new-buyer-public-key", BUYER_PK],
+        &[
+            "subscription",
+            "renew",
+            &sub,
+            "--auto",
+            "--rpc",
+            &anvil.url,
+            "--new-buyer-public-key",
+            BUYER_PK,
+        ],
     )
     .output()
     .unwrap();
-    assert_eq!(out.status.code(), Some(64), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(64),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     // On the invoice rail: refused, saying why.
     let invoice = r#"{"kind":"invoice","currency":"EUR","decimals":2,"payee":"Robots GmbH","terms":"14 days"}"#;
@@ -166,7 +220,14 @@ fn the_loop_keeps_a_subscription_paid_until_it_is_cancelled() {
     let out = market_cmd(
         &market,
         &key,
-        &["subscription", "renew", &invoiced, "--auto", "--rpc", &anvil.url],
+        &[
+            "subscription",
+            "renew",
+            &invoiced,
+            "--auto",
+            "--rpc",
+            &anvil.url,
+        ],
     )
     .output()
     .unwrap();

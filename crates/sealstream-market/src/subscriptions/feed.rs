@@ -149,7 +149,11 @@ impl Drop for FeedSlot {
 
 /// The subscription if `caller` is its buyer: 404 to strangers, 403 to
 /// its seller.
-pub(crate) async fn buyers(state: &AppState, id: &str, caller: &Principal) -> ApiResult<Subscription> {
+pub(crate) async fn buyers(
+    state: &AppState,
+    id: &str,
+    caller: &Principal,
+) -> ApiResult<Subscription> {
     let mut tx = state.store.begin().await?;
     let s = db::subscription(&mut tx, id).await?;
     tx.commit().await?;

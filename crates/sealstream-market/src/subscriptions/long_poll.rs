@@ -23,7 +23,11 @@ pub const TIMEOUT: Duration = Duration::from_secs(MAX_WAIT as u64 + 15);
 
 /// `read` now and, while it finds nothing and `wait` seconds have not
 /// passed, again after each wake-up.
-pub async fn waiting<F, Fut>(state: &AppState, wait: Option<u32>, mut read: F) -> ApiResult<PendingGrants>
+pub async fn waiting<F, Fut>(
+    state: &AppState,
+    wait: Option<u32>,
+    mut read: F,
+) -> ApiResult<PendingGrants>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = ApiResult<PendingGrants>>,

@@ -911,12 +911,16 @@ pub async fn pending(
     if !(1..=1000).contains(&limit) {
         return Err(ApiError::bad_request("limit", "expected 1 to 1000"));
     }
-    if q.wait.is_some_and(|w| !(1..=long_poll::MAX_WAIT).contains(&w)) {
+    if q.wait
+        .is_some_and(|w| !(1..=long_poll::MAX_WAIT).contains(&w))
+    {
         return Err(ApiError::bad_request("wait", "expected 1 to 60 (seconds)"));
     }
-    long_poll::waiting(&state, q.wait, || pending_page(&state, &caller, &did, &topic, limit))
-        .await
-        .map(Json)
+    long_poll::waiting(&state, q.wait, || {
+        pending_page(&state, &caller, &did, &topic, limit)
+    })
+    .await
+    .map(Json)
 }
 
 /// One answer of the pending list of (`did`, `topic`).

@@ -51,7 +51,10 @@ fn read_state(path: &Path) -> CliResult<Option<FollowState>> {
         .read_to_string(&mut text)
         .map_err(|e| CliError::input(at(path, format!("not a follow state file ({e})"))))?;
     if text.len() as u64 > MAX_STATE {
-        return Err(CliError::input(at(path, "not a follow state file (too large)")));
+        return Err(CliError::input(at(
+            path,
+            "not a follow state file (too large)",
+        )));
     }
     FollowState::parse(&text)
         .map(Some)
@@ -121,7 +124,12 @@ fn packages(tail: &[u8], plaintext: &[u8], index: u64) -> Result<(Vec<u8>, Vec<u
         if line.iter().all(u8::is_ascii_whitespace) {
             continue;
         }
-        let bad = |m: String| format!("chunk {index}: package line {} (of the lines ended in it): {m}", n + 1);
+        let bad = |m: String| {
+            format!(
+                "chunk {index}: package line {} (of the lines ended in it): {m}",
+                n + 1
+            )
+        };
         let value = sealstream_core::json::parse(line).map_err(|e| bad(e.to_string()))?;
         let package = DataPackage::from_json(&value).map_err(|e| bad(e.to_string()))?;
         let verified = package.verify();
@@ -246,12 +254,7 @@ impl Output {
 
     /// Appends what chunk `last` (its `envelope`, its `plaintext`) gives
     /// (synced), then records it.
-    fn append(
-        &mut self,
-        last: &Position,
-        envelope: &ChunkEnvelope,
-        plaintext: &[u8],
-    ) -> CliResult {
+    fn append(&mut self, last: &Position, envelope: &ChunkEnvelope, plaintext: &[u8]) -> CliResult {
         let (bytes, tail) = match self.format {
             FollowFormat::Raw => (plaintext.to_vec(), Vec::new()),
             FollowFormat::Jsonl => packages(&self.tail, plaintext, last.index)
@@ -631,17 +634,23 @@ mod tests {
         let mut out = Output::open(&path, "sub_1", FollowFormat::Raw).unwrap();
         append(&mut out, 0, b"x").unwrap();
         drop(out);
-        let e = Output::open(&path, "sub_2", FollowFormat::Raw).err().unwrap();
+        let e = Output::open(&path, "sub_2", FollowFormat::Raw)
+            .err()
+            .unwrap();
         assert!(
             e.message.contains("records subscription sub_1"),
             "{}",
             e.message
         );
-        let e = Output::open(&path, "sub_1", FollowFormat::Jsonl).err().unwrap();
+        let e = Output::open(&path, "sub_1", FollowFormat::Jsonl)
+            .err()
+            .unwrap();
         assert!(e.message.contains("records --format raw"), "{}", e.message);
         let other = dir.path().join("other.bin");
         std::fs::write(&other, b"data").unwrap();
-        let e = Output::open(&other, "sub_1", FollowFormat::Raw).err().unwrap();
+        let e = Output::open(&other, "sub_1", FollowFormat::Raw)
+            .err()
+            .unwrap();
         assert!(
             e.message.contains("without a follow state"),
             "{}",
@@ -649,7 +658,9 @@ mod tests {
         );
         // Shorter than recorded: something else cut it.
         std::fs::write(&path, b"").unwrap();
-        let e = Output::open(&path, "sub_1", FollowFormat::Raw).err().unwrap();
+        let e = Output::open(&path, "sub_1", FollowFormat::Raw)
+            .err()
+            .unwrap();
         assert_eq!(e.exit, crate::error::Exit::Integrity);
     }
 

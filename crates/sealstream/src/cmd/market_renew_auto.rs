@@ -83,7 +83,9 @@ pub fn next_step(s: &SubscriptionView, now: i64, before: u64) -> Step {
                     .unwrap_or_default()
             ))
         }
-        SubscriptionState::AwaitingPayment | SubscriptionState::Active | SubscriptionState::Grace => {}
+        SubscriptionState::AwaitingPayment
+        | SubscriptionState::Active
+        | SubscriptionState::Grace => {}
     }
     if let Some(order) = s.unpaid_order() {
         return Step::Pay(order.to_string());
@@ -223,7 +225,9 @@ pub fn run(session: &MarketSession, args: AutoArgs, ui: &Ui) -> CliResult {
             }
             first = false;
         }
-        let before = args.before.unwrap_or_else(|| default_before(s.period_seconds));
+        let before = args
+            .before
+            .unwrap_or_else(|| default_before(s.period_seconds));
         let now = sealstream_core::utc::now_unix();
         match next_step(&s, now, before) {
             Step::Done(why) => {
@@ -231,7 +235,8 @@ pub fn run(session: &MarketSession, args: AutoArgs, ui: &Ui) -> CliResult {
                 return Ok(());
             }
             Step::Pay(order) => {
-                if !pay(&mut client, &mut node, &order, &args, ui)? && sleep_unless(args.poll, &stop)
+                if !pay(&mut client, &mut node, &order, &args, ui)?
+                    && sleep_unless(args.poll, &stop)
                 {
                     ui.say("Stopped");
                     return Ok(());
@@ -270,8 +275,10 @@ mod tests {
 
     fn view(state: &str, paid_through: Option<i64>, unpaid: Option<&str>) -> SubscriptionView {
         let periods: Vec<serde_json::Value> = unpaid
-            .map(|o| serde_json::json!({"number": 2, "orderId": o, "state": "awaiting-payment",
-                "newBuyerPublicKeyHex": null, "paidAt": null, "createdAt": "2026-12-05T00:00:00Z"}))
+            .map(|o| {
+                serde_json::json!({"number": 2, "orderId": o, "state": "awaiting-payment",
+                "newBuyerPublicKeyHex": null, "paidAt": null, "createdAt": "2026-12-05T00:00:00Z"})
+            })
             .into_iter()
             .collect();
         let v = serde_json::json!({
@@ -308,10 +315,16 @@ mod tests {
             next_step(&view("active", Some(t + 360), None), t, 360),
             Step::Renew
         );
-        assert_eq!(next_step(&view("grace", Some(t - 5), None), t, 360), Step::Renew);
+        assert_eq!(
+            next_step(&view("grace", Some(t - 5), None), t, 360),
+            Step::Renew
+        );
         for state in ["cancelled", "revoked", "lapsed"] {
             let step = next_step(&view(state, Some(t + 1000), None), t, 360);
-            assert!(matches!(&step, Step::Done(m) if m.contains(state)), "{step:?}");
+            assert!(
+                matches!(&step, Step::Done(m) if m.contains(state)),
+                "{step:?}"
+            );
         }
         assert_eq!(default_before(3600), 360);
         assert_eq!(default_before(100), 30);
