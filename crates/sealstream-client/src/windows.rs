@@ -23,6 +23,9 @@ use crate::market::{ClientError, MarketClient};
 
 /// Manifests asked for per page.
 const PAGE: u32 = 50;
+/// Most chunks held while they wait for their window (a topic without
+/// windows would otherwise grow the state without end): the oldest go.
+pub const MAX_PENDING: usize = 100_000;
 
 impl MarketClient {
     /// The machine-signed datasets of subscription `id`'s topic overlapping
@@ -108,6 +111,9 @@ impl WindowState {
                 span,
             },
         );
+        while self.pending.len() > MAX_PENDING {
+            self.pending.pop_first();
+        }
     }
 
     /// Reads the windows past the cursor from the server and checks each
@@ -206,6 +212,11 @@ impl WindowState {
                 }
                 None if self.cursor.is_some_and(|c| i <= c) => {
                     return not(format!("overlaps a window handled before (chunk {i})"))
+                }
+                None if self.pending.keys().next().is_some_and(|&p| i < p) => {
+                    return not(format!(
+                        "chunk {i} is no longer held (at most {MAX_PENDING} chunks wait for their window)"
+                    ))
                 }
                 None => return not(format!("chunk {i} was not followed")),
             }
