@@ -98,6 +98,9 @@ pub const SUBSCRIPTION_CHUNK_CIPHERTEXT: &str = "/v1/subscriptions/{id}/chunks/{
 /// one granted to it, to its buyer (to check the link of the first chunk
 /// it follows).
 pub const SUBSCRIPTION_CHUNK_ENVELOPE: &str = "/v1/subscriptions/{id}/chunks/{index}/envelope";
+/// `GET`: the machine-signed datasets (time windows) of a subscription's
+/// topic overlapping the chunks granted to it, to its buyer.
+pub const SUBSCRIPTION_DATASETS: &str = "/v1/subscriptions/{id}/datasets";
 /// `GET`: the (subscription, chunk) pairs of a topic entitled and not yet
 /// granted.
 pub const TOPIC_PENDING_GRANTS: &str = "/v1/machines/{did}/topics/{topic}/subscription-grants";
@@ -352,11 +355,39 @@ pub fn subscription_chunk_envelope(id: &str, index: u64) -> String {
     fill(SUBSCRIPTION_CHUNK_ENVELOPE, &[id, &index.to_string()])
 }
 
+/// [`SUBSCRIPTION_DATASETS`], after last index `after`, at most `limit`.
+pub fn subscription_datasets(id: &str, after: Option<u64>, limit: Option<u32>) -> String {
+    with_query(
+        fill(SUBSCRIPTION_DATASETS, &[id]),
+        &crate::errors::encode_query(&crate::subscriptions::SubscriptionDatasetsQuery {
+            after,
+            limit,
+        }),
+    )
+}
+
 /// [`TOPIC_PENDING_GRANTS`], at most `limit` pairs.
 pub fn topic_pending_grants(did: &str, topic: &str, limit: Option<u32>) -> String {
     with_query(
         fill(TOPIC_PENDING_GRANTS, &[did, topic]),
-        &crate::errors::encode_query(&crate::subscriptions::PendingQuery { limit }),
+        &crate::errors::encode_query(&crate::subscriptions::PendingQuery { limit, wait: None }),
+    )
+}
+
+/// [`TOPIC_PENDING_GRANTS`], at most `limit` pairs, waiting up to `wait`
+/// seconds while none is pending.
+pub fn topic_pending_grants_waiting(
+    did: &str,
+    topic: &str,
+    limit: Option<u32>,
+    wait: u32,
+) -> String {
+    with_query(
+        fill(TOPIC_PENDING_GRANTS, &[did, topic]),
+        &crate::errors::encode_query(&crate::subscriptions::PendingQuery {
+            limit,
+            wait: Some(wait),
+        }),
     )
 }
 

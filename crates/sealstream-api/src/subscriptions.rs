@@ -322,6 +322,12 @@ pub struct PendingQuery {
     #[cfg_attr(feature = "openapi", param(minimum = 1, maximum = 1000))]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub limit: Option<u32>,
+    /// Long poll: when nothing is pending, wait up to this many seconds (1
+    /// to 60) for a chunk of the topic to be ingested or a period to be
+    /// paid, then answer.
+    #[cfg_attr(feature = "openapi", param(minimum = 1, maximum = 60))]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub wait: Option<u32>,
 }
 
 /// One chunk key wrapped for a subscriber (a `peaq.stream.buyer-access.v1`
@@ -377,6 +383,50 @@ pub struct FeedQuery {
     /// SSE `Last-Event-ID` header says the same, and this wins over it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub after: Option<String>,
+}
+
+/// `GET /v1/subscriptions/{id}/datasets` query.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams))]
+#[cfg_attr(feature = "openapi", into_params(parameter_in = Query))]
+#[serde(deny_unknown_fields)]
+pub struct SubscriptionDatasetsQuery {
+    /// Only datasets whose last chunk index is above this one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub after: Option<u64>,
+    /// At most this many, 1 to 100 (default 50).
+    #[cfg_attr(feature = "openapi", param(minimum = 1, maximum = 100))]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u32>,
+}
+
+/// A machine-signed dataset (time window) of a subscription's topic.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct SubscriptionDataset {
+    /// `ds_…`.
+    pub dataset_id: String,
+    /// Chain index of its first chunk.
+    pub first_index: u64,
+    /// Chain index of its last chunk.
+    pub last_index: u64,
+    /// The `sealstream.dataset.v1` manifest as the machine signed it.
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    pub manifest: crate::JsonDocument,
+}
+
+/// `GET /v1/subscriptions/{id}/datasets`: the machine-signed datasets of
+/// the topic overlapping the chunks granted to the subscription, by last
+/// index.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct SubscriptionDatasets {
+    /// By last index, then id.
+    pub items: Vec<SubscriptionDataset>,
+    /// Whether more follow (ask again after the last one's `lastIndex`).
+    pub more: bool,
 }
 
 /// A `chunk` event of the feed (its SSE id is the index): a chunk granted

@@ -1,9 +1,8 @@
 //! The grant daemon's wait between passes (`market grant-daemon --follow`):
-//! a long poll of each subscription topic's pending list
-//! (`?wait=SECS`, docs/subscriptions.md), which the server answers as soon
-//! as a chunk of the topic is ingested or a period is paid, so a new chunk
-//! is granted within a fraction of a second instead of at the next
-//! `--interval`.
+//! a long poll of each subscription topic's pending list (`?wait=SECS`,
+//! docs/subscriptions.md), which the server answers as soon as a chunk of
+//! the topic is ingested or a period is paid, so a new chunk is granted
+//! within a fraction of a second instead of at the next `--interval`.
 
 use std::time::Duration;
 
@@ -59,9 +58,10 @@ impl SubscriptionGranter {
             return Ok(false);
         }
         let total = u32::try_from(wait.as_secs()).unwrap_or(MAX_WAIT).max(1);
-        let share = (total / topics.len() as u32).clamp(1, MAX_WAIT);
+        let share = (total / topics.len().max(1) as u32).clamp(1, MAX_WAIT);
         for (machine, topic) in &topics {
-            let page = client.pending_subscription_grants_waiting(machine, topic, Some(1), share)?;
+            let page =
+                client.pending_subscription_grants_waiting(machine, topic, Some(1), share)?;
             if !page.items.is_empty() {
                 return Ok(true);
             }

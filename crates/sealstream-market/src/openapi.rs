@@ -227,6 +227,7 @@ fn error_response(description: &str) -> Response {
         crate::subscriptions::feed::feed,
         crate::subscriptions::feed::chunk_ciphertext,
         crate::subscriptions::feed::chunk_envelope,
+        crate::subscriptions::windows::datasets,
     ),
     components(schemas(
         ErrorBody,
@@ -282,6 +283,8 @@ fn error_response(description: &str) -> Response {
         crate::subscriptions::PostSubscriptionGrants,
         crate::subscriptions::SubscriptionGrantsStored,
         sealstream_api::subscriptions::SubscriptionGrantEntry,
+        sealstream_api::subscriptions::SubscriptionDataset,
+        sealstream_api::subscriptions::SubscriptionDatasets,
     )),
     modifiers(&BearerAuth, &CommonResponses)
 )]

@@ -553,6 +553,14 @@ pub fn router(state: AppState) -> Router {
         config.request_timeout,
         "request-timeout",
     );
+    let long_polls = limited(
+        read_whole(crate::subscriptions::long_poll_routes()),
+        config.body_limit,
+        config
+            .request_timeout
+            .max(crate::subscriptions::long_poll::TIMEOUT),
+        "request-timeout",
+    );
     let uploads = limited(
         crate::ingest::upload_routes(),
         config.chunk_limit,
@@ -567,6 +575,7 @@ pub fn router(state: AppState) -> Router {
     ));
     Router::new()
         .merge(small)
+        .merge(long_polls)
         .merge(uploads)
         .route_layer(middleware::from_fn_with_state(
             state.clone(),

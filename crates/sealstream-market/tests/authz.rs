@@ -465,6 +465,9 @@ fn matrix(w: &World) -> Vec<Case> {
         row("GET", "/v1/subscriptions/{id}/chunks/{index}/ciphertext", sub(&su.active, "/chunks/0/ciphertext"),
                                                                                "U  F  H  O  H  H  H  H")
             .hidden(&su.active, missing_sub),
+        row("GET", "/v1/subscriptions/{id}/datasets", sub(&su.active, "/datasets"),
+                                                                               "U  F  H  O  H  H  H  H")
+            .hidden(&su.active, missing_sub),
         row("POST", "/v1/orders/{id}/cancel", ord(&o.to_cancel, "/cancel"),   "U  H  H  O  H  H  H  H")
             .json(json!({}))
             .hidden(&o.to_cancel, missing_ord),

@@ -1520,6 +1520,211 @@ fn a_period_confirmed_by_the_watcher(db: Db) {
     );
 }
 
+/// The manifest of `chunks` (a window), signed by the machine and its chain
+/// key, uploaded by `token`; its dataset id.
+fn upload_window(server: &TestServer, s: &Seller, chunks: &[SealedChunk], token: &str) -> String {
+    let mut b = sealstream_core::dataset::DatasetBuilder::new();
+    let mut plaintext = Vec::new();
+    for c in chunks {
+        b.push(&c.envelope).unwrap();
+        plaintext.extend(format!("fix {}", c.envelope.index).into_bytes());
+    }
+    let mut m = b
+        .finish(sealstream_core::dataset::DatasetInfo {
+            topic: Some(TOPIC.into()),
+            source_hash: sealstream_core::chunk::sha256_hex(&plaintext),
+            ..Default::default()
+        })
+        .unwrap();
+    m.sign_eip191(&s.machine.key).unwrap();
+    m.sign_ed25519(&s.machine.chain_key).unwrap();
+    let manifest: Value = serde_json::from_str(&m.to_pretty_json()).unwrap();
+    let (status, body) = server.send(
+        "POST",
+        "/v1/datasets",
+        Some(token),
+        &json!({ "manifest": manifest }),
+    );
+    assert_eq!(status, 201, "{body}");
+    body["id"].as_str().unwrap().to_string()
+}
+
+fn a_buyer_reads_the_signed_windows_of_its_chunks(db: Db) {
+    let server = TestServer::start(db);
+    let s = seller(&server, json!("none"));
+    let now = unix_now() as i64;
+    let chunks = chain_at(
+        &server,
+        &s,
+        &[now + 10, now + 20, now + 30, now + 40, now + 50, now + 60],
+    );
+    let alice = buyer(&server);
+    let (id, _) = paid_subscription(&server, &s, &alice);
+    let path = |q: &str| format!("/v1/subscriptions/{id}/datasets{q}");
+    // Nothing granted yet: no window.
+    let (status, body) = server.get(&path(""), Some(&alice.token));
+    assert_eq!((status, body), (200, json!({"items": [], "more": false})));
+
+    let machine_token = server.session_for(&s.machine.did, &[Role::Machine]);
+    let w0 = upload_window(&server, &s, &chunks[0..2], &machine_token);
+    let w1 = upload_window(&server, &s, &chunks[2..4], &s.token);
+    let w2 = upload_window(&server, &s, &chunks[4..6], &machine_token);
+    // A draft of the same topic is not the machine's word.
+    let (status, body) = server.send(
+        "POST",
+        "/v1/datasets",
+        Some(&s.token),
+        &json!({"machineDid": s.machine.did, "topic": TOPIC, "fromIndex": 1, "toIndex": 2}),
+    );
+    assert_eq!(status, 201, "{body}");
+    let e = |i: usize| entry(&s, &chunks[i], &alice.did, &alice.recipient);
+    grant_chunks(&server, &s, &id, vec![e(0), e(1), e(2), e(3)]);
+
+    let ids = |body: &Value| -> Vec<(String, u64, u64)> {
+        body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| {
+                (
+                    d["datasetId"].as_str().unwrap().to_string(),
+                    d["firstIndex"].as_u64().unwrap(),
+                    d["lastIndex"].as_u64().unwrap(),
+                )
+            })
+            .collect()
+    };
+    // Windows 0 and 1 overlap the grants, window 2 does not (yet).
+    let (status, body) = server.get(&path(""), Some(&alice.token));
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        ids(&body),
+        [(w0.clone(), 0, 1), (w1.clone(), 2, 3)],
+        "{body}"
+    );
+    assert_eq!(body["more"], false);
+    let manifest = sealstream_core::dataset::DatasetManifest::from_json(
+        &sealstream_core::json::parse(body["items"][0]["manifest"].to_string().as_bytes()).unwrap(),
+    )
+    .unwrap();
+    manifest.verify_signatures().unwrap();
+    assert_eq!(manifest.first_chunk_id, chunks[0].envelope.chunk_id);
+    let (_, body) = server.get(&path("?limit=1"), Some(&alice.token));
+    assert_eq!(
+        (ids(&body), &body["more"]),
+        (vec![(w0.clone(), 0, 1)], &json!(true))
+    );
+    let (_, body) = server.get(&path("?after=1"), Some(&alice.token));
+    assert_eq!(ids(&body), [(w1.clone(), 2, 3)]);
+    let (_, body) = server.get(&path("?after=3"), Some(&alice.token));
+    assert_eq!(ids(&body), []);
+    grant_chunks(&server, &s, &id, vec![e(4)]);
+    let (_, body) = server.get(&path("?after=3"), Some(&alice.token));
+    assert_eq!(ids(&body), [(w2, 4, 5)]);
+
+    // The seller: 403; anyone else: 404; bad queries name the field.
+    let (status, _) = server.get(&path(""), Some(&s.token));
+    assert_eq!(status, 403);
+    let bob = buyer(&server);
+    let (status, _) = server.get(&path(""), Some(&bob.token));
+    assert_eq!(status, 404);
+    for (q, field) in [
+        ("?limit=0", "limit"),
+        ("?limit=101", "limit"),
+        ("?after=x", "after"),
+    ] {
+        let (status, body) = server.get(&path(q), Some(&alice.token));
+        assert_eq!(
+            (status, body["error"]["field"].as_str()),
+            (400, Some(field)),
+            "{q}: {body}"
+        );
+    }
+}
+
+fn a_waiting_pending_list_answers_when_a_chunk_is_ingested(db: Db) {
+    let server = TestServer::start(db);
+    let s = seller(&server, json!("none"));
+    let alice = buyer(&server);
+    let (id, _) = paid_subscription(&server, &s, &alice);
+    let chunks = write_chain_to(
+        &s.machine,
+        ChainState::new(),
+        &[b"fix 0".to_vec()],
+        s.recipient.public_key(),
+    );
+    let path = |q: &str| {
+        format!(
+            "/v1/machines/{}/topics/{}/subscription-grants{q}",
+            path_segment(&s.machine.did),
+            path_segment(TOPIC)
+        )
+    };
+    // Nothing pending: the answer comes when the wait ends, empty.
+    let start = std::time::Instant::now();
+    let (status, body) = server.get(&path("?wait=1"), Some(&s.token));
+    assert_eq!((status, &body["items"]), (200, &json!([])), "{body}");
+    assert!(
+        start.elapsed() >= Duration::from_millis(900),
+        "{:?}",
+        start.elapsed()
+    );
+    for q in ["?wait=0", "?wait=61", "?wait=x"] {
+        let (status, body) = server.get(&path(q), Some(&s.token));
+        assert_eq!(
+            (status, body["error"]["field"].as_str()),
+            (400, Some("wait")),
+            "{q}: {body}"
+        );
+    }
+    // A chunk ingested while it waits: the answer comes at once, with it.
+    let machine_token = server.session_for(&s.machine.did, &[Role::Machine]);
+    let (status, body, waited) = std::thread::scope(|scope| {
+        scope.spawn(|| {
+            std::thread::sleep(Duration::from_millis(700));
+            let (content_type, body) = common::multipart(&[
+                (
+                    "envelope",
+                    "application/json",
+                    chunks[0].envelope.to_pretty_json().as_bytes(),
+                ),
+                (
+                    "ciphertext",
+                    "application/octet-stream",
+                    &chunks[0].ciphertext,
+                ),
+            ]);
+            let (status, answer) = server.send_raw(
+                "PUT",
+                &format!(
+                    "/v1/machines/{}/topics/{}/chunks/0",
+                    s.machine.did,
+                    path_segment(TOPIC)
+                ),
+                Some(&machine_token),
+                &content_type,
+                &body,
+            );
+            assert_eq!(status, 201, "{answer}");
+        });
+        let start = std::time::Instant::now();
+        let (status, body) = server.get(&path("?wait=30"), Some(&s.token));
+        (status, body, start.elapsed())
+    });
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["items"][0]["subscriptionId"], json!(id), "{body}");
+    assert_eq!(body["items"][0]["index"], json!(0));
+    assert!(
+        waited >= Duration::from_millis(600) && waited < Duration::from_secs(10),
+        "answered after {waited:?}"
+    );
+    // Something pending: no wait at all.
+    let start = std::time::Instant::now();
+    let (_, body) = server.get(&path("?wait=30"), Some(&s.token));
+    assert_eq!(body["items"].as_array().unwrap().len(), 1);
+    assert!(start.elapsed() < Duration::from_secs(5));
+}
+
 on_both_databases!(
     a_period_confirmed_by_the_watcher,
     the_client_grants_what_is_pending,
@@ -1536,4 +1741,6 @@ on_both_databases!(
     a_final_feed_waits_for_the_chunks_still_due,
     a_feed_is_its_buyers_only,
     the_follower_checks_every_chunk,
+    a_buyer_reads_the_signed_windows_of_its_chunks,
+    a_waiting_pending_list_answers_when_a_chunk_is_ingested,
 );

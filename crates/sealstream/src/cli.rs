@@ -90,9 +90,13 @@ pub enum Command {
     /// written exactly once. The subscription's state is printed on stderr when the feed
     /// opens and on every change (valid: paid-through time, grace end, time left;
     /// invalid: the reason and what to do). Reconnects with backoff when the connection
-    /// drops. Exits 0 when the subscription is over (lapsed, cancelled, revoked) and
-    /// every chunk it was entitled to is written, or on SIGINT/SIGTERM; 2 when a chunk
-    /// does not check out or the server refuses.
+    /// drops. Each signed dataset window of the topic (the machine's manifests, GET
+    /// /v1/subscriptions/{id}/datasets) is checked once all its chunks are written: both
+    /// signatures, the Merkle root over the chunk ids written, sourceHash when the output
+    /// is the plaintext ("window N..M verified (root …)" on stderr). Exits 0 when the
+    /// subscription is over (lapsed, cancelled, revoked) and every chunk it was entitled
+    /// to is written, or on SIGINT/SIGTERM; 2 when a chunk, a package or a window does
+    /// not check out or the server refuses.
     #[command(after_help = MARKET_EXIT_CODES)]
     #[cfg(feature = "agent")]
     Follow(FollowArgs),
@@ -121,6 +125,21 @@ pub struct FollowArgs {
     /// - for stdout (no resumption).
     #[arg(long, value_name = "FILE")]
     pub output: PathBuf,
+    /// What is written: raw = the chunks' plaintext bytes; jsonl = the data packages the
+    /// plaintext holds (JSON lines), each package's signature verified, one compact JSON
+    /// object a line.
+    #[arg(long, value_enum, default_value_t = FollowFormatArg::Raw)]
+    pub format: FollowFormatArg,
+}
+
+/// `follow --format`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+#[cfg(feature = "agent")]
+pub enum FollowFormatArg {
+    /// The plaintext bytes.
+    Raw,
+    /// One verified data package a line.
+    Jsonl,
 }
 
 const RECEIPT_EXIT_CODES: &str = concat!(
@@ -842,6 +861,35 @@ pub enum MarketSubscriptionCommand {
         /// The new X25519 public key (hex), instead of --rotate-key.
         #[arg(long, value_name = "HEX")]
         new_buyer_public_key: Option<String>,
+        /// Keep the subscription paid (EVM rail): a loop that pays the period awaiting
+        /// payment from the signing-in key (as `market order pay`), asks for the next
+        /// renewal when less than --before seconds are paid or in grace, and exits 0 once
+        /// the subscription is cancelled, revoked or lapsed (or on SIGINT/SIGTERM). A
+        /// restart pays a renewal left awaiting payment rather than asking for another.
+        #[arg(
+            long,
+            requires = "rpc",
+            conflicts_with_all = ["rotate_key", "new_buyer_public_key"]
+        )]
+        auto: bool,
+        /// With --auto: the chain's JSON-RPC endpoint (http:// or https://).
+        #[arg(long, value_name = "URL", requires = "auto")]
+        rpc: Option<String>,
+        /// With --auto: renew when less than this many seconds are paid (default: a tenth
+        /// of the period, at least 30).
+        #[arg(long, value_name = "SECONDS", requires = "auto")]
+        before: Option<u64>,
+        /// With --auto: the longest sleep between two looks at the subscription.
+        #[arg(long, value_name = "SECONDS", default_value_t = 60, requires = "auto",
+              value_parser = clap::value_parser!(u64).range(1..))]
+        poll: u64,
+        /// With --auto: EIP-155 legacy transactions even on a chain with EIP-1559 fees.
+        #[arg(long, requires = "auto")]
+        legacy: bool,
+        /// With --auto: how long to wait for a payment to be mined and confirmed.
+        #[arg(long, default_value_t = 300, value_name = "SECONDS", requires = "auto",
+              value_parser = clap::value_parser!(u64).range(1..))]
+        timeout: u64,
     },
     /// A subscription's history (its buyer or seller): every state change with the time
     /// it took effect, who made it and what it carried.

@@ -5,7 +5,11 @@
 //! is revoked mid-stream: its follower writes exactly the chunks accepted
 //! before the revocation and exits 0 once the feed ends; the other writes
 //! the whole chain, byte for byte, and survives a restart in the middle
-//! (resuming after the last chunk it wrote, writing none twice).
+//! (resuming after the last chunk it wrote, writing none twice). The
+//! chain's plaintext is signed data packages (JSON lines cut across chunk
+//! boundaries); the machine uploads a signed dataset manifest per window
+//! (chunks 0–2, 3–5): the followers check each one ("window N..M verified"),
+//! and a third buyer follows with `--format jsonl`, writing the packages.
 
 mod common;
 
@@ -16,8 +20,10 @@ use std::time::{Duration, Instant};
 use common::live::{follow, market_cmd, recorded, spawn, stdout_of, subscribe, wait_for};
 use common::market::{owner_with_machine, Market};
 use common::*;
+use sealstream_core::chunk::{sha256_hex, ChunkEnvelope};
+use sealstream_core::dataset::{DatasetBuilder, DatasetInfo};
 use sealstream_core::keys::{MachineSigningKey, RecipientSecretKey};
-use sealstream_testkit::fixture::MACHINE_SK;
+use sealstream_testkit::fixture::{chain_signing_key, machine_signing_key, MACHINE_SK};
 
 const CHUNK: usize = 1000;
 const CHUNKS: usize = 6;
@@ -44,6 +50,69 @@ fn upload(server: &str, dir: &Path, machine_key: &Path) {
     run_ok(c, "market upload");
 }
 
+/// Signed data packages, one compact JSON line each, `len` bytes at most
+/// and more than `len - CHUNK`.
+fn package_lines(len: usize) -> Vec<u8> {
+    let key = machine_signing_key();
+    let signer = sealstream_core::package::PackageSigner::new(key, DID, None, None).unwrap();
+    let rules = sealstream_core::rules::TopicRules::new(TOPIC, Vec::new());
+    let mut out = Vec::new();
+    for i in 0.. {
+        let mut fields = sealstream_core::json::Map::new();
+        fields.insert("lat".into(), sealstream_core::json::Value::from(48 + i % 3));
+        fields.insert("seq".into(), sealstream_core::json::Value::from(i));
+        let payload = sealstream_core::package::UnsignedPayload {
+            topic: TOPIC.into(),
+            fields,
+            captured_at: "2026-12-05T09:00:00Z".into(),
+        };
+        let line = signer
+            .build(&payload, &rules, "gps.v1", i)
+            .unwrap()
+            .to_json_line()
+            + "\n";
+        if out.len() + line.len() > len {
+            break;
+        }
+        out.extend(line.into_bytes());
+    }
+    assert!(out.len() > len - CHUNK);
+    out
+}
+
+/// The machine signs the manifest of chunks `range` of the chain in `dir`
+/// (as the agent does per window) and uploads it.
+fn upload_window(
+    market: &Market,
+    dir: &Path,
+    input: &[u8],
+    range: std::ops::RangeInclusive<usize>,
+) {
+    let mut b = DatasetBuilder::new();
+    for i in range.clone() {
+        let bytes = std::fs::read(dir.join(format!("chunk-{i}.json"))).unwrap();
+        b.push(&ChunkEnvelope::parse(&bytes).unwrap()).unwrap();
+    }
+    let end = ((range.end() + 1) * CHUNK).min(input.len());
+    let mut m = b
+        .finish(DatasetInfo {
+            topic: Some(TOPIC.into()),
+            source_hash: sha256_hex(&input[range.start() * CHUNK..end]),
+            ..DatasetInfo::default()
+        })
+        .unwrap();
+    m.sign_eip191(&machine_signing_key()).unwrap();
+    m.sign_ed25519(&chain_signing_key()).unwrap();
+    let token = market.sign_in(&machine_signing_key());
+    let body = format!("{{\"manifest\": {}}}", m.to_pretty_json());
+    let (status, answer) = market.call("POST", "/v1/datasets", Some(&token), Some(&body));
+    assert_eq!(status, 201, "{answer:?}");
+}
+
+fn log_has(log: &Path, text: &str) -> bool {
+    std::fs::read_to_string(log).is_ok_and(|l| l.contains(text))
+}
+
 #[test]
 fn two_followers_one_revoked_mid_stream() {
     let tmp = tempfile::tempdir().unwrap();
@@ -57,7 +126,7 @@ fn two_followers_one_revoked_mid_stream() {
     std::fs::write(&machine_sk, MACHINE_SK).unwrap();
 
     // The chain the machine records, published whole, uploaded in parts.
-    let input = input_of(CHUNK * CHUNKS, 42);
+    let input = package_lines(CHUNK * CHUNKS);
     std::fs::write(t.join("input.bin"), &input).unwrap();
     let mut publish = sealstream();
     publish_args(&mut publish, t.join("input.bin"), &t.join("chain"), CHUNK);
@@ -72,7 +141,7 @@ fn two_followers_one_revoked_mid_stream() {
         .args(["--machine-did", DID]);
     let listing = stdout_of(create, "listing create");
     let mut buyers = Vec::new();
-    for name in ["alice", "bob"] {
+    for name in ["alice", "bob", "carol"] {
         let key = t.join(format!("{name}.sk"));
         std::fs::write(&key, MachineSigningKey::generate().to_hex_secret()).unwrap();
         let x25519 = t.join(format!("{name}.x25519.sk"));
@@ -80,7 +149,7 @@ fn two_followers_one_revoked_mid_stream() {
         let sub = subscribe(server, &key, &x25519, &listing, Some(&owner_sk));
         buyers.push((key, x25519, sub, t.join(format!("{name}.out"))));
     }
-    let (alice, bob) = (&buyers[0], &buyers[1]);
+    let (alice, bob, carol) = (&buyers[0], &buyers[1], &buyers[2]);
 
     // The granter and both followers run from now on.
     let mut daemon = sealstream();
@@ -90,7 +159,7 @@ fn two_followers_one_revoked_mid_stream() {
             "grant-daemon",
             "--follow",
             "--interval",
-            "1",
+            "60",
             "--server",
             server,
         ])
@@ -106,15 +175,44 @@ fn two_followers_one_revoked_mid_stream() {
         &alice_log,
     );
     let mut bob_follow = spawn(follow(server, &bob.0, &bob.2, &[&bob.1], &bob.3), &bob_log);
-    let logs = [daemon_log.as_path(), &alice_log, &bob_log];
+    let carol_log = t.join("carol.log");
+    let mut carol_follow = follow(server, &carol.0, &carol.2, &[&carol.1], &carol.3);
+    carol_follow.args(["--format", "jsonl"]);
+    let _carol_follow = spawn(carol_follow, &carol_log);
+    let logs = [daemon_log.as_path(), &alice_log, &bob_log, &carol_log];
 
     // Chunks 0 to 2 arrive: both get them.
     let part = t.join("part");
+    // The daemon's passes are a minute apart (--interval 60), but it
+    // long-polls the pending list: the server wakes it when the chunks
+    // are ingested, and they are granted and written within seconds.
+    std::thread::sleep(Duration::from_secs(2));
     copy_chunks(&t.join("chain"), &part, 0..3);
     upload(server, &part, &machine_sk);
-    wait_for("chunks 0-2 at both followers", &logs, || {
-        recorded(&alice.3) == Some(2) && recorded(&bob.3) == Some(2)
+    let uploaded = Instant::now();
+    wait_for("chunks 0-2 at the followers", &logs, || {
+        recorded(&alice.3) == Some(2)
+            && recorded(&bob.3) == Some(2)
+            && recorded(&carol.3) == Some(2)
     });
+    assert!(
+        uploaded.elapsed() < Duration::from_secs(10),
+        "granted after {:?}, not woken by the ingest",
+        uploaded.elapsed()
+    );
+    // The machine's window over them: each follower checks it.
+    upload_window(&market, &t.join("chain"), &input, 0..=2);
+    wait_for("window 0..2 checked", &logs, || {
+        [&alice_log, &bob_log, &carol_log]
+            .iter()
+            .all(|l| log_has(l, "window 0..2 verified (root 0x"))
+    });
+    assert!(log_has(&alice_log, "window 0..2 verified (root 0x"));
+    assert!(
+        log_has(&alice_log, ", sourceHash too"),
+        "raw output: sourceHash checked"
+    );
+    assert!(log_has(&carol_log, "sourceHash not checked"));
 
     // Alice's follower is stopped (SIGTERM) and started again later; the
     // seller revokes Bob's subscription; then chunks 3 to 5 arrive.
@@ -146,9 +244,25 @@ fn two_followers_one_revoked_mid_stream() {
         follow(server, &alice.0, &alice.2, &[&alice.1], &alice.3),
         &alice_log,
     );
-    wait_for("every chunk at alice's follower", &logs, || {
-        recorded(&alice.3) == Some(CHUNKS as u64 - 1)
+    wait_for(
+        "every chunk at alice's and carol's followers",
+        &logs,
+        || {
+            recorded(&alice.3) == Some(CHUNKS as u64 - 1)
+                && recorded(&carol.3) == Some(CHUNKS as u64 - 1)
+        },
+    );
+    upload_window(&market, &t.join("chain"), &input, 3..=CHUNKS - 1);
+    let last_window = format!("window 3..{} verified (root 0x", CHUNKS - 1);
+    wait_for("window 3..5 checked", &logs, || {
+        log_has(&alice_log, &last_window) && log_has(&carol_log, &last_window)
     });
+    // carol wrote the packages, each once, as the machine signed them.
+    assert_eq!(
+        std::fs::read(&carol.3).unwrap(),
+        input,
+        "carol: every package"
+    );
 
     // Bob's follower saw the revocation, got nothing after it, and ended.
     let deadline = Instant::now() + Duration::from_secs(30);

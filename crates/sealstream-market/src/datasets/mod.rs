@@ -21,7 +21,7 @@
 //!   published, [`set_public`]).
 
 mod check;
-mod db;
+pub(crate) mod db;
 
 use axum::extract::State;
 use axum::http::{header, StatusCode};

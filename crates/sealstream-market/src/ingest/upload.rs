@@ -569,6 +569,7 @@ async fn commit(
     )
     .await?;
     tx.commit().await?;
+    state.feeds.ingested();
     tracing::debug!(
         machine = %crate::logs::Pseudonym::of(did),
         topic = target.topic,

@@ -55,6 +55,9 @@ const WAKE_CAPACITY: usize = 1024;
 #[derive(Debug)]
 pub struct Feeds {
     wake: broadcast::Sender<Arc<str>>,
+    /// Bumped when pairs may have become pending (a chunk ingested, a
+    /// subscription changed): wakes the long polls of the pending list.
+    pending: tokio::sync::watch::Sender<u64>,
     open: Mutex<HashMap<String, usize>>,
     /// The server is stopping: every feed ends.
     closing: AtomicBool,
@@ -64,6 +67,7 @@ impl Default for Feeds {
     fn default() -> Self {
         Feeds {
             wake: broadcast::channel(WAKE_CAPACITY).0,
+            pending: tokio::sync::watch::channel(0).0,
             open: Mutex::default(),
             closing: AtomicBool::new(false),
         }
@@ -77,9 +81,10 @@ impl Feeds {
     pub fn close_all(&self) {
         self.closing.store(true, Ordering::SeqCst);
         let _ = self.wake.send(Arc::from(""));
+        self.pending.send_modify(|n| *n = n.wrapping_add(1));
     }
 
-    fn closing(&self) -> bool {
+    pub(crate) fn closing(&self) -> bool {
         self.closing.load(Ordering::SeqCst)
     }
 
@@ -88,6 +93,18 @@ impl Feeds {
     pub fn changed(&self, id: &str) {
         // No receiver (no feed open) is not an error.
         let _ = self.wake.send(Arc::from(id));
+        self.pending.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// Wakes the long polls of the pending lists (call after the commit of
+    /// a chunk).
+    pub fn ingested(&self) {
+        self.pending.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// A receiver of the pending lists' wake-ups.
+    pub fn pending_changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.pending.subscribe()
     }
 
     /// Counts one more feed of `did`, unless it holds `max` already.
@@ -132,7 +149,11 @@ impl Drop for FeedSlot {
 
 /// The subscription if `caller` is its buyer: 404 to strangers, 403 to
 /// its seller.
-async fn buyers(state: &AppState, id: &str, caller: &Principal) -> ApiResult<Subscription> {
+pub(crate) async fn buyers(
+    state: &AppState,
+    id: &str,
+    caller: &Principal,
+) -> ApiResult<Subscription> {
     let mut tx = state.store.begin().await?;
     let s = db::subscription(&mut tx, id).await?;
     tx.commit().await?;

@@ -19,6 +19,8 @@
 pub(crate) mod db;
 pub mod entitlement;
 pub mod feed;
+pub mod long_poll;
+pub mod windows;
 
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
@@ -910,6 +912,27 @@ pub async fn pending(
     if !(1..=1000).contains(&limit) {
         return Err(ApiError::bad_request("limit", "expected 1 to 1000"));
     }
+    if q.wait
+        .is_some_and(|w| !(1..=long_poll::MAX_WAIT).contains(&w))
+    {
+        return Err(ApiError::bad_request("wait", "expected 1 to 60 (seconds)"));
+    }
+    long_poll::waiting(&state, q.wait, || {
+        pending_page(&state, &caller, &did, &topic, limit)
+    })
+    .await
+    .map(Json)
+}
+
+/// One answer of the pending list of (`did`, `topic`).
+async fn pending_page(
+    state: &AppState,
+    caller: &Principal,
+    did: &str,
+    topic: &str,
+    limit: u32,
+) -> ApiResult<PendingGrants> {
+    let (did, topic) = (did.to_string(), topic.to_string());
     let machine = crate::machines::db::machine(&state.store, &did).await?;
     match &machine {
         Some(m) if caller.owner_access(&m.owner_did)? || caller.has(Role::Admin) => {}
@@ -934,7 +957,7 @@ pub async fn pending(
         }
     }
     tx.commit().await?;
-    Ok(Json(PendingGrants { items, more }))
+    Ok(PendingGrants { items, more })
 }
 
 /// The chunks `s` is entitled to and holds no key of, by index: at most
@@ -1145,6 +1168,12 @@ fn check_entry(
     Ok(())
 }
 
+/// The routes that may wait (long polls), under a timeout above their
+/// longest wait ([`long_poll::TIMEOUT`]).
+pub fn long_poll_routes() -> Router<AppState> {
+    Router::new().route(sealstream_api::routes::TOPIC_PENDING_GRANTS, get(pending))
+}
+
 /// The subscription routes.
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -1161,7 +1190,6 @@ pub fn routes() -> Router<AppState> {
             sealstream_api::routes::SUBSCRIPTION_GRANTS,
             put(store_grants),
         )
-        .route(sealstream_api::routes::TOPIC_PENDING_GRANTS, get(pending))
         .route(sealstream_api::routes::SUBSCRIPTION_FEED, get(feed::feed))
         .route(
             sealstream_api::routes::SUBSCRIPTION_CHUNK_CIPHERTEXT,
@@ -1170,6 +1198,10 @@ pub fn routes() -> Router<AppState> {
         .route(
             sealstream_api::routes::SUBSCRIPTION_CHUNK_ENVELOPE,
             get(feed::chunk_envelope),
+        )
+        .route(
+            sealstream_api::routes::SUBSCRIPTION_DATASETS,
+            get(windows::datasets),
         )
 }
 

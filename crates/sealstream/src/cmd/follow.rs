@@ -9,31 +9,30 @@
 //! the output exactly once.
 
 use std::fs::{File, OpenOptions};
-use std::io::Write;
+use std::io::{Read as _, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use sealstream_api::subscriptions::{FeedEvent, FeedState, FeedStatus};
+use sealstream_client::follow_state::{FollowFormat, FollowState, MAX_STATE, MAX_TAIL};
 use sealstream_client::live::{FollowError, Follower, Position};
+use sealstream_client::market::MarketClient;
+use sealstream_client::windows::{WindowError, WindowOutcome, WindowState};
+use sealstream_core::chunk::ChunkEnvelope;
+use sealstream_core::dataset::ResumableSha256;
+use sealstream_core::package::DataPackage;
 
-use crate::cli::FollowArgs;
+use crate::cli::{FollowArgs, FollowFormatArg};
 use crate::error::{at, CliError, CliResult};
 use crate::ui::Ui;
 
-/// The first line of a state file.
-const STATE_MAGIC: &str = "sealstream-follow v1";
 /// Longest wait between reconnections.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
-
-/// Where the output stands.
-struct Recorded {
-    subscription: String,
-    last: Position,
-    length: u64,
-}
+/// How often the windows are looked for while chunks wait for theirs.
+const WINDOW_POLL: Duration = Duration::from_secs(2);
 
 fn state_path(output: &Path) -> PathBuf {
     let mut name = output.as_os_str().to_os_string();
@@ -41,47 +40,35 @@ fn state_path(output: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
-fn read_state(path: &Path) -> CliResult<Option<Recorded>> {
-    let text = match std::fs::read_to_string(path) {
-        Ok(t) => t,
+fn read_state(path: &Path) -> CliResult<Option<FollowState>> {
+    let file = match File::open(path) {
+        Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(CliError::input(at(path, e))),
     };
-    let bad = || CliError::input(at(path, "not a follow state file"));
-    let mut lines = text.lines();
-    if lines.next() != Some(STATE_MAGIC) {
-        return Err(bad());
+    let mut text = String::new();
+    file.take(MAX_STATE + 1)
+        .read_to_string(&mut text)
+        .map_err(|e| CliError::input(at(path, format!("not a follow state file ({e})"))))?;
+    if text.len() as u64 > MAX_STATE {
+        return Err(CliError::input(at(
+            path,
+            "not a follow state file (too large)",
+        )));
     }
-    let mut field = |name: &str| -> CliResult<String> {
-        lines
-            .next()
-            .and_then(|l| l.strip_prefix(name))
-            .and_then(|l| l.strip_prefix(' '))
-            .map(str::to_string)
-            .ok_or_else(bad)
-    };
-    let subscription = field("subscription")?;
-    let index = field("index")?.parse().map_err(|_| bad())?;
-    let chunk_id = field("chunk")?;
-    let length = field("length")?.parse().map_err(|_| bad())?;
-    Ok(Some(Recorded {
-        subscription,
-        last: Position { index, chunk_id },
-        length,
-    }))
+    FollowState::parse(&text)
+        .map(Some)
+        .map_err(|e| CliError::input(at(path, format!("not a follow state file ({e})"))))
 }
 
 /// Writes the state file whole (a temporary file renamed over it, synced).
-fn write_state(path: &Path, r: &Recorded) -> CliResult {
+fn write_state(path: &Path, s: &FollowState) -> CliResult {
     let tmp = {
         let mut name = path.as_os_str().to_os_string();
         name.push(".tmp");
         PathBuf::from(name)
     };
-    let text = format!(
-        "{STATE_MAGIC}\nsubscription {}\nindex {}\nchunk {}\nlength {}\n",
-        r.subscription, r.last.index, r.last.chunk_id, r.length
-    );
+    let text = s.render();
     let write = || -> std::io::Result<()> {
         let mut f = File::create(&tmp)?;
         f.write_all(text.as_bytes())?;
@@ -95,8 +82,69 @@ fn write_state(path: &Path, r: &Recorded) -> CliResult {
     write().map_err(|e| CliError::input(at(path, e)))
 }
 
-/// The output: a file with its state, or stdout.
-enum Output {
+/// `0x` + SHA-256 of bytes `start..end` of `path`.
+fn hash_range(path: &Path, start: u64, end: u64) -> std::io::Result<String> {
+    let mut f = File::open(path)?;
+    f.seek(SeekFrom::Start(start))?;
+    let mut left = end.saturating_sub(start);
+    let mut hasher = ResumableSha256::new();
+    let mut buf = vec![0u8; 64 << 10];
+    while left > 0 {
+        let want = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+        let n = f.read(&mut buf[..want])?;
+        if n == 0 {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "the output is shorter than recorded",
+            ));
+        }
+        hasher.update(&buf[..n]);
+        left -= n as u64;
+    }
+    Ok(sealstream_core::dataset::hash_hex(&hasher.finish()))
+}
+
+/// The packages of `tail` + `plaintext` (JSON lines): each line ended is
+/// read as a data package, its signature verified, and written as one
+/// compact line; what follows the last newline is the new tail.
+fn packages(tail: &[u8], plaintext: &[u8], index: u64) -> Result<(Vec<u8>, Vec<u8>), String> {
+    let mut data = Vec::with_capacity(tail.len() + plaintext.len());
+    data.extend_from_slice(tail);
+    data.extend_from_slice(plaintext);
+    let ended = data.iter().rposition(|&b| b == b'\n').map_or(0, |p| p + 1);
+    let rest = data.split_off(ended);
+    if rest.len() > MAX_TAIL {
+        return Err(format!(
+            "chunk {index}: a package line longer than {MAX_TAIL} bytes"
+        ));
+    }
+    let mut out = Vec::with_capacity(data.len());
+    for (n, line) in data.split(|&b| b == b'\n').enumerate() {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        let bad = |m: String| {
+            format!(
+                "chunk {index}: package line {} (of the lines ended in it): {m}",
+                n + 1
+            )
+        };
+        let value = sealstream_core::json::parse(line).map_err(|e| bad(e.to_string()))?;
+        let package = DataPackage::from_json(&value).map_err(|e| bad(e.to_string()))?;
+        let verified = package.verify();
+        if let Err(reason) = verified.outcome {
+            return Err(bad(format!("{reason} (did {})", verified.signer_did)));
+        }
+        out.extend_from_slice(package.to_json_line().as_bytes());
+        out.push(b'\n');
+    }
+    Ok((out, rest))
+}
+
+/// Where the output goes.
+enum Sink {
+    /// A file, with its state file.
     File {
         file: File,
         path: PathBuf,
@@ -106,10 +154,30 @@ enum Output {
     Stdout,
 }
 
+/// The output and what the follower knows (kept in the state file).
+struct Output {
+    sink: Sink,
+    subscription: String,
+    format: FollowFormat,
+    /// `jsonl`: the start of a package line not ended yet.
+    tail: Vec<u8>,
+    windows: WindowState,
+    /// The last chunk written.
+    last: Option<Position>,
+}
+
 impl Output {
-    fn open(path: &Path, subscription: &str) -> CliResult<(Output, Option<Position>)> {
+    fn open(path: &Path, subscription: &str, format: FollowFormat) -> CliResult<Output> {
+        let mut out = Output {
+            sink: Sink::Stdout,
+            subscription: subscription.to_string(),
+            format,
+            tail: Vec::new(),
+            windows: WindowState::default(),
+            last: None,
+        };
         if path.as_os_str() == "-" {
-            return Ok((Output::Stdout, None));
+            return Ok(out);
         }
         let state = state_path(path);
         let recorded = read_state(&state)?;
@@ -122,7 +190,7 @@ impl Output {
             .metadata()
             .map_err(|e| CliError::input(at(path, e)))?
             .len();
-        let (last, length) = match recorded {
+        let length = match recorded {
             Some(r) => {
                 if r.subscription != subscription {
                     return Err(CliError::input(at(
@@ -130,6 +198,16 @@ impl Output {
                         format!(
                             "records subscription {}, not {subscription}: use another --output",
                             r.subscription
+                        ),
+                    )));
+                }
+                if r.format != format {
+                    return Err(CliError::input(at(
+                        &state,
+                        format!(
+                            "records --format {}, not {}: use the same format or another --output",
+                            r.format.as_str(),
+                            format.as_str()
                         ),
                     )));
                 }
@@ -149,7 +227,13 @@ impl Output {
                         .and_then(|()| file.sync_all())
                         .map_err(|e| CliError::input(at(path, e)))?;
                 }
-                (Some(r.last), r.length)
+                out.tail = r.tail;
+                out.windows = r.windows;
+                out.last = Some(Position {
+                    index: r.last_index,
+                    chunk_id: r.last_chunk_id,
+                });
+                r.length
             }
             None if held > 0 => {
                 return Err(CliError::input(at(
@@ -157,48 +241,122 @@ impl Output {
                     "exists without a follow state beside it: use another --output",
                 )))
             }
-            None => (None, 0),
+            None => 0,
         };
-        Ok((
-            Output::File {
-                file,
-                path: path.to_path_buf(),
-                state,
-                length,
-            },
-            last,
-        ))
+        out.sink = Sink::File {
+            file,
+            path: path.to_path_buf(),
+            state,
+            length,
+        };
+        Ok(out)
     }
 
-    /// Appends the plaintext of `last`, synced, then records it.
-    fn append(&mut self, subscription: &str, last: &Position, plaintext: &[u8]) -> CliResult {
-        match self {
-            Output::Stdout => {
+    /// Appends what chunk `last` (its `envelope`, its `plaintext`) gives
+    /// (synced), then records it.
+    fn append(&mut self, last: &Position, envelope: &ChunkEnvelope, plaintext: &[u8]) -> CliResult {
+        let (bytes, tail) = match self.format {
+            FollowFormat::Raw => (plaintext.to_vec(), Vec::new()),
+            FollowFormat::Jsonl => packages(&self.tail, plaintext, last.index)
+                .map_err(|e| CliError::integrity(format!("{}: {e}", self.subscription)))?,
+        };
+        let span = match &mut self.sink {
+            Sink::Stdout => {
                 let mut out = std::io::stdout().lock();
-                out.write_all(plaintext)
+                out.write_all(&bytes)
                     .and_then(|()| out.flush())
-                    .map_err(|e| CliError::input(format!("stdout: {e}")))
+                    .map_err(|e| CliError::input(format!("stdout: {e}")))?;
+                None
             }
-            Output::File {
-                file,
-                path,
-                state,
-                length,
+            Sink::File {
+                file, path, length, ..
             } => {
-                file.write_all(plaintext)
+                file.write_all(&bytes)
                     .and_then(|()| file.sync_data())
                     .map_err(|e| CliError::input(at(path, e)))?;
-                *length += plaintext.len() as u64;
-                write_state(
-                    state,
-                    &Recorded {
-                        subscription: subscription.to_string(),
-                        last: last.clone(),
-                        length: *length,
-                    },
-                )
+                let start = *length;
+                *length += bytes.len() as u64;
+                (self.format == FollowFormat::Raw).then_some((start, *length))
+            }
+        };
+        self.tail = tail;
+        self.windows.followed(envelope, span);
+        self.last = Some(last.clone());
+        self.save()
+    }
+
+    /// Records where the output stands (a file output, once a chunk is in).
+    fn save(&self) -> CliResult {
+        let (Sink::File { state, length, .. }, Some(last)) = (&self.sink, &self.last) else {
+            return Ok(());
+        };
+        write_state(
+            state,
+            &FollowState {
+                subscription: self.subscription.clone(),
+                last_index: last.index,
+                last_chunk_id: last.chunk_id.clone(),
+                length: *length,
+                format: self.format,
+                tail: self.tail.clone(),
+                windows: self.windows.clone(),
+            },
+        )
+    }
+
+    /// Checks the windows whose chunks are all written; each outcome on
+    /// stderr. A window that does not hold is an integrity error.
+    fn check_windows(&mut self, client: &mut MarketClient) -> CliResult {
+        if self.windows.pending.is_empty() {
+            return Ok(());
+        }
+        let path = match &self.sink {
+            Sink::File { path, .. } => Some(path.clone()),
+            Sink::Stdout => None,
+        };
+        let mut hash = |start: u64, end: u64| match &path {
+            Some(p) => hash_range(p, start, end),
+            None => Err(std::io::Error::other("no output file")),
+        };
+        let before = self.windows.clone();
+        let result = self.windows.check(client, &self.subscription, &mut hash);
+        let sub = &self.subscription;
+        let outcomes = match result {
+            Ok(o) => o,
+            Err(WindowError::Client(e)) if e.is_transient() => {
+                eprintln!("{sub}: the signed windows: {e}; trying again later");
+                Vec::new()
+            }
+            Err(WindowError::Client(e)) => {
+                return Err(super::market_session::client_error("follow (windows)", e))
+            }
+            Err(e) => return Err(CliError::integrity(format!("{sub}: {e}"))),
+        };
+        for o in &outcomes {
+            match o {
+                WindowOutcome::Verified {
+                    window,
+                    source_checked,
+                } => eprintln!(
+                    "{sub}: window {}..{} verified (root {}){}",
+                    window.first,
+                    window.last,
+                    window.root,
+                    if *source_checked {
+                        ", sourceHash too"
+                    } else {
+                        "; sourceHash not checked (the output is not the plaintext)"
+                    }
+                ),
+                WindowOutcome::NotCheckable { first, last, why } => {
+                    eprintln!("{sub}: window {first}..{last} not checkable: {why}")
+                }
             }
         }
+        if self.windows != before {
+            self.save()?;
+        }
+        Ok(())
     }
 }
 
@@ -248,17 +406,23 @@ pub fn run(args: FollowArgs, ui: Ui) -> CliResult {
         subscription,
         buyer_key_file,
         output,
+        format,
     } = args;
+    let format = match format {
+        FollowFormatArg::Raw => FollowFormat::Raw,
+        FollowFormatArg::Jsonl => FollowFormat::Jsonl,
+    };
     let mut client = super::market_session::client(&session, "a buyer (follow)")?;
     let secrets = buyer_key_file
         .iter()
         .map(|f| crate::keyfile::x25519_secret(f, "buyer recipient key"))
         .collect::<CliResult<Vec<_>>>()?;
-    let (mut out, last) = Output::open(&output, &subscription)?;
-    if let Some(p) = &last {
+    let mut out = Output::open(&output, &subscription, format)?;
+    if let Some(p) = &out.last {
         ui.say(format!("Resuming after chunk {}", p.index));
     }
-    let mut follower = Follower::with_keys(&subscription, secrets, last);
+    let mut follower = Follower::with_keys(&subscription, secrets, out.last.clone());
+    let mut windows_checked = Instant::now();
     let stop = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
         signal_hook::flag::register(signal, stop.clone())
@@ -307,7 +471,13 @@ pub fn run(args: FollowArgs, ui: Ui) -> CliResult {
             }
             let read = match rx.recv_timeout(Duration::from_millis(200)) {
                 Ok(r) => r,
-                Err(mpsc::RecvTimeoutError::Timeout) => continue,
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    if windows_checked.elapsed() >= WINDOW_POLL {
+                        out.check_windows(&mut client)?;
+                        windows_checked = Instant::now();
+                    }
+                    continue;
+                }
                 Err(mpsc::RecvTimeoutError::Disconnected) => break None,
             };
             match read {
@@ -319,8 +489,18 @@ pub fn run(args: FollowArgs, ui: Ui) -> CliResult {
                 Read::Event(FeedEvent::Chunk(c)) => match follower.open(&mut client, &c) {
                     Ok(plaintext) => {
                         let last = follower.last.clone().expect("the chunk just opened");
-                        out.append(&subscription, &last, &plaintext)?;
+                        let envelope = c
+                            .envelope
+                            .to_core()
+                            .map_err(|e| e.to_string())
+                            .and_then(|v| ChunkEnvelope::from_json(&v).map_err(|e| e.to_string()))
+                            .map_err(|e| CliError::integrity(format!("chunk {}: {e}", c.index)))?;
+                        out.append(&last, &envelope, &plaintext)?;
                         ui.say(format!("chunk {}: {} bytes", c.index, plaintext.len()));
+                        if windows_checked.elapsed() >= WINDOW_POLL {
+                            out.check_windows(&mut client)?;
+                            windows_checked = Instant::now();
+                        }
                     }
                     Err(FollowError::Client(e)) if e.is_transient() => {
                         break Some(format!("chunk {}: {e}", c.index));
@@ -331,6 +511,7 @@ pub fn run(args: FollowArgs, ui: Ui) -> CliResult {
                     Err(e) => return Err(CliError::integrity(format!("{subscription}: {e}"))),
                 },
                 Read::End if final_state => {
+                    out.check_windows(&mut client)?;
                     ui.say(format!(
                         "{subscription}: the feed ended (the subscription is over); {} written",
                         match &follower.last {
@@ -373,6 +554,7 @@ fn sleep_unless_stopped(d: Duration, stop: &AtomicBool) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sealstream_core::chunk::{ChunkEncryption, ChunkSignature};
 
     fn position(index: u64) -> Position {
         Position {
@@ -381,47 +563,94 @@ mod tests {
         }
     }
 
+    fn envelope(index: u64) -> ChunkEnvelope {
+        ChunkEnvelope {
+            schema_version: String::new(),
+            chunk_id: position(index).chunk_id,
+            previous_chunk_id: None,
+            index,
+            encrypted_data_hash: String::new(),
+            plaintext_hash: String::new(),
+            storage_ref: None,
+            encryption: ChunkEncryption {
+                algorithm: String::new(),
+                nonce: String::new(),
+                key_commitment: String::new(),
+                key_recipients: Vec::new(),
+            },
+            signature: ChunkSignature {
+                algorithm: String::new(),
+                machine_did: "did:peaq:0x01".into(),
+                key_id: String::new(),
+                public_key_hex: "ab".into(),
+                value: String::new(),
+            },
+        }
+    }
+
+    fn append(out: &mut Output, index: u64, bytes: &[u8]) -> CliResult {
+        out.append(&position(index), &envelope(index), bytes)
+    }
+
     #[test]
     fn an_append_without_its_record_is_cut_and_resumed_after_the_record() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("out.bin");
-        let (mut out, last) = Output::open(&path, "sub_1").unwrap();
-        assert_eq!(last, None);
-        out.append("sub_1", &position(0), b"chunk zero|").unwrap();
-        out.append("sub_1", &position(1), b"chunk one|").unwrap();
+        let mut out = Output::open(&path, "sub_1", FollowFormat::Raw).unwrap();
+        assert_eq!(out.last, None);
+        append(&mut out, 0, b"chunk zero|").unwrap();
+        append(&mut out, 1, b"chunk one|").unwrap();
         drop(out);
         // A crash after the append of chunk 2 and before its record.
         let mut f = OpenOptions::new().append(true).open(&path).unwrap();
         f.write_all(b"chunk two, unrecorded").unwrap();
         drop(f);
-        let (mut out, last) = Output::open(&path, "sub_1").unwrap();
-        assert_eq!(last, Some(position(1)));
+        let mut out = Output::open(&path, "sub_1", FollowFormat::Raw).unwrap();
+        assert_eq!(out.last, Some(position(1)));
         assert_eq!(std::fs::read(&path).unwrap(), b"chunk zero|chunk one|");
-        out.append("sub_1", &position(2), b"chunk two|").unwrap();
+        append(&mut out, 2, b"chunk two|").unwrap();
         assert_eq!(
             std::fs::read(&path).unwrap(),
             b"chunk zero|chunk one|chunk two|"
         );
         let state = read_state(&state_path(&path)).unwrap().unwrap();
-        assert_eq!((state.last, state.length), (position(2), 31));
+        assert_eq!(
+            (state.last_index, state.last_chunk_id, state.length),
+            (2, position(2).chunk_id, 31)
+        );
+        // The chunks wait for their window, with where their plaintext is.
+        let spans: Vec<_> = state.windows.pending.values().map(|p| p.span).collect();
+        assert_eq!(spans, [Some((0, 11)), Some((11, 21)), Some((21, 31))]);
+        assert_eq!(
+            hash_range(&path, 11, 31).unwrap(),
+            sealstream_core::chunk::sha256_hex(b"chunk one|chunk two|")
+        );
     }
 
     #[test]
-    fn an_output_of_another_subscription_or_without_state_is_refused() {
+    fn an_output_of_another_subscription_or_format_or_without_state_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("out.bin");
-        let (mut out, _) = Output::open(&path, "sub_1").unwrap();
-        out.append("sub_1", &position(0), b"x").unwrap();
+        let mut out = Output::open(&path, "sub_1", FollowFormat::Raw).unwrap();
+        append(&mut out, 0, b"x").unwrap();
         drop(out);
-        let e = Output::open(&path, "sub_2").err().unwrap();
+        let e = Output::open(&path, "sub_2", FollowFormat::Raw)
+            .err()
+            .unwrap();
         assert!(
             e.message.contains("records subscription sub_1"),
             "{}",
             e.message
         );
+        let e = Output::open(&path, "sub_1", FollowFormat::Jsonl)
+            .err()
+            .unwrap();
+        assert!(e.message.contains("records --format raw"), "{}", e.message);
         let other = dir.path().join("other.bin");
         std::fs::write(&other, b"data").unwrap();
-        let e = Output::open(&other, "sub_1").err().unwrap();
+        let e = Output::open(&other, "sub_1", FollowFormat::Raw)
+            .err()
+            .unwrap();
         assert!(
             e.message.contains("without a follow state"),
             "{}",
@@ -429,7 +658,51 @@ mod tests {
         );
         // Shorter than recorded: something else cut it.
         std::fs::write(&path, b"").unwrap();
-        let e = Output::open(&path, "sub_1").err().unwrap();
+        let e = Output::open(&path, "sub_1", FollowFormat::Raw)
+            .err()
+            .unwrap();
         assert_eq!(e.exit, crate::error::Exit::Integrity);
+    }
+
+    fn signed_lines(n: u64) -> Vec<String> {
+        let key = sealstream_core::keys::MachineSigningKey::generate();
+        let did = sealstream_core::identity::Did::of_key(&key).to_string();
+        let signer = sealstream_core::package::PackageSigner::new(key, &did, None, None).unwrap();
+        let rules = sealstream_core::rules::TopicRules::new("/gps/fix", Vec::new());
+        (0..n)
+            .map(|i| {
+                let mut fields = sealstream_core::json::Map::new();
+                fields.insert("seq".into(), sealstream_core::json::Value::from(i));
+                let payload = sealstream_core::package::UnsignedPayload {
+                    topic: "/gps/fix".into(),
+                    fields,
+                    captured_at: "2026-01-01T00:00:00Z".into(),
+                };
+                signer
+                    .build(&payload, &rules, "gps.v1", i)
+                    .unwrap()
+                    .to_json_line()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn packages_split_across_chunks_are_written_once_each_and_checked() {
+        let lines = signed_lines(3);
+        let text = lines.join("\n") + "\n";
+        let (a, b) = text.as_bytes().split_at(lines[0].len() + 10);
+        let (out1, tail) = packages(b"", a, 0).unwrap();
+        assert_eq!(out1, format!("{}\n", lines[0]).into_bytes());
+        assert_eq!(tail, &a[lines[0].len() + 1..]);
+        let (out2, tail) = packages(&tail, b, 1).unwrap();
+        assert!(tail.is_empty());
+        assert_eq!(out2, format!("{}\n{}\n", lines[1], lines[2]).into_bytes());
+        // A package changed after signing.
+        let forged = lines[1].replace("\"seq\":1", "\"seq\":7");
+        assert_ne!(forged, lines[1]);
+        let e = packages(b"", format!("{forged}\n").as_bytes(), 4).unwrap_err();
+        assert!(e.starts_with("chunk 4: package line 1"), "{e}");
+        let e = packages(b"", b"not json\n", 5).unwrap_err();
+        assert!(e.starts_with("chunk 5"), "{e}");
     }
 }

@@ -261,7 +261,31 @@ fn grant_daemon(
                 )))
             };
         }
-        let until = std::time::Instant::now() + interval;
+        let mut until = std::time::Instant::now() + interval;
+        // After a pass with failures, the pairs that failed are still
+        // pending: the interval then, not a long poll that would answer at
+        // once.
+        if let Some(g) = granter.as_ref().filter(|_| failed == 0) {
+            // Long polls (a few seconds each, to heed a signal) until a pair
+            // is pending (the next pass at once) or the interval ends.
+            while !stop.load(Ordering::Relaxed) {
+                let left = until.saturating_duration_since(std::time::Instant::now());
+                if left < std::time::Duration::from_secs(1) {
+                    break;
+                }
+                match g.wait_for_pending(daemon.client_mut(), left.min(LONG_POLL)) {
+                    Ok(true) => {
+                        until = std::time::Instant::now();
+                        break;
+                    }
+                    Ok(false) => {}
+                    Err(e) => {
+                        eprintln!("grant daemon: waiting for chunks: {e}");
+                        break;
+                    }
+                }
+            }
+        }
         while std::time::Instant::now() < until {
             if stop.load(Ordering::Relaxed) {
                 ui.say("Grant daemon stopped");
@@ -275,6 +299,10 @@ fn grant_daemon(
         }
     }
 }
+
+/// Longest long poll of the pending lists by `grant-daemon --follow`
+/// between two looks at the stop flag.
+const LONG_POLL: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// `0-3, 5, 7-9`: indexes in order, runs joined.
 fn index_ranges(indexes: &[u64]) -> String {

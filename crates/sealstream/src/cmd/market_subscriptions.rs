@@ -213,8 +213,31 @@ pub fn run(command: MarketSubscriptionCommand, ui: Ui) -> CliResult {
         MarketSubscriptionCommand::Renew {
             session,
             id,
+            auto: true,
+            rpc,
+            before,
+            poll,
+            legacy,
+            timeout,
+            ..
+        } => super::market_renew_auto::run(
+            &session,
+            super::market_renew_auto::AutoArgs {
+                id,
+                rpc: rpc.unwrap_or_default(),
+                before,
+                poll: std::time::Duration::from_secs(poll),
+                legacy,
+                timeout: std::time::Duration::from_secs(timeout),
+            },
+            &ui,
+        ),
+        MarketSubscriptionCommand::Renew {
+            session,
+            id,
             rotate_key,
             new_buyer_public_key,
+            ..
         } => {
             let new_key = match (rotate_key, new_buyer_public_key) {
                 (None, None) => None,

@@ -23,6 +23,8 @@ pub mod market_orders;
 #[cfg(feature = "agent")]
 pub mod market_pay;
 #[cfg(feature = "agent")]
+pub mod market_renew_auto;
+#[cfg(feature = "agent")]
 pub mod market_sample;
 #[cfg(feature = "agent")]
 pub mod market_seller;
