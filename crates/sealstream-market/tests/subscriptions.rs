@@ -1520,7 +1520,302 @@ fn a_period_confirmed_by_the_watcher(db: Db) {
     );
 }
 
+/// A seller whose machine wraps every chunk for an `operator` recipient
+/// too, with that operator key registered with the server.
+fn operator_seller(server: &TestServer, history: Value) -> (Seller, RecipientSecretKey) {
+    use sealstream_core::chunk::Recipient;
+    let operator = RecipientSecretKey::generate();
+    let owner = RecipientSecretKey::generate();
+    let (key, did) = new_owner();
+    let token = server.session_for(&did, &[Role::Owner]);
+    let machine = common::chains::insert_machine_with(
+        server,
+        &did,
+        &[
+            Recipient::new("owner-1", "owner", owner.public_key()),
+            Recipient::new("operator-1", "operator", operator.public_key()),
+        ],
+    );
+    let (status, listing) = server.send(
+        "POST",
+        "/v1/listings",
+        Some(&token),
+        &listing_body(&machine.did, history),
+    );
+    assert_eq!(status, 201, "{listing}");
+    let id = listing["id"].as_str().unwrap().to_string();
+    let (status, body) = server.send(
+        "POST",
+        &format!("/v1/listings/{id}/publish"),
+        Some(&token),
+        &json!({}),
+    );
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = server.send(
+        "PUT",
+        &format!("/v1/machines/{}/operator-key", machine.did),
+        Some(&token),
+        &json!({"secretKeyHex": operator.to_hex_secret().to_string()}),
+    );
+    assert_eq!(status, 200, "{body}");
+    let seller = Seller {
+        key,
+        did,
+        token,
+        machine,
+        listing_id: id,
+        recipient: owner,
+    };
+    (seller, operator)
+}
+
+/// Seals the chunks `from..from + n` of the seller's chain (wrapped for
+/// the owner and the operator), continuing `state`.
+fn operator_chunks(
+    s: &Seller,
+    state: ChainState,
+    from: usize,
+    n: usize,
+    operator: &RecipientSecretKey,
+) -> Vec<SealedChunk> {
+    use sealstream_core::chunk::Recipient;
+    let plaintexts: Vec<Vec<u8>> = (from..from + n)
+        .map(|i| format!("fix {i}").into_bytes())
+        .collect();
+    common::chains::write_chain_for(
+        &s.machine,
+        state,
+        &plaintexts,
+        vec![
+            Recipient::new("owner-1", "owner", s.recipient.public_key()),
+            Recipient::new("operator-1", "operator", operator.public_key()),
+        ],
+    )
+}
+
+/// Uploads a chunk through the ingest route, as the machine's owner.
+fn upload(server: &TestServer, s: &Seller, chunk: &SealedChunk) {
+    let (content_type, body) = common::multipart(&[
+        (
+            "envelope",
+            "application/json",
+            chunk.envelope.to_pretty_json().as_bytes(),
+        ),
+        ("ciphertext", "application/octet-stream", &chunk.ciphertext),
+    ]);
+    let (status, answer) = server.send_raw(
+        "PUT",
+        &format!(
+            "/v1/machines/{}/topics/{}/chunks/{}",
+            s.machine.did,
+            path_segment(TOPIC),
+            chunk.envelope.index
+        ),
+        Some(&s.token),
+        &content_type,
+        &body,
+    );
+    assert!(status == 201 || status == 200, "{status}: {answer}");
+}
+
+/// Every subscription grant held: (subscription, index) → (buyer key,
+/// wrapped key, granted by).
+fn held_grants(
+    server: &TestServer,
+) -> std::collections::BTreeMap<(String, i64), (String, String, String)> {
+    block_on(async {
+        let rows: Vec<(String, i64, String, String, String)> = sqlx::query_as(
+            "SELECT subscription_id, chunk_index, public_key_hex, wrapped_key_hex, granted_by \
+             FROM subscription_grants",
+        )
+        .fetch_all(server.store.pool())
+        .await
+        .unwrap();
+        rows.into_iter()
+            .map(|(s, i, k, w, by)| ((s, i), (k, w, by)))
+            .collect()
+    })
+}
+
+/// Waits until the grants held are `want` (subscription, index) pairs
+/// exactly, and stay so for a moment. The 5 s deadline is below the
+/// granter's 10 s sweep: what arrives in time came from the wake-up.
+fn wait_for_grants(server: &TestServer, want: &[(&str, i64)]) {
+    let want: std::collections::BTreeSet<(String, i64)> =
+        want.iter().map(|(s, i)| (s.to_string(), *i)).collect();
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let held: std::collections::BTreeSet<(String, i64)> =
+            held_grants(server).into_keys().collect();
+        if held == want {
+            std::thread::sleep(Duration::from_millis(300));
+            let again: std::collections::BTreeSet<(String, i64)> =
+                held_grants(server).into_keys().collect();
+            assert_eq!(again, want, "granted more than entitled");
+            return;
+        }
+        assert!(
+            held.is_subset(&want),
+            "granted a pair not entitled: {:?}",
+            held.difference(&want).collect::<Vec<_>>()
+        );
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never granted: held {held:?}, want {want:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The chunk key `wrapped` opens with `key` and is chunk's.
+fn opens(wrapped: &str, key: &RecipientSecretKey, chunk: &SealedChunk) -> bool {
+    sealstream_core::chunk::ChunkKey::unwrap(wrapped, key)
+        .is_some_and(|k| k.commitment() == chunk.envelope.encryption.key_commitment)
+}
+
+/// With an operator key registered, the server grants each chunk uploaded
+/// after activation to the subscribers entitled to it, without any grant
+/// daemon: woken by the upload, wrapped to the key in force (a rotated
+/// key from its renewal on), nothing to a subscriber that has not paid or
+/// was revoked, and audited as the operator's `subscription.grant`.
+fn the_server_grants_subscriptions_with_an_operator_key(db: Db) {
+    let server = TestServer::start(db);
+    let (s, operator) = operator_seller(&server, json!("none"));
+    let first = operator_chunks(&s, ChainState::new(), 0, 1, &operator);
+    upload(&server, &s, &first[0]);
+    // Chunk 0 comes a second before every activation (history none): it
+    // is nobody's.
+    std::thread::sleep(Duration::from_millis(1100));
+    let alice = buyer(&server);
+    let carol = buyer(&server);
+    let dave = buyer(&server);
+    let bob = buyer(&server);
+    let (a, _) = paid_subscription(&server, &s, &alice);
+    let (c, _) = paid_subscription(&server, &s, &carol);
+    let (d, _) = paid_subscription(&server, &s, &dave);
+    let unpaid = subscribe(&server, &bob, &s.listing_id);
+    let b = unpaid["id"].as_str().unwrap().to_string();
+    let state = ChainState::after(&first[0].envelope);
+    let next = operator_chunks(&s, state, 1, 1, &operator);
+    upload(&server, &s, &next[0]);
+    wait_for_grants(&server, &[(&a, 1), (&c, 1), (&d, 1)]);
+    let held = held_grants(&server);
+    for (id, who) in [(&a, &alice), (&c, &carol), (&d, &dave)] {
+        let (key, wrapped, by) = &held[&(id.clone(), 1)];
+        assert_eq!(key, &who.recipient.public_key().to_hex());
+        assert_eq!(by, "operator");
+        assert!(opens(wrapped, &who.recipient, &next[0]));
+    }
+    assert!(audit_actions(&server, &a).contains(&"subscription.grant".to_string()));
+
+    // Carol is revoked; Dave renews with a new key.
+    let (status, _) = server.send(
+        "POST",
+        &format!("/v1/subscriptions/{c}/revoke"),
+        Some(&s.token),
+        &json!({"reason": "end of contract"}),
+    );
+    assert_eq!(status, 200);
+    let rotated = RecipientSecretKey::generate();
+    let (status, renewal) = server.send(
+        "POST",
+        &format!("/v1/subscriptions/{d}/renewals"),
+        Some(&dave.token),
+        &json!({"buyerPublicKeyHex": rotated.public_key().to_hex()}),
+    );
+    assert_eq!(status, 201, "{renewal}");
+    assert_eq!(
+        mark_paid(&server, &unpaid_order(&renewal), &s.token, "INV-rot").0,
+        200
+    );
+    std::thread::sleep(Duration::from_millis(1100));
+    let state = ChainState::after(&next[0].envelope);
+    let later = operator_chunks(&s, state, 2, 1, &operator);
+    upload(&server, &s, &later[0]);
+    wait_for_grants(&server, &[(&a, 1), (&c, 1), (&d, 1), (&a, 2), (&d, 2)]);
+    let held = held_grants(&server);
+    let (key, wrapped, _) = &held[&(d.clone(), 2)];
+    assert_eq!(key, &rotated.public_key().to_hex());
+    assert!(opens(wrapped, &rotated, &later[0]));
+    assert!(
+        !opens(wrapped, &dave.recipient, &later[0]),
+        "the old key opens nothing after the renewal"
+    );
+    assert!(!held.contains_key(&(b.clone(), 1)) && !held.contains_key(&(b, 2)));
+    assert!(pending(&server, &s).is_empty());
+}
+
+/// A grant daemon and the server's granter racing on the same pairs:
+/// each pair is stored once, the granter counts the daemon's as held, and
+/// nothing is left pending.
+fn a_grant_daemon_racing_the_server_is_harmless(db: Db) {
+    let server = TestServer::start(db);
+    let (s, operator) = operator_seller(&server, json!("all"));
+    let alice = buyer(&server);
+    let (a, _) = paid_subscription(&server, &s, &alice);
+    let now = unix_now() as i64;
+    // Inserted without the ingest route: nothing wakes the granter.
+    let chunks = operator_chunks(&s, ChainState::new(), 0, 6, &operator);
+    insert_chain(&server, &s.machine.did, TOPIC, &chunks, &[now; 6]);
+    // The daemon is first on 0 and 1 (unless the granter's periodic sweep
+    // came first: then its upload is refused whole, another wrapping held).
+    let first = server.send(
+        "PUT",
+        &format!("/v1/subscriptions/{a}/grants"),
+        Some(&s.token),
+        &json!({"entries": [entry(&s, &chunks[0], &alice.did, &alice.recipient),
+                            entry(&s, &chunks[1], &alice.did, &alice.recipient)]}),
+    );
+    assert!(first.0 == 200 || first.0 == 409, "{first:?}");
+    // Then both at once on the rest: the daemon's upload either stores its
+    // entries or is refused whole; the granter grants what is left.
+    let rest = json!({"entries": (2..6)
+        .map(|i| entry(&s, &chunks[i], &alice.did, &alice.recipient))
+        .collect::<Vec<_>>()});
+    let daemon = std::thread::scope(|scope| {
+        let daemon = scope.spawn(|| {
+            server.send(
+                "PUT",
+                &format!("/v1/subscriptions/{a}/grants"),
+                Some(&s.token),
+                &rest,
+            )
+        });
+        block_on(sealstream_market::operator_key::grant_once(&server.state)).expect("a sweep");
+        daemon.join().unwrap()
+    });
+    assert!(daemon.0 == 200 || daemon.0 == 409, "{daemon:?}");
+    if daemon.0 == 409 {
+        assert!(
+            daemon.1["error"]["field"]
+                .as_str()
+                .unwrap()
+                .ends_with(".buyer.wrappedKeyHex"),
+            "{daemon:?}"
+        );
+    }
+    // A second sweep stores what a lost race left (nothing, normally).
+    block_on(sealstream_market::operator_key::grant_once(&server.state)).expect("a sweep");
+    let held = held_grants(&server);
+    assert_eq!(held.len(), 6, "{held:?}");
+    for i in 0..6 {
+        let (_, wrapped, by) = &held[&(a.clone(), i)];
+        assert!(opens(wrapped, &alice.recipient, &chunks[i as usize]));
+        if i < 2 && first.0 == 200 {
+            assert_eq!(by, &s.did, "the daemon's grant stays");
+        }
+    }
+    assert_eq!(
+        block_on(sealstream_market::operator_key::grant_once(&server.state)).unwrap(),
+        0,
+        "nothing left"
+    );
+    assert!(pending(&server, &s).is_empty());
+}
+
 on_both_databases!(
+    the_server_grants_subscriptions_with_an_operator_key,
+    a_grant_daemon_racing_the_server_is_harmless,
     a_period_confirmed_by_the_watcher,
     the_client_grants_what_is_pending,
     older_listings_are_dataset_listings,

@@ -569,6 +569,7 @@ async fn commit(
     )
     .await?;
     tx.commit().await?;
+    crate::operator_key::chunk_stored(state, did, target.topic).await;
     tracing::debug!(
         machine = %crate::logs::Pseudonym::of(did),
         topic = target.topic,

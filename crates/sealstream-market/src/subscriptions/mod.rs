@@ -1008,16 +1008,56 @@ pub async fn store_grants(
     for (i, e) in req.entries.iter().enumerate() {
         check_entry(i, e)?;
     }
+    let stored = store_entries(&state, &id, &req.entries, Granter::Caller(&caller)).await?;
+    Ok(Json(stored))
+}
+
+/// Who stores subscription grants.
+#[derive(Clone, Copy)]
+pub(crate) enum Granter<'a> {
+    /// A request's caller: the subscription's seller (while an owner), or
+    /// an admin; anyone else gets the 404 of a subscription that does not
+    /// exist. Another wrapping of a chunk already granted is a 409.
+    Caller(&'a Principal),
+    /// The server's own granter, with a machine's operator key
+    /// ([`crate::operator_key::OPERATOR`]). Another wrapping of a chunk
+    /// already granted (a grant daemon was first) counts as held.
+    Operator,
+}
+
+/// Stores `entries` (checked as [`check_entry`] checks them) for
+/// subscription `id`, all or nothing: the one path every grant of a
+/// subscription takes, from the grant route or the server's granter, so
+/// two granters racing store each chunk once. Each entry must be one the
+/// subscription is entitled to, wrapped to the buyer key in force at the
+/// chunk's time (409 naming `entries[i]…` otherwise). What it stores is a
+/// `subscription.grant` audit event, and wakes the subscription's feeds.
+pub(crate) async fn store_entries(
+    state: &AppState,
+    id: &str,
+    entries: &[sealstream_api::subscriptions::SubscriptionGrantEntry],
+    granter: Granter<'_>,
+) -> ApiResult<SubscriptionGrantsStored> {
+    let actor = match granter {
+        Granter::Caller(caller) => caller.did.as_str(),
+        Granter::Operator => crate::operator_key::OPERATOR,
+    };
     let mut tx = state.store.begin().await?;
-    let mut s = match db::subscription(&mut tx, &id).await? {
-        Some(s) if caller.owner_access(&s.seller_did)? || caller.has(Role::Admin) => s,
-        _ => return Err(not_found(&id)),
+    let mut s = match (db::subscription(&mut tx, id).await?, granter) {
+        (Some(s), Granter::Operator) => s,
+        (Some(s), Granter::Caller(caller))
+            if caller.owner_access(&s.seller_did)? || caller.has(Role::Admin) =>
+        {
+            s
+        }
+        _ => return Err(not_found(id)),
     };
     settle(&mut tx, &mut s, sealstream_core::utc::now_unix()).await?;
     let (w, keys) = window_of(&mut tx, &s).await?;
     let now = sealstream_core::utc::now();
     let (mut stored, mut already) = (0u64, 0u64);
-    for (i, e) in req.entries.iter().enumerate() {
+    let mut indexes = Vec::new();
+    for (i, e) in entries.iter().enumerate() {
         let field = format!("entries[{i}]");
         let refuse = |what: &str, m: String| ApiError::conflict(Some(&format!("{field}{what}")), m);
         let Some((chunk_id, accepted)) =
@@ -1068,9 +1108,13 @@ pub async fn store_grants(
             public_key_hex: want,
             wrapped_key_hex: &e.buyer.wrapped_key_hex,
         };
-        match db::insert_grant(&mut tx, &id, &row, &caller.did, &now).await? {
-            None => stored += 1,
+        match db::insert_grant(&mut tx, id, &row, actor, &now).await? {
+            None => {
+                stored += 1;
+                indexes.push(e.index);
+            }
             Some(held) if held.eq_ignore_ascii_case(&e.buyer.wrapped_key_hex) => already += 1,
+            Some(_) if matches!(granter, Granter::Operator) => already += 1,
             Some(_) => {
                 return Err(refuse(
                     ".buyer.wrappedKeyHex",
@@ -1083,29 +1127,28 @@ pub async fn store_grants(
         }
     }
     if stored > 0 {
-        let indexes: Vec<u64> = req.entries.iter().map(|e| e.index).collect();
         crate::audit::append(
             &mut tx,
-            &caller.did,
+            actor,
             "subscription.grant",
-            &id,
+            id,
             &audit_details(json!({ "stored": stored, "indexes": indexes })),
         )
         .await?;
     }
     tx.commit().await?;
     if stored > 0 {
-        state.feeds.changed(&id);
+        state.feeds.changed(id);
     }
-    Ok(Json(SubscriptionGrantsStored {
-        subscription_id: id,
+    Ok(SubscriptionGrantsStored {
+        subscription_id: id.to_string(),
         stored,
         already,
-    }))
+    })
 }
 
 /// The fixed fields of a grant entry, as a buyer access entry has them.
-fn check_entry(
+pub(crate) fn check_entry(
     i: usize,
     e: &sealstream_api::subscriptions::SubscriptionGrantEntry,
 ) -> ApiResult<()> {
