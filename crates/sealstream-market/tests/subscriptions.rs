@@ -1813,7 +1813,52 @@ fn a_grant_daemon_racing_the_server_is_harmless(db: Db) {
     assert!(pending(&server, &s).is_empty());
 }
 
+/// Grants stored out of index order (two granters at once) never make a
+/// feed skip a chunk: a chunk whose predecessors are not all granted waits
+/// for them, and a follower sees every index in order.
+fn the_feed_waits_for_grants_stored_out_of_order(db: Db) {
+    let server = TestServer::start(db);
+    let s = seller(&server, json!({"lastChunks": 1}));
+    let now = unix_now() as i64;
+    // 0 before the start (not covered), 1 the history chunk, 2..=4 live.
+    let chunks = chain_at(
+        &server,
+        &s,
+        &[now - 20, now - 10, now + 10, now + 20, now + 30],
+    );
+    let alice = buyer(&server);
+    let (id, _) = paid_subscription(&server, &s, &alice);
+    let e = |i: usize| entry(&s, &chunks[i], &alice.did, &alice.recipient);
+    // 3 first: nothing is sent, 1 is missing below it.
+    grant_chunks(&server, &s, &id, vec![e(3)]);
+    let feed = open_feed(&server, &id, &alice.token, "", None).expect("a feed");
+    assert_eq!(feed.state().status, FeedStatus::Valid);
+    feed.quiet(Duration::from_millis(500));
+    // 1 (the window's lowest index): sent; 3 still waits for 2.
+    grant_chunks(&server, &s, &id, vec![e(1)]);
+    assert_eq!(feed.chunk().index, 1);
+    feed.quiet(Duration::from_millis(500));
+    // A feed resumed after 1 waits as well.
+    let resumed = open_feed(&server, &id, &alice.token, "?after=1", None).expect("a feed");
+    resumed.state();
+    resumed.quiet(Duration::from_millis(300));
+    grant_chunks(&server, &s, &id, vec![e(2)]);
+    for f in [&feed, &resumed] {
+        let got: Vec<u64> = (0..2).map(|_| f.chunk().index).collect();
+        assert_eq!(got, [2, 3]);
+    }
+    grant_chunks(&server, &s, &id, vec![e(4)]);
+    let c = feed.chunk();
+    assert_eq!(c.index, 4);
+    assert_eq!(
+        open_chunk(&server, &alice.token, &c, &alice.recipient),
+        b"fix 4".to_vec()
+    );
+    assert_eq!(resumed.chunk().index, 4);
+}
+
 on_both_databases!(
+    the_feed_waits_for_grants_stored_out_of_order,
     the_server_grants_subscriptions_with_an_operator_key,
     a_grant_daemon_racing_the_server_is_harmless,
     a_period_confirmed_by_the_watcher,

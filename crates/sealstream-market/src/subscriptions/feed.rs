@@ -5,6 +5,10 @@
 //! those already granted and then each as its grant is stored, and
 //! keep-alive comments in between.
 //!
+//! Chunk events go out in index order without a gap: a grant stored
+//! before the grant of an entitled index below it (two granters at once)
+//! waits until that one is stored.
+//!
 //! A feed reads the database only when woken: by [`Feeds::changed`] (sent
 //! after the commit of a stored grant, a payment of one of its periods, a
 //! cancellation, a revocation, a sweep), or at the next time-driven change
@@ -274,12 +278,33 @@ impl Follow {
             .find(|p| p.order_state == OrderState::AwaitingPayment)
             .map(|p| p.order_id);
         let state = feed_state(&s, now, unpaid.as_deref());
+        // The entitled indexes form one range from the window's lowest
+        // (history, then the live chunks; chunks are accepted in chain
+        // order), so the next chunk to send is the one after the last sent,
+        // or that lowest index. Grants may be stored out of order (two
+        // granters at once): send up to the first index not granted yet,
+        // and wait for its grant, which wakes the feed again.
+        let (window, _) = super::window_of(&mut tx, &s).await?;
+        let mut expected = self
+            .after
+            .saturating_add(1)
+            .max(super::entitlement::lowest_index(&window).min(i64::MAX as u64) as i64);
         let grants = db::grants_after(&mut tx, &s.id, self.after, BATCH + 1).await?;
-        let more = grants.len() as i64 > BATCH;
+        let full = grants.len() as i64 > BATCH;
+        let mut gap = false;
         let mut chunks = Vec::new();
         for (index, recipient_id, public_key_hex, wrapped_key_hex) in
             grants.into_iter().take(BATCH as usize)
         {
+            if index < expected {
+                // Below the window (not entitled; never stored).
+                continue;
+            }
+            if index > expected {
+                gap = true;
+                break;
+            }
+            expected += 1;
             let Some(row) =
                 crate::ingest::db::chunk(&mut *tx, &s.machine_did, &s.topic, index.max(0) as u64)
                     .await?
@@ -291,8 +316,11 @@ impl Follow {
             };
             chunks.push((row, recipient_id, public_key_hex, wrapped_key_hex));
         }
-        let drained =
-            s.state.is_final() && !more && super::pending_of(&mut tx, &s, 1).await?.0.is_empty();
+        let more = full && !gap;
+        let drained = s.state.is_final()
+            && !more
+            && !gap
+            && super::pending_of(&mut tx, &s, 1).await?.0.is_empty();
         tx.commit().await?;
         if s.state != was {
             self.state.feeds.changed(&s.id);
