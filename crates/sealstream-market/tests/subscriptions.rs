@@ -262,7 +262,8 @@ fn lifecycle_on_invoice(db: Db) {
             "subscription.renewed",
             "subscription.key-rotated",
             "subscription.grace",
-            "subscription.lapsed"
+            "subscription.lapsed",
+            "subscription.cutoff"
         ]
     );
     // Nothing moves a lapsed subscription.
@@ -1101,12 +1102,14 @@ fn a_final_feed_waits_for_the_chunks_still_due(db: Db) {
         &json!({}),
     );
     assert_eq!(status, 200);
-    // Cancelled (access to T): chunk 0 is still due, so the feed stays.
+    // Cancelled (access to T, an hour ahead): chunk 0 is still due, and
+    // so is every chunk accepted until T, so the feed stays, without a
+    // cut-off notice yet.
     let feed = open_feed(&server, &id, &bob.token, "", None).expect("a feed");
     let st = feed.state();
     assert_eq!(
-        (st.status, st.state),
-        (FeedStatus::Invalid, SubscriptionState::Cancelled)
+        (st.status, st.state, st.cutoff.is_none()),
+        (FeedStatus::Invalid, SubscriptionState::Cancelled, true)
     );
     feed.quiet(Duration::from_millis(500));
     grant_chunks(
@@ -1116,6 +1119,32 @@ fn a_final_feed_waits_for_the_chunks_still_due(db: Db) {
         vec![entry(&s, &chunks[0], &bob.did, &bob.recipient)],
     );
     assert_eq!(feed.chunk().index, 0);
+    feed.quiet(Duration::from_millis(500));
+
+    // Revoked while its grants are behind (history: all, two chunks): the
+    // last state carries the notice, and the feed stays open until the
+    // chunks still due are granted, sends them in order and ends.
+    let s2 = seller(&server, json!("all"));
+    let history = chain_at(&server, &s2, &[now - 100, now - 50]);
+    let carol = buyer(&server);
+    let (c, _) = paid_subscription(&server, &s2, &carol);
+    let (status, _) = server.send(
+        "POST",
+        &format!("/v1/subscriptions/{c}/revoke"),
+        Some(&s2.token),
+        &json!({"reason": "late payment"}),
+    );
+    assert_eq!(status, 200);
+    let feed = open_feed(&server, &c, &carol.token, "", None).expect("a feed");
+    let st = feed.state();
+    assert_eq!(st.state, SubscriptionState::Revoked);
+    let notice = st.cutoff_notice().expect("the notice").expect("it reads");
+    assert_eq!(notice.cutoff.last_index_entitled, Some(1));
+    let e = |i: usize| entry(&s2, &history[i], &carol.did, &carol.recipient);
+    grant_chunks(&server, &s2, &c, vec![e(1)]);
+    feed.quiet(Duration::from_millis(500));
+    grant_chunks(&server, &s2, &c, vec![e(0)]);
+    assert_eq!((feed.chunk().index, feed.chunk().index), (0, 1));
     assert_eq!(feed.next(), None);
 }
 
@@ -1857,7 +1886,168 @@ fn the_feed_waits_for_grants_stored_out_of_order(db: Db) {
     assert_eq!(resumed.chunk().index, 4);
 }
 
+/// The cut-off notice of `id` as `token` reads it: the status and, on
+/// 200, the notice read strictly.
+fn cutoff_of(
+    server: &TestServer,
+    id: &str,
+    token: &str,
+) -> (u16, Option<sealstream_api::receipts::SignedCutoff>) {
+    let (status, body) = server.get(&format!("/v1/subscriptions/{id}/cutoff"), Some(token));
+    let notice = (status == 200).then(|| {
+        sealstream_api::receipts::SignedCutoff::parse(body.to_string().as_bytes())
+            .expect("a notice")
+    });
+    (status, notice)
+}
+
+/// Every final state gets a signed cut-off notice once its access has
+/// ended: lapsed (E = T + G, by the sweep), revoked (E = now), cancelled
+/// after payment (E = T, issued once T has passed) and before it (E = now,
+/// entitled to nothing), each with the highest index entitled and E,
+/// verifiable with the published receipt key; a changed notice fails; the
+/// buyer and the seller read it, nobody else, and nobody before it is due.
+fn cut_off_notices_for_every_final_state(db: Db) {
+    use sealstream_api::receipts::{CutoffReason, ReceiptError, SignedCutoff};
+    let server = TestServer::start(db);
+    let s = seller(&server, json!({"lastChunks": 1}));
+    let now = unix_now() as i64;
+    // 0 and 1 before every start (1 in the history), 2 live, 3 in a
+    // lapsing subscription's grace, 4 after it.
+    chain_at(
+        &server,
+        &s,
+        &[
+            now - 100,
+            now - 50,
+            now + 10,
+            now + PERIOD + GRACE - 1,
+            now + PERIOD + GRACE + 5,
+        ],
+    );
+    let (alice, carol, dave, bob) = (
+        buyer(&server),
+        buyer(&server),
+        buyer(&server),
+        buyer(&server),
+    );
+    let (a, a_view) = paid_subscription(&server, &s, &alice);
+    let (c, _) = paid_subscription(&server, &s, &carol);
+    let (d, d_view) = paid_subscription(&server, &s, &dave);
+    let b = subscribe(&server, &bob, &s.listing_id)["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // Not final: no notice, to anyone.
+    assert_eq!(cutoff_of(&server, &a, &alice.token).0, 404);
+    assert_eq!(cutoff_of(&server, &a, &s.token).0, 404);
+
+    let (status, _) = server.send(
+        "POST",
+        &format!("/v1/subscriptions/{c}/revoke"),
+        Some(&s.token),
+        &json!({"reason": "end of contract"}),
+    );
+    assert_eq!(status, 200);
+    for (id, who) in [(&d, &dave), (&b, &bob)] {
+        let (status, body) = server.send(
+            "POST",
+            &format!("/v1/subscriptions/{id}/cancel"),
+            Some(&who.token),
+            &json!({}),
+        );
+        assert_eq!(status, 200, "{body}");
+    }
+    // Cancelled after payment: access runs to T, no notice before.
+    assert_eq!(cutoff_of(&server, &d, &dave.token).0, 404);
+    let t_a = unix(&a_view["paidThrough"]);
+    let t_d = unix(&d_view["paidThrough"]);
+    let at = now + PERIOD + GRACE + 1000;
+    sweep(&server, at);
+
+    let (status, body) = server.get("/v1/receipts/key", None);
+    assert_eq!(status, 200);
+    let key = sealstream_core::keys::ReceiptPublicKey::from_hex(
+        body["publicKeyHex"].as_str().unwrap(),
+        "publicKeyHex",
+    )
+    .unwrap();
+    let carol_end = unix(&show(&server, &c, &carol.token)["accessEnds"]);
+    let bob_end = unix(&show(&server, &b, &bob.token)["accessEnds"]);
+    for (id, who, reason, last, end) in [
+        (&a, &alice, CutoffReason::Lapsed, Some(3), t_a + GRACE),
+        (&c, &carol, CutoffReason::Revoked, Some(1), carol_end),
+        (&d, &dave, CutoffReason::Cancelled, Some(2), t_d),
+        (&b, &bob, CutoffReason::Cancelled, None, bob_end),
+    ] {
+        let (status, notice) = cutoff_of(&server, id, &who.token);
+        assert_eq!(status, 200, "{id}");
+        let notice = notice.unwrap();
+        notice.verify(Some(&key)).expect("signed by the market");
+        let n = &notice.cutoff;
+        assert_eq!(
+            (n.subscription_id.as_str(), n.reason, n.last_index_entitled),
+            (id.as_str(), reason, last),
+            "{id}"
+        );
+        assert_eq!(unix(&json!(n.effective_at)), end, "{id}");
+        assert!(unix(&json!(n.issued_at)) >= end, "{id}");
+        assert_eq!(
+            (
+                n.buyer_did.as_str(),
+                n.seller_did.as_str(),
+                n.listing_id.as_str()
+            ),
+            (who.did.as_str(), s.did.as_str(), s.listing_id.as_str())
+        );
+        // The seller reads the same notice; nobody else does.
+        assert_eq!(cutoff_of(&server, id, &s.token).1, Some(notice.clone()));
+        let stranger = if *id == a { &carol } else { &alice };
+        assert_eq!(cutoff_of(&server, id, &stranger.token), (404, None));
+        // Issued once, audited once.
+        let actions = audit_actions(&server, id);
+        assert_eq!(
+            actions
+                .iter()
+                .filter(|a| *a == "subscription.cutoff")
+                .count(),
+            1,
+            "{actions:?}"
+        );
+        // A changed notice does not verify.
+        let mut bent = notice.clone();
+        bent.cutoff.last_index_entitled = Some(99);
+        assert_eq!(bent.verify(None), Err(ReceiptError::BadSignature));
+        let text = notice.to_json_pretty().replace(reason.as_str(), "lapsed");
+        if reason != CutoffReason::Lapsed {
+            let read = SignedCutoff::parse(text.as_bytes()).unwrap();
+            assert_eq!(read.verify(Some(&key)), Err(ReceiptError::BadSignature));
+        }
+    }
+    assert_eq!(
+        carol_end,
+        unix(&json!(
+            cutoff_of(&server, &c, &carol.token)
+                .1
+                .unwrap()
+                .cutoff
+                .effective_at
+        ))
+    );
+    assert!(carol_end >= now && carol_end < at);
+    // The revoked subscription's detail is the seller's reason.
+    assert_eq!(
+        cutoff_of(&server, &c, &carol.token)
+            .1
+            .unwrap()
+            .cutoff
+            .detail,
+        "end of contract"
+    );
+}
+
 on_both_databases!(
+    cut_off_notices_for_every_final_state,
     the_feed_waits_for_grants_stored_out_of_order,
     the_server_grants_subscriptions_with_an_operator_key,
     a_grant_daemon_racing_the_server_is_harmless,

@@ -248,9 +248,92 @@ pub(crate) async fn settle(tx: &mut Tx, s: &mut Subscription, now: i64) -> ApiRe
     Ok(())
 }
 
+/// The cut-off notice of `s` as of `now`, issued first if it is due: `s`
+/// is final (lapsed, cancelled, revoked) and its access end `E` has passed
+/// (`E ≤ now`; a cancellation's `E` is `T`, which may lie ahead). The
+/// notice names the highest chunk index the subscription is entitled to
+/// (every chunk accepted before `E` that [`entitlement::entitled`] grants
+/// it; `null` for none), why it ended and `E`; it is signed with the
+/// receipt key, stored once (a second issuer stores nothing) and a
+/// `subscription.cutoff` audit event. `None` while not due.
+pub(crate) async fn issue_cutoff(
+    state: &AppState,
+    tx: &mut Tx,
+    s: &Subscription,
+    now: i64,
+) -> ApiResult<Option<String>> {
+    use sealstream_api::receipts::{CutoffReason, SubscriptionCutoff};
+    if let Some(held) = db::cutoff(tx, &s.id).await? {
+        return Ok(Some(held));
+    }
+    let reason = match s.state {
+        SubscriptionState::Lapsed => CutoffReason::Lapsed,
+        SubscriptionState::Cancelled => CutoffReason::Cancelled,
+        SubscriptionState::Revoked => CutoffReason::Revoked,
+        _ => return Ok(None),
+    };
+    let Some(end) = s.access_end.filter(|e| *e <= now) else {
+        return Ok(None);
+    };
+    let (w, _) = window_of(tx, s).await?;
+    // The entitled indexes are one range ending at the last chunk accepted
+    // before E, if that one is entitled at all.
+    let last = db::last_index_before(tx, &s.machine_did, &s.topic, end)
+        .await?
+        .map(|(index, _, accepted)| Chunk {
+            index: index.max(0) as u64,
+            accepted,
+        })
+        .filter(|c| entitlement::entitled(&w, *c))
+        .map(|c| c.index);
+    // Issued at the time it was decided at (the sweep's, in tests an
+    // injected one), so never before `E`.
+    let issued_at = utc(now);
+    let cutoff = SubscriptionCutoff {
+        subscription_id: s.id.clone(),
+        listing_id: s.listing_id.clone(),
+        seller_did: s.seller_did.clone(),
+        buyer_did: s.buyer_did.clone(),
+        buyer_id: s.buyer_id.clone(),
+        machine_did: s.machine_did.clone(),
+        topic: s.topic.clone(),
+        last_index_entitled: last,
+        reason,
+        detail: s
+            .end_reason
+            .clone()
+            .filter(|r| !r.trim().is_empty())
+            .unwrap_or_else(|| reason.to_string()),
+        effective_at: utc(end),
+        issued_at: issued_at.clone(),
+    };
+    let document = cutoff
+        .sign(&state.receipt_key)
+        .map_err(|e| ApiError::internal("cut-off notice", e))?
+        .to_json_pretty();
+    if !db::insert_cutoff(tx, &s.id, &document, &issued_at).await? {
+        return Ok(db::cutoff(tx, &s.id).await?);
+    }
+    crate::audit::append(
+        tx,
+        SERVER_ACTOR,
+        "subscription.cutoff",
+        &s.id,
+        &audit_details(json!({
+            "reason": reason.as_str(),
+            "lastIndexEntitled": last,
+            "effectiveAt": utc(end),
+        })),
+    )
+    .await?;
+    tracing::info!(subscription = %s.id, reason = reason.as_str(), "cut-off notice issued");
+    Ok(Some(document))
+}
+
 /// One pass of the sweep at `now` (Unix seconds; the system clock in the
 /// background task, any time in tests): every subscription whose grace or
-/// lapse is due is settled. Returns how many changed.
+/// lapse is due is settled, and every final one whose access ended gets
+/// its cut-off notice ([`issue_cutoff`]). Returns how many changed.
 pub async fn sweep(state: &AppState, now: i64) -> ApiResult<usize> {
     let mut n = 0;
     loop {
@@ -262,6 +345,7 @@ pub async fn sweep(state: &AppState, now: i64) -> ApiResult<usize> {
             let mut tx = state.store.begin().await?;
             if let Some(mut s) = db::subscription(&mut tx, id).await? {
                 settle(&mut tx, &mut s, now).await?;
+                issue_cutoff(state, &mut tx, &s, now).await?;
                 n += 1;
             }
             tx.commit().await?;
@@ -719,6 +803,7 @@ pub async fn cancel(
     )
     .await?;
     close_unpaid(&mut tx, &id, "the subscription was cancelled").await?;
+    issue_cutoff(&state, &mut tx, &s, now).await?;
     let view = view(&state, &mut tx, &s).await?;
     tx.commit().await?;
     state.feeds.changed(&id);
@@ -780,6 +865,7 @@ pub async fn revoke(
     )
     .await?;
     close_unpaid(&mut tx, &id, "the subscription was revoked").await?;
+    issue_cutoff(&state, &mut tx, &s, now).await?;
     let view = view(&state, &mut tx, &s).await?;
     tx.commit().await?;
     state.feeds.changed(&id);
@@ -874,6 +960,39 @@ pub async fn history(
         subscription_id: id,
         entries,
     }))
+}
+
+/// The signed cut-off notice of a final subscription, to its buyer or
+/// seller (issued first if it is due).
+#[utoipa::path(get, path = sealstream_api::routes::SUBSCRIPTION_CUTOFF, tag = "subscriptions",
+    params(("id" = String, Path, description = "Subscription id")),
+    security(("session" = [])),
+    responses(
+        (status = 200, description = "The `sealstream.subscription-cutoff.v1` document", content_type = "application/json"),
+        (status = 404, description = "No such subscription of the caller's, or it has not ended (its access end has not passed)", body = crate::openapi::ErrorBody)))]
+pub async fn cutoff(
+    State(state): State<AppState>,
+    caller: Principal,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<axum::response::Response> {
+    use axum::response::IntoResponse;
+    let mut tx = state.store.begin().await?;
+    let mut s = party(&mut tx, &id, &caller).await?;
+    let now = sealstream_core::utc::now_unix();
+    settle(&mut tx, &mut s, now).await?;
+    let document = issue_cutoff(&state, &mut tx, &s, now).await?;
+    tx.commit().await?;
+    let document = document.ok_or_else(|| {
+        ApiError::not_found(format!(
+            "subscription {id} has no cut-off notice: it is {} and its access has not ended",
+            s.state
+        ))
+    })?;
+    Ok((
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        document,
+    )
+        .into_response())
 }
 
 /// The entitlement window of `s` in `tx`, with its keys.
@@ -1199,6 +1318,7 @@ pub fn routes() -> Router<AppState> {
         .route(sealstream_api::routes::SUBSCRIPTION_REVOKE, post(revoke))
         .route(sealstream_api::routes::SUBSCRIPTION_RENEWALS, post(renew))
         .route(sealstream_api::routes::SUBSCRIPTION_HISTORY, get(history))
+        .route(sealstream_api::routes::SUBSCRIPTION_CUTOFF, get(cutoff))
         .route(
             sealstream_api::routes::SUBSCRIPTION_GRANTS,
             put(store_grants),
