@@ -4,7 +4,7 @@
 -- and keeps it here, one per subscription, as served (the document's
 -- text). The primary key makes a second issue a no-op.
 CREATE TABLE subscription_cutoffs (
-    subscription_id TEXT PRIMARY KEY,
+    subscription_id TEXT PRIMARY KEY NOT NULL,
     document TEXT NOT NULL,
     issued_at TEXT NOT NULL
 );
