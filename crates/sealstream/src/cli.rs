@@ -139,13 +139,16 @@ The summary goes to stderr; --json output goes to stdout."
 
 #[derive(Debug, Subcommand)]
 pub enum ReceiptCommand {
-    /// Verify a license receipt (sealstream.receipt.v1, docs/formats.md) without the market:
-    /// read it strictly, check the Ed25519 signature over it and, with --server-key, that
-    /// the market's key made it. Prints the order, listing, dataset and its root, buyer,
-    /// amount, payment, times and signing key.
+    /// Verify a license receipt (sealstream.receipt.v1, docs/formats.md) or a subscription's
+    /// cut-off notice (sealstream.subscription-cutoff.v1, docs/subscriptions.md) without the
+    /// market: read it strictly, check the Ed25519 signature over it and, with --server-key,
+    /// that the market's key made it. For a receipt prints the order, listing, dataset and
+    /// its root, buyer, amount, payment, times and signing key; for a notice the
+    /// subscription, its buyer and seller, why it ended, when access ended and the highest
+    /// chunk index it is entitled to.
     #[command(after_help = RECEIPT_EXIT_CODES)]
     Verify {
-        /// The receipt file (JSON).
+        /// The receipt or cut-off notice file (JSON).
         file: PathBuf,
         /// The market's receipt public key (64 hex digits, optional 0x): the receipt must be
         /// signed by it. Without it any signer is accepted, which only shows that the receipt
@@ -850,6 +853,21 @@ pub enum MarketSubscriptionCommand {
         session: MarketSession,
         /// The subscription id (sub_…).
         id: String,
+    },
+    /// Fetch the signed cut-off notice of a subscription that ended (its buyer or seller;
+    /// sealstream.subscription-cutoff.v1): why it ended, when access ended and the highest
+    /// chunk index it is entitled to, signed with the market's receipt key. Issued once the
+    /// subscription is lapsed, cancelled or revoked and its access end has passed (a
+    /// cancellation runs to the end of the paid period). To --output (atomically) or
+    /// stdout; check it offline with `sealstream receipt verify`.
+    Cutoff {
+        #[command(flatten)]
+        session: MarketSession,
+        /// The subscription id (sub_…).
+        id: String,
+        /// Write the notice here instead of stdout.
+        #[arg(long = "output", alias = "out", value_name = "FILE")]
+        out: Option<PathBuf>,
     },
 }
 
