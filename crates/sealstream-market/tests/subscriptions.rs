@@ -2046,7 +2046,67 @@ fn cut_off_notices_for_every_final_state(db: Db) {
     );
 }
 
+/// The operator's shortest period (`Config::min_subscription_period`,
+/// `market serve --min-subscription-period`): a listing at it is taken, one
+/// below it is a 400 naming `subscription.periodSeconds`; by default it is
+/// an hour.
+fn the_shortest_period_is_the_operators_policy(db: Db) {
+    let body = |machine: &str, period: i64| {
+        let mut b = listing_body(machine, json!("none"));
+        b["subscription"]["periodSeconds"] = json!(period);
+        b
+    };
+    let short = TestServer::start_with(db, |c| {
+        c.min_subscription_period = Duration::from_secs(20);
+    });
+    let (_, did) = new_owner();
+    let token = short.session_for(&did, &[Role::Owner]);
+    let machine = insert_machine(&short, &did);
+    let (status, listing) = short.send(
+        "POST",
+        "/v1/listings",
+        Some(&token),
+        &body(&machine.did, 20),
+    );
+    assert_eq!(status, 201, "{listing}");
+    assert_eq!(listing["subscription"]["periodSeconds"], 20);
+    let (status, refused) = short.send(
+        "POST",
+        "/v1/listings",
+        Some(&token),
+        &body(&machine.did, 19),
+    );
+    assert_eq!(
+        (status, refused["error"]["field"].as_str()),
+        (400, Some("subscription.periodSeconds")),
+        "{refused}"
+    );
+    drop(short);
+    let server = TestServer::start(db);
+    let token = server.session_for(&did, &[Role::Owner]);
+    let machine = insert_machine(&server, &did);
+    let (status, refused) = server.send(
+        "POST",
+        "/v1/listings",
+        Some(&token),
+        &body(&machine.did, 3599),
+    );
+    assert_eq!(
+        (status, refused["error"]["field"].as_str()),
+        (400, Some("subscription.periodSeconds")),
+        "{refused}"
+    );
+    let (status, _) = server.send(
+        "POST",
+        "/v1/listings",
+        Some(&token),
+        &body(&machine.did, 3600),
+    );
+    assert_eq!(status, 201);
+}
+
 on_both_databases!(
+    the_shortest_period_is_the_operators_policy,
     cut_off_notices_for_every_final_state,
     the_feed_waits_for_grants_stored_out_of_order,
     the_server_grants_subscriptions_with_an_operator_key,

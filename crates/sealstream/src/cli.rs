@@ -1049,6 +1049,16 @@ pub struct MarketServeArgs {
     /// Seconds between checks of claimed payments still waiting for confirmations.
     #[arg(long, default_value_t = 5, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
     pub payment_poll: u64,
+    /// Seconds between sweeps of live subscriptions: grace at the end of the paid period,
+    /// lapse at the end of the grace window, cut-off notices of subscriptions whose access
+    /// ended (each is also settled whenever it is read or changed).
+    #[arg(long, default_value_t = 10, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub subscription_sweep: u64,
+    /// The shortest period a subscription listing may have, in seconds (operator policy;
+    /// at least 1): a listing with a shorter `subscription.periodSeconds` is refused (400).
+    /// Short periods are for tests and demonstrations.
+    #[arg(long, default_value_t = sealstream_api::listings::MIN_PERIOD_SECONDS, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..=sealstream_api::listings::MAX_PERIOD_SECONDS))]
+    pub min_subscription_period: u64,
     /// Seconds a payment's block may be stamped before its order was made (the
     /// chain's clock against the server's); a transfer mined earlier does not pay
     /// the order.
