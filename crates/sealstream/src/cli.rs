@@ -900,7 +900,9 @@ pub enum MarketOrderCommand {
         id: String,
     },
     /// The orders of the key signing in: its purchases (--as buyer) or the orders of its
-    /// listings (--as seller), by id, every page.
+    /// listings (--as seller), by id, every page. One line each: id, state, listing, the
+    /// other party, created, and for the order paying a period of a live subscription
+    /// `subscription sub_…` (--json: `subscriptionId`).
     List {
         #[command(flatten)]
         session: MarketSession,
@@ -910,6 +912,10 @@ pub enum MarketOrderCommand {
         /// Only orders in this state (awaiting-payment, paid, granted, cancelled).
         #[arg(long)]
         state: Option<String>,
+        /// Which orders: `order` (of datasets), `period` (paying a subscription's period),
+        /// or `all`.
+        #[arg(long, value_name = "KIND", default_value = "all", value_parser = ["order", "period", "all"])]
+        kind: String,
     },
     /// As the seller: mark an invoice order paid, with the invoice or bank reference.
     MarkPaid {

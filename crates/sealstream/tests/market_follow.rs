@@ -295,9 +295,14 @@ fn two_followers_one_revoked_mid_stream() {
         market_cmd(
             server,
             &bob.0,
-            &["subscription", "cutoff", &bob.2, "--output"],
-        )
-        .arg(&notice),
+            &[
+                "subscription",
+                "cutoff",
+                &bob.2,
+                "--output",
+                notice.to_str().unwrap(),
+            ],
+        ),
         "subscription cutoff",
     );
     let mut key_cmd = sealstream();
