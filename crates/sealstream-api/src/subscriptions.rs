@@ -592,6 +592,7 @@ mod tests {
             reason: Some("revoked: gone".into()),
             remedy: None,
             is_final: true,
+            cutoff: Some(serde_json::json!({"schemaVersion": "sealstream.subscription-cutoff.v1"})),
         };
         let text = format!(
             ":\n\nevent: other\ndata: 1\n\nevent: state\ndata: {}\n\n: keep\n\n",
