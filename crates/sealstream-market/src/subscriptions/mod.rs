@@ -263,15 +263,15 @@ pub(crate) async fn issue_cutoff(
     now: i64,
 ) -> ApiResult<Option<String>> {
     use sealstream_api::receipts::{CutoffReason, SubscriptionCutoff};
-    if let Some(held) = db::cutoff(tx, &s.id).await? {
-        return Ok(Some(held));
-    }
     let reason = match s.state {
         SubscriptionState::Lapsed => CutoffReason::Lapsed,
         SubscriptionState::Cancelled => CutoffReason::Cancelled,
         SubscriptionState::Revoked => CutoffReason::Revoked,
         _ => return Ok(None),
     };
+    if let Some(held) = db::cutoff(tx, &s.id).await? {
+        return Ok(Some(held));
+    }
     let Some(end) = s.access_end.filter(|e| *e <= now) else {
         return Ok(None);
     };
