@@ -30,7 +30,9 @@ impl ListingKind {
     }
 }
 
-/// Shortest subscription period, seconds (1 hour).
+/// Shortest subscription period by default, seconds (1 hour): the
+/// server's operator may allow shorter ones (`market serve
+/// --min-subscription-period`, down to 1 s).
 pub const MIN_PERIOD_SECONDS: u64 = 3_600;
 /// Longest subscription period, seconds (365 days).
 pub const MAX_PERIOD_SECONDS: u64 = 31_536_000;
@@ -96,8 +98,9 @@ pub struct SubscriptionTerms {
     pub machine_did: String,
     /// Its topic (need not have chunks yet).
     pub topic: String,
-    /// Seconds paid for at a time: 3,600 to 31,536,000.
-    #[cfg_attr(feature = "openapi", schema(minimum = 3600, maximum = 31536000))]
+    /// Seconds paid for at a time: the server's shortest period (3,600 by
+    /// default, `market serve --min-subscription-period`) to 31,536,000.
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 31536000))]
     pub period_seconds: u64,
     /// Seconds after the paid time during which chunks are still granted:
     /// 0 to 2,592,000 (default 0).

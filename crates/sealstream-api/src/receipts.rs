@@ -21,6 +21,12 @@ use sealstream_core::json::{self, canonical, JsonError, Limits, Map, Value};
 use sealstream_core::keys::{is_blank, ReceiptPublicKey, ReceiptSigningKey};
 use sealstream_core::ValidationError;
 
+mod cutoff;
+
+pub use cutoff::{
+    CutoffReason, SignedCutoff, SignedDocument, SubscriptionCutoff, CUTOFF_SCHEMA_VERSION,
+};
+
 /// `GET /v1/receipts/key`: the market's Ed25519 public key, which signs
 /// receipts and audit heads.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
@@ -456,15 +462,7 @@ impl LicenseReceipt {
     /// receipt does not [validate](LicenseReceipt::validate).
     pub fn signed_bytes(&self) -> Result<Vec<u8>, ReceiptError> {
         self.validate()?;
-        let canonical = canonical::rfc8785(&self.to_json()).map_err(|e| {
-            // Unreachable after `validate` (every integer is exact), kept as an error.
-            ValidationError::new("receipt", e.to_string())
-        })?;
-        let mut bytes = Vec::with_capacity(RECEIPT_SCHEMA_VERSION.len() + 1 + canonical.len());
-        bytes.extend_from_slice(RECEIPT_SCHEMA_VERSION.as_bytes());
-        bytes.push(b'\n');
-        bytes.extend_from_slice(canonical.as_bytes());
-        Ok(bytes)
+        signed_bytes_of(RECEIPT_SCHEMA_VERSION, &self.to_json(), "receipt")
     }
 
     /// Sign with the market's key. Fails, signing nothing, if the receipt
@@ -497,15 +495,13 @@ impl LicenseReceipt {
 impl SignedReceipt {
     /// Wire JSON: `{schemaVersion, receipt, signature}`.
     pub fn to_json(&self) -> Value {
-        let mut sig = Map::new();
-        sig.insert("algorithm".into(), RECEIPT_SIGNATURE_ALGORITHM.into());
-        sig.insert("publicKeyHex".into(), self.public_key.to_hex().into());
-        sig.insert("value".into(), hex::encode(self.signature).into());
-        let mut m = Map::new();
-        m.insert("schemaVersion".into(), RECEIPT_SCHEMA_VERSION.into());
-        m.insert("receipt".into(), self.receipt.to_json());
-        m.insert("signature".into(), Value::Object(sig));
-        Value::Object(m)
+        document_json(
+            RECEIPT_SCHEMA_VERSION,
+            "receipt",
+            self.receipt.to_json(),
+            &self.public_key,
+            &self.signature,
+        )
     }
 
     /// The receipt file: indented by 2, ASCII escapes, trailing newline.
@@ -517,55 +513,15 @@ impl SignedReceipt {
     /// values are refused, naming the field with its path. The signature
     /// is not checked here; see [`SignedReceipt::verify`].
     pub fn parse(bytes: &[u8]) -> Result<SignedReceipt, ReceiptError> {
-        let limits = Limits {
-            max_depth: 64,
-            reject_duplicate_keys: true,
-        };
-        let value = json::parse_with_limits(bytes, limits)?;
-        Ok(Self::from_json(&value)?)
+        Ok(Self::from_json(&parse_document(bytes)?)?)
     }
 
     /// Read a parsed receipt document (see [`SignedReceipt::parse`], which
     /// also refuses duplicate keys).
     pub fn from_json(value: &Value) -> Result<SignedReceipt, ValidationError> {
-        let top = value
-            .as_object()
-            .ok_or_else(|| ValidationError::new("receipt file", "expected a JSON object"))?;
-        match top.get("schemaVersion") {
-            Some(Value::String(s)) if s == RECEIPT_SCHEMA_VERSION => {}
-            Some(_) => {
-                return Err(ValidationError::new(
-                    "schemaVersion",
-                    format!("expected {RECEIPT_SCHEMA_VERSION}"),
-                ))
-            }
-            None => {
-                return Err(ValidationError::new(
-                    "schemaVersion",
-                    format!("required ({RECEIPT_SCHEMA_VERSION})"),
-                ))
-            }
-        }
-        let f = Fields::new(value, "")?;
-        f.only(&["schemaVersion", "receipt", "signature"])?;
-        let receipt = LicenseReceipt::from_json(f.get("receipt")?)?;
-        let s = Fields::new(f.get("signature")?, "signature")?;
-        s.only(&["algorithm", "publicKeyHex", "value"])?;
-        if s.string("algorithm")? != RECEIPT_SIGNATURE_ALGORITHM {
-            return Err(ValidationError::new(
-                "signature.algorithm",
-                format!("expected {RECEIPT_SIGNATURE_ALGORITHM}"),
-            ));
-        }
-        let key_hex = s.string("publicKeyHex")?;
-        lower_hex(&key_hex, "signature.publicKeyHex", false, 64)?;
-        let mut key = [0u8; 32];
-        hex::decode_to_slice(&key_hex, &mut key).expect("checked hex");
-        let public_key = ReceiptPublicKey::from_bytes(&key, "signature.publicKeyHex")?;
-        let value_hex = s.string("value")?;
-        lower_hex(&value_hex, "signature.value", false, 128)?;
-        let mut signature = [0u8; 64];
-        hex::decode_to_slice(&value_hex, &mut signature).expect("checked hex");
+        let (body, public_key, signature) =
+            read_document(value, RECEIPT_SCHEMA_VERSION, "receipt", "receipt file")?;
+        let receipt = LicenseReceipt::from_json(body)?;
         Ok(SignedReceipt {
             receipt,
             public_key,
@@ -577,20 +533,138 @@ impl SignedReceipt {
     /// `pinned` is given, that it is that key's. Without a pinned key this
     /// only shows the receipt is unchanged since *someone* signed it.
     pub fn verify(&self, pinned: Option<&ReceiptPublicKey>) -> Result<(), ReceiptError> {
-        if let Some(pinned) = pinned {
-            if *pinned != self.public_key {
-                return Err(ReceiptError::WrongKey {
-                    pinned: pinned.to_hex(),
-                    found: self.public_key.to_hex(),
-                });
-            }
-        }
-        let bytes = self.receipt.signed_bytes()?;
-        if !self.public_key.verify(&bytes, &self.signature) {
-            return Err(ReceiptError::BadSignature);
-        }
-        Ok(())
+        verify_signature(
+            &self.receipt.signed_bytes()?,
+            &self.public_key,
+            &self.signature,
+            pinned,
+        )
     }
+}
+
+/// The documents the market signs with its receipt key
+/// (`sealstream.receipt.v1`, `sealstream.subscription-cutoff.v1`) share one
+/// frame: `{schemaVersion, <body>, signature: {algorithm, publicKeyHex,
+/// value}}`, the signature over `schemaVersion\n` followed by the RFC 8785
+/// form of the body. These functions are that frame, for both.
+///
+/// The bytes a market signature covers: `schema`, a newline, the RFC 8785
+/// form of `body` (whose integers are exact: checked by the caller).
+fn signed_bytes_of(schema: &str, body: &Value, field: &str) -> Result<Vec<u8>, ReceiptError> {
+    let canonical = canonical::rfc8785(body).map_err(|e| {
+        // Unreachable after validation (every integer is exact), kept as an error.
+        ValidationError::new(field, e.to_string())
+    })?;
+    let mut bytes = Vec::with_capacity(schema.len() + 1 + canonical.len());
+    bytes.extend_from_slice(schema.as_bytes());
+    bytes.push(b'\n');
+    bytes.extend_from_slice(canonical.as_bytes());
+    Ok(bytes)
+}
+
+/// A signed document's JSON: `{schemaVersion, <field>: body, signature}`.
+fn document_json(
+    schema: &str,
+    field: &str,
+    body: Value,
+    public_key: &ReceiptPublicKey,
+    signature: &[u8; 64],
+) -> Value {
+    let mut sig = Map::new();
+    sig.insert("algorithm".into(), RECEIPT_SIGNATURE_ALGORITHM.into());
+    sig.insert("publicKeyHex".into(), public_key.to_hex().into());
+    sig.insert("value".into(), hex::encode(signature).into());
+    let mut m = Map::new();
+    m.insert("schemaVersion".into(), schema.into());
+    m.insert(field.into(), body);
+    m.insert("signature".into(), Value::Object(sig));
+    Value::Object(m)
+}
+
+/// A signed document's bytes as JSON: duplicate keys refused.
+fn parse_document(bytes: &[u8]) -> Result<Value, ReceiptError> {
+    let limits = Limits {
+        max_depth: 64,
+        reject_duplicate_keys: true,
+    };
+    Ok(json::parse_with_limits(bytes, limits)?)
+}
+
+/// The `schemaVersion` of a signed document, if it has a text one.
+fn schema_of(value: &Value) -> Option<&str> {
+    value.get("schemaVersion").and_then(Value::as_str)
+}
+
+/// Reads the frame of a signed document of `schema`: its body (`field`,
+/// not yet checked) and its signature. `what` names the document in
+/// errors about its top level.
+fn read_document<'a>(
+    value: &'a Value,
+    schema: &'static str,
+    field: &'static str,
+    what: &str,
+) -> Result<(&'a Value, ReceiptPublicKey, [u8; 64]), ValidationError> {
+    if value.as_object().is_none() {
+        return Err(ValidationError::new(what, "expected a JSON object"));
+    }
+    match value.get("schemaVersion") {
+        Some(Value::String(s)) if s == schema => {}
+        Some(_) => {
+            return Err(ValidationError::new(
+                "schemaVersion",
+                format!("expected {schema}"),
+            ))
+        }
+        None => {
+            return Err(ValidationError::new(
+                "schemaVersion",
+                format!("required ({schema})"),
+            ))
+        }
+    }
+    let f = Fields::of(value, "", schema)?;
+    f.only(&["schemaVersion", field, "signature"])?;
+    let body = f.get(field)?;
+    let s = Fields::of(f.get("signature")?, "signature", schema)?;
+    s.only(&["algorithm", "publicKeyHex", "value"])?;
+    if s.string("algorithm")? != RECEIPT_SIGNATURE_ALGORITHM {
+        return Err(ValidationError::new(
+            "signature.algorithm",
+            format!("expected {RECEIPT_SIGNATURE_ALGORITHM}"),
+        ));
+    }
+    let key_hex = s.string("publicKeyHex")?;
+    lower_hex(&key_hex, "signature.publicKeyHex", false, 64)?;
+    let mut key = [0u8; 32];
+    hex::decode_to_slice(&key_hex, &mut key).expect("checked hex");
+    let public_key = ReceiptPublicKey::from_bytes(&key, "signature.publicKeyHex")?;
+    let value_hex = s.string("value")?;
+    lower_hex(&value_hex, "signature.value", false, 128)?;
+    let mut signature = [0u8; 64];
+    hex::decode_to_slice(&value_hex, &mut signature).expect("checked hex");
+    Ok((body, public_key, signature))
+}
+
+/// Checks a market signature over `bytes` and, when `pinned` is given,
+/// that `public_key` is that key.
+fn verify_signature(
+    bytes: &[u8],
+    public_key: &ReceiptPublicKey,
+    signature: &[u8; 64],
+    pinned: Option<&ReceiptPublicKey>,
+) -> Result<(), ReceiptError> {
+    if let Some(pinned) = pinned {
+        if pinned != public_key {
+            return Err(ReceiptError::WrongKey {
+                pinned: pinned.to_hex(),
+                found: public_key.to_hex(),
+            });
+        }
+    }
+    if !public_key.verify(bytes, signature) {
+        return Err(ReceiptError::BadSignature);
+    }
+    Ok(())
 }
 
 impl fmt::Display for ReceiptPayment {
@@ -617,17 +691,25 @@ impl fmt::Display for ReceiptPayment {
 struct Fields<'a> {
     obj: &'a Map,
     path: &'a str,
+    /// The document's schema, for unknown fields.
+    schema: &'static str,
 }
 
 impl<'a> Fields<'a> {
+    /// The members of an object of a receipt.
     fn new(value: &'a Value, path: &'a str) -> Result<Self, ValidationError> {
+        Self::of(value, path, RECEIPT_SCHEMA_VERSION)
+    }
+
+    /// The members of an object of a document of `schema`.
+    fn of(value: &'a Value, path: &'a str, schema: &'static str) -> Result<Self, ValidationError> {
         let obj = value.as_object().ok_or_else(|| {
             ValidationError::new(
                 path,
                 format!("expected an object, got {}", value.type_name()),
             )
         })?;
-        Ok(Fields { obj, path })
+        Ok(Fields { obj, path, schema })
     }
 
     fn at(&self, key: &str) -> String {
@@ -642,7 +724,7 @@ impl<'a> Fields<'a> {
         match self.obj.keys().find(|k| !known.contains(&k.as_str())) {
             Some(k) => Err(ValidationError::new(
                 self.at(k),
-                format!("unknown field (not part of {RECEIPT_SCHEMA_VERSION})"),
+                format!("unknown field (not part of {})", self.schema),
             )),
             None => Ok(()),
         }

@@ -86,6 +86,9 @@ pub const SUBSCRIPTION_REVOKE: &str = "/v1/subscriptions/{id}/revoke";
 pub const SUBSCRIPTION_RENEWALS: &str = "/v1/subscriptions/{id}/renewals";
 /// `GET`: a subscription's history.
 pub const SUBSCRIPTION_HISTORY: &str = "/v1/subscriptions/{id}/history";
+/// `GET`: the signed cut-off notice of a final subscription
+/// (`sealstream.subscription-cutoff.v1`), to its buyer and seller.
+pub const SUBSCRIPTION_CUTOFF: &str = "/v1/subscriptions/{id}/cutoff";
 /// `PUT`: chunk keys wrapped for a subscriber.
 pub const SUBSCRIPTION_GRANTS: &str = "/v1/subscriptions/{id}/grants";
 /// `GET`: the buyer's live feed of a subscription (server-sent events:
@@ -328,6 +331,11 @@ pub fn subscription_renewals(id: &str) -> String {
 /// [`SUBSCRIPTION_HISTORY`].
 pub fn subscription_history(id: &str) -> String {
     fill(SUBSCRIPTION_HISTORY, &[id])
+}
+
+/// [`SUBSCRIPTION_CUTOFF`].
+pub fn subscription_cutoff(id: &str) -> String {
+    fill(SUBSCRIPTION_CUTOFF, &[id])
 }
 
 /// [`SUBSCRIPTION_GRANTS`].

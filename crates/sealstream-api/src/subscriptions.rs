@@ -493,6 +493,24 @@ pub struct FeedState {
     /// state: lapsed, cancelled, revoked).
     #[serde(rename = "final")]
     pub is_final: bool,
+    /// The signed cut-off notice (`sealstream.subscription-cutoff.v1`,
+    /// [`crate::receipts::SignedCutoff`]) once the subscription is final and
+    /// its access has ended: the last `state` event of a feed carries it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
+    pub cutoff: Option<serde_json::Value>,
+}
+
+impl FeedState {
+    /// The cut-off notice it carries, read strictly (its signature is not
+    /// checked here: [`crate::receipts::SignedCutoff::verify`]).
+    pub fn cutoff_notice(
+        &self,
+    ) -> Option<Result<crate::receipts::SignedCutoff, crate::receipts::ReceiptError>> {
+        self.cutoff
+            .as_ref()
+            .map(|v| crate::receipts::SignedCutoff::parse(v.to_string().as_bytes()))
+    }
 }
 
 /// One event of a feed, as a follower reads it.
@@ -624,6 +642,7 @@ mod tests {
             reason: Some("revoked: gone".into()),
             remedy: None,
             is_final: true,
+            cutoff: Some(serde_json::json!({"schemaVersion": "sealstream.subscription-cutoff.v1"})),
         };
         let text = format!(
             ":\n\nevent: other\ndata: 1\n\nevent: state\ndata: {}\n\n: keep\n\n",

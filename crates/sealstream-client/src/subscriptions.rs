@@ -6,6 +6,7 @@
 
 use reqwest::Method;
 
+use sealstream_api::receipts::SignedCutoff;
 use sealstream_api::routes;
 use sealstream_api::subscriptions::{
     CreateSubscription, PendingGrants, PostSubscriptionGrants, RenewSubscription,
@@ -17,6 +18,8 @@ use crate::market::{json_body, ClientError, MarketClient, NoFields};
 
 /// Subscriptions asked for a page.
 const PAGE: u32 = 200;
+/// Largest cut-off notice read (a notice is under 2 KiB).
+const MAX_CUTOFF: u64 = 1 << 16;
 
 impl MarketClient {
     /// Subscribes to a published subscription listing.
@@ -97,6 +100,21 @@ impl MarketClient {
     /// A subscription's history.
     pub fn subscription_history(&mut self, id: &str) -> Result<SubscriptionHistory, ClientError> {
         self.get(&routes::subscription_history(id))
+    }
+
+    /// The signed cut-off notice of a final subscription (its buyer or
+    /// seller), as served: the bytes, and the notice read strictly from
+    /// them (its signature is checked with
+    /// [`SignedCutoff::verify`], pinned to [`MarketClient::receipt_key`]'s
+    /// key). A 404 while the subscription runs or its access has not ended.
+    pub fn subscription_cutoff(
+        &mut self,
+        id: &str,
+    ) -> Result<(Vec<u8>, SignedCutoff), ClientError> {
+        let bytes = self.get_bytes(&routes::subscription_cutoff(id), MAX_CUTOFF)?;
+        let notice = SignedCutoff::parse(&bytes)
+            .map_err(|e| self.protocol(format!("cut-off notice: {e}")))?;
+        Ok((bytes, notice))
     }
 
     /// The (subscription, chunk, key) pairs of a topic entitled and not yet

@@ -222,6 +222,7 @@ fn error_response(description: &str) -> Response {
         crate::subscriptions::revoke,
         crate::subscriptions::renew,
         crate::subscriptions::history,
+        crate::subscriptions::cutoff,
         crate::subscriptions::pending,
         crate::subscriptions::store_grants,
         crate::subscriptions::feed::feed,

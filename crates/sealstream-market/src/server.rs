@@ -145,6 +145,11 @@ pub struct Config {
     /// How often subscriptions' grace and lapse are swept
     /// ([`crate::subscriptions::sweep`]).
     pub subscription_sweep: Duration,
+    /// The shortest subscription period a listing may have (the operator's
+    /// policy; [`sealstream_api::listings::MIN_PERIOD_SECONDS`] by default,
+    /// at least 1 s): a listing with a shorter one is a 400 naming
+    /// `subscription.periodSeconds`.
+    pub min_subscription_period: Duration,
     /// A second address serving only `GET /metrics`, without a session
     /// (for a Prometheus scraper on a private network). On the main address
     /// `/metrics` needs an admin or auditor session.
@@ -236,6 +241,9 @@ impl Default for Config {
             access_file_size: sealstream_core::access::DEFAULT_MAX_ACCESS_FILE_SIZE,
             audit_sign_interval: DEFAULT_AUDIT_SIGN_INTERVAL,
             subscription_sweep: DEFAULT_SUBSCRIPTION_SWEEP,
+            min_subscription_period: Duration::from_secs(
+                sealstream_api::listings::MIN_PERIOD_SECONDS,
+            ),
             metrics_listen: None,
             max_connections: crate::connections::DEFAULT_MAX_CONNECTIONS,
             max_connections_per_client: crate::connections::DEFAULT_MAX_CONNECTIONS_PER_CLIENT,

@@ -458,6 +458,12 @@ fn matrix(w: &World) -> Vec<Case> {
         row("GET", "/v1/subscriptions/{id}/feed", sub(&su.awaiting, "/feed"),
                                                                                "U  F  H  O  H  H  H  H")
             .hidden(&su.awaiting, missing_sub),
+        // The cut-off notice of the subscription the cancel row ended
+        // (before its first payment: access ended at once): its buyer and
+        // seller only.
+        row("GET", "/v1/subscriptions/{id}/cutoff", sub(&su.awaiting, "/cutoff"),
+                                                                               "U  O  H  O  H  H  H  H")
+            .hidden(&su.awaiting, missing_sub),
         // Chunk 0 of `active`, granted by the grants row above.
         row("GET", "/v1/subscriptions/{id}/chunks/{index}/envelope", sub(&su.active, "/chunks/0/envelope"),
                                                                                "U  F  H  O  H  H  H  H")

@@ -262,7 +262,8 @@ fn lifecycle_on_invoice(db: Db) {
             "subscription.renewed",
             "subscription.key-rotated",
             "subscription.grace",
-            "subscription.lapsed"
+            "subscription.lapsed",
+            "subscription.cutoff"
         ]
     );
     // Nothing moves a lapsed subscription.
@@ -1101,12 +1102,14 @@ fn a_final_feed_waits_for_the_chunks_still_due(db: Db) {
         &json!({}),
     );
     assert_eq!(status, 200);
-    // Cancelled (access to T): chunk 0 is still due, so the feed stays.
+    // Cancelled (access to T, an hour ahead): chunk 0 is still due, and
+    // so is every chunk accepted until T, so the feed stays, without a
+    // cut-off notice yet.
     let feed = open_feed(&server, &id, &bob.token, "", None).expect("a feed");
     let st = feed.state();
     assert_eq!(
-        (st.status, st.state),
-        (FeedStatus::Invalid, SubscriptionState::Cancelled)
+        (st.status, st.state, st.cutoff.is_none()),
+        (FeedStatus::Invalid, SubscriptionState::Cancelled, true)
     );
     feed.quiet(Duration::from_millis(500));
     grant_chunks(
@@ -1116,6 +1119,32 @@ fn a_final_feed_waits_for_the_chunks_still_due(db: Db) {
         vec![entry(&s, &chunks[0], &bob.did, &bob.recipient)],
     );
     assert_eq!(feed.chunk().index, 0);
+    feed.quiet(Duration::from_millis(500));
+
+    // Revoked while its grants are behind (history: all, two chunks): the
+    // last state carries the notice, and the feed stays open until the
+    // chunks still due are granted, sends them in order and ends.
+    let s2 = seller(&server, json!("all"));
+    let history = chain_at(&server, &s2, &[now - 100, now - 50]);
+    let carol = buyer(&server);
+    let (c, _) = paid_subscription(&server, &s2, &carol);
+    let (status, _) = server.send(
+        "POST",
+        &format!("/v1/subscriptions/{c}/revoke"),
+        Some(&s2.token),
+        &json!({"reason": "late payment"}),
+    );
+    assert_eq!(status, 200);
+    let feed = open_feed(&server, &c, &carol.token, "", None).expect("a feed");
+    let st = feed.state();
+    assert_eq!(st.state, SubscriptionState::Revoked);
+    let notice = st.cutoff_notice().expect("the notice").expect("it reads");
+    assert_eq!(notice.cutoff.last_index_entitled, Some(1));
+    let e = |i: usize| entry(&s2, &history[i], &carol.did, &carol.recipient);
+    grant_chunks(&server, &s2, &c, vec![e(1)]);
+    feed.quiet(Duration::from_millis(500));
+    grant_chunks(&server, &s2, &c, vec![e(0)]);
+    assert_eq!((feed.chunk().index, feed.chunk().index), (0, 1));
     assert_eq!(feed.next(), None);
 }
 
@@ -1725,7 +1754,568 @@ fn a_waiting_pending_list_answers_when_a_chunk_is_ingested(db: Db) {
     assert!(start.elapsed() < Duration::from_secs(5));
 }
 
+/// A seller whose machine wraps every chunk for an `operator` recipient
+/// too, with that operator key registered with the server.
+fn operator_seller(server: &TestServer, history: Value) -> (Seller, RecipientSecretKey) {
+    use sealstream_core::chunk::Recipient;
+    let operator = RecipientSecretKey::generate();
+    let owner = RecipientSecretKey::generate();
+    let (key, did) = new_owner();
+    let token = server.session_for(&did, &[Role::Owner]);
+    let machine = common::chains::insert_machine_with(
+        server,
+        &did,
+        &[
+            Recipient::new("owner-1", "owner", owner.public_key()),
+            Recipient::new("operator-1", "operator", operator.public_key()),
+        ],
+    );
+    let (status, listing) = server.send(
+        "POST",
+        "/v1/listings",
+        Some(&token),
+        &listing_body(&machine.did, history),
+    );
+    assert_eq!(status, 201, "{listing}");
+    let id = listing["id"].as_str().unwrap().to_string();
+    let (status, body) = server.send(
+        "POST",
+        &format!("/v1/listings/{id}/publish"),
+        Some(&token),
+        &json!({}),
+    );
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = server.send(
+        "PUT",
+        &format!("/v1/machines/{}/operator-key", machine.did),
+        Some(&token),
+        &json!({"secretKeyHex": operator.to_hex_secret().to_string()}),
+    );
+    assert_eq!(status, 200, "{body}");
+    let seller = Seller {
+        key,
+        did,
+        token,
+        machine,
+        listing_id: id,
+        recipient: owner,
+    };
+    (seller, operator)
+}
+
+/// Seals the chunks `from..from + n` of the seller's chain (wrapped for
+/// the owner and the operator), continuing `state`.
+fn operator_chunks(
+    s: &Seller,
+    state: ChainState,
+    from: usize,
+    n: usize,
+    operator: &RecipientSecretKey,
+) -> Vec<SealedChunk> {
+    use sealstream_core::chunk::Recipient;
+    let plaintexts: Vec<Vec<u8>> = (from..from + n)
+        .map(|i| format!("fix {i}").into_bytes())
+        .collect();
+    common::chains::write_chain_for(
+        &s.machine,
+        state,
+        &plaintexts,
+        vec![
+            Recipient::new("owner-1", "owner", s.recipient.public_key()),
+            Recipient::new("operator-1", "operator", operator.public_key()),
+        ],
+    )
+}
+
+/// Uploads a chunk through the ingest route, as the machine's owner.
+fn upload(server: &TestServer, s: &Seller, chunk: &SealedChunk) {
+    let (content_type, body) = common::multipart(&[
+        (
+            "envelope",
+            "application/json",
+            chunk.envelope.to_pretty_json().as_bytes(),
+        ),
+        ("ciphertext", "application/octet-stream", &chunk.ciphertext),
+    ]);
+    let (status, answer) = server.send_raw(
+        "PUT",
+        &format!(
+            "/v1/machines/{}/topics/{}/chunks/{}",
+            s.machine.did,
+            path_segment(TOPIC),
+            chunk.envelope.index
+        ),
+        Some(&s.token),
+        &content_type,
+        &body,
+    );
+    assert!(status == 201 || status == 200, "{status}: {answer}");
+}
+
+/// Every subscription grant held: (subscription, index) → (buyer key,
+/// wrapped key, granted by).
+fn held_grants(
+    server: &TestServer,
+) -> std::collections::BTreeMap<(String, i64), (String, String, String)> {
+    block_on(async {
+        let rows: Vec<(String, i64, String, String, String)> = sqlx::query_as(
+            "SELECT subscription_id, chunk_index, public_key_hex, wrapped_key_hex, granted_by \
+             FROM subscription_grants",
+        )
+        .fetch_all(server.store.pool())
+        .await
+        .unwrap();
+        rows.into_iter()
+            .map(|(s, i, k, w, by)| ((s, i), (k, w, by)))
+            .collect()
+    })
+}
+
+/// Waits until the grants held are `want` (subscription, index) pairs
+/// exactly, and stay so for a moment. The 5 s deadline is below the
+/// granter's 10 s sweep: what arrives in time came from the wake-up.
+fn wait_for_grants(server: &TestServer, want: &[(&str, i64)]) {
+    let want: std::collections::BTreeSet<(String, i64)> =
+        want.iter().map(|(s, i)| (s.to_string(), *i)).collect();
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let held: std::collections::BTreeSet<(String, i64)> =
+            held_grants(server).into_keys().collect();
+        if held == want {
+            std::thread::sleep(Duration::from_millis(300));
+            let again: std::collections::BTreeSet<(String, i64)> =
+                held_grants(server).into_keys().collect();
+            assert_eq!(again, want, "granted more than entitled");
+            return;
+        }
+        assert!(
+            held.is_subset(&want),
+            "granted a pair not entitled: {:?}",
+            held.difference(&want).collect::<Vec<_>>()
+        );
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never granted: held {held:?}, want {want:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The chunk key `wrapped` opens with `key` and is chunk's.
+fn opens(wrapped: &str, key: &RecipientSecretKey, chunk: &SealedChunk) -> bool {
+    sealstream_core::chunk::ChunkKey::unwrap(wrapped, key)
+        .is_some_and(|k| k.commitment() == chunk.envelope.encryption.key_commitment)
+}
+
+/// With an operator key registered, the server grants each chunk uploaded
+/// after activation to the subscribers entitled to it, without any grant
+/// daemon: woken by the upload, wrapped to the key in force (a rotated
+/// key from its renewal on), nothing to a subscriber that has not paid or
+/// was revoked, and audited as the operator's `subscription.grant`.
+fn the_server_grants_subscriptions_with_an_operator_key(db: Db) {
+    let server = TestServer::start(db);
+    let (s, operator) = operator_seller(&server, json!("none"));
+    let first = operator_chunks(&s, ChainState::new(), 0, 1, &operator);
+    upload(&server, &s, &first[0]);
+    // Chunk 0 comes a second before every activation (history none): it
+    // is nobody's.
+    std::thread::sleep(Duration::from_millis(1100));
+    let alice = buyer(&server);
+    let carol = buyer(&server);
+    let dave = buyer(&server);
+    let bob = buyer(&server);
+    let (a, _) = paid_subscription(&server, &s, &alice);
+    let (c, _) = paid_subscription(&server, &s, &carol);
+    let (d, _) = paid_subscription(&server, &s, &dave);
+    let unpaid = subscribe(&server, &bob, &s.listing_id);
+    let b = unpaid["id"].as_str().unwrap().to_string();
+    let state = ChainState::after(&first[0].envelope);
+    let next = operator_chunks(&s, state, 1, 1, &operator);
+    upload(&server, &s, &next[0]);
+    wait_for_grants(&server, &[(&a, 1), (&c, 1), (&d, 1)]);
+    let held = held_grants(&server);
+    for (id, who) in [(&a, &alice), (&c, &carol), (&d, &dave)] {
+        let (key, wrapped, by) = &held[&(id.clone(), 1)];
+        assert_eq!(key, &who.recipient.public_key().to_hex());
+        assert_eq!(by, "operator");
+        assert!(opens(wrapped, &who.recipient, &next[0]));
+    }
+    assert!(audit_actions(&server, &a).contains(&"subscription.grant".to_string()));
+
+    // Carol is revoked; Dave renews with a new key.
+    let (status, _) = server.send(
+        "POST",
+        &format!("/v1/subscriptions/{c}/revoke"),
+        Some(&s.token),
+        &json!({"reason": "end of contract"}),
+    );
+    assert_eq!(status, 200);
+    let rotated = RecipientSecretKey::generate();
+    let (status, renewal) = server.send(
+        "POST",
+        &format!("/v1/subscriptions/{d}/renewals"),
+        Some(&dave.token),
+        &json!({"buyerPublicKeyHex": rotated.public_key().to_hex()}),
+    );
+    assert_eq!(status, 201, "{renewal}");
+    assert_eq!(
+        mark_paid(&server, &unpaid_order(&renewal), &s.token, "INV-rot").0,
+        200
+    );
+    std::thread::sleep(Duration::from_millis(1100));
+    let state = ChainState::after(&next[0].envelope);
+    let later = operator_chunks(&s, state, 2, 1, &operator);
+    upload(&server, &s, &later[0]);
+    wait_for_grants(&server, &[(&a, 1), (&c, 1), (&d, 1), (&a, 2), (&d, 2)]);
+    let held = held_grants(&server);
+    let (key, wrapped, _) = &held[&(d.clone(), 2)];
+    assert_eq!(key, &rotated.public_key().to_hex());
+    assert!(opens(wrapped, &rotated, &later[0]));
+    assert!(
+        !opens(wrapped, &dave.recipient, &later[0]),
+        "the old key opens nothing after the renewal"
+    );
+    assert!(!held.contains_key(&(b.clone(), 1)) && !held.contains_key(&(b, 2)));
+    assert!(pending(&server, &s).is_empty());
+}
+
+/// A grant daemon and the server's granter racing on the same pairs:
+/// each pair is stored once, the granter counts the daemon's as held, and
+/// nothing is left pending.
+fn a_grant_daemon_racing_the_server_is_harmless(db: Db) {
+    let server = TestServer::start(db);
+    let (s, operator) = operator_seller(&server, json!("all"));
+    let alice = buyer(&server);
+    let (a, _) = paid_subscription(&server, &s, &alice);
+    let now = unix_now() as i64;
+    // Inserted without the ingest route: nothing wakes the granter.
+    let chunks = operator_chunks(&s, ChainState::new(), 0, 6, &operator);
+    insert_chain(&server, &s.machine.did, TOPIC, &chunks, &[now; 6]);
+    // The daemon is first on 0 and 1 (unless the granter's periodic sweep
+    // came first: then its upload is refused whole, another wrapping held).
+    let first = server.send(
+        "PUT",
+        &format!("/v1/subscriptions/{a}/grants"),
+        Some(&s.token),
+        &json!({"entries": [entry(&s, &chunks[0], &alice.did, &alice.recipient),
+                            entry(&s, &chunks[1], &alice.did, &alice.recipient)]}),
+    );
+    assert!(first.0 == 200 || first.0 == 409, "{first:?}");
+    // Then both at once on the rest: the daemon's upload either stores its
+    // entries or is refused whole; the granter grants what is left.
+    let rest = json!({"entries": (2..6)
+        .map(|i| entry(&s, &chunks[i], &alice.did, &alice.recipient))
+        .collect::<Vec<_>>()});
+    let daemon = std::thread::scope(|scope| {
+        let daemon = scope.spawn(|| {
+            server.send(
+                "PUT",
+                &format!("/v1/subscriptions/{a}/grants"),
+                Some(&s.token),
+                &rest,
+            )
+        });
+        block_on(sealstream_market::operator_key::grant_once(&server.state)).expect("a sweep");
+        daemon.join().unwrap()
+    });
+    assert!(daemon.0 == 200 || daemon.0 == 409, "{daemon:?}");
+    if daemon.0 == 409 {
+        assert!(
+            daemon.1["error"]["field"]
+                .as_str()
+                .unwrap()
+                .ends_with(".buyer.wrappedKeyHex"),
+            "{daemon:?}"
+        );
+    }
+    // A second sweep stores what a lost race left (nothing, normally).
+    block_on(sealstream_market::operator_key::grant_once(&server.state)).expect("a sweep");
+    let held = held_grants(&server);
+    assert_eq!(held.len(), 6, "{held:?}");
+    for i in 0..6 {
+        let (_, wrapped, by) = &held[&(a.clone(), i)];
+        assert!(opens(wrapped, &alice.recipient, &chunks[i as usize]));
+        if i < 2 && first.0 == 200 {
+            assert_eq!(by, &s.did, "the daemon's grant stays");
+        }
+    }
+    assert_eq!(
+        block_on(sealstream_market::operator_key::grant_once(&server.state)).unwrap(),
+        0,
+        "nothing left"
+    );
+    assert!(pending(&server, &s).is_empty());
+}
+
+/// Grants stored out of index order (two granters at once) never make a
+/// feed skip a chunk: a chunk whose predecessors are not all granted waits
+/// for them, and a follower sees every index in order.
+fn the_feed_waits_for_grants_stored_out_of_order(db: Db) {
+    let server = TestServer::start(db);
+    let s = seller(&server, json!({"lastChunks": 1}));
+    let now = unix_now() as i64;
+    // 0 before the start (not covered), 1 the history chunk, 2..=4 live.
+    let chunks = chain_at(
+        &server,
+        &s,
+        &[now - 20, now - 10, now + 10, now + 20, now + 30],
+    );
+    let alice = buyer(&server);
+    let (id, _) = paid_subscription(&server, &s, &alice);
+    let e = |i: usize| entry(&s, &chunks[i], &alice.did, &alice.recipient);
+    // 3 first: nothing is sent, 1 is missing below it.
+    grant_chunks(&server, &s, &id, vec![e(3)]);
+    let feed = open_feed(&server, &id, &alice.token, "", None).expect("a feed");
+    assert_eq!(feed.state().status, FeedStatus::Valid);
+    feed.quiet(Duration::from_millis(500));
+    // 1 (the window's lowest index): sent; 3 still waits for 2.
+    grant_chunks(&server, &s, &id, vec![e(1)]);
+    assert_eq!(feed.chunk().index, 1);
+    feed.quiet(Duration::from_millis(500));
+    // A feed resumed after 1 waits as well.
+    let resumed = open_feed(&server, &id, &alice.token, "?after=1", None).expect("a feed");
+    resumed.state();
+    resumed.quiet(Duration::from_millis(300));
+    grant_chunks(&server, &s, &id, vec![e(2)]);
+    for f in [&feed, &resumed] {
+        let got: Vec<u64> = (0..2).map(|_| f.chunk().index).collect();
+        assert_eq!(got, [2, 3]);
+    }
+    grant_chunks(&server, &s, &id, vec![e(4)]);
+    let c = feed.chunk();
+    assert_eq!(c.index, 4);
+    assert_eq!(
+        open_chunk(&server, &alice.token, &c, &alice.recipient),
+        b"fix 4".to_vec()
+    );
+    assert_eq!(resumed.chunk().index, 4);
+}
+
+/// The cut-off notice of `id` as `token` reads it: the status and, on
+/// 200, the notice read strictly.
+fn cutoff_of(
+    server: &TestServer,
+    id: &str,
+    token: &str,
+) -> (u16, Option<sealstream_api::receipts::SignedCutoff>) {
+    let (status, body) = server.get(&format!("/v1/subscriptions/{id}/cutoff"), Some(token));
+    let notice = (status == 200).then(|| {
+        sealstream_api::receipts::SignedCutoff::parse(body.to_string().as_bytes())
+            .expect("a notice")
+    });
+    (status, notice)
+}
+
+/// Every final state gets a signed cut-off notice once its access has
+/// ended: lapsed (E = T + G, by the sweep), revoked (E = now), cancelled
+/// after payment (E = T, issued once T has passed) and before it (E = now,
+/// entitled to nothing), each with the highest index entitled and E,
+/// verifiable with the published receipt key; a changed notice fails; the
+/// buyer and the seller read it, nobody else, and nobody before it is due.
+fn cut_off_notices_for_every_final_state(db: Db) {
+    use sealstream_api::receipts::{CutoffReason, ReceiptError, SignedCutoff};
+    let server = TestServer::start(db);
+    let s = seller(&server, json!({"lastChunks": 1}));
+    let now = unix_now() as i64;
+    // 0 and 1 before every start (1 in the history), 2 live, 3 in a
+    // lapsing subscription's grace, 4 after it.
+    chain_at(
+        &server,
+        &s,
+        &[
+            now - 100,
+            now - 50,
+            now + 10,
+            now + PERIOD + GRACE - 1,
+            now + PERIOD + GRACE + 5,
+        ],
+    );
+    let (alice, carol, dave, bob) = (
+        buyer(&server),
+        buyer(&server),
+        buyer(&server),
+        buyer(&server),
+    );
+    let (a, a_view) = paid_subscription(&server, &s, &alice);
+    let (c, _) = paid_subscription(&server, &s, &carol);
+    let (d, d_view) = paid_subscription(&server, &s, &dave);
+    let b = subscribe(&server, &bob, &s.listing_id)["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // Not final: no notice, to anyone.
+    assert_eq!(cutoff_of(&server, &a, &alice.token).0, 404);
+    assert_eq!(cutoff_of(&server, &a, &s.token).0, 404);
+
+    let (status, _) = server.send(
+        "POST",
+        &format!("/v1/subscriptions/{c}/revoke"),
+        Some(&s.token),
+        &json!({"reason": "end of contract"}),
+    );
+    assert_eq!(status, 200);
+    for (id, who) in [(&d, &dave), (&b, &bob)] {
+        let (status, body) = server.send(
+            "POST",
+            &format!("/v1/subscriptions/{id}/cancel"),
+            Some(&who.token),
+            &json!({}),
+        );
+        assert_eq!(status, 200, "{body}");
+    }
+    // Cancelled after payment: access runs to T, no notice before.
+    assert_eq!(cutoff_of(&server, &d, &dave.token).0, 404);
+    let t_a = unix(&a_view["paidThrough"]);
+    let t_d = unix(&d_view["paidThrough"]);
+    let at = now + PERIOD + GRACE + 1000;
+    sweep(&server, at);
+
+    let (status, body) = server.get("/v1/receipts/key", None);
+    assert_eq!(status, 200);
+    let key = sealstream_core::keys::ReceiptPublicKey::from_hex(
+        body["publicKeyHex"].as_str().unwrap(),
+        "publicKeyHex",
+    )
+    .unwrap();
+    let carol_end = unix(&show(&server, &c, &carol.token)["accessEnds"]);
+    let bob_end = unix(&show(&server, &b, &bob.token)["accessEnds"]);
+    for (id, who, reason, last, end) in [
+        (&a, &alice, CutoffReason::Lapsed, Some(3), t_a + GRACE),
+        (&c, &carol, CutoffReason::Revoked, Some(1), carol_end),
+        (&d, &dave, CutoffReason::Cancelled, Some(2), t_d),
+        (&b, &bob, CutoffReason::Cancelled, None, bob_end),
+    ] {
+        let (status, notice) = cutoff_of(&server, id, &who.token);
+        assert_eq!(status, 200, "{id}");
+        let notice = notice.unwrap();
+        notice.verify(Some(&key)).expect("signed by the market");
+        let n = &notice.cutoff;
+        assert_eq!(
+            (n.subscription_id.as_str(), n.reason, n.last_index_entitled),
+            (id.as_str(), reason, last),
+            "{id}"
+        );
+        assert_eq!(unix(&json!(n.effective_at)), end, "{id}");
+        assert!(unix(&json!(n.issued_at)) >= end, "{id}");
+        assert_eq!(
+            (
+                n.buyer_did.as_str(),
+                n.seller_did.as_str(),
+                n.listing_id.as_str()
+            ),
+            (who.did.as_str(), s.did.as_str(), s.listing_id.as_str())
+        );
+        // The seller reads the same notice; nobody else does.
+        assert_eq!(cutoff_of(&server, id, &s.token).1, Some(notice.clone()));
+        let stranger = if *id == a { &carol } else { &alice };
+        assert_eq!(cutoff_of(&server, id, &stranger.token), (404, None));
+        // Issued once, audited once.
+        let actions = audit_actions(&server, id);
+        assert_eq!(
+            actions
+                .iter()
+                .filter(|a| *a == "subscription.cutoff")
+                .count(),
+            1,
+            "{actions:?}"
+        );
+        // A changed notice does not verify.
+        let mut bent = notice.clone();
+        bent.cutoff.last_index_entitled = Some(99);
+        assert_eq!(bent.verify(None), Err(ReceiptError::BadSignature));
+        let text = notice.to_json_pretty().replace(reason.as_str(), "lapsed");
+        if reason != CutoffReason::Lapsed {
+            let read = SignedCutoff::parse(text.as_bytes()).unwrap();
+            assert_eq!(read.verify(Some(&key)), Err(ReceiptError::BadSignature));
+        }
+    }
+    assert_eq!(
+        carol_end,
+        unix(&json!(
+            cutoff_of(&server, &c, &carol.token)
+                .1
+                .unwrap()
+                .cutoff
+                .effective_at
+        ))
+    );
+    assert!(carol_end >= now && carol_end < at);
+    // The revoked subscription's detail is the seller's reason.
+    assert_eq!(
+        cutoff_of(&server, &c, &carol.token)
+            .1
+            .unwrap()
+            .cutoff
+            .detail,
+        "end of contract"
+    );
+}
+
+/// The operator's shortest period (`Config::min_subscription_period`,
+/// `market serve --min-subscription-period`): a listing at it is taken, one
+/// below it is a 400 naming `subscription.periodSeconds`; by default it is
+/// an hour.
+fn the_shortest_period_is_the_operators_policy(db: Db) {
+    let body = |machine: &str, period: i64| {
+        let mut b = listing_body(machine, json!("none"));
+        b["subscription"]["periodSeconds"] = json!(period);
+        b
+    };
+    let short = TestServer::start_with(db, |c| {
+        c.min_subscription_period = Duration::from_secs(20);
+    });
+    let (_, did) = new_owner();
+    let token = short.session_for(&did, &[Role::Owner]);
+    let machine = insert_machine(&short, &did);
+    let (status, listing) = short.send(
+        "POST",
+        "/v1/listings",
+        Some(&token),
+        &body(&machine.did, 20),
+    );
+    assert_eq!(status, 201, "{listing}");
+    assert_eq!(listing["subscription"]["periodSeconds"], 20);
+    let (status, refused) = short.send(
+        "POST",
+        "/v1/listings",
+        Some(&token),
+        &body(&machine.did, 19),
+    );
+    assert_eq!(
+        (status, refused["error"]["field"].as_str()),
+        (400, Some("subscription.periodSeconds")),
+        "{refused}"
+    );
+    drop(short);
+    let server = TestServer::start(db);
+    let token = server.session_for(&did, &[Role::Owner]);
+    let machine = insert_machine(&server, &did);
+    let (status, refused) = server.send(
+        "POST",
+        "/v1/listings",
+        Some(&token),
+        &body(&machine.did, 3599),
+    );
+    assert_eq!(
+        (status, refused["error"]["field"].as_str()),
+        (400, Some("subscription.periodSeconds")),
+        "{refused}"
+    );
+    let (status, _) = server.send(
+        "POST",
+        "/v1/listings",
+        Some(&token),
+        &body(&machine.did, 3600),
+    );
+    assert_eq!(status, 201);
+}
+
 on_both_databases!(
+    the_shortest_period_is_the_operators_policy,
+    cut_off_notices_for_every_final_state,
+    the_feed_waits_for_grants_stored_out_of_order,
+    the_server_grants_subscriptions_with_an_operator_key,
+    a_grant_daemon_racing_the_server_is_harmless,
     a_period_confirmed_by_the_watcher,
     the_client_grants_what_is_pending,
     older_listings_are_dataset_listings,

@@ -158,13 +158,16 @@ The summary goes to stderr; --json output goes to stdout."
 
 #[derive(Debug, Subcommand)]
 pub enum ReceiptCommand {
-    /// Verify a license receipt (sealstream.receipt.v1, docs/formats.md) without the market:
-    /// read it strictly, check the Ed25519 signature over it and, with --server-key, that
-    /// the market's key made it. Prints the order, listing, dataset and its root, buyer,
-    /// amount, payment, times and signing key.
+    /// Verify a license receipt (sealstream.receipt.v1, docs/formats.md) or a subscription's
+    /// cut-off notice (sealstream.subscription-cutoff.v1, docs/subscriptions.md) without the
+    /// market: read it strictly, check the Ed25519 signature over it and, with --server-key,
+    /// that the market's key made it. For a receipt prints the order, listing, dataset and
+    /// its root, buyer, amount, payment, times and signing key; for a notice the
+    /// subscription, its buyer and seller, why it ended, when access ended and the highest
+    /// chunk index it is entitled to.
     #[command(after_help = RECEIPT_EXIT_CODES)]
     Verify {
-        /// The receipt file (JSON).
+        /// The receipt or cut-off notice file (JSON).
         file: PathBuf,
         /// The market's receipt public key (64 hex digits, optional 0x): the receipt must be
         /// signed by it. Without it any signer is accepted, which only shows that the receipt
@@ -899,6 +902,21 @@ pub enum MarketSubscriptionCommand {
         /// The subscription id (sub_…).
         id: String,
     },
+    /// Fetch the signed cut-off notice of a subscription that ended (its buyer or seller;
+    /// sealstream.subscription-cutoff.v1): why it ended, when access ended and the highest
+    /// chunk index it is entitled to, signed with the market's receipt key. Issued once the
+    /// subscription is lapsed, cancelled or revoked and its access end has passed (a
+    /// cancellation runs to the end of the paid period). To --output (atomically) or
+    /// stdout; check it offline with `sealstream receipt verify`.
+    Cutoff {
+        #[command(flatten)]
+        session: MarketSession,
+        /// The subscription id (sub_…).
+        id: String,
+        /// Write the notice here instead of stdout.
+        #[arg(long = "output", alias = "out", value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -930,7 +948,9 @@ pub enum MarketOrderCommand {
         id: String,
     },
     /// The orders of the key signing in: its purchases (--as buyer) or the orders of its
-    /// listings (--as seller), by id, every page.
+    /// listings (--as seller), by id, every page. One line each: id, state, listing, the
+    /// other party, created, and for the order paying a period of a live subscription
+    /// `subscription sub_…` (--json: `subscriptionId`).
     List {
         #[command(flatten)]
         session: MarketSession,
@@ -940,6 +960,10 @@ pub enum MarketOrderCommand {
         /// Only orders in this state (awaiting-payment, paid, granted, cancelled).
         #[arg(long)]
         state: Option<String>,
+        /// Which orders: `order` (of datasets), `period` (paying a subscription's period),
+        /// or `all`.
+        #[arg(long, value_name = "KIND", default_value = "all", value_parser = ["order", "period", "all"])]
+        kind: String,
     },
     /// As the seller: mark an invoice order paid, with the invoice or bank reference.
     MarkPaid {
@@ -1079,6 +1103,16 @@ pub struct MarketServeArgs {
     /// Seconds between checks of claimed payments still waiting for confirmations.
     #[arg(long, default_value_t = 5, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
     pub payment_poll: u64,
+    /// Seconds between sweeps of live subscriptions: grace at the end of the paid period,
+    /// lapse at the end of the grace window, cut-off notices of subscriptions whose access
+    /// ended (each is also settled whenever it is read or changed).
+    #[arg(long, default_value_t = 10, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub subscription_sweep: u64,
+    /// The shortest period a subscription listing may have, in seconds (operator policy;
+    /// at least 1): a listing with a shorter `subscription.periodSeconds` is refused (400).
+    /// Short periods are for tests and demonstrations.
+    #[arg(long, default_value_t = sealstream_api::listings::MIN_PERIOD_SECONDS, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..=sealstream_api::listings::MAX_PERIOD_SECONDS))]
+    pub min_subscription_period: u64,
     /// Seconds a payment's block may be stamped before its order was made (the
     /// chain's clock against the server's); a transfer mined earlier does not pay
     /// the order.

@@ -307,6 +307,50 @@ fn two_followers_one_revoked_mid_stream() {
         );
         assert_eq!(status, 404, "chunk {i} granted to the revoked subscription");
     }
+    // Bob's signed cut-off notice: revoked, entitled up to chunk 2,
+    // verified offline against the market's published receipt key; a
+    // changed copy does not verify (exit 2).
+    let notice = t.join("bob.cutoff.json");
+    run_ok(
+        market_cmd(
+            server,
+            &bob.0,
+            &[
+                "subscription",
+                "cutoff",
+                &bob.2,
+                "--output",
+                notice.to_str().unwrap(),
+            ],
+        ),
+        "subscription cutoff",
+    );
+    let mut key_cmd = sealstream();
+    key_cmd.args(["market", "receipt", "key", "--server", server]);
+    let server_key = stdout_of(key_cmd, "market receipt key");
+    let verify = |file: &Path| {
+        let mut c = sealstream();
+        c.args(["receipt", "verify"])
+            .arg(file)
+            .args(["--server-key", &server_key]);
+        c.output().unwrap()
+    };
+    let out = verify(&notice);
+    let said = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(out.status.success(), "{said}");
+    assert!(said.contains("cut-off notice valid"), "{said}");
+    assert!(said.contains("revoked: end of trial"), "{said}");
+    assert!(said.contains("last chunk index entitled: 2"), "{said}");
+    let text = std::fs::read_to_string(&notice).unwrap();
+    let bent = t.join("bent.cutoff.json");
+    std::fs::write(
+        &bent,
+        text.replace("\"lastIndexEntitled\": 2", "\"lastIndexEntitled\": 5"),
+    )
+    .unwrap();
+    assert_ne!(std::fs::read_to_string(&bent).unwrap(), text);
+    assert_eq!(verify(&bent).status.code(), Some(2));
+
     let daemon_text = std::fs::read_to_string(&daemon_log).unwrap();
     assert!(!daemon_text.contains("not granted"), "{daemon_text}");
     let alice_text = std::fs::read_to_string(&alice_log).unwrap();

@@ -570,6 +570,7 @@ async fn commit(
     .await?;
     tx.commit().await?;
     state.feeds.ingested();
+    crate::operator_key::chunk_stored(state, did, target.topic).await;
     tracing::debug!(
         machine = %crate::logs::Pseudonym::of(did),
         topic = target.topic,

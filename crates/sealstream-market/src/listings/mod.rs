@@ -239,7 +239,8 @@ pub async fn create(
 ) -> ApiResult<(StatusCode, Json<ListingView>)> {
     caller.require(Role::Owner)?;
     let fields = ListingFields::from_create(&req)?;
-    let mut terms = model::subscription_terms(&req)?;
+    let mut terms =
+        model::subscription_terms(&req, state.config.min_subscription_period.as_secs())?;
     check_rail_verified(&state, &fields.rail, ApiError::unprocessable)?;
     if let Some(t) = &mut terms {
         t.machine_did = crate::auth::canonical_did(&t.machine_did, "subscription.machineDid")?;

@@ -30,7 +30,7 @@ pub const DELIVERY_OPTIONS: [&str; 3] = ["api", "object-store", "p2p"];
 
 pub use sealstream_api::listings::{
     CreateListing, DatasetState, DatasetSummary, HistoryPolicy, ListingKind, ListingState,
-    PatchListing, SubscriptionTerms, MAX_GRACE_SECONDS, MAX_PERIOD_SECONDS, MIN_PERIOD_SECONDS,
+    PatchListing, SubscriptionTerms, MAX_GRACE_SECONDS, MAX_PERIOD_SECONDS,
 };
 pub use sealstream_api::payments::Rail;
 
@@ -288,7 +288,13 @@ impl ListingFields {
 /// listing names terms (period, grace and history within bounds) and
 /// neither a dataset nor sample chunks (a subscription has no fixed
 /// chunks). The machine is checked against the store by the caller.
-pub fn subscription_terms(req: &CreateListing) -> ApiResult<Option<SubscriptionTerms>> {
+///
+/// `min_period` is the server's shortest period (seconds, the operator's
+/// policy: [`crate::server::Config::min_subscription_period`]).
+pub fn subscription_terms(
+    req: &CreateListing,
+    min_period: u64,
+) -> ApiResult<Option<SubscriptionTerms>> {
     match req.kind {
         ListingKind::Dataset => {
             if req.subscription.is_some() {
@@ -333,10 +339,11 @@ pub fn subscription_terms(req: &CreateListing) -> ApiResult<Option<SubscriptionT
                     "expected a machine DID",
                 ));
             }
-            if !(MIN_PERIOD_SECONDS..=MAX_PERIOD_SECONDS).contains(&t.period_seconds) {
+            let min_period = min_period.clamp(1, MAX_PERIOD_SECONDS);
+            if !(min_period..=MAX_PERIOD_SECONDS).contains(&t.period_seconds) {
                 return Err(ApiError::bad_request(
                     "subscription.periodSeconds",
-                    format!("expected {MIN_PERIOD_SECONDS} to {MAX_PERIOD_SECONDS} seconds"),
+                    format!("expected {min_period} to {MAX_PERIOD_SECONDS} seconds (this server's shortest period is {min_period})"),
                 ));
             }
             if t.grace_seconds > MAX_GRACE_SECONDS {
@@ -415,6 +422,7 @@ impl std::ops::Deref for ListedDataset {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sealstream_api::listings::MIN_PERIOD_SECONDS;
     use serde_json::json;
 
     fn field(e: ApiError) -> String {
@@ -446,7 +454,10 @@ mod tests {
         });
         let req: CreateListing = serde_json::from_value(base.clone()).unwrap();
         assert_eq!(
-            subscription_terms(&req).unwrap().unwrap().history,
+            subscription_terms(&req, MIN_PERIOD_SECONDS)
+                .unwrap()
+                .unwrap()
+                .history,
             HistoryPolicy::All
         );
         let cases = [
@@ -490,7 +501,7 @@ mod tests {
                 .insert(key.into(), value);
             let req: CreateListing = serde_json::from_value(v).unwrap();
             assert_eq!(
-                field(subscription_terms(&req).unwrap_err()),
+                field(subscription_terms(&req, MIN_PERIOD_SECONDS).unwrap_err()),
                 field_named,
                 "{pointer}"
             );
@@ -501,7 +512,7 @@ mod tests {
         }))
         .unwrap();
         assert_eq!(
-            field(subscription_terms(&dataset).unwrap_err()),
+            field(subscription_terms(&dataset, MIN_PERIOD_SECONDS).unwrap_err()),
             "subscription"
         );
     }

@@ -95,3 +95,53 @@ pub(super) async fn grantable(
         )
         .collect())
 }
+
+/// A topic with subscriptions that were ever active, whose machine has an
+/// operator key.
+pub(super) struct SubscribedTopic {
+    /// The machine.
+    pub machine_did: String,
+    /// Its topic.
+    pub topic: String,
+    /// The machine's operator secret, sealed.
+    pub sealed_secret: String,
+}
+
+/// The topics the granter grants subscriptions of: those with a
+/// subscription that was ever active, of a machine with an operator key,
+/// by machine and topic.
+pub(super) async fn subscribed_topics(store: &Store) -> Result<Vec<SubscribedTopic>, sqlx::Error> {
+    let rows: Vec<(String, String, String)> = sqlx::query_as(
+        "SELECT DISTINCT s.machine_did, s.topic, k.sealed_secret FROM subscriptions s \
+         JOIN operator_keys k ON k.machine_did = s.machine_did \
+         WHERE s.active_from_unix IS NOT NULL ORDER BY s.machine_did, s.topic",
+    )
+    .fetch_all(store.pool())
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(machine_did, topic, sealed_secret)| SubscribedTopic {
+            machine_did,
+            topic,
+            sealed_secret,
+        })
+        .collect())
+}
+
+/// Whether the granter has subscriptions of this topic to grant: one is
+/// active or in grace and the machine has an operator key.
+pub(crate) async fn grants_live(
+    store: &Store,
+    machine_did: &str,
+    topic: &str,
+) -> Result<bool, sqlx::Error> {
+    Ok(sqlx::query(
+        "SELECT 1 FROM subscriptions s JOIN operator_keys k ON k.machine_did = s.machine_did \
+         WHERE s.machine_did = $1 AND s.topic = $2 AND s.state IN ('active', 'grace') LIMIT 1",
+    )
+    .bind(machine_did)
+    .bind(topic)
+    .fetch_optional(store.pool())
+    .await?
+    .is_some())
+}

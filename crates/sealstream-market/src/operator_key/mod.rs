@@ -11,11 +11,15 @@
 //! - `GET` shows the public key and since when; `DELETE` revokes: the row
 //!   is removed and no order is granted with it afterwards.
 //! - The granter ([`spawn_granter`]) grants every paid order whose dataset's
-//!   machine has an operator key: woken when an order is paid or a key is
-//!   registered, and sweeping every [`SWEEP_EVERY`] so that an order paid
-//!   just before a crash is granted after the restart. A grant is stored by
-//!   the same path as an uploaded one (`grants` keyed by order), so the
-//!   granter and a grant daemon racing on an order grant it once.
+//!   machine has an operator key, and every pending pair of the
+//!   subscriptions of such a machine's topics (docs/subscriptions.md): woken
+//!   when an order or a subscription period is paid, a key is registered or
+//!   a chunk of a topic with live subscriptions is stored, and sweeping
+//!   every [`SWEEP_EVERY`] so that what was due just before a crash is
+//!   granted after the restart. A grant is stored by the same path as an
+//!   uploaded one (`grants` keyed by order, `subscription_grants` keyed by
+//!   subscription and index), so the granter and a grant daemon racing
+//!   grant once.
 
 mod db;
 
@@ -341,7 +345,10 @@ pub fn spawn_granter(state: AppState) -> tokio::task::JoinHandle<()> {
 /// One sweep over every paid order whose dataset's machine has an operator
 /// key, oldest payment first, read in pages of 100: each is granted. An
 /// order that fails is logged and tried again on the next sweep; it never
-/// holds up the orders behind it. Returns how many were granted.
+/// holds up the orders behind it. Then every topic with subscriptions of a
+/// machine with an operator key: its pending pairs are granted
+/// ([`grant_topic`]). Returns how many orders and subscription chunk keys
+/// were granted.
 pub async fn grant_once(state: &AppState) -> ApiResult<usize> {
     let mut granted = 0;
     let mut after = (String::new(), String::new());
@@ -369,6 +376,161 @@ pub async fn grant_once(state: &AppState) -> ApiResult<usize> {
             }
         }
         if (rows.len() as i64) < SWEEP_LIMIT {
+            break;
+        }
+    }
+    for topic in db::subscribed_topics(&state.store).await? {
+        let Some(secret) = state
+            .operator_kek
+            .open(&topic.machine_did, &topic.sealed_secret)
+            .map(Arc::new)
+        else {
+            tracing::error!(
+                machine = %crate::logs::Pseudonym::of(&topic.machine_did),
+                "the operator key of the machine does not open with this server's key-encryption key"
+            );
+            continue;
+        };
+        granted += grant_topic(state, &topic.machine_did, &topic.topic, &secret).await?;
+    }
+    Ok(granted)
+}
+
+/// Wakes the granter after a chunk of `topic` was stored, if it has
+/// subscriptions of the topic to grant (one active or in grace, the
+/// machine with an operator key). A failed look-up is logged: the sweep
+/// grants the chunk later.
+pub(crate) async fn chunk_stored(state: &AppState, machine_did: &str, topic: &str) {
+    match db::grants_live(&state.store, machine_did, topic).await {
+        Ok(true) => state.grant_wake.notify_one(),
+        Ok(false) => {}
+        Err(e) => tracing::warn!("operator granter: subscriptions of a topic: {e}"),
+    }
+}
+
+/// Grants every pending pair of the subscriptions of one topic with the
+/// machine's operator secret: the pairs `GET
+/// /v1/machines/{did}/topics/{topic}/subscription-grants` lists (decided
+/// by [`crate::subscriptions::entitlement::entitled`]), one subscription at
+/// a time in index order, each chunk key opened from the `operator`
+/// recipient, checked against its commitment, sealed to the buyer key in
+/// force at the chunk's time and stored by the path of uploaded grants
+/// ([`crate::subscriptions::store_entries`]). A subscription that fails is
+/// logged and tried again on the next sweep; the others go on. Returns how
+/// many chunk keys were stored.
+async fn grant_topic(
+    state: &AppState,
+    machine_did: &str,
+    topic: &str,
+    secret: &Arc<RecipientSecretKey>,
+) -> ApiResult<usize> {
+    let mut tx = state.store.begin().await?;
+    let subscriptions = crate::subscriptions::db::of_topic(&mut tx, machine_did, topic).await?;
+    tx.commit().await?;
+    let mut granted = 0;
+    for s in &subscriptions {
+        match grant_subscription(state, s, secret).await {
+            Ok(n) => granted += n,
+            Err(e) => tracing::warn!(
+                subscription = %s.id,
+                "operator grant failed: {}",
+                e.message
+            ),
+        }
+    }
+    Ok(granted)
+}
+
+/// Grants the pending pairs of one subscription, a page at a time, in
+/// index order; stops at the first chunk whose key cannot be opened (the
+/// chunks before it are stored).
+async fn grant_subscription(
+    state: &AppState,
+    s: &crate::subscriptions::Subscription,
+    secret: &Arc<RecipientSecretKey>,
+) -> ApiResult<usize> {
+    use sealstream_api::listings::WrappedKey;
+    use sealstream_api::subscriptions::SubscriptionGrantEntry;
+    let mut granted = 0;
+    loop {
+        let mut tx = state.store.begin().await?;
+        let (pending, more) =
+            crate::subscriptions::pending_of(&mut tx, s, crate::subscriptions::MAX_GRANT_ENTRIES)
+                .await?;
+        tx.commit().await?;
+        let (Some(first), Some(last)) = (pending.first(), pending.last()) else {
+            return Ok(granted);
+        };
+        let rows = crate::ingest::db::chunk_rows(
+            &state.store,
+            &s.machine_did,
+            &s.topic,
+            first.index..last.index.saturating_add(1),
+        )
+        .await?;
+        let envelopes: std::collections::HashMap<u64, String> =
+            rows.into_iter().map(|r| (r.index, r.envelope)).collect();
+        let work: Vec<(sealstream_api::subscriptions::PendingGrant, Option<String>)> = pending
+            .into_iter()
+            .map(|p| {
+                let envelope = envelopes.get(&p.index).cloned();
+                (p, envelope)
+            })
+            .collect();
+        let secret = secret.clone();
+        let (entries, failure) = tokio::task::spawn_blocking(move || {
+            let mut entries = Vec::with_capacity(work.len());
+            for (p, envelope) in work {
+                let wrapped = envelope
+                    .ok_or_else(|| format!("chunk {} missing", p.index))
+                    .and_then(|text| {
+                        let value = sealstream_core::json::parse(text.as_bytes())
+                            .map_err(|e| format!("chunk {}: {e}", p.index))?;
+                        let envelope = ChunkEnvelope::from_json(&value)
+                            .map_err(|e| format!("chunk {}: {e}", p.index))?;
+                        let buyer = Buyer::new(&p.buyer_id, &p.buyer_public_key_hex)
+                            .map_err(|e| format!("buyer key: {e}"))?;
+                        sealstream_core::access::grant_entry_as(
+                            &envelope,
+                            recipient_type::OPERATOR,
+                            &secret,
+                            &buyer,
+                        )
+                        .map_err(|e| e.to_string())
+                    });
+                match wrapped {
+                    Ok(e) => entries.push(SubscriptionGrantEntry {
+                        index: p.index,
+                        chunk_id: e.chunk_id,
+                        buyer: WrappedKey {
+                            recipient_id: e.buyer.recipient_id,
+                            recipient_type: e.buyer.recipient_type,
+                            algorithm: e.buyer.algorithm,
+                            public_key_hex: e.buyer.public_key_hex,
+                            wrapped_key_hex: e.buyer.wrapped_key_hex,
+                        },
+                    }),
+                    Err(e) => return (entries, Some(e)),
+                }
+            }
+            (entries, None)
+        })
+        .await
+        .map_err(|e| ApiError::internal("grant", e))?;
+        if !entries.is_empty() {
+            let stored = crate::subscriptions::store_entries(
+                state,
+                &s.id,
+                &entries,
+                crate::subscriptions::Granter::Operator,
+            )
+            .await?;
+            granted += stored.stored as usize;
+        }
+        if let Some(e) = failure {
+            return Err(ApiError::internal("grant", e));
+        }
+        if !more {
             return Ok(granted);
         }
     }

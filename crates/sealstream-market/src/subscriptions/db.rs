@@ -161,11 +161,15 @@ pub(crate) async fn list(store: &Store, f: &Filter<'_>) -> Result<Vec<Subscripti
 }
 
 /// Ids of subscriptions whose time-driven state is due at `now`: active
-/// ones paid through `now` or earlier, in grace ones whose grace ended.
+/// ones paid through `now` or earlier, in grace ones whose grace ended,
+/// final ones whose access ended without a cut-off notice yet.
 pub(crate) async fn due(store: &Store, now: i64, limit: i64) -> Result<Vec<String>, DbError> {
     Ok(sqlx::query_scalar(
         "SELECT id FROM subscriptions WHERE (state = 'active' AND paid_through_unix <= $1) \
-         OR (state = 'grace' AND paid_through_unix + grace_seconds <= $1) ORDER BY id LIMIT $2",
+         OR (state = 'grace' AND paid_through_unix + grace_seconds <= $1) \
+         OR (state IN ('lapsed', 'cancelled', 'revoked') AND access_end_unix <= $1 \
+             AND NOT EXISTS (SELECT 1 FROM subscription_cutoffs c WHERE c.subscription_id = subscriptions.id)) \
+         ORDER BY id LIMIT $2",
     )
     .bind(now)
     .bind(limit)
@@ -557,5 +561,51 @@ pub(crate) async fn last_granted(
     )
     .bind(subscription_id)
     .fetch_one(store.pool())
+    .await?)
+}
+
+/// Stores the cut-off notice of a subscription unless one is held;
+/// whether it was stored.
+pub(crate) async fn insert_cutoff(
+    tx: &mut Tx,
+    subscription_id: &str,
+    document: &str,
+    issued_at: &str,
+) -> Result<bool, DbError> {
+    let query = sqlx::query(
+        "INSERT INTO subscription_cutoffs (subscription_id, document, issued_at) \
+         VALUES ($1, $2, $3) ON CONFLICT (subscription_id) DO NOTHING",
+    )
+    .bind(subscription_id)
+    .bind(document)
+    .bind(issued_at);
+    Ok(changed(tx, query).await? == 1)
+}
+
+/// The cut-off notice of a subscription (the document's text), if issued.
+pub(crate) async fn cutoff(tx: &mut Tx, subscription_id: &str) -> Result<Option<String>, DbError> {
+    Ok(
+        sqlx::query_scalar("SELECT document FROM subscription_cutoffs WHERE subscription_id = $1")
+            .bind(subscription_id)
+            .fetch_optional(&mut **tx)
+            .await?,
+    )
+}
+
+/// The highest index of a topic's chunks accepted before `before`, if any.
+pub(crate) async fn last_index_before(
+    tx: &mut Tx,
+    machine_did: &str,
+    topic: &str,
+    before: i64,
+) -> Result<Option<ChunkRow>, DbError> {
+    Ok(sqlx::query_as(
+        "SELECT idx, chunk_id, received_unix FROM chunks \
+         WHERE machine_did = $1 AND topic = $2 AND received_unix < $3 ORDER BY idx DESC LIMIT 1",
+    )
+    .bind(machine_did)
+    .bind(topic)
+    .bind(before)
+    .fetch_optional(&mut **tx)
     .await?)
 }

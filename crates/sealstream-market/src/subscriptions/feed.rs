@@ -5,6 +5,10 @@
 //! those already granted and then each as its grant is stored, and
 //! keep-alive comments in between.
 //!
+//! Chunk events go out in index order without a gap: a grant stored
+//! before the grant of an entitled index below it (two granters at once)
+//! waits until that one is stored.
+//!
 //! A feed reads the database only when woken: by [`Feeds::changed`] (sent
 //! after the commit of a stored grant, a payment of one of its periods, a
 //! cancellation, a revocation, a sweep), or at the next time-driven change
@@ -217,15 +221,18 @@ pub fn feed_state(s: &Subscription, now: i64, unpaid: Option<&str>) -> FeedState
         reason,
         remedy,
         is_final: s.state.is_final(),
+        cutoff: None,
     }
 }
 
 /// The next time `s` changes by itself (`T` while active, `T + G` in
-/// grace), Unix seconds.
-fn next_change(s: &Subscription) -> Option<i64> {
+/// grace, the access end of a final one without its cut-off notice yet),
+/// Unix seconds.
+fn next_change(s: &Subscription, has_cutoff: bool) -> Option<i64> {
     match (s.state, s.paid_through) {
         (SubscriptionState::Active, Some(t)) => Some(t),
         (SubscriptionState::Grace, Some(t)) => Some(t.saturating_add(s.grace_seconds)),
+        _ if s.state.is_final() && !has_cutoff => s.access_end,
         _ => None,
     }
 }
@@ -244,6 +251,8 @@ struct Follow {
     read_now: bool,
     /// Nothing more will come: end once the queue is sent.
     done: bool,
+    /// The last read found the cut-off notice.
+    had_cutoff: bool,
     next_change: Option<i64>,
     _slot: FeedSlot,
 }
@@ -294,13 +303,42 @@ impl Follow {
             .rev()
             .find(|p| p.order_state == OrderState::AwaitingPayment)
             .map(|p| p.order_id);
-        let state = feed_state(&s, now, unpaid.as_deref());
+        let mut state = feed_state(&s, now, unpaid.as_deref());
+        let notice = super::issue_cutoff(&self.state, &mut tx, &s, now).await?;
+        state.cutoff = match &notice {
+            Some(text) => Some(
+                serde_json::from_str(text)
+                    .map_err(|e| ApiError::internal("stored cut-off notice", e.to_string()))?,
+            ),
+            None => None,
+        };
+        // The entitled indexes form one range from the window's lowest
+        // (history, then the live chunks; chunks are accepted in chain
+        // order), so the next chunk to send is the one after the last sent,
+        // or that lowest index. Grants may be stored out of order (two
+        // granters at once): send up to the first index not granted yet,
+        // and wait for its grant, which wakes the feed again.
+        let (window, _) = super::window_of(&mut tx, &s).await?;
+        let mut expected = self
+            .after
+            .saturating_add(1)
+            .max(super::entitlement::lowest_index(&window).min(i64::MAX as u64) as i64);
         let grants = db::grants_after(&mut tx, &s.id, self.after, BATCH + 1).await?;
-        let more = grants.len() as i64 > BATCH;
+        let full = grants.len() as i64 > BATCH;
+        let mut gap = false;
         let mut chunks = Vec::new();
         for (index, recipient_id, public_key_hex, wrapped_key_hex) in
             grants.into_iter().take(BATCH as usize)
         {
+            if index < expected {
+                // Below the window (not entitled; never stored).
+                continue;
+            }
+            if index > expected {
+                gap = true;
+                break;
+            }
+            expected += 1;
             let Some(row) =
                 crate::ingest::db::chunk(&mut *tx, &s.machine_did, &s.topic, index.max(0) as u64)
                     .await?
@@ -312,12 +350,20 @@ impl Follow {
             };
             chunks.push((row, recipient_id, public_key_hex, wrapped_key_hex));
         }
-        let drained =
-            s.state.is_final() && !more && super::pending_of(&mut tx, &s, 1).await?.0.is_empty();
+        let more = full && !gap;
+        // A final subscription's feed ends once its access has ended (its
+        // notice is issued: a cancellation runs to T) and every chunk it is
+        // entitled to is sent.
+        let drained = s.state.is_final()
+            && notice.is_some()
+            && !more
+            && !gap
+            && super::pending_of(&mut tx, &s, 1).await?.0.is_empty();
         tx.commit().await?;
-        if s.state != was {
+        if s.state != was || (notice.is_some() && !self.had_cutoff) {
             self.state.feeds.changed(&s.id);
         }
+        self.had_cutoff = notice.is_some();
         let mut key = state.clone();
         key.seconds_left = None;
         if self.last_state.as_ref() != Some(&key) {
@@ -354,7 +400,7 @@ impl Follow {
         }
         self.read_now = more;
         self.done = drained;
-        self.next_change = next_change(&s);
+        self.next_change = next_change(&s, notice.is_some());
         Ok(())
     }
 
@@ -451,6 +497,7 @@ pub async fn feed(
         queue: VecDeque::new(),
         read_now: true,
         done: false,
+        had_cutoff: false,
         next_change: None,
         _slot: slot,
     };

@@ -250,9 +250,92 @@ pub(crate) async fn settle(tx: &mut Tx, s: &mut Subscription, now: i64) -> ApiRe
     Ok(())
 }
 
+/// The cut-off notice of `s` as of `now`, issued first if it is due: `s`
+/// is final (lapsed, cancelled, revoked) and its access end `E` has passed
+/// (`E ≤ now`; a cancellation's `E` is `T`, which may lie ahead). The
+/// notice names the highest chunk index the subscription is entitled to
+/// (every chunk accepted before `E` that [`entitlement::entitled`] grants
+/// it; `null` for none), why it ended and `E`; it is signed with the
+/// receipt key, stored once (a second issuer stores nothing) and a
+/// `subscription.cutoff` audit event. `None` while not due.
+pub(crate) async fn issue_cutoff(
+    state: &AppState,
+    tx: &mut Tx,
+    s: &Subscription,
+    now: i64,
+) -> ApiResult<Option<String>> {
+    use sealstream_api::receipts::{CutoffReason, SubscriptionCutoff};
+    let reason = match s.state {
+        SubscriptionState::Lapsed => CutoffReason::Lapsed,
+        SubscriptionState::Cancelled => CutoffReason::Cancelled,
+        SubscriptionState::Revoked => CutoffReason::Revoked,
+        _ => return Ok(None),
+    };
+    if let Some(held) = db::cutoff(tx, &s.id).await? {
+        return Ok(Some(held));
+    }
+    let Some(end) = s.access_end.filter(|e| *e <= now) else {
+        return Ok(None);
+    };
+    let (w, _) = window_of(tx, s).await?;
+    // The entitled indexes are one range ending at the last chunk accepted
+    // before E, if that one is entitled at all.
+    let last = db::last_index_before(tx, &s.machine_did, &s.topic, end)
+        .await?
+        .map(|(index, _, accepted)| Chunk {
+            index: index.max(0) as u64,
+            accepted,
+        })
+        .filter(|c| entitlement::entitled(&w, *c))
+        .map(|c| c.index);
+    // Issued at the time it was decided at (the sweep's, in tests an
+    // injected one), so never before `E`.
+    let issued_at = utc(now);
+    let cutoff = SubscriptionCutoff {
+        subscription_id: s.id.clone(),
+        listing_id: s.listing_id.clone(),
+        seller_did: s.seller_did.clone(),
+        buyer_did: s.buyer_did.clone(),
+        buyer_id: s.buyer_id.clone(),
+        machine_did: s.machine_did.clone(),
+        topic: s.topic.clone(),
+        last_index_entitled: last,
+        reason,
+        detail: s
+            .end_reason
+            .clone()
+            .filter(|r| !r.trim().is_empty())
+            .unwrap_or_else(|| reason.to_string()),
+        effective_at: utc(end),
+        issued_at: issued_at.clone(),
+    };
+    let document = cutoff
+        .sign(&state.receipt_key)
+        .map_err(|e| ApiError::internal("cut-off notice", e))?
+        .to_json_pretty();
+    if !db::insert_cutoff(tx, &s.id, &document, &issued_at).await? {
+        return Ok(db::cutoff(tx, &s.id).await?);
+    }
+    crate::audit::append(
+        tx,
+        SERVER_ACTOR,
+        "subscription.cutoff",
+        &s.id,
+        &audit_details(json!({
+            "reason": reason.as_str(),
+            "lastIndexEntitled": last,
+            "effectiveAt": utc(end),
+        })),
+    )
+    .await?;
+    tracing::info!(subscription = %s.id, reason = reason.as_str(), "cut-off notice issued");
+    Ok(Some(document))
+}
+
 /// One pass of the sweep at `now` (Unix seconds; the system clock in the
 /// background task, any time in tests): every subscription whose grace or
-/// lapse is due is settled. Returns how many changed.
+/// lapse is due is settled, and every final one whose access ended gets
+/// its cut-off notice ([`issue_cutoff`]). Returns how many changed.
 pub async fn sweep(state: &AppState, now: i64) -> ApiResult<usize> {
     let mut n = 0;
     loop {
@@ -264,6 +347,7 @@ pub async fn sweep(state: &AppState, now: i64) -> ApiResult<usize> {
             let mut tx = state.store.begin().await?;
             if let Some(mut s) = db::subscription(&mut tx, id).await? {
                 settle(&mut tx, &mut s, now).await?;
+                issue_cutoff(state, &mut tx, &s, now).await?;
                 n += 1;
             }
             tx.commit().await?;
@@ -722,6 +806,7 @@ pub async fn cancel(
     )
     .await?;
     close_unpaid(&mut tx, &id, "the subscription was cancelled").await?;
+    issue_cutoff(&state, &mut tx, &s, now).await?;
     let view = view(&state, &mut tx, &s).await?;
     tx.commit().await?;
     state.feeds.changed(&id);
@@ -783,6 +868,7 @@ pub async fn revoke(
     )
     .await?;
     close_unpaid(&mut tx, &id, "the subscription was revoked").await?;
+    issue_cutoff(&state, &mut tx, &s, now).await?;
     let view = view(&state, &mut tx, &s).await?;
     tx.commit().await?;
     state.feeds.changed(&id);
@@ -877,6 +963,39 @@ pub async fn history(
         subscription_id: id,
         entries,
     }))
+}
+
+/// The signed cut-off notice of a final subscription, to its buyer or
+/// seller (issued first if it is due).
+#[utoipa::path(get, path = sealstream_api::routes::SUBSCRIPTION_CUTOFF, tag = "subscriptions",
+    params(("id" = String, Path, description = "Subscription id")),
+    security(("session" = [])),
+    responses(
+        (status = 200, description = "The `sealstream.subscription-cutoff.v1` document", content_type = "application/json"),
+        (status = 404, description = "No such subscription of the caller's, or it has not ended (its access end has not passed)", body = crate::openapi::ErrorBody)))]
+pub async fn cutoff(
+    State(state): State<AppState>,
+    caller: Principal,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<axum::response::Response> {
+    use axum::response::IntoResponse;
+    let mut tx = state.store.begin().await?;
+    let mut s = party(&mut tx, &id, &caller).await?;
+    let now = sealstream_core::utc::now_unix();
+    settle(&mut tx, &mut s, now).await?;
+    let document = issue_cutoff(&state, &mut tx, &s, now).await?;
+    tx.commit().await?;
+    let document = document.ok_or_else(|| {
+        ApiError::not_found(format!(
+            "subscription {id} has no cut-off notice: it is {} and its access has not ended",
+            s.state
+        ))
+    })?;
+    Ok((
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        document,
+    )
+        .into_response())
 }
 
 /// The entitlement window of `s` in `tx`, with its keys.
@@ -1032,16 +1151,56 @@ pub async fn store_grants(
     for (i, e) in req.entries.iter().enumerate() {
         check_entry(i, e)?;
     }
+    let stored = store_entries(&state, &id, &req.entries, Granter::Caller(&caller)).await?;
+    Ok(Json(stored))
+}
+
+/// Who stores subscription grants.
+#[derive(Clone, Copy)]
+pub(crate) enum Granter<'a> {
+    /// A request's caller: the subscription's seller (while an owner), or
+    /// an admin; anyone else gets the 404 of a subscription that does not
+    /// exist. Another wrapping of a chunk already granted is a 409.
+    Caller(&'a Principal),
+    /// The server's own granter, with a machine's operator key
+    /// ([`crate::operator_key::OPERATOR`]). Another wrapping of a chunk
+    /// already granted (a grant daemon was first) counts as held.
+    Operator,
+}
+
+/// Stores `entries` (checked as [`check_entry`] checks them) for
+/// subscription `id`, all or nothing: the one path every grant of a
+/// subscription takes, from the grant route or the server's granter, so
+/// two granters racing store each chunk once. Each entry must be one the
+/// subscription is entitled to, wrapped to the buyer key in force at the
+/// chunk's time (409 naming `entries[i]…` otherwise). What it stores is a
+/// `subscription.grant` audit event, and wakes the subscription's feeds.
+pub(crate) async fn store_entries(
+    state: &AppState,
+    id: &str,
+    entries: &[sealstream_api::subscriptions::SubscriptionGrantEntry],
+    granter: Granter<'_>,
+) -> ApiResult<SubscriptionGrantsStored> {
+    let actor = match granter {
+        Granter::Caller(caller) => caller.did.as_str(),
+        Granter::Operator => crate::operator_key::OPERATOR,
+    };
     let mut tx = state.store.begin().await?;
-    let mut s = match db::subscription(&mut tx, &id).await? {
-        Some(s) if caller.owner_access(&s.seller_did)? || caller.has(Role::Admin) => s,
-        _ => return Err(not_found(&id)),
+    let mut s = match (db::subscription(&mut tx, id).await?, granter) {
+        (Some(s), Granter::Operator) => s,
+        (Some(s), Granter::Caller(caller))
+            if caller.owner_access(&s.seller_did)? || caller.has(Role::Admin) =>
+        {
+            s
+        }
+        _ => return Err(not_found(id)),
     };
     settle(&mut tx, &mut s, sealstream_core::utc::now_unix()).await?;
     let (w, keys) = window_of(&mut tx, &s).await?;
     let now = sealstream_core::utc::now();
     let (mut stored, mut already) = (0u64, 0u64);
-    for (i, e) in req.entries.iter().enumerate() {
+    let mut indexes = Vec::new();
+    for (i, e) in entries.iter().enumerate() {
         let field = format!("entries[{i}]");
         let refuse = |what: &str, m: String| ApiError::conflict(Some(&format!("{field}{what}")), m);
         let Some((chunk_id, accepted)) =
@@ -1092,9 +1251,13 @@ pub async fn store_grants(
             public_key_hex: want,
             wrapped_key_hex: &e.buyer.wrapped_key_hex,
         };
-        match db::insert_grant(&mut tx, &id, &row, &caller.did, &now).await? {
-            None => stored += 1,
+        match db::insert_grant(&mut tx, id, &row, actor, &now).await? {
+            None => {
+                stored += 1;
+                indexes.push(e.index);
+            }
             Some(held) if held.eq_ignore_ascii_case(&e.buyer.wrapped_key_hex) => already += 1,
+            Some(_) if matches!(granter, Granter::Operator) => already += 1,
             Some(_) => {
                 return Err(refuse(
                     ".buyer.wrappedKeyHex",
@@ -1107,29 +1270,28 @@ pub async fn store_grants(
         }
     }
     if stored > 0 {
-        let indexes: Vec<u64> = req.entries.iter().map(|e| e.index).collect();
         crate::audit::append(
             &mut tx,
-            &caller.did,
+            actor,
             "subscription.grant",
-            &id,
+            id,
             &audit_details(json!({ "stored": stored, "indexes": indexes })),
         )
         .await?;
     }
     tx.commit().await?;
     if stored > 0 {
-        state.feeds.changed(&id);
+        state.feeds.changed(id);
     }
-    Ok(Json(SubscriptionGrantsStored {
-        subscription_id: id,
+    Ok(SubscriptionGrantsStored {
+        subscription_id: id.to_string(),
         stored,
         already,
-    }))
+    })
 }
 
 /// The fixed fields of a grant entry, as a buyer access entry has them.
-fn check_entry(
+pub(crate) fn check_entry(
     i: usize,
     e: &sealstream_api::subscriptions::SubscriptionGrantEntry,
 ) -> ApiResult<()> {
@@ -1186,6 +1348,7 @@ pub fn routes() -> Router<AppState> {
         .route(sealstream_api::routes::SUBSCRIPTION_REVOKE, post(revoke))
         .route(sealstream_api::routes::SUBSCRIPTION_RENEWALS, post(renew))
         .route(sealstream_api::routes::SUBSCRIPTION_HISTORY, get(history))
+        .route(sealstream_api::routes::SUBSCRIPTION_CUTOFF, get(cutoff))
         .route(
             sealstream_api::routes::SUBSCRIPTION_GRANTS,
             put(store_grants),

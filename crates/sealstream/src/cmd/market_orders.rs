@@ -241,6 +241,7 @@ pub fn run(command: MarketOrderCommand, ui: Ui) -> CliResult {
             session,
             side,
             state,
+            kind,
         } => {
             let mut client = client(&session, "a buyer or seller")?;
             let side = OrderSide::parse(&side).unwrap_or(OrderSide::Buyer);
@@ -249,15 +250,16 @@ pub fn run(command: MarketOrderCommand, ui: Ui) -> CliResult {
                 state,
                 ..ListQuery::new(side)
             };
-            let orders = client
+            let mut orders = client
                 .all_orders(&query)
                 .map_err(|e| client_error("order list", e))?;
+            orders.retain(|o| of_kind(&kind, o));
             if ui.json {
                 json_answer(&ui, &Orders { orders: &orders })?;
             } else {
                 for o in &orders {
                     println!(
-                        "{}\t{}\tlisting {}\t{}\t{}",
+                        "{}\t{}\tlisting {}\t{}\t{}{}",
                         o.id,
                         o.state,
                         o.listing_id,
@@ -266,6 +268,10 @@ pub fn run(command: MarketOrderCommand, ui: Ui) -> CliResult {
                             OrderSide::Seller => format!("buyer {}", o.buyer_did),
                         },
                         o.created_at,
+                        o.subscription_id
+                            .as_deref()
+                            .map(|s| format!("\tsubscription {s}"))
+                            .unwrap_or_default(),
                     );
                 }
             }
@@ -364,9 +370,37 @@ pub fn run(command: MarketOrderCommand, ui: Ui) -> CliResult {
     }
 }
 
+/// Whether `o` is of `kind` (`market order list --kind`): `period` an
+/// order paying a subscription's period, `order` any other, `all` both.
+fn of_kind(kind: &str, o: &OrderView) -> bool {
+    match kind {
+        "order" => o.subscription_id.is_none(),
+        "period" => o.subscription_id.is_some(),
+        _ => true,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn kinds_of_orders() {
+        let plain = order(vec![], None);
+        let mut period = order(vec![], None);
+        period.subscription_id = Some("sub_1".into());
+        for (kind, plain_kept, period_kept) in [
+            ("order", true, false),
+            ("period", false, true),
+            ("all", true, true),
+        ] {
+            assert_eq!(
+                (of_kind(kind, &plain), of_kind(kind, &period)),
+                (plain_kept, period_kept),
+                "{kind}"
+            );
+        }
+    }
     use sealstream_api::orders::OrderUrls;
     use sealstream_api::payments::{ClaimState, ClaimView, PaymentInstructions};
 

@@ -283,5 +283,32 @@ pub fn run(command: MarketSubscriptionCommand, ui: Ui) -> CliResult {
             }
             Ok(())
         }
+        MarketSubscriptionCommand::Cutoff { session, id, out } => {
+            let mut client = client(&session, "a buyer or seller")?;
+            let (bytes, notice) = client
+                .subscription_cutoff(&id)
+                .map_err(|e| client_error("subscription cutoff", e))?;
+            match out {
+                Some(path) => {
+                    sealstream_files::layout::write_atomic(&path, &bytes)
+                        .map_err(|e| CliError::input(crate::error::at(&path, e)))?;
+                    let c = &notice.cutoff;
+                    ui.say(format!(
+                        "Cut-off notice of subscription {id} ({}, access ended {}, last index {}) written to {}",
+                        c.reason,
+                        c.effective_at,
+                        c.last_index_entitled
+                            .map_or("none".to_string(), |i| i.to_string()),
+                        path.display()
+                    ));
+                }
+                None => {
+                    use std::io::Write;
+                    let mut stdout = std::io::stdout().lock();
+                    let _ = stdout.write_all(&bytes).and_then(|()| stdout.flush());
+                }
+            }
+            Ok(())
+        }
     }
 }

@@ -1,8 +1,8 @@
-//! `sealstream receipt verify`.
+//! `sealstream receipt verify`: license receipts and cut-off notices.
 
 use std::path::Path;
 
-use sealstream_api::receipts::{LicenseReceipt, SignedReceipt};
+use sealstream_api::receipts::{LicenseReceipt, SignedDocument, SubscriptionCutoff};
 use sealstream_core::json::{Map, Value};
 use sealstream_core::keys::ReceiptPublicKey;
 
@@ -25,8 +25,8 @@ fn verify(path: &Path, server_key: Option<&str>, ui: Ui) -> CliResult {
         .transpose()?;
     let bytes =
         std::fs::read(path).map_err(|e| CliError::input(at(path, format!("cannot read ({e})"))))?;
-    let signed = SignedReceipt::parse(&bytes).map_err(|e| CliError::input(at(path, e)))?;
-    if let Err(e) = signed.verify(pinned.as_ref()) {
+    let document = SignedDocument::parse(&bytes).map_err(|e| CliError::input(at(path, e)))?;
+    if let Err(e) = document.verify(pinned.as_ref()) {
         let message = at(path, &e);
         if !e.is_integrity() {
             return Err(CliError::input(message));
@@ -39,32 +39,70 @@ fn verify(path: &Path, server_key: Option<&str>, ui: Ui) -> CliResult {
         }
         return Err(CliError::integrity(message));
     }
-    let r = &signed.receipt;
+    let signer = document.public_key().to_hex();
     if ui.json {
         let mut m = Map::new();
         m.insert("valid".into(), true.into());
+        m.insert("schemaVersion".into(), document.schema().into());
         m.insert("keyPinned".into(), pinned.is_some().into());
-        m.insert(
-            "signerPublicKeyHex".into(),
-            signed.public_key.to_hex().into(),
-        );
-        m.insert("amountDisplay".into(), r.amount_display().into());
-        m.insert("receipt".into(), r.to_json());
-        ui.json_out(&Value::Object(m));
-    } else {
-        let signer = signed.public_key.to_hex();
-        ui.say(if pinned.is_some() {
-            format!("receipt valid: signed by the market key {signer} (--server-key)")
-        } else {
-            format!(
-                "receipt signature valid, by key {signer} (not pinned: pass --server-key to check it is the market's)"
-            )
-        });
-        for line in summary(r) {
-            ui.say(line);
+        m.insert("signerPublicKeyHex".into(), signer.into());
+        match &document {
+            SignedDocument::Receipt(signed) => {
+                let r = &signed.receipt;
+                m.insert("amountDisplay".into(), r.amount_display().into());
+                m.insert("receipt".into(), r.to_json());
+            }
+            SignedDocument::Cutoff(signed) => {
+                m.insert("cutoff".into(), signed.cutoff.to_json());
+            }
         }
+        ui.json_out(&Value::Object(m));
+        return Ok(());
+    }
+    let what = match &document {
+        SignedDocument::Receipt(_) => "receipt",
+        SignedDocument::Cutoff(_) => "cut-off notice",
+    };
+    ui.say(if pinned.is_some() {
+        format!("{what} valid: signed by the market key {signer} (--server-key)")
+    } else {
+        format!(
+            "{what} signature valid, by key {signer} (not pinned: pass --server-key to check it is the market's)"
+        )
+    });
+    let lines = match &document {
+        SignedDocument::Receipt(signed) => summary(&signed.receipt),
+        SignedDocument::Cutoff(signed) => cutoff_summary(&signed.cutoff),
+    };
+    for line in lines {
+        ui.say(line);
     }
     Ok(())
+}
+
+fn cutoff_summary(c: &SubscriptionCutoff) -> Vec<String> {
+    vec![
+        format!(
+            "  subscription {} of listing {}",
+            shown(&c.subscription_id),
+            shown(&c.listing_id)
+        ),
+        format!("  topic        {} on {}", shown(&c.topic), c.machine_did),
+        format!("  seller       {}", c.seller_did),
+        format!(
+            "  buyer        {} (recipient {})",
+            c.buyer_did,
+            shown(&c.buyer_id)
+        ),
+        format!("  ended        {}: {}", c.reason, shown(&c.detail)),
+        format!(
+            "  access       ended {}; last chunk index entitled: {}",
+            c.effective_at,
+            c.last_index_entitled
+                .map_or("none".to_string(), |i| i.to_string())
+        ),
+        format!("  issued       {}", c.issued_at),
+    ]
 }
 
 /// Receipt texts are the market's and the seller's: show control characters escaped.
