@@ -139,6 +139,23 @@ pub enum SubscriptionGrantError {
     },
 }
 
+impl SubscriptionGrantError {
+    /// Whether the server refused the batch because a chunk of it is
+    /// already granted with another wrapping: another granter (the server
+    /// with an operator key) stored it first, which is no failure.
+    pub fn granted_elsewhere(&self) -> bool {
+        matches!(
+            self,
+            SubscriptionGrantError::Client(ClientError::Refused { status: 409, field: Some(f), .. })
+                if f.ends_with(".buyer.wrappedKeyHex")
+        )
+    }
+}
+
+/// Times one pass of [`SubscriptionGranter::run_once`] lists a topic's
+/// pending pairs again after another granter stored some first.
+const MAX_RACES: usize = 8;
+
 /// The owner's granter of subscription chunks.
 #[derive(Debug)]
 pub struct SubscriptionGranter {
@@ -173,6 +190,7 @@ impl SubscriptionGranter {
             // A subscription that failed is left for the next pass, so one
             // page may list it again: stop when nothing else moves.
             let mut failed: Vec<String> = Vec::new();
+            let mut raced = 0;
             loop {
                 let page =
                     client.pending_subscription_grants(machine, topic, Some(PENDING_PAGE))?;
@@ -186,15 +204,25 @@ impl SubscriptionGranter {
                     break;
                 }
                 let mut envelopes = BTreeMap::new();
+                let mut again = false;
                 for (sub, pairs) in by_sub {
                     let result = self.grant(client, machine, topic, &sub, &pairs, &mut envelopes);
                     match &result {
                         Ok(_) => granted += 1,
+                        // Another granter (the server with an operator key)
+                        // stored a chunk of the batch first: nothing of the
+                        // batch was stored, and the pairs still pending are
+                        // listed again (at most a few times).
+                        Err(e) if e.granted_elsewhere() && raced < MAX_RACES => {
+                            raced += 1;
+                            again = true;
+                            continue;
+                        }
                         Err(_) => failed.push(sub.clone()),
                     }
                     report(&sub, &result);
                 }
-                if !page.more {
+                if !page.more && !again {
                     break;
                 }
             }
@@ -428,5 +456,32 @@ impl Follower {
             chunk_id: envelope.chunk_id,
         });
         Ok(plaintext)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refused(status: u16, field: Option<&str>) -> SubscriptionGrantError {
+        SubscriptionGrantError::Client(ClientError::Refused {
+            url: "http://127.0.0.1:1".into(),
+            status,
+            field: field.map(str::to_string),
+            message: "chunk 3 is already granted with another wrapped key".into(),
+        })
+    }
+
+    #[test]
+    fn a_chunk_granted_by_another_granter_is_no_failure() {
+        assert!(refused(409, Some("entries[3].buyer.wrappedKeyHex")).granted_elsewhere());
+        for other in [
+            refused(409, Some("entries[3].buyer.publicKeyHex")),
+            refused(409, Some("entries[0]")),
+            refused(400, Some("entries[3].buyer.wrappedKeyHex")),
+            refused(409, None),
+        ] {
+            assert!(!other.granted_elsewhere(), "{other}");
+        }
     }
 }
