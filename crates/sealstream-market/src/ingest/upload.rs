@@ -528,6 +528,8 @@ async fn commit(
     i64::try_from(size).map_err(|_| ApiError::internal("chunk size", size))?;
     i64::try_from(envelope.index)
         .map_err(|_| ApiError::bad_request("envelope.index", "too large"))?;
+    // One reading of the clock for both forms of the chunk's time.
+    let received_unix = sealstream_core::utc::now_unix();
     let chunk = ChunkRow {
         index: envelope.index,
         chunk_id: envelope.chunk_id.clone(),
@@ -536,8 +538,8 @@ async fn commit(
         object_key: key.to_string(),
         size,
         ciphertext_hash: envelope.encrypted_data_hash.clone(),
-        received_at: sealstream_core::utc::now(),
-        received_unix: sealstream_core::utc::now_unix(),
+        received_at: sealstream_core::utc::format_seconds(received_unix),
+        received_unix,
     };
     let mut tx = state.store.begin().await?;
     let owner = target.machine.owner_did.as_str();
@@ -557,6 +559,9 @@ async fn commit(
         "chunkId": envelope.chunk_id,
         "size": size,
         "ciphertextHash": envelope.encrypted_data_hash,
+        // The chunk's time for subscriptions (t(c), docs/subscriptions.md):
+        // taken before the transaction, so it may be a second before `at`.
+        "acceptedAt": chunk.received_at,
     });
     let details = sealstream_core::json::parse(details.to_string().as_bytes())
         .map_err(|e| ApiError::internal("audit details", e))?;

@@ -191,6 +191,8 @@ pub struct AuditedSubscription {
     pub topic: String,
     /// The first key, then `(from, key)` of each rotation.
     pub keys: Vec<(i64, String)>,
+    /// The log position of each rotation (of `keys[1..]`).
+    pub rotated_at_seq: Vec<u64>,
     /// When the first period was paid.
     pub active_from: Option<i64>,
     /// When access ended (lapsed, cancelled, revoked), if it did.
@@ -199,14 +201,22 @@ pub struct AuditedSubscription {
     pub ended: Option<String>,
     /// The chunk indexes whose keys were stored for it.
     pub granted: BTreeSet<u64>,
+    /// The log position of the event that stored each index's key.
+    pub granted_at_seq: BTreeMap<u64, u64>,
+    /// The log position of the event that ended it.
+    pub ended_at_seq: Option<u64>,
 }
 
 impl AuditedSubscription {
-    /// The key in force at time `t`.
-    pub fn key_at(&self, t: i64) -> &str {
+    /// The key chunk `index`, accepted at `t`, must be wrapped to: the key
+    /// in force at `t`, except that a key stored before a rotation in the
+    /// very second the rotation took effect (times are whole seconds) is
+    /// to the key before it, which the rotation cannot take back.
+    pub fn key_granted(&self, index: u64, t: i64) -> &str {
+        let granted_seq = self.granted_at_seq.get(&index).copied().unwrap_or(u64::MAX);
         let mut key = &self.keys[0].1;
-        for (from, k) in &self.keys[1..] {
-            if *from <= t {
+        for ((from, k), seq) in self.keys[1..].iter().zip(&self.rotated_at_seq) {
+            if *from < t || (*from == t && *seq < granted_seq) {
                 key = k;
             }
         }
@@ -247,13 +257,17 @@ impl AuditOracle {
             let details = e.get("details").cloned().unwrap_or(Value::Null);
             let d = |k: &str| details.get(k).and_then(Value::as_str).map(str::to_string);
             let (action, subject) = (s("action"), s("subject"));
+            let seq = i as u64 + 1;
             match action.as_str() {
                 "chunk.ingest" => {
                     let mut parts = subject.split(' ');
                     let (_did, topic, index) =
                         (parts.next(), parts.next().unwrap(), parts.next().unwrap());
+                    // The chunk's time is `acceptedAt` (set before the
+                    // transaction), not the event's own `at`.
+                    let at = d("acceptedAt").unwrap_or_else(|| panic!("{line}: no acceptedAt"));
                     o.chunks
-                        .insert((topic.to_string(), index.parse().unwrap()), unix(&s("at")));
+                        .insert((topic.to_string(), index.parse().unwrap()), unix(&at));
                 }
                 "subscription.created" => {
                     let sub = o.subscriptions.entry(subject).or_default();
@@ -275,11 +289,13 @@ impl AuditOracle {
                         unix(&d("effectiveAt").unwrap()),
                         d("buyerPublicKeyHex").unwrap(),
                     ));
+                    sub.rotated_at_seq.push(seq);
                 }
                 "subscription.lapsed" | "subscription.cancelled" | "subscription.revoked" => {
                     let sub = o.subscriptions.get_mut(&subject).unwrap();
                     sub.access_ends = Some(unix(&d("accessEnds").unwrap()));
                     sub.ended = Some(action.trim_start_matches("subscription.").to_string());
+                    sub.ended_at_seq = Some(i as u64 + 1);
                 }
                 "subscription.grant" => {
                     let sub = o.subscriptions.get_mut(&subject).unwrap();
@@ -288,6 +304,7 @@ impl AuditOracle {
                             sub.granted.insert(i.as_u64().unwrap()),
                             "{subject}: chunk {i:?} granted twice"
                         );
+                        sub.granted_at_seq.insert(i.as_u64().unwrap(), seq);
                     }
                 }
                 _ => {}
@@ -310,6 +327,26 @@ impl AuditOracle {
             .filter(|((topic, _), t)| *topic == sub.topic && from <= **t && **t < end)
             .map(|((_, i), _)| *i)
             .collect()
+    }
+
+    /// What subscription `id` must have been granted: its [`entitled`]
+    /// chunks, and those accepted in the very second its access ended
+    /// (a revocation, a cancellation in grace: times are whole seconds)
+    /// whose keys were stored before the event that ended it, which the
+    /// end cannot take back.
+    ///
+    /// [`entitled`]: Self::entitled
+    pub fn due(&self, id: &str) -> BTreeSet<u64> {
+        let sub = &self.subscriptions[id];
+        let mut due = self.entitled(id);
+        if let (Some(end), Some(end_seq)) = (sub.access_ends, sub.ended_at_seq) {
+            for (i, seq) in &sub.granted_at_seq {
+                if self.time_of(&sub.topic, *i) == end && *seq < end_seq {
+                    due.insert(*i);
+                }
+            }
+        }
+        due
     }
 
     /// Acceptance time of chunk `index` of `topic`.
