@@ -206,7 +206,7 @@ def one_run(binary: str, n: int, chunks: int, rate: float, work: Path) -> dict:
          "--machine-public-key", keys["machinePublicKeyHex"],
          "--signing-key-file", str(keys_dir / "chain.ed25519.sk"),
          "--machine-did", machine_did, "--machine-key-id", keys["machineKeyId"],
-         "--chunk-size", "1024", "--topic", TOPIC])
+         "--chunk-size", "1024"])
 
     port = free_port()
     serve_cmd = [binary, "market", "serve", "--listen", f"127.0.0.1:{port}",
