@@ -137,6 +137,7 @@ fn dictionaries(w: &World) -> BTreeMap<&'static str, Vec<Value>> {
     let s = |v: &str| Value::String(v.to_string());
     let token = |link: &str| s(link.trim_start_matches("?link="));
     let mut d = BTreeMap::new();
+    d.insert("waits", vec![Value::from(1u64), Value::from(2u64)]);
     d.insert(
         "listings",
         [
@@ -238,6 +239,12 @@ fn bindings(method: &str, path: &str) -> Vec<(&'static str, &'static str)> {
     if path == "/v1/listings/{id}/samples/{index}" {
         out.push(("query.recipientPublicKey", "recipient-keys"));
     }
+    if path.ends_with("/subscription-grants") {
+        // A long poll waits up to `wait` seconds when nothing is pending:
+        // kept under the run's request timeout (the route's own limits on
+        // `wait` are tested in tests/subscriptions.rs).
+        out.push(("query.wait", "waits"));
+    }
     if path == "/v1/catalog" {
         out.push(("query.machine", "machines"));
         out.push(("query.topic", "topics"));
@@ -300,8 +307,12 @@ fn config(w: &World, throwaway: &str, doc: &Value) -> String {
                 let pairs: Vec<String> = bound
                     .iter()
                     .map(|(param, dictionary)| {
+                        // Waits are always bound (a random one would
+                        // outlast the request timeout); the world's names
+                        // half of the time.
+                        let probability = if *dictionary == "waits" { "1.0" } else { "0.5" };
                         format!(
-                            "{} = {{ dictionary = {}, probability = 0.5 }}",
+                            "{} = {{ dictionary = {}, probability = {probability} }}",
                             toml_str(param),
                             toml_str(dictionary)
                         )

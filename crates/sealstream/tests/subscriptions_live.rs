@@ -271,7 +271,13 @@ fn check_keys(
         return 0;
     };
     let mut after = 0;
-    for (&(_, i), _) in oracle.chunks.iter().filter(|(_, t)| **t >= end) {
+    // (A chunk of the end's own second granted before the end stays
+    // granted: `due` has it.)
+    let after_end = oracle
+        .chunks
+        .iter()
+        .filter(|((_, i), t)| **t >= end && !entitled.contains(i));
+    for (&(_, i), _) in after_end {
         let envelope = read_envelope(&chain.join(format!("chunk-{i}.json"))).unwrap();
         for k in keys {
             for r in &envelope.encryption.key_recipients {
