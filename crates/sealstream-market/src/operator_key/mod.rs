@@ -408,132 +408,198 @@ pub(crate) async fn chunk_stored(state: &AppState, machine_did: &str, topic: &st
     }
 }
 
+/// Pairs of one topic granted in one pass (and one transaction).
+const PAIRS_PER_PASS: usize = 5_000;
+
 /// Grants every pending pair of the subscriptions of one topic with the
 /// machine's operator secret: the pairs `GET
 /// /v1/machines/{did}/topics/{topic}/subscription-grants` lists (decided
-/// by [`crate::subscriptions::entitlement::entitled`]), one subscription at
-/// a time in index order, each chunk key opened from the `operator`
-/// recipient, checked against its commitment, sealed to the buyer key in
-/// force at the chunk's time and stored by the path of uploaded grants
-/// ([`crate::subscriptions::store_entries`]). A subscription that fails is
-/// logged and tried again on the next sweep; the others go on. Returns how
-/// many chunk keys were stored.
+/// by [`crate::subscriptions::entitlement::entitled`]), each subscription's
+/// in index order, each chunk key opened from the `operator` recipient,
+/// checked against its commitment and sealed to the buyer key in force at
+/// the chunk's time (on blocking threads, split across the cores), then
+/// stored by the path of uploaded grants
+/// ([`crate::subscriptions::store_entries_in`]) for all the topic's
+/// subscriptions in one transaction per pass: with a thousand subscribers,
+/// a chunk costs one commit, not a thousand. A subscription whose chunk
+/// key does not open, or whose entries are refused (it changed meanwhile),
+/// is logged and left for the next sweep; the others are stored. Returns
+/// how many chunk keys were stored.
 async fn grant_topic(
     state: &AppState,
     machine_did: &str,
     topic: &str,
     secret: &Arc<RecipientSecretKey>,
 ) -> ApiResult<usize> {
-    let mut tx = state.store.begin().await?;
-    let subscriptions = crate::subscriptions::db::of_topic(&mut tx, machine_did, topic).await?;
-    tx.commit().await?;
-    let mut granted = 0;
-    for s in &subscriptions {
-        match grant_subscription(state, s, secret).await {
-            Ok(n) => granted += n,
-            Err(e) => tracing::warn!(
-                subscription = %s.id,
-                "operator grant failed: {}",
-                e.message
-            ),
-        }
-    }
-    Ok(granted)
-}
-
-/// Grants the pending pairs of one subscription, a page at a time, in
-/// index order; stops at the first chunk whose key cannot be opened (the
-/// chunks before it are stored).
-async fn grant_subscription(
-    state: &AppState,
-    s: &crate::subscriptions::Subscription,
-    secret: &Arc<RecipientSecretKey>,
-) -> ApiResult<usize> {
     use sealstream_api::listings::WrappedKey;
-    use sealstream_api::subscriptions::SubscriptionGrantEntry;
+    use sealstream_api::subscriptions::{PendingGrant, SubscriptionGrantEntry};
     let mut granted = 0;
+    let mut skip: Vec<String> = Vec::new();
     loop {
+        // The pending pairs of every subscription of the topic.
         let mut tx = state.store.begin().await?;
-        let (pending, more) =
-            crate::subscriptions::pending_of(&mut tx, s, crate::subscriptions::MAX_GRANT_ENTRIES)
-                .await?;
+        let subscriptions = crate::subscriptions::db::of_topic(&mut tx, machine_did, topic).await?;
+        let mut work: Vec<(String, Vec<PendingGrant>)> = Vec::new();
+        let (mut room, mut more) = (PAIRS_PER_PASS, false);
+        for s in &subscriptions {
+            if skip.contains(&s.id) {
+                continue;
+            }
+            if room == 0 {
+                more = true;
+                break;
+            }
+            let (pending, more_of_it) = crate::subscriptions::pending_of(
+                &mut tx,
+                s,
+                room.min(crate::subscriptions::MAX_GRANT_ENTRIES),
+            )
+            .await?;
+            more |= more_of_it;
+            room -= pending.len();
+            if !pending.is_empty() {
+                work.push((s.id.clone(), pending));
+            }
+        }
         tx.commit().await?;
-        let (Some(first), Some(last)) = (pending.first(), pending.last()) else {
+        let (mut first, mut last) = (u64::MAX, None);
+        for (_, pairs) in &work {
+            for p in pairs {
+                first = first.min(p.index);
+                last = last.max(Some(p.index));
+            }
+        }
+        let Some(last) = last else {
             return Ok(granted);
         };
         let rows = crate::ingest::db::chunk_rows(
             &state.store,
-            &s.machine_did,
-            &s.topic,
-            first.index..last.index.saturating_add(1),
+            machine_did,
+            topic,
+            first..last.saturating_add(1),
         )
         .await?;
         let envelopes: std::collections::HashMap<u64, String> =
             rows.into_iter().map(|r| (r.index, r.envelope)).collect();
-        let work: Vec<(sealstream_api::subscriptions::PendingGrant, Option<String>)> = pending
-            .into_iter()
-            .map(|p| {
-                let envelope = envelopes.get(&p.index).cloned();
-                (p, envelope)
-            })
-            .collect();
         let secret = secret.clone();
-        let (entries, failure) = tokio::task::spawn_blocking(move || {
-            let mut entries = Vec::with_capacity(work.len());
-            for (p, envelope) in work {
-                let wrapped = envelope
-                    .ok_or_else(|| format!("chunk {} missing", p.index))
-                    .and_then(|text| {
-                        let value = sealstream_core::json::parse(text.as_bytes())
-                            .map_err(|e| format!("chunk {}: {e}", p.index))?;
-                        let envelope = ChunkEnvelope::from_json(&value)
-                            .map_err(|e| format!("chunk {}: {e}", p.index))?;
-                        let buyer = Buyer::new(&p.buyer_id, &p.buyer_public_key_hex)
-                            .map_err(|e| format!("buyer key: {e}"))?;
-                        sealstream_core::access::grant_entry_as(
-                            &envelope,
-                            recipient_type::OPERATOR,
-                            &secret,
-                            &buyer,
-                        )
-                        .map_err(|e| e.to_string())
-                    });
-                match wrapped {
-                    Ok(e) => entries.push(SubscriptionGrantEntry {
-                        index: p.index,
-                        chunk_id: e.chunk_id,
-                        buyer: WrappedKey {
-                            recipient_id: e.buyer.recipient_id,
-                            recipient_type: e.buyer.recipient_type,
-                            algorithm: e.buyer.algorithm,
-                            public_key_hex: e.buyer.public_key_hex,
-                            wrapped_key_hex: e.buyer.wrapped_key_hex,
-                        },
-                    }),
-                    Err(e) => return (entries, Some(e)),
-                }
-            }
-            (entries, None)
+        // Each subscription's entries, up to its first chunk that fails.
+        let wrapped = tokio::task::spawn_blocking(move || {
+            let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+            let per = work.len().div_ceil(threads).max(1);
+            std::thread::scope(|scope| {
+                let parts: Vec<_> = work
+                    .chunks(per)
+                    .map(|part| {
+                        let (envelopes, secret) = (&envelopes, &secret);
+                        scope.spawn(move || {
+                            part.iter()
+                                .map(|(id, pairs)| wrap_pairs(id, pairs, envelopes, secret))
+                                .collect::<Vec<_>>()
+                        })
+                    })
+                    .collect();
+                parts
+                    .into_iter()
+                    .flat_map(|p| p.join().expect("a grant thread panicked"))
+                    .collect::<Vec<_>>()
+            })
         })
         .await
         .map_err(|e| ApiError::internal("grant", e))?;
-        if !entries.is_empty() {
-            let stored = crate::subscriptions::store_entries(
-                state,
-                &s.id,
+        // Stored for all subscriptions in one transaction.
+        let mut tx = state.store.begin().await?;
+        let mut changed = Vec::new();
+        for (id, entries, failure) in &wrapped {
+            if let Some(e) = failure {
+                tracing::warn!(subscription = %id, "operator grant failed: {e}");
+                skip.push(id.clone());
+            }
+            if entries.is_empty() {
+                continue;
+            }
+            let entries: Vec<SubscriptionGrantEntry> = entries
+                .iter()
+                .map(|(index, e)| SubscriptionGrantEntry {
+                    index: *index,
+                    chunk_id: e.chunk_id.clone(),
+                    buyer: WrappedKey {
+                        recipient_id: e.buyer.recipient_id.clone(),
+                        recipient_type: e.buyer.recipient_type.clone(),
+                        algorithm: e.buyer.algorithm.clone(),
+                        public_key_hex: e.buyer.public_key_hex.clone(),
+                        wrapped_key_hex: e.buyer.wrapped_key_hex.clone(),
+                    },
+                })
+                .collect();
+            match crate::subscriptions::store_entries_in(
+                &mut tx,
+                id,
                 &entries,
                 crate::subscriptions::Granter::Operator,
             )
-            .await?;
-            granted += stored.stored as usize;
+            .await
+            {
+                Ok(stored) => {
+                    granted += stored.stored as usize;
+                    if stored.stored > 0 {
+                        changed.push(id.clone());
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(subscription = %id, "operator grant refused: {}", e.message);
+                    skip.push(id.clone());
+                }
+            }
         }
-        if let Some(e) = failure {
-            return Err(ApiError::internal("grant", e));
+        tx.commit().await?;
+        for id in &changed {
+            state.feeds.changed(id);
         }
         if !more {
             return Ok(granted);
         }
     }
+}
+
+/// The entries of one subscription's pending `pairs`, each chunk key
+/// opened with the operator `secret` and sealed to the pair's buyer key, up
+/// to the first chunk that fails (and why).
+fn wrap_pairs(
+    id: &str,
+    pairs: &[sealstream_api::subscriptions::PendingGrant],
+    envelopes: &std::collections::HashMap<u64, String>,
+    secret: &RecipientSecretKey,
+) -> (
+    String,
+    Vec<(u64, sealstream_core::access::AccessEntry)>,
+    Option<String>,
+) {
+    let mut entries = Vec::with_capacity(pairs.len());
+    for p in pairs {
+        let wrapped = envelopes
+            .get(&p.index)
+            .ok_or_else(|| format!("chunk {} missing", p.index))
+            .and_then(|text| {
+                let value = sealstream_core::json::parse(text.as_bytes())
+                    .map_err(|e| format!("chunk {}: {e}", p.index))?;
+                let envelope = ChunkEnvelope::from_json(&value)
+                    .map_err(|e| format!("chunk {}: {e}", p.index))?;
+                let buyer = Buyer::new(&p.buyer_id, &p.buyer_public_key_hex)
+                    .map_err(|e| format!("buyer key: {e}"))?;
+                sealstream_core::access::grant_entry_as(
+                    &envelope,
+                    recipient_type::OPERATOR,
+                    secret,
+                    &buyer,
+                )
+                .map_err(|e| e.to_string())
+            });
+        match wrapped {
+            Ok(e) => entries.push((p.index, e)),
+            Err(e) => return (id.to_string(), entries, Some(e)),
+        }
+    }
+    (id.to_string(), entries, None)
 }
 
 /// Grants one paid order with the operator's secret: every chunk key of

@@ -1181,12 +1181,31 @@ pub(crate) async fn store_entries(
     entries: &[sealstream_api::subscriptions::SubscriptionGrantEntry],
     granter: Granter<'_>,
 ) -> ApiResult<SubscriptionGrantsStored> {
+    let mut tx = state.store.begin().await?;
+    let stored = store_entries_in(&mut tx, id, entries, granter).await?;
+    tx.commit().await?;
+    if stored.stored > 0 {
+        state.feeds.changed(id);
+    }
+    Ok(stored)
+}
+
+/// [`store_entries`] inside `tx` (the caller commits, then wakes the
+/// feeds of what was stored): every entry is checked before any is
+/// stored, so a refusal leaves nothing of this subscription's entries in
+/// `tx` (the server's granter stores many subscriptions in one
+/// transaction).
+pub(crate) async fn store_entries_in(
+    tx: &mut Tx,
+    id: &str,
+    entries: &[sealstream_api::subscriptions::SubscriptionGrantEntry],
+    granter: Granter<'_>,
+) -> ApiResult<SubscriptionGrantsStored> {
     let actor = match granter {
         Granter::Caller(caller) => caller.did.as_str(),
         Granter::Operator => crate::operator_key::OPERATOR,
     };
-    let mut tx = state.store.begin().await?;
-    let mut s = match (db::subscription(&mut tx, id).await?, granter) {
+    let mut s = match (db::subscription(tx, id).await?, granter) {
         (Some(s), Granter::Operator) => s,
         (Some(s), Granter::Caller(caller))
             if caller.owner_access(&s.seller_did)? || caller.has(Role::Admin) =>
@@ -1195,16 +1214,14 @@ pub(crate) async fn store_entries(
         }
         _ => return Err(not_found(id)),
     };
-    settle(&mut tx, &mut s, sealstream_core::utc::now_unix()).await?;
-    let (w, keys) = window_of(&mut tx, &s).await?;
+    settle(tx, &mut s, sealstream_core::utc::now_unix()).await?;
+    let (w, keys) = window_of(tx, &s).await?;
     let now = sealstream_core::utc::now();
-    let (mut stored, mut already) = (0u64, 0u64);
-    let mut indexes = Vec::new();
+    let mut rows = Vec::with_capacity(entries.len());
     for (i, e) in entries.iter().enumerate() {
         let field = format!("entries[{i}]");
         let refuse = |what: &str, m: String| ApiError::conflict(Some(&format!("{field}{what}")), m);
-        let Some((chunk_id, accepted)) =
-            db::chunk(&mut tx, &s.machine_did, &s.topic, e.index).await?
+        let Some((chunk_id, accepted)) = db::chunk(tx, &s.machine_did, &s.topic, e.index).await?
         else {
             return Err(refuse(
                 ".index",
@@ -1244,26 +1261,30 @@ pub(crate) async fn store_entries(
                 format!("the subscription's recipient id is {}", s.buyer_id),
             ));
         }
-        let row = db::GrantRow {
+        rows.push(db::GrantRow {
             index: e.index,
             chunk_id: &e.chunk_id,
             recipient_id: &e.buyer.recipient_id,
             public_key_hex: want,
             wrapped_key_hex: &e.buyer.wrapped_key_hex,
-        };
-        match db::insert_grant(&mut tx, id, &row, actor, &now).await? {
+        });
+    }
+    let (mut stored, mut already) = (0u64, 0u64);
+    let mut indexes = Vec::new();
+    for (i, row) in rows.iter().enumerate() {
+        match db::insert_grant(tx, id, row, actor, &now).await? {
             None => {
                 stored += 1;
-                indexes.push(e.index);
+                indexes.push(row.index);
             }
-            Some(held) if held.eq_ignore_ascii_case(&e.buyer.wrapped_key_hex) => already += 1,
+            Some(held) if held.eq_ignore_ascii_case(row.wrapped_key_hex) => already += 1,
             Some(_) if matches!(granter, Granter::Operator) => already += 1,
             Some(_) => {
-                return Err(refuse(
-                    ".buyer.wrappedKeyHex",
+                return Err(ApiError::conflict(
+                    Some(&format!("entries[{i}].buyer.wrappedKeyHex")),
                     format!(
                         "chunk {} is already granted with another wrapped key",
-                        e.index
+                        row.index
                     ),
                 ))
             }
@@ -1271,17 +1292,13 @@ pub(crate) async fn store_entries(
     }
     if stored > 0 {
         crate::audit::append(
-            &mut tx,
+            tx,
             actor,
             "subscription.grant",
             id,
             &audit_details(json!({ "stored": stored, "indexes": indexes })),
         )
         .await?;
-    }
-    tx.commit().await?;
-    if stored > 0 {
-        state.feeds.changed(id);
     }
     Ok(SubscriptionGrantsStored {
         subscription_id: id.to_string(),
