@@ -347,7 +347,7 @@ pub fn spawn_granter(state: AppState) -> tokio::task::JoinHandle<()> {
 /// order that fails is logged and tried again on the next sweep; it never
 /// holds up the orders behind it. Then every topic with subscriptions of a
 /// machine with an operator key: its pending pairs are granted
-/// ([`grant_topic`]). Returns how many orders and subscription chunk keys
+/// (`grant_topic`). Returns how many orders and subscription chunk keys
 /// were granted.
 pub async fn grant_once(state: &AppState) -> ApiResult<usize> {
     let mut granted = 0;

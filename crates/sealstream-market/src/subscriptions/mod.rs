@@ -335,7 +335,7 @@ pub(crate) async fn issue_cutoff(
 /// One pass of the sweep at `now` (Unix seconds; the system clock in the
 /// background task, any time in tests): every subscription whose grace or
 /// lapse is due is settled, and every final one whose access ended gets
-/// its cut-off notice ([`issue_cutoff`]). Returns how many changed.
+/// its cut-off notice (`issue_cutoff`). Returns how many changed.
 pub async fn sweep(state: &AppState, now: i64) -> ApiResult<usize> {
     let mut n = 0;
     loop {
