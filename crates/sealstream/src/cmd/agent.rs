@@ -1,6 +1,5 @@
 //! `sealstream agent run|check|status`.
 
-use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use sealstream_agent::config::{ConfigError, DataEventMap, Destination, Source};
@@ -33,11 +32,7 @@ fn load(config: &std::path::Path) -> CliResult<DataEventMap> {
 fn run_agent(config: &std::path::Path, no_wait: bool, ui: Ui) -> CliResult {
     let map = load(config)?;
     let mut agent = Agent::open(map).map_err(|e| CliError::input(e.to_string()))?;
-    let stop = Arc::new(AtomicBool::new(false));
-    for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
-        signal_hook::flag::register(signal, stop.clone())
-            .map_err(|e| CliError::input(format!("cannot handle signals: {e}")))?;
-    }
+    let stop = super::stop::on_signals()?;
     let quiet = ui.quiet;
     let log: sealstream_agent::pipeline::Log = Arc::new(move |line: &str| {
         if !quiet {

@@ -11,9 +11,8 @@
 use std::fs::{File, OpenOptions};
 use std::io::{Read as _, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::mpsc;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sealstream_api::subscriptions::{FeedEvent, FeedState, FeedStatus};
@@ -423,11 +422,7 @@ pub fn run(args: FollowArgs, ui: Ui) -> CliResult {
     }
     let mut follower = Follower::with_keys(&subscription, secrets, out.last.clone());
     let mut windows_checked = Instant::now();
-    let stop = Arc::new(AtomicBool::new(false));
-    for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
-        signal_hook::flag::register(signal, stop.clone())
-            .map_err(|e| CliError::input(format!("cannot handle signals: {e}")))?;
-    }
+    let stop = super::stop::on_signals()?;
     let mut backoff = Duration::from_millis(500);
     let mut final_state = false;
     loop {
@@ -443,7 +438,7 @@ pub fn run(args: FollowArgs, ui: Ui) -> CliResult {
                     "{subscription}: {e}; reconnecting in {} s",
                     backoff.as_secs_f64()
                 );
-                if sleep_unless_stopped(backoff, &stop) {
+                if super::stop::sleep_unless_stopped(backoff, &stop) {
                     ui.say("Stopped");
                     return Ok(());
                 }
@@ -531,24 +526,12 @@ pub fn run(args: FollowArgs, ui: Ui) -> CliResult {
                 backoff.as_secs_f64()
             );
         }
-        if sleep_unless_stopped(backoff, &stop) {
+        if super::stop::sleep_unless_stopped(backoff, &stop) {
             ui.say("Stopped");
             return Ok(());
         }
         backoff = (backoff * 2).min(MAX_BACKOFF);
     }
-}
-
-/// Sleeps `d` unless `stop` is set meanwhile; whether it was.
-fn sleep_unless_stopped(d: Duration, stop: &AtomicBool) -> bool {
-    let until = std::time::Instant::now() + d;
-    while std::time::Instant::now() < until {
-        if stop.load(Ordering::Relaxed) {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    stop.load(Ordering::Relaxed)
 }
 
 #[cfg(test)]

@@ -148,8 +148,7 @@ fn grant_daemon(
         interval,
     } = passes;
     use sealstream_client::grants::GrantDaemon;
-    use std::sync::atomic::{AtomicBool, Ordering};
-    use std::sync::Arc;
+    use std::sync::atomic::Ordering;
 
     if !(server.starts_with("http://") || server.starts_with("https://")) {
         return Err(CliError::input(format!(
@@ -171,11 +170,7 @@ fn grant_daemon(
         false => None,
     };
     let mut daemon = GrantDaemon::new(client, owner_key, max_file_size);
-    let stop = Arc::new(AtomicBool::new(false));
-    for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
-        signal_hook::flag::register(signal, stop.clone())
-            .map_err(|e| CliError::input(format!("cannot handle signals: {e}")))?;
-    }
+    let stop = super::stop::on_signals()?;
     loop {
         let mut failed = 0u64;
         let pass = daemon.run_once(|order, result| match result {

@@ -16,8 +16,7 @@
 //! SIGINT/SIGTERM stop it between turns (exit 0). The invoice rail is
 //! refused: its periods are marked paid by the seller.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use sealstream_api::orders::OrderState;
@@ -172,18 +171,6 @@ fn pay(
     Ok(true)
 }
 
-/// Sleeps `d` unless `stop` is set meanwhile; whether it was.
-fn sleep_unless(d: Duration, stop: &AtomicBool) -> bool {
-    let until = std::time::Instant::now() + d;
-    while std::time::Instant::now() < until {
-        if stop.load(Ordering::Relaxed) {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    stop.load(Ordering::Relaxed)
-}
-
 /// `market subscription renew --auto`.
 pub fn run(session: &MarketSession, args: AutoArgs, ui: &Ui) -> CliResult {
     if !(args.rpc.starts_with("http://") || args.rpc.starts_with("https://")) {
@@ -194,11 +181,7 @@ pub fn run(session: &MarketSession, args: AutoArgs, ui: &Ui) -> CliResult {
     }
     let mut client = client(session, "a buyer")?;
     let mut node = Node::new(&args.rpc).map_err(|e| pay_error(e.into()))?;
-    let stop = Arc::new(AtomicBool::new(false));
-    for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
-        signal_hook::flag::register(signal, stop.clone())
-            .map_err(|e| CliError::input(format!("cannot handle signals: {e}")))?;
-    }
+    let stop = super::stop::on_signals()?;
     let mut first = true;
     loop {
         if stop.load(Ordering::Relaxed) {
@@ -236,7 +219,7 @@ pub fn run(session: &MarketSession, args: AutoArgs, ui: &Ui) -> CliResult {
             }
             Step::Pay(order) => {
                 if !pay(&mut client, &mut node, &order, &args, ui)?
-                    && sleep_unless(args.poll, &stop)
+                    && super::stop::sleep_unless_stopped(args.poll, &stop)
                 {
                     ui.say("Stopped");
                     return Ok(());
@@ -260,7 +243,7 @@ pub fn run(session: &MarketSession, args: AutoArgs, ui: &Ui) -> CliResult {
                 }
             }
             Step::Wait(d) => {
-                if sleep_unless(d.min(args.poll), &stop) {
+                if super::stop::sleep_unless_stopped(d.min(args.poll), &stop) {
                     ui.say("Stopped");
                     return Ok(());
                 }

@@ -38,6 +38,8 @@ pub mod package;
 mod package_input;
 pub mod publish;
 pub mod receipt;
+#[cfg(feature = "agent")]
+pub mod stop;
 pub mod verify;
 
 use sealstream_files::layout::ReadChainError;
