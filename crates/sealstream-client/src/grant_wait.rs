@@ -6,7 +6,6 @@
 
 use std::time::Duration;
 
-use sealstream_api::listings::ListingKind;
 use sealstream_api::routes;
 use sealstream_api::subscriptions::PendingGrants;
 
@@ -45,14 +44,7 @@ impl SubscriptionGranter {
         client: &mut MarketClient,
         wait: Duration,
     ) -> Result<bool, ClientError> {
-        let mut topics: Vec<(String, String)> = client
-            .all_my_listings()?
-            .into_iter()
-            .filter(|l| l.kind == ListingKind::Subscription)
-            .filter_map(|l| l.subscription.map(|t| (t.machine_did, t.topic)))
-            .collect();
-        topics.sort();
-        topics.dedup();
+        let topics = crate::live::subscription_topics(client)?;
         if topics.is_empty() {
             std::thread::sleep(wait);
             return Ok(false);

@@ -156,6 +156,22 @@ impl SubscriptionGrantError {
 /// pending pairs again after another granter stored some first.
 const MAX_RACES: usize = 8;
 
+/// The (machine, topic) pairs of the caller's subscription listings,
+/// sorted, each once.
+pub(crate) fn subscription_topics(
+    client: &mut MarketClient,
+) -> Result<Vec<(String, String)>, ClientError> {
+    let mut topics: Vec<(String, String)> = client
+        .all_my_listings()?
+        .into_iter()
+        .filter(|l| l.kind == ListingKind::Subscription)
+        .filter_map(|l| l.subscription.map(|t| (t.machine_did, t.topic)))
+        .collect();
+    topics.sort();
+    topics.dedup();
+    Ok(topics)
+}
+
 /// The owner's granter of subscription chunks.
 #[derive(Debug)]
 pub struct SubscriptionGranter {
@@ -177,14 +193,7 @@ impl SubscriptionGranter {
         client: &mut MarketClient,
         mut report: impl FnMut(&str, &Result<SubscriptionGranted, SubscriptionGrantError>),
     ) -> Result<usize, ClientError> {
-        let mut topics: Vec<(String, String)> = client
-            .all_my_listings()?
-            .into_iter()
-            .filter(|l| l.kind == ListingKind::Subscription)
-            .filter_map(|l| l.subscription.map(|t| (t.machine_did, t.topic)))
-            .collect();
-        topics.sort();
-        topics.dedup();
+        let topics = subscription_topics(client)?;
         let mut granted = 0;
         for (machine, topic) in &topics {
             // A subscription that failed is left for the next pass, so one
