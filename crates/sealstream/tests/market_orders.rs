@@ -22,10 +22,10 @@ mod common;
 use std::path::Path;
 
 use common::agent::packages;
-use common::anvil::{Anvil, BASE_CHAIN_ID};
+use common::anvil::BASE_CHAIN_ID;
 use common::market::{
-    datasets, grant_daemon_once, json_string, list_and_publish, owner_with_machine, release_link,
-    run_market_agent, text, Market,
+    datasets, grant_daemon_once, json_string, list_and_publish, market_on_anvil,
+    owner_with_machine, release_link, run_market_agent, text,
 };
 use common::moto::MotoServer;
 use common::*;
@@ -65,12 +65,7 @@ fn sealed_source(chain: &Path, messages: usize) -> Vec<u8> {
 fn an_order_paid_on_chain_is_granted_and_consumed_by_both_clis() {
     let tmp = tempfile::tempdir().unwrap();
     let t = tmp.path();
-    let anvil = Anvil::start();
-    let rpc = format!("{BASE_CHAIN_ID}={}", anvil.url);
-    let market = Market::start_with(
-        &t.join("market"),
-        &["--evm-rpc", &rpc, "--confirmations", "1"],
-    );
+    let (anvil, market) = market_on_anvil(&t.join("market"), 1, &[]);
 
     // The owner registers the machine; the machine's agent uploads a
     // topic's chain and its window's signed dataset.

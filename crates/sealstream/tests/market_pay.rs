@@ -10,9 +10,9 @@ mod common;
 use std::io::BufRead;
 use std::process::Output;
 
-use common::anvil::{Anvil, BASE_CHAIN_ID};
+use common::anvil::BASE_CHAIN_ID;
 use common::market::{
-    datasets, list_and_publish, owner_with_machine, run_market_agent, text, Market,
+    datasets, list_and_publish, market_on_anvil, owner_with_machine, run_market_agent, text,
 };
 use common::*;
 use sealstream_core::json::{self, Value};
@@ -29,12 +29,7 @@ fn stdout(out: &Output) -> String {
 fn the_buyer_pays_with_the_cli_and_sees_what_the_server_answers() {
     let tmp = tempfile::tempdir().unwrap();
     let t = tmp.path();
-    let anvil = Anvil::start();
-    let rpc = format!("{BASE_CHAIN_ID}={}", anvil.url);
-    let market = Market::start_with(
-        &t.join("market"),
-        &["--evm-rpc", &rpc, "--confirmations", "2"],
-    );
+    let (anvil, market) = market_on_anvil(&t.join("market"), 2, &[]);
     let (_, _, owner) = owner_with_machine(&market);
     run_market_agent(&market, &t.join("agent"), 40, None, false);
     let dataset_id = text(&datasets(&market, &owner)[0], "id");

@@ -11,8 +11,8 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::anvil::{Anvil, BASE_CHAIN_ID};
-use common::market::{list_and_publish, owner_with_machine, Market};
+use common::anvil::BASE_CHAIN_ID;
+use common::market::{list_and_publish, market_on_anvil, owner_with_machine, Market};
 use common::*;
 use sealstream_core::json::{self, Value};
 
@@ -96,12 +96,7 @@ fn subscription_listing(rail: &str) -> String {
 fn the_loop_keeps_a_subscription_paid_until_it_is_cancelled() {
     let tmp = tempfile::tempdir().unwrap();
     let t = tmp.path();
-    let anvil = Anvil::start();
-    let rpc = format!("{BASE_CHAIN_ID}={}", anvil.url);
-    let market = Market::start_with(
-        &t.join("market"),
-        &["--evm-rpc", &rpc, "--confirmations", "1"],
-    );
+    let (anvil, market) = market_on_anvil(&t.join("market"), 1, &[]);
     let (_, _, owner) = owner_with_machine(&market);
     let pay_to = anvil.account(2).address.to_string();
     let evm = format!(

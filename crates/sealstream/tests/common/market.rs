@@ -147,3 +147,20 @@ pub fn grant_daemon_once(server: &str, owner_key_file: &Path) -> Command {
     .arg(keyfile("owner.x25519.sk"));
     c
 }
+
+/// An EVM dev node (anvil, Base's chain id) and a market in `dir` checking
+/// payments on it, a payment taking effect after `confirmations`, with
+/// `extra` flags.
+pub fn market_on_anvil(
+    dir: &Path,
+    confirmations: u32,
+    extra: &[&str],
+) -> (super::anvil::Anvil, Market) {
+    let anvil = super::anvil::Anvil::start();
+    let rpc = format!("{}={}", super::anvil::BASE_CHAIN_ID, anvil.url);
+    let confirmations = confirmations.to_string();
+    let mut flags = vec!["--evm-rpc", rpc.as_str(), "--confirmations", &confirmations];
+    flags.extend_from_slice(extra);
+    let market = Market::start_with(dir, &flags);
+    (anvil, market)
+}
