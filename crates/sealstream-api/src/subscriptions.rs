@@ -345,6 +345,24 @@ pub struct SubscriptionGrantEntry {
     pub buyer: WrappedKey,
 }
 
+impl SubscriptionGrantEntry {
+    /// The entry of chunk `index` from a buyer access entry (what
+    /// `sealstream_core::access::grant_entry` makes).
+    pub fn from_access(index: u64, e: sealstream_core::access::AccessEntry) -> Self {
+        SubscriptionGrantEntry {
+            index,
+            chunk_id: e.chunk_id,
+            buyer: WrappedKey {
+                recipient_id: e.buyer.recipient_id,
+                recipient_type: e.buyer.recipient_type,
+                algorithm: e.buyer.algorithm,
+                public_key_hex: e.buyer.public_key_hex,
+                wrapped_key_hex: e.buyer.wrapped_key_hex,
+            },
+        }
+    }
+}
+
 /// `PUT /v1/subscriptions/{id}/grants`.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

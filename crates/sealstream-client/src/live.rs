@@ -19,7 +19,6 @@ use std::collections::BTreeMap;
 use std::io::BufReader;
 
 use sealstream_api::listings::ListingKind;
-use sealstream_api::listings::WrappedKey;
 use sealstream_api::routes;
 use sealstream_api::subscriptions::{
     read_feed_event, FeedChunk, FeedEvent, FeedReadError, PendingGrant, PostSubscriptionGrants,
@@ -279,17 +278,7 @@ impl SubscriptionGranter {
                     subscription: sub.to_string(),
                     source,
                 })?;
-            entries.push(SubscriptionGrantEntry {
-                index: p.index,
-                chunk_id: e.chunk_id,
-                buyer: WrappedKey {
-                    recipient_id: e.buyer.recipient_id,
-                    recipient_type: e.buyer.recipient_type,
-                    algorithm: e.buyer.algorithm,
-                    public_key_hex: e.buyer.public_key_hex,
-                    wrapped_key_hex: e.buyer.wrapped_key_hex,
-                },
-            });
+            entries.push(SubscriptionGrantEntry::from_access(p.index, e));
         }
         let stored = client.store_subscription_grants(
             sub,

@@ -1433,7 +1433,6 @@ fn the_follower_checks_every_chunk(db: Db) {
 /// them; nothing is pending afterwards, and the buyer's key opens what was
 /// stored.
 fn the_client_grants_what_is_pending(db: Db) {
-    use sealstream_api::listings::WrappedKey;
     use sealstream_api::subscriptions::{PostSubscriptionGrants, SubscriptionGrantEntry};
     use sealstream_client::market::MarketClient;
 
@@ -1460,17 +1459,7 @@ fn the_client_grants_what_is_pending(db: Db) {
         .map(|p| {
             let buyer = CoreBuyer::new(&p.buyer_id, &p.buyer_public_key_hex).unwrap();
             let e = grant_entry(&chunks[p.index as usize].envelope, &s.recipient, &buyer).unwrap();
-            SubscriptionGrantEntry {
-                index: p.index,
-                chunk_id: e.chunk_id,
-                buyer: WrappedKey {
-                    recipient_id: e.buyer.recipient_id,
-                    recipient_type: e.buyer.recipient_type,
-                    algorithm: e.buyer.algorithm,
-                    public_key_hex: e.buyer.public_key_hex,
-                    wrapped_key_hex: e.buyer.wrapped_key_hex,
-                },
-            }
+            SubscriptionGrantEntry::from_access(p.index, e)
         })
         .collect::<Vec<_>>();
     let stored = client

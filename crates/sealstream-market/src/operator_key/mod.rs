@@ -431,7 +431,6 @@ async fn grant_topic(
     topic: &str,
     secret: &Arc<RecipientSecretKey>,
 ) -> ApiResult<usize> {
-    use sealstream_api::listings::WrappedKey;
     use sealstream_api::subscriptions::{PendingGrant, SubscriptionGrantEntry};
     let mut granted = 0;
     let mut skip: Vec<String> = Vec::new();
@@ -519,17 +518,7 @@ async fn grant_topic(
             }
             let entries: Vec<SubscriptionGrantEntry> = entries
                 .iter()
-                .map(|(index, e)| SubscriptionGrantEntry {
-                    index: *index,
-                    chunk_id: e.chunk_id.clone(),
-                    buyer: WrappedKey {
-                        recipient_id: e.buyer.recipient_id.clone(),
-                        recipient_type: e.buyer.recipient_type.clone(),
-                        algorithm: e.buyer.algorithm.clone(),
-                        public_key_hex: e.buyer.public_key_hex.clone(),
-                        wrapped_key_hex: e.buyer.wrapped_key_hex.clone(),
-                    },
-                })
+                .map(|(index, e)| SubscriptionGrantEntry::from_access(*index, e.clone()))
                 .collect();
             match crate::subscriptions::store_entries_in(
                 &mut tx,
