@@ -74,6 +74,30 @@ pub async fn changed(tx: &mut Tx, statement: Statement<'_>) -> Result<u64, sqlx:
     Ok(statement.execute(&mut **tx).await?.rows_affected())
 }
 
+/// Placeholders of a multi-row statement: `rows` tuples of `cols`
+/// parameters numbered from `$first`, as `($3, $4), ($5, $6)` — for a
+/// `VALUES` list that both engines read the same way. Callers keep
+/// `rows × cols` well below the engines' limits on parameters (32,766 on
+/// SQLite, 65,535 on PostgreSQL).
+pub fn placeholders(rows: usize, cols: usize, first: usize) -> String {
+    let mut out = String::with_capacity(rows * cols * 6);
+    for r in 0..rows {
+        if r > 0 {
+            out.push_str(", ");
+        }
+        out.push('(');
+        for c in 0..cols {
+            if c > 0 {
+                out.push_str(", ");
+            }
+            out.push('$');
+            out.push_str(&(first + r * cols + c).to_string());
+        }
+        out.push(')');
+    }
+    out
+}
+
 /// A stored count or index (`BIGINT`) as `u64`; a negative one is
 /// [`DbError::Inconsistent`], `stored {what} is negative`.
 pub fn stored_u64(value: i64, context: &'static str, what: &str) -> Result<u64, DbError> {
@@ -152,6 +176,18 @@ impl Store {
         }
     }
 
+    /// Starts a transaction that only reads. On SQLite it is a deferred
+    /// `BEGIN`: in WAL mode it reads a snapshot without taking the write
+    /// lock, so readers run beside each other and beside the writer (a
+    /// transaction from [`Store::begin`] holds the lock from its start). On
+    /// PostgreSQL it is `READ ONLY`: a write in it is refused.
+    pub async fn begin_read(&self) -> Result<Transaction<'static, Any>, StoreError> {
+        Ok(match self.engine {
+            Engine::Sqlite => self.pool.begin_with("BEGIN").await?,
+            Engine::Postgres => self.pool.begin_with("BEGIN READ ONLY").await?,
+        })
+    }
+
     /// Checks that the database answers.
     pub async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1").fetch_one(&self.pool).await?;
@@ -188,6 +224,13 @@ fn engine_of(url: &str) -> Result<Engine, StoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn placeholders_number_rows_from_first() {
+        assert_eq!(placeholders(2, 2, 3), "($3, $4), ($5, $6)");
+        assert_eq!(placeholders(1, 3, 1), "($1, $2, $3)");
+        assert_eq!(placeholders(0, 3, 1), "");
+    }
 
     #[tokio::test]
     async fn opens_a_new_sqlite_file_in_wal_mode() {

@@ -315,7 +315,7 @@ fn multi_chunk_chain_uploads_and_reads_back(db: Db) {
     }
     // The shared lookups read the same rows.
     let rows = block_on(sealstream_market::ingest::db::chunk_rows(
-        &server.store,
+        server.store.pool(),
         &machine.did,
         TOPIC,
         1..3,

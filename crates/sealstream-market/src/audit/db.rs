@@ -9,7 +9,7 @@ use sqlx::{Any, Row};
 
 use super::signed::SignedHeadError;
 use super::Event;
-use crate::store::{changed, Store, Tx};
+use crate::store::{changed, placeholders, Store, Tx};
 
 /// Takes the log's write lock inside `tx`, before anything is read, so
 /// that appends from any number of connections or processes are
@@ -37,21 +37,31 @@ where
         .await
 }
 
-/// Inserts `event` inside `tx` (which holds the [`lock`]).
-pub(super) async fn insert(tx: &mut Tx, event: &Event) -> Result<(), sqlx::Error> {
-    let query = sqlx::query(
-        "INSERT INTO audit_events (seq, at, actor, action, subject, details, prev, hash) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-    )
-    .bind(event.seq)
-    .bind(&event.at)
-    .bind(&event.actor)
-    .bind(&event.action)
-    .bind(&event.subject)
-    .bind(&event.details)
-    .bind(&event.prev)
-    .bind(&event.hash);
-    changed(tx, query).await?;
+/// Inserts `events` inside `tx` (which holds the [`lock`]), in a few
+/// statements.
+pub(super) async fn insert_all(tx: &mut Tx, events: &[Event]) -> Result<(), sqlx::Error> {
+    /// Rows per statement (8 parameters each).
+    const PER_STATEMENT: usize = 200;
+    for part in events.chunks(PER_STATEMENT) {
+        let sql = format!(
+            "INSERT INTO audit_events (seq, at, actor, action, subject, details, prev, hash) \
+             VALUES {}",
+            placeholders(part.len(), 8, 1)
+        );
+        let mut query = sqlx::query(&sql);
+        for event in part {
+            query = query
+                .bind(event.seq)
+                .bind(&event.at)
+                .bind(&event.actor)
+                .bind(&event.action)
+                .bind(&event.subject)
+                .bind(&event.details)
+                .bind(&event.prev)
+                .bind(&event.hash);
+        }
+        changed(tx, query).await?;
+    }
     Ok(())
 }
 

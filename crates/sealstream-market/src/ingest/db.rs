@@ -151,13 +151,17 @@ where
 }
 
 /// The chunks of (`machine_did`, `topic`) with an index in `range`, in
-/// index order (those stored: a range past the head is cut short).
-pub async fn chunk_rows(
-    store: &Store,
+/// index order (those stored: a range past the head is cut short); read
+/// with `executor` (the pool, or a transaction that reads more).
+pub async fn chunk_rows<'e, E>(
+    executor: E,
     machine_did: &str,
     topic: &str,
     range: Range<u64>,
-) -> Result<Vec<ChunkRow>, DbError> {
+) -> Result<Vec<ChunkRow>, DbError>
+where
+    E: sqlx::Executor<'e, Database = Any>,
+{
     let start = db_index(range.start).unwrap_or(i64::MAX);
     let end = db_index(range.end).unwrap_or(i64::MAX);
     if start >= end {
@@ -171,7 +175,7 @@ pub async fn chunk_rows(
     .bind(topic)
     .bind(start)
     .bind(end)
-    .fetch_all(store.pool())
+    .fetch_all(executor)
     .await?;
     rows.iter().map(chunk_row).collect()
 }

@@ -123,7 +123,7 @@ pub(crate) async fn list_chunks(
         .await?
         .ok_or_else(|| topic_not_found(&machine.did, &topic))?;
     let rows = db::chunk_rows(
-        &state.store,
+        state.store.pool(),
         &machine.did,
         &topic,
         from..from.saturating_add(limit),

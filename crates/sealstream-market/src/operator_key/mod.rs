@@ -431,35 +431,21 @@ async fn grant_topic(
     topic: &str,
     secret: &Arc<RecipientSecretKey>,
 ) -> ApiResult<usize> {
-    use sealstream_api::subscriptions::{PendingGrant, SubscriptionGrantEntry};
+    use sealstream_api::subscriptions::SubscriptionGrantEntry;
     let mut granted = 0;
     let mut skip: Vec<String> = Vec::new();
     loop {
-        // The pending pairs of every subscription of the topic.
-        let mut tx = state.store.begin().await?;
-        let subscriptions = crate::subscriptions::db::of_topic(&mut tx, machine_did, topic).await?;
-        let mut work: Vec<(String, Vec<PendingGrant>)> = Vec::new();
-        let (mut room, mut more) = (PAIRS_PER_PASS, false);
-        for s in &subscriptions {
-            if skip.contains(&s.id) {
-                continue;
-            }
-            if room == 0 {
-                more = true;
-                break;
-            }
-            let (pending, more_of_it) = crate::subscriptions::pending_of(
-                &mut tx,
-                s,
-                room.min(crate::subscriptions::MAX_GRANT_ENTRIES),
-            )
-            .await?;
-            more |= more_of_it;
-            room -= pending.len();
-            if !pending.is_empty() {
-                work.push((s.id.clone(), pending));
-            }
-        }
+        // The pending pairs of every subscription of the topic, read in a
+        // snapshot (beside the feeds).
+        let mut tx = state.store.begin_read().await?;
+        let subscriptions: Vec<_> =
+            crate::subscriptions::db::of_topic(&mut tx, machine_did, topic)
+                .await?
+                .into_iter()
+                .filter(|s| !skip.contains(&s.id))
+                .collect();
+        let (work, more) =
+            crate::subscriptions::pending_of(&mut tx, &subscriptions, PAIRS_PER_PASS).await?;
         tx.commit().await?;
         let (mut first, mut last) = (u64::MAX, None);
         for (_, pairs) in &work {
@@ -472,17 +458,20 @@ async fn grant_topic(
             return Ok(granted);
         };
         let rows = crate::ingest::db::chunk_rows(
-            &state.store,
+            state.store.pool(),
             machine_did,
             topic,
             first..last.saturating_add(1),
         )
         .await?;
-        let envelopes: std::collections::HashMap<u64, String> =
-            rows.into_iter().map(|r| (r.index, r.envelope)).collect();
         let secret = secret.clone();
         // Each subscription's entries, up to its first chunk that fails.
         let wrapped = tokio::task::spawn_blocking(move || {
+            // Each envelope parsed once, whatever the number of subscribers.
+            let envelopes: std::collections::HashMap<u64, Result<ChunkEnvelope, String>> = rows
+                .into_iter()
+                .map(|r| (r.index, parse_envelope(r.index, &r.envelope)))
+                .collect();
             let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
             let per = work.len().div_ceil(threads).max(1);
             std::thread::scope(|scope| {
@@ -506,48 +495,49 @@ async fn grant_topic(
         .await
         .map_err(|e| ApiError::internal("grant", e))?;
         // Stored for all subscriptions in one transaction.
-        let mut tx = state.store.begin().await?;
-        let mut changed = Vec::new();
-        for (id, entries, failure) in &wrapped {
+        let mut batch = Vec::with_capacity(wrapped.len());
+        for (id, entries, failure) in wrapped {
             if let Some(e) = failure {
                 tracing::warn!(subscription = %id, "operator grant failed: {e}");
                 skip.push(id.clone());
             }
-            if entries.is_empty() {
-                continue;
-            }
-            let entries: Vec<SubscriptionGrantEntry> = entries
-                .iter()
-                .map(|(index, e)| SubscriptionGrantEntry::from_access(*index, e.clone()))
-                .collect();
-            match crate::subscriptions::store_entries_in(
-                &mut tx,
-                id,
-                &entries,
-                crate::subscriptions::Granter::Operator,
-            )
-            .await
-            {
-                Ok(stored) => {
-                    granted += stored.stored as usize;
-                    if stored.stored > 0 {
-                        changed.push(id.clone());
-                    }
-                }
-                Err(e) => {
-                    tracing::warn!(subscription = %id, "operator grant refused: {}", e.message);
-                    skip.push(id.clone());
-                }
+            if !entries.is_empty() {
+                let entries: Vec<SubscriptionGrantEntry> = entries
+                    .into_iter()
+                    .map(|(index, e)| SubscriptionGrantEntry::from_access(index, e))
+                    .collect();
+                batch.push((id, entries));
             }
         }
+        let mut tx = state.store.begin().await?;
+        let results =
+            crate::subscriptions::store_operator_entries(&mut tx, machine_did, topic, &batch)
+                .await?;
         tx.commit().await?;
-        for id in &changed {
-            state.feeds.changed(id);
+        for (id, result) in results {
+            match result {
+                Ok(stored) if stored.stored > 0 => {
+                    granted += stored.stored as usize;
+                    state.feeds.changed(&id);
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(subscription = %id, "operator grant refused: {}", e.message);
+                    skip.push(id);
+                }
+            }
         }
         if !more {
             return Ok(granted);
         }
     }
+}
+
+/// A stored envelope, parsed (or why not).
+fn parse_envelope(index: u64, text: &str) -> Result<ChunkEnvelope, String> {
+    let value =
+        sealstream_core::json::parse(text.as_bytes()).map_err(|e| format!("chunk {index}: {e}"))?;
+    ChunkEnvelope::from_json(&value).map_err(|e| format!("chunk {index}: {e}"))
 }
 
 /// The entries of one subscription's pending `pairs`, each chunk key
@@ -556,7 +546,7 @@ async fn grant_topic(
 fn wrap_pairs(
     id: &str,
     pairs: &[sealstream_api::subscriptions::PendingGrant],
-    envelopes: &std::collections::HashMap<u64, String>,
+    envelopes: &std::collections::HashMap<u64, Result<ChunkEnvelope, String>>,
     secret: &RecipientSecretKey,
 ) -> (
     String,
@@ -565,24 +555,21 @@ fn wrap_pairs(
 ) {
     let mut entries = Vec::with_capacity(pairs.len());
     for p in pairs {
-        let wrapped = envelopes
-            .get(&p.index)
-            .ok_or_else(|| format!("chunk {} missing", p.index))
-            .and_then(|text| {
-                let value = sealstream_core::json::parse(text.as_bytes())
-                    .map_err(|e| format!("chunk {}: {e}", p.index))?;
-                let envelope = ChunkEnvelope::from_json(&value)
-                    .map_err(|e| format!("chunk {}: {e}", p.index))?;
-                let buyer = Buyer::new(&p.buyer_id, &p.buyer_public_key_hex)
-                    .map_err(|e| format!("buyer key: {e}"))?;
-                sealstream_core::access::grant_entry_as(
-                    &envelope,
-                    recipient_type::OPERATOR,
-                    secret,
-                    &buyer,
-                )
-                .map_err(|e| e.to_string())
-            });
+        let wrapped = match envelopes.get(&p.index) {
+            None => Err(format!("chunk {} missing", p.index)),
+            Some(Err(e)) => Err(e.clone()),
+            Some(Ok(envelope)) => Buyer::new(&p.buyer_id, &p.buyer_public_key_hex)
+                .map_err(|e| format!("buyer key: {e}"))
+                .and_then(|buyer| {
+                    sealstream_core::access::grant_entry_as(
+                        envelope,
+                        recipient_type::OPERATOR,
+                        secret,
+                        &buyer,
+                    )
+                    .map_err(|e| e.to_string())
+                }),
+        };
         match wrapped {
             Ok(e) => entries.push((p.index, e)),
             Err(e) => return (id.to_string(), entries, Some(e)),
@@ -625,7 +612,7 @@ async fn grant_order(
     let mut next = dataset.first_index;
     while next < end {
         let rows = crate::ingest::db::chunk_rows(
-            &state.store,
+            state.store.pool(),
             &dataset.machine_did,
             &dataset.topic,
             next..end.min(next + CHUNK_PAGE),

@@ -3,6 +3,8 @@
 //! (`subscription_keys`), history (`subscription_history`) and grants
 //! (`subscription_grants`).
 
+use std::collections::HashMap;
+
 use serde_json::Value;
 use sqlx::any::AnyRow;
 use sqlx::Row;
@@ -11,7 +13,7 @@ use super::entitlement::KeyFrom;
 use super::{Subscription, SubscriptionState};
 use crate::listings::{HistoryPolicy, Rail};
 use crate::orders::OrderState;
-use crate::store::{changed, DbError, Store, Tx};
+use crate::store::{changed, placeholders, DbError, Store, Tx};
 
 const COLUMNS: &str = "s.id, s.listing_id, s.seller_did, s.buyer_did, s.buyer_id, \
      s.machine_did, s.topic, s.period_seconds, s.grace_seconds, s.history, s.amount, s.rail, \
@@ -398,70 +400,156 @@ pub(crate) async fn history(
         .collect()
 }
 
-/// The number of chunks of a topic accepted before `at` (Unix seconds).
-pub(crate) async fn chunks_before(
-    tx: &mut Tx,
-    machine_did: &str,
-    topic: &str,
-    at: i64,
-) -> Result<u64, DbError> {
-    let n: i64 = sqlx::query_scalar(
-        "SELECT COUNT(*) FROM chunks WHERE machine_did = $1 AND topic = $2 AND received_unix < $3",
-    )
-    .bind(machine_did)
-    .bind(topic)
-    .bind(at)
-    .fetch_one(&mut **tx)
-    .await?;
-    Ok(n.max(0) as u64)
-}
-
 /// A chunk of a topic: index, id, acceptance time.
 pub(crate) type ChunkRow = (i64, String, i64);
 
-/// Chunks of a topic from index `from` accepted before `before`, that
-/// `subscription_id` holds no grant of, by index, at most `limit`.
-pub(crate) async fn ungranted_chunks(
-    tx: &mut Tx,
-    subscription_id: &str,
-    machine_did: &str,
-    topic: &str,
-    (from, before): (u64, i64),
-    limit: i64,
-) -> Result<Vec<ChunkRow>, DbError> {
-    Ok(sqlx::query_as(
-        "SELECT c.idx, c.chunk_id, c.received_unix FROM chunks c \
-         WHERE c.machine_did = $1 AND c.topic = $2 AND c.idx >= $3 AND c.received_unix < $4 \
-         AND NOT EXISTS (SELECT 1 FROM subscription_grants g \
-           WHERE g.subscription_id = $5 AND g.chunk_index = c.idx) \
-         ORDER BY c.idx LIMIT $6",
-    )
-    .bind(machine_did)
-    .bind(topic)
-    .bind(from.min(i64::MAX as u64) as i64)
-    .bind(before)
-    .bind(subscription_id)
-    .bind(limit)
-    .fetch_all(&mut **tx)
-    .await?)
+/// Subscriptions named in one statement of the batch reads and writes
+/// below (a few parameters each: far below both engines' limits).
+const PER_STATEMENT: usize = 250;
+
+/// Where a search for a subscription's ungranted chunks looks: chunks
+/// from index `from` accepted before `before`.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Bounds<'a> {
+    /// The subscription.
+    pub id: &'a str,
+    /// The lowest index it may be entitled to.
+    pub from: u64,
+    /// Its access end (Unix seconds): chunks accepted before it.
+    pub before: i64,
 }
 
-/// The chunk `index` of a topic: (id, acceptance time).
-pub(crate) async fn chunk(
+/// For subscriptions of one topic (`bounds`), the chunks each holds no
+/// grant of, within its bounds, by subscription then index: at most
+/// `limit` per subscription. A few statements whatever the number of
+/// subscriptions.
+pub(crate) async fn ungranted(
     tx: &mut Tx,
     machine_did: &str,
     topic: &str,
-    index: u64,
-) -> Result<Option<(String, i64)>, DbError> {
-    Ok(sqlx::query_as(
-        "SELECT chunk_id, received_unix FROM chunks WHERE machine_did = $1 AND topic = $2 AND idx = $3",
-    )
-    .bind(machine_did)
-    .bind(topic)
-    .bind(index.min(i64::MAX as u64) as i64)
-    .fetch_optional(&mut **tx)
-    .await?)
+    bounds: &[Bounds<'_>],
+    limit: i64,
+) -> Result<Vec<(String, ChunkRow)>, DbError> {
+    let mut out = Vec::new();
+    for part in bounds.chunks(PER_STATEMENT) {
+        let sql = format!(
+            "WITH w(id, lo, hi) AS (VALUES {}) \
+             SELECT id, idx, chunk_id, received_unix FROM ( \
+               SELECT w.id AS id, c.idx AS idx, c.chunk_id AS chunk_id, \
+                 c.received_unix AS received_unix, \
+                 ROW_NUMBER() OVER (PARTITION BY w.id ORDER BY c.idx) AS rn \
+               FROM w JOIN chunks c ON c.machine_did = $1 AND c.topic = $2 \
+                 AND c.idx >= w.lo AND c.received_unix < w.hi \
+               WHERE NOT EXISTS (SELECT 1 FROM subscription_grants g \
+                 WHERE g.subscription_id = w.id AND g.chunk_index = c.idx)) t \
+             WHERE rn <= $3 ORDER BY id, idx",
+            placeholders(part.len(), 3, 4)
+        );
+        let mut query = sqlx::query_as(&sql).bind(machine_did).bind(topic).bind(limit);
+        for b in part {
+            query = query
+                .bind(b.id)
+                .bind(b.from.min(i64::MAX as u64) as i64)
+                .bind(b.before);
+        }
+        let rows: Vec<(String, i64, String, i64)> = query.fetch_all(&mut **tx).await?;
+        out.extend(
+            rows.into_iter()
+                .map(|(id, index, chunk_id, accepted)| (id, (index, chunk_id, accepted))),
+        );
+    }
+    Ok(out)
 }
+
+/// For subscriptions of one topic, each with its activation time
+/// (`starts`): how many of the topic's chunks were accepted before it (the
+/// index of its first live chunk).
+pub(crate) async fn first_live(
+    tx: &mut Tx,
+    machine_did: &str,
+    topic: &str,
+    starts: &[(&str, i64)],
+) -> Result<HashMap<String, u64>, DbError> {
+    let mut out = HashMap::with_capacity(starts.len());
+    for part in starts.chunks(PER_STATEMENT) {
+        let sql = format!(
+            "WITH f(id, at) AS (VALUES {}) \
+             SELECT f.id, (SELECT COUNT(*) FROM chunks c \
+               WHERE c.machine_did = $1 AND c.topic = $2 AND c.received_unix < f.at) FROM f",
+            placeholders(part.len(), 2, 3)
+        );
+        let mut query = sqlx::query_as(&sql).bind(machine_did).bind(topic);
+        for (id, at) in part {
+            query = query.bind(*id).bind(*at);
+        }
+        let rows: Vec<(String, i64)> = query.fetch_all(&mut **tx).await?;
+        out.extend(rows.into_iter().map(|(id, n)| (id, n.max(0) as u64)));
+    }
+    Ok(out)
+}
+
+/// The keys of each of subscriptions `ids`, oldest first (a subscription
+/// without keys is absent).
+pub(crate) async fn keys_of(
+    tx: &mut Tx,
+    ids: &[&str],
+) -> Result<HashMap<String, Vec<KeyFrom>>, DbError> {
+    let mut out: HashMap<String, Vec<KeyFrom>> = HashMap::with_capacity(ids.len());
+    for part in ids.chunks(PER_STATEMENT) {
+        let list = (1..=part.len())
+            .map(|i| format!("${i}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!(
+            "SELECT subscription_id, public_key_hex, applies_from_unix FROM subscription_keys \
+             WHERE subscription_id IN ({list}) ORDER BY subscription_id, seq"
+        );
+        let mut query = sqlx::query_as(&sql);
+        for id in part {
+            query = query.bind(*id);
+        }
+        let rows: Vec<(String, String, i64)> = query.fetch_all(&mut **tx).await?;
+        for (id, public_key_hex, applies_from) in rows {
+            out.entry(id).or_default().push(KeyFrom {
+                applies_from,
+                public_key_hex,
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// The (id, acceptance time) of a topic's chunks at `indexes`, by index
+/// (those stored).
+pub(crate) async fn chunk_ids(
+    tx: &mut Tx,
+    machine_did: &str,
+    topic: &str,
+    indexes: &[u64],
+) -> Result<HashMap<u64, (String, i64)>, DbError> {
+    let mut out = HashMap::with_capacity(indexes.len());
+    for part in indexes.chunks(PER_STATEMENT) {
+        let list = (3..part.len() + 3)
+            .map(|i| format!("${i}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!(
+            "SELECT idx, chunk_id, received_unix FROM chunks \
+             WHERE machine_did = $1 AND topic = $2 AND idx IN ({list})"
+        );
+        let mut query = sqlx::query_as(&sql).bind(machine_did).bind(topic);
+        for index in part {
+            query = query.bind((*index).min(i64::MAX as u64) as i64);
+        }
+        let rows: Vec<(i64, String, i64)> = query.fetch_all(&mut **tx).await?;
+        out.extend(
+            rows.into_iter()
+                .map(|(index, id, accepted)| (index.max(0) as u64, (id, accepted))),
+        );
+    }
+    Ok(out)
+}
+
 
 /// A subscription grant to store.
 pub(crate) struct GrantRow<'a> {
@@ -477,39 +565,55 @@ pub(crate) struct GrantRow<'a> {
     pub wrapped_key_hex: &'a str,
 }
 
-/// Stores a grant unless one of the chunk is held: `Ok(None)` stored,
-/// `Ok(Some(wrapped))` the wrapped key already held.
-pub(crate) async fn insert_grant(
+/// Stores grants (`(subscription, grant)`), each unless one of its chunk
+/// is held already; returns those stored, as (subscription, index). A few
+/// statements whatever the number.
+pub(crate) async fn insert_grants(
     tx: &mut Tx,
-    subscription_id: &str,
-    g: &GrantRow<'_>,
+    grants: &[(&str, GrantRow<'_>)],
     granted_by: &str,
     now: &str,
-) -> Result<Option<String>, DbError> {
-    let query = sqlx::query(
-        "INSERT INTO subscription_grants (subscription_id, chunk_index, chunk_id, recipient_id, \
-         public_key_hex, wrapped_key_hex, granted_by, granted_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (subscription_id, chunk_index) DO NOTHING",
-    )
-    .bind(subscription_id)
-    .bind(g.index as i64)
-    .bind(g.chunk_id)
-    .bind(g.recipient_id)
-    .bind(g.public_key_hex)
-    .bind(g.wrapped_key_hex)
-    .bind(granted_by)
-    .bind(now);
-    if changed(tx, query).await? == 1 {
-        return Ok(None);
+) -> Result<std::collections::HashSet<(String, u64)>, DbError> {
+    let mut stored = std::collections::HashSet::with_capacity(grants.len());
+    for part in grants.chunks(PER_STATEMENT) {
+        let sql = format!(
+            "INSERT INTO subscription_grants (subscription_id, chunk_index, chunk_id, \
+             recipient_id, public_key_hex, wrapped_key_hex, granted_by, granted_at) \
+             VALUES {} ON CONFLICT (subscription_id, chunk_index) DO NOTHING \
+             RETURNING subscription_id, chunk_index",
+            placeholders(part.len(), 8, 1)
+        );
+        let mut query = sqlx::query_as(&sql);
+        for (id, g) in part {
+            query = query
+                .bind(*id)
+                .bind(g.index.min(i64::MAX as u64) as i64)
+                .bind(g.chunk_id)
+                .bind(g.recipient_id)
+                .bind(g.public_key_hex)
+                .bind(g.wrapped_key_hex)
+                .bind(granted_by)
+                .bind(now);
+        }
+        let rows: Vec<(String, i64)> = query.fetch_all(&mut **tx).await?;
+        stored.extend(rows.into_iter().map(|(id, i)| (id, i.max(0) as u64)));
     }
-    let held: String = sqlx::query_scalar(
+    Ok(stored)
+}
+
+/// The wrapped key `subscription_id` holds for chunk `index`, if any.
+pub(crate) async fn held_grant(
+    tx: &mut Tx,
+    subscription_id: &str,
+    index: u64,
+) -> Result<Option<String>, DbError> {
+    Ok(sqlx::query_scalar(
         "SELECT wrapped_key_hex FROM subscription_grants WHERE subscription_id = $1 AND chunk_index = $2",
     )
     .bind(subscription_id)
-    .bind(g.index as i64)
-    .fetch_one(&mut **tx)
-    .await?;
-    Ok(Some(held))
+    .bind(index.min(i64::MAX as u64) as i64)
+    .fetch_optional(&mut **tx)
+    .await?)
 }
 
 /// A grant held: index, recipient id, buyer key, wrapped key.

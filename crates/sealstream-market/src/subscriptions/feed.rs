@@ -31,7 +31,7 @@ use axum::http::{header, HeaderMap};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures_util::stream;
-use tokio::sync::broadcast;
+use tokio::sync::watch;
 
 pub use sealstream_api::subscriptions::{
     FeedChunk, FeedQuery, FeedState, FeedStatus, FEED_EVENT_CHUNK, FEED_EVENT_STATE,
@@ -51,14 +51,18 @@ pub const DEFAULT_MAX_FEEDS_PER_PRINCIPAL: usize = 8;
 pub const DEFAULT_KEEP_ALIVE: Duration = Duration::from_secs(15);
 /// Chunk events read from the database at a time.
 const BATCH: i64 = 100;
-/// Wake-ups queued per feed before a slow one counts as lagging (it then
-/// reads the database once, whatever it missed).
-const WAKE_CAPACITY: usize = 1024;
 
 /// The feeds' wake-ups and their count per principal.
+///
+/// Each subscription with a feed open has a wake-up channel of its own (a
+/// `watch` counter): a change of one subscription wakes its feeds only,
+/// so a pass that grants a chunk to a thousand subscriptions wakes each of
+/// their feeds once, not every feed a thousand times. A wake-up sent while
+/// a feed reads is not lost: the feed sees the counter moved when it next
+/// waits.
 #[derive(Debug)]
 pub struct Feeds {
-    wake: broadcast::Sender<Arc<str>>,
+    wakes: Mutex<HashMap<String, watch::Sender<u64>>>,
     /// Bumped when pairs may have become pending (a chunk ingested, a
     /// subscription changed): wakes the long polls of the pending list.
     pending: tokio::sync::watch::Sender<u64>,
@@ -70,7 +74,7 @@ pub struct Feeds {
 impl Default for Feeds {
     fn default() -> Self {
         Feeds {
-            wake: broadcast::channel(WAKE_CAPACITY).0,
+            wakes: Mutex::default(),
             pending: tokio::sync::watch::channel(0).0,
             open: Mutex::default(),
             closing: AtomicBool::new(false),
@@ -84,7 +88,9 @@ impl Feeds {
     /// followers reconnect after the last chunk they got.
     pub fn close_all(&self) {
         self.closing.store(true, Ordering::SeqCst);
-        let _ = self.wake.send(Arc::from(""));
+        for wake in self.lock_wakes().values() {
+            wake.send_modify(|n| *n = n.wrapping_add(1));
+        }
         self.pending.send_modify(|n| *n = n.wrapping_add(1));
     }
 
@@ -95,9 +101,30 @@ impl Feeds {
     /// Wakes the feeds of subscription `id` (call after the commit of its
     /// change).
     pub fn changed(&self, id: &str) {
-        // No receiver (no feed open) is not an error.
-        let _ = self.wake.send(Arc::from(id));
+        if let Some(wake) = self.lock_wakes().get(id) {
+            wake.send_modify(|n| *n = n.wrapping_add(1));
+        }
         self.pending.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    fn lock_wakes(&self) -> std::sync::MutexGuard<'_, HashMap<String, watch::Sender<u64>>> {
+        self.wakes.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The wake-ups of subscription `id`, for one feed (its channel is
+    /// made by the first feed of the subscription and dropped with the
+    /// last).
+    fn wake_of(self: &Arc<Self>, id: &str) -> Wake {
+        let receiver = self
+            .lock_wakes()
+            .entry(id.to_string())
+            .or_insert_with(|| watch::channel(0).0)
+            .subscribe();
+        Wake {
+            feeds: self.clone(),
+            id: id.to_string(),
+            receiver,
+        }
     }
 
     /// Wakes the long polls of the pending lists (call after the commit of
@@ -132,6 +159,28 @@ impl Feeds {
     }
 }
 
+/// One feed's wake-ups; the subscription's channel goes with the last.
+#[derive(Debug)]
+struct Wake {
+    feeds: Arc<Feeds>,
+    id: String,
+    receiver: watch::Receiver<u64>,
+}
+
+impl Drop for Wake {
+    fn drop(&mut self) {
+        let mut wakes = self.feeds.lock_wakes();
+        // Receivers are made under this lock: none can appear meanwhile.
+        // This one still counts.
+        if wakes
+            .get(&self.id)
+            .is_some_and(|w| w.receiver_count() <= 1)
+        {
+            wakes.remove(&self.id);
+        }
+    }
+}
+
 /// One open feed, counted until dropped.
 #[derive(Debug)]
 struct FeedSlot {
@@ -158,7 +207,7 @@ pub(crate) async fn buyers(
     id: &str,
     caller: &Principal,
 ) -> ApiResult<Subscription> {
-    let mut tx = state.store.begin().await?;
+    let mut tx = state.store.begin_read().await?;
     let s = db::subscription(&mut tx, id).await?;
     tx.commit().await?;
     match s {
@@ -246,13 +295,16 @@ struct Follow {
     /// The last state sent, without its `secondsLeft`.
     last_state: Option<FeedState>,
     queue: VecDeque<Event>,
-    wake: broadcast::Receiver<Arc<str>>,
+    wake: Wake,
     /// Read the database now rather than wait.
     read_now: bool,
     /// Nothing more will come: end once the queue is sent.
     done: bool,
     /// The last read found the cut-off notice.
     had_cutoff: bool,
+    /// A chunk was sent on this connection: the next index is the one
+    /// after it (the window's lowest index lies below).
+    sent_any: bool,
     next_change: Option<i64>,
     _slot: FeedSlot,
 }
@@ -269,15 +321,9 @@ impl Follow {
             None => Duration::from_secs(u32::MAX as u64),
         };
         let wake = async {
-            loop {
-                match self.wake.recv().await {
-                    Ok(id) if *id == *self.id => return,
-                    Ok(_) if self.state.feeds.closing() => return,
-                    Ok(_) => continue,
-                    // Missed some: read once, whatever they were.
-                    Err(broadcast::error::RecvError::Lagged(_)) => return,
-                    Err(broadcast::error::RecvError::Closed) => std::future::pending::<()>().await,
-                }
+            if self.wake.receiver.changed().await.is_err() {
+                // The channel went with the server: wait for the timer.
+                std::future::pending::<()>().await
             }
         };
         tokio::select! {
@@ -288,10 +334,24 @@ impl Follow {
 
     /// Reads what changed: the state (queued if it differs from the last
     /// sent) and the next chunks granted.
+    ///
+    /// Most reads write nothing: they run in a read-only snapshot, beside
+    /// the other feeds and the granter. A read that finds a state change
+    /// or a cut-off notice due reads again in a writing transaction and
+    /// records it ([`super::writes_due`]).
     async fn read(&mut self) -> ApiResult<()> {
         let now = sealstream_core::utc::now_unix();
-        let mut tx = self.state.store.begin().await?;
-        let Some(mut s) = db::subscription(&mut tx, &self.id).await? else {
+        let store = &self.state.store;
+        let mut tx = store.begin_read().await?;
+        let mut found = db::subscription(&mut tx, &self.id).await?;
+        if let Some(s) = &found {
+            if super::writes_due(&mut tx, s, now).await? {
+                tx.rollback().await?;
+                tx = store.begin().await?;
+                found = db::subscription(&mut tx, &self.id).await?;
+            }
+        }
+        let Some(mut s) = found else {
             self.done = true;
             return Ok(());
         };
@@ -318,15 +378,16 @@ impl Follow {
         // or that lowest index. Grants may be stored out of order (two
         // granters at once): send up to the first index not granted yet,
         // and wait for its grant, which wakes the feed again.
-        let (window, _) = super::window_of(&mut tx, &s).await?;
-        let mut expected = self
-            .after
-            .saturating_add(1)
-            .max(super::entitlement::lowest_index(&window).min(i64::MAX as u64) as i64);
+        let mut expected = self.after.saturating_add(1);
+        if !self.sent_any {
+            let (window, _) = super::window_of(&mut tx, &s).await?;
+            let lowest = super::entitlement::lowest_index(&window);
+            expected = expected.max(lowest.min(i64::MAX as u64) as i64);
+        }
         let grants = db::grants_after(&mut tx, &s.id, self.after, BATCH + 1).await?;
         let full = grants.len() as i64 > BATCH;
         let mut gap = false;
-        let mut chunks = Vec::new();
+        let mut sendable = Vec::new();
         for (index, recipient_id, public_key_hex, wrapped_key_hex) in
             grants.into_iter().take(BATCH as usize)
         {
@@ -339,17 +400,34 @@ impl Follow {
                 break;
             }
             expected += 1;
-            let Some(row) =
-                crate::ingest::db::chunk(&mut *tx, &s.machine_did, &s.topic, index.max(0) as u64)
-                    .await?
-            else {
-                return Err(ApiError::internal(
-                    "subscription grant",
-                    format!("chunk {index} of a grant is missing"),
-                ));
-            };
-            chunks.push((row, recipient_id, public_key_hex, wrapped_key_hex));
+            sendable.push((index.max(0) as u64, recipient_id, public_key_hex, wrapped_key_hex));
         }
+        // Their chunks, in one read.
+        let rows = match (sendable.first(), sendable.last()) {
+            (Some(first), Some(last)) => {
+                crate::ingest::db::chunk_rows(
+                    &mut *tx,
+                    &s.machine_did,
+                    &s.topic,
+                    first.0..last.0.saturating_add(1),
+                )
+                .await?
+            }
+            _ => Vec::new(),
+        };
+        if rows.len() != sendable.len() {
+            return Err(ApiError::internal(
+                "subscription grant",
+                "a chunk of a grant is missing".to_string(),
+            ));
+        }
+        let chunks: Vec<_> = rows
+            .into_iter()
+            .zip(sendable)
+            .map(|(row, (_, recipient_id, public_key_hex, wrapped_key_hex))| {
+                (row, recipient_id, public_key_hex, wrapped_key_hex)
+            })
+            .collect();
         let more = full && !gap;
         // A final subscription's feed ends once its access has ended (its
         // notice is issued: a cancellation runs to T) and every chunk it is
@@ -358,7 +436,10 @@ impl Follow {
             && notice.is_some()
             && !more
             && !gap
-            && super::pending_of(&mut tx, &s, 1).await?.0.is_empty();
+            && super::pending_of(&mut tx, std::slice::from_ref(&s), 1)
+                .await?
+                .0
+                .is_empty();
         tx.commit().await?;
         if s.state != was || (notice.is_some() && !self.had_cutoff) {
             self.state.feeds.changed(&s.id);
@@ -397,6 +478,7 @@ impl Follow {
             self.queue
                 .push_back(event(FEED_EVENT_CHUNK, Some(index), &chunk)?);
             self.after = index as i64;
+            self.sent_any = true;
         }
         self.read_now = more;
         self.done = drained;
@@ -489,7 +571,7 @@ pub async fn feed(
         ));
     };
     let follow = Follow {
-        wake: state.feeds.wake.subscribe(),
+        wake: state.feeds.wake_of(&s.id),
         state: state.clone(),
         id: s.id,
         after,
@@ -498,6 +580,7 @@ pub async fn feed(
         read_now: true,
         done: false,
         had_cutoff: false,
+        sent_any: false,
         next_change: None,
         _slot: slot,
     };

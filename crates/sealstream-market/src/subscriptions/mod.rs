@@ -22,6 +22,8 @@ pub mod feed;
 pub mod long_poll;
 pub mod windows;
 
+use std::collections::HashMap;
+
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -235,6 +237,12 @@ async fn close_unpaid(tx: &mut Tx, id: &str, why: &str) -> ApiResult<()> {
     Ok(())
 }
 
+/// Whether `s` has a time-driven change due at `now` ([`settle`] would
+/// record one).
+fn changes_due(s: &Subscription, now: i64) -> bool {
+    !due_changes(&mut s.clone(), now).is_empty()
+}
+
 /// Applies the time-driven changes of `s` due at `now` and records them.
 pub(crate) async fn settle(tx: &mut Tx, s: &mut Subscription, now: i64) -> ApiResult<()> {
     let was = s.state;
@@ -248,6 +256,18 @@ pub(crate) async fn settle(tx: &mut Tx, s: &mut Subscription, now: i64) -> ApiRe
     }
     tracing::info!(subscription = %s.id, state = s.state.as_str(), "subscription settled");
     Ok(())
+}
+
+/// Whether reading `s` at `now` has something to write: a time-driven
+/// change ([`settle`]) or a cut-off notice to issue ([`issue_cutoff`]).
+/// Readers that find nothing due read in a snapshot without the write
+/// lock; the others read again in a writing transaction.
+pub(crate) async fn writes_due(tx: &mut Tx, s: &Subscription, now: i64) -> ApiResult<bool> {
+    if changes_due(s, now) {
+        return Ok(true);
+    }
+    let cutoff_due = s.state.is_final() && s.access_end.is_some_and(|e| e <= now);
+    Ok(cutoff_due && db::cutoff(tx, &s.id).await?.is_none())
 }
 
 /// The cut-off notice of `s` as of `now`, issued first if it is due: `s`
@@ -1000,11 +1020,39 @@ pub async fn cutoff(
 
 /// The entitlement window of `s` in `tx`, with its keys.
 async fn window_of(tx: &mut Tx, s: &Subscription) -> ApiResult<(Window, Vec<KeyFrom>)> {
-    let first_live = match s.active_from {
-        Some(from) => db::chunks_before(tx, &s.machine_did, &s.topic, from).await?,
-        None => 0,
+    windows_of(tx, std::slice::from_ref(s))
+        .await?
+        .pop()
+        .ok_or_else(|| ApiError::internal("subscription window", "none read".to_string()))
+}
+
+/// The entitlement windows of `subs` (subscriptions of one topic), with
+/// their keys, in `subs` order: two statements whatever their number.
+async fn windows_of(tx: &mut Tx, subs: &[Subscription]) -> ApiResult<Vec<(Window, Vec<KeyFrom>)>> {
+    let Some(first) = subs.first() else {
+        return Ok(Vec::new());
     };
-    Ok((s.window(first_live), db::keys(tx, &s.id).await?))
+    debug_assert!(subs
+        .iter()
+        .all(|s| s.machine_did == first.machine_did && s.topic == first.topic));
+    let starts: Vec<(&str, i64)> = subs
+        .iter()
+        .filter_map(|s| s.active_from.map(|from| (s.id.as_str(), from)))
+        .collect();
+    let first_live = if starts.is_empty() {
+        HashMap::new()
+    } else {
+        db::first_live(tx, &first.machine_did, &first.topic, &starts).await?
+    };
+    let ids: Vec<&str> = subs.iter().map(|s| s.id.as_str()).collect();
+    let mut keys = db::keys_of(tx, &ids).await?;
+    Ok(subs
+        .iter()
+        .map(|s| {
+            let first_live = first_live.get(&s.id).copied().unwrap_or(0);
+            (s.window(first_live), keys.remove(&s.id).unwrap_or_default())
+        })
+        .collect())
 }
 
 /// The (subscription, chunk, buyer key) pairs of a topic that are entitled
@@ -1058,68 +1106,102 @@ async fn pending_page(
         _ => return Err(ApiError::not_found(format!("machine {did} not found"))),
     }
     let now = sealstream_core::utc::now_unix();
-    let mut tx = state.store.begin().await?;
-    let mut items = Vec::new();
-    let mut more = false;
-    for mut s in db::of_topic(&mut tx, &did, &topic).await? {
-        settle(&mut tx, &mut s, now).await?;
-        let room = limit as usize - items.len();
-        if room == 0 {
-            more = true;
-            break;
-        }
-        let (mut found, over) = pending_of(&mut tx, &s, room).await?;
-        items.append(&mut found);
-        if over {
-            more = true;
-            break;
+    // Read in a snapshot, beside the feeds and the granter; when a
+    // subscription has a change due, read again in a writing transaction
+    // and record it first.
+    let mut tx = state.store.begin_read().await?;
+    let mut subs = db::of_topic(&mut tx, &did, &topic).await?;
+    if subs.iter().any(|s| changes_due(s, now)) {
+        tx.rollback().await?;
+        tx = state.store.begin().await?;
+        subs = db::of_topic(&mut tx, &did, &topic).await?;
+        for s in &mut subs {
+            settle(&mut tx, s, now).await?;
         }
     }
+    let (found, more) = pending_of(&mut tx, &subs, limit as usize).await?;
     tx.commit().await?;
-    Ok(PendingGrants { items, more })
+    Ok(PendingGrants {
+        items: found.into_iter().flat_map(|(_, pairs)| pairs).collect(),
+        more,
+    })
 }
 
-/// The chunks `s` is entitled to and holds no key of, by index: at most
-/// `room` of them, and whether more remain.
+/// The chunks each of `subs` (subscriptions of one topic) is entitled to
+/// and holds no key of, each subscription's by index: at most `room` in
+/// all and [`MAX_GRANT_ENTRIES`] per subscription, with whether more
+/// remain. A few statements whatever the number of subscriptions.
 pub(crate) async fn pending_of(
     tx: &mut Tx,
-    s: &Subscription,
+    subs: &[Subscription],
     room: usize,
-) -> ApiResult<(Vec<PendingGrant>, bool)> {
-    let (w, keys) = window_of(tx, s).await?;
-    let rows = db::ungranted_chunks(
+) -> ApiResult<(Vec<(String, Vec<PendingGrant>)>, bool)> {
+    let Some(first) = subs.first() else {
+        return Ok((Vec::new(), false));
+    };
+    let windows = windows_of(tx, subs).await?;
+    let per = room.min(MAX_GRANT_ENTRIES);
+    let bounds: Vec<db::Bounds> = subs
+        .iter()
+        .zip(&windows)
+        .map(|(s, (w, _))| db::Bounds {
+            id: &s.id,
+            from: entitlement::lowest_index(w),
+            before: w.access_end,
+        })
+        .collect();
+    let mut by_subscription: HashMap<String, Vec<db::ChunkRow>> = HashMap::new();
+    for (id, row) in db::ungranted(
         tx,
-        &s.id,
-        &s.machine_did,
-        &s.topic,
-        (entitlement::lowest_index(&w), w.access_end),
-        room as i64 + 1,
+        &first.machine_did,
+        &first.topic,
+        &bounds,
+        per as i64 + 1,
     )
-    .await?;
-    let mut items = Vec::new();
-    for (index, chunk_id, accepted) in rows {
-        let chunk = Chunk {
-            index: index.max(0) as u64,
-            accepted,
-        };
-        if !entitlement::entitled(&w, chunk) {
-            continue;
-        }
-        if items.len() >= room {
-            return Ok((items, true));
-        }
-        let Some(key) = entitlement::key_for(&keys, accepted) else {
-            continue;
-        };
-        items.push(PendingGrant {
-            subscription_id: s.id.clone(),
-            index: chunk.index,
-            chunk_id,
-            buyer_id: s.buyer_id.clone(),
-            buyer_public_key_hex: key.public_key_hex.clone(),
-        });
+    .await?
+    {
+        by_subscription.entry(id).or_default().push(row);
     }
-    Ok((items, false))
+    let (mut out, mut left, mut more) = (Vec::new(), room, false);
+    for (s, (w, keys)) in subs.iter().zip(&windows) {
+        let Some(rows) = by_subscription.remove(&s.id) else {
+            continue;
+        };
+        if left == 0 {
+            more = true;
+            break;
+        }
+        let cap = left.min(per);
+        let mut items = Vec::new();
+        for (index, chunk_id, accepted) in rows {
+            let chunk = Chunk {
+                index: index.max(0) as u64,
+                accepted,
+            };
+            if !entitlement::entitled(w, chunk) {
+                continue;
+            }
+            if items.len() >= cap {
+                more = true;
+                break;
+            }
+            let Some(key) = entitlement::key_for(keys, accepted) else {
+                continue;
+            };
+            items.push(PendingGrant {
+                subscription_id: s.id.clone(),
+                index: chunk.index,
+                chunk_id,
+                buyer_id: s.buyer_id.clone(),
+                buyer_public_key_hex: key.public_key_hex.clone(),
+            });
+        }
+        left -= items.len();
+        if !items.is_empty() {
+            out.push((s.id.clone(), items));
+        }
+    }
+    Ok((out, more))
 }
 
 /// Stores chunk keys wrapped for a subscriber (the seller, or an admin for
@@ -1201,11 +1283,7 @@ pub(crate) async fn store_entries_in(
     entries: &[sealstream_api::subscriptions::SubscriptionGrantEntry],
     granter: Granter<'_>,
 ) -> ApiResult<SubscriptionGrantsStored> {
-    let actor = match granter {
-        Granter::Caller(caller) => caller.did.as_str(),
-        Granter::Operator => crate::operator_key::OPERATOR,
-    };
-    let mut s = match (db::subscription(tx, id).await?, granter) {
+    let s = match (db::subscription(tx, id).await?, granter) {
         (Some(s), Granter::Operator) => s,
         (Some(s), Granter::Caller(caller))
             if caller.owner_access(&s.seller_did)? || caller.has(Role::Admin) =>
@@ -1214,39 +1292,193 @@ pub(crate) async fn store_entries_in(
         }
         _ => return Err(not_found(id)),
     };
-    settle(tx, &mut s, sealstream_core::utc::now_unix()).await?;
-    let (w, keys) = window_of(tx, &s).await?;
+    store_checked(tx, vec![s], &[entries], granter)
+        .await?
+        .pop()
+        .ok_or_else(|| ApiError::internal("subscription grants", "no result".to_string()))?
+}
+
+/// [`store_entries_in`] for the server's granter: the entries of many
+/// subscriptions of one topic (`batch`: subscription id and entries) in
+/// `tx`, in a few statements whatever their number. Each subscription's
+/// entries are checked apart: one refused (its `Err`) stores nothing of
+/// its own and the others are stored. A subscription not found is
+/// refused.
+pub(crate) async fn store_operator_entries(
+    tx: &mut Tx,
+    machine_did: &str,
+    topic: &str,
+    batch: &[(String, Vec<sealstream_api::subscriptions::SubscriptionGrantEntry>)],
+) -> ApiResult<Vec<(String, ApiResult<SubscriptionGrantsStored>)>> {
+    let mut found: HashMap<String, Subscription> = db::of_topic(tx, machine_did, topic)
+        .await?
+        .into_iter()
+        .map(|s| (s.id.clone(), s))
+        .collect();
+    let (mut subs, mut entries, mut missing) = (Vec::new(), Vec::new(), Vec::new());
+    for (id, e) in batch {
+        match found.remove(id) {
+            Some(s) => {
+                subs.push(s);
+                entries.push(e.as_slice());
+            }
+            None => missing.push((id.clone(), Err(not_found(id)))),
+        }
+    }
+    let ids: Vec<String> = subs.iter().map(|s| s.id.clone()).collect();
+    let results = store_checked(tx, subs, &entries, Granter::Operator).await?;
+    Ok(ids.into_iter().zip(results).chain(missing).collect())
+}
+
+/// Stores `entries[i]` for `subs[i]` (subscriptions of one topic, read in
+/// `tx` and allowed to the granter): each settled at now, each entry
+/// checked against its window and keys ([`check_entries`]), then every
+/// accepted entry inserted and one `subscription.grant` audit event per
+/// subscription that stored any, in a few statements. The results are in
+/// `subs` order. An entry of a caller that conflicts with another wrapped
+/// key already held is a 409 for its subscription, after the others were
+/// inserted: a caller storing one subscription drops `tx` on it.
+async fn store_checked(
+    tx: &mut Tx,
+    mut subs: Vec<Subscription>,
+    entries: &[&[sealstream_api::subscriptions::SubscriptionGrantEntry]],
+    granter: Granter<'_>,
+) -> ApiResult<Vec<ApiResult<SubscriptionGrantsStored>>> {
+    let Some(first) = subs.first() else {
+        return Ok(Vec::new());
+    };
+    let (machine_did, topic) = (first.machine_did.clone(), first.topic.clone());
+    let actor = match granter {
+        Granter::Caller(caller) => caller.did.as_str(),
+        Granter::Operator => crate::operator_key::OPERATOR,
+    };
+    let now_unix = sealstream_core::utc::now_unix();
+    for s in &mut subs {
+        settle(tx, s, now_unix).await?;
+    }
+    let windows = windows_of(tx, &subs).await?;
+    let mut indexes: Vec<u64> = entries.iter().flat_map(|e| e.iter().map(|e| e.index)).collect();
+    indexes.sort_unstable();
+    indexes.dedup();
+    let chunks = db::chunk_ids(tx, &machine_did, &topic, &indexes).await?;
+    let mut checked = Vec::with_capacity(subs.len());
+    let mut rows = Vec::new();
+    for ((s, (w, keys)), entries) in subs.iter().zip(&windows).zip(entries) {
+        match check_entries(s, w, keys, entries, &chunks) {
+            Ok(accepted) => {
+                checked.push(Ok(accepted.len()));
+                rows.extend(accepted.into_iter().map(|row| (s.id.as_str(), row)));
+            }
+            Err(e) => checked.push(Err(e)),
+        }
+    }
     let now = sealstream_core::utc::now();
+    let inserted = db::insert_grants(tx, &rows, actor, &now).await?;
+    let mut rows = rows.into_iter().peekable();
+    let mut results = Vec::with_capacity(subs.len());
+    let mut details = Vec::new();
+    for (s, check) in subs.iter().zip(checked) {
+        let count = match check {
+            Ok(n) => n,
+            Err(e) => {
+                results.push(Err(e));
+                continue;
+            }
+        };
+        let (mut stored, mut already, mut stored_indexes) = (0u64, 0u64, Vec::new());
+        let mut refused = None;
+        for i in 0..count {
+            let Some((_, row)) = rows.next() else { break };
+            if inserted.contains(&(s.id.clone(), row.index)) {
+                stored += 1;
+                stored_indexes.push(row.index);
+                continue;
+            }
+            if matches!(granter, Granter::Operator) {
+                already += 1;
+                continue;
+            }
+            match db::held_grant(tx, &s.id, row.index).await? {
+                Some(held) if held.eq_ignore_ascii_case(row.wrapped_key_hex) => already += 1,
+                _ => {
+                    refused = Some(ApiError::conflict(
+                        Some(&format!("entries[{i}].buyer.wrappedKeyHex")),
+                        format!(
+                            "chunk {} is already granted with another wrapped key",
+                            row.index
+                        ),
+                    ));
+                }
+            }
+        }
+        if let Some(e) = refused {
+            results.push(Err(e));
+            continue;
+        }
+        if stored > 0 {
+            details.push((
+                s.id.as_str(),
+                audit_details(json!({ "stored": stored, "indexes": stored_indexes })),
+            ));
+        }
+        results.push(Ok(SubscriptionGrantsStored {
+            subscription_id: s.id.clone(),
+            stored,
+            already,
+        }));
+    }
+    let events: Vec<crate::audit::NewEvent> = details
+        .iter()
+        .map(|(id, details)| crate::audit::NewEvent {
+            actor,
+            action: "subscription.grant",
+            subject: id,
+            details,
+        })
+        .collect();
+    crate::audit::append_all(tx, &events).await?;
+    Ok(results)
+}
+
+/// The rows to store for `entries` of `s` (window `w`, keys `keys`; the
+/// topic's `chunks` by index): every entry must name a chunk of the topic
+/// by its id, one `s` is entitled to, wrapped to the buyer key in force at
+/// the chunk's time for the subscription's recipient id, else a 409 naming
+/// the entry (`entries[i]…`).
+fn check_entries<'a>(
+    s: &Subscription,
+    w: &Window,
+    keys: &'a [KeyFrom],
+    entries: &'a [sealstream_api::subscriptions::SubscriptionGrantEntry],
+    chunks: &HashMap<u64, (String, i64)>,
+) -> ApiResult<Vec<db::GrantRow<'a>>> {
     let mut rows = Vec::with_capacity(entries.len());
     for (i, e) in entries.iter().enumerate() {
         let field = format!("entries[{i}]");
         let refuse = |what: &str, m: String| ApiError::conflict(Some(&format!("{field}{what}")), m);
-        let Some((chunk_id, accepted)) = db::chunk(tx, &s.machine_did, &s.topic, e.index).await?
-        else {
+        let Some((chunk_id, accepted)) = chunks.get(&e.index) else {
             return Err(refuse(
                 ".index",
                 format!("no chunk {} in the topic", e.index),
             ));
         };
-        if chunk_id != e.chunk_id {
+        if *chunk_id != e.chunk_id {
             return Err(refuse(
                 ".chunkId",
                 format!("chunk {} is {chunk_id}", e.index),
             ));
         }
-        if !entitlement::entitled(
-            &w,
-            Chunk {
-                index: e.index,
-                accepted,
-            },
-        ) {
+        let chunk = Chunk {
+            index: e.index,
+            accepted: *accepted,
+        };
+        if !entitlement::entitled(w, chunk) {
             return Err(refuse(
                 "",
-                format!("subscription {id} is not entitled to chunk {}", e.index),
+                format!("subscription {} is not entitled to chunk {}", s.id, e.index),
             ));
         }
-        let want = entitlement::key_for(&keys, accepted)
+        let want = entitlement::key_for(keys, *accepted)
             .map(|k| k.public_key_hex.as_str())
             .unwrap_or_default();
         if !e.buyer.public_key_hex.eq_ignore_ascii_case(want) {
@@ -1269,42 +1501,7 @@ pub(crate) async fn store_entries_in(
             wrapped_key_hex: &e.buyer.wrapped_key_hex,
         });
     }
-    let (mut stored, mut already) = (0u64, 0u64);
-    let mut indexes = Vec::new();
-    for (i, row) in rows.iter().enumerate() {
-        match db::insert_grant(tx, id, row, actor, &now).await? {
-            None => {
-                stored += 1;
-                indexes.push(row.index);
-            }
-            Some(held) if held.eq_ignore_ascii_case(row.wrapped_key_hex) => already += 1,
-            Some(_) if matches!(granter, Granter::Operator) => already += 1,
-            Some(_) => {
-                return Err(ApiError::conflict(
-                    Some(&format!("entries[{i}].buyer.wrappedKeyHex")),
-                    format!(
-                        "chunk {} is already granted with another wrapped key",
-                        row.index
-                    ),
-                ))
-            }
-        }
-    }
-    if stored > 0 {
-        crate::audit::append(
-            tx,
-            actor,
-            "subscription.grant",
-            id,
-            &audit_details(json!({ "stored": stored, "indexes": indexes })),
-        )
-        .await?;
-    }
-    Ok(SubscriptionGrantsStored {
-        subscription_id: id.to_string(),
-        stored,
-        already,
-    })
+    Ok(rows)
 }
 
 /// The fixed fields of a grant entry, as a buyer access entry has them.
