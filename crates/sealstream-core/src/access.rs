@@ -110,6 +110,19 @@ pub fn grant_entry_as(
     secret: &RecipientSecretKey,
     buyer: &Buyer,
 ) -> Result<AccessEntry, GrantError> {
+    let key = open_chunk_key(envelope, granting_type, secret)?;
+    Ok(access_entry(envelope, &key, buyer))
+}
+
+/// The chunk key of `envelope`, unwrapped from its recipient of
+/// `granting_type` with `secret` and checked against the key commitment:
+/// the first half of [`grant_entry_as`], for a granter that seals one
+/// chunk's key to many buyers (open it once, then [`access_entry`] each).
+pub fn open_chunk_key(
+    envelope: &ChunkEnvelope,
+    granting_type: &'static str,
+    secret: &RecipientSecretKey,
+) -> Result<ChunkKey, GrantError> {
     let index = envelope.index;
     let entry = envelope
         .recipient_of_type(granting_type)
@@ -124,7 +137,13 @@ pub fn grant_entry_as(
     if key.commitment() != envelope.encryption.key_commitment {
         return Err(GrantError::KeyCommitment { index });
     }
-    Ok(AccessEntry {
+    Ok(key)
+}
+
+/// The access entry of `envelope`'s chunk for `buyer`: its opened chunk
+/// `key` (from [`open_chunk_key`]) sealed to the buyer's key.
+pub fn access_entry(envelope: &ChunkEnvelope, key: &ChunkKey, buyer: &Buyer) -> AccessEntry {
+    AccessEntry {
         chunk_id: envelope.chunk_id.clone(),
         buyer: KeyRecipient {
             recipient_id: buyer.id.clone(),
@@ -133,7 +152,7 @@ pub fn grant_entry_as(
             public_key_hex: buyer.public_key_text.clone(),
             wrapped_key_hex: key.wrap(&buyer.public_key),
         },
-    })
+    }
 }
 
 /// [`grant_entry_as`] for each of `envelopes`, in order, the work split

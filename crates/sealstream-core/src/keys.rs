@@ -342,15 +342,64 @@ impl RecipientPublicKey {
 
     /// Refuse keys of small order: X25519 with them gives an all-zero secret,
     /// so nothing sealed to them could ever be opened (libsodium refuses them too).
+    /// A comparison with the seven such encodings ([`SMALL_ORDER_X25519`]),
+    /// as libsodium's `has_small_order` does: no curve operation, so a
+    /// granter may check a thousand buyers' keys per chunk.
     pub fn check_usable(&self, field: &str) -> Result<(), ValidationError> {
-        use aws_lc_rs::agreement::{agree, PrivateKey, UnparsedPublicKey, X25519};
-        let probe = PrivateKey::generate(&X25519)
-            .map_err(|_| ValidationError::new(field, "X25519 unavailable"))?;
-        agree(&probe, UnparsedPublicKey::new(&X25519, &self.0), (), |_| {
-            Ok(())
-        })
-        .map_err(|_| ValidationError::new(field, "not a usable X25519 public key (small order)"))
+        if has_small_order(&self.0) {
+            return Err(ValidationError::new(
+                field,
+                "not a usable X25519 public key (small order)",
+            ));
+        }
+        Ok(())
     }
+}
+
+/// The X25519 u-coordinates of small order, little-endian, as libsodium
+/// lists them: 0 (order 4), 1 (order 1), the two points of order 8,
+/// p − 1 (order 2), and the non-canonical p (= 0) and p + 1 (= 1), with
+/// p = 2²⁵⁵ − 19. Compared with the top bit masked, which X25519 ignores.
+/// Any scalar multiplied with one of them gives the all-zero secret.
+pub const SMALL_ORDER_X25519: [[u8; 32]; 7] = {
+    const fn high(low: u8) -> [u8; 32] {
+        let mut u = [0xff; 32];
+        u[0] = low;
+        u[31] = 0x7f;
+        u
+    }
+    const fn small(low: u8) -> [u8; 32] {
+        let mut u = [0; 32];
+        u[0] = low;
+        u
+    }
+    [
+        small(0),
+        small(1),
+        [
+            0xe0, 0xeb, 0x7a, 0x7c, 0x3b, 0x41, 0xb8, 0xae, 0x16, 0x56, 0xe3, 0xfa, 0xf1, 0x9f,
+            0xc4, 0x6a, 0xda, 0x09, 0x8d, 0xeb, 0x9c, 0x32, 0xb1, 0xfd, 0x86, 0x62, 0x05, 0x16,
+            0x5f, 0x49, 0xb8, 0x00,
+        ],
+        [
+            0x5f, 0x9c, 0x95, 0xbc, 0xa3, 0x50, 0x8c, 0x24, 0xb1, 0xd0, 0xb1, 0x55, 0x9c, 0x83,
+            0xef, 0x5b, 0x04, 0x44, 0x5c, 0xc4, 0x58, 0x1c, 0x8e, 0x86, 0xd8, 0x22, 0x4e, 0xdd,
+            0xd0, 0x9f, 0x11, 0x57,
+        ],
+        high(0xec),
+        high(0xed),
+        high(0xee),
+    ]
+};
+
+/// Whether `u` encodes a point of small order ([`SMALL_ORDER_X25519`]),
+/// the top bit ignored. Every entry is compared in full.
+fn has_small_order(u: &[u8; 32]) -> bool {
+    let mut masked = *u;
+    masked[31] &= 0x7f;
+    SMALL_ORDER_X25519
+        .iter()
+        .fold(false, |hit, bad| hit | (*bad == masked))
 }
 
 impl fmt::Debug for RecipientPublicKey {
@@ -401,6 +450,39 @@ impl FieldKey {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The oracle for [`has_small_order`]: X25519 in aws-lc with a fresh
+    /// secret refuses an all-zero result.
+    fn agreement_fails(u: &[u8; 32]) -> bool {
+        use aws_lc_rs::agreement::{agree, PrivateKey, UnparsedPublicKey, X25519};
+        let probe = PrivateKey::generate(&X25519).unwrap();
+        agree(&probe, UnparsedPublicKey::new(&X25519, u), (), |_| Ok(())).is_err()
+    }
+
+    #[test]
+    fn every_small_order_encoding_is_one_x25519_refuses() {
+        for u in SMALL_ORDER_X25519 {
+            let mut high = u;
+            high[31] |= 0x80;
+            for u in [u, high] {
+                assert!(agreement_fails(&u), "{}", hex::encode(u));
+                let key = RecipientPublicKey::from_bytes(u);
+                let e = key.check_usable("k").unwrap_err();
+                assert_eq!(e.field, "k");
+            }
+        }
+        assert!(RecipientPublicKey::from_hex(OWNER_PK, "k")
+            .unwrap()
+            .check_usable("k")
+            .is_ok());
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn small_order_check_agrees_with_x25519(u in proptest::array::uniform32(proptest::num::u8::ANY)) {
+            proptest::prop_assert_eq!(has_small_order(&u), agreement_fails(&u));
+        }
+    }
 
     const OWNER_SK: &str = "51b48b68b1a9f4a820f7fb161053d09345b11e4eef1b81b2847556789e0db8e3";
     const OWNER_PK: &str = "aaa52adfb12f7a161e2d502386cd3cb2eff0dbe38e90c70085a0872229a3b946";

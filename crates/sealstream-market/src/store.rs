@@ -133,6 +133,10 @@ impl Store {
         let options = AnyConnectOptions::from_str(&url)?;
         let pool = AnyPoolOptions::new()
             .max_connections(max_connections)
+            // A local file does not drop its connections: no ping before
+            // each use (a round trip per transaction). PostgreSQL's may
+            // drop across a network, so they are tested.
+            .test_before_acquire(engine != Engine::Sqlite)
             .connect_with(options)
             .await?;
         if engine == Engine::Sqlite && max_connections > 1 {

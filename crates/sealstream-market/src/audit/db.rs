@@ -40,8 +40,9 @@ where
 /// Inserts `events` inside `tx` (which holds the [`lock`]), in a few
 /// statements.
 pub(super) async fn insert_all(tx: &mut Tx, events: &[Event]) -> Result<(), sqlx::Error> {
-    /// Rows per statement (8 parameters each).
-    const PER_STATEMENT: usize = 200;
+    /// Rows per statement (8 parameters each; few, as binding costs the
+    /// square of a statement's parameters on SQLite).
+    const PER_STATEMENT: usize = 50;
     for part in events.chunks(PER_STATEMENT) {
         let sql = format!(
             "INSERT INTO audit_events (seq, at, actor, action, subject, details, prev, hash) \

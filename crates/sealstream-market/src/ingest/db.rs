@@ -111,7 +111,18 @@ pub async fn chains(store: &Store, machine_did: &str) -> Result<Vec<ChainRow>, D
 const CHUNK_COLUMNS: &str = "idx, chunk_id, previous_chunk_id, envelope, object_key, size, \
                              ciphertext_hash, received_at, received_unix";
 
-fn chunk_row(row: &AnyRow) -> Result<ChunkRow, DbError> {
+/// The columns [`chunk_row`] reads, each prefixed with `alias` (for a
+/// join that names the `chunks` table so).
+pub(crate) fn chunk_columns_of(alias: &str) -> String {
+    CHUNK_COLUMNS
+        .split(", ")
+        .map(|c| format!("{alias}.{}", c.trim()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// A chunk row from the first columns of `row` ([`chunk_columns_of`]).
+pub(crate) fn chunk_row(row: &AnyRow) -> Result<ChunkRow, DbError> {
     Ok(ChunkRow {
         index: stored(row.try_get(0)?, "chunks.idx")?,
         chunk_id: row.try_get(1)?,

@@ -467,10 +467,11 @@ async fn grant_topic(
         let secret = secret.clone();
         // Each subscription's entries, up to its first chunk that fails.
         let wrapped = tokio::task::spawn_blocking(move || {
-            // Each envelope parsed once, whatever the number of subscribers.
-            let envelopes: std::collections::HashMap<u64, Result<ChunkEnvelope, String>> = rows
+            // Each chunk key opened once, whatever the number of
+            // subscribers.
+            let keys: std::collections::HashMap<u64, Result<OpenedChunk, String>> = rows
                 .into_iter()
-                .map(|r| (r.index, parse_envelope(r.index, &r.envelope)))
+                .map(|r| (r.index, open_chunk(r.index, &r.envelope, &secret)))
                 .collect();
             let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
             let per = work.len().div_ceil(threads).max(1);
@@ -478,10 +479,10 @@ async fn grant_topic(
                 let parts: Vec<_> = work
                     .chunks(per)
                     .map(|part| {
-                        let (envelopes, secret) = (&envelopes, &secret);
+                        let keys = &keys;
                         scope.spawn(move || {
                             part.iter()
-                                .map(|(id, pairs)| wrap_pairs(id, pairs, envelopes, secret))
+                                .map(|(id, pairs)| wrap_pairs(id, pairs, keys))
                                 .collect::<Vec<_>>()
                         })
                     })
@@ -518,7 +519,7 @@ async fn grant_topic(
             match result {
                 Ok(stored) if stored.stored > 0 => {
                     granted += stored.stored as usize;
-                    state.feeds.changed(&id);
+                    state.feeds.granted(&id);
                 }
                 Ok(_) => {}
                 Err(e) => {
@@ -533,21 +534,31 @@ async fn grant_topic(
     }
 }
 
-/// A stored envelope, parsed (or why not).
-fn parse_envelope(index: u64, text: &str) -> Result<ChunkEnvelope, String> {
-    let value =
-        sealstream_core::json::parse(text.as_bytes()).map_err(|e| format!("chunk {index}: {e}"))?;
-    ChunkEnvelope::from_json(&value).map_err(|e| format!("chunk {index}: {e}"))
+/// A chunk's envelope and its key, opened with the operator secret.
+struct OpenedChunk {
+    envelope: ChunkEnvelope,
+    key: sealstream_core::chunk::ChunkKey,
 }
 
-/// The entries of one subscription's pending `pairs`, each chunk key
-/// opened with the operator `secret` and sealed to the pair's buyer key, up
-/// to the first chunk that fails (and why).
+/// The stored envelope `text` of chunk `index`, parsed, with its key
+/// opened from the `operator` recipient and checked against its
+/// commitment (or why not).
+fn open_chunk(index: u64, text: &str, secret: &RecipientSecretKey) -> Result<OpenedChunk, String> {
+    let value =
+        sealstream_core::json::parse(text.as_bytes()).map_err(|e| format!("chunk {index}: {e}"))?;
+    let envelope = ChunkEnvelope::from_json(&value).map_err(|e| format!("chunk {index}: {e}"))?;
+    let key = sealstream_core::access::open_chunk_key(&envelope, recipient_type::OPERATOR, secret)
+        .map_err(|e| e.to_string())?;
+    Ok(OpenedChunk { envelope, key })
+}
+
+/// The entries of one subscription's pending `pairs`, each chunk's key
+/// (opened once for all subscribers, `keys`) sealed to the pair's buyer
+/// key, up to the first chunk that fails (and why).
 fn wrap_pairs(
     id: &str,
     pairs: &[sealstream_api::subscriptions::PendingGrant],
-    envelopes: &std::collections::HashMap<u64, Result<ChunkEnvelope, String>>,
-    secret: &RecipientSecretKey,
+    keys: &std::collections::HashMap<u64, Result<OpenedChunk, String>>,
 ) -> (
     String,
     Vec<(u64, sealstream_core::access::AccessEntry)>,
@@ -555,19 +566,13 @@ fn wrap_pairs(
 ) {
     let mut entries = Vec::with_capacity(pairs.len());
     for p in pairs {
-        let wrapped = match envelopes.get(&p.index) {
+        let wrapped = match keys.get(&p.index) {
             None => Err(format!("chunk {} missing", p.index)),
             Some(Err(e)) => Err(e.clone()),
-            Some(Ok(envelope)) => Buyer::new(&p.buyer_id, &p.buyer_public_key_hex)
+            Some(Ok(chunk)) => Buyer::new(&p.buyer_id, &p.buyer_public_key_hex)
                 .map_err(|e| format!("buyer key: {e}"))
-                .and_then(|buyer| {
-                    sealstream_core::access::grant_entry_as(
-                        envelope,
-                        recipient_type::OPERATOR,
-                        secret,
-                        &buyer,
-                    )
-                    .map_err(|e| e.to_string())
+                .map(|buyer| {
+                    sealstream_core::access::access_entry(&chunk.envelope, &chunk.key, &buyer)
                 }),
         };
         match wrapped {

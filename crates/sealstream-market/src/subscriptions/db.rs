@@ -403,9 +403,11 @@ pub(crate) async fn history(
 /// A chunk of a topic: index, id, acceptance time.
 pub(crate) type ChunkRow = (i64, String, i64);
 
-/// Subscriptions named in one statement of the batch reads and writes
-/// below (a few parameters each: far below both engines' limits).
-const PER_STATEMENT: usize = 250;
+/// Subscriptions (or rows) named in one statement of the batch reads and
+/// writes below. Small: SQLite looks up each parameter's name through a
+/// list as long as the statement's parameters, so a statement's binding
+/// grows with the square of their number.
+const PER_STATEMENT: usize = 50;
 
 /// Where a search for a subscription's ungranted chunks looks: chunks
 /// from index `from` accepted before `before`.
@@ -616,27 +618,57 @@ pub(crate) async fn held_grant(
     .await?)
 }
 
-/// A grant held: index, recipient id, buyer key, wrapped key.
-pub(crate) type HeldGrant = (i64, String, String, String);
-
-/// The grants of `subscription_id` with an index above `after` (-1: all),
-/// by index, at most `limit`.
-pub(crate) async fn grants_after(
-    tx: &mut Tx,
+/// The grants of `subscription_id` after index `after`, each with its
+/// chunk (of the subscription's topic), by index, at most `limit`: what a
+/// feed sends, in one statement.
+pub(crate) async fn granted_chunks<'e, E>(
+    executor: E,
     subscription_id: &str,
+    (machine_did, topic): (&str, &str),
     after: i64,
     limit: i64,
-) -> Result<Vec<HeldGrant>, DbError> {
-    Ok(sqlx::query_as(
-        "SELECT chunk_index, recipient_id, public_key_hex, wrapped_key_hex \
-         FROM subscription_grants WHERE subscription_id = $1 AND chunk_index > $2 \
-         ORDER BY chunk_index LIMIT $3",
-    )
+) -> Result<Vec<(crate::ingest::db::ChunkRow, WrappedGrant)>, DbError>
+where
+    E: sqlx::Executor<'e, Database = sqlx::Any>,
+{
+    let rows = sqlx::query(&format!(
+        "SELECT {}, g.recipient_id, g.public_key_hex, g.wrapped_key_hex \
+         FROM subscription_grants g JOIN chunks c \
+           ON c.machine_did = $2 AND c.topic = $3 AND c.idx = g.chunk_index \
+         WHERE g.subscription_id = $1 AND g.chunk_index > $4 \
+         ORDER BY g.chunk_index LIMIT $5",
+        crate::ingest::db::chunk_columns_of("c")
+    ))
     .bind(subscription_id)
+    .bind(machine_did)
+    .bind(topic)
     .bind(after)
     .bind(limit)
-    .fetch_all(&mut **tx)
-    .await?)
+    .fetch_all(executor)
+    .await?;
+    rows.iter()
+        .map(|row| {
+            Ok((
+                crate::ingest::db::chunk_row(row)?,
+                WrappedGrant {
+                    recipient_id: row.try_get(9)?,
+                    public_key_hex: row.try_get(10)?,
+                    wrapped_key_hex: row.try_get(11)?,
+                },
+            ))
+        })
+        .collect()
+}
+
+/// A chunk key wrapped for a subscriber, as stored.
+#[derive(Clone, Debug)]
+pub(crate) struct WrappedGrant {
+    /// The subscription's recipient id.
+    pub recipient_id: String,
+    /// The buyer key it is wrapped to.
+    pub public_key_hex: String,
+    /// The wrapped chunk key.
+    pub wrapped_key_hex: String,
 }
 
 /// Whether `subscription_id` holds a grant of chunk `index`.

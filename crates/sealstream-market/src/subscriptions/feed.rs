@@ -52,17 +52,27 @@ pub const DEFAULT_KEEP_ALIVE: Duration = Duration::from_secs(15);
 /// Chunk events read from the database at a time.
 const BATCH: i64 = 100;
 
+/// What woke a subscription's feeds so far: how many changes of any kind,
+/// and how many of them were grants stored.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct WakeCount {
+    changes: u64,
+    grants: u64,
+}
+
 /// The feeds' wake-ups and their count per principal.
 ///
 /// Each subscription with a feed open has a wake-up channel of its own (a
-/// `watch` counter): a change of one subscription wakes its feeds only,
-/// so a pass that grants a chunk to a thousand subscriptions wakes each of
-/// their feeds once, not every feed a thousand times. A wake-up sent while
-/// a feed reads is not lost: the feed sees the counter moved when it next
-/// waits.
+/// `watch` of [`WakeCount`]): a change of one subscription wakes its feeds
+/// only, so a pass that grants a chunk to a thousand subscriptions wakes
+/// each of their feeds once, not every feed a thousand times. A wake-up
+/// sent while a feed reads is not lost: the feed sees the count moved when
+/// it next waits. Grants stored ([`Feeds::granted`]) are counted apart
+/// from other changes ([`Feeds::changed`]): a feed woken by grants alone
+/// reads the chunks granted, not the subscription.
 #[derive(Debug)]
 pub struct Feeds {
-    wakes: Mutex<HashMap<String, watch::Sender<u64>>>,
+    wakes: Mutex<HashMap<String, watch::Sender<WakeCount>>>,
     /// Bumped when pairs may have become pending (a chunk ingested, a
     /// subscription changed): wakes the long polls of the pending list.
     pending: tokio::sync::watch::Sender<u64>,
@@ -89,7 +99,7 @@ impl Feeds {
     pub fn close_all(&self) {
         self.closing.store(true, Ordering::SeqCst);
         for wake in self.lock_wakes().values() {
-            wake.send_modify(|n| *n = n.wrapping_add(1));
+            wake.send_modify(|n| n.changes = n.changes.wrapping_add(1));
         }
         self.pending.send_modify(|n| *n = n.wrapping_add(1));
     }
@@ -102,12 +112,22 @@ impl Feeds {
     /// change).
     pub fn changed(&self, id: &str) {
         if let Some(wake) = self.lock_wakes().get(id) {
-            wake.send_modify(|n| *n = n.wrapping_add(1));
+            wake.send_modify(|n| n.changes = n.changes.wrapping_add(1));
         }
         self.pending.send_modify(|n| *n = n.wrapping_add(1));
     }
 
-    fn lock_wakes(&self) -> std::sync::MutexGuard<'_, HashMap<String, watch::Sender<u64>>> {
+    /// Wakes the feeds of subscription `id` after the commit of grants
+    /// stored for it, and of nothing else (they read the new chunks
+    /// without the subscription; a grant makes no pair pending, so the
+    /// pending lists are not woken).
+    pub fn granted(&self, id: &str) {
+        if let Some(wake) = self.lock_wakes().get(id) {
+            wake.send_modify(|n| n.grants = n.grants.wrapping_add(1));
+        }
+    }
+
+    fn lock_wakes(&self) -> std::sync::MutexGuard<'_, HashMap<String, watch::Sender<WakeCount>>> {
         self.wakes.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -118,7 +138,7 @@ impl Feeds {
         let receiver = self
             .lock_wakes()
             .entry(id.to_string())
-            .or_insert_with(|| watch::channel(0).0)
+            .or_insert_with(|| watch::channel(WakeCount::default()).0)
             .subscribe();
         Wake {
             feeds: self.clone(),
@@ -164,7 +184,7 @@ impl Feeds {
 struct Wake {
     feeds: Arc<Feeds>,
     id: String,
-    receiver: watch::Receiver<u64>,
+    receiver: watch::Receiver<WakeCount>,
 }
 
 impl Drop for Wake {
@@ -305,6 +325,12 @@ struct Follow {
     /// A chunk was sent on this connection: the next index is the one
     /// after it (the window's lowest index lies below).
     sent_any: bool,
+    /// The subscription's machine and topic, once read.
+    chain: Option<(String, String)>,
+    /// The count of changes other than grants at the last full read.
+    seen_changes: u64,
+    /// The subscription was final at the last full read.
+    was_final: bool,
     next_change: Option<i64>,
     _slot: FeedSlot,
 }
@@ -333,7 +359,10 @@ impl Follow {
     }
 
     /// Reads what changed: the state (queued if it differs from the last
-    /// sent) and the next chunks granted.
+    /// sent) and the next chunks granted. Woken by grants alone (nothing
+    /// else changed, no time-driven change due, the subscription not
+    /// final, a chunk sent already), it reads the chunks only
+    /// ([`Follow::read_chunks`]).
     ///
     /// Most reads write nothing: they run in a read-only snapshot, beside
     /// the other feeds and the granter. A read that finds a state change
@@ -341,6 +370,27 @@ impl Follow {
     /// records it ([`super::writes_due`]).
     async fn read(&mut self) -> ApiResult<()> {
         let now = sealstream_core::utc::now_unix();
+        let wake = *self.wake.receiver.borrow_and_update();
+        let quiet = wake.changes == self.seen_changes
+            && self.last_state.is_some()
+            && self.sent_any
+            && !self.was_final
+            && self.next_change.is_none_or(|at| now < at);
+        if let (true, Some(chain)) = (quiet, self.chain.clone()) {
+            let rows = db::granted_chunks(
+                self.state.store.pool(),
+                &self.id,
+                (&chain.0, &chain.1),
+                self.after,
+                BATCH + 1,
+            )
+            .await?;
+            let (chunks, more, _) = self.sendable(rows, self.after.saturating_add(1));
+            self.queue_chunks(chunks)?;
+            self.read_now = more;
+            return Ok(());
+        }
+        self.seen_changes = wake.changes;
         let store = &self.state.store;
         let mut tx = store.begin_read().await?;
         let mut found = db::subscription(&mut tx, &self.id).await?;
@@ -357,12 +407,21 @@ impl Follow {
         };
         let was = s.state;
         settle(&mut tx, &mut s, now).await?;
-        let unpaid = db::periods(&mut tx, &s.id)
-            .await?
-            .into_iter()
-            .rev()
-            .find(|p| p.order_state == OrderState::AwaitingPayment)
-            .map(|p| p.order_id);
+        // The order awaiting payment, which the state names while one is
+        // due (read only then).
+        let unpaid = if matches!(
+            s.state,
+            SubscriptionState::Grace | SubscriptionState::AwaitingPayment
+        ) {
+            db::periods(&mut tx, &s.id)
+                .await?
+                .into_iter()
+                .rev()
+                .find(|p| p.order_state == OrderState::AwaitingPayment)
+                .map(|p| p.order_id)
+        } else {
+            None
+        };
         let mut state = feed_state(&s, now, unpaid.as_deref());
         let notice = super::issue_cutoff(&self.state, &mut tx, &s, now).await?;
         state.cutoff = match &notice {
@@ -375,60 +434,22 @@ impl Follow {
         // The entitled indexes form one range from the window's lowest
         // (history, then the live chunks; chunks are accepted in chain
         // order), so the next chunk to send is the one after the last sent,
-        // or that lowest index. Grants may be stored out of order (two
-        // granters at once): send up to the first index not granted yet,
-        // and wait for its grant, which wakes the feed again.
+        // or that lowest index.
         let mut expected = self.after.saturating_add(1);
         if !self.sent_any {
             let (window, _) = super::window_of(&mut tx, &s).await?;
             let lowest = super::entitlement::lowest_index(&window);
             expected = expected.max(lowest.min(i64::MAX as u64) as i64);
         }
-        let grants = db::grants_after(&mut tx, &s.id, self.after, BATCH + 1).await?;
-        let full = grants.len() as i64 > BATCH;
-        let mut gap = false;
-        let mut sendable = Vec::new();
-        for (index, recipient_id, public_key_hex, wrapped_key_hex) in
-            grants.into_iter().take(BATCH as usize)
-        {
-            if index < expected {
-                // Below the window (not entitled; never stored).
-                continue;
-            }
-            if index > expected {
-                gap = true;
-                break;
-            }
-            expected += 1;
-            sendable.push((index.max(0) as u64, recipient_id, public_key_hex, wrapped_key_hex));
-        }
-        // Their chunks, in one read.
-        let rows = match (sendable.first(), sendable.last()) {
-            (Some(first), Some(last)) => {
-                crate::ingest::db::chunk_rows(
-                    &mut *tx,
-                    &s.machine_did,
-                    &s.topic,
-                    first.0..last.0.saturating_add(1),
-                )
-                .await?
-            }
-            _ => Vec::new(),
-        };
-        if rows.len() != sendable.len() {
-            return Err(ApiError::internal(
-                "subscription grant",
-                "a chunk of a grant is missing".to_string(),
-            ));
-        }
-        let chunks: Vec<_> = rows
-            .into_iter()
-            .zip(sendable)
-            .map(|(row, (_, recipient_id, public_key_hex, wrapped_key_hex))| {
-                (row, recipient_id, public_key_hex, wrapped_key_hex)
-            })
-            .collect();
-        let more = full && !gap;
+        let rows = db::granted_chunks(
+            &mut *tx,
+            &s.id,
+            (&s.machine_did, &s.topic),
+            self.after,
+            BATCH + 1,
+        )
+        .await?;
+        let (chunks, more, gap) = self.sendable(rows, expected);
         // A final subscription's feed ends once its access has ended (its
         // notice is issued: a cancellation runs to T) and every chunk it is
         // entitled to is sent.
@@ -451,7 +472,51 @@ impl Follow {
             self.queue.push_back(event(FEED_EVENT_STATE, None, &state)?);
             self.last_state = Some(key);
         }
-        for (row, recipient_id, public_key_hex, wrapped_key_hex) in chunks {
+        self.queue_chunks(chunks)?;
+        self.read_now = more;
+        self.done = drained;
+        self.was_final = s.state.is_final();
+        self.next_change = next_change(&s, notice.is_some());
+        self.chain = Some((s.machine_did, s.topic));
+        Ok(())
+    }
+
+    /// Of `rows` (grants after the last chunk sent, by index, one more
+    /// than a batch read), those to send now: from index `expected` on
+    /// without a gap. Grants may be stored out of order (two granters at
+    /// once): the run stops before the first index not granted yet, whose
+    /// grant wakes the feed again. Also whether more are ready (the batch
+    /// was full) and whether a gap stopped the run.
+    fn sendable(
+        &self,
+        rows: Vec<(crate::ingest::db::ChunkRow, db::WrappedGrant)>,
+        mut expected: i64,
+    ) -> (Vec<(crate::ingest::db::ChunkRow, db::WrappedGrant)>, bool, bool) {
+        let full = rows.len() as i64 > BATCH;
+        let mut gap = false;
+        let mut out = Vec::new();
+        for (row, grant) in rows.into_iter().take(BATCH as usize) {
+            let index = row.index.min(i64::MAX as u64) as i64;
+            if index < expected {
+                // Below the window (not entitled; never stored).
+                continue;
+            }
+            if index > expected {
+                gap = true;
+                break;
+            }
+            expected += 1;
+            out.push((row, grant));
+        }
+        (out, full && !gap, gap)
+    }
+
+    /// Queues a `chunk` event for each of `chunks`.
+    fn queue_chunks(
+        &mut self,
+        chunks: Vec<(crate::ingest::db::ChunkRow, db::WrappedGrant)>,
+    ) -> ApiResult<()> {
+        for (row, grant) in chunks {
             let index = row.index;
             let chunk = FeedChunk {
                 index,
@@ -464,11 +529,11 @@ impl Follow {
                     })?,
                 ),
                 buyer: WrappedKey {
-                    recipient_id,
+                    recipient_id: grant.recipient_id,
                     recipient_type: sealstream_core::chunk::recipient_type::BUYER.to_string(),
                     algorithm: sealstream_core::chunk::WRAP_ALGORITHM.to_string(),
-                    public_key_hex,
-                    wrapped_key_hex,
+                    public_key_hex: grant.public_key_hex,
+                    wrapped_key_hex: grant.wrapped_key_hex,
                 },
                 ciphertext_path: sealstream_api::routes::subscription_chunk_ciphertext(
                     &self.id, index,
@@ -480,9 +545,6 @@ impl Follow {
             self.after = index as i64;
             self.sent_any = true;
         }
-        self.read_now = more;
-        self.done = drained;
-        self.next_change = next_change(&s, notice.is_some());
         Ok(())
     }
 
@@ -581,6 +643,9 @@ pub async fn feed(
         done: false,
         had_cutoff: false,
         sent_any: false,
+        chain: None,
+        seen_changes: 0,
+        was_final: false,
         next_change: None,
         _slot: slot,
     };

@@ -1267,7 +1267,7 @@ pub(crate) async fn store_entries(
     let stored = store_entries_in(&mut tx, id, entries, granter).await?;
     tx.commit().await?;
     if stored.stored > 0 {
-        state.feeds.changed(id);
+        state.feeds.granted(id);
     }
     Ok(stored)
 }
