@@ -5,7 +5,7 @@ time each line is written.
 
 Usage: python3 demo/live_fixes.py [COUNT] [RATE]
 COUNT fixes (default 1200: two minutes at 10 Hz), RATE lines a second
-(default 600: the two minutes in two seconds). Each line is flushed as it is
+(default 1200: the two minutes in one second). Each line is flushed as it is
 written, so the agent seals chunks while the stream runs.
 """
 import datetime
@@ -17,7 +17,7 @@ import time
 
 def main():
     count = int(sys.argv[1]) if len(sys.argv) > 1 else 1200
-    rate = float(sys.argv[2]) if len(sys.argv) > 2 else 600.0
+    rate = float(sys.argv[2]) if len(sys.argv) > 2 else 1200.0
     started = time.monotonic()
     for tick in range(count):
         # Paced against the start, so a slow write does not slow the stream.
