@@ -124,13 +124,19 @@ fn assert_live_subscription(out: &Path) {
         .map(|line| {
             let package = json::parse(line.as_bytes()).unwrap();
             assert_eq!(text_at(&package, &["did"]), machine.trim(), "{line}");
-            assert!(line.contains("\"frame_id\":{\"__anonymized\":true"), "{line}");
+            assert!(
+                line.contains("\"frame_id\":{\"__anonymized\":true"),
+                "{line}"
+            );
             assert!(!line.contains("\"service\""), "{line}");
             assert!(
                 line.contains("\"position_covariance\":{\"__encrypted\":true"),
                 "{line}"
             );
-            package.get("sequenceNumber").and_then(Value::as_u64).unwrap()
+            package
+                .get("sequenceNumber")
+                .and_then(Value::as_u64)
+                .unwrap()
         })
         .collect();
     assert_eq!(sequences, (19_800..21_000).collect::<Vec<u64>>());
