@@ -92,6 +92,21 @@ const MARKET_STEPS: &[&str] = &[
     "== done in",
 ];
 
+/// The owner's field rules (`demo/gps-fix.rules.json`, and the same for
+/// `/gps/live`) held on the fix `line`, a package as JSON: the frame id
+/// hashed, `status.service` dropped, the covariance encrypted.
+fn assert_owner_rules(line: &str) {
+    assert!(
+        line.contains("\"frame_id\":{\"__anonymized\":true"),
+        "{line}"
+    );
+    assert!(!line.contains("\"service\""), "{line}");
+    assert!(
+        line.contains("\"position_covariance\":{\"__encrypted\":true"),
+        "{line}"
+    );
+}
+
 fn parse_file(path: &Path) -> Value {
     json::parse(&std::fs::read(path).unwrap())
         .unwrap_or_else(|e| panic!("{}: {e:?}", path.display()))
@@ -124,15 +139,7 @@ fn assert_live_subscription(out: &Path) {
         .map(|line| {
             let package = json::parse(line.as_bytes()).unwrap();
             assert_eq!(text_at(&package, &["did"]), machine.trim(), "{line}");
-            assert!(
-                line.contains("\"frame_id\":{\"__anonymized\":true"),
-                "{line}"
-            );
-            assert!(!line.contains("\"service\""), "{line}");
-            assert!(
-                line.contains("\"position_covariance\":{\"__encrypted\":true"),
-                "{line}"
-            );
+            assert_owner_rules(line);
             package
                 .get("sequenceNumber")
                 .and_then(Value::as_u64)
@@ -190,18 +197,8 @@ fn the_demo_runs_the_whole_market_flow_with_an_invoice() {
     // The buyer's bytes are the robot's signed packages: 18,000 fixes.
     let received = std::fs::read_to_string(out.join("received.jsonl")).unwrap();
     assert_eq!(received.lines().count(), 18_000);
-    // The owner's field rules (demo/gps-fix.rules.json) held on every fix:
-    // the frame id hashed, status.service dropped, the covariance encrypted.
     for line in received.lines() {
-        assert!(
-            line.contains("\"frame_id\":{\"__anonymized\":true"),
-            "{line}"
-        );
-        assert!(!line.contains("\"service\""), "{line}");
-        assert!(
-            line.contains("\"position_covariance\":{\"__encrypted\":true"),
-            "{line}"
-        );
+        assert_owner_rules(line);
     }
     assert_live_subscription(&out);
     // The server was stopped with the script.
