@@ -1088,6 +1088,37 @@ fn the_feed_sends_grants_in_order_resumes_and_ends(db: Db) {
     assert_eq!(late.next(), None);
 }
 
+/// A chunk granted before a revocation stays the subscription's, even when
+/// it was accepted at or after the revocation's second (here: a chunk
+/// stamped ahead of the clock): the notice's last index counts it, so no
+/// delivered key lies above it.
+fn a_chunk_granted_before_a_revocation_counts_in_its_notice(db: Db) {
+    let server = TestServer::start(db);
+    let s = seller(&server, json!("none"));
+    let now = unix_now() as i64;
+    let chunks = chain_at(&server, &s, &[now + 30]);
+    let bob = buyer(&server);
+    let (id, _) = paid_subscription(&server, &s, &bob);
+    grant_chunks(
+        &server,
+        &s,
+        &id,
+        vec![entry(&s, &chunks[0], &bob.did, &bob.recipient)],
+    );
+    let (status, _) = server.send(
+        "POST",
+        &format!("/v1/subscriptions/{id}/revoke"),
+        Some(&s.token),
+        &json!({"reason": "end of contract"}),
+    );
+    assert_eq!(status, 200);
+    let (status, notice) = cutoff_of(&server, &id, &bob.token);
+    assert_eq!(status, 200);
+    let notice = notice.expect("the notice");
+    assert_eq!(notice.cutoff.last_index_entitled, Some(0));
+    assert!(unix(&json!(notice.cutoff.effective_at)) < now + 30);
+}
+
 fn a_final_feed_waits_for_the_chunks_still_due(db: Db) {
     let server = TestServer::start(db);
     let s = seller(&server, json!("none"));
@@ -2318,6 +2349,7 @@ on_both_databases!(
     a_rotated_key_applies_from_its_renewal,
     the_feed_sends_grants_in_order_resumes_and_ends,
     a_final_feed_waits_for_the_chunks_still_due,
+    a_chunk_granted_before_a_revocation_counts_in_its_notice,
     a_feed_is_its_buyers_only,
     the_follower_checks_every_chunk,
     a_buyer_reads_the_signed_windows_of_its_chunks,

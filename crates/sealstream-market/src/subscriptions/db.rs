@@ -688,15 +688,18 @@ pub(crate) async fn is_granted(
 }
 
 /// The highest index granted to `subscription_id`, if any.
-pub(crate) async fn last_granted(
-    store: &Store,
+pub(crate) async fn last_granted<'e, E>(
+    executor: E,
     subscription_id: &str,
-) -> Result<Option<i64>, DbError> {
+) -> Result<Option<i64>, DbError>
+where
+    E: sqlx::Executor<'e, Database = sqlx::Any>,
+{
     Ok(sqlx::query_scalar(
         "SELECT MAX(chunk_index) FROM subscription_grants WHERE subscription_id = $1",
     )
     .bind(subscription_id)
-    .fetch_one(store.pool())
+    .fetch_one(executor)
     .await?)
 }
 

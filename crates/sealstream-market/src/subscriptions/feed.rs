@@ -709,7 +709,7 @@ pub async fn chunk_envelope(
 ) -> ApiResult<Response> {
     let (id, index) = chunk_index(path)?;
     let s = buyers(&state, &id, &caller).await?;
-    let last = db::last_granted(&state.store, &s.id).await?;
+    let last = db::last_granted(state.store.pool(), &s.id).await?;
     if last.is_none_or(|last| (index as i64) > last) {
         return Err(ApiError::not_found(format!(
             "chunk {index} is past the last one granted to subscription {id}"

@@ -275,7 +275,8 @@ pub(crate) async fn writes_due(tx: &mut Tx, s: &Subscription, now: i64) -> ApiRe
 /// (`E ≤ now`; a cancellation's `E` is `T`, which may lie ahead). The
 /// notice names the highest chunk index the subscription is entitled to
 /// (every chunk accepted before `E` that [`entitlement::entitled`] grants
-/// it; `null` for none), why it ended and `E`; it is signed with the
+/// it, and any granted to it before the end; `null` for none), why it
+/// ended and `E`; it is signed with the
 /// receipt key, stored once (a second issuer stores nothing) and a
 /// `subscription.cutoff` audit event. `None` while not due.
 pub(crate) async fn issue_cutoff(
@@ -308,6 +309,13 @@ pub(crate) async fn issue_cutoff(
         })
         .filter(|c| entitlement::entitled(&w, *c))
         .map(|c| c.index);
+    // A chunk granted before the end stays the subscription's, even if it
+    // was accepted in the second the access ended (a revocation in the
+    // second of the chunk's grant): its key was delivered.
+    let granted = db::last_granted(&mut **tx, &s.id)
+        .await?
+        .and_then(|i| u64::try_from(i).ok());
+    let last = last.max(granted);
     // Issued at the time it was decided at (the sweep's, in tests an
     // injected one), so never before `E`.
     let issued_at = utc(now);
