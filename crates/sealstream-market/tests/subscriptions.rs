@@ -740,6 +740,17 @@ fn entitled_pairs_and_grants(db: Db) {
         "{body}"
     );
     assert_eq!(server.count_rows("subscription_grants"), 0);
+    // A chunk named twice in one request (two wrappings of it) stores nothing.
+    let (status, body) = grant(vec![
+        entry(&s, &chunks[3], &alice.did, &alice.recipient),
+        entry(&s, &chunks[3], &alice.did, &alice.recipient),
+    ]);
+    assert_eq!(
+        (status, body["error"]["field"].as_str()),
+        (409, Some("entries[1].index")),
+        "{body}"
+    );
+    assert_eq!(server.count_rows("subscription_grants"), 0);
     let good = entry(&s, &chunks[3], &alice.did, &alice.recipient);
     let (status, body) = grant(vec![
         good.clone(),

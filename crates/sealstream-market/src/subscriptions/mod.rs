@@ -1225,7 +1225,7 @@ pub(crate) async fn pending_of(
         (status = 200, description = "Stored", body = SubscriptionGrantsStored),
         (status = 400, description = "Malformed entry (named)", body = crate::openapi::ErrorBody),
         (status = 404, description = "No such subscription of the caller's", body = crate::openapi::ErrorBody),
-        (status = 409, description = "An entry the subscription is not entitled to, the wrong key, or another wrapped key already held (`entries[i]…`)", body = crate::openapi::ErrorBody)))]
+        (status = 409, description = "An entry the subscription is not entitled to, the wrong key, a chunk named twice, or another wrapped key already held (`entries[i]…`)", body = crate::openapi::ErrorBody)))]
 pub async fn store_grants(
     State(state): State<AppState>,
     caller: Principal,
@@ -1382,7 +1382,7 @@ async fn store_checked(
     }
     let now = sealstream_core::utc::now();
     let inserted = db::insert_grants(tx, &rows, actor, &now).await?;
-    let mut rows = rows.into_iter().peekable();
+    let mut rows = rows.into_iter();
     let mut results = Vec::with_capacity(subs.len());
     let mut details = Vec::new();
     for (s, check) in subs.iter().zip(checked) {
@@ -1408,7 +1408,7 @@ async fn store_checked(
             }
             match db::held_grant(tx, &s.id, row.index).await? {
                 Some(held) if held.eq_ignore_ascii_case(row.wrapped_key_hex) => already += 1,
-                _ => {
+                _ if refused.is_none() => {
                     refused = Some(ApiError::conflict(
                         Some(&format!("entries[{i}].buyer.wrappedKeyHex")),
                         format!(
@@ -1417,6 +1417,7 @@ async fn store_checked(
                         ),
                     ));
                 }
+                _ => {}
             }
         }
         if let Some(e) = refused {
@@ -1451,8 +1452,8 @@ async fn store_checked(
 /// The rows to store for `entries` of `s` (window `w`, keys `keys`; the
 /// topic's `chunks` by index): every entry must name a chunk of the topic
 /// by its id, one `s` is entitled to, wrapped to the buyer key in force at
-/// the chunk's time for the subscription's recipient id, else a 409 naming
-/// the entry (`entries[i]…`).
+/// the chunk's time for the subscription's recipient id, each index once,
+/// else a 409 naming the entry (`entries[i]…`).
 fn check_entries<'a>(
     s: &Subscription,
     w: &Window,
@@ -1461,9 +1462,16 @@ fn check_entries<'a>(
     chunks: &HashMap<u64, (String, i64)>,
 ) -> ApiResult<Vec<db::GrantRow<'a>>> {
     let mut rows = Vec::with_capacity(entries.len());
+    let mut seen = std::collections::HashSet::with_capacity(entries.len());
     for (i, e) in entries.iter().enumerate() {
         let field = format!("entries[{i}]");
         let refuse = |what: &str, m: String| ApiError::conflict(Some(&format!("{field}{what}")), m);
+        if !seen.insert(e.index) {
+            return Err(refuse(
+                ".index",
+                format!("chunk {} is named twice", e.index),
+            ));
+        }
         let Some((chunk_id, accepted)) = chunks.get(&e.index) else {
             return Err(refuse(
                 ".index",
