@@ -438,12 +438,11 @@ async fn grant_topic(
         // The pending pairs of every subscription of the topic, read in a
         // snapshot (beside the feeds).
         let mut tx = state.store.begin_read().await?;
-        let subscriptions: Vec<_> =
-            crate::subscriptions::db::of_topic(&mut tx, machine_did, topic)
-                .await?
-                .into_iter()
-                .filter(|s| !skip.contains(&s.id))
-                .collect();
+        let subscriptions: Vec<_> = crate::subscriptions::db::of_topic(&mut tx, machine_did, topic)
+            .await?
+            .into_iter()
+            .filter(|s| !skip.contains(&s.id))
+            .collect();
         let (work, more) =
             crate::subscriptions::pending_of(&mut tx, &subscriptions, PAIRS_PER_PASS).await?;
         tx.commit().await?;

@@ -447,7 +447,10 @@ pub(crate) async fn ungranted(
              WHERE rn <= $3 ORDER BY id, idx",
             placeholders(part.len(), 3, 4)
         );
-        let mut query = sqlx::query_as(&sql).bind(machine_did).bind(topic).bind(limit);
+        let mut query = sqlx::query_as(&sql)
+            .bind(machine_did)
+            .bind(topic)
+            .bind(limit);
         for b in part {
             query = query
                 .bind(b.id)
@@ -551,7 +554,6 @@ pub(crate) async fn chunk_ids(
     }
     Ok(out)
 }
-
 
 /// A subscription grant to store.
 pub(crate) struct GrantRow<'a> {

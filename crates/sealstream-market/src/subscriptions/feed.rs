@@ -192,10 +192,7 @@ impl Drop for Wake {
         let mut wakes = self.feeds.lock_wakes();
         // Receivers are made under this lock: none can appear meanwhile.
         // This one still counts.
-        if wakes
-            .get(&self.id)
-            .is_some_and(|w| w.receiver_count() <= 1)
-        {
+        if wakes.get(&self.id).is_some_and(|w| w.receiver_count() <= 1) {
             wakes.remove(&self.id);
         }
     }
@@ -491,7 +488,11 @@ impl Follow {
         &self,
         rows: Vec<(crate::ingest::db::ChunkRow, db::WrappedGrant)>,
         mut expected: i64,
-    ) -> (Vec<(crate::ingest::db::ChunkRow, db::WrappedGrant)>, bool, bool) {
+    ) -> (
+        Vec<(crate::ingest::db::ChunkRow, db::WrappedGrant)>,
+        bool,
+        bool,
+    ) {
         let full = rows.len() as i64 > BATCH;
         let mut gap = false;
         let mut out = Vec::new();

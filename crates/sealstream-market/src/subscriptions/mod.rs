@@ -1316,7 +1316,10 @@ pub(crate) async fn store_operator_entries(
     tx: &mut Tx,
     machine_did: &str,
     topic: &str,
-    batch: &[(String, Vec<sealstream_api::subscriptions::SubscriptionGrantEntry>)],
+    batch: &[(
+        String,
+        Vec<sealstream_api::subscriptions::SubscriptionGrantEntry>,
+    )],
 ) -> ApiResult<Vec<(String, ApiResult<SubscriptionGrantsStored>)>> {
     let mut found: HashMap<String, Subscription> = db::of_topic(tx, machine_did, topic)
         .await?
@@ -1365,7 +1368,10 @@ async fn store_checked(
         settle(tx, s, now_unix).await?;
     }
     let windows = windows_of(tx, &subs).await?;
-    let mut indexes: Vec<u64> = entries.iter().flat_map(|e| e.iter().map(|e| e.index)).collect();
+    let mut indexes: Vec<u64> = entries
+        .iter()
+        .flat_map(|e| e.iter().map(|e| e.index))
+        .collect();
     indexes.sort_unstable();
     indexes.dedup();
     let chunks = db::chunk_ids(tx, &machine_did, &topic, &indexes).await?;
