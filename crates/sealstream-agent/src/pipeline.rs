@@ -452,9 +452,20 @@ impl Agent {
             spawned += 1;
             match source {
                 Source::Jsonl { input } => {
+                    // Standard input is never replayed: a run's lines are
+                    // new, numbered on after the highest position any
+                    // topic of the source committed (a file's are
+                    // replayed, and skipped up to `after`).
+                    let numbering = match input {
+                        JsonlInput::Stdin => Numbering::Continue(
+                            self.committed_by_any(&name)
+                                .map_or(0, |c| c.saturating_add(1)),
+                        ),
+                        JsonlInput::File(_) => Numbering::Replay { after },
+                    };
                     std::thread::Builder::new()
                         .name(format!("source-{name}"))
-                        .spawn(move || read_jsonl(&name, &input, after, &tx))
+                        .spawn(move || read_jsonl(&name, &input, numbering, &tx))
                         .map_err(|e| AgentError::Source {
                             name: "thread".into(),
                             message: e.to_string(),
@@ -877,6 +888,21 @@ impl Agent {
             .flatten()
     }
 
+    /// The highest position any topic of `source` has committed.
+    fn committed_by_any(&self, source: &str) -> Option<u64> {
+        self.map
+            .topics
+            .iter()
+            .filter(|t| t.source == source)
+            .filter_map(|t| {
+                self.state
+                    .topics
+                    .get(&t.name)
+                    .and_then(|s| s.committed_through)
+            })
+            .max()
+    }
+
     /// Delete journal segments of a live source that every topic has committed.
     fn prune_journal(&self, source: &str) {
         if !matches!(self.map.sources.get(source), Some(Source::Mqtt(_))) {
@@ -910,7 +936,21 @@ impl Agent {
     }
 }
 
-fn read_jsonl(name: &str, input: &JsonlInput, after: Option<u64>, tx: &Sender<SourceEvent>) {
+/// How a `jsonl` source's lines get their positions.
+#[derive(Clone, Copy, Debug)]
+enum Numbering {
+    /// A file, read from its start on every run: line `i` is position `i`,
+    /// and lines up to `after` (committed by every topic) are skipped.
+    Replay {
+        /// The last position every topic committed.
+        after: Option<u64>,
+    },
+    /// Standard input, which a run reads once: line `i` is position
+    /// `first + i`, so that its lines follow what earlier runs committed.
+    Continue(u64),
+}
+
+fn read_jsonl(name: &str, input: &JsonlInput, numbering: Numbering, tx: &Sender<SourceEvent>) {
     let reader: Box<dyn BufRead> = match input {
         JsonlInput::Stdin => Box::new(BufReader::new(std::io::stdin())),
         JsonlInput::File(p) => match std::fs::File::open(p) {
@@ -924,14 +964,18 @@ fn read_jsonl(name: &str, input: &JsonlInput, after: Option<u64>, tx: &Sender<So
             }
         },
     };
-    for (position, line) in reader.lines().enumerate() {
-        let position = position as u64;
+    let (first, after) = match numbering {
+        Numbering::Replay { after } => (0, after),
+        Numbering::Continue(first) => (first, None),
+    };
+    for (i, line) in reader.lines().enumerate() {
+        let position = first.saturating_add(i as u64);
         let line = match line {
             Ok(l) => l,
             Err(e) => {
                 let _ = tx.send(SourceEvent::Failed {
                     source: name.to_string(),
-                    message: format!("line {}: {e}", position + 1),
+                    message: format!("line {}: {e}", i + 1),
                 });
                 return;
             }

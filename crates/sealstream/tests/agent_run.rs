@@ -98,7 +98,10 @@ fn sigkill_at_many_points_loses_and_repeats_nothing() {
 }
 
 /// A `jsonl` source on standard input (`path: "-"`): read to its end, then
-/// the open chunks are sealed and the run ends.
+/// the open chunks are sealed and the run ends. Standard input is not
+/// replayed: a second run's lines are new, and all of them are sealed
+/// after the first run's (they once were skipped as "already committed",
+/// their line numbers being the first run's).
 #[test]
 fn jsonl_from_standard_input() {
     let tmp = tempfile::tempdir().unwrap();
@@ -108,13 +111,24 @@ fn jsonl_from_standard_input() {
         .unwrap()
         .replace("path: input.jsonl", "path: \"-\"");
     std::fs::write(&config, text).unwrap();
-    write_input(t, 250);
-    let mut c = sealstream();
-    c.args(["--quiet", "agent", "run", "--config"])
-        .arg(&config)
-        .stdin(std::fs::File::open(t.join("input.jsonl")).unwrap());
-    run_ok(c, "agent run < input.jsonl");
-    check_output(t, 250);
+    write_input(t, 500);
+    let lines: Vec<String> = std::fs::read_to_string(t.join("input.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| format!("{l}\n"))
+        .collect();
+    // 501 lines: message 10 is followed by a line that is not JSON.
+    let (first, second) = lines.split_at(251);
+    for (i, part) in [first, second].into_iter().enumerate() {
+        let path = t.join(format!("part{i}.jsonl"));
+        std::fs::write(&path, part.concat()).unwrap();
+        let mut c = sealstream();
+        c.args(["--quiet", "agent", "run", "--config"])
+            .arg(&config)
+            .stdin(std::fs::File::open(&path).unwrap());
+        run_ok(c, &format!("agent run < part{i}.jsonl"));
+    }
+    check_output(t, 500);
 }
 
 /// Issue 14, item 18: `chunking.maxBytes` bounds the plaintext of a chunk,
