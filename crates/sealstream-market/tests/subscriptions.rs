@@ -13,7 +13,7 @@ use common::anvil::{Anvil, BASE_CHAIN_ID};
 use common::chains::{insert_chain, insert_machine, new_owner, write_chain_to, TestMachine};
 use common::listings_fixtures::audit_actions;
 use common::orders_fixtures::{buyer, buyer_with_key, invoice_rail, mark_paid, native_rail, Buyer};
-use common::{block_on, path_segment, unix_now, Db, TestServer};
+use common::{assert_refused, block_on, path_segment, unix_now, Db, TestServer};
 use sealstream_api::subscriptions::{
     read_feed_event, FeedChunk, FeedEvent, FeedState, FeedStatus, SubscriptionState,
 };
@@ -106,6 +106,17 @@ fn show(server: &TestServer, id: &str, token: &str) -> Value {
     body
 }
 
+/// Posts `body` to the subscription's `action` route (`renewals`,
+/// `cancel`, `revoke`) as the holder of `token`.
+fn act(server: &TestServer, id: &str, action: &str, token: &str, body: &Value) -> (u16, Value) {
+    server.send(
+        "POST",
+        &format!("/v1/subscriptions/{id}/{action}"),
+        Some(token),
+        body,
+    )
+}
+
 fn unpaid_order(sub: &Value) -> String {
     sub["periods"]
         .as_array()
@@ -189,34 +200,22 @@ fn lifecycle_on_invoice(db: Db) {
         Some(&s.token),
         &json!({"files": []}),
     );
-    assert_eq!(
-        (status, body["error"]["field"].as_str()),
-        (409, Some("orderId")),
-        "{body}"
-    );
+    assert_refused(status, &body, 409, "orderId");
 
     // A renewal with a new key: one unpaid period at a time.
     let rotated = RecipientSecretKey::generate();
-    let (status, renewed) = server.send(
-        "POST",
-        &format!("/v1/subscriptions/{id}/renewals"),
-        Some(&alice.token),
+    let (status, renewed) = act(
+        &server,
+        &id,
+        "renewals",
+        &alice.token,
         &json!({"buyerPublicKeyHex": rotated.public_key().to_hex()}),
     );
     assert_eq!(status, 201, "{renewed}");
     assert_eq!(renewed["periods"].as_array().unwrap().len(), 2);
     let second = unpaid_order(&renewed);
-    let (status, body) = server.send(
-        "POST",
-        &format!("/v1/subscriptions/{id}/renewals"),
-        Some(&alice.token),
-        &json!({}),
-    );
-    assert_eq!(
-        (status, body["error"]["field"].as_str()),
-        (409, Some("state")),
-        "{body}"
-    );
+    let (status, body) = act(&server, &id, "renewals", &alice.token, &json!({}));
+    assert_refused(status, &body, 409, "state");
     assert_eq!(mark_paid(&server, &second, &s.token, "INV-2").0, 200);
     let renewed = show(&server, &id, &alice.token);
     let t = from + 2 * PERIOD;
@@ -272,12 +271,7 @@ fn lifecycle_on_invoice(db: Db) {
         ("cancel", &alice.token, json!({})),
         ("revoke", &s.token, json!({"reason": "late"})),
     ] {
-        let (status, reply) = server.send(
-            "POST",
-            &format!("/v1/subscriptions/{id}/{path}"),
-            Some(token),
-            &body,
-        );
+        let (status, reply) = act(&server, &id, path, token, &body);
         assert_eq!(
             (status, reply["error"]["field"].as_str()),
             (409, Some("state")),
@@ -294,12 +288,7 @@ fn a_renewal_in_grace_continues_without_a_gap(db: Db) {
     let t = unix(&active["paidThrough"]);
     assert_eq!(sweep(&server, t + 10), 1);
     assert_eq!(show(&server, &id, &bob.token)["state"], "grace");
-    let (status, renewal) = server.send(
-        "POST",
-        &format!("/v1/subscriptions/{id}/renewals"),
-        Some(&bob.token),
-        &json!({}),
-    );
+    let (status, renewal) = act(&server, &id, "renewals", &bob.token, &json!({}));
     assert_eq!(status, 201, "{renewal}");
     assert_eq!(
         mark_paid(&server, &unpaid_order(&renewal), &s.token, "INV-r").0,
@@ -319,22 +308,12 @@ fn cancel_and_revoke(db: Db) {
     let sub = subscribe(&server, &carol, &s.listing_id);
     let id = sub["id"].as_str().unwrap();
     let order = unpaid_order(&sub);
-    let (status, body) = server.send(
-        "POST",
-        &format!("/v1/subscriptions/{id}/cancel"),
-        Some(&s.token),
-        &json!({}),
-    );
+    let (status, body) = act(&server, &id, "cancel", &s.token, &json!({}));
     assert_eq!(
         status, 404,
         "the seller revokes, it does not cancel: {body}"
     );
-    let (status, cancelled) = server.send(
-        "POST",
-        &format!("/v1/subscriptions/{id}/cancel"),
-        Some(&carol.token),
-        &json!({}),
-    );
+    let (status, cancelled) = act(&server, &id, "cancel", &carol.token, &json!({}));
     assert_eq!(status, 200, "{cancelled}");
     assert_eq!(cancelled["state"], "cancelled");
     assert!(cancelled["activeFrom"].is_null());
@@ -344,12 +323,7 @@ fn cancel_and_revoke(db: Db) {
     // Cancelled while active: access runs to T, without grace.
     let dave = buyer(&server);
     let (id, active) = paid_subscription(&server, &s, &dave);
-    let (status, cancelled) = server.send(
-        "POST",
-        &format!("/v1/subscriptions/{id}/cancel"),
-        Some(&dave.token),
-        &json!({}),
-    );
+    let (status, cancelled) = act(&server, &id, "cancel", &dave.token, &json!({}));
     assert_eq!(status, 200, "{cancelled}");
     assert_eq!(cancelled["accessEnds"], active["paidThrough"]);
 
@@ -360,23 +334,15 @@ fn cancel_and_revoke(db: Db) {
         (&s.token, json!({"reason": " "}), 400, "reason"),
         (&s.token, json!({"reason": "x".repeat(501)}), 400, "reason"),
     ] {
-        let (got, reply) = server.send(
-            "POST",
-            &format!("/v1/subscriptions/{id}/revoke"),
-            Some(token),
-            &body,
-        );
-        assert_eq!(
-            (got, reply["error"]["field"].as_str()),
-            (status, Some(field)),
-            "{reply}"
-        );
+        let (got, reply) = act(&server, &id, "revoke", token, &body);
+        assert_refused(got, &reply, status, field);
     }
     let before = unix_now() as i64;
-    let (status, revoked) = server.send(
-        "POST",
-        &format!("/v1/subscriptions/{id}/revoke"),
-        Some(&s.token),
+    let (status, revoked) = act(
+        &server,
+        &id,
+        "revoke",
+        &s.token,
         &json!({"reason": "resold the data"}),
     );
     assert_eq!(status, 200, "{revoked}");
@@ -436,11 +402,7 @@ fn refusals_name_the_field(db: Db) {
     let (_, other) = new_owner();
     let theirs = insert_machine(&server, &other);
     let (got, reply) = create(&listing_body(&theirs.did, json!("none")));
-    assert_eq!(
-        (got, reply["error"]["field"].as_str()),
-        (404, Some("subscription.machineDid")),
-        "{reply}"
-    );
+    assert_refused(got, &reply, 404, "subscription.machineDid");
 
     let alice = buyer(&server);
     let key = alice.recipient.public_key().to_hex();
@@ -450,11 +412,7 @@ fn refusals_name_the_field(db: Db) {
         &alice.token,
         json!({"listingId": s.listing_id, "buyerPublicKeyHex": "zz"}),
     );
-    assert_eq!(
-        (got, reply["error"]["field"].as_str()),
-        (400, Some("buyerPublicKeyHex")),
-        "{reply}"
-    );
+    assert_refused(got, &reply, 400, "buyerPublicKeyHex");
     let (got, reply) = send(
         &alice.token,
         json!({"listingId": "ls_nope", "buyerPublicKeyHex": key}),
@@ -465,11 +423,7 @@ fn refusals_name_the_field(db: Db) {
         &owner_as_buyer,
         json!({"listingId": s.listing_id, "buyerPublicKeyHex": key}),
     );
-    assert_eq!(
-        (got, reply["error"]["field"].as_str()),
-        (409, Some("listingId")),
-        "{reply}"
-    );
+    assert_refused(got, &reply, 409, "listingId");
     let owner_only = server.session_for(&common::listings_fixtures::new_did(), &[Role::Owner]);
     let (got, reply) = send(
         &owner_only,
@@ -483,24 +437,17 @@ fn refusals_name_the_field(db: Db) {
         Some(&alice.token),
         &json!({"listingId": s.listing_id, "buyerPublicKeyHex": key}),
     );
-    assert_eq!(
-        (got, reply["error"]["field"].as_str()),
-        (409, Some("listingId")),
-        "{reply}"
-    );
+    assert_refused(got, &reply, 409, "listingId");
     // Renewal with a bad key.
     let (id, _) = paid_subscription(&server, &s, &alice);
-    let (got, reply) = server.send(
-        "POST",
-        &format!("/v1/subscriptions/{id}/renewals"),
-        Some(&alice.token),
+    let (got, reply) = act(
+        &server,
+        &id,
+        "renewals",
+        &alice.token,
         &json!({"buyerPublicKeyHex": "00"}),
     );
-    assert_eq!(
-        (got, reply["error"]["field"].as_str()),
-        (400, Some("buyerPublicKeyHex")),
-        "{reply}"
-    );
+    assert_refused(got, &reply, 400, "buyerPublicKeyHex");
     // List queries.
     for (query, field) in [
         ("as=owner", "as"),
@@ -544,11 +491,7 @@ fn refusals_name_the_field(db: Db) {
         "{page}"
     );
     let (status, reply) = server.get("/v1/catalog?kind=feed", None);
-    assert_eq!(
-        (status, reply["error"]["field"].as_str()),
-        (400, Some("kind")),
-        "{reply}"
-    );
+    assert_refused(status, &reply, 400, "kind");
     let (status, card) = server.get(&format!("/v1/listings/{}/card", s.listing_id), None);
     assert_eq!(status, 200, "{card}");
     assert_eq!(card["payment"][0]["unit"], "seconds");
@@ -579,12 +522,7 @@ fn only_the_buyer_and_the_seller_see_it(db: Db) {
         ("renewals", json!({})),
         ("revoke", json!({"reason": "no"})),
     ] {
-        let (status, reply) = server.send(
-            "POST",
-            &format!("/v1/subscriptions/{id}/{path}"),
-            Some(&mallory.token),
-            &body,
-        );
+        let (status, reply) = act(&server, &id, path, &mallory.token, &body);
         assert_eq!(status, 404, "{path}: {reply}");
     }
     let (_, mine) = server.get("/v1/subscriptions", Some(&alice.token));
@@ -595,10 +533,11 @@ fn only_the_buyer_and_the_seller_see_it(db: Db) {
     assert_eq!(sold["items"][0]["id"], id.as_str());
     let (_, sold) = server.get("/v1/subscriptions?as=seller", Some(&alice.token));
     assert_eq!(sold["items"], json!([]), "a buyer sells nothing: {sold}");
-    let (status, _) = server.send(
-        "POST",
-        &format!("/v1/subscriptions/{id}/revoke"),
-        Some(&alice.token),
+    let (status, _) = act(
+        &server,
+        &id,
+        "revoke",
+        &alice.token,
         &json!({"reason": "mine"}),
     );
     assert_eq!(status, 404, "the buyer cancels, it does not revoke");
@@ -618,11 +557,7 @@ fn only_the_buyer_and_the_seller_see_it(db: Db) {
         Some(&alice.token),
         &json!({"entries": []}),
     );
-    assert_eq!(
-        (status, body["error"]["field"].as_str()),
-        (400, Some("entries")),
-        "{body}"
-    );
+    assert_refused(status, &body, 400, "entries");
 }
 
 /// Chunks at chosen acceptance times around a subscription's start.
@@ -723,22 +658,14 @@ fn entitled_pairs_and_grants(db: Db) {
         ),
     ] {
         let (status, body) = grant(vec![e]);
-        assert_eq!(
-            (status, body["error"]["field"].as_str()),
-            (409, Some(field)),
-            "{body}"
-        );
+        assert_refused(status, &body, 409, field);
     }
     // One bad entry among good ones stores nothing.
     let (status, body) = grant(vec![
         entry(&s, &chunks[3], &alice.did, &alice.recipient),
         entry(&s, &chunks[0], &alice.did, &alice.recipient),
     ]);
-    assert_eq!(
-        (status, body["error"]["field"].as_str()),
-        (409, Some("entries[1]")),
-        "{body}"
-    );
+    assert_refused(status, &body, 409, "entries[1]");
     assert_eq!(server.count_rows("subscription_grants"), 0);
     let good = entry(&s, &chunks[3], &alice.did, &alice.recipient);
     let (status, body) = grant(vec![
@@ -763,10 +690,11 @@ fn entitled_pairs_and_grants(db: Db) {
     assert!(audit_actions(&server, &id).contains(&"subscription.grant".to_string()));
 
     // Revoked now: the live chunks after now are no longer entitled.
-    let (status, _) = server.send(
-        "POST",
-        &format!("/v1/subscriptions/{id}/revoke"),
-        Some(&s.token),
+    let (status, _) = act(
+        &server,
+        &id,
+        "revoke",
+        &s.token,
         &json!({"reason": "end of contract"}),
     );
     assert_eq!(status, 200);
@@ -777,11 +705,7 @@ fn entitled_pairs_and_grants(db: Db) {
         "history stays entitled, nothing after the revocation"
     );
     let (status, body) = grant(vec![entry(&s, &chunks[4], &alice.did, &alice.recipient)]);
-    assert_eq!(
-        (status, body["error"]["field"].as_str()),
-        (409, Some("entries[0]")),
-        "{body}"
-    );
+    assert_refused(status, &body, 409, "entries[0]");
 }
 
 fn a_rotated_key_applies_from_its_renewal(db: Db) {
@@ -793,10 +717,11 @@ fn a_rotated_key_applies_from_its_renewal(db: Db) {
     let (id, first) = paid_subscription(&server, &s, &bob);
     let old = first["buyerPublicKeyHex"].as_str().unwrap().to_string();
     let rotated = RecipientSecretKey::generate();
-    let (status, renewal) = server.send(
-        "POST",
-        &format!("/v1/subscriptions/{id}/renewals"),
-        Some(&bob.token),
+    let (status, renewal) = act(
+        &server,
+        &id,
+        "renewals",
+        &bob.token,
         &json!({"buyerPublicKeyHex": rotated.public_key().to_hex()}),
     );
     assert_eq!(status, 201, "{renewal}");
@@ -822,11 +747,7 @@ fn a_rotated_key_applies_from_its_renewal(db: Db) {
         Some(&s.token),
         &json!({"entries": [entry(&s, &chunks[2], &bob.did, &bob.recipient)]}),
     );
-    assert_eq!(
-        (status, body["error"]["field"].as_str()),
-        (409, Some("entries[0].buyer.publicKeyHex")),
-        "{body}"
-    );
+    assert_refused(status, &body, 409, "entries[0].buyer.publicKeyHex");
 }
 
 /// An open feed: its events as they arrive, read by a thread.
@@ -1066,10 +987,11 @@ fn the_feed_sends_grants_in_order_resumes_and_ends(db: Db) {
         .contains(&format!("subscription renew {id}")));
     // Revoked: invalid with the reason, and the feed ends (nothing more is
     // due: chunk 3 was accepted after the revocation).
-    let (status, _) = server.send(
-        "POST",
-        &format!("/v1/subscriptions/{id}/revoke"),
-        Some(&s.token),
+    let (status, _) = act(
+        &server,
+        &id,
+        "revoke",
+        &s.token,
         &json!({"reason": "end of contract"}),
     );
     assert_eq!(status, 200);
@@ -1095,12 +1017,7 @@ fn a_final_feed_waits_for_the_chunks_still_due(db: Db) {
     let chunks = chain_at(&server, &s, &[now + 1, now + 2 * PERIOD]);
     let bob = buyer(&server);
     let (id, _) = paid_subscription(&server, &s, &bob);
-    let (status, _) = server.send(
-        "POST",
-        &format!("/v1/subscriptions/{id}/cancel"),
-        Some(&bob.token),
-        &json!({}),
-    );
+    let (status, _) = act(&server, &id, "cancel", &bob.token, &json!({}));
     assert_eq!(status, 200);
     // Cancelled (access to T, an hour ahead): chunk 0 is still due, and
     // so is every chunk accepted until T, so the feed stays, without a
@@ -1267,20 +1184,11 @@ fn periods_paid_on_chain(db: Db) {
     );
     assert_eq!(show(&server, &id, &bob.token)["state"], "active");
     // The same transaction does not pay the renewal too.
-    let (status, renewal) = server.send(
-        "POST",
-        &format!("/v1/subscriptions/{id}/renewals"),
-        Some(&bob.token),
-        &json!({}),
-    );
+    let (status, renewal) = act(&server, &id, "renewals", &bob.token, &json!({}));
     assert_eq!(status, 201, "{renewal}");
     let second = unpaid_order(&renewal);
     let (status, answer) = post(&second, &hash);
-    assert_eq!(
-        (status, answer["error"]["field"].as_str()),
-        (409, Some("txHash")),
-        "{answer}"
-    );
+    assert_refused(status, &answer, 409, "txHash");
     // Underpaid: refused naming the amount, the period still unpaid.
     let short = anvil.send_native(payer.address, pay_to, 1_000).to_string();
     let (status, answer) = post(&second, &short);
@@ -2144,12 +2052,7 @@ fn cut_off_notices_for_every_final_state(db: Db) {
     );
     assert_eq!(status, 200);
     for (id, who) in [(&d, &dave), (&b, &bob)] {
-        let (status, body) = server.send(
-            "POST",
-            &format!("/v1/subscriptions/{id}/cancel"),
-            Some(&who.token),
-            &json!({}),
-        );
+        let (status, body) = act(&server, &id, "cancel", &who.token, &json!({}));
         assert_eq!(status, 200, "{body}");
     }
     // Cancelled after payment: access runs to T, no notice before.
@@ -2270,11 +2173,7 @@ fn the_shortest_period_is_the_operators_policy(db: Db) {
         Some(&token),
         &body(&machine.did, 19),
     );
-    assert_eq!(
-        (status, refused["error"]["field"].as_str()),
-        (400, Some("subscription.periodSeconds")),
-        "{refused}"
-    );
+    assert_refused(status, &refused, 400, "subscription.periodSeconds");
     drop(short);
     let server = TestServer::start(db);
     let token = server.session_for(&did, &[Role::Owner]);
@@ -2285,11 +2184,7 @@ fn the_shortest_period_is_the_operators_policy(db: Db) {
         Some(&token),
         &body(&machine.did, 3599),
     );
-    assert_eq!(
-        (status, refused["error"]["field"].as_str()),
-        (400, Some("subscription.periodSeconds")),
-        "{refused}"
-    );
+    assert_refused(status, &refused, 400, "subscription.periodSeconds");
     let (status, _) = server.send(
         "POST",
         "/v1/listings",
