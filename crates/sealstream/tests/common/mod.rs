@@ -18,8 +18,8 @@ pub use sealstream_testkit::fixture::{
     BUYER_ID, BUYER_PK, DID, KEY_ID, MACHINE_PK, OPERATOR_PK, OWNER_PK, STRANGER_PK,
 };
 pub use sealstream_testkit::{
-    anvil, fixtures, free_port, keyfile, moto, peaqos, repo_root, run_ok, sealstream, test_seed,
-    SplitMix64,
+    anvil, fixtures, free_port, keyfile, moto, peaqos, repo_root, run_fails, run_ok, sealstream,
+    test_seed, SplitMix64,
 };
 
 /// `publish` flags with the fixture keys; `input` is a path, `-` or a URL.
