@@ -166,9 +166,31 @@ fn paid_subscription(server: &TestServer, seller: &Seller, b: &Buyer) -> (String
     (id, shown)
 }
 
-fn lifecycle_on_invoice(db: Db) {
+/// `s` revokes subscription `id` ("end of contract").
+fn revoke(server: &TestServer, s: &Seller, id: &str) {
+    let reason = json!({"reason": "end of contract"});
+    let (status, body) = act(server, id, "revoke", &s.token, &reason);
+    assert_eq!(status, 200, "{body}");
+}
+
+/// A server on `db` with a [`seller`] of `history`.
+fn started(db: Db, history: Value) -> (TestServer, Seller) {
     let server = TestServer::start(db);
-    let s = seller(&server, json!("none"));
+    let s = seller(&server, history);
+    (server, s)
+}
+
+/// [`started`], with a buyer whose subscription is paid: the server, the
+/// seller, the buyer, the subscription's id and its view.
+fn subscribed(db: Db, history: Value) -> (TestServer, Seller, Buyer, String, Value) {
+    let (server, s) = started(db, history);
+    let b = buyer(&server);
+    let (id, view) = paid_subscription(&server, &s, &b);
+    (server, s, b, id, view)
+}
+
+fn lifecycle_on_invoice(db: Db) {
+    let (server, s) = started(db, json!("none"));
     let alice = buyer(&server);
     let sub = subscribe(&server, &alice, &s.listing_id);
     let id = sub["id"].as_str().unwrap().to_string();
@@ -281,10 +303,7 @@ fn lifecycle_on_invoice(db: Db) {
 }
 
 fn a_renewal_in_grace_continues_without_a_gap(db: Db) {
-    let server = TestServer::start(db);
-    let s = seller(&server, json!("none"));
-    let bob = buyer(&server);
-    let (id, active) = paid_subscription(&server, &s, &bob);
+    let (server, s, bob, id, active) = subscribed(db, json!("none"));
     let t = unix(&active["paidThrough"]);
     assert_eq!(sweep(&server, t + 10), 1);
     assert_eq!(show(&server, &id, &bob.token)["state"], "grace");
@@ -300,8 +319,7 @@ fn a_renewal_in_grace_continues_without_a_gap(db: Db) {
 }
 
 fn cancel_and_revoke(db: Db) {
-    let server = TestServer::start(db);
-    let s = seller(&server, json!("none"));
+    let (server, s) = started(db, json!("none"));
     // Cancelled before the first payment: no access, and the period's
     // order can no longer be paid.
     let carol = buyer(&server);
@@ -354,8 +372,7 @@ fn cancel_and_revoke(db: Db) {
 }
 
 fn refusals_name_the_field(db: Db) {
-    let server = TestServer::start(db);
-    let s = seller(&server, json!({"lastChunks": 3}));
+    let (server, s) = started(db, json!({"lastChunks": 3}));
     let create = |body: &Value| server.send("POST", "/v1/listings", Some(&s.token), body);
     let base = listing_body(&s.machine.did, json!("all"));
     let cases = [
@@ -503,8 +520,7 @@ fn refusals_name_the_field(db: Db) {
 }
 
 fn only_the_buyer_and_the_seller_see_it(db: Db) {
-    let server = TestServer::start(db);
-    let s = seller(&server, json!("none"));
+    let (server, s) = started(db, json!("none"));
     let alice = buyer(&server);
     let mallory = buyer(&server);
     let (id, _) = paid_subscription(&server, &s, &alice);
@@ -607,8 +623,7 @@ fn entry(s: &Seller, chunk: &SealedChunk, buyer_id: &str, key: &RecipientSecretK
 }
 
 fn entitled_pairs_and_grants(db: Db) {
-    let server = TestServer::start(db);
-    let s = seller(&server, json!({"lastChunks": 2}));
+    let (server, s) = started(db, json!({"lastChunks": 2}));
     let now = unix_now() as i64;
     // 0..=2 before the start (history: the last 2), 3 and 4 live, 5 in
     // grace, 6 after T + G.
@@ -690,14 +705,7 @@ fn entitled_pairs_and_grants(db: Db) {
     assert!(audit_actions(&server, &id).contains(&"subscription.grant".to_string()));
 
     // Revoked now: the live chunks after now are no longer entitled.
-    let (status, _) = act(
-        &server,
-        &id,
-        "revoke",
-        &s.token,
-        &json!({"reason": "end of contract"}),
-    );
-    assert_eq!(status, 200);
+    revoke(&server, &s, &id);
     let left: Vec<u64> = pending(&server, &s).iter().map(|(_, i, _)| *i).collect();
     assert_eq!(
         left,
@@ -709,8 +717,7 @@ fn entitled_pairs_and_grants(db: Db) {
 }
 
 fn a_rotated_key_applies_from_its_renewal(db: Db) {
-    let server = TestServer::start(db);
-    let s = seller(&server, json!("all"));
+    let (server, s) = started(db, json!("all"));
     let now = unix_now() as i64;
     let chunks = chain_at(&server, &s, &[now - 50, now + 100, now + 2 * PERIOD - 10]);
     let bob = buyer(&server);
@@ -896,8 +903,7 @@ fn open_chunk(
 }
 
 fn the_feed_sends_grants_in_order_resumes_and_ends(db: Db) {
-    let server = TestServer::start(db);
-    let s = seller(&server, json!("none"));
+    let (server, s) = started(db, json!("none"));
     let now = unix_now() as i64;
     let chunks = chain_at(
         &server,
@@ -987,14 +993,7 @@ fn the_feed_sends_grants_in_order_resumes_and_ends(db: Db) {
         .contains(&format!("subscription renew {id}")));
     // Revoked: invalid with the reason, and the feed ends (nothing more is
     // due: chunk 3 was accepted after the revocation).
-    let (status, _) = act(
-        &server,
-        &id,
-        "revoke",
-        &s.token,
-        &json!({"reason": "end of contract"}),
-    );
-    assert_eq!(status, 200);
+    revoke(&server, &s, &id);
     let st = feed.state();
     assert_eq!(
         (st.status, st.state, st.is_final),
@@ -1011,8 +1010,7 @@ fn the_feed_sends_grants_in_order_resumes_and_ends(db: Db) {
 }
 
 fn a_final_feed_waits_for_the_chunks_still_due(db: Db) {
-    let server = TestServer::start(db);
-    let s = seller(&server, json!("none"));
+    let (server, s) = started(db, json!("none"));
     let now = unix_now() as i64;
     let chunks = chain_at(&server, &s, &[now + 1, now + 2 * PERIOD]);
     let bob = buyer(&server);
@@ -1045,10 +1043,11 @@ fn a_final_feed_waits_for_the_chunks_still_due(db: Db) {
     let history = chain_at(&server, &s2, &[now - 100, now - 50]);
     let carol = buyer(&server);
     let (c, _) = paid_subscription(&server, &s2, &carol);
-    let (status, _) = server.send(
-        "POST",
-        &format!("/v1/subscriptions/{c}/revoke"),
-        Some(&s2.token),
+    let (status, _) = act(
+        &server,
+        &c,
+        "revoke",
+        &s2.token,
         &json!({"reason": "late payment"}),
     );
     assert_eq!(status, 200);
@@ -1264,8 +1263,7 @@ fn older_listings_are_dataset_listings(db: Db) {
 fn the_follower_checks_every_chunk(db: Db) {
     use sealstream_client::live::{FollowError, Follower, Position};
     use sealstream_client::market::MarketClient;
-    let server = TestServer::start(db);
-    let s = seller(&server, json!("none"));
+    let (server, s) = started(db, json!("none"));
     let now = unix_now() as i64;
     let chunks = chain_at(&server, &s, &[now + 10, now + 20, now + 30, now + 40]);
     let alice = buyer(&server);
@@ -1344,8 +1342,7 @@ fn the_client_grants_what_is_pending(db: Db) {
     use sealstream_api::subscriptions::{PostSubscriptionGrants, SubscriptionGrantEntry};
     use sealstream_client::market::MarketClient;
 
-    let server = TestServer::start(db);
-    let s = seller(&server, json!("all"));
+    let (server, s) = started(db, json!("all"));
     let now = unix_now() as i64;
     let chunks = chain_at(&server, &s, &[now - 30, now - 20, now + 100]);
     let carol = buyer(&server);
@@ -1476,8 +1473,7 @@ fn upload_window(server: &TestServer, s: &Seller, chunks: &[SealedChunk], token:
 }
 
 fn a_buyer_reads_the_signed_windows_of_its_chunks(db: Db) {
-    let server = TestServer::start(db);
-    let s = seller(&server, json!("none"));
+    let (server, s) = started(db, json!("none"));
     let now = unix_now() as i64;
     let chunks = chain_at(
         &server,
@@ -1569,10 +1565,7 @@ fn a_buyer_reads_the_signed_windows_of_its_chunks(db: Db) {
 }
 
 fn a_waiting_pending_list_answers_when_a_chunk_is_ingested(db: Db) {
-    let server = TestServer::start(db);
-    let s = seller(&server, json!("none"));
-    let alice = buyer(&server);
-    let (id, _) = paid_subscription(&server, &s, &alice);
+    let (server, s, _, id, _) = subscribed(db, json!("none"));
     let chunks = write_chain_to(
         &s.machine,
         ChainState::new(),
@@ -1840,18 +1833,13 @@ fn the_server_grants_subscriptions_with_an_operator_key(db: Db) {
     assert!(audit_actions(&server, &a).contains(&"subscription.grant".to_string()));
 
     // Carol is revoked; Dave renews with a new key.
-    let (status, _) = server.send(
-        "POST",
-        &format!("/v1/subscriptions/{c}/revoke"),
-        Some(&s.token),
-        &json!({"reason": "end of contract"}),
-    );
-    assert_eq!(status, 200);
+    revoke(&server, &s, &c);
     let rotated = RecipientSecretKey::generate();
-    let (status, renewal) = server.send(
-        "POST",
-        &format!("/v1/subscriptions/{d}/renewals"),
-        Some(&dave.token),
+    let (status, renewal) = act(
+        &server,
+        &d,
+        "renewals",
+        &dave.token,
         &json!({"buyerPublicKeyHex": rotated.public_key().to_hex()}),
     );
     assert_eq!(status, 201, "{renewal}");
@@ -1948,8 +1936,7 @@ fn a_grant_daemon_racing_the_server_is_harmless(db: Db) {
 /// feed skip a chunk: a chunk whose predecessors are not all granted waits
 /// for them, and a follower sees every index in order.
 fn the_feed_waits_for_grants_stored_out_of_order(db: Db) {
-    let server = TestServer::start(db);
-    let s = seller(&server, json!({"lastChunks": 1}));
+    let (server, s) = started(db, json!({"lastChunks": 1}));
     let now = unix_now() as i64;
     // 0 before the start (not covered), 1 the history chunk, 2..=4 live.
     let chunks = chain_at(
@@ -2011,8 +1998,7 @@ fn cutoff_of(
 /// buyer and the seller read it, nobody else, and nobody before it is due.
 fn cut_off_notices_for_every_final_state(db: Db) {
     use sealstream_api::receipts::{CutoffReason, ReceiptError, SignedCutoff};
-    let server = TestServer::start(db);
-    let s = seller(&server, json!({"lastChunks": 1}));
+    let (server, s) = started(db, json!({"lastChunks": 1}));
     let now = unix_now() as i64;
     // 0 and 1 before every start (1 in the history), 2 live, 3 in a
     // lapsing subscription's grace, 4 after it.
@@ -2044,13 +2030,7 @@ fn cut_off_notices_for_every_final_state(db: Db) {
     assert_eq!(cutoff_of(&server, &a, &alice.token).0, 404);
     assert_eq!(cutoff_of(&server, &a, &s.token).0, 404);
 
-    let (status, _) = server.send(
-        "POST",
-        &format!("/v1/subscriptions/{c}/revoke"),
-        Some(&s.token),
-        &json!({"reason": "end of contract"}),
-    );
-    assert_eq!(status, 200);
+    revoke(&server, &s, &c);
     for (id, who) in [(&d, &dave), (&b, &bob)] {
         let (status, body) = act(&server, &id, "cancel", &who.token, &json!({}));
         assert_eq!(status, 200, "{body}");
