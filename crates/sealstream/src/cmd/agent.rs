@@ -10,6 +10,15 @@ use crate::cli::AgentCommand;
 use crate::error::{CliError, CliResult};
 use crate::ui::Ui;
 
+/// The objects of the array at `key` of `o` (none when it is not an array).
+fn objects<'a>(o: &'a Map, key: &str) -> impl Iterator<Item = &'a Map> {
+    o.get(key)
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_object)
+}
+
 fn load(config: &std::path::Path) -> CliResult<DataEventMap> {
     match DataEventMap::load(config) {
         Ok(m) => Ok(m),
@@ -206,13 +215,7 @@ fn status(config: &std::path::Path, ui: Ui) -> CliResult {
             text(get(sp, "dir")),
         ));
     }
-    for t in o
-        .get("topics")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        let Some(t) = t.as_object() else { continue };
+    for t in objects(o, "topics") {
         let delivered: Vec<String> = t
             .get("deliveredChunks")
             .and_then(Value::as_object)
@@ -233,13 +236,7 @@ fn status(config: &std::path::Path, ui: Ui) -> CliResult {
             }
         ));
     }
-    for d in o
-        .get("destinations")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        let Some(d) = d.as_object() else { continue };
+    for d in objects(o, "destinations") {
         let health = match d.get("ok") {
             _ if d.get("stopped") == Some(&Value::Bool(true)) => {
                 format!("stopped, refused for good: {}", text(get(d, "lastError")))
