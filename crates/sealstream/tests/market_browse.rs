@@ -67,21 +67,7 @@ fn machine_with_chain(
         .arg(t.join("machine/keys.json"));
     let out = run_ok(register, "machine register");
     assert!(stderr(&out).contains(owner_did), "{}", stderr(&out));
-    std::fs::write(t.join("input.bin"), input).unwrap();
-    let publish = publish_with_keys(
-        &t.join("machine"),
-        &t.join("input.bin"),
-        &t.join("chain"),
-        CHUNK,
-    );
-    run_ok(publish, "publish");
-    let mut upload = signed(
-        server,
-        &t.join("machine/machine.secp256k1.sk"),
-        &["upload", "--topic", TOPIC],
-    );
-    upload.arg("--chunk-dir").arg(t.join("chain"));
-    run_ok(upload, "market upload");
+    publish_and_upload(server, &t.join("machine"), t, input, CHUNK, TOPIC);
     machine_did
 }
 

@@ -99,29 +99,14 @@ fn an_owner_and_a_buyer_trade_with_the_cli_only() {
     // The machine publishes 4 chunks and uploads them (no dataset.json: the
     // owner makes the only dataset).
     let input: Vec<u8> = (0..4 * CHUNK).map(|i| (i * 7 % 251) as u8).collect();
-    std::fs::write(t.join("input.bin"), &input).unwrap();
-    let publish = publish_with_keys(
+    let out = publish_and_upload(
+        server,
         &t.join("machine"),
-        &t.join("input.bin"),
-        &t.join("chain"),
+        t,
+        &input,
         CHUNK,
+        "/arm/torque",
     );
-    run_ok(publish, "publish");
-    let mut upload = sealstream();
-    upload
-        .args([
-            "market",
-            "upload",
-            "--server",
-            server,
-            "--topic",
-            "/arm/torque",
-        ])
-        .arg("--chunk-dir")
-        .arg(t.join("chain"))
-        .arg("--key-file")
-        .arg(t.join("machine/machine.secp256k1.sk"));
-    let out = run_ok(upload, "market upload");
     assert!(stderr(&out).contains("4 chunks stored"), "{}", stderr(&out));
 
     // A dataset of chunks 1..=2, signed by the owner.

@@ -155,6 +155,31 @@ pub fn json_of(o: &Output) -> sealstream_core::json::Value {
         .unwrap_or_else(|e| panic!("not JSON ({e}): {}\nstderr: {}", stdout(o), stderr(o)))
 }
 
+/// The machine whose keys `sealstream keys generate` wrote to `keys_dir`
+/// publishes `input` (written to `dir/input.bin`) into `dir/chain` in chunks
+/// of `chunk` bytes and uploads that chain as `topic` to the market at
+/// `server`, signed in with its key: the upload's output.
+pub fn publish_and_upload(
+    server: &str,
+    keys_dir: &Path,
+    dir: &Path,
+    input: &[u8],
+    chunk: usize,
+    topic: &str,
+) -> Output {
+    std::fs::write(dir.join("input.bin"), input).unwrap();
+    let publish = publish_with_keys(keys_dir, &dir.join("input.bin"), &dir.join("chain"), chunk);
+    run_ok(publish, "publish");
+    let mut upload = sealstream();
+    upload
+        .args(["market", "upload", "--server", server, "--topic", topic])
+        .arg("--chunk-dir")
+        .arg(dir.join("chain"))
+        .arg("--key-file")
+        .arg(keys_dir.join("machine.secp256k1.sk"));
+    run_ok(upload, "market upload")
+}
+
 /// `sealstream publish` of `input` into `out` in chunks of `chunk` bytes,
 /// with the keys `sealstream keys generate` wrote to `keys_dir`.
 pub fn publish_with_keys(keys_dir: &Path, input: &Path, out: &Path, chunk: usize) -> Command {
