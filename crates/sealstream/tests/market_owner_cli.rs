@@ -99,14 +99,7 @@ fn an_owner_and_a_buyer_trade_with_the_cli_only() {
     // The machine publishes 4 chunks and uploads them (no dataset.json: the
     // owner makes the only dataset).
     let input: Vec<u8> = (0..4 * CHUNK).map(|i| (i * 7 % 251) as u8).collect();
-    let out = publish_and_upload(
-        server,
-        &t.join("machine"),
-        t,
-        &input,
-        CHUNK,
-        "/arm/torque",
-    );
+    let out = publish_and_upload(server, &t.join("machine"), t, &input, CHUNK, "/arm/torque");
     assert!(stderr(&out).contains("4 chunks stored"), "{}", stderr(&out));
 
     // A dataset of chunks 1..=2, signed by the owner.
