@@ -326,12 +326,12 @@ fn cancel_and_revoke(db: Db) {
     let sub = subscribe(&server, &carol, &s.listing_id);
     let id = sub["id"].as_str().unwrap();
     let order = unpaid_order(&sub);
-    let (status, body) = act(&server, &id, "cancel", &s.token, &json!({}));
+    let (status, body) = act(&server, id, "cancel", &s.token, &json!({}));
     assert_eq!(
         status, 404,
         "the seller revokes, it does not cancel: {body}"
     );
-    let (status, cancelled) = act(&server, &id, "cancel", &carol.token, &json!({}));
+    let (status, cancelled) = act(&server, id, "cancel", &carol.token, &json!({}));
     assert_eq!(status, 200, "{cancelled}");
     assert_eq!(cancelled["state"], "cancelled");
     assert!(cancelled["activeFrom"].is_null());
@@ -2032,7 +2032,7 @@ fn cut_off_notices_for_every_final_state(db: Db) {
 
     revoke(&server, &s, &c);
     for (id, who) in [(&d, &dave), (&b, &bob)] {
-        let (status, body) = act(&server, &id, "cancel", &who.token, &json!({}));
+        let (status, body) = act(&server, id, "cancel", &who.token, &json!({}));
         assert_eq!(status, 200, "{body}");
     }
     // Cancelled after payment: access runs to T, no notice before.
