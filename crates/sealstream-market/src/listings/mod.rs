@@ -80,18 +80,20 @@ pub(crate) async fn owned(tx: &mut Tx, id: &str, caller: &Principal) -> ApiResul
     }
 }
 
-/// The listing if `caller` owns it, as [`owned`]; 409 on `state`, with
-/// the message `refusal` gives, when its state does not allow the change.
-pub(crate) async fn owned_unless(
-    tx: &mut Tx,
+/// A transaction begun on the listing `id` for a change by `caller`: the
+/// listing if `caller` owns it, as [`owned`]; 409 on `state`, with the
+/// message `refusal` gives, when its state does not allow the change.
+pub(crate) async fn begin_owned(
+    state: &AppState,
     id: &str,
     caller: &Principal,
     refusal: impl FnOnce(ListingState) -> Option<String>,
-) -> ApiResult<Listing> {
-    let listing = owned(tx, id, caller).await?;
+) -> ApiResult<(Tx, Listing)> {
+    let mut tx = state.store.begin().await?;
+    let listing = owned(&mut tx, id, caller).await?;
     match refusal(listing.state) {
         Some(message) => Err(ApiError::conflict(Some("state"), message)),
-        None => Ok(listing),
+        None => Ok((tx, listing)),
     }
 }
 
@@ -326,8 +328,7 @@ pub async fn patch(
     if given.is_empty() {
         return Err(ApiError::bad_request("body", "no field to change"));
     }
-    let mut tx = state.store.begin().await?;
-    let mut listing = owned_unless(&mut tx, &id, &caller, |s| {
+    let (mut tx, mut listing) = begin_owned(&state, &id, &caller, |s| {
         (s == ListingState::Withdrawn)
             .then(|| format!("listing {id} is withdrawn and can no longer change"))
     })
@@ -374,8 +375,7 @@ pub async fn publish(
     caller: Principal,
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<ListingView>> {
-    let mut tx = state.store.begin().await?;
-    let mut listing = owned_unless(&mut tx, &id, &caller, |s| {
+    let (mut tx, mut listing) = begin_owned(&state, &id, &caller, |s| {
         (s != ListingState::Draft).then(|| format!("listing {id} is {}, not a draft", s.as_str()))
     })
     .await?;
@@ -462,8 +462,7 @@ pub async fn withdraw(
     caller: Principal,
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<ListingView>> {
-    let mut tx = state.store.begin().await?;
-    let mut listing = owned_unless(&mut tx, &id, &caller, |s| {
+    let (mut tx, mut listing) = begin_owned(&state, &id, &caller, |s| {
         (s == ListingState::Withdrawn).then(|| format!("listing {id} is already withdrawn"))
     })
     .await?;

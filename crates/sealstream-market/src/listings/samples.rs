@@ -17,7 +17,7 @@ use sealstream_core::keys::{parse_hex_array, RecipientPublicKey, RecipientSecret
 
 use super::db::{self, SampleKeyRow};
 use super::{
-    audit_details, dataset_of, owned_unless, visible, ListedDataset, Listing, ListingState,
+    audit_details, begin_owned, dataset_of, visible, ListedDataset, Listing, ListingState,
 };
 use crate::auth::{MaybePrincipal, Principal};
 use crate::catalog::QueryParams;
@@ -71,8 +71,7 @@ pub async fn disclose(
             format!("1 to {} keys", super::model::MAX_SAMPLES),
         ));
     }
-    let mut tx = state.store.begin().await?;
-    let listing = owned_unless(&mut tx, &id, &caller, |s| {
+    let (mut tx, listing) = begin_owned(&state, &id, &caller, |s| {
         (s == ListingState::Withdrawn).then(|| format!("listing {id} is withdrawn"))
     })
     .await?;
