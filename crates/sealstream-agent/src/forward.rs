@@ -843,31 +843,60 @@ mod tests {
         std::fs::write(dir.join(envelope_name(index)), vec![b'{'; 50]).unwrap();
     }
 
-    #[test]
-    fn delivers_in_order_after_failures_prunes_and_resumes() {
-        let tmp = tempfile::tempdir().unwrap();
-        let spool = tmp.path();
+    /// Topic `t` spooled in `spool` (`chains/t-1`) with chunks `0..head`
+    /// written `gap` apart, and the outbox of `destinations` over it: its
+    /// chain directory, its topic and the outbox.
+    fn spooled(
+        spool: &Path,
+        head: u64,
+        gap: Duration,
+        destinations: &[&str],
+    ) -> (PathBuf, TopicOutbox, Outbox) {
         let chain_dir = spool.join("chains/t-1");
         std::fs::create_dir_all(&chain_dir).unwrap();
-        for i in 0..3 {
+        for i in 0..head {
             spool_chunk(&chain_dir, i);
+            std::thread::sleep(gap);
         }
         let topic = TopicOutbox {
             dir_name: "t-1".into(),
             chain_dir: chain_dir.clone(),
             dataset_dir: spool.join("datasets/t-1"),
-            head: 3,
+            head,
             pruned: 0,
             datasets: Vec::new(),
         };
-        let outbox = Arc::new(
-            Outbox::new(
-                spool,
-                vec!["recording".into()],
-                BTreeMap::from([("t".to_string(), topic.clone())]),
-            )
-            .unwrap(),
+        let outbox = Outbox::new(
+            spool,
+            destinations.iter().map(|d| d.to_string()).collect(),
+            BTreeMap::from([("t".to_string(), topic.clone())]),
+        )
+        .unwrap();
+        (chain_dir, topic, outbox)
+    }
+
+    /// Starts the forwarder of `outbox` to `sinks`, its log lines collected
+    /// in the vector returned.
+    fn forward(
+        outbox: &Arc<Outbox>,
+        sinks: Vec<Box<dyn Sink>>,
+    ) -> (std::thread::JoinHandle<()>, Arc<Mutex<Vec<String>>>) {
+        let lines = Arc::new(Mutex::new(Vec::<String>::new()));
+        let l = lines.clone();
+        let handle = spawn(
+            outbox.clone(),
+            sinks,
+            Arc::new(move |s: &str| l.lock().unwrap().push(s.into())),
         );
+        (handle, lines)
+    }
+
+    #[test]
+    fn delivers_in_order_after_failures_prunes_and_resumes() {
+        let tmp = tempfile::tempdir().unwrap();
+        let spool = tmp.path();
+        let (chain_dir, topic, outbox) = spooled(spool, 3, Duration::ZERO, &["recording"]);
+        let outbox = Arc::new(outbox);
         assert_eq!(outbox.spool_bytes(), 450);
         let puts = Arc::new(Mutex::new(Vec::new()));
         let down = Arc::new(AtomicBool::new(true));
@@ -875,13 +904,7 @@ mod tests {
             puts: puts.clone(),
             down: down.clone(),
         };
-        let lines = Arc::new(Mutex::new(Vec::<String>::new()));
-        let l = lines.clone();
-        let handle = spawn(
-            outbox.clone(),
-            vec![Box::new(sink)],
-            Arc::new(move |s: &str| l.lock().unwrap().push(s.into())),
-        );
+        let (handle, lines) = forward(&outbox, vec![Box::new(sink)]);
         // Down: nothing delivered, the failure is in the health and the log.
         while outbox.health()[0].ok != Some(false) {
             std::thread::sleep(Duration::from_millis(5));
@@ -947,40 +970,15 @@ mod tests {
     #[test]
     fn a_destination_refusing_for_good_is_stopped_and_not_waited_for() {
         let tmp = tempfile::tempdir().unwrap();
-        let spool = tmp.path();
-        let chain_dir = spool.join("chains/t-1");
-        std::fs::create_dir_all(&chain_dir).unwrap();
-        for i in 0..2 {
-            spool_chunk(&chain_dir, i);
-        }
-        let topic = TopicOutbox {
-            dir_name: "t-1".into(),
-            chain_dir: chain_dir.clone(),
-            dataset_dir: spool.join("datasets/t-1"),
-            head: 2,
-            pruned: 0,
-            datasets: Vec::new(),
-        };
-        let outbox = Arc::new(
-            Outbox::new(
-                spool,
-                vec!["refusing".into(), "recording".into()],
-                BTreeMap::from([("t".to_string(), topic)]),
-            )
-            .unwrap(),
-        );
+        let (chain_dir, _, outbox) =
+            spooled(tmp.path(), 2, Duration::ZERO, &["refusing", "recording"]);
+        let outbox = Arc::new(outbox);
         let puts = Arc::new(Mutex::new(Vec::new()));
         let recording = Recording {
             puts: puts.clone(),
             down: Arc::new(AtomicBool::new(false)),
         };
-        let lines = Arc::new(Mutex::new(Vec::<String>::new()));
-        let l = lines.clone();
-        let handle = spawn(
-            outbox.clone(),
-            vec![Box::new(Refusing), Box::new(recording)],
-            Arc::new(move |s: &str| l.lock().unwrap().push(s.into())),
-        );
+        let (handle, lines) = forward(&outbox, vec![Box::new(Refusing), Box::new(recording)]);
         // The other destination gets everything; the run does not wait for
         // the stopped one.
         let stop = AtomicBool::new(false);
@@ -1100,29 +1098,7 @@ mod tests {
     #[test]
     fn drop_oldest_marks_and_frees() {
         let tmp = tempfile::tempdir().unwrap();
-        let spool = tmp.path();
-        let chain_dir = spool.join("chains/t-1");
-        std::fs::create_dir_all(&chain_dir).unwrap();
-        for i in 0..2 {
-            spool_chunk(&chain_dir, i);
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let outbox = Outbox::new(
-            spool,
-            vec!["a".into(), "b".into()],
-            BTreeMap::from([(
-                "t".to_string(),
-                TopicOutbox {
-                    dir_name: "t-1".into(),
-                    chain_dir: chain_dir.clone(),
-                    dataset_dir: spool.join("datasets/t-1"),
-                    head: 2,
-                    pruned: 0,
-                    datasets: Vec::new(),
-                },
-            )]),
-        )
-        .unwrap();
+        let (chain_dir, _, outbox) = spooled(tmp.path(), 2, Duration::from_millis(20), &["a", "b"]);
         let (topic, index, missed) = outbox.drop_oldest().unwrap();
         assert_eq!((topic.as_str(), index), ("t", 0));
         assert_eq!(missed, ["a", "b"]);

@@ -47,22 +47,11 @@ impl RegisterMachine {
     /// with `owner_did` (the caller) as owner, its fields checked
     /// ([`MachineRegistration::from_text`]: errors name the field).
     pub fn registration(&self, owner_did: &str) -> Result<MachineRegistration, ValidationError> {
-        let recipients: Vec<(&str, &str, &str)> = self
-            .recipients
-            .iter()
-            .map(|r| {
-                (
-                    r.recipient_id.as_str(),
-                    r.recipient_type.as_str(),
-                    r.public_key_hex.as_str(),
-                )
-            })
-            .collect();
-        MachineRegistration::from_text(
+        MachineRegistration::from_request(
             owner_did,
             &self.machine_did,
             &self.chain_public_key,
-            &recipients,
+            &self.recipients,
         )
     }
 }

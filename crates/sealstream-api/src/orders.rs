@@ -6,6 +6,8 @@
 //! States: `awaiting-payment` → `paid` → `granted`; an unpaid order may be
 //! `cancelled` by its buyer.
 
+use std::marker::PhantomData;
+
 use serde::{Deserialize, Serialize};
 
 use crate::payments::{ClaimView, PaymentInstructions};
@@ -32,11 +34,11 @@ impl OrderState {
 }
 
 wire_enum! {
-    /// Which of the caller's orders a list shows.
+    /// Which of the caller's orders (or subscriptions) a list shows.
     pub enum OrderSide refuse "expected buyer or seller" {
-        /// The caller's purchases.
+        /// The caller's own: its purchases, its subscriptions.
         Buyer = "buyer",
-        /// Orders of the caller's listings.
+        /// Those of the caller's listings.
         Seller = "seller",
     }
 }
@@ -120,64 +122,94 @@ pub struct OrderView {
     pub subscription_id: Option<String>,
 }
 
-/// `GET /v1/orders` query. The values are read as text and checked by the
-/// server, which names the one at fault; [`ListQuery::new`] and its
-/// setters build one from typed values.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+/// `GET /v1/orders` query, and `GET /v1/subscriptions`'s
+/// ([`crate::subscriptions::SubscriptionQuery`]): `S` is the state of what
+/// is listed. The values are read as text and checked by the server, which
+/// names the one at fault; [`ListQuery::new`] and its setters build one from
+/// typed values.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::IntoParams))]
 #[cfg_attr(feature = "openapi", into_params(parameter_in = Query))]
-#[serde(deny_unknown_fields)]
-pub struct ListQuery {
-    /// `buyer` (the caller's purchases, the default) or `seller` (orders of
-    /// the caller's listings).
+#[serde(deny_unknown_fields, bound = "")]
+pub struct ListQuery<S = OrderState> {
+    /// `buyer` (the caller's own, the default) or `seller` (those of the
+    /// caller's listings).
     #[serde(rename = "as", skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "openapi", param(pattern = "^(buyer|seller)$"))]
     pub as_: Option<String>,
-    /// Only orders in this state.
-    #[cfg_attr(
-        feature = "openapi",
-        param(pattern = "^(awaiting-payment|paid|granted|cancelled)$")
-    )]
+    /// Only those in this state (an order's or a subscription's `state`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub state: Option<String>,
-    /// Only orders of this listing.
+    /// Only those of this listing.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub listing: Option<String>,
-    /// Orders after this id (the previous page's `nextCursor`).
+    /// After this id (the previous page's `nextCursor`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cursor: Option<String>,
     /// Page size, 1 to 200 (default 50).
     #[cfg_attr(feature = "openapi", param(minimum = 1, maximum = 200))]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub limit: Option<u32>,
+    /// What is listed (not a parameter).
+    #[serde(skip)]
+    #[cfg_attr(feature = "openapi", param(ignore))]
+    pub listed: PhantomData<S>,
 }
 
-impl ListQuery {
-    /// The caller's orders on `side`.
-    pub fn new(side: OrderSide) -> ListQuery {
+impl<S> Default for ListQuery<S> {
+    fn default() -> Self {
+        ListQuery {
+            as_: None,
+            state: None,
+            listing: None,
+            cursor: None,
+            limit: None,
+            listed: PhantomData,
+        }
+    }
+}
+
+impl<S> ListQuery<S> {
+    /// The caller's orders or subscriptions on `side`.
+    pub fn new(side: OrderSide) -> Self {
         ListQuery {
             as_: Some(side.as_str().to_string()),
             ..ListQuery::default()
         }
     }
 
-    /// Only orders in `state`.
-    pub fn state(mut self, state: OrderState) -> ListQuery {
-        self.state = Some(state.as_str().to_string());
-        self
-    }
-
-    /// Only orders of `listing`.
-    pub fn listing(mut self, listing: &str) -> ListQuery {
+    /// Only those of `listing`.
+    pub fn listing(mut self, listing: &str) -> Self {
         self.listing = Some(listing.to_string());
         self
     }
 
-    /// `limit` orders a page, after `cursor`.
-    pub fn page(mut self, limit: u32, cursor: Option<&str>) -> ListQuery {
+    /// `limit` a page, after `cursor`.
+    pub fn page(mut self, limit: u32, cursor: Option<&str>) -> Self {
         self.limit = Some(limit);
         self.cursor = cursor.map(str::to_string);
         self
+    }
+}
+
+impl<S: ListedState> ListQuery<S> {
+    /// Only those in `state`.
+    pub fn state(mut self, state: S) -> Self {
+        self.state = Some(state.name().to_string());
+        self
+    }
+}
+
+/// The state of what a [`ListQuery`] lists: [`OrderState`], or
+/// [`crate::subscriptions::SubscriptionState`].
+pub trait ListedState: Copy {
+    /// Its name on the wire.
+    fn name(self) -> &'static str;
+}
+
+impl ListedState for OrderState {
+    fn name(self) -> &'static str {
+        self.as_str()
     }
 }
 

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::listings::{HistoryPolicy, WrappedKey};
-use crate::orders::OrderState;
+use crate::orders::{ListQuery, ListedState, OrderSide, OrderState};
 use crate::payments::PaymentInstructions;
 
 wire_enum! {
@@ -44,15 +44,9 @@ impl SubscriptionState {
     }
 }
 
-wire_enum! {
-    /// Which of the caller's subscriptions a list shows.
-    pub enum SubscriptionSide refuse "expected buyer or seller" {
-        /// The caller's subscriptions.
-        Buyer = "buyer",
-        /// Subscriptions of the caller's listings.
-        Seller = "seller",
-    }
-}
+/// Which of the caller's subscriptions a list shows: its own (`buyer`) or
+/// those of its listings (`seller`), as for orders.
+pub type SubscriptionSide = OrderSide;
 
 /// `POST /v1/subscriptions`.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
@@ -199,50 +193,11 @@ pub struct SubscriptionList {
 }
 
 /// `GET /v1/subscriptions` query, read as text and checked by the server.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams))]
-#[cfg_attr(feature = "openapi", into_params(parameter_in = Query))]
-#[serde(deny_unknown_fields)]
-pub struct SubscriptionQuery {
-    /// `buyer` (default) or `seller`.
-    #[serde(rename = "as", skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "openapi", param(pattern = "^(buyer|seller)$"))]
-    pub as_: Option<String>,
-    /// Only subscriptions in this state.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub state: Option<String>,
-    /// Only subscriptions of this listing.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub listing: Option<String>,
-    /// After this id (the previous page's `nextCursor`).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub cursor: Option<String>,
-    /// Page size, 1 to 200 (default 50).
-    #[cfg_attr(feature = "openapi", param(minimum = 1, maximum = 200))]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub limit: Option<u32>,
-}
+pub type SubscriptionQuery = ListQuery<SubscriptionState>;
 
-impl SubscriptionQuery {
-    /// The caller's subscriptions on `side`.
-    pub fn new(side: SubscriptionSide) -> SubscriptionQuery {
-        SubscriptionQuery {
-            as_: Some(side.as_str().to_string()),
-            ..SubscriptionQuery::default()
-        }
-    }
-
-    /// Only subscriptions in `state`.
-    pub fn state(mut self, state: SubscriptionState) -> SubscriptionQuery {
-        self.state = Some(state.as_str().to_string());
-        self
-    }
-
-    /// `limit` a page, after `cursor`.
-    pub fn page(mut self, limit: u32, cursor: Option<&str>) -> SubscriptionQuery {
-        self.limit = Some(limit);
-        self.cursor = cursor.map(str::to_string);
-        self
+impl ListedState for SubscriptionState {
+    fn name(self) -> &'static str {
+        self.as_str()
     }
 }
 

@@ -16,9 +16,10 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
     write_replace(path, bytes, true)
 }
 
-/// Write `bytes` to `path` through a temporary file and a rename; with
-/// `durable`, the data is synced to disk before the rename.
-pub fn write_replace(path: &Path, bytes: &[u8], durable: bool) -> io::Result<()> {
+/// The directory a file at `path` is in (`.` for a bare name) and its
+/// name: where a temporary file to rename onto it goes. An error for a
+/// path without a file name (`/`, `..`).
+pub fn dir_and_name(path: &Path) -> io::Result<(&Path, &std::ffi::OsStr)> {
     let dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
@@ -26,6 +27,13 @@ pub fn write_replace(path: &Path, bytes: &[u8], durable: bool) -> io::Result<()>
     let name = path
         .file_name()
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "path has no file name"))?;
+    Ok((dir, name))
+}
+
+/// Write `bytes` to `path` through a temporary file and a rename; with
+/// `durable`, the data is synced to disk before the rename.
+pub fn write_replace(path: &Path, bytes: &[u8], durable: bool) -> io::Result<()> {
+    let (dir, name) = dir_and_name(path)?;
     let tmp = dir.join(format!(
         ".{}.tmp-{}",
         name.to_string_lossy(),

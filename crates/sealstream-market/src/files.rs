@@ -61,13 +61,7 @@ pub fn private_file(path: &Path) -> io::Result<()> {
 /// Writes `bytes` to `path` through a temporary 0600 file in the same
 /// directory, synced, then renamed into place.
 pub fn write_private(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "path has no file name"))?;
+    let (dir, name) = sealstream_files::layout::dir_and_name(path)?;
     // Unique per call, so writers of the same file in one process do not
     // share a temporary file.
     static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);

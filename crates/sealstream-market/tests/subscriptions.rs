@@ -13,7 +13,7 @@ use common::anvil::{Anvil, BASE_CHAIN_ID};
 use common::chains::{insert_chain, insert_machine, new_owner, write_chain_to, TestMachine};
 use common::listings_fixtures::audit_actions;
 use common::orders_fixtures::{buyer, buyer_with_key, invoice_rail, mark_paid, native_rail, Buyer};
-use common::{block_on, path_segment, unix_now, Db, TestServer};
+use common::{assert_refused, block_on, path_segment, unix_now, Db, TestServer};
 use sealstream_api::subscriptions::{
     read_feed_event, FeedChunk, FeedEvent, FeedState, FeedStatus, SubscriptionState,
 };
@@ -106,6 +106,17 @@ fn show(server: &TestServer, id: &str, token: &str) -> Value {
     body
 }
 
+/// Posts `body` to the subscription's `action` route (`renewals`,
+/// `cancel`, `revoke`) as the holder of `token`.
+fn act(server: &TestServer, id: &str, action: &str, token: &str, body: &Value) -> (u16, Value) {
+    server.send(
+        "POST",
+        &format!("/v1/subscriptions/{id}/{action}"),
+        Some(token),
+        body,
+    )
+}
+
 fn unpaid_order(sub: &Value) -> String {
     sub["periods"]
         .as_array()
@@ -155,9 +166,31 @@ fn paid_subscription(server: &TestServer, seller: &Seller, b: &Buyer) -> (String
     (id, shown)
 }
 
-fn lifecycle_on_invoice(db: Db) {
+/// `s` revokes subscription `id` ("end of contract").
+fn revoke(server: &TestServer, s: &Seller, id: &str) {
+    let reason = json!({"reason": "end of contract"});
+    let (status, body) = act(server, id, "revoke", &s.token, &reason);
+    assert_eq!(status, 200, "{body}");
+}
+
+/// A server on `db` with a [`seller`] of `history`.
+fn started(db: Db, history: Value) -> (TestServer, Seller) {
     let server = TestServer::start(db);
-    let s = seller(&server, json!("none"));
+    let s = seller(&server, history);
+    (server, s)
+}
+
+/// [`started`], with a buyer whose subscription is paid: the server, the
+/// seller, the buyer, the subscription's id and its view.
+fn subscribed(db: Db, history: Value) -> (TestServer, Seller, Buyer, String, Value) {
+    let (server, s) = started(db, history);
+    let b = buyer(&server);
+    let (id, view) = paid_subscription(&server, &s, &b);
+    (server, s, b, id, view)
+}
+
+fn lifecycle_on_invoice(db: Db) {
+    let (server, s) = started(db, json!("none"));
     let alice = buyer(&server);
     let sub = subscribe(&server, &alice, &s.listing_id);
     let id = sub["id"].as_str().unwrap().to_string();
@@ -189,34 +222,22 @@ fn lifecycle_on_invoice(db: Db) {
         Some(&s.token),
         &json!({"files": []}),
     );
-    assert_eq!(
-        (status, body["error"]["field"].as_str()),
-        (409, Some("orderId")),
-        "{body}"
-    );
+    assert_refused(status, &body, 409, "orderId");
 
     // A renewal with a new key: one unpaid period at a time.
     let rotated = RecipientSecretKey::generate();
-    let (status, renewed) = server.send(
-        "POST",
-        &format!("/v1/subscriptions/{id}/renewals"),
-        Some(&alice.token),
+    let (status, renewed) = act(
+        &server,
+        &id,
+        "renewals",
+        &alice.token,
         &json!({"buyerPublicKeyHex": rotated.public_key().to_hex()}),
     );
     assert_eq!(status, 201, "{renewed}");
     assert_eq!(renewed["periods"].as_array().unwrap().len(), 2);
     let second = unpaid_order(&renewed);
-    let (status, body) = server.send(
-        "POST",
-        &format!("/v1/subscriptions/{id}/renewals"),
-        Some(&alice.token),
-        &json!({}),
-    );
-    assert_eq!(
-        (status, body["error"]["field"].as_str()),
-        (409, Some("state")),
-        "{body}"
-    );
+    let (status, body) = act(&server, &id, "renewals", &alice.token, &json!({}));
+    assert_refused(status, &body, 409, "state");
     assert_eq!(mark_paid(&server, &second, &s.token, "INV-2").0, 200);
     let renewed = show(&server, &id, &alice.token);
     let t = from + 2 * PERIOD;
@@ -272,12 +293,7 @@ fn lifecycle_on_invoice(db: Db) {
         ("cancel", &alice.token, json!({})),
         ("revoke", &s.token, json!({"reason": "late"})),
     ] {
-        let (status, reply) = server.send(
-            "POST",
-            &format!("/v1/subscriptions/{id}/{path}"),
-            Some(token),
-            &body,
-        );
+        let (status, reply) = act(&server, &id, path, token, &body);
         assert_eq!(
             (status, reply["error"]["field"].as_str()),
             (409, Some("state")),
@@ -287,19 +303,11 @@ fn lifecycle_on_invoice(db: Db) {
 }
 
 fn a_renewal_in_grace_continues_without_a_gap(db: Db) {
-    let server = TestServer::start(db);
-    let s = seller(&server, json!("none"));
-    let bob = buyer(&server);
-    let (id, active) = paid_subscription(&server, &s, &bob);
+    let (server, s, bob, id, active) = subscribed(db, json!("none"));
     let t = unix(&active["paidThrough"]);
     assert_eq!(sweep(&server, t + 10), 1);
     assert_eq!(show(&server, &id, &bob.token)["state"], "grace");
-    let (status, renewal) = server.send(
-        "POST",
-        &format!("/v1/subscriptions/{id}/renewals"),
-        Some(&bob.token),
-        &json!({}),
-    );
+    let (status, renewal) = act(&server, &id, "renewals", &bob.token, &json!({}));
     assert_eq!(status, 201, "{renewal}");
     assert_eq!(
         mark_paid(&server, &unpaid_order(&renewal), &s.token, "INV-r").0,
@@ -311,30 +319,19 @@ fn a_renewal_in_grace_continues_without_a_gap(db: Db) {
 }
 
 fn cancel_and_revoke(db: Db) {
-    let server = TestServer::start(db);
-    let s = seller(&server, json!("none"));
+    let (server, s) = started(db, json!("none"));
     // Cancelled before the first payment: no access, and the period's
     // order can no longer be paid.
     let carol = buyer(&server);
     let sub = subscribe(&server, &carol, &s.listing_id);
     let id = sub["id"].as_str().unwrap();
     let order = unpaid_order(&sub);
-    let (status, body) = server.send(
-        "POST",
-        &format!("/v1/subscriptions/{id}/cancel"),
-        Some(&s.token),
-        &json!({}),
-    );
+    let (status, body) = act(&server, id, "cancel", &s.token, &json!({}));
     assert_eq!(
         status, 404,
         "the seller revokes, it does not cancel: {body}"
     );
-    let (status, cancelled) = server.send(
-        "POST",
-        &format!("/v1/subscriptions/{id}/cancel"),
-        Some(&carol.token),
-        &json!({}),
-    );
+    let (status, cancelled) = act(&server, id, "cancel", &carol.token, &json!({}));
     assert_eq!(status, 200, "{cancelled}");
     assert_eq!(cancelled["state"], "cancelled");
     assert!(cancelled["activeFrom"].is_null());
@@ -344,12 +341,7 @@ fn cancel_and_revoke(db: Db) {
     // Cancelled while active: access runs to T, without grace.
     let dave = buyer(&server);
     let (id, active) = paid_subscription(&server, &s, &dave);
-    let (status, cancelled) = server.send(
-        "POST",
-        &format!("/v1/subscriptions/{id}/cancel"),
-        Some(&dave.token),
-        &json!({}),
-    );
+    let (status, cancelled) = act(&server, &id, "cancel", &dave.token, &json!({}));
     assert_eq!(status, 200, "{cancelled}");
     assert_eq!(cancelled["accessEnds"], active["paidThrough"]);
 
@@ -360,23 +352,15 @@ fn cancel_and_revoke(db: Db) {
         (&s.token, json!({"reason": " "}), 400, "reason"),
         (&s.token, json!({"reason": "x".repeat(501)}), 400, "reason"),
     ] {
-        let (got, reply) = server.send(
-            "POST",
-            &format!("/v1/subscriptions/{id}/revoke"),
-            Some(token),
-            &body,
-        );
-        assert_eq!(
-            (got, reply["error"]["field"].as_str()),
-            (status, Some(field)),
-            "{reply}"
-        );
+        let (got, reply) = act(&server, &id, "revoke", token, &body);
+        assert_refused(got, &reply, status, field);
     }
     let before = unix_now() as i64;
-    let (status, revoked) = server.send(
-        "POST",
-        &format!("/v1/subscriptions/{id}/revoke"),
-        Some(&s.token),
+    let (status, revoked) = act(
+        &server,
+        &id,
+        "revoke",
+        &s.token,
         &json!({"reason": "resold the data"}),
     );
     assert_eq!(status, 200, "{revoked}");
@@ -388,8 +372,7 @@ fn cancel_and_revoke(db: Db) {
 }
 
 fn refusals_name_the_field(db: Db) {
-    let server = TestServer::start(db);
-    let s = seller(&server, json!({"lastChunks": 3}));
+    let (server, s) = started(db, json!({"lastChunks": 3}));
     let create = |body: &Value| server.send("POST", "/v1/listings", Some(&s.token), body);
     let base = listing_body(&s.machine.did, json!("all"));
     let cases = [
@@ -436,11 +419,7 @@ fn refusals_name_the_field(db: Db) {
     let (_, other) = new_owner();
     let theirs = insert_machine(&server, &other);
     let (got, reply) = create(&listing_body(&theirs.did, json!("none")));
-    assert_eq!(
-        (got, reply["error"]["field"].as_str()),
-        (404, Some("subscription.machineDid")),
-        "{reply}"
-    );
+    assert_refused(got, &reply, 404, "subscription.machineDid");
 
     let alice = buyer(&server);
     let key = alice.recipient.public_key().to_hex();
@@ -450,11 +429,7 @@ fn refusals_name_the_field(db: Db) {
         &alice.token,
         json!({"listingId": s.listing_id, "buyerPublicKeyHex": "zz"}),
     );
-    assert_eq!(
-        (got, reply["error"]["field"].as_str()),
-        (400, Some("buyerPublicKeyHex")),
-        "{reply}"
-    );
+    assert_refused(got, &reply, 400, "buyerPublicKeyHex");
     let (got, reply) = send(
         &alice.token,
         json!({"listingId": "ls_nope", "buyerPublicKeyHex": key}),
@@ -465,11 +440,7 @@ fn refusals_name_the_field(db: Db) {
         &owner_as_buyer,
         json!({"listingId": s.listing_id, "buyerPublicKeyHex": key}),
     );
-    assert_eq!(
-        (got, reply["error"]["field"].as_str()),
-        (409, Some("listingId")),
-        "{reply}"
-    );
+    assert_refused(got, &reply, 409, "listingId");
     let owner_only = server.session_for(&common::listings_fixtures::new_did(), &[Role::Owner]);
     let (got, reply) = send(
         &owner_only,
@@ -483,24 +454,17 @@ fn refusals_name_the_field(db: Db) {
         Some(&alice.token),
         &json!({"listingId": s.listing_id, "buyerPublicKeyHex": key}),
     );
-    assert_eq!(
-        (got, reply["error"]["field"].as_str()),
-        (409, Some("listingId")),
-        "{reply}"
-    );
+    assert_refused(got, &reply, 409, "listingId");
     // Renewal with a bad key.
     let (id, _) = paid_subscription(&server, &s, &alice);
-    let (got, reply) = server.send(
-        "POST",
-        &format!("/v1/subscriptions/{id}/renewals"),
-        Some(&alice.token),
+    let (got, reply) = act(
+        &server,
+        &id,
+        "renewals",
+        &alice.token,
         &json!({"buyerPublicKeyHex": "00"}),
     );
-    assert_eq!(
-        (got, reply["error"]["field"].as_str()),
-        (400, Some("buyerPublicKeyHex")),
-        "{reply}"
-    );
+    assert_refused(got, &reply, 400, "buyerPublicKeyHex");
     // List queries.
     for (query, field) in [
         ("as=owner", "as"),
@@ -544,11 +508,7 @@ fn refusals_name_the_field(db: Db) {
         "{page}"
     );
     let (status, reply) = server.get("/v1/catalog?kind=feed", None);
-    assert_eq!(
-        (status, reply["error"]["field"].as_str()),
-        (400, Some("kind")),
-        "{reply}"
-    );
+    assert_refused(status, &reply, 400, "kind");
     let (status, card) = server.get(&format!("/v1/listings/{}/card", s.listing_id), None);
     assert_eq!(status, 200, "{card}");
     assert_eq!(card["payment"][0]["unit"], "seconds");
@@ -560,8 +520,7 @@ fn refusals_name_the_field(db: Db) {
 }
 
 fn only_the_buyer_and_the_seller_see_it(db: Db) {
-    let server = TestServer::start(db);
-    let s = seller(&server, json!("none"));
+    let (server, s) = started(db, json!("none"));
     let alice = buyer(&server);
     let mallory = buyer(&server);
     let (id, _) = paid_subscription(&server, &s, &alice);
@@ -579,12 +538,7 @@ fn only_the_buyer_and_the_seller_see_it(db: Db) {
         ("renewals", json!({})),
         ("revoke", json!({"reason": "no"})),
     ] {
-        let (status, reply) = server.send(
-            "POST",
-            &format!("/v1/subscriptions/{id}/{path}"),
-            Some(&mallory.token),
-            &body,
-        );
+        let (status, reply) = act(&server, &id, path, &mallory.token, &body);
         assert_eq!(status, 404, "{path}: {reply}");
     }
     let (_, mine) = server.get("/v1/subscriptions", Some(&alice.token));
@@ -595,10 +549,11 @@ fn only_the_buyer_and_the_seller_see_it(db: Db) {
     assert_eq!(sold["items"][0]["id"], id.as_str());
     let (_, sold) = server.get("/v1/subscriptions?as=seller", Some(&alice.token));
     assert_eq!(sold["items"], json!([]), "a buyer sells nothing: {sold}");
-    let (status, _) = server.send(
-        "POST",
-        &format!("/v1/subscriptions/{id}/revoke"),
-        Some(&alice.token),
+    let (status, _) = act(
+        &server,
+        &id,
+        "revoke",
+        &alice.token,
         &json!({"reason": "mine"}),
     );
     assert_eq!(status, 404, "the buyer cancels, it does not revoke");
@@ -618,11 +573,7 @@ fn only_the_buyer_and_the_seller_see_it(db: Db) {
         Some(&alice.token),
         &json!({"entries": []}),
     );
-    assert_eq!(
-        (status, body["error"]["field"].as_str()),
-        (400, Some("entries")),
-        "{body}"
-    );
+    assert_refused(status, &body, 400, "entries");
 }
 
 /// Chunks at chosen acceptance times around a subscription's start.
@@ -672,8 +623,7 @@ fn entry(s: &Seller, chunk: &SealedChunk, buyer_id: &str, key: &RecipientSecretK
 }
 
 fn entitled_pairs_and_grants(db: Db) {
-    let server = TestServer::start(db);
-    let s = seller(&server, json!({"lastChunks": 2}));
+    let (server, s) = started(db, json!({"lastChunks": 2}));
     let now = unix_now() as i64;
     // 0..=2 before the start (history: the last 2), 3 and 4 live, 5 in
     // grace, 6 after T + G.
@@ -723,22 +673,14 @@ fn entitled_pairs_and_grants(db: Db) {
         ),
     ] {
         let (status, body) = grant(vec![e]);
-        assert_eq!(
-            (status, body["error"]["field"].as_str()),
-            (409, Some(field)),
-            "{body}"
-        );
+        assert_refused(status, &body, 409, field);
     }
     // One bad entry among good ones stores nothing.
     let (status, body) = grant(vec![
         entry(&s, &chunks[3], &alice.did, &alice.recipient),
         entry(&s, &chunks[0], &alice.did, &alice.recipient),
     ]);
-    assert_eq!(
-        (status, body["error"]["field"].as_str()),
-        (409, Some("entries[1]")),
-        "{body}"
-    );
+    assert_refused(status, &body, 409, "entries[1]");
     assert_eq!(server.count_rows("subscription_grants"), 0);
     // A chunk named twice in one request (two wrappings of it) stores nothing.
     let (status, body) = grant(vec![
@@ -774,13 +716,7 @@ fn entitled_pairs_and_grants(db: Db) {
     assert!(audit_actions(&server, &id).contains(&"subscription.grant".to_string()));
 
     // Revoked now: the live chunks after now are no longer entitled.
-    let (status, _) = server.send(
-        "POST",
-        &format!("/v1/subscriptions/{id}/revoke"),
-        Some(&s.token),
-        &json!({"reason": "end of contract"}),
-    );
-    assert_eq!(status, 200);
+    revoke(&server, &s, &id);
     let left: Vec<u64> = pending(&server, &s).iter().map(|(_, i, _)| *i).collect();
     assert_eq!(
         left,
@@ -788,26 +724,22 @@ fn entitled_pairs_and_grants(db: Db) {
         "history stays entitled, nothing after the revocation"
     );
     let (status, body) = grant(vec![entry(&s, &chunks[4], &alice.did, &alice.recipient)]);
-    assert_eq!(
-        (status, body["error"]["field"].as_str()),
-        (409, Some("entries[0]")),
-        "{body}"
-    );
+    assert_refused(status, &body, 409, "entries[0]");
 }
 
 fn a_rotated_key_applies_from_its_renewal(db: Db) {
-    let server = TestServer::start(db);
-    let s = seller(&server, json!("all"));
+    let (server, s) = started(db, json!("all"));
     let now = unix_now() as i64;
     let chunks = chain_at(&server, &s, &[now - 50, now + 100, now + 2 * PERIOD - 10]);
     let bob = buyer(&server);
     let (id, first) = paid_subscription(&server, &s, &bob);
     let old = first["buyerPublicKeyHex"].as_str().unwrap().to_string();
     let rotated = RecipientSecretKey::generate();
-    let (status, renewal) = server.send(
-        "POST",
-        &format!("/v1/subscriptions/{id}/renewals"),
-        Some(&bob.token),
+    let (status, renewal) = act(
+        &server,
+        &id,
+        "renewals",
+        &bob.token,
         &json!({"buyerPublicKeyHex": rotated.public_key().to_hex()}),
     );
     assert_eq!(status, 201, "{renewal}");
@@ -833,11 +765,7 @@ fn a_rotated_key_applies_from_its_renewal(db: Db) {
         Some(&s.token),
         &json!({"entries": [entry(&s, &chunks[2], &bob.did, &bob.recipient)]}),
     );
-    assert_eq!(
-        (status, body["error"]["field"].as_str()),
-        (409, Some("entries[0].buyer.publicKeyHex")),
-        "{body}"
-    );
+    assert_refused(status, &body, 409, "entries[0].buyer.publicKeyHex");
 }
 
 /// An open feed: its events as they arrive, read by a thread.
@@ -986,8 +914,7 @@ fn open_chunk(
 }
 
 fn the_feed_sends_grants_in_order_resumes_and_ends(db: Db) {
-    let server = TestServer::start(db);
-    let s = seller(&server, json!("none"));
+    let (server, s) = started(db, json!("none"));
     let now = unix_now() as i64;
     let chunks = chain_at(
         &server,
@@ -1077,13 +1004,7 @@ fn the_feed_sends_grants_in_order_resumes_and_ends(db: Db) {
         .contains(&format!("subscription renew {id}")));
     // Revoked: invalid with the reason, and the feed ends (nothing more is
     // due: chunk 3 was accepted after the revocation).
-    let (status, _) = server.send(
-        "POST",
-        &format!("/v1/subscriptions/{id}/revoke"),
-        Some(&s.token),
-        &json!({"reason": "end of contract"}),
-    );
-    assert_eq!(status, 200);
+    revoke(&server, &s, &id);
     let st = feed.state();
     assert_eq!(
         (st.status, st.state, st.is_final),
@@ -1131,18 +1052,12 @@ fn a_chunk_granted_before_a_revocation_counts_in_its_notice(db: Db) {
 }
 
 fn a_final_feed_waits_for_the_chunks_still_due(db: Db) {
-    let server = TestServer::start(db);
-    let s = seller(&server, json!("none"));
+    let (server, s) = started(db, json!("none"));
     let now = unix_now() as i64;
     let chunks = chain_at(&server, &s, &[now + 1, now + 2 * PERIOD]);
     let bob = buyer(&server);
     let (id, _) = paid_subscription(&server, &s, &bob);
-    let (status, _) = server.send(
-        "POST",
-        &format!("/v1/subscriptions/{id}/cancel"),
-        Some(&bob.token),
-        &json!({}),
-    );
+    let (status, _) = act(&server, &id, "cancel", &bob.token, &json!({}));
     assert_eq!(status, 200);
     // Cancelled (access to T, an hour ahead): chunk 0 is still due, and
     // so is every chunk accepted until T, so the feed stays, without a
@@ -1170,10 +1085,11 @@ fn a_final_feed_waits_for_the_chunks_still_due(db: Db) {
     let history = chain_at(&server, &s2, &[now - 100, now - 50]);
     let carol = buyer(&server);
     let (c, _) = paid_subscription(&server, &s2, &carol);
-    let (status, _) = server.send(
-        "POST",
-        &format!("/v1/subscriptions/{c}/revoke"),
-        Some(&s2.token),
+    let (status, _) = act(
+        &server,
+        &c,
+        "revoke",
+        &s2.token,
         &json!({"reason": "late payment"}),
     );
     assert_eq!(status, 200);
@@ -1309,20 +1225,11 @@ fn periods_paid_on_chain(db: Db) {
     );
     assert_eq!(show(&server, &id, &bob.token)["state"], "active");
     // The same transaction does not pay the renewal too.
-    let (status, renewal) = server.send(
-        "POST",
-        &format!("/v1/subscriptions/{id}/renewals"),
-        Some(&bob.token),
-        &json!({}),
-    );
+    let (status, renewal) = act(&server, &id, "renewals", &bob.token, &json!({}));
     assert_eq!(status, 201, "{renewal}");
     let second = unpaid_order(&renewal);
     let (status, answer) = post(&second, &hash);
-    assert_eq!(
-        (status, answer["error"]["field"].as_str()),
-        (409, Some("txHash")),
-        "{answer}"
-    );
+    assert_refused(status, &answer, 409, "txHash");
     // Underpaid: refused naming the amount, the period still unpaid.
     let short = anvil.send_native(payer.address, pay_to, 1_000).to_string();
     let (status, answer) = post(&second, &short);
@@ -1398,8 +1305,7 @@ fn older_listings_are_dataset_listings(db: Db) {
 fn the_follower_checks_every_chunk(db: Db) {
     use sealstream_client::live::{FollowError, Follower, Position};
     use sealstream_client::market::MarketClient;
-    let server = TestServer::start(db);
-    let s = seller(&server, json!("none"));
+    let (server, s) = started(db, json!("none"));
     let now = unix_now() as i64;
     let chunks = chain_at(&server, &s, &[now + 10, now + 20, now + 30, now + 40]);
     let alice = buyer(&server);
@@ -1478,8 +1384,7 @@ fn the_client_grants_what_is_pending(db: Db) {
     use sealstream_api::subscriptions::{PostSubscriptionGrants, SubscriptionGrantEntry};
     use sealstream_client::market::MarketClient;
 
-    let server = TestServer::start(db);
-    let s = seller(&server, json!("all"));
+    let (server, s) = started(db, json!("all"));
     let now = unix_now() as i64;
     let chunks = chain_at(&server, &s, &[now - 30, now - 20, now + 100]);
     let carol = buyer(&server);
@@ -1610,8 +1515,7 @@ fn upload_window(server: &TestServer, s: &Seller, chunks: &[SealedChunk], token:
 }
 
 fn a_buyer_reads_the_signed_windows_of_its_chunks(db: Db) {
-    let server = TestServer::start(db);
-    let s = seller(&server, json!("none"));
+    let (server, s) = started(db, json!("none"));
     let now = unix_now() as i64;
     let chunks = chain_at(
         &server,
@@ -1703,10 +1607,7 @@ fn a_buyer_reads_the_signed_windows_of_its_chunks(db: Db) {
 }
 
 fn a_waiting_pending_list_answers_when_a_chunk_is_ingested(db: Db) {
-    let server = TestServer::start(db);
-    let s = seller(&server, json!("none"));
-    let alice = buyer(&server);
-    let (id, _) = paid_subscription(&server, &s, &alice);
+    let (server, s, _, id, _) = subscribed(db, json!("none"));
     let chunks = write_chain_to(
         &s.machine,
         ChainState::new(),
@@ -1974,18 +1875,13 @@ fn the_server_grants_subscriptions_with_an_operator_key(db: Db) {
     assert!(audit_actions(&server, &a).contains(&"subscription.grant".to_string()));
 
     // Carol is revoked; Dave renews with a new key.
-    let (status, _) = server.send(
-        "POST",
-        &format!("/v1/subscriptions/{c}/revoke"),
-        Some(&s.token),
-        &json!({"reason": "end of contract"}),
-    );
-    assert_eq!(status, 200);
+    revoke(&server, &s, &c);
     let rotated = RecipientSecretKey::generate();
-    let (status, renewal) = server.send(
-        "POST",
-        &format!("/v1/subscriptions/{d}/renewals"),
-        Some(&dave.token),
+    let (status, renewal) = act(
+        &server,
+        &d,
+        "renewals",
+        &dave.token,
         &json!({"buyerPublicKeyHex": rotated.public_key().to_hex()}),
     );
     assert_eq!(status, 201, "{renewal}");
@@ -2082,8 +1978,7 @@ fn a_grant_daemon_racing_the_server_is_harmless(db: Db) {
 /// feed skip a chunk: a chunk whose predecessors are not all granted waits
 /// for them, and a follower sees every index in order.
 fn the_feed_waits_for_grants_stored_out_of_order(db: Db) {
-    let server = TestServer::start(db);
-    let s = seller(&server, json!({"lastChunks": 1}));
+    let (server, s) = started(db, json!({"lastChunks": 1}));
     let now = unix_now() as i64;
     // 0 before the start (not covered), 1 the history chunk, 2..=4 live.
     let chunks = chain_at(
@@ -2145,8 +2040,7 @@ fn cutoff_of(
 /// buyer and the seller read it, nobody else, and nobody before it is due.
 fn cut_off_notices_for_every_final_state(db: Db) {
     use sealstream_api::receipts::{CutoffReason, ReceiptError, SignedCutoff};
-    let server = TestServer::start(db);
-    let s = seller(&server, json!({"lastChunks": 1}));
+    let (server, s) = started(db, json!({"lastChunks": 1}));
     let now = unix_now() as i64;
     // 0 and 1 before every start (1 in the history), 2 live, 3 in a
     // lapsing subscription's grace, 4 after it.
@@ -2178,20 +2072,9 @@ fn cut_off_notices_for_every_final_state(db: Db) {
     assert_eq!(cutoff_of(&server, &a, &alice.token).0, 404);
     assert_eq!(cutoff_of(&server, &a, &s.token).0, 404);
 
-    let (status, _) = server.send(
-        "POST",
-        &format!("/v1/subscriptions/{c}/revoke"),
-        Some(&s.token),
-        &json!({"reason": "end of contract"}),
-    );
-    assert_eq!(status, 200);
+    revoke(&server, &s, &c);
     for (id, who) in [(&d, &dave), (&b, &bob)] {
-        let (status, body) = server.send(
-            "POST",
-            &format!("/v1/subscriptions/{id}/cancel"),
-            Some(&who.token),
-            &json!({}),
-        );
+        let (status, body) = act(&server, id, "cancel", &who.token, &json!({}));
         assert_eq!(status, 200, "{body}");
     }
     // Cancelled after payment: access runs to T, no notice before.
@@ -2312,11 +2195,7 @@ fn the_shortest_period_is_the_operators_policy(db: Db) {
         Some(&token),
         &body(&machine.did, 19),
     );
-    assert_eq!(
-        (status, refused["error"]["field"].as_str()),
-        (400, Some("subscription.periodSeconds")),
-        "{refused}"
-    );
+    assert_refused(status, &refused, 400, "subscription.periodSeconds");
     drop(short);
     let server = TestServer::start(db);
     let token = server.session_for(&did, &[Role::Owner]);
@@ -2327,11 +2206,7 @@ fn the_shortest_period_is_the_operators_policy(db: Db) {
         Some(&token),
         &body(&machine.did, 3599),
     );
-    assert_eq!(
-        (status, refused["error"]["field"].as_str()),
-        (400, Some("subscription.periodSeconds")),
-        "{refused}"
-    );
+    assert_refused(status, &refused, 400, "subscription.periodSeconds");
     let (status, _) = server.send(
         "POST",
         "/v1/listings",

@@ -1,5 +1,5 @@
 //! The `sealstream` binary under test, and running commands that must
-//! succeed.
+//! succeed or fail with a given exit code.
 //!
 //! Cargo tells only the `sealstream` crate's own integration tests where
 //! its binary is (`CARGO_BIN_EXE_sealstream`, at compile time). Every test
@@ -52,4 +52,20 @@ pub fn run_ok(mut c: Command, what: &str) -> Output {
         String::from_utf8_lossy(&out.stderr)
     );
     out
+}
+
+/// Runs `c` to its end; panics (with the status and both outputs) unless
+/// it started and exited with `code`. Its standard error, as text.
+pub fn run_fails(mut c: Command, code: i32) -> String {
+    let out = c
+        .output()
+        .unwrap_or_else(|e| panic!("cannot start {c:?}: {e}"));
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "{c:?}:\nstdout: {}\nstderr: {stderr}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    stderr
 }

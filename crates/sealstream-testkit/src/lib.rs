@@ -47,7 +47,7 @@ pub mod wait;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 
-pub use binary::{run_ok, sealstream, sealstream_binary};
+pub use binary::{run_fails, run_ok, sealstream, sealstream_binary};
 pub use fixture::{fixtures, keyfile};
 pub use reference::{peaqos, peaqos_binary, reference_python};
 pub use seed::{test_seed, SplitMix64};

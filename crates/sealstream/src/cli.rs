@@ -307,18 +307,7 @@ pub enum MarketCommand {
     /// subscription is active from its confirmation. Prints how to pay on stderr and the
     /// subscription id on stdout (`SUB=$(…)`; --json prints the whole answer).
     #[command(after_help = MARKET_EXIT_CODES)]
-    Subscribe {
-        #[command(flatten)]
-        session: MarketSession,
-        /// The subscription listing id (ls_…).
-        #[arg(long, value_name = "ID")]
-        listing: String,
-        #[command(flatten)]
-        key: BuyerKey,
-        /// The recipient id of the access entries [default: the buyer's DID].
-        #[arg(long, value_name = "ID")]
-        buyer_id: Option<String>,
-    },
+    Subscribe(Purchase),
     /// Subscriptions: the buyer's and the seller's view, history, cancellation (buyer),
     /// revocation (seller) and renewal (buyer, optionally with a new key).
     #[command(subcommand, after_help = MARKET_EXIT_CODES)]
@@ -787,6 +776,36 @@ Exit codes:
     usage_exit_line!()
 );
 
+/// A list of the signing-in key's orders or subscriptions, on one side, every page.
+#[derive(Debug, Args)]
+pub struct PartyList {
+    #[command(flatten)]
+    pub session: MarketSession,
+    /// buyer (its own) or seller (those of its listings).
+    #[arg(long = "as", value_name = "SIDE", default_value = "buyer", value_parser = ["buyer", "seller"])]
+    pub side: String,
+    /// Only those in this state (orders: awaiting-payment, paid, granted, cancelled;
+    /// subscriptions: awaiting-payment, active, grace, lapsed, cancelled, revoked).
+    #[arg(long)]
+    pub state: Option<String>,
+}
+
+/// What a buyer gives to order a dataset listing or subscribe to a subscription
+/// listing: the session, the listing, the X25519 key and the recipient id.
+#[derive(Debug, Args)]
+pub struct Purchase {
+    #[command(flatten)]
+    pub session: MarketSession,
+    /// The listing id (ls_…).
+    #[arg(long, value_name = "ID")]
+    pub listing: String,
+    #[command(flatten)]
+    pub key: BuyerKey,
+    /// The recipient id of the access entries [default: the buyer's DID].
+    #[arg(long, value_name = "ID")]
+    pub buyer_id: Option<String>,
+}
+
 /// The buyer's X25519 key: a secret key file (only its public part is sent) or the
 /// public key.
 #[derive(Debug, Args)]
@@ -817,17 +836,7 @@ pub enum MarketSubscriptionCommand {
     },
     /// The subscriptions of the key signing in: its own (--as buyer) or those of its
     /// listings (--as seller), every page: one line each on stdout.
-    List {
-        #[command(flatten)]
-        session: MarketSession,
-        /// buyer or seller.
-        #[arg(long = "as", value_name = "SIDE", default_value = "buyer", value_parser = ["buyer", "seller"])]
-        side: String,
-        /// Only subscriptions in this state (awaiting-payment, active, grace, lapsed,
-        /// cancelled, revoked).
-        #[arg(long)]
-        state: Option<String>,
-    },
+    List(PartyList),
     /// As the buyer: cancel a subscription. Access runs to the end of the paid time,
     /// without grace; an unpaid period is cancelled (a payment already sent is not
     /// refunded).
@@ -927,18 +936,7 @@ pub enum MarketOrderCommand {
     /// payment proof URL for `peaqos stream pay --confirmation-url`; on the invoice rail
     /// the `market order mark-paid` command the seller runs. Prints the order id on
     /// stdout (`ORDER=$(…)`; --json prints the whole answer); the rest goes to stderr.
-    Create {
-        #[command(flatten)]
-        session: MarketSession,
-        /// The listing id (ls_…).
-        #[arg(long, value_name = "ID")]
-        listing: String,
-        #[command(flatten)]
-        key: BuyerKey,
-        /// The recipient id of the access entries [default: the buyer's DID].
-        #[arg(long, value_name = "ID")]
-        buyer_id: Option<String>,
-    },
+    Create(Purchase),
     /// One order, as its buyer or seller sees it: its payment, claims, and what to run
     /// next (pay, mark paid, or make the release link for `consume --download-url`).
     Show {
@@ -953,13 +951,7 @@ pub enum MarketOrderCommand {
     /// `subscription sub_…` (--json: `subscriptionId`).
     List {
         #[command(flatten)]
-        session: MarketSession,
-        /// buyer or seller.
-        #[arg(long = "as", value_name = "SIDE", default_value = "buyer", value_parser = ["buyer", "seller"])]
-        side: String,
-        /// Only orders in this state (awaiting-payment, paid, granted, cancelled).
-        #[arg(long)]
-        state: Option<String>,
+        list: PartyList,
         /// Which orders: `order` (of datasets), `period` (paying a subscription's period),
         /// or `all`.
         #[arg(long, value_name = "KIND", default_value = "all", value_parser = ["order", "period", "all"])]
@@ -1176,9 +1168,7 @@ pub enum MarketAuditCommand {
     #[command(after_help = MARKET_EXIT_CODES)]
     Verify {
         #[command(flatten)]
-        db: MarketDbArgs,
-        #[command(flatten)]
-        key: MarketServerKeyArgs,
+        log: AuditLogArgs,
         /// A signed head exported earlier with `market audit anchor` (or saved from GET
         /// /v1/audit/head): the log must still hold it.
         #[arg(long, value_name = "FILE")]
@@ -1199,16 +1189,7 @@ pub enum MarketAuditCommand {
     /// (events appended meanwhile are left for the next export). Readable while the server
     /// runs.
     #[command(after_help = MARKET_EXIT_CODES)]
-    Export {
-        #[command(flatten)]
-        db: MarketDbArgs,
-        #[command(flatten)]
-        key: MarketServerKeyArgs,
-        /// Write the events here (a temporary file renamed when complete) instead of
-        /// stdout.
-        #[arg(long = "output", alias = "out", value_name = "FILE")]
-        out: Option<PathBuf>,
-    },
+    Export(AuditOutputArgs),
     /// Export the audit log's signed head for storage outside the market (another
     /// machine, a ticket, a transparency service): verifies the log as `audit verify` does,
     /// signs its current head with the server key when this process can read it (else
@@ -1216,15 +1197,28 @@ pub enum MarketAuditCommand {
     /// (sealstream.audit-head.v1 JSON) to --output or stdout. `audit verify --anchor FILE`
     /// later proves the log still holds it.
     #[command(after_help = MARKET_EXIT_CODES)]
-    Anchor {
-        #[command(flatten)]
-        db: MarketDbArgs,
-        #[command(flatten)]
-        key: MarketServerKeyArgs,
-        /// Write the signed head here (atomically) instead of stdout.
-        #[arg(long = "output", alias = "out", value_name = "FILE")]
-        out: Option<PathBuf>,
-    },
+    Anchor(AuditOutputArgs),
+}
+
+#[cfg(feature = "market")]
+/// The market's audit log: where its database is, and the market's key.
+#[derive(Debug, Args)]
+pub struct AuditLogArgs {
+    #[command(flatten)]
+    pub db: MarketDbArgs,
+    #[command(flatten)]
+    pub key: MarketServerKeyArgs,
+}
+
+#[cfg(feature = "market")]
+/// The audit log read, and where what is read of it goes.
+#[derive(Debug, Args)]
+pub struct AuditOutputArgs {
+    #[command(flatten)]
+    pub log: AuditLogArgs,
+    /// Write here (a temporary file renamed when complete) instead of stdout.
+    #[arg(long = "output", alias = "out", value_name = "FILE")]
+    pub out: Option<PathBuf>,
 }
 
 #[cfg(feature = "market")]

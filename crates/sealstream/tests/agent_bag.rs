@@ -6,7 +6,7 @@ mod common;
 
 use std::process::Command;
 
-use common::agent::machine_sections;
+use common::agent::{machine_sections, only_chain};
 use common::*;
 use sealstream_testkit::reference_python;
 
@@ -48,12 +48,7 @@ fn hundred_thousand_message_bag_to_verified_packages() {
         .arg(t.join("map.yaml"));
     run_ok(c, "agent run");
 
-    let chain = std::fs::read_dir(t.join("out"))
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
+    let chain = only_chain(&t.join("out"));
     let access = t.join("access");
     let mut c = sealstream();
     c.arg("--quiet");

@@ -51,15 +51,7 @@ fn the_documented_example_is_valid_as_shipped() {
 fn the_documented_example_is_valid() {
     let tmp = tempfile::tempdir().unwrap();
     setup(tmp.path());
-    let mut c = sealstream();
-    c.args(["agent", "check", "--json", "--config"])
-        .arg(tmp.path().join("map.yaml"));
-    let out = run_ok(c, "agent check");
-    let v = sealstream_core::json::parse(&out.stdout).unwrap();
-    assert_eq!(
-        v.as_object().unwrap()["valid"],
-        sealstream_core::json::Value::Bool(true)
-    );
+    check_valid(&tmp.path().join("map.yaml"));
 }
 
 #[test]

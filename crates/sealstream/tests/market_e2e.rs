@@ -18,7 +18,7 @@ mod common;
 
 use std::path::Path;
 
-use common::agent::MACHINE_SK;
+use common::agent::{only_chain, MACHINE_SK};
 use common::market::{
     datasets, owner_with_machine, publish_listing, run_market_agent, text, write_market_agent,
     Market,
@@ -462,12 +462,7 @@ fn a_market_refusing_for_good_is_stopped_and_the_rest_delivered() {
     assert!(!stderr.contains("retrying"), "{stderr}");
 
     // The directory got the whole chain.
-    let chain = std::fs::read_dir(agent_dir.join("out"))
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
+    let chain = only_chain(&agent_dir.join("out"));
     let mut v = sealstream();
     v.args(["verify", "--chunk-dir"]).arg(&chain);
     run_ok(v, "verify");

@@ -21,11 +21,10 @@ mod common;
 
 use std::path::Path;
 
-use common::agent::packages;
-use common::anvil::BASE_CHAIN_ID;
+use common::agent::{only_chain, packages};
 use common::market::{
-    datasets, grant_daemon_once, json_string, list_and_publish, market_on_anvil,
-    owner_with_machine, release_link, run_market_agent, text,
+    datasets, grant_daemon_once, json_string, list_for_eth, market_on_anvil, owner_with_machine,
+    release_link, run_market_agent, text,
 };
 use common::moto::MotoServer;
 use common::*;
@@ -72,12 +71,7 @@ fn an_order_paid_on_chain_is_granted_and_consumed_by_both_clis() {
     let (owner_key, _, owner) = owner_with_machine(&market);
     let agent_dir = t.join("agent");
     run_market_agent(&market, &agent_dir, 200, None, true);
-    let chain = std::fs::read_dir(agent_dir.join("out"))
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
+    let chain = only_chain(&agent_dir.join("out"));
     let source = sealed_source(&chain, 200);
     let datasets = datasets(&market, &owner);
     assert_eq!(datasets.len(), 1, "{datasets:?}");
@@ -87,15 +81,7 @@ fn an_order_paid_on_chain_is_granted_and_consumed_by_both_clis() {
 
     // Listed at 0.25 ETH, paid to a dev account.
     let pay_to = anvil.account(2).address.to_string();
-    let listing = format!(
-        r#"{{"datasetId":"{dataset_id}","title":"Soil moisture","description":"Five chunks of soil moisture.",
-            "tags":["soil"],"domain":"robotics","license":{{"spdx":"CC-BY-4.0"}},
-            "price":"250000000000000000",
-            "rail":{{"kind":"evm","chainId":{BASE_CHAIN_ID},"token":"native","decimals":18,
-                     "payTo":"{pay_to}","symbol":"ETH"}},
-            "delivery":["api"]}}"#
-    );
-    let listing_id = list_and_publish(&market, &owner, &listing);
+    let listing_id = list_for_eth(&market, &owner, &dataset_id, &pay_to);
 
     // The buyer signs in with a funded account's key and orders.
     let payer = anvil.account(1);

@@ -82,12 +82,10 @@ fn an_owner_and_a_buyer_trade_with_the_cli_only() {
     // Another principal cannot send it: named before anything is sent.
     let mut wrong = market_cmd(server, &buyer_sk, &["machine", "register"]);
     wrong.arg("--registration").arg(t.join("registration.json"));
-    let out = wrong.output().unwrap();
-    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = run_fails(wrong, 1);
     assert!(
-        stderr(&out).contains("registration: ownerDid: the machine signed it for"),
-        "{}",
-        stderr(&out)
+        err.contains("registration: ownerDid: the machine signed it for"),
+        "{err}"
     );
 
     let mut register = market_cmd(server, &owner_sk, &["machine", "register", "--json"]);
@@ -101,29 +99,7 @@ fn an_owner_and_a_buyer_trade_with_the_cli_only() {
     // The machine publishes 4 chunks and uploads them (no dataset.json: the
     // owner makes the only dataset).
     let input: Vec<u8> = (0..4 * CHUNK).map(|i| (i * 7 % 251) as u8).collect();
-    std::fs::write(t.join("input.bin"), &input).unwrap();
-    let publish = publish_with_keys(
-        &t.join("machine"),
-        &t.join("input.bin"),
-        &t.join("chain"),
-        CHUNK,
-    );
-    run_ok(publish, "publish");
-    let mut upload = sealstream();
-    upload
-        .args([
-            "market",
-            "upload",
-            "--server",
-            server,
-            "--topic",
-            "/arm/torque",
-        ])
-        .arg("--chunk-dir")
-        .arg(t.join("chain"))
-        .arg("--key-file")
-        .arg(t.join("machine/machine.secp256k1.sk"));
-    let out = run_ok(upload, "market upload");
+    let out = publish_and_upload(server, &t.join("machine"), t, &input, CHUNK, "/arm/torque");
     assert!(stderr(&out).contains("4 chunks stored"), "{}", stderr(&out));
 
     // A dataset of chunks 1..=2, signed by the owner.
@@ -163,21 +139,14 @@ fn an_owner_and_a_buyer_trade_with_the_cli_only() {
             "--owner-private-key-file",
         ])
         .arg(t.join("stranger.x25519.sk"));
-    let out = stranger.output().unwrap();
-    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let err = run_fails(stranger, 2);
     assert!(
-        stderr(&out).contains("chunk 0: its key is not wrapped for the owner key given"),
-        "{}",
-        stderr(&out)
+        err.contains("chunk 0: its key is not wrapped for the owner key given"),
+        "{err}"
     );
     // A range the server does not hold: its refusal, exit 2.
-    let out = dataset_args("2", "9").output().unwrap();
-    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains("dataset create: market "),
-        "{}",
-        stderr(&out)
-    );
+    let err = run_fails(dataset_args("2", "9"), 2);
+    assert!(err.contains("dataset create: market "), "{err}");
 
     // The listing, with chunk 2 as a sample, published.
     let listing = format!(
@@ -190,13 +159,8 @@ fn an_owner_and_a_buyer_trade_with_the_cli_only() {
     // Samples without the owner's key: exit 1, the file and field named.
     let mut no_key = market_cmd(server, &owner_sk, &["listing", "create"]);
     no_key.arg("--listing").arg(t.join("listing.json"));
-    let out = no_key.output().unwrap();
-    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains("listing.json: sampleChunkIndexes:"),
-        "{}",
-        stderr(&out)
-    );
+    let err = run_fails(no_key, 1);
+    assert!(err.contains("listing.json: sampleChunkIndexes:"), "{err}");
     let mut create = market_cmd(
         server,
         &owner_sk,
@@ -257,19 +221,15 @@ fn an_owner_and_a_buyer_trade_with_the_cli_only() {
     assert_eq!(text(&order, "state"), "awaiting-payment");
     assert_eq!(text(&order, "buyerId"), buyer_did);
     // Only the seller may mark it paid.
-    let out = market_cmd(
-        server,
-        &buyer_sk,
-        &["order", "mark-paid", &order_id, "--reference", "INV-7"],
-    )
-    .output()
-    .unwrap();
-    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains("order mark-paid: market "),
-        "{}",
-        stderr(&out)
+    let err = run_fails(
+        market_cmd(
+            server,
+            &buyer_sk,
+            &["order", "mark-paid", &order_id, "--reference", "INV-7"],
+        ),
+        2,
     );
+    assert!(err.contains("order mark-paid: market "), "{err}");
     let paid = json_of(&run_ok(
         market_cmd(
             server,
@@ -366,13 +326,8 @@ fn an_owner_and_a_buyer_trade_with_the_cli_only() {
     let wrong_buyer = t.join("stranger.x25519.sk");
     let mut failed = consume(&wrong_buyer);
     failed.arg("--work-dir").arg(t.join("work"));
-    let out = failed.output().unwrap();
-    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains("The download was removed"),
-        "{}",
-        stderr(&out)
-    );
+    let err = run_fails(failed, 2);
+    assert!(err.contains("The download was removed"), "{err}");
     assert!(
         !t.join("work").exists(),
         "the download is removed after a failure"
@@ -417,12 +372,10 @@ fn an_owner_and_a_buyer_trade_with_the_cli_only() {
         }
         c
     };
-    let out = from_dirs(None).output().unwrap();
-    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let err = run_fails(from_dirs(None), 2);
     assert!(
-        stderr(&out).contains(&format!("pass --dataset-signer {owner_did}")),
-        "{}",
-        stderr(&out)
+        err.contains(&format!("pass --dataset-signer {owner_did}")),
+        "{err}"
     );
     assert!(!t.join("bought.bin").exists());
     run_ok(from_dirs(Some(&owner_did)), "consume --dataset-signer");
@@ -492,21 +445,24 @@ fn bad_flags_and_unreachable_servers_are_input_errors() {
     let key = tmp.path().join("k.sk");
     write_key(&key, &MachineSigningKey::generate().to_hex_secret());
     // Not a URL.
-    let out = market_cmd("ftp://x", &key, &["machine", "list"])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains("--server: expected an http:// or https:// URL"));
+    let err = run_fails(market_cmd("ftp://x", &key, &["machine", "list"]), 1);
+    assert!(
+        err.contains("--server: expected an http:// or https:// URL"),
+        "{err}"
+    );
     // Nobody listening: exit 1, the server named.
     let port = free_port();
     let server = format!("http://127.0.0.1:{port}");
-    let out = market_cmd(&server, &key, &["order", "list"])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
-    assert!(stderr(&out).contains(&format!("order list: market {server}")));
+    let err = run_fails(market_cmd(&server, &key, &["order", "list"]), 1);
+    assert!(
+        err.contains(&format!("order list: market {server}")),
+        "{err}"
+    );
     // A dataset without a range.
-    let out = market_cmd(&server, &key, &["dataset", "create"])
+    // Without a range it takes the whole chain (issue 16): the only
+    // problem left is the server out of reach, an input error naming it.
+    let mut create = market_cmd(&server, &key, &["dataset", "create"]);
+    create
         .args([
             "--machine-did",
             DID,
@@ -514,16 +470,11 @@ fn bad_flags_and_unreachable_servers_are_input_errors() {
             "/t",
             "--owner-private-key-file",
         ])
-        .arg(&key)
-        .output()
-        .unwrap();
-    // Without a range it takes the whole chain (issue 16): the only
-    // problem left is the server out of reach, an input error naming it.
-    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+        .arg(&key);
+    let err = run_fails(create, 1);
     assert!(
-        stderr(&out).contains(&format!("dataset create: market {server}")),
-        "{}",
-        stderr(&out)
+        err.contains(&format!("dataset create: market {server}")),
+        "{err}"
     );
     // keys.json of another machine: the file and the field named.
     let other = tempfile::tempdir().unwrap();
@@ -537,11 +488,6 @@ fn bad_flags_and_unreachable_servers_are_input_errors() {
         .arg("--keys")
         .arg(other.path().join("k/keys.json"))
         .args(["--owner", DID]);
-    let out = sign.output().unwrap();
-    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains("keys.json: machineDid:"),
-        "{}",
-        stderr(&out)
-    );
+    let err = run_fails(sign, 1);
+    assert!(err.contains("keys.json: machineDid:"), "{err}");
 }

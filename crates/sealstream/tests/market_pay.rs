@@ -8,22 +8,12 @@
 mod common;
 
 use std::io::BufRead;
-use std::process::Output;
 
-use common::anvil::BASE_CHAIN_ID;
 use common::market::{
-    datasets, list_and_publish, market_on_anvil, owner_with_machine, run_market_agent, text,
+    datasets, list_for_eth, market_on_anvil, owner_with_machine, run_market_agent, text,
 };
 use common::*;
 use sealstream_core::json::{self, Value};
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-fn stdout(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
 
 #[test]
 fn the_buyer_pays_with_the_cli_and_sees_what_the_server_answers() {
@@ -34,14 +24,7 @@ fn the_buyer_pays_with_the_cli_and_sees_what_the_server_answers() {
     run_market_agent(&market, &t.join("agent"), 40, None, false);
     let dataset_id = text(&datasets(&market, &owner)[0], "id");
     let pay_to = anvil.account(2).address.to_string();
-    let listing = format!(
-        r#"{{"datasetId":"{dataset_id}","title":"Soil moisture","description":"Soil moisture readings.",
-            "price":"250000000000000000",
-            "rail":{{"kind":"evm","chainId":{BASE_CHAIN_ID},"token":"native","decimals":18,
-                     "payTo":"{pay_to}","symbol":"ETH"}},
-            "delivery":["api"]}}"#
-    );
-    let listing_id = list_and_publish(&market, &owner, &listing);
+    let listing_id = list_for_eth(&market, &owner, &dataset_id, &pay_to);
 
     // The buyer's key is a funded dev account's.
     let payer = anvil.account(1);
@@ -65,7 +48,7 @@ fn the_buyer_pays_with_the_cli_and_sees_what_the_server_answers() {
             BUYER_PK,
         ]);
         assert!(out.status.success(), "{}", stderr(&out));
-        (stdout(&out), stderr(&out))
+        (stdout(&out).trim().to_string(), stderr(&out))
     };
     let (id, said) = order(());
     assert!(

@@ -80,6 +80,23 @@ pub(crate) async fn owned(tx: &mut Tx, id: &str, caller: &Principal) -> ApiResul
     }
 }
 
+/// A transaction begun on the listing `id` for a change by `caller`: the
+/// listing if `caller` owns it, as [`owned`]; 409 on `state`, with the
+/// message `refusal` gives, when its state does not allow the change.
+pub(crate) async fn begin_owned(
+    state: &AppState,
+    id: &str,
+    caller: &Principal,
+    refusal: impl FnOnce(ListingState) -> Option<String>,
+) -> ApiResult<(Tx, Listing)> {
+    let mut tx = state.store.begin().await?;
+    let listing = owned(&mut tx, id, caller).await?;
+    match refusal(listing.state) {
+        Some(message) => Err(ApiError::conflict(Some("state"), message)),
+        None => Ok((tx, listing)),
+    }
+}
+
 pub(crate) async fn dataset_of(tx: &mut Tx, listing: &Listing) -> ApiResult<ListedDataset> {
     if listing.kind != ListingKind::Dataset {
         return Err(ApiError::conflict(
@@ -311,14 +328,11 @@ pub async fn patch(
     if given.is_empty() {
         return Err(ApiError::bad_request("body", "no field to change"));
     }
-    let mut tx = state.store.begin().await?;
-    let mut listing = owned(&mut tx, &id, &caller).await?;
-    if listing.state == ListingState::Withdrawn {
-        return Err(ApiError::conflict(
-            Some("state"),
-            format!("listing {id} is withdrawn and can no longer change"),
-        ));
-    }
+    let (mut tx, mut listing) = begin_owned(&state, &id, &caller, |s| {
+        (s == ListingState::Withdrawn)
+            .then(|| format!("listing {id} is withdrawn and can no longer change"))
+    })
+    .await?;
     let fields = listing.fields.patched(&req)?;
     if req.rail.is_some() {
         check_rail_verified(&state, &fields.rail, ApiError::unprocessable)?;
@@ -361,36 +375,45 @@ pub async fn publish(
     caller: Principal,
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<ListingView>> {
-    let mut tx = state.store.begin().await?;
-    let mut listing = owned(&mut tx, &id, &caller).await?;
-    if listing.state != ListingState::Draft {
-        return Err(ApiError::conflict(
-            Some("state"),
-            format!("listing {id} is {}, not a draft", listing.state.as_str()),
-        ));
-    }
+    let (mut tx, mut listing) = begin_owned(&state, &id, &caller, |s| {
+        (s != ListingState::Draft).then(|| format!("listing {id} is {}, not a draft", s.as_str()))
+    })
+    .await?;
     // A draft made while the server verified its chain, published after
     // a restart without it.
     check_rail_verified(&state, &listing.fields.rail, |f, m| {
         ApiError::conflict(Some(f), m)
     })?;
-    if let Some(terms) = &listing.subscription {
-        // The machine must still be the owner's and registered.
-        check_machine_owned(&state, &caller, &terms.machine_did).await?;
-        let now = sealstream_core::utc::now();
-        db::publish(&mut tx, &id, &now, sealstream_core::utc::now_unix()).await?;
-        listing.state = ListingState::Published;
-        listing.published_at = Some(now.clone());
-        listing.updated_at = now;
-        let details = audit_details(json!({
-            "kind": listing.kind.as_str(),
-            "machineDid": terms.machine_did,
-            "topic": terms.topic,
-        }));
-        let view = commit_change(tx, &caller, "listing.publish", &listing, &details).await?;
-        return Ok(Json(view));
-    }
-    let dataset = dataset_of(&mut tx, &listing).await?;
+    let details = match &listing.subscription {
+        Some(terms) => {
+            // The machine must still be the owner's and registered.
+            check_machine_owned(&state, &caller, &terms.machine_did).await?;
+            audit_details(json!({
+                "kind": listing.kind.as_str(),
+                "machineDid": terms.machine_did,
+                "topic": terms.topic,
+            }))
+        }
+        None => publish_dataset(&mut tx, &listing).await?,
+    };
+    let now = sealstream_core::utc::now();
+    db::publish(&mut tx, &id, &now, sealstream_core::utc::now_unix()).await?;
+    listing.state = ListingState::Published;
+    listing.published_at = Some(now.clone());
+    listing.updated_at = now;
+    let view = commit_change(tx, &caller, "listing.publish", &listing, &details).await?;
+    Ok(Json(view))
+}
+
+/// Makes the signed dataset of a dataset listing being published public,
+/// once every sample key is disclosed (409 on `datasetId` or
+/// `sampleChunkIndexes` otherwise); the audit details of the publication.
+async fn publish_dataset(
+    tx: &mut Tx,
+    listing: &Listing,
+) -> ApiResult<sealstream_core::json::Value> {
+    let id = &listing.id;
+    let dataset = dataset_of(tx, listing).await?;
     if dataset.state != DatasetState::Signed {
         return Err(ApiError::conflict(
             Some("datasetId"),
@@ -400,7 +423,7 @@ pub async fn publish(
             ),
         ));
     }
-    let have = db::disclosed(&mut tx, &id).await?;
+    let have = db::disclosed(tx, id).await?;
     let missing: Vec<u64> = listing
         .fields
         .sample_chunk_indexes
@@ -416,21 +439,13 @@ pub async fn publish(
             ),
         ));
     }
-    let now = sealstream_core::utc::now();
-    let now_unix = sealstream_core::utc::now_unix();
-    db::publish(&mut tx, &id, &now, now_unix).await?;
     // Buyers verify before paying: the dataset's manifest, proofs and
     // envelopes become public with its first published listing.
-    crate::datasets::set_public(&mut tx, &dataset.id, true).await?;
-    listing.state = ListingState::Published;
-    listing.published_at = Some(now.clone());
-    listing.updated_at = now;
-    let details = audit_details(json!({
+    crate::datasets::set_public(tx, &dataset.id, true).await?;
+    Ok(audit_details(json!({
         "datasetId": dataset.id,
         "merkleRoot": dataset.merkle_root,
-    }));
-    let view = commit_change(tx, &caller, "listing.publish", &listing, &details).await?;
-    Ok(Json(view))
+    })))
 }
 
 /// Takes a listing out of the catalog for good (a draft or a published
@@ -447,14 +462,10 @@ pub async fn withdraw(
     caller: Principal,
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<ListingView>> {
-    let mut tx = state.store.begin().await?;
-    let mut listing = owned(&mut tx, &id, &caller).await?;
-    if listing.state == ListingState::Withdrawn {
-        return Err(ApiError::conflict(
-            Some("state"),
-            format!("listing {id} is already withdrawn"),
-        ));
-    }
+    let (mut tx, mut listing) = begin_owned(&state, &id, &caller, |s| {
+        (s == ListingState::Withdrawn).then(|| format!("listing {id} is already withdrawn"))
+    })
+    .await?;
     let now = sealstream_core::utc::now();
     db::withdraw(&mut tx, &id, &now).await?;
     // The dataset stays public while another listing of it is published.

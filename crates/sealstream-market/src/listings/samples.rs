@@ -16,7 +16,9 @@ use sealstream_core::chunk::{ChunkEnvelope, ChunkKey, WRAP_ALGORITHM};
 use sealstream_core::keys::{parse_hex_array, RecipientPublicKey, RecipientSecretKey};
 
 use super::db::{self, SampleKeyRow};
-use super::{audit_details, dataset_of, owned, visible, ListedDataset, Listing, ListingState};
+use super::{
+    audit_details, begin_owned, dataset_of, visible, ListedDataset, Listing, ListingState,
+};
 use crate::auth::{MaybePrincipal, Principal};
 use crate::catalog::QueryParams;
 use crate::error::{ApiError, ApiJson, ApiPath, ApiResult};
@@ -69,14 +71,10 @@ pub async fn disclose(
             format!("1 to {} keys", super::model::MAX_SAMPLES),
         ));
     }
-    let mut tx = state.store.begin().await?;
-    let listing = owned(&mut tx, &id, &caller).await?;
-    if listing.state == ListingState::Withdrawn {
-        return Err(ApiError::conflict(
-            Some("state"),
-            format!("listing {id} is withdrawn"),
-        ));
-    }
+    let (mut tx, listing) = begin_owned(&state, &id, &caller, |s| {
+        (s == ListingState::Withdrawn).then(|| format!("listing {id} is withdrawn"))
+    })
+    .await?;
     let dataset = dataset_of(&mut tx, &listing).await?;
     let mut checked = Vec::with_capacity(req.keys.len());
     for (i, entry) in req.keys.iter().enumerate() {

@@ -805,41 +805,16 @@ pub async fn cancel(
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<SubscriptionView>> {
     let mut tx = state.store.begin().await?;
-    let mut s = bought(&mut tx, &id, &caller).await?;
-    let now = sealstream_core::utc::now_unix();
-    settle(&mut tx, &mut s, now).await?;
-    if s.state.is_final() {
-        return Err(ApiError::conflict(
-            Some("state"),
-            format!("subscription {id} is {}", s.state),
-        ));
-    }
-    let was = s.state;
+    let s = bought(&mut tx, &id, &caller).await?;
     // Access runs to T (no grace), or ends now when T has passed (in
     // grace: the chunks granted in grace stay granted), or ends unstarted.
-    let end = s.paid_through.map_or(now, |t| t.max(now));
-    s.state = SubscriptionState::Cancelled;
-    s.access_end = Some(end);
-    s.end_reason = Some("cancelled by the buyer".into());
-    record(
-        &mut tx,
-        &mut s,
-        was,
-        &caller.did,
-        &[Change {
-            event: "cancelled",
-            effective: now,
-            details: json!({ "accessEnds": utc(end) }),
-        }],
-    )
-    .await?;
-    close_unpaid(&mut tx, &id, "the subscription was cancelled").await?;
-    issue_cutoff(&state, &mut tx, &s, now).await?;
-    let view = view(&state, &mut tx, &s).await?;
-    tx.commit().await?;
-    state.feeds.changed(&id);
-    tracing::info!(subscription = %id, "subscription cancelled");
-    Ok(Json(view))
+    let ending = Ending {
+        to: SubscriptionState::Cancelled,
+        access_end: |s: &Subscription, now: i64| s.paid_through.map_or(now, |t| t.max(now)),
+        reason: "cancelled by the buyer",
+        details: json!({}),
+    };
+    end(&state, tx, s, &caller, ending).await
 }
 
 /// Revokes a subscription (its seller only), with a reason: access ends
@@ -870,9 +845,46 @@ pub async fn revoke(
         ));
     }
     let mut tx = state.store.begin().await?;
-    let mut s = sold(&mut tx, &id, &caller).await?;
+    let s = sold(&mut tx, &id, &caller).await?;
+    let ending = Ending {
+        to: SubscriptionState::Revoked,
+        access_end: |_: &Subscription, now: i64| now,
+        reason,
+        details: json!({ "reason": reason }),
+    };
+    end(&state, tx, s, &caller, ending).await
+}
+
+/// How [`end`] ends a subscription: cancelled by its buyer or revoked by
+/// its seller.
+struct Ending<'a, F> {
+    /// The final state it moves to.
+    to: SubscriptionState,
+    /// When its access ends, from the settled subscription and now.
+    access_end: F,
+    /// Why it ended, kept with it.
+    reason: &'a str,
+    /// The event's details (an object), to which `accessEnds` is added.
+    details: Value,
+}
+
+/// Ends a subscription that is not final yet (cancel, revoke): settles it
+/// now (409 on `state` if it has ended already), moves it to the final
+/// state with the event of that name, cancels its unpaid periods, issues
+/// the cutoff, commits and wakes its feeds.
+async fn end<F>(
+    state: &AppState,
+    mut tx: Tx,
+    mut s: Subscription,
+    caller: &Principal,
+    ending: Ending<'_, F>,
+) -> ApiResult<Json<SubscriptionView>>
+where
+    F: FnOnce(&Subscription, i64) -> i64,
+{
     let now = sealstream_core::utc::now_unix();
     settle(&mut tx, &mut s, now).await?;
+    let id = s.id.clone();
     if s.state.is_final() {
         return Err(ApiError::conflict(
             Some("state"),
@@ -880,27 +892,30 @@ pub async fn revoke(
         ));
     }
     let was = s.state;
-    s.state = SubscriptionState::Revoked;
-    s.access_end = Some(now);
-    s.end_reason = Some(reason.to_string());
+    let end = (ending.access_end)(&s, now);
+    let mut details = ending.details;
+    details["accessEnds"] = json!(utc(end));
+    s.state = ending.to;
+    s.access_end = Some(end);
+    s.end_reason = Some(ending.reason.to_string());
     record(
         &mut tx,
         &mut s,
         was,
         &caller.did,
         &[Change {
-            event: "revoked",
+            event: ending.to.as_str(),
             effective: now,
-            details: json!({ "reason": reason, "accessEnds": utc(now) }),
+            details,
         }],
     )
     .await?;
-    close_unpaid(&mut tx, &id, "the subscription was revoked").await?;
-    issue_cutoff(&state, &mut tx, &s, now).await?;
-    let view = view(&state, &mut tx, &s).await?;
+    close_unpaid(&mut tx, &id, &format!("the subscription was {}", ending.to)).await?;
+    issue_cutoff(state, &mut tx, &s, now).await?;
+    let view = view(state, &mut tx, &s).await?;
     tx.commit().await?;
     state.feeds.changed(&id);
-    tracing::info!(subscription = %id, "subscription revoked");
+    tracing::info!(subscription = %id, "subscription {}", ending.to);
     Ok(Json(view))
 }
 

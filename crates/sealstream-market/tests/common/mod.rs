@@ -19,6 +19,17 @@ pub use sealstream_testkit::server::{block_on, reply, Db, TestServer};
 pub use sealstream_testkit::{anvil, files_under, moto, repo_root, unix_now};
 use serde_json::Value;
 
+/// Asserts that an answer of `status` with `body` is a refusal of
+/// `expected` that names `field` (the error shape's `error.field`).
+#[track_caller]
+pub fn assert_refused(status: u16, body: &Value, expected: u16, field: &str) {
+    assert_eq!(
+        (status, body["error"]["field"].as_str()),
+        (expected, Some(field)),
+        "{body}"
+    );
+}
+
 /// Opens `url` (creating a SQLite file) and applies the market's
 /// migrations numbered below `before` only: the schema as an older server
 /// left it.

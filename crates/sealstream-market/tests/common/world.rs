@@ -20,8 +20,8 @@ use sealstream_market::auth::Role;
 use sealstream_market::server::Config;
 use serde_json::{json, Value};
 
-use super::listings_fixtures::listing_body;
-use super::orders_fixtures::invoice_rail;
+use super::listings_fixtures::{listing_body, publish};
+use super::orders_fixtures::{invoice_rail, mark_paid};
 use super::{multipart, path_segment, Db, TestServer};
 
 /// The topic every machine's chain is on.
@@ -357,7 +357,6 @@ pub fn world_with(db: Db, adjust: impl FnOnce(&mut Config)) -> World {
 
 /// A's subscription listing of its topic and the buyer's subscriptions.
 pub fn subscriptions(server: &TestServer, a: &Side, buyer_did: &str, buyer: &str) -> Subscriptions {
-    let owner = Some(a.owner_token.as_str());
     let body = json!({
         "kind": "subscription",
         "title": "A temperatures, live",
@@ -366,47 +365,13 @@ pub fn subscriptions(server: &TestServer, a: &Side, buyer_did: &str, buyer: &str
         "subscription": {"machineDid": a.machine_did, "topic": TOPIC,
                          "periodSeconds": 86_400, "graceSeconds": 3_600, "history": "all"}
     });
-    let listing = id_of(
-        server.send("POST", "/v1/listings", owner, &body),
-        201,
-        "subscription listing",
-    );
-    expect_status(
-        server.send(
-            "POST",
-            &format!("/v1/listings/{listing}/publish"),
-            owner,
-            &json!({}),
-        ),
-        200,
-        "publish",
-    );
+    let listing = publish(server, &a.owner_token, &body);
     let key = RecipientSecretKey::generate().public_key().to_hex();
-    let subscribe = || {
-        expect_status(
-            server.send(
-                "POST",
-                "/v1/subscriptions",
-                Some(buyer),
-                &json!({"listingId": listing, "buyerPublicKeyHex": key}),
-            ),
-            201,
-            "subscribe",
-        )
-    };
+    let subscribe = || buy(server, "/v1/subscriptions", buyer, &listing, &key);
     let paid = || {
         let sub = subscribe();
-        let order = sub["periods"][0]["orderId"].as_str().unwrap().to_string();
-        expect_status(
-            server.send(
-                "POST",
-                &format!("/v1/orders/{order}/mark-paid"),
-                owner,
-                &json!({"reference": format!("INV-{order}")}),
-            ),
-            200,
-            "mark the first period paid",
-        );
+        let order = sub["periods"][0]["orderId"].as_str().unwrap();
+        invoice_paid(server, a, order);
         sub["id"].as_str().unwrap().to_string()
     };
     let awaiting = subscribe()["id"].as_str().unwrap().to_string();
@@ -425,6 +390,30 @@ pub fn subscriptions(server: &TestServer, a: &Side, buyer_did: &str, buyer: &str
         to_revoke,
         entry,
     }
+}
+
+/// `POST` of a purchase (`/v1/orders` or `/v1/subscriptions`) of `listing`
+/// for `key` as the `buyer`; the created order or subscription.
+fn buy(server: &TestServer, route: &str, buyer: &str, listing: &str, key: &str) -> Value {
+    expect_status(
+        server.send(
+            "POST",
+            route,
+            Some(buyer),
+            &json!({"listingId": listing, "buyerPublicKeyHex": key}),
+        ),
+        201,
+        route,
+    )
+}
+
+/// A marks its order `id` paid by invoice `INV-<id>`.
+fn invoice_paid(server: &TestServer, a: &Side, id: &str) {
+    expect_status(
+        mark_paid(server, id, &a.owner_token, &format!("INV-{id}")),
+        200,
+        "mark paid",
+    );
 }
 
 /// A's second machine, with an operator recipient whose key A registers.
@@ -468,33 +457,13 @@ pub fn orders(server: &TestServer, a: &Side, buyer_did: &str, buyer: &str) -> Or
     let mut body = listing_body(&a.ds_public, "A temperatures by invoice");
     body["price"] = json!("4200");
     body["rail"] = invoice_rail();
-    let listing = id_of(
-        server.send("POST", "/v1/listings", owner, &body),
-        201,
-        "listing",
-    );
-    expect_status(
-        server.send(
-            "POST",
-            &format!("/v1/listings/{listing}/publish"),
-            owner,
-            &json!({}),
-        ),
-        200,
-        "publish",
-    );
+    let listing = publish(server, &a.owner_token, &body);
     let buyer_key = RecipientSecretKey::generate().public_key().to_hex();
     let order = || {
-        id_of(
-            server.send(
-                "POST",
-                "/v1/orders",
-                Some(buyer),
-                &json!({"listingId": listing, "buyerPublicKeyHex": buyer_key}),
-            ),
-            201,
-            "order",
-        )
+        buy(server, "/v1/orders", buyer, &listing, &buyer_key)["id"]
+            .as_str()
+            .unwrap()
+            .to_string()
     };
     let files = || {
         let core_buyer = CoreBuyer::new(buyer_did, &buyer_key).unwrap();
@@ -509,18 +478,6 @@ pub fn orders(server: &TestServer, a: &Side, buyer_did: &str, buyer: &str) -> Or
             .iter()
             .map(|f| serde_json::from_slice::<Value>(&f.to_bytes()).unwrap())
             .collect::<Vec<_>>()
-    };
-    let mark_paid = |id: &str| {
-        expect_status(
-            server.send(
-                "POST",
-                &format!("/v1/orders/{id}/mark-paid"),
-                owner,
-                &json!({"reference": format!("INV-{id}")}),
-            ),
-            200,
-            "mark paid",
-        );
     };
     let link = |id: &str, token: &str, purpose: &str| {
         let view = expect_status(
@@ -541,9 +498,9 @@ pub fn orders(server: &TestServer, a: &Side, buyer_did: &str, buyer: &str) -> Or
     let awaiting = order();
     let to_cancel = order();
     let paid = order();
-    mark_paid(&paid);
+    invoice_paid(server, a, &paid);
     let granted = order();
-    mark_paid(&granted);
+    invoice_paid(server, a, &granted);
     expect_status(
         server.send(
             "PUT",

@@ -10,6 +10,30 @@ use crate::cli::AgentCommand;
 use crate::error::{CliError, CliResult};
 use crate::ui::Ui;
 
+/// A status value as text: `-` for none, a string as it is, anything else
+/// as compact JSON.
+fn status_text(v: Option<&Value>) -> String {
+    match v {
+        None | Some(Value::Null) => "-".to_string(),
+        Some(Value::String(s)) => s.clone(),
+        Some(other) => sealstream_core::json::write::to_python_compact(other),
+    }
+}
+
+/// The values at `keys` of `o`, each as [`status_text`].
+fn texts<const N: usize>(o: &Map, keys: [&str; N]) -> [String; N] {
+    keys.map(|k| status_text(o.get(k)))
+}
+
+/// The objects of the array at `key` of `o` (none when it is not an array).
+fn objects<'a>(o: &'a Map, key: &str) -> impl Iterator<Item = &'a Map> {
+    o.get(key)
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_object)
+}
+
 fn load(config: &std::path::Path) -> CliResult<DataEventMap> {
     match DataEventMap::load(config) {
         Ok(m) => Ok(m),
@@ -180,82 +204,58 @@ fn status(config: &std::path::Path, ui: Ui) -> CliResult {
         return Ok(());
     }
     let o = v.as_object().expect("status is an object");
-    let get = |o: &Map, k: &str| o.get(k).cloned().unwrap_or(Value::Null);
-    let text = |v: Value| match v {
-        Value::Null => "-".to_string(),
-        Value::String(s) => s,
-        other => sealstream_core::json::write::to_python_compact(&other),
-    };
     ui.say(format!(
         "Agent:          {} ({})",
         map.machine.did,
-        if get(o, "running") == Value::Bool(true) {
+        if o.get("running") == Some(&Value::Bool(true)) {
             "running"
         } else {
             "not running"
         }
     ));
-    ui.say(format!("Last sequence:  {}", text(get(o, "lastSequence"))));
+    let [sequence] = texts(o, ["lastSequence"]);
+    ui.say(format!("Last sequence:  {sequence}"));
     if let Some(sp) = o.get("spool").and_then(Value::as_object) {
+        let [bytes, max, when_full, journal, dir] =
+            texts(sp, ["bytes", "maxBytes", "whenFull", "journalBytes", "dir"]);
         ui.say(format!(
-            "Spool:          {} bytes of {} ({}), journal {} bytes, in {}",
-            text(get(sp, "bytes")),
-            text(get(sp, "maxBytes")),
-            text(get(sp, "whenFull")),
-            text(get(sp, "journalBytes")),
-            text(get(sp, "dir")),
+            "Spool:          {bytes} bytes of {max} ({when_full}), journal {journal} bytes, in {dir}"
         ));
     }
-    for t in o
-        .get("topics")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        let Some(t) = t.as_object() else { continue };
+    for t in objects(o, "topics") {
+        let [topic, packages, chunks, skipped] =
+            texts(t, ["topic", "packages", "chunks", "skipped"]);
         let delivered: Vec<String> = t
             .get("deliveredChunks")
             .and_then(Value::as_object)
             .into_iter()
             .flatten()
-            .map(|(d, n)| format!("{} to {d}", text(n.clone())))
+            .map(|(d, n)| format!("{} to {d}", status_text(Some(n))))
             .collect();
+        let delivered = if delivered.is_empty() {
+            "-".to_string()
+        } else {
+            delivered.join(", ")
+        };
         ui.say(format!(
-            "Topic {}: {} packages in {} chunks, {} skipped; delivered {}",
-            text(get(t, "topic")),
-            text(get(t, "packages")),
-            text(get(t, "chunks")),
-            text(get(t, "skipped")),
-            if delivered.is_empty() {
-                "-".to_string()
-            } else {
-                delivered.join(", ")
-            }
+            "Topic {topic}: {packages} packages in {chunks} chunks, {skipped} skipped; delivered {delivered}"
         ));
     }
-    for d in o
-        .get("destinations")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        let Some(d) = d.as_object() else { continue };
+    for d in objects(o, "destinations") {
+        let [name, last, failures, error] = texts(
+            d,
+            ["destination", "lastDeliveredAt", "failures", "lastError"],
+        );
         let health = match d.get("ok") {
             _ if d.get("stopped") == Some(&Value::Bool(true)) => {
-                format!("stopped, refused for good: {}", text(get(d, "lastError")))
+                format!("stopped, refused for good: {error}")
             }
             Some(Value::Bool(true)) => "ok".to_string(),
-            Some(Value::Bool(false)) => format!(
-                "failing ({} attempts): {}",
-                text(get(d, "failures")),
-                text(get(d, "lastError"))
-            ),
+            Some(Value::Bool(false)) => format!("failing ({failures} attempts): {error}"),
             _ => "not tried yet".to_string(),
         };
         ui.say(format!(
-            "Destination {}: {health}; last delivery {}",
-            text(get(d, "destination")),
-            text(get(d, "lastDeliveredAt"))
+            "Destination {name}: {health}; last delivery {last}"
         ));
     }
     Ok(())

@@ -27,8 +27,7 @@ pub fn run(command: MarketCommand, ui: Ui) -> CliResult {
         MarketCommand::Serve(args) => super::market_serve::run(*args, ui),
         #[cfg(feature = "market")]
         MarketCommand::Audit(MarketAuditCommand::Verify {
-            db,
-            key,
+            log,
             anchor,
             head,
             events,
@@ -37,15 +36,15 @@ pub fn run(command: MarketCommand, ui: Ui) -> CliResult {
                 (Some(head), Some(events)) => Some(audit::AuditReport { events, head }),
                 _ => None,
             };
-            super::market_audit::verify(db, key, anchor, published, ui)
+            super::market_audit::verify(log, anchor, published, ui)
         }
         #[cfg(feature = "market")]
-        MarketCommand::Audit(MarketAuditCommand::Export { db, key, out }) => {
-            super::market_audit::export(db, key, out, ui)
+        MarketCommand::Audit(MarketAuditCommand::Export(args)) => {
+            super::market_audit::export(args, ui)
         }
         #[cfg(feature = "market")]
-        MarketCommand::Audit(MarketAuditCommand::Anchor { db, key, out }) => {
-            super::market_audit::anchor(db, key, out, ui)
+        MarketCommand::Audit(MarketAuditCommand::Anchor(args)) => {
+            super::market_audit::anchor(args, ui)
         }
         MarketCommand::Upload {
             server,
@@ -85,12 +84,7 @@ pub fn run(command: MarketCommand, ui: Ui) -> CliResult {
         MarketCommand::Dataset(c) => super::market_seller::dataset(c, ui),
         MarketCommand::Listing(c) => super::market_seller::listing(c, ui),
         MarketCommand::Order(c) => super::market_orders::run(c, ui),
-        MarketCommand::Subscribe {
-            session,
-            listing,
-            key,
-            buyer_id,
-        } => super::market_subscriptions::subscribe(&session, listing, &key, buyer_id, ui),
+        MarketCommand::Subscribe(purchase) => super::market_subscriptions::subscribe(purchase, ui),
         MarketCommand::Subscription(c) => super::market_subscriptions::run(c, ui),
         MarketCommand::Login { session } => super::market_account::login(&session, ui),
         MarketCommand::Search(args) => super::market_browse::search(args, ui),

@@ -12,7 +12,7 @@ use sealstream_market::server;
 use sealstream_market::store::Store;
 
 use super::market_serve::{runtime, sqlite_file};
-use crate::cli::{MarketDbArgs, MarketServerKeyArgs};
+use crate::cli::{AuditLogArgs, AuditOutputArgs, MarketDbArgs, MarketServerKeyArgs};
 use crate::error::{at, CliError, CliResult};
 use crate::ui::Ui;
 
@@ -60,6 +60,40 @@ fn key(db: &MarketDbArgs, args: &MarketServerKeyArgs) -> CliResult<Option<Key>> 
         },
     };
     Ok(Some(Key { public, secret }))
+}
+
+/// The audit log of a command: its database (checked to exist), the
+/// market's key when given or readable, and the signed head file.
+struct AuditLog {
+    url: String,
+    key: Option<Key>,
+    head_file: PathBuf,
+}
+
+impl AuditLog {
+    fn open(args: &AuditLogArgs) -> CliResult<AuditLog> {
+        Ok(AuditLog {
+            url: open(&args.db)?,
+            key: key(&args.db, &args.key)?,
+            head_file: args.db.data_dir.join(signed::HEAD_FILE),
+        })
+    }
+
+    /// Its store, opened (the caller closes it).
+    async fn store(&self) -> CliResult<Store> {
+        Store::open(&self.url)
+            .await
+            .map_err(|e| CliError::input(e.to_string()))
+    }
+}
+
+/// A log that did not check: a store that cannot be read is bad input
+/// (exit 1), a log not intact an integrity failure (exit 2).
+fn not_intact(e: AuditError) -> CliError {
+    match e {
+        AuditError::Store(e) => CliError::input(e.to_string()),
+        e => CliError::integrity(format!("audit log not intact: {e}")),
+    }
 }
 
 fn open(db: &MarketDbArgs) -> CliResult<String> {
@@ -117,24 +151,19 @@ fn number(n: u64) -> Value {
 
 /// `market audit verify`.
 pub fn verify(
-    db: MarketDbArgs,
-    key_args: MarketServerKeyArgs,
+    args: AuditLogArgs,
     anchor: Option<PathBuf>,
     published: Option<AuditReport>,
     ui: Ui,
 ) -> CliResult {
-    let url = open(&db)?;
-    let key = key(&db, &key_args)?;
+    let log = AuditLog::open(&args)?;
     let anchor = anchor.as_deref().map(read_anchor).transpose()?;
-    let head_file = db.data_dir.join(signed::HEAD_FILE);
     let result = runtime()?.block_on(async {
-        let store = Store::open(&url)
-            .await
-            .map_err(|e| CliError::input(e.to_string()))?;
+        let store = log.store().await?;
         let result = check(
             &store,
-            &head_file,
-            key.as_ref(),
+            &log.head_file,
+            log.key.as_ref(),
             anchor.as_ref(),
             published.as_ref(),
         )
@@ -182,25 +211,17 @@ pub fn verify(
 }
 
 /// `market audit anchor`.
-pub fn anchor(
-    db: MarketDbArgs,
-    key_args: MarketServerKeyArgs,
-    out: Option<PathBuf>,
-    ui: Ui,
-) -> CliResult {
-    let url = open(&db)?;
-    let key = key(&db, &key_args)?.ok_or_else(|| {
+pub fn anchor(args: AuditOutputArgs, ui: Ui) -> CliResult {
+    let log = AuditLog::open(&args.log)?;
+    let key = log.key.as_ref().ok_or_else(|| {
         CliError::input(
             "give the market's key: --server-key HEX (GET /v1/receipts/key) or \
              --receipt-key-file FILE",
         )
     })?;
-    let head_file = db.data_dir.join(signed::HEAD_FILE);
     let signed = runtime()?.block_on(async {
-        let store = Store::open(&url)
-            .await
-            .map_err(|e| CliError::input(e.to_string()))?;
-        let checked = match check(&store, &head_file, Some(&key), None, None).await {
+        let store = log.store().await?;
+        let checked = match check(&store, &log.head_file, Some(key), None, None).await {
             Ok(checked) => checked,
             Err(e) => {
                 store.close().await;
@@ -208,8 +229,7 @@ pub fn anchor(
             }
         };
         let result = match checked {
-            Err(AuditError::Store(e)) => Err(CliError::input(e.to_string())),
-            Err(e) => Err(CliError::integrity(format!("audit log not intact: {e}"))),
+            Err(e) => Err(not_intact(e)),
             Ok((_, newest)) => match &key.secret {
                 // Signed here: the anchor covers the log up to now. The head
                 // file is the server's, left alone.
@@ -228,7 +248,7 @@ pub fn anchor(
         result
     })?;
     let text = signed.to_pretty_json();
-    match out {
+    match args.out {
         Some(path) => {
             sealstream_files::layout::write_atomic(&path, text.as_bytes())
                 .map_err(|e| CliError::input(at(&path, e)))?;
@@ -248,37 +268,26 @@ pub fn anchor(
 
 /// `market audit export`: the log verified as `verify` does, then its
 /// events up to the verified head as JSON lines, streamed.
-pub fn export(
-    db: MarketDbArgs,
-    key_args: MarketServerKeyArgs,
-    out: Option<PathBuf>,
-    ui: Ui,
-) -> CliResult {
+pub fn export(args: AuditOutputArgs, ui: Ui) -> CliResult {
     use std::io::Write;
 
-    let url = open(&db)?;
-    let key = key(&db, &key_args)?;
-    let head_file = db.data_dir.join(signed::HEAD_FILE);
+    let log = AuditLog::open(&args.log)?;
+    let out = args.out;
     let mut file = match &out {
         Some(path) => {
-            let dir = path
-                .parent()
-                .filter(|p| !p.as_os_str().is_empty())
-                .unwrap_or(Path::new("."));
+            let (dir, _) = sealstream_files::layout::dir_and_name(path)
+                .map_err(|e| CliError::input(at(path, e)))?;
             Some(tempfile::NamedTempFile::new_in(dir).map_err(|e| CliError::input(at(path, e)))?)
         }
         None => None,
     };
     let report = runtime()?.block_on(async {
-        let store = Store::open(&url)
-            .await
-            .map_err(|e| CliError::input(e.to_string()))?;
+        let store = log.store().await?;
         let result = async {
-            let report = match check(&store, &head_file, key.as_ref(), None, None).await? {
-                Ok((report, _)) => report,
-                Err(AuditError::Store(e)) => return Err(CliError::input(e.to_string())),
-                Err(e) => return Err(CliError::integrity(format!("audit log not intact: {e}"))),
-            };
+            let report = check(&store, &log.head_file, log.key.as_ref(), None, None)
+                .await?
+                .map_err(not_intact)?
+                .0;
             let stdout = std::io::stdout();
             let mut sink: Box<dyn Write> = match file.as_mut() {
                 Some(f) => Box::new(std::io::BufWriter::new(f.as_file_mut())),

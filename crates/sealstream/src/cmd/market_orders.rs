@@ -13,7 +13,7 @@ use sealstream_api::payments::{MarkPaid, RailKind};
 
 use super::market_pay;
 use super::market_session::{client, client_error, json_answer};
-use crate::cli::{BuyerKey, MarketOrderCommand, MarketSession};
+use crate::cli::{BuyerKey, MarketOrderCommand, MarketSession, Purchase};
 use crate::error::{at, CliError, CliResult};
 use crate::ui::Ui;
 
@@ -178,6 +178,15 @@ fn claim_lines(order: &OrderView) -> Vec<String> {
     lines
 }
 
+/// The buyer's client, signed in, and the X25519 public key (hex) of a
+/// purchase (`order create`, `subscribe`).
+pub(crate) fn buying(
+    purchase: &Purchase,
+) -> CliResult<(sealstream_client::market::MarketClient, String)> {
+    let public = buyer_public_key(&purchase.key)?;
+    Ok((client(&purchase.session, "a buyer")?, public))
+}
+
 /// The X25519 public key (hex) of `key`: the public part of the secret key
 /// file, or the public key given.
 pub(crate) fn buyer_public_key(key: &BuyerKey) -> CliResult<String> {
@@ -204,22 +213,16 @@ struct Orders<'a> {
 
 pub fn run(command: MarketOrderCommand, ui: Ui) -> CliResult {
     match command {
-        MarketOrderCommand::Create {
-            session,
-            listing,
-            key,
-            buyer_id,
-        } => {
-            let public = buyer_public_key(&key)?;
-            let mut client = client(&session, "a buyer")?;
+        MarketOrderCommand::Create(purchase) => {
+            let (mut client, public) = buying(&purchase)?;
             let order = client
                 .create_order(&CreateOrder {
-                    listing_id: listing,
+                    listing_id: purchase.listing,
                     buyer_public_key_hex: public,
-                    buyer_id,
+                    buyer_id: purchase.buyer_id,
                 })
                 .map_err(|e| client_error("order create", e))?;
-            describe(&ui, &order, &session, &client.did().to_string());
+            describe(&ui, &order, &purchase.session, &client.did().to_string());
             ui.id_out(&order.id);
             if ui.json {
                 json_answer(&ui, &order)?;
@@ -237,17 +240,12 @@ pub fn run(command: MarketOrderCommand, ui: Ui) -> CliResult {
             }
             Ok(())
         }
-        MarketOrderCommand::List {
-            session,
-            side,
-            state,
-            kind,
-        } => {
-            let mut client = client(&session, "a buyer or seller")?;
-            let side = OrderSide::parse(&side).unwrap_or(OrderSide::Buyer);
+        MarketOrderCommand::List { list, kind } => {
+            let mut client = client(&list.session, "a buyer or seller")?;
+            let side = OrderSide::parse(&list.side).unwrap_or(OrderSide::Buyer);
             // The state as given: the server names one it does not know.
             let query = ListQuery {
-                state,
+                state: list.state,
                 ..ListQuery::new(side)
             };
             let mut orders = client

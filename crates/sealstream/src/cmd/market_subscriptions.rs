@@ -13,9 +13,9 @@ use sealstream_api::subscriptions::{
 };
 
 use super::market_browse::history_text;
-use super::market_orders::{buyer_public_key, order_command};
+use super::market_orders::{buyer_public_key, buying, order_command};
 use super::market_session::{client, client_error, json_answer};
-use crate::cli::{BuyerKey, MarketSession, MarketSubscriptionCommand};
+use crate::cli::{BuyerKey, MarketSession, MarketSubscriptionCommand, Purchase};
 use crate::error::{CliError, CliResult};
 use crate::ui::Ui;
 
@@ -106,23 +106,16 @@ fn describe(ui: &Ui, s: &SubscriptionView, session: &MarketSession, me: &str) {
 }
 
 /// `market subscribe`.
-pub fn subscribe(
-    session: &MarketSession,
-    listing: String,
-    key: &BuyerKey,
-    buyer_id: Option<String>,
-    ui: Ui,
-) -> CliResult {
-    let public = buyer_public_key(key)?;
-    let mut client = client(session, "a buyer")?;
+pub fn subscribe(purchase: Purchase, ui: Ui) -> CliResult {
+    let (mut client, public) = buying(&purchase)?;
     let s = client
         .create_subscription(&CreateSubscription {
-            listing_id: listing,
+            listing_id: purchase.listing,
             buyer_public_key_hex: public,
-            buyer_id,
+            buyer_id: purchase.buyer_id,
         })
         .map_err(|e| client_error("subscribe", e))?;
-    describe(&ui, &s, session, &client.did().to_string());
+    describe(&ui, &s, &purchase.session, &client.did().to_string());
     ui.id_out(&s.id);
     if ui.json {
         json_answer(&ui, &s)?;
@@ -154,16 +147,12 @@ pub fn run(command: MarketSubscriptionCommand, ui: Ui) -> CliResult {
                 .map_err(|e| client_error("subscription show", e))?;
             answer(&ui, &s, &session, &client.did().to_string())
         }
-        MarketSubscriptionCommand::List {
-            session,
-            side,
-            state,
-        } => {
-            let mut client = client(&session, "a buyer or seller")?;
-            let side = SubscriptionSide::parse(&side).unwrap_or(SubscriptionSide::Buyer);
+        MarketSubscriptionCommand::List(list) => {
+            let mut client = client(&list.session, "a buyer or seller")?;
+            let side = SubscriptionSide::parse(&list.side).unwrap_or(SubscriptionSide::Buyer);
             // The state as given: the server names one it does not know.
             let query = SubscriptionQuery {
-                state,
+                state: list.state,
                 ..SubscriptionQuery::new(side)
             };
             let all = client

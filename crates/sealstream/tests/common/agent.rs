@@ -83,6 +83,15 @@ pub fn chain_dirs(root: &Path) -> BTreeMap<String, PathBuf> {
         .collect()
 }
 
+/// The chain directory of an agent's directory destination `root` that
+/// received one topic (the first by name).
+pub fn only_chain(root: &Path) -> PathBuf {
+    chain_dirs(root)
+        .into_values()
+        .next()
+        .expect("a chain directory")
+}
+
 /// Check the dataset manifests delivered with a topic's chain: signed, each
 /// over the next range of chunks, each matching the chunks' ids (Merkle
 /// root). Returns how many chunks they cover, from 0.

@@ -10,6 +10,7 @@ use sealstream_core::json::Value;
 use sealstream_core::keys::MachineSigningKey;
 pub use sealstream_testkit::market_process::{json_string, register_machine, text, Market};
 
+use super::anvil::BASE_CHAIN_ID;
 use super::keyfile;
 
 /// A new owner signed in to `market` with the fixture machine registered
@@ -86,6 +87,20 @@ pub fn list_and_publish(market: &Market, token: &str, body: &str) -> String {
     let listing_id = text(&created, "id");
     publish_listing(market, token, &listing_id);
     listing_id
+}
+
+/// Lists `dataset_id` as `token` at 0.25 ETH on the base chain's native
+/// coin, paid to `pay_to`, and publishes it: its id.
+pub fn list_for_eth(market: &Market, token: &str, dataset_id: &str, pay_to: &str) -> String {
+    let listing = format!(
+        r#"{{"datasetId":"{dataset_id}","title":"Soil moisture","description":"Soil moisture readings.",
+            "tags":["soil"],"domain":"robotics","license":{{"spdx":"CC-BY-4.0"}},
+            "price":"250000000000000000",
+            "rail":{{"kind":"evm","chainId":{BASE_CHAIN_ID},"token":"native","decimals":18,
+                     "payTo":"{pay_to}","symbol":"ETH"}},
+            "delivery":["api"]}}"#
+    );
+    list_and_publish(market, token, &listing)
 }
 
 /// A Data Event Map in `dir` for an agent reading `messages` JSON lines of

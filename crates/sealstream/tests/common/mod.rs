@@ -18,8 +18,8 @@ pub use sealstream_testkit::fixture::{
     BUYER_ID, BUYER_PK, DID, KEY_ID, MACHINE_PK, OPERATOR_PK, OWNER_PK, STRANGER_PK,
 };
 pub use sealstream_testkit::{
-    anvil, fixtures, free_port, keyfile, moto, peaqos, repo_root, run_ok, sealstream, test_seed,
-    SplitMix64,
+    anvil, fixtures, free_port, keyfile, moto, peaqos, repo_root, run_fails, run_ok, sealstream,
+    test_seed, SplitMix64,
 };
 
 /// `publish` flags with the fixture keys; `input` is a path, `-` or a URL.
@@ -153,6 +153,31 @@ pub fn stdout(o: &Output) -> String {
 pub fn json_of(o: &Output) -> sealstream_core::json::Value {
     sealstream_core::json::parse(&o.stdout)
         .unwrap_or_else(|e| panic!("not JSON ({e}): {}\nstderr: {}", stdout(o), stderr(o)))
+}
+
+/// The machine whose keys `sealstream keys generate` wrote to `keys_dir`
+/// publishes `input` (written to `dir/input.bin`) into `dir/chain` in chunks
+/// of `chunk` bytes and uploads that chain as `topic` to the market at
+/// `server`, signed in with its key: the upload's output.
+pub fn publish_and_upload(
+    server: &str,
+    keys_dir: &Path,
+    dir: &Path,
+    input: &[u8],
+    chunk: usize,
+    topic: &str,
+) -> Output {
+    std::fs::write(dir.join("input.bin"), input).unwrap();
+    let publish = publish_with_keys(keys_dir, &dir.join("input.bin"), &dir.join("chain"), chunk);
+    run_ok(publish, "publish");
+    let mut upload = sealstream();
+    upload
+        .args(["market", "upload", "--server", server, "--topic", topic])
+        .arg("--chunk-dir")
+        .arg(dir.join("chain"))
+        .arg("--key-file")
+        .arg(keys_dir.join("machine.secp256k1.sk"));
+    run_ok(upload, "market upload")
 }
 
 /// `sealstream publish` of `input` into `out` in chunks of `chunk` bytes,
