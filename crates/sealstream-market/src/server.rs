@@ -450,6 +450,8 @@ pub struct AppState {
     /// Wakes the subscription feeds (a grant stored, a state changed) and
     /// counts the open ones per principal.
     pub feeds: Arc<crate::subscriptions::feed::Feeds>,
+    /// Where each subscription's search for pending pairs starts.
+    pub grant_marks: Arc<crate::subscriptions::GrantMarks>,
 }
 
 /// The server's own secrets, loaded or created at start.
@@ -495,6 +497,7 @@ impl AppState {
             writes,
             refusal_log: Arc::default(),
             feeds: Arc::default(),
+            grant_marks: Arc::default(),
         }
     }
 }

@@ -443,8 +443,13 @@ async fn grant_topic(
             .into_iter()
             .filter(|s| !skip.contains(&s.id))
             .collect();
-        let (work, more) =
-            crate::subscriptions::pending_of(&mut tx, &subscriptions, PAIRS_PER_PASS).await?;
+        let (work, more) = crate::subscriptions::pending_of(
+            &mut tx,
+            &state.grant_marks,
+            &subscriptions,
+            PAIRS_PER_PASS,
+        )
+        .await?;
         tx.commit().await?;
         let (mut first, mut last) = (u64::MAX, None);
         for (_, pairs) in &work {

@@ -466,6 +466,23 @@ pub(crate) async fn ungranted(
     Ok(out)
 }
 
+/// The last chunk of a topic (index and acceptance time), if it has any.
+pub(crate) async fn last_chunk(
+    tx: &mut Tx,
+    machine_did: &str,
+    topic: &str,
+) -> Result<Option<(u64, i64)>, DbError> {
+    let last: Option<(i64, i64)> = sqlx::query_as(
+        "SELECT idx, received_unix FROM chunks WHERE machine_did = $1 AND topic = $2 \
+         ORDER BY idx DESC LIMIT 1",
+    )
+    .bind(machine_did)
+    .bind(topic)
+    .fetch_optional(&mut **tx)
+    .await?;
+    Ok(last.and_then(|(i, t)| Some((u64::try_from(i).ok()?, t))))
+}
+
 /// For subscriptions of one topic, each with its activation time
 /// (`starts`): how many of the topic's chunks were accepted before it (the
 /// index of its first live chunk).

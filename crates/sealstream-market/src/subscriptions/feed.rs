@@ -454,10 +454,15 @@ impl Follow {
             && notice.is_some()
             && !more
             && !gap
-            && super::pending_of(&mut tx, std::slice::from_ref(&s), 1)
-                .await?
-                .0
-                .is_empty();
+            && super::pending_of(
+                &mut tx,
+                &self.state.grant_marks,
+                std::slice::from_ref(&s),
+                1,
+            )
+            .await?
+            .0
+            .is_empty();
         tx.commit().await?;
         if s.state != was || (notice.is_some() && !self.had_cutoff) {
             self.state.feeds.changed(&s.id);

@@ -1142,7 +1142,7 @@ async fn pending_page(
             settle(&mut tx, s, now).await?;
         }
     }
-    let (found, more) = pending_of(&mut tx, &subs, limit as usize).await?;
+    let (found, more) = pending_of(&mut tx, &state.grant_marks, &subs, limit as usize).await?;
     tx.commit().await?;
     Ok(PendingGrants {
         items: found.into_iter().flat_map(|(_, pairs)| pairs).collect(),
@@ -1150,12 +1150,44 @@ async fn pending_page(
     })
 }
 
+/// For each subscription, the index from which a search for its pending
+/// pairs starts: every chunk below it that the subscription may be
+/// entitled to holds its grant. Learned by the searches themselves
+/// ([`pending_of`]) and held in memory: grants are never removed, so a mark
+/// stays true, and a restart searches each subscription from its window's
+/// lowest index once. Without it a pass over a topic would probe every
+/// chunk since each subscription's start, and its cost would grow with the
+/// topic's history.
+#[derive(Debug, Default)]
+pub struct GrantMarks(std::sync::Mutex<HashMap<String, u64>>);
+
+impl GrantMarks {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, u64>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Where the search of subscription `id` starts, at `lowest` or above.
+    fn from(&self, id: &str, lowest: u64) -> u64 {
+        self.lock().get(id).map_or(lowest, |m| (*m).max(lowest))
+    }
+
+    /// Every chunk of `id` below `next` that it may be entitled to is
+    /// granted.
+    fn advance(&self, id: &str, next: u64) {
+        let mut marks = self.lock();
+        let m = marks.entry(id.to_string()).or_insert(next);
+        *m = (*m).max(next);
+    }
+}
+
 /// The chunks each of `subs` (subscriptions of one topic) is entitled to
 /// and holds no key of, each subscription's by index: at most `room` in
 /// all and [`MAX_GRANT_ENTRIES`] per subscription, with whether more
-/// remain. A few statements whatever the number of subscriptions.
+/// remain. A few statements whatever the number of subscriptions, each
+/// searching from the subscription's [`GrantMarks`] on (which it moves on).
 pub(crate) async fn pending_of(
     tx: &mut Tx,
+    marks: &GrantMarks,
     subs: &[Subscription],
     room: usize,
 ) -> ApiResult<(Vec<(String, Vec<PendingGrant>)>, bool)> {
@@ -1163,13 +1195,15 @@ pub(crate) async fn pending_of(
         return Ok((Vec::new(), false));
     };
     let windows = windows_of(tx, subs).await?;
+    // Read before the search: a chunk stored after it is searched anyway.
+    let head = db::last_chunk(tx, &first.machine_did, &first.topic).await?;
     let per = room.min(MAX_GRANT_ENTRIES);
     let bounds: Vec<db::Bounds> = subs
         .iter()
         .zip(&windows)
         .map(|(s, (w, _))| db::Bounds {
             id: &s.id,
-            from: entitlement::lowest_index(w),
+            from: marks.from(&s.id, entitlement::lowest_index(w)),
             before: w.access_end,
         })
         .collect();
@@ -1184,6 +1218,23 @@ pub(crate) async fn pending_of(
     .await?
     {
         by_subscription.entry(id).or_default().push(row);
+    }
+    // Below a subscription's first ungranted chunk every chunk it may be
+    // entitled to is granted (chunks are accepted in chain order, so all
+    // below it were accepted before its end too). With none, so is every
+    // chunk up to the head, if the head was accepted before its end (a
+    // chunk after the end could still become its own by a renewal).
+    for b in &bounds {
+        match (
+            by_subscription.get(b.id).and_then(|rows| rows.first()),
+            head,
+        ) {
+            (Some((index, _, _)), _) => marks.advance(b.id, (*index).max(0) as u64),
+            (None, Some((last, accepted))) if accepted < b.before => {
+                marks.advance(b.id, last.saturating_add(1));
+            }
+            (None, _) => {}
+        }
     }
     let (mut out, mut left, mut more) = (Vec::new(), room, false);
     for (s, (w, keys)) in subs.iter().zip(&windows) {
