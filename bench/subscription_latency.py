@@ -169,7 +169,11 @@ class Feeds:
         if event["buyer"]["publicKeyHex"] != self.keys[sub]:
             sys.exit(f"chunk {index} of {sub} wrapped to another key")
         self.arrivals[sub].setdefault(index, now)
-        self.events[sub].setdefault(index, event)
+        if index == 0:
+            # Only the first is kept (one key is opened at the end): holding
+            # every event would make this process's garbage collection, and
+            # so the measured latency, grow over a long run.
+            self.events[sub].setdefault(index, event)
 
     def close(self) -> None:
         for key in list(self.sel.get_map().values()):
