@@ -101,6 +101,23 @@ fn a_subscription_on_the_invoice_rail_with_the_cli_only() {
         text(field(&found[0], &["subscription"]), "topic"),
         "/gps/fix"
     );
+    // The table names the live topic and its period, not a dataset.
+    let mut table = sealstream();
+    table.args([
+        "market",
+        "search",
+        "--kind",
+        "subscription",
+        "--server",
+        server,
+    ]);
+    let out = run_ok(table, "search --kind subscription");
+    assert!(
+        stdout(&out).contains("live /gps/fix, per "),
+        "{}",
+        stdout(&out)
+    );
+    assert!(!stdout(&out).contains("0 chunks"), "{}", stdout(&out));
 
     // Subscribe: the id on stdout, how to pay on stderr.
     let mut subscribe = market_cmd(server, &buyer_sk, &["subscribe", "--listing", &listing]);
@@ -155,6 +172,14 @@ fn a_subscription_on_the_invoice_rail_with_the_cli_only() {
     ));
     assert_eq!(text(&active, "state"), "active");
     let paid_through = text(&active, "paidThrough");
+    // For people: the first key applies from the start, not from 1970.
+    let out = run_ok(
+        market_cmd(server, &buyer_sk, &["subscription", "show", &sub]),
+        "subscription show (text)",
+    );
+    let said = String::from_utf8_lossy(&out.stderr).to_string() + &stdout(&out);
+    assert!(said.contains(" from the start"), "{said}");
+    assert!(!said.contains("1970"), "{said}");
 
     // Renew with a new key: the new period's order on stdout.
     let mut renew = market_cmd(server, &buyer_sk, &["subscription", "renew", &sub]);

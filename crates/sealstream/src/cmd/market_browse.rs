@@ -108,7 +108,10 @@ pub fn search(args: MarketSearchArgs, ui: Ui) -> CliResult {
                 i.id.clone(),
                 price_text(&i.price, &i.rail),
                 rail_text(&i.rail),
-                format!("{} chunks", i.chunk_count),
+                match &i.subscription {
+                    Some(t) => format!("live {}, per {} s", t.topic, t.period_seconds),
+                    None => format!("{} chunks", i.chunk_count),
+                },
                 i.title.clone(),
             ]
         })

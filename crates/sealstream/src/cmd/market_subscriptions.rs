@@ -57,11 +57,14 @@ fn describe(ui: &Ui, s: &SubscriptionView, session: &MarketSession, me: &str) {
             or_dash(s.end_reason.as_deref())
         ));
     }
-    for k in &s.keys {
-        ui.say(format!(
-            "  key:          {} from {}",
-            k.public_key_hex, k.applies_from
-        ));
+    for (i, k) in s.keys.iter().enumerate() {
+        // The first key applies from the start (its stored time is 0).
+        let from = if i == 0 {
+            "the start".to_string()
+        } else {
+            k.applies_from.clone()
+        };
+        ui.say(format!("  key:          {} from {from}", k.public_key_hex));
     }
     for p in &s.periods {
         ui.say(format!(
