@@ -72,7 +72,10 @@ impl MarketClient {
         path: &str,
         limit: u64,
     ) -> Result<Vec<u8>, ClientError> {
-        if !path.starts_with("/v1/subscriptions/") {
+        let under_subscriptions = path
+            .strip_prefix(routes::SUBSCRIPTIONS)
+            .is_some_and(|rest| rest.starts_with('/'));
+        if !under_subscriptions {
             return Err(self.protocol(format!(
                 "a ciphertext path outside the subscription routes: {path}"
             )));

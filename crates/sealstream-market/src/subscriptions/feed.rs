@@ -63,7 +63,7 @@ struct WakeCount {
 /// The feeds' wake-ups and their count per principal.
 ///
 /// Each subscription with a feed open has a wake-up channel of its own (a
-/// `watch` of [`WakeCount`]): a change of one subscription wakes its feeds
+/// `watch` of `WakeCount`): a change of one subscription wakes its feeds
 /// only, so a pass that grants a chunk to a thousand subscriptions wakes
 /// each of their feeds once, not every feed a thousand times. A wake-up
 /// sent while a feed reads is not lost: the feed sees the count moved when

@@ -1153,7 +1153,7 @@ async fn pending_page(
 /// For each subscription, the index from which a search for its pending
 /// pairs starts: every chunk below it that the subscription may be
 /// entitled to holds its grant. Learned by the searches themselves
-/// ([`pending_of`]) and held in memory: grants are never removed, so a mark
+/// (`pending_of`) and held in memory: grants are never removed, so a mark
 /// stays true, and a restart searches each subscription from its window's
 /// lowest index once. Without it a pass over a topic would probe every
 /// chunk since each subscription's start, and its cost would grow with the
