@@ -11,7 +11,9 @@
 //! ```
 
 pub mod cdr;
+pub mod library;
 pub mod msgdef;
 
 pub use cdr::{decode, CdrError};
+pub use library::{LibraryError, MessageLibrary};
 pub use msgdef::{MsgDefError, Registry};

@@ -438,6 +438,39 @@ fn finish(
 }
 
 /// Parse one non-empty, non-comment line; `Ok(None)` for a constant.
+/// The message types the definition `text` of type `type_name` (`pkg/Type`)
+/// uses in its fields, each once, in the order they first appear (names
+/// resolved as in a schema: `pkg/Type`, a bare `Type` of the same package,
+/// `Header`). Comments, constants and blank lines are skipped.
+pub fn referenced_types(type_name: &str, text: &str) -> Result<Vec<String>, MsgDefError> {
+    let mut out: Vec<String> = Vec::new();
+    for (idx, raw) in text.lines().enumerate() {
+        let line = raw.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let field = parse_field_line(line, type_name).map_err(|message| MsgDefError {
+            type_name: type_name.to_string(),
+            line: idx + 1,
+            message,
+        })?;
+        if let Some(Field {
+            ty:
+                FieldType {
+                    base: BaseType::Message(target),
+                    ..
+                },
+            ..
+        }) = field
+        {
+            if !out.contains(&target) {
+                out.push(target);
+            }
+        }
+    }
+    Ok(out)
+}
+
 fn parse_field_line(line: &str, current: &str) -> Result<Option<Field>, String> {
     let (type_token, rest) = match line.find(char::is_whitespace) {
         Some(i) => (&line[..i], line[i..].trim_start()),
