@@ -10,9 +10,10 @@ written, so the agent seals chunks while the stream runs.
 """
 import datetime
 import json
-import math
 import sys
 import time
+
+from drive import fix
 
 
 def main():
@@ -26,19 +27,10 @@ def main():
             time.sleep(ahead)
         ns = time.time_ns()
         now = datetime.datetime.fromtimestamp(ns // 10**9, datetime.timezone.utc)
-        heading = tick / 600.0
         line = {
             "topic": "/gps/live",
             "capturedAt": now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ns % 10**9 // 10**6:03d}Z",
-            "fields": {
-                "header": {"stamp": {"sec": ns // 10**9, "nanosec": ns % 10**9}, "frame_id": "gps"},
-                "status": {"status": 0, "service": 1},
-                "latitude": 52.520008 + 0.0004 * math.sin(heading),
-                "longitude": 13.404954 + 0.0006 * math.cos(heading),
-                "altitude": 34.0 + (tick % 50) / 10,
-                "position_covariance": [0.25, 0, 0, 0, 0.25, 0, 0, 0, 1.0],
-                "position_covariance_type": 2,
-            },
+            "fields": fix(tick, {"sec": ns // 10**9, "nanosec": ns % 10**9}),
         }
         sys.stdout.write(json.dumps(line, separators=(",", ":")) + "\n")
         sys.stdout.flush()

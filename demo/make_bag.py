@@ -6,11 +6,12 @@ Usage: python3 demo/make_bag.py [OUT.mcap] [SECONDS]
 Topics: /gps/fix (sensor_msgs/msg/NavSatFix, 10 Hz) and /battery
 (sensor_msgs/msg/BatteryState, 1 Hz). Deterministic: the same bytes every run.
 """
-import math
 import sys
 
 from mcap_ros2.writer import Writer
 from rosbags.typesys import Stores, get_typestore
+
+from drive import fix
 
 START = 1_795_000_000 * 10**9  # 2026-11-18T09:46:40Z, in ns
 
@@ -29,16 +30,8 @@ def main():
         for tick in range(seconds * 10):
             t = START + tick * 100_000_000
             stamp = {"sec": t // 10**9, "nanosec": t % 10**9}
-            heading = tick / 600.0
-            writer.write_message("/gps/fix", schemas["sensor_msgs/msg/NavSatFix"], {
-                "header": {"stamp": stamp, "frame_id": "gps"},
-                "status": {"status": 0, "service": 1},
-                "latitude": 52.520008 + 0.0004 * math.sin(heading),
-                "longitude": 13.404954 + 0.0006 * math.cos(heading),
-                "altitude": 34.0 + (tick % 50) / 10,
-                "position_covariance": [0.25, 0, 0, 0, 0.25, 0, 0, 0, 1.0],
-                "position_covariance_type": 2,
-            }, log_time=t, publish_time=t, sequence=seq)
+            writer.write_message("/gps/fix", schemas["sensor_msgs/msg/NavSatFix"], fix(tick, stamp),
+                                 log_time=t, publish_time=t, sequence=seq)
             seq += 1
             if tick % 10 == 0:
                 level = 1.0 - tick / (seconds * 10) * 0.35

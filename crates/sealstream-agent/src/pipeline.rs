@@ -871,36 +871,31 @@ impl Agent {
         Ok(Some((name.to_string(), first, last, bytes)))
     }
 
-    /// The source position every topic of `source` has committed through
-    /// (`None` if one of them has committed nothing yet).
-    fn committed_by_all(&self, source: &str) -> Option<u64> {
+    /// The position each topic of `source` has committed through (`None`:
+    /// nothing yet).
+    fn committed_of(&self, source: &str) -> impl Iterator<Item = Option<u64>> + '_ {
+        let source = source.to_string();
         self.map
             .topics
             .iter()
-            .filter(|t| t.source == source)
+            .filter(move |t| t.source == source)
             .map(|t| {
                 self.state
                     .topics
                     .get(&t.name)
                     .and_then(|s| s.committed_through)
             })
-            .min()
-            .flatten()
+    }
+
+    /// The source position every topic of `source` has committed through
+    /// (`None` if one of them has committed nothing yet).
+    fn committed_by_all(&self, source: &str) -> Option<u64> {
+        self.committed_of(source).min().flatten()
     }
 
     /// The highest position any topic of `source` has committed.
     fn committed_by_any(&self, source: &str) -> Option<u64> {
-        self.map
-            .topics
-            .iter()
-            .filter(|t| t.source == source)
-            .filter_map(|t| {
-                self.state
-                    .topics
-                    .get(&t.name)
-                    .and_then(|s| s.committed_through)
-            })
-            .max()
+        self.committed_of(source).flatten().max()
     }
 
     /// Delete journal segments of a live source that every topic has committed.

@@ -74,28 +74,25 @@ pub async fn changed(tx: &mut Tx, statement: Statement<'_>) -> Result<u64, sqlx:
     Ok(statement.execute(&mut **tx).await?.rows_affected())
 }
 
+/// Placeholders of a list: `count` parameters numbered from `$first`, as
+/// `$3, $4, $5` (for an `IN (…)`).
+pub fn placeholder_list(count: usize, first: usize) -> String {
+    (first..first + count)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// Placeholders of a multi-row statement: `rows` tuples of `cols`
 /// parameters numbered from `$first`, as `($3, $4), ($5, $6)` — for a
 /// `VALUES` list that both engines read the same way. Callers keep
 /// `rows × cols` well below the engines' limits on parameters (32,766 on
 /// SQLite, 65,535 on PostgreSQL).
 pub fn placeholders(rows: usize, cols: usize, first: usize) -> String {
-    let mut out = String::with_capacity(rows * cols * 6);
-    for r in 0..rows {
-        if r > 0 {
-            out.push_str(", ");
-        }
-        out.push('(');
-        for c in 0..cols {
-            if c > 0 {
-                out.push_str(", ");
-            }
-            out.push('$');
-            out.push_str(&(first + r * cols + c).to_string());
-        }
-        out.push(')');
-    }
-    out
+    (0..rows)
+        .map(|r| format!("({})", placeholder_list(cols, first + r * cols)))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// A stored count or index (`BIGINT`) as `u64`; a negative one is
@@ -234,6 +231,7 @@ mod tests {
         assert_eq!(placeholders(2, 2, 3), "($3, $4), ($5, $6)");
         assert_eq!(placeholders(1, 3, 1), "($1, $2, $3)");
         assert_eq!(placeholders(0, 3, 1), "");
+        assert_eq!(placeholder_list(3, 2), "$2, $3, $4");
     }
 
     #[tokio::test]

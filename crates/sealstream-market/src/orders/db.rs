@@ -258,13 +258,12 @@ pub(crate) async fn open_claims_of(
     if order_ids.is_empty() {
         return Ok(out);
     }
-    let marks: Vec<String> = (1..=order_ids.len()).map(|i| format!("${i}")).collect();
     let sql = format!(
         "SELECT {CLAIM_COLUMNS} FROM payment_claims c \
          WHERE c.state IN ('pending', 'unknown') AND c.order_id IN ({}) \
          ORDER BY c.order_id, CASE c.state WHEN 'pending' THEN 0 ELSE 1 END, \
          c.check_seq, c.tx_hash",
-        marks.join(", ")
+        crate::store::placeholder_list(order_ids.len(), 1)
     );
     let mut query = sqlx::query(&sql);
     for id in order_ids {

@@ -13,7 +13,7 @@ use super::entitlement::KeyFrom;
 use super::{Subscription, SubscriptionState};
 use crate::listings::{HistoryPolicy, Rail};
 use crate::orders::OrderState;
-use crate::store::{changed, placeholders, DbError, Store, Tx};
+use crate::store::{changed, placeholder_list, placeholders, DbError, Store, Tx};
 
 const COLUMNS: &str = "s.id, s.listing_id, s.seller_did, s.buyer_did, s.buyer_id, \
      s.machine_did, s.topic, s.period_seconds, s.grace_seconds, s.history, s.amount, s.rail, \
@@ -518,10 +518,7 @@ pub(crate) async fn keys_of(
 ) -> Result<HashMap<String, Vec<KeyFrom>>, DbError> {
     let mut out: HashMap<String, Vec<KeyFrom>> = HashMap::with_capacity(ids.len());
     for part in ids.chunks(PER_STATEMENT) {
-        let list = (1..=part.len())
-            .map(|i| format!("${i}"))
-            .collect::<Vec<_>>()
-            .join(", ");
+        let list = placeholder_list(part.len(), 1);
         let sql = format!(
             "SELECT subscription_id, public_key_hex, applies_from_unix FROM subscription_keys \
              WHERE subscription_id IN ({list}) ORDER BY subscription_id, seq"
@@ -551,10 +548,7 @@ pub(crate) async fn chunk_ids(
 ) -> Result<HashMap<u64, (String, i64)>, DbError> {
     let mut out = HashMap::with_capacity(indexes.len());
     for part in indexes.chunks(PER_STATEMENT) {
-        let list = (3..part.len() + 3)
-            .map(|i| format!("${i}"))
-            .collect::<Vec<_>>()
-            .join(", ");
+        let list = placeholder_list(part.len(), 3);
         let sql = format!(
             "SELECT idx, chunk_id, received_unix FROM chunks \
              WHERE machine_did = $1 AND topic = $2 AND idx IN ({list})"
