@@ -1,0 +1,325 @@
+//! Gap records: what a live capture could not record, stated in the chain.
+//!
+//! A live source cannot be replayed. When the agent misses messages (it was
+//! down, its queue overflowed, the network lost them, or its spool dropped
+//! chunks never delivered), it seals a **gap record** into the topic's chain
+//! in place of what is missing: an ordinary signed data package (so a v1
+//! reader verifies and decrypts it like any other) whose `schemaVersion` is
+//! [`GAP_SCHEMA_VERSION`] and whose payload is the [`Gap`]'s fields.
+//!
+//! ```json
+//! {"reason": "agent-offline", "sourceTopic": "/gps/fix",
+//!  "after": "2026-12-05T10:00:01.250000000Z", "before": "2026-12-05T10:00:04.010000000Z",
+//!  "publisher": "21d98a1fa3fec7d01427854f7bea31e3",
+//!  "firstSequence": 126, "lastSequence": 401, "missing": 276,
+//!  "firstChunk": null, "lastChunk": null}
+//! ```
+//!
+//! Every key is always present (`null` when unknown), so the signed bytes of
+//! a gap do not depend on which facts were known. A dataset manifest lists
+//! the gaps of the chunks it covers (`gaps`, see `docs/formats.md`).
+
+use std::fmt;
+
+use crate::error::ValidationError;
+use crate::json::{self, Map, Number, Value};
+use crate::package::DataPackage;
+
+/// The `schemaVersion` of a gap record's package.
+pub const GAP_SCHEMA_VERSION: &str = "sealstream.gap.v1";
+
+/// Why messages are missing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum GapReason {
+    /// The agent was not running (or crashed before it committed them).
+    AgentOffline,
+    /// The agent received them but had no room to queue them (backpressure).
+    AgentOverloaded,
+    /// They never arrived: lost on the way, or never sent.
+    NotReceived,
+    /// Sealed, but dropped from the full spool before any destination had
+    /// them (`whenFull: drop-oldest`).
+    SpoolDropped,
+}
+
+impl GapReason {
+    /// The wire name (`agent-offline`, `agent-overloaded`, `not-received`, `spool-dropped`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GapReason::AgentOffline => "agent-offline",
+            GapReason::AgentOverloaded => "agent-overloaded",
+            GapReason::NotReceived => "not-received",
+            GapReason::SpoolDropped => "spool-dropped",
+        }
+    }
+
+    /// Parse a wire name.
+    pub fn parse(s: &str) -> Option<GapReason> {
+        Some(match s {
+            "agent-offline" => GapReason::AgentOffline,
+            "agent-overloaded" => GapReason::AgentOverloaded,
+            "not-received" => GapReason::NotReceived,
+            "spool-dropped" => GapReason::SpoolDropped,
+            _ => return None,
+        })
+    }
+}
+
+impl fmt::Display for GapReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One gap: what is missing, as far as it is known.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Gap {
+    /// Why.
+    pub reason: GapReason,
+    /// The topic on the source (the ROS 2 topic) the missing messages were published on.
+    pub source_topic: String,
+    /// The time of the last message before the gap (ISO 8601), if known.
+    pub after: Option<String>,
+    /// The time of the first message after the gap (ISO 8601), if known.
+    pub before: Option<String>,
+    /// The publisher (ROS 2 global id in hex), if known.
+    pub publisher: Option<String>,
+    /// The publisher's sequence numbers missing, first and last, if known.
+    pub sequences: Option<(u64, u64)>,
+    /// The chain indexes of chunks dropped from the spool, first and last (for [`GapReason::SpoolDropped`]).
+    pub chunks: Option<(u64, u64)>,
+}
+
+fn opt_str(v: &Option<String>) -> Value {
+    v.as_deref().map_or(Value::Null, Value::from)
+}
+
+fn opt_u64(v: Option<u64>) -> Value {
+    v.map_or(Value::Null, Value::from)
+}
+
+impl Gap {
+    /// How many messages are missing, when the sequence range is known.
+    pub fn missing(&self) -> Option<u64> {
+        self.sequences
+            .map(|(a, b)| b.saturating_sub(a).saturating_add(1))
+    }
+
+    /// The gap as a package payload / JSON object (every key present).
+    pub fn to_fields(&self) -> Map {
+        let mut m = Map::new();
+        m.insert("reason".into(), Value::from(self.reason.as_str()));
+        m.insert(
+            "sourceTopic".into(),
+            Value::from(self.source_topic.as_str()),
+        );
+        m.insert("after".into(), opt_str(&self.after));
+        m.insert("before".into(), opt_str(&self.before));
+        m.insert("publisher".into(), opt_str(&self.publisher));
+        m.insert("firstSequence".into(), opt_u64(self.sequences.map(|s| s.0)));
+        m.insert("lastSequence".into(), opt_u64(self.sequences.map(|s| s.1)));
+        m.insert("missing".into(), opt_u64(self.missing()));
+        m.insert("firstChunk".into(), opt_u64(self.chunks.map(|c| c.0)));
+        m.insert("lastChunk".into(), opt_u64(self.chunks.map(|c| c.1)));
+        m
+    }
+
+    /// Read a gap from its JSON object; each problem names the field.
+    pub fn from_fields(o: &Map) -> Result<Gap, ValidationError> {
+        let reason = o
+            .get("reason")
+            .and_then(Value::as_str)
+            .and_then(GapReason::parse)
+            .ok_or_else(|| {
+                ValidationError::new(
+                    "reason",
+                    "expected agent-offline, agent-overloaded, not-received or spool-dropped",
+                )
+            })?;
+        let source_topic = o
+            .get("sourceTopic")
+            .and_then(Value::as_str)
+            .ok_or_else(|| ValidationError::new("sourceTopic", "required string"))?
+            .to_string();
+        let s = |k: &'static str| -> Result<Option<String>, ValidationError> {
+            match o.get(k) {
+                None | Some(Value::Null) => Ok(None),
+                Some(Value::String(s)) => Ok(Some(s.clone())),
+                Some(_) => Err(ValidationError::new(k, "expected a string or null")),
+            }
+        };
+        let n = |k: &'static str| -> Result<Option<u64>, ValidationError> {
+            match o.get(k) {
+                None | Some(Value::Null) => Ok(None),
+                Some(v) => v
+                    .as_number()
+                    .and_then(Number::as_u64)
+                    .map(Some)
+                    .ok_or_else(|| ValidationError::new(k, "expected an unsigned integer or null")),
+            }
+        };
+        let pair = |a: &'static str, b: &'static str| -> Result<Option<(u64, u64)>, ValidationError> {
+            match (n(a)?, n(b)?) {
+                (Some(x), Some(y)) if x <= y => Ok(Some((x, y))),
+                (Some(_), Some(_)) => Err(ValidationError::new(b, format!("less than {a}"))),
+                (None, None) => Ok(None),
+                (Some(_), None) => Err(ValidationError::new(b, format!("required with {a}"))),
+                (None, Some(_)) => Err(ValidationError::new(a, format!("required with {b}"))),
+            }
+        };
+        Ok(Gap {
+            reason,
+            source_topic,
+            after: s("after")?,
+            before: s("before")?,
+            publisher: s("publisher")?,
+            sequences: pair("firstSequence", "lastSequence")?,
+            chunks: pair("firstChunk", "lastChunk")?,
+        })
+    }
+
+    /// The gap a package records, if it is a gap record
+    /// (`schemaVersion` [`GAP_SCHEMA_VERSION`]); `Some(Err)` if it claims to
+    /// be one but its payload is not a gap.
+    pub fn from_package(package: &DataPackage) -> Option<Result<Gap, ValidationError>> {
+        (package.schema_version == GAP_SCHEMA_VERSION).then(|| Gap::from_fields(&package.payload))
+    }
+
+    /// Every gap record among the package lines of a chunk's plaintext, in
+    /// order. Lines that are not gap records are passed over cheaply (a
+    /// substring search); a line that names the gap schema but does not
+    /// parse is reported as an error naming its line (from 1).
+    pub fn scan_plaintext(plaintext: &[u8]) -> Vec<Result<Gap, String>> {
+        let marker = GAP_SCHEMA_VERSION.as_bytes();
+        let mut out = Vec::new();
+        if memchr::memmem::find(plaintext, marker).is_none() {
+            return out;
+        }
+        for (i, line) in plaintext.split(|&b| b == b'\n').enumerate() {
+            if memchr::memmem::find(line, marker).is_none() {
+                continue;
+            }
+            let parsed = json::parse(line)
+                .map_err(|e| e.to_string())
+                .and_then(|v| DataPackage::from_json(&v).map_err(|e| e.to_string()));
+            match parsed {
+                Ok(p) => {
+                    if let Some(gap) = Gap::from_package(&p) {
+                        out.push(gap.map_err(|e| format!("line {}: gap record: {e}", i + 1)));
+                    }
+                }
+                Err(e) => out.push(Err(format!("line {}: {e}", i + 1))),
+            }
+        }
+        out
+    }
+}
+
+impl fmt::Display for Gap {
+    /// `/gps/fix: 276 messages missing (sequences 126..=401 of publisher 21d9…), agent-offline, after T1, before T2`
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: ", self.source_topic)?;
+        match (self.missing(), self.chunks) {
+            (Some(n), _) => write!(f, "{n} message{} missing", if n == 1 { "" } else { "s" })?,
+            (None, Some((a, b))) => write!(f, "chunks {a}..={b} missing")?,
+            (None, None) => f.write_str("messages missing")?,
+        }
+        if let Some((a, b)) = self.sequences {
+            write!(f, " (sequences {a}..={b}")?;
+            if let Some(p) = &self.publisher {
+                write!(f, " of publisher {p}")?;
+            }
+            f.write_str(")")?;
+        }
+        write!(f, ", {}", self.reason)?;
+        if let Some(a) = &self.after {
+            write!(f, ", after {a}")?;
+        }
+        if let Some(b) = &self.before {
+            write!(f, ", before {b}")?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn gap() -> Gap {
+        Gap {
+            reason: GapReason::AgentOffline,
+            source_topic: "/gps/fix".into(),
+            after: Some("2026-12-05T10:00:01Z".into()),
+            before: None,
+            publisher: Some("21d98a1fa3fec7d01427854f7bea31e3".into()),
+            sequences: Some((126, 401)),
+            chunks: None,
+        }
+    }
+
+    #[test]
+    fn fields_round_trip_with_every_key_present() {
+        let g = gap();
+        let fields = g.to_fields();
+        assert_eq!(fields.len(), 10);
+        assert_eq!(fields["missing"].as_number().unwrap().as_u64(), Some(276));
+        assert_eq!(Gap::from_fields(&fields).unwrap(), g);
+        assert_eq!(
+            g.to_string(),
+            "/gps/fix: 276 messages missing (sequences 126..=401 of publisher 21d98a1fa3fec7d01427854f7bea31e3), agent-offline, after 2026-12-05T10:00:01Z"
+        );
+    }
+
+    #[test]
+    fn bad_fields_are_named() {
+        let mut f = gap().to_fields();
+        f.insert("lastSequence".into(), Value::from(3u64));
+        assert_eq!(Gap::from_fields(&f).unwrap_err().field, "lastSequence");
+        let mut f = gap().to_fields();
+        f.insert("reason".into(), Value::from("tired"));
+        assert_eq!(Gap::from_fields(&f).unwrap_err().field, "reason");
+        let mut f = gap().to_fields();
+        f.insert("firstSequence".into(), Value::Null);
+        assert_eq!(Gap::from_fields(&f).unwrap_err().field, "firstSequence");
+    }
+
+    #[test]
+    fn a_chunk_is_scanned_for_gap_records() {
+        use crate::keys::MachineSigningKey;
+        use crate::package::PackageSigner;
+        let signer = PackageSigner::new(
+            MachineSigningKey::from_hex(
+                "feba68765a73c491c47490ecff80e39f3e5b09c96c84189193dbceacc6ff6761",
+                "k",
+            )
+            .unwrap(),
+            "did:peaq:0x3d9141C95c9384e002528cf6AeE3b33a4C816DE1",
+            None,
+            None,
+        )
+        .unwrap();
+        let mut plain = Vec::new();
+        let mut data = Map::new();
+        data.insert("x".into(), Value::from(1u64));
+        for (i, (fields, schema)) in [
+            (data.clone(), "1.0.0"),
+            (gap().to_fields(), GAP_SCHEMA_VERSION),
+            (data, "1.0.0"),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let p = signer.sign_processed(fields, "2026-12-05T10:00:00Z", schema, i as u64);
+            assert!(p.verify().is_valid());
+            plain.extend_from_slice(p.to_json_line().as_bytes());
+            plain.push(b'\n');
+        }
+        let found = Gap::scan_plaintext(&plain);
+        assert_eq!(found, vec![Ok(gap())]);
+        assert!(Gap::scan_plaintext(b"{\"a\":1}\n").is_empty());
+        let bad = Gap::scan_plaintext(b"not json sealstream.gap.v1\n");
+        assert!(bad[0].as_ref().unwrap_err().starts_with("line 1: "));
+    }
+}
