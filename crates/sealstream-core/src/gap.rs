@@ -159,15 +159,16 @@ impl Gap {
                     .ok_or_else(|| ValidationError::new(k, "expected an unsigned integer or null")),
             }
         };
-        let pair = |a: &'static str, b: &'static str| -> Result<Option<(u64, u64)>, ValidationError> {
-            match (n(a)?, n(b)?) {
-                (Some(x), Some(y)) if x <= y => Ok(Some((x, y))),
-                (Some(_), Some(_)) => Err(ValidationError::new(b, format!("less than {a}"))),
-                (None, None) => Ok(None),
-                (Some(_), None) => Err(ValidationError::new(b, format!("required with {a}"))),
-                (None, Some(_)) => Err(ValidationError::new(a, format!("required with {b}"))),
-            }
-        };
+        let pair =
+            |a: &'static str, b: &'static str| -> Result<Option<(u64, u64)>, ValidationError> {
+                match (n(a)?, n(b)?) {
+                    (Some(x), Some(y)) if x <= y => Ok(Some((x, y))),
+                    (Some(_), Some(_)) => Err(ValidationError::new(b, format!("less than {a}"))),
+                    (None, None) => Ok(None),
+                    (Some(_), None) => Err(ValidationError::new(b, format!("required with {a}"))),
+                    (None, Some(_)) => Err(ValidationError::new(a, format!("required with {b}"))),
+                }
+            };
         Ok(Gap {
             reason,
             source_topic,

@@ -1,5 +1,6 @@
-//! ROS 2 messages without ROS: message definitions ([`msgdef`]) and CDR
-//! payload decoding ([`cdr`]) into [`sealstream_core::json::Map`].
+//! ROS 2 messages without ROS: message definitions ([`msgdef`], the shipped
+//! [`library`]), CDR payload decoding ([`cdr`]) into
+//! [`sealstream_core::json::Map`], and the type hash `RIHS01` ([`rihs`]).
 //!
 //! ```
 //! use sealstream_agent::ros2::{cdr, msgdef::Registry};
@@ -13,6 +14,7 @@
 pub mod cdr;
 pub mod library;
 pub mod msgdef;
+pub mod rihs;
 
 pub use cdr::{decode, CdrError};
 pub use library::{LibraryError, MessageLibrary};
