@@ -12,10 +12,14 @@
 //! overflow, so the bound holds whatever the estimate. A single package
 //! larger than `maxBytes` is sealed alone, in a chunk of its own.
 
+use std::collections::BTreeMap;
+
+use sealstream_core::gap::{Gap, GAP_SCHEMA_VERSION};
 use sealstream_core::json::{Map, Number};
 use sealstream_core::package::{DataPackage, PackageSigner, UnsignedPayload};
 
 use crate::config::Topic;
+use crate::state::PublisherMark;
 
 /// `0x` and 65 bytes in hex: the length of every package signature.
 const SIGNATURE_PLACEHOLDER_LEN: usize = 2 + 2 * 65;
@@ -31,6 +35,9 @@ pub struct Pending {
     /// The bytes its line will take in a chunk's plaintext (as estimated;
     /// 0 for a message that will be skipped).
     pub bytes: u64,
+    /// For a live publisher's message or gap: the publisher and where its
+    /// numbering stands once this is committed.
+    pub mark: Option<(String, PublisherMark)>,
 }
 
 impl Pending {
@@ -52,6 +59,7 @@ impl Pending {
                 position,
                 package: Err(e.to_string()),
                 bytes: 0,
+                mark: None,
             };
         }
         let payload = UnsignedPayload {
@@ -64,6 +72,7 @@ impl Pending {
                 position,
                 package: Err(e.to_string()),
                 bytes: 0,
+                mark: None,
             },
             Ok(processed) => {
                 let package = DataPackage {
@@ -80,8 +89,48 @@ impl Pending {
                     position,
                     package: Ok(package),
                     bytes,
+                    mark: None,
                 }
             }
+        }
+    }
+
+    /// A message that will be skipped (it could not be decoded), kept in the
+    /// batch so that its publisher's numbering is committed with it.
+    pub fn skipped(position: u64, why: String) -> Pending {
+        Pending {
+            position,
+            package: Err(why),
+            bytes: 0,
+            mark: None,
+        }
+    }
+
+    /// A gap record (see [`sealstream_core::gap`]): a package of its own
+    /// schema whose payload is the gap; no field rules apply to it.
+    pub fn gap(
+        signer: &PackageSigner,
+        key_id: &str,
+        position: u64,
+        gap: &Gap,
+        at: &str,
+        sequence: u64,
+    ) -> Pending {
+        let package = DataPackage {
+            did: signer.did().to_string(),
+            timestamp: at.to_string(),
+            schema_version: GAP_SCHEMA_VERSION.to_string(),
+            sequence_number: Number::from(sequence),
+            payload: gap.to_fields(),
+            signature: "0".repeat(SIGNATURE_PLACEHOLDER_LEN),
+            signing_key_id: key_id.to_string(),
+        };
+        let bytes = line_len(&package);
+        Pending {
+            position,
+            package: Ok(package),
+            bytes,
+            mark: None,
         }
     }
 }
@@ -105,6 +154,8 @@ pub struct Draft {
     pub last_position: Option<u64>,
     /// Capture times of its first and last package.
     pub captured: (Option<String>, Option<String>),
+    /// Live publishers' numbering as committed by it.
+    pub marks: BTreeMap<String, PublisherMark>,
 }
 
 impl Draft {
@@ -129,6 +180,13 @@ impl Draft {
     pub fn skip(&mut self, position: u64) {
         self.skipped += 1;
         self.last_position = Some(position);
+    }
+
+    /// A publisher's numbering as it stands after what the draft holds.
+    pub fn mark(&mut self, mark: Option<(String, PublisherMark)>) {
+        if let Some((publisher, mark)) = mark {
+            self.marks.insert(publisher, mark);
+        }
     }
 }
 
@@ -157,6 +215,7 @@ mod tests {
             matcher: "/t".into(),
             schema_version: "1.0.0".into(),
             rules: sealstream_core::rules::TopicRules::new("/t", Vec::new()),
+            ros2: None,
         };
         for (fields, sequence) in [
             (

@@ -15,6 +15,7 @@ pub mod mcap_source;
 pub mod mqtt;
 pub mod pipeline;
 pub mod ros2;
+pub mod ros2_live;
 pub mod sink;
 pub mod spool;
 pub mod state;

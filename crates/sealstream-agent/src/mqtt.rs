@@ -52,6 +52,8 @@ pub fn record_input(r: &Record) -> Input {
         topic: r.topic.clone(),
         captured_at: r.received_at.clone(),
         fields,
+        route: None,
+        origin: None,
     }
 }
 

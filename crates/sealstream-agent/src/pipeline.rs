@@ -39,12 +39,14 @@ use crate::forward::{self, Outbox, TopicOutbox};
 use crate::journal::Journal;
 use crate::mcap_source::McapSource;
 use crate::mqtt::MqttRun;
+use crate::ros2_live::{Ros2Counters, Ros2Run};
 use crate::sink::identity::{identity, legacy_identities};
 use crate::sink::{self, Sink};
 use crate::spool::file_len;
-use crate::state::{AgentState, StateError, TopicState};
+use crate::state::{AgentState, PublisherMark, StateError, TopicState, MAX_PUBLISHERS};
 use crate::status;
 use crate::window::Windows;
+use sealstream_core::gap::{Gap, GapReason};
 
 /// One decoded input message.
 #[derive(Clone, Debug)]
@@ -57,6 +59,23 @@ pub struct Input {
     pub captured_at: String,
     /// The fields, or why the message could not be decoded.
     pub fields: Result<Map, String>,
+    /// The one topic of the Data Event Map it is for (a subscription of a
+    /// live ROS 2 source); `None`: every topic of the source that matches.
+    pub route: Option<String>,
+    /// Its publisher and that publisher's numbering, when the source tells.
+    pub origin: Option<Origin>,
+}
+
+/// Where a live message came from: its publisher, numbering its messages.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Origin {
+    /// The publisher (ROS 2 global id in hex).
+    pub publisher: String,
+    /// Its sequence number for this message.
+    pub sequence: u64,
+    /// Sequence ranges of the same publisher the agent dropped (its queue
+    /// was full) just before this message.
+    pub dropped_before: Vec<(u64, u64)>,
 }
 
 /// Why the agent stopped.
@@ -142,6 +161,22 @@ pub enum SourceEvent {
         /// The source's name.
         source: String,
     },
+    /// Messages the source dropped (its queue was full) that no later
+    /// message of their publisher reported.
+    Dropped {
+        /// The source's name.
+        source: String,
+        /// The topic of the Data Event Map they were for.
+        topic: String,
+        /// The topic on the source.
+        source_topic: String,
+        /// The publisher, if known.
+        publisher: Option<String>,
+        /// The publisher's sequence numbers dropped, first and last, if known.
+        sequences: Option<(u64, u64)>,
+        /// The time of the last one dropped.
+        last_at: String,
+    },
     /// The source cannot go on.
     Failed {
         /// The source's name.
@@ -202,6 +237,12 @@ struct TopicRun {
     batch: Vec<Pending>,
     batch_bytes: u64,
     batch_started: Option<Instant>,
+    /// Live publishers' numbering as accepted (committed, then the batch).
+    marks: BTreeMap<String, PublisherMark>,
+    /// Publishers heard from in this run.
+    heard: std::collections::HashSet<String>,
+    /// Whether the chain held anything of this topic before this run.
+    had_history: bool,
 }
 
 /// The agent: sources → field rules → signed packages → one chain per topic
@@ -219,6 +260,8 @@ pub struct Agent {
     spool_full_logged: bool,
     /// What the start found and corrected, for the log.
     start_notes: Vec<String>,
+    /// What live ROS 2 sources received and dropped.
+    ros2_counters: Arc<Ros2Counters>,
 }
 
 impl std::fmt::Debug for Agent {
@@ -359,6 +402,9 @@ impl Agent {
                     batch: Vec::new(),
                     batch_bytes: 0,
                     batch_started: None,
+                    had_history: committed.packages > 0 || !committed.publishers.is_empty(),
+                    marks: committed.publishers.clone(),
+                    heard: Default::default(),
                 },
             );
         }
@@ -391,6 +437,7 @@ impl Agent {
             windows,
             spool_full_logged: false,
             start_notes,
+            ros2_counters: Arc::default(),
         })
     }
 
@@ -480,6 +527,27 @@ impl Agent {
                             message: e.to_string(),
                         })?;
                 }
+                Source::Ros2(ros2) => {
+                    let run = Ros2Run {
+                        name: name.clone(),
+                        source: ros2,
+                        topics: topics.iter().map(|t| (*t).clone()).collect(),
+                        first_position: self
+                            .committed_by_any(&name)
+                            .map_or(0, |c| c.saturating_add(1)),
+                        tx,
+                        stop: stop.clone(),
+                        log: log.clone(),
+                        counters: self.ros2_counters.clone(),
+                    };
+                    std::thread::Builder::new()
+                        .name(format!("source-{name}"))
+                        .spawn(move || run.run())
+                        .map_err(|e| AgentError::Source {
+                            name: "thread".into(),
+                            message: e.to_string(),
+                        })?;
+                }
                 Source::Mqtt(mqtt) => {
                     let dir = journal_dir(&self.map.spool.dir, &name);
                     let journal = Journal::open(&dir).map_err(|e| AgentError::Source {
@@ -528,6 +596,25 @@ impl Agent {
             match rx.recv_timeout(tick) {
                 Ok(SourceEvent::Message { source, input }) => {
                     self.accept(&source, input, &stop, log)?;
+                }
+                Ok(SourceEvent::Dropped {
+                    source,
+                    topic,
+                    source_topic,
+                    publisher,
+                    sequences,
+                    last_at,
+                }) => {
+                    self.dropped(
+                        &source,
+                        &topic,
+                        source_topic,
+                        publisher,
+                        sequences,
+                        &last_at,
+                        &stop,
+                        log,
+                    )?;
                 }
                 Ok(SourceEvent::End { source }) => {
                     log(&format!("source {source}: read to its end"));
@@ -606,7 +693,13 @@ impl Agent {
         let targets: Vec<String> = self
             .runs
             .values()
-            .filter(|r| r.topic.source == source && r.topic.matches(&input.topic))
+            .filter(|r| {
+                r.topic.source == source
+                    && match &input.route {
+                        Some(route) => *route == r.topic.name,
+                        None => r.topic.matches(&input.topic),
+                    }
+            })
             .map(|r| r.topic.name.clone())
             .collect();
         if targets.is_empty() {
@@ -627,8 +720,35 @@ impl Agent {
             if committed.is_some_and(|c| input.position <= c) {
                 continue; // already in the chain
             }
+            let mut mark = None;
+            if let Some(origin) = &input.origin {
+                match self.gaps_before(&name, &input, origin) {
+                    None => continue, // a repeat of what the chain accounts for
+                    Some(gaps) => {
+                        for gap in gaps {
+                            let pending =
+                                self.gap_pending(input.position, &gap.0, &input.captured_at, gap.1);
+                            self.push(&name, pending, stop, log)?;
+                        }
+                    }
+                }
+                mark = Some((
+                    origin.publisher.clone(),
+                    PublisherMark {
+                        sequence: origin.sequence,
+                        at: input.captured_at.clone(),
+                    },
+                ));
+            }
             let fields = match &input.fields {
                 Ok(f) => f.clone(),
+                Err(why) if mark.is_some() => {
+                    // Kept in the batch: its publisher's numbering commits with it.
+                    let mut pending = Pending::skipped(input.position, why.clone());
+                    pending.mark = mark;
+                    self.push(&name, pending, stop, log)?;
+                    continue;
+                }
                 Err(why) => {
                     log(&format!(
                         "topic {name}: skipped message {} of source {source} (topic {:?}): {why}",
@@ -640,36 +760,224 @@ impl Agent {
             };
             // The sequence number it may get: the next, after every package
             // waiting in any topic's batch (an estimate, see `crate::batch`).
-            let waiting: u64 = self.runs.values().map(|r| r.batch.len() as u64).sum();
             let run = &self.runs[&name];
-            let pending = Pending::new(
+            let mut pending = Pending::new(
                 &self.signer,
                 &self.map.machine.key_id,
                 &run.topic,
                 input.position,
                 fields,
                 &input.captured_at,
-                self.state.next_sequence + waiting,
+                self.sequence_estimate(),
             );
-            let c = &self.map.chunking;
-            if !run.batch.is_empty() && run.batch_bytes + pending.bytes > c.max_bytes {
-                // It would not fit: what is waiting becomes a chunk first.
-                self.seal(&name, stop, log)?;
-            }
-            let run = self.runs.get_mut(&name).expect("a run per topic");
-            run.batch_started.get_or_insert_with(Instant::now);
-            run.batch_bytes += pending.bytes;
-            run.batch.push(pending);
-            let c = &self.map.chunking;
-            let full = run.batch.len() as u64 >= c.max_messages
-                || run.batch_bytes >= c.max_bytes
-                || run.batch_started.is_some_and(|t| t.elapsed() >= c.max_age);
-            if full {
-                self.seal(&name, stop, log)?;
-            }
+            pending.mark = mark;
+            self.push(&name, pending, stop, log)?;
         }
         // Only now is the message taken by every topic it goes to.
         self.processed.insert(source.to_string(), input.position);
+        Ok(())
+    }
+
+    /// The sequence number the next package may get: the next, after every
+    /// package waiting in any topic's batch.
+    fn sequence_estimate(&self) -> u64 {
+        let waiting: u64 = self.runs.values().map(|r| r.batch.len() as u64).sum();
+        self.state.next_sequence + waiting
+    }
+
+    /// A gap record for topic `name`'s batch, moving its publisher's mark to
+    /// the gap's end.
+    fn gap_pending(
+        &self,
+        position: u64,
+        gap: &Gap,
+        at: &str,
+        mark: Option<(String, PublisherMark)>,
+    ) -> Pending {
+        let mut pending = Pending::gap(
+            &self.signer,
+            &self.map.machine.key_id,
+            position,
+            gap,
+            at,
+            self.sequence_estimate(),
+        );
+        pending.mark = mark;
+        pending
+    }
+
+    /// The gaps a live message of topic `name` reveals before it (what its
+    /// publisher numbered but the chain will not hold), with the publisher's
+    /// mark after each; `None` if the chain already accounts for the message.
+    /// Updates the topic's marks.
+    #[allow(clippy::type_complexity)]
+    fn gaps_before(
+        &mut self,
+        name: &str,
+        input: &Input,
+        origin: &Origin,
+    ) -> Option<Vec<(Gap, Option<(String, PublisherMark)>)>> {
+        let run = self.runs.get_mut(name).expect("a run per topic");
+        let known = run.marks.get(&origin.publisher).cloned();
+        let was_known = known.is_some();
+        let mut expected = known.as_ref().map(|m| m.sequence.saturating_add(1));
+        let after = known.map(|m| m.at);
+        if expected.is_some_and(|e| origin.sequence < e) {
+            return None;
+        }
+        let gap = |reason, (first, last): (u64, u64), after: &Option<String>| Gap {
+            reason,
+            source_topic: input.topic.clone(),
+            after: after.clone(),
+            before: Some(input.captured_at.clone()),
+            publisher: Some(origin.publisher.clone()),
+            sequences: Some((first, last)),
+            chunks: None,
+        };
+        let mut gaps = Vec::new();
+        let first_heard = !run.heard.contains(&origin.publisher);
+        // Dropped by the agent's own queue.
+        for &(a, b) in &origin.dropped_before {
+            let first = expected.map_or(a, |e| a.max(e));
+            if first > b || b >= origin.sequence {
+                continue;
+            }
+            if let Some(e) = expected.filter(|e| *e < first) {
+                let reason = if first_heard {
+                    GapReason::AgentOffline
+                } else {
+                    GapReason::NotReceived
+                };
+                gaps.push(gap(reason, (e, first - 1), &after));
+            }
+            gaps.push(gap(GapReason::AgentOverloaded, (first, b), &after));
+            expected = Some(b + 1);
+        }
+        let missed = match expected {
+            Some(e) if origin.sequence > e => Some((e, origin.sequence - 1)),
+            // A publisher not heard of before, numbering from past 1: the
+            // chain missed its first messages, unless this topic's capture
+            // starts now (its first run).
+            None if origin.sequence > 1 && run.had_history => Some((1, origin.sequence - 1)),
+            _ => None,
+        };
+        if let Some(range) = missed {
+            let reason = if first_heard && (was_known || run.heard.is_empty()) {
+                GapReason::AgentOffline
+            } else {
+                GapReason::NotReceived
+            };
+            gaps.push(gap(reason, range, &after));
+        }
+        let marks: Vec<_> = gaps
+            .iter()
+            .map(|g: &Gap| {
+                Some((
+                    origin.publisher.clone(),
+                    PublisherMark {
+                        sequence: g.sequences.map_or(0, |s| s.1),
+                        at: input.captured_at.clone(),
+                    },
+                ))
+            })
+            .collect();
+        run.heard.insert(origin.publisher.clone());
+        run.marks.insert(
+            origin.publisher.clone(),
+            PublisherMark {
+                sequence: origin.sequence,
+                at: input.captured_at.clone(),
+            },
+        );
+        Some(gaps.into_iter().zip(marks).collect())
+    }
+
+    /// Messages a source dropped that no later message reported: a gap now.
+    #[allow(clippy::too_many_arguments)]
+    fn dropped(
+        &mut self,
+        source: &str,
+        name: &str,
+        source_topic: String,
+        publisher: Option<String>,
+        sequences: Option<(u64, u64)>,
+        last_at: &str,
+        stop: &AtomicBool,
+        log: &Log,
+    ) -> Result<(), AgentError> {
+        let Some(run) = self.runs.get_mut(name) else {
+            return Ok(());
+        };
+        let position = run
+            .batch
+            .last()
+            .map(|p| p.position)
+            .or_else(|| self.processed.get(source).copied())
+            .or_else(|| {
+                self.state
+                    .topics
+                    .get(name)
+                    .and_then(|t| t.committed_through)
+            })
+            .unwrap_or(0);
+        let mut gap = Gap {
+            reason: GapReason::AgentOverloaded,
+            source_topic,
+            after: None,
+            before: None,
+            publisher: publisher.clone(),
+            sequences,
+            chunks: None,
+        };
+        let mut mark = None;
+        if let (Some(p), Some((a, b))) = (&publisher, sequences) {
+            let known = run.marks.get(p).cloned();
+            let first = known.as_ref().map_or(a, |m| a.max(m.sequence + 1));
+            if first > b {
+                return Ok(());
+            }
+            gap.sequences = Some((first, b));
+            gap.after = known.map(|m| m.at);
+            let m = PublisherMark {
+                sequence: b,
+                at: last_at.to_string(),
+            };
+            run.marks.insert(p.clone(), m.clone());
+            run.heard.insert(p.clone());
+            mark = Some((p.clone(), m));
+        } else {
+            gap.before = Some(last_at.to_string());
+        }
+        log(&format!("topic {name}: {gap}"));
+        let pending = self.gap_pending(position, &gap, last_at, mark);
+        self.push(name, pending, stop, log)
+    }
+
+    /// Add a pending package to topic `name`'s batch, sealing the batch
+    /// first if it would not fit and after if it is full.
+    fn push(
+        &mut self,
+        name: &str,
+        pending: Pending,
+        stop: &AtomicBool,
+        log: &Log,
+    ) -> Result<(), AgentError> {
+        let c = self.map.chunking;
+        let run = &self.runs[name];
+        if !run.batch.is_empty() && run.batch_bytes + pending.bytes > c.max_bytes {
+            // It would not fit: what is waiting becomes a chunk first.
+            self.seal(name, stop, log)?;
+        }
+        let run = self.runs.get_mut(name).expect("a run per topic");
+        run.batch_started.get_or_insert_with(Instant::now);
+        run.batch_bytes += pending.bytes;
+        run.batch.push(pending);
+        let full = run.batch.len() as u64 >= c.max_messages
+            || run.batch_bytes >= c.max_bytes
+            || run.batch_started.is_some_and(|t| t.elapsed() >= c.max_age);
+        if full {
+            self.seal(name, stop, log)?;
+        }
         Ok(())
     }
 
@@ -706,15 +1014,67 @@ impl Agent {
             WhenFull::DropOldest => {
                 while self.outbox.spool_bytes() + bytes > cap {
                     match self.outbox.drop_oldest() {
-                        Some((topic, index, missed)) => log(&format!(
-                            "spool full: dropped chunk {index} of topic {topic}, never delivered to {} (whenFull: drop-oldest)",
-                            if missed.is_empty() { "-".to_string() } else { missed.join(", ") }
-                        )),
+                        Some((topic, index, missed)) => {
+                            log(&format!(
+                                "spool full: dropped chunk {index} of topic {topic}, never delivered to {} (whenFull: drop-oldest)",
+                                if missed.is_empty() { "-".to_string() } else { missed.join(", ") }
+                            ));
+                            self.record_spool_drop(&topic, index);
+                        }
                         None => break,
                     }
                 }
             }
         }
+    }
+
+    /// A gap record in `topic`'s next chunk for its chunk `index`, dropped
+    /// from the spool before any destination had it (merged with the gap
+    /// of the chunk before, when that one is still waiting in the batch).
+    fn record_spool_drop(&mut self, topic: &str, index: u64) {
+        let Some(run) = self.runs.get(topic) else {
+            return;
+        };
+        let mut first = index;
+        let previous = run.batch.last().and_then(|p| {
+            let package = p.package.as_ref().ok()?;
+            let gap = Gap::from_package(package)?.ok()?;
+            (gap.reason == GapReason::SpoolDropped && gap.chunks?.1 + 1 == index)
+                .then_some(gap.chunks?.0)
+        });
+        if let Some(a) = previous {
+            first = a;
+        }
+        let position = run
+            .batch
+            .last()
+            .map(|p| p.position)
+            .or_else(|| {
+                self.state
+                    .topics
+                    .get(topic)
+                    .and_then(|t| t.committed_through)
+            })
+            .unwrap_or(0);
+        let gap = Gap {
+            reason: GapReason::SpoolDropped,
+            source_topic: run.topic.matcher.clone(),
+            after: None,
+            before: None,
+            publisher: None,
+            sequences: None,
+            chunks: Some((first, index)),
+        };
+        let pending = self.gap_pending(position, &gap, &utc::now(), None);
+        let run = self.runs.get_mut(topic).expect("checked above");
+        if previous.is_some() {
+            if let Some(old) = run.batch.pop() {
+                run.batch_bytes -= old.bytes;
+            }
+        }
+        run.batch_started.get_or_insert_with(Instant::now);
+        run.batch_bytes += pending.bytes;
+        run.batch.push(pending);
     }
 
     /// Sign the topic's batch and seal it into chunks whose plaintext is at
@@ -743,6 +1103,7 @@ impl Agent {
                         pending.position
                     ));
                     draft.skip(pending.position);
+                    draft.mark(pending.mark);
                     continue;
                 }
             };
@@ -769,6 +1130,7 @@ impl Agent {
                 ));
             }
             draft.push(pending.position, &line, &package.timestamp);
+            draft.mark(pending.mark);
         }
         self.commit_chunk(name, draft)
     }
@@ -803,8 +1165,24 @@ impl Agent {
                 .chunks
                 .push((name.to_string(), topic_state.chain.next_index, bytes));
         }
-        if draft.last_position.is_some() {
-            topic_state.committed_through = draft.last_position;
+        if let Some(last) = draft.last_position {
+            // A gap recorded after a message shares its position: never back.
+            topic_state.committed_through =
+                Some(topic_state.committed_through.map_or(last, |c| c.max(last)));
+        }
+        if !draft.marks.is_empty() {
+            topic_state.publishers.extend(draft.marks);
+            while topic_state.publishers.len() > MAX_PUBLISHERS {
+                let oldest = topic_state
+                    .publishers
+                    .iter()
+                    .min_by(|a, b| a.1.at.cmp(&b.1.at))
+                    .map(|(k, _)| k.clone());
+                match oldest {
+                    Some(k) => topic_state.publishers.remove(&k),
+                    None => break,
+                };
+            }
         }
         topic_state.packages += draft.packages;
         topic_state.skipped += draft.skipped;
@@ -1011,6 +1389,8 @@ fn read_mcap(name: &str, path: &Path, after: Option<u64>, tx: &Sender<SourceEven
                 captured_at: utc::format_nanos(m.log_time_ns, utc::Fraction::Nanos),
                 topic: m.topic,
                 fields: m.fields.map_err(|e| e.to_string()),
+                route: None,
+                origin: None,
             },
             Err(e) => {
                 let _ = tx.send(SourceEvent::Failed {
@@ -1063,5 +1443,7 @@ fn jsonl_input(position: u64, line: &str) -> Input {
         topic,
         captured_at,
         fields,
+        route: None,
+        origin: None,
     }
 }

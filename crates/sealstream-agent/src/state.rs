@@ -31,7 +31,23 @@ pub struct TopicState {
     pub skipped: u64,
     /// The open dataset window (see [`crate::window`]), if any.
     pub window: Option<Value>,
+    /// Per live publisher (ROS 2 global id in hex): the last of its
+    /// sequence numbers the chain accounts for (a package or a gap), and
+    /// that message's time. A restart records a gap from here.
+    pub publishers: BTreeMap<String, PublisherMark>,
 }
+
+/// Where a publisher's numbering stands in a chain.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PublisherMark {
+    /// The publisher's last sequence number accounted for.
+    pub sequence: u64,
+    /// The time of that message (ISO 8601).
+    pub at: String,
+}
+
+/// How many publishers a topic remembers (the least recently heard of go first).
+pub const MAX_PUBLISHERS: usize = 256;
 
 /// The whole agent state.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -66,6 +82,32 @@ pub enum StateError {
 
 fn u64_of(v: Option<&Value>) -> Option<u64> {
     v.and_then(Value::as_number).and_then(Number::as_u64)
+}
+
+fn publishers(v: Option<&Value>) -> Result<BTreeMap<String, PublisherMark>, String> {
+    let mut out = BTreeMap::new();
+    let Some(v) = v.filter(|v| !v.is_null()) else {
+        return Ok(out);
+    };
+    let o = v.as_object().ok_or("expected an object")?;
+    for (gid, mark) in o {
+        let m = mark
+            .as_object()
+            .ok_or_else(|| format!("{gid}: expected an object"))?;
+        out.insert(
+            gid.clone(),
+            PublisherMark {
+                sequence: u64_of(m.get("sequence"))
+                    .ok_or_else(|| format!("{gid}.sequence: required"))?,
+                at: m
+                    .get("at")
+                    .and_then(Value::as_str)
+                    .ok_or_else(|| format!("{gid}.at: required"))?
+                    .to_string(),
+            },
+        );
+    }
+    Ok(out)
 }
 
 impl AgentState {
@@ -119,6 +161,8 @@ impl AgentState {
                     packages: u64_of(t.get("packages")).unwrap_or(0),
                     skipped: u64_of(t.get("skipped")).unwrap_or(0),
                     window: t.get("window").filter(|w| !w.is_null()).cloned(),
+                    publishers: publishers(t.get("publishers"))
+                        .map_err(|e| invalid(format!("topics.{name}.publishers: {e}")))?,
                 },
             );
         }
@@ -156,6 +200,16 @@ impl AgentState {
             if let Some(w) = &t.window {
                 o.insert("window".into(), w.clone());
             }
+            if !t.publishers.is_empty() {
+                let mut p = Map::new();
+                for (gid, mark) in &t.publishers {
+                    let mut m = Map::new();
+                    m.insert("sequence".into(), Value::from(mark.sequence));
+                    m.insert("at".into(), Value::from(mark.at.as_str()));
+                    p.insert(gid.clone(), Value::Object(m));
+                }
+                o.insert("publishers".into(), Value::Object(p));
+            }
             topics.insert(name.clone(), Value::Object(o));
         }
         let mut m = Map::new();
@@ -188,6 +242,13 @@ mod tests {
             ..TopicState::default()
         };
         t.window = Some(Value::from(7u64));
+        t.publishers.insert(
+            "21d98a1fa3fec7d01427854f7bea31e3".into(),
+            PublisherMark {
+                sequence: 41,
+                at: "2026-12-05T10:00:00.000000001Z".into(),
+            },
+        );
         s.topics.insert("/gps".into(), t);
         s.save(dir.path()).unwrap();
         assert_eq!(AgentState::load(dir.path()).unwrap(), s);

@@ -8,10 +8,39 @@ use sealstream_core::identity::Did;
 use super::check::{index, join, Checker, MapReader};
 use super::read::resolve;
 use super::yaml::{Kind, Node};
-use super::{Destination, JsonlInput, MqttSource, ObjectStoreLocation, Source};
+use super::{Destination, JsonlInput, MqttSource, ObjectStoreLocation, Ros2Source, Source};
+use crate::ros2::library::MessageLibrary;
 
-const SOURCE_TYPES: &[&str] = &["mcap", "mqtt", "jsonl"];
-const SOURCE_KEYS: &[&str] = &["type", "path", "url", "clientId", "qos"];
+const SOURCE_TYPES: &[&str] = &["mcap", "mqtt", "ros2", "jsonl"];
+const SOURCE_KEYS: &[&str] = &[
+    "type",
+    "path",
+    "url",
+    "clientId",
+    "qos",
+    "middleware",
+    "domainId",
+    "connect",
+    "listen",
+    "node",
+    "namespace",
+    "messages",
+    "queue",
+];
+const ROS2_KEYS: &[&str] = &[
+    "middleware",
+    "domainId",
+    "connect",
+    "listen",
+    "node",
+    "namespace",
+    "messages",
+    "queue",
+];
+/// The default endpoint of a `ros2` source: the local `rmw_zenohd` router.
+const DEFAULT_ZENOH_CONNECT: &str = "tcp/localhost:7447";
+/// The default `queue` of a `ros2` source.
+const DEFAULT_ROS2_QUEUE: u64 = 16384;
 const DESTINATION_TYPES: &[&str] = &["directory", "object-store", "market"];
 const DESTINATION_KEYS: &[&str] = &["type", "path", "url"];
 
@@ -88,9 +117,11 @@ fn source(
     let m = c.map(node, path, line, SOURCE_KEYS)?;
     let kind = typed(c, &m, SOURCE_TYPES, |kind| match kind {
         "mqtt" => &["url", "clientId", "qos"],
+        "ros2" => ROS2_KEYS,
         _ => &["path"],
     })?;
     match kind {
+        "ros2" => ros2(c, &m, base).map(Source::Ros2),
         "mcap" => {
             let text = m
                 .required(c, "path")
@@ -157,6 +188,243 @@ fn source(
             }))
         }
     }
+}
+
+/// A `ros2` source's fields.
+fn ros2(c: &mut Checker, m: &MapReader<'_>, base: &Path) -> Option<Ros2Source> {
+    let middleware = match m.get("middleware") {
+        None => Some("zenoh"),
+        Some(n) => c.choice(n, &m.at("middleware"), &["zenoh"]),
+    };
+    let domain_id = match m.get("domainId") {
+        None => Some(0),
+        Some(n) => match &n.kind {
+            Kind::Scalar { text, plain: true } => match text.parse::<u32>() {
+                Ok(d) if d <= 232 => Some(d),
+                _ => {
+                    c.report(
+                        n.line,
+                        &m.at("domainId"),
+                        "expected an integer from 0 to 232",
+                    );
+                    None
+                }
+            },
+            _ => {
+                c.report(
+                    n.line,
+                    &m.at("domainId"),
+                    "expected an integer from 0 to 232",
+                );
+                None
+            }
+        },
+    };
+    let endpoints = |c: &mut Checker, key: &str, default: &[&str]| -> Option<Vec<String>> {
+        let Some(n) = m.get(key) else {
+            return Some(default.iter().map(|s| s.to_string()).collect());
+        };
+        let items = c.list(n, &m.at(key))?;
+        let mut out = Vec::new();
+        let mut ok = true;
+        for (i, item) in items.iter().enumerate() {
+            let path = index(&m.at(key), i);
+            match c.string(item, &path) {
+                Some(text) if valid_zenoh_endpoint(&text) => out.push(text),
+                Some(_) => {
+                    c.report(
+                        item.line,
+                        &path,
+                        "expected a Zenoh TCP endpoint tcp/HOST:PORT (tcp/127.0.0.1:7447, tcp/[::1]:7447, tcp/localhost:7447)",
+                    );
+                    ok = false;
+                }
+                None => ok = false,
+            }
+        }
+        ok.then_some(out)
+    };
+    let connect = endpoints(c, "connect", &[DEFAULT_ZENOH_CONNECT]);
+    let listen = endpoints(c, "listen", &[]);
+    if let (Some(a), Some(b)) = (&connect, &listen) {
+        if a.is_empty() && b.is_empty() {
+            c.report(
+                m.key_line("connect"),
+                &m.at("connect"),
+                "connect and listen are both empty: the agent would reach no publisher",
+            );
+        }
+    }
+    let node = match m.get("node") {
+        None => Some("sealstream_agent".to_string()),
+        Some(n) => c.string(n, &m.at("node")).and_then(|text| {
+            if valid_ros_name(&text) {
+                Some(text)
+            } else {
+                c.report(
+                    n.line,
+                    &m.at("node"),
+                    "expected a ROS node name: letters, digits and _, not starting with a digit",
+                );
+                None
+            }
+        }),
+    };
+    let namespace = match m.get("namespace") {
+        None => Some("/".to_string()),
+        Some(n) => c.string(n, &m.at("namespace")).and_then(|text| {
+            let ok = text == "/"
+                || (text.starts_with('/')
+                    && !text.ends_with('/')
+                    && text[1..].split('/').all(valid_ros_name));
+            if ok {
+                Some(text)
+            } else {
+                c.report(
+                    n.line,
+                    &m.at("namespace"),
+                    "expected / or an absolute ROS namespace (/robot1, /fleet/robot1)",
+                );
+                None
+            }
+        }),
+    };
+    let library = match m.get("messages") {
+        None => Some(MessageLibrary::shipped()),
+        Some(n) => messages(c, n, &m.at("messages"), base),
+    };
+    let queue = match m.get("queue") {
+        None => Some(DEFAULT_ROS2_QUEUE),
+        Some(n) => c.positive_integer(n, &m.at("queue")),
+    };
+    middleware?;
+    Some(Ros2Source {
+        domain_id: domain_id?,
+        connect: connect?,
+        listen: listen?,
+        node: node?,
+        namespace: namespace?,
+        library: library?,
+        queue: usize::try_from(queue?).unwrap_or(usize::MAX),
+    })
+}
+
+/// `tcp/HOST:PORT`.
+fn valid_zenoh_endpoint(text: &str) -> bool {
+    let Some(rest) = text.strip_prefix("tcp/") else {
+        return false;
+    };
+    let Some((host, port)) = rest.rsplit_once(':') else {
+        return false;
+    };
+    let host_ok = if let Some(v6) = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        v6.parse::<std::net::Ipv6Addr>().is_ok()
+    } else {
+        !host.is_empty()
+            && host
+                .chars()
+                .all(|ch| ch.is_ascii_alphanumeric() || ch == '.' || ch == '-')
+    };
+    host_ok && port.parse::<u16>().is_ok_and(|p| p > 0)
+}
+
+/// A ROS name token: `[A-Za-z_][A-Za-z0-9_]*`.
+pub(super) fn valid_ros_name(text: &str) -> bool {
+    let mut chars = text.chars();
+    chars
+        .next()
+        .is_some_and(|ch| ch.is_ascii_alphabetic() || ch == '_')
+        && chars.all(|ch| ch.is_ascii_alphanumeric() || ch == '_')
+}
+
+/// The shipped message definitions plus those of `messages`: `.msg` files,
+/// or directories searched for them. A file's type is `pkg/msg/Name` from
+/// `…/pkg/msg/Name.msg` (or `…/pkg/Name.msg`).
+fn messages(c: &mut Checker, node: &Node, path: &str, base: &Path) -> Option<MessageLibrary> {
+    let items = c.list(node, path)?;
+    let mut library = MessageLibrary::shipped();
+    let mut ok = true;
+    for (i, item) in items.iter().enumerate() {
+        let at = index(path, i);
+        let Some(text) = c.string(item, &at) else {
+            ok = false;
+            continue;
+        };
+        let target = resolve(base, &text);
+        let mut files = Vec::new();
+        if let Err(e) = msg_files(&target, &mut files) {
+            c.report(
+                item.line,
+                &at,
+                format!("cannot read {}: {e}", target.display()),
+            );
+            ok = false;
+            continue;
+        }
+        if files.is_empty() {
+            c.report(
+                item.line,
+                &at,
+                format!("no .msg file in {}", target.display()),
+            );
+            ok = false;
+        }
+        for file in files {
+            let Some(type_name) = msg_type_name(&file) else {
+                c.report(
+                    item.line,
+                    &at,
+                    format!(
+                        "{}: cannot tell the package: put it in PKG/msg/Name.msg",
+                        file.display()
+                    ),
+                );
+                ok = false;
+                continue;
+            };
+            let added = std::fs::read_to_string(&file)
+                .map_err(|e| e.to_string())
+                .and_then(|def| library.add(&type_name, &def).map_err(|e| e.to_string()));
+            if let Err(e) = added {
+                c.report(item.line, &at, format!("{}: {e}", file.display()));
+                ok = false;
+            }
+        }
+    }
+    ok.then_some(library)
+}
+
+fn msg_files(path: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    let meta = std::fs::metadata(path)?;
+    if meta.is_file() {
+        out.push(path.to_path_buf());
+        return Ok(());
+    }
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(path)?
+        .map(|e| e.map(|e| e.path()))
+        .collect::<Result<_, _>>()?;
+    entries.sort();
+    for entry in entries {
+        if entry.is_dir() {
+            msg_files(&entry, out)?;
+        } else if entry.extension().is_some_and(|x| x == "msg") {
+            out.push(entry);
+        }
+    }
+    Ok(())
+}
+
+/// `…/pkg/msg/Name.msg` or `…/pkg/Name.msg` → `pkg/msg/Name`.
+fn msg_type_name(file: &Path) -> Option<String> {
+    let name = file.file_stem()?.to_str()?;
+    let parent = file.parent()?;
+    let pkg_dir = if parent.file_name()? == "msg" {
+        parent.parent()?
+    } else {
+        parent
+    };
+    let pkg = pkg_dir.file_name()?.to_str()?;
+    (valid_ros_name(pkg) && valid_ros_name(name)).then(|| format!("{pkg}/msg/{name}"))
 }
 
 /// `mqtt://host[:port]` or `mqtts://host[:port]` → (host, port, tls).

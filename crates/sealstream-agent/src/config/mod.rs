@@ -200,6 +200,8 @@ pub enum Source {
     },
     /// An MQTT broker (`type: mqtt`).
     Mqtt(MqttSource),
+    /// A live ROS 2 graph (`type: ros2`).
+    Ros2(Ros2Source),
     /// JSON lines `{"topic": …, "capturedAt": …, "fields": {…}}` (`type: jsonl`; `payload` is accepted for `fields`).
     Jsonl {
         /// Standard input or a file.
@@ -213,6 +215,7 @@ impl Source {
         match self {
             Source::Mcap { .. } => "mcap",
             Source::Mqtt(_) => "mqtt",
+            Source::Ros2(_) => "ros2",
             Source::Jsonl { .. } => "jsonl",
         }
     }
@@ -233,6 +236,35 @@ pub struct MqttSource {
     pub client_id: String,
     /// Subscription QoS, 0, 1 or 2 (default 1).
     pub qos: u8,
+}
+
+/// A live ROS 2 graph, reached through its Zenoh middleware (`rmw_zenoh`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Ros2Source {
+    /// The ROS domain id (0 to 232; default 0).
+    pub domain_id: u32,
+    /// Zenoh endpoints to connect to (default `tcp/localhost:7447`, the local `rmw_zenohd` router).
+    pub connect: Vec<String>,
+    /// Zenoh endpoints to listen on, for publishers that connect to the agent (default none).
+    pub listen: Vec<String>,
+    /// The agent's node name in the ROS graph (default `sealstream_agent`).
+    pub node: String,
+    /// The node's namespace (default `/`).
+    pub namespace: String,
+    /// The message definitions: the shipped ones and those of `messages`.
+    pub library: crate::ros2::library::MessageLibrary,
+    /// Messages held between the middleware and the pipeline (default 16384); when
+    /// full, new messages are dropped, counted and recorded as gaps.
+    pub queue: usize,
+}
+
+/// The ROS 2 part of a topic of a `ros2` source.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct Ros2Topic {
+    /// The message type (`pkg/msg/Type`); `None`: any type the library defines.
+    pub ros_type: Option<String>,
+    /// The QoS the subscription announces.
+    pub qos: crate::ros2::rmw_zenoh::Qos,
 }
 
 /// Where a `jsonl` source reads.
@@ -257,6 +289,8 @@ pub struct Topic {
     pub schema_version: String,
     /// Its field rules (`rules.topic` is [`Topic::name`]).
     pub rules: TopicRules,
+    /// Type and QoS, for a topic of a `ros2` source.
+    pub ros2: Option<Ros2Topic>,
 }
 
 impl Topic {

@@ -1,5 +1,6 @@
 //! Reading each section of the Data Event Map from the marked YAML tree.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use sealstream_core::identity::Did;
@@ -12,8 +13,9 @@ use super::keyfile::read_key;
 use super::yaml::{self, Kind, Node};
 use super::{
     Chunking, ConfigError, DataEventMap, Datasets, ExtraRecipient, Machine, Problem, Recipients,
-    Spool, Topic, WhenFull,
+    Ros2Topic, Source, Spool, Topic, WhenFull,
 };
+use crate::ros2::rmw_zenoh::{Qos, Reliability};
 
 const TOP: &[&str] = &[
     "machine",
@@ -44,7 +46,10 @@ const TOPIC: &[&str] = &[
     "schemaVersion",
     "defaultAction",
     "rules",
+    "type",
+    "qos",
 ];
+const QOS: &[&str] = &["reliability", "depth"];
 const RULE: &[&str] = &["fieldPath", "action", "anonymizeStrategy"];
 
 /// The default `schemaVersion` of a topic's packages.
@@ -123,7 +128,7 @@ fn read_root(c: &mut Checker, root: &Node, base: &Path) -> Option<DataEventMap> 
     };
     let topics = top
         .required(c, "topics")
-        .and_then(|n| topics(c, n, source_kinds.as_ref()));
+        .and_then(|n| topics(c, n, source_kinds.as_ref(), sources.as_ref()));
     let destinations = top
         .required(c, "destinations")
         .and_then(|n| destinations(c, n, base));
@@ -496,6 +501,7 @@ fn topics(
     c: &mut Checker,
     node: &Node,
     kinds: Option<&SourceKinds>,
+    sources: Option<&BTreeMap<String, Source>>,
 ) -> Option<(Vec<Topic>, Option<(usize, String)>)> {
     let items = c.list(node, "topics")?;
     if items.is_empty() {
@@ -508,7 +514,15 @@ fn topics(
     let mut first_encrypt = None;
     for (i, item) in items.iter().enumerate() {
         let path = index("topics", i);
-        match topic(c, item, &path, kinds, &mut names, &mut first_encrypt) {
+        match topic(
+            c,
+            item,
+            &path,
+            kinds,
+            sources,
+            &mut names,
+            &mut first_encrypt,
+        ) {
             Some(t) => out.push(t),
             None => ok = false,
         }
@@ -521,6 +535,7 @@ fn topic(
     node: &Node,
     path: &str,
     kinds: Option<&SourceKinds>,
+    sources: Option<&BTreeMap<String, Source>>,
     names: &mut Vec<(String, usize)>,
     first_encrypt: &mut Option<(usize, String)>,
 ) -> Option<Topic> {
@@ -564,11 +579,19 @@ fn topic(
     let matcher = match m.get("match") {
         None => name.clone(),
         Some(n) => c.string(n, &m.at("match")).and_then(|text| {
+            if kind == Some("ros2") && !text.starts_with('/') {
+                c.report(
+                    n.line,
+                    &m.at("match"),
+                    "a ROS 2 topic is absolute: it starts with /",
+                );
+                return None;
+            }
             if !text.contains(['+', '#']) {
                 return Some(text);
             }
             match kind {
-                Some("mqtt") if !valid_mqtt_filter(&text) => {
+                Some("mqtt" | "ros2") if !valid_mqtt_filter(&text) => {
                     c.report(
                         n.line,
                         &m.at("match"),
@@ -576,12 +599,12 @@ fn topic(
                     );
                     None
                 }
-                Some("mqtt") | None => Some(text),
+                Some("mqtt" | "ros2") | None => Some(text),
                 Some(_) => {
                     c.report(
                         n.line,
                         &m.at("match"),
-                        "wildcards + and # are only allowed for mqtt sources",
+                        "wildcards + and # are only allowed for mqtt and ros2 sources",
                     );
                     None
                 }
@@ -620,6 +643,17 @@ fn topic(
         None => Some(Vec::new()),
         Some(n) => rules(c, n, &m.at("rules"), first_encrypt),
     };
+    let ros2 = ros2_topic(c, &m, kind, source.as_deref().and_then(|s| sources?.get(s)));
+    if kind == Some("ros2")
+        && name.as_deref().is_some_and(|n| !n.starts_with('/'))
+        && m.get("match").is_none()
+    {
+        c.report(
+            m.key_line("name"),
+            &m.at("match"),
+            "required for a ros2 source when the name is not a ROS topic (/…)",
+        );
+    }
     let name = name?;
     Some(Topic {
         source: source?,
@@ -631,7 +665,95 @@ fn topic(
             default_action: default_action?,
         },
         name,
+        ros2: ros2?,
     })
+}
+
+/// `type` and `qos` of a topic: only for `ros2` sources. `source` is the
+/// topic's source when it is valid, to check the type has a definition.
+fn ros2_topic(
+    c: &mut Checker,
+    m: &MapReader<'_>,
+    kind: Option<&str>,
+    source: Option<&Source>,
+) -> Option<Option<Ros2Topic>> {
+    if kind.is_some() && kind != Some("ros2") {
+        for key in ["type", "qos"] {
+            if m.get(key).is_some() {
+                c.report(
+                    m.key_line(key),
+                    &m.at(key),
+                    "only for topics of ros2 sources",
+                );
+            }
+        }
+        return Some(None);
+    }
+    let ros_type = match m.get("type") {
+        None => Some(None),
+        Some(n) => c.string(n, &m.at("type")).and_then(|text| {
+            let Some(name) = crate::ros2::msgdef::canonical_name(&text)
+                .filter(|_| crate::ros2::rmw_zenoh::dds_type_name(&text).is_some())
+            else {
+                c.report(
+                    n.line,
+                    &m.at("type"),
+                    "expected a message type pkg/msg/Type",
+                );
+                return None;
+            };
+            let full = match name.split_once('/') {
+                Some((pkg, ty)) => format!("{pkg}/msg/{ty}"),
+                None => name,
+            };
+            if let Some(Source::Ros2(s)) = source {
+                if let Err(e) = s.library.schema(&full) {
+                    c.report(
+                        n.line,
+                        &m.at("type"),
+                        format!("{e}: add its .msg file to the source's messages"),
+                    );
+                    return None;
+                }
+            }
+            Some(Some(full))
+        }),
+    };
+    let qos = match m.get("qos") {
+        None => Some(Qos::default()),
+        Some(n) => {
+            let q = c.map(n, &m.at("qos"), n.line, QOS)?;
+            let reliability = match q.get("reliability") {
+                None => Some(Reliability::Reliable),
+                Some(r) => c
+                    .choice(r, &q.at("reliability"), &["reliable", "best-effort"])
+                    .map(|r| {
+                        if r == "reliable" {
+                            Reliability::Reliable
+                        } else {
+                            Reliability::BestEffort
+                        }
+                    }),
+            };
+            let depth = match q.get("depth") {
+                None => Some(Qos::default().depth),
+                Some(d) => c
+                    .positive_integer(d, &q.at("depth"))
+                    .and_then(|d| u32::try_from(d).ok()),
+            };
+            Some(Qos {
+                reliability: reliability?,
+                depth: depth?,
+            })
+        }
+    };
+    if kind.is_none() {
+        return Some(None);
+    }
+    Some(Some(Ros2Topic {
+        ros_type: ros_type?,
+        qos: qos?,
+    }))
 }
 
 fn valid_mqtt_filter(filter: &str) -> bool {

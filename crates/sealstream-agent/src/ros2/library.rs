@@ -424,7 +424,7 @@ const SHIPPED: &[(&str, &str)] = &[
 ];
 
 /// Message definitions by type: the shipped ones and any added.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MessageLibrary {
     defs: BTreeMap<String, String>,
 }

@@ -15,6 +15,7 @@ pub mod cdr;
 pub mod library;
 pub mod msgdef;
 pub mod rihs;
+pub mod rmw_zenoh;
 
 pub use cdr::{decode, CdrError};
 pub use library::{LibraryError, MessageLibrary};

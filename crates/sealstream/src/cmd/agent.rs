@@ -156,16 +156,30 @@ pub fn run(cmd: AgentCommand, ui: Ui) -> CliResult {
                 ui.say(format!("{}: valid", config.display()));
                 ui.say(format!("  Machine:      {}", map.machine.did));
                 for (name, source) in &map.sources {
-                    let kind = match source {
-                        Source::Mcap { .. } => "mcap",
-                        Source::Mqtt { .. } => "mqtt",
-                        Source::Jsonl { .. } => "jsonl",
+                    let detail = match source {
+                        Source::Ros2(r) => format!(
+                            ", zenoh, domain {}, node {}, connect {}, listen {}, {} message types",
+                            r.domain_id,
+                            r.node,
+                            list_or_dash(&r.connect),
+                            list_or_dash(&r.listen),
+                            r.library.types().count()
+                        ),
+                        _ => String::new(),
                     };
-                    ui.say(format!("  Source:       {name} ({kind})"));
+                    ui.say(format!(
+                        "  Source:       {name} ({}{detail})",
+                        source.kind()
+                    ));
                 }
                 for t in &map.topics {
+                    let ros_type = t
+                        .ros2
+                        .as_ref()
+                        .map(|r| format!(", type {}", r.ros_type.as_deref().unwrap_or("any")))
+                        .unwrap_or_default();
                     ui.say(format!(
-                        "  Topic:        {} from {} ({} rules)",
+                        "  Topic:        {} from {} ({} rules{ros_type})",
                         t.name,
                         t.source,
                         t.rules.rules.len()
@@ -259,4 +273,13 @@ fn status(config: &std::path::Path, ui: Ui) -> CliResult {
         ));
     }
     Ok(())
+}
+
+/// `a, b` or `-` for none.
+fn list_or_dash(items: &[String]) -> String {
+    if items.is_empty() {
+        "-".to_string()
+    } else {
+        items.join(", ")
+    }
 }
