@@ -365,6 +365,7 @@ mod tests {
             merkle_root: hash_hex(&sealstream_core::merkle::root(&leaves)),
             chain_public_key_hex: c.chain.public_key().to_hex(),
             sample_chunk_indexes: Vec::new(),
+            gaps: Vec::new(),
             created_at: "2026-01-01T00:00:00Z".into(),
             signatures: Vec::new(),
         };

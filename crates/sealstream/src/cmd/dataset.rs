@@ -69,8 +69,9 @@ fn chunk_ids(dir: &Path) -> CliResult<Vec<String>> {
         .collect()
 }
 
-/// Check a chain directory against its dataset.json (the v1 checks are done by the caller).
-pub fn check_chain(chunk_dir: &Path, dataset_path: &Path) -> CliResult {
+/// Check a chain directory against its dataset.json (the v1 checks are done
+/// by the caller); the manifest, once it holds.
+pub fn check_chain(chunk_dir: &Path, dataset_path: &Path) -> CliResult<DatasetManifest> {
     let manifest = read_dataset(dataset_path)?;
     let mut check =
         DatasetVerifier::new(&manifest).map_err(|e| CliError::input(at(dataset_path, e)))?;
@@ -82,7 +83,8 @@ pub fn check_chain(chunk_dir: &Path, dataset_path: &Path) -> CliResult {
     }
     check
         .finish()
-        .map_err(|e| CliError::input(at(dataset_path, e)))
+        .map_err(|e| CliError::input(at(dataset_path, e)))?;
+    Ok(manifest)
 }
 
 pub fn run(cmd: DatasetCommand, ui: Ui) -> CliResult {
