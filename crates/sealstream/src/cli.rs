@@ -1429,6 +1429,9 @@ fn parse_source_spec(text: &str) -> Result<sealstream_agent::config::init::Sourc
 #[derive(Debug, Subcommand)]
 pub enum DatasetCommand {
     /// Build and sign dataset.json for an existing chain (the chain is verified first).
+    ///
+    /// Only the ciphertext is read, so the gap records in the chunks are not found: the
+    /// dataset states no `gaps` (publish --dataset-key-file finds them in its input).
     Sign {
         /// Directory of the chain (chunk-*.json, chunk-*.bin, manifest.json).
         #[arg(long)]
