@@ -274,3 +274,176 @@ fn growing_dataset_extension_proofs() {
     let (status, stderr) = code(c);
     assert_eq!(status, Some(1), "{stderr}");
 }
+
+/// Two gap records, as the agent seals them.
+fn two_gaps() -> Vec<sealstream_core::gap::Gap> {
+    use sealstream_core::gap::{Gap, GapReason};
+    vec![
+        Gap {
+            reason: GapReason::AgentOffline,
+            source_topic: "/gps/fix".into(),
+            after: Some("2026-12-05T10:00:01.250000000Z".into()),
+            before: Some("2026-12-05T10:00:04.010000000Z".into()),
+            publisher: Some("21d98a1fa3fec7d01427854f7bea31e3".into()),
+            sequences: Some((126, 401)),
+            chunks: None,
+        },
+        Gap {
+            reason: GapReason::SpoolDropped,
+            source_topic: "/gps/fix".into(),
+            after: None,
+            before: None,
+            publisher: None,
+            sequences: None,
+            chunks: Some((7, 9)),
+        },
+    ]
+}
+
+/// Signed package lines: data packages with `gaps` sealed among them as gap
+/// records (one after the 5th package, the next after the 12th).
+fn package_lines_with(gaps: &[sealstream_core::gap::Gap]) -> Vec<u8> {
+    use sealstream_core::gap::GAP_SCHEMA_VERSION;
+    use sealstream_core::json::Value;
+    use sealstream_core::keys::MachineSigningKey;
+    use sealstream_core::package::PackageSigner;
+    let key = MachineSigningKey::from_hex(sealstream_testkit::fixture::MACHINE_SK, "k").unwrap();
+    let signer = PackageSigner::new(key, DID, None, None).unwrap();
+    let mut out = Vec::new();
+    let mut gaps = gaps.iter();
+    for seq in 0..20u64 {
+        let (fields, schema) = if seq == 5 || seq == 12 {
+            match gaps.next() {
+                Some(g) => (g.to_fields(), GAP_SCHEMA_VERSION),
+                None => continue,
+            }
+        } else {
+            let mut m = Map::new();
+            m.insert("latitude".into(), Value::from(format!("48.{seq:03}")));
+            m.insert("seq".into(), Value::from(seq));
+            (m, "1.0.0")
+        };
+        let p = signer.sign_processed(fields, "2026-12-05T10:00:00Z", schema, seq);
+        out.extend_from_slice(p.to_json_line().as_bytes());
+        out.push(b'\n');
+    }
+    out
+}
+
+/// Re-sign `chain`'s dataset.json with `gaps` in place of its own.
+fn resign_with_gaps(chain: &Path, gaps: Vec<sealstream_core::gap::Gap>) {
+    use sealstream_core::dataset::DatasetManifest;
+    use sealstream_core::keys::MachineSigningKey;
+    let path = chain.join("dataset.json");
+    let mut m = DatasetManifest::parse(&std::fs::read(&path).unwrap()).unwrap();
+    m.gaps = gaps;
+    m.signatures.clear();
+    m.sign_eip191(&MachineSigningKey::from_hex(sealstream_testkit::fixture::MACHINE_SK, "k").unwrap())
+        .unwrap();
+    write_atomic(&path, m.to_pretty_json().as_bytes()).unwrap();
+}
+
+#[test]
+fn gaps_are_stated_by_the_dataset_listed_by_verify_and_checked_by_consume() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let gaps = two_gaps();
+    let input = package_lines_with(&gaps);
+    std::fs::write(t.join("input.jsonl"), &input).unwrap();
+    // Chunks of 700 bytes cut the package lines: records span chunks.
+    let chain = t.join("chain");
+    publish_with_dataset(&t.join("input.jsonl"), &chain, 700);
+    let manifest = sealstream_core::dataset::DatasetManifest::parse(
+        &std::fs::read(chain.join("dataset.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(manifest.gaps, gaps);
+    assert!(manifest.chunk_count > 5, "{}", manifest.chunk_count);
+
+    // verify lists them from dataset.json alone; they are no failure.
+    let mut v = sealstream();
+    v.args(["verify", "--require-dataset", "--chunk-dir"])
+        .arg(&chain);
+    let out = run_ok(v, "verify a dataset with gaps");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("dataset.json states 2 gaps"), "{stderr}");
+    for g in &gaps {
+        assert!(stderr.contains(&format!("  gap: {g}")), "{stderr}");
+    }
+    let mut v = sealstream();
+    v.args(["verify", "--json", "--chunk-dir"]).arg(&chain);
+    let out = run_ok(v, "verify --json");
+    let json = sealstream_core::json::parse(&out.stdout).unwrap();
+    let listed = json.as_object().unwrap()["gaps"].as_array().unwrap().clone();
+    assert_eq!(listed.len(), 2);
+    assert_eq!(listed[1].as_object().unwrap(), &gaps[1].to_fields());
+
+    // consume reports each record it decrypts, and they match the dataset.
+    let access = t.join("access");
+    let mut c = sealstream();
+    grant_args(&mut c, &chain, &access, 512_000);
+    run_ok(c, "grant");
+    let ours = t.join("ours.jsonl");
+    let mut c = sealstream();
+    consume_args(&mut c, &chain, &access, &ours);
+    let out = run_ok(c, "consume a chain with gap records");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for g in &gaps {
+        assert!(
+            stderr.contains(&format!(": {g}")) && stderr.contains("Gap recorded in chunk "),
+            "{stderr}"
+        );
+    }
+    assert!(stderr.contains("Gaps:         2 gap records"), "{stderr}");
+    assert_eq!(std::fs::read(&ours).unwrap(), input);
+    let mut c = sealstream();
+    consume_args(&mut c, &chain, &access, &t.join("json.jsonl"));
+    c.arg("--json");
+    let out = run_ok(c, "consume --json");
+    let json = sealstream_core::json::parse(&out.stdout).unwrap();
+    let found = json.as_object().unwrap()["gaps"].as_array().unwrap().clone();
+    assert_eq!(found.len(), 2);
+    assert_eq!(found[0].as_object().unwrap(), &gaps[0].to_fields());
+
+    // A dataset that leaves a gap out (signed again, so the signature
+    // holds) is refused by consume, which writes nothing.
+    resign_with_gaps(&chain, gaps[..1].to_vec());
+    let refused = t.join("refused.jsonl");
+    let mut c = sealstream();
+    consume_args(&mut c, &chain, &access, &refused);
+    let (status, stderr) = code(c);
+    assert_eq!(status, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("dataset.json: gaps: the dataset lists 1 gap, the decrypted chunks hold 2 gap records"),
+        "{stderr}"
+    );
+    assert!(!refused.exists());
+    // verify cannot see the chunks' plaintext: it lists what the dataset states.
+    let mut v = sealstream();
+    v.args(["verify", "--chunk-dir"]).arg(&chain);
+    let out = run_ok(v, "verify lists the stated gap");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("dataset.json states 1 gap "));
+
+    // So is one that states a gap the chunks do not hold, in another order,
+    // or none at all.
+    for stated in [
+        vec![gaps[0].clone(), gaps[1].clone(), gaps[1].clone()],
+        vec![gaps[1].clone(), gaps[0].clone()],
+        Vec::new(),
+    ] {
+        resign_with_gaps(&chain, stated);
+        let mut c = sealstream();
+        consume_args(&mut c, &chain, &access, &refused);
+        let (status, stderr) = code(c);
+        assert_eq!(status, Some(2), "{stderr}");
+        assert!(stderr.contains("dataset.json: gaps: "), "{stderr}");
+        assert!(!refused.exists());
+    }
+
+    // Unverified, the records are still reported; nothing is compared.
+    let mut c = sealstream();
+    consume_args(&mut c, &chain, &access, &refused);
+    c.arg("--skip-verify");
+    let out = run_ok(c, "consume --skip-verify");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("Gaps:         2 gap records"));
+}
