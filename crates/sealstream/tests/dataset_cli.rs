@@ -440,6 +440,49 @@ fn gaps_are_stated_by_the_dataset_listed_by_verify_and_checked_by_consume() {
         assert!(!refused.exists());
     }
 
+    // `dataset sign` states the gaps only when it can decrypt the chunks:
+    // without a recipient key its dataset states none, and consume refuses it.
+    let sign = |recipient: Option<&str>| {
+        let mut c = sealstream();
+        c.args(["dataset", "sign", "--chunk-dir"])
+            .arg(&chain)
+            .arg("--key-file")
+            .arg(machine_key_file());
+        if let Some(k) = recipient {
+            c.arg("--recipient-private-key-file").arg(keyfile(k));
+        }
+        run_ok(c, "dataset sign");
+        sealstream_core::dataset::DatasetManifest::parse(
+            &std::fs::read(chain.join("dataset.json")).unwrap(),
+        )
+        .unwrap()
+    };
+    assert!(sign(None).gaps.is_empty());
+    let mut c = sealstream();
+    consume_args(&mut c, &chain, &access, &refused);
+    let (status, stderr) = code(c);
+    assert_eq!(status, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("dataset.json: gaps: the dataset lists 0 gaps, the decrypted chunks hold 2"),
+        "{stderr}"
+    );
+    assert_eq!(sign(Some("owner.x25519.sk")).gaps, gaps);
+    let mut c = sealstream();
+    consume_args(&mut c, &chain, &access, &refused);
+    run_ok(c, "consume the chain signed with its gaps");
+    std::fs::remove_file(&refused).unwrap();
+    // A key that is not a recipient's is refused, naming the file.
+    let mut c = sealstream();
+    c.args(["dataset", "sign", "--chunk-dir"])
+        .arg(&chain)
+        .arg("--key-file")
+        .arg(machine_key_file())
+        .arg("--recipient-private-key-file")
+        .arg(keyfile("buyer.x25519.sk"));
+    let (status, stderr) = code(c);
+    assert_eq!(status, Some(1), "{stderr}");
+    assert!(stderr.contains("not a recipient of this chunk"), "{stderr}");
+
     // Unverified, the records are still reported; nothing is compared.
     let mut c = sealstream();
     consume_args(&mut c, &chain, &access, &refused);
