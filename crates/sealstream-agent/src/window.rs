@@ -243,9 +243,7 @@ fn restore(v: &Value) -> Result<Open, String> {
                 .map(|(i, g)| {
                     g.as_object()
                         .ok_or_else(|| format!("gaps[{i}]: expected an object"))
-                        .and_then(|g| {
-                            Gap::from_fields(g).map_err(|e| format!("gaps[{i}].{e}"))
-                        })
+                        .and_then(|g| Gap::from_fields(g).map_err(|e| format!("gaps[{i}].{e}")))
                 })
                 .collect::<Result<_, _>>()?,
         },
@@ -346,18 +344,31 @@ mod tests {
         let mut windows = Windows::new(&map, &AgentState::default()).unwrap();
         let captured = || (None, None);
         windows
-            .push(topic, &chain_dir.join(envelope_name(0)), &chunks[0], captured())
+            .push(
+                topic,
+                &chain_dir.join(envelope_name(0)),
+                &chunks[0],
+                captured(),
+            )
             .unwrap();
         // A restart: the window comes back from its saved state.
         let saved = windows.saved(topic).unwrap();
-        assert_eq!(saved.as_object().unwrap()["gaps"].as_array().unwrap().len(), 1);
+        assert_eq!(
+            saved.as_object().unwrap()["gaps"].as_array().unwrap().len(),
+            1
+        );
         let mut state = AgentState::default();
         state.topics.entry(topic.to_string()).or_default().window = Some(saved);
         let mut windows = Windows::new(&map, &state).unwrap();
         assert_eq!(windows.open[topic].gaps, vec![gap(10)]);
         for i in 1..3 {
             windows
-                .push(topic, &chain_dir.join(envelope_name(i)), &chunks[i as usize], captured())
+                .push(
+                    topic,
+                    &chain_dir.join(envelope_name(i)),
+                    &chunks[i as usize],
+                    captured(),
+                )
                 .unwrap();
         }
         let (first, last, path) = windows.close(topic, &map).unwrap().unwrap();
@@ -380,8 +391,11 @@ mod tests {
         let mut bad = gap(1).to_fields();
         bad.insert("reason".into(), Value::from("tired"));
         saved.insert("gaps".into(), Value::Array(vec![Value::Object(bad)]));
-        state.topics.entry("/gps/fix".to_string()).or_default().window =
-            Some(Value::Object(saved));
+        state
+            .topics
+            .entry("/gps/fix".to_string())
+            .or_default()
+            .window = Some(Value::Object(saved));
         let e = Windows::new(&map, &state).unwrap_err().to_string();
         assert!(e.contains("gaps[0].reason"), "{e}");
     }

@@ -159,15 +159,16 @@ impl Gap {
                     .ok_or_else(|| ValidationError::new(k, "expected an unsigned integer or null")),
             }
         };
-        let pair = |a: &'static str, b: &'static str| -> Result<Option<(u64, u64)>, ValidationError> {
-            match (n(a)?, n(b)?) {
-                (Some(x), Some(y)) if x <= y => Ok(Some((x, y))),
-                (Some(_), Some(_)) => Err(ValidationError::new(b, format!("less than {a}"))),
-                (None, None) => Ok(None),
-                (Some(_), None) => Err(ValidationError::new(b, format!("required with {a}"))),
-                (None, Some(_)) => Err(ValidationError::new(a, format!("required with {b}"))),
-            }
-        };
+        let pair =
+            |a: &'static str, b: &'static str| -> Result<Option<(u64, u64)>, ValidationError> {
+                match (n(a)?, n(b)?) {
+                    (Some(x), Some(y)) if x <= y => Ok(Some((x, y))),
+                    (Some(_), Some(_)) => Err(ValidationError::new(b, format!("less than {a}"))),
+                    (None, None) => Ok(None),
+                    (Some(_), None) => Err(ValidationError::new(b, format!("required with {a}"))),
+                    (None, Some(_)) => Err(ValidationError::new(a, format!("required with {b}"))),
+                }
+            };
         Ok(Gap {
             reason,
             source_topic,
@@ -436,7 +437,11 @@ mod tests {
     fn the_scanner_finds_a_gap_record_however_the_plaintext_is_cut() {
         let plain = plaintext_with_a_gap();
         for cut in 0..=plain.len() {
-            assert_eq!(scan_in_pieces(&plain, &[cut]), vec![Ok(gap())], "cut at {cut}");
+            assert_eq!(
+                scan_in_pieces(&plain, &[cut]),
+                vec![Ok(gap())],
+                "cut at {cut}"
+            );
         }
         // Byte by byte, and without the last newline.
         let cuts: Vec<usize> = (0..plain.len()).collect();
@@ -453,7 +458,8 @@ mod tests {
 
     #[test]
     fn the_scanner_passes_over_what_is_not_a_package() {
-        let text = b"the docs mention sealstream.gap.v1\n{\"schemaVersion\": \"sealstream.gap.v1\"}\n";
+        let text =
+            b"the docs mention sealstream.gap.v1\n{\"schemaVersion\": \"sealstream.gap.v1\"}\n";
         assert!(scan_in_pieces(text, &[10]).is_empty());
         // A line longer than the limit is not kept (nor is a record after
         // it on the same line), but the next line is scanned.
@@ -483,6 +489,9 @@ mod tests {
             .to_json_line();
         let found = scan_in_pieces(line.as_bytes(), &[3]);
         assert_eq!(found.len(), 1);
-        assert!(found[0].as_ref().unwrap_err().starts_with("gap record: reason: "));
+        assert!(found[0]
+            .as_ref()
+            .unwrap_err()
+            .starts_with("gap record: reason: "));
     }
 }

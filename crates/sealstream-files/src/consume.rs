@@ -378,10 +378,11 @@ pub fn consume_to_file(
                 mismatch: DatasetMismatch::SourceHash,
             });
         }
-        d.check_gaps(&gaps).map_err(|mismatch| ConsumeError::Dataset {
-            path: dataset_path.clone(),
-            mismatch,
-        })?;
+        d.check_gaps(&gaps)
+            .map_err(|mismatch| ConsumeError::Dataset {
+                path: dataset_path.clone(),
+                mismatch,
+            })?;
     }
     if let Some(expected) = &source_hash {
         if *expected != output_hash {

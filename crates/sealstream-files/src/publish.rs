@@ -145,14 +145,12 @@ pub fn publish_to_dir<R: Read>(
         progress,
         gaps: dataset.as_ref().map(|_| (GapScanner::new(), Vec::new())),
     };
-    writer
-        .copy_from(&mut input)
-        .map_err(|e| match e {
-            WriteError::Read(e) => PublishError::Read(e),
-            WriteError::Sink(e) => PublishError::Write(e),
-            // `WriteError` is non-exhaustive: a later failure is reported by its text.
-            other => PublishError::Chain(other.to_string()),
-        })?;
+    writer.copy_from(&mut input).map_err(|e| match e {
+        WriteError::Read(e) => PublishError::Read(e),
+        WriteError::Sink(e) => PublishError::Write(e),
+        // `WriteError` is non-exhaustive: a later failure is reported by its text.
+        other => PublishError::Chain(other.to_string()),
+    })?;
     let (summary, sink) = writer.finish()?;
     let gaps = match input.gaps {
         None => Vec::new(),

@@ -338,8 +338,10 @@ fn resign_with_gaps(chain: &Path, gaps: Vec<sealstream_core::gap::Gap>) {
     let mut m = DatasetManifest::parse(&std::fs::read(&path).unwrap()).unwrap();
     m.gaps = gaps;
     m.signatures.clear();
-    m.sign_eip191(&MachineSigningKey::from_hex(sealstream_testkit::fixture::MACHINE_SK, "k").unwrap())
-        .unwrap();
+    m.sign_eip191(
+        &MachineSigningKey::from_hex(sealstream_testkit::fixture::MACHINE_SK, "k").unwrap(),
+    )
+    .unwrap();
     write_atomic(&path, m.to_pretty_json().as_bytes()).unwrap();
 }
 
@@ -374,7 +376,10 @@ fn gaps_are_stated_by_the_dataset_listed_by_verify_and_checked_by_consume() {
     v.args(["verify", "--json", "--chunk-dir"]).arg(&chain);
     let out = run_ok(v, "verify --json");
     let json = sealstream_core::json::parse(&out.stdout).unwrap();
-    let listed = json.as_object().unwrap()["gaps"].as_array().unwrap().clone();
+    let listed = json.as_object().unwrap()["gaps"]
+        .as_array()
+        .unwrap()
+        .clone();
     assert_eq!(listed.len(), 2);
     assert_eq!(listed[1].as_object().unwrap(), &gaps[1].to_fields());
 
@@ -401,7 +406,10 @@ fn gaps_are_stated_by_the_dataset_listed_by_verify_and_checked_by_consume() {
     c.arg("--json");
     let out = run_ok(c, "consume --json");
     let json = sealstream_core::json::parse(&out.stdout).unwrap();
-    let found = json.as_object().unwrap()["gaps"].as_array().unwrap().clone();
+    let found = json.as_object().unwrap()["gaps"]
+        .as_array()
+        .unwrap()
+        .clone();
     assert_eq!(found.len(), 2);
     assert_eq!(found[0].as_object().unwrap(), &gaps[0].to_fields());
 
@@ -414,7 +422,9 @@ fn gaps_are_stated_by_the_dataset_listed_by_verify_and_checked_by_consume() {
     let (status, stderr) = code(c);
     assert_eq!(status, Some(2), "{stderr}");
     assert!(
-        stderr.contains("dataset.json: gaps: the dataset lists 1 gap, the decrypted chunks hold 2 gap records"),
+        stderr.contains(
+            "dataset.json: gaps: the dataset lists 1 gap, the decrypted chunks hold 2 gap records"
+        ),
         "{stderr}"
     );
     assert!(!refused.exists());
@@ -463,7 +473,8 @@ fn gaps_are_stated_by_the_dataset_listed_by_verify_and_checked_by_consume() {
     let (status, stderr) = code(c);
     assert_eq!(status, Some(2), "{stderr}");
     assert!(
-        stderr.contains("dataset.json: gaps: the dataset lists 0 gaps, the decrypted chunks hold 2"),
+        stderr
+            .contains("dataset.json: gaps: the dataset lists 0 gaps, the decrypted chunks hold 2"),
         "{stderr}"
     );
     assert_eq!(sign(Some("owner.x25519.sk")).gaps, gaps);

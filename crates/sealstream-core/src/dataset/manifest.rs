@@ -794,7 +794,10 @@ mod tests {
             DatasetManifest::from_json(&v).unwrap_err().field
         };
         let gap_at = |o: &mut Map, i: usize| -> Map {
-            o["gaps"].as_array().unwrap()[i].as_object().unwrap().clone()
+            o["gaps"].as_array().unwrap()[i]
+                .as_object()
+                .unwrap()
+                .clone()
         };
         let set_gap = |o: &mut Map, i: usize, g: Map| {
             if let Value::Array(a) = &mut o["gaps"] {
@@ -833,10 +836,7 @@ mod tests {
             }),
             "gaps[1].note"
         );
-        assert_eq!(
-            field_of(&|o| set_gap(o, 0, Map::new())),
-            "gaps[0].reason"
-        );
+        assert_eq!(field_of(&|o| set_gap(o, 0, Map::new())), "gaps[0].reason");
         assert_eq!(
             field_of(&|o| {
                 o.insert("gaps".into(), Value::Array(Vec::new()));
@@ -851,4 +851,3 @@ mod tests {
         );
     }
 }
-

@@ -7,11 +7,11 @@ use sealstream_core::chunk::{
     verify_chain, ChainItem, ChainReadError, ChainReader, ChainReaderOptions, ChunkEnvelope,
     PublishManifest,
 };
-use sealstream_core::gap::{Gap, GapScanner};
 use sealstream_core::dataset::{
     verify_chunk_allowing, verify_extension, ConsistencyProof, DatasetBuilder, DatasetInfo,
     DatasetManifest, DatasetVerifier, InclusionProof,
 };
+use sealstream_core::gap::{Gap, GapScanner};
 use sealstream_core::json::{self, write::to_python_pretty, Value};
 use sealstream_core::pool::default_parallelism;
 use sealstream_files::layout::{
@@ -244,7 +244,9 @@ fn chain_gaps(chunk_dir: &Path, key_file: &Path, ui: Ui) -> CliResult<Vec<Gap>> 
     while let Some(plaintext) = reader.next_chunk().map_err(read_error)? {
         bar.inc(plaintext.len() as u64);
         for found in scanner.push(&plaintext) {
-            gaps.push(found.map_err(|e| CliError::input(at(chunk_dir, format!("chunk {index}: {e}"))))?);
+            gaps.push(
+                found.map_err(|e| CliError::input(at(chunk_dir, format!("chunk {index}: {e}"))))?,
+            );
         }
         index += 1;
     }

@@ -75,11 +75,11 @@ pub fn run(args: VerifyArgs, ui: Ui) -> CliResult {
     let dataset = match dataset_result {
         Some(Err(e)) => {
             if ui.json {
-            let mut m = Map::new();
-            m.insert("valid".into(), false.into());
-            m.insert("totalChunks".into(), Value::from(list.len() as u64));
-            m.insert("reason".into(), e.message.as_str().into());
-            ui.json_out(&Value::Object(m));
+                let mut m = Map::new();
+                m.insert("valid".into(), false.into());
+                m.insert("totalChunks".into(), Value::from(list.len() as u64));
+                m.insert("reason".into(), e.message.as_str().into());
+                ui.json_out(&Value::Object(m));
             }
             return Err(e);
         }
@@ -108,7 +108,12 @@ pub fn run(args: VerifyArgs, ui: Ui) -> CliResult {
             if let Some(d) = dataset.as_ref().filter(|d| !d.gaps.is_empty()) {
                 m.insert(
                     "gaps".into(),
-                    Value::Array(d.gaps.iter().map(|g| Value::Object(g.to_fields())).collect()),
+                    Value::Array(
+                        d.gaps
+                            .iter()
+                            .map(|g| Value::Object(g.to_fields()))
+                            .collect(),
+                    ),
                 );
                 ui.say(format!(
                     "dataset.json states {} gap{} in the capture (messages the source published that the chain does not hold):",
