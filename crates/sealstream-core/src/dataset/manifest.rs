@@ -850,4 +850,66 @@ mod tests {
             "gaps"
         );
     }
+    fn arb_gap() -> impl proptest::strategy::Strategy<Value = Gap> {
+        use crate::gap::GapReason;
+        use proptest::prelude::*;
+        let text = proptest::option::of("[ -~é\\\"\n]{0,12}");
+        let range =
+            proptest::option::of((0u64..u64::MAX / 2, 0u64..1000).prop_map(|(a, n)| (a, a + n)));
+        (
+            0usize..4,
+            "/[a-z_/]{0,10}",
+            text.clone(),
+            text.clone(),
+            text,
+            range.clone(),
+            range,
+        )
+            .prop_map(
+                |(r, topic, after, before, publisher, sequences, chunks)| Gap {
+                    reason: [
+                        GapReason::AgentOffline,
+                        GapReason::AgentOverloaded,
+                        GapReason::NotReceived,
+                        GapReason::SpoolDropped,
+                    ][r],
+                    source_topic: topic,
+                    after,
+                    before,
+                    publisher,
+                    sequences,
+                    chunks,
+                },
+            )
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(32))]
+        #[test]
+        fn any_gaps_round_trip_and_any_change_to_them_breaks_the_signature(
+            gaps in proptest::collection::vec(arb_gap(), 0..4),
+            other in arb_gap(),
+        ) {
+            let (machine, chain) = (MachineSigningKey::generate(), ChainSigningKey::generate());
+            let mut m = manifest(&machine, &chain);
+            m.gaps = gaps.clone();
+            m.sign_eip191(&machine).unwrap();
+            m.sign_ed25519(&chain).unwrap();
+            let read = DatasetManifest::parse(m.to_pretty_json().as_bytes()).unwrap();
+            proptest::prop_assert_eq!(&read, &m);
+            proptest::prop_assert!(read.verify_signatures().is_ok());
+            proptest::prop_assert_eq!(read.signed_bytes().contains("\"gaps\""), !gaps.is_empty());
+            let mut changed = read.clone();
+            changed.gaps.push(other.clone());
+            proptest::prop_assert!(changed.verify_signatures().is_err());
+            proptest::prop_assert!(read.check_gaps(&changed.gaps).is_err());
+            if let Some(first) = changed.gaps.first_mut() {
+                if *first != other {
+                    *first = other;
+                    changed.gaps.pop();
+                    proptest::prop_assert!(changed.verify_signatures().is_err());
+                }
+            }
+        }
+    }
 }
