@@ -147,7 +147,7 @@ pub enum ConsumeError {
     /// A data package in the chunks names the gap schema
     /// (`sealstream.gap.v1`) but its payload is not a gap (checked when
     /// verifying).
-    #[error("chunk {chunk}: a package names schemaVersion sealstream.gap.v1 but is not a gap record: {message}")]
+    #[error("chunk {chunk}: {message} (a package of schemaVersion sealstream.gap.v1 whose payload is not a gap)")]
     GapRecord {
         /// The chunk its line ends in.
         chunk: u64,

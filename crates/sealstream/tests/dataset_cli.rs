@@ -501,3 +501,63 @@ fn gaps_are_stated_by_the_dataset_listed_by_verify_and_checked_by_consume() {
     let out = run_ok(c, "consume --skip-verify");
     assert!(String::from_utf8_lossy(&out.stderr).contains("Gaps:         2 gap records"));
 }
+
+#[test]
+fn a_gap_package_whose_payload_is_not_a_gap_is_refused() {
+    use sealstream_core::gap::GAP_SCHEMA_VERSION;
+    use sealstream_core::json::Value;
+    use sealstream_core::keys::MachineSigningKey;
+    use sealstream_core::package::PackageSigner;
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let mut input = package_lines_with(&two_gaps()[..1]);
+    let key = MachineSigningKey::from_hex(sealstream_testkit::fixture::MACHINE_SK, "k").unwrap();
+    let mut fields = two_gaps()[0].to_fields();
+    fields.insert("reason".into(), Value::from("tired"));
+    let bad = PackageSigner::new(key, DID, None, None)
+        .unwrap()
+        .sign_processed(fields, "2026-12-05T10:00:00Z", GAP_SCHEMA_VERSION, 99);
+    input.extend_from_slice(bad.to_json_line().as_bytes());
+    input.push(b'\n');
+    std::fs::write(t.join("input.jsonl"), &input).unwrap();
+
+    // A dataset cannot state it: publish with a dataset refuses the input.
+    let mut c = sealstream();
+    publish_args(&mut c, t.join("input.jsonl"), &t.join("refused"), 700);
+    c.arg("--dataset-key-file").arg(machine_key_file());
+    let (status, stderr) = code(c);
+    assert_eq!(status, Some(1), "{stderr}");
+    assert!(stderr.contains("gap record: reason: "), "{stderr}");
+    assert!(!t.join("refused").join("dataset.json").exists());
+
+    // Published without a dataset, a verifying consume refuses it; unverified it passes.
+    let chain = t.join("chain");
+    let mut c = sealstream();
+    publish_args(&mut c, t.join("input.jsonl"), &chain, 700);
+    run_ok(c, "publish without a dataset");
+    let access = t.join("access");
+    let mut c = sealstream();
+    grant_args(&mut c, &chain, &access, 512_000);
+    run_ok(c, "grant");
+    let out = t.join("out.jsonl");
+    let mut c = sealstream();
+    consume_args(&mut c, &chain, &access, &out);
+    let (status, stderr) = code(c);
+    assert_eq!(status, Some(2), "{stderr}");
+    assert!(
+        stderr.contains(": gap record: reason: ")
+            && stderr.contains(
+                "(a package of schemaVersion sealstream.gap.v1 whose payload is not a gap)"
+            ),
+        "{stderr}"
+    );
+    assert!(!out.exists());
+    let mut c = sealstream();
+    consume_args(&mut c, &chain, &access, &out);
+    c.arg("--skip-verify");
+    let done = run_ok(c, "consume --skip-verify");
+    assert!(
+        String::from_utf8_lossy(&done.stderr).contains("Gaps:         1 gap record, listed above")
+    );
+    assert_eq!(std::fs::read(&out).unwrap(), input);
+}

@@ -116,7 +116,7 @@ pub fn run(args: VerifyArgs, ui: Ui) -> CliResult {
                     ),
                 );
                 ui.say(format!(
-                    "dataset.json states {} gap{} in the capture (messages the source published that the chain does not hold):",
+                    "dataset.json states {} gap{} (what the capture could not record; not a verification failure):",
                     d.gaps.len(),
                     if d.gaps.len() == 1 { "" } else { "s" }
                 ));
