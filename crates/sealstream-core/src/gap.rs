@@ -217,9 +217,9 @@ impl Gap {
     }
 }
 
-/// The longest line [`GapScanner`] keeps across pushes: a gap record is a
-/// few hundred bytes, so a longer line is not one (and memory stays bounded
-/// whatever the input).
+/// The longest line [`GapScanner`] reads: a gap record is a few hundred
+/// bytes, so a longer line is not taken for one, however the input is cut
+/// (and memory stays bounded whatever the input).
 pub const MAX_GAP_RECORD_LINE: usize = 1 << 20;
 
 /// Finds gap records in a plaintext that arrives in pieces (chunk after
@@ -242,6 +242,9 @@ pub struct GapScanner {
 
 /// The gap record on one line, if it holds one (see [`GapScanner`]).
 fn scan_line(line: &[u8]) -> Option<Result<Gap, String>> {
+    if line.len() > MAX_GAP_RECORD_LINE {
+        return None;
+    }
     memchr::memmem::find(line, GAP_SCHEMA_VERSION.as_bytes())?;
     let value = json::parse(line).ok()?;
     let package = DataPackage::from_json(&value).ok()?;
@@ -265,7 +268,7 @@ impl GapScanner {
                     return out;
                 }
                 Some(end) => {
-                    if !self.skipping {
+                    if !self.skipping && self.carry.len() + end <= MAX_GAP_RECORD_LINE {
                         self.carry.extend_from_slice(&bytes[..end]);
                         out.extend(scan_line(&self.carry));
                     }
@@ -473,6 +476,23 @@ mod tests {
         // The first package line joins the long line; the record after it is found,
         // and the second copy is found in full.
         assert_eq!(found, vec![Ok(gap()), Ok(gap())]);
+        assert_eq!(scan_in_pieces(&long, &[]), found, "in one piece");
+        // A record at the end of a line too long is not one, however it is cut.
+        let mut padded = vec![b' '; MAX_GAP_RECORD_LINE];
+        let record = plain.split(|&b| b == b'\n').nth(1).unwrap();
+        padded.extend_from_slice(record);
+        for cuts in [vec![], vec![10], vec![MAX_GAP_RECORD_LINE + 3]] {
+            assert!(scan_in_pieces(&padded, &cuts).is_empty(), "{cuts:?}");
+        }
+        // One of exactly the limit is read, however it is cut.
+        let mut exact = vec![b' '; MAX_GAP_RECORD_LINE - record.len()];
+        exact.extend_from_slice(record);
+        for cuts in [vec![], vec![10], vec![MAX_GAP_RECORD_LINE - 3]] {
+            assert_eq!(scan_in_pieces(&exact, &cuts), vec![Ok(gap())], "{cuts:?}");
+            let mut line = exact.clone();
+            line.push(b'\n');
+            assert_eq!(scan_in_pieces(&line, &cuts), vec![Ok(gap())], "{cuts:?}");
+        }
     }
 
     #[test]
