@@ -623,7 +623,10 @@ mod tests {
         assert_eq!(spans, [Some((0, 11)), Some((11, 21)), Some((21, 31))]);
         assert_eq!(
             hash_range(&path, 11, 31).unwrap(),
-            sealstream_core::chunk::sha256_hex(b"chunk one|chunk two|")
+            RangeDigest {
+                source_hash: sealstream_core::chunk::sha256_hex(b"chunk one|chunk two|"),
+                gaps: Vec::new(),
+            }
         );
     }
 
@@ -704,5 +707,44 @@ mod tests {
         assert!(e.starts_with("chunk 4: package line 1"), "{e}");
         let e = packages(b"", b"not json\n", 5).unwrap_err();
         assert!(e.starts_with("chunk 5"), "{e}");
+    }
+    #[test]
+    fn the_range_of_a_window_is_read_for_its_gap_records() {
+        use sealstream_core::gap::{Gap, GapReason, GAP_SCHEMA_VERSION};
+        use sealstream_core::identity::Did;
+        use sealstream_core::keys::MachineSigningKey;
+        use sealstream_core::package::PackageSigner;
+        let key = MachineSigningKey::generate();
+        let did = Did::of_key(&key).to_string();
+        let signer = PackageSigner::new(key, &did, None, None).unwrap();
+        let gap = Gap {
+            reason: GapReason::AgentOverloaded,
+            source_topic: "/imu".into(),
+            after: None,
+            before: None,
+            publisher: None,
+            sequences: Some((5, 5)),
+            chunks: None,
+        };
+        let line = signer
+            .sign_processed(
+                gap.to_fields(),
+                "2026-12-05T10:00:00Z",
+                GAP_SCHEMA_VERSION,
+                0,
+            )
+            .to_json_line();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.jsonl");
+        let bytes = format!("before\n{line}\nafter\n");
+        std::fs::write(&path, &bytes).unwrap();
+        let whole = hash_range(&path, 0, bytes.len() as u64).unwrap();
+        assert_eq!(whole.gaps, vec![gap]);
+        assert_eq!(
+            whole.source_hash,
+            sealstream_core::chunk::sha256_hex(bytes.as_bytes())
+        );
+        // A range that cuts the record holds none.
+        assert!(hash_range(&path, 0, 20).unwrap().gaps.is_empty());
     }
 }
