@@ -11,13 +11,16 @@
 //!
 //! The open window survives restarts: its builder is saved with the topic's
 //! committed state after every chunk, in O(log n) space
-//! ([`sealstream_core::dataset::ResumableDataset`]).
+//! ([`sealstream_core::dataset::ResumableDataset`]), with the gap records
+//! (`sealstream.gap.v1`) found in its chunks so far, which the manifest
+//! states (`gaps`).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use sealstream_core::dataset::{DatasetInfo, ResumableDataset};
+use sealstream_core::gap::Gap;
 use sealstream_core::json::{Map, Number, Value};
 use sealstream_files::layout::{read_envelope, write_atomic};
 
@@ -34,6 +37,8 @@ struct Open {
     dataset: ResumableDataset,
     first_captured_at: Option<String>,
     last_captured_at: Option<String>,
+    /// The gap records in the window's chunks, in chain order.
+    gaps: Vec<Gap>,
 }
 
 /// The open windows of every topic.
@@ -96,9 +101,20 @@ impl Windows {
         };
         let open = self.open.entry(topic.to_string()).or_default();
         let env = read_envelope(envelope).map_err(|e| AgentError::Dataset(e.to_string()))?;
+        // Found before anything changes: a chunk refused leaves the window as it was.
+        let gaps = Gap::scan_plaintext(plaintext)
+            .into_iter()
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| {
+                AgentError::Dataset(format!(
+                    "topic {topic}: chunk {}: dataset window: {e}",
+                    env.index
+                ))
+            })?;
         open.dataset
             .push(&env, plaintext)
             .map_err(|e| AgentError::Dataset(format!("topic {topic}: dataset window: {e}")))?;
+        open.gaps.extend(gaps);
         if open.started.is_none() {
             let w = window.as_secs().max(1);
             open.started = Some(now_secs() / w * w);
@@ -138,6 +154,17 @@ impl Windows {
                 v.as_deref().map(Value::from).unwrap_or(Value::Null),
             );
         }
+        if !open.gaps.is_empty() {
+            m.insert(
+                "gaps".into(),
+                Value::Array(
+                    open.gaps
+                        .iter()
+                        .map(|g| Value::Object(g.to_fields()))
+                        .collect(),
+                ),
+            );
+        }
         Some(Value::Object(m))
     }
 
@@ -172,6 +199,7 @@ impl Windows {
                 chunk_size: 0,
                 source_hash: String::new(),
                 sample_chunk_indexes: Vec::new(),
+                gaps: open.gaps.clone(),
             })
             .ok_or_else(|| AgentError::Dataset(format!("topic {topic}: empty dataset")))?;
         manifest.sign_eip191(&map.machine.signing_key)?;
@@ -205,5 +233,170 @@ fn restore(v: &Value) -> Result<Open, String> {
             .get("lastCapturedAt")
             .and_then(Value::as_str)
             .map(str::to_string),
+        gaps: match o.get("gaps") {
+            None => Vec::new(),
+            Some(v) => v
+                .as_array()
+                .ok_or("gaps: expected an array")?
+                .iter()
+                .enumerate()
+                .map(|(i, g)| {
+                    g.as_object()
+                        .ok_or_else(|| format!("gaps[{i}]: expected an object"))
+                        .and_then(|g| Gap::from_fields(g).map_err(|e| format!("gaps[{i}].{e}")))
+                })
+                .collect::<Result<_, _>>()?,
+        },
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sealstream_core::chunk::{ChainConfig, ChainState, ChainWriter};
+    use sealstream_core::dataset::DatasetManifest;
+    use sealstream_core::gap::{GapReason, GAP_SCHEMA_VERSION};
+    use sealstream_core::keys::{ChainSigningKey, MachineSigningKey};
+    use sealstream_core::package::PackageSigner;
+    use sealstream_files::layout::{envelope_name, DirectorySink};
+    use sealstream_testkit::fixture::{DID, MACHINE_PK, MACHINE_SK, OPERATOR_PK, OWNER_PK};
+
+    const CHAIN_SK: &str = "1f6350a24055b23b7abc6aaaa4466007a95bf4807826b6810a79dfe06af8f45f";
+
+    fn map(dir: &Path) -> DataEventMap {
+        let keys = dir.join("keys");
+        std::fs::create_dir_all(&keys).unwrap();
+        std::fs::write(keys.join("machine.sk"), format!("{MACHINE_SK}\n")).unwrap();
+        std::fs::write(keys.join("chain.sk"), format!("{CHAIN_SK}\n")).unwrap();
+        let text = format!(
+            "machine:\n  did: {DID}\n  signingKeyFile: keys/machine.sk\n  chainKeyFile: keys/chain.sk\n\
+             recipients:\n  owner: {OWNER_PK}\n  operator: {OPERATOR_PK}\n  machine: {MACHINE_PK}\n\
+             sources:\n  bag: {{type: mcap, path: run1.mcap}}\n\
+             topics:\n  - name: /gps/fix\n    source: bag\n\
+             destinations:\n  - {{type: directory, path: out/}}\n\
+             datasets:\n  window: 1h\n"
+        );
+        DataEventMap::parse(&text, dir).unwrap()
+    }
+
+    fn gap(first: u64) -> Gap {
+        Gap {
+            reason: GapReason::AgentOffline,
+            source_topic: "/gps/fix".into(),
+            after: Some("2026-12-05T10:00:01Z".into()),
+            before: Some("2026-12-05T10:00:04Z".into()),
+            publisher: None,
+            sequences: Some((first, first + 9)),
+            chunks: None,
+        }
+    }
+
+    /// Package lines: data, then each of `gaps` as a gap record, then data.
+    fn plaintext(map: &DataEventMap, gaps: &[Gap]) -> Vec<u8> {
+        let signer = PackageSigner::new(
+            MachineSigningKey::from_hex(MACHINE_SK, "machine").unwrap(),
+            &map.machine.did.to_string(),
+            None,
+            None,
+        )
+        .unwrap();
+        let mut data = Map::new();
+        data.insert("x".into(), Value::from(1u64));
+        let mut lines = vec![(data.clone(), "1.0.0")];
+        lines.extend(gaps.iter().map(|g| (g.to_fields(), GAP_SCHEMA_VERSION)));
+        lines.push((data, "1.0.0"));
+        let mut out = Vec::new();
+        for (i, (fields, schema)) in lines.into_iter().enumerate() {
+            let p = signer.sign_processed(fields, "2026-12-05T10:00:00Z", schema, i as u64);
+            out.extend_from_slice(p.to_json_line().as_bytes());
+            out.push(b'\n');
+        }
+        out
+    }
+
+    #[test]
+    fn the_window_states_the_gaps_of_its_chunks_across_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let map = map(dir.path());
+        let chain_dir = dir.path().join("chain");
+        let config = ChainConfig::new(
+            ChainSigningKey::from_hex(CHAIN_SK, "chain").unwrap(),
+            DID,
+            &map.machine.key_id,
+            map.recipients.chain_recipients(),
+        );
+        let mut writer = ChainWriter::new(
+            config,
+            ChainState::new(),
+            DirectorySink::new(&chain_dir).unwrap(),
+        )
+        .unwrap();
+        let chunks = [
+            plaintext(&map, &[gap(10)]),
+            plaintext(&map, &[]),
+            plaintext(&map, &[gap(30), gap(50)]),
+        ];
+        for c in &chunks {
+            writer.seal_chunk(c.clone()).unwrap();
+        }
+        writer.flush().unwrap();
+        let topic = "/gps/fix";
+        let mut windows = Windows::new(&map, &AgentState::default()).unwrap();
+        let captured = || (None, None);
+        windows
+            .push(
+                topic,
+                &chain_dir.join(envelope_name(0)),
+                &chunks[0],
+                captured(),
+            )
+            .unwrap();
+        // A restart: the window comes back from its saved state.
+        let saved = windows.saved(topic).unwrap();
+        assert_eq!(
+            saved.as_object().unwrap()["gaps"].as_array().unwrap().len(),
+            1
+        );
+        let mut state = AgentState::default();
+        state.topics.entry(topic.to_string()).or_default().window = Some(saved);
+        let mut windows = Windows::new(&map, &state).unwrap();
+        assert_eq!(windows.open[topic].gaps, vec![gap(10)]);
+        for i in 1..3 {
+            windows
+                .push(
+                    topic,
+                    &chain_dir.join(envelope_name(i)),
+                    &chunks[i as usize],
+                    captured(),
+                )
+                .unwrap();
+        }
+        let (first, last, path) = windows.close(topic, &map).unwrap().unwrap();
+        assert_eq!((first, last), (0, 2));
+        let manifest = DatasetManifest::parse(&std::fs::read(&path).unwrap()).unwrap();
+        manifest.verify_signatures().unwrap();
+        assert_eq!(manifest.gaps, vec![gap(10), gap(30), gap(50)]);
+        // The next window starts without them.
+        assert!(windows.open[topic].gaps.is_empty());
+    }
+
+    #[test]
+    fn a_saved_gap_that_does_not_parse_is_refused_and_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let map = map(dir.path());
+        let mut state = AgentState::default();
+        let mut saved = Map::new();
+        saved.insert("startedAt".into(), Value::from(0u64));
+        saved.insert("dataset".into(), ResumableDataset::new().to_json());
+        let mut bad = gap(1).to_fields();
+        bad.insert("reason".into(), Value::from("tired"));
+        saved.insert("gaps".into(), Value::Array(vec![Value::Object(bad)]));
+        state
+            .topics
+            .entry("/gps/fix".to_string())
+            .or_default()
+            .window = Some(Value::Object(saved));
+        let e = Windows::new(&map, &state).unwrap_err().to_string();
+        assert!(e.contains("gaps[0].reason"), "{e}");
+    }
 }

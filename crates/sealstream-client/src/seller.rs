@@ -22,6 +22,7 @@ use sealstream_core::chunk::{
     KeyRecipient,
 };
 use sealstream_core::dataset::{DatasetBuilder, DatasetInfo};
+use sealstream_core::gap::GapScanner;
 use sealstream_core::identity::{Did, Eip191Signature};
 use sealstream_core::json::Value;
 use sealstream_core::keys::{ChainSigningKey, MachineSigningKey, RecipientSecretKey};
@@ -283,8 +284,8 @@ pub struct OwnDataset {
 /// computes the draft (root, first and head chunk ids); this reads every
 /// covered chunk back (envelope and ciphertext, a page of envelopes at a
 /// time, one ciphertext at a time per thread), decrypts it with the
-/// owner's recipient key on `threads` threads for the `sourceHash` the
-/// server cannot compute, rebuilds the Merkle root from the envelopes and
+/// owner's recipient key on `threads` threads for the `sourceHash` and the
+/// gap records (`gaps`) the server cannot compute, rebuilds the Merkle root from the envelopes and
 /// checks it against the server's, signs the manifest with the key the
 /// client signs in with (EIP-191), and completes the draft. At most
 /// `2 × threads` chunks are in memory. For an index range, a dataset of
@@ -354,7 +355,19 @@ pub fn create_dataset(
         ChainReadError::Decrypt { index, error } => chunk_error(index, error.to_string()),
         other => chunk_error(first, other.to_string()),
     };
-    while reader.next_chunk().map_err(read_error)?.is_some() {}
+    // The gap records in the plaintext: the dataset states them (`gaps`).
+    let mut scanner = GapScanner::new();
+    let mut gaps = Vec::new();
+    let mut index = first;
+    while let Some(plaintext) = reader.next_chunk().map_err(read_error)? {
+        for found in scanner.push(&plaintext) {
+            gaps.push(found.map_err(|e| chunk_error(index, e))?);
+        }
+        index += 1;
+    }
+    if let Some(found) = scanner.finish() {
+        gaps.push(found.map_err(|e| chunk_error(index.saturating_sub(1), e))?);
+    }
     let summary = reader.finish().map_err(read_error)?;
     if summary.chunks != count {
         return Err(SellerError::Mismatch {
@@ -366,6 +379,7 @@ pub fn create_dataset(
         .finish(DatasetInfo {
             topic: Some(range.topic.clone()),
             source_hash: summary.output_hash.clone(),
+            gaps,
             ..DatasetInfo::default()
         })
         .ok_or_else(|| SellerError::Mismatch {

@@ -6,7 +6,8 @@
 //! the chunks, Ed25519 by their chain key), the Merkle root over the chunk
 //! ids (`sealstream_core::dataset::chunk_leaf`, `merkle::RootBuilder`: the
 //! one definition), the first and head ids, and `sourceHash` when the
-//! follower still holds the range's plaintext.
+//! follower still holds the range's plaintext, with the gap records in it,
+//! which must be the manifest's `gaps`.
 //!
 //! [`WindowState`] is what a follower keeps between runs (in its state
 //! file, `crate::follow_state`): the chunks followed and not yet covered by
@@ -16,6 +17,7 @@ use sealstream_api::routes;
 use sealstream_api::subscriptions::{SubscriptionDataset, SubscriptionDatasets};
 use sealstream_core::chunk::ChunkEnvelope;
 use sealstream_core::dataset::{chunk_leaf, hash_hex, DatasetManifest, DatasetSignature};
+use sealstream_core::gap::Gap;
 use sealstream_core::merkle::RootBuilder;
 
 pub use crate::follow_state::{CheckedWindow, Followed, WindowState};
@@ -41,6 +43,17 @@ impl MarketClient {
     }
 }
 
+/// What the plaintext of a range of the output holds, as a window is
+/// checked against it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RangeDigest {
+    /// `0x` + SHA-256 of the bytes.
+    pub source_hash: String,
+    /// The gap records among them, in order
+    /// ([`GapScanner`](sealstream_core::gap::GapScanner)).
+    pub gaps: Vec<Gap>,
+}
+
 /// What became of one window.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum WindowOutcome {
@@ -48,8 +61,10 @@ pub enum WindowOutcome {
     Verified {
         /// The window.
         window: CheckedWindow,
-        /// Whether `sourceHash` was checked (the plaintext was at hand).
+        /// Whether `sourceHash` and `gaps` were checked (the plaintext was at hand).
         source_checked: bool,
+        /// The gaps the signed manifest states (`gaps`), in order.
+        gaps: Vec<Gap>,
     },
     /// It cannot be checked by this follower (named, with why): it starts
     /// before the first chunk followed, or a chunk of it was not followed.
@@ -119,12 +134,12 @@ impl WindowState {
     /// Reads the windows past the cursor from the server and checks each
     /// one whose chunks have all been followed, in order; stops at the
     /// first one not followed to its end. `hash` gives `0x` + SHA-256 of
-    /// the output's bytes `start..end`.
+    /// the output's bytes `start..end` and the gap records among them.
     pub fn check(
         &mut self,
         client: &mut MarketClient,
         subscription: &str,
-        hash: &mut dyn FnMut(u64, u64) -> std::io::Result<String>,
+        hash: &mut dyn FnMut(u64, u64) -> std::io::Result<RangeDigest>,
     ) -> Result<Vec<WindowOutcome>, WindowError> {
         let mut outcomes = Vec::new();
         let Some(&followed_to) = self.pending.keys().next_back() else {
@@ -154,7 +169,7 @@ impl WindowState {
     pub fn check_one(
         &mut self,
         item: &SubscriptionDataset,
-        hash: &mut dyn FnMut(u64, u64) -> std::io::Result<String>,
+        hash: &mut dyn FnMut(u64, u64) -> std::io::Result<RangeDigest>,
     ) -> Result<WindowOutcome, WindowError> {
         let last = item.last_index;
         let outcome = self.evaluate(item, hash);
@@ -172,7 +187,7 @@ impl WindowState {
     fn evaluate(
         &self,
         item: &SubscriptionDataset,
-        hash: &mut dyn FnMut(u64, u64) -> std::io::Result<String>,
+        hash: &mut dyn FnMut(u64, u64) -> std::io::Result<RangeDigest>,
     ) -> Result<WindowOutcome, WindowError> {
         let (first, last) = (item.first_index, item.last_index);
         let bad = |message: String| WindowError::Mismatch {
@@ -279,12 +294,18 @@ impl WindowState {
                     last,
                     message: e.to_string(),
                 })?;
-                if !found.eq_ignore_ascii_case(&manifest.source_hash) {
+                if !found
+                    .source_hash
+                    .eq_ignore_ascii_case(&manifest.source_hash)
+                {
                     return Err(bad(format!(
-                        "sourceHash {} signed, {found} over the plaintext followed",
-                        manifest.source_hash
+                        "sourceHash {} signed, {} over the plaintext followed",
+                        manifest.source_hash, found.source_hash
                     )));
                 }
+                manifest
+                    .check_gaps(&found.gaps)
+                    .map_err(|e| bad(format!("{e} (in the plaintext followed)")))?;
                 true
             }
             _ => false,
@@ -292,6 +313,7 @@ impl WindowState {
         Ok(WindowOutcome::Verified {
             window: CheckedWindow { first, last, root },
             source_checked,
+            gaps: manifest.gaps,
         })
     }
 }
@@ -365,6 +387,7 @@ mod tests {
             merkle_root: hash_hex(&sealstream_core::merkle::root(&leaves)),
             chain_public_key_hex: c.chain.public_key().to_hex(),
             sample_chunk_indexes: Vec::new(),
+            gaps: Vec::new(),
             created_at: "2026-01-01T00:00:00Z".into(),
             signatures: Vec::new(),
         };
@@ -380,8 +403,17 @@ mod tests {
         }
     }
 
-    fn hasher(c: &Chain) -> impl FnMut(u64, u64) -> std::io::Result<String> + '_ {
-        |s, e| Ok(sha256_hex(&c.plaintext[s as usize..e as usize]))
+    fn hasher(c: &Chain) -> impl FnMut(u64, u64) -> std::io::Result<RangeDigest> + '_ {
+        |s, e| {
+            let bytes = &c.plaintext[s as usize..e as usize];
+            let mut scanner = sealstream_core::gap::GapScanner::new();
+            let mut gaps: Vec<Gap> = scanner.push(bytes).into_iter().flatten().collect();
+            gaps.extend(scanner.finish().and_then(Result::ok));
+            Ok(RangeDigest {
+                source_hash: sha256_hex(bytes),
+                gaps,
+            })
+        }
     }
 
     #[test]
@@ -393,11 +425,13 @@ mod tests {
         let WindowOutcome::Verified {
             window: got,
             source_checked,
+            gaps,
         } = out
         else {
             panic!("{out:?}")
         };
         assert!(source_checked);
+        assert!(gaps.is_empty());
         assert_eq!((got.first, got.last), (0, 1));
         assert_eq!(w.cursor, Some(1));
         assert_eq!(w.pending.keys().copied().collect::<Vec<_>>(), [2, 3]);
@@ -442,6 +476,38 @@ mod tests {
             .check_one(&window(&other, 0, 1, |_| {}), &mut hasher(&c))
             .unwrap_err();
         assert!(e.to_string().contains("machine"), "{e}");
+        // A gap stated that the plaintext does not hold.
+        let (c, mut w) = followed(0);
+        let gap = Gap {
+            reason: sealstream_core::gap::GapReason::NotReceived,
+            source_topic: "/t".into(),
+            after: None,
+            before: None,
+            publisher: None,
+            sequences: Some((3, 4)),
+            chunks: None,
+        };
+        let stated = window(&c, 0, 1, |m| m.gaps = vec![gap.clone()]);
+        let e = w.check_one(&stated, &mut hasher(&c)).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("gaps: the dataset lists 1 gap, the decrypted chunks hold 0"),
+            "{e}"
+        );
+        // Without the plaintext at hand, the gaps stated are reported as signed.
+        for p in w.pending.values_mut() {
+            p.span = None;
+        }
+        let stated = window(&c, 2, 3, |m| m.gaps = vec![gap.clone()]);
+        let out = w.check_one(&stated, &mut hasher(&c)).unwrap();
+        assert_eq!(
+            out,
+            WindowOutcome::Verified {
+                window: w.checked[0].clone(),
+                source_checked: false,
+                gaps: vec![gap],
+            }
+        );
     }
 
     #[test]

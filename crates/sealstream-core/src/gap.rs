@@ -217,6 +217,100 @@ impl Gap {
     }
 }
 
+/// The longest line [`GapScanner`] reads: a gap record is a few hundred
+/// bytes, so a longer line is not taken for one, however the input is cut
+/// (and memory stays bounded whatever the input).
+pub const MAX_GAP_RECORD_LINE: usize = 1 << 20;
+
+/// Finds gap records in a plaintext that arrives in pieces (chunk after
+/// chunk, however the pieces cut its lines), holding at most one partial
+/// line of at most [`MAX_GAP_RECORD_LINE`] bytes.
+///
+/// Unlike [`Gap::scan_plaintext`] (for an agent's chunks, whose every line
+/// is a package), any input is allowed: a line that is not a data package
+/// is not a gap record, whatever it mentions. A data package whose
+/// `schemaVersion` is [`GAP_SCHEMA_VERSION`] but whose payload is not a gap
+/// is an error.
+#[derive(Clone, Debug, Default)]
+pub struct GapScanner {
+    /// The partial line after the last newline pushed.
+    carry: Vec<u8>,
+    /// The partial line grew past [`MAX_GAP_RECORD_LINE`]: passed over up
+    /// to the next newline.
+    skipping: bool,
+}
+
+/// The gap record on one line, if it holds one (see [`GapScanner`]).
+fn scan_line(line: &[u8]) -> Option<Result<Gap, String>> {
+    if line.len() > MAX_GAP_RECORD_LINE {
+        return None;
+    }
+    memchr::memmem::find(line, GAP_SCHEMA_VERSION.as_bytes())?;
+    let value = json::parse(line).ok()?;
+    let package = DataPackage::from_json(&value).ok()?;
+    Gap::from_package(&package).map(|g| g.map_err(|e| format!("gap record: {e}")))
+}
+
+impl GapScanner {
+    /// Nothing scanned yet.
+    pub fn new() -> Self {
+        GapScanner::default()
+    }
+
+    /// Scan the next piece; returns the gap records on the lines it ends, in order.
+    pub fn push(&mut self, mut bytes: &[u8]) -> Vec<Result<Gap, String>> {
+        let mut out = Vec::new();
+        // The line carried over from earlier pieces.
+        if !self.carry.is_empty() || self.skipping {
+            match memchr::memchr(b'\n', bytes) {
+                None => {
+                    self.keep(bytes);
+                    return out;
+                }
+                Some(end) => {
+                    if !self.skipping && self.carry.len() + end <= MAX_GAP_RECORD_LINE {
+                        self.carry.extend_from_slice(&bytes[..end]);
+                        out.extend(scan_line(&self.carry));
+                    }
+                    self.carry.clear();
+                    self.skipping = false;
+                    bytes = &bytes[end + 1..];
+                }
+            }
+        }
+        let (whole, tail) = match memchr::memrchr(b'\n', bytes) {
+            Some(end) => (&bytes[..end], &bytes[end + 1..]),
+            None => (&[][..], bytes),
+        };
+        if memchr::memmem::find(whole, GAP_SCHEMA_VERSION.as_bytes()).is_some() {
+            out.extend(whole.split(|&b| b == b'\n').filter_map(scan_line));
+        }
+        self.keep(tail);
+        out
+    }
+
+    /// The end of the plaintext: the gap record on its last line, when that
+    /// line has no newline.
+    pub fn finish(mut self) -> Option<Result<Gap, String>> {
+        if self.skipping {
+            return None;
+        }
+        scan_line(&std::mem::take(&mut self.carry))
+    }
+
+    fn keep(&mut self, partial: &[u8]) {
+        if self.skipping {
+            return;
+        }
+        if self.carry.len() + partial.len() > MAX_GAP_RECORD_LINE {
+            self.carry = Vec::new();
+            self.skipping = true;
+        } else {
+            self.carry.extend_from_slice(partial);
+        }
+    }
+}
+
 impl fmt::Display for Gap {
     /// `/gps/fix: 276 messages missing (sequences 126..=401 of publisher 21d9…), agent-offline, after T1, before T2`
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -286,8 +380,8 @@ mod tests {
         assert_eq!(Gap::from_fields(&f).unwrap_err().field, "firstSequence");
     }
 
-    #[test]
-    fn a_chunk_is_scanned_for_gap_records() {
+    /// Package lines: a data package, a gap record, a data package.
+    fn plaintext_with_a_gap() -> Vec<u8> {
         use crate::keys::MachineSigningKey;
         use crate::package::PackageSigner;
         let signer = PackageSigner::new(
@@ -317,10 +411,107 @@ mod tests {
             plain.extend_from_slice(p.to_json_line().as_bytes());
             plain.push(b'\n');
         }
+        plain
+    }
+
+    #[test]
+    fn a_chunk_is_scanned_for_gap_records() {
+        let plain = plaintext_with_a_gap();
         let found = Gap::scan_plaintext(&plain);
         assert_eq!(found, vec![Ok(gap())]);
         assert!(Gap::scan_plaintext(b"{\"a\":1}\n").is_empty());
         let bad = Gap::scan_plaintext(b"not json sealstream.gap.v1\n");
         assert!(bad[0].as_ref().unwrap_err().starts_with("line 1: "));
+    }
+
+    fn scan_in_pieces(plain: &[u8], cuts: &[usize]) -> Vec<Result<Gap, String>> {
+        let mut scanner = GapScanner::new();
+        let mut found = Vec::new();
+        let mut at = 0;
+        for &cut in cuts.iter().chain([plain.len()].iter()) {
+            found.extend(scanner.push(&plain[at..cut]));
+            at = cut;
+        }
+        found.extend(scanner.finish());
+        found
+    }
+
+    #[test]
+    fn the_scanner_finds_a_gap_record_however_the_plaintext_is_cut() {
+        let plain = plaintext_with_a_gap();
+        for cut in 0..=plain.len() {
+            assert_eq!(
+                scan_in_pieces(&plain, &[cut]),
+                vec![Ok(gap())],
+                "cut at {cut}"
+            );
+        }
+        // Byte by byte, and without the last newline.
+        let cuts: Vec<usize> = (0..plain.len()).collect();
+        assert_eq!(scan_in_pieces(&plain, &cuts), vec![Ok(gap())]);
+        let trimmed = &plain[..plain.len() - 1];
+        assert_eq!(scan_in_pieces(trimmed, &[]), vec![Ok(gap())]);
+        // Twice in a row, across pieces.
+        let twice = [plain.clone(), plain.clone()].concat();
+        assert_eq!(
+            scan_in_pieces(&twice, &[plain.len() / 2, plain.len() + 7]),
+            vec![Ok(gap()), Ok(gap())]
+        );
+    }
+
+    #[test]
+    fn the_scanner_passes_over_what_is_not_a_package() {
+        let text =
+            b"the docs mention sealstream.gap.v1\n{\"schemaVersion\": \"sealstream.gap.v1\"}\n";
+        assert!(scan_in_pieces(text, &[10]).is_empty());
+        // A line longer than the limit is not kept (nor is a record after
+        // it on the same line), but the next line is scanned.
+        let plain = plaintext_with_a_gap();
+        let mut long = vec![b'a'; MAX_GAP_RECORD_LINE + 5];
+        long.extend_from_slice(&plain);
+        long.push(b'\n');
+        long.extend_from_slice(&plain);
+        let cuts: Vec<usize> = (1..long.len()).step_by(4096).collect();
+        let found = scan_in_pieces(&long, &cuts);
+        // The first package line joins the long line; the record after it is found,
+        // and the second copy is found in full.
+        assert_eq!(found, vec![Ok(gap()), Ok(gap())]);
+        assert_eq!(scan_in_pieces(&long, &[]), found, "in one piece");
+        // A record at the end of a line too long is not one, however it is cut.
+        let mut padded = vec![b' '; MAX_GAP_RECORD_LINE];
+        let record = plain.split(|&b| b == b'\n').nth(1).unwrap();
+        padded.extend_from_slice(record);
+        for cuts in [vec![], vec![10], vec![MAX_GAP_RECORD_LINE + 3]] {
+            assert!(scan_in_pieces(&padded, &cuts).is_empty(), "{cuts:?}");
+        }
+        // One of exactly the limit is read, however it is cut.
+        let mut exact = vec![b' '; MAX_GAP_RECORD_LINE - record.len()];
+        exact.extend_from_slice(record);
+        for cuts in [vec![], vec![10], vec![MAX_GAP_RECORD_LINE - 3]] {
+            assert_eq!(scan_in_pieces(&exact, &cuts), vec![Ok(gap())], "{cuts:?}");
+            let mut line = exact.clone();
+            line.push(b'\n');
+            assert_eq!(scan_in_pieces(&line, &cuts), vec![Ok(gap())], "{cuts:?}");
+        }
+    }
+
+    #[test]
+    fn the_scanner_reports_a_gap_package_whose_payload_is_not_a_gap() {
+        use crate::keys::MachineSigningKey;
+        use crate::package::PackageSigner;
+        let key = MachineSigningKey::generate();
+        let did = crate::identity::Did::of_key(&key).to_string();
+        let signer = PackageSigner::new(key, &did, None, None).unwrap();
+        let mut fields = gap().to_fields();
+        fields.insert("reason".into(), Value::from("tired"));
+        let line = signer
+            .sign_processed(fields, "2026-12-05T10:00:00Z", GAP_SCHEMA_VERSION, 0)
+            .to_json_line();
+        let found = scan_in_pieces(line.as_bytes(), &[3]);
+        assert_eq!(found.len(), 1);
+        assert!(found[0]
+            .as_ref()
+            .unwrap_err()
+            .starts_with("gap record: reason: "));
     }
 }

@@ -386,4 +386,42 @@ fn a_growing_dataset_provably_extends_its_past() {
         verify_extension(&old, &new, &bad),
         Err(ExtensionError::NotAnExtension)
     );
+
+    // The gaps of the shared chunks come first in the newer dataset.
+    let gap = |first: u64| sealstream_core::gap::Gap {
+        reason: sealstream_core::gap::GapReason::NotReceived,
+        source_topic: "/t".into(),
+        after: None,
+        before: None,
+        publisher: None,
+        sequences: Some((first, first + 2)),
+        chunks: None,
+    };
+    let with_gaps = |chunks: &[SealedChunk], gaps: Vec<sealstream_core::gap::Gap>| {
+        let mut m = signed_dataset(chunks);
+        m.gaps = gaps;
+        m.signatures.clear();
+        m.sign_eip191(&machine()).unwrap();
+        m
+    };
+    let old_g = with_gaps(&all[..17], vec![gap(1)]);
+    for (new_gaps, ok) in [
+        (vec![gap(1)], true),
+        (vec![gap(1), gap(9)], true),
+        (vec![], false),
+        (vec![gap(9), gap(1)], false),
+        (vec![gap(2)], false),
+    ] {
+        let got = verify_extension(&old_g, &with_gaps(&all, new_gaps.clone()), &proof);
+        if ok {
+            assert_eq!(got, Ok(()), "{new_gaps:?}");
+        } else {
+            assert_eq!(got, Err(ExtensionError::Gaps), "{new_gaps:?}");
+        }
+    }
+    // An older dataset without gaps is extended by one that states some.
+    assert_eq!(
+        verify_extension(&old, &with_gaps(&all, vec![gap(9)]), &proof),
+        Ok(())
+    );
 }

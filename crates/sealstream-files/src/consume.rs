@@ -21,6 +21,7 @@ use sealstream_core::chunk::{
     DecryptError, KeyRecipient, PublishManifest, VerifyError,
 };
 use sealstream_core::dataset::{DatasetManifest, DatasetMismatch, DatasetVerifier};
+use sealstream_core::gap::{Gap, GapScanner};
 use sealstream_core::json;
 use sealstream_core::keys::RecipientSecretKey;
 
@@ -59,6 +60,18 @@ pub struct ConsumeSummary {
     pub output_hash: String,
     /// Whether the chain was verified.
     pub verified: bool,
+    /// The gap records (`sealstream.gap.v1`) found in the decrypted chunks,
+    /// in chain order.
+    pub gaps: Vec<Gap>,
+}
+
+/// A gap record found while consuming.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FoundGap {
+    /// The chunk its line ends in.
+    pub chunk: u64,
+    /// The gap.
+    pub gap: Gap,
 }
 
 /// Why a consume failed. Each names the file or chunk concerned.
@@ -131,6 +144,16 @@ pub enum ConsumeError {
         /// What differs.
         mismatch: DatasetMismatch,
     },
+    /// A data package in the chunks names the gap schema
+    /// (`sealstream.gap.v1`) but its payload is not a gap (checked when
+    /// verifying).
+    #[error("chunk {chunk}: {message} (a package of schemaVersion sealstream.gap.v1 whose payload is not a gap)")]
+    GapRecord {
+        /// The chunk its line ends in.
+        chunk: u64,
+        /// What is wrong.
+        message: String,
+    },
     /// The reassembled bytes do not hash to the manifest's `sourceHash`.
     #[error("reassembled data does not match sourceHash of {}", manifest.display())]
     SourceHash {
@@ -198,11 +221,15 @@ pub fn read_dataset(chunk_dir: &Path) -> Result<Option<DatasetManifest>, Consume
 }
 
 /// Verify, decrypt and reassemble into `output` (atomically).
-/// `progress` is called with the number of plaintext bytes written.
+/// `progress` is called with the number of plaintext bytes written, and
+/// `on_gap` with each gap record in the plaintext as it is found (before the
+/// rest is checked: a failure afterwards does not take it back). When
+/// verifying, the gap records found must be the `gaps` of `dataset.json`.
 pub fn consume_to_file(
     req: &ConsumeRequest<'_>,
     output: &Path,
     progress: &mut dyn FnMut(u64),
+    on_gap: &mut dyn FnMut(&FoundGap),
 ) -> Result<ConsumeSummary, ConsumeError> {
     // A dataset manifest, when present, is checked as the chain streams by;
     // it also says where the chain starts: a dataset sold out of the middle
@@ -302,17 +329,38 @@ pub fn consume_to_file(
     );
 
     let mut tmp = TempFile::new(output)?;
+    let mut scanner = GapScanner::new();
+    let mut gaps = Vec::new();
+    let mut found = |chunk: u64, result: Result<Gap, String>| match result {
+        Ok(gap) => {
+            let found = FoundGap { chunk, gap };
+            on_gap(&found);
+            gaps.push(found.gap);
+            Ok(())
+        }
+        // Without verification a malformed record is passed over.
+        Err(_) if !req.verify => Ok(()),
+        Err(message) => Err(ConsumeError::GapRecord { chunk, message }),
+    };
     {
         let mut out = BufWriter::with_capacity(1 << 20, tmp.file());
+        let mut chunk = first;
         loop {
             let plaintext = match reader.next_chunk() {
                 Ok(Some(plaintext)) => plaintext,
                 Ok(None) => break,
                 Err(e) => return Err(consume_error(e, &dataset_path)),
             };
+            for result in scanner.push(&plaintext) {
+                found(chunk, result)?;
+            }
             out.write_all(&plaintext)
                 .map_err(|e| FileError::new(output, e))?;
             progress(plaintext.len() as u64);
+            chunk += 1;
+        }
+        if let Some(result) = scanner.finish() {
+            found(chunk.saturating_sub(1), result)?;
         }
         out.flush().map_err(|e| FileError::new(output, e))?;
     }
@@ -330,6 +378,11 @@ pub fn consume_to_file(
                 mismatch: DatasetMismatch::SourceHash,
             });
         }
+        d.check_gaps(&gaps)
+            .map_err(|mismatch| ConsumeError::Dataset {
+                path: dataset_path.clone(),
+                mismatch,
+            })?;
     }
     if let Some(expected) = &source_hash {
         if *expected != output_hash {
@@ -345,6 +398,7 @@ pub fn consume_to_file(
         source_hash: source_hash.unwrap_or_default(),
         output_hash,
         verified: req.verify,
+        gaps,
     })
 }
 

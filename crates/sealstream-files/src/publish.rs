@@ -14,6 +14,7 @@ use sealstream_core::chunk::{
     ChainConfig, ChainState, ChainWriter, ChunkSink, PublishManifest, SealedChunk, WriteError,
 };
 use sealstream_core::dataset::{DatasetBuilder, DatasetInfo, DatasetManifest};
+use sealstream_core::gap::{Gap, GapScanner};
 use sealstream_core::json::Map;
 use sealstream_core::keys::{ChainSigningKey, MachineSigningKey};
 use sealstream_core::ValidationError;
@@ -25,7 +26,8 @@ pub struct DatasetSigning {
     pub machine_key: Option<MachineSigningKey>,
     /// The chain key: an Ed25519 signature.
     pub chain_key: Option<ChainSigningKey>,
-    /// Topic, capture times, schema version, samples (chunk size and source hash are filled in).
+    /// Topic, capture times, schema version, samples (chunk size, source
+    /// hash and gaps are filled in: the gap records are found in the input).
     pub info: DatasetInfo,
 }
 
@@ -79,15 +81,20 @@ pub enum PublishError {
     Chain(String),
 }
 
-/// A reader that reports how many bytes went through it.
+/// A reader that reports how many bytes went through it and, when
+/// `gaps` is set, finds the gap records among them.
 struct Counting<'a, R> {
     inner: R,
     progress: &'a mut dyn FnMut(u64),
+    gaps: Option<(GapScanner, Vec<Result<Gap, String>>)>,
 }
 
 impl<R: Read> Read for Counting<'_, R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
+        if let Some((scanner, found)) = &mut self.gaps {
+            found.extend(scanner.push(&buf[..n]));
+        }
         (self.progress)(n as u64);
         Ok(n)
     }
@@ -132,18 +139,29 @@ pub fn publish_to_dir<R: Read>(
         dataset: DatasetBuilder::new(),
     };
     let mut writer = ChainWriter::new(config, ChainState::new(), sink)?;
-    writer
-        .copy_from(Counting {
-            inner: input,
-            progress,
-        })
-        .map_err(|e| match e {
-            WriteError::Read(e) => PublishError::Read(e),
-            WriteError::Sink(e) => PublishError::Write(e),
-            // `WriteError` is non-exhaustive: a later failure is reported by its text.
-            other => PublishError::Chain(other.to_string()),
-        })?;
+    // The dataset states the gap records in the chunks: found on the way in.
+    let mut input = Counting {
+        inner: input,
+        progress,
+        gaps: dataset.as_ref().map(|_| (GapScanner::new(), Vec::new())),
+    };
+    writer.copy_from(&mut input).map_err(|e| match e {
+        WriteError::Read(e) => PublishError::Read(e),
+        WriteError::Sink(e) => PublishError::Write(e),
+        // `WriteError` is non-exhaustive: a later failure is reported by its text.
+        other => PublishError::Chain(other.to_string()),
+    })?;
     let (summary, sink) = writer.finish()?;
+    let gaps = match input.gaps {
+        None => Vec::new(),
+        Some((scanner, mut found)) => {
+            found.extend(scanner.finish());
+            found
+                .into_iter()
+                .collect::<Result<Vec<Gap>, String>>()
+                .map_err(|e| ValidationError::new("input", e))?
+        }
+    };
     let manifest = PublishManifest {
         source_hash: summary.source_hash,
         total_chunks: summary.state.next_index,
@@ -161,6 +179,7 @@ pub fn publish_to_dir<R: Read>(
             let mut info = d.info;
             info.chunk_size = chunk_size;
             info.source_hash = manifest.source_hash.clone();
+            info.gaps = gaps;
             let mut m = sink
                 .dataset
                 .finish(info)

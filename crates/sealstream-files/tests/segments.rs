@@ -129,7 +129,7 @@ fn consume(
         dataset_signers: signers,
         parallelism: 2,
     };
-    consume_to_file(&request, &out, &mut |_| {})?;
+    consume_to_file(&request, &out, &mut |_| {}, &mut |_| {})?;
     Ok(std::fs::read(out).unwrap())
 }
 

@@ -1429,6 +1429,10 @@ fn parse_source_spec(text: &str) -> Result<sealstream_agent::config::init::Sourc
 #[derive(Debug, Subcommand)]
 pub enum DatasetCommand {
     /// Build and sign dataset.json for an existing chain (the chain is verified first).
+    ///
+    /// The gap records in the chunks (dataset.json `gaps`) are found only in their
+    /// plaintext: pass --recipient-private-key-file to decrypt it. Without it the dataset
+    /// states no gaps, and a verifying consume refuses it if the chunks hold any.
     Sign {
         /// Directory of the chain (chunk-*.json, chunk-*.bin, manifest.json).
         #[arg(long)]
@@ -1439,6 +1443,10 @@ pub enum DatasetCommand {
         /// The chain's Ed25519 key file (adds an Ed25519 signature).
         #[arg(long)]
         chain_key_file: Option<PathBuf>,
+        /// The X25519 private key file of one of the chain's recipients (owner, operator or
+        /// machine): every chunk is decrypted to find its gap records.
+        #[arg(long)]
+        recipient_private_key_file: Option<PathBuf>,
         #[command(flatten)]
         info: DatasetInfoArgs,
     },

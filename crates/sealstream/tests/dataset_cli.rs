@@ -274,3 +274,290 @@ fn growing_dataset_extension_proofs() {
     let (status, stderr) = code(c);
     assert_eq!(status, Some(1), "{stderr}");
 }
+
+/// Two gap records, as the agent seals them.
+fn two_gaps() -> Vec<sealstream_core::gap::Gap> {
+    use sealstream_core::gap::{Gap, GapReason};
+    vec![
+        Gap {
+            reason: GapReason::AgentOffline,
+            source_topic: "/gps/fix".into(),
+            after: Some("2026-12-05T10:00:01.250000000Z".into()),
+            before: Some("2026-12-05T10:00:04.010000000Z".into()),
+            publisher: Some("21d98a1fa3fec7d01427854f7bea31e3".into()),
+            sequences: Some((126, 401)),
+            chunks: None,
+        },
+        Gap {
+            reason: GapReason::SpoolDropped,
+            source_topic: "/gps/fix".into(),
+            after: None,
+            before: None,
+            publisher: None,
+            sequences: None,
+            chunks: Some((7, 9)),
+        },
+    ]
+}
+
+/// Signed package lines: data packages with `gaps` sealed among them as gap
+/// records (one after the 5th package, the next after the 12th).
+fn package_lines_with(gaps: &[sealstream_core::gap::Gap]) -> Vec<u8> {
+    use sealstream_core::gap::GAP_SCHEMA_VERSION;
+    use sealstream_core::json::Value;
+    use sealstream_core::keys::MachineSigningKey;
+    use sealstream_core::package::PackageSigner;
+    let key = MachineSigningKey::from_hex(sealstream_testkit::fixture::MACHINE_SK, "k").unwrap();
+    let signer = PackageSigner::new(key, DID, None, None).unwrap();
+    let mut out = Vec::new();
+    let mut gaps = gaps.iter();
+    for seq in 0..20u64 {
+        let (fields, schema) = if seq == 5 || seq == 12 {
+            match gaps.next() {
+                Some(g) => (g.to_fields(), GAP_SCHEMA_VERSION),
+                None => continue,
+            }
+        } else {
+            let mut m = Map::new();
+            m.insert("latitude".into(), Value::from(format!("48.{seq:03}")));
+            m.insert("seq".into(), Value::from(seq));
+            (m, "1.0.0")
+        };
+        let p = signer.sign_processed(fields, "2026-12-05T10:00:00Z", schema, seq);
+        out.extend_from_slice(p.to_json_line().as_bytes());
+        out.push(b'\n');
+    }
+    out
+}
+
+/// Re-sign `chain`'s dataset.json with `gaps` in place of its own.
+fn resign_with_gaps(chain: &Path, gaps: Vec<sealstream_core::gap::Gap>) {
+    use sealstream_core::dataset::DatasetManifest;
+    use sealstream_core::keys::MachineSigningKey;
+    let path = chain.join("dataset.json");
+    let mut m = DatasetManifest::parse(&std::fs::read(&path).unwrap()).unwrap();
+    m.gaps = gaps;
+    m.signatures.clear();
+    m.sign_eip191(
+        &MachineSigningKey::from_hex(sealstream_testkit::fixture::MACHINE_SK, "k").unwrap(),
+    )
+    .unwrap();
+    write_atomic(&path, m.to_pretty_json().as_bytes()).unwrap();
+}
+
+#[test]
+fn gaps_are_stated_by_the_dataset_listed_by_verify_and_checked_by_consume() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let gaps = two_gaps();
+    let input = package_lines_with(&gaps);
+    std::fs::write(t.join("input.jsonl"), &input).unwrap();
+    // Chunks of 700 bytes cut the package lines: records span chunks.
+    let chain = t.join("chain");
+    publish_with_dataset(&t.join("input.jsonl"), &chain, 700);
+    let manifest = sealstream_core::dataset::DatasetManifest::parse(
+        &std::fs::read(chain.join("dataset.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(manifest.gaps, gaps);
+    assert!(manifest.chunk_count > 5, "{}", manifest.chunk_count);
+
+    // verify lists them from dataset.json alone; they are no failure.
+    let mut v = sealstream();
+    v.args(["verify", "--require-dataset", "--chunk-dir"])
+        .arg(&chain);
+    let out = run_ok(v, "verify a dataset with gaps");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("dataset.json states 2 gaps"), "{stderr}");
+    for g in &gaps {
+        assert!(stderr.contains(&format!("  gap: {g}")), "{stderr}");
+    }
+    let mut v = sealstream();
+    v.args(["verify", "--json", "--chunk-dir"]).arg(&chain);
+    let out = run_ok(v, "verify --json");
+    let json = sealstream_core::json::parse(&out.stdout).unwrap();
+    let listed = json.as_object().unwrap()["gaps"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert_eq!(listed.len(), 2);
+    assert_eq!(listed[1].as_object().unwrap(), &gaps[1].to_fields());
+
+    // consume reports each record it decrypts, and they match the dataset.
+    let access = t.join("access");
+    let mut c = sealstream();
+    grant_args(&mut c, &chain, &access, 512_000);
+    run_ok(c, "grant");
+    let ours = t.join("ours.jsonl");
+    let mut c = sealstream();
+    consume_args(&mut c, &chain, &access, &ours);
+    let out = run_ok(c, "consume a chain with gap records");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for g in &gaps {
+        assert!(
+            stderr.contains(&format!(": {g}")) && stderr.contains("Gap recorded in chunk "),
+            "{stderr}"
+        );
+    }
+    assert!(stderr.contains("Gaps:         2 gap records"), "{stderr}");
+    assert_eq!(std::fs::read(&ours).unwrap(), input);
+    let mut c = sealstream();
+    consume_args(&mut c, &chain, &access, &t.join("json.jsonl"));
+    c.arg("--json");
+    let out = run_ok(c, "consume --json");
+    let json = sealstream_core::json::parse(&out.stdout).unwrap();
+    let found = json.as_object().unwrap()["gaps"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert_eq!(found.len(), 2);
+    assert_eq!(found[0].as_object().unwrap(), &gaps[0].to_fields());
+
+    // A dataset that leaves a gap out (signed again, so the signature
+    // holds) is refused by consume, which writes nothing.
+    resign_with_gaps(&chain, gaps[..1].to_vec());
+    let refused = t.join("refused.jsonl");
+    let mut c = sealstream();
+    consume_args(&mut c, &chain, &access, &refused);
+    let (status, stderr) = code(c);
+    assert_eq!(status, Some(2), "{stderr}");
+    assert!(
+        stderr.contains(
+            "dataset.json: gaps: the dataset lists 1 gap, the decrypted chunks hold 2 gap records"
+        ),
+        "{stderr}"
+    );
+    assert!(!refused.exists());
+    // verify cannot see the chunks' plaintext: it lists what the dataset states.
+    let mut v = sealstream();
+    v.args(["verify", "--chunk-dir"]).arg(&chain);
+    let out = run_ok(v, "verify lists the stated gap");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("dataset.json states 1 gap "));
+
+    // So is one that states a gap the chunks do not hold, in another order,
+    // or none at all.
+    for stated in [
+        vec![gaps[0].clone(), gaps[1].clone(), gaps[1].clone()],
+        vec![gaps[1].clone(), gaps[0].clone()],
+        Vec::new(),
+    ] {
+        resign_with_gaps(&chain, stated);
+        let mut c = sealstream();
+        consume_args(&mut c, &chain, &access, &refused);
+        let (status, stderr) = code(c);
+        assert_eq!(status, Some(2), "{stderr}");
+        assert!(stderr.contains("dataset.json: gaps: "), "{stderr}");
+        assert!(!refused.exists());
+    }
+
+    // `dataset sign` states the gaps only when it can decrypt the chunks:
+    // without a recipient key its dataset states none, and consume refuses it.
+    let sign = |recipient: Option<&str>| {
+        let mut c = sealstream();
+        c.args(["dataset", "sign", "--chunk-dir"])
+            .arg(&chain)
+            .arg("--key-file")
+            .arg(machine_key_file());
+        if let Some(k) = recipient {
+            c.arg("--recipient-private-key-file").arg(keyfile(k));
+        }
+        run_ok(c, "dataset sign");
+        sealstream_core::dataset::DatasetManifest::parse(
+            &std::fs::read(chain.join("dataset.json")).unwrap(),
+        )
+        .unwrap()
+    };
+    assert!(sign(None).gaps.is_empty());
+    let mut c = sealstream();
+    consume_args(&mut c, &chain, &access, &refused);
+    let (status, stderr) = code(c);
+    assert_eq!(status, Some(2), "{stderr}");
+    assert!(
+        stderr
+            .contains("dataset.json: gaps: the dataset lists 0 gaps, the decrypted chunks hold 2"),
+        "{stderr}"
+    );
+    assert_eq!(sign(Some("owner.x25519.sk")).gaps, gaps);
+    let mut c = sealstream();
+    consume_args(&mut c, &chain, &access, &refused);
+    run_ok(c, "consume the chain signed with its gaps");
+    std::fs::remove_file(&refused).unwrap();
+    // A key that is not a recipient's is refused, naming the file.
+    let mut c = sealstream();
+    c.args(["dataset", "sign", "--chunk-dir"])
+        .arg(&chain)
+        .arg("--key-file")
+        .arg(machine_key_file())
+        .arg("--recipient-private-key-file")
+        .arg(keyfile("buyer.x25519.sk"));
+    let (status, stderr) = code(c);
+    assert_eq!(status, Some(1), "{stderr}");
+    assert!(stderr.contains("not a recipient of this chunk"), "{stderr}");
+
+    // Unverified, the records are still reported; nothing is compared.
+    let mut c = sealstream();
+    consume_args(&mut c, &chain, &access, &refused);
+    c.arg("--skip-verify");
+    let out = run_ok(c, "consume --skip-verify");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("Gaps:         2 gap records"));
+}
+
+#[test]
+fn a_gap_package_whose_payload_is_not_a_gap_is_refused() {
+    use sealstream_core::gap::GAP_SCHEMA_VERSION;
+    use sealstream_core::json::Value;
+    use sealstream_core::keys::MachineSigningKey;
+    use sealstream_core::package::PackageSigner;
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let mut input = package_lines_with(&two_gaps()[..1]);
+    let key = MachineSigningKey::from_hex(sealstream_testkit::fixture::MACHINE_SK, "k").unwrap();
+    let mut fields = two_gaps()[0].to_fields();
+    fields.insert("reason".into(), Value::from("tired"));
+    let bad = PackageSigner::new(key, DID, None, None)
+        .unwrap()
+        .sign_processed(fields, "2026-12-05T10:00:00Z", GAP_SCHEMA_VERSION, 99);
+    input.extend_from_slice(bad.to_json_line().as_bytes());
+    input.push(b'\n');
+    std::fs::write(t.join("input.jsonl"), &input).unwrap();
+
+    // A dataset cannot state it: publish with a dataset refuses the input.
+    let mut c = sealstream();
+    publish_args(&mut c, t.join("input.jsonl"), &t.join("refused"), 700);
+    c.arg("--dataset-key-file").arg(machine_key_file());
+    let (status, stderr) = code(c);
+    assert_eq!(status, Some(1), "{stderr}");
+    assert!(stderr.contains("gap record: reason: "), "{stderr}");
+    assert!(!t.join("refused").join("dataset.json").exists());
+
+    // Published without a dataset, a verifying consume refuses it; unverified it passes.
+    let chain = t.join("chain");
+    let mut c = sealstream();
+    publish_args(&mut c, t.join("input.jsonl"), &chain, 700);
+    run_ok(c, "publish without a dataset");
+    let access = t.join("access");
+    let mut c = sealstream();
+    grant_args(&mut c, &chain, &access, 512_000);
+    run_ok(c, "grant");
+    let out = t.join("out.jsonl");
+    let mut c = sealstream();
+    consume_args(&mut c, &chain, &access, &out);
+    let (status, stderr) = code(c);
+    assert_eq!(status, Some(2), "{stderr}");
+    assert!(
+        stderr.contains(": gap record: reason: ")
+            && stderr.contains(
+                "(a package of schemaVersion sealstream.gap.v1 whose payload is not a gap)"
+            ),
+        "{stderr}"
+    );
+    assert!(!out.exists());
+    let mut c = sealstream();
+    consume_args(&mut c, &chain, &access, &out);
+    c.arg("--skip-verify");
+    let done = run_ok(c, "consume --skip-verify");
+    assert!(
+        String::from_utf8_lossy(&done.stderr).contains("Gaps:         1 gap record, listed above")
+    );
+    assert_eq!(std::fs::read(&out).unwrap(), input);
+}

@@ -6,6 +6,7 @@ use std::fmt;
 use super::manifest::{DatasetManifest, SignatureError};
 use crate::chunk::ChunkEnvelope;
 use crate::error::ValidationError;
+use crate::gap::Gap;
 use crate::json::{Map, Number, Value};
 use crate::keys::parse_hex_exact;
 use crate::merkle::{leaf_hash, Hash, RootBuilder};
@@ -55,6 +56,9 @@ pub struct DatasetInfo {
     pub source_hash: String,
     /// Preview chunk indexes.
     pub sample_chunk_indexes: Vec<u64>,
+    /// The gap records in the chunks, in chain order (`gaps`; found in the
+    /// plaintext, so only a builder that sees it can fill this in).
+    pub gaps: Vec<Gap>,
 }
 
 impl DatasetBuilder {
@@ -309,6 +313,7 @@ impl DatasetBuilder {
             merkle_root: hash_hex(&self.tree.root()),
             chain_public_key_hex: self.chain_key?,
             sample_chunk_indexes: info.sample_chunk_indexes,
+            gaps: info.gaps,
             created_at: crate::utc::now(),
             signatures: Vec::new(),
         })
@@ -391,6 +396,16 @@ pub enum DatasetMismatch {
         /// Chunk index.
         index: u64,
     },
+    /// The gap records found in the decrypted chunks are not the `gaps` the
+    /// dataset states.
+    Gaps {
+        /// How many gaps the dataset lists.
+        listed: usize,
+        /// How many gap records the chunks hold.
+        found: usize,
+        /// The position (in chain order) of the first that differs.
+        first_difference: usize,
+    },
 }
 
 impl fmt::Display for DatasetMismatch {
@@ -428,6 +443,12 @@ impl fmt::Display for DatasetMismatch {
             DatasetMismatch::PreviousChunkId { index } => {
                 write!(f, "chunk {index}: previousChunkId is not the dataset's headChunkId (not the next chunk of this chain)")
             }
+            DatasetMismatch::Gaps { listed, found, first_difference } => write!(
+                f,
+                "gaps: the dataset lists {listed} gap{}, the decrypted chunks hold {found} gap record{} (the first to differ is gap {first_difference}, counted from 0)",
+                if *listed == 1 { "" } else { "s" },
+                if *found == 1 { "" } else { "s" }
+            ),
         }
     }
 }

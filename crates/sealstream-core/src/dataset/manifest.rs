@@ -4,6 +4,7 @@
 use std::fmt;
 
 use crate::error::ValidationError;
+use crate::gap::Gap;
 use crate::identity::{eip191_recover, eip191_sign, Did, Eip191Signature};
 use crate::json::{self, canonical, Map, Value};
 use crate::keys::{parse_hex_exact, ChainPublicKey, ChainSigningKey, MachineSigningKey};
@@ -68,6 +69,11 @@ pub struct DatasetManifest {
     pub chain_public_key_hex: String,
     /// Chunk indexes offered for preview before purchase.
     pub sample_chunk_indexes: Vec<u64>,
+    /// The gap records (`sealstream.gap.v1`, see [`crate::gap`]) in the
+    /// chunks covered, in chain order. Written (`gaps`) only when not empty,
+    /// so a manifest without gaps has the same bytes as before the member
+    /// existed.
+    pub gaps: Vec<Gap>,
     /// Creation time, `YYYY-MM-DDTHH:MM:SSZ`.
     pub created_at: String,
     /// Signatures over [`DatasetManifest::signed_bytes`].
@@ -114,6 +120,47 @@ fn opt_str(v: &Option<String>) -> Value {
     v.clone().into()
 }
 
+/// One entry of `gaps`: a gap object exactly as [`Gap::to_fields`] writes
+/// it. Every key is required (`null` when unknown), none other is allowed
+/// and `missing` must follow from the sequences: the signatures cover the
+/// entry as written again from the parsed gap, so anything the parse would
+/// drop or recompute would be unsigned.
+fn gap_entry(v: &Value) -> Result<Gap, ValidationError> {
+    let fields = v
+        .as_object()
+        .ok_or_else(|| ValidationError::new("gap", "expected a gap object"))?;
+    let gap = Gap::from_fields(fields)?;
+    let written = gap.to_fields();
+    if let Some(k) = fields.keys().find(|k| !written.contains_key(k.as_str())) {
+        return Err(ValidationError::new(
+            k.as_str(),
+            "unknown field (it would not be covered by the signatures)",
+        ));
+    }
+    for (k, want) in &written {
+        match fields.get(k) {
+            None => {
+                return Err(ValidationError::new(
+                    k.as_str(),
+                    "required (null when unknown)",
+                ))
+            }
+            Some(got) if got != want => {
+                return Err(ValidationError::new(
+                    k.as_str(),
+                    if k == "missing" {
+                        "must be lastSequence - firstSequence + 1 (null without sequences)"
+                    } else {
+                        "not as a gap record writes it"
+                    },
+                ))
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(gap)
+}
+
 impl DatasetManifest {
     /// The manifest without signatures, in document order.
     fn body(&self) -> Map {
@@ -148,6 +195,17 @@ impl DatasetManifest {
                     .collect(),
             ),
         );
+        if !self.gaps.is_empty() {
+            m.insert(
+                "gaps".into(),
+                Value::Array(
+                    self.gaps
+                        .iter()
+                        .map(|g| Value::Object(g.to_fields()))
+                        .collect(),
+                ),
+            );
+        }
         m.insert("createdAt".into(), self.created_at.as_str().into());
         m
     }
@@ -375,6 +433,23 @@ impl DatasetManifest {
                 ))
             }
         };
+        let gaps = match o.get("gaps") {
+            None => Vec::new(),
+            Some(Value::Array(items)) if !items.is_empty() => items
+                .iter()
+                .enumerate()
+                .map(|(i, v)| gap_entry(v).map_err(|e| e.within(&format!("gaps[{i}]"))))
+                .collect::<Result<_, _>>()?,
+            // Written only when not empty: an empty list would be signed
+            // bytes no writer makes.
+            Some(Value::Array(_)) => {
+                return Err(ValidationError::new(
+                    "gaps",
+                    "must not be empty (left out when there are no gaps)",
+                ))
+            }
+            Some(_) => return Err(ValidationError::new("gaps", "expected an array")),
+        };
         let sig_items = o
             .get("signatures")
             .and_then(Value::as_array)
@@ -423,6 +498,7 @@ impl DatasetManifest {
             merkle_root: s("merkleRoot")?,
             chain_public_key_hex: s("chainPublicKeyHex")?,
             sample_chunk_indexes: samples,
+            gaps,
             created_at: s("createdAt")?,
             signatures,
         };
@@ -447,6 +523,7 @@ impl DatasetManifest {
             "merkleRoot",
             "chainPublicKeyHex",
             "sampleChunkIndexes",
+            "gaps",
             "createdAt",
             "signatures",
         ];
@@ -457,6 +534,25 @@ impl DatasetManifest {
             ));
         }
         Ok(manifest)
+    }
+
+    /// Check that `found`, the gap records found in the decrypted chunks in
+    /// chain order, are exactly the `gaps` the manifest states.
+    pub fn check_gaps(&self, found: &[Gap]) -> Result<(), super::DatasetMismatch> {
+        if self.gaps == found {
+            return Ok(());
+        }
+        let first_difference = self
+            .gaps
+            .iter()
+            .zip(found)
+            .position(|(a, b)| a != b)
+            .unwrap_or(self.gaps.len().min(found.len()));
+        Err(super::DatasetMismatch::Gaps {
+            listed: self.gaps.len(),
+            found: found.len(),
+            first_difference,
+        })
     }
 
     /// Parse `dataset.json` bytes.
@@ -508,6 +604,7 @@ mod tests {
             merkle_root: format!("0x{}", "33".repeat(32)),
             chain_public_key_hex: chain.public_key().to_hex(),
             sample_chunk_indexes: vec![0],
+            gaps: Vec::new(),
             created_at: "2026-01-02T03:04:05Z".into(),
             signatures: Vec::new(),
         }
@@ -619,5 +716,200 @@ mod tests {
         read.verify_signatures_allowing(&["did:peaq:0x0000000000000000000000000000000000000001"])
             .unwrap();
         assert_eq!(read.eip191_signers(), vec![m.machine_did.as_str()]);
+    }
+    fn gaps() -> Vec<Gap> {
+        use crate::gap::GapReason;
+        vec![
+            Gap {
+                reason: GapReason::AgentOffline,
+                source_topic: "/gps/fix".into(),
+                after: Some("2026-12-05T10:00:01Z".into()),
+                before: Some("2026-12-05T10:00:04Z".into()),
+                publisher: Some("21d98a1fa3fec7d01427854f7bea31e3".into()),
+                sequences: Some((126, 401)),
+                chunks: None,
+            },
+            Gap {
+                reason: GapReason::SpoolDropped,
+                source_topic: "/gps/fix".into(),
+                after: None,
+                before: None,
+                publisher: None,
+                sequences: None,
+                chunks: Some((7, 9)),
+            },
+        ]
+    }
+
+    #[test]
+    fn gaps_are_signed_round_trip_and_are_left_out_when_there_are_none() {
+        let (machine, chain) = (MachineSigningKey::generate(), ChainSigningKey::generate());
+        let plain = manifest(&machine, &chain);
+        assert!(!plain.signed_bytes().contains("gaps"));
+        assert!(!plain.to_pretty_json().contains("gaps"));
+        let mut m = manifest(&machine, &chain);
+        m.gaps = gaps();
+        assert!(m.signed_bytes().contains(r#""gaps":[{"#));
+        m.sign_eip191(&machine).unwrap();
+        m.sign_ed25519(&chain).unwrap();
+        let text = m.to_pretty_json();
+        let read = DatasetManifest::parse(text.as_bytes()).unwrap();
+        assert_eq!(read, m);
+        read.verify_signatures().unwrap();
+        read.check_gaps(&gaps()).unwrap();
+        assert_eq!(
+            read.check_gaps(&gaps()[..1]),
+            Err(super::super::DatasetMismatch::Gaps {
+                listed: 2,
+                found: 1,
+                first_difference: 1
+            })
+        );
+        // Any change to a gap breaks the signatures.
+        let tampered = text.replace("\"lastSequence\": 401", "\"lastSequence\": 400");
+        assert_ne!(tampered, text);
+        let tampered = tampered.replace("\"missing\": 276", "\"missing\": 275");
+        let read = DatasetManifest::parse(tampered.as_bytes()).unwrap();
+        assert_eq!(read.gaps[0].sequences, Some((126, 400)));
+        assert!(matches!(
+            read.verify_signatures(),
+            Err(SignatureError::Eip191 { position: 0, .. })
+        ));
+        // Dropping the gaps (the whole member) breaks them too.
+        let mut dropped = DatasetManifest::parse(text.as_bytes()).unwrap();
+        dropped.gaps.clear();
+        assert!(dropped.verify_signatures().is_err());
+    }
+
+    #[test]
+    fn a_bad_gap_entry_is_named() {
+        let (machine, chain) = (MachineSigningKey::generate(), ChainSigningKey::generate());
+        let mut m = manifest(&machine, &chain);
+        m.gaps = gaps();
+        let field_of = |edit: &dyn Fn(&mut Map)| {
+            let mut v = m.to_json();
+            if let Value::Object(o) = &mut v {
+                edit(o);
+            }
+            DatasetManifest::from_json(&v).unwrap_err().field
+        };
+        let gap_at = |o: &mut Map, i: usize| -> Map {
+            o["gaps"].as_array().unwrap()[i]
+                .as_object()
+                .unwrap()
+                .clone()
+        };
+        let set_gap = |o: &mut Map, i: usize, g: Map| {
+            if let Value::Array(a) = &mut o["gaps"] {
+                a[i] = Value::Object(g);
+            }
+        };
+        assert_eq!(
+            field_of(&|o| {
+                let mut g = gap_at(o, 0);
+                g.insert("lastSequence".into(), Value::from(3u64));
+                set_gap(o, 0, g);
+            }),
+            "gaps[0].lastSequence"
+        );
+        assert_eq!(
+            field_of(&|o| {
+                let mut g = gap_at(o, 1);
+                g.insert("missing".into(), Value::from(3u64));
+                set_gap(o, 1, g);
+            }),
+            "gaps[1].missing"
+        );
+        assert_eq!(
+            field_of(&|o| {
+                let mut g = gap_at(o, 1);
+                g.shift_remove("publisher");
+                set_gap(o, 1, g);
+            }),
+            "gaps[1].publisher"
+        );
+        assert_eq!(
+            field_of(&|o| {
+                let mut g = gap_at(o, 1);
+                g.insert("note".into(), Value::from("unsigned"));
+                set_gap(o, 1, g);
+            }),
+            "gaps[1].note"
+        );
+        assert_eq!(field_of(&|o| set_gap(o, 0, Map::new())), "gaps[0].reason");
+        assert_eq!(
+            field_of(&|o| {
+                o.insert("gaps".into(), Value::Array(Vec::new()));
+            }),
+            "gaps"
+        );
+        assert_eq!(
+            field_of(&|o| {
+                o.insert("gaps".into(), Value::from("none"));
+            }),
+            "gaps"
+        );
+    }
+    fn arb_gap() -> impl proptest::strategy::Strategy<Value = Gap> {
+        use crate::gap::GapReason;
+        use proptest::prelude::*;
+        let text = proptest::option::of("[ -~é\\\"\n]{0,12}");
+        let range =
+            proptest::option::of((0u64..u64::MAX / 2, 0u64..1000).prop_map(|(a, n)| (a, a + n)));
+        (
+            0usize..4,
+            "/[a-z_/]{0,10}",
+            text.clone(),
+            text.clone(),
+            text,
+            range.clone(),
+            range,
+        )
+            .prop_map(
+                |(r, topic, after, before, publisher, sequences, chunks)| Gap {
+                    reason: [
+                        GapReason::AgentOffline,
+                        GapReason::AgentOverloaded,
+                        GapReason::NotReceived,
+                        GapReason::SpoolDropped,
+                    ][r],
+                    source_topic: topic,
+                    after,
+                    before,
+                    publisher,
+                    sequences,
+                    chunks,
+                },
+            )
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(32))]
+        #[test]
+        fn any_gaps_round_trip_and_any_change_to_them_breaks_the_signature(
+            gaps in proptest::collection::vec(arb_gap(), 0..4),
+            other in arb_gap(),
+        ) {
+            let (machine, chain) = (MachineSigningKey::generate(), ChainSigningKey::generate());
+            let mut m = manifest(&machine, &chain);
+            m.gaps = gaps.clone();
+            m.sign_eip191(&machine).unwrap();
+            m.sign_ed25519(&chain).unwrap();
+            let read = DatasetManifest::parse(m.to_pretty_json().as_bytes()).unwrap();
+            proptest::prop_assert_eq!(&read, &m);
+            proptest::prop_assert!(read.verify_signatures().is_ok());
+            proptest::prop_assert_eq!(read.signed_bytes().contains("\"gaps\""), !gaps.is_empty());
+            let mut changed = read.clone();
+            changed.gaps.push(other.clone());
+            proptest::prop_assert!(changed.verify_signatures().is_err());
+            proptest::prop_assert!(read.check_gaps(&changed.gaps).is_err());
+            if let Some(first) = changed.gaps.first_mut() {
+                if *first != other {
+                    *first = other;
+                    changed.gaps.pop();
+                    proptest::prop_assert!(changed.verify_signatures().is_err());
+                }
+            }
+        }
     }
 }

@@ -328,6 +328,10 @@ pub enum ExtensionError {
     ProofMismatch,
     /// The proof does not show the newer tree extends the older one.
     NotAnExtension,
+    /// The older manifest's `gaps` are not the first of the newer one's:
+    /// the chunks they share hold the same gap records, so a newer dataset
+    /// states at least the gaps the older one stated, in the same order.
+    Gaps,
 }
 
 impl fmt::Display for ExtensionError {
@@ -340,6 +344,7 @@ impl fmt::Display for ExtensionError {
             ),
             ExtensionError::ProofMismatch => f.write_str("proof: its sizes or roots are not the manifests' chunkCount and merkleRoot"),
             ExtensionError::NotAnExtension => f.write_str("proof: the newer dataset does not extend the older one (history rewritten)"),
+            ExtensionError::Gaps => f.write_str("gaps: the newer dataset does not state the gaps the older one states, first and in order"),
         }
     }
 }
@@ -347,7 +352,8 @@ impl fmt::Display for ExtensionError {
 impl std::error::Error for ExtensionError {}
 
 /// Check that `new` extends `old` (same chain, and its first `old.chunkCount`
-/// chunks are exactly `old`'s), using a consistency proof.
+/// chunks are exactly `old`'s), using a consistency proof; `old`'s `gaps`
+/// must be the first of `new`'s.
 pub fn verify_extension(
     old: &DatasetManifest,
     new: &DatasetManifest,
@@ -383,6 +389,9 @@ pub fn verify_extension(
         &proof.path,
     ) {
         return Err(ExtensionError::NotAnExtension);
+    }
+    if !new.gaps.starts_with(&old.gaps) {
+        return Err(ExtensionError::Gaps);
     }
     Ok(())
 }

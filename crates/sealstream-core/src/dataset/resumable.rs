@@ -344,7 +344,9 @@ impl ResumableDataset {
 
     /// The unsigned manifest (`None` if no chunk was pushed): exactly what
     /// [`DatasetBuilder::finish`] makes of the same chunks, with
-    /// `info.source_hash` replaced by the hash of the plaintext pushed. The
+    /// `info.source_hash` replaced by the hash of the plaintext pushed
+    /// (`info.gaps` is the caller's: the gap records it found in that
+    /// plaintext, see [`Gap::scan_plaintext`](crate::gap::Gap::scan_plaintext)). The
     /// dataset itself is left as it is (drop it, or persist a new one, once
     /// the manifest is safely written).
     pub fn finish(&self, info: DatasetInfo) -> Option<DatasetManifest> {
@@ -507,6 +509,7 @@ mod tests {
             chunk_size: 0,
             source_hash: "ignored".into(),
             sample_chunk_indexes: vec![4, 6],
+            gaps: Vec::new(),
         }
     }
 

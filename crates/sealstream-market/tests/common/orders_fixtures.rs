@@ -296,6 +296,6 @@ pub fn decrypt_release(dir: &Path, buyer_id: &str, key: &RecipientSecretKey) -> 
         dataset_signers: &[],
         parallelism: 2,
     };
-    consume_to_file(&request, &out, &mut |_| {}).expect("consume the release");
+    consume_to_file(&request, &out, &mut |_| {}, &mut |_| {}).expect("consume the release");
     std::fs::read(out).unwrap()
 }

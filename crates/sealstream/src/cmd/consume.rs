@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use sealstream_core::json::{Map, Value};
 use sealstream_core::pool::default_parallelism;
-use sealstream_files::consume::{consume_to_file, ConsumeError, ConsumeRequest};
+use sealstream_files::consume::{consume_to_file, ConsumeError, ConsumeRequest, FoundGap};
 
 use crate::cli::ConsumeArgs;
 use crate::cmd::{chain_error, verify_message};
@@ -110,7 +110,13 @@ pub fn run(args: ConsumeArgs, ui: Ui) -> CliResult {
     };
     let bar = ui.progress(None, true, "decrypting");
     let mut progress = |n: u64| bar.inc(n);
-    let result = consume_to_file(&req, &args.output, &mut progress);
+    // Each gap record as it streams by, above the progress bar.
+    let mut on_gap = |found: &FoundGap| {
+        if !ui.quiet && !ui.json {
+            bar.suspend(|| ui.say(gap_line(found)));
+        }
+    };
+    let result = consume_to_file(&req, &args.output, &mut progress, &mut on_gap);
     bar.finish_and_clear();
     let summary = match result {
         Ok(s) => s,
@@ -146,6 +152,16 @@ pub fn run(args: ConsumeArgs, ui: Ui) -> CliResult {
         m.insert("sourceHash".into(), summary.source_hash.as_str().into());
         m.insert("buyerId".into(), buyer_id.as_str().into());
         m.insert("verified".into(), summary.verified.into());
+        m.insert(
+            "gaps".into(),
+            Value::Array(
+                summary
+                    .gaps
+                    .iter()
+                    .map(|g| Value::Object(g.to_fields()))
+                    .collect(),
+            ),
+        );
         ui.json_out(&Value::Object(m));
     } else {
         if summary.verified {
@@ -161,9 +177,25 @@ pub fn run(args: ConsumeArgs, ui: Ui) -> CliResult {
         ));
         ui.say(format!("  Source Hash:  {}", summary.source_hash));
         ui.say(format!("  Chunks:       {}", summary.chunks));
+        if !summary.gaps.is_empty() {
+            ui.say(format!("  Gaps:         {}", gaps_summary(&summary.gaps)));
+        }
         ui.say(format!("  Buyer ID:     {buyer_id}"));
     }
     Ok(())
+}
+
+/// A gap record found in the chunks, as `consume` reports it.
+fn gap_line(found: &FoundGap) -> String {
+    format!("Gap recorded in chunk {}: {}", found.chunk, found.gap)
+}
+
+/// The summary's `Gaps:` value.
+fn gaps_summary(gaps: &[sealstream_core::gap::Gap]) -> String {
+    match gaps.len() {
+        1 => "1 gap record, listed above".to_string(),
+        n => format!("{n} gap records, listed above"),
+    }
 }
 
 /// The name of the signed dataset manifest in a chunk directory.
@@ -240,9 +272,9 @@ fn consume_error(
             );
             CliError::integrity(format!("{e}{hint}"))
         }
-        ConsumeError::Dataset { .. } | ConsumeError::SourceHash { .. } => {
-            CliError::integrity(e.to_string())
-        }
+        ConsumeError::Dataset { .. }
+        | ConsumeError::SourceHash { .. }
+        | ConsumeError::GapRecord { .. } => CliError::integrity(e.to_string()),
         ConsumeError::Decrypt {
             index,
             error: error @ (DecryptError::Cipher | DecryptError::PlaintextHash),

@@ -1,12 +1,17 @@
 //! `sealstream dataset sign|prove|prove-extension|verify-chunk|verify-extension`.
 
 use std::path::Path;
+use std::sync::Arc;
 
-use sealstream_core::chunk::{verify_chain, ChunkEnvelope, PublishManifest};
+use sealstream_core::chunk::{
+    verify_chain, ChainItem, ChainReadError, ChainReader, ChainReaderOptions, ChunkEnvelope,
+    PublishManifest,
+};
 use sealstream_core::dataset::{
     verify_chunk_allowing, verify_extension, ConsistencyProof, DatasetBuilder, DatasetInfo,
     DatasetManifest, DatasetVerifier, InclusionProof,
 };
+use sealstream_core::gap::{Gap, GapScanner};
 use sealstream_core::json::{self, write::to_python_pretty, Value};
 use sealstream_core::pool::default_parallelism;
 use sealstream_files::layout::{
@@ -69,8 +74,9 @@ fn chunk_ids(dir: &Path) -> CliResult<Vec<String>> {
         .collect()
 }
 
-/// Check a chain directory against its dataset.json (the v1 checks are done by the caller).
-pub fn check_chain(chunk_dir: &Path, dataset_path: &Path) -> CliResult {
+/// Check a chain directory against its dataset.json (the v1 checks are done
+/// by the caller); the manifest, once it holds.
+pub fn check_chain(chunk_dir: &Path, dataset_path: &Path) -> CliResult<DatasetManifest> {
     let manifest = read_dataset(dataset_path)?;
     let mut check =
         DatasetVerifier::new(&manifest).map_err(|e| CliError::input(at(dataset_path, e)))?;
@@ -82,7 +88,8 @@ pub fn check_chain(chunk_dir: &Path, dataset_path: &Path) -> CliResult {
     }
     check
         .finish()
-        .map_err(|e| CliError::input(at(dataset_path, e)))
+        .map_err(|e| CliError::input(at(dataset_path, e)))?;
+    Ok(manifest)
 }
 
 pub fn run(cmd: DatasetCommand, ui: Ui) -> CliResult {
@@ -91,11 +98,15 @@ pub fn run(cmd: DatasetCommand, ui: Ui) -> CliResult {
             chunk_dir,
             key_file,
             chain_key_file,
+            recipient_private_key_file,
             info,
         } => sign(
             &chunk_dir,
-            key_file.as_deref(),
-            chain_key_file.as_deref(),
+            SignKeys {
+                machine: key_file.as_deref(),
+                chain: chain_key_file.as_deref(),
+                recipient: recipient_private_key_file.as_deref(),
+            },
             &info,
             ui,
         ),
@@ -177,13 +188,79 @@ pub fn run(cmd: DatasetCommand, ui: Ui) -> CliResult {
     }
 }
 
-fn sign(
-    chunk_dir: &Path,
-    key_file: Option<&Path>,
-    chain_key_file: Option<&Path>,
-    info: &DatasetInfoArgs,
-    ui: Ui,
-) -> CliResult {
+/// The key files of `dataset sign`.
+struct SignKeys<'a> {
+    machine: Option<&'a Path>,
+    chain: Option<&'a Path>,
+    recipient: Option<&'a Path>,
+}
+
+/// The gap records in the plaintext of the (verified) chain in `chunk_dir`,
+/// decrypted with `key_file`, the private key of one of its recipients.
+fn chain_gaps(chunk_dir: &Path, key_file: &Path, ui: Ui) -> CliResult<Vec<Gap>> {
+    let key = keyfile::x25519_secret(key_file, "recipient private key")?;
+    let public = key.public_key().to_hex();
+    let list = list_chain(chunk_dir).map_err(chain_error)?;
+    let items = list.iter().map(|(index, path)| -> CliResult<ChainItem> {
+        let envelope = read_envelope(path).map_err(chain_error)?;
+        let key = envelope
+            .encryption
+            .key_recipients
+            .iter()
+            .find(|r| r.public_key_hex.eq_ignore_ascii_case(&public))
+            .cloned()
+            .ok_or_else(|| {
+                CliError::input(at(
+                    key_file,
+                    format!("chunk {index}: not a recipient of this chunk (public key {public})"),
+                ))
+            })?;
+        let ciphertext = read_ciphertext(chunk_dir, *index)
+            .map_err(|e| CliError::input(e.to_string()))?
+            .ok_or_else(|| {
+                CliError::input(at(chunk_dir, format!("chunk {index}: no ciphertext")))
+            })?;
+        Ok(ChainItem {
+            envelope,
+            key,
+            ciphertext,
+        })
+    });
+    // Verified already: only decrypted (the key commitment and plaintext hash are still checked).
+    let options = ChainReaderOptions {
+        verify: false,
+        parallelism: default_parallelism(),
+        ..ChainReaderOptions::default()
+    };
+    let mut reader = ChainReader::new(items, Arc::new(key), options);
+    let read_error = |e: ChainReadError<CliError>| match e {
+        ChainReadError::Source(e) => e,
+        other => CliError::integrity(at(chunk_dir, other)),
+    };
+    let bar = ui.progress(None, true, "finding gap records");
+    let mut scanner = GapScanner::new();
+    let mut gaps = Vec::new();
+    let mut index = list.first().map_or(0, |(i, _)| *i);
+    while let Some(plaintext) = reader.next_chunk().map_err(read_error)? {
+        bar.inc(plaintext.len() as u64);
+        for found in scanner.push(&plaintext) {
+            gaps.push(
+                found.map_err(|e| CliError::input(at(chunk_dir, format!("chunk {index}: {e}"))))?,
+            );
+        }
+        index += 1;
+    }
+    if let Some(found) = scanner.finish() {
+        let last = index.saturating_sub(1);
+        gaps.push(found.map_err(|e| CliError::input(at(chunk_dir, format!("chunk {last}: {e}"))))?);
+    }
+    reader.finish().map_err(read_error)?;
+    bar.finish_and_clear();
+    Ok(gaps)
+}
+
+fn sign(chunk_dir: &Path, keys: SignKeys<'_>, info: &DatasetInfoArgs, ui: Ui) -> CliResult {
+    let (key_file, chain_key_file) = (keys.machine, keys.chain);
     if key_file.is_none() && chain_key_file.is_none() {
         return Err(CliError::input(
             "pass --key-file (secp256k1, EIP-191) and/or --chain-key-file (Ed25519)",
@@ -236,6 +313,9 @@ fn sign(
     let mut dinfo = info_from(info);
     dinfo.chunk_size = publish.chunk_size;
     dinfo.source_hash = publish.source_hash.clone();
+    if let Some(recipient) = keys.recipient {
+        dinfo.gaps = chain_gaps(chunk_dir, recipient, ui)?;
+    }
     let mut manifest = builder
         .finish(dinfo)
         .ok_or_else(|| CliError::input(at(chunk_dir, "no chunks")))?;

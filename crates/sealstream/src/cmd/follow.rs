@@ -19,9 +19,10 @@ use sealstream_api::subscriptions::{FeedEvent, FeedState, FeedStatus};
 use sealstream_client::follow_state::{FollowFormat, FollowState, MAX_STATE, MAX_TAIL};
 use sealstream_client::live::{FollowError, Follower, Position};
 use sealstream_client::market::MarketClient;
-use sealstream_client::windows::{WindowError, WindowOutcome, WindowState};
+use sealstream_client::windows::{RangeDigest, WindowError, WindowOutcome, WindowState};
 use sealstream_core::chunk::ChunkEnvelope;
 use sealstream_core::dataset::ResumableSha256;
+use sealstream_core::gap::GapScanner;
 use sealstream_core::package::DataPackage;
 
 use crate::cli::{FollowArgs, FollowFormatArg};
@@ -81,12 +82,14 @@ fn write_state(path: &Path, s: &FollowState) -> CliResult {
     write().map_err(|e| CliError::input(at(path, e)))
 }
 
-/// `0x` + SHA-256 of bytes `start..end` of `path`.
-fn hash_range(path: &Path, start: u64, end: u64) -> std::io::Result<String> {
+/// `0x` + SHA-256 of bytes `start..end` of `path`, and the gap records among them.
+fn hash_range(path: &Path, start: u64, end: u64) -> std::io::Result<RangeDigest> {
     let mut f = File::open(path)?;
     f.seek(SeekFrom::Start(start))?;
     let mut left = end.saturating_sub(start);
     let mut hasher = ResumableSha256::new();
+    let mut scanner = GapScanner::new();
+    let mut gaps = Vec::new();
     let mut buf = vec![0u8; 64 << 10];
     while left > 0 {
         let want = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
@@ -98,9 +101,16 @@ fn hash_range(path: &Path, start: u64, end: u64) -> std::io::Result<String> {
             ));
         }
         hasher.update(&buf[..n]);
+        gaps.extend(scanner.push(&buf[..n]));
         left -= n as u64;
     }
-    Ok(sealstream_core::dataset::hash_hex(&hasher.finish()))
+    gaps.extend(scanner.finish());
+    Ok(RangeDigest {
+        source_hash: sealstream_core::dataset::hash_hex(&hasher.finish()),
+        // A gap package whose payload is not a gap cannot be one the
+        // manifest states: left out, the comparison names the difference.
+        gaps: gaps.into_iter().flatten().collect(),
+    })
 }
 
 /// The packages of `tail` + `plaintext` (JSON lines): each line ended is
@@ -336,17 +346,24 @@ impl Output {
                 WindowOutcome::Verified {
                     window,
                     source_checked,
-                } => eprintln!(
-                    "{sub}: window {}..{} verified (root {}){}",
-                    window.first,
-                    window.last,
-                    window.root,
-                    if *source_checked {
-                        ", sourceHash too"
-                    } else {
-                        "; sourceHash not checked (the output is not the plaintext)"
+                    gaps,
+                } => {
+                    eprintln!(
+                        "{sub}: window {}..{} verified (root {}){}",
+                        window.first,
+                        window.last,
+                        window.root,
+                        if *source_checked {
+                            ", sourceHash too, and its gaps"
+                        } else {
+                            "; sourceHash not checked, nor its gaps (the output is not the plaintext)"
+                        }
+                    );
+                    // Stated by the signed manifest: facts, not failures.
+                    for g in gaps {
+                        eprintln!("{sub}: window {}..{}: gap: {g}", window.first, window.last);
                     }
-                ),
+                }
                 WindowOutcome::NotCheckable { first, last, why } => {
                     eprintln!("{sub}: window {first}..{last} not checkable: {why}")
                 }
@@ -606,7 +623,10 @@ mod tests {
         assert_eq!(spans, [Some((0, 11)), Some((11, 21)), Some((21, 31))]);
         assert_eq!(
             hash_range(&path, 11, 31).unwrap(),
-            sealstream_core::chunk::sha256_hex(b"chunk one|chunk two|")
+            RangeDigest {
+                source_hash: sealstream_core::chunk::sha256_hex(b"chunk one|chunk two|"),
+                gaps: Vec::new(),
+            }
         );
     }
 
@@ -687,5 +707,44 @@ mod tests {
         assert!(e.starts_with("chunk 4: package line 1"), "{e}");
         let e = packages(b"", b"not json\n", 5).unwrap_err();
         assert!(e.starts_with("chunk 5"), "{e}");
+    }
+    #[test]
+    fn the_range_of_a_window_is_read_for_its_gap_records() {
+        use sealstream_core::gap::{Gap, GapReason, GAP_SCHEMA_VERSION};
+        use sealstream_core::identity::Did;
+        use sealstream_core::keys::MachineSigningKey;
+        use sealstream_core::package::PackageSigner;
+        let key = MachineSigningKey::generate();
+        let did = Did::of_key(&key).to_string();
+        let signer = PackageSigner::new(key, &did, None, None).unwrap();
+        let gap = Gap {
+            reason: GapReason::AgentOverloaded,
+            source_topic: "/imu".into(),
+            after: None,
+            before: None,
+            publisher: None,
+            sequences: Some((5, 5)),
+            chunks: None,
+        };
+        let line = signer
+            .sign_processed(
+                gap.to_fields(),
+                "2026-12-05T10:00:00Z",
+                GAP_SCHEMA_VERSION,
+                0,
+            )
+            .to_json_line();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.jsonl");
+        let bytes = format!("before\n{line}\nafter\n");
+        std::fs::write(&path, &bytes).unwrap();
+        let whole = hash_range(&path, 0, bytes.len() as u64).unwrap();
+        assert_eq!(whole.gaps, vec![gap]);
+        assert_eq!(
+            whole.source_hash,
+            sealstream_core::chunk::sha256_hex(bytes.as_bytes())
+        );
+        // A range that cuts the record holds none.
+        assert!(hash_range(&path, 0, 20).unwrap().gaps.is_empty());
     }
 }

@@ -72,17 +72,21 @@ pub fn run(args: VerifyArgs, ui: Ui) -> CliResult {
     } else {
         None
     };
-    if let Some(Err(e)) = dataset_result {
-        if ui.json {
-            let mut m = Map::new();
-            m.insert("valid".into(), false.into());
-            m.insert("totalChunks".into(), Value::from(list.len() as u64));
-            m.insert("reason".into(), e.message.as_str().into());
-            ui.json_out(&Value::Object(m));
+    let dataset = match dataset_result {
+        Some(Err(e)) => {
+            if ui.json {
+                let mut m = Map::new();
+                m.insert("valid".into(), false.into());
+                m.insert("totalChunks".into(), Value::from(list.len() as u64));
+                m.insert("reason".into(), e.message.as_str().into());
+                ui.json_out(&Value::Object(m));
+            }
+            return Err(e);
         }
-        return Err(e);
-    }
-    let dataset_checked = dataset_result.is_some();
+        Some(Ok(manifest)) => Some(manifest),
+        None => None,
+    };
+    let dataset_checked = dataset.is_some();
 
     let mut m = Map::new();
     let result = match (&outcome, &manifest_problem) {
@@ -100,6 +104,26 @@ pub fn run(args: VerifyArgs, ui: Ui) -> CliResult {
                     ""
                 }
             ));
+            // Gaps the dataset states: facts about the capture, not failures.
+            if let Some(d) = dataset.as_ref().filter(|d| !d.gaps.is_empty()) {
+                m.insert(
+                    "gaps".into(),
+                    Value::Array(
+                        d.gaps
+                            .iter()
+                            .map(|g| Value::Object(g.to_fields()))
+                            .collect(),
+                    ),
+                );
+                ui.say(format!(
+                    "dataset.json states {} gap{} (what the capture could not record; not a verification failure):",
+                    d.gaps.len(),
+                    if d.gaps.len() == 1 { "" } else { "s" }
+                ));
+                for g in &d.gaps {
+                    ui.say(format!("  gap: {g}"));
+                }
+            }
             Ok(())
         }
         (Err(e), _) => {
