@@ -166,16 +166,8 @@ pub enum SourceEvent {
     Dropped {
         /// The source's name.
         source: String,
-        /// The topic of the Data Event Map they were for.
-        topic: String,
-        /// The topic on the source.
-        source_topic: String,
-        /// The publisher, if known.
-        publisher: Option<String>,
-        /// The publisher's sequence numbers dropped, first and last, if known.
-        sequences: Option<(u64, u64)>,
-        /// The time of the last one dropped.
-        last_at: String,
+        /// What was dropped.
+        report: DropReport,
     },
     /// The source cannot go on.
     Failed {
@@ -184,6 +176,21 @@ pub enum SourceEvent {
         /// Why.
         message: String,
     },
+}
+
+/// Messages a live source dropped, for the pipeline to record as a gap.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DropReport {
+    /// The topic of the Data Event Map they were for.
+    pub topic: String,
+    /// The topic on the source.
+    pub source_topic: String,
+    /// The publisher, if known.
+    pub publisher: Option<String>,
+    /// The publisher's sequence numbers dropped, first and last, if known.
+    pub sequences: Option<(u64, u64)>,
+    /// The time of the last one dropped.
+    pub last_at: String,
 }
 
 /// Where log lines go.
@@ -591,30 +598,31 @@ impl Agent {
             if stop.load(Ordering::Relaxed) {
                 ended = false;
                 log("stopping: sealing open chunks");
+                // What the sources hand over as they stop goes into the
+                // chains too (a live source cannot give it again): until they
+                // are gone, or quiet for 200 ms, for 3 s at most.
+                let until = Instant::now() + Duration::from_secs(3);
+                while let Ok(event) = rx.recv_timeout(
+                    Duration::from_millis(200).min(until.saturating_duration_since(Instant::now())),
+                ) {
+                    match event {
+                        SourceEvent::Message { source, input } => {
+                            self.accept(&source, input, &stop, log)?;
+                        }
+                        SourceEvent::Dropped { source, report } => {
+                            self.dropped(&source, report, &stop, log)?;
+                        }
+                        SourceEvent::End { .. } | SourceEvent::Failed { .. } => {}
+                    }
+                }
                 break;
             }
             match rx.recv_timeout(tick) {
                 Ok(SourceEvent::Message { source, input }) => {
                     self.accept(&source, input, &stop, log)?;
                 }
-                Ok(SourceEvent::Dropped {
-                    source,
-                    topic,
-                    source_topic,
-                    publisher,
-                    sequences,
-                    last_at,
-                }) => {
-                    self.dropped(
-                        &source,
-                        &topic,
-                        source_topic,
-                        publisher,
-                        sequences,
-                        &last_at,
-                        &stop,
-                        log,
-                    )?;
+                Ok(SourceEvent::Dropped { source, report }) => {
+                    self.dropped(&source, report, &stop, log)?;
                 }
                 Ok(SourceEvent::End { source }) => {
                     log(&format!("source {source}: read to its end"));
@@ -893,18 +901,21 @@ impl Agent {
     }
 
     /// Messages a source dropped that no later message reported: a gap now.
-    #[allow(clippy::too_many_arguments)]
     fn dropped(
         &mut self,
         source: &str,
-        name: &str,
-        source_topic: String,
-        publisher: Option<String>,
-        sequences: Option<(u64, u64)>,
-        last_at: &str,
+        report: DropReport,
         stop: &AtomicBool,
         log: &Log,
     ) -> Result<(), AgentError> {
+        let DropReport {
+            topic: name,
+            source_topic,
+            publisher,
+            sequences,
+            last_at,
+        } = report;
+        let (name, last_at) = (name.as_str(), last_at.as_str());
         let Some(run) = self.runs.get_mut(name) else {
             return Ok(());
         };
@@ -1093,6 +1104,12 @@ impl Agent {
         run.batch_bytes = 0;
         run.batch_started = None;
         let source = run.topic.source.clone();
+        // Numbered in batch order (the numbers of what a crash loses are
+        // given again), signed on every core, then cut into chunks in order:
+        // a chunk boundary does not change the numbering, since each commit
+        // advances the next number by exactly the packages it holds.
+        let base = self.state.next_sequence;
+        let mut signed = sign_all(&self.signer, &batch, base);
         let mut draft = Draft::default();
         for pending in batch {
             let package = match pending.package {
@@ -1107,19 +1124,8 @@ impl Agent {
                     continue;
                 }
             };
-            // Numbered only now: the numbers of what a crash loses are given again.
-            let sequence = self.state.next_sequence + draft.packages;
-            let signed = self.signer.sign_processed(
-                package.payload,
-                &package.timestamp,
-                &package.schema_version,
-                sequence,
-            );
-            let mut line = signed.to_json_line().into_bytes();
-            line.push(b'\n');
+            let line = signed.next().expect("a signed line per package");
             if !draft.fits(line.len(), max_bytes) {
-                // The sequence number stays right: the commit advances the
-                // next number by exactly the packages before this one.
                 self.commit_chunk(name, std::mem::take(&mut draft))?;
             }
             if line.len() as u64 > max_bytes {
@@ -1307,6 +1313,63 @@ impl Agent {
     pub fn chain_dir(&self, topic: &str) -> Option<&Path> {
         self.runs.get(topic).map(|r| r.chain_dir.as_path())
     }
+}
+
+/// The signed lines (with their newline) of the batch's packages, numbered
+/// from `base` in order, signed on every core.
+fn sign_all(signer: &PackageSigner, batch: &[Pending], base: u64) -> std::vec::IntoIter<Vec<u8>> {
+    let packages: Vec<&sealstream_core::package::DataPackage> = batch
+        .iter()
+        .filter_map(|p| p.package.as_ref().ok())
+        .collect();
+    let sign = |(k, package): (usize, &&sealstream_core::package::DataPackage)| {
+        let signed = signer.sign_processed(
+            package.payload.clone(),
+            &package.timestamp,
+            &package.schema_version,
+            base + k as u64,
+        );
+        let mut line = signed.to_json_line().into_bytes();
+        line.push(b'\n');
+        line
+    };
+    let threads = sealstream_core::pool::default_parallelism().min(packages.len() / 64 + 1);
+    if threads <= 1 {
+        return packages
+            .iter()
+            .enumerate()
+            .map(sign)
+            .collect::<Vec<_>>()
+            .into_iter();
+    }
+    let per = packages.len().div_ceil(threads);
+    let parts: Vec<Vec<Vec<u8>>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = packages
+            .chunks(per)
+            .enumerate()
+            .skip(1)
+            .map(|(n, part)| {
+                scope.spawn(move || {
+                    part.iter()
+                        .enumerate()
+                        .map(|(i, p)| sign((n * per + i, p)))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        let mut parts = vec![packages[..per.min(packages.len())]
+            .iter()
+            .enumerate()
+            .map(sign)
+            .collect::<Vec<_>>()];
+        parts.extend(
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("a signing thread")),
+        );
+        parts
+    });
+    parts.into_iter().flatten().collect::<Vec<_>>().into_iter()
 }
 
 /// How a `jsonl` source's lines get their positions.

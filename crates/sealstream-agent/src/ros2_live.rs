@@ -35,7 +35,7 @@ use sealstream_core::utc;
 use zenoh::Wait;
 
 use crate::config::{Ros2Source, Topic};
-use crate::pipeline::{Input, Log, Origin, SourceEvent};
+use crate::pipeline::{DropReport, Input, Log, Origin, SourceEvent};
 use crate::ros2::cdr;
 use crate::ros2::msgdef::Registry;
 use crate::ros2::rihs;
@@ -356,7 +356,22 @@ impl Ros2Run {
                 break;
             }
         }
+        // Stopping: no new samples; those received and the drops not yet
+        // reported still reach the pipeline, which takes them before it stops.
         drop(subscribers);
+        for sample in qrx.try_iter() {
+            let parsed = rmw_zenoh::parse_topic_key(self.source.domain_id, &sample.key);
+            let input = self.input(position, &sample, parsed, &mut registries);
+            position += 1;
+            let event = SourceEvent::Message {
+                source: self.name.clone(),
+                input,
+            };
+            if self.tx.send(event).is_err() {
+                break;
+            }
+        }
+        self.report_drops(&ledger);
         drop(tokens);
         let _ = session.close().wait();
         Ok(())
@@ -371,18 +386,13 @@ impl Ros2Run {
             for (first, last) in d.ranges {
                 let event = SourceEvent::Dropped {
                     source: self.name.clone(),
-                    topic: self.topics[route].name.clone(),
-                    source_topic: source_topic.clone(),
-                    publisher: Some(
-                        Attachment {
-                            sequence: 0,
-                            source_timestamp_ns: 0,
-                            gid,
-                        }
-                        .gid_hex(),
-                    ),
-                    sequences: Some((first, last)),
-                    last_at: time_of(d.last_ns),
+                    report: DropReport {
+                        topic: self.topics[route].name.clone(),
+                        source_topic: source_topic.clone(),
+                        publisher: Some(rmw_zenoh::hex_lower(&gid)),
+                        sequences: Some((first, last)),
+                        last_at: time_of(d.last_ns),
+                    },
                 };
                 if self.tx.send(event).is_err() {
                     return false;
@@ -394,11 +404,13 @@ impl Ros2Run {
                 .map_or(key.clone(), |k| k.topic);
             let event = SourceEvent::Dropped {
                 source: self.name.clone(),
-                topic: self.topics[route].name.clone(),
-                source_topic,
-                publisher: None,
-                sequences: None,
-                last_at: time_of(last_ns),
+                report: DropReport {
+                    topic: self.topics[route].name.clone(),
+                    source_topic,
+                    publisher: None,
+                    sequences: None,
+                    last_at: time_of(last_ns),
+                },
             };
             if self.tx.send(event).is_err() {
                 return false;

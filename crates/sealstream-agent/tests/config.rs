@@ -515,7 +515,7 @@ fn source_problems() {
             "line 11: sources.b.url: credentials in the URL are not supported",
             "line 11: sources.b.qos: expected 0, 1 or 2",
             "line 12: sources.c.url: expected mqtt://host[:port] or mqtts://host[:port]",
-            "line 13: sources.d.type: expected one of mcap, mqtt, jsonl",
+            "line 13: sources.d.type: expected one of mcap, mqtt, ros2, jsonl (did you mean ros2?)",
         ]
     );
     assert!(!p.join("\n").contains("secret"));
@@ -526,7 +526,7 @@ fn match_wildcards() {
     let text = edit("    source: bag\n", "    source: bag\n    match: /gps/+\n");
     assert_eq!(
         problems(&text),
-        ["line 14: topics[0].match: wildcards + and # are only allowed for mqtt sources"]
+        ["line 14: topics[0].match: wildcards + and # are only allowed for mqtt and ros2 sources"]
     );
     let mqtt = edit(
         "  bag: {type: mcap, path: run1.mcap}",
@@ -659,5 +659,142 @@ fn one_document_only() {
     assert_eq!(
         problems(&text),
         ["line 16: invalid YAML (column 1): only one YAML document is allowed"]
+    );
+}
+
+/// A map with one ros2 source (`source` its fields) and `topics`, checked in
+/// a directory that also holds `msgs/` with custom message definitions.
+fn ros2_problems(source: &str, topics: &str) -> (Result<DataEventMap, ConfigError>, Vec<String>) {
+    let dir = key_dir();
+    let msgs = dir.path().join("msgs/robot_msgs/msg");
+    std::fs::create_dir_all(&msgs).unwrap();
+    std::fs::write(msgs.join("Battery.msg"), "float32 level\nstring<=8 id\n").unwrap();
+    std::fs::write(
+        msgs.join("Status.msg"),
+        "robot_msgs/Battery battery\nstd_msgs/Header header\n",
+    )
+    .unwrap();
+    let bad = dir.path().join("bad/pkg/msg");
+    std::fs::create_dir_all(&bad).unwrap();
+    std::fs::write(bad.join("Broken.msg"), "float32\n").unwrap();
+    let text = BASE
+        .replace(
+            "  bag: {type: mcap, path: run1.mcap}\n",
+            &format!("  bag: {{type: mcap, path: run1.mcap}}\n  robot: {{type: ros2{source}}}\n"),
+        )
+        .replace(
+            "topics:\n  - name: /gps/fix\n    source: bag\n",
+            &format!("topics:\n{topics}"),
+        );
+    let result = DataEventMap::parse(&text, dir.path());
+    let problems = match &result {
+        Ok(_) => Vec::new(),
+        Err(e) => e.problems().iter().map(ToString::to_string).collect(),
+    };
+    (result, problems)
+}
+
+#[test]
+fn ros2_source_defaults_types_and_qos() {
+    use sealstream_agent::ros2::rmw_zenoh::Reliability;
+    let (map, problems) = ros2_problems(
+        ", messages: [msgs]",
+        "  - {name: /gps/fix, source: robot, type: sensor_msgs/msg/NavSatFix, qos: {reliability: best-effort, depth: 5}}\n  \
+         - {name: status, source: robot, match: \"/+/status\", type: robot_msgs/Status}\n  \
+         - {name: all, source: robot, match: \"/robot1/#\"}\n",
+    );
+    assert!(problems.is_empty(), "{problems:?}");
+    let map = map.unwrap();
+    let Source::Ros2(r) = &map.sources["robot"] else {
+        panic!("a ros2 source")
+    };
+    assert_eq!(r.domain_id, 0);
+    assert_eq!(r.connect, ["tcp/localhost:7447"]);
+    assert!(r.listen.is_empty());
+    assert_eq!(
+        (r.node.as_str(), r.namespace.as_str()),
+        ("sealstream_agent", "/")
+    );
+    assert_eq!(r.queue, 16384);
+    assert!(r.library.contains("robot_msgs/msg/Status"));
+    assert!(r.library.contains("sensor_msgs/msg/Imu"));
+    let gps = map.topic("/gps/fix").unwrap().ros2.clone().unwrap();
+    assert_eq!(gps.ros_type.as_deref(), Some("sensor_msgs/msg/NavSatFix"));
+    assert_eq!(
+        (gps.qos.reliability, gps.qos.depth),
+        (Reliability::BestEffort, 5)
+    );
+    let status = map.topic("status").unwrap().ros2.clone().unwrap();
+    assert_eq!(status.ros_type.as_deref(), Some("robot_msgs/msg/Status"));
+    assert_eq!(status.qos.reliability, Reliability::Reliable);
+    assert_eq!(
+        map.topic("all").unwrap().ros2.clone().unwrap().ros_type,
+        None
+    );
+    // Topics of other sources have no ROS 2 part.
+    assert!(map.topic("/gps/fix").is_some());
+}
+
+#[test]
+fn ros2_source_problems() {
+    let (_, p) = ros2_problems(
+        ", domainId: 300, connect: [\"tcp/127.0.0.1\", \"udp/1.2.3.4:7447\"], node: 9lives, namespace: robot1, queue: 0, middleware: dds",
+        "  - {name: /gps/fix, source: robot}\n",
+    );
+    assert_eq!(
+        p,
+        [
+            "line 11: sources.robot.middleware: expected one of zenoh",
+            "line 11: sources.robot.domainId: expected an integer from 0 to 232",
+            "line 11: sources.robot.connect[0]: expected a Zenoh TCP endpoint tcp/HOST:PORT (tcp/127.0.0.1:7447, tcp/[::1]:7447, tcp/localhost:7447)",
+            "line 11: sources.robot.connect[1]: expected a Zenoh TCP endpoint tcp/HOST:PORT (tcp/127.0.0.1:7447, tcp/[::1]:7447, tcp/localhost:7447)",
+            "line 11: sources.robot.node: expected a ROS node name: letters, digits and _, not starting with a digit",
+            "line 11: sources.robot.namespace: expected / or an absolute ROS namespace (/robot1, /fleet/robot1)",
+            "line 11: sources.robot.queue: must be greater than 0",
+        ]
+    );
+    let (_, p) = ros2_problems(
+        ", connect: [], listen: []",
+        "  - {name: /gps/fix, source: robot}\n",
+    );
+    assert_eq!(
+        p,
+        ["line 11: sources.robot.connect: connect and listen are both empty: the agent would reach no publisher"]
+    );
+    let (_, p) = ros2_problems(
+        ", messages: [nowhere, bad]",
+        "  - {name: /gps/fix, source: robot}\n",
+    );
+    assert_eq!(p.len(), 2, "{p:?}");
+    assert!(
+        p[0].starts_with("line 11: sources.robot.messages[0]: cannot read "),
+        "{p:?}"
+    );
+    assert!(
+        p[1].starts_with("line 11: sources.robot.messages[1]: ") && p[1].contains("Broken.msg"),
+        "{p:?}"
+    );
+    let (_, p) = ros2_problems(
+        "",
+        "  - {name: a, source: robot, match: gps/fix}\n  \
+         - {name: b, source: robot, match: /x, type: robot_msgs/msg/Battery}\n  \
+         - {name: c, source: robot, match: /y, type: not-a-type}\n  \
+         - {name: d, source: robot, match: /z, qos: {reliability: sometimes, depth: 0}}\n  \
+         - {name: e, source: bag, type: std_msgs/msg/String}\n  \
+         - {name: f, source: robot, match: /g, schemaVersion: sealstream.gap.v1}\n  \
+         - {name: g, source: robot}\n",
+    );
+    assert_eq!(
+        p,
+        [
+            "line 13: topics[0].match: a ROS 2 topic is absolute: it starts with /",
+            "line 14: topics[1].type: no definition of robot_msgs/Battery: add its .msg file to the source's messages",
+            "line 15: topics[2].type: expected a message type pkg/msg/Type",
+            "line 16: topics[3].qos.reliability: expected one of reliable, best-effort",
+            "line 16: topics[3].qos.depth: must be greater than 0",
+            "line 17: topics[4].type: only for topics of ros2 sources",
+            "line 18: topics[5].schemaVersion: reserved for the agent's gap records",
+            "line 19: topics[6].match: required for a ros2 source when the name is not a ROS topic (/…)",
+        ]
     );
 }

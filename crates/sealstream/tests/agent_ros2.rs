@@ -370,3 +370,79 @@ fn a_killed_agent_leaves_one_signed_gap_of_exactly_what_it_missed() {
     );
     assert!(last_fields.contains("latitude"));
 }
+
+#[test]
+fn a_blocked_pipeline_never_blocks_the_middleware_and_its_drops_are_gaps() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let port = free_port();
+    let out = d.join("published.jsonl");
+    let total = 8000u64;
+    let plan = format!(
+        r#"{{"listen": "tcp/127.0.0.1:{port}",
+            "topics": [{{"topic": "/gps/fix", "type": "sensor_msgs/msg/NavSatFix"}}],
+            "count": {total}, "rate": 4000}}"#
+    );
+    // The only destination is a market nobody runs, and the spool holds one
+    // chunk with `whenFull: block`: the pipeline stops taking messages, and
+    // the source's queue (8 samples) overflows.
+    let market = free_port();
+    let rest = format!(
+        "sources:\n  robot:\n    type: ros2\n    connect: [\"tcp/127.0.0.1:{port}\"]\n    queue: 8\n\
+         topics:\n  - {{name: /gps/fix, source: robot, type: sensor_msgs/msg/NavSatFix}}\n\
+         destinations:\n  - {{type: market, url: \"http://127.0.0.1:{market}\"}}\n"
+    );
+    let config = write_map(
+        d,
+        ("64KiB", 1000),
+        "1h",
+        "  maxBytes: 64KiB\n  whenFull: block\n",
+        &rest,
+    );
+    let mut publisher = start_publisher(d, &plan, &out);
+    let log = d.join("agent.log");
+    let mut run = agent(&config, &log);
+    let status = publisher.wait().unwrap();
+    assert!(status.success(), "publisher: {}", publisher_log(d));
+    assert_eq!(published(&out).len() as u64, total);
+    wait::until_or(
+        "the spool full",
+        || {
+            std::fs::read_to_string(&log)
+                .unwrap_or_default()
+                .contains("spool full")
+        },
+        || std::fs::read_to_string(&log).unwrap_or_default(),
+    );
+    // Stopping seals what the agent holds, the drops included.
+    stop(&mut run, &log);
+    let sent = published(&out);
+    let chain = d
+        .join("spool/chains")
+        .join(sealstream_agent::pipeline::topic_dir_name("/gps/fix"));
+    let (data, gaps) = split(&chain);
+    let index: BTreeMap<String, &Published> = sent.iter().map(|p| (text(&p.fields), p)).collect();
+    let mut seen: Vec<(u64, u64)> = data
+        .iter()
+        .map(|p| {
+            let s = index[&text(&Value::Object(p.payload.clone()))].sequence;
+            (s, s)
+        })
+        .collect();
+    assert!(!gaps.is_empty(), "drops were recorded");
+    for g in &gaps {
+        assert_eq!(g.reason, GapReason::AgentOverloaded, "{g}");
+        assert_eq!(g.publisher.as_deref(), Some(sent[0].gid.as_str()));
+        seen.push(g.sequences.expect("numbered"));
+    }
+    // Every number exactly once, in a package or a gap, in chain order.
+    seen.sort_unstable();
+    let mut next = 1;
+    for (a, b) in seen {
+        assert_eq!(a, next, "no hole or overlap before {a}");
+        next = b + 1;
+    }
+    assert_eq!(next, total + 1);
+    let missing: u64 = gaps.iter().filter_map(Gap::missing).sum();
+    assert_eq!(data.len() as u64 + missing, total);
+}

@@ -613,7 +613,17 @@ fn topic(
     };
     let schema_version = match m.get("schemaVersion") {
         None => Some(DEFAULT_SCHEMA_VERSION.to_string()),
-        Some(n) => c.string(n, &m.at("schemaVersion")),
+        Some(n) => c.string(n, &m.at("schemaVersion")).and_then(|v| {
+            if v == sealstream_core::gap::GAP_SCHEMA_VERSION {
+                c.report(
+                    n.line,
+                    &m.at("schemaVersion"),
+                    "reserved for the agent's gap records",
+                );
+                return None;
+            }
+            Some(v)
+        }),
     };
     let default_action = match m.get("defaultAction") {
         None => Some(None),

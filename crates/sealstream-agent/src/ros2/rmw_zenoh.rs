@@ -138,7 +138,8 @@ impl Attachment {
     }
 }
 
-fn hex_lower(bytes: &[u8]) -> String {
+/// Bytes in lowercase hex (a global id as the agent writes it).
+pub fn hex_lower(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut s = String::with_capacity(bytes.len() * 2);
     for b in bytes {
