@@ -734,6 +734,7 @@ impl Agent {
                     None => continue, // a repeat of what the chain accounts for
                     Some(gaps) => {
                         for gap in gaps {
+                            log(&format!("topic {name}: gap recorded: {}", gap.0));
                             let pending =
                                 self.gap_pending(input.position, &gap.0, &input.captured_at, gap.1);
                             self.push(&name, pending, stop, log)?;
@@ -959,7 +960,7 @@ impl Agent {
         } else {
             gap.before = Some(last_at.to_string());
         }
-        log(&format!("topic {name}: {gap}"));
+        log(&format!("topic {name}: gap recorded: {gap}"));
         let pending = self.gap_pending(position, &gap, last_at, mark);
         self.push(name, pending, stop, log)
     }

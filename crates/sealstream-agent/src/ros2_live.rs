@@ -189,6 +189,11 @@ pub fn zenoh_config(source: &Ros2Source) -> Result<zenoh::Config, String> {
         // A peer's defaults: endpoints not reachable yet are retried in the
         // background (1 s, then up to every 4 s), and the session starts anyway.
         ("connect/exit_on_failure", "false".to_string()),
+        // Anything on the robot's network can reach a listening agent: a
+        // sample larger than 64 MiB is dropped by the transport, and at most
+        // 64 peers are connected at once.
+        ("transport/link/rx/max_message_size", "67108864".to_string()),
+        ("transport/unicast/max_sessions", "64".to_string()),
     ] {
         c.insert_json5(key, &value)
             .map_err(|e| format!("zenoh configuration {key}: {e}"))?;

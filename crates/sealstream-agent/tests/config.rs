@@ -129,7 +129,15 @@ fn documented_example_loads() {
         }
     );
 
-    assert_eq!(map.topics.len(), 3);
+    let Source::Ros2(robot) = &map.sources["robot"] else {
+        panic!("robot is not ros2")
+    };
+    assert_eq!(robot.connect, ["tcp/localhost:7447"]);
+    assert_eq!(robot.domain_id, 0);
+
+    assert_eq!(map.topics.len(), 4);
+    let imu = map.topic("/imu").unwrap().ros2.clone().unwrap();
+    assert_eq!(imu.ros_type.as_deref(), Some("sensor_msgs/msg/Imu"));
     let gps = map.topic("/gps/fix").unwrap();
     assert_eq!(gps.source, "bag");
     assert_eq!(gps.schema_version, "1.0.0");
