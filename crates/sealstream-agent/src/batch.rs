@@ -156,6 +156,8 @@ pub struct Draft {
     pub captured: (Option<String>, Option<String>),
     /// Live publishers' numbering as committed by it.
     pub marks: BTreeMap<String, PublisherMark>,
+    /// Gap records in it, and the messages they say are missing.
+    pub gaps: (u64, u64),
 }
 
 impl Draft {
@@ -174,6 +176,14 @@ impl Draft {
             self.captured.0 = Some(captured_at.to_string());
         }
         self.captured.1 = Some(captured_at.to_string());
+    }
+
+    /// Count `package` if it is a gap record.
+    pub fn count_gap(&mut self, package: &DataPackage) {
+        if let Some(gap) = Gap::from_package(package) {
+            self.gaps.0 += 1;
+            self.gaps.1 += gap.ok().and_then(|g| g.missing()).unwrap_or(0);
+        }
     }
 
     /// A message skipped at `position`.

@@ -123,6 +123,10 @@ pub struct TopicReport {
     pub skipped: u64,
     /// The last sequence number given to a package of the machine (`None` if none yet).
     pub last_sequence: Option<u64>,
+    /// Gap records in the chain (they count among the packages).
+    pub gaps: u64,
+    /// Messages the gap records say are missing.
+    pub missing: u64,
 }
 
 /// A directory name for a topic: its name made path-safe, plus a short hash.
@@ -1137,6 +1141,7 @@ impl Agent {
                 ));
             }
             draft.push(pending.position, &line, &package.timestamp);
+            draft.count_gap(&package);
             draft.mark(pending.mark);
         }
         self.commit_chunk(name, draft)
@@ -1193,6 +1198,8 @@ impl Agent {
         }
         topic_state.packages += draft.packages;
         topic_state.skipped += draft.skipped;
+        topic_state.gaps += draft.gaps.0;
+        topic_state.missing += draft.gaps.1;
         self.state.next_sequence += draft.packages;
         self.state.topics.insert(name.to_string(), topic_state);
         // Topics of the same source with nothing pending have taken everything
@@ -1305,6 +1312,8 @@ impl Agent {
                     chunks: t.chain.next_index,
                     skipped: t.skipped,
                     last_sequence: self.state.next_sequence.checked_sub(1),
+                    gaps: t.gaps,
+                    missing: t.missing,
                 }
             })
             .collect()

@@ -29,6 +29,10 @@ pub struct TopicState {
     pub packages: u64,
     /// Messages skipped as bad (undecodable, or breaking a rule).
     pub skipped: u64,
+    /// Gap records committed (see [`sealstream_core::gap`]).
+    pub gaps: u64,
+    /// Messages those gap records say are missing (where they give a range).
+    pub missing: u64,
     /// The open dataset window (see [`crate::window`]), if any.
     pub window: Option<Value>,
     /// Per live publisher (ROS 2 global id in hex): the last of its
@@ -160,6 +164,8 @@ impl AgentState {
                     committed_through: u64_of(t.get("committedThrough")),
                     packages: u64_of(t.get("packages")).unwrap_or(0),
                     skipped: u64_of(t.get("skipped")).unwrap_or(0),
+                    gaps: u64_of(t.get("gaps")).unwrap_or(0),
+                    missing: u64_of(t.get("missing")).unwrap_or(0),
                     window: t.get("window").filter(|w| !w.is_null()).cloned(),
                     publishers: publishers(t.get("publishers"))
                         .map_err(|e| invalid(format!("topics.{name}.publishers: {e}")))?,
@@ -197,6 +203,10 @@ impl AgentState {
             );
             o.insert("packages".into(), Value::from(t.packages));
             o.insert("skipped".into(), Value::from(t.skipped));
+            if t.gaps > 0 {
+                o.insert("gaps".into(), Value::from(t.gaps));
+                o.insert("missing".into(), Value::from(t.missing));
+            }
             if let Some(w) = &t.window {
                 o.insert("window".into(), w.clone());
             }
@@ -239,6 +249,8 @@ mod tests {
             committed_through: Some(99),
             packages: 40,
             skipped: 2,
+            gaps: 1,
+            missing: 276,
             ..TopicState::default()
         };
         t.window = Some(Value::from(7u64));

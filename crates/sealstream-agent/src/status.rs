@@ -88,6 +88,8 @@ pub fn collect(map: &DataEventMap) -> Result<Value, String> {
         o.insert("packages".into(), Value::from(s.packages));
         o.insert("chunks".into(), Value::from(s.chain.next_index));
         o.insert("skipped".into(), Value::from(s.skipped));
+        o.insert("gaps".into(), Value::from(s.gaps));
+        o.insert("missing".into(), Value::from(s.missing));
         o.insert(
             "committedThrough".into(),
             s.committed_through.map(Value::from).unwrap_or(Value::Null),

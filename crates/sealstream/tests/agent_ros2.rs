@@ -369,6 +369,14 @@ fn a_killed_agent_leaves_one_signed_gap_of_exactly_what_it_missed() {
         Some(utc::format_nanos(before.timestamp_ns, utc::Fraction::Nanos).as_str())
     );
     assert!(last_fields.contains("latitude"));
+    // `agent status` counts it.
+    let status = common::agent::agent_status(&config);
+    let topic = status["topics"].as_array().unwrap()[0].as_object().unwrap();
+    assert_eq!(topic["gaps"].as_number().unwrap().as_u64(), Some(1));
+    assert_eq!(
+        topic["missing"].as_number().unwrap().as_u64(),
+        gap.missing()
+    );
 }
 
 #[test]

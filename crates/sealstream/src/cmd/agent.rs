@@ -83,6 +83,8 @@ fn run_agent(config: &std::path::Path, no_wait: bool, ui: Ui) -> CliResult {
                 o.insert("packages".into(), Value::from(r.packages));
                 o.insert("chunks".into(), Value::from(r.chunks));
                 o.insert("skipped".into(), Value::from(r.skipped));
+                o.insert("gaps".into(), Value::from(r.gaps));
+                o.insert("missing".into(), Value::from(r.missing));
                 // The topic's directory at every destination.
                 o.insert(
                     "topicDir".into(),
@@ -105,8 +107,12 @@ fn run_agent(config: &std::path::Path, no_wait: bool, ui: Ui) -> CliResult {
     } else {
         for r in &reports {
             ui.say(format!(
-                "{}: {} packages in {} chunks, {} skipped",
-                r.name, r.packages, r.chunks, r.skipped
+                "{}: {} packages in {} chunks, {} skipped{}",
+                r.name,
+                r.packages,
+                r.chunks,
+                r.skipped,
+                gaps_text(r.gaps, r.missing)
             ));
         }
     }
@@ -239,6 +245,8 @@ fn status(config: &std::path::Path, ui: Ui) -> CliResult {
     for t in objects(o, "topics") {
         let [topic, packages, chunks, skipped] =
             texts(t, ["topic", "packages", "chunks", "skipped"]);
+        let count = |k: &str| t.get(k).and_then(Value::as_number).and_then(|n| n.as_u64());
+        let gaps = gaps_text(count("gaps").unwrap_or(0), count("missing").unwrap_or(0));
         let delivered: Vec<String> = t
             .get("deliveredChunks")
             .and_then(Value::as_object)
@@ -252,7 +260,7 @@ fn status(config: &std::path::Path, ui: Ui) -> CliResult {
             delivered.join(", ")
         };
         ui.say(format!(
-            "Topic {topic}: {packages} packages in {chunks} chunks, {skipped} skipped; delivered {delivered}"
+            "Topic {topic}: {packages} packages in {chunks} chunks, {skipped} skipped{gaps}; delivered {delivered}"
         ));
     }
     for d in objects(o, "destinations") {
@@ -273,6 +281,15 @@ fn status(config: &std::path::Path, ui: Ui) -> CliResult {
         ));
     }
     Ok(())
+}
+
+/// `, N gaps (M messages missing)`, or nothing without gaps.
+fn gaps_text(gaps: u64, missing: u64) -> String {
+    match gaps {
+        0 => String::new(),
+        1 => format!(", 1 gap ({missing} messages missing)"),
+        n => format!(", {n} gaps ({missing} messages missing)"),
+    }
 }
 
 /// `a, b` or `-` for none.
