@@ -1388,9 +1388,12 @@ pub struct AgentInitArgs {
     /// A source (repeatable): jsonl:PATH (a file of JSON lines; - for standard input),
     /// mcap:PATH (a ROS 2 bag: an .mcap file or a rosbag2 directory), or
     /// mqtt://HOST[:PORT]/FILTER or mqtts://HOST[:PORT]/FILTER (a broker and a topic
-    /// filter, wildcards allowed; mqtt://h//a/b is the topic /a/b). A file or bag feeds a
-    /// topic per topic it holds, or the ones named by a trailing @TOPIC[,TOPIC…] (needed
-    /// for standard input); @NAME after a filter names its topic (default: the filter).
+    /// filter, wildcards allowed; mqtt://h//a/b is the topic /a/b), or ros2://HOST:PORT/TOPIC
+    /// (a live ROS 2 graph through the Zenoh endpoint tcp/HOST:PORT, e.g. the robot's
+    /// rmw_zenohd router at localhost:7447, and one ROS topic, any type). A file or bag
+    /// feeds a topic per topic it holds, or the ones named by a trailing @TOPIC[,TOPIC…]
+    /// (needed for standard input); @NAME after a filter or ROS topic names its topic
+    /// (default: the filter or ROS topic).
     #[arg(long = "source", value_name = "SPEC", required = true, value_parser = parse_source_spec)]
     pub sources: Vec<sealstream_agent::config::init::SourceSpec>,
     /// Deliver to this market server (http(s)://HOST:PORT), signed in as the machine

@@ -206,14 +206,26 @@ fn the_demo_runs_the_whole_market_flow_with_an_invoice() {
     assert!(!log.is_empty());
 }
 
+/// With `--evm --ros2`: paid on chain, and the live fixes published on ROS 2
+/// (rmw_zenoh) by a GPS driver node, which the agent joins as a node.
 #[test]
-fn the_demo_pays_on_chain_with_evm() {
+fn the_demo_pays_on_chain_with_evm_and_streams_ros2() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("demo-out");
-    let output = demo(&["--evm"], &out);
+    let output = demo(&["--evm", "--ros2"], &out);
     assert_steps(&output, MARKET_STEPS);
     assert_stopped(&output);
-    assert!(String::from_utf8_lossy(&output.stdout).contains("the buyer pays on chain"));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("the buyer pays on chain"));
+    assert!(
+        stdout.contains("publishes sensor_msgs/msg/NavSatFix on /gps/live"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("agent: source robot: in the ROS graph as node /sealstream_agent"),
+        "{stdout}"
+    );
+    assert!(stdout.contains(": 0 gap records"), "{stdout}");
     let received = std::fs::read_to_string(out.join("received.jsonl")).unwrap();
     assert_eq!(received.lines().count(), 18_000);
     assert_live_subscription(&out);

@@ -310,7 +310,7 @@ fn ros2(c: &mut Checker, m: &MapReader<'_>, base: &Path) -> Option<Ros2Source> {
 }
 
 /// `tcp/HOST:PORT`.
-fn valid_zenoh_endpoint(text: &str) -> bool {
+pub(super) fn valid_zenoh_endpoint(text: &str) -> bool {
     let Some(rest) = text.strip_prefix("tcp/") else {
         return false;
     };

@@ -11,10 +11,15 @@
 //!   and one topic filter (MQTT wildcards allowed; the filter is everything
 //!   after the `/` that ends the address, so `mqtt://h//sensor/gps` is the
 //!   topic `/sensor/gps`).
+//! - `ros2://HOST:PORT/TOPIC` — a live ROS 2 graph through the Zenoh
+//!   endpoint `tcp/HOST:PORT` (the robot's `rmw_zenohd` router, or a
+//!   publisher's listening peer) and one ROS topic, any type (`+` and `#`
+//!   wildcards allowed): `ros2://localhost:7447/gps/fix` is `/gps/fix`.
 //!
 //! Each may end with `@TOPIC[,TOPIC…]`: for files and bags the topics to
 //! seal (default: every topic found in the file or bag), for a broker the
-//! name of the topic its filter feeds (default: the filter).
+//! name of the topic its filter feeds (default: the filter), for a ROS 2
+//! endpoint the name of the topic (default: the ROS topic).
 
 use std::fmt::Write as _;
 use std::path::{Component, Path, PathBuf};
@@ -48,6 +53,15 @@ pub enum SourceSpec {
         /// The topic's name (default: the filter).
         name: Option<String>,
     },
+    /// `ros2://HOST:PORT/TOPIC[@NAME]`.
+    Ros2 {
+        /// The Zenoh endpoint, `tcp/HOST:PORT`.
+        endpoint: String,
+        /// The ROS topic, with its leading `/`.
+        topic: String,
+        /// The topic's name (default: the ROS topic).
+        name: Option<String>,
+    },
 }
 
 /// Why a source specification was refused.
@@ -62,7 +76,7 @@ pub struct SpecError {
 
 /// The forms `--source` takes, for messages.
 pub const SOURCE_FORMS: &str =
-    "jsonl:PATH, mcap:PATH, mqtt://HOST[:PORT]/FILTER or mqtts://HOST[:PORT]/FILTER, each optionally followed by @TOPIC[,TOPIC…]";
+    "jsonl:PATH, mcap:PATH, mqtt://HOST[:PORT]/FILTER or mqtts://HOST[:PORT]/FILTER, ros2://HOST:PORT/TOPIC, each optionally followed by @TOPIC[,TOPIC…]";
 
 impl std::str::FromStr for SourceSpec {
     type Err = SpecError;
@@ -125,6 +139,25 @@ impl std::str::FromStr for SourceSpec {
                     name: names.into_iter().next(),
                 });
             }
+        }
+        if let Some(rest) = body.strip_prefix("ros2://") {
+            const SHAPE: &str =
+                "expected ros2://HOST:PORT/TOPIC (a Zenoh endpoint, then the ROS topic)";
+            let Some((address, topic)) = rest.split_once('/') else {
+                return Err(err(SHAPE.into()));
+            };
+            let endpoint = format!("tcp/{address}");
+            if topic.is_empty() || !super::endpoints::valid_zenoh_endpoint(&endpoint) {
+                return Err(err(SHAPE.into()));
+            }
+            if names.len() > 1 {
+                return Err(err("a ROS 2 topic feeds one topic: @NAME names it".into()));
+            }
+            return Ok(SourceSpec::Ros2 {
+                endpoint,
+                topic: format!("/{}", topic.trim_start_matches('/')),
+                name: names.into_iter().next(),
+            });
         }
         Err(err(format!("expected {SOURCE_FORMS}")))
     }
@@ -206,6 +239,8 @@ pub enum SourceKind {
     Jsonl(String),
     /// `{type: mcap, path}`.
     Mcap(String),
+    /// `{type: ros2, connect: [ENDPOINT]}`.
+    Ros2(String),
     /// `{type: mqtt, url}`.
     Mqtt(String),
 }
@@ -314,6 +349,15 @@ impl MapPlan {
                 SourceKind::Jsonl(p) => ("jsonl", "path", p),
                 SourceKind::Mcap(p) => ("mcap", "path", p),
                 SourceKind::Mqtt(u) => ("mqtt", "url", u),
+                SourceKind::Ros2(endpoint) => {
+                    let _ = writeln!(
+                        y,
+                        "  {}: {{type: ros2, connect: [{}]}}",
+                        s.name,
+                        quote(endpoint)
+                    );
+                    continue;
+                }
             };
             let _ = writeln!(
                 y,
@@ -451,6 +495,27 @@ pub fn plan_sources(
                         .collect(),
                 });
             }
+            SourceSpec::Ros2 {
+                endpoint,
+                topic,
+                name,
+            } => {
+                let plan = TopicPlan {
+                    name: name.clone().unwrap_or_else(|| topic.clone()),
+                    matcher: name.as_ref().filter(|n| *n != topic).map(|_| topic.clone()),
+                };
+                match out
+                    .iter_mut()
+                    .find(|s| s.kind == SourceKind::Ros2(endpoint.clone()))
+                {
+                    Some(source) => source.topics.push(plan),
+                    None => out.push(SourcePlan {
+                        name: next_name("robot"),
+                        kind: SourceKind::Ros2(endpoint.clone()),
+                        topics: vec![plan],
+                    }),
+                }
+            }
             SourceSpec::Mqtt { url, filter, name } => {
                 let topic = TopicPlan {
                     name: name.clone().unwrap_or_else(|| filter.clone()),
@@ -570,6 +635,29 @@ mod tests {
                 topics: vec![]
             }
         );
+        assert_eq!(
+            p("ros2://localhost:7447/gps/fix").unwrap(),
+            SourceSpec::Ros2 {
+                endpoint: "tcp/localhost:7447".into(),
+                topic: "/gps/fix".into(),
+                name: None,
+            }
+        );
+        assert_eq!(
+            p("ros2://127.0.0.1:7448/robot1/+/fix@fixes").unwrap(),
+            SourceSpec::Ros2 {
+                endpoint: "tcp/127.0.0.1:7448".into(),
+                topic: "/robot1/+/fix".into(),
+                name: Some("fixes".into()),
+            }
+        );
+        for bad in [
+            "ros2://localhost/gps",
+            "ros2://localhost:7447/",
+            "ros2://h:1/a@x,y",
+        ] {
+            assert!(p(bad).is_err(), "{bad}");
+        }
         assert_eq!(
             p("mqtt://127.0.0.1:1883//sensor/gps").unwrap(),
             SourceSpec::Mqtt {

@@ -43,6 +43,7 @@ fn topics_of(spec: &SourceSpec) -> Result<Vec<String>, String> {
             (format!("mcap:{path}"), bag.topics())
         }
         SourceSpec::Mqtt { filter, .. } => return Ok(vec![filter.clone()]),
+        SourceSpec::Ros2 { topic, .. } => return Ok(vec![topic.clone()]),
     };
     if found.is_empty() {
         return Err(format!(
@@ -183,6 +184,7 @@ fn report(output: &Path, plan: &MapPlan, map: &DataEventMap, ui: Ui) {
         SourceKind::Jsonl(p) => ("jsonl", p.clone()),
         SourceKind::Mcap(p) => ("mcap", p.clone()),
         SourceKind::Mqtt(u) => ("mqtt", u.clone()),
+        SourceKind::Ros2(endpoint) => ("ros2", endpoint.clone()),
     };
     let destination = |d: &DestinationPlan| match d {
         DestinationPlan::Directory(p) => ("directory", p.clone()),
