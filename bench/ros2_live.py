@@ -34,7 +34,6 @@ import argparse
 import json
 import os
 import re
-import resource
 import signal
 import socket
 import statistics
@@ -98,6 +97,18 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def proc_usage(pid: int) -> tuple[float, float]:
+    """CPU seconds (user + system) and peak RSS (MiB) of a running process."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    cpu = (int(fields[11]) + int(fields[12])) / ticks
+    hwm = 0.0
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            hwm = int(line.split()[1]) / 1024
+    return round(cpu, 2), round(hwm, 1)
+
+
 def make_map(work: Path, fx: Path, port: int, max_age: str) -> Path:
     source = f'{{type: ros2, connect: ["tcp/127.0.0.1:{port}"], listen: [], queue: 65536}}'
     path = write_map(work, fx, source, "/gps/fix", "1.0.0", BAG_RULES)
@@ -114,7 +125,6 @@ def run(binary: Path, work: Path, fx: Path, rate: float, count: int, max_age: st
     pub = subprocess.Popen([sys.executable, "-c", PUBLISHER, str(port), str(rate), str(count)],
                            stdout=subprocess.PIPE, text=True)
     log = open(work / "agent.log", "w")
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     agent = subprocess.Popen([str(binary), "agent", "run", "--config", str(config)],
                              stdout=subprocess.DEVNULL, stderr=log)
     assert pub.stdout.readline().strip() == "matched", "the publisher matched the agent"
@@ -122,11 +132,11 @@ def run(binary: Path, work: Path, fx: Path, rate: float, count: int, max_age: st
     result = json.loads(pub.stdout.readline())
     pub.wait()
     time.sleep(1.0)
+    agent_cpu, agent_hwm = proc_usage(agent.pid)
     agent.send_signal(signal.SIGTERM)
     if agent.wait(timeout=120) != 0:
         raise SystemExit(f"agent failed:\n{(work / 'agent.log').read_text()}")
     wall = time.time() - t0
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     text = (work / "agent.log").read_text()
     missing = 0
     gaps = 0
@@ -144,9 +154,10 @@ def run(binary: Path, work: Path, fx: Path, rate: float, count: int, max_age: st
         "committed_packages": packages - gaps,
         "gap_records": gaps,
         "missing": missing,
-        # Both processes are children; the publisher's share is small but counted.
-        "children_cpu_seconds": round((after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime), 2),
-        "peak_rss_mib_children": round(after.ru_maxrss / 1024, 1),
+        # The agent alone, read from /proc just before it is stopped.
+        "agent_cpu_seconds": agent_cpu,
+        "agent_cores": round(agent_cpu / result["seconds"], 2),
+        "agent_peak_rss_mib": agent_hwm,
         "wall_seconds": round(wall, 2),
         "work": work,
     }
