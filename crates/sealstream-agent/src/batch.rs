@@ -84,14 +84,18 @@ impl Pending {
                     signature: "0".repeat(SIGNATURE_PLACEHOLDER_LEN),
                     signing_key_id: key_id.to_string(),
                 };
-                let bytes = line_len(&package);
-                Pending {
-                    position,
-                    package: Ok(package),
-                    bytes,
-                    mark: None,
-                }
+                Pending::of(position, package)
             }
+        }
+    }
+
+    /// A package to seal, measured.
+    fn of(position: u64, package: DataPackage) -> Pending {
+        Pending {
+            position,
+            bytes: line_len(&package),
+            package: Ok(package),
+            mark: None,
         }
     }
 
@@ -125,13 +129,7 @@ impl Pending {
             signature: "0".repeat(SIGNATURE_PLACEHOLDER_LEN),
             signing_key_id: key_id.to_string(),
         };
-        let bytes = line_len(&package);
-        Pending {
-            position,
-            package: Ok(package),
-            bytes,
-            mark: None,
-        }
+        Pending::of(position, package)
     }
 }
 

@@ -609,24 +609,13 @@ impl Agent {
                 while let Ok(event) = rx.recv_timeout(
                     Duration::from_millis(200).min(until.saturating_duration_since(Instant::now())),
                 ) {
-                    match event {
-                        SourceEvent::Message { source, input } => {
-                            self.accept(&source, input, &stop, log)?;
-                        }
-                        SourceEvent::Dropped { source, report } => {
-                            self.dropped(&source, report, &stop, log)?;
-                        }
-                        SourceEvent::End { .. } | SourceEvent::Failed { .. } => {}
-                    }
+                    self.take(event, &stop, log)?;
                 }
                 break;
             }
             match rx.recv_timeout(tick) {
-                Ok(SourceEvent::Message { source, input }) => {
-                    self.accept(&source, input, &stop, log)?;
-                }
-                Ok(SourceEvent::Dropped { source, report }) => {
-                    self.dropped(&source, report, &stop, log)?;
+                Ok(event @ (SourceEvent::Message { .. } | SourceEvent::Dropped { .. })) => {
+                    self.take(event, &stop, log)?;
                 }
                 Ok(SourceEvent::End { source }) => {
                     log(&format!("source {source}: read to its end"));
@@ -668,6 +657,16 @@ impl Agent {
         match failure {
             Some(e) => Err(e),
             None => Ok(()),
+        }
+    }
+
+    /// Take a message or a drop report into the chains (other events are
+    /// the run loop's).
+    fn take(&mut self, event: SourceEvent, stop: &AtomicBool, log: &Log) -> Result<(), AgentError> {
+        match event {
+            SourceEvent::Message { source, input } => self.accept(&source, input, stop, log),
+            SourceEvent::Dropped { source, report } => self.dropped(&source, report, stop, log),
+            SourceEvent::End { .. } | SourceEvent::Failed { .. } => Ok(()),
         }
     }
 

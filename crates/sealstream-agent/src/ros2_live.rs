@@ -13,7 +13,8 @@
 //! - **Decoding**: each sample's type comes from its key; its CDR payload is
 //!   decoded with the message definitions of the source's library.
 //! - **Backpressure**: Zenoh's callbacks never block. They put samples in a
-//!   bounded queue (`queue`); when it is full a sample is dropped and counted,
+//!   bounded queue (`queue` samples, [`QUEUE_BYTES`] of payload); when it is
+//!   full a sample is dropped and counted,
 //!   and the drop travels with the next sample of the same publisher (or,
 //!   when none comes, is reported once the queue is empty), so the pipeline
 //!   records it as a gap (see [`sealstream_core::gap`]).
@@ -40,6 +41,11 @@ use crate::ros2::cdr;
 use crate::ros2::msgdef::Registry;
 use crate::ros2::rihs;
 use crate::ros2::rmw_zenoh::{self, Attachment, NodeName};
+
+/// The payload bytes the queue holds at most, whatever `queue` says: a
+/// sample that would take it past this is dropped (and recorded as a gap)
+/// like one that finds the queue full.
+pub const QUEUE_BYTES: u64 = 64 * 1024 * 1024;
 
 /// Everything the ROS 2 source's thread needs.
 pub struct Ros2Run {
@@ -237,6 +243,7 @@ impl Ros2Run {
         );
         let (qtx, qrx) = crossbeam_channel::bounded::<Sample>(self.source.queue.max(1));
         let ledger = Arc::new(Ledger::default());
+        let queued_bytes = Arc::new(AtomicU64::new(0));
         let mut subscribers = Vec::new();
         let mut announced: HashSet<(usize, String, String)> = HashSet::new();
         let mut next_entity = 1u64;
@@ -248,6 +255,7 @@ impl Ros2Run {
                 ros2.ros_type.as_deref(),
             );
             let (qtx, ledger, counters) = (qtx.clone(), ledger.clone(), self.counters.clone());
+            let queued = queued_bytes.clone();
             let subscriber = session
                 .declare_subscriber(&key)
                 .callback(move |sample| {
@@ -266,7 +274,17 @@ impl Ros2Run {
                         received_ns: now_ns(),
                         dropped_before,
                     };
-                    if let Err(TrySendError::Full(s)) = qtx.try_send(s) {
+                    let len = s.payload.len() as u64;
+                    let room = queued.fetch_add(len, Ordering::AcqRel) + len <= QUEUE_BYTES;
+                    let refused = if room {
+                        qtx.try_send(s).err().map(|e| match e {
+                            TrySendError::Full(s) | TrySendError::Disconnected(s) => s,
+                        })
+                    } else {
+                        Some(s)
+                    };
+                    if let Some(s) = refused {
+                        queued.fetch_sub(len, Ordering::AcqRel);
                         counters.dropped.fetch_add(1, Ordering::Relaxed);
                         ledger.record(s);
                     }
@@ -323,7 +341,10 @@ impl Ros2Run {
         let mut registries: HashMap<String, Result<Arc<Registry>, String>> = HashMap::new();
         while !self.stop.load(Ordering::Relaxed) {
             let sample = match qrx.recv_timeout(Duration::from_millis(100)) {
-                Ok(s) => s,
+                Ok(s) => {
+                    queued_bytes.fetch_sub(s.payload.len() as u64, Ordering::AcqRel);
+                    s
+                }
                 Err(RecvTimeoutError::Timeout) => {
                     // The queue is empty: drops no later sample carried are reported now.
                     if !self.report_drops(&ledger) {

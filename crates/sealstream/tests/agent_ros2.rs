@@ -8,7 +8,8 @@
 //! - NavSatFix, Imu, Twist and a custom message from a `.msg` file arrive
 //!   live and the decrypted packages equal the published messages field by
 //!   field, in order, with the publisher's source times.
-//! - The agent's node and subscription tokens are visible on `@ros2_lv/**`.
+//! - The agent's node and subscription tokens are seen by a liveliness
+//!   subscriber on `@ros2_lv/**`.
 //! - The agent SIGKILLed while the publisher goes on, then restarted: the
 //!   chain holds one signed gap for exactly the sequence numbers it never
 //!   committed, and every other message exactly once.

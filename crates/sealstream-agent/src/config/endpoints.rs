@@ -255,40 +255,38 @@ fn ros2(c: &mut Checker, m: &MapReader<'_>, base: &Path) -> Option<Ros2Source> {
             );
         }
     }
-    let node = match m.get("node") {
-        None => Some("sealstream_agent".to_string()),
-        Some(n) => c.string(n, &m.at("node")).and_then(|text| {
-            if valid_ros_name(&text) {
-                Some(text)
-            } else {
-                c.report(
-                    n.line,
-                    &m.at("node"),
-                    "expected a ROS node name: letters, digits and _, not starting with a digit",
-                );
-                None
+    // A string field with a default and a rule of its own.
+    let checked =
+        |c: &mut Checker, key: &str, default: &str, valid: fn(&str) -> bool, rule: &str| {
+            let Some(n) = m.get(key) else {
+                return Some(default.to_string());
+            };
+            let text = c.string(n, &m.at(key))?;
+            if valid(&text) {
+                return Some(text);
             }
-        }),
-    };
-    let namespace = match m.get("namespace") {
-        None => Some("/".to_string()),
-        Some(n) => c.string(n, &m.at("namespace")).and_then(|text| {
-            let ok = text == "/"
+            c.report(n.line, &m.at(key), rule);
+            None
+        };
+    let node = checked(
+        c,
+        "node",
+        "sealstream_agent",
+        valid_ros_name,
+        "expected a ROS node name: letters, digits and _, not starting with a digit",
+    );
+    let namespace = checked(
+        c,
+        "namespace",
+        "/",
+        |text| {
+            text == "/"
                 || (text.starts_with('/')
                     && !text.ends_with('/')
-                    && text[1..].split('/').all(valid_ros_name));
-            if ok {
-                Some(text)
-            } else {
-                c.report(
-                    n.line,
-                    &m.at("namespace"),
-                    "expected / or an absolute ROS namespace (/robot1, /fleet/robot1)",
-                );
-                None
-            }
-        }),
-    };
+                    && text[1..].split('/').all(valid_ros_name))
+        },
+        "expected / or an absolute ROS namespace (/robot1, /fleet/robot1)",
+    );
     let library = match m.get("messages") {
         None => Some(MessageLibrary::shipped()),
         Some(n) => messages(c, n, &m.at("messages"), base),

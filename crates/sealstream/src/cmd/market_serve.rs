@@ -130,8 +130,13 @@ fn init_log(format: LogFormat, ui: Ui) -> CliResult {
         .from_env()
         .map_err(|e| CliError::input(format!("RUST_LOG: {e}")))?;
     let writer = || sealstream_market::logs::Redacting(std::io::stderr());
+    // Colours only for a person at a terminal: log files and collectors get
+    // plain text (NO_COLOR honoured).
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr())
+        && std::env::var_os("NO_COLOR").is_none();
     let builder = tracing_subscriber::fmt()
         .with_writer(writer)
+        .with_ansi(ansi)
         .with_env_filter(filter);
     // Ignore a second initialisation (only possible in tests).
     let _ = match format {

@@ -15,7 +15,8 @@ PLAN.json:
    "wait_for_subscribers": true,   # before the first message, until every topic is matched
    "stop_file": "path", # optional: stop early when this file exists
    "liveliness_out": "path"}  # optional: once matched, the liveliness tokens
-                              # seen on @ros2_lv/** (a JSON list of keys)
+                              # a liveliness subscriber on @ros2_lv/** is told
+                              # of (a JSON list of keys)
 
 Each message is published on
   <domain>/<topic without '/'>/<pkg>::msg::dds_::<Name>_/<RIHS01 hash>
@@ -204,10 +205,15 @@ def main():
                 sys.exit("no subscriber matched within 60 s")
             time.sleep(0.02)
     if plan.get("liveliness_out"):
-        keys = []
-        for reply in session.liveliness().get("@ros2_lv/**", timeout=10):
-            if reply.ok is not None:
-                keys.append(str(reply.ok.key_expr))
+        # A liveliness subscriber on @ros2_lv/**, with history: it is told of
+        # every token alive (then of each one declared or undeclared).
+        keys = set()
+        watcher = session.liveliness().declare_subscriber(
+            "@ros2_lv/**", lambda sample: keys.add(str(sample.key_expr)), history=True
+        )
+        time.sleep(1.0)
+        watcher.undeclare()
+        keys = list(keys)
         with open(plan["liveliness_out"] + ".tmp", "w") as f:
             json.dump(sorted(keys), f)
         os.rename(plan["liveliness_out"] + ".tmp", plan["liveliness_out"])
