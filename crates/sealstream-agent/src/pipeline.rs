@@ -483,7 +483,7 @@ impl Agent {
         }
         self.outbox.shutdown();
         let _ = forwarder.join();
-        let _ = status::write(&self.map, &self.outbox, false);
+        let _ = status::write(&self.map, &self.outbox, &self.ros2_counters, false);
         result.map(|()| self.report())
     }
 
@@ -637,7 +637,7 @@ impl Agent {
                 self.on_tick(&stop, log)?;
                 if last_status.elapsed() >= Duration::from_secs(1) {
                     last_status = Instant::now();
-                    let _ = status::write(&self.map, &self.outbox, true);
+                    let _ = status::write(&self.map, &self.outbox, &self.ros2_counters, true);
                 }
             }
         }
@@ -1019,7 +1019,7 @@ impl Agent {
                     Duration::from_secs(1),
                 ) && !stop.load(Ordering::Relaxed)
                 {
-                    let _ = status::write(&self.map, &self.outbox, true);
+                    let _ = status::write(&self.map, &self.outbox, &self.ros2_counters, true);
                 }
                 if self.outbox.spool_bytes() + bytes <= cap {
                     log("spool has room again: reading sources");

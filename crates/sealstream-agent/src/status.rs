@@ -1,7 +1,8 @@
 //! What `sealstream agent status` shows: per topic the packages, chunks,
 //! skipped messages and delivery progress (per destination, by its identity,
 //! see [`crate::sink::identity`]); the last sequence number; the
-//! spool's size; each destination's health.
+//! spool's size; each destination's health; what live ROS 2 sources
+//! received and dropped at their queue in the last run.
 //!
 //! A running agent writes `<spool>/status.json` about once a second (and on
 //! exit) with what only it knows, destination health; [`collect`] combines it
@@ -13,9 +14,12 @@ use std::path::{Path, PathBuf};
 use sealstream_core::json::{self, Map, Value};
 use sealstream_files::layout::write_replace;
 
-use crate::config::{DataEventMap, WhenFull};
+use std::sync::atomic::Ordering;
+
+use crate::config::{DataEventMap, Source, WhenFull};
 use crate::forward::{self, Outbox};
 use crate::pipeline::topic_dir_name;
+use crate::ros2_live::Ros2Counters;
 use crate::sink::identity::{identity, legacy_identities};
 use crate::spool::{dataset_range, file_len, live_chunk_bytes, lowest_chunk};
 use crate::state::AgentState;
@@ -30,13 +34,31 @@ fn opt_str(v: &Option<String>) -> Value {
 }
 
 /// Write `<spool>/status.json` (not fsynced: it is a view, not state).
-pub fn write(map: &DataEventMap, outbox: &Outbox, running: bool) -> std::io::Result<()> {
+/// `live`: what the live ROS 2 sources received and dropped at their queue.
+pub fn write(
+    map: &DataEventMap,
+    outbox: &Outbox,
+    live: &Ros2Counters,
+    running: bool,
+) -> std::io::Result<()> {
     let mut m = Map::new();
     m.insert("running".into(), running.into());
     m.insert("pid".into(), Value::from(u64::from(std::process::id())));
     m.insert("updatedAt".into(), sealstream_core::utc::now().into());
     m.insert("spoolBytes".into(), Value::from(outbox.spool_bytes()));
     m.insert("droppedThisRun".into(), Value::from(outbox.dropped()));
+    if map.sources.values().any(|s| matches!(s, Source::Ros2(_))) {
+        let mut l = Map::new();
+        l.insert(
+            "received".into(),
+            Value::from(live.received.load(Ordering::Relaxed)),
+        );
+        l.insert(
+            "droppedAtQueue".into(),
+            Value::from(live.dropped.load(Ordering::Relaxed)),
+        );
+        m.insert("liveThisRun".into(), Value::Object(l));
+    }
     let health = outbox
         .health()
         .iter()
@@ -166,6 +188,9 @@ pub fn collect(map: &DataEventMap) -> Result<Value, String> {
     );
     m.insert("topics".into(), Value::Array(topics));
     m.insert("spool".into(), Value::Object(sp));
+    if let Some(live) = live_obj.and_then(|o| o.get("liveThisRun")) {
+        m.insert("liveThisRun".into(), live.clone());
+    }
     m.insert(
         "destinations".into(),
         live_obj

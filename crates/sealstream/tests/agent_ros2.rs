@@ -454,4 +454,10 @@ fn a_blocked_pipeline_never_blocks_the_middleware_and_its_drops_are_gaps() {
     assert_eq!(next, total + 1);
     let missing: u64 = gaps.iter().filter_map(Gap::missing).sum();
     assert_eq!(data.len() as u64 + missing, total);
+    // `agent status` tells what the run received and dropped at its queue.
+    let status = common::agent::agent_status(&config);
+    let live = status["liveThisRun"].as_object().expect("liveThisRun");
+    let count = |k: &str| live[k].as_number().unwrap().as_u64().unwrap();
+    assert_eq!(count("received"), total);
+    assert_eq!(count("droppedAtQueue"), missing);
 }

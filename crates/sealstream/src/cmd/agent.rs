@@ -242,6 +242,12 @@ fn status(config: &std::path::Path, ui: Ui) -> CliResult {
             "Spool:          {bytes} bytes of {max} ({when_full}), journal {journal} bytes, in {dir}"
         ));
     }
+    if let Some(live) = o.get("liveThisRun").and_then(Value::as_object) {
+        let [received, dropped] = texts(live, ["received", "droppedAtQueue"]);
+        ui.say(format!(
+            "Live ROS 2:     {received} messages received, {dropped} dropped at the queue (this run; drops are sealed as gaps)"
+        ));
+    }
     for t in objects(o, "topics") {
         let [topic, packages, chunks, skipped] =
             texts(t, ["topic", "packages", "chunks", "skipped"]);
