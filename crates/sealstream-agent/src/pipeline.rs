@@ -1183,16 +1183,12 @@ impl Agent {
         }
         if !draft.marks.is_empty() {
             topic_state.publishers.extend(draft.marks);
-            while topic_state.publishers.len() > MAX_PUBLISHERS {
-                let oldest = topic_state
-                    .publishers
-                    .iter()
-                    .min_by(|a, b| a.1.at.cmp(&b.1.at))
-                    .map(|(k, _)| k.clone());
-                match oldest {
-                    Some(k) => topic_state.publishers.remove(&k),
-                    None => break,
-                };
+            forget_oldest(&mut topic_state.publishers);
+            // The run's own view (marks of its batch included) stays bounded too.
+            if run.marks.len() > 2 * MAX_PUBLISHERS {
+                forget_oldest(&mut run.marks);
+                let marks = &run.marks;
+                run.heard.retain(|p| marks.contains_key(p));
             }
         }
         topic_state.packages += draft.packages;
@@ -1321,6 +1317,20 @@ impl Agent {
     /// The spool directory of a topic's chain (it holds the chunks not yet at every destination).
     pub fn chain_dir(&self, topic: &str) -> Option<&Path> {
         self.runs.get(topic).map(|r| r.chain_dir.as_path())
+    }
+}
+
+/// Keep the [`MAX_PUBLISHERS`] publishers heard from most recently.
+fn forget_oldest(marks: &mut BTreeMap<String, PublisherMark>) {
+    while marks.len() > MAX_PUBLISHERS {
+        let oldest = marks
+            .iter()
+            .min_by(|a, b| a.1.at.cmp(&b.1.at))
+            .map(|(k, _)| k.clone());
+        match oldest {
+            Some(k) => marks.remove(&k),
+            None => break,
+        };
     }
 }
 
