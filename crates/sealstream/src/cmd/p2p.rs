@@ -24,7 +24,10 @@ pub fn run(command: P2pCommand, ui: Ui) -> CliResult {
 /// chunks that do not verify are integrity (2).
 fn node_error(e: NodeError) -> CliError {
     match e {
-        NodeError::Config { field, problem } => CliError::input(format!("--{}: {problem}", flag(field))),
+        NodeError::Config { field: "url", problem } => CliError::input(format!("URL: {problem}")),
+        NodeError::Config { field, problem } => {
+            CliError::input(format!("--{}: {problem}", flag(field)))
+        }
         e @ (NodeError::Identity { .. } | NodeError::Chain(_) | NodeError::Output(_)) => {
             CliError::input(e.to_string())
         }
