@@ -40,7 +40,9 @@ use sealstream_files::layout::{self, DirectorySink};
 use sealstream_files::staging::Staging;
 use zeroize::Zeroizing;
 
-use crate::reference::{self, ConnectUrl, ErrorCode, Frame, FrameReader, ReadError, MAX_FRAME_BYTES};
+use crate::reference::{
+    self, ConnectUrl, ErrorCode, Frame, FrameReader, ReadError, MAX_FRAME_BYTES,
+};
 
 /// The protocol version the node announces with identify.
 pub const IDENTIFY_PROTOCOL: &str = "/sealstream/1";
@@ -161,7 +163,9 @@ impl Identity {
                 let text = text.strip_suffix('\n').unwrap_or(text);
                 let mut seed = Zeroizing::new([0u8; 32]);
                 if text.len() != 64 || hex_decode(text, &mut seed[..]).is_none() {
-                    return Err(fail("expected 64 hex digits (a 32-byte Ed25519 seed)".into()));
+                    return Err(fail(
+                        "expected 64 hex digits (a 32-byte Ed25519 seed)".into(),
+                    ));
                 }
                 Ok(Identity { seed })
             }
@@ -253,9 +257,8 @@ impl Node {
             .map_err(|e| NodeError::Transport(format!("transport: {e}")))?
             .with_behaviour(|key| Behaviour {
                 identify: identify::Behaviour::new(
-                    identify::Config::new(IDENTIFY_PROTOCOL.into(), key.public()).with_agent_version(
-                        format!("sealstream/{}", env!("CARGO_PKG_VERSION")),
-                    ),
+                    identify::Config::new(IDENTIFY_PROTOCOL.into(), key.public())
+                        .with_agent_version(format!("sealstream/{}", env!("CARGO_PKG_VERSION"))),
                 ),
                 stream: libp2p_stream::Behaviour::new(),
             })
@@ -443,7 +446,9 @@ pub struct Server {
 
 impl std::fmt::Debug for Server {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Server").field("url", &self.url).finish_non_exhaustive()
+        f.debug_struct("Server")
+            .field("url", &self.url)
+            .finish_non_exhaustive()
     }
 }
 
@@ -473,7 +478,9 @@ fn chunk_frame(dir: &Path, index: u64, path: &Path) -> Result<Vec<u8>, NodeError
     let envelope = layout::read_envelope(path).map_err(|e| NodeError::Chain(e.to_string()))?;
     let ciphertext = layout::read_ciphertext(dir, index)
         .map_err(|e| NodeError::Chain(e.to_string()))?
-        .ok_or_else(|| NodeError::Chain(format!("{} is missing", layout::ciphertext_name(index))))?;
+        .ok_or_else(|| {
+            NodeError::Chain(format!("{} is missing", layout::ciphertext_name(index)))
+        })?;
     let line = Frame::Chunk {
         envelope: Box::new(envelope),
         ciphertext,
@@ -611,7 +618,11 @@ impl Server {
                     continue;
                 }
                 Ok(None) | Err(_) => {
-                    refuse(&mut frames, ErrorCode::MalformedFrame, "malformed handshake");
+                    refuse(
+                        &mut frames,
+                        ErrorCode::MalformedFrame,
+                        "malformed handshake",
+                    );
                     continue;
                 }
             }
@@ -786,9 +797,9 @@ pub fn fetch(config: &FetchConfig, identity: &Identity) -> Result<Fetched, NodeE
                         format!("chunk {received} missing"),
                     ));
                 }
-                verifier
-                    .push(&envelope, Some(&ciphertext))
-                    .map_err(|e| NodeError::protocol(ErrorCode::UnauthorizedChunk, e.to_string()))?;
+                verifier.push(&envelope, Some(&ciphertext)).map_err(|e| {
+                    NodeError::protocol(ErrorCode::UnauthorizedChunk, e.to_string())
+                })?;
                 match &signer {
                     None => signer = Some(envelope.signature.public_key_hex.clone()),
                     Some(key) if *key != envelope.signature.public_key_hex => {

@@ -115,7 +115,10 @@ fn one_tls_provider_in_every_build() {
 fn libp2p_comes_with_the_p2p_feature_only() {
     let full = dependencies("sealstream", &[]);
     for name in ["libp2p", "libp2p-noise", "libp2p-stream", "snow"] {
-        assert!(full.iter().any(|n| n == name), "{name} not in the full build");
+        assert!(
+            full.iter().any(|n| n == name),
+            "{name} not in the full build"
+        );
     }
     let edge = dependencies(
         "sealstream",
@@ -123,7 +126,12 @@ fn libp2p_comes_with_the_p2p_feature_only() {
     );
     assert!(!edge.iter().any(|n| n.starts_with("libp2p")), "{edge:?}");
     // Not one TLS stack of libp2p's (tls, quic, websocket) either.
-    for name in ["libp2p-tls", "libp2p-quic", "libp2p-websocket", "libp2p-mdns"] {
+    for name in [
+        "libp2p-tls",
+        "libp2p-quic",
+        "libp2p-websocket",
+        "libp2p-mdns",
+    ] {
         assert!(!full.iter().any(|n| n == name), "{name} in the build");
     }
     // The wire alone builds without libp2p (the fuzz targets use it so).

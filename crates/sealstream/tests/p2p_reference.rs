@@ -13,8 +13,8 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
-use sealstream_testkit::files_under;
 use sealstream_core::json::{self, Value};
+use sealstream_testkit::files_under;
 
 const CHAINS: [&str; 4] = ["small", "exact2", "odd", "empty"];
 
@@ -273,9 +273,14 @@ fn serve_refuses_chunks_the_protocol_cannot_carry() {
     publish_args(&mut c, &input, &dir, 785_000);
     run_ok(c, "publish");
     let mut c = sealstream();
-    c.args(["p2p", "serve", "--chunk-dir"])
-        .arg(&dir)
-        .args(["--purchase-id", "p", "--session-id", "s", "--buyer-id", "b"]);
+    c.args(["p2p", "serve", "--chunk-dir"]).arg(&dir).args([
+        "--purchase-id",
+        "p",
+        "--session-id",
+        "s",
+        "--buyer-id",
+        "b",
+    ]);
     let stderr = run_fails(c, 1);
     assert!(stderr.contains("chunk 0: its frame would be"), "{stderr}");
     assert!(stderr.contains("1048576"), "{stderr}");
@@ -288,7 +293,11 @@ fn bad_input_is_named() {
     let stderr = run_fails(fetch("http://x?addr=a&session=b", "s", &out), 1);
     assert!(stderr.contains("URL"), "{stderr}");
     let stderr = run_fails(
-        fetch("peaqos-p2p://x?addr=%2Fip4%2F127.0.0.1&session=b", "s", &out),
+        fetch(
+            "peaqos-p2p://x?addr=%2Fip4%2F127.0.0.1&session=b",
+            "s",
+            &out,
+        ),
         1,
     );
     assert!(stderr.contains("/p2p/<peer id>"), "{stderr}");

@@ -24,7 +24,10 @@ pub fn run(command: P2pCommand, ui: Ui) -> CliResult {
 /// chunks that do not verify are integrity (2).
 fn node_error(e: NodeError) -> CliError {
     match e {
-        NodeError::Config { field: "url", problem } => CliError::input(format!("URL: {problem}")),
+        NodeError::Config {
+            field: "url",
+            problem,
+        } => CliError::input(format!("URL: {problem}")),
         NodeError::Config { field, problem } => {
             CliError::input(format!("--{}: {problem}", flag(field)))
         }
@@ -122,7 +125,10 @@ fn fetch(args: P2pFetchArgs, ui: Ui) -> CliResult {
         let mut o = Map::new();
         o.insert("peer".into(), Value::from(fetched.peer.as_str()));
         o.insert("chunks".into(), Value::from(fetched.chunks));
-        o.insert("ciphertextBytes".into(), Value::from(fetched.ciphertext_bytes));
+        o.insert(
+            "ciphertextBytes".into(),
+            Value::from(fetched.ciphertext_bytes),
+        );
         o.insert(
             "outputDir".into(),
             Value::from(args.output_dir.display().to_string().as_str()),
