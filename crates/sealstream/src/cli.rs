@@ -169,7 +169,8 @@ pub struct P2pServeArgs {
     /// (not 0.0.0.0).
     #[arg(long, value_name = "MULTIADDR", default_value = sealstream_p2p::node::DEFAULT_LISTEN)]
     pub listen: String,
-    /// Also write the URL to FILE (atomically) once listening.
+    /// Also write the URL to FILE (atomically) once listening. With --json the URL is
+    /// not printed at once (it is in the JSON printed once delivered): read it here.
     #[arg(long, value_name = "FILE")]
     pub url_file: Option<PathBuf>,
     /// The node's Ed25519 identity (its peer id): a file of 64 hex digits (a 32-byte seed),

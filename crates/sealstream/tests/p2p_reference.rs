@@ -80,8 +80,9 @@ fn url_from(file: &Path) -> String {
     }
 }
 
-fn serve(dir: &Path, name: &str, url_file: &Path, timeout: u64) -> Running {
+fn serve(dir: &Path, name: &str, url_file: &Path, timeout: u64, extra: &[&str]) -> Running {
     let mut c = sealstream();
+    c.args(extra);
     c.args(["p2p", "serve", "--chunk-dir"])
         .arg(chain(name).join("published"))
         .args(["--purchase-id", "ord-1", "--session-id", "sess-1"])
@@ -122,7 +123,7 @@ fn serve_delivers_to_the_reference_receiver() {
     for name in CHAINS {
         let tmp = tempfile::tempdir().unwrap();
         let url_file = tmp.path().join("url");
-        let seller = serve(tmp.path(), name, &url_file, 60);
+        let seller = serve(tmp.path(), name, &url_file, 60, &[]);
         let url = url_from(&url_file);
         assert!(url.starts_with("peaqos-p2p://"), "{url}");
         let (answer, code) = receive(name, &url, "sess-1");
@@ -151,7 +152,7 @@ fn the_same_identity_file_gives_the_same_peer_id() {
     for _ in 0..2 {
         let url_file = tmp.path().join("url");
         let _ = std::fs::remove_file(&url_file);
-        let seller = serve(tmp.path(), "small", &url_file, 60);
+        let seller = serve(tmp.path(), "small", &url_file, 60, &[]);
         let url = url_from(&url_file);
         peers.push(url.split("%2Fp2p%2F").nth(1).unwrap().to_string());
         drop(seller);
@@ -229,7 +230,7 @@ fn a_wrong_session_is_refused_both_ways() {
     // keeps waiting for the right one.
     let tmp = tempfile::tempdir().unwrap();
     let url_file = tmp.path().join("url");
-    let seller = serve(tmp.path(), "small", &url_file, 60);
+    let seller = serve(tmp.path(), "small", &url_file, 60, &["--json"]);
     let url = url_from(&url_file);
     let (answer, code) = receive("small", &url, "sess-WRONG");
     assert_eq!(code, Some(3), "{answer:?}");
@@ -244,6 +245,10 @@ fn a_wrong_session_is_refused_both_ways() {
         stderr.contains("session_mismatch (session or buyer mismatch)"),
         "{stderr}"
     );
+    // With --json: only the result on stdout, once delivered.
+    let result = json::parse(&out.stdout).unwrap();
+    assert_eq!(field(&result, "url"), &Value::from(url.as_str()));
+    assert_eq!(field(&result, "chunks"), &Value::from(1u64));
 
     // The reference seller refuses our buyer: exit 2 naming the code, and
     // nothing written.
