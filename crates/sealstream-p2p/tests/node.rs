@@ -3,7 +3,8 @@
 //! byte; a handshake for another session is refused and the seller waits on;
 //! a chunk changed on the seller's disk, or more chunks than the buyer
 //! accepts, are refused by the buyer, which then leaves nothing behind;
-//! identity files keep the peer id.
+//! identity files keep the peer id; a URL naming another peer id than the
+//! seller's is refused when dialling.
 
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
@@ -161,4 +162,23 @@ fn identity_files_keep_the_peer_id_and_stay_private() {
     let e = Identity::load_or_create(&path).unwrap_err().to_string();
     assert!(e.contains("64 hex digits"), "{e}");
     assert!(!e.contains("zzzz"), "{e}");
+}
+
+#[test]
+fn a_seller_with_another_peer_id_is_not_dialled_through() {
+    use sealstream_p2p::reference::ConnectUrl;
+    let tmp = tempfile::tempdir().unwrap();
+    let (url, _done) = seller(&published("small"));
+    let mut parsed = ConnectUrl::parse(&url).unwrap();
+    let real = parsed.addr.rsplit('/').next().unwrap().to_string();
+    let other = Identity::generate().peer_id().to_string();
+    parsed.addr = parsed.addr.replace(&real, &other);
+    let out = tmp.path().join("out");
+    let mut config = buyer(&parsed.to_url("x"), "sess-1", &out);
+    config.connect_timeout = Duration::from_secs(10);
+    let e = fetch(&config, &Identity::generate()).unwrap_err();
+    // Refused at the Noise handshake, at once (not after the timeout).
+    assert!(matches!(e, NodeError::Transport(_)), "{e}");
+    assert!(e.to_string().contains("dial"), "{e}");
+    assert!(files_under(&out).is_empty());
 }
