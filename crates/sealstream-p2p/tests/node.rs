@@ -23,9 +23,11 @@ fn published(chain: &str) -> PathBuf {
     fixtures().join("chains").join(chain).join("published")
 }
 
-/// A seller of `dir` on its own thread: the URL, then the delivery's outcome
-/// and the refusals it heard of.
-fn seller(dir: &Path) -> (String, mpsc::Receiver<(Result<u64, String>, Vec<Refusal>)>) {
+/// How a delivery ended (chunks sent, or the error) and the refusals heard of.
+type Outcome = (Result<u64, String>, Vec<Refusal>);
+
+/// A seller of `dir` on its own thread: the URL, then the delivery's outcome.
+fn seller(dir: &Path) -> (String, mpsc::Receiver<Outcome>) {
     let server = Server::bind(
         ServeConfig {
             chunk_dir: dir.to_path_buf(),
