@@ -684,7 +684,8 @@ pub struct FetchConfig {
     pub session_id: String,
     /// The buyer id.
     pub buyer_id: String,
-    /// The chain directory to write (created; files of the same names replaced).
+    /// The chain directory to write: created if missing, refused if it holds
+    /// chunk files already.
     pub output_dir: PathBuf,
     /// The most chunks to accept (the transfer is bounded by this many
     /// 1 MiB frames); [`DEFAULT_MAX_CHUNKS`] by default.
@@ -738,6 +739,17 @@ pub fn fetch(config: &FetchConfig, identity: &Identity) -> Result<Fetched, NodeE
             field: "max chunks",
             problem: "must be at least 1".into(),
         });
+    }
+    // Chunks of another chain left in the directory would mix with these.
+    if let Ok(entries) = fs::read_dir(&config.output_dir) {
+        for entry in entries.flatten() {
+            if entry.file_name().to_string_lossy().starts_with("chunk-") {
+                return Err(NodeError::Config {
+                    field: "output dir",
+                    problem: "already holds chunk files: give an empty or new directory".into(),
+                });
+            }
+        }
     }
     let mut node = Node::start(identity, None, Some(addr))?;
     let mut control = node.control.clone();

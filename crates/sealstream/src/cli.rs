@@ -197,7 +197,7 @@ pub struct P2pFetchArgs {
     /// The purchase id for the handshake (default: the URL's session parameter).
     #[arg(long, value_name = "ID")]
     pub purchase_id: Option<String>,
-    /// The chain directory to write (created if missing).
+    /// The chain directory to write: created if missing, refused if it holds chunk files.
     #[arg(long, value_name = "DIR")]
     pub output_dir: PathBuf,
     /// The most chunks to accept: the transfer is bounded by this many 1 MiB frames.

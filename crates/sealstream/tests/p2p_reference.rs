@@ -313,6 +313,22 @@ fn bad_input_is_named() {
         .args(["--listen", "not-an-address"]);
     let stderr = run_fails(c, 1);
     assert!(stderr.contains("--listen"), "{stderr}");
+    // An output directory that holds a chain already is refused before dialling.
+    let used = tmp.path().join("used");
+    std::fs::create_dir_all(&used).unwrap();
+    std::fs::write(used.join("chunk-0.json"), "{}").unwrap();
+    let stderr = run_fails(
+        fetch(
+            "peaqos-p2p://x?addr=%2Fip4%2F127.0.0.1%2Ftcp%2F1%2Fp2p%2F12D3KooWEanXrcP4feFmrVcvCcpP8KL1fqZ3wwjYMPPadBiJbjS7&session=b",
+            "s",
+            &used,
+        ),
+        1,
+    );
+    assert!(
+        stderr.contains("--output-dir: already holds chunk files"),
+        "{stderr}"
+    );
     let bad_key = tmp.path().join("bad.key");
     std::fs::write(&bad_key, "secret-not-hex").unwrap();
     let mut c = fetch("peaqos-p2p://x?addr=a&session=b", "s", &out);
