@@ -80,11 +80,12 @@ fn url_from(file: &Path) -> String {
     }
 }
 
-fn serve(dir: &Path, name: &str, url_file: &Path, timeout: u64, extra: &[&str]) -> Running {
+/// Our seller of the chain `root` (`root/published`).
+fn serve(dir: &Path, root: &Path, url_file: &Path, timeout: u64, extra: &[&str]) -> Running {
     let mut c = sealstream();
     c.args(extra);
     c.args(["p2p", "serve", "--chunk-dir"])
-        .arg(chain(name).join("published"))
+        .arg(root.join("published"))
         .args(["--purchase-id", "ord-1", "--session-id", "sess-1"])
         .args(["--buyer-id", BUYER_ID, "--listen", "/ip4/127.0.0.1/tcp/0"])
         .arg("--url-file")
@@ -95,12 +96,14 @@ fn serve(dir: &Path, name: &str, url_file: &Path, timeout: u64, extra: &[&str]) 
     Running::spawn(c)
 }
 
-/// The reference receiver's answer (one JSON line) and its exit code.
-fn receive(name: &str, url: &str, session: &str) -> (Value, Option<i32>) {
+/// The reference receiver's answer (one JSON line) and its exit code, for
+/// the chain `root` (its `access/` and `input.bin`).
+fn receive(root: &Path, url: &str, session: &str) -> (Value, Option<i32>) {
+    let name = root.display();
     let out = driver()
         .arg("receive")
         .arg(fixtures())
-        .arg(chain(name))
+        .arg(root)
         .args([url, "ord-1", session])
         .output()
         .unwrap();
@@ -123,10 +126,10 @@ fn serve_delivers_to_the_reference_receiver() {
     for name in CHAINS {
         let tmp = tempfile::tempdir().unwrap();
         let url_file = tmp.path().join("url");
-        let seller = serve(tmp.path(), name, &url_file, 60, &[]);
+        let seller = serve(tmp.path(), &chain(name), &url_file, 60, &[]);
         let url = url_from(&url_file);
         assert!(url.starts_with("peaqos-p2p://"), "{url}");
-        let (answer, code) = receive(name, &url, "sess-1");
+        let (answer, code) = receive(&chain(name), &url, "sess-1");
         assert_eq!(code, Some(0), "{name}: {answer:?}");
         assert_eq!(field(&answer, "identical"), &Value::Bool(true), "{name}");
         let out = seller.wait(Duration::from_secs(30));
@@ -146,13 +149,49 @@ fn serve_delivers_to_the_reference_receiver() {
 }
 
 #[test]
+fn a_3_mib_chain_of_ours_reaches_the_reference_receiver() {
+    // Our publish and grant (12 chunks of 256 KiB), our serve, their receiver.
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("big");
+    let input = input_of(3 << 20, 42);
+    std::fs::create_dir_all(&root).unwrap();
+    std::fs::write(root.join("input.bin"), &input).unwrap();
+    let mut c = sealstream();
+    publish_args(
+        &mut c,
+        root.join("input.bin"),
+        &root.join("published"),
+        262_144,
+    );
+    run_ok(c, "publish");
+    let mut c = sealstream();
+    grant_args(
+        &mut c,
+        &root.join("published"),
+        &root.join("access"),
+        512_000,
+    );
+    run_ok(c, "grant");
+    let url_file = tmp.path().join("url");
+    let seller = serve(tmp.path(), &root, &url_file, 60, &["--json"]);
+    let (answer, code) = receive(&root, &url_from(&url_file), "sess-1");
+    assert_eq!(code, Some(0), "{answer:?}");
+    assert_eq!(field(&answer, "chunks"), &Value::from(12u64));
+    assert_eq!(field(&answer, "identical"), &Value::Bool(true));
+    let out = seller.wait(Duration::from_secs(30));
+    assert!(out.status.success(), "{out:?}");
+    let result = json::parse(&out.stdout).unwrap();
+    assert_eq!(field(&result, "chunks"), &Value::from(12u64));
+}
+
+#[test]
 fn the_same_identity_file_gives_the_same_peer_id() {
     let tmp = tempfile::tempdir().unwrap();
     let mut peers = Vec::new();
     for _ in 0..2 {
         let url_file = tmp.path().join("url");
         let _ = std::fs::remove_file(&url_file);
-        let seller = serve(tmp.path(), "small", &url_file, 60, &[]);
+        let seller = serve(tmp.path(), &chain("small"), &url_file, 60, &[]);
         let url = url_from(&url_file);
         peers.push(url.split("%2Fp2p%2F").nth(1).unwrap().to_string());
         drop(seller);
@@ -230,13 +269,13 @@ fn a_wrong_session_is_refused_both_ways() {
     // keeps waiting for the right one.
     let tmp = tempfile::tempdir().unwrap();
     let url_file = tmp.path().join("url");
-    let seller = serve(tmp.path(), "small", &url_file, 60, &["--json"]);
+    let seller = serve(tmp.path(), &chain("small"), &url_file, 60, &["--json"]);
     let url = url_from(&url_file);
-    let (answer, code) = receive("small", &url, "sess-WRONG");
+    let (answer, code) = receive(&chain("small"), &url, "sess-WRONG");
     assert_eq!(code, Some(3), "{answer:?}");
     assert_eq!(field(&answer, "code"), &Value::from("protocol"));
     assert_eq!(field(&answer, "reason"), &Value::from("session_mismatch"));
-    let (answer, code) = receive("small", &url, "sess-1");
+    let (answer, code) = receive(&chain("small"), &url, "sess-1");
     assert_eq!(code, Some(0), "{answer:?}");
     let out = seller.wait(Duration::from_secs(30));
     assert!(out.status.success(), "{out:?}");
