@@ -2,7 +2,8 @@
 //! 0.12.1 with its p2p extra, py-libp2p 0.8.1), over real libp2p
 //! connections on 127.0.0.1, both ways: our `serve` to the reference's
 //! `P2PDeliveryReceiver`, and the reference's `P2PDeliveryChannel` to our
-//! `fetch` (then `consume`). The reference's side runs in
+//! `fetch` (then `consume`); refusals both ways (a wrong session, chunks
+//! too large for the protocol). The reference's side runs in
 //! `tests/support/p2p_reference.py`, with the market's orchestration calls
 //! stubbed in-process.
 
@@ -200,12 +201,13 @@ fn the_same_identity_file_gives_the_same_peer_id() {
     assert!(peers[0].starts_with("12D3KooW"), "{peers:?}");
 }
 
-fn channel(tmp: &Path, name: &str, connect_timeout: &str) -> (Running, String) {
+/// The reference's seller of the chain `root` (`published/`, `access/`).
+fn channel(tmp: &Path, root: &Path, connect_timeout: &str) -> (Running, String) {
     let url_file = tmp.join("url");
     let mut c = driver();
     c.arg("channel")
         .arg(fixtures())
-        .arg(chain(name))
+        .arg(root)
         .args(["ord-1", "sess-1"])
         .arg(&url_file)
         .arg(connect_timeout);
@@ -227,7 +229,7 @@ fn fetch(url: &str, session: &str, out: &Path) -> Command {
 fn fetch_receives_from_the_reference_channel() {
     for name in CHAINS {
         let tmp = tempfile::tempdir().unwrap();
-        let (seller, url) = channel(tmp.path(), name, "30");
+        let (seller, url) = channel(tmp.path(), &chain(name), "30");
         let out = tmp.path().join("fetched");
         run_ok(fetch(&url, "sess-1", &out), &format!("{name}: p2p fetch"));
         let said = seller.wait(Duration::from_secs(60));
@@ -264,6 +266,37 @@ fn fetch_receives_from_the_reference_channel() {
 }
 
 #[test]
+fn fetch_stops_at_a_frame_over_1_mib_from_the_reference() {
+    // The reference's channel sends frames over the limit (it never checks):
+    // a chain of 785,000-byte chunks makes frames of about 1,048,800 bytes.
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("over");
+    std::fs::create_dir_all(&root).unwrap();
+    std::fs::write(root.join("input.bin"), input_of(1_000_000, 3)).unwrap();
+    let mut c = sealstream();
+    publish_args(
+        &mut c,
+        root.join("input.bin"),
+        &root.join("published"),
+        785_000,
+    );
+    run_ok(c, "publish");
+    let mut c = sealstream();
+    grant_args(
+        &mut c,
+        &root.join("published"),
+        &root.join("access"),
+        512_000,
+    );
+    run_ok(c, "grant");
+    let (_seller, url) = channel(tmp.path(), &root, "10");
+    let out = tmp.path().join("fetched");
+    let stderr = run_fails(fetch(&url, "sess-1", &out), 2);
+    assert!(stderr.contains("frame_too_large"), "{stderr}");
+    assert!(files_under(&out).is_empty(), "{:?}", files_under(&out));
+}
+
+#[test]
 fn a_wrong_session_is_refused_both_ways() {
     // Our seller refuses the reference buyer with session_mismatch, and
     // keeps waiting for the right one.
@@ -292,7 +325,7 @@ fn a_wrong_session_is_refused_both_ways() {
     // The reference seller refuses our buyer: exit 2 naming the code, and
     // nothing written.
     let tmp = tempfile::tempdir().unwrap();
-    let (seller, url) = channel(tmp.path(), "small", "3");
+    let (seller, url) = channel(tmp.path(), &chain("small"), "3");
     let out = tmp.path().join("fetched");
     let stderr = run_fails(fetch(&url, "sess-WRONG", &out), 2);
     assert!(
