@@ -322,6 +322,11 @@ impl<R: BufRead> FrameReader<R> {
         }
     }
 
+    /// The stream the frames come from (to answer on the same stream).
+    pub fn get_mut(&mut self) -> &mut R {
+        &mut self.inner
+    }
+
     /// The next frame; `Ok(None)` at the end of the stream between frames.
     pub fn next_frame(&mut self) -> Result<Option<Frame>, ReadError> {
         self.line.clear();

@@ -100,6 +100,115 @@ pub enum Command {
     #[command(after_help = MARKET_EXIT_CODES)]
     #[cfg(feature = "agent")]
     Follow(FollowArgs),
+    /// Peer-to-peer delivery over libp2p, speaking the reference's protocol
+    /// (/peaqos/stream/chunk/1.0.0, peaqos-json-frame-v1; docs/p2p.md): serve a chain to
+    /// one buyer, or fetch one from a seller.
+    #[command(subcommand, after_help = P2P_EXIT_CODES)]
+    #[cfg(feature = "p2p")]
+    P2p(P2pCommand),
+}
+
+#[cfg(feature = "p2p")]
+const P2P_EXIT_CODES: &str = concat!(
+    "\
+Exit codes:
+  0  serve: the chain was delivered; fetch: the chain was received, verified and written
+  1  bad input: flags, an unreadable chunk directory or identity file, a chunk too large
+     for the protocol (a frame over 1 MiB), a malformed URL or listen address
+  2  network or integrity: no buyer in time, the seller refused (its code is printed,
+     such as session_mismatch), the connection failed, or a chunk that does not verify",
+    usage_exit_line!(),
+    "
+
+Human-readable output goes to stderr; the URL (serve) and --json output go to stdout."
+);
+
+/// `sealstream p2p`.
+#[derive(Debug, Subcommand)]
+#[cfg(feature = "p2p")]
+pub enum P2pCommand {
+    /// As the seller: listen, print the peaqos-p2p:// URL on stdout (a line of its own,
+    /// at once), wait for the buyer's stream, check its handshake (purchase, session and
+    /// buyer ids must be those given; any other is refused with session_mismatch and the
+    /// wait goes on), send every chunk of --chunk-dir in index order and `complete`.
+    /// Serves one delivery and exits 0 once it is sent. Every chunk's frame must fit the
+    /// protocol's 1 MiB (checked before listening). The buyer is known only by the three
+    /// ids (as in the reference): anyone who has them and reaches the address gets the
+    /// ciphertext, which only the buyer's access files open.
+    #[command(after_help = P2P_EXIT_CODES)]
+    Serve(P2pServeArgs),
+    /// As the buyer: dial the seller's peaqos-p2p:// URL (its peer id is checked by the
+    /// Noise handshake), send the handshake, and check every chunk as it arrives as the
+    /// reference's receiver does (frame and envelope agree, indexes 0.. in order with no
+    /// duplicates, the ciphertext hashes to encryptedDataHash, the Ed25519 signature, the
+    /// previousChunkId link, the chunk id recomputes) and one signing key for the whole
+    /// chain; `complete` must count what arrived. Writes chunk-N.json and chunk-N.bin into
+    /// --output-dir, moved into place only once everything checked out; decrypt them with
+    /// `sealstream consume`.
+    #[command(after_help = P2P_EXIT_CODES)]
+    Fetch(P2pFetchArgs),
+}
+
+/// `sealstream p2p serve`.
+#[derive(Debug, Args)]
+#[cfg(feature = "p2p")]
+pub struct P2pServeArgs {
+    /// The chain directory to deliver (chunk-N.json and chunk-N.bin, indexes 0..n).
+    #[arg(long, value_name = "DIR")]
+    pub chunk_dir: PathBuf,
+    /// The purchase (order) id the buyer's handshake must carry; also the URL's session.
+    #[arg(long, value_name = "ID")]
+    pub purchase_id: String,
+    /// The delivery session id the buyer's handshake must carry.
+    #[arg(long, value_name = "ID")]
+    pub session_id: String,
+    /// The buyer id the buyer's handshake must carry.
+    #[arg(long, value_name = "ID")]
+    pub buyer_id: String,
+    /// The multiaddr to listen on; it goes into the URL, so give one the buyer can dial
+    /// (not 0.0.0.0).
+    #[arg(long, value_name = "MULTIADDR", default_value = sealstream_p2p::node::DEFAULT_LISTEN)]
+    pub listen: String,
+    /// Also write the URL to FILE (atomically) once listening. With --json the URL is
+    /// not printed at once (it is in the JSON printed once delivered): read it here.
+    #[arg(long, value_name = "FILE")]
+    pub url_file: Option<PathBuf>,
+    /// The node's Ed25519 identity (its peer id): a file of 64 hex digits (a 32-byte seed),
+    /// created with mode 0600 if missing. Without it, a random identity for this run.
+    #[arg(long, value_name = "FILE")]
+    pub identity_file: Option<PathBuf>,
+    /// How long to wait for the buyer, in seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 300)]
+    pub timeout: u64,
+}
+
+/// `sealstream p2p fetch`.
+#[derive(Debug, Args)]
+#[cfg(feature = "p2p")]
+pub struct P2pFetchArgs {
+    /// The seller's URL (peaqos-p2p://…?addr=…&session=…).
+    pub url: String,
+    /// The delivery session id (from the market's delivery).
+    #[arg(long, value_name = "ID")]
+    pub session_id: String,
+    /// The buyer id.
+    #[arg(long, value_name = "ID")]
+    pub buyer_id: String,
+    /// The purchase id for the handshake (default: the URL's session parameter).
+    #[arg(long, value_name = "ID")]
+    pub purchase_id: Option<String>,
+    /// The chain directory to write: created if missing, refused if it holds chunk files.
+    #[arg(long, value_name = "DIR")]
+    pub output_dir: PathBuf,
+    /// The most chunks to accept: the transfer is bounded by this many 1 MiB frames.
+    #[arg(long, value_name = "N", default_value_t = sealstream_p2p::node::DEFAULT_MAX_CHUNKS)]
+    pub max_chunks: u64,
+    /// The node's Ed25519 identity, as for `p2p serve`.
+    #[arg(long, value_name = "FILE")]
+    pub identity_file: Option<PathBuf>,
+    /// How long to wait for the connection to the seller, in seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 30)]
+    pub timeout: u64,
 }
 
 /// `sealstream follow`.

@@ -5,7 +5,9 @@
 //! format alone: no crate of ours and no object store below it, which
 //! `sealstream-files` brings only with its `object-store` feature. Every
 //! build has one TLS and cryptographic provider, aws-lc-rs: *ring* is in
-//! none (docs/architecture.md, "One HTTP and TLS stack").
+//! none (docs/architecture.md, "One HTTP and TLS stack"), libp2p's Noise
+//! included (patches/libp2p-noise-0.47); libp2p itself is in the default
+//! build and in no edge build.
 
 use std::process::Command;
 
@@ -88,9 +90,10 @@ fn core_is_the_format_alone() {
 
 #[test]
 fn one_tls_provider_in_every_build() {
-    let builds: [&[&str]; 3] = [
+    let builds: [&[&str]; 4] = [
         &[],
         &["--no-default-features", "--features", "agent"],
+        &["--no-default-features", "--features", "p2p"],
         &["--no-default-features"],
     ];
     for features in builds {
@@ -106,4 +109,32 @@ fn one_tls_provider_in_every_build() {
             );
         }
     }
+}
+
+#[test]
+fn libp2p_comes_with_the_p2p_feature_only() {
+    let full = dependencies("sealstream", &[]);
+    for name in ["libp2p", "libp2p-noise", "libp2p-stream", "snow"] {
+        assert!(
+            full.iter().any(|n| n == name),
+            "{name} not in the full build"
+        );
+    }
+    let edge = dependencies(
+        "sealstream",
+        &["--no-default-features", "--features", "agent"],
+    );
+    assert!(!edge.iter().any(|n| n.starts_with("libp2p")), "{edge:?}");
+    // Not one TLS stack of libp2p's (tls, quic, websocket) either.
+    for name in [
+        "libp2p-tls",
+        "libp2p-quic",
+        "libp2p-websocket",
+        "libp2p-mdns",
+    ] {
+        assert!(!full.iter().any(|n| n == name), "{name} in the build");
+    }
+    // The wire alone builds without libp2p (the fuzz targets use it so).
+    let wire = dependencies("sealstream-p2p", &[]);
+    assert!(!wire.iter().any(|n| n.starts_with("libp2p")), "{wire:?}");
 }

@@ -158,7 +158,7 @@ fn commands_of(line: &str) -> Vec<Shown> {
                 && !opens
                 && t.chars().next().is_some_and(|c| c.is_ascii_lowercase())
                 && t.chars()
-                    .all(|c| c.is_ascii_lowercase() || c == '-' || c == '|')
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '|')
             {
                 cmd.words.push(t.to_string());
             } else {

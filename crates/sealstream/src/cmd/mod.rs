@@ -34,6 +34,8 @@ pub mod market_serve;
 pub mod market_session;
 #[cfg(feature = "agent")]
 pub mod market_subscriptions;
+#[cfg(feature = "p2p")]
+pub mod p2p;
 pub mod package;
 mod package_input;
 pub mod publish;
