@@ -155,24 +155,7 @@ fn a_3_mib_chain_of_ours_reaches_the_reference_receiver() {
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path().join("big");
     let input = input_of(3 << 20, 42);
-    std::fs::create_dir_all(&root).unwrap();
-    std::fs::write(root.join("input.bin"), &input).unwrap();
-    let mut c = sealstream();
-    publish_args(
-        &mut c,
-        root.join("input.bin"),
-        &root.join("published"),
-        262_144,
-    );
-    run_ok(c, "publish");
-    let mut c = sealstream();
-    grant_args(
-        &mut c,
-        &root.join("published"),
-        &root.join("access"),
-        512_000,
-    );
-    run_ok(c, "grant");
+    published_chain(&root, &input, 262_144);
     let url_file = tmp.path().join("url");
     let seller = serve(tmp.path(), &root, &url_file, 60, &["--json"]);
     let (answer, code) = receive(&root, &url_from(&url_file), "sess-1");
@@ -271,24 +254,7 @@ fn fetch_stops_at_a_frame_over_1_mib_from_the_reference() {
     // a chain of 785,000-byte chunks makes frames of about 1,048,800 bytes.
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path().join("over");
-    std::fs::create_dir_all(&root).unwrap();
-    std::fs::write(root.join("input.bin"), input_of(1_000_000, 3)).unwrap();
-    let mut c = sealstream();
-    publish_args(
-        &mut c,
-        root.join("input.bin"),
-        &root.join("published"),
-        785_000,
-    );
-    run_ok(c, "publish");
-    let mut c = sealstream();
-    grant_args(
-        &mut c,
-        &root.join("published"),
-        &root.join("access"),
-        512_000,
-    );
-    run_ok(c, "grant");
+    published_chain(&root, &input_of(1_000_000, 3), 785_000);
     let (_seller, url) = channel(tmp.path(), &root, "10");
     let out = tmp.path().join("fetched");
     let stderr = run_fails(fetch(&url, "sess-1", &out), 2);
@@ -408,4 +374,27 @@ fn bad_input_is_named() {
     let stderr = run_fails(c, 1);
     assert!(stderr.contains("64 hex digits"), "{stderr}");
     assert!(!stderr.contains("secret-not-hex"), "{stderr}");
+}
+
+/// `root/input.bin` holding `input`, published by us in chunks of `chunk`
+/// bytes to `root/published`, with the buyer's access files in `root/access`.
+fn published_chain(root: &Path, input: &[u8], chunk: usize) {
+    std::fs::create_dir_all(root).unwrap();
+    std::fs::write(root.join("input.bin"), input).unwrap();
+    let mut c = sealstream();
+    publish_args(
+        &mut c,
+        root.join("input.bin"),
+        &root.join("published"),
+        chunk,
+    );
+    run_ok(c, "publish");
+    let mut c = sealstream();
+    grant_args(
+        &mut c,
+        &root.join("published"),
+        &root.join("access"),
+        512_000,
+    );
+    run_ok(c, "grant");
 }
