@@ -521,22 +521,12 @@ impl Agent {
                         ),
                         JsonlInput::File(_) => Numbering::Replay { after },
                     };
-                    std::thread::Builder::new()
-                        .name(format!("source-{name}"))
-                        .spawn(move || read_jsonl(&name, &input, numbering, &tx))
-                        .map_err(|e| AgentError::Source {
-                            name: "thread".into(),
-                            message: e.to_string(),
-                        })?;
+                    let n = name.clone();
+                    spawn_source(&name, move || read_jsonl(&n, &input, numbering, &tx))?;
                 }
                 Source::Mcap { path } => {
-                    std::thread::Builder::new()
-                        .name(format!("source-{name}"))
-                        .spawn(move || read_mcap(&name, &path, after, &tx))
-                        .map_err(|e| AgentError::Source {
-                            name: "thread".into(),
-                            message: e.to_string(),
-                        })?;
+                    let n = name.clone();
+                    spawn_source(&name, move || read_mcap(&n, &path, after, &tx))?;
                 }
                 Source::Ros2(ros2) => {
                     let run = Ros2Run {
@@ -551,13 +541,7 @@ impl Agent {
                         log: log.clone(),
                         counters: self.ros2_counters.clone(),
                     };
-                    std::thread::Builder::new()
-                        .name(format!("source-{name}"))
-                        .spawn(move || run.run())
-                        .map_err(|e| AgentError::Source {
-                            name: "thread".into(),
-                            message: e.to_string(),
-                        })?;
+                    spawn_source(&name, move || run.run())?;
                 }
                 Source::Mqtt(mqtt) => {
                     let dir = journal_dir(&self.map.spool.dir, &name);
@@ -575,13 +559,7 @@ impl Agent {
                         stop: stop.clone(),
                         log: log.clone(),
                     };
-                    std::thread::Builder::new()
-                        .name(format!("source-{name}"))
-                        .spawn(move || run.run())
-                        .map_err(|e| AgentError::Source {
-                            name: "thread".into(),
-                            message: e.to_string(),
-                        })?;
+                    spawn_source(&name, move || run.run())?;
                 }
             }
         }
@@ -1318,6 +1296,18 @@ impl Agent {
     pub fn chain_dir(&self, topic: &str) -> Option<&Path> {
         self.runs.get(topic).map(|r| r.chain_dir.as_path())
     }
+}
+
+/// Run a source's reader on a thread of its own, named after the source.
+fn spawn_source(name: &str, run: impl FnOnce() + Send + 'static) -> Result<(), AgentError> {
+    std::thread::Builder::new()
+        .name(format!("source-{name}"))
+        .spawn(run)
+        .map(drop)
+        .map_err(|e| AgentError::Source {
+            name: "thread".into(),
+            message: e.to_string(),
+        })
 }
 
 /// Keep the [`MAX_PUBLISHERS`] publishers heard from most recently.
