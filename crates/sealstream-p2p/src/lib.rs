@@ -9,6 +9,9 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod feed;
+#[cfg(feature = "node")]
+pub mod live;
 #[cfg(feature = "node")]
 pub mod node;
 pub mod reference;

@@ -31,13 +31,17 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use futures_util::{AsyncReadExt, AsyncWriteExt, StreamExt};
+use libp2p::kad::{self, store::MemoryStore};
 use libp2p::multiaddr::Protocol;
+use libp2p::swarm::behaviour::toggle::Toggle;
 use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
 use libp2p::{identify, identity, noise, tcp, yamux, Multiaddr, PeerId, StreamProtocol};
 use rand_core::{OsRng, RngCore};
 use sealstream_core::chunk::{ChainVerifier, ChunkSink, SealedChunk};
 use sealstream_files::layout::{self, DirectorySink};
 use sealstream_files::staging::Staging;
+use std::collections::HashMap;
+use tokio::sync::{mpsc, oneshot};
 use zeroize::Zeroizing;
 
 use crate::reference::{
@@ -103,6 +107,9 @@ pub enum NodeError {
     /// Writing the output failed.
     #[error(transparent)]
     Output(#[from] sealstream_files::layout::FileError),
+    /// The caller's handling of what arrived failed (its message).
+    #[error("{0}")]
+    Sink(String),
 }
 
 impl NodeError {
@@ -199,6 +206,11 @@ impl Identity {
             .expect("any 32 bytes are an Ed25519 secret key")
     }
 
+    /// The 32-byte seed (for keys derived from the identity).
+    pub(crate) fn seed(&self) -> &[u8; 32] {
+        &self.seed
+    }
+
     /// The peer id (`12D3KooW…`).
     pub fn peer_id(&self) -> PeerId {
         self.keypair().public().to_peer_id()
@@ -218,25 +230,59 @@ fn hex_decode(text: &str, out: &mut [u8]) -> Option<()> {
 #[behaviour(prelude = "libp2p::swarm::derive_prelude")]
 struct Behaviour {
     identify: identify::Behaviour,
+    kad: Toggle<kad::Behaviour<MemoryStore>>,
     stream: libp2p_stream::Behaviour,
 }
 
-/// A runtime with one worker that drives the swarm; the caller's thread
-/// blocks on it.
-struct Node {
-    rt: tokio::runtime::Runtime,
-    control: libp2p_stream::Control,
-    peer_id: PeerId,
-    listen: Option<tokio::sync::oneshot::Receiver<Result<Multiaddr, String>>>,
-    dial: Option<tokio::sync::oneshot::Receiver<String>>,
+/// Where a node listens, whom it dials, and whether it joins the DHT.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Options {
+    /// Listen here.
+    pub listen: Option<Multiaddr>,
+    /// Dial this at once.
+    pub dial: Option<Multiaddr>,
+    /// Join the DHT through these peers (`Some(vec![])`: a DHT node that
+    /// others bootstrap from).
+    pub dht: Option<Vec<Multiaddr>>,
+}
+
+/// What a node's caller asks of the swarm.
+pub(crate) enum Command {
+    /// Announce a provider record (a feed) under this key, now and after
+    /// every bootstrap.
+    Provide(kad::RecordKey),
+    /// The providers of a key.
+    FindProviders(kad::RecordKey, oneshot::Sender<Vec<PeerId>>),
+    /// Look a peer up in the DHT (its addresses go to the address book).
+    FindPeer(PeerId, oneshot::Sender<bool>),
+    /// The peers connected now and the DHT's routing table size.
+    Peers(oneshot::Sender<(Vec<PeerId>, usize)>),
+}
+
+/// A runtime with one worker that drives the swarm; the caller's threads
+/// block on it.
+pub(crate) struct Node {
+    pub(crate) rt: tokio::runtime::Runtime,
+    pub(crate) control: libp2p_stream::Control,
+    pub(crate) peer_id: PeerId,
+    pub(crate) keypair: identity::Keypair,
+    commands: mpsc::UnboundedSender<Command>,
+    listen: Option<oneshot::Receiver<Result<Multiaddr, String>>>,
+    dial: Option<oneshot::Receiver<String>>,
+}
+
+/// The private DHT's protocol: the node never joins the public IPFS DHT.
+pub const KAD_PROTOCOL: &str = "/sealstream/kad/1.0.0";
+
+fn peer_of(addr: &Multiaddr) -> Option<PeerId> {
+    match addr.iter().last() {
+        Some(Protocol::P2p(p)) => Some(p),
+        _ => None,
+    }
 }
 
 impl Node {
-    fn start(
-        identity: &Identity,
-        listen: Option<Multiaddr>,
-        dial: Option<Multiaddr>,
-    ) -> Result<Node, NodeError> {
+    pub(crate) fn start(identity: &Identity, options: Options) -> Result<Node, NodeError> {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .thread_name("sealstream-p2p")
@@ -245,8 +291,10 @@ impl Node {
             .build()
             .map_err(|e| NodeError::Transport(format!("runtime: {e}")))?;
         let key = identity.keypair();
+        let keypair = key.clone();
         let peer_id = key.public().to_peer_id();
         let _guard = rt.enter();
+        let dht = options.dht.is_some();
         let mut swarm = libp2p::SwarmBuilder::with_existing_identity(key)
             .with_tokio()
             .with_tcp(
@@ -255,19 +303,37 @@ impl Node {
                 yamux::Config::default,
             )
             .map_err(|e| NodeError::Transport(format!("transport: {e}")))?
-            .with_behaviour(|key| Behaviour {
-                identify: identify::Behaviour::new(
-                    identify::Config::new(IDENTIFY_PROTOCOL.into(), key.public())
-                        .with_agent_version(format!("sealstream/{}", env!("CARGO_PKG_VERSION"))),
-                ),
-                stream: libp2p_stream::Behaviour::new(),
+            .with_behaviour(|key| {
+                let id = key.public().to_peer_id();
+                let kad = dht.then(|| {
+                    let mut cfg = kad::Config::new(StreamProtocol::new(KAD_PROTOCOL));
+                    cfg.set_query_timeout(Duration::from_secs(10));
+                    cfg.set_periodic_bootstrap_interval(Some(Duration::from_secs(60)));
+                    let mut k = kad::Behaviour::with_config(id, MemoryStore::new(id), cfg);
+                    // Loopback and private networks never confirm an
+                    // external address, and a node in client mode neither
+                    // answers queries nor enters routing tables.
+                    k.set_mode(Some(kad::Mode::Server));
+                    k
+                });
+                Behaviour {
+                    identify: identify::Behaviour::new(
+                        identify::Config::new(IDENTIFY_PROTOCOL.into(), key.public())
+                            .with_agent_version(format!(
+                                "sealstream/{}",
+                                env!("CARGO_PKG_VERSION")
+                            )),
+                    ),
+                    kad: Toggle::from(kad),
+                    stream: libp2p_stream::Behaviour::new(),
+                }
             })
             .map_err(|e| NodeError::Transport(format!("behaviour: {e}")))?
             .with_swarm_config(|c| c.with_idle_connection_timeout(IO_TIMEOUT))
             .build();
         let control = swarm.behaviour().stream.new_control();
-        let (listen_tx, listen_rx) = tokio::sync::oneshot::channel();
-        let mut listen_tx = match listen {
+        let (listen_tx, listen_rx) = oneshot::channel();
+        let mut listen_tx = match options.listen {
             Some(addr) => {
                 swarm
                     .listen_on(addr)
@@ -276,8 +342,8 @@ impl Node {
             }
             None => None,
         };
-        let (dial_tx, dial_rx) = tokio::sync::oneshot::channel();
-        let mut dial_tx = match dial {
+        let (dial_tx, dial_rx) = oneshot::channel();
+        let mut dial_tx = match options.dial {
             Some(addr) => {
                 swarm
                     .dial(addr)
@@ -286,9 +352,64 @@ impl Node {
             }
             None => None,
         };
+        for addr in options.dht.iter().flatten() {
+            let peer = peer_of(addr).ok_or_else(|| NodeError::Config {
+                field: "bootstrap",
+                problem: "a bootstrap address must end in /p2p/<peer id>".into(),
+            })?;
+            if let Some(k) = swarm.behaviour_mut().kad.as_mut() {
+                k.add_address(&peer, addr.clone());
+            }
+        }
+        if options.dht.as_ref().is_some_and(|b| !b.is_empty()) {
+            if let Some(k) = swarm.behaviour_mut().kad.as_mut() {
+                let _ = k.bootstrap();
+            }
+        }
+        let (commands, mut command_rx) = mpsc::unbounded_channel::<Command>();
         rt.spawn(async move {
+            let mut provided: Vec<kad::RecordKey> = Vec::new();
+            let mut finding: HashMap<kad::QueryId, (Vec<PeerId>, oneshot::Sender<Vec<PeerId>>)> =
+                HashMap::new();
+            let mut looking: HashMap<kad::QueryId, (PeerId, oneshot::Sender<bool>)> =
+                HashMap::new();
             loop {
-                match swarm.select_next_some().await {
+                let event = tokio::select! {
+                    command = command_rx.recv() => {
+                        let Some(command) = command else { break };
+                        let kad = swarm.behaviour_mut().kad.as_mut();
+                        match (command, kad) {
+                            (Command::Provide(key), Some(k)) => {
+                                let _ = k.start_providing(key.clone());
+                                provided.push(key);
+                            }
+                            (Command::FindProviders(key, tx), Some(k)) => {
+                                let id = k.get_providers(key);
+                                finding.insert(id, (Vec::new(), tx));
+                            }
+                            (Command::FindPeer(peer, tx), Some(k)) => {
+                                let id = k.get_closest_peers(peer);
+                                looking.insert(id, (peer, tx));
+                            }
+                            (Command::FindProviders(_, tx), None) => {
+                                let _ = tx.send(Vec::new());
+                            }
+                            (Command::FindPeer(_, tx), None) => {
+                                let _ = tx.send(false);
+                            }
+                            (Command::Provide(_), None) => {}
+                            (Command::Peers(tx), kad) => {
+                                let table = kad
+                                    .map(|k| k.kbuckets().map(|b| b.num_entries()).sum())
+                                    .unwrap_or(0);
+                                let _ = tx.send((swarm.connected_peers().copied().collect(), table));
+                            }
+                        }
+                        continue;
+                    }
+                    event = swarm.select_next_some() => event,
+                };
+                match event {
                     SwarmEvent::NewListenAddr { address, .. } => {
                         if let Some(tx) = listen_tx.take() {
                             let _ = tx.send(Ok(address));
@@ -312,6 +433,55 @@ impl Node {
                             let _ = tx.send(error.to_string());
                         }
                     }
+                    SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received {
+                        peer_id,
+                        info,
+                        ..
+                    })) => {
+                        // Peers of the private DHT enter the routing table
+                        // with the addresses they listen on.
+                        let kad_protocol = StreamProtocol::new(KAD_PROTOCOL);
+                        if info.protocols.contains(&kad_protocol) {
+                            if let Some(k) = swarm.behaviour_mut().kad.as_mut() {
+                                for a in info.listen_addrs {
+                                    k.add_address(&peer_id, a);
+                                }
+                            }
+                        }
+                    }
+                    SwarmEvent::Behaviour(BehaviourEvent::Kad(
+                        kad::Event::OutboundQueryProgressed {
+                            id, result, step, ..
+                        },
+                    )) => match result {
+                        kad::QueryResult::Bootstrap(_) if step.last => {
+                            // Announce again now that the table is filled.
+                            if let Some(k) = swarm.behaviour_mut().kad.as_mut() {
+                                for key in &provided {
+                                    let _ = k.start_providing(key.clone());
+                                }
+                            }
+                        }
+                        kad::QueryResult::GetProviders(r) => {
+                            if let Ok(kad::GetProvidersOk::FoundProviders { providers, .. }) = r {
+                                if let Some((found, _)) = finding.get_mut(&id) {
+                                    found.extend(providers);
+                                }
+                            }
+                            if step.last {
+                                if let Some((found, tx)) = finding.remove(&id) {
+                                    let _ = tx.send(found);
+                                }
+                            }
+                        }
+                        kad::QueryResult::GetClosestPeers(r) => {
+                            if let Some((peer, tx)) = looking.remove(&id) {
+                                let found = matches!(&r, Ok(ok) if ok.peers.iter().any(|p| p.peer_id == peer));
+                                let _ = tx.send(found);
+                            }
+                        }
+                        _ => {}
+                    },
                     _ => {}
                 }
             }
@@ -321,25 +491,91 @@ impl Node {
             rt,
             control,
             peer_id,
+            keypair,
+            commands,
             listen: Some(listen_rx),
             dial: Some(dial_rx),
+        })
+    }
+
+    /// The first address the node listens on, once it does.
+    pub(crate) fn listen_addr(&mut self) -> Result<Multiaddr, NodeError> {
+        let rx = self.listen.take().expect("a listener was asked for once");
+        self.rt
+            .block_on(async { tokio::time::timeout(IO_TIMEOUT, rx).await })
+            .map_err(|_| NodeError::Timeout("no listen address"))?
+            .map_err(|_| NodeError::Transport("the swarm stopped".into()))?
+            .map_err(|e| NodeError::Transport(format!("listen: {e}")))
+    }
+
+    pub(crate) fn command(&self, c: Command) {
+        let _ = self.commands.send(c);
+    }
+
+    /// The providers of `key` in the DHT (empty after the query's timeout).
+    pub(crate) fn find_providers(&self, key: kad::RecordKey) -> Vec<PeerId> {
+        let (tx, rx) = oneshot::channel();
+        self.command(Command::FindProviders(key, tx));
+        self.rt
+            .block_on(async { tokio::time::timeout(Duration::from_secs(15), rx).await })
+            .ok()
+            .and_then(Result::ok)
+            .unwrap_or_default()
+    }
+
+    /// Look `peer` up in the DHT (so that a dial by peer id finds it).
+    pub(crate) fn find_peer(&self, peer: PeerId) -> bool {
+        let (tx, rx) = oneshot::channel();
+        self.command(Command::FindPeer(peer, tx));
+        self.rt
+            .block_on(async { tokio::time::timeout(Duration::from_secs(15), rx).await })
+            .ok()
+            .and_then(Result::ok)
+            .unwrap_or(false)
+    }
+
+    /// The peers connected now, and the DHT's routing table size.
+    pub(crate) fn peers(&self) -> (Vec<PeerId>, usize) {
+        let (tx, rx) = oneshot::channel();
+        self.command(Command::Peers(tx));
+        self.rt
+            .block_on(async { tokio::time::timeout(Duration::from_secs(5), rx).await })
+            .ok()
+            .and_then(Result::ok)
+            .unwrap_or_default()
+    }
+
+    /// Open a stream of `protocol` to `peer` (dialing it if needed), within `wait`.
+    pub(crate) fn open(
+        &self,
+        peer: PeerId,
+        protocol: StreamProtocol,
+        wait: Duration,
+    ) -> Result<libp2p::Stream, NodeError> {
+        let mut control = self.control.clone();
+        self.rt.block_on(async {
+            match tokio::time::timeout(wait, control.open_stream(peer, protocol)).await {
+                Ok(Ok(stream)) => Ok(stream),
+                Ok(Err(e)) => Err(NodeError::Transport(format!("open stream: {e}"))),
+                Err(_) => Err(NodeError::Timeout("connecting to the peer")),
+            }
         })
     }
 }
 
 /// A libp2p stream read and written by a blocking thread, each call
 /// bounded by a timeout.
-struct BlockingStream<'a> {
-    rt: &'a tokio::runtime::Runtime,
+pub(crate) struct BlockingStream {
+    rt: tokio::runtime::Handle,
     stream: libp2p::Stream,
-    timeout: Duration,
+    pub(crate) timeout: Duration,
 }
 
 fn timed_out() -> io::Error {
     io::Error::new(io::ErrorKind::TimedOut, "stream timed out")
 }
 
-impl Read for BlockingStream<'_> {
+impl Read for BlockingStream {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let (stream, timeout) = (&mut self.stream, self.timeout);
         self.rt
@@ -348,7 +584,7 @@ impl Read for BlockingStream<'_> {
     }
 }
 
-impl Write for BlockingStream<'_> {
+impl Write for BlockingStream {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let (stream, timeout) = (&mut self.stream, self.timeout);
         self.rt
@@ -364,10 +600,19 @@ impl Write for BlockingStream<'_> {
     }
 }
 
-impl BlockingStream<'_> {
+impl BlockingStream {
+    /// `stream`, driven by the runtime `rt`, each call bounded by [`IO_TIMEOUT`].
+    pub(crate) fn new(rt: tokio::runtime::Handle, stream: libp2p::Stream) -> BlockingStream {
+        BlockingStream {
+            rt,
+            stream,
+            timeout: IO_TIMEOUT,
+        }
+    }
+
     /// Close the write half, then wait for the peer to close its own (or
     /// [`LINGER`]), so the last frame is not lost with the connection.
-    fn finish(&mut self) {
+    pub(crate) fn finish(&mut self) {
         let stream = &mut self.stream;
         self.rt.block_on(async {
             let _ = tokio::time::timeout(LINGER, stream.close()).await;
@@ -382,23 +627,16 @@ impl BlockingStream<'_> {
     }
 }
 
-type Frames<'a> = FrameReader<BufReader<BlockingStream<'a>>>;
+type Frames = FrameReader<BufReader<BlockingStream>>;
 
-fn frames(rt: &tokio::runtime::Runtime, stream: libp2p::Stream, limit: Option<u64>) -> Frames<'_> {
+fn frames(rt: &tokio::runtime::Runtime, stream: libp2p::Stream, limit: Option<u64>) -> Frames {
     FrameReader::new(
-        BufReader::with_capacity(
-            64 * 1024,
-            BlockingStream {
-                rt,
-                stream,
-                timeout: IO_TIMEOUT,
-            },
-        ),
+        BufReader::with_capacity(64 * 1024, BlockingStream::new(rt.handle().clone(), stream)),
         limit,
     )
 }
 
-fn send(frames: &mut Frames<'_>, frame: &Frame) -> Result<(), NodeError> {
+fn send(frames: &mut Frames, frame: &Frame) -> Result<(), NodeError> {
     let io = frames.get_mut().get_mut();
     io.write_all(&frame.encode())
         .and_then(|()| io.flush())
@@ -408,7 +646,7 @@ fn send(frames: &mut Frames<'_>, frame: &Frame) -> Result<(), NodeError> {
         })
 }
 
-fn refuse(frames: &mut Frames<'_>, code: ErrorCode, reason: &str) {
+fn refuse(frames: &mut Frames, code: ErrorCode, reason: &str) {
     let _ = send(
         frames,
         &Frame::Error {
@@ -520,18 +758,18 @@ impl Server {
         for (index, path) in &chunks {
             chunk_frame(&config.chunk_dir, *index, path)?;
         }
-        let mut node = Node::start(identity, Some(listen), None)?;
+        let mut node = Node::start(
+            identity,
+            Options {
+                listen: Some(listen),
+                ..Options::default()
+            },
+        )?;
         let incoming = node
             .control
             .accept(STREAM_PROTOCOL)
             .map_err(|e| NodeError::Transport(e.to_string()))?;
-        let rx = node.listen.take().expect("a listener was asked for");
-        let addr = node
-            .rt
-            .block_on(async { tokio::time::timeout(IO_TIMEOUT, rx).await })
-            .map_err(|_| NodeError::Timeout("no listen address"))?
-            .map_err(|_| NodeError::Transport("the swarm stopped".into()))?
-            .map_err(|e| NodeError::Transport(format!("listen: {e}")))?;
+        let addr = node.listen_addr()?;
         let addr = addr.with(Protocol::P2p(node.peer_id));
         let url = ConnectUrl {
             addr: addr.to_string(),
@@ -586,7 +824,7 @@ impl Server {
             frames.get_mut().get_mut().timeout = HANDSHAKE_TIMEOUT;
             let hello = frames.next_frame();
             frames.get_mut().get_mut().timeout = IO_TIMEOUT;
-            let mut refuse = |frames: &mut Frames<'_>, code: ErrorCode, reason: &'static str| {
+            let mut refuse = |frames: &mut Frames, code: ErrorCode, reason: &'static str| {
                 refuse(frames, code, reason);
                 on_refusal(&Refusal {
                     peer: peer.to_string(),
@@ -751,7 +989,13 @@ pub fn fetch(config: &FetchConfig, identity: &Identity) -> Result<Fetched, NodeE
             }
         }
     }
-    let mut node = Node::start(identity, None, Some(addr))?;
+    let mut node = Node::start(
+        identity,
+        Options {
+            dial: Some(addr),
+            ..Options::default()
+        },
+    )?;
     let mut control = node.control.clone();
     let dial_failed = node.dial.take().expect("a dial was asked for");
     let stream = node.rt.block_on(async {

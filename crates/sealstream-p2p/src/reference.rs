@@ -329,34 +329,48 @@ impl<R: BufRead> FrameReader<R> {
 
     /// The next frame; `Ok(None)` at the end of the stream between frames.
     pub fn next_frame(&mut self) -> Result<Option<Frame>, ReadError> {
-        self.line.clear();
-        loop {
-            let buf = self.inner.fill_buf()?;
-            if buf.is_empty() {
-                return if self.line.is_empty() {
-                    Ok(None)
-                } else {
-                    Err(ReadError::Truncated)
-                };
-            }
-            let (take, done) = match buf.iter().position(|&b| b == b'\n') {
-                Some(i) => (i, true),
-                None => (buf.len(), false),
-            };
-            if self.line.len() + take > MAX_FRAME_BYTES {
-                return Err(ReadError::FrameTooLarge);
-            }
-            self.line.extend_from_slice(&buf[..take]);
-            self.inner.consume(if done { take + 1 } else { take });
-            if done {
-                break;
-            }
+        if !read_line(&mut self.inner, &mut self.line, MAX_FRAME_BYTES)? {
+            return Ok(None);
         }
         self.total += self.line.len() as u64 + 1;
         if let Some(limit) = self.limit.filter(|l| self.total > *l) {
             return Err(ReadError::TransferTooLarge { limit });
         }
         Ok(Some(Frame::decode(&self.line)?))
+    }
+}
+
+/// Read one line of at most `max` bytes (newline not counted) into `line`
+/// (cleared first), without its newline: `Ok(false)` at the end of the
+/// stream between lines. Memory holds at most `max` bytes and the reader's
+/// buffer.
+pub fn read_line<R: BufRead>(
+    inner: &mut R,
+    line: &mut Vec<u8>,
+    max: usize,
+) -> Result<bool, ReadError> {
+    line.clear();
+    loop {
+        let buf = inner.fill_buf()?;
+        if buf.is_empty() {
+            return if line.is_empty() {
+                Ok(false)
+            } else {
+                Err(ReadError::Truncated)
+            };
+        }
+        let (take, done) = match buf.iter().position(|&b| b == b'\n') {
+            Some(i) => (i, true),
+            None => (buf.len(), false),
+        };
+        if line.len() + take > max {
+            return Err(ReadError::FrameTooLarge);
+        }
+        line.extend_from_slice(&buf[..take]);
+        inner.consume(if done { take + 1 } else { take });
+        if done {
+            return Ok(true);
+        }
     }
 }
 

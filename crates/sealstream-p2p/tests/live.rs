@@ -1,0 +1,196 @@
+//! Live feeds between in-process nodes on 127.0.0.1 (the process-level
+//! scenario, with the DHT, the market, relays and a restart, is
+//! `crates/sealstream/tests/p2p_feeds.rs`): a feed that grows arrives
+//! checked and opened, byte for byte; an entitlement that ends cuts the
+//! buyer off with the reason and no later key; a hello for an unknown
+//! subscription, or with another buyer key, is refused.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use sealstream_core::keys::RecipientSecretKey;
+use sealstream_p2p::live::buyer::{subscribe, Event, SubscribeConfig};
+use sealstream_p2p::live::seller::{
+    Entitlement, Entitlements, FeedServer, FeedServerConfig, History,
+};
+use sealstream_p2p::node::{Identity, DEFAULT_LISTEN};
+use sealstream_testkit::fixtures;
+
+fn key(name: &str) -> RecipientSecretKey {
+    let text = std::fs::read_to_string(fixtures().join("keyfiles").join(name)).unwrap();
+    RecipientSecretKey::from_hex(text.trim(), name).unwrap()
+}
+
+fn chain(name: &str) -> PathBuf {
+    fixtures().join("chains").join(name)
+}
+
+/// A seller's entitlements held in memory (the CLI asks the market).
+struct Fixed(Mutex<Result<Entitlement, String>>);
+
+impl Entitlements for Fixed {
+    fn check(&self, _feed: &str, subscription: &str) -> Result<Entitlement, String> {
+        if subscription != "sub_1" {
+            return Err("no such subscription".into());
+        }
+        self.0.lock().unwrap().clone()
+    }
+}
+
+fn active(buyer_key: &str) -> Entitlement {
+    Entitlement {
+        state: "active".into(),
+        is_final: false,
+        reason: None,
+        active_from: Some(0),
+        ends: None,
+        paid_through: Some("2030-01-01T00:00:00Z".into()),
+        grace_until: Some("2030-01-02T00:00:00Z".into()),
+        access_ends: None,
+        seconds_left: Some(1000),
+        history: History::None,
+        keys: vec![(i64::MIN, buyer_key.into())],
+        recipient_id: "buyer-1".into(),
+    }
+}
+
+fn copy_chunk(from: &Path, to: &Path, index: u64) {
+    for ext in ["bin", "json"] {
+        let name = format!("chunk-{index}.{ext}");
+        std::fs::copy(from.join(&name), to.join(&name)).unwrap();
+    }
+}
+
+fn start(dir: &Path, ent: Arc<Fixed>) -> FeedServer {
+    FeedServer::start(
+        FeedServerConfig {
+            feeds: vec![("/t".into(), dir.to_path_buf())],
+            listen: DEFAULT_LISTEN.into(),
+            bootstrap: vec![],
+            dht: false,
+            revalidate: Duration::from_millis(200),
+            max_sessions: 8,
+        },
+        &Identity::generate(),
+        key("owner.x25519.sk"),
+        ent,
+        Arc::new(|_| {}),
+    )
+    .unwrap()
+}
+
+fn config(server: &FeedServer, subscription: &str, buyer: RecipientSecretKey) -> SubscribeConfig {
+    SubscribeConfig {
+        seller: server.peer_id(),
+        feed: "/t".into(),
+        subscription: subscription.into(),
+        buyer_keys: vec![buyer],
+        bootstrap: vec![],
+        seller_addr: Some(server.addr()),
+        after: None,
+        relays: false,
+        reconnect_for: Duration::from_secs(5),
+    }
+}
+
+#[test]
+fn a_growing_feed_arrives_opened_and_ends_when_the_entitlement_does() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = chain("odd").join("published");
+    let dir = tmp.path().join("feed");
+    std::fs::create_dir_all(&dir).unwrap();
+    copy_chunk(&src, &dir, 0);
+    let buyer = key("buyer.x25519.sk");
+    let ent = Arc::new(Fixed(Mutex::new(Ok(active(&buyer.public_key().to_hex())))));
+    let server = start(&dir, ent.clone());
+    let cfg = config(&server, "sub_1", buyer);
+    let mut plain = Vec::new();
+    let mut indexes = Vec::new();
+    let mut valid = 0;
+    let ended = subscribe(&cfg, &Identity::generate(), &mut |e| {
+        match e {
+            Event::Valid(v) => {
+                // Revalidations repeat the state: revoked once it is, with
+                // chunks before the access end still due.
+                assert!(
+                    ["active", "revoked"].contains(&v.state.as_str()),
+                    "{}",
+                    v.state
+                );
+                valid += 1;
+            }
+            Event::Chunk {
+                envelope,
+                plaintext,
+                ..
+            } => {
+                indexes.push(envelope.index);
+                plain.extend_from_slice(plaintext);
+                // The feed grows while the buyer follows.
+                if envelope.index < 3 {
+                    copy_chunk(&src, &dir, envelope.index + 1);
+                } else {
+                    // Then the entitlement ends, with chunk 3 the last covered.
+                    let mut e = active("");
+                    e.keys = vec![(i64::MIN, cfg.buyer_keys[0].public_key().to_hex())];
+                    e.state = "revoked".into();
+                    e.is_final = true;
+                    e.reason = Some("seller revoked: test".into());
+                    e.ends = Some(envelope_time(&dir, 3) + 1);
+                    *ent.0.lock().unwrap() = Ok(e);
+                }
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(indexes, [0, 1, 2, 3]);
+    assert_eq!(
+        plain,
+        std::fs::read(chain("odd").join("input.bin")).unwrap()
+    );
+    assert!(ended.reason.contains("revoked"), "{}", ended.reason);
+    assert_eq!(ended.state.as_deref(), Some("revoked"));
+    assert!(valid >= 1);
+}
+
+fn envelope_time(dir: &Path, index: u64) -> i64 {
+    std::fs::metadata(dir.join(format!("chunk-{index}.json")))
+        .unwrap()
+        .modified()
+        .unwrap()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+#[test]
+fn hellos_for_other_subscriptions_or_keys_are_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("feed");
+    std::fs::create_dir_all(&dir).unwrap();
+    copy_chunk(&chain("odd").join("published"), &dir, 0);
+    let buyer = key("buyer.x25519.sk");
+    let ent = Arc::new(Fixed(Mutex::new(Ok(active(&buyer.public_key().to_hex())))));
+    let server = start(&dir, ent);
+    let unknown = subscribe(
+        &config(&server, "sub_2", key("buyer.x25519.sk")),
+        &Identity::generate(),
+        &mut |e| panic!("{e:?}"),
+    )
+    .unwrap();
+    assert_eq!(unknown.reason, "no such subscription");
+    let other_key = subscribe(
+        &config(&server, "sub_1", key("operator.x25519.sk")),
+        &Identity::generate(),
+        &mut |e| panic!("{e:?}"),
+    )
+    .unwrap();
+    assert!(
+        other_key.reason.starts_with("buyerKey:"),
+        "{}",
+        other_key.reason
+    );
+}
