@@ -249,8 +249,9 @@ pub(crate) struct Options {
 /// What a node's caller asks of the swarm.
 pub(crate) enum Command {
     /// Announce a provider record (a feed) under this key, now and after
-    /// every bootstrap.
-    Provide(kad::RecordKey),
+    /// every bootstrap; the answer says whether the first announcement
+    /// reached a peer.
+    Provide(kad::RecordKey, oneshot::Sender<bool>),
     /// The providers of a key.
     FindProviders(kad::RecordKey, oneshot::Sender<Vec<PeerId>>),
     /// Look a peer up in the DHT (its addresses go to the address book).
@@ -373,14 +374,22 @@ impl Node {
                 HashMap::new();
             let mut looking: HashMap<kad::QueryId, (PeerId, oneshot::Sender<bool>)> =
                 HashMap::new();
+            let mut providing: HashMap<kad::QueryId, oneshot::Sender<bool>> = HashMap::new();
             loop {
                 let event = tokio::select! {
                     command = command_rx.recv() => {
                         let Some(command) = command else { break };
                         let kad = swarm.behaviour_mut().kad.as_mut();
                         match (command, kad) {
-                            (Command::Provide(key), Some(k)) => {
-                                let _ = k.start_providing(key.clone());
+                            (Command::Provide(key, tx), Some(k)) => {
+                                match k.start_providing(key.clone()) {
+                                    Ok(id) => {
+                                        providing.insert(id, tx);
+                                    }
+                                    Err(_) => {
+                                        let _ = tx.send(false);
+                                    }
+                                }
                                 provided.push(key);
                             }
                             (Command::FindProviders(key, tx), Some(k)) => {
@@ -397,7 +406,9 @@ impl Node {
                             (Command::FindPeer(_, tx), None) => {
                                 let _ = tx.send(false);
                             }
-                            (Command::Provide(_), None) => {}
+                            (Command::Provide(_, tx), None) => {
+                                let _ = tx.send(false);
+                            }
                             (Command::Peers(tx), kad) => {
                                 let table = kad
                                     .map(|k| k.kbuckets().map(|b| b.num_entries()).sum())
@@ -474,6 +485,11 @@ impl Node {
                                 }
                             }
                         }
+                        kad::QueryResult::StartProviding(r) if step.last => {
+                            if let Some(tx) = providing.remove(&id) {
+                                let _ = tx.send(r.is_ok());
+                            }
+                        }
                         kad::QueryResult::GetClosestPeers(r) => {
                             if let Some((peer, tx)) = looking.remove(&id) {
                                 let found = matches!(&r, Ok(ok) if ok.peers.iter().any(|p| p.peer_id == peer));
@@ -510,6 +526,18 @@ impl Node {
 
     pub(crate) fn command(&self, c: Command) {
         let _ = self.commands.send(c);
+    }
+
+    /// Announce `key` in the DHT (again after every bootstrap); whether
+    /// the first announcement reached a peer within 15 s.
+    pub(crate) fn provide(&self, key: kad::RecordKey) -> bool {
+        let (tx, rx) = oneshot::channel();
+        self.command(Command::Provide(key, tx));
+        self.rt
+            .block_on(async { tokio::time::timeout(Duration::from_secs(15), rx).await })
+            .ok()
+            .and_then(Result::ok)
+            .unwrap_or(false)
     }
 
     /// The providers of `key` in the DHT (empty after the query's timeout).

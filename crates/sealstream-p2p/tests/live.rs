@@ -12,7 +12,7 @@ use std::time::Duration;
 use sealstream_core::keys::RecipientSecretKey;
 use sealstream_p2p::live::buyer::{subscribe, Event, SubscribeConfig};
 use sealstream_p2p::live::seller::{
-    Entitlement, Entitlements, FeedServer, FeedServerConfig, History,
+    Denied, Entitlement, Entitlements, FeedServer, FeedServerConfig, History,
 };
 use sealstream_p2p::node::{Identity, DEFAULT_LISTEN};
 use sealstream_testkit::fixtures;
@@ -27,12 +27,12 @@ fn chain(name: &str) -> PathBuf {
 }
 
 /// A seller's entitlements held in memory (the CLI asks the market).
-struct Fixed(Mutex<Result<Entitlement, String>>);
+struct Fixed(Mutex<Result<Entitlement, Denied>>);
 
 impl Entitlements for Fixed {
-    fn check(&self, _feed: &str, subscription: &str) -> Result<Entitlement, String> {
+    fn check(&self, _feed: &str, subscription: &str) -> Result<Entitlement, Denied> {
         if subscription != "sub_1" {
-            return Err("no such subscription".into());
+            return Err(Denied::Refused("no such subscription".into()));
         }
         self.0.lock().unwrap().clone()
     }

@@ -112,11 +112,14 @@ pub enum Command {
 const P2P_EXIT_CODES: &str = concat!(
     "\
 Exit codes:
-  0  serve: the chain was delivered; fetch: the chain was received, verified and written
+  0  serve: the chain was delivered (or, serving feeds, stopped by a signal); fetch: the
+     chain was received, verified and written; subscribe: the seller ended the feed (the
+     subscription is over) or a signal stopped it
   1  bad input: flags, an unreadable chunk directory or identity file, a chunk too large
      for the protocol (a frame over 1 MiB), a malformed URL or listen address
   2  network or integrity: no buyer in time, the seller refused (its code is printed,
-     such as session_mismatch), the connection failed, or a chunk that does not verify",
+     such as session_mismatch), the connection failed (or the seller stayed unreachable
+     for --reconnect-for), or a chunk or head that does not verify",
     usage_exit_line!(),
     "
 
@@ -127,13 +130,19 @@ Human-readable output goes to stderr; the URL (serve) and --json output go to st
 #[derive(Debug, Subcommand)]
 #[cfg(feature = "p2p")]
 pub enum P2pCommand {
-    /// As the seller: listen, print the peaqos-p2p:// URL on stdout (a line of its own,
-    /// at once), wait for the buyer's stream, check its handshake (purchase, session and
-    /// buyer ids must be those given; any other is refused with session_mismatch and the
-    /// wait goes on), send every chunk of --chunk-dir in index order and `complete`.
-    /// Serves one delivery and exits 0 once it is sent. Every chunk's frame must fit the
-    /// protocol's 1 MiB (checked before listening). The buyer is known only by the three
-    /// ids (as in the reference): anyone who has them and reaches the address gets the
+    /// As the seller. With --feed: serve live feeds (growing chain directories, such as
+    /// an agent's `directory` destination) Dazaar-style on /sealstream/feed/1: announce
+    /// each on the DHT, check every buyer's signed hello and subscription against the
+    /// market (--server, signing in as the seller with --key-file), wrap each chunk's key
+    /// to the buyer's key, sign per-buyer heads, check again every --revalidate seconds
+    /// and cut a buyer off (`invalid` with the reason) when the subscription ends. Runs
+    /// until SIGTERM or SIGINT; prints its address on stdout. With --chunk-dir: the
+    /// reference's protocol (/peaqos/stream/chunk/1.0.0): print the peaqos-p2p:// URL,
+    /// wait for the buyer's stream, check its handshake (purchase, session and buyer ids
+    /// must be those given; any other is refused with session_mismatch and the wait goes
+    /// on), send every chunk in index order and `complete`, and exit 0 once it is sent.
+    /// Every chunk's frame must fit the reference's 1 MiB. The reference's buyer is
+    /// known only by the three ids: anyone who has them and reaches the address gets the
     /// ciphertext, which only the buyer's access files open.
     #[command(after_help = P2P_EXIT_CODES)]
     Serve(P2pServeArgs),
@@ -147,39 +156,210 @@ pub enum P2pCommand {
     /// `sealstream consume`.
     #[command(after_help = P2P_EXIT_CODES)]
     Fetch(P2pFetchArgs),
+    /// Run a DHT node that the peers of a private network join through (there is no
+    /// public bootstrap list and no multicast discovery). Prints its address (with
+    /// /p2p/<peer id>) on stdout; runs until SIGTERM or SIGINT.
+    #[command(after_help = P2P_EXIT_CODES)]
+    Bootstrap(P2pBootstrapArgs),
+    /// As the buyer: follow a seller's live feed. Finds the seller through the DHT (or
+    /// dials --seller-addr), authenticates it by its peer id, sends a hello signed by this
+    /// node's identity with the buyer key and the subscription, and checks every chunk
+    /// (the chunk id the seller named, the chain link, the signature, the ciphertext's
+    /// hash, the per-buyer signed heads) before opening it. With --relays, chunk data
+    /// comes from the feed's other providers (a block that fails its checks is reported
+    /// and fetched from the next peer), keys from the seller. Output and state file as for
+    /// `sealstream follow`; reconnects and resumes after the last chunk written; ends when
+    /// the seller says the subscription is over (exit 0) or on SIGTERM/SIGINT.
+    #[command(after_help = P2P_EXIT_CODES)]
+    Subscribe(P2pSubscribeArgs),
+    /// Serve the ciphertext of a seller's feed that this peer holds (a chain directory,
+    /// such as a subscriber's --keep-chunks) to anyone, on /sealstream/blocks/1, and
+    /// announce it on the DHT. Carries no keys; buyers check every block against what
+    /// the seller named. Prints its address on stdout; runs until SIGTERM or SIGINT.
+    #[command(after_help = P2P_EXIT_CODES)]
+    Relay(P2pRelayArgs),
+    /// Show what a running `p2p serve --feed` is doing, from its --status-file: feeds
+    /// and their lengths, sessions (buyer peer, subscription, state, next index, keys
+    /// sent), peers connected.
+    #[command(after_help = P2P_EXIT_CODES)]
+    Status(P2pStatusArgs),
 }
 
 /// `sealstream p2p serve`.
 #[derive(Debug, Args)]
 #[cfg(feature = "p2p")]
 pub struct P2pServeArgs {
-    /// The chain directory to deliver (chunk-N.json and chunk-N.bin, indexes 0..n).
-    #[arg(long, value_name = "DIR")]
-    pub chunk_dir: PathBuf,
-    /// The purchase (order) id the buyer's handshake must carry; also the URL's session.
-    #[arg(long, value_name = "ID")]
-    pub purchase_id: String,
-    /// The delivery session id the buyer's handshake must carry.
-    #[arg(long, value_name = "ID")]
-    pub session_id: String,
-    /// The buyer id the buyer's handshake must carry.
-    #[arg(long, value_name = "ID")]
-    pub buyer_id: String,
-    /// The multiaddr to listen on; it goes into the URL, so give one the buyer can dial
-    /// (not 0.0.0.0).
+    /// A live feed to serve: NAME=DIR, the feed's name (the topic, as subscriptions name
+    /// it) and the chain directory it grows in. Repeatable.
+    #[arg(long, value_name = "NAME=DIR", conflicts_with_all = ["chunk_dir", "purchase_id", "session_id", "buyer_id"])]
+    pub feed: Vec<String>,
+    /// Feeds: the machine whose topics the feeds are (subscriptions must be to it).
+    #[arg(long, value_name = "DID", requires = "feed")]
+    pub machine_did: Option<String>,
+    /// Feeds: file holding the owner's X25519 recipient secret key (hex): it opens the
+    /// chunk keys.
+    #[arg(
+        long = "owner-private-key-file",
+        value_name = "FILE",
+        requires = "feed"
+    )]
+    pub owner_key_file: Option<PathBuf>,
+    /// Feeds: the market server the subscriptions are checked with.
+    #[arg(long, value_name = "URL", env = SERVER_ENV, default_value = DEFAULT_SERVER)]
+    pub server: String,
+    /// Feeds: file holding the seller's secp256k1 key (hex): it signs in to the market.
+    #[arg(long, value_name = "FILE", requires = "feed")]
+    pub key_file: Option<PathBuf>,
+    /// Feeds: a DHT bootstrap peer (/ip4/…/tcp/…/p2p/<peer id>). Repeatable. Without one
+    /// the DHT is not joined (unless --dht) and buyers dial this node's address.
+    #[arg(long, value_name = "MULTIADDR")]
+    pub bootstrap: Vec<String>,
+    /// Feeds: join the DHT as its first node, without bootstrap peers.
+    #[arg(long)]
+    pub dht: bool,
+    /// Feeds: check each buyer's subscription again this often, in seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 30)]
+    pub revalidate: u64,
+    /// Feeds: the most buyer sessions at once.
+    #[arg(long, value_name = "N", default_value_t = sealstream_p2p::live::seller::DEFAULT_MAX_SESSIONS)]
+    pub max_sessions: usize,
+    /// Feeds: write the server's status here (atomically, every second) for `p2p status`.
+    #[arg(long, value_name = "FILE")]
+    pub status_file: Option<PathBuf>,
+    /// Reference protocol: the chain directory to deliver (chunk-N.json and chunk-N.bin,
+    /// indexes 0..n).
+    #[arg(long, value_name = "DIR", required_unless_present = "feed")]
+    pub chunk_dir: Option<PathBuf>,
+    /// Reference protocol: the purchase (order) id the buyer's handshake must carry;
+    /// also the URL's session.
+    #[arg(long, value_name = "ID", required_unless_present = "feed")]
+    pub purchase_id: Option<String>,
+    /// Reference protocol: the delivery session id the buyer's handshake must carry.
+    #[arg(long, value_name = "ID", required_unless_present = "feed")]
+    pub session_id: Option<String>,
+    /// Reference protocol: the buyer id the buyer's handshake must carry.
+    #[arg(long, value_name = "ID", required_unless_present = "feed")]
+    pub buyer_id: Option<String>,
+    /// The multiaddr to listen on; buyers dial it, so give one they can reach (not
+    /// 0.0.0.0).
     #[arg(long, value_name = "MULTIADDR", default_value = sealstream_p2p::node::DEFAULT_LISTEN)]
     pub listen: String,
-    /// Also write the URL to FILE (atomically) once listening. With --json the URL is
-    /// not printed at once (it is in the JSON printed once delivered): read it here.
-    #[arg(long, value_name = "FILE")]
+    /// Reference protocol: also write the URL to FILE (atomically) once listening. Feeds:
+    /// write the address (with /p2p/<peer id>) there. With --json the URL is not printed
+    /// at once (it is in the JSON printed once delivered): read it here.
+    #[arg(long, alias = "addr-file", value_name = "FILE")]
     pub url_file: Option<PathBuf>,
     /// The node's Ed25519 identity (its peer id): a file of 64 hex digits (a 32-byte seed),
-    /// created with mode 0600 if missing. Without it, a random identity for this run.
+    /// created with mode 0600 if missing (`keys generate --role p2p` writes one). Without
+    /// it, a random identity for this run.
     #[arg(long, value_name = "FILE")]
     pub identity_file: Option<PathBuf>,
-    /// How long to wait for the buyer, in seconds.
+    /// Reference protocol: how long to wait for the buyer, in seconds.
     #[arg(long, value_name = "SECS", default_value_t = 300)]
     pub timeout: u64,
+}
+
+/// `sealstream p2p bootstrap`.
+#[derive(Debug, Args)]
+#[cfg(feature = "p2p")]
+pub struct P2pBootstrapArgs {
+    /// The multiaddr to listen on (a fixed port, so that others can be configured with it).
+    #[arg(long, value_name = "MULTIADDR", default_value = sealstream_p2p::node::DEFAULT_LISTEN)]
+    pub listen: String,
+    /// Other bootstrap nodes to join (/ip4/…/tcp/…/p2p/<peer id>). Repeatable.
+    #[arg(long, value_name = "MULTIADDR")]
+    pub bootstrap: Vec<String>,
+    /// The node's identity, as for `p2p serve` (a stable peer id keeps the address valid).
+    #[arg(long, value_name = "FILE")]
+    pub identity_file: Option<PathBuf>,
+    /// Also write the address to FILE (atomically).
+    #[arg(long, value_name = "FILE")]
+    pub addr_file: Option<PathBuf>,
+}
+
+/// `sealstream p2p subscribe`.
+#[derive(Debug, Args)]
+#[cfg(feature = "p2p")]
+pub struct P2pSubscribeArgs {
+    /// The seller's peer id (12D3KooW…): the feed's DHT key derives from it, and only
+    /// this peer is trusted for the feed.
+    #[arg(long, value_name = "PEER_ID")]
+    pub seller: String,
+    /// The feed's name (the topic, as the listing names it).
+    #[arg(long, value_name = "NAME")]
+    pub feed: String,
+    /// The subscription (sub_…) that entitles this buyer.
+    #[arg(long, value_name = "ID")]
+    pub subscription: String,
+    /// File holding the buyer's X25519 secret key (hex). Give it once per key after
+    /// renewals with a new key; the last one is presented to the seller.
+    #[arg(long = "buyer-private-key-file", value_name = "FILE", required = true)]
+    pub buyer_key_file: Vec<PathBuf>,
+    /// A DHT bootstrap peer (/ip4/…/tcp/…/p2p/<peer id>). Repeatable.
+    #[arg(
+        long,
+        value_name = "MULTIADDR",
+        required_unless_present = "seller_addr"
+    )]
+    pub bootstrap: Vec<String>,
+    /// The seller's address (ending in its /p2p/<peer id>), to dial without the DHT.
+    #[arg(long, value_name = "MULTIADDR")]
+    pub seller_addr: Option<String>,
+    /// Take chunk data from the feed's other providers (relays), keys from the seller.
+    #[arg(long)]
+    pub relays: bool,
+    /// Where the plaintext goes: a file (appended, with FILE.follow-state beside it), or
+    /// - for stdout (no resumption).
+    #[arg(long, value_name = "FILE")]
+    pub output: PathBuf,
+    /// What is written, as for `follow --format`.
+    #[arg(long, value_enum, default_value_t = FollowFormatArg::Raw)]
+    pub format: FollowFormatArg,
+    /// Also keep each chunk checked (chunk-N.json, chunk-N.bin) in DIR, for `p2p relay`.
+    #[arg(long, value_name = "DIR")]
+    pub keep_chunks: Option<PathBuf>,
+    /// The node's identity, as for `p2p serve`: it signs the hello.
+    #[arg(long, value_name = "FILE")]
+    pub identity_file: Option<PathBuf>,
+    /// Give up when the seller stays unreachable this long, in seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 120)]
+    pub reconnect_for: u64,
+}
+
+/// `sealstream p2p relay`.
+#[derive(Debug, Args)]
+#[cfg(feature = "p2p")]
+pub struct P2pRelayArgs {
+    /// The seller's peer id.
+    #[arg(long, value_name = "PEER_ID")]
+    pub seller: String,
+    /// The feed's name.
+    #[arg(long, value_name = "NAME")]
+    pub feed: String,
+    /// The chain directory holding the feed's chunks.
+    #[arg(long, value_name = "DIR")]
+    pub chunk_dir: PathBuf,
+    /// A DHT bootstrap peer. Repeatable; at least one.
+    #[arg(long, value_name = "MULTIADDR", required = true)]
+    pub bootstrap: Vec<String>,
+    /// The multiaddr to listen on.
+    #[arg(long, value_name = "MULTIADDR", default_value = sealstream_p2p::node::DEFAULT_LISTEN)]
+    pub listen: String,
+    /// The node's identity, as for `p2p serve`.
+    #[arg(long, value_name = "FILE")]
+    pub identity_file: Option<PathBuf>,
+    /// Also write the address to FILE (atomically).
+    #[arg(long, value_name = "FILE")]
+    pub addr_file: Option<PathBuf>,
+}
+
+/// `sealstream p2p status`.
+#[derive(Debug, Args)]
+#[cfg(feature = "p2p")]
+pub struct P2pStatusArgs {
+    /// The --status-file of the running `p2p serve`.
+    #[arg(long, value_name = "FILE")]
+    pub status_file: PathBuf,
 }
 
 /// `sealstream p2p fetch`.

@@ -90,6 +90,7 @@ pub struct Relay {
     node: Node,
     addr: Multiaddr,
     served: Arc<AtomicU64>,
+    announced: bool,
 }
 
 impl std::fmt::Debug for Relay {
@@ -124,9 +125,9 @@ impl Relay {
             .control
             .accept(StreamProtocol::new(BLOCKS_PROTOCOL))
             .map_err(|e| NodeError::Transport(e.to_string()))?;
-        node.command(crate::node::Command::Provide(kad::RecordKey::new(
-            &feed::feed_key(&seller.to_bytes(), &config.feed),
-        )));
+        // Serve first, announce last: once `start` returns, the feed's
+        // lookups find this relay.
+        let key = kad::RecordKey::new(&feed::feed_key(&seller.to_bytes(), &config.feed));
         let served = Arc::new(AtomicU64::new(0));
         let handle = node.rt.handle().clone();
         let count = served.clone();
@@ -150,7 +151,13 @@ impl Relay {
                 });
             }
         });
-        Ok(Relay { node, addr, served })
+        let announced = node.provide(key);
+        Ok(Relay {
+            node,
+            addr,
+            served,
+            announced,
+        })
     }
 
     /// The relay's address (with `/p2p/<peer id>`).
@@ -161,6 +168,12 @@ impl Relay {
     /// The relay's peer id.
     pub fn peer_id(&self) -> PeerId {
         self.node.peer_id
+    }
+
+    /// Whether the announcement reached a DHT peer at start (it is
+    /// repeated after every bootstrap).
+    pub fn announced(&self) -> bool {
+        self.announced
     }
 
     /// Blocks served so far (counted when each stream ends).

@@ -22,7 +22,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -39,7 +39,7 @@ use super::parse_addrs;
 use super::relay::{read_chunk, serve_blocks};
 use super::stream::{verify_by_peer, Messages};
 use crate::feed::{self, Head, Hello, Message, Valid, BLOCKS_PROTOCOL, MAX_REQUEST_BYTES};
-use crate::node::{Command, Identity, Node, NodeError, Options, HANDSHAKE_TIMEOUT};
+use crate::node::{Identity, Node, NodeError, Options, HANDSHAKE_TIMEOUT};
 
 /// How often the feed directories are looked at for new chunks.
 const WATCH_EVERY: Duration = Duration::from_millis(100);
@@ -153,12 +153,23 @@ impl Entitlement {
     }
 }
 
+/// Why [`Entitlements::check`] gives no entitlement. The text is shown to
+/// the buyer: no secret in it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Denied {
+    /// There is none (no such subscription, another feed's, …).
+    Refused(String),
+    /// It cannot be checked now (the market is unreachable): a hello is
+    /// refused, a running session keeps what it last knew (and sends no
+    /// key past that entitlement's known end).
+    Unavailable(String),
+}
+
 /// The seller's source of truth for entitlements (the market's API in the
 /// CLI). Called from session threads; may block.
 pub trait Entitlements: Send + Sync {
-    /// The entitlement of subscription `subscription` to feed `feed`, or
-    /// why there is none (shown to the buyer: no secret in it).
-    fn check(&self, feed: &str, subscription: &str) -> Result<Entitlement, String>;
+    /// The entitlement of subscription `subscription` to feed `feed`.
+    fn check(&self, feed: &str, subscription: &str) -> Result<Entitlement, Denied>;
 }
 
 /// What the server reports as it runs.
@@ -234,6 +245,8 @@ struct FeedDir {
     /// Times (Unix seconds) of chunks `base..`.
     times: Mutex<Vec<i64>>,
     grew: Condvar,
+    /// When the last complete scan started (Unix seconds).
+    scanned: AtomicI64,
 }
 
 impl FeedDir {
@@ -254,6 +267,7 @@ impl FeedDir {
 
     /// Look for chunks that appeared; wake the sessions if any did.
     fn scan(&self) {
+        let started = now_unix();
         let mut next = self.len();
         let mut found = Vec::new();
         loop {
@@ -283,6 +297,14 @@ impl FeedDir {
             drop(times);
             self.grew.notify_all();
         }
+        self.scanned.store(started, Ordering::SeqCst);
+    }
+
+    /// Whether every chunk written before `t` (by its file's time) is
+    /// known: a scan started well after `t` (a chunk's file is written,
+    /// then renamed into place, so its time can precede its appearance).
+    fn complete_before(&self, t: i64) -> bool {
+        self.scanned.load(Ordering::SeqCst) >= t.saturating_add(2)
     }
 
     /// Wait until the feed is longer than `len` or `wait` passes.
@@ -347,6 +369,7 @@ pub struct FeedServer {
     node: Node,
     addr: Multiaddr,
     shared: Arc<Shared>,
+    announced: bool,
 }
 
 impl std::fmt::Debug for FeedServer {
@@ -436,13 +459,15 @@ impl FeedServer {
                 base: first_index(dir),
                 times: Mutex::new(Vec::new()),
                 grew: Condvar::new(),
+                scanned: AtomicI64::new(i64::MIN),
             });
             f.scan();
             feeds.push(f);
         }
         let listen = parse_addrs(std::slice::from_ref(&config.listen), "listen", false)?.remove(0);
         let bootstrap = parse_addrs(&config.bootstrap, "bootstrap", true)?;
-        let dht = (config.dht || !bootstrap.is_empty()).then_some(bootstrap);
+        let dht_joined = !bootstrap.is_empty();
+        let dht = (config.dht || dht_joined).then_some(bootstrap);
         let mut node = Node::start(
             identity,
             Options {
@@ -455,12 +480,6 @@ impl FeedServer {
             .listen_addr()?
             .with(libp2p::multiaddr::Protocol::P2p(node.peer_id));
         let seller = node.peer_id.to_string();
-        for f in &feeds {
-            node.command(Command::Provide(kad::RecordKey::new(&feed::feed_key(
-                &node.peer_id.to_bytes(),
-                &f.name,
-            ))));
-        }
         let shared = Arc::new(Shared {
             keypair: node.keypair.clone(),
             seed: *identity.seed(),
@@ -523,7 +542,22 @@ impl FeedServer {
                 }
             });
         }
-        Ok(FeedServer { node, addr, shared })
+        // Announce once serving: a buyer that finds the feed can follow it.
+        let mut announced = dht_joined;
+        for f in &shared.feeds {
+            if dht_joined {
+                announced &= node.provide(kad::RecordKey::new(&feed::feed_key(
+                    &node.peer_id.to_bytes(),
+                    &f.name,
+                )));
+            }
+        }
+        Ok(FeedServer {
+            node,
+            addr,
+            shared,
+            announced,
+        })
     }
 
     /// The address buyers dial (with `/p2p/<peer id>`).
@@ -534,6 +568,12 @@ impl FeedServer {
     /// The seller's peer id.
     pub fn peer_id(&self) -> String {
         self.shared.seller.clone()
+    }
+
+    /// Whether every feed's announcement reached a DHT peer at start (they
+    /// are repeated after every bootstrap).
+    pub fn announced(&self) -> bool {
+        self.announced
     }
 
     /// What the server is doing now.
@@ -654,7 +694,12 @@ impl Shared {
         let check = || self.entitlements.check(&feed.name, &hello.subscription);
         let mut ent = match check() {
             Ok(e) => e,
-            Err(reason) => return invalid(&reason),
+            Err(Denied::Refused(reason)) => return invalid(&reason),
+            Err(Denied::Unavailable(why)) => {
+                return invalid(&format!(
+                    "the seller cannot check the subscription now ({why}): try again later"
+                ))
+            }
         };
         let buyer_key = hello.buyer_key.to_ascii_lowercase();
         if !ent
@@ -749,15 +794,27 @@ impl Shared {
             feed: feed.name.clone(),
         });
         let mut checked = Instant::now();
+        // The entitlement as known is the market's as of this second (the
+        // start of the last check that answered): a key goes out only for
+        // a chunk that appeared before it, so no chunk after the end (a
+        // revocation, say) gets a key, however late the check.
+        let mut fresh_as_of = i64::MIN;
         let mut next = hello.from.max(feed.base);
-        let recheck = |ent: &mut Entitlement, checked: &mut Instant| -> Result<(), Stop> {
+        // Ok(true): answered; Ok(false): the market could not be asked.
+        let recheck = |ent: &mut Entitlement,
+                       checked: &mut Instant,
+                       fresh_as_of: &mut i64|
+         -> Result<bool, Stop> {
             *checked = Instant::now();
+            let started = now_unix();
             match self.entitlements.check(&feed.name, &hello.subscription) {
                 Ok(e) => {
                     *ent = e;
-                    Ok(())
+                    *fresh_as_of = started;
+                    Ok(true)
                 }
-                Err(reason) => Err(Stop::Invalid(reason, None)),
+                Err(Denied::Refused(reason)) => Err(Stop::Invalid(reason, None)),
+                Err(Denied::Unavailable(_)) => Ok(false),
             }
         };
         loop {
@@ -774,7 +831,7 @@ impl Shared {
                 );
             }
             if checked.elapsed() >= self.revalidate {
-                if let Err(stop) = recheck(ent, &mut checked) {
+                if let Err(stop) = recheck(ent, &mut checked, &mut fresh_as_of) {
                     return stop;
                 }
                 // A fresh state for the buyer (and a probe of the stream).
@@ -782,21 +839,31 @@ impl Shared {
                     return Stop::Gone;
                 }
             }
+            // Whether a chunk waits for the next second's check.
+            let mut waiting = false;
             let len = feed.len();
             while next < len {
                 let Some(t) = feed.time(next) else { break };
+                if fresh_as_of <= t {
+                    // Known only as of before the chunk: ask again, once
+                    // the chunk's second has passed.
+                    if now_unix() <= t || checked.elapsed() < Duration::from_millis(200) {
+                        waiting = true;
+                        break;
+                    }
+                    match recheck(ent, &mut checked, &mut fresh_as_of) {
+                        Err(stop) => return stop,
+                        Ok(false) => {
+                            waiting = true;
+                            break;
+                        }
+                        Ok(true) => {}
+                    }
+                }
                 let first_live = ent
                     .active_from
                     .map_or(u64::MAX, |f| feed.first_at_or_after(f));
-                let mut decision = ent.decide(next, t, first_live);
-                if decision == Decision::Recheck && checked.elapsed() >= Duration::from_millis(500)
-                {
-                    if let Err(stop) = recheck(ent, &mut checked) {
-                        return stop;
-                    }
-                    decision = ent.decide(next, t, first_live);
-                }
-                match decision {
+                match ent.decide(next, t, first_live) {
                     Decision::Send(key_hex) => {
                         if let Err(stop) =
                             self.send_chunk(feed, next, &key_hex, ent, hello.inline, &head, m)
@@ -817,7 +884,13 @@ impl Shared {
                         }
                     }
                     Decision::Skip => next += 1,
-                    Decision::Recheck => break,
+                    // Past the end known as of a fresh check of a renewable
+                    // entitlement: the market's sweep is late; ask again
+                    // later.
+                    Decision::Recheck => {
+                        waiting = true;
+                        break;
+                    }
                     Decision::Ended => {
                         return Stop::Invalid(ended_reason(ent), Some(ent.state.clone()));
                     }
@@ -825,20 +898,27 @@ impl Shared {
             }
             // A final entitlement whose end has passed, with every chunk
             // before it sent: the feed ends for this buyer.
-            if ent.is_final && ent.ends.is_none_or(|e| e <= now_unix()) && next >= feed.len() {
+            let over = ent
+                .ends
+                .is_none_or(|e| e <= now_unix() && feed.complete_before(e));
+            if ent.is_final && over && next >= feed.len() {
                 return Stop::Invalid(ended_reason(ent), Some(ent.state.clone()));
             }
             if !ent.in_force() {
                 return Stop::Invalid(ended_reason(ent), Some(ent.state.clone()));
             }
-            let wait = self
-                .revalidate
-                .saturating_sub(checked.elapsed())
-                .min(Duration::from_secs(1));
-            feed.wait_longer(
-                next.max(feed.len().min(next)),
-                wait.max(Duration::from_millis(10)),
-            );
+            let wait = if waiting {
+                Duration::from_millis(200)
+            } else {
+                self.revalidate
+                    .saturating_sub(checked.elapsed())
+                    .min(Duration::from_secs(1))
+            };
+            if waiting {
+                std::thread::sleep(wait);
+            } else {
+                feed.wait_longer(next, wait.max(Duration::from_millis(10)));
+            }
         }
     }
 

@@ -164,7 +164,7 @@ enum Sink {
 }
 
 /// The output and what the follower knows (kept in the state file).
-struct Output {
+pub(crate) struct Output {
     sink: Sink,
     subscription: String,
     format: FollowFormat,
@@ -172,11 +172,11 @@ struct Output {
     tail: Vec<u8>,
     windows: WindowState,
     /// The last chunk written.
-    last: Option<Position>,
+    pub(crate) last: Option<Position>,
 }
 
 impl Output {
-    fn open(path: &Path, subscription: &str, format: FollowFormat) -> CliResult<Output> {
+    pub(crate) fn open(path: &Path, subscription: &str, format: FollowFormat) -> CliResult<Output> {
         let mut out = Output {
             sink: Sink::Stdout,
             subscription: subscription.to_string(),
@@ -263,7 +263,12 @@ impl Output {
 
     /// Appends what chunk `last` (its `envelope`, its `plaintext`) gives
     /// (synced), then records it.
-    fn append(&mut self, last: &Position, envelope: &ChunkEnvelope, plaintext: &[u8]) -> CliResult {
+    pub(crate) fn append(
+        &mut self,
+        last: &Position,
+        envelope: &ChunkEnvelope,
+        plaintext: &[u8],
+    ) -> CliResult {
         let (bytes, tail) = match self.format {
             FollowFormat::Raw => (plaintext.to_vec(), Vec::new()),
             FollowFormat::Jsonl => packages(&self.tail, plaintext, last.index)
@@ -377,7 +382,7 @@ impl Output {
 }
 
 /// The state line printed on stderr.
-fn state_line(id: &str, s: &FeedState) -> String {
+pub(crate) fn state_line(id: &str, s: &FeedState) -> String {
     match s.status {
         FeedStatus::Valid => {
             let left = s.seconds_left.unwrap_or(0);

@@ -1,0 +1,460 @@
+//! Issue 19's acceptance for live feeds, every peer a real process on
+//! 127.0.0.1: the market (subscriptions on the invoice rail, checked by the
+//! seller), the machine's agent streaming a topic to a directory (the data
+//! never goes through the market), a DHT bootstrap node, the seller's
+//! `p2p serve --feed`, three buyers' `p2p subscribe`, a relay serving one
+//! buyer's kept chunks, and an impostor announcing the seller's feed with
+//! another chain's chunks.
+//!
+//! - every buyer finds the seller through the DHT and follows after paying;
+//! - Cem is revoked mid-stream: his follower ends with `invalid (revoked)`,
+//!   and he holds exactly the chunks that appeared before the revocation
+//!   (by the times the seller's directory recorded, not by how fast
+//!   anything ran), no key for any later one;
+//! - the seller is killed mid-stream and restarted (same identity, same
+//!   port): the others resume with no gap and no duplicate;
+//! - Dan joins late and takes data from relays: the impostor's blocks and
+//!   a block whose byte was flipped on the relay's disk are rejected and
+//!   fetched from the seller;
+//! - Ann, Ben and Dan end with the same plaintext, byte for byte the
+//!   owner's decryption of the whole chain.
+
+mod common;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::agent::{chunk_plaintexts, machine_sections};
+use common::live::*;
+use common::market::{owner_with_machine, Market};
+use common::*;
+use sealstream_core::keys::RecipientSecretKey;
+use sealstream_core::utc;
+
+const TOPIC: &str = "/gps/fix";
+
+/// The agent: `/gps/fix` from standard input, a chunk every 300 ms, to the
+/// directory `out` only.
+fn agent(dir: &Path, log: &Path) -> (Running, Arc<AtomicBool>, std::thread::JoinHandle<()>) {
+    std::fs::create_dir_all(dir).unwrap();
+    let machine = machine_sections(dir);
+    let map = dir.join("map.yaml");
+    std::fs::write(
+        &map,
+        format!(
+            "{machine}chunking:\n  maxBytes: 1MiB\n  maxMessages: 200\n  maxAge: 300ms\n\
+             spool:\n  dir: spool\n\
+             sources:\n  lines: {{type: jsonl, path: \"-\"}}\n\
+             topics:\n  - name: {TOPIC}\n    source: lines\n\
+             destinations:\n  - {{type: directory, path: out}}\n"
+        ),
+    )
+    .unwrap();
+    let mut c = sealstream();
+    c.args(["agent", "run", "--config"])
+        .arg(&map)
+        .current_dir(dir)
+        .stdin(Stdio::piped());
+    let mut running = spawn(c, log);
+    let mut stdin = running.0.stdin.take().unwrap();
+    let streaming = Arc::new(AtomicBool::new(true));
+    let feeding = streaming.clone();
+    let feeder = std::thread::spawn(move || {
+        let mut i = 0u64;
+        while feeding.load(Ordering::Relaxed) {
+            let line = format!(
+                "{{\"topic\":\"{TOPIC}\",\"capturedAt\":\"2026-12-05T10:{:02}:{:02}.{:03}Z\",\"fields\":{{\"seq\":{i},\"lat\":52.{i},\"lon\":13.{i}}}}}\n",
+                (i / 60_000) % 60,
+                (i / 1000) % 60,
+                i % 1000
+            );
+            if stdin.write_all(line.as_bytes()).is_err() {
+                break;
+            }
+            i += 1;
+            std::thread::sleep(Duration::from_millis(15));
+        }
+    });
+    (running, streaming, feeder)
+}
+
+fn chain_dir(out: &Path) -> Option<PathBuf> {
+    sealstream_testkit::files_under(out)
+        .into_iter()
+        .find(|p| p.file_name().is_some_and(|n| n == "chunk-0.json"))
+        .and_then(|p| p.parent().map(Path::to_path_buf))
+}
+
+/// Chunks in a chain directory (0.. without a hole).
+fn chain_len(dir: &Path) -> u64 {
+    (0..)
+        .find(|i| !dir.join(format!("chunk-{i}.json")).exists())
+        .unwrap()
+}
+
+fn mtime(path: &Path) -> i64 {
+    std::fs::metadata(path)
+        .unwrap()
+        .modified()
+        .unwrap()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+fn p2p(args: &[&str]) -> Command {
+    let mut c = sealstream();
+    c.arg("p2p").args(args);
+    c
+}
+
+/// Wait for `file` to hold a line; the line.
+fn line_of(file: &Path, logs: &[&Path]) -> String {
+    wait_for(&format!("{}", file.display()), logs, || {
+        std::fs::read_to_string(file).is_ok_and(|t| t.ends_with('\n'))
+    });
+    std::fs::read_to_string(file).unwrap().trim().to_string()
+}
+
+struct Buyer {
+    name: &'static str,
+    x25519: PathBuf,
+    sub: String,
+    out: PathBuf,
+    log: PathBuf,
+    keep: Option<PathBuf>,
+}
+
+impl Buyer {
+    fn follow(&self, seller: &str, boot: &str, relays: bool) -> Command {
+        let mut c = p2p(&[
+            "subscribe",
+            "--seller",
+            seller,
+            "--feed",
+            TOPIC,
+            "--subscription",
+            &self.sub,
+            "--bootstrap",
+            boot,
+            "--reconnect-for",
+            "60",
+        ]);
+        c.arg("--buyer-private-key-file")
+            .arg(&self.x25519)
+            .arg("--output")
+            .arg(&self.out);
+        if let Some(k) = &self.keep {
+            c.arg("--keep-chunks").arg(k);
+        }
+        if relays {
+            c.arg("--relays");
+        }
+        c
+    }
+}
+
+#[test]
+fn buyers_find_the_seller_follow_through_revocation_restart_relays_and_an_impostor() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let market = Market::start_with(
+        &t.join("market"),
+        &[
+            "--min-subscription-period",
+            "1",
+            "--subscription-sweep",
+            "1",
+        ],
+    );
+    let server = market.base.as_str();
+    let (owner_key, _, _) = owner_with_machine(&market);
+    let owner_sk = t.join("owner.sk");
+    std::fs::write(&owner_sk, owner_key.to_hex_secret()).unwrap();
+
+    // The machine streams to a directory from now on.
+    let agent_log = t.join("agent.log");
+    let (mut agent, streaming, feeder) = agent(&t.join("agent"), &agent_log);
+    let mut logs: Vec<PathBuf> = vec![agent_log.clone()];
+    let chain = {
+        let l: Vec<&Path> = logs.iter().map(PathBuf::as_path).collect();
+        wait_for("the agent's first chunk", &l, || {
+            chain_dir(&t.join("agent/out")).is_some()
+        });
+        chain_dir(&t.join("agent/out")).unwrap()
+    };
+
+    // A listing of the topic with all history, on the invoice rail.
+    let listing_file = t.join("listing.json");
+    std::fs::write(
+        &listing_file,
+        format!(
+            r#"{{"kind":"subscription","title":"Truck 7 live GPS","description":"GPS fixes, peer to peer.",
+                "delivery":["p2p"],"price":"490",
+                "rail":{{"kind":"invoice","currency":"EUR","decimals":2,"payee":"Robots GmbH","terms":"14 days net"}},
+                "subscription":{{"machineDid":"{DID}","topic":"{TOPIC}","periodSeconds":3600,
+                                 "graceSeconds":0,"history":"all"}}}}"#
+        ),
+    )
+    .unwrap();
+    let mut create = market_cmd(server, &owner_sk, &["listing", "create", "--publish"]);
+    create.arg("--listing").arg(&listing_file);
+    let listing = stdout_of(create, "listing create");
+
+    // The DHT's bootstrap node, and the seller.
+    let boot_log = t.join("boot.log");
+    logs.push(boot_log.clone());
+    let boot_addr_file = t.join("boot.addr");
+    let mut boot_cmd = p2p(&["bootstrap", "--addr-file"]);
+    boot_cmd.arg(&boot_addr_file);
+    let _boot = spawn(boot_cmd, &boot_log);
+    let l: Vec<&Path> = logs.iter().map(PathBuf::as_path).collect();
+    let boot = line_of(&boot_addr_file, &l);
+
+    let seller_port = free_port();
+    let seller_id = t.join("seller.p2p");
+    let seller_log = t.join("seller.log");
+    logs.push(seller_log.clone());
+    let seller_addr_file = t.join("seller.addr");
+    let status_file = t.join("seller.status.json");
+    let seller_cmd = || {
+        let mut c = p2p(&["serve", "--feed"]);
+        c.arg(format!("{TOPIC}={}", chain.display()))
+            .args([
+                "--machine-did",
+                DID,
+                "--server",
+                server,
+                "--bootstrap",
+                &boot,
+            ])
+            .args(["--revalidate", "1"])
+            .args(["--listen", &format!("/ip4/127.0.0.1/tcp/{seller_port}")])
+            .arg("--owner-private-key-file")
+            .arg(keyfile("owner.x25519.sk"))
+            .arg("--key-file")
+            .arg(&owner_sk)
+            .arg("--identity-file")
+            .arg(&seller_id)
+            .arg("--addr-file")
+            .arg(&seller_addr_file)
+            .arg("--status-file")
+            .arg(&status_file);
+        c
+    };
+    let mut seller = spawn(seller_cmd(), &seller_log);
+    let l: Vec<&Path> = logs.iter().map(PathBuf::as_path).collect();
+    let seller_addr = line_of(&seller_addr_file, &l);
+    let seller_peer = seller_addr.rsplit('/').next().unwrap().to_string();
+
+    // Ann, Ben and Cem subscribe (the seller marks each invoice paid) and follow.
+    let mut buyers = Vec::new();
+    for name in ["ann", "ben", "cem", "dan"] {
+        let key = t.join(format!("{name}.sk"));
+        std::fs::write(
+            &key,
+            sealstream_core::keys::MachineSigningKey::generate().to_hex_secret(),
+        )
+        .unwrap();
+        let x25519 = t.join(format!("{name}.x25519.sk"));
+        std::fs::write(&x25519, RecipientSecretKey::generate().to_hex_secret()).unwrap();
+        let sub = subscribe(server, &key, &x25519, &listing, Some(&owner_sk));
+        buyers.push(Buyer {
+            name,
+            x25519,
+            sub,
+            out: t.join(format!("{name}.out")),
+            log: t.join(format!("{name}.log")),
+            keep: (name == "ben").then(|| t.join("ben-chunks")),
+        });
+        logs.push(t.join(format!("{name}.log")));
+    }
+    let mut followers: Vec<Running> = buyers[..3]
+        .iter()
+        .map(|b| spawn(b.follow(&seller_peer, &boot, false), &b.log))
+        .collect();
+    let l: Vec<&Path> = logs.iter().map(PathBuf::as_path).collect();
+    for b in &buyers[..3] {
+        wait_for(&format!("three chunks at {}", b.name), &l, || {
+            recorded(&b.out).is_some_and(|i| i >= 2)
+        });
+    }
+    // The seller's status file names the three sessions (it is written
+    // every second).
+    wait_for("the three sessions in the seller's status", &l, || {
+        let status = std::fs::read_to_string(&status_file).unwrap_or_default();
+        buyers[..3].iter().all(|b| status.contains(&b.sub))
+    });
+    run_ok(
+        p2p(&["status", "--status-file", status_file.to_str().unwrap()]),
+        "p2p status",
+    );
+
+    // Cem is revoked; his follower ends with the reason.
+    run_ok(
+        market_cmd(
+            server,
+            &owner_sk,
+            &[
+                "subscription",
+                "revoke",
+                &buyers[2].sub,
+                "--reason",
+                "trial over",
+            ],
+        ),
+        "revoke",
+    );
+    let cem_status = followers[2].wait_within(Duration::from_secs(60), "cem", &buyers[2].log);
+    let said = std::fs::read_to_string(&buyers[2].log).unwrap();
+    assert!(cem_status.success(), "cem: {cem_status:?}\n{said}");
+    assert!(said.contains("invalid (revoked)"), "{said}");
+    assert!(said.contains("trial over"), "{said}");
+
+    // The seller is killed mid-stream and restarted on the same port.
+    let before = recorded(&buyers[0].out).unwrap();
+    seller.kill();
+    let l: Vec<&Path> = logs.iter().map(PathBuf::as_path).collect();
+    wait_for("ann to notice", &l, || {
+        std::fs::read_to_string(&buyers[0].log).is_ok_and(|s| s.contains("reconnecting"))
+    });
+    let _ = std::fs::remove_file(&seller_addr_file);
+    let _seller = spawn(seller_cmd(), &seller_log);
+    wait_for("ann and ben past the restart", &l, || {
+        buyers[..2]
+            .iter()
+            .all(|b| recorded(&b.out).is_some_and(|i| i > before + 2))
+    });
+
+    // A relay of Ben's kept chunks, one of them with a byte flipped on its
+    // disk, and an impostor announcing the seller's feed with another
+    // chain; Dan joins late and takes data from relays.
+    let kept = buyers[1].keep.clone().unwrap();
+    let flipped = kept.join("chunk-1.bin");
+    let mut bytes = std::fs::read(&flipped).unwrap();
+    bytes[0] ^= 0x01;
+    std::fs::write(&flipped, bytes).unwrap();
+    let relay_addr = t.join("relay.addr");
+    let relay_log = t.join("relay.log");
+    let mut relay = p2p(&[
+        "relay",
+        "--seller",
+        &seller_peer,
+        "--feed",
+        TOPIC,
+        "--bootstrap",
+        &boot,
+    ]);
+    relay
+        .arg("--chunk-dir")
+        .arg(&kept)
+        .arg("--addr-file")
+        .arg(&relay_addr);
+    let _relay = spawn(relay, &relay_log);
+    let impostor_addr = t.join("impostor.addr");
+    let impostor_log = t.join("impostor.log");
+    let mut impostor = p2p(&[
+        "relay",
+        "--seller",
+        &seller_peer,
+        "--feed",
+        TOPIC,
+        "--bootstrap",
+        &boot,
+    ]);
+    impostor
+        .arg("--chunk-dir")
+        .arg(fixtures().join("chains/odd/published"))
+        .arg("--addr-file")
+        .arg(&impostor_addr);
+    let _impostor = spawn(impostor, &impostor_log);
+    logs.extend([relay_log.clone(), impostor_log.clone()]);
+    let l: Vec<&Path> = logs.iter().map(PathBuf::as_path).collect();
+    let relay_peer = line_of(&relay_addr, &l)
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .to_string();
+    let impostor_peer = line_of(&impostor_addr, &l)
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .to_string();
+    followers.push(spawn(
+        buyers[3].follow(&seller_peer, &boot, true),
+        &buyers[3].log,
+    ));
+    wait_for("dan past chunk 2", &l, || {
+        recorded(&buyers[3].out).is_some_and(|i| i >= 2)
+    });
+    let dan = std::fs::read_to_string(&buyers[3].log).unwrap();
+    // (The impostor is rejected at the first chunk it is asked for: 0 or
+    // 1, as the providers come in either order.)
+    assert!(
+        dan.contains(&format!("relay {impostor_peer} rejected at chunk")),
+        "{dan}"
+    );
+    assert!(
+        dan.contains(&format!("relay {relay_peer} rejected at chunk 1")),
+        "{dan}"
+    );
+    assert!(dan.contains(&format!("(from {relay_peer})")), "{dan}");
+
+    // The machine stops; every follower catches up with the whole chain.
+    streaming.store(false, Ordering::Relaxed);
+    feeder.join().unwrap();
+    let agent_status = agent.wait_within(Duration::from_secs(60), "agent", &agent_log);
+    assert!(agent_status.success());
+    let last = chain_len(&chain) - 1;
+    wait_for("every follower at the last chunk", &l, || {
+        [0, 1, 3]
+            .iter()
+            .all(|&b| recorded(&buyers[b].out) == Some(last))
+    });
+    for f in [0, 1, 3] {
+        let status = followers[f].terminate();
+        assert!(status.success(), "{}: {status:?}", buyers[f].name);
+    }
+
+    let plain = chunk_plaintexts(&chain);
+    let whole: Vec<u8> = plain.iter().flat_map(|(_, p)| p.clone()).collect();
+    for b in [0, 1, 3] {
+        assert!(
+            std::fs::read(&buyers[b].out).unwrap() == whole,
+            "{}: the output is not the chain's plaintext",
+            buyers[b].name
+        );
+    }
+
+    // Cem holds exactly the chunks that appeared before his access end.
+    let shown = stdout_of(
+        market_cmd(
+            server,
+            &owner_sk,
+            &["subscription", "show", &buyers[2].sub, "--json"],
+        ),
+        "subscription show",
+    );
+    let v = sealstream_core::json::parse(shown.as_bytes()).unwrap();
+    let end = utc::parse_rfc3339(v.get("accessEnds").and_then(|x| x.as_str()).unwrap()).unwrap();
+    let cem_last = recorded(&buyers[2].out).unwrap();
+    for (i, p) in &plain {
+        let t = mtime(&chain.join(format!("chunk-{i}.json")));
+        assert_eq!(
+            *i <= cem_last,
+            t < end,
+            "chunk {i} at {t}, access end {end}"
+        );
+        let _ = p;
+    }
+    let cem_plain: Vec<u8> = plain
+        .iter()
+        .filter(|(i, _)| *i <= cem_last)
+        .flat_map(|(_, p)| p.clone())
+        .collect();
+    assert!(std::fs::read(&buyers[2].out).unwrap() == cem_plain);
+}
