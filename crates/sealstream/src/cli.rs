@@ -1976,14 +1976,15 @@ pub enum KeysCommand {
     /// (the recipients every chunk key is wrapped for; give owner.x25519.sk to the owner). owner: owner.secp256k1.sk (signs in as the
     /// owner, signs datasets), owner.did, owner.x25519.sk. buyer: buyer.secp256k1.sk (signs
     /// in as the buyer, pays), buyer.did, buyer.x25519.sk (what the buyer is granted is
-    /// wrapped for it).
+    /// wrapped for it). p2p: p2p.ed25519.sk (the node identity of `sealstream p2p`) and
+    /// p2p.peer-id; no keys.json, so it can sit beside an owner's or a buyer's keys.
     #[command(verbatim_doc_comment)]
     Generate {
         /// Directory for the key files (created 0700 if missing; secret files mode 0600);
         /// existing key files are never overwritten.
         #[arg(long = "output-dir", alias = "out-dir")]
         out_dir: PathBuf,
-        /// Whose keys: a machine's, an owner's (seller) or a buyer's.
+        /// Whose keys: a machine's, an owner's (seller), a buyer's, or a P2P identity.
         #[arg(long, value_enum, default_value_t = KeyRole::Machine)]
         role: KeyRole,
     },
@@ -2007,6 +2008,9 @@ pub enum KeyRole {
     Owner,
     /// A buyer.
     Buyer,
+    /// A peer-to-peer identity (p2p.ed25519.sk, its peer id in p2p.peer-id).
+    #[cfg(feature = "p2p")]
+    P2p,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

@@ -1,4 +1,4 @@
-//! `sealstream keys generate --role machine|owner|buyer`: each role's files
+//! `sealstream keys generate --role machine|owner|buyer|p2p`: each role's files
 //! (secret ones 0600 in a 0700 directory), its keys.json and the labels it
 //! prints; `keys show` names the role of a file `keys generate` wrote.
 
@@ -164,4 +164,40 @@ fn a_key_file_of_no_known_role_shows_no_role() {
     let file = tmp.path().join("mine.x25519.sk");
     std::fs::copy(keyfile("owner.x25519.sk"), &file).unwrap();
     assert_eq!(show(&file).get("role"), None);
+}
+
+#[test]
+fn a_p2p_identity_is_a_private_seed_and_its_peer_id() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("seller");
+    // Beside an owner's keys: it writes no keys.json of its own.
+    assert!(generate(&dir, Some("owner")).status.success());
+    let out = generate(&dir, Some("p2p"));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let peer = std::fs::read_to_string(dir.join("p2p.peer-id")).unwrap();
+    assert!(peer.trim().starts_with("12D3KooW"), "{peer}");
+    #[cfg(unix)]
+    assert_eq!(mode(&dir.join("p2p.ed25519.sk")), 0o600);
+    assert_eq!(text(&keys_json(&dir), "role"), "owner");
+    let shown = show(&dir.join("p2p.ed25519.sk"));
+    assert_eq!(text(&shown, "role"), "p2p");
+    assert_eq!(text(&shown, "peerId"), peer.trim());
+    // Never overwritten.
+    let again = generate(&dir, Some("p2p"));
+    assert_eq!(again.status.code(), Some(1));
+    assert_eq!(
+        std::fs::read_to_string(dir.join("p2p.peer-id")).unwrap(),
+        peer
+    );
+}
+
+fn text(v: &Value, key: &str) -> String {
+    v.get(key)
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string()
 }

@@ -60,6 +60,8 @@ fn role_name(role: KeyRole) -> &'static str {
         KeyRole::Machine => "machine",
         KeyRole::Owner => "owner",
         KeyRole::Buyer => "buyer",
+        #[cfg(feature = "p2p")]
+        KeyRole::P2p => "p2p",
     }
 }
 
@@ -71,8 +73,14 @@ fn secret_files(role: KeyRole) -> Vec<String> {
             let who = role_name(role);
             vec![format!("{who}.secp256k1.sk"), format!("{who}.x25519.sk")]
         }
+        #[cfg(feature = "p2p")]
+        KeyRole::P2p => vec![P2P_FILE.to_string()],
     }
 }
+
+/// The P2P identity's file (a 32-byte Ed25519 seed, hex), as `--identity-file` reads it.
+#[cfg(feature = "p2p")]
+const P2P_FILE: &str = "p2p.ed25519.sk";
 
 /// Create `dir` (and missing parents) readable by its user only; an existing
 /// directory is left as it is.
@@ -102,7 +110,34 @@ fn generate(dir: &Path, role: KeyRole, ui: Ui) -> CliResult {
     match role {
         KeyRole::Machine => generate_machine(dir, ui),
         KeyRole::Owner | KeyRole::Buyer => generate_person(dir, role, ui),
+        #[cfg(feature = "p2p")]
+        KeyRole::P2p => generate_p2p(dir, ui),
     }
+}
+
+/// A P2P identity: `p2p.ed25519.sk` (mode 0600) and its peer id in
+/// `p2p.peer-id`; no keys.json, so that it can sit beside a seller's or a
+/// buyer's keys.
+#[cfg(feature = "p2p")]
+fn generate_p2p(dir: &Path, ui: Ui) -> CliResult {
+    let file = dir.join(P2P_FILE);
+    let identity = sealstream_p2p::node::Identity::load_or_create(&file)
+        .map_err(|e| CliError::input(e.to_string()))?;
+    let peer = identity.peer_id().to_string();
+    write_public(&dir.join("p2p.peer-id"), &peer)?;
+    if ui.json {
+        let mut m = Map::new();
+        m.insert("role".into(), "p2p".into());
+        m.insert("peerId".into(), peer.as_str().into());
+        ui.json_out(&Value::Object(m));
+    } else {
+        ui.say(format!("Generated a P2P identity in {}", dir.display()));
+        ui.say(format!("  Peer id:       {peer}"));
+        ui.say(format!(
+            "  Give {P2P_FILE} as --identity-file to `p2p serve|subscribe|relay|bootstrap`; it is mode 0600."
+        ));
+    }
+    Ok(())
 }
 
 fn write_keys_json(dir: &Path, public: &Value) -> CliResult {
@@ -235,6 +270,8 @@ fn role_label(role: KeyRole) -> &'static str {
         KeyRole::Machine => "Machine",
         KeyRole::Owner => "Owner",
         KeyRole::Buyer => "Buyer",
+        #[cfg(feature = "p2p")]
+        KeyRole::P2p => "P2P",
     }
 }
 
@@ -243,7 +280,7 @@ fn role_label(role: KeyRole) -> &'static str {
 fn role_from_name(path: &Path) -> Option<&'static str> {
     let name = path.file_name()?.to_str()?;
     let (prefix, _) = name.split_once('.')?;
-    ["machine", "owner", "buyer", "operator", "chain"]
+    ["machine", "owner", "buyer", "operator", "chain", "p2p"]
         .into_iter()
         .find(|r| *r == prefix)
         .map(|r| if r == "chain" { "machine" } else { r })
@@ -285,6 +322,12 @@ fn show(path: &Path, kind: Option<KeyKind>, ui: Ui) -> CliResult {
             let key = keyfile::ed25519_secret(path, "ed25519 key")?;
             m.insert("kind".into(), "ed25519".into());
             m.insert("publicKeyHex".into(), key.public_key().to_hex().into());
+            #[cfg(feature = "p2p")]
+            if role_from_name(path) == Some("p2p") {
+                let identity = sealstream_p2p::node::Identity::load_or_create(path)
+                    .map_err(|e| CliError::input(e.to_string()))?;
+                m.insert("peerId".into(), identity.peer_id().to_string().into());
+            }
         }
         KeyKind::X25519 => {
             let key = keyfile::x25519_secret(path, "x25519 key")?;
