@@ -315,12 +315,16 @@ impl Agent {
     /// open the destinations.
     pub fn open(map: DataEventMap) -> Result<Agent, AgentError> {
         let mut sinks = Vec::new();
+        let topics: Vec<String> = map.topics.iter().map(|t| t.name.clone()).collect();
+        let machine_did = map.machine.did.to_string();
         for (i, d) in map.destinations.iter().enumerate() {
             sinks.push(
                 sink::open(
                     d,
                     &sink::SinkContext {
                         machine_key: &map.machine.signing_key,
+                        machine_did: &machine_did,
+                        topics: &topics,
                     },
                 )
                 .map_err(|e| AgentError::Unsupported(format!("destinations[{i}]: {e}")))?,

@@ -806,3 +806,38 @@ fn ros2_source_problems() {
         ]
     );
 }
+
+#[test]
+fn p2p_destinations_take_defaults_and_name_every_problem() {
+    let text = edit(
+        "  - {type: directory, path: out/}\n",
+        "  - {type: p2p, path: feeds, identityFile: keys/p2p.sk, market: \"http://127.0.0.1:8700\", recipientKeyFile: keys/machine.x25519.sk}\n",
+    );
+    let map = parse(&text).unwrap();
+    let [Destination::P2p(p)] = map.destinations.as_slice() else {
+        panic!("{:?}", map.destinations)
+    };
+    assert!(p.path.ends_with("feeds"), "{}", p.path.display());
+    assert_eq!(p.listen, "/ip4/127.0.0.1/tcp/0");
+    assert!(p.bootstrap.is_empty());
+    assert_eq!(p.revalidate, Duration::from_secs(30));
+    assert_eq!(p.max_sessions, 64);
+    assert_eq!(p.market, "http://127.0.0.1:8700");
+    let p = problems(&edit(
+        "  - {type: directory, path: out/}\n",
+        "  - {type: p2p, path: feeds, listen: \"tcp 4001\", bootstrap: [\"/ip4/1.2.3.4/tcp/4001\"], market: \"ftp://x\", revalidate: 10ms, maxSessions: 0, url: \"http://x\"}\n",
+    ));
+    assert_eq!(
+        p,
+        [
+            "line 15: destinations[0].url: not a field of type p2p (expected: path, listen, bootstrap, identityFile, market, recipientKeyFile, revalidate, maxSessions)",
+            "line 15: destinations[0].listen: expected a multiaddr (/ip4/0.0.0.0/tcp/4001)",
+            "line 15: destinations[0].bootstrap[0]: expected a multiaddr ending in /p2p/<peer id> (/ip4/10.0.0.1/tcp/4001/p2p/12D3KooW…)",
+            "line 15: destinations[0].identityFile: required",
+            "line 15: destinations[0].recipientKeyFile: required",
+            "line 15: destinations[0].market: expected http://host[:port][/path] or https://…",
+            "line 15: destinations[0].revalidate: at least 1s",
+            "line 15: destinations[0].maxSessions: must be greater than 0",
+        ]
+    );
+}

@@ -541,6 +541,25 @@ fn only_the_buyer_and_the_seller_see_it(db: Db) {
         let (status, reply) = act(&server, &id, path, &mallory.token, &body);
         assert_eq!(status, 404, "{path}: {reply}");
     }
+    // The machine whose topic it covers reads it (to serve the topic peer
+    // to peer), and nothing else of it; it changes nothing.
+    let machine = server.sign_in(&s.machine.key);
+    let (status, seen) = server.get(&format!("/v1/subscriptions/{id}"), Some(&machine));
+    assert_eq!(status, 200, "{seen}");
+    assert_eq!(
+        seen["buyerPublicKeyHex"],
+        alice.recipient.public_key().to_hex().as_str()
+    );
+    let (status, _) = server.get(&format!("/v1/subscriptions/{id}/history"), Some(&machine));
+    assert_eq!(status, 404);
+    for (path, body) in [
+        ("cancel", json!({})),
+        ("renewals", json!({})),
+        ("revoke", json!({"reason": "no"})),
+    ] {
+        let (status, reply) = act(&server, &id, path, &machine, &body);
+        assert_eq!(status, 404, "machine {path}: {reply}");
+    }
     let (_, mine) = server.get("/v1/subscriptions", Some(&alice.token));
     assert_eq!(mine["items"].as_array().unwrap().len(), 1);
     let (_, theirs) = server.get("/v1/subscriptions", Some(&mallory.token));

@@ -71,6 +71,7 @@ fn start(dir: &Path, ent: Arc<Fixed>) -> FeedServer {
             dht: false,
             revalidate: Duration::from_millis(200),
             max_sessions: 8,
+            granting: sealstream_core::chunk::recipient_type::OWNER,
         },
         &Identity::generate(),
         key("owner.x25519.sk"),

@@ -37,9 +37,13 @@ use sealstream_core::utc;
 
 const TOPIC: &str = "/gps/fix";
 
-/// The agent: `/gps/fix` from standard input, a chunk every 300 ms, to the
-/// directory `out` only.
-fn agent(dir: &Path, log: &Path) -> (Running, Arc<AtomicBool>, std::thread::JoinHandle<()>) {
+/// The agent: `/gps/fix` from standard input, a chunk every 300 ms, to
+/// `destination` (a flow-style YAML map).
+fn agent(
+    dir: &Path,
+    log: &Path,
+    destination: &str,
+) -> (Running, Arc<AtomicBool>, std::thread::JoinHandle<()>) {
     std::fs::create_dir_all(dir).unwrap();
     let machine = machine_sections(dir);
     let map = dir.join("map.yaml");
@@ -50,7 +54,7 @@ fn agent(dir: &Path, log: &Path) -> (Running, Arc<AtomicBool>, std::thread::Join
              spool:\n  dir: spool\n\
              sources:\n  lines: {{type: jsonl, path: \"-\"}}\n\
              topics:\n  - name: {TOPIC}\n    source: lines\n\
-             destinations:\n  - {{type: directory, path: out}}\n"
+             destinations:\n  - {destination}\n"
         ),
     )
     .unwrap();
@@ -178,7 +182,8 @@ fn buyers_find_the_seller_follow_through_revocation_restart_relays_and_an_impost
 
     // The machine streams to a directory from now on.
     let agent_log = t.join("agent.log");
-    let (mut agent, streaming, feeder) = agent(&t.join("agent"), &agent_log);
+    let (mut agent, streaming, feeder) =
+        agent(&t.join("agent"), &agent_log, "{type: directory, path: out}");
     let mut logs: Vec<PathBuf> = vec![agent_log.clone()];
     let chain = {
         let l: Vec<&Path> = logs.iter().map(PathBuf::as_path).collect();
@@ -457,4 +462,99 @@ fn buyers_find_the_seller_follow_through_revocation_restart_relays_and_an_impost
         .flat_map(|(_, p)| p.clone())
         .collect();
     assert!(std::fs::read(&buyers[2].out).unwrap() == cem_plain);
+}
+
+#[test]
+fn the_agent_serves_its_own_topic_to_a_subscriber() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let market = Market::start_with(&t.join("market"), &["--min-subscription-period", "1"]);
+    let server = market.base.as_str();
+    let (owner_key, _, _) = owner_with_machine(&market);
+    let owner_sk = t.join("owner.sk");
+    std::fs::write(&owner_sk, owner_key.to_hex_secret()).unwrap();
+    let listing_file = t.join("listing.json");
+    std::fs::write(
+        &listing_file,
+        format!(
+            r#"{{"kind":"subscription","title":"Truck 7 live GPS","description":"From the machine itself.",
+                "delivery":["p2p"],"price":"490",
+                "rail":{{"kind":"invoice","currency":"EUR","decimals":2,"payee":"Robots GmbH","terms":"14 days net"}},
+                "subscription":{{"machineDid":"{DID}","topic":"{TOPIC}","periodSeconds":3600,
+                                 "graceSeconds":0,"history":"all"}}}}"#
+        ),
+    )
+    .unwrap();
+    let mut create = market_cmd(server, &owner_sk, &["listing", "create", "--publish"]);
+    create.arg("--listing").arg(&listing_file);
+    let listing = stdout_of(create, "listing create");
+    let key = t.join("eve.sk");
+    std::fs::write(
+        &key,
+        sealstream_core::keys::MachineSigningKey::generate().to_hex_secret(),
+    )
+    .unwrap();
+    let x25519 = t.join("eve.x25519.sk");
+    std::fs::write(&x25519, RecipientSecretKey::generate().to_hex_secret()).unwrap();
+    let sub = subscribe(server, &key, &x25519, &listing, Some(&owner_sk));
+
+    // The machine's agent keeps its chain in feeds/ and serves it.
+    let dir = t.join("agent");
+    std::fs::create_dir_all(dir.join("keys")).unwrap();
+    std::fs::copy(
+        keyfile("machine.x25519.sk"),
+        dir.join("keys/machine.x25519.sk"),
+    )
+    .unwrap();
+    let agent_log = t.join("agent.log");
+    let (mut agent, streaming, feeder) = agent(
+        &dir,
+        &agent_log,
+        &format!(
+            "{{type: p2p, path: feeds, identityFile: keys/p2p.ed25519.sk, market: \"{server}\", \
+             recipientKeyFile: keys/machine.x25519.sk, revalidate: 1s}}"
+        ),
+    );
+    let log = t.join("eve.log");
+    let logs = [agent_log.as_path(), log.as_path()];
+    let addr = line_of(&dir.join("feeds/p2p.addr"), &logs);
+    let seller = addr.rsplit('/').next().unwrap().to_string();
+    let out = t.join("eve.out");
+    let mut follow = p2p(&[
+        "subscribe",
+        "--seller",
+        &seller,
+        "--feed",
+        TOPIC,
+        "--subscription",
+        &sub,
+    ]);
+    follow
+        .args(["--seller-addr", &addr])
+        .arg("--buyer-private-key-file")
+        .arg(&x25519)
+        .arg("--output")
+        .arg(&out);
+    let mut follower = spawn(follow, &log);
+    wait_for("three chunks at eve", &logs, || {
+        recorded(&out).is_some_and(|i| i >= 2)
+    });
+    let status = follower.terminate();
+    assert!(status.success(), "{status:?}");
+    streaming.store(false, Ordering::Relaxed);
+    feeder.join().unwrap();
+    assert!(agent
+        .wait_within(Duration::from_secs(60), "agent", &agent_log)
+        .success());
+    let said = std::fs::read_to_string(&agent_log).unwrap();
+    assert!(said.contains(&format!("{sub}: buyer")), "{said}");
+    // What Eve holds is the chain's plaintext, chunk by chunk from 0.
+    let chain = chain_dir(&dir.join("feeds")).unwrap();
+    let last = recorded(&out).unwrap();
+    let expected: Vec<u8> = chunk_plaintexts(&chain)
+        .into_iter()
+        .filter(|(i, _)| *i <= last)
+        .flat_map(|(_, p)| p)
+        .collect();
+    assert!(std::fs::read(&out).unwrap() == expected);
 }

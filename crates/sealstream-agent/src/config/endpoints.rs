@@ -2,13 +2,16 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use sealstream_core::identity::Did;
 
 use super::check::{index, join, Checker, MapReader};
 use super::read::resolve;
 use super::yaml::{Kind, Node};
-use super::{Destination, JsonlInput, MqttSource, ObjectStoreLocation, Ros2Source, Source};
+use super::{
+    Destination, JsonlInput, MqttSource, ObjectStoreLocation, P2pDestination, Ros2Source, Source,
+};
 use crate::ros2::library::MessageLibrary;
 
 const SOURCE_TYPES: &[&str] = &["mcap", "mqtt", "ros2", "jsonl"];
@@ -41,8 +44,31 @@ const ROS2_KEYS: &[&str] = &[
 const DEFAULT_ZENOH_CONNECT: &str = "tcp/localhost:7447";
 /// The default `queue` of a `ros2` source.
 const DEFAULT_ROS2_QUEUE: u64 = 16384;
-const DESTINATION_TYPES: &[&str] = &["directory", "object-store", "market"];
-const DESTINATION_KEYS: &[&str] = &["type", "path", "url"];
+const DESTINATION_TYPES: &[&str] = &["directory", "object-store", "market", "p2p"];
+const DESTINATION_KEYS: &[&str] = &[
+    "type",
+    "path",
+    "url",
+    "listen",
+    "bootstrap",
+    "identityFile",
+    "market",
+    "recipientKeyFile",
+    "revalidate",
+    "maxSessions",
+];
+const P2P_KEYS: &[&str] = &[
+    "path",
+    "listen",
+    "bootstrap",
+    "identityFile",
+    "market",
+    "recipientKeyFile",
+    "revalidate",
+    "maxSessions",
+];
+/// The listen address of a `p2p` destination when none is given.
+pub const DEFAULT_P2P_LISTEN: &str = "/ip4/127.0.0.1/tcp/0";
 
 pub(super) type SourceKinds = BTreeMap<String, Option<&'static str>>;
 
@@ -512,8 +538,12 @@ fn destination(c: &mut Checker, node: &Node, path: &str, base: &Path) -> Option<
     let m = c.map(node, path, node.line, DESTINATION_KEYS)?;
     let kind = typed(c, &m, DESTINATION_TYPES, |kind| match kind {
         "directory" => &["path"],
+        "p2p" => P2P_KEYS,
         _ => &["url"],
     })?;
+    if kind == "p2p" {
+        return p2p(c, &m, base).map(Destination::P2p);
+    }
     if kind == "directory" {
         let text = m
             .required(c, "path")
@@ -535,6 +565,94 @@ fn destination(c: &mut Checker, node: &Node, path: &str, base: &Path) -> Option<
     parsed
         .map_err(|message| c.report(n.line, &m.at("url"), message))
         .ok()
+}
+
+/// A `p2p` destination's fields.
+fn p2p(c: &mut Checker, m: &MapReader<'_>, base: &Path) -> Option<P2pDestination> {
+    let path = m
+        .required(c, "path")
+        .and_then(|n| c.string(n, &m.at("path")))
+        .map(|p| resolve(base, &p));
+    let multiaddr = |c: &mut Checker, n: &Node, at: &str, with_peer: bool| -> Option<String> {
+        let text = c.string(n, at)?;
+        let ends_with_peer = text.rsplit('/').nth(1) == Some("p2p");
+        if !text.starts_with('/')
+            || text.contains(char::is_whitespace)
+            || (with_peer && !ends_with_peer)
+        {
+            c.report(
+                n.line,
+                at,
+                if with_peer {
+                    "expected a multiaddr ending in /p2p/<peer id> (/ip4/10.0.0.1/tcp/4001/p2p/12D3KooW…)"
+                } else {
+                    "expected a multiaddr (/ip4/0.0.0.0/tcp/4001)"
+                },
+            );
+            return None;
+        }
+        Some(text)
+    };
+    let listen = match m.get("listen") {
+        None => Some(DEFAULT_P2P_LISTEN.to_string()),
+        Some(n) => multiaddr(c, n, &m.at("listen"), false),
+    };
+    let bootstrap = match m.get("bootstrap") {
+        None => Some(Vec::new()),
+        Some(n) => {
+            let items = c.list(n, &m.at("bootstrap"));
+            items.and_then(|items| {
+                let mut out = Vec::new();
+                let mut ok = true;
+                for (i, item) in items.iter().enumerate() {
+                    match multiaddr(c, item, &index(&m.at("bootstrap"), i), true) {
+                        Some(a) => out.push(a),
+                        None => ok = false,
+                    }
+                }
+                ok.then_some(out)
+            })
+        }
+    };
+    let file = |c: &mut Checker, key: &str| {
+        m.required(c, key)
+            .and_then(|n| c.string(n, &m.at(key)))
+            .map(|p| resolve(base, &p))
+    };
+    let identity_file = file(c, "identityFile");
+    let recipient_key_file = file(c, "recipientKeyFile");
+    let market = m.required(c, "market").and_then(|n| {
+        let url = c.string(n, &m.at("market"))?;
+        parse_http_url(&url)
+            .map_err(|message| c.report(n.line, &m.at("market"), message))
+            .ok()
+            .map(|()| url)
+    });
+    let revalidate = match m.get("revalidate") {
+        None => Some(Duration::from_secs(30)),
+        Some(n) => c.duration(n, &m.at("revalidate")).and_then(|d| {
+            if d >= Duration::from_secs(1) {
+                Some(d)
+            } else {
+                c.report(n.line, &m.at("revalidate"), "at least 1s");
+                None
+            }
+        }),
+    };
+    let max_sessions = match m.get("maxSessions") {
+        None => Some(64),
+        Some(n) => c.positive_integer(n, &m.at("maxSessions")),
+    };
+    Some(P2pDestination {
+        path: path?,
+        listen: listen?,
+        bootstrap: bootstrap?,
+        identity_file: identity_file?,
+        market: market?,
+        recipient_key_file: recipient_key_file?,
+        revalidate: revalidate?,
+        max_sessions: max_sessions?,
+    })
 }
 
 fn parse_object_store_url(url: &str) -> Result<ObjectStoreLocation, String> {

@@ -345,6 +345,31 @@ pub enum Destination {
         /// The server's base URL (`http://` or `https://`).
         url: String,
     },
+    /// The agent's own peer-to-peer feeds (`type: p2p`; docs/p2p.md).
+    P2p(P2pDestination),
+}
+
+/// A `p2p` destination: the chunks are kept in `path` (as a `directory`
+/// destination keeps them) and each topic is served from there as a live
+/// feed, its subscribers checked with the market, signing in as the machine.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct P2pDestination {
+    /// Where the chains are kept (resolved against the config's directory).
+    pub path: PathBuf,
+    /// The multiaddr to listen on.
+    pub listen: String,
+    /// DHT bootstrap peers (`/…/p2p/<peer id>`).
+    pub bootstrap: Vec<String>,
+    /// The node's identity (created 0600 if missing).
+    pub identity_file: PathBuf,
+    /// The market the subscriptions are checked with.
+    pub market: String,
+    /// The machine recipient's X25519 secret: it opens the chunk keys.
+    pub recipient_key_file: PathBuf,
+    /// How often each buyer's subscription is checked again.
+    pub revalidate: Duration,
+    /// The most buyer sessions at once.
+    pub max_sessions: u64,
 }
 
 /// Where in an object store.

@@ -31,6 +31,7 @@ pub fn identity(destination: &Destination) -> String {
             }
         },
         Destination::Market { url } => format!("market {}", normalized_http_url(url)),
+        Destination::P2p(p) => format!("p2p {}", canonical_path(&p.path).display()),
     }
 }
 

@@ -11,6 +11,8 @@ mod directory;
 pub mod identity;
 mod market;
 mod object_store;
+#[cfg(feature = "p2p")]
+mod p2p;
 
 pub use self::directory::DirectoryDestination;
 pub use self::market::MarketDestination;
@@ -117,6 +119,10 @@ pub enum Delivery<'a> {
 pub struct SinkContext<'a> {
     /// The machine's secp256k1 key: the market destination signs in with it.
     pub machine_key: &'a sealstream_core::keys::MachineSigningKey,
+    /// The machine's DID.
+    pub machine_did: &'a str,
+    /// The topics (names): the `p2p` destination serves one feed each.
+    pub topics: &'a [String],
 }
 
 /// Open the sink of a configured destination.
@@ -132,5 +138,11 @@ pub fn open(
         Destination::Market { url } => {
             Ok(Box::new(MarketDestination::new(url, context.machine_key)))
         }
+        #[cfg(feature = "p2p")]
+        Destination::P2p(config) => Ok(Box::new(p2p::P2pDestination::open(config, context)?)),
+        #[cfg(not(feature = "p2p"))]
+        Destination::P2p(_) => Err(SinkError::permanent(
+            "type p2p: this build of sealstream has no peer-to-peer support (build it with the p2p feature)",
+        )),
     }
 }

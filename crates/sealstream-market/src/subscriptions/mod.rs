@@ -483,6 +483,23 @@ async fn party(tx: &mut Tx, id: &str, caller: &Principal) -> ApiResult<Subscript
     }
 }
 
+/// The subscription if `caller` is its buyer, its seller, or the machine
+/// whose topic it covers (404 otherwise): a machine serving its own topics
+/// peer to peer reads the entitlements it serves (docs/p2p.md); it reads
+/// nothing else of the subscription (history, cut-off) and changes nothing.
+async fn readable(tx: &mut Tx, id: &str, caller: &Principal) -> ApiResult<Subscription> {
+    match db::subscription(tx, id).await? {
+        Some(s)
+            if s.is_party(caller)?
+                || (caller.has(sealstream_api::auth::Role::Machine)
+                    && crate::auth::same_did(&caller.did, &s.machine_did)) =>
+        {
+            Ok(s)
+        }
+        _ => Err(not_found(id)),
+    }
+}
+
 /// The subscription if `caller` is its buyer (404 otherwise: the seller
 /// revokes, it does not cancel or renew).
 async fn bought(tx: &mut Tx, id: &str, caller: &Principal) -> ApiResult<Subscription> {
@@ -718,8 +735,8 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(view)))
 }
 
-/// One subscription, to its buyer or seller (its time-driven state brought
-/// up to date first).
+/// One subscription, to its buyer or seller, or to the machine whose topic
+/// it covers (its time-driven state brought up to date first).
 #[utoipa::path(get, path = sealstream_api::routes::SUBSCRIPTION, tag = "subscriptions",
     params(("id" = String, Path, description = "Subscription id")),
     security(("session" = [])),
@@ -732,7 +749,7 @@ pub async fn show(
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<SubscriptionView>> {
     let mut tx = state.store.begin().await?;
-    let mut s = party(&mut tx, &id, &caller).await?;
+    let mut s = readable(&mut tx, &id, &caller).await?;
     settle(&mut tx, &mut s, sealstream_core::utc::now_unix()).await?;
     let view = view(&state, &mut tx, &s).await?;
     tx.commit().await?;

@@ -17,6 +17,8 @@
 //! - [`bootstrap`]: a DHT node others join through.
 
 pub mod buyer;
+#[cfg(feature = "market")]
+pub mod market;
 pub mod relay;
 pub mod seller;
 mod stream;

@@ -30,7 +30,6 @@ use futures_util::StreamExt;
 use libp2p::identity::Keypair;
 use libp2p::{kad, Multiaddr, PeerId, StreamProtocol};
 use sealstream_core::access::{access_entry, open_chunk_key, Buyer};
-use sealstream_core::chunk::recipient_type;
 use sealstream_core::keys::RecipientSecretKey;
 use sealstream_files::layout;
 use sha2::{Digest, Sha256};
@@ -333,6 +332,9 @@ pub struct FeedServerConfig {
     pub revalidate: Duration,
     /// The most sessions at once.
     pub max_sessions: usize,
+    /// The chunks' recipient whose key opens them (`owner` for the owner's
+    /// server, `machine` for the machine's agent).
+    pub granting: &'static str,
 }
 
 struct Session {
@@ -350,6 +352,7 @@ struct Shared {
     events: Arc<dyn Fn(ServerEvent) + Send + Sync>,
     revalidate: Duration,
     max_sessions: usize,
+    granting: &'static str,
     open: AtomicUsize,
     generation: AtomicU64,
     /// By buyer key.
@@ -420,7 +423,8 @@ fn now_unix() -> i64 {
 
 impl FeedServer {
     /// Check the feeds, listen, join the DHT and announce every feed, and
-    /// serve. `owner` opens the chunk keys (the chain's `owner` recipient);
+    /// serve. `owner` opens the chunk keys (the chain's recipient of type
+    /// [`FeedServerConfig::granting`]);
     /// `events` hears of sessions.
     pub fn start(
         config: FeedServerConfig,
@@ -490,6 +494,7 @@ impl FeedServer {
             events,
             revalidate: config.revalidate.max(Duration::from_millis(100)),
             max_sessions: config.max_sessions.max(1),
+            granting: config.granting,
             open: AtomicUsize::new(0),
             generation: AtomicU64::new(0),
             sessions: Mutex::new(HashMap::new()),
@@ -939,7 +944,7 @@ impl Shared {
                 None,
             ));
         };
-        let key = open_chunk_key(&envelope, recipient_type::OWNER, &self.owner).map_err(|e| {
+        let key = open_chunk_key(&envelope, self.granting, &self.owner).map_err(|e| {
             Stop::Invalid(format!("the seller cannot open chunk {index}: {e}"), None)
         })?;
         let buyer = Buyer::new(&ent.recipient_id, key_hex).map_err(|_| {

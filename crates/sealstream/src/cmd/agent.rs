@@ -207,6 +207,9 @@ pub fn run(cmd: AgentCommand, ui: Ui) -> CliResult {
                         }
                         Destination::ObjectStore { url, .. } => format!("object store {url}"),
                         Destination::Market { url, .. } => format!("market {url}"),
+                        Destination::P2p(p) => {
+                            format!("p2p feeds from {} (market {})", p.path.display(), p.market)
+                        }
                     };
                     ui.say(format!("  Destination:  {text}"));
                 }

@@ -8,20 +8,17 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use sealstream_api::listings::HistoryPolicy;
-use sealstream_api::subscriptions::{FeedState, FeedStatus, SubscriptionState, SubscriptionView};
+use sealstream_api::subscriptions::{FeedState, FeedStatus, SubscriptionState};
 use sealstream_client::follow_state::FollowFormat;
 use sealstream_client::live::Position as FollowPosition;
-use sealstream_client::market::{ClientError, MarketClient};
 use sealstream_core::chunk::{ChunkSink, SealedChunk};
 use sealstream_core::json::{Map, Value};
 use sealstream_core::utc;
 use sealstream_files::layout::{write_atomic, DirectorySink};
 use sealstream_p2p::live::buyer::{self, Event, Position, SubscribeConfig};
+use sealstream_p2p::live::market::MarketEntitlements;
 use sealstream_p2p::live::relay::{Relay, RelayConfig};
-use sealstream_p2p::live::seller::{
-    Denied, Entitlement, Entitlements, FeedServer, FeedServerConfig, History, ServerEvent,
-};
+use sealstream_p2p::live::seller::{FeedServer, FeedServerConfig, ServerEvent};
 use sealstream_p2p::node::{self, FetchConfig, Identity, NodeError, ServeConfig, Server};
 
 use super::follow::{state_line, Output};
@@ -215,84 +212,6 @@ fn bootstrap(args: P2pBootstrapArgs, ui: Ui) -> CliResult {
     Ok(())
 }
 
-/// The seller's entitlements: each subscription as the market states it.
-struct MarketEntitlements {
-    client: Mutex<MarketClient>,
-    machine: String,
-}
-
-fn unix(text: &Option<String>) -> Option<i64> {
-    text.as_deref().and_then(utc::parse_rfc3339)
-}
-
-/// A subscription of the market as the feed server's entitlement.
-fn entitlement(v: &SubscriptionView, feed: &str, machine: &str) -> Result<Entitlement, Denied> {
-    if !v.machine_did.eq_ignore_ascii_case(machine) || v.topic != feed {
-        return Err(Denied::Refused(
-            "the subscription is not to this feed".into(),
-        ));
-    }
-    let grace_until = unix(&v.grace_until);
-    let ends = unix(&v.access_ends).or(grace_until);
-    let now = utc::now_unix();
-    let mut keys = Vec::new();
-    for (i, k) in v.keys.iter().enumerate() {
-        let from = if i == 0 {
-            i64::MIN
-        } else {
-            utc::parse_rfc3339(&k.applies_from).unwrap_or(i64::MAX)
-        };
-        keys.push((from, k.public_key_hex.to_ascii_lowercase()));
-    }
-    let reason = match v.state {
-        SubscriptionState::AwaitingPayment => Some("its first period is not paid yet".to_string()),
-        _ => v.end_reason.clone(),
-    };
-    Ok(Entitlement {
-        state: v.state.as_str().to_string(),
-        is_final: v.state.is_final(),
-        reason,
-        active_from: unix(&v.active_from),
-        ends,
-        paid_through: v.paid_through.clone(),
-        grace_until: v.grace_until.clone(),
-        access_ends: v.access_ends.clone(),
-        seconds_left: grace_until.map(|g| (g - now).max(0) as u64),
-        history: match v.history {
-            HistoryPolicy::None => History::None,
-            HistoryPolicy::All => History::All,
-            HistoryPolicy::LastChunks(n) => History::Last(n),
-        },
-        keys,
-        recipient_id: v.buyer_id.clone(),
-    })
-}
-
-impl Entitlements for MarketEntitlements {
-    fn check(&self, feed: &str, subscription: &str) -> Result<Entitlement, Denied> {
-        let view = self
-            .client
-            .lock()
-            .expect("client lock")
-            .subscription(subscription);
-        match view {
-            Ok(v) => entitlement(&v, feed, &self.machine),
-            Err(e) if e.is_transient() => {
-                Err(Denied::Unavailable("the market is unreachable".into()))
-            }
-            Err(ClientError::Refused { status: 404, .. }) => Err(Denied::Refused(
-                "no such subscription to this seller's listings".into(),
-            )),
-            Err(ClientError::Refused { status, .. }) => {
-                Err(Denied::Unavailable(format!("the market answered {status}")))
-            }
-            Err(_) => Err(Denied::Unavailable(
-                "the market's answer was unusable".into(),
-            )),
-        }
-    }
-}
-
 /// Split `NAME=DIR`.
 fn feed_arg(text: &str) -> CliResult<(String, PathBuf)> {
     match text.split_once('=') {
@@ -381,13 +300,11 @@ fn serve_feeds(args: P2pServeArgs, ui: Ui) -> CliResult {
             dht: args.dht,
             revalidate: Duration::from_secs(args.revalidate.max(1)),
             max_sessions: args.max_sessions,
+            granting: sealstream_core::chunk::recipient_type::OWNER,
         },
         &identity,
         owner,
-        Arc::new(MarketEntitlements {
-            client: Mutex::new(client),
-            machine,
-        }),
+        Arc::new(MarketEntitlements::new(client, &machine)),
         Arc::new(move |e| {
             if quiet {
                 return;
