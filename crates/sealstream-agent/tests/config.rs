@@ -601,7 +601,7 @@ fn all_problems_are_reported_together_in_line_order() {
             "line 6: recipients.owner: expected 32 bytes as hex (64 hex digits, optional 0x), got 3 hex digits",
             "line 13: topics[0].source: no source named \"cam\"",
             "line 14: topics[0].schemaversion: unknown field (did you mean schemaVersion?)",
-            "line 16: destinations[0].type: expected one of directory, object-store, market",
+            "line 16: destinations[0].type: expected one of directory, object-store, market, p2p",
         ]
     );
 }

@@ -100,9 +100,9 @@ pub enum Command {
     #[command(after_help = MARKET_EXIT_CODES)]
     #[cfg(feature = "agent")]
     Follow(FollowArgs),
-    /// Peer-to-peer delivery over libp2p, speaking the reference's protocol
-    /// (/peaqos/stream/chunk/1.0.0, peaqos-json-frame-v1; docs/p2p.md): serve a chain to
-    /// one buyer, or fetch one from a seller.
+    /// Peer-to-peer delivery over libp2p (docs/p2p.md): live feeds Dazaar-style
+    /// (/sealstream/feed/1: serve --feed, subscribe, relay, bootstrap, status), and the
+    /// reference's protocol (/peaqos/stream/chunk/1.0.0: serve --chunk-dir, fetch).
     #[command(subcommand, after_help = P2P_EXIT_CODES)]
     #[cfg(feature = "p2p")]
     P2p(P2pCommand),
