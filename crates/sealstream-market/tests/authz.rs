@@ -428,7 +428,8 @@ fn matrix(w: &World) -> Vec<Case> {
         row("GET", "/v1/subscriptions", "/v1/subscriptions?as=buyer&limit=200".into(),
                                                                                "U  S  S  O  S  S  S  S")
             .private(all_subs),
-        row("GET", "/v1/subscriptions/{id}", sub(&su.active, ""),             "U  O  H  O  H  H  H  H")
+        // The machine whose topic it covers reads it (its p2p destination).
+        row("GET", "/v1/subscriptions/{id}", sub(&su.active, ""),             "U  O  H  O  H  H  O  H")
             .hidden(&su.active, missing_sub),
         row("GET", "/v1/subscriptions/{id}/history", sub(&su.active, "/history"),
                                                                                "U  O  H  O  H  H  H  H")
