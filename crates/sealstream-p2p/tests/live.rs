@@ -52,6 +52,7 @@ fn active(buyer_key: &str) -> Entitlement {
         history: History::None,
         keys: vec![(i64::MIN, buyer_key.into())],
         recipient_id: "buyer-1".into(),
+        indexes: None,
     }
 }
 

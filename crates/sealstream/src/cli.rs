@@ -196,6 +196,10 @@ pub struct P2pServeArgs {
     /// Feeds: the machine whose topics the feeds are (subscriptions must be to it).
     #[arg(long, value_name = "DID", requires = "feed")]
     pub machine_did: Option<String>,
+    /// Feeds: keep each feed's DIR filled from the chain the market holds (what the
+    /// machine uploaded), each chunk stamped with the time the market accepted it.
+    #[arg(long, requires = "feed")]
+    pub mirror: bool,
     /// Feeds: file holding the owner's X25519 recipient secret key (hex): it opens the
     /// chunk keys.
     #[arg(
@@ -289,8 +293,16 @@ pub struct P2pSubscribeArgs {
     #[arg(long, value_name = "NAME")]
     pub feed: String,
     /// The subscription (sub_…) that entitles this buyer.
+    #[arg(
+        long,
+        value_name = "ID",
+        required_unless_present = "order",
+        conflicts_with = "order"
+    )]
+    pub subscription: Option<String>,
+    /// Or a paid dataset order (ord_…): the dataset's chunks, then the feed ends.
     #[arg(long, value_name = "ID")]
-    pub subscription: String,
+    pub order: Option<String>,
     /// File holding the buyer's X25519 secret key (hex). Give it once per key after
     /// renewals with a new key; the last one is presented to the seller.
     #[arg(long = "buyer-private-key-file", value_name = "FILE", required = true)]

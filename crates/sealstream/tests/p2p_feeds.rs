@@ -558,3 +558,126 @@ fn the_agent_serves_its_own_topic_to_a_subscriber() {
         .collect();
     assert!(std::fs::read(&out).unwrap() == expected);
 }
+
+#[test]
+fn a_dataset_order_is_delivered_from_the_markets_chain_and_the_feed_ends() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let market = Market::start(&t.join("market"));
+    let server = market.base.as_str();
+    let (owner_key, _, _) = owner_with_machine(&market);
+    let owner_sk = t.join("owner.sk");
+    std::fs::write(&owner_sk, owner_key.to_hex_secret()).unwrap();
+    // The machine uploads 5 chunks of /field/soil to the market only.
+    common::market::run_market_agent(&market, &t.join("agent"), 200, None, false);
+    let mut dataset = market_cmd(server, &owner_sk, &["dataset", "create", "--json"]);
+    dataset
+        .args(["--machine-did", DID, "--topic", "/field/soil"])
+        .args(["--from-index", "1", "--to-index", "3"])
+        .arg("--owner-private-key-file")
+        .arg(keyfile("owner.x25519.sk"));
+    let dataset = sealstream_core::json::parse(&run_ok(dataset, "dataset create").stdout).unwrap();
+    let dataset_id = dataset
+        .get("id")
+        .and_then(|v| v.as_str())
+        .unwrap()
+        .to_string();
+    let listing = t.join("listing.json");
+    std::fs::write(
+        &listing,
+        format!(
+            r#"{{"datasetId":"{dataset_id}","title":"Soil, field 3","description":"Soil moisture.",
+                "price":"1250","delivery":["p2p"],
+                "rail":{{"kind":"invoice","currency":"EUR","decimals":2,"payee":"Robots GmbH","terms":"30 days net"}}}}"#
+        ),
+    )
+    .unwrap();
+    let mut create = market_cmd(server, &owner_sk, &["listing", "create", "--publish"]);
+    create.arg("--listing").arg(&listing);
+    let listing_id = stdout_of(create, "listing create");
+    let buyer_sk = t.join("fay.sk");
+    std::fs::write(
+        &buyer_sk,
+        sealstream_core::keys::MachineSigningKey::generate().to_hex_secret(),
+    )
+    .unwrap();
+    let x25519 = t.join("fay.x25519.sk");
+    std::fs::write(&x25519, RecipientSecretKey::generate().to_hex_secret()).unwrap();
+    let mut order = market_cmd(
+        server,
+        &buyer_sk,
+        &["order", "create", "--listing", &listing_id],
+    );
+    order.arg("--buyer-private-key-file").arg(&x25519);
+    let order_id = stdout_of(order, "order create");
+
+    // The seller serves the topic from the market's chain (--mirror).
+    let feeds = t.join("feeds/soil");
+    let addr_file = t.join("seller.addr");
+    let seller_log = t.join("seller.log");
+    let mut serve = p2p(&["serve", "--feed"]);
+    serve
+        .arg(format!("/field/soil={}", feeds.display()))
+        .args(["--mirror", "--machine-did", DID, "--server", server])
+        .arg("--owner-private-key-file")
+        .arg(keyfile("owner.x25519.sk"))
+        .arg("--key-file")
+        .arg(&owner_sk)
+        .arg("--addr-file")
+        .arg(&addr_file);
+    let _seller = spawn(serve, &seller_log);
+    let log = t.join("fay.log");
+    let logs = [seller_log.as_path(), log.as_path()];
+    let addr = line_of(&addr_file, &logs);
+    let seller = addr.rsplit('/').next().unwrap().to_string();
+    let out = t.join("fay.out");
+    let follow = |out: &Path| {
+        let mut c = p2p(&["subscribe", "--seller", &seller, "--feed", "/field/soil"]);
+        c.args(["--order", &order_id, "--seller-addr", &addr])
+            .arg("--buyer-private-key-file")
+            .arg(&x25519)
+            .arg("--output")
+            .arg(out);
+        c
+    };
+    // Unpaid: refused with the reason.
+    let unpaid = run_ok(follow(&t.join("early.out")), "p2p subscribe (unpaid)");
+    let said = String::from_utf8_lossy(&unpaid.stderr);
+    assert!(said.contains("the order is awaiting-payment"), "{said}");
+    run_ok(
+        market_cmd(
+            server,
+            &owner_sk,
+            &["order", "mark-paid", &order_id, "--reference", "INV-9"],
+        ),
+        "mark-paid",
+    );
+    // Paid: chunks 1 to 3, then the feed ends.
+    let done = run_ok(follow(&out), "p2p subscribe");
+    let said = String::from_utf8_lossy(&done.stderr);
+    assert!(said.contains("is delivered: chunks 1 to 3"), "{said}");
+    assert_eq!(recorded(&out), Some(3));
+    let expected: Vec<u8> = chunk_plaintexts(&feeds)
+        .into_iter()
+        .filter(|(i, _)| (1..=3).contains(i))
+        .flat_map(|(_, p)| p)
+        .collect();
+    assert!(std::fs::read(&out).unwrap() == expected);
+    // The mirror holds the market's chain, stamped with its acceptance times.
+    let (status, page) = market.call(
+        "GET",
+        &format!("/v1/machines/{DID}/topics/%2Ffield%2Fsoil/chunks"),
+        Some(&market.sign_in(&owner_key)),
+        None,
+    );
+    assert_eq!(status, 200, "{page:?}");
+    for c in page.get("chunks").and_then(|v| v.as_array()).unwrap() {
+        let i = c.get("index").and_then(|v| v.as_u64()).unwrap();
+        let at = c.get("receivedAt").and_then(|v| v.as_str()).unwrap();
+        assert_eq!(
+            mtime(&feeds.join(format!("chunk-{i}.json"))),
+            utc::parse_rfc3339(at).unwrap(),
+            "chunk {i}"
+        );
+    }
+}

@@ -87,6 +87,9 @@ pub struct Entitlement {
     pub keys: Vec<(i64, String)>,
     /// The access entries' recipient id.
     pub recipient_id: String,
+    /// For a dataset's order: the chain indexes it covers (first, last),
+    /// whatever their times; the feed ends after the last.
+    pub indexes: Option<(u64, u64)>,
 }
 
 /// What the seller decides for one chunk.
@@ -106,6 +109,10 @@ impl Entitlement {
     /// Whether it covers anything now (`active` or `grace`), or still has
     /// chunks due (final with an end).
     fn in_force(&self) -> bool {
+        if self.indexes.is_some() {
+            // A dataset's order: paid (its chunks are fixed).
+            return self.active_from.is_some();
+        }
         self.active_from.is_some() && (!self.is_final || self.ends.is_some())
     }
 
@@ -122,6 +129,13 @@ impl Entitlement {
     /// Chunk `index`, accepted at `t`; `first_live` is the first index
     /// accepted at or after `active_from`.
     fn decide(&self, index: u64, t: i64, first_live: u64) -> Decision {
+        if let Some((first, last)) = self.indexes {
+            return match self.keys.first() {
+                Some(k) if (first..=last).contains(&index) => Decision::Send(k.1.clone()),
+                _ if index < first => Decision::Skip,
+                _ => Decision::Ended,
+            };
+        }
         let Some(from) = self.active_from else {
             return Decision::Ended;
         };
@@ -715,10 +729,7 @@ impl Shared {
             return invalid("buyerKey: not a buyer key of this subscription");
         }
         if !ent.in_force() {
-            let reason = ent
-                .reason
-                .clone()
-                .unwrap_or_else(|| format!("the subscription is {}", ent.state));
+            let reason = ent.reason.clone().unwrap_or_else(|| ended_reason(&ent));
             return Stop::Invalid(reason, Some(ent.state));
         }
         // One session per buyer key: this one replaces any other.
@@ -849,7 +860,7 @@ impl Shared {
             let len = feed.len();
             while next < len {
                 let Some(t) = feed.time(next) else { break };
-                if fresh_as_of <= t {
+                if fresh_as_of <= t && ent.indexes.is_none() {
                     // Known only as of before the chunk: ask again, once
                     // the chunk's second has passed.
                     if now_unix() <= t || checked.elapsed() < Duration::from_millis(200) {
@@ -902,11 +913,16 @@ impl Shared {
                 }
             }
             // A final entitlement whose end has passed, with every chunk
-            // before it sent: the feed ends for this buyer.
+            // before it sent (a dataset's: its last chunk sent): the feed
+            // ends for this buyer.
             let over = ent
                 .ends
                 .is_none_or(|e| e <= now_unix() && feed.complete_before(e));
-            if ent.is_final && over && next >= feed.len() {
+            let done = match ent.indexes {
+                Some((_, last)) => next > last,
+                None => ent.is_final && over && next >= feed.len(),
+            };
+            if done {
                 return Stop::Invalid(ended_reason(ent), Some(ent.state.clone()));
             }
             if !ent.in_force() {
@@ -994,6 +1010,12 @@ impl Shared {
 }
 
 fn ended_reason(ent: &Entitlement) -> String {
+    if let Some((first, last)) = ent.indexes {
+        return format!(
+            "the order ({}) is delivered: chunks {first} to {last}",
+            ent.state
+        );
+    }
     match (&ent.reason, &ent.access_ends) {
         (Some(r), Some(at)) => format!(
             "the subscription is {} ({r}); access ended at {at}",
@@ -1023,11 +1045,18 @@ mod tests {
             history,
             keys: vec![(i64::MIN, "k1".into()), (200, "k2".into())],
             recipient_id: "b".into(),
+            indexes: None,
         }
     }
 
     #[test]
     fn chunks_are_decided_by_time_history_and_key() {
+        let mut order = ent(History::None, None, true);
+        order.indexes = Some((2, 4));
+        assert_eq!(order.decide(1, 1, 0), Decision::Skip);
+        assert_eq!(order.decide(2, 1, 0), Decision::Send("k1".into()));
+        assert_eq!(order.decide(4, 10_000, 0), Decision::Send("k1".into()));
+        assert_eq!(order.decide(5, 1, 0), Decision::Ended);
         let e = ent(History::None, Some(300), false);
         assert_eq!(e.decide(0, 50, 5), Decision::Skip);
         assert_eq!(e.decide(5, 100, 5), Decision::Send("k1".into()));

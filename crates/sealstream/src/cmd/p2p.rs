@@ -283,13 +283,28 @@ fn serve_feeds(args: P2pServeArgs, ui: Ui) -> CliResult {
     let key_file = args.key_file.clone().ok_or_else(|| {
         CliError::input("--key-file is required with --feed (the seller signs in to the market)")
     })?;
-    let client = super::market_session::client(
-        &MarketSession {
-            server: args.server.clone(),
-            key_file,
-        },
-        "a seller (p2p serve)",
-    )?;
+    let session = MarketSession {
+        server: args.server.clone(),
+        key_file,
+    };
+    let client = super::market_session::client(&session, "a seller (p2p serve)")?;
+    // With --mirror, each feed's directory follows the market's chain.
+    let mut mirrors = Vec::new();
+    if args.mirror {
+        for (name, dir) in &feeds {
+            let report = Arc::new(|m: String| eprintln!("{m}"));
+            mirrors.push(
+                sealstream_p2p::live::market::mirror(
+                    super::market_session::client(&session, "a seller (p2p serve --mirror)")?,
+                    &machine,
+                    name,
+                    dir,
+                    report,
+                )
+                .map_err(|e| CliError::input(at(dir, format!("--mirror: {e}"))))?,
+            );
+        }
+    }
     let identity = identity(args.identity_file.as_deref())?;
     let quiet = ui.quiet;
     let server = FeedServer::start(
@@ -362,6 +377,7 @@ fn serve_feeds(args: P2pServeArgs, ui: Ui) -> CliResult {
     if let (Some(e), Some(file)) = (failed, &status_file) {
         eprintln!("{}: --status-file: {e}", file.display());
     }
+    drop(mirrors);
     ui.say("Stopped");
     Ok(())
 }
@@ -492,7 +508,12 @@ fn subscribe(args: P2pSubscribeArgs, ui: Ui) -> CliResult {
         .map(|f| crate::keyfile::x25519_secret(f, "buyer recipient key"))
         .collect::<CliResult<Vec<_>>>()?;
     let identity = identity(args.identity_file.as_deref())?;
-    let out = Output::open(&args.output, &args.subscription, format)?;
+    let entitlement = args
+        .subscription
+        .clone()
+        .or_else(|| args.order.clone())
+        .ok_or_else(|| CliError::input("give --subscription or --order"))?;
+    let out = Output::open(&args.output, &entitlement, format)?;
     if let Some(p) = &out.last {
         ui.say(format!("Resuming after chunk {}", p.index));
     }
@@ -507,7 +528,7 @@ fn subscribe(args: P2pSubscribeArgs, ui: Ui) -> CliResult {
     let config = SubscribeConfig {
         seller: args.seller.clone(),
         feed: args.feed.clone(),
-        subscription: args.subscription.clone(),
+        subscription: entitlement.clone(),
         buyer_keys: secrets,
         bootstrap: args.bootstrap.clone(),
         seller_addr: args.seller_addr.clone(),
@@ -515,7 +536,7 @@ fn subscribe(args: P2pSubscribeArgs, ui: Ui) -> CliResult {
         relays: args.relays,
         reconnect_for: Duration::from_secs(args.reconnect_for.max(1)),
     };
-    let sub = args.subscription.clone();
+    let sub = entitlement;
     // The output is written under this lock: a signal waits for the chunk
     // being written, and no other starts after it.
     let out = Arc::new(Mutex::new(out));
@@ -543,11 +564,10 @@ fn subscribe(args: P2pSubscribeArgs, ui: Ui) -> CliResult {
                             );
                         }
                     }
-                    Event::Valid(v) => {
-                        if let Some(s) = feed_state(Some(v), None) {
-                            eprintln!("{}", state_line(&sub, &s));
-                        }
-                    }
+                    Event::Valid(v) => match feed_state(Some(v), None) {
+                        Some(s) => eprintln!("{}", state_line(&sub, &s)),
+                        None => eprintln!("{sub}: valid ({})", v.state),
+                    },
                     Event::Chunk {
                         envelope,
                         ciphertext,
@@ -599,8 +619,8 @@ fn subscribe(args: P2pSubscribeArgs, ui: Ui) -> CliResult {
         match rx.recv_timeout(Duration::from_millis(100)) {
             Ok(Ok(ended)) => {
                 match feed_state(None, Some(&ended)) {
-                    Some(s) => eprintln!("{}", state_line(&sub, &s)),
-                    None => eprintln!("{sub}: invalid: {}", ended.reason),
+                    Some(s) if !sub.starts_with("ord_") => eprintln!("{}", state_line(&sub, &s)),
+                    _ => eprintln!("{sub}: {}", ended.reason),
                 }
                 ui.say(format!(
                     "{sub}: the seller ended the feed; {} written",
