@@ -85,8 +85,12 @@ const MARKET_STEPS: &[&str] = &[
     "the buyer subscribes",
     "the buyer follows the subscription while the robot's agent streams 1200 live GPS fixes",
     "the follower holds all 1200 fixes",
+    "peer to peer: a private DHT's bootstrap node",
+    "p2p follower: sub_",
+    "the peer-to-peer follower holds the same 1200 packages, byte for byte",
     "the seller revokes the subscription",
     "invalid (revoked): revoked: demo over",
+    "p2p follower: sub_",
     "1200 live /gps/live packages followed",
     "the buyer verifies the market's signed cut-off notice",
     "== done in",
@@ -129,6 +133,11 @@ fn text_at<'a>(v: &'a Value, path: &[&str]) -> &'a str {
 /// the follower wrote.
 fn assert_live_subscription(out: &Path) {
     let live = out.join("live.jsonl");
+    // Followed peer to peer too: the same packages, byte for byte.
+    assert!(
+        std::fs::read(&live).unwrap() == std::fs::read(out.join("live-p2p.jsonl")).unwrap(),
+        "live-p2p.jsonl differs from live.jsonl"
+    );
     let mut verify = sealstream();
     verify.args(["--quiet", "package", "verify"]).arg(&live);
     run_ok(verify, "package verify live.jsonl");
