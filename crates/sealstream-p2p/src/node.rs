@@ -35,7 +35,9 @@ use libp2p::kad::{self, store::MemoryStore};
 use libp2p::multiaddr::Protocol;
 use libp2p::swarm::behaviour::toggle::Toggle;
 use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
-use libp2p::{identify, identity, noise, tcp, yamux, Multiaddr, PeerId, StreamProtocol};
+use libp2p::{
+    connection_limits, identify, identity, noise, tcp, yamux, Multiaddr, PeerId, StreamProtocol,
+};
 use rand_core::{OsRng, RngCore};
 use sealstream_core::chunk::{ChainVerifier, ChunkSink, SealedChunk};
 use sealstream_files::layout::{self, DirectorySink};
@@ -59,6 +61,12 @@ pub const IO_TIMEOUT: Duration = Duration::from_secs(60);
 /// After its last frame, a peer keeps the connection open this long (or
 /// until the other side closes), so the frame is not lost with it.
 pub const LINGER: Duration = Duration::from_secs(2);
+/// The most connections being set up from others at once.
+pub const MAX_PENDING_INCOMING: u32 = 64;
+/// The most connections from others at once.
+pub const MAX_INCOMING: u32 = 256;
+/// The most connections with one peer at once.
+pub const MAX_PER_PEER: u32 = 4;
 /// The most chunks [`fetch`] accepts unless told otherwise.
 pub const DEFAULT_MAX_CHUNKS: u64 = 4096;
 
@@ -229,6 +237,7 @@ fn hex_decode(text: &str, out: &mut [u8]) -> Option<()> {
 #[derive(NetworkBehaviour)]
 #[behaviour(prelude = "libp2p::swarm::derive_prelude")]
 struct Behaviour {
+    limits: connection_limits::Behaviour,
     identify: identify::Behaviour,
     kad: Toggle<kad::Behaviour<MemoryStore>>,
     stream: libp2p_stream::Behaviour,
@@ -318,6 +327,12 @@ impl Node {
                     k
                 });
                 Behaviour {
+                    limits: connection_limits::Behaviour::new(
+                        connection_limits::ConnectionLimits::default()
+                            .with_max_pending_incoming(Some(MAX_PENDING_INCOMING))
+                            .with_max_established_incoming(Some(MAX_INCOMING))
+                            .with_max_established_per_peer(Some(MAX_PER_PEER)),
+                    ),
                     identify: identify::Behaviour::new(
                         identify::Config::new(IDENTIFY_PROTOCOL.into(), key.public())
                             .with_agent_version(format!(

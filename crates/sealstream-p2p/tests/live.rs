@@ -64,6 +64,10 @@ fn copy_chunk(from: &Path, to: &Path, index: u64) {
 }
 
 fn start(dir: &Path, ent: Arc<Fixed>) -> FeedServer {
+    start_with(dir, ent, 8)
+}
+
+fn start_with(dir: &Path, ent: Arc<Fixed>, max_sessions: usize) -> FeedServer {
     FeedServer::start(
         FeedServerConfig {
             feeds: vec![("/t".into(), dir.to_path_buf())],
@@ -71,7 +75,7 @@ fn start(dir: &Path, ent: Arc<Fixed>) -> FeedServer {
             bootstrap: vec![],
             dht: false,
             revalidate: Duration::from_millis(200),
-            max_sessions: 8,
+            max_sessions,
             granting: sealstream_core::chunk::recipient_type::OWNER,
         },
         &Identity::generate(),
@@ -195,4 +199,43 @@ fn hellos_for_other_subscriptions_or_keys_are_refused() {
         "{}",
         other_key.reason
     );
+}
+
+#[test]
+fn a_stream_beyond_the_session_limit_is_told_to_come_back_later() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("feed");
+    std::fs::create_dir_all(&dir).unwrap();
+    copy_chunk(&chain("odd").join("published"), &dir, 0);
+    let buyer = key("buyer.x25519.sk");
+    let ent = Arc::new(Fixed(Mutex::new(Ok(active(&buyer.public_key().to_hex())))));
+    let server = start_with(&dir, ent, 1);
+    // The first buyer holds the one session (its handler waits on the test).
+    let first = config(&server, "sub_1", buyer);
+    let (holding, held) = std::sync::mpsc::channel();
+    let (release, released) = std::sync::mpsc::channel::<()>();
+    let follower = std::thread::spawn(move || {
+        subscribe(&first, &Identity::generate(), &mut |e| {
+            if let Event::Chunk { .. } = e {
+                holding.send(()).unwrap();
+                released.recv().unwrap();
+                return Err("done".into());
+            }
+            Ok(())
+        })
+    });
+    held.recv_timeout(Duration::from_secs(30)).unwrap();
+    let second = subscribe(
+        &config(&server, "sub_1", key("buyer.x25519.sk")),
+        &Identity::generate(),
+        &mut |e| panic!("{e:?}"),
+    )
+    .unwrap();
+    assert!(
+        second.reason.contains("try again later"),
+        "{}",
+        second.reason
+    );
+    release.send(()).unwrap();
+    assert!(follower.join().unwrap().is_err());
 }

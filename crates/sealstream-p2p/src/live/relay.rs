@@ -20,6 +20,8 @@ use super::{parse_addrs, parse_peer};
 use crate::feed::{self, Message, BLOCKS_PROTOCOL, MAX_REQUEST_BYTES};
 use crate::node::{Identity, Node, NodeError, Options};
 
+/// The most block streams a relay serves at once.
+pub const MAX_RELAY_SESSIONS: usize = 64;
 /// How long a block stream may stay idle.
 pub(crate) const BLOCKS_IDLE: Duration = Duration::from_secs(60);
 
@@ -133,8 +135,14 @@ impl Relay {
         let count = served.clone();
         let seller_text = seller.to_string();
         node.rt.spawn(async move {
+            let open = Arc::new(std::sync::atomic::AtomicUsize::new(0));
             while let Some((_peer, stream)) = incoming.next().await {
-                let (handle, count) = (handle.clone(), count.clone());
+                if open.fetch_add(1, Ordering::SeqCst) >= MAX_RELAY_SESSIONS {
+                    open.fetch_sub(1, Ordering::SeqCst);
+                    tokio::spawn(super::seller::refuse_busy(stream));
+                    continue;
+                }
+                let (handle, count, open) = (handle.clone(), count.clone(), open.clone());
                 let (seller, feed, dir) = (
                     seller_text.clone(),
                     config.feed.clone(),
@@ -148,6 +156,7 @@ impl Relay {
                             .flatten()
                     });
                     count.fetch_add(n, Ordering::Relaxed);
+                    open.fetch_sub(1, Ordering::SeqCst);
                 });
             }
         });

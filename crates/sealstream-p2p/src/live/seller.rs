@@ -536,20 +536,15 @@ impl FeedServer {
             let (handle, shared) = (node.rt.handle().clone(), shared.clone());
             node.rt.spawn(async move {
                 while let Some((peer, stream)) = incoming.next().await {
-                    let (handle, shared) = (handle.clone(), shared.clone());
-                    let messages = Messages::new(handle, stream);
                     if shared.open.fetch_add(1, Ordering::SeqCst) >= shared.max_sessions {
                         shared.open.fetch_sub(1, Ordering::SeqCst);
-                        std::thread::spawn(move || {
-                            let mut m = messages;
-                            let _ = m.send(&Message::Invalid {
-                                reason: "the seller is serving as many sessions as it may: try again later".into(),
-                                state: None,
-                            });
-                            m.finish();
-                        });
+                        // Told so in a task of its own, within a second: no
+                        // thread for a stream not served.
+                        tokio::spawn(refuse_busy(stream));
                         continue;
                     }
+                    let (handle, shared) = (handle.clone(), shared.clone());
+                    let messages = Messages::new(handle, stream);
                     std::thread::spawn(move || {
                         if blocks {
                             shared.blocks_session(peer, messages);
@@ -620,6 +615,22 @@ impl FeedServer {
             routing_table: table,
         }
     }
+}
+
+/// Tell the opener of a stream beyond `max_sessions` to come back later,
+/// and close it (within a second in all).
+pub(crate) async fn refuse_busy(mut stream: libp2p::Stream) {
+    use futures_util::AsyncWriteExt;
+    let line = Message::Invalid {
+        reason: "serving as many sessions as it may: try again later".into(),
+        state: None,
+    }
+    .encode();
+    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+        stream.write_all(&line).await?;
+        stream.close().await
+    })
+    .await;
 }
 
 /// Why a session stops.
