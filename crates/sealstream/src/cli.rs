@@ -158,7 +158,7 @@ pub enum P2pCommand {
     Fetch(P2pFetchArgs),
     /// Run a DHT node that the peers of a private network join through (there is no
     /// public bootstrap list and no multicast discovery). Prints its address (with
-    /// /p2p/<peer id>) on stdout; runs until SIGTERM or SIGINT.
+    /// /p2p/PEER_ID) on stdout; runs until SIGTERM or SIGINT.
     #[command(after_help = P2P_EXIT_CODES)]
     Bootstrap(P2pBootstrapArgs),
     /// As the buyer: follow a seller's live feed. Finds the seller through the DHT (or
@@ -214,7 +214,7 @@ pub struct P2pServeArgs {
     /// Feeds: file holding the seller's secp256k1 key (hex): it signs in to the market.
     #[arg(long, value_name = "FILE", requires = "feed")]
     pub key_file: Option<PathBuf>,
-    /// Feeds: a DHT bootstrap peer (/ip4/…/tcp/…/p2p/<peer id>). Repeatable. Without one
+    /// Feeds: a DHT bootstrap peer (/ip4/…/tcp/…/p2p/PEER_ID). Repeatable. Without one
     /// the DHT is not joined (unless --dht) and buyers dial this node's address.
     #[arg(long, value_name = "MULTIADDR")]
     pub bootstrap: Vec<String>,
@@ -249,7 +249,7 @@ pub struct P2pServeArgs {
     #[arg(long, value_name = "MULTIADDR", default_value = sealstream_p2p::node::DEFAULT_LISTEN)]
     pub listen: String,
     /// Reference protocol: also write the URL to FILE (atomically) once listening. Feeds:
-    /// write the address (with /p2p/<peer id>) there. With --json the URL is not printed
+    /// write the address (with /p2p/PEER_ID) there. With --json the URL is not printed
     /// at once (it is in the JSON printed once delivered): read it here.
     #[arg(long, alias = "addr-file", value_name = "FILE")]
     pub url_file: Option<PathBuf>,
@@ -270,7 +270,7 @@ pub struct P2pBootstrapArgs {
     /// The multiaddr to listen on (a fixed port, so that others can be configured with it).
     #[arg(long, value_name = "MULTIADDR", default_value = sealstream_p2p::node::DEFAULT_LISTEN)]
     pub listen: String,
-    /// Other bootstrap nodes to join (/ip4/…/tcp/…/p2p/<peer id>). Repeatable.
+    /// Other bootstrap nodes to join (/ip4/…/tcp/…/p2p/PEER_ID). Repeatable.
     #[arg(long, value_name = "MULTIADDR")]
     pub bootstrap: Vec<String>,
     /// The node's identity, as for `p2p serve` (a stable peer id keeps the address valid).
@@ -307,14 +307,14 @@ pub struct P2pSubscribeArgs {
     /// renewals with a new key; the last one is presented to the seller.
     #[arg(long = "buyer-private-key-file", value_name = "FILE", required = true)]
     pub buyer_key_file: Vec<PathBuf>,
-    /// A DHT bootstrap peer (/ip4/…/tcp/…/p2p/<peer id>). Repeatable.
+    /// A DHT bootstrap peer (/ip4/…/tcp/…/p2p/PEER_ID). Repeatable.
     #[arg(
         long,
         value_name = "MULTIADDR",
         required_unless_present = "seller_addr"
     )]
     pub bootstrap: Vec<String>,
-    /// The seller's address (ending in its /p2p/<peer id>), to dial without the DHT.
+    /// The seller's address (ending in its /p2p/PEER_ID), to dial without the DHT.
     #[arg(long, value_name = "MULTIADDR")]
     pub seller_addr: Option<String>,
     /// Take chunk data from the feed's other providers (relays), keys from the seller.
