@@ -21,14 +21,11 @@
 
 mod common;
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::process::Command;
 use std::time::Duration;
 
-use common::agent::{chunk_plaintexts, machine_sections};
+use common::agent::chunk_plaintexts;
 use common::live::*;
 use common::market::{owner_with_machine, Market};
 use common::*;
@@ -36,62 +33,6 @@ use sealstream_core::keys::RecipientSecretKey;
 use sealstream_core::utc;
 
 const TOPIC: &str = "/gps/fix";
-
-/// The agent: `/gps/fix` from standard input, a chunk every 300 ms, to
-/// `destination` (a flow-style YAML map).
-fn agent(
-    dir: &Path,
-    log: &Path,
-    destination: &str,
-) -> (Running, Arc<AtomicBool>, std::thread::JoinHandle<()>) {
-    std::fs::create_dir_all(dir).unwrap();
-    let machine = machine_sections(dir);
-    let map = dir.join("map.yaml");
-    std::fs::write(
-        &map,
-        format!(
-            "{machine}chunking:\n  maxBytes: 1MiB\n  maxMessages: 200\n  maxAge: 300ms\n\
-             spool:\n  dir: spool\n\
-             sources:\n  lines: {{type: jsonl, path: \"-\"}}\n\
-             topics:\n  - name: {TOPIC}\n    source: lines\n\
-             destinations:\n  - {destination}\n"
-        ),
-    )
-    .unwrap();
-    let mut c = sealstream();
-    c.args(["agent", "run", "--config"])
-        .arg(&map)
-        .current_dir(dir)
-        .stdin(Stdio::piped());
-    let mut running = spawn(c, log);
-    let mut stdin = running.0.stdin.take().unwrap();
-    let streaming = Arc::new(AtomicBool::new(true));
-    let feeding = streaming.clone();
-    let feeder = std::thread::spawn(move || {
-        let mut i = 0u64;
-        while feeding.load(Ordering::Relaxed) {
-            let line = format!(
-                "{{\"topic\":\"{TOPIC}\",\"capturedAt\":\"2026-12-05T10:{:02}:{:02}.{:03}Z\",\"fields\":{{\"seq\":{i},\"lat\":52.{i},\"lon\":13.{i}}}}}\n",
-                (i / 60_000) % 60,
-                (i / 1000) % 60,
-                i % 1000
-            );
-            if stdin.write_all(line.as_bytes()).is_err() {
-                break;
-            }
-            i += 1;
-            std::thread::sleep(Duration::from_millis(15));
-        }
-    });
-    (running, streaming, feeder)
-}
-
-fn chain_dir(out: &Path) -> Option<PathBuf> {
-    sealstream_testkit::files_under(out)
-        .into_iter()
-        .find(|p| p.file_name().is_some_and(|n| n == "chunk-0.json"))
-        .and_then(|p| p.parent().map(Path::to_path_buf))
-}
 
 /// Chunks in a chain directory (0.. without a hole).
 fn chain_len(dir: &Path) -> u64 {
@@ -182,8 +123,14 @@ fn buyers_find_the_seller_follow_through_revocation_restart_relays_and_an_impost
 
     // The machine streams to a directory from now on.
     let agent_log = t.join("agent.log");
-    let (mut agent, streaming, feeder) =
-        agent(&t.join("agent"), &agent_log, "{type: directory, path: out}");
+    let mut stream = Stream::start(
+        &t.join("agent"),
+        &agent_log,
+        TOPIC,
+        "300ms",
+        &["{type: directory, path: out}"],
+        Duration::from_millis(15),
+    );
     let mut logs: Vec<PathBuf> = vec![agent_log.clone()];
     let chain = {
         let l: Vec<&Path> = logs.iter().map(PathBuf::as_path).collect();
@@ -410,10 +357,7 @@ fn buyers_find_the_seller_follow_through_revocation_restart_relays_and_an_impost
     assert!(dan.contains(&format!("(from {relay_peer})")), "{dan}");
 
     // The machine stops; every follower catches up with the whole chain.
-    streaming.store(false, Ordering::Relaxed);
-    feeder.join().unwrap();
-    let agent_status = agent.wait_within(Duration::from_secs(60), "agent", &agent_log);
-    assert!(agent_status.success());
+    stream.stop(&agent_log);
     let last = chain_len(&chain) - 1;
     wait_for("every follower at the last chunk", &l, || {
         [0, 1, 3]
@@ -507,13 +451,17 @@ fn the_agent_serves_its_own_topic_to_a_subscriber() {
     )
     .unwrap();
     let agent_log = t.join("agent.log");
-    let (mut agent, streaming, feeder) = agent(
+    let destination = format!(
+        "{{type: p2p, path: feeds, identityFile: keys/p2p.ed25519.sk, market: \"{server}\", \
+         recipientKeyFile: keys/machine.x25519.sk, revalidate: 1s}}"
+    );
+    let mut stream = Stream::start(
         &dir,
         &agent_log,
-        &format!(
-            "{{type: p2p, path: feeds, identityFile: keys/p2p.ed25519.sk, market: \"{server}\", \
-             recipientKeyFile: keys/machine.x25519.sk, revalidate: 1s}}"
-        ),
+        TOPIC,
+        "300ms",
+        &[&destination],
+        Duration::from_millis(15),
     );
     let log = t.join("eve.log");
     let logs = [agent_log.as_path(), log.as_path()];
@@ -541,11 +489,7 @@ fn the_agent_serves_its_own_topic_to_a_subscriber() {
     });
     let status = follower.terminate();
     assert!(status.success(), "{status:?}");
-    streaming.store(false, Ordering::Relaxed);
-    feeder.join().unwrap();
-    assert!(agent
-        .wait_within(Duration::from_secs(60), "agent", &agent_log)
-        .success());
+    stream.stop(&agent_log);
     let said = std::fs::read_to_string(&agent_log).unwrap();
     assert!(said.contains(&format!("{sub}: buyer")), "{said}");
     // What Eve holds is the chain's plaintext, chunk by chunk from 0.

@@ -21,14 +21,11 @@
 
 mod common;
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::process::Command;
 use std::time::Duration;
 
-use common::agent::{chunk_plaintexts, machine_sections};
+use common::agent::chunk_plaintexts;
 use common::anvil::{Anvil, BASE_CHAIN_ID};
 use common::live::*;
 use common::market::{owner_with_machine, Market};
@@ -39,32 +36,6 @@ use sealstream_core::sealed_box;
 use sealstream_files::layout::read_envelope;
 
 const TOPIC: &str = "/gps/fix";
-
-/// The agent's map: `/gps/fix` from standard input, a chunk every 400 ms
-/// (or 200 messages), to the market and to the directory `out`.
-fn write_agent(dir: &Path, server: &str) -> PathBuf {
-    std::fs::create_dir_all(dir).unwrap();
-    let machine = machine_sections(dir);
-    let config = format!(
-        "{machine}chunking:\n  maxBytes: 1MiB\n  maxMessages: 200\n  maxAge: 400ms\n\
-         spool:\n  dir: spool\n\
-         sources:\n  lines: {{type: jsonl, path: \"-\"}}\n\
-         topics:\n  - name: {TOPIC}\n    source: lines\n\
-         destinations:\n  - {{type: market, url: \"{server}\"}}\n  - {{type: directory, path: out}}\n"
-    );
-    let path = dir.join("map.yaml");
-    std::fs::write(&path, config).unwrap();
-    path
-}
-
-/// The directory under `out` that holds the topic's chain.
-fn chain_dir(out: &Path) -> PathBuf {
-    sealstream_testkit::files_under(out)
-        .into_iter()
-        .find(|p| p.file_name().is_some_and(|n| n == "chunk-0.json"))
-        .and_then(|p| p.parent().map(Path::to_path_buf))
-        .expect("the agent wrote a chain")
-}
 
 /// A buyer: its session key, its X25519 keys, its subscription and output.
 struct Buyer {
@@ -104,71 +75,6 @@ fn pay(server: &str, key: &Path, order: &str, rpc: &str) {
         ),
         "order pay",
     );
-}
-
-/// The machine's agent streaming `/gps/fix` from its standard input, fed
-/// a GPS fix every 20 ms by a thread until [`Stream::stop`].
-struct Stream {
-    agent: Running,
-    streaming: Arc<AtomicBool>,
-    feeder: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Stream {
-    fn start(dir: &Path, server: &str, log: &Path) -> Stream {
-        let map = write_agent(dir, server);
-        let mut agent = sealstream();
-        agent
-            .args(["agent", "run", "--config"])
-            .arg(&map)
-            .current_dir(dir)
-            .stdin(Stdio::piped());
-        let mut agent = spawn(agent, log);
-        let mut stdin = agent.0.stdin.take().unwrap();
-        let streaming = Arc::new(AtomicBool::new(true));
-        let feeder = {
-            let streaming = streaming.clone();
-            std::thread::spawn(move || {
-                let mut i = 0u64;
-                while streaming.load(Ordering::Relaxed) {
-                    let line = format!(
-                        "{{\"topic\":\"{TOPIC}\",\"capturedAt\":\"2026-12-05T10:{:02}:{:02}.{:03}Z\",\"fields\":{{\"seq\":{i},\"lat\":52.{i},\"lon\":13.{i}}}}}\n",
-                        (i / 60_000) % 60,
-                        (i / 1000) % 60,
-                        i % 1000
-                    );
-                    if stdin.write_all(line.as_bytes()).is_err() {
-                        break;
-                    }
-                    i += 1;
-                    std::thread::sleep(Duration::from_millis(20));
-                }
-                // Dropping stdin ends the agent's input: it seals and
-                // delivers what it holds, then exits.
-            })
-        };
-        Stream {
-            agent,
-            streaming,
-            feeder: Some(feeder),
-        }
-    }
-
-    /// Ends the input and waits for the agent to deliver all and exit 0.
-    fn stop(&mut self, log: &Path) {
-        self.streaming.store(false, Ordering::Relaxed);
-        if let Some(f) = self.feeder.take() {
-            f.join().unwrap();
-        }
-        let status = self
-            .agent
-            .wait_within(Duration::from_secs(120), "agent", log);
-        assert!(
-            status.success(),
-            "agent: {}",
-            std::fs::read_to_string(log).unwrap()
-        );
-    }
 }
 
 /// The `kind`, title and `subscription` members of a listing of the topic
@@ -327,7 +233,17 @@ fn three_buyers_follow_a_live_topic_lapse_renew_with_rotation_and_revocation() {
     // The machine streams from now on: a GPS fix every 20 ms.
     let agent_dir = t.join("agent");
     let agent_log = t.join("agent.log");
-    let mut stream = Stream::start(&agent_dir, server, &agent_log);
+    let mut stream = Stream::start(
+        &agent_dir,
+        &agent_log,
+        TOPIC,
+        "400ms",
+        &[
+            &format!("{{type: market, url: \"{server}\"}}"),
+            "{type: directory, path: out}",
+        ],
+        Duration::from_millis(20),
+    );
 
     // Two listings of the topic: 10 s periods with 5 s of grace on the EVM
     // rail, hourly on the invoice rail; no history.
@@ -461,7 +377,7 @@ fn three_buyers_follow_a_live_topic_lapse_renew_with_rotation_and_revocation() {
 
     // The oracle: the market's audit log, exported.
     let oracle = AuditOracle::from_export(&audit_export(&data_dir));
-    let chain = chain_dir(&agent_dir.join("out"));
+    let chain = chain_dir(&agent_dir.join("out")).expect("the agent wrote a chain");
     let plaintexts: std::collections::BTreeMap<u64, Vec<u8>> =
         chunk_plaintexts(&chain).into_iter().collect();
     let last_index = *plaintexts.keys().last().unwrap();
@@ -575,7 +491,17 @@ fn server_and_granter_killed_at_random_points_grant_exactly_the_entitled() {
     std::fs::write(&owner_sk, owner_key.to_hex_secret()).unwrap();
     let agent_dir = t.join("agent");
     let agent_log = t.join("agent.log");
-    let mut stream = Stream::start(&agent_dir, server, &agent_log);
+    let mut stream = Stream::start(
+        &agent_dir,
+        &agent_log,
+        TOPIC,
+        "400ms",
+        &[
+            &format!("{{type: market, url: \"{server}\"}}"),
+            "{type: directory, path: out}",
+        ],
+        Duration::from_millis(20),
+    );
     let listing = create_listing(
         t,
         server,
@@ -729,7 +655,7 @@ fn server_and_granter_killed_at_random_points_grant_exactly_the_entitled() {
     // Against the oracle from the audit log: every chunk granted exactly to
     // the subscribers entitled to it, each to the key in force.
     let oracle = AuditOracle::from_export(&audit_export(&data_dir));
-    let chain = chain_dir(&agent_dir.join("out"));
+    let chain = chain_dir(&agent_dir.join("out")).expect("the agent wrote a chain");
     assert_eq!(
         oracle.chunks.len(),
         sealstream_files::layout::list_chain(&chain).unwrap().len(),

@@ -389,3 +389,104 @@ pub fn subscribe(
     }
     sub
 }
+
+/// The directory under `out` that holds a topic's chain (the one with
+/// `chunk-0.json`), once there is one.
+pub fn chain_dir(out: &Path) -> Option<PathBuf> {
+    sealstream_testkit::files_under(out)
+        .into_iter()
+        .find(|p| p.file_name().is_some_and(|n| n == "chunk-0.json"))
+        .and_then(|p| p.parent().map(Path::to_path_buf))
+}
+
+/// A machine's agent (`agent run`) streaming one topic from its standard
+/// input, fed a GPS fix every `every` by a thread until [`Stream::stop`].
+pub struct Stream {
+    /// The agent process.
+    pub agent: Running,
+    streaming: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    feeder: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Stream {
+    /// The agent in `dir` (its map written there: the fixture machine,
+    /// chunks sealed after `max_age` or 200 messages, `destinations` as
+    /// flow-style YAML maps), its stderr appended to `log`.
+    pub fn start(
+        dir: &Path,
+        log: &Path,
+        topic: &str,
+        max_age: &str,
+        destinations: &[&str],
+        every: Duration,
+    ) -> Stream {
+        use std::io::Write;
+        use std::sync::atomic::{AtomicBool, Ordering};
+        std::fs::create_dir_all(dir).unwrap();
+        let machine = super::agent::machine_sections(dir);
+        let destinations: String = destinations.iter().map(|d| format!("  - {d}\n")).collect();
+        let map = dir.join("map.yaml");
+        std::fs::write(
+            &map,
+            format!(
+                "{machine}chunking:\n  maxBytes: 1MiB\n  maxMessages: 200\n  maxAge: {max_age}\n\
+                 spool:\n  dir: spool\n\
+                 sources:\n  lines: {{type: jsonl, path: \"-\"}}\n\
+                 topics:\n  - name: {topic}\n    source: lines\n\
+                 destinations:\n{destinations}"
+            ),
+        )
+        .unwrap();
+        let mut agent = sealstream();
+        agent
+            .args(["agent", "run", "--config"])
+            .arg(&map)
+            .current_dir(dir)
+            .stdin(Stdio::piped());
+        let mut agent = spawn(agent, log);
+        let mut stdin = agent.0.stdin.take().unwrap();
+        let streaming = std::sync::Arc::new(AtomicBool::new(true));
+        let feeding = streaming.clone();
+        let topic = topic.to_string();
+        let feeder = std::thread::spawn(move || {
+            let mut i = 0u64;
+            while feeding.load(Ordering::Relaxed) {
+                let line = format!(
+                    "{{\"topic\":\"{topic}\",\"capturedAt\":\"2026-12-05T10:{:02}:{:02}.{:03}Z\",\"fields\":{{\"seq\":{i},\"lat\":52.{i},\"lon\":13.{i}}}}}\n",
+                    (i / 60_000) % 60,
+                    (i / 1000) % 60,
+                    i % 1000
+                );
+                if stdin.write_all(line.as_bytes()).is_err() {
+                    break;
+                }
+                i += 1;
+                std::thread::sleep(every);
+            }
+            // Dropping stdin ends the agent's input: it seals and delivers
+            // what it holds, then exits.
+        });
+        Stream {
+            agent,
+            streaming,
+            feeder: Some(feeder),
+        }
+    }
+
+    /// Ends the input and waits for the agent to deliver all and exit 0.
+    pub fn stop(&mut self, log: &Path) {
+        self.streaming
+            .store(false, std::sync::atomic::Ordering::Relaxed);
+        if let Some(f) = self.feeder.take() {
+            f.join().unwrap();
+        }
+        let status = self
+            .agent
+            .wait_within(Duration::from_secs(120), "agent", log);
+        assert!(
+            status.success(),
+            "agent: {}",
+            std::fs::read_to_string(log).unwrap()
+        );
+    }
+}
