@@ -29,10 +29,39 @@ use common::agent::chunk_plaintexts;
 use common::live::*;
 use common::market::{owner_with_machine, Market};
 use common::*;
-use sealstream_core::keys::RecipientSecretKey;
+use sealstream_core::keys::MachineSigningKey;
 use sealstream_core::utc;
 
 const TOPIC: &str = "/gps/fix";
+
+/// A market (with `args`) and an owner with the fixture machine: the
+/// market, the owner's session key file and key.
+fn market_and_owner(t: &Path, args: &[&str]) -> (Market, PathBuf, MachineSigningKey) {
+    let market = Market::start_with(&t.join("market"), args);
+    let (owner_key, _, _) = owner_with_machine(&market);
+    let owner_sk = session_key(t, "owner", Some(&owner_key.to_hex_secret()));
+    (market, owner_sk, owner_key)
+}
+
+/// The owner's published subscription listing of `TOPIC` (invoice rail,
+/// hourly, all history): its id.
+fn subscription_listing(t: &Path, server: &str, owner_sk: &Path) -> String {
+    let listing_file = t.join("listing.json");
+    std::fs::write(
+        &listing_file,
+        format!(
+            r#"{{"kind":"subscription","title":"Truck 7 live GPS","description":"GPS fixes, peer to peer.",
+                "delivery":["p2p"],"price":"490",
+                "rail":{{"kind":"invoice","currency":"EUR","decimals":2,"payee":"Robots GmbH","terms":"14 days net"}},
+                "subscription":{{"machineDid":"{DID}","topic":"{TOPIC}","periodSeconds":3600,
+                                 "graceSeconds":0,"history":"all"}}}}"#
+        ),
+    )
+    .unwrap();
+    let mut create = market_cmd(server, owner_sk, &["listing", "create", "--publish"]);
+    create.arg("--listing").arg(&listing_file);
+    stdout_of(create, "listing create")
+}
 
 /// Chunks in a chain directory (0.. without a hole).
 fn chain_len(dir: &Path) -> u64 {
@@ -107,8 +136,8 @@ impl Buyer {
 fn buyers_find_the_seller_follow_through_revocation_restart_relays_and_an_impostor() {
     let tmp = tempfile::tempdir().unwrap();
     let t = tmp.path();
-    let market = Market::start_with(
-        &t.join("market"),
+    let (market, owner_sk, _) = market_and_owner(
+        t,
         &[
             "--min-subscription-period",
             "1",
@@ -117,9 +146,6 @@ fn buyers_find_the_seller_follow_through_revocation_restart_relays_and_an_impost
         ],
     );
     let server = market.base.as_str();
-    let (owner_key, _, _) = owner_with_machine(&market);
-    let owner_sk = t.join("owner.sk");
-    std::fs::write(&owner_sk, owner_key.to_hex_secret()).unwrap();
 
     // The machine streams to a directory from now on.
     let agent_log = t.join("agent.log");
@@ -141,21 +167,7 @@ fn buyers_find_the_seller_follow_through_revocation_restart_relays_and_an_impost
     };
 
     // A listing of the topic with all history, on the invoice rail.
-    let listing_file = t.join("listing.json");
-    std::fs::write(
-        &listing_file,
-        format!(
-            r#"{{"kind":"subscription","title":"Truck 7 live GPS","description":"GPS fixes, peer to peer.",
-                "delivery":["p2p"],"price":"490",
-                "rail":{{"kind":"invoice","currency":"EUR","decimals":2,"payee":"Robots GmbH","terms":"14 days net"}},
-                "subscription":{{"machineDid":"{DID}","topic":"{TOPIC}","periodSeconds":3600,
-                                 "graceSeconds":0,"history":"all"}}}}"#
-        ),
-    )
-    .unwrap();
-    let mut create = market_cmd(server, &owner_sk, &["listing", "create", "--publish"]);
-    create.arg("--listing").arg(&listing_file);
-    let listing = stdout_of(create, "listing create");
+    let listing = subscription_listing(t, server, &owner_sk);
 
     // The DHT's bootstrap node, and the seller.
     let boot_log = t.join("boot.log");
@@ -206,14 +218,8 @@ fn buyers_find_the_seller_follow_through_revocation_restart_relays_and_an_impost
     // Ann, Ben and Cem subscribe (the seller marks each invoice paid) and follow.
     let mut buyers = Vec::new();
     for name in ["ann", "ben", "cem", "dan"] {
-        let key = t.join(format!("{name}.sk"));
-        std::fs::write(
-            &key,
-            sealstream_core::keys::MachineSigningKey::generate().to_hex_secret(),
-        )
-        .unwrap();
-        let x25519 = t.join(format!("{name}.x25519.sk"));
-        std::fs::write(&x25519, RecipientSecretKey::generate().to_hex_secret()).unwrap();
+        let key = session_key(t, name, None);
+        let x25519 = x25519_file(t, name);
         let sub = subscribe(server, &key, &x25519, &listing, Some(&owner_sk));
         buyers.push(Buyer {
             name,
@@ -412,34 +418,11 @@ fn buyers_find_the_seller_follow_through_revocation_restart_relays_and_an_impost
 fn the_agent_serves_its_own_topic_to_a_subscriber() {
     let tmp = tempfile::tempdir().unwrap();
     let t = tmp.path();
-    let market = Market::start_with(&t.join("market"), &["--min-subscription-period", "1"]);
+    let (market, owner_sk, _) = market_and_owner(t, &["--min-subscription-period", "1"]);
     let server = market.base.as_str();
-    let (owner_key, _, _) = owner_with_machine(&market);
-    let owner_sk = t.join("owner.sk");
-    std::fs::write(&owner_sk, owner_key.to_hex_secret()).unwrap();
-    let listing_file = t.join("listing.json");
-    std::fs::write(
-        &listing_file,
-        format!(
-            r#"{{"kind":"subscription","title":"Truck 7 live GPS","description":"From the machine itself.",
-                "delivery":["p2p"],"price":"490",
-                "rail":{{"kind":"invoice","currency":"EUR","decimals":2,"payee":"Robots GmbH","terms":"14 days net"}},
-                "subscription":{{"machineDid":"{DID}","topic":"{TOPIC}","periodSeconds":3600,
-                                 "graceSeconds":0,"history":"all"}}}}"#
-        ),
-    )
-    .unwrap();
-    let mut create = market_cmd(server, &owner_sk, &["listing", "create", "--publish"]);
-    create.arg("--listing").arg(&listing_file);
-    let listing = stdout_of(create, "listing create");
-    let key = t.join("eve.sk");
-    std::fs::write(
-        &key,
-        sealstream_core::keys::MachineSigningKey::generate().to_hex_secret(),
-    )
-    .unwrap();
-    let x25519 = t.join("eve.x25519.sk");
-    std::fs::write(&x25519, RecipientSecretKey::generate().to_hex_secret()).unwrap();
+    let listing = subscription_listing(t, server, &owner_sk);
+    let key = session_key(t, "eve", None);
+    let x25519 = x25519_file(t, "eve");
     let sub = subscribe(server, &key, &x25519, &listing, Some(&owner_sk));
 
     // The machine's agent keeps its chain in feeds/ and serves it.
@@ -507,11 +490,8 @@ fn the_agent_serves_its_own_topic_to_a_subscriber() {
 fn a_dataset_order_is_delivered_from_the_markets_chain_and_the_feed_ends() {
     let tmp = tempfile::tempdir().unwrap();
     let t = tmp.path();
-    let market = Market::start(&t.join("market"));
+    let (market, owner_sk, owner_key) = market_and_owner(t, &[]);
     let server = market.base.as_str();
-    let (owner_key, _, _) = owner_with_machine(&market);
-    let owner_sk = t.join("owner.sk");
-    std::fs::write(&owner_sk, owner_key.to_hex_secret()).unwrap();
     // The machine uploads 5 chunks of /field/soil to the market only.
     common::market::run_market_agent(&market, &t.join("agent"), 200, None, false);
     let mut dataset = market_cmd(server, &owner_sk, &["dataset", "create", "--json"]);
@@ -539,14 +519,8 @@ fn a_dataset_order_is_delivered_from_the_markets_chain_and_the_feed_ends() {
     let mut create = market_cmd(server, &owner_sk, &["listing", "create", "--publish"]);
     create.arg("--listing").arg(&listing);
     let listing_id = stdout_of(create, "listing create");
-    let buyer_sk = t.join("fay.sk");
-    std::fs::write(
-        &buyer_sk,
-        sealstream_core::keys::MachineSigningKey::generate().to_hex_secret(),
-    )
-    .unwrap();
-    let x25519 = t.join("fay.x25519.sk");
-    std::fs::write(&x25519, RecipientSecretKey::generate().to_hex_secret()).unwrap();
+    let buyer_sk = session_key(t, "fay", None);
+    let x25519 = x25519_file(t, "fay");
     let mut order = market_cmd(
         server,
         &buyer_sk,

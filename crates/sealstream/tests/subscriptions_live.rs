@@ -47,12 +47,6 @@ struct Buyer {
     log: PathBuf,
 }
 
-fn x25519_file(t: &Path, name: &str) -> PathBuf {
-    let path = t.join(format!("{name}.x25519.sk"));
-    std::fs::write(&path, RecipientSecretKey::generate().to_hex_secret()).unwrap();
-    path
-}
-
 fn secret(path: &Path) -> RecipientSecretKey {
     RecipientSecretKey::from_hex(std::fs::read_to_string(path).unwrap().trim(), "x25519").unwrap()
 }
@@ -108,17 +102,6 @@ fn grant_daemon(server: &str, owner_sk: &Path) -> Command {
         .arg("--owner-private-key-file")
         .arg(keyfile("owner.x25519.sk"));
     daemon
-}
-
-/// A buyer's session key file: `secp` (hex) or a new key.
-fn session_key(t: &Path, name: &str, secp: Option<&str>) -> PathBuf {
-    let key = t.join(format!("{name}.sk"));
-    let text = match secp {
-        Some(s) => s.trim_start_matches("0x").to_string(),
-        None => MachineSigningKey::generate().to_hex_secret().to_string(),
-    };
-    std::fs::write(&key, text).unwrap();
-    key
 }
 
 /// The market's wrapped keys for subscription `sub` (its buyer's feed, read

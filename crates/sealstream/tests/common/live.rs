@@ -490,3 +490,27 @@ impl Stream {
         );
     }
 }
+
+/// A new X25519 secret key in `t/NAME.x25519.sk`.
+pub fn x25519_file(t: &Path, name: &str) -> PathBuf {
+    let path = t.join(format!("{name}.x25519.sk"));
+    std::fs::write(
+        &path,
+        sealstream_core::keys::RecipientSecretKey::generate().to_hex_secret(),
+    )
+    .unwrap();
+    path
+}
+
+/// A session (sign-in) key file `t/NAME.sk`: `secp` (hex) or a new key.
+pub fn session_key(t: &Path, name: &str, secp: Option<&str>) -> PathBuf {
+    let key = t.join(format!("{name}.sk"));
+    let text = match secp {
+        Some(s) => s.trim_start_matches("0x").to_string(),
+        None => sealstream_core::keys::MachineSigningKey::generate()
+            .to_hex_secret()
+            .to_string(),
+    };
+    std::fs::write(&key, text).unwrap();
+    key
+}
