@@ -55,6 +55,20 @@ pub enum Message {
         reason: String,
         /// The subscription's state, if one was found.
         state: Option<String>,
+        /// Whether asking again later may succeed (the seller is busy, the
+        /// market unreachable, the session replaced): the buyer reconnects.
+        retry: bool,
+    },
+    /// The seller's challenge: a random nonce sealed (X25519 sealed box) to
+    /// the hello's buyer key; only its holder can answer.
+    Challenge {
+        /// The sealed nonce (hex).
+        sealed: String,
+    },
+    /// The buyer's answer: the nonce opened (hex).
+    Proof {
+        /// The nonce (hex).
+        nonce: String,
     },
     /// One chunk's key, wrapped to the buyer's key.
     Key {
@@ -62,6 +76,9 @@ pub enum Message {
         index: u64,
         /// Its id (the buyer takes data for this index only if it has this id).
         chunk_id: String,
+        /// [`envelope_hash`] of its envelope: data from a relay must carry
+        /// this very envelope (its unsigned fields included).
+        envelope_hash: String,
         /// The wrapped key (`recipientType` `buyer`).
         buyer: KeyRecipient,
     },
@@ -200,19 +217,34 @@ impl Message {
                 );
                 o.insert("length".into(), Value::from(v.length));
             }
-            Message::Invalid { reason, state } => {
+            Message::Invalid {
+                reason,
+                state,
+                retry,
+            } => {
                 o.insert("type".into(), "invalid".into());
                 o.insert("reason".into(), reason.as_str().into());
                 opt(&mut o, "state", state);
+                o.insert("retry".into(), Value::Bool(*retry));
+            }
+            Message::Challenge { sealed } => {
+                o.insert("type".into(), "challenge".into());
+                o.insert("sealed".into(), sealed.as_str().into());
+            }
+            Message::Proof { nonce } => {
+                o.insert("type".into(), "proof".into());
+                o.insert("nonce".into(), nonce.as_str().into());
             }
             Message::Key {
                 index,
                 chunk_id,
+                envelope_hash,
                 buyer,
             } => {
                 o.insert("type".into(), "key".into());
                 o.insert("index".into(), Value::from(*index));
                 o.insert("chunkId".into(), chunk_id.as_str().into());
+                o.insert("envelopeHash".into(), envelope_hash.as_str().into());
                 o.insert("buyer".into(), buyer.to_json());
             }
             Message::Chunk {
@@ -318,10 +350,22 @@ impl Message {
             Some("invalid") => Ok(Message::Invalid {
                 reason: text("reason")?,
                 state: opt_text("state")?,
+                retry: match o.get("retry") {
+                    None => false,
+                    Some(Value::Bool(b)) => *b,
+                    Some(_) => return Err(MessageError::new("retry", "expected true or false")),
+                },
+            }),
+            Some("challenge") => Ok(Message::Challenge {
+                sealed: text("sealed")?,
+            }),
+            Some("proof") => Ok(Message::Proof {
+                nonce: text("nonce")?,
             }),
             Some("key") => Ok(Message::Key {
                 index: count("index")?,
                 chunk_id: text("chunkId")?,
+                envelope_hash: text("envelopeHash")?,
                 buyer: KeyRecipient::from_json(
                     o.get("buyer")
                         .ok_or_else(|| MessageError::new("buyer", "required object"))?,
@@ -368,6 +412,30 @@ impl Message {
     }
 }
 
+/// SHA-256 (hex) of an envelope's canonical JSON (keys sorted, compact):
+/// it covers the fields the chunk's signature does not (the nonce, the key
+/// commitment, the recipients).
+pub fn envelope_hash(envelope: &ChunkEnvelope) -> String {
+    hex::encode(Sha256::digest(
+        canonical::python(&envelope.to_json()).as_bytes(),
+    ))
+}
+
+/// Whether `id` can be an entitlement's id: 1 to 128 characters of
+/// `[A-Za-z0-9_.-]` (so that it is safe to log and to put in a URL path).
+pub fn check_entitlement_id(id: &str) -> Result<(), &'static str> {
+    if id.is_empty() || id.len() > 128 {
+        return Err("1 to 128 characters");
+    }
+    if !id
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    {
+        return Err("letters, digits, _ and -");
+    }
+    Ok(())
+}
+
 /// The DHT key a seller announces a feed under: SHA-256 of
 /// `"sealstream/feed/1\0" || seller peer id bytes || "\0" || feed name`.
 pub fn feed_key(seller_peer_id_bytes: &[u8], feed: &str) -> [u8; 32] {
@@ -379,10 +447,13 @@ pub fn feed_key(seller_peer_id_bytes: &[u8], feed: &str) -> [u8; 32] {
     h.finalize().into()
 }
 
+/// `"sealstream/feed/1 LABEL"`, then each field as its length (4 bytes,
+/// big-endian) and its bytes: no two field lists give the same bytes.
 fn payload(label: &str, fields: &[&str]) -> Vec<u8> {
     let mut out = format!("sealstream/feed/1 {label}").into_bytes();
     for f in fields {
-        out.push(b'\n');
+        let len = u32::try_from(f.len()).unwrap_or(u32::MAX);
+        out.extend_from_slice(&len.to_be_bytes());
         out.extend_from_slice(f.as_bytes());
     }
     out
@@ -455,6 +526,7 @@ mod tests {
         let key = Message::Key {
             index: 2,
             chunk_id: "0xabc".into(),
+            envelope_hash: "ef".repeat(32),
             buyer: KeyRecipient {
                 recipient_id: "buyer-1".into(),
                 recipient_type: "buyer".into(),
@@ -467,6 +539,13 @@ mod tests {
             Message::Invalid {
                 reason: "revoked: fraud".into(),
                 state: Some("revoked".into()),
+                retry: false,
+            },
+            Message::Challenge {
+                sealed: "ab".repeat(80),
+            },
+            Message::Proof {
+                nonce: "cd".repeat(32),
             },
             Message::Head(Head {
                 length: 3,
@@ -533,6 +612,21 @@ mod tests {
         );
         assert_ne!(feed_key(b"a", "f"), feed_key(b"b", "f"));
         assert_ne!(feed_key(b"a", "f"), feed_key(b"a", "g"));
+    }
+
+    #[test]
+    fn fields_cannot_slide_into_each_other() {
+        assert_ne!(payload("x", &["a\nb", "c"]), payload("x", &["a", "b\nc"]));
+        assert_ne!(payload("x", &["ab", ""]), payload("x", &["a", "b"]));
+    }
+
+    #[test]
+    fn entitlement_ids_are_bounded() {
+        assert!(check_entitlement_id("sub_0123abcd").is_ok());
+        assert!(check_entitlement_id("ord_x-1").is_ok());
+        for bad in ["", "a/b", "..", "sub 1", "\u{1b}[31m", &"a".repeat(129)] {
+            assert!(check_entitlement_id(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

@@ -612,6 +612,8 @@ pub(crate) struct BlockingStream {
     rt: tokio::runtime::Handle,
     stream: libp2p::Stream,
     pub(crate) timeout: Duration,
+    /// Reads and writes fail once this passes, whatever `timeout` allows.
+    pub(crate) deadline: Option<Instant>,
 }
 
 fn timed_out() -> io::Error {
@@ -620,7 +622,8 @@ fn timed_out() -> io::Error {
 
 impl Read for BlockingStream {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let (stream, timeout) = (&mut self.stream, self.timeout);
+        let timeout = self.bounded()?;
+        let stream = &mut self.stream;
         self.rt
             .block_on(async { tokio::time::timeout(timeout, stream.read(buf)).await })
             .map_err(|_| timed_out())?
@@ -629,14 +632,16 @@ impl Read for BlockingStream {
 
 impl Write for BlockingStream {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let (stream, timeout) = (&mut self.stream, self.timeout);
+        let timeout = self.bounded()?;
+        let stream = &mut self.stream;
         self.rt
             .block_on(async { tokio::time::timeout(timeout, stream.write(buf)).await })
             .map_err(|_| timed_out())?
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        let (stream, timeout) = (&mut self.stream, self.timeout);
+        let timeout = self.bounded()?;
+        let stream = &mut self.stream;
         self.rt
             .block_on(async { tokio::time::timeout(timeout, stream.flush()).await })
             .map_err(|_| timed_out())?
@@ -650,6 +655,18 @@ impl BlockingStream {
             rt,
             stream,
             timeout: IO_TIMEOUT,
+            deadline: None,
+        }
+    }
+
+    /// The time the next call may take: `timeout`, cut at the deadline.
+    fn bounded(&self) -> io::Result<Duration> {
+        match self.deadline {
+            None => Ok(self.timeout),
+            Some(d) => match d.checked_duration_since(Instant::now()) {
+                Some(left) if !left.is_zero() => Ok(left.min(self.timeout)),
+                _ => Err(timed_out()),
+            },
         }
     }
 

@@ -14,7 +14,7 @@ use sealstream_p2p::live::buyer::{subscribe, Event, SubscribeConfig};
 use sealstream_p2p::live::seller::{
     Denied, Entitlement, Entitlements, FeedServer, FeedServerConfig, History,
 };
-use sealstream_p2p::node::{Identity, DEFAULT_LISTEN};
+use sealstream_p2p::node::{Identity, NodeError, DEFAULT_LISTEN};
 use sealstream_testkit::fixtures;
 
 fn key(name: &str) -> RecipientSecretKey {
@@ -34,12 +34,15 @@ impl Entitlements for Fixed {
         if subscription != "sub_1" {
             return Err(Denied::Refused("no such subscription".into()));
         }
-        self.0.lock().unwrap().clone()
+        let mut e = self.0.lock().unwrap().clone()?;
+        e.as_of = sealstream_core::utc::now_unix();
+        Ok(e)
     }
 }
 
 fn active(buyer_key: &str) -> Entitlement {
     Entitlement {
+        as_of: 0,
         state: "active".into(),
         is_final: false,
         reason: None,
@@ -52,7 +55,7 @@ fn active(buyer_key: &str) -> Entitlement {
         history: History::None,
         keys: vec![(i64::MIN, buyer_key.into())],
         recipient_id: "buyer-1".into(),
-        indexes: None,
+        dataset: None,
     }
 }
 
@@ -225,16 +228,22 @@ fn a_stream_beyond_the_session_limit_is_told_to_come_back_later() {
         })
     });
     held.recv_timeout(Duration::from_secs(30)).unwrap();
-    let second = subscribe(
-        &config(&server, "sub_1", key("buyer.x25519.sk")),
-        &Identity::generate(),
-        &mut |e| panic!("{e:?}"),
-    )
-    .unwrap();
+    // A second one is told to come back later: it tries again until it
+    // gives up.
+    let mut second = config(&server, "sub_1", key("buyer.x25519.sk"));
+    second.reconnect_for = Duration::from_secs(1);
+    let mut told = Vec::new();
+    let gave_up = subscribe(&second, &Identity::generate(), &mut |e| {
+        match e {
+            Event::Disconnected { problem } => told.push(problem),
+            other => panic!("{other:?}"),
+        }
+        Ok(())
+    });
+    assert!(matches!(gave_up, Err(NodeError::Timeout(_))), "{gave_up:?}");
     assert!(
-        second.reason.contains("try again later"),
-        "{}",
-        second.reason
+        told.iter().any(|p| p.contains("try again later")),
+        "{told:?}"
     );
     release.send(()).unwrap();
     assert!(follower.join().unwrap().is_err());

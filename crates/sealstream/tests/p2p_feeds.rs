@@ -559,9 +559,11 @@ fn a_dataset_order_is_delivered_from_the_markets_chain_and_the_feed_ends() {
         c
     };
     // Unpaid: refused with the reason.
-    let unpaid = run_ok(follow(&t.join("early.out")), "p2p subscribe (unpaid)");
-    let said = String::from_utf8_lossy(&unpaid.stderr);
-    assert!(said.contains("the order is awaiting-payment"), "{said}");
+    let said = run_fails(follow(&t.join("early.out")), 2);
+    assert!(
+        said.contains("the seller refused: the order is awaiting-payment"),
+        "{said}"
+    );
     run_ok(
         market_cmd(
             server,

@@ -52,10 +52,18 @@ impl P2pDestination {
             })?;
         let identity =
             Identity::load_or_create(&config.identity_file).map_err(|e| fail(e.to_string()))?;
-        let key = MachineSigningKey::from_hex(&context.machine_key.to_hex_secret(), "machine key")
-            .expect("a valid key round-trips");
-        let entitlements =
-            MarketEntitlements::new(MarketClient::new(&config.market, key), context.machine_did);
+        let machine_key = context.machine_key.to_hex_secret();
+        let market = config.market.clone();
+        let entitlements = MarketEntitlements::new(
+            move || {
+                MarketClient::new(
+                    &market,
+                    MachineSigningKey::from_hex(&machine_key, "machine key")
+                        .expect("a valid key round-trips"),
+                )
+            },
+            context.machine_did,
+        );
         let server = FeedServer::start(
             FeedServerConfig {
                 feeds,

@@ -17,6 +17,7 @@
 use std::time::{Duration, Instant};
 
 use libp2p::{kad, PeerId, StreamProtocol};
+use rand_core::RngCore;
 use sealstream_core::chunk::{
     decrypt_chunk, sha256_hex, verify_signed, ChunkEnvelope, KeyRecipient,
 };
@@ -123,6 +124,19 @@ pub struct Ended {
     pub last: Option<Position>,
 }
 
+/// The most relays a buyer tries, taken at random among the providers.
+pub const MAX_RELAYS: usize = 8;
+/// A block must arrive within this from the `get`.
+pub const GET_WITHIN: Duration = Duration::from_secs(20);
+
+/// A chunk as the seller's `key` names it.
+struct Named {
+    index: u64,
+    chunk_id: String,
+    envelope_hash: String,
+    buyer: KeyRecipient,
+}
+
 struct Relay {
     peer: PeerId,
     stream: Option<Messages>,
@@ -135,7 +149,7 @@ struct Follow<'c> {
     last: Option<Position>,
     signer: Option<String>,
     head_key: Option<String>,
-    pending: Option<(u64, String, KeyRecipient)>,
+    pending: Option<Named>,
     relays: Vec<Relay>,
     seller_blocks: Option<Messages>,
 }
@@ -153,12 +167,18 @@ impl Follow<'_> {
         &self,
         envelope: &ChunkEnvelope,
         ciphertext: &[u8],
-        index: u64,
-        chunk_id: &str,
+        named: &Named,
     ) -> Result<(), String> {
-        if envelope.index != index || envelope.chunk_id != chunk_id {
+        let index = named.index;
+        if envelope.index != index || envelope.chunk_id != named.chunk_id {
             return Err(format!(
-                "chunk {index}: not the chunk the seller named ({chunk_id})"
+                "chunk {index}: not the chunk the seller named ({})",
+                named.chunk_id
+            ));
+        }
+        if feed::envelope_hash(envelope) != named.envelope_hash {
+            return Err(format!(
+                "chunk {index}: not the envelope the seller named (an unsigned field differs)"
             ));
         }
         verify_signed(envelope).map_err(|e| format!("chunk {index}: envelope: {e:?}"))?;
@@ -175,7 +195,7 @@ impl Follow<'_> {
             }
         }
         if let Some(last) = &self.last {
-            if index != last.index + 1 {
+            if Some(index) != last.index.checked_add(1) {
                 return Err(format!("chunk {index} follows chunk {}", last.index));
             }
             if envelope.previous_chunk_id.as_deref() != Some(last.chunk_id.as_str()) {
@@ -254,54 +274,73 @@ impl Follow<'_> {
         }
     }
 
-    /// The data of chunk `index` (id `chunk_id`): from the relays in turn,
-    /// then from the seller.
+    /// Ask `m` for `index`, within [`GET_WITHIN`].
+    fn get_within(
+        m: &mut Messages,
+        seller: &str,
+        feed: &str,
+        index: u64,
+    ) -> Result<Option<(ChunkEnvelope, Vec<u8>)>, String> {
+        m.set_deadline(Some(GET_WITHIN));
+        let got = Self::get(m, seller, feed, index);
+        m.set_deadline(None);
+        got
+    }
+
+    /// The data of chunk `named.index`: from the relays in turn, then from
+    /// the seller. A relay that fails a check, or cannot answer, is
+    /// reported and not asked again.
     fn fetch(
         &mut self,
         node: &Node,
-        index: u64,
-        chunk_id: &str,
+        named: &Named,
         on_event: &mut dyn FnMut(Event<'_>) -> Result<(), String>,
     ) -> Result<(ChunkEnvelope, Vec<u8>, String), NodeError> {
+        let index = named.index;
         let seller = self.seller.to_string();
         let feed = self.config.feed.clone();
+        let open = |peer: PeerId, wait: Duration| {
+            node.open(peer, StreamProtocol::new(BLOCKS_PROTOCOL), wait)
+                .map(|s| Messages::new(node.rt.handle().clone(), s))
+        };
         for r in 0..self.relays.len() {
             if self.relays[r].bad {
                 continue;
             }
             let peer = self.relays[r].peer;
-            if self.relays[r].stream.is_none() {
-                match node.open(
-                    peer,
-                    StreamProtocol::new(BLOCKS_PROTOCOL),
-                    Duration::from_secs(5),
-                ) {
-                    Ok(s) => {
-                        self.relays[r].stream = Some(Messages::new(node.rt.handle().clone(), s))
-                    }
-                    Err(e) => {
-                        self.relays[r].bad = true;
-                        on_event(Event::RelayRejected {
-                            peer: peer.to_string(),
-                            index,
-                            problem: format!("unreachable: {e}"),
-                        })
-                        .map_err(NodeError::Sink)?;
-                        continue;
-                    }
-                }
-            }
-            let m = self.relays[r].stream.as_mut().expect("opened above");
-            let problem = match Self::get(m, &seller, &feed, index) {
-                Ok(None) => continue,
-                Ok(Some((envelope, ciphertext))) => {
-                    match self.check(&envelope, &ciphertext, index, chunk_id) {
-                        Ok(()) => return Ok((envelope, ciphertext, peer.to_string())),
-                        Err(p) => p,
-                    }
-                }
-                Err(p) => p,
+            // A stream kept from an earlier get may have been closed while
+            // idle: on failure it is opened again, once.
+            let mut attempts = if self.relays[r].stream.is_some() {
+                2
+            } else {
+                1
             };
+            let problem = loop {
+                attempts -= 1;
+                if self.relays[r].stream.is_none() {
+                    match open(peer, Duration::from_secs(5)) {
+                        Ok(m) => self.relays[r].stream = Some(m),
+                        Err(e) => break Some(format!("unreachable: {e}")),
+                    }
+                }
+                let m = self.relays[r].stream.as_mut().expect("opened above");
+                match Self::get_within(m, &seller, &feed, index) {
+                    Ok(None) => break None,
+                    Ok(Some((envelope, ciphertext))) => {
+                        match self.check(&envelope, &ciphertext, named) {
+                            Ok(()) => return Ok((envelope, ciphertext, peer.to_string())),
+                            Err(p) => break Some(p),
+                        }
+                    }
+                    Err(p) => {
+                        self.relays[r].stream = None;
+                        if attempts == 0 {
+                            break Some(p);
+                        }
+                    }
+                }
+            };
+            let Some(problem) = problem else { continue };
             self.relays[r].bad = true;
             self.relays[r].stream = None;
             on_event(Event::RelayRejected {
@@ -311,27 +350,30 @@ impl Follow<'_> {
             })
             .map_err(NodeError::Sink)?;
         }
-        if self.seller_blocks.is_none() {
-            let s = node.open(
-                self.seller,
-                StreamProtocol::new(BLOCKS_PROTOCOL),
-                Duration::from_secs(10),
-            )?;
-            self.seller_blocks = Some(Messages::new(node.rt.handle().clone(), s));
-        }
-        let m = self.seller_blocks.as_mut().expect("opened above");
-        match Self::get(m, &seller, &feed, index) {
-            Ok(Some((envelope, ciphertext))) => {
-                self.check(&envelope, &ciphertext, index, chunk_id)
-                    .map_err(protocol)?;
-                Ok((envelope, ciphertext, seller))
+        let mut attempts = if self.seller_blocks.is_some() { 2 } else { 1 };
+        loop {
+            attempts -= 1;
+            if self.seller_blocks.is_none() {
+                self.seller_blocks = Some(open(self.seller, Duration::from_secs(10))?);
             }
-            Ok(None) => Err(protocol(format!(
-                "the seller does not have chunk {index} it sent a key for"
-            ))),
-            Err(p) => {
-                self.seller_blocks = None;
-                Err(NodeError::Transport(format!("the seller's blocks: {p}")))
+            let m = self.seller_blocks.as_mut().expect("opened above");
+            match Self::get_within(m, &seller, &feed, index) {
+                Ok(Some((envelope, ciphertext))) => {
+                    self.check(&envelope, &ciphertext, named)
+                        .map_err(protocol)?;
+                    return Ok((envelope, ciphertext, seller));
+                }
+                Ok(None) => {
+                    return Err(protocol(format!(
+                        "the seller does not have chunk {index} it sent a key for"
+                    )))
+                }
+                Err(p) => {
+                    self.seller_blocks = None;
+                    if attempts == 0 {
+                        return Err(NodeError::Transport(format!("the seller's blocks: {p}")));
+                    }
+                }
             }
         }
     }
@@ -421,6 +463,14 @@ pub fn subscribe(
         })
         .map_err(NodeError::Sink)?;
         if config.relays {
+            // At most MAX_RELAYS, at random: planted providers cannot crowd
+            // out the others by their order.
+            let mut others = others;
+            for i in (1..others.len()).rev() {
+                let j = (rand_core::OsRng.next_u64() % (i as u64 + 1)) as usize;
+                others.swap(i, j);
+            }
+            others.truncate(MAX_RELAYS);
             follow.relays = others
                 .into_iter()
                 .map(|peer| Relay {
@@ -451,8 +501,13 @@ pub fn subscribe(
                         return Ok(ended);
                     }
                     Drop::Lost(p) => {
-                        lost_since = None;
-                        wait = Duration::from_millis(250);
+                        // A session that got as far as `valid` starts the
+                        // reconnection clock anew; a refusal to come back
+                        // later does not.
+                        if follow.head_key.take().is_some() {
+                            lost_since = None;
+                            wait = Duration::from_millis(250);
+                        }
                         p
                     }
                 }
@@ -489,7 +544,10 @@ fn session(
         feed: config.feed.clone(),
         subscription: config.subscription.clone(),
         buyer_key: buyer_key.to_string(),
-        from: follow.last.as_ref().map_or(0, |p| p.index + 1),
+        from: follow
+            .last
+            .as_ref()
+            .map_or(0, |p| p.index.saturating_add(1)),
         inline,
         signature: String::new(),
     };
@@ -526,16 +584,37 @@ fn session(
                 follow.head_key = Some(v.head_key.clone());
                 on_event(Event::Valid(&v)).map_err(NodeError::Sink)?;
             }
-            Message::Invalid { reason, state } => {
+            // Busy, the market unreachable, a newer connection: later.
+            Message::Invalid {
+                reason,
+                retry: true,
+                ..
+            } => return Ok(Drop::Lost(format!("the seller: {reason}"))),
+            Message::Invalid { reason, state, .. } => {
                 return Ok(Drop::Ended(Ended {
                     reason,
                     state,
                     last: follow.last.clone(),
                 }))
             }
+            Message::Challenge { sealed } => {
+                let Some(secret) = config.buyer_keys.last() else {
+                    return Err(protocol("a challenge without a buyer key"));
+                };
+                let opened = hex::decode(&sealed)
+                    .ok()
+                    .and_then(|b| sealstream_core::sealed_box::open(&b, secret))
+                    .ok_or_else(|| protocol("challenge: it does not open with the buyer key"))?;
+                if let Err(e) = m.send(&Message::Proof {
+                    nonce: hex::encode(&opened[..]),
+                }) {
+                    return Ok(Drop::Lost(e.to_string()));
+                }
+            }
             Message::Key {
                 index,
                 chunk_id,
+                envelope_hash,
                 buyer,
             } => {
                 if follow.head_key.is_none() {
@@ -546,25 +625,38 @@ fn session(
                         return Err(protocol(format!("chunk {index} sent again")));
                     }
                 }
+                let named = Named {
+                    index,
+                    chunk_id,
+                    envelope_hash,
+                    buyer,
+                };
                 if inline {
-                    follow.pending = Some((index, chunk_id, buyer));
+                    follow.pending = Some(named);
                 } else {
-                    let (envelope, ciphertext, from) =
-                        follow.fetch(node, index, &chunk_id, on_event)?;
-                    follow.accept(envelope, ciphertext, &buyer, &from, on_event)?;
+                    match follow.fetch(node, &named, on_event) {
+                        Ok((envelope, ciphertext, from)) => {
+                            follow.accept(envelope, ciphertext, &named.buyer, &from, on_event)?
+                        }
+                        // The network, not the data: reconnect and resume.
+                        Err(e @ (NodeError::Transport(_) | NodeError::Timeout(_))) => {
+                            return Ok(Drop::Lost(e.to_string()))
+                        }
+                        Err(e) => return Err(e),
+                    }
                 }
             }
             Message::Chunk {
                 envelope,
                 ciphertext,
             } => {
-                let Some((index, chunk_id, buyer)) = follow.pending.take() else {
+                let Some(named) = follow.pending.take() else {
                     return Err(protocol("a chunk without its key"));
                 };
                 follow
-                    .check(&envelope, &ciphertext, index, &chunk_id)
+                    .check(&envelope, &ciphertext, &named)
                     .map_err(protocol)?;
-                follow.accept(*envelope, ciphertext, &buyer, &seller, on_event)?;
+                follow.accept(*envelope, ciphertext, &named.buyer, &seller, on_event)?;
             }
             Message::Head(h) => {
                 let key = follow.head_key.as_deref().unwrap_or_default();
@@ -575,10 +667,9 @@ fn session(
                 ) {
                     return Err(protocol("head: not signed by this buyer's head key"));
                 }
-                let matches = follow
-                    .last
-                    .as_ref()
-                    .is_some_and(|l| l.index + 1 == h.length && l.chunk_id == h.chunk_id);
+                let matches = follow.last.as_ref().is_some_and(|l| {
+                    l.index.checked_add(1) == Some(h.length) && l.chunk_id == h.chunk_id
+                });
                 if !matches {
                     return Err(protocol(format!(
                         "head: length {} does not name the last chunk accepted",
@@ -586,7 +677,10 @@ fn session(
                     )));
                 }
             }
-            Message::Hello(_) | Message::Get { .. } | Message::Missing { .. } => {
+            Message::Hello(_)
+            | Message::Get { .. }
+            | Message::Missing { .. }
+            | Message::Proof { .. } => {
                 return Err(protocol("a message the seller does not send"));
             }
         }

@@ -20,13 +20,20 @@ use sealstream_core::chunk::{sha256_hex, ChunkEnvelope};
 use sealstream_core::utc;
 use sealstream_files::layout;
 
-use super::seller::{Denied, Entitlement, Entitlements, History};
+use super::entitlement::{DatasetRange, Denied, Entitlement, Entitlements, History};
 
-/// The market's subscriptions as a feed server's entitlements.
+/// The market's subscriptions as a feed server's entitlements. Checks run
+/// on up to [`MAX_CLIENTS`] signed-in clients at once.
 pub struct MarketEntitlements {
-    client: Mutex<MarketClient>,
+    /// Idle clients, and how many exist.
+    clients: Mutex<(Vec<MarketClient>, usize)>,
+    idle: std::sync::Condvar,
+    make: Box<dyn Fn() -> MarketClient + Send + Sync>,
     machine: String,
 }
+
+/// The most market clients (and checks at once) of one feed server.
+pub const MAX_CLIENTS: usize = 8;
 
 impl std::fmt::Debug for MarketEntitlements {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -37,13 +44,42 @@ impl std::fmt::Debug for MarketEntitlements {
 }
 
 impl MarketEntitlements {
-    /// Subscriptions read through `client` (signed in as the seller or as
-    /// the machine); only those to topics of `machine_did` count.
-    pub fn new(client: MarketClient, machine_did: &str) -> MarketEntitlements {
+    /// Subscriptions read through clients `make` gives (signed in as the
+    /// seller or as the machine); only those to topics of `machine_did`
+    /// count.
+    pub fn new(
+        make: impl Fn() -> MarketClient + Send + Sync + 'static,
+        machine_did: &str,
+    ) -> MarketEntitlements {
         MarketEntitlements {
-            client: Mutex::new(client),
+            clients: Mutex::new((Vec::new(), 0)),
+            idle: std::sync::Condvar::new(),
+            make: Box::new(make),
             machine: machine_did.to_string(),
         }
+    }
+
+    /// Run `f` with a client of the pool (made if none is idle and fewer
+    /// than [`MAX_CLIENTS`] exist; else waited for).
+    fn with_client<T>(&self, f: impl FnOnce(&mut MarketClient) -> T) -> T {
+        let mut client = {
+            let mut pool = self.clients.lock().expect("clients lock");
+            loop {
+                if let Some(c) = pool.0.pop() {
+                    break c;
+                }
+                if pool.1 < MAX_CLIENTS {
+                    pool.1 += 1;
+                    drop(pool);
+                    break (self.make)();
+                }
+                pool = self.idle.wait(pool).expect("clients lock");
+            }
+        };
+        let out = f(&mut client);
+        self.clients.lock().expect("clients lock").0.push(client);
+        self.idle.notify_one();
+        out
     }
 }
 
@@ -53,7 +89,12 @@ fn unix(text: &Option<String>) -> Option<i64> {
 
 /// A subscription of the market as the feed server's entitlement to `feed`
 /// (the topic) of `machine`.
-pub fn entitlement(v: &SubscriptionView, feed: &str, machine: &str) -> Result<Entitlement, Denied> {
+pub fn entitlement(
+    v: &SubscriptionView,
+    feed: &str,
+    machine: &str,
+    as_of: i64,
+) -> Result<Entitlement, Denied> {
     if !v.machine_did.eq_ignore_ascii_case(machine) || v.topic != feed {
         return Err(Denied::Refused(
             "the subscription is not to this feed".into(),
@@ -81,6 +122,7 @@ pub fn entitlement(v: &SubscriptionView, feed: &str, machine: &str) -> Result<En
         _ => v.end_reason.clone(),
     };
     Ok(Entitlement {
+        as_of,
         state: v.state.as_str().to_string(),
         is_final: v.state.is_final(),
         reason,
@@ -97,7 +139,7 @@ pub fn entitlement(v: &SubscriptionView, feed: &str, machine: &str) -> Result<En
         },
         keys,
         recipient_id: v.buyer_id.clone(),
-        indexes: None,
+        dataset: None,
     })
 }
 
@@ -108,6 +150,7 @@ pub fn order_entitlement(
     dataset: &DatasetView,
     feed: &str,
     machine: &str,
+    as_of: i64,
 ) -> Result<Entitlement, Denied> {
     if order.subscription_id.is_some() {
         return Err(Denied::Refused(
@@ -119,6 +162,7 @@ pub fn order_entitlement(
     }
     let paid = matches!(order.state, OrderState::Paid | OrderState::Granted);
     Ok(Entitlement {
+        as_of,
         state: order.state.as_str().to_string(),
         is_final: true,
         reason: (!paid).then(|| format!("the order is {}", order.state.as_str())),
@@ -132,7 +176,12 @@ pub fn order_entitlement(
         history: History::None,
         keys: vec![(i64::MIN, order.buyer_public_key_hex.to_ascii_lowercase())],
         recipient_id: order.buyer_id.clone(),
-        indexes: Some((dataset.first_index, dataset.last_index)),
+        dataset: Some(DatasetRange {
+            first: dataset.first_index,
+            last: dataset.last_index,
+            first_chunk_id: dataset.first_chunk_id.clone(),
+            head_chunk_id: dataset.head_chunk_id.clone(),
+        }),
     })
 }
 
@@ -151,18 +200,30 @@ fn denied(e: ClientError, what: &str) -> Denied {
 
 impl Entitlements for MarketEntitlements {
     fn check(&self, feed: &str, id: &str) -> Result<Entitlement, Denied> {
-        let mut client = self.client.lock().expect("client lock");
-        if id.starts_with("ord_") {
-            let order = client.order(id).map_err(|e| denied(e, "order"))?;
-            let dataset = client
-                .dataset(&order.dataset_id)
-                .map_err(|e| denied(e, "dataset"))?;
-            return order_entitlement(&order, &dataset, feed, &self.machine);
+        // Only ids of the market's shape reach it (the hello's id is a peer's).
+        let shape = |prefix: &str| {
+            id.strip_prefix(prefix)
+                .is_some_and(|rest| rest.len() == 32 && rest.bytes().all(|b| b.is_ascii_hexdigit()))
+        };
+        if !shape("sub_") && !shape("ord_") {
+            return Err(Denied::Refused(
+                "not a subscription (sub_…) or order (ord_…) id".into(),
+            ));
         }
-        let view = client
-            .subscription(id)
-            .map_err(|e| denied(e, "subscription"))?;
-        entitlement(&view, feed, &self.machine)
+        self.with_client(|client| {
+            let as_of = utc::now_unix();
+            if id.starts_with("ord_") {
+                let order = client.order(id).map_err(|e| denied(e, "order"))?;
+                let dataset = client
+                    .dataset(&order.dataset_id)
+                    .map_err(|e| denied(e, "dataset"))?;
+                return order_entitlement(&order, &dataset, feed, &self.machine, as_of);
+            }
+            let view = client
+                .subscription(id)
+                .map_err(|e| denied(e, "subscription"))?;
+            entitlement(&view, feed, &self.machine, as_of)
+        })
     }
 }
 

@@ -17,6 +17,7 @@
 //! - [`bootstrap`]: a DHT node others join through.
 
 pub mod buyer;
+pub mod entitlement;
 #[cfg(feature = "market")]
 pub mod market;
 pub mod relay;

@@ -1,189 +1,73 @@
 //! The seller's side of live feeds: [`FeedServer`].
 //!
-//! Each feed is a chain directory that grows (an agent's `directory`
-//! destination, a publish output). A chunk's time is when its envelope
-//! appeared there (the file's modification time, in Unix seconds): the
-//! seller's clock for entitlements, as the market's acceptance time is the
-//! market's. A buyer's session:
+//! Each feed is a chain directory that grows (an agent's `directory` or
+//! `p2p` destination, a mirror of the market's chain). A chunk's time is
+//! its envelope file's modification time, in Unix seconds, never later than
+//! the scan that found it: the seller's clock for entitlements, as the
+//! market's acceptance time is the market's (a mirror stamps each file with
+//! the market's time). A buyer's session:
 //!
-//! 1. the hello must name this seller and a served feed, carry a 32-byte
-//!    X25519 key and be signed by the peer that opened the stream;
+//! 1. the hello (within 10 s, at most 16 KiB) must name this seller and a
+//!    served feed, carry a 32-byte X25519 key and an entitlement id of a
+//!    safe shape, and be signed by the peer that opened the stream;
 //! 2. the entitlement ([`Entitlements::check`]) must be in force and list
 //!    that key; otherwise `invalid{reason}`;
-//! 3. one session per buyer key: a newer one replaces the older, which is
-//!    told so;
-//! 4. `valid`, then from the index asked for, each chunk the entitlement
+//! 3. the buyer proves it holds that key: it opens a nonce sealed to it;
+//! 4. one session per feed, entitlement and buyer key: a newer one replaces
+//!    the older, which is told so (and may come back);
+//! 5. `valid`, then from the index asked for, each chunk the entitlement
 //!    covers: its key wrapped to the buyer key in force at the chunk's
 //!    time, the chunk (unless the buyer takes data from relays), and a head
-//!    signed by the per-buyer head key;
-//! 5. the entitlement is checked again every `revalidate` and before any
-//!    chunk past its known end; once it has ended, the chunks before its end
-//!    are sent, then `invalid{reason}`, and no further key.
+//!    signed by the per-buyer head key; for a dataset's order, only chunks
+//!    that are the dataset's (its first chunk id, each linked to the one
+//!    before, its head chunk id);
+//! 6. a key goes out only once a check that began after the chunk's time
+//!    says the chunk is covered; `valid` is repeated at least every 20 s
+//!    (and after every revalidation); once the entitlement has ended, the
+//!    chunks before its end are sent, then `invalid{reason}`, and no
+//!    further key.
+//!
+//! Limits: `max_sessions` feed streams and as many block streams, at most
+//! 4 streams of each kind per peer; a stream beyond them is told to come
+//! back later (`invalid` with `retry`) and closed, in a task, not a thread.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use futures_util::StreamExt;
 use libp2p::identity::Keypair;
 use libp2p::{kad, Multiaddr, PeerId, StreamProtocol};
+use rand_core::{OsRng, RngCore};
 use sealstream_core::access::{access_entry, open_chunk_key, Buyer};
+use sealstream_core::chunk::{verify_signed, ChunkEnvelope};
 use sealstream_core::keys::RecipientSecretKey;
 use sealstream_files::layout;
 use sha2::{Digest, Sha256};
 
+use super::entitlement::Decision;
+pub use super::entitlement::{DatasetRange, Denied, Entitlement, Entitlements, History};
 use super::parse_addrs;
 use super::relay::{read_chunk, serve_blocks};
 use super::stream::{verify_by_peer, Messages};
 use crate::feed::{self, Head, Hello, Message, Valid, BLOCKS_PROTOCOL, MAX_REQUEST_BYTES};
-use crate::node::{Identity, Node, NodeError, Options, HANDSHAKE_TIMEOUT};
+use crate::node::{Identity, Node, NodeError, Options};
 
 /// How often the feed directories are looked at for new chunks.
 const WATCH_EVERY: Duration = Duration::from_millis(100);
-/// The most sessions (feed and block streams) served at once by default.
+/// The most feed sessions (and as many block streams) at once by default.
 pub const DEFAULT_MAX_SESSIONS: usize = 64;
 /// How often a session checks its entitlement again by default.
 pub const DEFAULT_REVALIDATE: Duration = Duration::from_secs(30);
-
-/// Which chunks from before the subscription's start it covers.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum History {
-    /// None.
-    None,
-    /// All of them.
-    All,
-    /// The last `n` of them.
-    Last(u64),
-}
-
-/// An entitlement as the seller's source of truth states it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Entitlement {
-    /// The subscription's state (`active`, `grace`, `lapsed`, …).
-    pub state: String,
-    /// Whether the state is final (no renewal can extend it).
-    pub is_final: bool,
-    /// Why it ended or is not in force (shown to the buyer).
-    pub reason: Option<String>,
-    /// Unix seconds from which chunks are covered (the first payment).
-    pub active_from: Option<i64>,
-    /// Unix seconds at which coverage ends, if it does (the access end once
-    /// final, `T + G` while renewable).
-    pub ends: Option<i64>,
-    /// `T` (UTC text), for the buyer's display.
-    pub paid_through: Option<String>,
-    /// `T + G` (UTC text), for the buyer's display.
-    pub grace_until: Option<String>,
-    /// The access end (UTC text), once it has one.
-    pub access_ends: Option<String>,
-    /// Seconds until `T + G`.
-    pub seconds_left: Option<u64>,
-    /// History before `active_from`.
-    pub history: History,
-    /// The buyer keys (X25519, hex) with the Unix second each applies from,
-    /// oldest first (the first applies to every chunk before the second).
-    pub keys: Vec<(i64, String)>,
-    /// The access entries' recipient id.
-    pub recipient_id: String,
-    /// For a dataset's order: the chain indexes it covers (first, last),
-    /// whatever their times; the feed ends after the last.
-    pub indexes: Option<(u64, u64)>,
-}
-
-/// What the seller decides for one chunk.
-#[derive(Clone, Debug, PartialEq, Eq)]
-enum Decision {
-    /// Wrap its key to this buyer key.
-    Send(String),
-    /// Not covered (before the start, outside history): skip it.
-    Skip,
-    /// Past the known end of a renewable entitlement: check again first.
-    Recheck,
-    /// Past the end of a final one: the feed ends here for this buyer.
-    Ended,
-}
-
-impl Entitlement {
-    /// Whether it covers anything now (`active` or `grace`), or still has
-    /// chunks due (final with an end).
-    fn in_force(&self) -> bool {
-        if self.indexes.is_some() {
-            // A dataset's order: paid (its chunks are fixed).
-            return self.active_from.is_some();
-        }
-        self.active_from.is_some() && (!self.is_final || self.ends.is_some())
-    }
-
-    fn key_at(&self, t: i64) -> Option<&str> {
-        let mut key = self.keys.first().map(|k| k.1.as_str());
-        for (from, k) in self.keys.iter().skip(1) {
-            if *from <= t {
-                key = Some(k);
-            }
-        }
-        key
-    }
-
-    /// Chunk `index`, accepted at `t`; `first_live` is the first index
-    /// accepted at or after `active_from`.
-    fn decide(&self, index: u64, t: i64, first_live: u64) -> Decision {
-        if let Some((first, last)) = self.indexes {
-            return match self.keys.first() {
-                Some(k) if (first..=last).contains(&index) => Decision::Send(k.1.clone()),
-                _ if index < first => Decision::Skip,
-                _ => Decision::Ended,
-            };
-        }
-        let Some(from) = self.active_from else {
-            return Decision::Ended;
-        };
-        if t < from {
-            let covered = match self.history {
-                History::None => false,
-                History::All => true,
-                History::Last(n) => index + n >= first_live,
-            };
-            return match (covered, self.keys.first()) {
-                (true, Some(k)) => Decision::Send(k.1.clone()),
-                _ => Decision::Skip,
-            };
-        }
-        match self.ends {
-            Some(end) if t >= end => {
-                if self.is_final {
-                    Decision::Ended
-                } else {
-                    Decision::Recheck
-                }
-            }
-            _ => match self.key_at(t) {
-                Some(k) => Decision::Send(k.to_string()),
-                None => Decision::Skip,
-            },
-        }
-    }
-}
-
-/// Why [`Entitlements::check`] gives no entitlement. The text is shown to
-/// the buyer: no secret in it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Denied {
-    /// There is none (no such subscription, another feed's, …).
-    Refused(String),
-    /// It cannot be checked now (the market is unreachable): a hello is
-    /// refused, a running session keeps what it last knew (and sends no
-    /// key past that entitlement's known end).
-    Unavailable(String),
-}
-
-/// The seller's source of truth for entitlements (the market's API in the
-/// CLI). Called from session threads; may block.
-pub trait Entitlements: Send + Sync {
-    /// The entitlement of subscription `subscription` to feed `feed`.
-    fn check(&self, feed: &str, subscription: &str) -> Result<Entitlement, Denied>;
-}
+/// The most streams of one kind (feed, blocks) one peer may hold.
+pub const MAX_STREAMS_PER_PEER: usize = 4;
+/// A buyer's hello, and its proof, must arrive within this.
+pub const HELLO_WITHIN: Duration = Duration::from_secs(10);
+/// `valid` goes to the buyer at least this often (the buyer's reads time
+/// out after 60 s).
+pub const KEEPALIVE: Duration = Duration::from_secs(20);
 
 /// What the server reports as it runs.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -253,61 +137,107 @@ pub struct Status {
 struct FeedDir {
     name: String,
     dir: PathBuf,
-    /// The first index in the directory.
-    base: u64,
-    /// Times (Unix seconds) of chunks `base..`.
-    times: Mutex<Vec<i64>>,
+    /// The first index known and the times (Unix seconds) of chunks
+    /// `base..`; while no chunk is known, `base` follows the lowest index
+    /// in the directory.
+    chain: Mutex<(u64, Vec<i64>)>,
     grew: Condvar,
     /// When the last complete scan started (Unix seconds).
     scanned: AtomicI64,
 }
 
+fn now_unix() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// The modification time of `path` in Unix seconds.
+fn file_time(path: &std::path::Path) -> Option<i64> {
+    let modified = std::fs::metadata(path).ok()?.modified().ok()?;
+    Some(match modified.duration_since(UNIX_EPOCH) {
+        Ok(d) => d.as_secs() as i64,
+        Err(_) => 0,
+    })
+}
+
+fn first_index(dir: &std::path::Path) -> u64 {
+    std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name();
+            let name = name.to_str()?;
+            name.strip_prefix("chunk-")?
+                .strip_suffix(".json")?
+                .parse::<u64>()
+                .ok()
+        })
+        .min()
+        .unwrap_or(0)
+}
+
 impl FeedDir {
+    fn new(name: &str, dir: &std::path::Path) -> FeedDir {
+        FeedDir {
+            name: name.to_string(),
+            dir: dir.to_path_buf(),
+            chain: Mutex::new((first_index(dir), Vec::new())),
+            grew: Condvar::new(),
+            scanned: AtomicI64::new(i64::MIN),
+        }
+    }
+
+    fn base(&self) -> u64 {
+        self.chain.lock().expect("feed lock").0
+    }
+
     fn len(&self) -> u64 {
-        self.base + self.times.lock().expect("feed lock").len() as u64
+        let chain = self.chain.lock().expect("feed lock");
+        chain.0 + chain.1.len() as u64
     }
 
     fn time(&self, index: u64) -> Option<i64> {
-        let i = usize::try_from(index.checked_sub(self.base)?).ok()?;
-        self.times.lock().expect("feed lock").get(i).copied()
+        let chain = self.chain.lock().expect("feed lock");
+        let i = usize::try_from(index.checked_sub(chain.0)?).ok()?;
+        chain.1.get(i).copied()
     }
 
     /// The first index accepted at or after `t`.
     fn first_at_or_after(&self, t: i64) -> u64 {
-        let times = self.times.lock().expect("feed lock");
-        self.base + times.partition_point(|x| *x < t) as u64
+        let chain = self.chain.lock().expect("feed lock");
+        chain.0 + chain.1.partition_point(|x| *x < t) as u64
     }
 
     /// Look for chunks that appeared; wake the sessions if any did.
     fn scan(&self) {
         let started = now_unix();
+        if self.chain.lock().expect("feed lock").1.is_empty() {
+            // Nothing known yet: the chain starts where the directory does
+            // (a destination added to a running agent starts past 0).
+            let first = first_index(&self.dir);
+            self.chain.lock().expect("feed lock").0 = first;
+        }
         let mut next = self.len();
         let mut found = Vec::new();
-        loop {
-            let envelope = self.dir.join(layout::envelope_name(next));
-            let Ok(meta) = std::fs::metadata(&envelope) else {
-                break;
-            };
+        while let Some(t) = file_time(&self.dir.join(layout::envelope_name(next))) {
             if !self.dir.join(layout::ciphertext_name(next)).exists() {
                 break;
             }
-            let t = meta
-                .modified()
-                .ok()
-                .and_then(|m| m.duration_since(UNIX_EPOCH).ok())
-                .map_or(0, |d| d.as_secs() as i64);
-            found.push(t);
+            // A file stamped in the future counts as found now.
+            found.push(t.min(started));
             next += 1;
         }
         if !found.is_empty() {
-            let mut times = self.times.lock().expect("feed lock");
+            let mut chain = self.chain.lock().expect("feed lock");
             // Times never go back: a file touched later keeps its order.
-            let mut last = times.last().copied().unwrap_or(i64::MIN);
+            let mut last = chain.1.last().copied().unwrap_or(i64::MIN);
             for t in found {
                 last = last.max(t);
-                times.push(last);
+                chain.1.push(last);
             }
-            drop(times);
+            drop(chain);
             self.grew.notify_all();
         }
         self.scanned.store(started, Ordering::SeqCst);
@@ -322,11 +252,11 @@ impl FeedDir {
 
     /// Wait until the feed is longer than `len` or `wait` passes.
     fn wait_longer(&self, len: u64, wait: Duration) {
-        let times = self.times.lock().expect("feed lock");
-        if self.base + times.len() as u64 > len {
+        let chain = self.chain.lock().expect("feed lock");
+        if chain.0 + chain.1.len() as u64 > len {
             return;
         }
-        let _ = self.grew.wait_timeout(times, wait);
+        let _ = self.grew.wait_timeout(chain, wait);
     }
 }
 
@@ -337,14 +267,14 @@ pub struct FeedServerConfig {
     pub feeds: Vec<(String, PathBuf)>,
     /// Where to listen (a dialable address).
     pub listen: String,
-    /// DHT bootstrap peers (`/…/p2p/<id>`); none: the DHT is not joined
+    /// DHT bootstrap peers (`/…/p2p/<peer id>`); none: the DHT is not joined
     /// and buyers dial the server's address.
     pub bootstrap: Vec<String>,
     /// Join the DHT even without bootstrap peers (as its first node).
     pub dht: bool,
     /// How often each session checks its entitlement again.
     pub revalidate: Duration,
-    /// The most sessions at once.
+    /// The most feed sessions at once (and as many block streams).
     pub max_sessions: usize,
     /// The chunks' recipient whose key opens them (`owner` for the owner's
     /// server, `machine` for the machine's agent).
@@ -356,6 +286,57 @@ struct Session {
     status: SessionStatus,
 }
 
+/// Streams open, in all and per peer, of one kind.
+struct Pool {
+    max: usize,
+    open: Mutex<(usize, HashMap<PeerId, usize>)>,
+}
+
+/// A place in a [`Pool`], given back when dropped (a panicking session
+/// gives it back too).
+struct Slot<'a> {
+    pool: &'a Pool,
+    peer: PeerId,
+}
+
+impl Pool {
+    fn new(max: usize) -> Pool {
+        Pool {
+            max,
+            open: Mutex::new((0, HashMap::new())),
+        }
+    }
+
+    /// Take a place for `peer`, if the pool and the peer's share have one.
+    fn take(&self, peer: PeerId) -> bool {
+        let mut open = self.open.lock().expect("pool lock");
+        let mine = open.1.get(&peer).copied().unwrap_or(0);
+        if open.0 >= self.max || mine >= MAX_STREAMS_PER_PEER {
+            return false;
+        }
+        open.0 += 1;
+        open.1.insert(peer, mine + 1);
+        true
+    }
+
+    fn give_back(&self, peer: PeerId) {
+        let mut open = self.open.lock().expect("pool lock");
+        open.0 = open.0.saturating_sub(1);
+        if let Some(n) = open.1.get_mut(&peer) {
+            *n -= 1;
+            if *n == 0 {
+                open.1.remove(&peer);
+            }
+        }
+    }
+}
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        self.pool.give_back(self.peer);
+    }
+}
+
 struct Shared {
     keypair: Keypair,
     seed: [u8; 32],
@@ -365,14 +346,14 @@ struct Shared {
     entitlements: Arc<dyn Entitlements>,
     events: Arc<dyn Fn(ServerEvent) + Send + Sync>,
     revalidate: Duration,
-    max_sessions: usize,
     granting: &'static str,
-    open: AtomicUsize,
+    feed_streams: Pool,
+    block_streams: Pool,
     generation: AtomicU64,
-    /// By buyer key.
+    /// By feed, entitlement and buyer key.
     sessions: Mutex<HashMap<String, Session>>,
-    /// Peers that had a valid session: they may fetch blocks.
-    entitled_peers: Mutex<HashSet<PeerId>>,
+    /// Peers with a valid session open now (how many): they may fetch blocks.
+    entitled_peers: Mutex<HashMap<PeerId, usize>>,
 }
 
 impl Drop for Shared {
@@ -397,23 +378,6 @@ impl std::fmt::Debug for FeedServer {
     }
 }
 
-fn first_index(dir: &std::path::Path) -> u64 {
-    std::fs::read_dir(dir)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|e| {
-            let name = e.file_name();
-            let name = name.to_str()?;
-            name.strip_prefix("chunk-")?
-                .strip_suffix(".json")?
-                .parse::<u64>()
-                .ok()
-        })
-        .min()
-        .unwrap_or(0)
-}
-
 /// The per-buyer head key: an Ed25519 key derived from the seller's seed,
 /// the feed and the buyer's key (Dazaar's rekeyed feed).
 fn head_keypair(seed: &[u8; 32], feed: &str, buyer_key: &str) -> Keypair {
@@ -429,17 +393,10 @@ fn head_keypair(seed: &[u8; 32], feed: &str, buyer_key: &str) -> Keypair {
     key
 }
 
-fn now_unix() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
-}
-
 impl FeedServer {
     /// Check the feeds, listen, join the DHT and announce every feed, and
     /// serve. `owner` opens the chunk keys (the chain's recipient of type
-    /// [`FeedServerConfig::granting`]);
-    /// `events` hears of sessions.
+    /// [`FeedServerConfig::granting`]); `events` hears of sessions.
     pub fn start(
         config: FeedServerConfig,
         identity: &Identity,
@@ -453,7 +410,7 @@ impl FeedServer {
                 problem: "give at least one feed (NAME=DIR)".into(),
             });
         }
-        let mut feeds = Vec::new();
+        let mut feeds: Vec<Arc<FeedDir>> = Vec::new();
         for (name, dir) in &config.feeds {
             feed::check_feed_name(name).map_err(|p| NodeError::Config {
                 field: "feed",
@@ -465,20 +422,13 @@ impl FeedServer {
                     dir.display()
                 )));
             }
-            if feeds.iter().any(|f: &Arc<FeedDir>| f.name == *name) {
+            if feeds.iter().any(|f| f.name == *name) {
                 return Err(NodeError::Config {
                     field: "feed",
                     problem: format!("{name:?} given twice"),
                 });
             }
-            let f = Arc::new(FeedDir {
-                name: name.clone(),
-                dir: dir.clone(),
-                base: first_index(dir),
-                times: Mutex::new(Vec::new()),
-                grew: Condvar::new(),
-                scanned: AtomicI64::new(i64::MIN),
-            });
+            let f = Arc::new(FeedDir::new(name, dir));
             f.scan();
             feeds.push(f);
         }
@@ -497,22 +447,22 @@ impl FeedServer {
         let addr = node
             .listen_addr()?
             .with(libp2p::multiaddr::Protocol::P2p(node.peer_id));
-        let seller = node.peer_id.to_string();
+        let max = config.max_sessions.max(1);
         let shared = Arc::new(Shared {
             keypair: node.keypair.clone(),
             seed: *identity.seed(),
-            seller,
+            seller: node.peer_id.to_string(),
             feeds,
             owner,
             entitlements,
             events,
             revalidate: config.revalidate.max(Duration::from_millis(100)),
-            max_sessions: config.max_sessions.max(1),
             granting: config.granting,
-            open: AtomicUsize::new(0),
+            feed_streams: Pool::new(max),
+            block_streams: Pool::new(max),
             generation: AtomicU64::new(0),
             sessions: Mutex::new(HashMap::new()),
-            entitled_peers: Mutex::new(HashSet::new()),
+            entitled_peers: Mutex::new(HashMap::new()),
         });
         // The directory watcher.
         let weak = Arc::downgrade(&shared);
@@ -536,30 +486,49 @@ impl FeedServer {
             let (handle, shared) = (node.rt.handle().clone(), shared.clone());
             node.rt.spawn(async move {
                 while let Some((peer, stream)) = incoming.next().await {
-                    if shared.open.fetch_add(1, Ordering::SeqCst) >= shared.max_sessions {
-                        shared.open.fetch_sub(1, Ordering::SeqCst);
+                    let pool_has_room = if blocks {
+                        shared.block_streams.take(peer)
+                    } else {
+                        shared.feed_streams.take(peer)
+                    };
+                    if !pool_has_room {
                         // Told so in a task of its own, within a second: no
                         // thread for a stream not served.
                         tokio::spawn(refuse_busy(stream));
                         continue;
                     }
-                    let (handle, shared) = (handle.clone(), shared.clone());
-                    let messages = Messages::new(handle, stream);
-                    std::thread::spawn(move || {
+                    let messages = Messages::new(handle.clone(), stream);
+                    let session = shared.clone();
+                    let spawned = std::thread::Builder::new()
+                        .name("sealstream-feed-session".into())
+                        .spawn(move || {
+                            let pool = if blocks {
+                                &session.block_streams
+                            } else {
+                                &session.feed_streams
+                            };
+                            let _slot = Slot { pool, peer };
+                            if blocks {
+                                session.blocks_session(peer, messages);
+                            } else {
+                                session.feed_session(peer, messages);
+                            }
+                        });
+                    if spawned.is_err() {
+                        // No thread to be had: the place goes back.
                         if blocks {
-                            shared.blocks_session(peer, messages);
+                            shared.block_streams.give_back(peer);
                         } else {
-                            shared.feed_session(peer, messages);
+                            shared.feed_streams.give_back(peer);
                         }
-                        shared.open.fetch_sub(1, Ordering::SeqCst);
-                    });
+                    }
                 }
             });
         }
         // Announce once serving: a buyer that finds the feed can follow it.
         let mut announced = dht_joined;
-        for f in &shared.feeds {
-            if dht_joined {
+        if dht_joined {
+            for f in &shared.feeds {
                 announced &= node.provide(kad::RecordKey::new(&feed::feed_key(
                     &node.peer_id.to_bytes(),
                     &f.name,
@@ -617,13 +586,14 @@ impl FeedServer {
     }
 }
 
-/// Tell the opener of a stream beyond `max_sessions` to come back later,
-/// and close it (within a second in all).
+/// Tell the opener of a stream beyond the limits to come back later, and
+/// close it (within a second in all).
 pub(crate) async fn refuse_busy(mut stream: libp2p::Stream) {
     use futures_util::AsyncWriteExt;
     let line = Message::Invalid {
         reason: "serving as many sessions as it may: try again later".into(),
         state: None,
+        retry: true,
     }
     .encode();
     let _ = tokio::time::timeout(Duration::from_secs(1), async {
@@ -635,10 +605,44 @@ pub(crate) async fn refuse_busy(mut stream: libp2p::Stream) {
 
 /// Why a session stops.
 enum Stop {
-    /// Tell the buyer, then close.
-    Invalid(String, Option<String>),
+    /// Tell the buyer, then close: the reason, the state, whether to retry.
+    Invalid(String, Option<String>, bool),
     /// The stream failed: just close.
     Gone,
+}
+
+impl Stop {
+    /// A refusal the buyer should not retry.
+    fn refused(reason: impl Into<String>) -> Stop {
+        Stop::Invalid(reason.into(), None, false)
+    }
+
+    /// A stop the buyer may retry later.
+    fn later(reason: impl Into<String>) -> Stop {
+        Stop::Invalid(reason.into(), None, true)
+    }
+
+    /// The entitlement ended (or is not in force): final.
+    fn ended(ent: &Entitlement) -> Stop {
+        Stop::Invalid(
+            ent.reason
+                .clone()
+                .filter(|_| !ent.in_force())
+                .unwrap_or_else(|| ent.ended_reason()),
+            Some(ent.state.clone()),
+            false,
+        )
+    }
+}
+
+/// What a session streams from, and to whom.
+struct Streaming<'a> {
+    peer: PeerId,
+    hello: &'a Hello,
+    feed: &'a FeedDir,
+    buyer_key: &'a str,
+    session_key: &'a str,
+    generation: u64,
 }
 
 impl Shared {
@@ -646,30 +650,34 @@ impl Shared {
         self.feeds.iter().find(|f| f.name == name)
     }
 
-    /// Blocks for peers that have had a valid session (any other gets
-    /// `missing` for everything).
+    /// Blocks for peers with a valid session open; any other peer's stream
+    /// is closed at once.
     fn blocks_session(&self, peer: PeerId, messages: Messages) {
         let allowed = self
             .entitled_peers
             .lock()
             .expect("peers lock")
-            .contains(&peer);
+            .get(&peer)
+            .is_some_and(|n| *n > 0);
+        if !allowed {
+            messages.finish();
+            return;
+        }
         serve_blocks(messages, &|seller, feed, index| match self.feed(feed) {
-            Some(f) if allowed && seller == self.seller && index < f.len() => {
-                read_chunk(&f.dir, index)
-            }
+            Some(f) if seller == self.seller && index < f.len() => read_chunk(&f.dir, index),
             _ => None,
         });
     }
 
     fn feed_session(&self, peer: PeerId, mut m: Messages) {
-        m.set_timeout(HANDSHAKE_TIMEOUT);
+        m.set_deadline(Some(HELLO_WITHIN));
         let hello = match m.recv(MAX_REQUEST_BYTES) {
             Ok(Some(Message::Hello(h))) => h,
             Ok(_) | Err(_) => {
                 let _ = m.send(&Message::Invalid {
                     reason: "expected a hello".into(),
                     state: None,
+                    retry: false,
                 });
                 m.finish();
                 (self.events)(ServerEvent::Invalid {
@@ -680,19 +688,25 @@ impl Shared {
                 return;
             }
         };
-        m.set_timeout(crate::node::IO_TIMEOUT);
-        let subscription = hello.subscription.clone();
+        // Shown in logs and the status: a safe shape, or nothing of it.
+        let shown = if feed::check_entitlement_id(&hello.subscription).is_ok() {
+            hello.subscription.clone()
+        } else {
+            "(malformed)".into()
+        };
         let mut keys = 0u64;
         let stop = self.serve_hello(peer, &hello, &mut m, &mut keys);
+        m.set_deadline(Some(Duration::from_secs(2)));
         match stop {
-            Stop::Invalid(reason, state) => {
+            Stop::Invalid(reason, state, retry) => {
                 let _ = m.send(&Message::Invalid {
                     reason: reason.clone(),
                     state,
+                    retry,
                 });
                 (self.events)(ServerEvent::Invalid {
                     peer: peer.to_string(),
-                    subscription: subscription.clone(),
+                    subscription: shown.clone(),
                     reason,
                 });
             }
@@ -701,32 +715,36 @@ impl Shared {
         m.finish();
         (self.events)(ServerEvent::Closed {
             peer: peer.to_string(),
-            subscription,
+            subscription: shown,
             keys,
         });
     }
 
     /// Check a hello and serve the session; returns why it stops.
     fn serve_hello(&self, peer: PeerId, hello: &Hello, m: &mut Messages, keys: &mut u64) -> Stop {
-        let invalid = |r: &str| Stop::Invalid(r.to_string(), None);
         if hello.seller != self.seller {
-            return invalid("this hello is for another seller");
+            return Stop::refused("this hello is for another seller");
         }
         let Some(feed) = self.feed(&hello.feed).cloned() else {
-            return invalid("no such feed here");
+            return Stop::refused("no such feed here");
         };
-        if hello.buyer_key.len() != 64 || hex::decode(&hello.buyer_key).is_err() {
-            return invalid("buyerKey: expected 64 hex digits (an X25519 public key)");
+        if let Err(p) = feed::check_entitlement_id(&hello.subscription) {
+            return Stop::refused(format!("subscription: {p}"));
+        }
+        let mut buyer_key_bytes = [0u8; 32];
+        if hello.buyer_key.len() != 64
+            || hex::decode_to_slice(&hello.buyer_key, &mut buyer_key_bytes).is_err()
+        {
+            return Stop::refused("buyerKey: expected 64 hex digits (an X25519 public key)");
         }
         if !verify_by_peer(&peer, &feed::hello_payload(hello), &hello.signature) {
-            return invalid("signature: not the connecting peer's signature of this hello");
+            return Stop::refused("signature: not the connecting peer's signature of this hello");
         }
-        let check = || self.entitlements.check(&feed.name, &hello.subscription);
-        let mut ent = match check() {
+        let mut ent = match self.entitlements.check(&feed.name, &hello.subscription) {
             Ok(e) => e,
-            Err(Denied::Refused(reason)) => return invalid(&reason),
+            Err(Denied::Refused(reason)) => return Stop::refused(reason),
             Err(Denied::Unavailable(why)) => {
-                return invalid(&format!(
+                return Stop::later(format!(
                     "the seller cannot check the subscription now ({why}): try again later"
                 ))
             }
@@ -737,16 +755,30 @@ impl Shared {
             .iter()
             .any(|k| k.1.eq_ignore_ascii_case(&buyer_key))
         {
-            return invalid("buyerKey: not a buyer key of this subscription");
+            return Stop::refused("buyerKey: not a buyer key of this subscription");
         }
         if !ent.in_force() {
-            let reason = ent.reason.clone().unwrap_or_else(|| ended_reason(&ent));
-            return Stop::Invalid(reason, Some(ent.state));
+            return Stop::ended(&ent);
         }
-        // One session per buyer key: this one replaces any other.
+        // The buyer proves it holds the key: a nonce sealed to it, opened.
+        let mut nonce = [0u8; 32];
+        OsRng.fill_bytes(&mut nonce);
+        let sealed = hex::encode(sealstream_core::sealed_box::seal(&nonce, &buyer_key_bytes));
+        if m.send(&Message::Challenge { sealed }).is_err() {
+            return Stop::Gone;
+        }
+        match m.recv(MAX_REQUEST_BYTES) {
+            Ok(Some(Message::Proof { nonce: answer })) if answer == hex::encode(nonce) => {}
+            Ok(_) => return Stop::refused("proof: not the challenge opened with the buyer key"),
+            Err(_) => return Stop::Gone,
+        }
+        m.set_deadline(None);
+        // One session per feed, entitlement and buyer key: this one
+        // replaces any other.
+        let session_key = format!("{}\n{}\n{buyer_key}", feed.name, hello.subscription);
         let generation = self.generation.fetch_add(1, Ordering::SeqCst) + 1;
         self.sessions.lock().expect("sessions lock").insert(
-            buyer_key.clone(),
+            session_key.clone(),
             Session {
                 generation,
                 status: SessionStatus {
@@ -754,20 +786,45 @@ impl Shared {
                     subscription: hello.subscription.clone(),
                     feed: feed.name.clone(),
                     state: ent.state.clone(),
-                    next: hello.from,
+                    next: hello.from.max(feed.base()),
                     keys: 0,
                 },
             },
         );
+        *self
+            .entitled_peers
+            .lock()
+            .expect("peers lock")
+            .entry(peer)
+            .or_insert(0) += 1;
         let result = self.stream_feed(
-            peer, hello, &feed, &buyer_key, generation, &mut ent, m, keys,
+            &Streaming {
+                peer,
+                hello,
+                feed: &feed,
+                buyer_key: &buyer_key,
+                session_key: &session_key,
+                generation,
+            },
+            &mut ent,
+            m,
+            keys,
         );
+        {
+            let mut peers = self.entitled_peers.lock().expect("peers lock");
+            if let Some(n) = peers.get_mut(&peer) {
+                *n -= 1;
+                if *n == 0 {
+                    peers.remove(&peer);
+                }
+            }
+        }
         let mut sessions = self.sessions.lock().expect("sessions lock");
         if sessions
-            .get(&buyer_key)
+            .get(&session_key)
             .is_some_and(|s| s.generation == generation)
         {
-            sessions.remove(&buyer_key);
+            sessions.remove(&session_key);
         }
         result
     }
@@ -785,19 +842,15 @@ impl Shared {
         })
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn stream_feed(
         &self,
-        peer: PeerId,
-        hello: &Hello,
-        feed: &FeedDir,
-        buyer_key: &str,
-        generation: u64,
+        s: &Streaming<'_>,
         ent: &mut Entitlement,
         m: &mut Messages,
         keys: &mut u64,
     ) -> Stop {
-        let head = head_keypair(&self.seed, &feed.name, buyer_key);
+        let (feed, hello) = (s.feed, s.hello);
+        let head = head_keypair(&self.seed, &feed.name, s.buyer_key);
         let head_key = match head.public().try_into_ed25519() {
             Ok(k) => hex::encode(k.to_bytes()),
             Err(_) => return Stop::Gone,
@@ -805,43 +858,50 @@ impl Shared {
         let vouch = match self.keypair.sign(&feed::head_key_payload(
             &self.seller,
             &feed.name,
-            buyer_key,
+            s.buyer_key,
             &head_key,
         )) {
-            Ok(s) => hex::encode(s),
+            Ok(v) => hex::encode(v),
             Err(_) => return Stop::Gone,
         };
         if m.send(&self.valid(ent, feed, &head_key, &vouch)).is_err() {
             return Stop::Gone;
         }
-        self.entitled_peers.lock().expect("peers lock").insert(peer);
         (self.events)(ServerEvent::Accepted {
-            peer: peer.to_string(),
+            peer: s.peer.to_string(),
             subscription: hello.subscription.clone(),
             feed: feed.name.clone(),
         });
+        // The entitlement as known holds for chunks that appeared before the
+        // check began (`as_of`): a key goes out only for such a chunk, so no
+        // chunk after the end (a revocation, say) gets a key, however late
+        // the periodic check would have noticed it.
         let mut checked = Instant::now();
-        // The entitlement as known is the market's as of this second (the
-        // start of the last check that answered): a key goes out only for
-        // a chunk that appeared before it, so no chunk after the end (a
-        // revocation, say) gets a key, however late the check.
-        let mut fresh_as_of = i64::MIN;
-        let mut next = hello.from.max(feed.base);
-        // Ok(true): answered; Ok(false): the market could not be asked.
+        let mut sent_valid = Instant::now();
+        // After a failed check, the next one waits (1 s, doubling up to
+        // `revalidate`).
+        let mut backoff = Duration::ZERO;
+        let mut next = hello.from.max(feed.base());
+        // The last chunk sent (a dataset's chunks must link to it).
+        let mut previous: Option<String> = None;
         let recheck = |ent: &mut Entitlement,
                        checked: &mut Instant,
-                       fresh_as_of: &mut i64|
+                       backoff: &mut Duration|
          -> Result<bool, Stop> {
             *checked = Instant::now();
-            let started = now_unix();
             match self.entitlements.check(&feed.name, &hello.subscription) {
                 Ok(e) => {
                     *ent = e;
-                    *fresh_as_of = started;
+                    *backoff = Duration::ZERO;
                     Ok(true)
                 }
-                Err(Denied::Refused(reason)) => Err(Stop::Invalid(reason, None)),
-                Err(Denied::Unavailable(_)) => Ok(false),
+                Err(Denied::Refused(reason)) => Err(Stop::refused(reason)),
+                Err(Denied::Unavailable(_)) => {
+                    *backoff = (*backoff * 2)
+                        .max(Duration::from_secs(1))
+                        .min(self.revalidate.max(Duration::from_secs(1)));
+                    Ok(false)
+                }
             }
         };
         loop {
@@ -849,42 +909,45 @@ impl Shared {
                 .sessions
                 .lock()
                 .expect("sessions lock")
-                .get(buyer_key)
-                .is_none_or(|s| s.generation != generation);
+                .get(s.session_key)
+                .is_none_or(|x| x.generation != s.generation);
             if replaced {
-                return Stop::Invalid(
-                    "another connection with this buyer key replaced this one".into(),
-                    None,
-                );
+                return Stop::later("another connection with this buyer key replaced this one");
             }
-            if checked.elapsed() >= self.revalidate {
-                if let Err(stop) = recheck(ent, &mut checked, &mut fresh_as_of) {
+            let may_check = checked.elapsed() >= backoff;
+            if checked.elapsed() >= self.revalidate && may_check {
+                if let Err(stop) = recheck(ent, &mut checked, &mut backoff) {
                     return stop;
                 }
-                // A fresh state for the buyer (and a probe of the stream).
+            }
+            if sent_valid.elapsed() >= KEEPALIVE.min(self.revalidate) {
+                // The state as known (and a probe of the stream).
                 if m.send(&self.valid(ent, feed, &head_key, &vouch)).is_err() {
                     return Stop::Gone;
                 }
+                sent_valid = Instant::now();
             }
-            // Whether a chunk waits for the next second's check.
+            // Whether a chunk waits for a check.
             let mut waiting = false;
             let len = feed.len();
             while next < len {
                 let Some(t) = feed.time(next) else { break };
-                if fresh_as_of <= t && ent.indexes.is_none() {
+                if ent.as_of <= t {
                     // Known only as of before the chunk: ask again, once
                     // the chunk's second has passed.
-                    if now_unix() <= t || checked.elapsed() < Duration::from_millis(200) {
+                    if now_unix() <= t
+                        || checked.elapsed() < backoff.max(Duration::from_millis(200))
+                    {
                         waiting = true;
                         break;
                     }
-                    match recheck(ent, &mut checked, &mut fresh_as_of) {
+                    match recheck(ent, &mut checked, &mut backoff) {
                         Err(stop) => return stop,
-                        Ok(false) => {
+                        Ok(true) if ent.as_of > t => {}
+                        Ok(_) => {
                             waiting = true;
                             break;
                         }
-                        Ok(true) => {}
                     }
                 }
                 let first_live = ent
@@ -892,35 +955,47 @@ impl Shared {
                     .map_or(u64::MAX, |f| feed.first_at_or_after(f));
                 match ent.decide(next, t, first_live) {
                     Decision::Send(key_hex) => {
-                        if let Err(stop) =
-                            self.send_chunk(feed, next, &key_hex, ent, hello.inline, &head, m)
-                        {
-                            return stop;
+                        match self.send_chunk(
+                            feed,
+                            next,
+                            t,
+                            &key_hex,
+                            ent,
+                            &mut previous,
+                            hello.inline,
+                            &head,
+                            m,
+                        ) {
+                            Ok(()) => {}
+                            Err(stop) => return stop,
                         }
                         *keys += 1;
                         next += 1;
-                        if let Some(s) = self
+                        if let Some(x) = self
                             .sessions
                             .lock()
                             .expect("sessions lock")
-                            .get_mut(buyer_key)
+                            .get_mut(s.session_key)
                         {
-                            s.status.next = next;
-                            s.status.keys = *keys;
-                            s.status.state = ent.state.clone();
+                            x.status.next = next;
+                            x.status.keys = *keys;
+                            x.status.state = ent.state.clone();
                         }
                     }
                     Decision::Skip => next += 1,
-                    // Past the end known as of a fresh check of a renewable
-                    // entitlement: the market's sweep is late; ask again
-                    // later.
+                    // Past the end known to a renewable entitlement: the
+                    // market's sweep is late; ask again.
                     Decision::Recheck => {
+                        if checked.elapsed() >= Duration::from_secs(1).max(backoff) {
+                            match recheck(ent, &mut checked, &mut backoff) {
+                                Err(stop) => return stop,
+                                Ok(_) => continue,
+                            }
+                        }
                         waiting = true;
                         break;
                     }
-                    Decision::Ended => {
-                        return Stop::Invalid(ended_reason(ent), Some(ent.state.clone()));
-                    }
+                    Decision::Ended => return Stop::ended(ent),
                 }
             }
             // A final entitlement whose end has passed, with every chunk
@@ -929,29 +1004,67 @@ impl Shared {
             let over = ent
                 .ends
                 .is_none_or(|e| e <= now_unix() && feed.complete_before(e));
-            let done = match ent.indexes {
-                Some((_, last)) => next > last,
+            let done = match &ent.dataset {
+                Some(d) => next > d.last,
                 None => ent.is_final && over && next >= feed.len(),
             };
-            if done {
-                return Stop::Invalid(ended_reason(ent), Some(ent.state.clone()));
+            if done || !ent.in_force() {
+                return Stop::ended(ent);
             }
-            if !ent.in_force() {
-                return Stop::Invalid(ended_reason(ent), Some(ent.state.clone()));
-            }
-            let wait = if waiting {
-                Duration::from_millis(200)
-            } else {
-                self.revalidate
-                    .saturating_sub(checked.elapsed())
-                    .min(Duration::from_secs(1))
-            };
             if waiting {
-                std::thread::sleep(wait);
+                std::thread::sleep(Duration::from_millis(200));
             } else {
+                let wait = self
+                    .revalidate
+                    .saturating_sub(checked.elapsed())
+                    .min(KEEPALIVE.saturating_sub(sent_valid.elapsed()))
+                    .min(Duration::from_secs(1));
                 feed.wait_longer(next, wait.max(Duration::from_millis(10)));
             }
         }
+    }
+
+    /// The chunk at `index` (its time as scanned `t`), checked: still the
+    /// file scanned (not written again since), and for a dataset's order,
+    /// one of the dataset's chunks.
+    fn checked_chunk(
+        &self,
+        feed: &FeedDir,
+        index: u64,
+        t: i64,
+        ent: &Entitlement,
+        previous: &Option<String>,
+    ) -> Result<(ChunkEnvelope, Vec<u8>), Stop> {
+        let Some((envelope, ciphertext)) = read_chunk(&feed.dir, index) else {
+            return Err(Stop::later(format!(
+                "chunk {index} is unavailable at the seller"
+            )));
+        };
+        let written = file_time(&feed.dir.join(layout::envelope_name(index))).unwrap_or(i64::MAX);
+        if written > t.saturating_add(1) && written <= now_unix() {
+            return Err(Stop::refused(format!(
+                "the feed's chunk {index} was written again after it was served: the chain changed"
+            )));
+        }
+        if let Some(d) = &ent.dataset {
+            let linked = match previous {
+                Some(p) => envelope.previous_chunk_id.as_deref() == Some(p.as_str()),
+                None if index == d.first => envelope.chunk_id == d.first_chunk_id,
+                // Resuming: the chunks before it, from the dataset's first,
+                // must be the dataset's too.
+                None => match dataset_prefix(feed, d, index) {
+                    Some(p) => envelope.previous_chunk_id.as_deref() == Some(p.as_str()),
+                    None => false,
+                },
+            };
+            let headed = index != d.last || envelope.chunk_id == d.head_chunk_id;
+            if !linked || !headed || verify_signed(&envelope).is_err() {
+                return Err(Stop::refused(format!(
+                    "the feed's chunk {index} is not the dataset's: the seller's copy differs from what was sold"
+                )));
+            }
+        }
+        Ok((envelope, ciphertext))
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -959,27 +1072,19 @@ impl Shared {
         &self,
         feed: &FeedDir,
         index: u64,
+        t: i64,
         key_hex: &str,
         ent: &Entitlement,
+        previous: &mut Option<String>,
         inline: bool,
         head: &Keypair,
         m: &mut Messages,
     ) -> Result<(), Stop> {
-        let Some((envelope, ciphertext)) = read_chunk(&feed.dir, index) else {
-            return Err(Stop::Invalid(
-                format!("chunk {index} is unavailable at the seller"),
-                None,
-            ));
-        };
-        let key = open_chunk_key(&envelope, self.granting, &self.owner).map_err(|e| {
-            Stop::Invalid(format!("the seller cannot open chunk {index}: {e}"), None)
-        })?;
-        let buyer = Buyer::new(&ent.recipient_id, key_hex).map_err(|_| {
-            Stop::Invalid(
-                "the subscription's buyer key is not an X25519 key".into(),
-                None,
-            )
-        })?;
+        let (envelope, ciphertext) = self.checked_chunk(feed, index, t, ent, previous)?;
+        let key = open_chunk_key(&envelope, self.granting, &self.owner)
+            .map_err(|e| Stop::refused(format!("the seller cannot open chunk {index}: {e}")))?;
+        let buyer = Buyer::new(&ent.recipient_id, key_hex)
+            .map_err(|_| Stop::refused("the subscription's buyer key is not an X25519 key"))?;
         let entry = access_entry(&envelope, &key, &buyer);
         let chunk_id = envelope.chunk_id.clone();
         let send = |msg: &Message, m: &mut Messages| m.send(msg).map_err(|_| Stop::Gone);
@@ -987,6 +1092,7 @@ impl Shared {
             &Message::Key {
                 index,
                 chunk_id: chunk_id.clone(),
+                envelope_hash: feed::envelope_hash(&envelope),
                 buyer: entry.buyer,
             },
             m,
@@ -1012,82 +1118,38 @@ impl Shared {
         send(
             &Message::Head(Head {
                 length: index + 1,
-                chunk_id,
+                chunk_id: chunk_id.clone(),
                 signature,
             }),
             m,
-        )
+        )?;
+        *previous = Some(chunk_id);
+        Ok(())
     }
 }
 
-fn ended_reason(ent: &Entitlement) -> String {
-    if let Some((first, last)) = ent.indexes {
-        return format!(
-            "the order ({}) is delivered: chunks {first} to {last}",
-            ent.state
-        );
+/// The id of chunk `index - 1` of `feed`, if chunks `d.first..index` are
+/// the dataset's (the first its first, each linked to the one before and
+/// signed).
+fn dataset_prefix(feed: &FeedDir, d: &DatasetRange, index: u64) -> Option<String> {
+    let mut previous: Option<String> = None;
+    for i in d.first..index {
+        let e = layout::read_envelope(&feed.dir.join(layout::envelope_name(i))).ok()?;
+        let linked = match &previous {
+            None => e.chunk_id == d.first_chunk_id,
+            Some(p) => e.previous_chunk_id.as_deref() == Some(p.as_str()),
+        };
+        if e.index != i || !linked || verify_signed(&e).is_err() {
+            return None;
+        }
+        previous = Some(e.chunk_id);
     }
-    match (&ent.reason, &ent.access_ends) {
-        (Some(r), Some(at)) => format!(
-            "the subscription is {} ({r}); access ended at {at}",
-            ent.state
-        ),
-        (Some(r), None) => format!("the subscription is {} ({r})", ent.state),
-        (None, Some(at)) => format!("the subscription is {}; access ended at {at}", ent.state),
-        (None, None) => format!("the subscription is {}", ent.state),
-    }
+    previous
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn ent(history: History, ends: Option<i64>, is_final: bool) -> Entitlement {
-        Entitlement {
-            state: "active".into(),
-            is_final,
-            reason: None,
-            active_from: Some(100),
-            ends,
-            paid_through: None,
-            grace_until: None,
-            access_ends: None,
-            seconds_left: None,
-            history,
-            keys: vec![(i64::MIN, "k1".into()), (200, "k2".into())],
-            recipient_id: "b".into(),
-            indexes: None,
-        }
-    }
-
-    #[test]
-    fn chunks_are_decided_by_time_history_and_key() {
-        let mut order = ent(History::None, None, true);
-        order.indexes = Some((2, 4));
-        assert_eq!(order.decide(1, 1, 0), Decision::Skip);
-        assert_eq!(order.decide(2, 1, 0), Decision::Send("k1".into()));
-        assert_eq!(order.decide(4, 10_000, 0), Decision::Send("k1".into()));
-        assert_eq!(order.decide(5, 1, 0), Decision::Ended);
-        let e = ent(History::None, Some(300), false);
-        assert_eq!(e.decide(0, 50, 5), Decision::Skip);
-        assert_eq!(e.decide(5, 100, 5), Decision::Send("k1".into()));
-        assert_eq!(e.decide(6, 200, 5), Decision::Send("k2".into()));
-        assert_eq!(e.decide(7, 300, 5), Decision::Recheck);
-        let f = ent(History::None, Some(300), true);
-        assert_eq!(f.decide(7, 300, 5), Decision::Ended);
-        assert_eq!(f.decide(6, 299, 5), Decision::Send("k2".into()));
-        let all = ent(History::All, None, false);
-        assert_eq!(all.decide(0, 1, 5), Decision::Send("k1".into()));
-        assert_eq!(all.decide(9, 10_000, 5), Decision::Send("k2".into()));
-        let last2 = ent(History::Last(2), None, false);
-        assert_eq!(last2.decide(2, 1, 5), Decision::Skip);
-        assert_eq!(last2.decide(3, 1, 5), Decision::Send("k1".into()));
-        assert_eq!(last2.decide(4, 1, 5), Decision::Send("k1".into()));
-        let mut unpaid = ent(History::All, None, false);
-        unpaid.active_from = None;
-        assert!(!unpaid.in_force());
-        assert_eq!(unpaid.decide(0, 1, 0), Decision::Ended);
-    }
 
     #[test]
     fn head_keys_differ_per_buyer_and_feed_and_are_stable() {
@@ -1097,5 +1159,22 @@ mod tests {
         assert_ne!(a, head_keypair(&seed, "f", "bb").public());
         assert_ne!(a, head_keypair(&seed, "g", "aa").public());
         assert_ne!(a, head_keypair(&[8u8; 32], "f", "aa").public());
+    }
+
+    #[test]
+    fn a_pool_bounds_streams_in_all_and_per_peer() {
+        let pool = Pool::new(6);
+        let (a, b) = (PeerId::random(), PeerId::random());
+        for _ in 0..MAX_STREAMS_PER_PEER {
+            assert!(pool.take(a));
+        }
+        assert!(!pool.take(a), "a peer's share is full");
+        assert!(pool.take(b) && pool.take(b));
+        assert!(!pool.take(PeerId::random()), "the pool is full");
+        drop(Slot {
+            pool: &pool,
+            peer: a,
+        });
+        assert!(pool.take(a), "a place given back is taken again");
     }
 }

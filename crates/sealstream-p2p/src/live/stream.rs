@@ -58,6 +58,12 @@ impl Messages {
         self.reader.get_mut().timeout = timeout;
     }
 
+    /// Make every read and write fail once `within` has passed from now
+    /// (`None`: no overall deadline).
+    pub(crate) fn set_deadline(&mut self, within: Option<Duration>) {
+        self.reader.get_mut().deadline = within.map(|d| std::time::Instant::now() + d);
+    }
+
     /// The next message of at most `max` bytes; `Ok(None)` at the end of the stream.
     pub(crate) fn recv(&mut self, max: usize) -> Result<Option<Message>, RecvError> {
         match read_line(&mut self.reader, &mut self.line, max) {

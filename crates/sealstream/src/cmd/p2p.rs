@@ -287,7 +287,20 @@ fn serve_feeds(args: P2pServeArgs, ui: Ui) -> CliResult {
         server: args.server.clone(),
         key_file,
     };
-    let client = super::market_session::client(&session, "a seller (p2p serve)")?;
+    // Checked (and the key read) once; the entitlements' clients are made
+    // from the same parts.
+    super::market_session::client(&session, "a seller (p2p serve)")?;
+    let seller_key =
+        crate::keyfile::secp256k1_secret(&session.key_file, "sign-in key")?.to_hex_secret();
+    let server_url = session.server.clone();
+    let make_client = move || {
+        sealstream_client::market::MarketClient::new(
+            &server_url,
+            sealstream_core::keys::MachineSigningKey::from_hex(&seller_key, "sign-in key")
+                .expect("a valid key round-trips"),
+        )
+        .with_statement("Sign in to the sealstream market as a seller (p2p serve).")
+    };
     // With --mirror, each feed's directory follows the market's chain.
     let mut mirrors = Vec::new();
     if args.mirror {
@@ -319,7 +332,7 @@ fn serve_feeds(args: P2pServeArgs, ui: Ui) -> CliResult {
         },
         &identity,
         owner,
-        Arc::new(MarketEntitlements::new(client, &machine)),
+        Arc::new(MarketEntitlements::new(make_client, &machine)),
         Arc::new(move |e| {
             if quiet {
                 return;
@@ -621,6 +634,18 @@ fn subscribe(args: P2pSubscribeArgs, ui: Ui) -> CliResult {
                 match feed_state(None, Some(&ended)) {
                     Some(s) if !sub.starts_with("ord_") => eprintln!("{}", state_line(&sub, &s)),
                     _ => eprintln!("{sub}: {}", ended.reason),
+                }
+                // Over (a final subscription, a delivered order) or refused.
+                let over = match ended.state.as_deref() {
+                    Some("paid" | "granted") => sub.starts_with("ord_"),
+                    Some(state) => SubscriptionState::parse(state).is_some_and(|s| s.is_final()),
+                    None => false,
+                };
+                if !over {
+                    return Err(CliError::integrity(format!(
+                        "{sub}: the seller refused: {}",
+                        ended.reason
+                    )));
                 }
                 ui.say(format!(
                     "{sub}: the seller ended the feed; {} written",
