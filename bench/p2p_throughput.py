@@ -7,8 +7,8 @@ the feed's connection-to-first-chunk latency. Usage:
 
     cargo build --release -p sealstream      # or let the script build it
     .venv/bin/python bench/p2p_throughput.py [--mib 256] [--chunk-size 262144]
-        [--buyers 3] [--runs 2] [--latency-runs 7] [--no-dht]
-        [--binary PATH] [--no-build] [--keep]
+        [--buyers 3] [--runs 2] [--latency-runs 7] [--no-dht] [--perf]
+        [--attempts N] [--binary PATH] [--no-build] [--keep]
 
 Needs the venv's eth_account (SIWE and registration signatures) and PyNaCl
 (buyer keys), and curl (the plain HTTP download).
@@ -59,6 +59,9 @@ local objects, a temporary --data-dir) started on a free port:
   range.
 - The floor: this machine's loopback TCP throughput, a Python socket pair
   (two threads, 1 MiB sends and receives, about 2 s).
+- With --perf, one more 1-buyer feed run under `perf record` (the seller
+  and the subscriber): the symbols with the most self time of each, on
+  stderr and in the RESULT.
 
 The machine may be shared: every throughput measurement records how many
 cores other processes used meanwhile (bench/quiet.py) and is retried while
@@ -274,6 +277,8 @@ def main() -> None:
     ap.add_argument("--binary", type=Path, default=OURS)
     ap.add_argument("--no-build", action="store_true", help="do not run cargo build --release first")
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
+    ap.add_argument("--perf", action="store_true",
+                    help="also profile the seller and one subscriber of a 1-buyer run (perf record)")
     args = ap.parse_args()
     quiet.ATTEMPTS = max(1, args.attempts)
 
@@ -488,6 +493,9 @@ def main() -> None:
             "to_valid_ms": [v * 1000 for v in valid], "to_first_chunk_ms": [v * 1000 for v in first],
             "valid_to_first_ms": [(b - a) * 1000 for a, b in zip(valid, first)],
         }
+        if args.perf:
+            results["profile"] = profile_run(procs, work, seller, subscribe_cmd(buyers[0], work / "perf.out", False),
+                                             last)
         procs.stop(seller)
 
         # ------------------------------------------------------ reference protocol
@@ -600,6 +608,33 @@ def main() -> None:
             print(f"work directory kept: {work}", file=sys.stderr)
         else:
             shutil.rmtree(work, ignore_errors=True)
+
+
+def profile_run(procs: Procs, work: Path, seller: subprocess.Popen, cmd: list[str], last: int) -> dict:
+    """One more 1-buyer feed run with `perf record` on the seller and the
+    subscriber; the symbols with the most samples of each."""
+    print("profile: perf record of the seller and a subscriber", file=sys.stderr)
+    on_seller = procs.start(["perf", "record", "-F", "999", "-g", "-o", str(work / "seller.perf"),
+                             "-p", str(seller.pid)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(0.5)
+    f = Follower(procs, cmd, last, work / "perf.log")
+    on_buyer = procs.start(["perf", "record", "-F", "999", "-g", "-o", str(work / "subscriber.perf"),
+                            "-p", str(f.proc.pid)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    f.wait(600)
+    for p in (on_buyer, on_seller):
+        p.send_signal(signal.SIGINT)
+        p.wait(timeout=60)
+    procs.stop(f.proc)
+    out = {}
+    for name in ("seller", "subscriber"):
+        report = subprocess.run(["perf", "report", "-i", str(work / f"{name}.perf"), "--no-children",
+                                 "--sort", "symbol", "--stdio", "--percent-limit", "1.5", "-g", "none"],
+                                capture_output=True, text=True).stdout
+        lines = [line.strip() for line in report.splitlines() if line.strip() and not line.startswith("#")]
+        out[name] = lines[:25]
+        print(f"\n{name}, perf (self time, symbols >= 1.5 %):\n" + "\n".join("    " + x for x in out[name]),
+              file=sys.stderr)
+    return out
 
 
 def urllib_get(url: str) -> bytes:
