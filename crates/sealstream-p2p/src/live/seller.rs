@@ -691,8 +691,9 @@ impl Shared {
         if !verify_by_peer(&peer, &feed::hello_payload(hello), &hello.signature) {
             return invalid("signature: not the connecting peer's signature of this hello");
         }
-        let check = || self.entitlements.check(&feed.name, &hello.subscription);
-        let mut ent = match check() {
+        // The entitlement this check answers is the market's as of its start.
+        let checked_from = now_unix();
+        let mut ent = match self.entitlements.check(&feed.name, &hello.subscription) {
             Ok(e) => e,
             Err(Denied::Refused(reason)) => return invalid(&reason),
             Err(Denied::Unavailable(why)) => {
@@ -733,7 +734,15 @@ impl Shared {
             },
         );
         let result = self.stream_feed(
-            peer, hello, &feed, &buyer_key, generation, &mut ent, m, keys,
+            peer,
+            hello,
+            &feed,
+            &buyer_key,
+            generation,
+            &mut ent,
+            checked_from,
+            m,
+            keys,
         );
         let mut sessions = self.sessions.lock().expect("sessions lock");
         if sessions
@@ -767,6 +776,7 @@ impl Shared {
         buyer_key: &str,
         generation: u64,
         ent: &mut Entitlement,
+        checked_from: i64,
         m: &mut Messages,
         keys: &mut u64,
     ) -> Stop {
@@ -797,8 +807,11 @@ impl Shared {
         // The entitlement as known is the market's as of this second (the
         // start of the last check that answered): a key goes out only for
         // a chunk that appeared before it, so no chunk after the end (a
-        // revocation, say) gets a key, however late the check.
-        let mut fresh_as_of = i64::MIN;
+        // revocation, say) gets a key, however late the check. The hello's
+        // check is the first: chunks that appeared before it need no other
+        // (without it, every session waited for a second check before its
+        // first key).
+        let mut fresh_as_of = checked_from;
         let mut next = hello.from.max(feed.base);
         // Ok(true): answered; Ok(false): the market could not be asked.
         let recheck = |ent: &mut Entitlement,
