@@ -76,6 +76,7 @@ import hashlib
 import json
 import os
 import platform
+import re
 import shutil
 import signal
 import socket
@@ -630,7 +631,9 @@ def profile_run(procs: Procs, work: Path, seller: subprocess.Popen, cmd: list[st
         report = subprocess.run(["perf", "report", "-i", str(work / f"{name}.perf"), "--no-children",
                                  "--sort", "symbol", "--stdio", "--percent-limit", "1.5", "-g", "none"],
                                 capture_output=True, text=True).stdout
-        lines = [line.strip() for line in report.splitlines() if line.strip() and not line.startswith("#")]
+        # "12.34%  [.] symbol   -  -": the percentage, user or kernel, the symbol.
+        lines = [" ".join(re.sub(r"(\s+-)+\s*$", "", line).split())
+                 for line in report.splitlines() if line.strip() and not line.startswith("#")]
         out[name] = lines[:25]
         print(f"\n{name}, perf (self time, symbols >= 1.5 %):\n" + "\n".join("    " + x for x in out[name]),
               file=sys.stderr)
