@@ -3,11 +3,14 @@
 //! `crates/sealstream/tests/p2p_feeds.rs`): a feed that grows arrives
 //! checked and opened, byte for byte; an entitlement that ends cuts the
 //! buyer off with the reason and no later key; a hello for an unknown
-//! subscription, or with another buyer key, is refused.
+//! subscription, or with another buyer key, is refused; chunks older than
+//! the hello's entitlement check need no second check; a stream beyond the
+//! session limit is told to come back later.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use sealstream_core::keys::RecipientSecretKey;
 use sealstream_p2p::live::buyer::{subscribe, Event, SubscribeConfig};
@@ -71,13 +74,22 @@ fn start(dir: &Path, ent: Arc<Fixed>) -> FeedServer {
 }
 
 fn start_with(dir: &Path, ent: Arc<Fixed>, max_sessions: usize) -> FeedServer {
+    start_full(dir, ent, Duration::from_millis(200), max_sessions)
+}
+
+fn start_full(
+    dir: &Path,
+    ent: Arc<dyn Entitlements>,
+    revalidate: Duration,
+    max_sessions: usize,
+) -> FeedServer {
     FeedServer::start(
         FeedServerConfig {
             feeds: vec![("/t".into(), dir.to_path_buf())],
             listen: DEFAULT_LISTEN.into(),
             bootstrap: vec![],
             dht: false,
-            revalidate: Duration::from_millis(200),
+            revalidate,
             max_sessions,
             granting: sealstream_core::chunk::recipient_type::OWNER,
         },
@@ -247,4 +259,69 @@ fn a_stream_beyond_the_session_limit_is_told_to_come_back_later() {
     );
     release.send(()).unwrap();
     assert!(follower.join().unwrap().is_err());
+}
+
+/// An entitlement in force, and how many times it was checked.
+struct Counted {
+    ent: Entitlement,
+    checks: AtomicUsize,
+}
+
+impl Entitlements for Counted {
+    fn check(&self, _feed: &str, _subscription: &str) -> Result<Entitlement, Denied> {
+        self.checks.fetch_add(1, Ordering::SeqCst);
+        let mut e = self.ent.clone();
+        e.as_of = sealstream_core::utc::now_unix();
+        Ok(e)
+    }
+}
+
+#[test]
+fn chunks_older_than_the_hellos_check_need_no_second_check() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("feed");
+    std::fs::create_dir_all(&dir).unwrap();
+    let src = chain("odd").join("published");
+    copy_chunk(&src, &dir, 0);
+    copy_chunk(&src, &dir, 1);
+    // The chunks appeared an hour before the buyer's hello.
+    let hour_ago = SystemTime::now() - Duration::from_secs(3600);
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        std::fs::File::options()
+            .write(true)
+            .open(entry.unwrap().path())
+            .unwrap()
+            .set_modified(hour_ago)
+            .unwrap();
+    }
+    let buyer = key("buyer.x25519.sk");
+    let counted = Arc::new(Counted {
+        ent: active(&buyer.public_key().to_hex()),
+        checks: AtomicUsize::new(0),
+    });
+    // No revalidation during the test.
+    let server = start_full(&dir, counted.clone(), Duration::from_secs(600), 8);
+    let mut checks_at = Vec::new();
+    let stopped = subscribe(
+        &config(&server, "sub_1", buyer),
+        &Identity::generate(),
+        &mut |e| match e {
+            Event::Valid(_) => Ok(()),
+            Event::Chunk { envelope, .. } => {
+                checks_at.push((envelope.index, counted.checks.load(Ordering::SeqCst)));
+                if envelope.index == 1 {
+                    Err("enough".into())
+                } else {
+                    Ok(())
+                }
+            }
+            other => panic!("unexpected {other:?}"),
+        },
+    );
+    assert!(
+        matches!(&stopped, Err(NodeError::Sink(m)) if m == "enough"),
+        "{stopped:?}"
+    );
+    // The hello's check, and no other: it started after both chunks appeared.
+    assert_eq!(checks_at, [(0, 1), (1, 1)]);
 }
