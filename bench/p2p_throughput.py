@@ -30,7 +30,7 @@ local objects, a temporary --data-dir) started on a free port:
   checking subscriptions with the market, joined to a `p2p bootstrap` node
   (unless --no-dht). The chain's files are older than any run (the seller
   sends a chunk's key only after an entitlement check started after the
-  chunk's file time: see `fresh_as_of` in seller.rs).
+  chunk's file time: see `Entitlement::as_of` in live/entitlement.rs).
 - Feed runs (1 buyer, then --buyers at once; each buyer its own `p2p
   subscribe --seller-addr` process, a fresh output file): wall time from
   starting the subscribers until each has written the last chunk (its
