@@ -251,6 +251,16 @@ fn buyers_find_the_seller_follow_through_revocation_restart_relays_and_an_impost
         p2p(&["status", "--status-file", status_file.to_str().unwrap()]),
         "p2p status",
     );
+    // It names the subscriptions served: its owner's only.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&status_file)
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
 
     // Cem is revoked; his follower ends with the reason.
     run_ok(

@@ -175,6 +175,27 @@ fn fetch(args: P2pFetchArgs, ui: Ui) -> CliResult {
     Ok(())
 }
 
+/// A peer's text as it may be shown: control characters (a forged log
+/// line, terminal escapes) replaced by `?`, at most 500 characters.
+fn printable(text: &str) -> String {
+    text.chars()
+        .take(500)
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect()
+}
+
+/// Write `bytes` to `path` atomically, readable by its user only (it names
+/// the subscriptions being served).
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let (dir, _) = sealstream_files::layout::dir_and_name(path)?;
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".p2p-status.")
+        .tempfile_in(dir)?;
+    tmp.write_all(bytes)?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(path).map(drop).map_err(|e| e.error)
+}
+
 /// Print `line` on stdout at once (an address or URL a script reads), and
 /// write it to `file` if given.
 fn announce(line: &str, file: Option<&Path>, flag: &str) -> CliResult {
@@ -382,7 +403,7 @@ fn serve_feeds(args: P2pServeArgs, ui: Ui) -> CliResult {
         if let Some(file) = &status_file {
             let text =
                 sealstream_core::json::write::to_python_pretty(&status_json(&server.status()));
-            if let Err(e) = write_atomic(file, text.as_bytes()) {
+            if let Err(e) = write_private(file, text.as_bytes()) {
                 failed.get_or_insert(e.to_string());
             }
         }
@@ -499,11 +520,11 @@ fn feed_state(
     Some(FeedState {
         status,
         state,
-        paid_through: v.and_then(|v| v.paid_through.clone()),
-        grace_until: v.and_then(|v| v.grace_until.clone()),
+        paid_through: v.and_then(|v| v.paid_through.as_deref().map(printable)),
+        grace_until: v.and_then(|v| v.grace_until.as_deref().map(printable)),
         seconds_left: v.and_then(|v| v.seconds_left),
-        access_ends: v.and_then(|v| v.access_ends.clone()),
-        reason: ended.map(|e| e.reason.clone()),
+        access_ends: v.and_then(|v| v.access_ends.as_deref().map(printable)),
+        reason: ended.map(|e| printable(&e.reason)),
         remedy: None,
         is_final: state.is_final(),
         cutoff: None,
@@ -579,7 +600,7 @@ fn subscribe(args: P2pSubscribeArgs, ui: Ui) -> CliResult {
                     }
                     Event::Valid(v) => match feed_state(Some(v), None) {
                         Some(s) => eprintln!("{}", state_line(&sub, &s)),
-                        None => eprintln!("{sub}: valid ({})", v.state),
+                        None => eprintln!("{sub}: valid ({})", printable(&v.state)),
                     },
                     Event::Chunk {
                         envelope,
@@ -620,7 +641,7 @@ fn subscribe(args: P2pSubscribeArgs, ui: Ui) -> CliResult {
                         eprintln!("{sub}: relay {peer} rejected at chunk {index}: {problem}; fetching from another peer")
                     }
                     Event::Disconnected { problem } => {
-                        eprintln!("{sub}: {problem}; reconnecting")
+                        eprintln!("{sub}: {}; reconnecting", printable(&problem))
                     }
                 }
                 Ok(())
@@ -633,7 +654,7 @@ fn subscribe(args: P2pSubscribeArgs, ui: Ui) -> CliResult {
             Ok(Ok(ended)) => {
                 match feed_state(None, Some(&ended)) {
                     Some(s) if !sub.starts_with("ord_") => eprintln!("{}", state_line(&sub, &s)),
-                    _ => eprintln!("{sub}: {}", ended.reason),
+                    _ => eprintln!("{sub}: {}", printable(&ended.reason)),
                 }
                 // Over (a final subscription, a delivered order) or refused.
                 let over = match ended.state.as_deref() {
@@ -644,7 +665,7 @@ fn subscribe(args: P2pSubscribeArgs, ui: Ui) -> CliResult {
                 if !over {
                     return Err(CliError::integrity(format!(
                         "{sub}: the seller refused: {}",
-                        ended.reason
+                        printable(&ended.reason)
                     )));
                 }
                 ui.say(format!(
@@ -677,4 +698,16 @@ fn subscribe(args: P2pSubscribeArgs, ui: Ui) -> CliResult {
 
 fn quiet_of(ui: &Ui) -> bool {
     ui.quiet || ui.json
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_peers_text_is_shown_without_control_characters() {
+        assert_eq!(printable("revoked\n\u{1b}[31mok"), "revoked??[31mok");
+        assert_eq!(printable(&"x".repeat(900)).len(), 500);
+        assert_eq!(printable("plain: café"), "plain: café");
+    }
 }
