@@ -1161,6 +1161,105 @@ mod tests {
         assert_ne!(a, head_keypair(&[8u8; 32], "f", "aa").public());
     }
 
+    /// An entitlement of one buyer key, in force.
+    struct OneKey(String);
+
+    impl Entitlements for OneKey {
+        fn check(&self, _feed: &str, _id: &str) -> Result<Entitlement, Denied> {
+            Ok(Entitlement {
+                as_of: now_unix(),
+                state: "active".into(),
+                is_final: false,
+                reason: None,
+                active_from: Some(0),
+                ends: None,
+                paid_through: None,
+                grace_until: None,
+                access_ends: None,
+                seconds_left: None,
+                history: History::None,
+                keys: vec![(i64::MIN, self.0.clone())],
+                recipient_id: "buyer".into(),
+                dataset: None,
+            })
+        }
+    }
+
+    /// A peer that knows a subscription id and its buyer's public key, but
+    /// not the secret, signs a perfect hello with its own identity: the
+    /// challenge stops it before `valid` (no state, no session taken over).
+    #[test]
+    fn a_hello_for_a_key_the_peer_does_not_hold_gets_no_session() {
+        let dir = tempfile::tempdir().unwrap();
+        let buyer = RecipientSecretKey::generate();
+        let server = FeedServer::start(
+            FeedServerConfig {
+                feeds: vec![("/t".into(), dir.path().to_path_buf())],
+                listen: crate::node::DEFAULT_LISTEN.into(),
+                bootstrap: vec![],
+                dht: false,
+                revalidate: Duration::from_secs(60),
+                max_sessions: 4,
+                granting: sealstream_core::chunk::recipient_type::OWNER,
+            },
+            &Identity::generate(),
+            RecipientSecretKey::generate(),
+            Arc::new(OneKey(buyer.public_key().to_hex())),
+            Arc::new(|_| {}),
+        )
+        .unwrap();
+        let addr: Multiaddr = server.addr().parse().unwrap();
+        let seller: PeerId = server.peer_id().parse().unwrap();
+        let node = Node::start(
+            &Identity::generate(),
+            Options {
+                dial: Some(addr),
+                ..Options::default()
+            },
+        )
+        .unwrap();
+        let stream = node
+            .open(
+                seller,
+                StreamProtocol::new(feed::PROTOCOL),
+                Duration::from_secs(10),
+            )
+            .unwrap();
+        let mut m = Messages::new(node.rt.handle().clone(), stream);
+        let mut hello = Hello {
+            seller: server.peer_id(),
+            feed: "/t".into(),
+            subscription: "sub_1".into(),
+            buyer_key: buyer.public_key().to_hex(),
+            from: 0,
+            inline: true,
+            signature: String::new(),
+        };
+        hello.signature = hex::encode(node.keypair.sign(&feed::hello_payload(&hello)).unwrap());
+        m.send(&Message::Hello(hello)).unwrap();
+        let Ok(Some(Message::Challenge { sealed })) = m.recv(MAX_REQUEST_BYTES) else {
+            panic!("no challenge")
+        };
+        // Without the secret, the nonce cannot be opened: any answer is wrong.
+        assert!(sealstream_core::sealed_box::open(
+            &hex::decode(&sealed).unwrap(),
+            &RecipientSecretKey::generate()
+        )
+        .is_none());
+        m.send(&Message::Proof {
+            nonce: "00".repeat(32),
+        })
+        .unwrap();
+        match m.recv(crate::feed::MAX_MESSAGE_BYTES) {
+            Ok(Some(Message::Invalid { reason, retry, .. })) => {
+                assert!(reason.starts_with("proof:"), "{reason}");
+                assert!(!retry);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(server.status().sessions.is_empty());
+    }
+
     #[test]
     fn a_pool_bounds_streams_in_all_and_per_peer() {
         let pool = Pool::new(6);
