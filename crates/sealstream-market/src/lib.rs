@@ -28,3 +28,4 @@ pub mod server_key;
 pub mod store;
 pub mod subscriptions;
 pub mod throttle;
+pub mod web;

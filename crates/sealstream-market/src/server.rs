@@ -557,7 +557,8 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::ingest::read_routes())
         .merge(crate::datasets::routes())
         .merge(crate::orders::routes())
-        .merge(crate::subscriptions::routes());
+        .merge(crate::subscriptions::routes())
+        .merge(crate::web::routes());
     let small = limited(
         read_whole(small),
         config.body_limit,
@@ -614,11 +615,12 @@ async fn api_answers(request: Request, next: Next) -> Response {
         .entry(header::CACHE_CONTROL)
         .or_insert(header::HeaderValue::from_static("no-store"));
     let status = response.status();
+    // A page's refusal is a page (text/html), the API's JSON.
     let is_json = response
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/json"));
+        .is_some_and(|v| v.starts_with("application/json") || v.starts_with("text/html"));
     if !(status.is_client_error() || status.is_server_error()) || is_json {
         return response;
     }
