@@ -29,7 +29,7 @@
 
 use base64::Engine as _;
 use sealstream_core::chunk::{ChunkEnvelope, KeyRecipient};
-use sealstream_core::json::{self, canonical, Map, Number, Value};
+use sealstream_core::json::{self, canonical, Map, Value};
 use sha2::{Digest, Sha256};
 
 /// The feed protocol (a buyer's session with the seller).
@@ -171,6 +171,12 @@ pub struct MessageError {
     pub problem: String,
 }
 
+impl From<crate::fields::Fault> for MessageError {
+    fn from((field, problem): crate::fields::Fault) -> MessageError {
+        MessageError::new(field, problem)
+    }
+}
+
 impl MessageError {
     fn new(field: impl Into<String>, problem: impl Into<String>) -> MessageError {
         MessageError {
@@ -301,25 +307,11 @@ impl Message {
         let o = value
             .as_object()
             .ok_or_else(|| MessageError::new("message", "not a JSON object"))?;
-        let text = |k: &str| -> Result<String, MessageError> {
-            o.get(k)
-                .and_then(Value::as_str)
-                .map(str::to_string)
-                .ok_or_else(|| MessageError::new(k, "required string"))
-        };
-        let opt_text = |k: &str| -> Result<Option<String>, MessageError> {
-            match o.get(k) {
-                None | Some(Value::Null) => Ok(None),
-                Some(Value::String(s)) => Ok(Some(s.clone())),
-                Some(_) => Err(MessageError::new(k, "expected a string")),
-            }
-        };
-        let count = |k: &str| -> Result<u64, MessageError> {
-            o.get(k)
-                .and_then(Value::as_number)
-                .and_then(Number::as_u64)
-                .ok_or_else(|| MessageError::new(k, "required unsigned integer"))
-        };
+        let text = |k: &str| crate::fields::text(o, k).map_err(MessageError::from);
+        let opt_text = |k: &str| crate::fields::opt_text(o, k).map_err(MessageError::from);
+        let count = |k: &str| crate::fields::count(o, k).map_err(MessageError::from);
+        let flag =
+            |k: &str, default| crate::fields::flag(o, k, default).map_err(MessageError::from);
         match o.get("type").and_then(Value::as_str) {
             Some("hello") => Ok(Message::Hello(Hello {
                 seller: text("seller")?,
@@ -327,11 +319,7 @@ impl Message {
                 subscription: text("subscription")?,
                 buyer_key: text("buyerKey")?,
                 from: count("from")?,
-                inline: match o.get("inline") {
-                    Some(Value::Bool(b)) => *b,
-                    None => true,
-                    Some(_) => return Err(MessageError::new("inline", "expected true or false")),
-                },
+                inline: flag("inline", true)?,
                 signature: text("signature")?,
             })),
             Some("valid") => Ok(Message::Valid(Valid {
@@ -350,11 +338,7 @@ impl Message {
             Some("invalid") => Ok(Message::Invalid {
                 reason: text("reason")?,
                 state: opt_text("state")?,
-                retry: match o.get("retry") {
-                    None => false,
-                    Some(Value::Bool(b)) => *b,
-                    Some(_) => return Err(MessageError::new("retry", "expected true or false")),
-                },
+                retry: flag("retry", false)?,
             }),
             Some("challenge") => Ok(Message::Challenge {
                 sealed: text("sealed")?,

@@ -10,6 +10,7 @@
 #![warn(missing_docs)]
 
 pub mod feed;
+mod fields;
 #[cfg(feature = "node")]
 pub mod live;
 #[cfg(feature = "node")]

@@ -543,49 +543,44 @@ impl Node {
         let _ = self.commands.send(c);
     }
 
+    /// Send the swarm the command `make` builds around a reply channel,
+    /// and wait up to `wait` for the reply (the default if none comes).
+    fn ask<T: Default>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<T>) -> Command,
+        wait: Duration,
+    ) -> T {
+        let (tx, rx) = oneshot::channel();
+        self.command(make(tx));
+        self.rt
+            .block_on(async { tokio::time::timeout(wait, rx).await })
+            .ok()
+            .and_then(Result::ok)
+            .unwrap_or_default()
+    }
+
     /// Announce `key` in the DHT (again after every bootstrap); whether
     /// the first announcement reached a peer within 15 s.
     pub(crate) fn provide(&self, key: kad::RecordKey) -> bool {
-        let (tx, rx) = oneshot::channel();
-        self.command(Command::Provide(key, tx));
-        self.rt
-            .block_on(async { tokio::time::timeout(Duration::from_secs(15), rx).await })
-            .ok()
-            .and_then(Result::ok)
-            .unwrap_or(false)
+        self.ask(|tx| Command::Provide(key, tx), Duration::from_secs(15))
     }
 
     /// The providers of `key` in the DHT (empty after the query's timeout).
     pub(crate) fn find_providers(&self, key: kad::RecordKey) -> Vec<PeerId> {
-        let (tx, rx) = oneshot::channel();
-        self.command(Command::FindProviders(key, tx));
-        self.rt
-            .block_on(async { tokio::time::timeout(Duration::from_secs(15), rx).await })
-            .ok()
-            .and_then(Result::ok)
-            .unwrap_or_default()
+        self.ask(
+            |tx| Command::FindProviders(key, tx),
+            Duration::from_secs(15),
+        )
     }
 
     /// Look `peer` up in the DHT (so that a dial by peer id finds it).
     pub(crate) fn find_peer(&self, peer: PeerId) -> bool {
-        let (tx, rx) = oneshot::channel();
-        self.command(Command::FindPeer(peer, tx));
-        self.rt
-            .block_on(async { tokio::time::timeout(Duration::from_secs(15), rx).await })
-            .ok()
-            .and_then(Result::ok)
-            .unwrap_or(false)
+        self.ask(|tx| Command::FindPeer(peer, tx), Duration::from_secs(15))
     }
 
     /// The peers connected now, and the DHT's routing table size.
     pub(crate) fn peers(&self) -> (Vec<PeerId>, usize) {
-        let (tx, rx) = oneshot::channel();
-        self.command(Command::Peers(tx));
-        self.rt
-            .block_on(async { tokio::time::timeout(Duration::from_secs(5), rx).await })
-            .ok()
-            .and_then(Result::ok)
-            .unwrap_or_default()
+        self.ask(Command::Peers, Duration::from_secs(5))
     }
 
     /// Open a stream of `protocol` to `peer` (dialing it if needed), within `wait`.

@@ -20,7 +20,7 @@ use std::io::BufRead;
 
 use base64::Engine as _;
 use sealstream_core::chunk::ChunkEnvelope;
-use sealstream_core::json::{self, canonical, Map, Number, Value};
+use sealstream_core::json::{self, canonical, Map, Value};
 
 /// The protocol id of the reference's chunk stream.
 pub const PROTOCOL: &str = "/peaqos/stream/chunk/1.0.0";
@@ -139,6 +139,12 @@ pub struct FrameError {
     pub problem: String,
 }
 
+impl From<crate::fields::Fault> for FrameError {
+    fn from((field, problem): crate::fields::Fault) -> FrameError {
+        FrameError::new(field, problem)
+    }
+}
+
 impl FrameError {
     fn new(field: impl Into<String>, problem: impl Into<String>) -> FrameError {
         FrameError {
@@ -210,18 +216,8 @@ impl Frame {
         let o = value
             .as_object()
             .ok_or_else(|| FrameError::new("frame", "not a JSON object"))?;
-        let text = |k: &str| -> Result<String, FrameError> {
-            o.get(k)
-                .and_then(Value::as_str)
-                .map(str::to_string)
-                .ok_or_else(|| FrameError::new(k, "required string"))
-        };
-        let count = |k: &str| -> Result<u64, FrameError> {
-            o.get(k)
-                .and_then(Value::as_number)
-                .and_then(Number::as_u64)
-                .ok_or_else(|| FrameError::new(k, "required unsigned integer"))
-        };
+        let text = |k: &str| crate::fields::text(o, k).map_err(FrameError::from);
+        let count = |k: &str| crate::fields::count(o, k).map_err(FrameError::from);
         match o.get("type").and_then(Value::as_str) {
             Some("handshake") => Ok(Frame::Handshake {
                 purchase_id: text("purchaseId")?,
