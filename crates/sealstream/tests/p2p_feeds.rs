@@ -306,52 +306,34 @@ fn buyers_find_the_seller_follow_through_revocation_restart_relays_and_an_impost
     let mut bytes = std::fs::read(&flipped).unwrap();
     bytes[0] ^= 0x01;
     std::fs::write(&flipped, bytes).unwrap();
-    let relay_addr = t.join("relay.addr");
-    let relay_log = t.join("relay.log");
-    let mut relay = p2p(&[
-        "relay",
-        "--seller",
-        &seller_peer,
-        "--feed",
-        TOPIC,
-        "--bootstrap",
-        &boot,
-    ]);
-    relay
-        .arg("--chunk-dir")
-        .arg(&kept)
-        .arg("--addr-file")
-        .arg(&relay_addr);
-    let _relay = spawn(relay, &relay_log);
-    let impostor_addr = t.join("impostor.addr");
-    let impostor_log = t.join("impostor.log");
-    let mut impostor = p2p(&[
-        "relay",
-        "--seller",
-        &seller_peer,
-        "--feed",
-        TOPIC,
-        "--bootstrap",
-        &boot,
-    ]);
-    impostor
-        .arg("--chunk-dir")
-        .arg(fixtures().join("chains/odd/published"))
-        .arg("--addr-file")
-        .arg(&impostor_addr);
-    let _impostor = spawn(impostor, &impostor_log);
-    logs.extend([relay_log.clone(), impostor_log.clone()]);
+    // `p2p relay` of `dir` for the seller's feed, named `name`: the
+    // process, its log, and its peer id once it listens.
+    let relay_of = |name: &str, dir: &Path, logs: &mut Vec<PathBuf>| {
+        let addr = t.join(format!("{name}.addr"));
+        let log = t.join(format!("{name}.log"));
+        let mut c = p2p(&[
+            "relay",
+            "--seller",
+            &seller_peer,
+            "--feed",
+            TOPIC,
+            "--bootstrap",
+            &boot,
+        ]);
+        c.arg("--chunk-dir").arg(dir).arg("--addr-file").arg(&addr);
+        let running = spawn(c, &log);
+        logs.push(log);
+        let l: Vec<&Path> = logs.iter().map(PathBuf::as_path).collect();
+        let peer = line_of(&addr, &l).rsplit('/').next().unwrap().to_string();
+        (running, peer)
+    };
+    let (_relay, relay_peer) = relay_of("relay", &kept, &mut logs);
+    let (_impostor, impostor_peer) = relay_of(
+        "impostor",
+        &fixtures().join("chains/odd/published"),
+        &mut logs,
+    );
     let l: Vec<&Path> = logs.iter().map(PathBuf::as_path).collect();
-    let relay_peer = line_of(&relay_addr, &l)
-        .rsplit('/')
-        .next()
-        .unwrap()
-        .to_string();
-    let impostor_peer = line_of(&impostor_addr, &l)
-        .rsplit('/')
-        .next()
-        .unwrap()
-        .to_string();
     followers.push(spawn(
         buyers[3].follow(&seller_peer, &boot, true),
         &buyers[3].log,
