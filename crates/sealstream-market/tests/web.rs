@@ -3,7 +3,9 @@
 //! published listings only, with every text escaped; a search parameter the
 //! catalog refuses is shown next to its field; every page carries the
 //! strict Content-Security-Policy and loads nothing but the server's own
-//! stylesheet and script; the sitemap lists the published listings.
+//! stylesheet and script; the sitemap lists the published listings; a
+//! session changes nothing on a page (they are not in the authorization
+//! matrix, which covers the API's documented routes: this is their row).
 
 mod common;
 
@@ -100,6 +102,24 @@ fn catalog_and_listing_pages(db: Db) {
         assert_eq!(gone.status, 404);
         assert!(gone.content_type().starts_with("text/html"));
         assert!(gone.text().contains("No such listing"));
+    }
+
+    // The pages read as an anonymous caller whoever asks: a session shows
+    // nothing more (the owner's own draft stays hidden), and no page sets
+    // a cookie.
+    for path in [
+        "/".to_string(),
+        format!("/listings/{id}"),
+        format!("/listings/{draft_id}"),
+    ] {
+        let anonymous = page(&server, &path);
+        let owner = http::send(server.request("GET", &path, Some(&alice.token)));
+        assert_eq!(
+            (owner.status, owner.text()),
+            (anonymous.status, anonymous.text()),
+            "{path}"
+        );
+        assert_eq!(owner.header("set-cookie"), None, "{path}");
     }
 
     // Assets, robots, sitemap.
