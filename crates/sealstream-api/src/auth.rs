@@ -109,3 +109,25 @@ mod tests {
         assert!(Role::Machine < Role::Admin);
     }
 }
+
+/// `POST /v1/auth/web-link`: a link that signs the caller in to the web
+/// pages once, for a person whose keys are files (`sealstream market login
+/// --web`).
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct WebLinkResponse {
+    /// Open in a browser: `<server>/signin/link?token=…`. Works once, until
+    /// `expiresAt`.
+    pub url: String,
+    /// When the link stops working (UTC).
+    pub expires_at: String,
+}
+
+impl std::fmt::Debug for WebLinkResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebLinkResponse")
+            .field("expires_at", &self.expires_at)
+            .finish_non_exhaustive()
+    }
+}

@@ -74,6 +74,31 @@ pub fn format_units(base: &str, decimals: u8) -> String {
     }
 }
 
+/// A decimal amount as a person writes it (`4.90`, `1.5`, `12`) in base
+/// units with `decimals` digits after the point (`490` for 2), the inverse
+/// of [`format_units`]; `None` for text that is not such an amount or has
+/// more digits after the point than `decimals`.
+pub fn parse_units(text: &str, decimals: u8) -> Option<String> {
+    let text = text.trim();
+    let (int, frac) = text.split_once('.').unwrap_or((text, ""));
+    let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+    if int.is_empty() && frac.is_empty()
+        || !digits(int)
+        || !digits(frac)
+        || frac.len() > usize::from(decimals)
+        || int.len() + usize::from(decimals) > 77
+    {
+        return None;
+    }
+    let joined = format!("{int}{frac:0<width$}", width = usize::from(decimals));
+    let trimmed = joined.trim_start_matches('0');
+    Some(if trimmed.is_empty() {
+        "0".into()
+    } else {
+        trimmed.into()
+    })
+}
+
 impl Rail {
     /// Its kind.
     pub fn kind(&self) -> RailKind {
@@ -508,6 +533,29 @@ pub struct MarkPaid {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn amounts_as_people_write_them_become_base_units() {
+        assert_eq!(parse_units("4.90", 2).as_deref(), Some("490"));
+        assert_eq!(parse_units("12", 2).as_deref(), Some("1200"));
+        assert_eq!(
+            parse_units("0.5", 18).as_deref(),
+            Some("500000000000000000")
+        );
+        assert_eq!(parse_units(".5", 1).as_deref(), Some("5"));
+        assert_eq!(parse_units("0", 2).as_deref(), Some("0"));
+        assert_eq!(parse_units("1.234", 2), None);
+        assert_eq!(parse_units("abc", 2), None);
+        assert_eq!(parse_units("-1", 2), None);
+        assert_eq!(parse_units("", 2), None);
+        assert_eq!(parse_units(".", 2), None);
+        for (base, d) in [("490", 2), ("1500000000000000000", 18), ("7", 0)] {
+            assert_eq!(
+                parse_units(&format_units(base, d), d).as_deref(),
+                Some(base)
+            );
+        }
+    }
 
     #[test]
     fn units_are_formatted_with_decimals() {

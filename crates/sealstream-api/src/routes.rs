@@ -21,6 +21,8 @@ pub const AUTH_VERIFY: &str = "/v1/auth/verify";
 pub const AUTH_LOGOUT: &str = "/v1/auth/logout";
 /// `GET`: who the caller is.
 pub const ME: &str = "/v1/me";
+/// `POST`: a single-use link that signs the caller in to the web pages.
+pub const AUTH_WEB_LINK: &str = "/v1/auth/web-link";
 /// `PUT`, `DELETE`: grant or revoke a role (admins).
 pub const ADMIN_ROLE: &str = "/v1/admin/principals/{did}/roles/{role}";
 

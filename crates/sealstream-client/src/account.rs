@@ -4,7 +4,7 @@
 use reqwest::Method;
 
 use sealstream_api::audit::SignedAuditHead;
-use sealstream_api::auth::MeResponse;
+use sealstream_api::auth::{MeResponse, WebLinkResponse};
 use sealstream_api::catalog::{CatalogPage, CatalogQuery};
 use sealstream_api::receipts::ReceiptKey;
 use sealstream_api::routes;
@@ -18,6 +18,12 @@ impl MarketClient {
     /// Who the caller is, and its roles.
     pub fn me(&mut self) -> Result<MeResponse, ClientError> {
         self.get(routes::ME)
+    }
+
+    /// A link that signs a browser in to the web pages as the caller, once,
+    /// within 5 minutes.
+    pub fn web_link(&mut self) -> Result<WebLinkResponse, ClientError> {
+        self.call(Method::POST, routes::AUTH_WEB_LINK, json_body(&NoFields {}))
     }
 
     /// Ends the session: its token stops working at once. The next request

@@ -181,6 +181,7 @@ fn error_response(description: &str) -> Response {
         crate::auth::siwe_routes::verify,
         crate::auth::siwe_routes::logout,
         crate::auth::siwe_routes::me,
+        crate::auth::siwe_routes::web_link,
         crate::auth::admin::grant,
         crate::auth::admin::revoke,
         crate::machines::register,

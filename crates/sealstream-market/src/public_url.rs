@@ -113,6 +113,12 @@ impl PublicUrl {
         &self.authority
     }
 
+    /// Whether the server is reached over HTTPS (the web pages' cookies are
+    /// then `Secure`).
+    pub fn https(&self) -> bool {
+        self.https
+    }
+
     /// The URI a sign-in message names: `scheme://domain`.
     pub fn sign_in_uri(&self) -> String {
         let scheme = if self.https { "https" } else { "http" };

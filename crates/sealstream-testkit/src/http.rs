@@ -38,6 +38,21 @@ pub fn client() -> &'static Client {
     })
 }
 
+/// A client like [`client`] that does not follow redirects (to read a
+/// `303` and its `Location`, `Set-Cookie` as a browser would get them).
+pub fn client_without_redirects() -> &'static Client {
+    static CLIENT: OnceLock<Client> = OnceLock::new();
+    CLIENT.get_or_init(|| {
+        Client::builder()
+            .pool_max_idle_per_host(0)
+            .connect_timeout(CONNECT_TIMEOUT)
+            .timeout(ANSWER_TIMEOUT)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("an HTTP client")
+    })
+}
+
 /// A request builder for `method` (`"GET"`, `"POST"`, …) on `url`.
 pub fn request(method: &str, url: &str) -> RequestBuilder {
     let method = Method::from_bytes(method.as_bytes())

@@ -617,10 +617,15 @@ pub enum MarketCommand {
     /// Sign in and print the session's bearer token on stdout, for scripts
     /// (`Authorization: Bearer TOKEN`); who signed in, with which roles and until when, on
     /// stderr. The token acts as the key's DID until it expires: keep it secret.
+    /// With --web, print instead a link that signs a browser in to the market's web
+    /// pages (the portal) as the key's DID: it works once, within 5 minutes.
     #[command(after_help = MARKET_EXIT_CODES)]
     Login {
         #[command(flatten)]
         session: MarketSession,
+        /// Print a single-use link for a browser instead of a bearer token.
+        #[arg(long)]
+        web: bool,
     },
     /// Search the public catalog (no sign-in): published listings whose title,
     /// description, tags or schema hint hold every word of TEXT, filtered; newest first

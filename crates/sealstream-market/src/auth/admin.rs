@@ -23,10 +23,10 @@ use crate::server::AppState;
 pub(crate) struct RolePath {
     /// The principal, did:peaq:0x…
     #[param(pattern = "^did:peaq:0x[0-9a-fA-F]{40}$")]
-    did: String,
+    pub(crate) did: String,
     /// owner, buyer, auditor or admin (machine, implicit, is a 409)
     #[param(pattern = "^(machine|owner|buyer|auditor|admin)$")]
-    role: String,
+    pub(crate) role: String,
 }
 
 /// The principal (its canonical DID) and the role `path` names, for an

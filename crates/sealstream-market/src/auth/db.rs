@@ -152,3 +152,31 @@ pub(super) async fn session_did(
         .fetch_optional(store.pool())
         .await
 }
+
+/// A page of principals in DID order after `after` (at most `limit`), each
+/// with when it was first seen and its granted roles (comma-separated, in
+/// name order), for the admin page.
+pub(crate) async fn principals(
+    store: &Store,
+    after: &str,
+    limit: i64,
+) -> Result<Vec<(String, String, String)>, sqlx::Error> {
+    let rows: Vec<(String, String)> = sqlx::query_as(
+        "SELECT did, first_seen_at FROM principals WHERE did > $1 ORDER BY did LIMIT $2",
+    )
+    .bind(after)
+    .bind(limit)
+    .fetch_all(store.pool())
+    .await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for (did, seen) in rows {
+        let mut names: Vec<String> =
+            sqlx::query_scalar("SELECT role FROM principal_roles WHERE did = $1")
+                .bind(&did)
+                .fetch_all(store.pool())
+                .await?;
+        names.sort();
+        out.push((did, seen, names.join(", ")));
+    }
+    Ok(out)
+}

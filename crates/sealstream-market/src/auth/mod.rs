@@ -6,7 +6,7 @@
 //! anonymous callers through, for public routes.
 
 pub mod admin;
-mod db;
+pub(crate) mod db;
 pub mod nonce;
 pub mod session;
 pub mod siwe_routes;
@@ -249,6 +249,10 @@ pub fn routes() -> axum::Router<AppState> {
             post(siwe_routes::logout),
         )
         .route(sealstream_api::routes::ME, get(siwe_routes::me))
+        .route(
+            sealstream_api::routes::AUTH_WEB_LINK,
+            post(siwe_routes::web_link),
+        )
         .route(
             sealstream_api::routes::ADMIN_ROLE,
             put(admin::grant).delete(admin::revoke),

@@ -61,6 +61,54 @@ pub async fn lookup(store: &Store, token: &str) -> Result<Option<String>, sqlx::
     db::session_did(store, &hash(token), utc::now_unix()).await
 }
 
+/// How long a web sign-in link works: 5 minutes.
+pub const WEB_LINK_TTL_SECS: i64 = 300;
+
+/// The stored hash of a web sign-in link's token: a different hash domain
+/// from session tokens, so a link is never a bearer token and a session
+/// token is never a link.
+fn link_hash(token: &str) -> String {
+    hex::encode(Sha256::digest(
+        format!("sealstream web link v1:{token}").as_bytes(),
+    ))
+}
+
+/// Creates a single-use web sign-in link for `did` that works until
+/// `expires_unix`, inside `tx`; returns its token.
+pub async fn issue_web_link_in(
+    tx: &mut Tx,
+    did: &str,
+    expires_unix: i64,
+) -> Result<Token, sqlx::Error> {
+    let mut bytes = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    let token = hex::encode(bytes);
+    db::insert_session(tx, &link_hash(&token), did, &utc::now(), expires_unix).await?;
+    Ok(Token(token))
+}
+
+/// Uses up a web sign-in link inside `tx`: the DID it signs in, or `None`
+/// when the link is unknown, expired or already used. Of two concurrent
+/// uses, one gets the DID.
+pub async fn use_web_link_in(
+    store: &Store,
+    tx: &mut Tx,
+    token: &str,
+) -> Result<Option<String>, sqlx::Error> {
+    let hash = link_hash(token);
+    let Some(did) = db::session_did(store, &hash, utc::now_unix()).await? else {
+        return Ok(None);
+    };
+    Ok(db::delete_session(tx, &hash).await?.then_some(did))
+}
+
+/// The CSRF token of the web pages' forms for a session: derived from the
+/// session token, which only the session's browser holds (in an HttpOnly
+/// cookie), so a page elsewhere cannot know it.
+pub fn csrf_token(session_token: &str) -> String {
+    hex::encode(&Sha256::digest(format!("sealstream csrf v1:{session_token}").as_bytes())[..16])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -87,5 +135,52 @@ mod tests {
             .await
             .unwrap();
         assert_ne!(stored, token.expose());
+    }
+
+    #[tokio::test]
+    async fn a_web_link_works_once_and_is_not_a_session() {
+        let store = Store::open("sqlite::memory:").await.unwrap();
+        let mut tx = store.begin().await.unwrap();
+        let link = issue_web_link_in(&mut tx, "did:peaq:0xA", utc::now_unix() + 60)
+            .await
+            .unwrap();
+        let old = issue_web_link_in(&mut tx, "did:peaq:0xB", utc::now_unix() - 1)
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        // Not a bearer token.
+        assert_eq!(lookup(&store, link.expose()).await.unwrap(), None);
+        let mut tx = store.begin().await.unwrap();
+        assert_eq!(
+            use_web_link_in(&store, &mut tx, link.expose())
+                .await
+                .unwrap()
+                .as_deref(),
+            Some("did:peaq:0xA")
+        );
+        tx.commit().await.unwrap();
+        let mut tx = store.begin().await.unwrap();
+        assert_eq!(
+            use_web_link_in(&store, &mut tx, link.expose())
+                .await
+                .unwrap(),
+            None
+        );
+        assert_eq!(
+            use_web_link_in(&store, &mut tx, old.expose())
+                .await
+                .unwrap(),
+            None
+        );
+        // A session token is not a link.
+        let token = issue(&store, "did:peaq:0xC").await.unwrap();
+        assert_eq!(
+            use_web_link_in(&store, &mut tx, token.expose())
+                .await
+                .unwrap(),
+            None
+        );
+        assert_ne!(csrf_token("a"), csrf_token("b"));
+        assert_eq!(csrf_token("a").len(), 32);
     }
 }

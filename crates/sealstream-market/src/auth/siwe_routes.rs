@@ -36,7 +36,9 @@ pub const CLOCK_SKEW_SECS: i64 = 60;
 /// Roles a DID that is not a machine gets at its first sign-in.
 pub const FIRST_SIGN_IN_ROLES: [Role; 2] = [Role::Owner, Role::Buyer];
 
-pub use sealstream_api::auth::{MeResponse, NonceResponse, SessionResponse, VerifyRequest};
+pub use sealstream_api::auth::{
+    MeResponse, NonceResponse, SessionResponse, VerifyRequest, WebLinkResponse,
+};
 
 /// Issues a sign-in nonce for the server's domain. Nothing is stored: the
 /// nonce carries its expiry and the server's tag ([`super::nonce`]).
@@ -150,9 +152,18 @@ pub(crate) async fn verify(
     State(state): State<AppState>,
     ApiJson(request): ApiJson<VerifyRequest>,
 ) -> ApiResult<Response> {
+    Ok(Json(sign_in(&state, &request).await?).into_response())
+}
+
+/// Checks a sign-in message and its signature and opens a session (the
+/// API's `verify`, and the web pages' wallet sign-in).
+pub(crate) async fn sign_in(
+    state: &AppState,
+    request: &VerifyRequest,
+) -> ApiResult<SessionResponse> {
     let domain = state.public_url.domain().to_string();
     let now = utc::now_unix();
-    let message = check_message(&request, &domain, &state.config.sign_in_chain_ids, now)?;
+    let message = check_message(request, &domain, &state.config.sign_in_chain_ids, now)?;
     let nonce_expires = state
         .nonce_key
         .check(&message.nonce, &domain, now)
@@ -218,13 +229,12 @@ pub(crate) async fn verify(
     tracing::info!(%principal, first_sign_in = first, "signed in");
 
     let roles = roles_of(&state.store, &did).await?;
-    Ok(Json(SessionResponse {
+    Ok(SessionResponse {
         token: token.expose().to_string(),
         did,
         roles,
         expires_at: utc::format_seconds(expires),
     })
-    .into_response())
 }
 
 /// The caller's DID and roles.
@@ -271,4 +281,40 @@ fn bearer_of(headers: &HeaderMap) -> ApiResult<String> {
     bearer(headers)?
         .map(str::to_string)
         .ok_or_else(|| ApiError::unauthorized("Authorization", "no session token"))
+}
+
+/// Makes a link that signs the caller in to the web pages once, within
+/// [`session::WEB_LINK_TTL_SECS`] (`sealstream market login --web`).
+#[utoipa::path(post, path = sealstream_api::routes::AUTH_WEB_LINK, tag = "auth",
+    security(("session" = [])),
+    responses(
+        (status = 200, description = "A single-use sign-in link for a browser", body = WebLinkResponse)))]
+pub(crate) async fn web_link(
+    State(state): State<AppState>,
+    principal: Principal,
+) -> ApiResult<Json<WebLinkResponse>> {
+    let expires = utc::now_unix() + session::WEB_LINK_TTL_SECS;
+    let mut tx = state.store.begin().await?;
+    let token = session::issue_web_link_in(&mut tx, &principal.did, expires).await?;
+    let details = super::audit_details(&serde_json::json!({
+        "expiresAt": utc::format_seconds(expires),
+    }));
+    crate::audit::append(
+        &mut tx,
+        &principal.did,
+        "auth.web_link",
+        &principal.did,
+        &details,
+    )
+    .await?;
+    tx.commit().await?;
+    tracing::info!(principal = %Pseudonym::of(&principal.did), "web sign-in link made");
+    Ok(Json(WebLinkResponse {
+        url: format!(
+            "{}/signin/link?token={}",
+            state.public_url.base().trim_end_matches('/'),
+            token.expose()
+        ),
+        expires_at: utc::format_seconds(expires),
+    }))
 }

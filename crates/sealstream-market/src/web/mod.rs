@@ -24,7 +24,7 @@ use axum::extract::{Query, Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use sealstream_api::catalog::CatalogItem;
 use sealstream_api::listings::{HistoryPolicy, ListingKind, ListingView};
@@ -33,6 +33,14 @@ use sealstream_api::payments::{format_units, Rail};
 use crate::auth::MaybePrincipal;
 use crate::error::{ApiError, ApiPath};
 use crate::server::AppState;
+
+mod portal;
+mod seller;
+pub mod session;
+mod signin;
+mod staff;
+mod trade;
+mod view;
 
 /// The Content-Security-Policy of every page: only the server's own
 /// scripts, styles and connections; no inline script, no frames, no forms
@@ -47,13 +55,57 @@ pub fn routes() -> Router<AppState> {
         .route("/static/{name}", get(asset))
         .route("/robots.txt", get(robots))
         .route("/sitemap.xml", get(sitemap))
+        .route("/signin", get(signin::signin))
+        .route("/signin/message", post(signin::message))
+        .route("/signin/wallet", post(signin::wallet))
+        .route(
+            "/signin/link",
+            get(signin::link_page).post(signin::use_link),
+        )
+        .route("/signout", post(signin::signout))
+        .route("/portal", get(portal::overview))
+        .route("/portal/seller", get(seller::seller))
+        .route("/portal/seller/datasets", post(seller::create_dataset))
+        .route("/portal/seller/listings", post(seller::create_listing))
+        .route(
+            "/portal/seller/listings/{id}",
+            get(seller::listing).post(seller::edit_listing),
+        )
+        .route(
+            "/portal/seller/listings/{id}/{action}",
+            post(seller::listing_action),
+        )
+        .route("/portal/sales", get(trade::sales))
+        .route("/portal/sales/{id}/mark-paid", post(trade::mark_paid))
+        .route("/portal/buyer", get(trade::buyer))
+        .route(
+            "/portal/buyer/orders/{id}/{action}",
+            post(trade::order_action),
+        )
+        .route("/portal/buyer/links/revoke", post(trade::revoke_link))
+        .route(
+            "/portal/buyer/subscriptions/{id}/{action}",
+            post(trade::subscription_action),
+        )
+        .route("/portal/buy/{id}", get(trade::buy).post(trade::place_order))
+        .route("/portal/orders/{id}/receipt.json", get(trade::receipt))
+        .route("/portal/audit", get(staff::audit))
+        .route("/portal/admin", get(staff::admin))
+        .route("/portal/admin/roles", post(staff::roles))
         .layer(middleware::from_fn(page_headers))
 }
 
 /// Security headers of every page and asset.
 async fn page_headers(request: Request, next: Next) -> Response {
+    let private = ["/portal", "/signin", "/signout"]
+        .iter()
+        .any(|p| request.uri().path().starts_with(p));
     let mut response = next.run(request).await;
     let h = response.headers_mut();
+    if private {
+        // A signed-in page is the principal's alone: no cache keeps it.
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
     h.insert(
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static(CSP),
@@ -484,6 +536,11 @@ const ASSETS: &[(&str, &str, &str)] = &[
         "verify.js",
         "text/javascript; charset=utf-8",
         include_str!("../../static/verify.js"),
+    ),
+    (
+        "signin.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../static/signin.js"),
     ),
 ];
 

@@ -86,7 +86,13 @@ pub fn run(command: MarketCommand, ui: Ui) -> CliResult {
         MarketCommand::Order(c) => super::market_orders::run(c, ui),
         MarketCommand::Subscribe(purchase) => super::market_subscriptions::subscribe(purchase, ui),
         MarketCommand::Subscription(c) => super::market_subscriptions::run(c, ui),
-        MarketCommand::Login { session } => super::market_account::login(&session, ui),
+        MarketCommand::Login { session, web } => {
+            if web {
+                super::market_account::login_web(&session, ui)
+            } else {
+                super::market_account::login(&session, ui)
+            }
+        }
         MarketCommand::Search(args) => super::market_browse::search(args, ui),
         MarketCommand::Topics { session, machine } => {
             super::market_browse::topics(&session, &machine, ui)

@@ -52,6 +52,25 @@ pub fn login(session: &MarketSession, ui: Ui) -> CliResult {
     Ok(())
 }
 
+/// `market login --web`: a single-use sign-in link for a browser on stdout.
+pub fn login_web(session: &MarketSession, ui: Ui) -> CliResult {
+    let mut client = client(session, "a user")?;
+    let link = client.web_link().map_err(|e| client_error("login", e))?;
+    if ui.json {
+        let mut m = sealstream_core::json::Map::new();
+        m.insert("url".into(), link.url.as_str().into());
+        m.insert("expiresAt".into(), link.expires_at.as_str().into());
+        ui.json_out(&sealstream_core::json::Value::Object(m));
+        return Ok(());
+    }
+    println!("{}", link.url);
+    ui.say(format!(
+        "Open the link in a browser before {} to sign in to {}; it works once. Anyone holding it until then can sign in as you: do not share it.",
+        link.expires_at, session.server
+    ));
+    Ok(())
+}
+
 /// "owner, buyer", or "no role".
 fn roles_text(me: &MeResponse) -> String {
     if me.roles.is_empty() {
