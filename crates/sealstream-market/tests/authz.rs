@@ -284,6 +284,7 @@ fn matrix(w: &World) -> Vec<Case> {
         Case { body: Body::SignIn, ..row("POST", "/v1/auth/verify", "/v1/auth/verify".into(),
                                                                                "O  O  O  O  O  O  O  O") },
         row("GET", "/v1/me", "/v1/me".into(),                                  "U  O  O  O  O  O  O  O"),
+        row("POST", "/v1/auth/web-link", "/v1/auth/web-link".into(),           "U  O  O  O  O  O  O  O"),
         // Machines and their chains.
         row("GET", "/v1/machines", "/v1/machines".into(),                      "U  O  S  S  S  O  S  S")
             .private(a_machines),

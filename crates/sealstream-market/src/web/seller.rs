@@ -264,7 +264,10 @@ async fn seller_sections(
     let Json(listings) = crate::listings::list_mine(
         st(),
         p.clone(),
-        Ok(Query(vec![("mine".into(), "true".into()), ("limit".into(), "100".into())])),
+        Ok(Query(vec![
+            ("mine".into(), "true".into()),
+            ("limit".into(), "100".into()),
+        ])),
     )
     .await?;
     let listing_rows = listing_rows(&listings);
