@@ -470,9 +470,8 @@ impl Browser {
     /// listed.
     pub async fn foreign_requests(&self, origin: &str) -> Result<Vec<String>> {
         let names = self
-            .js(
-                "return performance.getEntriesByType('navigation')                    .concat(performance.getEntriesByType('resource')).map(e => e.name);",
-            )
+            .js("return performance.getEntriesByType('navigation') \
+                 .concat(performance.getEntriesByType('resource')).map(e => e.name);")
             .await?;
         let names = names
             .as_array()
@@ -481,14 +480,7 @@ impl Browser {
         Ok(names
             .iter()
             .filter_map(Value::as_str)
-            .filter(|name| {
-                !name.starts_with("data:")
-                    && !(name.starts_with(origin)
-                        && matches!(
-                            name.as_bytes().get(origin.len()),
-                            None | Some(b'/' | b'?' | b'#')
-                        ))
-            })
+            .filter(|name| !name.starts_with("data:") && !is_on(name, origin))
             .map(str::to_string)
             .collect())
     }
@@ -512,6 +504,12 @@ impl Browser {
     }
 }
 
+/// Whether `url` is on `origin` (`scheme://host:port`, no trailing slash).
+fn is_on(url: &str, origin: &str) -> bool {
+    url.strip_prefix(origin)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with(['/', '?', '#']))
+}
+
 /// The width and height of a PNG (its IHDR chunk).
 fn png_size(png: &[u8]) -> Option<(u32, u32)> {
     if png.len() < 24 || &png[..8] != b"\x89PNG\r\n\x1a\n" {
@@ -519,4 +517,31 @@ fn png_size(png: &[u8]) -> Option<(u32, u32)> {
     }
     let at = |i: usize| u32::from_be_bytes([png[i], png[i + 1], png[i + 2], png[i + 3]]);
     Some((at(16), at(20)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_on_the_origin_only_are_not_foreign() {
+        let origin = "http://127.0.0.1:8080";
+        assert!(is_on("http://127.0.0.1:8080/", origin));
+        assert!(is_on("http://127.0.0.1:8080/static/portal.css", origin));
+        assert!(is_on("http://127.0.0.1:8080?q=x", origin));
+        assert!(!is_on("http://127.0.0.1:80801/", origin));
+        assert!(!is_on("http://localhost:8080/", origin));
+        assert!(!is_on("https://fonts.example/x.css", origin));
+    }
+
+    #[test]
+    fn png_sizes_and_screenshot_directories() {
+        let mut png = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR".to_vec();
+        png.extend_from_slice(&390u32.to_be_bytes());
+        png.extend_from_slice(&844u32.to_be_bytes());
+        assert_eq!(png_size(&png), Some((390, 844)));
+        assert_eq!(png_size(b"GIF89a"), None);
+        let dir = screenshots_dir_for("pages::catalog at 390");
+        assert!(dir.ends_with("pages-catalog_at_390"), "{}", dir.display());
+    }
 }
