@@ -331,6 +331,18 @@ impl Browser {
         &self.screenshots
     }
 
+    /// The session's profile (Chromium's `--user-data-dir`): a fresh 0700
+    /// temporary directory, removed when the browser is dropped.
+    pub fn profile_dir(&self) -> &Path {
+        self.driver.profile.path()
+    }
+
+    /// chromedriver's process id; it leads the process group of every
+    /// Chromium process of the session.
+    pub fn driver_pid(&self) -> u32 {
+        self.driver.child.id()
+    }
+
     /// Runs the CDP command `cmd` with `params` (chromedriver's
     /// passthrough); its result.
     pub async fn cdp(&self, cmd: &str, params: Value) -> Result<Value> {
@@ -522,6 +534,66 @@ fn png_size(png: &[u8]) -> Option<(u32, u32)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The processes still running (not zombies) whose command line
+    /// mentions `needle`.
+    fn running_with(needle: &str) -> Vec<String> {
+        let mut found = Vec::new();
+        for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+            let dir = entry.path();
+            let Ok(cmdline) = std::fs::read(dir.join("cmdline")) else {
+                continue;
+            };
+            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+            let stat = std::fs::read_to_string(dir.join("stat")).unwrap_or_default();
+            let state = stat.rsplit(')').next().unwrap_or("").trim_start();
+            if cmdline.contains(needle) && !state.starts_with('Z') && !state.starts_with('X') {
+                found.push(format!("{}: {cmdline}", dir.display()));
+            }
+        }
+        found
+    }
+
+    /// Dropping the browser without closing it (a test that panicked)
+    /// leaves no chromedriver and no Chromium process behind.
+    #[test]
+    fn a_dropped_browser_leaves_no_process() {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let (profile, driver) = rt.block_on(async {
+            let b = Browser::start().await.unwrap();
+            b.client().goto("about:blank").await.unwrap();
+            let profile = b.profile_dir().display().to_string();
+            assert!(!running_with(&profile).is_empty(), "Chromium runs");
+            let driver = b.driver_pid();
+            drop(b);
+            (profile, driver)
+        });
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let left = running_with(&profile);
+            let driver_alive =
+                std::fs::read_to_string(format!("/proc/{driver}/stat")).is_ok_and(|s| {
+                    !s.rsplit(')')
+                        .next()
+                        .unwrap_or("")
+                        .trim_start()
+                        .starts_with('Z')
+                });
+            if left.is_empty() && !driver_alive {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "left running: {left:#?}; chromedriver running: {driver_alive}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert!(!Path::new(&profile).exists(), "the profile is removed");
+    }
 
     #[test]
     fn urls_on_the_origin_only_are_not_foreign() {
