@@ -17,6 +17,8 @@
 //! - The peers tests run against: the reference peer ([`reference::Peer`]),
 //!   an S3 server ([`moto`]), an MQTT broker ([`mosquitto`]) and, with the
 //!   `market` feature, an EVM node (`anvil`).
+//! - With the `browser` feature: headless Chromium through chromedriver,
+//!   for the tests of the market's web pages (`browser`).
 //!
 //! The peers are installed by `scripts/setup-test-peers`; a missing one
 //! fails its test with a message that says so.
@@ -27,6 +29,8 @@
 #[cfg(feature = "market")]
 pub mod anvil;
 pub mod binary;
+#[cfg(feature = "browser")]
+pub mod browser;
 pub mod chain;
 pub mod fixture;
 pub mod http;
