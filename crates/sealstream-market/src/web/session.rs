@@ -85,16 +85,20 @@ pub async fn of(headers: &HeaderMap, state: &AppState) -> Result<Option<WebSessi
 
 /// Whether a `POST` comes from the server's own pages: its `Origin` (when
 /// sent) is the public URL's origin and its `Sec-Fetch-Site` (when sent)
-/// is `same-origin`.
+/// is `same-origin`; an `Origin: null` needs `Sec-Fetch-Site: same-origin`.
 pub fn same_origin(headers: &HeaderMap, state: &AppState) -> bool {
-    let origin_ok = match headers.get(header::ORIGIN).map(|v| v.to_str()) {
-        None => true,
-        Some(Ok(origin)) => origin.eq_ignore_ascii_case(&state.public_url.sign_in_uri()),
-        Some(Err(_)) => false,
-    };
-    let site_ok = match headers.get("sec-fetch-site").map(|v| v.to_str()) {
+    let site = headers.get("sec-fetch-site").map(|v| v.to_str());
+    let site_ok = match site {
         None => true,
         Some(Ok(site)) => site == "same-origin",
+        Some(Err(_)) => false,
+    };
+    let origin_ok = match headers.get(header::ORIGIN).map(|v| v.to_str()) {
+        None => true,
+        // A browser hides the origin under some referrer policies: then
+        // only its Sec-Fetch-Site can tell.
+        Some(Ok("null")) => matches!(site, Some(Ok("same-origin"))),
+        Some(Ok(origin)) => origin.eq_ignore_ascii_case(&state.public_url.sign_in_uri()),
         Some(Err(_)) => false,
     };
     origin_ok && site_ok
