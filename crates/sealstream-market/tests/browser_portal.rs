@@ -378,6 +378,16 @@ fn a_seller_and_a_buyer_trade_through_the_portal_in_chromium() {
         submit(&b, "listing-form").await;
         assert_eq!(text_of(&b, ".notice").await, "Listing created as a draft.");
         check_page(&b, &origin, "seller-listing").await;
+        // The edit form's refusals are at their fields too.
+        fill(&b, "#edit-form-price", "free").await;
+        submit(&b, "edit-form").await;
+        let error = field_error(&b, "edit-form", "price").await;
+        assert!(error.contains("an amount such as 4.90"), "{error}");
+        fill(&b, "#edit-form-price", "2.50").await;
+        fill(&b, "#edit-form-samples", "1, x").await;
+        submit(&b, "edit-form").await;
+        let error = field_error(&b, "edit-form", "samples").await;
+        assert!(error.contains("not a chunk index"), "{error}");
         press(&b, "Publish").await;
         assert_eq!(
             text_of(&b, ".notice").await,
@@ -522,6 +532,7 @@ fn a_seller_and_a_buyer_trade_through_the_portal_in_chromium() {
             "{url}"
         );
         let manifest_url = url.replacen("/release?", "/release/manifest.json?", 1);
+        let revoked_url = manifest_url.clone();
         let fetched = b
             .client()
             .execute_async(
@@ -559,6 +570,35 @@ fn a_seller_and_a_buyer_trade_through_the_portal_in_chromium() {
             "{receipt}"
         );
         check_page(&b, &origin, "buyer-link").await;
+        // Revoke it: a malformed id is refused at its field; then the link
+        // stops working.
+        let shown = text_of(&b, ".once").await;
+        let link_id = shown
+            .split_whitespace()
+            .find(|w| w.starts_with("lnk_"))
+            .unwrap()
+            .to_string();
+        fill(&b, "#revoke-form-order", &order_id).await;
+        fill(&b, "#revoke-form-link", "link-1").await;
+        submit(&b, "revoke-form").await;
+        let error = field_error(&b, "revoke-form", "link").await;
+        assert!(error.contains("lnk_"), "{error}");
+        fill(&b, "#revoke-form-link", &link_id).await;
+        submit(&b, "revoke-form").await;
+        assert_eq!(text_of(&b, ".notice").await, "Download link revoked.");
+        let refused = b
+            .client()
+            .execute_async(
+                "const done = arguments[arguments.length - 1]; \
+                 fetch(arguments[0]).then(r => done(r.status));",
+                vec![Value::String(revoked_url.clone())],
+            )
+            .await
+            .unwrap();
+        assert!(
+            refused == 401 || refused == 404 || refused == 403,
+            "{refused}"
+        );
         sign_out(&b).await;
         receipt["text"].as_str().unwrap().to_string()
     });
@@ -624,11 +664,13 @@ fn a_seller_and_a_buyer_trade_through_the_portal_in_chromium() {
             .into_iter()
             .filter(|e| e["level"] == "SEVERE")
             .filter(|e| {
-                // The refused forms above answer 400, as they should.
+                // The refused forms above answer 400, and the revoked
+                // link 404, as they should.
                 !(e["source"] == "network"
-                    && e["message"]
-                        .as_str()
-                        .is_some_and(|m| m.contains("status of 400")))
+                    && e["message"].as_str().is_some_and(|m| {
+                        m.contains("status of 400")
+                            || m.contains("/release/manifest.json") && m.contains("status of 404")
+                    }))
             })
             .collect();
         assert!(severe.is_empty(), "console errors: {severe:?}");

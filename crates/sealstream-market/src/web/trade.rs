@@ -462,6 +462,13 @@ pub(super) async fn revoke_link(
     };
     let order = get(&values, "order").to_string();
     let link = get(&values, "link").to_string();
+    for (field, value, prefix) in [("order", &order, "ord_"), ("link", &link, "lnk_")] {
+        if !value.starts_with(prefix) || value.len() > 100 {
+            let message = format!("an id starting with {prefix}");
+            let posted = Posted::field("revoke-form", values.clone(), field, &message);
+            return buyer_page(&state, &web, None, None, Some(posted)).await;
+        }
+    }
     match crate::orders::links::revoke(
         State(state.clone()),
         web.principal.clone(),
