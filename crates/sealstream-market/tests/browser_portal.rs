@@ -626,7 +626,7 @@ fn a_seller_and_a_buyer_trade_through_the_portal_in_chromium() {
         "receipt verify",
     );
     let receipt: Value = serde_json::from_str(&receipt).unwrap();
-    assert_eq!(receipt.to_string().contains(&order_id), true, "{receipt}");
+    assert!(receipt.to_string().contains(&order_id), "{receipt}");
 
     // 6. The auditor sees the signed audit head, verified; the admin page.
     let link = login_link(&server, &auditor_key);
