@@ -81,11 +81,21 @@ async fn photograph(b: &Browser, name: &str) {
     }
 }
 
-/// Fails unless every request of the page went to `origin`.
-async fn assert_same_origin(b: &Browser, origin: &str) {
+/// Recorded from the start of every document, before the page's own
+/// scripts: each violation of the page's Content-Security-Policy.
+const RECORD_VIOLATIONS: &str = "window.__violations = []; \
+    document.addEventListener('securitypolicyviolation', (e) => window.__violations.push( \
+      e.effectiveDirective + ' blocked ' + e.blockedURI + ' at ' + e.sourceFile + ':' + e.lineNumber));";
+
+/// Fails unless every request of the page went to `origin` and nothing on
+/// it violated its Content-Security-Policy (an inline style or script the
+/// browser silently dropped).
+async fn assert_clean(b: &Browser, origin: &str) {
     let foreign = b.foreign_requests(origin).await.unwrap();
     let page = b.client().current_url().await.unwrap();
     assert!(foreign.is_empty(), "{page} loaded {foreign:?}");
+    let violations = b.js("return window.__violations;").await.unwrap();
+    assert_eq!(violations, json!([]), "{page} violates its CSP");
 }
 
 /// The verification's outcome once shown: (verdict, summary, each check
@@ -142,6 +152,7 @@ fn a_visitor_finds_a_listing_and_verifies_its_sample_in_chromium() {
 
     let b = block_on(Browser::start()).unwrap();
     println!("screenshots: {}", b.screenshots_dir().display());
+    block_on(b.inject_on_new_document(RECORD_VIOLATIONS)).unwrap();
     let in_browser = Instant::now();
     let listing_path = format!("/listings/{}", lidar.listing_id);
 
@@ -154,7 +165,7 @@ fn a_visitor_finds_a_listing_and_verifies_its_sample_in_chromium() {
             .await
             .unwrap();
         assert_eq!(titles.as_array().map(Vec::len), Some(2), "{titles}");
-        assert_same_origin(&b, &origin).await;
+        assert_clean(&b, &origin).await;
         photograph(&b, "catalog").await;
 
         // An anonymous search, typed and submitted.
@@ -190,7 +201,7 @@ fn a_visitor_finds_a_listing_and_verifies_its_sample_in_chromium() {
             Some("lidar"),
             "the form shows the words searched"
         );
-        assert_same_origin(&b, &origin).await;
+        assert_clean(&b, &origin).await;
 
         // The result's link opens the listing page.
         c.find(Locator::LinkText("Lidar scans, warehouse 3"))
@@ -213,7 +224,7 @@ fn a_visitor_finds_a_listing_and_verifies_its_sample_in_chromium() {
             .await
             .unwrap();
         assert_eq!(heading, "Lidar scans, warehouse 3");
-        assert_same_origin(&b, &origin).await;
+        assert_clean(&b, &origin).await;
         photograph(&b, "listing").await;
         let severe: Vec<Value> = b
             .console_log()
@@ -257,7 +268,7 @@ fn a_visitor_finds_a_listing_and_verifies_its_sample_in_chromium() {
         }
         assert!(checks.iter().all(|(ok, _)| *ok), "{checks:#?}");
         b.snapshot("listing-verified-1280x800").await.unwrap();
-        assert_same_origin(&b, &origin).await;
+        assert_clean(&b, &origin).await;
     });
 
     // One byte of the stored ciphertext flipped, behind the server's back.
@@ -298,6 +309,7 @@ fn a_visitor_finds_a_listing_and_verifies_its_sample_in_chromium() {
         b.snapshot("listing-tampered-1280x800").await.unwrap();
 
         // An inline script is blocked by the page's Content-Security-Policy.
+        assert_clean(&b, &origin).await;
         let blocked = b
             .client()
             .execute_async(
@@ -314,6 +326,12 @@ fn a_visitor_finds_a_listing_and_verifies_its_sample_in_chromium() {
         assert_eq!(
             blocked,
             json!({"directive": "script-src-elem", "blocked": "inline"})
+        );
+        let recorded = b.js("return window.__violations;").await.unwrap();
+        assert_eq!(
+            recorded.as_array().map(Vec::len),
+            Some(1),
+            "the recorder injected before the page's scripts saw it: {recorded}"
         );
         assert_eq!(
             b.js("return window.__inlineRan === undefined;")
@@ -374,7 +392,7 @@ fn a_visitor_finds_a_listing_and_verifies_its_sample_in_chromium() {
             field["message"].as_str().is_some_and(|m| !m.is_empty()),
             "{field}"
         );
-        assert_same_origin(&b, &origin).await;
+        assert_clean(&b, &origin).await;
         photograph(&b, "catalog-refused").await;
     });
     block_on(b.close()).unwrap();

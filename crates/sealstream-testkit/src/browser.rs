@@ -459,20 +459,28 @@ impl Browser {
         )))
     }
 
-    /// Panics unless the page fits its viewport's width
-    /// (`document.documentElement.scrollWidth <= innerWidth`); the message
-    /// names the page, both widths, and the elements that reach past the
+    /// How the page overflows its viewport's width, if it does
+    /// (`document.documentElement.scrollWidth > innerWidth`): a message
+    /// naming the page, both widths, and the elements that reach past the
     /// right edge.
-    pub async fn assert_no_horizontal_overflow(&self) -> Result<()> {
+    pub async fn horizontal_overflow(&self) -> Result<Option<String>> {
         let layout = self.js(OVERFLOW_JS).await?;
         let scroll = layout["scrollWidth"].as_u64().unwrap_or(u64::MAX);
         let inner = layout["innerWidth"].as_u64().unwrap_or(0);
-        assert!(
-            scroll <= inner,
-            "{} overflows horizontally: scrollWidth {scroll} > innerWidth {inner}; too wide: {}",
-            layout["page"],
-            layout["wide"]
-        );
+        Ok((scroll > inner).then(|| {
+            format!(
+                "{} overflows horizontally: scrollWidth {scroll} > innerWidth {inner}; too wide: {}",
+                layout["page"], layout["wide"]
+            )
+        }))
+    }
+
+    /// Panics unless the page fits its viewport's width
+    /// ([`horizontal_overflow`](Self::horizontal_overflow) says why).
+    pub async fn assert_no_horizontal_overflow(&self) -> Result<()> {
+        if let Some(message) = self.horizontal_overflow().await? {
+            panic!("{message}");
+        }
         Ok(())
     }
 
@@ -593,6 +601,39 @@ mod tests {
             std::thread::sleep(Duration::from_millis(50));
         }
         assert!(!Path::new(&profile).exists(), "the profile is removed");
+    }
+
+    /// The overflow check sees a page wider than a phone, and an exact
+    /// viewport and screenshot size.
+    #[test]
+    fn a_page_wider_than_the_viewport_is_caught() {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let b = Browser::start().await.unwrap();
+            b.client()
+                .goto("data:text/html,<body style='margin:0'><p>fits</p></body>")
+                .await
+                .unwrap();
+            b.set_viewport(390, 844).await.unwrap();
+            assert_eq!(b.horizontal_overflow().await.unwrap(), None);
+            let shot = tempfile::tempdir().unwrap();
+            let size = b.screenshot(&shot.path().join("fits.png")).await.unwrap();
+            assert_eq!(size, (390, 844));
+            b.js("const d = document.createElement('div'); d.id = 'wide'; \
+                  d.style.width = '600px'; d.textContent = 'wide'; document.body.append(d); return null;")
+                .await
+                .unwrap();
+            let message = b.horizontal_overflow().await.unwrap().expect("overflow");
+            assert!(
+                message.contains("scrollWidth 600 > innerWidth 390") && message.contains("div#wide"),
+                "{message}"
+            );
+            b.close().await.unwrap();
+        });
     }
 
     #[test]
