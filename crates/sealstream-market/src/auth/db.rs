@@ -180,3 +180,16 @@ pub(crate) async fn principals(
     }
     Ok(out)
 }
+
+/// [`session_did`] inside `tx`.
+pub(super) async fn session_did_in(
+    tx: &mut Tx,
+    token_hash: &str,
+    now: i64,
+) -> Result<Option<String>, sqlx::Error> {
+    sqlx::query_scalar("SELECT did FROM sessions WHERE token_hash = $1 AND expires_unix > $2")
+        .bind(token_hash)
+        .bind(now)
+        .fetch_optional(&mut **tx)
+        .await
+}

@@ -90,13 +90,9 @@ pub async fn issue_web_link_in(
 /// Uses up a web sign-in link inside `tx`: the DID it signs in, or `None`
 /// when the link is unknown, expired or already used. Of two concurrent
 /// uses, one gets the DID.
-pub async fn use_web_link_in(
-    store: &Store,
-    tx: &mut Tx,
-    token: &str,
-) -> Result<Option<String>, sqlx::Error> {
+pub async fn use_web_link_in(tx: &mut Tx, token: &str) -> Result<Option<String>, sqlx::Error> {
     let hash = link_hash(token);
-    let Some(did) = db::session_did(store, &hash, utc::now_unix()).await? else {
+    let Some(did) = db::session_did_in(tx, &hash, utc::now_unix()).await? else {
         return Ok(None);
     };
     Ok(db::delete_session(tx, &hash).await?.then_some(did))
@@ -152,32 +148,20 @@ mod tests {
         assert_eq!(lookup(&store, link.expose()).await.unwrap(), None);
         let mut tx = store.begin().await.unwrap();
         assert_eq!(
-            use_web_link_in(&store, &mut tx, link.expose())
+            use_web_link_in(&mut tx, link.expose())
                 .await
                 .unwrap()
                 .as_deref(),
             Some("did:peaq:0xA")
         );
         tx.commit().await.unwrap();
-        let mut tx = store.begin().await.unwrap();
-        assert_eq!(
-            use_web_link_in(&store, &mut tx, link.expose())
-                .await
-                .unwrap(),
-            None
-        );
-        assert_eq!(
-            use_web_link_in(&store, &mut tx, old.expose())
-                .await
-                .unwrap(),
-            None
-        );
         // A session token is not a link.
         let token = issue(&store, "did:peaq:0xC").await.unwrap();
+        let mut tx = store.begin().await.unwrap();
+        assert_eq!(use_web_link_in(&mut tx, link.expose()).await.unwrap(), None);
+        assert_eq!(use_web_link_in(&mut tx, old.expose()).await.unwrap(), None);
         assert_eq!(
-            use_web_link_in(&store, &mut tx, token.expose())
-                .await
-                .unwrap(),
+            use_web_link_in(&mut tx, token.expose()).await.unwrap(),
             None
         );
         assert_ne!(csrf_token("a"), csrf_token("b"));

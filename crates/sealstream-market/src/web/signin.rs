@@ -214,8 +214,7 @@ pub(super) async fn use_link(
 /// the session's token and expiry, or `None` for a link that does not work.
 async fn open_link_session(state: &AppState, token: &str) -> ApiResult<Option<(String, i64)>> {
     let mut tx = state.store.begin().await?;
-    let Some(did) = crate::auth::session::use_web_link_in(&state.store, &mut tx, token).await?
-    else {
+    let Some(did) = crate::auth::session::use_web_link_in(&mut tx, token).await? else {
         return Ok(None);
     };
     let expires = utc::now_unix() + crate::auth::session::DEFAULT_TTL_SECS;
