@@ -339,6 +339,101 @@ def wrk_result(out: str) -> dict:
 # ---------------------------------------------------------------- the run
 
 
+# The listings' EVM rail is on peaq (chain 3338): the server takes listings
+# only on chains whose payments it verifies, so it is given an RPC endpoint
+# for it that nothing answers on (as the test kit's SILENT_RPC; no payment is
+# claimed in these benchmarks).
+SILENT_EVM_RPC = ["--evm-rpc", "3338=http://127.0.0.1:0"]
+
+
+def publish_command(binary: str, keys: dict, keys_dir: Path, input_path: Path, out: Path,
+                    chunk_size: int, extra=()) -> list[str]:
+    """`sealstream publish` of `input_path` into `out` as the machine of
+    `keys` (`sealstream keys generate --json` into `keys_dir`), for its
+    registered owner, operator and machine recipients."""
+    return [binary, "--quiet", "publish", "--input", str(input_path), "--output-dir", str(out),
+            "--owner-public-key", keys["ownerPublicKeyHex"],
+            "--operator-public-key", keys["operatorPublicKeyHex"],
+            "--machine-public-key", keys["machinePublicKeyHex"],
+            "--signing-key-file", str(keys_dir / "chain.ed25519.sk"),
+            "--machine-did", keys["machineDid"], "--machine-key-id", keys["machineKeyId"],
+            "--chunk-size", str(chunk_size), *extra]
+
+
+def seed_catalog(binary: str, base: str, api: Api, work: Path, keys: dict, owner, owner_token: str,
+                 listings: int) -> tuple[list[tuple[str, str]], float]:
+    """The catalog of the benchmarks, through the API: 8 small chains of the
+    registered machine of `keys` (keys in `work / "keys"`), published with
+    machine-signed dataset manifests and uploaded with `sealstream market
+    upload`, a signed dataset of each posted by the owner, and `listings`
+    published listings over them (titles, descriptions, tags, domains and
+    prices drawn from the vocabulary above, seed 6; sample chunk 0 with its
+    key on one listing in ten). Returns the datasets (id, topic) and the
+    seconds the listings took."""
+    from nacl.public import PrivateKey, SealedBox
+    print(f"seeding {listings} listings", file=sys.stderr)
+    rng = random.Random(6)
+    datasets = []  # (id, topic)
+    sample_keys = {}  # dataset id -> hex key of chunk 0
+    owner_x25519 = PrivateKey(bytes.fromhex((work / "keys" / "owner.x25519.sk").read_text().strip().removeprefix("0x")))
+    for k, (subject, _, _) in enumerate(SUBJECTS[:8]):
+        topic = "/" + subject.replace(" ", "-")
+        small = work / f"small-{k}.bin"
+        small.write_bytes(os.urandom(4096))
+        out = work / f"small-chain-{k}"
+        run(publish_command(binary, keys, work / "keys", small, out, 1024, [
+            "--dataset-key-file", str(work / "keys" / "machine.secp256k1.sk"), "--topic", topic,
+            "--first-captured-at", f"2024-0{1 + k % 9}-01T00:00:00Z",
+            "--last-captured-at", f"2024-0{1 + k % 9}-28T00:00:00Z", "--sample-chunks", "0"]))
+        # The chain as the machine; the dataset (its machine-signed manifest) as
+        # the owner: POST /v1/datasets takes the caller's machines only, so
+        # `market upload` is given the chain without dataset.json.
+        manifest = json.loads((out / "dataset.json").read_text())
+        (out / "dataset.json").rename(work / f"dataset-{k}.json")
+        run([binary, "--quiet", "market", "upload", "--server", base, "--chunk-dir", str(out),
+             "--topic", topic, "--key-file", str(work / "keys" / "machine.secp256k1.sk")])
+        created = api.expect(201, "POST", "/v1/datasets", {"manifest": manifest}, owner_token)
+        if created["state"] != "signed":
+            sys.exit(f"dataset not signed: {created}")
+        datasets.append((created["id"], topic))
+        envelope = json.loads((out / "chunk-0.json").read_text())
+        wrapped = next(r for r in envelope["encryption"]["keyRecipients"] if r["recipientId"] == "owner-1")
+        sample_keys[created["id"]] = SealedBox(owner_x25519).decrypt(bytes.fromhex(wrapped["wrappedKeyHex"])).hex()
+
+    seed_start = time.perf_counter()
+    for i in range(listings):
+        s = rng.randrange(len(SUBJECTS))
+        subject, domain, tags = SUBJECTS[s]
+        place = rng.choice(PLACES)
+        ds, topic = datasets[s % len(datasets)]
+        adjective = rng.choice(ADJECTIVES)
+        body = {
+            "datasetId": ds,
+            "title": f"{subject.capitalize()}, {place} {2020 + i % 6} #{i}",
+            "description": f"{adjective.capitalize()} {subject} {FILLER}. Site {rng.choice(PLACES)}, "
+                           f"batch {rng.randrange(10_000)}.",
+            "tags": sorted(set(rng.sample(tags, 2) + [place.lower()])),
+            "domain": domain,
+            "schemaHint": json.dumps({w: "number" for w in tags}),
+            "license": {"spdx": rng.choice(["CC-BY-4.0", "CC-BY-NC-4.0", "ODbL-1.0"])},
+            "price": str(rng.randrange(1, 500) * 10**16),
+            "rail": {"kind": "evm", "chainId": 3338, "token": "native", "decimals": 18,
+                     "payTo": owner.address, "symbol": "PEAQ"},
+            "delivery": ["api"],
+        }
+        with_sample = i % 10 == 0
+        if with_sample:
+            body["sampleChunkIndexes"] = [0]
+        created = api.expect(201, "POST", "/v1/listings", body, owner_token)
+        if with_sample:
+            api.expect(200, "POST", f"/v1/listings/{created['id']}/samples",
+                       {"keys": [{"index": 0, "chunkKeyHex": sample_keys[ds]}]}, owner_token)
+        api.expect(200, "POST", f"/v1/listings/{created['id']}/publish", {}, owner_token)
+    seed_seconds = time.perf_counter() - seed_start
+    print(f"  seeded in {seed_seconds:.1f} s", file=sys.stderr)
+    return datasets, seed_seconds
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--ingest-mib", type=int, default=512,
@@ -383,7 +478,7 @@ def main() -> None:
         port = free_port()
         base = f"http://127.0.0.1:{port}"
         serve_cmd = [binary, "market", "serve", "--listen", f"127.0.0.1:{port}",
-                     "--data-dir", str(work / "data"), "--admin", owner_did]
+                     "--data-dir", str(work / "data"), "--admin", owner_did, *SILENT_EVM_RPC]
         serve_help = run([binary, "market", "serve", "--help"]).stdout
         if "--write-rate" in serve_help:
             # One principal uploads for the whole run, faster than the default
@@ -403,13 +498,7 @@ def main() -> None:
         machine_token = sign_in(api, machine)
 
         def publish_cmd(input_path: Path, out: Path, chunk_size: int, extra=()) -> list[str]:
-            return [binary, "--quiet", "publish", "--input", str(input_path), "--output-dir", str(out),
-                    "--owner-public-key", keys["ownerPublicKeyHex"],
-                    "--operator-public-key", keys["operatorPublicKeyHex"],
-                    "--machine-public-key", keys["machinePublicKeyHex"],
-                    "--signing-key-file", str(work / "keys" / "chain.ed25519.sk"),
-                    "--machine-did", machine_did, "--machine-key-id", keys["machineKeyId"],
-                    "--chunk-size", str(chunk_size), *extra]
+            return publish_command(binary, keys, work / "keys", input_path, out, chunk_size, extra)
 
         # ------------------------------------------------------ ingest
         print(f"publishing {args.ingest_mib} MiB in {args.chunk_mib} MiB chunks", file=sys.stderr)
@@ -459,67 +548,7 @@ def main() -> None:
         data.unlink()
 
         # ------------------------------------------------------ catalog seed
-        print(f"seeding {args.listings} listings", file=sys.stderr)
-        rng = random.Random(6)
-        datasets = []  # (id, topic)
-        sample_keys = {}  # dataset id -> hex key of chunk 0
-        from nacl.public import PrivateKey, SealedBox
-        owner_x25519 = PrivateKey(bytes.fromhex((work / "keys" / "owner.x25519.sk").read_text().strip().removeprefix("0x")))
-        for k, (subject, _, _) in enumerate(SUBJECTS[:8]):
-            topic = "/" + subject.replace(" ", "-")
-            small = work / f"small-{k}.bin"
-            small.write_bytes(os.urandom(4096))
-            out = work / f"small-chain-{k}"
-            run(publish_cmd(small, out, 1024, [
-                "--dataset-key-file", str(work / "keys" / "machine.secp256k1.sk"), "--topic", topic,
-                "--first-captured-at", f"2024-0{1 + k % 9}-01T00:00:00Z",
-                "--last-captured-at", f"2024-0{1 + k % 9}-28T00:00:00Z", "--sample-chunks", "0"]))
-            # The chain as the machine; the dataset (its machine-signed manifest) as
-            # the owner: POST /v1/datasets takes the caller's machines only, so
-            # `market upload` is given the chain without dataset.json.
-            manifest = json.loads((out / "dataset.json").read_text())
-            (out / "dataset.json").rename(work / f"dataset-{k}.json")
-            run([binary, "--quiet", "market", "upload", "--server", base, "--chunk-dir", str(out),
-                 "--topic", topic, "--key-file", str(work / "keys" / "machine.secp256k1.sk")])
-            created = api.expect(201, "POST", "/v1/datasets", {"manifest": manifest}, owner_token)
-            if created["state"] != "signed":
-                sys.exit(f"dataset not signed: {created}")
-            datasets.append((created["id"], topic))
-            envelope = json.loads((out / "chunk-0.json").read_text())
-            wrapped = next(r for r in envelope["encryption"]["keyRecipients"] if r["recipientId"] == "owner-1")
-            sample_keys[created["id"]] = SealedBox(owner_x25519).decrypt(bytes.fromhex(wrapped["wrappedKeyHex"])).hex()
-
-        seed_start = time.perf_counter()
-        for i in range(args.listings):
-            s = rng.randrange(len(SUBJECTS))
-            subject, domain, tags = SUBJECTS[s]
-            place = rng.choice(PLACES)
-            ds, topic = datasets[s % len(datasets)]
-            adjective = rng.choice(ADJECTIVES)
-            body = {
-                "datasetId": ds,
-                "title": f"{subject.capitalize()}, {place} {2020 + i % 6} #{i}",
-                "description": f"{adjective.capitalize()} {subject} {FILLER}. Site {rng.choice(PLACES)}, "
-                               f"batch {rng.randrange(10_000)}.",
-                "tags": sorted(set(rng.sample(tags, 2) + [place.lower()])),
-                "domain": domain,
-                "schemaHint": json.dumps({w: "number" for w in tags}),
-                "license": {"spdx": rng.choice(["CC-BY-4.0", "CC-BY-NC-4.0", "ODbL-1.0"])},
-                "price": str(rng.randrange(1, 500) * 10**16),
-                "rail": {"kind": "evm", "chainId": 3338, "token": "native", "decimals": 18,
-                         "payTo": owner.address, "symbol": "PEAQ"},
-                "delivery": ["api"],
-            }
-            with_sample = i % 10 == 0
-            if with_sample:
-                body["sampleChunkIndexes"] = [0]
-            created = api.expect(201, "POST", "/v1/listings", body, owner_token)
-            if with_sample:
-                api.expect(200, "POST", f"/v1/listings/{created['id']}/samples",
-                           {"keys": [{"index": 0, "chunkKeyHex": sample_keys[ds]}]}, owner_token)
-            api.expect(200, "POST", f"/v1/listings/{created['id']}/publish", {}, owner_token)
-        seed_seconds = time.perf_counter() - seed_start
-        print(f"  seeded in {seed_seconds:.1f} s", file=sys.stderr)
+        datasets, seed_seconds = seed_catalog(binary, base, api, work, keys, owner, owner_token, args.listings)
 
         paths = []
         enc = urllib.parse.quote

@@ -136,14 +136,18 @@ fn a_visitor_finds_a_listing_and_verifies_its_sample_in_chromium() {
     assert!(origin.starts_with("http://127.0.0.1:"), "{origin}");
     let lidar = sale(&server, 3, "490", invoice_rail());
     disclose_sample(&server, &lidar, 1);
-    // A second listing the search must leave out.
+    // A second listing the search must leave out, with words longer than
+    // a phone is wide (a hash, a URL, a tag): they wrap.
     let other = sale(&server, 2, "990", invoice_rail());
+    let long_word = format!("sha256:{}", "ab01".repeat(24));
     let (status, renamed) = server.send(
         "PATCH",
         &format!("/v1/listings/{}", other.listing_id),
         Some(&other.owner),
-        &json!({"title": "Soil moisture, field 7", "description": "Probes in a wheat field.",
-                "tags": ["soil"]}),
+        &json!({"title": "Soil moisture, field 7",
+                "description": format!("Probes in a wheat field, calibration file {long_word}, see \
+                                        https://example.org/a/very/long/path/without/any/break/at/all/soil-moisture-probes"),
+                "tags": ["soil", "volumetric-water-content-at-30cm-depth"]}),
     );
     assert_eq!(status, 200, "{renamed}");
     let sample = stored_object(&server, &lidar, 1);
@@ -394,6 +398,23 @@ fn a_visitor_finds_a_listing_and_verifies_its_sample_in_chromium() {
         );
         assert_clean(&b, &origin).await;
         photograph(&b, "catalog-refused").await;
+
+        // The other listing's page, its long words wrapped on a phone.
+        b.client()
+            .goto(&format!("{origin}/listings/{}", other.listing_id))
+            .await
+            .unwrap();
+        let description = b
+            .client()
+            .find(Locator::Css(".description"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(description.contains(&long_word), "{description}");
+        assert_clean(&b, &origin).await;
+        photograph(&b, "listing-long-words").await;
     });
     block_on(b.close()).unwrap();
     println!(

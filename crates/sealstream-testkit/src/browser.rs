@@ -55,16 +55,24 @@ pub const HOST_RESOLVER_RULES: &str = "MAP * ~NOTFOUND , EXCLUDE localhost , EXC
 /// reach past the viewport's right edge.
 const OVERFLOW_JS: &str = r#"
 const w = window.innerWidth;
-const wide = [];
+const spills = [];
 for (const e of document.body.querySelectorAll('*')) {
   const r = e.getBoundingClientRect();
-  if (r.right > w + 0.5 && wide.length < 8) {
-    const classes = typeof e.className === 'string' && e.className.trim()
-      ? '.' + e.className.trim().split(/\s+/).join('.') : '';
-    wide.push(e.tagName.toLowerCase() + (e.id ? '#' + e.id : '') + classes
-      + ' (right edge ' + Math.round(r.right) + ')');
+  const visible = getComputedStyle(e).overflowX === 'visible';
+  if (r.right > w + 0.5 || (visible && e.scrollWidth > e.clientWidth + 1 && e.clientWidth > 0)) {
+    spills.push(e);
   }
 }
+// The innermost ones: the element that is too wide, not its ancestors.
+const wide = spills.filter((e) => !spills.some((o) => o !== e && e.contains(o))).slice(0, 8)
+  .map((e) => {
+    const classes = typeof e.className === 'string' && e.className.trim()
+      ? '.' + e.className.trim().split(/\s+/).join('.') : '';
+    const r = e.getBoundingClientRect();
+    return e.tagName.toLowerCase() + (e.id ? '#' + e.id : '') + classes
+      + ' (right edge ' + Math.round(r.left + e.scrollWidth) + ': "'
+      + (e.textContent || '').trim().slice(0, 40) + '")';
+  });
 return {page: location.pathname + location.search,
         scrollWidth: document.documentElement.scrollWidth, innerWidth: w, wide};
 "#;
