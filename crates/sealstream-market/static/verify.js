@@ -1,11 +1,20 @@
 // Verify a listing's sample chunk in the browser, trusting nothing the
-// server says: the signed dataset manifest's Ed25519 signature by the
-// chain key named on the page (the card's), the chunk's ciphertext hash,
-// its recomputed id and Ed25519 signature, and its RFC 6962 inclusion path
-// to the signed Merkle root. WebCrypto only (SHA-256, Ed25519); every
-// request goes to this server.
+// server says: the signed dataset manifest's signatures (Ed25519 by the
+// chain key named on the page, the card's; EIP-191 by the card's seller or
+// machine, recovered with secp256k1.js), the chunk's ciphertext hash, its
+// recomputed id and Ed25519 signature, and its RFC 6962 inclusion path to
+// the signed Merkle root. WebCrypto (SHA-256, Ed25519) and this server's
+// own Keccak/secp256k1 module; every request goes to this server.
+
+import { recoverPersonal } from "./secp256k1.js";
 
 const utf8 = new TextEncoder();
+
+// The address of a `did:peaq:0x…`, lowercase; "" for anything else.
+function addressOfDid(did) {
+  const m = /^did:peaq:(0x[0-9a-fA-F]{40})$/.exec(String(did));
+  return m ? m[1].toLowerCase() : "";
+}
 
 function unhex(text) {
   const h = String(text).replace(/^0x/, "");
@@ -117,15 +126,26 @@ async function verify(button) {
   const signedBytes = utf8.encode(canonical(unsigned));
   const signatures = manifest.signatures || [];
   const edSigs = signatures.filter((s) => s.algorithm === "ed25519");
-  if (edSigs.length === 0) {
-    const others = signatures.map((s) => `${s.algorithm} by ${s.signer || s.publicKeyHex}`).join(", ") || "none";
-    check(false, `the dataset manifest (its Merkle root) is signed with that chain key: it carries no Ed25519 signature (its signatures: ${others}; this page checks the chain key's)`);
-  } else {
-    let manifestSigned = true;
-    for (const s of edSigs) {
-      manifestSigned = manifestSigned && String(s.publicKeyHex).toLowerCase() === chainKey && await ed25519(chainKey, s.value, signedBytes);
-    }
-    check(manifestSigned, "the dataset manifest (its Merkle root) is signed with that chain key (Ed25519)");
+  const ethSigs = signatures.filter((s) => s.algorithm === "eip191-secp256k1");
+  // Who the card says may sign: the seller and the machine.
+  const seller = String(button.dataset.seller || ""), machine = String(button.dataset.machine || "");
+  const trusted = new Map([[addressOfDid(machine), "the listing's machine"], [addressOfDid(seller), "the listing's seller"]]);
+  trusted.delete("");
+  for (const s of edSigs) {
+    const ok = String(s.publicKeyHex).toLowerCase() === chainKey && await ed25519(chainKey, s.value, signedBytes);
+    check(ok, "the dataset manifest (its Merkle root) is signed with that chain key (Ed25519)");
+  }
+  for (const s of ethSigs) {
+    const claimed = addressOfDid(s.signer);
+    const role = trusted.get(claimed);
+    const recovered = claimed && recoverPersonal(signedBytes, s.value);
+    const ok = Boolean(role) && recovered === claimed;
+    check(ok, role
+      ? `the dataset manifest (its Merkle root) is signed by ${s.signer}, ${role} (EIP-191, secp256k1)`
+      : `the dataset manifest is signed by ${s.signer}, who is neither the listing's seller nor its machine`);
+  }
+  if (edSigs.length === 0 && ethSigs.length === 0) {
+    check(false, "the dataset manifest (its Merkle root) carries a signature by the chain key, the seller or the machine: it carries none");
   }
   // The chunk itself.
   check(envelope.index === index, `the envelope is chunk ${index}`);

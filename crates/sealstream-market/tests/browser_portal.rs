@@ -40,7 +40,17 @@ use sealstream_testkit::browser::fantoccini::Locator;
 use sealstream_testkit::browser::Browser;
 use serde_json::{json, Value};
 
+/// The server's own Keccak/secp256k1 module and the test wallet on it.
+const SECP256K1_JS: &str = include_str!("../static/secp256k1.js");
 const WALLET_JS: &str = include_str!("support/test_wallet.js");
+
+/// The wallet as one classic script (the module's `export`s dropped, both
+/// in one function scope) holding `secret_hex`.
+fn wallet_script(secret_hex: &str) -> String {
+    let library = SECP256K1_JS.replace("\nexport ", "\n");
+    let wallet = WALLET_JS.replace("__SECRET_KEY_HEX__", secret_hex);
+    format!("(() => {{\n{library}\n{wallet}\n}})();")
+}
 
 /// The viewports every page is checked and photographed at.
 const VIEWPORTS: [(u32, u32); 2] = [(390, 844), (1280, 800)];
@@ -259,10 +269,7 @@ fn a_seller_and_a_buyer_trade_through_the_portal_in_chromium() {
     let buyer_key = MachineSigningKey::generate();
     let buyer_did = Did::of_key(&buyer_key).to_string();
     let buyer_x25519 = RecipientSecretKey::generate();
-    let wallet = WALLET_JS.replace(
-        "__SECRET_KEY_HEX__",
-        buyer_key.to_hex_secret().trim_start_matches("0x"),
-    );
+    let wallet = wallet_script(buyer_key.to_hex_secret().trim_start_matches("0x"));
     // The auditor, also an admin.
     let auditor = MachineSigningKey::generate();
     let auditor_did = Did::of_key(&auditor).to_string();
@@ -388,21 +395,51 @@ fn a_seller_and_a_buyer_trade_through_the_portal_in_chromium() {
         submit(&b, "edit-form").await;
         let error = field_error(&b, "edit-form", "samples").await;
         assert!(error.contains("not a chunk index"), "{error}");
+        let path = b.js("return location.pathname;").await.unwrap();
+        path.as_str()
+            .unwrap()
+            .rsplit('/')
+            .next()
+            .unwrap()
+            .to_string()
+    });
+    // A sample: its key disclosed on the seller's machine, as the edit
+    // form's hint says.
+    let samples = keys.path().join("samples.json");
+    std::fs::write(&samples, r#"{"sampleChunkIndexes": [1]}"#).unwrap();
+    run_ok(
+        cli(
+            &server,
+            &[
+                "market",
+                "listing",
+                "edit",
+                &listing_id,
+                "--server",
+                &origin,
+                "--listing",
+                samples.to_str().unwrap(),
+                "--key-file",
+                owner_key.to_str().unwrap(),
+                "--owner-private-key-file",
+                owner_x25519.to_str().unwrap(),
+            ],
+        ),
+        "market listing edit (samples)",
+    );
+    block_on(async {
+        goto(&b, &format!("{origin}/portal/seller/listings/{listing_id}")).await;
+        let samples = b
+            .js("return document.getElementById('edit-form-samples').value;")
+            .await
+            .unwrap();
+        assert_eq!(samples, "1");
         press(&b, "Publish").await;
         assert_eq!(
             text_of(&b, ".notice").await,
             "Listing published: it is in the catalog."
         );
-        let path = b.js("return location.pathname;").await.unwrap();
-        let id = path
-            .as_str()
-            .unwrap()
-            .rsplit('/')
-            .next()
-            .unwrap()
-            .to_string();
         sign_out(&b).await;
-        id
     });
     let (status, view) = server.get(&format!("/v1/listings/{listing_id}"), None);
     assert_eq!(status, 200, "{view}");
@@ -430,6 +467,38 @@ fn a_seller_and_a_buyer_trade_through_the_portal_in_chromium() {
         b.wait_until(&format!("location.pathname === '/listings/{listing_id}'"))
             .await
             .unwrap();
+        // The seller signed this dataset with their own key (EIP-191): the
+        // page recovers the signer with its secp256k1 and checks it is the
+        // card's seller, and the chunk against the chain key.
+        b.client()
+            .find(Locator::Css("button.verify"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        let shown = b
+            .wait_until(
+                "(() => { const v = document.querySelector('#verify-result [data-verdict]'); \
+                 return v && {verdict: v.dataset.verdict, \
+                   checks: [...document.querySelectorAll('#verify-result li')].map(li => li.textContent)}; })()",
+            )
+            .await
+            .unwrap();
+        assert_eq!(shown["verdict"], "verified", "{shown}");
+        let seller_signed = format!(
+            "✓ the dataset manifest (its Merkle root) is signed by {}, the listing's seller (EIP-191, secp256k1)",
+            s.owner_did
+        );
+        assert!(
+            shown["checks"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|c| c == &json!(seller_signed)),
+            "{shown}"
+        );
+        check_page(&b, &origin, "listing-seller-signed").await;
         b.client()
             .find(Locator::LinkText("Buy"))
             .await

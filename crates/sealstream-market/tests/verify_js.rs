@@ -2,7 +2,10 @@
 //! with Node's WebCrypto on the documented examples (`docs/examples`): its
 //! canonical JSON is the reference's signed bytes, the manifest's Ed25519
 //! signature holds and fails for a changed manifest, the inclusion path
-//! leads to the signed root and fails for another chunk or a changed path.
+//! leads to the signed root and fails for another chunk or a changed path;
+//! the manifest's EIP-191 signature recovers the machine's address with the
+//! page's own Keccak/secp256k1 (`static/secp256k1.js`) and not for a
+//! changed manifest.
 //! (The page itself, in Chromium, is tested with the browser tests.)
 
 use std::process::Command;
@@ -31,9 +34,16 @@ fn the_pages_verification_code_checks_the_documented_examples() {
         "rootMatches",
         "otherChunkFails",
         "changedPathFails",
+        "eip191Recovers",
+        "eip191ChangedManifestFails",
+        "eip191MalformedIsNull",
     ] {
         assert_eq!(result[check], true, "{check}: {result}");
     }
+    assert_eq!(
+        result["keccakEmpty"],
+        "c5d2460186f7233c927e7db2dcc703c0e500b653ca82273b7bfad8045d85a470"
+    );
     // Python's json.dumps with ensure_ascii, as the reference writes it.
     assert_eq!(
         result["unicode"],

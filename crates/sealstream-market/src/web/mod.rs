@@ -405,6 +405,10 @@ struct ListingPage {
     description: String,
     l: ListingFacts,
     card: String,
+    /// The card's seller and machine: who may sign the dataset's manifest
+    /// (EIP-191), as the page's verification checks.
+    seller: String,
+    machine: String,
 }
 
 fn rail_text(rail: &Rail) -> String {
@@ -512,6 +516,8 @@ async fn listing_page(State(state): State<AppState>, ApiPath(id): ApiPath<String
                     description,
                     l: facts(view, chain_key),
                     card: card_text,
+                    seller: card.provider.clone(),
+                    machine: card.machine_did.clone(),
                 }
                 .render(),
             )
@@ -536,6 +542,11 @@ const ASSETS: &[(&str, &str, &str)] = &[
         "verify.js",
         "text/javascript; charset=utf-8",
         include_str!("../../static/verify.js"),
+    ),
+    (
+        "secp256k1.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../static/secp256k1.js"),
     ),
     (
         "signin.js",
