@@ -9,9 +9,10 @@
 use std::collections::HashMap;
 
 use askama::Template;
-use axum::extract::State;
+use axum::extract::{FromRequest, Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
+use axum::Form;
 use serde::de::DeserializeOwned;
 
 use super::session::{self, WebSession};
@@ -98,6 +99,30 @@ pub(super) async fn checked_post(
         ));
     }
     Ok(web)
+}
+
+/// A form post that passed [`checked_post`]: the session that sent it and
+/// the form's values (an unreadable body is an empty form, which then
+/// fails the CSRF check).
+pub(super) struct WebPost {
+    /// Who sent it.
+    pub(super) web: WebSession,
+    /// The form's fields.
+    pub(super) values: Values,
+}
+
+impl FromRequest<AppState> for WebPost {
+    type Rejection = Response;
+
+    async fn from_request(request: Request, state: &AppState) -> Result<Self, Response> {
+        let headers = request.headers().clone();
+        let values = Form::<Values>::from_request(request, state)
+            .await
+            .map(|Form(f)| f)
+            .unwrap_or_default();
+        let web = checked_post(state, &headers, Some(&values)).await?;
+        Ok(WebPost { web, values })
+    }
 }
 
 /// The body of an API handler's answer as `T` (for the handlers that

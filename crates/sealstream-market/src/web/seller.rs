@@ -16,7 +16,7 @@
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
-use axum::{Form, Json};
+use axum::Json;
 use sealstream_api::datasets::{CreateDataset, DatasetPage, DatasetState, DatasetView, ListParams};
 use sealstream_api::listings::{
     CreateListing, ListingKind, ListingList, ListingState, ListingView, PatchListing,
@@ -25,7 +25,7 @@ use sealstream_api::payments::{format_units, parse_units, RailInput};
 use serde_json::{json, Value};
 
 use super::error_page;
-use super::portal::{checked_post, done, json_of, notice, render_status, signed_in_as, Values};
+use super::portal::{done, json_of, notice, render_status, signed_in_as, Values, WebPost};
 use super::view::{Button, Cell, Field, Form as WebForm, Posted, Section, Table};
 use crate::auth::{MaybePrincipal, Principal, Role};
 use crate::error::{ApiError, ApiJson, ApiPath, ApiQuery};
@@ -454,14 +454,8 @@ fn opt(text: &str) -> Option<String> {
 /// `POST /portal/seller/datasets`.
 pub(super) async fn create_dataset(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    form: Result<Form<Values>, axum::extract::rejection::FormRejection>,
+    WebPost { web, values }: WebPost,
 ) -> Response {
-    let values = form.map(|Form(f)| f).unwrap_or_default();
-    let web = match checked_post(&state, &headers, Some(&values)).await {
-        Ok(w) => w,
-        Err(r) => return r,
-    };
     let p = web.principal.clone();
     let index = |name: &str| -> Result<Option<u64>, String> {
         match get(&values, name) {
@@ -517,14 +511,8 @@ pub(super) async fn create_dataset(
 /// `POST /portal/seller/listings`.
 pub(super) async fn create_listing(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    form: Result<Form<Values>, axum::extract::rejection::FormRejection>,
+    WebPost { web, values }: WebPost,
 ) -> Response {
-    let values = form.map(|Form(f)| f).unwrap_or_default();
-    let web = match checked_post(&state, &headers, Some(&values)).await {
-        Ok(w) => w,
-        Err(r) => return r,
-    };
     let p = web.principal.clone();
     let built = (|| {
         let (rail, price) = rail_and_price(&values)?;
@@ -745,15 +733,9 @@ fn listing_sections(v: &ListingView, posted: Option<&Posted>) -> Vec<Section> {
 /// `POST /portal/seller/listings/{id}`: the edit form.
 pub(super) async fn edit_listing(
     State(state): State<AppState>,
-    headers: HeaderMap,
     Path(id): Path<String>,
-    form: Result<Form<Values>, axum::extract::rejection::FormRejection>,
+    WebPost { web, values }: WebPost,
 ) -> Response {
-    let values = form.map(|Form(f)| f).unwrap_or_default();
-    let web = match checked_post(&state, &headers, Some(&values)).await {
-        Ok(w) => w,
-        Err(r) => return r,
-    };
     let built = (|| {
         let (rail, price) = rail_and_price(&values)?;
         Ok(PatchListing {
@@ -795,15 +777,9 @@ pub(super) async fn edit_listing(
 /// `POST /portal/seller/listings/{id}/publish` and `/withdraw`.
 pub(super) async fn listing_action(
     State(state): State<AppState>,
-    headers: HeaderMap,
     Path((id, action)): Path<(String, String)>,
-    form: Result<Form<Values>, axum::extract::rejection::FormRejection>,
+    WebPost { web, .. }: WebPost,
 ) -> Response {
-    let values = form.map(|Form(f)| f).unwrap_or_default();
-    let web = match checked_post(&state, &headers, Some(&values)).await {
-        Ok(w) => w,
-        Err(r) => return r,
-    };
     let p = web.principal.clone();
     let result = match action.as_str() {
         "publish" => crate::listings::publish(State(state.clone()), p, ApiPath(id.clone()))

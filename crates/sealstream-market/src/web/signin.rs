@@ -232,15 +232,8 @@ async fn open_link_session(state: &AppState, token: &str) -> ApiResult<Option<(S
 /// `POST /signout`.
 pub(super) async fn signout(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    form: Result<Form<HashMap<String, String>>, axum::extract::rejection::FormRejection>,
+    super::portal::WebPost { web, .. }: super::portal::WebPost,
 ) -> Response {
-    let web = match super::portal::checked_post(&state, &headers, form.as_ref().ok().map(|f| &f.0))
-        .await
-    {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
     if let Err(e) = end_session(&state, &web).await {
         return error_page(e.status, "Not signed out", &e.message);
     }

@@ -12,10 +12,9 @@
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
-use axum::Form;
 
 use super::error_page;
-use super::portal::{checked_post, done, notice, render_status, signed_in_as, Values};
+use super::portal::{done, notice, render_status, signed_in_as, Values, WebPost};
 use super::session::WebSession;
 use super::view::{Cell, Field, Form as WebForm, Posted, Section, Table};
 use crate::auth::admin::RolePath;
@@ -261,14 +260,8 @@ async fn admin_page(
 /// `POST /portal/admin/roles`.
 pub(super) async fn roles(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    form: Result<Form<Values>, axum::extract::rejection::FormRejection>,
+    WebPost { web, values }: WebPost,
 ) -> Response {
-    let values = form.map(|Form(f)| f).unwrap_or_default();
-    let web = match checked_post(&state, &headers, Some(&values)).await {
-        Ok(w) => w,
-        Err(r) => return r,
-    };
     let field = |n: &str| {
         values
             .get(n)

@@ -15,7 +15,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::Response;
-use axum::{Form, Json};
+use axum::Json;
 use sealstream_api::listings::ListingKind;
 use sealstream_api::orders::{
     CreateLink, CreateOrder, LinkPurpose, ListQuery, OrderSide, OrderState, OrderView,
@@ -24,7 +24,7 @@ use sealstream_api::payments::{format_units, MarkPaid, RailKind};
 use sealstream_api::subscriptions::{CreateSubscription, RenewSubscription, SubscriptionQuery};
 
 use super::error_page;
-use super::portal::{checked_post, done, notice, render_status, signed_in_as, Values};
+use super::portal::{done, notice, render_status, signed_in_as, Values, WebPost};
 use super::session::WebSession;
 use super::view::{Button, Cell, Field, Form as WebForm, Posted, Section, Table};
 use crate::auth::{MaybePrincipal, Principal, Role};
@@ -126,15 +126,9 @@ async fn buy_page(
 /// `POST /portal/buy/{listing}`.
 pub(super) async fn place_order(
     State(state): State<AppState>,
-    headers: HeaderMap,
     Path(id): Path<String>,
-    form: Result<Form<Values>, axum::extract::rejection::FormRejection>,
+    WebPost { web, values }: WebPost,
 ) -> Response {
-    let values = form.map(|Form(f)| f).unwrap_or_default();
-    let web = match checked_post(&state, &headers, Some(&values)).await {
-        Ok(w) => w,
-        Err(r) => return r,
-    };
     let p = web.principal.clone();
     let key = get(&values, "buyerPublicKeyHex").to_string();
     let buyer_id = Some(get(&values, "buyerId").to_string()).filter(|s| !s.is_empty());
@@ -399,15 +393,9 @@ fn payment_text(o: &OrderView) -> String {
 /// `POST /portal/buyer/orders/{id}/{action}`: `cancel`, `link`.
 pub(super) async fn order_action(
     State(state): State<AppState>,
-    headers: HeaderMap,
     Path((id, action)): Path<(String, String)>,
-    form: Result<Form<Values>, axum::extract::rejection::FormRejection>,
+    WebPost { web, .. }: WebPost,
 ) -> Response {
-    let values = form.map(|Form(f)| f).unwrap_or_default();
-    let web = match checked_post(&state, &headers, Some(&values)).await {
-        Ok(w) => w,
-        Err(r) => return r,
-    };
     let p = web.principal.clone();
     let failed = |e: ApiError| Posted {
         form: "revoke-form".into(),
@@ -452,14 +440,8 @@ pub(super) async fn order_action(
 /// `POST /portal/buyer/links/revoke`.
 pub(super) async fn revoke_link(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    form: Result<Form<Values>, axum::extract::rejection::FormRejection>,
+    WebPost { web, values }: WebPost,
 ) -> Response {
-    let values = form.map(|Form(f)| f).unwrap_or_default();
-    let web = match checked_post(&state, &headers, Some(&values)).await {
-        Ok(w) => w,
-        Err(r) => return r,
-    };
     let order = get(&values, "order").to_string();
     let link = get(&values, "link").to_string();
     for (field, value, prefix) in [("order", &order, "ord_"), ("link", &link, "lnk_")] {
@@ -492,15 +474,9 @@ pub(super) async fn revoke_link(
 /// `POST /portal/buyer/subscriptions/{id}/{action}`: `cancel`, `renew`.
 pub(super) async fn subscription_action(
     State(state): State<AppState>,
-    headers: HeaderMap,
     Path((id, action)): Path<(String, String)>,
-    form: Result<Form<Values>, axum::extract::rejection::FormRejection>,
+    WebPost { web, .. }: WebPost,
 ) -> Response {
-    let values = form.map(|Form(f)| f).unwrap_or_default();
-    let web = match checked_post(&state, &headers, Some(&values)).await {
-        Ok(w) => w,
-        Err(r) => return r,
-    };
     let p = web.principal.clone();
     let result = match action.as_str() {
         "cancel" => crate::subscriptions::cancel(State(state.clone()), p, ApiPath(id.clone()))
@@ -763,15 +739,9 @@ async fn sales_sections(
 /// `POST /portal/sales/{id}/mark-paid`.
 pub(super) async fn mark_paid(
     State(state): State<AppState>,
-    headers: HeaderMap,
     Path(id): Path<String>,
-    form: Result<Form<Values>, axum::extract::rejection::FormRejection>,
+    WebPost { web, values }: WebPost,
 ) -> Response {
-    let values = form.map(|Form(f)| f).unwrap_or_default();
-    let web = match checked_post(&state, &headers, Some(&values)).await {
-        Ok(w) => w,
-        Err(r) => return r,
-    };
     let req = MarkPaid {
         reference: get(&values, "reference").to_string(),
     };
