@@ -113,13 +113,19 @@ pub struct CatalogQuery {
     /// Only listings of this kind: `dataset` or `subscription`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub kind: Option<String>,
+    /// Only listings paid on this rail: `invoice` or `evm`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rail: Option<String>,
+    /// Only listings carrying this tag (case does not matter).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tag: Option<String>,
 }
 
 impl CatalogQuery {
     /// The names of the parameters, as sent.
-    pub const PARAMS: [&'static str; 13] = [
+    pub const PARAMS: [&'static str; 15] = [
         "q", "domain", "machine", "topic", "minPrice", "maxPrice", "from", "to", "sort", "order",
-        "limit", "cursor", "kind",
+        "limit", "cursor", "kind", "rail", "tag",
     ];
 
     /// The query string (without `?`), parameters percent-encoded.
@@ -158,6 +164,8 @@ mod tests {
             limit: Some(5),
             cursor: Some("c".into()),
             kind: Some("subscription".into()),
+            rail: Some("invoice".into()),
+            tag: Some("lidar".into()),
         };
         let text = all.to_query();
         for name in CatalogQuery::PARAMS {

@@ -148,16 +148,25 @@ fn filters(db: Db) {
     let ds_early = dataset(&server, &alice.did, &early, 0, 3, "signed");
     let ds_late = dataset(&server, &alice.did, &late, 0, 3, "signed");
     let ds_late_tail = dataset(&server, &alice.did, &late, 2, 1, "signed");
-    let make = |ds: &str, domain: &str, price: &str| {
+    let make = |ds: &str, domain: &str, price: &str, tags: Value| {
         let mut b = listing_body(ds, "Sensor feed");
         b["domain"] = json!(domain);
         b["price"] = json!(price);
+        b["tags"] = tags;
+        if domain == "air" {
+            b["rail"] = json!({"kind": "invoice", "currency": "EUR", "decimals": 2});
+        }
         publish(&server, &alice.token, &b)
     };
-    let cheap = make(&ds_early, "air", "9");
-    let mid = make(&ds_late, "water", "10");
+    let cheap = make(&ds_early, "air", "9", json!(["Air", "pm2_5"]));
+    let mid = make(&ds_late, "water", "10", json!(["water"]));
     // Larger than i64 and than u64: compared exactly.
-    let dear = make(&ds_late_tail, "water", "100000000000000000000000");
+    let dear = make(
+        &ds_late_tail,
+        "water",
+        "100000000000000000000000",
+        json!(["water", "100%", "say \"hi\""]),
+    );
     let set = |query: &str| -> BTreeSet<String> { search(&server, query).into_iter().collect() };
     let of = |v: &[&String]| -> BTreeSet<String> { v.iter().map(|s| s.to_string()).collect() };
 
@@ -184,6 +193,18 @@ fn filters(db: Db) {
     assert_eq!(set("from=1700000100&to=1700000110"), of(&[&mid]));
     assert_eq!(set("from=1800000000"), of(&[]));
     assert_eq!(set("domain=water&maxPrice=10&q=sensor"), of(&[&mid]));
+    // Rails and tags (a whole tag, case aside; LIKE's wildcards are
+    // literal; JSON escapes match).
+    assert_eq!(set("rail=invoice"), of(&[&cheap]));
+    assert_eq!(set("rail=evm"), of(&[&mid, &dear]));
+    assert_eq!(set("tag=air"), of(&[&cheap]));
+    assert_eq!(set("tag=PM2_5"), of(&[&cheap]));
+    assert_eq!(set("tag=pm2x5"), of(&[]));
+    assert_eq!(set("tag=wat"), of(&[]));
+    assert_eq!(set(&format!("tag={}", encode("100%"))), of(&[&dear]));
+    assert_eq!(set(&format!("tag={}", encode("100"))), of(&[]));
+    assert_eq!(set(&format!("tag={}", encode("say \"hi\""))), of(&[&dear]));
+    assert_eq!(set("tag=water&rail=evm&maxPrice=10"), of(&[&mid]));
 
     // Price sorting is numeric, both ways.
     assert_eq!(
@@ -333,6 +354,9 @@ fn parameters_are_refused_by_name(db: Db) {
         ("cursor=6e2d7c31", "cursor"),
         ("page=2", "page"),
         ("q=a&q=b", "q"),
+        ("rail=cash", "rail"),
+        ("tag=%20", "tag"),
+        ("tag=aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", "tag"),
     ] {
         let (status, body) = server.get(&format!("/v1/catalog?{query}"), None);
         assert_eq!(status, 400, "{query}: {body}");

@@ -683,15 +683,15 @@ pub struct MarketSearchArgs {
     #[arg(long)]
     pub domain: Option<String>,
     /// Only listings carrying this tag (repeatable: every one; case does not matter).
-    /// Checked here on the server's results, asking for further pages as needed.
+    /// The server filters by the first; the others are checked here on its results,
+    /// asking for further pages as needed.
     #[arg(long = "tag", value_name = "TAG")]
     pub tags: Vec<String>,
     /// What the listing sells: dataset (a signed range of a chain) or subscription (a
     /// machine's topic as it is recorded, paid per period).
     #[arg(long, value_enum, value_name = "KIND")]
     pub kind: Option<CatalogKind>,
-    /// Only listings paid on this rail. Checked here on the server's results, asking for
-    /// further pages as needed.
+    /// Only listings paid on this rail.
     #[arg(long, value_enum, value_name = "RAIL")]
     pub rail: Option<CatalogRail>,
     /// Only datasets of this machine (did:peaq:0x…).

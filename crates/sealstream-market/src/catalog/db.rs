@@ -94,6 +94,25 @@ fn build(search: &Search, engine: Engine) -> Sql {
         &search.kind.map(|k| k.as_str().to_string()),
         &mut sql,
     );
+    if let Some(rail) = search.rail {
+        // Stored rails are compact JSON objects with a "kind" member.
+        let p = sql.bind(Bind::Text(format!("%\"kind\":\"{}\"%", rail.as_str())));
+        conditions.push(format!("l.rail LIKE {p}"));
+    }
+    if let Some(tag) = &search.tag {
+        // Tags are stored as a JSON array of strings: the tag's JSON
+        // string, `!`-escaped for LIKE, in the lower-cased array.
+        let quoted = serde_json::Value::String(tag.clone()).to_string();
+        let escaped: String = quoted
+            .chars()
+            .flat_map(|c| match c {
+                '!' | '%' | '_' => vec!['!', c],
+                c => vec![c],
+            })
+            .collect();
+        let p = sql.bind(Bind::Text(format!("%{escaped}%")));
+        conditions.push(format!("LOWER(l.tags) LIKE {p} ESCAPE '!'"));
+    }
     if let Some(lo) = &search.min_price {
         let p = sql.bind(Bind::Text(price_key(lo)));
         conditions.push(format!("l.price_key >= {p}"));

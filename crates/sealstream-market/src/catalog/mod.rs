@@ -233,10 +233,13 @@ struct Search {
     limit: usize,
     cursor: Option<Cursor>,
     kind: Option<crate::listings::ListingKind>,
+    rail: Option<sealstream_api::payments::RailKind>,
+    /// Lower case.
+    tag: Option<String>,
 }
 
 /// The parameters the catalog takes: those of the API's query type.
-const PARAMS: [&str; 13] = sealstream_api::catalog::CatalogQuery::PARAMS;
+const PARAMS: [&str; 15] = sealstream_api::catalog::CatalogQuery::PARAMS;
 
 impl Search {
     fn parse(params: &QueryParams) -> ApiResult<Search> {
@@ -353,6 +356,19 @@ impl Search {
                     })
                 })
                 .transpose()?,
+            rail: params
+                .get("rail")
+                .map(|r| {
+                    sealstream_api::payments::RailKind::parse(r)
+                        .ok_or_else(|| ApiError::bad_request("rail", "expected invoice or evm"))
+                })
+                .transpose()?,
+            tag: match text("tag", 40)? {
+                Some(t) if t.trim().is_empty() => {
+                    return Err(ApiError::bad_request("tag", "an empty tag"))
+                }
+                t => t.map(|t| t.trim().to_lowercase()),
+            },
         })
     }
 }
@@ -379,7 +395,9 @@ fn excerpt(text: &str) -> String {
         ("order" = Option<String>, Query, description = "asc or desc (default desc; asc for price)"),
         ("limit" = Option<u32>, Query, description = "1 to 100, default 20"),
         ("cursor" = Option<String>, Query, description = "nextCursor of the previous page"),
-        ("kind" = Option<String>, Query, description = "Only listings of this kind: dataset or subscription")),
+        ("kind" = Option<String>, Query, description = "Only listings of this kind: dataset or subscription"),
+        ("rail" = Option<String>, Query, description = "Only listings paid on this rail: invoice or evm"),
+        ("tag" = Option<String>, Query, description = "Only listings carrying this tag (case does not matter; at most 40 characters)")),
     responses(
         (status = 200, description = "A page of published listings", body = CatalogPage),
         (status = 400, description = "A parameter is wrong (named in `field`)", body = crate::openapi::ErrorBody)))]

@@ -173,6 +173,8 @@ struct SearchForm {
     min_price: String,
     max_price: String,
     sort: String,
+    rail: String,
+    tag: String,
 }
 
 /// One result of the catalog, as shown.
@@ -303,6 +305,8 @@ async fn catalog_page(
         min_price: value("minPrice"),
         max_price: value("maxPrice"),
         sort: value("sort"),
+        rail: value("rail"),
+        tag: value("tag"),
     };
     let searched = crate::catalog::catalog(State(state), Ok(Query(pairs.clone()))).await;
     let mut view = CatalogPage {
@@ -342,7 +346,8 @@ async fn catalog_page(
         Err(ApiError { field, message, .. }) => {
             match field {
                 Some(f)
-                    if ["q", "kind", "domain", "minPrice", "maxPrice"].contains(&f.as_str()) =>
+                    if ["q", "kind", "domain", "minPrice", "maxPrice", "rail", "tag"]
+                        .contains(&f.as_str()) =>
                 {
                     view.error_field = f;
                     view.error_message = message;

@@ -252,61 +252,34 @@ pub(super) async fn overview(State(state): State<AppState>, headers: HeaderMap) 
     let p = &web.principal;
     let mut sections = Vec::new();
     if p.has(Role::Owner) {
-        sections.push(Section {
-            id: "selling".into(),
-            heading: "Selling".into(),
-            paragraphs: vec![
-                "Your machines, their chains, your datasets and listings are on the Seller page; orders, subscriptions, payments and revenue on the Sales page.".into(),
+        sections.push(guide(
+            "selling",
+            "Selling",
+            "Your machines, their chains, your datasets and listings are on the Seller page; orders, subscriptions, payments and revenue on the Sales page.",
+            &[
+                ("/portal/seller", "Seller", "machines, datasets, listings"),
+                ("/portal/sales", "Sales", "orders, subscriptions, revenue, grants"),
             ],
-            tables: vec![super::view::Table {
-                caption: "Where to go".into(),
-                headers: vec!["Page".into(), "What".into()],
-                rows: vec![
-                    vec![Cell::Link("/portal/seller".into(), "Seller".into()), Cell::Text("machines, datasets, listings".into())],
-                    vec![Cell::Link("/portal/sales".into(), "Sales".into()), Cell::Text("orders, subscriptions, revenue, grants".into())],
-                ],
-                empty: String::new(),
-            }],
-            ..Section::default()
-        });
+        ));
     }
     if p.has(Role::Buyer) {
-        sections.push(Section {
-            id: "buying".into(),
-            heading: "Buying".into(),
-            paragraphs: vec![
-                "Find data in the catalog; your orders, subscriptions, download links, receipts and keys are on the Buyer page.".into(),
+        sections.push(guide(
+            "buying",
+            "Buying",
+            "Find data in the catalog; your orders, subscriptions, download links, receipts and keys are on the Buyer page.",
+            &[
+                ("/", "Catalog", "search and verify samples"),
+                ("/portal/buyer", "Buyer", "orders, subscriptions, receipts"),
             ],
-            tables: vec![super::view::Table {
-                caption: "Where to go".into(),
-                headers: vec!["Page".into(), "What".into()],
-                rows: vec![
-                    vec![Cell::Link("/".into(), "Catalog".into()), Cell::Text("search and verify samples".into())],
-                    vec![Cell::Link("/portal/buyer".into(), "Buyer".into()), Cell::Text("orders, subscriptions, receipts".into())],
-                ],
-                empty: String::new(),
-            }],
-            ..Section::default()
-        });
+        ));
     }
     if p.has(Role::Auditor) || p.has(Role::Admin) {
-        sections.push(Section {
-            id: "auditing".into(),
-            heading: "Auditing".into(),
-            paragraphs: vec![
-                "The audit log's signed head and its verification are on the Audit page.".into(),
-            ],
-            tables: vec![super::view::Table {
-                caption: "Where to go".into(),
-                headers: vec!["Page".into(), "What".into()],
-                rows: vec![vec![
-                    Cell::Link("/portal/audit".into(), "Audit".into()),
-                    Cell::Text("audit head, requests".into()),
-                ]],
-                empty: String::new(),
-            }],
-            ..Section::default()
-        });
+        sections.push(guide(
+            "auditing",
+            "Auditing",
+            "The audit log's signed head and its verification are on the Audit page.",
+            &[("/portal/audit", "Audit", "audit head, requests")],
+        ));
     }
     if p.roles.is_empty() {
         sections.push(Section {
@@ -317,4 +290,28 @@ pub(super) async fn overview(State(state): State<AppState>, headers: HeaderMap) 
         });
     }
     render(&web, "/portal", "Your portal", None, None, sections)
+}
+
+/// A section of the overview: what a role finds where.
+fn guide(id: &str, heading: &str, text: &str, links: &[(&str, &str, &str)]) -> Section {
+    Section {
+        id: id.into(),
+        heading: heading.into(),
+        paragraphs: vec![text.into()],
+        tables: vec![super::view::Table {
+            caption: "Where to go".into(),
+            headers: vec!["Page".into(), "What".into()],
+            rows: links
+                .iter()
+                .map(|(href, page, what)| {
+                    vec![
+                        Cell::Link((*href).into(), (*page).into()),
+                        Cell::Text((*what).into()),
+                    ]
+                })
+                .collect(),
+            empty: String::new(),
+        }],
+        ..Section::default()
+    }
 }

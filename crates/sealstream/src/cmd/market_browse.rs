@@ -70,6 +70,16 @@ pub fn search(args: MarketSearchArgs, ui: Ui) -> CliResult {
             }
             .to_string()
         }),
+        // The server filters by the rail and the first tag; the other tags
+        // are checked here.
+        rail: args.rail.map(|r| {
+            match r {
+                CatalogRail::Evm => "evm",
+                CatalogRail::Invoice => "invoice",
+            }
+            .to_string()
+        }),
+        tag: args.tags.first().cloned(),
         ..CatalogQuery::default()
     };
     let mut items: Vec<CatalogItem> = Vec::new();
