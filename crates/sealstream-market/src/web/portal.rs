@@ -9,7 +9,10 @@
 use std::collections::HashMap;
 
 use askama::Template;
-use axum::extract::{FromRequest, Request, State};
+use std::marker::PhantomData;
+
+use axum::extract::{FromRequest, FromRequestParts, Request, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
@@ -69,6 +72,53 @@ pub(super) async fn signed_in_as(
             "Not for your roles",
             &e.message,
         )),
+    }
+}
+
+/// The roles that may see a page ([`SignedIn`]).
+pub(super) trait Roles {
+    /// Any one of them will do.
+    const ROLES: &'static [Role];
+}
+
+/// Owners (sellers).
+pub(super) struct Owners;
+/// Buyers.
+pub(super) struct Buyers;
+/// Either party of a sale.
+pub(super) struct Parties;
+/// Auditors and admins.
+pub(super) struct Auditors;
+/// Admins.
+pub(super) struct Admins;
+
+impl Roles for Owners {
+    const ROLES: &'static [Role] = &[Role::Owner];
+}
+impl Roles for Buyers {
+    const ROLES: &'static [Role] = &[Role::Buyer];
+}
+impl Roles for Parties {
+    const ROLES: &'static [Role] = &[Role::Buyer, Role::Owner];
+}
+impl Roles for Auditors {
+    const ROLES: &'static [Role] = &[Role::Auditor, Role::Admin];
+}
+impl Roles for Admins {
+    const ROLES: &'static [Role] = &[Role::Admin];
+}
+
+/// The session of a page only `R` may see: without a session, a redirect
+/// to the sign-in page; without one of the roles, a 403 page.
+pub(super) struct SignedIn<R>(pub(super) WebSession, pub(super) PhantomData<R>);
+
+impl<R: Roles> FromRequestParts<AppState> for SignedIn<R> {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
+        signed_in_as(state, &parts.headers, R::ROLES)
+            .await
+            .map(|web| SignedIn(web, PhantomData))
     }
 }
 

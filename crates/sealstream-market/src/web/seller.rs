@@ -14,7 +14,7 @@
 //! the page): the server never holds an owner's key.
 
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::Response;
 use axum::Json;
 use sealstream_api::datasets::{CreateDataset, DatasetPage, DatasetState, DatasetView, ListParams};
@@ -25,9 +25,9 @@ use sealstream_api::payments::{format_units, parse_units, RailInput};
 use serde_json::{json, Value};
 
 use super::error_page;
-use super::portal::{done, json_of, notice, render_status, signed_in_as, Values, WebPost};
+use super::portal::{done, json_of, notice, render_status, Owners, SignedIn, Values, WebPost};
 use super::view::{Button, Cell, Field, Form as WebForm, Posted, Section, Table};
-use crate::auth::{MaybePrincipal, Principal, Role};
+use crate::auth::{MaybePrincipal, Principal};
 use crate::error::{ApiError, ApiJson, ApiPath, ApiQuery};
 use crate::server::AppState;
 
@@ -68,13 +68,9 @@ fn get<'a>(v: &'a Values, name: &str) -> &'a str {
 /// `GET /portal/seller`.
 pub(super) async fn seller(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    SignedIn(web, _): SignedIn<Owners>,
     Query(q): Query<Values>,
 ) -> Response {
-    let web = match signed_in_as(&state, &headers, &[Role::Owner]).await {
-        Ok(w) => w,
-        Err(r) => return r,
-    };
     seller_page(
         &state,
         &web.principal.clone(),
@@ -566,14 +562,10 @@ pub(super) async fn create_listing(
 /// `GET /portal/seller/listings/{id}`.
 pub(super) async fn listing(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    SignedIn(web, _): SignedIn<Owners>,
     Path(id): Path<String>,
     Query(q): Query<Values>,
 ) -> Response {
-    let web = match signed_in_as(&state, &headers, &[Role::Owner]).await {
-        Ok(w) => w,
-        Err(r) => return r,
-    };
     listing_page(&state, &web, &id, notice(q.get("notice")), None).await
 }
 

@@ -10,24 +10,22 @@
 //!   server's health; `POST /portal/admin/roles`.
 
 use axum::extract::{Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::Response;
 
 use super::error_page;
-use super::portal::{done, notice, render_status, signed_in_as, Values, WebPost};
+use super::portal::{done, notice, render_status, Admins, Auditors, SignedIn, Values, WebPost};
 use super::session::WebSession;
 use super::view::{Cell, Field, Form as WebForm, Posted, Section, Table};
 use crate::auth::admin::RolePath;
-use crate::auth::Role;
 use crate::error::ApiPath;
 use crate::server::AppState;
 
 /// `GET /portal/audit`.
-pub(super) async fn audit(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    let web = match signed_in_as(&state, &headers, &[Role::Auditor, Role::Admin]).await {
-        Ok(w) => w,
-        Err(r) => return r,
-    };
+pub(super) async fn audit(
+    State(state): State<AppState>,
+    SignedIn(web, _): SignedIn<Auditors>,
+) -> Response {
     let mut facts = Vec::new();
     match state.sign_audit_head().await {
         Ok(head) => {
@@ -86,13 +84,9 @@ pub(super) async fn audit(State(state): State<AppState>, headers: HeaderMap) -> 
 /// `GET /portal/admin`.
 pub(super) async fn admin(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    SignedIn(web, _): SignedIn<Admins>,
     Query(q): Query<Values>,
 ) -> Response {
-    let web = match signed_in_as(&state, &headers, &[Role::Admin]).await {
-        Ok(w) => w,
-        Err(r) => return r,
-    };
     admin_page(
         &state,
         &web,

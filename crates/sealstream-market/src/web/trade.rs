@@ -13,7 +13,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use axum::extract::{Path, Query, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::Response;
 use axum::Json;
 use sealstream_api::listings::ListingKind;
@@ -24,10 +24,12 @@ use sealstream_api::payments::{format_units, MarkPaid, RailKind};
 use sealstream_api::subscriptions::{CreateSubscription, RenewSubscription, SubscriptionQuery};
 
 use super::error_page;
-use super::portal::{done, notice, render_status, signed_in_as, Values, WebPost};
+use super::portal::{
+    done, notice, render_status, Buyers, Owners, Parties, SignedIn, Values, WebPost,
+};
 use super::session::WebSession;
 use super::view::{Button, Cell, Field, Form as WebForm, Posted, Section, Table};
-use crate::auth::{MaybePrincipal, Principal, Role};
+use crate::auth::{MaybePrincipal, Principal};
 use crate::error::{ApiError, ApiJson, ApiPath, ApiQuery};
 use crate::server::AppState;
 
@@ -56,13 +58,9 @@ fn subscription_query(side: OrderSide) -> ApiQuery<SubscriptionQuery> {
 /// `GET /portal/buy/{listing}`.
 pub(super) async fn buy(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    SignedIn(web, _): SignedIn<Buyers>,
     Path(id): Path<String>,
 ) -> Response {
-    let web = match signed_in_as(&state, &headers, &[Role::Buyer]).await {
-        Ok(w) => w,
-        Err(r) => return r,
-    };
     buy_page(&state, &web, &id, None).await
 }
 
@@ -188,13 +186,9 @@ pub(super) async fn place_order(
 /// `GET /portal/buyer`.
 pub(super) async fn buyer(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    SignedIn(web, _): SignedIn<Buyers>,
     Query(q): Query<Values>,
 ) -> Response {
-    let web = match signed_in_as(&state, &headers, &[Role::Buyer]).await {
-        Ok(w) => w,
-        Err(r) => return r,
-    };
     buyer_page(&state, &web, notice(q.get("notice")), None, None).await
 }
 
@@ -511,13 +505,9 @@ pub(super) async fn subscription_action(
 /// `GET /portal/orders/{id}/receipt.json`: the receipt, as a file.
 pub(super) async fn receipt(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    SignedIn(web, _): SignedIn<Parties>,
     Path(id): Path<String>,
 ) -> Response {
-    let web = match signed_in_as(&state, &headers, &[Role::Buyer, Role::Owner]).await {
-        Ok(w) => w,
-        Err(r) => return r,
-    };
     match crate::orders::receipt::get_receipt(
         State(state),
         web.principal.clone(),
@@ -544,13 +534,9 @@ pub(super) async fn receipt(
 /// `GET /portal/sales`.
 pub(super) async fn sales(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    SignedIn(web, _): SignedIn<Owners>,
     Query(q): Query<Values>,
 ) -> Response {
-    let web = match signed_in_as(&state, &headers, &[Role::Owner]).await {
-        Ok(w) => w,
-        Err(r) => return r,
-    };
     sales_page(&state, &web, notice(q.get("notice")), None).await
 }
 
