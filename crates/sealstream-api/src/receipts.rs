@@ -22,10 +22,12 @@ use sealstream_core::keys::{is_blank, ReceiptPublicKey, ReceiptSigningKey};
 use sealstream_core::ValidationError;
 
 mod cutoff;
+mod v2;
 
 pub use cutoff::{
     CutoffReason, SignedCutoff, SignedDocument, SubscriptionCutoff, CUTOFF_SCHEMA_VERSION,
 };
+pub use v2::{Disclosed, Disclosure, ReceiptV2, DIGEST_ALG, RECEIPT_V2_SCHEMA_VERSION};
 
 /// `GET /v1/receipts/key`: the market's Ed25519 public key, which signs
 /// receipts and audit heads.
