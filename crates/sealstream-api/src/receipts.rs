@@ -155,6 +155,12 @@ pub enum ReceiptError {
         /// The key that signed (hex).
         found: String,
     },
+    /// A disclosed field of a v2 receipt is not one the market signed.
+    #[error("disclosures.{field}: not a field of the signed receipt (its salt, name or value was changed)")]
+    NotSigned {
+        /// The field's name as disclosed.
+        field: String,
+    },
 }
 
 impl ReceiptError {
@@ -163,7 +169,9 @@ impl ReceiptError {
     pub fn is_integrity(&self) -> bool {
         matches!(
             self,
-            ReceiptError::BadSignature | ReceiptError::WrongKey { .. }
+            ReceiptError::BadSignature
+                | ReceiptError::WrongKey { .. }
+                | ReceiptError::NotSigned { .. }
         )
     }
 }

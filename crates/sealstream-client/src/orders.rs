@@ -81,6 +81,15 @@ impl MarketClient {
         self.get_bytes(&routes::order_receipt(id), MAX_RECEIPT)
     }
 
+    /// The order's v2 receipt (`sealstream.receipt.v2`: every field salted
+    /// and committed to, for selective disclosure), as served.
+    pub fn receipt_v2(&mut self, id: &str) -> Result<Vec<u8>, ClientError> {
+        self.get_bytes(
+            &routes::with_query(routes::order_receipt(id), "version=2"),
+            MAX_RECEIPT,
+        )
+    }
+
     /// Uploads the access files of a paid order (its seller).
     pub fn upload_grant(
         &mut self,

@@ -12,7 +12,7 @@ use common::orders_fixtures::{
     buyer, decrypt_release, download_release, invoice_rail, mark_paid, order, paid_order, sale,
 };
 use common::{assert_refused, Db, TestServer};
-use sealstream_api::receipts::{ReceiptPayment, SignedReceipt};
+use sealstream_api::receipts::{ReceiptPayment, ReceiptV2, SignedReceipt};
 use sealstream_client::grants::GrantDaemon;
 use sealstream_client::market::MarketClient;
 use sealstream_core::access::{grant_entry, AccessFileBuilder, Buyer as CoreBuyer};
@@ -141,6 +141,37 @@ fn invoice_order_end_to_end(db: Db) {
             }
         );
     }
+    // The v2 receipt: the same fields, each committed to, for selective
+    // disclosure; a disclosure of two verifies against the server key.
+    let v1_text = http::send(server.request("GET", &format!("{base}/receipt"), Some(&alice.token)))
+        .ok()
+        .text();
+    let v1 = SignedReceipt::parse(v1_text.as_bytes()).unwrap();
+    let v2_text = http::send(server.request(
+        "GET",
+        &format!("{base}/receipt?version=2"),
+        Some(&alice.token),
+    ))
+    .ok()
+    .text();
+    let v2 = ReceiptV2::parse(v2_text.as_bytes()).unwrap();
+    let shown = v2.verify(Some(&pinned)).unwrap();
+    assert_eq!(shown.receipt.as_ref(), Some(&v1.receipt));
+    let part = v2.disclose(&["datasetRoot", "paidAt"]).unwrap();
+    let part_text = part.to_json_pretty();
+    assert!(!part_text.contains(&alice.did), "{part_text}");
+    assert_eq!(part.verify(Some(&pinned)).unwrap().fields.len(), 2);
+    let (status, body) = server.get(&format!("{base}/receipt?version=3"), Some(&alice.token));
+    assert_eq!(
+        (status, body["error"]["field"].clone()),
+        (400, json!("version"))
+    );
+    assert_eq!(
+        server
+            .get(&format!("{base}/receipt?version=2"), Some(&mallory.token))
+            .0,
+        404
+    );
     assert_eq!(
         server
             .get(&format!("{base}/receipt"), Some(&mallory.token))

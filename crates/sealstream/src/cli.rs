@@ -459,14 +459,17 @@ The summary goes to stderr; --json output goes to stdout."
 
 #[derive(Debug, Subcommand)]
 pub enum ReceiptCommand {
-    /// Verify a license receipt (sealstream.receipt.v1, docs/formats.md) or a subscription's
-    /// cut-off notice (sealstream.subscription-cutoff.v1, docs/subscriptions.md) without the
-    /// market: read it strictly, check the Ed25519 signature over it and, with --server-key,
-    /// that the market's key made it. For a receipt prints the order, listing, dataset and
-    /// its root, buyer, amount, payment, times and signing key; for a notice the
-    /// subscription, its buyer and seller, why it ended, when access ended and the highest
-    /// chunk index it is entitled to.
-    #[command(after_help = RECEIPT_EXIT_CODES)]
+    /// Verify a license receipt (sealstream.receipt.v1 or v2, docs/formats.md) or a
+    /// subscription's cut-off notice (sealstream.subscription-cutoff.v1,
+    /// docs/subscriptions.md) without the market: read it strictly, check the Ed25519
+    /// signature over it and, with --server-key, that the market's key made it. For a
+    /// receipt prints the order, listing, dataset and its root, buyer, amount, payment,
+    /// times and signing key; for a notice the subscription, its buyer and seller, why it
+    /// ended, when access ended and the highest chunk index it is entitled to. A v2
+    /// receipt or a disclosure made from one (`receipt disclose`) is checked field by
+    /// field against the signed commitments, and the fields it shows are printed
+    /// (`verify-disclosure` is the same command).
+    #[command(after_help = RECEIPT_EXIT_CODES, alias = "verify-disclosure")]
     Verify {
         /// The receipt or cut-off notice file (JSON).
         file: PathBuf,
@@ -475,6 +478,22 @@ pub enum ReceiptCommand {
         /// is unchanged since someone signed it.
         #[arg(long, value_name = "HEX")]
         server_key: Option<String>,
+    },
+    /// Make a disclosure of some fields of a v2 receipt (sealstream.receipt.v2): the
+    /// market's signature and commitments with only the chosen fields' values and salts,
+    /// so whoever checks it (`receipt verify-disclosure`) learns those fields, that the
+    /// market signed them, and nothing of the others. The receipt is verified first.
+    /// Written to --output (created 0600), or stdout.
+    #[command(after_help = RECEIPT_EXIT_CODES)]
+    Disclose {
+        /// The v2 receipt file (JSON), or a disclosure with more fields.
+        file: PathBuf,
+        /// The fields to show, separated by commas (e.g. datasetRoot,license,paidAt).
+        #[arg(long, value_name = "NAMES", value_delimiter = ',', required = true)]
+        fields: Vec<String>,
+        /// Where to write the disclosure (default: stdout).
+        #[arg(long, value_name = "FILE")]
+        output: Option<PathBuf>,
     },
 }
 
@@ -1339,6 +1358,10 @@ pub enum MarketOrderCommand {
         /// Write the receipt here instead of stdout.
         #[arg(long = "output", alias = "out", value_name = "FILE")]
         out: Option<PathBuf>,
+        /// Fetch the receipt with selective disclosure (sealstream.receipt.v2) instead:
+        /// show some of its fields with `sealstream receipt disclose`.
+        #[arg(long)]
+        v2: bool,
     },
 }
 

@@ -296,4 +296,43 @@ fn an_order_paid_on_chain_is_granted_and_consumed_by_both_clis() {
         .arg(t.join("receipt.json"))
         .args(["--server-key", &text(&key, "publicKeyHex"), "--json"]);
     run_ok(verify, "receipt verify");
+
+    // The v2 receipt through the CLI, two fields disclosed, the disclosure
+    // verified against the same key (issue 21).
+    let v2_file = t.join("receipt-v2.json");
+    let mut fetch = sealstream();
+    fetch
+        .args([
+            "market",
+            "order",
+            "receipt",
+            &id,
+            "--v2",
+            "--server",
+            &market.base,
+        ])
+        .arg("--key-file")
+        .arg(&buyer_key_file)
+        .arg("--output")
+        .arg(&v2_file);
+    run_ok(fetch, "market order receipt --v2");
+    let disclosure = t.join("disclosure.json");
+    let mut disclose = sealstream();
+    disclose
+        .args(["receipt", "disclose"])
+        .arg(&v2_file)
+        .args(["--fields", "datasetRoot,paidAt", "--output"])
+        .arg(&disclosure);
+    run_ok(disclose, "receipt disclose");
+    let mut check = sealstream();
+    check
+        .args(["receipt", "verify-disclosure"])
+        .arg(&disclosure)
+        .args(["--server-key", &text(&key, "publicKeyHex")]);
+    let checked = run_ok(check, "receipt verify-disclosure");
+    let said = String::from_utf8_lossy(&checked.stderr);
+    assert!(
+        said.contains("2 of the receipt's 21 fields shown"),
+        "{said}"
+    );
 }

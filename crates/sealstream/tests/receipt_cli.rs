@@ -285,3 +285,94 @@ fn the_documented_example_verifies_with_the_documented_key() {
         "{stderr}"
     );
 }
+
+/// Issue 21: a v2 receipt (selective disclosure) verifies whole; `receipt
+/// disclose` shows two fields, which `receipt verify-disclosure` accepts
+/// against the pinned key and prints without the hidden ones; a changed
+/// disclosed value is an integrity failure naming the field; a field that
+/// is not one is refused.
+#[test]
+fn a_disclosure_of_two_fields_verifies_and_a_changed_one_fails() {
+    let s = setup();
+    let key = s.market.public_key().to_hex();
+    let v2 = invoice_receipt()
+        .sign_v2(&s.market, &mut rand_core::OsRng)
+        .unwrap();
+    let full = s.dir.join("receipt-v2.json");
+    std::fs::write(&full, v2.to_json_pretty()).unwrap();
+    let (code, _, stderr) = run(&["--server-key", &key], &full);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("(v2: all 21 fields shown)"), "{stderr}");
+    assert!(stderr.contains("amount    1200 EUR"), "{stderr}");
+
+    let part = s.dir.join("disclosure.json");
+    let out = sealstream()
+        .args(["receipt", "disclose"])
+        .arg(&full)
+        .args(["--fields", "datasetRoot,license", "--output"])
+        .arg(&part)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = std::fs::read_to_string(&part).unwrap();
+    assert!(
+        !text.contains("b0b0") && !text.contains("120000"),
+        "hidden: {text}"
+    );
+    let out = sealstream()
+        .args(["--json", "receipt", "verify-disclosure"])
+        .arg(&part)
+        .args(["--server-key", &key])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let answer = obj(&String::from_utf8(out.stdout).unwrap());
+    assert_eq!(answer.get("valid"), Some(&Value::Bool(true)));
+    assert_eq!(answer.get("fieldsShown").and_then(Value::as_u64), Some(2));
+    let fields = answer.get("fields").unwrap();
+    assert_eq!(
+        fields.get("datasetRoot").and_then(Value::as_str),
+        Some(format!("0x{}", "5a".repeat(32)).as_str())
+    );
+    assert_eq!(
+        fields.get("license").and_then(Value::as_str),
+        Some("CC BY-NC 4.0")
+    );
+    let (code, _, stderr) = run(&["--server-key", &key], &part);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("receipt disclosure valid"), "{stderr}");
+    assert!(
+        stderr.contains("2 of the receipt's 21 fields shown"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("b0b0"), "{stderr}");
+
+    // One changed character of a disclosed value: exit 2, the field named.
+    let changed = s.dir.join("changed.json");
+    std::fs::write(&changed, text.replace("CC BY-NC 4.0", "CC BY 4.0")).unwrap();
+    let (code, _, stderr) = run(&["--server-key", &key], &changed);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("disclosures.license: not a field of the signed receipt"),
+        "{stderr}"
+    );
+    // Not a field: refused, exit 1.
+    let out = sealstream()
+        .args(["receipt", "disclose"])
+        .arg(&full)
+        .args(["--fields", "price"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("price is not a receipt field"));
+}

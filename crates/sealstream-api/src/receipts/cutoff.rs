@@ -271,10 +271,13 @@ pub enum SignedDocument {
     Receipt(Box<SignedReceipt>),
     /// `sealstream.subscription-cutoff.v1`.
     Cutoff(Box<SignedCutoff>),
+    /// `sealstream.receipt.v2`: a receipt with selective disclosure, whole
+    /// or a presentation of some fields.
+    ReceiptV2(Box<super::ReceiptV2>),
 }
 
 impl SignedDocument {
-    /// Reads a receipt or a cut-off notice strictly, by its
+    /// Reads a receipt (v1 or v2) or a cut-off notice strictly, by its
     /// `schemaVersion` (a receipt when it names neither: the receipt's
     /// errors then say what is wrong).
     pub fn parse(bytes: &[u8]) -> Result<SignedDocument, ReceiptError> {
@@ -282,6 +285,9 @@ impl SignedDocument {
         Ok(match schema_of(&value) {
             Some(CUTOFF_SCHEMA_VERSION) => {
                 SignedDocument::Cutoff(Box::new(SignedCutoff::from_json(&value)?))
+            }
+            Some(super::RECEIPT_V2_SCHEMA_VERSION) => {
+                SignedDocument::ReceiptV2(Box::new(super::ReceiptV2::parse(bytes)?))
             }
             _ => SignedDocument::Receipt(Box::new(SignedReceipt::from_json(&value)?)),
         })
@@ -292,6 +298,7 @@ impl SignedDocument {
         match self {
             SignedDocument::Receipt(r) => r.verify(pinned),
             SignedDocument::Cutoff(c) => c.verify(pinned),
+            SignedDocument::ReceiptV2(r) => r.verify(pinned).map(|_| ()),
         }
     }
 
@@ -300,6 +307,7 @@ impl SignedDocument {
         match self {
             SignedDocument::Receipt(r) => &r.public_key,
             SignedDocument::Cutoff(c) => &c.public_key,
+            SignedDocument::ReceiptV2(r) => &r.public_key,
         }
     }
 
@@ -308,6 +316,7 @@ impl SignedDocument {
         match self {
             SignedDocument::Receipt(_) => RECEIPT_SCHEMA_VERSION,
             SignedDocument::Cutoff(_) => CUTOFF_SCHEMA_VERSION,
+            SignedDocument::ReceiptV2(_) => super::RECEIPT_V2_SCHEMA_VERSION,
         }
     }
 }

@@ -365,10 +365,9 @@ impl ReceiptV2 {
             }
             check_kind(&d.name, &d.value)?;
             if self.digests.binary_search(&d.digest()?).is_err() {
-                return Err(ReceiptError::Invalid(ValidationError::new(
-                    format!("disclosures.{}", d.name),
-                    "not a field of the signed receipt (its salt, name or value was changed)",
-                )));
+                return Err(ReceiptError::NotSigned {
+                    field: d.name.clone(),
+                });
             }
         }
         let mut fields: Vec<(String, Value)> = RECEIPT_FIELDS
@@ -471,6 +470,7 @@ mod tests {
                 Err(e) => e,
             };
             assert!(err.to_string().starts_with("disclosures."), "{err}");
+            assert!(err.is_integrity(), "{err}");
         }
         // Shown twice, or a field that is not one.
         let mut twice = shown.clone();

@@ -532,20 +532,35 @@ pub(crate) async fn payment(tx: &mut Tx, order_id: &str) -> Result<Option<Paymen
     }))
 }
 
-/// Stores the signed receipt (JSON text) of `order_id`.
+/// Stores the signed receipts (JSON text, v1 and v2) of `order_id`.
 pub(crate) async fn insert_receipt(
     tx: &mut Tx,
     order_id: &str,
     receipt: &str,
+    receipt_v2: &str,
     issued_at: &str,
 ) -> Result<(), sqlx::Error> {
-    let query =
-        sqlx::query("INSERT INTO receipts (order_id, receipt, issued_at) VALUES ($1, $2, $3)")
-            .bind(order_id)
-            .bind(receipt)
-            .bind(issued_at);
+    let query = sqlx::query(
+        "INSERT INTO receipts (order_id, receipt, receipt_v2, issued_at) VALUES ($1, $2, $3, $4)",
+    )
+    .bind(order_id)
+    .bind(receipt)
+    .bind(receipt_v2)
+    .bind(issued_at);
     changed(tx, query).await?;
     Ok(())
+}
+
+/// The v2 receipt (JSON text) of `order_id`: `None` when the order is not
+/// paid, `Some(None)` for a receipt issued before v2 receipts were.
+pub(crate) async fn receipt_v2(
+    tx: &mut Tx,
+    order_id: &str,
+) -> Result<Option<Option<String>>, sqlx::Error> {
+    sqlx::query_scalar("SELECT receipt_v2 FROM receipts WHERE order_id = $1")
+        .bind(order_id)
+        .fetch_optional(&mut **tx)
+        .await
 }
 
 /// The signed receipt (JSON text) of `order_id`, once paid.

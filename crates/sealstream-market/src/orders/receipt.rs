@@ -16,7 +16,7 @@ use sealstream_api::receipts::{
 
 use super::{db, party_order, Order};
 use crate::auth::Principal;
-use crate::error::{ApiError, ApiPath, ApiResult};
+use crate::error::{ApiError, ApiPath, ApiQuery, ApiResult};
 use crate::server::AppState;
 use crate::store::Tx;
 
@@ -79,27 +79,65 @@ pub(crate) async fn issue(
     let signed = receipt
         .sign(&state.receipt_key)
         .map_err(|e| ApiError::internal("receipt", e))?;
-    db::insert_receipt(tx, &order.id, &signed.to_json_pretty(), &now).await?;
+    let v2 = receipt
+        .sign_v2(&state.receipt_key, &mut rand::rngs::OsRng)
+        .map_err(|e| ApiError::internal("receipt", e))?;
+    db::insert_receipt(
+        tx,
+        &order.id,
+        &signed.to_json_pretty(),
+        &v2.to_json_pretty(),
+        &now,
+    )
+    .await?;
     Ok(())
+}
+
+/// `?version=` of `GET /v1/orders/{id}/receipt`.
+#[derive(Debug, Default, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct ReceiptQuery {
+    /// `1` (the default): `sealstream.receipt.v1`; `2`: `sealstream.receipt.v2`,
+    /// every field salted and committed to, for selective disclosure.
+    #[param(pattern = "^[12]$")]
+    pub version: Option<String>,
 }
 
 /// The signed license receipt of a paid order, to its buyer or seller.
 #[utoipa::path(get, path = sealstream_api::routes::ORDER_RECEIPT, tag = "orders",
-    params(("id" = String, Path, description = "Order id")),
+    params(("id" = String, Path, description = "Order id"), ReceiptQuery),
     security(("session" = [])),
     responses(
-        (status = 200, description = "The `sealstream.receipt.v1` document"),
-        (status = 404, description = "No such order for the caller, or not paid yet", body = crate::openapi::ErrorBody)))]
+        (status = 200, description = "The `sealstream.receipt.v1` document (`sealstream.receipt.v2` with `version=2`)"),
+        (status = 400, description = "A version other than 1 or 2", body = crate::openapi::ErrorBody),
+        (status = 404, description = "No such order for the caller, not paid yet, or (version 2) paid before v2 receipts were issued", body = crate::openapi::ErrorBody)))]
 pub async fn get_receipt(
     State(state): State<AppState>,
     caller: Principal,
     ApiPath(id): ApiPath<String>,
+    ApiQuery(q): ApiQuery<ReceiptQuery>,
 ) -> ApiResult<Response> {
+    let v2 = match q.version.as_deref() {
+        None | Some("1") => false,
+        Some("2") => true,
+        Some(_) => return Err(ApiError::bad_request("version", "expected 1 or 2")),
+    };
     let mut tx = state.store.begin().await?;
     party_order(&mut tx, &id, &caller).await?;
-    let text = db::receipt(&mut tx, &id)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("order {id} has no receipt: it is not paid")))?;
+    let unpaid = || ApiError::not_found(format!("order {id} has no receipt: it is not paid"));
+    let text = if v2 {
+        db::receipt_v2(&mut tx, &id)
+            .await?
+            .ok_or_else(unpaid)?
+            .ok_or_else(|| {
+                ApiError::not_found(format!(
+                    "order {id} was paid before v2 receipts were issued: it has a v1 receipt only"
+                ))
+            })?
+    } else {
+        db::receipt(&mut tx, &id).await?.ok_or_else(unpaid)?
+    };
     tx.commit().await?;
     Ok(([(header::CONTENT_TYPE, "application/json")], text).into_response())
 }

@@ -252,13 +252,22 @@ async fn buyer_sections(
             }),
             _ => {}
         }
-        let receipt = if matches!(o.state, OrderState::Paid | OrderState::Granted) {
+        let paid = matches!(o.state, OrderState::Paid | OrderState::Granted);
+        let receipt = if paid {
             Cell::Link(
                 format!("/portal/orders/{}/receipt.json", o.id),
                 "Receipt (JSON)".into(),
             )
         } else {
             Cell::Text("once paid".into())
+        };
+        let receipt_v2 = if paid {
+            Cell::Link(
+                format!("/portal/orders/{}/receipt.json?version=2", o.id),
+                "Receipt v2 (selective disclosure)".into(),
+            )
+        } else {
+            Cell::Text(String::new())
         };
         rows.push(vec![
             Cell::Code(o.id.clone()),
@@ -267,6 +276,7 @@ async fn buyer_sections(
             Cell::Text(amount(o)),
             Cell::Text(payment_text(o)),
             receipt,
+            receipt_v2,
             Cell::Buttons(buttons),
         ]);
     }
@@ -290,7 +300,7 @@ async fn buyer_sections(
         paragraphs: vec!["A granted order's download link opens its release package (sealstream consume --download-url …); anyone holding the link can fetch the package, which only your secret key opens.".into()],
         tables: vec![Table {
             caption: "Your orders".into(),
-            headers: vec!["Order".into(), "Listing".into(), "State".into(), "Amount".into(), "Payment".into(), "Receipt".into(), "Do".into()],
+            headers: vec!["Order".into(), "Listing".into(), "State".into(), "Amount".into(), "Payment".into(), "Receipt".into(), "Receipt v2".into(), "Do".into()],
             rows,
             empty: "No order yet: find data in the catalog.".into(),
         }],
@@ -502,22 +512,31 @@ pub(super) async fn subscription_action(
     }
 }
 
-/// `GET /portal/orders/{id}/receipt.json`: the receipt, as a file.
+/// `GET /portal/orders/{id}/receipt.json[?version=2]`: the receipt, as a
+/// file (v2: with selective disclosure).
 pub(super) async fn receipt(
     State(state): State<AppState>,
     SignedIn(web, _): SignedIn<Parties>,
     Path(id): Path<String>,
+    Query(q): Query<Values>,
 ) -> Response {
+    let version = q.get("version").cloned();
+    let suffix = if version.as_deref() == Some("2") {
+        "-v2"
+    } else {
+        ""
+    };
     match crate::orders::receipt::get_receipt(
         State(state),
         web.principal.clone(),
         ApiPath(id.clone()),
+        ApiQuery(crate::orders::receipt::ReceiptQuery { version }),
     )
     .await
     {
         Ok(mut response) => {
             let name = format!(
-                "attachment; filename=\"receipt-{}.json\"",
+                "attachment; filename=\"receipt{suffix}-{}.json\"",
                 id.replace(|c: char| !c.is_ascii_alphanumeric() && c != '_', "")
             );
             if let Ok(v) = HeaderValue::from_str(&name) {

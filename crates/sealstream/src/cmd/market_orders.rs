@@ -344,11 +344,19 @@ pub fn run(command: MarketOrderCommand, ui: Ui) -> CliResult {
             },
             &ui,
         ),
-        MarketOrderCommand::Receipt { session, id, out } => {
+        MarketOrderCommand::Receipt {
+            session,
+            id,
+            out,
+            v2,
+        } => {
             let mut client = client(&session, "a buyer or seller")?;
-            let bytes = client
-                .receipt(&id)
-                .map_err(|e| client_error("order receipt", e))?;
+            let bytes = if v2 {
+                client.receipt_v2(&id)
+            } else {
+                client.receipt(&id)
+            }
+            .map_err(|e| client_error("order receipt", e))?;
             match out {
                 Some(path) => {
                     sealstream_files::layout::write_atomic(&path, &bytes)

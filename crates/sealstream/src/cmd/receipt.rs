@@ -1,8 +1,11 @@
-//! `sealstream receipt verify`: license receipts and cut-off notices.
+//! `sealstream receipt verify|disclose`: license receipts (v1, and v2 with
+//! their disclosures) and cut-off notices.
 
 use std::path::Path;
 
-use sealstream_api::receipts::{LicenseReceipt, SignedDocument, SubscriptionCutoff};
+use sealstream_api::receipts::{
+    Disclosed, LicenseReceipt, ReceiptV2, SignedDocument, SubscriptionCutoff,
+};
 use sealstream_core::json::{Map, Value};
 use sealstream_core::keys::ReceiptPublicKey;
 
@@ -13,7 +16,73 @@ use crate::ui::Ui;
 pub fn run(cmd: ReceiptCommand, ui: Ui) -> CliResult {
     match cmd {
         ReceiptCommand::Verify { file, server_key } => verify(&file, server_key.as_deref(), ui),
+        ReceiptCommand::Disclose {
+            file,
+            fields,
+            output,
+        } => disclose(&file, &fields, output.as_deref(), ui),
     }
+}
+
+/// `receipt disclose`: a presentation of some fields of a verified v2
+/// receipt.
+fn disclose(path: &Path, fields: &[String], output: Option<&Path>, ui: Ui) -> CliResult {
+    let bytes =
+        std::fs::read(path).map_err(|e| CliError::input(at(path, format!("cannot read ({e})"))))?;
+    let receipt = ReceiptV2::parse(&bytes).map_err(|e| CliError::input(at(path, e)))?;
+    if let Err(e) = receipt.verify(None) {
+        let message = at(path, &e);
+        return Err(if e.is_integrity() {
+            CliError::integrity(message)
+        } else {
+            CliError::input(message)
+        });
+    }
+    let names: Vec<&str> = fields
+        .iter()
+        .map(|f| f.trim())
+        .filter(|f| !f.is_empty())
+        .collect();
+    let shown = receipt
+        .disclose(&names)
+        .map_err(|e| CliError::input(format!("--fields: {}", e.constraint)))?;
+    let text = shown.to_json_pretty();
+    match output {
+        Some(out) => {
+            sealstream_files::layout::write_atomic(out, text.as_bytes())
+                .map_err(|e| CliError::input(at(out, e)))?;
+            ui.say(format!(
+                "Disclosure of {} of the receipt's {} fields ({}) written to {}",
+                shown.disclosures.len(),
+                receipt.digests.len(),
+                names.join(", "),
+                out.display()
+            ));
+        }
+        None => print!("{text}"),
+    }
+    Ok(())
+}
+
+/// What a v2 receipt or disclosure shows, one line per field.
+fn disclosed_summary(d: &Disclosed, of: usize) -> Vec<String> {
+    if let Some(r) = &d.receipt {
+        let mut lines = vec![format!("  (v2: all {of} fields shown)")];
+        lines.extend(summary(r));
+        return lines;
+    }
+    let mut lines = vec![format!(
+        "  {} of the receipt's {of} fields shown; the others stay hidden:",
+        d.fields.len()
+    )];
+    for (name, value) in &d.fields {
+        let text = match value {
+            Value::String(t) => shown(t),
+            other => license(other),
+        };
+        lines.push(format!("  {name:<18} {text}"));
+    }
+    lines
 }
 
 fn verify(path: &Path, server_key: Option<&str>, ui: Ui) -> CliResult {
@@ -55,6 +124,17 @@ fn verify(path: &Path, server_key: Option<&str>, ui: Ui) -> CliResult {
             SignedDocument::Cutoff(signed) => {
                 m.insert("cutoff".into(), signed.cutoff.to_json());
             }
+            SignedDocument::ReceiptV2(doc) => {
+                let d = doc
+                    .verify(pinned.as_ref())
+                    .map_err(|e| CliError::input(at(path, e)))?;
+                let mut fields = Map::new();
+                for (name, value) in &d.fields {
+                    fields.insert(name.clone(), value.clone());
+                }
+                m.insert("fieldsShown".into(), Value::from(d.fields.len() as u64));
+                m.insert("fields".into(), Value::Object(fields));
+            }
         }
         ui.json_out(&Value::Object(m));
         return Ok(());
@@ -62,6 +142,10 @@ fn verify(path: &Path, server_key: Option<&str>, ui: Ui) -> CliResult {
     let what = match &document {
         SignedDocument::Receipt(_) => "receipt",
         SignedDocument::Cutoff(_) => "cut-off notice",
+        SignedDocument::ReceiptV2(doc) if doc.disclosures.len() < doc.digests.len() => {
+            "receipt disclosure"
+        }
+        SignedDocument::ReceiptV2(_) => "receipt",
     };
     ui.say(if pinned.is_some() {
         format!("{what} valid: signed by the market key {signer} (--server-key)")
@@ -73,6 +157,12 @@ fn verify(path: &Path, server_key: Option<&str>, ui: Ui) -> CliResult {
     let lines = match &document {
         SignedDocument::Receipt(signed) => summary(&signed.receipt),
         SignedDocument::Cutoff(signed) => cutoff_summary(&signed.cutoff),
+        SignedDocument::ReceiptV2(doc) => {
+            let d = doc
+                .verify(pinned.as_ref())
+                .map_err(|e| CliError::input(at(path, e)))?;
+            disclosed_summary(&d, doc.digests.len())
+        }
     };
     for line in lines {
         ui.say(line);
