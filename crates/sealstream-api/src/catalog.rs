@@ -116,7 +116,8 @@ pub struct CatalogQuery {
     /// Only listings paid on this rail: `invoice` or `evm`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rail: Option<String>,
-    /// Only listings carrying this tag (case does not matter).
+    /// Only listings carrying this tag (the case of ASCII letters does not
+    /// matter).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tag: Option<String>,
 }

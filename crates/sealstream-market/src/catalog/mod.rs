@@ -234,7 +234,8 @@ struct Search {
     cursor: Option<Cursor>,
     kind: Option<crate::listings::ListingKind>,
     rail: Option<sealstream_api::payments::RailKind>,
-    /// Lower case.
+    /// ASCII letters in lower case: compared with `LOWER(tags)`, which
+    /// SQLite applies to ASCII letters only.
     tag: Option<String>,
 }
 
@@ -367,7 +368,7 @@ impl Search {
                 Some(t) if t.trim().is_empty() => {
                     return Err(ApiError::bad_request("tag", "an empty tag"))
                 }
-                t => t.map(|t| t.trim().to_lowercase()),
+                t => t.map(|t| t.trim().to_ascii_lowercase()),
             },
         })
     }
@@ -397,7 +398,7 @@ fn excerpt(text: &str) -> String {
         ("cursor" = Option<String>, Query, description = "nextCursor of the previous page"),
         ("kind" = Option<String>, Query, description = "Only listings of this kind: dataset or subscription"),
         ("rail" = Option<String>, Query, description = "Only listings paid on this rail: invoice or evm"),
-        ("tag" = Option<String>, Query, description = "Only listings carrying this tag (case does not matter; at most 40 characters)")),
+        ("tag" = Option<String>, Query, description = "Only listings carrying this tag (the case of ASCII letters does not matter; at most 40 characters)")),
     responses(
         (status = 200, description = "A page of published listings", body = CatalogPage),
         (status = 400, description = "A parameter is wrong (named in `field`)", body = crate::openapi::ErrorBody)))]
