@@ -2,7 +2,8 @@
 //! request that may change something (any method but GET, HEAD, OPTIONS and
 //! TRACE) takes a token from a bucket ([`crate::limits::KeyedTokenBucket`]):
 //! its principal's, the DID of its session whatever session of that DID it
-//! uses (`write-rate`, `write-burst`); without a valid session, its client
+//! uses (`write-rate`, `write-burst`; a web page's post, by the session in
+//! its cookie); without a valid session, its client
 //! address's, the socket's peer (an IPv6 address by its /64; never a
 //! header), under tighter limits (`anonymous-write-rate`,
 //! `anonymous-write-burst`): sign-in nonces and payment proofs need no
@@ -80,8 +81,22 @@ pub async fn limit_writes(State(state): State<AppState>, request: Request, next:
     }
     let (mut parts, body) = request.into_parts();
     let resolved = crate::auth::resolve(&parts, &state).await;
-    let key = match &resolved {
-        Ok(Some(principal)) => WriteKey::Principal(principal.did.clone()),
+    // A web page's form post carries its session in the cookie (which only
+    // the web pages read, never the API's extractors): it takes from its
+    // principal's bucket too, so anonymous traffic from the same address
+    // cannot crowd it out.
+    let web = match &resolved {
+        Ok(None) if parts.headers.contains_key(header::COOKIE) => {
+            crate::web::session::of(&parts.headers, &state)
+                .await
+                .ok()
+                .flatten()
+        }
+        _ => None,
+    };
+    let key = match (&resolved, web) {
+        (Ok(Some(principal)), _) => WriteKey::Principal(principal.did.clone()),
+        (_, Some(web)) => WriteKey::Principal(web.principal.did),
         _ => match parts.extensions.get::<ConnectInfo<SocketAddr>>() {
             Some(ConnectInfo(peer)) => WriteKey::Client(crate::connections::client_key(peer.ip())),
             None => WriteKey::Unknown,

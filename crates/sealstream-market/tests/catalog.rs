@@ -205,6 +205,11 @@ fn filters(db: Db) {
     assert_eq!(set(&format!("tag={}", encode("100"))), of(&[]));
     assert_eq!(set(&format!("tag={}", encode("say \"hi\""))), of(&[&dear]));
     assert_eq!(set("tag=water&rail=evm&maxPrice=10"), of(&[&mid]));
+    // Only whole elements: the text between two tags is none, nor is a
+    // tag's quoted part.
+    assert_eq!(set(&format!("tag={}", encode(","))), of(&[]));
+    assert_eq!(set(&format!("tag={}", encode("hi"))), of(&[]));
+    assert_eq!(set(&format!("tag={}", encode("\"water\""))), of(&[]));
 
     // Price sorting is numeric, both ways.
     assert_eq!(

@@ -83,8 +83,10 @@ fn web_link_signs_in_once(db: Db) {
     let prefix = format!("{}/signin/link?token=", server.base);
     assert!(url.starts_with(&prefix), "{url}");
     let token = &url[prefix.len()..];
-    // The link is not a bearer token.
+    // The link is not a bearer token, nor is its stored hash's preimage.
     assert_eq!(server.get("/v1/me", Some(token)).0, 401);
+    let disguised = format!("sealstream web link v1:{token}");
+    assert_eq!(server.get("/v1/me", Some(&disguised)).0, 401);
 
     let anonymous = Browser {
         server: &server,
@@ -131,9 +133,34 @@ fn web_link_signs_in_once(db: Db) {
     let redirected = anonymous.get("/portal/seller");
     assert_eq!(redirected.status, 303);
     assert_eq!(redirected.header("location"), Some("/signin"));
-    // Roles: an owner is no auditor or admin.
+    // Roles: an owner is no auditor or admin, and a post that fails does
+    // not show the page either.
     assert_eq!(alice_web.get("/portal/audit").status, 403);
     assert_eq!(alice_web.get("/portal/admin").status, 403);
+    let csrf = alice_web.csrf("/portal");
+    let refused = alice_web.post(
+        "/portal/admin/roles",
+        Some(&origin),
+        &[
+            ("csrf", &csrf),
+            ("did", "x"),
+            ("role", "admin"),
+            ("change", "grant"),
+        ],
+    );
+    assert_eq!(refused.status, 403);
+    assert!(
+        !refused.text().contains("Principals and roles"),
+        "{}",
+        refused.text()
+    );
+    // Nor may a principal without the buyer role order.
+    let refused = alice_web.post(
+        "/portal/buyer/links/revoke",
+        Some(&origin),
+        &[("csrf", &csrf), ("order", "ord_1"), ("link", "lnk_1")],
+    );
+    assert_eq!(refused.status, 403);
 
     // Sign out: the session ends.
     let csrf = alice_web.csrf("/portal");

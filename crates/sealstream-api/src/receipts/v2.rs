@@ -129,6 +129,16 @@ impl Disclosure {
     }
 }
 
+/// `value` as its RFC 8785 form reads back: what the digest commits to.
+/// Shown instead of the value as sent, so that two texts with one
+/// canonical form (`5.0` and `5`, an integer and the double it rounds to)
+/// show what the market signed.
+fn canonical_value(value: &Value, path: &str) -> Result<Value, ValidationError> {
+    let text = canonical::rfc8785(value).map_err(|e| ValidationError::new(path, e.to_string()))?;
+    sealstream_core::json::parse(text.as_bytes())
+        .map_err(|e| ValidationError::new(path, e.to_string()))
+}
+
 /// A value's kind for its field (the full checks run when every field is
 /// disclosed).
 fn check_kind(name: &str, value: &Value) -> Result<(), ValidationError> {
@@ -370,25 +380,28 @@ impl ReceiptV2 {
                 });
             }
         }
-        let mut fields: Vec<(String, Value)> = RECEIPT_FIELDS
+        let in_order: Vec<&Disclosure> = RECEIPT_FIELDS
             .iter()
-            .filter_map(|name| {
-                self.disclosures
-                    .iter()
-                    .find(|d| d.name == *name)
-                    .map(|d| (d.name.clone(), d.value.clone()))
-            })
+            .filter_map(|name| self.disclosures.iter().find(|d| d.name == *name))
             .collect();
-        let receipt = if fields.len() == RECEIPT_FIELDS.len() {
+        // A full receipt is read as v1 (whose checks refuse inexact
+        // integers); what is shown is what the digests commit to.
+        let receipt = if in_order.len() == RECEIPT_FIELDS.len() {
             let mut m = Map::new();
-            for (name, value) in &fields {
-                m.insert(name.clone(), value.clone());
+            for d in &in_order {
+                m.insert(d.name.clone(), d.value.clone());
             }
             Some(LicenseReceipt::from_json(&Value::Object(m))?)
         } else {
             None
         };
-        fields.shrink_to_fit();
+        let fields = in_order
+            .iter()
+            .map(|d| {
+                canonical_value(&d.value, &format!("disclosures.{}", d.name))
+                    .map(|v| (d.name.clone(), v))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(Disclosed { fields, receipt })
     }
 }
@@ -471,6 +484,40 @@ mod tests {
             };
             assert!(err.to_string().starts_with("disclosures."), "{err}");
             assert!(err.is_integrity(), "{err}");
+        }
+        // A number sent in another form than the signed one (an integer
+        // the signed double rounds to; 5.0 for 5) is refused or shown as
+        // signed, never as sent.
+        let compact = sealstream_core::json::write::to_python_compact;
+        for (sent, signed_license, signed_text) in [
+            (
+                "{\"n\": 10000000000000001}",
+                "{\"n\":1e16}",
+                "{\"n\":10000000000000000}",
+            ),
+            ("{\"n\": 5.0}", "{\"n\":5}", "{\"n\":5}"),
+        ] {
+            let mut r2 = receipt();
+            r2.license = sealstream_core::json::parse(signed_license.as_bytes()).unwrap();
+            let signed = r2.sign_v2(&key, &mut OsRng).unwrap();
+            let part = signed.disclose(&["license"]).unwrap();
+            assert_eq!(
+                compact(&part.verify(None).unwrap().fields[0].1),
+                signed_text
+            );
+            let mut doc = part.to_json();
+            if let Value::Object(m) = &mut doc {
+                if let Some(Value::Array(list)) = m.get_mut("disclosures") {
+                    if let Value::Array(first) = &mut list[0] {
+                        first[2] = sealstream_core::json::parse(sent.as_bytes()).unwrap();
+                    }
+                }
+            }
+            let text = sealstream_core::json::write::to_python_pretty(&doc);
+            // Refused, or shown as signed.
+            if let Ok(Ok(shown)) = ReceiptV2::parse(text.as_bytes()).map(|p| p.verify(None)) {
+                assert_eq!(compact(&shown.fields[0].1), signed_text, "{sent}");
+            }
         }
         // Shown twice, or a field that is not one.
         let mut twice = shown.clone();

@@ -56,8 +56,22 @@ pub async fn revoke_in(tx: &mut Tx, token: &str) -> Result<bool, sqlx::Error> {
     db::delete_session(tx, &hash(token)).await
 }
 
-/// The DID of a live session, or `None` for an unknown or expired token.
+/// Whether `token` has the form of a token this module hands out: 64
+/// lowercase hex digits. Anything else is no session: in particular a
+/// text that would hash to another kind of row (a web link's).
+fn well_formed(token: &str) -> bool {
+    token.len() == 64
+        && token
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// The DID of a live session, or `None` for an unknown, expired or
+/// malformed token.
 pub async fn lookup(store: &Store, token: &str) -> Result<Option<String>, sqlx::Error> {
+    if !well_formed(token) {
+        return Ok(None);
+    }
     db::session_did(store, &hash(token), utc::now_unix()).await
 }
 
@@ -91,6 +105,9 @@ pub async fn issue_web_link_in(
 /// when the link is unknown, expired or already used. Of two concurrent
 /// uses, one gets the DID.
 pub async fn use_web_link_in(tx: &mut Tx, token: &str) -> Result<Option<String>, sqlx::Error> {
+    if !well_formed(token) {
+        return Ok(None);
+    }
     let hash = link_hash(token);
     let Some(did) = db::session_did_in(tx, &hash, utc::now_unix()).await? else {
         return Ok(None);
@@ -146,6 +163,10 @@ mod tests {
         tx.commit().await.unwrap();
         // Not a bearer token.
         assert_eq!(lookup(&store, link.expose()).await.unwrap(), None);
+        // A link's stored hash cannot be reached as a bearer token either
+        // (its hash domain's prefix is no token).
+        let disguised = format!("sealstream web link v1:{}", link.expose());
+        assert_eq!(lookup(&store, &disguised).await.unwrap(), None);
         let mut tx = store.begin().await.unwrap();
         assert_eq!(
             use_web_link_in(&mut tx, link.expose())

@@ -100,18 +100,18 @@ fn build(search: &Search, engine: Engine) -> Sql {
         conditions.push(format!("l.rail LIKE {p}"));
     }
     if let Some(tag) = &search.tag {
-        // Tags are stored as a JSON array of strings: the tag's JSON
-        // string, `!`-escaped for LIKE, in the lower-cased array.
-        let quoted = serde_json::Value::String(tag.clone()).to_string();
-        let escaped: String = quoted
-            .chars()
-            .flat_map(|c| match c {
-                '!' | '%' | '_' => vec!['!', c],
-                c => vec![c],
-            })
-            .collect();
-        let p = sql.bind(Bind::Text(format!("%{escaped}%")));
-        conditions.push(format!("LOWER(l.tags) LIKE {p} ESCAPE '!'"));
+        // One element of the stored JSON array equals the tag, the case of
+        // ASCII letters aside (the tag is lower-cased the same way).
+        let p = sql.bind(Bind::Text(tag.clone()));
+        conditions.push(match engine {
+            Engine::Sqlite => format!(
+                "EXISTS (SELECT 1 FROM json_each(l.tags) WHERE lower(json_each.value) = {p})"
+            ),
+            Engine::Postgres => format!(
+                "EXISTS (SELECT 1 FROM jsonb_array_elements_text(l.tags::jsonb) AS t(v) \
+                 WHERE translate(t.v, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ', 'abcdefghijklmnopqrstuvwxyz') = {p})"
+            ),
+        });
     }
     if let Some(lo) = &search.min_price {
         let p = sql.bind(Bind::Text(price_key(lo)));

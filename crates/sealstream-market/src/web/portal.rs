@@ -81,6 +81,8 @@ pub(super) trait Roles {
     const ROLES: &'static [Role];
 }
 
+/// Anyone signed in.
+pub(super) struct Anyone;
 /// Owners (sellers).
 pub(super) struct Owners;
 /// Buyers.
@@ -92,6 +94,9 @@ pub(super) struct Auditors;
 /// Admins.
 pub(super) struct Admins;
 
+impl Roles for Anyone {
+    const ROLES: &'static [Role] = &[];
+}
 impl Roles for Owners {
     const ROLES: &'static [Role] = &[Role::Owner];
 }
@@ -151,17 +156,20 @@ pub(super) async fn checked_post(
     Ok(web)
 }
 
-/// A form post that passed [`checked_post`]: the session that sent it and
-/// the form's values (an unreadable body is an empty form, which then
-/// fails the CSRF check).
-pub(super) struct WebPost {
+/// A form post that passed [`checked_post`], from a principal with one of
+/// `R`'s roles (none: anyone signed in): the session that sent it and the
+/// form's values (an unreadable body is an empty form, which then fails the
+/// CSRF check). A page a post shows again with an error is then shown only
+/// to those who may see it.
+pub(super) struct WebPost<R = Anyone> {
     /// Who sent it.
     pub(super) web: WebSession,
     /// The form's fields.
     pub(super) values: Values,
+    _roles: PhantomData<R>,
 }
 
-impl FromRequest<AppState> for WebPost {
+impl<R: Roles> FromRequest<AppState> for WebPost<R> {
     type Rejection = Response;
 
     async fn from_request(request: Request, state: &AppState) -> Result<Self, Response> {
@@ -171,7 +179,20 @@ impl FromRequest<AppState> for WebPost {
             .map(|Form(f)| f)
             .unwrap_or_default();
         let web = checked_post(state, &headers, Some(&values)).await?;
-        Ok(WebPost { web, values })
+        if !R::ROLES.is_empty() {
+            if let Err(e) = web.principal.require_any(R::ROLES) {
+                return Err(error_page(
+                    StatusCode::FORBIDDEN,
+                    "Not for your roles",
+                    &e.message,
+                ));
+            }
+        }
+        Ok(WebPost {
+            web,
+            values,
+            _roles: PhantomData,
+        })
     }
 }
 

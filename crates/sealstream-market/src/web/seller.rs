@@ -450,7 +450,7 @@ fn opt(text: &str) -> Option<String> {
 /// `POST /portal/seller/datasets`.
 pub(super) async fn create_dataset(
     State(state): State<AppState>,
-    WebPost { web, values }: WebPost,
+    WebPost { web, values, .. }: WebPost<Owners>,
 ) -> Response {
     let p = web.principal.clone();
     let index = |name: &str| -> Result<Option<u64>, String> {
@@ -507,7 +507,7 @@ pub(super) async fn create_dataset(
 /// `POST /portal/seller/listings`.
 pub(super) async fn create_listing(
     State(state): State<AppState>,
-    WebPost { web, values }: WebPost,
+    WebPost { web, values, .. }: WebPost<Owners>,
 ) -> Response {
     let p = web.principal.clone();
     let built = (|| {
@@ -726,7 +726,7 @@ fn listing_sections(v: &ListingView, posted: Option<&Posted>) -> Vec<Section> {
 pub(super) async fn edit_listing(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    WebPost { web, values }: WebPost,
+    WebPost { web, values, .. }: WebPost<Owners>,
 ) -> Response {
     let built = (|| {
         let (rail, price) = rail_and_price(&values)?;
@@ -770,7 +770,7 @@ pub(super) async fn edit_listing(
 pub(super) async fn listing_action(
     State(state): State<AppState>,
     Path((id, action)): Path<(String, String)>,
-    WebPost { web, .. }: WebPost,
+    WebPost { web, .. }: WebPost<Owners>,
 ) -> Response {
     let p = web.principal.clone();
     let result = match action.as_str() {

@@ -254,7 +254,7 @@ async fn admin_page(
 /// `POST /portal/admin/roles`.
 pub(super) async fn roles(
     State(state): State<AppState>,
-    WebPost { web, values }: WebPost,
+    WebPost { web, values, .. }: WebPost<Admins>,
 ) -> Response {
     let field = |n: &str| {
         values

@@ -125,7 +125,7 @@ async fn buy_page(
 pub(super) async fn place_order(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    WebPost { web, values }: WebPost,
+    WebPost { web, values, .. }: WebPost<Buyers>,
 ) -> Response {
     let p = web.principal.clone();
     let key = get(&values, "buyerPublicKeyHex").to_string();
@@ -398,7 +398,7 @@ fn payment_text(o: &OrderView) -> String {
 pub(super) async fn order_action(
     State(state): State<AppState>,
     Path((id, action)): Path<(String, String)>,
-    WebPost { web, .. }: WebPost,
+    WebPost { web, .. }: WebPost<Buyers>,
 ) -> Response {
     let p = web.principal.clone();
     let failed = |e: ApiError| Posted {
@@ -444,7 +444,7 @@ pub(super) async fn order_action(
 /// `POST /portal/buyer/links/revoke`.
 pub(super) async fn revoke_link(
     State(state): State<AppState>,
-    WebPost { web, values }: WebPost,
+    WebPost { web, values, .. }: WebPost<Buyers>,
 ) -> Response {
     let order = get(&values, "order").to_string();
     let link = get(&values, "link").to_string();
@@ -479,7 +479,7 @@ pub(super) async fn revoke_link(
 pub(super) async fn subscription_action(
     State(state): State<AppState>,
     Path((id, action)): Path<(String, String)>,
-    WebPost { web, .. }: WebPost,
+    WebPost { web, .. }: WebPost<Buyers>,
 ) -> Response {
     let p = web.principal.clone();
     let result = match action.as_str() {
@@ -745,7 +745,7 @@ async fn sales_sections(
 pub(super) async fn mark_paid(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    WebPost { web, values }: WebPost,
+    WebPost { web, values, .. }: WebPost<Owners>,
 ) -> Response {
     let req = MarkPaid {
         reference: get(&values, "reference").to_string(),
