@@ -96,9 +96,14 @@ fn web_link_signs_in_once(db: Db) {
     let opened = anonymous.get(&format!("/signin/link?token={token}"));
     assert_eq!(opened.status, 200);
     assert_eq!(opened.header("cache-control"), Some("no-store"));
-    assert!(opened
-        .text()
-        .contains(&format!("name=\"token\" value=\"{token}\"")));
+    let html = opened.text();
+    assert!(html.contains(&format!("name=\"token\" value=\"{token}\"")));
+    // It says whom it signs in.
+    assert!(
+        html.contains(&format!("id=\"link-did\">{}</span>", alice.did)),
+        "{html}"
+    );
+    assert!(!html.contains("link-other"));
     // From another site's page: refused, and the link still works.
     let foreign = anonymous.post(
         "/signin/link",
@@ -114,11 +119,26 @@ fn web_link_signs_in_once(db: Db) {
     let again = anonymous.post("/signin/link", Some(&origin), &[("token", token)]);
     assert_eq!(again.status, 401);
     assert!(again.text().contains("used already or has expired"));
+    assert_eq!(
+        anonymous.get(&format!("/signin/link?token={token}")).status,
+        401,
+        "a used link's page says so"
+    );
 
     let alice_web = Browser {
         server: &server,
         cookie: Some(cookie.clone()),
     };
+    // Someone else's link opened in Alice's browser warns her.
+    let bob = owner(&server);
+    let (_, bob_link) = server.send("POST", "/v1/auth/web-link", Some(&bob.token), &json!({}));
+    let bob_url = bob_link["url"].as_str().unwrap();
+    let warned = alice_web.get(&bob_url[server.base.len()..]).text();
+    assert!(
+        warned.contains(&bob.did) && warned.contains("id=\"link-other\""),
+        "{warned}"
+    );
+    assert!(warned.contains(&alice.did), "{warned}");
     let portal = alice_web.get("/portal");
     assert_eq!(portal.status, 200);
     let html = portal.text();

@@ -101,6 +101,15 @@ pub async fn issue_web_link_in(
     Ok(Token(token))
 }
 
+/// The DID a web sign-in link would sign in, without using it up: `None`
+/// when the link is unknown, expired or already used.
+pub async fn web_link_did(store: &Store, token: &str) -> Result<Option<String>, sqlx::Error> {
+    if !well_formed(token) {
+        return Ok(None);
+    }
+    db::session_did(store, &link_hash(token), utc::now_unix()).await
+}
+
 /// Uses up a web sign-in link inside `tx`: the DID it signs in, or `None`
 /// when the link is unknown, expired or already used. Of two concurrent
 /// uses, one gets the DID.

@@ -40,6 +40,10 @@ struct SigninPage {
     title: String,
     description: String,
     link_token: Option<String>,
+    /// Whom the link signs in (shown before it is used).
+    link_did: String,
+    /// Whom the browser is signed in as now, when that is someone else.
+    current_did: String,
     error: String,
     domain: String,
     server: String,
@@ -52,6 +56,8 @@ fn signin_page(state: &AppState, status: StatusCode, error: &str) -> Response {
             title: "Sign in".into(),
             description: "Sign in to the market with a wallet or a one-time link.".into(),
             link_token: None,
+            link_did: String::new(),
+            current_did: String::new(),
             error: error.into(),
             domain: state.public_url.domain().to_string(),
             server: state.public_url.base().to_string(),
@@ -144,9 +150,11 @@ fn link_token_ok(token: &str) -> bool {
     token.len() == 64 && token.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
-/// `GET /signin/link?token=…`: the button that uses the link.
+/// `GET /signin/link?token=…`: whom the link signs in, and the button that
+/// uses it (with a warning when the browser is signed in as someone else).
 pub(super) async fn link_page(
     State(state): State<AppState>,
+    headers: HeaderMap,
     query: Result<Query<LinkQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
     let token = query.map(|Query(q)| q.token).unwrap_or_default();
@@ -157,11 +165,28 @@ pub(super) async fn link_page(
             "This sign-in link is malformed: make a new one with `sealstream market login --web`.",
         );
     }
+    let link_did = match crate::auth::session::web_link_did(&state.store, &token).await {
+        Ok(Some(did)) => did,
+        Ok(None) => {
+            return signin_page(
+                &state,
+                StatusCode::UNAUTHORIZED,
+                "This sign-in link was used already or has expired: make a new one with `sealstream market login --web`.",
+            )
+        }
+        Err(e) => return error_page(StatusCode::SERVICE_UNAVAILABLE, "Not available", &format!("database: {e}")),
+    };
+    let current_did = match session::of(&headers, &state).await {
+        Ok(Some(web)) if !crate::auth::same_did(&web.principal.did, &link_did) => web.principal.did,
+        _ => String::new(),
+    };
     page(
         StatusCode::OK,
         SigninPage {
             title: "Sign in".into(),
             description: "Sign in to the market with a one-time link.".into(),
+            link_did,
+            current_did,
             link_token: Some(token),
             error: String::new(),
             domain: state.public_url.domain().to_string(),
