@@ -90,11 +90,7 @@ async fn seller_page(
 ) -> Response {
     match seller_sections(state, p, posted.as_ref()).await {
         Ok(sections) => render_status(
-            if posted.is_some() {
-                StatusCode::BAD_REQUEST
-            } else {
-                StatusCode::OK
-            },
+            Posted::status(posted.as_ref()),
             web,
             "/portal/seller",
             "Seller",
@@ -596,11 +592,7 @@ async fn listing_page(
     };
     let sections = listing_sections(&view, posted.as_ref());
     render_status(
-        if posted.is_some() {
-            StatusCode::BAD_REQUEST
-        } else {
-            StatusCode::OK
-        },
+        Posted::status(posted.as_ref()),
         web,
         "/portal/seller",
         &format!("Listing: {}", view.title),

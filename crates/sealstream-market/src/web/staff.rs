@@ -237,11 +237,7 @@ async fn admin_page(
         ..Section::default()
     };
     render_status(
-        if posted.is_some() {
-            StatusCode::BAD_REQUEST
-        } else {
-            StatusCode::OK
-        },
+        Posted::status(posted.as_ref()),
         web,
         "/portal/admin",
         "Admin",

@@ -107,11 +107,7 @@ async fn buy_page(
         ..Section::default()
     };
     render_status(
-        if posted.is_some() {
-            StatusCode::BAD_REQUEST
-        } else {
-            StatusCode::OK
-        },
+        Posted::status(posted.as_ref()),
         web,
         "/portal/buyer",
         &format!("Buy: {}", view.title),
@@ -201,11 +197,7 @@ async fn buyer_page(
 ) -> Response {
     match buyer_sections(state, &web.principal, posted.as_ref()).await {
         Ok(sections) => render_status(
-            if posted.is_some() {
-                StatusCode::BAD_REQUEST
-            } else {
-                StatusCode::OK
-            },
+            Posted::status(posted.as_ref()),
             web,
             "/portal/buyer",
             "Buyer",
@@ -567,11 +559,7 @@ async fn sales_page(
 ) -> Response {
     match sales_sections(state, &web.principal, posted.as_ref()).await {
         Ok(sections) => render_status(
-            if posted.is_some() {
-                StatusCode::BAD_REQUEST
-            } else {
-                StatusCode::OK
-            },
+            Posted::status(posted.as_ref()),
             web,
             "/portal/sales",
             "Sales",

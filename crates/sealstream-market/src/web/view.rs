@@ -180,6 +180,14 @@ pub struct Posted {
 }
 
 impl Posted {
+    /// A page's status: 400 when it shows a form sent back with an error.
+    pub fn status(posted: Option<&Posted>) -> axum::http::StatusCode {
+        match posted {
+            Some(_) => axum::http::StatusCode::BAD_REQUEST,
+            None => axum::http::StatusCode::OK,
+        }
+    }
+
     /// `error` about the form `form` posted with `values`; `fields` maps the
     /// API's field names (`price`, `rail.currency`) to the form's.
     pub fn new(
