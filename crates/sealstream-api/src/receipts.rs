@@ -22,6 +22,7 @@ use sealstream_core::keys::{is_blank, ReceiptPublicKey, ReceiptSigningKey};
 use sealstream_core::ValidationError;
 
 mod cutoff;
+pub mod log;
 mod v2;
 
 pub use cutoff::{
@@ -161,6 +162,13 @@ pub enum ReceiptError {
         /// The field's name as disclosed.
         field: String,
     },
+    /// A receipt-log proof does not prove what it claims (`log` module):
+    /// what fails, with the field.
+    #[error("{what}")]
+    ProofMismatch {
+        /// The field and why it fails.
+        what: String,
+    },
 }
 
 impl ReceiptError {
@@ -172,6 +180,7 @@ impl ReceiptError {
             ReceiptError::BadSignature
                 | ReceiptError::WrongKey { .. }
                 | ReceiptError::NotSigned { .. }
+                | ReceiptError::ProofMismatch { .. }
         )
     }
 }

@@ -29,6 +29,14 @@ pub const ADMIN_ROLE: &str = "/v1/admin/principals/{did}/roles/{role}";
 /// `GET`: the audit log's signed head.
 pub const AUDIT_HEAD: &str = "/v1/audit/head";
 
+/// `GET`: a receipt log's signed tree head (`?log=`).
+pub const RECEIPT_LOG_HEAD: &str = "/v1/receipt-log/head";
+/// `GET`: a proof of a period's totals in a receipt log (`?log=&from=&to=`).
+pub const RECEIPT_LOG_TOTAL: &str = "/v1/receipt-log/total";
+/// `GET`: the consistency path from an older size to the current head
+/// (`?log=&size=`).
+pub const RECEIPT_LOG_CONSISTENCY: &str = "/v1/receipt-log/consistency";
+
 /// `GET`, `POST`: the caller's machines; register one.
 pub const MACHINES: &str = "/v1/machines";
 /// `GET`: one machine.
@@ -124,6 +132,9 @@ pub const ORDER_CONFIRMATION: &str = "/v1/orders/{id}/confirmation";
 pub const ORDER_MARK_PAID: &str = "/v1/orders/{id}/mark-paid";
 /// `GET`: the signed license receipt.
 pub const ORDER_RECEIPT: &str = "/v1/orders/{id}/receipt";
+/// `GET`: the receipt's place in the market's receipt log (and, to the
+/// seller, in the seller's), with its opening.
+pub const ORDER_RECEIPT_LOG: &str = "/v1/orders/{id}/receipt/log";
 /// `POST`: make a bearer link.
 pub const ORDER_LINKS: &str = "/v1/orders/{id}/links";
 /// `DELETE`: revoke a bearer link.
@@ -434,6 +445,11 @@ pub fn order_mark_paid(id: &str) -> String {
 /// [`ORDER_RECEIPT`].
 pub fn order_receipt(id: &str) -> String {
     fill(ORDER_RECEIPT, &[id])
+}
+
+/// [`ORDER_RECEIPT_LOG`].
+pub fn order_receipt_log(id: &str) -> String {
+    fill(ORDER_RECEIPT_LOG, &[id])
 }
 
 /// [`ORDER_LINKS`].

@@ -33,6 +33,7 @@ pub mod live;
 pub mod machines;
 pub mod market;
 pub mod orders;
+pub mod receipt_log;
 pub mod seller;
 pub mod subscriptions;
 pub mod upload;

@@ -23,6 +23,7 @@ pub mod operator_key;
 pub mod orders;
 pub mod public_url;
 pub mod quota;
+pub mod receipt_log;
 pub mod server;
 pub mod server_key;
 pub mod store;

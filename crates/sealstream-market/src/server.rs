@@ -145,6 +145,10 @@ pub struct Config {
     /// How often subscriptions' grace and lapse are swept
     /// ([`crate::subscriptions::sweep`]).
     pub subscription_sweep: Duration,
+    /// Seconds per epoch of a new receipt log (periods whose totals are
+    /// proven fall on epoch boundaries; a log keeps the length it was made
+    /// with): [`DEFAULT_RECEIPT_LOG_EPOCH`] by default.
+    pub receipt_log_epoch: Duration,
     /// The shortest subscription period a listing may have (the operator's
     /// policy; [`sealstream_api::listings::MIN_PERIOD_SECONDS`] by default,
     /// at least 1 s): a listing with a shorter one is a 400 naming
@@ -198,6 +202,9 @@ pub struct Config {
     pub feed_keep_alive: Duration,
 }
 
+/// Default epoch of receipt logs: an hour.
+pub const DEFAULT_RECEIPT_LOG_EPOCH: Duration = Duration::from_secs(3600);
+
 impl Config {
     /// Confirmations a payment on `chain_id` needs: `confirmations` when
     /// set, else [`DEV_CHAIN_CONFIRMATIONS`] on a dev chain
@@ -236,6 +243,7 @@ impl Default for Config {
             proof_rate_per_client: DEFAULT_PROOF_RATE_PER_CLIENT,
             proof_rate_per_order: DEFAULT_PROOF_RATE_PER_ORDER,
             receipt_key_file: None,
+            receipt_log_epoch: DEFAULT_RECEIPT_LOG_EPOCH,
             grant_limit: DEFAULT_GRANT_LIMIT,
             operator_kek_file: None,
             access_file_size: sealstream_core::access::DEFAULT_MAX_ACCESS_FILE_SIZE,
@@ -557,6 +565,7 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::ingest::read_routes())
         .merge(crate::datasets::routes())
         .merge(crate::orders::routes())
+        .merge(crate::receipt_log::routes())
         .merge(crate::subscriptions::routes())
         .merge(crate::web::routes());
     let small = limited(

@@ -1363,6 +1363,17 @@ pub enum MarketOrderCommand {
         #[arg(long)]
         v2: bool,
     },
+    /// Check that the market logged the order's receipt honestly: fetch the receipt and
+    /// its place in the market's receipt log (and, for the seller, in the seller's log)
+    /// with the leaf's opening, and verify that the leaf is the receipt's, commits to
+    /// the receipt's own amount and currency, and leads to the signed head. Exit 2 when
+    /// not.
+    ReceiptLog {
+        #[command(flatten)]
+        session: MarketSession,
+        /// The order id (ord_…).
+        id: String,
+    },
 }
 
 /// The flags of `market serve`.
@@ -1434,6 +1445,12 @@ pub struct MarketServeArgs {
     /// Short periods are for tests and demonstrations.
     #[arg(long, default_value_t = sealstream_api::listings::MIN_PERIOD_SECONDS, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..=sealstream_api::listings::MAX_PERIOD_SECONDS))]
     pub min_subscription_period: u64,
+    /// Seconds per epoch of a new receipt log (the market's, and each seller's when it
+    /// gets its first receipt): proven totals cover periods on epoch boundaries, and a
+    /// proof shows the epochs of the receipts at a period's edges. A log keeps the
+    /// epoch it was made with. Short epochs are for tests and demonstrations.
+    #[arg(long, default_value_t = 3600, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..=31_622_400))]
+    pub receipt_log_epoch: u64,
     /// Seconds a payment's block may be stamped before its order was made (the
     /// chain's clock against the server's); a transfer mined earlier does not pay
     /// the order.
@@ -1527,6 +1544,83 @@ pub enum MarketAuditCommand {
     /// later proves the log still holds it.
     #[command(after_help = MARKET_EXIT_CODES)]
     Anchor(AuditOutputArgs),
+    /// Ask the server for a proof of the totals per currency of the receipts appended to
+    /// a receipt log in a period (docs/formats.md "Receipt log"): the log's tree head
+    /// signed now, the leaves around the period's edges, every other part of the tree
+    /// as hashes and Pedersen commitments, the totals and one summed blinding. No
+    /// amount, buyer, seller or order is in it. The proof is verified before it is
+    /// written (--output, created 0600, or stdout); `audit verify-total` checks it
+    /// offline. The period must fall on the log's epoch boundaries (an hour by
+    /// default) and be over.
+    #[command(after_help = MARKET_EXIT_CODES)]
+    ProveTotal {
+        #[command(flatten)]
+        session: MarketSession,
+        /// The log: `seller` (your own sales), `market` (admins and auditors) or
+        /// `seller:<did>` (that seller's, for admins and auditors).
+        #[arg(long, default_value = "seller", value_name = "LOG")]
+        log: String,
+        /// The period's start (YYYY-MM-DDTHH:MM:SSZ, on an epoch boundary).
+        #[arg(long, value_name = "TIME")]
+        from: String,
+        /// The period's end, excluded (YYYY-MM-DDTHH:MM:SSZ, on an epoch boundary).
+        #[arg(long, value_name = "TIME")]
+        to: String,
+        /// The market's receipt public key (hex, as GET /v1/receipts/key gives it): the
+        /// proof's head must be signed by it.
+        #[arg(long, value_name = "HEX")]
+        server_key: Option<String>,
+        /// Where to write the proof (default: stdout).
+        #[arg(long = "output", alias = "out", value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
+    /// Verify a total proof (sealstream.receipt-log-total.v1) offline: the head's
+    /// signature (by --server-key when given), that the proof rebuilds the signed tree,
+    /// that its range is exactly the receipts appended in the period, and that the
+    /// totals open the sum of their commitments. Prints the log, period, number of
+    /// receipts and the totals; exit 2 when any check or --expect fails.
+    #[command(after_help = MARKET_EXIT_CODES)]
+    VerifyTotal {
+        /// The proof file.
+        file: PathBuf,
+        /// The market's receipt public key (hex): the head must be signed by it.
+        #[arg(long, value_name = "HEX")]
+        server_key: Option<String>,
+        /// A total the proof must show, as CURRENCY=AMOUNT with the amount as people
+        /// write it (invoice:EUR:2=1234.50); repeat for several currencies. A currency
+        /// not in the proof has total 0.
+        #[arg(long, value_name = "CURRENCY=AMOUNT")]
+        expect: Vec<String>,
+    },
+    /// Fetch a receipt log's tree head, signed now (sealstream.receipt-log-head.v1), to
+    /// keep: `audit log-consistency --old FILE` later proves the log only grew since.
+    #[command(after_help = MARKET_EXIT_CODES)]
+    LogHead {
+        #[command(flatten)]
+        session: MarketSession,
+        /// The log, as for `prove-total`.
+        #[arg(long, default_value = "seller", value_name = "LOG")]
+        log: String,
+        /// Where to write the head (default: stdout).
+        #[arg(long = "output", alias = "out", value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
+    /// Check that a receipt log only grew since a head kept earlier (`audit log-head`):
+    /// fetch the current head and the RFC 9162 consistency path from the old head's
+    /// size, and verify both signatures (same key) and the path. Exit 2 when the log was
+    /// rewritten or cut. With --output, writes the proof (both heads and the path,
+    /// sealstream.receipt-log-consistency.v1).
+    #[command(after_help = MARKET_EXIT_CODES)]
+    LogConsistency {
+        #[command(flatten)]
+        session: MarketSession,
+        /// The head kept earlier.
+        #[arg(long, value_name = "FILE")]
+        old: PathBuf,
+        /// Where to write the consistency proof.
+        #[arg(long = "output", alias = "out", value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
 }
 
 #[cfg(feature = "market")]

@@ -52,7 +52,9 @@ pub(crate) async fn issue(
         },
         _ => return Err(ApiError::internal("receipt", "payment details malformed")),
     };
-    let now = sealstream_core::utc::now();
+    // The receipt's time is read under the receipt logs' locks, so that the
+    // logs' leaves are in time order.
+    let now = crate::receipt_log::begin_issue(state, tx, &order.seller_did).await?;
     let receipt = LicenseReceipt {
         order_id: order.id.clone(),
         listing_id: listing.id.clone(),
@@ -90,6 +92,7 @@ pub(crate) async fn issue(
         &now,
     )
     .await?;
+    crate::receipt_log::append(state, tx, &signed, &now).await?;
     Ok(())
 }
 

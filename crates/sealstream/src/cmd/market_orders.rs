@@ -344,6 +344,9 @@ pub fn run(command: MarketOrderCommand, ui: Ui) -> CliResult {
             },
             &ui,
         ),
+        MarketOrderCommand::ReceiptLog { session, id } => {
+            super::market_receipt_log::order_receipt_log(&session, &id, ui)
+        }
         MarketOrderCommand::Receipt {
             session,
             id,

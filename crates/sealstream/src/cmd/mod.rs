@@ -22,6 +22,7 @@ pub mod market_browse;
 pub mod market_orders;
 #[cfg(feature = "agent")]
 pub mod market_pay;
+pub mod market_receipt_log;
 #[cfg(feature = "agent")]
 pub mod market_renew_auto;
 #[cfg(feature = "agent")]
