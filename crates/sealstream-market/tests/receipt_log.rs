@@ -372,3 +372,21 @@ fn receipt_log(db: Db) {
 }
 
 on_both_databases!(receipt_log);
+
+/// The logs' routes sign and record, so they take from the write buckets:
+/// past the burst, a 429 naming the rate.
+#[test]
+fn log_reads_are_rate_limited_as_writes() {
+    let server = TestServer::start_with(Db::Sqlite, |c| {
+        c.write_rate = 0.01;
+        c.write_burst = 2;
+    });
+    let did = common::listings_fixtures::new_did();
+    let seller = server.session_for(&did, &[sealstream_market::auth::Role::Owner]);
+    for _ in 0..2 {
+        let (status, body) = server.get("/v1/receipt-log/head", Some(&seller));
+        assert_eq!(status, 200, "{body}");
+    }
+    let (status, body) = server.get("/v1/receipt-log/head", Some(&seller));
+    assert_eq!(status, 429, "{body}");
+}

@@ -64,7 +64,8 @@ fn sealed_source(chain: &Path, messages: usize) -> Vec<u8> {
 fn an_order_paid_on_chain_is_granted_and_consumed_by_both_clis() {
     let tmp = tempfile::tempdir().unwrap();
     let t = tmp.path();
-    let (anvil, market) = market_on_anvil(&t.join("market"), 1, &[]);
+    // One-second receipt-log epochs, so the sale's period is over at once.
+    let (anvil, market) = market_on_anvil(&t.join("market"), 1, &["--receipt-log-epoch", "1"]);
 
     // The owner registers the machine; the machine's agent uploads a
     // topic's chain and its window's signed dataset.
@@ -335,4 +336,118 @@ fn an_order_paid_on_chain_is_granted_and_consumed_by_both_clis() {
         said.contains("2 of the receipt's 21 fields shown"),
         "{said}"
     );
+
+    // The receipt log (issue 21): the buyer checks its receipt's leaf; the
+    // seller proves the period's total, which verifies offline with the
+    // market's key and the expected amount, and fails with one wei more.
+    let mut logged = sealstream();
+    logged
+        .args([
+            "market",
+            "order",
+            "receipt-log",
+            &id,
+            "--server",
+            &market.base,
+        ])
+        .arg("--key-file")
+        .arg(&buyer_key_file);
+    let said =
+        String::from_utf8_lossy(&run_ok(logged, "market order receipt-log").stderr).to_string();
+    assert!(
+        said.contains("in log market") && said.contains("committing to 0.25 (evm:"),
+        "{said}"
+    );
+    let signed: Value = sealstream_core::json::parse(&receipt).unwrap();
+    let issued = text(&signed, "receipt.issuedAt");
+    let unix = sealstream_core::utc::parse_seconds(&issued).unwrap();
+    while sealstream_core::utc::now_unix() <= unix + 1 {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let chain_id = signed
+        .get("receipt")
+        .and_then(|r| r.get("rail"))
+        .and_then(|r| r.get("chainId"))
+        .and_then(Value::as_u64)
+        .unwrap();
+    let currency = format!("evm:{chain_id}:native:18");
+    let total = t.join("total.json");
+    let mut prove = sealstream();
+    prove
+        .args(["market", "audit", "prove-total", "--server", &market.base])
+        .args(["--from", &issued, "--to"])
+        .arg(sealstream_core::utc::format_seconds(unix + 1))
+        .args(["--server-key", &text(&key, "publicKeyHex")])
+        .arg("--key-file")
+        .arg(&owner_key_file)
+        .arg("--output")
+        .arg(&total);
+    run_ok(prove, "market audit prove-total");
+    let mut verify_total = sealstream();
+    verify_total
+        .args(["market", "audit", "verify-total"])
+        .arg(&total)
+        .args(["--server-key", &text(&key, "publicKeyHex")])
+        .args(["--expect", &format!("{currency}=0.25")]);
+    let said = String::from_utf8_lossy(&run_ok(verify_total, "market audit verify-total").stderr)
+        .to_string();
+    assert!(
+        said.contains("1 receipts") && said.contains("total: 0.25 (evm:"),
+        "{said}"
+    );
+    let mut wrong = sealstream();
+    wrong
+        .args(["market", "audit", "verify-total"])
+        .arg(&total)
+        .args(["--expect", &format!("{currency}=0.250000000000000001")]);
+    let out = wrong.output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The proof file with its total raised by one wei: exit 2.
+    let forged = std::fs::read_to_string(&total)
+        .unwrap()
+        .replace("\"250000000000000000\"", "\"250000000000000001\"");
+    assert!(forged.contains("250000000000000001"));
+    std::fs::write(t.join("forged.json"), forged).unwrap();
+    let mut check = sealstream();
+    check
+        .args(["market", "audit", "verify-total"])
+        .arg(t.join("forged.json"));
+    let out = check.output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // The seller keeps its log's head; later the log is consistent with it.
+    let head = t.join("head.json");
+    let mut keep = sealstream();
+    keep.args(["market", "audit", "log-head", "--server", &market.base])
+        .arg("--key-file")
+        .arg(&owner_key_file)
+        .arg("--output")
+        .arg(&head);
+    run_ok(keep, "market audit log-head");
+    let mut consistent = sealstream();
+    consistent
+        .args([
+            "market",
+            "audit",
+            "log-consistency",
+            "--server",
+            &market.base,
+            "--old",
+        ])
+        .arg(&head)
+        .arg("--key-file")
+        .arg(&owner_key_file);
+    let said = String::from_utf8_lossy(&run_ok(consistent, "market audit log-consistency").stderr)
+        .to_string();
+    assert!(said.contains("is consistent"), "{said}");
 }

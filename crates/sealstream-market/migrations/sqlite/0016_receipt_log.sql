@@ -6,15 +6,15 @@
 -- and blinding stay here; proofs show only hashes and commitments.
 CREATE TABLE receipt_logs (
     log_id TEXT PRIMARY KEY NOT NULL,
-    epoch_seconds INTEGER NOT NULL,
-    size INTEGER NOT NULL,
-    last_epoch INTEGER NOT NULL
+    epoch_seconds BIGINT NOT NULL,
+    size BIGINT NOT NULL,
+    last_epoch BIGINT NOT NULL
 );
 CREATE TABLE receipt_log_leaves (
     log_id TEXT NOT NULL REFERENCES receipt_logs (log_id),
-    idx INTEGER NOT NULL,
+    idx BIGINT NOT NULL,
     order_id TEXT NOT NULL,
-    epoch INTEGER NOT NULL,
+    epoch BIGINT NOT NULL,
     receipt_digest TEXT NOT NULL,
     commitment TEXT NOT NULL,
     currency TEXT NOT NULL,
