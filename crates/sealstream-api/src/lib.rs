@@ -32,6 +32,7 @@ mod wire_enum;
 pub mod audit;
 pub mod auth;
 pub mod catalog;
+pub mod compliance;
 pub mod datasets;
 pub mod document;
 pub mod errors;

@@ -1131,6 +1131,27 @@ pub struct Purchase {
     pub buyer_id: Option<String>,
 }
 
+/// `market order create`: a purchase, and what a listing with a compliance preset
+/// asks of its buyer.
+#[derive(Debug, Args)]
+pub struct OrderPurchase {
+    #[command(flatten)]
+    pub purchase: Purchase,
+    /// Where you are (ISO 3166-1 alpha-2, e.g. DE): required by a listing with a
+    /// compliance preset, which must allow it (the refusal names the jurisdictions it
+    /// sells to).
+    #[arg(long, value_name = "CODE")]
+    pub jurisdiction: Option<String>,
+    /// What the data is for (recorded in the order and its receipt): required by a
+    /// listing with a compliance preset.
+    #[arg(long, value_name = "TEXT")]
+    pub purpose: Option<String>,
+    /// Accept the listing's attestation (`market listing show` prints it): required
+    /// when its preset has one.
+    #[arg(long)]
+    pub accept_attestation: bool,
+}
+
 /// The buyer's X25519 key: a secret key file (only its public part is sent) or the
 /// public key.
 #[derive(Debug, Args)]
@@ -1261,7 +1282,7 @@ pub enum MarketOrderCommand {
     /// payment proof URL for `peaqos stream pay --confirmation-url`; on the invoice rail
     /// the `market order mark-paid` command the seller runs. Prints the order id on
     /// stdout (`ORDER=$(…)`; --json prints the whole answer); the rest goes to stderr.
-    Create(Purchase),
+    Create(OrderPurchase),
     /// One order, as its buyer or seller sees it: its payment, claims, and what to run
     /// next (pay, mark paid, or make the release link for `consume --download-url`).
     Show {

@@ -57,6 +57,8 @@ pub struct ListingFields {
     pub rail: Rail,
     /// Delivery options.
     pub delivery: Vec<String>,
+    /// The compliance preset (normalised), if any.
+    pub compliance: Option<sealstream_api::compliance::CompliancePreset>,
 }
 
 /// A price in base units: a decimal integer of at most 78 digits, returned
@@ -243,6 +245,11 @@ impl ListingFields {
             price: price(&req.price, "price")?,
             rail: req.rail.check()?,
             delivery: delivery(req.delivery.as_deref())?,
+            compliance: req
+                .compliance
+                .clone()
+                .map(|p| p.checked("compliance"))
+                .transpose()?,
         })
     }
 
@@ -278,6 +285,9 @@ impl ListingFields {
         }
         if let Some(d) = &patch.delivery {
             next.delivery = delivery(Some(d))?;
+        }
+        if let Some(c) = &patch.compliance {
+            next.compliance = c.clone().map(|p| p.checked("compliance")).transpose()?;
         }
         Ok(next)
     }

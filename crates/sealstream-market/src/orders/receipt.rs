@@ -77,6 +77,7 @@ pub(crate) async fn issue(
         ordered_at: order.created_at.clone(),
         paid_at: order.paid_at.clone().unwrap_or_else(|| now.clone()),
         issued_at: now.clone(),
+        compliance: order.compliance.clone(),
     };
     let signed = receipt
         .sign(&state.receipt_key)

@@ -213,13 +213,17 @@ struct Orders<'a> {
 
 pub fn run(command: MarketOrderCommand, ui: Ui) -> CliResult {
     match command {
-        MarketOrderCommand::Create(purchase) => {
+        MarketOrderCommand::Create(order) => {
+            let purchase = order.purchase;
             let (mut client, public) = buying(&purchase)?;
             let order = client
                 .create_order(&CreateOrder {
                     listing_id: purchase.listing,
                     buyer_public_key_hex: public,
                     buyer_id: purchase.buyer_id,
+                    jurisdiction: order.jurisdiction,
+                    purpose: order.purpose,
+                    accept_attestation: order.accept_attestation.then_some(true),
                 })
                 .map_err(|e| client_error("order create", e))?;
             describe(&ui, &order, &purchase.session, &client.did().to_string());
@@ -451,6 +455,7 @@ mod tests {
             paid_at: None,
             granted_at: None,
             subscription_id: None,
+            compliance: None,
         }
     }
 
