@@ -145,6 +145,20 @@ pub struct Config {
     /// How often subscriptions' grace and lapse are swept
     /// ([`crate::subscriptions::sweep`]).
     pub subscription_sweep: Duration,
+    /// How long after its payment a sale counts in the public numbers (a
+    /// listing's sales bucket): [`DEFAULT_PUBLIC_STATS_DELAY`].
+    pub public_stats_delay: Duration,
+    /// How often the public numbers are refreshed:
+    /// [`DEFAULT_PUBLIC_STATS_INTERVAL`].
+    pub public_stats_interval: Duration,
+    /// The price ladder listing prices snap to, as mantissas in hundredths
+    /// (`[100, 200, 500]` for 1, 2, 5 × a power of ten); empty: prices are
+    /// kept as given ([`crate::listings::model::snap_price`]).
+    pub price_ladder: Vec<u32>,
+    /// Orders are granted with operator keys only at multiples of this
+    /// window (Unix time), in batches, so a grant's time does not point at
+    /// its payment; zero grants at once. Live subscriptions are not delayed.
+    pub grant_batch_window: Duration,
     /// Seconds per epoch of a new receipt log (periods whose totals are
     /// proven fall on epoch boundaries; a log keeps the length it was made
     /// with): [`DEFAULT_RECEIPT_LOG_EPOCH`] by default.
@@ -202,6 +216,11 @@ pub struct Config {
     pub feed_keep_alive: Duration,
 }
 
+/// Default delay before a sale counts in public numbers: a day.
+pub const DEFAULT_PUBLIC_STATS_DELAY: Duration = Duration::from_secs(86_400);
+/// Default refresh of the public numbers: ten minutes.
+pub const DEFAULT_PUBLIC_STATS_INTERVAL: Duration = Duration::from_secs(600);
+
 /// Default epoch of receipt logs: an hour.
 pub const DEFAULT_RECEIPT_LOG_EPOCH: Duration = Duration::from_secs(3600);
 
@@ -244,6 +263,10 @@ impl Default for Config {
             proof_rate_per_order: DEFAULT_PROOF_RATE_PER_ORDER,
             receipt_key_file: None,
             receipt_log_epoch: DEFAULT_RECEIPT_LOG_EPOCH,
+            public_stats_delay: DEFAULT_PUBLIC_STATS_DELAY,
+            public_stats_interval: DEFAULT_PUBLIC_STATS_INTERVAL,
+            price_ladder: Vec::new(),
+            grant_batch_window: Duration::ZERO,
             grant_limit: DEFAULT_GRANT_LIMIT,
             operator_kek_file: None,
             access_file_size: sealstream_core::access::DEFAULT_MAX_ACCESS_FILE_SIZE,
@@ -1044,6 +1067,7 @@ impl Server {
             self.state.config.subscription_sweep,
         );
         let head_signer = spawn_head_signer(self.state.clone());
+        let stats = crate::listings::stats::spawn(self.state.clone());
         let signer_state = self.state.clone();
         let limits = self.state.config.connection_limits();
         let events = self.state.metrics.clone();
@@ -1076,6 +1100,7 @@ impl Server {
         granter.abort();
         sweeper.abort();
         head_signer.abort();
+        stats.abort();
         if let Some(m) = metrics {
             m.abort();
         }

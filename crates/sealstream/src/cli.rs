@@ -1472,6 +1472,24 @@ pub struct MarketServeArgs {
     /// epoch it was made with. Short epochs are for tests and demonstrations.
     #[arg(long, default_value_t = 3600, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..=31_622_400))]
     pub receipt_log_epoch: u64,
+    /// Seconds after its payment before a sale counts in the public numbers (a listing's
+    /// sales bucket on its page, in the catalog and the API), so that watching a
+    /// listing does not time a payment.
+    #[arg(long, default_value_t = 86_400, value_name = "SECONDS")]
+    pub public_stats_delay: u64,
+    /// Seconds between refreshes of the public numbers.
+    #[arg(long, default_value_t = 600, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub public_stats_interval: u64,
+    /// Snap listing prices to a ladder of tiers: mantissas separated by commas, the first
+    /// 1, ascending, below 10, at most two decimals (1,2,5 makes 1234 cents 10.00 and 1800
+    /// cents 20.00; a tie goes up). Off when not given.
+    #[arg(long, value_name = "M,M,…", value_delimiter = ',')]
+    pub price_ladder: Vec<String>,
+    /// Grant paid orders with operator keys in batches at multiples of this many seconds
+    /// (Unix time), so that a grant's time does not point at its payment; 0 grants at
+    /// once. Live subscriptions' chunk keys are not held back.
+    #[arg(long, default_value_t = 0, value_name = "SECONDS")]
+    pub grant_batch_window: u64,
     /// Seconds a payment's block may be stamped before its order was made (the
     /// chain's clock against the server's); a transfer mined earlier does not pay
     /// the order.

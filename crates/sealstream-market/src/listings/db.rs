@@ -16,7 +16,7 @@ use crate::store::{changed, Engine, Tx};
 /// The columns [`listing_of`] reads, for `SELECT … FROM listings l`.
 const COLUMNS: &str = "l.id, l.owner_did, l.dataset_id, l.title, l.description, l.tags, \
      l.domain, l.schema_hint, l.sample_chunk_indexes, l.license, l.price_amount, l.rail, \
-     l.delivery, l.state, l.sales_count, l.created_at, l.updated_at, l.published_at, l.kind, \
+     l.delivery, l.state, l.public_sales AS sales_count, l.created_at, l.updated_at, l.published_at, l.kind, \
      l.subscription, l.compliance";
 
 fn stored_json(row: &AnyRow, column: &str) -> Result<Value, sqlx::Error> {
@@ -137,6 +137,20 @@ fn bind_fields<'q>(
         .bind(f.rail.to_json().to_string())
         .bind(json!(f.delivery).to_string())
         .bind(f.compliance.as_ref().map(|c| json!(c).to_string()))
+}
+
+/// Publishes the sales counts the public sees: each listing's paid orders
+/// paid at or before `cutoff` (UTC text, now minus the delay). Returns how
+/// many listings changed.
+pub(crate) async fn publish_sales(tx: &mut Tx, cutoff: &str) -> Result<u64, sqlx::Error> {
+    let query = sqlx::query(
+        "UPDATE listings SET public_sales = (SELECT COUNT(*) FROM orders o \
+         WHERE o.listing_id = listings.id AND o.paid_at IS NOT NULL AND o.paid_at <= $1) \
+         WHERE public_sales <> (SELECT COUNT(*) FROM orders o \
+         WHERE o.listing_id = listings.id AND o.paid_at IS NOT NULL AND o.paid_at <= $1)",
+    )
+    .bind(cutoff);
+    changed(tx, query).await
 }
 
 /// Inserts a new listing and its search entry.

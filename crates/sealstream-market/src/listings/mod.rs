@@ -13,6 +13,7 @@ pub mod card;
 pub(crate) mod db;
 pub mod model;
 pub mod samples;
+pub mod stats;
 
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
@@ -266,7 +267,8 @@ pub async fn create(
     ApiJson(req): ApiJson<CreateListing>,
 ) -> ApiResult<(StatusCode, Json<ListingView>)> {
     caller.require(Role::Owner)?;
-    let fields = ListingFields::from_create(&req)?;
+    let mut fields = ListingFields::from_create(&req)?;
+    fields.price = model::snap_price(&fields.price, &state.config.price_ladder);
     let mut terms =
         model::subscription_terms(&req, state.config.min_subscription_period.as_secs())?;
     check_rail_verified(&state, &fields.rail, ApiError::unprocessable)?;
@@ -347,7 +349,10 @@ pub async fn patch(
             .then(|| format!("listing {id} is withdrawn and can no longer change"))
     })
     .await?;
-    let fields = listing.fields.patched(&req)?;
+    let mut fields = listing.fields.patched(&req)?;
+    if req.price.is_some() {
+        fields.price = model::snap_price(&fields.price, &state.config.price_ladder);
+    }
     if listing.kind == ListingKind::Subscription && fields.compliance.is_some() {
         return Err(no_subscription_presets());
     }
