@@ -34,6 +34,7 @@ pub mod auth;
 pub mod catalog;
 pub mod compliance;
 pub mod datasets;
+pub mod disclosures;
 pub mod document;
 pub mod errors;
 pub mod grants;

@@ -189,6 +189,12 @@ impl ReceiptError {
     }
 }
 
+/// The names of a receipt's fields (the 21 every receipt has, and the
+/// optional `compliance`), in document order.
+pub fn field_names() -> &'static [&'static str] {
+    &ALL_FIELDS
+}
+
 /// The 21 fields every receipt has (all but the optional compliance
 /// record), in document order.
 const RECEIPT_FIELDS: &[&str] = ALL_FIELDS.split_at(21).0;

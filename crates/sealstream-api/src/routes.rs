@@ -29,6 +29,41 @@ pub const ADMIN_ROLE: &str = "/v1/admin/principals/{did}/roles/{role}";
 /// `GET`: the audit log's signed head.
 pub const AUDIT_HEAD: &str = "/v1/audit/head";
 
+/// `POST`: file a disclosure request (auditors); `GET`: the caller's
+/// (auditors), or all (compliance, admins).
+pub const DISCLOSURE_REQUESTS: &str = "/v1/disclosure-requests";
+/// `GET`: one disclosure request.
+pub const DISCLOSURE_REQUEST: &str = "/v1/disclosure-requests/{id}";
+/// `POST`: approve a disclosure request (compliance, admins; not the requester).
+pub const DISCLOSURE_APPROVE: &str = "/v1/disclosure-requests/{id}/approve";
+/// `POST`: reject a disclosure request.
+pub const DISCLOSURE_REJECT: &str = "/v1/disclosure-requests/{id}/reject";
+/// `GET`: what an approved request discloses, to its requester, while the
+/// access lasts.
+pub const DISCLOSURE: &str = "/v1/disclosure-requests/{id}/disclosure";
+/// `GET`: the disclosures that concern the caller.
+pub const DISCLOSURE_NOTICES: &str = "/v1/disclosure-notices";
+
+/// [`DISCLOSURE_REQUEST`].
+pub fn disclosure_request(id: &str) -> String {
+    fill(DISCLOSURE_REQUEST, &[id])
+}
+
+/// [`DISCLOSURE_APPROVE`].
+pub fn disclosure_approve(id: &str) -> String {
+    fill(DISCLOSURE_APPROVE, &[id])
+}
+
+/// [`DISCLOSURE_REJECT`].
+pub fn disclosure_reject(id: &str) -> String {
+    fill(DISCLOSURE_REJECT, &[id])
+}
+
+/// [`DISCLOSURE`].
+pub fn disclosure(id: &str) -> String {
+    fill(DISCLOSURE, &[id])
+}
+
 /// `GET`: a receipt log's signed tree head (`?log=`).
 pub const RECEIPT_LOG_HEAD: &str = "/v1/receipt-log/head";
 /// `GET`: a proof of a period's totals in a receipt log (`?log=&from=&to=`).

@@ -9,6 +9,7 @@ pub mod auth;
 pub mod catalog;
 pub mod connections;
 pub mod datasets;
+pub mod disclosures;
 pub mod error;
 pub mod evm;
 pub mod files;

@@ -237,6 +237,24 @@ async fn signed_state(
     Ok((all, nodes, head))
 }
 
+/// A proof of `log`'s totals over `[from, to)` against a head signed now,
+/// inside `tx` (which the caller commits). A period that is not aligned,
+/// reversed or not over is a 400 naming `from` or `to`.
+pub(crate) async fn prove_total(
+    state: &AppState,
+    tx: &mut Tx,
+    log: &str,
+    from: &str,
+    to: &str,
+) -> ApiResult<TotalProof> {
+    let (all, _, head) = signed_state(state, tx, log).await?;
+    rlog::period_epochs(from, to, head.head.epoch_seconds)
+        .map_err(|e| ApiError::bad_request(&e.field, e.constraint))?;
+    let openings: Vec<LeafOpening> = all.into_iter().map(|(_, o)| o).collect();
+    TotalProof::prove(head, &openings, from, to)
+        .map_err(|e| ApiError::bad_request(&e.field, e.constraint))
+}
+
 /// The log a request names, if the caller may read it: `market` for
 /// admins and auditors; `seller` (the default) for the caller's own;
 /// `seller:<did>` for that seller or admins and auditors.
@@ -319,13 +337,7 @@ pub async fn total(
 ) -> ApiResult<Response> {
     let log = readable_log(&caller, q.log.as_deref())?;
     let mut tx = state.store.begin().await?;
-    let (all, _, head) = signed_state(&state, &mut tx, &log).await?;
-    let epoch_seconds = head.head.epoch_seconds;
-    rlog::period_epochs(&q.from, &q.to, epoch_seconds)
-        .map_err(|e| ApiError::bad_request(&e.field, e.constraint))?;
-    let openings: Vec<LeafOpening> = all.into_iter().map(|(_, o)| o).collect();
-    let proof = TotalProof::prove(head, &openings, &q.from, &q.to)
-        .map_err(|e| ApiError::bad_request(&e.field, e.constraint))?;
+    let proof = prove_total(&state, &mut tx, &log, &q.from, &q.to).await?;
     let details = crate::auth::audit_details(&json!({
         "log": log,
         "from": q.from,

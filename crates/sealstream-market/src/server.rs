@@ -589,6 +589,7 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::datasets::routes())
         .merge(crate::orders::routes())
         .merge(crate::receipt_log::routes())
+        .merge(crate::disclosures::routes())
         .merge(crate::subscriptions::routes())
         .merge(crate::web::routes());
     let small = limited(
