@@ -23,6 +23,7 @@
 pub mod account;
 pub mod buyer;
 pub mod datasets;
+pub mod disclosures;
 pub mod evm;
 pub mod follow_state;
 pub mod grant_wait;

@@ -632,6 +632,14 @@ pub enum MarketCommand {
     /// revocation (seller) and renewal (buyer, optionally with a new key).
     #[command(subcommand, after_help = MARKET_EXIT_CODES)]
     Subscription(MarketSubscriptionCommand),
+    /// Disclosure requests under dual approval: an auditor asks for a period's proven
+    /// totals or for a case (an order, a listing or a party) with a legal basis; two
+    /// distinct approvers with the compliance or admin role, never the requester,
+    /// make it take effect for a set time; the requester then fetches exactly what
+    /// was approved; the parties concerned see notices unless both approvers sealed
+    /// the case. Every step is in the audit log.
+    #[command(subcommand, after_help = MARKET_EXIT_CODES)]
+    Disclosure(MarketDisclosureCommand),
     // Browsing (anonymous), the session, and the owner's and admin's settings (issue 16).
     /// Sign in and print the session's bearer token on stdout, for scripts
     /// (`Authorization: Bearer TOKEN`); who signed in, with which roles and until when, on
@@ -857,8 +865,8 @@ pub enum MarketRoleCommand {
         session: MarketSession,
         /// The principal (did:peaq:0x…).
         did: String,
-        /// machine, owner, buyer, auditor or admin.
-        #[arg(value_parser = ROLES)]
+        /// machine, owner, buyer, auditor, compliance or admin.
+        #[arg(value_parser = roles())]
         role: String,
     },
     /// Revoke ROLE from DID; prints its roles now.
@@ -868,14 +876,21 @@ pub enum MarketRoleCommand {
         session: MarketSession,
         /// The principal (did:peaq:0x…).
         did: String,
-        /// machine, owner, buyer, auditor or admin.
-        #[arg(value_parser = ROLES)]
+        /// machine, owner, buyer, auditor, compliance or admin.
+        #[arg(value_parser = roles())]
         role: String,
     },
 }
 
-/// The roles of the market's principals.
-const ROLES: [&str; 5] = ["machine", "owner", "buyer", "auditor", "admin"];
+/// The roles of the market's principals (`sealstream_api::auth::Role`).
+fn roles() -> clap::builder::PossibleValuesParser {
+    clap::builder::PossibleValuesParser::new(
+        sealstream_api::auth::Role::ALL
+            .iter()
+            .map(|r| r.as_str())
+            .collect::<Vec<_>>(),
+    )
+}
 
 /// Who signs in (Sign-In with Ethereum) where.
 #[derive(Debug, Args)]
@@ -1275,6 +1290,99 @@ pub enum MarketSubscriptionCommand {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum MarketDisclosureCommand {
+    /// File a request (auditors): --log/--from/--to for a period's totals, or one of
+    /// --order, --listing, --party for a case (with --fields, the receipt fields to
+    /// disclose of each of its paid orders; without, who took part only). Prints its id.
+    Request {
+        #[command(flatten)]
+        session: MarketSession,
+        /// Why the disclosure is lawful.
+        #[arg(long, value_name = "TEXT")]
+        legal_basis: String,
+        /// Period: the receipt log (market or seller:<did>).
+        #[arg(long, value_name = "LOG", requires_all = ["from", "to"], conflicts_with_all = ["order", "listing", "party"])]
+        log: Option<String>,
+        /// Period start (YYYY-MM-DDTHH:MM:SSZ, on the log's epoch).
+        #[arg(long, value_name = "TIME")]
+        from: Option<String>,
+        /// Period end, excluded.
+        #[arg(long, value_name = "TIME")]
+        to: Option<String>,
+        /// Case: one order.
+        #[arg(long, value_name = "ID", conflicts_with_all = ["listing", "party"])]
+        order: Option<String>,
+        /// Case: the paid orders of one listing.
+        #[arg(long, value_name = "ID", conflicts_with = "party")]
+        listing: Option<String>,
+        /// Case: the paid orders one party bought or sold.
+        #[arg(long, value_name = "DID")]
+        party: Option<String>,
+        /// Case: receipt fields to disclose (e.g. datasetRoot,amount).
+        #[arg(long, value_name = "NAMES", value_delimiter = ',')]
+        fields: Vec<String>,
+        /// How long the access lasts once approved, in seconds (at most 30 days).
+        #[arg(long, value_name = "SECONDS", default_value_t = 86_400)]
+        access_seconds: u64,
+    },
+    /// List requests: an auditor's own; all for compliance and admins.
+    List {
+        #[command(flatten)]
+        session: MarketSession,
+    },
+    /// Show one request with its approvals.
+    Show {
+        #[command(flatten)]
+        session: MarketSession,
+        /// The request id (dr_…).
+        id: String,
+    },
+    /// Approve a request (compliance, admins; never its requester). The second
+    /// distinct approval puts it in effect.
+    Approve {
+        #[command(flatten)]
+        session: MarketSession,
+        /// The request id.
+        id: String,
+        /// Seal the case: the parties are not told (only when both approvers seal).
+        #[arg(long)]
+        seal: bool,
+    },
+    /// Reject a request.
+    Reject {
+        #[command(flatten)]
+        session: MarketSession,
+        /// The request id.
+        id: String,
+        /// Why.
+        #[arg(long, value_name = "TEXT")]
+        reason: String,
+    },
+    /// Fetch what an approved request discloses (its requester, while the access
+    /// lasts) and verify it: a total proof against the market's signed head, each
+    /// receipt disclosure against the market's signature (with --server-key, that key).
+    /// Written to --output (0600) or stdout.
+    Fetch {
+        #[command(flatten)]
+        session: MarketSession,
+        /// The request id.
+        id: String,
+        /// The market's receipt public key (hex).
+        #[arg(long, value_name = "HEX")]
+        server_key: Option<String>,
+        /// Where to write the disclosure (JSON).
+        #[arg(long = "output", alias = "out", value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
+    /// The disclosures that concern you (a party to a disclosed order, or the seller of a
+    /// disclosed log), unless sealed.
+    Notices {
+        #[command(flatten)]
+        session: MarketSession,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 pub enum MarketOrderCommand {
     /// As the buyer: order a published listing for an X25519 key. Prints how to pay: on an
     /// EVM rail the chain, pay-to, amount, token, the one address the server accepts the
@@ -1384,6 +1492,7 @@ pub enum MarketOrderCommand {
         #[arg(long)]
         v2: bool,
     },
+    #[cfg(feature = "market")]
     /// Check that the market logged the order's receipt honestly: fetch the receipt and
     /// its place in the market's receipt log (and, for the seller, in the seller's log)
     /// with the leaf's opening, and verify that the leaf is the receipt's, commits to

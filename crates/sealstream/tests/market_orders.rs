@@ -65,7 +65,13 @@ fn an_order_paid_on_chain_is_granted_and_consumed_by_both_clis() {
     let tmp = tempfile::tempdir().unwrap();
     let t = tmp.path();
     // One-second receipt-log epochs, so the sale's period is over at once.
-    let (anvil, market) = market_on_anvil(&t.join("market"), 1, &["--receipt-log-epoch", "1"]);
+    let admin_key = MachineSigningKey::generate();
+    let admin_did = sealstream_core::identity::Did::of_key(&admin_key).to_string();
+    let (anvil, market) = market_on_anvil(
+        &t.join("market"),
+        1,
+        &["--receipt-log-epoch", "1", "--admin", &admin_did],
+    );
 
     // The owner registers the machine; the machine's agent uploads a
     // topic's chain and its window's signed dataset.
@@ -450,4 +456,100 @@ fn an_order_paid_on_chain_is_granted_and_consumed_by_both_clis() {
     let said = String::from_utf8_lossy(&run_ok(consistent, "market audit log-consistency").stderr)
         .to_string();
     assert!(said.contains("is consistent"), "{said}");
+
+    // A disclosure under dual approval (issue 21): an auditor asks for the
+    // order's dataset root; a compliance officer and the admin approve; the
+    // auditor fetches and verifies it; the buyer sees the notice.
+    let key_file = |name: &str, key: &MachineSigningKey| {
+        let path = t.join(name);
+        std::fs::write(&path, key.to_hex_secret().as_bytes()).unwrap();
+        (
+            path,
+            sealstream_core::identity::Did::of_key(key).to_string(),
+        )
+    };
+    let (admin_sk, _) = key_file("admin.sk", &admin_key);
+    let (auditor_sk, auditor_did) = key_file("auditor.sk", &MachineSigningKey::generate());
+    let (officer_sk, officer_did) = key_file("officer.sk", &MachineSigningKey::generate());
+    let cli = |key: &Path, args: &[&str]| {
+        let mut c = sealstream();
+        c.arg("market")
+            .args(args)
+            .args(["--server", &market.base])
+            .arg("--key-file")
+            .arg(key);
+        c
+    };
+    // Sign each in once so the admin can grant them roles.
+    for k in [&auditor_sk, &officer_sk] {
+        run_ok(cli(k, &["login"]), "market login");
+    }
+    run_ok(
+        cli(
+            &admin_sk,
+            &["admin", "role", "grant", &auditor_did, "auditor"],
+        ),
+        "grant auditor",
+    );
+    run_ok(
+        cli(
+            &admin_sk,
+            &["admin", "role", "grant", &officer_did, "compliance"],
+        ),
+        "grant compliance",
+    );
+    let filed = run_ok(
+        cli(
+            &auditor_sk,
+            &[
+                "disclosure",
+                "request",
+                "--order",
+                &id,
+                "--fields",
+                "datasetRoot",
+                "--legal-basis",
+                "Audit 2026/9",
+                "--access-seconds",
+                "600",
+            ],
+        ),
+        "market disclosure request",
+    );
+    let request = String::from_utf8_lossy(&filed.stdout).trim().to_string();
+    assert!(request.starts_with("dr_"), "{request}");
+    let refused = cli(&auditor_sk, &["disclosure", "fetch", &request])
+        .output()
+        .unwrap();
+    assert_eq!(
+        refused.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    run_ok(
+        cli(&officer_sk, &["disclosure", "approve", &request]),
+        "approve (compliance)",
+    );
+    let approved = run_ok(
+        cli(&admin_sk, &["disclosure", "approve", &request]),
+        "approve (admin)",
+    );
+    assert!(String::from_utf8_lossy(&approved.stderr).contains("(approved): 2 of 2 approvals"));
+    let mut fetch = cli(&auditor_sk, &["disclosure", "fetch", &request]);
+    fetch
+        .args(["--server-key", &text(&key, "publicKeyHex")])
+        .arg("--output")
+        .arg(t.join("disclosure-case.json"));
+    let said =
+        String::from_utf8_lossy(&run_ok(fetch, "market disclosure fetch").stderr).to_string();
+    assert!(
+        said.contains(&format!("order {id}: buyer ")) && said.contains("datasetRoot: \"0x"),
+        "{said}"
+    );
+    let notices = run_ok(
+        cli(&buyer_key_file, &["disclosure", "notices"]),
+        "market disclosure notices",
+    );
+    assert!(String::from_utf8_lossy(&notices.stderr).contains(&request));
 }

@@ -119,6 +119,7 @@ pub fn run(command: MarketCommand, ui: Ui) -> CliResult {
         MarketCommand::Order(c) => super::market_orders::run(c, ui),
         MarketCommand::Subscribe(purchase) => super::market_subscriptions::subscribe(purchase, ui),
         MarketCommand::Subscription(c) => super::market_subscriptions::run(c, ui),
+        MarketCommand::Disclosure(c) => super::market_disclosures::run(c, ui),
         MarketCommand::Login { session, web } => {
             if web {
                 super::market_account::login_web(&session, ui)

@@ -348,6 +348,7 @@ pub fn run(command: MarketOrderCommand, ui: Ui) -> CliResult {
             },
             &ui,
         ),
+        #[cfg(feature = "market")]
         MarketOrderCommand::ReceiptLog { session, id } => {
             super::market_receipt_log::order_receipt_log(&session, &id, ui)
         }
