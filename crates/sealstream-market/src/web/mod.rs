@@ -92,6 +92,7 @@ pub fn routes() -> Router<AppState> {
         .route("/portal/audit", get(staff::audit))
         .route("/portal/admin", get(staff::admin))
         .route("/portal/admin/roles", post(staff::roles))
+        .route("/portal/disclosures/{id}/{action}", post(staff::decide))
         .layer(middleware::from_fn(page_headers))
 }
 
