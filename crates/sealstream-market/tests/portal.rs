@@ -472,7 +472,11 @@ fn approvers_decide_disclosure_requests_on_the_audit_page(db: Db) {
         &[("csrf", &csrf), ("seal", "no")],
     );
     assert_eq!(again.status, 400, "{}", again.text());
-    assert!(again.text().contains("approved request"), "{}", again.text());
+    assert!(
+        again.text().contains("approved request"),
+        "{}",
+        again.text()
+    );
     let admin_web = browser_for(&server, &admin);
     let csrf = admin_web.csrf("/portal/audit");
     let answer = admin_web.post(

@@ -517,8 +517,11 @@ mod tests {
         for bad in ["", "-1", "1.5", "1e3", " 1", "0x10"] {
             assert_eq!(field(price(bad, "price").unwrap_err()), "price", "{bad}");
         }
-        let max = "9".repeat(78);
+        // At most 2^128 − 1 base units (the receipt log's commitments);
+        // more digits than a uint256 has are refused first.
+        let max = u128::MAX.to_string();
         assert_eq!(price(&max, "price").unwrap(), max);
+        assert!(price(&"9".repeat(39), "price").is_err());
         assert!(price(&"9".repeat(79), "price").is_err());
         assert_eq!(price_key("12").len(), 78);
         assert!(price_key("9") < price_key("10"));
