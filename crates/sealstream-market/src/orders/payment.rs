@@ -132,6 +132,7 @@ pub(crate) fn expected(
             .map_err(|_| corrupt("amount"))?,
         confirmations: super::confirmations(state, order),
         not_before: Some(not_before),
+        escrow: None,
     })
 }
 
