@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 wire_enum! {
     /// What a principal may do.
-    pub enum Role refuse "one of machine, owner, buyer, auditor, admin" {
+    pub enum Role refuse "one of machine, owner, buyer, auditor, arbiter, admin" {
         /// Uploads its own chunks (a DID registered in `machines`).
         Machine = "machine",
         /// Registers machines and sells their data: datasets, listings.
@@ -17,6 +17,8 @@ wire_enum! {
         Buyer = "buyer",
         /// Reads the audit log.
         Auditor = "auditor",
+        /// Decides disputes of escrowed payments (a split).
+        Arbiter = "arbiter",
         /// Grants roles; reads everything.
         Admin = "admin",
     }

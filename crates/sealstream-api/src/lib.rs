@@ -33,6 +33,7 @@ pub mod audit;
 pub mod auth;
 pub mod catalog;
 pub mod datasets;
+pub mod disputes;
 pub mod document;
 pub mod errors;
 pub mod grants;

@@ -23,7 +23,7 @@ wire_enum! {
 }
 
 /// How a buyer pays: on the wire `{"kind": "evm", "chainId", "token",
-/// "decimals", "payTo", "symbol"?}` (`token` is `native` for the chain's
+/// "decimals", "payTo", "symbol"?, "escrow"?}` (`token` is `native` for the chain's
 /// coin) or `{"kind": "invoice", "currency", "decimals", "payee"?,
 /// "terms"?}`, keys in byte order.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -40,6 +40,10 @@ pub enum Rail {
         pay_to: String,
         /// Display symbol (`ETH`, `USDC`), if given.
         symbol: Option<String>,
+        /// Paid into the market's escrow contract on this chain (held
+        /// until the dispute window passes) instead of straight to
+        /// `pay_to`; `"escrow": true` on the wire, absent when false.
+        escrow: bool,
     },
     /// Against an invoice, off chain.
     Invoice {
@@ -136,7 +140,9 @@ impl Rail {
         let kind = RailKind::parse(kind)
             .ok_or_else(|| bad("rail.kind", "expected \"evm\" or \"invoice\""))?;
         let allowed: &[&str] = match kind {
-            RailKind::Evm => &["kind", "chainId", "token", "decimals", "payTo", "symbol"],
+            RailKind::Evm => &[
+                "kind", "chainId", "token", "decimals", "payTo", "symbol", "escrow",
+            ],
             RailKind::Invoice => &["kind", "currency", "decimals", "payee", "terms"],
         };
         if let Some(unknown) = obj.keys().find(|k| !allowed.contains(&k.as_str())) {
@@ -212,12 +218,18 @@ impl Rail {
                     ));
                 }
                 let symbol = text("symbol", false, 16)?;
+                let escrow = match obj.get("escrow") {
+                    None | Some(Value::Null) => false,
+                    Some(Value::Bool(b)) => *b,
+                    Some(_) => return Err(bad("rail.escrow", "expected true or false")),
+                };
                 Ok(Rail::Evm {
                     chain_id,
                     token,
                     decimals: decimals(36, None)?,
                     pay_to,
                     symbol,
+                    escrow,
                 })
             }
             RailKind::Invoice => {
@@ -267,10 +279,14 @@ impl Serialize for Rail {
                 decimals,
                 pay_to,
                 symbol,
+                escrow,
             } => {
                 let mut m = s.serialize_map(None)?;
                 m.serialize_entry("chainId", chain_id)?;
                 m.serialize_entry("decimals", decimals)?;
+                if *escrow {
+                    m.serialize_entry("escrow", &true)?;
+                }
                 m.serialize_entry("kind", RailKind::Evm.as_str())?;
                 m.serialize_entry("payTo", pay_to)?;
                 if let Some(symbol) = symbol {
@@ -311,6 +327,8 @@ struct RailFields {
     decimals: Option<u8>,
     pay_to: Option<String>,
     symbol: Option<String>,
+    #[serde(default)]
+    escrow: bool,
     currency: Option<String>,
     payee: Option<String>,
     terms: Option<String>,
@@ -329,6 +347,7 @@ impl<'de> Deserialize<'de> for Rail {
                 decimals: f.decimals.ok_or_else(|| missing("decimals"))?,
                 pay_to: f.pay_to.ok_or_else(|| missing("payTo"))?,
                 symbol: f.symbol,
+                escrow: f.escrow,
             },
             RailKind::Invoice => Rail::Invoice {
                 currency: f.currency.ok_or_else(|| missing("currency"))?,
@@ -638,6 +657,7 @@ mod tests {
             decimals: 18,
             pay_to: "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed".into(),
             symbol: Some("PEAQ".into()),
+            escrow: false,
         };
         let text = serde_json::to_string(&evm).unwrap();
         assert_eq!(
