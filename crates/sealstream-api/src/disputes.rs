@@ -141,10 +141,14 @@ fn no_fault(reason: impl Into<String>) -> EvidenceError {
     EvidenceError::NotAFault(reason.into())
 }
 
-/// `0x` + the SHA-256 of the evidence's bytes, as posted: the
-/// `evidenceHash` sent on chain with `dispute(orderKey, evidenceHash)`.
-pub fn evidence_hash(bytes: &[u8]) -> String {
-    format!("0x{}", hex::encode(Sha256::digest(bytes)))
+/// `0x` + the SHA-256 of the evidence's compact JSON as this crate
+/// writes it (fields in declaration order, absent options left out): the
+/// `evidenceHash` the market records and the buyer's CLI sends on chain
+/// with `dispute(orderKey, evidenceHash)`, the same for any spacing of the
+/// file.
+pub fn evidence_hash(evidence: &DisputeEvidence) -> String {
+    let bytes = serde_json::to_vec(evidence).unwrap_or_default();
+    format!("0x{}", hex::encode(Sha256::digest(&bytes)))
 }
 
 /// Parses evidence from its JSON bytes.

@@ -411,6 +411,15 @@ pub struct PaymentInstructions {
     pub currency: Option<String>,
     /// Who invoices (invoice).
     pub payee: Option<String>,
+    /// The escrow contract to deposit into (EVM, escrowed listings): pay
+    /// with `deposit(escrowOrderKey, payTo, token, amount)` (the token
+    /// approved to the contract first; the native coin sent as the value),
+    /// not straight to `payTo`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub escrow: Option<String>,
+    /// The order's key in the escrow: `0x` + keccak256 of the order id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub escrow_order_key: Option<String>,
 }
 
 wire_enum! {

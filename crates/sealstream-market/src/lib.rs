@@ -10,6 +10,7 @@ pub mod catalog;
 pub mod connections;
 pub mod datasets;
 pub mod error;
+pub mod escrow;
 pub mod evm;
 pub mod files;
 pub mod ingest;

@@ -440,6 +440,8 @@ mod tests {
                 confirmations: None,
                 currency: Some("EUR".into()),
                 payee: None,
+                escrow: None,
+                escrow_order_key: None,
             },
             urls: OrderUrls {
                 payment_proof: "p".into(),

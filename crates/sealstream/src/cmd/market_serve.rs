@@ -25,6 +25,9 @@ pub fn run(args: MarketServeArgs, ui: Ui) -> CliResult {
         metrics_listen,
         audit_sign_interval,
         evm_rpc,
+        escrow,
+        escrow_arbiter_key_file,
+        escrow_sweep,
         confirmations,
         payment_poll,
         subscription_sweep,
@@ -93,6 +96,9 @@ pub fn run(args: MarketServeArgs, ui: Ui) -> CliResult {
         max_feeds_per_principal: usize::try_from(limits.max_feeds_per_principal)
             .unwrap_or(usize::MAX),
         feed_keep_alive: seconds(limits.feed_keep_alive),
+        escrow_contracts: escrow.into_iter().collect(),
+        escrow_arbiter_key_file,
+        escrow_sweep: seconds(escrow_sweep),
         ..Config::default()
     };
     serve(config, log_format, ui)

@@ -6,6 +6,7 @@ pub mod agent;
 pub mod agent_init;
 pub mod consume;
 pub mod dataset;
+pub mod dispute;
 #[cfg(feature = "agent")]
 pub mod follow;
 pub mod grant;
