@@ -1134,6 +1134,18 @@ Exit codes:
     usage_exit_line!()
 );
 
+const ORDER_DISPUTE_EXIT_CODES: &str = concat!(
+    "\
+Exit codes:
+  0  the dispute is recorded by the market and mined on chain (the market's verdict on
+     the evidence is printed)
+  1  bad input: flags, the key file, the evidence file, an order not in escrow, a node
+     on another chain, a server or node that cannot be reached
+  2  refused: the market refused the dispute (the window has passed, the order is not
+     held), or the dispute transaction was refused, reverted or not mined in time",
+    usage_exit_line!()
+);
+
 /// A list of the signing-in key's orders or subscriptions, on one side, every page.
 #[derive(Debug, Args)]
 pub struct PartyList {
@@ -1380,6 +1392,50 @@ pub enum MarketOrderCommand {
         /// to be paid.
         #[arg(long, default_value_t = 300, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
         timeout: u64,
+    },
+    /// As the buyer: dispute an order paid into escrow, within its dispute window, with
+    /// evidence (sealstream.dispute-evidence.v1; check it first with `sealstream dispute
+    /// verify`). Posts the evidence to the market (which checks it at once, against what
+    /// it served for the order, and prints its verdict), then sends `dispute(orderKey,
+    /// evidenceHash)` to the escrow contract from the key that signs in (the buyer's, the
+    /// only one the contract accepts) and waits until it is mined. Valid evidence of a
+    /// fault is refunded in full by the market's escrow job; other disputes wait for an
+    /// arbiter's split, or lapse to the seller at the arbitration deadline.
+    #[command(after_help = ORDER_DISPUTE_EXIT_CODES)]
+    Dispute {
+        #[command(flatten)]
+        session: MarketSession,
+        /// The order id (ord_…).
+        id: String,
+        /// The evidence file (JSON).
+        #[arg(long, value_name = "FILE")]
+        evidence: PathBuf,
+        /// A JSON-RPC endpoint of the order's chain (http(s)://…).
+        #[arg(long, value_name = "URL")]
+        rpc: String,
+        /// Seconds to wait for the dispute transaction to be mined.
+        #[arg(long, default_value_t = 300, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
+        timeout: u64,
+    },
+    /// Show an escrowed order's escrow (its buyer, seller, an arbiter): state, the end of
+    /// the dispute window (or the arbitration deadline), the evidence's verdict, the split.
+    Escrow {
+        #[command(flatten)]
+        session: MarketSession,
+        /// The order id (ord_…).
+        id: String,
+    },
+    /// As an arbiter (role `arbiter`): decide a disputed escrowed order. --to-buyer base
+    /// units go back to the buyer, the rest to the seller; the market sends the escrow's
+    /// `resolve` with its arbiter key.
+    Resolve {
+        #[command(flatten)]
+        session: MarketSession,
+        /// The order id (ord_…).
+        id: String,
+        /// What goes back to the buyer, in the rail's base units (at most the amount held).
+        #[arg(long, value_name = "BASE_UNITS")]
+        to_buyer: String,
     },
     /// Fetch the order's signed license receipt (its buyer or seller), to --output
     /// (atomically) or stdout; check it with `sealstream receipt verify`.

@@ -1,8 +1,10 @@
 //! EVM transactions, shared by the CLI (a buyer paying) and the market
 //! (its escrow jobs releasing and resolving): [`transaction`] (EIP-155
 //! legacy or EIP-1559, signed with a secp256k1 key), RLP-encoded by
-//! [`rlp`], with 256-bit values as [`Uint256`].
+//! [`rlp`], with 256-bit values as [`Uint256`]; the escrow contract's
+//! call data ([`escrow`]).
 
+pub mod escrow;
 pub mod rlp;
 pub mod transaction;
 

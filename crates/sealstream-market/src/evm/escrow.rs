@@ -10,56 +10,14 @@
 //! deadline passes and the dispute lapses: `release` again pays the
 //! seller). See docs/market-design.md, "Escrow".
 
-use sha3::{Digest, Keccak256};
-
 use super::amount::Amount;
 use super::wire::Log;
 use super::Address;
 
-/// `keccak256(bytes)`.
-pub fn keccak(bytes: &[u8]) -> [u8; 32] {
-    Keccak256::digest(bytes).into()
-}
-
-/// The key of an order on chain: `keccak256` of its id's UTF-8 bytes.
-pub fn order_key(order_id: &str) -> [u8; 32] {
-    keccak(order_id.as_bytes())
-}
-
-/// The 4-byte selector of a function signature (`"release(bytes32)"`).
-pub fn selector(signature: &str) -> [u8; 4] {
-    let digest = keccak(signature.as_bytes());
-    [digest[0], digest[1], digest[2], digest[3]]
-}
-
-/// The contract's `deposit` signature.
-pub const DEPOSIT: &str = "deposit(bytes32,address,address,uint256)";
-/// The contract's `release` signature.
-pub const RELEASE: &str = "release(bytes32)";
-/// The contract's `dispute` signature.
-pub const DISPUTE: &str = "dispute(bytes32,bytes32)";
-/// The contract's `resolve` signature.
-pub const RESOLVE: &str = "resolve(bytes32,uint256,bytes32)";
-/// The contract's `deals` getter signature.
-pub const DEALS: &str = "deals(bytes32)";
-/// ERC-20 `approve`, which a token deposit needs first.
-pub const APPROVE: &str = "approve(address,uint256)";
-/// The `Deposited` event's signature (its topic 0 is the keccak of it).
-pub const DEPOSITED_EVENT: &str = "Deposited(bytes32,address,address,address,uint256,uint64)";
-
-fn address_word(a: &Address) -> [u8; 32] {
-    let mut w = [0u8; 32];
-    w[12..].copy_from_slice(&a.0);
-    w
-}
-
-fn call(signature: &str, words: &[[u8; 32]]) -> Vec<u8> {
-    let mut out = selector(signature).to_vec();
-    for w in words {
-        out.extend_from_slice(w);
-    }
-    out
-}
+pub use sealstream_core::evm::escrow::{
+    approve_call as approve_call_be, deals_call, dispute_call, keccak, order_key, release_call,
+    selector, APPROVE, DEALS, DEPOSIT, DEPOSITED_EVENT, DISPUTE, RELEASE, RESOLVE,
+};
 
 /// Call data of `deposit(orderKey, seller, token, amount)`; `token`
 /// `None` deposits the native coin (send `amount` as the value).
@@ -69,44 +27,17 @@ pub fn deposit_call(
     token: Option<&Address>,
     amount: Amount,
 ) -> Vec<u8> {
-    let token = token.copied().unwrap_or(Address([0; 20]));
-    call(
-        DEPOSIT,
-        &[
-            *order_key,
-            address_word(seller),
-            address_word(&token),
-            amount.to_be_bytes(),
-        ],
-    )
-}
-
-/// Call data of `release(orderKey)`.
-pub fn release_call(order_key: &[u8; 32]) -> Vec<u8> {
-    call(RELEASE, &[*order_key])
-}
-
-/// Call data of `dispute(orderKey, evidenceHash)`.
-pub fn dispute_call(order_key: &[u8; 32], evidence_hash: &[u8; 32]) -> Vec<u8> {
-    call(DISPUTE, &[*order_key, *evidence_hash])
+    sealstream_core::evm::escrow::deposit_call(order_key, seller, token, &amount.to_be_bytes())
 }
 
 /// Call data of `resolve(orderKey, toBuyer, decisionHash)`.
 pub fn resolve_call(order_key: &[u8; 32], to_buyer: Amount, decision_hash: &[u8; 32]) -> Vec<u8> {
-    call(
-        RESOLVE,
-        &[*order_key, to_buyer.to_be_bytes(), *decision_hash],
-    )
-}
-
-/// Call data of `deals(orderKey)` (the getter of a deal).
-pub fn deals_call(order_key: &[u8; 32]) -> Vec<u8> {
-    call(DEALS, &[*order_key])
+    sealstream_core::evm::escrow::resolve_call(order_key, &to_buyer.to_be_bytes(), decision_hash)
 }
 
 /// Call data of ERC-20 `approve(spender, amount)`.
 pub fn approve_call(spender: &Address, amount: Amount) -> Vec<u8> {
-    call(APPROVE, &[address_word(spender), amount.to_be_bytes()])
+    approve_call_be(spender, &amount.to_be_bytes())
 }
 
 /// A deal's state on chain (the contract's `State` enum).

@@ -22,6 +22,8 @@ pub mod market_browse;
 #[cfg(feature = "agent")]
 pub mod market_orders;
 #[cfg(feature = "agent")]
+pub mod market_dispute;
+#[cfg(feature = "agent")]
 pub mod market_pay;
 pub mod market_receipt_log;
 #[cfg(feature = "agent")]
