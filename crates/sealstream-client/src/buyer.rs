@@ -13,9 +13,9 @@ use sealstream_core::identity::EvmAddress;
 
 use crate::evm::node::{Call, Node, NodeError, Receipt};
 use crate::evm::transaction::{erc20_transfer, Fees, Transaction};
-use sealstream_core::evm::escrow::{approve_call, deposit_call, dispute_call};
 use crate::evm::Uint256;
 use crate::market::{ClientError, MarketClient};
+use sealstream_core::evm::escrow::{approve_call, deposit_call, dispute_call};
 
 /// How often the node and the order are asked again while waiting.
 const POLL: Duration = Duration::from_secs(1);
@@ -269,7 +269,16 @@ pub fn send_payment(
         }
     };
     let token_call = plan.token.is_some() || plan.escrow.is_some();
-    send_call(client, node, plan.chain_id, kind, to, value, data, token_call)
+    send_call(
+        client,
+        node,
+        plan.chain_id,
+        kind,
+        to,
+        value,
+        data,
+        token_call,
+    )
 }
 
 /// How long a token deposit waits for its approval to be mined.

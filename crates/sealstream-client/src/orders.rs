@@ -83,7 +83,11 @@ impl MarketClient {
         id: &str,
         evidence: &DisputeEvidence,
     ) -> Result<EscrowView, ClientError> {
-        self.call(Method::POST, &routes::order_dispute(id), json_body(evidence))
+        self.call(
+            Method::POST,
+            &routes::order_dispute(id),
+            json_body(evidence),
+        )
     }
 
     /// Decides a disputed order (an arbiter): `to_buyer` back, the rest to

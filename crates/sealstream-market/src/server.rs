@@ -1015,8 +1015,8 @@ impl Server {
             ),
             None => None,
         };
-        let escrow = crate::escrow::Escrows::load(&config)
-            .map_err(|e| ServeError::Config(e.to_string()))?;
+        let escrow =
+            crate::escrow::Escrows::load(&config).map_err(|e| ServeError::Config(e.to_string()))?;
         for (chain_id, contract) in &config.escrow_contracts {
             tracing::info!(chain_id, %contract, arbiter = ?escrow.arbiter_address(), "escrow on chain");
         }

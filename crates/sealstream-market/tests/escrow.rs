@@ -352,3 +352,463 @@ fn native_deposits_are_refunded_in_full_and_undecided_disputes_lapse() {
     );
     assert_eq!(s.deal("ord_lapse").state, DealState::Released);
 }
+
+// ------------------------------------------------------- through the market
+
+use common::listings_fixtures::audit_actions;
+use common::orders_fixtures::{
+    buyer_with_key, native_rail, order, sale, sha256_hex, token_rail, Buyer, Sale,
+};
+use common::{Db, TestServer};
+use sealstream_core::access::{access_entry, grant_entry, AccessFileBuilder, Buyer as CoreBuyer};
+use sealstream_core::chunk::ChunkKey;
+use sealstream_core::dataset::{DatasetBuilder, DatasetInfo};
+use sealstream_core::keys::MachineSigningKey;
+use sealstream_market::auth::Role;
+use sealstream_testkit::on_both_databases;
+use serde_json::json;
+
+const HOUR: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// A market verifying payments on `s.anvil` with `s.escrow` as its escrow
+/// there and dev account 4 (the contract's arbiter) as its arbiter key;
+/// its own jobs wait an hour, so the tests drive the escrow job.
+fn market(db: Db, s: &Setup, dir: &tempfile::TempDir) -> TestServer {
+    let key_file = dir.path().join("arbiter.key");
+    s.anvil.account(4).write_key_file(&key_file);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    let (url, escrow) = (s.anvil.url.clone(), s.escrow.to_string());
+    TestServer::start_with(db, move |c| {
+        c.evm_rpc.insert(BASE_CHAIN_ID, url);
+        c.confirmations = Some(1);
+        c.payment_poll = HOUR;
+        c.escrow_contracts.insert(BASE_CHAIN_ID, escrow);
+        c.escrow_arbiter_key_file = Some(key_file);
+        c.escrow_sweep = HOUR;
+    })
+}
+
+fn escrowed(mut rail: Value) -> Value {
+    rail["escrow"] = json!(true);
+    rail
+}
+
+/// The buyer (dev account 1) signed in.
+fn paying_buyer(server: &TestServer, s: &Setup) -> Buyer {
+    let hex = s.anvil.account(1).private_key.trim_start_matches("0x");
+    buyer_with_key(server, MachineSigningKey::from_hex(hex, "dev key").unwrap())
+}
+
+/// Deposits the order's payment as its instructions say, posts the proof
+/// and asserts that the order is paid.
+fn pay_into_escrow(server: &TestServer, s: &Setup, order: &Value) -> TxHash {
+    let p = &order["payment"];
+    assert_eq!(p["escrow"], s.escrow.to_string(), "{p}");
+    let id = order["id"].as_str().unwrap();
+    assert_eq!(
+        p["escrowOrderKey"],
+        format!("0x{}", hex::encode(order_key(id)))
+    );
+    let amount: u128 = p["amount"].as_str().unwrap().parse().unwrap();
+    let token = match p["token"].as_str() {
+        Some("native") | None => None,
+        Some(t) => Some(Address::parse(t, "token").unwrap()),
+    };
+    let data = deposit_call(
+        &order_key(id),
+        &s.seller,
+        token.as_ref(),
+        Amount::from(amount),
+    );
+    let tx = match token {
+        Some(t) => {
+            s.anvil
+                .try_call(
+                    s.buyer,
+                    t,
+                    &approve_call(&s.escrow, Amount::from(amount)),
+                    0,
+                )
+                .unwrap();
+            s.anvil.try_call(s.buyer, s.escrow, &data, 0).unwrap()
+        }
+        None => s.anvil.try_call(s.buyer, s.escrow, &data, amount).unwrap(),
+    };
+    let proof = json!({
+        "txHash": tx.to_string(),
+        "orderId": id,
+        "chain": BASE_CHAIN_ID.to_string(),
+        "payerAddress": s.buyer.to_string(),
+        "payeeAddress": p["payTo"],
+        "amount": p["amountDisplay"],
+        "tokenAddress": token.map(|t| t.to_string()),
+    });
+    let (status, body) = server.send(
+        "POST",
+        &format!("/v1/orders/{id}/payment-proof"),
+        None,
+        &proof,
+    );
+    assert_eq!(
+        (status, body["accepted"].as_bool()),
+        (200, Some(true)),
+        "{body}"
+    );
+    tx
+}
+
+fn escrow_view(server: &TestServer, token: &str, id: &str) -> Value {
+    let (status, body) = server.get(&format!("/v1/orders/{id}/dispute"), Some(token));
+    assert_eq!(status, 200, "{body}");
+    body
+}
+
+fn sweep(server: &TestServer) {
+    common::block_on(sealstream_market::escrow::sweep_once(&server.state)).expect("a sweep");
+}
+
+/// Sweeps until the escrow of `id` is `state` (the server's own job, woken
+/// by a dispute, may get there first), at most a few passes.
+fn sweep_until(server: &TestServer, token: &str, id: &str, state: &str) -> Value {
+    for _ in 0..5 {
+        sweep(server);
+        let view = escrow_view(server, token, id);
+        if view["state"] == state {
+            return view;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    panic!(
+        "the escrow of {id} never became {state}: {}",
+        escrow_view(server, token, id)
+    );
+}
+
+/// An escrowed token order is paid by its deposit, held through the
+/// window (the job leaves it), and released to the seller by the job once
+/// the chain's clock passes the window.
+fn an_escrowed_payment_is_released_after_the_window(db: Db) {
+    let s = setup();
+    let dir = tempfile::tempdir().unwrap();
+    let server = market(db, &s, &dir);
+    let rail = escrowed(token_rail(
+        BASE_CHAIN_ID,
+        &s.token.to_string(),
+        &s.seller.to_string(),
+    ));
+    let sale = sale(&server, 2, &PRICE.to_string(), rail);
+    let alice = paying_buyer(&server, &s);
+    let o = order(&server, &alice, &sale.listing_id);
+    let id = o["id"].as_str().unwrap();
+    pay_into_escrow(&server, &s, &o);
+    let view = escrow_view(&server, &alice.token, id);
+    assert_eq!(view["state"], "held", "{view}");
+    assert_eq!(view["amount"], PRICE.to_string());
+    assert_eq!(view["releaseAfter"], s.deal(id).release_after);
+    // The seller sees it too; a stranger does not.
+    assert_eq!(escrow_view(&server, &sale.owner, id)["state"], "held");
+    let stranger = server.session_for(&common::world::new_did(), &[Role::Buyer]);
+    let (status, _) = server.get(&format!("/v1/orders/{id}/dispute"), Some(&stranger));
+    assert_eq!(status, 404);
+
+    sweep(&server);
+    assert_eq!(escrow_view(&server, &alice.token, id)["state"], "held");
+    assert_eq!(s.tokens(s.escrow), Amount::from(PRICE));
+
+    let seller_before = s.tokens(s.seller);
+    s.anvil.increase_time(WINDOW + 1);
+    let view = sweep_until(&server, &alice.token, id, "released");
+    assert_eq!(view["toSeller"], PRICE.to_string());
+    assert!(view["settleTx"].is_string(), "{view}");
+    assert_eq!(
+        s.tokens(s.seller),
+        seller_before.checked_add(Amount::from(PRICE)).unwrap()
+    );
+    assert_eq!(s.deal(id).state, DealState::Released);
+    assert!(audit_actions(&server, id).contains(&"escrow.release".to_string()));
+    // Too late to dispute.
+    let (status, body) = server.send(
+        "POST",
+        &format!("/v1/orders/{id}/dispute"),
+        Some(&alice.token),
+        &json!({}),
+    );
+    assert!(status == 409 || status == 400, "{status} {body}");
+}
+
+/// The seller's grant for `buyer`: every chunk key sealed to the buyer,
+/// except chunk `bad`'s, replaced by a key of nothing (`None`: all good).
+fn upload_grant(server: &TestServer, sale: &Sale, buyer: &Buyer, id: &str, bad: Option<usize>) {
+    let key = buyer.recipient.public_key().to_hex();
+    let core = CoreBuyer::new(&buyer.did, &key).unwrap();
+    let mut builder = AccessFileBuilder::new(&core, 512_000).unwrap();
+    let mut files = Vec::new();
+    for (i, c) in sale.chunks.iter().enumerate() {
+        let entry = if Some(i) == bad {
+            access_entry(&c.envelope, &ChunkKey::generate(), &core)
+        } else {
+            grant_entry(&c.envelope, &sale.owner_recipient, &core).unwrap()
+        };
+        files.extend(builder.push(entry));
+    }
+    files.extend(builder.finish());
+    let files: Vec<Value> = files
+        .iter()
+        .map(|f| serde_json::from_slice(&f.to_bytes()).unwrap())
+        .collect();
+    let (status, body) = server.send(
+        "PUT",
+        &format!("/v1/orders/{id}/grant"),
+        Some(&sale.owner),
+        &json!({ "files": files }),
+    );
+    assert_eq!(status, 200, "{body}");
+}
+
+/// Decrypt-failure evidence of chunk `i` of `sale` with the entry the
+/// market granted (read back from the release package's access file).
+fn decrypt_evidence(server: &TestServer, sale: &Sale, buyer: &Buyer, id: &str, i: usize) -> Value {
+    let mut b = DatasetBuilder::new();
+    for c in &sale.chunks {
+        b.push(&c.envelope).unwrap();
+    }
+    let mut manifest = b
+        .finish(DatasetInfo {
+            topic: Some(sale.topic.clone()),
+            source_hash: sha256_hex(&sale.plaintexts.concat()),
+            ..DatasetInfo::default()
+        })
+        .unwrap();
+    manifest.sign_eip191(&sale.machine.key).unwrap();
+    manifest.sign_ed25519(&sale.machine.chain_key).unwrap();
+    let chunk = &sale.chunks[i];
+    // The entry as granted: from the grant the market stores.
+    let (status, grant) = server.get(&format!("/v1/orders/{id}/grant"), Some(&buyer.token));
+    assert_eq!(status, 200, "{grant}");
+    let name = grant["files"][0].as_str().unwrap();
+    let text = sealstream_testkit::http::send(server.request(
+        "GET",
+        &format!("/v1/orders/{id}/release/{name}"),
+        Some(&buyer.token),
+    ))
+    .ok()
+    .text();
+    let file: Value = serde_json::from_str(&text).unwrap();
+    let entry = file["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["chunkId"] == chunk.envelope.chunk_id)
+        .unwrap()
+        .clone();
+    json!({
+        "schemaVersion": "sealstream.dispute-evidence.v1",
+        "orderId": id,
+        "kind": "decrypt-failure",
+        "dataset": serde_json::from_str::<Value>(&manifest.to_pretty_json()).unwrap(),
+        "envelope": serde_json::from_str::<Value>(&chunk.envelope.to_pretty_json()).unwrap(),
+        "ciphertextHex": hex::encode(&chunk.ciphertext),
+        "access": entry,
+        "buyerSecretKeyHex": buyer.recipient.to_hex_secret().to_string(),
+    })
+}
+
+/// Posts `evidence` for `id` as the buyer, then sends the on-chain dispute
+/// with the hash the market recorded; the market's view.
+fn dispute(server: &TestServer, s: &Setup, buyer: &Buyer, id: &str, evidence: &Value) -> Value {
+    let (status, view) = server.send(
+        "POST",
+        &format!("/v1/orders/{id}/dispute"),
+        Some(&buyer.token),
+        evidence,
+    );
+    assert_eq!(status, 200, "{view}");
+    assert_eq!(view["state"], "disputed", "{view}");
+    let parsed: sealstream_api::disputes::DisputeEvidence =
+        serde_json::from_value(evidence.clone()).unwrap();
+    let hash = sealstream_api::disputes::evidence_hash(&parsed);
+    assert_eq!(view["evidenceHash"], hash);
+    let mut word = [0u8; 32];
+    hex::decode_to_slice(&hash[2..], &mut word).unwrap();
+    s.anvil
+        .try_call(s.buyer, s.escrow, &dispute_call(&order_key(id), &word), 0)
+        .expect("the buyer disputes on chain");
+    view
+}
+
+/// A dispute with valid machine-checkable evidence (the granted key of a
+/// chunk does not decrypt it) is refunded in full by the job: the buyer
+/// gets back exactly what was deposited.
+fn valid_evidence_is_refunded_in_full(db: Db) {
+    let s = setup();
+    let dir = tempfile::tempdir().unwrap();
+    let server = market(db, &s, &dir);
+    let wei: u128 = 250_000_000_000_000_000;
+    let rail = escrowed(native_rail(BASE_CHAIN_ID, &s.seller.to_string()));
+    let sale = sale(&server, 3, &wei.to_string(), rail);
+    let alice = paying_buyer(&server, &s);
+    let o = order(&server, &alice, &sale.listing_id);
+    let id = o["id"].as_str().unwrap();
+    pay_into_escrow(&server, &s, &o);
+    upload_grant(&server, &sale, &alice, id, Some(1));
+
+    // Evidence about another order is refused before anything is stored.
+    let mut evidence = decrypt_evidence(&server, &sale, &alice, id, 1);
+    let mut elsewhere = evidence.clone();
+    elsewhere["orderId"] = json!("ord_other");
+    let (status, body) = server.send(
+        "POST",
+        &format!("/v1/orders/{id}/dispute"),
+        Some(&alice.token),
+        &elsewhere,
+    );
+    assert_eq!(
+        (status, body["error"]["field"].as_str()),
+        (400, Some("orderId")),
+        "{body}"
+    );
+    // Nor may the seller dispute.
+    let (status, _) = server.send(
+        "POST",
+        &format!("/v1/orders/{id}/dispute"),
+        Some(&sale.owner),
+        &evidence,
+    );
+    assert_eq!(status, 404);
+
+    evidence["statement"] = json!("chunk 1 does not open");
+    let view = dispute(&server, &s, &alice, id, &evidence);
+    assert_eq!(view["evidenceValid"], true, "{view}");
+    let before = s.anvil.balance(s.buyer);
+    let view = sweep_until(&server, &alice.token, id, "resolved");
+    assert_eq!(view["toBuyer"], wei.to_string(), "{view}");
+    assert_eq!(view["toSeller"], "0");
+    assert_eq!(
+        s.anvil.balance(s.buyer),
+        before.checked_add(Amount::from(wei)).unwrap(),
+        "the buyer got exactly the deposit back"
+    );
+    assert_eq!(s.anvil.balance(s.escrow), Amount::ZERO);
+    assert_eq!(s.deal(id).state, DealState::Resolved);
+    let actions = audit_actions(&server, id);
+    for a in ["escrow.dispute", "escrow.resolve"] {
+        assert!(actions.contains(&a.to_string()), "{actions:?}");
+    }
+}
+
+/// Evidence that shows no fault (the chunk decrypts) is recorded as not
+/// valid and left disputed; only an arbiter splits it, and the split pays
+/// both parties exactly.
+fn invalid_evidence_waits_for_the_arbiters_split(db: Db) {
+    let s = setup();
+    let dir = tempfile::tempdir().unwrap();
+    let server = market(db, &s, &dir);
+    let rail = escrowed(token_rail(
+        BASE_CHAIN_ID,
+        &s.token.to_string(),
+        &s.seller.to_string(),
+    ));
+    let sale = sale(&server, 2, &PRICE.to_string(), rail);
+    let alice = paying_buyer(&server, &s);
+    let o = order(&server, &alice, &sale.listing_id);
+    let id = o["id"].as_str().unwrap();
+    pay_into_escrow(&server, &s, &o);
+    upload_grant(&server, &sale, &alice, id, None);
+
+    let evidence = decrypt_evidence(&server, &sale, &alice, id, 0);
+    let view = dispute(&server, &s, &alice, id, &evidence);
+    assert_eq!(view["evidenceValid"], false, "{view}");
+    assert!(
+        view["evidenceReason"]
+            .as_str()
+            .unwrap()
+            .contains("decrypts"),
+        "{view}"
+    );
+    sweep(&server);
+    sweep(&server);
+    assert_eq!(escrow_view(&server, &alice.token, id)["state"], "disputed");
+    assert_eq!(s.deal(id).state, DealState::Disputed);
+    assert_eq!(s.tokens(s.escrow), Amount::from(PRICE));
+
+    let path = format!("/v1/orders/{id}/dispute/resolve");
+    let split = json!({"toBuyer": "300000"});
+    for token in [&alice.token, &sale.owner] {
+        let (status, body) = server.send("POST", &path, Some(token), &split);
+        assert_eq!(status, 403, "{body}");
+    }
+    let arbiter = server.session_for(&common::world::new_did(), &[Role::Arbiter]);
+    let (status, body) = server.send(
+        "POST",
+        &path,
+        Some(&arbiter),
+        &json!({"toBuyer": "1000001"}),
+    );
+    assert_eq!(
+        (status, body["error"]["field"].as_str()),
+        (422, Some("toBuyer")),
+        "{body}"
+    );
+    let (buyer_before, seller_before) = (s.tokens(s.buyer), s.tokens(s.seller));
+    let (status, view) = server.send("POST", &path, Some(&arbiter), &split);
+    assert_eq!(status, 200, "{view}");
+    assert_eq!(view["state"], "resolved");
+    assert_eq!(
+        (view["toBuyer"].as_str(), view["toSeller"].as_str()),
+        (Some("300000"), Some("700000"))
+    );
+    assert_eq!(
+        s.tokens(s.buyer),
+        buyer_before.checked_add(Amount::from(300_000u64)).unwrap()
+    );
+    assert_eq!(
+        s.tokens(s.seller),
+        seller_before.checked_add(Amount::from(700_000u64)).unwrap()
+    );
+    assert_eq!(s.tokens(s.escrow), Amount::ZERO);
+    // Decided once.
+    let (status, _) = server.send("POST", &path, Some(&arbiter), &split);
+    assert_eq!(status, 409);
+}
+
+/// A listing may ask for escrow only on a chain the market has an escrow
+/// on.
+fn escrow_needs_a_contract_on_the_chain(db: Db) {
+    let s = setup();
+    let url = s.anvil.url.clone();
+    let server = TestServer::start_with(db, move |c| {
+        c.evm_rpc.insert(BASE_CHAIN_ID, url);
+    });
+    let plain = sale(
+        &server,
+        1,
+        "1",
+        native_rail(BASE_CHAIN_ID, &s.seller.to_string()),
+    );
+    let body = json!({
+        "datasetId": plain.dataset_id,
+        "title": "T",
+        "description": "Escrowed.",
+        "license": {"spdx": "CC-BY-4.0", "use": "research"},
+        "price": "1",
+        "rail": escrowed(native_rail(BASE_CHAIN_ID, &s.seller.to_string())),
+        "delivery": ["api"],
+    });
+    let (status, reply) = server.send("POST", "/v1/listings", Some(&plain.owner), &body);
+    assert_eq!(
+        (status, reply["error"]["field"].as_str()),
+        (422, Some("rail.escrow")),
+        "{reply}"
+    );
+}
+
+on_both_databases!(
+    an_escrowed_payment_is_released_after_the_window,
+    valid_evidence_is_refunded_in_full,
+    invalid_evidence_waits_for_the_arbiters_split,
+    escrow_needs_a_contract_on_the_chain,
+);

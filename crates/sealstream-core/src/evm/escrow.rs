@@ -86,7 +86,11 @@ pub fn dispute_call(order_key: &[u8; 32], evidence_hash: &[u8; 32]) -> Vec<u8> {
 }
 
 /// Call data of `resolve(orderKey, toBuyer, decisionHash)`.
-pub fn resolve_call(order_key: &[u8; 32], to_buyer: &[u8; 32], decision_hash: &[u8; 32]) -> Vec<u8> {
+pub fn resolve_call(
+    order_key: &[u8; 32],
+    to_buyer: &[u8; 32],
+    decision_hash: &[u8; 32],
+) -> Vec<u8> {
     call(RESOLVE, &[*order_key, *to_buyer, *decision_hash])
 }
 
@@ -108,7 +112,10 @@ mod tests {
     fn selectors_are_the_known_ones() {
         // ERC-20 approve and transfer, as every wallet knows them.
         assert_eq!(hex::encode(selector(APPROVE)), "095ea7b3");
-        assert_eq!(hex::encode(selector("transfer(address,uint256)")), "a9059cbb");
+        assert_eq!(
+            hex::encode(selector("transfer(address,uint256)")),
+            "a9059cbb"
+        );
         let data = deposit_call(&[1; 32], &EvmAddress([2; 20]), None, &[0; 32]);
         assert_eq!(data.len(), 4 + 4 * 32);
         assert_eq!(data[4 + 64..4 + 96], [0u8; 32], "native: token 0");

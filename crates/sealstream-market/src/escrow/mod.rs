@@ -113,10 +113,11 @@ impl Escrows {
     pub fn load(config: &crate::server::Config) -> Result<Escrows, EscrowConfigError> {
         let mut contracts = BTreeMap::new();
         for (chain_id, text) in &config.escrow_contracts {
-            let address = Address::parse(text, "escrow").map_err(|_| EscrowConfigError::Address {
-                chain_id: *chain_id,
-                address: text.clone(),
-            })?;
+            let address =
+                Address::parse(text, "escrow").map_err(|_| EscrowConfigError::Address {
+                    chain_id: *chain_id,
+                    address: text.clone(),
+                })?;
             if !config.evm_rpc.contains_key(chain_id) {
                 return Err(EscrowConfigError::NoRpc(*chain_id));
             }
@@ -209,9 +210,15 @@ impl AppState {
     }
 
     /// The deal of `order_id` on `chain_id`'s escrow.
-    pub(crate) async fn escrow_deal(&self, chain_id: u64, order_id: &str) -> Result<Deal, SendError> {
+    pub(crate) async fn escrow_deal(
+        &self,
+        chain_id: u64,
+        order_id: &str,
+    ) -> Result<Deal, SendError> {
         let (rpc, contract) = self.escrow_chain(chain_id)?;
-        let data = rpc.eth_call(&contract, &deals_call(&order_key(order_id))).await?;
+        let data = rpc
+            .eth_call(&contract, &deals_call(&order_key(order_id)))
+            .await?;
         Deal::decode(&data).ok_or_else(|| {
             SendError::Rpc(rpc.malformed("eth_call deals", "not a deal (six words)"))
         })
@@ -410,8 +417,14 @@ async fn record_release(
         let mut tx = state.store.begin().await?;
         if db::released(&mut tx, &escrow.order_id, amount, hash.as_deref(), &now).await? {
             let details = json!({"toSeller": amount, "tx": hash, "was": escrow.state.as_str()});
-            crate::audit::append(&mut tx, actor, "escrow.release", &escrow.order_id, &crate::listings::audit_details(details))
-                .await?;
+            crate::audit::append(
+                &mut tx,
+                actor,
+                "escrow.release",
+                &escrow.order_id,
+                &crate::listings::audit_details(details),
+            )
+            .await?;
         }
         tx.commit().await?;
         Ok::<(), ApiError>(())
@@ -450,8 +463,14 @@ pub(crate) async fn record_resolution(
                 "tx": hash,
                 "evidenceHash": escrow.evidence_hash,
             });
-            crate::audit::append(&mut tx, actor, "escrow.resolve", &escrow.order_id, &crate::listings::audit_details(details))
-                .await?;
+            crate::audit::append(
+                &mut tx,
+                actor,
+                "escrow.resolve",
+                &escrow.order_id,
+                &crate::listings::audit_details(details),
+            )
+            .await?;
         }
         tx.commit().await?;
         Ok::<(), ApiError>(())

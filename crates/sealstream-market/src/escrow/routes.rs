@@ -37,7 +37,9 @@ async fn visible_order(state: &AppState, id: &str, caller: &Principal) -> ApiRes
     let order = orders_db::order(&mut tx, id).await?;
     tx.commit().await?;
     match order {
-        Some(o) if caller.has(Role::Arbiter) || caller.has(Role::Admin) || o.is_party(caller)? => {
+        Some(o)
+            if caller.has(Role::Arbiter) || caller.has(Role::Admin) || o.is_party(caller)? =>
+        {
             Ok(o)
         }
         _ => Err(crate::orders::not_found(id)),
@@ -110,8 +112,7 @@ pub async fn dispute(
     }
     let (valid, reason) = check_evidence(&state, &order, &evidence).await?;
     let hash = disputes::evidence_hash(&evidence);
-    let text = serde_json::to_string(&evidence)
-        .map_err(|e| ApiError::internal("evidence", e))?;
+    let text = serde_json::to_string(&evidence).map_err(|e| ApiError::internal("evidence", e))?;
     let stamp = sealstream_core::utc::now();
     let mut tx = state.store.begin().await?;
     if !db::dispute(&mut tx, &id, &text, &hash, valid, &reason, &stamp).await? {
@@ -126,7 +127,14 @@ pub async fn dispute(
         "valid": valid,
         "reason": reason,
     });
-    crate::audit::append(&mut tx, &caller.did, "escrow.dispute", &id, &crate::listings::audit_details(details)).await?;
+    crate::audit::append(
+        &mut tx,
+        &caller.did,
+        "escrow.dispute",
+        &id,
+        &crate::listings::audit_details(details),
+    )
+    .await?;
     let escrow = db::escrow(&mut tx, &id)
         .await?
         .ok_or_else(|| no_escrow(&id))?;
@@ -318,7 +326,10 @@ pub async fn resolve(
     if deal.state != DealState::Disputed {
         return Err(ApiError::conflict(
             Some("state"),
-            format!("the deal of order {id} is {:?} on chain, not disputed", deal.state),
+            format!(
+                "the deal of order {id} is {:?} on chain, not disputed",
+                deal.state
+            ),
         ));
     }
     let decision = super::decision_hash(&escrow, &to_buyer.to_string());

@@ -163,10 +163,9 @@ pub(crate) async fn settle(
                 "minedAt": v.mined_at.map(|t| sealstream_core::utc::format_seconds(t as i64)),
                 "confirmations": v.confirmations,
             });
-            if let (Some(release_after), Ok(Some(escrow))) = (
-                v.release_after,
-                super::payment::escrow_of(state, order),
-            ) {
+            if let (Some(release_after), Ok(Some(escrow))) =
+                (v.release_after, super::payment::escrow_of(state, order))
+            {
                 payment["escrow"] = json!({
                     "contract": escrow.contract.to_string(),
                     "orderKey": format!("0x{}", hex::encode(escrow.order_key)),

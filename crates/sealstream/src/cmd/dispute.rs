@@ -34,10 +34,7 @@ fn verify(path: &Path, ui: Ui) -> CliResult {
                 m.insert("kind".into(), text(fault.kind.as_str()));
                 m.insert("merkleRoot".into(), text(&fault.merkle_root));
                 m.insert("chunkId".into(), text(&fault.chunk_id));
-                m.insert(
-                    "chunkIndex".into(),
-                    text(&fault.chunk_index.to_string()),
-                );
+                m.insert("chunkIndex".into(), text(&fault.chunk_index.to_string()));
                 m.insert("detail".into(), text(&fault.detail));
                 ui.json_out(&Value::Object(m));
             } else {

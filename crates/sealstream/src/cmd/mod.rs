@@ -20,9 +20,9 @@ pub mod market_audit;
 #[cfg(feature = "agent")]
 pub mod market_browse;
 #[cfg(feature = "agent")]
-pub mod market_orders;
-#[cfg(feature = "agent")]
 pub mod market_dispute;
+#[cfg(feature = "agent")]
+pub mod market_orders;
 #[cfg(feature = "agent")]
 pub mod market_pay;
 pub mod market_receipt_log;
