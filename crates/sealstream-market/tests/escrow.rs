@@ -683,13 +683,26 @@ fn valid_evidence_is_refunded_in_full(db: Db) {
     evidence["statement"] = json!("chunk 1 does not open");
     let view = dispute(&server, &s, &alice, id, &evidence);
     assert_eq!(view["evidenceValid"], true, "{view}");
-    let before = s.anvil.balance(s.buyer);
     let view = sweep_until(&server, &alice.token, id, "resolved");
     assert_eq!(view["toBuyer"], wei.to_string(), "{view}");
     assert_eq!(view["toSeller"], "0");
+    // The refund's block: the buyer's balance grew by exactly the deposit
+    // (the market's arbiter paid the gas).
+    let settle = TxHash::parse(view["settleTx"].as_str().unwrap(), "settleTx").unwrap();
+    let block = u64::from_str_radix(
+        s.anvil.receipt(&settle).unwrap()["blockNumber"]
+            .as_str()
+            .unwrap()
+            .trim_start_matches("0x"),
+        16,
+    )
+    .unwrap();
     assert_eq!(
-        s.anvil.balance(s.buyer),
-        before.checked_add(Amount::from(wei)).unwrap(),
+        s.anvil.balance_at(s.buyer, block),
+        s.anvil
+            .balance_at(s.buyer, block - 1)
+            .checked_add(Amount::from(wei))
+            .unwrap(),
         "the buyer got exactly the deposit back"
     );
     assert_eq!(s.anvil.balance(s.escrow), Amount::ZERO);

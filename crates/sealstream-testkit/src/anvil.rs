@@ -415,6 +415,15 @@ impl Anvil {
         Amount::parse_quantity(result.as_str().expect("a quantity"), "balance").unwrap()
     }
 
+    /// The native balance of `owner` at block `block`, in wei.
+    pub fn balance_at(&self, owner: Address, block: u64) -> Amount {
+        let result = self.rpc(
+            "eth_getBalance",
+            json!([owner.to_string(), format!("{block:#x}")]),
+        );
+        Amount::parse_quantity(result.as_str().expect("a quantity"), "balance").unwrap()
+    }
+
     /// The receipt of `hash`, or `None` while not mined.
     pub fn receipt(&self, hash: &TxHash) -> Option<Value> {
         let r = self.rpc("eth_getTransactionReceipt", json!([hash.to_string()]));
