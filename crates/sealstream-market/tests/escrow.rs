@@ -754,7 +754,18 @@ fn invalid_evidence_waits_for_the_arbiters_split(db: Db) {
         let (status, body) = server.send("POST", &path, Some(token), &split);
         assert_eq!(status, 403, "{body}");
     }
-    let arbiter = server.session_for(&common::world::new_did(), &[Role::Arbiter]);
+    // An admin makes someone an arbiter through the role-grant route.
+    let admin = server.session_for(&common::world::new_did(), &[Role::Admin]);
+    let arbiter_key = MachineSigningKey::generate();
+    let arbiter_did = sealstream_core::identity::Did::of_key(&arbiter_key).to_string();
+    let arbiter = server.sign_in(&arbiter_key);
+    let (status, body) = server.send(
+        "PUT",
+        &format!("/v1/admin/principals/{arbiter_did}/roles/arbiter"),
+        Some(&admin),
+        &json!({}),
+    );
+    assert_eq!(status, 200, "{body}");
     let (status, body) = server.send(
         "POST",
         &path,
