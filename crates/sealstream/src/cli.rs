@@ -908,7 +908,7 @@ pub enum MarketRoleCommand {
 }
 
 /// The roles of the market's principals.
-const ROLES: [&str; 5] = ["machine", "owner", "buyer", "auditor", "admin"];
+const ROLES: [&str; 6] = ["machine", "owner", "buyer", "auditor", "arbiter", "admin"];
 
 /// Who signs in (Sign-In with Ethereum) where.
 #[derive(Debug, Args)]

@@ -46,6 +46,11 @@ fn an_escrowed_order_is_paid_shown_and_disputed_with_the_cli() {
     let probe = anvil::Anvil::start();
     std::fs::write(&arbiter_file, &probe.account(4).private_key).unwrap();
     drop(probe);
+    // An admin, who makes a person an arbiter with the CLI.
+    let admin_key = sealstream_core::keys::MachineSigningKey::generate();
+    let admin_did = sealstream_core::identity::Did::of_key(&admin_key).to_string();
+    let admin_file = t.join("admin.secp256k1.sk");
+    std::fs::write(&admin_file, admin_key.to_hex_secret().as_str()).unwrap();
     let (anvil, market) = market_on_anvil(
         &t.join("market"),
         1,
@@ -54,6 +59,8 @@ fn an_escrowed_order_is_paid_shown_and_disputed_with_the_cli() {
             &escrow_flag,
             "--escrow-arbiter-key-file",
             arbiter_file.to_str().unwrap(),
+            "--admin",
+            &admin_did,
         ],
     );
     let escrow = anvil.deploy_escrow(
@@ -189,4 +196,56 @@ fn an_escrowed_order_is_paid_shown_and_disputed_with_the_cli() {
     let (state, buyer, _) = deal(&anvil, escrow, &id);
     assert_eq!(state, 2, "disputed");
     assert_eq!(buyer, payer.address.to_string().to_lowercase());
+
+    // An arbiter splits it: 0.1 ETH back to the buyer, 0.15 to the seller.
+    let person = sealstream_core::keys::MachineSigningKey::generate();
+    let person_did = sealstream_core::identity::Did::of_key(&person).to_string();
+    let person_file = t.join("arbiter-person.secp256k1.sk");
+    std::fs::write(&person_file, person.to_hex_secret().as_str()).unwrap();
+    let cli = |key: &std::path::Path, args: &[&str]| {
+        let mut c = sealstream();
+        c.arg("market")
+            .args(args)
+            .args(["--server", &market.base, "--key-file"])
+            .arg(key);
+        c.output().unwrap()
+    };
+    let resolve = [
+        "order",
+        "resolve",
+        id.as_str(),
+        "--to-buyer",
+        "100000000000000000",
+    ];
+    let out = cli(&person_file, &resolve);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "not an arbiter yet: {}",
+        stderr(&out)
+    );
+    let out = cli(
+        &admin_file,
+        &["admin", "role", "grant", &person_did, "arbiter"],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let (buyer_before, seller_before) = (anvil.balance(payer.address), anvil.balance(seller));
+    let out = cli(&person_file, &resolve);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let said = stderr(&out);
+    assert!(
+        said.contains("resolved")
+            && said.contains("100000000000000000 to the buyer, 150000000000000000 to the seller"),
+        "{said}"
+    );
+    assert_eq!(
+        anvil.balance(payer.address).to_string(),
+        (buyer_before.to_string().parse::<u128>().unwrap() + 100_000_000_000_000_000).to_string()
+    );
+    assert_eq!(
+        anvil.balance(seller).to_string(),
+        (seller_before.to_string().parse::<u128>().unwrap() + 150_000_000_000_000_000).to_string()
+    );
+    let (state, _, _) = deal(&anvil, escrow, &id);
+    assert_eq!(state, 4, "resolved");
 }
