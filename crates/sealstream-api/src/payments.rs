@@ -690,4 +690,24 @@ mod tests {
         assert_eq!(serde_json::from_str::<Rail>(&text).unwrap(), invoice);
         assert_eq!(RailInput::from(&invoice).check().unwrap(), invoice);
     }
+
+    #[test]
+    fn an_escrowed_rail_says_so_and_only_then() {
+        let escrowed = Rail::parse(&json!({"kind": "evm", "chainId": 8453, "token": "native",
+            "decimals": 18, "payTo": "0x5aaeb6053f3e94c9b9a09f33669435e7ef1beaed", "escrow": true}))
+        .unwrap();
+        assert!(matches!(escrowed, Rail::Evm { escrow: true, .. }));
+        let text = serde_json::to_string(&escrowed).unwrap();
+        assert!(text.contains(r#""escrow":true"#), "{text}");
+        assert_eq!(text, escrowed.to_json().to_string());
+        assert_eq!(serde_json::from_str::<Rail>(&text).unwrap(), escrowed);
+        assert_eq!(RailInput::from(&escrowed).check().unwrap(), escrowed);
+        let e = Rail::parse(&json!({"kind": "evm", "chainId": 8453, "token": "native",
+            "decimals": 18, "payTo": "0x5aaeb6053f3e94c9b9a09f33669435e7ef1beaed", "escrow": "yes"}))
+        .unwrap_err();
+        assert_eq!(field(e), "rail.escrow");
+        let e = Rail::parse(&json!({"kind": "invoice", "currency": "EUR", "escrow": true}))
+            .unwrap_err();
+        assert_eq!(field(e), "rail.escrow");
+    }
 }
