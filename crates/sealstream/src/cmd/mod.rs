@@ -25,6 +25,7 @@ pub mod market_dispute;
 pub mod market_orders;
 #[cfg(feature = "agent")]
 pub mod market_pay;
+#[cfg(feature = "agent")]
 pub mod market_receipt_log;
 #[cfg(feature = "agent")]
 pub mod market_renew_auto;
