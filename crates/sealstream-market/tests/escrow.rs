@@ -744,7 +744,13 @@ fn invalid_evidence_waits_for_the_arbiters_split(db: Db) {
     );
     sweep(&server);
     sweep(&server);
-    assert_eq!(escrow_view(&server, &alice.token, id)["state"], "disputed");
+    let view = escrow_view(&server, &alice.token, id);
+    assert_eq!(view["state"], "disputed");
+    // The view follows the chain: the arbitration deadline.
+    assert_eq!(view["releaseAfter"], s.deal(id).release_after, "{view}");
+    assert!(
+        view["releaseAfter"].as_u64().unwrap() >= s.anvil.latest_timestamp() + ARBITRATION - 60
+    );
     assert_eq!(s.deal(id).state, DealState::Disputed);
     assert_eq!(s.tokens(s.escrow), Amount::from(PRICE));
 

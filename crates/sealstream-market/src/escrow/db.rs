@@ -171,6 +171,24 @@ pub(crate) async fn dispute(
     Ok(changed(tx, q).await? == 1)
 }
 
+/// Records the deal's deadline as the chain has it (a dispute on chain
+/// moves it to the arbitration deadline).
+pub(crate) async fn set_release_after(
+    tx: &mut Tx,
+    order_id: &str,
+    release_after: u64,
+    now: &str,
+) -> Result<bool, sqlx::Error> {
+    let q = sqlx::query(
+        "UPDATE escrows SET release_after = $2, updated_at = $3 \
+         WHERE order_id = $1 AND release_after <> $2",
+    )
+    .bind(order_id)
+    .bind(to_i64(release_after))
+    .bind(now);
+    Ok(changed(tx, q).await? == 1)
+}
+
 /// The escrow is paid to the seller (from held or disputed).
 pub(crate) async fn released(
     tx: &mut Tx,

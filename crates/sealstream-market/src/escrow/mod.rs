@@ -357,6 +357,17 @@ async fn settle_one(
         .await
         .map_err(|e| e.to_string())?;
     let amount = deal.amount.to_string();
+    if deal.state == DealState::Disputed && deal.release_after != escrow.release_after {
+        // The dispute is on chain: its arbitration deadline is the deal's.
+        let now = sealstream_core::utc::now();
+        let run = async {
+            let mut tx = state.store.begin().await?;
+            db::set_release_after(&mut tx, &escrow.order_id, deal.release_after, &now).await?;
+            tx.commit().await?;
+            Ok::<(), ApiError>(())
+        };
+        run.await.map_err(|e| e.message)?;
+    }
     match deal.state {
         DealState::Released => {
             record_release(state, escrow, &amount, None, "chain").await?;
