@@ -55,6 +55,10 @@ pub enum Rail {
         payee: Option<String>,
         /// Payment terms, if given.
         terms: Option<String>,
+        /// Held by the market until its dispute window passes, off chain
+        /// (the same states as an EVM escrow, no chain calls); `"escrow":
+        /// true` on the wire, absent when false.
+        escrow: bool,
     },
 }
 
@@ -143,7 +147,7 @@ impl Rail {
             RailKind::Evm => &[
                 "kind", "chainId", "token", "decimals", "payTo", "symbol", "escrow",
             ],
-            RailKind::Invoice => &["kind", "currency", "decimals", "payee", "terms"],
+            RailKind::Invoice => &["kind", "currency", "decimals", "payee", "terms", "escrow"],
         };
         if let Some(unknown) = obj.keys().find(|k| !allowed.contains(&k.as_str())) {
             return Err(FieldError::new(
@@ -189,6 +193,11 @@ impl Rail {
                 },
             }
         };
+        let escrow = match obj.get("escrow") {
+            None | Some(Value::Null) => false,
+            Some(Value::Bool(b)) => *b,
+            Some(_) => return Err(bad("rail.escrow", "expected true or false")),
+        };
         match kind {
             RailKind::Evm => {
                 let chain_id = match obj.get("chainId") {
@@ -218,11 +227,6 @@ impl Rail {
                     ));
                 }
                 let symbol = text("symbol", false, 16)?;
-                let escrow = match obj.get("escrow") {
-                    None | Some(Value::Null) => false,
-                    Some(Value::Bool(b)) => *b,
-                    Some(_) => return Err(bad("rail.escrow", "expected true or false")),
-                };
                 Ok(Rail::Evm {
                     chain_id,
                     token,
@@ -245,6 +249,7 @@ impl Rail {
                     decimals: decimals(18, Some(2))?,
                     payee: text("payee", false, 200)?,
                     terms: text("terms", false, 2_000)?,
+                    escrow,
                 })
             }
         }
@@ -300,10 +305,14 @@ impl Serialize for Rail {
                 decimals,
                 payee,
                 terms,
+                escrow,
             } => {
                 let mut m = s.serialize_map(None)?;
                 m.serialize_entry("currency", currency)?;
                 m.serialize_entry("decimals", decimals)?;
+                if *escrow {
+                    m.serialize_entry("escrow", &true)?;
+                }
                 m.serialize_entry("kind", RailKind::Invoice.as_str())?;
                 if let Some(payee) = payee {
                     m.serialize_entry("payee", payee)?;
@@ -354,6 +363,7 @@ impl<'de> Deserialize<'de> for Rail {
                 decimals: f.decimals.ok_or_else(|| missing("decimals"))?,
                 payee: f.payee,
                 terms: f.terms,
+                escrow: f.escrow,
             },
         })
     }
@@ -681,6 +691,7 @@ mod tests {
             decimals: 2,
             payee: None,
             terms: Some("30 days".into()),
+            escrow: false,
         };
         let text = serde_json::to_string(&invoice).unwrap();
         assert_eq!(
@@ -706,8 +717,10 @@ mod tests {
             "decimals": 18, "payTo": "0x5aaeb6053f3e94c9b9a09f33669435e7ef1beaed", "escrow": "yes"}))
         .unwrap_err();
         assert_eq!(field(e), "rail.escrow");
-        let e = Rail::parse(&json!({"kind": "invoice", "currency": "EUR", "escrow": true}))
-            .unwrap_err();
-        assert_eq!(field(e), "rail.escrow");
+        let invoice =
+            Rail::parse(&json!({"kind": "invoice", "currency": "EUR", "escrow": true})).unwrap();
+        assert!(matches!(invoice, Rail::Invoice { escrow: true, .. }));
+        let text = serde_json::to_string(&invoice).unwrap();
+        assert_eq!(serde_json::from_str::<Rail>(&text).unwrap(), invoice);
     }
 }

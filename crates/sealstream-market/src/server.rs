@@ -210,6 +210,12 @@ pub struct Config {
     pub escrow_arbiter_key_file: Option<PathBuf>,
     /// How often the escrow job runs ([`crate::escrow::sweep_once`]).
     pub escrow_sweep: Duration,
+    /// How long an escrowed invoice order's payment is held after the
+    /// seller marks it paid (the buyer may dispute meanwhile).
+    pub invoice_dispute_window: Duration,
+    /// How long an arbiter has to decide a disputed invoice order before
+    /// the dispute lapses to the seller.
+    pub invoice_arbitration_period: Duration,
 }
 
 /// Default epoch of receipt logs: an hour.
@@ -281,6 +287,8 @@ impl Default for Config {
             escrow_contracts: BTreeMap::new(),
             escrow_arbiter_key_file: None,
             escrow_sweep: crate::escrow::DEFAULT_ESCROW_SWEEP,
+            invoice_dispute_window: crate::escrow::DEFAULT_INVOICE_WINDOW,
+            invoice_arbitration_period: crate::escrow::DEFAULT_INVOICE_WINDOW,
         }
     }
 }
@@ -1072,9 +1080,10 @@ impl Server {
             self.state.config.subscription_sweep,
         );
         let head_signer = spawn_head_signer(self.state.clone());
-        let escrow_job = (!self.state.escrow.is_empty()).then(|| {
-            crate::escrow::spawn_escrow_job(self.state.clone(), self.state.config.escrow_sweep)
-        });
+        let escrow_job = Some(crate::escrow::spawn_escrow_job(
+            self.state.clone(),
+            self.state.config.escrow_sweep,
+        ));
         let signer_state = self.state.clone();
         let limits = self.state.config.connection_limits();
         let events = self.state.metrics.clone();

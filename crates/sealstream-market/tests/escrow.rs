@@ -836,9 +836,128 @@ fn escrow_needs_a_contract_on_the_chain(db: Db) {
     );
 }
 
+/// The invoice rail's escrow: the same states kept by the market alone,
+/// with the server's clock (no chain): held after the seller marks the
+/// order paid, released once the window has passed, a valid dispute
+/// recorded as a full refund, an invalid one left to an arbiter's split.
+fn invoice_escrows_hold_and_settle_off_chain(db: Db) {
+    let server = TestServer::start_with(db, |c| {
+        c.invoice_dispute_window = std::time::Duration::from_secs(5);
+        c.invoice_arbitration_period = HOUR;
+        c.escrow_sweep = HOUR;
+    });
+    let sale = sale(
+        &server,
+        3,
+        "100",
+        escrowed(common::orders_fixtures::invoice_rail()),
+    );
+    let alice = common::orders_fixtures::buyer(&server);
+    let paid = |reference: &str| {
+        let o = order(&server, &alice, &sale.listing_id);
+        let id = o["id"].as_str().unwrap().to_string();
+        let (status, body) =
+            common::orders_fixtures::mark_paid(&server, &id, &sale.owner, reference);
+        assert_eq!(status, 200, "{body}");
+        id
+    };
+    let started = sealstream_testkit::unix_now();
+    let first = paid("INV-1");
+    let view = escrow_view(&server, &alice.token, &first);
+    assert_eq!(view["state"], "held", "{view}");
+    assert!(view["contract"].is_null());
+    let release_after = view["releaseAfter"].as_u64().unwrap();
+    assert!(
+        (started + 5..=started + 7).contains(&release_after),
+        "{view}"
+    );
+
+    // A dispute with valid evidence: refunded in full (recorded; the
+    // seller refunds the invoice).
+    let refunded = paid("INV-2");
+    upload_grant(&server, &sale, &alice, &refunded, Some(2));
+    let evidence = decrypt_evidence(&server, &sale, &alice, &refunded, 2);
+    let (status, view) = server.send(
+        "POST",
+        &format!("/v1/orders/{refunded}/dispute"),
+        Some(&alice.token),
+        &evidence,
+    );
+    assert_eq!(status, 200, "{view}");
+    assert_eq!(view["evidenceValid"], true, "{view}");
+    let view = sweep_until(&server, &alice.token, &refunded, "resolved");
+    assert_eq!(
+        (view["toBuyer"].as_str(), view["toSeller"].as_str()),
+        (Some("100"), Some("0"))
+    );
+    assert!(view["settleTx"].is_null());
+
+    // Evidence of no fault: disputed, past the window, until an arbiter
+    // splits it.
+    let split = paid("INV-3");
+    upload_grant(&server, &sale, &alice, &split, None);
+    let evidence = decrypt_evidence(&server, &sale, &alice, &split, 0);
+    let (status, view) = server.send(
+        "POST",
+        &format!("/v1/orders/{split}/dispute"),
+        Some(&alice.token),
+        &evidence,
+    );
+    assert_eq!(status, 200, "{view}");
+    assert_eq!(view["evidenceValid"], false, "{view}");
+    assert!(
+        view["releaseAfter"].as_u64().unwrap() >= started + 3_600,
+        "{view}"
+    );
+
+    // The first one is released once its window has passed (the server's
+    // clock); the disputed one stays.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        sweep(&server);
+        if escrow_view(&server, &alice.token, &first)["state"] == "released" {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "never released");
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
+    let view = escrow_view(&server, &alice.token, &first);
+    assert_eq!(view["toSeller"], "100", "{view}");
+    assert_eq!(
+        escrow_view(&server, &alice.token, &split)["state"],
+        "disputed"
+    );
+    let arbiter = server.session_for(&common::world::new_did(), &[Role::Arbiter]);
+    let (status, view) = server.send(
+        "POST",
+        &format!("/v1/orders/{split}/dispute/resolve"),
+        Some(&arbiter),
+        &json!({"toBuyer": "40"}),
+    );
+    assert_eq!(status, 200, "{view}");
+    assert_eq!(
+        (
+            view["state"].as_str(),
+            view["toBuyer"].as_str(),
+            view["toSeller"].as_str()
+        ),
+        (Some("resolved"), Some("40"), Some("60"))
+    );
+    for id in [&first, &refunded, &split] {
+        let actions = audit_actions(&server, id);
+        assert!(
+            actions
+                .iter()
+                .any(|a| a == "escrow.release" || a == "escrow.resolve"),
+            "{id}: {actions:?}"
+        );
+    }
+}
+
 on_both_databases!(
     an_escrowed_payment_is_released_after_the_window,
     valid_evidence_is_refunded_in_full,
     invalid_evidence_waits_for_the_arbiters_split,
     escrow_needs_a_contract_on_the_chain,
+    invoice_escrows_hold_and_settle_off_chain,
 );

@@ -1533,6 +1533,15 @@ pub struct MarketServeArgs {
     /// valid disputes); a posted dispute also wakes it.
     #[arg(long, default_value_t = 30, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
     pub escrow_sweep: u64,
+    /// Seconds an escrowed invoice order (rail "escrow": true) is held after the seller
+    /// marks it paid: the buyer may dispute meanwhile; then the market records it
+    /// released. No chain: the states are the market's own.
+    #[arg(long, default_value_t = 604_800, value_name = "SECONDS")]
+    pub invoice_dispute_window: u64,
+    /// Seconds an arbiter has to decide a disputed invoice order before the dispute lapses
+    /// to the seller.
+    #[arg(long, default_value_t = 604_800, value_name = "SECONDS")]
+    pub invoice_arbitration_period: u64,
     /// Confirmations a payment needs before an order is paid (1 = mined), on every
     /// chain [default: per chain: 1 on a dev chain (chain id 31337, anvil and hardhat;
     /// 1337, ganache and geth --dev), whose node mines only when asked; 3 elsewhere].

@@ -117,6 +117,42 @@ pub(crate) async fn insert_held(
     Ok(changed(tx, q).await? == 1)
 }
 
+/// Records a held invoice escrow (the seller marked the order paid);
+/// `false` when the order already has one.
+pub(crate) async fn insert_held_invoice(
+    tx: &mut Tx,
+    order_id: &str,
+    order_key: &str,
+    amount: &str,
+    release_after: u64,
+    now: &str,
+) -> Result<bool, sqlx::Error> {
+    let q = sqlx::query(
+        "INSERT INTO escrows (order_id, rail, order_key, amount, state, release_after, \
+         created_at, updated_at) VALUES ($1, 'invoice', $2, $3, 'held', $4, $5, $5) \
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(order_id)
+    .bind(order_key)
+    .bind(amount)
+    .bind(to_i64(release_after))
+    .bind(now);
+    Ok(changed(tx, q).await? == 1)
+}
+
+/// Open invoice escrows (held or disputed), oldest deadline first, at
+/// most `limit`.
+pub(crate) async fn open_invoice(tx: &mut Tx, limit: usize) -> Result<Vec<Escrow>, DbError> {
+    let rows = sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM escrows WHERE rail = 'invoice' \
+         AND state IN ('held', 'disputed') ORDER BY release_after, order_id LIMIT $1"
+    ))
+    .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+    .fetch_all(&mut **tx)
+    .await?;
+    rows.iter().map(escrow_of).collect()
+}
+
 /// The escrow of `order_id`, if any.
 pub(crate) async fn escrow(tx: &mut Tx, order_id: &str) -> Result<Option<Escrow>, DbError> {
     let row = sqlx::query(&format!(
@@ -147,7 +183,10 @@ pub(crate) async fn open_on_chain(
 }
 
 /// Stores the buyer's evidence and the checker's verdict; the escrow
-/// becomes disputed (only from held: `false` otherwise).
+/// becomes disputed (only from held: `false` otherwise), with the
+/// arbitration deadline `decide_by` when the market keeps it (invoice;
+/// an EVM deal's comes from the chain).
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn dispute(
     tx: &mut Tx,
     order_id: &str,
@@ -155,11 +194,13 @@ pub(crate) async fn dispute(
     evidence_hash: &str,
     valid: bool,
     reason: &str,
+    decide_by: Option<u64>,
     now: &str,
 ) -> Result<bool, sqlx::Error> {
     let q = sqlx::query(
         "UPDATE escrows SET state = 'disputed', evidence = $2, evidence_hash = $3, \
-         evidence_valid = $4, evidence_reason = $5, updated_at = $6 \
+         evidence_valid = $4, evidence_reason = $5, updated_at = $6, \
+         release_after = COALESCE($7, release_after) \
          WHERE order_id = $1 AND state = 'held'",
     )
     .bind(order_id)
@@ -167,7 +208,8 @@ pub(crate) async fn dispute(
     .bind(evidence_hash)
     .bind(i64::from(valid))
     .bind(reason)
-    .bind(now);
+    .bind(now)
+    .bind(decide_by.map(to_i64));
     Ok(changed(tx, q).await? == 1)
 }
 

@@ -50,6 +50,18 @@ use sealstream_core::keys::MachineSigningKey;
 /// Default interval between passes of the escrow job.
 pub const DEFAULT_ESCROW_SWEEP: Duration = Duration::from_secs(30);
 
+/// Default dispute window (and arbitration period) of escrowed invoice
+/// orders: 7 days.
+pub const DEFAULT_INVOICE_WINDOW: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// The server's clock, Unix seconds (invoice escrows).
+pub(crate) fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
 /// Deals the job reads per chain and pass, at most.
 const DEALS_PER_SWEEP: usize = 200;
 
@@ -280,6 +292,19 @@ pub(crate) async fn record_deposit(
         return Ok(());
     };
     let corrupt = || ApiError::internal("escrow", "the deposit's record is malformed");
+    if let crate::listings::Rail::Invoice { .. } = order.rail {
+        let release_after = escrow["releaseAfter"].as_u64().ok_or_else(corrupt)?;
+        db::insert_held_invoice(
+            tx,
+            &order.id,
+            &format!("0x{}", hex::encode(order_key(&order.id))),
+            &order.amount,
+            release_after,
+            now,
+        )
+        .await?;
+        return Ok(());
+    }
     let chain_id = payment["chainId"].as_u64().ok_or_else(corrupt)?;
     let contract = escrow["contract"].as_str().ok_or_else(corrupt)?;
     let key = escrow["orderKey"].as_str().ok_or_else(corrupt)?;
@@ -316,6 +341,7 @@ pub struct EscrowSweep {
 /// One pass of the escrow job over every chain with an escrow.
 pub async fn sweep_once(state: &AppState) -> ApiResult<EscrowSweep> {
     let mut done = EscrowSweep::default();
+    use sealstream_api::disputes::EscrowState;
     let chains: Vec<u64> = state.escrow.contracts.keys().copied().collect();
     for chain_id in chains {
         let Some(rpc) = state.evm.get(&chain_id) else {
@@ -339,6 +365,35 @@ pub async fn sweep_once(state: &AppState) -> ApiResult<EscrowSweep> {
                     tracing::warn!(order = %escrow.order_id, chain_id, "escrow job: {e}");
                 }
             }
+        }
+    }
+    // Invoice escrows: the same states, the server's clock, no chain.
+    let now = unix_now();
+    let mut tx = state.store.begin().await?;
+    let open = db::open_invoice(&mut tx, DEALS_PER_SWEEP).await?;
+    tx.commit().await?;
+    for escrow in open {
+        let result = match escrow.state {
+            EscrowState::Disputed if escrow.evidence_valid == Some(true) => record_resolution(
+                state,
+                &escrow,
+                &escrow.amount,
+                "0",
+                "evidence-checker",
+                None,
+            )
+            .await
+            .map(|()| done.refunded += 1),
+            _ if now >= escrow.release_after => {
+                record_release(state, &escrow, &escrow.amount, None, "escrow-job")
+                    .await
+                    .map(|()| done.released += 1)
+            }
+            _ => Ok(()),
+        };
+        if let Err(e) = result {
+            done.failed += 1;
+            tracing::warn!(order = %escrow.order_id, "escrow job: {e}");
         }
     }
     Ok(done)

@@ -115,7 +115,13 @@ pub async fn dispute(
     let text = serde_json::to_string(&evidence).map_err(|e| ApiError::internal("evidence", e))?;
     let stamp = sealstream_core::utc::now();
     let mut tx = state.store.begin().await?;
-    if !db::dispute(&mut tx, &id, &text, &hash, valid, &reason, &stamp).await? {
+    let decide_by = (escrow.rail == "invoice")
+        .then(|| now.saturating_add(state.config.invoice_arbitration_period.as_secs()));
+    if !db::dispute(
+        &mut tx, &id, &text, &hash, valid, &reason, decide_by, &stamp,
+    )
+    .await?
+    {
         return Err(ApiError::conflict(
             Some("state"),
             format!("the escrow of order {id} is no longer held"),
@@ -144,8 +150,11 @@ pub async fn dispute(
     Ok(Json(escrow.view()))
 }
 
-/// The chain's clock for an EVM escrow.
+/// The chain's clock for an EVM escrow, the server's for an invoice one.
 async fn chain_now(state: &AppState, escrow: &db::Escrow) -> ApiResult<u64> {
+    if escrow.rail == "invoice" {
+        return Ok(super::unix_now());
+    }
     let chain_id = escrow
         .chain_id
         .ok_or_else(|| ApiError::internal("escrow", "an EVM escrow without a chain"))?;
@@ -308,6 +317,21 @@ pub async fn resolve(
         ));
     }
     let (to_buyer, to_seller) = super::parse_split(&req.to_buyer, &escrow.amount)?;
+    if escrow.rail == "invoice" {
+        // Off chain: the split is recorded; the seller refunds the buyer's
+        // part against the invoice.
+        super::record_resolution(
+            &state,
+            &escrow,
+            &to_buyer.to_string(),
+            &to_seller.to_string(),
+            &caller.did,
+            None,
+        )
+        .await
+        .map_err(|e| ApiError::internal("escrow", e))?;
+        return Ok(Json(escrow_of(&state, &order).await?.view()));
+    }
     let chain_id = escrow
         .chain_id
         .ok_or_else(|| ApiError::internal("escrow", "an EVM escrow without a chain"))?;

@@ -163,6 +163,7 @@ mod tests {
             decimals: 2,
             payee: Some("ACME GmbH".into()),
             terms: None,
+            escrow: false,
         };
         let t = payment_term(&invoice, "1999");
         assert_eq!((t.method.as_str(), t.amount.as_str()), ("invoice", "19.99"));

@@ -621,7 +621,13 @@ pub async fn mark_paid(
             format!("order {id} is {}", order.state.as_str()),
         ));
     }
-    let payment = json!({"reference": reference, "markedBy": caller.did});
+    let mut payment = json!({"reference": reference, "markedBy": caller.did});
+    if let Rail::Invoice { escrow: true, .. } = order.rail {
+        // Held by the market until the dispute window passes.
+        let release_after =
+            crate::escrow::unix_now().saturating_add(state.config.invoice_dispute_window.as_secs());
+        payment["escrow"] = json!({ "releaseAfter": release_after });
+    }
     record_payment(
         &state,
         &mut tx,

@@ -369,6 +369,7 @@ mod tests {
             decimals: 2,
             payee: None,
             terms: None,
+            escrow: false,
         }
     }
 

@@ -28,6 +28,8 @@ pub fn run(args: MarketServeArgs, ui: Ui) -> CliResult {
         escrow,
         escrow_arbiter_key_file,
         escrow_sweep,
+        invoice_dispute_window,
+        invoice_arbitration_period,
         confirmations,
         payment_poll,
         subscription_sweep,
@@ -99,6 +101,8 @@ pub fn run(args: MarketServeArgs, ui: Ui) -> CliResult {
         escrow_contracts: escrow.into_iter().collect(),
         escrow_arbiter_key_file,
         escrow_sweep: seconds(escrow_sweep),
+        invoice_dispute_window: seconds(invoice_dispute_window),
+        invoice_arbitration_period: seconds(invoice_arbitration_period),
         ..Config::default()
     };
     serve(config, log_format, ui)
