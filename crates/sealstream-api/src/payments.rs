@@ -24,7 +24,7 @@ wire_enum! {
 
 /// How a buyer pays: on the wire `{"kind": "evm", "chainId", "token",
 /// "decimals", "payTo", "symbol"?, "escrow"?}` (`token` is `native` for the chain's
-/// coin) or `{"kind": "invoice", "currency", "decimals", "payee"?,
+/// coin) or `{"kind": "invoice", "currency", "decimals", "escrow"?, "payee"?,
 /// "terms"?}`, keys in byte order.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Rail {
