@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 wire_enum! {
     /// What a principal may do.
-    pub enum Role refuse "one of machine, owner, buyer, auditor, compliance, admin" {
+    pub enum Role refuse "one of machine, owner, buyer, auditor, compliance, arbiter, admin" {
         /// Uploads its own chunks (a DID registered in `machines`).
         Machine = "machine",
         /// Registers machines and sells their data: datasets, listings.
@@ -20,6 +20,8 @@ wire_enum! {
         /// Approves (or rejects) auditors' disclosure requests: two distinct
         /// approvers, neither the requester, make one take effect.
         Compliance = "compliance",
+        /// Decides disputes of escrowed payments (a split).
+        Arbiter = "arbiter",
         /// Grants roles; reads everything.
         Admin = "admin",
     }

@@ -35,6 +35,7 @@ pub mod catalog;
 pub mod compliance;
 pub mod datasets;
 pub mod disclosures;
+pub mod disputes;
 pub mod document;
 pub mod errors;
 pub mod grants;

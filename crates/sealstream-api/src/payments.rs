@@ -23,8 +23,8 @@ wire_enum! {
 }
 
 /// How a buyer pays: on the wire `{"kind": "evm", "chainId", "token",
-/// "decimals", "payTo", "symbol"?}` (`token` is `native` for the chain's
-/// coin) or `{"kind": "invoice", "currency", "decimals", "payee"?,
+/// "decimals", "payTo", "symbol"?, "escrow"?}` (`token` is `native` for the chain's
+/// coin) or `{"kind": "invoice", "currency", "decimals", "escrow"?, "payee"?,
 /// "terms"?}`, keys in byte order.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Rail {
@@ -40,6 +40,10 @@ pub enum Rail {
         pay_to: String,
         /// Display symbol (`ETH`, `USDC`), if given.
         symbol: Option<String>,
+        /// Paid into the market's escrow contract on this chain (held
+        /// until the dispute window passes) instead of straight to
+        /// `pay_to`; `"escrow": true` on the wire, absent when false.
+        escrow: bool,
     },
     /// Against an invoice, off chain.
     Invoice {
@@ -51,6 +55,10 @@ pub enum Rail {
         payee: Option<String>,
         /// Payment terms, if given.
         terms: Option<String>,
+        /// Held by the market until its dispute window passes, off chain
+        /// (the same states as an EVM escrow, no chain calls); `"escrow":
+        /// true` on the wire, absent when false.
+        escrow: bool,
     },
 }
 
@@ -136,8 +144,10 @@ impl Rail {
         let kind = RailKind::parse(kind)
             .ok_or_else(|| bad("rail.kind", "expected \"evm\" or \"invoice\""))?;
         let allowed: &[&str] = match kind {
-            RailKind::Evm => &["kind", "chainId", "token", "decimals", "payTo", "symbol"],
-            RailKind::Invoice => &["kind", "currency", "decimals", "payee", "terms"],
+            RailKind::Evm => &[
+                "kind", "chainId", "token", "decimals", "payTo", "symbol", "escrow",
+            ],
+            RailKind::Invoice => &["kind", "currency", "decimals", "payee", "terms", "escrow"],
         };
         if let Some(unknown) = obj.keys().find(|k| !allowed.contains(&k.as_str())) {
             return Err(FieldError::new(
@@ -183,6 +193,11 @@ impl Rail {
                 },
             }
         };
+        let escrow = match obj.get("escrow") {
+            None | Some(Value::Null) => false,
+            Some(Value::Bool(b)) => *b,
+            Some(_) => return Err(bad("rail.escrow", "expected true or false")),
+        };
         match kind {
             RailKind::Evm => {
                 let chain_id = match obj.get("chainId") {
@@ -218,6 +233,7 @@ impl Rail {
                     decimals: decimals(36, None)?,
                     pay_to,
                     symbol,
+                    escrow,
                 })
             }
             RailKind::Invoice => {
@@ -233,6 +249,7 @@ impl Rail {
                     decimals: decimals(18, Some(2))?,
                     payee: text("payee", false, 200)?,
                     terms: text("terms", false, 2_000)?,
+                    escrow,
                 })
             }
         }
@@ -267,10 +284,14 @@ impl Serialize for Rail {
                 decimals,
                 pay_to,
                 symbol,
+                escrow,
             } => {
                 let mut m = s.serialize_map(None)?;
                 m.serialize_entry("chainId", chain_id)?;
                 m.serialize_entry("decimals", decimals)?;
+                if *escrow {
+                    m.serialize_entry("escrow", &true)?;
+                }
                 m.serialize_entry("kind", RailKind::Evm.as_str())?;
                 m.serialize_entry("payTo", pay_to)?;
                 if let Some(symbol) = symbol {
@@ -284,10 +305,14 @@ impl Serialize for Rail {
                 decimals,
                 payee,
                 terms,
+                escrow,
             } => {
                 let mut m = s.serialize_map(None)?;
                 m.serialize_entry("currency", currency)?;
                 m.serialize_entry("decimals", decimals)?;
+                if *escrow {
+                    m.serialize_entry("escrow", &true)?;
+                }
                 m.serialize_entry("kind", RailKind::Invoice.as_str())?;
                 if let Some(payee) = payee {
                     m.serialize_entry("payee", payee)?;
@@ -311,6 +336,8 @@ struct RailFields {
     decimals: Option<u8>,
     pay_to: Option<String>,
     symbol: Option<String>,
+    #[serde(default)]
+    escrow: bool,
     currency: Option<String>,
     payee: Option<String>,
     terms: Option<String>,
@@ -329,12 +356,14 @@ impl<'de> Deserialize<'de> for Rail {
                 decimals: f.decimals.ok_or_else(|| missing("decimals"))?,
                 pay_to: f.pay_to.ok_or_else(|| missing("payTo"))?,
                 symbol: f.symbol,
+                escrow: f.escrow,
             },
             RailKind::Invoice => Rail::Invoice {
                 currency: f.currency.ok_or_else(|| missing("currency"))?,
                 decimals: f.decimals.ok_or_else(|| missing("decimals"))?,
                 payee: f.payee,
                 terms: f.terms,
+                escrow: f.escrow,
             },
         })
     }
@@ -392,6 +421,15 @@ pub struct PaymentInstructions {
     pub currency: Option<String>,
     /// Who invoices (invoice).
     pub payee: Option<String>,
+    /// The escrow contract to deposit into (EVM, escrowed listings): pay
+    /// with `deposit(escrowOrderKey, payTo, token, amount)` (the token
+    /// approved to the contract first; the native coin sent as the value),
+    /// not straight to `payTo`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub escrow: Option<String>,
+    /// The order's key in the escrow: `0x` + keccak256 of the order id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub escrow_order_key: Option<String>,
 }
 
 wire_enum! {
@@ -638,6 +676,7 @@ mod tests {
             decimals: 18,
             pay_to: "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed".into(),
             symbol: Some("PEAQ".into()),
+            escrow: false,
         };
         let text = serde_json::to_string(&evm).unwrap();
         assert_eq!(
@@ -652,6 +691,7 @@ mod tests {
             decimals: 2,
             payee: None,
             terms: Some("30 days".into()),
+            escrow: false,
         };
         let text = serde_json::to_string(&invoice).unwrap();
         assert_eq!(
@@ -660,5 +700,27 @@ mod tests {
         );
         assert_eq!(serde_json::from_str::<Rail>(&text).unwrap(), invoice);
         assert_eq!(RailInput::from(&invoice).check().unwrap(), invoice);
+    }
+
+    #[test]
+    fn an_escrowed_rail_says_so_and_only_then() {
+        let escrowed = Rail::parse(&json!({"kind": "evm", "chainId": 8453, "token": "native",
+            "decimals": 18, "payTo": "0x5aaeb6053f3e94c9b9a09f33669435e7ef1beaed", "escrow": true}))
+        .unwrap();
+        assert!(matches!(escrowed, Rail::Evm { escrow: true, .. }));
+        let text = serde_json::to_string(&escrowed).unwrap();
+        assert!(text.contains(r#""escrow":true"#), "{text}");
+        assert_eq!(text, escrowed.to_json().to_string());
+        assert_eq!(serde_json::from_str::<Rail>(&text).unwrap(), escrowed);
+        assert_eq!(RailInput::from(&escrowed).check().unwrap(), escrowed);
+        let e = Rail::parse(&json!({"kind": "evm", "chainId": 8453, "token": "native",
+            "decimals": 18, "payTo": "0x5aaeb6053f3e94c9b9a09f33669435e7ef1beaed", "escrow": "yes"}))
+        .unwrap_err();
+        assert_eq!(field(e), "rail.escrow");
+        let invoice =
+            Rail::parse(&json!({"kind": "invoice", "currency": "EUR", "escrow": true})).unwrap();
+        assert!(matches!(invoice, Rail::Invoice { escrow: true, .. }));
+        let text = serde_json::to_string(&invoice).unwrap();
+        assert_eq!(serde_json::from_str::<Rail>(&text).unwrap(), invoice);
     }
 }

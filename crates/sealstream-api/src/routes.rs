@@ -165,6 +165,11 @@ pub const ORDER_PAYMENT_PROOF: &str = "/v1/orders/{id}/payment-proof";
 pub const ORDER_CONFIRMATION: &str = "/v1/orders/{id}/confirmation";
 /// `POST`: mark an invoice order paid.
 pub const ORDER_MARK_PAID: &str = "/v1/orders/{id}/mark-paid";
+/// `GET`: an escrowed order's escrow; `POST`: the buyer's dispute (the
+/// evidence).
+pub const ORDER_DISPUTE: &str = "/v1/orders/{id}/dispute";
+/// `POST`: the arbiter's split of a disputed payment.
+pub const ORDER_DISPUTE_RESOLVE: &str = "/v1/orders/{id}/dispute/resolve";
 /// `GET`: the signed license receipt.
 pub const ORDER_RECEIPT: &str = "/v1/orders/{id}/receipt";
 /// `GET`: the receipt's place in the market's receipt log (and, to the
@@ -470,6 +475,16 @@ pub fn order_payment_proof(id: &str) -> String {
 /// [`ORDER_CONFIRMATION`].
 pub fn order_confirmation(id: &str) -> String {
     fill(ORDER_CONFIRMATION, &[id])
+}
+
+/// [`ORDER_DISPUTE`].
+pub fn order_dispute(id: &str) -> String {
+    fill(ORDER_DISPUTE, &[id])
+}
+
+/// [`ORDER_DISPUTE_RESOLVE`].
+pub fn order_dispute_resolve(id: &str) -> String {
+    fill(ORDER_DISPUTE_RESOLVE, &[id])
 }
 
 /// [`ORDER_MARK_PAID`].

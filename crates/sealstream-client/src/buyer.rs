@@ -15,6 +15,7 @@ use crate::evm::node::{Call, Node, NodeError, Receipt};
 use crate::evm::transaction::{erc20_transfer, Fees, Transaction};
 use crate::evm::Uint256;
 use crate::market::{ClientError, MarketClient};
+use sealstream_core::evm::escrow::{approve_call, deposit_call, dispute_call};
 
 /// How often the node and the order are asked again while waiting.
 const POLL: Duration = Duration::from_secs(1);
@@ -100,6 +101,9 @@ pub struct PaymentPlan {
     pub symbol: Option<String>,
     /// The only address the server accepts the payment from.
     pub payer: EvmAddress,
+    /// Paid into this escrow contract under this order key (the order's
+    /// payment instructions name them), not straight to `pay_to`.
+    pub escrow: Option<(EvmAddress, [u8; 32])>,
 }
 
 impl PaymentPlan {
@@ -155,6 +159,15 @@ impl PaymentPlan {
             amount_display: p.amount_display.clone(),
             symbol: p.symbol.clone(),
             payer: address(p.payer.as_deref(), "payer")?,
+            escrow: match (&p.escrow, &p.escrow_order_key) {
+                (None, None) => None,
+                (Some(contract), Some(key)) => Some((
+                    address(Some(contract), "escrow")?,
+                    sealstream_core::keys::parse_hex_exact::<32>(key, "escrowOrderKey")
+                        .map_err(|_| malformed("escrowOrderKey"))?,
+                )),
+                _ => return Err(malformed("escrow without escrowOrderKey")),
+            },
         })
     }
 
@@ -224,14 +237,68 @@ pub fn send_payment(
             node: chain,
         });
     }
-    let (to, value, data) = match &plan.token {
-        None => (plan.pay_to, plan.amount, Vec::new()),
-        Some(token) => (
+    let (to, value, data) = match (&plan.escrow, &plan.token) {
+        (None, None) => (plan.pay_to, plan.amount, Vec::new()),
+        (None, Some(token)) => (
             *token,
             Uint256::default(),
             erc20_transfer(&plan.pay_to, &plan.amount),
         ),
+        (Some((contract, order_key)), token) => {
+            if let Some(token) = token {
+                // The contract takes the tokens itself: allow it first.
+                let approve = send_call(
+                    client,
+                    node,
+                    plan.chain_id,
+                    kind,
+                    *token,
+                    Uint256::default(),
+                    approve_call(contract, &plan.amount.0),
+                    true,
+                )?;
+                wait_mined(node, &approve.tx_hash, APPROVE_WAIT)?;
+            }
+            let data = deposit_call(order_key, &plan.pay_to, token.as_ref(), &plan.amount.0);
+            let value = if token.is_some() {
+                Uint256::default()
+            } else {
+                plan.amount
+            };
+            (*contract, value, data)
+        }
     };
+    let token_call = plan.token.is_some() || plan.escrow.is_some();
+    send_call(
+        client,
+        node,
+        plan.chain_id,
+        kind,
+        to,
+        value,
+        data,
+        token_call,
+    )
+}
+
+/// How long a token deposit waits for its approval to be mined.
+const APPROVE_WAIT: Duration = Duration::from_secs(120);
+
+/// Signs a call of `to` (with `value` wei and `data`) by `client`'s key and
+/// sends it through `node`; `contract` adds a margin to the gas estimate.
+#[allow(clippy::too_many_arguments)]
+fn send_call(
+    client: &MarketClient,
+    node: &mut Node,
+    chain_id: u64,
+    kind: TxKind,
+    to: EvmAddress,
+    value: Uint256,
+    data: Vec<u8>,
+    contract: bool,
+) -> Result<SentPayment, PayError> {
+    let key = client.key();
+    let from = key.address();
     let estimate = node.estimate_gas(&Call {
         from: from.to_checksum(),
         to: to.to_checksum(),
@@ -252,10 +319,10 @@ pub fn send_payment(
         },
     };
     let tx = Transaction {
-        chain_id: plan.chain_id,
+        chain_id,
         nonce: node.nonce(&from)?,
         fees,
-        gas_limit: with_margin(estimate, plan.token.is_some()),
+        gas_limit: with_margin(estimate, contract),
         to,
         value,
         data,
@@ -280,6 +347,36 @@ pub fn send_payment(
         },
         gas_limit: tx.gas_limit,
     })
+}
+
+/// Sends `dispute(orderKey, evidenceHash)` to the order's escrow, signed by
+/// `client`'s key (the buyer's, the only one the contract accepts), after
+/// checking the node's chain.
+pub fn send_dispute(
+    client: &MarketClient,
+    node: &mut Node,
+    chain_id: u64,
+    escrow: EvmAddress,
+    order_key: &[u8; 32],
+    evidence_hash: &[u8; 32],
+) -> Result<SentPayment, PayError> {
+    let chain = node.chain_id()?;
+    if chain != chain_id {
+        return Err(PayError::WrongChain {
+            order: chain_id,
+            node: chain,
+        });
+    }
+    send_call(
+        client,
+        node,
+        chain_id,
+        TxKind::Auto,
+        escrow,
+        Uint256::default(),
+        dispute_call(order_key, evidence_hash),
+        true,
+    )
 }
 
 /// Waits until `tx_hash` is mined, at most `timeout`; a reverted

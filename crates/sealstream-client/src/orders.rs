@@ -3,6 +3,7 @@
 
 use reqwest::Method;
 
+use sealstream_api::disputes::{DisputeEvidence, EscrowView, ResolveDispute};
 use sealstream_api::grants::{GrantView, UploadGrant};
 use sealstream_api::orders::{
     Confirmation, CreateLink, CreateOrder, LinkView, ListQuery, OrderList, OrderView,
@@ -66,6 +67,39 @@ impl MarketClient {
         self.call(
             Method::POST,
             &routes::order_mark_paid(id),
+            json_body(request),
+        )
+    }
+
+    /// The escrow of an escrowed order (its buyer, seller, an arbiter).
+    pub fn escrow(&mut self, id: &str) -> Result<EscrowView, ClientError> {
+        self.get(&routes::order_dispute(id))
+    }
+
+    /// Disputes an escrowed order with evidence (its buyer, within the
+    /// window); the answer carries the market checker's verdict.
+    pub fn dispute(
+        &mut self,
+        id: &str,
+        evidence: &DisputeEvidence,
+    ) -> Result<EscrowView, ClientError> {
+        self.call(
+            Method::POST,
+            &routes::order_dispute(id),
+            json_body(evidence),
+        )
+    }
+
+    /// Decides a disputed order (an arbiter): `to_buyer` back, the rest to
+    /// the seller.
+    pub fn resolve_dispute(
+        &mut self,
+        id: &str,
+        request: &ResolveDispute,
+    ) -> Result<EscrowView, ClientError> {
+        self.call(
+            Method::POST,
+            &routes::order_dispute_resolve(id),
             json_body(request),
         )
     }

@@ -10,6 +10,7 @@ pub mod access;
 pub mod chunk;
 pub mod dataset;
 pub mod error;
+pub mod evm;
 pub mod gap;
 pub mod identity;
 pub mod json;

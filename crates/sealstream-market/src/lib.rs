@@ -11,6 +11,7 @@ pub mod connections;
 pub mod datasets;
 pub mod disclosures;
 pub mod error;
+pub mod escrow;
 pub mod evm;
 pub mod files;
 pub mod ingest;

@@ -214,6 +214,22 @@ pub struct Config {
     /// The interval of a feed's keep-alive comments (below `idle_timeout`,
     /// so an idle feed is not cut).
     pub feed_keep_alive: Duration,
+    /// The escrow contract (`contracts/SealstreamEscrow.sol`) the market
+    /// uses on each chain, by chain id (`--escrow CHAIN_ID=ADDRESS`): a
+    /// listing on that chain may ask for escrow.
+    pub escrow_contracts: BTreeMap<u64, String>,
+    /// The secp256k1 key that is the escrow contracts' arbiter and pays
+    /// the gas of the market's release and resolve calls (0600; never
+    /// logged). Required with `escrow_contracts`.
+    pub escrow_arbiter_key_file: Option<PathBuf>,
+    /// How often the escrow job runs ([`crate::escrow::sweep_once`]).
+    pub escrow_sweep: Duration,
+    /// How long an escrowed invoice order's payment is held after the
+    /// seller marks it paid (the buyer may dispute meanwhile).
+    pub invoice_dispute_window: Duration,
+    /// How long an arbiter has to decide a disputed invoice order before
+    /// the dispute lapses to the seller.
+    pub invoice_arbitration_period: Duration,
 }
 
 /// Default delay before a sale counts in public numbers: a day.
@@ -291,6 +307,11 @@ impl Default for Config {
             anonymous_write_burst: crate::throttle::DEFAULT_ANONYMOUS_WRITE_BURST,
             max_feeds_per_principal: crate::subscriptions::feed::DEFAULT_MAX_FEEDS_PER_PRINCIPAL,
             feed_keep_alive: crate::subscriptions::feed::DEFAULT_KEEP_ALIVE,
+            escrow_contracts: BTreeMap::new(),
+            escrow_arbiter_key_file: None,
+            escrow_sweep: crate::escrow::DEFAULT_ESCROW_SWEEP,
+            invoice_dispute_window: crate::escrow::DEFAULT_INVOICE_WINDOW,
+            invoice_arbitration_period: crate::escrow::DEFAULT_INVOICE_WINDOW,
         }
     }
 }
@@ -483,6 +504,10 @@ pub struct AppState {
     pub feeds: Arc<crate::subscriptions::feed::Feeds>,
     /// Where each subscription's search for pending pairs starts.
     pub grant_marks: Arc<crate::subscriptions::GrantMarks>,
+    /// The escrow contracts and the arbiter key.
+    pub escrow: Arc<crate::escrow::Escrows>,
+    /// Wakes the escrow job (a dispute was posted).
+    pub escrow_wake: Arc<tokio::sync::Notify>,
 }
 
 /// The server's own secrets, loaded or created at start.
@@ -493,6 +518,8 @@ pub struct ServerKeys {
     pub operator_kek: crate::operator_key::KeyEncryptionKey,
     /// The key sign-in nonces are authenticated with.
     pub nonce_key: crate::auth::nonce::NonceKey,
+    /// The escrow contracts and the arbiter key ([`crate::escrow::Escrows::load`]).
+    pub escrow: crate::escrow::Escrows,
 }
 
 impl AppState {
@@ -510,6 +537,7 @@ impl AppState {
             receipt_key,
             operator_kek,
             nonce_key,
+            escrow,
         } = keys;
         let writes = Arc::new(WriteLimits::new(&config));
         let proof_limits = Arc::new(crate::limits::ProofLimits::new(&config));
@@ -529,6 +557,8 @@ impl AppState {
             refusal_log: Arc::default(),
             feeds: Arc::default(),
             grant_marks: Arc::default(),
+            escrow: Arc::new(escrow),
+            escrow_wake: Arc::default(),
         }
     }
 }
@@ -1017,10 +1047,16 @@ impl Server {
             ),
             None => None,
         };
+        let escrow =
+            crate::escrow::Escrows::load(&config).map_err(|e| ServeError::Config(e.to_string()))?;
+        for chain_id in config.escrow_contracts.keys() {
+            tracing::info!(chain_id, "escrow on chain: listings may ask for it");
+        }
         let keys = ServerKeys {
             receipt_key,
             operator_kek,
             nonce_key,
+            escrow,
         };
         let state = AppState::new(store, objects, config, evm, keys, public_url);
         Ok(Server {
@@ -1069,6 +1105,10 @@ impl Server {
         );
         let head_signer = spawn_head_signer(self.state.clone());
         let stats = crate::listings::stats::spawn(self.state.clone());
+        let escrow_job = Some(crate::escrow::spawn_escrow_job(
+            self.state.clone(),
+            self.state.config.escrow_sweep,
+        ));
         let signer_state = self.state.clone();
         let limits = self.state.config.connection_limits();
         let events = self.state.metrics.clone();
@@ -1102,6 +1142,9 @@ impl Server {
         sweeper.abort();
         head_signer.abort();
         stats.abort();
+        if let Some(j) = escrow_job {
+            j.abort();
+        }
         if let Some(m) = metrics {
             m.abort();
         }

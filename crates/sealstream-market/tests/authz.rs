@@ -506,6 +506,18 @@ fn matrix(w: &World) -> Vec<Case> {
         row("POST", "/v1/orders/{id}/cancel", ord(&o.to_cancel, "/cancel"),   "U  H  H  O  H  H  H  H")
             .json(json!({}))
             .hidden(&o.to_cancel, missing_ord),
+        // Escrow and disputes (issue 21 part 5): the world's orders are paid
+        // by invoice, not into escrow, so a caller who may see one is told so
+        // (409); the dispute is the buyer's; only an arbiter resolves.
+        row("GET", "/v1/orders/{id}/dispute", ord(granted, "/dispute"),       "U  C  H  C  H  C  H  H")
+            .hidden(granted, missing_ord),
+        row("POST", "/v1/orders/{id}/dispute", ord(granted, "/dispute"),      "U  H  H  C  H  H  H  H")
+            .json(json!({"schemaVersion": "sealstream.dispute-evidence.v1", "orderId": granted,
+                         "kind": "not-in-root", "dataset": {}, "envelope": {}}))
+            .hidden(granted, missing_ord),
+        row("POST", "/v1/orders/{id}/dispute/resolve", ord(granted, "/dispute/resolve"),
+                                                                               "U  F  F  F  F  F  F  F")
+            .json(json!({"toBuyer": "1"})),
         row("PUT", "/v1/orders/{id}/grant", ord(&o.paid, "/grant"),            "U  O  H  H  H  H  H  H")
             .json(json!({"files": o.paid_files}))
             .hidden(&o.paid, missing_ord),

@@ -30,6 +30,7 @@ fn expected(
         min_amount: Amount::from(min_amount),
         confirmations: 1,
         not_before: None,
+        escrow: None,
     }
 }
 
@@ -448,6 +449,7 @@ fn an_unreachable_node_is_a_transient_error_that_hides_the_url() {
             min_amount: Amount::from(1u64),
             confirmations: 1,
             not_before: None,
+            escrow: None,
         }))
         .unwrap_err();
         assert!(e.is_transient());

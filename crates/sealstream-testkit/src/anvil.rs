@@ -85,6 +85,20 @@ pub fn test_token_bytecode() -> String {
     format!("0x{}", text.trim())
 }
 
+/// The creation bytecode of `contracts/SealstreamEscrow.sol`, as `0x`
+/// hex (compiled to `peers/build/SealstreamEscrow.bin` by
+/// `scripts/setup-test-peers`).
+pub fn escrow_bytecode() -> String {
+    let path = repo_root().join("peers/build/SealstreamEscrow.bin");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e}: run scripts/setup-test-peers to compile the escrow contract",
+            path.display()
+        )
+    });
+    format!("0x{}", text.trim())
+}
+
 impl Anvil {
     /// A node on chain [`BASE_CHAIN_ID`] that mines each transaction as it
     /// arrives.
@@ -278,6 +292,92 @@ impl Anvil {
         .unwrap()
     }
 
+    /// Deploys `contracts/SealstreamEscrow.sol` from `from`, with
+    /// `arbiter`, a dispute window and an arbitration period in seconds;
+    /// its address. Needs automine.
+    pub fn deploy_escrow(
+        &self,
+        from: Address,
+        arbiter: Address,
+        dispute_window: u64,
+        arbitration_period: u64,
+    ) -> Address {
+        let mut data = escrow_bytecode();
+        data.push_str(&format!("{:0>64}", hex::encode(arbiter.0)));
+        data.push_str(&format!("{dispute_window:064x}"));
+        data.push_str(&format!("{arbitration_period:064x}"));
+        let hash = self.send_raw(json!({"from": from.to_string(), "data": data}));
+        let receipt = self.wait_mined(&hash);
+        assert_eq!(receipt["status"], "0x1", "escrow deployment: {receipt}");
+        Address::parse(
+            receipt["contractAddress"]
+                .as_str()
+                .expect("a contract address"),
+            "contractAddress",
+        )
+        .unwrap()
+    }
+
+    /// Sends a call of `to` with `data` (and `value` wei) from the
+    /// unlocked `from`: `Ok(hash)` once mined with success, `Err(the
+    /// node's error)` when it would revert (simulated first with
+    /// `eth_call`, whose error carries the contract's custom error data;
+    /// anvil's `eth_sendTransaction` would mine the failing transaction).
+    pub fn try_call(
+        &self,
+        from: Address,
+        to: Address,
+        data: &[u8],
+        value: u128,
+    ) -> Result<TxHash, Value> {
+        let tx = json!({
+            "from": from.to_string(),
+            "to": to.to_string(),
+            "data": format!("0x{}", hex::encode(data)),
+            "value": format!("{value:#x}"),
+        });
+        self.try_rpc("eth_call", json!([tx, "latest"]))
+            .expect("the node answers")?;
+        let hash = self
+            .try_rpc("eth_sendTransaction", json!([tx]))
+            .expect("the node answers")?;
+        let hash = TxHash::parse(hash.as_str().expect("a hash"), "eth_sendTransaction").unwrap();
+        let receipt = self.wait_mined(&hash);
+        assert_eq!(receipt["status"], "0x1", "{receipt}");
+        Ok(hash)
+    }
+
+    /// `eth_call` of `to` with `data` at the latest block; the returned
+    /// bytes.
+    pub fn call(&self, to: Address, data: &[u8]) -> Vec<u8> {
+        let result = self.rpc(
+            "eth_call",
+            json!([{"to": to.to_string(), "data": format!("0x{}", hex::encode(data))}, "latest"]),
+        );
+        hex::decode(
+            result
+                .as_str()
+                .expect("eth_call result")
+                .trim_start_matches("0x"),
+        )
+        .expect("hex")
+    }
+
+    /// Moves the chain's clock `seconds` forward and mines a block stamped
+    /// with it (`evm_increaseTime`, `evm_mine`): no waiting on the wall
+    /// clock.
+    pub fn increase_time(&self, seconds: u64) {
+        self.rpc("evm_increaseTime", json!([seconds]));
+        self.rpc("evm_mine", json!([]));
+    }
+
+    /// The timestamp of the latest block.
+    pub fn latest_timestamp(&self) -> u64 {
+        let block = self.rpc("eth_getBlockByNumber", json!(["latest", false]));
+        let ts = block["timestamp"].as_str().expect("a block timestamp");
+        u64::from_str_radix(ts.trim_start_matches("0x"), 16).expect("a timestamp")
+    }
+
     /// The call data of ERC-20 `transfer(to, amount)`.
     pub fn transfer_call(to: Address, amount: u128) -> String {
         let mut data = String::from("0xa9059cbb");
@@ -312,6 +412,15 @@ impl Anvil {
     /// The native balance of `owner`, in wei.
     pub fn balance(&self, owner: Address) -> Amount {
         let result = self.rpc("eth_getBalance", json!([owner.to_string(), "latest"]));
+        Amount::parse_quantity(result.as_str().expect("a quantity"), "balance").unwrap()
+    }
+
+    /// The native balance of `owner` at block `block`, in wei.
+    pub fn balance_at(&self, owner: Address, block: u64) -> Amount {
+        let result = self.rpc(
+            "eth_getBalance",
+            json!([owner.to_string(), format!("{block:#x}")]),
+        );
         Amount::parse_quantity(result.as_str().expect("a quantity"), "balance").unwrap()
     }
 

@@ -79,6 +79,9 @@ pub enum Command {
     /// License receipts signed by a market, checked offline.
     #[command(subcommand, after_help = RECEIPT_EXIT_CODES)]
     Receipt(ReceiptCommand),
+    /// Dispute evidence of escrowed orders (sealstream.dispute-evidence.v1), checked offline.
+    #[command(subcommand, after_help = DISPUTE_EXIT_CODES)]
+    Dispute(DisputeCommand),
     /// As the buyer: follow a live subscription (docs/subscriptions.md). Reads its feed
     /// (GET /v1/subscriptions/{id}/feed) and, for every chunk granted to it, checks the
     /// envelope (chunk id, signature, the same machine, the link to the chunk before it,
@@ -441,6 +444,36 @@ pub enum FollowFormatArg {
     Raw,
     /// One verified data package a line.
     Jsonl,
+}
+
+const DISPUTE_EXIT_CODES: &str = concat!(
+    "\
+Exit codes:
+  0  the evidence proves a fault of the seller's signed data (kind, chunk and what was found
+     are printed)
+  1  bad input: a file that cannot be read, or not evidence (malformed JSON, a missing or
+     malformed field, named)
+  2  the evidence is well formed but proves no fault (the reason is printed)",
+    usage_exit_line!(),
+);
+
+/// `sealstream dispute`.
+#[derive(Debug, Subcommand)]
+pub enum DisputeCommand {
+    /// Check dispute evidence (sealstream.dispute-evidence.v1, docs/formats.md) without the
+    /// market: the dataset manifest's signatures, the chunk envelope's signature by the
+    /// dataset's machine chain key, the chunk's index in the dataset's range, then the kind's
+    /// fault: ciphertext-hash (the ciphertext's SHA-256 is not the signed encryptedDataHash),
+    /// decrypt-failure (the access entry, opened with the order's X25519 secret the evidence
+    /// carries, does not decrypt the signed ciphertext) or not-in-root (a valid inclusion
+    /// proof of the chunk's index against the signed Merkle root names another chunk). The
+    /// market runs the same check on a dispute, and also checks that the ciphertext and the
+    /// access entry are what it served for the order.
+    #[command(after_help = DISPUTE_EXIT_CODES)]
+    Verify {
+        /// The evidence file (JSON).
+        file: PathBuf,
+    },
 }
 
 const RECEIPT_EXIT_CODES: &str = concat!(
@@ -865,7 +898,7 @@ pub enum MarketRoleCommand {
         session: MarketSession,
         /// The principal (did:peaq:0x…).
         did: String,
-        /// machine, owner, buyer, auditor, compliance or admin.
+        /// machine, owner, buyer, auditor, compliance, arbiter or admin.
         #[arg(value_parser = roles())]
         role: String,
     },
@@ -876,7 +909,7 @@ pub enum MarketRoleCommand {
         session: MarketSession,
         /// The principal (did:peaq:0x…).
         did: String,
-        /// machine, owner, buyer, auditor, compliance or admin.
+        /// machine, owner, buyer, auditor, compliance, arbiter or admin.
         #[arg(value_parser = roles())]
         role: String,
     },
@@ -1113,6 +1146,18 @@ Exit codes:
      on another chain, a server or node that cannot be reached
   2  refused: the node refused the transaction, it reverted or was not mined
      in time, or the server refused the payment (its reason is printed)",
+    usage_exit_line!()
+);
+
+const ORDER_DISPUTE_EXIT_CODES: &str = concat!(
+    "\
+Exit codes:
+  0  the dispute is recorded by the market and mined on chain (the market's verdict on
+     the evidence is printed)
+  1  bad input: flags, the key file, the evidence file, an order not in escrow, a node
+     on another chain, a server or node that cannot be reached
+  2  refused: the market refused the dispute (the window has passed, the order is not
+     held), or the dispute transaction was refused, reverted or not mined in time",
     usage_exit_line!()
 );
 
@@ -1477,6 +1522,50 @@ pub enum MarketOrderCommand {
         #[arg(long, default_value_t = 300, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
         timeout: u64,
     },
+    /// As the buyer: dispute an order paid into escrow, within its dispute window, with
+    /// evidence (sealstream.dispute-evidence.v1; check it first with `sealstream dispute
+    /// verify`). Posts the evidence to the market (which checks it at once, against what
+    /// it served for the order, and prints its verdict), then sends `dispute(orderKey,
+    /// evidenceHash)` to the escrow contract from the key that signs in (the buyer's, the
+    /// only one the contract accepts) and waits until it is mined. Valid evidence of a
+    /// fault is refunded in full by the market's escrow job; other disputes wait for an
+    /// arbiter's split, or lapse to the seller at the arbitration deadline.
+    #[command(after_help = ORDER_DISPUTE_EXIT_CODES)]
+    Dispute {
+        #[command(flatten)]
+        session: MarketSession,
+        /// The order id (ord_…).
+        id: String,
+        /// The evidence file (JSON).
+        #[arg(long, value_name = "FILE")]
+        evidence: PathBuf,
+        /// A JSON-RPC endpoint of the order's chain (http(s)://…).
+        #[arg(long, value_name = "URL")]
+        rpc: String,
+        /// Seconds to wait for the dispute transaction to be mined.
+        #[arg(long, default_value_t = 300, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
+        timeout: u64,
+    },
+    /// Show an escrowed order's escrow (its buyer, seller, an arbiter): state, the end of
+    /// the dispute window (or the arbitration deadline), the evidence's verdict, the split.
+    Escrow {
+        #[command(flatten)]
+        session: MarketSession,
+        /// The order id (ord_…).
+        id: String,
+    },
+    /// As an arbiter (role `arbiter`): decide a disputed escrowed order. --to-buyer base
+    /// units go back to the buyer, the rest to the seller; the market sends the escrow's
+    /// `resolve` with its arbiter key.
+    Resolve {
+        #[command(flatten)]
+        session: MarketSession,
+        /// The order id (ord_…).
+        id: String,
+        /// What goes back to the buyer, in the rail's base units (at most the amount held).
+        #[arg(long, value_name = "BASE_UNITS")]
+        to_buyer: String,
+    },
     /// Fetch the order's signed license receipt (its buyer or seller), to --output
     /// (atomically) or stdout; check it with `sealstream receipt verify`.
     Receipt {
@@ -1557,6 +1646,32 @@ pub struct MarketServeArgs {
     /// endpoint is refused (created, changed or published) and cannot be ordered.
     #[arg(long = "evm-rpc", value_name = "CHAIN_ID=URL", value_parser = parse_evm_rpc)]
     pub evm_rpc: Vec<(u64, String)>,
+    /// The escrow contract (contracts/SealstreamEscrow.sol, deployed with the
+    /// --escrow-arbiter-key-file key's address as its arbiter) on chain CHAIN_ID;
+    /// repeatable. A listing on that chain may then ask for escrow (rail "escrow": true):
+    /// its buyers deposit into the contract, the market's escrow job releases each
+    /// deposit to the seller once its dispute window has passed, and a buyer's dispute
+    /// with valid evidence is refunded. The chain needs an --evm-rpc endpoint.
+    #[arg(long = "escrow", value_name = "CHAIN_ID=ADDRESS", value_parser = parse_escrow)]
+    pub escrow: Vec<(u64, String)>,
+    /// The secp256k1 key file (hex) of the escrow contracts' arbiter: the market signs
+    /// release and resolve calls with it and pays their gas from its address. Must not be
+    /// readable by others (0600); never logged. Required with --escrow.
+    #[arg(long, value_name = "FILE")]
+    pub escrow_arbiter_key_file: Option<PathBuf>,
+    /// Seconds between passes of the escrow job (releases after the window, refunds of
+    /// valid disputes); a posted dispute also wakes it.
+    #[arg(long, default_value_t = 30, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub escrow_sweep: u64,
+    /// Seconds an escrowed invoice order (rail "escrow": true) is held after the seller
+    /// marks it paid: the buyer may dispute meanwhile; then the market records it
+    /// released. No chain: the states are the market's own.
+    #[arg(long, default_value_t = 604_800, value_name = "SECONDS")]
+    pub invoice_dispute_window: u64,
+    /// Seconds an arbiter has to decide a disputed invoice order before the dispute lapses
+    /// to the seller.
+    #[arg(long, default_value_t = 604_800, value_name = "SECONDS")]
+    pub invoice_arbitration_period: u64,
     /// Confirmations a payment needs before an order is paid (1 = mined), on every
     /// chain [default: per chain: 1 on a dev chain (chain id 31337, anvil and hardhat;
     /// 1337, ganache and geth --dev), whose node mines only when asked; 3 elsewhere].
@@ -2348,6 +2463,21 @@ pub enum PackageCommand {
         #[arg(default_value = "-")]
         input: String,
     },
+}
+
+#[cfg(feature = "market")]
+/// `CHAIN_ID=ADDRESS` of `--escrow`.
+fn parse_escrow(text: &str) -> Result<(u64, String), String> {
+    let (id, address) = text
+        .split_once('=')
+        .ok_or_else(|| "expected CHAIN_ID=ADDRESS".to_string())?;
+    let id: u64 = id
+        .trim()
+        .parse()
+        .map_err(|_| format!("chain id {id:?} is not a number"))?;
+    let address = sealstream_core::identity::EvmAddress::parse(address.trim(), "--escrow")
+        .map_err(|_| "the contract must be 0x followed by 40 hex digits".to_string())?;
+    Ok((id, address.to_checksum()))
 }
 
 #[cfg(feature = "market")]

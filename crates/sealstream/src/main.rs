@@ -43,6 +43,7 @@ fn main() -> ExitCode {
         #[cfg(feature = "agent")]
         Command::Follow(args) => cmd::follow::run(args, ui),
         Command::Receipt(c) => cmd::receipt::run(c, ui),
+        Command::Dispute(c) => cmd::dispute::run(c, ui),
         #[cfg(feature = "p2p")]
         Command::P2p(c) => cmd::p2p::run(c, ui),
     };

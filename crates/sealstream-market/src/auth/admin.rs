@@ -38,7 +38,10 @@ fn target(caller: &Principal, path: &RolePath) -> ApiResult<(String, Role)> {
         .map_err(|e| ApiError::bad_request(&e.field, e.constraint))?
         .to_string();
     let role = Role::parse(&path.role).ok_or_else(|| {
-        ApiError::bad_request("role", "one of machine, owner, buyer, auditor, admin")
+        ApiError::bad_request(
+            "role",
+            "one of machine, owner, buyer, auditor, arbiter, admin",
+        )
     })?;
     if role == Role::Machine {
         return Err(ApiError::conflict(

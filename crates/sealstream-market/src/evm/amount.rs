@@ -56,6 +56,22 @@ impl Amount {
         (!carry).then_some(Amount(out))
     }
 
+    /// `self - other`, or `None` below zero.
+    pub fn checked_sub(self, other: Amount) -> Option<Amount> {
+        if other > self {
+            return None;
+        }
+        let mut out = [0u64; 4];
+        let mut borrow = false;
+        for i in (0..4).rev() {
+            let (d, b1) = self.0[i].overflowing_sub(other.0[i]);
+            let (d, b2) = d.overflowing_sub(u64::from(borrow));
+            out[i] = d;
+            borrow = b1 || b2;
+        }
+        Some(Amount(out))
+    }
+
     /// `self + other`, capped at `2^256 - 1`.
     pub fn saturating_add(self, other: Amount) -> Amount {
         self.checked_add(other).unwrap_or(Amount::MAX)
@@ -172,6 +188,18 @@ impl fmt::Debug for Amount {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn subtraction_borrows_across_limbs() {
+        let big = Amount::parse_decimal("18446744073709551616", "a").unwrap(); // 2^64
+        let one = Amount::from(1u64);
+        assert_eq!(
+            big.checked_sub(one).unwrap().to_string(),
+            "18446744073709551615"
+        );
+        assert_eq!(one.checked_sub(big), None);
+        assert_eq!(big.checked_sub(big), Some(Amount::ZERO));
+    }
 
     const MAX_DECIMAL: &str =
         "115792089237316195423570985008687907853269984665640564039457584007913129639935";

@@ -18,6 +18,7 @@
 //!   node could not be asked ([`PaymentError::Rpc`], transient).
 
 mod amount;
+pub mod escrow;
 mod hash;
 mod payment;
 mod rpc;
@@ -26,7 +27,8 @@ mod wire;
 pub use amount::Amount;
 pub use hash::TxHash;
 pub use payment::{
-    ExpectedPayment, PaymentError, PaymentStatus, TransferLog, VerifiedPayment, TRANSFER_TOPIC,
+    EscrowDeposit, ExpectedPayment, PaymentError, PaymentStatus, TransferLog, VerifiedPayment,
+    TRANSFER_TOPIC,
 };
 pub use rpc::{EvmRpc, RpcError, RpcErrorKind, DEFAULT_TIMEOUT};
 /// A 20-byte EVM address: parsed from `0x` + 40 hex digits in any case,

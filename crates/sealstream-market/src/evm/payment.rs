@@ -61,6 +61,20 @@ pub struct ExpectedPayment {
     /// transaction mined in an earlier block is refused
     /// ([`PaymentError::MinedTooEarly`]). `None` accepts any time.
     pub not_before: Option<u64>,
+    /// Paid into this escrow contract instead of straight to the payee:
+    /// the transaction is sent to the contract and its receipt carries the
+    /// contract's `Deposited` event of the order key, with the payer, the
+    /// payee, the token and exactly `min_amount`.
+    pub escrow: Option<EscrowDeposit>,
+}
+
+/// Where an escrowed payment is deposited.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EscrowDeposit {
+    /// The escrow contract.
+    pub contract: Address,
+    /// The order's key ([`super::escrow::order_key`]).
+    pub order_key: [u8; 32],
 }
 
 /// The outcome of a check that found nothing wrong (yet).
@@ -111,6 +125,9 @@ pub struct VerifiedPayment {
     /// The timestamp of its block (Unix seconds), when
     /// [`ExpectedPayment::not_before`] asked for it.
     pub mined_at: Option<u64>,
+    /// For an escrowed payment: the end of its dispute window on chain
+    /// (the `Deposited` event's `releaseAfter`, Unix seconds).
+    pub release_after: Option<u64>,
 }
 
 /// Why a transaction is not the expected payment, or why it could not be
@@ -176,6 +193,11 @@ pub enum PaymentError {
     /// (or only transfers of 0).
     #[error("the transaction transfers nothing")]
     NothingPaid,
+    /// An escrowed payment's deposit is not the order's: no `Deposited`
+    /// event of the order key from the escrow contract, or one with
+    /// another buyer, seller, token or amount (which must be exact).
+    #[error("the escrow deposit is not this order's: {0}")]
+    WrongDeposit(String),
     /// The transaction pays less than required.
     #[error("the transaction pays {paid}, less than the {required} required")]
     Underpaid {
@@ -211,7 +233,9 @@ impl PaymentError {
             PaymentError::WrongPayer { .. } => "payerAddress",
             PaymentError::WrongRecipient { .. } => "payeeAddress",
             PaymentError::WrongToken { .. } => "tokenAddress",
-            PaymentError::NothingPaid | PaymentError::Underpaid { .. } => "amount",
+            PaymentError::NothingPaid
+            | PaymentError::Underpaid { .. }
+            | PaymentError::WrongDeposit(_) => "amount",
         }
     }
 
@@ -346,9 +370,15 @@ impl EvmRpc {
                     .into())
             }
         }
+        let mut release_after = None;
         let amount = match paid {
             Paid::Native(value) => value,
             Paid::Token(token) => token_amount(&receipt, token, expected)?,
+            Paid::Escrow(escrow) => {
+                let deposit = escrow_deposit(&receipt, escrow, expected)?;
+                release_after = Some(deposit.release_after);
+                deposit.amount
+            }
         };
         if amount < expected.min_amount {
             return Err(PaymentError::Underpaid {
@@ -388,6 +418,7 @@ impl EvmRpc {
             token: expected.token,
             confirmations,
             mined_at,
+            release_after,
         }))
     }
 
@@ -411,15 +442,20 @@ impl EvmRpc {
 }
 
 /// What a transaction that passed [`check_transaction`] pays in.
-enum Paid {
+enum Paid<'a> {
     /// The native coin: the transaction's value (at least the minimum).
     Native(Amount),
     /// This token: the amount is in the receipt's logs.
     Token(Address),
+    /// Into this escrow: the deposit is in the receipt's logs.
+    Escrow(&'a EscrowDeposit),
 }
 
 /// The checks on what the transaction itself commits to.
-fn check_transaction(tx: &Transaction, expected: &ExpectedPayment) -> Result<Paid, PaymentError> {
+fn check_transaction<'a>(
+    tx: &Transaction,
+    expected: &'a ExpectedPayment,
+) -> Result<Paid<'a>, PaymentError> {
     if let Some(chain) = tx.chain_id {
         if chain.0 != expected.chain_id {
             return Err(PaymentError::TxOnOtherChain {
@@ -440,6 +476,30 @@ fn check_transaction(tx: &Transaction, expected: &ExpectedPayment) -> Result<Pai
             found: None,
         });
     };
+    if let Some(escrow) = &expected.escrow {
+        if to != escrow.contract {
+            return Err(PaymentError::WrongRecipient {
+                expected: escrow.contract,
+                found: Some(to),
+            });
+        }
+        let value = tx.value.0;
+        match expected.token {
+            None if value != expected.min_amount => {
+                return Err(PaymentError::WrongDeposit(format!(
+                    "the transaction sends {value} wei, not exactly {}",
+                    expected.min_amount
+                )))
+            }
+            Some(_) if !value.is_zero() => {
+                return Err(PaymentError::WrongDeposit(
+                    "a token deposit sends no native coin".to_string(),
+                ))
+            }
+            _ => {}
+        }
+        return Ok(Paid::Escrow(escrow));
+    }
     match expected.token {
         None => {
             if to != expected.pay_to {
@@ -505,6 +565,43 @@ fn check_receipt_matches(
         ))));
     }
     Ok(())
+}
+
+/// The escrow's `Deposited` event of the order in `receipt`, checked
+/// against what the order expects (buyer, seller, token, exact amount).
+fn escrow_deposit(
+    receipt: &Receipt,
+    escrow: &EscrowDeposit,
+    expected: &ExpectedPayment,
+) -> Result<super::escrow::Deposited, PaymentError> {
+    let deposit = receipt
+        .logs
+        .iter()
+        .filter(|log| log.address.0 == escrow.contract)
+        .filter_map(super::escrow::decode_deposited)
+        .find(|d| d.order_key == escrow.order_key)
+        .ok_or_else(|| {
+            PaymentError::WrongDeposit(
+                "no Deposited event of this order from the escrow contract".to_string(),
+            )
+        })?;
+    let wrong = |what: &str| Err(PaymentError::WrongDeposit(what.to_string()));
+    if deposit.buyer != expected.payer {
+        return wrong("deposited by another address than the buyer's");
+    }
+    if deposit.seller != expected.pay_to {
+        return wrong("the deposit pays another seller than the listing's pay-to");
+    }
+    if deposit.token != expected.token {
+        return wrong("the deposit is in another currency than the order's");
+    }
+    if deposit.amount != expected.min_amount {
+        return Err(PaymentError::WrongDeposit(format!(
+            "the deposit holds {}, not exactly the order's {}",
+            deposit.amount, expected.min_amount
+        )));
+    }
+    Ok(deposit)
 }
 
 /// The sum of the token's `Transfer` values to the payee in `receipt`.
@@ -644,6 +741,7 @@ mod tests {
             min_amount: Amount::from(1u64),
             confirmations: 1,
             not_before: None,
+            escrow: None,
         }
     }
 

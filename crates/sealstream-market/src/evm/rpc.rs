@@ -181,6 +181,79 @@ impl EvmRpc {
             .await
     }
 
+    /// The latest block's timestamp (Unix seconds): the chain's clock,
+    /// which the escrow contract's windows are measured by.
+    pub async fn latest_timestamp(&self) -> Result<u64, RpcError> {
+        let block: Option<BlockHeader> = self
+            .call("eth_getBlockByNumber", json!(["latest", false]))
+            .await?;
+        block
+            .map(|b| b.timestamp.0)
+            .ok_or_else(|| self.malformed("eth_getBlockByNumber", "no latest block"))
+    }
+
+    /// `eth_getTransactionCount(address, "pending")`: the next nonce.
+    pub async fn nonce(&self, address: &super::Address) -> Result<u64, RpcError> {
+        let text: String = self
+            .call(
+                "eth_getTransactionCount",
+                json!([address.to_string(), "pending"]),
+            )
+            .await?;
+        parse_u64_quantity(&text).map_err(|r| self.malformed("eth_getTransactionCount", r))
+    }
+
+    /// `eth_gasPrice`, in wei per gas.
+    pub async fn gas_price(&self) -> Result<u64, RpcError> {
+        let text: String = self.call("eth_gasPrice", json!([])).await?;
+        parse_u64_quantity(&text).map_err(|r| self.malformed("eth_gasPrice", r))
+    }
+
+    /// `eth_estimateGas` of a call of `to` with `data` from `from`: an
+    /// error ([`RpcErrorKind::Rpc`]) when it would revert.
+    pub async fn estimate_gas(
+        &self,
+        from: &super::Address,
+        to: &super::Address,
+        data: &[u8],
+    ) -> Result<u64, RpcError> {
+        let text: String = self
+            .call(
+                "eth_estimateGas",
+                json!([{"from": from.to_string(), "to": to.to_string(), "data": to_hex(data)}]),
+            )
+            .await?;
+        parse_u64_quantity(&text).map_err(|r| self.malformed("eth_estimateGas", r))
+    }
+
+    /// `eth_call` of `to` with `data` at the latest block: the returned
+    /// bytes.
+    pub async fn eth_call(&self, to: &super::Address, data: &[u8]) -> Result<Vec<u8>, RpcError> {
+        let text: String = self
+            .call(
+                "eth_call",
+                json!([{"to": to.to_string(), "data": to_hex(data)}, "latest"]),
+            )
+            .await?;
+        text.strip_prefix("0x")
+            .and_then(|h| hex::decode(h).ok())
+            .ok_or_else(|| self.malformed("eth_call", "expected 0x and hex digits"))
+    }
+
+    /// `eth_sendRawTransaction`: the transaction's hash.
+    pub async fn send_raw_transaction(&self, raw: &[u8]) -> Result<TxHash, RpcError> {
+        let text: String = self
+            .call("eth_sendRawTransaction", json!([to_hex(raw)]))
+            .await?;
+        TxHash::parse(&text, "").map_err(|e| self.malformed("eth_sendRawTransaction", e.constraint))
+    }
+
+    /// The status of the receipt of `hash`: `Some(true)` mined with
+    /// success, `Some(false)` reverted, `None` not mined yet.
+    pub async fn receipt_status(&self, hash: &TxHash) -> Result<Option<bool>, RpcError> {
+        Ok(self.receipt(hash).await?.map(|r| r.status.0 == 1))
+    }
+
     pub(crate) fn error(&self, kind: RpcErrorKind) -> RpcError {
         RpcError {
             endpoint: self.inner.endpoint.clone(),

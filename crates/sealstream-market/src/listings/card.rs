@@ -151,6 +151,7 @@ mod tests {
             decimals: 18,
             pay_to: "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed".into(),
             symbol: Some("PEAQ".into()),
+            escrow: false,
         };
         let t = payment_term(&rail, "2500000000000000000");
         assert_eq!(
@@ -162,6 +163,7 @@ mod tests {
             decimals: 2,
             payee: Some("ACME GmbH".into()),
             terms: None,
+            escrow: false,
         };
         let t = payment_term(&invoice, "1999");
         assert_eq!((t.method.as_str(), t.amount.as_str()), ("invoice", "19.99"));

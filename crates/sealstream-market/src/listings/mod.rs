@@ -208,6 +208,17 @@ fn check_rail_verified(
                 verified_chains(state)
             ),
         )),
+        Rail::Evm {
+            chain_id,
+            escrow: true,
+            ..
+        } if state.escrow.contract(*chain_id).is_none() => Err(refuse(
+            "rail.escrow",
+            format!(
+                "this server has no escrow contract on chain {chain_id} (--escrow), so the \
+                 listing cannot be paid into escrow"
+            ),
+        )),
         _ => Ok(()),
     }
 }

@@ -170,6 +170,8 @@ pub(crate) fn instructions(state: &AppState, order: &Order) -> PaymentInstructio
         Rail::Evm { symbol, .. } => (symbol.clone(), true),
         Rail::Invoice { .. } => (None, false),
     };
+    let escrow = payment::escrow_of(state, order).ok().flatten();
+    let escrow = escrow.as_ref();
     let (pay_to, payee) = if on_chain {
         (term.pay_to, None)
     } else {
@@ -189,6 +191,8 @@ pub(crate) fn instructions(state: &AppState, order: &Order) -> PaymentInstructio
         confirmations: on_chain.then(|| confirmations(state, order)),
         currency: (!on_chain).then_some(term.currency),
         payee,
+        escrow: escrow.map(|e| e.contract.to_string()),
+        escrow_order_key: escrow.map(|e| format!("0x{}", hex::encode(e.order_key))),
     }
 }
 
@@ -567,11 +571,21 @@ pub fn routes() -> Router<AppState> {
         )
 }
 
-/// The grant routes; the server gives them the grant body limit
+/// The grant routes and the dispute routes (evidence carries a chunk's
+/// ciphertext); the server gives them the grant body limit
 /// (`grant_limit`) and the upload timeout.
 pub fn grant_routes() -> Router<AppState> {
-    Router::new().route(
-        sealstream_api::routes::ORDER_GRANT,
-        put(grant::upload).get(grant::show),
-    )
+    Router::new()
+        .route(
+            sealstream_api::routes::ORDER_GRANT,
+            put(grant::upload).get(grant::show),
+        )
+        .route(
+            sealstream_api::routes::ORDER_DISPUTE,
+            post(crate::escrow::routes::dispute).get(crate::escrow::routes::show),
+        )
+        .route(
+            sealstream_api::routes::ORDER_DISPUTE_RESOLVE,
+            post(crate::escrow::routes::resolve),
+        )
 }

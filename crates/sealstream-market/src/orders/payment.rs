@@ -36,7 +36,7 @@ use super::watcher::{ask_chain, settle, SettleRules, Settled};
 use super::{links, party_order, sold_order, view, Order, OrderState};
 use crate::auth::{MaybePrincipal, Principal};
 use crate::error::{ApiError, ApiJson, ApiPath, ApiQuery, ApiResult};
-use crate::evm::{Address, Amount, ExpectedPayment, TxHash};
+use crate::evm::{Address, Amount, EscrowDeposit, ExpectedPayment, TxHash};
 use crate::limits::ClientAddr;
 use crate::listings::{audit_details, Rail};
 use crate::server::AppState;
@@ -132,7 +132,33 @@ pub(crate) fn expected(
             .map_err(|_| corrupt("amount"))?,
         confirmations: super::confirmations(state, order),
         not_before: Some(not_before),
+        escrow: escrow_of(state, order)?,
     })
+}
+
+/// Where `order` is paid into escrow, if its rail asks for it: the
+/// market's contract on its chain (a 409 when the market no longer has
+/// one there) under the order's key.
+pub(crate) fn escrow_of(state: &AppState, order: &Order) -> ApiResult<Option<EscrowDeposit>> {
+    match &order.rail {
+        Rail::Evm {
+            chain_id,
+            escrow: true,
+            ..
+        } => {
+            let contract = state.escrow.contract(*chain_id).ok_or_else(|| {
+                ApiError::conflict(
+                    Some("rail"),
+                    format!("this server has no escrow contract on chain {chain_id} any more"),
+                )
+            })?;
+            Ok(Some(EscrowDeposit {
+                contract,
+                order_key: crate::evm::escrow::order_key(&order.id),
+            }))
+        }
+        _ => Ok(None),
+    }
 }
 
 /// The proof's fields checked against the order, before asking the chain.
@@ -251,6 +277,7 @@ pub(crate) async fn record_payment(
     )
     .await?;
     crate::listings::db::count_sale(tx, &order.listing_id).await?;
+    crate::escrow::record_deposit(tx, order, payment, &now).await?;
     let mut paid = order.clone();
     paid.state = OrderState::Paid;
     paid.paid_at = Some(now.clone());
@@ -594,7 +621,13 @@ pub async fn mark_paid(
             format!("order {id} is {}", order.state.as_str()),
         ));
     }
-    let payment = json!({"reference": reference, "markedBy": caller.did});
+    let mut payment = json!({"reference": reference, "markedBy": caller.did});
+    if let Rail::Invoice { escrow: true, .. } = order.rail {
+        // Held by the market until the dispute window passes.
+        let release_after =
+            crate::escrow::unix_now().saturating_add(state.config.invoice_dispute_window.as_secs());
+        payment["escrow"] = json!({ "releaseAfter": release_after });
+    }
     record_payment(
         &state,
         &mut tx,

@@ -151,7 +151,7 @@ pub(crate) async fn settle(
     let chain_id = chain_of(order);
     match verdict {
         Verdict::Paid(v) => {
-            let payment = json!({
+            let mut payment = json!({
                 "txHash": hash_text,
                 "chainId": chain_id,
                 "payer": v.from.to_string(),
@@ -163,6 +163,15 @@ pub(crate) async fn settle(
                 "minedAt": v.mined_at.map(|t| sealstream_core::utc::format_seconds(t as i64)),
                 "confirmations": v.confirmations,
             });
+            if let (Some(release_after), Ok(Some(escrow))) =
+                (v.release_after, super::payment::escrow_of(state, order))
+            {
+                payment["escrow"] = json!({
+                    "contract": escrow.contract.to_string(),
+                    "orderKey": format!("0x{}", hex::encode(escrow.order_key)),
+                    "releaseAfter": release_after,
+                });
+            }
             let mut tx = state.store.begin().await?;
             let current = db::order(&mut tx, &order.id)
                 .await?

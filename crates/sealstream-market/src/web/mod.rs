@@ -661,6 +661,7 @@ mod tests {
             decimals: 2,
             payee: None,
             terms: None,
+            escrow: false,
         };
         assert_eq!(price("490", &invoice), "4.9 EUR (invoice)");
         assert_eq!(period(86_400), "1 day(s)");

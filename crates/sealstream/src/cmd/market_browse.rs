@@ -369,6 +369,7 @@ mod tests {
             decimals: 2,
             payee: None,
             terms: None,
+            escrow: false,
         }
     }
 
@@ -390,6 +391,7 @@ mod tests {
             decimals: 18,
             pay_to: "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed".into(),
             symbol: Some("PEAQ".into()),
+            escrow: false,
         };
         assert_eq!(price_text("1500000000000000000", &evm), "1.5 PEAQ");
         assert_eq!(rail_text(&evm), "evm chain 3338");

@@ -328,6 +328,28 @@ pub fn run(command: MarketOrderCommand, ui: Ui) -> CliResult {
             }
             Ok(())
         }
+        MarketOrderCommand::Dispute {
+            session,
+            id,
+            evidence,
+            rpc,
+            timeout,
+        } => super::market_dispute::dispute(
+            &session,
+            &id,
+            &evidence,
+            &rpc,
+            std::time::Duration::from_secs(timeout),
+            &ui,
+        ),
+        MarketOrderCommand::Escrow { session, id } => {
+            super::market_dispute::show(&session, &id, &ui)
+        }
+        MarketOrderCommand::Resolve {
+            session,
+            id,
+            to_buyer,
+        } => super::market_dispute::resolve(&session, &id, &to_buyer, &ui),
         MarketOrderCommand::Pay {
             session,
             id,
@@ -445,6 +467,8 @@ mod tests {
                 confirmations: None,
                 currency: Some("EUR".into()),
                 payee: None,
+                escrow: None,
+                escrow_order_key: None,
             },
             urls: OrderUrls {
                 payment_proof: "p".into(),

@@ -126,7 +126,7 @@ pub fn run(session: &MarketSession, args: &PayArgs, ui: &Ui) -> CliResult {
         None => {
             let plan = PaymentPlan::of(&order).map_err(pay_error)?;
             ui.say(format!(
-                "Paying order {}: {} {} on chain {} to {}, from {}",
+                "Paying order {}: {} {} on chain {} to {}{}, from {}",
                 plan.order_id,
                 plan.amount_display,
                 plan.symbol.as_deref().unwrap_or(match plan.token {
@@ -135,6 +135,13 @@ pub fn run(session: &MarketSession, args: &PayArgs, ui: &Ui) -> CliResult {
                 }),
                 plan.chain_id,
                 plan.pay_to.to_checksum(),
+                match &plan.escrow {
+                    Some((contract, _)) => format!(
+                        " into escrow {} (held until the dispute window passes)",
+                        contract.to_checksum()
+                    ),
+                    None => String::new(),
+                },
                 plan.payer.to_checksum(),
             ));
             let kind = if args.legacy {

@@ -2,6 +2,11 @@
 //! and `market order receipt-log`: the market's receipt logs
 //! (`sealstream_api::receipts::log`), proven by the server and checked here.
 
+// `market audit prove-total|verify-total|log-head|log-consistency` are
+// server-side commands (feature `market`); an agent-only build keeps just
+// `market order receipt-log`.
+#![cfg_attr(not(feature = "market"), allow(dead_code))]
+
 use std::io::Write;
 use std::path::Path;
 

@@ -51,6 +51,11 @@ pub fn run(args: MarketServeArgs, ui: Ui) -> CliResult {
         metrics_listen,
         audit_sign_interval,
         evm_rpc,
+        escrow,
+        escrow_arbiter_key_file,
+        escrow_sweep,
+        invoice_dispute_window,
+        invoice_arbitration_period,
         confirmations,
         payment_poll,
         subscription_sweep,
@@ -127,6 +132,11 @@ pub fn run(args: MarketServeArgs, ui: Ui) -> CliResult {
         max_feeds_per_principal: usize::try_from(limits.max_feeds_per_principal)
             .unwrap_or(usize::MAX),
         feed_keep_alive: seconds(limits.feed_keep_alive),
+        escrow_contracts: escrow.into_iter().collect(),
+        escrow_arbiter_key_file,
+        escrow_sweep: seconds(escrow_sweep),
+        invoice_dispute_window: seconds(invoice_dispute_window),
+        invoice_arbitration_period: seconds(invoice_arbitration_period),
         ..Config::default()
     };
     serve(config, log_format, ui)

@@ -6,6 +6,7 @@ pub mod agent;
 pub mod agent_init;
 pub mod consume;
 pub mod dataset;
+pub mod dispute;
 #[cfg(feature = "agent")]
 pub mod follow;
 pub mod grant;
@@ -20,6 +21,8 @@ pub mod market_audit;
 pub mod market_browse;
 #[cfg(feature = "agent")]
 pub mod market_disclosures;
+#[cfg(feature = "agent")]
+pub mod market_dispute;
 #[cfg(feature = "agent")]
 pub mod market_orders;
 #[cfg(feature = "agent")]

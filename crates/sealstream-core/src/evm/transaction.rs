@@ -2,8 +2,8 @@
 //! ERC-20 `transfer(to, amount)` call; signed with a secp256k1 key as an
 //! EIP-155 legacy transaction or an EIP-1559 (type 2) one.
 
-use sealstream_core::identity::{sign_digest, EvmAddress};
-use sealstream_core::keys::MachineSigningKey;
+use crate::identity::{sign_digest, EvmAddress};
+use crate::keys::MachineSigningKey;
 use sha3::{Digest, Keccak256};
 
 use super::rlp::List;
