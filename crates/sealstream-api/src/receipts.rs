@@ -22,6 +22,7 @@ use sealstream_core::keys::{is_blank, ReceiptPublicKey, ReceiptSigningKey};
 use sealstream_core::ValidationError;
 
 mod cutoff;
+pub mod pdf;
 mod v2;
 
 pub use cutoff::{
