@@ -297,7 +297,7 @@ impl Page<'_> {
             .with_version(PdfVersion::Pdf17)
             .with_archival_validator(Archival::A3_U)
             .finish()
-            .ok_or_else(|| ReceiptPdfError::Pdf("PDF/A-3u needs PDF 1.7".into()))?;
+            .map_err(|e| ReceiptPdfError::Pdf(format!("configuration: {e:?}")))?;
         let mut document = Document::new_with(SerializeSettings {
             configuration,
             ..Default::default()
