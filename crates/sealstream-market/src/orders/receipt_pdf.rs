@@ -109,6 +109,15 @@ enum Glyphs {
     Ascii,
 }
 
+/// One line of text placed on a page.
+struct Line {
+    x: f32,
+    /// The baseline, from the top of the page.
+    y: f32,
+    size: f32,
+    text: String,
+}
+
 struct Page<'a> {
     receipt: &'a LicenseReceipt,
     schema: &'static str,
@@ -291,6 +300,51 @@ impl Page<'_> {
         ]
     }
 
+    /// The lines of text on each page: the title, a row per fact (values
+    /// wrapped to their column), the note on what is signed; a new page
+    /// when one is full (a long license or title).
+    fn layout(&self, metrics: &Metrics<'_>) -> Vec<Vec<Line>> {
+        let mut pages = vec![Vec::new()];
+        let mut y = MARGIN + TITLE_SIZE;
+        let put = |pages: &mut Vec<Vec<Line>>, y: &mut f32, x: f32, size: f32, text: String| {
+            if *y > PAGE_HEIGHT - MARGIN {
+                pages.push(Vec::new());
+                *y = MARGIN + TEXT_SIZE;
+            }
+            if let Some(page) = pages.last_mut() {
+                page.push(Line { x, y: *y, size, text });
+            }
+        };
+        put(&mut pages, &mut y, MARGIN, TITLE_SIZE, "License receipt".into());
+        y += LINE * 2.0;
+        let value_width = PAGE_WIDTH - MARGIN - VALUE_X;
+        for (label, value) in self.rows() {
+            let text = metrics.drawable(&value);
+            for (i, line) in metrics.wrap(&text, TEXT_SIZE, value_width).into_iter().enumerate() {
+                if i == 0 {
+                    // The label on the value's first line's page.
+                    put(&mut pages, &mut y, MARGIN, TEXT_SIZE, label.into());
+                }
+                put(&mut pages, &mut y, VALUE_X, TEXT_SIZE, line);
+                y += LINE;
+            }
+            y += LINE * 0.35;
+        }
+        y += LINE;
+        let note = format!(
+            "The signed receipt ({}) is attached to this PDF as {RECEIPT_PDF_ATTACHMENT}. Only the \
+             attachment is signed: this page is a rendering of it. Verify it with: \
+             sealstream receipt verify FILE.pdf --server-key KEY (KEY: the market's receipt key, \
+             GET /v1/receipts/key).",
+            self.schema
+        );
+        for line in metrics.wrap(&note, TEXT_SIZE, PAGE_WIDTH - 2.0 * MARGIN) {
+            put(&mut pages, &mut y, MARGIN, TEXT_SIZE, line);
+            y += LINE;
+        }
+        pages
+    }
+
     fn write(&self, json: &[u8], glyphs: Glyphs) -> Result<Vec<u8>, ReceiptPdfError> {
         let r = self.receipt;
         let configuration = ConfigurationBuilder::new()
@@ -313,49 +367,25 @@ impl Page<'_> {
                 .creation_date(when)
                 .document_id(format!("sealstream-receipt:{}", r.order_id)),
         );
-        let font = font().clone();
-        let mut page = document.start_page_with(
-            PageSettings::from_wh(PAGE_WIDTH, PAGE_HEIGHT)
-                .ok_or_else(|| ReceiptPdfError::Pdf("page size".into()))?,
-        );
-        let mut surface = page.surface();
-        let mut y = MARGIN + TITLE_SIZE;
-        let mut draw = |y: f32, x: f32, size: f32, text: &str| {
-            surface.draw_text(
-                Point::from_xy(x, y),
-                font.clone(),
-                size,
-                text,
-                false,
-                TextDirection::LeftToRight,
+        for lines in self.layout(&metrics) {
+            let mut page = document.start_page_with(
+                PageSettings::from_wh(PAGE_WIDTH, PAGE_HEIGHT)
+                    .ok_or_else(|| ReceiptPdfError::Pdf("page size".into()))?,
             );
-        };
-        draw(y, MARGIN, TITLE_SIZE, "License receipt");
-        y += LINE * 2.0;
-        let value_width = PAGE_WIDTH - MARGIN - VALUE_X;
-        for (label, value) in self.rows() {
-            draw(y, MARGIN, TEXT_SIZE, label);
-            let text = metrics.drawable(&value);
-            for line in metrics.wrap(&text, TEXT_SIZE, value_width) {
-                draw(y, VALUE_X, TEXT_SIZE, &line);
-                y += LINE;
+            let mut surface = page.surface();
+            for line in lines {
+                surface.draw_text(
+                    Point::from_xy(line.x, line.y),
+                    font().clone(),
+                    line.size,
+                    &line.text,
+                    false,
+                    TextDirection::LeftToRight,
+                );
             }
-            y += LINE * 0.35;
+            surface.finish();
+            page.finish();
         }
-        y += LINE;
-        let note = format!(
-            "The signed receipt ({}) is attached to this PDF as {RECEIPT_PDF_ATTACHMENT}. Only the \
-             attachment is signed: this page is a rendering of it. Verify it with: \
-             sealstream receipt verify FILE.pdf --server-key KEY (KEY: the market's receipt key, \
-             GET /v1/receipts/key).",
-            self.schema
-        );
-        for line in metrics.wrap(&note, TEXT_SIZE, PAGE_WIDTH - 2.0 * MARGIN) {
-            draw(y, MARGIN, TEXT_SIZE, &line);
-            y += LINE;
-        }
-        surface.finish();
-        page.finish();
         document
             .embed_file(EmbeddedFile {
                 path: RECEIPT_PDF_ATTACHMENT.into(),
@@ -405,6 +435,80 @@ mod tests {
         for line in &lines {
             assert!(m.width(line, TEXT_SIZE) <= 200.0, "{line}");
         }
+    }
+
+    fn receipt(title: &str, license: Value) -> Vec<u8> {
+        use sealstream_api::receipts::ReceiptPayment;
+        let r = LicenseReceipt {
+            order_id: "ord_1".into(),
+            listing_id: "ls_1".into(),
+            listing_title: title.into(),
+            dataset_id: "ds_1".into(),
+            dataset_root: format!("0x{}", "5a".repeat(32)),
+            machine_did: "did:peaq:0x3d9141C95c9384e002528cf6AeE3b33a4C816DE1".into(),
+            topic: "/sensor/imu".into(),
+            first_index: 10,
+            chunk_count: 1,
+            seller_did: "did:peaq:0x9C5e5e3F2d1a0B8c7D6e5F4a3B2c1D0e9F8a7B6c".into(),
+            buyer_did: "did:peaq:0x000000000000000000000000000000000000b0b0".into(),
+            buyer_id: "buyer-7".into(),
+            buyer_public_key_hex: "ad".repeat(32),
+            amount: "120000".into(),
+            decimals: 2,
+            rail: sealstream_core::json::parse(
+                br#"{"kind":"invoice","currency":"EUR","decimals":2}"#,
+            )
+            .unwrap(),
+            payment: ReceiptPayment::Invoice {
+                invoice_reference: "INV-2026-0042".into(),
+                marked_by: "did:peaq:0x9C5e5e3F2d1a0B8c7D6e5F4a3B2c1D0e9F8a7B6c".into(),
+            },
+            license,
+            ordered_at: "2026-01-02T03:04:05Z".into(),
+            paid_at: "2026-01-03T03:04:05Z".into(),
+            issued_at: "2026-01-03T03:04:06Z".into(),
+        };
+        let key = sealstream_core::keys::ReceiptSigningKey::from_bytes(&[7; 32]);
+        r.sign(&key).unwrap().to_json_pretty().into_bytes()
+    }
+
+    fn pages(pdf: &[u8]) -> usize {
+        pdf.windows(11).filter(|w| w == b"/Type/Page/").count()
+    }
+
+    #[test]
+    fn any_title_renders_and_the_same_receipt_gives_the_same_bytes() {
+        // CJK, emoji, right-to-left, combining marks, controls, joiners.
+        for title in [
+            "IMU, test track",
+            "激光雷达 scans",
+            "robot 🤖 data",
+            "שלום مرحبا mixed",
+            "e\u{301}\u{301}\u{301} a\u{200D}b \u{FE0F}\u{202E}x\t\u{7}",
+        ] {
+            let json = receipt(title, "CC BY-NC 4.0".into());
+            let pdf = render(&json).unwrap_or_else(|e| panic!("{title}: {e}"));
+            assert_eq!(render(&json).unwrap(), pdf, "{title}");
+            assert!(pdf.starts_with(b"%PDF-1.7"));
+            assert_eq!(
+                sealstream_api::receipts::pdf::extract_receipt(&pdf).unwrap(),
+                json
+            );
+            assert_eq!(pages(&pdf), 1, "{title}");
+        }
+    }
+
+    #[test]
+    fn a_long_license_continues_on_another_page() {
+        let long = "Use for research only. ".repeat(400);
+        let pdf = render(&receipt("IMU", long.as_str().into())).unwrap();
+        assert!(pages(&pdf) >= 2, "{}", pages(&pdf));
+    }
+
+    #[test]
+    fn only_whole_receipts_are_rendered() {
+        assert!(matches!(render(b"{}"), Err(ReceiptPdfError::NotAReceipt(_))));
+        assert!(matches!(render(b"%PDF-1.7"), Err(ReceiptPdfError::NotAReceipt(_))));
     }
 
     #[test]
