@@ -511,6 +511,24 @@ mod tests {
         assert!(matches!(render(b"%PDF-1.7"), Err(ReceiptPdfError::NotAReceipt(_))));
     }
 
+    /// docs/examples/receipt.pdf is the rendering of docs/examples/receipt.json
+    /// (the same bytes on every machine: a krilla or font upgrade shows here).
+    #[test]
+    fn the_documented_example_is_rendered_byte_for_byte() {
+        let json = include_bytes!("../../../../docs/examples/receipt.json");
+        let pdf = render(json).unwrap();
+        let example = include_bytes!("../../../../docs/examples/receipt.pdf");
+        if pdf != example {
+            let new = std::env::temp_dir().join("receipt.pdf.new");
+            std::fs::write(&new, &pdf).unwrap();
+            panic!(
+                "docs/examples/receipt.pdf differs from the rendering of receipt.json; if that \
+                 is intended (a krilla or font upgrade): cp {} docs/examples/receipt.pdf",
+                new.display()
+            );
+        }
+    }
+
     #[test]
     fn the_date_is_the_receipts() {
         let d = date("2026-01-03T03:04:06Z");
