@@ -62,7 +62,12 @@ fn receipt_pdf_end_to_end(db: Db) {
     let server = TestServer::start(db);
     let sale = sale(&server, 3, "125000", invoice_rail());
     let listing = format!("/v1/listings/{}", sale.listing_id);
-    let (status, body) = server.send("PATCH", &listing, Some(&sale.owner), &json!({"title": TITLE}));
+    let (status, body) = server.send(
+        "PATCH",
+        &listing,
+        Some(&sale.owner),
+        &json!({"title": TITLE}),
+    );
     assert_eq!(status, 200, "{body}");
     let alice = buyer(&server);
     let mallory = buyer(&server);
@@ -72,7 +77,9 @@ fn receipt_pdf_end_to_end(db: Db) {
         .to_string();
     let base = format!("/v1/orders/{id}/receipt");
     assert_eq!(
-        server.get(&format!("{base}?format=pdf"), Some(&alice.token)).0,
+        server
+            .get(&format!("{base}?format=pdf"), Some(&alice.token))
+            .0,
         404,
         "no receipt before it is paid"
     );
@@ -85,7 +92,8 @@ fn receipt_pdf_end_to_end(db: Db) {
     assert_eq!(receipt.receipt.listing_title, TITLE);
     let root = receipt.receipt.dataset_root.clone();
 
-    let answer = http::send(server.request("GET", &format!("{base}?format=pdf"), Some(&alice.token))).ok();
+    let answer =
+        http::send(server.request("GET", &format!("{base}?format=pdf"), Some(&alice.token))).ok();
     assert_eq!(answer.content_type(), "application/pdf");
     assert_eq!(
         answer.header("content-disposition"),
@@ -102,12 +110,18 @@ fn receipt_pdf_end_to_end(db: Db) {
         b"/Subtype/application#2Fjson",
         b"/AF[",
     ] {
-        assert!(contains(&pdf, marker), "{}", String::from_utf8_lossy(marker));
+        assert!(
+            contains(&pdf, marker),
+            "{}",
+            String::from_utf8_lossy(marker)
+        );
     }
     // The same receipt, the same bytes: again, and for the seller.
-    let again = http::send(server.request("GET", &format!("{base}?format=pdf"), Some(&alice.token))).ok();
+    let again =
+        http::send(server.request("GET", &format!("{base}?format=pdf"), Some(&alice.token))).ok();
     assert_eq!(again.body, pdf, "a second rendering differs");
-    let sellers = http::send(server.request("GET", &format!("{base}?format=pdf"), Some(&sale.owner))).ok();
+    let sellers =
+        http::send(server.request("GET", &format!("{base}?format=pdf"), Some(&sale.owner))).ok();
     assert_eq!(sellers.body, pdf, "the seller's copy differs");
     // The attachment is the signed receipt exactly as served.
     assert_eq!(extract_receipt(&pdf).unwrap(), json_text);
@@ -116,7 +130,8 @@ fn receipt_pdf_end_to_end(db: Db) {
 
     // What a person sees: the facts, the root wrapped but whole, the
     // CJK characters as `?`.
-    let text = String::from_utf8(tool("pdftotext", &["-layout", "receipt.pdf", "-"], t).stdout).unwrap();
+    let text =
+        String::from_utf8(tool("pdftotext", &["-layout", "receipt.pdf", "-"], t).stdout).unwrap();
     let squeezed: String = text.split_whitespace().collect();
     assert!(text.contains("License receipt"), "{text}");
     assert!(text.contains(&id), "{text}");
@@ -125,31 +140,58 @@ fn receipt_pdf_end_to_end(db: Db) {
     assert!(squeezed.contains(&root), "{root} not in {text}");
     assert!(text.contains("???? Lidar scans, warehouse 3"), "{text}");
     assert!(!text.contains("激光"), "{text}");
-    assert!(text.contains("sealstream receipt verify FILE.pdf"), "{text}");
+    assert!(
+        text.contains("sealstream receipt verify FILE.pdf"),
+        "{text}"
+    );
     // It renders.
-    tool("pdftoppm", &["-r", "50", "-png", "-singlefile", "receipt.pdf", "page"], t);
+    tool(
+        "pdftoppm",
+        &["-r", "50", "-png", "-singlefile", "receipt.pdf", "page"],
+        t,
+    );
     let png = std::fs::read(t.join("page.png")).unwrap();
-    assert!(png.len() > 1000 && png.starts_with(b"\x89PNG"), "{}", png.len());
+    assert!(
+        png.len() > 1000 && png.starts_with(b"\x89PNG"),
+        "{}",
+        png.len()
+    );
     // poppler finds the one attachment, and it is the receipt.
     let listed = String::from_utf8(tool("pdfdetach", &["-list", "receipt.pdf"], t).stdout).unwrap();
-    assert!(listed.contains("1 embedded files") && listed.contains("1: receipt.json"), "{listed}");
-    tool("pdfdetach", &["-save", "1", "-o", "detached.json", "receipt.pdf"], t);
+    assert!(
+        listed.contains("1 embedded files") && listed.contains("1: receipt.json"),
+        "{listed}"
+    );
+    tool(
+        "pdfdetach",
+        &["-save", "1", "-o", "detached.json", "receipt.pdf"],
+        t,
+    );
     assert_eq!(std::fs::read(t.join("detached.json")).unwrap(), json_text);
     let detached = SignedReceipt::parse(&std::fs::read(t.join("detached.json")).unwrap()).unwrap();
-    assert_eq!(detached.receipt.listing_title, TITLE, "the JSON keeps the title");
+    assert_eq!(
+        detached.receipt.listing_title, TITLE,
+        "the JSON keeps the title"
+    );
 
     // `sealstream receipt verify` accepts the PDF, pinned to the server key.
     let (_, key) = server.get("/v1/receipts/key", None);
     let key = key["publicKeyHex"].as_str().unwrap().to_string();
     let out = run_ok(verify(&file, &key), "receipt verify receipt.pdf");
     let said = String::from_utf8_lossy(&out.stderr);
-    assert!(said.contains("receipt valid") && said.contains(&id), "{said}");
+    assert!(
+        said.contains("receipt valid") && said.contains(&id),
+        "{said}"
+    );
     // One digit of the embedded amount changed: the integrity code.
     let tampered = replace_once(&pdf, b"\"amount\": \"125000\"", b"\"amount\": \"925000\"");
     let tampered_file = t.join("tampered.pdf");
     std::fs::write(&tampered_file, &tampered).unwrap();
     let said = run_fails(verify(&tampered_file, &key), 2);
-    assert!(said.contains("receipt.pdf#receipt.json") || said.contains("tampered.pdf#receipt.json"), "{said}");
+    assert!(
+        said.contains("receipt.pdf#receipt.json") || said.contains("tampered.pdf#receipt.json"),
+        "{said}"
+    );
     assert!(said.contains("signature"), "{said}");
     // A PDF without the attachment is bad input.
     let plain = replace_once(&pdf, b"/EmbeddedFiles", b"/EmbeddedFileX");
@@ -163,21 +205,41 @@ fn receipt_pdf_end_to_end(db: Db) {
     if Command::new("qpdf").arg("--version").output().is_ok() {
         tool(
             "qpdf",
-            &["--object-streams=generate", "--compress-streams=y", "--stream-data=compress",
-              "receipt.pdf", "rewritten.pdf"],
+            &[
+                "--object-streams=generate",
+                "--compress-streams=y",
+                "--stream-data=compress",
+                "receipt.pdf",
+                "rewritten.pdf",
+            ],
             t,
         );
         let rewritten = std::fs::read(t.join("rewritten.pdf")).unwrap();
-        assert!(!contains(&rewritten, b"\"orderId\""), "the JSON is still plain");
+        assert!(
+            !contains(&rewritten, b"\"orderId\""),
+            "the JSON is still plain"
+        );
         assert_eq!(extract_receipt(&rewritten).unwrap(), json_text);
-        run_ok(verify(&t.join("rewritten.pdf"), &key), "receipt verify rewritten.pdf");
+        run_ok(
+            verify(&t.join("rewritten.pdf"), &key),
+            "receipt verify rewritten.pdf",
+        );
     } else {
         eprintln!("NOTE: qpdf is not installed (scripts/setup-test-peers installs it): the rewritten-PDF check was skipped");
     }
 
     // version=2 attaches the v2 receipt, which verifies the same way.
-    let v2_pdf = http::send(server.request("GET", &format!("{base}?format=pdf&version=2"), Some(&alice.token))).ok().body;
-    let v2_json = http::send(server.request("GET", &format!("{base}?version=2"), Some(&alice.token))).ok().body;
+    let v2_pdf = http::send(server.request(
+        "GET",
+        &format!("{base}?format=pdf&version=2"),
+        Some(&alice.token),
+    ))
+    .ok()
+    .body;
+    let v2_json =
+        http::send(server.request("GET", &format!("{base}?version=2"), Some(&alice.token)))
+            .ok()
+            .body;
     assert_eq!(extract_receipt(&v2_pdf).unwrap(), v2_json);
     ReceiptV2::parse(&v2_json).unwrap();
     let v2_file = t.join("receipt-v2.pdf");
@@ -186,8 +248,17 @@ fn receipt_pdf_end_to_end(db: Db) {
 
     // Refused: another format, someone else's order.
     let (status, body) = server.get(&format!("{base}?format=xml"), Some(&alice.token));
-    assert_eq!((status, body["error"]["field"].clone()), (400, json!("format")), "{body}");
-    assert_eq!(server.get(&format!("{base}?format=pdf"), Some(&mallory.token)).0, 404);
+    assert_eq!(
+        (status, body["error"]["field"].clone()),
+        (400, json!("format")),
+        "{body}"
+    );
+    assert_eq!(
+        server
+            .get(&format!("{base}?format=pdf"), Some(&mallory.token))
+            .0,
+        404
+    );
 
     // The buyer's portal page links the PDF, which downloads the same bytes.
     let cookie = web_session(&server, &alice.token);
@@ -197,7 +268,12 @@ fn receipt_pdf_end_to_end(db: Db) {
             .header("Cookie", &cookie),
     );
     assert_eq!(page.status, 200);
-    assert!(page.text().contains(&format!("href=\"/portal/orders/{id}/receipt.pdf\"")), "{}", page.text());
+    assert!(
+        page.text()
+            .contains(&format!("href=\"/portal/orders/{id}/receipt.pdf\"")),
+        "{}",
+        page.text()
+    );
     let download = http::send(
         client_without_redirects()
             .get(format!("{}/portal/orders/{id}/receipt.pdf", server.base))

@@ -416,8 +416,18 @@ fn the_documented_pdf_receipt_verifies_and_a_changed_one_fails() {
             2,
             "receipt.pdf#receipt.json: signature.value: the signature does not verify",
         ),
-        (b"/AF[", b"/XF[", 2, "not listed in the document's associated files"),
-        (b"/EmbeddedFiles", b"/EmbeddedFileX", 1, "no receipt.json attachment"),
+        (
+            b"/AF[",
+            b"/XF[",
+            2,
+            "not listed in the document's associated files",
+        ),
+        (
+            b"/EmbeddedFiles",
+            b"/EmbeddedFileX",
+            1,
+            "no receipt.json attachment",
+        ),
     ];
     for (from, to, want, says) in cases {
         let file = dir.path().join("receipt.pdf");

@@ -132,7 +132,9 @@ fn is_receipt(key: Option<&str>, spec: &Dict<'_>) -> bool {
 /// `/AF`), which must be both attached and listed in the catalog's `/AF`.
 pub fn extract_receipt(bytes: &[u8]) -> Result<Vec<u8>, PdfReceiptError> {
     if !is_pdf(bytes) {
-        return Err(PdfReceiptError::NotPdf("it does not start with %PDF-".into()));
+        return Err(PdfReceiptError::NotPdf(
+            "it does not start with %PDF-".into(),
+        ));
     }
     if bytes.len() > MAX_RECEIPT_PDF_BYTES {
         return Err(PdfReceiptError::NotPdf(format!(

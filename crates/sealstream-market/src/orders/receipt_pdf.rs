@@ -312,15 +312,30 @@ impl Page<'_> {
                 *y = MARGIN + TEXT_SIZE;
             }
             if let Some(page) = pages.last_mut() {
-                page.push(Line { x, y: *y, size, text });
+                page.push(Line {
+                    x,
+                    y: *y,
+                    size,
+                    text,
+                });
             }
         };
-        put(&mut pages, &mut y, MARGIN, TITLE_SIZE, "License receipt".into());
+        put(
+            &mut pages,
+            &mut y,
+            MARGIN,
+            TITLE_SIZE,
+            "License receipt".into(),
+        );
         y += LINE * 2.0;
         let value_width = PAGE_WIDTH - MARGIN - VALUE_X;
         for (label, value) in self.rows() {
             let text = metrics.drawable(&value);
-            for (i, line) in metrics.wrap(&text, TEXT_SIZE, value_width).into_iter().enumerate() {
+            for (i, line) in metrics
+                .wrap(&text, TEXT_SIZE, value_width)
+                .into_iter()
+                .enumerate()
+            {
                 if i == 0 {
                     // The label on the value's first line's page.
                     put(&mut pages, &mut y, MARGIN, TEXT_SIZE, label.into());
@@ -507,8 +522,14 @@ mod tests {
 
     #[test]
     fn only_whole_receipts_are_rendered() {
-        assert!(matches!(render(b"{}"), Err(ReceiptPdfError::NotAReceipt(_))));
-        assert!(matches!(render(b"%PDF-1.7"), Err(ReceiptPdfError::NotAReceipt(_))));
+        assert!(matches!(
+            render(b"{}"),
+            Err(ReceiptPdfError::NotAReceipt(_))
+        ));
+        assert!(matches!(
+            render(b"%PDF-1.7"),
+            Err(ReceiptPdfError::NotAReceipt(_))
+        ));
     }
 
     /// docs/examples/receipt.pdf is the rendering of docs/examples/receipt.json
@@ -532,6 +553,19 @@ mod tests {
     #[test]
     fn the_date_is_the_receipts() {
         let d = date("2026-01-03T03:04:06Z");
-        assert_eq!(format!("{d:?}"), format!("{:?}", DateTime::new(2026).month(1).day(3).hour(3).minute(4).second(6).utc_offset_hour(0).utc_offset_minute(0)));
+        assert_eq!(
+            format!("{d:?}"),
+            format!(
+                "{:?}",
+                DateTime::new(2026)
+                    .month(1)
+                    .day(3)
+                    .hour(3)
+                    .minute(4)
+                    .second(6)
+                    .utc_offset_hour(0)
+                    .utc_offset_minute(0)
+            )
+        );
     }
 }
