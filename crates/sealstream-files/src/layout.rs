@@ -365,3 +365,26 @@ pub fn read_ciphertext(data_dir: &Path, index: u64) -> Result<Option<Vec<u8>>, F
         Err(e) => Err(FileError::new(path, e)),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[cfg(unix)]
+    #[test]
+    fn private_writes_are_0600_and_replace_the_file() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("receipt.pdf");
+        write_atomic(&path, b"old").unwrap();
+        write_atomic_private(&path, b"new").unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"new");
+        let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        assert_eq!(
+            fs::read_dir(dir.path()).unwrap().count(),
+            1,
+            "no temporary file left"
+        );
+    }
+}
