@@ -8,15 +8,18 @@ use serde::{Deserialize, Serialize};
 
 wire_enum! {
     /// What a principal may do.
-    pub enum Role refuse "one of machine, owner, buyer, auditor, admin" {
+    pub enum Role refuse "one of machine, owner, buyer, auditor, compliance, admin" {
         /// Uploads its own chunks (a DID registered in `machines`).
         Machine = "machine",
         /// Registers machines and sells their data: datasets, listings.
         Owner = "owner",
         /// Browses and buys.
         Buyer = "buyer",
-        /// Reads the audit log.
+        /// Reads the audit log; files disclosure requests.
         Auditor = "auditor",
+        /// Approves (or rejects) auditors' disclosure requests: two distinct
+        /// approvers, neither the requester, make one take effect.
+        Compliance = "compliance",
         /// Grants roles; reads everything.
         Admin = "admin",
     }

@@ -175,6 +175,10 @@ pub struct CreateListing {
     /// Delivery options among `api`, `object-store`, `p2p` (default `["api"]`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delivery: Option<Vec<String>>,
+    /// The compliance preset buyers must meet (dataset listings): allowed
+    /// jurisdictions, data classes, retention notice, attestation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compliance: Option<crate::compliance::CompliancePreset>,
 }
 
 /// `PATCH /v1/listings/{id}`: only the fields given change; `null` clears
@@ -229,6 +233,13 @@ pub struct PatchListing {
     /// New delivery options.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub delivery: Option<Vec<String>>,
+    /// New compliance preset; `null` removes it.
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub compliance: Option<Option<crate::compliance::CompliancePreset>>,
 }
 
 /// A field that is present (possibly `null`) is `Some(…)`; an absent one
@@ -255,6 +266,7 @@ impl PatchListing {
             (self.price.is_some(), "price"),
             (self.rail.is_some(), "rail"),
             (self.delivery.is_some(), "delivery"),
+            (self.compliance.is_some(), "compliance"),
         ];
         flags
             .into_iter()
@@ -340,6 +352,12 @@ pub struct ListingView {
     pub rail: Rail,
     /// Delivery options.
     pub delivery: Vec<String>,
+    /// The compliance preset buyers must meet, with its hash.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compliance: Option<crate::compliance::CompliancePreset>,
+    /// `0x` + SHA-256 of the preset (what a receipt records).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compliance_hash: Option<String>,
     /// `draft`, `published` or `withdrawn`.
     #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub state: ListingState,

@@ -55,6 +55,17 @@ pub struct CreateOrder {
     /// The recipient id of the access entries (default: the buyer's DID).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub buyer_id: Option<String>,
+    /// Where the buyer is (ISO 3166-1 alpha-2): required by a listing with
+    /// a compliance preset, which must allow it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jurisdiction: Option<String>,
+    /// What the data is for (1 to 500 characters): required by a listing
+    /// with a compliance preset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub purpose: Option<String>,
+    /// `true` accepts the preset's attestation (required when it has one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accept_attestation: Option<bool>,
 }
 
 /// Where to go next with an order.
@@ -120,6 +131,10 @@ pub struct OrderView {
     /// then has no dataset, grant or release package).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subscription_id: Option<String>,
+    /// The compliance preset the buyer accepted and the buyer's statement,
+    /// when the listing has a preset (recorded in the receipt).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compliance: Option<crate::compliance::Accepted>,
 }
 
 /// `GET /v1/orders` query, and `GET /v1/subscriptions`'s

@@ -22,6 +22,7 @@ use sealstream_core::keys::{is_blank, ReceiptPublicKey, ReceiptSigningKey};
 use sealstream_core::ValidationError;
 
 mod cutoff;
+pub mod log;
 pub mod pdf;
 mod v2;
 
@@ -122,6 +123,10 @@ pub struct LicenseReceipt {
     pub paid_at: String,
     /// When this receipt was issued, `YYYY-MM-DDTHH:MM:SSZ`.
     pub issued_at: String,
+    /// The compliance preset the buyer accepted, with its hash and the
+    /// buyer's statement, when the listing had one (absent otherwise: a
+    /// receipt without it reads and signs exactly as before).
+    pub compliance: Option<crate::compliance::Accepted>,
 }
 
 /// A receipt with the market's signature over its signed bytes.
@@ -162,6 +167,13 @@ pub enum ReceiptError {
         /// The field's name as disclosed.
         field: String,
     },
+    /// A receipt-log proof does not prove what it claims (`log` module):
+    /// what fails, with the field.
+    #[error("{what}")]
+    ProofMismatch {
+        /// The field and why it fails.
+        what: String,
+    },
 }
 
 impl ReceiptError {
@@ -173,11 +185,24 @@ impl ReceiptError {
             ReceiptError::BadSignature
                 | ReceiptError::WrongKey { .. }
                 | ReceiptError::NotSigned { .. }
+                | ReceiptError::ProofMismatch { .. }
         )
     }
 }
 
-const RECEIPT_FIELDS: [&str; 21] = [
+/// The names of a receipt's fields (the 21 every receipt has, and the
+/// optional `compliance`), in document order.
+pub fn field_names() -> &'static [&'static str] {
+    &ALL_FIELDS
+}
+
+/// The 21 fields every receipt has (all but the optional compliance
+/// record), in document order.
+const RECEIPT_FIELDS: &[&str] = ALL_FIELDS.split_at(21).0;
+/// The optional 22nd field: the compliance preset accepted.
+const COMPLIANCE_FIELD: &str = "compliance";
+/// Every field a receipt may have, in document order.
+const ALL_FIELDS: [&str; 22] = [
     "orderId",
     "listingId",
     "listingTitle",
@@ -199,6 +224,7 @@ const RECEIPT_FIELDS: [&str; 21] = [
     "orderedAt",
     "paidAt",
     "issuedAt",
+    COMPLIANCE_FIELD,
 ];
 const EVM_PAYMENT_FIELDS: [&str; 4] = ["txHash", "chainId", "payer", "blockNumber"];
 const INVOICE_PAYMENT_FIELDS: [&str; 2] = ["invoiceReference", "markedBy"];
@@ -310,6 +336,9 @@ impl LicenseReceipt {
         m.insert("orderedAt".into(), self.ordered_at.as_str().into());
         m.insert("paidAt".into(), self.paid_at.as_str().into());
         m.insert("issuedAt".into(), self.issued_at.as_str().into());
+        if let Some(c) = &self.compliance {
+            m.insert(COMPLIANCE_FIELD.into(), c.to_value());
+        }
         Value::Object(m)
     }
 
@@ -317,7 +346,7 @@ impl LicenseReceipt {
     /// allowed, and every value is checked ([`LicenseReceipt::validate`]).
     pub fn from_json(value: &Value) -> Result<Self, ValidationError> {
         let f = Fields::new(value, "receipt")?;
-        f.only(&RECEIPT_FIELDS)?;
+        f.only(&ALL_FIELDS)?;
         let decimals = f.integer("decimals")?;
         let receipt = LicenseReceipt {
             order_id: f.string("orderId")?,
@@ -349,6 +378,13 @@ impl LicenseReceipt {
             ordered_at: f.string("orderedAt")?,
             paid_at: f.string("paidAt")?,
             issued_at: f.string("issuedAt")?,
+            compliance: match f.obj.get(COMPLIANCE_FIELD) {
+                None => None,
+                Some(v) => Some(
+                    crate::compliance::Accepted::from_value(v, "receipt.compliance")
+                        .map_err(|e| ValidationError::new(e.field, e.message))?,
+                ),
+            },
         };
         receipt.validate()?;
         Ok(receipt)
@@ -928,6 +964,7 @@ mod tests {
             ordered_at: "2026-11-21T19:03:19Z".into(),
             paid_at: "2026-11-21T19:04:02Z".into(),
             issued_at: "2026-11-21T19:04:05Z".into(),
+            compliance: None,
         }
     }
 

@@ -29,6 +29,49 @@ pub const ADMIN_ROLE: &str = "/v1/admin/principals/{did}/roles/{role}";
 /// `GET`: the audit log's signed head.
 pub const AUDIT_HEAD: &str = "/v1/audit/head";
 
+/// `POST`: file a disclosure request (auditors); `GET`: the caller's
+/// (auditors), or all (compliance, admins).
+pub const DISCLOSURE_REQUESTS: &str = "/v1/disclosure-requests";
+/// `GET`: one disclosure request.
+pub const DISCLOSURE_REQUEST: &str = "/v1/disclosure-requests/{id}";
+/// `POST`: approve a disclosure request (compliance, admins; not the requester).
+pub const DISCLOSURE_APPROVE: &str = "/v1/disclosure-requests/{id}/approve";
+/// `POST`: reject a disclosure request.
+pub const DISCLOSURE_REJECT: &str = "/v1/disclosure-requests/{id}/reject";
+/// `GET`: what an approved request discloses, to its requester, while the
+/// access lasts.
+pub const DISCLOSURE: &str = "/v1/disclosure-requests/{id}/disclosure";
+/// `GET`: the disclosures that concern the caller.
+pub const DISCLOSURE_NOTICES: &str = "/v1/disclosure-notices";
+
+/// [`DISCLOSURE_REQUEST`].
+pub fn disclosure_request(id: &str) -> String {
+    fill(DISCLOSURE_REQUEST, &[id])
+}
+
+/// [`DISCLOSURE_APPROVE`].
+pub fn disclosure_approve(id: &str) -> String {
+    fill(DISCLOSURE_APPROVE, &[id])
+}
+
+/// [`DISCLOSURE_REJECT`].
+pub fn disclosure_reject(id: &str) -> String {
+    fill(DISCLOSURE_REJECT, &[id])
+}
+
+/// [`DISCLOSURE`].
+pub fn disclosure(id: &str) -> String {
+    fill(DISCLOSURE, &[id])
+}
+
+/// `GET`: a receipt log's signed tree head (`?log=`).
+pub const RECEIPT_LOG_HEAD: &str = "/v1/receipt-log/head";
+/// `GET`: a proof of a period's totals in a receipt log (`?log=&from=&to=`).
+pub const RECEIPT_LOG_TOTAL: &str = "/v1/receipt-log/total";
+/// `GET`: the consistency path from an older size to the current head
+/// (`?log=&size=`).
+pub const RECEIPT_LOG_CONSISTENCY: &str = "/v1/receipt-log/consistency";
+
 /// `GET`, `POST`: the caller's machines; register one.
 pub const MACHINES: &str = "/v1/machines";
 /// `GET`: one machine.
@@ -124,6 +167,9 @@ pub const ORDER_CONFIRMATION: &str = "/v1/orders/{id}/confirmation";
 pub const ORDER_MARK_PAID: &str = "/v1/orders/{id}/mark-paid";
 /// `GET`: the signed license receipt.
 pub const ORDER_RECEIPT: &str = "/v1/orders/{id}/receipt";
+/// `GET`: the receipt's place in the market's receipt log (and, to the
+/// seller, in the seller's), with its opening.
+pub const ORDER_RECEIPT_LOG: &str = "/v1/orders/{id}/receipt/log";
 /// `POST`: make a bearer link.
 pub const ORDER_LINKS: &str = "/v1/orders/{id}/links";
 /// `DELETE`: revoke a bearer link.
@@ -434,6 +480,11 @@ pub fn order_mark_paid(id: &str) -> String {
 /// [`ORDER_RECEIPT`].
 pub fn order_receipt(id: &str) -> String {
     fill(ORDER_RECEIPT, &[id])
+}
+
+/// [`ORDER_RECEIPT_LOG`].
+pub fn order_receipt_log(id: &str) -> String {
+    fill(ORDER_RECEIPT_LOG, &[id])
 }
 
 /// [`ORDER_LINKS`].

@@ -23,6 +23,7 @@
 pub mod account;
 pub mod buyer;
 pub mod datasets;
+pub mod disclosures;
 pub mod evm;
 pub mod follow_state;
 pub mod grant_wait;
@@ -33,6 +34,7 @@ pub mod live;
 pub mod machines;
 pub mod market;
 pub mod orders;
+pub mod receipt_log;
 pub mod seller;
 pub mod subscriptions;
 pub mod upload;

@@ -532,6 +532,9 @@ mod tests {
             listing_id: "ls_1".into(),
             buyer_public_key_hex: "ab".into(),
             buyer_id: None,
+            jurisdiction: None,
+            purpose: None,
+            accept_attestation: None,
         };
         assert_eq!(
             String::from_utf8(json_bytes(&body)).unwrap(),

@@ -109,61 +109,85 @@ impl RootBuilder {
     }
 }
 
-/// Largest power of two strictly below `n` (n ≥ 2).
-fn split(n: usize) -> usize {
+/// Largest power of two strictly below `n` (n ≥ 2): where a tree of `n`
+/// leaves splits.
+pub fn split(n: usize) -> usize {
     debug_assert!(n >= 2);
     1 << (usize::BITS - 1 - (n - 1).leading_zeros())
 }
 
-/// The root of `leaves` (leaf hashes), recursively.
-pub fn root(leaves: &[Hash]) -> Hash {
+/// A node of a tree of this shape: a leaf or the combination of two
+/// subtrees. [`Hash`] is the plain tree's node (`node_hash`); other node
+/// types (for example hashes that also carry a sum, as the market's
+/// receipt log does) reuse the proof algorithms below unchanged.
+pub trait TreeNode: Clone + PartialEq {
+    /// The parent of `left` and `right`.
+    fn combine(left: &Self, right: &Self) -> Self;
+}
+
+impl TreeNode for Hash {
+    fn combine(left: &Self, right: &Self) -> Self {
+        node_hash(left, right)
+    }
+}
+
+/// The root of `leaves`, recursively (`None` for no leaves).
+pub fn root_of<N: TreeNode>(leaves: &[N]) -> Option<N> {
     match leaves.len() {
-        0 => empty_root(),
-        1 => leaves[0],
+        0 => None,
+        1 => Some(leaves[0].clone()),
         n => {
             let k = split(n);
-            node_hash(&root(&leaves[..k]), &root(&leaves[k..]))
+            Some(N::combine(&root_of(&leaves[..k])?, &root_of(&leaves[k..])?))
         }
     }
 }
 
+/// The root of `leaves` (leaf hashes), recursively.
+pub fn root(leaves: &[Hash]) -> Hash {
+    root_of(leaves).unwrap_or_else(empty_root)
+}
+
 /// The audit path of leaf `index` (RFC 6962 §2.1.1), bottom up.
-pub fn inclusion_proof(leaves: &[Hash], index: usize) -> Option<Vec<Hash>> {
+pub fn inclusion_proof<N: TreeNode>(leaves: &[N], index: usize) -> Option<Vec<N>> {
     if index >= leaves.len() {
         return None;
     }
     let mut path = Vec::new();
-    fn walk(leaves: &[Hash], m: usize, path: &mut Vec<Hash>) {
+    fn walk<N: TreeNode>(leaves: &[N], m: usize, path: &mut Vec<N>) -> Option<()> {
         let n = leaves.len();
         if n <= 1 {
-            return;
+            return Some(());
         }
         let k = split(n);
         if m < k {
-            walk(&leaves[..k], m, path);
-            path.push(root(&leaves[k..]));
+            walk(&leaves[..k], m, path)?;
+            path.push(root_of(&leaves[k..])?);
         } else {
-            walk(&leaves[k..], m - k, path);
-            path.push(root(&leaves[..k]));
+            walk(&leaves[k..], m - k, path)?;
+            path.push(root_of(&leaves[..k])?);
         }
+        Some(())
     }
-    walk(leaves, index, &mut path);
+    walk(leaves, index, &mut path)?;
     Some(path)
 }
 
-/// Verify an audit path (RFC 9162 §2.1.3.2).
-pub fn verify_inclusion(leaf: &Hash, index: u64, size: u64, path: &[Hash], root: &Hash) -> bool {
+/// The root an audit path leads to from `leaf` at `index` of a tree of
+/// `size` leaves (RFC 9162 §2.1.3.2), or `None` when the path does not fit
+/// that position.
+pub fn inclusion_root<N: TreeNode>(leaf: &N, index: u64, size: u64, path: &[N]) -> Option<N> {
     if index >= size {
-        return false;
+        return None;
     }
     let (mut fnode, mut snode) = (index, size - 1);
-    let mut r = *leaf;
+    let mut r = leaf.clone();
     for p in path {
         if snode == 0 {
-            return false;
+            return None;
         }
         if fnode & 1 == 1 || fnode == snode {
-            r = node_hash(p, &r);
+            r = N::combine(p, &r);
             if fnode & 1 == 0 {
                 while fnode & 1 == 0 && fnode != 0 {
                     fnode >>= 1;
@@ -171,49 +195,62 @@ pub fn verify_inclusion(leaf: &Hash, index: u64, size: u64, path: &[Hash], root:
                 }
             }
         } else {
-            r = node_hash(&r, p);
+            r = N::combine(&r, p);
         }
         fnode >>= 1;
         snode >>= 1;
     }
-    snode == 0 && r == *root
+    (snode == 0).then_some(r)
+}
+
+/// Verify an audit path (RFC 9162 §2.1.3.2).
+pub fn verify_inclusion(leaf: &Hash, index: u64, size: u64, path: &[Hash], root: &Hash) -> bool {
+    inclusion_root(leaf, index, size, path).is_some_and(|r| r == *root)
 }
 
 /// The consistency proof from the first `old_size` leaves to all of `leaves`
 /// (RFC 6962 §2.1.2).
-pub fn consistency_proof(leaves: &[Hash], old_size: usize) -> Option<Vec<Hash>> {
+pub fn consistency_proof<N: TreeNode>(leaves: &[N], old_size: usize) -> Option<Vec<N>> {
     if old_size == 0 || old_size > leaves.len() {
         return None;
     }
-    fn subproof(m: usize, leaves: &[Hash], complete: bool, out: &mut Vec<Hash>) {
+    fn subproof<N: TreeNode>(
+        m: usize,
+        leaves: &[N],
+        complete: bool,
+        out: &mut Vec<N>,
+    ) -> Option<()> {
         let n = leaves.len();
         if m == n {
             if !complete {
-                out.push(root(leaves));
+                out.push(root_of(leaves)?);
             }
-            return;
+            return Some(());
         }
         let k = split(n);
         if m <= k {
-            subproof(m, &leaves[..k], complete, out);
-            out.push(root(&leaves[k..]));
+            subproof(m, &leaves[..k], complete, out)?;
+            out.push(root_of(&leaves[k..])?);
         } else {
-            subproof(m - k, &leaves[k..], false, out);
-            out.push(root(&leaves[..k]));
+            subproof(m - k, &leaves[k..], false, out)?;
+            out.push(root_of(&leaves[..k])?);
         }
+        Some(())
     }
     let mut out = Vec::new();
-    subproof(old_size, leaves, true, &mut out);
+    subproof(old_size, leaves, true, &mut out)?;
     Some(out)
 }
 
-/// Verify a consistency proof (RFC 9162 §2.1.4.2).
-pub fn verify_consistency(
+/// Verify a consistency proof (RFC 9162 §2.1.4.2): the tree of `new_size`
+/// leaves with root `new_root` extends the one of `old_size` with
+/// `old_root`.
+pub fn verify_consistency<N: TreeNode>(
     old_size: u64,
     new_size: u64,
-    old_root: &Hash,
-    new_root: &Hash,
-    proof: &[Hash],
+    old_root: &N,
+    new_root: &N,
+    proof: &[N],
 ) -> bool {
     if old_size == 0 || old_size > new_size {
         return false;
@@ -221,9 +258,9 @@ pub fn verify_consistency(
     if old_size == new_size {
         return proof.is_empty() && old_root == new_root;
     }
-    let mut path: Vec<Hash> = proof.to_vec();
+    let mut path: Vec<N> = proof.to_vec();
     if old_size.is_power_of_two() {
-        path.insert(0, *old_root);
+        path.insert(0, old_root.clone());
     }
     let Some((first, rest)) = path.split_first() else {
         return false;
@@ -233,14 +270,14 @@ pub fn verify_consistency(
         fnode >>= 1;
         snode >>= 1;
     }
-    let (mut fr, mut sr) = (*first, *first);
+    let (mut fr, mut sr) = (first.clone(), first.clone());
     for c in rest {
         if snode == 0 {
             return false;
         }
         if fnode & 1 == 1 || fnode == snode {
-            fr = node_hash(c, &fr);
-            sr = node_hash(c, &sr);
+            fr = N::combine(c, &fr);
+            sr = N::combine(c, &sr);
             if fnode & 1 == 0 {
                 while fnode & 1 == 0 && fnode != 0 {
                     fnode >>= 1;
@@ -248,7 +285,7 @@ pub fn verify_consistency(
                 }
             }
         } else {
-            sr = node_hash(&sr, c);
+            sr = N::combine(&sr, c);
         }
         fnode >>= 1;
         snode >>= 1;

@@ -145,6 +145,24 @@ pub struct Config {
     /// How often subscriptions' grace and lapse are swept
     /// ([`crate::subscriptions::sweep`]).
     pub subscription_sweep: Duration,
+    /// How long after its payment a sale counts in the public numbers (a
+    /// listing's sales bucket): [`DEFAULT_PUBLIC_STATS_DELAY`].
+    pub public_stats_delay: Duration,
+    /// How often the public numbers are refreshed:
+    /// [`DEFAULT_PUBLIC_STATS_INTERVAL`].
+    pub public_stats_interval: Duration,
+    /// The price ladder listing prices snap to, as mantissas in hundredths
+    /// (`[100, 200, 500]` for 1, 2, 5 × a power of ten); empty: prices are
+    /// kept as given ([`crate::listings::model::snap_price`]).
+    pub price_ladder: Vec<u32>,
+    /// Orders are granted with operator keys only at multiples of this
+    /// window (Unix time), in batches, so a grant's time does not point at
+    /// its payment; zero grants at once. Live subscriptions are not delayed.
+    pub grant_batch_window: Duration,
+    /// Seconds per epoch of a new receipt log (periods whose totals are
+    /// proven fall on epoch boundaries; a log keeps the length it was made
+    /// with): [`DEFAULT_RECEIPT_LOG_EPOCH`] by default.
+    pub receipt_log_epoch: Duration,
     /// The shortest subscription period a listing may have (the operator's
     /// policy; [`sealstream_api::listings::MIN_PERIOD_SECONDS`] by default,
     /// at least 1 s): a listing with a shorter one is a 400 naming
@@ -198,6 +216,14 @@ pub struct Config {
     pub feed_keep_alive: Duration,
 }
 
+/// Default delay before a sale counts in public numbers: a day.
+pub const DEFAULT_PUBLIC_STATS_DELAY: Duration = Duration::from_secs(86_400);
+/// Default refresh of the public numbers: ten minutes.
+pub const DEFAULT_PUBLIC_STATS_INTERVAL: Duration = Duration::from_secs(600);
+
+/// Default epoch of receipt logs: an hour.
+pub const DEFAULT_RECEIPT_LOG_EPOCH: Duration = Duration::from_secs(3600);
+
 impl Config {
     /// Confirmations a payment on `chain_id` needs: `confirmations` when
     /// set, else [`DEV_CHAIN_CONFIRMATIONS`] on a dev chain
@@ -236,6 +262,11 @@ impl Default for Config {
             proof_rate_per_client: DEFAULT_PROOF_RATE_PER_CLIENT,
             proof_rate_per_order: DEFAULT_PROOF_RATE_PER_ORDER,
             receipt_key_file: None,
+            receipt_log_epoch: DEFAULT_RECEIPT_LOG_EPOCH,
+            public_stats_delay: DEFAULT_PUBLIC_STATS_DELAY,
+            public_stats_interval: DEFAULT_PUBLIC_STATS_INTERVAL,
+            price_ladder: Vec::new(),
+            grant_batch_window: Duration::ZERO,
             grant_limit: DEFAULT_GRANT_LIMIT,
             operator_kek_file: None,
             access_file_size: sealstream_core::access::DEFAULT_MAX_ACCESS_FILE_SIZE,
@@ -557,6 +588,8 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::ingest::read_routes())
         .merge(crate::datasets::routes())
         .merge(crate::orders::routes())
+        .merge(crate::receipt_log::routes())
+        .merge(crate::disclosures::routes())
         .merge(crate::subscriptions::routes())
         .merge(crate::web::routes());
     let small = limited(
@@ -1035,6 +1068,7 @@ impl Server {
             self.state.config.subscription_sweep,
         );
         let head_signer = spawn_head_signer(self.state.clone());
+        let stats = crate::listings::stats::spawn(self.state.clone());
         let signer_state = self.state.clone();
         let limits = self.state.config.connection_limits();
         let events = self.state.metrics.clone();
@@ -1067,6 +1101,7 @@ impl Server {
         granter.abort();
         sweeper.abort();
         head_signer.abort();
+        stats.abort();
         if let Some(m) = metrics {
             m.abort();
         }

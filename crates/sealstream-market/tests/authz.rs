@@ -267,6 +267,8 @@ fn matrix(w: &World) -> Vec<Case> {
     let sub = |id: &str, rest: &str| format!("/v1/subscriptions/{id}{rest}");
     let granted = &o.granted;
     let (release, confirmation) = (&o.release_link, &o.confirmation_link);
+    let a_log = format!("seller:{}", a.owner_did);
+    let missing_dr = "dr_000000000000000000000000deadbeef";
 
     // method, documented path, request, and expectations:
     //                                                                         an A  B  by au ad mA mB
@@ -402,6 +404,31 @@ fn matrix(w: &World) -> Vec<Case> {
         row("GET", "/v1/orders/{id}/receipt", ord(granted, "/receipt"),        "U  O  H  O  H  H  H  H")
             .hidden(granted, missing_ord),
         row("GET", "/v1/receipts/key", "/v1/receipts/key".into(),              "O  O  O  O  O  O  O  O"),
+        // Disclosure requests (issue 21): auditors file; compliance and
+        // admins approve or reject; only the requester reads; every
+        // signed-in principal reads the notices that concern it.
+        row("POST", "/v1/disclosure-requests", "/v1/disclosure-requests".into(), "U  F  F  F  O  F  F  F")
+            .json(json!({"kind": "case", "legalBasis": "matrix", "case": {"orderId": granted}, "accessSeconds": 60})),
+        row("GET", "/v1/disclosure-requests", "/v1/disclosure-requests".into(), "U  F  F  F  O  O  F  F"),
+        row("GET", "/v1/disclosure-requests/{id}", format!("/v1/disclosure-requests/{missing_dr}"), "U  H  H  H  H  H  H  H"),
+        row("POST", "/v1/disclosure-requests/{id}/approve", format!("/v1/disclosure-requests/{missing_dr}/approve"),
+                                                                                "U  F  F  F  F  H  F  F")
+            .json(json!({"seal": false})),
+        row("POST", "/v1/disclosure-requests/{id}/reject", format!("/v1/disclosure-requests/{missing_dr}/reject"),
+                                                                                "U  F  F  F  F  H  F  F")
+            .json(json!({"reason": "matrix"})),
+        row("GET", "/v1/disclosure-requests/{id}/disclosure", format!("/v1/disclosure-requests/{missing_dr}/disclosure"),
+                                                                                "U  H  H  H  H  H  H  H"),
+        row("GET", "/v1/disclosure-notices", "/v1/disclosure-notices".into(),  "U  O  O  O  O  O  O  O"),
+        // Receipt logs (issue 21): the market's to admins and auditors; a
+        // seller's to that seller, admins and auditors.
+        row("GET", "/v1/orders/{id}/receipt/log", ord(granted, "/receipt/log"), "U  O  H  O  H  H  H  H")
+            .hidden(granted, missing_ord),
+        row("GET", "/v1/receipt-log/head", "/v1/receipt-log/head?log=market".into(), "U  F  F  F  O  O  F  F"),
+        row("GET", "/v1/receipt-log/total", format!("/v1/receipt-log/total?log={a_log}&from=2026-01-01T00:00:00Z&to=2026-01-01T01:00:00Z"),
+                                                                                "U  O  F  F  O  O  F  F"),
+        row("GET", "/v1/receipt-log/consistency", format!("/v1/receipt-log/consistency?log={a_log}&size=0"),
+                                                                                "U  O  F  F  O  O  F  F"),
         row("GET", "/v1/orders/{id}/grant", ord(granted, "/grant"),            "U  O  H  O  H  H  H  H")
             .hidden(granted, missing_ord),
         // The payment proof needs no session (the reference sends none):

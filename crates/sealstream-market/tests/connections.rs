@@ -210,7 +210,14 @@ fn at_the_global_cap_new_connections_wait_for_a_slot() {
         .set_read_timeout(Some(Duration::from_millis(1500)))
         .unwrap();
     let mut byte = [0u8; 1];
-    let early = waiting.read(&mut byte);
+    // A signal to the test process interrupts the read (EINTR, seen under
+    // load): read again.
+    let early = loop {
+        match waiting.read(&mut byte) {
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            r => break r,
+        }
+    };
     assert!(
         matches!(&early, Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut)),
         "answered over the cap: {early:?}"

@@ -398,3 +398,98 @@ fn a_wallet_signs_in_with_siwe(db: Db) {
 on_both_databases!(web_link_signs_in_once);
 on_both_databases!(forms_need_the_csrf_token_and_show_errors_at_their_fields);
 on_both_databases!(a_wallet_signs_in_with_siwe);
+
+/// A browser signed in as `token`'s principal (through a web link).
+fn browser_for<'a>(server: &'a TestServer, token: &str) -> Browser<'a> {
+    let (status, link) = server.send("POST", "/v1/auth/web-link", Some(token), &json!({}));
+    assert_eq!(status, 200, "{link}");
+    let t = link["url"]
+        .as_str()
+        .unwrap()
+        .split("token=")
+        .nth(1)
+        .unwrap()
+        .to_string();
+    let anonymous = Browser {
+        server,
+        cookie: None,
+    };
+    let cookie =
+        session_cookie(&anonymous.post("/signin/link", Some(&server.base), &[("token", &t)]));
+    Browser {
+        server,
+        cookie: Some(cookie),
+    }
+}
+
+/// The Audit page lists disclosure requests; an approver approves one
+/// through its form (the second approval puts it in effect) and cannot
+/// approve its own; a refused post comes back with the error.
+fn approvers_decide_disclosure_requests_on_the_audit_page(db: Db) {
+    use common::orders_fixtures::{buyer, invoice_rail, paid_order, sale};
+    use sealstream_market::auth::Role;
+    let server = TestServer::start(db);
+    let sale = sale(&server, 2, "100", invoice_rail());
+    let alice = buyer(&server);
+    let order = paid_order(&server, &sale, &alice);
+    let auditor = server.session_for(&common::listings_fixtures::new_did(), &[Role::Auditor]);
+    let officer = server.session_for(&common::listings_fixtures::new_did(), &[Role::Compliance]);
+    let admin = server.session_for(&common::listings_fixtures::new_did(), &[Role::Admin]);
+    let (status, req) = server.send(
+        "POST",
+        "/v1/disclosure-requests",
+        Some(&auditor),
+        &json!({"kind": "case", "legalBasis": "Portal test", "case": {"orderId": order}, "accessSeconds": 60}),
+    );
+    assert_eq!(status, 201, "{req}");
+    let id = req["id"].as_str().unwrap().to_string();
+    // The auditor sees its request, with no form to approve it.
+    let page = browser_for(&server, &auditor).get("/portal/audit").text();
+    assert!(page.contains(&id) && page.contains("Portal test"), "{page}");
+    assert!(
+        !page.contains(&format!("/portal/disclosures/{id}/approve")),
+        "{page}"
+    );
+    // The officer approves through the form.
+    let web = browser_for(&server, &officer);
+    let page = web.get("/portal/audit").text();
+    assert!(
+        page.contains(&format!("/portal/disclosures/{id}/approve")),
+        "{page}"
+    );
+    let csrf = web.csrf("/portal/audit");
+    let answer = web.post(
+        &format!("/portal/disclosures/{id}/approve"),
+        Some(&server.base),
+        &[("csrf", &csrf), ("seal", "no")],
+    );
+    assert_eq!(answer.status, 303, "{}", answer.text());
+    // Once approved by the officer, its form is gone for the officer; a
+    // second post is refused on the page.
+    let again = web.post(
+        &format!("/portal/disclosures/{id}/approve"),
+        Some(&server.base),
+        &[("csrf", &csrf), ("seal", "no")],
+    );
+    assert_eq!(again.status, 400, "{}", again.text());
+    assert!(
+        again.text().contains("approved request"),
+        "{}",
+        again.text()
+    );
+    let admin_web = browser_for(&server, &admin);
+    let csrf = admin_web.csrf("/portal/audit");
+    let answer = admin_web.post(
+        &format!("/portal/disclosures/{id}/approve"),
+        Some(&server.base),
+        &[("csrf", &csrf), ("seal", "no")],
+    );
+    assert_eq!(answer.status, 303, "{}", answer.text());
+    let (_, view) = server.get(&format!("/v1/disclosure-requests/{id}"), Some(&auditor));
+    assert_eq!(view["state"], "approved", "{view}");
+    // A buyer may not see the page.
+    let page = browser_for(&server, &alice.token).get("/portal/audit");
+    assert_eq!(page.status, 403);
+}
+
+on_both_databases!(approvers_decide_disclosure_requests_on_the_audit_page);

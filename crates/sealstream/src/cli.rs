@@ -639,6 +639,14 @@ pub enum MarketCommand {
     /// revocation (seller) and renewal (buyer, optionally with a new key).
     #[command(subcommand, after_help = MARKET_EXIT_CODES)]
     Subscription(MarketSubscriptionCommand),
+    /// Disclosure requests under dual approval: an auditor asks for a period's proven
+    /// totals or for a case (an order, a listing or a party) with a legal basis; two
+    /// distinct approvers with the compliance or admin role, never the requester,
+    /// make it take effect for a set time; the requester then fetches exactly what
+    /// was approved; the parties concerned see notices unless both approvers sealed
+    /// the case. Every step is in the audit log.
+    #[command(subcommand, after_help = MARKET_EXIT_CODES)]
+    Disclosure(MarketDisclosureCommand),
     // Browsing (anonymous), the session, and the owner's and admin's settings (issue 16).
     /// Sign in and print the session's bearer token on stdout, for scripts
     /// (`Authorization: Bearer TOKEN`); who signed in, with which roles and until when, on
@@ -864,8 +872,8 @@ pub enum MarketRoleCommand {
         session: MarketSession,
         /// The principal (did:peaq:0x…).
         did: String,
-        /// machine, owner, buyer, auditor or admin.
-        #[arg(value_parser = ROLES)]
+        /// machine, owner, buyer, auditor, compliance or admin.
+        #[arg(value_parser = roles())]
         role: String,
     },
     /// Revoke ROLE from DID; prints its roles now.
@@ -875,14 +883,21 @@ pub enum MarketRoleCommand {
         session: MarketSession,
         /// The principal (did:peaq:0x…).
         did: String,
-        /// machine, owner, buyer, auditor or admin.
-        #[arg(value_parser = ROLES)]
+        /// machine, owner, buyer, auditor, compliance or admin.
+        #[arg(value_parser = roles())]
         role: String,
     },
 }
 
-/// The roles of the market's principals.
-const ROLES: [&str; 5] = ["machine", "owner", "buyer", "auditor", "admin"];
+/// The roles of the market's principals (`sealstream_api::auth::Role`).
+fn roles() -> clap::builder::PossibleValuesParser {
+    clap::builder::PossibleValuesParser::new(
+        sealstream_api::auth::Role::ALL
+            .iter()
+            .map(|r| r.as_str())
+            .collect::<Vec<_>>(),
+    )
+}
 
 /// Who signs in (Sign-In with Ethereum) where.
 #[derive(Debug, Args)]
@@ -1138,6 +1153,27 @@ pub struct Purchase {
     pub buyer_id: Option<String>,
 }
 
+/// `market order create`: a purchase, and what a listing with a compliance preset
+/// asks of its buyer.
+#[derive(Debug, Args)]
+pub struct OrderPurchase {
+    #[command(flatten)]
+    pub purchase: Purchase,
+    /// Where you are (ISO 3166-1 alpha-2, e.g. DE): required by a listing with a
+    /// compliance preset, which must allow it (the refusal names the jurisdictions it
+    /// sells to).
+    #[arg(long, value_name = "CODE")]
+    pub jurisdiction: Option<String>,
+    /// What the data is for (recorded in the order and its receipt): required by a
+    /// listing with a compliance preset.
+    #[arg(long, value_name = "TEXT")]
+    pub purpose: Option<String>,
+    /// Accept the listing's attestation (`market listing show` prints it): required
+    /// when its preset has one.
+    #[arg(long)]
+    pub accept_attestation: bool,
+}
+
 /// The buyer's X25519 key: a secret key file (only its public part is sent) or the
 /// public key.
 #[derive(Debug, Args)]
@@ -1261,6 +1297,99 @@ pub enum MarketSubscriptionCommand {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum MarketDisclosureCommand {
+    /// File a request (auditors): --log/--from/--to for a period's totals, or one of
+    /// --order, --listing, --party for a case (with --fields, the receipt fields to
+    /// disclose of each of its paid orders; without, who took part only). Prints its id.
+    Request {
+        #[command(flatten)]
+        session: MarketSession,
+        /// Why the disclosure is lawful.
+        #[arg(long, value_name = "TEXT")]
+        legal_basis: String,
+        /// Period: the receipt log (market or seller:<did>).
+        #[arg(long, value_name = "LOG", requires_all = ["from", "to"], conflicts_with_all = ["order", "listing", "party"])]
+        log: Option<String>,
+        /// Period start (YYYY-MM-DDTHH:MM:SSZ, on the log's epoch).
+        #[arg(long, value_name = "TIME")]
+        from: Option<String>,
+        /// Period end, excluded.
+        #[arg(long, value_name = "TIME")]
+        to: Option<String>,
+        /// Case: one order.
+        #[arg(long, value_name = "ID", conflicts_with_all = ["listing", "party"])]
+        order: Option<String>,
+        /// Case: the paid orders of one listing.
+        #[arg(long, value_name = "ID", conflicts_with = "party")]
+        listing: Option<String>,
+        /// Case: the paid orders one party bought or sold.
+        #[arg(long, value_name = "DID")]
+        party: Option<String>,
+        /// Case: receipt fields to disclose (e.g. datasetRoot,amount).
+        #[arg(long, value_name = "NAMES", value_delimiter = ',')]
+        fields: Vec<String>,
+        /// How long the access lasts once approved, in seconds (at most 30 days).
+        #[arg(long, value_name = "SECONDS", default_value_t = 86_400)]
+        access_seconds: u64,
+    },
+    /// List requests: an auditor's own; all for compliance and admins.
+    List {
+        #[command(flatten)]
+        session: MarketSession,
+    },
+    /// Show one request with its approvals.
+    Show {
+        #[command(flatten)]
+        session: MarketSession,
+        /// The request id (dr_…).
+        id: String,
+    },
+    /// Approve a request (compliance, admins; never its requester). The second
+    /// distinct approval puts it in effect.
+    Approve {
+        #[command(flatten)]
+        session: MarketSession,
+        /// The request id.
+        id: String,
+        /// Seal the case: the parties are not told (only when both approvers seal).
+        #[arg(long)]
+        seal: bool,
+    },
+    /// Reject a request.
+    Reject {
+        #[command(flatten)]
+        session: MarketSession,
+        /// The request id.
+        id: String,
+        /// Why.
+        #[arg(long, value_name = "TEXT")]
+        reason: String,
+    },
+    /// Fetch what an approved request discloses (its requester, while the access
+    /// lasts) and verify it: a total proof against the market's signed head, each
+    /// receipt disclosure against the market's signature (with --server-key, that key).
+    /// Written to --output (0600) or stdout.
+    Fetch {
+        #[command(flatten)]
+        session: MarketSession,
+        /// The request id.
+        id: String,
+        /// The market's receipt public key (hex).
+        #[arg(long, value_name = "HEX")]
+        server_key: Option<String>,
+        /// Where to write the disclosure (JSON).
+        #[arg(long = "output", alias = "out", value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
+    /// The disclosures that concern you (a party to a disclosed order, or the seller of a
+    /// disclosed log), unless sealed.
+    Notices {
+        #[command(flatten)]
+        session: MarketSession,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 pub enum MarketOrderCommand {
     /// As the buyer: order a published listing for an X25519 key. Prints how to pay: on an
     /// EVM rail the chain, pay-to, amount, token, the one address the server accepts the
@@ -1268,7 +1397,7 @@ pub enum MarketOrderCommand {
     /// payment proof URL for `peaqos stream pay --confirmation-url`; on the invoice rail
     /// the `market order mark-paid` command the seller runs. Prints the order id on
     /// stdout (`ORDER=$(…)`; --json prints the whole answer); the rest goes to stderr.
-    Create(Purchase),
+    Create(OrderPurchase),
     /// One order, as its buyer or seller sees it: its payment, claims, and what to run
     /// next (pay, mark paid, or make the release link for `consume --download-url`).
     Show {
@@ -1378,6 +1507,18 @@ pub enum MarketOrderCommand {
         #[arg(long)]
         pdf: bool,
     },
+    #[cfg(feature = "market")]
+    /// Check that the market logged the order's receipt honestly: fetch the receipt and
+    /// its place in the market's receipt log (and, for the seller, in the seller's log)
+    /// with the leaf's opening, and verify that the leaf is the receipt's, commits to
+    /// the receipt's own amount and currency, and leads to the signed head. Exit 2 when
+    /// not.
+    ReceiptLog {
+        #[command(flatten)]
+        session: MarketSession,
+        /// The order id (ord_…).
+        id: String,
+    },
 }
 
 /// The flags of `market serve`.
@@ -1449,6 +1590,30 @@ pub struct MarketServeArgs {
     /// Short periods are for tests and demonstrations.
     #[arg(long, default_value_t = sealstream_api::listings::MIN_PERIOD_SECONDS, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..=sealstream_api::listings::MAX_PERIOD_SECONDS))]
     pub min_subscription_period: u64,
+    /// Seconds per epoch of a new receipt log (the market's, and each seller's when it
+    /// gets its first receipt): proven totals cover periods on epoch boundaries, and a
+    /// proof shows the epochs of the receipts at a period's edges. A log keeps the
+    /// epoch it was made with. Short epochs are for tests and demonstrations.
+    #[arg(long, default_value_t = 3600, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..=31_622_400))]
+    pub receipt_log_epoch: u64,
+    /// Seconds after its payment before a sale counts in the public numbers (a listing's
+    /// sales bucket on its page, in the catalog and the API), so that watching a
+    /// listing does not time a payment.
+    #[arg(long, default_value_t = 86_400, value_name = "SECONDS")]
+    pub public_stats_delay: u64,
+    /// Seconds between refreshes of the public numbers.
+    #[arg(long, default_value_t = 600, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub public_stats_interval: u64,
+    /// Snap listing prices to a ladder of tiers: mantissas separated by commas, the first
+    /// 1, ascending, below 10, at most two decimals (1,2,5 makes 1234 cents 10.00 and 1800
+    /// cents 20.00; a tie goes up). Off when not given.
+    #[arg(long, value_name = "M,M,…", value_delimiter = ',')]
+    pub price_ladder: Vec<String>,
+    /// Grant paid orders with operator keys in batches at multiples of this many seconds
+    /// (Unix time), so that a grant's time does not point at its payment; 0 grants at
+    /// once. Live subscriptions' chunk keys are not held back.
+    #[arg(long, default_value_t = 0, value_name = "SECONDS")]
+    pub grant_batch_window: u64,
     /// Seconds a payment's block may be stamped before its order was made (the
     /// chain's clock against the server's); a transfer mined earlier does not pay
     /// the order.
@@ -1542,6 +1707,83 @@ pub enum MarketAuditCommand {
     /// later proves the log still holds it.
     #[command(after_help = MARKET_EXIT_CODES)]
     Anchor(AuditOutputArgs),
+    /// Ask the server for a proof of the totals per currency of the receipts appended to
+    /// a receipt log in a period (docs/formats.md "Receipt log"): the log's tree head
+    /// signed now, the leaves around the period's edges, every other part of the tree
+    /// as hashes and Pedersen commitments, the totals and one summed blinding. No
+    /// amount, buyer, seller or order is in it. The proof is verified before it is
+    /// written (--output, created 0600, or stdout); `audit verify-total` checks it
+    /// offline. The period must fall on the log's epoch boundaries (an hour by
+    /// default) and be over.
+    #[command(after_help = MARKET_EXIT_CODES)]
+    ProveTotal {
+        #[command(flatten)]
+        session: MarketSession,
+        /// The log: `seller` (your own sales), `market` (admins and auditors) or
+        /// `seller:<did>` (that seller's, for admins and auditors).
+        #[arg(long, default_value = "seller", value_name = "LOG")]
+        log: String,
+        /// The period's start (YYYY-MM-DDTHH:MM:SSZ, on an epoch boundary).
+        #[arg(long, value_name = "TIME")]
+        from: String,
+        /// The period's end, excluded (YYYY-MM-DDTHH:MM:SSZ, on an epoch boundary).
+        #[arg(long, value_name = "TIME")]
+        to: String,
+        /// The market's receipt public key (hex, as GET /v1/receipts/key gives it): the
+        /// proof's head must be signed by it.
+        #[arg(long, value_name = "HEX")]
+        server_key: Option<String>,
+        /// Where to write the proof (default: stdout).
+        #[arg(long = "output", alias = "out", value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
+    /// Verify a total proof (sealstream.receipt-log-total.v1) offline: the head's
+    /// signature (by --server-key when given), that the proof rebuilds the signed tree,
+    /// that its range is exactly the receipts appended in the period, and that the
+    /// totals open the sum of their commitments. Prints the log, period, number of
+    /// receipts and the totals; exit 2 when any check or --expect fails.
+    #[command(after_help = MARKET_EXIT_CODES)]
+    VerifyTotal {
+        /// The proof file.
+        file: PathBuf,
+        /// The market's receipt public key (hex): the head must be signed by it.
+        #[arg(long, value_name = "HEX")]
+        server_key: Option<String>,
+        /// A total the proof must show, as CURRENCY=AMOUNT with the amount as people
+        /// write it (invoice:EUR:2=1234.50); repeat for several currencies. A currency
+        /// not in the proof has total 0.
+        #[arg(long, value_name = "CURRENCY=AMOUNT")]
+        expect: Vec<String>,
+    },
+    /// Fetch a receipt log's tree head, signed now (sealstream.receipt-log-head.v1), to
+    /// keep: `audit log-consistency --old FILE` later proves the log only grew since.
+    #[command(after_help = MARKET_EXIT_CODES)]
+    LogHead {
+        #[command(flatten)]
+        session: MarketSession,
+        /// The log, as for `prove-total`.
+        #[arg(long, default_value = "seller", value_name = "LOG")]
+        log: String,
+        /// Where to write the head (default: stdout).
+        #[arg(long = "output", alias = "out", value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
+    /// Check that a receipt log only grew since a head kept earlier (`audit log-head`):
+    /// fetch the current head and the RFC 9162 consistency path from the old head's
+    /// size, and verify both signatures (same key) and the path. Exit 2 when the log was
+    /// rewritten or cut. With --output, writes the proof (both heads and the path,
+    /// sealstream.receipt-log-consistency.v1).
+    #[command(after_help = MARKET_EXIT_CODES)]
+    LogConsistency {
+        #[command(flatten)]
+        session: MarketSession,
+        /// The head kept earlier.
+        #[arg(long, value_name = "FILE")]
+        old: PathBuf,
+        /// Where to write the consistency proof.
+        #[arg(long = "output", alias = "out", value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
 }
 
 #[cfg(feature = "market")]

@@ -64,7 +64,14 @@ fn sealed_source(chain: &Path, messages: usize) -> Vec<u8> {
 fn an_order_paid_on_chain_is_granted_and_consumed_by_both_clis() {
     let tmp = tempfile::tempdir().unwrap();
     let t = tmp.path();
-    let (anvil, market) = market_on_anvil(&t.join("market"), 1, &[]);
+    // One-second receipt-log epochs, so the sale's period is over at once.
+    let admin_key = MachineSigningKey::generate();
+    let admin_did = sealstream_core::identity::Did::of_key(&admin_key).to_string();
+    let (anvil, market) = market_on_anvil(
+        &t.join("market"),
+        1,
+        &["--receipt-log-epoch", "1", "--admin", &admin_did],
+    );
 
     // The owner registers the machine; the machine's agent uploads a
     // topic's chain and its window's signed dataset.
@@ -335,4 +342,214 @@ fn an_order_paid_on_chain_is_granted_and_consumed_by_both_clis() {
         said.contains("2 of the receipt's 21 fields shown"),
         "{said}"
     );
+
+    // The receipt log (issue 21): the buyer checks its receipt's leaf; the
+    // seller proves the period's total, which verifies offline with the
+    // market's key and the expected amount, and fails with one wei more.
+    let mut logged = sealstream();
+    logged
+        .args([
+            "market",
+            "order",
+            "receipt-log",
+            &id,
+            "--server",
+            &market.base,
+        ])
+        .arg("--key-file")
+        .arg(&buyer_key_file);
+    let said =
+        String::from_utf8_lossy(&run_ok(logged, "market order receipt-log").stderr).to_string();
+    assert!(
+        said.contains("in log market") && said.contains("committing to 0.25 (evm:"),
+        "{said}"
+    );
+    let signed: Value = sealstream_core::json::parse(&receipt).unwrap();
+    let issued = text(&signed, "receipt.issuedAt");
+    let unix = sealstream_core::utc::parse_seconds(&issued).unwrap();
+    while sealstream_core::utc::now_unix() <= unix + 1 {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let chain_id = signed
+        .get("receipt")
+        .and_then(|r| r.get("rail"))
+        .and_then(|r| r.get("chainId"))
+        .and_then(Value::as_u64)
+        .unwrap();
+    let currency = format!("evm:{chain_id}:native:18");
+    let total = t.join("total.json");
+    let mut prove = sealstream();
+    prove
+        .args(["market", "audit", "prove-total", "--server", &market.base])
+        .args(["--from", &issued, "--to"])
+        .arg(sealstream_core::utc::format_seconds(unix + 1))
+        .args(["--server-key", &text(&key, "publicKeyHex")])
+        .arg("--key-file")
+        .arg(&owner_key_file)
+        .arg("--output")
+        .arg(&total);
+    run_ok(prove, "market audit prove-total");
+    let mut verify_total = sealstream();
+    verify_total
+        .args(["market", "audit", "verify-total"])
+        .arg(&total)
+        .args(["--server-key", &text(&key, "publicKeyHex")])
+        .args(["--expect", &format!("{currency}=0.25")]);
+    let said = String::from_utf8_lossy(&run_ok(verify_total, "market audit verify-total").stderr)
+        .to_string();
+    assert!(
+        said.contains("1 receipts") && said.contains("total: 0.25 (evm:"),
+        "{said}"
+    );
+    let mut wrong = sealstream();
+    wrong
+        .args(["market", "audit", "verify-total"])
+        .arg(&total)
+        .args(["--expect", &format!("{currency}=0.250000000000000001")]);
+    let out = wrong.output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The proof file with its total raised by one wei: exit 2.
+    let forged = std::fs::read_to_string(&total)
+        .unwrap()
+        .replace("\"250000000000000000\"", "\"250000000000000001\"");
+    assert!(forged.contains("250000000000000001"));
+    std::fs::write(t.join("forged.json"), forged).unwrap();
+    let mut check = sealstream();
+    check
+        .args(["market", "audit", "verify-total"])
+        .arg(t.join("forged.json"));
+    let out = check.output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // The seller keeps its log's head; later the log is consistent with it.
+    let head = t.join("head.json");
+    let mut keep = sealstream();
+    keep.args(["market", "audit", "log-head", "--server", &market.base])
+        .arg("--key-file")
+        .arg(&owner_key_file)
+        .arg("--output")
+        .arg(&head);
+    run_ok(keep, "market audit log-head");
+    let mut consistent = sealstream();
+    consistent
+        .args([
+            "market",
+            "audit",
+            "log-consistency",
+            "--server",
+            &market.base,
+            "--old",
+        ])
+        .arg(&head)
+        .arg("--key-file")
+        .arg(&owner_key_file);
+    let said = String::from_utf8_lossy(&run_ok(consistent, "market audit log-consistency").stderr)
+        .to_string();
+    assert!(said.contains("is consistent"), "{said}");
+
+    // A disclosure under dual approval (issue 21): an auditor asks for the
+    // order's dataset root; a compliance officer and the admin approve; the
+    // auditor fetches and verifies it; the buyer sees the notice.
+    let key_file = |name: &str, key: &MachineSigningKey| {
+        let path = t.join(name);
+        std::fs::write(&path, key.to_hex_secret().as_bytes()).unwrap();
+        (
+            path,
+            sealstream_core::identity::Did::of_key(key).to_string(),
+        )
+    };
+    let (admin_sk, _) = key_file("admin.sk", &admin_key);
+    let (auditor_sk, auditor_did) = key_file("auditor.sk", &MachineSigningKey::generate());
+    let (officer_sk, officer_did) = key_file("officer.sk", &MachineSigningKey::generate());
+    let cli = |key: &Path, args: &[&str]| {
+        let mut c = sealstream();
+        c.arg("market")
+            .args(args)
+            .args(["--server", &market.base])
+            .arg("--key-file")
+            .arg(key);
+        c
+    };
+    // Sign each in once so the admin can grant them roles.
+    for k in [&auditor_sk, &officer_sk] {
+        run_ok(cli(k, &["login"]), "market login");
+    }
+    run_ok(
+        cli(
+            &admin_sk,
+            &["admin", "role", "grant", &auditor_did, "auditor"],
+        ),
+        "grant auditor",
+    );
+    run_ok(
+        cli(
+            &admin_sk,
+            &["admin", "role", "grant", &officer_did, "compliance"],
+        ),
+        "grant compliance",
+    );
+    let filed = run_ok(
+        cli(
+            &auditor_sk,
+            &[
+                "disclosure",
+                "request",
+                "--order",
+                &id,
+                "--fields",
+                "datasetRoot",
+                "--legal-basis",
+                "Audit 2026/9",
+                "--access-seconds",
+                "600",
+            ],
+        ),
+        "market disclosure request",
+    );
+    let request = String::from_utf8_lossy(&filed.stdout).trim().to_string();
+    assert!(request.starts_with("dr_"), "{request}");
+    let refused = cli(&auditor_sk, &["disclosure", "fetch", &request])
+        .output()
+        .unwrap();
+    assert_eq!(
+        refused.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    run_ok(
+        cli(&officer_sk, &["disclosure", "approve", &request]),
+        "approve (compliance)",
+    );
+    let approved = run_ok(
+        cli(&admin_sk, &["disclosure", "approve", &request]),
+        "approve (admin)",
+    );
+    assert!(String::from_utf8_lossy(&approved.stderr).contains("(approved): 2 of 2 approvals"));
+    let mut fetch = cli(&auditor_sk, &["disclosure", "fetch", &request]);
+    fetch
+        .args(["--server-key", &text(&key, "publicKeyHex")])
+        .arg("--output")
+        .arg(t.join("disclosure-case.json"));
+    let said =
+        String::from_utf8_lossy(&run_ok(fetch, "market disclosure fetch").stderr).to_string();
+    assert!(
+        said.contains(&format!("order {id}: buyer ")) && said.contains("datasetRoot: \"0x"),
+        "{said}"
+    );
+    let notices = run_ok(
+        cli(&buyer_key_file, &["disclosure", "notices"]),
+        "market disclosure notices",
+    );
+    assert!(String::from_utf8_lossy(&notices.stderr).contains(&request));
 }

@@ -54,6 +54,7 @@ fn invoice_receipt() -> LicenseReceipt {
         ordered_at: "2026-01-02T03:04:05Z".into(),
         paid_at: "2026-01-03T03:04:05Z".into(),
         issued_at: "2026-01-03T03:04:06Z".into(),
+        compliance: None,
     }
 }
 

@@ -39,7 +39,7 @@ use sha2::{Digest, Sha256};
 
 use super::{
     document_json, parse_document, read_document, signed_bytes_of, verify_signature,
-    LicenseReceipt, ReceiptError, ReceiptPayment, RECEIPT_FIELDS,
+    LicenseReceipt, ReceiptError, ReceiptPayment, ALL_FIELDS, COMPLIANCE_FIELD, RECEIPT_FIELDS,
 };
 
 /// `schemaVersion` of receipts with selective disclosure.
@@ -52,7 +52,7 @@ const FIELD_TAG: &[u8] = b"sealstream.receipt.v2.field\n";
 /// The integer fields of a receipt.
 const INTEGER_FIELDS: [&str; 3] = ["firstIndex", "chunkCount", "decimals"];
 /// The fields whose value is any JSON (`payment` is checked as a payment).
-const JSON_FIELDS: [&str; 3] = ["rail", "payment", "license"];
+const JSON_FIELDS: [&str; 4] = ["rail", "payment", "license", COMPLIANCE_FIELD];
 
 /// One field of a receipt with its salt: `[salt, name, value]`.
 #[derive(Clone, Debug, PartialEq)]
@@ -116,7 +116,7 @@ impl Disclosure {
         hex::decode_to_slice(salt_hex, &mut salt).expect("checked hex");
         let name = items[1]
             .as_str()
-            .filter(|n| RECEIPT_FIELDS.contains(n))
+            .filter(|n| ALL_FIELDS.contains(n))
             .ok_or_else(|| {
                 ValidationError::new(format!("{path}[1]"), "expected the name of a receipt field")
             })?;
@@ -152,6 +152,9 @@ fn check_kind(name: &str, value: &Value) -> Result<(), ValidationError> {
         }
     } else if name == "payment" {
         ReceiptPayment::from_json(value)?;
+    } else if name == COMPLIANCE_FIELD {
+        crate::compliance::Accepted::from_value(value, &path)
+            .map_err(|e| ValidationError::new(e.field, e.message))?;
     } else if !JSON_FIELDS.contains(&name) && value.as_str().is_none() {
         return Err(ValidationError::new(path, "expected a string"));
     }
@@ -201,8 +204,11 @@ impl LicenseReceipt {
     ) -> Result<ReceiptV2, ReceiptError> {
         self.validate()?;
         let fields = self.to_json();
-        let mut disclosures = Vec::with_capacity(RECEIPT_FIELDS.len());
-        for name in RECEIPT_FIELDS {
+        let mut disclosures = Vec::with_capacity(ALL_FIELDS.len());
+        for name in ALL_FIELDS {
+            if name == COMPLIANCE_FIELD && self.compliance.is_none() {
+                continue;
+            }
             let mut salt = [0u8; 16];
             rng.fill_bytes(&mut salt);
             disclosures.push(Disclosure {
@@ -282,11 +288,15 @@ impl ReceiptV2 {
         let list = b
             .get("digests")
             .and_then(Value::as_array)
-            .filter(|l| l.len() == RECEIPT_FIELDS.len())
+            .filter(|l| l.len() == RECEIPT_FIELDS.len() || l.len() == ALL_FIELDS.len())
             .ok_or_else(|| {
                 ValidationError::new(
                     "receipt.digests",
-                    format!("expected {} digests", RECEIPT_FIELDS.len()),
+                    format!(
+                        "expected {} digests ({} with a compliance record)",
+                        RECEIPT_FIELDS.len(),
+                        ALL_FIELDS.len()
+                    ),
                 )
             })?;
         let mut digests = Vec::with_capacity(list.len());
@@ -338,12 +348,12 @@ impl ReceiptV2 {
             if !self.disclosures.iter().any(|d| d.name == *name) {
                 return Err(ValidationError::new(
                     "fields",
-                    if RECEIPT_FIELDS.contains(name) {
+                    if ALL_FIELDS.contains(name) {
                         format!("{name} is not shown by this document")
                     } else {
                         format!(
                             "{name} is not a receipt field (one of {})",
-                            RECEIPT_FIELDS.join(", ")
+                            ALL_FIELDS.join(", ")
                         )
                     },
                 ));
@@ -380,13 +390,13 @@ impl ReceiptV2 {
                 });
             }
         }
-        let in_order: Vec<&Disclosure> = RECEIPT_FIELDS
+        let in_order: Vec<&Disclosure> = ALL_FIELDS
             .iter()
             .filter_map(|name| self.disclosures.iter().find(|d| d.name == *name))
             .collect();
         // A full receipt is read as v1 (whose checks refuse inexact
         // integers); what is shown is what the digests commit to.
-        let receipt = if in_order.len() == RECEIPT_FIELDS.len() {
+        let receipt = if in_order.len() == self.digests.len() {
             let mut m = Map::new();
             for d in &in_order {
                 m.insert(d.name.clone(), d.value.clone());

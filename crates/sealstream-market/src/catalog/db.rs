@@ -166,7 +166,7 @@ fn build(search: &Search, engine: Engine) -> Sql {
     let offset = sql.bind(Bind::Int(offset.min(i64::MAX as u64) as i64));
     sql.text = format!(
         "SELECT l.id, l.title, l.description, l.tags, l.domain, l.price_amount, l.price_key, \
-         l.rail, l.sales_count, l.published_at, l.published_unix, l.kind, l.subscription, \
+         l.rail, l.public_sales AS sales_count, l.published_at, l.published_unix, l.kind, l.subscription, \
          COALESCE(d.id, '') AS dataset_id, COALESCE(d.machine_did, l.machine_did) AS machine_did, \
          COALESCE(d.topic, l.topic) AS topic, COALESCE(d.chunk_count, 0) AS chunk_count, \
          COALESCE(d.merkle_root, '') AS merkle_root, d.first_received_unix, \

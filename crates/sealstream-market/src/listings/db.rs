@@ -16,8 +16,8 @@ use crate::store::{changed, Engine, Tx};
 /// The columns [`listing_of`] reads, for `SELECT … FROM listings l`.
 const COLUMNS: &str = "l.id, l.owner_did, l.dataset_id, l.title, l.description, l.tags, \
      l.domain, l.schema_hint, l.sample_chunk_indexes, l.license, l.price_amount, l.rail, \
-     l.delivery, l.state, l.sales_count, l.created_at, l.updated_at, l.published_at, l.kind, \
-     l.subscription";
+     l.delivery, l.state, l.public_sales AS sales_count, l.created_at, l.updated_at, l.published_at, l.kind, \
+     l.subscription, l.compliance";
 
 fn stored_json(row: &AnyRow, column: &str) -> Result<Value, sqlx::Error> {
     let text: String = row.try_get(column)?;
@@ -52,6 +52,14 @@ fn listing_of(row: &AnyRow) -> Result<Listing, sqlx::Error> {
         ),
         None => None,
     };
+    let compliance: Option<String> = row.try_get("compliance")?;
+    let compliance = match compliance {
+        Some(text) => Some(
+            serde_json::from_str::<sealstream_api::compliance::CompliancePreset>(&text)
+                .map_err(|_| corrupt("compliance"))?,
+        ),
+        None => None,
+    };
     Ok(Listing {
         id: row.try_get("id")?,
         owner_did: row.try_get("owner_did")?,
@@ -69,6 +77,7 @@ fn listing_of(row: &AnyRow) -> Result<Listing, sqlx::Error> {
             price: row.try_get("price_amount")?,
             rail,
             delivery,
+            compliance,
         },
         state: ListingState::parse(&state).ok_or_else(|| corrupt("state"))?,
         sales_count: row.try_get("sales_count")?,
@@ -110,7 +119,7 @@ pub(crate) async fn listings_of(
 /// The stored forms of a listing's fields that the `INSERT` and the
 /// `UPDATE` share, in their order: title, description, tags, domain,
 /// schema hint, sample chunk indexes, license, price, price key, rail,
-/// delivery.
+/// delivery, compliance preset.
 fn bind_fields<'q>(
     query: sqlx::query::Query<'q, Any, sqlx::any::AnyArguments<'q>>,
     f: &'q ListingFields,
@@ -127,6 +136,21 @@ fn bind_fields<'q>(
         .bind(price_key(&f.price))
         .bind(f.rail.to_json().to_string())
         .bind(json!(f.delivery).to_string())
+        .bind(f.compliance.as_ref().map(|c| json!(c).to_string()))
+}
+
+/// Publishes the sales counts the public sees: each listing's paid orders
+/// paid at or before `cutoff` (UTC text, now minus the delay). Returns how
+/// many listings changed.
+pub(crate) async fn publish_sales(tx: &mut Tx, cutoff: &str) -> Result<u64, sqlx::Error> {
+    let query = sqlx::query(
+        "UPDATE listings SET public_sales = (SELECT COUNT(*) FROM orders o \
+         WHERE o.listing_id = listings.id AND o.paid_at IS NOT NULL AND o.paid_at <= $1) \
+         WHERE public_sales <> (SELECT COUNT(*) FROM orders o \
+         WHERE o.listing_id = listings.id AND o.paid_at IS NOT NULL AND o.paid_at <= $1)",
+    )
+    .bind(cutoff);
+    changed(tx, query).await
 }
 
 /// Inserts a new listing and its search entry.
@@ -138,10 +162,10 @@ pub(crate) async fn insert(
     let query = sqlx::query(
         "INSERT INTO listings (id, owner_did, dataset_id, title, description, tags, domain, \
          schema_hint, sample_chunk_indexes, license, price_amount, price_key, rail, delivery, \
-         state, sales_count, created_at, updated_at, published_at, published_unix, kind, \
-         subscription, machine_did, topic) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, 0, $16, $17, \
-         NULL, NULL, $18, $19, $20, $21)",
+         compliance, state, sales_count, created_at, updated_at, published_at, published_unix, \
+         kind, subscription, machine_did, topic) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, 0, $17, \
+         $18, NULL, NULL, $19, $20, $21, $22)",
     )
     .bind(&listing.id)
     .bind(&listing.owner_did)
@@ -170,7 +194,8 @@ pub(crate) async fn update_fields(
     let query = sqlx::query(
         "UPDATE listings SET title = $1, description = $2, tags = $3, domain = $4, \
          schema_hint = $5, sample_chunk_indexes = $6, license = $7, price_amount = $8, \
-         price_key = $9, rail = $10, delivery = $11, updated_at = $12 WHERE id = $13",
+         price_key = $9, rail = $10, delivery = $11, compliance = $12, updated_at = $13 \
+         WHERE id = $14",
     );
     let query = bind_fields(query, &listing.fields)
         .bind(&listing.updated_at)

@@ -13,6 +13,7 @@ pub mod card;
 pub(crate) mod db;
 pub mod model;
 pub mod samples;
+pub mod stats;
 
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
@@ -117,6 +118,15 @@ pub(crate) async fn dataset_of(tx: &mut Tx, listing: &Listing) -> ApiResult<List
         })
 }
 
+/// A compliance preset on a subscription listing (not offered: a
+/// subscription's periods carry no receipt to record it in).
+fn no_subscription_presets() -> ApiError {
+    ApiError::bad_request(
+        "compliance",
+        "compliance presets apply to dataset listings, not to subscriptions",
+    )
+}
+
 pub(crate) async fn view(tx: &mut Tx, listing: &Listing) -> ApiResult<ListingView> {
     let dataset = match listing.kind {
         ListingKind::Dataset => Some(dataset_of(tx, listing).await?.summary),
@@ -141,6 +151,8 @@ pub(crate) async fn view(tx: &mut Tx, listing: &Listing) -> ApiResult<ListingVie
         price: f.price.clone(),
         rail: f.rail.clone(),
         delivery: f.delivery.clone(),
+        compliance: f.compliance.clone(),
+        compliance_hash: f.compliance.as_ref().map(|c| c.hash()),
         state: listing.state,
         sales: sales_bucket(listing.sales_count),
         created_at: listing.created_at.clone(),
@@ -255,10 +267,14 @@ pub async fn create(
     ApiJson(req): ApiJson<CreateListing>,
 ) -> ApiResult<(StatusCode, Json<ListingView>)> {
     caller.require(Role::Owner)?;
-    let fields = ListingFields::from_create(&req)?;
+    let mut fields = ListingFields::from_create(&req)?;
+    fields.price = model::snap_price(&fields.price, &state.config.price_ladder);
     let mut terms =
         model::subscription_terms(&req, state.config.min_subscription_period.as_secs())?;
     check_rail_verified(&state, &fields.rail, ApiError::unprocessable)?;
+    if terms.is_some() && fields.compliance.is_some() {
+        return Err(no_subscription_presets());
+    }
     if let Some(t) = &mut terms {
         t.machine_did = crate::auth::canonical_did(&t.machine_did, "subscription.machineDid")?;
         check_machine_owned(&state, &caller, &t.machine_did).await?;
@@ -333,7 +349,13 @@ pub async fn patch(
             .then(|| format!("listing {id} is withdrawn and can no longer change"))
     })
     .await?;
-    let fields = listing.fields.patched(&req)?;
+    let mut fields = listing.fields.patched(&req)?;
+    if req.price.is_some() {
+        fields.price = model::snap_price(&fields.price, &state.config.price_ladder);
+    }
+    if listing.kind == ListingKind::Subscription && fields.compliance.is_some() {
+        return Err(no_subscription_presets());
+    }
     if req.rail.is_some() {
         check_rail_verified(&state, &fields.rail, ApiError::unprocessable)?;
     }

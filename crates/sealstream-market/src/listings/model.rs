@@ -57,6 +57,8 @@ pub struct ListingFields {
     pub rail: Rail,
     /// Delivery options.
     pub delivery: Vec<String>,
+    /// The compliance preset (normalised), if any.
+    pub compliance: Option<sealstream_api::compliance::CompliancePreset>,
 }
 
 /// A price in base units: a decimal integer of at most 78 digits, returned
@@ -76,7 +78,46 @@ pub fn price(text: &str, field: &str) -> ApiResult<String> {
             format!("more than {PRICE_DIGITS} digits"),
         ));
     }
+    if normal.parse::<u128>().is_err() {
+        return Err(ApiError::bad_request(
+            field,
+            format!(
+                "at most {} base units (the receipt log commits to amounts below 2^128)",
+                u128::MAX
+            ),
+        ));
+    }
     Ok(normal.to_string())
+}
+
+/// `price` (base units, checked by [`price`]) snapped to the nearest value
+/// of the ladder: a mantissa of `ladder` (hundredths, ascending, the first
+/// 100) times a power of ten; a tie goes up; 0 stays 0. An empty ladder
+/// keeps the price. So listing prices fall on a few tiers and an amount
+/// paid does not single out one listing.
+pub fn snap_price(price: &str, ladder: &[u32]) -> String {
+    let Ok(p) = price.parse::<u128>() else {
+        return price.to_string();
+    };
+    if ladder.is_empty() || p == 0 {
+        return price.to_string();
+    }
+    let mut decade: u128 = 1;
+    while decade <= p / 10 {
+        decade *= 10;
+    }
+    // Candidates: the ladder in this decade and the first step of the next.
+    let at = |m: u32, d: u128| d.saturating_mul(u128::from(m)) / 100;
+    let mut best = at(ladder[0], decade);
+    let mut candidates: Vec<u128> = ladder.iter().map(|&m| at(m, decade)).collect();
+    candidates.push(at(ladder[0], decade.saturating_mul(10)));
+    for c in candidates {
+        let (d_best, d_c) = (p.abs_diff(best), p.abs_diff(c));
+        if d_c < d_best || d_c == d_best && c > best {
+            best = c;
+        }
+    }
+    best.max(1).to_string()
 }
 
 /// The sortable key of a normalised price: zero-padded to 78 digits.
@@ -243,6 +284,11 @@ impl ListingFields {
             price: price(&req.price, "price")?,
             rail: req.rail.check()?,
             delivery: delivery(req.delivery.as_deref())?,
+            compliance: req
+                .compliance
+                .clone()
+                .map(|p| p.checked("compliance"))
+                .transpose()?,
         })
     }
 
@@ -278,6 +324,9 @@ impl ListingFields {
         }
         if let Some(d) = &patch.delivery {
             next.delivery = delivery(Some(d))?;
+        }
+        if let Some(c) = &patch.compliance {
+            next.compliance = c.clone().map(|p| p.checked("compliance")).transpose()?;
         }
         Ok(next)
     }
@@ -389,7 +438,9 @@ pub struct Listing {
     pub fields: ListingFields,
     /// Lifecycle state.
     pub state: ListingState,
-    /// Completed sales (orders, next issue); shown only as a bucket.
+    /// Completed sales as the public sees them: those paid before now minus
+    /// `--public-stats-delay` when the stats job last ran
+    /// ([`crate::listings::stats`]); shown only as a bucket.
     pub sales_count: i64,
     /// When created (UTC text).
     pub created_at: String,
@@ -421,6 +472,36 @@ impl std::ops::Deref for ListedDataset {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn prices_snap_to_the_ladder() {
+        let ladder = [100, 200, 500];
+        for (given, snapped) in [
+            ("1234", "1000"),
+            ("1800", "2000"),
+            ("1500", "2000"),
+            ("3400", "2000"),
+            ("3600", "5000"),
+            ("7600", "10000"),
+            ("999", "1000"),
+            ("5", "5"),
+            ("7", "5"),
+            ("8", "10"),
+            ("0", "0"),
+            ("250000000000000000", "200000000000000000"),
+        ] {
+            assert_eq!(snap_price(given, &ladder), snapped, "{given}");
+        }
+        assert_eq!(snap_price("1234", &[]), "1234");
+        assert_eq!(snap_price("1400", &[100, 150, 250, 500]), "1500");
+        assert!(price(&u128::MAX.to_string(), "price").is_ok());
+        assert_eq!(
+            price("340282366920938463463374607431768211456", "price")
+                .unwrap_err()
+                .status,
+            axum::http::StatusCode::BAD_REQUEST
+        );
+    }
     use super::*;
     use sealstream_api::listings::MIN_PERIOD_SECONDS;
     use serde_json::json;
@@ -436,8 +517,11 @@ mod tests {
         for bad in ["", "-1", "1.5", "1e3", " 1", "0x10"] {
             assert_eq!(field(price(bad, "price").unwrap_err()), "price", "{bad}");
         }
-        let max = "9".repeat(78);
+        // At most 2^128 − 1 base units (the receipt log's commitments);
+        // more digits than a uint256 has are refused first.
+        let max = u128::MAX.to_string();
         assert_eq!(price(&max, "price").unwrap(), max);
+        assert!(price(&"9".repeat(39), "price").is_err());
         assert!(price(&"9".repeat(79), "price").is_err());
         assert_eq!(price_key("12").len(), 78);
         assert!(price_key("9") < price_key("10"));

@@ -326,17 +326,45 @@ pub async fn revoke(
 }
 
 /// The granter: a task that grants paid orders with operator keys, woken
-/// by `state.grant_wake` and every [`SWEEP_EVERY`].
+/// by `state.grant_wake` and every [`SWEEP_EVERY`]. With a
+/// `grant_batch_window`, orders are granted only once a window boundary
+/// (a multiple of the window in Unix time) has passed since the last
+/// batch, all together; live subscriptions' chunk keys are granted at
+/// once whatever the window.
 pub fn spawn_granter(state: AppState) -> tokio::task::JoinHandle<()> {
     let wake: Arc<Notify> = state.grant_wake.clone();
     tokio::spawn(async move {
+        let window = state.config.grant_batch_window.as_secs();
+        let boundary_after = |unix: i64| -> i64 {
+            let w = window.max(1) as i64;
+            (unix.div_euclid(w) + 1) * w
+        };
+        let mut next_batch = boundary_after(sealstream_core::utc::now_unix());
         loop {
-            if let Err(e) = grant_once(&state).await {
+            let now = sealstream_core::utc::now_unix();
+            let orders_due = window == 0 || now >= next_batch;
+            let pass = async {
+                let mut n = 0;
+                if orders_due {
+                    n += grant_orders(&state).await?;
+                }
+                n += grant_topics(&state).await?;
+                Ok::<usize, ApiError>(n)
+            };
+            if let Err(e) = pass.await {
                 tracing::warn!("operator granter: {e}");
+            }
+            if orders_due && window > 0 {
+                next_batch = boundary_after(now);
+            }
+            let mut sleep = SWEEP_EVERY;
+            if window > 0 {
+                let until = (next_batch - sealstream_core::utc::now_unix()).max(0) as u64;
+                sleep = sleep.min(Duration::from_secs(until).max(Duration::from_millis(200)));
             }
             tokio::select! {
                 _ = wake.notified() => {}
-                _ = tokio::time::sleep(SWEEP_EVERY) => {}
+                _ = tokio::time::sleep(sleep) => {}
             }
         }
     })
@@ -350,6 +378,11 @@ pub fn spawn_granter(state: AppState) -> tokio::task::JoinHandle<()> {
 /// (`grant_topic`). Returns how many orders and subscription chunk keys
 /// were granted.
 pub async fn grant_once(state: &AppState) -> ApiResult<usize> {
+    Ok(grant_orders(state).await? + grant_topics(state).await?)
+}
+
+/// The orders part of [`grant_once`].
+async fn grant_orders(state: &AppState) -> ApiResult<usize> {
     let mut granted = 0;
     let mut after = (String::new(), String::new());
     loop {
@@ -379,6 +412,12 @@ pub async fn grant_once(state: &AppState) -> ApiResult<usize> {
             break;
         }
     }
+    Ok(granted)
+}
+
+/// The subscriptions part of [`grant_once`].
+async fn grant_topics(state: &AppState) -> ApiResult<usize> {
+    let mut granted = 0;
     for topic in db::subscribed_topics(&state.store).await? {
         let Some(secret) = state
             .operator_kek

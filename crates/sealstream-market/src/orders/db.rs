@@ -17,7 +17,7 @@ use crate::listings::Rail;
 use crate::store::{changed, stored_u64, DbError, Store, Tx};
 
 /// The columns [`order_of`] reads, in order.
-const ORDER_COLUMNS: [&str; 14] = [
+const ORDER_COLUMNS: [&str; 15] = [
     "id",
     "listing_id",
     "dataset_id",
@@ -32,6 +32,7 @@ const ORDER_COLUMNS: [&str; 14] = [
     "paid_at",
     "granted_at",
     "subscription_id",
+    "compliance",
 ];
 
 /// [`ORDER_COLUMNS`] of table alias `alias` (`o.id, o.listing_id, …`).
@@ -67,6 +68,17 @@ fn order_of(r: &AnyRow) -> Result<Order, DbError> {
         paid_at: r.try_get(11)?,
         granted_at: r.try_get(12)?,
         subscription_id: r.try_get(13)?,
+        compliance: match r.try_get::<Option<String>, _>(14)? {
+            None => None,
+            Some(text) => {
+                let value = sealstream_core::json::parse(text.as_bytes())
+                    .map_err(|_| corrupt_order("compliance"))?;
+                Some(
+                    sealstream_api::compliance::Accepted::from_value(&value, "compliance")
+                        .map_err(|_| corrupt_order("compliance"))?,
+                )
+            }
+        },
     })
 }
 
@@ -86,8 +98,8 @@ pub(crate) async fn order(tx: &mut Tx, id: &str) -> Result<Option<Order>, DbErro
 pub(crate) async fn insert_order(tx: &mut Tx, order: &Order) -> Result<(), sqlx::Error> {
     let query = sqlx::query(
         "INSERT INTO orders (id, listing_id, dataset_id, seller_did, buyer_did, buyer_id, \
-         buyer_public_key_hex, amount, rail, state, created_at, subscription_id) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+         buyer_public_key_hex, amount, rail, state, created_at, subscription_id, compliance) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
     )
     .bind(&order.id)
     .bind(&order.listing_id)
@@ -100,7 +112,13 @@ pub(crate) async fn insert_order(tx: &mut Tx, order: &Order) -> Result<(), sqlx:
     .bind(order.rail.to_json().to_string())
     .bind(order.state.as_str())
     .bind(&order.created_at)
-    .bind(order.subscription_id.clone());
+    .bind(order.subscription_id.clone())
+    .bind(
+        order
+            .compliance
+            .as_ref()
+            .map(|c| sealstream_core::json::write::to_python_compact(&c.to_value())),
+    );
     changed(tx, query).await?;
     Ok(())
 }

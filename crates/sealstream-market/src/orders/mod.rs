@@ -79,6 +79,8 @@ pub struct Order {
     /// The subscription whose period this order pays (such an order has no
     /// dataset, grant or receipt of its own).
     pub subscription_id: Option<String>,
+    /// What the buyer accepted of the listing's compliance preset.
+    pub compliance: Option<sealstream_api::compliance::Accepted>,
 }
 
 impl Order {
@@ -243,6 +245,29 @@ pub(crate) fn view(state: &AppState, order: &Order, claims: &[claims::Claim]) ->
         paid_at: order.paid_at.clone(),
         granted_at: order.granted_at.clone(),
         subscription_id: order.subscription_id.clone(),
+        compliance: order.compliance.clone(),
+    }
+}
+
+/// What the buyer of a listing with a compliance preset accepts: the
+/// statement in `req` checked against the preset (a refusal is a 422
+/// naming `jurisdiction`, `purpose` or `acceptAttestation` and saying
+/// why); `None` for a listing without one (whose orders must not state
+/// anything).
+fn compliance_of(
+    fields: &crate::listings::ListingFields,
+    req: &CreateOrder,
+) -> ApiResult<Option<sealstream_api::compliance::Accepted>> {
+    let statement = sealstream_api::compliance::Statement {
+        jurisdiction: req.jurisdiction.clone(),
+        purpose: req.purpose.clone(),
+        accept_attestation: req.accept_attestation.unwrap_or(false),
+    };
+    match &fields.compliance {
+        Some(preset) => sealstream_api::compliance::Accepted::check(preset, &statement)
+            .map(Some)
+            .map_err(|e| ApiError::unprocessable(&e.field, e.message)),
+        None => Ok(None),
     }
 }
 
@@ -327,6 +352,7 @@ pub async fn create(
         ));
     }
     check_payable(&state, &listing.fields.rail)?;
+    let compliance = compliance_of(&listing.fields, &req)?;
     let order = Order {
         id: new_id(),
         listing_id: listing.id.clone(),
@@ -342,6 +368,7 @@ pub async fn create(
         paid_at: None,
         granted_at: None,
         subscription_id: None,
+        compliance,
     };
     db::insert_order(&mut tx, &order).await?;
     let details = audit_details(json!({
@@ -350,6 +377,10 @@ pub async fn create(
         "seller": order.seller_did,
         "amount": order.amount,
         "buyerPublicKeyHex": order.buyer_public_key_hex,
+        "compliance": order.compliance.as_ref().map(|c| json!({
+            "presetHash": c.preset_hash,
+            "jurisdiction": c.jurisdiction,
+        })),
     }));
     crate::audit::append(&mut tx, &caller.did, "order.create", &order.id, &details).await?;
     tx.commit().await?;

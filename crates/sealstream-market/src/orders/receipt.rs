@@ -52,7 +52,9 @@ pub(crate) async fn issue(
         },
         _ => return Err(ApiError::internal("receipt", "payment details malformed")),
     };
-    let now = sealstream_core::utc::now();
+    // The receipt's time is read under the receipt logs' locks, so that the
+    // logs' leaves are in time order.
+    let now = crate::receipt_log::begin_issue(state, tx, &order.seller_did).await?;
     let receipt = LicenseReceipt {
         order_id: order.id.clone(),
         listing_id: listing.id.clone(),
@@ -75,6 +77,7 @@ pub(crate) async fn issue(
         ordered_at: order.created_at.clone(),
         paid_at: order.paid_at.clone().unwrap_or_else(|| now.clone()),
         issued_at: now.clone(),
+        compliance: order.compliance.clone(),
     };
     let signed = receipt
         .sign(&state.receipt_key)
@@ -90,6 +93,7 @@ pub(crate) async fn issue(
         &now,
     )
     .await?;
+    crate::receipt_log::append(state, tx, &signed, &now).await?;
     Ok(())
 }
 

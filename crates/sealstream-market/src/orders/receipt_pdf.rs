@@ -265,7 +265,7 @@ impl Page<'_> {
             Some(unit) => format!("{} {unit}", r.amount_display()),
             None => r.amount_display(),
         };
-        vec![
+        let mut rows = vec![
             ("Order", r.order_id.clone()),
             ("Listing", format!("{} ({})", r.listing_title, r.listing_id)),
             ("Dataset", r.dataset_id.clone()),
@@ -297,7 +297,28 @@ impl Page<'_> {
             ("Issued", r.issued_at.clone()),
             ("Format", self.schema.to_string()),
             ("Signing key", format!("ed25519 {}", self.signer)),
-        ]
+        ];
+        if let Some(c) = &r.compliance {
+            let at = rows.len() - 5;
+            rows.insert(
+                at,
+                (
+                    "Compliance",
+                    format!(
+                        "preset {}; buyer's jurisdiction {}, purpose: {}; attestation {}",
+                        c.preset_hash,
+                        c.jurisdiction,
+                        c.purpose,
+                        if c.attestation_accepted {
+                            "accepted"
+                        } else {
+                            "none"
+                        }
+                    ),
+                ),
+            );
+        }
+        rows
     }
 
     /// The lines of text on each page: the title, a row per fact (values
@@ -482,6 +503,7 @@ mod tests {
             ordered_at: "2026-01-02T03:04:05Z".into(),
             paid_at: "2026-01-03T03:04:05Z".into(),
             issued_at: "2026-01-03T03:04:06Z".into(),
+            compliance: None,
         };
         let key = sealstream_core::keys::ReceiptSigningKey::from_bytes(&[7; 32]);
         r.sign(&key).unwrap().to_json_pretty().into_bytes()

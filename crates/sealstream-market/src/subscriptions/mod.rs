@@ -608,6 +608,7 @@ async fn new_period(
         paid_at: None,
         granted_at: None,
         subscription_id: Some(s.id.clone()),
+        compliance: None,
     };
     crate::orders::insert_order(tx, &order).await?;
     db::insert_period(tx, &s.id, number, &order.id, new_key, &order.created_at).await?;

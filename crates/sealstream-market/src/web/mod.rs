@@ -93,6 +93,7 @@ pub fn routes() -> Router<AppState> {
         .route("/portal/audit", get(staff::audit))
         .route("/portal/admin", get(staff::admin))
         .route("/portal/admin/roles", post(staff::roles))
+        .route("/portal/disclosures/{id}/{action}", post(staff::decide))
         .layer(middleware::from_fn(page_headers))
 }
 
@@ -399,9 +400,19 @@ struct ListingFacts {
     sales: String,
     published_at: String,
     license: String,
+    compliance: Option<ComplianceFacts>,
     samples: Vec<u64>,
     dataset: Option<DatasetFacts>,
     subscription: Option<SubscriptionFacts>,
+}
+
+/// A listing's compliance preset as its page shows it.
+struct ComplianceFacts {
+    jurisdictions: String,
+    data_classes: String,
+    retention: String,
+    attestation: String,
+    hash: String,
 }
 
 #[derive(Template)]
@@ -480,6 +491,13 @@ fn facts(v: ListingView, chain_key: Option<String>) -> ListingFacts {
                 other => serde_json::to_string_pretty(&other).unwrap_or_default(),
             })
             .unwrap_or_default(),
+        compliance: v.compliance.map(|c| ComplianceFacts {
+            jurisdictions: c.jurisdictions.join(", "),
+            data_classes: c.data_classes.join(", "),
+            retention: c.retention.clone(),
+            attestation: c.attestation.clone().unwrap_or_default(),
+            hash: c.hash(),
+        }),
         samples: v.samples_available,
         dataset,
         subscription: v.subscription.map(|t| SubscriptionFacts {

@@ -89,7 +89,7 @@ pub(super) struct Owners;
 pub(super) struct Buyers;
 /// Either party of a sale.
 pub(super) struct Parties;
-/// Auditors and admins.
+/// Auditors, compliance officers and admins.
 pub(super) struct Auditors;
 /// Admins.
 pub(super) struct Admins;
@@ -107,7 +107,7 @@ impl Roles for Parties {
     const ROLES: &'static [Role] = &[Role::Buyer, Role::Owner];
 }
 impl Roles for Auditors {
-    const ROLES: &'static [Role] = &[Role::Auditor, Role::Admin];
+    const ROLES: &'static [Role] = &[Role::Auditor, Role::Compliance, Role::Admin];
 }
 impl Roles for Admins {
     const ROLES: &'static [Role] = &[Role::Admin];
@@ -223,7 +223,7 @@ pub(super) fn nav(web: &WebSession, current: &str) -> Vec<(String, String, bool)
     if p.has(Role::Buyer) {
         links.push(("/portal/buyer", "Buyer"));
     }
-    if p.has(Role::Auditor) || p.has(Role::Admin) {
+    if p.has(Role::Auditor) || p.has(Role::Compliance) || p.has(Role::Admin) {
         links.push(("/portal/audit", "Audit"));
     }
     if p.has(Role::Admin) {
@@ -297,6 +297,10 @@ pub(super) fn notice(code: Option<&String>) -> Option<String> {
         "subscription-renewed" => "Renewal ordered: pay its order to extend the subscription.",
         "role-granted" => "Role granted.",
         "role-revoked" => "Role revoked.",
+        "disclosure-approved" => {
+            "Approval recorded: a request takes effect with its second approval."
+        }
+        "disclosure-rejected" => "Request rejected.",
         _ => return None,
     };
     Some(text.into())
@@ -344,12 +348,12 @@ pub(super) async fn overview(State(state): State<AppState>, headers: HeaderMap) 
             ],
         ));
     }
-    if p.has(Role::Auditor) || p.has(Role::Admin) {
+    if p.has(Role::Auditor) || p.has(Role::Compliance) || p.has(Role::Admin) {
         sections.push(guide(
             "auditing",
             "Auditing",
-            "The audit log's signed head and its verification are on the Audit page.",
-            &[("/portal/audit", "Audit", "audit head, requests")],
+            "The audit log's signed head and its verification, and the disclosure requests (filed by auditors, approved by two others) are on the Audit page.",
+            &[("/portal/audit", "Audit", "audit head, disclosure requests")],
         ));
     }
     if p.roles.is_empty() {

@@ -528,6 +528,7 @@ pub(super) async fn create_listing(
             price,
             rail,
             delivery: Some(list_of(get(&values, "delivery"))).filter(|d| !d.is_empty()),
+            compliance: None,
         })
     })();
     let req = match built {
@@ -733,6 +734,7 @@ pub(super) async fn edit_listing(
             price: Some(price),
             rail: Some(rail),
             delivery: Some(list_of(get(&values, "delivery"))),
+            compliance: None,
         })
     })();
     let req = match built {

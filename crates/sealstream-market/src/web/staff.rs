@@ -1,10 +1,11 @@
 //! The auditor's and the administrator's pages:
 //!
-//! - `GET /portal/audit` (auditors, admins): the audit log's head signed by
-//!   the server's key, the result of verifying the whole chain now, and
-//!   the requests and cases assigned to the auditor (none can be filed
-//!   yet: compliance requests arrive with their own workflow, and this
-//!   page lists them then);
+//! - `GET /portal/audit` (auditors, compliance officers, admins): the
+//!   audit log's head signed by the server's key, the result of verifying
+//!   the whole chain now, and the disclosure requests (an auditor's own;
+//!   all for approvers, with forms that approve or reject the pending ones
+//!   the approver did not file); `POST /portal/disclosures/{id}/approve`
+//!   and `…/reject`;
 //! - `GET /portal/admin` (admins): principals and their roles with the form
 //!   that grants or revokes one, the quotas and limits in force, and the
 //!   server's health; `POST /portal/admin/roles`.
@@ -25,7 +26,169 @@ use crate::server::AppState;
 pub(super) async fn audit(
     State(state): State<AppState>,
     SignedIn(web, _): SignedIn<Auditors>,
+    Query(q): Query<Values>,
 ) -> Response {
+    audit_page(&state, &web, notice(q.get("notice")), None).await
+}
+
+/// The disclosure requests the principal may see, and the approver's forms.
+async fn requests_section(state: &AppState, web: &WebSession, posted: Option<&Posted>) -> Section {
+    let p = &web.principal;
+    let approver = p.has(crate::auth::Role::Compliance) || p.has(crate::auth::Role::Admin);
+    let list = crate::disclosures::list(State(state.clone()), p.clone()).await;
+    let mut rows = Vec::new();
+    let mut forms = Vec::new();
+    let items = match list {
+        Ok(axum::Json(l)) => l.items,
+        Err(_) => Vec::new(),
+    };
+    for r in &items {
+        let scope = match (&r.period, &r.case) {
+            (Some(period), _) => format!("{} {} to {}", period.log, period.from, period.to),
+            (_, Some(c)) => c
+                .order_id
+                .as_deref()
+                .map(|o| format!("order {o}"))
+                .or(c.listing_id.as_deref().map(|l| format!("listing {l}")))
+                .or(c.party.as_deref().map(|d| format!("party {d}")))
+                .unwrap_or_default(),
+            _ => String::new(),
+        };
+        rows.push(vec![
+            Cell::Code(r.id.clone()),
+            Cell::Text(r.kind.as_str().into()),
+            Cell::Text(scope),
+            Cell::Text(r.legal_basis.clone()),
+            Cell::Text(format!(
+                "{}{} ({} of 2)",
+                r.state.as_str(),
+                if r.sealed { ", sealed" } else { "" },
+                r.approvals.len()
+            )),
+            Cell::Text(r.created_at.clone()),
+        ]);
+        let pending = r.state == sealstream_api::disclosures::RequestState::Pending;
+        let mine = r.requester == p.did || r.approvals.iter().any(|a| a.did == p.did);
+        if approver && pending && !mine {
+            forms.push(
+                WebForm {
+                    id: format!("approve-{}", r.id),
+                    heading: format!("Approve {} ({})", r.id, r.kind.as_str()),
+                    action: format!("/portal/disclosures/{}/approve", r.id),
+                    submit: "Approve".into(),
+                    fields: vec![Field::select(
+                        "seal",
+                        "Seal the case",
+                        vec![
+                            ("no".into(), "No: the parties are told".into()),
+                            (
+                                "yes".into(),
+                                "Yes (only if the other approver seals too)".into(),
+                            ),
+                        ],
+                    )],
+                    error: None,
+                }
+                .with(posted),
+            );
+            forms.push(
+                WebForm {
+                    id: format!("reject-{}", r.id),
+                    heading: format!("Reject {}", r.id),
+                    action: format!("/portal/disclosures/{}/reject", r.id),
+                    submit: "Reject".into(),
+                    fields: vec![Field::text("reason", "Reason").required()],
+                    error: None,
+                }
+                .with(posted),
+            );
+        }
+    }
+    let mut paragraphs = vec![
+        "Auditors file requests with sealstream market disclosure request; two approvers with the compliance or admin role, never the requester, make one take effect; the requester then fetches it with sealstream market disclosure fetch until its access ends.".to_string(),
+    ];
+    // A refusal about a form no longer shown (the request was decided).
+    if let Some(p) = posted.filter(|p| !forms.iter().any(|f| f.id == p.form)) {
+        paragraphs.push(format!("Not done: {}", p.message));
+    }
+    Section {
+        id: "requests".into(),
+        heading: "Disclosure requests".into(),
+        paragraphs,
+        tables: vec![Table {
+            caption: "Requests".into(),
+            headers: vec![
+                "Request".into(),
+                "Kind".into(),
+                "Scope".into(),
+                "Legal basis".into(),
+                "State".into(),
+                "Filed".into(),
+            ],
+            rows,
+            empty: "No disclosure request.".into(),
+        }],
+        forms,
+        ..Section::default()
+    }
+}
+
+/// `POST /portal/disclosures/{id}/approve` and `…/reject`.
+pub(super) async fn decide(
+    State(state): State<AppState>,
+    axum::extract::Path((id, action)): axum::extract::Path<(String, String)>,
+    WebPost { web, values, .. }: WebPost<Auditors>,
+) -> Response {
+    let p = web.principal.clone();
+    let field = |name: &str| values.get(name).cloned().unwrap_or_default();
+    let (result, code, form) = match action.as_str() {
+        "approve" => (
+            crate::disclosures::approve(
+                State(state.clone()),
+                p,
+                ApiPath(id.clone()),
+                crate::error::ApiJson(sealstream_api::disclosures::Approve {
+                    seal: field("seal") == "yes",
+                }),
+            )
+            .await
+            .map(|_| ()),
+            "disclosure-approved",
+            format!("approve-{id}"),
+        ),
+        "reject" => (
+            crate::disclosures::reject(
+                State(state.clone()),
+                p,
+                ApiPath(id.clone()),
+                crate::error::ApiJson(sealstream_api::disclosures::Reject {
+                    reason: field("reason"),
+                }),
+            )
+            .await
+            .map(|_| ()),
+            "disclosure-rejected",
+            format!("reject-{id}"),
+        ),
+        _ => return error_page(StatusCode::NOT_FOUND, "Not found", "No such action."),
+    };
+    match result {
+        Ok(()) => done("/portal/audit#requests", code),
+        Err(e) => {
+            let posted = Posted::new(&form, values, e, &[("reason", "reason")]);
+            audit_page(&state, &web, None, Some(posted)).await
+        }
+    }
+}
+
+async fn audit_page(
+    state: &AppState,
+    web: &WebSession,
+    notice: Option<String>,
+    posted: Option<Posted>,
+) -> Response {
+    let web = web.clone();
+    let state = state.clone();
     let mut facts = Vec::new();
     match state.sign_audit_head().await {
         Ok(head) => {
@@ -54,28 +217,13 @@ pub(super) async fn audit(
         facts,
         ..Section::default()
     };
-    let inbox = Section {
-        id: "requests".into(),
-        heading: "Requests and cases assigned to you".into(),
-        tables: vec![Table {
-            caption: "Requests".into(),
-            headers: vec![
-                "Request".into(),
-                "Kind".into(),
-                "State".into(),
-                "Filed".into(),
-            ],
-            rows: Vec::new(),
-            empty: "No request or case is assigned to you.".into(),
-        }],
-        ..Section::default()
-    };
+    let inbox = requests_section(&state, &web, posted.as_ref()).await;
     render_status(
-        StatusCode::OK,
+        Posted::status(posted.as_ref()),
         &web,
         "/portal/audit",
         "Audit",
-        None,
+        notice,
         None,
         vec![head, inbox],
     )

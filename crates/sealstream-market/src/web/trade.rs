@@ -83,26 +83,59 @@ async fn buy_page(
         Err(e) => return error_page(e.status, "No such listing", &e.message),
     };
     let subscription = view.kind == ListingKind::Subscription;
+    let mut facts = vec![
+        ("Listing".into(), format!("{} ({})", view.title, view.id)),
+        (
+            "Price".into(),
+            super::price(&view.price, &view.rail) + if subscription { " per period" } else { "" },
+        ),
+        ("Payment".into(), super::rail_text(&view.rail)),
+    ];
+    let mut fields = vec![
+        Field::text("buyerPublicKeyHex", "X25519 public key (hex)")
+            .required()
+            .help("64 hex digits: the .x25519.pk file of your key pair."),
+        Field::text("buyerId", "Recipient id")
+            .help("Optional: the id the access entries name (your DID by default)."),
+    ];
+    if let Some(c) = &view.compliance {
+        facts.push(("Sold to".into(), c.jurisdictions.join(", ")));
+        facts.push(("Data classes".into(), c.data_classes.join(", ")));
+        facts.push(("Retention".into(), c.retention.clone()));
+        fields.push(Field::text("jurisdiction", "Your jurisdiction").required().help("Where you are, as an ISO 3166-1 alpha-2 code such as DE: the listing sells only to the jurisdictions above."));
+        fields.push(
+            Field::area("purpose", "Purpose")
+                .required()
+                .help("What the data is for (recorded in the order and its receipt)."),
+        );
+        if let Some(a) = &c.attestation {
+            facts.push(("Attestation".into(), a.clone()));
+            fields.push(
+                Field::select(
+                    "acceptAttestation",
+                    "Accept the attestation",
+                    vec![
+                        ("no".into(), "No".into()),
+                        ("yes".into(), "Yes, I accept it".into()),
+                    ],
+                )
+                .required(),
+            );
+        }
+    }
     let section = Section {
         id: "order".into(),
         heading: if subscription { "Subscribe" } else { "Order" }.into(),
         paragraphs: vec![
             "The seller's chunk keys are wrapped to your X25519 public key: only the matching secret key, which stays on your machine, opens the data. Make a pair with: sealstream keys generate --role buyer.".into(),
         ],
-        facts: vec![
-            ("Listing".into(), format!("{} ({})", view.title, view.id)),
-            ("Price".into(), super::price(&view.price, &view.rail) + if subscription { " per period" } else { "" }),
-            ("Payment".into(), super::rail_text(&view.rail)),
-        ],
+        facts,
         forms: vec![WebForm {
             id: "order-form".into(),
             heading: "Your key".into(),
             action: format!("/portal/buy/{}", view.id),
             submit: if subscription { "Subscribe" } else { "Place the order" }.into(),
-            fields: vec![
-                Field::text("buyerPublicKeyHex", "X25519 public key (hex)").required().help("64 hex digits: the .x25519.pk file of your key pair."),
-                Field::text("buyerId", "Recipient id").help("Optional: the id the access entries name (your DID by default)."),
-            ],
+            fields,
             error: None,
         }
         .with(posted.as_ref())],
@@ -141,7 +174,11 @@ pub(super) async fn place_order(
     const FIELDS: &[(&str, &str)] = &[
         ("buyerPublicKeyHex", "buyerPublicKeyHex"),
         ("buyerId", "buyerId"),
+        ("jurisdiction", "jurisdiction"),
+        ("purpose", "purpose"),
+        ("acceptAttestation", "acceptAttestation"),
     ];
+    let stated = |name: &str| Some(get(&values, name).to_string()).filter(|s| !s.is_empty());
     let result = if kind == ListingKind::Subscription {
         crate::subscriptions::create(
             State(state.clone()),
@@ -162,6 +199,9 @@ pub(super) async fn place_order(
                 listing_id: id.clone(),
                 buyer_public_key_hex: key,
                 buyer_id,
+                jurisdiction: stated("jurisdiction"),
+                purpose: stated("purpose"),
+                accept_attestation: stated("acceptAttestation").map(|a| a == "yes"),
             }),
         )
         .await

@@ -46,6 +46,39 @@ pub fn run(command: MarketCommand, ui: Ui) -> CliResult {
         MarketCommand::Audit(MarketAuditCommand::Anchor(args)) => {
             super::market_audit::anchor(args, ui)
         }
+        #[cfg(feature = "market")]
+        MarketCommand::Audit(MarketAuditCommand::ProveTotal {
+            session,
+            log,
+            from,
+            to,
+            server_key,
+            out,
+        }) => super::market_receipt_log::prove_total(
+            &session,
+            sealstream_api::receipts::log::TotalQuery {
+                log: Some(log),
+                from,
+                to,
+            },
+            server_key.as_deref(),
+            out.as_deref(),
+            ui,
+        ),
+        #[cfg(feature = "market")]
+        MarketCommand::Audit(MarketAuditCommand::VerifyTotal {
+            file,
+            server_key,
+            expect,
+        }) => super::market_receipt_log::verify_total(&file, server_key.as_deref(), &expect, ui),
+        #[cfg(feature = "market")]
+        MarketCommand::Audit(MarketAuditCommand::LogHead { session, log, out }) => {
+            super::market_receipt_log::log_head(&session, &log, out.as_deref(), ui)
+        }
+        #[cfg(feature = "market")]
+        MarketCommand::Audit(MarketAuditCommand::LogConsistency { session, old, out }) => {
+            super::market_receipt_log::log_consistency(&session, &old, out.as_deref(), ui)
+        }
         MarketCommand::Upload {
             server,
             chunk_dir,
@@ -86,6 +119,7 @@ pub fn run(command: MarketCommand, ui: Ui) -> CliResult {
         MarketCommand::Order(c) => super::market_orders::run(c, ui),
         MarketCommand::Subscribe(purchase) => super::market_subscriptions::subscribe(purchase, ui),
         MarketCommand::Subscription(c) => super::market_subscriptions::run(c, ui),
+        MarketCommand::Disclosure(c) => super::market_disclosures::run(c, ui),
         MarketCommand::Login { session, web } => {
             if web {
                 super::market_account::login_web(&session, ui)

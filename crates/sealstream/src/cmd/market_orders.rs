@@ -213,13 +213,17 @@ struct Orders<'a> {
 
 pub fn run(command: MarketOrderCommand, ui: Ui) -> CliResult {
     match command {
-        MarketOrderCommand::Create(purchase) => {
+        MarketOrderCommand::Create(order) => {
+            let purchase = order.purchase;
             let (mut client, public) = buying(&purchase)?;
             let order = client
                 .create_order(&CreateOrder {
                     listing_id: purchase.listing,
                     buyer_public_key_hex: public,
                     buyer_id: purchase.buyer_id,
+                    jurisdiction: order.jurisdiction,
+                    purpose: order.purpose,
+                    accept_attestation: order.accept_attestation.then_some(true),
                 })
                 .map_err(|e| client_error("order create", e))?;
             describe(&ui, &order, &purchase.session, &client.did().to_string());
@@ -344,6 +348,10 @@ pub fn run(command: MarketOrderCommand, ui: Ui) -> CliResult {
             },
             &ui,
         ),
+        #[cfg(feature = "market")]
+        MarketOrderCommand::ReceiptLog { session, id } => {
+            super::market_receipt_log::order_receipt_log(&session, &id, ui)
+        }
         MarketOrderCommand::Receipt {
             session,
             id,
@@ -452,6 +460,7 @@ mod tests {
             paid_at: None,
             granted_at: None,
             subscription_id: None,
+            compliance: None,
         }
     }
 

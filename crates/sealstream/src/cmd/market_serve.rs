@@ -11,6 +11,32 @@ use crate::error::{CliError, CliResult};
 use crate::ui::Ui;
 
 /// `market serve`.
+/// `--price-ladder` as hundredths: each mantissa at least 1 and below 10,
+/// at most two decimals, ascending, the first 1.
+fn ladder(values: &[String]) -> CliResult<Vec<u32>> {
+    let mut out: Vec<u32> = Vec::with_capacity(values.len());
+    for v in values {
+        let hundredths = sealstream_api::payments::parse_units(v, 2)
+            .and_then(|u| u.parse::<u32>().ok())
+            .filter(|h| (100..1000).contains(h))
+            .ok_or_else(|| {
+                CliError::input(format!(
+                    "--price-ladder: {v:?} is not a mantissa from 1 to below 10 with at most two decimals"
+                ))
+            })?;
+        if out.last().is_some_and(|last| *last >= hundredths) {
+            return Err(CliError::input("--price-ladder: the mantissas must ascend"));
+        }
+        out.push(hundredths);
+    }
+    if out.first().is_some_and(|first| *first != 100) {
+        return Err(CliError::input(
+            "--price-ladder: the first mantissa must be 1",
+        ));
+    }
+    Ok(out)
+}
+
 pub fn run(args: MarketServeArgs, ui: Ui) -> CliResult {
     let MarketServeArgs {
         listen,
@@ -29,6 +55,11 @@ pub fn run(args: MarketServeArgs, ui: Ui) -> CliResult {
         payment_poll,
         subscription_sweep,
         min_subscription_period,
+        receipt_log_epoch,
+        public_stats_delay,
+        public_stats_interval,
+        price_ladder,
+        grant_batch_window,
         payment_skew,
         max_claims_per_order,
         unknown_claim_ttl,
@@ -65,6 +96,11 @@ pub fn run(args: MarketServeArgs, ui: Ui) -> CliResult {
         payment_poll: std::time::Duration::from_secs(payment_poll),
         subscription_sweep: seconds(subscription_sweep),
         min_subscription_period: seconds(min_subscription_period),
+        receipt_log_epoch: seconds(receipt_log_epoch),
+        public_stats_delay: seconds(public_stats_delay),
+        public_stats_interval: seconds(public_stats_interval),
+        price_ladder: ladder(&price_ladder)?,
+        grant_batch_window: seconds(grant_batch_window),
         payment_skew: std::time::Duration::from_secs(payment_skew),
         max_claims_per_order: usize::try_from(max_claims_per_order).unwrap_or(usize::MAX),
         unknown_claim_ttl: std::time::Duration::from_secs(unknown_claim_ttl),

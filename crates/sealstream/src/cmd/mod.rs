@@ -19,9 +19,13 @@ pub mod market_audit;
 #[cfg(feature = "agent")]
 pub mod market_browse;
 #[cfg(feature = "agent")]
+pub mod market_disclosures;
+#[cfg(feature = "agent")]
 pub mod market_orders;
 #[cfg(feature = "agent")]
 pub mod market_pay;
+#[cfg(feature = "market")]
+pub mod market_receipt_log;
 #[cfg(feature = "agent")]
 pub mod market_renew_auto;
 #[cfg(feature = "agent")]
