@@ -23,6 +23,7 @@ use sealstream_core::ValidationError;
 
 mod cutoff;
 pub mod log;
+pub mod pdf;
 mod v2;
 
 pub use cutoff::{

@@ -18,6 +18,9 @@ const PAGE: u32 = 200;
 
 /// Largest receipt read (they are a few KiB).
 const MAX_RECEIPT: u64 = 1 << 20;
+/// Largest receipt PDF read (some tens of KiB: a page, a font subset, the
+/// receipt).
+const MAX_RECEIPT_PDF: u64 = 8 << 20;
 
 /// Largest release file read at once (access files are cut at 256 MiB).
 const MAX_RELEASE_FILE: u64 = 256 << 20;
@@ -121,6 +124,22 @@ impl MarketClient {
         self.get_bytes(
             &routes::with_query(routes::order_receipt(id), "version=2"),
             MAX_RECEIPT,
+        )
+    }
+
+    /// The order's receipt as a PDF/A-3 document (`format=pdf`): a page
+    /// showing it, the signed receipt — v2 with `v2`, else v1 — attached as
+    /// `receipt.json` (`sealstream_api::receipts::pdf::extract_receipt`
+    /// reads it back).
+    pub fn receipt_pdf(&mut self, id: &str, v2: bool) -> Result<Vec<u8>, ClientError> {
+        let query = if v2 {
+            "format=pdf&version=2"
+        } else {
+            "format=pdf"
+        };
+        self.get_bytes(
+            &routes::with_query(routes::order_receipt(id), query),
+            MAX_RECEIPT_PDF,
         )
     }
 

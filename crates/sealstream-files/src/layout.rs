@@ -5,7 +5,7 @@
 //! and renamed into place, so a reader never sees a partial file and a crash
 //! leaves either the old state or the new one.
 
-use std::fs::{self, File};
+use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
@@ -30,9 +30,21 @@ pub fn dir_and_name(path: &Path) -> io::Result<(&Path, &std::ffi::OsStr)> {
     Ok((dir, name))
 }
 
+/// Write `bytes` to `path` atomically (temporary file, fsync, rename),
+/// readable and writable by its user only (0600 on Unix): a receipt, which
+/// names its buyer and what they paid.
+pub fn write_atomic_private(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    write_with(path, bytes, true, true)
+}
+
 /// Write `bytes` to `path` through a temporary file and a rename; with
 /// `durable`, the data is synced to disk before the rename.
 pub fn write_replace(path: &Path, bytes: &[u8], durable: bool) -> io::Result<()> {
+    write_with(path, bytes, durable, false)
+}
+
+/// [`write_replace`], the file created 0600 (on Unix) when `private`.
+fn write_with(path: &Path, bytes: &[u8], durable: bool, private: bool) -> io::Result<()> {
     let (dir, name) = dir_and_name(path)?;
     let tmp = dir.join(format!(
         ".{}.tmp-{}",
@@ -40,7 +52,16 @@ pub fn write_replace(path: &Path, bytes: &[u8], durable: bool) -> io::Result<()>
         std::process::id()
     ));
     let result = (|| {
-        let mut f = File::create(&tmp)?;
+        let mut options = fs::OpenOptions::new();
+        options.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        if private {
+            use std::os::unix::fs::OpenOptionsExt;
+            options.mode(0o600);
+        }
+        #[cfg(not(unix))]
+        let _ = private;
+        let mut f = options.open(&tmp)?;
         f.write_all(bytes)?;
         if durable {
             f.sync_data()?;
@@ -342,5 +363,28 @@ pub fn read_ciphertext(data_dir: &Path, index: u64) -> Result<Option<Vec<u8>>, F
         Ok(bytes) => Ok(Some(bytes)),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(FileError::new(path, e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[cfg(unix)]
+    #[test]
+    fn private_writes_are_0600_and_replace_the_file() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("receipt.pdf");
+        write_atomic(&path, b"old").unwrap();
+        write_atomic_private(&path, b"new").unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"new");
+        let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        assert_eq!(
+            fs::read_dir(dir.path()).unwrap().count(),
+            1,
+            "no temporary file left"
+        );
     }
 }

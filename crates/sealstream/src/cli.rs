@@ -481,9 +481,11 @@ const RECEIPT_EXIT_CODES: &str = concat!(
 Exit codes:
   0  the receipt is valid: well formed, and its signature verifies (by --server-key when given)
   1  bad input: a file that cannot be read, a malformed receipt (the file and the field are
-     named), a malformed --server-key
+     named), a malformed --server-key, a PDF without a receipt.json attachment
   2  integrity: the signature does not verify (the receipt was changed after signing), or
-     the receipt is signed by another key than --server-key",
+     the receipt is signed by another key than --server-key; a receipt PDF with two
+     receipt.json attachments, or whose attachment is not an associated file (/AF) or
+     cannot be decoded",
     usage_exit_line!(),
     "
 
@@ -501,10 +503,14 @@ pub enum ReceiptCommand {
     /// ended, when access ended and the highest chunk index it is entitled to. A v2
     /// receipt or a disclosure made from one (`receipt disclose`) is checked field by
     /// field against the signed commitments, and the fields it shows are printed
-    /// (`verify-disclosure` is the same command).
+    /// (`verify-disclosure` is the same command). A PDF receipt (a file starting with
+    /// %PDF-) is read as a viewer reads it, and the one receipt.json attached to it and
+    /// listed as the document's associated file is checked as above; the page itself is
+    /// a rendering and is not signed.
     #[command(after_help = RECEIPT_EXIT_CODES, alias = "verify-disclosure")]
     Verify {
-        /// The receipt or cut-off notice file (JSON).
+        /// The receipt or cut-off notice file (JSON), or a receipt PDF (`market order
+        /// receipt --pdf`), whose attached receipt.json is checked.
         file: PathBuf,
         /// The market's receipt public key (64 hex digits, optional 0x): the receipt must be
         /// signed by it. Without it any signer is accepted, which only shows that the receipt
@@ -519,7 +525,8 @@ pub enum ReceiptCommand {
     /// Written to --output (created 0600), or stdout.
     #[command(after_help = RECEIPT_EXIT_CODES)]
     Disclose {
-        /// The v2 receipt file (JSON), or a disclosure with more fields.
+        /// The v2 receipt file (JSON), or a disclosure with more fields, or a receipt PDF
+        /// with a v2 receipt attached (`market order receipt --pdf --v2`).
         file: PathBuf,
         /// The fields to show, separated by commas (e.g. datasetRoot,license,paidAt).
         #[arg(long, value_name = "NAMES", value_delimiter = ',', required = true)]
@@ -1567,7 +1574,10 @@ pub enum MarketOrderCommand {
         to_buyer: String,
     },
     /// Fetch the order's signed license receipt (its buyer or seller), to --output
-    /// (atomically) or stdout; check it with `sealstream receipt verify`.
+    /// (atomically) or stdout; check it with `sealstream receipt verify`. With --pdf, the
+    /// receipt as a PDF/A-3 document for people: a page showing it, the signed receipt
+    /// attached as receipt.json (`sealstream receipt verify FILE.pdf` checks the
+    /// attachment; the page itself is not signed).
     Receipt {
         #[command(flatten)]
         session: MarketSession,
@@ -1577,9 +1587,14 @@ pub enum MarketOrderCommand {
         #[arg(long = "output", alias = "out", value_name = "FILE")]
         out: Option<PathBuf>,
         /// Fetch the receipt with selective disclosure (sealstream.receipt.v2) instead:
-        /// show some of its fields with `sealstream receipt disclose`.
+        /// show some of its fields with `sealstream receipt disclose`. With --pdf, the
+        /// v2 receipt is the one attached.
         #[arg(long)]
         v2: bool,
+        /// Fetch the receipt as a PDF/A-3 document (docs/formats.md, "Receipt PDFs")
+        /// with the signed receipt attached, instead of the JSON.
+        #[arg(long)]
+        pdf: bool,
     },
     #[cfg(feature = "market")]
     /// Check that the market logged the order's receipt honestly: fetch the receipt and

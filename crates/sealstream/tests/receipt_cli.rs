@@ -377,3 +377,64 @@ fn a_disclosure_of_two_fields_verifies_and_a_changed_one_fails() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("price is not a receipt field"));
 }
+
+/// Issue 21: the documented receipt PDF (docs/examples/receipt.pdf, the
+/// market's rendering of docs/examples/receipt.json) verifies with the
+/// documented key, its attached receipt checked as the JSON file is; one
+/// changed digit of the attached amount is an integrity failure naming the
+/// attachment; a PDF whose attachment is not an associated file any more
+/// is one too; a PDF without the attachment is bad input.
+#[test]
+fn the_documented_pdf_receipt_verifies_and_a_changed_one_fails() {
+    const KEY: &str = "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a";
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/examples/receipt.pdf");
+    let (code, _, stderr) = run(&["--server-key", KEY], &example);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stderr.contains("amount    1.5 USDC (1500000 base units, 6 decimals)"),
+        "{stderr}"
+    );
+    let (code, stdout, stderr) = run(&["--server-key", KEY, "--json"], &example);
+    assert_eq!(code, 0, "{stderr}");
+    let out = obj(&stdout);
+    assert_eq!(out.get("valid"), Some(&Value::Bool(true)), "{stdout}");
+
+    let pdf = std::fs::read(&example).unwrap();
+    let changed = |from: &[u8], to: &[u8]| -> Vec<u8> {
+        let at = pdf
+            .windows(from.len())
+            .position(|w| w == from)
+            .unwrap_or_else(|| panic!("{} not in the PDF", String::from_utf8_lossy(from)));
+        let mut out = pdf.clone();
+        out[at..at + from.len()].copy_from_slice(to);
+        out
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let cases: [(&[u8], &[u8], i32, &str); 3] = [
+        (
+            b"\"amount\": \"1500000\"",
+            b"\"amount\": \"1500001\"",
+            2,
+            "receipt.pdf#receipt.json: signature.value: the signature does not verify",
+        ),
+        (
+            b"/AF[",
+            b"/XF[",
+            2,
+            "not listed in the document's associated files",
+        ),
+        (
+            b"/EmbeddedFiles",
+            b"/EmbeddedFileX",
+            1,
+            "no receipt.json attachment",
+        ),
+    ];
+    for (from, to, want, says) in cases {
+        let file = dir.path().join("receipt.pdf");
+        std::fs::write(&file, changed(from, to)).unwrap();
+        let (code, _, stderr) = run(&["--server-key", KEY], &file);
+        assert_eq!(code, want, "{stderr}");
+        assert!(stderr.contains(says), "{stderr}");
+    }
+}

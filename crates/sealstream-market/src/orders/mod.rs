@@ -18,6 +18,7 @@ pub mod grant;
 pub mod links;
 pub mod payment;
 pub mod receipt;
+pub mod receipt_pdf;
 pub mod release;
 pub mod watcher;
 

@@ -89,6 +89,7 @@ pub fn routes() -> Router<AppState> {
         )
         .route("/portal/buy/{id}", get(trade::buy).post(trade::place_order))
         .route("/portal/orders/{id}/receipt.json", get(trade::receipt))
+        .route("/portal/orders/{id}/receipt.pdf", get(trade::receipt_pdf))
         .route("/portal/audit", get(staff::audit))
         .route("/portal/admin", get(staff::admin))
         .route("/portal/admin/roles", post(staff::roles))

@@ -6,6 +6,8 @@
 //!   download links: make one, revoke one), subscriptions (state, paid
 //!   through, grace; renew, cancel) and the keys used;
 //! - `GET /portal/orders/{id}/receipt.json`: the signed receipt as a file;
+//! - `GET /portal/orders/{id}/receipt.pdf`: the receipt as a PDF/A-3
+//!   document, the signed receipt attached;
 //! - `GET /portal/sales`: the seller's orders with the invoice form that
 //!   marks one paid, subscriptions, revenue per month and what awaits a
 //!   grant.
@@ -301,6 +303,14 @@ async fn buyer_sections(
         } else {
             Cell::Text(String::new())
         };
+        let receipt_pdf = if paid {
+            Cell::Link(
+                format!("/portal/orders/{}/receipt.pdf", o.id),
+                "Receipt (PDF)".into(),
+            )
+        } else {
+            Cell::Text(String::new())
+        };
         rows.push(vec![
             Cell::Code(o.id.clone()),
             Cell::Link(format!("/listings/{}", o.listing_id), o.listing_id.clone()),
@@ -309,6 +319,7 @@ async fn buyer_sections(
             Cell::Text(payment_text(o)),
             receipt,
             receipt_v2,
+            receipt_pdf,
             Cell::Buttons(buttons),
         ]);
     }
@@ -332,7 +343,7 @@ async fn buyer_sections(
         paragraphs: vec!["A granted order's download link opens its release package (sealstream consume --download-url …); anyone holding the link can fetch the package, which only your secret key opens.".into()],
         tables: vec![Table {
             caption: "Your orders".into(),
-            headers: vec!["Order".into(), "Listing".into(), "State".into(), "Amount".into(), "Payment".into(), "Receipt".into(), "Receipt v2".into(), "Do".into()],
+            headers: vec!["Order".into(), "Listing".into(), "State".into(), "Amount".into(), "Payment".into(), "Receipt".into(), "Receipt v2".into(), "PDF".into(), "Do".into()],
             rows,
             empty: "No order yet: find data in the catalog.".into(),
         }],
@@ -552,7 +563,29 @@ pub(super) async fn receipt(
     Path(id): Path<String>,
     Query(q): Query<Values>,
 ) -> Response {
-    let version = q.get("version").cloned();
+    receipt_file(state, &web, id, q.get("version").cloned(), "json").await
+}
+
+/// `GET /portal/orders/{id}/receipt.pdf[?version=2]`: the receipt as a
+/// PDF/A-3 document, the signed receipt (v1, or v2) attached.
+pub(super) async fn receipt_pdf(
+    State(state): State<AppState>,
+    SignedIn(web, _): SignedIn<Parties>,
+    Path(id): Path<String>,
+    Query(q): Query<Values>,
+) -> Response {
+    receipt_file(state, &web, id, q.get("version").cloned(), "pdf").await
+}
+
+/// The receipt of order `id` as a download named
+/// `receipt[-v2]-{id}.{format}`.
+async fn receipt_file(
+    state: AppState,
+    web: &WebSession,
+    id: String,
+    version: Option<String>,
+    format: &str,
+) -> Response {
     let suffix = if version.as_deref() == Some("2") {
         "-v2"
     } else {
@@ -562,13 +595,16 @@ pub(super) async fn receipt(
         State(state),
         web.principal.clone(),
         ApiPath(id.clone()),
-        ApiQuery(crate::orders::receipt::ReceiptQuery { version }),
+        ApiQuery(crate::orders::receipt::ReceiptQuery {
+            version,
+            format: Some(format.into()),
+        }),
     )
     .await
     {
         Ok(mut response) => {
             let name = format!(
-                "attachment; filename=\"receipt{suffix}-{}.json\"",
+                "attachment; filename=\"receipt{suffix}-{}.{format}\"",
                 id.replace(|c: char| !c.is_ascii_alphanumeric() && c != '_', "")
             );
             if let Ok(v) = HeaderValue::from_str(&name) {

@@ -379,9 +379,12 @@ pub fn run(command: MarketOrderCommand, ui: Ui) -> CliResult {
             id,
             out,
             v2,
+            pdf,
         } => {
             let mut client = client(&session, "a buyer or seller")?;
-            let bytes = if v2 {
+            let bytes = if pdf {
+                client.receipt_pdf(&id, v2)
+            } else if v2 {
                 client.receipt_v2(&id)
             } else {
                 client.receipt(&id)
@@ -389,10 +392,11 @@ pub fn run(command: MarketOrderCommand, ui: Ui) -> CliResult {
             .map_err(|e| client_error("order receipt", e))?;
             match out {
                 Some(path) => {
-                    sealstream_files::layout::write_atomic(&path, &bytes)
+                    sealstream_files::layout::write_atomic_private(&path, &bytes)
                         .map_err(|e| CliError::input(at(&path, e)))?;
                     ui.say(format!(
-                        "Receipt of order {id} written to {}",
+                        "Receipt {}of order {id} written to {}",
+                        if pdf { "(PDF) " } else { "" },
                         path.display()
                     ));
                 }

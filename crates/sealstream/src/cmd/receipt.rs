@@ -1,10 +1,10 @@
 //! `sealstream receipt verify|disclose`: license receipts (v1, and v2 with
 //! their disclosures) and cut-off notices.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use sealstream_api::receipts::{
-    Disclosed, LicenseReceipt, ReceiptV2, SignedDocument, SubscriptionCutoff,
+    pdf, Disclosed, LicenseReceipt, ReceiptV2, SignedDocument, SubscriptionCutoff,
 };
 use sealstream_core::json::{Map, Value};
 use sealstream_core::keys::ReceiptPublicKey;
@@ -29,6 +29,8 @@ pub fn run(cmd: ReceiptCommand, ui: Ui) -> CliResult {
 fn disclose(path: &Path, fields: &[String], output: Option<&Path>, ui: Ui) -> CliResult {
     let bytes =
         std::fs::read(path).map_err(|e| CliError::input(at(path, format!("cannot read ({e})"))))?;
+    let (bytes, path) = signed_bytes(bytes, path)?;
+    let path = path.as_path();
     let receipt = ReceiptV2::parse(&bytes).map_err(|e| CliError::input(at(path, e)))?;
     if let Err(e) = receipt.verify(None) {
         let message = at(path, &e);
@@ -49,7 +51,7 @@ fn disclose(path: &Path, fields: &[String], output: Option<&Path>, ui: Ui) -> Cl
     let text = shown.to_json_pretty();
     match output {
         Some(out) => {
-            sealstream_files::layout::write_atomic(out, text.as_bytes())
+            sealstream_files::layout::write_atomic_private(out, text.as_bytes())
                 .map_err(|e| CliError::input(at(out, e)))?;
             ui.say(format!(
                 "Disclosure of {} of the receipt's {} fields ({}) written to {}",
@@ -94,6 +96,8 @@ fn verify(path: &Path, server_key: Option<&str>, ui: Ui) -> CliResult {
         .transpose()?;
     let bytes =
         std::fs::read(path).map_err(|e| CliError::input(at(path, format!("cannot read ({e})"))))?;
+    let (bytes, path) = signed_bytes(bytes, path)?;
+    let path = path.as_path();
     let document = SignedDocument::parse(&bytes).map_err(|e| CliError::input(at(path, e)))?;
     if let Err(e) = document.verify(pinned.as_ref()) {
         let message = at(path, &e);
@@ -168,6 +172,24 @@ fn verify(path: &Path, server_key: Option<&str>, ui: Ui) -> CliResult {
         ui.say(line);
     }
     Ok(())
+}
+
+/// The signed document in a file's `bytes`: the file itself, or the
+/// `receipt.json` attached to a receipt PDF — then named
+/// `FILE.pdf#receipt.json` in messages.
+fn signed_bytes(bytes: Vec<u8>, path: &Path) -> Result<(Vec<u8>, PathBuf), CliError> {
+    if !pdf::is_pdf(&bytes) {
+        return Ok((bytes, path.to_path_buf()));
+    }
+    match pdf::extract_receipt(&bytes) {
+        Ok(json) => {
+            let mut inner = path.as_os_str().to_owned();
+            inner.push(format!("#{}", pdf::RECEIPT_PDF_ATTACHMENT));
+            Ok((json, PathBuf::from(inner)))
+        }
+        Err(e) if e.is_integrity() => Err(CliError::integrity(at(path, e))),
+        Err(e) => Err(CliError::input(at(path, e))),
+    }
 }
 
 fn cutoff_summary(c: &SubscriptionCutoff) -> Vec<String> {
