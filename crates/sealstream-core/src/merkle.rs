@@ -117,7 +117,7 @@ pub fn split(n: usize) -> usize {
 }
 
 /// A node of a tree of this shape: a leaf or the combination of two
-/// subtrees. [`Hash`] is the plain tree's node (`node_hash`); other node
+/// subtrees. [`Hash`](type@Hash) is the plain tree's node (`node_hash`); other node
 /// types (for example hashes that also carry a sum, as the market's
 /// receipt log does) reuse the proof algorithms below unchanged.
 pub trait TreeNode: Clone + PartialEq {

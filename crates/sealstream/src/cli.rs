@@ -1352,7 +1352,7 @@ pub enum MarketDisclosureCommand {
         /// Why the disclosure is lawful.
         #[arg(long, value_name = "TEXT")]
         legal_basis: String,
-        /// Period: the receipt log (market or seller:<did>).
+        /// Period: the receipt log (market or `seller:<did>`).
         #[arg(long, value_name = "LOG", requires_all = ["from", "to"], conflicts_with_all = ["order", "listing", "party"])]
         log: Option<String>,
         /// Period start (YYYY-MM-DDTHH:MM:SSZ, on the log's epoch).

@@ -9,7 +9,7 @@
 //! accepts the transaction whose receipt carries the contract's
 //! `Deposited` event of that key with the buyer, the listing's pay-to, the
 //! token and exactly the amount. The order is paid and granted as any
-//! other, and an `escrows` row records the deposit ([`record_deposit`]).
+//! other, and an `escrows` row records the deposit (`record_deposit`).
 //!
 //! The market's arbiter key (`--escrow-arbiter-key-file`, the contract's
 //! `arbiter`) pays the gas of the calls the market makes. Its job
