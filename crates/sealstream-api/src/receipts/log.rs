@@ -1011,6 +1011,23 @@ fn rebuild(
     Some(SumNode::combine(&l, &r))
 }
 
+/// The `path` array of a document of `schema`: at most [`MAX_ITEMS`] nodes.
+fn path_of(f: &Fields<'_>, schema: &'static str) -> Result<Vec<SumNode>, ValidationError> {
+    let Value::Array(raw) = f.get("path")? else {
+        return Err(ValidationError::new("path", "expected an array"));
+    };
+    if raw.len() > MAX_ITEMS {
+        return Err(ValidationError::new(
+            "path",
+            format!("more than {MAX_ITEMS} nodes"),
+        ));
+    }
+    raw.iter()
+        .enumerate()
+        .map(|(i, n)| SumNode::from_json(n, &format!("path[{i}]"), schema))
+        .collect()
+}
+
 /// A proof that a newer head's tree extends an older one's.
 #[derive(Clone, Debug, PartialEq)]
 pub struct LogConsistency {
@@ -1066,22 +1083,10 @@ impl LogConsistency {
             return Err(ValidationError::new("schemaVersion", format!("expected {s}")).into());
         }
         f.only(&["schemaVersion", "old", "new", "path"])?;
-        let Value::Array(raw) = f.get("path")? else {
-            return Err(ValidationError::new("path", "expected an array").into());
-        };
-        if raw.len() > MAX_ITEMS {
-            return Err(
-                ValidationError::new("path", format!("more than {MAX_ITEMS} nodes")).into(),
-            );
-        }
         Ok(LogConsistency {
             old: SignedLogHead::from_json(f.get("old")?)?,
             new: SignedLogHead::from_json(f.get("new")?)?,
-            path: raw
-                .iter()
-                .enumerate()
-                .map(|(i, n)| SumNode::from_json(n, &format!("path[{i}]"), s))
-                .collect::<Result<_, _>>()?,
+            path: path_of(&f, s)?,
         })
     }
 
@@ -1143,22 +1148,10 @@ impl LogConsistency {
         let s = CONSISTENCY_SCHEMA_VERSION;
         let f = Fields::of(&value, "", s)?;
         f.only(&["head", "path"])?;
-        let Value::Array(raw) = f.get("path")? else {
-            return Err(ValidationError::new("path", "expected an array").into());
-        };
-        if raw.len() > MAX_ITEMS {
-            return Err(
-                ValidationError::new("path", format!("more than {MAX_ITEMS} nodes")).into(),
-            );
-        }
         Ok(LogConsistency {
             old,
             new: SignedLogHead::from_json(f.get("head")?)?,
-            path: raw
-                .iter()
-                .enumerate()
-                .map(|(i, n)| SumNode::from_json(n, &format!("path[{i}]"), s))
-                .collect::<Result<_, _>>()?,
+            path: path_of(&f, s)?,
         })
     }
 }
@@ -1303,15 +1296,6 @@ impl ReceiptInclusion {
             "blinding",
             "path",
         ])?;
-        let Value::Array(raw) = f.get("path")? else {
-            return Err(ValidationError::new("path", "expected an array"));
-        };
-        if raw.len() > MAX_ITEMS {
-            return Err(ValidationError::new(
-                "path",
-                format!("more than {MAX_ITEMS} nodes"),
-            ));
-        }
         let currency = f.string("currency")?;
         if !is_currency(&currency) {
             return Err(ValidationError::new("currency", "not a currency name"));
@@ -1325,11 +1309,7 @@ impl ReceiptInclusion {
             currency,
             amount,
             blinding: scalar(&f.string("blinding")?, "blinding")?,
-            path: raw
-                .iter()
-                .enumerate()
-                .map(|(i, n)| SumNode::from_json(n, &format!("path[{i}]"), s))
-                .collect::<Result<_, _>>()?,
+            path: path_of(&f, s)?,
         })
     }
 
