@@ -241,6 +241,10 @@ fn forms_need_the_csrf_token_and_show_errors_at_their_fields(db: Db) {
         let refused = web.post("/portal/seller/listings", Some(origin), &refs(&f));
         assert_eq!(refused.status, 403, "{}", refused.text());
     }
+    // Nor without saying where it comes from (no Origin, no Sec-Fetch-Site).
+    let f = form(&csrf, "4.90");
+    let refused = web.post("/portal/seller/listings", None, &refs(&f));
+    assert_eq!(refused.status, 403, "{}", refused.text());
     let (_, mine) = server.get("/v1/listings?mine=true", Some(&alice.token));
     assert_eq!(mine["items"].as_array().unwrap().len(), 0, "{mine}");
     // A price the form refuses: the error is next to the price field, and

@@ -83,9 +83,10 @@ pub async fn of(headers: &HeaderMap, state: &AppState) -> Result<Option<WebSessi
     }))
 }
 
-/// Whether a `POST` comes from the server's own pages: its `Origin` (when
-/// sent) is the public URL's origin and its `Sec-Fetch-Site` (when sent)
-/// is `same-origin`; an `Origin: null` needs `Sec-Fetch-Site: same-origin`.
+/// Whether a `POST` comes from the server's own pages: it sends at least
+/// one of the two headers; its `Origin` (when sent) is the public URL's
+/// origin and its `Sec-Fetch-Site` (when sent) is `same-origin`; an
+/// `Origin: null` needs `Sec-Fetch-Site: same-origin`.
 pub fn same_origin(headers: &HeaderMap, state: &AppState) -> bool {
     let site = headers.get("sec-fetch-site").map(|v| v.to_str());
     let site_ok = match site {
@@ -101,7 +102,10 @@ pub fn same_origin(headers: &HeaderMap, state: &AppState) -> bool {
         Some(Ok(origin)) => origin.eq_ignore_ascii_case(&state.public_url.sign_in_uri()),
         Some(Err(_)) => false,
     };
-    origin_ok && site_ok
+    // A post that names neither its origin nor its site is not from a
+    // browser page that could prove it came from here: refused.
+    let said = headers.contains_key(header::ORIGIN) || site.is_some();
+    said && origin_ok && site_ok
 }
 
 /// The `Set-Cookie` value that stores `token` until `expires_unix`.
