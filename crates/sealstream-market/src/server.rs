@@ -1105,6 +1105,7 @@ impl Server {
         );
         let head_signer = spawn_head_signer(self.state.clone());
         let stats = crate::listings::stats::spawn(self.state.clone());
+        let purger = crate::auth::spawn_session_purger(self.state.clone());
         let escrow_job = Some(crate::escrow::spawn_escrow_job(
             self.state.clone(),
             self.state.config.escrow_sweep,
@@ -1142,6 +1143,7 @@ impl Server {
         sweeper.abort();
         head_signer.abort();
         stats.abort();
+        purger.abort();
         if let Some(j) = escrow_job {
             j.abort();
         }

@@ -561,7 +561,44 @@ fn a_registered_machine_signs_in_as_a_machine(db: Db) {
     assert_eq!(status, 403);
 }
 
+/// Expired sessions are deleted by the purge (which the server runs at
+/// start and every ten minutes); live ones stay and still sign in.
+fn expired_sessions_are_purged(db: Db) {
+    let server = TestServer::start(db);
+    let old = common::listings_fixtures::new_did();
+    let live = common::listings_fixtures::new_did();
+    server.session_for(&old, &[sealstream_market::auth::Role::Owner]);
+    let token = server.session_for(&live, &[sealstream_market::auth::Role::Owner]);
+    common::block_on(async {
+        sqlx::query("UPDATE sessions SET expires_unix = 1 WHERE did = $1")
+            .bind(&old)
+            .execute(server.store.pool())
+            .await
+            .unwrap();
+    });
+    let purged = common::block_on(sealstream_market::auth::purge_expired_sessions(
+        &server.store,
+        sealstream_core::utc::now_unix(),
+    ))
+    .unwrap();
+    assert!(purged >= 1, "{purged}");
+    let left = |did: &str| {
+        common::block_on(async {
+            let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM sessions WHERE did = $1")
+                .bind(did)
+                .fetch_one(server.store.pool())
+                .await
+                .unwrap();
+            n
+        })
+    };
+    assert_eq!((left(&old), left(&live)), (0, 1));
+    let (status, _) = server.get("/v1/me", Some(&token));
+    assert_eq!(status, 200);
+}
+
 on_both_databases!(
+    expired_sessions_are_purged,
     sign_in_me_and_logout,
     a_replayed_message_is_refused,
     misaddressed_messages_are_refused_and_leave_the_nonce_usable,

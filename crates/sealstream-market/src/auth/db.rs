@@ -134,6 +134,16 @@ pub(super) async fn insert_session(
     Ok(())
 }
 
+/// Deletes every session (and web sign-in link, kept in the same table)
+/// that expired before `now_unix`; returns how many.
+pub(crate) async fn purge_expired(tx: &mut Tx, now_unix: i64) -> Result<u64, sqlx::Error> {
+    changed(
+        tx,
+        sqlx::query("DELETE FROM sessions WHERE expires_unix < $1").bind(now_unix),
+    )
+    .await
+}
+
 /// Deletes the session of `token_hash`; returns whether there was one.
 pub(super) async fn delete_session(tx: &mut Tx, token_hash: &str) -> Result<bool, sqlx::Error> {
     let query = sqlx::query("DELETE FROM sessions WHERE token_hash = $1").bind(token_hash);

@@ -235,6 +235,37 @@ pub fn audit_details(value: &serde_json::Value) -> sealstream_core::json::Value 
         .unwrap_or_else(|_| sealstream_core::json::Value::Object(Default::default()))
 }
 
+/// How often expired sessions and sign-in links are deleted.
+pub const SESSION_PURGE_EVERY: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// Deletes the sessions and web sign-in links that expired before
+/// `now_unix` (they no longer sign anyone in; this keeps the table from
+/// growing). Returns how many.
+pub async fn purge_expired_sessions(
+    store: &crate::store::Store,
+    now_unix: i64,
+) -> Result<u64, crate::store::StoreError> {
+    let mut tx = store.begin().await?;
+    let n = db::purge_expired(&mut tx, now_unix).await?;
+    tx.commit().await?;
+    Ok(n)
+}
+
+/// The task that purges expired sessions at start and every
+/// [`SESSION_PURGE_EVERY`].
+pub fn spawn_session_purger(state: AppState) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            match purge_expired_sessions(&state.store, sealstream_core::utc::now_unix()).await {
+                Ok(n) if n > 0 => tracing::debug!(sessions = n, "expired sessions purged"),
+                Ok(_) => {}
+                Err(e) => tracing::warn!("session purge: {e}"),
+            }
+            tokio::time::sleep(SESSION_PURGE_EVERY).await;
+        }
+    })
+}
+
 /// The sign-in, session and role administration routes.
 pub fn routes() -> axum::Router<AppState> {
     use axum::routing::{get, post, put};
