@@ -147,6 +147,17 @@ async fn load(tx: &mut Tx, id: &str) -> ApiResult<Option<Stored>> {
     }))
 }
 
+/// 409 unless the request still waits for its approvals.
+fn pending(s: &Stored, id: &str) -> ApiResult<()> {
+    if s.view.state != RequestState::Pending {
+        return Err(ApiError::conflict(
+            None,
+            format!("request {id} is {}", s.view.state.as_str()),
+        ));
+    }
+    Ok(())
+}
+
 /// The request if `caller` may see it: its requester, or an approver.
 async fn visible(tx: &mut Tx, id: &str, caller: &Principal) -> ApiResult<Stored> {
     match load(tx, id).await? {
@@ -384,12 +395,7 @@ pub async fn approve(
             "the requester cannot approve their own request",
         ));
     }
-    if s.view.state != RequestState::Pending {
-        return Err(ApiError::conflict(
-            None,
-            format!("request {id} is {}", s.view.state.as_str()),
-        ));
-    }
+    pending(&s, &id)?;
     if s.view.approvals.iter().any(|a| a.did == caller.did) {
         return Err(ApiError::conflict(
             None,
@@ -515,12 +521,7 @@ pub async fn reject(
     let reason = text(&req.reason, "reason")?;
     let mut tx = state.store.begin().await?;
     let s = visible(&mut tx, &id, &caller).await?;
-    if s.view.state != RequestState::Pending {
-        return Err(ApiError::conflict(
-            None,
-            format!("request {id} is {}", s.view.state.as_str()),
-        ));
-    }
+    pending(&s, &id)?;
     let now = sealstream_core::utc::now();
     let rejection = json!({"by": caller.did, "at": now, "reason": reason});
     changed(
