@@ -146,19 +146,45 @@ impl PackageSigner {
         schema_version: &str,
         sequence_number: u64,
     ) -> DataPackage {
-        let mut package = DataPackage {
-            did: self.did.clone(),
-            timestamp: captured_at.to_string(),
-            schema_version: schema_version.to_string(),
-            sequence_number: Number::from(sequence_number),
-            payload: processed,
-            signature: String::new(),
-            signing_key_id: self.key_id.clone(),
-        };
-        let bytes = package.signed_bytes();
-        package.signature = eip191_sign(&self.key, bytes.as_bytes()).to_hex();
-        package
+        sign_as(
+            &self.key,
+            &self.did,
+            &self.key_id,
+            processed,
+            captured_at,
+            schema_version,
+            Number::from(sequence_number),
+        )
     }
+}
+
+/// Sign an already processed payload as the reference's
+/// `build_signed_data_package` does: `did` is written as given (the reference
+/// does not check that it is `key`'s; such a package then fails
+/// verification) and `sequence_number` is any integer. [`PackageSigner`] is
+/// the checked way; this is for drop-in callers that must match the
+/// reference's outputs on every input.
+pub fn sign_as(
+    key: &MachineSigningKey,
+    did: &str,
+    key_id: &str,
+    processed: Map,
+    captured_at: &str,
+    schema_version: &str,
+    sequence_number: Number,
+) -> DataPackage {
+    let mut package = DataPackage {
+        did: did.to_string(),
+        timestamp: captured_at.to_string(),
+        schema_version: schema_version.to_string(),
+        sequence_number,
+        payload: processed,
+        signature: String::new(),
+        signing_key_id: key_id.to_string(),
+    };
+    let bytes = package.signed_bytes();
+    package.signature = eip191_sign(key, bytes.as_bytes()).to_hex();
+    package
 }
 
 /// Which canonical form a signature was made over.
@@ -249,6 +275,23 @@ impl DataPackage {
         Verification {
             signer_did: self.did.clone(),
             outcome,
+        }
+    }
+
+    /// Verify as the reference's `verify_data_package` does: the Python
+    /// canonical form only (no RFC 8785 fallback).
+    pub fn verify_python_form(&self) -> Result<(), InvalidReason> {
+        let did = Did::parse(&self.did, "did").map_err(|_| InvalidReason::InvalidDid)?;
+        let signature = Eip191Signature::from_hex(&self.signature, "signature")
+            .map_err(|_| InvalidReason::InvalidSignature)?;
+        let address = eip191_recover(self.signed_bytes().as_bytes(), &signature)
+            .map_err(|_| InvalidReason::InvalidSignature)?;
+        if address == did.address() {
+            Ok(())
+        } else {
+            Err(InvalidReason::SignerMismatch {
+                recovered: address.to_checksum(),
+            })
         }
     }
 

@@ -186,7 +186,7 @@ pub fn read_access_dir(
 }
 
 /// The publish manifest, if `chunk_dir/manifest.json` exists.
-fn read_manifest(chunk_dir: &Path) -> Result<Option<PublishManifest>, ConsumeError> {
+pub fn read_manifest(chunk_dir: &Path) -> Result<Option<PublishManifest>, ConsumeError> {
     let path = chunk_dir.join("manifest.json");
     let bytes = match std::fs::read(&path) {
         Ok(b) => b,
@@ -229,6 +229,39 @@ pub fn consume_to_file(
     req: &ConsumeRequest<'_>,
     output: &Path,
     progress: &mut dyn FnMut(u64),
+    on_gap: &mut dyn FnMut(&FoundGap),
+) -> Result<ConsumeSummary, ConsumeError> {
+    let mut tmp = TempFile::new(output)?;
+    let summary = {
+        let mut out = BufWriter::with_capacity(1 << 20, tmp.file());
+        let summary = consume_chunks(
+            req,
+            &mut |plaintext: &[u8]| {
+                out.write_all(plaintext)
+                    .map_err(|e| FileError::new(output, e))?;
+                progress(plaintext.len() as u64);
+                Ok(())
+            },
+            on_gap,
+        )?;
+        out.flush().map_err(|e| FileError::new(output, e))?;
+        summary
+    };
+    tmp.commit()?;
+    Ok(summary)
+}
+
+/// Verify and decrypt the chain of `req`, giving each chunk's plaintext to
+/// `deliver` in chain order as soon as it is decrypted (and, when verifying,
+/// verified), with at most `2 × parallelism` chunks in memory.
+///
+/// What can only be checked at the end — the manifest's and the dataset's
+/// `sourceHash`, the dataset's gaps — is checked after the last chunk: until
+/// this returns `Ok`, what was delivered is not known to be the whole chain.
+/// An error from `deliver` stops the read and is returned.
+pub fn consume_chunks(
+    req: &ConsumeRequest<'_>,
+    deliver: &mut dyn FnMut(&[u8]) -> Result<(), ConsumeError>,
     on_gap: &mut dyn FnMut(&FoundGap),
 ) -> Result<ConsumeSummary, ConsumeError> {
     // A dataset manifest, when present, is checked as the chain streams by;
@@ -328,7 +361,6 @@ pub fn consume_to_file(
         },
     );
 
-    let mut tmp = TempFile::new(output)?;
     let mut scanner = GapScanner::new();
     let mut gaps = Vec::new();
     let mut found = |chunk: u64, result: Result<Gap, String>| match result {
@@ -343,7 +375,6 @@ pub fn consume_to_file(
         Err(message) => Err(ConsumeError::GapRecord { chunk, message }),
     };
     {
-        let mut out = BufWriter::with_capacity(1 << 20, tmp.file());
         let mut chunk = first;
         loop {
             let plaintext = match reader.next_chunk() {
@@ -354,15 +385,12 @@ pub fn consume_to_file(
             for result in scanner.push(&plaintext) {
                 found(chunk, result)?;
             }
-            out.write_all(&plaintext)
-                .map_err(|e| FileError::new(output, e))?;
-            progress(plaintext.len() as u64);
+            deliver(&plaintext)?;
             chunk += 1;
         }
         if let Some(result) = scanner.finish() {
             found(chunk.saturating_sub(1), result)?;
         }
-        out.flush().map_err(|e| FileError::new(output, e))?;
     }
     let ChainReadSummary {
         chunks,
@@ -391,7 +419,6 @@ pub fn consume_to_file(
             });
         }
     }
-    tmp.commit()?;
     Ok(ConsumeSummary {
         chunks,
         bytes,

@@ -32,6 +32,7 @@ pub mod binary;
 #[cfg(feature = "browser")]
 pub mod browser;
 pub mod chain;
+pub mod corpus;
 pub mod fixture;
 pub mod http;
 pub mod market_process;

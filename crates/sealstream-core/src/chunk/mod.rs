@@ -20,7 +20,7 @@ pub use manifest::PublishManifest;
 pub use reader::{ChainItem, ChainReadError, ChainReadSummary, ChainReader, ChainReaderOptions};
 pub use state::ChainState;
 pub use verify::{
-    check_link, verify_chain, verify_signed, ChainVerifier, VerifyError, VerifyReason,
+    check_link, check_self, verify_chain, verify_signed, ChainVerifier, VerifyError, VerifyReason,
 };
 pub use writer::{
     ChainConfig, ChainSummary, ChainWriter, ChunkSink, Recipient, SealedChunk, WriteError,

@@ -89,11 +89,9 @@ pub struct VerifyError {
     pub reason: VerifyReason,
 }
 
-/// Checks of one chunk that need no other chunk: hash, id, signature.
-pub(crate) fn check_self(
-    envelope: &ChunkEnvelope,
-    ciphertext: Option<&[u8]>,
-) -> Result<(), VerifyReason> {
+/// Checks of one chunk that need no other chunk: its ciphertext is present and
+/// hashes to `encryptedDataHash`, then [`verify_signed`].
+pub fn check_self(envelope: &ChunkEnvelope, ciphertext: Option<&[u8]>) -> Result<(), VerifyReason> {
     let ciphertext = ciphertext.ok_or(VerifyReason::MissingCiphertext)?;
     let digest = Sha256::digest(ciphertext);
     let expected_hash = format!("0x{}", hex::encode(digest));

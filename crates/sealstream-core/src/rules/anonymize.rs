@@ -38,12 +38,14 @@ pub(crate) fn generalize(value: &Value, path: &str) -> Result<Value, RulesError>
     Ok(match value {
         Value::Bool(_) | Value::Null => Value::String(MASK.into()),
         Value::Number(n) => {
-            let f = n.as_f64().ok_or_else(|| RulesError::NumberOutOfRange {
+            let out_of_range = |too_small: bool| RulesError::NumberOutOfRange {
                 path: path.to_string(),
-            })?;
-            Value::String(bucket(f).ok_or_else(|| RulesError::NumberOutOfRange {
-                path: path.to_string(),
-            })?)
+                too_small,
+            };
+            let f = n.as_f64().ok_or_else(|| out_of_range(false))?;
+            // Subnormals make the reference's step 0.0 (a division by zero there).
+            let too_small = f != 0.0 && 10f64.powf(f.abs().log10().floor()) == 0.0;
+            Value::String(bucket(f).ok_or_else(|| out_of_range(too_small))?)
         }
         Value::String(s) => {
             let count = s.chars().count();

@@ -126,6 +126,9 @@ pub enum RulesError {
     NumberOutOfRange {
         /// The field path.
         path: String,
+        /// The number is too close to zero (a subnormal: the reference divides by
+        /// zero), rather than too large (the reference overflows).
+        too_small: bool,
     },
     /// `encrypt` was needed but no field key was given.
     #[error("{path}: encrypt needs a field encryption key")]
