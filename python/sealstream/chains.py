@@ -27,6 +27,7 @@ __all__ = [
     "ChainReader",
     "ChainWriter",
     "ChainError",
+    "grant_dir",
     "prove_inclusion",
     "verify_chain_dir",
     "verify_inclusion",
@@ -58,6 +59,30 @@ def verify_chain_dir(
         require_dataset,
         list(dataset_signers),
         parallelism,
+    )
+
+
+def grant_dir(
+    chunk_dir: PathLike,
+    out_dir: PathLike,
+    *,
+    owner_private_key_hex: str,
+    buyer_recipient_id: str,
+    buyer_public_key_hex: str,
+    max_file_size: int = 512_000,
+    parallelism: Optional[int] = None,
+) -> Dict[str, Any]:
+    """Grant a buyer every chunk of a chain directory: access files
+    ``<buyer_public_key_hex>-<n>.json`` in ``out_dir``, as ``peaqos stream grant`` writes
+    them. Returns ``{"chunks": n, "files": [(name, size), …]}``."""
+    return _native.grant_dir(
+        os.fspath(chunk_dir),
+        os.fspath(out_dir),
+        owner_private_key_hex=owner_private_key_hex,
+        buyer_recipient_id=buyer_recipient_id,
+        buyer_public_key_hex=buyer_public_key_hex,
+        max_file_size=max_file_size,
+        parallelism=parallelism,
     )
 
 

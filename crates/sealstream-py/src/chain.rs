@@ -330,6 +330,14 @@ fn grant_error(e: GrantError) -> PyErr {
 
 /// The buyer as the reference takes it: id and key text verbatim.
 fn buyer(id: &str, public_key_hex: &str) -> PyResult<Buyer> {
+    let body = public_key_hex.strip_prefix("0x").unwrap_or(public_key_hex);
+    if body.is_empty() || body.len() % 2 != 0 || !body.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(validation(
+            "Invalid hex encoding",
+            "public_key_hex",
+            "even-length hexadecimal string",
+        ));
+    }
     let public_key =
         RecipientPublicKey::from_hex(public_key_hex, "public_key_hex").map_err(|_| {
             validation(
@@ -399,6 +407,10 @@ fn grant_all(
         RecipientSecretKey::from_hex(owner_private_key_hex, "owner_private_key_hex")
             .map_err(from_core)?,
     );
+    // The reference opens the first chunk's key before it reads the buyer's key.
+    if let Some(first) = envelopes.first() {
+        access::open_chunk_key(first, "owner", &secret).map_err(grant_error)?;
+    }
     let buyer = buyer(buyer_recipient_id, buyer_public_key_hex)?;
     py.detach(|| {
         access::grant_entries_as(envelopes, "owner", &secret, &buyer, default_parallelism())

@@ -17,6 +17,7 @@ use pyo3::exceptions::PyStopIteration;
 use pyo3::prelude::*;
 use pyo3::pybacked::PyBackedBytes;
 use pyo3::types::PyDict;
+use sealstream_core::access::Buyer;
 use sealstream_core::chunk::{verify_chain, ChainConfig, ChunkEnvelope, Recipient};
 use sealstream_core::dataset::{
     verify_chunk_allowing, DatasetInfo, DatasetManifest, DatasetVerifier, InclusionProof,
@@ -514,11 +515,58 @@ pub fn verify_inclusion(
         .map_err(|e| chain(format!("chunk {}: {e}", envelope.index)))
 }
 
+/// Grant a buyer every chunk of `chunk_dir` with the owner's key, writing
+/// `<buyer_public_key_hex>-<n>.json` access files into `out_dir` (as `peaqos stream grant`
+/// does), re-wrapping on every core: `{"chunks": n, "files": [(name, size)…]}`.
+#[pyfunction]
+#[pyo3(signature = (chunk_dir, out_dir, *, owner_private_key_hex, buyer_recipient_id, buyer_public_key_hex, max_file_size=512_000, parallelism=None))]
+#[allow(clippy::too_many_arguments)]
+pub fn grant_dir<'py>(
+    py: Python<'py>,
+    chunk_dir: PathBuf,
+    out_dir: PathBuf,
+    owner_private_key_hex: &str,
+    buyer_recipient_id: &str,
+    buyer_public_key_hex: &str,
+    max_file_size: usize,
+    parallelism: Option<usize>,
+) -> PyResult<Bound<'py, PyDict>> {
+    let owner = Arc::new(
+        RecipientSecretKey::from_hex(
+            owner_private_key_hex
+                .strip_prefix("0x")
+                .unwrap_or(owner_private_key_hex),
+            "owner_private_key_hex",
+        )
+        .map_err(from_core)?,
+    );
+    let buyer = Buyer::new(buyer_recipient_id, buyer_public_key_hex).map_err(from_core)?;
+    let threads = self::parallelism(parallelism);
+    let summary = py
+        .detach(|| {
+            sealstream_files::grant::grant_dir(
+                &chunk_dir,
+                owner,
+                &buyer,
+                max_file_size,
+                &out_dir,
+                threads,
+                &mut |_| {},
+            )
+        })
+        .map_err(chain)?;
+    let d = PyDict::new(py);
+    d.set_item("chunks", summary.chunks)?;
+    d.set_item("files", summary.files)?;
+    Ok(d)
+}
+
 /// Register this module's functions and classes.
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<ChainWriter>()?;
     m.add_class::<ChainReader>()?;
     m.add_function(wrap_pyfunction!(verify_dir, m)?)?;
+    m.add_function(wrap_pyfunction!(grant_dir, m)?)?;
     m.add_function(wrap_pyfunction!(prove_inclusion, m)?)?;
     m.add_function(wrap_pyfunction!(verify_inclusion, m)?)?;
     Ok(())
