@@ -191,6 +191,9 @@ pub fn build_chain<'py>(
         .into_pyobject(py)
 }
 
+/// `(valid, total_chunks, reason, failed_at_index)` of `ChunkChainVerificationResult`.
+type ChainCheck = (bool, Option<usize>, Option<&'static str>, Option<usize>);
+
 /// Verify chunks against their ciphertexts (the reference's `verify_chunk_chain`, same
 /// checks in the same order, same reasons): `(valid, total_chunks, reason, failed_at)`.
 /// Hashes and signatures are checked on every core without the GIL.
@@ -199,7 +202,7 @@ pub fn verify_chain<'py>(
     py: Python<'py>,
     chunks: &Bound<'py, PyAny>,
     encrypted_data: &Bound<'py, PyAny>,
-) -> PyResult<(bool, Option<usize>, Option<&'static str>, Option<usize>)> {
+) -> PyResult<ChainCheck> {
     let mut items: Vec<(ChunkEnvelope, Option<PyBackedBytes>)> = Vec::new();
     let get = encrypted_data.getattr("get")?;
     for c in chunks.try_iter()? {
@@ -331,7 +334,7 @@ fn grant_error(e: GrantError) -> PyErr {
 /// The buyer as the reference takes it: id and key text verbatim.
 fn buyer(id: &str, public_key_hex: &str) -> PyResult<Buyer> {
     let body = public_key_hex.strip_prefix("0x").unwrap_or(public_key_hex);
-    if body.is_empty() || body.len() % 2 != 0 || !body.bytes().all(|b| b.is_ascii_hexdigit()) {
+    if body.is_empty() || !body.len().is_multiple_of(2) || !body.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(validation(
             "Invalid hex encoding",
             "public_key_hex",
