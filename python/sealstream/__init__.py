@@ -17,7 +17,7 @@
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import _native
 from .chains import (
@@ -31,6 +31,22 @@ from .chains import (
 )
 
 __version__ = _native.__version__
+
+if TYPE_CHECKING:  # what the lazy attributes below are, for type checkers
+    from ._family import REFERENCE, StreamError, StreamSigningError, StreamValidationError
+    from ._install import install, uninstall
+    from .stream import (
+        build_buyer_access_files,
+        build_chunk_chain,
+        build_signed_data_package,
+        build_signed_data_packages,
+        compute_chunk_id,
+        create_buyer_access_entry,
+        decrypt_chunk,
+        verify_chunk_chain,
+        verify_data_package,
+        verify_data_packages,
+    )
 
 # The drop-in half is loaded on first use: it imports the reference (`peaq_os_sdk`, about
 # 80 MiB of modules) when it is installed, which the streaming extras do not need.

@@ -313,10 +313,16 @@ pub fn decrypt<'py>(
     let secret =
         RecipientSecretKey::from_hex(recipient_private_key_hex, "recipient_private_key_hex")
             .map_err(from_core)?;
-    let plain = py
-        .detach(|| chunk::decrypt_chunk(&envelope, &entry, &secret, encrypted_data.to_vec()))
-        .map_err(decrypt_error)?;
-    Ok(PyBytes::new(py, &plain))
+    // Straight into the `bytes` returned: no copy of the ciphertext, no buffer in between.
+    let Some(len) = encrypted_data.len().checked_sub(chunk::TAG_LEN) else {
+        // Shorter than its tag: the key checks first, as the reference makes them.
+        let short = chunk::decrypt_chunk(&envelope, &entry, &secret, encrypted_data.to_vec());
+        return Err(decrypt_error(short.err().unwrap_or(DecryptError::Cipher)));
+    };
+    PyBytes::new_with(py, len, |out| {
+        py.detach(|| chunk::decrypt_chunk_into(&envelope, &entry, &secret, &encrypted_data, out))
+            .map_err(decrypt_error)
+    })
 }
 
 fn grant_error(e: GrantError) -> PyErr {

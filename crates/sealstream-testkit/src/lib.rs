@@ -9,6 +9,10 @@
 //! - Small tools: free ports ([`free_port`]), waiting for a condition
 //!   ([`wait`]), files under a directory ([`files_under`]), seeded schedules
 //!   ([`seed`]).
+//! - The interop tests' random JSON documents and field rules, seeded by
+//!   name ([`corpus`]); the `interop-corpus` binary prints them for the
+//!   Python package's tests, which compare with the reference on the same
+//!   documents.
 //! - The market as a client sees it: sign-in with Ethereum ([`sign_in`]),
 //!   machine registration ([`registration`]), plain HTTP ([`http`]), the
 //!   server as a child process ([`market_process`]) and, with the `market`

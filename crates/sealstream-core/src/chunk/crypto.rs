@@ -87,6 +87,28 @@ impl ChunkKey {
             .expect("ChaCha20-Poly1305 accepts any in-memory length");
     }
 
+    /// Decrypt `ciphertext` (ciphertext ‖ tag) into `out`, which must be
+    /// `TAG_LEN` bytes shorter; `false` if the tag is wrong or the lengths do
+    /// not fit (then `out` holds no plaintext). Saves the copy and the
+    /// allocation of [`ChunkKey::decrypt_in_place`] when the plaintext has a
+    /// home already.
+    #[must_use]
+    pub fn decrypt_into(&self, nonce: &[u8; NONCE_LEN], ciphertext: &[u8], out: &mut [u8]) -> bool {
+        if ciphertext.len() < TAG_LEN || out.len() != ciphertext.len() - TAG_LEN {
+            return false;
+        }
+        let (body, tag) = ciphertext.split_at(out.len());
+        out.copy_from_slice(body);
+        let (key, n) = self.subkey(nonce);
+        let ok = key
+            .open_in_place_separate_tag(n, Aad::empty(), tag, out)
+            .is_ok();
+        if !ok {
+            out.fill(0);
+        }
+        ok
+    }
+
     /// Decrypt `buf` (ciphertext ‖ tag) in place; `false` if the tag is wrong.
     #[must_use]
     pub fn decrypt_in_place(&self, nonce: &[u8; NONCE_LEN], buf: &mut Vec<u8>) -> bool {

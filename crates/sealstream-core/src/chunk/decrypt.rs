@@ -38,6 +38,37 @@ pub fn decrypt_chunk(
     secret: &RecipientSecretKey,
     mut ciphertext: Vec<u8>,
 ) -> Result<Vec<u8>, DecryptError> {
+    let (key, nonce) = open_key(envelope, wrapped, secret)?;
+    if !key.decrypt_in_place(&nonce, &mut ciphertext) {
+        return Err(DecryptError::Cipher);
+    }
+    check_plaintext(envelope, &ciphertext)?;
+    Ok(ciphertext)
+}
+
+/// [`decrypt_chunk`] into `out` (exactly `ciphertext.len() - TAG_LEN`
+/// bytes; a chunk shorter than its tag does not decrypt): for a caller whose
+/// plaintext buffer already exists, without a copy of the ciphertext.
+pub fn decrypt_chunk_into(
+    envelope: &ChunkEnvelope,
+    wrapped: &KeyRecipient,
+    secret: &RecipientSecretKey,
+    ciphertext: &[u8],
+    out: &mut [u8],
+) -> Result<(), DecryptError> {
+    let (key, nonce) = open_key(envelope, wrapped, secret)?;
+    if !key.decrypt_into(&nonce, ciphertext, out) {
+        return Err(DecryptError::Cipher);
+    }
+    check_plaintext(envelope, out)
+}
+
+/// The chunk key (unwrapped, checked against its commitment) and nonce.
+fn open_key(
+    envelope: &ChunkEnvelope,
+    wrapped: &KeyRecipient,
+    secret: &RecipientSecretKey,
+) -> Result<(ChunkKey, [u8; NONCE_LEN]), DecryptError> {
     if envelope.encryption.algorithm != CHUNK_CIPHER {
         return Err(DecryptError::UnsupportedCipher);
     }
@@ -47,12 +78,13 @@ pub fn decrypt_chunk(
     if key.commitment() != envelope.encryption.key_commitment {
         return Err(DecryptError::KeyCommitment);
     }
-    if !key.decrypt_in_place(&nonce, &mut ciphertext) {
-        return Err(DecryptError::Cipher);
-    }
-    let hash = format!("0x{}", hex::encode(Sha256::digest(&ciphertext)));
+    Ok((key, nonce))
+}
+
+fn check_plaintext(envelope: &ChunkEnvelope, plaintext: &[u8]) -> Result<(), DecryptError> {
+    let hash = format!("0x{}", hex::encode(Sha256::digest(plaintext)));
     if hash != envelope.plaintext_hash {
         return Err(DecryptError::PlaintextHash);
     }
-    Ok(ciphertext)
+    Ok(())
 }

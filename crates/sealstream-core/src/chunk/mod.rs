@@ -11,7 +11,7 @@ pub(crate) mod verify;
 mod writer;
 
 pub use crypto::{compute_chunk_id, sha256_hex, ChunkKey, NONCE_LEN, TAG_LEN};
-pub use decrypt::{decrypt_chunk, DecryptError};
+pub use decrypt::{decrypt_chunk, decrypt_chunk_into, DecryptError};
 pub use envelope::{
     recipient_type, ChunkEncryption, ChunkEnvelope, ChunkSignature, EnvelopeParseError,
     KeyRecipient, CHUNK_CIPHER, CHUNK_SCHEMA_VERSION, SIGNATURE_ALGORITHM, WRAP_ALGORITHM,
