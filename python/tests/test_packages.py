@@ -264,3 +264,29 @@ def test_bad_signing_input_fails_alike(ref, change):
     assert ours == theirs
     # No key material in the message.
     assert "11" * 32 not in ours[1] and SIGNING_KEY[2:] not in ours[1]
+
+
+def test_deep_nesting_is_an_error_not_a_crash(ref):
+    """Up to 512 levels: the reference's result. Deeper: RecursionError (the reference goes
+    on to about 50,000 levels; sealstream refuses rather than risk its native stack)."""
+
+    def nested(depth):
+        doc: dict = {}
+        inner = doc
+        for _ in range(depth):
+            inner["a"] = {}
+            inner = inner["a"]
+        return dict(
+            unsigned_payload=UnsignedDataPayload(topic="/t", fields=doc, captured_at="t"),
+            topic_rules=TopicFieldRules(topic="/t", rules=()),
+            signing_ctx=signing_ctx(),
+            encryption_ctx=ENC,
+            schema_version="v1",
+            sequence_number=1,
+        )
+
+    shallow = nested(500)
+    assert sealstream.build_signed_data_package(**shallow) == ref.build_signed_data_package(**shallow)
+    for depth in (600, 5_000, 100_000):
+        with pytest.raises(RecursionError):
+            sealstream.build_signed_data_package(**nested(depth))

@@ -340,7 +340,10 @@ fn grant_error(e: GrantError) -> PyErr {
 /// The buyer as the reference takes it: id and key text verbatim.
 fn buyer(id: &str, public_key_hex: &str) -> PyResult<Buyer> {
     let body = public_key_hex.strip_prefix("0x").unwrap_or(public_key_hex);
-    if body.is_empty() || !body.len().is_multiple_of(2) || !body.bytes().all(|b| b.is_ascii_hexdigit()) {
+    if body.is_empty()
+        || !body.len().is_multiple_of(2)
+        || !body.bytes().all(|b| b.is_ascii_hexdigit())
+    {
         return Err(validation(
             "Invalid hex encoding",
             "public_key_hex",
