@@ -14,16 +14,7 @@ from typing import Dict, List, Tuple
 
 from . import stream as _stream
 
-_NAMES = (
-    "build_signed_data_package",
-    "verify_data_package",
-    "build_chunk_chain",
-    "verify_chunk_chain",
-    "create_buyer_access_entry",
-    "build_buyer_access_files",
-    "decrypt_chunk",
-    "compute_chunk_id",
-)
+_NAMES = _stream.REFERENCE_FUNCTIONS
 
 # Modules that hold the reference's functions by name.
 _MODULES = (

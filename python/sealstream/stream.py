@@ -41,6 +41,18 @@ from ._family import (
     VerificationResult,
 )
 
+# The reference's eight functions that this module replaces (what `install()` patches).
+REFERENCE_FUNCTIONS = (
+    "build_signed_data_package",
+    "verify_data_package",
+    "build_chunk_chain",
+    "verify_chunk_chain",
+    "create_buyer_access_entry",
+    "build_buyer_access_files",
+    "decrypt_chunk",
+    "compute_chunk_id",
+)
+
 __all__ = [
     "build_signed_data_package",
     "build_signed_data_packages",

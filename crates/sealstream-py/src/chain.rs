@@ -379,14 +379,17 @@ pub fn grant_entries<'py>(
     buyer_recipient_id: &str,
     buyer_public_key_hex: &str,
 ) -> PyResult<Bound<'py, PyList>> {
-    let envelopes = read_chunks(chunks)?;
-    let entries = grant_all(
+    let (entries, _) = grant_all(
         py,
-        &envelopes,
+        chunks,
         owner_private_key_hex,
         buyer_recipient_id,
         buyer_public_key_hex,
     )?;
+    entry_list(py, &entries)
+}
+
+fn entry_list<'py>(py: Python<'py>, entries: &[AccessEntry]) -> PyResult<Bound<'py, PyList>> {
     let tuples = entries
         .iter()
         .map(|e| entry_tuple(py, e))
@@ -398,13 +401,16 @@ fn read_chunks(chunks: &Bound<'_, PyAny>) -> PyResult<Vec<ChunkEnvelope>> {
     chunks.try_iter()?.map(|c| read_chunk(&c?)).collect()
 }
 
+/// Re-wrap every chunk's key (by attribute from `chunks`) to the buyer, with the
+/// reference's checks in its order; the entries, and the buyer they are for.
 fn grant_all(
     py: Python<'_>,
-    envelopes: &[ChunkEnvelope],
+    chunks: &Bound<'_, PyAny>,
     owner_private_key_hex: &str,
     buyer_recipient_id: &str,
     buyer_public_key_hex: &str,
-) -> PyResult<Vec<AccessEntry>> {
+) -> PyResult<(Vec<AccessEntry>, Buyer)> {
+    let envelopes = &read_chunks(chunks)?;
     // The reference looks for the owner's entry before it parses any key.
     if let Some(e) = envelopes
         .iter()
@@ -424,10 +430,12 @@ fn grant_all(
         access::open_chunk_key(first, "owner", &secret).map_err(grant_error)?;
     }
     let buyer = buyer(buyer_recipient_id, buyer_public_key_hex)?;
-    py.detach(|| {
-        access::grant_entries_as(envelopes, "owner", &secret, &buyer, default_parallelism())
-    })
-    .map_err(grant_error)
+    let entries = py
+        .detach(|| {
+            access::grant_entries_as(envelopes, "owner", &secret, &buyer, default_parallelism())
+        })
+        .map_err(grant_error)?;
+    Ok((entries, buyer))
 }
 
 /// The reference's `build_buyer_access_files`: entries for every chunk, cut into files of
@@ -442,15 +450,13 @@ pub fn access_files<'py>(
     buyer_public_key_hex: &str,
     max_file_size: usize,
 ) -> PyResult<Bound<'py, PyList>> {
-    let envelopes = read_chunks(chunks)?;
-    let entries = grant_all(
+    let (entries, buyer) = grant_all(
         py,
-        &envelopes,
+        chunks,
         owner_private_key_hex,
         buyer_recipient_id,
         buyer_public_key_hex,
     )?;
-    let buyer = buyer(buyer_recipient_id, buyer_public_key_hex)?;
     let mut builder = AccessFileBuilder::new(&buyer, max_file_size.max(1)).map_err(from_core)?;
     let mut files = Vec::new();
     for entry in entries {
@@ -459,15 +465,10 @@ pub fn access_files<'py>(
     files.extend(builder.finish());
     let out = PyList::empty(py);
     for f in files {
-        let entries = f
-            .entries
-            .iter()
-            .map(|e| entry_tuple(py, e))
-            .collect::<PyResult<Vec<_>>>()?;
         out.append((
             f.file_name,
             f.buyer_public_key_hex,
-            PyList::new(py, entries)?,
+            entry_list(py, &f.entries)?,
         ))?;
     }
     Ok(out)
