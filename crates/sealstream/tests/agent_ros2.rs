@@ -343,16 +343,33 @@ fn a_killed_agent_leaves_one_signed_gap_of_exactly_what_it_missed() {
         .iter()
         .map(|p| index[&text(&Value::Object(p.payload.clone()))].sequence)
         .collect();
-    assert_eq!(gaps.len(), 1, "one gap: {gaps:?}");
-    let gap = &gaps[0];
-    assert_eq!(gap.reason, GapReason::AgentOffline);
+    // One gap for the time the agent was down. On a loaded machine the middleware may
+    // also drop a live sample now and then (best-effort delivery); the agent records
+    // each such loss as a `NotReceived` gap, which is right, so they are allowed here —
+    // but every message must still be accounted for exactly once.
+    let offline: Vec<_> = gaps
+        .iter()
+        .filter(|g| g.reason == GapReason::AgentOffline)
+        .collect();
+    assert_eq!(offline.len(), 1, "one offline gap: {gaps:?}");
+    assert!(
+        gaps.iter()
+            .all(|g| g.reason == GapReason::AgentOffline || g.reason == GapReason::NotReceived),
+        "only the offline gap and dropped samples: {gaps:?}"
+    );
+    let gap = offline[0];
     assert_eq!(gap.publisher.as_deref(), Some(last.gid.as_str()));
     assert_eq!(gap.source_topic, "/gps/fix");
     let (a, b) = gap.sequences.expect("the sequence range");
-    // Every number from 1 to the last exactly once: a package, or in the gap.
-    let mut expected: Vec<u64> = (1..a).collect();
-    expected.extend(b + 1..=total);
-    assert_eq!(sequences, expected, "gap {a}..={b}");
+    // Every number from 1 to the last exactly once: a package, or in a gap.
+    let missing: Vec<(u64, u64)> = gaps
+        .iter()
+        .map(|g| g.sequences.expect("the sequence range"))
+        .collect();
+    let expected: Vec<u64> = (1..=total)
+        .filter(|n| !missing.iter().any(|(x, y)| x <= n && n <= y))
+        .collect();
+    assert_eq!(sequences, expected, "gaps {missing:?}");
     assert!(
         a <= killed_at && b > killed_at,
         "the gap spans the kill: {a}..={b}, killed after {killed_at} were published"
@@ -373,10 +390,13 @@ fn a_killed_agent_leaves_one_signed_gap_of_exactly_what_it_missed() {
     // `agent status` counts it.
     let status = common::agent::agent_status(&config);
     let topic = status["topics"].as_array().unwrap()[0].as_object().unwrap();
-    assert_eq!(topic["gaps"].as_number().unwrap().as_u64(), Some(1));
+    assert_eq!(
+        topic["gaps"].as_number().unwrap().as_u64(),
+        Some(gaps.len() as u64)
+    );
     assert_eq!(
         topic["missing"].as_number().unwrap().as_u64(),
-        gap.missing()
+        gaps.iter().map(|g| g.missing()).sum::<Option<u64>>()
     );
 }
 
