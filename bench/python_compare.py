@@ -234,6 +234,54 @@ def primitives() -> dict:
     return json.loads(line[len("RESULT "):])["primitives"]
 
 
+def print_table(results: dict) -> None:
+    """The table of a run: each figure against its floor and against the reference."""
+    prim = results["primitives"]
+    s = CHUNK
+    sha, aead = prim["sha256_256k_mbps"] * 1e6, prim["xchacha20poly1305_256k_mbps"] * 1e6
+    wrap, unwrap = prim["sealed_box_wrap_us"] * 1e-6, prim["sealed_box_unwrap_us"] * 1e-6
+    sign_us, rec_us = prim["secp256k1_eip191_sign_us"], prim["secp256k1_eip191_recover_us"]
+    build_chunk = 3 * s / sha + s / aead + 3 * wrap  # 3 SHA-256 passes, the AEAD, 3 key wraps
+    decrypt_chunk = s / aead + s / sha + unwrap  # the AEAD, the plaintext hash, one unwrap
+    stream_decrypt_chunk = decrypt_chunk + s / sha  # + the reader's hash of the output
+    mb = results["mib"] * (1 << 20) / 1e6
+    floors = {
+        ("sign", "ours"): 1e6 / sign_us,
+        ("sign", "ours-batch"): 2e6 / sign_us,
+        ("verify", "ours"): 1e6 / rec_us,
+        ("verify", "ours-batch"): 2e6 / rec_us,
+        ("build", "ours"): mb / (2 * s / build_chunk / 1e6),
+        ("build", "stream"): mb / (2 * s / build_chunk / 1e6),
+        ("decrypt", "ours"): mb / (s / decrypt_chunk / 1e6),
+        ("decrypt", "stream"): mb / (2 * s / stream_decrypt_chunk / 1e6),
+    }
+    results["floors"] = {f"{a}/{b}": v for (a, b), v in floors.items()}
+    rows = []
+    for mode in ("sign", "verify"):
+        r = results[mode]
+        pure_rate, cc_rate = r["ref-pure"]["per_s"], r["ref-coincurve"]["per_s"]
+        for impl in ("ours", "ours-batch"):
+            v = r[impl]["per_s"]
+            f = floors[(mode, impl)]
+            rows.append((f"package {mode} ({'batch of 2,000' if 'batch' in impl else 'one per call'})",
+                         f"{f:,.0f}/s", f"{v:,.0f}/s", f"{v / f:.0%}",
+                         f"{pure_rate:,.0f}/s / {cc_rate:,.0f}/s",
+                         f"{v / pure_rate:,.0f}x / {v / cc_rate:.1f}x"))
+    for mode in ("build", "decrypt"):
+        r = results[mode]
+        ref_s, ref_peak = r["ref"]["seconds"], r["ref"]["peak_mib"]
+        for impl, label in (("ours", "drop-in, in memory"), ("stream", "streaming objects")):
+            v = r[impl]
+            f = floors[(mode, impl)]
+            rows.append((f"chain {mode} {results['mib']} MiB ({label})", f"{f:.3f} s", f"{v['seconds']:.3f} s, {v['peak_mib']:.0f} MiB",
+                         f"{f / v['seconds']:.0%}", f"{ref_s:.3f} s, {ref_peak:.0f} MiB",
+                         f"{ref_s / v['seconds']:.1f}x faster, {v['peak_mib'] / ref_peak:.2f} of its memory"))
+    print("| operation | floor | sealstream | fraction of floor | reference (pure-Python secp256k1 / coincurve) | sealstream vs reference |")
+    print("|---|---|---|---|---|---|")
+    for row in rows:
+        print("| " + " | ".join(row) + " |")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--mib", type=int, default=256)
@@ -241,7 +289,11 @@ def main() -> None:
     ap.add_argument("--venv", default=str(REPO / "target" / "py-bench-venv"))
     ap.add_argument("--worker", nargs=2, metavar=("MODE", "IMPL"), help=argparse.SUPPRESS)
     ap.add_argument("--work", help=argparse.SUPPRESS)
+    ap.add_argument("--table", metavar="JSON", help="print the table of a saved run (target/bench-python/*.json)")
     args = ap.parse_args()
+    if args.table:
+        print_table(json.loads(pathlib.Path(args.table).read_text()))
+        return
     if args.worker:
         print("RESULT " + json.dumps(worker(args.worker[0], args.worker[1], args)))
         return
@@ -280,49 +332,7 @@ def main() -> None:
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
-    s = CHUNK
-    sha, aead = prim["sha256_256k_mbps"] * 1e6, prim["xchacha20poly1305_256k_mbps"] * 1e6
-    wrap, unwrap = prim["sealed_box_wrap_us"] * 1e-6, prim["sealed_box_unwrap_us"] * 1e-6
-    sign_us, rec_us = prim["secp256k1_eip191_sign_us"], prim["secp256k1_eip191_recover_us"]
-    build_chunk = 3 * s / sha + s / aead + 3 * wrap  # 3 SHA-256 passes, the AEAD, 3 key wraps
-    decrypt_chunk = s / aead + s / sha + unwrap  # the AEAD, the plaintext hash, one unwrap
-    stream_decrypt_chunk = decrypt_chunk + s / sha  # + the reader's hash of the output
-    mb = args.mib * (1 << 20) / 1e6
-    floors = {
-        ("sign", "ours"): 1e6 / sign_us,
-        ("sign", "ours-batch"): 2e6 / sign_us,
-        ("verify", "ours"): 1e6 / rec_us,
-        ("verify", "ours-batch"): 2e6 / rec_us,
-        ("build", "ours"): mb / (2 * s / build_chunk / 1e6),
-        ("build", "stream"): mb / (2 * s / build_chunk / 1e6),
-        ("decrypt", "ours"): mb / (s / decrypt_chunk / 1e6),
-        ("decrypt", "stream"): mb / (2 * s / stream_decrypt_chunk / 1e6),
-    }
-    results["floors"] = {f"{a}/{b}": v for (a, b), v in floors.items()}
-    rows = []
-    for mode in ("sign", "verify"):
-        r = results[mode]
-        pure_rate, cc_rate = r["ref-pure"]["per_s"], r["ref-coincurve"]["per_s"]
-        for impl in ("ours", "ours-batch"):
-            v = r[impl]["per_s"]
-            f = floors[(mode, impl)]
-            rows.append((f"package {mode} ({'batch of 2,000' if 'batch' in impl else 'one per call'})",
-                         f"{f:,.0f}/s", f"{v:,.0f}/s", f"{v / f:.0%}",
-                         f"{pure_rate:,.0f}/s | {cc_rate:,.0f}/s",
-                         f"{v / pure_rate:,.0f}x | {v / cc_rate:.1f}x"))
-    for mode in ("build", "decrypt"):
-        r = results[mode]
-        ref_s, ref_peak = r["ref"]["seconds"], r["ref"]["peak_mib"]
-        for impl, label in (("ours", "drop-in, in memory"), ("stream", "streaming objects")):
-            v = r[impl]
-            f = floors[(mode, impl)]
-            rows.append((f"chain {mode} {args.mib} MiB ({label})", f"{f:.3f} s", f"{v['seconds']:.3f} s, {v['peak_mib']:.0f} MiB",
-                         f"{f / v['seconds']:.0%}", f"{ref_s:.3f} s, {ref_peak:.0f} MiB",
-                         f"{ref_s / v['seconds']:.1f}x faster, {v['peak_mib'] / ref_peak:.2f} of its memory"))
-    print("| operation | floor | sealstream | fraction of floor | reference (pure-Python secp256k1 \\| coincurve) | sealstream vs reference |")
-    print("|---|---|---|---|---|---|")
-    for row in rows:
-        print("| " + " | ".join(row) + " |")
+    print_table(results)
     out_dir = REPO / "target" / "bench-python"
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / f"{time.strftime('%Y%m%dT%H%M%S')}.json").write_text(json.dumps(results, indent=2))
