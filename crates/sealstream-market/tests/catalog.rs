@@ -129,6 +129,17 @@ fn words_in_every_field(db: Db) {
     assert_eq!(status, 200);
     assert_eq!(search(&server, "q=harbour"), Vec::<String>::new());
     assert_eq!(search(&server, "q=quay%20maritime"), [crane.as_str()]);
+    // Again: the row replaced each time is the listing's own (found by key, not by scan).
+    let (status, _) = server.send(
+        "PATCH",
+        &format!("/v1/listings/{crane}"),
+        Some(&alice.token),
+        &json!({"title": "Berth crane telemetry"}),
+    );
+    assert_eq!(status, 200);
+    assert_eq!(search(&server, "q=quay"), Vec::<String>::new());
+    assert_eq!(search(&server, "q=berth%20maritime"), [crane.as_str()]);
+    assert_eq!(search(&server, "q=burgundy"), [soil.as_str()]);
     server.send(
         "POST",
         &format!("/v1/listings/{crane}/withdraw"),

@@ -216,8 +216,17 @@ async fn index(
     if engine != Engine::Sqlite {
         return Ok(());
     }
-    let query = sqlx::query("DELETE FROM listing_search WHERE listing_id = $1").bind(id);
-    changed(tx, query).await?;
+    // The listing's old row, found by key through `listing_search_rows`: a
+    // condition on the FTS5 table's own `listing_id` would scan every row.
+    let old: Option<i64> =
+        sqlx::query_scalar("SELECT fts_rowid FROM listing_search_rows WHERE listing_id = $1")
+            .bind(id)
+            .fetch_optional(&mut **tx)
+            .await?;
+    if let Some(rowid) = old {
+        let query = sqlx::query("DELETE FROM listing_search WHERE rowid = $1").bind(rowid);
+        changed(tx, query).await?;
+    }
     let query = sqlx::query(
         "INSERT INTO listing_search (listing_id, title, description, tags, schema_hint) \
          VALUES ($1, $2, $3, $4, $5)",
@@ -227,6 +236,12 @@ async fn index(
     .bind(&f.description)
     .bind(f.tags.join(" "))
     .bind(f.schema_hint.clone().unwrap_or_default());
+    changed(tx, query).await?;
+    let query = sqlx::query(
+        "INSERT INTO listing_search_rows (listing_id, fts_rowid) VALUES ($1, last_insert_rowid()) \
+         ON CONFLICT (listing_id) DO UPDATE SET fts_rowid = excluded.fts_rowid",
+    )
+    .bind(id);
     changed(tx, query).await?;
     Ok(())
 }
