@@ -1,0 +1,257 @@
+#!/usr/bin/env python3
+"""The limit model (issue 23): what this machine can do at best for each operation,
+measured in one run with the operations themselves, and each as a fraction of it.
+
+    cargo build --release -p sealstream && scripts/setup-test-peers
+    python3 bench/limits.py [--mib 256] [--packages 200000]
+
+Steps, all in one run on the same machine:
+
+1. Primitive speeds, one core each: SHA-256 and XChaCha20-Poly1305 on 256 KiB, sealed-box
+   wrap and unwrap (X25519), Ed25519 verify, secp256k1 EIP-191 sign and recover, canonical
+   JSON (`cargo run --release -p sealstream-core --example throughput -- --primitives`);
+   and, measured here, page-cache write and read bandwidth (a --mib file in 1 MiB writes,
+   no sync; read back) and the cost of creating a small file in one directory (4,000
+   files).
+2. The operations, with the release binary and the fixtures' keys: `publish`, `grant`,
+   `consume` of --mib MiB (default 256 KiB chunks), `package sign` of --packages JSON lines
+   of the gps_basic fixture's readings, and `package verify` of its output. The reference
+   CLI (`peaqos stream publish|grant|consume`) runs on the same input
+   (bench/cli_compare.py's commands). The reference's packages per second come from its
+   Python API in .venv, the reference at its best (with coincurve, which .venv has).
+3. The floor of each operation on both cores, from the primitives. Only what the format
+   requires is counted: the hashes, ciphers and signatures of each chunk or package, the
+   bytes written and read through the page cache, and the files created. File creations
+   in one directory are serialised by the kernel, so they are a floor on their own too.
+   Process start, JSON parsing, copies and scheduling are not counted: they are what an
+   implementation can still win.
+
+Each operation starts once other processes use at most 0.15 cores (bench/quiet.py); the
+figures are single runs, so expect the ±10 % of one run to the next noted at the top.
+
+Prints a Markdown table (floor, ours, fraction of the floor, the reference), the commands,
+and `RESULT {json}`; the JSON is kept in target/bench-limits/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import cli_compare  # noqa: E402  (bench/cli_compare.py: the CLI flows and their commands)
+import quiet  # noqa: E402  (bench/quiet.py: wait until other processes leave the machine alone)
+from fixtures import fixtures_dir  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
+CHUNK = 262_144
+
+
+def primitives() -> dict:
+    out = subprocess.run(
+        ["cargo", "run", "--release", "--quiet", "-p", "sealstream-core", "--example", "throughput", "--",
+         "--primitives", "--mib", "16", "--seconds", "1", "--chain-runs", "1"],
+        cwd=REPO, check=True, capture_output=True, text=True,
+    ).stdout
+    line = next(l for l in out.splitlines() if l.startswith("RESULT "))
+    return json.loads(line[len("RESULT "):])["primitives"]
+
+
+def io_primitives(work: Path, mib: int) -> dict:
+    """Page-cache write and read bandwidth (MB/s, one thread) and one small file's creation (µs)."""
+    path = work / "io.bin"
+    block = os.urandom(1 << 20)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    t = time.perf_counter()
+    for _ in range(mib):
+        os.write(fd, block)
+    write_s = time.perf_counter() - t
+    os.close(fd)
+    fd = os.open(path, os.O_RDONLY)
+    t = time.perf_counter()
+    while os.read(fd, 1 << 20):
+        pass
+    read_s = time.perf_counter() - t
+    os.close(fd)
+    path.unlink()
+    d = work / "files"
+    d.mkdir()
+    small = b"x" * 2048
+    n = 4000
+    t = time.perf_counter()
+    for i in range(n):
+        fd = os.open(d / f"chunk-{i}.json", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        os.write(fd, small)
+        os.close(fd)
+    create_s = time.perf_counter() - t
+    shutil.rmtree(d)
+    size = mib * (1 << 20)
+    return {"write_mbps": size / write_s / 1e6, "read_mbps": size / read_s / 1e6,
+            "create_file_us": create_s / n * 1e6}
+
+
+def package_lines(path: Path, count: int) -> None:
+    fx = fixtures_dir()
+    inp = json.loads((fx / "packages" / "gps_basic.input.json").read_text())
+    with open(path, "w") as f:
+        for i in range(count):
+            fields = dict(inp["fields"], latitude=52.52 + i * 1e-6)
+            f.write(json.dumps({"topic": inp["topic"], "capturedAt": inp["capturedAt"], "fields": fields}) + "\n")
+
+
+def timed(cmd, stdin=None, stdout=None) -> float:
+    t = time.perf_counter()
+    p = subprocess.run(cmd, stdin=stdin, stdout=stdout or subprocess.DEVNULL, stderr=subprocess.PIPE)
+    if p.returncode != 0:
+        sys.exit(f"{' '.join(map(str, cmd[:3]))} failed: {p.stderr.decode()[-2000:]}")
+    return time.perf_counter() - t
+
+
+def reference_package_rates(seconds: float) -> dict:
+    """The reference's packages per second, its Python API in .venv (with coincurve)."""
+    code = r"""
+import json, sys, time
+sys.path.insert(0, sys.argv[1])
+from fixtures import fixtures_dir
+from peaq_os_sdk.stream import EncryptionContext, SigningContext, build_signed_data_package, verify_data_package
+from peaq_os_sdk.stream.types import DataPackage, FieldRule, TopicFieldRules, UnsignedDataPayload
+fx = fixtures_dir(); keys = json.loads((fx / "keys.json").read_text())
+inp = json.loads((fx / "packages" / "gps_basic.input.json").read_text())
+rd = json.loads((fx / "packages" / "gps_basic.rules.json").read_text())
+rules = TopicFieldRules(rd.get("topic") or "", tuple(FieldRule(r["fieldPath"], r["action"], r.get("anonymizeStrategy")) for r in rd["rules"]), rd.get("defaultAction"))
+did = keys["machineSigning"]["did"]
+ctx = SigningContext(keys["machineSigning"]["privateKeyHex"], "software", did, did + "#keys-1")
+enc = EncryptionContext(keys["fieldEncryptionKeyHex"], "AES-256-GCM")
+payload = UnsignedDataPayload(inp["topic"], inp["fields"], inp["capturedAt"])
+def rate(f):
+    n, t = 0, time.perf_counter()
+    while time.perf_counter() - t < float(sys.argv[2]):
+        f(n); n += 1
+    return n / (time.perf_counter() - t)
+pkg = build_signed_data_package(unsigned_payload=payload, topic_rules=rules, signing_ctx=ctx, encryption_ctx=enc, schema_version="1.0.0", sequence_number=1)
+out = {"sign": rate(lambda i: build_signed_data_package(unsigned_payload=payload, topic_rules=rules, signing_ctx=ctx, encryption_ctx=enc, schema_version="1.0.0", sequence_number=i)),
+       "verify": rate(lambda i: verify_data_package(pkg))}
+from eth_keys import keys as ek
+out["backend"] = type(ek.PrivateKey(b"\x01" * 32).backend).__name__
+print(json.dumps(out))
+"""
+    py = REPO / ".venv" / "bin" / "python"
+    out = subprocess.run([str(py), "-c", code, str(REPO / "bench"), str(seconds)], check=True,
+                         capture_output=True, text=True, env={**os.environ, "PEAQOS_TELEMETRY": "0"})
+    return json.loads(out.stdout)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--mib", type=int, default=256)
+    ap.add_argument("--packages", type=int, default=200_000)
+    ap.add_argument("--seconds", type=float, default=2.0, help="time per reference package measurement")
+    args = ap.parse_args()
+    ours = cli_compare.OURS
+    if not os.path.exists(ours):
+        sys.exit("build first: cargo build --release -p sealstream")
+    prim = primitives()
+    work = Path(tempfile.mkdtemp(prefix="sealstream-limits-"))
+    try:
+        io = io_primitives(work, args.mib)
+        inp = work / "input.bin"
+        with open(inp, "wb") as f:
+            block = os.urandom(1 << 20)
+            for _ in range(args.mib):
+                f.write(block)
+        results = {"mib": args.mib, "packages": args.packages, "primitives": prim, "io": io}
+        for name, tool in (("ours", "sealstream"), ("reference", "peaqos")):
+            quiet.wait_for_quiet()
+            sub = work / name
+            sub.mkdir()
+            flows = cli_compare.flows(tool, str(sub), str(inp), CHUNK)
+            results[name] = {step: {"seconds": wall, "peak_kib": rss} for step, (wall, rss) in flows.items()}
+            shutil.rmtree(sub)
+        lines = work / "readings.jsonl"
+        package_lines(lines, args.packages)
+        signed = work / "signed.jsonl"
+        fx = fixtures_dir()
+        keys = json.loads((fx / "keys.json").read_text())
+        key_file = work / "machine.sk"
+        key_file.write_text(keys["machineSigning"]["privateKeyHex"])
+        quiet.wait_for_quiet()
+        with open(lines, "rb") as i, open(signed, "wb") as o:
+            sign_s = timed([ours, "--quiet", "package", "sign", "--rules", fx / "packages" / "gps_basic.rules.json",
+                            "--key-file", key_file, "--machine-did", keys["machineSigning"]["did"]], stdin=i, stdout=o)
+        verify_s = timed([ours, "--quiet", "package", "verify", signed])
+        results["ours"]["package_sign"] = {"per_s": args.packages / sign_s}
+        results["ours"]["package_verify"] = {"per_s": args.packages / verify_s}
+        results["reference"]["packages"] = reference_package_rates(args.seconds)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+    results["floors"] = floors(results)
+    print_table(results)
+    out_dir = REPO / "target" / "bench-limits"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / f"{time.strftime('%Y%m%dT%H%M%S')}.json").write_text(json.dumps(results, indent=2))
+    print("RESULT " + json.dumps(results))
+
+
+def floors(r: dict) -> dict:
+    """Seconds (chains) and packages per second (packages) at best on 2 cores."""
+    p, io = r["primitives"], r["io"]
+    cores = 2
+    s = CHUNK
+    n = r["mib"] * (1 << 20) // s
+    sha, aead = p["sha256_256k_mbps"] * 1e6, p["xchacha20poly1305_256k_mbps"] * 1e6
+    wrap, unwrap = p["sealed_box_wrap_us"] * 1e-6, p["sealed_box_unwrap_us"] * 1e-6
+    ed_verify = p["ed25519_verify_us"] * 1e-6
+    write, read = io["write_mbps"] * 1e6, io["read_mbps"] * 1e6
+    create = io["create_file_us"] * 1e-6
+    # publish: 3 SHA-256 passes, the AEAD, 3 wraps; the ciphertext written; 2 files a chunk.
+    publish_cpu = n * (3 * s / sha + s / aead + 3 * wrap + (s + 16) / write + 2 * create)
+    publish = max(publish_cpu / cores, n * 2 * create)
+    # consume: read the ciphertext; verify (its SHA-256, the Ed25519 signature); unwrap,
+    # AEAD, the plaintext's SHA-256; the output written and hashed once more in order.
+    consume_cpu = n * ((s + 16) / read + 2 * s / sha + ed_verify + unwrap + s / aead + s / write + s / sha)
+    consume = max(consume_cpu / cores, n * s / sha)
+    # grant: open the owner's box, seal to the buyer; a few small files.
+    grant = n * (unwrap + wrap) / cores
+    sign_us = p["secp256k1_eip191_sign_us"] + p["canonical_json_us"]
+    verify_us = p["secp256k1_eip191_recover_us"] + p["canonical_json_us"]
+    return {"publish_s": publish, "consume_s": consume, "grant_s": grant,
+            "package_sign_per_s": cores * 1e6 / sign_us, "package_verify_per_s": cores * 1e6 / verify_us}
+
+
+def print_table(r: dict) -> None:
+    f = r["floors"]
+    mib = r["mib"]
+    print(f"| operation | floor (2 cores) | sealstream | fraction of floor | reference |")
+    print("|---|---|---|---|---|")
+    for step in ("publish", "grant", "consume"):
+        ours, ref = r["ours"][step], r["reference"][step]
+        floor = f[f"{step}_s"]
+        print(f"| {step} {mib} MiB | {floor:.3f} s | {ours['seconds']:.3f} s, {ours['peak_kib'] / 1024:.0f} MiB "
+              f"| {floor / ours['seconds']:.0%} | {ref['seconds']:.3f} s, {ref['peak_kib'] / 1024:.0f} MiB |")
+    refp = r["reference"]["packages"]
+    for step, key in (("package sign", "sign"), ("package verify", "verify")):
+        ours = r["ours"][f"package_{key}"]["per_s"]
+        floor = f[f"package_{key}_per_s"]
+        print(f"| {step} ({r['packages']:,} gps_basic) | {floor:,.0f}/s | {ours:,.0f}/s | {ours / floor:.0%} "
+              f"| {refp[key]:,.0f}/s (its Python API, {refp['backend']}) |")
+    p, io = r["primitives"], r["io"]
+    print()
+    print(f"Primitives (one core): SHA-256 {p['sha256_256k_mbps']:,.0f} MB/s, XChaCha20-Poly1305 "
+          f"{p['xchacha20poly1305_256k_mbps']:,.0f} MB/s, wrap {p['sealed_box_wrap_us']:.1f} µs, unwrap "
+          f"{p['sealed_box_unwrap_us']:.1f} µs, Ed25519 verify {p['ed25519_verify_us']:.1f} µs, secp256k1 sign "
+          f"{p['secp256k1_eip191_sign_us']:.1f} µs, recover {p['secp256k1_eip191_recover_us']:.1f} µs, canonical "
+          f"JSON {p['canonical_json_us']:.1f} µs; page cache write {io['write_mbps']:,.0f} MB/s, read "
+          f"{io['read_mbps']:,.0f} MB/s, a small file created in {io['create_file_us']:.0f} µs.")
+
+
+if __name__ == "__main__":
+    main()
