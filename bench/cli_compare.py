@@ -46,17 +46,21 @@ def run(cmd, cwd):
 
 
 def measured(cmd, cwd):
+    """Wall seconds and peak RSS (KiB) of one process. A small wrapper process runs it and
+    reports both: the child's peak RSS (`ru_maxrss` of its children, so the figure is its
+    own and not this script's) and its wall time (timed inside the wrapper, so the
+    wrapper's own start is not counted)."""
     wrapper = [sys.executable, "-c",
-               "import resource,subprocess,sys;r=subprocess.run(sys.argv[1:],stdout=subprocess.DEVNULL);"
-               "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss,file=sys.stderr);sys.exit(r.returncode)"]
-    t = time.perf_counter()
+               "import resource,subprocess,sys,time;t=time.perf_counter();"
+               "r=subprocess.run(sys.argv[1:],stdout=subprocess.DEVNULL);w=time.perf_counter()-t;"
+               "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss,w,file=sys.stderr);"
+               "sys.exit(r.returncode)"]
     p = subprocess.run(wrapper + cmd, cwd=cwd, stderr=subprocess.PIPE,
                        env={**os.environ, "PEAQOS_TELEMETRY": "0", "DO_NOT_TRACK": "1"})
-    wall = time.perf_counter() - t
     if p.returncode != 0:
         sys.exit(f"{' '.join(cmd[:3])} failed: {p.stderr.decode()[-2000:]}")
-    rss = int(p.stderr.decode().strip().splitlines()[-1])
-    return wall, rss
+    rss, wall = p.stderr.decode().strip().splitlines()[-1].split()
+    return float(wall), int(rss)
 
 
 def flows(tool, work, inp, chunk):
