@@ -492,28 +492,34 @@ impl GrantStream {
         })
     }
 
-    /// Grant every chunk of `envelopes` (in chain order), giving each access
-    /// file to `file` as soon as it is complete and calling `progress` with 1
-    /// per chunk granted. Stops at the first error: of `envelopes`, of a
-    /// re-wrap (in chain order) or of `file`. Returns the chunks granted.
-    pub fn run<E: From<GrantError>>(
+    /// [`GrantStream::run`] over items the workers turn into envelopes with
+    /// `load` (such as paths of `chunk-N.json`: reading and parsing each one
+    /// then runs on the workers beside the re-wraps, not on the caller's
+    /// thread). The first failure in chain order, of `load`, of a re-wrap or
+    /// of `file`, stops it.
+    pub fn run_loading<T, E>(
         self,
-        envelopes: impl IntoIterator<Item = Result<ChunkEnvelope, E>>,
+        items: impl IntoIterator<Item = T>,
+        load: impl Fn(T) -> Result<ChunkEnvelope, E> + Send + Sync + 'static,
         file: &mut dyn FnMut(AccessFile) -> Result<(), E>,
         progress: &mut dyn FnMut(u64),
-    ) -> Result<u64, E> {
+    ) -> Result<u64, E>
+    where
+        T: Send + 'static,
+        E: From<GrantError> + Send + 'static,
+    {
         let GrantStream {
             owner,
             buyer,
             mut files,
             parallelism,
         } = self;
-        let worker_buyer = buyer.clone();
-        let mut pool = OrderedPool::new(parallelism, parallelism * 4, move |env: ChunkEnvelope| {
-            grant_entry(&env, &owner, &worker_buyer)
+        let mut pool = OrderedPool::new(parallelism, parallelism * 4, move |item: T| {
+            let envelope = load(item)?;
+            grant_entry(&envelope, &owner, &buyer).map_err(E::from)
         });
         let mut chunks = 0u64;
-        let mut deliver = |entry: Result<AccessEntry, GrantError>| -> Result<(), E> {
+        let mut deliver = |entry: Result<AccessEntry, E>| -> Result<(), E> {
             if let Some(done) = files.push(entry?) {
                 file(done)?;
             }
@@ -521,8 +527,8 @@ impl GrantStream {
             progress(1);
             Ok(())
         };
-        for envelope in envelopes {
-            pool.submit(envelope?, &mut deliver)?;
+        for item in items {
+            pool.submit(item, &mut deliver)?;
         }
         pool.drain(&mut deliver)?;
         drop(pool);
@@ -530,6 +536,22 @@ impl GrantStream {
             file(last)?;
         }
         Ok(chunks)
+    }
+
+    /// Grant every chunk of `envelopes` (in chain order), giving each access
+    /// file to `file` as soon as it is complete and calling `progress` with 1
+    /// per chunk granted. Stops at the first error: of `envelopes`, of a
+    /// re-wrap (in chain order) or of `file`. Returns the chunks granted.
+    pub fn run<E>(
+        self,
+        envelopes: impl IntoIterator<Item = Result<ChunkEnvelope, E>>,
+        file: &mut dyn FnMut(AccessFile) -> Result<(), E>,
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<u64, E>
+    where
+        E: From<GrantError> + Send + 'static,
+    {
+        self.run_loading(envelopes, |envelope| envelope, file, progress)
     }
 }
 

@@ -66,10 +66,14 @@ pub fn grant_dir(
         files.push((file.file_name, bytes.len() as u64));
         Ok(())
     };
-    let envelopes = list
-        .iter()
-        .map(|(_, path)| read_envelope(path).map_err(GrantDirError::from));
-    let chunks = grant.run(envelopes, &mut write_file, progress)?;
+    // Each envelope is read and parsed on the workers, beside its re-wrap.
+    let paths = list.into_iter().map(|(_, path)| path);
+    let chunks = grant.run_loading(
+        paths,
+        |path| read_envelope(&path).map_err(GrantDirError::from),
+        &mut write_file,
+        progress,
+    )?;
     staging.commit()?;
     Ok(GrantSummary { chunks, files })
 }
