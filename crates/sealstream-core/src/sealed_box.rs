@@ -43,7 +43,13 @@ fn box_key(private: &PrivateKey, peer: &[u8; 32]) -> Option<Zeroizing<[u8; 32]>>
 
 /// Seal `plaintext` to `recipient` with a fresh ephemeral key.
 pub fn seal(plaintext: &[u8], recipient: &[u8; 32]) -> Vec<u8> {
-    let ephemeral = PrivateKey::generate(&X25519).expect("X25519 key generation");
+    // The ephemeral scalar from the kernel's generator (getrandom), not aws-lc's own:
+    // aws-lc seeds its generator per thread from CPU jitter, several milliseconds that
+    // every short-lived worker thread of a grant or publish would pay on its first key.
+    let mut scalar = Zeroizing::new([0u8; 32]);
+    rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, scalar.as_mut());
+    let ephemeral =
+        PrivateKey::from_private_key(&X25519, scalar.as_ref()).expect("a 32-byte X25519 scalar");
     let ephemeral_pk = ephemeral.compute_public_key().expect("X25519 public key");
     let ephemeral_pk = ephemeral_pk.as_ref();
     let mut out = Vec::with_capacity(SEAL_OVERHEAD + plaintext.len());
