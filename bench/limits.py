@@ -50,19 +50,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import cli_compare  # noqa: E402  (bench/cli_compare.py: the CLI flows and their commands)
 import quiet  # noqa: E402  (bench/quiet.py: wait until other processes leave the machine alone)
 from fixtures import fixtures_dir  # noqa: E402
+from primitives import primitives  # noqa: E402  (bench/primitives.py)
 
 REPO = Path(__file__).resolve().parent.parent
 CHUNK = 262_144
-
-
-def primitives() -> dict:
-    out = subprocess.run(
-        ["cargo", "run", "--release", "--quiet", "-p", "sealstream-core", "--example", "throughput", "--",
-         "--primitives", "--mib", "16", "--seconds", "1", "--chain-runs", "1"],
-        cwd=REPO, check=True, capture_output=True, text=True,
-    ).stdout
-    line = next(l for l in out.splitlines() if l.startswith("RESULT "))
-    return json.loads(line[len("RESULT "):])["primitives"]
 
 
 def io_primitives(work: Path, mib: int) -> dict:

@@ -37,6 +37,7 @@ import time
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "bench"))
+from primitives import primitives  # noqa: E402  (bench/primitives.py)
 
 CHUNK = 262_144
 BUYER_ID = "did:peaq:0x000000000000000000000000000000000000b0b0"
@@ -222,16 +223,6 @@ def venv_python(venv: pathlib.Path) -> pathlib.Path:
     subprocess.run([str(py), "-m", "pip", "install", "-q", "--disable-pip-version-check", "--force-reinstall",
                     "--no-deps", str(wheels[-1])], check=True)
     return py
-
-
-def primitives() -> dict:
-    out = subprocess.run(
-        ["cargo", "run", "--release", "--quiet", "-p", "sealstream-core", "--example", "throughput", "--",
-         "--primitives", "--mib", "16", "--seconds", "1", "--chain-runs", "1"],
-        cwd=REPO, check=True, capture_output=True, text=True,
-    ).stdout
-    line = next(l for l in out.splitlines() if l.startswith("RESULT "))
-    return json.loads(line[len("RESULT "):])["primitives"]
 
 
 def print_table(results: dict) -> None:
