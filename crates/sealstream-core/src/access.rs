@@ -15,7 +15,7 @@ use crate::error::ValidationError;
 use crate::json::write::push_python_string;
 use crate::json::{self, Map, Value};
 use crate::keys::{RecipientPublicKey, RecipientSecretKey};
-use crate::pool::OrderedPool;
+use crate::pool::{map_in_order, OrderedPool};
 
 /// `schemaVersion` of buyer access files.
 pub const ACCESS_SCHEMA_VERSION: &str = "peaq.stream.buyer-access.v1";
@@ -167,21 +167,10 @@ pub fn grant_entries_as(
     threads: usize,
 ) -> Result<Vec<AccessEntry>, GrantError> {
     let one = |e: &ChunkEnvelope| grant_entry_as(e, granting_type, secret, buyer);
-    if threads <= 1 || envelopes.len() < 16 {
-        return envelopes.iter().map(one).collect();
-    }
-    let per = envelopes.len().div_ceil(threads);
-    std::thread::scope(|scope| {
-        let parts: Vec<_> = envelopes
-            .chunks(per)
-            .map(|part| scope.spawn(move || part.iter().map(one).collect::<Result<Vec<_>, _>>()))
-            .collect();
-        let mut out = Vec::with_capacity(envelopes.len());
-        for part in parts {
-            out.extend(part.join().expect("a grant thread panicked")?);
-        }
-        Ok(out)
-    })
+    let threads = if envelopes.len() < 16 { 1 } else { threads };
+    map_in_order(envelopes.iter().collect(), threads, one)
+        .into_iter()
+        .collect()
 }
 
 /// One buyer access file.

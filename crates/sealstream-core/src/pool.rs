@@ -13,6 +13,41 @@ pub fn default_parallelism() -> usize {
     std::thread::available_parallelism().map_or(1, usize::from)
 }
 
+/// `f` over every item on up to `threads` scoped threads (contiguous runs of
+/// items, one run per thread), the results in the items' order: for work
+/// that is all in memory already, where [`OrderedPool`]'s bounded streaming
+/// is not needed. One thread, or fewer than two items, runs on the caller's.
+pub fn map_in_order<T: Send, R: Send>(
+    items: Vec<T>,
+    threads: usize,
+    f: impl Fn(T) -> R + Sync,
+) -> Vec<R> {
+    if threads <= 1 || items.len() < 2 {
+        return items.into_iter().map(f).collect();
+    }
+    let per = items.len().div_ceil(threads);
+    let mut parts: Vec<Vec<T>> = Vec::new();
+    let mut items = items.into_iter();
+    loop {
+        let part: Vec<T> = items.by_ref().take(per).collect();
+        if part.is_empty() {
+            break;
+        }
+        parts.push(part);
+    }
+    let f = &f;
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = parts
+            .into_iter()
+            .map(|part| scope.spawn(move || part.into_iter().map(f).collect::<Vec<R>>()))
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("a worker thread panicked"))
+            .collect()
+    })
+}
+
 /// Jobs of type `I` run by worker threads into results of type `O`, handed
 /// back in submission order, with at most `max_in_flight` jobs queued,
 /// running or waiting for delivery.

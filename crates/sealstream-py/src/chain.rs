@@ -20,7 +20,7 @@ use sealstream_core::chunk::{
     VerifyReason,
 };
 use sealstream_core::keys::{ChainSigningKey, RecipientPublicKey, RecipientSecretKey};
-use sealstream_core::pool::default_parallelism;
+use sealstream_core::pool::{default_parallelism, map_in_order};
 
 use crate::error::{from_core, signing, validation};
 
@@ -235,29 +235,11 @@ pub fn verify_chain<'py>(
 fn first_failure(
     items: &[(ChunkEnvelope, Option<PyBackedBytes>)],
 ) -> Option<(usize, VerifyReason)> {
-    let threads = default_parallelism().clamp(1, items.len());
-    let own: Vec<Result<(), VerifyReason>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..threads)
-            .map(|t| {
-                scope.spawn(move || {
-                    items
-                        .iter()
-                        .enumerate()
-                        .filter(|(i, _)| i % threads == t)
-                        .map(|(_, (e, data))| check_self(e, data.as_deref()))
-                        .collect::<Vec<_>>()
-                })
-            })
-            .collect();
-        let parts: Vec<Vec<_>> = handles
-            .into_iter()
-            .map(|h| h.join().expect("a verification thread panicked"))
-            .collect();
-        let mut iters: Vec<_> = parts.into_iter().map(|p| p.into_iter()).collect();
-        (0..items.len())
-            .map(|i| iters[i % threads].next().expect("one result per chunk"))
-            .collect()
-    });
+    let own = map_in_order(
+        items.iter().collect(),
+        default_parallelism(),
+        |(e, data)| check_self(e, data.as_deref()),
+    );
     let mut state = ChainState::new();
     for (position, ((envelope, _), result)) in items.iter().zip(own).enumerate() {
         if envelope.index != position as u64 {

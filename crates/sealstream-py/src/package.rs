@@ -12,7 +12,7 @@ use pyo3::types::{PyList, PyTuple};
 use sealstream_core::json::{Map, Number};
 use sealstream_core::keys::{FieldKey, MachineSigningKey};
 use sealstream_core::package::{sign_as, DataPackage, InvalidReason};
-use sealstream_core::pool::default_parallelism;
+use sealstream_core::pool::{default_parallelism, map_in_order};
 use sealstream_core::rules::{
     Action, AnonymizeStrategy, FieldRule, RulesError, TopicRules, FIELD_ALGORITHM,
 };
@@ -194,31 +194,12 @@ impl Signer {
 
 /// `f` over `items` in order, on every core when there are enough of them.
 fn parallel_map<T: Send, R: Send>(items: Vec<T>, f: impl Fn(T) -> R + Sync) -> Vec<R> {
-    let threads = default_parallelism();
-    if threads <= 1 || items.len() < PARALLEL_FROM {
-        return items.into_iter().map(f).collect();
-    }
-    let per = items.len().div_ceil(threads);
-    let mut parts: Vec<Vec<T>> = Vec::new();
-    let mut items = items.into_iter();
-    loop {
-        let part: Vec<T> = items.by_ref().take(per).collect();
-        if part.is_empty() {
-            break;
-        }
-        parts.push(part);
-    }
-    let f = &f;
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = parts
-            .into_iter()
-            .map(|part| scope.spawn(move || part.into_iter().map(f).collect::<Vec<R>>()))
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().expect("a worker thread panicked"))
-            .collect()
-    })
+    let threads = if items.len() < PARALLEL_FROM {
+        1
+    } else {
+        default_parallelism()
+    };
+    map_in_order(items, threads, f)
 }
 
 fn sign_failure(e: SignFailure) -> PyErr {
