@@ -143,8 +143,15 @@ pub fn open_chunk_key(
 /// The access entry of `envelope`'s chunk for `buyer`: its opened chunk
 /// `key` (from [`open_chunk_key`]) sealed to the buyer's key.
 pub fn access_entry(envelope: &ChunkEnvelope, key: &ChunkKey, buyer: &Buyer) -> AccessEntry {
+    access_entry_for(&envelope.chunk_id, key, buyer)
+}
+
+/// The access entry of chunk `chunk_id` for `buyer`: its opened chunk `key`
+/// sealed to the buyer's key (for keys opened earlier and kept, without
+/// their envelopes).
+pub fn access_entry_for(chunk_id: &str, key: &ChunkKey, buyer: &Buyer) -> AccessEntry {
     AccessEntry {
-        chunk_id: envelope.chunk_id.clone(),
+        chunk_id: chunk_id.to_string(),
         buyer: KeyRecipient {
             recipient_id: buyer.id.clone(),
             recipient_type: recipient_type::BUYER.into(),

@@ -508,6 +508,11 @@ pub struct AppState {
     pub escrow: Arc<crate::escrow::Escrows>,
     /// Wakes the escrow job (a dispute was posted).
     pub escrow_wake: Arc<tokio::sync::Notify>,
+    /// Answers of catalog searches while the catalog is unchanged.
+    pub catalog_cache: Arc<crate::catalog::cache::CatalogCache>,
+    /// Chunk keys the operator granter opened, for the next order of the
+    /// same dataset.
+    pub opened_keys: Arc<crate::operator_key::opened::OpenedKeys>,
 }
 
 /// The server's own secrets, loaded or created at start.
@@ -559,6 +564,8 @@ impl AppState {
             grant_marks: Arc::default(),
             escrow: Arc::new(escrow),
             escrow_wake: Arc::default(),
+            catalog_cache: Arc::default(),
+            opened_keys: Arc::default(),
         }
     }
 }
@@ -876,7 +883,22 @@ pub(crate) async fn metrics(
 pub(crate) fn metrics_text(state: &AppState) -> Response {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        state.metrics.render(),
+        {
+            use std::fmt::Write;
+            let mut text = state.metrics.render();
+            let (hits, misses) = state.catalog_cache.counts();
+            text.push_str("# HELP sealstream_market_catalog_searches_total Catalog searches, by whether the catalog cache answered.\n");
+            text.push_str("# TYPE sealstream_market_catalog_searches_total counter\n");
+            let _ = writeln!(
+                text,
+                "sealstream_market_catalog_searches_total{{cache=\"hit\"}} {hits}"
+            );
+            let _ = writeln!(
+                text,
+                "sealstream_market_catalog_searches_total{{cache=\"miss\"}} {misses}"
+            );
+            text
+        },
     )
         .into_response()
 }

@@ -10,7 +10,7 @@ use std::collections::BTreeSet;
 use common::listings_fixtures::{
     chain, dataset, encode, listing_body, owner, publish, signed_dataset,
 };
-use common::{Db, TestServer};
+use common::{block_on, Db, TestServer};
 use sealstream_testkit::on_both_databases;
 use serde_json::{json, Value};
 
@@ -396,7 +396,104 @@ fn parameters_are_refused_by_name(db: Db) {
     );
 }
 
+/// The catalog cache's counts of searches answered from it and searches run.
+fn cache_counts(server: &TestServer) -> (u64, u64) {
+    server.state.catalog_cache.counts()
+}
+
+/// Answers are kept while nothing they show changed, and never served
+/// after a change has committed: one made through the API, or one made
+/// in the database by another process (as another replica would).
+fn cached_answers_follow_every_change(db: Db) {
+    let server = TestServer::start(db);
+    let alice = owner(&server);
+    let (_, ds) = signed_dataset(&server, &alice.did, "t", 2);
+    let crane = publish(
+        &server,
+        &alice.token,
+        &listing_body(&ds, "Harbour crane telemetry"),
+    );
+    let first = search(&server, "q=crane");
+    assert_eq!(first, [crane.as_str()]);
+    let before = cache_counts(&server);
+    for _ in 0..3 {
+        assert_eq!(search(&server, "q=crane"), first);
+    }
+    let after = cache_counts(&server);
+    assert_eq!(
+        (after.0 - before.0, after.1 - before.1),
+        (3, 0),
+        "the same search again is answered from the cache"
+    );
+    // A change through the API: the next search runs again and shows it.
+    let (status, _) = server.send(
+        "PATCH",
+        &format!("/v1/listings/{crane}"),
+        Some(&alice.token),
+        &json!({"title": "Harbour crane hydraulics"}),
+    );
+    assert_eq!(status, 200);
+    let (_, page) = server.get("/v1/catalog?q=crane", None);
+    assert_eq!(page["items"][0]["title"], "Harbour crane hydraulics");
+    let second = publish(
+        &server,
+        &alice.token,
+        &listing_body(&ds, "Gantry crane loads"),
+    );
+    let mut both = search(&server, "q=crane");
+    both.sort();
+    let mut expected = vec![crane.clone(), second.clone()];
+    expected.sort();
+    assert_eq!(both, expected);
+    // A change made in the database by another process: a listing's price
+    // and its dataset's chunk count, each in its own transaction.
+    let (_, page) = server.get("/v1/catalog?q=gantry", None);
+    assert_eq!(page["items"][0]["id"], second.as_str());
+    block_on(async {
+        sqlx::query("UPDATE listings SET price_amount = '77' WHERE id = $1")
+            .bind(&second)
+            .execute(server.store.pool())
+            .await
+            .unwrap();
+    });
+    let (_, page) = server.get("/v1/catalog?q=gantry", None);
+    assert_eq!(page["items"][0]["price"], "77");
+    let chunks = page["items"][0]["chunkCount"].as_i64().unwrap();
+    block_on(async {
+        sqlx::query("UPDATE datasets SET chunk_count = chunk_count + 5 WHERE id = $1")
+            .bind(&ds)
+            .execute(server.store.pool())
+            .await
+            .unwrap();
+    });
+    let (_, page) = server.get("/v1/catalog?q=gantry", None);
+    assert_eq!(page["items"][0]["chunkCount"].as_i64(), Some(chunks + 5));
+    // Withdrawn: gone at once.
+    server.send(
+        "POST",
+        &format!("/v1/listings/{second}/withdraw"),
+        Some(&alice.token),
+        &json!({}),
+    );
+    assert_eq!(search(&server, "q=gantry"), Vec::<String>::new());
+    // The counts are in /metrics.
+    let (hits, misses) = cache_counts(&server);
+    let auditor = server.session_for(&alice.did, &[sealstream_market::auth::Role::Auditor]);
+    let (status, text) = server.get("/metrics", Some(&auditor));
+    assert_eq!(status, 200, "{text}");
+    let text = text.as_str().unwrap_or_default();
+    assert!(
+        text.contains(&format!(
+            "sealstream_market_catalog_searches_total{{cache=\"hit\"}} {hits}"
+        )) && text.contains(&format!(
+            "sealstream_market_catalog_searches_total{{cache=\"miss\"}} {misses}"
+        )),
+        "{text}"
+    );
+}
+
 on_both_databases!(
+    cached_answers_follow_every_change,
     words_in_every_field,
     filters,
     pages_have_no_gaps_or_duplicates,

@@ -67,6 +67,9 @@ struct Index {
 struct Schema {
     tables: BTreeMap<String, Table>,
     indexes: BTreeMap<String, Index>,
+    /// The tables that carry triggers (their names differ by engine: SQLite
+    /// needs one per event, PostgreSQL takes `INSERT OR UPDATE OR DELETE`).
+    triggered: BTreeSet<String>,
 }
 
 /// A new database of `db`'s engine with the market's migrations applied;
@@ -152,6 +155,15 @@ fn sqlite_schema(url: &str) -> Schema {
             }
             schema.tables.insert(name, table);
         }
+        schema.triggered = all_rows!(
+            c,
+            sqlx::query_scalar(
+                "SELECT DISTINCT tbl_name FROM sqlite_master WHERE type = 'trigger' AND name <> ?1"
+            ),
+            SQLX_TABLE
+        )
+        .into_iter()
+        .collect();
         c.close().await.unwrap();
         schema
     })
@@ -242,6 +254,17 @@ fn postgres_schema(url: &str) -> Schema {
                 },
             );
         }
+        schema.triggered = all_rows!(
+            c,
+            sqlx::query_scalar(
+                "SELECT DISTINCT t.relname::text FROM pg_trigger g JOIN pg_class t ON t.oid = g.tgrelid \
+                 JOIN pg_namespace n ON n.oid = t.relnamespace \
+                 WHERE n.nspname = 'public' AND NOT g.tgisinternal AND t.relname <> $1"
+            ),
+            SQLX_TABLE
+        )
+        .into_iter()
+        .collect();
         c.close().await.unwrap();
         schema
     })
@@ -306,6 +329,9 @@ fn differences(sqlite: &Schema, postgres: &Schema) -> Vec<String> {
             ));
         }
     }
+    let only_sqlite: Vec<_> = sqlite.triggered.difference(&postgres.triggered).collect();
+    let only_postgres: Vec<_> = postgres.triggered.difference(&sqlite.triggered).collect();
+    only("triggers on", &only_sqlite, &only_postgres, &mut out);
     let (only_sqlite, only_postgres, both) = split(&sqlite.indexes, &postgres.indexes);
     only("index", &only_sqlite, &only_postgres, &mut out);
     for (index, x, y) in both {
@@ -326,6 +352,14 @@ fn sqlite_and_postgres_migrations_build_the_same_schema() {
         sqlite.tables.contains_key("listings") && postgres.tables.contains_key("listings"),
         "the schemas were read: {sqlite:?} {postgres:?}"
     );
+    for schema in [&sqlite, &postgres] {
+        // The catalog cache's generation moves with every listing and dataset change.
+        assert!(
+            schema.triggered.contains("listings") && schema.triggered.contains("datasets"),
+            "triggers read: {:?}",
+            schema.triggered
+        );
+    }
     let found: BTreeSet<String> = differences(&sqlite, &postgres).into_iter().collect();
     let allowed: BTreeSet<String> = ALLOWED.iter().map(|(d, _)| d.to_string()).collect();
     let drift: Vec<_> = found.difference(&allowed).collect();

@@ -177,10 +177,31 @@ fn operator_keys_grant_paid_orders(db: Db) {
         "{again}"
     );
 
-    // Revoked: the next paid order waits for the owner.
+    // The keys the granter opened are kept for the dataset's next order,
+    // which is granted from them alone and decrypts for its buyer.
+    assert_eq!(server.state.opened_keys.datasets(), 1);
+    let carol = buyer(&server);
+    let third = paid_order(&server, &sale, &carol);
+    wait_granted(&server, &carol, &third);
+    let dir = tempfile::tempdir().unwrap();
+    download_release(
+        &server,
+        &format!("/v1/orders/{third}/release"),
+        Some(&carol.token),
+        "",
+        dir.path(),
+    );
+    assert_eq!(
+        decrypt_release(dir.path(), &carol.did, &carol.recipient),
+        sale.source()
+    );
+
+    // Revoked: the kept keys are forgotten, and the next paid order waits
+    // for the owner.
     let (status, _) = server.send("DELETE", &key_path(&sale), Some(&sale.owner), &json!({}));
     assert_eq!(status, 204);
     assert_eq!(server.count_rows("operator_keys"), 0);
+    assert_eq!(server.state.opened_keys.datasets(), 0);
     let bob = buyer(&server);
     let second = paid_order(&server, &sale, &bob);
     let granted = block_on(sealstream_market::operator_key::grant_once(&server.state)).unwrap();

@@ -33,7 +33,7 @@ enum Bind {
 }
 
 /// SQL text with its `$n` parameters.
-struct Sql {
+pub(super) struct Sql {
     text: String,
     binds: Vec<Bind>,
 }
@@ -43,9 +43,33 @@ impl Sql {
         self.binds.push(b);
         format!("${}", self.binds.len())
     }
+
+    /// The query as one string (its text, then each parameter): the key of
+    /// its answer in the catalog cache.
+    pub(super) fn key(&self) -> String {
+        let mut key = self.text.clone();
+        for b in &self.binds {
+            key.push('\0');
+            match b {
+                Bind::Text(t) => key.push_str(t),
+                Bind::Int(i) => key.push_str(&i.to_string()),
+            }
+        }
+        key
+    }
 }
 
-fn build(search: &Search, engine: Engine) -> Sql {
+/// The catalog's generation: the counter every change to a listing or a
+/// dataset moves (migration 0022), for the catalog cache.
+pub(super) async fn generation(store: &Store) -> Result<i64, DbError> {
+    let n: i64 = sqlx::query_scalar("SELECT n FROM catalog_generation WHERE id = 1")
+        .fetch_one(store.pool())
+        .await?;
+    Ok(n)
+}
+
+/// The query of `search` on `engine`.
+pub(super) fn build(search: &Search, engine: Engine) -> Sql {
     let mut sql = Sql {
         text: String::new(),
         binds: Vec::new(),
@@ -177,9 +201,9 @@ fn build(search: &Search, engine: Engine) -> Sql {
     sql
 }
 
-/// Runs `search`: a page of published listings, and whether more follow.
-pub(super) async fn search(store: &Store, search: &Search) -> Result<Page, DbError> {
-    let sql = build(search, store.engine());
+/// Runs `sql`, the query of `search` ([`build`]): a page of published
+/// listings, and whether more follow.
+pub(super) async fn search(store: &Store, search: &Search, sql: &Sql) -> Result<Page, DbError> {
     let mut q = sqlx::query(&sql.text);
     for b in &sql.binds {
         q = match b {

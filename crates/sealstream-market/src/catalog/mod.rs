@@ -14,6 +14,7 @@
 //! while the catalog does not change); relevance pages carry an offset.
 //! Prices compare exactly, as base-unit integers (see the migration).
 
+pub mod cache;
 mod db;
 
 use axum::extract::rejection::QueryRejection;
@@ -408,7 +409,13 @@ pub async fn catalog(
 ) -> ApiResult<Json<CatalogPage>> {
     let params = QueryParams::new(query, &PARAMS)?;
     let search = Search::parse(&params)?;
-    let page = db::search(&state.store, &search).await?;
+    let sql = db::build(&search, state.store.engine());
+    let key = sql.key();
+    let generation = db::generation(&state.store).await?;
+    if let Some(page) = state.catalog_cache.get(&key, generation) {
+        return Ok(Json(CatalogPage::clone(&page)));
+    }
+    let page = db::search(&state.store, &search, &sql).await?;
     let last = page
         .found
         .last()
@@ -431,7 +438,11 @@ pub async fn catalog(
         }
         _ => None,
     };
-    Ok(Json(CatalogPage { items, next_cursor }))
+    let page = CatalogPage { items, next_cursor };
+    state
+        .catalog_cache
+        .insert(key, generation, std::sync::Arc::new(page.clone()));
+    Ok(Json(page))
 }
 
 #[cfg(test)]

@@ -22,6 +22,7 @@
 //!   grant once.
 
 mod db;
+pub mod opened;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -36,9 +37,10 @@ use serde_json::json;
 use tokio::sync::Notify;
 use zeroize::Zeroizing;
 
-use sealstream_core::access::{grant_entries_as, AccessFileBuilder, Buyer};
+use sealstream_core::access::{access_entry_for, grant_entries_as, AccessFileBuilder, Buyer};
 use sealstream_core::chunk::{recipient_type, ChunkEnvelope};
 use sealstream_core::keys::{parse_hex_array, RecipientSecretKey};
+use sealstream_core::pool::map_in_order;
 use sealstream_core::ValidationError;
 
 pub use sealstream_api::machines::{OperatorKeyView, RegisterOperatorKey};
@@ -245,6 +247,7 @@ pub async fn register(
     .await?;
     tx.commit().await?;
     tracing::info!(machine = %crate::logs::Pseudonym::of(&machine.did), "operator key registered");
+    state.opened_keys.forget_all();
     state.grant_wake.notify_one();
     Ok(Json(OperatorKeyView {
         machine_did: machine.did,
@@ -322,6 +325,7 @@ pub async fn revoke(
     .await?;
     tx.commit().await?;
     tracing::info!(machine = %crate::logs::Pseudonym::of(&machine.did), "operator key removed");
+    state.opened_keys.forget_all();
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -381,38 +385,60 @@ pub async fn grant_once(state: &AppState) -> ApiResult<usize> {
     Ok(grant_orders(state).await? + grant_topics(state).await?)
 }
 
-/// The orders part of [`grant_once`].
+/// The orders part of [`grant_once`]. Orders are granted [`threads`] at a
+/// time, so that one order's store writes overlap another's key work.
 async fn grant_orders(state: &AppState) -> ApiResult<usize> {
+    use futures_util::StreamExt;
     let mut granted = 0;
     let mut after = (String::new(), String::new());
     loop {
         let rows = db::grantable(&state.store, &after, SWEEP_LIMIT).await?;
-        for row in &rows {
-            let (id, machine_did) = (&row.order_id, &row.machine_did);
-            after = (row.paid_at.clone().unwrap_or_default(), id.clone());
-            let Some(secret) = state
-                .operator_kek
-                .open(machine_did, &row.sealed_secret)
-                .map(Arc::new)
-            else {
-                tracing::error!(
-                    order = %id,
-                    machine = %crate::logs::Pseudonym::of(machine_did),
-                    "the operator key of the machine does not open with this server's key-encryption key"
-                );
-                continue;
-            };
-            match grant_order(state, id, &secret).await {
-                Ok(true) => granted += 1,
-                Ok(false) => {}
-                Err(e) => tracing::warn!(order = %id, "operator grant failed: {}", e.message),
-            }
+        if let Some(last) = rows.last() {
+            after = (
+                last.paid_at.clone().unwrap_or_default(),
+                last.order_id.clone(),
+            );
         }
-        if (rows.len() as i64) < SWEEP_LIMIT {
+        let more = rows.len() as i64 >= SWEEP_LIMIT;
+        let results = futures_util::stream::iter(rows.into_iter())
+            .map(|row| {
+                let state = state.clone();
+                async move { grant_row(&state, &row).await }
+            })
+            .buffer_unordered(threads())
+            .collect::<Vec<bool>>()
+            .await;
+        granted += results.into_iter().filter(|g| *g).count();
+        if !more {
             break;
         }
     }
     Ok(granted)
+}
+
+/// Grants the paid order of `row` with its machine's operator key; whether
+/// it was granted now (failures are logged, for the next sweep).
+async fn grant_row(state: &AppState, row: &db::Grantable) -> bool {
+    let (id, machine_did) = (&row.order_id, &row.machine_did);
+    let Some(secret) = state
+        .operator_kek
+        .open(machine_did, &row.sealed_secret)
+        .map(Arc::new)
+    else {
+        tracing::error!(
+            order = %id,
+            machine = %crate::logs::Pseudonym::of(machine_did),
+            "the operator key of the machine does not open with this server's key-encryption key"
+        );
+        return false;
+    };
+    match grant_order(state, id, &secret).await {
+        Ok(granted) => granted,
+        Err(e) => {
+            tracing::warn!(order = %id, "operator grant failed: {}", e.message);
+            false
+        }
+    }
 }
 
 /// The subscriptions part of [`grant_once`].
@@ -656,42 +682,59 @@ async fn grant_order(
     let mut builder = AccessFileBuilder::new(&buyer, state.config.access_file_size)
         .map_err(|e| ApiError::internal("grant", e))?;
     let mut files = Vec::new();
-    let end = dataset.first_index + dataset.chunk_count;
-    let mut next = dataset.first_index;
-    while next < end {
-        let rows = crate::ingest::db::chunk_rows(
-            state.store.pool(),
-            &dataset.machine_did,
-            &dataset.topic,
-            next..end.min(next + CHUNK_PAGE),
-        )
-        .await?;
-        let contiguous = rows
-            .iter()
-            .enumerate()
-            .take_while(|(offset, row)| row.index == next + *offset as u64)
-            .count();
-        if contiguous == 0 {
-            return Err(ApiError::internal(
-                "grant",
-                format!("chunk {next} of dataset {} missing", dataset.id),
-            ));
+    let operator_hex = secret.public_key().to_hex();
+    let kept = if dataset.chunk_count <= opened::MAX_KEPT_CHUNKS {
+        match state.opened_keys.get(&dataset.id, &operator_hex) {
+            Some(keys) => Some(keys),
+            None => {
+                let keys = open_dataset(state, &dataset, secret).await?;
+                state
+                    .opened_keys
+                    .insert(&dataset.id, &operator_hex, keys.clone());
+                Some(keys)
+            }
         }
-        let envelopes: Vec<(u64, String)> = rows
-            .into_iter()
-            .take(contiguous)
-            .map(|r| (r.index, r.envelope))
-            .collect();
-        let (secret, page_buyer) = (secret.clone(), buyer.clone());
-        let entries =
-            tokio::task::spawn_blocking(move || wrap_page(&envelopes, &secret, &page_buyer))
-                .await
-                .map_err(|e| ApiError::internal("grant", e))?
-                .map_err(|e| ApiError::internal("grant", e))?;
-        for entry in entries {
-            files.extend(builder.push(entry));
+    } else {
+        None
+    };
+    if let Some(keys) = kept {
+        // Seal the kept keys to the buyer, a page at a time on the cores.
+        let mut start = 0;
+        while start < keys.len() {
+            let end = (start + CHUNK_PAGE as usize).min(keys.len());
+            let (page_keys, page_buyer) = (keys.clone(), buyer.clone());
+            let entries = tokio::task::spawn_blocking(move || {
+                map_in_order(
+                    page_keys[start..end].iter().collect(),
+                    threads(),
+                    |(id, key)| access_entry_for(id, key, &page_buyer),
+                )
+            })
+            .await
+            .map_err(|e| ApiError::internal("grant", e))?;
+            for entry in entries {
+                files.extend(builder.push(entry));
+            }
+            start = end;
         }
-        next += contiguous as u64;
+    } else {
+        // A dataset too large to keep: open and seal a page at a time.
+        let end = dataset.first_index + dataset.chunk_count;
+        let mut next = dataset.first_index;
+        while next < end {
+            let envelopes = envelope_page(state, &dataset, next, end).await?;
+            let count = envelopes.len() as u64;
+            let (secret, page_buyer) = (secret.clone(), buyer.clone());
+            let entries =
+                tokio::task::spawn_blocking(move || wrap_page(&envelopes, &secret, &page_buyer))
+                    .await
+                    .map_err(|e| ApiError::internal("grant", e))?
+                    .map_err(|e| ApiError::internal("grant", e))?;
+            for entry in entries {
+                files.extend(builder.push(entry));
+            }
+            next += count;
+        }
     }
     files.extend(builder.finish());
     Ok(
@@ -699,6 +742,74 @@ async fn grant_order(
             .await?
             .granted,
     )
+}
+
+/// Threads for the key work of one page.
+fn threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// The stored envelopes (index, JSON text) of `dataset`'s chunks from
+/// `next`, up to a page and before `end`, in order; an error if chunk
+/// `next` is missing.
+async fn envelope_page(
+    state: &AppState,
+    dataset: &crate::datasets::DatasetRow,
+    next: u64,
+    end: u64,
+) -> ApiResult<Vec<(u64, String)>> {
+    let rows = crate::ingest::db::chunk_rows(
+        state.store.pool(),
+        &dataset.machine_did,
+        &dataset.topic,
+        next..end.min(next + CHUNK_PAGE),
+    )
+    .await?;
+    let contiguous = rows
+        .iter()
+        .enumerate()
+        .take_while(|(offset, row)| row.index == next + *offset as u64)
+        .count();
+    if contiguous == 0 {
+        return Err(ApiError::internal(
+            "grant",
+            format!("chunk {next} of dataset {} missing", dataset.id),
+        ));
+    }
+    Ok(rows
+        .into_iter()
+        .take(contiguous)
+        .map(|r| (r.index, r.envelope))
+        .collect())
+}
+
+/// Every chunk key of `dataset`, opened with the operator `secret` and
+/// checked against its commitment, in chain order, a page at a time on
+/// the cores.
+async fn open_dataset(
+    state: &AppState,
+    dataset: &crate::datasets::DatasetRow,
+    secret: &Arc<RecipientSecretKey>,
+) -> ApiResult<opened::DatasetKeys> {
+    let mut keys = Vec::with_capacity(dataset.chunk_count as usize);
+    let end = dataset.first_index + dataset.chunk_count;
+    let mut next = dataset.first_index;
+    while next < end {
+        let envelopes = envelope_page(state, dataset, next, end).await?;
+        next += envelopes.len() as u64;
+        let secret = secret.clone();
+        let page = tokio::task::spawn_blocking(move || {
+            map_in_order(envelopes, threads(), |(index, text)| {
+                open_chunk(index, &text, &secret).map(|c| (c.envelope.chunk_id, c.key))
+            })
+        })
+        .await
+        .map_err(|e| ApiError::internal("grant", e))?;
+        for opened in page {
+            keys.push(opened.map_err(|e| ApiError::internal("grant", e))?);
+        }
+    }
+    Ok(Arc::new(keys))
 }
 
 /// The access entries of one page of envelopes (index, JSON text), in
@@ -716,8 +827,7 @@ fn wrap_page(
             ChunkEnvelope::from_json(&value).map_err(|e| format!("chunk {index}: {e}"))
         })
         .collect::<Result<Vec<_>, String>>()?;
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    grant_entries_as(&parsed, recipient_type::OPERATOR, secret, buyer, threads)
+    grant_entries_as(&parsed, recipient_type::OPERATOR, secret, buyer, threads())
         .map_err(|e| e.to_string())
 }
 
