@@ -11,11 +11,13 @@ Steps, all in one run on the same machine:
    wrap and unwrap (X25519), Ed25519 verify, secp256k1 EIP-191 sign and recover, canonical
    JSON (`cargo run --release -p sealstream-core --example throughput -- --primitives`);
    and, measured here, page-cache write and read bandwidth (a --mib file in 1 MiB writes,
-   no sync; read back) and the cost of creating a small file in one directory (4,000
-   files).
+   no sync; read back), the cost of creating a small file in one directory (4,000
+   files), and of a durable small write (a new 4 KiB file fsynced, then its directory).
 2. The operations, with the release binary and the fixtures' keys: `publish`, `grant`,
    `consume` of --mib MiB (default 256 KiB chunks), `package sign` of --packages JSON lines
-   of the gps_basic fixture's readings, and `package verify` of its output. The reference
+   of the gps_basic fixture's readings, `package verify` of its output, and
+   `agent run` on --agent-messages small JSON messages (bench/agent_compare.py's input
+   and map: three field rules, chunks of 1,000, durable commits). The reference
    CLI (`peaqos stream publish|grant|consume`) runs on the same input
    (bench/cli_compare.py's commands). The reference's packages per second come from its
    Python API in .venv, the reference at its best (with coincurve, which .venv has).
@@ -84,9 +86,24 @@ def io_primitives(work: Path, mib: int) -> dict:
         os.close(fd)
     create_s = time.perf_counter() - t
     shutil.rmtree(d)
+    # A durable small write, as the agent commits: a new 4 KiB file written and
+    # fsynced, then its directory fsynced.
+    d.mkdir()
+    m = 50
+    t = time.perf_counter()
+    for i in range(m):
+        fd = os.open(d / f"state-{i}.json", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        os.write(fd, small * 2)
+        os.fsync(fd)
+        os.close(fd)
+        dfd = os.open(d, os.O_RDONLY)
+        os.fsync(dfd)
+        os.close(dfd)
+    sync_s = time.perf_counter() - t
+    shutil.rmtree(d)
     size = mib * (1 << 20)
     return {"write_mbps": size / write_s / 1e6, "read_mbps": size / read_s / 1e6,
-            "create_file_us": create_s / n * 1e6}
+            "create_file_us": create_s / n * 1e6, "durable_write_us": sync_s / m * 1e6}
 
 
 def package_lines(path: Path, count: int) -> None:
@@ -140,11 +157,33 @@ print(json.dumps(out))
     return json.loads(out.stdout)
 
 
+def agent_run(work: Path, ours: str, n: int) -> dict:
+    """`sealstream agent run` on n small JSON messages with three field rules, chunks of
+    1,000 packages, one directory destination (bench/agent_compare.py's input and map):
+    messages per second, peak RSS, and the chunks' plaintext bytes (for the floor)."""
+    import agent_compare  # bench/agent_compare.py
+    work.mkdir(parents=True)
+    agent_compare.write_jsonl(work / "in.jsonl", n)
+    cfg = agent_compare.write_map(work, fixtures_dir(), "{type: jsonl, path: in.jsonl}", "/gps", "gps.v1",
+                                  agent_compare.JSON_RULES)
+    subprocess.run(["sync"])
+    quiet.wait_for_quiet()
+    res = agent_compare.run_process([str(ours), "--quiet", "agent", "run", "--config", str(cfg)])
+    chunks = sorted((work / "out").rglob("chunk-*.bin"))
+    if len(chunks) != -(-n // agent_compare.CHUNK_MESSAGES):
+        sys.exit(f"agent run: {len(chunks)} chunks for {n} messages")
+    return {"messages": n, "per_s": n / res["wall_s"], "seconds": res["wall_s"], "cpu_s": res["cpu_s"],
+            "peak_kib": res["peak_rss_kib"], "chunks": len(chunks),
+            "chunk_bytes": sum(c.stat().st_size for c in chunks) / len(chunks)}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--mib", type=int, default=256)
     ap.add_argument("--packages", type=int, default=200_000)
     ap.add_argument("--seconds", type=float, default=2.0, help="time per reference package measurement")
+    ap.add_argument("--agent-messages", type=int, default=200_000,
+                    help="small JSON messages through `sealstream agent run` (0: skip)")
     args = ap.parse_args()
     ours = cli_compare.OURS
     if not os.path.exists(ours):
@@ -181,6 +220,8 @@ def main() -> None:
         results["ours"]["package_sign"] = {"per_s": args.packages / sign_s}
         results["ours"]["package_verify"] = {"per_s": args.packages / verify_s}
         results["reference"]["packages"] = reference_package_rates(args.seconds)
+        if args.agent_messages:
+            results["ours"]["agent"] = agent_run(work / "agent", ours, args.agent_messages)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -214,8 +255,22 @@ def floors(r: dict) -> dict:
     grant = n * (unwrap + wrap) / cores
     sign_us = p["secp256k1_eip191_sign_us"] + p["canonical_json_us"]
     verify_us = p["secp256k1_eip191_recover_us"] + p["canonical_json_us"]
-    return {"publish_s": publish, "consume_s": consume, "grant_s": grant,
-            "package_sign_per_s": cores * 1e6 / sign_us, "package_verify_per_s": cores * 1e6 / verify_us}
+    out = {"publish_s": publish, "consume_s": consume, "grant_s": grant,
+           "package_sign_per_s": cores * 1e6 / sign_us, "package_verify_per_s": cores * 1e6 / verify_us}
+    agent = r["ours"].get("agent")
+    if agent:
+        # agent: a signature and its canonical JSON per message; per chunk, what publish
+        # does for one chunk (3 SHA-256 passes, the AEAD, 3 wraps, the ciphertext written,
+        # 2 files) and the copy to the directory destination (written, 2 files); and the
+        # durable commit of each chunk, one after another: the chunk's 2 files, then the
+        # state file (about 3 durable writes).
+        b, chunks = agent["chunk_bytes"], agent["chunks"]
+        cpu = agent["messages"] * sign_us * 1e-6 + chunks * (
+            3 * b / sha + b / aead + 3 * wrap + 2 * b / write + 4 * create)
+        durable = chunks * 3 * io["durable_write_us"] * 1e-6
+        out["agent_per_s"] = agent["messages"] / max(cpu / cores, durable)
+        out["agent_durable_s"] = durable
+    return out
 
 
 def print_table(r: dict) -> None:
@@ -234,6 +289,12 @@ def print_table(r: dict) -> None:
         floor = f[f"package_{key}_per_s"]
         print(f"| {step} ({r['packages']:,} gps_basic) | {floor:,.0f}/s | {ours:,.0f}/s | {ours / floor:.0%} "
               f"| {refp[key]:,.0f}/s (its Python API, {refp['backend']}) |")
+    agent = r["ours"].get("agent")
+    if agent:
+        floor = f["agent_per_s"]
+        print(f"| agent run ({agent['messages']:,} small JSON messages, 3 rules, chunks of 1,000) | {floor:,.0f}/s "
+              f"| {agent['per_s']:,.0f}/s, {agent['peak_kib'] / 1024:.0f} MiB, {agent['cpu_s']:.1f} s CPU "
+              f"| {agent['per_s'] / floor:.0%} | no agent; its per-message signing as above |")
     p, io = r["primitives"], r["io"]
     print()
     print(f"Primitives (one core): SHA-256 {p['sha256_256k_mbps']:,.0f} MB/s, XChaCha20-Poly1305 "
@@ -241,7 +302,8 @@ def print_table(r: dict) -> None:
           f"{p['sealed_box_unwrap_us']:.1f} µs, Ed25519 verify {p['ed25519_verify_us']:.1f} µs, secp256k1 sign "
           f"{p['secp256k1_eip191_sign_us']:.1f} µs, recover {p['secp256k1_eip191_recover_us']:.1f} µs, canonical "
           f"JSON {p['canonical_json_us']:.1f} µs; page cache write {io['write_mbps']:,.0f} MB/s, read "
-          f"{io['read_mbps']:,.0f} MB/s, a small file created in {io['create_file_us']:.0f} µs.")
+          f"{io['read_mbps']:,.0f} MB/s, a small file created in {io['create_file_us']:.0f} µs, a durable "
+          f"small write (file and directory fsync) {io['durable_write_us']:,.0f} µs.")
 
 
 if __name__ == "__main__":

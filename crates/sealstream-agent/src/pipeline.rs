@@ -12,6 +12,13 @@
 //! from their journal), skips what its topics have committed, and continues
 //! the chains.
 //!
+//! Both cores: a sealed batch is signed in the background (its packages
+//! split across the cores) while the pipeline takes the next messages, and
+//! it is committed when the next batch is sealed, when its signatures are
+//! done at a tick (every 100 ms), before a dataset window closes, and when
+//! the run ends, always before any later batch, so commits keep their
+//! order. Only one batch is in flight at a time.
+//!
 //! A chunk is cut when its topic's batch reaches `maxMessages`, or the next
 //! message would take its plaintext (the signed packages' lines) past
 //! `maxBytes` (see [`crate::batch`]), or its oldest message is `maxAge` old;
@@ -241,6 +248,18 @@ struct Publish {
     datasets: Vec<Dataset>,
 }
 
+/// A sealed batch whose packages are being signed.
+struct InFlight {
+    /// Its topic.
+    topic: String,
+    /// Packages in it (messages whose rules could not be applied aside).
+    packages: u64,
+    /// Its estimated bytes.
+    bytes: u64,
+    /// The signing thread: the batch back, and its packages' lines.
+    signing: std::thread::JoinHandle<(Vec<Pending>, Vec<Vec<u8>>)>,
+}
+
 struct TopicRun {
     topic: Topic,
     chain_dir: PathBuf,
@@ -261,8 +280,11 @@ struct TopicRun {
 pub struct Agent {
     map: DataEventMap,
     state: AgentState,
-    signer: PackageSigner,
+    signer: Arc<PackageSigner>,
     runs: BTreeMap<String, TopicRun>,
+    /// The batch being signed in the background while the next messages
+    /// are taken ([`Agent::seal`]); committed before anything else is.
+    in_flight: Option<InFlight>,
     outbox: Arc<Outbox>,
     sinks: Vec<Box<dyn Sink>>,
     /// Per source, the last position the pipeline has taken in whole.
@@ -444,7 +466,8 @@ impl Agent {
         Ok(Agent {
             map,
             state,
-            signer,
+            signer: Arc::new(signer),
+            in_flight: None,
             runs,
             outbox: Arc::new(outbox),
             sinks,
@@ -628,6 +651,7 @@ impl Agent {
         for name in &names {
             self.seal(name, &stop, log)?;
         }
+        self.finish_in_flight(log)?;
         if ended {
             // Every source is at its end: the open dataset windows close too.
             let mut publish = Publish::default();
@@ -664,7 +688,20 @@ impl Agent {
                 self.seal(name, stop, log)?;
             }
         }
+        // A signed batch is committed by the next seal, or here once its
+        // signatures are done: so a chunk waits at most about a tick.
+        if self
+            .in_flight
+            .as_ref()
+            .is_some_and(|f| f.signing.is_finished())
+        {
+            self.finish_in_flight(log)?;
+        }
         let mut publish = Publish::default();
+        if names.iter().any(|name| self.windows.due(name)) {
+            // A window's manifest follows the chunks it covers.
+            self.finish_in_flight(log)?;
+        }
         for name in &names {
             if self.windows.due(name) {
                 publish.datasets.extend(self.close_window(name, log)?);
@@ -679,7 +716,7 @@ impl Agent {
     fn accept(
         &mut self,
         source: &str,
-        input: Input,
+        mut input: Input,
         stop: &AtomicBool,
         log: &Log,
     ) -> Result<(), AgentError> {
@@ -704,7 +741,8 @@ impl Agent {
                 ));
             }
         }
-        for name in targets {
+        let last = targets.len().saturating_sub(1);
+        for (k, name) in targets.into_iter().enumerate() {
             let committed = self
                 .state
                 .topics
@@ -734,7 +772,9 @@ impl Agent {
                     },
                 ));
             }
-            let fields = match &input.fields {
+            let fields = match &mut input.fields {
+                // The last topic takes the fields; the others, a copy.
+                Ok(f) if k == last => std::mem::take(f),
                 Ok(f) => f.clone(),
                 Err(why) if mark.is_some() => {
                     // Kept in the batch: its publisher's numbering commits with it.
@@ -776,7 +816,13 @@ impl Agent {
     /// package waiting in any topic's batch.
     fn sequence_estimate(&self) -> u64 {
         let waiting: u64 = self.runs.values().map(|r| r.batch.len() as u64).sum();
-        self.state.next_sequence + waiting
+        self.next_base() + waiting
+    }
+
+    /// The sequence number the next sealed batch starts at: the next, after
+    /// the batch being signed.
+    fn next_base(&self) -> u64 {
+        self.state.next_sequence + self.in_flight.as_ref().map_or(0, |f| f.packages)
     }
 
     /// A gap record for topic `name`'s batch, moving its publisher's mark to
@@ -1082,20 +1128,66 @@ impl Agent {
         if self.runs[name].batch.is_empty() {
             return Ok(());
         }
-        let estimate = self.runs[name].batch_bytes + 8 * 1024;
+        let in_flight_bytes = self.in_flight.as_ref().map_or(0, |f| f.bytes);
+        let estimate = self.runs[name].batch_bytes + in_flight_bytes + 8 * 1024;
         self.make_room(estimate, stop, log);
-        let max_bytes = self.map.chunking.max_bytes;
         let run = self.runs.get_mut(name).expect("a run per topic");
         let batch = std::mem::take(&mut run.batch);
+        let bytes = run.batch_bytes;
         run.batch_bytes = 0;
         run.batch_started = None;
-        let source = run.topic.source.clone();
-        // Numbered in batch order (the numbers of what a crash loses are
-        // given again), signed on every core, then cut into chunks in order:
-        // a chunk boundary does not change the numbering, since each commit
-        // advances the next number by exactly the packages it holds.
-        let base = self.state.next_sequence;
-        let mut signed = sign_all(&self.signer, &batch, base);
+        // Numbered in batch order after the batch being signed (the numbers
+        // of what a crash loses are given again), signed on every core in
+        // the background while the next messages are taken; the batch
+        // before this one is committed meanwhile, so commits stay in order.
+        let base = self.next_base();
+        let packages = batch.iter().filter(|p| p.package.is_ok()).count() as u64;
+        let signer = self.signer.clone();
+        let signing = std::thread::Builder::new()
+            .name("sealstream-sign".into())
+            .spawn(move || {
+                let lines: Vec<Vec<u8>> = sign_all(&signer, &batch, base).collect();
+                (batch, lines)
+            })
+            .map_err(|e| AgentError::Source {
+                name: name.to_string(),
+                message: format!("cannot start a signing thread: {e}"),
+            })?;
+        let previous = self.in_flight.replace(InFlight {
+            topic: name.to_string(),
+            packages,
+            bytes,
+            signing,
+        });
+        match previous {
+            Some(previous) => self.finish_seal(previous, log),
+            None => Ok(()),
+        }
+    }
+
+    /// Commit the batch being signed, if any: before a dataset window
+    /// closes, on every tick (so a chunk waits at most a tick for its
+    /// commit), and when the run ends.
+    fn finish_in_flight(&mut self, log: &Log) -> Result<(), AgentError> {
+        match self.in_flight.take() {
+            Some(in_flight) => self.finish_seal(in_flight, log),
+            None => Ok(()),
+        }
+    }
+
+    /// Cut a signed batch into chunks in order and commit each: a chunk
+    /// boundary does not change the numbering, since each commit advances
+    /// the next number by exactly the packages it holds.
+    fn finish_seal(&mut self, in_flight: InFlight, log: &Log) -> Result<(), AgentError> {
+        let InFlight { topic, signing, .. } = in_flight;
+        let name = topic.as_str();
+        let (batch, lines) = signing.join().map_err(|_| AgentError::Source {
+            name: name.to_string(),
+            message: "a signing thread failed".into(),
+        })?;
+        let max_bytes = self.map.chunking.max_bytes;
+        let source = self.runs[name].topic.source.clone();
+        let mut signed = lines.into_iter();
         let mut draft = Draft::default();
         for pending in batch {
             let package = match pending.package {
@@ -1179,12 +1271,18 @@ impl Agent {
         topic_state.missing += draft.gaps.1;
         self.state.next_sequence += draft.packages;
         self.state.topics.insert(name.to_string(), topic_state);
-        // Topics of the same source with nothing pending have taken everything
+        // Topics of the same source with nothing pending (nothing in their
+        // batch, and no batch of theirs being signed) have taken everything
         // the pipeline has processed of it.
         let source = self.runs[name].topic.source.clone();
+        let signing = self.in_flight.as_ref().map(|f| f.topic.as_str());
         if let Some(&processed) = self.processed.get(&source) {
             for (other, run) in &self.runs {
-                if run.topic.source == source && run.batch.is_empty() && other != name {
+                if run.topic.source == source
+                    && run.batch.is_empty()
+                    && other != name
+                    && signing != Some(other.as_str())
+                {
                     let t = self.state.topics.entry(other.clone()).or_default();
                     if t.committed_through.is_none_or(|c| c < processed) {
                         t.committed_through = Some(processed);

@@ -265,7 +265,23 @@ impl DataPackage {
 
     /// The exact bytes the reference signs (Python canonical form).
     pub fn signed_bytes(&self) -> String {
-        canonical::python(&self.signable())
+        // `canonical::python(&self.signable())`, written from the fields
+        // without copying the payload into a new value: the members in
+        // sorted key order (did, payload, schemaVersion, sequenceNumber,
+        // timestamp).
+        let mut out = String::with_capacity(256);
+        out.push_str("{\"did\":");
+        json::write::push_python_string(&mut out, &self.did);
+        out.push_str(",\"payload\":");
+        canonical::push_python_object(&mut out, &self.payload);
+        out.push_str(",\"schemaVersion\":");
+        json::write::push_python_string(&mut out, &self.schema_version);
+        out.push_str(",\"sequenceNumber\":");
+        out.push_str(&self.sequence_number.to_python_text());
+        out.push_str(",\"timestamp\":");
+        json::write::push_python_string(&mut out, &self.timestamp);
+        out.push('}');
+        out
     }
 
     /// Recover the signer and compare it with the DID. Tries the Python form,
@@ -337,7 +353,25 @@ impl DataPackage {
 
     /// One line of JSON (compact, reference key order).
     pub fn to_json_line(&self) -> String {
-        json::write::to_python_compact(&self.to_json())
+        // `to_python_compact(&self.to_json())`, written from the fields
+        // without copying the payload into a new value.
+        let mut out = String::with_capacity(384);
+        out.push_str("{\"did\":");
+        json::write::push_python_string(&mut out, &self.did);
+        out.push_str(",\"timestamp\":");
+        json::write::push_python_string(&mut out, &self.timestamp);
+        out.push_str(",\"schemaVersion\":");
+        json::write::push_python_string(&mut out, &self.schema_version);
+        out.push_str(",\"sequenceNumber\":");
+        out.push_str(&self.sequence_number.to_python_text());
+        out.push_str(",\"payload\":");
+        json::write::push_python_compact_object(&mut out, &self.payload);
+        out.push_str(",\"signature\":");
+        json::write::push_python_string(&mut out, &self.signature);
+        out.push_str(",\"signingKeyId\":");
+        json::write::push_python_string(&mut out, &self.signing_key_id);
+        out.push('}');
+        out
     }
 
     /// Read wire JSON; every field is required and typed.

@@ -1,5 +1,5 @@
-//! Property tests: JSON round trips, chain round trips (also across a
-//! save/resume boundary) and access file sharding.
+//! Property tests: JSON round trips, package forms, chain round trips (also
+//! across a save/resume boundary) and access file sharding.
 //!
 //! The random seed is fixed (so runs are deterministic); set
 //! `SEALSTREAM_TEST_SEED` to explore others. Failures are not persisted to
@@ -123,6 +123,31 @@ proptest! {
         prop_assert_eq!(&back, &v);
         // Value equality ignores key order and the sign of zero: the text does not.
         prop_assert_eq!(to_python_compact(&back), text);
+    }
+
+    /// A package's line and signed bytes, written from its fields, are the
+    /// value forms exactly (`to_json` and `signable`, written as JSON).
+    #[test]
+    fn package_forms_written_from_fields_are_the_value_forms(
+        payload in prop::collection::vec((arb_string(), arb_value()), 0..8),
+        did in arb_string(),
+        timestamp in arb_string(),
+        schema in arb_string(),
+        sequence in arb_number(),
+        signature in arb_string(),
+        key_id in arb_string(),
+    ) {
+        let package = sealstream_core::package::DataPackage {
+            did,
+            timestamp,
+            schema_version: schema,
+            sequence_number: sequence,
+            payload: payload.into_iter().collect::<Map>(),
+            signature,
+            signing_key_id: key_id,
+        };
+        prop_assert_eq!(package.to_json_line(), to_python_compact(&package.to_json()));
+        prop_assert_eq!(package.signed_bytes(), canonical::python(&package.signable()));
     }
 
     #[test]

@@ -12,14 +12,24 @@ use super::Value;
 /// in Python `repr` form.
 pub fn python(value: &Value) -> String {
     let mut out = String::with_capacity(256);
-    let style = CompactStyle::<Infallible> {
-        number: |n| Ok(n.to_python_text()),
-        string: push_python_string,
-        // UTF-8 byte order is code point order, which is Python's `sorted`.
-        key_order: Some(|a, b| a.cmp(b)),
-    };
-    match write_compact(&mut out, value, &style) {
+    match write_compact(&mut out, value, &PYTHON_CANONICAL) {
         Ok(()) => out,
+        Err(never) => match never {},
+    }
+}
+
+/// Python's canonical form: `json.dumps(sort_keys=True, separators=(",", ":"))`.
+const PYTHON_CANONICAL: CompactStyle<Infallible> = CompactStyle {
+    number: |n| Ok(n.to_python_text()),
+    string: push_python_string,
+    // UTF-8 byte order is code point order, which is Python's `sorted`.
+    key_order: Some(|a, b| a.cmp(b)),
+};
+
+/// Append the object `map` in [`python`]'s form.
+pub(crate) fn push_python_object(out: &mut String, map: &super::Map) {
+    match super::write::write_object(out, map, &PYTHON_CANONICAL) {
+        Ok(()) => {}
         Err(never) => match never {},
     }
 }

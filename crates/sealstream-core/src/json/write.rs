@@ -97,16 +97,33 @@ pub(crate) fn write_compact<E>(
             }
             out.push(']');
         }
-        Value::Object(map) => match style.key_order {
-            Some(order) => {
-                let mut entries: Vec<(&String, &Value)> = map.iter().collect();
-                entries.sort_unstable_by(|a, b| order(a.0, b.0));
-                write_members(out, entries.into_iter(), style)?;
-            }
-            None => write_members(out, map.iter(), style)?,
-        },
+        Value::Object(map) => write_object(out, map, style)?,
     }
     Ok(())
+}
+
+/// Append the object `map` in the compact form `style` describes.
+pub(crate) fn write_object<E>(
+    out: &mut String,
+    map: &super::Map,
+    style: &CompactStyle<E>,
+) -> Result<(), E> {
+    match style.key_order {
+        Some(order) => {
+            let mut entries: Vec<(&String, &Value)> = map.iter().collect();
+            entries.sort_unstable_by(|a, b| order(a.0, b.0));
+            write_members(out, entries.into_iter(), style)
+        }
+        None => write_members(out, map.iter(), style),
+    }
+}
+
+/// Append the object `map` as [`to_python_compact`] writes it.
+pub(crate) fn push_python_compact_object(out: &mut String, map: &super::Map) {
+    match write_object(out, map, &PYTHON_COMPACT) {
+        Ok(()) => {}
+        Err(never) => match never {},
+    }
 }
 
 /// Append an object of `members`, in the order given.
