@@ -1128,7 +1128,9 @@ impl Agent {
         if self.runs[name].batch.is_empty() {
             return Ok(());
         }
-        let in_flight_bytes = self.in_flight.as_ref().map_or(0, |f| f.bytes);
+        // Room for this batch and the one being signed (committed before this
+        // one, after this check), each with its envelope and overhead.
+        let in_flight_bytes = self.in_flight.as_ref().map_or(0, |f| f.bytes + 8 * 1024);
         let estimate = self.runs[name].batch_bytes + in_flight_bytes + 8 * 1024;
         self.make_room(estimate, stop, log);
         let run = self.runs.get_mut(name).expect("a run per topic");

@@ -400,7 +400,7 @@ async fn grant_orders(state: &AppState) -> ApiResult<usize> {
             );
         }
         let more = rows.len() as i64 >= SWEEP_LIMIT;
-        let results = futures_util::stream::iter(rows.into_iter())
+        let results = futures_util::stream::iter(rows)
             .map(|row| {
                 let state = state.clone();
                 async move { grant_row(&state, &row).await }
