@@ -115,6 +115,14 @@ pub enum AgentError {
     /// A dataset manifest could not be built or written.
     #[error("{0}")]
     Dataset(String),
+    /// A batch of a topic could not be signed.
+    #[error("topic {topic}: {message}")]
+    Signing {
+        /// The topic.
+        topic: String,
+        /// What went wrong.
+        message: String,
+    },
 }
 
 /// Per-topic counts after a run.
@@ -1151,8 +1159,8 @@ impl Agent {
                 let lines: Vec<Vec<u8>> = sign_all(&signer, &batch, base).collect();
                 (batch, lines)
             })
-            .map_err(|e| AgentError::Source {
-                name: name.to_string(),
+            .map_err(|e| AgentError::Signing {
+                topic: name.to_string(),
                 message: format!("cannot start a signing thread: {e}"),
             })?;
         let previous = self.in_flight.replace(InFlight {
@@ -1183,8 +1191,8 @@ impl Agent {
     fn finish_seal(&mut self, in_flight: InFlight, log: &Log) -> Result<(), AgentError> {
         let InFlight { topic, signing, .. } = in_flight;
         let name = topic.as_str();
-        let (batch, lines) = signing.join().map_err(|_| AgentError::Source {
-            name: name.to_string(),
+        let (batch, lines) = signing.join().map_err(|_| AgentError::Signing {
+            topic: name.to_string(),
             message: "a signing thread failed".into(),
         })?;
         let max_bytes = self.map.chunking.max_bytes;

@@ -37,10 +37,10 @@ use serde_json::json;
 use tokio::sync::Notify;
 use zeroize::Zeroizing;
 
-use sealstream_core::access::{access_entry_for, grant_entries_as, AccessFileBuilder, Buyer};
+use sealstream_core::access::{access_entry_for, AccessFileBuilder, Buyer};
 use sealstream_core::chunk::{recipient_type, ChunkEnvelope};
 use sealstream_core::keys::{parse_hex_array, RecipientSecretKey};
-use sealstream_core::pool::map_in_order;
+use sealstream_core::pool::{default_parallelism, map_in_order};
 use sealstream_core::ValidationError;
 
 pub use sealstream_api::machines::{OperatorKeyView, RegisterOperatorKey};
@@ -385,8 +385,9 @@ pub async fn grant_once(state: &AppState) -> ApiResult<usize> {
     Ok(grant_orders(state).await? + grant_topics(state).await?)
 }
 
-/// The orders part of [`grant_once`]. Orders are granted [`threads`] at a
-/// time, so that one order's store writes overlap another's key work.
+/// The orders part of [`grant_once`]. Orders are granted as many at a time
+/// as there are cores, so that one order's store writes overlap another's
+/// key work.
 async fn grant_orders(state: &AppState) -> ApiResult<usize> {
     use futures_util::StreamExt;
     let mut granted = 0;
@@ -405,7 +406,7 @@ async fn grant_orders(state: &AppState) -> ApiResult<usize> {
                 let state = state.clone();
                 async move { grant_row(&state, &row).await }
             })
-            .buffer_unordered(threads())
+            .buffer_unordered(default_parallelism())
             .collect::<Vec<bool>>()
             .await;
         granted += results.into_iter().filter(|g| *g).count();
@@ -698,42 +699,25 @@ async fn grant_order(
         None
     };
     if let Some(keys) = kept {
-        // Seal the kept keys to the buyer, a page at a time on the cores.
+        // The kept keys, sealed to the buyer a page at a time.
         let mut start = 0;
         while start < keys.len() {
             let end = (start + CHUNK_PAGE as usize).min(keys.len());
-            let (page_keys, page_buyer) = (keys.clone(), buyer.clone());
-            let entries = tokio::task::spawn_blocking(move || {
-                map_in_order(
-                    page_keys[start..end].iter().collect(),
-                    threads(),
-                    |(id, key)| access_entry_for(id, key, &page_buyer),
-                )
-            })
-            .await
-            .map_err(|e| ApiError::internal("grant", e))?;
-            for entry in entries {
+            for entry in seal_page(&keys, start..end, &buyer).await? {
                 files.extend(builder.push(entry));
             }
             start = end;
         }
     } else {
-        // A dataset too large to keep: open and seal a page at a time.
+        // A dataset too large to keep: each page opened, sealed, and let go.
         let end = dataset.first_index + dataset.chunk_count;
         let mut next = dataset.first_index;
         while next < end {
-            let envelopes = envelope_page(state, &dataset, next, end).await?;
-            let count = envelopes.len() as u64;
-            let (secret, page_buyer) = (secret.clone(), buyer.clone());
-            let entries =
-                tokio::task::spawn_blocking(move || wrap_page(&envelopes, &secret, &page_buyer))
-                    .await
-                    .map_err(|e| ApiError::internal("grant", e))?
-                    .map_err(|e| ApiError::internal("grant", e))?;
-            for entry in entries {
+            let keys = Arc::new(open_page(state, &dataset, secret, next, end).await?);
+            next += keys.len() as u64;
+            for entry in seal_page(&keys, 0..keys.len(), &buyer).await? {
                 files.extend(builder.push(entry));
             }
-            next += count;
         }
     }
     files.extend(builder.finish());
@@ -744,20 +728,17 @@ async fn grant_order(
     )
 }
 
-/// Threads for the key work of one page.
-fn threads() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
-}
-
-/// The stored envelopes (index, JSON text) of `dataset`'s chunks from
-/// `next`, up to a page and before `end`, in order; an error if chunk
-/// `next` is missing.
-async fn envelope_page(
+/// The chunk keys of `dataset` from chunk `next`, up to a page and before
+/// `end`, in order: their stored envelopes read, and each key opened with
+/// the operator `secret` and checked against its commitment, across the
+/// cores; an error if chunk `next` is missing or a key does not open.
+async fn open_page(
     state: &AppState,
     dataset: &crate::datasets::DatasetRow,
+    secret: &Arc<RecipientSecretKey>,
     next: u64,
     end: u64,
-) -> ApiResult<Vec<(u64, String)>> {
+) -> ApiResult<Vec<(String, sealstream_core::chunk::ChunkKey)>> {
     let rows = crate::ingest::db::chunk_rows(
         state.store.pool(),
         &dataset.machine_did,
@@ -776,16 +757,26 @@ async fn envelope_page(
             format!("chunk {next} of dataset {} missing", dataset.id),
         ));
     }
-    Ok(rows
+    let envelopes: Vec<(u64, String)> = rows
         .into_iter()
         .take(contiguous)
         .map(|r| (r.index, r.envelope))
-        .collect())
+        .collect();
+    let secret = secret.clone();
+    tokio::task::spawn_blocking(move || {
+        map_in_order(envelopes, default_parallelism(), |(index, text)| {
+            open_chunk(index, &text, &secret).map(|c| (c.envelope.chunk_id, c.key))
+        })
+    })
+    .await
+    .map_err(|e| ApiError::internal("grant", e))?
+    .into_iter()
+    .map(|opened| opened.map_err(|e| ApiError::internal("grant", e)))
+    .collect()
 }
 
-/// Every chunk key of `dataset`, opened with the operator `secret` and
-/// checked against its commitment, in chain order, a page at a time on
-/// the cores.
+/// Every chunk key of `dataset`, opened a page at a time ([`open_page`]),
+/// in chain order.
 async fn open_dataset(
     state: &AppState,
     dataset: &crate::datasets::DatasetRow,
@@ -795,40 +786,30 @@ async fn open_dataset(
     let end = dataset.first_index + dataset.chunk_count;
     let mut next = dataset.first_index;
     while next < end {
-        let envelopes = envelope_page(state, dataset, next, end).await?;
-        next += envelopes.len() as u64;
-        let secret = secret.clone();
-        let page = tokio::task::spawn_blocking(move || {
-            map_in_order(envelopes, threads(), |(index, text)| {
-                open_chunk(index, &text, &secret).map(|c| (c.envelope.chunk_id, c.key))
-            })
-        })
-        .await
-        .map_err(|e| ApiError::internal("grant", e))?;
-        for opened in page {
-            keys.push(opened.map_err(|e| ApiError::internal("grant", e))?);
-        }
+        let page = open_page(state, dataset, secret, next, end).await?;
+        next += page.len() as u64;
+        keys.extend(page);
     }
     Ok(Arc::new(keys))
 }
 
-/// The access entries of one page of envelopes (index, JSON text), in
-/// order, the page split across the available cores.
-fn wrap_page(
-    envelopes: &[(u64, String)],
-    secret: &RecipientSecretKey,
+/// The access entries of `keys[range]` for `buyer`: each key sealed to the
+/// buyer's key, across the cores, in order.
+async fn seal_page(
+    keys: &opened::DatasetKeys,
+    range: std::ops::Range<usize>,
     buyer: &Buyer,
-) -> Result<Vec<sealstream_core::access::AccessEntry>, String> {
-    let parsed = envelopes
-        .iter()
-        .map(|(index, text)| {
-            let value = sealstream_core::json::parse(text.as_bytes())
-                .map_err(|e| format!("chunk {index}: {e}"))?;
-            ChunkEnvelope::from_json(&value).map_err(|e| format!("chunk {index}: {e}"))
-        })
-        .collect::<Result<Vec<_>, String>>()?;
-    grant_entries_as(&parsed, recipient_type::OPERATOR, secret, buyer, threads())
-        .map_err(|e| e.to_string())
+) -> ApiResult<Vec<sealstream_core::access::AccessEntry>> {
+    let (keys, buyer) = (keys.clone(), buyer.clone());
+    tokio::task::spawn_blocking(move || {
+        map_in_order(
+            keys[range].iter().collect(),
+            default_parallelism(),
+            |(id, key)| access_entry_for(id, key, &buyer),
+        )
+    })
+    .await
+    .map_err(|e| ApiError::internal("grant", e))
 }
 
 #[cfg(test)]
