@@ -233,7 +233,7 @@ pub fn consume_to_file(
 ) -> Result<ConsumeSummary, ConsumeError> {
     let mut tmp = TempFile::new(output)?;
     let summary = {
-        let mut out = BufWriter::with_capacity(1 << 20, tmp.file());
+        let mut out = BufWriter::with_capacity(1 << 20, &mut tmp);
         let summary = consume_chunks(
             req,
             &mut |plaintext: &[u8]| {
@@ -253,7 +253,7 @@ pub fn consume_to_file(
 
 /// Verify and decrypt the chain of `req`, giving each chunk's plaintext to
 /// `deliver` in chain order as soon as it is decrypted (and, when verifying,
-/// verified), with at most `2 × parallelism` chunks in memory.
+/// verified), with at most `4 × parallelism` chunks in memory.
 ///
 /// What can only be checked at the end — the manifest's and the dataset's
 /// `sourceHash`, the dataset's gaps — is checked after the last chunk: until

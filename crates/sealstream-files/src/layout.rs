@@ -3,13 +3,15 @@
 //!
 //! Every file is written to a temporary name in the same directory, synced,
 //! and renamed into place, so a reader never sees a partial file and a crash
-//! leaves either the old state or the new one.
+//! leaves either the old state or the new one; except in a staging directory,
+//! which is committed as a whole ([`WriteMode::Staged`]).
 
 use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use sealstream_core::chunk::{ChunkEnvelope, ChunkSink, EnvelopeParseError, SealedChunk};
+use sealstream_core::pool::{default_parallelism, map_in_order};
 
 /// Write `bytes` to `path` atomically (temporary file, fsync, rename).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
@@ -114,9 +116,41 @@ impl FileError {
 pub struct DirectorySink {
     dir: PathBuf,
     written: u64,
-    durable: bool,
+    mode: WriteMode,
     io: Option<IoPool>,
 }
+
+/// How a [`DirectorySink`] writes each file.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum WriteMode {
+    /// To a temporary name, synced to disk, and renamed into place: a reader
+    /// never sees a partial file and a crash keeps the file whole.
+    #[default]
+    Durable,
+    /// Created under its own name (which must not exist) and written in
+    /// place, without a sync: for a staging directory that is committed as a
+    /// whole ([`crate::staging::Staging`]) and can be produced again.
+    Staged,
+}
+
+impl WriteMode {
+    fn write(self, path: &Path, bytes: &[u8]) -> io::Result<()> {
+        match self {
+            WriteMode::Durable => write_replace(path, bytes, true),
+            WriteMode::Staged => fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(path)?
+                .write_all(bytes),
+        }
+    }
+}
+
+/// Files waiting per I/O thread: enough that a slow file creation (the
+/// filesystem can take a millisecond now and then) does not stop the
+/// chain writer.
+const IO_QUEUE_PER_THREAD: usize = 4;
 
 #[derive(Debug)]
 struct IoPool {
@@ -126,8 +160,9 @@ struct IoPool {
 }
 
 impl IoPool {
-    fn new(n: usize, durable: bool) -> Self {
-        let (job_tx, job_rx) = crossbeam_channel::bounded::<(PathBuf, Vec<u8>)>(n * 2);
+    fn new(n: usize, mode: WriteMode) -> Self {
+        let (job_tx, job_rx) =
+            crossbeam_channel::bounded::<(PathBuf, Vec<u8>)>(IO_QUEUE_PER_THREAD * n.max(1));
         let (err_tx, err_rx) = crossbeam_channel::unbounded();
         let threads = (0..n.max(1))
             .map(|i| {
@@ -137,7 +172,7 @@ impl IoPool {
                     .name(format!("sealstream-io-{i}"))
                     .spawn(move || {
                         for (path, bytes) in job_rx {
-                            if let Err(e) = write_replace(&path, &bytes, durable) {
+                            if let Err(e) = mode.write(&path, &bytes) {
                                 let _ = err_tx.send(FileError::new(path, e));
                             }
                         }
@@ -194,22 +229,21 @@ impl DirectorySink {
         Ok(DirectorySink {
             dir,
             written: 0,
-            durable: true,
+            mode: WriteMode::Durable,
             io: None,
         })
     }
 
-    /// Whether each file is synced to disk before it is renamed into place
-    /// (default: yes). Staged outputs that are committed as a whole, and
-    /// can be produced again, may turn this off for speed.
-    pub fn durable(mut self, durable: bool) -> Self {
-        self.durable = durable;
+    /// How each file is written (default: [`WriteMode::Durable`]). Set it
+    /// before [`DirectorySink::io_threads`].
+    pub fn mode(mut self, mode: WriteMode) -> Self {
+        self.mode = mode;
         self
     }
 
     /// Write files on `n` background I/O threads.
     pub fn io_threads(mut self, n: usize) -> Self {
-        self.io = Some(IoPool::new(n, self.durable));
+        self.io = Some(IoPool::new(n, self.mode));
         self
     }
 
@@ -238,9 +272,11 @@ impl ChunkSink for DirectorySink {
             }
             None => {
                 // Ciphertext first: an envelope on disk always has its ciphertext.
-                write_replace(&bin, &chunk.ciphertext, self.durable)
+                self.mode
+                    .write(&bin, &chunk.ciphertext)
                     .map_err(|e| FileError::new(&bin, e))?;
-                write_replace(&json, &envelope, self.durable)
+                self.mode
+                    .write(&json, &envelope)
                     .map_err(|e| FileError::new(&json, e))?;
             }
         }
@@ -309,18 +345,22 @@ pub fn list_chain(dir: &Path) -> Result<Vec<(u64, PathBuf)>, ReadChainError> {
 /// `first` (a dataset sold out of the middle of a chain): the indexes must
 /// be `first..first + n` without gaps or duplicates.
 pub fn list_chain_from(dir: &Path, first: u64) -> Result<Vec<(u64, PathBuf)>, ReadChainError> {
-    let mut found = Vec::new();
+    let mut paths = Vec::new();
     let entries = fs::read_dir(dir).map_err(|e| FileError::new(dir, e))?;
     for entry in entries {
         let entry = entry.map_err(|e| FileError::new(dir, e))?;
         let name = entry.file_name();
         let name = name.to_string_lossy();
         if name.starts_with("chunk-") && name.ends_with(".json") {
-            let path = entry.path();
-            let env = read_envelope(&path)?;
-            found.push((env.index, path));
+            paths.push(entry.path());
         }
     }
+    // Each envelope states its index: read on all cores.
+    let mut found = map_in_order(paths, default_parallelism(), |path| {
+        read_envelope(&path).map(|env| (env.index, path))
+    })
+    .into_iter()
+    .collect::<Result<Vec<_>, _>>()?;
     if found.is_empty() {
         return Err(ReadChainError::NoChunks {
             dir: dir.to_path_buf(),

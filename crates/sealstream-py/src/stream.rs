@@ -2,7 +2,7 @@
 //! `chunk-N.bin`, `manifest.json`, and sealstream's signed `dataset.json`):
 //!
 //! - [`ChainWriter`]: a streaming publish — `write()` bytes as they come, `finish()`;
-//!   memory stays near `2 × parallelism × chunk_size` whatever the input;
+//!   memory stays near `4 × parallelism × chunk_size` whatever the input;
 //! - [`ChainReader`]: a streaming consume — iterate plaintext chunks as they are verified
 //!   and decrypted (on a background thread, two chunks ahead);
 //! - [`verify_dir`]: the chain, its manifest (truncation, appended chunks) and its signed

@@ -6,7 +6,7 @@
 //!
 //! Hashing, signature checks and decryption run on worker threads; links,
 //! the dataset check and the output stay in order on the reading thread.
-//! At most `2 × parallelism` chunks are in memory whatever the chain's
+//! At most `4 × parallelism` chunks are in memory whatever the chain's
 //! length.
 
 use std::collections::VecDeque;
@@ -153,25 +153,29 @@ where
     ) -> Self {
         let verify = options.verify;
         let parallelism = options.parallelism.max(1);
-        let pool = OrderedPool::new(parallelism, parallelism * 2, move |item: ChainItem| {
-            let ChainItem {
-                envelope,
-                key,
-                ciphertext,
-            } = item;
-            let index = envelope.index;
-            if verify {
-                if let Err(reason) = check_self(&envelope, Some(&ciphertext)) {
-                    return (
-                        envelope,
-                        Err(Failure::Verify(VerifyError { index, reason })),
-                    );
+        let pool = OrderedPool::new(
+            parallelism,
+            parallelism * super::IN_FLIGHT_PER_WORKER,
+            move |item: ChainItem| {
+                let ChainItem {
+                    envelope,
+                    key,
+                    ciphertext,
+                } = item;
+                let index = envelope.index;
+                if verify {
+                    if let Err(reason) = check_self(&envelope, Some(&ciphertext)) {
+                        return (
+                            envelope,
+                            Err(Failure::Verify(VerifyError { index, reason })),
+                        );
+                    }
                 }
-            }
-            let result =
-                decrypt_chunk(&envelope, &key, &secret, ciphertext).map_err(Failure::Decrypt);
-            (envelope, result)
-        });
+                let result =
+                    decrypt_chunk(&envelope, &key, &secret, ciphertext).map_err(Failure::Decrypt);
+                (envelope, result)
+            },
+        );
         ChainReader {
             items: items.into_iter(),
             items_done: false,

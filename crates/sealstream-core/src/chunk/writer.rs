@@ -5,8 +5,8 @@
 //! the key is wrapped for every recipient, and the ciphertext hash is signed.
 //! The caller's thread links the chunks in order (index, previous id, chunk id)
 //! and hands `(envelope, ciphertext)` pairs to the sink in order. At most
-//! `2 × parallelism` slices are in flight, so memory stays near
-//! `2 × parallelism × chunk_size` whatever the input size.
+//! `4 × parallelism` slices are in flight, so memory stays near
+//! `4 × parallelism × chunk_size` whatever the input size.
 
 use std::io::Read;
 use std::sync::Arc;
@@ -287,9 +287,11 @@ impl<S: ChunkSink> ChainWriter<S> {
             signing_key: config.signing_key,
             recipients: config.recipients,
         });
-        let pool = OrderedPool::new(parallelism, parallelism * 2, move |data: Vec<u8>| {
-            sealer.seal(data)
-        });
+        let pool = OrderedPool::new(
+            parallelism,
+            parallelism * super::IN_FLIGHT_PER_WORKER,
+            move |data: Vec<u8>| sealer.seal(data),
+        );
         Ok(ChainWriter {
             pool,
             sink,
