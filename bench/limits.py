@@ -28,8 +28,9 @@ Steps, all in one run on the same machine:
    Process start, JSON parsing, copies and scheduling are not counted: they are what an
    implementation can still win.
 
-Each operation starts once other processes use at most 0.15 cores (bench/quiet.py); the
-figures are single runs, so expect the ±10 % of one run to the next noted at the top.
+Each operation starts once other processes use at most 0.15 cores (bench/quiet.py). Every
+measurement, the primitives and the reference's included, is taken --repeat times (3) and
+its best kept: this machine's speed moves by up to 1.6x from one minute to the next.
 
 Prints a Markdown table (floor, ours, fraction of the floor, the reference), the commands,
 and `RESULT {json}`; the JSON is kept in target/bench-limits/.
@@ -182,29 +183,35 @@ def main() -> None:
     ap.add_argument("--mib", type=int, default=256)
     ap.add_argument("--packages", type=int, default=200_000)
     ap.add_argument("--seconds", type=float, default=2.0, help="time per reference package measurement")
+    ap.add_argument("--repeat", type=int, default=3,
+                    help="attempts of each measurement, ours and the reference's alike (the best is kept)")
     ap.add_argument("--agent-messages", type=int, default=200_000,
                     help="small JSON messages through `sealstream agent run` (0: skip)")
     args = ap.parse_args()
     ours = cli_compare.OURS
     if not os.path.exists(ours):
         sys.exit("build first: cargo build --release -p sealstream")
-    prim = primitives()
+    prim = best_of([primitives() for _ in range(args.repeat)])
     work = Path(tempfile.mkdtemp(prefix="sealstream-limits-"))
     try:
-        io = io_primitives(work, args.mib)
+        io = best_of([io_primitives(work, args.mib) for _ in range(args.repeat)])
         inp = work / "input.bin"
         with open(inp, "wb") as f:
             block = os.urandom(1 << 20)
             for _ in range(args.mib):
                 f.write(block)
         results = {"mib": args.mib, "packages": args.packages, "primitives": prim, "io": io}
-        for name, tool in (("ours", "sealstream"), ("reference", "peaqos")):
-            quiet.wait_for_quiet()
-            sub = work / name
-            sub.mkdir()
-            flows = cli_compare.flows(tool, str(sub), str(inp), CHUNK)
-            results[name] = {step: {"seconds": wall, "peak_kib": rss} for step, (wall, rss) in flows.items()}
-            shutil.rmtree(sub)
+        for attempt in range(args.repeat):
+            for name, tool in (("ours", "sealstream"), ("reference", "peaqos")):
+                quiet.wait_for_quiet()
+                sub = work / f"{name}-{attempt}"
+                sub.mkdir()
+                flows = cli_compare.flows(tool, str(sub), str(inp), CHUNK)
+                kept = results.setdefault(name, {})
+                for step, (wall, rss) in flows.items():
+                    if step not in kept or wall < kept[step]["seconds"]:
+                        kept[step] = {"seconds": wall, "peak_kib": rss}
+                shutil.rmtree(sub)
         lines = work / "readings.jsonl"
         package_lines(lines, args.packages)
         signed = work / "signed.jsonl"
@@ -212,16 +219,24 @@ def main() -> None:
         keys = json.loads((fx / "keys.json").read_text())
         key_file = work / "machine.sk"
         key_file.write_text(keys["machineSigning"]["privateKeyHex"])
-        quiet.wait_for_quiet()
-        with open(lines, "rb") as i, open(signed, "wb") as o:
-            sign_s = timed([ours, "--quiet", "package", "sign", "--rules", fx / "packages" / "gps_basic.rules.json",
-                            "--key-file", key_file, "--machine-did", keys["machineSigning"]["did"]], stdin=i, stdout=o)
-        verify_s = timed([ours, "--quiet", "package", "verify", signed])
+        sign_s = verify_s = float("inf")
+        for _ in range(args.repeat):
+            quiet.wait_for_quiet()
+            with open(lines, "rb") as i, open(signed, "wb") as o:
+                sign_s = min(sign_s, timed([ours, "--quiet", "package", "sign", "--rules",
+                                            fx / "packages" / "gps_basic.rules.json", "--key-file", key_file,
+                                            "--machine-did", keys["machineSigning"]["did"]], stdin=i, stdout=o))
+            quiet.wait_for_quiet()
+            verify_s = min(verify_s, timed([ours, "--quiet", "package", "verify", signed]))
         results["ours"]["package_sign"] = {"per_s": args.packages / sign_s}
         results["ours"]["package_verify"] = {"per_s": args.packages / verify_s}
-        results["reference"]["packages"] = reference_package_rates(args.seconds)
+        rates = [reference_package_rates(args.seconds) for _ in range(args.repeat)]
+        results["reference"]["packages"] = {"sign": max(r["sign"] for r in rates),
+                                            "verify": max(r["verify"] for r in rates),
+                                            "backend": rates[0]["backend"]}
         if args.agent_messages:
-            results["ours"]["agent"] = agent_run(work / "agent", ours, args.agent_messages)
+            runs = [agent_run(work / f"agent-{k}", ours, args.agent_messages) for k in range(args.repeat)]
+            results["ours"]["agent"] = max(runs, key=lambda r: r["per_s"])
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -231,6 +246,19 @@ def main() -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / f"{time.strftime('%Y%m%dT%H%M%S')}.json").write_text(json.dumps(results, indent=2))
     print("RESULT " + json.dumps(results))
+
+
+def best_of(measured: list[dict]) -> dict:
+    """Each speed at its best over attempts: the least time (`…_us`) and the most
+    bandwidth (`…_mbps`); anything else as first measured."""
+    out = dict(measured[0])
+    for m in measured[1:]:
+        for k, v in m.items():
+            if k.endswith("_us"):
+                out[k] = min(out[k], v)
+            elif k.endswith("_mbps"):
+                out[k] = max(out[k], v)
+    return out
 
 
 def floors(r: dict) -> dict:

@@ -16,6 +16,7 @@ pub mod mqtt;
 pub mod pipeline;
 pub mod ros2;
 pub mod ros2_live;
+mod signing;
 pub mod sink;
 pub mod spool;
 pub mod state;

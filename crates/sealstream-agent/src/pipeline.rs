@@ -47,6 +47,7 @@ use crate::journal::Journal;
 use crate::mcap_source::McapSource;
 use crate::mqtt::MqttRun;
 use crate::ros2_live::{Ros2Counters, Ros2Run};
+use crate::signing::Signing;
 use crate::sink::identity::{identity, legacy_identities};
 use crate::sink::{self, Sink};
 use crate::spool::file_len;
@@ -264,8 +265,6 @@ struct InFlight {
     packages: u64,
     /// Its estimated bytes.
     bytes: u64,
-    /// The signing thread: the batch back, and its packages' lines.
-    signing: std::thread::JoinHandle<(Vec<Pending>, Vec<Vec<u8>>)>,
 }
 
 struct TopicRun {
@@ -293,6 +292,8 @@ pub struct Agent {
     /// The batch being signed in the background while the next messages
     /// are taken ([`Agent::seal`]); committed before anything else is.
     in_flight: Option<InFlight>,
+    /// The threads that sign it.
+    signing: Signing,
     outbox: Arc<Outbox>,
     sinks: Vec<Box<dyn Sink>>,
     /// Per source, the last position the pipeline has taken in whole.
@@ -471,10 +472,15 @@ impl Agent {
             .map_err(AgentError::Delivery)?,
         );
         let outbox = Outbox::new(&spool, ids, outboxes).map_err(AgentError::Delivery)?;
+        let signer = Arc::new(signer);
         Ok(Agent {
             map,
             state,
-            signer: Arc::new(signer),
+            signing: Signing::new(
+                Arc::clone(&signer),
+                sealstream_core::pool::default_parallelism(),
+            ),
+            signer,
             in_flight: None,
             runs,
             outbox: Arc::new(outbox),
@@ -698,11 +704,7 @@ impl Agent {
         }
         // A signed batch is committed by the next seal, or here once its
         // signatures are done: so a chunk waits at most about a tick.
-        if self
-            .in_flight
-            .as_ref()
-            .is_some_and(|f| f.signing.is_finished())
-        {
+        if self.in_flight.is_some() && self.signing.done() {
             self.finish_in_flight(log)?;
         }
         let mut publish = Publish::default();
@@ -1152,22 +1154,11 @@ impl Agent {
         // before this one is committed meanwhile, so commits stay in order.
         let base = self.next_base();
         let packages = batch.iter().filter(|p| p.package.is_ok()).count() as u64;
-        let signer = self.signer.clone();
-        let signing = std::thread::Builder::new()
-            .name("sealstream-sign".into())
-            .spawn(move || {
-                let lines: Vec<Vec<u8>> = sign_all(&signer, &batch, base).collect();
-                (batch, lines)
-            })
-            .map_err(|e| AgentError::Signing {
-                topic: name.to_string(),
-                message: format!("cannot start a signing thread: {e}"),
-            })?;
+        self.signing.start(batch, base);
         let previous = self.in_flight.replace(InFlight {
             topic: name.to_string(),
             packages,
             bytes,
-            signing,
         });
         match previous {
             Some(previous) => self.finish_seal(previous, log),
@@ -1189,9 +1180,9 @@ impl Agent {
     /// boundary does not change the numbering, since each commit advances
     /// the next number by exactly the packages it holds.
     fn finish_seal(&mut self, in_flight: InFlight, log: &Log) -> Result<(), AgentError> {
-        let InFlight { topic, signing, .. } = in_flight;
+        let InFlight { topic, .. } = in_flight;
         let name = topic.as_str();
-        let (batch, lines) = signing.join().map_err(|_| AgentError::Signing {
+        let (batch, lines) = self.signing.finish().ok_or_else(|| AgentError::Signing {
             topic: name.to_string(),
             message: "a signing thread failed".into(),
         })?;
@@ -1436,63 +1427,6 @@ fn forget_oldest(marks: &mut BTreeMap<String, PublisherMark>) {
     }
 }
 
-/// The signed lines (with their newline) of the batch's packages, numbered
-/// from `base` in order, signed on every core.
-fn sign_all(signer: &PackageSigner, batch: &[Pending], base: u64) -> std::vec::IntoIter<Vec<u8>> {
-    let packages: Vec<&sealstream_core::package::DataPackage> = batch
-        .iter()
-        .filter_map(|p| p.package.as_ref().ok())
-        .collect();
-    let sign = |(k, package): (usize, &&sealstream_core::package::DataPackage)| {
-        let signed = signer.sign_processed(
-            package.payload.clone(),
-            &package.timestamp,
-            &package.schema_version,
-            base + k as u64,
-        );
-        let mut line = signed.to_json_line().into_bytes();
-        line.push(b'\n');
-        line
-    };
-    let threads = sealstream_core::pool::default_parallelism().min(packages.len() / 64 + 1);
-    if threads <= 1 {
-        return packages
-            .iter()
-            .enumerate()
-            .map(sign)
-            .collect::<Vec<_>>()
-            .into_iter();
-    }
-    let per = packages.len().div_ceil(threads);
-    let parts: Vec<Vec<Vec<u8>>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = packages
-            .chunks(per)
-            .enumerate()
-            .skip(1)
-            .map(|(n, part)| {
-                scope.spawn(move || {
-                    part.iter()
-                        .enumerate()
-                        .map(|(i, p)| sign((n * per + i, p)))
-                        .collect::<Vec<_>>()
-                })
-            })
-            .collect();
-        let mut parts = vec![packages[..per.min(packages.len())]
-            .iter()
-            .enumerate()
-            .map(sign)
-            .collect::<Vec<_>>()];
-        parts.extend(
-            handles
-                .into_iter()
-                .map(|h| h.join().expect("a signing thread")),
-        );
-        parts
-    });
-    parts.into_iter().flatten().collect::<Vec<_>>().into_iter()
-}
-
 /// How a `jsonl` source's lines get their positions.
 #[derive(Clone, Copy, Debug)]
 enum Numbering {
@@ -1600,27 +1534,32 @@ fn read_mcap(name: &str, path: &Path, after: Option<u64>, tx: &Sender<SourceEven
 /// A JSON line `{"topic", "capturedAt"?, "fields" | "payload"}`.
 fn jsonl_input(position: u64, line: &str) -> Input {
     let parsed = json::parse(line.as_bytes()).map_err(|e| format!("invalid JSON: {e}"));
-    let (topic, captured_at, fields) = match &parsed {
-        Ok(Value::Object(o)) => (
-            o.get("topic")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_string(),
-            o.get("capturedAt")
-                .and_then(Value::as_str)
-                .map_or_else(utc::now, str::to_string),
-            o.get("fields")
-                .or_else(|| o.get("payload"))
-                .and_then(Value::as_object)
-                .cloned()
-                .ok_or_else(|| "fields: required object".to_string()),
-        ),
+    let (topic, captured_at, fields) = match parsed {
+        // The message is taken apart, not copied.
+        Ok(Value::Object(mut o)) => {
+            let text = |v: Option<Value>| match v {
+                Some(Value::String(s)) => Some(s),
+                _ => None,
+            };
+            let fields = match o.swap_remove("fields") {
+                Some(f) => Some(f),
+                None => o.swap_remove("payload"),
+            };
+            (
+                text(o.swap_remove("topic")).unwrap_or_default(),
+                text(o.swap_remove("capturedAt")).unwrap_or_else(utc::now),
+                match fields {
+                    Some(Value::Object(f)) => Ok(f),
+                    _ => Err("fields: required object".to_string()),
+                },
+            )
+        }
         Ok(_) => (
             String::new(),
             utc::now(),
             Err("expected a JSON object".to_string()),
         ),
-        Err(e) => (String::new(), utc::now(), Err(e.clone())),
+        Err(e) => (String::new(), utc::now(), Err(e)),
     };
     Input {
         position,

@@ -158,6 +158,23 @@ impl PackageSigner {
     }
 }
 
+impl PackageSigner {
+    /// The JSON line of `package` numbered `sequence_number` and signed by
+    /// this signer, without copying or changing the package: what
+    /// `sign_processed` of its payload, capture time and schema version
+    /// would give, as [`DataPackage::to_json_line`]. The package's `did` and
+    /// `signingKeyId` must be this signer's (its number and signature are
+    /// not read).
+    pub fn signed_line(&self, package: &DataPackage, sequence_number: u64) -> String {
+        debug_assert_eq!(package.did, self.did);
+        debug_assert_eq!(package.signing_key_id, self.key_id);
+        let number = Number::from(sequence_number).to_python_text();
+        let bytes = package.signed_bytes_numbered(&number);
+        let signature = eip191_sign(&self.key, bytes.as_bytes()).to_hex();
+        package.json_line_as(&number, &signature)
+    }
+}
+
 /// Sign an already processed payload as the reference's
 /// `build_signed_data_package` does: `did` is written as given (the reference
 /// does not check that it is `key`'s; such a package then fails
@@ -265,6 +282,12 @@ impl DataPackage {
 
     /// The exact bytes the reference signs (Python canonical form).
     pub fn signed_bytes(&self) -> String {
+        self.signed_bytes_numbered(&self.sequence_number.to_python_text())
+    }
+
+    /// [`DataPackage::signed_bytes`] with `sequence_number` (its Python text)
+    /// for the package's own.
+    fn signed_bytes_numbered(&self, sequence_number: &str) -> String {
         // `canonical::python(&self.signable())`, written from the fields
         // without copying the payload into a new value: the members in
         // sorted key order (did, payload, schemaVersion, sequenceNumber,
@@ -277,7 +300,7 @@ impl DataPackage {
         out.push_str(",\"schemaVersion\":");
         json::write::push_python_string(&mut out, &self.schema_version);
         out.push_str(",\"sequenceNumber\":");
-        out.push_str(&self.sequence_number.to_python_text());
+        out.push_str(sequence_number);
         out.push_str(",\"timestamp\":");
         json::write::push_python_string(&mut out, &self.timestamp);
         out.push('}');
@@ -353,6 +376,12 @@ impl DataPackage {
 
     /// One line of JSON (compact, reference key order).
     pub fn to_json_line(&self) -> String {
+        self.json_line_as(&self.sequence_number.to_python_text(), &self.signature)
+    }
+
+    /// [`DataPackage::to_json_line`] with `sequence_number` (its Python text)
+    /// and `signature` for the package's own.
+    fn json_line_as(&self, sequence_number: &str, signature: &str) -> String {
         // `to_python_compact(&self.to_json())`, written from the fields
         // without copying the payload into a new value.
         let mut out = String::with_capacity(384);
@@ -363,11 +392,11 @@ impl DataPackage {
         out.push_str(",\"schemaVersion\":");
         json::write::push_python_string(&mut out, &self.schema_version);
         out.push_str(",\"sequenceNumber\":");
-        out.push_str(&self.sequence_number.to_python_text());
+        out.push_str(sequence_number);
         out.push_str(",\"payload\":");
         json::write::push_python_compact_object(&mut out, &self.payload);
         out.push_str(",\"signature\":");
-        json::write::push_python_string(&mut out, &self.signature);
+        json::write::push_python_string(&mut out, signature);
         out.push_str(",\"signingKeyId\":");
         json::write::push_python_string(&mut out, &self.signing_key_id);
         out.push('}');
@@ -451,6 +480,21 @@ mod tests {
         let back =
             DataPackage::from_json(&json::parse(p.to_json_line().as_bytes()).unwrap()).unwrap();
         assert_eq!(back, p);
+    }
+
+    #[test]
+    fn a_signed_line_is_the_line_of_the_signed_package() {
+        let s = signer();
+        let processed = payload(r#"{"a":1.5,"b":"x","c":[1,2]}"#).fields;
+        let expected = s.sign_processed(processed.clone(), "2026-11-21T10:00:00Z", "1.0.0", 42);
+        // A package numbered and signed otherwise (or with placeholders)
+        // gives the line it would have numbered and signed so.
+        let mut p = s.sign_processed(processed, "2026-11-21T10:00:00Z", "1.0.0", 9);
+        p.signature = "0".repeat(132);
+        let line = s.signed_line(&p, 42);
+        assert_eq!(line, expected.to_json_line());
+        let back = DataPackage::from_json(&json::parse(line.as_bytes()).unwrap()).unwrap();
+        assert_eq!(back.verify().outcome, Ok(CanonicalForm::Python));
     }
 
     #[test]

@@ -159,6 +159,16 @@ impl<I: Send + 'static, O: Send + 'static> OrderedPool<I, O> {
         (self.in_flight() > 0).then(|| self.next_in_order())
     }
 
+    /// The next result in order if it is done, without waiting.
+    pub fn try_next_result(&mut self) -> Option<O> {
+        while let Ok((seq, out)) = self.results.try_recv() {
+            self.pending.insert(seq, out);
+        }
+        let out = self.pending.remove(&self.next_deliver)?;
+        self.next_deliver += 1;
+        Some(out)
+    }
+
     /// Deliver every outstanding result in order.
     pub fn drain<E>(&mut self, deliver: &mut impl FnMut(O) -> Result<(), E>) -> Result<(), E> {
         while self.in_flight() > 0 {
