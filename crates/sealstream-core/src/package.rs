@@ -156,9 +156,7 @@ impl PackageSigner {
             Number::from(sequence_number),
         )
     }
-}
 
-impl PackageSigner {
     /// The JSON line of `package` numbered `sequence_number` and signed by
     /// this signer, without copying or changing the package: what
     /// `sign_processed` of its payload, capture time and schema version

@@ -245,11 +245,6 @@ impl TempFile {
         })
     }
 
-    /// The temporary file's path.
-    pub fn path(&self) -> &Path {
-        &self.tmp
-    }
-
     /// Sync and rename onto the destination.
     pub fn commit(mut self) -> Result<(), FileError> {
         let file = self.file.take().expect("file open until commit");
