@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 
 use sealstream_core::gap::{Gap, GAP_SCHEMA_VERSION};
 use sealstream_core::json::{Map, Number};
-use sealstream_core::package::{DataPackage, PackageSigner, UnsignedPayload};
+use sealstream_core::package::{DataPackage, PackageSigner};
 
 use crate::config::Topic;
 use crate::state::PublisherMark;
@@ -62,12 +62,7 @@ impl Pending {
                 mark: None,
             };
         }
-        let payload = UnsignedPayload {
-            topic: topic.name.clone(),
-            fields,
-            captured_at: captured_at.to_string(),
-        };
-        match signer.apply_rules(&payload, &topic.rules) {
+        match signer.apply_rules_owned(fields, &topic.rules) {
             Err(e) => Pending {
                 position,
                 package: Err(e.to_string()),
@@ -77,7 +72,7 @@ impl Pending {
             Ok(processed) => {
                 let package = DataPackage {
                     did: signer.did().to_string(),
-                    timestamp: payload.captured_at,
+                    timestamp: captured_at.to_string(),
                     schema_version: topic.schema_version.clone(),
                     sequence_number: Number::from(sequence),
                     payload: processed,
@@ -136,7 +131,20 @@ impl Pending {
 /// The bytes of `package`'s line in a chunk's plaintext: its JSON line and
 /// the newline.
 pub fn line_len(package: &DataPackage) -> u64 {
-    package.to_json_line().len() as u64 + 1
+    thread_local! {
+        /// The line is written only to be measured: into one buffer, reused.
+        static LINE: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
+    }
+    LINE.with_borrow_mut(|line| {
+        line.clear();
+        package.write_json_line(line);
+        let len = line.len() as u64 + 1;
+        if line.capacity() > 1 << 20 {
+            // Not kept for one large package.
+            *line = String::new();
+        }
+        len
+    })
 }
 
 /// The plaintext of a chunk being filled, and what it commits.

@@ -14,6 +14,7 @@ pub use sealstream_client::market;
 pub mod mcap_source;
 pub mod mqtt;
 pub mod pipeline;
+pub mod queue;
 pub mod ros2;
 pub mod ros2_live;
 mod signing;

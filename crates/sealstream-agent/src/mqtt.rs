@@ -19,12 +19,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crossbeam_channel::Sender;
 use rumqttc::{Client, Connection, Event, MqttOptions, Packet, QoS};
 
 use crate::config::MqttSource;
 use crate::journal::{Journal, Record};
 use crate::pipeline::{Input, SourceEvent};
+use crate::queue::SourceSender;
 
 /// How many messages are journaled together before one `fsync` and their acknowledgements.
 const GROUP: usize = 512;
@@ -70,7 +70,7 @@ pub struct MqttRun {
     /// Journal records after this position are replayed first (`None`: all).
     pub replay_after: Option<u64>,
     /// Where inputs go.
-    pub tx: Sender<SourceEvent>,
+    pub tx: SourceSender,
     /// Set when the agent stops.
     pub stop: Arc<AtomicBool>,
     /// Log lines.

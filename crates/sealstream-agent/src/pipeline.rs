@@ -31,7 +31,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{RecvTimeoutError, Sender};
+use crossbeam_channel::RecvTimeoutError;
 
 use sealstream_core::chunk::{ChainConfig, ChainWriter};
 use sealstream_core::json::{self, Map, Value};
@@ -46,6 +46,7 @@ use crate::forward::{self, Outbox, TopicOutbox};
 use crate::journal::Journal;
 use crate::mcap_source::McapSource;
 use crate::mqtt::MqttRun;
+use crate::queue::{source_queue, SourceSender, QUEUE_BYTES, QUEUE_EVENTS};
 use crate::ros2_live::{Ros2Counters, Ros2Run};
 use crate::signing::Signing;
 use crate::sink::identity::{identity, legacy_identities};
@@ -530,7 +531,7 @@ impl Agent {
 
     fn spawn_sources(
         &mut self,
-        tx: &Sender<SourceEvent>,
+        tx: &SourceSender,
         stop: &Arc<AtomicBool>,
         log: &Log,
     ) -> Result<usize, AgentError> {
@@ -609,7 +610,7 @@ impl Agent {
 
     fn run_sources(&mut self, options: &RunOptions, log: &Log) -> Result<(), AgentError> {
         let stop = options.stop.clone();
-        let (tx, rx) = crossbeam_channel::bounded::<SourceEvent>(4096);
+        let (tx, rx) = source_queue(QUEUE_EVENTS, QUEUE_BYTES);
         let mut open_sources = self.spawn_sources(&tx, &stop, log)?;
         drop(tx);
         let tick = Duration::from_millis(100);
@@ -818,7 +819,12 @@ impl Agent {
             self.push(&name, pending, stop, log)?;
         }
         // Only now is the message taken by every topic it goes to.
-        self.processed.insert(source.to_string(), input.position);
+        match self.processed.get_mut(source) {
+            Some(at) => *at = input.position,
+            None => {
+                self.processed.insert(source.to_string(), input.position);
+            }
+        }
         Ok(())
     }
 
@@ -1441,7 +1447,7 @@ enum Numbering {
     Continue(u64),
 }
 
-fn read_jsonl(name: &str, input: &JsonlInput, numbering: Numbering, tx: &Sender<SourceEvent>) {
+fn read_jsonl(name: &str, input: &JsonlInput, numbering: Numbering, tx: &SourceSender) {
     let reader: Box<dyn BufRead> = match input {
         JsonlInput::Stdin => Box::new(BufReader::new(std::io::stdin())),
         JsonlInput::File(p) => match std::fs::File::open(p) {
@@ -1487,7 +1493,7 @@ fn read_jsonl(name: &str, input: &JsonlInput, numbering: Numbering, tx: &Sender<
     });
 }
 
-fn read_mcap(name: &str, path: &Path, after: Option<u64>, tx: &Sender<SourceEvent>) {
+fn read_mcap(name: &str, path: &Path, after: Option<u64>, tx: &SourceSender) {
     let messages = match McapSource::open(path) {
         Ok(m) => m,
         Err(e) => {

@@ -31,12 +31,13 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crossbeam_channel::{RecvTimeoutError, Sender, TrySendError};
+use crossbeam_channel::{RecvTimeoutError, TrySendError};
 use sealstream_core::utc;
 use zenoh::Wait;
 
 use crate::config::{Ros2Source, Topic};
 use crate::pipeline::{DropReport, Input, Log, Origin, SourceEvent};
+use crate::queue::SourceSender;
 use crate::ros2::cdr;
 use crate::ros2::msgdef::Registry;
 use crate::ros2::rihs;
@@ -59,7 +60,7 @@ pub struct Ros2Run {
     /// after what earlier runs committed).
     pub first_position: u64,
     /// Where inputs go.
-    pub tx: Sender<SourceEvent>,
+    pub tx: SourceSender,
     /// Set when the agent stops.
     pub stop: Arc<AtomicBool>,
     /// Log lines.

@@ -137,6 +137,12 @@ impl PackageSigner {
         rules.apply(&payload.fields, self.field_key.as_ref())
     }
 
+    /// [`PackageSigner::apply_rules`] on fields of one's own, changed in
+    /// place rather than copied.
+    pub fn apply_rules_owned(&self, fields: Map, rules: &TopicRules) -> Result<Map, RulesError> {
+        rules.apply_owned(fields, self.field_key.as_ref())
+    }
+
     /// The second half of [`PackageSigner::build`]: sign an already processed
     /// payload. `schema_version` must not be blank (as `build` checks).
     pub fn sign_processed(
@@ -380,25 +386,34 @@ impl DataPackage {
     /// [`DataPackage::to_json_line`] with `sequence_number` (its Python text)
     /// and `signature` for the package's own.
     fn json_line_as(&self, sequence_number: &str, signature: &str) -> String {
+        let mut out = String::with_capacity(384);
+        self.write_json_line_as(&mut out, sequence_number, signature);
+        out
+    }
+
+    /// [`DataPackage::to_json_line`] appended to `out`.
+    pub fn write_json_line(&self, out: &mut String) {
+        self.write_json_line_as(out, &self.sequence_number.to_python_text(), &self.signature);
+    }
+
+    fn write_json_line_as(&self, out: &mut String, sequence_number: &str, signature: &str) {
         // `to_python_compact(&self.to_json())`, written from the fields
         // without copying the payload into a new value.
-        let mut out = String::with_capacity(384);
         out.push_str("{\"did\":");
-        json::write::push_python_string(&mut out, &self.did);
+        json::write::push_python_string(out, &self.did);
         out.push_str(",\"timestamp\":");
-        json::write::push_python_string(&mut out, &self.timestamp);
+        json::write::push_python_string(out, &self.timestamp);
         out.push_str(",\"schemaVersion\":");
-        json::write::push_python_string(&mut out, &self.schema_version);
+        json::write::push_python_string(out, &self.schema_version);
         out.push_str(",\"sequenceNumber\":");
         out.push_str(sequence_number);
         out.push_str(",\"payload\":");
-        json::write::push_python_compact_object(&mut out, &self.payload);
+        json::write::push_python_compact_object(out, &self.payload);
         out.push_str(",\"signature\":");
-        json::write::push_python_string(&mut out, signature);
+        json::write::push_python_string(out, signature);
         out.push_str(",\"signingKeyId\":");
-        json::write::push_python_string(&mut out, &self.signing_key_id);
+        json::write::push_python_string(out, &self.signing_key_id);
         out.push('}');
-        out
     }
 
     /// Read wire JSON; every field is required and typed.

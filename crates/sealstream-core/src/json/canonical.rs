@@ -20,7 +20,10 @@ pub fn python(value: &Value) -> String {
 
 /// Python's canonical form: `json.dumps(sort_keys=True, separators=(",", ":"))`.
 const PYTHON_CANONICAL: CompactStyle<Infallible> = CompactStyle {
-    number: |n| Ok(n.to_python_text()),
+    number: |out, n| {
+        n.push_python_text(out);
+        Ok(())
+    },
     string: push_python_string,
     // UTF-8 byte order is code point order, which is Python's `sorted`.
     key_order: Some(|a, b| a.cmp(b)),
@@ -49,7 +52,13 @@ pub enum Rfc8785Error {
 pub fn rfc8785(value: &Value) -> Result<String, Rfc8785Error> {
     let mut out = String::with_capacity(256);
     let style = CompactStyle {
-        number: |n| n.to_ecmascript_text().ok_or(Rfc8785Error::NumberOutOfRange),
+        number: |out, n| {
+            out.push_str(
+                &n.to_ecmascript_text()
+                    .ok_or(Rfc8785Error::NumberOutOfRange)?,
+            );
+            Ok(())
+        },
         string: push_jcs_string,
         key_order: Some(utf16_cmp),
     };

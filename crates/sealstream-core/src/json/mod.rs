@@ -129,6 +129,14 @@ impl Number {
         }
     }
 
+    /// [`Number::to_python_text`] appended to `out`.
+    pub fn push_python_text(&self, out: &mut String) {
+        match &self.0 {
+            NumberRepr::Int(text) => out.push_str(text),
+            NumberRepr::Float(f) => float::push_python_repr(out, *f),
+        }
+    }
+
     /// ECMAScript `Number.prototype.toString` text (RFC 8785 numbers).
     /// Integers are first converted to the nearest double, as JavaScript does.
     pub fn to_ecmascript_text(&self) -> Option<String> {
@@ -196,7 +204,37 @@ impl<T: Into<Value>> From<Option<T>> for Value {
     }
 }
 
+/// An estimate of the heap memory `map` takes: its entries and index, its
+/// keys and its values. For memory budgets; not exact.
+pub fn map_heap_bytes(map: &Map) -> usize {
+    // An entry: key and value in the entries vector, a hash, an index slot.
+    const ENTRY: usize = std::mem::size_of::<String>() + std::mem::size_of::<Value>() + 16;
+    map.capacity() * ENTRY
+        + map
+            .iter()
+            .map(|(k, v)| k.capacity() + v.approx_heap_bytes())
+            .sum::<usize>()
+}
+
 impl Value {
+    /// An estimate of the heap memory this value takes (not counting the
+    /// value itself). For memory budgets; not exact.
+    pub fn approx_heap_bytes(&self) -> usize {
+        match self {
+            Value::Null | Value::Bool(_) => 0,
+            Value::Number(n) => match &n.0 {
+                NumberRepr::Int(text) => text.len(),
+                NumberRepr::Float(_) => 0,
+            },
+            Value::String(s) => s.capacity(),
+            Value::Array(items) => {
+                items.capacity() * std::mem::size_of::<Value>()
+                    + items.iter().map(Value::approx_heap_bytes).sum::<usize>()
+            }
+            Value::Object(map) => map_heap_bytes(map),
+        }
+    }
+
     /// The boolean, if this is `true` or `false`.
     pub fn as_bool(&self) -> Option<bool> {
         match self {

@@ -60,8 +60,8 @@ pub fn to_python_compact(value: &Value) -> String {
 /// strings and orders object members: the one writer serves `json.dumps`
 /// and the canonical forms of [`super::canonical`].
 pub(crate) struct CompactStyle<E> {
-    /// A number's text, or why it has none in this form.
-    pub number: fn(&Number) -> Result<String, E>,
+    /// Append a number's text, or why it has none in this form.
+    pub number: fn(&mut String, &Number) -> Result<(), E>,
     /// Append a string (value or key) in this form's escaping.
     pub string: fn(&mut String, &str),
     /// How object members are sorted by key; `None` keeps document order.
@@ -70,7 +70,10 @@ pub(crate) struct CompactStyle<E> {
 
 /// Python's `json.dumps` compact form, in document order.
 const PYTHON_COMPACT: CompactStyle<Infallible> = CompactStyle {
-    number: |n| Ok(n.to_python_text()),
+    number: |out, n| {
+        n.push_python_text(out);
+        Ok(())
+    },
     string: push_python_string,
     key_order: None,
 };
@@ -85,7 +88,7 @@ pub(crate) fn write_compact<E>(
         Value::Null => out.push_str("null"),
         Value::Bool(true) => out.push_str("true"),
         Value::Bool(false) => out.push_str("false"),
-        Value::Number(n) => out.push_str(&(style.number)(n)?),
+        Value::Number(n) => (style.number)(out, n)?,
         Value::String(s) => (style.string)(out, s),
         Value::Array(items) => {
             out.push('[');

@@ -288,20 +288,39 @@ impl TopicRules {
     /// Apply the rules to `fields`, returning the processed payload.
     /// `field_key` is needed only if an `encrypt` action applies.
     pub fn apply(&self, fields: &Map, field_key: Option<&FieldKey>) -> Result<Map, RulesError> {
-        let mut output = fields.clone();
+        self.apply_owned(fields.clone(), field_key)
+    }
+
+    /// [`TopicRules::apply`] on a payload of one's own, changed in place
+    /// rather than copied: the same result.
+    pub fn apply_owned(
+        &self,
+        mut fields: Map,
+        field_key: Option<&FieldKey>,
+    ) -> Result<Map, RulesError> {
         let ctx = Ctx {
             rules: self,
             default: self.default_action.unwrap_or(Action::Include),
             field_key,
         };
-        for (key, value) in fields {
-            if value.is_null() {
-                continue;
-            }
-            ctx.process(&mut output, key, value)?;
+        if !plain_keys(&fields) {
+            // A key with a dot in it (or an empty one) makes a dot path name
+            // another field than the one being read, or none: then the
+            // reference's way.
+            return ctx.apply_by_path(&fields);
         }
-        Ok(output)
+        let mut path = String::with_capacity(64);
+        ctx.process_in_place(&mut fields, &mut path, true)?;
+        Ok(fields)
     }
+}
+
+/// Whether every key of `map`, and of the objects in it, is a non-empty
+/// key without a dot: then each field's dot path names that field.
+fn plain_keys(map: &Map) -> bool {
+    map.iter().all(|(key, value)| {
+        !key.is_empty() && !key.contains('.') && value.as_object().is_none_or(plain_keys)
+    })
 }
 
 struct Ctx<'a> {
@@ -315,6 +334,18 @@ fn non_empty_object(value: &Value) -> Option<&Map> {
 }
 
 impl Ctx<'_> {
+    /// The reference's way: read `fields`, write a copy of it by dot path.
+    fn apply_by_path(&self, fields: &Map) -> Result<Map, RulesError> {
+        let mut output = fields.clone();
+        for (key, value) in fields {
+            if value.is_null() {
+                continue;
+            }
+            self.process(&mut output, key, value)?;
+        }
+        Ok(output)
+    }
+
     fn process(&self, output: &mut Map, path: &str, value: &Value) -> Result<(), RulesError> {
         let rule = self.rules.governing(path);
         if let Some(map) = non_empty_object(value) {
@@ -347,14 +378,85 @@ impl Ctx<'_> {
         Ok(())
     }
 
+    /// [`Ctx::process`] for every field of `map` (whose dot path is
+    /// `path`), in place; `top`: `map` is the payload, whose `null`s are
+    /// left as they are. `path` is a buffer, given back as it came.
+    fn process_in_place(
+        &self,
+        map: &mut Map,
+        path: &mut String,
+        top: bool,
+    ) -> Result<(), RulesError> {
+        let mut failed = None;
+        map.retain(|key, value| {
+            if failed.is_some() || (top && value.is_null()) {
+                return true;
+            }
+            let len = path.len();
+            if !top {
+                path.push('.');
+            }
+            path.push_str(key);
+            let keep = self.process_value(value, path).unwrap_or_else(|e| {
+                failed = Some(e);
+                true
+            });
+            path.truncate(len);
+            keep
+        });
+        failed.map_or(Ok(()), Err)
+    }
+
+    /// What [`Ctx::process`] does to the field at `path`, done to `value`
+    /// itself; whether the field stays.
+    fn process_value(&self, value: &mut Value, path: &mut String) -> Result<bool, RulesError> {
+        let rule = self.rules.governing(path);
+        if let Value::Object(map) = value {
+            if !map.is_empty() && !self.uniform_at(map, path, rule) {
+                self.process_in_place(map, path, false)?;
+                return Ok(true);
+            }
+        }
+        let action = rule.map_or(self.default, |i| self.rules.rules[i].action);
+        match action {
+            Action::Include => {}
+            Action::Exclude => return Ok(false),
+            Action::Encrypt => {
+                let key = self.field_key.ok_or_else(|| RulesError::NoFieldKey {
+                    path: path.to_string(),
+                })?;
+                *value = encrypt_field(value, key);
+            }
+            Action::Anonymize => {
+                let strategy = rule
+                    .and_then(|i| self.rules.rules[i].anonymize_strategy)
+                    .ok_or_else(|| RulesError::MissingStrategy {
+                        path: path.to_string(),
+                    })?;
+                *value = anonymize::anonymize(value, strategy, path)?;
+            }
+        }
+        Ok(true)
+    }
+
     /// Whether every leaf under `map` has `root` as its governing rule.
     fn uniform(&self, map: &Map, path: &str, root: Option<usize>) -> bool {
+        let mut path = path.to_string();
+        self.uniform_at(map, &mut path, root)
+    }
+
+    /// [`Ctx::uniform`] with `path` a buffer, given back as it came.
+    fn uniform_at(&self, map: &Map, path: &mut String, root: Option<usize>) -> bool {
         map.iter().all(|(key, child)| {
-            let child_path = format!("{path}.{key}");
-            match non_empty_object(child) {
-                Some(inner) => self.uniform(inner, &child_path, root),
-                None => self.rules.governing(&child_path) == root,
-            }
+            let len = path.len();
+            path.push('.');
+            path.push_str(key);
+            let same = match non_empty_object(child) {
+                Some(inner) => self.uniform_at(inner, path, root),
+                None => self.rules.governing(path) == root,
+            };
+            path.truncate(len);
+            same
         })
     }
 }
@@ -514,5 +616,76 @@ mod tests {
             decrypt_field(&out["a"], &key).unwrap(),
             parse(br#"{"x":[1,2]}"#).unwrap()
         );
+    }
+
+    mod in_place {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn leaf() -> impl Strategy<Value = Value> {
+            prop_oneof![
+                Just(Value::Null),
+                any::<bool>().prop_map(Value::from),
+                any::<i64>().prop_map(Value::from),
+                (-1e6f64..1e6)
+                    .prop_map(|f| Value::Number(crate::json::Number::from_f64(f).unwrap())),
+                "[a-z ]{0,8}".prop_map(Value::from),
+                prop::collection::vec(any::<i32>().prop_map(|i| Value::from(i64::from(i))), 0..3)
+                    .prop_map(Value::from),
+            ]
+        }
+
+        fn payload() -> impl Strategy<Value = Map> {
+            let value = leaf().prop_recursive(3, 24, 4, |inner| {
+                prop::collection::vec(("[abc]", inner), 0..4)
+                    .prop_map(|entries| Value::Object(entries.into_iter().collect()))
+            });
+            prop::collection::vec(("[abcd]", value), 0..5).prop_map(|e| e.into_iter().collect())
+        }
+
+        fn rule() -> impl Strategy<Value = Value> {
+            let path = prop::collection::vec("[abcd]", 1..4).prop_map(|s| s.join("."));
+            let action = prop_oneof![
+                Just(("include", None)),
+                Just(("exclude", None)),
+                Just(("anonymize", Some("hash"))),
+                Just(("anonymize", Some("generalize"))),
+                Just(("anonymize", Some("redact"))),
+            ];
+            (path, action).prop_map(|(path, (action, strategy))| {
+                let mut m = Map::new();
+                m.insert("fieldPath".into(), Value::from(path));
+                m.insert("action".into(), Value::from(action));
+                if let Some(s) = strategy {
+                    m.insert("anonymizeStrategy".into(), Value::from(s));
+                }
+                Value::Object(m)
+            })
+        }
+
+        proptest! {
+            /// Changing the payload in place gives what reading it and
+            /// writing a copy by dot path (the reference's way) gives.
+            #[test]
+            fn in_place_is_by_path(
+                fields in payload(),
+                rules in prop::collection::vec(rule(), 0..5),
+                default in prop_oneof![Just(Value::Null), Just(Value::from("exclude")), Just(Value::from("include"))],
+            ) {
+                let mut spec = Map::new();
+                spec.insert("topic".into(), Value::from("t"));
+                spec.insert("defaultAction".into(), default);
+                spec.insert("rules".into(), Value::Array(rules));
+                let r = TopicRules::from_json(&Value::Object(spec)).unwrap();
+                let ctx = Ctx { rules: &r, default: r.default_action.unwrap_or(Action::Include), field_key: None };
+                let by_path = ctx.apply_by_path(&fields).map_err(|e| e.to_string());
+                let in_place = r.apply_owned(fields.clone(), None).map_err(|e| e.to_string());
+                prop_assert!(plain_keys(&fields));
+                prop_assert_eq!(
+                    by_path.map(|m| crate::json::write::to_python_compact(&Value::Object(m))),
+                    in_place.map(|m| crate::json::write::to_python_compact(&Value::Object(m)))
+                );
+            }
+        }
     }
 }
