@@ -10,15 +10,23 @@ use super::{Number, Value};
 /// (`ensure_ascii=True`): printable ASCII as is, `\"` `\\` `\n` `\r` `\t` `\b`
 /// `\f`, everything else as lowercase `\uXXXX` (surrogate pairs above the BMP).
 pub(crate) fn push_python_string(out: &mut String, s: &str) {
+    out.reserve(s.len() + 2);
     out.push('"');
+    let bytes = s.as_bytes();
     let mut plain_start = 0;
-    for (i, ch) in s.char_indices() {
-        let plain = (' '..='~').contains(&ch) && ch != '"' && ch != '\\';
-        if plain {
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        if (b' '..=b'~').contains(&b) && b != b'"' && b != b'\\' {
+            i += 1;
             continue;
         }
+        // `i` is on a character boundary: every byte before it was ASCII
+        // or the whole of an earlier character.
+        let ch = s[i..].chars().next().unwrap_or('\0');
         out.push_str(&s[plain_start..i]);
-        plain_start = i + ch.len_utf8();
+        i += ch.len_utf8();
+        plain_start = i;
         match ch {
             '"' => out.push_str("\\\""),
             '\\' => out.push_str("\\\\"),
@@ -221,5 +229,39 @@ mod tests {
             s,
             r#""q\" b\\ n\n t\t c\u0001 del\u007f \u00fc \ud83e\udd16""#
         );
+    }
+
+    /// The string writer as it was first written, character by character.
+    fn by_chars(s: &str) -> String {
+        let mut out = String::from("\"");
+        for ch in s.chars() {
+            match ch {
+                ' '..='~' if ch != '"' && ch != '\\' => out.push(ch),
+                '"' => out.push_str("\\\""),
+                '\\' => out.push_str("\\\\"),
+                '\n' => out.push_str("\\n"),
+                '\r' => out.push_str("\\r"),
+                '\t' => out.push_str("\\t"),
+                '\u{8}' => out.push_str("\\b"),
+                '\u{c}' => out.push_str("\\f"),
+                _ => {
+                    let mut units = [0u16; 2];
+                    for unit in ch.encode_utf16(&mut units) {
+                        push_u_escape(&mut out, *unit);
+                    }
+                }
+            }
+        }
+        out.push('"');
+        out
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn python_strings_as_by_chars(s in "\\PC*|[ -~\"\\\\\n\t\u{0}-\u{1f}\u{7f}-\u{ff}é🤖]{0,40}") {
+            let mut out = String::new();
+            push_python_string(&mut out, &s);
+            proptest::prop_assert_eq!(out, by_chars(&s));
+        }
     }
 }

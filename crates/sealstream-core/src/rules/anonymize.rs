@@ -77,15 +77,40 @@ pub(crate) fn generalize(value: &Value, path: &str) -> Result<Value, RulesError>
     })
 }
 
-/// Python's `format(x, ".10f").rstrip("0").rstrip(".") or "0"`.
-fn fmt10(x: f64) -> String {
-    let text = format!("{x:.10}");
-    let stripped = text.trim_end_matches('0').trim_end_matches('.');
-    if stripped.is_empty() {
-        "0".into()
-    } else {
-        stripped.to_string()
+/// Python's `format(x, ".10f").rstrip("0").rstrip(".") or "0"`, appended
+/// to `out`.
+fn push_fmt10(out: &mut String, x: f64) {
+    use std::fmt::Write;
+    if x.fract() == 0.0 && x.abs() < 1e15 && !(x == 0.0 && x.is_sign_negative()) {
+        // A whole number: its digits, nothing to strip.
+        let _ = write!(out, "{}", x as i64);
+        return;
     }
+    let start = out.len();
+    let _ = write!(out, "{x:.10}");
+    let stripped = out[start..]
+        .trim_end_matches('0')
+        .trim_end_matches('.')
+        .len();
+    out.truncate(start + stripped);
+    if stripped == 0 {
+        out.push('0');
+    }
+}
+
+/// `10**e` as a double, exact for `0 <= e <= 22`.
+const POW10: [f64; 23] = [
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16,
+    1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
+];
+
+/// `lower-upper`, each as [`push_fmt10`] writes it.
+fn range_text(lower: f64, upper: f64) -> String {
+    let mut out = String::with_capacity(24);
+    push_fmt10(&mut out, lower);
+    out.push('-');
+    push_fmt10(&mut out, upper);
+    out
 }
 
 /// The decade bucket `lower-upper` of a number (`_bucket_number` in the
@@ -100,14 +125,26 @@ fn bucket(value: f64) -> Option<String> {
     if exponent >= 0 {
         // step = 10**exponent is a Python int: lower/upper are exact integers
         // that are converted to the nearest double only when formatted.
-        let step: f64 = format!("1e{exponent}").parse().ok()?;
-        let q = (value / step).floor() as i64;
-        let lower: f64 = format!("{q}e{exponent}").parse().ok()?;
-        let upper: f64 = format!("{}e{exponent}", q + 1).parse().ok()?;
+        let (lower, upper) = match POW10.get(exponent as usize) {
+            // 10**e and q are exact doubles here, so one multiplication
+            // rounds the exact product to the nearest double, as Python's
+            // int-to-float conversion does.
+            Some(&step) => {
+                let q = (value / step).floor() as i64;
+                (q as f64 * step, (q + 1) as f64 * step)
+            }
+            None => {
+                let step: f64 = format!("1e{exponent}").parse().ok()?;
+                let q = (value / step).floor() as i64;
+                let lower: f64 = format!("{q}e{exponent}").parse().ok()?;
+                let upper: f64 = format!("{}e{exponent}", q + 1).parse().ok()?;
+                (lower, upper)
+            }
+        };
         if !lower.is_finite() || !upper.is_finite() {
             return None;
         }
-        Some(format!("{}-{}", fmt10(lower), fmt10(upper)))
+        Some(range_text(lower, upper))
     } else {
         let step = 10f64.powf(f64::from(exponent));
         if step == 0.0 {
@@ -119,7 +156,7 @@ fn bucket(value: f64) -> Option<String> {
         if !lower.is_finite() || !upper.is_finite() {
             return None;
         }
-        Some(format!("{}-{}", fmt10(lower), fmt10(upper)))
+        Some(range_text(lower, upper))
     }
 }
 
@@ -149,5 +186,60 @@ mod tests {
         assert_eq!(g("abcd"), Value::from("***"));
         assert_eq!(g("Jonathan9"), Value::from("Jo***9"));
         assert_eq!(g("🤖🤖🤖🤖🤖"), Value::from("🤖🤖***🤖"));
+    }
+
+    /// The bucket as it was written before its fast paths: every bound
+    /// through decimal text.
+    fn bucket_by_text(value: f64) -> Option<String> {
+        fn fmt10(x: f64) -> String {
+            let text = format!("{x:.10}");
+            let stripped = text.trim_end_matches('0').trim_end_matches('.');
+            if stripped.is_empty() {
+                "0".into()
+            } else {
+                stripped.to_string()
+            }
+        }
+        if value == 0.0 {
+            return Some("0-1".into());
+        }
+        let exponent = value.abs().log10().floor() as i32;
+        let (lower, upper) = if exponent >= 0 {
+            let step: f64 = format!("1e{exponent}").parse().ok()?;
+            let q = (value / step).floor() as i64;
+            let lower: f64 = format!("{q}e{exponent}").parse().ok()?;
+            let upper: f64 = format!("{}e{exponent}", q + 1).parse().ok()?;
+            (lower, upper)
+        } else {
+            let step = 10f64.powf(f64::from(exponent));
+            if step == 0.0 {
+                return None;
+            }
+            let lower = (value / step).floor() * step;
+            (lower, lower + step)
+        };
+        if !lower.is_finite() || !upper.is_finite() {
+            return None;
+        }
+        Some(format!("{}-{}", fmt10(lower), fmt10(upper)))
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn bucket_is_as_by_text(
+            value in proptest::num::f64::POSITIVE
+                | proptest::num::f64::NEGATIVE
+                | proptest::num::f64::NORMAL
+                | proptest::num::f64::SUBNORMAL
+                | proptest::num::f64::ZERO
+        ) {
+            proptest::prop_assert_eq!(bucket(value), bucket_by_text(value));
+        }
+
+        #[test]
+        fn bucket_of_everyday_numbers_is_as_by_text(int in -10_000_000_000i64..10_000_000_000, scale in 0i32..8) {
+            let value = int as f64 / 10f64.powi(scale);
+            proptest::prop_assert_eq!(bucket(value), bucket_by_text(value));
+        }
     }
 }
