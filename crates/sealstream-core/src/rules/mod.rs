@@ -323,6 +323,16 @@ fn plain_keys(map: &Map) -> bool {
     })
 }
 
+/// What a rule's action does to a field.
+enum Outcome {
+    /// It stays as it is.
+    Keep,
+    /// It is removed.
+    Remove,
+    /// It is replaced by this value.
+    Replace(Value),
+}
+
 struct Ctx<'a> {
     rules: &'a TopicRules,
     default: Action,
@@ -356,15 +366,31 @@ impl Ctx<'_> {
                 return Ok(());
             }
         }
+        match self.outcome(rule, value, path)? {
+            Outcome::Keep => {}
+            Outcome::Remove => delete_at_path(output, path),
+            Outcome::Replace(new) => set_at_path(output, path, new),
+        }
+        Ok(())
+    }
+
+    /// What the action governing a field (or a uniform subtree) at `path`
+    /// does to its `value`.
+    fn outcome(
+        &self,
+        rule: Option<usize>,
+        value: &Value,
+        path: &str,
+    ) -> Result<Outcome, RulesError> {
         let action = rule.map_or(self.default, |i| self.rules.rules[i].action);
-        match action {
-            Action::Include => {}
-            Action::Exclude => delete_at_path(output, path),
+        Ok(match action {
+            Action::Include => Outcome::Keep,
+            Action::Exclude => Outcome::Remove,
             Action::Encrypt => {
                 let key = self.field_key.ok_or_else(|| RulesError::NoFieldKey {
                     path: path.to_string(),
                 })?;
-                set_at_path(output, path, encrypt_field(value, key));
+                Outcome::Replace(encrypt_field(value, key))
             }
             Action::Anonymize => {
                 let strategy = rule
@@ -372,10 +398,9 @@ impl Ctx<'_> {
                     .ok_or_else(|| RulesError::MissingStrategy {
                         path: path.to_string(),
                     })?;
-                set_at_path(output, path, anonymize::anonymize(value, strategy, path)?);
+                Outcome::Replace(anonymize::anonymize(value, strategy, path)?)
             }
-        }
-        Ok(())
+        })
     }
 
     /// [`Ctx::process`] for every field of `map` (whose dot path is
@@ -417,26 +442,14 @@ impl Ctx<'_> {
                 return Ok(true);
             }
         }
-        let action = rule.map_or(self.default, |i| self.rules.rules[i].action);
-        match action {
-            Action::Include => {}
-            Action::Exclude => return Ok(false),
-            Action::Encrypt => {
-                let key = self.field_key.ok_or_else(|| RulesError::NoFieldKey {
-                    path: path.to_string(),
-                })?;
-                *value = encrypt_field(value, key);
+        Ok(match self.outcome(rule, value, path)? {
+            Outcome::Keep => true,
+            Outcome::Remove => false,
+            Outcome::Replace(new) => {
+                *value = new;
+                true
             }
-            Action::Anonymize => {
-                let strategy = rule
-                    .and_then(|i| self.rules.rules[i].anonymize_strategy)
-                    .ok_or_else(|| RulesError::MissingStrategy {
-                        path: path.to_string(),
-                    })?;
-                *value = anonymize::anonymize(value, strategy, path)?;
-            }
-        }
-        Ok(true)
+        })
     }
 
     /// Whether every leaf under `map` has `root` as its governing rule.
