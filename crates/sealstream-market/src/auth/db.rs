@@ -28,28 +28,24 @@ pub(super) async fn has_role(tx: &mut Tx, did: &str, role: Role) -> Result<bool,
     )
 }
 
-/// Grants `role` to `did`. With `if_absent`, a role already held is left
-/// as it is (`ON CONFLICT DO NOTHING`); without, it is an error. Returns
-/// whether a row was added.
+/// Grants `role` to `did`; a role already held is left as it is (`ON
+/// CONFLICT DO NOTHING`, so two processes granting it at once do not
+/// fail). Returns whether a row was added.
 pub(super) async fn insert_role(
     tx: &mut Tx,
     did: &str,
     role: Role,
     granted_by: &str,
     granted_at: &str,
-    if_absent: bool,
 ) -> Result<bool, sqlx::Error> {
-    let sql = if if_absent {
+    let query = sqlx::query(
         "INSERT INTO principal_roles (did, role, granted_by, granted_at) \
-         VALUES ($1, $2, $3, $4) ON CONFLICT (did, role) DO NOTHING"
-    } else {
-        "INSERT INTO principal_roles (did, role, granted_by, granted_at) VALUES ($1, $2, $3, $4)"
-    };
-    let query = sqlx::query(sql)
-        .bind(did)
-        .bind(role.as_str())
-        .bind(granted_by)
-        .bind(granted_at);
+         VALUES ($1, $2, $3, $4) ON CONFLICT (did, role) DO NOTHING",
+    )
+    .bind(did)
+    .bind(role.as_str())
+    .bind(granted_by)
+    .bind(granted_at);
     Ok(changed(tx, query).await? == 1)
 }
 

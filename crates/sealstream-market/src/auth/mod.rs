@@ -212,7 +212,11 @@ pub async fn grant_role(
     if db::has_role(&mut tx, did, role).await? {
         return Ok(false);
     }
-    db::insert_role(&mut tx, did, role, granted_by, &now, false).await?;
+    // If absent: another process (a second replica starting with the same
+    // `--admin`) may grant it between the check and the insert.
+    if !db::insert_role(&mut tx, did, role, granted_by, &now).await? {
+        return Ok(false);
+    }
     let details =
         sealstream_core::json::parse(format!("{{\"role\":\"{}\"}}", role.as_str()).as_bytes())
             .expect("a fixed JSON object");

@@ -199,7 +199,7 @@ pub(crate) async fn sign_in(
     let mut granted = Vec::new();
     if first && !is_machine {
         for role in FIRST_SIGN_IN_ROLES {
-            if db::insert_role(&mut tx, &did, role, "server", &now_text, true).await? {
+            if db::insert_role(&mut tx, &did, role, "server", &now_text).await? {
                 granted.push(role.as_str());
                 let details = super::audit_details(&serde_json::json!({
                     "role": role.as_str(),

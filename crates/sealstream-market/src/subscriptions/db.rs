@@ -97,16 +97,34 @@ pub(crate) async fn insert(tx: &mut Tx, s: &Subscription) -> Result<(), DbError>
     Ok(())
 }
 
-/// Writes the changing columns of `s`, if it is still in state `was`;
-/// `false` when it changed meanwhile.
-pub(crate) async fn update(
-    tx: &mut Tx,
-    s: &Subscription,
-    was: SubscriptionState,
-) -> Result<bool, DbError> {
+/// What a change of a subscription was computed from: its state and `T`
+/// as read. The row is written only if both are still so.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Was {
+    state: SubscriptionState,
+    paid_through: Option<i64>,
+}
+
+impl Was {
+    /// `s` as it is now, before it is changed.
+    pub(crate) fn of(s: &Subscription) -> Was {
+        Was {
+            state: s.state,
+            paid_through: s.paid_through,
+        }
+    }
+}
+
+/// Writes the changing columns of `s`, if its state and `T` are still as
+/// `was` read them; `false` when either changed meanwhile. (On PostgreSQL a
+/// transaction reads without locking the row: a sweep that read "active
+/// until T" must not write "grace from T" over a renewal that committed
+/// meanwhile; the state alone would still match.)
+pub(crate) async fn update(tx: &mut Tx, s: &Subscription, was: Was) -> Result<bool, DbError> {
     let query = sqlx::query(
         "UPDATE subscriptions SET state = $1, active_from_unix = $2, paid_through_unix = $3, \
-         access_end_unix = $4, end_reason = $5, updated_at = $6 WHERE id = $7 AND state = $8",
+         access_end_unix = $4, end_reason = $5, updated_at = $6 \
+         WHERE id = $7 AND state = $8 AND paid_through_unix IS NOT DISTINCT FROM $9",
     )
     .bind(s.state.as_str())
     .bind(s.active_from)
@@ -115,7 +133,8 @@ pub(crate) async fn update(
     .bind(s.end_reason.clone())
     .bind(&s.updated_at)
     .bind(&s.id)
-    .bind(was.as_str());
+    .bind(was.state.as_str())
+    .bind(was.paid_through);
     Ok(changed(tx, query).await? == 1)
 }
 

@@ -152,7 +152,7 @@ struct Change {
 async fn record(
     tx: &mut Tx,
     s: &mut Subscription,
-    was: SubscriptionState,
+    was: db::Was,
     actor: &str,
     changes: &[Change],
 ) -> ApiResult<()> {
@@ -245,7 +245,7 @@ fn changes_due(s: &Subscription, now: i64) -> bool {
 
 /// Applies the time-driven changes of `s` due at `now` and records them.
 pub(crate) async fn settle(tx: &mut Tx, s: &mut Subscription, now: i64) -> ApiResult<()> {
-    let was = s.state;
+    let was = db::Was::of(s);
     let changes = due_changes(s, now);
     if changes.is_empty() {
         return Ok(());
@@ -364,6 +364,10 @@ pub(crate) async fn issue_cutoff(
 /// background task, any time in tests): every subscription whose grace or
 /// lapse is due is settled, and every final one whose access ended gets
 /// its cut-off notice (`issue_cutoff`). Returns how many changed.
+///
+/// A subscription that changed while it was being settled (a renewal or an
+/// end committed meanwhile, by this process or another) is left for the
+/// next pass, which reads it again; the others still go through.
 pub async fn sweep(state: &AppState, now: i64) -> ApiResult<usize> {
     let mut n = 0;
     loop {
@@ -371,17 +375,32 @@ pub async fn sweep(state: &AppState, now: i64) -> ApiResult<usize> {
         if ids.is_empty() {
             return Ok(n);
         }
+        let mut changed_meanwhile = 0;
         for id in &ids {
             let mut tx = state.store.begin().await?;
-            if let Some(mut s) = db::subscription(&mut tx, id).await? {
+            let Some(mut s) = db::subscription(&mut tx, id).await? else {
+                continue;
+            };
+            let settled = async {
                 settle(&mut tx, &mut s, now).await?;
-                issue_cutoff(state, &mut tx, &s, now).await?;
-                n += 1;
+                issue_cutoff(state, &mut tx, &s, now).await
             }
-            tx.commit().await?;
-            state.feeds.changed(id);
+            .await;
+            match settled {
+                Ok(_) => {
+                    tx.commit().await?;
+                    n += 1;
+                    state.feeds.changed(id);
+                }
+                Err(e) if e.status == StatusCode::CONFLICT => {
+                    // Rolled back as `tx` drops.
+                    tracing::info!(subscription = %id, "changed meanwhile; settled on the next pass");
+                    changed_meanwhile += 1;
+                }
+                Err(e) => return Err(e),
+            }
         }
-        if (ids.len() as i64) < SWEEP_BATCH {
+        if (ids.len() as i64) < SWEEP_BATCH || changed_meanwhile == ids.len() {
             return Ok(n);
         }
     }
@@ -432,7 +451,7 @@ pub(crate) async fn period_paid(
         ));
     }
     db::mark_period_paid(tx, &order.id, now).await?;
-    let was = s.state;
+    let was = db::Was::of(&s);
     let mut changes = Vec::new();
     if s.active_from.is_none() {
         let t = at.saturating_add(s.period_seconds);
@@ -909,7 +928,7 @@ where
             format!("subscription {id} is {}", s.state),
         ));
     }
-    let was = s.state;
+    let was = db::Was::of(&s);
     let end = (ending.access_end)(&s, now);
     let mut details = ending.details;
     details["accessEnds"] = json!(utc(end));
@@ -1714,6 +1733,49 @@ mod tests {
             created_at: String::new(),
             updated_at: String::new(),
         }
+    }
+
+    /// A sweep that read "active until T" and a renewal that committed
+    /// meanwhile: the sweep's "grace from T" is refused, not written over
+    /// the renewal (a PostgreSQL transaction reads the row without locking
+    /// it, so this is the order of events there; here it is played in
+    /// that order, one transaction after another).
+    #[tokio::test]
+    async fn a_change_computed_from_a_stale_read_is_refused() {
+        let store = crate::store::Store::open("sqlite::memory:").await.unwrap();
+        let mut tx = store.begin().await.unwrap();
+        let read = sub(SubscriptionState::Active, Some(1000));
+        db::insert(&mut tx, &read).await.unwrap();
+        tx.commit().await.unwrap();
+
+        // The sweep read it, and computes grace at T.
+        let mut swept = read.clone();
+        let was = db::Was::of(&swept);
+        assert_eq!(due_changes(&mut swept, 1000).len(), 1);
+
+        // Meanwhile a renewal, from the same read, commits T + P.
+        let mut renewed = read.clone();
+        renewed.paid_through = Some(1100);
+        let mut tx = store.begin().await.unwrap();
+        assert!(db::update(&mut tx, &renewed, db::Was::of(&read))
+            .await
+            .unwrap());
+        tx.commit().await.unwrap();
+
+        // The sweep's write finds the state unchanged but T moved on.
+        let mut tx = store.begin().await.unwrap();
+        assert!(!db::update(&mut tx, &swept, was).await.unwrap());
+        let now = db::subscription(&mut tx, "sub_1").await.unwrap().unwrap();
+        assert_eq!(
+            (now.state, now.paid_through),
+            (SubscriptionState::Active, Some(1100))
+        );
+        // From a fresh read it goes through.
+        let mut swept = now.clone();
+        let was = db::Was::of(&swept);
+        assert!(due_changes(&mut swept, 1000).is_empty(), "not due any more");
+        assert_eq!(due_changes(&mut swept, 1100).len(), 1);
+        assert!(db::update(&mut tx, &swept, was).await.unwrap());
     }
 
     #[test]
