@@ -44,10 +44,6 @@ pub fn routes() -> Router<AppState> {
         .route(sealstream_api::routes::ORDER_RECEIPT_LOG, get(order_logs))
 }
 
-fn is_postgres(tx: &Tx) -> bool {
-    tx.backend_name().eq_ignore_ascii_case("postgresql")
-}
-
 /// A log's row: its epoch length, size and last epoch.
 struct LogRow {
     epoch_seconds: u64,
@@ -69,7 +65,7 @@ async fn lock(state: &AppState, tx: &mut Tx, log: &str) -> ApiResult<LogRow> {
         .bind(epoch),
     )
     .await?;
-    let sql = if is_postgres(tx) {
+    let sql = if crate::store::is_postgres(tx) {
         "SELECT epoch_seconds, size, last_epoch FROM receipt_logs WHERE log_id = $1 FOR UPDATE"
     } else {
         "SELECT epoch_seconds, size, last_epoch FROM receipt_logs WHERE log_id = $1"

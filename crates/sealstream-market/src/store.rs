@@ -66,6 +66,13 @@ impl DbError {
 /// A transaction on the store, as the `db` modules take it.
 pub type Tx = Transaction<'static, Any>;
 
+/// Whether `tx` is on PostgreSQL (where a read takes no lock, and a row a
+/// transaction reads to change must be locked with `FOR UPDATE`; on SQLite
+/// [`Store::begin`] already holds the one write lock).
+pub(crate) fn is_postgres(tx: &Tx) -> bool {
+    tx.backend_name().eq_ignore_ascii_case("postgresql")
+}
+
 /// A statement with its parameters bound, ready to run.
 pub type Statement<'q> = sqlx::query::Query<'q, Any, sqlx::any::AnyArguments<'q>>;
 

@@ -17,7 +17,7 @@ use crate::store::{changed, placeholders, Store, Tx};
 /// that changes nothing, which takes the database's write lock (waiting
 /// for it under the busy timeout).
 pub(super) async fn lock(tx: &mut Tx) -> Result<(), sqlx::Error> {
-    let lock = if tx.backend_name().eq_ignore_ascii_case("postgresql") {
+    let lock = if crate::store::is_postgres(tx) {
         "LOCK TABLE audit_events IN EXCLUSIVE MODE"
     } else {
         "UPDATE audit_events SET seq = seq WHERE 1 = 0"

@@ -219,14 +219,24 @@ fn claim_of(r: &AnyRow, at: usize) -> Result<Claim, DbError> {
     })
 }
 
-/// The claim of `tx_hash` for `order_id`, if any.
+/// The claim of `tx_hash` for `order_id`, if any; on PostgreSQL its row
+/// stays locked until `tx` ends.
 pub(crate) async fn claim(
     tx: &mut Tx,
     order_id: &str,
     tx_hash: &str,
 ) -> Result<Option<Claim>, DbError> {
+    // Read to be changed: locked on PostgreSQL, so that two checks of the
+    // same claim (the watcher, a buyer's confirmation poll, another
+    // replica) take turns instead of writing over each other's count and
+    // state.
+    let lock = if crate::store::is_postgres(tx) {
+        " FOR UPDATE"
+    } else {
+        ""
+    };
     let row = sqlx::query(&format!(
-        "SELECT {CLAIM_COLUMNS} FROM payment_claims c WHERE c.order_id = $1 AND c.tx_hash = $2"
+        "SELECT {CLAIM_COLUMNS} FROM payment_claims c WHERE c.order_id = $1 AND c.tx_hash = $2{lock}"
     ))
     .bind(order_id)
     .bind(tx_hash)
