@@ -136,6 +136,10 @@ pub struct Config {
     /// The file holding the key operator keys are sealed under; `None` for
     /// `<data_dir>/operator-kek` (created if missing).
     pub operator_kek_file: Option<PathBuf>,
+    /// The file holding the sign-in nonce key; `None` for
+    /// `<data_dir>/nonce-key` (created if missing). Servers behind one
+    /// address share it.
+    pub nonce_key_file: Option<PathBuf>,
     /// Largest access file the server writes when it grants with an
     /// operator key, in bytes (the reference's default).
     pub access_file_size: usize,
@@ -285,6 +289,7 @@ impl Default for Config {
             grant_batch_window: Duration::ZERO,
             grant_limit: DEFAULT_GRANT_LIMIT,
             operator_kek_file: None,
+            nonce_key_file: None,
             access_file_size: sealstream_core::access::DEFAULT_MAX_ACCESS_FILE_SIZE,
             audit_sign_interval: DEFAULT_AUDIT_SIGN_INTERVAL,
             subscription_sweep: DEFAULT_SUBSCRIPTION_SWEEP,
@@ -1038,9 +1043,12 @@ impl Server {
         }
         let operator_kek = crate::server_key::load_or_create(&kek_file)
             .map_err(|e| ServeError::Config(e.to_string()))?;
-        let nonce_key =
-            crate::server_key::load_or_create(&config.data_dir.join(crate::auth::nonce::KEY_FILE))
-                .map_err(|e| ServeError::Config(e.to_string()))?;
+        let nonce_key_file = config
+            .nonce_key_file
+            .clone()
+            .unwrap_or_else(|| config.data_dir.join(crate::auth::nonce::KEY_FILE));
+        let nonce_key = crate::server_key::load_or_create(&nonce_key_file)
+            .map_err(|e| ServeError::Config(e.to_string()))?;
         let mut evm = BTreeMap::new();
         for (chain_id, url) in &config.evm_rpc {
             let rpc = crate::evm::EvmRpc::new(url).map_err(|e| {

@@ -453,6 +453,36 @@ fn nonces_are_stateless(db: Db) {
     );
 }
 
+/// Issue 24: servers behind one address (replicas) share `--nonce-key-file`,
+/// so a nonce one of them issued signs in on another; a server with its
+/// own nonce key refuses it.
+fn servers_sharing_a_nonce_key_accept_each_others_nonces(db: Db) {
+    let dir = tempfile::tempdir().unwrap();
+    let shared = dir.path().join("nonce-key");
+    let replica = |key_file: Option<std::path::PathBuf>| {
+        TestServer::start_with(db, move |c| {
+            c.public_url = Some("http://market.test".into());
+            c.nonce_key_file = key_file;
+        })
+    };
+    let a = replica(Some(shared.clone()));
+    let b = replica(Some(shared.clone()));
+    let alone = replica(None);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&shared).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "the key file is private");
+    }
+    let key = MachineSigningKey::generate();
+    let from_a = a.siwe_message(&key).to_string();
+    assert_eq!(
+        refused(alone.siwe_verify(&from_a, &key), 401),
+        "message.nonce"
+    );
+    assert_eq!(b.siwe_verify(&from_a, &key).0, 200);
+}
+
 fn admins_grant_and_revoke_roles(db: Db) {
     let admin_key = MachineSigningKey::generate();
     let admin_did = Did::of_key(&admin_key).to_string();
@@ -609,6 +639,7 @@ on_both_databases!(
     the_host_header_never_decides_the_sign_in_domain,
     only_the_configured_chain_ids_sign_in,
     nonces_are_stateless,
+    servers_sharing_a_nonce_key_accept_each_others_nonces,
     admins_grant_and_revoke_roles,
     a_registered_machine_signs_in_as_a_machine,
 );

@@ -1756,6 +1756,12 @@ pub struct MarketServeArgs {
     /// backups [default: DATA_DIR/operator-kek].
     #[arg(long, value_name = "FILE")]
     pub operator_kek_file: Option<PathBuf>,
+    /// File holding the key sign-in nonces are made and checked with (hex; created
+    /// with mode 0600 if missing). Servers that share one database and answer behind
+    /// one address must share this file, so a nonce one issues another accepts
+    /// [default: DATA_DIR/nonce-key].
+    #[arg(long, value_name = "FILE")]
+    pub nonce_key_file: Option<PathBuf>,
     /// How the log on stderr is written: text, one line per event; or json, one JSON
     /// object per line (timestamp, level, target, message and the event's fields). It
     /// has a line per request (method, route, status, latency, principal by pseudonym)

@@ -365,6 +365,7 @@ fn help_describes_the_market_commands() {
         "--confirmations",
         "--receipt-key-file",
         "--operator-kek-file",
+        "--nonce-key-file",
     ] {
         assert!(text.contains(flag), "{flag} in {text}");
     }

@@ -71,6 +71,7 @@ pub fn run(args: MarketServeArgs, ui: Ui) -> CliResult {
         claims_per_sweep,
         receipt_key_file,
         operator_kek_file,
+        nonce_key_file,
         log_format,
         limits,
     } = args;
@@ -113,6 +114,7 @@ pub fn run(args: MarketServeArgs, ui: Ui) -> CliResult {
         receipt_key_file,
         grant_limit: max_grant_bytes,
         operator_kek_file,
+        nonce_key_file,
         metrics_listen,
         audit_sign_interval: std::time::Duration::from_secs(audit_sign_interval),
         max_connections: usize::try_from(limits.max_connections).unwrap_or(usize::MAX),
