@@ -55,15 +55,8 @@ fn shortest_digits(value: f64) -> (Digits, i32) {
     (digits, decpt)
 }
 
-/// Python's `repr(float)` (`float_repr_style = 'short'`): `1.0`, `1e-07`,
-/// `1e+16`, `-0.0`, `0.1`, `123456789.0`.
-pub(crate) fn python_repr(value: f64) -> String {
-    let mut out = String::with_capacity(24);
-    push_python_repr(&mut out, value);
-    out
-}
-
-/// [`python_repr`] appended to `out`.
+/// Python's `repr(float)` (`float_repr_style = 'short'`) appended to `out`:
+/// `1.0`, `1e-07`, `1e+16`, `-0.0`, `0.1`, `123456789.0`.
 pub(crate) fn push_python_repr(out: &mut String, value: f64) {
     if value == 0.0 {
         out.push_str(if value.is_sign_negative() {
@@ -175,6 +168,12 @@ pub(crate) fn ecmascript_string(value: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn python_repr(value: f64) -> String {
+        let mut out = String::new();
+        push_python_repr(&mut out, value);
+        out
+    }
 
     #[test]
     fn python_repr_matches_cpython() {

@@ -123,10 +123,9 @@ impl Number {
 
     /// Python `repr` text of the number (what `json.dumps` writes).
     pub fn to_python_text(&self) -> String {
-        match &self.0 {
-            NumberRepr::Int(text) => text.to_string(),
-            NumberRepr::Float(f) => float::python_repr(*f),
-        }
+        let mut out = String::new();
+        self.push_python_text(&mut out);
+        out
     }
 
     /// [`Number::to_python_text`] appended to `out`.
