@@ -1088,6 +1088,15 @@ impl Server {
             nonce_key,
             escrow,
         };
+        // The public sales counts are brought up to date before the first
+        // request, so what a restart shows never depends on when the
+        // periodic task first runs.
+        crate::listings::stats::publish(
+            &store,
+            sealstream_core::utc::now_unix(),
+            config.public_stats_delay,
+        )
+        .await?;
         let state = AppState::new(store, objects, config, evm, keys, public_url);
         Ok(Server {
             listener,

@@ -19,17 +19,19 @@ pub async fn publish(store: &Store, now_unix: i64, delay: Duration) -> Result<u6
     Ok(changed)
 }
 
-/// The task that runs [`publish`] at start and every `interval`.
+/// The task that runs [`publish`] every `interval` (the server runs it
+/// once itself before it serves, so the first pass here is one interval
+/// after start).
 pub fn spawn(state: AppState) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         loop {
+            tokio::time::sleep(state.config.public_stats_interval).await;
             let now = sealstream_core::utc::now_unix();
             match publish(&state.store, now, state.config.public_stats_delay).await {
                 Ok(n) if n > 0 => tracing::debug!(listings = n, "public sales counts refreshed"),
                 Ok(_) => {}
                 Err(e) => tracing::warn!("public statistics: {e}"),
             }
-            tokio::time::sleep(state.config.public_stats_interval).await;
         }
     })
 }
