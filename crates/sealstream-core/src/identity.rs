@@ -176,7 +176,7 @@ pub fn eip191_sign(key: &MachineSigningKey, message: &[u8]) -> Eip191Signature {
 /// EVM transaction's signing hash): `r ‖ s` (RFC 6979 deterministic,
 /// low-s) and the recovery id, 0 or 1.
 pub fn sign_digest(key: &MachineSigningKey, digest: [u8; 32]) -> ([u8; 64], u8) {
-    let sig = SECP256K1.sign_ecdsa_recoverable(&Message::from_digest(digest), key.inner());
+    let sig = SECP256K1.sign_ecdsa_recoverable(Message::from_digest(digest), key.inner());
     let (recid, compact) = sig.serialize_compact();
     (compact, i32::from(recid) as u8)
 }
@@ -210,7 +210,7 @@ pub fn eip191_recover(
         .map_err(|_| RecoverError::Unrecoverable)?;
     let digest = eip191_hash(message);
     let public = SECP256K1
-        .recover_ecdsa(&Message::from_digest(digest), &sig)
+        .recover_ecdsa(Message::from_digest(digest), &sig)
         .map_err(|_| RecoverError::Unrecoverable)?;
     Ok(EvmAddress::from_public_key(&public))
 }

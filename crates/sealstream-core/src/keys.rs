@@ -104,14 +104,22 @@ impl MachineSigningKey {
 
     /// From raw bytes; fails for zero or a value not below the curve order.
     pub fn from_bytes(bytes: &[u8; 32], field: &str) -> Result<Self, ValidationError> {
-        secp256k1::SecretKey::from_byte_array(bytes)
+        secp256k1::SecretKey::from_byte_array(*bytes)
             .map(MachineSigningKey)
             .map_err(|_| ValidationError::new(field, "not a valid secp256k1 private key"))
     }
 
     /// A fresh random key.
     pub fn generate() -> Self {
-        MachineSigningKey(secp256k1::SecretKey::new(&mut OsRng))
+        // 32 random bytes are a valid key but for about 2^-128 of draws
+        // (zero, or not below the curve order); those draw again.
+        loop {
+            let mut bytes = Zeroizing::new([0u8; 32]);
+            OsRng.fill_bytes(bytes.as_mut());
+            if let Ok(key) = secp256k1::SecretKey::from_byte_array(*bytes) {
+                return MachineSigningKey(key);
+            }
+        }
     }
 
     /// The EVM address of this key.

@@ -208,7 +208,7 @@ mod tests {
         let id = secp256k1::ecdsa::RecoveryId::try_from(i32::from(recovery & 1)).unwrap();
         let sig = secp256k1::ecdsa::RecoverableSignature::from_compact(&compact, id).unwrap();
         let public = secp256k1::SECP256K1
-            .recover_ecdsa(&secp256k1::Message::from_digest(tx.signing_hash()), &sig)
+            .recover_ecdsa(secp256k1::Message::from_digest(tx.signing_hash()), &sig)
             .unwrap();
         assert_eq!(EvmAddress::from_public_key(&public), key.address());
         assert_eq!(
