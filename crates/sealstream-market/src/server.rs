@@ -149,6 +149,9 @@ pub struct Config {
     /// How often subscriptions' grace and lapse are swept
     /// ([`crate::subscriptions::sweep`]).
     pub subscription_sweep: Duration,
+    /// How often the operator-key granter looks for work it was not woken
+    /// for ([`crate::operator_key::SWEEP_EVERY`] by default).
+    pub grant_sweep: Duration,
     /// How long after its payment a sale counts in the public numbers (a
     /// listing's sales bucket): [`DEFAULT_PUBLIC_STATS_DELAY`].
     pub public_stats_delay: Duration,
@@ -293,6 +296,7 @@ impl Default for Config {
             access_file_size: sealstream_core::access::DEFAULT_MAX_ACCESS_FILE_SIZE,
             audit_sign_interval: DEFAULT_AUDIT_SIGN_INTERVAL,
             subscription_sweep: DEFAULT_SUBSCRIPTION_SWEEP,
+            grant_sweep: crate::operator_key::SWEEP_EVERY,
             min_subscription_period: Duration::from_secs(
                 sealstream_api::listings::MIN_PERIOD_SECONDS,
             ),
@@ -1088,15 +1092,13 @@ impl Server {
             nonce_key,
             escrow,
         };
-        // The public sales counts are brought up to date before the first
-        // request, so what a restart shows never depends on when the
-        // periodic task first runs.
-        crate::listings::stats::publish(
-            &store,
-            sealstream_core::utc::now_unix(),
-            config.public_stats_delay,
-        )
-        .await?;
+        // The periodic passes whose first run belongs to start-up run here,
+        // before the first request: the public sales counts are brought up
+        // to date and expired sessions purged, so what a (re)started server
+        // shows never depends on when its tasks first get a turn.
+        let now = sealstream_core::utc::now_unix();
+        crate::listings::stats::publish(&store, now, config.public_stats_delay).await?;
+        crate::auth::purge_expired_sessions(&store, now).await?;
         let state = AppState::new(store, objects, config, evm, keys, public_url);
         Ok(Server {
             listener,

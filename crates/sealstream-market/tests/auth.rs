@@ -591,8 +591,9 @@ fn a_registered_machine_signs_in_as_a_machine(db: Db) {
     assert_eq!(status, 403);
 }
 
-/// Expired sessions are deleted by the purge (which the server runs at
-/// start and every ten minutes); live ones stay and still sign in.
+/// Expired sessions are deleted by the purge (which the server runs
+/// before it serves and every ten minutes); live ones stay and still sign
+/// in.
 fn expired_sessions_are_purged(db: Db) {
     let server = TestServer::start(db);
     let old = common::listings_fixtures::new_did();

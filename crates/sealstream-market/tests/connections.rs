@@ -340,16 +340,28 @@ fn shutdown_finishes_the_request_in_flight() {
     });
     let body = br#"{"message":"x","signature":"0x00"}"#;
     let mut stream = connect_from("127.0.0.1", to);
+    // `Expect: 100-continue`: the server says "100 Continue" only once the
+    // route reads the body, so the request is surely in flight when the
+    // server is told to stop.
     write!(
         stream,
         "POST /v1/auth/verify HTTP/1.1\r\nHost: market\r\nContent-Type: application/json\r\n\
-         Content-Length: {}\r\n\r\n",
+         Content-Length: {}\r\nExpect: 100-continue\r\n\r\n",
         body.len()
     )
     .unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        assert_eq!(stream.read(&mut byte).unwrap(), 1, "closed before 100");
+        head.push(byte[0]);
+    }
+    assert!(
+        head.starts_with(b"HTTP/1.1 100"),
+        "{}",
+        String::from_utf8_lossy(&head)
+    );
     stream.write_all(&body[..5]).unwrap();
-    // Let the server take the head in before it is told to stop.
-    std::thread::sleep(Duration::from_millis(300));
     stop.send(()).unwrap();
     std::thread::sleep(Duration::from_millis(300));
     stream.write_all(&body[5..]).unwrap();

@@ -840,10 +840,12 @@ fn escrow_needs_a_contract_on_the_chain(db: Db) {
 /// with the server's clock (no chain): held after the seller marks the
 /// order paid, released once the window has passed, a valid dispute
 /// recorded as a full refund, an invalid one left to an arbiter's split.
+/// The window is an hour, so no step of the test races it; the release is
+/// tested by moving the first escrow's end into the past.
 fn invoice_escrows_hold_and_settle_off_chain(db: Db) {
     let server = TestServer::start_with(db, |c| {
-        c.invoice_dispute_window = std::time::Duration::from_secs(5);
-        c.invoice_arbitration_period = HOUR;
+        c.invoice_dispute_window = HOUR;
+        c.invoice_arbitration_period = 2 * HOUR;
         c.escrow_sweep = HOUR;
     });
     let sale = sale(
@@ -863,12 +865,13 @@ fn invoice_escrows_hold_and_settle_off_chain(db: Db) {
     };
     let started = sealstream_testkit::unix_now();
     let first = paid("INV-1");
+    let paid_by = sealstream_testkit::unix_now();
     let view = escrow_view(&server, &alice.token, &first);
     assert_eq!(view["state"], "held", "{view}");
     assert!(view["contract"].is_null());
     let release_after = view["releaseAfter"].as_u64().unwrap();
     assert!(
-        (started + 5..=started + 7).contains(&release_after),
+        (started + 3_600..=paid_by + 3_600).contains(&release_after),
         "{view}"
     );
 
@@ -906,12 +909,20 @@ fn invoice_escrows_hold_and_settle_off_chain(db: Db) {
     assert_eq!(status, 200, "{view}");
     assert_eq!(view["evidenceValid"], false, "{view}");
     assert!(
-        view["releaseAfter"].as_u64().unwrap() >= started + 3_600,
+        view["releaseAfter"].as_u64().unwrap() >= started + 2 * 3_600,
         "{view}"
     );
 
     // The first one is released once its window has passed (the server's
-    // clock); the disputed one stays.
+    // clock: its end is moved into the past); the disputed one stays.
+    common::block_on(async {
+        sqlx::query("UPDATE escrows SET release_after = $1 WHERE order_id = $2")
+            .bind(started as i64 - 1)
+            .bind(&first)
+            .execute(server.store.pool())
+            .await
+            .unwrap();
+    });
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
     loop {
         sweep(&server);

@@ -958,7 +958,8 @@ fn the_feed_sends_grants_in_order_resumes_and_ends(db: Db) {
     );
     let left = st.seconds_left.unwrap() as i64;
     assert!(
-        (PERIOD + GRACE - 5..=PERIOD + GRACE).contains(&left),
+        // (the seconds since the payment, however slow the machine)
+        (PERIOD + GRACE - 60..=PERIOD + GRACE).contains(&left),
         "{left}"
     );
     for (i, chunk) in chunks.iter().enumerate().take(2) {
@@ -1073,7 +1074,9 @@ fn a_chunk_granted_before_a_revocation_counts_in_its_notice(db: Db) {
 fn a_final_feed_waits_for_the_chunks_still_due(db: Db) {
     let (server, s) = started(db, json!("none"));
     let now = unix_now() as i64;
-    let chunks = chain_at(&server, &s, &[now + 1, now + 2 * PERIOD]);
+    // Chunk 0 a minute ahead: after the payment's second however slow the
+    // machine, so it is live (not history, which this listing leaves out).
+    let chunks = chain_at(&server, &s, &[now + 60, now + 2 * PERIOD]);
     let bob = buyer(&server);
     let (id, _) = paid_subscription(&server, &s, &bob);
     let (status, _) = act(&server, &id, "cancel", &bob.token, &json!({}));
@@ -1823,12 +1826,13 @@ fn held_grants(
 }
 
 /// Waits until the grants held are `want` (subscription, index) pairs
-/// exactly, and stay so for a moment. The 5 s deadline is below the
-/// granter's 10 s sweep: what arrives in time came from the wake-up.
+/// exactly, and stay so for a moment. The servers of the tests that call
+/// it sweep for grants only every hour (`grant_sweep`), so what arrives
+/// came from the wake-up; the deadline is only the test's patience.
 fn wait_for_grants(server: &TestServer, want: &[(&str, i64)]) {
     let want: std::collections::BTreeSet<(String, i64)> =
         want.iter().map(|(s, i)| (s.to_string(), *i)).collect();
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
     loop {
         let held: std::collections::BTreeSet<(String, i64)> =
             held_grants(server).into_keys().collect();
@@ -1864,7 +1868,9 @@ fn opens(wrapped: &str, key: &RecipientSecretKey, chunk: &SealedChunk) -> bool {
 /// key from its renewal on), nothing to a subscriber that has not paid or
 /// was revoked, and audited as the operator's `subscription.grant`.
 fn the_server_grants_subscriptions_with_an_operator_key(db: Db) {
-    let server = TestServer::start(db);
+    // The granter's periodic sweep is an hour away: every grant the test
+    // sees came from an upload's or a payment's wake-up.
+    let server = TestServer::start_with(db, |c| c.grant_sweep = Duration::from_secs(3_600));
     let (s, operator) = operator_seller(&server, json!("none"));
     let first = operator_chunks(&s, ChainState::new(), 0, 1, &operator);
     upload(&server, &s, &first[0]);

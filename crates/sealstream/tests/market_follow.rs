@@ -159,7 +159,7 @@ fn two_followers_one_revoked_mid_stream() {
             "grant-daemon",
             "--follow",
             "--interval",
-            "60",
+            "3600",
             "--server",
             server,
         ])
@@ -183,23 +183,18 @@ fn two_followers_one_revoked_mid_stream() {
 
     // Chunks 0 to 2 arrive: both get them.
     let part = t.join("part");
-    // The daemon's passes are a minute apart (--interval 60), but it
+    // The daemon's passes are an hour apart (--interval 3600), but it
     // long-polls the pending list: the server wakes it when the chunks
-    // are ingested, and they are granted and written within seconds.
+    // are ingested, so they are granted and written long before its next
+    // pass.
     std::thread::sleep(Duration::from_secs(2));
     copy_chunks(&t.join("chain"), &part, 0..3);
     upload(server, &part, &machine_sk);
-    let uploaded = Instant::now();
     wait_for("chunks 0-2 at the followers", &logs, || {
         recorded(&alice.3) == Some(2)
             && recorded(&bob.3) == Some(2)
             && recorded(&carol.3) == Some(2)
     });
-    assert!(
-        uploaded.elapsed() < Duration::from_secs(10),
-        "granted after {:?}, not woken by the ingest",
-        uploaded.elapsed()
-    );
     // The machine's window over them: each follower checks it.
     upload_window(&market, &t.join("chain"), &input, 0..=2);
     wait_for("window 0..2 checked", &logs, || {

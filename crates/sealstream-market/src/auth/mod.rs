@@ -255,17 +255,17 @@ pub async fn purge_expired_sessions(
     Ok(n)
 }
 
-/// The task that purges expired sessions at start and every
-/// [`SESSION_PURGE_EVERY`].
+/// The task that purges expired sessions every [`SESSION_PURGE_EVERY`]
+/// (the server runs the first purge itself before it serves).
 pub fn spawn_session_purger(state: AppState) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         loop {
+            tokio::time::sleep(SESSION_PURGE_EVERY).await;
             match purge_expired_sessions(&state.store, sealstream_core::utc::now_unix()).await {
                 Ok(n) if n > 0 => tracing::debug!(sessions = n, "expired sessions purged"),
                 Ok(_) => {}
                 Err(e) => tracing::warn!("session purge: {e}"),
             }
-            tokio::time::sleep(SESSION_PURGE_EVERY).await;
         }
     })
 }

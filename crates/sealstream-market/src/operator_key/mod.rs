@@ -330,7 +330,8 @@ pub async fn revoke(
 }
 
 /// The granter: a task that grants paid orders with operator keys, woken
-/// by `state.grant_wake` and every [`SWEEP_EVERY`]. With a
+/// by `state.grant_wake` and every `config.grant_sweep` ([`SWEEP_EVERY`]
+/// by default). With a
 /// `grant_batch_window`, orders are granted only once a window boundary
 /// (a multiple of the window in Unix time) has passed since the last
 /// batch, all together; live subscriptions' chunk keys are granted at
@@ -361,7 +362,7 @@ pub fn spawn_granter(state: AppState) -> tokio::task::JoinHandle<()> {
             if orders_due && window > 0 {
                 next_batch = boundary_after(now);
             }
-            let mut sleep = SWEEP_EVERY;
+            let mut sleep = state.config.grant_sweep;
             if window > 0 {
                 let until = (next_batch - sealstream_core::utc::now_unix()).max(0) as u64;
                 sleep = sleep.min(Duration::from_secs(until).max(Duration::from_millis(200)));
