@@ -15,6 +15,7 @@ pub mod escrow;
 pub mod evm;
 pub mod files;
 pub mod ingest;
+pub mod lease;
 pub mod limits;
 pub mod listings;
 pub mod logs;

@@ -132,6 +132,48 @@ impl<W: std::io::Write> std::io::Write for Redacting<W> {
     }
 }
 
+/// A writer that names the replica on every log line it passes on
+/// (`market serve --replica-id`): a `"replica"` member first in each JSON
+/// object, or a `replica=…` field at the end of each text line. The log's
+/// formatter writes each line whole, in one call. The id is checked
+/// ([`crate::lease::check_replica_id`]), so it needs no quoting.
+#[derive(Debug)]
+pub struct Labelled<W> {
+    /// The replica id.
+    pub replica: std::sync::Arc<str>,
+    /// Whether lines are JSON objects (else text).
+    pub json: bool,
+    /// Where the labelled lines go.
+    pub inner: W,
+}
+
+impl<W: std::io::Write> std::io::Write for Labelled<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let mut line = Vec::with_capacity(buf.len() + self.replica.len() + 16);
+        match (self.json, buf.first(), buf.last()) {
+            (true, Some(b'{'), _) => {
+                line.extend_from_slice(b"{\"replica\":\"");
+                line.extend_from_slice(self.replica.as_bytes());
+                line.extend_from_slice(b"\",");
+                line.extend_from_slice(&buf[1..]);
+            }
+            (false, _, Some(b'\n')) => {
+                line.extend_from_slice(&buf[..buf.len() - 1]);
+                line.extend_from_slice(b" replica=");
+                line.extend_from_slice(self.replica.as_bytes());
+                line.push(b'\n');
+            }
+            _ => line.extend_from_slice(buf),
+        }
+        self.inner.write_all(&line)?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
 /// Who made a request, as far as the server found out.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Caller {

@@ -19,6 +19,7 @@ use tower_http::limit::RequestBodyLimitLayer;
 use crate::audit;
 use crate::connections::{ConnectionEvents, ConnectionLimits, Listener};
 use crate::error::ApiError;
+use crate::lease::Job;
 use crate::limits::LogThrottle;
 use crate::objects::{Objects, ObjectsError};
 use crate::store::{Store, StoreError};
@@ -152,6 +153,10 @@ pub struct Config {
     /// How often the operator-key granter looks for work it was not woken
     /// for ([`crate::operator_key::SWEEP_EVERY`] by default).
     pub grant_sweep: Duration,
+    /// This server's name among the replicas of one marketplace, in its
+    /// logs, its metrics and the job leases ([`crate::lease`]); `None`: a
+    /// generated `r-xxxxxxxx`.
+    pub replica_id: Option<String>,
     /// How long after its payment a sale counts in the public numbers (a
     /// listing's sales bucket): [`DEFAULT_PUBLIC_STATS_DELAY`].
     pub public_stats_delay: Duration,
@@ -297,6 +302,7 @@ impl Default for Config {
             audit_sign_interval: DEFAULT_AUDIT_SIGN_INTERVAL,
             subscription_sweep: DEFAULT_SUBSCRIPTION_SWEEP,
             grant_sweep: crate::operator_key::SWEEP_EVERY,
+            replica_id: None,
             min_subscription_period: Duration::from_secs(
                 sealstream_api::listings::MIN_PERIOD_SECONDS,
             ),
@@ -522,6 +528,10 @@ pub struct AppState {
     /// Chunk keys the operator granter opened, for the next order of the
     /// same dataset.
     pub opened_keys: Arc<crate::operator_key::opened::OpenedKeys>,
+    /// This server's replica id (`config.replica_id`, or generated).
+    pub replica: Arc<str>,
+    /// Which background jobs this process runs ([`crate::lease`]).
+    pub leases: Arc<crate::lease::Leases>,
 }
 
 /// The server's own secrets, loaded or created at start.
@@ -555,6 +565,12 @@ impl AppState {
         } = keys;
         let writes = Arc::new(WriteLimits::new(&config));
         let proof_limits = Arc::new(crate::limits::ProofLimits::new(&config));
+        let replica: Arc<str> = config
+            .replica_id
+            .clone()
+            .unwrap_or_else(crate::lease::generated_replica_id)
+            .into();
+        let leases = Arc::new(crate::lease::Leases::new(&replica));
         AppState {
             store,
             objects,
@@ -575,6 +591,8 @@ impl AppState {
             escrow_wake: Arc::default(),
             catalog_cache: Arc::default(),
             opened_keys: Arc::default(),
+            replica,
+            leases,
         }
     }
 }
@@ -906,6 +924,23 @@ pub(crate) fn metrics_text(state: &AppState) -> Response {
                 text,
                 "sealstream_market_catalog_searches_total{{cache=\"miss\"}} {misses}"
             );
+            text.push_str("# HELP sealstream_market_replica_info This server's replica id (--replica-id).\n");
+            text.push_str("# TYPE sealstream_market_replica_info gauge\n");
+            let _ = writeln!(
+                text,
+                "sealstream_market_replica_info{{replica=\"{}\"}} 1",
+                state.replica
+            );
+            text.push_str("# HELP sealstream_market_job_lease Whether this replica held the background job's lease at its last pass.\n");
+            text.push_str("# TYPE sealstream_market_job_lease gauge\n");
+            for (job, held) in state.leases.held() {
+                let _ = writeln!(
+                    text,
+                    "sealstream_market_job_lease{{job=\"{}\"}} {}",
+                    job.name(),
+                    u8::from(held)
+                );
+            }
             text
         },
     )
@@ -966,7 +1001,7 @@ impl Server {
     /// Opens the store (creating the data directory) and the object store,
     /// seeds the admins, binds the listen address and records `server.start`
     /// in the audit log.
-    pub async fn bind(config: Config) -> Result<Server, ServeError> {
+    pub async fn bind(mut config: Config) -> Result<Server, ServeError> {
         let io = |context: String| move |source| ServeError::Io { context, source };
         crate::public_url::PublicUrl::resolve(config.public_url.as_deref(), config.listen)
             .map_err(|e| ServeError::Config(e.to_string()))?;
@@ -1005,6 +1040,15 @@ impl Server {
         for did in &config.admins {
             crate::auth::grant_role(&store, did, crate::auth::Role::Admin, "server").await?;
         }
+        let replica = match config.replica_id.take() {
+            Some(id) => {
+                crate::lease::check_replica_id(&id)
+                    .map_err(|e| ServeError::Config(e.to_string()))?;
+                id
+            }
+            None => crate::lease::generated_replica_id(),
+        };
+        config.replica_id = Some(replica.clone());
         let listener = Listener::bind(config.listen)
             .await
             .map_err(io(format!("listen on {}", config.listen)))?;
@@ -1017,12 +1061,14 @@ impl Server {
             ("listen", Value::String(local.to_string())),
             ("publicUrl", Value::String(public_url.base().to_string())),
             ("version", Value::String(env!("CARGO_PKG_VERSION").into())),
+            ("replica", Value::String(replica.clone())),
         ]);
         let event = audit::append_now(&store, "server", "server.start", "market", &details).await?;
         let head = audit::signed::sign_current(&store, &receipt_key, Some(&head_file))
             .await
             .map_err(|e| ServeError::Config(format!("cannot sign the audit head: {e}")))?;
         tracing::info!(
+            replica = %replica,
             listen = %local,
             public_url = %public_url,
             engine = ?store.engine(),
@@ -1197,6 +1243,9 @@ impl Server {
         if let Some(w) = watcher {
             w.abort();
         }
+        if let Err(e) = signer_state.leases.release_all(&store).await {
+            tracing::warn!("cannot release the job leases (they expire by themselves): {e}");
+        }
         store.close().await;
         tracing::info!("market server stopped");
         Ok(())
@@ -1208,8 +1257,16 @@ fn spawn_head_signer(state: AppState) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(state.config.audit_sign_interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let every = state.config.audit_sign_interval;
         loop {
             tick.tick().await;
+            if !state
+                .leases
+                .leading(&state.store, Job::AuditHead, every)
+                .await
+            {
+                continue;
+            }
             if let Err(e) = state.sign_audit_head().await {
                 tracing::error!("cannot sign the audit head: {e}");
             }

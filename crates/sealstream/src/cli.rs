@@ -1762,6 +1762,12 @@ pub struct MarketServeArgs {
     /// [default: DATA_DIR/nonce-key].
     #[arg(long, value_name = "FILE")]
     pub nonce_key_file: Option<PathBuf>,
+    /// This server's name among the replicas of one marketplace (1 to 64 letters,
+    /// digits, '.', '_' or '-'): on every log line, in /metrics
+    /// (sealstream_market_replica_info) and in the leases that let one replica at a
+    /// time run each background job [default: r- and 8 random hex digits]
+    #[arg(long, value_name = "ID")]
+    pub replica_id: Option<String>,
     /// How the log on stderr is written: text, one line per event; or json, one JSON
     /// object per line (timestamp, level, target, message and the event's fields). It
     /// has a line per request (method, route, status, latency, principal by pseudonym)

@@ -109,8 +109,11 @@ struct Secrets {
 fn run(format: &str) -> (String, Secrets) {
     let tmp = tempfile::tempdir().unwrap();
     let log = tmp.path().join("market.log");
-    let mut market =
-        Market::start_logged(&tmp.path().join("market"), &["--log-format", format], &log);
+    let mut market = Market::start_logged(
+        &tmp.path().join("market"),
+        &["--log-format", format, "--replica-id", "logs-1"],
+        &log,
+    );
     let key = MachineSigningKey::generate();
     let owner_did = Did::of_key(&key).to_string();
     let token = market.sign_in(&key);
@@ -175,6 +178,11 @@ fn check(format: &str) {
         .collect();
     let owner = Pseudonym::of(&secrets.owner_did).to_string();
     let machine = Pseudonym::of(DID).to_string();
+    // Every line names the replica (--replica-id).
+    for l in &lines {
+        assert_eq!(l.field("replica"), Some("logs-1"), "{l:?}");
+    }
+    assert!(lines.iter().any(|l| l.message == "market server started"));
 
     let requests: Vec<&Line> = lines
         .iter()

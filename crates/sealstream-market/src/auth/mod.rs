@@ -261,6 +261,14 @@ pub fn spawn_session_purger(state: AppState) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         loop {
             tokio::time::sleep(SESSION_PURGE_EVERY).await;
+            let job = crate::lease::Job::SessionPurge;
+            if !state
+                .leases
+                .leading(&state.store, job, SESSION_PURGE_EVERY)
+                .await
+            {
+                continue;
+            }
             match purge_expired_sessions(&state.store, sealstream_core::utc::now_unix()).await {
                 Ok(n) if n > 0 => tracing::debug!(sessions = n, "expired sessions purged"),
                 Ok(_) => {}

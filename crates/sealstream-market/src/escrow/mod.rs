@@ -556,6 +556,13 @@ pub fn spawn_escrow_job(state: AppState, every: Duration) -> tokio::task::JoinHa
                 _ = tick.tick() => {}
                 _ = state.escrow_wake.notified() => {}
             }
+            if !state
+                .leases
+                .leading(&state.store, crate::lease::Job::Escrow, every)
+                .await
+            {
+                continue;
+            }
             if let Err(e) = sweep_once(&state).await {
                 tracing::warn!("escrow job: {}", e.message);
             }

@@ -24,8 +24,16 @@ pub async fn publish(store: &Store, now_unix: i64, delay: Duration) -> Result<u6
 /// after start).
 pub fn spawn(state: AppState) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
+        let every = state.config.public_stats_interval;
         loop {
-            tokio::time::sleep(state.config.public_stats_interval).await;
+            tokio::time::sleep(every).await;
+            if !state
+                .leases
+                .leading(&state.store, crate::lease::Job::PublicStats, every)
+                .await
+            {
+                continue;
+            }
             let now = sealstream_core::utc::now_unix();
             match publish(&state.store, now, state.config.public_stats_delay).await {
                 Ok(n) if n > 0 => tracing::debug!(listings = n, "public sales counts refreshed"),

@@ -347,6 +347,18 @@ pub fn spawn_granter(state: AppState) -> tokio::task::JoinHandle<()> {
         let mut next_batch = boundary_after(sealstream_core::utc::now_unix());
         loop {
             let now = sealstream_core::utc::now_unix();
+            let sweep = state.config.grant_sweep;
+            if !state
+                .leases
+                .leading(&state.store, crate::lease::Job::Granter, sweep)
+                .await
+            {
+                tokio::select! {
+                    _ = wake.notified() => {}
+                    _ = tokio::time::sleep(sweep) => {}
+                }
+                continue;
+            }
             let orders_due = window == 0 || now >= next_batch;
             let pass = async {
                 let mut n = 0;

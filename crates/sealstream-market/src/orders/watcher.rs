@@ -323,6 +323,10 @@ pub fn spawn_claim_watcher(state: AppState, every: Duration) -> tokio::task::Joi
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             ticker.tick().await;
+            let job = crate::lease::Job::PaymentWatcher;
+            if !state.leases.leading(&state.store, job, every).await {
+                continue;
+            }
             if let Err(e) = watch_once(&state).await {
                 tracing::warn!("payment watcher: {e}");
             }

@@ -413,6 +413,10 @@ pub fn spawn_sweeper(state: AppState, every: std::time::Duration) -> tokio::task
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
+            let job = crate::lease::Job::SubscriptionSweep;
+            if !state.leases.leading(&state.store, job, every).await {
+                continue;
+            }
             if let Err(e) = sweep(&state, sealstream_core::utc::now_unix()).await {
                 tracing::error!("subscription sweep failed: {}", e.message);
             }

@@ -72,9 +72,18 @@ pub fn run(args: MarketServeArgs, ui: Ui) -> CliResult {
         receipt_key_file,
         operator_kek_file,
         nonce_key_file,
+        replica_id,
         log_format,
         limits,
     } = args;
+    let replica = match replica_id {
+        Some(id) => {
+            sealstream_market::lease::check_replica_id(&id)
+                .map_err(|e| CliError::input(format!("--replica-id: {e}")))?;
+            id
+        }
+        None => sealstream_market::lease::generated_replica_id(),
+    };
     let seconds = std::time::Duration::from_secs;
     let config = Config {
         listen,
@@ -139,6 +148,7 @@ pub fn run(args: MarketServeArgs, ui: Ui) -> CliResult {
         escrow_sweep: seconds(escrow_sweep),
         invoice_dispute_window: seconds(invoice_dispute_window),
         invoice_arbitration_period: seconds(invoice_arbitration_period),
+        replica_id: Some(replica),
         ..Config::default()
     };
     serve(config, log_format, ui)
@@ -155,7 +165,12 @@ fn serve(config: Config, log_format: LogFormat, ui: Ui) -> CliResult {
     // Everything the server creates is its own: the database and its WAL,
     // ciphertext objects, keys, temporary files (issue 14, item 14).
     nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
-    init_log(log_format, ui)?;
+    let replica: std::sync::Arc<str> = config
+        .replica_id
+        .clone()
+        .unwrap_or_else(sealstream_market::lease::generated_replica_id)
+        .into();
+    init_log(log_format, ui, replica)?;
     runtime()?.block_on(async move {
         server::serve(config, shutdown_signal())
             .await
@@ -165,8 +180,9 @@ fn serve(config: Config, log_format: LogFormat, ui: Ui) -> CliResult {
 
 /// The log on stderr, in `format`, at the level RUST_LOG names or else at
 /// info (warn with -q), every line passed through
-/// [`sealstream_market::logs::Redacting`].
-fn init_log(format: LogFormat, ui: Ui) -> CliResult {
+/// [`sealstream_market::logs::Redacting`] and named with the replica's id
+/// ([`sealstream_market::logs::Labelled`]).
+fn init_log(format: LogFormat, ui: Ui, replica: std::sync::Arc<str>) -> CliResult {
     use tracing_subscriber::filter::{EnvFilter, LevelFilter};
     let level = if ui.quiet {
         LevelFilter::WARN
@@ -177,7 +193,12 @@ fn init_log(format: LogFormat, ui: Ui) -> CliResult {
         .with_default_directive(level.into())
         .from_env()
         .map_err(|e| CliError::input(format!("RUST_LOG: {e}")))?;
-    let writer = || sealstream_market::logs::Redacting(std::io::stderr());
+    let json = matches!(format, LogFormat::Json);
+    let writer = move || sealstream_market::logs::Labelled {
+        replica: replica.clone(),
+        json,
+        inner: sealstream_market::logs::Redacting(std::io::stderr()),
+    };
     // Colours only for a person at a terminal: log files and collectors get
     // plain text (NO_COLOR honoured).
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr())

@@ -1,0 +1,78 @@
+//! Job leases (issue 24) on both databases: one holder at a time per job,
+//! renewals by the holder, a lease taken over once it has expired (by the
+//! database's clock) or been released, and the replica id and the leases
+//! in the metrics.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{block_on, Db, TestServer};
+use sealstream_market::lease::{Job, Leases};
+use sealstream_testkit::{http, on_both_databases};
+
+const HOUR: Duration = Duration::from_secs(3_600);
+
+/// The public statistics job: its first pass in the test server is ten
+/// minutes after start, so the test's holders are alone on its lease.
+const JOB: Job = Job::PublicStats;
+
+fn one_holder_at_a_time_until_expiry_or_release(db: Db) {
+    let server = TestServer::start(db);
+    let store = &server.store;
+    let a = &server.state.leases;
+    let b = Leases::new("other");
+    let hold = |l: &Leases, lease: Duration| block_on(l.hold(store, JOB, lease)).unwrap();
+
+    assert!(hold(a, HOUR), "a free lease is taken");
+    assert!(!hold(&b, HOUR), "a live lease is another's");
+    assert!(hold(a, HOUR), "the holder renews it");
+    assert!(!hold(&b, HOUR));
+
+    // The holder lets it lapse (a lease that ends now): another takes it
+    // over, and the old holder is refused until that one's ends.
+    assert!(hold(a, Duration::ZERO));
+    assert!(hold(&b, HOUR), "an expired lease is taken over");
+    assert!(!hold(a, HOUR));
+
+    // A release hands it over at once.
+    assert_eq!(block_on(b.release_all(store)).unwrap(), 1);
+    assert!(hold(a, HOUR), "a released lease is taken");
+    assert!(a.held().contains(&(JOB, true)), "{:?}", a.held());
+    assert!(b.held().is_empty(), "a release forgets: {:?}", b.held());
+    assert!(!hold(&b, HOUR));
+    assert_eq!(b.held(), vec![(JOB, false)]);
+
+    // Jobs are leased apart: b, refused this one, takes another.
+    assert!(block_on(b.hold(store, Job::SessionPurge, HOUR)).unwrap());
+    assert!(!block_on(a.hold(store, Job::SessionPurge, HOUR)).unwrap());
+    assert!(hold(a, HOUR));
+}
+
+fn the_metrics_name_the_replica_and_its_leases(db: Db) {
+    let server = TestServer::start_with(db, |c| {
+        c.metrics_listen = Some("127.0.0.1:0".parse().unwrap());
+        c.replica_id = Some("eu-1".into());
+    });
+    assert_eq!(&*server.state.replica, "eu-1");
+    assert!(block_on(server.state.leases.hold(&server.store, JOB, HOUR)).unwrap());
+    let other = Leases::new("eu-2");
+    assert!(!block_on(other.hold(&server.store, JOB, HOUR)).unwrap());
+    let base = server.metrics_base.as_ref().unwrap();
+    let scraped = http::send(http::request("GET", &format!("{base}/metrics")))
+        .ok()
+        .text();
+    assert!(
+        scraped.contains("sealstream_market_replica_info{replica=\"eu-1\"} 1"),
+        "{scraped}"
+    );
+    assert!(
+        scraped.contains("sealstream_market_job_lease{job=\"public-stats\"} 1"),
+        "{scraped}"
+    );
+}
+
+on_both_databases!(
+    one_holder_at_a_time_until_expiry_or_release,
+    the_metrics_name_the_replica_and_its_leases
+);
