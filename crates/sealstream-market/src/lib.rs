@@ -32,4 +32,5 @@ pub mod server_key;
 pub mod store;
 pub mod subscriptions;
 pub mod throttle;
+pub mod wake;
 pub mod web;

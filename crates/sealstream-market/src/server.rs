@@ -532,6 +532,8 @@ pub struct AppState {
     pub replica: Arc<str>,
     /// Which background jobs this process runs ([`crate::lease`]).
     pub leases: Arc<crate::lease::Leases>,
+    /// Wake-ups for the other replicas ([`crate::wake`]).
+    pub outbox: Arc<crate::wake::Outbox>,
 }
 
 /// The server's own secrets, loaded or created at start.
@@ -593,6 +595,7 @@ impl AppState {
             opened_keys: Arc::default(),
             replica,
             leases,
+            outbox: Arc::default(),
         }
     }
 }
@@ -1185,6 +1188,7 @@ impl Server {
                 self.state.config.payment_poll,
             )
         });
+        let wakes = crate::wake::spawn(&self.state);
         let granter = crate::operator_key::spawn_granter(self.state.clone());
         let sweeper = crate::subscriptions::spawn_sweeper(
             self.state.clone(),
@@ -1227,6 +1231,9 @@ impl Server {
         crate::connections::serve(self.listener, router(self.state), limits, events, shutdown)
             .await;
         granter.abort();
+        for task in wakes.into_iter().flatten() {
+            task.abort();
+        }
         sweeper.abort();
         head_signer.abort();
         stats.abort();

@@ -2241,6 +2241,36 @@ fn the_shortest_period_is_the_operators_policy(db: Db) {
     assert_eq!(status, 201);
 }
 
+/// Issue 24: a live feed served by one replica hears of what is done on
+/// another (PostgreSQL `LISTEN/NOTIFY`, `wake`): grants stored through the
+/// first replica reach a feed open on the second, and so does a change of
+/// the subscription made on the first. Without the wake-ups the feed would
+/// wait for its subscription's next time-driven change, an hour away, and
+/// the test's patience (20 s per event) would run out.
+#[test]
+fn a_feed_hears_of_what_another_replica_does() {
+    let (server, s) = started(Db::Postgres, json!("none"));
+    let other = server.replica(|c| c.replica_id = Some("second".into()));
+    let bob = buyer(&server);
+    let (id, _) = paid_subscription(&server, &s, &bob);
+    let now = unix_now() as i64;
+    let chunks = chain_at(&server, &s, &[now + 60, now + 120]);
+    let feed = open_feed(&other, &id, &bob.token, "", None).expect("a feed");
+    let st = feed.state();
+    assert_eq!(
+        (st.status, st.state),
+        (FeedStatus::Valid, SubscriptionState::Active)
+    );
+    let e = |i: usize| entry(&s, &chunks[i], &bob.did, &bob.recipient);
+    grant_chunks(&server, &s, &id, vec![e(0)]);
+    assert_eq!(feed.chunk().index, 0);
+    let (status, _) = act(&server, &id, "cancel", &bob.token, &json!({}));
+    assert_eq!(status, 200);
+    assert_eq!(feed.state().state, SubscriptionState::Cancelled);
+    grant_chunks(&server, &s, &id, vec![e(1)]);
+    assert_eq!(feed.chunk().index, 1);
+}
+
 on_both_databases!(
     the_shortest_period_is_the_operators_policy,
     cut_off_notices_for_every_final_state,

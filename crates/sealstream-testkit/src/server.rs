@@ -196,6 +196,56 @@ impl TestServer {
         }
     }
 
+    /// Another replica of this server (issue 24): a second server on the
+    /// same database and the same object store, with the same receipt,
+    /// operator key-encryption and nonce keys (this server's files), its
+    /// own data directory and port, and `adjust` applied to its
+    /// configuration.
+    pub fn replica(&self, adjust: impl FnOnce(&mut Config)) -> TestServer {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let data_dir = dir.path().join("data");
+        std::fs::create_dir_all(&data_dir).expect("data directory");
+        let keys = |configured: &Option<PathBuf>, name: &str| {
+            Some(
+                configured
+                    .clone()
+                    .unwrap_or_else(|| self.data_dir.join(name)),
+            )
+        };
+        let first = &self.config;
+        let receipt_key_file = keys(
+            &first.receipt_key_file,
+            sealstream_market::server::RECEIPT_KEY_FILE,
+        );
+        let operator_kek_file = keys(
+            &first.operator_kek_file,
+            sealstream_market::operator_key::KEK_FILE,
+        );
+        let nonce_key_file = keys(
+            &first.nonce_key_file,
+            sealstream_market::auth::nonce::KEY_FILE,
+        );
+        let object_store = first
+            .object_store
+            .clone()
+            .or_else(|| Some(format!("file://{}", self.objects_dir().display())));
+        let mut config = Config {
+            data_dir: data_dir.clone(),
+            receipt_key_file,
+            operator_kek_file,
+            nonce_key_file,
+            object_store,
+            replica_id: None,
+            metrics_listen: None,
+            ..first.clone()
+        };
+        config.listen = "127.0.0.1:0".parse().unwrap();
+        adjust(&mut config);
+        let mut server = Self::launch(config, self.database_url.clone(), data_dir);
+        server._dir = Some(dir);
+        server
+    }
+
     /// Stops the server (finishing requests in flight) and starts it again on
     /// the same database and data directory, on a new port.
     pub fn restart(&mut self) {

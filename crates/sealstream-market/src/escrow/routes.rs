@@ -146,7 +146,7 @@ pub async fn dispute(
         .ok_or_else(|| no_escrow(&id))?;
     tx.commit().await?;
     tracing::info!(order = %id, valid, "escrow disputed: {reason}");
-    state.escrow_wake.notify_one();
+    crate::wake::send(&state, crate::wake::Signal::Escrow);
     Ok(Json(escrow.view()))
 }
 

@@ -574,7 +574,7 @@ async fn commit(
     )
     .await?;
     tx.commit().await?;
-    state.feeds.ingested();
+    crate::wake::send(state, crate::wake::Signal::Ingested);
     crate::operator_key::chunk_stored(state, did, target.topic).await;
     tracing::debug!(
         machine = %crate::logs::Pseudonym::of(did),

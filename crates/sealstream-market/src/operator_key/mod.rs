@@ -247,8 +247,8 @@ pub async fn register(
     .await?;
     tx.commit().await?;
     tracing::info!(machine = %crate::logs::Pseudonym::of(&machine.did), "operator key registered");
-    state.opened_keys.forget_all();
-    state.grant_wake.notify_one();
+    crate::wake::send(&state, crate::wake::Signal::OperatorKeys);
+    crate::wake::send(&state, crate::wake::Signal::Grant);
     Ok(Json(OperatorKeyView {
         machine_did: machine.did,
         recipient_id: operator.recipient_id.clone(),
@@ -325,7 +325,7 @@ pub async fn revoke(
     .await?;
     tx.commit().await?;
     tracing::info!(machine = %crate::logs::Pseudonym::of(&machine.did), "operator key removed");
-    state.opened_keys.forget_all();
+    crate::wake::send(&state, crate::wake::Signal::OperatorKeys);
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -481,7 +481,7 @@ async fn grant_topics(state: &AppState) -> ApiResult<usize> {
 /// grants the chunk later.
 pub(crate) async fn chunk_stored(state: &AppState, machine_did: &str, topic: &str) {
     match db::grants_live(&state.store, machine_did, topic).await {
-        Ok(true) => state.grant_wake.notify_one(),
+        Ok(true) => crate::wake::send(state, crate::wake::Signal::Grant),
         Ok(false) => {}
         Err(e) => tracing::warn!("operator granter: subscriptions of a topic: {e}"),
     }
@@ -602,7 +602,7 @@ async fn grant_topic(
             match result {
                 Ok(stored) if stored.stored > 0 => {
                     granted += stored.stored as usize;
-                    state.feeds.granted(&id);
+                    crate::wake::send(state, crate::wake::Signal::Granted(id.clone()));
                 }
                 Ok(_) => {}
                 Err(e) => {

@@ -643,9 +643,9 @@ pub async fn mark_paid(
     let shown = db::shown_claims(&mut tx, &id).await?;
     tx.commit().await?;
     tracing::info!(order = %id, rail = "invoice", amount = %order.amount, "payment confirmed, receipt issued");
-    state.grant_wake.notify_one();
+    crate::wake::send(&state, crate::wake::Signal::Grant);
     if let Some(sub) = &order.subscription_id {
-        state.feeds.changed(sub);
+        crate::wake::send(&state, crate::wake::Signal::Changed(sub.clone()));
     }
     Ok(Json(view(&state, &order, &shown)))
 }

@@ -206,9 +206,9 @@ pub(crate) async fn settle(
             }
             tx.commit().await?;
             tracing::info!(order = %order.id, tx = %hash_text, amount = %order.amount, "payment confirmed, receipt issued");
-            state.grant_wake.notify_one();
+            crate::wake::send(state, crate::wake::Signal::Grant);
             if let Some(sub) = &order.subscription_id {
-                state.feeds.changed(sub);
+                crate::wake::send(state, crate::wake::Signal::Changed(sub.clone()));
             }
             Ok(Settled::Paid)
         }

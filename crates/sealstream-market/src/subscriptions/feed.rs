@@ -104,6 +104,18 @@ impl Feeds {
         self.pending.send_modify(|n| *n = n.wrapping_add(1));
     }
 
+    /// Wakes every feed and the pending lists' long polls (wake-ups from
+    /// other replicas may have been missed: [`crate::wake`]).
+    pub fn wake_all(&self) {
+        for wake in self.lock_wakes().values() {
+            wake.send_modify(|n| {
+                n.changes = n.changes.wrapping_add(1);
+                n.grants = n.grants.wrapping_add(1);
+            });
+        }
+        self.pending.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
     pub(crate) fn closing(&self) -> bool {
         self.closing.load(Ordering::SeqCst)
     }
@@ -465,7 +477,7 @@ impl Follow {
             .is_empty();
         tx.commit().await?;
         if s.state != was || (notice.is_some() && !self.had_cutoff) {
-            self.state.feeds.changed(&s.id);
+            crate::wake::send(&self.state, crate::wake::Signal::Changed(s.id.clone()));
         }
         self.had_cutoff = notice.is_some();
         let mut key = state.clone();

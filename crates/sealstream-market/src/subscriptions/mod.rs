@@ -390,7 +390,7 @@ pub async fn sweep(state: &AppState, now: i64) -> ApiResult<usize> {
                 Ok(_) => {
                     tx.commit().await?;
                     n += 1;
-                    state.feeds.changed(id);
+                    crate::wake::send(state, crate::wake::Signal::Changed(id.clone()));
                 }
                 Err(e) if e.status == StatusCode::CONFLICT => {
                     // Rolled back as `tx` drops.
@@ -955,7 +955,7 @@ where
     issue_cutoff(state, &mut tx, &s, now).await?;
     let view = view(state, &mut tx, &s).await?;
     tx.commit().await?;
-    state.feeds.changed(&id);
+    crate::wake::send(state, crate::wake::Signal::Changed(id.clone()));
     tracing::info!(subscription = %id, "subscription {}", ending.to);
     Ok(Json(view))
 }
@@ -1382,7 +1382,7 @@ pub(crate) async fn store_entries(
     let stored = store_entries_in(&mut tx, id, entries, granter).await?;
     tx.commit().await?;
     if stored.stored > 0 {
-        state.feeds.granted(id);
+        crate::wake::send(state, crate::wake::Signal::Granted(id.to_string()));
     }
     Ok(stored)
 }
