@@ -1,11 +1,13 @@
-//! In-process rate limits: a token bucket per key (a principal's DID, a
-//! client's address, an order), held in memory.
+//! Rate limits: a token bucket per key (a principal's DID, a client's
+//! address, an order).
 //!
 //! Each key has a bucket of at most `burst` tokens, one regained every
 //! `every` ([`Rate`]); a request takes one token, and is refused while the
-//! bucket is empty, with the time until a token is back. Nothing is shared
-//! between processes: behind several server processes every process has its
-//! own buckets, and a restart refills them.
+//! bucket is empty, with the time until a token is back. On PostgreSQL the
+//! buckets of the write and payment-proof limits are rows every replica
+//! shares ([`SharedBuckets`]); on SQLite, and for [`KeyedTokenBucket`]
+//! itself, they are held in this process's memory, and a restart refills
+//! them.
 //!
 //! Memory is bounded: when a new key would make more than `max_keys`
 //! buckets, the buckets that are full again (unused for `burst × every`, so
@@ -165,6 +167,122 @@ impl<K: Hash + Eq + Clone> KeyedTokenBucket<K> {
     }
 }
 
+/// A [`KeyedTokenBucket`] every replica shares (issue 24): on PostgreSQL
+/// each bucket is a row of `rate_buckets` (migration 0024) under this
+/// limiter's `scope`, taken from and refilled in one statement by the
+/// database's clock, so N replicas together allow a key the configured
+/// rate; on SQLite (one process) the buckets stay in memory. When the
+/// database fails the check, this process's own bucket decides (never
+/// stricter than the shared one would be for this process alone).
+#[derive(Debug)]
+pub struct SharedBuckets<K> {
+    scope: &'static str,
+    local: KeyedTokenBucket<K>,
+}
+
+impl<K: Hash + Eq + Clone + std::fmt::Display> SharedBuckets<K> {
+    /// Buckets at `rate` named `scope` in the database, kept in memory
+    /// (at most `max_keys`) where the database is not shared.
+    pub fn new(scope: &'static str, rate: Rate, max_keys: usize) -> Self {
+        SharedBuckets {
+            scope,
+            local: KeyedTokenBucket::of(rate, max_keys),
+        }
+    }
+
+    /// The rate the buckets fill at.
+    pub fn rate(&self) -> Rate {
+        self.local.rate()
+    }
+
+    /// Takes a token from `key`'s bucket; `Err(wait)` when it is empty,
+    /// `wait` being the time until a token is back.
+    pub async fn check(&self, store: &crate::store::Store, key: &K) -> Result<(), Duration> {
+        if store.engine() != crate::store::Engine::Postgres {
+            return self.local.check(key);
+        }
+        let rate = self.local.rate();
+        if rate.burst == 0 {
+            return Err(rate.every);
+        }
+        match take_shared(store, self.scope, &key.to_string(), rate).await {
+            Ok(verdict) => verdict,
+            Err(e) => {
+                tracing::warn!(
+                    scope = self.scope,
+                    "shared rate limit unavailable, this process's used: {e}"
+                );
+                self.local.check(key)
+            }
+        }
+    }
+}
+
+/// The database's clock in milliseconds (PostgreSQL).
+const PG_NOW_MS: &str = "CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT)";
+
+/// Takes a token from the shared bucket `scope`/`key`: `Ok(Ok(()))`, or
+/// `Ok(Err(wait))` when it is empty.
+async fn take_shared(
+    store: &crate::store::Store,
+    scope: &str,
+    key: &str,
+    rate: Rate,
+) -> Result<Result<(), Duration>, sqlx::Error> {
+    let every_ms = i64::try_from(rate.every.as_millis().max(1)).unwrap_or(i64::MAX);
+    let burst_milli = i64::from(rate.burst) * 1000;
+    // The tokens now: the stored ones plus those regained since, at most a
+    // full bucket (thousandths of a token, integer arithmetic).
+    let refilled = "LEAST($3, rate_buckets.tokens_milli \
+                    + (GREATEST(excluded.at_ms - rate_buckets.at_ms, 0) * 1000) / $4)";
+    let sql = format!(
+        "INSERT INTO rate_buckets (scope, bucket_key, tokens_milli, at_ms) \
+         VALUES ($1, $2, $3 - 1000, {PG_NOW_MS}) \
+         ON CONFLICT (scope, bucket_key) DO UPDATE SET \
+         tokens_milli = {refilled} - 1000, at_ms = excluded.at_ms \
+         WHERE {refilled} >= 1000"
+    );
+    let taken = sqlx::query(&sql)
+        .bind(scope)
+        .bind(key)
+        .bind(burst_milli)
+        .bind(every_ms)
+        .execute(store.pool())
+        .await?
+        .rows_affected();
+    if taken == 1 {
+        return Ok(Ok(()));
+    }
+    let row: Option<(i64, i64, i64)> = sqlx::query_as(&format!(
+        "SELECT tokens_milli, at_ms, {PG_NOW_MS} FROM rate_buckets \
+         WHERE scope = $1 AND bucket_key = $2"
+    ))
+    .bind(scope)
+    .bind(key)
+    .fetch_optional(store.pool())
+    .await?;
+    let wait = row.map_or(rate.every, |(tokens, at, now)| {
+        let have = (tokens + ((now - at).max(0) * 1000) / every_ms).min(burst_milli);
+        let missing = (1000 - have).clamp(1, 1000);
+        Duration::from_millis(u64::try_from(missing * every_ms / 1000).unwrap_or(0).max(1))
+    });
+    Ok(Err(wait))
+}
+
+/// Deletes the shared buckets idle for a day (full by then for any rate a
+/// limit uses; a missing row is a full bucket). Returns how many.
+pub async fn purge_shared(store: &crate::store::Store) -> Result<u64, sqlx::Error> {
+    if store.engine() != crate::store::Engine::Postgres {
+        return Ok(0);
+    }
+    let done = sqlx::query(&format!(
+        "DELETE FROM rate_buckets WHERE at_ms < {PG_NOW_MS} - 86400000"
+    ))
+    .execute(store.pool())
+    .await?;
+    Ok(done.rows_affected())
+}
+
 /// Lets a log line through at most once per interval, counting the others.
 #[derive(Debug)]
 pub struct LogThrottle {
@@ -241,17 +359,25 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
 #[derive(Debug)]
 pub struct ProofLimits {
     /// By [`ClientAddr::key`].
-    pub per_client: KeyedTokenBucket<String>,
+    pub per_client: SharedBuckets<String>,
     /// By order id.
-    pub per_order: KeyedTokenBucket<String>,
+    pub per_order: SharedBuckets<String>,
 }
 
 impl ProofLimits {
     /// The buckets at the configured rates.
     pub fn new(config: &crate::server::Config) -> ProofLimits {
         ProofLimits {
-            per_client: KeyedTokenBucket::of(config.proof_rate_per_client, DEFAULT_MAX_KEYS),
-            per_order: KeyedTokenBucket::of(config.proof_rate_per_order, DEFAULT_MAX_KEYS),
+            per_client: SharedBuckets::new(
+                "proof-client",
+                config.proof_rate_per_client,
+                DEFAULT_MAX_KEYS,
+            ),
+            per_order: SharedBuckets::new(
+                "proof-order",
+                config.proof_rate_per_order,
+                DEFAULT_MAX_KEYS,
+            ),
         }
     }
 }

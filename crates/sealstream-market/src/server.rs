@@ -1148,6 +1148,9 @@ impl Server {
         let now = sealstream_core::utc::now_unix();
         crate::listings::stats::publish(&store, now, config.public_stats_delay).await?;
         crate::auth::purge_expired_sessions(&store, now).await?;
+        crate::limits::purge_shared(&store)
+            .await
+            .map_err(StoreError::from)?;
         let state = AppState::new(store, objects, config, evm, keys, public_url);
         Ok(Server {
             listener,

@@ -22,7 +22,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use crate::error::ApiError;
-use crate::limits::KeyedTokenBucket;
+use crate::limits::{Rate, SharedBuckets, DEFAULT_MAX_KEYS};
 use crate::server::AppState;
 
 /// Default writes per second per principal.
@@ -38,24 +38,35 @@ pub const DEFAULT_ANONYMOUS_WRITE_BURST: u32 = 200;
 #[derive(Debug)]
 pub struct WriteLimits {
     /// Per principal (`None`: no limit).
-    principals: Option<KeyedTokenBucket<WriteKey>>,
+    principals: Option<SharedBuckets<WriteKey>>,
     /// Per client address without a session (`None`: no limit).
-    anonymous: Option<KeyedTokenBucket<WriteKey>>,
+    anonymous: Option<SharedBuckets<WriteKey>>,
 }
 
 impl WriteLimits {
-    /// The buckets for `config`'s rates (a rate of 0 is no limit).
+    /// The buckets for `config`'s rates (a rate of 0 is no limit), shared
+    /// by the replicas on PostgreSQL ([`SharedBuckets`]).
     pub fn new(config: &crate::server::Config) -> WriteLimits {
-        let bucket = |rate: f64, burst: u32| {
-            (rate > 0.0 && rate.is_finite()).then(|| KeyedTokenBucket::new(rate, burst))
+        let bucket = |scope: &'static str, rate: f64, burst: u32| {
+            (rate > 0.0 && rate.is_finite()).then(|| {
+                SharedBuckets::new(
+                    scope,
+                    Rate::per_second(rate, burst.max(1)),
+                    DEFAULT_MAX_KEYS,
+                )
+            })
         };
         WriteLimits {
-            principals: bucket(config.write_rate, config.write_burst),
-            anonymous: bucket(config.anonymous_write_rate, config.anonymous_write_burst),
+            principals: bucket("write-principal", config.write_rate, config.write_burst),
+            anonymous: bucket(
+                "write-anonymous",
+                config.anonymous_write_rate,
+                config.anonymous_write_burst,
+            ),
         }
     }
 
-    fn bucket(&self, key: &WriteKey) -> Option<&KeyedTokenBucket<WriteKey>> {
+    fn bucket(&self, key: &WriteKey) -> Option<&SharedBuckets<WriteKey>> {
         match key {
             WriteKey::Principal(_) => self.principals.as_ref(),
             WriteKey::Client(_) | WriteKey::Unknown => self.anonymous.as_ref(),
@@ -72,6 +83,17 @@ pub enum WriteKey {
     Client(IpAddr),
     /// No address known (a request not from a socket).
     Unknown,
+}
+
+/// The key of the shared bucket (`rate_buckets.bucket_key`).
+impl std::fmt::Display for WriteKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            WriteKey::Principal(did) => write!(f, "principal {did}"),
+            WriteKey::Client(ip) => write!(f, "client {ip}"),
+            WriteKey::Unknown => f.write_str("unknown"),
+        }
+    }
 }
 
 /// The middleware: takes a token for every write, or answers 429.
@@ -103,10 +125,10 @@ pub async fn limit_writes(State(state): State<AppState>, request: Request, next:
         },
     };
     parts.extensions.insert(crate::auth::Resolved(resolved));
-    let verdict = state
-        .writes
-        .bucket(&key)
-        .map_or(Ok(()), |bucket| bucket.check(&key));
+    let verdict = match state.writes.bucket(&key) {
+        Some(bucket) => bucket.check(&state.store, &key).await,
+        None => Ok(()),
+    };
     match verdict {
         Ok(()) => next.run(Request::from_parts(parts, body)).await,
         Err(wait) => refuse(&state, &key, wait),

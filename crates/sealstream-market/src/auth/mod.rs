@@ -255,8 +255,10 @@ pub async fn purge_expired_sessions(
     Ok(n)
 }
 
-/// The task that purges expired sessions every [`SESSION_PURGE_EVERY`]
-/// (the server runs the first purge itself before it serves).
+/// The task that purges expired sessions (and the shared rate buckets idle
+/// for a day, [`crate::limits::purge_shared`]) every
+/// [`SESSION_PURGE_EVERY`] (the server runs the first purge itself before
+/// it serves).
 pub fn spawn_session_purger(state: AppState) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         loop {
@@ -273,6 +275,9 @@ pub fn spawn_session_purger(state: AppState) -> tokio::task::JoinHandle<()> {
                 Ok(n) if n > 0 => tracing::debug!(sessions = n, "expired sessions purged"),
                 Ok(_) => {}
                 Err(e) => tracing::warn!("session purge: {e}"),
+            }
+            if let Err(e) = crate::limits::purge_shared(&state.store).await {
+                tracing::warn!("rate bucket purge: {e}");
             }
         }
     })

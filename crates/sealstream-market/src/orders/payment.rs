@@ -331,7 +331,7 @@ pub async fn payment_proof(
     proof: Result<ApiJson<PaymentProof>, ApiError>,
 ) -> Response {
     // The client's limit first: a malformed proof costs a token too.
-    if let Err(e) = limit_client(&state, &client, &id) {
+    if let Err(e) = limit_client(&state, &client, &id).await {
         return from_api(e);
     }
     let ApiJson(proof) = match proof {
@@ -352,13 +352,14 @@ fn retry_secs(wait: std::time::Duration) -> u64 {
     wait.as_secs_f64().ceil().max(1.0) as u64
 }
 
-fn limit_client(state: &AppState, client: &ClientAddr, id: &str) -> ApiResult<()> {
+async fn limit_client(state: &AppState, client: &ClientAddr, id: &str) -> ApiResult<()> {
     let rate = state.config.proof_rate_per_client;
     let key = client.key();
     state
         .proof_limits
         .per_client
-        .check(&key)
+        .check(&state.store, &key)
+        .await
         .map_err(|l| {
             tracing::warn!(client = %key, order = %id, "payment proof refused: the limit per client address");
             ApiError::too_many_requests(
@@ -372,12 +373,13 @@ fn limit_client(state: &AppState, client: &ClientAddr, id: &str) -> ApiResult<()
         })
 }
 
-fn limit_order(state: &AppState, id: &str) -> ApiResult<()> {
+async fn limit_order(state: &AppState, id: &str) -> ApiResult<()> {
     let rate = state.config.proof_rate_per_order;
     state
         .proof_limits
         .per_order
-        .check(&id.to_string())
+        .check(&state.store, &id.to_string())
+        .await
         .map_err(|l| {
             tracing::warn!(order = %id, "payment proof refused: the limit per order");
             ApiError::too_many_requests(
@@ -439,7 +441,7 @@ async fn take_proof(state: &AppState, id: &str, proof: &PaymentProof) -> ApiResu
     check_proof(&order, proof)?;
     let verdict = ask_chain(state, &order, tx_hash).await?;
     if !verdict.shows_payment() {
-        limit_order(state, id)?;
+        limit_order(state, id).await?;
     }
     let rules = SettleRules {
         may_expire: false,

@@ -1,0 +1,72 @@
+//! Several replicas on one PostgreSQL database (issue 24): the write
+//! limits count a principal's writes on every replica together, and each
+//! background job runs on one replica at a time, taken over by another
+//! when its holder stops.
+
+mod common;
+
+use common::chains::new_owner;
+use common::TestServer;
+use sealstream_market::auth::Role;
+use sealstream_market::lease::Job;
+use sealstream_testkit::server::Db;
+use sealstream_testkit::wait;
+
+/// A principal's write burst is spent across the replicas: three writes
+/// allowed in all, whichever replica takes them.
+#[test]
+fn the_write_limit_is_one_for_all_replicas() {
+    let first = TestServer::start_with(Db::Postgres, |c| {
+        c.write_rate = 0.001;
+        c.write_burst = 3;
+    });
+    let second = first.replica(|_| {});
+    let (_, alice) = new_owner();
+    let token = first.session_for(&alice, &[Role::Owner]);
+    let empty = serde_json::json!({});
+    let write = |server: &TestServer| server.send("POST", "/v1/listings", Some(&token), &empty).0;
+    // Refused for their bodies, but writes all the same.
+    assert_eq!(write(&first), 400);
+    assert_eq!(write(&second), 400);
+    assert_eq!(write(&first), 400);
+    assert_eq!(write(&second), 429, "the burst was spent on both");
+    assert_eq!(write(&first), 429);
+    // Another principal has its own bucket.
+    let (_, bob) = new_owner();
+    let other = second.session_for(&bob, &[Role::Owner]);
+    assert_eq!(
+        second.send("POST", "/v1/listings", Some(&other), &empty).0,
+        400
+    );
+}
+
+/// The audit head signer (a pass every second) runs on one of two
+/// replicas; when that one stops (releasing its leases), the other takes
+/// the job over.
+#[test]
+fn a_job_runs_on_one_replica_and_moves_when_it_stops() {
+    let first = TestServer::start(Db::Postgres);
+    let second = first.replica(|c| c.replica_id = Some("second".into()));
+    let mut servers = [first, second];
+    let asked = |s: &TestServer| {
+        s.state
+            .leases
+            .held()
+            .into_iter()
+            .find(|(j, _)| *j == Job::AuditHead)
+            .map(|(_, held)| held)
+    };
+    wait::until("both replicas asked for the audit head's lease", || {
+        servers.iter().all(|s| asked(s).is_some())
+    });
+    wait::until("one of them holds it", || {
+        servers.iter().any(|s| asked(s) == Some(true))
+    });
+    let holder = usize::from(asked(&servers[0]) != Some(true));
+    let other = 1 - holder;
+    assert_eq!(asked(&servers[other]), Some(false), "never both");
+    servers[holder].stop();
+    wait::until("the other replica takes it over", || {
+        asked(&servers[other]) == Some(true)
+    });
+}
