@@ -95,6 +95,22 @@ impl ApiError {
         )
     }
 
+    /// A database failure: 503 (with `Retry-After`) when it is transient,
+    /// a deadlock or a serialisation failure between concurrent
+    /// transactions (replicas on PostgreSQL) or a busy database, which the
+    /// same request, sent again, gets past; else 500 ([`ApiError::internal`]).
+    pub fn database(e: sqlx::Error) -> Self {
+        if is_transient(&e) {
+            tracing::warn!("database conflict, the client is asked to retry: {e}");
+            return Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                None,
+                "the database is busy with a conflicting change: try again",
+            );
+        }
+        Self::internal("database", e)
+    }
+
     /// The refusal's body, [`ErrorBody`].
     pub fn error_body(&self) -> ErrorBody {
         ErrorBody::new(self.field.as_deref(), self.message.clone())
@@ -124,12 +140,18 @@ impl IntoResponse for ApiError {
             tracing::warn!(status = self.status.as_u16(), "refused: {self}");
         }
         let body = serde_json::to_vec(&self.error_body()).unwrap_or_default();
-        (
+        let mut response = (
             self.status,
             [(header::CONTENT_TYPE, "application/json")],
             body,
         )
-            .into_response()
+            .into_response();
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+        }
+        response
     }
 }
 
@@ -140,16 +162,31 @@ impl From<FieldError> for ApiError {
     }
 }
 
+/// Whether `e` is a conflict between transactions that the same request,
+/// sent again, gets past: PostgreSQL's deadlock (40P01), serialisation
+/// failure (40001) and lock not available (55P03); SQLite's busy (5, and
+/// 517, a busy snapshot) and locked (6).
+fn is_transient(e: &sqlx::Error) -> bool {
+    let code = e.as_database_error().and_then(|d| d.code());
+    matches!(
+        code.as_deref(),
+        Some("40P01" | "40001" | "55P03" | "5" | "517" | "6")
+    )
+}
+
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
-        ApiError::internal("database", e)
+        match e {
+            StoreError::Database(e) => ApiError::database(e),
+            other => ApiError::internal("database", other),
+        }
     }
 }
 
 impl From<crate::store::DbError> for ApiError {
     fn from(e: crate::store::DbError) -> Self {
         match e {
-            crate::store::DbError::Database(e) => ApiError::internal("database", e),
+            crate::store::DbError::Database(e) => ApiError::database(e),
             crate::store::DbError::Inconsistent { context, message } => {
                 ApiError::internal(context, message)
             }
@@ -159,7 +196,7 @@ impl From<crate::store::DbError> for ApiError {
 
 impl From<sqlx::Error> for ApiError {
     fn from(e: sqlx::Error) -> Self {
-        ApiError::internal("database", e)
+        ApiError::database(e)
     }
 }
 

@@ -70,3 +70,38 @@ fn a_job_runs_on_one_replica_and_moves_when_it_stops() {
         asked(&servers[other]) == Some(true)
     });
 }
+
+/// Two transactions that lock two rows in opposite orders (as two
+/// replicas' requests may): PostgreSQL ends one with a deadlock error,
+/// which the API answers as a 503 with `Retry-After`, a conflict worth
+/// sending again, not a 500.
+#[test]
+fn a_deadlock_is_a_503_to_retry() {
+    use axum::response::IntoResponse;
+    use sealstream_market::error::ApiError;
+    let server = TestServer::start(Db::Postgres);
+    let store = &server.store;
+    common::block_on(async {
+        sqlx::query("CREATE TABLE pair (id BIGINT PRIMARY KEY)")
+            .execute(store.pool())
+            .await
+            .unwrap();
+        sqlx::query("INSERT INTO pair (id) VALUES (1), (2)")
+            .execute(store.pool())
+            .await
+            .unwrap();
+        let mut one = store.begin_sqlx().await.unwrap();
+        let mut two = store.begin_sqlx().await.unwrap();
+        let lock = |id: i64| sqlx::query("UPDATE pair SET id = id WHERE id = $1").bind(id);
+        lock(1).execute(&mut *one).await.unwrap();
+        lock(2).execute(&mut *two).await.unwrap();
+        let (a, b) = tokio::join!(lock(2).execute(&mut *one), lock(1).execute(&mut *two));
+        let failed = match (a, b) {
+            (Err(e), Ok(_)) | (Ok(_), Err(e)) => e,
+            other => panic!("expected one deadlock: {other:?}"),
+        };
+        let answer = ApiError::from(failed).into_response();
+        assert_eq!(answer.status().as_u16(), 503);
+        assert_eq!(answer.headers()["retry-after"], "1");
+    });
+}

@@ -37,6 +37,16 @@ where
         .await
 }
 
+/// The newest event's number, hash and time, for the next append; `None`
+/// for an empty log.
+pub(super) async fn last_for_append(
+    tx: &mut Tx,
+) -> Result<Option<(i64, String, String)>, sqlx::Error> {
+    sqlx::query_as("SELECT seq, hash, at FROM audit_events ORDER BY seq DESC LIMIT 1")
+        .fetch_optional(&mut **tx)
+        .await
+}
+
 /// Inserts `events` inside `tx` (which holds the [`lock`]), in a few
 /// statements.
 pub(super) async fn insert_all(tx: &mut Tx, events: &[Event]) -> Result<(), sqlx::Error> {
@@ -148,13 +158,16 @@ pub(super) mod tamper {
 
     /// Stores `event` over the event of its number.
     pub async fn rewrite(store: &Store, event: &Event) {
-        sqlx::query("UPDATE audit_events SET details = $1, prev = $2, hash = $3 WHERE seq = $4")
-            .bind(&event.details)
-            .bind(&event.prev)
-            .bind(&event.hash)
-            .bind(event.seq)
-            .execute(store.pool())
-            .await
-            .unwrap();
+        sqlx::query(
+            "UPDATE audit_events SET details = $1, prev = $2, hash = $3, at = $4 WHERE seq = $5",
+        )
+        .bind(&event.details)
+        .bind(&event.prev)
+        .bind(&event.hash)
+        .bind(&event.at)
+        .bind(event.seq)
+        .execute(store.pool())
+        .await
+        .unwrap();
     }
 }

@@ -198,11 +198,18 @@ pub async fn append_all(tx: &mut Tx, events: &[NewEvent<'_>]) -> Result<Vec<Even
         return Ok(Vec::new());
     }
     db::lock(tx).await?;
-    let (mut seq, mut prev) = match db::last(&mut **tx).await? {
-        Some((seq, hash)) => (seq, hash),
-        None => (0, GENESIS.to_string()),
+    let (mut seq, mut prev, last_at) = match db::last_for_append(tx).await? {
+        Some((seq, hash, at)) => (seq, hash, Some(at)),
+        None => (0, GENESIS.to_string(), None),
     };
-    let at = sealstream_core::utc::now();
+    // Never before the event it follows: replicas' clocks may differ by a
+    // little, and the log reads in time order as in `seq` order (the
+    // times are fixed-width UTC text, so they compare as strings).
+    let now = sealstream_core::utc::now();
+    let at = match last_at {
+        Some(last) if last > now => last,
+        _ => now,
+    };
     let mut out = Vec::with_capacity(events.len());
     for e in events {
         seq += 1;
@@ -470,6 +477,24 @@ pub(crate) mod tests {
             t.await.unwrap();
         }
         assert_eq!(verify(&store).await.unwrap().events, 40);
+    }
+
+    /// An event appended after one stamped later (by a replica whose clock
+    /// is ahead) takes that time, not an earlier one.
+    #[tokio::test]
+    async fn times_never_go_back_along_the_log() {
+        let store = memory_store_with(1).await;
+        let mut first = events_of(&store).await.remove(0);
+        first.at = "2999-01-01T00:00:00Z".into();
+        let details = json::parse(first.details.as_bytes()).unwrap();
+        let e = &first;
+        first.hash =
+            event_hash(1, &e.at, &e.actor, &e.action, &e.subject, &details, &e.prev).unwrap();
+        db::tamper::rewrite(&store, &first).await;
+        append_test_event(&store, 2).await;
+        let events = events_of(&store).await;
+        assert_eq!(events[1].at, "2999-01-01T00:00:00Z");
+        assert_eq!(verify(&store).await.unwrap().events, 2);
     }
 
     #[tokio::test]
