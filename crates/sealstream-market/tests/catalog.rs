@@ -29,6 +29,14 @@ fn search(server: &TestServer, query: &str) -> Vec<String> {
     ids(&page)
 }
 
+/// [`search`] on the test's own server process, never through a proxy
+/// (the catalog cache is each process's).
+fn search_here(server: &TestServer, query: &str) -> Vec<String> {
+    let (status, page) = server.get_here(&format!("/v1/catalog?{query}"), None);
+    assert_eq!(status, 200, "{query}: {page}");
+    ids(&page)
+}
+
 /// Every page of `query` with `limit`, following `nextCursor`.
 fn all_pages(server: &TestServer, query: &str, limit: usize) -> Vec<String> {
     let mut out = Vec::new();
@@ -413,11 +421,11 @@ fn cached_answers_follow_every_change(db: Db) {
         &alice.token,
         &listing_body(&ds, "Harbour crane telemetry"),
     );
-    let first = search(&server, "q=crane");
+    let first = search_here(&server, "q=crane");
     assert_eq!(first, [crane.as_str()]);
     let before = cache_counts(&server);
     for _ in 0..3 {
-        assert_eq!(search(&server, "q=crane"), first);
+        assert_eq!(search_here(&server, "q=crane"), first);
     }
     let after = cache_counts(&server);
     assert_eq!(
@@ -440,7 +448,7 @@ fn cached_answers_follow_every_change(db: Db) {
         &alice.token,
         &listing_body(&ds, "Gantry crane loads"),
     );
-    let mut both = search(&server, "q=crane");
+    let mut both = search_here(&server, "q=crane");
     both.sort();
     let mut expected = vec![crane.clone(), second.clone()];
     expected.sort();
@@ -475,11 +483,11 @@ fn cached_answers_follow_every_change(db: Db) {
         Some(&alice.token),
         &json!({}),
     );
-    assert_eq!(search(&server, "q=gantry"), Vec::<String>::new());
+    assert_eq!(search_here(&server, "q=gantry"), Vec::<String>::new());
     // The counts are in /metrics.
     let (hits, misses) = cache_counts(&server);
     let auditor = server.session_for(&alice.did, &[sealstream_market::auth::Role::Auditor]);
-    let (status, text) = server.get("/metrics", Some(&auditor));
+    let (status, text) = server.get_here("/metrics", Some(&auditor));
     assert_eq!(status, 200, "{text}");
     let text = text.as_str().unwrap_or_default();
     assert!(

@@ -159,7 +159,7 @@ fn accepted_sockets_have_nodelay() {
 /// from the first client is refused too; and the stalled connections held
 /// are closed when the header timeout passes.
 fn stalled_connections_are_capped_per_client_and_timed_out(db: Db) {
-    let server = TestServer::start_with(db, |c| {
+    let server = TestServer::start_single_with(db, |c| {
         c.max_connections_per_client = 4;
         c.header_timeout = Duration::from_secs(3);
     });
@@ -278,7 +278,7 @@ fn trickle(to: SocketAddr, head: &str, body: &[u8], pause: Duration) -> Outcome 
 /// request timeout is cut with 408 naming `request-timeout`; the upload
 /// routes (chunks, grants) have the longer upload timeout instead.
 fn requests_are_cut_by_their_route_class_timeout(db: Db) {
-    let server = TestServer::start_with(db, |c| {
+    let server = TestServer::start_single_with(db, |c| {
         c.request_timeout = Duration::from_secs(1);
         c.upload_timeout = Duration::from_secs(600);
     });

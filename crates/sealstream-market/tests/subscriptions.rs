@@ -1129,7 +1129,9 @@ fn a_final_feed_waits_for_the_chunks_still_due(db: Db) {
 }
 
 fn a_feed_is_its_buyers_only(db: Db) {
-    let mut server = TestServer::start_with(db, |c| {
+    // Feeds are counted per process, as connections are (the proxy in
+    // front of replicas limits per client): one process here.
+    let mut server = TestServer::start_single_with(db, |c| {
         c.max_feeds_per_principal = 1;
         c.feed_keep_alive = Duration::from_millis(100);
     });

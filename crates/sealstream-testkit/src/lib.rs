@@ -44,6 +44,8 @@ pub mod mosquitto;
 pub mod moto;
 #[cfg(feature = "market")]
 pub mod postgres;
+#[cfg(feature = "market")]
+pub mod proxy;
 pub mod reference;
 pub mod registration;
 pub mod secrets;

@@ -92,10 +92,30 @@ pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
     runtime().block_on(f)
 }
 
+/// `SEALSTREAM_TEST_REPLICAS=N` (N ≥ 2) runs every test server on
+/// PostgreSQL as N replicas on one database and one object store behind a
+/// round-robin proxy (issue 24): `base` is the proxy's, `state` and
+/// `store` the first replica's.
+pub const REPLICAS_ENV: &str = "SEALSTREAM_TEST_REPLICAS";
+
+/// The replicas a PostgreSQL test server runs as ([`REPLICAS_ENV`]).
+fn replicas_wanted(database_url: &str) -> usize {
+    if !database_url.starts_with("postgres") {
+        return 1;
+    }
+    std::env::var(REPLICAS_ENV)
+        .ok()
+        .and_then(|n| n.parse::<usize>().ok())
+        .filter(|n| *n >= 2)
+        .unwrap_or(1)
+}
+
 /// A running server; stopped (gracefully) when dropped.
 pub struct TestServer {
-    /// `http://127.0.0.1:PORT`.
+    /// `http://127.0.0.1:PORT` (the proxy's, with [`REPLICAS_ENV`]).
     pub base: String,
+    /// `http://127.0.0.1:PORT` of this server itself.
+    pub own_base: String,
     /// The database URL (kept across restarts).
     pub database_url: String,
     /// The data directory (kept across restarts).
@@ -109,6 +129,11 @@ pub struct TestServer {
     pub state: AppState,
     /// `http://ADDR` of the metrics listener, when configured.
     pub metrics_base: Option<String>,
+    /// With [`REPLICAS_ENV`]: the other replicas, on the same database and
+    /// objects, and the proxy `base` names, which sends each request to
+    /// the next replica in turn.
+    pub others: Vec<TestServer>,
+    proxy: Option<crate::proxy::RoundRobin>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
     _dir: Option<tempfile::TempDir>,
@@ -126,7 +151,18 @@ impl TestServer {
         let dir = tempfile::tempdir().expect("temporary directory");
         let data_dir = dir.path().join("data");
         let database_url = db.new_database(&data_dir);
-        Self::launch_in(dir, data_dir, database_url, adjust)
+        let replicas = replicas_wanted(&database_url);
+        Self::launch_in(dir, data_dir, database_url, replicas, adjust)
+    }
+
+    /// [`start_with`](Self::start_with), always one process, whatever
+    /// [`REPLICAS_ENV`] says: for tests of what one process does with its
+    /// own connections (caps per client, feeds per principal, stopping).
+    pub fn start_single_with(db: Db, adjust: impl FnOnce(&mut Config)) -> TestServer {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let data_dir = dir.path().join("data");
+        let database_url = db.new_database(&data_dir);
+        Self::launch_in(dir, data_dir, database_url, 1, adjust)
     }
 
     /// A new server on a new database that `prepare` filled first (given
@@ -143,15 +179,18 @@ impl TestServer {
         std::fs::create_dir_all(&data_dir).expect("data directory");
         let database_url = db.new_database(&data_dir);
         prepare(&database_url);
-        Self::launch_in(dir, data_dir, database_url, adjust)
+        let replicas = replicas_wanted(&database_url);
+        Self::launch_in(dir, data_dir, database_url, replicas, adjust)
     }
 
     /// Starts a server on `database_url` and `data_dir` (inside `dir`,
-    /// which it keeps), listening on a free port.
+    /// which it keeps), listening on a free port; as `replicas` processes
+    /// behind a proxy when more than 1.
     fn launch_in(
         dir: tempfile::TempDir,
         data_dir: PathBuf,
         database_url: String,
+        replicas: usize,
         adjust: impl FnOnce(&mut Config),
     ) -> TestServer {
         let mut config = Config {
@@ -162,9 +201,41 @@ impl TestServer {
             ..Config::default()
         };
         adjust(&mut config);
+        let proxy = (replicas > 1).then(|| {
+            let proxy =
+                crate::proxy::RoundRobin::start(runtime().handle(), vec![String::new(); replicas]);
+            // The address clients sign in for is the proxy's, unless the
+            // test names one.
+            if config.public_url.is_none() {
+                config.public_url = Some(proxy.base());
+            }
+            proxy
+        });
         let mut server = Self::launch(config, database_url, data_dir);
         server._dir = Some(dir);
+        if let Some(proxy) = proxy {
+            server.put_behind(proxy, replicas);
+        }
         server
+    }
+
+    /// Starts `replicas − 1` replicas of this server and puts them all
+    /// behind `proxy`, which `base` then names.
+    fn put_behind(&mut self, proxy: crate::proxy::RoundRobin, replicas: usize) {
+        proxy.set_backend(0, self.authority());
+        for i in 1..replicas {
+            let other = self.replica(|c| c.replica_id = Some(format!("replica-{i}")));
+            proxy.set_backend(i, other.authority());
+            self.others.push(other);
+        }
+        self.base = proxy.base();
+        self.proxy = Some(proxy);
+    }
+
+    /// `host:port` of this very server (not of a proxy in front).
+    fn authority(&self) -> String {
+        let own = self.own_base.trim_start_matches("http://");
+        own.to_string()
     }
 
     fn launch(config: Config, database_url: String, data_dir: PathBuf) -> TestServer {
@@ -184,12 +255,15 @@ impl TestServer {
         let store = block_on(Store::open(&database_url)).expect("open the store beside the server");
         TestServer {
             base: format!("http://{addr}"),
+            own_base: format!("http://{addr}"),
             database_url,
             data_dir,
             store,
             config,
             state,
             metrics_base,
+            others: Vec::new(),
+            proxy: None,
             stop: Some(stop),
             thread: Some(thread),
             _dir: None,
@@ -249,6 +323,10 @@ impl TestServer {
     /// Stops the server (finishing requests in flight) and starts it again on
     /// the same database and data directory, on a new port.
     pub fn restart(&mut self) {
+        // Replicas restart together, with the configuration as the test
+        // left it.
+        let replicas = 1 + self.others.len();
+        self.others.clear();
         self.shutdown();
         let dir = self._dir.take();
         let mut next = Self::launch(
@@ -257,6 +335,9 @@ impl TestServer {
             self.data_dir.clone(),
         );
         next._dir = dir;
+        if let Some(proxy) = self.proxy.take() {
+            next.put_behind(proxy, replicas);
+        }
         *self = next;
     }
 
@@ -310,6 +391,16 @@ impl TestServer {
     /// GET, as (status, JSON body).
     pub fn get(&self, path: &str, token: Option<&str>) -> (u16, Value) {
         reply(self.request("GET", path, token))
+    }
+
+    /// GET from this very server, never through the proxy of
+    /// [`REPLICAS_ENV`]: for tests of what one process keeps (its caches).
+    pub fn get_here(&self, path: &str, token: Option<&str>) -> (u16, Value) {
+        let r = http::request("GET", &format!("{}{path}", self.own_base));
+        reply(match token {
+            Some(t) => r.bearer_auth(t),
+            None => r,
+        })
     }
 
     /// A JSON request with a JSON body, as (status, JSON body).
