@@ -72,9 +72,11 @@ impl Job {
     }
 }
 
-/// The shortest lease: long enough that a renewal every pass never lets a
-/// busy job's lease lapse between two passes.
-pub const MIN_LEASE: Duration = Duration::from_secs(60);
+/// The shortest lease: the longest a job stops when its replica dies
+/// between two passes of a job that runs often (the audit head's, every
+/// second). A pass longer than its lease lets another replica start the
+/// same work, which costs work only.
+pub const MIN_LEASE: Duration = Duration::from_secs(10);
 
 /// The lease of a job whose passes come every `every`: three passes, and
 /// at least [`MIN_LEASE`].
@@ -226,9 +228,10 @@ mod tests {
     }
 
     #[test]
-    fn leases_span_three_passes_and_a_minute_at_least() {
+    fn leases_span_three_passes_and_ten_seconds_at_least() {
         assert_eq!(lease_for(Duration::from_secs(1)), MIN_LEASE);
         assert_eq!(lease_for(Duration::from_secs(30)), Duration::from_secs(90));
+        assert_eq!(lease_for(Duration::from_secs(5)), Duration::from_secs(15));
     }
 
     #[test]

@@ -2005,6 +2005,14 @@ pub struct MarketLimitArgs {
     /// Writes a client address without a session may make at once.
     #[arg(long, default_value_t = 200, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub anonymous_write_burst: u32,
+    /// Payment proofs (POST /v1/orders/{id}/payment-proof) per second per client address:
+    /// then 429 (more than 0; behind a reverse proxy every client has the proxy's address,
+    /// so raise it there and limit per client at the proxy).
+    #[arg(long, default_value_t = 0.5, value_name = "PER_SECOND", value_parser = parse_positive_rate)]
+    pub payment_proof_rate: f64,
+    /// Payment proofs a client address may post at once.
+    #[arg(long, default_value_t = 30, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub payment_proof_burst: u32,
     /// Subscription feeds (GET /v1/subscriptions/{id}/feed) one principal may hold open
     /// at once: one more is answered 429 naming feeds.
     #[arg(long, default_value_t = 8, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
@@ -2013,6 +2021,14 @@ pub struct MarketLimitArgs {
     /// --idle-timeout, or idle feeds are cut).
     #[arg(long, default_value_t = 15, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
     pub feed_keep_alive: u64,
+}
+
+#[cfg(feature = "market")]
+fn parse_positive_rate(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(r) if r.is_finite() && r > 0.0 => Ok(r),
+        _ => Err("expected a number per second, more than 0".into()),
+    }
 }
 
 #[cfg(feature = "market")]

@@ -140,6 +140,10 @@ pub fn run(args: MarketServeArgs, ui: Ui) -> CliResult {
         write_burst: limits.write_burst,
         anonymous_write_rate: limits.anonymous_write_rate,
         anonymous_write_burst: limits.anonymous_write_burst,
+        proof_rate_per_client: sealstream_market::limits::Rate::per_second(
+            limits.payment_proof_rate,
+            limits.payment_proof_burst,
+        ),
         max_feeds_per_principal: usize::try_from(limits.max_feeds_per_principal)
             .unwrap_or(usize::MAX),
         feed_keep_alive: seconds(limits.feed_keep_alive),
