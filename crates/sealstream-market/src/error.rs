@@ -164,14 +164,16 @@ impl From<FieldError> for ApiError {
 
 /// Whether `e` is a conflict between transactions that the same request,
 /// sent again, gets past: PostgreSQL's deadlock (40P01), serialisation
-/// failure (40001) and lock not available (55P03); SQLite's busy (5, and
-/// 517, a busy snapshot) and locked (6).
+/// failure (40001) and lock not available (55P03); SQLite's busy (5) and
+/// locked (6), with their extended codes (517 a busy snapshot, 261, 262, …).
 fn is_transient(e: &sqlx::Error) -> bool {
-    let code = e.as_database_error().and_then(|d| d.code());
-    matches!(
-        code.as_deref(),
-        Some("40P01" | "40001" | "55P03" | "5" | "517" | "6")
-    )
+    let Some(code) = e.as_database_error().and_then(|d| d.code()) else {
+        return false;
+    };
+    match code.parse::<i64>() {
+        Ok(sqlite) => matches!(sqlite & 0xff, 5 | 6),
+        Err(_) => matches!(code.as_ref(), "40P01" | "40001" | "55P03"),
+    }
 }
 
 impl From<StoreError> for ApiError {

@@ -14,7 +14,9 @@
 //! replicas overlap (a pass longer than its lease) costs work, not
 //! correctness.
 //!
-//! On SQLite there is one process, which holds every lease.
+//! On SQLite there is one process, which holds every lease; it frees the
+//! leases of a process that died before it at start ([`Leases::clear_stale`]),
+//! as a PostgreSQL replica frees those of its own id.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -81,7 +83,7 @@ pub const MIN_LEASE: Duration = Duration::from_secs(10);
 /// The lease of a job whose passes come every `every`: three passes, and
 /// at least [`MIN_LEASE`].
 pub fn lease_for(every: Duration) -> Duration {
-    (every * 3).max(MIN_LEASE)
+    every.saturating_mul(3).max(MIN_LEASE)
 }
 
 /// Why a replica id is refused.
@@ -167,16 +169,45 @@ impl Leases {
         Ok(holds)
     }
 
-    /// Whether `job` should run a pass now: [`Leases::hold`], with an
-    /// error logged and taken as "not now" (the next pass asks again).
+    /// Whether `job`, whose passes come every `every`, should run a pass
+    /// now: [`Leases::leading_for`] a lease of [`lease_for`]`(every)`.
     pub async fn leading(&self, store: &Store, job: Job, every: Duration) -> bool {
-        match self.hold(store, job, lease_for(every)).await {
+        self.leading_for(store, job, lease_for(every)).await
+    }
+
+    /// Whether `job` should run a pass now: [`Leases::hold`] for `lease`,
+    /// with an error logged and taken as "not now" (the next pass asks
+    /// again).
+    pub async fn leading_for(&self, store: &Store, job: Job, lease: Duration) -> bool {
+        match self.hold(store, job, lease).await {
             Ok(holds) => holds,
             Err(e) => {
                 tracing::warn!(job = job.name(), "job lease: {e}");
                 false
             }
         }
+    }
+
+    /// At start: frees the leases a dead earlier process of this server
+    /// may still hold, so its jobs do not wait for their expiry. On SQLite
+    /// (one process) every lease; on PostgreSQL those of `replica` (a
+    /// replica id is one process at a time, so a restarted replica's old
+    /// leases are its own).
+    pub async fn clear_stale(&self, store: &Store, replica: &str) -> Result<u64, StoreError> {
+        let done = match store.engine() {
+            Engine::Sqlite => {
+                sqlx::query("DELETE FROM job_leases")
+                    .execute(store.pool())
+                    .await?
+            }
+            Engine::Postgres => {
+                sqlx::query("DELETE FROM job_leases WHERE holder LIKE $1")
+                    .bind(format!("{replica}/%"))
+                    .execute(store.pool())
+                    .await?
+            }
+        };
+        Ok(done.rows_affected())
     }
 
     /// Gives up every lease this process holds (at shutdown), so another

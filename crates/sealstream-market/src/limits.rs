@@ -218,8 +218,16 @@ impl<K: Hash + Eq + Clone + std::fmt::Display> SharedBuckets<K> {
     }
 }
 
-/// The database's clock in milliseconds (PostgreSQL).
-const PG_NOW_MS: &str = "CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT)";
+/// The database's clock in microseconds (PostgreSQL).
+const PG_NOW_US: &str = "CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000000 AS BIGINT)";
+
+/// Millionths of a token in one token.
+const MICRO: i64 = 1_000_000;
+
+/// The longest idle time a refill counts, in microseconds: a day (a
+/// bucket is full long before, and its product with [`MICRO`] stays far
+/// from overflowing).
+const REFILL_CAP_US: i64 = 86_400 * MICRO;
 
 /// Takes a token from the shared bucket `scope`/`key`: `Ok(Ok(()))`, or
 /// `Ok(Err(wait))` when it is empty.
@@ -229,24 +237,27 @@ async fn take_shared(
     key: &str,
     rate: Rate,
 ) -> Result<Result<(), Duration>, sqlx::Error> {
-    let every_ms = i64::try_from(rate.every.as_millis().max(1)).unwrap_or(i64::MAX);
-    let burst_milli = i64::from(rate.burst) * 1000;
+    let every_us = i64::try_from(rate.every.as_micros().max(1)).unwrap_or(i64::MAX);
+    let burst = i64::from(rate.burst) * MICRO;
     // The tokens now: the stored ones plus those regained since, at most a
-    // full bucket (thousandths of a token, integer arithmetic).
-    let refilled = "LEAST($3, rate_buckets.tokens_milli \
-                    + (GREATEST(excluded.at_ms - rate_buckets.at_ms, 0) * 1000) / $4)";
+    // full bucket (millionths of a token, integer arithmetic).
+    let refilled = format!(
+        "LEAST($3, rate_buckets.tokens_micro \
+         + (LEAST(GREATEST(excluded.at_us - rate_buckets.at_us, 0), {REFILL_CAP_US}) \
+         * {MICRO}) / $4)"
+    );
     let sql = format!(
-        "INSERT INTO rate_buckets (scope, bucket_key, tokens_milli, at_ms) \
-         VALUES ($1, $2, $3 - 1000, {PG_NOW_MS}) \
+        "INSERT INTO rate_buckets (scope, bucket_key, tokens_micro, at_us) \
+         VALUES ($1, $2, $3 - {MICRO}, {PG_NOW_US}) \
          ON CONFLICT (scope, bucket_key) DO UPDATE SET \
-         tokens_milli = {refilled} - 1000, at_ms = excluded.at_ms \
-         WHERE {refilled} >= 1000"
+         tokens_micro = {refilled} - {MICRO}, at_us = excluded.at_us \
+         WHERE {refilled} >= {MICRO}"
     );
     let taken = sqlx::query(&sql)
         .bind(scope)
         .bind(key)
-        .bind(burst_milli)
-        .bind(every_ms)
+        .bind(burst)
+        .bind(every_us)
         .execute(store.pool())
         .await?
         .rows_affected();
@@ -254,7 +265,7 @@ async fn take_shared(
         return Ok(Ok(()));
     }
     let row: Option<(i64, i64, i64)> = sqlx::query_as(&format!(
-        "SELECT tokens_milli, at_ms, {PG_NOW_MS} FROM rate_buckets \
+        "SELECT tokens_micro, at_us, {PG_NOW_US} FROM rate_buckets \
          WHERE scope = $1 AND bucket_key = $2"
     ))
     .bind(scope)
@@ -262,9 +273,11 @@ async fn take_shared(
     .fetch_optional(store.pool())
     .await?;
     let wait = row.map_or(rate.every, |(tokens, at, now)| {
-        let have = (tokens + ((now - at).max(0) * 1000) / every_ms).min(burst_milli);
-        let missing = (1000 - have).clamp(1, 1000);
-        Duration::from_millis(u64::try_from(missing * every_ms / 1000).unwrap_or(0).max(1))
+        let idle = (now - at).clamp(0, REFILL_CAP_US);
+        let have = tokens.saturating_add(idle * MICRO / every_us).min(burst);
+        let missing = (MICRO - have).clamp(1, MICRO);
+        let us = i128::from(missing) * i128::from(every_us) / i128::from(MICRO);
+        Duration::from_micros(u64::try_from(us).unwrap_or(u64::MAX).max(1))
     });
     Ok(Err(wait))
 }
@@ -276,7 +289,7 @@ pub async fn purge_shared(store: &crate::store::Store) -> Result<u64, sqlx::Erro
         return Ok(0);
     }
     let done = sqlx::query(&format!(
-        "DELETE FROM rate_buckets WHERE at_ms < {PG_NOW_MS} - 86400000"
+        "DELETE FROM rate_buckets WHERE at_us < {PG_NOW_US} - {REFILL_CAP_US}"
     ))
     .execute(store.pool())
     .await?;

@@ -1071,7 +1071,6 @@ impl Server {
             .await
             .map_err(|e| ServeError::Config(format!("cannot sign the audit head: {e}")))?;
         tracing::info!(
-            replica = %replica,
             listen = %local,
             public_url = %public_url,
             engine = ?store.engine(),
@@ -1191,6 +1190,14 @@ impl Server {
                 self.state.config.payment_poll,
             )
         });
+        if let Err(e) = self
+            .state
+            .leases
+            .clear_stale(&store, &self.state.replica)
+            .await
+        {
+            tracing::warn!("cannot free the job leases of an earlier process: {e}");
+        }
         let wakes = crate::wake::spawn(&self.state);
         let granter = crate::operator_key::spawn_granter(self.state.clone());
         let sweeper = crate::subscriptions::spawn_sweeper(

@@ -29,6 +29,14 @@ pub const CHANNEL: &str = "sealstream_wake";
 /// Wake-ups queued for sending to the other replicas, at most.
 const OUTBOX: usize = 4_096;
 
+/// How long the listening connection may stay quiet before it is checked.
+const QUIET: Duration = Duration::from_secs(30);
+
+/// The longest a live feed waits without reading its subscription when
+/// replicas share the database: a backstop for a wake-up lost on the way
+/// (a full queue, a failed `pg_notify`, a listener reconnecting).
+pub const FEED_RECHECK: Duration = Duration::from_secs(60);
+
 /// What happened.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -178,7 +186,20 @@ async fn listen_loop(state: AppState) {
         // Whatever was sent before this point was missed.
         apply_all(&state);
         loop {
-            match listener.try_recv().await {
+            // A connection dropped silently (a NAT's idle timeout) would
+            // never answer: after a quiet while it is asked something, and
+            // replaced when that fails.
+            let next = match tokio::time::timeout(QUIET, listener.try_recv()).await {
+                Ok(next) => next,
+                Err(_) => match sqlx::query("SELECT 1").execute(&mut listener).await {
+                    Ok(_) => continue,
+                    Err(e) => {
+                        tracing::warn!("wake-ups from the other replicas: {e}; reconnecting");
+                        break;
+                    }
+                },
+            };
+            match next {
                 Ok(Some(n)) => {
                     let payload = n.payload();
                     if payload.starts_with(&own) {

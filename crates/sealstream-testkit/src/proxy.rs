@@ -52,12 +52,17 @@ impl RoundRobin {
             Client::builder(TokioExecutor::new()).build_http();
         let shared = backends.clone();
         let task = runtime.spawn(async move {
+            // The connections end with the proxy (this task's abort drops
+            // the set, which aborts them).
+            let mut connections = tokio::task::JoinSet::new();
             loop {
                 let Ok((stream, _)) = listener.accept().await else {
+                    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
                     continue;
                 };
+                while connections.try_join_next().is_some() {}
                 let (client, backends, next) = (client.clone(), shared.clone(), next.clone());
-                tokio::spawn(async move {
+                connections.spawn(async move {
                     let service = hyper::service::service_fn(move |request| {
                         let backend = {
                             let list = backends.lock().unwrap_or_else(|e| e.into_inner());

@@ -2023,19 +2023,26 @@ pub struct MarketLimitArgs {
     pub feed_keep_alive: u64,
 }
 
+/// The slowest rate a limit takes: one a day (slower ones would be periods
+/// longer than a time can hold).
+#[cfg(feature = "market")]
+const SLOWEST_RATE: f64 = 1.0 / 86_400.0;
+
 #[cfg(feature = "market")]
 fn parse_positive_rate(text: &str) -> Result<f64, String> {
     match text.parse::<f64>() {
-        Ok(r) if r.is_finite() && r > 0.0 => Ok(r),
-        _ => Err("expected a number per second, more than 0".into()),
+        Ok(r) if r.is_finite() && r >= SLOWEST_RATE => Ok(r),
+        _ => Err("expected a number per second, at least 1/86400 (one a day)".into()),
     }
 }
 
 #[cfg(feature = "market")]
 fn parse_rate(text: &str) -> Result<f64, String> {
     match text.parse::<f64>() {
-        Ok(r) if r.is_finite() && r >= 0.0 => Ok(r),
-        _ => Err("expected a number of writes per second, 0 or more".into()),
+        Ok(r) if r.is_finite() && (r == 0.0 || r >= SLOWEST_RATE) => Ok(r),
+        _ => {
+            Err("expected a number of writes per second: 0 (no limit), or at least 1/86400".into())
+        }
     }
 }
 

@@ -204,10 +204,28 @@ pub enum SendError {
     /// Not mined in time (it may still be).
     #[error("transaction {0} was not mined within {1:?}")]
     NotMined(TxHash, Duration),
+    /// The lock the replicas send under could not be taken.
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
 }
 
 /// How long the job waits for its transaction to be mined.
 const MINING_WAIT: Duration = Duration::from_secs(120);
+
+/// The advisory lock key of the arbiter `from`'s transactions on
+/// `chain_id`: the first 8 bytes of SHA-256 over a label, the chain and
+/// the address.
+fn send_lock_key(chain_id: u64, from: &Address) -> i64 {
+    use sha2::Digest;
+    let digest = sha2::Sha256::new()
+        .chain_update(b"sealstream.escrow-send.v1\0")
+        .chain_update(chain_id.to_be_bytes())
+        .chain_update(from.to_string().to_ascii_lowercase().as_bytes())
+        .finalize();
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&digest[..8]);
+    i64::from_be_bytes(first)
+}
 
 impl AppState {
     fn escrow_chain(&self, chain_id: u64) -> Result<(&EvmRpc, Address), SendError> {
@@ -247,6 +265,21 @@ impl AppState {
             .ok_or_else(|| SendError::NotConfigured("no arbiter key".into()))?;
         let from = key.address();
         let _one_at_a_time = self.escrow.send.lock().await;
+        // One at a time across replicas too (they share the arbiter's
+        // nonce): on PostgreSQL an advisory lock, held by a transaction
+        // that writes nothing, from the nonce's read until the
+        // transaction is mined (or given up), then rolled back.
+        let _across_replicas = match self.store.engine() {
+            crate::store::Engine::Postgres => {
+                let mut tx = self.store.begin_sqlx().await?;
+                sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                    .bind(send_lock_key(chain_id, &from))
+                    .execute(&mut *tx)
+                    .await?;
+                Some(tx)
+            }
+            crate::store::Engine::Sqlite => None,
+        };
         let gas = rpc.estimate_gas(&from, &contract, &data).await?;
         let nonce = rpc.nonce(&from).await?;
         let gas_price = rpc.gas_price().await?;
@@ -556,9 +589,14 @@ pub fn spawn_escrow_job(state: AppState, every: Duration) -> tokio::task::JoinHa
                 _ = tick.tick() => {}
                 _ = state.escrow_wake.notified() => {}
             }
+            // The lease outlasts a pass's wait for a transaction to be
+            // mined, so another replica seldom starts the same sends (when
+            // it does, the advisory lock of `escrow_send` orders them, and
+            // a repeated one reverts).
+            let lease = crate::lease::lease_for(every).max(4 * MINING_WAIT);
             if !state
                 .leases
-                .leading(&state.store, crate::lease::Job::Escrow, every)
+                .leading_for(&state.store, crate::lease::Job::Escrow, lease)
                 .await
             {
                 continue;

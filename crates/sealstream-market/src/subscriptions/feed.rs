@@ -341,29 +341,44 @@ struct Follow {
     /// The subscription was final at the last full read.
     was_final: bool,
     next_change: Option<i64>,
+    /// The next read is a full one whatever the wake-ups say (the
+    /// backstop of [`crate::wake::FEED_RECHECK`] came).
+    recheck: bool,
     _slot: FeedSlot,
 }
 
 impl Follow {
     /// Waits for a wake-up of this subscription or its next time-driven
-    /// change.
+    /// change; with replicas on PostgreSQL, at most
+    /// [`crate::wake::FEED_RECHECK`], after which the next read is a full
+    /// one (a wake-up from another replica may have been lost).
     async fn wait(&mut self) {
-        let sleep = match self.next_change {
+        let mut sleep = match self.next_change {
             Some(at) => {
                 let now = sealstream_core::utc::now_unix();
                 Duration::from_secs(at.saturating_sub(now).max(1) as u64)
             }
             None => Duration::from_secs(u32::MAX as u64),
         };
-        let wake = async {
-            if self.wake.receiver.changed().await.is_err() {
-                // The channel went with the server: wait for the timer.
-                std::future::pending::<()>().await
+        let shared = self.state.store.engine() == crate::store::Engine::Postgres;
+        if shared && sleep > crate::wake::FEED_RECHECK {
+            sleep = crate::wake::FEED_RECHECK;
+            self.recheck = true;
+        }
+        let woken = {
+            let wake = async {
+                if self.wake.receiver.changed().await.is_err() {
+                    // The channel went with the server: wait for the timer.
+                    std::future::pending::<()>().await
+                }
+            };
+            tokio::select! {
+                () = wake => true,
+                () = tokio::time::sleep(sleep) => false,
             }
         };
-        tokio::select! {
-            () = wake => {}
-            () = tokio::time::sleep(sleep) => {}
+        if woken {
+            self.recheck = false;
         }
     }
 
@@ -381,6 +396,7 @@ impl Follow {
         let now = sealstream_core::utc::now_unix();
         let wake = *self.wake.receiver.borrow_and_update();
         let quiet = wake.changes == self.seen_changes
+            && !std::mem::take(&mut self.recheck)
             && self.last_state.is_some()
             && self.sent_any
             && !self.was_final
@@ -665,6 +681,7 @@ pub async fn feed(
         seen_changes: 0,
         was_final: false,
         next_change: None,
+        recheck: false,
         _slot: slot,
     };
     let events = stream::unfold(follow, Follow::next);
