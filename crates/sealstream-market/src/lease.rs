@@ -104,6 +104,15 @@ pub fn check_replica_id(id: &str) -> Result<(), BadReplicaId> {
     }
 }
 
+/// The replica id a server runs under: the one configured, checked, or a
+/// generated one ([`generated_replica_id`]).
+pub fn replica_id_of(configured: Option<String>) -> Result<String, BadReplicaId> {
+    match configured {
+        Some(id) => check_replica_id(&id).map(|()| id),
+        None => Ok(generated_replica_id()),
+    }
+}
+
 /// A replica id for a server not given one: `r-` and 8 random hex digits.
 pub fn generated_replica_id() -> String {
     let mut bytes = [0u8; 4];
@@ -253,6 +262,9 @@ mod tests {
         for bad in ["", "a b", "a/b", "é", "a\"b", &"x".repeat(65)] {
             assert!(check_replica_id(bad).is_err(), "{bad}");
         }
+        assert_eq!(replica_id_of(Some("m1".into())).unwrap(), "m1");
+        assert!(replica_id_of(Some("a b".into())).is_err());
+        assert!(replica_id_of(None).unwrap().starts_with("r-"));
         let generated = generated_replica_id();
         assert!(check_replica_id(&generated).is_ok(), "{generated}");
         assert_ne!(generated, generated_replica_id());

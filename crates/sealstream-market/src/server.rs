@@ -1043,14 +1043,8 @@ impl Server {
         for did in &config.admins {
             crate::auth::grant_role(&store, did, crate::auth::Role::Admin, "server").await?;
         }
-        let replica = match config.replica_id.take() {
-            Some(id) => {
-                crate::lease::check_replica_id(&id)
-                    .map_err(|e| ServeError::Config(e.to_string()))?;
-                id
-            }
-            None => crate::lease::generated_replica_id(),
-        };
+        let replica = crate::lease::replica_id_of(config.replica_id.take())
+            .map_err(|e| ServeError::Config(e.to_string()))?;
         config.replica_id = Some(replica.clone());
         let listener = Listener::bind(config.listen)
             .await

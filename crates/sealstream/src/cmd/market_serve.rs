@@ -76,14 +76,8 @@ pub fn run(args: MarketServeArgs, ui: Ui) -> CliResult {
         log_format,
         limits,
     } = args;
-    let replica = match replica_id {
-        Some(id) => {
-            sealstream_market::lease::check_replica_id(&id)
-                .map_err(|e| CliError::input(format!("--replica-id: {e}")))?;
-            id
-        }
-        None => sealstream_market::lease::generated_replica_id(),
-    };
+    let replica = sealstream_market::lease::replica_id_of(replica_id)
+        .map_err(|e| CliError::input(format!("--replica-id: {e}")))?;
     let seconds = std::time::Duration::from_secs;
     let config = Config {
         listen,
@@ -152,10 +146,10 @@ pub fn run(args: MarketServeArgs, ui: Ui) -> CliResult {
         escrow_sweep: seconds(escrow_sweep),
         invoice_dispute_window: seconds(invoice_dispute_window),
         invoice_arbitration_period: seconds(invoice_arbitration_period),
-        replica_id: Some(replica),
+        replica_id: Some(replica.clone()),
         ..Config::default()
     };
-    serve(config, log_format, ui)
+    serve(config, replica.into(), log_format, ui)
 }
 
 pub(super) fn runtime() -> CliResult<tokio::runtime::Runtime> {
@@ -165,15 +159,10 @@ pub(super) fn runtime() -> CliResult<tokio::runtime::Runtime> {
         .map_err(|e| CliError::input(format!("cannot start the async runtime: {e}")))
 }
 
-fn serve(config: Config, log_format: LogFormat, ui: Ui) -> CliResult {
+fn serve(config: Config, replica: std::sync::Arc<str>, log_format: LogFormat, ui: Ui) -> CliResult {
     // Everything the server creates is its own: the database and its WAL,
     // ciphertext objects, keys, temporary files (issue 14, item 14).
     nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
-    let replica: std::sync::Arc<str> = config
-        .replica_id
-        .clone()
-        .unwrap_or_else(sealstream_market::lease::generated_replica_id)
-        .into();
     init_log(log_format, ui, replica)?;
     runtime()?.block_on(async move {
         server::serve(config, shutdown_signal())
