@@ -152,6 +152,41 @@ impl Objects {
         self.store.get(&path).await.map_err(ObjectError::from)
     }
 
+    /// Reads the object `key` whole (for small objects; large ones stream
+    /// with [`get`](Self::get)).
+    pub async fn read(&self, key: &str) -> Result<Bytes, ObjectError> {
+        Ok(self.get(key).await?.bytes().await?)
+    }
+
+    /// The keys of every object under the prefix (relative to it), sorted:
+    /// for inspection and tests. A large store is listed in pages, all read
+    /// here.
+    pub async fn keys(&self) -> Result<Vec<String>, ObjectError> {
+        use futures_util::TryStreamExt;
+        let prefix = if self.prefix.is_empty() {
+            None
+        } else {
+            Some(
+                ObjectPath::parse(&self.prefix).map_err(|e| ObjectError::Key {
+                    key: self.prefix.clone(),
+                    message: e.to_string(),
+                })?,
+            )
+        };
+        let strip = prefix.as_ref().map(|p| format!("{p}/")).unwrap_or_default();
+        let mut keys: Vec<String> = self
+            .store
+            .list(prefix.as_ref())
+            .map_ok(|meta| {
+                let key = meta.location.to_string();
+                key.strip_prefix(&strip).map(str::to_string).unwrap_or(key)
+            })
+            .try_collect()
+            .await?;
+        keys.sort();
+        Ok(keys)
+    }
+
     /// Deletes the object `key`; a missing object is not an error.
     pub async fn delete(&self, key: &str) -> Result<(), ObjectError> {
         let path = self.located(key)?;
@@ -280,5 +315,37 @@ impl Upload {
                 tracing::warn!(path = %self.path, "cannot abort a multipart upload: {e}");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn put(objects: &Objects, key: &str, bytes: &[u8]) {
+        let mut upload = objects.upload(key).unwrap();
+        upload.write(Bytes::copy_from_slice(bytes)).await.unwrap();
+        upload.finish().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn keys_lists_every_object_and_read_returns_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let objects = Objects::open(dir.path(), None).unwrap();
+        assert!(objects.keys().await.unwrap().is_empty());
+        put(&objects, "chunks/b/2.bin", b"two").await;
+        put(&objects, "chunks/a/1.bin", b"one").await;
+        put(&objects, "grants/x.json", b"{}").await;
+        assert_eq!(
+            objects.keys().await.unwrap(),
+            ["chunks/a/1.bin", "chunks/b/2.bin", "grants/x.json"]
+        );
+        assert_eq!(&objects.read("chunks/b/2.bin").await.unwrap()[..], b"two");
+        objects.delete("chunks/a/1.bin").await.unwrap();
+        assert!(matches!(
+            objects.read("chunks/a/1.bin").await,
+            Err(ObjectError::NotFound)
+        ));
+        assert_eq!(objects.keys().await.unwrap().len(), 2);
     }
 }

@@ -41,7 +41,7 @@ use common::listings_fixtures::listing_body;
 use common::world::{
     chunk_key, chunks_path, new_did, signed_manifest, upload_body, world, World, CHUNKS, TOPIC,
 };
-use common::{block_on, files_under, path_segment, Db, TestServer};
+use common::{block_on, path_segment, Db, TestServer};
 use sealstream_core::identity::{eip191_sign, Did};
 use sealstream_core::keys::{ChainSigningKey, MachineSigningKey, RecipientSecretKey};
 use sealstream_market::store::Engine;
@@ -603,7 +603,7 @@ fn json_of(bytes: &[u8]) -> Value {
 struct Snapshot {
     audit_head: Value,
     tables: BTreeMap<&'static str, Vec<String>>,
-    objects: Vec<std::path::PathBuf>,
+    objects: Vec<String>,
 }
 
 const TABLES: [&str; 17] = [
@@ -672,7 +672,7 @@ fn snapshot(server: &TestServer) -> Snapshot {
     Snapshot {
         audit_head: server.audit_head(),
         tables,
-        objects: files_under(&server.objects_dir()),
+        objects: server.object_keys(),
     }
 }
 

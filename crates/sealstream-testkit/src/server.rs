@@ -98,6 +98,13 @@ pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
 /// `store` the first replica's.
 pub const REPLICAS_ENV: &str = "SEALSTREAM_TEST_REPLICAS";
 
+/// With [`REPLICAS_ENV`]: an `s3://bucket[/prefix]` URL the replicas of each
+/// test server keep their objects under (a new prefix per server), instead
+/// of the first replica's local directory. The endpoint and credentials
+/// come from the usual `AWS_*` variables (`scripts/test` starts moto and
+/// sets them).
+pub const OBJECT_STORE_ENV: &str = "SEALSTREAM_TEST_OBJECT_STORE";
+
 /// The replicas a PostgreSQL test server runs as ([`REPLICAS_ENV`]).
 fn replicas_wanted(database_url: &str) -> usize {
     if !database_url.starts_with("postgres") {
@@ -201,6 +208,15 @@ impl TestServer {
             ..Config::default()
         };
         adjust(&mut config);
+        if replicas > 1 && config.object_store.is_none() {
+            if let Ok(url) = std::env::var(OBJECT_STORE_ENV) {
+                config.object_store = Some(format!(
+                    "{}/t-{:016x}",
+                    url.trim_end_matches('/'),
+                    rand::random::<u64>()
+                ));
+            }
+        }
         let proxy = (replicas > 1).then(|| {
             let proxy =
                 crate::proxy::RoundRobin::start(runtime().handle(), vec![String::new(); replicas]);
@@ -376,6 +392,64 @@ impl TestServer {
     /// The objects directory of the default local object store.
     pub fn objects_dir(&self) -> PathBuf {
         self.data_dir.join("objects")
+    }
+
+    /// The keys of every object in the server's object store (its local
+    /// directory, or its S3 bucket under its prefix), sorted.
+    ///
+    /// A local store is walked as files, so that debris a write left
+    /// (a temporary file) counts too.
+    pub fn object_keys(&self) -> Vec<String> {
+        match self.state.objects.local_dir() {
+            Some(dir) => {
+                let mut keys: Vec<String> = crate::files_under(dir)
+                    .iter()
+                    .filter_map(|f| f.strip_prefix(dir).ok())
+                    .map(|k| k.to_string_lossy().into_owned())
+                    .collect();
+                keys.sort();
+                keys
+            }
+            None => block_on(self.state.objects.keys()).expect("list the objects"),
+        }
+    }
+
+    /// Every object in the server's object store, as (key, bytes), sorted
+    /// by key.
+    pub fn objects(&self) -> Vec<(String, Vec<u8>)> {
+        self.object_keys()
+            .into_iter()
+            .map(|key| {
+                let bytes = self.object(&key);
+                (key, bytes)
+            })
+            .collect()
+    }
+
+    /// The object `key`'s bytes.
+    pub fn object(&self, key: &str) -> Vec<u8> {
+        block_on(self.state.objects.read(key))
+            .unwrap_or_else(|e| panic!("read object {key}: {e}"))
+            .to_vec()
+    }
+
+    /// Writes the object `key` into the server's object store, as ingest
+    /// does (for fixtures that insert rows directly).
+    pub fn put_object(&self, key: &str, bytes: &[u8]) {
+        block_on(self.put_object_async(key, bytes));
+    }
+
+    /// [`put_object`](Self::put_object), for fixtures already in async
+    /// code.
+    pub async fn put_object_async(&self, key: &str, bytes: &[u8]) {
+        let write = async {
+            let mut upload = self.state.objects.upload(key)?;
+            upload.write(bytes::Bytes::copy_from_slice(bytes)).await?;
+            upload.finish().await
+        };
+        write
+            .await
+            .unwrap_or_else(|e| panic!("write object {key}: {e}"));
     }
 
     /// A request builder for `method` on `path`, with the bearer token if

@@ -1,5 +1,5 @@
 //! Issue 24's crash test: three `sealstream market serve` replicas on one
-//! PostgreSQL database and one object store, behind a round-robin proxy,
+//! PostgreSQL database and one S3 bucket (moto), behind a round-robin proxy,
 //! granting with the machine's operator key. 200 orders are paid on a real
 //! EVM node (anvil) while a replica is killed (SIGKILL) and started again
 //! every second or so, at random. Then every paid order is granted (the
@@ -22,6 +22,7 @@ use common::*;
 use sealstream_core::json::{self, Value};
 use sealstream_core::keys::MachineSigningKey;
 use sealstream_testkit::http;
+use sealstream_testkit::moto::{self, MotoServer};
 use sealstream_testkit::proxy::RoundRobin;
 
 const REPLICAS: usize = 3;
@@ -68,7 +69,7 @@ fn replica_flags(t: &Path, database: &str, anvil: &Anvil, proxy: &str, i: usize)
         "--database-url",
         database,
         "--object-store",
-        &format!("file://{}", t.join("objects").display()),
+        "s3://market/replicas",
         "--receipt-key-file",
         &key("receipt-key"),
         "--operator-kek-file",
@@ -101,7 +102,12 @@ fn paid_orders_are_granted_once_while_replicas_crash() {
     let tmp = tempfile::tempdir().unwrap();
     let t = tmp.path();
     std::fs::create_dir_all(t.join("keys")).unwrap();
-    std::fs::create_dir_all(t.join("objects")).unwrap();
+    // The bucket the replicas share; the S3 client of each replica reads
+    // its endpoint and credentials from the environment (this binary has
+    // this one test, so setting it races with nothing).
+    let s3 = MotoServer::start();
+    s3.create_bucket("market");
+    moto::set_s3_env(&s3.base);
     let database = sealstream_testkit::postgres::cluster().new_database();
     let anvil = Anvil::start();
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -284,4 +290,18 @@ fn paid_orders_are_granted_once_while_replicas_crash() {
     );
     assert!(said.contains("signed head"), "{said}");
     eprintln!("{crashes} crashes; {said}");
+
+    // The chunks the agent uploaded (through any replica) are in the
+    // bucket, under the prefix, and nothing else is.
+    let objects = s3.objects("market");
+    assert!(
+        objects.keys().any(|k| k.starts_with("replicas/chunks/")),
+        "{:?}",
+        objects.keys()
+    );
+    assert!(
+        objects.keys().all(|k| k.starts_with("replicas/")),
+        "{:?}",
+        objects.keys()
+    );
 }

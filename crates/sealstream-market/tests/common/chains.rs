@@ -166,9 +166,7 @@ pub fn insert_chain(
                 hex::encode(topic.as_bytes()),
                 e.index
             );
-            let path = server.objects_dir().join(&key);
-            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-            std::fs::write(&path, &chunk.ciphertext).unwrap();
+            server.put_object_async(&key, &chunk.ciphertext).await;
             bytes += chunk.ciphertext.len() as i64;
             sqlx::query(
                 "INSERT INTO chunks (machine_did, topic, idx, chunk_id, previous_chunk_id, envelope, \

@@ -120,9 +120,7 @@ pub fn chain(
         for c in &chunks {
             let e = &c.envelope;
             let key = format!("{object_prefix}/{}.bin", e.index);
-            let path = server.objects_dir().join(&key);
-            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-            std::fs::write(&path, &c.ciphertext).unwrap();
+            server.put_object_async(&key, &c.ciphertext).await;
             let unix = first_received_unix + 60 * e.index as i64;
             exec(
                 server,
