@@ -139,29 +139,55 @@ pub fn spawn(state: &AppState) -> Option<[tokio::task::JoinHandle<()>; 2]> {
     Some([sender, listener])
 }
 
-/// Sends the queued wake-ups, each distinct one of a burst once.
+/// Wake-ups sent in one statement, at most.
+const BURST: usize = 512;
+
+/// Sends the queued wake-ups: each distinct one of a burst once, the whole
+/// burst in one statement (one round trip; a granter's pass over a topic
+/// wakes one subscription per buyer).
 async fn send_loop(state: AppState, mut outgoing: mpsc::Receiver<String>) {
+    let mut seen = std::collections::HashSet::new();
     while let Some(first) = outgoing.recv().await {
+        seen.clear();
+        seen.insert(first.clone());
         let mut burst = vec![first];
-        while let Ok(more) = outgoing.try_recv() {
-            if !burst.contains(&more) {
-                burst.push(more);
-            }
-            if burst.len() >= 256 {
-                break;
+        while burst.len() < BURST {
+            match outgoing.try_recv() {
+                Ok(more) => {
+                    if seen.insert(more.clone()) {
+                        burst.push(more);
+                    }
+                }
+                Err(_) => break,
             }
         }
-        for payload in burst {
-            let sent = sqlx::query("SELECT pg_notify($1, $2)")
-                .bind(CHANNEL)
-                .bind(&payload)
-                .execute(state.store.pool())
-                .await;
-            if let Err(e) = sent {
-                tracing::warn!("wake-up for the other replicas not sent: {e}");
-            }
+        let sql = notify_sql(burst.len());
+        let mut query = sqlx::query(&sql).bind(CHANNEL);
+        for payload in &burst {
+            query = query.bind(payload);
+        }
+        let sent = query.execute(state.store.pool()).await;
+        if let Err(e) = sent {
+            tracing::warn!(
+                count = burst.len(),
+                "wake-ups for the other replicas not sent: {e}"
+            );
         }
     }
+}
+
+/// One statement notifying `n` payloads (`$2` to `$n+1`) on the channel
+/// `$1`: PostgreSQL delivers them as `n` notifications.
+fn notify_sql(n: usize) -> String {
+    let mut sql = String::from("SELECT pg_notify($1, p) FROM (VALUES ");
+    for i in 0..n {
+        if i > 0 {
+            sql.push_str(", ");
+        }
+        sql.push_str(&format!("(CAST(${} AS TEXT))", i + 2));
+    }
+    sql.push_str(") AS v(p)");
+    sql
 }
 
 /// Listens on [`CHANNEL`] and applies the other replicas' wake-ups;
@@ -228,6 +254,19 @@ async fn listen_loop(state: AppState) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn one_statement_notifies_a_burst() {
+        assert_eq!(
+            notify_sql(1),
+            "SELECT pg_notify($1, p) FROM (VALUES (CAST($2 AS TEXT))) AS v(p)"
+        );
+        assert_eq!(
+            notify_sql(3),
+            "SELECT pg_notify($1, p) FROM (VALUES (CAST($2 AS TEXT)), (CAST($3 AS TEXT)), \
+             (CAST($4 AS TEXT))) AS v(p)"
+        );
+    }
 
     #[test]
     fn signals_round_trip_and_unknown_ones_are_none() {

@@ -105,3 +105,34 @@ fn a_deadlock_is_a_503_to_retry() {
         assert_eq!(answer.headers()["retry-after"], "1");
     });
 }
+
+/// A burst of wake-ups (a granter's pass wakes one subscription per buyer)
+/// reaches the other replicas whole: every one is a notification on the
+/// channel, though they are sent in one statement.
+#[test]
+fn a_burst_of_wake_ups_reaches_the_other_replicas_whole() {
+    use sealstream_market::wake::{self, Signal};
+    let server = TestServer::start(Db::Postgres);
+    let ids: std::collections::BTreeSet<String> = (0..700).map(|i| format!("sub_{i}")).collect();
+    let heard = common::block_on(async {
+        let mut listener = sqlx::postgres::PgListener::connect(&server.database_url)
+            .await
+            .unwrap();
+        listener.listen(wake::CHANNEL).await.unwrap();
+        for id in &ids {
+            wake::send(&server.state, Signal::Granted(id.clone()));
+        }
+        let mut heard = std::collections::BTreeSet::new();
+        let patience = tokio::time::Instant::now() + std::time::Duration::from_secs(120);
+        while heard.len() < ids.len() {
+            let next = tokio::time::timeout_at(patience, listener.recv()).await;
+            let n = next.expect("every wake-up heard").unwrap();
+            let (_holder, signal) = n.payload().split_once(' ').unwrap();
+            if let Some(id) = signal.strip_prefix("granted ") {
+                assert!(heard.insert(id.to_string()), "{id} twice");
+            }
+        }
+        heard
+    });
+    assert_eq!(heard, ids);
+}

@@ -451,10 +451,33 @@ pub(crate) async fn ungranted(
     bounds: &[Bounds<'_>],
     limit: i64,
 ) -> Result<Vec<(String, ChunkRow)>, DbError> {
+    let postgres = crate::store::is_postgres(tx);
     let mut out = Vec::new();
     for part in bounds.chunks(PER_STATEMENT) {
-        let sql = format!(
-            "WITH w(id, lo, hi) AS (VALUES {}) \
+        // On PostgreSQL each subscription's search is its own index range
+        // (LATERAL, ordered, limited), whatever the planner believes of the
+        // table's size: with statistics from when the topic was short, the
+        // join below read every chunk of the topic against every
+        // subscription of the statement, on every pass (a live topic's
+        // passes grew slower with its length). SQLite has no LATERAL; its
+        // planner walks the index from each subscription's lower bound.
+        let sql = if postgres {
+            format!(
+                "WITH w(id, lo, hi) AS (VALUES {}) \
+                 SELECT w.id, c.idx, c.chunk_id, c.received_unix FROM w \
+                 CROSS JOIN LATERAL ( \
+                   SELECT c.idx, c.chunk_id, c.received_unix FROM chunks c \
+                   WHERE c.machine_did = $1 AND c.topic = $2 \
+                     AND c.idx >= CAST(w.lo AS BIGINT) AND c.received_unix < CAST(w.hi AS BIGINT) \
+                     AND NOT EXISTS (SELECT 1 FROM subscription_grants g \
+                       WHERE g.subscription_id = w.id AND g.chunk_index = c.idx) \
+                   ORDER BY c.idx LIMIT $3) c \
+                 ORDER BY w.id, c.idx",
+                placeholders(part.len(), 3, 4)
+            )
+        } else {
+            format!(
+                "WITH w(id, lo, hi) AS (VALUES {}) \
              SELECT id, idx, chunk_id, received_unix FROM ( \
                SELECT w.id AS id, c.idx AS idx, c.chunk_id AS chunk_id, \
                  c.received_unix AS received_unix, \
@@ -464,8 +487,9 @@ pub(crate) async fn ungranted(
                WHERE NOT EXISTS (SELECT 1 FROM subscription_grants g \
                  WHERE g.subscription_id = w.id AND g.chunk_index = c.idx)) t \
              WHERE rn <= $3 ORDER BY id, idx",
-            placeholders(part.len(), 3, 4)
-        );
+                placeholders(part.len(), 3, 4)
+            )
+        };
         let mut query = sqlx::query_as(&sql)
             .bind(machine_did)
             .bind(topic)
@@ -653,6 +677,14 @@ pub(crate) async fn held_grant(
 /// The grants of `subscription_id` after index `after`, each with its
 /// chunk (of the subscription's topic), by index, at most `limit`: what a
 /// feed sends, in one statement.
+///
+/// The chunks are bounded on both sides (after `after`, up to the
+/// subscription's last grant) as well as joined on their index: whichever
+/// table the planner starts from, it reads only the range still to send.
+/// PostgreSQL, with statistics taken while the topic was small, starts from
+/// the topic's chunks, and without the bounds read all of them (every
+/// earlier chunk) for every feed read, so a live feed grew slower with the
+/// topic's length.
 pub(crate) async fn granted_chunks<'e, E>(
     executor: E,
     subscription_id: &str,
@@ -667,6 +699,8 @@ where
         "SELECT {}, g.recipient_id, g.public_key_hex, g.wrapped_key_hex \
          FROM subscription_grants g JOIN chunks c \
            ON c.machine_did = $2 AND c.topic = $3 AND c.idx = g.chunk_index \
+           AND c.idx > $4 AND c.idx <= (SELECT MAX(l.chunk_index) \
+             FROM subscription_grants l WHERE l.subscription_id = $1) \
          WHERE g.subscription_id = $1 AND g.chunk_index > $4 \
          ORDER BY g.chunk_index LIMIT $5",
         crate::ingest::db::chunk_columns_of("c")
