@@ -14,6 +14,14 @@ registration signatures) and PyNaCl (to unwrap sample chunk keys); for
 --database postgres, Debian's PostgreSQL (bench/pgcluster.py starts a
 throwaway cluster with PostgreSQL's default durability).
 
+With --replicas R (and --database postgres), R servers run on the one
+database, sharing a local object directory and the three key files
+docs/deploy.md names, behind nginx with that page's proxy settings
+(--proxy nginx puts nginx in front of one server too); everything, the
+seeding included, goes through nginx. The CPU of every replica, the
+database and nginx is counted, and each row gives CPU per MB ingested and
+per catalog request (bench/market_replicas.py runs 1, 2 and 3).
+
 For each count of --listings, in increasing order, the catalog is seeded up to
 that many published listings, then ingest and catalog search are measured with
 that catalog stored.
@@ -209,16 +217,22 @@ def start_server(serve_cmd: list[str], port: int, log_path: Path):
     returns the process and a client."""
     log = open(log_path, "wb")
     server = subprocess.Popen(serve_cmd, stdout=subprocess.DEVNULL, stderr=log)
+    return server, wait_healthy(server, port, log_path)
+
+
+def wait_healthy(process: subprocess.Popen, port: int, log_path: Path) -> Api:
+    """Waits until GET /healthz on `port` answers 200 (for 30 s, while
+    `process` runs); returns a client."""
     api = Api(port)
     deadline = time.monotonic() + 30
     while True:
         try:
             if api.call("GET", "/healthz")[0] == 200:
-                return server, api
+                return api
         except OSError:
             api = Api(port)
-        if time.monotonic() > deadline or server.poll() is not None:
-            sys.exit(f"the server did not start; log: {log_path.read_text()}")
+        if time.monotonic() > deadline or process.poll() is not None:
+            sys.exit(f"{process.args[0]} did not start; log: {log_path.read_text()}")
         time.sleep(0.1)
 
 
@@ -306,34 +320,108 @@ def pids_cpu(pids: list[int]) -> dict[int, float]:
     return out
 
 
-def measure(key: str, server_pid: int, fn, database_pids=lambda: []):
-    """quiet.measure, with the server's CPU (and the database's processes',
-    `database_pids()`, for PostgreSQL) and the machine's interrupt time (the
-    loopback traffic) counted as ours, and reported. Returns (value, foreign
-    cores, server cores, interrupt cores); server cores include the
-    database's."""
+def measure(key: str, server_pids: list[int], fn, database_pids=lambda: [], proxy_pids=lambda: []):
+    """quiet.measure, with the servers' CPU (every replica's, and the
+    database's processes', `database_pids()`, for PostgreSQL), the proxy's
+    (`proxy_pids()`) and the machine's interrupt time (the loopback traffic)
+    counted as ours, and reported. Returns (value, foreign cores, server
+    cores, interrupt cores, proxy cores); server cores include the
+    database's, not the proxy's."""
     best = None
     for attempt in range(1, quiet.ATTEMPTS + 1):
         s = quiet.CpuSample()
-        server_before = process_cpu(server_pid)
+        server_before = pids_cpu(server_pids)
         db_before = pids_cpu(database_pids())
+        proxy_before = pids_cpu(proxy_pids())
         irq_before = interrupt_cpu()
         value = fn(attempt)
         elapsed = time.perf_counter() - s.at
-        db_after = pids_cpu(list(db_before))
-        db_seconds = sum(db_after[p] - db_before[p] for p in db_after)
-        server_cores = (process_cpu(server_pid) - server_before + db_seconds) / elapsed
+
+        def spent(before: dict[int, float]) -> float:
+            after = pids_cpu(list(before))
+            return sum(after[p] - before[p] for p in after)
+
+        server_cores = (spent(server_before) + spent(db_before)) / elapsed
+        proxy_cores = spent(proxy_before) / elapsed
         irq_cores = (interrupt_cpu() - irq_before) / elapsed
-        foreign = max(0.0, s.foreign_cores() - server_cores - irq_cores)
+        foreign = max(0.0, s.foreign_cores() - server_cores - proxy_cores - irq_cores)
         if best is None or foreign < best[1]:
-            best = (value, foreign, server_cores, irq_cores)
+            best = (value, foreign, server_cores, irq_cores, proxy_cores)
         if foreign <= quiet.MAX_FOREIGN_CORES:
             break
         if attempt < quiet.ATTEMPTS:
             print(f"  {key}: other processes used {foreign:.2f} cores (attempt {attempt}/"
                   f"{quiet.ATTEMPTS}); waiting for a quiet machine", file=sys.stderr)
             quiet.wait_for_quiet()
-    return best[0], round(best[1], 2), round(best[2], 2), round(best[3], 2)
+    return best[0], round(best[1], 2), round(best[2], 2), round(best[3], 2), round(best[4], 2)
+
+
+NGINX_CONF = """\
+# The reverse proxy of docs/deploy.md, over plain HTTP on loopback.
+worker_processes auto;
+pid {dir}/nginx.pid;
+error_log {dir}/error.log warn;
+events {{ worker_connections 4096; }}
+http {{
+    access_log off;
+    client_body_temp_path {dir}/body;
+    proxy_temp_path {dir}/proxy;
+    fastcgi_temp_path {dir}/fastcgi;
+    uwsgi_temp_path {dir}/uwsgi;
+    scgi_temp_path {dir}/scgi;
+    upstream sealstream_market {{
+        least_conn;
+{servers}
+        keepalive 64;
+    }}
+    server {{
+        listen 127.0.0.1:{port};
+        client_max_body_size 300m;
+        location / {{
+            proxy_pass http://sealstream_market;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header Host $host;
+            proxy_request_buffering off;
+            proxy_read_timeout 1800s;
+        }}
+    }}
+}}
+"""
+
+
+class Nginx:
+    """nginx (Debian's `nginx-light` or `nginx`) in front of `backends`
+    (ports), with docs/deploy.md's proxy settings, on `port`."""
+
+    def __init__(self, work: Path, port: int, backends: list[int]) -> None:
+        binary = shutil.which("nginx") or "/usr/sbin/nginx"
+        if not Path(binary).exists():
+            sys.exit("nginx not found (apt-get install nginx-light)")
+        self.dir = work / "nginx"
+        self.dir.mkdir()
+        servers = "\n".join(f"        server 127.0.0.1:{p} max_fails=3 fail_timeout=10s;" for p in backends)
+        conf = self.dir / "nginx.conf"
+        conf.write_text(NGINX_CONF.format(dir=self.dir, port=port, servers=servers))
+        self.command = [binary, "-p", str(self.dir), "-c", str(conf), "-g", "daemon off;"]
+        self.process = subprocess.Popen(self.command, stdout=subprocess.DEVNULL,
+                                        stderr=open(self.dir / "stderr.log", "wb"))
+        self.conf = conf
+
+    def pids(self) -> list[int]:
+        """The master and its workers."""
+        try:
+            children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children").read_text().split()
+        except OSError:
+            children = []
+        return [self.process.pid, *map(int, children)]
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
 
 
 def filesystem(path: Path) -> str:
@@ -517,6 +605,12 @@ def main() -> None:
     ap.add_argument("--ingest-threads", type=int, default=8)
     ap.add_argument("--catalog-threads", type=int, default=2)
     ap.add_argument("--catalog-connections", type=int, default=32)
+    ap.add_argument("--replicas", type=int, default=1,
+                    help="market serve processes on one database (PostgreSQL when more than one) and one "
+                         "local object directory, behind nginx")
+    ap.add_argument("--proxy", choices=["auto", "none", "nginx"], default="auto",
+                    help="nginx in front of the replica(s) (docs/deploy.md's settings); auto: with "
+                         "--replicas above 1")
     ap.add_argument("--binary", type=Path, default=OURS)
     ap.add_argument("--no-build", action="store_true", help="do not run cargo build --release first")
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
@@ -527,6 +621,13 @@ def main() -> None:
                     help="most attempts per measurement while the machine is busy")
     args = ap.parse_args()
     quiet.ATTEMPTS = max(1, args.attempts)
+    if args.replicas < 1:
+        sys.exit("--replicas: at least 1")
+    if args.replicas > 1 and args.database != "postgres":
+        sys.exit("--replicas above 1 needs --database postgres")
+    proxied = args.proxy == "nginx" or (args.proxy == "auto" and args.replicas > 1)
+    if args.replicas > 1 and not proxied:
+        sys.exit("--replicas above 1 needs the proxy")
     levels = sorted({int(x) for x in str(args.listings).split(",") if x.strip()})
     if not levels or levels[0] < 0:
         sys.exit("--listings: one or more counts, comma-separated")
@@ -541,7 +642,8 @@ def main() -> None:
         sys.exit(f"{binary} not found (cargo build --release -p sealstream)")
 
     work = Path(tempfile.mkdtemp(prefix="sealstream-market-load-"))
-    server = None
+    servers = []
+    nginx = None
     cluster = None
     rows = []
     try:
@@ -553,10 +655,21 @@ def main() -> None:
         owner_did, machine_did = did_of(owner.address), keys["machineDid"]
         assert machine_did == did_of(machine.address), (machine_did, machine.address)
 
-        port = free_port()
+        ports = [free_port() for _ in range(args.replicas)]
+        port = free_port() if proxied else ports[0]
         base = f"http://127.0.0.1:{port}"
-        serve_cmd = [binary, "market", "serve", "--listen", f"127.0.0.1:{port}",
-                     "--data-dir", str(work / "data"), "--admin", owner_did, *SILENT_EVM_RPC]
+        serve_cmd = [binary, "market", "serve", "--admin", owner_did, *SILENT_EVM_RPC]
+        objects = work / "data" / "objects"
+        if proxied:
+            # Replicas share the database, the objects and three key files
+            # (docs/deploy.md); the first creates the keys.
+            objects = work / "objects"
+            shared = work / "shared-keys"
+            shared.mkdir(mode=0o700)
+            serve_cmd += ["--object-store", f"file://{objects}", "--public-url", base,
+                          "--receipt-key-file", str(shared / "receipt-key"),
+                          "--operator-kek-file", str(shared / "operator-kek"),
+                          "--nonce-key-file", str(shared / "nonce-key")]
         serve_help = run([binary, "market", "serve", "--help"]).stdout
         if "--write-rate" in serve_help:
             # One principal uploads for the whole run, faster than the default
@@ -576,7 +689,17 @@ def main() -> None:
             db_dir = Path(tempfile.mkdtemp(prefix="sealstream-market-load-db-", dir=args.db_dir))
             db_file = db_dir / "market.db"
             serve_cmd += ["--database-url", f"sqlite://{db_file}"]
-        server, api = start_server(serve_cmd, port, work / "server.log")
+        for i, p in enumerate(ports):
+            own = ["--listen", f"127.0.0.1:{p}",
+                   "--data-dir", str(work / ("data" if i == 0 else f"data-{i}"))]
+            if args.replicas > 1:
+                own += ["--replica-id", f"r{i}"]
+            servers.append(start_server(serve_cmd + own, p, work / f"server-{i}.log")[0])
+        if proxied:
+            nginx = Nginx(work, port, ports)
+        api = wait_healthy(nginx.process, port, nginx.dir / "error.log") if nginx else Api(port)
+        server_pids = [s.pid for s in servers]
+        proxy_pids = nginx.pids if nginx else (lambda: [])
 
         owner_token = sign_in(api, owner)
         register_machine(api, owner_token, owner_did, machine, keys, work / "keys")
@@ -625,7 +748,7 @@ def main() -> None:
                 r = subprocess.run(ingest_cmd, capture_output=True, text=True, env=env)
                 t1 = os.times()
                 # The uploaded ciphertexts are not read again: free the disk for the next attempt.
-                shutil.rmtree(work / "data" / "objects" / "chunks", ignore_errors=True)
+                shutil.rmtree(objects / "chunks", ignore_errors=True)
                 for k in range(args.ingest_threads):
                     shutil.rmtree(f"{chain}-{k}", ignore_errors=True)
                 if r.returncode != 0:
@@ -643,7 +766,8 @@ def main() -> None:
 
             if quiet.ATTEMPTS > 1:
                 quiet.wait_for_quiet()
-            ing, ing_foreign, ing_server, ing_irq = measure("ingest", server.pid, ingest, database_pids)
+            ing, ing_foreign, ing_server, ing_irq, ing_proxy = measure(
+                "ingest", server_pids, ingest, database_pids, proxy_pids)
 
             # -------------------------------------------------- catalog
             # The first request of each search after a change to the catalog
@@ -671,26 +795,33 @@ def main() -> None:
 
             if quiet.ATTEMPTS > 1:
                 quiet.wait_for_quiet()
-            cat, cat_foreign, cat_server, cat_irq = measure("catalog", server.pid, catalog, database_pids)
+            cat, cat_foreign, cat_server, cat_irq, cat_proxy = measure(
+                "catalog", server_pids, catalog, database_pids, proxy_pids)
             rows.append({
                 "listings": level, "seed_seconds": round(seed_seconds, 1),
                 "ingest": {"mb_per_s": round(ing["mb_per_s"], 1), "chunks": ing["stored"], "bytes": ing["bytes"],
                            "p50_ms": ing["p50_us"] / 1000, "p99_ms": ing["p99_us"] / 1000,
                            "server_cores": ing_server, "wrk_cores": ing["wrk_cores"], "interrupt_cores": ing_irq,
-                           "foreign_cores": ing_foreign},
+                           "proxy_cores": ing_proxy, "foreign_cores": ing_foreign,
+                           # CPU of servers, database and proxy per MB stored.
+                           "cpu_ms_per_mb": round(1000 * (ing_server + ing_proxy) / ing["mb_per_s"], 2)},
                 "catalog": {"requests_per_s": round(cat["requests_per_s"]), "requests": cat["ok"],
                             "empty": cat["empty"], "p50_ms": cat["p50_us"] / 1000, "p90_ms": cat["p90_us"] / 1000,
                             "p99_ms": cat["p99_us"] / 1000, "max_ms": cat["max_us"] / 1000,
                             "cold_mean_ms": round(1000 * sum(cold) / len(cold), 2),
                             "cold_max_ms": round(1000 * max(cold), 2),
                             "server_cores": cat_server, "wrk_cores": cat["wrk_cores"], "interrupt_cores": cat_irq,
-                            "foreign_cores": cat_foreign},
+                            "proxy_cores": cat_proxy, "foreign_cores": cat_foreign,
+                            # CPU of servers, database and proxy per request.
+                            "cpu_ms_per_request": round(1000 * (cat_server + cat_proxy) / cat["requests_per_s"], 3)},
             })
         data.unlink()
         db_size = (sum(f.stat().st_size for f in Path(db_file).rglob("*") if f.is_file())
                    if Path(db_file).is_dir() else Path(db_file).stat().st_size)
     finally:
-        if server is not None:
+        if nginx is not None:
+            nginx.stop()
+        for server in servers:
             server.terminate()
             try:
                 server.wait(timeout=30)
@@ -718,6 +849,7 @@ def main() -> None:
     print()
     print(f"Machine: {platform.machine()}, {os.cpu_count()} cores, {platform.platform()}; "
           f"commit {commit}{' (dirty)' if dirty else ''}; {where}, "
+          f"{args.replicas} server{'s' if args.replicas > 1 else ''}{' behind nginx' if proxied else ''}, "
           f"local objects ({filesystem(Path(tempfile.gettempdir()))}).")
     print()
     print(f"| Listings | Ingest ({args.ingest_threads} chains, {args.chunk_mib} MiB chunks) | p99 | Server CPU | "
@@ -735,12 +867,16 @@ def main() -> None:
     print(f"Database at the end: {db_size / MIB:.1f} MiB.")
     print()
     print("Commands:")
-    print(f"    {' '.join(serve_cmd)}")
+    print(f"    {' '.join(serve_cmd)} --listen 127.0.0.1:PORT --data-dir DIR"
+          f"{' --replica-id rN' if args.replicas > 1 else ''}  # x{args.replicas}")
+    if nginx is not None:
+        print(f"    {' '.join(nginx.command)}  # {nginx.conf.name}: bench/market_load.py NGINX_CONF")
     print(f"    CHAIN_DIR=ingest-L-N CHUNKS={args.ingest_mib // args.chunk_mib} TOKEN=… MACHINE={machine_did} TOPIC=/bench/ingest-L-N {' '.join(ingest_cmd)}")
     print(f"    PATHS=catalog-paths.txt {' '.join(catalog_cmd)}")
     result = {
         "date": datetime.date.today().isoformat(), "commit": commit, "dirty": dirty,
-        "cores": os.cpu_count(), "database": args.database, "levels": rows,
+        "cores": os.cpu_count(), "database": args.database, "replicas": args.replicas,
+        "proxy": "nginx" if proxied else None, "levels": rows,
         "targets": {"ingest_mb_per_s": INGEST_TARGET, "catalog_requests_per_s": CATALOG_TARGET},
     }
     print(f"RESULT {json.dumps(result)}")

@@ -50,6 +50,14 @@ CPU per chunk and the floor as a fraction of it. "Keeps up": nothing
 missing, and the last tenth's all-N latency no more than one chunk
 interval above the first tenth's.
 
+Replicas (issue 24): `--database postgres --replicas R` starts R servers
+on one throwaway PostgreSQL cluster (bench/pgcluster.py, its default
+durability), sharing an object directory and the three key files
+docs/deploy.md names. The machine uploads to the first replica and
+subscriber i follows through replica i mod R, so most feeds hear of a
+chunk through PostgreSQL's NOTIFY from another process. "Server" CPU is
+then every replica's plus the database's processes'.
+
 Prints a Markdown table, the exact commands and one line `RESULT {json}`.
 """
 
@@ -77,13 +85,14 @@ from market_load import (  # noqa: E402
     Api,
     did_of,
     free_port,
-    process_cpu,
+    pids_cpu,
     register_machine,
     run,
     sign_in,
     start_server,
 )
 
+import pgcluster  # noqa: E402
 from eth_account import Account  # noqa: E402
 from nacl.public import PrivateKey, SealedBox  # noqa: E402
 
@@ -94,14 +103,15 @@ BOUNDARY = "sealstream-bench-boundary-7f3a9c"
 class Feeds:
     """N server-sent event streams read by one selector loop."""
 
-    def __init__(self, port: int, subs: list[tuple[str, str, str]]) -> None:
+    def __init__(self, ports: list[int], subs: list[tuple[str, str, str]]) -> None:
         # subs: (subscription id, token, buyer public key hex)
         self.sel = selectors.DefaultSelector()
         self.arrivals: dict[str, dict[int, float]] = {}
         self.keys: dict[str, str] = {}
         self.events: dict[str, dict[int, dict]] = {}
-        for sub, token, public_hex in subs:
-            s = socket.create_connection(("127.0.0.1", port))
+        for i, (sub, token, public_hex) in enumerate(subs):
+            # Subscriber i follows through replica i mod R.
+            s = socket.create_connection(("127.0.0.1", ports[i % len(ports)]))
             s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             s.sendall(
                 f"GET /v1/subscriptions/{sub}/feed HTTP/1.1\r\nHost: 127.0.0.1\r\n"
@@ -204,7 +214,8 @@ def upload(conn_api: Api, token: str, machine_did: str, chain: Path, index: int)
         sys.exit(f"upload of chunk {index} answered {r.status}: {answer[:300]!r}")
 
 
-def one_run(binary: str, n: int, chunks: int, rate: float, work: Path, args_drain: float) -> dict:
+def one_run(binary: str, n: int, chunks: int, rate: float, work: Path, args_drain: float,
+            database: str = "sqlite", replicas: int = 1) -> dict:
     keys_dir = work / "keys"
     keys = json.loads(run([binary, "keys", "generate", "--output-dir", str(keys_dir), "--json"]).stdout)
     machine_key = (keys_dir / "machine.secp256k1.sk").read_text().strip()
@@ -223,13 +234,39 @@ def one_run(binary: str, n: int, chunks: int, rate: float, work: Path, args_drai
          "--machine-did", machine_did, "--machine-key-id", keys["machineKeyId"],
          "--chunk-size", "1024"])
 
-    port = free_port()
-    serve_cmd = [binary, "market", "serve", "--listen", f"127.0.0.1:{port}",
-                 "--data-dir", str(work / "data"),
+    ports = [free_port() for _ in range(replicas)]
+    port = ports[0]
+    serve_cmd = [binary, "market", "serve",
                  "--max-connections", str(n + 256), "--max-connections-per-client", str(n + 64),
                  "--anonymous-write-rate", "0"]
-    server, api = start_server(serve_cmd, port, work / "server.log")
+    cluster = None
+    servers = []
+    database_pids = lambda: []  # noqa: E731
     try:
+        if database == "postgres":
+            cluster = pgcluster.Cluster(max_connections=100 + 100 * replicas)
+            serve_cmd += ["--database-url", cluster.url]
+            database_pids = cluster.server_pids
+        if replicas > 1:
+            # One database, one object directory, three shared key files
+            # (docs/deploy.md); everyone signs in for the first replica's
+            # address (as behind a proxy). The machine uploads to the first
+            # replica; subscriber i follows through replica i mod R.
+            shared = work / "shared-keys"
+            shared.mkdir(mode=0o700)
+            serve_cmd += ["--object-store", f"file://{work / 'objects'}",
+                          "--public-url", f"http://127.0.0.1:{port}",
+                          "--receipt-key-file", str(shared / "receipt-key"),
+                          "--operator-kek-file", str(shared / "operator-kek"),
+                          "--nonce-key-file", str(shared / "nonce-key")]
+        for i, p in enumerate(ports):
+            own = ["--listen", f"127.0.0.1:{p}", "--data-dir", str(work / f"data-{i}")]
+            if replicas > 1:
+                own += ["--replica-id", f"r{i}"]
+            server, first_api = start_server(serve_cmd + own, p, work / f"server-{i}.log")
+            servers.append(server)
+            if i == 0:
+                api = first_api
         owner_token = sign_in(api, owner)
         register_machine(api, owner_token, owner_did, machine, keys, keys_dir)
         operator_secret = (keys_dir / "operator.x25519.sk").read_text().strip()
@@ -257,7 +294,7 @@ def one_run(binary: str, n: int, chunks: int, rate: float, work: Path, args_drai
             b.api.conn.close()
             if first is None:
                 first = (s["id"], b)
-        feeds = Feeds(port, subs)
+        feeds = Feeds(ports, subs)
         machine_token = sign_in(Api(port), machine)
         machine_api = Api(port)
         time.sleep(1.0)  # the chunks' times must be after every activation (whole seconds)
@@ -267,7 +304,11 @@ def one_run(binary: str, n: int, chunks: int, rate: float, work: Path, args_drai
         started: dict[int, float] = {}
         upload_ms: list[float] = []
         interval = 1.0 / rate
-        cpu0, w0 = process_cpu(server.pid), time.perf_counter()
+        def cpu_now() -> float:
+            """CPU seconds of the replicas and the database's processes."""
+            return sum(pids_cpu([s.pid for s in servers] + database_pids()).values())
+
+        cpu0, w0 = cpu_now(), time.perf_counter()
         next_at = time.perf_counter()
         for i in range(chunks):
             while time.perf_counter() < next_at:
@@ -283,7 +324,7 @@ def one_run(binary: str, n: int, chunks: int, rate: float, work: Path, args_drai
                 break
             feeds.poll(0.5)
         wall = time.perf_counter() - w0
-        cpu = process_cpu(server.pid) - cpu0
+        cpu = cpu_now() - cpu0
         missing = sum(chunks - len(a) for a in feeds.arrivals.values())
         drained_after = max(max(a.values(), default=uploads_done) for a in feeds.arrivals.values()) - uploads_done
 
@@ -306,6 +347,8 @@ def one_run(binary: str, n: int, chunks: int, rate: float, work: Path, args_drai
         last_tenth = 1000 * sum(all_n[-tenth:]) / tenth
         return {
             "subscribers": n,
+            "database": database,
+            "replicas": replicas,
             "chunks": chunks,
             "rate": rate,
             "pair": summary(pairs),
@@ -320,8 +363,11 @@ def one_run(binary: str, n: int, chunks: int, rate: float, work: Path, args_drai
             "last_delivery_after_last_upload_s": drained_after,
         }
     finally:
-        server.terminate()
-        server.wait(timeout=30)
+        for server in servers:
+            server.terminate()
+            server.wait(timeout=30)
+        if cluster is not None:
+            cluster.stop()
 
 
 def seal_rate(seconds: float = 1.0) -> float:
@@ -343,10 +389,17 @@ def main() -> None:
     ap.add_argument("--rate", type=float, default=4.0, help="chunks per second")
     ap.add_argument("--drain", type=float, default=120.0,
                     help="seconds to wait after the last upload for every key to be delivered")
+    ap.add_argument("--database", choices=["sqlite", "postgres"], default="sqlite",
+                    help="the server's database (PostgreSQL: a throwaway cluster, bench/pgcluster.py)")
+    ap.add_argument("--replicas", type=int, default=1,
+                    help="market serve processes on one PostgreSQL database; the machine uploads to the "
+                         "first, subscriber i follows through replica i mod R")
     ap.add_argument("--binary", type=Path, default=OURS)
     ap.add_argument("--no-build", action="store_true", help="do not run cargo build --release first")
     args = ap.parse_args()
     counts = [int(x) for x in args.subscribers.split(",")]
+    if args.replicas > 1 and args.database != "postgres":
+        sys.exit("--replicas above 1 needs --database postgres")
 
     if not args.no_build and args.binary == OURS:
         print("cargo build --release -p sealstream", file=sys.stderr)
@@ -362,7 +415,8 @@ def main() -> None:
     results = []
     for n in counts:
         with tempfile.TemporaryDirectory(prefix="sealstream-sub-latency-") as work:
-            r = one_run(binary, n, args.chunks, args.rate, Path(work), args.drain)
+            r = one_run(binary, n, args.chunks, args.rate, Path(work), args.drain, args.database,
+                        args.replicas)
             r["seals_per_core_s"] = rate
             r["floor_cpu_per_chunk_ms"] = 1000 * n / rate
             results.append(r)
@@ -384,7 +438,7 @@ def main() -> None:
               f"| {r['missing_pairs']} |")
     print()
     print(f"Command: .venv/bin/python bench/subscription_latency.py --subscribers {args.subscribers} "
-          f"--chunks {args.chunks} --rate {args.rate:g}")
+          f"--chunks {args.chunks} --rate {args.rate:g} --database {args.database} --replicas {args.replicas}")
     print("RESULT " + json.dumps(results))
 
 
