@@ -275,10 +275,10 @@ fn a_visitor_finds_a_listing_and_verifies_its_sample_in_chromium() {
     });
 
     // One byte of the stored ciphertext flipped, behind the server's back.
-    let mut bytes = std::fs::read(&sample).unwrap();
+    let mut bytes = server.object(&sample);
     let middle = bytes.len() / 2;
     bytes[middle] ^= 0x01;
-    std::fs::write(&sample, &bytes).unwrap();
+    server.put_object(&sample, &bytes);
 
     block_on(async {
         // Again, from the keyboard this time: Enter on the focused button.
