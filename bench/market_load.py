@@ -337,12 +337,14 @@ def measure(key: str, server_pids: list[int], fn, database_pids=lambda: [], prox
         value = fn(attempt)
         elapsed = time.perf_counter() - s.at
 
-        def spent(before: dict[int, float]) -> float:
-            after = pids_cpu(list(before))
-            return sum(after[p] - before[p] for p in after)
+        def spent(before: dict[int, float], now: list[int]) -> float:
+            """CPU since `before` of the processes running now; one that
+            started meanwhile (a pooled connection's backend) counts whole."""
+            after = pids_cpu(list(before) + now)
+            return sum(t - before.get(p, 0.0) for p, t in after.items())
 
-        server_cores = (spent(server_before) + spent(db_before)) / elapsed
-        proxy_cores = spent(proxy_before) / elapsed
+        server_cores = (spent(server_before, []) + spent(db_before, database_pids())) / elapsed
+        proxy_cores = spent(proxy_before, proxy_pids()) / elapsed
         irq_cores = (interrupt_cpu() - irq_before) / elapsed
         foreign = max(0.0, s.foreign_cores() - server_cores - proxy_cores - irq_cores)
         if best is None or foreign < best[1]:

@@ -304,9 +304,9 @@ def one_run(binary: str, n: int, chunks: int, rate: float, work: Path, args_drai
         started: dict[int, float] = {}
         upload_ms: list[float] = []
         interval = 1.0 / rate
-        def cpu_now() -> float:
-            """CPU seconds of the replicas and the database's processes."""
-            return sum(pids_cpu([s.pid for s in servers] + database_pids()).values())
+        def cpu_now() -> dict[int, float]:
+            """CPU seconds of each replica and database process."""
+            return pids_cpu([s.pid for s in servers] + database_pids())
 
         cpu0, w0 = cpu_now(), time.perf_counter()
         next_at = time.perf_counter()
@@ -324,7 +324,9 @@ def one_run(binary: str, n: int, chunks: int, rate: float, work: Path, args_drai
                 break
             feeds.poll(0.5)
         wall = time.perf_counter() - w0
-        cpu = cpu_now() - cpu0
+        # Per process: one that started meanwhile (a pooled connection's
+        # backend) counts whole, one that ended is lost (not its CPU before).
+        cpu = sum(t - cpu0.get(p, 0.0) for p, t in cpu_now().items())
         missing = sum(chunks - len(a) for a in feeds.arrivals.values())
         drained_after = max(max(a.values(), default=uploads_done) for a in feeds.arrivals.values()) - uploads_done
 
@@ -365,7 +367,11 @@ def one_run(binary: str, n: int, chunks: int, rate: float, work: Path, args_drai
     finally:
         for server in servers:
             server.terminate()
-            server.wait(timeout=30)
+        for server in servers:
+            try:
+                server.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                server.kill()
         if cluster is not None:
             cluster.stop()
 

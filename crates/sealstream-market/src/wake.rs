@@ -161,12 +161,23 @@ async fn send_loop(state: AppState, mut outgoing: mpsc::Receiver<String>) {
                 Err(_) => break,
             }
         }
+        // The statement's text depends on the burst's size: not kept
+        // prepared (it would churn the connections' statement caches).
         let sql = notify_sql(burst.len());
-        let mut query = sqlx::query(&sql).bind(CHANNEL);
-        for payload in &burst {
-            query = query.bind(payload);
+        let notify = || {
+            let mut query = sqlx::query(&sql).bind(CHANNEL).persistent(false);
+            for payload in &burst {
+                query = query.bind(payload);
+            }
+            query.execute(state.store.pool())
+        };
+        // One retry: a lost burst leaves the other replicas to their next
+        // pass (and the feeds to their 60 s backstop).
+        let mut sent = notify().await;
+        if sent.is_err() {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            sent = notify().await;
         }
-        let sent = query.execute(state.store.pool()).await;
         if let Err(e) = sent {
             tracing::warn!(
                 count = burst.len(),

@@ -209,7 +209,10 @@ impl TestServer {
         };
         adjust(&mut config);
         if replicas > 1 && config.object_store.is_none() {
-            if let Ok(url) = std::env::var(OBJECT_STORE_ENV) {
+            if let Some(url) = std::env::var(OBJECT_STORE_ENV)
+                .ok()
+                .filter(|u| !u.is_empty())
+            {
                 config.object_store = Some(format!(
                     "{}/t-{:016x}",
                     url.trim_end_matches('/'),
