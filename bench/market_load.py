@@ -236,6 +236,31 @@ def wait_healthy(process: subprocess.Popen, port: int, log_path: Path) -> Api:
         time.sleep(0.1)
 
 
+def replica_flags(work: Path, public_url: str) -> list[str]:
+    """What replicas share besides the database (docs/deploy.md): one
+    object directory (`work/objects`), the public URL clients sign in for,
+    and three key files (in `work/shared-keys`; the first replica creates
+    them)."""
+    shared = work / "shared-keys"
+    shared.mkdir(mode=0o700, exist_ok=True)
+    return ["--object-store", f"file://{work / 'objects'}", "--public-url", public_url,
+            "--receipt-key-file", str(shared / "receipt-key"),
+            "--operator-kek-file", str(shared / "operator-kek"),
+            "--nonce-key-file", str(shared / "nonce-key")]
+
+
+def stop_servers(servers: list[subprocess.Popen]) -> None:
+    """Stops every server (SIGTERM, all first), killing one that does not
+    end within 30 s."""
+    for server in servers:
+        server.terminate()
+    for server in servers:
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+
+
 def did_of(address: str) -> str:
     return f"did:peaq:{address}"
 
@@ -666,12 +691,7 @@ def main() -> None:
             # Replicas share the database, the objects and three key files
             # (docs/deploy.md); the first creates the keys.
             objects = work / "objects"
-            shared = work / "shared-keys"
-            shared.mkdir(mode=0o700)
-            serve_cmd += ["--object-store", f"file://{objects}", "--public-url", base,
-                          "--receipt-key-file", str(shared / "receipt-key"),
-                          "--operator-kek-file", str(shared / "operator-kek"),
-                          "--nonce-key-file", str(shared / "nonce-key")]
+            serve_cmd += replica_flags(work, base)
         serve_help = run([binary, "market", "serve", "--help"]).stdout
         if "--write-rate" in serve_help:
             # One principal uploads for the whole run, faster than the default
@@ -823,12 +843,7 @@ def main() -> None:
     finally:
         if nginx is not None:
             nginx.stop()
-        for server in servers:
-            server.terminate()
-            try:
-                server.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                server.kill()
+        stop_servers(servers)
         if cluster is not None:
             cluster.stop()
         if not args.keep:

@@ -87,9 +87,11 @@ from market_load import (  # noqa: E402
     free_port,
     pids_cpu,
     register_machine,
+    replica_flags,
     run,
     sign_in,
     start_server,
+    stop_servers,
 )
 
 import pgcluster  # noqa: E402
@@ -252,13 +254,7 @@ def one_run(binary: str, n: int, chunks: int, rate: float, work: Path, args_drai
             # (docs/deploy.md); everyone signs in for the first replica's
             # address (as behind a proxy). The machine uploads to the first
             # replica; subscriber i follows through replica i mod R.
-            shared = work / "shared-keys"
-            shared.mkdir(mode=0o700)
-            serve_cmd += ["--object-store", f"file://{work / 'objects'}",
-                          "--public-url", f"http://127.0.0.1:{port}",
-                          "--receipt-key-file", str(shared / "receipt-key"),
-                          "--operator-kek-file", str(shared / "operator-kek"),
-                          "--nonce-key-file", str(shared / "nonce-key")]
+            serve_cmd += replica_flags(work, f"http://127.0.0.1:{port}")
         for i, p in enumerate(ports):
             own = ["--listen", f"127.0.0.1:{p}", "--data-dir", str(work / f"data-{i}")]
             if replicas > 1:
@@ -365,13 +361,7 @@ def one_run(binary: str, n: int, chunks: int, rate: float, work: Path, args_drai
             "last_delivery_after_last_upload_s": drained_after,
         }
     finally:
-        for server in servers:
-            server.terminate()
-        for server in servers:
-            try:
-                server.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                server.kill()
+        stop_servers(servers)
         if cluster is not None:
             cluster.stop()
 
