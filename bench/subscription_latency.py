@@ -366,6 +366,15 @@ def one_run(binary: str, n: int, chunks: int, rate: float, work: Path, args_drai
             cluster.stop()
 
 
+def raise_open_files(subscribers: int) -> None:
+    """Raises this process's open-file limit for `subscribers` feeds (two
+    descriptors each, and room for the rest), up to the hard limit."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = min(hard, subscribers * 2 + 1024)
+    if soft < want:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+
+
 def seal_rate(seconds: float = 1.0) -> float:
     """Sealed boxes of a 32-byte key per second on one core (libsodium)."""
     pk = PrivateKey.generate().public_key
@@ -401,10 +410,7 @@ def main() -> None:
         print("cargo build --release -p sealstream", file=sys.stderr)
         subprocess.run(["cargo", "build", "--release", "-p", "sealstream"], cwd=REPO, check=True)
     binary = str(args.binary)
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    want = min(hard, max(counts) * 2 + 1024)
-    if soft < want:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+    raise_open_files(max(counts))
 
     rate = seal_rate()
     print(f"sealed boxes on one core: {rate:,.0f}/s", file=sys.stderr)

@@ -927,6 +927,26 @@ pub(crate) fn metrics_text(state: &AppState) -> Response {
                 text,
                 "sealstream_market_catalog_searches_total{{cache=\"miss\"}} {misses}"
             );
+            let reads = state.feeds.reads().counts();
+            text.push_str("# HELP sealstream_market_feed_reads_total Live feeds' reads of the chunks granted to them, by whether they were gathered into one statement with other feeds' reads (PostgreSQL) or read alone.\n");
+            text.push_str("# TYPE sealstream_market_feed_reads_total counter\n");
+            let _ = writeln!(
+                text,
+                "sealstream_market_feed_reads_total{{path=\"gathered\"}} {}",
+                reads.gathered
+            );
+            let _ = writeln!(
+                text,
+                "sealstream_market_feed_reads_total{{path=\"alone\"}} {}",
+                reads.alone
+            );
+            text.push_str("# HELP sealstream_market_feed_read_statements_total Statements that answered gathered feed reads.\n");
+            text.push_str("# TYPE sealstream_market_feed_read_statements_total counter\n");
+            let _ = writeln!(
+                text,
+                "sealstream_market_feed_read_statements_total {}",
+                reads.statements
+            );
             text.push_str("# HELP sealstream_market_replica_info This server's replica id (--replica-id).\n");
             text.push_str("# TYPE sealstream_market_replica_info gauge\n");
             let _ = writeln!(

@@ -66,6 +66,13 @@ fn the_metrics_name_the_replica_and_its_leases(db: Db) {
         scraped.contains("sealstream_market_replica_info{replica=\"eu-1\"} 1"),
         "{scraped}"
     );
+    for line in [
+        "sealstream_market_feed_reads_total{path=\"gathered\"} 0",
+        "sealstream_market_feed_reads_total{path=\"alone\"} 0",
+        "sealstream_market_feed_read_statements_total 0",
+    ] {
+        assert!(scraped.contains(line), "{line} in {scraped}");
+    }
     assert!(
         scraped.contains("sealstream_market_job_lease{job=\"public-stats\"} 1"),
         "{scraped}"

@@ -983,6 +983,16 @@ fn the_feed_sends_grants_in_order_resumes_and_ends(db: Db) {
         (c.index, c.previous_chunk_id.as_deref()),
         (2, Some(chunks[1].envelope.chunk_id.as_str()))
     );
+    // That read, woken by the grant alone, was gathered on PostgreSQL
+    // (`feed_reads`) and alone on SQLite.
+    let (gathered, alone) = std::iter::once(&server)
+        .chain(&server.others)
+        .map(|r| r.state.feeds.reads().counts())
+        .fold((0, 0), |(g, a), c| (g + c.gathered, a + c.alone));
+    match db {
+        Db::Postgres => assert!(gathered >= 1 && alone == 0, "{gathered} {alone}"),
+        Db::Sqlite => assert!(gathered == 0 && alone >= 1, "{gathered} {alone}"),
+    }
 
     // Resumed after an index, by query or by Last-Event-ID (the query wins).
     let resumed = open_feed(&server, &id, &alice.token, "?after=1", Some("0")).expect("a feed");
@@ -2271,6 +2281,119 @@ fn a_feed_hears_of_what_another_replica_does() {
     assert_eq!(feed.state().state, SubscriptionState::Cancelled);
     grant_chunks(&server, &s, &id, vec![e(1)]);
     assert_eq!(feed.chunk().index, 1);
+}
+
+/// Feeds' reads of their grants, gathered into one statement on PostgreSQL
+/// (`subscriptions::feed_reads`), answer each read with its own rows: the
+/// same as the read answered alone, at most its limit, none of another
+/// subscription's or topic's.
+///
+/// On a runtime of one thread, reads queued together are taken together
+/// (the reader runs once every one of them waits): one statement for all.
+#[test]
+fn gathered_feed_reads_answer_each_feed_its_own() {
+    use sealstream_market::subscriptions::feed_reads::{FeedReads, GrantedRead};
+    let (server, s) = started(Db::Postgres, json!("none"));
+    let buyers: Vec<Buyer> = (0..4).map(|_| buyer(&server)).collect();
+    let ids: Vec<String> = buyers
+        .iter()
+        .map(|b| paid_subscription(&server, &s, b).0)
+        .collect();
+    let now = unix_now() as i64;
+    let chunks = chain_at(&server, &s, &[now + 60, now + 120, now + 180]);
+    // Subscription i holds chunks 0..i: the first none, the last all three.
+    let mut held: Vec<Vec<(u64, String)>> = Vec::new();
+    for (i, (id, b)) in ids.iter().zip(&buyers).enumerate() {
+        let entries: Vec<Value> = chunks[..i]
+            .iter()
+            .map(|c| entry(&s, c, &b.did, &b.recipient))
+            .collect();
+        held.push(
+            entries
+                .iter()
+                .map(|e| {
+                    let wrapped = e["buyer"]["wrappedKeyHex"].as_str().unwrap().to_string();
+                    (e["index"].as_u64().unwrap(), wrapped)
+                })
+                .collect(),
+        );
+        if !entries.is_empty() {
+            grant_chunks(&server, &s, id, entries);
+        }
+    }
+    let topic = TOPIC.to_string();
+    let read = |id: &str, topic: &str, after: i64, limit: i64| {
+        let r = GrantedRead {
+            id: id.to_string(),
+            machine_did: s.machine.did.clone(),
+            topic: topic.to_string(),
+            after,
+        };
+        (r, limit)
+    };
+    let mut reads = Vec::new();
+    let mut expected: Vec<Vec<(u64, String)>> = Vec::new();
+    for (id, held) in ids.iter().zip(&held) {
+        reads.push(read(id, &topic, -1, 10));
+        expected.push(held.clone());
+    }
+    reads.push(read(&ids[3], &topic, 0, 10));
+    expected.push(held[3][1..].to_vec());
+    reads.push(read(&ids[3], &topic, -1, 1));
+    expected.push(held[3][..1].to_vec());
+    reads.push(read(&ids[2], "another/topic", -1, 10));
+    expected.push(Vec::new());
+    reads.push(read("sub_unknown", &topic, -1, 10));
+    expected.push(Vec::new());
+    let n = reads.len() as u64;
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (alone, together, counts) = runtime.block_on(async {
+        let store = sealstream_market::store::Store::open(&server.database_url)
+            .await
+            .unwrap();
+        let reader = FeedReads::default();
+        let mut alone = Vec::new();
+        for (r, limit) in &reads {
+            alone.push(
+                reader
+                    .granted_chunks(&store, r.clone(), *limit)
+                    .await
+                    .unwrap(),
+            );
+        }
+        let together = futures_util::future::join_all(
+            reads
+                .iter()
+                .map(|(r, limit)| reader.granted_chunks(&store, r.clone(), *limit)),
+        )
+        .await;
+        let together: Vec<_> = together.into_iter().map(Result::unwrap).collect();
+        (alone, together, reader.counts())
+    });
+    assert_eq!(together, alone);
+    let found: Vec<Vec<(u64, String)>> = together
+        .iter()
+        .map(|rows| {
+            rows.iter()
+                .map(|(c, g)| (c.index, g.wrapped_key_hex.clone()))
+                .collect()
+        })
+        .collect();
+    assert_eq!(found, expected);
+    for (rows, (r, _)) in together.iter().zip(&reads) {
+        for (_, g) in rows {
+            let b = &buyers[ids.iter().position(|id| *id == r.id).unwrap()];
+            assert_eq!(g.public_key_hex, b.recipient.public_key().to_hex());
+        }
+    }
+    // Every read gathered: one statement each alone, then one for all.
+    assert_eq!(counts.gathered, 2 * n);
+    assert_eq!(counts.alone, 0);
+    assert_eq!(counts.statements, n + 1);
 }
 
 on_both_databases!(

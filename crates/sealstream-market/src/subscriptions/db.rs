@@ -712,23 +712,94 @@ where
     .bind(limit)
     .fetch_all(executor)
     .await?;
-    rows.iter()
-        .map(|row| {
-            Ok((
-                crate::ingest::db::chunk_row(row)?,
-                WrappedGrant {
-                    recipient_id: row.try_get(9)?,
-                    public_key_hex: row.try_get(10)?,
-                    wrapped_key_hex: row.try_get(11)?,
-                },
-            ))
-        })
-        .collect()
+    rows.iter().map(granted_chunk).collect()
+}
+
+/// A row of [`granted_chunks`]: the chunk, then its grant.
+fn granted_chunk(row: &AnyRow) -> Result<(crate::ingest::db::ChunkRow, WrappedGrant), DbError> {
+    Ok((
+        crate::ingest::db::chunk_row(row)?,
+        WrappedGrant {
+            recipient_id: row.try_get(9)?,
+            public_key_hex: row.try_get(10)?,
+            wrapped_key_hex: row.try_get(11)?,
+        },
+    ))
+}
+
+/// One read of [`granted_chunks_of_many`]: a subscription, its topic and
+/// the last index its feed sent.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct GrantedRead {
+    /// The subscription.
+    pub id: String,
+    /// Its machine.
+    pub machine_did: String,
+    /// Its topic.
+    pub topic: String,
+    /// The grants after this index are read.
+    pub after: i64,
+}
+
+/// [`granted_chunks`] of many subscriptions in one statement (PostgreSQL
+/// only): for each read, its rows, at most `limit` of them, in the order
+/// of `reads`.
+///
+/// The reads go as one JSON parameter (`json_to_recordset`), so the
+/// statement's text is the same whatever their number (one prepared
+/// statement), and each is answered by the same bounded range read as
+/// [`granted_chunks`] (`CROSS JOIN LATERAL`).
+pub(crate) async fn granted_chunks_of_many(
+    pool: &sqlx::AnyPool,
+    reads: &[GrantedRead],
+    limit: i64,
+) -> Result<Vec<Vec<(crate::ingest::db::ChunkRow, WrappedGrant)>>, DbError> {
+    #[derive(serde::Serialize)]
+    struct Numbered<'a> {
+        n: usize,
+        #[serde(flatten)]
+        read: &'a GrantedRead,
+    }
+    let numbered: Vec<Numbered<'_>> = reads
+        .iter()
+        .enumerate()
+        .map(|(n, read)| Numbered { n, read })
+        .collect();
+    let json = serde_json::to_string(&numbered)
+        .map_err(|e| DbError::inconsistent("feed reads", e.to_string()))?;
+    let rows = sqlx::query(&format!(
+        "SELECT x.*, r.n FROM json_to_recordset(CAST($1 AS json)) \
+           AS r(n integer, id text, machine_did text, topic text, after bigint) \
+         CROSS JOIN LATERAL ( \
+           SELECT {}, g.recipient_id, g.public_key_hex, g.wrapped_key_hex \
+           FROM subscription_grants g JOIN chunks c \
+             ON c.machine_did = r.machine_did AND c.topic = r.topic AND c.idx = g.chunk_index \
+             AND c.idx > r.after AND c.idx <= (SELECT MAX(l.chunk_index) \
+               FROM subscription_grants l WHERE l.subscription_id = r.id) \
+           WHERE g.subscription_id = r.id AND g.chunk_index > r.after \
+           ORDER BY g.chunk_index LIMIT $2) x \
+         ORDER BY r.n, x.idx",
+        crate::ingest::db::chunk_columns_of("c")
+    ))
+    .bind(json)
+    .bind(limit)
+    .fetch_all(pool)
+    .await?;
+    let mut out: Vec<Vec<_>> = reads.iter().map(|_| Vec::new()).collect();
+    for row in &rows {
+        let n: i32 = row.try_get(12)?;
+        let slot = usize::try_from(n)
+            .ok()
+            .and_then(|n| out.get_mut(n))
+            .ok_or_else(|| DbError::inconsistent("feed reads", format!("read {n} not asked")))?;
+        slot.push(granted_chunk(row)?);
+    }
+    Ok(out)
 }
 
 /// A chunk key wrapped for a subscriber, as stored.
-#[derive(Clone, Debug)]
-pub(crate) struct WrappedGrant {
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WrappedGrant {
     /// The subscription's recipient id.
     pub recipient_id: String,
     /// The buyer key it is wrapped to.

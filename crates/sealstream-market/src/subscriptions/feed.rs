@@ -79,6 +79,8 @@ pub struct Feeds {
     open: Mutex<HashMap<String, usize>>,
     /// The server is stopping: every feed ends.
     closing: AtomicBool,
+    /// The quiet reads, gathered ([`super::feed_reads`]).
+    reads: super::feed_reads::FeedReads,
 }
 
 impl Default for Feeds {
@@ -88,6 +90,7 @@ impl Default for Feeds {
             pending: tokio::sync::watch::channel(0).0,
             open: Mutex::default(),
             closing: AtomicBool::new(false),
+            reads: super::feed_reads::FeedReads::default(),
         }
     }
 }
@@ -114,6 +117,11 @@ impl Feeds {
             });
         }
         self.pending.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// The feeds' reader of their granted chunks ([`super::feed_reads`]).
+    pub fn reads(&self) -> &super::feed_reads::FeedReads {
+        &self.reads
     }
 
     pub(crate) fn closing(&self) -> bool {
@@ -402,14 +410,16 @@ impl Follow {
             && !self.was_final
             && self.next_change.is_none_or(|at| now < at);
         if let (true, Some(chain)) = (quiet, self.chain.clone()) {
-            let rows = db::granted_chunks(
-                self.state.store.pool(),
-                &self.id,
-                (&chain.0, &chain.1),
-                self.after,
-                BATCH + 1,
-            )
-            .await?;
+            let (machine_did, topic) = chain;
+            let read = db::GrantedRead {
+                id: self.id.clone(),
+                machine_did,
+                topic,
+                after: self.after,
+            };
+            let rows = (self.state.feeds.reads)
+                .granted_chunks(&self.state.store, read, BATCH + 1)
+                .await?;
             let (chunks, more, _) = self.sendable(rows, self.after.saturating_add(1));
             self.queue_chunks(chunks)?;
             self.read_now = more;

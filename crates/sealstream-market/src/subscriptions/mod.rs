@@ -19,6 +19,7 @@
 pub(crate) mod db;
 pub mod entitlement;
 pub mod feed;
+pub mod feed_reads;
 pub mod long_poll;
 pub mod windows;
 
