@@ -340,6 +340,12 @@ def one_run(binary: str, n: int, chunks: int, rate: float, work: Path, args_drai
         end = time.perf_counter()
         pairs = [feeds.arrivals[s].get(i, end) - started[i] for s, _, _ in subs for i in range(chunks)]
         all_n = [max(feeds.arrivals[s].get(i, end) for s, _, _ in subs) - started[i] for i in range(chunks)]
+        # Subscriber i follows through replica i mod R: the pairs of each.
+        by_replica = [
+            summary([feeds.arrivals[s].get(i, end) - started[i]
+                     for k, (s, _, _) in enumerate(subs) if k % replicas == r for i in range(chunks)])
+            for r in range(min(replicas, n))
+        ]
         tenth = max(1, chunks // 10)
         first_tenth = 1000 * sum(all_n[:tenth]) / tenth
         last_tenth = 1000 * sum(all_n[-tenth:]) / tenth
@@ -351,6 +357,7 @@ def one_run(binary: str, n: int, chunks: int, rate: float, work: Path, args_drai
             "rate": rate,
             "pair": summary(pairs),
             "all": summary(all_n),
+            "pair_by_replica": by_replica,
             "upload": {"p50_ms": sorted(upload_ms)[len(upload_ms) // 2], "max_ms": max(upload_ms)},
             "first_tenth_all_ms": first_tenth,
             "last_tenth_all_ms": last_tenth,

@@ -594,9 +594,14 @@ async fn grant_topic(
             }
         }
         let mut tx = state.store.begin().await?;
-        let results =
-            crate::subscriptions::store_operator_entries(&mut tx, machine_did, topic, &batch)
-                .await?;
+        let results = crate::subscriptions::store_operator_entries(
+            &mut tx,
+            &state.grant_marks,
+            machine_did,
+            topic,
+            &batch,
+        )
+        .await?;
         tx.commit().await?;
         for (id, result) in results {
             match result {

@@ -1085,30 +1085,50 @@ pub async fn cutoff(
 
 /// The entitlement window of `s` in `tx`, with its keys.
 async fn window_of(tx: &mut Tx, s: &Subscription) -> ApiResult<(Window, Vec<KeyFrom>)> {
-    windows_of(tx, std::slice::from_ref(s))
+    windows_of(tx, std::slice::from_ref(s), None)
         .await?
         .pop()
         .ok_or_else(|| ApiError::internal("subscription window", "none read".to_string()))
 }
 
 /// The entitlement windows of `subs` (subscriptions of one topic), with
-/// their keys, in `subs` order: two statements whatever their number.
-async fn windows_of(tx: &mut Tx, subs: &[Subscription]) -> ApiResult<Vec<(Window, Vec<KeyFrom>)>> {
+/// their keys, in `subs` order: two statements whatever their number. With
+/// `marks`, first live indexes kept there are not read again, and those
+/// read are kept once settled ([`GrantMarks::keep_first_live`]).
+async fn windows_of(
+    tx: &mut Tx,
+    subs: &[Subscription],
+    marks: Option<&GrantMarks>,
+) -> ApiResult<Vec<(Window, Vec<KeyFrom>)>> {
     let Some(first) = subs.first() else {
         return Ok(Vec::new());
     };
     debug_assert!(subs
         .iter()
         .all(|s| s.machine_did == first.machine_did && s.topic == first.topic));
-    let starts: Vec<(&str, i64)> = subs
-        .iter()
-        .filter_map(|s| s.active_from.map(|from| (s.id.as_str(), from)))
-        .collect();
-    let first_live = if starts.is_empty() {
-        HashMap::new()
-    } else {
-        db::first_live(tx, &first.machine_did, &first.topic, &starts).await?
-    };
+    let mut first_live = HashMap::new();
+    let mut starts: Vec<(&str, i64)> = Vec::new();
+    for s in subs {
+        let Some(at) = s.active_from else { continue };
+        match marks.and_then(|m| m.first_live(&s.id, at)) {
+            Some(n) => {
+                first_live.insert(s.id.clone(), n);
+            }
+            None => starts.push((s.id.as_str(), at)),
+        }
+    }
+    if !starts.is_empty() {
+        let read = db::first_live(tx, &first.machine_did, &first.topic, &starts).await?;
+        if let Some(marks) = marks {
+            let now = sealstream_core::utc::now_unix();
+            for (id, at) in &starts {
+                if let Some(n) = read.get(*id) {
+                    marks.keep_first_live(id, *at, *n, now);
+                }
+            }
+        }
+        first_live.extend(read);
+    }
     let ids: Vec<&str> = subs.iter().map(|s| s.id.as_str()).collect();
     let mut keys = db::keys_of(tx, &ids).await?;
     Ok(subs
@@ -1200,12 +1220,52 @@ async fn pending_page(
 /// lowest index once. Without it a pass over a topic would probe every
 /// chunk since each subscription's start, and its cost would grow with the
 /// topic's history.
+///
+/// It also keeps each subscription's first live index
+/// ([`GrantMarks::first_live`]) once it can no longer change.
 #[derive(Debug, Default)]
-pub struct GrantMarks(std::sync::Mutex<HashMap<String, u64>>);
+pub struct GrantMarks {
+    marks: std::sync::Mutex<HashMap<String, u64>>,
+    /// (subscription, activation time) → how many of the topic's chunks
+    /// were accepted before it.
+    first_live: std::sync::Mutex<HashMap<(String, i64), u64>>,
+}
+
+/// An activation this many seconds in the past has its count of earlier
+/// chunks settled: a chunk accepted now, even by a replica whose clock is
+/// behind by less than this, is stamped after it.
+const FIRST_LIVE_SETTLED: i64 = 60;
+/// First live indexes kept at most; the memory is emptied when full (each
+/// is read again once).
+const FIRST_LIVE_KEPT: usize = 100_000;
 
 impl GrantMarks {
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, u64>> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner())
+        self.marks.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The first live index of subscription `id` activated at `at`, if
+    /// kept.
+    fn first_live(&self, id: &str, at: i64) -> Option<u64> {
+        let kept = self.first_live.lock().unwrap_or_else(|e| e.into_inner());
+        kept.get(&(id.to_string(), at)).copied()
+    }
+
+    /// Keeps the first live index `n` of `id` activated at `at`, read at
+    /// `now`, if it is settled: the number of chunks accepted before an
+    /// activation changes only while a chunk may still be stamped before
+    /// it ([`FIRST_LIVE_SETTLED`]). Without it each granter pass counted
+    /// every chunk before each subscription's start, a cost growing with
+    /// the topic's history.
+    fn keep_first_live(&self, id: &str, at: i64, n: u64, now: i64) {
+        if at > now.saturating_sub(FIRST_LIVE_SETTLED) {
+            return;
+        }
+        let mut kept = self.first_live.lock().unwrap_or_else(|e| e.into_inner());
+        if kept.len() >= FIRST_LIVE_KEPT {
+            kept.clear();
+        }
+        kept.insert((id.to_string(), at), n);
     }
 
     /// Where the search of subscription `id` starts, at `lowest` or above.
@@ -1236,7 +1296,7 @@ pub(crate) async fn pending_of(
     let Some(first) = subs.first() else {
         return Ok((Vec::new(), false));
     };
-    let windows = windows_of(tx, subs).await?;
+    let windows = windows_of(tx, subs, Some(marks)).await?;
     // Read before the search: a chunk stored after it is searched anyway.
     let head = db::last_chunk(tx, &first.machine_did, &first.topic).await?;
     let per = room.min(MAX_GRANT_ENTRIES);
@@ -1408,7 +1468,7 @@ pub(crate) async fn store_entries_in(
         }
         _ => return Err(not_found(id)),
     };
-    store_checked(tx, vec![s], &[entries], granter)
+    store_checked(tx, vec![s], &[entries], granter, None)
         .await?
         .pop()
         .ok_or_else(|| ApiError::internal("subscription grants", "no result".to_string()))?
@@ -1422,6 +1482,7 @@ pub(crate) async fn store_entries_in(
 /// refused.
 pub(crate) async fn store_operator_entries(
     tx: &mut Tx,
+    marks: &GrantMarks,
     machine_did: &str,
     topic: &str,
     batch: &[(
@@ -1445,7 +1506,7 @@ pub(crate) async fn store_operator_entries(
         }
     }
     let ids: Vec<String> = subs.iter().map(|s| s.id.clone()).collect();
-    let results = store_checked(tx, subs, &entries, Granter::Operator).await?;
+    let results = store_checked(tx, subs, &entries, Granter::Operator, Some(marks)).await?;
     Ok(ids.into_iter().zip(results).chain(missing).collect())
 }
 
@@ -1456,12 +1517,14 @@ pub(crate) async fn store_operator_entries(
 /// subscription that stored any, in a few statements. The results are in
 /// `subs` order. An entry of a caller that conflicts with another wrapped
 /// key already held is a 409 for its subscription, after the others were
-/// inserted: a caller storing one subscription drops `tx` on it.
+/// inserted: a caller storing one subscription drops `tx` on it. `marks`
+/// as for [`windows_of`].
 async fn store_checked(
     tx: &mut Tx,
     mut subs: Vec<Subscription>,
     entries: &[&[sealstream_api::subscriptions::SubscriptionGrantEntry]],
     granter: Granter<'_>,
+    marks: Option<&GrantMarks>,
 ) -> ApiResult<Vec<ApiResult<SubscriptionGrantsStored>>> {
     let Some(first) = subs.first() else {
         return Ok(Vec::new());
@@ -1475,7 +1538,7 @@ async fn store_checked(
     for s in &mut subs {
         settle(tx, s, now_unix).await?;
     }
-    let windows = windows_of(tx, &subs).await?;
+    let windows = windows_of(tx, &subs, marks).await?;
     let mut indexes: Vec<u64> = entries
         .iter()
         .flat_map(|e| e.iter().map(|e| e.index))
@@ -1715,6 +1778,38 @@ pub fn routes() -> Router<AppState> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A first live index is kept once its activation is settled, by
+    /// (subscription, activation): a new activation is read again.
+    #[test]
+    fn first_live_indexes_are_kept_once_settled() {
+        let marks = GrantMarks::default();
+        let now = 1_000_000;
+        marks.keep_first_live("sub_1", now - FIRST_LIVE_SETTLED + 1, 7, now);
+        assert_eq!(
+            marks.first_live("sub_1", now - FIRST_LIVE_SETTLED + 1),
+            None
+        );
+        marks.keep_first_live("sub_1", now - FIRST_LIVE_SETTLED, 7, now);
+        assert_eq!(marks.first_live("sub_1", now - FIRST_LIVE_SETTLED), Some(7));
+        assert_eq!(marks.first_live("sub_1", now), None, "another activation");
+        assert_eq!(marks.first_live("sub_2", now - FIRST_LIVE_SETTLED), None);
+    }
+
+    /// The memory of first live indexes is bounded: full, it is emptied.
+    #[test]
+    fn first_live_memory_is_bounded() {
+        let marks = GrantMarks::default();
+        for i in 0..FIRST_LIVE_KEPT {
+            marks.keep_first_live(&format!("sub_{i}"), 0, 1, 1_000);
+        }
+        assert_eq!(marks.first_live("sub_0", 0), Some(1));
+        marks.keep_first_live("sub_new", 0, 2, 1_000);
+        assert_eq!(marks.first_live("sub_0", 0), None);
+        assert_eq!(marks.first_live("sub_new", 0), Some(2));
+        let kept = marks.first_live.lock().unwrap().len();
+        assert_eq!(kept, 1);
+    }
 
     fn sub(state: SubscriptionState, t: Option<i64>) -> Subscription {
         Subscription {
