@@ -24,9 +24,35 @@ fn one_holder_at_a_time_until_expiry_or_release(db: Db) {
     let b = Leases::new("other");
     let hold = |l: &Leases, lease: Duration| block_on(l.hold(store, JOB, lease)).unwrap();
 
+    let expires = || -> i64 {
+        block_on(
+            sqlx::query_scalar("SELECT expires_unix FROM job_leases WHERE job = $1")
+                .bind(JOB.name())
+                .fetch_one(store.pool()),
+        )
+        .unwrap()
+    };
+    let set_expires = |at: i64| {
+        block_on(
+            sqlx::query("UPDATE job_leases SET expires_unix = $1 WHERE job = $2")
+                .bind(at)
+                .bind(JOB.name())
+                .execute(store.pool()),
+        )
+        .unwrap();
+    };
+
     assert!(hold(a, HOUR), "a free lease is taken");
     assert!(!hold(&b, HOUR), "a live lease is another's");
+    // With more than half of it left, the holder holds it as it is (no
+    // write); with less, it renews it.
+    let first = expires();
+    assert!(hold(a, HOUR), "the holder keeps it");
+    assert_eq!(expires(), first, "kept without a write");
+    let soon = sealstream_core::utc::now_unix() + 10;
+    set_expires(soon);
     assert!(hold(a, HOUR), "the holder renews it");
+    assert!(expires() >= soon + 1_700, "renewed for the lease");
     assert!(!hold(&b, HOUR));
 
     // The holder lets it lapse (a lease that ends now): another takes it

@@ -2396,7 +2396,47 @@ fn gathered_feed_reads_answer_each_feed_its_own() {
     assert_eq!(counts.statements, n + 1);
 }
 
+/// The granter keeps each subscription's count of the chunks before its
+/// activation between passes and counts only the chunks stored since: a
+/// chunk stamped before the activation but stored after a pass (an upload
+/// that waited for its commit) still counts, as a fresh count would.
+fn a_late_chunk_before_the_activation_is_counted(db: Db) {
+    let (server, s, _bob, id, view) = subscribed(db, json!({"lastChunks": 1}));
+    let at = unix(&view["activeFrom"]);
+    let plaintexts: Vec<Vec<u8>> = (0..4).map(|i| format!("fix {i}").into_bytes()).collect();
+    let chunks = write_chain_to(
+        &s.machine,
+        ChainState::new(),
+        &plaintexts,
+        s.recipient.public_key(),
+    );
+    let indexes = |server: &TestServer| -> Vec<u64> {
+        pending(server, &s)
+            .into_iter()
+            .filter(|(sub, _, _)| *sub == id)
+            .map(|(_, index, _)| index)
+            .collect()
+    };
+    // Two chunks before the activation: the last of them is the history.
+    insert_chain(
+        &server,
+        &s.machine.did,
+        TOPIC,
+        &chunks[..2],
+        &[at - 100, at - 50],
+    );
+    assert_eq!(indexes(&server), vec![1]);
+    // A third, stamped before the activation, stored after that pass:
+    // three chunks before it now, and the history is the third.
+    insert_chain(&server, &s.machine.did, TOPIC, &chunks[2..3], &[at - 1]);
+    assert_eq!(indexes(&server), vec![2]);
+    // A live one after it.
+    insert_chain(&server, &s.machine.did, TOPIC, &chunks[3..], &[at + 10]);
+    assert_eq!(indexes(&server), vec![2, 3]);
+}
+
 on_both_databases!(
+    a_late_chunk_before_the_activation_is_counted,
     the_shortest_period_is_the_operators_policy,
     cut_off_notices_for_every_final_state,
     the_feed_waits_for_grants_stored_out_of_order,

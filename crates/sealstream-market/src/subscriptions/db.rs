@@ -526,29 +526,82 @@ pub(crate) async fn last_chunk(
     Ok(last.and_then(|(i, t)| Some((u64::try_from(i).ok()?, t))))
 }
 
-/// For subscriptions of one topic, each with its activation time
-/// (`starts`): how many of the topic's chunks were accepted before it (the
-/// index of its first live chunk).
+/// How many of a topic's chunks were accepted before a subscription's
+/// activation (the index of its first live chunk), as counted up to the
+/// topic's last chunk then (`head`, `None` with no chunk).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct FirstLive {
+    /// Chunks accepted before the activation, among those up to `head`.
+    pub count: u64,
+    /// The topic's last index when counted.
+    pub head: Option<i64>,
+}
+
+/// For subscriptions of one topic, each with its activation time and,
+/// if counted before, that count (`starts`): how many of the topic's
+/// chunks were accepted before it, and the topic's head.
+///
+/// A count from before is brought up to date by counting only the chunks
+/// after its head: chunks are accepted in chain order (index `i + 1` only
+/// once `i` is stored), so every chunk up to a head read was counted, and
+/// the count stays exact whatever the chunks' times. The range read is
+/// bounded on both sides (after the old head, up to the new one), so the
+/// planners take the index by chain position for it, not the one by time,
+/// which would read every chunk before the activation again.
 pub(crate) async fn first_live(
     tx: &mut Tx,
     machine_did: &str,
     topic: &str,
-    starts: &[(&str, i64)],
-) -> Result<HashMap<String, u64>, DbError> {
+    starts: &[(&str, i64, Option<FirstLive>)],
+) -> Result<HashMap<String, FirstLive>, DbError> {
     let mut out = HashMap::with_capacity(starts.len());
-    for part in starts.chunks(PER_STATEMENT) {
+    let (counted, fresh): (Vec<_>, Vec<_>) = starts.iter().partition(|(_, _, was)| was.is_some());
+    for part in fresh.chunks(PER_STATEMENT) {
         let sql = format!(
             "WITH f(id, at) AS (VALUES {}) \
              SELECT f.id, (SELECT COUNT(*) FROM chunks c \
-               WHERE c.machine_did = $1 AND c.topic = $2 AND c.received_unix < f.at) FROM f",
+               WHERE c.machine_did = $1 AND c.topic = $2 AND c.received_unix < f.at), \
+             (SELECT MAX(h.idx) FROM chunks h WHERE h.machine_did = $1 AND h.topic = $2) FROM f",
             placeholders(part.len(), 2, 3)
         );
         let mut query = sqlx::query_as(&sql).bind(machine_did).bind(topic);
-        for (id, at) in part {
+        for (id, at, _) in part {
             query = query.bind(*id).bind(*at);
         }
-        let rows: Vec<(String, i64)> = query.fetch_all(&mut **tx).await?;
-        out.extend(rows.into_iter().map(|(id, n)| (id, n.max(0) as u64)));
+        let rows: Vec<(String, i64, Option<i64>)> = query.fetch_all(&mut **tx).await?;
+        out.extend(rows.into_iter().map(|(id, n, head)| {
+            let count = n.max(0) as u64;
+            (id, FirstLive { count, head })
+        }));
+    }
+    for part in counted.chunks(PER_STATEMENT) {
+        let sql = format!(
+            "WITH f(id, at, n, after) AS (VALUES {}), \
+               h(head) AS (SELECT MAX(idx) FROM chunks WHERE machine_did = $1 AND topic = $2) \
+             SELECT f.id, f.n + (SELECT COUNT(*) FROM chunks c \
+               WHERE c.machine_did = $1 AND c.topic = $2 \
+               AND c.idx > f.after AND c.idx <= h.head AND c.received_unix < f.at), h.head \
+             FROM f CROSS JOIN h",
+            placeholders(part.len(), 4, 3)
+        );
+        let mut query = sqlx::query_as(&sql).bind(machine_did).bind(topic);
+        for (id, at, was) in part {
+            let was = was.unwrap_or(FirstLive {
+                count: 0,
+                head: None,
+            });
+            let count = i64::try_from(was.count).unwrap_or(i64::MAX);
+            query = query
+                .bind(*id)
+                .bind(*at)
+                .bind(count)
+                .bind(was.head.unwrap_or(-1));
+        }
+        let rows: Vec<(String, i64, Option<i64>)> = query.fetch_all(&mut **tx).await?;
+        out.extend(rows.into_iter().map(|(id, n, head)| {
+            let count = n.max(0) as u64;
+            (id, FirstLive { count, head })
+        }));
     }
     Ok(out)
 }

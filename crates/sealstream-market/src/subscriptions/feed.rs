@@ -393,8 +393,8 @@ impl Follow {
     /// Reads what changed: the state (queued if it differs from the last
     /// sent) and the next chunks granted. Woken by grants alone (nothing
     /// else changed, no time-driven change due, the subscription not
-    /// final, a chunk sent already), it reads the chunks only
-    /// ([`Follow::read_chunks`]).
+    /// final, a chunk sent already), it reads the chunks only, gathered
+    /// with other feeds' reads on PostgreSQL ([`super::feed_reads`]).
     ///
     /// Most reads write nothing: they run in a read-only snapshot, beside
     /// the other feeds and the granter. A read that finds a state change

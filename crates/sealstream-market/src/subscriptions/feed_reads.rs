@@ -11,8 +11,9 @@
 //! ([`db::granted_chunks_of_many`]). A read waiting alone goes at once;
 //! reads that come while a statement runs go together in the next.
 //!
-//! If the gathered statement fails, or the reader is gone, each feed reads
-//! for itself (and meets the database's error, if it is the database's).
+//! If the gathered statement fails, the reader is gone, or it has not
+//! answered within [`PATIENCE`], each feed reads for itself (and meets the
+//! database's error, if it is the database's).
 //! SQLite reads directly: its reads are in the process, without a round
 //! trip, and it was never the slower there.
 
@@ -30,6 +31,9 @@ use crate::store::{DbError, Engine, Store};
 pub(crate) const MAX_GATHERED: usize = 256;
 /// Reads queued for the reader at most; a feed beyond it waits to queue.
 const QUEUE: usize = 4096;
+/// How long a feed waits for the reader before it reads alone (a reader
+/// stuck on a statement holds up every feed of the process, not one).
+const PATIENCE: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// The rows of one read: chunks and their grants, by index.
 pub type GrantedRows = Vec<(ChunkRow, WrappedGrant)>;
@@ -100,10 +104,12 @@ impl FeedReads {
                 limit,
                 reply,
             };
-            if queue.send(request).await.is_ok() {
-                if let Ok(Some(rows)) = answer.await {
-                    return Ok(rows);
-                }
+            let gathered = async {
+                queue.send(request).await.ok()?;
+                answer.await.ok()?
+            };
+            if let Ok(Some(rows)) = tokio::time::timeout(PATIENCE, gathered).await {
+                return Ok(rows);
             }
         }
         self.counts.alone.fetch_add(1, Ordering::Relaxed);

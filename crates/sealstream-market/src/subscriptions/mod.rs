@@ -1093,8 +1093,9 @@ async fn window_of(tx: &mut Tx, s: &Subscription) -> ApiResult<(Window, Vec<KeyF
 
 /// The entitlement windows of `subs` (subscriptions of one topic), with
 /// their keys, in `subs` order: two statements whatever their number. With
-/// `marks`, first live indexes kept there are not read again, and those
-/// read are kept once settled ([`GrantMarks::keep_first_live`]).
+/// `marks`, the counts of chunks before each activation kept there are
+/// brought up to date (the chunks since counted) rather than counted
+/// whole, and kept again ([`GrantMarks::keep_first_live`]).
 async fn windows_of(
     tx: &mut Tx,
     subs: &[Subscription],
@@ -1106,35 +1107,35 @@ async fn windows_of(
     debug_assert!(subs
         .iter()
         .all(|s| s.machine_did == first.machine_did && s.topic == first.topic));
-    let mut first_live = HashMap::new();
-    let mut starts: Vec<(&str, i64)> = Vec::new();
-    for s in subs {
-        let Some(at) = s.active_from else { continue };
-        match marks.and_then(|m| m.first_live(&s.id, at)) {
-            Some(n) => {
-                first_live.insert(s.id.clone(), n);
+    let starts: Vec<(&str, i64, Option<db::FirstLive>)> = subs
+        .iter()
+        .filter_map(|s| {
+            let at = s.active_from?;
+            Some((
+                s.id.as_str(),
+                at,
+                marks.and_then(|m| m.first_live(&s.id, at)),
+            ))
+        })
+        .collect();
+    let first_live = if starts.is_empty() {
+        HashMap::new()
+    } else {
+        db::first_live(tx, &first.machine_did, &first.topic, &starts).await?
+    };
+    if let Some(marks) = marks {
+        for (id, at, _) in &starts {
+            if let Some(n) = first_live.get(*id) {
+                marks.keep_first_live(id, *at, *n);
             }
-            None => starts.push((s.id.as_str(), at)),
         }
-    }
-    if !starts.is_empty() {
-        let read = db::first_live(tx, &first.machine_did, &first.topic, &starts).await?;
-        if let Some(marks) = marks {
-            let now = sealstream_core::utc::now_unix();
-            for (id, at) in &starts {
-                if let Some(n) = read.get(*id) {
-                    marks.keep_first_live(id, *at, *n, now);
-                }
-            }
-        }
-        first_live.extend(read);
     }
     let ids: Vec<&str> = subs.iter().map(|s| s.id.as_str()).collect();
     let mut keys = db::keys_of(tx, &ids).await?;
     Ok(subs
         .iter()
         .map(|s| {
-            let first_live = first_live.get(&s.id).copied().unwrap_or(0);
+            let first_live = first_live.get(&s.id).map_or(0, |n| n.count);
             (s.window(first_live), keys.remove(&s.id).unwrap_or_default())
         })
         .collect())
@@ -1221,22 +1222,18 @@ async fn pending_page(
 /// chunk since each subscription's start, and its cost would grow with the
 /// topic's history.
 ///
-/// It also keeps each subscription's first live index
-/// ([`GrantMarks::first_live`]) once it can no longer change.
+/// It also keeps each subscription's count of the chunks before its
+/// activation ([`GrantMarks::first_live`]), so that a pass counts only the
+/// chunks stored since the last.
 #[derive(Debug, Default)]
 pub struct GrantMarks {
     marks: std::sync::Mutex<HashMap<String, u64>>,
-    /// (subscription, activation time) → how many of the topic's chunks
-    /// were accepted before it.
-    first_live: std::sync::Mutex<HashMap<(String, i64), u64>>,
+    /// (subscription, activation time) → its chunks before it, as counted.
+    first_live: std::sync::Mutex<HashMap<(String, i64), db::FirstLive>>,
 }
 
-/// An activation this many seconds in the past has its count of earlier
-/// chunks settled: a chunk accepted now, even by a replica whose clock is
-/// behind by less than this, is stamped after it.
-const FIRST_LIVE_SETTLED: i64 = 60;
-/// First live indexes kept at most; the memory is emptied when full (each
-/// is read again once).
+/// Counts of chunks before an activation kept at most; the memory is
+/// emptied when full (each is counted whole again once).
 const FIRST_LIVE_KEPT: usize = 100_000;
 
 impl GrantMarks {
@@ -1244,25 +1241,20 @@ impl GrantMarks {
         self.marks.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The first live index of subscription `id` activated at `at`, if
-    /// kept.
-    fn first_live(&self, id: &str, at: i64) -> Option<u64> {
+    /// The count kept of the chunks before subscription `id`'s activation
+    /// at `at`.
+    fn first_live(&self, id: &str, at: i64) -> Option<db::FirstLive> {
         let kept = self.first_live.lock().unwrap_or_else(|e| e.into_inner());
         kept.get(&(id.to_string(), at)).copied()
     }
 
-    /// Keeps the first live index `n` of `id` activated at `at`, read at
-    /// `now`, if it is settled: the number of chunks accepted before an
-    /// activation changes only while a chunk may still be stamped before
-    /// it ([`FIRST_LIVE_SETTLED`]). Without it each granter pass counted
-    /// every chunk before each subscription's start, a cost growing with
-    /// the topic's history.
-    fn keep_first_live(&self, id: &str, at: i64, n: u64, now: i64) {
-        if at > now.saturating_sub(FIRST_LIVE_SETTLED) {
-            return;
-        }
+    /// Keeps the count `n` of the chunks before `id`'s activation at `at`:
+    /// the next pass counts from its head on ([`db::first_live`]).
+    /// Without it each granter pass counted every chunk before each
+    /// subscription's start, a cost growing with the topic's history.
+    fn keep_first_live(&self, id: &str, at: i64, n: db::FirstLive) {
         let mut kept = self.first_live.lock().unwrap_or_else(|e| e.into_inner());
-        if kept.len() >= FIRST_LIVE_KEPT {
+        if kept.len() >= FIRST_LIVE_KEPT && !kept.contains_key(&(id.to_string(), at)) {
             kept.clear();
         }
         kept.insert((id.to_string(), at), n);
@@ -1779,36 +1771,38 @@ pub fn routes() -> Router<AppState> {
 mod tests {
     use super::*;
 
-    /// A first live index is kept once its activation is settled, by
-    /// (subscription, activation): a new activation is read again.
+    /// Counts are kept by (subscription, activation): another activation
+    /// is counted apart.
     #[test]
-    fn first_live_indexes_are_kept_once_settled() {
+    fn first_live_counts_are_kept_by_activation() {
         let marks = GrantMarks::default();
-        let now = 1_000_000;
-        marks.keep_first_live("sub_1", now - FIRST_LIVE_SETTLED + 1, 7, now);
-        assert_eq!(
-            marks.first_live("sub_1", now - FIRST_LIVE_SETTLED + 1),
-            None
-        );
-        marks.keep_first_live("sub_1", now - FIRST_LIVE_SETTLED, 7, now);
-        assert_eq!(marks.first_live("sub_1", now - FIRST_LIVE_SETTLED), Some(7));
-        assert_eq!(marks.first_live("sub_1", now), None, "another activation");
-        assert_eq!(marks.first_live("sub_2", now - FIRST_LIVE_SETTLED), None);
+        let n = |count, head| db::FirstLive { count, head };
+        marks.keep_first_live("sub_1", 100, n(7, Some(9)));
+        assert_eq!(marks.first_live("sub_1", 100), Some(n(7, Some(9))));
+        assert_eq!(marks.first_live("sub_1", 200), None, "another activation");
+        assert_eq!(marks.first_live("sub_2", 100), None);
+        marks.keep_first_live("sub_1", 100, n(8, Some(12)));
+        assert_eq!(marks.first_live("sub_1", 100), Some(n(8, Some(12))));
     }
 
-    /// The memory of first live indexes is bounded: full, it is emptied.
+    /// The memory of counts is bounded: full, it is emptied (a count
+    /// brought up to date does not empty it).
     #[test]
     fn first_live_memory_is_bounded() {
         let marks = GrantMarks::default();
+        let n = db::FirstLive {
+            count: 1,
+            head: Some(1),
+        };
         for i in 0..FIRST_LIVE_KEPT {
-            marks.keep_first_live(&format!("sub_{i}"), 0, 1, 1_000);
+            marks.keep_first_live(&format!("sub_{i}"), 0, n);
         }
-        assert_eq!(marks.first_live("sub_0", 0), Some(1));
-        marks.keep_first_live("sub_new", 0, 2, 1_000);
-        assert_eq!(marks.first_live("sub_0", 0), None);
-        assert_eq!(marks.first_live("sub_new", 0), Some(2));
-        let kept = marks.first_live.lock().unwrap().len();
-        assert_eq!(kept, 1);
+        marks.keep_first_live("sub_0", 0, n);
+        assert_eq!(marks.first_live("sub_1", 0), Some(n));
+        marks.keep_first_live("sub_new", 0, n);
+        assert_eq!(marks.first_live("sub_1", 0), None);
+        assert_eq!(marks.first_live("sub_new", 0), Some(n));
+        assert_eq!(marks.first_live.lock().unwrap().len(), 1);
     }
 
     fn sub(state: SubscriptionState, t: Option<i64>) -> Subscription {
