@@ -748,24 +748,37 @@ pub(crate) async fn granted_chunks<'e, E>(
 where
     E: sqlx::Executor<'e, Database = sqlx::Any>,
 {
-    let rows = sqlx::query(&format!(
+    let rows = sqlx::query(&granted_range_sql("$1", ("$2", "$3"), "$4", "$5"))
+        .bind(subscription_id)
+        .bind(machine_did)
+        .bind(topic)
+        .bind(after)
+        .bind(limit)
+        .fetch_all(executor)
+        .await?;
+    rows.iter().map(granted_chunk).collect()
+}
+
+/// The statement of [`granted_chunks`], its values given as SQL
+/// expressions (parameters, or columns of a gathered read): the grants of
+/// `id` after `after`, each with its chunk of (`machine_did`, `topic`), by
+/// index, at most `limit`, the chunks' range bounded on both sides.
+fn granted_range_sql(
+    id: &str,
+    (machine_did, topic): (&str, &str),
+    after: &str,
+    limit: &str,
+) -> String {
+    format!(
         "SELECT {}, g.recipient_id, g.public_key_hex, g.wrapped_key_hex \
          FROM subscription_grants g JOIN chunks c \
-           ON c.machine_did = $2 AND c.topic = $3 AND c.idx = g.chunk_index \
-           AND c.idx > $4 AND c.idx <= (SELECT MAX(l.chunk_index) \
-             FROM subscription_grants l WHERE l.subscription_id = $1) \
-         WHERE g.subscription_id = $1 AND g.chunk_index > $4 \
-         ORDER BY g.chunk_index LIMIT $5",
+           ON c.machine_did = {machine_did} AND c.topic = {topic} AND c.idx = g.chunk_index \
+           AND c.idx > {after} AND c.idx <= (SELECT MAX(l.chunk_index) \
+             FROM subscription_grants l WHERE l.subscription_id = {id}) \
+         WHERE g.subscription_id = {id} AND g.chunk_index > {after} \
+         ORDER BY g.chunk_index LIMIT {limit}",
         crate::ingest::db::chunk_columns_of("c")
-    ))
-    .bind(subscription_id)
-    .bind(machine_did)
-    .bind(topic)
-    .bind(after)
-    .bind(limit)
-    .fetch_all(executor)
-    .await?;
-    rows.iter().map(granted_chunk).collect()
+    )
 }
 
 /// A row of [`granted_chunks`]: the chunk, then its grant.
@@ -823,16 +836,9 @@ pub(crate) async fn granted_chunks_of_many(
     let rows = sqlx::query(&format!(
         "SELECT x.*, r.n FROM json_to_recordset(CAST($1 AS json)) \
            AS r(n integer, id text, machine_did text, topic text, after bigint) \
-         CROSS JOIN LATERAL ( \
-           SELECT {}, g.recipient_id, g.public_key_hex, g.wrapped_key_hex \
-           FROM subscription_grants g JOIN chunks c \
-             ON c.machine_did = r.machine_did AND c.topic = r.topic AND c.idx = g.chunk_index \
-             AND c.idx > r.after AND c.idx <= (SELECT MAX(l.chunk_index) \
-               FROM subscription_grants l WHERE l.subscription_id = r.id) \
-           WHERE g.subscription_id = r.id AND g.chunk_index > r.after \
-           ORDER BY g.chunk_index LIMIT $2) x \
+         CROSS JOIN LATERAL ({}) x \
          ORDER BY r.n, x.idx",
-        crate::ingest::db::chunk_columns_of("c")
+        granted_range_sql("r.id", ("r.machine_did", "r.topic"), "r.after", "$2")
     ))
     .bind(json)
     .bind(limit)
