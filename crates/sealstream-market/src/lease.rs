@@ -158,7 +158,7 @@ impl Leases {
     /// when woken by another), and on PostgreSQL each such commit waited
     /// for the disk beside the chunks' and grants' own.
     pub async fn hold(&self, store: &Store, job: Job, lease: Duration) -> Result<bool, StoreError> {
-        let now = now_sql(store.engine());
+        let now = crate::store::now_seconds_sql(store.engine());
         let seconds = i64::try_from(lease.as_secs()).unwrap_or(i64::MAX / 2);
         let current: Option<(String, i64, i64)> = sqlx::query_as(&format!(
             "SELECT holder, expires_unix, {now} FROM job_leases WHERE job = $1"
@@ -194,7 +194,7 @@ impl Leases {
     /// Takes `job`'s lease for `seconds` if it is free, expired or this
     /// process's (renewing it): whether it did.
     async fn take(&self, store: &Store, job: Job, seconds: i64) -> Result<bool, StoreError> {
-        let now = now_sql(store.engine());
+        let now = crate::store::now_seconds_sql(store.engine());
         let sql = format!(
             "INSERT INTO job_leases (job, holder, expires_unix) VALUES ($1, $2, {now} + $3) \
              ON CONFLICT (job) DO UPDATE SET holder = excluded.holder, \
@@ -271,14 +271,6 @@ impl Leases {
             .iter()
             .map(|(j, h)| (*j, *h))
             .collect()
-    }
-}
-
-/// The database's clock in Unix seconds, as SQL.
-fn now_sql(engine: Engine) -> &'static str {
-    match engine {
-        Engine::Sqlite => "CAST(strftime('%s', 'now') AS BIGINT)",
-        Engine::Postgres => "CAST(EXTRACT(EPOCH FROM clock_timestamp()) AS BIGINT)",
     }
 }
 

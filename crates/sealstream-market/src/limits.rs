@@ -32,6 +32,8 @@ use std::time::{Duration, Instant};
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;
 
+use crate::store::PG_NOW_MICROS_SQL;
+
 /// How fast a key may go: `burst` requests at once, then one more every
 /// `every`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -218,9 +220,6 @@ impl<K: Hash + Eq + Clone + std::fmt::Display> SharedBuckets<K> {
     }
 }
 
-/// The database's clock in microseconds (PostgreSQL).
-const PG_NOW_US: &str = "CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000000 AS BIGINT)";
-
 /// Millionths of a token in one token.
 const MICRO: i64 = 1_000_000;
 
@@ -248,7 +247,7 @@ async fn take_shared(
     );
     let sql = format!(
         "INSERT INTO rate_buckets (scope, bucket_key, tokens_micro, at_us) \
-         VALUES ($1, $2, $3 - {MICRO}, {PG_NOW_US}) \
+         VALUES ($1, $2, $3 - {MICRO}, {PG_NOW_MICROS_SQL}) \
          ON CONFLICT (scope, bucket_key) DO UPDATE SET \
          tokens_micro = {refilled} - {MICRO}, at_us = excluded.at_us \
          WHERE {refilled} >= {MICRO}"
@@ -265,7 +264,7 @@ async fn take_shared(
         return Ok(Ok(()));
     }
     let row: Option<(i64, i64, i64)> = sqlx::query_as(&format!(
-        "SELECT tokens_micro, at_us, {PG_NOW_US} FROM rate_buckets \
+        "SELECT tokens_micro, at_us, {PG_NOW_MICROS_SQL} FROM rate_buckets \
          WHERE scope = $1 AND bucket_key = $2"
     ))
     .bind(scope)
@@ -289,7 +288,7 @@ pub async fn purge_shared(store: &crate::store::Store) -> Result<u64, sqlx::Erro
         return Ok(0);
     }
     let done = sqlx::query(&format!(
-        "DELETE FROM rate_buckets WHERE at_us < {PG_NOW_US} - {REFILL_CAP_US}"
+        "DELETE FROM rate_buckets WHERE at_us < {PG_NOW_MICROS_SQL} - {REFILL_CAP_US}"
     ))
     .execute(store.pool())
     .await?;

@@ -66,6 +66,29 @@ impl DbError {
 /// A transaction on the store, as the `db` modules take it.
 pub type Tx = Transaction<'static, Any>;
 
+/// PostgreSQL's clock in Unix seconds with a fraction (`clock_timestamp`,
+/// not the transaction's start), for [`now_seconds_sql`] and
+/// [`PG_NOW_MICROS_SQL`].
+macro_rules! pg_epoch {
+    () => {
+        "EXTRACT(EPOCH FROM clock_timestamp())"
+    };
+}
+
+/// The database's clock as SQL, in whole Unix seconds (read when the
+/// statement runs): what leases compare, so that replicas whose own
+/// clocks differ agree on an expiry.
+pub(crate) fn now_seconds_sql(engine: Engine) -> &'static str {
+    match engine {
+        Engine::Sqlite => "CAST(strftime('%s', 'now') AS BIGINT)",
+        Engine::Postgres => concat!("CAST(", pg_epoch!(), " AS BIGINT)"),
+    }
+}
+
+/// PostgreSQL's clock as SQL, in Unix microseconds (read when the
+/// statement runs): the shared rate buckets' time.
+pub(crate) const PG_NOW_MICROS_SQL: &str = concat!("CAST(", pg_epoch!(), " * 1000000 AS BIGINT)");
+
 /// Whether `tx` is on PostgreSQL (where a read takes no lock, and a row a
 /// transaction reads to change must be locked with `FOR UPDATE`; on SQLite
 /// [`Store::begin`] already holds the one write lock).
