@@ -63,6 +63,16 @@ pub(super) struct Grantable {
     pub sealed_secret: String,
 }
 
+/// The statement of [`grantable`]: by the partial index `orders_grantable`
+/// (migration 0025), which holds only dataset orders paid and not yet
+/// granted (a subscription period's order names no dataset and stays
+/// `paid`).
+const GRANTABLE: &str = "SELECT o.id, o.paid_at, k.machine_did, k.sealed_secret FROM orders o \
+    JOIN datasets d ON d.id = o.dataset_id \
+    JOIN operator_keys k ON k.machine_did = d.machine_did \
+    WHERE o.state = 'paid' AND o.dataset_id <> '' AND (o.paid_at, o.id) > ($1, $2) \
+    ORDER BY o.paid_at, o.id LIMIT $3";
+
 /// Paid orders whose dataset's machine has an operator key, by time of
 /// payment then id, after (`paid_at`, `order_id`) = `after`, at most
 /// `limit`.
@@ -71,18 +81,12 @@ pub(super) async fn grantable(
     after: &(String, String),
     limit: i64,
 ) -> Result<Vec<Grantable>, sqlx::Error> {
-    let rows: Vec<(String, Option<String>, String, String)> = sqlx::query_as(
-        "SELECT o.id, o.paid_at, k.machine_did, k.sealed_secret FROM orders o \
-         JOIN datasets d ON d.id = o.dataset_id \
-         JOIN operator_keys k ON k.machine_did = d.machine_did \
-         WHERE o.state = 'paid' AND (o.paid_at > $1 OR (o.paid_at = $1 AND o.id > $2)) \
-         ORDER BY o.paid_at, o.id LIMIT $3",
-    )
-    .bind(&after.0)
-    .bind(&after.1)
-    .bind(limit)
-    .fetch_all(store.pool())
-    .await?;
+    let rows: Vec<(String, Option<String>, String, String)> = sqlx::query_as(GRANTABLE)
+        .bind(&after.0)
+        .bind(&after.1)
+        .bind(limit)
+        .fetch_all(store.pool())
+        .await?;
     Ok(rows
         .into_iter()
         .map(
@@ -144,4 +148,83 @@ pub(crate) async fn grants_live(
     .fetch_optional(store.pool())
     .await?
     .is_some())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Fills `store` with 1,000 paid subscription-period orders (no
+    /// dataset) and statistics.
+    async fn with_period_orders(store: &Store, postgres: bool) {
+        let series = if postgres {
+            "SELECT i FROM generate_series(1, 1000) AS i"
+        } else {
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 1000) \
+             SELECT i FROM n"
+        };
+        let sql = format!(
+            "INSERT INTO orders (id, listing_id, dataset_id, seller_did, buyer_did, buyer_id, \
+               buyer_public_key_hex, amount, rail, state, created_at, paid_at, subscription_id) \
+             SELECT 'ord_' || i, 'lst', '', 'did:s', 'did:b', 'b', 'k', '1', 'invoice', 'paid', \
+               't', 't' || i, 'sub_' || i FROM ({series}) AS s"
+        );
+        sqlx::query(&sql)
+            .execute(store.pool())
+            .await
+            .expect("orders");
+        sqlx::query("ANALYZE")
+            .execute(store.pool())
+            .await
+            .expect("ANALYZE");
+    }
+
+    /// The sweep reads the paid orders to grant through `orders_grantable`
+    /// on both engines, not every paid order (a subscription period's
+    /// order stays `paid` for good): PostgreSQL's generic plan and
+    /// SQLite's query plan both name the index.
+    #[test]
+    fn the_grant_sweep_reads_only_dataset_orders_to_grant() {
+        let url = sealstream_testkit::postgres::cluster().new_database();
+        let runtime = tokio::runtime::Runtime::new().expect("runtime");
+        let (postgres, sqlite) = runtime.block_on(async {
+            let store = Store::open(&url).await.expect("PostgreSQL");
+            with_period_orders(&store, true).await;
+            let mut c = store.pool().acquire().await.expect("a connection");
+            for sql in [
+                "SET plan_cache_mode = force_generic_plan".to_string(),
+                format!("PREPARE grantable AS {GRANTABLE}"),
+            ] {
+                sqlx::query(&sql).execute(&mut *c).await.expect("PREPARE");
+            }
+            let postgres: Vec<String> =
+                sqlx::query_scalar("EXPLAIN EXECUTE grantable('', '', 100)")
+                    .fetch_all(&mut *c)
+                    .await
+                    .expect("EXPLAIN");
+            drop(c);
+            store.close().await;
+
+            let store = Store::open("sqlite::memory:").await.expect("SQLite");
+            with_period_orders(&store, false).await;
+            let sqlite: Vec<(i64, i64, i64, String)> =
+                sqlx::query_as(&format!("EXPLAIN QUERY PLAN {GRANTABLE}"))
+                    .bind("")
+                    .bind("")
+                    .bind(100_i64)
+                    .fetch_all(store.pool())
+                    .await
+                    .expect("EXPLAIN QUERY PLAN");
+            (
+                postgres.join("\n"),
+                sqlite
+                    .into_iter()
+                    .map(|(_, _, _, d)| d)
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+            )
+        });
+        assert!(postgres.contains("orders_grantable"), "{postgres}");
+        assert!(sqlite.contains("orders_grantable"), "{sqlite}");
+    }
 }
