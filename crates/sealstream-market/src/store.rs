@@ -252,6 +252,47 @@ fn engine_of(url: &str) -> Result<Engine, StoreError> {
     }
 }
 
+/// Test helpers for statements that only PostgreSQL shows the plans of.
+#[cfg(test)]
+pub(crate) mod test_postgres {
+    use super::*;
+
+    /// A store on a new database of the test PostgreSQL cluster, and a
+    /// runtime to use it in (the cluster is started outside any runtime).
+    pub(crate) fn store() -> (tokio::runtime::Runtime, Store) {
+        let url = sealstream_testkit::postgres::cluster().new_database();
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(4)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let store = runtime.block_on(Store::open(&url)).expect("the store");
+        (runtime, store)
+    }
+
+    /// PostgreSQL's generic plan (the text of `EXPLAIN`) of `sql` prepared
+    /// on one connection of `store` and run with `args` (SQL literals,
+    /// comma-separated): the plan a statement reused by the pool gets,
+    /// whatever its parameters.
+    pub(crate) async fn generic_plan(store: &Store, sql: &str, args: &str) -> String {
+        let mut c = store.pool().acquire().await.expect("a connection");
+        for statement in [
+            "SET plan_cache_mode = force_generic_plan".to_string(),
+            format!("PREPARE planned AS {sql}"),
+        ] {
+            sqlx::query(&statement)
+                .execute(&mut *c)
+                .await
+                .expect("PREPARE");
+        }
+        let lines: Vec<String> = sqlx::query_scalar(&format!("EXPLAIN EXECUTE planned({args})"))
+            .fetch_all(&mut *c)
+            .await
+            .expect("EXPLAIN");
+        lines.join("\n")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -21,19 +21,12 @@ use crate::store::{changed, placeholders, Store, Tx};
 /// nothing, which takes the database's write lock (waiting for it under
 /// the busy timeout).
 pub(super) async fn lock(tx: &mut Tx) -> Result<(), sqlx::Error> {
-    if crate::store::is_postgres(tx) {
-        changed(
-            tx,
-            sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))").bind(LOCK_NAME),
-        )
-        .await?;
+    let lock = if crate::store::is_postgres(tx) {
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))").bind(LOCK_NAME)
     } else {
-        changed(
-            tx,
-            sqlx::query("UPDATE audit_events SET seq = seq WHERE 1 = 0"),
-        )
-        .await?;
-    }
+        sqlx::query("UPDATE audit_events SET seq = seq WHERE 1 = 0")
+    };
+    changed(tx, lock).await?;
     Ok(())
 }
 

@@ -485,25 +485,12 @@ pub(crate) mod tests {
         appends_from_eight_tasks_make_one_chain(&store).await;
     }
 
-    /// A store on a new PostgreSQL database, and a runtime to use it in
-    /// (the test cluster is started outside any runtime).
-    fn postgres_store() -> (tokio::runtime::Runtime, Store) {
-        let url = sealstream_testkit::postgres::cluster().new_database();
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(4)
-            .enable_all()
-            .build()
-            .unwrap();
-        let store = runtime.block_on(Store::open(&url)).unwrap();
-        (runtime, store)
-    }
-
     /// Appends from many connections at once make one chain on PostgreSQL
     /// too (without the log's lock they would read the same head and
     /// number two events alike).
     #[test]
     fn concurrent_appends_are_serialised_on_postgres() {
-        let (runtime, store) = postgres_store();
+        let (runtime, store) = crate::store::test_postgres::store();
         runtime.block_on(async {
             appends_from_eight_tasks_make_one_chain(&store).await;
         });
@@ -516,7 +503,7 @@ pub(crate) mod tests {
     /// wait into a failure, not a hang).
     #[test]
     fn appends_do_not_wait_for_a_vacuum_of_the_log() {
-        let (runtime, store) = postgres_store();
+        let (runtime, store) = crate::store::test_postgres::store();
         runtime.block_on(async {
             let mut vacuum = store.pool().begin().await.unwrap();
             sqlx::query("LOCK TABLE audit_events IN SHARE UPDATE EXCLUSIVE MODE")

@@ -185,24 +185,11 @@ mod tests {
     /// SQLite's query plan both name the index.
     #[test]
     fn the_grant_sweep_reads_only_dataset_orders_to_grant() {
-        let url = sealstream_testkit::postgres::cluster().new_database();
-        let runtime = tokio::runtime::Runtime::new().expect("runtime");
+        let (runtime, store) = crate::store::test_postgres::store();
         let (postgres, sqlite) = runtime.block_on(async {
-            let store = Store::open(&url).await.expect("PostgreSQL");
             with_period_orders(&store, true).await;
-            let mut c = store.pool().acquire().await.expect("a connection");
-            for sql in [
-                "SET plan_cache_mode = force_generic_plan".to_string(),
-                format!("PREPARE grantable AS {GRANTABLE}"),
-            ] {
-                sqlx::query(&sql).execute(&mut *c).await.expect("PREPARE");
-            }
-            let postgres: Vec<String> =
-                sqlx::query_scalar("EXPLAIN EXECUTE grantable('', '', 100)")
-                    .fetch_all(&mut *c)
-                    .await
-                    .expect("EXPLAIN");
-            drop(c);
+            let postgres =
+                crate::store::test_postgres::generic_plan(&store, GRANTABLE, "'', '', 100").await;
             store.close().await;
 
             let store = Store::open("sqlite::memory:").await.expect("SQLite");
@@ -216,7 +203,7 @@ mod tests {
                     .await
                     .expect("EXPLAIN QUERY PLAN");
             (
-                postgres.join("\n"),
+                postgres,
                 sqlite
                     .into_iter()
                     .map(|(_, _, _, d)| d)

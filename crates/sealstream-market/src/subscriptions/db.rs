@@ -976,38 +976,30 @@ mod tests {
     /// a topic of 300 chunks granted to 1,000 subscriptions (statistics
     /// taken): the shape at which a live topic's passes were measured.
     fn postgres_plan_of_ungranted() -> String {
-        let url = sealstream_testkit::postgres::cluster().new_database();
-        tokio::runtime::Runtime::new()
-            .expect("runtime")
-            .block_on(async {
-                let store = Store::open(&url).await.expect("the store");
-                let mut c = store.pool().acquire().await.expect("a connection");
-                for sql in [
-                    "INSERT INTO chunks (machine_did, topic, idx, chunk_id, envelope, object_key, \
-                       size, ciphertext_hash, received_at, received_unix) \
-                     SELECT 'did:peaq:0x00', '/topic', i, 'c' || i, '{}', 'o' || i, 1, 'h', 't', \
-                       1700000000 + i / 4 FROM generate_series(0, 299) AS i",
-                    "INSERT INTO subscription_grants (subscription_id, chunk_index, chunk_id, \
-                       recipient_id, public_key_hex, wrapped_key_hex, granted_by, granted_at) \
-                     SELECT 'sub_' || s, i, 'c' || i, 'r', 'k', 'w', 'g', 't' \
-                     FROM generate_series(0, 999) AS s, generate_series(0, 299) AS i",
-                    "ANALYZE chunks",
-                    "ANALYZE subscription_grants",
-                    "SET plan_cache_mode = force_generic_plan",
-                ] {
-                    sqlx::query(sql).execute(&mut *c).await.expect(sql);
-                }
-                let sql = format!("PREPARE ungranted AS {}", ungranted_sql(true, 2));
-                sqlx::query(&sql).execute(&mut *c).await.expect("PREPARE");
-                let query = sqlx::query_scalar::<_, String>(
-                    "EXPLAIN EXECUTE ungranted('did:peaq:0x00', '/topic', 10, \
-                       'sub_0', 290, 1800000000, 'sub_1', 290, 1800000000)",
-                );
-                let lines = query.fetch_all(&mut *c).await.expect("EXPLAIN");
-                drop(c);
-                store.close().await;
-                lines.join("\n")
-            })
+        let (runtime, store) = crate::store::test_postgres::store();
+        runtime.block_on(async {
+            for sql in [
+                "INSERT INTO chunks (machine_did, topic, idx, chunk_id, envelope, object_key, \
+                   size, ciphertext_hash, received_at, received_unix) \
+                 SELECT 'did:peaq:0x00', '/topic', i, 'c' || i, '{}', 'o' || i, 1, 'h', 't', \
+                   1700000000 + i / 4 FROM generate_series(0, 299) AS i",
+                "INSERT INTO subscription_grants (subscription_id, chunk_index, chunk_id, \
+                   recipient_id, public_key_hex, wrapped_key_hex, granted_by, granted_at) \
+                 SELECT 'sub_' || s, i, 'c' || i, 'r', 'k', 'w', 'g', 't' \
+                 FROM generate_series(0, 999) AS s, generate_series(0, 299) AS i",
+                "ANALYZE chunks",
+                "ANALYZE subscription_grants",
+            ] {
+                sqlx::query(sql).execute(store.pool()).await.expect(sql);
+            }
+            crate::store::test_postgres::generic_plan(
+                &store,
+                &ungranted_sql(true, 2),
+                "'did:peaq:0x00', '/topic', 10, 'sub_0', 290, 1800000000, \
+                 'sub_1', 290, 1800000000",
+            )
+            .await
+        })
     }
 
     /// Each candidate chunk is looked up by the grants' key (subscription,
