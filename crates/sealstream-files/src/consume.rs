@@ -8,12 +8,15 @@
 //! the destination only if everything checks out — including, beyond the
 //! reference, the manifest's `sourceHash` when there is one.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::layout::{list_chain_from, read_ciphertext, read_envelope, FileError, ReadChainError};
+use crate::layout::{
+    list_chain_from, read_ciphertext_into, read_envelope, FileError, ReadChainError,
+};
 use crate::staging::TempFile;
 use sealstream_core::access::{read_access_file, AccessReadError};
 use sealstream_core::chunk::{
@@ -220,6 +223,12 @@ pub fn read_dataset(chunk_dir: &Path) -> Result<Option<DatasetManifest>, Consume
         })
 }
 
+/// Written plaintext buffers kept by [`consume_to_file`] to read the next
+/// ciphertexts into. Without them the allocator gives some of their memory
+/// back to the kernel and faults it in again, which is slow on a VM whose
+/// host takes freed memory back.
+const RECYCLED_BUFFERS: usize = 4;
+
 /// Verify, decrypt and reassemble into `output` (atomically).
 /// `progress` is called with the number of plaintext bytes written, and
 /// `on_gap` with each gap record in the plaintext as it is found (before the
@@ -233,16 +242,24 @@ pub fn consume_to_file(
 ) -> Result<ConsumeSummary, ConsumeError> {
     let mut tmp = TempFile::new(output)?;
     let summary = {
-        let mut out = BufWriter::with_capacity(1 << 20, &mut tmp);
-        let summary = consume_chunks(
+        // Small plaintexts are gathered; one of 64 KiB or more (a chunk of
+        // the default size) goes to the file as it is, without a copy.
+        let mut out = BufWriter::with_capacity(64 << 10, &mut tmp);
+        let buffers = RefCell::new(Vec::with_capacity(RECYCLED_BUFFERS));
+        let summary = consume_owned(
             req,
-            &mut |plaintext: &[u8]| {
-                out.write_all(plaintext)
+            &mut |plaintext: Vec<u8>| {
+                out.write_all(&plaintext)
                     .map_err(|e| FileError::new(output, e))?;
                 progress(plaintext.len() as u64);
+                let mut kept = buffers.borrow_mut();
+                if kept.len() < RECYCLED_BUFFERS {
+                    kept.push(plaintext);
+                }
                 Ok(())
             },
             on_gap,
+            Some(&buffers),
         )?;
         out.flush().map_err(|e| FileError::new(output, e))?;
         summary
@@ -263,6 +280,17 @@ pub fn consume_chunks(
     req: &ConsumeRequest<'_>,
     deliver: &mut dyn FnMut(&[u8]) -> Result<(), ConsumeError>,
     on_gap: &mut dyn FnMut(&FoundGap),
+) -> Result<ConsumeSummary, ConsumeError> {
+    consume_owned(req, &mut |plaintext| deliver(&plaintext), on_gap, None)
+}
+
+/// [`consume_chunks`] giving each plaintext away; ciphertexts are read into
+/// the buffers left in `recycled` while it has some.
+fn consume_owned(
+    req: &ConsumeRequest<'_>,
+    deliver: &mut dyn FnMut(Vec<u8>) -> Result<(), ConsumeError>,
+    on_gap: &mut dyn FnMut(&FoundGap),
+    recycled: Option<&RefCell<Vec<Vec<u8>>>>,
 ) -> Result<ConsumeSummary, ConsumeError> {
     // A dataset manifest, when present, is checked as the chain streams by;
     // it also says where the chain starts: a dataset sold out of the middle
@@ -338,12 +366,15 @@ pub fn consume_chunks(
                     chunk_id: envelope.chunk_id.clone(),
                     buyer_id: req.buyer_id.to_string(),
                 })?;
-        let ciphertext = read_ciphertext(req.data_dir, *index)?.ok_or_else(|| {
-            ConsumeError::MissingCiphertext {
+        let mut ciphertext = recycled
+            .and_then(|r| r.borrow_mut().pop())
+            .unwrap_or_default();
+        if !read_ciphertext_into(req.data_dir, *index, &mut ciphertext)? {
+            return Err(ConsumeError::MissingCiphertext {
                 path: req.data_dir.join(crate::layout::ciphertext_name(*index)),
                 index: *index,
-            }
-        })?;
+            });
+        }
         Ok(ChainItem {
             envelope,
             key,
@@ -385,7 +416,7 @@ pub fn consume_chunks(
             for result in scanner.push(&plaintext) {
                 found(chunk, result)?;
             }
-            deliver(&plaintext)?;
+            deliver(plaintext)?;
             chunk += 1;
         }
         if let Some(result) = scanner.finish() {

@@ -7,7 +7,7 @@
 //! which is committed as a whole ([`WriteMode::Staged`]).
 
 use std::fs;
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
 use sealstream_core::chunk::{ChunkEnvelope, ChunkSink, EnvelopeParseError, SealedChunk};
@@ -398,10 +398,27 @@ pub fn read_envelope(path: &Path) -> Result<ChunkEnvelope, ReadChainError> {
 
 /// Read a ciphertext file; `Ok(None)` if it does not exist.
 pub fn read_ciphertext(data_dir: &Path, index: u64) -> Result<Option<Vec<u8>>, FileError> {
+    let mut bytes = Vec::new();
+    Ok(read_ciphertext_into(data_dir, index, &mut bytes)?.then_some(bytes))
+}
+
+/// [`read_ciphertext`] into `buf` (emptied first; its allocation is kept
+/// when large enough): `Ok(false)` if the file does not exist.
+pub fn read_ciphertext_into(
+    data_dir: &Path,
+    index: u64,
+    buf: &mut Vec<u8>,
+) -> Result<bool, FileError> {
     let path = data_dir.join(ciphertext_name(index));
-    match fs::read(&path) {
-        Ok(bytes) => Ok(Some(bytes)),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+    buf.clear();
+    let read = fs::File::open(&path).and_then(|mut file| {
+        let size = file.metadata()?.len();
+        buf.reserve(usize::try_from(size).unwrap_or(0));
+        file.read_to_end(buf)
+    });
+    match read {
+        Ok(_) => Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
         Err(e) => Err(FileError::new(path, e)),
     }
 }
@@ -425,6 +442,29 @@ mod tests {
             fs::read_dir(dir.path()).unwrap().count(),
             1,
             "no temporary file left"
+        );
+    }
+
+    #[test]
+    fn a_ciphertext_is_read_into_a_kept_buffer() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join(ciphertext_name(0)), vec![7u8; 5000]).unwrap();
+        fs::write(dir.path().join(ciphertext_name(1)), b"short").unwrap();
+        let mut buf = Vec::new();
+        assert!(read_ciphertext_into(dir.path(), 0, &mut buf).unwrap());
+        assert_eq!(buf, vec![7u8; 5000]);
+        let allocation = buf.as_ptr();
+        // A smaller file replaces the contents in the same allocation.
+        assert!(read_ciphertext_into(dir.path(), 1, &mut buf).unwrap());
+        assert_eq!(buf, b"short");
+        assert_eq!(buf.as_ptr(), allocation);
+        // A missing file is no error, and leaves the buffer empty.
+        assert!(!read_ciphertext_into(dir.path(), 2, &mut buf).unwrap());
+        assert!(buf.is_empty());
+        assert_eq!(read_ciphertext(dir.path(), 2).unwrap(), None);
+        assert_eq!(
+            read_ciphertext(dir.path(), 1).unwrap().as_deref(),
+            Some(&b"short"[..])
         );
     }
 }
