@@ -226,7 +226,8 @@ pub fn read_dataset(chunk_dir: &Path) -> Result<Option<DatasetManifest>, Consume
 /// Written plaintext buffers kept by [`consume_to_file`] to read the next
 /// ciphertexts into. Without them the allocator gives some of their memory
 /// back to the kernel and faults it in again, which is slow on a VM whose
-/// host takes freed memory back.
+/// host takes freed memory back. They add at most four chunks to the
+/// reader's `4 × parallelism`.
 const RECYCLED_BUFFERS: usize = 4;
 
 /// Verify, decrypt and reassemble into `output` (atomically).
