@@ -147,7 +147,7 @@ pub struct Eip191Signature(pub [u8; 65]);
 impl Eip191Signature {
     /// `0x` + 130 lowercase hex digits, v = 27/28, as `eth_account` writes it.
     pub fn to_hex(&self) -> String {
-        format!("0x{}", hex::encode(self.0))
+        crate::keys::hex_with_prefix("0x", &self.0)
     }
 
     /// Parse 65 bytes of hex (optional `0x`).
@@ -176,7 +176,7 @@ pub fn eip191_sign(key: &MachineSigningKey, message: &[u8]) -> Eip191Signature {
 /// EVM transaction's signing hash): `r ‖ s` (RFC 6979 deterministic,
 /// low-s) and the recovery id, 0 or 1.
 pub fn sign_digest(key: &MachineSigningKey, digest: [u8; 32]) -> ([u8; 64], u8) {
-    let sig = SECP256K1.sign_ecdsa_recoverable(Message::from_digest(digest), key.inner());
+    let sig = crate::ecdsa_sign::sign_recoverable(key.inner(), digest);
     let (recid, compact) = sig.serialize_compact();
     (compact, i32::from(recid) as u8)
 }

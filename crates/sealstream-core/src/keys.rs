@@ -14,6 +14,17 @@ use zeroize::{Zeroize, Zeroizing};
 use crate::error::ValidationError;
 use crate::identity::EvmAddress;
 
+/// `prefix` followed by `bytes` as lowercase hex, in one allocation (the
+/// `hex` crate's `encode` goes character by character, which showed in
+/// profiles of signing).
+pub fn hex_with_prefix(prefix: &str, bytes: &[u8]) -> String {
+    let mut out = vec![0u8; prefix.len() + 2 * bytes.len()];
+    out[..prefix.len()].copy_from_slice(prefix.as_bytes());
+    hex::encode_to_slice(bytes, &mut out[prefix.len()..])
+        .expect("the buffer holds two digits per byte");
+    String::from_utf8(out).expect("a prefix and hex digits are UTF-8")
+}
+
 /// Decode `N` bytes of hex (optional `0x`/`0X`, surrounding whitespace ignored).
 pub fn parse_hex_array<const N: usize>(
     text: &str,

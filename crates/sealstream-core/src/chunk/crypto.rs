@@ -131,7 +131,7 @@ impl ChunkKey {
 
 /// `0x` + hex(SHA-256(data)).
 pub fn sha256_hex(data: &[u8]) -> String {
-    format!("0x{}", hex::encode(Sha256::digest(data)))
+    crate::keys::hex_with_prefix("0x", &Sha256::digest(data))
 }
 
 /// The chunk id: `0x` + SHA-256 of the UTF-8 text
@@ -147,7 +147,7 @@ pub fn compute_chunk_id(
     h.update(encrypted_data_hash.as_bytes());
     h.update(b"|");
     h.update(index.to_string().as_bytes());
-    format!("0x{}", hex::encode(h.finalize()))
+    crate::keys::hex_with_prefix("0x", &h.finalize())
 }
 
 /// A fresh random nonce and its hex form.

@@ -27,10 +27,7 @@ pub(crate) fn anonymize(
 
 /// `0x` + SHA-256 of the value's canonical JSON.
 pub(crate) fn hash_value(value: &Value) -> String {
-    format!(
-        "0x{}",
-        hex::encode(Sha256::digest(canonical::python(value).as_bytes()))
-    )
+    crate::keys::hex_with_prefix("0x", &Sha256::digest(canonical::python(value).as_bytes()))
 }
 
 /// Generalize: numbers to decade buckets, strings to masks, recursively.
