@@ -142,6 +142,41 @@ fn a_bad_line_stops_signing_after_the_lines_before_it() {
 }
 
 #[test]
+fn a_line_missing_a_field_is_refused_naming_the_field() {
+    let good =
+        r#"{"topic":"/sensor/gps","capturedAt":"2026-11-21T10:00:00Z","fields":{"lat":52.1}}"#;
+    for (line, expected) in [
+        (r#"[1, 2]"#.to_string(), "expected a JSON object"),
+        (
+            good.replace(r#""topic":"/sensor/gps","#, ""),
+            "topic: required string",
+        ),
+        (
+            good.replace(r#""2026-11-21T10:00:00Z""#, "7"),
+            "capturedAt: required string",
+        ),
+        (
+            good.replace(r#"{"lat":52.1}"#, "[]"),
+            "fields: required object",
+        ),
+        (
+            good.replace(r#"}}"#, r#"},"sequenceNumber":-1}"#),
+            "sequenceNumber: expected a non-negative integer",
+        ),
+    ] {
+        let tmp = tempfile::tempdir().unwrap();
+        let out = sign(tmp.path(), &format!("{good}\n{line}\n"));
+        assert_eq!(out.status.code(), Some(1), "{line}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.starts_with(&format!("error: stdin line 2: {expected}")),
+            "{line}: {stderr}"
+        );
+        assert_eq!(String::from_utf8(out.stdout).unwrap().lines().count(), 1);
+    }
+}
+
+#[test]
 fn invalid_packages_are_named_by_line_in_order() {
     let tmp = tempfile::tempdir().unwrap();
     let n = 5000;

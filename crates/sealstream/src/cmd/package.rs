@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use sealstream_core::json::{self, Map, Value};
-use sealstream_core::package::{CanonicalForm, DataPackage, PackageSigner, UnsignedPayload};
+use sealstream_core::package::{CanonicalForm, DataPackage, PackageSigner};
 use sealstream_core::pool::{default_parallelism, OrderedPool};
 use sealstream_core::rules::TopicRules;
 
@@ -211,21 +211,19 @@ fn sign_line(
     let line_no = line.line_no;
     let bad = |msg: String| CliError::input(format!("stdin line {line_no}: {msg}"));
     let value = json::parse(&line.bytes).map_err(|e| bad(e.to_string()))?;
-    let obj = value
-        .as_object()
-        .ok_or_else(|| bad("expected a JSON object".into()))?;
-    let topic = obj
-        .get("topic")
+    let Value::Object(mut obj) = value else {
+        return Err(bad("expected a JSON object".into()));
+    };
+    obj.get("topic")
         .and_then(Value::as_str)
         .ok_or_else(|| bad("topic: required string".into()))?;
-    let captured_at = obj
-        .get("capturedAt")
-        .and_then(Value::as_str)
-        .ok_or_else(|| bad("capturedAt: required string".into()))?;
-    let fields = obj
-        .get("fields")
-        .and_then(Value::as_object)
-        .ok_or_else(|| bad("fields: required object".into()))?;
+    // The line is ours: its fields go through the rules in place, not copied.
+    let Some(Value::String(captured_at)) = obj.swap_remove("capturedAt") else {
+        return Err(bad("capturedAt: required string".into()));
+    };
+    let Some(Value::Object(fields)) = obj.swap_remove("fields") else {
+        return Err(bad("fields: required object".into()));
+    };
     match obj.get("sequenceNumber") {
         None | Some(Value::Null) => {}
         Some(v) => {
@@ -234,14 +232,10 @@ fn sign_line(
                 .ok_or_else(|| bad("sequenceNumber: expected a non-negative integer".into()))?;
         }
     }
-    let payload = UnsignedPayload {
-        topic: topic.to_string(),
-        fields: fields.clone(),
-        captured_at: captured_at.to_string(),
-    };
-    let package = signer
-        .build(&payload, rules, schema_version, line.sequence)
+    let processed = signer
+        .apply_rules_owned(fields, rules)
         .map_err(|e| bad(e.to_string()))?;
+    let package = signer.sign_processed(processed, &captured_at, schema_version, line.sequence);
     Ok(package.to_json_line())
 }
 
