@@ -172,6 +172,38 @@ proptest! {
         prop_assert_eq!(canonical::python(&back), canon);
     }
 
+    /// Wide objects (past the 32 keys sorted on the stack), in random,
+    /// sorted and reverse order of keys: the canonical form sorts them all.
+    #[test]
+    fn canonical_json_sorts_wide_objects_in_any_order(
+        keys in prop::collection::btree_set(arb_string(), 0..48),
+        order in 0u8..3,
+        shuffle in any::<u64>(),
+    ) {
+        let mut keys: Vec<String> = keys.into_iter().collect();
+        match order {
+            0 => {}
+            1 => keys.reverse(),
+            _ => {
+                // A deterministic shuffle from the drawn seed.
+                let mut state = shuffle | 1;
+                for i in (1..keys.len()).rev() {
+                    state ^= state << 13;
+                    state ^= state >> 7;
+                    state ^= state << 17;
+                    keys.swap(i, (state % (i as u64 + 1)) as usize);
+                }
+            }
+        }
+        let v = Value::Object(
+            keys.iter()
+                .enumerate()
+                .map(|(i, k)| (k.clone(), Value::Number(Number::from(i as u64))))
+                .collect::<Map>(),
+        );
+        prop_assert_eq!(canonical::python(&v), to_python_compact(&sorted(&v)));
+    }
+
     #[test]
     fn big_integers_keep_their_text(t in "-?[1-9][0-9]{0,120}") {
         let v = parse(&t);
