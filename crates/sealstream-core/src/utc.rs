@@ -38,6 +38,10 @@ pub fn now() -> String {
 /// 0000–9999 are written with more digits (and a sign before year 0), which
 /// [`parse_seconds`] refuses.
 pub fn format_seconds(unix: i64) -> String {
+    let mut text = [0u8; 20];
+    if write_seconds(&mut text, unix) {
+        return ascii(&text);
+    }
     let (year, month, day) = civil_from_days(unix.div_euclid(DAY));
     let rem = unix.rem_euclid(DAY);
     format!(
@@ -46,6 +50,41 @@ pub fn format_seconds(unix: i64) -> String {
         (rem % 3600) / 60,
         rem % 60
     )
+}
+
+/// `YYYY-MM-DDTHH:MM:SSZ` of `unix` into `text`, digit by digit (the agent
+/// stamps every message: `format!` showed in its profile); `false`, and
+/// `text` unspecified, when the year does not have four digits.
+fn write_seconds(text: &mut [u8; 20], unix: i64) -> bool {
+    let (year, month, day) = civil_from_days(unix.div_euclid(DAY));
+    let Ok(year) = u64::try_from(year) else {
+        return false;
+    };
+    if year > 9999 {
+        return false;
+    }
+    let rem = unix.rem_euclid(DAY).unsigned_abs();
+    *text = *b"0000-00-00T00:00:00Z";
+    put_digits(&mut text[0..4], year);
+    put_digits(&mut text[5..7], month.unsigned_abs());
+    put_digits(&mut text[8..10], day.unsigned_abs());
+    put_digits(&mut text[11..13], rem / 3600);
+    put_digits(&mut text[14..16], rem % 3600 / 60);
+    put_digits(&mut text[17..19], rem % 60);
+    true
+}
+
+/// `value`'s last `digits.len()` decimal digits into `digits`, zero-padded.
+fn put_digits(digits: &mut [u8], mut value: u64) {
+    for digit in digits.iter_mut().rev() {
+        *digit = b'0' + (value % 10) as u8;
+        value /= 10;
+    }
+}
+
+/// ASCII bytes as a `String`.
+fn ascii(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
 }
 
 /// How many digits of the second [`format_nanos`] writes.
@@ -61,15 +100,25 @@ pub enum Fraction {
 /// `YYYY-MM-DDTHH:MM:SS.fffZ` ([`Fraction::Millis`]) or
 /// `YYYY-MM-DDTHH:MM:SS.fffffffffZ` ([`Fraction::Nanos`]).
 pub fn format_nanos(unix_nanos: u64, fraction: Fraction) -> String {
-    // u64 nanoseconds end in the year 2554: the seconds fit an i64.
+    // u64 nanoseconds end in the year 2554: the seconds fit an i64, and
+    // the year has four digits.
     let secs = (unix_nanos / 1_000_000_000) as i64;
     let nanos = unix_nanos % 1_000_000_000;
-    let whole = format_seconds(secs);
-    let base = &whole[..whole.len() - 1];
-    match fraction {
-        Fraction::Nanos => format!("{base}.{nanos:09}Z"),
-        Fraction::Millis => format!("{base}.{:03}Z", nanos / 1_000_000),
+    let (digits, value) = match fraction {
+        Fraction::Nanos => (9, nanos),
+        Fraction::Millis => (3, nanos / 1_000_000),
+    };
+    let mut whole = [0u8; 20];
+    let mut text = [0u8; 30];
+    if !write_seconds(&mut whole, secs) {
+        let whole = format_seconds(secs);
+        return format!("{}.{value:0digits$}Z", &whole[..whole.len() - 1]);
     }
+    text[..19].copy_from_slice(&whole[..19]);
+    text[19] = b'.';
+    put_digits(&mut text[20..20 + digits], value);
+    text[20 + digits] = b'Z';
+    ascii(&text[..21 + digits])
 }
 
 /// Seconds since the epoch of `text` in exactly the form [`format_seconds`]
@@ -214,6 +263,8 @@ mod tests {
         assert_eq!(format_seconds(-1), "1969-12-31T23:59:59Z");
         assert_eq!(format_seconds(FIRST), "0000-01-01T00:00:00Z");
         assert_eq!(format_seconds(LAST), "9999-12-31T23:59:59Z");
+        assert_eq!(format_seconds(FIRST - 1), "-001-12-31T23:59:59Z");
+        assert_eq!(format_seconds(LAST + 1), "10000-01-01T00:00:00Z");
         let t = 1_795_282_537_123_456_789;
         assert_eq!(
             format_nanos(t, Fraction::Nanos),

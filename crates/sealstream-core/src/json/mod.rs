@@ -145,14 +145,35 @@ impl Number {
 
 impl From<u64> for Number {
     fn from(v: u64) -> Self {
-        Number(NumberRepr::Int(v.to_string().into_boxed_str()))
+        Number(NumberRepr::Int(int_text(false, v)))
     }
 }
 
 impl From<i64> for Number {
     fn from(v: i64) -> Self {
-        Number(NumberRepr::Int(v.to_string().into_boxed_str()))
+        Number(NumberRepr::Int(int_text(v < 0, v.unsigned_abs())))
     }
+}
+
+/// An integer's decimal text in one allocation of its exact length
+/// (`to_string` grows a `String` and then shrinks it: decoded messages are
+/// full of integers).
+fn int_text(negative: bool, mut magnitude: u64) -> Box<str> {
+    let mut digits = [0u8; 21];
+    let mut start = digits.len();
+    loop {
+        start -= 1;
+        digits[start] = b'0' + (magnitude % 10) as u8;
+        magnitude /= 10;
+        if magnitude == 0 {
+            break;
+        }
+    }
+    if negative {
+        start -= 1;
+        digits[start] = b'-';
+    }
+    Box::from(String::from_utf8_lossy(&digits[start..]).as_ref())
 }
 
 impl From<u64> for Value {
@@ -306,6 +327,16 @@ impl Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn integers_are_written_as_to_string_writes_them() {
+        for v in [0, 1, -1, 9, 10, -10, 1_234_567, i64::MIN, i64::MAX] {
+            assert_eq!(Number::from(v).to_python_text(), v.to_string());
+        }
+        for v in [0, 7, 10, u64::MAX] {
+            assert_eq!(Number::from(v).to_python_text(), v.to_string());
+        }
+    }
 
     #[test]
     fn int_text_is_normalised() {

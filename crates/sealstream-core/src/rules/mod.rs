@@ -318,8 +318,12 @@ impl TopicRules {
 /// Whether every key of `map`, and of the objects in it, is a non-empty
 /// key without a dot: then each field's dot path names that field.
 fn plain_keys(map: &Map) -> bool {
+    // Keys are short: a plain loop, not `contains` (a call to `memchr`
+    // per key showed in the agent's profile).
     map.iter().all(|(key, value)| {
-        !key.is_empty() && !key.contains('.') && value.as_object().is_none_or(plain_keys)
+        !key.is_empty()
+            && key.bytes().all(|b| b != b'.')
+            && value.as_object().is_none_or(plain_keys)
     })
 }
 
