@@ -107,20 +107,7 @@ pub(crate) fn push_python_repr(out: &mut String, value: f64) {
 
 /// `n` in decimal, appended without a temporary string.
 fn push_u32(out: &mut String, n: u32) {
-    let mut buf = [0u8; 10];
-    let mut i = buf.len();
-    let mut n = n;
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    for &b in &buf[i..] {
-        out.push(b as char);
-    }
+    out.push_str(super::decimal(u64::from(n), &mut [0; 20]));
 }
 
 /// ECMAScript `Number.prototype.toString()` for a finite double, as RFC 8785

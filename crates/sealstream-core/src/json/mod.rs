@@ -158,22 +158,30 @@ impl From<i64> for Number {
 /// An integer's decimal text in one allocation of its exact length
 /// (`to_string` grows a `String` and then shrinks it: decoded messages are
 /// full of integers).
-fn int_text(negative: bool, mut magnitude: u64) -> Box<str> {
-    let mut digits = [0u8; 21];
-    let mut start = digits.len();
+fn int_text(negative: bool, magnitude: u64) -> Box<str> {
+    let mut buf = [0u8; 20];
+    let digits = decimal(magnitude, &mut buf);
+    if !negative {
+        return Box::from(digits);
+    }
+    let mut text = String::with_capacity(digits.len() + 1);
+    text.push('-');
+    text.push_str(digits);
+    text.into_boxed_str()
+}
+
+/// `n` in decimal, written at the end of `buf` without an allocation.
+pub(crate) fn decimal(mut n: u64, buf: &mut [u8; 20]) -> &str {
+    let mut start = buf.len();
     loop {
         start -= 1;
-        digits[start] = b'0' + (magnitude % 10) as u8;
-        magnitude /= 10;
-        if magnitude == 0 {
+        buf[start] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
             break;
         }
     }
-    if negative {
-        start -= 1;
-        digits[start] = b'-';
-    }
-    Box::from(String::from_utf8_lossy(&digits[start..]).as_ref())
+    std::str::from_utf8(&buf[start..]).expect("decimal digits are ASCII")
 }
 
 impl From<u64> for Value {
