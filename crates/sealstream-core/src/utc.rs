@@ -100,25 +100,22 @@ pub enum Fraction {
 /// `YYYY-MM-DDTHH:MM:SS.fffZ` ([`Fraction::Millis`]) or
 /// `YYYY-MM-DDTHH:MM:SS.fffffffffZ` ([`Fraction::Nanos`]).
 pub fn format_nanos(unix_nanos: u64, fraction: Fraction) -> String {
-    // u64 nanoseconds end in the year 2554: the seconds fit an i64, and
-    // the year has four digits.
+    // u64 nanoseconds end in the year 2554: the seconds fit an i64.
     let secs = (unix_nanos / 1_000_000_000) as i64;
     let nanos = unix_nanos % 1_000_000_000;
     let (digits, value) = match fraction {
         Fraction::Nanos => (9, nanos),
         Fraction::Millis => (3, nanos / 1_000_000),
     };
-    let mut whole = [0u8; 20];
-    let mut text = [0u8; 30];
-    if !write_seconds(&mut whole, secs) {
-        let whole = format_seconds(secs);
-        return format!("{}.{value:0digits$}Z", &whole[..whole.len() - 1]);
-    }
-    text[..19].copy_from_slice(&whole[..19]);
-    text[19] = b'.';
-    put_digits(&mut text[20..20 + digits], value);
-    text[20 + digits] = b'Z';
-    ascii(&text[..21 + digits])
+    let mut fraction_text = [0u8; 9];
+    put_digits(&mut fraction_text[..digits], value);
+    let whole = format_seconds(secs);
+    let mut text = String::with_capacity(whole.len() + 1 + digits);
+    text.push_str(&whole[..whole.len() - 1]);
+    text.push('.');
+    text.extend(fraction_text[..digits].iter().map(|&b| char::from(b)));
+    text.push('Z');
+    text
 }
 
 /// Seconds since the epoch of `text` in exactly the form [`format_seconds`]

@@ -82,7 +82,7 @@ fn open_key(
 }
 
 fn check_plaintext(envelope: &ChunkEnvelope, plaintext: &[u8]) -> Result<(), DecryptError> {
-    let hash = format!("0x{}", hex::encode(Sha256::digest(plaintext)));
+    let hash = crate::keys::hex_with_prefix("0x", &Sha256::digest(plaintext));
     if hash != envelope.plaintext_hash {
         return Err(DecryptError::PlaintextHash);
     }

@@ -232,7 +232,7 @@ where
         Ok(ChainReadSummary {
             chunks: self.chunks,
             bytes: self.bytes,
-            output_hash: format!("0x{}", hex::encode(self.hasher.finalize())),
+            output_hash: crate::keys::hex_with_prefix("0x", &self.hasher.finalize()),
         })
     }
 

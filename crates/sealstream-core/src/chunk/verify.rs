@@ -94,7 +94,7 @@ pub struct VerifyError {
 pub fn check_self(envelope: &ChunkEnvelope, ciphertext: Option<&[u8]>) -> Result<(), VerifyReason> {
     let ciphertext = ciphertext.ok_or(VerifyReason::MissingCiphertext)?;
     let digest = Sha256::digest(ciphertext);
-    let expected_hash = format!("0x{}", hex::encode(digest));
+    let expected_hash = crate::keys::hex_with_prefix("0x", &digest);
     if envelope.encrypted_data_hash != expected_hash {
         return Err(VerifyReason::HashMismatch);
     }

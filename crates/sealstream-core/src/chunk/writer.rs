@@ -453,7 +453,7 @@ impl<S: ChunkSink> ChainWriter<S> {
         sink.finish()?;
         let summary = ChainSummary {
             state,
-            source_hash: format!("0x{}", hex::encode(self.source.finalize())),
+            source_hash: crate::keys::hex_with_prefix("0x", &self.source.finalize()),
             chunks: self.chunks,
             bytes: self.bytes,
         };

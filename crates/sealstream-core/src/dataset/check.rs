@@ -21,7 +21,7 @@ pub fn chunk_leaf(chunk_id: &str) -> Option<Hash> {
 
 /// `0x` + hex of a hash.
 pub fn hash_hex(h: &Hash) -> String {
-    format!("0x{}", hex::encode(h))
+    crate::keys::hex_with_prefix("0x", h)
 }
 
 /// Collects what a manifest commits to while a chain is written or read.

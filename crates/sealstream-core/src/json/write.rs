@@ -133,32 +133,14 @@ pub(crate) fn write_object<E>(
     let Some(order) = style.key_order else {
         return write_members(out, map.iter(), style);
     };
-    // Objects are small and often in order already (a payload the rules
-    // left sorted): then no sort and no allocation; small ones are sorted
-    // as indexes on the stack.
+    // Often in order already (a payload the rules left sorted): then it is
+    // written as it is, without a sort or an allocation.
     let sorted = map
         .keys()
         .zip(map.keys().skip(1))
         .all(|(a, b)| order(a, b) != Ordering::Greater);
     if sorted {
         return write_members(out, map.iter(), style);
-    }
-    const SMALL: usize = 32;
-    if map.len() <= SMALL {
-        let mut indexes = [0u8; SMALL];
-        for (i, slot) in indexes.iter_mut().enumerate().take(map.len()) {
-            *slot = i as u8;
-        }
-        let indexes = &mut indexes[..map.len()];
-        let key = |i: u8| map.get_index(usize::from(i)).map(|(k, _)| k);
-        indexes.sort_unstable_by(|&a, &b| match (key(a), key(b)) {
-            (Some(a), Some(b)) => order(a, b),
-            _ => Ordering::Equal,
-        });
-        let members = indexes
-            .iter()
-            .filter_map(|&i| map.get_index(usize::from(i)));
-        return write_members(out, members, style);
     }
     let mut entries: Vec<(&String, &Value)> = map.iter().collect();
     entries.sort_unstable_by(|a, b| order(a.0, b.0));

@@ -33,7 +33,7 @@ pub(crate) fn parse_word(text: &str, field: &str) -> Result<[u8; 32], Validation
 
 /// `0x` + lower-case hex of `bytes`.
 pub(crate) fn to_hex(bytes: &[u8]) -> String {
-    format!("0x{}", hex::encode(bytes))
+    sealstream_core::keys::hex_with_prefix("0x", bytes)
 }
 
 impl FromStr for TxHash {
